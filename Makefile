@@ -1,0 +1,39 @@
+# kioskfleet — see README.md. `make run` starts the whole system; `make test` installs the test
+# peers (Debian packages) and runs every test with -race.
+GO      ?= go
+BIN     := bin
+GOFLAGS ?=
+export CGO_ENABLED := 1
+
+CMDS := fleet-hub=./hub/cmd/fleet-hub kiosk-agent=./agent/cmd/kiosk-agent fleetctl=./console/cmd/fleetctl devsim=./drivers/cmd/devsim fleetsim=./hub/cmd/fleetsim
+
+.PHONY: all build run test test-deps bench soak fuzz vet clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	@for c in $(CMDS); do n=$${c%%=*}; p=$${c#*=}; \
+	  if [ -d $$p ]; then $(GO) build $(GOFLAGS) -o $(BIN)/$$n $$p || exit 1; fi; done
+
+run: build
+	./scripts/run.sh
+
+test-deps:
+	./.ci/install-peers
+
+test: test-deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
+
+bench: build
+	./scripts/bench.sh
+
+soak: build
+	KF_SOAK=1 $(GO) test -count=1 -timeout 120m -run Soak ./...
+
+fuzz:
+	./scripts/fuzz.sh
+
+clean:
+	rm -rf $(BIN)
