@@ -9,6 +9,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -21,39 +22,14 @@ var (
 	ErrInvalid       = errors.New("store: invalid value")
 )
 
-// Site is a service hall or other place where kiosks stand.
-type Site struct {
-	ID      string `json:"id"`
-	Name    string `json:"name"`
-	Region  string `json:"region"` // GB/T 2260 administrative division code, six digits
-	Address string `json:"address,omitempty"`
-}
-
-// Device is an enrolled kiosk.
-type Device struct {
-	ID         string    `json:"id"`
-	SiteID     string    `json:"siteId"`
-	Region     string    `json:"region"` // copied from the site at enrollment
-	Model      string    `json:"model,omitempty"`
-	CertSerial string    `json:"certSerial"` // hex serial of the current client certificate
-	CertExpiry time.Time `json:"certExpiry"`
-	CertPEM    []byte    `json:"-"` // current client certificate; its key signs kiosk assertions
-	EnrolledAt time.Time `json:"enrolledAt"`
-	Revoked    bool      `json:"revoked"`
-	RevokedAt  time.Time `json:"revokedAt,omitzero"`
-
-	// Presence as seen by the hub (hub clock).
-	Online       bool      `json:"online"`
-	PresenceAt   time.Time `json:"presenceAt,omitzero"` // when Online last changed
-	LastSeen     time.Time `json:"lastSeen,omitzero"`   // last message of any kind
-	AgentVersion string    `json:"agentVersion,omitempty"`
-
-	// Latest health and peripheral status, from heartbeat and peripherals records.
-	Health      json.RawMessage `json:"health,omitempty"`
-	HealthAt    time.Time       `json:"healthAt,omitzero"`
-	Peripherals json.RawMessage `json:"peripherals,omitempty"`
-	PeriphAt    time.Time       `json:"peripheralsAt,omitzero"`
-}
+// Domain types shared with the HTTP API live in pkg/fleet.
+type (
+	Site     = fleet.Site
+	Device   = fleet.Device
+	Record   = fleet.Record
+	Command  = fleet.Command
+	DocState = fleet.DocState
+)
 
 // DeviceFilter selects devices; zero fields match everything.
 type DeviceFilter struct {
@@ -72,19 +48,6 @@ type EnrollmentToken struct {
 	ExpiresAt time.Time `json:"expiresAt"`
 	UsedAt    time.Time `json:"usedAt,omitzero"`
 	DeviceID  string    `json:"deviceId,omitempty"` // set when used
-}
-
-// Record is an uplink record as stored by the hub.
-type Record struct {
-	ID       int64           `json:"id"` // hub-wide insertion order
-	DeviceID string          `json:"deviceId"`
-	Epoch    string          `json:"epoch"`
-	Seq      uint64          `json:"seq"`
-	Kind     string          `json:"kind"`
-	Class    wire.Class      `json:"class"`
-	DeviceTS time.Time       `json:"deviceTs"`
-	RecvTS   time.Time       `json:"recvTs"` // hub clock
-	Body     json.RawMessage `json:"body"`
 }
 
 // RecordFilter selects records in insertion order.
@@ -124,30 +87,6 @@ type Watermark struct {
 	DeviceID string
 	Epoch    string
 	UpTo     uint64
-}
-
-// Command is a command to a device and its life cycle.
-type Command struct {
-	ID          string            `json:"id"`
-	DeviceID    string            `json:"deviceId"`
-	Name        string            `json:"name"`
-	Args        json.RawMessage   `json:"args,omitempty"`
-	State       wire.CommandState `json:"state"`
-	CreatedAt   time.Time         `json:"createdAt"`
-	ExpiresAt   time.Time         `json:"expiresAt"`
-	DeliveredAt time.Time         `json:"deliveredAt,omitzero"`
-	UpdatedAt   time.Time         `json:"updatedAt"`
-	Output      json.RawMessage   `json:"output,omitempty"`
-	Error       string            `json:"error,omitempty"`
-}
-
-// DocState is a versioned configuration document (desired or reported).
-type DocState struct {
-	DeviceID  string          `json:"deviceId"`
-	Version   int64           `json:"version"`
-	Doc       json.RawMessage `json:"doc"`
-	Error     string          `json:"error,omitempty"`
-	UpdatedAt time.Time       `json:"updatedAt"`
 }
 
 // Store is the hub's storage. All methods are safe for concurrent use.

@@ -1,0 +1,127 @@
+// Package api defines the hub's HTTP API (version 1, under /api/v1): request and response types
+// shared by the hub, fleetctl, the fleet simulator and tests, and a small Go client. The API is
+// documented in docs/api.md.
+package api
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
+)
+
+// Prefix is the path prefix of every versioned endpoint.
+const Prefix = "/api/v1"
+
+// Error is the body of every non-2xx response.
+type Error struct {
+	Status  int      `json:"-"`
+	Code    string   `json:"code"`             // machine-readable: bad_request, unauthorized, forbidden, not_found, conflict, gone, internal
+	Message string   `json:"message"`          // what was wrong, for a person
+	Fields  []string `json:"fields,omitempty"` // every invalid field, when the request body was at fault
+}
+
+// ErrorBody wraps Error on the wire: {"error": {...}}.
+type ErrorBody struct {
+	Error Error `json:"error"`
+}
+
+func (e *Error) Error() string {
+	if len(e.Fields) > 0 {
+		b, _ := json.Marshal(e.Fields)
+		return "api: " + e.Code + ": " + e.Message + " " + string(b)
+	}
+	return "api: " + e.Code + ": " + e.Message
+}
+
+// Health is the body of GET /api/v1/health.
+type Health struct {
+	Status         string `json:"status"` // ok or degraded
+	Version        string `json:"version"`
+	Store          string `json:"store"`
+	Broker         string `json:"broker"` // MQTT listener address
+	ConnectedCount int    `json:"connected"`
+	Devices        int    `json:"devices"`
+}
+
+// CreateSite is the body of POST /api/v1/sites.
+type CreateSite = fleet.Site
+
+// Sites is the body of GET /api/v1/sites.
+type Sites struct {
+	Sites []fleet.Site `json:"sites"`
+}
+
+// CreateToken is the body of POST /api/v1/enrollment-tokens.
+type CreateToken struct {
+	SiteID string `json:"siteId"`
+	TTL    string `json:"ttl,omitempty"` // Go duration, default 24h, at most 30 days
+}
+
+// Token is the response to CreateToken. Secret is shown once and never stored by the hub.
+type Token struct {
+	ID        string    `json:"id"`
+	Secret    string    `json:"token"`
+	SiteID    string    `json:"siteId"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// Enroll is the body of POST /api/v1/enroll; it is authorised by the enrollment token it carries.
+type Enroll struct {
+	Token string `json:"token"`
+	CSR   string `json:"csr"` // PEM CERTIFICATE REQUEST; the private key stays on the kiosk
+	Model string `json:"model,omitempty"`
+}
+
+// Enrolled is the response to Enroll.
+type Enrolled struct {
+	DeviceID      string    `json:"deviceId"`
+	Certificate   string    `json:"certificate"`   // PEM
+	CACertificate string    `json:"caCertificate"` // PEM: the hub's CA, to verify the broker
+	MQTTAddr      string    `json:"mqttAddr"`      // host:port of the TLS MQTT listener
+	NotAfter      time.Time `json:"notAfter"`
+}
+
+// Devices is the body of GET /api/v1/devices?site=&region=&status=online|offline.
+type Devices struct {
+	Devices []fleet.Device `json:"devices"`
+}
+
+// DeviceDetail is the body of GET /api/v1/devices/{id}.
+type DeviceDetail struct {
+	Device   fleet.Device    `json:"device"`
+	Desired  *fleet.DocState `json:"desired,omitempty"`
+	Reported *fleet.DocState `json:"reported,omitempty"`
+	Drift    bool            `json:"drift"`    // desired and reported differ in version
+	Commands []fleet.Command `json:"commands"` // most recent first
+}
+
+// CreateCommand is the body of POST /api/v1/devices/{id}/commands.
+type CreateCommand struct {
+	Name string          `json:"name"`
+	Args json.RawMessage `json:"args,omitempty"`
+	TTL  string          `json:"ttl,omitempty"` // Go duration, default 1h, at most 7 days
+}
+
+// Commands is the body of GET /api/v1/devices/{id}/commands.
+type Commands struct {
+	Commands []fleet.Command `json:"commands"`
+}
+
+// SetDesired is the body of PUT /api/v1/devices/{id}/desired.
+type SetDesired struct {
+	Doc json.RawMessage `json:"doc"`
+}
+
+// State is the body of GET /api/v1/devices/{id}/state.
+type State struct {
+	Desired  *fleet.DocState `json:"desired,omitempty"`
+	Reported *fleet.DocState `json:"reported,omitempty"`
+	Drift    bool            `json:"drift"`
+}
+
+// Records is the body of GET /api/v1/devices/{id}/records?kind=&after=&limit=.
+type Records struct {
+	Records []fleet.Record `json:"records"`
+	Next    int64          `json:"next"` // pass as after= to continue
+}
