@@ -1,0 +1,190 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
+)
+
+// Client calls the hub's HTTP API.
+type Client struct {
+	BaseURL string // e.g. http://127.0.0.1:8080
+	Token   string // bearer token (bootstrap admin token or an access token)
+	HTTP    *http.Client
+}
+
+// Do sends a request with an optional JSON body and decodes a JSON response into out (if non-nil).
+// A non-2xx response is returned as *Error.
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("api: encode request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, rd)
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("api: %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("api: read response: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var eb ErrorBody
+		if json.Unmarshal(data, &eb) != nil || eb.Error.Code == "" {
+			eb.Error = Error{Code: http.StatusText(resp.StatusCode), Message: strings.TrimSpace(string(data))}
+		}
+		eb.Error.Status = resp.StatusCode
+		return &eb.Error
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("api: decode %s %s response: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// Health returns the hub's health.
+func (c *Client) Health(ctx context.Context) (Health, error) {
+	var h Health
+	return h, c.Do(ctx, http.MethodGet, Prefix+"/health", nil, &h)
+}
+
+// CreateSite creates a site.
+func (c *Client) CreateSite(ctx context.Context, s fleet.Site) (fleet.Site, error) {
+	var out fleet.Site
+	return out, c.Do(ctx, http.MethodPost, Prefix+"/sites", s, &out)
+}
+
+// ListSites lists sites.
+func (c *Client) ListSites(ctx context.Context) ([]fleet.Site, error) {
+	var out Sites
+	return out.Sites, c.Do(ctx, http.MethodGet, Prefix+"/sites", nil, &out)
+}
+
+// CreateToken creates a one-time enrollment token.
+func (c *Client) CreateToken(ctx context.Context, req CreateToken) (Token, error) {
+	var out Token
+	return out, c.Do(ctx, http.MethodPost, Prefix+"/enrollment-tokens", req, &out)
+}
+
+// Enroll redeems an enrollment token for a device certificate.
+func (c *Client) Enroll(ctx context.Context, req Enroll) (Enrolled, error) {
+	var out Enrolled
+	return out, c.Do(ctx, http.MethodPost, Prefix+"/enroll", req, &out)
+}
+
+// DeviceQuery filters ListDevices; zero fields match all.
+type DeviceQuery struct {
+	Site, Region, Status string // Status: online or offline
+}
+
+// ListDevices lists devices.
+func (c *Client) ListDevices(ctx context.Context, q DeviceQuery) ([]fleet.Device, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"site": q.Site, "region": q.Region, "status": q.Status} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	p := Prefix + "/devices"
+	if len(v) > 0 {
+		p += "?" + v.Encode()
+	}
+	var out Devices
+	return out.Devices, c.Do(ctx, http.MethodGet, p, nil, &out)
+}
+
+// Device returns one device with its state and recent commands.
+func (c *Client) Device(ctx context.Context, id string) (DeviceDetail, error) {
+	var out DeviceDetail
+	return out, c.Do(ctx, http.MethodGet, Prefix+"/devices/"+url.PathEscape(id), nil, &out)
+}
+
+// Revoke revokes a device's certificate and cuts its session.
+func (c *Client) Revoke(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodPost, Prefix+"/devices/"+url.PathEscape(id)+"/revoke", nil, nil)
+}
+
+// SendCommand queues a command for a device.
+func (c *Client) SendCommand(ctx context.Context, deviceID string, req CreateCommand) (fleet.Command, error) {
+	var out fleet.Command
+	return out, c.Do(ctx, http.MethodPost, Prefix+"/devices/"+url.PathEscape(deviceID)+"/commands", req, &out)
+}
+
+// Command returns a command. With wait > 0 the hub holds the request until the command reaches a
+// terminal state or wait passes (at most 60 s).
+func (c *Client) Command(ctx context.Context, id string, wait time.Duration) (fleet.Command, error) {
+	p := Prefix + "/commands/" + url.PathEscape(id)
+	if wait > 0 {
+		p += "?wait=" + url.QueryEscape(wait.String())
+	}
+	var out fleet.Command
+	return out, c.Do(ctx, http.MethodGet, p, nil, &out)
+}
+
+// SetDesired stores a new desired state document for a device.
+func (c *Client) SetDesired(ctx context.Context, deviceID string, doc json.RawMessage) (fleet.DocState, error) {
+	var out fleet.DocState
+	return out, c.Do(ctx, http.MethodPut, Prefix+"/devices/"+url.PathEscape(deviceID)+"/desired", SetDesired{Doc: doc}, &out)
+}
+
+// State returns desired and reported state and whether they drift.
+func (c *Client) State(ctx context.Context, deviceID string) (State, error) {
+	var out State
+	return out, c.Do(ctx, http.MethodGet, Prefix+"/devices/"+url.PathEscape(deviceID)+"/state", nil, &out)
+}
+
+// RecordQuery selects records.
+type RecordQuery struct {
+	Kind  string
+	After int64
+	Limit int
+}
+
+// Records lists a device's records in per-device order.
+func (c *Client) Records(ctx context.Context, deviceID string, q RecordQuery) (Records, error) {
+	v := url.Values{}
+	if q.Kind != "" {
+		v.Set("kind", q.Kind)
+	}
+	if q.After > 0 {
+		v.Set("after", fmt.Sprint(q.After))
+	}
+	if q.Limit > 0 {
+		v.Set("limit", fmt.Sprint(q.Limit))
+	}
+	p := Prefix + "/devices/" + url.PathEscape(deviceID) + "/records"
+	if len(v) > 0 {
+		p += "?" + v.Encode()
+	}
+	var out Records
+	return out, c.Do(ctx, http.MethodGet, p, nil, &out)
+}
