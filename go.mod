@@ -3,6 +3,7 @@ module github.com/kioskfleet/kioskfleet
 go 1.26.0
 
 require (
+	github.com/OpenPrinting/goipp v1.2.0 // indirect
 	github.com/Shopify/toxiproxy/v2 v2.5.0 // indirect
 	github.com/alexedwards/argon2id v1.0.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
