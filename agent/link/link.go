@@ -1,0 +1,348 @@
+// Package link is the agent's side of the sync protocol: it keeps one MQTT 3.1.1 session over
+// mutual TLS to the hub (reconnecting with jittered exponential backoff), announces itself with a
+// hello, uploads the outbox in batches with several in flight, deletes records only on the hub's
+// cumulative ack, resends from the first unacked record when acks stall, and hands commands and
+// desired state to the agent.
+package link
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
+)
+
+// Outbox is what the link needs of the agent's durable outbox.
+type Outbox interface {
+	Epoch() string
+	NextSeq() uint64
+	// Pending returns up to max records with seq > afterSeq in seq order.
+	Pending(ctx context.Context, afterSeq uint64, max int) ([]wire.Record, error)
+	// Ack deletes every record of epoch with seq <= upTo.
+	Ack(ctx context.Context, epoch string, upTo uint64) error
+	// Notify is signalled when records are appended.
+	Notify() <-chan struct{}
+}
+
+// Config configures a Link.
+type Config struct {
+	DeviceID     string
+	Broker       string      // host:port of the hub's TLS MQTT listener
+	TLS          *tls.Config // client certificate and the hub CA
+	Outbox       Outbox
+	AgentVersion string
+
+	// StateVersion returns the desired-state version the agent runs (sent in hello).
+	StateVersion func() int64
+	// OnCommand and OnDesired receive downlink messages. They run on the link's dispatch
+	// goroutine, one at a time, and should return quickly (persist, then act elsewhere).
+	OnCommand func(ctx context.Context, c wire.Command)
+	OnDesired func(ctx context.Context, d wire.Desired)
+
+	BatchRecords int           // records per batch (default 200)
+	MaxInflight  int           // batches published and not yet acked (default 8)
+	AckTimeout   time.Duration // resend from the first unacked record when no ack progress (default 10 s)
+	KeepAlive    time.Duration // MQTT keepalive (default 15 s)
+	MinBackoff   time.Duration // default 500 ms
+	MaxBackoff   time.Duration // default 60 s
+	Log          *slog.Logger
+}
+
+func (c *Config) defaults() error {
+	if c.BatchRecords <= 0 {
+		c.BatchRecords = 200
+	}
+	c.BatchRecords = min(c.BatchRecords, wire.MaxBatchRecords)
+	if c.MaxInflight <= 0 {
+		c.MaxInflight = 8
+	}
+	if c.AckTimeout <= 0 {
+		c.AckTimeout = 10 * time.Second
+	}
+	if c.KeepAlive <= 0 {
+		c.KeepAlive = 15 * time.Second
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = 500 * time.Millisecond
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 60 * time.Second
+	}
+	if c.StateVersion == nil {
+		c.StateVersion = func() int64 { return 0 }
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	var errs []error
+	if !wire.ValidDeviceID(c.DeviceID) {
+		errs = append(errs, fmt.Errorf("link: bad device id %q", c.DeviceID))
+	}
+	if c.Broker == "" {
+		errs = append(errs, errors.New("link: broker address missing"))
+	}
+	if c.Outbox == nil {
+		errs = append(errs, errors.New("link: outbox missing"))
+	}
+	return errors.Join(errs...)
+}
+
+// Link is one agent's sync session manager.
+type Link struct {
+	cfg       Config
+	connected atomic.Bool
+	sessions  atomic.Uint64
+	acked     atomic.Uint64 // highest seq the hub acked in this process
+}
+
+// New validates cfg and returns a Link; start it with Run.
+func New(cfg Config) (*Link, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	return &Link{cfg: cfg}, nil
+}
+
+// Connected reports whether a session is up.
+func (l *Link) Connected() bool { return l.connected.Load() }
+
+// Sessions returns how many sessions have been established.
+func (l *Link) Sessions() uint64 { return l.sessions.Load() }
+
+// Acked returns the highest sequence number the hub has acknowledged to this process.
+func (l *Link) Acked() uint64 { return l.acked.Load() }
+
+// Run keeps a session up until ctx is done.
+func (l *Link) Run(ctx context.Context) error {
+	backoff := l.cfg.MinBackoff
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := l.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(start) > 2*l.cfg.MaxBackoff || time.Since(start) > time.Minute {
+			backoff = l.cfg.MinBackoff // the last session was healthy: start over
+		}
+		// Full jitter (AWS architecture blog, "Exponential Backoff And Jitter"): spread a fleet's
+		// reconnects after a hub restart instead of having them arrive in waves.
+		wait := time.Duration(rand.Int64N(int64(backoff))) + backoff/2
+		l.cfg.Log.Warn("hub session ended; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, l.cfg.MaxBackoff)
+	}
+	return nil
+}
+
+type downMsg struct {
+	ch      wire.Channel
+	payload []byte
+}
+
+// session runs one MQTT session until it fails or ctx is done.
+func (l *Link) session(ctx context.Context) error {
+	lost := make(chan error, 1)
+	down := make(chan downMsg, 256)
+	acks := make(chan wire.AckMsg, 256)
+	epoch := l.cfg.Outbox.Epoch()
+	id := l.cfg.DeviceID
+
+	opts := mqtt.NewClientOptions().
+		AddBroker("tls://"+l.cfg.Broker).
+		SetClientID(id).
+		SetTLSConfig(l.cfg.TLS).
+		SetProtocolVersion(4). // MQTT 3.1.1
+		SetCleanSession(true). // the hub's database, not the broker, holds what we have not confirmed
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetKeepAlive(l.cfg.KeepAlive).
+		SetPingTimeout(l.cfg.KeepAlive).
+		SetConnectTimeout(10*time.Second).
+		SetWriteTimeout(10*time.Second).
+		SetOrderMatters(false).
+		SetBinaryWill(wire.Topic(id, wire.ChPresence), wire.Encode(wire.PresenceMsg{V: wire.Version, Online: false}), 1, true).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			select {
+			case lost <- err:
+			default:
+			}
+		})
+	c := mqtt.NewClient(opts)
+	if err := wait(ctx, c.Connect(), 15*time.Second); err != nil {
+		return fmt.Errorf("connect %s: %w", l.cfg.Broker, err)
+	}
+	defer c.Disconnect(250)
+	defer l.connected.Store(false)
+
+	handler := func(ch wire.Channel) mqtt.MessageHandler {
+		return func(_ mqtt.Client, m mqtt.Message) {
+			if ch == wire.ChAck {
+				a, err := wire.DecodeAck(m.Payload())
+				if err != nil {
+					l.cfg.Log.Warn("ack rejected", "err", err)
+					return
+				}
+				select {
+				case acks <- a:
+				default: // acks are cumulative: a dropped one is superseded by the next
+				}
+				return
+			}
+			select {
+			case down <- downMsg{ch, m.Payload()}:
+			case <-ctx.Done():
+			}
+		}
+	}
+	subHandlers := map[string]wire.Channel{}
+	for _, ch := range wire.DownlinkChannels {
+		subHandlers[wire.Topic(id, ch)] = ch
+	}
+	for t, ch := range subHandlers {
+		if err := wait(ctx, c.Subscribe(t, 1, handler(ch)), 10*time.Second); err != nil {
+			return fmt.Errorf("subscribe %s: %w", t, err)
+		}
+	}
+	pres := wire.Encode(wire.PresenceMsg{V: wire.Version, Online: true, AgentVersion: l.cfg.AgentVersion})
+	if err := wait(ctx, c.Publish(wire.Topic(id, wire.ChPresence), 1, true, pres), 10*time.Second); err != nil {
+		return fmt.Errorf("presence: %w", err)
+	}
+	hello := wire.Encode(wire.Hello{V: wire.Version, Epoch: epoch, NextSeq: l.cfg.Outbox.NextSeq(),
+		StateVersion: l.cfg.StateVersion(), AgentVersion: l.cfg.AgentVersion})
+	if err := wait(ctx, c.Publish(wire.Topic(id, wire.ChHello), 1, false, hello), 10*time.Second); err != nil {
+		return fmt.Errorf("hello: %w", err)
+	}
+	l.connected.Store(true)
+	l.sessions.Add(1)
+	l.cfg.Log.Info("hub session up", "broker", l.cfg.Broker, "epoch", epoch)
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() { // dispatch downlink messages one at a time, off paho's goroutines
+		defer wg.Done()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case m := <-down:
+				l.dispatch(sctx, m)
+			}
+		}
+	}()
+	return l.upload(sctx, c, epoch, acks, lost)
+}
+
+func (l *Link) dispatch(ctx context.Context, m downMsg) {
+	switch m.ch {
+	case wire.ChCmd:
+		cmd, err := wire.DecodeCommand(m.payload)
+		if err != nil {
+			l.cfg.Log.Warn("command rejected", "err", err)
+			return
+		}
+		if l.cfg.OnCommand != nil {
+			l.cfg.OnCommand(ctx, cmd)
+		}
+	case wire.ChDesired:
+		d, err := wire.DecodeDesired(m.payload)
+		if err != nil {
+			l.cfg.Log.Warn("desired state rejected", "err", err)
+			return
+		}
+		if l.cfg.OnDesired != nil {
+			l.cfg.OnDesired(ctx, d)
+		}
+	}
+}
+
+// upload sends the outbox with up to MaxInflight unacked batches and applies acks.
+func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-chan wire.AckMsg, lost <-chan error) error {
+	topic := wire.Topic(l.cfg.DeviceID, wire.ChUp)
+	var (
+		sent     uint64   // highest seq published in this session (0: start from the first pending)
+		acked    uint64   // highest seq the hub acked in this session
+		inflight []uint64 // last seq of each unacked batch, ascending
+		progress = time.Now()
+	)
+	tick := time.NewTicker(l.cfg.AckTimeout / 4)
+	defer tick.Stop()
+	for {
+		for len(inflight) < l.cfg.MaxInflight {
+			recs, err := l.cfg.Outbox.Pending(ctx, max(sent, acked), l.cfg.BatchRecords)
+			if err != nil {
+				return fmt.Errorf("read outbox: %w", err)
+			}
+			if len(recs) == 0 {
+				break
+			}
+			if len(inflight) == 0 {
+				progress = time.Now()
+			}
+			payload := wire.Encode(wire.Batch{V: wire.Version, Epoch: epoch, Records: recs})
+			// Do not wait for PUBACK: the hub's ack after its commit is what counts.
+			c.Publish(topic, 1, false, payload)
+			sent = recs[len(recs)-1].Seq
+			inflight = append(inflight, sent)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-lost:
+			return fmt.Errorf("connection lost: %w", err)
+		case a := <-acks:
+			if a.Epoch != epoch || a.UpTo <= acked {
+				continue
+			}
+			if err := l.cfg.Outbox.Ack(ctx, epoch, a.UpTo); err != nil {
+				l.cfg.Log.Warn("ack not applied", "upTo", a.UpTo, "err", err)
+				continue
+			}
+			acked = a.UpTo
+			if acked > l.acked.Load() {
+				l.acked.Store(acked)
+			}
+			for len(inflight) > 0 && inflight[0] <= acked {
+				inflight = inflight[1:]
+			}
+			progress = time.Now()
+		case <-l.cfg.Outbox.Notify():
+		case <-tick.C:
+			if len(inflight) > 0 && time.Since(progress) > l.cfg.AckTimeout {
+				// A batch was lost (or the hub could not commit): the hub never acks over a gap,
+				// so resend everything from the first unacked record.
+				l.cfg.Log.Info("no ack progress; resending from first unacked", "acked", acked, "sent", sent)
+				sent, inflight, progress = 0, nil, time.Now()
+			}
+		}
+	}
+}
+
+// wait waits for a paho token, bounded by d and ctx.
+func wait(ctx context.Context, t mqtt.Token, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-t.Done():
+		return t.Error()
+	case <-timer.C:
+		return errors.New("timed out")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,402 @@
+// Package ingest is the hub's side of the sync protocol: it takes uplink batches, hellos and
+// presence from the message bus, commits batches idempotently with group commit, publishes
+// cumulative acks only after the commit, and sends devices the commands and desired state they have
+// not yet confirmed whenever they connect.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
+)
+
+// Bus is the message bus the hub consumes from: the embedded broker's inline client, or a client
+// of an external broker when the hub is scaled out.
+type Bus interface {
+	Publish(topic string, payload []byte, retain bool, qos byte) error
+	// Subscribe calls handler for every message matching filter; deviceID is the publisher.
+	Subscribe(filter string, handler func(deviceID, topic string, payload []byte)) error
+}
+
+// ConnectedChecker is an optional capability of a Bus: whether a device has a live session.
+type ConnectedChecker interface {
+	Connected(deviceID string) bool
+}
+
+// ErrClosed is returned for work offered after Close.
+var ErrClosed = errors.New("ingest: closed")
+
+// Config tunes group commit.
+type Config struct {
+	// Window is how long the committer gathers batches before a commit (default 2 ms).
+	Window time.Duration
+	// MaxRecords ends a gathering early once this many records wait (default 20,000).
+	MaxRecords int
+	// Queue is how many batches may wait for the committer before publishers are slowed (default 4096).
+	Queue int
+	// SweepEvery is how often expired commands are swept (default 1 s).
+	SweepEvery time.Duration
+	// Now is the hub clock (default time.Now).
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.Window <= 0 {
+		c.Window = 2 * time.Millisecond
+	}
+	if c.MaxRecords <= 0 {
+		c.MaxRecords = 20000
+	}
+	if c.Queue <= 0 {
+		c.Queue = 4096
+	}
+	if c.SweepEvery <= 0 {
+		c.SweepEvery = time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Ingest runs the hub side of the protocol. Create with New, start with Run.
+type Ingest struct {
+	cfg Config
+	st  store.Store
+	bus Bus
+	log *slog.Logger
+	m   *metrics
+
+	in   chan store.Batch
+	stop chan struct{} // closed when the committer stops taking batches
+}
+
+// New creates an Ingest. reg may be nil.
+func New(cfg Config, st store.Store, bus Bus, log *slog.Logger, reg prometheus.Registerer) (*Ingest, error) {
+	cfg.defaults()
+	m := newMetrics()
+	if reg != nil {
+		if err := m.register(reg); err != nil {
+			return nil, fmt.Errorf("ingest: metrics: %w", err)
+		}
+	}
+	return &Ingest{cfg: cfg, st: st, bus: bus, log: log, m: m, in: make(chan store.Batch, cfg.Queue), stop: make(chan struct{})}, nil
+}
+
+// Run subscribes to the device channels and runs the committer and the expiry sweeper until ctx is
+// done. Batches already received are committed and acked before it returns.
+func (g *Ingest) Run(ctx context.Context) error {
+	subs := []struct {
+		ch wire.Channel
+		fn func(string, string, []byte)
+	}{
+		{wire.ChUp, g.onUp},
+		{wire.ChHello, func(dev, topic string, p []byte) { g.onHello(ctx, dev, topic, p) }},
+		{wire.ChPresence, func(dev, topic string, p []byte) { g.onPresence(ctx, dev, topic, p) }},
+	}
+	for _, s := range subs {
+		if err := g.bus.Subscribe(wire.Filter(s.ch), s.fn); err != nil {
+			return fmt.Errorf("ingest: subscribe %s: %w", s.ch, err)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); g.sweep(ctx) }()
+	g.commitLoop(ctx)
+	wg.Wait()
+	return nil
+}
+
+// Stats is a snapshot of ingest counters.
+type Stats struct {
+	Records, Batches, Commits, Rejected uint64
+}
+
+// Stats returns counters since start.
+func (g *Ingest) Stats() Stats { return g.m.snapshot() }
+
+// reject counts and logs a refused payload. The reason never includes payload bytes (they may carry
+// personal data).
+func (g *Ingest) reject(dev string, ch wire.Channel, err error) {
+	reason := "malformed"
+	switch {
+	case errors.Is(err, wire.ErrUnknownVersion):
+		reason = "unknown_version"
+	case errors.Is(err, wire.ErrTooLarge):
+		reason = "too_large"
+	case errors.Is(err, wire.ErrBadTopic):
+		reason = "bad_topic"
+	}
+	g.m.rejected(string(ch), reason)
+	g.log.Warn("payload rejected", "device", dev, "channel", string(ch), "reason", reason, "err", err)
+}
+
+// topicDevice checks that the topic's device is the publisher (the broker's ACL already enforces
+// it for devices; this guards the bus seam when an external broker is used).
+func topicDevice(dev, topic string, want wire.Channel) error {
+	id, ch, err := wire.ParseTopic(topic)
+	if err != nil {
+		return err
+	}
+	if ch != want || (dev != "" && id != dev) {
+		return fmt.Errorf("%w: %s published to %s", wire.ErrBadTopic, dev, topic)
+	}
+	return nil
+}
+
+func (g *Ingest) onUp(dev, topic string, payload []byte) {
+	if err := topicDevice(dev, topic, wire.ChUp); err != nil {
+		g.reject(dev, wire.ChUp, err)
+		return
+	}
+	id, _, _ := wire.ParseTopic(topic)
+	b, err := wire.DecodeBatch(payload)
+	if err != nil {
+		g.reject(id, wire.ChUp, err)
+		return
+	}
+	batch := store.Batch{DeviceID: id, Epoch: b.Epoch, RecvTS: g.cfg.Now(), Records: make([]store.IncomingRecord, len(b.Records))}
+	for i, r := range b.Records {
+		batch.Records[i] = store.IncomingRecord{Record: r, Effect: g.effect(id, r)}
+	}
+	// Blocks the publisher's read loop while the committer is behind: backpressure. After shutdown
+	// the batch is dropped unacked, and the agent resends it.
+	select {
+	case g.in <- batch:
+	case <-g.stop:
+	}
+}
+
+// effect decodes what a record changes. A record whose body does not decode is still stored (it is
+// the device's data and the agent must be able to move on), but without effect, and counted.
+func (g *Ingest) effect(dev string, r wire.Record) store.Effect {
+	var e store.Effect
+	switch r.Kind {
+	case wire.KindCmdResult:
+		res, err := wire.DecodeCommandResult(r.Body)
+		if err != nil {
+			g.reject(dev, wire.ChUp, fmt.Errorf("record %d: %w", r.Seq, err))
+			return e
+		}
+		e.Command = &res
+	case wire.KindReported:
+		rep, err := wire.DecodeReported(r.Body)
+		if err != nil {
+			g.reject(dev, wire.ChUp, fmt.Errorf("record %d: %w", r.Seq, err))
+			return e
+		}
+		e.Reported = &rep
+	case wire.KindHeartbeat:
+		e.Health = r.Body
+	case wire.KindPeripherals:
+		e.Peripherals = r.Body
+	}
+	return e
+}
+
+func (g *Ingest) commitLoop(ctx context.Context) {
+	done := ctx.Done()
+	for {
+		var first store.Batch
+		select {
+		case first = <-g.in:
+		case <-done:
+			close(g.stop)
+			// Commit what is already queued so that nothing received is left unacked needlessly.
+			for {
+				select {
+				case b := <-g.in:
+					g.commit(context.WithoutCancel(ctx), []store.Batch{b})
+				default:
+					return
+				}
+			}
+		}
+		group := []store.Batch{first}
+		n := len(first.Records)
+		timer := time.NewTimer(g.cfg.Window)
+	gather:
+		for n < g.cfg.MaxRecords {
+			select {
+			case b := <-g.in:
+				group = append(group, b)
+				n += len(b.Records)
+			case <-timer.C:
+				break gather
+			}
+		}
+		timer.Stop()
+		g.commit(context.WithoutCancel(ctx), group)
+	}
+}
+
+// commit stores a group in one transaction and only then acks every touched (device, epoch).
+func (g *Ingest) commit(ctx context.Context, group []store.Batch) {
+	start := time.Now()
+	marks, err := g.st.CommitBatches(ctx, group)
+	if err != nil {
+		// Nothing is acked: the agents resend after their ack timeout.
+		g.m.commitErrors.Inc()
+		g.log.Error("commit failed; batches not acked", "batches", len(group), "err", err)
+		return
+	}
+	n := 0
+	ids := make([]string, 0, len(group))
+	seen := make(map[string]bool, len(group))
+	for _, b := range group {
+		n += len(b.Records)
+		if !seen[b.DeviceID] {
+			seen[b.DeviceID] = true
+			ids = append(ids, b.DeviceID)
+		}
+	}
+	g.m.committed(len(group), n, time.Since(start))
+	for _, w := range marks {
+		g.ack(w)
+	}
+	if err := g.st.TouchLastSeen(ctx, ids, g.cfg.Now()); err != nil {
+		g.log.Warn("last-seen update failed", "err", err)
+	}
+}
+
+func (g *Ingest) ack(w store.Watermark) {
+	msg := wire.Encode(wire.AckMsg{V: wire.Version, Epoch: w.Epoch, UpTo: w.UpTo})
+	if err := g.bus.Publish(wire.Topic(w.DeviceID, wire.ChAck), msg, false, 1); err != nil {
+		g.log.Warn("ack publish failed", "device", w.DeviceID, "err", err)
+	}
+}
+
+func (g *Ingest) onHello(ctx context.Context, dev, topic string, payload []byte) {
+	if err := topicDevice(dev, topic, wire.ChHello); err != nil {
+		g.reject(dev, wire.ChHello, err)
+		return
+	}
+	id, _, _ := wire.ParseTopic(topic)
+	h, err := wire.DecodeHello(payload)
+	if err != nil {
+		g.reject(id, wire.ChHello, err)
+		return
+	}
+	now := g.cfg.Now()
+	if err := g.st.SetPresence(ctx, id, true, h.AgentVersion, now); err != nil {
+		g.log.Warn("presence update failed", "device", id, "err", err)
+	}
+	// Tell the agent where the hub stands, so it can drop what is already safe and resume.
+	up, err := g.st.Watermark(ctx, id, h.Epoch)
+	if err != nil {
+		g.log.Error("watermark lookup failed", "device", id, "err", err)
+	} else {
+		g.ack(store.Watermark{DeviceID: id, Epoch: h.Epoch, UpTo: up})
+	}
+	g.SendPending(ctx, id)
+	g.sendDesired(ctx, id, h.StateVersion)
+}
+
+// SendPending publishes every command the device has not yet accepted and that has not expired,
+// oldest first, and marks them delivered. Duplicates are harmless: the agent executes each command
+// ID at most once.
+func (g *Ingest) SendPending(ctx context.Context, deviceID string) {
+	now := g.cfg.Now()
+	cmds, err := g.st.PendingCommands(ctx, deviceID, now)
+	if err != nil {
+		g.log.Error("pending commands lookup failed", "device", deviceID, "err", err)
+		return
+	}
+	var sent []string
+	for _, c := range cmds {
+		msg := wire.Encode(wire.Command{
+			V: wire.Version, ID: c.ID, Name: c.Name, Args: c.Args,
+			CreatedAt: c.CreatedAt.UnixMilli(), ExpiresAt: c.ExpiresAt.UnixMilli(),
+			ExpiresIn: max(0, c.ExpiresAt.Sub(now).Milliseconds()),
+		})
+		if err := g.bus.Publish(wire.Topic(deviceID, wire.ChCmd), msg, false, 1); err != nil {
+			g.log.Warn("command publish failed", "device", deviceID, "command", c.ID, "err", err)
+			continue
+		}
+		sent = append(sent, c.ID)
+	}
+	if len(sent) > 0 {
+		if err := g.st.MarkDelivered(ctx, sent, now); err != nil {
+			g.log.Warn("mark delivered failed", "device", deviceID, "err", err)
+		}
+	}
+}
+
+// PushDesired sends the device its desired state if it is newer than haveVersion.
+func (g *Ingest) sendDesired(ctx context.Context, deviceID string, haveVersion int64) {
+	d, err := g.st.GetDesired(ctx, deviceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return
+	}
+	if err != nil {
+		g.log.Error("desired lookup failed", "device", deviceID, "err", err)
+		return
+	}
+	if d.Version <= haveVersion {
+		return
+	}
+	msg := wire.Encode(wire.Desired{V: wire.Version, Version: d.Version, Doc: d.Doc})
+	if err := g.bus.Publish(wire.Topic(deviceID, wire.ChDesired), msg, false, 1); err != nil {
+		g.log.Warn("desired publish failed", "device", deviceID, "err", err)
+	}
+}
+
+// PushDesired sends the device its current desired state now (after an operator changed it). A
+// device that is offline gets it at its next hello.
+func (g *Ingest) PushDesired(ctx context.Context, deviceID string) { g.sendDesired(ctx, deviceID, 0) }
+
+func (g *Ingest) onPresence(ctx context.Context, dev, topic string, payload []byte) {
+	if err := topicDevice(dev, topic, wire.ChPresence); err != nil {
+		g.reject(dev, wire.ChPresence, err)
+		return
+	}
+	id, _, _ := wire.ParseTopic(topic)
+	p, err := wire.DecodePresence(payload)
+	if err != nil {
+		g.reject(id, wire.ChPresence, err)
+		return
+	}
+	g.SetPresence(ctx, id, p.Online, p.AgentVersion)
+}
+
+// SetPresence records a presence change seen by the hub (hub clock). An offline report for a device
+// that has a live session again (a Will or a disconnect that raced a reconnect) is ignored.
+func (g *Ingest) SetPresence(ctx context.Context, id string, online bool, agentVersion string) {
+	if !online {
+		if cc, ok := g.bus.(ConnectedChecker); ok && cc.Connected(id) {
+			return
+		}
+	}
+	if err := g.st.SetPresence(ctx, id, online, agentVersion, g.cfg.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+		g.log.Warn("presence update failed", "device", id, "err", err)
+	}
+}
+
+func (g *Ingest) sweep(ctx context.Context) {
+	t := time.NewTicker(g.cfg.SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			exp, err := g.st.ExpireCommands(ctx, g.cfg.Now())
+			if err != nil {
+				if ctx.Err() == nil {
+					g.log.Warn("command expiry sweep failed", "err", err)
+				}
+				continue
+			}
+			for _, c := range exp {
+				g.log.Info("command expired", "device", c.DeviceID, "command", c.ID, "name", c.Name)
+			}
+		}
+	}
+}

@@ -1,0 +1,54 @@
+package wire
+
+import "testing"
+
+// Every decoder of bytes from outside must reject or accept without panicking, and what it
+// accepts must re-encode to something it accepts again.
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{
+		`{"v":1,"epoch":"e1","records":[{"seq":1,"kind":"heartbeat","class":"t","ts":5,"body":{}}]}`,
+		`{"v":1,"epoch":"e1","nextSeq":1,"stateVersion":0,"agentVersion":"x"}`,
+		`{"v":1,"epoch":"e1","upTo":3}`,
+		`{"v":1,"id":"c","name":"ping","createdAt":1,"expiresAt":2,"expiresIn":1}`,
+		`{"v":1,"version":1,"doc":{}}`,
+		`{"v":1,"online":false}`,
+		`{"id":"c","state":"succeeded","output":{}}`,
+		`{"version":1,"doc":{}}`,
+		`{"v":2}`, `[]`, `{"v":1e400}`, "\x00",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if m, err := DecodeBatch(b); err == nil {
+			if _, err := DecodeBatch(Encode(m)); err != nil {
+				t.Fatalf("re-encoded batch refused: %v", err)
+			}
+		}
+		if m, err := DecodeHello(b); err == nil {
+			if _, err := DecodeHello(Encode(m)); err != nil {
+				t.Fatalf("re-encoded hello refused: %v", err)
+			}
+		}
+		_, _ = DecodeAck(b)
+		_, _ = DecodeCommand(b)
+		_, _ = DecodeDesired(b)
+		_, _ = DecodePresence(b)
+		_, _ = DecodeCommandResult(b)
+		_, _ = DecodeReported(b)
+	})
+}
+
+func FuzzParseTopic(f *testing.F) {
+	for _, s := range []string{"kf/v1/dev/k-1/up", "#", "$SYS/x", "kf/v1/dev/+/ack", "kf/v1/dev/a/b/c"} {
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, topic string, write bool) {
+		id, ch, err := ParseTopic(topic)
+		if err == nil && Topic(id, ch) != topic {
+			t.Fatalf("ParseTopic(%q) = %q %q does not round-trip", topic, id, ch)
+		}
+		if Allowed(id, topic, write) && err != nil {
+			t.Fatalf("Allowed a topic that does not parse: %q", topic)
+		}
+	})
+}
