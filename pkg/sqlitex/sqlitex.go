@@ -1,0 +1,171 @@
+// Package sqlitex opens SQLite databases (github.com/mattn/go-sqlite3) the way kioskfleet wants
+// them: WAL journal, synchronous=FULL so that a committed transaction survives power loss, foreign
+// keys on, a busy timeout, one writer connection (SQLite allows one writer at a time) and a pool of
+// read-only connections that read concurrently with the writer.
+package sqlitex
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+)
+
+// ErrIntegrity marks a database that fails PRAGMA integrity_check.
+var ErrIntegrity = errors.New("sqlitex: integrity check failed")
+
+// Options tune Open. The zero value gives the project defaults.
+type Options struct {
+	// Synchronous is the PRAGMA synchronous level: "FULL" (default) makes every commit durable;
+	// "NORMAL" may lose the last commits on power loss (never corrupts) and is for data that is
+	// not a promise to anyone.
+	Synchronous string
+	// BusyTimeout is how long a connection waits for a lock (default 5s).
+	BusyTimeout time.Duration
+	// Readers is the size of the read pool (default max(4, GOMAXPROCS)).
+	Readers int
+	// StmtCache is the number of prepared statements cached per connection (default 64).
+	StmtCache int
+}
+
+// DB is a SQLite database opened as one writer and a pool of readers. Use W for every statement
+// that writes (and for reads that must see the writer's uncommitted state inside a transaction),
+// R for plain reads.
+type DB struct {
+	W *sql.DB // exactly one connection
+	R *sql.DB // read-only connections (PRAGMA query_only)
+}
+
+// Open opens (creating if needed) the database file at path and checks that it is reachable and
+// in WAL mode.
+func Open(ctx context.Context, path string, o Options) (*DB, error) {
+	if path == "" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") || path == ":memory:" {
+		return nil, fmt.Errorf("sqlitex: path %q: want a plain file path", path)
+	}
+	if o.Synchronous == "" {
+		o.Synchronous = "FULL"
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 5 * time.Second
+	}
+	if o.Readers <= 0 {
+		o.Readers = max(4, runtime.GOMAXPROCS(0))
+	}
+	if o.StmtCache <= 0 {
+		o.StmtCache = 64
+	}
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", o.Synchronous)
+	q.Set("_foreign_keys", "on")
+	q.Set("_busy_timeout", fmt.Sprint(o.BusyTimeout.Milliseconds()))
+	q.Set("_stmt_cache_size", fmt.Sprint(o.StmtCache))
+	// Writers take the write lock at BEGIN: a deferred transaction that reads and then writes can
+	// fail with SQLITE_BUSY without waiting if another connection (another process) wrote.
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath()
+
+	w, err := sql.Open("sqlite3", dsn+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlitex: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	var mode string
+	if err := w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlitex: open %s: %w", path, err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		w.Close()
+		return nil, fmt.Errorf("sqlitex: open %s: journal mode is %q, want wal", path, mode)
+	}
+
+	q.Del("_txlock")
+	q.Set("_query_only", "1")
+	r, err := sql.Open("sqlite3", dsn+"?"+q.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlitex: open %s readers: %w", path, err)
+	}
+	r.SetMaxOpenConns(o.Readers)
+	r.SetMaxIdleConns(o.Readers)
+	if err := r.PingContext(ctx); err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlitex: open %s readers: %w", path, err)
+	}
+	return &DB{W: w, R: r}, nil
+}
+
+// Close closes readers and writer. The last connection to close checkpoints the WAL.
+func (d *DB) Close() error {
+	return errors.Join(d.R.Close(), d.W.Close())
+}
+
+// Tx runs fn in a write transaction on the writer connection and commits it if fn returns nil;
+// otherwise it rolls back and returns fn's error. With synchronous=FULL, a nil return means the
+// transaction is durable.
+func (d *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return WithTx(ctx, d.W, fn)
+}
+
+// WithTx runs fn in a transaction of db, committing on nil and rolling back otherwise.
+func WithTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlitex: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
+			return errors.Join(err, fmt.Errorf("sqlitex: rollback: %w", rbErr))
+		}
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlitex: commit: %w", err)
+	}
+	return nil
+}
+
+// IntegrityCheck runs PRAGMA integrity_check on db and returns an error wrapping ErrIntegrity
+// with the problems it reports (at most 10).
+func IntegrityCheck(ctx context.Context, db *sql.DB) error {
+	rows, err := db.QueryContext(ctx, "PRAGMA integrity_check(10)")
+	if err != nil {
+		return fmt.Errorf("sqlitex: integrity_check: %w", err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return fmt.Errorf("sqlitex: integrity_check: %w", err)
+		}
+		if s != "ok" {
+			problems = append(problems, s)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlitex: integrity_check: %w", err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrIntegrity, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// IsUniqueViolation reports whether err is a UNIQUE or PRIMARY KEY constraint failure.
+func IsUniqueViolation(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) &&
+		(se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
+}

@@ -1,0 +1,138 @@
+package sqlitex_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/kioskfleet/kioskfleet/pkg/sqlitex"
+)
+
+func open(t *testing.T) *sqlitex.DB {
+	t.Helper()
+	db, err := sqlitex.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"), sqlitex.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestPragmas(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		pool *sql.DB
+		name string
+		want string
+	}{
+		{db.W, "journal_mode", "wal"},
+		{db.W, "synchronous", "2"}, // FULL
+		{db.W, "foreign_keys", "1"},
+		{db.W, "busy_timeout", "5000"},
+		{db.R, "journal_mode", "wal"},
+		{db.R, "synchronous", "2"},
+		{db.R, "query_only", "1"},
+	} {
+		var got string
+		if err := c.pool.QueryRowContext(ctx, "PRAGMA "+c.name).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Errorf("PRAGMA %s = %q, want %q", c.name, got, c.want)
+		}
+	}
+	if st := db.W.Stats(); st.MaxOpenConnections != 1 {
+		t.Errorf("writer pool max %d, want 1", st.MaxOpenConnections)
+	}
+}
+
+func TestReadersCannotWrite(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	if _, err := db.W.ExecContext(ctx, "CREATE TABLE t (x INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.R.ExecContext(ctx, "INSERT INTO t VALUES (1)"); err == nil {
+		t.Fatal("insert through a reader succeeded")
+	}
+}
+
+func TestTxCommitRollbackAndConcurrency(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	if _, err := db.W.ExecContext(ctx, "CREATE TABLE t (x INTEGER PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO t VALUES (1)"); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Tx = %v, want boom", err)
+	}
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			if err := db.Tx(ctx, func(tx *sql.Tx) error {
+				_, err := tx.ExecContext(ctx, "INSERT INTO t VALUES (?)", i+10)
+				return err
+			}); err != nil {
+				t.Error(err)
+			}
+			var n int
+			if err := db.R.QueryRowContext(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	var n int
+	if err := db.R.QueryRowContext(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil || n != 16 {
+		t.Fatalf("count = %d, %v; want 16 (rolled-back row must be absent)", n, err)
+	}
+	err = db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "INSERT INTO t VALUES (10)")
+		return err
+	})
+	if !sqlitex.IsUniqueViolation(err) {
+		t.Fatalf("duplicate insert: %v, want a unique violation", err)
+	}
+	if err := sqlitex.IntegrityCheck(ctx, db.R); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenRejectsDSN(t *testing.T) {
+	for _, p := range []string{"", ":memory:", "file:x.db", "x.db?mode=ro"} {
+		if _, err := sqlitex.Open(context.Background(), p, sqlitex.Options{}); err == nil || !strings.Contains(err.Error(), "plain file path") {
+			t.Errorf("Open(%q) = %v, want a path error", p, err)
+		}
+	}
+}
+
+func TestPathWithSpaces(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "a dir%20x", "my db.sqlite")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlitex.Open(context.Background(), p, sqlitex.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.W.Exec("CREATE TABLE t (x)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("database not at %s: %v", p, err)
+	}
+}
