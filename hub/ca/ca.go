@@ -1,0 +1,355 @@
+// Package ca is the hub's certificate authority: an ECDSA P-256 root kept as PEM files in one
+// directory, which signs device client certificates from CSRs at enrollment (the device's private
+// key never reaches the hub) and issues the broker's TLS server certificate.
+package ca
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
+)
+
+// File names inside the CA directory.
+const (
+	KeyFile  = "ca.key" // PKCS #8 private key, mode 0600
+	CertFile = "ca.crt" // self-signed root certificate
+)
+
+// Limits on what the CA issues.
+const (
+	RootValidity      = 20 * 365 * 24 * time.Hour
+	MaxDeviceValidity = 825 * 24 * time.Hour
+	ServerValidity    = 365 * 24 * time.Hour
+	// backdate covers clock skew between the hub and the kiosks.
+	backdate = 5 * time.Minute
+)
+
+var (
+	// ErrBadCSR marks a certificate request that cannot be signed; the wrapped *CSRError says why.
+	ErrBadCSR = errors.New("ca: bad certificate request")
+	// ErrBadDeviceID marks a device ID outside the form of wire.ValidDeviceID.
+	ErrBadDeviceID = errors.New("ca: bad device id")
+	// ErrBadValidity marks a requested validity that is not positive or above MaxDeviceValidity.
+	ErrBadValidity = errors.New("ca: bad validity")
+	// ErrIncomplete marks a CA directory holding only one of key and certificate.
+	ErrIncomplete = errors.New("ca: directory holds only one of key and certificate")
+	// ErrCorrupt marks CA files that do not parse or do not belong together.
+	ErrCorrupt = errors.New("ca: corrupt key or certificate")
+	// ErrNotDevice marks a certificate that does not name a device.
+	ErrNotDevice = errors.New("ca: certificate does not name a device")
+)
+
+// CSRError says why a CSR was refused. It matches ErrBadCSR with errors.Is.
+type CSRError struct{ Reason string }
+
+func (e *CSRError) Error() string { return "ca: bad certificate request: " + e.Reason }
+
+// Is makes errors.Is(err, ErrBadCSR) true.
+func (e *CSRError) Is(target error) bool { return target == ErrBadCSR }
+
+func badCSR(format string, a ...any) error { return &CSRError{Reason: fmt.Sprintf(format, a...)} }
+
+// Issued is a signed device certificate.
+type Issued struct {
+	CertPEM  []byte
+	Serial   string // lowercase hex, as Serial returns it
+	NotAfter time.Time
+}
+
+// CA is a loaded certificate authority. It is safe for concurrent use.
+type CA struct {
+	key     *ecdsa.PrivateKey
+	cert    *x509.Certificate
+	certPEM []byte
+	pool    *x509.CertPool
+	now     func() time.Time
+}
+
+// LoadOrCreate loads the CA from dir, creating the directory, a new P-256 key and a self-signed
+// root certificate on first use. The key file is written with mode 0600.
+func LoadOrCreate(dir string) (*CA, error) {
+	keyPath, certPath := filepath.Join(dir, KeyFile), filepath.Join(dir, CertFile)
+	keyPEM, kerr := os.ReadFile(keyPath)
+	certPEM, cerr := os.ReadFile(certPath)
+	switch {
+	case kerr == nil && cerr == nil:
+		return parse(keyPEM, certPEM)
+	case errors.Is(kerr, os.ErrNotExist) && errors.Is(cerr, os.ErrNotExist):
+	case kerr == nil || cerr == nil:
+		return nil, fmt.Errorf("%w: %s", ErrIncomplete, dir)
+	default:
+		return nil, fmt.Errorf("ca: read %s: %w", dir, errors.Join(kerr, cerr))
+	}
+
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("ca: generate key: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          mustSerial(),
+		Subject:               pkix.Name{CommonName: "kioskfleet hub CA", Organization: []string{"kioskfleet"}},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              now.Add(RootValidity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true, // SubjectKeyId is derived by x509 for CA templates
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("ca: self-sign: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("ca: marshal key: %w", err)
+	}
+	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	// The certificate is written last: a crash in between leaves ErrIncomplete, never a
+	// certificate without its key.
+	if err := writeFileSync(keyPath, keyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if err := writeFileSync(certPath, certPEM, 0o644); err != nil {
+		return nil, err
+	}
+	return parse(keyPEM, certPEM)
+}
+
+func parse(keyPEM, certPEM []byte) (*CA, error) {
+	kb, _ := pem.Decode(keyPEM)
+	cb, _ := pem.Decode(certPEM)
+	if kb == nil || cb == nil || kb.Type != "PRIVATE KEY" || cb.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%w: not PEM PRIVATE KEY and CERTIFICATE", ErrCorrupt)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	key, ok := k.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%w: key is %T, want ECDSA", ErrCorrupt, k)
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	if !key.PublicKey.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("%w: key does not match certificate", ErrCorrupt)
+	}
+	if !cert.IsCA {
+		return nil, fmt.Errorf("%w: certificate is not a CA", ErrCorrupt)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &CA{key: key, cert: cert, certPEM: pem.EncodeToMemory(cb), pool: pool, now: time.Now}, nil
+}
+
+// WithClock returns a CA sharing c's key that dates what it issues by now (tests use it to make
+// expired certificates).
+func (c *CA) WithClock(now func() time.Time) *CA {
+	cp := *c
+	cp.now = now
+	return &cp
+}
+
+// CertPEM returns the root certificate as PEM.
+func (c *CA) CertPEM() []byte { return bytes.Clone(c.certPEM) }
+
+// Certificate returns the parsed root certificate.
+func (c *CA) Certificate() *x509.Certificate { return c.cert }
+
+// Pool returns a pool holding only the root certificate.
+func (c *CA) Pool() *x509.CertPool { return c.pool.Clone() }
+
+// SignCSR verifies csrPEM's self-signature and issues a client-authentication certificate for
+// deviceID valid for validity. The CSR's subject and extensions are ignored: the certificate's
+// CommonName is deviceID, its only extended key usage is ClientAuth, its serial is 128 random bits.
+func (c *CA) SignCSR(csrPEM []byte, deviceID string, validity time.Duration) (Issued, error) {
+	if !wire.ValidDeviceID(deviceID) {
+		return Issued{}, fmt.Errorf("%w: %q", ErrBadDeviceID, deviceID)
+	}
+	if validity <= 0 || validity > MaxDeviceValidity {
+		return Issued{}, fmt.Errorf("%w: %v not in (0, %v]", ErrBadValidity, validity, MaxDeviceValidity)
+	}
+	blk, rest := pem.Decode(csrPEM)
+	switch {
+	case blk == nil:
+		return Issued{}, badCSR("no PEM block")
+	case blk.Type != "CERTIFICATE REQUEST" && blk.Type != "NEW CERTIFICATE REQUEST":
+		return Issued{}, badCSR("PEM block is %q, want CERTIFICATE REQUEST", blk.Type)
+	case len(bytes.TrimSpace(rest)) > 0:
+		return Issued{}, badCSR("trailing data after the PEM block")
+	}
+	csr, err := x509.ParseCertificateRequest(blk.Bytes)
+	if err != nil {
+		return Issued{}, badCSR("parse: %v", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return Issued{}, badCSR("signature: %v", err)
+	}
+	if err := checkPublicKey(csr.PublicKey); err != nil {
+		return Issued{}, err
+	}
+	now := c.now()
+	notAfter := now.Add(validity)
+	if notAfter.After(c.cert.NotAfter) {
+		notAfter = c.cert.NotAfter
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          mustSerial(),
+		Subject:               pkix.Name{CommonName: deviceID},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, csr.PublicKey, c.key)
+	if err != nil {
+		return Issued{}, fmt.Errorf("ca: sign %s: %w", deviceID, err)
+	}
+	return Issued{
+		CertPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		Serial:   tmpl.SerialNumber.Text(16),
+		NotAfter: tmpl.NotAfter.UTC().Truncate(time.Second),
+	}, nil
+}
+
+func checkPublicKey(pub any) error {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if n := k.Curve.Params().Name; n != "P-256" && n != "P-384" {
+			return badCSR("ECDSA curve %s, want P-256 or P-384", n)
+		}
+	case ed25519.PublicKey:
+	case *rsa.PublicKey:
+		if k.N.BitLen() < 2048 {
+			return badCSR("RSA key of %d bits, want at least 2048", k.N.BitLen())
+		}
+	default:
+		return badCSR("unsupported public key %T", pub)
+	}
+	return nil
+}
+
+// ServerTLSCert issues a fresh server certificate (new P-256 key) for the broker, with an IP SAN
+// for every host that parses as an IP and a DNS SAN for every other one.
+func (c *CA) ServerTLSCert(hosts []string) (tls.Certificate, error) {
+	if len(hosts) == 0 {
+		return tls.Certificate{}, errors.New("ca: server certificate needs at least one host")
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("ca: generate key: %w", err)
+	}
+	now := c.now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          mustSerial(),
+		Subject:               pkix.Name{CommonName: hosts[0]},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              now.Add(ServerValidity),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	if tmpl.NotAfter.After(c.cert.NotAfter) {
+		tmpl.NotAfter = c.cert.NotAfter
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, key.Public(), c.key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("ca: sign server certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("ca: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// DeviceIDFromCert returns the device ID a client certificate names (its CommonName). It does not
+// verify the chain: use it on certificates TLS has verified.
+func DeviceIDFromCert(cert *x509.Certificate) (string, error) {
+	if cert == nil {
+		return "", fmt.Errorf("%w: no certificate", ErrNotDevice)
+	}
+	id := cert.Subject.CommonName
+	if !wire.ValidDeviceID(id) {
+		return "", fmt.Errorf("%w: common name %q is not a device id", ErrNotDevice, id)
+	}
+	for _, u := range cert.ExtKeyUsage {
+		if u == x509.ExtKeyUsageClientAuth {
+			return id, nil
+		}
+	}
+	return "", fmt.Errorf("%w: %q lacks the clientAuth key usage", ErrNotDevice, id)
+}
+
+// Serial returns a certificate's serial number as lowercase hex, the form Issued.Serial has.
+func Serial(cert *x509.Certificate) string { return cert.SerialNumber.Text(16) }
+
+func mustSerial() *big.Int {
+	for {
+		n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+		if err != nil {
+			panic("ca: crypto/rand failed: " + err.Error()) // crypto/rand does not fail on Linux
+		}
+		if n.Sign() > 0 {
+			return n
+		}
+	}
+}
+
+func writeFileSync(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("ca: write %s: %w", path, err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
