@@ -1,0 +1,173 @@
+// Package enroll gives a kiosk its identity: it generates the device's private key on the kiosk
+// (the key never leaves it), sends a certificate request with a one-time enrollment token to the
+// hub, and keeps the issued certificate, the hub's CA and the device ID in the agent's data folder.
+package enroll
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
+)
+
+// Files in the data folder.
+const (
+	KeyFile      = "device.key"
+	CertFile     = "device.crt"
+	CAFile       = "hub-ca.crt"
+	IdentityFile = "identity.json"
+)
+
+var (
+	// ErrEnrolled is returned when the data folder already holds an identity.
+	ErrEnrolled = errors.New("enroll: this kiosk is already enrolled")
+	// ErrNotEnrolled is returned by Load when there is no identity yet.
+	ErrNotEnrolled = errors.New("enroll: this kiosk is not enrolled (run kiosk-agent enroll)")
+)
+
+// Identity is an enrolled kiosk's identity.
+type Identity struct {
+	DeviceID string `json:"deviceId"`
+	HubURL   string `json:"hub"`
+	MQTTAddr string `json:"mqtt"`
+
+	Cert tls.Certificate `json:"-"`
+	CA   *x509.CertPool  `json:"-"`
+}
+
+// Enroll enrolls this kiosk with the hub at hubURL using a one-time token and stores the identity
+// in dir. mqttOverride, if set, replaces the MQTT address the hub advertises.
+func Enroll(ctx context.Context, hubURL, token, model, dir, mqttOverride string) (Identity, error) {
+	if _, err := os.Stat(filepath.Join(dir, IdentityFile)); err == nil {
+		return Identity{}, fmt.Errorf("%w: %s exists", ErrEnrolled, filepath.Join(dir, IdentityFile))
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return Identity{}, fmt.Errorf("enroll: %w", err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return Identity{}, fmt.Errorf("enroll: generate key: %w", err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "kiosk"}}, key)
+	if err != nil {
+		return Identity{}, fmt.Errorf("enroll: certificate request: %w", err)
+	}
+	c := &api.Client{BaseURL: hubURL}
+	res, err := c.Enroll(ctx, api.Enroll{Token: token, Model: model,
+		CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}))})
+	if err != nil {
+		return Identity{}, fmt.Errorf("enroll: %w", err)
+	}
+	if !wire.ValidDeviceID(res.DeviceID) {
+		return Identity{}, fmt.Errorf("enroll: hub returned a bad device id %q", res.DeviceID)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return Identity{}, fmt.Errorf("enroll: %w", err)
+	}
+	mqttAddr := res.MQTTAddr
+	if mqttOverride != "" {
+		mqttAddr = mqttOverride
+	}
+	idJSON, _ := json.MarshalIndent(Identity{DeviceID: res.DeviceID, HubURL: hubURL, MQTTAddr: mqttAddr}, "", "  ")
+	// The identity file is written last: its presence means enrollment completed.
+	for _, f := range []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{
+		{KeyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600},
+		{CertFile, []byte(res.Certificate), 0o644},
+		{CAFile, []byte(res.CACertificate), 0o644},
+		{IdentityFile, idJSON, 0o644},
+	} {
+		if err := writeFileSync(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
+			return Identity{}, fmt.Errorf("enroll: %w", err)
+		}
+	}
+	return Load(dir)
+}
+
+// Load reads the identity from dir.
+func Load(dir string) (Identity, error) {
+	b, err := os.ReadFile(filepath.Join(dir, IdentityFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return Identity{}, ErrNotEnrolled
+	}
+	if err != nil {
+		return Identity{}, fmt.Errorf("enroll: %w", err)
+	}
+	var id Identity
+	if err := json.Unmarshal(b, &id); err != nil {
+		return Identity{}, fmt.Errorf("enroll: %s: %w", IdentityFile, err)
+	}
+	if !wire.ValidDeviceID(id.DeviceID) || id.MQTTAddr == "" {
+		return Identity{}, fmt.Errorf("enroll: %s: device id or mqtt address missing", IdentityFile)
+	}
+	id.Cert, err = tls.LoadX509KeyPair(filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile))
+	if err != nil {
+		return Identity{}, fmt.Errorf("enroll: load certificate: %w", err)
+	}
+	ca, err := os.ReadFile(filepath.Join(dir, CAFile))
+	if err != nil {
+		return Identity{}, fmt.Errorf("enroll: %w", err)
+	}
+	id.CA = x509.NewCertPool()
+	if !id.CA.AppendCertsFromPEM(ca) {
+		return Identity{}, fmt.Errorf("enroll: %s holds no certificate", CAFile)
+	}
+	return id, nil
+}
+
+// Signer returns the device's private key, e.g. to sign kiosk login assertions.
+func (id Identity) Signer() *ecdsa.PrivateKey {
+	k, _ := id.Cert.PrivateKey.(*ecdsa.PrivateKey)
+	return k
+}
+
+// TLSConfig returns the client TLS configuration for the hub's MQTT listener.
+func (id Identity) TLSConfig() *tls.Config {
+	host, _, err := net.SplitHostPort(id.MQTTAddr)
+	if err != nil {
+		host = id.MQTTAddr
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{id.Cert},
+		RootCAs:      id.CA,
+		ServerName:   host,
+		MinVersion:   tls.VersionTLS12,
+	}
+}
+
+func writeFileSync(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
