@@ -1,0 +1,246 @@
+package fleetctl
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
+)
+
+// maxPoll is the longest wait one long-poll request asks the hub for (docs/api.md: at most 60s).
+const maxPoll = 60 * time.Second
+
+// minPollGap spaces polls that the hub answered at once without a change, so that a hub that does
+// not hold long polls is not hammered.
+const minPollGap = 250 * time.Millisecond
+
+func (a *app) commandsCmd() *cobra.Command {
+	cmd := group(&cobra.Command{
+		Use:     "commands",
+		Aliases: []string{"command", "cmd"},
+		Short:   "Send commands to kiosks and follow them",
+		Long: `Commands are stored by the hub and sent to the kiosk when it is online, at most once each.
+A command goes queued -> delivered -> accepted -> succeeded or failed, or expires when its TTL
+passes before the kiosk accepts it.`,
+	})
+	cmd.AddCommand(a.commandsSendCmd(), a.commandsGetCmd(), a.commandsListCmd())
+	return cmd
+}
+
+func (a *app) commandsSendCmd() *cobra.Command {
+	var argsFlag, ttl, wait string
+	cmd := &cobra.Command{
+		Use:   "send DEVICE NAME [--args JSON|@file] [--ttl 1h] [--wait 30s]",
+		Short: "Queue a command for a kiosk, and with --wait follow it to the end",
+		Long: `Queue command NAME for kiosk DEVICE. NAME is what the agent understands, e.g.
+printer.test-page or agent.restart; --args is its JSON argument, inline or @file. The kiosk must
+accept it within --ttl or it expires.
+
+With --wait the command is followed until it succeeds, fails or expires, printing each state
+change; fleetctl exits 0 when it succeeded and 5 when it failed, expired or was still running when
+--wait ran out (it keeps running on the kiosk: follow it with 'fleetctl commands get ID').`,
+		Example: `  fleetctl commands send kf-7c2a9e printer.test-page --args '{"printer":"receipt"}' --wait 30s
+  fleetctl commands send kf-7c2a9e agent.restart --ttl 10m`,
+		Args: args("DEVICE", "NAME"),
+		RunE: func(c *cobra.Command, argv []string) error {
+			var p problems
+			if !wire.ValidKind(argv[1]) {
+				p.add("NAME %q: want 1 to %d of a-z 0-9 . _ - starting with a letter", argv[1], wire.MaxKindLen)
+			}
+			cargs := p.jsonArg("--args", argsFlag, c.InOrStdin(), false)
+			p.duration("--ttl", ttl, time.Second)
+			waitD := p.duration("--wait", wait, 0)
+			if err := a.setup(c, &p); err != nil {
+				return err
+			}
+			ctx, cancel := a.call(c, 0)
+			defer cancel()
+			cmd, err := a.client.SendCommand(ctx, argv[0], api.CreateCommand{Name: argv[1], Args: cargs, TTL: ttl})
+			if err != nil {
+				return fmt.Errorf("send %s to %s: %w", argv[1], argv[0], err)
+			}
+			if waitD <= 0 {
+				if a.json {
+					return a.emitJSON(cmd)
+				}
+				fmt.Fprintf(a.env.Stdout, "command %s (%s) %s for %s, expires %s\n", cmd.ID, cmd.Name, cmd.State,
+					cmd.DeviceID, cmd.ExpiresAt.UTC().Format(time.RFC3339))
+				return nil
+			}
+			return a.follow(c, cmd, waitD)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&argsFlag, "args", "", "command arguments as JSON, @file or @- for stdin")
+	f.StringVar(&ttl, "ttl", "1h", "expire the command if the kiosk has not accepted it by then (at most 168h)")
+	f.StringVar(&wait, "wait", "", "follow the command for up to this long (e.g. 30s); 0 or empty: do not wait")
+	return cmd
+}
+
+// follow long-polls the command until it is terminal or wait has passed, printing each state it
+// sees. Transitions go to stdout, or to stderr with -o json, where stdout gets the last command.
+func (a *app) follow(c *cobra.Command, cmd fleet.Command, wait time.Duration) error {
+	progress := a.env.Stdout
+	if a.json {
+		progress = a.env.Stderr
+	}
+	a.transition(progress, cmd)
+	deadline := time.Now().Add(wait) // real time: Env.Now is only for display
+	for !cmd.State.Terminal() {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		poll := min(left, maxPoll).Round(time.Millisecond)
+		start := time.Now()
+		ctx, cancel := a.call(c, poll)
+		next, err := a.client.Command(ctx, cmd.ID, max(poll, time.Millisecond))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("follow command %s: %w", cmd.ID, err)
+		}
+		if next.State != cmd.State {
+			a.transition(progress, next)
+		} else if gap := minPollGap - time.Since(start); gap > 0 && gap < time.Until(deadline) {
+			if err := sleep(c.Context(), gap); err != nil {
+				return err
+			}
+		}
+		cmd = next
+	}
+	if a.json {
+		if err := a.emitJSON(cmd); err != nil {
+			return err
+		}
+	} else if cmd.State == wire.CmdSucceeded && len(cmd.Output) > 0 {
+		fmt.Fprintf(progress, "output:\n%s\n", indentJSON(cmd.Output, "  "))
+	}
+	switch cmd.State {
+	case wire.CmdSucceeded:
+		return nil
+	case wire.CmdFailed, wire.CmdExpired:
+		msg := fmt.Sprintf("command %s %s", cmd.ID, cmd.State)
+		if cmd.Error != "" {
+			msg += ": " + cmd.Error
+		}
+		return &commandError{msg}
+	}
+	return &commandError{fmt.Sprintf("command %s still %s after --wait %v; follow it with 'fleetctl commands get %s'",
+		cmd.ID, cmd.State, wait, cmd.ID)}
+}
+
+func (a *app) transition(w io.Writer, cmd fleet.Command) {
+	at := cmd.UpdatedAt
+	if at.IsZero() {
+		at = cmd.CreatedAt
+	}
+	line := fmt.Sprintf("%s  %s  %s", at.UTC().Format("15:04:05.000"), cmd.ID, cmd.State)
+	if cmd.Error != "" {
+		line += "  " + cmd.Error
+	}
+	fmt.Fprintln(w, line)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (a *app) commandsGetCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "get ID",
+		Short:   "Show one command and its state",
+		Example: `  fleetctl commands get cmd_01JDX4`,
+		Args:    args("ID"),
+		RunE: func(c *cobra.Command, argv []string) error {
+			var p problems
+			if err := a.setup(c, &p); err != nil {
+				return err
+			}
+			ctx, cancel := a.call(c, 0)
+			defer cancel()
+			cmd, err := a.client.Command(ctx, argv[0], 0)
+			if err != nil {
+				return fmt.Errorf("get command %s: %w", argv[0], err)
+			}
+			if a.json {
+				return a.emitJSON(cmd)
+			}
+			now := a.env.Now()
+			t := newTable(a.env.Stdout)
+			t.row("Command:", cmd.ID)
+			t.row("Device:", cmd.DeviceID)
+			t.row("Name:", cmd.Name)
+			if len(cmd.Args) > 0 {
+				t.row("Args:", compact(cmd.Args, 500))
+			}
+			t.row("State:", string(cmd.State))
+			t.row("Created:", stamp(now, cmd.CreatedAt))
+			t.row("Expires:", stamp(now, cmd.ExpiresAt))
+			t.row("Delivered:", stamp(now, cmd.DeliveredAt))
+			t.row("Updated:", stamp(now, cmd.UpdatedAt))
+			if cmd.Error != "" {
+				t.row("Error:", cmd.Error)
+			}
+			if err := t.flush(); err != nil {
+				return err
+			}
+			if len(cmd.Output) > 0 {
+				fmt.Fprintf(a.env.Stdout, "Output:\n%s\n", indentJSON(cmd.Output, "  "))
+			}
+			return nil
+		},
+	}
+}
+
+func (a *app) commandsListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "list DEVICE",
+		Short:   "List a kiosk's recent commands, newest first",
+		Example: `  fleetctl commands list kf-7c2a9e`,
+		Args:    args("DEVICE"),
+		RunE: func(c *cobra.Command, argv []string) error {
+			var p problems
+			if err := a.setup(c, &p); err != nil {
+				return err
+			}
+			ctx, cancel := a.call(c, 0)
+			defer cancel()
+			var out api.Commands
+			// pkg/api's Client has no method for this endpoint yet; the path follows docs/api.md.
+			err := a.client.Do(ctx, "GET", api.Prefix+"/devices/"+url.PathEscape(argv[0])+"/commands", nil, &out)
+			if err != nil {
+				return fmt.Errorf("list commands of %s: %w", argv[0], err)
+			}
+			if out.Commands == nil {
+				out.Commands = []fleet.Command{}
+			}
+			if a.json {
+				return a.emitJSON(out)
+			}
+			return a.commandTable(out.Commands, "")
+		},
+	}
+}
+
+func (a *app) commandTable(cmds []fleet.Command, indent string) error {
+	now := a.env.Now()
+	t := newTable(a.env.Stdout, indent+"ID", "NAME", "STATE", "CREATED", "UPDATED", "ERROR")
+	for _, c := range cmds {
+		t.row(indent+c.ID, c.Name, string(c.State), ago(now, c.CreatedAt), ago(now, c.UpdatedAt), c.Error)
+	}
+	return t.flush()
+}

@@ -1,0 +1,180 @@
+package fleetctl
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
+)
+
+func (a *app) stateCmd() *cobra.Command {
+	cmd := group(&cobra.Command{
+		Use:   "state",
+		Short: "Set and read a kiosk's desired configuration",
+		Long: `Each kiosk has a versioned desired configuration document, set here, and the version it reports
+running. The hub sends a new desired version when the kiosk is online; until the kiosk reports it,
+the two drift.`,
+	})
+	var doc string
+	set := &cobra.Command{
+		Use:   "set DEVICE --doc JSON|@file",
+		Short: "Store a new desired configuration (the next version) for a kiosk",
+		Long: `Store a new desired configuration document for DEVICE. --doc is a JSON object, inline, @file, or
+@- to read it from stdin. The hub gives it the next version number and sends it to the kiosk.
+The whole document is replaced: include every setting, not only the changed ones.`,
+		Example: `  fleetctl state set kf-7c2a9e --doc '{"printer":{"receipt":"escpos-80"}}'
+  fleetctl state set kf-7c2a9e --doc @kiosk.json`,
+		Args: args("DEVICE"),
+		RunE: func(c *cobra.Command, argv []string) error {
+			var p problems
+			p.required([2]string{"--doc", doc})
+			raw := p.jsonArg("--doc", doc, c.InOrStdin(), true)
+			if err := a.setup(c, &p); err != nil {
+				return err
+			}
+			ctx, cancel := a.call(c, 0)
+			defer cancel()
+			st, err := a.client.SetDesired(ctx, argv[0], raw)
+			if err != nil {
+				return fmt.Errorf("set desired state of %s: %w", argv[0], err)
+			}
+			if a.json {
+				return a.emitJSON(st)
+			}
+			fmt.Fprintf(a.env.Stdout, "desired state of %s is now v%d\n", argv[0], st.Version)
+			return nil
+		},
+	}
+	set.Flags().StringVar(&doc, "doc", "", "the document: a JSON object, @file or @- (required)")
+
+	get := &cobra.Command{
+		Use:     "get DEVICE",
+		Short:   "Show a kiosk's desired and reported configuration and whether they drift",
+		Example: `  fleetctl state get kf-7c2a9e`,
+		Args:    args("DEVICE"),
+		RunE: func(c *cobra.Command, argv []string) error {
+			var p problems
+			if err := a.setup(c, &p); err != nil {
+				return err
+			}
+			ctx, cancel := a.call(c, 0)
+			defer cancel()
+			st, err := a.client.State(ctx, argv[0])
+			if err != nil {
+				return fmt.Errorf("get state of %s: %w", argv[0], err)
+			}
+			if a.json {
+				return a.emitJSON(st)
+			}
+			a.printState(st.Desired, st.Reported, st.Drift, "")
+			return nil
+		},
+	}
+	cmd.AddCommand(set, get)
+	return cmd
+}
+
+// defaultRecordLimit is the hub's page size when no --limit is given (docs/api.md).
+const defaultRecordLimit = 100
+
+func (a *app) recordsCmd() *cobra.Command {
+	var kind, after, limit string
+	cmd := &cobra.Command{
+		Use:   "records DEVICE [--kind K] [--after N] [--limit N]",
+		Short: "List the records a kiosk sent (heartbeats, events, command results, ...)",
+		Long: `List the records the hub stored for DEVICE, oldest first, one page at a time. Each has the
+hub-wide ID, the kiosk's outbox epoch and sequence number, kind, class (t telemetry, b business),
+the kiosk's timestamp and the hub's receive time, and the body (cut short in the table; use -o json
+for all of it). When a page is full, the next page starts at --after with the ID printed last.`,
+		Example: `  fleetctl records kf-7c2a9e --kind alert
+  fleetctl records kf-7c2a9e --after 98211 --limit 500 -o json`,
+		Args: args("DEVICE"),
+		RunE: func(c *cobra.Command, argv []string) error {
+			var p problems
+			if kind != "" && !wire.ValidKind(kind) {
+				p.add("--kind %q: want a record kind such as heartbeat, alert or cmd.result", kind)
+			}
+			q := api.RecordQuery{Kind: kind, After: p.int("--after", after, 0, 1<<62), Limit: int(p.int("--limit", limit, 1, 1000))}
+			if err := a.setup(c, &p); err != nil {
+				return err
+			}
+			ctx, cancel := a.call(c, 0)
+			defer cancel()
+			recs, err := a.client.Records(ctx, argv[0], q)
+			if err != nil {
+				return fmt.Errorf("list records of %s: %w", argv[0], err)
+			}
+			if recs.Records == nil {
+				recs.Records = []fleet.Record{}
+			}
+			if a.json {
+				return a.emitJSON(recs)
+			}
+			t := newTable(a.env.Stdout, "ID", "EPOCH", "SEQ", "KIND", "CLASS", "DEVICE TIME", "RECEIVED", "BODY")
+			for _, r := range recs.Records {
+				t.row(fmt.Sprint(r.ID), r.Epoch, fmt.Sprint(r.Seq), r.Kind, string(r.Class),
+					r.DeviceTS.UTC().Format(time.RFC3339Nano), r.RecvTS.UTC().Format(time.RFC3339Nano), compact(r.Body, 80))
+			}
+			if err := t.flush(); err != nil {
+				return err
+			}
+			page := q.Limit
+			if page == 0 {
+				page = defaultRecordLimit
+			}
+			if len(recs.Records) >= page {
+				fmt.Fprintf(a.env.Stderr, "more may follow: --after %d\n", recs.Next)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&kind, "kind", "", "only records of this kind (heartbeat, alert, cmd.result, state.reported, peripherals, ...)")
+	f.StringVar(&after, "after", "", "only records with an ID above this (to page on)")
+	f.StringVar(&limit, "limit", "", fmt.Sprintf("at most this many records, 1 to 1000 (hub default %d)", defaultRecordLimit))
+	return cmd
+}
+
+func (a *app) healthCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "health",
+		Short: "Show the hub's health (exit 1 when degraded)",
+		Long: `Show the hub's health: status, version, store backend, MQTT listener, and how many kiosks are
+connected of those enrolled. Needs no token. Exits 1 when the hub reports itself degraded, so it
+can serve as a probe.`,
+		Example: `  fleetctl health
+  fleetctl --hub https://hub.example.gov.cn health -o json`,
+		Args: args(),
+		RunE: func(c *cobra.Command, _ []string) error {
+			var p problems
+			if err := a.setup(c, &p); err != nil {
+				return err
+			}
+			ctx, cancel := a.call(c, 0)
+			defer cancel()
+			h, err := a.client.Health(ctx)
+			if err != nil {
+				return fmt.Errorf("health: %w", err)
+			}
+			if a.json {
+				err = a.emitJSON(h)
+			} else {
+				t := newTable(a.env.Stdout)
+				t.row("Status:", h.Status)
+				t.row("Version:", h.Version)
+				t.row("Store:", h.Store)
+				t.row("Broker:", h.Broker)
+				t.row("Kiosks:", fmt.Sprintf("%d connected of %d", h.ConnectedCount, h.Devices))
+				err = t.flush()
+			}
+			if err == nil && h.Status != "ok" {
+				err = fmt.Errorf("hub %s is %s", a.client.BaseURL, h.Status)
+			}
+			return err
+		},
+	}
+}
