@@ -1,0 +1,142 @@
+// Command kiosk-agent runs on each self-service kiosk: it enrolls with the hub once, then keeps the
+// kiosk's records flowing to the hub (durably, through network loss and restarts) and carries out
+// the hub's commands and desired state.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/agent/daemon"
+	"github.com/kioskfleet/kioskfleet/agent/enroll"
+	"github.com/kioskfleet/kioskfleet/pkg/flagconf"
+	"github.com/kioskfleet/kioskfleet/pkg/logging"
+)
+
+var version = "dev"
+
+const usage = `Usage: kiosk-agent <command> [flags]
+
+Commands:
+  enroll   --hub URL --token TOKEN   enroll this kiosk with the hub (once); the device key is
+                                     generated here and never leaves the kiosk
+  run                                run the agent
+  version                            print the version
+
+Run 'kiosk-agent <command> --help' for a command's flags. Flags can also be set in the
+environment (KF_AGENT_<FLAG>) or in a YAML file given with --config; flags win over environment,
+environment over file.
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "kiosk-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	switch args[0] {
+	case "enroll":
+		return enrollCmd(args[1:], stdout, stderr)
+	case "run":
+		return runCmd(args[1:], stderr)
+	case "version":
+		fmt.Fprintln(stdout, version)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func common(fs *flag.FlagSet) (cfgFile, dataDir *string) {
+	return fs.String("config", "", "YAML config file"),
+		fs.String("data", "var/agent", "data folder (identity, outbox, state)")
+}
+
+func parse(fs *flag.FlagSet, args []string, cfgFile *string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return flagconf.Apply(fs, "KF_AGENT_", *cfgFile)
+}
+
+func enrollCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("kiosk-agent enroll", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgFile, dataDir := common(fs)
+	hub := fs.String("hub", "", "hub URL, e.g. http://127.0.0.1:8080")
+	token := fs.String("token", "", "one-time enrollment token (fleetctl tokens create)")
+	model := fs.String("model", "", "kiosk model, for the inventory")
+	mqtt := fs.String("mqtt", "", "override the MQTT address the hub advertises")
+	if err := parse(fs, args, cfgFile); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	var errs []error
+	if *hub == "" {
+		errs = append(errs, errors.New("--hub is required"))
+	}
+	if *token == "" {
+		errs = append(errs, errors.New("--token is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	id, err := enroll.Enroll(ctx, *hub, *token, *model, *dataDir, *mqtt)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "enrolled as %s (MQTT %s); start with: kiosk-agent run --data %s\n", id.DeviceID, id.MQTTAddr, *dataDir)
+	return nil
+}
+
+func runCmd(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("kiosk-agent run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgFile, dataDir := common(fs)
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "text or json")
+	maxBytes := fs.Int64("outbox-max-bytes", 256<<20, "outbox size cap in bytes")
+	mqtt := fs.String("mqtt", "", "override the hub's MQTT address from enrollment")
+	ackTimeout := fs.Duration("ack-timeout", 10*time.Second, "resend from the first unacked record after this long without ack progress")
+	maxBackoff := fs.Duration("max-backoff", 60*time.Second, "longest wait between reconnect attempts")
+	if err := parse(fs, args, cfgFile); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := logging.New(stderr, *logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := daemon.Open(ctx, daemon.Config{DataDir: *dataDir, Version: version, Log: log, OutboxMaxBytes: *maxBytes,
+		MQTTOverride: *mqtt, AckTimeout: *ackTimeout, MaxBackoff: *maxBackoff})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	log.Info("kiosk agent starting", "device", a.DeviceID(), "version", version)
+	return a.Run(ctx)
+}

@@ -1,0 +1,361 @@
+// Package daemon runs a kiosk agent: the durable outbox and inbox, the link to the hub, host
+// telemetry, desired-state application and the commands the hub sends.
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/agent/enroll"
+	"github.com/kioskfleet/kioskfleet/agent/hoststat"
+	"github.com/kioskfleet/kioskfleet/agent/inbox"
+	"github.com/kioskfleet/kioskfleet/agent/link"
+	"github.com/kioskfleet/kioskfleet/agent/outbox"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
+)
+
+// Config configures an agent.
+type Config struct {
+	DataDir        string
+	Version        string
+	Log            *slog.Logger
+	OutboxMaxBytes int64
+	// MQTTOverride replaces the broker address from enrollment (e.g. to go through a proxy).
+	MQTTOverride string
+	// Link tuning; zero values are link defaults.
+	BatchRecords int
+	AckTimeout   time.Duration
+	MinBackoff   time.Duration
+	MaxBackoff   time.Duration
+	// Commands adds command handlers to the built-in ones (ping, diagnostics, journal).
+	Commands map[string]Handler
+}
+
+// Handler executes a command. Its output must be JSON (or nil).
+type Handler func(ctx context.Context, args json.RawMessage) (json.RawMessage, error)
+
+// Agent is a running kiosk agent.
+type Agent struct {
+	cfg      Config
+	id       enroll.Identity
+	ob       *outbox.SQLite
+	in       *inbox.Inbox
+	link     *link.Link
+	log      *slog.Logger
+	sampler  hoststat.Sampler
+	started  time.Time
+	handlers map[string]Handler
+
+	mu       sync.Mutex
+	settings Settings
+	applied  appliedState
+	work     chan wire.Command
+	kick     chan struct{} // settings changed: re-arm the heartbeat timer
+}
+
+// Open loads the identity and opens the outbox and inbox. Close it after Run returns.
+func Open(ctx context.Context, cfg Config) (*Agent, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	id, err := enroll.Load(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MQTTOverride != "" {
+		id.MQTTAddr = cfg.MQTTOverride
+	}
+	a := &Agent{cfg: cfg, id: id, log: cfg.Log.With("device", id.DeviceID), started: time.Now(),
+		sampler: hoststat.Sampler{Disk: cfg.DataDir}, settings: DefaultSettings(),
+		work: make(chan wire.Command, 1024), kick: make(chan struct{}, 1)}
+	a.ob, err = outbox.Open(ctx, filepath.Join(cfg.DataDir, "outbox.db"), outbox.Options{MaxBytes: cfg.OutboxMaxBytes, Logger: a.log})
+	if err != nil {
+		return nil, err
+	}
+	a.in, err = inbox.Open(ctx, a.ob)
+	if err != nil {
+		a.ob.Close()
+		return nil, err
+	}
+	if err := a.loadState(); err != nil {
+		a.ob.Close()
+		return nil, err
+	}
+	a.handlers = map[string]Handler{
+		"ping":        a.cmdPing,
+		"diagnostics": a.cmdDiagnostics,
+		"journal":     a.cmdJournal,
+	}
+	for k, h := range cfg.Commands {
+		a.handlers[k] = h
+	}
+	a.link, err = link.New(link.Config{
+		DeviceID: id.DeviceID, Broker: id.MQTTAddr, TLS: id.TLSConfig(), Outbox: a.ob,
+		AgentVersion: cfg.Version, StateVersion: a.stateVersion,
+		OnCommand: a.onCommand, OnDesired: a.onDesired,
+		BatchRecords: cfg.BatchRecords, AckTimeout: cfg.AckTimeout,
+		MinBackoff: cfg.MinBackoff, MaxBackoff: cfg.MaxBackoff, Log: a.log.With("component", "link"),
+	})
+	if err != nil {
+		a.ob.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// DeviceID returns the kiosk's device ID.
+func (a *Agent) DeviceID() string { return a.id.DeviceID }
+
+// Outbox returns the agent's outbox (for producers of business records).
+func (a *Agent) Outbox() outbox.Outbox { return a.ob }
+
+// Link returns the agent's link to the hub.
+func (a *Agent) Link() *link.Link { return a.link }
+
+// Close closes the outbox.
+func (a *Agent) Close() error { return a.ob.Close() }
+
+// Run runs the agent until ctx is done.
+func (a *Agent) Run(ctx context.Context) error {
+	// Commands found mid-execution after a crash are reported failed, never re-run.
+	if err := a.in.Recover(ctx); err != nil {
+		return fmt.Errorf("agent: inbox recovery: %w", err)
+	}
+	// Report the state we run; the hub keeps the newest version it has seen.
+	a.reportState(ctx, "")
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); _ = a.link.Run(ctx) }()
+	go func() { defer wg.Done(); a.heartbeats(ctx) }()
+	go func() { defer wg.Done(); a.runCommands(ctx) }()
+	wg.Wait()
+	return nil
+}
+
+func (a *Agent) heartbeats(ctx context.Context) {
+	for {
+		a.heartbeat(ctx)
+		a.mu.Lock()
+		every := a.settings.HeartbeatInterval.D
+		a.mu.Unlock()
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-a.kick:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+func (a *Agent) heartbeat(ctx context.Context) {
+	s, err := a.sampler.Read()
+	if err != nil {
+		a.log.Debug("host figures incomplete", "err", err)
+	}
+	hb := wire.Heartbeat{UptimeS: s.UptimeS, CPUPercent: s.CPUPercent, MemUsedBytes: s.MemUsedBytes, MemTotal: s.MemTotal,
+		DiskFree: s.DiskFree, DiskTotal: s.DiskTotal, AgentVersion: a.cfg.Version, OutboxDepth: a.ob.Stats().Depth, RSSBytes: s.RSSBytes}
+	if _, err := a.ob.Append(ctx, wire.KindHeartbeat, wire.Telemetry, wire.Encode(hb)); err != nil && ctx.Err() == nil {
+		a.log.Warn("heartbeat not recorded", "err", err)
+	}
+}
+
+// onCommand persists a command (and its accepted or expired result) before anything acts on it.
+func (a *Agent) onCommand(ctx context.Context, c wire.Command) {
+	d, err := a.in.Receive(ctx, c, time.Now())
+	if err != nil {
+		a.log.Error("command not persisted; the hub will resend it", "command", c.ID, "err", err)
+		return
+	}
+	if d != inbox.Run {
+		a.log.Info("command not run", "command", c.ID, "name", c.Name, "decision", d.String())
+		return
+	}
+	select {
+	case a.work <- c:
+	case <-ctx.Done():
+	}
+}
+
+func (a *Agent) runCommands(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-a.work:
+			a.execute(ctx, c)
+		}
+	}
+}
+
+func (a *Agent) execute(ctx context.Context, c wire.Command) {
+	h, ok := a.handlers[c.Name]
+	var out json.RawMessage
+	var err error
+	if !ok {
+		err = fmt.Errorf("unknown command %q", c.Name)
+	} else {
+		a.log.Info("running command", "command", c.ID, "name", c.Name)
+		out, err = h(ctx, c.Args)
+	}
+	if ctx.Err() != nil {
+		return // shutting down mid-command: reported interrupted at the next start
+	}
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if ferr := a.in.Finish(ctx, c.ID, err == nil, out, msg); ferr != nil {
+		a.log.Error("command result not recorded", "command", c.ID, "err", ferr)
+	}
+}
+
+func (a *Agent) cmdPing(ctx context.Context, args json.RawMessage) (json.RawMessage, error) {
+	return json.Marshal(map[string]any{"pong": true, "time": time.Now().UTC(), "args": args})
+}
+
+func (a *Agent) cmdDiagnostics(ctx context.Context, _ json.RawMessage) (json.RawMessage, error) {
+	s, _ := a.sampler.Read()
+	a.mu.Lock()
+	settings, applied := a.settings, a.applied
+	a.mu.Unlock()
+	return json.Marshal(map[string]any{
+		"version": a.cfg.Version, "uptime": time.Since(a.started).Round(time.Second).String(),
+		"outbox": a.ob.Stats(), "host": s, "settings": settings, "stateVersion": applied.Version,
+		"connected": a.link.Connected(), "sessions": a.link.Sessions(),
+	})
+}
+
+// cmdJournal writes a business journal entry (used by field ops to mark visits, and by tests).
+func (a *Agent) cmdJournal(ctx context.Context, args json.RawMessage) (json.RawMessage, error) {
+	if !json.Valid(args) || len(args) == 0 {
+		return nil, errors.New("journal: args must be a JSON object")
+	}
+	seq, err := a.ob.Append(ctx, "journal", wire.Business, args)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]uint64{"seq": seq})
+}
+
+// statePath is where the applied desired state is kept.
+func (a *Agent) statePath() string { return filepath.Join(a.cfg.DataDir, "state.json") }
+
+type appliedState struct {
+	Version int64           `json:"version"`
+	Doc     json.RawMessage `json:"doc"`
+}
+
+func (a *Agent) loadState() error {
+	b, err := os.ReadFile(a.statePath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	var st appliedState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("agent: %s: %w", a.statePath(), err)
+	}
+	s, err := ParseSettings(st.Doc)
+	if err != nil {
+		return fmt.Errorf("agent: %s: %w", a.statePath(), err)
+	}
+	a.applied, a.settings = st, s
+	return nil
+}
+
+func (a *Agent) stateVersion() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.applied.Version
+}
+
+// onDesired validates and applies a desired state, persists it, and reports what now runs.
+func (a *Agent) onDesired(ctx context.Context, d wire.Desired) {
+	a.mu.Lock()
+	cur := a.applied.Version
+	a.mu.Unlock()
+	if d.Version <= cur {
+		return
+	}
+	s, err := ParseSettings(d.Doc)
+	if err != nil {
+		a.log.Warn("desired state refused", "version", d.Version, "err", err)
+		a.reportRefused(ctx, d.Version, err)
+		return
+	}
+	st := appliedState{Version: d.Version, Doc: d.Doc}
+	if err := writeFileSync(a.statePath(), wire.Encode(st)); err != nil {
+		a.log.Error("desired state not saved", "err", err)
+		return
+	}
+	a.mu.Lock()
+	a.applied, a.settings = st, s
+	a.mu.Unlock()
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+	a.log.Info("desired state applied", "version", d.Version)
+	a.reportState(ctx, "")
+}
+
+func (a *Agent) reportState(ctx context.Context, errMsg string) {
+	a.mu.Lock()
+	st := a.applied
+	a.mu.Unlock()
+	doc := st.Doc
+	if len(doc) == 0 {
+		doc = json.RawMessage(`{}`)
+	}
+	body := wire.Encode(wire.Reported{Version: st.Version, Doc: doc, Error: errMsg})
+	if _, err := a.ob.Append(ctx, wire.KindReported, wire.Business, body); err != nil && ctx.Err() == nil {
+		a.log.Error("reported state not recorded", "err", err)
+	}
+}
+
+// reportRefused reports that version could not be applied: the hub shows the drift and the reason.
+func (a *Agent) reportRefused(ctx context.Context, version int64, cause error) {
+	a.mu.Lock()
+	st := a.applied
+	a.mu.Unlock()
+	doc := st.Doc
+	if len(doc) == 0 {
+		doc = json.RawMessage(`{}`)
+	}
+	body := wire.Encode(wire.Reported{Version: st.Version, Doc: doc, Error: fmt.Sprintf("version %d refused: %v", version, cause)})
+	if _, err := a.ob.Append(ctx, wire.KindReported, wire.Business, body); err != nil && ctx.Err() == nil {
+		a.log.Error("reported state not recorded", "err", err)
+	}
+}
+
+func writeFileSync(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

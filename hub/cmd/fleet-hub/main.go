@@ -1,0 +1,85 @@
+// Command fleet-hub runs the kioskfleet hub: the embedded MQTT broker kiosks sync with (mutual TLS),
+// the store, the device registry and the HTTP API.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/kioskfleet/kioskfleet/hub/server"
+	"github.com/kioskfleet/kioskfleet/pkg/flagconf"
+	"github.com/kioskfleet/kioskfleet/pkg/logging"
+)
+
+var version = "dev"
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "fleet-hub:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("fleet-hub", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: fleet-hub [flags]
+
+Runs the kioskfleet hub on one machine: an embedded MQTT broker (TLS, one client certificate per
+kiosk, issued by the hub's own CA), the SQLite store and the HTTP API (/api/v1, /metrics, /healthz).
+At first start it creates its CA and a bootstrap admin token in the data folder and prints the token.
+
+Every flag can also be set in the environment (KF_HUB_<FLAG>, e.g. KF_HUB_HTTP_ADDR) or in a YAML
+file given with --config (keys are flag names). Flags win over environment, environment over file.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	var (
+		cfgFile   = fs.String("config", "", "YAML config file")
+		dataDir   = fs.String("data", "var/hub", "data folder (CA, database, bootstrap token)")
+		httpAddr  = fs.String("http-addr", "127.0.0.1:8080", "HTTP API listen address")
+		mqttAddr  = fs.String("mqtt-addr", "127.0.0.1:8883", "MQTT over TLS listen address")
+		advertise = fs.String("advertise-mqtt", "", "MQTT address told to enrolling kiosks (default: the listen address)")
+		hosts     = fs.String("hosts", "127.0.0.1,localhost", "comma-separated names and IPs for the broker's certificate")
+		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
+		logFormat = fs.String("log-format", "text", "text or json")
+	)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if err := flagconf.Apply(fs, "KF_HUB_", *cfgFile); err != nil {
+		return err
+	}
+	log, err := logging.New(os.Stderr, *logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+	cfg := server.Config{
+		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, AdvertiseMQTT: *advertise,
+		Hosts: strings.Split(*hosts, ","), Version: version, Log: log,
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return server.Run(ctx, cfg, func(i server.Info) {
+		fmt.Printf("fleet-hub %s ready\n  HTTP API:  %s/api/v1\n  MQTT/TLS:  %s\n", version, i.HTTPURL, i.MQTTAddr)
+		if i.FirstStart {
+			fmt.Printf("  bootstrap admin token (shown once; also in %s/bootstrap-token): %s\n", *dataDir, i.BootstrapToken)
+		} else {
+			fmt.Printf("  bootstrap admin token: in %s/bootstrap-token\n", *dataDir)
+		}
+	})
+}

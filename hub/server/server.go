@@ -1,0 +1,248 @@
+// Package server assembles a hub: its CA, store, embedded MQTT broker, ingest and HTTP API, with
+// the bootstrap admin token, and runs them until the context ends, shutting down gracefully.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kioskfleet/kioskfleet/hub/broker"
+	"github.com/kioskfleet/kioskfleet/hub/ca"
+	"github.com/kioskfleet/kioskfleet/hub/httpapi"
+	"github.com/kioskfleet/kioskfleet/hub/ingest"
+	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
+)
+
+// Config configures a hub.
+type Config struct {
+	DataDir       string   // CA, database and bootstrap token
+	HTTPAddr      string   // e.g. 127.0.0.1:8080 (":0" style for tests)
+	MQTTAddr      string   // TLS MQTT listener, e.g. 127.0.0.1:8883
+	AdvertiseMQTT string   // address agents are told at enrollment (default: the bound MQTT address)
+	Hosts         []string // names and IPs in the broker's server certificate (default 127.0.0.1, localhost)
+	Version       string
+	Log           *slog.Logger
+
+	// Ingest tuning (zero values: package defaults).
+	Ingest ingest.Config
+	// RecheckInterval is how often live sessions are re-authorised (revocation); default 30 s.
+	RecheckInterval time.Duration
+}
+
+// Validate reports every problem with cfg at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir: required"))
+	}
+	for name, a := range map[string]string{"http addr": c.HTTPAddr, "mqtt addr": c.MQTTAddr} {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q: %w", name, a, err))
+		}
+	}
+	if c.AdvertiseMQTT != "" {
+		if _, _, err := net.SplitHostPort(c.AdvertiseMQTT); err != nil {
+			errs = append(errs, fmt.Errorf("advertise mqtt: %q: %w", c.AdvertiseMQTT, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Info says where a started hub can be reached.
+type Info struct {
+	HTTPURL        string
+	MQTTAddr       string
+	BootstrapToken string
+	FirstStart     bool // the bootstrap token was created by this start
+}
+
+const tokenFile = "bootstrap-token"
+
+// Run starts the hub and blocks until ctx is done. ready, if not nil, is called once everything
+// listens.
+func Run(ctx context.Context, cfg Config, ready func(Info)) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.Hosts) == 0 {
+		cfg.Hosts = []string{"127.0.0.1", "localhost"}
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("hub: data dir: %w", err)
+	}
+	token, first, err := loadOrCreateToken(filepath.Join(cfg.DataDir, tokenFile))
+	if err != nil {
+		return err
+	}
+	authority, err := ca.LoadOrCreate(filepath.Join(cfg.DataDir, "ca"))
+	if err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "hub.db"), log)
+	if err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	defer st.Close()
+
+	serverCert, err := authority.ServerTLSCert(cfg.Hosts)
+	if err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var ing *ingest.Ingest
+	br, err := broker.New(broker.Config{
+		Addr: cfg.MQTTAddr,
+		TLS: &tls.Config{
+			Certificates: []tls.Certificate{serverCert},
+			ClientCAs:    authority.Pool(),
+			ClientAuth:   tls.RequireAndVerifyClientCert,
+			MinVersion:   tls.VersionTLS12,
+		},
+		Authorize:       authorizer(st),
+		RecheckInterval: cfg.RecheckInterval,
+		OnSession: func(id string, online bool, at time.Time) {
+			if ing != nil {
+				ing.SetPresence(context.WithoutCancel(ctx), id, online, "")
+			}
+		},
+		Log: log.With("component", "broker"),
+	})
+	if err != nil {
+		return fmt.Errorf("hub: broker: %w", err)
+	}
+	ing, err = ingest.New(cfg.Ingest, st, br, log.With("component", "ingest"), reg)
+	if err != nil {
+		return err
+	}
+	if err := br.Start(); err != nil {
+		return fmt.Errorf("hub: broker: %w", err)
+	}
+	defer br.Close()
+	mqttAddr := br.Addr()
+	advertise := cfg.AdvertiseMQTT
+	if advertise == "" {
+		advertise = mqttAddr
+	}
+
+	apiHandler := httpapi.New(httpapi.Config{
+		Store: st, CA: authority, Sessions: br, Dispatch: ing,
+		Auth: httpapi.NewBootstrapToken(token), Log: log.With("component", "api"),
+		MQTTAddr: advertise, Version: cfg.Version,
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/api/", apiHandler)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := st.Check(r.Context()); err != nil {
+			http.Error(w, "store: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("hub: http: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := ing.Run(runCtx); err != nil {
+			errc <- err
+			cancel()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("hub: http: %w", err)
+			cancel()
+		}
+	}()
+	info := Info{HTTPURL: "http://" + ln.Addr().String(), MQTTAddr: mqttAddr, BootstrapToken: token, FirstStart: first}
+	log.Info("hub started", "http", info.HTTPURL, "mqtt", mqttAddr, "data", cfg.DataDir)
+	if ready != nil {
+		ready(info)
+	}
+	<-runCtx.Done()
+
+	// Shutdown: stop taking requests, let ingest commit and ack what it holds, then close the broker.
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer scancel()
+	_ = srv.Shutdown(sctx)
+	cancel()
+	wg.Wait()
+	log.Info("hub stopped")
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+// authorizer refuses unknown and revoked devices and certificates other than the current one.
+func authorizer(st store.Store) func(ctx context.Context, deviceID, serial string) error {
+	return func(ctx context.Context, deviceID, serial string) error {
+		d, err := st.GetDevice(ctx, deviceID)
+		if err != nil {
+			return fmt.Errorf("device %s: %w", deviceID, err)
+		}
+		if d.Revoked {
+			return fmt.Errorf("device %s is revoked", deviceID)
+		}
+		if !strings.EqualFold(d.CertSerial, serial) {
+			return fmt.Errorf("device %s: certificate %s is not its current one", deviceID, serial)
+		}
+		return nil
+	}
+}
+
+func loadOrCreateToken(path string) (string, bool, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		t := strings.TrimSpace(string(b))
+		if len(t) < 32 {
+			return "", false, fmt.Errorf("hub: %s: token too short", path)
+		}
+		return t, false, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", false, fmt.Errorf("hub: %w", err)
+	}
+	buf := make([]byte, 24)
+	_, _ = rand.Read(buf)
+	t := "kfa_" + hex.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
+		return "", false, fmt.Errorf("hub: %w", err)
+	}
+	return t, true, nil
+}
