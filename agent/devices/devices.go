@@ -1,0 +1,145 @@
+// Package devices is the kiosk agent's device manager. Given the device configuration
+// (profile.DeviceConfig) and the firmware profiles, it opens each peripheral's driver, polls its
+// status with deadlines, notices unplug and replug (reopening with backoff), and reports the
+// inventory and every status change through a Reporter as a "peripherals" record, with "alert"
+// records for faults. It also prints test pages and reads ID cards on behalf of the agent, keeping
+// identity data out of logs and records.
+package devices
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/kioskfleet/kioskfleet/drivers/profile"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
+)
+
+var (
+	// ErrUnknownDevice is returned for a device ID that is not configured.
+	ErrUnknownDevice = errors.New("devices: unknown device")
+	// ErrNotConnected is returned when the device is not open right now.
+	ErrNotConnected = errors.New("devices: device not connected")
+	// ErrUnsupported is returned when the device cannot do what was asked (e.g. a test page on a
+	// scanner).
+	ErrUnsupported = errors.New("devices: not supported by this device")
+	// ErrNoDriver is returned when no Opener is registered for a profile's driver.
+	ErrNoDriver = errors.New("devices: no driver")
+)
+
+// Reporter takes the records the manager produces; the agent wires it to its outbox.
+type Reporter interface {
+	Report(ctx context.Context, kind string, class wire.Class, body any) error
+}
+
+// Device is an open peripheral as the manager sees it. Drivers are adapted to it in drivers.go.
+// Status must honour ctx's deadline. An error wrapping transport.ErrClosed means the device went
+// away (unplugged); the manager then closes it and reopens it with backoff.
+type Device interface {
+	Status(ctx context.Context) (Status, error)
+	Close() error
+}
+
+// TestPagePrinter is the optional capability of printers.
+type TestPagePrinter interface {
+	PrintTestPage(ctx context.Context, page TestPage) (JobOutcome, error)
+}
+
+// CardReader is the optional capability of ID card readers. The Identity it returns is handed to
+// the caller of Manager.ReadCard and wiped afterwards.
+type CardReader interface {
+	ReadCard(ctx context.Context) (Identity, error)
+}
+
+// Identity is ID-card data as a driver returns it. The manager never looks inside: it passes it
+// to the caller and calls Wipe when the caller is done. Implementations mask it in String.
+type Identity interface {
+	Wipe()
+}
+
+// Opener opens the driver for a configured device and its profile. log is the device's logger.
+type Opener func(ctx context.Context, e profile.DeviceEntry, p *profile.Profile, log *slog.Logger) (Device, error)
+
+// State is a device's overall condition.
+type State string
+
+// States. Unknown is only seen before the first open attempt has finished.
+const (
+	StateOK       State = "ok"
+	StateDegraded State = "degraded" // works, but needs attention soon (paper near end)
+	StateFault    State = "fault"    // cannot serve citizens (paper out, cover open, unplugged)
+	StateUnknown  State = "unknown"
+)
+
+// Reasons the manager itself gives; drivers add their own (paper-out, cover-open, media-empty...).
+const (
+	ReasonDisconnected = "disconnected" // not open: unplugged, or opening failed
+	ReasonNoResponse   = "no-response"  // open, but status queries time out
+	ReasonNoProfile    = "no-profile"   // no profile fits the configured device
+	ReasonNoDriver     = "no-driver"    // the profile's driver is not built into this agent
+)
+
+// Consumable levels.
+const (
+	LevelOK      = "ok"
+	LevelLow     = "low"
+	LevelEmpty   = "empty"
+	LevelUnknown = "unknown"
+)
+
+// Status is what a driver says about its device.
+type Status struct {
+	State       State
+	Reasons     []string
+	Consumables []Consumable
+}
+
+// Consumable is paper, toner, ribbon...: Level is ok, low, empty or unknown.
+type Consumable struct {
+	Name  string `json:"name"`
+	Level string `json:"level"`
+}
+
+// Peripherals is the body of a wire.KindPeripherals record: the kiosk's whole inventory.
+type Peripherals struct {
+	Devices []DeviceStatus `json:"devices"`
+}
+
+// DeviceStatus is one device in a Peripherals record.
+type DeviceStatus struct {
+	ID           string        `json:"id"`                // local name from the device configuration
+	Class        profile.Class `json:"class"`             // id-reader, receipt-printer, ...
+	Manufacturer string        `json:"manufacturer,omitempty"`
+	Model        string        `json:"model,omitempty"`
+	Profile      string        `json:"profile,omitempty"` // firmware profile ID
+	Connected    bool          `json:"connected"`
+	Status       State         `json:"status"`            // ok, degraded, fault (unknown at start)
+	Reasons      []string      `json:"reasons,omitempty"` // paper-out, cover-open, disconnected, ...
+	Consumables  []Consumable  `json:"consumables,omitempty"`
+	Since        int64         `json:"since"`           // Unix ms when Status or Reasons last changed
+	Error        string        `json:"error,omitempty"` // last open/status error, if any
+}
+
+// TestPage is what a printer test page shows.
+type TestPage struct {
+	Title string   // e.g. "kioskfleet test page"
+	Lines []string // kiosk and device facts
+}
+
+// JobOutcome is the result of a print job, as the hub's print-test-page command reports it.
+type JobOutcome struct {
+	Device  string   `json:"device"`
+	State   string   `json:"state"`             // completed, aborted, canceled, refused
+	JobID   int      `json:"jobId,omitempty"`   // IPP job-id
+	Reasons []string `json:"reasons,omitempty"` // printer or job state reasons
+	Error   string   `json:"error,omitempty"`
+	Millis  int64    `json:"millis"` // time from submission to outcome
+}
+
+// Job outcome states.
+const (
+	JobCompleted = "completed"
+	JobAborted   = "aborted"
+	JobCanceled  = "canceled"
+	JobRefused   = "refused" // not started: the printer was not ready (reasons say why)
+)

@@ -1,0 +1,412 @@
+package devices
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/drivers/profile"
+	"github.com/kioskfleet/kioskfleet/drivers/transport"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
+)
+
+// Config configures a Manager. Devices, Profiles, Reporter and Log are required.
+type Config struct {
+	Devices  *profile.DeviceConfig
+	Profiles []*profile.Profile
+	Openers  map[profile.Driver]Opener // nil: DefaultOpeners()
+	Reporter Reporter
+	Log      *slog.Logger
+
+	PollInterval   time.Duration // status polling when the profile has none; default 1 s
+	StatusTimeout  time.Duration // deadline of one status query when the profile has none; default 2 s
+	OpenTimeout    time.Duration // deadline of one open; default 5 s
+	ReportInterval time.Duration // a peripherals record at least this often; default 5 min
+	MinBackoff     time.Duration // first reopen delay; default 250 ms
+	MaxBackoff     time.Duration // longest reopen delay; default 10 s
+	MaxNoResponse  int           // failed status polls in a row before reopening; default 3
+}
+
+// Manager owns the kiosk's peripherals. Create it with New and run it with Run.
+type Manager struct {
+	cfg     Config
+	log     *slog.Logger
+	devices []*managed
+	byID    map[string]*managed
+	changed chan struct{} // a device's status changed: report soon
+
+	mu     sync.Mutex // guards alerts and every managed.st
+	alerts []wire.Alert
+}
+
+// managed is one configured device.
+type managed struct {
+	entry profile.DeviceEntry
+	prof  *profile.Profile // nil when none matched
+	perr  error            // why prof is nil
+	log   *slog.Logger
+	poke  chan struct{} // poll now (after a print)
+
+	op  sync.Mutex // serialises use of dev: polls, prints, card reads
+	dev Device     // nil when not open; written under op
+
+	st DeviceStatus // guarded by Manager.mu
+}
+
+// New checks cfg and matches every configured device to its profile. A device without a profile
+// is kept and reported as a fault (reason no-profile); it is not an error.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Devices == nil || cfg.Reporter == nil || cfg.Log == nil {
+		return nil, errors.New("devices: Config needs Devices, Reporter and Log")
+	}
+	if cfg.Openers == nil {
+		cfg.Openers = DefaultOpeners()
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.PollInterval, time.Second)
+	def(&cfg.StatusTimeout, 2*time.Second)
+	def(&cfg.OpenTimeout, 5*time.Second)
+	def(&cfg.ReportInterval, 5*time.Minute)
+	def(&cfg.MinBackoff, 250*time.Millisecond)
+	def(&cfg.MaxBackoff, 10*time.Second)
+	if cfg.MaxNoResponse <= 0 {
+		cfg.MaxNoResponse = 3
+	}
+	m := &Manager{cfg: cfg, log: cfg.Log, byID: map[string]*managed{}, changed: make(chan struct{}, 1)}
+	now := time.Now().UnixMilli()
+	for _, e := range cfg.Devices.Devices {
+		if _, dup := m.byID[e.ID]; dup {
+			return nil, fmt.Errorf("devices: duplicate device id %q", e.ID)
+		}
+		d := &managed{entry: e, log: cfg.Log.With("device", e.ID), poke: make(chan struct{}, 1)}
+		d.st = DeviceStatus{ID: e.ID, Class: e.Class, Status: StateUnknown, Since: now}
+		d.prof, d.perr = profile.Match(cfg.Profiles, e.Attached())
+		if d.prof != nil {
+			d.st.Class, d.st.Manufacturer, d.st.Model, d.st.Profile = d.prof.Class, d.prof.Manufacturer, d.prof.Model, d.prof.ID
+		} else {
+			d.st.Status, d.st.Reasons, d.st.Error = StateFault, []string{ReasonNoProfile}, d.perr.Error()
+		}
+		m.devices = append(m.devices, d)
+		m.byID[e.ID] = d
+	}
+	return m, nil
+}
+
+// Run opens and watches every device and reports until ctx is done, then closes every device.
+// It returns once all its goroutines have ended.
+func (m *Manager) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, d := range m.devices {
+		if d.prof == nil {
+			m.log.Warn("devices: no profile for device; it stays unused", "device", d.entry.ID, "err", d.perr)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.runDevice(ctx, d)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.reportLoop(ctx)
+	}()
+	wg.Wait()
+	return nil
+}
+
+// Snapshot returns the current inventory and status of every device.
+func (m *Manager) Snapshot() Peripherals {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := Peripherals{Devices: make([]DeviceStatus, len(m.devices))}
+	for i, d := range m.devices {
+		s := d.st
+		s.Reasons = slices.Clone(s.Reasons)
+		s.Consumables = slices.Clone(s.Consumables)
+		p.Devices[i] = s
+	}
+	return p
+}
+
+// runDevice opens d, watches it until it goes away, and reopens it with backoff, until ctx is done.
+func (m *Manager) runDevice(ctx context.Context, d *managed) {
+	open := m.cfg.Openers[d.prof.Driver]
+	if open == nil {
+		m.setStatus(d, false, Status{State: StateFault, Reasons: []string{ReasonNoDriver}}, fmt.Errorf("%w %q", ErrNoDriver, d.prof.Driver))
+		return
+	}
+	backoff := m.cfg.MinBackoff
+	for ctx.Err() == nil {
+		octx, cancel := context.WithTimeout(ctx, m.cfg.OpenTimeout)
+		dev, err := open(octx, d.entry, d.prof, d.log)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			d.log.Debug("devices: open failed; retrying", "err", err, "retry_in", backoff)
+			m.setStatus(d, false, Status{State: StateFault, Reasons: []string{ReasonDisconnected}}, err)
+			if !sleep(ctx, backoff) {
+				return
+			}
+			backoff = min(backoff*2, m.cfg.MaxBackoff)
+			continue
+		}
+		backoff = m.cfg.MinBackoff
+		d.op.Lock()
+		d.dev = dev
+		d.op.Unlock()
+		d.log.Info("devices: opened", "profile", d.prof.ID)
+		err = m.watch(ctx, d, dev)
+		d.op.Lock()
+		d.dev = nil
+		cerr := dev.Close()
+		d.op.Unlock()
+		if ctx.Err() != nil {
+			return
+		}
+		d.log.Warn("devices: device lost; reopening", "err", err, "close_err", cerr)
+		m.setStatus(d, false, Status{State: StateFault, Reasons: []string{ReasonDisconnected}}, err)
+		if !sleep(ctx, backoff) {
+			return
+		}
+	}
+}
+
+// watch polls dev until it is gone (transport.ErrClosed, or MaxNoResponse failed polls in a row)
+// or ctx is done.
+func (m *Manager) watch(ctx context.Context, d *managed, dev Device) error {
+	every, limit := m.cfg.PollInterval, m.cfg.StatusTimeout
+	if q := d.prof.Quirks; q.PollInterval > 0 {
+		every = q.PollInterval
+	}
+	if q := d.prof.Quirks; q.ReplyTimeout > 0 {
+		limit = q.ReplyTimeout
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failures := 0
+	for {
+		sctx, cancel := context.WithTimeout(ctx, limit)
+		d.op.Lock()
+		s, err := dev.Status(sctx)
+		d.op.Unlock()
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, transport.ErrClosed):
+			return err
+		case err != nil:
+			failures++
+			m.setStatus(d, true, Status{State: StateFault, Reasons: []string{ReasonNoResponse}}, err)
+			if failures >= m.cfg.MaxNoResponse {
+				return fmt.Errorf("%d status queries failed in a row: %w", failures, err)
+			}
+		default:
+			failures = 0
+			m.setStatus(d, true, s, nil)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		case <-d.poke:
+		}
+	}
+}
+
+// setStatus records d's status and, when it changed, queues a report and maybe an alert.
+func (m *Manager) setStatus(d *managed, connected bool, s Status, err error) {
+	if s.State == "" {
+		s.State = StateOK
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := d.st
+	d.st.Connected = connected
+	d.st.Status = s.State
+	d.st.Reasons = slices.Clone(s.Reasons)
+	d.st.Consumables = slices.Clone(s.Consumables)
+	d.st.Error = ""
+	if err != nil {
+		d.st.Error = truncate(err.Error(), 200)
+	}
+	if old.Status == d.st.Status && slices.Equal(old.Reasons, d.st.Reasons) && old.Connected == connected &&
+		slices.Equal(old.Consumables, d.st.Consumables) {
+		return
+	}
+	if old.Status != d.st.Status || !slices.Equal(old.Reasons, d.st.Reasons) {
+		d.st.Since = time.Now().UnixMilli()
+		if a, ok := alertFor(old, d.st); ok {
+			m.alerts = append(m.alerts, a)
+		}
+		d.log.Info("devices: status changed", "status", d.st.Status, "reasons", strings.Join(d.st.Reasons, ","), "connected", connected)
+	}
+	select {
+	case m.changed <- struct{}{}:
+	default:
+	}
+}
+
+// alertFor returns the alert for a status change: a fault or degradation with a reason that was
+// not there before, or a recovery from a fault.
+func alertFor(old, cur DeviceStatus) (wire.Alert, bool) {
+	name := cur.ID
+	if cur.Model != "" {
+		name += " (" + cur.Manufacturer + " " + cur.Model + ")"
+	}
+	switch cur.Status {
+	case StateFault, StateDegraded:
+		for _, r := range cur.Reasons {
+			if !slices.Contains(old.Reasons, r) || old.Status != cur.Status {
+				return wire.Alert{
+					Code:    "peripheral." + string(cur.Status),
+					Message: fmt.Sprintf("%s %s: %s", cur.Class, name, strings.Join(cur.Reasons, ", ")),
+				}, true
+			}
+		}
+	case StateOK:
+		if old.Status == StateFault || old.Status == StateDegraded {
+			return wire.Alert{Code: "peripheral.recovered", Message: fmt.Sprintf("%s %s: ok", cur.Class, name)}, true
+		}
+	}
+	return wire.Alert{}, false
+}
+
+// reportLoop sends a peripherals record whenever the snapshot changed (at most every 100 ms) and
+// at least every ReportInterval, and an alert record for each queued alert.
+func (m *Manager) reportLoop(ctx context.Context) {
+	t := time.NewTicker(m.cfg.ReportInterval)
+	defer t.Stop()
+	var last []byte
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			last = nil
+		case <-m.changed:
+			if !sleep(ctx, 100*time.Millisecond) { // let simultaneous changes gather
+				return
+			}
+		}
+		m.mu.Lock()
+		alerts := m.alerts
+		m.alerts = nil
+		m.mu.Unlock()
+		for _, a := range alerts {
+			if err := m.cfg.Reporter.Report(ctx, wire.KindAlert, wire.Business, a); err != nil {
+				m.log.Error("devices: report alert", "err", err, "code", a.Code)
+			}
+		}
+		snap := m.Snapshot()
+		b, _ := json.Marshal(snap)
+		if string(b) == string(last) {
+			continue
+		}
+		if err := m.cfg.Reporter.Report(ctx, wire.KindPeripherals, wire.Telemetry, snap); err != nil {
+			m.log.Error("devices: report peripherals", "err", err)
+			continue
+		}
+		last = b
+	}
+}
+
+func (m *Manager) device(id string) (*managed, error) {
+	d := m.byID[id]
+	if d == nil {
+		return nil, fmt.Errorf("%w %q", ErrUnknownDevice, id)
+	}
+	return d, nil
+}
+
+// PrintTestPage prints page on printer id and returns the job's outcome. A printer that refuses
+// the job because of its state gives an outcome with State refused and the reasons, not an error;
+// errors are for devices that are unknown, not printers, not connected, or fail mid-job.
+func (m *Manager) PrintTestPage(ctx context.Context, id string, page TestPage) (JobOutcome, error) {
+	d, err := m.device(id)
+	if err != nil {
+		return JobOutcome{}, err
+	}
+	d.op.Lock()
+	defer d.op.Unlock()
+	if d.dev == nil {
+		return JobOutcome{}, fmt.Errorf("%w: %s", ErrNotConnected, id)
+	}
+	tp, ok := d.dev.(TestPagePrinter)
+	if !ok {
+		return JobOutcome{}, fmt.Errorf("%w: %s cannot print a test page", ErrUnsupported, id)
+	}
+	start := time.Now()
+	out, err := tp.PrintTestPage(ctx, page)
+	out.Device, out.Millis = id, time.Since(start).Milliseconds()
+	select {
+	case d.poke <- struct{}{}: // refresh status after the job
+	default:
+	}
+	d.log.Info("devices: test page", "state", out.State, "job", out.JobID, "err", err)
+	return out, err
+}
+
+// ReadCard reads an ID card on reader id and passes it to use; the identity is wiped when use
+// returns, whatever it returns. Nothing of the card is logged or reported: only that a read
+// happened and whether it failed.
+func (m *Manager) ReadCard(ctx context.Context, id string, use func(Identity) error) error {
+	d, err := m.device(id)
+	if err != nil {
+		return err
+	}
+	d.op.Lock()
+	if d.dev == nil {
+		d.op.Unlock()
+		return fmt.Errorf("%w: %s", ErrNotConnected, id)
+	}
+	cr, ok := d.dev.(CardReader)
+	if !ok {
+		d.op.Unlock()
+		return fmt.Errorf("%w: %s cannot read ID cards", ErrUnsupported, id)
+	}
+	ident, err := cr.ReadCard(ctx)
+	d.op.Unlock()
+	if err == nil && ident == nil {
+		err = errors.New("driver returned no card data")
+	}
+	if err != nil {
+		d.log.Info("devices: card read failed", "err", err)
+		return fmt.Errorf("devices: read card on %s: %w", id, err)
+	}
+	defer ident.Wipe()
+	d.log.Info("devices: card read")
+	return use(ident)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

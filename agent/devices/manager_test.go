@@ -1,0 +1,142 @@
+package devices_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/agent/devices"
+	"github.com/kioskfleet/kioskfleet/agent/devices/devicestest"
+	"github.com/kioskfleet/kioskfleet/drivers/profile"
+	"github.com/kioskfleet/kioskfleet/drivers/transport"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func loadProfiles(t *testing.T) []*profile.Profile {
+	t.Helper()
+	ps, err := profile.LoadDir("../../firmware-profiles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps
+}
+
+// fakePlug is a device that can be unplugged; its status is set by the test.
+type fakePlug struct {
+	mu      sync.Mutex
+	plugged bool
+	status  devices.Status
+	opens   int
+}
+
+func (f *fakePlug) set(plugged bool, s devices.Status) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.plugged, f.status = plugged, s
+}
+
+func (f *fakePlug) open(context.Context, profile.DeviceEntry, *profile.Profile, *slog.Logger) (devices.Device, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.plugged {
+		return nil, fmt.Errorf("open: %w", transport.ErrClosed)
+	}
+	f.opens++
+	return &fakeDev{f}, nil
+}
+
+type fakeDev struct{ f *fakePlug }
+
+func (d *fakeDev) Status(context.Context) (devices.Status, error) {
+	d.f.mu.Lock()
+	defer d.f.mu.Unlock()
+	if !d.f.plugged {
+		return devices.Status{}, fmt.Errorf("read: %w", transport.ErrClosed)
+	}
+	return d.f.status, nil
+}
+
+func (d *fakeDev) Close() error { return nil }
+
+func run(t *testing.T, cfg devices.Config) *devices.Manager {
+	t.Helper()
+	m, err := devices.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return m
+}
+
+func TestUnplugReplugAndAlerts(t *testing.T) {
+	plug := &fakePlug{plugged: true}
+	rec := devicestest.NewRecorder()
+	run(t, devices.Config{
+		Devices:      &profile.DeviceConfig{Devices: []profile.DeviceEntry{{ID: "receipt0", Profile: "hengtai-kp80-serial", Path: "/dev/null"}}},
+		Profiles:     loadProfiles(t),
+		Openers:      map[profile.Driver]devices.Opener{profile.DriverESCPOS: plug.open},
+		Reporter:     rec,
+		Log:          slog.New(slog.DiscardHandler),
+		PollInterval: 20 * time.Millisecond,
+		MinBackoff:   10 * time.Millisecond,
+		MaxBackoff:   50 * time.Millisecond,
+	})
+	is := func(connected bool, st devices.State, reasons ...string) func(devices.Peripherals) bool {
+		return func(p devices.Peripherals) bool {
+			d, _ := devicestest.Find(p, "receipt0")
+			return d.Connected == connected && d.Status == st && slices.Equal(d.Reasons, reasons)
+		}
+	}
+	p := rec.WaitPeripherals(t, 5*time.Second, is(true, devices.StateOK))
+	if d, _ := devicestest.Find(p, "receipt0"); d.Class != profile.ClassReceiptPrinter || d.Model != "KP-80S" || d.Profile != "hengtai-kp80-serial" {
+		t.Fatalf("inventory: %+v", d)
+	}
+	plug.set(true, devices.Status{State: devices.StateFault, Reasons: []string{"paper-out"}})
+	rec.WaitPeripherals(t, 5*time.Second, is(true, devices.StateFault, "paper-out"))
+	rec.WaitAlert(t, 5*time.Second, func(a wire.Alert) bool { return a.Code == "peripheral.fault" && bytes.Contains([]byte(a.Message), []byte("paper-out")) })
+
+	plug.set(false, devices.Status{})
+	rec.WaitPeripherals(t, 5*time.Second, is(false, devices.StateFault, devices.ReasonDisconnected))
+	plug.set(true, devices.Status{})
+	rec.WaitPeripherals(t, 5*time.Second, is(true, devices.StateOK))
+	rec.WaitAlert(t, 5*time.Second, func(a wire.Alert) bool { return a.Code == "peripheral.recovered" })
+	plug.mu.Lock()
+	defer plug.mu.Unlock()
+	if plug.opens != 2 {
+		t.Errorf("opened %d times, want 2", plug.opens)
+	}
+}
+
+// A device no profile fits is reported as a fault and never opened.
+func TestNoProfile(t *testing.T) {
+	rec := devicestest.NewRecorder()
+	m := run(t, devices.Config{
+		Devices:  &profile.DeviceConfig{Devices: []profile.DeviceEntry{{ID: "x0", Path: "/dev/pts/99"}}},
+		Profiles: loadProfiles(t),
+		Openers:  map[profile.Driver]devices.Opener{},
+		Reporter: rec,
+		Log:      slog.New(slog.DiscardHandler),
+	})
+	d, _ := devicestest.Find(m.Snapshot(), "x0")
+	if d.Status != devices.StateFault || !slices.Equal(d.Reasons, []string{devices.ReasonNoProfile}) || d.Connected {
+		t.Fatalf("status: %+v", d)
+	}
+	if _, err := m.PrintTestPage(context.Background(), "x0", devices.TestPage{}); !errors.Is(err, devices.ErrNotConnected) {
+		t.Fatalf("PrintTestPage: %v", err)
+	}
+	if _, err := m.PrintTestPage(context.Background(), "nope", devices.TestPage{}); !errors.Is(err, devices.ErrUnknownDevice) {
+		t.Fatalf("PrintTestPage: %v", err)
+	}
+}
