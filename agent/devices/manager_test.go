@@ -21,11 +21,16 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// loadProfiles loads the shipped profiles without their poll intervals, so that the tests'
+// Config.PollInterval applies.
 func loadProfiles(t *testing.T) []*profile.Profile {
 	t.Helper()
 	ps, err := profile.LoadDir("../../firmware-profiles")
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, p := range ps {
+		p.Quirks.PollInterval = 0
 	}
 	return ps
 }
