@@ -35,27 +35,33 @@ func (t *table) row(cells ...string) {
 
 func (t *table) flush() error { return t.tw.Flush() }
 
-// ago says how long before now t was, in one unit: "12s ago", "5m ago", "3h ago", "2d ago".
+// ago says how long before now t was, in one unit: "12s ago", "5m ago", "3h ago", "2d ago", or
+// "in 3d" for a time after now.
 func ago(now, t time.Time) string {
 	if t.IsZero() {
 		return "never"
 	}
-	d := now.Sub(t)
-	suffix := " ago"
+	d, future := now.Sub(t), false
 	if d < 0 {
-		d, suffix = -d, " ahead" // the hub's clock is ahead of ours
+		d, future = -d, true // a future time, or the hub's clock is ahead of ours
 	}
+	var u string
 	switch {
 	case d < time.Second:
 		return "just now"
 	case d < time.Minute:
-		return fmt.Sprintf("%ds%s", int(d/time.Second), suffix)
+		u = fmt.Sprintf("%ds", int(d/time.Second))
 	case d < time.Hour:
-		return fmt.Sprintf("%dm%s", int(d/time.Minute), suffix)
+		u = fmt.Sprintf("%dm", int(d/time.Minute))
 	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh%s", int(d/time.Hour), suffix)
+		u = fmt.Sprintf("%dh", int(d/time.Hour))
+	default:
+		u = fmt.Sprintf("%dd", int(d/(24*time.Hour)))
 	}
-	return fmt.Sprintf("%dd%s", int(d/(24*time.Hour)), suffix)
+	if future {
+		return "in " + u
+	}
+	return u + " ago"
 }
 
 // stamp shows a time in UTC with its age: "2026-11-25 20:14:50Z (12s ago)".
