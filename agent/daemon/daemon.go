@@ -34,6 +34,9 @@ type Config struct {
 	AckTimeout   time.Duration
 	MinBackoff   time.Duration
 	MaxBackoff   time.Duration
+	// SyntheticRate, when > 0, appends that many "synthetic" business records per second: a load
+	// generator for tests, soak runs and benchmarks.
+	SyntheticRate float64
 	// Commands adds command handlers to the built-in ones (ping, diagnostics, journal).
 	Commands map[string]Handler
 }
@@ -131,12 +134,47 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Report the state we run; the hub keeps the newest version it has seen.
 	a.reportState(ctx, "")
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); a.synthetic(ctx) }()
 	go func() { defer wg.Done(); _ = a.link.Run(ctx) }()
 	go func() { defer wg.Done(); a.heartbeats(ctx) }()
 	go func() { defer wg.Done(); a.runCommands(ctx) }()
 	wg.Wait()
 	return nil
+}
+
+// synthetic appends SyntheticRate records per second in small batches.
+func (a *Agent) synthetic(ctx context.Context) {
+	if a.cfg.SyntheticRate <= 0 {
+		return
+	}
+	const tick = 20 * time.Millisecond
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	start, made := time.Now(), 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		due := int(a.cfg.SyntheticRate*time.Since(start).Seconds()) - made
+		if due <= 0 {
+			continue
+		}
+		due = min(due, 1000)
+		batch := make([]outbox.Entry, due)
+		for i := range batch {
+			batch[i] = outbox.Entry{Kind: "synthetic", Class: wire.Business, Body: []byte(`{"synthetic":true}`)}
+		}
+		if _, err := a.ob.AppendBatch(ctx, batch); err != nil {
+			if ctx.Err() == nil {
+				a.log.Warn("synthetic records refused", "err", err)
+			}
+			continue
+		}
+		made += due
+	}
 }
 
 func (a *Agent) heartbeats(ctx context.Context) {

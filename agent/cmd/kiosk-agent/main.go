@@ -119,6 +119,7 @@ func runCmd(args []string, stderr io.Writer) error {
 	mqtt := fs.String("mqtt", "", "override the hub's MQTT address from enrollment")
 	ackTimeout := fs.Duration("ack-timeout", 10*time.Second, "resend from the first unacked record after this long without ack progress")
 	maxBackoff := fs.Duration("max-backoff", 60*time.Second, "longest wait between reconnect attempts")
+	synthetic := fs.Float64("synthetic-rate", 0, "append this many synthetic business records per second (load generator for tests and benchmarks)")
 	if err := parse(fs, args, cfgFile); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -132,7 +133,7 @@ func runCmd(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a, err := daemon.Open(ctx, daemon.Config{DataDir: *dataDir, Version: version, Log: log, OutboxMaxBytes: *maxBytes,
-		MQTTOverride: *mqtt, AckTimeout: *ackTimeout, MaxBackoff: *maxBackoff})
+		MQTTOverride: *mqtt, SyntheticRate: *synthetic, AckTimeout: *ackTimeout, MaxBackoff: *maxBackoff})
 	if err != nil {
 		return err
 	}
