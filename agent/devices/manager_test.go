@@ -21,6 +21,15 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+func shippedProfiles(t *testing.T) []*profile.Profile {
+	t.Helper()
+	ps, err := profile.LoadDir("../../firmware-profiles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps
+}
+
 // loadProfiles loads the shipped profiles without their poll intervals, so that the tests'
 // Config.PollInterval applies.
 func loadProfiles(t *testing.T) []*profile.Profile {

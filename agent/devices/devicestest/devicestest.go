@@ -26,12 +26,13 @@ type Recorder struct {
 	mu      sync.Mutex
 	records []Record
 	signal  chan struct{}
+	cursor  map[string]int // per kind: records before this index were consumed by a wait
 }
 
 var _ devices.Reporter = (*Recorder)(nil)
 
 // NewRecorder returns an empty Recorder.
-func NewRecorder() *Recorder { return &Recorder{signal: make(chan struct{}, 1)} }
+func NewRecorder() *Recorder { return &Recorder{signal: make(chan struct{}, 1), cursor: map[string]int{}} }
 
 // Report encodes body as JSON (as the outbox does) and keeps it.
 func (r *Recorder) Report(_ context.Context, kind string, class wire.Class, body any) error {
@@ -57,11 +58,12 @@ func (r *Recorder) Records() []Record {
 }
 
 // WaitPeripherals waits until a peripherals record satisfies ok and returns it; it fails the test
-// after timeout, printing the last peripherals record seen.
+// after timeout, printing the last peripherals record seen. Waits of one kind are sequential:
+// each looks only at records after the one the previous wait of that kind matched.
 func (r *Recorder) WaitPeripherals(t testing.TB, timeout time.Duration, ok func(devices.Peripherals) bool) devices.Peripherals {
 	t.Helper()
 	var last devices.Peripherals
-	got := r.wait(timeout, func(rec Record) bool {
+	got := r.wait(wire.KindPeripherals, timeout, func(rec Record) bool {
 		if rec.Kind != wire.KindPeripherals {
 			return false
 		}
@@ -82,7 +84,7 @@ func (r *Recorder) WaitPeripherals(t testing.TB, timeout time.Duration, ok func(
 func (r *Recorder) WaitAlert(t testing.TB, timeout time.Duration, ok func(wire.Alert) bool) wire.Alert {
 	t.Helper()
 	var found wire.Alert
-	got := r.wait(timeout, func(rec Record) bool {
+	got := r.wait(wire.KindAlert, timeout, func(rec Record) bool {
 		if rec.Kind != wire.KindAlert {
 			return false
 		}
@@ -99,16 +101,21 @@ func (r *Recorder) WaitAlert(t testing.TB, timeout time.Duration, ok func(wire.A
 	return found
 }
 
-// wait scans records (old and new) until match holds or timeout passes. Records already scanned
-// are not scanned again.
-func (r *Recorder) wait(timeout time.Duration, match func(Record) bool) bool {
+// wait scans records from kind's cursor until match holds (moving the cursor past the match) or
+// timeout passes.
+func (r *Recorder) wait(kind string, timeout time.Duration, match func(Record) bool) bool {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	seen := 0
+	r.mu.Lock()
+	seen := r.cursor[kind]
+	r.mu.Unlock()
 	for {
 		recs := r.Records()
 		for ; seen < len(recs); seen++ {
 			if match(recs[seen]) {
+				r.mu.Lock()
+				r.cursor[kind] = seen + 1
+				r.mu.Unlock()
 				return true
 			}
 		}
