@@ -107,8 +107,8 @@ type Peripherals struct {
 
 // DeviceStatus is one device in a Peripherals record.
 type DeviceStatus struct {
-	ID           string        `json:"id"`                // local name from the device configuration
-	Class        profile.Class `json:"class"`             // id-reader, receipt-printer, ...
+	ID           string        `json:"id"`    // local name from the device configuration
+	Class        profile.Class `json:"class"` // id-reader, receipt-printer, ...
 	Manufacturer string        `json:"manufacturer,omitempty"`
 	Model        string        `json:"model,omitempty"`
 	Profile      string        `json:"profile,omitempty"` // firmware profile ID

@@ -119,7 +119,9 @@ func TestUnplugReplugAndAlerts(t *testing.T) {
 	}
 	plug.set(true, devices.Status{State: devices.StateFault, Reasons: []string{"paper-out"}})
 	rec.WaitPeripherals(t, 5*time.Second, is(true, devices.StateFault, "paper-out"))
-	rec.WaitAlert(t, 5*time.Second, func(a wire.Alert) bool { return a.Code == "peripheral.fault" && bytes.Contains([]byte(a.Message), []byte("paper-out")) })
+	rec.WaitAlert(t, 5*time.Second, func(a wire.Alert) bool {
+		return a.Code == "peripheral.fault" && bytes.Contains([]byte(a.Message), []byte("paper-out"))
+	})
 
 	plug.set(false, devices.Status{})
 	rec.WaitPeripherals(t, 5*time.Second, is(false, devices.StateFault, devices.ReasonDisconnected))

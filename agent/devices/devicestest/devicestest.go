@@ -32,7 +32,9 @@ type Recorder struct {
 var _ devices.Reporter = (*Recorder)(nil)
 
 // NewRecorder returns an empty Recorder.
-func NewRecorder() *Recorder { return &Recorder{signal: make(chan struct{}, 1), cursor: map[string]int{}} }
+func NewRecorder() *Recorder {
+	return &Recorder{signal: make(chan struct{}, 1), cursor: map[string]int{}}
+}
 
 // Report encodes body as JSON (as the outbox does) and keeps it.
 func (r *Recorder) Report(_ context.Context, kind string, class wire.Class, body any) error {
