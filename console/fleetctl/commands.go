@@ -128,7 +128,7 @@ func (a *app) follow(c *cobra.Command, cmd fleet.Command, wait time.Duration) er
 	case wire.CmdFailed, wire.CmdExpired:
 		msg := fmt.Sprintf("command %s %s", cmd.ID, cmd.State)
 		if cmd.Error != "" {
-			msg += ": " + cmd.Error
+			msg += ": " + printable(cmd.Error, false)
 		}
 		return &commandError{msg}
 	}
@@ -143,7 +143,7 @@ func (a *app) transition(w io.Writer, cmd fleet.Command) {
 	}
 	line := fmt.Sprintf("%s  %s  %s", at.UTC().Format("15:04:05.000"), cmd.ID, cmd.State)
 	if cmd.Error != "" {
-		line += "  " + cmd.Error
+		line += "  " + printable(cmd.Error, false)
 	}
 	fmt.Fprintln(w, line)
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // table writes aligned columns; empty cells show as "-".
@@ -26,14 +28,31 @@ func newTable(w io.Writer, header ...string) *table {
 func (t *table) row(cells ...string) {
 	for i, c := range cells {
 		if c == "" {
-			cells[i] = "-"
+			c = "-"
 		}
-		cells[i] = strings.ReplaceAll(strings.ReplaceAll(cells[i], "\t", " "), "\n", " ")
+		cells[i] = printable(c, false)
 	}
 	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
 }
 
 func (t *table) flush() error { return t.tw.Flush() }
+
+// printable makes text from the hub (and so from kiosks) safe for a terminal: invalid UTF-8 and
+// control characters (escape sequences, tabs, and newlines unless keepNewlines) become U+FFFD or a
+// space.
+func printable(s string, keepNewlines bool) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' && keepNewlines:
+			return r
+		case r == '\t' || r == '\n' || r == '\r':
+			return ' '
+		case unicode.IsControl(r):
+			return utf8.RuneError
+		}
+		return r
+	}, strings.ToValidUTF8(s, string(utf8.RuneError)))
+}
 
 // ago says how long before now t was, in one unit: "12s ago", "5m ago", "3h ago", "2d ago", or
 // "in 3d" for a time after now.
@@ -297,16 +316,16 @@ func compact(raw json.RawMessage, max int) string {
 	}
 	s := b.String()
 	if len(s) > max {
-		s = s[:max-3] + "..."
+		s = strings.ToValidUTF8(s[:max-3], "") + "..."
 	}
-	return s
+	return printable(s, false)
 }
 
 // indentJSON pretty-prints a JSON value with a prefix on every line.
 func indentJSON(raw json.RawMessage, prefix string) string {
 	var b bytes.Buffer
 	if json.Indent(&b, raw, prefix, "  ") != nil {
-		return prefix + string(raw)
+		return prefix + printable(string(raw), false)
 	}
-	return prefix + b.String()
+	return prefix + printable(b.String(), true)
 }
