@@ -1,0 +1,192 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
+)
+
+// CreateCommand stores a new command in state queued (whatever c.State says).
+func (s *Store) CreateCommand(ctx context.Context, c store.Command) error {
+	if c.ID == "" || c.DeviceID == "" || c.Name == "" || c.ExpiresAt.IsZero() {
+		return invalid("command needs an id, a device, a name and an expiry")
+	}
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = time.Now()
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE id = ?`, c.DeviceID).Scan(&one); err != nil {
+			return notFound(err, "device", c.DeviceID)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO commands (id, device_id, name, args, state, created_at, expires_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, c.ID, c.DeviceID, c.Name, orNull(c.Args), string(wire.CmdQueued),
+			ts(c.CreatedAt), ts(c.ExpiresAt), ts(c.CreatedAt))
+		if err != nil {
+			return exists(err, "command", c.ID)
+		}
+		return nil
+	})
+}
+
+const commandCols = `id, device_id, name, args, state, created_at, expires_at, delivered_at, updated_at, output, error`
+
+func scanCommand(sc interface{ Scan(...any) error }) (store.Command, error) {
+	var c store.Command
+	var state string
+	var created, expires, delivered, updated int64
+	var args, output []byte
+	err := sc.Scan(&c.ID, &c.DeviceID, &c.Name, &args, &state, &created, &expires, &delivered, &updated, &output, &c.Error)
+	c.State = wire.CommandState(state)
+	c.Args, c.Output = json.RawMessage(args), json.RawMessage(output)
+	c.CreatedAt, c.ExpiresAt, c.DeliveredAt, c.UpdatedAt = fromTS(created), fromTS(expires), fromTS(delivered), fromTS(updated)
+	return c, err
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+func queryCommands(ctx context.Context, db querier, q string, args ...any) ([]store.Command, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list commands: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Command
+	for rows.Next() {
+		c, err := scanCommand(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list commands: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// GetCommand returns a command.
+func (s *Store) GetCommand(ctx context.Context, id string) (store.Command, error) {
+	c, err := scanCommand(s.db.R.QueryRowContext(ctx, `SELECT `+commandCols+` FROM commands WHERE id = ?`, id))
+	if err != nil {
+		return store.Command{}, notFound(err, "command", id)
+	}
+	return c, nil
+}
+
+// ListCommands returns a device's latest commands, newest first (limit 0: 100).
+func (s *Store) ListCommands(ctx context.Context, deviceID string, limit int) ([]store.Command, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	return queryCommands(ctx, s.db.R, `SELECT `+commandCols+` FROM commands WHERE device_id = ? ORDER BY n DESC LIMIT ?`, deviceID, limit)
+}
+
+// PendingCommands returns the device's queued or delivered commands not expired at now, oldest
+// first.
+func (s *Store) PendingCommands(ctx context.Context, deviceID string, now time.Time) ([]store.Command, error) {
+	return queryCommands(ctx, s.db.R, `SELECT `+commandCols+` FROM commands
+		WHERE device_id = ? AND state IN ('queued', 'delivered') AND expires_at > ? ORDER BY n`, deviceID, ts(now))
+}
+
+// MarkDelivered moves queued commands to delivered.
+func (s *Store) MarkDelivered(ctx context.Context, ids []string, at time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `UPDATE commands SET state = 'delivered', delivered_at = ?, updated_at = ?
+			WHERE id = ? AND state = 'queued'`)
+		if err != nil {
+			return fmt.Errorf("store: mark delivered: %w", err)
+		}
+		defer st.Close()
+		for _, id := range ids {
+			if _, err := st.ExecContext(ctx, ts(at), ts(at), id); err != nil {
+				return fmt.Errorf("store: mark delivered %s: %w", id, err)
+			}
+		}
+		return nil
+	})
+}
+
+// ExpireCommands moves queued or delivered commands whose expiry is <= now to expired and
+// returns them, oldest first.
+func (s *Store) ExpireCommands(ctx context.Context, now time.Time) ([]store.Command, error) {
+	var out []store.Command
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		const due = ` WHERE state IN ('queued', 'delivered') AND expires_at <= ?`
+		var err error
+		if out, err = queryCommands(ctx, tx, `SELECT `+commandCols+` FROM commands`+due+` ORDER BY n`, ts(now)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE commands SET state = 'expired', updated_at = ?`+due, ts(now), ts(now)); err != nil {
+			return fmt.Errorf("store: expire commands: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].State, out[i].UpdatedAt = wire.CmdExpired, now.UTC()
+	}
+	return out, nil
+}
+
+// SetDesired stores a new desired document for a device with the next version (1 for the first).
+func (s *Store) SetDesired(ctx context.Context, deviceID string, doc json.RawMessage, at time.Time) (store.DocState, error) {
+	if !json.Valid(doc) {
+		return store.DocState{}, invalid("desired doc is not JSON")
+	}
+	d := store.DocState{DeviceID: deviceID, Doc: doc, UpdatedAt: at.UTC()}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE id = ?`, deviceID).Scan(&one); err != nil {
+			return notFound(err, "device", deviceID)
+		}
+		err := tx.QueryRowContext(ctx, `INSERT INTO desired (device_id, version, doc, updated_at) VALUES (?, 1, ?, ?)
+			ON CONFLICT (device_id) DO UPDATE SET version = desired.version + 1, doc = excluded.doc, updated_at = excluded.updated_at
+			RETURNING version`, deviceID, []byte(doc), ts(at)).Scan(&d.Version)
+		if err != nil {
+			return fmt.Errorf("store: set desired %s: %w", deviceID, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.DocState{}, err
+	}
+	return d, nil
+}
+
+// GetDesired returns a device's desired document; ErrNotFound if it has none.
+func (s *Store) GetDesired(ctx context.Context, deviceID string) (store.DocState, error) {
+	d := store.DocState{DeviceID: deviceID}
+	var updated int64
+	var doc []byte
+	err := s.db.R.QueryRowContext(ctx, `SELECT version, doc, updated_at FROM desired WHERE device_id = ?`, deviceID).
+		Scan(&d.Version, &doc, &updated)
+	if err != nil {
+		return store.DocState{}, notFound(err, "desired state of device", deviceID)
+	}
+	d.Doc, d.UpdatedAt = doc, fromTS(updated)
+	return d, nil
+}
+
+// GetReported returns the state a device last reported; ErrNotFound if it has reported none.
+func (s *Store) GetReported(ctx context.Context, deviceID string) (store.DocState, error) {
+	d := store.DocState{DeviceID: deviceID}
+	var updated int64
+	var doc []byte
+	err := s.db.R.QueryRowContext(ctx, `SELECT version, doc, error, updated_at FROM reported WHERE device_id = ?`, deviceID).
+		Scan(&d.Version, &doc, &d.Error, &updated)
+	if err != nil {
+		return store.DocState{}, notFound(err, "reported state of device", deviceID)
+	}
+	d.Doc, d.UpdatedAt = doc, fromTS(updated)
+	return d, nil
+}

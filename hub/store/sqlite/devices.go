@@ -1,0 +1,233 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/hub/store"
+)
+
+// CreateSite stores a new site.
+func (s *Store) CreateSite(ctx context.Context, st store.Site) error {
+	if st.ID == "" {
+		return invalid("site without an id")
+	}
+	_, err := s.db.W.ExecContext(ctx, `INSERT INTO sites (id, name, region, address) VALUES (?, ?, ?, ?)`,
+		st.ID, st.Name, st.Region, st.Address)
+	if err != nil {
+		return exists(err, "site", st.ID)
+	}
+	return nil
+}
+
+// GetSite returns a site.
+func (s *Store) GetSite(ctx context.Context, id string) (store.Site, error) {
+	var st store.Site
+	err := s.db.R.QueryRowContext(ctx, `SELECT id, name, region, address FROM sites WHERE id = ?`, id).
+		Scan(&st.ID, &st.Name, &st.Region, &st.Address)
+	if err != nil {
+		return store.Site{}, notFound(err, "site", id)
+	}
+	return st, nil
+}
+
+// ListSites returns all sites by id.
+func (s *Store) ListSites(ctx context.Context) ([]store.Site, error) {
+	rows, err := s.db.R.QueryContext(ctx, `SELECT id, name, region, address FROM sites ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list sites: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Site
+	for rows.Next() {
+		var st store.Site
+		if err := rows.Scan(&st.ID, &st.Name, &st.Region, &st.Address); err != nil {
+			return nil, fmt.Errorf("store: list sites: %w", err)
+		}
+		out = append(out, st)
+	}
+	return out, rows.Err()
+}
+
+// CreateEnrollmentToken stores a new token.
+func (s *Store) CreateEnrollmentToken(ctx context.Context, t store.EnrollmentToken) error {
+	if t.ID == "" || len(t.Hash) == 0 || t.SiteID == "" || t.ExpiresAt.IsZero() {
+		return invalid("enrollment token needs an id, a hash, a site and an expiry")
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM sites WHERE id = ?`, t.SiteID).Scan(&one); err != nil {
+			return notFound(err, "site", t.SiteID)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO enrollment_tokens (id, hash, site_id, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?)`, t.ID, t.Hash, t.SiteID, ts(t.CreatedAt), ts(t.ExpiresAt))
+		if err != nil {
+			return exists(err, "enrollment token", t.ID)
+		}
+		return nil
+	})
+	return err
+}
+
+// EnrollDevice redeems a token and creates the device in one transaction. The device gets the
+// token's site, that site's region and, if d.EnrolledAt is zero, now as its enrollment time.
+func (s *Store) EnrollDevice(ctx context.Context, tokenHash []byte, d store.Device, now time.Time) (store.Device, error) {
+	if d.ID == "" {
+		return store.Device{}, invalid("device without an id")
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var id, siteID string
+		var expires, used int64
+		err := tx.QueryRowContext(ctx, `SELECT id, site_id, expires_at, used_at FROM enrollment_tokens WHERE hash = ?`,
+			tokenHash).Scan(&id, &siteID, &expires, &used)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: enrollment token", store.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("store: enroll: %w", err)
+		}
+		if used != 0 {
+			return fmt.Errorf("%w: token %s", store.ErrTokenUsed, id)
+		}
+		if ts(now) >= expires {
+			return fmt.Errorf("%w: token %s expired at %s", store.ErrTokenExpired, id, fromTS(expires).Format(time.RFC3339))
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT region FROM sites WHERE id = ?`, siteID).Scan(&d.Region); err != nil {
+			return notFound(err, "site", siteID)
+		}
+		d.SiteID = siteID
+		if d.EnrolledAt.IsZero() {
+			d.EnrolledAt = now
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO devices (id, site_id, region, model, cert_serial, cert_expiry, cert_pem, enrolled_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			d.ID, d.SiteID, d.Region, d.Model, d.CertSerial, ts(d.CertExpiry), orNull(d.CertPEM), ts(d.EnrolledAt))
+		if err != nil {
+			return exists(err, "device", d.ID)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE enrollment_tokens SET used_at = ?, device_id = ? WHERE id = ?`, ts(now), d.ID, id)
+		return err
+	})
+	if err != nil {
+		return store.Device{}, err
+	}
+	return s.GetDevice(ctx, d.ID)
+}
+
+const kioskCols = `id, site_id, region, model, cert_serial, cert_expiry, cert_pem, enrolled_at, revoked_at,
+	online, presence_at, last_seen, agent_version, health, health_at, periph, periph_at`
+
+func scanKiosk(sc interface{ Scan(...any) error }) (store.Device, error) {
+	var d store.Device
+	var certExp, enrolled, revoked, presence, lastSeen, healthAt, periphAt int64
+	err := sc.Scan(&d.ID, &d.SiteID, &d.Region, &d.Model, &d.CertSerial, &certExp, &d.CertPEM, &enrolled, &revoked,
+		&d.Online, &presence, &lastSeen, &d.AgentVersion, &d.Health, &healthAt, &d.Peripherals, &periphAt)
+	d.CertExpiry, d.EnrolledAt, d.RevokedAt = fromTS(certExp), fromTS(enrolled), fromTS(revoked)
+	d.Revoked = revoked != 0
+	d.PresenceAt, d.LastSeen, d.HealthAt, d.PeriphAt = fromTS(presence), fromTS(lastSeen), fromTS(healthAt), fromTS(periphAt)
+	return d, err
+}
+
+// GetDevice returns a device.
+func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) {
+	d, err := scanKiosk(s.db.R.QueryRowContext(ctx, `SELECT `+kioskCols+` FROM devices WHERE id = ?`, id))
+	if err != nil {
+		return store.Device{}, notFound(err, "device", id)
+	}
+	return d, nil
+}
+
+// ListDevices returns the devices matching f, by id.
+func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]store.Device, error) {
+	var where []string
+	var args []any
+	if f.SiteID != "" {
+		where, args = append(where, "site_id = ?"), append(args, f.SiteID)
+	}
+	if f.Region != "" {
+		where, args = append(where, "substr(region, 1, ?) = ?"), append(args, len(f.Region), f.Region)
+	}
+	if f.Online != nil {
+		where, args = append(where, "online = ?"), append(args, *f.Online)
+	}
+	q := `SELECT ` + kioskCols + ` FROM devices`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	rows, err := s.db.R.QueryContext(ctx, q+` ORDER BY id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list devices: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Device
+	for rows.Next() {
+		d, err := scanKiosk(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list devices: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// updateDevice runs an UPDATE of one device row and maps "no row" to ErrNotFound.
+func (s *Store) updateDevice(ctx context.Context, id, q string, args ...any) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE id = ?`, id).Scan(&one); err != nil {
+			return notFound(err, "device", id)
+		}
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("store: device %s: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// RenewCertificate records a device's new certificate.
+func (s *Store) RenewCertificate(ctx context.Context, id, serial string, expiry time.Time, certPEM []byte) error {
+	return s.updateDevice(ctx, id, `UPDATE devices SET cert_serial = ?, cert_expiry = ?, cert_pem = ? WHERE id = ?`,
+		serial, ts(expiry), orNull(certPEM), id)
+}
+
+// RevokeDevice marks a device revoked; revoking again keeps the first time.
+func (s *Store) RevokeDevice(ctx context.Context, id string, at time.Time) error {
+	if at.IsZero() {
+		return invalid("revocation without a time")
+	}
+	return s.updateDevice(ctx, id, `UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, ts(at), id)
+}
+
+// SetPresence records a presence change unless a later one is recorded already; it also advances
+// last-seen, and sets the agent version when online.
+func (s *Store) SetPresence(ctx context.Context, id string, online bool, agentVersion string, at time.Time) error {
+	return s.updateDevice(ctx, id, `UPDATE devices SET online = ?, presence_at = ?,
+			agent_version = CASE WHEN ? AND ? <> '' THEN ? ELSE agent_version END,
+			last_seen = max(last_seen, ?)
+		WHERE id = ? AND presence_at <= ?`,
+		online, ts(at), online, agentVersion, agentVersion, ts(at), id, ts(at))
+}
+
+// TouchLastSeen advances last-seen of the given devices; unknown ids are ignored.
+func (s *Store) TouchLastSeen(ctx context.Context, ids []string, at time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `UPDATE devices SET last_seen = ? WHERE id = ? AND last_seen < ?`)
+		if err != nil {
+			return fmt.Errorf("store: touch last seen: %w", err)
+		}
+		defer st.Close()
+		for _, id := range ids {
+			if _, err := st.ExecContext(ctx, ts(at), id, ts(at)); err != nil {
+				return fmt.Errorf("store: touch last seen %s: %w", id, err)
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,154 @@
+// Package sqlite is the hub's embedded store: store.Store on one SQLite file (WAL,
+// synchronous=FULL, one writer connection plus readers, see pkg/sqlitex), with its schema applied
+// from the numbered migrations in migrations/ when it opens. Numbers 0100-0199 belong to the
+// identity tables.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/migrate"
+	"github.com/kioskfleet/kioskfleet/pkg/sqlitex"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is the SQLite implementation of store.Store.
+type Store struct {
+	db  *sqlitex.DB
+	log *slog.Logger
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the store at path and applies pending migrations.
+func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	db, err := sqlitex.Open(ctx, path, sqlitex.Options{})
+	if err != nil {
+		return nil, err
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	applied, err := migrate.Up(ctx, db.W, sub)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if len(applied) > 0 {
+		log.Info("store migrated", "path", path, "applied", applied)
+	}
+	return &Store{db: db, log: log}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Check runs PRAGMA integrity_check.
+func (s *Store) Check(ctx context.Context) error { return sqlitex.IntegrityCheck(ctx, s.db.R) }
+
+// tx runs fn in a write transaction; a nil return means it is committed and durable. Every
+// writing method of the package (identity's too) goes through it.
+func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.db.Tx(ctx, fn)
+}
+
+// ts converts a time to the stored Unix nanoseconds, 0 for the zero time.
+func ts(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// fromTS is the inverse of ts; times come back in UTC.
+func fromTS(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// notFound maps sql.ErrNoRows to store.ErrNotFound with a description of what was missing.
+func notFound(err error, what string, id any) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: %s %v", store.ErrNotFound, what, id)
+	}
+	return fmt.Errorf("store: %s %v: %w", what, id, err)
+}
+
+// exists maps a unique violation to store.ErrExists.
+func exists(err error, what string, id any) error {
+	if sqlitex.IsUniqueViolation(err) {
+		return fmt.Errorf("%w: %s %v", store.ErrExists, what, id)
+	}
+	return fmt.Errorf("store: %s %v: %w", what, id, err)
+}
+
+func invalid(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", store.ErrInvalid, fmt.Sprintf(format, a...))
+}
+
+// orNull stores an empty JSON value as NULL.
+func orNull(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// stmts prepares each statement once per transaction.
+type stmts struct {
+	tx *sql.Tx
+	m  map[string]*sql.Stmt
+}
+
+func newStmts(tx *sql.Tx) *stmts { return &stmts{tx: tx, m: map[string]*sql.Stmt{}} }
+
+func (p *stmts) get(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := p.m[q]; ok {
+		return st, nil
+	}
+	st, err := p.tx.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	p.m[q] = st
+	return st, nil
+}
+
+func (p *stmts) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	st, err := p.get(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (p *stmts) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	st, err := p.get(ctx, q)
+	if err != nil {
+		return p.tx.QueryRowContext(ctx, q, args...) // reports the same error on Scan
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (p *stmts) close() {
+	for _, st := range p.m {
+		st.Close()
+	}
+}
