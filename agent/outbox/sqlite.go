@@ -5,12 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"sync"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
-
+	"github.com/kioskfleet/kioskfleet/pkg/sqlitex"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -42,7 +40,7 @@ CREATE INDEX IF NOT EXISTS outbox_evictable ON outbox_records (seq)
 // transaction (group commit), so each caller still waits for its fsync while the disk sees one
 // fsync per group.
 type SQLite struct {
-	db     *sql.DB
+	db     *sqlitex.DB // W: the writer goroutine's only; R: Pending
 	opts   Options
 	epoch  string
 	notify chan struct{}
@@ -67,19 +65,10 @@ type request struct {
 
 // Open opens (or creates) the outbox database at path. A new, empty database gets a new epoch.
 func Open(ctx context.Context, path string, opts Options) (*SQLite, error) {
-	q := url.Values{}
-	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "FULL")
-	q.Set("_busy_timeout", "10000")
-	q.Set("_txlock", "immediate")
-	q.Set("_foreign_keys", "1")
-	db, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
+	db, err := sqlitex.Open(ctx, path, sqlitex.Options{})
 	if err != nil {
-		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
+		return nil, fmt.Errorf("outbox: %w", err)
 	}
-	db.SetMaxOpenConns(4)
-	db.SetMaxIdleConns(4)
-	db.SetConnMaxIdleTime(0)
 	o := &SQLite{db: db, opts: opts.withDefaults(), notify: make(chan struct{}, 1),
 		reqs: make(chan *request), quit: make(chan struct{}), done: make(chan struct{})}
 	if err := o.load(ctx); err != nil {
@@ -95,7 +84,7 @@ func Open(ctx context.Context, path string, opts Options) (*SQLite, error) {
 
 // load creates the schema if needed and reads the epoch and bookkeeping.
 func (o *SQLite) load(ctx context.Context) error {
-	tx, err := o.db.BeginTx(ctx, nil)
+	tx, err := o.db.W.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -195,7 +184,7 @@ func (o *SQLite) Pending(ctx context.Context, afterSeq uint64, max int) ([]wire.
 	if max <= 0 {
 		return nil, nil
 	}
-	rows, err := o.db.QueryContext(ctx,
+	rows, err := o.db.R.QueryContext(ctx,
 		`SELECT seq, kind, class, ts, body FROM outbox_records WHERE seq > ? ORDER BY seq LIMIT ?`, afterSeq, max)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: pending: %w", err)
@@ -300,7 +289,7 @@ func (o *SQLite) commit(group []*request) {
 
 // apply executes group on work in one transaction; a returned error means nothing was committed.
 func (o *SQLite) apply(group []*request, work *state) (appended bool, err error) {
-	tx, err := o.db.Begin()
+	tx, err := o.db.W.Begin()
 	if err != nil {
 		return false, err
 	}

@@ -3,7 +3,6 @@ package outbox_test
 import (
 	"bufio"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/agent/outbox"
 	"github.com/kioskfleet/kioskfleet/agent/outbox/outboxtest"
+	"github.com/kioskfleet/kioskfleet/pkg/sqlitex"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -310,14 +310,13 @@ func runAndKill(t *testing.T, test string, env map[string]string, d time.Duratio
 
 func checkIntegrity(t *testing.T, path string) {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+path)
+	db, err := sqlitex.Open(t.Context(), path, sqlitex.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var res string
-	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&res); err != nil || res != "ok" {
-		t.Fatalf("integrity_check: %q %v", res, err)
+	if err := sqlitex.IntegrityCheck(t.Context(), db.R); err != nil {
+		t.Fatal(err)
 	}
 }
 
