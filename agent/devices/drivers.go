@@ -8,15 +8,41 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/drivers/escpos"
+	"github.com/kioskfleet/kioskfleet/drivers/idcard"
 	"github.com/kioskfleet/kioskfleet/drivers/profile"
 	"github.com/kioskfleet/kioskfleet/drivers/transport"
+	"github.com/kioskfleet/kioskfleet/drivers/usbprinter"
 )
 
-// DefaultOpeners returns the drivers built into the agent, by profile driver name.
-func DefaultOpeners() map[profile.Driver]Opener {
+// DefaultOpeners returns the drivers built into the agent, by profile driver name, without USB.
+func DefaultOpeners() map[profile.Driver]Opener { return Openers(nil) }
+
+// Openers returns the drivers built into the agent; USB devices are opened on bus (nil: USB
+// profiles fail to open with a clear error). The caller owns bus.
+func Openers(bus transport.USBBus) map[profile.Driver]Opener {
+	o := &openers{bus: bus}
 	return map[profile.Driver]Opener{
-		profile.DriverESCPOS: OpenESCPOS,
+		profile.DriverESCPOS: o.escpos,
+		profile.DriverIDCard: o.idcard,
 	}
+}
+
+type openers struct{ bus transport.USBBus }
+
+// openUSB opens e's USB device on the profile's interface.
+func (o *openers) openUSB(ctx context.Context, e profile.DeviceEntry, p *profile.Profile) (transport.USBDevice, error) {
+	if o.bus == nil {
+		return nil, fmt.Errorf("devices: %s: profile %s needs USB, and the agent runs without a USB bus", e.ID, p.ID)
+	}
+	a := e.Attached()
+	if a.USB == nil {
+		return nil, fmt.Errorf("devices: %s: USB profile %s needs usb vid/pid in the device configuration", e.ID, p.ID)
+	}
+	dev, err := o.bus.Open(ctx, transport.USBID{Vendor: a.USB.Vendor, Product: a.USB.Product}, p.Transport.Interface)
+	if err != nil {
+		return nil, fmt.Errorf("devices: open %s: %w", e.ID, err)
+	}
+	return dev, nil
 }
 
 // openSerial opens e's serial port at the profile's baud rate and waits out the profile's settle
@@ -51,21 +77,37 @@ var (
 	_ TestPagePrinter = (*escposDevice)(nil)
 )
 
-// OpenESCPOS opens an ESC/POS receipt printer on a serial port.
-func OpenESCPOS(ctx context.Context, e profile.DeviceEntry, p *profile.Profile, log *slog.Logger) (Device, error) {
-	port, err := openSerial(ctx, e, p)
-	if err != nil {
-		return nil, err
+// escpos opens an ESC/POS receipt printer on a serial port or the USB printer class.
+func (o *openers) escpos(ctx context.Context, e profile.DeviceEntry, p *profile.Profile, log *slog.Logger) (Device, error) {
+	var link escpos.Link
+	var closer func() error
+	if p.Transport.Kind == profile.TransportUSBPrinter {
+		dev, err := o.openUSB(ctx, e, p)
+		if err != nil {
+			return nil, err
+		}
+		cfg := usbprinter.Config{Interface: uint8(p.Transport.Interface)}
+		if ep := p.Transport.Endpoints; ep != nil {
+			cfg.Out, cfg.In = uint8(ep.Out), uint8(ep.In)
+		} else {
+			cfg.Out = 0x01
+		}
+		link, closer = usbprinter.New(dev, cfg), dev.Close
+	} else {
+		port, err := openSerial(ctx, e, p)
+		if err != nil {
+			return nil, err
+		}
+		link, closer = &escpos.SerialLink{Port: port}, port.Close
 	}
-	link := &escpos.SerialLink{Port: port}
 	d := &escposDevice{
 		dev:   escpos.New(link, log, escpos.Options{StatusTimeout: p.Quirks.ReplyTimeout, NoRealtimeStatus: p.Quirks.NoRealtimeStatus}),
 		link:  link,
-		close: port.Close,
+		close: closer,
 	}
 	if p.Quirks.ResetOnOpen {
 		if err := link.Send(ctx, []byte{escpos.ESC, '@'}); err != nil {
-			port.Close()
+			closer()
 			return nil, fmt.Errorf("devices: reset %s: %w", e.ID, err)
 		}
 	}
@@ -146,4 +188,81 @@ func (d *escposDevice) PrintTestPage(ctx context.Context, page TestPage) (JobOut
 		return JobOutcome{State: JobAborted, Reasons: escposStatus(after).Reasons, Error: after.Err().Error()}, nil
 	}
 	return JobOutcome{State: JobCompleted}, nil
+}
+
+// idcardDevice adapts a GA 467 ID card reader.
+type idcardDevice struct {
+	r     *idcard.Reader
+	opt   idcard.ReadOptions
+	close func() error
+}
+
+var (
+	_ Device     = (*idcardDevice)(nil)
+	_ CardReader = (*idcardDevice)(nil)
+	_ Identity   = (*idcard.Identity)(nil)
+)
+
+// idcard opens a GA 467 reader on a serial port or a vendor USB bulk interface.
+func (o *openers) idcard(ctx context.Context, e profile.DeviceEntry, p *profile.Profile, log *slog.Logger) (Device, error) {
+	cfg := idcard.Config{ReadTimeout: p.Quirks.ReplyTimeout, Logger: log}
+	d := &idcardDevice{opt: idcard.ReadOptions{AppendedAddress: p.Has("read-new-address")}}
+	if p.Transport.Kind == profile.TransportUSBBulk {
+		dev, err := o.openUSB(ctx, e, p)
+		if err != nil {
+			return nil, err
+		}
+		ep := p.Transport.Endpoints
+		l := idcard.USBLayout{HeaderOut: uint8(ep.Out), HeaderIn: uint8(ep.In)}
+		if ep.HeaderOut != 0 { // split frames: header on HeaderOut, the rest on Out
+			l.HeaderOut, l.BodyOut = uint8(ep.HeaderOut), uint8(ep.Out)
+		}
+		l.BodyIn = uint8(ep.BodyIn)
+		r, err := idcard.NewUSBReader(dev, l, cfg)
+		if err != nil {
+			dev.Close()
+			return nil, err
+		}
+		d.r, d.close = r, dev.Close
+	} else {
+		port, err := openSerial(ctx, e, p)
+		if err != nil {
+			return nil, err
+		}
+		d.r, d.close = idcard.NewSerialReader(port, cfg), port.Close
+	}
+	if p.Quirks.ResetOnOpen {
+		if err := d.r.ResetSAM(ctx); err != nil {
+			d.close()
+			return nil, fmt.Errorf("devices: reset SAM of %s: %w", e.ID, err)
+		}
+	}
+	return d, nil
+}
+
+func (d *idcardDevice) Close() error { return d.close() }
+
+// Status asks the SAM for its status (11 FF). A broken SAM is a fault; other SAM answers
+// (no card and the like) mean the reader works.
+func (d *idcardDevice) Status(ctx context.Context) (Status, error) {
+	err := d.r.SAMStatus(ctx)
+	var st idcard.Status
+	switch {
+	case err == nil:
+		return Status{State: StateOK}, nil
+	case errors.As(err, &st) && st.Fault():
+		return Status{State: StateFault, Reasons: []string{"sam-fault"}}, nil
+	case errors.As(err, &st):
+		return Status{State: StateOK}, nil
+	}
+	return Status{}, err
+}
+
+// ReadCard finds, selects and reads the card on the reader.
+func (d *idcardDevice) ReadCard(ctx context.Context) (Identity, error) {
+	id, err := d.r.ReadCard(ctx, d.opt)
+	if err != nil {
+		return nil, err
+	}
+	return id, nil
 }

@@ -20,7 +20,8 @@ import (
 type Config struct {
 	Devices  *profile.DeviceConfig
 	Profiles []*profile.Profile
-	Openers  map[profile.Driver]Opener // nil: DefaultOpeners()
+	Openers  map[profile.Driver]Opener // nil: Openers(USB)
+	USB      transport.USBBus          // for USB profiles when Openers is nil; nil: no USB
 	Reporter Reporter
 	Log      *slog.Logger
 
@@ -66,7 +67,7 @@ func New(cfg Config) (*Manager, error) {
 		return nil, errors.New("devices: Config needs Devices, Reporter and Log")
 	}
 	if cfg.Openers == nil {
-		cfg.Openers = DefaultOpeners()
+		cfg.Openers = Openers(cfg.USB)
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
