@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/agent/devices"
 	"github.com/kioskfleet/kioskfleet/agent/enroll"
 	"github.com/kioskfleet/kioskfleet/agent/hoststat"
 	"github.com/kioskfleet/kioskfleet/agent/inbox"
@@ -37,6 +38,10 @@ type Config struct {
 	// SyntheticRate, when > 0, appends that many "synthetic" business records per second: a load
 	// generator for tests, soak runs and benchmarks.
 	SyntheticRate float64
+	// DevicesFile is the peripheral configuration (e.g. written by devsim kiosk); empty: none.
+	DevicesFile string
+	// ProfilesDir holds the firmware profiles (firmware-profiles/).
+	ProfilesDir string
 	// Commands adds command handlers to the built-in ones (ping, diagnostics, journal).
 	Commands map[string]Handler
 }
@@ -55,6 +60,7 @@ type Agent struct {
 	sampler  hoststat.Sampler
 	started  time.Time
 	handlers map[string]Handler
+	devs     *devices.Manager // nil without DevicesFile
 
 	mu       sync.Mutex
 	settings Settings
@@ -96,6 +102,10 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 		"diagnostics": a.cmdDiagnostics,
 		"journal":     a.cmdJournal,
 	}
+	if err := a.openDevices(); err != nil {
+		a.ob.Close()
+		return nil, err
+	}
 	for k, h := range cfg.Commands {
 		a.handlers[k] = h
 	}
@@ -128,12 +138,18 @@ func (a *Agent) Close() error { return a.ob.Close() }
 // Run runs the agent until ctx is done.
 func (a *Agent) Run(ctx context.Context) error {
 	// Commands found mid-execution after a crash are reported failed, never re-run.
-	if err := a.in.Recover(ctx); err != nil {
+	if n, err := a.in.Recover(ctx); err != nil {
 		return fmt.Errorf("agent: inbox recovery: %w", err)
+	} else if n > 0 {
+		a.log.Warn("commands interrupted by a restart reported failed", "count", n)
 	}
 	// Report the state we run; the hub keeps the newest version it has seen.
 	a.reportState(ctx, "")
 	var wg sync.WaitGroup
+	if a.devs != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = a.devs.Run(ctx) }()
+	}
 	wg.Add(4)
 	go func() { defer wg.Done(); a.synthetic(ctx) }()
 	go func() { defer wg.Done(); _ = a.link.Run(ctx) }()

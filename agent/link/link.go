@@ -291,6 +291,7 @@ func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-c
 			if len(recs) == 0 {
 				break
 			}
+			recs = fit(recs, maxBatchBytes)
 			if len(inflight) == 0 {
 				progress = time.Now()
 			}
@@ -331,6 +332,21 @@ func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-c
 			}
 		}
 	}
+}
+
+// maxBatchBytes keeps an encoded batch well under the broker's packet limit (wire.MaxPayloadBytes).
+const maxBatchBytes = wire.MaxPayloadBytes * 3 / 4
+
+// fit returns the longest prefix of recs (at least one record) whose encoding stays under limit.
+func fit(recs []wire.Record, limit int) []wire.Record {
+	n := 64
+	for i, r := range recs {
+		n += len(r.Body) + len(r.Kind) + 64 // seq, class, ts and punctuation
+		if n > limit && i > 0 {
+			return recs[:i]
+		}
+	}
+	return recs
 }
 
 // wait waits for a paho token, bounded by d and ctx.

@@ -119,6 +119,8 @@ func runCmd(args []string, stderr io.Writer) error {
 	mqtt := fs.String("mqtt", "", "override the hub's MQTT address from enrollment")
 	ackTimeout := fs.Duration("ack-timeout", 10*time.Second, "resend from the first unacked record after this long without ack progress")
 	maxBackoff := fs.Duration("max-backoff", 60*time.Second, "longest wait between reconnect attempts")
+	devicesFile := fs.String("devices", "", "peripheral configuration file (e.g. written by 'devsim kiosk')")
+	profilesDir := fs.String("profiles", "firmware-profiles", "folder of firmware profiles")
 	synthetic := fs.Float64("synthetic-rate", 0, "append this many synthetic business records per second (load generator for tests and benchmarks)")
 	if err := parse(fs, args, cfgFile); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -133,7 +135,7 @@ func runCmd(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a, err := daemon.Open(ctx, daemon.Config{DataDir: *dataDir, Version: version, Log: log, OutboxMaxBytes: *maxBytes,
-		MQTTOverride: *mqtt, SyntheticRate: *synthetic, AckTimeout: *ackTimeout, MaxBackoff: *maxBackoff})
+		MQTTOverride: *mqtt, SyntheticRate: *synthetic, DevicesFile: *devicesFile, ProfilesDir: *profilesDir, AckTimeout: *ackTimeout, MaxBackoff: *maxBackoff})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,90 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/agent/devices"
+	"github.com/kioskfleet/kioskfleet/agent/outbox"
+	"github.com/kioskfleet/kioskfleet/drivers/profile"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
+)
+
+// outboxReporter turns the device manager's reports into outbox records.
+type outboxReporter struct{ ob outbox.Outbox }
+
+var _ devices.Reporter = outboxReporter{}
+
+func (r outboxReporter) Report(ctx context.Context, kind string, class wire.Class, body any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("daemon: encode %s record: %w", kind, err)
+	}
+	_, err = r.ob.Append(ctx, kind, class, b)
+	return err
+}
+
+// openDevices builds the device manager from the device configuration and the firmware profiles.
+func (a *Agent) openDevices() error {
+	if a.cfg.DevicesFile == "" {
+		return nil
+	}
+	dc, err := profile.LoadDeviceConfig(a.cfg.DevicesFile)
+	if err != nil {
+		return fmt.Errorf("agent: devices: %w", err)
+	}
+	profs, err := profile.LoadDir(a.cfg.ProfilesDir)
+	if err != nil {
+		return fmt.Errorf("agent: firmware profiles: %w", err)
+	}
+	a.devs, err = devices.New(devices.Config{Devices: dc, Profiles: profs, Reporter: outboxReporter{a.ob}, Log: a.log.With("component", "devices")})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	a.handlers["print-test-page"] = a.cmdPrintTestPage
+	a.handlers["peripherals"] = func(context.Context, json.RawMessage) (json.RawMessage, error) {
+		return json.Marshal(a.devs.Snapshot())
+	}
+	return nil
+}
+
+// cmdPrintTestPage prints a generated test page on the printer named in args ({"printer": ID}) and
+// reports the job's outcome; a job that did not complete fails the command.
+func (a *Agent) cmdPrintTestPage(ctx context.Context, args json.RawMessage) (json.RawMessage, error) {
+	var req struct {
+		Printer string `json:"printer"`
+	}
+	if len(args) > 0 {
+		if err := json.Unmarshal(args, &req); err != nil {
+			return nil, fmt.Errorf("print-test-page: args: %w", err)
+		}
+	}
+	if req.Printer == "" {
+		for _, d := range a.devs.Snapshot().Devices {
+			if d.Class == "receipt-printer" || d.Class == "document-printer" || d.Class == "a4-printer" {
+				req.Printer = d.ID
+				break
+			}
+		}
+	}
+	if req.Printer == "" {
+		return nil, errors.New("print-test-page: no printer configured; name one with {\"printer\": ID}")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	out, err := a.devs.PrintTestPage(ctx, req.Printer, devices.TestPage{
+		Title: "kioskfleet test page",
+		Lines: []string{"kiosk: " + a.id.DeviceID, "printer: " + req.Printer, "time: " + time.Now().Format(time.RFC3339), "agent: " + a.cfg.Version},
+	})
+	b, _ := json.Marshal(out)
+	if err != nil {
+		return b, fmt.Errorf("print-test-page: %w", err)
+	}
+	if out.State != "completed" {
+		return b, fmt.Errorf("print-test-page: job %s %v", out.State, out.Reasons)
+	}
+	return b, nil
+}
