@@ -64,7 +64,7 @@ func (a *Agent) cmdPrintTestPage(ctx context.Context, args json.RawMessage) (jso
 	}
 	if req.Printer == "" {
 		for _, d := range a.devs.Snapshot().Devices {
-			if d.Class == "receipt-printer" || d.Class == "document-printer" || d.Class == "a4-printer" {
+			if d.Class == profile.ClassDocumentPrinter || d.Class == profile.ClassReceiptPrinter {
 				req.Printer = d.ID
 				break
 			}
