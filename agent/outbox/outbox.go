@@ -110,7 +110,6 @@ type Stats struct {
 type Options struct {
 	MaxBytes     int64            // size cap; 0: DefaultMaxBytes
 	AlertReserve int64            // bytes below the cap kept for alerts and command results; 0: MaxBytes/64
-	Window       time.Duration    // SQLite: how long the writer gathers appends before committing; 0: only what is queued
 	MaxGroup     int              // SQLite: most records in one group commit; 0: DefaultMaxGroup
 	Now          func() time.Time // device clock; nil: time.Now
 	Logger       *slog.Logger     // nil: discard

@@ -348,9 +348,6 @@ func benchAppend(b *testing.B, workers int, opts outbox.Options) {
 func BenchmarkAppend(b *testing.B) {
 	for _, w := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("goroutines=%d", w), func(b *testing.B) { benchAppend(b, w, outbox.Options{}) })
-		b.Run(fmt.Sprintf("goroutines=%d/window=2ms", w), func(b *testing.B) {
-			benchAppend(b, w, outbox.Options{Window: 2 * time.Millisecond})
-		})
 	}
 }
 
