@@ -5,7 +5,6 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -112,35 +111,26 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	var ing *ingest.Ingest
-	br, err := broker.New(broker.Config{
-		Addr: cfg.MQTTAddr,
-		TLS: &tls.Config{
-			Certificates: []tls.Certificate{serverCert},
-			ClientCAs:    authority.Pool(),
-			ClientAuth:   tls.RequireAndVerifyClientCert,
-			MinVersion:   tls.VersionTLS12,
-		},
+	ing, err := ingest.New(cfg.Ingest, st, nil, log.With("component", "ingest"), reg)
+	if err != nil {
+		return err
+	}
+	br, err := broker.Start(ctx, broker.Config{
+		Addr:            cfg.MQTTAddr,
+		ClientCAs:       authority.Pool(),
+		Certificate:     serverCert,
 		Authorize:       authorizer(st),
 		RecheckInterval: cfg.RecheckInterval,
 		OnSession: func(id string, online bool, at time.Time) {
-			if ing != nil {
-				ing.SetPresence(context.WithoutCancel(ctx), id, online, "")
-			}
+			ing.SetPresence(context.WithoutCancel(ctx), id, online, "")
 		},
-		Log: log.With("component", "broker"),
+		Logger: log.With("component", "broker"),
 	})
 	if err != nil {
 		return fmt.Errorf("hub: broker: %w", err)
 	}
-	ing, err = ingest.New(cfg.Ingest, st, br, log.With("component", "ingest"), reg)
-	if err != nil {
-		return err
-	}
-	if err := br.Start(); err != nil {
-		return fmt.Errorf("hub: broker: %w", err)
-	}
 	defer br.Close()
+	ing.SetBus(br)
 	mqttAddr := br.Addr()
 	advertise := cfg.AdvertiseMQTT
 	if advertise == "" {
