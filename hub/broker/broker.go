@@ -1,0 +1,552 @@
+// Package broker is the hub's embedded MQTT broker: mochi-mqtt v2.7.9 behind a TLS listener that
+// requires a client certificate from the hub's CA, a framing guard that lets only well-formed
+// MQTT 3.1.1 packets of bounded size reach mochi, a deny-by-default ACL (wire.Allowed, Wills
+// included), presence callbacks, an in-process bus for the hub, and a loop that re-authorizes
+// live sessions so a revoked device is cut even when another hub replica revoked it.
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/kioskfleet/kioskfleet/hub/ca"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultRecheckInterval  = 30 * time.Second
+	DefaultConnectTimeout   = 10 * time.Second
+	DefaultAuthorizeTimeout = 5 * time.Second
+	DefaultWritesPending    = 192
+	DefaultSessionExpiry    = time.Hour
+	// DefaultMaxPacketSize fits a PUBLISH of wire.MaxPayloadBytes with its topic and headers.
+	DefaultMaxPacketSize = wire.MaxPayloadBytes + 1024
+)
+
+var (
+	// ErrConfig marks an unusable Config.
+	ErrConfig = errors.New("broker: bad config")
+	// ErrClosed is returned by the bus after Close.
+	ErrClosed = errors.New("broker: closed")
+	// ErrBadTopic marks a bus topic or filter that is not valid.
+	ErrBadTopic = errors.New("broker: bad topic")
+	// ErrRevoked is the stop cause of a session cut by Disconnect or the recheck loop.
+	ErrRevoked = errors.New("broker: session revoked")
+)
+
+// Config configures a Broker. ClientCAs, Certificate and Authorize are required.
+type Config struct {
+	Addr        string          // listen address, e.g. "127.0.0.1:0" or ":8883"
+	ClientCAs   *x509.CertPool  // roots device certificates must chain to (ca.CA.Pool)
+	Certificate tls.Certificate // the broker's server certificate (ca.CA.ServerTLSCert)
+	Logger      *slog.Logger    // nil: discard
+	// Authorize decides whether a device may hold a session with the certificate whose serial
+	// (lowercase hex, ca.Serial) it presented: an error refuses (revoked device, superseded
+	// certificate, or the check failed). It is called at CONNECT and every RecheckInterval for
+	// every live session, with a context bounded by AuthorizeTimeout.
+	Authorize func(ctx context.Context, deviceID, certSerial string) error
+	// OnSession, if set, is told when a device's session starts (online) and ends (offline),
+	// also on a clean disconnect without Will. Calls are serialized across all devices, in the
+	// order the events happened: it must return quickly (hand off to a queue) and must not call
+	// Disconnect.
+	OnSession func(deviceID string, online bool, at time.Time)
+
+	RecheckInterval  time.Duration // default 30s
+	ConnectTimeout   time.Duration // TLS handshake plus CONNECT; default 10s
+	AuthorizeTimeout time.Duration // default 5s
+	MaxPacketSize    int           // bytes, fixed header included; default DefaultMaxPacketSize
+	// MaxClientWritesPending bounds each client's outbound queue (mochi's default of 8192 costs
+	// about 90 KB per idle client); default 192.
+	MaxClientWritesPending int
+	// SessionExpiry is how long mochi keeps the state of a disconnected clean-session=false
+	// client; default 1h. Downlink lives in the hub's database, not in broker sessions.
+	SessionExpiry time.Duration
+}
+
+// Broker is a running broker. Its methods are safe for concurrent use.
+type Broker struct {
+	cfg    Config
+	log    *slog.Logger
+	srv    *mqtt.Server
+	ln     net.Listener
+	tlsCfg *tls.Config
+	counts counters
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	once   sync.Once
+	done   chan struct{} // closed when the owner goroutine has ended
+
+	mu       sync.Mutex
+	sessions map[string]*session     // live sessions by device ID
+	conns    map[*guardConn]struct{} // open connections, closed on shutdown
+	closed   bool
+	presence sync.Mutex // serializes OnSession calls
+	subID    atomic.Int64
+}
+
+type session struct {
+	cl     *mqtt.Client
+	serial string
+}
+
+// Start listens on cfg.Addr and serves until ctx is cancelled or Close is called.
+func Start(ctx context.Context, cfg Config) (*Broker, error) {
+	switch {
+	case cfg.ClientCAs == nil:
+		return nil, fmt.Errorf("%w: ClientCAs is required", ErrConfig)
+	case len(cfg.Certificate.Certificate) == 0:
+		return nil, fmt.Errorf("%w: Certificate is required", ErrConfig)
+	case cfg.Authorize == nil:
+		return nil, fmt.Errorf("%w: Authorize is required", ErrConfig)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.RecheckInterval, DefaultRecheckInterval)
+	def(&cfg.ConnectTimeout, DefaultConnectTimeout)
+	def(&cfg.AuthorizeTimeout, DefaultAuthorizeTimeout)
+	def(&cfg.SessionExpiry, DefaultSessionExpiry)
+	if cfg.MaxPacketSize <= 0 {
+		cfg.MaxPacketSize = DefaultMaxPacketSize
+	}
+	if cfg.MaxClientWritesPending <= 0 {
+		cfg.MaxClientWritesPending = DefaultWritesPending
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("broker: listen: %w", err)
+	}
+	b := &Broker{
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "broker"),
+		ln:       ln,
+		done:     make(chan struct{}),
+		sessions: map[string]*session{},
+		conns:    map[*guardConn]struct{}{},
+		tlsCfg: &tls.Config{
+			Certificates: []tls.Certificate{cfg.Certificate},
+			ClientAuth:   tls.RequireAndVerifyClientCert, // expiry, chain and clientAuth usage
+			ClientCAs:    cfg.ClientCAs,
+			MinVersion:   tls.VersionTLS12,
+		},
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = uint32(cfg.MaxPacketSize) // second line behind the guard (issue 502)
+	caps.MaximumClientWritesPending = int32(cfg.MaxClientWritesPending)
+	caps.MaximumSessionExpiryInterval = uint32(min(cfg.SessionExpiry.Seconds(), math.MaxUint32))
+	caps.MaximumQos = 1
+	caps.MinimumProtocolVersion = protocolLevel
+	caps.SharedSubAvailable = 0
+	b.srv = mqtt.New(&mqtt.Options{
+		Capabilities: caps,
+		InlineClient: true,
+		// mochi logs whole packets, payloads included, at Warn: keep only its errors.
+		Logger:                 slog.New(minLevel{slog.LevelError, b.log.With("mochi", true).Handler()}),
+		SysTopicResendInterval: 24 * 3600, // nobody may read $SYS; do not churn it every second
+	})
+	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if err := b.srv.AddListener(listeners.NewNet("mqtts", &listener{Listener: ln, b: b})); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if err := b.srv.Serve(); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	go b.run(ctx)
+	b.log.Info("mqtt broker listening", "addr", b.Addr(), "max_packet", cfg.MaxPacketSize, "recheck", cfg.RecheckInterval)
+	return b, nil
+}
+
+// Addr returns the bound listen address.
+func (b *Broker) Addr() string { return b.ln.Addr().String() }
+
+// Close stops accepting, ends every session and waits for the broker's goroutines. It is
+// idempotent.
+func (b *Broker) Close() error {
+	b.shutdown()
+	<-b.done
+	return nil
+}
+
+func (b *Broker) shutdown() {
+	b.once.Do(func() {
+		b.cancel()
+		b.mu.Lock()
+		b.closed = true
+		conns := make([]*guardConn, 0, len(b.conns))
+		for c := range b.conns {
+			conns = append(conns, c)
+		}
+		b.mu.Unlock()
+		// Connections still in the handshake or before CONNECT are not mochi clients yet.
+		for _, c := range conns {
+			c.Close()
+		}
+		b.srv.Close() // closes the listener and the clients, waits for their goroutines
+	})
+}
+
+// run owns the recheck ticker; it ends at shutdown.
+func (b *Broker) run(ctx context.Context) {
+	defer close(b.done)
+	t := time.NewTicker(b.cfg.RecheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			b.shutdown()
+			return
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+			b.recheck()
+		}
+	}
+}
+
+// recheck calls Authorize for every live session and cuts the refused ones.
+func (b *Broker) recheck() {
+	b.mu.Lock()
+	live := make(map[string]*session, len(b.sessions))
+	for id, s := range b.sessions {
+		live[id] = s
+	}
+	b.mu.Unlock()
+	for id, s := range live {
+		if b.ctx.Err() != nil {
+			return
+		}
+		if err := b.authorize(id, s.serial); err != nil {
+			b.cut(id, s.cl, fmt.Sprintf("re-authorization refused: %v", err))
+		}
+	}
+}
+
+func (b *Broker) authorize(id, serial string) error {
+	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.AuthorizeTimeout)
+	defer cancel()
+	return b.cfg.Authorize(ctx, id, serial)
+}
+
+// Disconnect cuts deviceID's session now, if it has one (used on revocation). The device's
+// reconnection is then subject to Authorize.
+func (b *Broker) Disconnect(deviceID string) {
+	b.mu.Lock()
+	s := b.sessions[deviceID]
+	b.mu.Unlock()
+	if s != nil {
+		b.cut(deviceID, s.cl, "disconnected by the hub")
+	}
+}
+
+func (b *Broker) cut(id string, cl *mqtt.Client, why string) {
+	if cl.Closed() {
+		return
+	}
+	b.reject(ReasonRevoked, why, "device", id)
+	cl.Stop(ErrRevoked) // closes the connection; the session ends through OnDisconnect
+}
+
+// Connected reports whether deviceID has a live session.
+func (b *Broker) Connected(deviceID string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.sessions[deviceID]
+	return ok
+}
+
+// Publish publishes a message from the hub to every subscriber the ACL lets read topic (a
+// device receives only its own downlink topics). qos is 0 or 1. It returns when the message is
+// queued for every subscriber; a subscriber whose queue is full misses it (the sync protocol
+// resends from the database on the next hello).
+func (b *Broker) Publish(topic string, payload []byte, retain bool, qos byte) error {
+	if b.ctx.Err() != nil {
+		return ErrClosed
+	}
+	if qos > 1 {
+		return fmt.Errorf("%w: qos %d, want 0 or 1", ErrBadTopic, qos)
+	}
+	if topic == "" || strings.ContainsAny(topic, "+#") {
+		return fmt.Errorf("%w: %q is not a topic name", ErrBadTopic, topic)
+	}
+	return b.srv.Publish(topic, payload, retain, qos)
+}
+
+// Subscribe delivers every message published on a topic matching filter (MQTT wildcards allowed,
+// e.g. wire.Filter(wire.ChUp)) to handler, with the publishing device's ID ("inline" for the
+// hub's own Publish). Retained messages matching filter are delivered at once.
+//
+// handler runs synchronously on the publishing client's read goroutine (or the caller's, for the
+// hub's own Publish): while it runs, that device's next packets wait, so it must be quick and hand
+// slow work (database commits) to another goroutine. For QoS 1 the MQTT PUBACK has already been
+// sent when handler runs: durability is promised by the protocol's own ack topic, not by PUBACK.
+// payload must not be modified; it may be kept.
+func (b *Broker) Subscribe(filter string, handler func(deviceID, topic string, payload []byte)) error {
+	if b.ctx.Err() != nil {
+		return ErrClosed
+	}
+	if handler == nil {
+		return fmt.Errorf("%w: nil handler", ErrConfig)
+	}
+	if !mqtt.IsValidFilter(filter, false) || mqtt.IsSharedFilter(filter) {
+		return fmt.Errorf("%w: %q is not a topic filter", ErrBadTopic, filter)
+	}
+	return b.srv.Subscribe(filter, int(b.subID.Add(1)), func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		handler(pk.Origin, pk.TopicName, pk.Payload)
+	})
+}
+
+// reject counts a refusal and logs it. Only topics, IDs and reasons are logged, never payloads.
+func (b *Broker) reject(r Reason, detail string, attrs ...any) {
+	b.counts.inc(r)
+	b.log.Warn("mqtt refused", append([]any{"reason", string(r), "detail", detail}, attrs...)...)
+}
+
+// sessionStarted and sessionEnded keep the live-session map and report presence. A session that
+// was taken over by a newer one of the same device ends silently.
+func (b *Broker) sessionStarted(cl *mqtt.Client, serial string) {
+	b.presence.Lock()
+	defer b.presence.Unlock()
+	b.mu.Lock()
+	b.sessions[cl.ID] = &session{cl: cl, serial: serial}
+	b.mu.Unlock()
+	if b.cfg.OnSession != nil {
+		b.cfg.OnSession(cl.ID, true, time.Now())
+	}
+}
+
+func (b *Broker) sessionEnded(cl *mqtt.Client) {
+	b.presence.Lock()
+	defer b.presence.Unlock()
+	b.mu.Lock()
+	s := b.sessions[cl.ID]
+	current := s != nil && s.cl == cl
+	if current {
+		delete(b.sessions, cl.ID)
+	}
+	b.mu.Unlock()
+	if current && b.cfg.OnSession != nil {
+		b.cfg.OnSession(cl.ID, false, time.Now())
+	}
+}
+
+// hook is the broker's mochi hook: authentication at CONNECT, the ACL, and session tracking.
+type hook struct {
+	mqtt.HookBase
+	b *Broker
+}
+
+func (h *hook) ID() string { return "kioskfleet" }
+
+func (h *hook) Provides(b byte) bool {
+	switch b {
+	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished, mqtt.OnDisconnect:
+		return true
+	}
+	return false
+}
+
+// OnConnectAuthenticate admits a client whose client ID is the device ID of its verified
+// certificate, whose Will (if any) stays in its own uplink topics (mochi publishes Wills without
+// an ACL check, upstream issue 503), and whom Authorize accepts. A refusal gets CONNACK 0x05.
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	gc, ok := cl.Net.Conn.(*guardConn)
+	if !ok {
+		return false
+	}
+	id, remote := gc.deviceID, cl.Net.Remote
+	switch {
+	case pk.Connect.ClientIdentifier != id:
+		h.b.reject(ReasonConnectRefused, fmt.Sprintf("client id %q is not the certificate's device", pk.Connect.ClientIdentifier), "device", id, "remote", remote)
+		return false
+	case pk.Connect.WillFlag && !wire.Allowed(id, pk.Connect.WillTopic, true):
+		h.b.reject(ReasonACLDenied, "will topic not allowed", "device", id, "topic", pk.Connect.WillTopic, "remote", remote)
+		return false
+	}
+	if err := h.b.authorize(id, gc.serial); err != nil {
+		h.b.reject(ReasonConnectRefused, fmt.Sprintf("authorize: %v", err), "device", id, "serial", gc.serial, "remote", remote)
+		return false
+	}
+	return true
+}
+
+// OnACLCheck is the deny-by-default ACL: a device writes only its own uplink topics and reads
+// only its own downlink topics, by exact name (wire.Allowed). It is consulted for PUBLISH,
+// SUBSCRIBE filters and every delivery.
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if cl.Net.Inline {
+		return true
+	}
+	if wire.Allowed(cl.ID, topic, write) {
+		return true
+	}
+	op := "subscribe"
+	if write {
+		op = "publish"
+	}
+	h.b.reject(ReasonACLDenied, op+" not allowed", "device", cl.ID, "topic", topic)
+	return false
+}
+
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	gc, _ := cl.Net.Conn.(*guardConn)
+	if gc == nil {
+		return
+	}
+	h.b.sessionStarted(cl, gc.serial)
+	h.b.log.Info("mqtt session started", "device", cl.ID, "remote", cl.Net.Remote)
+}
+
+func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	h.b.sessionEnded(cl)
+	h.b.log.Info("mqtt session ended", "device", cl.ID, "remote", cl.Net.Remote, "cause", errors.Join(err, cl.StopCause()))
+}
+
+// listener hands mochi TLS connections wrapped in the framing guard. The handshake happens on
+// the connection's first read, in mochi's per-connection goroutine, not in the accept loop.
+type listener struct {
+	net.Listener
+	b *Broker
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if l.b.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil, err
+			}
+			// mochi stops serving on any Accept error; ride out transient ones (EMFILE).
+			l.b.log.Error("mqtt accept", "error", err)
+			select {
+			case <-time.After(100 * time.Millisecond):
+				continue
+			case <-l.b.ctx.Done():
+				return nil, err
+			}
+		}
+		gc := &guardConn{Conn: tls.Server(c, l.b.tlsCfg), b: l.b}
+		gc.g = guard{r: gc.Conn, max: l.b.cfg.MaxPacketSize}
+		l.b.mu.Lock()
+		closed := l.b.closed
+		if !closed {
+			l.b.conns[gc] = struct{}{}
+		}
+		l.b.mu.Unlock()
+		if closed {
+			c.Close()
+			return nil, net.ErrClosed
+		}
+		return gc, nil
+	}
+}
+
+// guardConn is a client connection as mochi sees it: the TLS connection, read through a guard.
+type guardConn struct {
+	*tls.Conn
+	b        *Broker
+	g        guard
+	ready    bool   // handshake done
+	deviceID string // from the verified certificate
+	serial   string
+	closed   atomic.Bool
+}
+
+func (c *guardConn) Read(p []byte) (int, error) {
+	if !c.ready {
+		if err := c.handshake(); err != nil {
+			c.Close()
+			return 0, err
+		}
+		c.ready = true
+	}
+	n, err := c.g.Read(p)
+	if err != nil {
+		var v *Violation
+		if errors.As(err, &v) {
+			c.b.reject(v.Reason, v.Detail, "device", c.deviceID, "remote", c.RemoteAddr().String())
+			if v.Reason == ReasonProtocolVersion {
+				c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+				c.Conn.Write(connackBadVersion) // [MQTT-3.1.2-2]
+			}
+			c.Close()
+		}
+	}
+	return n, err
+}
+
+// handshake completes TLS (certificate verified against ClientCAs) and reads the device ID. The
+// connect deadline stays set until mochi replaces it with the keep-alive deadline after CONNECT.
+func (c *guardConn) handshake() error {
+	c.SetDeadline(time.Now().Add(c.b.cfg.ConnectTimeout))
+	if err := c.HandshakeContext(c.b.ctx); err != nil {
+		if c.b.ctx.Err() == nil {
+			c.b.reject(ReasonTLS, err.Error(), "remote", c.RemoteAddr().String())
+		}
+		return err
+	}
+	certs := c.ConnectionState().PeerCertificates
+	id, err := ca.DeviceIDFromCert(certs[0])
+	if err != nil {
+		c.b.reject(ReasonTLS, err.Error(), "remote", c.RemoteAddr().String())
+		return err
+	}
+	c.deviceID, c.serial = id, ca.Serial(certs[0])
+	return nil
+}
+
+func (c *guardConn) Close() error {
+	if !c.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	c.b.mu.Lock()
+	delete(c.b.conns, c)
+	c.b.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// minLevel drops records below a level.
+type minLevel struct {
+	min slog.Level
+	slog.Handler
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler {
+	return minLevel{h.min, h.Handler.WithAttrs(a)}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.min, h.Handler.WithGroup(name)}
+}
