@@ -41,12 +41,19 @@ func (id Identity) Field(f Field) string {
 	if f == FieldAppendedAddress {
 		return ucs2(id.appended)
 	}
-	var s string
-	for _, sp := range layouts[id.typ][f] {
-		if sp.to <= len(id.text) {
-			s += ucs2(id.text[sp.from:sp.to])
-		}
+	spans := layouts[id.typ][f]
+	if len(spans) == 0 || len(id.text) != TextLen {
+		return ""
 	}
+	if len(spans) == 1 {
+		return ucs2(id.text[spans[0].from:spans[0].to])
+	}
+	var b []byte // a field continued elsewhere is one text: trim only its end
+	for _, sp := range spans {
+		b = append(b, id.text[sp.from:sp.to]...)
+	}
+	s := ucs2(b)
+	clear(b)
 	return s
 }
 

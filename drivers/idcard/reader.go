@@ -157,7 +157,7 @@ func (r *Reader) ReadCard(ctx context.Context, opt ReadOptions) (*Identity, erro
 	}
 	var id *Identity
 	err := r.do(ctx, cmd, r.cfg.ReadTimeout, func(d []byte) (err error) {
-		id, err = parseRead(d, opt.Fingerprint)
+		id, err = ParseRead(d, opt.Fingerprint)
 		return err
 	})
 	if err != nil {
@@ -177,9 +177,9 @@ func (r *Reader) ReadCard(ctx context.Context, opt ReadOptions) (*Identity, erro
 	return id, nil
 }
 
-// parseRead splits the data of a 30 01 / 30 10 reply: text length, photo length, [fingerprint
+// ParseRead splits the data of a 30 01 / 30 10 reply: text length, photo length, [fingerprint
 // length,] text, photo[, fingerprint] (GA 467; lengths big-endian).
-func parseRead(d []byte, fingerprint bool) (*Identity, error) {
+func ParseRead(d []byte, fingerprint bool) (*Identity, error) {
 	hdr := 4
 	if fingerprint {
 		hdr = 6

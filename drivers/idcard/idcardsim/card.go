@@ -139,7 +139,7 @@ func Foreigner2017() *Card {
 func Foreigner2023() *Card {
 	return &Card{
 		Type: 'Y', Name: "玛丽", Sex: "2", RenewalCount: "00", BirthDate: "19851225",
-		EnglishName: "MARTINEZ GARCIA, MARIA ALEJANDRA DE LOS ANGELES", Number: Canary2023,
+		EnglishName: "MARTINEZ GARCIA, MARIA ALEJANDRA DE LA CRUZ", Number: Canary2023,
 		Authority: "国家移民管理局", ValidFrom: "20231201", ValidTo: "20331201",
 		Nationality: "ESP", PreviousCard: "", Photo: photo(),
 	}

@@ -51,8 +51,8 @@ func (s *Sim) SetFaults(f Faults) { s.mu.Lock(); s.faults = f; s.mu.Unlock() }
 // Commands returns how many times the command was received.
 func (s *Sim) Commands(c idcard.Command) int { s.mu.Lock(); defer s.mu.Unlock(); return s.commands[c] }
 
-// Unplug makes a running Run close its stream (on a pty master this hangs up the driver's side)
-// and return ErrUnplugged. Calling Run again is the replug.
+// Unplug makes Run close its stream (on a pty master this hangs up the driver's side) and return
+// ErrUnplugged, now or, if it has not started yet, as soon as it starts; until Replug.
 func (s *Sim) Unplug() {
 	s.mu.Lock()
 	s.unplug = true
@@ -63,14 +63,23 @@ func (s *Sim) Unplug() {
 	}
 }
 
+// Replug undoes Unplug: the next Run serves (on a new stream, as a replugged device gets a new
+// port).
+func (s *Sim) Replug() { s.mu.Lock(); s.unplug = false; s.mu.Unlock() }
+
 // Run serves the reader on rw until ctx ends (returning ctx.Err()), rw fails, or Unplug. To stop
 // on ctx, rw must support SetReadDeadline (a pty master from transporttest does) or Close.
 func (s *Sim) Run(ctx context.Context, rw io.ReadWriter) error {
 	s.mu.Lock()
-	s.unplug = false
-	if c, ok := rw.(io.Closer); ok {
-		s.conn = c
+	c, _ := rw.(io.Closer)
+	if s.unplug {
+		s.mu.Unlock()
+		if c != nil {
+			c.Close()
+		}
+		return ErrUnplugged
 	}
+	s.conn = c
 	s.mu.Unlock()
 	defer func() { s.mu.Lock(); s.conn = nil; s.mu.Unlock() }()
 	stop := context.AfterFunc(ctx, func() {
