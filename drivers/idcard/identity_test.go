@@ -115,4 +115,3 @@ func TestWipe(t *testing.T) {
 		t.Fatal("photo or fingerprint survives Wipe")
 	}
 }
-
