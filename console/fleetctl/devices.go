@@ -2,6 +2,9 @@ package fleetctl
 
 import (
 	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -157,13 +160,13 @@ func (a *app) printDevice(det api.DeviceDetail) error {
 	} else if !ok {
 		fmt.Fprintln(w, "  (unrecognised shape) "+compact(d.Peripherals, 300))
 	} else {
-		t := newTable(w, "  NAME", "KIND", "STATUS", "DETAIL")
+		t := newTable(w, "  NAME", "KIND", "MODEL", "STATUS", "REASONS", "DETAIL")
 		for _, p := range ps {
 			st := p.Status
 			if p.fault() {
-				st = "FAULT " + st
+				st = strings.ToUpper(st)
 			}
-			t.row("  "+p.Name, p.Kind, st, p.Detail)
+			t.row("  "+p.Name, p.Kind, p.Model, st, strings.Join(p.Reasons, ","), p.Detail)
 		}
 		t.flush()
 	}
@@ -224,7 +227,7 @@ func (a *app) devicesRevokeCmd() *cobra.Command {
 		Short: "Revoke a kiosk's certificate and cut its connection",
 		Long: `Revoke a kiosk: the hub marks it revoked, rejects its certificate and disconnects it. It cannot
 connect again until it is enrolled anew with a fresh enrollment token. Use it for a stolen or
-decommissioned kiosk. Revoking a revoked kiosk succeeds again. Prints nothing with -o json.`,
+decommissioned kiosk. Revoking a revoked kiosk succeeds again. With -o json it prints the device.`,
 		Example: `  fleetctl devices revoke kf-7c2a9e`,
 		Args:    args("ID"),
 		RunE: func(c *cobra.Command, argv []string) error {
@@ -234,12 +237,15 @@ decommissioned kiosk. Revoking a revoked kiosk succeeds again. Prints nothing wi
 			}
 			ctx, cancel := a.call(c, 0)
 			defer cancel()
-			if err := a.client.Revoke(ctx, argv[0]); err != nil {
+			// Client.Revoke drops the body; the hub answers with the revoked device (docs/api.md).
+			var d fleet.Device
+			if err := a.client.Do(ctx, http.MethodPost, api.Prefix+"/devices/"+url.PathEscape(argv[0])+"/revoke", nil, &d); err != nil {
 				return fmt.Errorf("revoke device %s: %w", argv[0], err)
 			}
-			if !a.json {
-				fmt.Fprintf(a.env.Stdout, "device %s revoked\n", argv[0])
+			if a.json {
+				return a.emitJSON(d)
 			}
+			fmt.Fprintf(a.env.Stdout, "device %s revoked\n", argv[0])
 			return nil
 		},
 	}

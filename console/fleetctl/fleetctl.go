@@ -94,7 +94,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 		return ExitOK
 	}
 	code := exitCode(err)
-	fmt.Fprintf(env.Stderr, "fleetctl: %v\n", err)
+	fmt.Fprintf(env.Stderr, "fleetctl: %s\n", describe(err))
 	switch code {
 	case ExitUsage:
 		fmt.Fprintf(env.Stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
@@ -104,6 +104,22 @@ func Run(ctx context.Context, args []string, env Env) int {
 		}
 	}
 	return code
+}
+
+// describe shows err with the hub's error, if any, as "code (HTTP status): message", followed by
+// each invalid field the message does not already name.
+func describe(err error) string {
+	var ae *api.Error
+	if !errors.As(err, &ae) {
+		return err.Error()
+	}
+	d := fmt.Sprintf("%s (HTTP %d): %s", ae.Code, ae.Status, printable(ae.Message, false))
+	for _, f := range ae.Fields {
+		if !strings.Contains(ae.Message, f) {
+			d += "\n  invalid: " + printable(f, false)
+		}
+	}
+	return strings.Replace(err.Error(), ae.Error(), d, 1)
 }
 
 func exitCode(err error) int {

@@ -153,7 +153,7 @@ func TestDevicesShow(t *testing.T) {
 		"Device:", "kf-7c2a9e", "sz-futian-1 (region 440304)", "online since 2026-11-25 20:01:00Z (14m ago)",
 		"Last seen:", "(12s ago)", "serial 3f9a0c", "(in 335d)",
 		"Health (30s ago)", "cpuPercent", "12.5", "diskFreeBytes", "21G", "uptimeS", "2h15m23s",
-		"Peripherals (3m ago)", "receipt", "FAULT paper-out", "paper end sensor", "idcard",
+		"Peripherals (3m ago)", "receipt-printer", "KF-80", "FAULT", "paper-out", "paper empty", "idcard",
 		"desired", "v4", "reported", "v3", `error: printer profile "escpos-80" unknown`,
 		"DRIFT: desired v4, kiosk reports v3", `"receipt": "escpos-80"`,
 		"Recent commands:", "cmd_0002", "failed", "paper out", "cmd_0001",
@@ -174,7 +174,7 @@ func TestDevicesShow(t *testing.T) {
 func TestNotFoundSurfacesTheAPIError(t *testing.T) {
 	h := newFakeHub(t)
 	r := run(t, h, nil, "devices", "show", "kf-nope")
-	r.want(t, ExitNotFound, nil, []string{"not_found", `device "kf-nope" not found`})
+	r.want(t, ExitNotFound, nil, []string{`fleetctl: show device kf-nope: not_found (HTTP 404): device "kf-nope" not found`})
 	if r.stdout != "" {
 		t.Errorf("stdout %q on error", r.stdout)
 	}
@@ -191,22 +191,27 @@ func TestUnauthorized(t *testing.T) {
 	}
 	run(t, h, map[string]string{"KF_TOKEN": ""}, "sites", "list").
 		want(t, ExitUnauthorized, nil, []string{"no token given: use --token, --token-file, KF_TOKEN or KF_TOKEN_FILE"})
-	// Health needs no token.
-	run(t, h, map[string]string{"KF_TOKEN": ""}, "health").want(t, 0, []string{"ok", "1 connected of 3"}, nil)
 }
 
 func TestOtherAPIErrorsExitOne(t *testing.T) {
 	h := newFakeHub(t)
 	run(t, h, nil, "commands", "send", "kf-7c2a9e", "agent.restart", "--ttl", "300h").
-		want(t, ExitError, nil, []string{"bad_request", `ttl "300h" must be a duration of at most 168h`, `["ttl"]`})
+		want(t, ExitError, nil, []string{"bad_request (HTTP 400): invalid request: ttl: want a duration between 1s and 168h0m0s, got \"300h\"\n"})
 	run(t, h, nil, "commands", "send", "kf-9e0001", "agent.restart").
-		want(t, ExitError, nil, []string{"conflict", `device "kf-9e0001" is revoked`})
+		want(t, ExitError, nil, []string{"bad_request", `device kf-9e0001 is revoked`})
 
 	proxy := newFakeHub(t)
 	proxy.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "upstream hub unreachable", http.StatusBadGateway)
 	})
 	run(t, proxy, nil, "sites", "list").want(t, ExitError, nil, []string{"Bad Gateway", "upstream hub unreachable"})
+
+	strict := newFakeHub(t)
+	strict.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		strict.fail(w, http.StatusBadRequest, "bad_request", "invalid site", "id", "region")
+	})
+	run(t, strict, nil, "sites", "create", "--id", "x", "--name", "X", "--region", "440304").
+		want(t, ExitError, nil, []string{"create site x: bad_request (HTTP 400): invalid site\n  invalid: id\n  invalid: region\n"})
 
 	run(t, nil, map[string]string{"KF_HUB": "http://127.0.0.1:1"}, "health").want(t, ExitError, nil, []string{"connection refused"})
 }
@@ -218,9 +223,7 @@ func TestRevoke(t *testing.T) {
 		t.Errorf("%d revoke requests", n)
 	}
 	run(t, h, nil, "devices", "list", "--site", "sz-futian-1").want(t, 0, []string{"revoked"}, nil)
-	if r := run(t, h, nil, "devices", "revoke", "kf-0b11d3", "-o", "json"); r.code != 0 || r.stdout != "" {
-		t.Errorf("json revoke: %+v", r)
-	}
+	run(t, h, nil, "devices", "revoke", "kf-0b11d3", "-o", "json").want(t, 0, []string{`"id": "kf-0b11d3"`, `"revoked": true`}, nil)
 }
 
 func TestSites(t *testing.T) {
@@ -255,7 +258,7 @@ func TestTokensCreate(t *testing.T) {
 	if reqs := h.requestsTo("POST", "/api/v1/enrollment-tokens"); len(reqs) != 1 || reqs[0].Body != `{"siteId":"sz-futian-1","ttl":"2h"}` {
 		t.Errorf("sent %+v", reqs)
 	}
-	run(t, h, nil, "tokens", "create", "--site", "nowhere").want(t, ExitNotFound, nil, []string{`site "nowhere" not found`})
+	run(t, h, nil, "tokens", "create", "--site", "nowhere").want(t, ExitError, nil, []string{"create enrollment token for site nowhere: bad_request (HTTP 400): siteId: no site \"nowhere\""})
 	run(t, h, nil, "tokens", "create", "--ttl", "soon").want(t, ExitUsage, nil, []string{"--site is required", `--ttl "soon"`})
 	run(t, h, nil, "tokens", "create", "--site", "sz-futian-1", "-o", "json").want(t, 0, []string{`"token": "kfe_4q9Zr-s3cret"`}, nil)
 }
@@ -348,6 +351,14 @@ func TestCommandsGetAndList(t *testing.T) {
 		t.Error("not newest first")
 	}
 	run(t, h, nil, "commands", "list", "kf-0b11d3", "-o", "json").want(t, 0, []string{`"commands": []`}, nil)
+	r = run(t, h, nil, "commands", "list", "kf-7c2a9e", "--limit", "1")
+	if !strings.Contains(r.stdout, "cmd_0002") || strings.Contains(r.stdout, "cmd_0001") {
+		t.Error("--limit 1 not applied")
+	}
+	if reqs := h.requestsTo("GET", "/api/v1/devices/kf-7c2a9e/commands"); reqs[len(reqs)-1].Query != "limit=1" {
+		t.Errorf("sent %+v", reqs)
+	}
+	run(t, h, nil, "commands", "list", "kf-7c2a9e", "--limit", "0").want(t, ExitUsage, nil, []string{`--limit "0"`})
 }
 
 func TestState(t *testing.T) {

@@ -192,7 +192,9 @@ func healthLines(raw json.RawMessage) [][2]string {
 
 // peripheral is one entry of a device's peripherals body, as far as it could be read.
 type peripheral struct {
-	Name, Kind, Status, Detail string
+	Name, Kind, Model, Status string
+	Reasons                   []string // why the status is not ok: paper-out, cover-open, ...
+	Detail                    string   // last error, consumables running low
 }
 
 // fault reports whether the peripheral reports a status that is not a healthy one. A missing
@@ -205,16 +207,25 @@ func (p peripheral) fault() bool {
 	return true
 }
 
-// parsePeripherals reads the agent's peripherals body. It accepts a list of objects, an object
-// wrapping such a list ("peripherals", "devices" or "items"), or an object keyed by peripheral
-// name whose values are objects or plain status strings. ok is false for anything else.
+// why is the short reason a peripheral is not ok: its reasons, else its status.
+func (p peripheral) why() string {
+	if len(p.Reasons) > 0 {
+		return strings.Join(p.Reasons, ",")
+	}
+	return p.Status
+}
+
+// parsePeripherals reads a peripherals body. The agent sends {"devices": [{"id", "class",
+// "status", "reasons", "consumables", "error", ...}]} (agent/devices.Peripherals); other shapes are
+// tolerated: a bare list of objects, a list wrapped as "peripherals" or "items", or an object keyed
+// by peripheral name whose values are objects or status strings. ok is false for anything else.
 func parsePeripherals(raw json.RawMessage) (ps []peripheral, ok bool) {
 	var v any
 	if json.Unmarshal(raw, &v) != nil {
 		return nil, false
 	}
 	if m, isMap := v.(map[string]any); isMap {
-		for _, k := range []string{"peripherals", "devices", "items"} {
+		for _, k := range []string{"devices", "peripherals", "items"} {
 			if l, isList := m[k].([]any); isList {
 				v = l
 				break
@@ -253,9 +264,10 @@ func entry(v any) peripheral {
 		return peripheral{Status: x}
 	case map[string]any:
 		p := peripheral{
-			Name:   firstString(x, "name", "id", "device", "role"),
-			Kind:   firstString(x, "kind", "type", "driver", "model"),
-			Detail: firstString(x, "detail", "error", "message", "reason", "fault"),
+			Name:   firstString(x, "id", "name", "device", "role"),
+			Kind:   firstString(x, "class", "kind", "type", "driver"),
+			Model:  firstString(x, "model"),
+			Detail: firstString(x, "error", "detail", "message", "reason", "fault"),
 		}
 		switch s := x["status"].(type) {
 		case string:
@@ -273,6 +285,22 @@ func entry(v any) peripheral {
 		}
 		if p.Status == "" && p.Detail != "" && x["error"] != nil {
 			p.Status = "error"
+		}
+		if rs, isList := x["reasons"].([]any); isList {
+			for _, r := range rs {
+				if s, isStr := r.(string); isStr && s != "" {
+					p.Reasons = append(p.Reasons, s)
+				}
+			}
+		}
+		if cs, isList := x["consumables"].([]any); isList {
+			for _, c := range cs {
+				if m, isMap := c.(map[string]any); isMap {
+					if lvl := firstString(m, "level"); lvl != "" && lvl != "ok" {
+						p.Detail = strings.TrimPrefix(p.Detail+"; "+firstString(m, "name")+" "+lvl, "; ")
+					}
+				}
+			}
 		}
 		return p
 	}
@@ -301,7 +329,7 @@ func faultSummary(raw json.RawMessage) string {
 	var f []string
 	for _, p := range ps {
 		if p.fault() {
-			f = append(f, p.Name+": "+p.Status)
+			f = append(f, p.Name+": "+p.why())
 		}
 	}
 	return strings.Join(f, ", ")

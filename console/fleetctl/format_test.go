@@ -16,16 +16,28 @@ func TestParsePeripheralsShapes(t *testing.T) {
 		want   []peripheral
 		faults string
 	}{
+		{ // agent/devices.Peripherals, as the agent sends it
+			`{"devices":[{"id":"receipt","class":"receipt-printer","model":"KF-80","connected":true,"status":"fault","reasons":["paper-out","cover-open"],"consumables":[{"name":"paper","level":"empty"}],"since":1},` +
+				`{"id":"idcard","class":"id-reader","connected":true,"status":"ok","since":1},` +
+				`{"id":"a4","class":"a4-printer","connected":true,"status":"degraded","reasons":["toner-low"],"consumables":[{"name":"toner","level":"low"},{"name":"paper","level":"ok"}],"since":1},` +
+				`{"id":"scanner","class":"document-scanner","connected":false,"status":"fault","reasons":["disconnected"],"error":"open /dev/bus/usb/001/004: no such device","since":1}]}`,
+			[]peripheral{
+				{Name: "receipt", Kind: "receipt-printer", Model: "KF-80", Status: "fault", Reasons: []string{"paper-out", "cover-open"}, Detail: "paper empty"},
+				{Name: "idcard", Kind: "id-reader", Status: "ok"},
+				{Name: "a4", Kind: "a4-printer", Status: "degraded", Reasons: []string{"toner-low"}, Detail: "toner low"},
+				{Name: "scanner", Kind: "document-scanner", Status: "fault", Reasons: []string{"disconnected"}, Detail: "open /dev/bus/usb/001/004: no such device"},
+			},
+			"receipt: paper-out,cover-open, a4: toner-low, scanner: disconnected"},
 		{`[{"name":"receipt","kind":"escpos","status":"paper-out","detail":"paper end"},{"name":"idcard","status":"ok"}]`,
-			[]peripheral{{"receipt", "escpos", "paper-out", "paper end"}, {"idcard", "", "ok", ""}}, "receipt: paper-out"},
+			[]peripheral{{Name: "receipt", Kind: "escpos", Status: "paper-out", Detail: "paper end"}, {Name: "idcard", Status: "ok"}}, "receipt: paper-out"},
 		{`{"peripherals":[{"id":"a4","type":"ipp","state":"stopped"}]}`,
-			[]peripheral{{"a4", "ipp", "stopped", ""}}, "a4: stopped"},
+			[]peripheral{{Name: "a4", Kind: "ipp", Status: "stopped"}}, "a4: stopped"},
 		{`{"scanner":"offline","a4":{"status":{"code":"toner-low","message":"12% left"}}}`,
-			[]peripheral{{"a4", "", "toner-low", "12% left"}, {"scanner", "", "offline", ""}}, "a4: toner-low, scanner: offline"},
+			[]peripheral{{Name: "a4", Status: "toner-low", Detail: "12% left"}, {Name: "scanner", Status: "offline"}}, "a4: toner-low, scanner: offline"},
 		{`[{"name":"qr","ok":false},{"name":"pad","ok":true},{"name":"cam","error":"usb reset"}]`,
-			[]peripheral{{"qr", "", "fault", ""}, {"pad", "", "ok", ""}, {"cam", "", "error", "usb reset"}}, "qr: fault, cam: error"},
-		{`[{"status":"READY"},{"name":"x","extra":[1,2]},7]`,
-			[]peripheral{{"#1", "", "READY", ""}, {"x", "", "", ""}, {"#3", "", "", ""}}, ""},
+			[]peripheral{{Name: "qr", Status: "fault"}, {Name: "pad", Status: "ok"}, {Name: "cam", Status: "error", Detail: "usb reset"}}, "qr: fault, cam: error"},
+		{`[{"status":"READY"},{"name":"x","extra":[1,2],"reasons":[3,""]},7]`,
+			[]peripheral{{Name: "#1", Status: "READY"}, {Name: "x"}, {Name: "#3"}}, ""},
 		{`{}`, nil, ""},
 	} {
 		got, ok := parsePeripherals(json.RawMessage(tc.body))
@@ -94,7 +106,7 @@ func FuzzDeviceBodies(f *testing.F) {
 		`[{"name":"receipt","kind":"escpos","status":"paper-out"}]`,
 		`{"peripherals":[{"id":"a4","status":{"code":"jam"}}]}`,
 		`{"scanner":"offline"}`, `{"uptimeS":1e300,"cpuPercent":-1,"diskFreeBytes":1e308,"diskTotalBytes":0}`,
-		`{"a":{"ok":false,"error":"x"}}`, `[null,[],"s",{}]`, `42`, `"`, `{"uptimeS":-9.2e18}`, "[{\"name\":\"\\u001b[2Jx\",\"status\":\"\u009b31m\"}]",
+		`{"a":{"ok":false,"error":"x"}}`, `{"devices":[{"id":"r","status":"fault","reasons":["paper-out"],"consumables":[{"name":"paper","level":"low"},7]}]}`, `[null,[],"s",{}]`, `42`, `"`, `{"uptimeS":-9.2e18}`, "[{\"name\":\"\\u001b[2Jx\",\"status\":\"\u009b31m\"}]",
 	} {
 		f.Add([]byte(s))
 	}
@@ -106,7 +118,7 @@ func FuzzDeviceBodies(f *testing.F) {
 		}
 		ps, _ := parsePeripherals(raw)
 		for _, p := range ps {
-			out = append(out, p.Name, p.Kind, p.Status, p.Detail)
+			out = append(out, p.Name, p.Kind, p.Model, p.Status, p.why(), p.Detail)
 		}
 		var tb strings.Builder
 		tab := newTable(&tb)

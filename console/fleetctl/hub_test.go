@@ -90,8 +90,10 @@ func newFakeHub(t *testing.T) *fakeHub {
 			AgentVersion: "0.1.0",
 			Health:       json.RawMessage(`{"uptimeS":8123,"cpuPercent":12.5,"memUsedBytes":858993459,"memTotalBytes":4294967296,"diskFreeBytes":22548578304,"diskTotalBytes":68719476736,"agentVersion":"0.1.0","outboxDepth":0,"rssBytes":41943040}`),
 			HealthAt:     now.Add(-30 * time.Second),
-			Peripherals:  json.RawMessage(`[{"name":"receipt","kind":"escpos","status":"paper-out","detail":"paper end sensor"},{"name":"idcard","kind":"ga467","status":"ok"}]`),
-			PeriphAt:     now.Add(-3 * time.Minute),
+			Peripherals: json.RawMessage(`{"devices":[` +
+				`{"id":"receipt","class":"receipt-printer","model":"KF-80","connected":true,"status":"fault","reasons":["paper-out"],"consumables":[{"name":"paper","level":"empty"}],"since":1795723800000},` +
+				`{"id":"idcard","class":"id-reader","model":"GA467-USB","connected":true,"status":"ok","since":1795723800000}]}`),
+			PeriphAt: now.Add(-3 * time.Minute),
 		},
 		{
 			ID: "kf-9e0001", SiteID: "sz-futian-1", Region: "440304", CertSerial: "77aa",
@@ -118,7 +120,7 @@ func newFakeHub(t *testing.T) *fakeHub {
 	}
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/health", h.getHealth)
+	mux.HandleFunc("GET /api/v1/health", h.auth(h.getHealth))
 	mux.HandleFunc("GET /api/v1/sites", h.auth(h.listSites))
 	mux.HandleFunc("POST /api/v1/sites", h.auth(h.createSite))
 	mux.HandleFunc("POST /api/v1/enrollment-tokens", h.auth(h.createToken))
@@ -259,7 +261,7 @@ func (h *fakeHub) createToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	h.fail(w, http.StatusNotFound, "not_found", fmt.Sprintf("site %q not found", req.SiteID))
+	h.fail(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("siteId: no site %q", req.SiteID))
 }
 
 func (h *fakeHub) listDevices(w http.ResponseWriter, r *http.Request) {
@@ -302,7 +304,7 @@ func (h *fakeHub) getDevice(w http.ResponseWriter, _ *http.Request, i int) {
 
 func (h *fakeHub) revoke(w http.ResponseWriter, _ *http.Request, i int) {
 	h.devices[i].Revoked, h.devices[i].RevokedAt, h.devices[i].Online = true, now, false
-	w.WriteHeader(http.StatusNoContent)
+	h.reply(w, http.StatusOK, h.devices[i])
 }
 
 func (h *fakeHub) sendCommand(w http.ResponseWriter, r *http.Request, i int) {
@@ -314,13 +316,14 @@ func (h *fakeHub) sendCommand(w http.ResponseWriter, r *http.Request, i int) {
 	if req.TTL != "" {
 		d, err := time.ParseDuration(req.TTL)
 		if err != nil || d > 168*time.Hour {
-			h.fail(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("ttl %q must be a duration of at most 168h", req.TTL), "ttl")
+			msg := fmt.Sprintf("ttl: want a duration between 1s and 168h0m0s, got %q", req.TTL)
+			h.fail(w, http.StatusBadRequest, "bad_request", "invalid request: "+msg, msg)
 			return
 		}
 		ttl = d
 	}
 	if h.devices[i].Revoked {
-		h.fail(w, http.StatusConflict, "conflict", fmt.Sprintf("device %q is revoked", h.devices[i].ID))
+		h.fail(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("invalid request: device: device %s is revoked", h.devices[i].ID), "device: device "+h.devices[i].ID+" is revoked")
 		return
 	}
 	c := &fleet.Command{ID: fmt.Sprintf("cmd_%04d", h.nextID), DeviceID: h.devices[i].ID, Name: req.Name, Args: req.Args,
@@ -328,11 +331,20 @@ func (h *fakeHub) sendCommand(w http.ResponseWriter, r *http.Request, i int) {
 	h.nextID++
 	h.commands = append([]*fleet.Command{c}, h.commands...)
 	h.script[c.ID] = commandScripts[req.Name]
-	h.reply(w, http.StatusCreated, c)
+	h.reply(w, http.StatusAccepted, c)
 }
 
-func (h *fakeHub) listCommands(w http.ResponseWriter, _ *http.Request, i int) {
-	h.reply(w, http.StatusOK, api.Commands{Commands: h.deviceCommands(h.devices[i].ID)})
+func (h *fakeHub) listCommands(w http.ResponseWriter, r *http.Request, i int) {
+	cmds := h.deviceCommands(h.devices[i].ID)
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			h.fail(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("limit: want 1..1000, got %q", s))
+			return
+		}
+		cmds = cmds[:min(n, len(cmds))]
+	}
+	h.reply(w, http.StatusOK, api.Commands{Commands: cmds})
 }
 
 // getCommand long-polls as docs/api.md says: it returns at once when the command is terminal or

@@ -144,8 +144,8 @@ func (a *app) healthCmd() *cobra.Command {
 		Use:   "health",
 		Short: "Show the hub's health (exit 1 when degraded)",
 		Long: `Show the hub's health: status, version, store backend, MQTT listener, and how many kiosks are
-connected of those enrolled. Needs no token. Exits 1 when the hub reports itself degraded, so it
-can serve as a probe.`,
+connected of those enrolled. Exits 1 when the hub reports itself degraded, so it can serve as a
+probe.`,
 		Example: `  fleetctl health
   fleetctl --hub https://hub.example.gov.cn health -o json`,
 		Args: args(),
@@ -166,7 +166,7 @@ can serve as a probe.`,
 				t := newTable(a.env.Stdout)
 				t.row("Status:", h.Status)
 				t.row("Version:", h.Version)
-				t.row("Store:", h.Store)
+				t.row("Store:", h.Store) // "ok", or why its check failed
 				t.row("Broker:", h.Broker)
 				t.row("Kiosks:", fmt.Sprintf("%d connected of %d", h.ConnectedCount, h.Devices))
 				err = t.flush()
