@@ -124,8 +124,10 @@ const kioskCols = `id, site_id, region, model, cert_serial, cert_expiry, cert_pe
 func scanKiosk(sc interface{ Scan(...any) error }) (store.Device, error) {
 	var d store.Device
 	var certExp, enrolled, revoked, presence, lastSeen, healthAt, periphAt int64
+	var health, periph []byte
 	err := sc.Scan(&d.ID, &d.SiteID, &d.Region, &d.Model, &d.CertSerial, &certExp, &d.CertPEM, &enrolled, &revoked,
-		&d.Online, &presence, &lastSeen, &d.AgentVersion, &d.Health, &healthAt, &d.Peripherals, &periphAt)
+		&d.Online, &presence, &lastSeen, &d.AgentVersion, &health, &healthAt, &periph, &periphAt)
+	d.Health, d.Peripherals = health, periph
 	d.CertExpiry, d.EnrolledAt, d.RevokedAt = fromTS(certExp), fromTS(enrolled), fromTS(revoked)
 	d.Revoked = revoked != 0
 	d.PresenceAt, d.LastSeen, d.HealthAt, d.PeriphAt = fromTS(presence), fromTS(lastSeen), fromTS(healthAt), fromTS(periphAt)

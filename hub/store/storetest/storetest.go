@@ -1,0 +1,149 @@
+// Package storetest is the conformance suite every store.Store backend runs (modelled on dex's
+// storage/conformance), plus helpers to build fixtures for a backend's own tests and benchmarks.
+package storetest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
+)
+
+// T0 is the base time of the suite's fixtures.
+var T0 = time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+
+// Run runs the conformance suite. open returns a new, empty store for each subtest and closes it
+// with t.Cleanup.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	for _, tc := range []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"Sites", testSites},
+		{"EnrollmentToken", testEnrollmentToken},
+		{"EnrollConcurrentRedeem", testEnrollConcurrent},
+		{"Devices", testDevices},
+		{"Presence", testPresence},
+		{"CommitAndList", testCommitAndList},
+		{"CommitIdempotent", testCommitIdempotent},
+		{"GapThenFill", testGapThenFill},
+		{"Epochs", testEpochs},
+		{"WatermarkOrder", testWatermarkOrder},
+		{"ListRecordsPaging", testListRecordsPaging},
+		{"HealthAndPeripherals", testHealth},
+		{"CommandTransitions", testCommandTransitions},
+		{"ExpireAndPending", testExpireAndPending},
+		{"Desired", testDesired},
+		{"Reported", testReported},
+		{"Concurrency", testConcurrency},
+		{"Check", func(t *testing.T, s store.Store) {
+			if err := s.Check(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
+	}
+}
+
+// Enroll creates site siteID (if missing) in region "440305" and enrolls deviceID there.
+func Enroll(t testing.TB, s store.Store, siteID, deviceID string) store.Device {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.GetSite(ctx, siteID); errors.Is(err, store.ErrNotFound) {
+		if err := s.CreateSite(ctx, store.Site{ID: siteID, Name: "Hall " + siteID, Region: "440305"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := sha256.Sum256([]byte("secret-" + deviceID))
+	tok := store.EnrollmentToken{ID: "tok-" + deviceID, Hash: h[:], SiteID: siteID, CreatedAt: T0, ExpiresAt: T0.Add(time.Hour)}
+	if err := s.CreateEnrollmentToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.EnrollDevice(ctx, h[:], store.Device{ID: deviceID, Model: "K1", CertSerial: "01", CertExpiry: T0.AddDate(1, 0, 0)}, T0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// Body returns a JSON object of about size bytes.
+func Body(size int) json.RawMessage {
+	if size < 16 {
+		size = 16
+	}
+	return json.RawMessage(`{"p":"` + strings.Repeat("x", size-8) + `"}`)
+}
+
+// NewBatch returns a batch of n telemetry records of deviceID and epoch with seqs from, from+1,
+// ... and bodies of about bodySize bytes, received at T0.
+func NewBatch(deviceID, epoch string, from uint64, n, bodySize int) store.Batch {
+	b := store.Batch{DeviceID: deviceID, Epoch: epoch, RecvTS: T0, Records: make([]store.IncomingRecord, n)}
+	body := Body(bodySize)
+	for i := range b.Records {
+		seq := from + uint64(i)
+		b.Records[i] = store.IncomingRecord{Record: wire.Record{Seq: seq, Kind: "telemetry.x", Class: wire.Telemetry,
+			TS: T0.UnixMilli() + int64(seq), Body: body}}
+	}
+	return b
+}
+
+func commit(t *testing.T, s store.Store, bs ...store.Batch) []store.Watermark {
+	t.Helper()
+	m, err := s.CommitBatches(t.Context(), bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func wantMark(t *testing.T, s store.Store, device, epoch string, want uint64) {
+	t.Helper()
+	got, err := s.Watermark(t.Context(), device, epoch)
+	if err != nil || got != want {
+		t.Fatalf("Watermark(%s, %s) = %d, %v; want %d", device, epoch, got, err, want)
+	}
+}
+
+func records(t *testing.T, s store.Store, f store.RecordFilter) []store.Record {
+	t.Helper()
+	rs, err := s.ListRecords(t.Context(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+// seqs renders records as "epoch:seq" strings.
+func seqs(rs []store.Record) string {
+	var b strings.Builder
+	for i, r := range rs {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s:%d", r.Epoch, r.Seq)
+	}
+	return b.String()
+}
+
+func span(epoch string, from, to uint64) string {
+	var parts []string
+	for i := from; i <= to; i++ {
+		parts = append(parts, fmt.Sprintf("%s:%d", epoch, i))
+	}
+	return strings.Join(parts, " ")
+}
+
+func wantErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("%s: err = %v, want %v", what, err, want)
+	}
+}
