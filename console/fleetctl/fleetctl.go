@@ -107,7 +107,8 @@ func Run(ctx context.Context, args []string, env Env) int {
 }
 
 // describe shows err with the hub's error, if any, as "code (HTTP status): message", followed by
-// each invalid field the message does not already name.
+// each invalid field the message does not already spell out (the hub's entries are
+// "field: problem", and its message repeats them; bare field names are always listed).
 func describe(err error) string {
 	var ae *api.Error
 	if !errors.As(err, &ae) {
@@ -115,7 +116,7 @@ func describe(err error) string {
 	}
 	d := fmt.Sprintf("%s (HTTP %d): %s", ae.Code, ae.Status, printable(ae.Message, false))
 	for _, f := range ae.Fields {
-		if !strings.Contains(ae.Message, f) {
+		if !strings.Contains(f, ": ") || !strings.Contains(ae.Message, f) {
 			d += "\n  invalid: " + printable(f, false)
 		}
 	}
