@@ -1,0 +1,216 @@
+package identity
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/alexedwards/argon2id"
+
+	"github.com/kioskfleet/kioskfleet/hub/store"
+)
+
+// ErrLogin is the one answer to a failed password login, whatever the cause (unknown account,
+// wrong password, throttled, locked), so that it does not reveal whether an account exists.
+var ErrLogin = errors.New("identity: wrong username or password, or too many attempts; try again later")
+
+// NewStaff describes a staff account to create.
+type NewStaff struct {
+	Username string
+	Name     string
+	Password string
+	Roles    []string
+}
+
+// CreateStaff creates a staff account with a password.
+func (p *Provider) CreateStaff(ctx context.Context, s NewStaff) (Account, error) {
+	if s.Username == "" || len(s.Username) > 64 {
+		return Account{}, fmt.Errorf("%w: username must have 1 to 64 characters", store.ErrInvalid)
+	}
+	// NIST SP 800-63B §5.1.1.2: at least 8 characters, at most 64 need be accepted.
+	if len(s.Password) < 8 || len(s.Password) > 256 {
+		return Account{}, fmt.Errorf("%w: password must have 8 to 256 characters", store.ErrInvalid)
+	}
+	for _, r := range s.Roles {
+		if !slices.Contains([]string{RoleAdmin, RoleFieldOps, RoleReviewer, RoleDeveloper}, r) {
+			return Account{}, fmt.Errorf("%w: unknown role %q", store.ErrInvalid, r)
+		}
+	}
+	h, err := p.hash(s.Password)
+	if err != nil {
+		return Account{}, err
+	}
+	a := Account{ID: "u_" + randomToken(12), Kind: "staff", Username: s.Username, Name: s.Name,
+		PasswordHash: h, Roles: s.Roles, CreatedAt: p.now()}
+	if err := p.st.CreateAccount(ctx, a); err != nil {
+		return Account{}, err
+	}
+	return a, nil
+}
+
+func (p *Provider) hash(password string) (string, error) {
+	p.hashSem <- struct{}{}
+	defer func() { <-p.hashSem }()
+	return argon2id.CreateHash(password, p.cfg.Argon2)
+}
+
+func (p *Provider) compare(password, hash string) bool {
+	p.hashSem <- struct{}{}
+	defer func() { <-p.hashSem }()
+	ok, err := argon2id.ComparePasswordAndHash(password, hash)
+	return err == nil && ok
+}
+
+// throttled reports whether an account with n consecutive failures, the last at last, may not
+// try again at now: after ThrottleAfter failures each attempt waits ThrottleBase·2^(n-ThrottleAfter)
+// (at most 15 min); from LockAfter failures on the account is locked (NIST SP 800-63B §5.2.2).
+func (p *Provider) throttled(n int, last, now time.Time) bool {
+	if n >= p.cfg.LockAfter {
+		return true
+	}
+	if n < p.cfg.ThrottleAfter {
+		return false
+	}
+	return now.Before(last.Add(p.Delay(n)))
+}
+
+// Delay is the wait after n consecutive failures before the next attempt is considered.
+func (p *Provider) Delay(n int) time.Duration {
+	if n < p.cfg.ThrottleAfter {
+		return 0
+	}
+	d := p.cfg.ThrottleBase
+	for i := p.cfg.ThrottleAfter; i < n && d < 15*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 15*time.Minute)
+}
+
+// PasswordLogin checks a username and password. Every failure is ErrLogin, and every answer
+// costs one argon2id computation, so that neither message nor timing tells whether the account
+// exists or is throttled.
+func (p *Provider) PasswordLogin(ctx context.Context, username, password string) (Account, error) {
+	now := p.now()
+	a, err := p.st.AccountByUsername(ctx, username)
+	if err != nil {
+		p.compare(password, p.dummyHash)
+		if !errors.Is(err, store.ErrNotFound) {
+			return Account{}, err
+		}
+		return Account{}, ErrLogin
+	}
+	if a.PasswordHash == "" || p.throttled(a.Failures, a.LastFailure, now) {
+		p.compare(password, p.dummyHash)
+		p.log.Info("identity: login refused (throttled or no password)", "account", a.ID, "failures", a.Failures)
+		return Account{}, ErrLogin
+	}
+	ok := p.compare(password, a.PasswordHash)
+	n, err := p.st.RecordLogin(ctx, a.ID, ok, now)
+	if err != nil {
+		return Account{}, err
+	}
+	if !ok {
+		p.log.Info("identity: wrong password", "account", a.ID, "failures", n)
+		return Account{}, ErrLogin
+	}
+	return a, nil
+}
+
+// citizenByCard finds the citizen with the card's ID number or creates the account. The
+// number is stored encrypted (bound to the account ID) and found by its keyed hash.
+func (p *Provider) citizenByCard(ctx context.Context, card *IDCard) (Account, error) {
+	h := p.sec.idHash(string(card.Number))
+	a, err := p.st.AccountByIDHash(ctx, h)
+	if err == nil || !errors.Is(err, store.ErrNotFound) {
+		return a, err
+	}
+	a = Account{ID: "c_" + randomToken(12), Kind: "citizen", Name: card.Name, Roles: []string{RoleCitizen},
+		IDNumberHash: h, CreatedAt: p.now()}
+	a.IDNumberEnc = seal(p.sec.idAEAD, card.Number, []byte(a.ID))
+	if err := p.st.CreateAccount(ctx, a); err != nil {
+		if errors.Is(err, store.ErrExists) { // created concurrently
+			return p.st.AccountByIDHash(ctx, h)
+		}
+		return Account{}, err
+	}
+	return a, nil
+}
+
+// IDNumber decrypts a citizen's ID number; the caller wipes it after use.
+func (p *Provider) IDNumber(a Account) (Secret, error) {
+	if len(a.IDNumberEnc) == 0 {
+		return nil, fmt.Errorf("identity: account %s has no ID number", a.ID)
+	}
+	b, err := open(p.sec.idAEAD, a.IDNumberEnc, []byte(a.ID))
+	return Secret(b), err
+}
+
+// Built-in clients (channels), registered by Bootstrap.
+const (
+	ClientWebPortal   = "web-portal"
+	ClientMobileApp   = "mobile-app"
+	ClientMiniProgram = "mini-program"
+	ClientKioskShell  = "kiosk-shell"
+	ClientConsole     = "fleet-console"
+	ClientFleetctl    = "fleetctl"
+)
+
+// BootstrapConfig says how to set up a fresh provider.
+type BootstrapConfig struct {
+	AdminUsername string
+	AdminPassword string
+	// BaseURL of the hub's web channels; redirect URIs of the built-in clients hang below it.
+	BaseURL string
+}
+
+// Bootstrap creates the first admin (if the username is free) and registers the built-in
+// clients (if absent); it is idempotent. It returns the secrets of clients it created (the
+// confidential web portal and fleet console), to be handed to their operators once.
+func (p *Provider) Bootstrap(ctx context.Context, b BootstrapConfig) (secrets map[string]string, err error) {
+	if _, err := p.st.AccountByUsername(ctx, b.AdminUsername); errors.Is(err, store.ErrNotFound) {
+		if _, err := p.CreateStaff(ctx, NewStaff{Username: b.AdminUsername, Name: "Administrator",
+			Password: b.AdminPassword, Roles: []string{RoleAdmin}}); err != nil {
+			return nil, fmt.Errorf("identity: bootstrap admin: %w", err)
+		}
+		p.log.Info("identity: bootstrap admin created", "username", b.AdminUsername)
+	} else if err != nil {
+		return nil, err
+	}
+	code, refresh, device, bearer := "authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code", GrantTypeJWTBearer
+	builtins := []Client{
+		{ID: ClientWebPortal, Name: "政务服务网 Web portal", AppType: "web", FirstParty: true,
+			RedirectURIs: []string{b.BaseURL + "/portal/callback"}, PostLogoutURIs: []string{b.BaseURL + "/portal/"},
+			GrantTypes: []string{code, refresh}},
+		{ID: ClientMobileApp, Name: "移动端 Mobile app", AppType: "native", FirstParty: true,
+			RedirectURIs: []string{"cn.gov.kioskfleet.app:/oauth2redirect"}, GrantTypes: []string{code, refresh}},
+		{ID: ClientMiniProgram, Name: "小程序 Mini-program", AppType: "native", FirstParty: true,
+			RedirectURIs: []string{"cn.gov.kioskfleet.mini:/oauth2redirect"}, GrantTypes: []string{code, refresh}},
+		{ID: ClientKioskShell, Name: "自助终端 Kiosk", AppType: "native", FirstParty: true, KioskOnly: true,
+			RedirectURIs: []string{"http://127.0.0.1/kiosk/callback"}, GrantTypes: []string{code, device, bearer}},
+		{ID: ClientConsole, Name: "运维控制台 Fleet console", AppType: "web", FirstParty: true,
+			RedirectURIs: []string{b.BaseURL + "/console/callback"}, PostLogoutURIs: []string{b.BaseURL + "/console/"},
+			GrantTypes: []string{code, refresh}},
+		{ID: ClientFleetctl, Name: "fleetctl 命令行", AppType: "native", FirstParty: true,
+			GrantTypes: []string{device, refresh}},
+	}
+	secrets = map[string]string{}
+	for _, c := range builtins {
+		if _, err := p.st.GetClient(ctx, c.ID); err == nil {
+			continue
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		if c.AppType == "web" {
+			s := randomToken(32)
+			h := sha256.Sum256([]byte(s))
+			c.SecretHash, secrets[c.ID] = h[:], s
+		}
+		if err := p.st.PutClient(ctx, c); err != nil {
+			return nil, fmt.Errorf("identity: bootstrap client %s: %w", c.ID, err)
+		}
+	}
+	return secrets, nil
+}

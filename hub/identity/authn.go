@@ -1,0 +1,249 @@
+package identity
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/kioskfleet/kioskfleet/hub/store"
+)
+
+// accessToken returns the live access token of the request's Authorization header.
+func (p *Provider) accessToken(r *http.Request) (Token, error) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return Token{}, fmt.Errorf("%w: no bearer token", ErrUnauthorized)
+	}
+	plain, err := p.op.Crypto().Decrypt(strings.TrimSpace(tok))
+	if err != nil {
+		return Token{}, fmt.Errorf("%w: token not issued here", ErrUnauthorized)
+	}
+	id, sub, ok := strings.Cut(plain, ":")
+	if !ok {
+		return Token{}, fmt.Errorf("%w: malformed token", ErrUnauthorized)
+	}
+	t, err := p.liveAccess(r.Context(), id)
+	if err != nil || t.Subject != sub {
+		return Token{}, fmt.Errorf("%w: token unknown, revoked or expired", ErrUnauthorized)
+	}
+	return t, nil
+}
+
+// Principal is who an access token speaks for.
+type Principal struct {
+	Subject  string   // account ID
+	ClientID string   // the channel the token was issued to
+	Roles    []string // admin, fieldops, reviewer, developer, citizen
+	ACR      string
+	AMR      []string
+	KioskID  string // set for sessions opened at a kiosk
+	FamilyID string
+}
+
+// Has reports whether the principal has the role; admin has every role.
+func (p Principal) Has(role string) bool {
+	return slices.Contains(p.Roles, role) || slices.Contains(p.Roles, RoleAdmin)
+}
+
+// Authenticate validates the request's Bearer access token (RFC 6750 §2.1), issued by this
+// provider and neither expired nor revoked, and returns its principal with the account's roles
+// as they are now. Errors wrap ErrUnauthorized.
+func (p *Provider) Authenticate(r *http.Request) (Principal, error) {
+	t, err := p.accessToken(r)
+	if err != nil {
+		return Principal{}, err
+	}
+	a, err := p.st.GetAccount(r.Context(), t.UserID)
+	if err != nil {
+		return Principal{}, fmt.Errorf("%w: account: %w", ErrUnauthorized, err)
+	}
+	return Principal{Subject: a.ID, ClientID: t.ClientID, Roles: a.Roles, ACR: t.ACR, AMR: t.AMR,
+		KioskID: t.DeviceID, FamilyID: t.FamilyID}, nil
+}
+
+func (p *Provider) authenticated(w http.ResponseWriter, r *http.Request) (Principal, bool) {
+	pr, err := p.Authenticate(r)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		apiError(w, http.StatusUnauthorized, "unauthorized", "missing, unknown, revoked or expired access token")
+		return pr, false
+	}
+	return pr, true
+}
+
+func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, role string) (Principal, bool) {
+	pr, ok := p.authenticated(w, r)
+	if !ok {
+		return pr, false
+	}
+	if !pr.Has(role) {
+		apiError(w, http.StatusForbidden, "forbidden", "role "+role+" required")
+		return pr, false
+	}
+	return pr, true
+}
+
+func apiError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+// serveListSessions lists the caller's sessions (token families): GET /oidc/account/sessions.
+func (p *Provider) serveListSessions(w http.ResponseWriter, r *http.Request) {
+	pr, ok := p.authenticated(w, r)
+	if !ok {
+		return
+	}
+	gs, err := p.st.ListGrants(r.Context(), pr.Subject, p.now())
+	if err != nil {
+		p.log.Error("identity: list sessions", "err", err)
+		apiError(w, http.StatusInternalServerError, "internal", "could not list sessions")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": gs})
+}
+
+// serveRevokeSession ends one of the caller's sessions: DELETE /oidc/account/sessions/{id}.
+func (p *Provider) serveRevokeSession(w http.ResponseWriter, r *http.Request) {
+	pr, ok := p.authenticated(w, r)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	gs, err := p.st.ListGrants(r.Context(), pr.Subject, p.now())
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, "internal", "could not list sessions")
+		return
+	}
+	if !slices.ContainsFunc(gs, func(g Grant) bool { return g.FamilyID == id }) {
+		apiError(w, http.StatusNotFound, "not_found", "no such session")
+		return
+	}
+	if err := p.st.RevokeFamily(r.Context(), id, p.now()); err != nil {
+		apiError(w, http.StatusInternalServerError, "internal", "could not revoke session")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ClientRegistration is the admin API's view of a client; Secret is set only in the answer to a
+// creation of a confidential client.
+type ClientRegistration struct {
+	Client
+	Confidential bool   `json:"confidential"`
+	Secret       string `json:"secret,omitempty"`
+}
+
+// serveClients lists (GET) and registers (POST) clients: role admin.
+func (p *Provider) serveClients(w http.ResponseWriter, r *http.Request) {
+	if _, ok := p.authorize(w, r, RoleAdmin); !ok {
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		cs, err := p.st.ListClients(r.Context())
+		if err != nil {
+			apiError(w, http.StatusInternalServerError, "internal", "could not list clients")
+			return
+		}
+		out := make([]ClientRegistration, 0, len(cs))
+		for _, c := range cs {
+			out = append(out, ClientRegistration{Client: c, Confidential: !c.Public()})
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"clients": out})
+	case http.MethodPost:
+		var reg ClientRegistration
+		dec := json.NewDecoder(io.LimitReader(r.Body, maxForm))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&reg); err != nil {
+			apiError(w, http.StatusBadRequest, "bad_request", "malformed client: "+err.Error())
+			return
+		}
+		c, err := validClient(reg)
+		if err != nil {
+			apiError(w, http.StatusBadRequest, "bad_request", err.Error())
+			return
+		}
+		if _, err := p.st.GetClient(r.Context(), c.ID); err == nil {
+			apiError(w, http.StatusConflict, "conflict", "client exists")
+			return
+		}
+		if reg.Confidential {
+			reg.Secret = randomToken(32)
+			h := sha256.Sum256([]byte(reg.Secret))
+			c.SecretHash = h[:]
+		}
+		if err := p.st.PutClient(r.Context(), c); err != nil {
+			apiError(w, http.StatusInternalServerError, "internal", "could not store client")
+			return
+		}
+		reg.Client = c
+		writeJSON(w, http.StatusCreated, reg)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		apiError(w, http.StatusMethodNotAllowed, "bad_request", "method not allowed")
+	}
+}
+
+// serveClient shows (GET) or deletes (DELETE) one client: role admin.
+func (p *Provider) serveClient(w http.ResponseWriter, r *http.Request) {
+	if _, ok := p.authorize(w, r, RoleAdmin); !ok {
+		return
+	}
+	id := r.PathValue("id")
+	switch r.Method {
+	case http.MethodGet:
+		c, err := p.st.GetClient(r.Context(), id)
+		if errors.Is(err, store.ErrNotFound) {
+			apiError(w, http.StatusNotFound, "not_found", "no such client")
+			return
+		}
+		if err != nil {
+			apiError(w, http.StatusInternalServerError, "internal", "could not read client")
+			return
+		}
+		writeJSON(w, http.StatusOK, ClientRegistration{Client: c, Confidential: !c.Public()})
+	case http.MethodDelete:
+		if err := p.st.DeleteClient(r.Context(), id); errors.Is(err, store.ErrNotFound) {
+			apiError(w, http.StatusNotFound, "not_found", "no such client")
+		} else if err != nil {
+			apiError(w, http.StatusInternalServerError, "internal", "could not delete client")
+		} else {
+			w.WriteHeader(http.StatusNoContent)
+		}
+	default:
+		w.Header().Set("Allow", "GET, DELETE")
+		apiError(w, http.StatusMethodNotAllowed, "bad_request", "method not allowed")
+	}
+}
+
+var offeredGrants = []string{"authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code", GrantTypeJWTBearer}
+
+func validClient(reg ClientRegistration) (Client, error) {
+	c := reg.Client
+	c.SecretHash = nil
+	if c.ID == "" || len(c.ID) > 64 || strings.ContainsAny(c.ID, " /:?#") {
+		return c, errors.New("id must have 1 to 64 characters without spaces, '/', ':', '?' or '#'")
+	}
+	if c.AppType == "" {
+		c.AppType = "web"
+	}
+	if !slices.Contains([]string{"web", "native", "user_agent"}, c.AppType) {
+		return c, fmt.Errorf("appType %q: must be web, native or user_agent", c.AppType)
+	}
+	for _, g := range c.GrantTypes {
+		if !slices.Contains(offeredGrants, g) {
+			return c, fmt.Errorf("grant type %q is not offered", g)
+		}
+	}
+	for _, u := range append(slices.Clone(c.RedirectURIs), c.PostLogoutURIs...) {
+		if u == "" || strings.Contains(u, "#") || strings.Contains(u, "*") {
+			return c, fmt.Errorf("redirect URI %q: must be absolute, without fragment or wildcard", u)
+		}
+	}
+	return c, nil
+}

@@ -1,0 +1,68 @@
+package identity
+
+import (
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// opClient is a Client as op sees it.
+type opClient struct {
+	c Client
+	p *Provider
+}
+
+var _ op.Client = (*opClient)(nil)
+
+func (o *opClient) GetID() string                    { return o.c.ID }
+func (o *opClient) RedirectURIs() []string           { return o.c.RedirectURIs }
+func (o *opClient) PostLogoutRedirectURIs() []string { return o.c.PostLogoutURIs }
+func (o *opClient) ApplicationType() op.ApplicationType {
+	switch o.c.AppType {
+	case "native":
+		return op.ApplicationTypeNative
+	case "user_agent":
+		return op.ApplicationTypeUserAgent
+	}
+	return op.ApplicationTypeWeb
+}
+func (o *opClient) AuthMethod() oidc.AuthMethod {
+	if o.c.Public() {
+		return oidc.AuthMethodNone
+	}
+	return oidc.AuthMethodBasic
+}
+
+// ResponseTypes offers the code flow only: no implicit or hybrid flow.
+func (o *opClient) ResponseTypes() []oidc.ResponseType {
+	return []oidc.ResponseType{oidc.ResponseTypeCode}
+}
+func (o *opClient) GrantTypes() []oidc.GrantType {
+	var out []oidc.GrantType
+	for _, g := range o.c.GrantTypes {
+		out = append(out, oidc.GrantType(g))
+	}
+	return out
+}
+func (o *opClient) LoginURL(id string) string {
+	return loginPath + "?id=" + url.QueryEscape(id)
+}
+func (o *opClient) AccessTokenType() op.AccessTokenType { return op.AccessTokenTypeBearer }
+func (o *opClient) IDTokenLifetime() time.Duration      { return o.p.cfg.IDTokenTTL }
+func (o *opClient) DevMode() bool                       { return false }
+func (o *opClient) RestrictAdditionalIdTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+func (o *opClient) RestrictAdditionalAccessTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+func (o *opClient) IsScopeAllowed(string) bool           { return false }
+func (o *opClient) IDTokenUserinfoClaimsAssertion() bool { return false }
+func (o *opClient) ClockSkew() time.Duration             { return 0 }
+
+func (c Client) allows(grant oidc.GrantType) bool {
+	return slices.Contains(c.GrantTypes, string(grant))
+}

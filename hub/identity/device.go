@@ -1,0 +1,146 @@
+package identity
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/kioskfleet/kioskfleet/hub/store"
+)
+
+// ParamKioskAssertion carries, on a device authorization request of the kiosk shell, an
+// assertion signed by the kiosk's device key (as for the ID-card login, without card data), so
+// that the approval page can name the kiosk and its site truthfully.
+const ParamKioskAssertion = "kiosk_assertion"
+
+// serveDeviceAuthorization is the device authorization endpoint (RFC 8628 §3.1-3.2).
+func (p *Provider) serveDeviceAuthorization(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+	r = r.WithContext(p.issuerCtx(r.Context()))
+	c, err := p.tokenClient(r, oidc.GrantTypeDeviceCode)
+	if err != nil {
+		op.RequestError(w, r, err, nil)
+		return
+	}
+	now := p.now()
+	d := DeviceAuth{ClientID: c.ID, Scopes: scopesOf(r.PostForm.Get("scope")), CreatedAt: now,
+		ExpiresAt: now.Add(p.cfg.DeviceCodeTTL), Interval: p.cfg.DevicePoll, State: DevicePending}
+	if c.KioskOnly && !c.allows(oidc.GrantTypeRefreshToken) {
+		d.Scopes = without(d.Scopes, oidc.ScopeOfflineAccess)
+	}
+	if a := r.PostForm.Get(ParamKioskAssertion); a != "" {
+		claims, err := p.verifyKioskAssertion(r.Context(), a)
+		if err != nil {
+			op.RequestError(w, r, err, nil)
+			return
+		}
+		d.KioskID = claims.Issuer
+	} else if c.KioskOnly {
+		op.RequestError(w, r, oidc.ErrInvalidRequest().WithDescription(ParamKioskAssertion+" required for a kiosk"), nil)
+		return
+	}
+	deviceCode := randomToken(32)
+	d.CodeHash = sha(deviceCode)
+	for i := 0; ; i++ {
+		// RFC 8628 §6.1: 8 characters of base 20, about 34.5 bits; with the 5-minute life and the
+		// guess cap per browser session, a brute force has a negligible chance.
+		d.UserCode, err = op.NewUserCode([]rune(op.CharSetBase20), 8, 4)
+		if err == nil {
+			err = p.st.CreateDeviceAuth(r.Context(), d)
+		}
+		if err == nil || !errors.Is(err, store.ErrExists) || i == 3 {
+			break
+		}
+	}
+	if err != nil {
+		op.RequestError(w, r, oidc.ErrServerError().WithParent(err), nil)
+		return
+	}
+	verify := p.cfg.Issuer + devicePath
+	writeJSON(w, http.StatusOK, &oidc.DeviceAuthorizationResponse{
+		DeviceCode: deviceCode, UserCode: d.UserCode, VerificationURI: verify,
+		VerificationURIComplete: verify + "?user_code=" + url.QueryEscape(d.UserCode),
+		ExpiresIn:               int(p.cfg.DeviceCodeTTL / time.Second), Interval: int(p.cfg.DevicePoll / time.Second),
+	})
+}
+
+// deviceGrant is the device access token request (RFC 8628 §3.4-3.5).
+func (p *Provider) deviceGrant(w http.ResponseWriter, r *http.Request) {
+	c, err := p.tokenClient(r, oidc.GrantTypeDeviceCode)
+	if err != nil {
+		op.RequestError(w, r, err, nil)
+		return
+	}
+	code := r.PostForm.Get("device_code")
+	if code == "" {
+		op.RequestError(w, r, oidc.ErrInvalidRequest().WithDescription("device_code missing"), nil)
+		return
+	}
+	now := p.now()
+	d, slow, err := p.st.PollDeviceAuth(r.Context(), c.ID, sha(code), now)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		err = oidc.ErrInvalidGrant().WithDescription("unknown device_code")
+	case err != nil:
+		err = oidc.ErrServerError().WithParent(err)
+	case slow:
+		err = oidc.ErrSlowDown().WithDescription("polling too fast; interval is now %ds", int(d.Interval/time.Second))
+	case d.State == DeviceDenied:
+		err = oidc.ErrAccessDenied().WithDescription("the user denied the request")
+	case d.State == DeviceIssued:
+		err = oidc.ErrInvalidGrant().WithDescription("device_code used already")
+	case d.State == DevicePending && !now.Before(d.ExpiresAt):
+		err = oidc.ErrExpiredDeviceCode()
+	case d.State == DevicePending:
+		err = oidc.ErrAuthorizationPending()
+	}
+	if err != nil {
+		op.RequestError(w, r, err, nil)
+		return
+	}
+	state := &op.DeviceAuthorizationState{ClientID: c.ID, Audience: []string{c.ID}, Scopes: d.Scopes,
+		Expires: d.ExpiresAt, Done: true, Subject: d.Subject, AMR: d.AMR, AuthTime: d.AuthTime}
+	p.pendingDevice.Store(state, d)
+	defer p.pendingDevice.Delete(state)
+	resp, err := op.CreateDeviceTokenResponse(r.Context(), state, p.op, &opClient{c: c, p: p})
+	if err != nil {
+		op.RequestError(w, r, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// normalizeUserCode accepts user codes typed in lower case, with or without the dash.
+func normalizeUserCode(s string) string {
+	s = strings.ToUpper(strings.NewReplacer("-", "", " ", "").Replace(s))
+	if len(s) == 8 {
+		s = s[:4] + "-" + s[4:]
+	}
+	return s
+}
+
+// guess counts a wrong user code entered in a browser session and reports whether the session
+// may still try.
+func (p *Provider) guess(session string, wrong bool) bool {
+	p.guessMu.Lock()
+	defer p.guessMu.Unlock()
+	if wrong {
+		p.guesses[session]++
+	}
+	return p.guesses[session] < p.cfg.DeviceGuesses
+}
+
+func without(l []string, x string) []string {
+	var out []string
+	for _, s := range l {
+		if s != x {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,257 @@
+// Package identity makes the hub an OpenID Provider for every channel (web portal, mobile app,
+// mini-program, kiosk shell, fleet console, fleetctl), built on zitadel/oidc's pkg/op.
+//
+// It offers the authorization code flow with PKCE (S256 only), refresh tokens that rotate on use
+// with reuse detection per family, the device authorization grant (RFC 8628) for QR login at a
+// kiosk and for fleetctl, and an ID-card login at a kiosk through a JWT bearer grant (RFC 7523)
+// signed by the kiosk's enrolled device key. Accounts are citizens (ID number encrypted, looked up
+// by keyed hash) and staff with roles; passwords are argon2id with throttling (NIST SP 800-63B
+// §5.2.2). Subjects are public or pairwise per client (OIDC Core §8).
+//
+// All paths live under /oidc/ plus /.well-known/openid-configuration; see Provider.Handler.
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alexedwards/argon2id"
+	"github.com/zitadel/oidc/v3/pkg/op"
+	"golang.org/x/text/language"
+
+	"github.com/kioskfleet/kioskfleet/hub/store"
+)
+
+var (
+	ErrConfig       = errors.New("identity: invalid configuration")
+	ErrCodeReused   = errors.New("identity: authorization code reused")
+	ErrTokenReused  = errors.New("identity: refresh token reused")
+	ErrUnauthorized = errors.New("identity: no valid access token")
+	ErrForbidden    = errors.New("identity: role missing")
+)
+
+// Roles.
+const (
+	RoleAdmin     = "admin"
+	RoleFieldOps  = "fieldops"
+	RoleReviewer  = "reviewer"
+	RoleDeveloper = "developer"
+	RoleCitizen   = "citizen"
+)
+
+// Authentication context class and method references (RFC 8176) put in tokens.
+const (
+	ACRPassword = "urn:kioskfleet:acr:password"
+	ACRIDCard   = "urn:kioskfleet:acr:idcard"
+	ACRDevice   = "urn:kioskfleet:acr:device" // approved on another, logged-in device
+)
+
+// DeviceLookup finds enrolled kiosks; store.Store satisfies it.
+type DeviceLookup interface {
+	GetDevice(ctx context.Context, id string) (store.Device, error)
+}
+
+// SiteLookup is an optional capability of a DeviceLookup: it names the kiosk's site on the
+// device approval page.
+type SiteLookup interface {
+	GetSite(ctx context.Context, id string) (store.Site, error)
+}
+
+// Config configures the provider. Zero durations take the defaults shown.
+type Config struct {
+	Issuer   string // https://hub.example.org (http only with Insecure)
+	Secret   []byte // master secret, at least 32 random bytes; every key is derived from it
+	Insecure bool   // allow an http issuer (development and tests)
+
+	AccessTokenTTL  time.Duration // 15m
+	RefreshTokenTTL time.Duration // 720h
+	IDTokenTTL      time.Duration // 1h
+	KioskSessionTTL time.Duration // 10m: ID-card sessions at a kiosk
+	CodeTTL         time.Duration // 5m: authorization requests and their codes
+	DeviceCodeTTL   time.Duration // 5m
+	DevicePoll      time.Duration // 5s
+	KeyRotation     time.Duration // 720h: age at which the signing key is replaced
+	AssertionMaxAge time.Duration // 2m: lifetime cap of a kiosk assertion
+
+	// Password hashing (argon2id) and throttling.
+	Argon2 *argon2id.Params // default: 19 MiB, 2 passes, 1 lane (OWASP minimum)
+	// ThrottleAfter failures in a row, each further attempt waits ThrottleBase doubled per
+	// failure (capped at 15 min); at LockAfter failures the account is locked.
+	ThrottleAfter int           // 5
+	ThrottleBase  time.Duration // 1s
+	LockAfter     int           // 100
+	DeviceGuesses int           // 10: wrong user codes a browser session may enter
+
+	Now func() time.Time // clock, for tests
+}
+
+func (c *Config) defaults() error {
+	u, err := url.Parse(c.Issuer)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && !(c.Insecure && u.Scheme == "http")) || u.RawQuery != "" {
+		return fmt.Errorf("%w: issuer %q must be an https URL without query", ErrConfig, c.Issuer)
+	}
+	c.Issuer = strings.TrimSuffix(c.Issuer, "/")
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.AccessTokenTTL, 15*time.Minute)
+	def(&c.RefreshTokenTTL, 720*time.Hour)
+	def(&c.IDTokenTTL, time.Hour)
+	def(&c.KioskSessionTTL, 10*time.Minute)
+	def(&c.CodeTTL, 5*time.Minute)
+	def(&c.DeviceCodeTTL, 5*time.Minute)
+	def(&c.DevicePoll, 5*time.Second)
+	def(&c.KeyRotation, 720*time.Hour)
+	def(&c.AssertionMaxAge, 2*time.Minute)
+	def(&c.ThrottleBase, time.Second)
+	if c.Argon2 == nil {
+		c.Argon2 = &argon2id.Params{Memory: 19 * 1024, Iterations: 2, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+	}
+	if c.ThrottleAfter == 0 {
+		c.ThrottleAfter = 5
+	}
+	if c.LockAfter == 0 {
+		c.LockAfter = 100
+	}
+	if c.DeviceGuesses == 0 {
+		c.DeviceGuesses = 10
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Provider is the hub's OpenID Provider.
+type Provider struct {
+	cfg     Config
+	st      Storage
+	devices DeviceLookup
+	log     *slog.Logger
+	sec     *secrets
+	op      *op.Provider
+	mux     *http.ServeMux
+	keys    keyCache
+	pages   *pages
+
+	discovery []byte // rendered once: the configuration does not change at run time
+
+	pendingDevice sync.Map // *op.DeviceAuthorizationState -> DeviceAuth, during one token request
+
+	guessMu sync.Mutex
+	guesses map[string]int // wrong device user codes per browser session
+
+	dummyHash string // for constant-time answers on unknown accounts
+	hashSem   chan struct{}
+}
+
+// Paths served by Handler.
+const (
+	PathPrefix    = "/oidc/"
+	DiscoveryPath = "/.well-known/openid-configuration"
+	loginPath     = "/oidc/login"
+	consentPath   = "/oidc/consent"
+	devicePath    = "/oidc/device"
+	logoutDone    = "/oidc/logged-out"
+)
+
+// New returns a provider on st, creating its first signing key if there is none. devices finds
+// kiosks for ID-card login and device approval pages.
+func New(ctx context.Context, cfg Config, st Storage, devices DeviceLookup, log *slog.Logger) (*Provider, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	sec, err := deriveSecrets(cfg.Secret)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Provider{cfg: cfg, st: st, devices: devices, log: log, sec: sec, guesses: map[string]int{},
+		hashSem: make(chan struct{}, 4)}
+	p.dummyHash, err = argon2id.CreateHash(randomToken(16), cfg.Argon2)
+	if err != nil {
+		return nil, err
+	}
+	if p.pages, err = newPages(); err != nil {
+		return nil, err
+	}
+	if _, err := p.signingKey(ctx); err != nil {
+		return nil, err
+	}
+	opts := []op.Option{
+		op.WithCustomEndpoints(op.NewEndpoint("oidc/authorize"), op.NewEndpoint("oidc/token"),
+			op.NewEndpoint("oidc/userinfo"), op.NewEndpoint("oidc/revoke"), op.NewEndpoint("oidc/end_session"),
+			op.NewEndpoint("oidc/keys")),
+		op.WithCustomIntrospectionEndpoint(op.NewEndpoint("oidc/introspect")),
+		op.WithCustomDeviceAuthorizationEndpoint(op.NewEndpoint("oidc/device_authorization")),
+	}
+	if cfg.Insecure {
+		opts = append(opts, op.WithAllowInsecure())
+	}
+	opCfg := &op.Config{
+		CryptoKey:                sec.tokenKey,
+		CryptoKeyId:              "k1",
+		DefaultLogoutRedirectURI: logoutDone,
+		CodeMethodS256:           true,
+		GrantTypeRefreshToken:    true,
+		SupportedUILocales:       []language.Tag{language.SimplifiedChinese, language.English},
+		DeviceAuthorization: op.DeviceAuthorizationConfig{
+			Lifetime:     cfg.DeviceCodeTTL,
+			PollInterval: cfg.DevicePoll,
+			UserFormPath: devicePath,
+			// 8 characters of 20: 20^8 ≈ 2^34.6 (RFC 8628 §6.1 suggests base-20 and a rate limit).
+			UserCode: op.UserCodeBase20,
+		},
+	}
+	p.op, err = op.NewProvider(opCfg, &opStorage{p}, op.StaticIssuer(cfg.Issuer), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if err := p.renderDiscovery(ctx); err != nil {
+		return nil, err
+	}
+	p.routes()
+	return p, nil
+}
+
+// Handler serves every identity path: DiscoveryPath and everything under PathPrefix.
+func (p *Provider) Handler() http.Handler { return p.mux }
+
+func (p *Provider) now() time.Time { return p.cfg.Now().UTC() }
+
+func (p *Provider) issuerCtx(ctx context.Context) context.Context {
+	return op.ContextWithIssuer(ctx, p.cfg.Issuer)
+}
+
+func (p *Provider) routes() {
+	m := http.NewServeMux()
+	opH := p.op // routes the OP endpoints itself, with the issuer in the context
+	m.HandleFunc("GET "+DiscoveryPath, p.serveDiscovery)
+	m.HandleFunc("GET /oidc/keys", p.serveKeys)
+	m.HandleFunc("POST /oidc/token", p.serveToken)
+	m.HandleFunc("GET /oidc/userinfo", p.serveUserinfo)
+	m.HandleFunc("POST /oidc/userinfo", p.serveUserinfo)
+	m.HandleFunc("/oidc/end_session", p.serveEndSession)
+	m.HandleFunc("POST /oidc/device_authorization", p.serveDeviceAuthorization)
+	m.HandleFunc(loginPath, p.serveLogin)
+	m.HandleFunc(consentPath, p.serveConsent)
+	m.HandleFunc(devicePath, p.serveDevice)
+	m.HandleFunc("GET "+logoutDone, p.serveLoggedOut)
+	m.HandleFunc("GET /oidc/account/sessions", p.serveListSessions)
+	m.HandleFunc("DELETE /oidc/account/sessions/{id}", p.serveRevokeSession)
+	m.HandleFunc("/oidc/admin/clients", p.serveClients)
+	m.HandleFunc("/oidc/admin/clients/{id}", p.serveClient)
+	m.Handle(PathPrefix, opH)
+	p.mux = m
+}

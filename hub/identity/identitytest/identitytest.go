@@ -1,0 +1,337 @@
+// Package identitytest runs the hub's OpenID Provider for tests: on the real SQLite store, behind
+// an httptest server on 127.0.0.1, with a settable clock, captured logs, enrolled test kiosks
+// and a scripted browser for the login, consent and device pages.
+package identitytest
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alexedwards/argon2id"
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/kioskfleet/kioskfleet/hub/identity"
+	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
+)
+
+// Admin credentials of the bootstrapped admin.
+const (
+	AdminUser     = "admin"
+	AdminPassword = "correct horse battery staple"
+)
+
+// Env is a running provider.
+type Env struct {
+	Store    *sqlite.Store
+	P        *identity.Provider
+	Srv      *httptest.Server
+	Issuer   string
+	Clock    *Clock
+	Logs     *SyncBuffer
+	Secrets  map[string]string // client secrets from Bootstrap
+	Callback string            // the registered redirect URI of the test clients
+}
+
+// Clock is real time plus an offset that tests advance.
+type Clock struct {
+	mu  sync.Mutex
+	off time.Duration
+}
+
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.off)
+}
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.off += d
+	c.mu.Unlock()
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writers.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// FastArgon2 keeps tests quick; production uses the Config default.
+var FastArgon2 = &argon2id.Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+
+// New starts a provider on a fresh store in t.TempDir, bootstraps it, and registers the test
+// clients "rp" (confidential web, code+refresh), "spa" (public native, code+refresh) and
+// "third" (confidential, pairwise, consent asked). mod may adjust the configuration.
+func New(t testing.TB, mod ...func(*identity.Config)) *Env {
+	t.Helper()
+	ctx := context.Background()
+	e := &Env{Clock: &Clock{}, Logs: &SyncBuffer{}}
+	log := slog.New(slog.NewTextHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "hub.db"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Store = st
+	var h http.Handler = http.NotFoundHandler()
+	e.Srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(func() { e.Srv.Close(); st.Close() })
+	e.Issuer = e.Srv.URL
+	cfg := identity.Config{Issuer: e.Issuer, Secret: bytes.Repeat([]byte{7}, 32), Insecure: true,
+		Now: e.Clock.Now, Argon2: FastArgon2}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	e.P, err = identity.New(ctx, cfg, st.Identity(), st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h = e.P.Handler()
+	e.Secrets, err = e.P.Bootstrap(ctx, identity.BootstrapConfig{AdminUsername: AdminUser,
+		AdminPassword: AdminPassword, BaseURL: e.Issuer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Callback = "http://127.0.0.1:1/callback"
+	grants := []string{"authorization_code", "refresh_token"}
+	for _, c := range []identity.Client{
+		{ID: "rp", Name: "Test RP", AppType: "web", FirstParty: true, RedirectURIs: []string{e.Callback},
+			PostLogoutURIs: []string{e.Callback + "/out"}, GrantTypes: grants, SecretHash: hash("rp-secret")},
+		{ID: "spa", Name: "Test public app", AppType: "native", FirstParty: true,
+			RedirectURIs: []string{"cn.test.app:/cb"}, GrantTypes: grants},
+		{ID: "third", Name: "某部门应用 Department app", AppType: "web", RedirectURIs: []string{e.Callback},
+			GrantTypes: grants, SecretHash: hash("third-secret"), Pairwise: true},
+		{ID: "third2", Name: "Another department", AppType: "web", RedirectURIs: []string{e.Callback},
+			GrantTypes: grants, SecretHash: hash("third2-secret"), Pairwise: true},
+	} {
+		if err := st.Identity().PutClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+func hash(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+// Browser is a scripted browser with its own cookies that never follows a redirect out of the
+// provider (it returns it instead).
+type Browser struct {
+	C      *http.Client
+	issuer string
+}
+
+// NewBrowser returns a browser for the environment.
+func (e *Env) NewBrowser() *Browser {
+	jar, _ := cookiejar.New(nil)
+	b := &Browser{issuer: e.Issuer}
+	b.C = &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(r *http.Request, via []*http.Request) error {
+		if !strings.HasPrefix(r.URL.String(), b.issuer) {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
+	return b
+}
+
+// Page is a fetched HTML page.
+type Page struct {
+	Status int
+	URL    *url.URL
+	Body   string
+	Loc    string // redirect out of the provider, if any
+}
+
+func (b *Browser) do(req *http.Request) (*Page, error) {
+	resp, err := b.C.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return &Page{Status: resp.StatusCode, URL: resp.Request.URL, Body: string(body), Loc: resp.Header.Get("Location")}, nil
+}
+
+// Get fetches a URL.
+func (b *Browser) Get(u string) (*Page, error) {
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	return b.do(req)
+}
+
+var inputRE = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
+var actionRE = regexp.MustCompile(`<form method="post" action="([^"]*)">`)
+
+// Submit posts the page's (first) form with its hidden fields plus extra.
+func (b *Browser) Submit(p *Page, extra url.Values) (*Page, error) {
+	m := actionRE.FindStringSubmatch(p.Body)
+	if m == nil {
+		return nil, fmt.Errorf("no form on page %s (status %d): %.300s", p.URL, p.Status, p.Body)
+	}
+	form := url.Values{}
+	for _, f := range inputRE.FindAllStringSubmatch(p.Body, -1) {
+		form.Set(f[1], htmlUnescape(f[2]))
+	}
+	for k, v := range extra {
+		form[k] = v
+	}
+	action, _ := p.URL.Parse(htmlUnescape(m[1]))
+	req, _ := http.NewRequest(http.MethodPost, action.String(), strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+func htmlUnescape(s string) string {
+	return strings.NewReplacer("&amp;", "&", "&#43;", "+", "&#34;", `"`, "&lt;", "<", "&gt;", ">", "&#39;", "'").Replace(s)
+}
+
+// Login opens authorizeURL, logs in with the password (consenting if asked) and returns the
+// redirect to the client (with code or error).
+func (b *Browser) Login(authorizeURL, user, password string) (*url.URL, error) {
+	p, err := b.Get(authorizeURL)
+	if err != nil {
+		return nil, err
+	}
+	if p.Loc == "" {
+		if p, err = b.Submit(p, url.Values{"username": {user}, "password": {password}}); err != nil {
+			return nil, err
+		}
+	}
+	if p.Loc == "" && strings.Contains(p.Body, `value="approve"`) {
+		if p, err = b.Submit(p, url.Values{"action": {"approve"}}); err != nil {
+			return nil, err
+		}
+	}
+	if p.Loc == "" {
+		return nil, fmt.Errorf("login did not redirect: status %d: %.400s", p.Status, p.Body)
+	}
+	return url.Parse(p.Loc)
+}
+
+// Kiosk is an enrolled test kiosk with its device key.
+type Kiosk struct {
+	ID  string
+	Key crypto.Signer
+}
+
+// EnrollKiosk creates a site and enrolls a kiosk with a fresh P-256 key and a self-signed
+// certificate, through the store's real enrollment.
+func (e *Env) EnrollKiosk(t testing.TB, id string) *Kiosk {
+	t.Helper()
+	ctx := context.Background()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	site := "site-" + id
+	if err := e.Store.CreateSite(ctx, store.Site{ID: site, Name: "福田区行政服务大厅", Region: "440304",
+		Address: "深圳市福田区福中三路市民中心B区"}); err != nil {
+		t.Fatal(err)
+	}
+	secret := "tok-" + id
+	now := time.Now()
+	if err := e.Store.CreateEnrollmentToken(ctx, store.EnrollmentToken{ID: "t-" + id, Hash: hash(secret),
+		SiteID: site, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: id},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(365 * 24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if _, err := e.Store.EnrollDevice(ctx, hash(secret), store.Device{ID: id, CertSerial: "01",
+		CertExpiry: tmpl.NotAfter, CertPEM: certPEM}, now); err != nil {
+		t.Fatal(err)
+	}
+	return &Kiosk{ID: id, Key: key}
+}
+
+// Assertion signs a kiosk assertion (see identity.KioskClaims) valid for ttl from iat.
+func (k *Kiosk) Assertion(aud string, card *identity.IDCard, iat time.Time, ttl time.Duration) string {
+	return SignAssertion(k.Key, k.ID, aud, card, iat, ttl)
+}
+
+// SignAssertion signs kiosk claims for device id with key (ES256).
+func SignAssertion(key crypto.Signer, id, aud string, card *identity.IDCard, iat time.Time, ttl time.Duration) string {
+	claims := map[string]any{"iss": id, "sub": id, "aud": aud, "iat": iat.Unix(), "exp": iat.Add(ttl).Unix(),
+		"jti": fmt.Sprintf("%d-%x", iat.UnixNano(), randBytes(8))}
+	if card != nil {
+		claims["id_card"] = card
+	}
+	payload, _ := json.Marshal(claims)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		panic(err)
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		panic(err)
+	}
+	s, _ := jws.CompactSerialize()
+	return s
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// PostForm posts a form to the provider, with basic auth if user is set, and decodes the JSON.
+func (e *Env) PostForm(path string, form url.Values, user, pass string) (int, map[string]any, error) {
+	req, _ := http.NewRequest(http.MethodPost, e.Issuer+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if user != "" {
+		req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, &m); err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("status %d, not JSON: %.200s", resp.StatusCode, b)
+	}
+	return resp.StatusCode, m, nil
+}

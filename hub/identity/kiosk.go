@@ -1,0 +1,265 @@
+package identity
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/kioskfleet/kioskfleet/hub/store"
+)
+
+// KioskClaims are the claims of a kiosk assertion (RFC 7523 §3), signed by the kiosk's enrolled
+// device key (the key of its client certificate; ES256, EdDSA or RS256):
+//
+//	iss, sub  the kiosk's device ID
+//	aud       the issuer or its token endpoint
+//	iat, exp  at most AssertionMaxAge apart
+//	jti       unique; a replay is refused
+//	id_card   for the ID-card login: the card's ID number and name, as read
+type KioskClaims struct {
+	Issuer   string        `json:"iss"`
+	Subject  string        `json:"sub"`
+	Audience oidc.Audience `json:"aud"`
+	IssuedAt oidc.Time     `json:"iat"`
+	Expiry   oidc.Time     `json:"exp"`
+	ID       string        `json:"jti"`
+	Card     *IDCard       `json:"id_card,omitempty"`
+}
+
+// IDCard is what the kiosk read from a resident ID card. It never prints its number.
+type IDCard struct {
+	Number Secret `json:"number"`
+	Name   string `json:"name"`
+}
+
+func (c *IDCard) String() string { return "IDCard{number:" + c.Number.String() + "}" }
+
+// Wipe zeroes the card data.
+func (c *IDCard) Wipe() {
+	if c != nil {
+		clear(c.Number)
+		c.Number, c.Name = nil, ""
+	}
+}
+
+// Secret is sensitive text: masked in String and %v, wipeable.
+type Secret []byte
+
+func (s Secret) String() string { return "***" }
+
+// GoString masks %#v too.
+func (s Secret) GoString() string { return "***" }
+
+func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(string(s)) }
+
+func (s *Secret) UnmarshalJSON(b []byte) error {
+	var v string
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*s = Secret(v)
+	return nil
+}
+
+const assertionSkew = 30 * time.Second
+
+var assertionAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256}
+
+func invalidAssertion(format string, args ...any) error {
+	return oidc.ErrInvalidGrant().WithDescription("assertion: "+format, args...)
+}
+
+// verifyKioskAssertion checks an assertion against the enrolled, unrevoked kiosk named by its
+// issuer, and burns its jti.
+func (p *Provider) verifyKioskAssertion(ctx context.Context, assertion string) (*KioskClaims, error) {
+	jws, err := jose.ParseSigned(assertion, assertionAlgs)
+	if err != nil {
+		return nil, invalidAssertion("not a signed JWT (ES256, EdDSA or RS256)")
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, invalidAssertion("must have exactly one signature")
+	}
+	raw := jws.UnsafePayloadWithoutVerification()
+	defer clear(raw)
+	var c KioskClaims
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, invalidAssertion("claims are not valid JSON")
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			c.Card.Wipe()
+		}
+	}()
+	if c.Issuer == "" || c.Subject != c.Issuer {
+		return nil, invalidAssertion("iss and sub must both be the kiosk's device ID")
+	}
+	dev, err := p.devices.GetDevice(ctx, c.Issuer)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, invalidAssertion("unknown kiosk")
+	}
+	if err != nil {
+		return nil, oidc.ErrServerError().WithParent(err)
+	}
+	if dev.Revoked {
+		return nil, invalidAssertion("kiosk is revoked")
+	}
+	cert, err := parseCert(dev.CertPEM)
+	if err != nil {
+		return nil, invalidAssertion("kiosk has no usable certificate")
+	}
+	now := p.now()
+	if now.After(cert.NotAfter) {
+		return nil, invalidAssertion("kiosk certificate expired")
+	}
+	if _, err := jws.Verify(cert.PublicKey); err != nil {
+		return nil, invalidAssertion("signature does not verify with the kiosk's key")
+	}
+	if !slices.Contains(c.Audience, p.cfg.Issuer) && !slices.Contains(c.Audience, p.cfg.Issuer+"/oidc/token") {
+		return nil, invalidAssertion("aud must name this issuer")
+	}
+	iat, exp := c.IssuedAt.AsTime(), c.Expiry.AsTime()
+	switch {
+	case c.Expiry == 0 || c.IssuedAt == 0:
+		return nil, invalidAssertion("iat and exp required")
+	case !now.Before(exp.Add(assertionSkew)):
+		return nil, invalidAssertion("expired")
+	case iat.After(now.Add(assertionSkew)):
+		return nil, invalidAssertion("issued in the future")
+	case exp.Sub(iat) > p.cfg.AssertionMaxAge:
+		return nil, invalidAssertion("lifetime longer than %s", p.cfg.AssertionMaxAge)
+	case c.ID == "" || len(c.ID) > 128:
+		return nil, invalidAssertion("jti required (at most 128 characters)")
+	}
+	if err := p.st.UseAssertion(ctx, c.Issuer+"\x00"+c.ID, exp.Add(assertionSkew)); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return nil, invalidAssertion("replayed")
+		}
+		return nil, oidc.ErrServerError().WithParent(err)
+	}
+	ok = true
+	return &c, nil
+}
+
+func parseCert(pemBytes []byte) (*x509.Certificate, error) {
+	blk, _ := pem.Decode(pemBytes)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, errors.New("no certificate in PEM")
+	}
+	return x509.ParseCertificate(blk.Bytes)
+}
+
+// kioskRequest is an ID-card login at a kiosk. It is an op.AuthRequest so that op puts its acr
+// in the ID token; it has no response type, so op never gives it a refresh token.
+type kioskRequest struct{ Token }
+
+var _ op.AuthRequest = (*kioskRequest)(nil)
+
+func (k *kioskRequest) GetID() string                         { return k.FamilyID }
+func (k *kioskRequest) GetACR() string                        { return k.ACR }
+func (k *kioskRequest) GetAMR() []string                      { return k.AMR }
+func (k *kioskRequest) GetAudience() []string                 { return []string{k.ClientID} }
+func (k *kioskRequest) GetAuthTime() time.Time                { return k.AuthTime }
+func (k *kioskRequest) GetClientID() string                   { return k.ClientID }
+func (k *kioskRequest) GetCodeChallenge() *oidc.CodeChallenge { return nil }
+func (k *kioskRequest) GetNonce() string                      { return "" }
+func (k *kioskRequest) GetRedirectURI() string                { return "" }
+func (k *kioskRequest) GetResponseType() oidc.ResponseType    { return "" }
+func (k *kioskRequest) GetResponseMode() oidc.ResponseMode    { return "" }
+func (k *kioskRequest) GetScopes() []string                   { return k.Scopes }
+func (k *kioskRequest) GetState() string                      { return "" }
+func (k *kioskRequest) GetSubject() string                    { return k.Subject }
+func (k *kioskRequest) Done() bool                            { return true }
+
+// kioskGrant is the ID-card login: a JWT bearer grant (RFC 7523 §2.1) whose assertion the kiosk
+// signed after reading a card. It answers a short session (no refresh token) whose acr and amr
+// say the citizen was identified by ID card at a kiosk.
+func (p *Provider) kioskGrant(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	c, err := p.tokenClient(r, oidc.GrantTypeBearer)
+	if err != nil {
+		op.RequestError(w, r, err, nil)
+		return
+	}
+	claims, err := p.verifyKioskAssertion(ctx, r.PostForm.Get("assertion"))
+	if err != nil {
+		op.RequestError(w, r, err, nil)
+		return
+	}
+	card := claims.Card
+	defer card.Wipe()
+	if card == nil {
+		op.RequestError(w, r, invalidAssertion("id_card missing"), nil)
+		return
+	}
+	if err := CheckIDNumber(card.Number); err != nil {
+		op.RequestError(w, r, invalidAssertion("%v", err), nil)
+		return
+	}
+	acct, err := p.citizenByCard(ctx, card)
+	if err != nil {
+		p.log.Error("identity: citizen account", "kiosk", claims.Issuer, "err", err)
+		op.RequestError(w, r, oidc.ErrServerError(), nil)
+		return
+	}
+	now := p.now()
+	scopes := without(scopesOf(r.PostForm.Get("scope")), oidc.ScopeOfflineAccess)
+	req := &kioskRequest{Token{FamilyID: randomToken(16), UserID: acct.ID, Subject: p.sec.subject(c, acct.ID),
+		ClientID: c.ID, Scopes: scopes, AMR: []string{"sc", "hwk"}, ACR: ACRIDCard, AuthTime: now,
+		DeviceID: claims.Issuer}}
+	oc := &opClient{c: c, p: p}
+	at, _, validity, err := op.CreateAccessToken(ctx, req, op.AccessTokenTypeBearer, p.op, oc, "")
+	if err != nil {
+		op.RequestError(w, r, err, nil)
+		return
+	}
+	resp := &oidc.AccessTokenResponse{AccessToken: at, TokenType: oidc.BearerToken,
+		ExpiresIn: uint64(validity / time.Second), Scope: scopes}
+	if slices.Contains(scopes, oidc.ScopeOpenID) {
+		resp.IDToken, err = op.CreateIDToken(ctx, p.cfg.Issuer, req, p.cfg.KioskSessionTTL, at, "", p.op.Storage(), oc)
+		if err != nil {
+			op.RequestError(w, r, err, nil)
+			return
+		}
+	}
+	p.log.Info("identity: id-card login", "kiosk", claims.Issuer, "account", acct.ID)
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// CheckIDNumber validates a resident ID number (GB 11643-1999): 17 digits and a check character
+// (ISO 7064 MOD 11-2). Its error never contains the number.
+func CheckIDNumber(n []byte) error {
+	if len(n) != 18 {
+		return fmt.Errorf("id number must have 18 characters, has %d", len(n))
+	}
+	sum := 0
+	for i := 0; i < 17; i++ {
+		if n[i] < '0' || n[i] > '9' {
+			return errors.New("id number: first 17 characters must be digits")
+		}
+		w := 1
+		for j := 0; j < 17-i; j++ {
+			w = w * 2 % 11
+		}
+		sum += int(n[i]-'0') * w
+	}
+	want := "10X98765432"[sum%11]
+	got := n[17]
+	if got == 'x' {
+		got = 'X'
+	}
+	if got != want {
+		return errors.New("id number: check character does not match")
+	}
+	return nil
+}

@@ -1,0 +1,105 @@
+package identity
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+)
+
+// secrets holds the keys derived from the configured master secret (HKDF-SHA256, RFC 5869),
+// one per purpose so that no key serves two.
+type secrets struct {
+	tokenKey   [32]byte    // access token encryption (op.Crypto)
+	idHashKey  []byte      // HMAC key of the ID number lookup hash
+	pairwise   []byte      // pairwise subject derivation
+	idAEAD     cipher.AEAD // ID number encryption
+	keyAEAD    cipher.AEAD // signing keys at rest
+	cookieHMAC []byte
+}
+
+func deriveSecrets(master []byte) (*secrets, error) {
+	if len(master) < 32 {
+		return nil, fmt.Errorf("%w: master secret must have at least 32 bytes, has %d", ErrConfig, len(master))
+	}
+	derive := func(info string) []byte {
+		k, err := hkdf.Key(sha256.New, master, nil, "kioskfleet identity "+info, 32)
+		if err != nil {
+			panic(err) // only on a length beyond 255*32
+		}
+		return k
+	}
+	s := &secrets{idHashKey: derive("id-hash"), pairwise: derive("pairwise"), cookieHMAC: derive("cookie")}
+	copy(s.tokenKey[:], derive("access-token"))
+	var err error
+	if s.idAEAD, err = newAEAD(derive("id-number")); err != nil {
+		return nil, err
+	}
+	if s.keyAEAD, err = newAEAD(derive("signing-keys")); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+func seal(a cipher.AEAD, plain, ad []byte) []byte {
+	nonce := make([]byte, a.NonceSize(), a.NonceSize()+len(plain)+a.Overhead())
+	rand.Read(nonce)
+	return a.Seal(nonce, nonce, plain, ad)
+}
+
+func open(a cipher.AEAD, sealed, ad []byte) ([]byte, error) {
+	if len(sealed) < a.NonceSize() {
+		return nil, errors.New("ciphertext too short")
+	}
+	return a.Open(nil, sealed[:a.NonceSize()], sealed[a.NonceSize():], ad)
+}
+
+func mac(key []byte, parts ...string) []byte {
+	m := hmac.New(sha256.New, key)
+	for _, p := range parts {
+		m.Write([]byte(p))
+		m.Write([]byte{0})
+	}
+	return m.Sum(nil)
+}
+
+// idHash is the lookup hash of an ID number.
+func (s *secrets) idHash(idNumber string) []byte { return mac(s.idHashKey, idNumber) }
+
+// subject returns the subject identifier of user at client: the user ID for public clients,
+// and for pairwise ones a value that differs per sector (OIDC Core §8.1).
+func (s *secrets) subject(c Client, userID string) string {
+	if !c.Pairwise {
+		return userID
+	}
+	sector := c.Sector
+	if sector == "" {
+		sector = c.ID
+	}
+	return base64.RawURLEncoding.EncodeToString(mac(s.pairwise, sector, userID))
+}
+
+// randomToken returns n random bytes, base64url-encoded.
+func randomToken(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func sha(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}

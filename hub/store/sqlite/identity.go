@@ -1,0 +1,559 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/hub/identity"
+	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/sqlitex"
+)
+
+// Identity is the SQLite storage of the hub's OpenID Provider (tables idp_*, migration 0100).
+type Identity struct {
+	w, r *sql.DB // the store's single writer and its readers
+}
+
+var _ identity.Storage = (*Identity)(nil)
+
+// Identity returns the store's identity storage.
+func (s *Store) Identity() *Identity { return &Identity{w: s.db.W, r: s.db.R} }
+
+func idpTS(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func idpFromTS(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func idpList(l []string) string {
+	if l == nil {
+		l = []string{}
+	}
+	b, _ := json.Marshal(l)
+	return string(b)
+}
+
+func idpParseList(s string) []string {
+	var l []string
+	_ = json.Unmarshal([]byte(s), &l)
+	return l
+}
+
+// idErr maps driver errors to the store's sentinels.
+func idpErr(what string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	case sqlitex.IsUniqueViolation(err):
+		return fmt.Errorf("%s: %w", what, store.ErrExists)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func idpAffected(what string, res sql.Result, err error) error {
+	if err != nil {
+		return idpErr(what, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return nil
+}
+
+// --- clients
+
+func (s *Identity) PutClient(ctx context.Context, c identity.Client) error {
+	doc, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO idp_clients(id, doc, secret_hash) VALUES(?,?,?)
+		ON CONFLICT(id) DO UPDATE SET doc=excluded.doc, secret_hash=excluded.secret_hash`, c.ID, string(doc), c.SecretHash)
+	return idpErr("put client", err)
+}
+
+func idpScanClient(doc string, secret []byte) (identity.Client, error) {
+	var c identity.Client
+	if err := json.Unmarshal([]byte(doc), &c); err != nil {
+		return c, fmt.Errorf("client %q: corrupt row: %w", c.ID, err)
+	}
+	c.SecretHash = secret
+	return c, nil
+}
+
+func (s *Identity) GetClient(ctx context.Context, id string) (identity.Client, error) {
+	var doc string
+	var secret []byte
+	err := s.r.QueryRowContext(ctx, `SELECT doc, secret_hash FROM idp_clients WHERE id=?`, id).Scan(&doc, &secret)
+	if err != nil {
+		return identity.Client{}, idpErr("get client", err)
+	}
+	return idpScanClient(doc, secret)
+}
+
+func (s *Identity) ListClients(ctx context.Context) ([]identity.Client, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT doc, secret_hash FROM idp_clients ORDER BY id`)
+	if err != nil {
+		return nil, idpErr("list clients", err)
+	}
+	defer rows.Close()
+	out := []identity.Client{}
+	for rows.Next() {
+		var doc string
+		var secret []byte
+		if err := rows.Scan(&doc, &secret); err != nil {
+			return nil, err
+		}
+		c, err := idpScanClient(doc, secret)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func (s *Identity) DeleteClient(ctx context.Context, id string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM idp_clients WHERE id=?`, id)
+	return idpAffected("delete client", res, err)
+}
+
+// --- accounts
+
+func idpNullStr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func idpNullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+func (s *Identity) CreateAccount(ctx context.Context, a identity.Account) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO idp_accounts(id, kind, username, name, password_hash, roles,
+		id_number_enc, id_number_hash, created_at) VALUES(?,?,?,?,?,?,?,?,?)`,
+		a.ID, a.Kind, idpNullStr(a.Username), a.Name, a.PasswordHash, idpList(a.Roles),
+		idpNullBytes(a.IDNumberEnc), idpNullBytes(a.IDNumberHash), idpTS(a.CreatedAt))
+	return idpErr("create account", err)
+}
+
+const idpAccountCols = `id, kind, COALESCE(username,''), name, password_hash, roles, id_number_enc, id_number_hash,
+	failures, last_failure, created_at`
+
+func (s *Identity) account(ctx context.Context, where string, arg any) (identity.Account, error) {
+	var a identity.Account
+	var roles string
+	var lastFail, created int64
+	err := s.r.QueryRowContext(ctx, `SELECT `+idpAccountCols+` FROM idp_accounts WHERE `+where, arg).Scan(
+		&a.ID, &a.Kind, &a.Username, &a.Name, &a.PasswordHash, &roles, &a.IDNumberEnc, &a.IDNumberHash,
+		&a.Failures, &lastFail, &created)
+	if err != nil {
+		return a, idpErr("get account", err)
+	}
+	a.Roles, a.LastFailure, a.CreatedAt = idpParseList(roles), idpFromTS(lastFail), idpFromTS(created)
+	return a, nil
+}
+
+func (s *Identity) GetAccount(ctx context.Context, id string) (identity.Account, error) {
+	return s.account(ctx, "id=?", id)
+}
+
+func (s *Identity) AccountByUsername(ctx context.Context, username string) (identity.Account, error) {
+	return s.account(ctx, "username=?", username)
+}
+
+func (s *Identity) AccountByIDHash(ctx context.Context, h []byte) (identity.Account, error) {
+	return s.account(ctx, "id_number_hash=?", h)
+}
+
+func (s *Identity) RecordLogin(ctx context.Context, id string, success bool, at time.Time) (int, error) {
+	q := `UPDATE idp_accounts SET failures=0 WHERE id=? RETURNING failures`
+	args := []any{id}
+	if !success {
+		q = `UPDATE idp_accounts SET failures=failures+1, last_failure=? WHERE id=? RETURNING failures`
+		args = []any{idpTS(at), id}
+	}
+	var n int
+	err := s.w.QueryRowContext(ctx, q, args...).Scan(&n)
+	return n, idpErr("record login", err)
+}
+
+func (s *Identity) SetPassword(ctx context.Context, id, hash string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE idp_accounts SET password_hash=?, failures=0 WHERE id=?`, hash, id)
+	return idpAffected("set password", res, err)
+}
+
+func (s *Identity) SetRoles(ctx context.Context, id string, roles []string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE idp_accounts SET roles=? WHERE id=?`, idpList(roles), id)
+	return idpAffected("set roles", res, err)
+}
+
+// --- authorization requests (the whole request as JSON; code hash and state as columns)
+
+type idpAuthReqDoc struct {
+	identity.AuthRequest
+	CodeHash []byte `json:"-"`
+	Consumed bool   `json:"-"`
+}
+
+func (s *Identity) SaveAuthRequest(ctx context.Context, a identity.AuthRequest) error {
+	doc, err := json.Marshal(idpAuthReqDoc{AuthRequest: a})
+	if err != nil {
+		return err
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO idp_auth_requests(id, code_hash, consumed, expires_at, doc)
+		VALUES(?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET code_hash=excluded.code_hash, doc=excluded.doc,
+		expires_at=excluded.expires_at WHERE consumed=0`,
+		a.ID, idpNullBytes(a.CodeHash), a.Consumed, idpTS(a.ExpiresAt), string(doc))
+	return idpErr("save auth request", err)
+}
+
+func idpScanAuthReq(doc string, code []byte, consumed bool) (identity.AuthRequest, error) {
+	var d idpAuthReqDoc
+	if err := json.Unmarshal([]byte(doc), &d); err != nil {
+		return identity.AuthRequest{}, fmt.Errorf("auth request: corrupt row: %w", err)
+	}
+	a := d.AuthRequest
+	a.CodeHash, a.Consumed = code, consumed
+	return a, nil
+}
+
+func (s *Identity) GetAuthRequest(ctx context.Context, id string) (identity.AuthRequest, error) {
+	var doc string
+	var code []byte
+	var consumed bool
+	err := s.r.QueryRowContext(ctx, `SELECT doc, code_hash, consumed FROM idp_auth_requests WHERE id=?`, id).
+		Scan(&doc, &code, &consumed)
+	if err != nil {
+		return identity.AuthRequest{}, idpErr("get auth request", err)
+	}
+	return idpScanAuthReq(doc, code, consumed)
+}
+
+func (s *Identity) ConsumeCode(ctx context.Context, codeHash []byte) (identity.AuthRequest, error) {
+	var doc string
+	err := s.w.QueryRowContext(ctx, `UPDATE idp_auth_requests SET consumed=1 WHERE code_hash=? AND consumed=0
+		RETURNING doc`, codeHash).Scan(&doc)
+	if err == nil {
+		return idpScanAuthReq(doc, codeHash, true)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return identity.AuthRequest{}, idpErr("consume code", err)
+	}
+	err = s.r.QueryRowContext(ctx, `SELECT doc FROM idp_auth_requests WHERE code_hash=?`, codeHash).Scan(&doc)
+	if err != nil {
+		return identity.AuthRequest{}, idpErr("consume code", err)
+	}
+	a, err := idpScanAuthReq(doc, codeHash, true)
+	if err != nil {
+		return a, err
+	}
+	return a, identity.ErrCodeReused
+}
+
+func (s *Identity) DeleteAuthRequest(ctx context.Context, id string) error {
+	_, err := s.w.ExecContext(ctx, `DELETE FROM idp_auth_requests WHERE id=? AND consumed=0`, id)
+	return idpErr("delete auth request", err)
+}
+
+// --- tokens
+
+const idpTokenCols = `id, kind, hash, family_id, user_id, subject, client_id, scopes, amr, acr, auth_time,
+	device_id, created_at, expires_at, revoked, rotated`
+
+func idpInsertToken(ctx context.Context, ex interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, t identity.Token) error {
+	_, err := ex.ExecContext(ctx, `INSERT INTO idp_tokens(`+idpTokenCols+`) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		t.ID, string(t.Kind), idpNullBytes(t.Hash), t.FamilyID, t.UserID, t.Subject, t.ClientID, idpList(t.Scopes),
+		idpList(t.AMR), t.ACR, idpTS(t.AuthTime), t.DeviceID, idpTS(t.CreatedAt), idpTS(t.ExpiresAt), t.Revoked, t.Rotated)
+	return idpErr("insert token", err)
+}
+
+func (s *Identity) InsertTokens(ctx context.Context, ts ...identity.Token) error {
+	if len(ts) == 1 {
+		return idpInsertToken(ctx, s.w, ts[0])
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, t := range ts {
+		if err := idpInsertToken(ctx, tx, t); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func (s *Identity) token(ctx context.Context, where string, arg any) (identity.Token, error) {
+	var t identity.Token
+	var kind, scopes, amr string
+	var authTime, created, expires int64
+	err := s.r.QueryRowContext(ctx, `SELECT `+idpTokenCols+` FROM idp_tokens WHERE `+where, arg).Scan(
+		&t.ID, &kind, &t.Hash, &t.FamilyID, &t.UserID, &t.Subject, &t.ClientID, &scopes, &amr, &t.ACR,
+		&authTime, &t.DeviceID, &created, &expires, &t.Revoked, &t.Rotated)
+	if err != nil {
+		return t, idpErr("get token", err)
+	}
+	t.Kind, t.Scopes, t.AMR = identity.TokenKind(kind), idpParseList(scopes), idpParseList(amr)
+	t.AuthTime, t.CreatedAt, t.ExpiresAt = idpFromTS(authTime), idpFromTS(created), idpFromTS(expires)
+	return t, nil
+}
+
+func (s *Identity) GetToken(ctx context.Context, id string) (identity.Token, error) {
+	return s.token(ctx, "id=?", id)
+}
+
+func (s *Identity) TokenByHash(ctx context.Context, h []byte) (identity.Token, error) {
+	return s.token(ctx, "hash=?", h)
+}
+
+func (s *Identity) RotateRefresh(ctx context.Context, oldID string, at time.Time, ts ...identity.Token) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var family string
+	err = tx.QueryRowContext(ctx, `UPDATE idp_tokens SET rotated=1 WHERE id=? AND kind='refresh' AND rotated=0
+		AND revoked=0 RETURNING family_id`, oldID).Scan(&family)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Rotated or revoked before: a reuse. Revoke the family.
+		if err := tx.QueryRowContext(ctx, `SELECT family_id FROM idp_tokens WHERE id=?`, oldID).Scan(&family); err != nil {
+			return idpErr("rotate refresh", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE idp_tokens SET revoked=1 WHERE family_id=?`, family); err != nil {
+			return idpErr("rotate refresh", err)
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		return identity.ErrTokenReused
+	}
+	if err != nil {
+		return idpErr("rotate refresh", err)
+	}
+	for _, t := range ts {
+		if err := idpInsertToken(ctx, tx, t); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func (s *Identity) RevokeFamily(ctx context.Context, familyID string, at time.Time) error {
+	_, err := s.w.ExecContext(ctx, `UPDATE idp_tokens SET revoked=1 WHERE family_id=?`, familyID)
+	return idpErr("revoke family", err)
+}
+
+func (s *Identity) RevokeToken(ctx context.Context, id string, at time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE idp_tokens SET revoked=1 WHERE id=?`, id)
+	return idpAffected("revoke token", res, err)
+}
+
+func (s *Identity) RevokeSubject(ctx context.Context, clientID, subject string, at time.Time) error {
+	_, err := s.w.ExecContext(ctx, `UPDATE idp_tokens SET revoked=1 WHERE client_id=? AND subject=?`, clientID, subject)
+	return idpErr("revoke subject", err)
+}
+
+func (s *Identity) ListGrants(ctx context.Context, userID string, now time.Time) ([]identity.Grant, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT family_id, client_id, device_id, MIN(amr), MIN(created_at), MAX(expires_at)
+		FROM idp_tokens WHERE user_id=? AND revoked=0 AND expires_at>?
+		GROUP BY family_id ORDER BY MIN(created_at) DESC`, userID, idpTS(now))
+	if err != nil {
+		return nil, idpErr("list grants", err)
+	}
+	defer rows.Close()
+	out := []identity.Grant{}
+	for rows.Next() {
+		var g identity.Grant
+		var amr string
+		var created, expires int64
+		if err := rows.Scan(&g.FamilyID, &g.ClientID, &g.DeviceID, &amr, &created, &expires); err != nil {
+			return nil, err
+		}
+		g.AMR, g.CreatedAt, g.ExpiresAt = idpParseList(amr), idpFromTS(created), idpFromTS(expires)
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// --- device authorizations
+
+const idpDeviceCols = `code_hash, user_code, client_id, scopes, kiosk_id, created_at, expires_at, interval_ns,
+	last_poll, state, user_id, subject, amr, auth_time`
+
+func (s *Identity) CreateDeviceAuth(ctx context.Context, d identity.DeviceAuth) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO idp_device_auths(`+idpDeviceCols+`) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		d.CodeHash, d.UserCode, d.ClientID, idpList(d.Scopes), d.KioskID, idpTS(d.CreatedAt), idpTS(d.ExpiresAt),
+		int64(d.Interval), idpTS(d.LastPoll), d.State, d.UserID, d.Subject, idpList(d.AMR), idpTS(d.AuthTime))
+	return idpErr("create device auth", err)
+}
+
+type idpRowScanner interface{ Scan(...any) error }
+
+func idpScanDeviceAuth(r idpRowScanner) (identity.DeviceAuth, error) {
+	var d identity.DeviceAuth
+	var scopes, amr string
+	var created, expires, interval, lastPoll, authTime int64
+	err := r.Scan(&d.CodeHash, &d.UserCode, &d.ClientID, &scopes, &d.KioskID, &created, &expires, &interval,
+		&lastPoll, &d.State, &d.UserID, &d.Subject, &amr, &authTime)
+	if err != nil {
+		return d, idpErr("device auth", err)
+	}
+	d.Scopes, d.AMR = idpParseList(scopes), idpParseList(amr)
+	d.CreatedAt, d.ExpiresAt, d.Interval = idpFromTS(created), idpFromTS(expires), time.Duration(interval)
+	d.LastPoll, d.AuthTime = idpFromTS(lastPoll), idpFromTS(authTime)
+	return d, nil
+}
+
+func (s *Identity) DeviceAuthByUserCode(ctx context.Context, userCode string) (identity.DeviceAuth, error) {
+	return idpScanDeviceAuth(s.r.QueryRowContext(ctx, `SELECT `+idpDeviceCols+` FROM idp_device_auths WHERE user_code=?`, userCode))
+}
+
+func (s *Identity) PollDeviceAuth(ctx context.Context, clientID string, codeHash []byte, now time.Time) (identity.DeviceAuth, bool, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return identity.DeviceAuth{}, false, err
+	}
+	defer tx.Rollback()
+	d, err := idpScanDeviceAuth(tx.QueryRowContext(ctx, `SELECT `+idpDeviceCols+` FROM idp_device_auths
+		WHERE code_hash=? AND client_id=?`, codeHash, clientID))
+	if err != nil {
+		return d, false, err
+	}
+	slow := !d.LastPoll.IsZero() && now.Sub(d.LastPoll) < d.Interval
+	if slow {
+		d.Interval += 5 * time.Second // RFC 8628 §3.5: slow_down adds 5 seconds to the interval
+	}
+	state := d.State
+	if d.State == identity.DeviceApproved && !slow {
+		state = identity.DeviceIssued
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE idp_device_auths SET last_poll=?, interval_ns=?, state=? WHERE code_hash=?`,
+		idpTS(now), int64(d.Interval), state, codeHash); err != nil {
+		return d, false, idpErr("poll device auth", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return d, false, err
+	}
+	return d, slow, nil
+}
+
+func (s *Identity) DecideDeviceAuth(ctx context.Context, userCode string, d identity.DeviceAuth, now time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE idp_device_auths SET state=?, user_id=?, subject=?, amr=?, auth_time=?
+		WHERE user_code=? AND state=? AND expires_at>?`, d.State, d.UserID, d.Subject, idpList(d.AMR),
+		idpTS(d.AuthTime), userCode, identity.DevicePending, idpTS(now))
+	return idpAffected("decide device auth", res, err)
+}
+
+// --- keys and assertions
+
+func (s *Identity) AddSigningKey(ctx context.Context, k identity.SigningKey) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE idp_signing_keys SET retired_at=? WHERE retired_at=0`, idpTS(k.CreatedAt)); err != nil {
+		return idpErr("add signing key", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO idp_signing_keys(id, alg, private_enc, created_at, retired_at)
+		VALUES(?,?,?,?,0)`, k.ID, k.Alg, k.PrivateEnc, idpTS(k.CreatedAt)); err != nil {
+		return idpErr("add signing key", err)
+	}
+	return tx.Commit()
+}
+
+func (s *Identity) ListSigningKeys(ctx context.Context) ([]identity.SigningKey, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, alg, private_enc, created_at, retired_at FROM idp_signing_keys
+		ORDER BY created_at DESC`)
+	if err != nil {
+		return nil, idpErr("list signing keys", err)
+	}
+	defer rows.Close()
+	var out []identity.SigningKey
+	for rows.Next() {
+		var k identity.SigningKey
+		var created, retired int64
+		if err := rows.Scan(&k.ID, &k.Alg, &k.PrivateEnc, &created, &retired); err != nil {
+			return nil, err
+		}
+		k.CreatedAt, k.RetiredAt = idpFromTS(created), idpFromTS(retired)
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+func (s *Identity) DeleteSigningKeys(ctx context.Context, retiredBefore time.Time) error {
+	_, err := s.w.ExecContext(ctx, `DELETE FROM idp_signing_keys WHERE retired_at>0 AND retired_at<?`, idpTS(retiredBefore))
+	return idpErr("delete signing keys", err)
+}
+
+func (s *Identity) UseAssertion(ctx context.Context, id string, exp time.Time) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO idp_assertions(id, expires_at) VALUES(?,?)`, id, idpTS(exp))
+	return idpErr("use assertion", err)
+}
+
+// --- browser sessions and purge
+
+func (s *Identity) CreateBrowserSession(ctx context.Context, b identity.BrowserSession) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO idp_browser_sessions(hash, user_id, amr, auth_time, expires_at)
+		VALUES(?,?,?,?,?)`, b.Hash, b.UserID, idpList(b.AMR), idpTS(b.AuthTime), idpTS(b.ExpiresAt))
+	return idpErr("create browser session", err)
+}
+
+func (s *Identity) GetBrowserSession(ctx context.Context, h []byte) (identity.BrowserSession, error) {
+	b := identity.BrowserSession{Hash: h}
+	var amr string
+	var authTime, expires int64
+	err := s.r.QueryRowContext(ctx, `SELECT user_id, amr, auth_time, expires_at FROM idp_browser_sessions
+		WHERE hash=?`, h).Scan(&b.UserID, &amr, &authTime, &expires)
+	if err != nil {
+		return b, idpErr("get browser session", err)
+	}
+	b.AMR, b.AuthTime, b.ExpiresAt = idpParseList(amr), idpFromTS(authTime), idpFromTS(expires)
+	return b, nil
+}
+
+func (s *Identity) DeleteBrowserSession(ctx context.Context, h []byte) error {
+	_, err := s.w.ExecContext(ctx, `DELETE FROM idp_browser_sessions WHERE hash=?`, h)
+	return idpErr("delete browser session", err)
+}
+
+func (s *Identity) Purge(ctx context.Context, now time.Time) error {
+	t := idpTS(now)
+	for _, q := range []string{
+		`DELETE FROM idp_auth_requests WHERE expires_at<?`,
+		`DELETE FROM idp_device_auths WHERE expires_at<?`,
+		`DELETE FROM idp_browser_sessions WHERE expires_at<?`,
+		`DELETE FROM idp_assertions WHERE expires_at<?`,
+		`DELETE FROM idp_tokens WHERE expires_at<?`,
+	} {
+		if _, err := s.w.ExecContext(ctx, q, t); err != nil {
+			return idpErr("purge", err)
+		}
+	}
+	return nil
+}
