@@ -48,6 +48,9 @@ type Config struct {
 	OnCommand func(ctx context.Context, c wire.Command)
 	OnDesired func(ctx context.Context, d wire.Desired)
 
+	// OnAck, if set, is called after the outbox applied an ack (for latency measurement).
+	OnAck func(epoch string, upTo uint64)
+
 	BatchRecords int           // records per batch (default 200)
 	MaxInflight  int           // batches published and not yet acked (default 8)
 	AckTimeout   time.Duration // resend from the first unacked record when no ack progress (default 10 s)
@@ -317,6 +320,9 @@ func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-c
 			acked = a.UpTo
 			if acked > l.acked.Load() {
 				l.acked.Store(acked)
+			}
+			if l.cfg.OnAck != nil {
+				l.cfg.OnAck(epoch, acked)
 			}
 			for len(inflight) > 0 && inflight[0] <= acked {
 				inflight = inflight[1:]
