@@ -115,6 +115,8 @@ func (r *Reader) FindCard(ctx context.Context) error { return r.simple(ctx, CmdF
 func (r *Reader) SelectCard(ctx context.Context) error { return r.simple(ctx, CmdSelectCard) }
 
 func (r *Reader) simple(ctx context.Context, c Command) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	return r.do(ctx, c, r.cfg.Timeout, nil)
 }
 
@@ -125,6 +127,8 @@ func (s SAMID) String() string { return fmt.Sprintf("%X", s[:]) }
 
 // SAMID reads the security module's ID (12 FF).
 func (r *Reader) SAMID(ctx context.Context) (SAMID, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	var id SAMID
 	err := r.do(ctx, CmdSAMID, r.cfg.Timeout, func(d []byte) error {
 		if len(d) < len(id) {
@@ -145,10 +149,14 @@ type ReadOptions struct {
 // ReadCard finds, selects and reads the card. It returns StatusNoCard if there is none, a
 // *MisreadError if the text fails its checks, or another Status the reader reports.
 func (r *Reader) ReadCard(ctx context.Context, opt ReadOptions) (*Identity, error) {
-	if err := r.FindCard(ctx); err != nil {
+	// One lock for the whole sequence: a find card from Watch between select and read would
+	// reset the card.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.do(ctx, CmdFindCard, r.cfg.Timeout, nil); err != nil {
 		return nil, err
 	}
-	if err := r.SelectCard(ctx); err != nil {
+	if err := r.do(ctx, CmdSelectCard, r.cfg.Timeout, nil); err != nil {
 		return nil, err
 	}
 	cmd := CmdReadText
@@ -210,10 +218,8 @@ func ParseRead(d []byte, fingerprint bool) (*Identity, error) {
 }
 
 // do runs one exchange: send c, read one reply within timeout, check its status against the
-// command's success status and hand its data to use (which must copy what it keeps).
+// command's success status and hand its data to use (which must copy what it keeps). r.mu is held.
 func (r *Reader) do(ctx context.Context, c Command, timeout time.Duration, use func([]byte) error) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.exchanges.Add(1)
 	start := time.Now()
 	xctx, cancel := context.WithTimeout(ctx, timeout)

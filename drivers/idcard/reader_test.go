@@ -42,7 +42,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 
 var testCfg = idcard.Config{Timeout: 300 * time.Millisecond, ReadTimeout: 500 * time.Millisecond}
 
-func newRig(t *testing.T, sim *idcardsim.Sim, cfg idcard.Config) *rig {
+func newRig(t testing.TB, sim *idcardsim.Sim, cfg idcard.Config) *rig {
 	t.Helper()
 	master, path := transporttest.PtyPair(t)
 	port, err := transport.Serial{}.OpenSerial(path, transport.SerialMode{})

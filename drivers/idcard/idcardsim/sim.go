@@ -33,6 +33,7 @@ type Sim struct {
 	conn     io.Closer
 	unplug   bool
 	commands map[idcard.Command]int
+	slept    time.Duration
 }
 
 // New returns a reader holding card (nil: no card on it).
@@ -50,6 +51,10 @@ func (s *Sim) SetFaults(f Faults) { s.mu.Lock(); s.faults = f; s.mu.Unlock() }
 
 // Commands returns how many times the command was received.
 func (s *Sim) Commands(c idcard.Command) int { s.mu.Lock(); defer s.mu.Unlock(); return s.commands[c] }
+
+// DeviceTime is the time Run has spent in the Delay fault, as measured (timers overshoot), so
+// that benchmarks can report the driver's own time.
+func (s *Sim) DeviceTime() time.Duration { s.mu.Lock(); defer s.mu.Unlock(); return s.slept }
 
 // Unplug makes Run close its stream (on a pty master this hangs up the driver's side) and return
 // ErrUnplugged, now or, if it has not started yet, as soon as it starts; until Replug.
@@ -117,6 +122,7 @@ func (s *Sim) Run(ctx context.Context, rw io.ReadWriter) error {
 				reply = s.Reply(frame[idcard.HeaderLen : len(frame)-1])
 			}
 			if d := s.delay(); d > 0 {
+				began := time.Now()
 				t := time.NewTimer(d)
 				select {
 				case <-ctx.Done():
@@ -124,6 +130,9 @@ func (s *Sim) Run(ctx context.Context, rw io.ReadWriter) error {
 					return ctx.Err()
 				case <-t.C:
 				}
+				s.mu.Lock()
+				s.slept += time.Since(began)
+				s.mu.Unlock()
 			}
 			if _, werr := rw.Write(reply); werr != nil {
 				return s.exit(ctx, werr)
@@ -203,7 +212,11 @@ func (s *Sim) readData(c *Card, withFP bool) []byte {
 	text := c.TextBlock()
 	if s.faults.Misread {
 		// Corrupt the number's check character (UCS-2 at 156-157) into a different digit.
-		text[156] = '0' + (text[156]-'0'+1)%10 // 'X' becomes '1'
+		if c.Type == 'I' {
+			text[150] = 'O' // a digit of the 15-character number read as a letter
+		} else {
+			text[156] = '0' + (text[156]-'0'+1)%10 // the check character; 'X' becomes '1'
+		}
 	}
 	photo := make([]byte, 1024)
 	copy(photo, c.Photo)
