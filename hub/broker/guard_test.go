@@ -1,0 +1,221 @@
+package broker
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+func gstr(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
+
+func gpacket(first byte, body ...[]byte) []byte {
+	b := bytes.Join(body, nil)
+	var l []byte
+	for n := len(b); ; {
+		c := byte(n % 128)
+		if n /= 128; n > 0 {
+			c |= 0x80
+		}
+		if l = append(l, c); n == 0 {
+			break
+		}
+	}
+	return append(append([]byte{first}, l...), b...)
+}
+
+var (
+	okConnect    = gpacket(0x10, gstr("MQTT"), []byte{4, 0x02, 0, 30}, gstr("kiosk-1"))
+	issue501     = []byte{0x82, 0x08, 0x00, 0x01, 0x00, 0x00, 0x03, 'a', '/', 'b'}
+	okFullStream = bytes.Join([][]byte{
+		// CONNECT with will (QoS 1, retained), user name and password.
+		gpacket(0x10, gstr("MQTT"), []byte{4, 0x02 | 0x04 | 0x08 | 0x20 | 0x40 | 0x80, 0, 60}, gstr("kiosk-1"),
+			gstr("kf/v1/dev/kiosk-1/presence"), gstr(`{"v":1,"online":false}`), gstr("user"), gstr("pw")),
+		gpacket(0x30, gstr("kf/v1/dev/kiosk-1/up"), []byte("qos0")),
+		gpacket(0x33, gstr("kf/v1/dev/kiosk-1/presence"), []byte{0, 7}, []byte("qos1 retained")),
+		gpacket(0x40, []byte{0, 9}),
+		gpacket(0x82, []byte{0, 1}, gstr("kf/v1/dev/kiosk-1/ack"), []byte{1}, gstr("kf/v1/dev/kiosk-1/cmd"), []byte{2}),
+		gpacket(0xa2, []byte{0, 2}, gstr("kf/v1/dev/kiosk-1/cmd")),
+		{0xc0, 0},
+		{0xe0, 0},
+	}, nil)
+)
+
+func runGuard(in []byte, max int) ([]byte, error) {
+	g := &guard{r: bytes.NewReader(in), max: max}
+	var out bytes.Buffer
+	_, err := io.Copy(&out, g)
+	return out.Bytes(), err
+}
+
+func TestGuardPassesValidStream(t *testing.T) {
+	out, err := runGuard(okFullStream, 1024)
+	if err != nil || !bytes.Equal(out, okFullStream) {
+		t.Fatalf("err %v, passed %d of %d bytes", err, len(out), len(okFullStream))
+	}
+	if err := mochiDecode(out); err != nil {
+		t.Fatalf("mochi refuses what the guard passed: %v", err)
+	}
+}
+
+func TestGuardRefuses(t *testing.T) {
+	c := okConnect
+	for _, tc := range []struct {
+		name   string
+		in     []byte
+		reason Reason
+	}{
+		{"issue 501 after connect", append(c, issue501...), ReasonMalformed},
+		{"mqtt 5 connect", gpacket(0x10, gstr("MQTT"), []byte{5, 2, 0, 30, 0}, gstr("x")), ReasonProtocolVersion},
+		{"mqtt 3.1 connect", gpacket(0x10, gstr("MQIsdp"), []byte{3, 2, 0, 30}, gstr("x")), ReasonProtocolVersion},
+		{"bad protocol name", gpacket(0x10, gstr("HTTP"), []byte{4, 2, 0, 30}, gstr("x")), ReasonMalformed},
+		{"publish first", gpacket(0x30, gstr("a"), nil), ReasonMalformed},
+		{"second connect", append(c, c...), ReasonMalformed},
+		{"oversize", append(c, 0x30, 0x80, 0x80, 0x80, 0x64), ReasonOversize},
+		{"five-byte length", append(c, 0x30, 0x80, 0x80, 0x80, 0x80, 0x01), ReasonMalformed},
+		{"reserved connect flag", gpacket(0x10, gstr("MQTT"), []byte{4, 3, 0, 30}, gstr("x")), ReasonMalformed},
+		{"will qos without will", gpacket(0x10, gstr("MQTT"), []byte{4, 2 | 8, 0, 30}, gstr("x")), ReasonMalformed},
+		{"will qos 3", gpacket(0x10, gstr("MQTT"), []byte{4, 2 | 4 | 0x18, 0, 30}, gstr("x"), gstr("t"), gstr("m")), ReasonMalformed},
+		{"password without user", gpacket(0x10, gstr("MQTT"), []byte{4, 2 | 0x40, 0, 30}, gstr("x"), gstr("pw")), ReasonMalformed},
+		{"keep alive 0", gpacket(0x10, gstr("MQTT"), []byte{4, 2, 0, 0}, gstr("x")), ReasonConnectRefused},
+		{"wildcard will", gpacket(0x10, gstr("MQTT"), []byte{4, 2 | 4, 0, 30}, gstr("x"), gstr("a/#"), gstr("m")), ReasonMalformed},
+		{"connect trailing", gpacket(0x10, gstr("MQTT"), []byte{4, 2, 0, 30}, gstr("x"), []byte{0}), ReasonMalformed},
+		{"client id runs past end", gpacket(0x10, gstr("MQTT"), []byte{4, 2, 0, 30, 0, 9, 'x'}), ReasonMalformed},
+		{"nul in client id", gpacket(0x10, gstr("MQTT"), []byte{4, 2, 0, 30}, gstr("a\x00b")), ReasonMalformed},
+		{"invalid utf8 topic", append(c, gpacket(0x30, gstr("a\xffb"), nil)...), ReasonMalformed},
+		{"wildcard publish", append(c, gpacket(0x30, gstr("a/+"), nil)...), ReasonMalformed},
+		{"empty topic", append(c, gpacket(0x30, gstr(""), nil)...), ReasonMalformed},
+		{"qos 3 publish", append(c, gpacket(0x36, gstr("a"), []byte{0, 1})...), ReasonMalformed},
+		{"qos 2 publish", append(c, gpacket(0x34, gstr("a"), []byte{0, 1})...), ReasonMalformed},
+		{"qos 1 packet id 0", append(c, gpacket(0x32, gstr("a"), []byte{0, 0})...), ReasonMalformed},
+		{"subscribe flags", append(c, gpacket(0x80, []byte{0, 1}, gstr("a"), []byte{0})...), ReasonMalformed},
+		{"subscribe no filter", append(c, gpacket(0x82, []byte{0, 1})...), ReasonMalformed},
+		{"subscribe no options", append(c, gpacket(0x82, []byte{0, 1}, gstr("a"))...), ReasonMalformed},
+		{"subscribe reserved bits", append(c, gpacket(0x82, []byte{0, 1}, gstr("a"), []byte{0x41})...), ReasonMalformed},
+		{"unsubscribe empty filter", append(c, gpacket(0xa2, []byte{0, 1}, gstr(""))...), ReasonMalformed},
+		{"puback long", append(c, gpacket(0x40, []byte{0, 1, 0})...), ReasonMalformed},
+		{"pingreq body", append(c, gpacket(0xc0, []byte{0})...), ReasonMalformed},
+		{"pubrel", append(c, gpacket(0x62, []byte{0, 1})...), ReasonMalformed},
+		{"suback from client", append(c, gpacket(0x90, []byte{0, 1, 0})...), ReasonMalformed},
+		{"auth packet", append(c, 0xf0, 0), ReasonMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := runGuard(tc.in, 1024)
+			var v *Violation
+			if !errors.As(err, &v) || v.Reason != tc.reason {
+				t.Fatalf("err %v, want a %s violation", err, tc.reason)
+			}
+			if len(out) > len(c) || (len(out) > 0 && !bytes.Equal(out, c)) {
+				t.Fatalf("passed %x", out)
+			}
+			t.Log(v)
+		})
+	}
+}
+
+func TestGuardTruncated(t *testing.T) {
+	for i := 1; i < len(okConnect); i++ {
+		if _, err := runGuard(okConnect[:i], 1024); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("%d bytes: %v", i, err)
+		}
+	}
+}
+
+// TestIssue501PanicsUnguardedMochi documents why the guard exists: mochi v2.7.9 decoding the
+// SUBSCRIBE of upstream issue 501 on an MQTT 5 session panics (and, unrecovered in its connection
+// goroutine, kills the hub). If this test starts failing, mochi fixed the bug.
+func TestIssue501PanicsUnguardedMochi(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("mochi no longer panics on the issue 501 SUBSCRIBE")
+		}
+	}()
+	pk := packets.Packet{ProtocolVersion: 5, FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1, Remaining: 8}}
+	pk.SubscribeDecode(issue501[2:])
+}
+
+// mochiDecode decodes a byte stream the way a mochi client session at protocol level 4 does.
+func mochiDecode(b []byte) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("mochi panicked: %v", p)
+		}
+	}()
+	r := bytes.NewReader(b)
+	for r.Len() > 0 {
+		first, _ := r.ReadByte()
+		var fh packets.FixedHeader
+		if err := fh.Decode(first); err != nil {
+			return err
+		}
+		n, _, err := packets.DecodeLength(r)
+		if err != nil {
+			return err
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return err
+		}
+		pk := packets.Packet{FixedHeader: fh, ProtocolVersion: 4}
+		code := packets.CodeSuccess
+		switch fh.Type {
+		case packets.Connect:
+			if err = pk.ConnectDecode(body); err == nil {
+				code = pk.ConnectValidate()
+			}
+		case packets.Publish:
+			if err = pk.PublishDecode(body); err == nil {
+				code = pk.PublishValidate(0)
+			}
+		case packets.Puback:
+			err = pk.PubackDecode(body)
+		case packets.Subscribe:
+			if err = pk.SubscribeDecode(body); err == nil {
+				code = pk.SubscribeValidate()
+			}
+		case packets.Unsubscribe:
+			if err = pk.UnsubscribeDecode(body); err == nil {
+				code = pk.UnsubscribeValidate()
+			}
+		case packets.Pingreq:
+		case packets.Disconnect:
+			err = pk.DisconnectDecode(body)
+		default:
+			return fmt.Errorf("type %d reached mochi", fh.Type)
+		}
+		if err != nil {
+			return err
+		}
+		if code != packets.CodeSuccess {
+			return code
+		}
+	}
+	return nil
+}
+
+// FuzzGuard: whatever the guard lets through, mochi decodes without panic or error, the bytes
+// are a prefix of the input, and no packet above the limit gets through.
+func FuzzGuard(f *testing.F) {
+	f.Add(okFullStream)
+	f.Add(append(bytes.Clone(okConnect), issue501...))
+	f.Add(gpacket(0x10, gstr("MQTT"), []byte{5, 2, 0, 30, 0}, gstr("x")))
+	f.Add(append(bytes.Clone(okConnect), 0x30, 0x80, 0x80, 0x80, 0x64))
+	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		const max = 256
+		out, err := runGuard(in, max)
+		if !bytes.HasPrefix(in, out) {
+			t.Fatal("guard output is not a prefix of its input")
+		}
+		var v *Violation
+		if err != nil && !errors.As(err, &v) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("unexpected error %v", err)
+		}
+		if derr := mochiDecode(out); derr != nil {
+			t.Fatalf("guard passed %x, mochi: %v", out, derr)
+		}
+	})
+}
