@@ -71,7 +71,6 @@ CREATE TABLE records (
     body      BLOB NOT NULL,
     UNIQUE (epoch_id, seq)
 );
-CREATE INDEX records_kind ON records (kind, id);
 
 -- Records that arrived beyond a gap. They are durable (and their effects applied) but not acked;
 -- when the gap is filled they move to records in seq order.
