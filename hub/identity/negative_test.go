@@ -83,8 +83,8 @@ func TestPKCERefusals(t *testing.T) {
 	e := identitytest.New(t)
 	b := e.NewBrowser()
 	for name, extra := range map[string]url.Values{
-		"missing": {},
-		"plain":   {"code_challenge": {strings.Repeat("a", 43)}, "code_challenge_method": {"plain"}},
+		"missing":                      {},
+		"plain":                        {"code_challenge": {strings.Repeat("a", 43)}, "code_challenge_method": {"plain"}},
 		"no method (plain by default)": {"code_challenge": {strings.Repeat("a", 43)}},
 	} {
 		p, err := b.Get(authURL(e, "spa", "cn.test.app:/cb", extra))

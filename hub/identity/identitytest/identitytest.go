@@ -54,6 +54,7 @@ type Env struct {
 	Logs     *SyncBuffer
 	Secrets  map[string]string // client secrets from Bootstrap
 	Callback string            // the registered redirect URI of the test clients
+	DBPath   string
 }
 
 // Clock is real time plus an offset that tests advance.
@@ -104,7 +105,8 @@ func New(t testing.TB, mod ...func(*identity.Config)) *Env {
 	ctx := context.Background()
 	e := &Env{Clock: &Clock{}, Logs: &SyncBuffer{}}
 	log := slog.New(slog.NewTextHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "hub.db"), log)
+	e.DBPath = filepath.Join(t.TempDir(), "hub.db")
+	st, err := sqlite.Open(ctx, e.DBPath, log)
 	if err != nil {
 		t.Fatal(err)
 	}
