@@ -69,3 +69,29 @@ func FuzzDecodeText(f *testing.F) {
 		id.Wipe()
 	})
 }
+
+// FuzzParseRead: the data of a read reply (lengths, text, photo, fingerprint) is accepted only when
+// its lengths add up, and never panics.
+func FuzzParseRead(f *testing.F) {
+	sim := idcardsim.New(idcardsim.Resident())
+	for _, c := range []byte{0x01, 0x10} {
+		body, _ := idcard.DecodeFrame(sim.Reply([]byte{0x30, c}))
+		f.Add(body[3:], c == 0x10)
+	}
+	f.Add([]byte{1, 0, 0, 0}, false)
+	f.Add([]byte{1, 0, 4, 0, 0xff, 0xff}, true)
+	f.Fuzz(func(t *testing.T, d []byte, fp bool) {
+		id, err := idcard.ParseRead(d, fp)
+		if err != nil {
+			return
+		}
+		want := len(d) - 4 - idcard.TextLen
+		if fp {
+			want -= 2
+		}
+		if got := len(id.Photo()) + len(id.Fingerprint()); got != want {
+			t.Fatalf("photo+fingerprint %d bytes, data had %d", got, want)
+		}
+		id.Wipe()
+	})
+}

@@ -49,6 +49,8 @@ type link interface {
 	// recv reads up to len(p) bytes of the reply's header (body false) or body. It may return
 	// 0, nil when nothing arrived yet; the caller checks ctx.
 	recv(ctx context.Context, p []byte, body bool) (int, error)
+	// wipe zeroes any reply bytes the link still buffers.
+	wipe()
 }
 
 // Stats counts what a Reader saw. Card contents are never counted or kept.
@@ -224,7 +226,7 @@ func (r *Reader) do(ctx context.Context, c Command, timeout time.Duration, use f
 	start := time.Now()
 	xctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	defer func() { clear(r.buf[:cap(r.buf)]) }() // replies may carry card data
+	defer func() { clear(r.buf[:cap(r.buf)]); r.link.wipe() }() // replies may carry card data
 
 	var frame [10]byte
 	if err := r.link.send(xctx, AppendCommand(frame[:0], c, nil)); err != nil {
@@ -319,6 +321,8 @@ func (s *serialLink) send(ctx context.Context, frame []byte) error {
 	return err
 }
 
+func (s *serialLink) wipe() {}
+
 func (s *serialLink) recv(ctx context.Context, p []byte, _ bool) (int, error) {
 	wait := pollSlice
 	if dl, ok := ctx.Deadline(); ok {
@@ -345,9 +349,12 @@ type usbLink struct {
 	rest  []byte // its unread part
 }
 
-func (u *usbLink) send(ctx context.Context, frame []byte) error {
+func (u *usbLink) wipe() {
 	clear(u.stage)
 	u.rest = nil
+}
+
+func (u *usbLink) send(ctx context.Context, frame []byte) error {
 	if u.l.BodyOut == 0 {
 		_, err := u.d.BulkOut(ctx, u.l.HeaderOut, frame)
 		return err

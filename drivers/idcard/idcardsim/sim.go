@@ -117,7 +117,7 @@ func (s *Sim) Run(ctx context.Context, rw io.ReadWriter) error {
 				if errors.Is(ferr, idcard.ErrLength) {
 					st = idcard.StatusLength
 				}
-				reply = s.frame(st, nil)
+				reply = s.frameLocked(st)
 			} else {
 				reply = s.Reply(frame[idcard.HeaderLen : len(frame)-1])
 			}
