@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CommitAndList", testCommitAndList},
 		{"CommitIdempotent", testCommitIdempotent},
 		{"GapThenFill", testGapThenFill},
+		{"CommitModel", testCommitModel},
 		{"Epochs", testEpochs},
 		{"WatermarkOrder", testWatermarkOrder},
 		{"ListRecordsPaging", testListRecordsPaging},
