@@ -50,7 +50,10 @@ type EnrollmentToken struct {
 	DeviceID  string    `json:"deviceId,omitempty"` // set when used
 }
 
-// RecordFilter selects records in insertion order.
+// RecordFilter selects records. Only records of the contiguous prefix of each epoch are listed
+// (records parked beyond a gap appear once it is filled). Without DeviceID, records come in
+// hub-wide insertion (ID) order; with DeviceID, in (epoch first seen, seq) order, and AfterID is
+// the ID of the last record of the previous page.
 type RecordFilter struct {
 	DeviceID string
 	Kind     string
@@ -123,6 +126,7 @@ type Store interface {
 	// Commands. CreateCommand stores a new command in state queued.
 	CreateCommand(ctx context.Context, c Command) error
 	GetCommand(ctx context.Context, id string) (Command, error)
+	// ListCommands returns a device's latest commands, newest first (limit 0: backend default).
 	ListCommands(ctx context.Context, deviceID string, limit int) ([]Command, error)
 	// PendingCommands returns the device's commands that are queued or delivered and not expired
 	// at now, oldest first: what must be (re)sent when the device connects.
@@ -133,7 +137,9 @@ type Store interface {
 	// and returns them.
 	ExpireCommands(ctx context.Context, now time.Time) ([]Command, error)
 
-	// Desired and reported state. SetDesired stores a new desired document with the next version.
+	// Desired and reported state. SetDesired stores a new desired document with the next version
+	// (1 for the first; ErrNotFound for an unknown device). GetDesired and GetReported return
+	// ErrNotFound while the device has no such document.
 	SetDesired(ctx context.Context, deviceID string, doc json.RawMessage, at time.Time) (DocState, error)
 	GetDesired(ctx context.Context, deviceID string) (DocState, error)
 	GetReported(ctx context.Context, deviceID string) (DocState, error)
