@@ -175,7 +175,8 @@ func (m *Memory) Ack(ctx context.Context, epoch string, upTo uint64) error {
 	for _, r := range m.recs[:n] {
 		m.st.bytes -= size(r.Kind, r.Body)
 	}
-	m.recs = append(m.recs[:0:0], m.recs[n:]...)
+	clear(m.recs[:n]) // let the acked bodies be collected
+	m.recs = m.recs[n:]
 	m.scan = max(0, m.scan-n)
 	m.st.depth = int64(len(m.recs))
 	m.st.oldestTS = 0

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/mattn/go-sqlite3"
+
 	"github.com/kioskfleet/kioskfleet/pkg/sqlitex"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
@@ -260,6 +262,10 @@ func (o *SQLite) commit(group []*request) {
 	} else {
 		o.opts.Logger.Error("outbox group commit failed", "requests", len(group), "err", err)
 	}
+	var se sqlite3.Error
+	if errors.As(err, &se) && se.Code == sqlite3.ErrFull {
+		err = fmt.Errorf("%w: the disk is full: %w", ErrFull, err)
+	}
 	for _, r := range group {
 		if err != nil && r.err == nil {
 			r.err = fmt.Errorf("outbox: commit: %w", err)
@@ -292,15 +298,15 @@ func (o *SQLite) apply(group []*request, work *state) (appended bool, err error)
 		case r.entries != nil:
 			r.first, r.err = t.append(r.entries)
 			if r.err != nil && !errors.Is(r.err, ErrFull) {
-				return false, r.err
+				return false, fatal(r)
 			}
 		case r.ack != nil:
 			if r.err = t.ack(r.ack.UpTo); r.err != nil && !errors.Is(r.err, ErrAckAhead) {
-				return false, r.err
+				return false, fatal(r)
 			}
 		case r.fn != nil:
 			if r.err = t.update(r.fn); r.err != nil && t.broken {
-				return false, r.err
+				return false, fatal(r)
 			}
 		}
 		if t.refused {
@@ -315,6 +321,13 @@ func (o *SQLite) apply(group []*request, work *state) (appended bool, err error)
 	}
 	err = tx.Commit()
 	return err == nil && work.next != before, err
+}
+
+// fatal moves r's error to the whole group, which commit reports to every request.
+func fatal(r *request) error {
+	err := r.err
+	r.err = nil
+	return err
 }
 
 // Tx is the writer's transaction as seen by an Update function.

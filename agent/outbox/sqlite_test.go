@@ -515,3 +515,40 @@ func FuzzDifferential(f *testing.F) {
 		}
 	})
 }
+
+// TestDiskFull makes SQLite run out of pages: Append must fail with ErrFull, change nothing, and
+// work again once there is room.
+func TestDiskFull(t *testing.T) {
+	ctx := t.Context()
+	ob := open(t, filepath.Join(t.TempDir(), "o.db"), outbox.Options{})
+	defer ob.Close()
+	var pages int
+	if err := ob.Update(ctx, func(tx *outbox.Tx) error { return tx.QueryRow(`PRAGMA page_count`).Scan(&pages) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.Update(ctx, func(tx *outbox.Tx) error {
+		_, err := tx.Exec(fmt.Sprintf(`PRAGMA max_page_count = %d`, pages+2))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	var n int
+	for n = 0; n < 1000; n++ {
+		if _, err = ob.Append(ctx, "biz", wire.Business, outboxtest.Body(n, 1000)); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, outbox.ErrFull) {
+		t.Fatalf("append on a full disk: %v, want ErrFull", err)
+	}
+	if ob.NextSeq() != uint64(n)+1 || len(outboxtest.All(t, ob)) != n {
+		t.Fatalf("failed append changed the outbox: next %d, %d appended", ob.NextSeq(), n)
+	}
+	if err := ob.Update(ctx, func(tx *outbox.Tx) error { _, err := tx.Exec(`PRAGMA max_page_count = 1000000`); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if seq, err := ob.Append(ctx, "biz", wire.Business, []byte(`{}`)); err != nil || seq != uint64(n)+1 {
+		t.Fatalf("append after space returned: %d, %v", seq, err)
+	}
+}
