@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"go.bug.st/serial"
 	"go.uber.org/goleak"
 
 	"github.com/kioskfleet/kioskfleet/drivers/escpos"
@@ -30,7 +29,7 @@ func open(t *testing.T, opt escpos.Options) (*escpos.Device, *escpossim.Pty) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sim.Close() })
-	port, err := serial.Open(sim.Path, &serial.Mode{BaudRate: 115200})
+	port, err := transport.Serial{}.OpenSerial(sim.Path, transport.SerialMode{Baud: 115200})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,7 @@ import (
 	"os"
 	"sync"
 
-	"github.com/creack/pty"
-	"golang.org/x/sys/unix"
+	"github.com/kioskfleet/kioskfleet/drivers/transport/transporttest"
 )
 
 // Pty serves a Sim on a pseudo-terminal: the driver opens Path as its serial port.
@@ -22,14 +21,9 @@ type Pty struct {
 
 // NewPty starts a simulated printer on a new pseudo-terminal. Close stops it.
 func NewPty() (*Pty, error) {
-	master, slave, err := pty.Open()
+	master, slave, err := transporttest.Pty()
 	if err != nil {
 		return nil, fmt.Errorf("escpossim: open pty: %w", err)
-	}
-	if err := makeRaw(slave); err != nil {
-		master.Close()
-		slave.Close()
-		return nil, err
 	}
 	p := &Pty{Path: slave.Name(), master: master, slave: slave, done: make(chan struct{})}
 	p.Sim = New(func(b []byte) {
@@ -70,24 +64,5 @@ func (p *Pty) Unplug() {
 // Close stops the simulator and waits for its goroutine.
 func (p *Pty) Close() error {
 	p.Unplug()
-	return nil
-}
-
-// makeRaw puts the terminal in raw mode, so that bytes pass unchanged before the driver opens it.
-func makeRaw(f *os.File) error {
-	t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	if err != nil {
-		return fmt.Errorf("escpossim: get termios: %w", err)
-	}
-	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	t.Oflag &^= unix.OPOST
-	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	t.Cflag &^= unix.CSIZE | unix.PARENB
-	t.Cflag |= unix.CS8
-	t.Cc[unix.VMIN] = 1
-	t.Cc[unix.VTIME] = 0
-	if err := unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, t); err != nil {
-		return fmt.Errorf("escpossim: set termios: %w", err)
-	}
 	return nil
 }
