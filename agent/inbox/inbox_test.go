@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -352,4 +353,53 @@ func runAndKill(t *testing.T, env map[string]string, d time.Duration) {
 	if ws, ok := c.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("child was not killed by SIGKILL: %v", c.ProcessState)
 	}
+}
+
+// TestConcurrentDuplicates delivers the same command from many goroutines at once: it runs once.
+func TestConcurrentDuplicates(t *testing.T) {
+	ob, in := openBoth(t, filepath.Join(t.TempDir(), "agent.db"), outbox.Options{})
+	defer ob.Close()
+	var mu sync.Mutex
+	count := map[inbox.Decision]int{}
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			d, err := in.Receive(context.Background(), cmd("same", time.Minute), time.Now())
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			count[d]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if count[inbox.Run] != 1 || count[inbox.Duplicate] != 15 {
+		t.Fatalf("decisions %v, want one run and 15 duplicates", count)
+	}
+	if res := results(t, ob); len(res) != 1 {
+		t.Fatalf("%d results, want 1 accepted", len(res))
+	}
+}
+
+// BenchmarkReceiveFinish measures a command's two durable transactions from 8 goroutines.
+func BenchmarkReceiveFinish(b *testing.B) {
+	ob, in := openBoth(b, filepath.Join(b.TempDir(), "agent.db"), outbox.Options{})
+	defer ob.Close()
+	var next atomic.Int64
+	b.SetParallelism(4)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			id := fmt.Sprint("c", next.Add(1))
+			if _, err := in.Receive(context.Background(), cmd(id, time.Minute), time.Now()); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := in.Finish(context.Background(), id, true, nil, ""); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commands/s")
 }
