@@ -248,7 +248,6 @@ func TestReaderUnplugReplug(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("took %v", d)
 	}
-	sim.Replug()
 	r2 := newRig(t, sim, testCfg)
 	if id, err := r2.reader.ReadCard(ctx, idcard.ReadOptions{}); err != nil || id.Number() != idcardsim.CanaryResident {
 		t.Fatalf("after replug: %v", err)

@@ -31,7 +31,8 @@ type Sim struct {
 	faults   Faults
 	samID    [16]byte
 	conn     io.Closer
-	unplug   bool
+	unplug   bool // the current Run was unplugged
+	pending  bool // Unplug came while no Run served
 	commands map[idcard.Command]int
 	slept    time.Duration
 }
@@ -56,34 +57,36 @@ func (s *Sim) Commands(c idcard.Command) int { s.mu.Lock(); defer s.mu.Unlock();
 // that benchmarks can report the driver's own time.
 func (s *Sim) DeviceTime() time.Duration { s.mu.Lock(); defer s.mu.Unlock(); return s.slept }
 
-// Unplug makes Run close its stream (on a pty master this hangs up the driver's side) and return
-// ErrUnplugged, now or, if it has not started yet, as soon as it starts; until Replug.
+// Unplug makes the running Run close its stream (on a pty master this hangs up the driver's
+// side) and return ErrUnplugged. If no Run is serving yet, the next Run does so at once. A later
+// Run is the replug.
 func (s *Sim) Unplug() {
 	s.mu.Lock()
-	s.unplug = true
 	c := s.conn
+	if c == nil {
+		s.pending = true
+	}
+	s.unplug = true
 	s.mu.Unlock()
 	if c != nil {
 		c.Close()
 	}
 }
 
-// Replug undoes Unplug: the next Run serves (on a new stream, as a replugged device gets a new
-// port).
-func (s *Sim) Replug() { s.mu.Lock(); s.unplug = false; s.mu.Unlock() }
-
 // Run serves the reader on rw until ctx ends (returning ctx.Err()), rw fails, or Unplug. To stop
 // on ctx, rw must support SetReadDeadline (a pty master from transporttest does) or Close.
 func (s *Sim) Run(ctx context.Context, rw io.ReadWriter) error {
 	s.mu.Lock()
 	c, _ := rw.(io.Closer)
-	if s.unplug {
+	if s.pending {
+		s.pending = false
 		s.mu.Unlock()
 		if c != nil {
 			c.Close()
 		}
 		return ErrUnplugged
 	}
+	s.unplug = false
 	s.conn = c
 	s.mu.Unlock()
 	defer func() { s.mu.Lock(); s.conn = nil; s.mu.Unlock() }()

@@ -82,8 +82,15 @@ func TestRunStopsOnContextAndUnplug(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("Run ignored ctx")
 	}
+	// Unplug before Run serves: the next Run ends at once, the one after serves (replug).
 	s.Unplug()
 	if err := s.Run(context.Background(), master); !errors.Is(err, idcardsim.ErrUnplugged) {
-		t.Fatalf("Run while unplugged = %v", err)
+		t.Fatalf("Run after Unplug = %v", err)
+	}
+	master2, _ := transporttest.PtyPair(t)
+	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := s.Run(ctx, master2); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("replugged Run = %v, want it to serve until its context ends", err)
 	}
 }
