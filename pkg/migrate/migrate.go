@@ -134,6 +134,15 @@ func apply(ctx context.Context, db *sql.DB, m Migration) error {
 		return fmt.Errorf("migrate: %s: begin: %w", m.Name, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	// Another process may have applied it since Up looked (SQLite: this transaction holds the
+	// write lock if begun IMMEDIATE, as sqlitex's writer does).
+	var n int
+	if err := tx.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FROM %s WHERE version = %d`, Table, m.Version)).Scan(&n); err != nil {
+		return fmt.Errorf("migrate: %s: %w", m.Name, err)
+	}
+	if n > 0 {
+		return nil
+	}
 	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 		return fmt.Errorf("migrate: %s: %w", m.Name, err)
 	}

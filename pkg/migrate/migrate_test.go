@@ -3,8 +3,10 @@ package migrate_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"testing/fstest"
 
@@ -104,5 +106,39 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 		if _, err := migrate.Load(fsys); !errors.Is(err, migrate.ErrBadFile) {
 			t.Errorf("%s: Load = %v, want ErrBadFile", name, err)
 		}
+	}
+}
+
+// TestConcurrentOpeners: two handles on one file (as two processes would be) migrate at once;
+// both succeed and every migration runs once.
+func TestConcurrentOpeners(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "m.db")
+	fsys := fstest.MapFS{}
+	for i := 1; i <= 20; i++ {
+		fsys[fmt.Sprintf("%04d_t.sql", i)] = file(fmt.Sprintf("CREATE TABLE t%d (x INTEGER);", i))
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		db, err := sqlitex.Open(ctx, path, sqlitex.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		wg.Go(func() {
+			if _, err := migrate.Up(ctx, db.W, fsys); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	db, err := sqlitex.Open(ctx, path, sqlitex.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	vs, err := migrate.Applied(ctx, db.R)
+	if err != nil || len(vs) != 20 {
+		t.Fatalf("Applied = %v, %v; want 20 versions", vs, err)
 	}
 }

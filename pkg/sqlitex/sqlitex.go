@@ -124,10 +124,10 @@ func WithTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("sqlitex: begin: %w", err)
 	}
+	// Rolls back if fn fails or panics, so that the connection (the only writer) is released; a
+	// no-op after Commit.
+	defer tx.Rollback() //nolint:errcheck
 	if err := fn(tx); err != nil {
-		if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
-			return errors.Join(err, fmt.Errorf("sqlitex: rollback: %w", rbErr))
-		}
 		return err
 	}
 	if err := tx.Commit(); err != nil {

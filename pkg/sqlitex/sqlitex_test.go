@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kioskfleet/kioskfleet/pkg/sqlitex"
 )
@@ -134,5 +135,26 @@ func TestPathWithSpaces(t *testing.T) {
 	}
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("database not at %s: %v", p, err)
+	}
+}
+
+func TestTxPanicReleasesWriter(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	func() {
+		defer func() { _ = recover() }()
+		_ = db.Tx(ctx, func(tx *sql.Tx) error { panic("boom") })
+	}()
+	done := make(chan error, 1)
+	go func() {
+		done <- db.Tx(ctx, func(tx *sql.Tx) error { _, err := tx.Exec("CREATE TABLE t (x)"); return err })
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("writer connection still held after a panic in Tx")
 	}
 }
