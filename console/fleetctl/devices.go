@@ -202,6 +202,8 @@ func (a *app) printState(desired, reported *fleet.DocState, drift bool, indent s
 	}
 	t.flush()
 	switch {
+	case drift && desired != nil && reported != nil && reported.Error != "":
+		fmt.Fprintf(w, "%sDRIFT: desired v%d, kiosk reports v%d and an error\n", indent, desired.Version, reported.Version)
 	case drift && desired != nil && reported != nil:
 		fmt.Fprintf(w, "%sDRIFT: desired v%d, kiosk reports v%d\n", indent, desired.Version, reported.Version)
 	case drift && desired != nil:

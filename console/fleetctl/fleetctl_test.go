@@ -155,7 +155,7 @@ func TestDevicesShow(t *testing.T) {
 		"Health (30s ago)", "cpuPercent", "12.5", "diskFreeBytes", "21G", "uptimeS", "2h15m23s",
 		"Peripherals (3m ago)", "receipt-printer", "KF-80", "FAULT", "paper-out", "paper empty", "idcard",
 		"desired", "v4", "reported", "v3", `error: printer profile "escpos-80" unknown`,
-		"DRIFT: desired v4, kiosk reports v3", `"receipt": "escpos-80"`,
+		"DRIFT: desired v4, kiosk reports v3 and an error", `"receipt": "escpos-80"`,
 		"Recent commands:", "cmd_0002", "failed", "paper out", "cmd_0001",
 	}, nil)
 	if l := line(t, r.stdout, "  idcard"); strings.Contains(l, "FAULT") {
@@ -363,7 +363,7 @@ func TestCommandsGetAndList(t *testing.T) {
 
 func TestState(t *testing.T) {
 	h := newFakeHub(t)
-	run(t, h, nil, "state", "get", "kf-7c2a9e").want(t, 0, []string{"DRIFT: desired v4, kiosk reports v3", "reported doc:"}, nil)
+	run(t, h, nil, "state", "get", "kf-7c2a9e").want(t, 0, []string{"DRIFT: desired v4, kiosk reports v3 and an error", "reported doc:"}, nil)
 
 	doc := filepath.Join(t.TempDir(), "kiosk.json")
 	if err := os.WriteFile(doc, []byte(`{"printer":{"receipt":"escpos-58"}}`), 0o600); err != nil {
@@ -386,7 +386,7 @@ func TestState(t *testing.T) {
 func TestRecords(t *testing.T) {
 	h := newFakeHub(t)
 	r := run(t, h, nil, "records", "kf-7c2a9e", "--kind", "alert", "--after", "1000", "--limit", "1")
-	r.want(t, 0, []string{"1001", "e1", "501", "alert", "2026-11-25T20:14:50.2Z", `{"code":"paper-low"`}, []string{"more may follow: --after 1001"})
+	r.want(t, 0, []string{"1001", "e1", "501", "alert", "2026-11-25T20:14:50.200Z", `{"code":"paper-low"`}, []string{"more may follow: --after 1001"})
 	if reqs := h.requestsTo("GET", "/api/v1/devices/kf-7c2a9e/records"); len(reqs) != 1 || reqs[0].Query != "after=1000&kind=alert&limit=1" {
 		t.Errorf("sent %+v", reqs)
 	}

@@ -122,6 +122,9 @@ func num(m map[string]any, key string) (float64, bool) {
 	return f, ok && !math.IsNaN(f)
 }
 
+// outboxBacklog is the outbox depth above which the health summary shows it.
+const outboxBacklog = 10
+
 // healthSummary condenses a heartbeat body (wire.Heartbeat) to "cpu 12% mem 21% disk 19.6G free
 // (31%)". It tolerates missing and unknown fields; a body it cannot read at all shows as "?".
 func healthSummary(raw json.RawMessage) string {
@@ -148,7 +151,8 @@ func healthSummary(raw json.RawMessage) string {
 		}
 		parts = append(parts, s)
 	}
-	if v, ok := num(m, "outboxDepth"); ok && v > 0 {
+	// A few records are always in flight (the heartbeat itself); a backlog is worth a look.
+	if v, ok := num(m, "outboxDepth"); ok && v > outboxBacklog {
 		parts = append(parts, fmt.Sprintf("outbox %.0f", v))
 	}
 	if len(parts) == 0 {

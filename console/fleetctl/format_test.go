@@ -63,13 +63,14 @@ func TestParsePeripheralsShapes(t *testing.T) {
 
 func TestHealthSummary(t *testing.T) {
 	for body, want := range map[string]string{
-		`{"cpuPercent":99.6,"memUsedBytes":3,"memTotalBytes":4,"diskFreeBytes":536870912,"diskTotalBytes":1073741824,"outboxDepth":7}`: "cpu 100% mem 75% disk 512M free (50%) outbox 7",
-		`{"diskFreeBytes":2048}`: "disk 2.0K free",
-		`{"temperature":41}`:     "?",
-		`[1]`:                    "?",
-		``:                       "",
-		`{"cpuPercent":"high"}`:  "?",
-		`{"memUsedBytes":1}`:     "?",
+		`{"cpuPercent":99.6,"memUsedBytes":3,"memTotalBytes":4,"diskFreeBytes":536870912,"diskTotalBytes":1073741824,"outboxDepth":70}`: "cpu 100% mem 75% disk 512M free (50%) outbox 70",
+		`{"cpuPercent":1,"outboxDepth":3}`: "cpu 1%",
+		`{"diskFreeBytes":2048}`:           "disk 2.0K free",
+		`{"temperature":41}`:               "?",
+		`[1]`:                              "?",
+		``:                                 "",
+		`{"cpuPercent":"high"}`:            "?",
+		`{"memUsedBytes":1}`:               "?",
 		`{"memTotalBytes":0,"memUsedBytes":1,"cpuPercent":0}`: "cpu 0%",
 	} {
 		if got := healthSummary(json.RawMessage(body)); got != want {

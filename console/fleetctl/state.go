@@ -2,7 +2,6 @@ package fleetctl
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -78,6 +77,9 @@ The whole document is replaced: include every setting, not only the changed ones
 	return cmd
 }
 
+// recordTime shows record times to the millisecond, in fixed width.
+const recordTime = "2006-01-02T15:04:05.000Z"
+
 // defaultRecordLimit is the hub's page size when no --limit is given (docs/api.md).
 const defaultRecordLimit = 100
 
@@ -117,7 +119,7 @@ for all of it). When a page is full, the next page starts at --after with the ID
 			t := newTable(a.env.Stdout, "ID", "EPOCH", "SEQ", "KIND", "CLASS", "DEVICE TIME", "RECEIVED", "BODY")
 			for _, r := range recs.Records {
 				t.row(fmt.Sprint(r.ID), r.Epoch, fmt.Sprint(r.Seq), r.Kind, string(r.Class),
-					r.DeviceTS.UTC().Format(time.RFC3339Nano), r.RecvTS.UTC().Format(time.RFC3339Nano), compact(r.Body, 80))
+					r.DeviceTS.UTC().Format(recordTime), r.RecvTS.UTC().Format(recordTime), compact(r.Body, 80))
 			}
 			if err := t.flush(); err != nil {
 				return err
