@@ -232,7 +232,8 @@ func (b *Broker) run(ctx context.Context) {
 	}
 }
 
-// recheck calls Authorize for every live session and cuts the refused ones.
+// recheck calls Authorize for every live session and cuts the refused ones. It also ends sessions
+// whose connection closed without mochi's OnDisconnect (mochi skips it when writing CONNACK fails).
 func (b *Broker) recheck() {
 	b.mu.Lock()
 	live := make(map[string]*session, len(b.sessions))
@@ -243,6 +244,10 @@ func (b *Broker) recheck() {
 	for id, s := range live {
 		if b.ctx.Err() != nil {
 			return
+		}
+		if s.cl.Closed() {
+			b.sessionEnded(s.cl)
+			continue
 		}
 		if err := b.authorize(id, s.serial); err != nil {
 			b.cut(id, s.cl, fmt.Sprintf("re-authorization refused: %v", err))
@@ -279,8 +284,8 @@ func (b *Broker) cut(id string, cl *mqtt.Client, why string) {
 func (b *Broker) Connected(deviceID string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	_, ok := b.sessions[deviceID]
-	return ok
+	s := b.sessions[deviceID]
+	return s != nil && !s.cl.Closed()
 }
 
 // Publish publishes a message from the hub to every subscriber the ACL lets read topic (a
@@ -368,7 +373,7 @@ func (h *hook) ID() string { return "kioskfleet" }
 
 func (h *hook) Provides(b byte) bool {
 	switch b {
-	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished, mqtt.OnDisconnect:
+	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish, mqtt.OnDisconnect:
 		return true
 	}
 	return false
@@ -416,7 +421,9 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	return false
 }
 
-func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+// OnSessionEstablish runs after authentication and before CONNACK, so a device is Connected by
+// the time it learns it is.
+func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	gc, _ := cl.Net.Conn.(*guardConn)
 	if gc == nil {
 		return
