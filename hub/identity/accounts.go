@@ -93,6 +93,20 @@ func (p *Provider) Delay(n int) time.Duration {
 // costs one argon2id computation, so that neither message nor timing tells whether the account
 // exists or is throttled.
 func (p *Provider) PasswordLogin(ctx context.Context, username, password string) (Account, error) {
+	start := time.Now()
+	a, err := p.passwordLogin(ctx, username, password)
+	if err != nil {
+		t := time.NewTimer(p.cfg.FailureFloor - time.Since(start))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+	return a, err
+}
+
+func (p *Provider) passwordLogin(ctx context.Context, username, password string) (Account, error) {
 	now := p.now()
 	a, err := p.st.AccountByUsername(ctx, username)
 	if err != nil {

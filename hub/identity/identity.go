@@ -88,6 +88,9 @@ type Config struct {
 	ThrottleBase  time.Duration // 1s
 	LockAfter     int           // 100
 	DeviceGuesses int           // 10: wrong user codes a browser session may enter
+	// FailureFloor is the least time a failed password login takes, so that the answer's
+	// timing does not tell an unknown account from a wrong password or a throttled account.
+	FailureFloor time.Duration // 250ms
 
 	Now func() time.Time // clock, for tests
 }
@@ -113,6 +116,7 @@ func (c *Config) defaults() error {
 	def(&c.KeyRotation, 720*time.Hour)
 	def(&c.AssertionMaxAge, 2*time.Minute)
 	def(&c.ThrottleBase, time.Second)
+	def(&c.FailureFloor, 250*time.Millisecond)
 	if c.Argon2 == nil {
 		c.Argon2 = &argon2id.Params{Memory: 19 * 1024, Iterations: 2, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 	}

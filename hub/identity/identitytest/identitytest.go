@@ -116,7 +116,7 @@ func New(t testing.TB, mod ...func(*identity.Config)) *Env {
 	t.Cleanup(func() { e.Srv.Close(); st.Close() })
 	e.Issuer = e.Srv.URL
 	cfg := identity.Config{Issuer: e.Issuer, Secret: bytes.Repeat([]byte{7}, 32), Insecure: true,
-		Now: e.Clock.Now, Argon2: FastArgon2}
+		Now: e.Clock.Now, Argon2: FastArgon2, FailureFloor: 20 * time.Millisecond}
 	for _, m := range mod {
 		m(&cfg)
 	}

@@ -1,0 +1,258 @@
+package identity_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/kioskfleet/kioskfleet/hub/identity"
+	"github.com/kioskfleet/kioskfleet/hub/identity/identitytest"
+)
+
+func TestBruteForceThrottleAndLockout(t *testing.T) {
+	e := identitytest.New(t)
+	ctx := context.Background()
+	bob, err := e.P.CreateStaff(ctx, identity.NewStaff{Username: "bob", Password: "bobs password", Roles: []string{identity.RoleFieldOps}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n, want := range map[int]time.Duration{4: 0, 5: time.Second, 6: 2 * time.Second, 10: 32 * time.Second, 20: 15 * time.Minute, 99: 15 * time.Minute} {
+		if got := e.P.Delay(n); got != want {
+			t.Errorf("Delay(%d) = %s, want %s", n, got, want)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := e.P.PasswordLogin(ctx, "bob", "wrong"); !errors.Is(err, identity.ErrLogin) {
+			t.Fatalf("wrong password %d: %v", i, err)
+		}
+	}
+	// After 5 failures even the right password waits for the delay.
+	if _, err := e.P.PasswordLogin(ctx, "bob", "bobs password"); !errors.Is(err, identity.ErrLogin) {
+		t.Fatal("right password accepted while throttled")
+	}
+	e.Clock.Advance(time.Second)
+	if _, err := e.P.PasswordLogin(ctx, "bob", "bobs password"); err != nil {
+		t.Fatalf("right password after the delay: %v", err)
+	}
+	a, _ := e.Store.Identity().GetAccount(ctx, bob.ID)
+	if a.Failures != 0 {
+		t.Errorf("failures %d after success, want 0", a.Failures)
+	}
+	// The delay grows with each further failure.
+	for i := 0; i < 7; i++ {
+		e.Clock.Advance(e.P.Delay(i))
+		e.P.PasswordLogin(ctx, "bob", "wrong")
+	}
+	a, _ = e.Store.Identity().GetAccount(ctx, bob.ID)
+	if a.Failures != 7 {
+		t.Fatalf("failures %d, want 7", a.Failures)
+	}
+	e.Clock.Advance(e.P.Delay(7) - time.Second)
+	if _, err := e.P.PasswordLogin(ctx, "bob", "bobs password"); err == nil {
+		t.Fatal("accepted before Delay(7)")
+	}
+	e.Clock.Advance(time.Second)
+	if _, err := e.P.PasswordLogin(ctx, "bob", "bobs password"); err != nil {
+		t.Fatalf("refused after Delay(7): %v", err)
+	}
+	// At 100 consecutive failures the account is locked, however long one waits.
+	for i := 0; i < 100; i++ {
+		if _, err := e.Store.Identity().RecordLogin(ctx, bob.ID, false, e.Clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.Clock.Advance(30 * 24 * time.Hour)
+	if _, err := e.P.PasswordLogin(ctx, "bob", "bobs password"); !errors.Is(err, identity.ErrLogin) {
+		t.Fatal("locked account accepted the right password")
+	}
+}
+
+// Neither the page nor its timing tells an unknown account from a wrong password or a
+// throttled account.
+func TestLoginDoesNotRevealAccounts(t *testing.T) {
+	floor := 60 * time.Millisecond
+	e := identitytest.New(t, func(c *identity.Config) { c.FailureFloor, c.ThrottleBase = floor, time.Hour })
+	ctx := context.Background()
+	if _, err := e.P.CreateStaff(ctx, identity.NewStaff{Username: "locked", Password: "some password"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		e.P.PasswordLogin(ctx, "locked", "x")
+	}
+	b := e.NewBrowser()
+	login, err := b.Get(authURL(e, "rp", e.Callback, url.Values{"code_challenge": {oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())},
+		"code_challenge_method": {"S256"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := func(user, pass string) (string, time.Duration) {
+		start := time.Now()
+		p, err := b.Submit(login, url.Values{"username": {user}, "password": {pass}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Status != http.StatusUnauthorized {
+			t.Fatalf("%s: status %d", user, p.Status)
+		}
+		return p.Body, time.Since(start)
+	}
+	cases := map[string][2]string{"unknown": {"nobody", "x"}, "wrong password": {identitytest.AdminUser, "x"}, "throttled": {"locked", "some password"}}
+	bodies := map[string]string{}
+	times := map[string][]time.Duration{}
+	for round := 0; round < 7; round++ {
+		for name, c := range cases {
+			body, d := answer(c[0], c[1])
+			bodies[name] = body
+			times[name] = append(times[name], d)
+		}
+		// Keep the admin under the throttle threshold.
+		e.Store.Identity().RecordLogin(ctx, adminID(t, e), true, e.Clock.Now())
+	}
+	if bodies["unknown"] != bodies["wrong password"] || bodies["unknown"] != bodies["throttled"] {
+		t.Error("login pages differ between unknown account, wrong password and throttled account")
+	}
+	var medians []time.Duration
+	for name, ds := range times {
+		slices.Sort(ds)
+		m := ds[len(ds)/2]
+		medians = append(medians, m)
+		t.Logf("%s: median %s", name, m)
+		if m < floor {
+			t.Errorf("%s answered in %s, under the floor %s", name, m, floor)
+		}
+	}
+	slices.Sort(medians)
+	if spread := medians[len(medians)-1] - medians[0]; spread > floor/2 {
+		t.Errorf("median answer times spread by %s", spread)
+	}
+}
+
+func adminID(t *testing.T, e *identitytest.Env) string {
+	a, err := e.Store.Identity().AccountByUsername(context.Background(), identitytest.AdminUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.ID
+}
+
+func TestPairwiseSubjectsAndConsent(t *testing.T) {
+	e := identitytest.New(t)
+	subs := map[string]string{}
+	for _, c := range []struct{ id, secret string }{{"rp", "rp-secret"}, {"third", "third-secret"}, {"third2", "third2-secret"}} {
+		r := newRP(t, e, c.id, c.secret)
+		code, verifier, _ := r.code(t, e.NewBrowser(), identitytest.AdminUser, identitytest.AdminPassword)
+		tok, err := r.conf.Exchange(context.Background(), code, oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		idt, err := r.ver.Verify(context.Background(), tok.Extra("id_token").(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs[c.id] = idt.Subject
+	}
+	if subs["rp"] != adminID(t, e) {
+		t.Errorf("public subject %q, want the account ID", subs["rp"])
+	}
+	if subs["third"] == subs["third2"] || subs["third"] == subs["rp"] || subs["third2"] == subs["rp"] {
+		t.Errorf("pairwise subjects correlate: %v", subs)
+	}
+
+	// A third-party client asks for consent; a denial reaches the client as access_denied.
+	b := e.NewBrowser()
+	r := newRP(t, e, "third", "third-secret")
+	p, _ := b.Get(r.conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	p, _ = b.Submit(p, url.Values{"username": {identitytest.AdminUser}, "password": {identitytest.AdminPassword}})
+	if !strings.Contains(p.Body, "某部门应用") || !strings.Contains(p.Body, `value="deny"`) {
+		t.Fatalf("no consent page: %.300s", p.Body)
+	}
+	p, _ = b.Submit(p, url.Values{"action": {"deny"}})
+	loc, _ := url.Parse(p.Loc)
+	if loc == nil || loc.Query().Get("error") != "access_denied" || loc.Query().Get("state") != "st" {
+		t.Errorf("denial redirected to %q", p.Loc)
+	}
+}
+
+func apiCall(t *testing.T, e *identitytest.Env, method, path, token, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, e.Issuer+path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
+
+func TestSessionsAndAdminAPI(t *testing.T) {
+	e := identitytest.New(t)
+	k := e.EnrollKiosk(t, "kiosk-1")
+	_, citizen, _ := cardLogin(e, k.Assertion(e.Issuer, card(canary), e.Clock.Now(), time.Minute))
+	cat := citizen["access_token"].(string)
+
+	st, m := apiCall(t, e, "GET", "/oidc/account/sessions", cat, "")
+	if st != 200 || len(m["sessions"].([]any)) != 1 || m["sessions"].([]any)[0].(map[string]any)["kioskId"] != "kiosk-1" {
+		t.Fatalf("citizen sessions: %d %v", st, m)
+	}
+
+	verifier := oauth2.GenerateVerifier()
+	_, t1, _ := exchange(e, codeFor(t, e, verifier), verifier, e.Callback)
+	_, t2, _ := exchange(e, codeFor(t, e, verifier), verifier, e.Callback)
+	at1, at2 := t1["access_token"].(string), t2["access_token"].(string)
+	st, m = apiCall(t, e, "GET", "/oidc/account/sessions", at1, "")
+	sessions := m["sessions"].([]any)
+	if st != 200 || len(sessions) != 2 {
+		t.Fatalf("admin sessions: %d %v", st, m)
+	}
+	// Revoke the other session; its tokens stop working, this one does not.
+	pr, _ := e.P.Authenticate(bearer(e, at2))
+	if st, _ := apiCall(t, e, "DELETE", "/oidc/account/sessions/"+pr.FamilyID, at1, ""); st != 204 {
+		t.Fatalf("revoke: %d", st)
+	}
+	if userinfo(e, at2) != 401 || userinfo(e, at1) != 200 {
+		t.Error("revocation hit the wrong session")
+	}
+	if st, _ := apiCall(t, e, "DELETE", "/oidc/account/sessions/"+pr.FamilyID, cat, ""); st != 404 {
+		t.Errorf("a citizen revoking someone else's session: %d, want 404", st)
+	}
+
+	// Clients are managed by admins only.
+	body := `{"id":"dept-tax","name":"税务","appType":"web","redirectUris":["https://tax.example/cb"],"grantTypes":["authorization_code"],"pairwise":true,"confidential":true}`
+	if st, _ := apiCall(t, e, "POST", "/oidc/admin/clients", cat, body); st != 403 {
+		t.Errorf("citizen registering a client: %d", st)
+	}
+	if st, _ := apiCall(t, e, "POST", "/oidc/admin/clients", "", body); st != 401 {
+		t.Errorf("anonymous registering a client: %d", st)
+	}
+	st, m = apiCall(t, e, "POST", "/oidc/admin/clients", at1, body)
+	if st != 201 || m["secret"] == nil || m["secret"] == "" {
+		t.Fatalf("register: %d %v", st, m)
+	}
+	if st, _ := apiCall(t, e, "POST", "/oidc/admin/clients", at1, body); st != 409 {
+		t.Errorf("duplicate: %d", st)
+	}
+	st, m = apiCall(t, e, "POST", "/oidc/admin/clients", at1, `{"id":"x","grantTypes":["implicit"]}`)
+	if st != 400 || !strings.Contains(m["error"].(map[string]any)["message"].(string), "implicit") {
+		t.Errorf("implicit grant: %d %v", st, m)
+	}
+	st, m = apiCall(t, e, "GET", "/oidc/admin/clients", at1, "")
+	if st != 200 || len(m["clients"].([]any)) < 7 {
+		t.Errorf("list: %d %v", st, m)
+	}
+	if st, _ := apiCall(t, e, "DELETE", "/oidc/admin/clients/dept-tax", at1, ""); st != 204 {
+		t.Errorf("delete: %d", st)
+	}
+}
