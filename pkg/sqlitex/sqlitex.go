@@ -14,8 +14,19 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"github.com/mattn/go-sqlite3"
 )
+
+// driverName is go-sqlite3 with a connect hook for the settings its DSN cannot carry.
+const driverName = "sqlitex"
+
+func init() {
+	sql.Register(driverName, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
+		// Truncate the WAL back to 64 MiB after a checkpoint instead of keeping its peak size.
+		_, err := c.Exec("PRAGMA journal_size_limit = 67108864", nil)
+		return err
+	}})
+}
 
 // ErrIntegrity marks a database that fails PRAGMA integrity_check.
 var ErrIntegrity = errors.New("sqlitex: integrity check failed")
@@ -71,7 +82,7 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath()
 
-	w, err := sql.Open("sqlite3", dsn+"?"+q.Encode())
+	w, err := sql.Open(driverName, dsn+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlitex: open %s: %w", path, err)
 	}
@@ -91,7 +102,7 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 
 	q.Del("_txlock")
 	q.Set("_query_only", "1")
-	r, err := sql.Open("sqlite3", dsn+"?"+q.Encode())
+	r, err := sql.Open(driverName, dsn+"?"+q.Encode())
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlitex: open %s readers: %w", path, err)

@@ -39,6 +39,7 @@ func TestPragmas(t *testing.T) {
 		{db.R, "journal_mode", "wal"},
 		{db.R, "synchronous", "2"},
 		{db.R, "query_only", "1"},
+		{db.W, "journal_size_limit", "67108864"},
 	} {
 		var got string
 		if err := c.pool.QueryRowContext(ctx, "PRAGMA "+c.name).Scan(&got); err != nil {
