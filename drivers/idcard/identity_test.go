@@ -3,7 +3,9 @@ package idcard_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"image"
 	"log/slog"
 	"strings"
 	"testing"
@@ -113,5 +115,29 @@ func TestWipe(t *testing.T) {
 	}
 	if !bytes.Equal(photo, make([]byte, 1024)) || !bytes.Equal(fp, make([]byte, 1024)) {
 		t.Fatal("photo or fingerprint survives Wipe")
+	}
+}
+
+type grayWLT struct{ got []byte }
+
+func (g *grayWLT) DecodeWLT(b []byte) (image.Image, error) {
+	g.got = b
+	return image.NewGray(image.Rect(0, 0, 102, 126)), nil
+}
+
+func TestPhotoDecoderIsOptional(t *testing.T) {
+	c := idcardsim.Resident()
+	body, _ := idcard.DecodeFrame(idcardsim.New(c).Reply([]byte{0x30, 0x01}))
+	id, err := idcard.ParseRead(body[3:], false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := id.Image(nil); !errors.Is(err, idcard.ErrNoPhotoDecoder) {
+		t.Fatalf("Image(nil) = %v", err)
+	}
+	d := &grayWLT{}
+	img, err := id.Image(d)
+	if err != nil || img.Bounds().Dx() != 102 || !bytes.Equal(d.got, c.Photo) {
+		t.Fatalf("Image = %v, %v", img, err)
 	}
 }

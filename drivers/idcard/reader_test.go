@@ -40,7 +40,7 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-var testCfg = idcard.Config{Timeout: 300 * time.Millisecond, ReadTimeout: 500 * time.Millisecond}
+var testCfg = idcard.Config{Timeout: 500 * time.Millisecond, ReadTimeout: time.Second}
 
 func newRig(t testing.TB, sim *idcardsim.Sim, cfg idcard.Config) *rig {
 	t.Helper()
@@ -168,7 +168,7 @@ func TestReaderFaults(t *testing.T) {
 		{"misread", idcardsim.Faults{Misread: true}, idcard.ErrMisread},
 		{"reply checksum", idcardsim.Faults{BadChecksum: true}, idcard.ErrChecksum},
 		{"SAM fault", idcardsim.Faults{SAMFault: true}, idcard.StatusSAMSelfTest},
-		{"slow device", idcardsim.Faults{Delay: time.Second}, transport.ErrTimeout},
+		{"slow device", idcardsim.Faults{Delay: 1500 * time.Millisecond}, transport.ErrTimeout},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sim := idcardsim.New(idcardsim.Resident())

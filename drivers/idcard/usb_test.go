@@ -58,7 +58,7 @@ func TestUSBReader(t *testing.T) {
 				{idcardsim.Faults{Misread: true}, idcard.ErrMisread},
 				{idcardsim.Faults{BadChecksum: true}, idcard.ErrChecksum},
 				{idcardsim.Faults{SAMFault: true}, idcard.StatusSAMSelfTest},
-				{idcardsim.Faults{Delay: time.Second}, transport.ErrTimeout},
+				{idcardsim.Faults{Delay: 1500 * time.Millisecond}, transport.ErrTimeout},
 			} {
 				sim.SetFaults(tc.f)
 				if _, err := r.ReadCard(ctx, idcard.ReadOptions{}); !errors.Is(err, tc.want) {
