@@ -2,6 +2,7 @@ package fleetctl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,6 +25,19 @@ const maxPoll = 5 * time.Second
 // minPollGap spaces polls that the hub answered at once without a change, so that a hub that does
 // not hold long polls is not hammered.
 const minPollGap = 250 * time.Millisecond
+
+// retryGap spaces polls after a transient failure (hub restarting, network down).
+const retryGap = time.Second
+
+// transient reports whether a failed poll is worth repeating: the hub could not be reached or
+// answered with a server error.
+func transient(err error) bool {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return ae.Status >= 500 || ae.Status == http.StatusTooManyRequests
+	}
+	return true
+}
 
 func (a *app) commandsCmd() *cobra.Command {
 	cmd := group(&cobra.Command{
@@ -97,6 +111,7 @@ func (a *app) follow(c *cobra.Command, cmd fleet.Command, wait time.Duration) er
 	}
 	a.transition(progress, cmd)
 	deadline := time.Now().Add(wait) // real time: Env.Now is only for display
+	warned := false
 	for !cmd.State.Terminal() {
 		left := time.Until(deadline)
 		if left <= 0 {
@@ -107,12 +122,24 @@ func (a *app) follow(c *cobra.Command, cmd fleet.Command, wait time.Duration) er
 		ctx, cancel := a.call(c, poll)
 		next, err := a.client.Command(ctx, cmd.ID, max(poll, time.Millisecond))
 		cancel()
-		if err != nil {
+		gap := minPollGap
+		switch {
+		case err == nil:
+		case c.Context().Err() != nil:
+			return fmt.Errorf("stopped following command %s, which goes on (see 'fleetctl commands get %s'): %w",
+				cmd.ID, cmd.ID, c.Context().Err())
+		case transient(err):
+			if !warned {
+				fmt.Fprintf(a.env.Stderr, "fleetctl: following command %s: %s; retrying\n", cmd.ID, describe(err))
+				warned = true
+			}
+			next, gap = cmd, retryGap
+		default:
 			return fmt.Errorf("follow command %s: %w", cmd.ID, err)
 		}
 		if next.State != cmd.State {
 			a.transition(progress, next)
-		} else if gap := minPollGap - time.Since(start); gap > 0 && gap < time.Until(deadline) {
+		} else if gap -= time.Since(start); gap > 0 && gap < time.Until(deadline) {
 			if err := sleep(c.Context(), gap); err != nil {
 				return err
 			}

@@ -339,6 +339,43 @@ func TestCommandsSendJSON(t *testing.T) {
 	run(t, h, nil, "commands", "send", "kf-7c2a9e", "agent.restart").want(t, 0, []string{"command cmd_0005 (agent.restart) queued for kf-7c2a9e"}, nil)
 }
 
+func TestCommandsSendWaitRidesOutAHubRestart(t *testing.T) {
+	h := newFakeHub(t)
+	h.failPolls = 2
+	r := run(t, h, nil, "commands", "send", "kf-7c2a9e", "printer.test-page", "--wait", "10s")
+	r.want(t, 0, []string{"cmd_0003  succeeded"}, []string{"following command cmd_0003: Service Unavailable (HTTP 503): hub restarting; retrying"})
+	if strings.Count(r.stderr, "retrying") != 1 {
+		t.Error("retry reported more than once")
+	}
+
+	// A client error is not retried.
+	h2 := newFakeHub(t)
+	h2.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			h2.reply(w, http.StatusAccepted, fleet.Command{ID: "cmd_gone", State: wire.CmdQueued})
+			return
+		}
+		h2.fail(w, http.StatusNotFound, "not_found", `command "cmd_gone" not found`)
+	})
+	run(t, h2, nil, "commands", "send", "kf-7c2a9e", "ping", "--wait", "10s").want(t, ExitNotFound, nil, []string{"follow command cmd_gone: not_found"})
+}
+
+func TestCommandsSendWaitInterrupted(t *testing.T) {
+	h := newFakeHub(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	var errb bytes.Buffer
+	code := Run(ctx, []string{"commands", "send", "kf-7c2a9e", "agent.stuck", "--wait", "30s"}, Env{
+		Stderr: &errb, HTTP: &http.Client{Transport: tr},
+		Getenv: func(k string) string { return map[string]string{"KF_HUB": h.srv.URL, "KF_TOKEN": testToken}[k] },
+	})
+	if code != ExitError || !strings.Contains(errb.String(), "stopped following command cmd_0003, which goes on") {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
 func TestCommandsGetAndList(t *testing.T) {
 	h := newFakeHub(t)
 	run(t, h, nil, "commands", "get", "cmd_0002").want(t, 0, []string{"cmd_0002", "printer.test-page", "failed", "paper out", "Expires:"}, nil)

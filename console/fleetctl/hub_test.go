@@ -46,6 +46,8 @@ type fakeHub struct {
 	script   map[string][]fleet.Command // command ID -> states still to come, one per poll
 	records  []fleet.Record
 	nextID   int
+
+	failPolls int // answer this many command polls with 503, as a hub restarting would
 }
 
 // commandScripts says how a command of a given name moves through its life cycle on the fake hub:
@@ -360,6 +362,12 @@ func (h *fakeHub) getCommand(w http.ResponseWriter, r *http.Request) {
 		wait = d
 	}
 	h.mu.Lock()
+	if h.failPolls > 0 {
+		h.failPolls--
+		h.mu.Unlock()
+		http.Error(w, "hub restarting", http.StatusServiceUnavailable)
+		return
+	}
 	var c *fleet.Command
 	for _, x := range h.commands {
 		if x.ID == r.PathValue("id") {
