@@ -59,6 +59,7 @@ type Stats struct {
 	Timeouts     uint64 // exchanges without a complete reply in time
 	BadFrames    uint64 // replies rejected (checksum, length, malformed read data)
 	GarbageBytes uint64 // bytes skipped before a preamble
+	Misreads     uint64 // card text that failed its checks (MisreadError)
 }
 
 // Reader talks to an ID-card reader's SAM. Its methods are safe for concurrent use; exchanges are
@@ -69,7 +70,7 @@ type Reader struct {
 	mu   sync.Mutex
 	buf  []byte // reply buffer, zeroed after a card read
 
-	exchanges, timeouts, badFrames, garbage atomic.Uint64
+	exchanges, timeouts, badFrames, garbage, misreads atomic.Uint64
 }
 
 // NewSerialReader returns a Reader over a serial port (opened 8N1 at the reader's baud rate). The
@@ -101,7 +102,7 @@ func newReader(l link, cfg Config) *Reader {
 
 // Stats returns the counters.
 func (r *Reader) Stats() Stats {
-	return Stats{r.exchanges.Load(), r.timeouts.Load(), r.badFrames.Load(), r.garbage.Load()}
+	return Stats{r.exchanges.Load(), r.timeouts.Load(), r.badFrames.Load(), r.garbage.Load(), r.misreads.Load()}
 }
 
 // ResetSAM resets the security module (10 FF).
@@ -247,7 +248,9 @@ func (r *Reader) do(ctx context.Context, c Command, timeout time.Duration, use f
 	}
 	if use != nil {
 		if err := use(rep.Data); err != nil {
-			if !errors.Is(err, ErrMisread) {
+			if errors.Is(err, ErrMisread) {
+				r.misreads.Add(1)
+			} else {
 				r.badFrames.Add(1)
 			}
 			return fmt.Errorf("idcard: %s: %w", c, err)

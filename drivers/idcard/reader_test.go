@@ -182,6 +182,11 @@ func TestReaderFaults(t *testing.T) {
 			if d := time.Since(start); d > 2*time.Second {
 				t.Fatalf("took %v", d)
 			}
+			stats := r.reader.Stats()
+			if tc.want == idcard.ErrMisread && stats.Misreads != 1 || tc.want == idcard.ErrChecksum && stats.BadFrames != 1 ||
+				tc.want == transport.ErrTimeout && stats.Timeouts != 1 {
+				t.Fatalf("stats %+v", stats)
+			}
 			var st idcard.Status
 			if errors.As(err, &st) != (tc.want == idcard.StatusNoCard || tc.want == idcard.StatusSAMSelfTest) {
 				t.Fatalf("errors.As(Status) wrong for %v", err)
