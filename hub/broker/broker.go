@@ -62,8 +62,8 @@ type Config struct {
 	Authorize func(ctx context.Context, deviceID, certSerial string) error
 	// OnSession, if set, is told when a device's session starts (online) and ends (offline),
 	// also on a clean disconnect without Will. Calls are serialized across all devices, in the
-	// order the events happened: it must return quickly (hand off to a queue) and must not call
-	// Disconnect.
+	// order the events happened: it must return quickly (hand off to a queue). The online call
+	// comes after authentication and before the device receives CONNACK.
 	OnSession func(deviceID string, online bool, at time.Time)
 
 	RecheckInterval  time.Duration // default 30s

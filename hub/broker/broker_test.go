@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -460,6 +461,38 @@ func TestTakeoverKeepsPresence(t *testing.T) {
 		t.Errorf("presence events %v end offline while the device is connected", last)
 	}
 	mu.Unlock()
+}
+
+func TestConnectTimeout(t *testing.T) {
+	env := brokertest.Start(t, brokertest.Options{ConnectTimeout: 200 * time.Millisecond})
+	silent, err := net.Dial("tcp", env.Broker.Addr()) // never starts TLS
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	mute, err := tls.Dial("tcp", env.Broker.Addr(), env.DeviceTLS(t, "kiosk-q")) // never sends CONNECT
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	closedWithin(t, silent, 3*time.Second)
+	closedWithin(t, mute, 3*time.Second)
+}
+
+func TestContextCancelStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	env := brokertest.Start(t, brokertest.Options{Context: ctx})
+	c := env.MustConnect(t, "kiosk-x")
+	cancel()
+	brokertest.Eventually(t, 5*time.Second, "client cut by shutdown", func() bool { return !c.IsConnectionOpen() })
+	brokertest.Eventually(t, 5*time.Second, "listener closed", func() bool {
+		c, err := net.DialTimeout("tcp", env.Broker.Addr(), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	env.Broker.Close()
 }
 
 func TestCloseEndsEverything(t *testing.T) {

@@ -33,6 +33,8 @@ type Options struct {
 	OnSession       func(deviceID string, online bool, at time.Time)
 	Logger          *slog.Logger
 	MaxPacketSize   int
+	ConnectTimeout  time.Duration
+	Context         context.Context // cancelling it stops the broker; default Background
 }
 
 // Start runs a broker on 127.0.0.1:0 and closes it when the test ends.
@@ -44,7 +46,11 @@ func Start(t testing.TB, o Options) *Env {
 		t.Fatal(err)
 	}
 	az := &Authz{}
-	b, err := broker.Start(context.Background(), broker.Config{
+	ctx := o.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	b, err := broker.Start(ctx, broker.Config{
 		Addr:            "127.0.0.1:0",
 		ClientCAs:       c.Pool(),
 		Certificate:     srv,
@@ -53,6 +59,7 @@ func Start(t testing.TB, o Options) *Env {
 		Logger:          o.Logger,
 		RecheckInterval: o.RecheckInterval,
 		MaxPacketSize:   o.MaxPacketSize,
+		ConnectTimeout:  o.ConnectTimeout,
 	})
 	if err != nil {
 		t.Fatal(err)
