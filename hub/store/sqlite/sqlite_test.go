@@ -117,13 +117,24 @@ func TestRefusesNewerSchema(t *testing.T) {
 }
 
 // BenchmarkCommitBatches measures the group-commit hot path: each op commits one transaction of
-// 20 devices x 100 records of 200 bytes (synchronous=FULL, on the test's temp directory).
+// N devices x 100 records of 200 bytes (synchronous=FULL, on the test's temp directory); in the
+// "heartbeat" variant every 10th record also carries a health effect.
 func BenchmarkCommitBatches(b *testing.B) {
-	for _, c := range []struct{ devices, perBatch int }{{20, 100}, {50, 100}, {1, 100}} {
-		b.Run(fmt.Sprintf("devices=%d/records=%d", c.devices, c.perBatch), func(b *testing.B) {
+	for _, c := range []struct {
+		devices, perBatch int
+		effects           bool
+	}{{20, 100, false}, {50, 100, false}, {1, 100, false}, {20, 100, true}} {
+		name := fmt.Sprintf("devices=%d/records=%d", c.devices, c.perBatch)
+		if c.effects {
+			name += "/heartbeat"
+		}
+		b.Run(name, func(b *testing.B) {
 			s := open(b, filepath.Join(b.TempDir(), "bench.db"))
 			defer s.Close()
-			body := storetest.Body(200)
+			for d := range c.devices {
+				storetest.Enroll(b, s, "sz", fmt.Sprintf("k%03d", d))
+			}
+			health := json.RawMessage(`{"uptimeS":100,"cpuPercent":12.5}`)
 			next := uint64(1)
 			b.ResetTimer()
 			for b.Loop() {
@@ -131,7 +142,9 @@ func BenchmarkCommitBatches(b *testing.B) {
 				for d := range group {
 					group[d] = storetest.NewBatch(fmt.Sprintf("k%03d", d), "e", next, c.perBatch, 200)
 					for i := range group[d].Records {
-						group[d].Records[i].Body = body
+						if c.effects && i%10 == 9 {
+							group[d].Records[i].Effect.Health = health
+						}
 					}
 				}
 				m, err := s.CommitBatches(context.Background(), group)
