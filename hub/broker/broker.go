@@ -313,7 +313,7 @@ func (b *Broker) Publish(topic string, payload []byte, retain bool, qos byte) er
 // hub's own Publish): while it runs, that device's next packets wait, so it must be quick and hand
 // slow work (database commits) to another goroutine. For QoS 1 the MQTT PUBACK has already been
 // sent when handler runs: durability is promised by the protocol's own ack topic, not by PUBACK.
-// payload must not be modified; it may be kept.
+// Handlers of different devices run concurrently. payload must not be modified; it may be kept.
 func (b *Broker) Subscribe(filter string, handler func(deviceID, topic string, payload []byte)) error {
 	if b.ctx.Err() != nil {
 		return ErrClosed
@@ -413,11 +413,15 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if wire.Allowed(cl.ID, topic, write) {
 		return true
 	}
-	op := "subscribe"
-	if write {
-		op = "publish"
+	if !write {
+		h.b.reject(ReasonACLDenied, "subscribe not allowed", "device", cl.ID, "topic", topic)
+		return false
 	}
-	h.b.reject(ReasonACLDenied, op+" not allowed", "device", cl.ID, "topic", topic)
+	// A refused PUBLISH cannot be reported to an MQTT 3.1.1 client: the server acknowledges it
+	// or closes the connection [MQTT-3.3.5-2]. mochi drops a QoS 0 one silently; cutting every
+	// such publisher instead keeps a misbehaving device from flooding the log.
+	h.b.reject(ReasonACLDenied, "publish not allowed; connection closed", "device", cl.ID, "topic", topic)
+	cl.Stop(violation(ReasonACLDenied, "publish to %q not allowed", topic))
 	return false
 }
 

@@ -257,15 +257,17 @@ func TestIsolation(t *testing.T) {
 		t.Errorf("acl_denied grew by %d for %d refused filters", n, len(filters))
 	}
 
-	// Publishing into B's subtree: plain QoS 0 is dropped, retained too; QoS 1 costs the session.
+	// Publishing into B's subtree, plain, retained or QoS 1, costs the publisher its session.
 	for _, p := range []struct {
 		topic  string
+		qos    byte
 		retain bool
-	}{{wire.Topic(b, wire.ChUp), false}, {wire.Topic(b, wire.ChPresence), true}, {wire.Topic(b, wire.ChAck), false}} {
-		brokertest.Wait(ac.Publish(p.topic, 0, p.retain, "spoof"))
+	}{{wire.Topic(b, wire.ChUp), 0, false}, {wire.Topic(b, wire.ChPresence), 0, true}, {wire.Topic(b, wire.ChAck), 0, false},
+		{wire.Topic(b, wire.ChUp), 1, false}, {wire.Topic(b, wire.ChPresence), 1, true}} {
+		ac := env.MustConnect(t, a, aOpts)
+		ac.Publish(p.topic, p.qos, p.retain, "spoof").WaitTimeout(2 * time.Second)
+		brokertest.Eventually(t, 5*time.Second, "A cut after publishing to "+p.topic, func() bool { return !ac.IsConnectionOpen() })
 	}
-	ac.Publish(wire.Topic(b, wire.ChUp), 1, false, "spoof-qos1").WaitTimeout(2 * time.Second)
-	brokertest.Eventually(t, 5*time.Second, "A cut after a QoS 1 publish into B's subtree", func() bool { return !env.Broker.Connected(a) })
 
 	// Will into B's subtree, B's client ID: refused at CONNECT.
 	o := env.ClientOptions(a, env.DeviceTLS(t, a)).SetWill(wire.Topic(b, wire.ChPresence), "offline", 1, true)
@@ -311,10 +313,12 @@ func TestIsolation(t *testing.T) {
 	if n := presence.count(func(msg) bool { return true }); n != 0 {
 		t.Fatalf("A's retained spoof is stored on B's presence topic")
 	}
-	st := env.Broker.Stats()
-	if st[broker.ReasonTLS] < 3 || st[broker.ReasonConnectRefused] < 2 || st[broker.ReasonACLDenied] < uint64(len(filters)+2) {
-		t.Fatalf("counters %v", st)
-	}
+	// A TLS 1.3 client learns of its refused certificate before the broker counts it: poll.
+	var st map[broker.Reason]uint64
+	brokertest.Eventually(t, 5*time.Second, "refusals counted", func() bool {
+		st = env.Broker.Stats()
+		return st[broker.ReasonTLS] >= 3 && st[broker.ReasonConnectRefused] >= 2 && st[broker.ReasonACLDenied] >= uint64(len(filters)+6)
+	})
 	t.Logf("B received %d of %d; counters %v", bGot.Load(), sent.Load(), st)
 }
 
