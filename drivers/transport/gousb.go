@@ -23,8 +23,16 @@ var (
 	_ USBDevice = (*goUSBDevice)(nil)
 )
 
-// NewGoUSB initialises libusb.
-func NewGoUSB() *GoUSB { return &GoUSB{ctx: gousb.NewContext()} }
+// NewGoUSB initialises libusb. gousb panics when libusb cannot initialise (no usbfs in a
+// container, for one); that becomes an error here.
+func NewGoUSB() (g *GoUSB, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			g, err = nil, fmt.Errorf("transport: libusb init: %v", p)
+		}
+	}()
+	return &GoUSB{ctx: gousb.NewContext()}, nil
+}
 
 // Close releases libusb.
 func (g *GoUSB) Close() error { return g.ctx.Close() }
