@@ -17,7 +17,7 @@ type cursor struct {
 	id              int64  // epochs.id
 	upto            uint64 // contiguous watermark
 	stored          uint64 // upto as stored
-	pending         bool   // pending_records may hold rows of this epoch
+	nextParked      uint64 // lowest seq in pending_records, 0 if none
 }
 
 type epochKey struct{ device, epoch string }
@@ -82,8 +82,9 @@ func (s *Store) CommitBatches(ctx context.Context, batches []store.Batch) ([]sto
 func loadCursor(ctx context.Context, p *stmts, deviceID, epoch string) (*cursor, error) {
 	c := &cursor{deviceID: deviceID, epoch: epoch}
 	var upto int64
-	err := p.queryRow(ctx, `SELECT id, upto, EXISTS (SELECT 1 FROM pending_records WHERE epoch_id = epochs.id)
-		FROM epochs WHERE device_id = ? AND epoch = ?`, deviceID, epoch).Scan(&c.id, &upto, &c.pending)
+	var next sql.NullInt64
+	err := p.queryRow(ctx, `SELECT id, upto, (SELECT min(seq) FROM pending_records WHERE epoch_id = epochs.id AND seq > epochs.upto)
+		FROM epochs WHERE device_id = ? AND epoch = ?`, deviceID, epoch).Scan(&c.id, &upto, &next)
 	if errors.Is(err, sql.ErrNoRows) {
 		res, err := p.exec(ctx, `INSERT INTO epochs (device_id, epoch) VALUES (?, ?)`, deviceID, epoch)
 		if err != nil {
@@ -95,7 +96,7 @@ func loadCursor(ctx context.Context, p *stmts, deviceID, epoch string) (*cursor,
 	if err != nil {
 		return nil, fmt.Errorf("store: load epoch: %w", err)
 	}
-	c.upto, c.stored = uint64(upto), uint64(upto)
+	c.upto, c.stored, c.nextParked = uint64(upto), uint64(upto), uint64(next.Int64)
 	return c, nil
 }
 
@@ -115,7 +116,9 @@ func (s *Store) commitRecord(ctx context.Context, p *stmts, c *cursor, r *store.
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nil // duplicate of a parked record
 		}
-		c.pending = true
+		if c.nextParked == 0 || r.Seq < c.nextParked {
+			c.nextParked = r.Seq
+		}
 		return s.applyEffect(ctx, p, c, r, recv)
 	}
 	if _, err := p.exec(ctx, insertRecord, c.id, int64(r.Seq), r.Kind, string(r.Class), r.TS, recv, []byte(r.Body)); err != nil {
@@ -125,7 +128,7 @@ func (s *Store) commitRecord(ctx context.Context, p *stmts, c *cursor, r *store.
 	if err := s.applyEffect(ctx, p, c, r, recv); err != nil {
 		return err
 	}
-	if c.pending {
+	if c.upto+1 == c.nextParked {
 		return drainPending(ctx, p, c)
 	}
 	return nil
@@ -133,24 +136,24 @@ func (s *Store) commitRecord(ctx context.Context, p *stmts, c *cursor, r *store.
 
 // drainPending moves parked records that are now contiguous to records, in seq order.
 func drainPending(ctx context.Context, p *stmts, c *cursor) error {
-	for {
-		res, err := p.exec(ctx, `INSERT INTO records (epoch_id, seq, kind, class, device_ts, recv_ts, body)
+	for c.upto+1 == c.nextParked {
+		seq := int64(c.nextParked)
+		if _, err := p.exec(ctx, `INSERT INTO records (epoch_id, seq, kind, class, device_ts, recv_ts, body)
 			SELECT epoch_id, seq, kind, class, device_ts, recv_ts, body FROM pending_records WHERE epoch_id = ? AND seq = ?`,
-			c.id, int64(c.upto+1))
-		if err != nil {
+			c.id, seq); err != nil {
 			return fmt.Errorf("store: move parked record: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			var more bool
-			err := p.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pending_records WHERE epoch_id = ?)`, c.id).Scan(&more)
-			c.pending = more
-			return err
-		}
-		if _, err := p.exec(ctx, `DELETE FROM pending_records WHERE epoch_id = ? AND seq = ?`, c.id, int64(c.upto+1)); err != nil {
+		if _, err := p.exec(ctx, `DELETE FROM pending_records WHERE epoch_id = ? AND seq = ?`, c.id, seq); err != nil {
 			return fmt.Errorf("store: move parked record: %w", err)
 		}
 		c.upto++
+		var next sql.NullInt64
+		if err := p.queryRow(ctx, `SELECT min(seq) FROM pending_records WHERE epoch_id = ? AND seq > ?`, c.id, int64(c.upto)).Scan(&next); err != nil {
+			return fmt.Errorf("store: parked records: %w", err)
+		}
+		c.nextParked = uint64(next.Int64)
 	}
+	return nil
 }
 
 // applyEffect applies a newly stored record's effect. Records may be stored out of seq order (a
