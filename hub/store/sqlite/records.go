@@ -37,6 +37,9 @@ func (s *Store) CommitBatches(ctx context.Context, batches []store.Batch) ([]sto
 			if r.Seq == 0 || r.Seq > 1<<63-1 {
 				return nil, invalid("device %s epoch %s: seq %d out of range", b.DeviceID, b.Epoch, r.Seq)
 			}
+			if r.Kind == "" || len(r.Body) == 0 {
+				return nil, invalid("device %s epoch %s seq %d: record without kind or body", b.DeviceID, b.Epoch, r.Seq)
+			}
 		}
 	}
 	var marks []store.Watermark
