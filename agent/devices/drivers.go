@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"slices"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/drivers/escpos"
 	"github.com/kioskfleet/kioskfleet/drivers/idcard"
+	"github.com/kioskfleet/kioskfleet/drivers/ipp"
 	"github.com/kioskfleet/kioskfleet/drivers/profile"
 	"github.com/kioskfleet/kioskfleet/drivers/transport"
 	"github.com/kioskfleet/kioskfleet/drivers/usbprinter"
@@ -24,6 +27,7 @@ func Openers(bus transport.USBBus) map[profile.Driver]Opener {
 	return map[profile.Driver]Opener{
 		profile.DriverESCPOS: o.escpos,
 		profile.DriverIDCard: o.idcard,
+		profile.DriverIPP:    o.ipp,
 	}
 }
 
@@ -265,4 +269,111 @@ func (d *idcardDevice) ReadCard(ctx context.Context) (Identity, error) {
 		return nil, err
 	}
 	return id, nil
+}
+
+// ippDevice adapts an IPP Everywhere printer.
+type ippDevice struct {
+	c    *ipp.Client
+	name string
+}
+
+var (
+	_ Device          = (*ippDevice)(nil)
+	_ TestPagePrinter = (*ippDevice)(nil)
+)
+
+// ipp opens a network printer: it is "connected" while it answers Get-Printer-Attributes.
+func (o *openers) ipp(ctx context.Context, e profile.DeviceEntry, p *profile.Profile, _ *slog.Logger) (Device, error) {
+	if e.URI == "" {
+		return nil, fmt.Errorf("devices: %s: IPP profile %s needs a uri", e.ID, p.ID)
+	}
+	timeout := p.Quirks.ReplyTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	c, err := ipp.New(e.URI, &http.Client{Timeout: timeout})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.PrinterAttributes(ctx); err != nil {
+		return nil, fmt.Errorf("devices: %s: %w", e.ID, err)
+	}
+	return &ippDevice{c: c, name: e.ID + " (" + p.Manufacturer + " " + p.Model + ")"}, nil
+}
+
+func (d *ippDevice) Close() error { return nil }
+
+func (d *ippDevice) Status(ctx context.Context) (Status, error) {
+	p, err := d.c.PrinterAttributes(ctx)
+	if err != nil {
+		return Status{}, err
+	}
+	return ippStatus(p), nil
+}
+
+// ippStatus maps printer-state-reasons (RFC 8011 §5.4.12): blocking reasons make a fault, other
+// reasons (media-low, toner-low, ...) a degradation.
+func ippStatus(p *ipp.Printer) Status {
+	st := Status{State: StateOK}
+	has := func(rs ...ipp.Reason) bool { return slices.ContainsFunc(rs, p.Has) }
+	for _, r := range p.Reasons {
+		if r.Reason == ipp.ReasonNone || slices.Contains(st.Reasons, string(r.Reason)) {
+			continue
+		}
+		st.Reasons = append(st.Reasons, string(r.Reason))
+		st.State = StateDegraded
+	}
+	if p.Ready() != nil {
+		st.State = StateFault
+		if len(st.Reasons) == 0 {
+			st.Reasons = []string{"not-accepting-jobs"}
+		}
+	}
+	level := func(empty, low []ipp.Reason) string {
+		switch {
+		case has(empty...):
+			return LevelEmpty
+		case has(low...):
+			return LevelLow
+		}
+		return LevelOK
+	}
+	st.Consumables = []Consumable{
+		{"paper", level([]ipp.Reason{ipp.ReasonMediaEmpty, ipp.ReasonMediaNeeded}, []ipp.Reason{ipp.ReasonMediaLow})},
+		{"toner", level([]ipp.Reason{ipp.ReasonTonerEmpty, ipp.ReasonMarkerSupplyEmpty}, []ipp.Reason{ipp.ReasonTonerLow, ipp.ReasonMarkerSupplyLow})},
+	}
+	return st
+}
+
+// PrintTestPage prints the A4 test page (PDF) and follows the job to its end.
+func (d *ippDevice) PrintTestPage(ctx context.Context, page TestPage) (JobOutcome, error) {
+	doc, err := ipp.TestPagePDF(ipp.TestPage{Printer: d.name, Lines: page.Lines})
+	if err != nil {
+		return JobOutcome{State: JobAborted, Error: err.Error()}, err
+	}
+	job, err := d.c.Print(ctx, doc, ipp.JobOptions{Name: page.Title})
+	var nr *ipp.NotReadyError
+	var je *ipp.JobError
+	switch {
+	case errors.As(err, &nr):
+		out := JobOutcome{State: JobRefused, Error: err.Error()}
+		for _, r := range nr.Reasons {
+			out.Reasons = append(out.Reasons, string(r))
+		}
+		return out, nil
+	case errors.As(err, &je):
+		out := JobOutcome{State: JobAborted, JobID: je.Job.ID, Reasons: je.Job.Reasons, Error: err.Error()}
+		if je.Job.State == ipp.JobCanceled {
+			out.State = JobCanceled
+		}
+		for _, r := range je.Job.PrinterReasons {
+			if r.Reason != ipp.ReasonNone && !slices.Contains(out.Reasons, string(r.Reason)) {
+				out.Reasons = append(out.Reasons, string(r.Reason))
+			}
+		}
+		return out, nil
+	case err != nil:
+		return JobOutcome{State: JobAborted, Error: err.Error()}, err
+	}
+	return JobOutcome{State: JobCompleted, JobID: job.ID}, nil
 }

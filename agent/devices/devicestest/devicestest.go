@@ -61,7 +61,7 @@ func (r *Recorder) Records() []Record {
 
 // WaitPeripherals waits until a peripherals record satisfies ok and returns it; it fails the test
 // after timeout, printing the last peripherals record seen. Waits of one kind are sequential:
-// each looks only at records after the one the previous wait of that kind matched.
+// each looks only at the record the previous wait of that kind matched and those after it.
 func (r *Recorder) WaitPeripherals(t testing.TB, timeout time.Duration, ok func(devices.Peripherals) bool) devices.Peripherals {
 	t.Helper()
 	var last devices.Peripherals
@@ -103,7 +103,7 @@ func (r *Recorder) WaitAlert(t testing.TB, timeout time.Duration, ok func(wire.A
 	return found
 }
 
-// wait scans records from kind's cursor until match holds (moving the cursor past the match) or
+// wait scans records from kind's cursor until match holds (moving the cursor to the match) or
 // timeout passes.
 func (r *Recorder) wait(kind string, timeout time.Duration, match func(Record) bool) bool {
 	deadline := time.NewTimer(timeout)
@@ -116,7 +116,7 @@ func (r *Recorder) wait(kind string, timeout time.Duration, match func(Record) b
 		for ; seen < len(recs); seen++ {
 			if match(recs[seen]) {
 				r.mu.Lock()
-				r.cursor[kind] = seen + 1
+				r.cursor[kind] = seen
 				r.mu.Unlock()
 				return true
 			}
