@@ -15,6 +15,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/kioskfleet/kioskfleet/hub/broker"
@@ -525,5 +526,40 @@ func TestCloseEndsEverything(t *testing.T) {
 	}
 	if _, err := net.DialTimeout("tcp", env.Broker.Addr(), time.Second); err == nil {
 		t.Error("still listening after Close")
+	}
+}
+
+func TestCollector(t *testing.T) {
+	env := brokertest.Start(t, brokertest.Options{})
+	env.MustConnect(t, "kiosk-k")
+	c, err := tls.Dial("tcp", env.Broker.Addr(), env.DeviceTLS(t, "kiosk-k2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(connect(5, "kiosk-k2"))
+	closedWithin(t, c, 5*time.Second)
+	brokertest.Eventually(t, 5*time.Second, "counted", func() bool { return env.Broker.Stats()[broker.ReasonProtocolVersion] == 1 })
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(env.Broker.Collector()); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += "/" + l.GetValue()
+			}
+			got[key] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	if len(got) != 8 || got["kioskfleet_broker_rejections_total/protocol_version"] != 1 ||
+		got["kioskfleet_broker_rejections_total/malformed"] != 0 || got["kioskfleet_broker_sessions"] != 1 {
+		t.Fatalf("metrics %v", got)
 	}
 }
