@@ -1,0 +1,155 @@
+package docscan
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// SANEStatus is a SANE status code (SANE Standard 1.06 §4.3.7) as scanimage reports it in its
+// exit status. It implements error; Unwrap maps the hardware conditions onto the package's
+// sentinels.
+type SANEStatus int
+
+// SANE status codes.
+const (
+	SANEUnsupported  SANEStatus = 1
+	SANECancelled    SANEStatus = 2
+	SANEDeviceBusy   SANEStatus = 3
+	SANEInval        SANEStatus = 4
+	SANEEOF          SANEStatus = 5
+	SANEJammed       SANEStatus = 6
+	SANENoDocs       SANEStatus = 7
+	SANECoverOpen    SANEStatus = 8
+	SANEIOError      SANEStatus = 9
+	SANENoMem        SANEStatus = 10
+	SANEAccessDenied SANEStatus = 11
+)
+
+var saneNames = map[SANEStatus]string{
+	SANEUnsupported: "unsupported", SANECancelled: "cancelled", SANEDeviceBusy: "device busy",
+	SANEInval: "invalid argument", SANEEOF: "end of file", SANEJammed: "document feeder jammed",
+	SANENoDocs: "document feeder out of documents", SANECoverOpen: "scanner cover is open",
+	SANEIOError: "error during device I/O", SANENoMem: "out of memory", SANEAccessDenied: "access denied",
+}
+
+func (s SANEStatus) Error() string {
+	if n, ok := saneNames[s]; ok {
+		return "sane: " + n
+	}
+	return fmt.Sprintf("sane: status %d", int(s))
+}
+
+func (s SANEStatus) Unwrap() error {
+	switch s {
+	case SANEDeviceBusy:
+		return ErrBusy
+	case SANEJammed:
+		return ErrJammed
+	case SANENoDocs:
+		return ErrNoDocs
+	case SANECoverOpen:
+		return ErrCoverOpen
+	case SANEInval:
+		return ErrOptions
+	}
+	return nil
+}
+
+// SANE scans with the scanimage command.
+type SANE struct {
+	Device string // SANE device name, e.g. "test" or "epson2:libusb:001:004"
+	// ConfigDir becomes SANE_CONFIG_DIR. Point it at a folder whose dll.conf lists only the
+	// backends in use: otherwise every backend is probed (slow, and some broadcast).
+	ConfigDir string
+	Binary    string        // default "scanimage"
+	Timeout   time.Duration // per page; default 60 s
+	// Extra arguments for backend-specific options, e.g. {"--enable-test-options"}. They come
+	// from the firmware profile, never from users.
+	Extra []string
+}
+
+var saneModes = map[Mode]string{ModeColor: "Color", ModeGray: "Gray", ModeLineart: "Lineart"}
+
+// Scan runs scanimage once and returns the page (the platen) or pages (ADF, scanned until the
+// feeder is empty).
+func (s *SANE) Scan(ctx context.Context, opt Options) ([]Page, error) {
+	if err := opt.defaults(); err != nil {
+		return nil, err
+	}
+	if s.Device == "" {
+		return nil, fmt.Errorf("%w: no SANE device name", ErrNoDevice)
+	}
+	if !opt.ADF {
+		p, err := s.scanOne(ctx, opt, nil)
+		if err != nil {
+			return nil, err
+		}
+		return []Page{p}, nil
+	}
+	var pages []Page
+	for {
+		p, err := s.scanOne(ctx, opt, []string{"--source", "Automatic Document Feeder"})
+		if errors.Is(err, ErrNoDocs) && len(pages) > 0 {
+			return pages, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		pages = append(pages, p)
+	}
+}
+
+func (s *SANE) scanOne(ctx context.Context, opt Options, more []string) (Page, error) {
+	bin := s.Binary
+	if bin == "" {
+		bin = "scanimage"
+	}
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	args := append([]string{"-d", s.Device, "--format=png", "--mode", saneModes[opt.Mode], "--resolution", strconv.Itoa(opt.Resolution)}, s.Extra...)
+	cmd := exec.CommandContext(ctx, bin, append(args, more...)...)
+	cmd.Env = os.Environ()
+	if s.ConfigDir != "" {
+		cmd.Env = append(cmd.Env, "SANE_CONFIG_DIR="+s.ConfigDir)
+	}
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	msg := strings.TrimSpace(stderr.String())
+	if ctx.Err() != nil {
+		return Page{}, fmt.Errorf("docscan: scanimage %s: %w", s.Device, ctx.Err())
+	}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return Page{}, saneError(s.Device, ee.ExitCode(), msg)
+	case err != nil:
+		return Page{}, fmt.Errorf("docscan: run %s: %w", bin, err)
+	}
+	return decodePage(out.Bytes(), opt)
+}
+
+// saneError interprets scanimage's exit status and message.
+func saneError(dev string, code int, msg string) error {
+	switch {
+	case strings.Contains(msg, "open of device"):
+		return fmt.Errorf("%w: %s: %s", ErrNoDevice, dev, msg)
+	case strings.Contains(msg, "setting of option"):
+		return fmt.Errorf("%w: %s", ErrOptions, msg)
+	case code > 1 && code <= int(SANEAccessDenied):
+		return fmt.Errorf("docscan: scanimage %s: %w (%s)", dev, SANEStatus(code), msg)
+	}
+	return fmt.Errorf("docscan: scanimage %s exited %d: %s", dev, code, msg)
+}
