@@ -51,6 +51,12 @@ type CardReader interface {
 	ReadCard(ctx context.Context) (Identity, error)
 }
 
+// CodeReader is the optional capability of QR/barcode scanners: NextCode waits for the next code
+// scanned. Codes may be login tokens: they are never logged or reported.
+type CodeReader interface {
+	NextCode(ctx context.Context) (string, error)
+}
+
 // Identity is ID-card data as a driver returns it. The manager never looks inside: it passes it
 // to the caller and calls Wipe when the caller is done. Implementations mask it in String.
 type Identity interface {

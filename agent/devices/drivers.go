@@ -13,6 +13,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/drivers/idcard"
 	"github.com/kioskfleet/kioskfleet/drivers/ipp"
 	"github.com/kioskfleet/kioskfleet/drivers/profile"
+	"github.com/kioskfleet/kioskfleet/drivers/qrscan"
 	"github.com/kioskfleet/kioskfleet/drivers/transport"
 	"github.com/kioskfleet/kioskfleet/drivers/usbprinter"
 )
@@ -28,6 +29,7 @@ func Openers(bus transport.USBBus) map[profile.Driver]Opener {
 		profile.DriverESCPOS: o.escpos,
 		profile.DriverIDCard: o.idcard,
 		profile.DriverIPP:    o.ipp,
+		profile.DriverQRScan: o.qrscan,
 	}
 }
 
@@ -376,4 +378,85 @@ func (d *ippDevice) PrintTestPage(ctx context.Context, page TestPage) (JobOutcom
 		return JobOutcome{State: JobAborted, Error: err.Error()}, err
 	}
 	return JobOutcome{State: JobCompleted, JobID: job.ID}, nil
+}
+
+// qrDevice adapts a serial QR/barcode scanner. The scanner only talks when a code is scanned, so
+// its status is "ok" until its port fails. Scans are handed only to a caller waiting in NextCode;
+// a code scanned while nobody waits is dropped, never delivered later.
+type qrDevice struct {
+	port   transport.Port
+	cancel context.CancelFunc
+	codes  chan string   // unbuffered: delivery only to a waiting caller
+	done   chan struct{} // closed when the scanner stopped
+	err    error         // why it stopped; read after done
+}
+
+var (
+	_ Device     = (*qrDevice)(nil)
+	_ CodeReader = (*qrDevice)(nil)
+)
+
+func (o *openers) qrscan(ctx context.Context, e profile.DeviceEntry, p *profile.Profile, log *slog.Logger) (Device, error) {
+	port, err := openSerial(ctx, e, p)
+	if err != nil {
+		return nil, err
+	}
+	cfg := qrscan.Config{}
+	if sc := p.Scanner; sc != nil {
+		cfg.Suffix, cfg.MaxLength = qrscan.Suffix(sc.Suffix), sc.MaxLength
+	}
+	s, err := qrscan.New(port, cfg, log)
+	if err != nil {
+		port.Close()
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	d := &qrDevice{port: port, cancel: cancel, codes: make(chan string), done: make(chan struct{})}
+	runErr := make(chan error, 1)
+	go func() { runErr <- s.Run(rctx) }()
+	go func() { // owned by d: ends when Run closes Scans
+		defer close(d.done)
+		for sc := range s.Scans() {
+			if sc.Err != nil {
+				continue // counted by the driver
+			}
+			select {
+			case d.codes <- sc.Data:
+			default: // nobody waiting: drop it
+			}
+		}
+		d.err = <-runErr
+		if d.err == nil {
+			d.err = fmt.Errorf("qrscan: stopped: %w", transport.ErrClosed)
+		}
+	}()
+	return d, nil
+}
+
+func (d *qrDevice) Close() error {
+	d.cancel()
+	err := d.port.Close()
+	<-d.done
+	return err
+}
+
+func (d *qrDevice) Status(ctx context.Context) (Status, error) {
+	select {
+	case <-d.done:
+		return Status{}, d.err
+	default:
+		return Status{State: StateOK}, nil
+	}
+}
+
+// NextCode waits for the next scan.
+func (d *qrDevice) NextCode(ctx context.Context) (string, error) {
+	select {
+	case c := <-d.codes:
+		return c, nil
+	case <-d.done:
+		return "", fmt.Errorf("%w: %w", ErrNotConnected, d.err)
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 }

@@ -394,6 +394,26 @@ func (m *Manager) ReadCard(ctx context.Context, id string, use func(Identity) er
 	return use(ident)
 }
 
+// NextScan waits until a code is scanned on scanner id (or ctx ends) and returns it. Only codes
+// scanned while a caller waits are returned; nothing of them is logged or reported.
+func (m *Manager) NextScan(ctx context.Context, id string) (string, error) {
+	d, err := m.device(id)
+	if err != nil {
+		return "", err
+	}
+	d.op.Lock()
+	dev := d.dev
+	d.op.Unlock()
+	if dev == nil {
+		return "", fmt.Errorf("%w: %s", ErrNotConnected, id)
+	}
+	cr, ok := dev.(CodeReader)
+	if !ok {
+		return "", fmt.Errorf("%w: %s cannot scan codes", ErrUnsupported, id)
+	}
+	return cr.NextCode(ctx)
+}
+
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -1,0 +1,77 @@
+package devices_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/agent/devices"
+	"github.com/kioskfleet/kioskfleet/agent/devices/devicestest"
+	"github.com/kioskfleet/kioskfleet/drivers/profile"
+	"github.com/kioskfleet/kioskfleet/drivers/qrscan"
+	"github.com/kioskfleet/kioskfleet/drivers/qrscan/qrscansim"
+)
+
+// A code scanned while a caller waits reaches it and nothing else (logs, records); unplugging the
+// scanner is reported.
+func TestQRScan(t *testing.T) {
+	sim, err := qrscansim.New(qrscan.SuffixCR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	var logs lockedBuffer
+	rec := devicestest.NewRecorder()
+	m := run(t, devices.Config{
+		Devices:      &profile.DeviceConfig{Devices: []profile.DeviceEntry{{ID: "qr0", Profile: "saoma-qr20-serial", Path: sim.Path}}},
+		Profiles:     loadProfiles(t),
+		Reporter:     rec,
+		Log:          slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		PollInterval: 50 * time.Millisecond,
+	})
+	rec.WaitPeripherals(t, 5*time.Second, func(p devices.Peripherals) bool {
+		d, _ := devicestest.Find(p, "qr0")
+		return d.Connected && d.Status == devices.StateOK
+	})
+	const canary = "kf-login-token-CANARY-7f3a"
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	got := make(chan string, 1)
+	go func() {
+		c, err := m.NextScan(ctx, "qr0")
+		if err != nil {
+			t.Error(err)
+		}
+		got <- c
+	}()
+	var code string
+	for code == "" { // the scan counts only once the caller waits: repeat until it arrives
+		if err := sim.Scan(canary); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case code = <-got:
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal("no scan")
+		}
+	}
+	if code != canary {
+		t.Fatalf("scanned %q", code)
+	}
+	sim.Unplug()
+	rec.WaitPeripherals(t, 5*time.Second, func(p devices.Peripherals) bool {
+		d, _ := devicestest.Find(p, "qr0")
+		return !d.Connected && d.Reasons[0] == devices.ReasonDisconnected
+	})
+	if strings.Contains(logs.String(), "CANARY") {
+		t.Error("a scanned code reached the log")
+	}
+	for _, r := range rec.Records() {
+		if strings.Contains(string(r.Body), "CANARY") {
+			t.Errorf("a scanned code reached a %s record", r.Kind)
+		}
+	}
+}
