@@ -259,3 +259,20 @@ func (p *Provider) routes() {
 	m.Handle(PathPrefix, opH)
 	p.mux = m
 }
+
+// Run purges expired requests, sessions, tokens and assertion IDs every interval until ctx
+// ends. The hub runs it in a goroutine it owns; it returns ctx's error.
+func (p *Provider) Run(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			if err := p.st.Purge(ctx, p.now().Add(-time.Hour)); err != nil && ctx.Err() == nil {
+				p.log.Warn("identity: purge", "err", err)
+			}
+		}
+	}
+}

@@ -79,6 +79,9 @@ func (s *opStorage) grantOf(req op.TokenRequest) (grant, error) {
 	g := grant{accessTTL: p.cfg.AccessTokenTTL}
 	switch r := req.(type) {
 	case *opAuthRequest:
+		if r.Kiosk {
+			g.accessTTL = p.cfg.KioskSessionTTL
+		}
 		g.Token = Token{FamilyID: r.FamilyID, UserID: r.UserID, Subject: r.Subject, ClientID: r.ClientID,
 			Scopes: r.Scopes, AMR: r.AMR, ACR: r.ACR, AuthTime: r.AuthTime}
 	case *refreshRequest:
@@ -132,7 +135,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		Nonce: req.Nonce, Scopes: req.Scopes, ResponseType: string(req.ResponseType),
 		ResponseMode: string(req.ResponseMode), CodeChallenge: req.CodeChallenge,
 		CodeChallengeMethod: string(req.CodeChallengeMethod), Prompt: req.Prompt, UILocales: req.UILocales.String(),
-		CreatedAt: now, ExpiresAt: now.Add(s.p.cfg.CodeTTL), FamilyID: randomToken(16),
+		CreatedAt: now, ExpiresAt: now.Add(s.p.cfg.CodeTTL), FamilyID: randomToken(16), Kiosk: c.KioskOnly,
 	}
 	if err := s.p.st.SaveAuthRequest(ctx, a); err != nil {
 		return nil, err

@@ -154,6 +154,7 @@ type AuthRequest struct {
 	CreatedAt           time.Time
 	ExpiresAt           time.Time
 	FamilyID            string // the token family its code will start
+	Kiosk               bool   // for a kiosk-only client: short session
 
 	// Set when the user has logged in and consented.
 	Done     bool

@@ -1,0 +1,56 @@
+package identity_test
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"golang.org/x/oauth2"
+
+	"github.com/kioskfleet/kioskfleet/hub/identity/identitytest"
+)
+
+// The pages are zh-CN by default, English on request, and load nothing from elsewhere.
+func TestPagesLanguagesAndNoExternalAssets(t *testing.T) {
+	e := identitytest.New(t)
+	u := authURL(e, "rp", e.Callback, url.Values{"code_challenge": {oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())},
+		"code_challenge_method": {"S256"}})
+	b := e.NewBrowser()
+	zh, err := b.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(zh.Body, `<html lang="zh">`) || !strings.Contains(zh.Body, "用户名") || !strings.Contains(zh.Body, "Test RP") {
+		t.Errorf("default page is not Chinese: %.300s", zh.Body)
+	}
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	req.Header.Set("Accept-Language", "en-US,en;q=0.9")
+	resp, err := b.C.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "Username") {
+		t.Error("Accept-Language: en does not give English")
+	}
+	en, _ := b.Get(zh.URL.String() + "&lang=en")
+	if !strings.Contains(en.Body, `<html lang="en">`) || !strings.Contains(en.Body, "Username") {
+		t.Errorf("English page: %.300s", en.Body)
+	}
+	dev, _ := b.Get(e.Issuer + "/oidc/device?lang=en")
+	for name, p := range map[string]*identitytest.Page{"login zh": zh, "login en": en, "device": dev} {
+		if regexp.MustCompile(`(?i)(src=|<link|@import|url\(|href="https?:)`).MatchString(p.Body) {
+			t.Errorf("%s page refers to an external asset", name)
+		}
+		if !strings.Contains(p.Body, "min-height:56px") {
+			t.Errorf("%s page lacks large touch targets", name)
+		}
+	}
+	if h := zh.Body; strings.Contains(h, "<script") {
+		t.Error("pages need no script")
+	}
+}
