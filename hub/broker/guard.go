@@ -121,6 +121,10 @@ func (g *guard) checkHeader(b byte) *Violation {
 			return violation(ReasonMalformed, "PUBLISH with QoS 3 [MQTT-3.3.1-4]")
 		case 2:
 			return violation(ReasonMalformed, "PUBLISH with QoS 2: only QoS 0 and 1 are served")
+		case 0:
+			if flags&0x08 != 0 {
+				return violation(ReasonMalformed, "PUBLISH with QoS 0 and DUP set [MQTT-3.3.1-2]")
+			}
 		}
 		return nil
 	case pktSubscribe, pktUnsubscribe:
