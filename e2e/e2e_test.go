@@ -111,7 +111,17 @@ func TestOffline(t *testing.T) {
 
 	px.Cut()
 	waitFor(t, 20*time.Second, "offline", func() bool { return !online(h, id) })
-	before := len(h.records(id, "synthetic"))
+	// Batches the hub received before the cut may still be committing: wait until the count holds.
+	before := -1
+	waitFor(t, 10*time.Second, "record count stable", func() bool {
+		n := len(h.records(id, "synthetic"))
+		stable := n == before
+		before = n
+		if !stable {
+			time.Sleep(300 * time.Millisecond)
+		}
+		return stable
+	})
 	runs, _ := h.client.SendCommand(bg, id, api.CreateCommand{Name: "journal", Args: json.RawMessage(`{"visit":"offline-test"}`), TTL: "1h"})
 	expires, _ := h.client.SendCommand(bg, id, api.CreateCommand{Name: "journal", Args: json.RawMessage(`{"visit":"must-not-run"}`), TTL: "1s"})
 	time.Sleep(3 * time.Second) // stay offline while records pile up and the short command expires
@@ -131,7 +141,6 @@ func TestOffline(t *testing.T) {
 	a.stop()
 	next := outboxNext(t, dir)
 	var all []fleet.Record
-	waitFor(t, 5*time.Second, "all records", func() bool { all = h.records(id, ""); return uint64(len(all)) >= next-1 })
 	a = startAgent(t, "agent2", dir, "--mqtt", px.Addr) // drain what the stop left unacked
 	waitFor(t, 30*time.Second, "drained", func() bool { all = h.records(id, ""); return uint64(len(all)) >= next-1 })
 	a.stop()

@@ -67,11 +67,19 @@ func start(t *testing.T, name string, args ...string) *proc {
 	p := &proc{t: t, name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); f.Close(); close(p.done) }()
 	t.Cleanup(func() {
+		if t.Failed() && !p.exited() {
+			// A goroutine dump in the log shows where a stuck process was.
+			_ = cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-p.done:
+			case <-time.After(2 * time.Second):
+			}
+		}
 		p.kill9()
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
-			if len(b) > 8000 {
-				b = b[len(b)-8000:]
+			if len(b) > 30000 {
+				b = b[len(b)-30000:]
 			}
 			t.Logf("--- %s log (tail) ---\n%s", name, b)
 		}

@@ -232,10 +232,10 @@ func (l *Link) session(ctx context.Context) error {
 	l.sessions.Add(1)
 	l.cfg.Log.Info("hub session up", "broker", l.cfg.Broker, "epoch", epoch)
 
+	var wg sync.WaitGroup
+	defer wg.Wait() // runs after cancel below
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	wg.Add(1)
 	go func() { // dispatch downlink messages one at a time, off paho's goroutines
 		defer wg.Done()
