@@ -205,6 +205,9 @@ func FuzzGuard(f *testing.F) {
 	f.Add(gpacket(0x10, gstr("MQTT"), []byte{5, 2, 0, 30, 0}, gstr("x")))
 	f.Add(append(bytes.Clone(okConnect), 0x30, 0x80, 0x80, 0x80, 0x64))
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
+	f.Add(append(bytes.Clone(okConnect), gpacket(0x82, []byte{0, 1}, gstr("a/b"), []byte{1})...))
+	f.Add(append(bytes.Clone(okConnect), gpacket(0x32, gstr("a/b"), []byte{0, 1}, []byte("x"))...))
+	f.Add(append(bytes.Clone(okConnect), gpacket(0xa2, []byte{0, 1}, gstr("a/b"))...))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		const max = 256
 		out, err := runGuard(in, max)
