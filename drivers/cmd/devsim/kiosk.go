@@ -15,12 +15,14 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/drivers/profile"
+	"github.com/kioskfleet/kioskfleet/drivers/qrscan"
 )
 
 // Profiles the simulated devices are configured with (firmware-profiles/).
 const (
 	profIDCard = "huaxin-hx-r200-serial"
 	profESCPOS = "hengtai-kp80-serial"
+	profQR     = "saoma-qr20-serial"
 	profIPP    = "generic-ipp-everywhere-a4"
 	profSANE   = "sane-generic-flatbed"
 )
@@ -31,6 +33,7 @@ type kiosk struct {
 	serial  []*device
 	byID    map[string]*device
 	idcard  *idcardSim
+	qr      *qrSim
 	ipp     *ippPrinter // nil when not started
 	saneDir string      // SANE_CONFIG_DIR; "" when no scanner
 }
@@ -63,9 +66,11 @@ func runKiosk(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	k.idcard = idc
+	k.qr = &qrSim{suffix: qrscan.SuffixCR} // as the profile says
 	k.serial = []*device{
 		{ID: "idcard0", Kind: "idcard", Profile: profIDCard, sim: idc},
 		{ID: "receipt0", Kind: "escpos", Profile: profESCPOS, sim: newESCPOS()},
+		{ID: "qr0", Kind: "qrscan", Profile: profQR, sim: k.qr},
 	}
 	defer func() {
 		for _, d := range k.serial {
@@ -166,8 +171,24 @@ func writeFileAtomic(path string, b []byte) error {
 //	POST /devices/{id}/unplug                 pull a serial device's cable
 //	POST /devices/{id}/replug                 plug it in again (a new pty behind the same link)
 //	POST /devices/{id}/card/{name}            put a sample card on the ID reader (none: take it off)
+//	POST /devices/{id}/scan                   scan the request body (a code) on the QR scanner
 func (k *kiosk) handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("POST /devices/{id}/scan", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("id") != "qr0" {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no QR scanner %q", r.PathValue("id"))})
+			return
+		}
+		code, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+		if err == nil {
+			err = k.qr.Scan(string(code))
+		}
+		if err != nil {
+			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"device": "qr0", "bytes": len(code)})
+	})
 	mux.HandleFunc("GET /devices", func(w http.ResponseWriter, r *http.Request) {
 		var out []info
 		for _, d := range k.serial {
@@ -244,7 +265,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 // runCtl is the command-line client of the control API.
 func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("ctl", "ctl --dir DIR devices | fault ID NAME [on|off] | unplug ID | replug ID | card ID NAME", stderr)
+	fs := newFlags("ctl", "ctl --dir DIR devices | fault ID NAME [on|off] | unplug ID | replug ID | card ID NAME | scan ID CODE", stderr)
 	dir := fs.String("dir", "", "the directory of a running devsim kiosk (reads DIR/control.url)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -258,7 +279,7 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	base := strings.TrimSpace(string(b))
 	a := fs.Args()
-	method, path := "POST", ""
+	method, path, body := "POST", "", ""
 	switch {
 	case len(a) == 1 && a[0] == "devices":
 		method, path = "GET", "/devices"
@@ -278,10 +299,12 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		path = "/devices/" + a[1] + "/" + a[0]
 	case len(a) == 3 && a[0] == "card":
 		path = "/devices/" + a[1] + "/card/" + a[2]
+	case len(a) == 3 && a[0] == "scan":
+		path, body = "/devices/"+a[1]+"/scan", a[2]
 	default:
 		return fmt.Errorf("%w: ctl: bad command %q", errUsage, strings.Join(a, " "))
 	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -290,11 +313,11 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return err
 	}
-	stdout.Write(body)
+	stdout.Write(answer)
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("ctl: %s", resp.Status)
 	}

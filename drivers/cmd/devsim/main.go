@@ -3,6 +3,7 @@
 //
 //	devsim idcard [--card resident] [--fault no-card ...]   GA 467 ID card reader on a new pty
 //	devsim escpos [--fault paper-out ...]                   ESC/POS receipt printer on a new pty
+//	devsim qrscan [--suffix cr]                             QR scanner on a new pty; scans stdin lines
 //	devsim kiosk --dir DIR                                  a whole kiosk's devices, configured for kiosk-agent
 //	devsim ctl --dir DIR COMMAND ...                        inject faults into a running kiosk
 //
@@ -11,6 +12,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -20,6 +22,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/kioskfleet/kioskfleet/drivers/qrscan"
 )
 
 const usage = `devsim runs peripheral simulators on pseudo-terminals.
@@ -27,7 +31,9 @@ const usage = `devsim runs peripheral simulators on pseudo-terminals.
 Usage:
   devsim idcard [--card NAME] [--fault NAME]...   GA 467 ID card reader; prints its pty path
   devsim escpos [--fault NAME]...                 ESC/POS receipt printer; prints its pty path
-  devsim kiosk --dir DIR [flags]                  ID reader, receipt printer (ptys), IPP printer
+  devsim qrscan [--suffix cr|lf|crlf|none]        QR scanner; prints its pty path, then scans
+                                                  each line read from standard input
+  devsim kiosk --dir DIR [flags]                  ID reader, receipt printer, QR scanner (ptys), IPP printer
                                                   (ippeveprinter) and SANE test scanner where
                                                   installed; writes DIR/devices.yaml for
                                                   kiosk-agent and DIR/control.url
@@ -36,6 +42,7 @@ Usage:
       fault ID NAME [on|off]     turn a fault on (default) or off
       unplug ID | replug ID      pull or reinsert a serial device's cable
       card ID NAME               put a sample card on an ID reader (none takes it off)
+      scan ID CODE               scan CODE on a QR scanner
 
 Faults:
   escpos:  paper-near-end paper-out cover-open cutter-error offline slow
@@ -75,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runIDCard(ctx, args[1:], stdout, stderr)
 	case "escpos":
 		return runESCPOS(ctx, args[1:], stdout, stderr)
+	case "qrscan":
+		return runQRScan(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "kiosk":
 		return runKiosk(ctx, args[1:], stdout, stderr)
 	case "ctl":
@@ -122,6 +131,52 @@ func runESCPOS(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	return serveOne(ctx, &device{ID: "receipt0", Kind: "escpos", sim: newESCPOS()}, faults, stdout)
+}
+
+func runQRScan(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("qrscan", "qrscan [--suffix cr|lf|crlf|none]", stderr)
+	suffix := fs.String("suffix", "cr", "what ends each scan: cr, lf, crlf or none")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	switch qrscan.Suffix(*suffix) {
+	case qrscan.SuffixCR, qrscan.SuffixLF, qrscan.SuffixCRLF, qrscan.SuffixNone:
+	default:
+		return fmt.Errorf("%w: --suffix must be cr, lf, crlf or none", errUsage)
+	}
+	sim := &qrSim{suffix: qrscan.Suffix(*suffix)}
+	d := &device{ID: "qr0", Kind: "qrscan", sim: sim}
+	if err := d.plug(); err != nil {
+		return err
+	}
+	defer d.unplug()
+	fmt.Fprintln(stdout, d.info().Pty)
+	lines := make(chan string)
+	go func() { // ends when stdin does; a blocked read outlives ctx only until the process exits
+		defer close(lines)
+		sc := bufio.NewScanner(stdin)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case l, ok := <-lines:
+			if !ok {
+				<-ctx.Done() // stdin closed: keep the scanner plugged in until interrupted
+				return nil
+			}
+			if err := sim.Scan(l); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // serveOne plugs d in, prints its pty path and waits for ctx.

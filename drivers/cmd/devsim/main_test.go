@@ -19,6 +19,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/drivers/idcard"
 	"github.com/kioskfleet/kioskfleet/drivers/idcard/idcardsim"
 	"github.com/kioskfleet/kioskfleet/drivers/profile"
+	"github.com/kioskfleet/kioskfleet/drivers/qrscan"
 	"github.com/kioskfleet/kioskfleet/drivers/transport"
 	"go.uber.org/goleak"
 )
@@ -99,7 +100,7 @@ func TestKiosk(t *testing.T) {
 		}
 		paths[e.ID] = e.Path
 	}
-	if len(cfg.Devices) != 2 || paths["idcard0"] == "" || paths["receipt0"] == "" {
+	if len(cfg.Devices) != 3 || paths["idcard0"] == "" || paths["receipt0"] == "" || paths["qr0"] == "" {
 		t.Fatalf("devices: %+v", cfg.Devices)
 	}
 	ctx := context.Background()
@@ -173,7 +174,7 @@ func TestKiosk(t *testing.T) {
 		t.Fatal(err)
 	}
 	var infos []info
-	if err := json.Unmarshal(out.Bytes(), &infos); err != nil || len(infos) != 2 {
+	if err := json.Unmarshal(out.Bytes(), &infos); err != nil || len(infos) != 3 {
 		t.Fatalf("ctl devices: %v\n%s", err, out.String())
 	}
 	if err := run(ctx, []string{"ctl", "--dir", dir, "fault", "receipt0", "cover-open", "on"}, io.Discard, io.Discard); err != nil {
@@ -184,6 +185,32 @@ func TestKiosk(t *testing.T) {
 	}
 	if err := run(ctx, []string{"ctl", "--dir", dir, "fault", "receipt0", "bogus"}, io.Discard, io.Discard); err == nil {
 		t.Fatal("ctl with a bad fault succeeded")
+	}
+
+	// QR scanner: a code sent through ctl arrives with the profile's suffix.
+	qp, err := transport.Serial{}.OpenSerial(paths["qr0"], transport.SerialMode{Baud: 9600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qp.Close()
+	sc, err := qrscan.New(qp, qrscan.Config{Suffix: qrscan.SuffixCR}, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithCancel(ctx)
+	runDone := make(chan error, 1)
+	go func() { runDone <- sc.Run(sctx) }()
+	defer func() { scancel(); <-runDone }()
+	if err := run(ctx, []string{"ctl", "--dir", dir, "scan", "qr0", "hello-kiosk"}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-sc.Scans():
+		if s.Err != nil || s.Data != "hello-kiosk" {
+			t.Fatalf("scan: %+v", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no scan")
 	}
 }
 

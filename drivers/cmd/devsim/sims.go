@@ -13,6 +13,8 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/drivers/escpos/escpossim"
 	"github.com/kioskfleet/kioskfleet/drivers/idcard/idcardsim"
+	"github.com/kioskfleet/kioskfleet/drivers/qrscan"
+	"github.com/kioskfleet/kioskfleet/drivers/qrscan/qrscansim"
 	"github.com/kioskfleet/kioskfleet/drivers/transport/transporttest"
 )
 
@@ -294,4 +296,50 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(k)
 	return k
+}
+
+// qrSim is a serial QR scanner (drivers/qrscan/qrscansim). It has no fault states; Scan sends a
+// code as the scanner would.
+type qrSim struct {
+	suffix qrscan.Suffix
+	mu     sync.Mutex
+	sim    *qrscansim.Sim
+}
+
+func (s *qrSim) Plug() (string, error) {
+	sim, err := qrscansim.New(s.suffix)
+	if err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	s.sim = sim
+	s.mu.Unlock()
+	return sim.Path, nil
+}
+
+func (s *qrSim) Unplug() {
+	s.mu.Lock()
+	sim := s.sim
+	s.sim = nil
+	s.mu.Unlock()
+	if sim != nil {
+		sim.Close()
+	}
+}
+
+func (s *qrSim) SetFault(name string, on bool) error {
+	return fmt.Errorf("%w %q: the QR scanner has no fault states (scan codes or unplug it)", errUnknownFault, name)
+}
+
+func (s *qrSim) Faults() []string { return []string{} }
+func (s *qrSim) Active() []string { return []string{} }
+
+// Scan sends code followed by the suffix.
+func (s *qrSim) Scan(code string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sim == nil {
+		return errUnplugged
+	}
+	return s.sim.Scan(code)
 }
