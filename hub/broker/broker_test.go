@@ -563,3 +563,29 @@ func TestCollector(t *testing.T) {
 		t.Fatalf("metrics %v", got)
 	}
 }
+
+// TestSlowHandlerBlocksOnlyItsDevice: a bus handler runs on the publisher's read goroutine, so a
+// handler stuck on one device's message does not hold up another device.
+func TestSlowHandlerBlocksOnlyItsDevice(t *testing.T) {
+	env := brokertest.Start(t, brokertest.Options{})
+	release := make(chan struct{})
+	var seen collector
+	env.Broker.Subscribe(wire.Filter(wire.ChUp), func(dev, topic string, p []byte) {
+		if dev == "kiosk-slow" {
+			<-release
+		}
+		seen.handle(dev, topic, p)
+	})
+	slow, fast := env.MustConnect(t, "kiosk-slow"), env.MustConnect(t, "kiosk-fast")
+	slow.Publish(wire.Topic("kiosk-slow", wire.ChUp), 0, false, "stuck")
+	for i := range 20 {
+		brokertest.Wait(fast.Publish(wire.Topic("kiosk-fast", wire.ChUp), 1, false, fmt.Sprint(i)))
+	}
+	brokertest.Eventually(t, 5*time.Second, "fast device delivered while slow handler blocks", func() bool {
+		return seen.count(func(m msg) bool { return m.dev == "kiosk-fast" }) == 20
+	})
+	close(release)
+	brokertest.Eventually(t, 5*time.Second, "slow message delivered", func() bool {
+		return seen.count(func(m msg) bool { return m.dev == "kiosk-slow" }) == 1
+	})
+}
