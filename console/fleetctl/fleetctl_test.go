@@ -277,7 +277,11 @@ func TestCommandsSendWait(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newFakeHub(t)
-			r := run(t, h, nil, "commands", "send", "kf-7c2a9e", tc.name, "--args", `{"printer":"receipt"}`, "--wait", "400ms")
+			wait := "10s" // generous: the fake hub answers each poll at once until the end
+			if tc.name == "agent.stuck" {
+				wait = "400ms"
+			}
+			r := run(t, h, nil, "commands", "send", "kf-7c2a9e", tc.name, "--args", `{"printer":"receipt"}`, "--wait", wait)
 			if r.code != tc.code {
 				t.Errorf("exit code %d, want %d", r.code, tc.code)
 			}
@@ -362,8 +366,15 @@ func TestCommandsSendWaitRidesOutAHubRestart(t *testing.T) {
 
 func TestCommandsSendWaitInterrupted(t *testing.T) {
 	h := newFakeHub(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	hub := h.srv.Config.Handler
+	h.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/api/v1/commands/") {
+			cancel() // Ctrl-C while fleetctl follows the command
+		}
+		hub.ServeHTTP(w, r)
+	})
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	var errb bytes.Buffer
