@@ -11,10 +11,13 @@ import (
 	"time"
 
 	"github.com/OpenPrinting/goipp"
+	"go.uber.org/goleak"
 
 	"github.com/kioskfleet/kioskfleet/drivers/ipp"
 	"github.com/kioskfleet/kioskfleet/drivers/ipp/ipptest"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func client(t *testing.T, p *ipptest.Printer) *ipp.Client {
 	t.Helper()

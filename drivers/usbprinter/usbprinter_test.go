@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/kioskfleet/kioskfleet/drivers/escpos"
 	"github.com/kioskfleet/kioskfleet/drivers/escpos/escpossim"
 	"github.com/kioskfleet/kioskfleet/drivers/transport"
@@ -18,6 +20,8 @@ import (
 var _ escpos.Link = (*usbprinter.Printer)(nil)
 
 const id = "MFG:Xprinter;MDL:XP-80C;CMD:ESC/POS, GB18030;CLS:PRINTER;DES:80mm thermal;"
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func setup(t *testing.T) (*usbprinter.Printer, *usbprintertest.Fake, context.Context) {
 	fake := usbprintertest.New(id)

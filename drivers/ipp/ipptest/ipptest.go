@@ -86,14 +86,21 @@ func Start(t testing.TB, opt Options) *Printer {
 	waitFor(t, p, "dbus socket", func() bool { _, err := os.Stat(bus); return err == nil })
 
 	// avahi-daemon keeps a machine-wide pid file in /run/avahi-daemon; as root, give it a private
-	// mount namespace with its own /run/avahi-daemon so tests (and a system daemon) can coexist.
+	// mount namespace with its own /run/avahi-daemon so that several tests (and a system daemon)
+	// can coexist. Where that is not allowed, fall back to a plain start.
 	avahi := []string{"avahi-daemon", "-f", filepath.Join(dir, "avahi.conf"), "--no-drop-root", "--no-chroot", "--no-rlimits"}
-	if _, err := exec.LookPath("unshare"); err == nil && os.Geteuid() == 0 {
-		avahi = []string{"unshare", "--mount", "--propagation", "private", "sh", "-c",
-			"mkdir -p /run/avahi-daemon && mount -t tmpfs tmpfs /run/avahi-daemon && exec " + strings.Join(avahi, " ")}
+	started := func(av *proc) bool {
+		waitFor(t, p, "avahi-daemon startup", func() bool { return av.exited() || strings.Contains(av.output(), "Server startup complete") })
+		return !av.exited()
 	}
-	av := p.start(t, env, avahi[0], avahi[1:]...)
-	waitFor(t, p, "avahi-daemon startup", func() bool { return strings.Contains(av.output(), "Server startup complete") })
+	ok := false
+	if _, err := exec.LookPath("unshare"); err == nil && os.Geteuid() == 0 {
+		ok = started(p.start(t, env, "unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c",
+			`mkdir -p /run/avahi-daemon && mount -t tmpfs tmpfs /run/avahi-daemon && exec "$@"`, "sh"}, avahi...)...))
+	}
+	if !ok && !started(p.start(t, env, avahi[0], avahi[1:]...)) {
+		t.Fatalf("ipptest: avahi-daemon exited\n%s", p.Log())
+	}
 
 	port := freePort(t)
 	args := []string{"-k", "-r", "off", "-p", strconv.Itoa(port), "-n", "localhost", "-d", p.SpoolDir, "-f", opt.Formats}
@@ -167,6 +174,15 @@ func (w *lockedWriter) Write(b []byte) (int, error) {
 	outMu.Lock()
 	defer outMu.Unlock()
 	return w.p.out.Write(b)
+}
+
+func (pr *proc) exited() bool {
+	select {
+	case <-pr.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (pr *proc) output() string {
