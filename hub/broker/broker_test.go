@@ -569,6 +569,9 @@ func TestCollector(t *testing.T) {
 func TestSlowHandlerBlocksOnlyItsDevice(t *testing.T) {
 	env := brokertest.Start(t, brokertest.Options{})
 	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // runs before the broker's Close, even if the test fails
 	var seen collector
 	env.Broker.Subscribe(wire.Filter(wire.ChUp), func(dev, topic string, p []byte) {
 		if dev == "kiosk-slow" {
@@ -584,7 +587,7 @@ func TestSlowHandlerBlocksOnlyItsDevice(t *testing.T) {
 	brokertest.Eventually(t, 5*time.Second, "fast device delivered while slow handler blocks", func() bool {
 		return seen.count(func(m msg) bool { return m.dev == "kiosk-fast" }) == 20
 	})
-	close(release)
+	unblock()
 	brokertest.Eventually(t, 5*time.Second, "slow message delivered", func() bool {
 		return seen.count(func(m msg) bool { return m.dev == "kiosk-slow" }) == 1
 	})
