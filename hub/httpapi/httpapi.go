@@ -260,7 +260,7 @@ func randomHex(n int) string {
 
 func (a *API) health(w http.ResponseWriter, r *http.Request) (any, int, error) {
 	h := api.Health{Status: "ok", Version: a.cfg.Version, Store: "ok", Broker: a.cfg.MQTTAddr}
-	if err := a.cfg.Store.Check(r.Context()); err != nil {
+	if err := a.cfg.Store.Ping(r.Context()); err != nil {
 		h.Status, h.Store = "degraded", err.Error()
 	}
 	devs, err := a.cfg.Store.ListDevices(r.Context(), store.DeviceFilter{})

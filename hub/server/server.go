@@ -131,6 +131,9 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	}
 	defer br.Close()
 	ing.SetBus(br)
+	if err := reg.Register(br.Collector()); err != nil {
+		return fmt.Errorf("hub: metrics: %w", err)
+	}
 	mqttAddr := br.Addr()
 	advertise := cfg.AdvertiseMQTT
 	if advertise == "" {
@@ -146,7 +149,7 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	mux.Handle("/api/", apiHandler)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := st.Check(r.Context()); err != nil {
+		if err := st.Ping(r.Context()); err != nil {
 			http.Error(w, "store: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}

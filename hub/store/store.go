@@ -144,7 +144,9 @@ type Store interface {
 	GetDesired(ctx context.Context, deviceID string) (DocState, error)
 	GetReported(ctx context.Context, deviceID string) (DocState, error)
 
-	// Check runs the backend's integrity check.
+	// Ping checks cheaply that the backend answers (health endpoints).
+	Ping(ctx context.Context) error
+	// Check runs the backend's full integrity check (slow on a large database: start-up and ops).
 	Check(ctx context.Context) error
 	Close() error
 }

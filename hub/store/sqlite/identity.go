@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/identity"
@@ -280,30 +281,27 @@ func (s *Identity) DeleteAuthRequest(ctx context.Context, id string) error {
 const idpTokenCols = `id, kind, hash, family_id, user_id, subject, client_id, scopes, amr, acr, auth_time,
 	device_id, created_at, expires_at, revoked, rotated`
 
-func idpInsertToken(ctx context.Context, ex interface {
+// idpInsertTokens inserts tokens in one statement.
+func idpInsertTokens(ctx context.Context, ex interface {
 	ExecContext(context.Context, string, ...any) (sql.Result, error)
-}, t identity.Token) error {
-	_, err := ex.ExecContext(ctx, `INSERT INTO idp_tokens(`+idpTokenCols+`) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-		t.ID, string(t.Kind), idpNullBytes(t.Hash), t.FamilyID, t.UserID, t.Subject, t.ClientID, idpList(t.Scopes),
-		idpList(t.AMR), t.ACR, idpTS(t.AuthTime), t.DeviceID, idpTS(t.CreatedAt), idpTS(t.ExpiresAt), t.Revoked, t.Rotated)
+}, ts ...identity.Token) error {
+	q := `INSERT INTO idp_tokens(` + idpTokenCols + `) VALUES ` +
+		strings.TrimSuffix(strings.Repeat(`(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?),`, len(ts)), ",")
+	args := make([]any, 0, 16*len(ts))
+	for _, t := range ts {
+		args = append(args, t.ID, string(t.Kind), idpNullBytes(t.Hash), t.FamilyID, t.UserID, t.Subject, t.ClientID,
+			idpList(t.Scopes), idpList(t.AMR), t.ACR, idpTS(t.AuthTime), t.DeviceID, idpTS(t.CreatedAt),
+			idpTS(t.ExpiresAt), t.Revoked, t.Rotated)
+	}
+	_, err := ex.ExecContext(ctx, q, args...)
 	return idpErr("insert token", err)
 }
 
 func (s *Identity) InsertTokens(ctx context.Context, ts ...identity.Token) error {
-	if len(ts) == 1 {
-		return idpInsertToken(ctx, s.w, ts[0])
+	if len(ts) == 0 {
+		return nil
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	for _, t := range ts {
-		if err := idpInsertToken(ctx, tx, t); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
+	return idpInsertTokens(ctx, s.w, ts...)
 }
 
 func (s *Identity) token(ctx context.Context, where string, arg any) (identity.Token, error) {
@@ -354,8 +352,8 @@ func (s *Identity) RotateRefresh(ctx context.Context, oldID string, at time.Time
 	if err != nil {
 		return idpErr("rotate refresh", err)
 	}
-	for _, t := range ts {
-		if err := idpInsertToken(ctx, tx, t); err != nil {
+	if len(ts) > 0 {
+		if err := idpInsertTokens(ctx, tx, ts...); err != nil {
 			return err
 		}
 	}

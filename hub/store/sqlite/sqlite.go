@@ -61,6 +61,15 @@ func (s *Store) Close() error { return s.db.Close() }
 // Check runs PRAGMA integrity_check.
 func (s *Store) Check(ctx context.Context) error { return sqlitex.IntegrityCheck(ctx, s.db.R) }
 
+// Ping checks that the database answers (cheap, for health endpoints).
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.db.R.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
+}
+
 // tx runs fn in a write transaction; a nil return means it is committed and durable. Every
 // writing method of the package (identity's too) goes through it.
 func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
