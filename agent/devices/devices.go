@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 
+	"github.com/kioskfleet/kioskfleet/drivers/docscan"
 	"github.com/kioskfleet/kioskfleet/drivers/profile"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
@@ -55,6 +56,11 @@ type CardReader interface {
 // scanned. Codes may be login tokens: they are never logged or reported.
 type CodeReader interface {
 	NextCode(ctx context.Context) (string, error)
+}
+
+// DocumentScanner is the optional capability of document scanners.
+type DocumentScanner interface {
+	ScanDocument(ctx context.Context, opt docscan.Options) ([]docscan.Page, error)
 }
 
 // Identity is ID-card data as a driver returns it. The manager never looks inside: it passes it

@@ -6,9 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"os/exec"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/drivers/docscan"
 	"github.com/kioskfleet/kioskfleet/drivers/escpos"
 	"github.com/kioskfleet/kioskfleet/drivers/idcard"
 	"github.com/kioskfleet/kioskfleet/drivers/ipp"
@@ -26,10 +31,11 @@ func DefaultOpeners() map[profile.Driver]Opener { return Openers(nil) }
 func Openers(bus transport.USBBus) map[profile.Driver]Opener {
 	o := &openers{bus: bus}
 	return map[profile.Driver]Opener{
-		profile.DriverESCPOS: o.escpos,
-		profile.DriverIDCard: o.idcard,
-		profile.DriverIPP:    o.ipp,
-		profile.DriverQRScan: o.qrscan,
+		profile.DriverESCPOS:  o.escpos,
+		profile.DriverIDCard:  o.idcard,
+		profile.DriverIPP:     o.ipp,
+		profile.DriverQRScan:  o.qrscan,
+		profile.DriverDocScan: o.sane,
 	}
 }
 
@@ -459,4 +465,77 @@ func (d *qrDevice) NextCode(ctx context.Context) (string, error) {
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
+}
+
+// saneDevice adapts a SANE document scanner. Presence is checked by asking scanimage for the
+// device's options (scanimage -d DEV -A, a few ms with a private SANE config); cover-open and
+// jams are known only from the last scan and clear with the next good one.
+type saneDevice struct {
+	s *docscan.SANE
+
+	mu   sync.Mutex
+	last error // error of the last scan, if it left the scanner needing attention
+}
+
+var (
+	_ Device          = (*saneDevice)(nil)
+	_ DocumentScanner = (*saneDevice)(nil)
+)
+
+func (o *openers) sane(ctx context.Context, e profile.DeviceEntry, p *profile.Profile, _ *slog.Logger) (Device, error) {
+	if e.SANE == "" {
+		return nil, fmt.Errorf("devices: %s: SANE profile %s needs a sane device name", e.ID, p.ID)
+	}
+	d := &saneDevice{s: &docscan.SANE{Device: e.SANE, ConfigDir: e.Env["SANE_CONFIG_DIR"], Timeout: p.Quirks.ReplyTimeout}}
+	if err := d.probe(ctx); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *saneDevice) probe(ctx context.Context) error {
+	cmd := exec.CommandContext(ctx, "scanimage", "-d", d.s.Device, "-A")
+	cmd.Env = os.Environ()
+	if d.s.ConfigDir != "" {
+		cmd.Env = append(cmd.Env, "SANE_CONFIG_DIR="+d.s.ConfigDir)
+	}
+	cmd.WaitDelay = time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		msg := strings.TrimSpace(string(out))
+		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
+			msg = msg[i+1:]
+		}
+		return fmt.Errorf("sane device %s: %w (%v: %s)", d.s.Device, transport.ErrClosed, err, msg)
+	}
+	return nil
+}
+
+func (d *saneDevice) Close() error { return nil }
+
+func (d *saneDevice) Status(ctx context.Context) (Status, error) {
+	if err := d.probe(ctx); err != nil {
+		return Status{}, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case errors.Is(d.last, docscan.ErrCoverOpen):
+		return Status{State: StateFault, Reasons: []string{"cover-open"}}, nil
+	case errors.Is(d.last, docscan.ErrJammed):
+		return Status{State: StateFault, Reasons: []string{"media-jam"}}, nil
+	}
+	return Status{State: StateOK}, nil
+}
+
+// ScanDocument scans with opt. The pages are personal data: the manager never logs them.
+func (d *saneDevice) ScanDocument(ctx context.Context, opt docscan.Options) ([]docscan.Page, error) {
+	pages, err := d.s.Scan(ctx, opt)
+	d.mu.Lock()
+	d.last = nil
+	if errors.Is(err, docscan.ErrCoverOpen) || errors.Is(err, docscan.ErrJammed) {
+		d.last = err
+	}
+	d.mu.Unlock()
+	return pages, err
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/drivers/docscan"
 	"github.com/kioskfleet/kioskfleet/drivers/profile"
 	"github.com/kioskfleet/kioskfleet/drivers/transport"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
@@ -412,6 +413,31 @@ func (m *Manager) NextScan(ctx context.Context, id string) (string, error) {
 		return "", fmt.Errorf("%w: %s cannot scan codes", ErrUnsupported, id)
 	}
 	return cr.NextCode(ctx)
+}
+
+// ScanDocument scans on document scanner id. The pages are the caller's; nothing of them is
+// logged or reported. After the scan the scanner's status is refreshed (a jam shows at once).
+func (m *Manager) ScanDocument(ctx context.Context, id string, opt docscan.Options) ([]docscan.Page, error) {
+	d, err := m.device(id)
+	if err != nil {
+		return nil, err
+	}
+	d.op.Lock()
+	defer d.op.Unlock()
+	if d.dev == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotConnected, id)
+	}
+	ds, ok := d.dev.(DocumentScanner)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s cannot scan documents", ErrUnsupported, id)
+	}
+	pages, err := ds.ScanDocument(ctx, opt)
+	select {
+	case d.poke <- struct{}{}:
+	default:
+	}
+	d.log.Info("devices: document scan", "pages", len(pages), "err", err)
+	return pages, err
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
