@@ -1,0 +1,139 @@
+package fleetctl
+
+import (
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
+)
+
+// TestAgainstRealHub runs fleetctl against a real fleet-hub process with one real kiosk-agent
+// enrolled through fleetctl's own token: the contract test between fleetctl, docs/api.md and the
+// hub. The binaries are built from this tree (nothing of the hub is imported).
+func TestAgainstRealHub(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs fleet-hub and kiosk-agent; skipped with -short")
+	}
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", bin+"/", "../../hub/cmd/fleet-hub", "../../agent/cmd/kiosk-agent")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build fleet-hub and kiosk-agent: %v\n%s", err, out)
+	}
+	data := t.TempDir()
+	httpAddr, mqttAddr := freeAddr(t), freeAddr(t)
+	startProc(t, filepath.Join(bin, "fleet-hub"), "--data", filepath.Join(data, "hub"), "--http-addr", httpAddr, "--mqtt-addr", mqttAddr)
+	env := map[string]string{"KF_HUB": "http://" + httpAddr, "KF_TOKEN": "", "KF_TOKEN_FILE": filepath.Join(data, "hub", "bootstrap-token")}
+	fc := func(args ...string) result { t.Helper(); return run(t, nil, env, args...) }
+
+	eventually(t, 30*time.Second, "hub healthy", func() bool { return fc("health").code == 0 })
+	fc("sites", "create", "--id", "sz-futian-1", "--name", "Futian Citizen Service Centre", "--region", "440304").want(t, 0, []string{"sz-futian-1"}, nil)
+	fc("sites", "create", "--id", "sz-futian-1", "--name", "again", "--region", "440304").want(t, ExitError, nil, []string{"conflict (HTTP 409)"})
+	fc("sites", "create", "--id", "-x", "--name", "X", "--region", "000000").want(t, ExitError, nil, []string{"bad_request (HTTP 400)", "id:", "region:"})
+
+	r := fc("tokens", "create", "--site", "sz-futian-1", "--ttl", "1h")
+	r.want(t, 0, []string{"kiosk-agent enroll --hub http://" + httpAddr + " --token kfe_"}, nil)
+	enroll := strings.Fields(line(t, r.stdout, "  kiosk-agent enroll"))
+	agentData := filepath.Join(data, "agent")
+	if out, err := exec.Command(filepath.Join(bin, "kiosk-agent"), append(enroll[1:], "--data", agentData, "--model", "KF-K200")...).CombinedOutput(); err != nil {
+		t.Fatalf("the printed enroll line failed: %v\n%s", err, out)
+	}
+	fc("tokens", "create", "--site", "nowhere").want(t, ExitError, nil, []string{"bad_request"})
+	startProc(t, filepath.Join(bin, "kiosk-agent"), "run", "--data", agentData, "--max-backoff", "1s")
+
+	var dev fleet.Device
+	eventually(t, 30*time.Second, "kiosk online with a heartbeat", func() bool {
+		var l api.Devices
+		r := fc("devices", "list", "--status", "online", "-o", "json")
+		if json.Unmarshal([]byte(r.stdout), &l) != nil || len(l.Devices) != 1 || len(l.Devices[0].Health) == 0 {
+			return false
+		}
+		dev = l.Devices[0]
+		return true
+	})
+	fc("devices", "list", "--region", "4403").want(t, 0, []string{dev.ID, "sz-futian-1", "online", "cpu "}, nil)
+	if r := fc("devices", "list", "--region", "11"); strings.Contains(r.stdout, dev.ID) {
+		t.Error("region filter not applied by the hub")
+	}
+
+	fc("commands", "send", dev.ID, "ping", "--args", `{"n":1}`, "--wait", "20s").want(t, 0, []string{"succeeded", `"pong": true`}, nil)
+	fc("commands", "send", dev.ID, "no.such", "--wait", "20s").want(t, ExitCommandFailed, nil, []string{"failed: unknown command"})
+	fc("commands", "list", dev.ID, "--limit", "1").want(t, 0, []string{"no.such"}, nil)
+
+	fc("state", "set", dev.ID, "--doc", `{"heartbeatInterval":"20s"}`).want(t, 0, []string{"is now v1"}, nil)
+	eventually(t, 20*time.Second, "state applied", func() bool {
+		var s api.State
+		r := fc("state", "get", dev.ID, "-o", "json")
+		return json.Unmarshal([]byte(r.stdout), &s) == nil && !s.Drift && s.Reported != nil && s.Reported.Version == 1
+	})
+	fc("devices", "show", dev.ID).want(t, 0, []string{"online since", "Health (", "in sync at v1", "ping", "succeeded"}, nil)
+	fc("records", dev.ID, "--kind", "heartbeat", "--limit", "1").want(t, 0, []string{"heartbeat"}, nil)
+
+	fc("devices", "show", "k-0000000000000000").want(t, ExitNotFound, nil, []string{"not_found (HTTP 404)"})
+	run(t, nil, map[string]string{"KF_HUB": env["KF_HUB"], "KF_TOKEN": "kfa_wrong"}, "devices", "list").
+		want(t, ExitUnauthorized, nil, []string{"unauthorized (HTTP 401)"})
+
+	fc("devices", "revoke", dev.ID).want(t, 0, []string{"revoked"}, nil)
+	fc("devices", "list").want(t, 0, []string{"revoked"}, nil)
+	fc("commands", "send", dev.ID, "ping").want(t, ExitError, nil, []string{"revoked"})
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startProc starts a process whose output is shown when the test fails, and stops it (SIGTERM,
+// then SIGKILL) when the test ends.
+func startProc(t *testing.T, path string, args ...string) {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), filepath.Base(path)+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); f.Close(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("--- %s log ---\n%s", filepath.Base(path), b[max(0, len(b)-20000):])
+		}
+	})
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
