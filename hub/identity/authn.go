@@ -177,6 +177,7 @@ func (p *Provider) serveClients(w http.ResponseWriter, r *http.Request) {
 			h := sha256.Sum256([]byte(reg.Secret))
 			c.SecretHash = h[:]
 		}
+		p.clients.Delete(c.ID)
 		if err := p.st.PutClient(r.Context(), c); err != nil {
 			apiError(w, http.StatusInternalServerError, "internal", "could not store client")
 			return
@@ -208,6 +209,7 @@ func (p *Provider) serveClient(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, ClientRegistration{Client: c, Confidential: !c.Public()})
 	case http.MethodDelete:
+		p.clients.Delete(id)
 		if err := p.st.DeleteClient(r.Context(), id); errors.Is(err, store.ErrNotFound) {
 			apiError(w, http.StatusNotFound, "not_found", "no such client")
 		} else if err != nil {

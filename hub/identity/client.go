@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"context"
 	"net/url"
 	"slices"
 	"time"
@@ -65,4 +66,25 @@ func (o *opClient) ClockSkew() time.Duration             { return 0 }
 
 func (c Client) allows(grant oidc.GrantType) bool {
 	return slices.Contains(c.GrantTypes, string(grant))
+}
+
+// clientTTL bounds how long a replica serves a cached client after a change elsewhere.
+const clientTTL = 5 * time.Second
+
+type cachedClient struct {
+	c      Client
+	loaded time.Time
+}
+
+// client returns a registered client, from a short-lived cache.
+func (p *Provider) client(ctx context.Context, id string) (Client, error) {
+	if v, ok := p.clients.Load(id); ok && time.Since(v.(cachedClient).loaded) < clientTTL {
+		return v.(cachedClient).c, nil
+	}
+	c, err := p.st.GetClient(ctx, id)
+	if err != nil {
+		return c, err
+	}
+	p.clients.Store(id, cachedClient{c: c, loaded: time.Now()})
+	return c, nil
 }

@@ -149,6 +149,7 @@ type Provider struct {
 
 	discovery []byte // rendered once: the configuration does not change at run time
 
+	clients       sync.Map // client ID -> cachedClient
 	pendingDevice sync.Map // *op.DeviceAuthorizationState -> DeviceAuth, during one token request
 
 	guessMu sync.Mutex

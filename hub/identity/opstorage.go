@@ -114,7 +114,7 @@ func (g grant) access(now time.Time) Token {
 // --- AuthStorage
 
 func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
-	c, err := s.p.st.GetClient(ctx, req.ClientID)
+	c, err := s.p.client(ctx, req.ClientID)
 	if err != nil {
 		return nil, oidc.ErrInvalidClient().WithParent(err)
 	}
@@ -315,7 +315,7 @@ func (s *opStorage) KeySet(ctx context.Context) ([]op.Key, error) {
 // --- OPStorage
 
 func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
-	c, err := s.p.st.GetClient(ctx, id)
+	c, err := s.p.client(ctx, id)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
@@ -326,7 +326,7 @@ func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Clie
 }
 
 func (s *opStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
-	c, err := s.p.st.GetClient(ctx, id)
+	c, err := s.p.client(ctx, id)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return errors.New("unknown client or wrong secret")

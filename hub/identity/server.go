@@ -95,7 +95,7 @@ func (p *Provider) tokenClient(r *http.Request, gt oidc.GrantType) (Client, erro
 	if err != nil {
 		return Client{}, oidc.ErrInvalidClient().WithDescription("client authentication failed").WithParent(err)
 	}
-	c, err := p.st.GetClient(r.Context(), id)
+	c, err := p.client(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return c, oidc.ErrInvalidClient().WithDescription("unknown client")
 	}

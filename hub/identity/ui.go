@@ -184,7 +184,7 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 				p.continueAuth(w, r, a, s)
 				return
 			}
-			if c, err := p.st.GetClient(r.Context(), a.ClientID); err == nil {
+			if c, err := p.client(r.Context(), a.ClientID); err == nil {
 				v.Client = c.Name
 			}
 		}
@@ -243,7 +243,7 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 // continueAuth binds the logged-in user to the auth request and asks for consent unless the
 // client is first-party.
 func (p *Provider) continueAuth(w http.ResponseWriter, r *http.Request, a AuthRequest, s BrowserSession) {
-	c, err := p.st.GetClient(r.Context(), a.ClientID)
+	c, err := p.client(r.Context(), a.ClientID)
 	if err != nil {
 		v := p.view(r, "title_login")
 		v.Error = "err_request"
@@ -358,7 +358,7 @@ func (p *Provider) serveDevice(w http.ResponseWriter, r *http.Request) {
 		p.render(w, "device", http.StatusBadRequest, v)
 		return
 	}
-	c, err := p.st.GetClient(r.Context(), d.ClientID)
+	c, err := p.client(r.Context(), d.ClientID)
 	if err != nil {
 		v.Error = "err_code"
 		p.render(w, "device", http.StatusBadRequest, v)

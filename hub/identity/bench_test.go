@@ -1,0 +1,169 @@
+package identity_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/kioskfleet/kioskfleet/hub/identity"
+	"github.com/kioskfleet/kioskfleet/hub/identity/identitytest"
+)
+
+// grantTokens runs n code flows for client rp and returns their token responses.
+func grantTokens(b *testing.B, e *identitytest.Env, n int) []map[string]any {
+	b.Helper()
+	var out []map[string]any
+	for range n {
+		verifier := oauth2.GenerateVerifier()
+		u := authURL(e, "rp", e.Callback, url.Values{"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}})
+		cb, err := e.NewBrowser().Login(u, identitytest.AdminUser, identitytest.AdminPassword)
+		if err != nil {
+			b.Fatal(err)
+		}
+		st, tok, err := e.PostForm("/oidc/token", url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")},
+			"redirect_uri": {e.Callback}, "code_verifier": {verifier}}, "rp", "rp-secret")
+		if err != nil || st != 200 {
+			b.Fatal(st, err)
+		}
+		out = append(out, tok)
+	}
+	return out
+}
+
+func rate(b *testing.B, unit string) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), unit)
+}
+
+// BenchmarkRefreshGrant: refresh-token grants over HTTP (loopback), each a rotation committed
+// with synchronous=FULL, from 16 concurrent clients each with its own grant.
+func BenchmarkRefreshGrant(b *testing.B) {
+	e := identitytest.New(b)
+	toks := grantTokens(b, e, 16)
+	var next atomic.Int32
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rt := toks[next.Add(1)-1]["refresh_token"].(string)
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodPost, e.Issuer+"/oidc/token",
+				strings.NewReader(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth("rp", "rp-secret")
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			var m map[string]any
+			jsonDecode(resp.Body, &m)
+			resp.Body.Close()
+			if m["refresh_token"] == nil {
+				b.Errorf("refresh: %v", m)
+				return
+			}
+			rt = m["refresh_token"].(string)
+		}
+	})
+	rate(b, "tokens/s")
+}
+
+func get(b *testing.B, client *http.Client, u, at string) {
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	if at != "" {
+		req.Header.Set("Authorization", "Bearer "+at)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	var m map[string]any
+	jsonDecode(resp.Body, &m)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b.Errorf("%s: %d", u, resp.StatusCode)
+	}
+}
+
+// BenchmarkUserinfo: userinfo requests over HTTP (loopback) with a live access token.
+func BenchmarkUserinfo(b *testing.B) {
+	e := identitytest.New(b)
+	at := grantTokens(b, e, 1)[0]["access_token"].(string)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			get(b, client, e.Issuer+"/oidc/userinfo", at)
+		}
+	})
+	rate(b, "requests/s")
+}
+
+// BenchmarkDiscoveryJWKS: discovery and JWKS requests (alternating) over HTTP (loopback).
+func BenchmarkDiscoveryJWKS(b *testing.B) {
+	e := identitytest.New(b)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	var n atomic.Int64
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if n.Add(1)%2 == 0 {
+				get(b, client, e.Issuer+"/.well-known/openid-configuration", "")
+			} else {
+				get(b, client, e.Issuer+"/oidc/keys", "")
+			}
+		}
+	})
+	rate(b, "requests/s")
+}
+
+// BenchmarkPasswordLogin: password logins at 50 per second with the production argon2id
+// parameters; reports the latency percentiles. One op is one login (20 ms of schedule).
+func BenchmarkPasswordLogin(b *testing.B) {
+	e := identitytest.New(b, func(c *identity.Config) { c.Argon2 = nil })
+	ctx := context.Background()
+	if _, err := e.P.CreateStaff(ctx, identity.NewStaff{Username: "ops", Password: "a long password"}); err != nil {
+		b.Fatal(err)
+	}
+	var mu sync.Mutex
+	var lat []time.Duration
+	var wg sync.WaitGroup
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	b.ResetTimer()
+	for range b.N {
+		<-tick.C
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			if _, err := e.P.PasswordLogin(ctx, "ops", "a long password"); err != nil {
+				b.Error(err)
+			}
+			d := time.Since(start)
+			mu.Lock()
+			lat = append(lat, d)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return float64(lat[int(float64(len(lat)-1)*p)]) / float64(time.Millisecond) }
+	b.ReportMetric(pct(0.5), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	if testing.Verbose() {
+		fmt.Printf("password login: %d logins, p50 %.1f ms, p99 %.1f ms\n", len(lat), pct(0.5), pct(0.99))
+	}
+}
