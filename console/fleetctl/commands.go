@@ -57,15 +57,15 @@ func (a *app) commandsSendCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "send DEVICE NAME [--args JSON|@file] [--ttl 1h] [--wait 30s]",
 		Short: "Queue a command for a kiosk, and with --wait follow it to the end",
-		Long: `Queue command NAME for kiosk DEVICE. NAME is what the agent understands, e.g.
-printer.test-page or agent.restart; --args is its JSON argument, inline or @file. The kiosk must
+		Long: `Queue command NAME for kiosk DEVICE. NAME is one the agent knows (ping, diagnostics, journal,
+peripherals, print-test-page); --args is its JSON argument, inline, @file or @- for stdin. The kiosk must
 accept it within --ttl or it expires.
 
 With --wait the command is followed until it succeeds, fails or expires, printing each state
 change; fleetctl exits 0 when it succeeded and 5 when it failed, expired or was still running when
 --wait ran out (it keeps running on the kiosk: follow it with 'fleetctl commands get ID').`,
-		Example: `  fleetctl commands send kf-7c2a9e printer.test-page --args '{"printer":"receipt"}' --wait 30s
-  fleetctl commands send kf-7c2a9e agent.restart --ttl 10m`,
+		Example: `  fleetctl commands send k-7c2a9e01b3d4f5a6 print-test-page --args '{"printer":"receipt0"}' --wait 30s
+  fleetctl commands send k-7c2a9e01b3d4f5a6 diagnostics --ttl 10m`,
 		Args: args("DEVICE", "NAME"),
 		RunE: func(c *cobra.Command, argv []string) error {
 			var p problems
@@ -194,7 +194,7 @@ func (a *app) commandsGetCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:     "get ID",
 		Short:   "Show one command and its state",
-		Example: `  fleetctl commands get cmd_01JDX4`,
+		Example: `  fleetctl commands get c-5eee6e1283997e6de669`,
 		Args:    args("ID"),
 		RunE: func(c *cobra.Command, argv []string) error {
 			var p problems
@@ -242,7 +242,7 @@ func (a *app) commandsListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "list DEVICE [--limit N]",
 		Short:   "List a kiosk's recent commands, newest first",
-		Example: `  fleetctl commands list kf-7c2a9e --limit 10`,
+		Example: `  fleetctl commands list k-7c2a9e01b3d4f5a6 --limit 10`,
 		Args:    args("DEVICE"),
 		RunE: func(c *cobra.Command, argv []string) error {
 			var p problems

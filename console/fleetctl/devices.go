@@ -97,7 +97,7 @@ func (a *app) devicesShowCmd() *cobra.Command {
 		Long: `Show everything the hub knows about one kiosk: presence with timestamps, certificate,
 latest health and peripheral status, the desired configuration against what the kiosk reports
 (drift is flagged), and its most recent commands.`,
-		Example: `  fleetctl devices show kf-7c2a9e`,
+		Example: `  fleetctl devices show k-7c2a9e01b3d4f5a6`,
 		Args:    args("ID"),
 		RunE: func(c *cobra.Command, argv []string) error {
 			var p problems
@@ -230,7 +230,7 @@ func (a *app) devicesRevokeCmd() *cobra.Command {
 		Long: `Revoke a kiosk: the hub marks it revoked, rejects its certificate and disconnects it. It cannot
 connect again until it is enrolled anew with a fresh enrollment token. Use it for a stolen or
 decommissioned kiosk. Revoking a revoked kiosk succeeds again. With -o json it prints the device.`,
-		Example: `  fleetctl devices revoke kf-7c2a9e`,
+		Example: `  fleetctl devices revoke k-7c2a9e01b3d4f5a6`,
 		Args:    args("ID"),
 		RunE: func(c *cobra.Command, argv []string) error {
 			var p problems

@@ -177,8 +177,8 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 unauthorized/forbidden,
 5 command failed, expired or not done within --wait.`,
 		Example: `  export KF_HUB=https://hub.example.gov.cn KF_TOKEN_FILE=~/.config/kf/token
   fleetctl devices list --status offline
-  fleetctl devices show kf-7c2a9e
-  fleetctl commands send kf-7c2a9e printer.test-page --args '{"printer":"receipt"}' --wait 30s`,
+  fleetctl devices show k-7c2a9e01b3d4f5a6
+  fleetctl commands send k-7c2a9e01b3d4f5a6 print-test-page --args '{"printer":"receipt0"}' --wait 30s`,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},

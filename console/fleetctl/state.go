@@ -25,8 +25,8 @@ the two drift.`,
 		Long: `Store a new desired configuration document for DEVICE. --doc is a JSON object, inline, @file, or
 @- to read it from stdin. The hub gives it the next version number and sends it to the kiosk.
 The whole document is replaced: include every setting, not only the changed ones.`,
-		Example: `  fleetctl state set kf-7c2a9e --doc '{"printer":{"receipt":"escpos-80"}}'
-  fleetctl state set kf-7c2a9e --doc @kiosk.json`,
+		Example: `  fleetctl state set k-7c2a9e01b3d4f5a6 --doc '{"heartbeatInterval":"30s","idleTimeout":"2m","logLevel":"info"}'
+  fleetctl state set k-7c2a9e01b3d4f5a6 --doc @kiosk.json`,
 		Args: args("DEVICE"),
 		RunE: func(c *cobra.Command, argv []string) error {
 			var p problems
@@ -53,7 +53,7 @@ The whole document is replaced: include every setting, not only the changed ones
 	get := &cobra.Command{
 		Use:     "get DEVICE",
 		Short:   "Show a kiosk's desired and reported configuration and whether they drift",
-		Example: `  fleetctl state get kf-7c2a9e`,
+		Example: `  fleetctl state get k-7c2a9e01b3d4f5a6`,
 		Args:    args("DEVICE"),
 		RunE: func(c *cobra.Command, argv []string) error {
 			var p problems
@@ -92,8 +92,8 @@ func (a *app) recordsCmd() *cobra.Command {
 hub-wide ID, the kiosk's outbox epoch and sequence number, kind, class (t telemetry, b business),
 the kiosk's timestamp and the hub's receive time, and the body (cut short in the table; use -o json
 for all of it). When a page is full, the next page starts at --after with the ID printed last.`,
-		Example: `  fleetctl records kf-7c2a9e --kind alert
-  fleetctl records kf-7c2a9e --after 98211 --limit 500 -o json`,
+		Example: `  fleetctl records k-7c2a9e01b3d4f5a6 --kind alert
+  fleetctl records k-7c2a9e01b3d4f5a6 --after 98211 --limit 500 -o json`,
 		Args: args("DEVICE"),
 		RunE: func(c *cobra.Command, argv []string) error {
 			var p problems
