@@ -463,12 +463,17 @@ func (e *JobError) Unwrap() []error {
 
 // WaitJob follows job id until it is completed (returned with a nil error), aborted or canceled
 // (returned with a *JobError, with the printer's reasons attached). If ctx ends first, the job is
-// canceled on the printer and ctx's error returned.
+// canceled on the printer and ctx's error returned. The returned Job is never nil: on other errors
+// it carries the last state seen, so a caller never resubmits a job that may still print.
 func (c *Client) WaitJob(ctx context.Context, id int) (*Job, error) {
 	t := time.NewTicker(c.poll())
 	defer t.Stop()
+	last := &Job{ID: id}
 	for {
 		j, err := c.JobAttributes(ctx, id)
+		if err == nil {
+			last = j
+		}
 		if err == nil && j.State.Terminal() {
 			if j.State == JobCompleted {
 				return j, nil
@@ -479,16 +484,16 @@ func (c *Client) WaitJob(ctx context.Context, id int) (*Job, error) {
 			return j, &JobError{Job: j}
 		}
 		if err != nil && ctx.Err() == nil {
-			return nil, err
+			return last, err
 		}
 		select {
 		case <-ctx.Done():
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			defer cancel()
 			if cerr := c.CancelJob(cctx, id); cerr != nil {
-				return nil, fmt.Errorf("ipp: wait for job %d: %w (cancel failed: %v)", id, ctx.Err(), cerr)
+				return last, fmt.Errorf("ipp: wait for job %d: %w (cancel failed: %v)", id, ctx.Err(), cerr)
 			}
-			return nil, fmt.Errorf("ipp: wait for job %d (canceled it): %w", id, ctx.Err())
+			return last, fmt.Errorf("ipp: wait for job %d (canceled it): %w", id, ctx.Err())
 		case <-t.C:
 		}
 	}
