@@ -32,7 +32,7 @@ type request struct {
 }
 
 type fakeHub struct {
-	t   *testing.T
+	t   testing.TB
 	srv *httptest.Server
 
 	mu       sync.Mutex
@@ -61,7 +61,7 @@ var commandScripts = map[string][]fleet.Command{
 	"agent.restart":     {{State: wire.CmdExpired, Error: "not accepted before its expiry"}},
 }
 
-func newFakeHub(t *testing.T) *fakeHub {
+func newFakeHub(t testing.TB) *fakeHub {
 	h := &fakeHub{
 		t:        t,
 		health:   api.Health{Status: "ok", Version: "0.1.0", Store: "sqlite", Broker: "127.0.0.1:8883", ConnectedCount: 1, Devices: 3},
