@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"encoding/json"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -141,9 +142,15 @@ func (p *Provider) citizenByCard(ctx context.Context, card *IDCard) (Account, er
 	if err == nil || !errors.Is(err, store.ErrNotFound) {
 		return a, err
 	}
-	a = Account{ID: "c_" + randomToken(12), Kind: "citizen", Name: card.Name, Roles: []string{RoleCitizen},
+	a = Account{ID: "c_" + randomToken(12), Kind: "citizen", Roles: []string{RoleCitizen},
 		IDNumberHash: h, CreatedAt: p.now()}
-	a.IDNumberEnc = seal(p.sec.idAEAD, card.Number, []byte(a.ID))
+	// The card's number and name are stored only encrypted, bound to the account ID.
+	plain, err := json.Marshal(card)
+	if err != nil {
+		return Account{}, err
+	}
+	a.IDNumberEnc = seal(p.sec.idAEAD, plain, []byte(a.ID))
+	clear(plain)
 	if err := p.st.CreateAccount(ctx, a); err != nil {
 		if errors.Is(err, store.ErrExists) { // created concurrently
 			return p.st.AccountByIDHash(ctx, h)
@@ -153,13 +160,22 @@ func (p *Provider) citizenByCard(ctx context.Context, card *IDCard) (Account, er
 	return a, nil
 }
 
-// IDNumber decrypts a citizen's ID number; the caller wipes it after use.
-func (p *Provider) IDNumber(a Account) (Secret, error) {
+// IDCardOf decrypts the card data (number and name) of a citizen's account; the caller wipes
+// it after use.
+func (p *Provider) IDCardOf(a Account) (*IDCard, error) {
 	if len(a.IDNumberEnc) == 0 {
-		return nil, fmt.Errorf("identity: account %s has no ID number", a.ID)
+		return nil, fmt.Errorf("identity: account %s has no ID card data", a.ID)
 	}
 	b, err := open(p.sec.idAEAD, a.IDNumberEnc, []byte(a.ID))
-	return Secret(b), err
+	if err != nil {
+		return nil, fmt.Errorf("identity: account %s: card data does not decrypt: %w", a.ID, err)
+	}
+	defer clear(b)
+	var c IDCard
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("identity: account %s: corrupt card data", a.ID)
+	}
+	return &c, nil
 }
 
 // Built-in clients (channels), registered by Bootstrap.

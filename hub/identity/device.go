@@ -130,6 +130,9 @@ func (p *Provider) guess(session string, wrong bool) bool {
 	p.guessMu.Lock()
 	defer p.guessMu.Unlock()
 	if wrong {
+		if len(p.guesses) >= 100_000 { // bound the memory; sessions are long gone by then
+			clear(p.guesses)
+		}
 		p.guesses[session]++
 	}
 	return p.guesses[session] < p.cfg.DeviceGuesses

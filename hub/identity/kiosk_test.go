@@ -86,9 +86,20 @@ func TestIDCardLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := e.P.IDNumber(acct)
-	if err != nil || string(n) != canary {
-		t.Errorf("stored ID number does not decrypt back (%v)", err)
+	stored, err := e.P.IDCardOf(acct)
+	if err != nil || string(stored.Number) != canary || stored.Name != "张三" || acct.Name != "" {
+		t.Errorf("stored card data does not decrypt back (%v)", err)
+	}
+	n := stored.Number
+	req := bearer(e, tok["access_token"].(string))
+	req.URL.Path = "/oidc/userinfo"
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		var ui struct{ Name string }
+		jsonDecode(resp.Body, &ui)
+		resp.Body.Close()
+		if ui.Name != "张三" {
+			t.Errorf("userinfo name %q", ui.Name)
+		}
 	}
 	if s := fmt.Sprintf("%v %+v %#v %s", n, card(canary), card(canary).Number, card(canary)); bytes.Contains([]byte(s), []byte(canary)) {
 		t.Errorf("ID number printed: %s", s)
@@ -106,8 +117,8 @@ func TestIDCardLogin(t *testing.T) {
 	files, _ := filepath.Glob(e.DBPath + "*")
 	for _, f := range files {
 		b, _ := os.ReadFile(f)
-		if bytes.Contains(b, []byte(canary[:17])) {
-			t.Errorf("%s contains the ID number in clear", f)
+		if bytes.Contains(b, []byte(canary[:17])) || bytes.Contains(b, []byte("张三")) {
+			t.Errorf("%s contains card data in clear", f)
 		}
 	}
 	if len(files) == 0 {

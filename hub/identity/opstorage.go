@@ -384,6 +384,12 @@ func (p *Provider) fillUserinfo(ctx context.Context, ui *oidc.UserInfo, userID, 
 		return err
 	}
 	ui.Name = a.Name
+	if a.Kind == "citizen" && len(a.IDNumberEnc) > 0 {
+		if c, err := p.IDCardOf(a); err == nil {
+			ui.Name = c.Name
+			c.Wipe()
+		}
+	}
 	if a.Username != "" {
 		ui.PreferredUsername = a.Username
 	}

@@ -48,6 +48,7 @@ func (p *Provider) renderDiscovery(ctx context.Context) error {
 }
 
 func (p *Provider) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Access-Control-Allow-Origin", "*")
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	w.Write(p.discovery)
@@ -60,6 +61,7 @@ func (p *Provider) serveKeys(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "keys unavailable", http.StatusInternalServerError)
 		return
 	}
+	w.Header().Set("Access-Control-Allow-Origin", "*")
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=60")
 	w.Write(jwks)
@@ -125,6 +127,7 @@ func scopesOf(s string) []string {
 // serveUserinfo is the UserInfo endpoint (OIDC Core §5.3). An unknown, revoked or expired token
 // is answered 401 with error invalid_token (RFC 6750 §3.1).
 func (p *Provider) serveUserinfo(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Access-Control-Allow-Origin", "*") // bearer only, no cookies
 	t, err := p.accessToken(r)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
