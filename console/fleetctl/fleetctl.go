@@ -238,17 +238,10 @@ func args(names ...string) cobra.PositionalArgs {
 // all of p's problems at once. Each command calls it after checking its own flags.
 func (a *app) setup(c *cobra.Command, p *problems) error {
 	get := a.env.Getenv
-	from := func(flag, envName, val string) (string, string) {
-		if c.Flag(flag).Changed {
-			return val, "--" + flag
-		}
-		if v := get(envName); v != "" {
-			return v, envName
-		}
-		return val, "--" + flag
+	hub, hubSrc := a.hub, "--hub"
+	if v := get("KF_HUB"); v != "" && !c.Flag("hub").Changed {
+		hub, hubSrc = v, "KF_HUB"
 	}
-
-	hub, hubSrc := from("hub", "KF_HUB", a.hub)
 	if u, err := url.Parse(hub); err != nil {
 		p.add("%s %q: %v", hubSrc, hub, err)
 	} else if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
@@ -261,7 +254,9 @@ func (a *app) setup(c *cobra.Command, p *problems) error {
 		p.add("-o %q: want table or json", a.output)
 	}
 	a.json = a.output == "json"
-	a.perCall = p.duration("--timeout", a.timeout, time.Millisecond)
+	if a.perCall = p.duration("--timeout", a.timeout, time.Millisecond); a.perCall == 0 {
+		a.perCall = DefaultTimeout
+	}
 
 	var token string
 	tokenFile := func(src, file string) {
