@@ -33,6 +33,7 @@ type Config struct {
 	MinBackoff     time.Duration // first reopen delay; default 250 ms
 	MaxBackoff     time.Duration // longest reopen delay; default 10 s
 	MaxNoResponse  int           // failed status polls in a row before reopening; default 3
+	AlertQuiet     time.Duration // an identical alert of a device is not repeated within this; default 1 min
 }
 
 // Manager owns the kiosk's peripherals. Create it with New and run it with Run.
@@ -58,7 +59,9 @@ type managed struct {
 	op  sync.Mutex // serialises use of dev: polls, prints, card reads
 	dev Device     // nil when not open; written under op
 
-	st DeviceStatus // guarded by Manager.mu
+	st      DeviceStatus         // guarded by Manager.mu
+	alerted map[string]time.Time // alert code and message -> when last sent; guarded by Manager.mu
+	quiet   map[string]int       // alerts held back since then, by the same key
 }
 
 // New checks cfg and matches every configured device to its profile. A device without a profile
@@ -81,6 +84,7 @@ func New(cfg Config) (*Manager, error) {
 	def(&cfg.ReportInterval, 5*time.Minute)
 	def(&cfg.MinBackoff, 250*time.Millisecond)
 	def(&cfg.MaxBackoff, 10*time.Second)
+	def(&cfg.AlertQuiet, time.Minute)
 	if cfg.MaxNoResponse <= 0 {
 		cfg.MaxNoResponse = 3
 	}
@@ -90,7 +94,8 @@ func New(cfg Config) (*Manager, error) {
 		if _, dup := m.byID[e.ID]; dup {
 			return nil, fmt.Errorf("devices: duplicate device id %q", e.ID)
 		}
-		d := &managed{entry: e, log: cfg.Log.With("device", e.ID), poke: make(chan struct{}, 1)}
+		d := &managed{entry: e, log: cfg.Log.With("device", e.ID), poke: make(chan struct{}, 1),
+			alerted: map[string]time.Time{}, quiet: map[string]int{}}
 		d.st = DeviceStatus{ID: e.ID, Class: e.Class, Status: StateUnknown, Since: now}
 		d.prof, d.perr = profile.Match(cfg.Profiles, e.Attached())
 		if d.prof != nil {
@@ -253,7 +258,7 @@ func (m *Manager) setStatus(d *managed, connected bool, s Status, err error) {
 	if old.Status != d.st.Status || !slices.Equal(old.Reasons, d.st.Reasons) {
 		d.st.Since = time.Now().UnixMilli()
 		if a, ok := alertFor(old, d.st); ok {
-			m.alerts = append(m.alerts, a)
+			m.queueAlert(d, a)
 		}
 		d.log.Info("devices: status changed", "status", d.st.Status, "reasons", strings.Join(d.st.Reasons, ","), "connected", connected)
 	}
@@ -261,6 +266,24 @@ func (m *Manager) setStatus(d *managed, connected bool, s Status, err error) {
 	case m.changed <- struct{}{}:
 	default:
 	}
+}
+
+// queueAlert queues a unless the same alert of d went out less than AlertQuiet ago (a flapping
+// cable must not flood the outbox with business records); held-back alerts are counted in the
+// next one that goes out. Called with m.mu held.
+func (m *Manager) queueAlert(d *managed, a wire.Alert) {
+	key := a.Code + "\x00" + a.Message
+	now := time.Now()
+	if last, ok := d.alerted[key]; ok && now.Sub(last) < m.cfg.AlertQuiet {
+		d.quiet[key]++
+		return
+	}
+	if n := d.quiet[key]; n > 0 {
+		a.Message += fmt.Sprintf(" (%d more since %s)", n, d.alerted[key].Format(time.RFC3339))
+		delete(d.quiet, key)
+	}
+	d.alerted[key] = now
+	m.alerts = append(m.alerts, a)
 }
 
 // alertFor returns the alert for a status change: a fault or degradation with a reason that was

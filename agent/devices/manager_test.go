@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -155,4 +156,46 @@ func TestNoProfile(t *testing.T) {
 	if _, err := m.PrintTestPage(context.Background(), "nope", devices.TestPage{}); !errors.Is(err, devices.ErrUnknownDevice) {
 		t.Fatalf("PrintTestPage: %v", err)
 	}
+}
+
+// A flapping device (a loose cable) does not flood the outbox with alerts: an identical alert is
+// held back for AlertQuiet, and the next one that goes out counts those held back.
+func TestFlappingAlertsHeldBack(t *testing.T) {
+	plug := &fakePlug{plugged: true}
+	rec := devicestest.NewRecorder()
+	run(t, devices.Config{
+		Devices:      &profile.DeviceConfig{Devices: []profile.DeviceEntry{{ID: "receipt0", Profile: "hengtai-kp80-serial", Path: "/dev/null"}}},
+		Profiles:     loadProfiles(t),
+		Openers:      map[profile.Driver]devices.Opener{profile.DriverESCPOS: plug.open},
+		Reporter:     rec,
+		Log:          slog.New(slog.DiscardHandler),
+		PollInterval: 5 * time.Millisecond,
+		MinBackoff:   5 * time.Millisecond,
+		MaxBackoff:   5 * time.Millisecond,
+		AlertQuiet:   700 * time.Millisecond,
+	})
+	flaps := 0
+	for start := time.Now(); time.Since(start) < 500*time.Millisecond; flaps++ {
+		plug.set(flaps%2 == 1, devices.Status{})
+		time.Sleep(25 * time.Millisecond)
+	}
+	plug.set(false, devices.Status{})
+	time.Sleep(400 * time.Millisecond) // past AlertQuiet since the first alert
+	plug.set(true, devices.Status{})
+	rec.WaitAlert(t, 5*time.Second, func(a wire.Alert) bool {
+		return a.Code == "peripheral.recovered" && strings.Contains(a.Message, "more since")
+	})
+	n := 0
+	for _, r := range rec.Records() {
+		if r.Kind == wire.KindAlert {
+			n++
+		}
+	}
+	plug.mu.Lock()
+	opens := plug.opens
+	plug.mu.Unlock()
+	if n > 4 || opens < 5 {
+		t.Fatalf("%d alerts for %d opens, want at most 4 for at least 5", n, opens)
+	}
+	t.Logf("%d flaps, %d opens, %d alerts", flaps, opens, n)
 }
