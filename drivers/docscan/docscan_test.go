@@ -208,3 +208,19 @@ func FuzzParseESCL(f *testing.F) {
 		}
 	})
 }
+
+func TestSANEFeeder(t *testing.T) {
+	dir := docscantest.SANEConfig(t)
+	s := &docscan.SANE{Device: "test", ConfigDir: dir}
+	pages, err := s.Scan(ctx(t), docscan.Options{Resolution: 25, ADF: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pages) != 10 { // the test backend's feeder holds 10 sheets
+		t.Fatalf("%d pages from the feeder, want 10", len(pages))
+	}
+	s.Extra = []string{"--enable-test-options", "--read-return-value", "SANE_STATUS_JAMMED"}
+	if _, err := s.Scan(ctx(t), docscan.Options{Resolution: 25, ADF: true}); !errors.Is(err, docscan.ErrJammed) {
+		t.Fatalf("jammed feeder: %v", err)
+	}
+}

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -77,8 +79,11 @@ type SANE struct {
 
 var saneModes = map[Mode]string{ModeColor: "Color", ModeGray: "Gray", ModeLineart: "Lineart"}
 
-// Scan runs scanimage once and returns the page (the platen) or pages (ADF, scanned until the
-// feeder is empty).
+// MaxADFPages bounds one feeder run.
+const MaxADFPages = 200
+
+// Scan runs scanimage once and returns the page (platen) or pages (ADF: scanimage --batch until
+// the feeder is empty, at most MaxADFPages).
 func (s *SANE) Scan(ctx context.Context, opt Options) ([]Page, error) {
 	if err := opt.defaults(); err != nil {
 		return nil, err
@@ -87,26 +92,54 @@ func (s *SANE) Scan(ctx context.Context, opt Options) ([]Page, error) {
 		return nil, fmt.Errorf("%w: no SANE device name", ErrNoDevice)
 	}
 	if !opt.ADF {
-		p, err := s.scanOne(ctx, opt, nil)
+		out, err := s.run(ctx, opt, nil)
+		if err != nil {
+			return nil, err
+		}
+		p, err := decodePage(out, opt)
 		if err != nil {
 			return nil, err
 		}
 		return []Page{p}, nil
 	}
+	dir, err := os.MkdirTemp("", "docscan-adf-")
+	if err != nil {
+		return nil, fmt.Errorf("docscan: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	// scanimage ends a batch with the feeder's "out of documents" status; that is success once
+	// at least one page was scanned.
+	_, runErr := s.run(ctx, opt, []string{"--source", "Automatic Document Feeder",
+		"--batch=" + filepath.Join(dir, "p%d.png"), "--batch-count=" + strconv.Itoa(MaxADFPages)})
+	if runErr != nil && !errors.Is(runErr, ErrNoDocs) {
+		return nil, runErr
+	}
 	var pages []Page
-	for {
-		p, err := s.scanOne(ctx, opt, []string{"--source", "Automatic Document Feeder"})
-		if errors.Is(err, ErrNoDocs) && len(pages) > 0 {
-			return pages, nil
+	for i := 1; ; i++ {
+		b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("p%d.png", i)))
+		if errors.Is(err, fs.ErrNotExist) {
+			break
 		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("docscan: read page %d: %w", i, err)
+		}
+		p, err := decodePage(b, opt)
+		if err != nil {
+			return nil, fmt.Errorf("page %d: %w", i, err)
 		}
 		pages = append(pages, p)
 	}
+	if len(pages) == 0 {
+		if runErr != nil {
+			return nil, runErr
+		}
+		return nil, ErrNoDocs
+	}
+	return pages, nil
 }
 
-func (s *SANE) scanOne(ctx context.Context, opt Options, more []string) (Page, error) {
+// run runs scanimage with the options and returns its standard output.
+func (s *SANE) run(ctx context.Context, opt Options, more []string) ([]byte, error) {
 	bin := s.Binary
 	if bin == "" {
 		bin = "scanimage"
@@ -114,6 +147,9 @@ func (s *SANE) scanOne(ctx context.Context, opt Options, more []string) (Page, e
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = 60 * time.Second
+	}
+	if opt.ADF {
+		timeout *= MaxADFPages / 10 // a feeder run is many pages
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -129,16 +165,23 @@ func (s *SANE) scanOne(ctx context.Context, opt Options, more []string) (Page, e
 	err := cmd.Run()
 	msg := strings.TrimSpace(stderr.String())
 	if ctx.Err() != nil {
-		return Page{}, fmt.Errorf("docscan: scanimage %s: %w", s.Device, ctx.Err())
+		return nil, fmt.Errorf("docscan: scanimage %s: %w", s.Device, ctx.Err())
 	}
 	var ee *exec.ExitError
 	switch {
 	case errors.As(err, &ee):
-		return Page{}, saneError(s.Device, ee.ExitCode(), msg)
+		return nil, saneError(s.Device, ee.ExitCode(), lastLine(msg))
 	case err != nil:
-		return Page{}, fmt.Errorf("docscan: run %s: %w", bin, err)
+		return nil, fmt.Errorf("docscan: run %s: %w", bin, err)
 	}
-	return decodePage(out.Bytes(), opt)
+	return out.Bytes(), nil
+}
+
+func lastLine(s string) string {
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
 }
 
 // saneError interprets scanimage's exit status and message.
