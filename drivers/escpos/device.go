@@ -39,6 +39,12 @@ type QRPrinter interface {
 	PrintQR(ctx context.Context, data []byte) error
 }
 
+// ReadyChecker is an optional Link capability: an out-of-band readiness check such as the USB
+// printer class GET_PORT_STATUS. Print uses it for printers that cannot answer DLE EOT.
+type ReadyChecker interface {
+	CheckReady(ctx context.Context) error
+}
+
 var (
 	_ Printer      = (*Device)(nil)
 	_ StatusReader = (*Device)(nil)
@@ -199,8 +205,9 @@ func (d *Device) NextASB(ctx context.Context) (Status, error) {
 	return s, nil
 }
 
-// Print checks the printer's state and sends the job if it can print; otherwise it returns a
-// *StatusError and sends nothing. A job that failed to build is refused with its build error.
+// Print checks the printer's state (DLE EOT, or the link's ReadyChecker when the printer has no
+// real-time status) and sends the job if it can print; otherwise it returns a *StatusError (or
+// the ReadyChecker's error) and sends nothing. A job that failed to build is refused with its build error.
 func (d *Device) Print(ctx context.Context, job *Job) error {
 	b, err := job.Bytes()
 	if err != nil {
@@ -208,7 +215,13 @@ func (d *Device) Print(ctx context.Context, job *Job) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.opt.NoRealtimeStatus {
+	if d.opt.NoRealtimeStatus {
+		if rc, ok := d.link.(ReadyChecker); ok {
+			if err := rc.CheckReady(ctx); err != nil {
+				return err
+			}
+		}
+	} else {
 		s, err := d.status(ctx)
 		if err != nil {
 			return err

@@ -207,6 +207,20 @@ func (p *Printer) PortStatus(ctx context.Context) (PortStatus, error) {
 	return PortStatus(b[0]), nil
 }
 
+// CheckReady reads GET_PORT_STATUS and returns its error (ErrPaperEmpty, ErrPortError,
+// ErrNotSelected) or nil. It makes a Printer an escpos.ReadyChecker, so one-way printers (no
+// bulk IN, no DLE EOT replies) still refuse jobs when out of paper.
+func (p *Printer) CheckReady(ctx context.Context) error {
+	ps, err := p.PortStatus(ctx)
+	if err != nil {
+		return err
+	}
+	if err := ps.Err(); err != nil {
+		return fmt.Errorf("%w (port status %#02x)", err, byte(ps))
+	}
+	return nil
+}
+
 // SoftReset issues SOFT_RESET: the printer flushes its buffers and resets the pipes.
 func (p *Printer) SoftReset(ctx context.Context) error {
 	if _, err := p.control(ctx, reqTypeClassOut, ReqSoftReset, 0, uint16(p.cfg.Interface), nil); err != nil {

@@ -17,7 +17,10 @@ import (
 	"github.com/kioskfleet/kioskfleet/drivers/usbprinter/usbprintertest"
 )
 
-var _ escpos.Link = (*usbprinter.Printer)(nil)
+var (
+	_ escpos.Link         = (*usbprinter.Printer)(nil)
+	_ escpos.ReadyChecker = (*usbprinter.Printer)(nil)
+)
 
 const id = "MFG:Xprinter;MDL:XP-80C;CMD:ESC/POS, GB18030;CLS:PRINTER;DES:80mm thermal;"
 
@@ -82,6 +85,23 @@ func TestESCPOSOverUSB(t *testing.T) {
 	}
 	if _, err := p.DeviceID(ctx); !errors.Is(err, transport.ErrClosed) {
 		t.Fatalf("device id after unplug: %v", err)
+	}
+}
+
+func TestOneWayPrinterUsesPortStatus(t *testing.T) {
+	fake := usbprintertest.New(id)
+	p := usbprinter.New(fake, usbprinter.Config{Out: usbprintertest.EPOut}) // no bulk IN
+	d := escpos.New(p, slog.New(slog.NewTextHandler(io.Discard, nil)), escpos.Options{NoRealtimeStatus: true})
+	ctx := context.Background()
+	if err := d.Print(ctx, escpos.NewJob().Line("one-way")); err != nil {
+		t.Fatal(err)
+	}
+	fake.SetFault(escpossim.PaperOut, true)
+	if err := d.Print(ctx, escpos.NewJob().Line("refused")); !errors.Is(err, usbprinter.ErrPaperEmpty) {
+		t.Fatalf("paper out on one-way printer: %v", err)
+	}
+	if fake.Text() != "one-way\n" || fake.Discarded() != 0 {
+		t.Errorf("printed %q, discarded %d", fake.Text(), fake.Discarded())
 	}
 }
 
