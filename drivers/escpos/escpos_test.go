@@ -267,3 +267,24 @@ func BenchmarkApplyRealtime(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkStatusOverPty is one full status read (DLE EOT 1..4) through a pseudo-terminal.
+func BenchmarkStatusOverPty(b *testing.B) {
+	sim, err := escpossim.NewPty()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sim.Close()
+	port, err := transport.Serial{}.OpenSerial(sim.Path, transport.SerialMode{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer port.Close()
+	d := escpos.New(&escpos.SerialLink{Port: port}, quiet(), escpos.Options{})
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := d.Status(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -99,7 +99,8 @@ const (
 	StatusPaper   StatusKind = 4 // continuous paper sensor
 )
 
-// IsRealtimeByte reports whether b has the fixed bits of a DLE EOT reply: bits 1 and 4 set,
+// IsRealtimeByte reports whether b has the fixed bits of a DLE EOT reply (ESC/POS Application
+// Programming Guide, DLE EOT n: "bits 1 and 4 fixed to 1, bits 0 and 7 fixed to 0"): bits 1 and 4 set,
 // bits 0 and 7 clear.
 func IsRealtimeByte(b byte) bool { return b&0x93 == 0x12 }
 
