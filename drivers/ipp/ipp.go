@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -67,12 +68,12 @@ func New(printerURI string, hc *http.Client) (*Client, error) {
 	case "ipp":
 		h.Scheme = "http"
 		if u.Port() == "" {
-			h.Host = u.Hostname() + ":631"
+			h.Host = net.JoinHostPort(u.Hostname(), "631") // RFC 8010 §8.1.1: default port 631
 		}
 	case "ipps":
 		h.Scheme = "https"
 		if u.Port() == "" {
-			h.Host = u.Hostname() + ":443"
+			h.Host = net.JoinHostPort(u.Hostname(), "443")
 		}
 	case "http", "https":
 	default:
