@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -88,6 +89,11 @@ func TestIDCardCanaryNeverLoggedOrReported(t *testing.T) {
 		t.Fatal("read without a card succeeded")
 	}
 	sim.SetCard(idcardsim.Resident())
+	sim.SetFaults(idcardsim.Faults{Misread: true}) // a failed check must not echo the number
+	if err := m.ReadCard(context.Background(), "idcard0", func(devices.Identity) error { return nil }); !errors.Is(err, idcard.ErrMisread) {
+		t.Fatalf("misread: %v", err)
+	}
+	sim.SetFaults(idcardsim.Faults{})
 	for range 3 { // and a few more reads, interleaved with status polls
 		if err := m.ReadCard(context.Background(), "idcard0", func(devices.Identity) error { return nil }); err != nil {
 			t.Fatal(err)
