@@ -224,3 +224,13 @@ func TestSANEFeeder(t *testing.T) {
 		t.Fatalf("jammed feeder: %v", err)
 	}
 }
+
+func TestSANEProbe(t *testing.T) {
+	dir := docscantest.SANEConfig(t)
+	if err := (&docscan.SANE{Device: "test", ConfigDir: dir}).Probe(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&docscan.SANE{Device: "nosuch", ConfigDir: dir}).Probe(ctx(t)); !errors.Is(err, docscan.ErrNoDevice) {
+		t.Fatalf("missing device: %v", err)
+	}
+}

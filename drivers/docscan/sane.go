@@ -138,12 +138,18 @@ func (s *SANE) Scan(ctx context.Context, opt Options) ([]Page, error) {
 	return pages, nil
 }
 
+// Probe checks that the device is there by listing its options (scanimage -d DEV -A, a few ms
+// with a private SANE config). A missing device gives an error wrapping ErrNoDevice.
+func (s *SANE) Probe(ctx context.Context) error {
+	if s.Device == "" {
+		return fmt.Errorf("%w: no SANE device name", ErrNoDevice)
+	}
+	_, err := s.exec(ctx, 10*time.Second, []string{"-d", s.Device, "-A"})
+	return err
+}
+
 // run runs scanimage with the options and returns its standard output.
 func (s *SANE) run(ctx context.Context, opt Options, more []string) ([]byte, error) {
-	bin := s.Binary
-	if bin == "" {
-		bin = "scanimage"
-	}
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = 60 * time.Second
@@ -151,10 +157,19 @@ func (s *SANE) run(ctx context.Context, opt Options, more []string) ([]byte, err
 	if opt.ADF {
 		timeout *= MaxADFPages / 10 // a feeder run is many pages
 	}
+	args := append([]string{"-d", s.Device, "--format=png", "--mode", saneModes[opt.Mode], "--resolution", strconv.Itoa(opt.Resolution)}, s.Extra...)
+	return s.exec(ctx, timeout, append(args, more...))
+}
+
+// exec runs scanimage with args and returns its standard output, mapping failures to errors.
+func (s *SANE) exec(ctx context.Context, timeout time.Duration, args []string) ([]byte, error) {
+	bin := s.Binary
+	if bin == "" {
+		bin = "scanimage"
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	args := append([]string{"-d", s.Device, "--format=png", "--mode", saneModes[opt.Mode], "--resolution", strconv.Itoa(opt.Resolution)}, s.Extra...)
-	cmd := exec.CommandContext(ctx, bin, append(args, more...)...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = os.Environ()
 	if s.ConfigDir != "" {
 		cmd.Env = append(cmd.Env, "SANE_CONFIG_DIR="+s.ConfigDir)
