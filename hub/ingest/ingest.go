@@ -114,6 +114,10 @@ func (g *Ingest) Run(ctx context.Context) error {
 	return nil
 }
 
+// SetBus sets the bus when it could not be given to New (the broker needs the ingest's callbacks
+// before it exists). Call it before Run.
+func (g *Ingest) SetBus(b Bus) { g.bus = b }
+
 // Stats is a snapshot of ingest counters.
 type Stats struct {
 	Records, Batches, Commits, Rejected uint64
