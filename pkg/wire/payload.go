@@ -173,15 +173,39 @@ func malformed(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, a...))
 }
 
-// decode unmarshals b strictly into v (unknown fields are refused) after checking size and version.
-func decode(b []byte, v any) error {
+// versioned is implemented by every payload type.
+type versioned interface{ version() int }
+
+func (m *Batch) version() int       { return m.V }
+func (m *Hello) version() int       { return m.V }
+func (m *AckMsg) version() int      { return m.V }
+func (m *Command) version() int     { return m.V }
+func (m *Desired) version() int     { return m.V }
+func (m *PresenceMsg) version() int { return m.V }
+
+// decode unmarshals b strictly into v (unknown fields are refused) after checking its size, and
+// checks the version. The strict decode runs first, so a valid payload is parsed once; only a
+// payload that fails is looked at again to tell an unknown version from a malformed payload.
+func decode(b []byte, v versioned) error {
 	if len(b) > MaxPayloadBytes {
 		return fmt.Errorf("%w: %d bytes > %d", ErrTooLarge, len(b), MaxPayloadBytes)
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	err := d.Decode(v)
+	if err == nil && d.More() {
+		err = errors.New("trailing data after the JSON object")
+	}
+	if err == nil && v.version() == Version {
+		return nil
 	}
 	var head struct {
 		V *int `json:"v"`
 	}
-	if err := json.Unmarshal(b, &head); err != nil {
+	if herr := json.Unmarshal(b, &head); herr != nil {
+		if err == nil {
+			err = herr
+		}
 		return malformed("not a JSON object: %v", err)
 	}
 	if head.V == nil {
@@ -190,15 +214,7 @@ func decode(b []byte, v any) error {
 	if *head.V != Version {
 		return fmt.Errorf("%w: %d (want %d)", ErrUnknownVersion, *head.V, Version)
 	}
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
-		return malformed("%v", err)
-	}
-	if d.More() {
-		return malformed("trailing data after the JSON object")
-	}
-	return nil
+	return malformed("%v", err)
 }
 
 func checkEpoch(e string) error {

@@ -59,7 +59,7 @@ func TestDecodeBatch(t *testing.T) {
 		"bad class":     {`{"v":1,"epoch":"e","records":[{"seq":1,"kind":"k","class":"z","ts":1,"body":{}}]}`, ErrMalformed, "class"},
 		"bad kind":      {`{"v":1,"epoch":"e","records":[{"seq":1,"kind":"K!","class":"t","ts":1,"body":{}}]}`, ErrMalformed, "kind"},
 		"no body":       {`{"v":1,"epoch":"e","records":[{"seq":1,"kind":"k","class":"t","ts":1}]}`, ErrMalformed, "body"},
-		"trailing":      {`{"v":1,"epoch":"e","records":[{"seq":1,"kind":"k","class":"t","ts":1,"body":{}}]} {}`, ErrMalformed, "after top-level value"},
+		"trailing":      {`{"v":1,"epoch":"e","records":[{"seq":1,"kind":"k","class":"t","ts":1,"body":{}}]} {}`, ErrMalformed, "trailing data"},
 		"huge":          {`{"v":1,"x":"` + strings.Repeat("a", MaxPayloadBytes) + `"}`, ErrTooLarge, "bytes"},
 	} {
 		_, err := DecodeBatch([]byte(tc.in))
