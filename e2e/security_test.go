@@ -87,7 +87,7 @@ func TestRevocation(t *testing.T) {
 	dir, id := h.enroll("hall-1")
 	startAgent(t, "agent", dir)
 	waitFor(t, 20*time.Second, "online", func() bool { return online(h, id) })
-	if err := h.client.Revoke(bg, id); err != nil {
+	if _, err := h.client.Revoke(bg, id); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "revoked kiosk offline", func() bool { return !online(h, id) })

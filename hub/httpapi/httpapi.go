@@ -203,6 +203,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func writeErr(w http.ResponseWriter, log *slog.Logger, err error) {
 	var ae *api.Error
 	switch {
+	case errors.Is(err, context.Canceled):
+		ae = apiErr(http.StatusServiceUnavailable, "canceled", "request canceled") // the client has gone
 	case errors.As(err, &ae):
 	case errors.Is(err, store.ErrNotFound):
 		ae = apiErr(http.StatusNotFound, "not_found", "%v", err)

@@ -128,9 +128,20 @@ func (c *Client) Device(ctx context.Context, id string) (DeviceDetail, error) {
 	return out, c.Do(ctx, http.MethodGet, Prefix+"/devices/"+url.PathEscape(id), nil, &out)
 }
 
-// Revoke revokes a device's certificate and cuts its session.
-func (c *Client) Revoke(ctx context.Context, id string) error {
-	return c.Do(ctx, http.MethodPost, Prefix+"/devices/"+url.PathEscape(id)+"/revoke", nil, nil)
+// Revoke revokes a device's certificate and cuts its session; it returns the revoked device.
+func (c *Client) Revoke(ctx context.Context, id string) (fleet.Device, error) {
+	var out fleet.Device
+	return out, c.Do(ctx, http.MethodPost, Prefix+"/devices/"+url.PathEscape(id)+"/revoke", nil, &out)
+}
+
+// ListCommands lists a device's commands, newest first.
+func (c *Client) ListCommands(ctx context.Context, deviceID string, limit int) ([]fleet.Command, error) {
+	p := Prefix + "/devices/" + url.PathEscape(deviceID) + "/commands"
+	if limit > 0 {
+		p += "?limit=" + fmt.Sprint(limit)
+	}
+	var out Commands
+	return out.Commands, c.Do(ctx, http.MethodGet, p, nil, &out)
 }
 
 // SendCommand queues a command for a device.
