@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -39,6 +40,24 @@ func grantTokens(b *testing.B, e *identitytest.Env, n int) []map[string]any {
 	return out
 }
 
+// inProcess is a RoundTripper that serves requests with the handler directly: no sockets, so
+// the figure is the provider's own cost without the load of a client sharing the machine.
+type inProcess struct{ h http.Handler }
+
+func (t inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
+}
+
+// clients returns the two ways benchmarks reach the provider.
+func clients(e *identitytest.Env) map[string]*http.Client {
+	return map[string]*http.Client{
+		"loopback":   {Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+		"in-process": {Transport: inProcess{e.P.Handler()}},
+	}
+}
+
 func rate(b *testing.B, unit string) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), unit)
 }
@@ -47,13 +66,20 @@ func rate(b *testing.B, unit string) {
 // with synchronous=FULL, from 16 concurrent clients each with its own grant.
 func BenchmarkRefreshGrant(b *testing.B) {
 	e := identitytest.New(b)
-	toks := grantTokens(b, e, 16)
+	toks := grantTokens(b, e, 32)
 	var next atomic.Int32
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	b.SetParallelism(8)
-	b.ResetTimer()
+	for _, name := range []string{"loopback", "in-process"} {
+		client := clients(e)[name]
+		b.Run(name, func(b *testing.B) { benchRefresh(b, e, client, toks, &next) })
+	}
+}
+
+func benchRefresh(b *testing.B, e *identitytest.Env, client *http.Client, toks []map[string]any, next *atomic.Int32) {
+	b.SetParallelism(4)
 	b.RunParallel(func(pb *testing.PB) {
-		rt := toks[next.Add(1)-1]["refresh_token"].(string)
+		i := (next.Add(1) - 1) % int32(len(toks))
+		rt := toks[i]["refresh_token"].(string)
+		defer func() { toks[i]["refresh_token"] = rt }()
 		for pb.Next() {
 			req, _ := http.NewRequest(http.MethodPost, e.Issuer+"/oidc/token",
 				strings.NewReader(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}.Encode()))
@@ -99,34 +125,38 @@ func get(b *testing.B, client *http.Client, u, at string) {
 func BenchmarkUserinfo(b *testing.B) {
 	e := identitytest.New(b)
 	at := grantTokens(b, e, 1)[0]["access_token"].(string)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	b.SetParallelism(8)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			get(b, client, e.Issuer+"/oidc/userinfo", at)
-		}
-	})
-	rate(b, "requests/s")
+	for name, client := range clients(e) {
+		b.Run(name, func(b *testing.B) {
+			b.SetParallelism(4)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					get(b, client, e.Issuer+"/oidc/userinfo", at)
+				}
+			})
+			rate(b, "requests/s")
+		})
+	}
 }
 
 // BenchmarkDiscoveryJWKS: discovery and JWKS requests (alternating) over HTTP (loopback).
 func BenchmarkDiscoveryJWKS(b *testing.B) {
 	e := identitytest.New(b)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	var n atomic.Int64
-	b.SetParallelism(8)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if n.Add(1)%2 == 0 {
-				get(b, client, e.Issuer+"/.well-known/openid-configuration", "")
-			} else {
-				get(b, client, e.Issuer+"/oidc/keys", "")
-			}
-		}
-	})
-	rate(b, "requests/s")
+	for name, client := range clients(e) {
+		b.Run(name, func(b *testing.B) {
+			b.SetParallelism(4)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if n.Add(1)%2 == 0 {
+						get(b, client, e.Issuer+"/.well-known/openid-configuration", "")
+					} else {
+						get(b, client, e.Issuer+"/oidc/keys", "")
+					}
+				}
+			})
+			rate(b, "requests/s")
+		})
+	}
 }
 
 // BenchmarkPasswordLogin: password logins at 50 per second with the production argon2id

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/identity"
@@ -17,12 +18,13 @@ import (
 // Identity is the SQLite storage of the hub's OpenID Provider (tables idp_*, migration 0100).
 type Identity struct {
 	w, r *sql.DB // the store's single writer and its readers
+	rot  *rotations
 }
 
 var _ identity.Storage = (*Identity)(nil)
 
 // Identity returns the store's identity storage.
-func (s *Store) Identity() *Identity { return &Identity{w: s.db.W, r: s.db.R} }
+func (s *Store) Identity() *Identity { return &Identity{w: s.db.W, r: s.db.R, rot: &rotations{}} }
 
 func idpTS(t time.Time) int64 {
 	if t.IsZero() {
@@ -327,37 +329,112 @@ func (s *Identity) TokenByHash(ctx context.Context, h []byte) (identity.Token, e
 	return s.token(ctx, "hash=?", h)
 }
 
+// rotation is one RotateRefresh waiting for its group commit.
+type rotation struct {
+	oldID string
+	ts    []identity.Token
+	err   error
+	done  chan struct{} // closed when committed (or failed)
+	lead  chan struct{} // closed when this caller is to lead the next batches
+}
+
+// rotations gathers concurrent RotateRefresh calls so that one transaction (one fsync) commits
+// them all. The first caller leads: it commits what has gathered, a few batches at most, then
+// hands the lead to a waiting caller, so no caller waits long. No goroutine of its own.
+type rotations struct {
+	mu      sync.Mutex
+	pending []*rotation
+	leading bool
+}
+
+const leadRounds = 2
+
 func (s *Identity) RotateRefresh(ctx context.Context, oldID string, at time.Time, ts ...identity.Token) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
+	r := &rotation{oldID: oldID, ts: ts, done: make(chan struct{}), lead: make(chan struct{})}
+	b := s.rot
+	b.mu.Lock()
+	b.pending = append(b.pending, r)
+	if b.leading {
+		b.mu.Unlock()
+		select {
+		case <-r.done:
+			return r.err
+		case <-r.lead:
+		}
+		b.mu.Lock()
 	}
-	defer tx.Rollback()
+	b.leading = true
+	for round := 0; len(b.pending) > 0; round++ {
+		if round == leadRounds {
+			close(b.pending[0].lead) // hand over; b.leading stays true
+			b.mu.Unlock()
+			<-r.done
+			return r.err
+		}
+		batch := b.pending
+		b.pending = nil
+		b.mu.Unlock()
+		s.commitRotations(context.WithoutCancel(ctx), batch)
+		b.mu.Lock()
+	}
+	b.leading = false
+	b.mu.Unlock()
+	<-r.done
+	return r.err
+}
+
+// commitRotations commits a batch in one transaction, each rotation in its own savepoint.
+func (s *Identity) commitRotations(ctx context.Context, batch []*rotation) {
+	err := func() error {
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		for _, r := range batch {
+			if _, err := tx.ExecContext(ctx, `SAVEPOINT rot`); err != nil {
+				return err
+			}
+			r.err = rotateOne(ctx, tx, r)
+			end := `RELEASE rot`
+			if r.err != nil && !errors.Is(r.err, identity.ErrTokenReused) {
+				end = `ROLLBACK TO rot; RELEASE rot`
+			}
+			if _, err := tx.ExecContext(ctx, end); err != nil {
+				return err
+			}
+		}
+		return tx.Commit()
+	}()
+	for _, r := range batch {
+		if err != nil {
+			r.err = idpErr("rotate refresh", err)
+		}
+		close(r.done)
+	}
+}
+
+func rotateOne(ctx context.Context, tx *sql.Tx, r *rotation) error {
 	var family string
-	err = tx.QueryRowContext(ctx, `UPDATE idp_tokens SET rotated=1 WHERE id=? AND kind='refresh' AND rotated=0
-		AND revoked=0 RETURNING family_id`, oldID).Scan(&family)
+	err := tx.QueryRowContext(ctx, `UPDATE idp_tokens SET rotated=1 WHERE id=? AND kind='refresh' AND rotated=0
+		AND revoked=0 RETURNING family_id`, r.oldID).Scan(&family)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Rotated or revoked before: a reuse. Revoke the family.
-		if err := tx.QueryRowContext(ctx, `SELECT family_id FROM idp_tokens WHERE id=?`, oldID).Scan(&family); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT family_id FROM idp_tokens WHERE id=?`, r.oldID).Scan(&family); err != nil {
 			return idpErr("rotate refresh", err)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE idp_tokens SET revoked=1 WHERE family_id=?`, family); err != nil {
 			return idpErr("rotate refresh", err)
-		}
-		if err := tx.Commit(); err != nil {
-			return err
 		}
 		return identity.ErrTokenReused
 	}
 	if err != nil {
 		return idpErr("rotate refresh", err)
 	}
-	if len(ts) > 0 {
-		if err := idpInsertTokens(ctx, tx, ts...); err != nil {
-			return err
-		}
+	if len(r.ts) > 0 {
+		return idpInsertTokens(ctx, tx, r.ts...)
 	}
-	return tx.Commit()
+	return nil
 }
 
 func (s *Identity) RevokeFamily(ctx context.Context, familyID string, at time.Time) error {
