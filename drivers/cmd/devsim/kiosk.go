@@ -57,6 +57,16 @@ func runKiosk(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := os.MkdirAll(filepath.Join(*dir, "dev"), 0o755); err != nil {
 		return err
 	}
+	// Files of an earlier run would make waiting scripts start before this one is ready.
+	stale := []string{"devices.yaml", "devices.json", "control.url"}
+	for _, f := range stale {
+		os.Remove(filepath.Join(*dir, f))
+	}
+	defer func() { // the devices are gone with this process
+		for _, f := range stale {
+			os.Remove(filepath.Join(*dir, f))
+		}
+	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -140,7 +150,6 @@ func runKiosk(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := writeFileAtomic(filepath.Join(*dir, "control.url"), []byte(url+"\n")); err != nil {
 		return err
 	}
-	defer os.Remove(filepath.Join(*dir, "control.url"))
 	for _, d := range k.serial {
 		i := d.info()
 		fmt.Fprintf(stdout, "%-9s %-7s %s -> %s\n", i.ID, i.Kind, i.Path, i.Pty)
