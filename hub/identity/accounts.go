@@ -2,8 +2,8 @@ package identity
 
 import (
 	"context"
-	"encoding/json"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -190,24 +190,38 @@ const (
 
 // BootstrapConfig says how to set up a fresh provider.
 type BootstrapConfig struct {
-	AdminUsername string
-	AdminPassword string
+	AdminUsername string // default "admin"
+	AdminPassword string // empty: a random one is generated and returned once
 	// BaseURL of the hub's web channels; redirect URIs of the built-in clients hang below it.
 	BaseURL string
 }
 
+// Bootstrapped is what Bootstrap created and must be shown to the operator once: nothing on a
+// later start.
+type Bootstrapped struct {
+	AdminPassword string            // set when generated
+	ClientSecrets map[string]string // of the confidential built-in clients it registered
+}
+
 // Bootstrap creates the first admin (if the username is free) and registers the built-in
-// clients (if absent); it is idempotent. It returns the secrets of clients it created (the
-// confidential web portal and fleet console), to be handed to their operators once.
-func (p *Provider) Bootstrap(ctx context.Context, b BootstrapConfig) (secrets map[string]string, err error) {
+// clients (if absent); it is idempotent, for every start.
+func (p *Provider) Bootstrap(ctx context.Context, b BootstrapConfig) (Bootstrapped, error) {
+	var out Bootstrapped
+	if b.AdminUsername == "" {
+		b.AdminUsername = "admin"
+	}
 	if _, err := p.st.AccountByUsername(ctx, b.AdminUsername); errors.Is(err, store.ErrNotFound) {
+		if b.AdminPassword == "" {
+			b.AdminPassword = randomToken(15)
+			out.AdminPassword = b.AdminPassword
+		}
 		if _, err := p.CreateStaff(ctx, NewStaff{Username: b.AdminUsername, Name: "Administrator",
 			Password: b.AdminPassword, Roles: []string{RoleAdmin}}); err != nil {
-			return nil, fmt.Errorf("identity: bootstrap admin: %w", err)
+			return out, fmt.Errorf("identity: bootstrap admin: %w", err)
 		}
 		p.log.Info("identity: bootstrap admin created", "username", b.AdminUsername)
 	} else if err != nil {
-		return nil, err
+		return out, err
 	}
 	code, refresh, device, bearer := "authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code", GrantTypeJWTBearer
 	builtins := []Client{
@@ -226,21 +240,22 @@ func (p *Provider) Bootstrap(ctx context.Context, b BootstrapConfig) (secrets ma
 		{ID: ClientFleetctl, Name: "fleetctl 命令行", AppType: "native", FirstParty: true,
 			GrantTypes: []string{device, refresh}},
 	}
-	secrets = map[string]string{}
+	out.ClientSecrets = map[string]string{}
 	for _, c := range builtins {
 		if _, err := p.st.GetClient(ctx, c.ID); err == nil {
 			continue
 		} else if !errors.Is(err, store.ErrNotFound) {
-			return nil, err
+			return out, err
 		}
 		if c.AppType == "web" {
 			s := randomToken(32)
 			h := sha256.Sum256([]byte(s))
-			c.SecretHash, secrets[c.ID] = h[:], s
+			c.SecretHash, out.ClientSecrets[c.ID] = h[:], s
 		}
 		if err := p.st.PutClient(ctx, c); err != nil {
-			return nil, fmt.Errorf("identity: bootstrap client %s: %w", c.ID, err)
+			return out, fmt.Errorf("identity: bootstrap client %s: %w", c.ID, err)
 		}
+		p.log.Info("identity: built-in client registered", "client", c.ID)
 	}
-	return secrets, nil
+	return out, nil
 }

@@ -256,3 +256,37 @@ func TestSessionsAndAdminAPI(t *testing.T) {
 		t.Errorf("delete: %d", st)
 	}
 }
+
+func TestBootstrapIdempotent(t *testing.T) {
+	e := identitytest.New(t)
+	ctx := context.Background()
+	if len(e.Secrets) != 2 || e.Secrets[identity.ClientWebPortal] == "" || e.Secrets[identity.ClientConsole] == "" {
+		t.Fatalf("first bootstrap secrets %v", e.Secrets)
+	}
+	again, err := e.P.Bootstrap(ctx, identity.BootstrapConfig{AdminUsername: identitytest.AdminUser, BaseURL: e.Issuer})
+	if err != nil || again.AdminPassword != "" || len(again.ClientSecrets) != 0 {
+		t.Fatalf("second bootstrap %+v %v", again, err)
+	}
+	cs, _ := e.Store.Identity().ListClients(ctx)
+	var ids []string
+	for _, c := range cs {
+		ids = append(ids, c.ID)
+	}
+	for _, want := range []string{identity.ClientWebPortal, identity.ClientMobileApp, identity.ClientMiniProgram,
+		identity.ClientKioskShell, identity.ClientConsole, identity.ClientFleetctl} {
+		if !slices.Contains(ids, want) {
+			t.Errorf("built-in client %s missing", want)
+		}
+	}
+	// A fresh admin name with no password gets a generated one that works.
+	b, err := e.P.Bootstrap(ctx, identity.BootstrapConfig{AdminUsername: "root", BaseURL: e.Issuer})
+	if err != nil || len(b.AdminPassword) < 16 {
+		t.Fatalf("%+v %v", b, err)
+	}
+	if _, err := e.P.PasswordLogin(ctx, "root", b.AdminPassword); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(e.Logs.String(), b.AdminPassword) {
+		t.Error("generated password logged")
+	}
+}

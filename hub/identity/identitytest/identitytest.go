@@ -125,11 +125,12 @@ func New(t testing.TB, mod ...func(*identity.Config)) *Env {
 		t.Fatal(err)
 	}
 	h = e.P.Handler()
-	e.Secrets, err = e.P.Bootstrap(ctx, identity.BootstrapConfig{AdminUsername: AdminUser,
+	boot, err := e.P.Bootstrap(ctx, identity.BootstrapConfig{AdminUsername: AdminUser,
 		AdminPassword: AdminPassword, BaseURL: e.Issuer})
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.Secrets = boot.ClientSecrets
 	e.Callback = "http://127.0.0.1:1/callback"
 	grants := []string{"authorization_code", "refresh_token"}
 	for _, c := range []identity.Client{
