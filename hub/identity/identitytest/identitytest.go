@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -33,6 +32,7 @@ import (
 	"github.com/alexedwards/argon2id"
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/kioskfleet/kioskfleet/hub/ca"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
@@ -55,6 +55,7 @@ type Env struct {
 	Secrets  map[string]string // client secrets from Bootstrap
 	Callback string            // the registered redirect URI of the test clients
 	DBPath   string
+	CA       *ca.CA // the hub CA that signs test kiosks' certificates, made by EnrollKiosk
 }
 
 // Clock is real time plus an offset that tests advance.
@@ -257,12 +258,16 @@ type Kiosk struct {
 	Key crypto.Signer
 }
 
-// EnrollKiosk creates a site and enrolls a kiosk with a fresh P-256 key and a self-signed
-// certificate, through the store's real enrollment.
+// EnrollKiosk creates a site and enrolls a kiosk as the agent does (agent/enroll): a fresh
+// P-256 key on the kiosk, a CSR signed by the hub's CA, the store's enrollment with a one-time
+// token.
 func (e *Env) EnrollKiosk(t testing.TB, id string) *Kiosk {
 	t.Helper()
 	ctx := context.Background()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	site := "site-" + id
 	if err := e.Store.CreateSite(ctx, store.Site{ID: site, Name: "福田区行政服务大厅", Region: "440304",
 		Address: "深圳市福田区福中三路市民中心B区"}); err != nil {
@@ -274,15 +279,22 @@ func (e *Env) EnrollKiosk(t testing.TB, id string) *Kiosk {
 		SiteID: site, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: id},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(365 * 24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	// The certificate comes from the hub's own CA, as at a real enrollment.
+	if e.CA == nil {
+		if e.CA, err = ca.LoadOrCreate(t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: id}}, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if _, err := e.Store.EnrollDevice(ctx, hash(secret), store.Device{ID: id, CertSerial: "01",
-		CertExpiry: tmpl.NotAfter, CertPEM: certPEM}, now); err != nil {
+	issued, err := e.CA.SignCSR(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}), id, 30*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Store.EnrollDevice(ctx, hash(secret), store.Device{ID: id, CertSerial: issued.Serial,
+		CertExpiry: issued.NotAfter, CertPEM: issued.CertPEM}, now); err != nil {
 		t.Fatal(err)
 	}
 	return &Kiosk{ID: id, Key: key}
