@@ -94,7 +94,7 @@ func New(cfg Config) (*Manager, error) {
 		if _, dup := m.byID[e.ID]; dup {
 			return nil, fmt.Errorf("devices: duplicate device id %q", e.ID)
 		}
-		d := &managed{entry: e, log: cfg.Log.With("device", e.ID), poke: make(chan struct{}, 1),
+		d := &managed{entry: e, log: cfg.Log.With("peripheral", e.ID), poke: make(chan struct{}, 1),
 			alerted: map[string]time.Time{}, quiet: map[string]int{}}
 		d.st = DeviceStatus{ID: e.ID, Class: e.Class, Status: StateUnknown, Since: now}
 		d.prof, d.perr = profile.Match(cfg.Profiles, e.Attached())
@@ -115,7 +115,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, d := range m.devices {
 		if d.prof == nil {
-			m.log.Warn("devices: no profile for device; it stays unused", "device", d.entry.ID, "err", d.perr)
+			m.log.Warn("devices: no profile for device; it stays unused", "peripheral", d.entry.ID, "err", d.perr)
 			continue
 		}
 		wg.Add(1)
