@@ -138,10 +138,12 @@ func Decode(name string, data []byte) (*Profile, Problems) {
 				line, _ = strconv.Atoi(m[1])
 				msg = m[2]
 			}
+			path := ""
 			if m := reUnknownKey.FindStringSubmatch(msg); m != nil {
 				msg = fmt.Sprintf("unknown key %q", m[1])
+				path = p.pathAt(line, m[1])
 			}
-			add(line, "", "%s", msg)
+			add(line, path, "%s", msg)
 		}
 	}
 	p.File = name
@@ -179,6 +181,17 @@ func index(n *yaml.Node, path string, lines map[string]int) {
 			index(v, p, lines)
 		}
 	}
+}
+
+// pathAt returns the key path of key on line (the first in sort order if several), or "".
+func (p *Profile) pathAt(line int, key string) string {
+	best := ""
+	for path, l := range p.lines {
+		if l == line && (path == key || strings.HasSuffix(path, "."+key)) && (best == "" || path < best) {
+			best = path
+		}
+	}
+	return best
 }
 
 // line returns the line of path, or of its nearest ancestor present in the file, or 1.
