@@ -44,7 +44,12 @@ type Config struct {
 	AckTimeout   time.Duration
 
 	ConnectConcurrency int // enrollments and first connects at once (default 64)
-	Log                *slog.Logger
+
+	// Storm, when set, is called once every agent is connected; the simulation then waits for the
+	// hub to go away (most sessions lost) and measures until every agent has reconnected and had
+	// its hello answered with an ack (resynced).
+	Storm func()
+	Log   *slog.Logger
 }
 
 // Result is what a run measured.
@@ -61,8 +66,10 @@ type Result struct {
 	LatencyP99Ms   float64 `json:"latencyP99Ms"`
 	LatencyMaxMs   float64 `json:"latencyMaxMs"`
 	HeartbeatP99Ms float64 `json:"heartbeatP99Ms"`
-	Sessions       uint64  `json:"sessions"` // sessions established (reconnects included)
-	Unacked        uint64  `json:"unacked"`  // appended but never acked by the end (should be 0)
+	Sessions       uint64  `json:"sessions"`               // sessions established (reconnects included)
+	Unacked        uint64  `json:"unacked"`                // appended but never acked by the end (should be 0)
+	StormSeconds   float64 `json:"stormSeconds,omitempty"` // first session lost -> every agent resynced
+	StormResynced  int     `json:"stormResynced,omitempty"`
 }
 
 // Identities enrolls (or loads from StateDir) n kiosk identities.
@@ -110,6 +117,7 @@ func Identities(ctx context.Context, cfg Config, n int) ([]enroll.Identity, erro
 type sim struct {
 	ob   *outbox.Memory
 	link *link.Link
+	acks atomic.Uint64 // acks applied (any)
 
 	mu     sync.Mutex
 	base   uint64      // seq of sent[0]
@@ -126,6 +134,7 @@ type samples struct {
 
 func (s *sim) onAck(ss *samples) func(string, uint64) {
 	return func(_ string, upTo uint64) {
+		s.acks.Add(1)
 		now := time.Now()
 		s.mu.Lock()
 		var lat, hb []time.Duration
@@ -253,6 +262,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.ConnectSeconds = time.Since(start).Seconds()
 	cfg.Log.Info("agents connected", "connected", res.Connected, "of", len(sims), "seconds", res.ConnectSeconds)
 
+	if cfg.Storm != nil {
+		res.StormSeconds, res.StormResynced = storm(ctx, cfg, sims)
+	}
+
 	ackedBefore := totalAcked(sims)
 	loadStart := time.Now()
 	if cfg.Duration > 0 {
@@ -293,6 +306,51 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.HeartbeatP99Ms = pct(ss.hb, 0.99)
 	ss.mu.Unlock()
 	return res, nil
+}
+
+// storm lets cfg.Storm disrupt the hub and measures the fleet's recovery.
+func storm(ctx context.Context, cfg Config, sims []*sim) (float64, int) {
+	sessions := make([]uint64, len(sims))
+	acks := make([]uint64, len(sims))
+	for i, s := range sims {
+		sessions[i], acks[i] = s.link.Sessions(), s.acks.Load()
+	}
+	cfg.Storm()
+	// Wait for the disruption to show: most agents lost their session.
+	deadline := time.Now().Add(time.Minute)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		down := 0
+		for _, s := range sims {
+			if !s.link.Connected() {
+				down++
+			}
+		}
+		if down*10 >= len(sims)*9 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	deadline = start.Add(5 * time.Minute)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		ok := 0
+		for i, s := range sims {
+			if s.link.Connected() && s.link.Sessions() > sessions[i] && s.acks.Load() > acks[i] {
+				ok++
+			}
+		}
+		if ok == len(sims) {
+			return time.Since(start).Seconds(), ok
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ok := 0
+	for i, s := range sims {
+		if s.link.Sessions() > sessions[i] && s.acks.Load() > acks[i] {
+			ok++
+		}
+	}
+	return time.Since(start).Seconds(), ok
 }
 
 func produce(ctx context.Context, s *sim, cfg Config, body, hbBody []byte, i int) {

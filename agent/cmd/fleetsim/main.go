@@ -58,6 +58,7 @@ Flags:
 	fs.IntVar(&cfg.BatchRecords, "batch", 0, "records per batch (0: agent default)")
 	fs.IntVar(&cfg.MaxInflight, "inflight", 0, "unacked batches per kiosk (0: agent default)")
 	fs.IntVar(&cfg.ConnectConcurrency, "connect-concurrency", 64, "enrollments and first connects at once")
+	stormFile := fs.String("storm-signal", "", "reconnect storm: once all kiosks are connected, create this file and wait for the hub to be restarted (by whoever watches the file); report the time until all resynced")
 	jsonOut := fs.String("json", "", "write the result as JSON to this file")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -84,6 +85,12 @@ Flags:
 		return err
 	}
 	cfg.Log = log
+	if *stormFile != "" {
+		cfg.Storm = func() {
+			_ = os.WriteFile(*stormFile, []byte("connected\n"), 0o644)
+			fmt.Println("fleetsim: all connected; waiting for the hub to restart")
+		}
+	}
 	res, err := fleetsim.Run(ctx, cfg)
 	if err != nil {
 		return err
@@ -94,6 +101,9 @@ Flags:
   drain after load %.2fs; heartbeat p99 %.1f ms
 `, res.Agents, res.Connected, res.ConnectSeconds, cfg.Rate, cfg.Size, res.LoadSeconds, res.Appended, res.Acked, res.Unacked,
 		res.Sessions, res.AckedPerSecond, res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs, res.DrainSeconds, res.HeartbeatP99Ms)
+	if cfg.Storm != nil {
+		fmt.Printf("  reconnect storm: %d of %d resynced in %.1fs\n", res.StormResynced, res.Agents, res.StormSeconds)
+	}
 	return writeJSON(*jsonOut, res)
 }
 
