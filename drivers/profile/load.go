@@ -142,6 +142,8 @@ func Decode(name string, data []byte) (*Profile, Problems) {
 			if m := reUnknownKey.FindStringSubmatch(msg); m != nil {
 				msg = fmt.Sprintf("unknown key %q", m[1])
 				path = p.pathAt(line, m[1])
+			} else {
+				path = p.pathAt(line, "")
 			}
 			add(line, path, "%s", msg)
 		}
@@ -183,11 +185,15 @@ func index(n *yaml.Node, path string, lines map[string]int) {
 	}
 }
 
-// pathAt returns the key path of key on line (the first in sort order if several), or "".
+// pathAt returns the key path of key on line, or with key "" the deepest path on line (the first
+// in sort order if several), or "".
 func (p *Profile) pathAt(line int, key string) string {
 	best := ""
 	for path, l := range p.lines {
-		if l == line && (path == key || strings.HasSuffix(path, "."+key)) && (best == "" || path < best) {
+		if l != line || (key != "" && path != key && !strings.HasSuffix(path, "."+key)) {
+			continue
+		}
+		if best == "" || len(path) > len(best) || (len(path) == len(best) && path < best) {
 			best = path
 		}
 	}
