@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/alexedwards/argon2id"
@@ -20,10 +19,10 @@ var ErrLogin = errors.New("identity: wrong username or password, or too many att
 
 // NewStaff describes a staff account to create.
 type NewStaff struct {
-	Username string
-	Name     string
-	Password string
-	Roles    []string
+	Username string   `json:"username,omitempty"`
+	Name     string   `json:"name,omitempty"`
+	Password string   `json:"password,omitempty"`
+	Roles    []string `json:"roles"`
 }
 
 // CreateStaff creates a staff account with a password.
@@ -35,10 +34,8 @@ func (p *Provider) CreateStaff(ctx context.Context, s NewStaff) (Account, error)
 	if len(s.Password) < 8 || len(s.Password) > 256 {
 		return Account{}, fmt.Errorf("%w: password must have 8 to 256 characters", store.ErrInvalid)
 	}
-	for _, r := range s.Roles {
-		if !slices.Contains([]string{RoleAdmin, RoleFieldOps, RoleReviewer, RoleDeveloper}, r) {
-			return Account{}, fmt.Errorf("%w: unknown role %q", store.ErrInvalid, r)
-		}
+	if err := validRoles(s.Roles); err != nil {
+		return Account{}, err
 	}
 	h, err := p.hash(s.Password)
 	if err != nil {

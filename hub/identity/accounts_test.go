@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -288,5 +289,46 @@ func TestBootstrapIdempotent(t *testing.T) {
 	}
 	if strings.Contains(e.Logs.String(), b.AdminPassword) {
 		t.Error("generated password logged")
+	}
+}
+
+func TestStaffAdminAPI(t *testing.T) {
+	e := identitytest.New(t)
+	ctx := context.Background()
+	verifier := oauth2.GenerateVerifier()
+	_, tok, _ := exchange(e, codeFor(t, e, verifier), verifier, e.Callback)
+	at := tok["access_token"].(string)
+
+	st, m := apiCall(t, e, "POST", "/oidc/admin/staff", at, `{"username":"li","name":"李四","password":"a good password","roles":["fieldops"]}`)
+	if st != 201 || m["username"] != "li" {
+		t.Fatalf("create: %d %v", st, m)
+	}
+	for body, want := range map[string]int{
+		`{"username":"li","password":"a good password","roles":[]}`:        409,
+		`{"username":"wang","password":"short","roles":[]}`:                400,
+		`{"username":"wang","password":"a good password","roles":["god"]}`: 400,
+		`{"username":"wang","password":"a good password","extra":1}`:       400,
+	} {
+		if st, m := apiCall(t, e, "POST", "/oidc/admin/staff", at, body); st != want {
+			t.Errorf("%s: %d %v, want %d", body, st, m, want)
+		}
+	}
+	// Lock the account, then an admin resets it with new roles and a new password.
+	li, _ := e.Store.Identity().AccountByUsername(ctx, "li")
+	for range 100 {
+		e.Store.Identity().RecordLogin(ctx, li.ID, false, e.Clock.Now())
+	}
+	if _, err := e.P.PasswordLogin(ctx, "li", "a good password"); err == nil {
+		t.Fatal("locked account logged in")
+	}
+	if st, m := apiCall(t, e, "PUT", "/oidc/admin/staff/li", at, `{"roles":["reviewer","developer"],"password":"another password"}`); st != 200 {
+		t.Fatalf("update: %d %v", st, m)
+	}
+	a, err := e.P.PasswordLogin(ctx, "li", "another password")
+	if err != nil || fmt.Sprint(a.Roles) != "[reviewer developer]" {
+		t.Fatalf("after reset: %+v %v", a, err)
+	}
+	if st, _ := apiCall(t, e, "PUT", "/oidc/admin/staff/nobody", at, `{"roles":[]}`); st != 404 {
+		t.Errorf("unknown staff: %d", st)
 	}
 }

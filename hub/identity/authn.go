@@ -249,3 +249,100 @@ func validClient(reg ClientRegistration) (Client, error) {
 	}
 	return c, nil
 }
+
+// StaffRequest is the body of POST /oidc/admin/staff and PUT /oidc/admin/staff/{username}.
+type StaffRequest struct {
+	Username string   `json:"username,omitempty"`
+	Name     string   `json:"name,omitempty"`
+	Password string   `json:"password,omitempty"`
+	Roles    []string `json:"roles"`
+}
+
+// StaffView is a staff account as the admin API shows it.
+type StaffView struct {
+	ID       string   `json:"id"`
+	Username string   `json:"username"`
+	Name     string   `json:"name"`
+	Roles    []string `json:"roles"`
+	Locked   bool     `json:"locked"`
+	Failures int      `json:"failures"`
+}
+
+func decodeStrict(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxForm))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// serveCreateStaff creates a staff account: POST /oidc/admin/staff, role admin.
+func (p *Provider) serveCreateStaff(w http.ResponseWriter, r *http.Request) {
+	if _, ok := p.authorize(w, r, RoleAdmin); !ok {
+		return
+	}
+	var req StaffRequest
+	if err := decodeStrict(r, &req); err != nil {
+		apiError(w, http.StatusBadRequest, "bad_request", "malformed staff account: "+err.Error())
+		return
+	}
+	a, err := p.CreateStaff(r.Context(), NewStaff(req))
+	switch {
+	case errors.Is(err, store.ErrInvalid):
+		apiError(w, http.StatusBadRequest, "bad_request", err.Error())
+	case errors.Is(err, store.ErrExists):
+		apiError(w, http.StatusConflict, "conflict", "username taken")
+	case err != nil:
+		p.log.Error("identity: create staff", "err", err)
+		apiError(w, http.StatusInternalServerError, "internal", "could not create account")
+	default:
+		writeJSON(w, http.StatusCreated, StaffView{ID: a.ID, Username: a.Username, Name: a.Name, Roles: a.Roles})
+	}
+}
+
+// serveUpdateStaff sets a staff account's roles (and password, if given) and clears its failed
+// logins, which also unlocks it: PUT /oidc/admin/staff/{username}, role admin.
+func (p *Provider) serveUpdateStaff(w http.ResponseWriter, r *http.Request) {
+	if _, ok := p.authorize(w, r, RoleAdmin); !ok {
+		return
+	}
+	var req StaffRequest
+	if err := decodeStrict(r, &req); err != nil {
+		apiError(w, http.StatusBadRequest, "bad_request", "malformed staff account: "+err.Error())
+		return
+	}
+	if err := validRoles(req.Roles); err != nil {
+		apiError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	a, err := p.st.AccountByUsername(r.Context(), r.PathValue("username"))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && a.Kind != "staff") {
+		apiError(w, http.StatusNotFound, "not_found", "no such staff account")
+		return
+	}
+	if err == nil && req.Password != "" {
+		var h string
+		if h, err = p.hash(req.Password); err == nil {
+			err = p.st.SetPassword(r.Context(), a.ID, h)
+		}
+	}
+	if err == nil {
+		err = p.st.SetRoles(r.Context(), a.ID, req.Roles)
+	}
+	if err == nil {
+		_, err = p.st.RecordLogin(r.Context(), a.ID, true, p.now())
+	}
+	if err != nil {
+		p.log.Error("identity: update staff", "err", err)
+		apiError(w, http.StatusInternalServerError, "internal", "could not update account")
+		return
+	}
+	writeJSON(w, http.StatusOK, StaffView{ID: a.ID, Username: a.Username, Name: a.Name, Roles: req.Roles})
+}
+
+func validRoles(roles []string) error {
+	for _, r := range roles {
+		if !slices.Contains([]string{RoleAdmin, RoleFieldOps, RoleReviewer, RoleDeveloper}, r) {
+			return fmt.Errorf("%w: unknown staff role %q", store.ErrInvalid, r)
+		}
+	}
+	return nil
+}

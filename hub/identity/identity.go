@@ -257,6 +257,8 @@ func (p *Provider) routes() {
 	m.HandleFunc("DELETE /oidc/account/sessions/{id}", p.serveRevokeSession)
 	m.HandleFunc("/oidc/admin/clients", p.serveClients)
 	m.HandleFunc("/oidc/admin/clients/{id}", p.serveClient)
+	m.HandleFunc("POST /oidc/admin/staff", p.serveCreateStaff)
+	m.HandleFunc("PUT /oidc/admin/staff/{username}", p.serveUpdateStaff)
 	m.Handle(PathPrefix, opH)
 	p.mux = m
 }
