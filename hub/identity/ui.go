@@ -180,8 +180,13 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 				p.render(w, "message", http.StatusBadRequest, v)
 				return
 			}
-			if s, ok := p.browserSession(r); ok && !slices.Contains(a.Prompt, oidc.PromptLogin) {
+			s, ok := p.browserSession(r)
+			if ok && !slices.Contains(a.Prompt, oidc.PromptLogin) {
 				p.continueAuth(w, r, a, s)
+				return
+			}
+			if slices.Contains(a.Prompt, oidc.PromptNone) { // OIDC Core §3.1.2.6
+				p.authError(w, r, a, "login_required")
 				return
 			}
 			if c, err := p.client(r.Context(), a.ClientID); err == nil {
@@ -262,6 +267,10 @@ func (p *Provider) continueAuth(w http.ResponseWriter, r *http.Request, a AuthRe
 		http.Redirect(w, r, op.AuthCallbackURL(p.op)(p.issuerCtx(r.Context()), a.ID), http.StatusSeeOther)
 		return
 	}
+	if slices.Contains(a.Prompt, oidc.PromptNone) {
+		p.authError(w, r, a, "consent_required")
+		return
+	}
 	v := p.view(r, "title_consent")
 	v.ID, v.Client, v.Scopes, v.CSRF = a.ID, c.Name, a.Scopes, p.csrf("consent", sessionKey(s), a.ID)
 	p.render(w, "consent", http.StatusOK, v)
@@ -289,13 +298,7 @@ func (p *Provider) serveConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.PostForm.Get("action") != "approve" {
-		// OIDC Core §3.1.2.6: the end-user denied; tell the client.
-		q := url.Values{"error": {"access_denied"}}
-		if a.State != "" {
-			q.Set("state", a.State)
-		}
-		p.st.DeleteAuthRequest(r.Context(), a.ID)
-		http.Redirect(w, r, a.RedirectURI+sep(a.RedirectURI)+q.Encode(), http.StatusSeeOther)
+		p.authError(w, r, a, "access_denied") // OIDC Core §3.1.2.6: the end-user denied
 		return
 	}
 	a.Done = true
@@ -304,6 +307,17 @@ func (p *Provider) serveConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, op.AuthCallbackURL(p.op)(p.issuerCtx(r.Context()), a.ID), http.StatusSeeOther)
+}
+
+// authError ends an authorization request with an error sent to the client's (registered,
+// already validated) redirect URI.
+func (p *Provider) authError(w http.ResponseWriter, r *http.Request, a AuthRequest, code string) {
+	q := url.Values{"error": {code}}
+	if a.State != "" {
+		q.Set("state", a.State)
+	}
+	p.st.DeleteAuthRequest(r.Context(), a.ID)
+	http.Redirect(w, r, a.RedirectURI+sep(a.RedirectURI)+q.Encode(), http.StatusSeeOther)
 }
 
 func sep(u string) string {

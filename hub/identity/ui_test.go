@@ -54,3 +54,30 @@ func TestPagesLanguagesAndNoExternalAssets(t *testing.T) {
 		t.Error("pages need no script")
 	}
 }
+
+func TestPromptNone(t *testing.T) {
+	e := identitytest.New(t)
+	pkce := url.Values{"code_challenge": {oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())},
+		"code_challenge_method": {"S256"}, "prompt": {"none"}}
+	b := e.NewBrowser()
+	p, err := b.Get(authURL(e, "rp", e.Callback, pkce))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loc, _ := url.Parse(p.Loc); loc == nil || loc.Query().Get("error") != "login_required" || loc.Query().Get("state") != "s" {
+		t.Errorf("prompt=none without a session: %q", p.Loc)
+	}
+	// With a session, a first-party client gets a code at once; a third party needs consent.
+	if _, err := b.Login(authURL(e, "rp", e.Callback, url.Values{"code_challenge": pkce["code_challenge"], "code_challenge_method": {"S256"}}),
+		identitytest.AdminUser, identitytest.AdminPassword); err != nil {
+		t.Fatal(err)
+	}
+	p, _ = b.Get(authURL(e, "rp", e.Callback, pkce))
+	if loc, _ := url.Parse(p.Loc); loc == nil || loc.Query().Get("code") == "" {
+		t.Errorf("prompt=none with a session: %q", p.Loc)
+	}
+	p, _ = b.Get(authURL(e, "third", e.Callback, pkce))
+	if loc, _ := url.Parse(p.Loc); loc == nil || loc.Query().Get("error") != "consent_required" {
+		t.Errorf("prompt=none for a third party: %q", p.Loc)
+	}
+}
