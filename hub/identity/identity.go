@@ -1,14 +1,28 @@
 // Package identity makes the hub an OpenID Provider for every channel (web portal, mobile app,
 // mini-program, kiosk shell, fleet console, fleetctl), built on zitadel/oidc's pkg/op.
 //
-// It offers the authorization code flow with PKCE (S256 only), refresh tokens that rotate on use
-// with reuse detection per family, the device authorization grant (RFC 8628) for QR login at a
-// kiosk and for fleetctl, and an ID-card login at a kiosk through a JWT bearer grant (RFC 7523)
-// signed by the kiosk's enrolled device key. Accounts are citizens (ID number encrypted, looked up
-// by keyed hash) and staff with roles; passwords are argon2id with throttling (NIST SP 800-63B
-// §5.2.2). Subjects are public or pairwise per client (OIDC Core §8).
+// It offers the authorization code flow with PKCE (S256 only; public clients must use it),
+// refresh tokens that rotate on use with reuse detection per family, the device authorization
+// grant (RFC 8628) for QR login at a kiosk and for fleetctl, and an ID-card login at a kiosk
+// through a JWT bearer grant (RFC 7523) signed by the kiosk's enrolled device key. Implicit,
+// hybrid, password and client-credentials grants are not offered. Accounts are citizens (ID card
+// data only encrypted, found by keyed hash) and staff with roles; passwords are argon2id with
+// throttling and lockout (NIST SP 800-63B §5.2.2). Subjects are public or pairwise per client
+// (OIDC Core §8).
 //
-// All paths live under /oidc/ plus /.well-known/openid-configuration; see Provider.Handler.
+// Paths (all served by Provider.Handler; mount DiscoveryPath and PathPrefix):
+//
+//	GET  /.well-known/openid-configuration   discovery
+//	GET  /oidc/keys                          JWKS (ES256; retired keys until their tokens expire)
+//	GET  /oidc/authorize                     code flow (op), then /oidc/login and /oidc/consent
+//	POST /oidc/token                         code, refresh_token, device_code, jwt-bearer grants
+//	POST /oidc/device_authorization          RFC 8628 §3.1 (kiosk shell adds kiosk_assertion)
+//	GET  /oidc/device                        device approval page (verification_uri)
+//	GET  /oidc/userinfo, POST /oidc/introspect, POST /oidc/revoke, GET /oidc/end_session
+//	GET  /oidc/account/sessions, DELETE /oidc/account/sessions/{id}   the caller's sessions
+//	/oidc/admin/clients[/{id}], /oidc/admin/staff[/{username}]        role admin
+//
+// Kiosk assertions: see KioskClaims.
 package identity
 
 import (
