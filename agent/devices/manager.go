@@ -312,10 +312,14 @@ func alertFor(old, cur DeviceStatus) (wire.Alert, bool) {
 }
 
 // reportLoop sends a peripherals record whenever the snapshot changed (at most every 100 ms) and
-// at least every ReportInterval, and an alert record for each queued alert.
+// at least every ReportInterval, and an alert record for each queued alert. What the Reporter
+// refuses is kept and tried again after a second (alerts in order; the latest snapshot).
 func (m *Manager) reportLoop(ctx context.Context) {
 	t := time.NewTicker(m.cfg.ReportInterval)
 	defer t.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	var last []byte
 	for {
 		select {
@@ -323,31 +327,45 @@ func (m *Manager) reportLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			last = nil
+		case <-retry.C:
 		case <-m.changed:
 			if !sleep(ctx, 100*time.Millisecond) { // let simultaneous changes gather
 				return
 			}
 		}
-		m.mu.Lock()
-		alerts := m.alerts
-		m.alerts = nil
-		m.mu.Unlock()
-		for _, a := range alerts {
-			if err := m.cfg.Reporter.Report(ctx, wire.KindAlert, wire.Business, a); err != nil {
-				m.log.Error("devices: report alert", "err", err, "code", a.Code)
-			}
+		if !m.report(ctx, &last) {
+			retry.Reset(time.Second)
 		}
-		snap := m.Snapshot()
-		b, _ := json.Marshal(snap)
-		if string(b) == string(last) {
-			continue
-		}
-		if err := m.cfg.Reporter.Report(ctx, wire.KindPeripherals, wire.Telemetry, snap); err != nil {
-			m.log.Error("devices: report peripherals", "err", err)
-			continue
-		}
-		last = b
 	}
+}
+
+// report sends the queued alerts and, if it changed since last, the snapshot. It reports whether
+// everything went out.
+func (m *Manager) report(ctx context.Context, last *[]byte) bool {
+	m.mu.Lock()
+	alerts := m.alerts
+	m.alerts = nil
+	m.mu.Unlock()
+	for i, a := range alerts {
+		if err := m.cfg.Reporter.Report(ctx, wire.KindAlert, wire.Business, a); err != nil {
+			m.log.Error("devices: report alert; will retry", "err", err, "code", a.Code)
+			m.mu.Lock()
+			m.alerts = append(alerts[i:len(alerts):len(alerts)], m.alerts...)
+			m.mu.Unlock()
+			return false
+		}
+	}
+	snap := m.Snapshot()
+	b, _ := json.Marshal(snap)
+	if string(b) == string(*last) {
+		return true
+	}
+	if err := m.cfg.Reporter.Report(ctx, wire.KindPeripherals, wire.Telemetry, snap); err != nil {
+		m.log.Error("devices: report peripherals; will retry", "err", err)
+		return false
+	}
+	*last = b
+	return true
 }
 
 func (m *Manager) device(id string) (*managed, error) {

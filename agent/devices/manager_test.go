@@ -199,3 +199,45 @@ func TestFlappingAlertsHeldBack(t *testing.T) {
 	}
 	t.Logf("%d flaps, %d opens, %d alerts", flaps, opens, n)
 }
+
+// flakyReporter refuses its first calls, as a full outbox would.
+type flakyReporter struct {
+	*devicestest.Recorder
+	mu    sync.Mutex
+	fails int
+}
+
+func (f *flakyReporter) Report(ctx context.Context, kind string, class wire.Class, body any) error {
+	f.mu.Lock()
+	if f.fails > 0 {
+		f.fails--
+		f.mu.Unlock()
+		return errors.New("outbox full")
+	}
+	f.mu.Unlock()
+	return f.Recorder.Report(ctx, kind, class, body)
+}
+
+// What the Reporter refuses is sent again: the alert arrives once, the latest snapshot arrives.
+func TestReportRetried(t *testing.T) {
+	plug := &fakePlug{plugged: true, status: devices.Status{State: devices.StateFault, Reasons: []string{"paper-out"}}}
+	rec := devicestest.NewRecorder()
+	run(t, devices.Config{
+		Devices:      &profile.DeviceConfig{Devices: []profile.DeviceEntry{{ID: "receipt0", Profile: "hengtai-kp80-serial", Path: "/dev/null"}}},
+		Profiles:     loadProfiles(t),
+		Openers:      map[profile.Driver]devices.Opener{profile.DriverESCPOS: plug.open},
+		Reporter:     &flakyReporter{Recorder: rec, fails: 3},
+		Log:          slog.New(slog.DiscardHandler),
+		PollInterval: 20 * time.Millisecond,
+	})
+	rec.WaitPeripherals(t, 10*time.Second, receiptState(true, devices.StateFault, "paper-out"))
+	n := 0
+	for _, r := range rec.Records() {
+		if r.Kind == wire.KindAlert {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d alerts, want 1", n)
+	}
+}
