@@ -78,9 +78,12 @@ type Ingest struct {
 	stop chan struct{} // closed when the committer stops taking batches
 }
 
-// New creates an Ingest. reg may be nil.
+// New creates an Ingest. log and reg may be nil.
 func New(cfg Config, st store.Store, bus Bus, log *slog.Logger, reg prometheus.Registerer) (*Ingest, error) {
 	cfg.defaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	m := newMetrics()
 	if reg != nil {
 		if err := m.register(reg); err != nil {
@@ -213,43 +216,78 @@ func (g *Ingest) commitLoop(ctx context.Context) {
 		case first = <-g.in:
 		case <-done:
 			close(g.stop)
-			// Commit what is already queued so that nothing received is left unacked needlessly.
+			// Commit what is already queued, in groups, so that nothing received is left
+			// unacked needlessly.
 			for {
-				select {
-				case b := <-g.in:
-					g.commit(context.WithoutCancel(ctx), []store.Batch{b})
-				default:
+				group := g.gather(nil)
+				if len(group) == 0 {
 					return
 				}
+				g.commit(context.WithoutCancel(ctx), group)
 			}
 		}
-		group := []store.Batch{first}
-		n := len(first.Records)
 		timer := time.NewTimer(g.cfg.Window)
-	gather:
-		for n < g.cfg.MaxRecords {
-			select {
-			case b := <-g.in:
-				group = append(group, b)
-				n += len(b.Records)
-			case <-timer.C:
-				break gather
-			}
-		}
+		group := g.gather(timer.C, first)
 		timer.Stop()
 		g.commit(context.WithoutCancel(ctx), group)
 	}
 }
 
-// commit stores a group in one transaction and only then acks every touched (device, epoch).
+// gather adds queued batches to group until MaxRecords is reached or window fires; with a nil
+// window it takes only what is queued already.
+func (g *Ingest) gather(window <-chan time.Time, group ...store.Batch) []store.Batch {
+	n := 0
+	for _, b := range group {
+		n += len(b.Records)
+	}
+	for n < g.cfg.MaxRecords {
+		if window == nil {
+			select {
+			case b := <-g.in:
+				group = append(group, b)
+				n += len(b.Records)
+				continue
+			default:
+				return group
+			}
+		}
+		select {
+		case b := <-g.in:
+			group = append(group, b)
+			n += len(b.Records)
+		case <-window:
+			return group
+		}
+	}
+	return group
+}
+
+// commit stores a group in one transaction and only then acks every touched (device, epoch). When
+// the group fails, each batch is retried alone, so that one device's batch the store refuses does
+// not hold up the acks of every device that shared its group.
 func (g *Ingest) commit(ctx context.Context, group []store.Batch) {
+	if err := g.commitGroup(ctx, group); err != nil {
+		g.m.commitErrors.Inc()
+		if len(group) == 1 {
+			// Nothing is acked: the agent resends after its ack timeout.
+			g.log.Error("commit failed; batch not acked", "device", group[0].DeviceID, "err", err)
+			return
+		}
+		g.log.Warn("group commit failed; committing its batches one by one", "batches", len(group), "err", err)
+		for _, b := range group {
+			if err := g.commitGroup(ctx, []store.Batch{b}); err != nil {
+				g.m.commitErrors.Inc()
+				g.log.Error("commit failed; batch not acked", "device", b.DeviceID, "err", err)
+			}
+		}
+	}
+}
+
+func (g *Ingest) commitGroup(ctx context.Context, group []store.Batch) error {
 	start := time.Now()
 	marks, err := g.st.CommitBatches(ctx, group)
 	if err != nil {
-		// Nothing is acked: the agents resend after their ack timeout.
-		g.m.commitErrors.Inc()
-		g.log.Error("commit failed; batches not acked", "batches", len(group), "err", err)
-		return
+		return err
 	}
 	n := 0
 	ids := make([]string, 0, len(group))
@@ -268,6 +306,7 @@ func (g *Ingest) commit(ctx context.Context, group []store.Batch) {
 	if err := g.st.TouchLastSeen(ctx, ids, g.cfg.Now()); err != nil {
 		g.log.Warn("last-seen update failed", "err", err)
 	}
+	return nil
 }
 
 func (g *Ingest) ack(w store.Watermark) {
@@ -299,14 +338,29 @@ func (g *Ingest) onHello(ctx context.Context, dev, topic string, payload []byte)
 	} else {
 		g.ack(store.Watermark{DeviceID: id, Epoch: h.Epoch, UpTo: up})
 	}
-	g.SendPending(ctx, id)
+	// The hello came from the device, so it is connected: no need to ask the bus.
+	g.sendPending(ctx, id)
 	g.sendDesired(ctx, id, h.StateVersion)
+}
+
+// connected reports whether deviceID may have a live session (always true when the bus cannot
+// tell).
+func (g *Ingest) connected(deviceID string) bool {
+	cc, ok := g.bus.(ConnectedChecker)
+	return !ok || cc.Connected(deviceID)
 }
 
 // SendPending publishes every command the device has not yet accepted and that has not expired,
 // oldest first, and marks them delivered. Duplicates are harmless: the agent executes each command
-// ID at most once.
+// ID at most once. When the bus says the device is not connected, nothing is sent (and nothing
+// marked delivered): the device gets its commands at its next hello.
 func (g *Ingest) SendPending(ctx context.Context, deviceID string) {
+	if g.connected(deviceID) {
+		g.sendPending(ctx, deviceID)
+	}
+}
+
+func (g *Ingest) sendPending(ctx context.Context, deviceID string) {
 	now := g.cfg.Now()
 	cmds, err := g.st.PendingCommands(ctx, deviceID, now)
 	if err != nil {
@@ -333,7 +387,7 @@ func (g *Ingest) SendPending(ctx context.Context, deviceID string) {
 	}
 }
 
-// PushDesired sends the device its desired state if it is newer than haveVersion.
+// sendDesired sends the device its desired state if it is newer than haveVersion.
 func (g *Ingest) sendDesired(ctx context.Context, deviceID string, haveVersion int64) {
 	d, err := g.st.GetDesired(ctx, deviceID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -354,7 +408,11 @@ func (g *Ingest) sendDesired(ctx context.Context, deviceID string, haveVersion i
 
 // PushDesired sends the device its current desired state now (after an operator changed it). A
 // device that is offline gets it at its next hello.
-func (g *Ingest) PushDesired(ctx context.Context, deviceID string) { g.sendDesired(ctx, deviceID, 0) }
+func (g *Ingest) PushDesired(ctx context.Context, deviceID string) {
+	if g.connected(deviceID) {
+		g.sendDesired(ctx, deviceID, 0)
+	}
+}
 
 func (g *Ingest) onPresence(ctx context.Context, dev, topic string, payload []byte) {
 	if err := topicDevice(dev, topic, wire.ChPresence); err != nil {
