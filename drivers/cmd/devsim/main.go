@@ -56,7 +56,7 @@ Run "devsim COMMAND --help" for a command's flags. Stop with Ctrl-C.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := run(ctx, os.Stdin, os.Args[1:], os.Stdout, os.Stderr)
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 	case errors.Is(err, errUsage):
@@ -70,7 +70,7 @@ func main() {
 
 var errUsage = errors.New("usage")
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, stdin io.Reader, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return fmt.Errorf("%w: no command", errUsage)
 	}
@@ -83,7 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "escpos":
 		return runESCPOS(ctx, args[1:], stdout, stderr)
 	case "qrscan":
-		return runQRScan(ctx, args[1:], os.Stdin, stdout, stderr)
+		return runQRScan(ctx, args[1:], stdin, stdout, stderr)
 	case "kiosk":
 		return runKiosk(ctx, args[1:], stdout, stderr)
 	case "ctl":

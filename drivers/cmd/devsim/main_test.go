@@ -34,7 +34,7 @@ func startKiosk(t *testing.T, extra ...string) (dir, url string, stdout *bytes.B
 	done := make(chan error, 1)
 	stdout = &bytes.Buffer{}
 	var stderr bytes.Buffer
-	go func() { done <- run(ctx, append([]string{"kiosk", "--dir", dir}, extra...), stdout, &stderr) }()
+	go func() { done <- run(ctx, nil, append([]string{"kiosk", "--dir", dir}, extra...), stdout, &stderr) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -170,20 +170,20 @@ func TestKiosk(t *testing.T) {
 
 	// The ctl client.
 	var out bytes.Buffer
-	if err := run(ctx, []string{"ctl", "--dir", dir, "devices"}, &out, io.Discard); err != nil {
+	if err := run(ctx, nil, []string{"ctl", "--dir", dir, "devices"}, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	var infos []info
 	if err := json.Unmarshal(out.Bytes(), &infos); err != nil || len(infos) != 3 {
 		t.Fatalf("ctl devices: %v\n%s", err, out.String())
 	}
-	if err := run(ctx, []string{"ctl", "--dir", dir, "fault", "receipt0", "cover-open", "on"}, io.Discard, io.Discard); err != nil {
+	if err := run(ctx, nil, []string{"ctl", "--dir", dir, "fault", "receipt0", "cover-open", "on"}, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if s, err := pr.Status(ctx); err != nil || !s.CoverOpen {
 		t.Fatalf("after ctl cover-open: %v, %v", s, err)
 	}
-	if err := run(ctx, []string{"ctl", "--dir", dir, "fault", "receipt0", "bogus"}, io.Discard, io.Discard); err == nil {
+	if err := run(ctx, nil, []string{"ctl", "--dir", dir, "fault", "receipt0", "bogus"}, io.Discard, io.Discard); err == nil {
 		t.Fatal("ctl with a bad fault succeeded")
 	}
 
@@ -201,7 +201,7 @@ func TestKiosk(t *testing.T) {
 	runDone := make(chan error, 1)
 	go func() { runDone <- sc.Run(sctx) }()
 	defer func() { scancel(); <-runDone }()
-	if err := run(ctx, []string{"ctl", "--dir", dir, "scan", "qr0", "hello-kiosk"}, io.Discard, io.Discard); err != nil {
+	if err := run(ctx, nil, []string{"ctl", "--dir", dir, "scan", "qr0", "hello-kiosk"}, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -250,36 +250,90 @@ func TestKioskIPPAndSANE(t *testing.T) {
 
 func TestHelpAndUsage(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"--help"}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "devsim kiosk") {
+	if err := run(context.Background(), nil, []string{"--help"}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "devsim kiosk") {
 		t.Fatalf("help: %v %q", err, out.String())
 	}
-	if err := run(context.Background(), []string{"toast"}, io.Discard, io.Discard); !errors.Is(err, errUsage) {
+	if err := run(context.Background(), nil, []string{"toast"}, io.Discard, io.Discard); !errors.Is(err, errUsage) {
 		t.Fatalf("unknown command: %v", err)
 	}
-	if err := run(context.Background(), []string{"kiosk"}, io.Discard, io.Discard); !errors.Is(err, errUsage) {
+	if err := run(context.Background(), nil, []string{"kiosk"}, io.Discard, io.Discard); !errors.Is(err, errUsage) {
 		t.Fatalf("kiosk without dir: %v", err)
 	}
 }
 
 // The single-device commands print the pty path first; a driver opens it.
 func TestESCPOSCommand(t *testing.T) {
+	d, port := openPrinter(t, firstLine(t, nil, "escpos", "--fault", "paper-near-end"))
+	defer port.Close()
+	if s, err := d.Status(context.Background()); err != nil || !s.PaperNearEnd {
+		t.Fatalf("status: %v, %v", s, err)
+	}
+}
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// firstLine runs a single-device command and returns the path it prints.
+func firstLine(t *testing.T, stdin io.Reader, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"escpos", "--fault", "paper-near-end"}, pw, io.Discard); pw.Close() }()
-	defer func() { cancel(); <-done }()
+	go func() { done <- run(ctx, stdin, args, pw, io.Discard); pw.Close() }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("devsim %s: %v", args[0], err)
+		}
+	})
 	line := make([]byte, 64)
 	n, err := pr.Read(line)
 	if err != nil {
 		t.Fatal(err)
 	}
 	go io.Copy(io.Discard, pr)
-	path := strings.TrimSpace(string(line[:n]))
-	d, port := openPrinter(t, path)
-	defer port.Close()
-	if s, err := d.Status(ctx); err != nil || !s.PaperNearEnd {
-		t.Fatalf("status: %v, %v", s, err)
-	}
+	return strings.TrimSpace(string(line[:n]))
 }
 
-func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+func TestIDCardCommand(t *testing.T) {
+	path := firstLine(t, nil, "idcard", "--card", "hkmotw")
+	p, err := transport.Serial{}.OpenSerial(path, transport.SerialMode{Baud: 115200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	id, err := idcard.NewSerialReader(p, idcard.Config{}).ReadCard(context.Background(), idcard.ReadOptions{})
+	if err != nil || id.Number() != idcardsim.CanaryHKMOTW {
+		t.Fatalf("read: %v, %v", id, err)
+	}
+	id.Wipe()
+}
+
+func TestQRScanCommand(t *testing.T) {
+	in, feed := io.Pipe()
+	defer feed.Close()
+	path := firstLine(t, in, "qrscan", "--suffix", "lf")
+	p, err := transport.Serial{}.OpenSerial(path, transport.SerialMode{Baud: 9600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	sc, err := qrscan.New(p, qrscan.Config{Suffix: qrscan.SuffixLF}, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- sc.Run(ctx) }()
+	defer func() { cancel(); <-runDone }()
+	if _, err := io.WriteString(feed, "code-from-stdin\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-sc.Scans():
+		if s.Data != "code-from-stdin" {
+			t.Fatalf("scan %+v", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no scan")
+	}
+}
