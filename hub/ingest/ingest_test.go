@@ -82,7 +82,7 @@ type env struct {
 	stop   func() // cancels Run and waits for it
 }
 
-func newEnv(t *testing.T, cfg ingest.Config, devices ...string) *env {
+func newEnv(t testing.TB, cfg ingest.Config, devices ...string) *env {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "hub.db"), nil)
 	if err != nil {
