@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -197,7 +198,7 @@ func New(ctx context.Context, cfg Config, st Storage, devices DeviceLookup, log 
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &Provider{cfg: cfg, st: st, devices: devices, log: log, sec: sec, guesses: map[string]int{},
-		hashSem: make(chan struct{}, 4)}
+		hashSem: make(chan struct{}, max(2, runtime.NumCPU()))}
 	p.dummyHash, err = argon2id.CreateHash(randomToken(16), cfg.Argon2)
 	if err != nil {
 		return nil, err
