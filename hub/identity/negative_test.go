@@ -240,3 +240,34 @@ func TestTokenSignedByUnknownKey(t *testing.T) {
 		t.Errorf("logout with a forged id_token_hint redirected to %s", p.Loc)
 	}
 }
+
+func TestIntrospectionAndRevocation(t *testing.T) {
+	e := identitytest.New(t)
+	verifier := oauth2.GenerateVerifier()
+	_, tok, err := exchange(e, codeFor(t, e, verifier), verifier, e.Callback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, rt := tok["access_token"].(string), tok["refresh_token"].(string)
+	st, m, err := e.PostForm("/oidc/introspect", url.Values{"token": {at}}, "rp", "rp-secret")
+	if err != nil || st != 200 || m["active"] != true || m["client_id"] != "rp" {
+		t.Fatalf("introspect: %d %v %v", st, m, err)
+	}
+	if st, _, _ := e.PostForm("/oidc/introspect", url.Values{"token": {at}}, "rp", "wrong"); st != 401 {
+		t.Errorf("introspection with a wrong secret: %d", st)
+	}
+	// RFC 7009: revoking the refresh token ends its grant, access token included.
+	st, _, _ = e.PostForm("/oidc/revoke", url.Values{"token": {rt}, "token_type_hint": {"refresh_token"}}, "rp", "rp-secret")
+	if st != 200 {
+		t.Fatalf("revoke: %d", st)
+	}
+	if got := userinfo(e, at); got != 401 {
+		t.Errorf("access token after revocation: %d", got)
+	}
+	_, m, _ = e.PostForm("/oidc/introspect", url.Values{"token": {at}}, "rp", "rp-secret")
+	if m["active"] == true {
+		t.Errorf("revoked token introspected active: %v", m)
+	}
+	st, m, err = refresh(e, rt)
+	oauthErr(t, st, m, err, 400, "invalid_grant")
+}
