@@ -271,3 +271,36 @@ func TestIntrospectionAndRevocation(t *testing.T) {
 	st, m, err = refresh(e, rt)
 	oauthErr(t, st, m, err, 400, "invalid_grant")
 }
+
+// Issued tokens, rotations and keys survive a restart of the hub.
+func TestRestartKeepsPromises(t *testing.T) {
+	e := identitytest.New(t)
+	ctx := context.Background()
+	verifier := oauth2.GenerateVerifier()
+	_, tok, _ := exchange(e, codeFor(t, e, verifier), verifier, e.Callback)
+	rt1 := tok["refresh_token"].(string)
+	_, tok2, _ := refresh(e, rt1)
+	rt2, at2, idt := tok2["refresh_token"].(string), tok2["access_token"].(string), tok2["id_token"].(string)
+	kid := jwks(t, e.Issuer+"/oidc/keys")
+
+	e.Restart(t)
+
+	if got := jwks(t, e.Issuer+"/oidc/keys"); len(got) != 1 || got[0] != kid[0] {
+		t.Fatalf("signing key changed across restart: %v -> %v", kid, got)
+	}
+	if _, err := newRP(t, e, "rp", "rp-secret").ver.Verify(ctx, idt); err != nil {
+		t.Errorf("ID token from before the restart: %v", err)
+	}
+	if got := userinfo(e, at2); got != 200 {
+		t.Errorf("access token from before the restart: %d", got)
+	}
+	st, m, err := refresh(e, rt2)
+	if err != nil || st != 200 {
+		t.Fatalf("refresh token from before the restart: %d %v %v", st, m, err)
+	}
+	rt3 := m["refresh_token"].(string)
+	st, m, err = refresh(e, rt1) // rotated before the restart: still a reuse
+	oauthErr(t, st, m, err, 400, "invalid_grant")
+	st, m, err = refresh(e, rt3) // and the family is revoked
+	oauthErr(t, st, m, err, 400, "invalid_grant")
+}

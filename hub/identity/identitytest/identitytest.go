@@ -26,6 +26,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,6 +57,10 @@ type Env struct {
 	Callback string            // the registered redirect URI of the test clients
 	DBPath   string
 	CA       *ca.CA // the hub CA that signs test kiosks' certificates, made by EnrollKiosk
+
+	cfg identity.Config
+	log *slog.Logger
+	h   atomic.Pointer[http.Handler]
 }
 
 // Clock is real time plus an offset that tests advance.
@@ -112,20 +117,21 @@ func New(t testing.TB, mod ...func(*identity.Config)) *Env {
 		t.Fatal(err)
 	}
 	e.Store = st
-	var h http.Handler = http.NotFoundHandler()
-	e.Srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
-	t.Cleanup(func() { e.Srv.Close(); st.Close() })
+	e.Srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*e.h.Load()).ServeHTTP(w, r) }))
+	t.Cleanup(func() { e.Srv.Close(); e.Store.Close() })
 	e.Issuer = e.Srv.URL
 	cfg := identity.Config{Issuer: e.Issuer, Secret: bytes.Repeat([]byte{7}, 32), Insecure: true,
 		Now: e.Clock.Now, Argon2: FastArgon2, FailureFloor: 20 * time.Millisecond}
 	for _, m := range mod {
 		m(&cfg)
 	}
+	e.cfg, e.log = cfg, log
 	e.P, err = identity.New(ctx, cfg, st.Identity(), st, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h = e.P.Handler()
+	h := e.P.Handler()
+	e.h.Store(&h)
 	boot, err := e.P.Bootstrap(ctx, identity.BootstrapConfig{AdminUsername: AdminUser,
 		AdminPassword: AdminPassword, BaseURL: e.Issuer})
 	if err != nil {
@@ -154,6 +160,26 @@ func New(t testing.TB, mod ...func(*identity.Config)) *Env {
 func hash(s string) []byte {
 	h := sha256.Sum256([]byte(s))
 	return h[:]
+}
+
+// Restart closes the store and starts a new provider on the reopened database, behind the same
+// address, as a hub restart does.
+func (e *Env) Restart(t testing.TB) {
+	t.Helper()
+	ctx := context.Background()
+	if err := e.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, e.DBPath, e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Store = st
+	if e.P, err = identity.New(ctx, e.cfg, st.Identity(), st, e.log); err != nil {
+		t.Fatal(err)
+	}
+	h := e.P.Handler()
+	e.h.Store(&h)
 }
 
 // Browser is a scripted browser with its own cookies that never follows a redirect out of the
