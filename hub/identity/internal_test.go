@@ -1,6 +1,8 @@
 package identity
 
 import (
+	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -15,4 +17,22 @@ func FuzzNormalizeUserCode(f *testing.F) {
 			t.Fatalf("not idempotent: %q -> %q -> %q", s, n, normalizeUserCode(n))
 		}
 	})
+}
+
+func TestLoadOrCreateSecret(t *testing.T) {
+	path := t.TempDir() + "/id/secret"
+	a, err := LoadOrCreateSecret(path)
+	if err != nil || len(a) != 32 {
+		t.Fatal(a, err)
+	}
+	b, err := LoadOrCreateSecret(path)
+	if err != nil || string(a) != string(b) {
+		t.Fatal("secret changed on reload", err)
+	}
+	if err := os.WriteFile(path, []byte("short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadOrCreateSecret(path); !errors.Is(err, ErrConfig) {
+		t.Fatalf("short secret: %v", err)
+	}
 }
