@@ -79,7 +79,7 @@ func TestBruteForceThrottleAndLockout(t *testing.T) {
 // Neither the page nor its timing tells an unknown account from a wrong password or a
 // throttled account.
 func TestLoginDoesNotRevealAccounts(t *testing.T) {
-	floor := 60 * time.Millisecond
+	floor := 100 * time.Millisecond
 	e := identitytest.New(t, func(c *identity.Config) { c.FailureFloor, c.ThrottleBase = floor, time.Hour })
 	ctx := context.Background()
 	if _, err := e.P.CreateStaff(ctx, identity.NewStaff{Username: "locked", Password: "some password"}); err != nil {
