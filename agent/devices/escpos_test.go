@@ -83,6 +83,7 @@ func TestESCPOSPaperOutUnplugReplug(t *testing.T) {
 		t.Fatalf("printer got %q, %d cuts", sim.Text(), sim.Cuts())
 	}
 
+	os.Remove(link) // as udev does on unplug
 	sim.Unplug()
 	start = time.Now()
 	rec.WaitPeripherals(t, 5*time.Second, receiptState(false, devices.StateFault, devices.ReasonDisconnected))
@@ -94,6 +95,18 @@ func TestESCPOSPaperOutUnplugReplug(t *testing.T) {
 	t.Logf("replug noticed after %v", time.Since(start))
 	sim2.SetFault(escpossim.PaperNearEnd, true)
 	rec.WaitPeripherals(t, 5*time.Second, receiptState(true, devices.StateDegraded, "paper-near-end"))
+}
+
+// stableLink returns a symlink to a pty, as /dev/serial/by-id gives for real ports. Tests that
+// unplug remove it first: the manager keeps reopening the configured path, and a freed pty number
+// is soon handed to another process.
+func stableLink(t *testing.T, pty string) string {
+	t.Helper()
+	link := filepath.Join(t.TempDir(), filepath.Base(pty))
+	if err := os.Symlink(pty, link); err != nil {
+		t.Fatal(err)
+	}
+	return link
 }
 
 type testWriter struct{ t *testing.T }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -40,7 +41,8 @@ func (l *lockedBuffer) String() string {
 // A canary ID number read through the manager reaches the caller and appears in no log line
 // (debug level, text and JSON handlers) and in no reported record.
 func TestIDCardCanaryNeverLoggedOrReported(t *testing.T) {
-	master, path := transporttest.PtyPair(t)
+	master, pty := transporttest.PtyPair(t)
+	path := stableLink(t, pty)
 	sim := idcardsim.New(idcardsim.Resident())
 	ctx, cancel := context.WithCancel(context.Background())
 	simDone := make(chan struct{})
@@ -99,6 +101,7 @@ func TestIDCardCanaryNeverLoggedOrReported(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	os.Remove(path)
 	sim.Unplug()
 	<-simDone
 	// The reader goes away: that too is logged and reported, and must not leak the number either.

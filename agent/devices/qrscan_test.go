@@ -3,6 +3,7 @@ package devices_test
 import (
 	"context"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -22,10 +23,11 @@ func TestQRScan(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sim.Close()
+	path := stableLink(t, sim.Path)
 	var logs lockedBuffer
 	rec := devicestest.NewRecorder()
 	m := run(t, devices.Config{
-		Devices:      &profile.DeviceConfig{Devices: []profile.DeviceEntry{{ID: "qr0", Profile: "saoma-qr20-serial", Path: sim.Path}}},
+		Devices:      &profile.DeviceConfig{Devices: []profile.DeviceEntry{{ID: "qr0", Profile: "saoma-qr20-serial", Path: path}}},
 		Profiles:     loadProfiles(t),
 		Reporter:     rec,
 		Log:          slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -61,6 +63,7 @@ func TestQRScan(t *testing.T) {
 	if code != canary {
 		t.Fatalf("scanned %q", code)
 	}
+	os.Remove(path) // as udev does; the freed pty number may go to another process
 	sim.Unplug()
 	rec.WaitPeripherals(t, 5*time.Second, func(p devices.Peripherals) bool {
 		d, _ := devicestest.Find(p, "qr0")
