@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"math/rand/v2"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -159,57 +157,4 @@ func TestOffline(t *testing.T) {
 	if journal != 1 {
 		t.Errorf("queued command ran %d times, want 1", journal)
 	}
-}
-
-// kill -9 of the agent during upload, many times: nothing the outbox held is lost or doubled.
-func TestAgentKill9(t *testing.T) {
-	h := newHub(t)
-	h.site("hall-1")
-	dir, id := h.enroll("hall-1")
-	const cycles = 20
-	for i := range cycles {
-		a := startAgent(t, "agent", dir, "--synthetic-rate", "2000")
-		if i == 0 {
-			waitFor(t, 20*time.Second, "online", func() bool { return online(h, id) })
-		}
-		time.Sleep(time.Duration(150+rand.IntN(400)) * time.Millisecond)
-		a.kill9()
-	}
-	next := outboxNext(t, dir)
-	integrity(t, filepath.Join(dir, "outbox.db"))
-	a := startAgent(t, "agent-final", dir)
-	waitFor(t, 60*time.Second, "drained", func() bool { return uint64(len(h.records(id, ""))) >= next-1 })
-	a.stop()
-	recs := h.records(id, "")
-	checkSeqs(t, recs[:next-1], next-1)
-	t.Logf("%d kill -9 cycles: %d records appended, all stored once in order", cycles, next-1)
-	h.p.stop()
-	integrity(t, filepath.Join(h.dir, "hub.db"))
-	integrity(t, filepath.Join(dir, "outbox.db"))
-}
-
-// kill -9 of the hub during ingest, many times: nothing acked is lost, nothing doubled.
-func TestHubKill9(t *testing.T) {
-	h := newHub(t)
-	h.site("hall-1")
-	dir, id := h.enroll("hall-1")
-	a := startAgent(t, "agent", dir, "--synthetic-rate", "1000")
-	waitFor(t, 20*time.Second, "online", func() bool { return online(h, id) })
-	const cycles = 10
-	for range cycles {
-		time.Sleep(time.Duration(300+rand.IntN(500)) * time.Millisecond)
-		h.p.kill9()
-		h.start()
-	}
-	a.stop()
-	next := outboxNext(t, dir)
-	a = startAgent(t, "agent-final", dir)
-	waitFor(t, 60*time.Second, "drained", func() bool { return uint64(len(h.records(id, ""))) >= next-1 })
-	a.stop()
-	recs := h.records(id, "")
-	checkSeqs(t, recs[:next-1], next-1)
-	t.Logf("%d hub kill -9 cycles: %d records, all stored once in order", cycles, next-1)
-	h.p.stop()
-	integrity(t, filepath.Join(h.dir, "hub.db"))
-	integrity(t, filepath.Join(dir, "outbox.db"))
 }

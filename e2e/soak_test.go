@@ -1,0 +1,234 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/proxytest"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
+)
+
+// The soak scenarios: counts come from soakCounts (KF_SOAK=1 for make soak). Each logs per
+// device and a one-line "SOAK PASS|FAIL scenario: sent=... acked=... stored=... lost=...
+// duplicated=... order-violations=..." summary.
+
+// kill -9 of the agent during upload, many times: nothing the outbox held is lost or doubled.
+func TestSoakAgentKill9(t *testing.T) {
+	cycles := soakCounts().AgentKills
+	h := newHub(t)
+	h.site("hall-1")
+	dir, id := h.enroll("hall-1")
+	for i := range cycles {
+		a := startAgent(t, "agent", dir, "--synthetic-rate", "2000")
+		if i == 0 {
+			waitFor(t, 20*time.Second, "online", func() bool { return online(h, id) })
+		}
+		time.Sleep(time.Duration(150+rand.IntN(400)) * time.Millisecond)
+		a.kill9()
+	}
+	integrity(t, filepath.Join(dir, "outbox.db"))
+	if !drain(t, "agent-final", dir, 2*time.Minute) {
+		t.Errorf("outbox not drained")
+	}
+	c := h.check("agent kill -9", dir, id, false)
+	h.p.stop()
+	integrity(t, filepath.Join(h.dir, "hub.db"))
+	integrity(t, filepath.Join(dir, "outbox.db"))
+	summary(t, "agent-kill9", c, fmt.Sprintf(" cycles=%d", cycles))
+}
+
+// kill -9 of the hub during ingest from two agents, many times: nothing acked is lost, nothing
+// doubled, each device's order kept.
+func TestSoakHubKill9(t *testing.T) {
+	cycles := soakCounts().HubKills
+	h := newHub(t)
+	h.site("hall-1")
+	type kiosk struct {
+		dir, id string
+		p       *proc
+	}
+	var ks []*kiosk
+	for i := range 2 {
+		dir, id := h.enroll("hall-1")
+		ks = append(ks, &kiosk{dir, id, startAgent(t, fmt.Sprintf("agent%d", i), dir, "--synthetic-rate", "800")})
+	}
+	for _, k := range ks {
+		waitFor(t, 20*time.Second, "online", func() bool { return online(h, k.id) })
+	}
+	for range cycles {
+		time.Sleep(time.Duration(300+rand.IntN(500)) * time.Millisecond)
+		h.p.kill9()
+		h.start()
+	}
+	var total tally
+	for i, k := range ks {
+		k.p.stop()
+		if !drain(t, fmt.Sprintf("agent%d-final", i), k.dir, 2*time.Minute) {
+			t.Errorf("%s: outbox not drained", k.id)
+		}
+		total = total.add(h.check("hub kill -9", k.dir, k.id, false))
+		integrity(t, filepath.Join(k.dir, "outbox.db"))
+	}
+	h.p.stop()
+	integrity(t, filepath.Join(h.dir, "hub.db"))
+	summary(t, "hub-kill9", total, fmt.Sprintf(" cycles=%d devices=%d", cycles, len(ks)))
+}
+
+// Seeded schedules of network faults (latency with jitter, bandwidth cap, reset, blackhole)
+// between an agent and the hub while the agent pushes records: every record arrives once, in
+// order. A failing seed replays with KF_SOAK_SEED.
+func TestSoakNetworkFaults(t *testing.T) {
+	c := soakCounts()
+	var total tally
+	for s := range c.Seeds {
+		seed := c.FirstSeed + uint64(s)
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			total = total.add(networkFaults(t, seed, c.Faults, c.Records))
+		})
+	}
+	summary(t, "network-faults", total, fmt.Sprintf(" seeds=%d faults/seed=%d records/seed>=%d", c.Seeds, c.Faults, c.Records))
+}
+
+func networkFaults(t *testing.T, seed uint64, n, records int) tally {
+	h := newHub(t)
+	h.site("hall-1")
+	dir, id := h.enroll("hall-1")
+	px := proxytest.New(t, h.mqttAddr)
+	faults := proxytest.Schedule(seed, n)
+	var span time.Duration
+	for _, f := range faults {
+		span += f.Hold + f.Gap
+	}
+	// Produce the records over about the length of the schedule, so faults hit live traffic.
+	rate := max(float64(records)/span.Seconds(), 50)
+	a := startAgent(t, "agent", dir, "--mqtt", px.Addr, "--synthetic-rate", fmt.Sprintf("%.0f", rate))
+	waitFor(t, 20*time.Second, "online", func() bool { return online(h, id) })
+	_ = px.Play(context.Background(), faults, func(i int, f proxytest.Fault) { t.Logf("seed %d fault %d: %s", seed, i, f) })
+	waitFor(t, time.Minute, fmt.Sprintf("%d records appended", records), func() bool {
+		return readOutbox(t, dir).Next > uint64(records)
+	})
+	a.stop()
+	if !drain(t, "agent-final", dir, time.Minute, "--mqtt", px.Addr) {
+		t.Errorf("outbox not drained")
+	}
+	tl := h.check(fmt.Sprintf("seed %d", seed), dir, id, false)
+	h.p.stop()
+	integrity(t, filepath.Join(h.dir, "hub.db"))
+	integrity(t, filepath.Join(dir, "outbox.db"))
+	return tl
+}
+
+// A kiosk offline for 72 simulated hours with commands queued, then reconnected.
+//
+// What is simulated: the record volume of the offline period. At the default heartbeat interval
+// (30 s) a kiosk appends 120 heartbeats an hour; we assume 100 business records an hour (a busy
+// service hall), so 72 h is 72 x 220 = 15,840 records. The agent appends that many synthetic
+// business records while cut off, compressed into seconds, and is kill -9'ed and restarted once
+// half way (a reboot during the outage). Commands: LongCmds journal commands queued with a 96 h
+// TTL must run exactly once after reconnect; ShortCmds with a 1 s TTL really expire while the
+// kiosk is cut off and must never run.
+//
+// What is not simulated: wall-clock time. Device timestamps span seconds, not 72 h; clock drift,
+// certificate expiry, the hub expiring a 96 h command and an agent process running for 72 h
+// (leaks, log growth) are not exercised; the records are synthetic business records, not real
+// heartbeats (telemetry is never evicted at this volume: the outbox cap is 256 MiB).
+func TestSoakOffline72h(t *testing.T) {
+	c := soakCounts()
+	target := c.OfflineHours * (120 + 100)
+	h := newHub(t)
+	h.site("hall-1")
+	dir, id := h.enroll("hall-1")
+	px := proxytest.New(t, h.mqttAddr)
+	a := startAgent(t, "agent", dir, "--mqtt", px.Addr)
+	waitFor(t, 20*time.Second, "online", func() bool { return online(h, id) })
+	px.Cut()
+	waitFor(t, 20*time.Second, "offline", func() bool { return !online(h, id) })
+	a.stop()
+	start := readOutbox(t, dir).Next - 1
+
+	var long, short []string
+	for i := range c.LongCmds {
+		cmd, err := h.client.SendCommand(bg, id, api.CreateCommand{Name: "journal", Args: json.RawMessage(fmt.Sprintf(`{"visit":"long-%d"}`, i)), TTL: "96h"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		long = append(long, cmd.ID)
+	}
+	queuedShort := time.Now()
+	for i := range c.ShortCmds {
+		cmd, err := h.client.SendCommand(bg, id, api.CreateCommand{Name: "journal", Args: json.RawMessage(fmt.Sprintf(`{"visit":"short-%d"}`, i)), TTL: "1s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		short = append(short, cmd.ID)
+	}
+
+	// The outage: produce the records, with a kill -9 half way.
+	produce := func(name string, upTo uint64) *proc {
+		a := startAgent(t, name, dir, "--mqtt", px.Addr, "--synthetic-rate", "2000")
+		waitFor(t, 2*time.Minute, fmt.Sprintf("%d records appended", upTo), func() bool { return readOutbox(t, dir).Next > upTo })
+		return a
+	}
+	produce("agent-offline-1", start+uint64(target/2)).kill9()
+	a = produce("agent-offline-2", start+uint64(target))
+	for time.Since(queuedShort) < 1500*time.Millisecond {
+		time.Sleep(50 * time.Millisecond) // the short commands are past their TTL
+	}
+	a.stop()
+	offline := readOutbox(t, dir).Next - 1 - start
+	if n := len(h.records(id, "synthetic")); n != 0 {
+		t.Fatalf("%d records reached the hub while cut off", n)
+	}
+
+	px.Restore()
+	a = startAgent(t, "agent-back", dir, "--mqtt", px.Addr)
+	for _, cid := range long {
+		waitFor(t, time.Minute, "long command ran", func() bool {
+			c, err := h.client.Command(bg, cid, 0)
+			return err == nil && c.State.Terminal()
+		})
+	}
+	a.stop()
+	if !drain(t, "agent-final", dir, time.Minute, "--mqtt", px.Addr) {
+		t.Errorf("outbox not drained")
+	}
+	tl := h.check("offline", dir, id, false)
+
+	runs := map[string]int{}
+	for _, r := range h.records(id, "journal") {
+		var b map[string]string
+		_ = json.Unmarshal(r.Body, &b)
+		runs[b["visit"]]++
+	}
+	bad := 0
+	for i, cid := range long {
+		c, _ := h.client.Command(bg, cid, 0)
+		if n := runs[fmt.Sprintf("long-%d", i)]; c.State != wire.CmdSucceeded || n != 1 {
+			t.Errorf("long command %d: state %s, ran %d times (want succeeded, once)", i, c.State, n)
+			bad++
+		}
+	}
+	for i, cid := range short {
+		// The hub's expiry sweep marks them expired a little later; they are never sent anyway.
+		waitFor(t, 30*time.Second, "short command expired", func() bool {
+			c, err := h.client.Command(bg, cid, 0)
+			return err == nil && c.State.Terminal()
+		})
+		c, _ := h.client.Command(bg, cid, 0)
+		if n := runs[fmt.Sprintf("short-%d", i)]; c.State != wire.CmdExpired || n != 0 {
+			t.Errorf("short command %d: state %s, ran %d times (want expired, never)", i, c.State, n)
+			bad++
+		}
+	}
+	h.p.stop()
+	integrity(t, filepath.Join(h.dir, "hub.db"))
+	integrity(t, filepath.Join(dir, "outbox.db"))
+	summary(t, "offline-72h", tl, fmt.Sprintf(" simulated-hours=%d offline-records=%d (target %d) long-cmds=%d short-cmds=%d command-failures=%d",
+		c.OfflineHours, offline, target, len(long), len(short), bad))
+}
