@@ -290,21 +290,12 @@ func (g *Ingest) commitGroup(ctx context.Context, group []store.Batch) error {
 		return err
 	}
 	n := 0
-	ids := make([]string, 0, len(group))
-	seen := make(map[string]bool, len(group))
 	for _, b := range group {
 		n += len(b.Records)
-		if !seen[b.DeviceID] {
-			seen[b.DeviceID] = true
-			ids = append(ids, b.DeviceID)
-		}
 	}
 	g.m.committed(len(group), n, time.Since(start))
 	for _, w := range marks {
 		g.ack(w)
-	}
-	if err := g.st.TouchLastSeen(ctx, ids, g.cfg.Now()); err != nil {
-		g.log.Warn("last-seen update failed", "err", err)
 	}
 	return nil
 }

@@ -117,7 +117,8 @@ type Store interface {
 	// CommitBatches commits all batches in one transaction: each record is inserted unless
 	// (device, epoch, seq) exists already, the effects of newly inserted records are applied, and
 	// the contiguous watermark of every touched (device, epoch) is returned, in input order of
-	// first appearance. Nothing is visible until all of it is durable.
+	// first appearance. Each batch's device's last-seen advances to the batch's RecvTS. Nothing is
+	// visible until all of it is durable.
 	CommitBatches(ctx context.Context, batches []Batch) ([]Watermark, error)
 	// Watermark returns the contiguous watermark of a device and epoch (0 if none).
 	Watermark(ctx context.Context, deviceID, epoch string) (uint64, error)

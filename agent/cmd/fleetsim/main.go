@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -60,6 +61,7 @@ Flags:
 	fs.IntVar(&cfg.ConnectConcurrency, "connect-concurrency", 64, "enrollments and first connects at once")
 	stormFile := fs.String("storm-signal", "", "reconnect storm: once all kiosks are connected, create this file and wait for the hub to be restarted (by whoever watches the file); report the time until all resynced")
 	jsonOut := fs.String("json", "", "write the result as JSON to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the simulator to this file")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -85,6 +87,16 @@ Flags:
 		return err
 	}
 	cfg.Log = log
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if *stormFile != "" {
 		cfg.Storm = func() {
 			_ = os.WriteFile(*stormFile, []byte("connected\n"), 0o644)

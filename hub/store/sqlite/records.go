@@ -74,6 +74,18 @@ func (s *Store) CommitBatches(ctx context.Context, batches []store.Batch) ([]sto
 			}
 			marks = append(marks, store.Watermark{DeviceID: c.deviceID, Epoch: c.epoch, UpTo: c.upto})
 		}
+		// Last-seen rides along in the same transaction: no second commit (and fsync) per group.
+		seen := map[string]int64{}
+		for _, b := range batches {
+			if t := ts(b.RecvTS); t > seen[b.DeviceID] {
+				seen[b.DeviceID] = t
+			}
+		}
+		for id, t := range seen {
+			if _, err := p.exec(ctx, `UPDATE devices SET last_seen = ? WHERE id = ? AND last_seen < ?`, t, id, t); err != nil {
+				return fmt.Errorf("store: last seen: %w", err)
+			}
+		}
 		return nil
 	})
 	if err != nil {

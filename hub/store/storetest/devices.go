@@ -225,4 +225,17 @@ func testPresence(t *testing.T, s store.Store) {
 	if d := get(); !d.LastSeen.Equal(T0.Add(5 * time.Minute)) {
 		t.Fatalf("last seen = %v, want it never to move backwards", d.LastSeen)
 	}
+	// A committed batch advances last-seen to its receive time, and never backwards.
+	b := NewBatch("k1", "e1", 1, 2, 10)
+	b.RecvTS = T0.Add(7 * time.Minute)
+	commit(t, s, b)
+	if d := get(); !d.LastSeen.Equal(T0.Add(7 * time.Minute)) {
+		t.Fatalf("last seen after a batch = %v, want %v", d.LastSeen, T0.Add(7*time.Minute))
+	}
+	b = NewBatch("k1", "e1", 3, 1, 10)
+	b.RecvTS = T0.Add(6 * time.Minute)
+	commit(t, s, b)
+	if d := get(); !d.LastSeen.Equal(T0.Add(7 * time.Minute)) {
+		t.Fatalf("last seen moved backwards with an older batch: %v", d.LastSeen)
+	}
 }
