@@ -124,18 +124,33 @@ func normalizeUserCode(s string) string {
 	return s
 }
 
-// guess counts a wrong user code entered in a browser session and reports whether the session
-// may still try.
-func (p *Provider) guess(session string, wrong bool) bool {
+// guessWindow is how long wrong user codes count against an account.
+const guessWindow = 15 * time.Minute
+
+type guessCount struct {
+	n     int
+	since time.Time
+}
+
+// guess counts a wrong user code entered by an account (whatever its browser session, so that
+// logging in again does not reset it) and reports whether the account may still try: at most
+// DeviceGuesses wrong codes per guessWindow.
+func (p *Provider) guess(userID string, wrong bool) bool {
 	p.guessMu.Lock()
 	defer p.guessMu.Unlock()
+	now := p.now()
+	g := p.guesses[userID]
+	if now.Sub(g.since) > guessWindow {
+		g = guessCount{since: now}
+	}
 	if wrong {
-		if len(p.guesses) >= 100_000 { // bound the memory; sessions are long gone by then
+		if len(p.guesses) >= 100_000 { // bound the memory
 			clear(p.guesses)
 		}
-		p.guesses[session]++
+		g.n++
 	}
-	return p.guesses[session] < p.cfg.DeviceGuesses
+	p.guesses[userID] = g
+	return g.n < p.cfg.DeviceGuesses
 }
 
 func without(l []string, x string) []string {

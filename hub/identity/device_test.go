@@ -139,7 +139,7 @@ func TestDeviceGrantDenialExpiryAndGuessCap(t *testing.T) {
 		t.Error("expired request can still be approved")
 	}
 
-	// A browser session may enter only so many wrong codes; then even a right one is refused.
+	// An account may enter only so many wrong codes; then even a right one is refused.
 	d = kioskDevice(t, e, k)
 	b := e.NewBrowser()
 	approvePageFor := func(code string) *identitytest.Page {
@@ -163,6 +163,17 @@ func TestDeviceGrantDenialExpiryAndGuessCap(t *testing.T) {
 	}
 	if p := approvePageFor(d.user); p.Status != 429 {
 		t.Errorf("cap not held: %d", p.Status)
+	}
+	// Logging in again (a new browser session) does not reset the account's count.
+	b = e.NewBrowser()
+	if p := approvePageFor(d.user); p.Status != 429 {
+		t.Errorf("cap reset by a new session: %d", p.Status)
+	}
+	// It expires after its window.
+	e.Clock.Advance(16 * time.Minute)
+	d = kioskDevice(t, e, k)
+	if p := approvePageFor(d.user); !strings.Contains(p.Body, `value="approve"`) {
+		t.Errorf("cap still held after its window: %d", p.Status)
 	}
 
 	// The kiosk shell must prove which kiosk it is.

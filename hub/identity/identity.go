@@ -168,7 +168,7 @@ type Provider struct {
 	pendingDevice sync.Map // *op.DeviceAuthorizationState -> DeviceAuth, during one token request
 
 	guessMu sync.Mutex
-	guesses map[string]int // wrong device user codes per browser session
+	guesses map[string]guessCount // wrong device user codes per account
 
 	dummyHash string // for constant-time answers on unknown accounts
 	hashSem   chan struct{}
@@ -197,7 +197,7 @@ func New(ctx context.Context, cfg Config, st Storage, devices DeviceLookup, log 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Provider{cfg: cfg, st: st, devices: devices, log: log, sec: sec, guesses: map[string]int{},
+	p := &Provider{cfg: cfg, st: st, devices: devices, log: log, sec: sec, guesses: map[string]guessCount{},
 		hashSem: make(chan struct{}, max(2, runtime.NumCPU()))}
 	p.dummyHash, err = argon2id.CreateHash(randomToken(16), cfg.Argon2)
 	if err != nil {

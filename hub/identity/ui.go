@@ -353,7 +353,7 @@ func (p *Provider) serveDevice(w http.ResponseWriter, r *http.Request) {
 		p.render(w, "device", http.StatusOK, v)
 		return
 	}
-	if !p.guess(sk, false) {
+	if !p.guess(s.UserID, false) {
 		v.Error = "err_guesses"
 		p.render(w, "message", http.StatusTooManyRequests, v)
 		return
@@ -363,7 +363,7 @@ func (p *Provider) serveDevice(w http.ResponseWriter, r *http.Request) {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			p.log.Error("identity: device auth", "err", err)
 		}
-		if !p.guess(sk, true) {
+		if !p.guess(s.UserID, true) {
 			v.Error = "err_guesses"
 			p.render(w, "message", http.StatusTooManyRequests, v)
 			return
