@@ -298,7 +298,12 @@ func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-c
 			if len(inflight) == 0 {
 				progress = time.Now()
 			}
-			payload := wire.Encode(wire.Batch{V: wire.Version, Epoch: epoch, Records: recs})
+			payload, err := wire.AppendBatch(nil, wire.Batch{V: wire.Version, Epoch: epoch, Records: recs})
+			if err != nil {
+				// The outbox validates bodies on append, so this is a corrupt outbox: stop the
+				// session loudly rather than skip records.
+				return fmt.Errorf("encode batch: %w", err)
+			}
 			// Do not wait for PUBACK: the hub's ack after its commit is what counts.
 			c.Publish(topic, 1, false, payload)
 			sent = recs[len(recs)-1].Seq
