@@ -30,7 +30,7 @@ bench: build
 	./scripts/bench.sh
 
 soak: build
-	KF_SOAK=1 $(GO) test -count=1 -timeout 120m -run Soak ./...
+	KF_SOAK=1 $(GO) test -count=1 -v -timeout 120m -run Soak ./e2e/
 
 fuzz:
 	./scripts/fuzz.sh
