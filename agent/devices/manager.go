@@ -97,6 +97,9 @@ func New(cfg Config) (*Manager, error) {
 		d := &managed{entry: e, log: cfg.Log.With("peripheral", e.ID), poke: make(chan struct{}, 1),
 			alerted: map[string]time.Time{}, quiet: map[string]int{}}
 		d.st = DeviceStatus{ID: e.ID, Class: e.Class, Status: StateUnknown, Since: now}
+		if strings.HasPrefix(e.Path, "/dev/ttyUSB") || strings.HasPrefix(e.Path, "/dev/ttyACM") {
+			d.log.Warn("devices: serial port configured by its plug-order name; after a replug it may be another device: use its /dev/serial/by-id path", "path", e.Path)
+		}
 		d.prof, d.perr = profile.Match(cfg.Profiles, e.Attached())
 		if d.prof != nil {
 			d.st.Class, d.st.Manufacturer, d.st.Model, d.st.Profile = d.prof.Class, d.prof.Manufacturer, d.prof.Model, d.prof.ID
