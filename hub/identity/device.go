@@ -103,11 +103,10 @@ func (p *Provider) deviceGrant(w http.ResponseWriter, r *http.Request) {
 		op.RequestError(w, r, err, nil)
 		return
 	}
-	state := &op.DeviceAuthorizationState{ClientID: c.ID, Audience: []string{c.ID}, Scopes: d.Scopes,
-		Expires: d.ExpiresAt, Done: true, Subject: d.Subject, AMR: d.AMR, AuthTime: d.AuthTime}
-	p.pendingDevice.Store(state, d)
-	defer p.pendingDevice.Delete(state)
-	resp, err := op.CreateDeviceTokenResponse(r.Context(), state, p.op, &opClient{c: c, p: p})
+	req := &sessionRequest{Token: Token{FamilyID: randomToken(16), UserID: d.UserID, Subject: d.Subject,
+		ClientID: c.ID, Scopes: d.Scopes, AMR: d.AMR, ACR: ACRDevice, AuthTime: d.AuthTime, DeviceID: d.KioskID},
+		refreshable: !c.KioskOnly, short: c.KioskOnly}
+	resp, err := p.issue(r.Context(), req, c)
 	if err != nil {
 		op.RequestError(w, r, err, nil)
 		return

@@ -100,10 +100,16 @@ func TestDeviceGrantQRLoginAtKiosk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c struct{ AMR []string }
+	var c struct {
+		ACR string
+		AMR []string
+	}
 	idt.Claims(&c)
-	if len(c.AMR) != 1 || c.AMR[0] != "pwd" {
-		t.Errorf("amr %v", c.AMR)
+	if len(c.AMR) != 1 || c.AMR[0] != "pwd" || c.ACR != identity.ACRDevice {
+		t.Errorf("acr %q amr %v", c.ACR, c.AMR)
+	}
+	if ttl := tok["expires_in"].(float64); ttl > 700 { // 10 min, plus the test clock's advance
+		t.Errorf("kiosk session of %vs, want at most 10 min", ttl)
 	}
 	if got := userinfo(e, tok["access_token"].(string)); got != 200 {
 		t.Errorf("userinfo %d", got)

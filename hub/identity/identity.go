@@ -164,8 +164,7 @@ type Provider struct {
 
 	discovery []byte // rendered once: the configuration does not change at run time
 
-	clients       sync.Map // client ID -> cachedClient
-	pendingDevice sync.Map // *op.DeviceAuthorizationState -> DeviceAuth, during one token request
+	clients sync.Map // client ID -> cachedClient
 
 	guessMu sync.Mutex
 	guesses map[string]guessCount // wrong device user codes per account

@@ -159,27 +159,61 @@ func parseCert(pemBytes []byte) (*x509.Certificate, error) {
 	return x509.ParseCertificate(blk.Bytes)
 }
 
-// kioskRequest is an ID-card login at a kiosk. It is an op.AuthRequest so that op puts its acr
-// in the ID token; it has no response type, so op never gives it a refresh token.
-type kioskRequest struct{ Token }
+// sessionRequest is a grant this package completes itself (ID-card login, device grant). It is
+// an op.AuthRequest so that op puts its acr in the ID token; op gives it a refresh token only
+// when it is refreshable (and offline_access was granted to a client allowed to refresh).
+type sessionRequest struct {
+	Token
+	refreshable bool
+	short       bool // a kiosk session: KioskSessionTTL
+}
 
-var _ op.AuthRequest = (*kioskRequest)(nil)
+var _ op.AuthRequest = (*sessionRequest)(nil)
 
-func (k *kioskRequest) GetID() string                         { return k.FamilyID }
-func (k *kioskRequest) GetACR() string                        { return k.ACR }
-func (k *kioskRequest) GetAMR() []string                      { return k.AMR }
-func (k *kioskRequest) GetAudience() []string                 { return []string{k.ClientID} }
-func (k *kioskRequest) GetAuthTime() time.Time                { return k.AuthTime }
-func (k *kioskRequest) GetClientID() string                   { return k.ClientID }
-func (k *kioskRequest) GetCodeChallenge() *oidc.CodeChallenge { return nil }
-func (k *kioskRequest) GetNonce() string                      { return "" }
-func (k *kioskRequest) GetRedirectURI() string                { return "" }
-func (k *kioskRequest) GetResponseType() oidc.ResponseType    { return "" }
-func (k *kioskRequest) GetResponseMode() oidc.ResponseMode    { return "" }
-func (k *kioskRequest) GetScopes() []string                   { return k.Scopes }
-func (k *kioskRequest) GetState() string                      { return "" }
-func (k *kioskRequest) GetSubject() string                    { return k.Subject }
-func (k *kioskRequest) Done() bool                            { return true }
+func (k *sessionRequest) GetID() string                         { return k.FamilyID }
+func (k *sessionRequest) GetACR() string                        { return k.ACR }
+func (k *sessionRequest) GetAMR() []string                      { return k.AMR }
+func (k *sessionRequest) GetAudience() []string                 { return []string{k.ClientID} }
+func (k *sessionRequest) GetAuthTime() time.Time                { return k.AuthTime }
+func (k *sessionRequest) GetClientID() string                   { return k.ClientID }
+func (k *sessionRequest) GetCodeChallenge() *oidc.CodeChallenge { return nil }
+func (k *sessionRequest) GetNonce() string                      { return "" }
+func (k *sessionRequest) GetRedirectURI() string                { return "" }
+func (k *sessionRequest) GetResponseMode() oidc.ResponseMode    { return "" }
+func (k *sessionRequest) GetScopes() []string                   { return k.Scopes }
+func (k *sessionRequest) GetState() string                      { return "" }
+func (k *sessionRequest) GetSubject() string                    { return k.Subject }
+func (k *sessionRequest) Done() bool                            { return true }
+
+// GetResponseType is "code" for a refreshable request: that is what op looks at.
+func (k *sessionRequest) GetResponseType() oidc.ResponseType {
+	if k.refreshable {
+		return oidc.ResponseTypeCode
+	}
+	return ""
+}
+
+// issue answers a completed session request with an access token, a refresh token if
+// refreshable, and an ID token if openid was asked for.
+func (p *Provider) issue(ctx context.Context, req *sessionRequest, c Client) (*oidc.AccessTokenResponse, error) {
+	oc := &opClient{c: c, p: p}
+	at, rt, validity, err := op.CreateAccessToken(ctx, req, op.AccessTokenTypeBearer, p.op, oc, "")
+	if err != nil {
+		return nil, err
+	}
+	resp := &oidc.AccessTokenResponse{AccessToken: at, RefreshToken: rt, TokenType: oidc.BearerToken,
+		ExpiresIn: uint64(validity / time.Second), Scope: req.Scopes}
+	if slices.Contains(req.Scopes, oidc.ScopeOpenID) {
+		ttl := oc.IDTokenLifetime()
+		if req.short {
+			ttl = p.cfg.KioskSessionTTL
+		}
+		if resp.IDToken, err = op.CreateIDToken(ctx, p.cfg.Issuer, req, ttl, at, "", p.op.Storage(), oc); err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
+}
 
 // kioskGrant is the ID-card login: a JWT bearer grant (RFC 7523 §2.1) whose assertion the kiosk
 // signed after reading a card. It answers a short session (no refresh token) whose acr and amr
@@ -214,23 +248,13 @@ func (p *Provider) kioskGrant(w http.ResponseWriter, r *http.Request) {
 	}
 	now := p.now()
 	scopes := without(scopesOf(r.PostForm.Get("scope")), oidc.ScopeOfflineAccess)
-	req := &kioskRequest{Token{FamilyID: randomToken(16), UserID: acct.ID, Subject: p.sec.subject(c, acct.ID),
+	req := &sessionRequest{Token: Token{FamilyID: randomToken(16), UserID: acct.ID, Subject: p.sec.subject(c, acct.ID),
 		ClientID: c.ID, Scopes: scopes, AMR: []string{"sc", "hwk"}, ACR: ACRIDCard, AuthTime: now,
-		DeviceID: claims.Issuer}}
-	oc := &opClient{c: c, p: p}
-	at, _, validity, err := op.CreateAccessToken(ctx, req, op.AccessTokenTypeBearer, p.op, oc, "")
+		DeviceID: claims.Issuer}, short: true}
+	resp, err := p.issue(ctx, req, c)
 	if err != nil {
 		op.RequestError(w, r, err, nil)
 		return
-	}
-	resp := &oidc.AccessTokenResponse{AccessToken: at, TokenType: oidc.BearerToken,
-		ExpiresIn: uint64(validity / time.Second), Scope: scopes}
-	if slices.Contains(scopes, oidc.ScopeOpenID) {
-		resp.IDToken, err = op.CreateIDToken(ctx, p.cfg.Issuer, req, p.cfg.KioskSessionTTL, at, "", p.op.Storage(), oc)
-		if err != nil {
-			op.RequestError(w, r, err, nil)
-			return
-		}
 	}
 	p.log.Info("identity: id-card login", "kiosk", claims.Issuer, "account", acct.ID)
 	writeJSON(w, http.StatusOK, resp)

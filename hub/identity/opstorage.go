@@ -87,17 +87,11 @@ func (s *opStorage) grantOf(req op.TokenRequest) (grant, error) {
 	case *refreshRequest:
 		g.Token = r.Token
 		g.Scopes = r.scopes
-	case *kioskRequest:
+	case *sessionRequest:
 		g.Token = r.Token
-		g.accessTTL = p.cfg.KioskSessionTTL
-	case *op.DeviceAuthorizationState:
-		v, ok := p.pendingDevice.Load(r)
-		if !ok {
-			return g, errors.New("identity: device grant not prepared")
+		if r.short {
+			g.accessTTL = p.cfg.KioskSessionTTL
 		}
-		d := v.(DeviceAuth)
-		g.Token = Token{FamilyID: randomToken(16), UserID: d.UserID, Subject: d.Subject, ClientID: d.ClientID,
-			Scopes: r.Scopes, AMR: d.AMR, ACR: ACRDevice, AuthTime: d.AuthTime, DeviceID: d.KioskID}
 	default:
 		return g, fmt.Errorf("identity: unexpected token request %T", req)
 	}
