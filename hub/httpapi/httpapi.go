@@ -104,10 +104,12 @@ func (a AnyOf) Authenticate(r *http.Request) (Principal, error) {
 	return Principal{}, ErrUnauthenticated
 }
 
+// bearer returns the token of an "Authorization: Bearer" header. RFC 9110 §11.1: the scheme is
+// case-insensitive.
 func bearer(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(h, "Bearer ")
-	return strings.TrimSpace(tok), ok && strings.TrimSpace(tok) != ""
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	tok = strings.TrimSpace(tok)
+	return tok, ok && strings.EqualFold(scheme, "Bearer") && tok != ""
 }
 
 // Config configures the API.
@@ -137,6 +139,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	a := &API{cfg: cfg, mux: http.NewServeMux()}
 	staff := []string{"admin", "fieldops"}
@@ -168,6 +173,11 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) (any, int, error)
 func (a *API) wrap(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		out, status, err := h(w, r)
+		if err != nil && r.Context().Err() != nil {
+			// The client went away (or the server is shutting down): nobody reads an answer.
+			a.cfg.Log.Debug("api request cancelled", "method", r.Method, "path", r.URL.Path, "err", err)
+			return
+		}
 		if err != nil {
 			writeErr(w, a.cfg.Log, err)
 			return
@@ -219,14 +229,32 @@ func writeErr(w http.ResponseWriter, log *slog.Logger, err error) {
 	writeJSON(w, ae.Status, api.ErrorBody{Error: *ae})
 }
 
-// decode reads a strict JSON body (unknown fields refused, 1 MiB at most).
-func decode(r *http.Request, v any) error {
-	d := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+// maxBody is the largest request body accepted.
+const maxBody = 1 << 20
+
+// decode reads a strict JSON body: one object, unknown fields and trailing data refused, 1 MiB at
+// most.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	d := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
-		return apiErr(http.StatusBadRequest, "bad_request", "invalid JSON body: %v", err)
+	err := d.Decode(v)
+	var mb *http.MaxBytesError
+	if err == nil {
+		if _, terr := d.Token(); errors.As(terr, &mb) {
+			err = terr
+		} else if terr != io.EOF {
+			err = errors.New("trailing data after the JSON object")
+		}
 	}
-	return nil
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &mb):
+		return apiErr(http.StatusBadRequest, "bad_request", "request body over %d bytes", mb.Limit)
+	case errors.Is(err, io.EOF):
+		return apiErr(http.StatusBadRequest, "bad_request", "invalid JSON body: empty")
+	}
+	return apiErr(http.StatusBadRequest, "bad_request", "invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
 }
 
 // invalid collects field problems so a request is answered with all of them at once.
@@ -263,7 +291,9 @@ func randomHex(n int) string {
 func (a *API) health(w http.ResponseWriter, r *http.Request) (any, int, error) {
 	h := api.Health{Status: "ok", Version: a.cfg.Version, Store: "ok", Broker: a.cfg.MQTTAddr}
 	if err := a.cfg.Store.Ping(r.Context()); err != nil {
+		a.cfg.Log.Warn("health: store does not answer", "err", err)
 		h.Status, h.Store = "degraded", err.Error()
+		return h, http.StatusOK, nil
 	}
 	devs, err := a.cfg.Store.ListDevices(r.Context(), store.DeviceFilter{})
 	if err != nil {
@@ -276,6 +306,10 @@ func (a *API) health(w http.ResponseWriter, r *http.Request) (any, int, error) {
 		}
 	}
 	return h, http.StatusOK, nil
+}
+
+func validRegionPrefix(s string) bool {
+	return len(s) <= 6 && strings.Trim(s, "0123456789") == ""
 }
 
 func validRegion(s string) bool {
@@ -292,7 +326,7 @@ func validRegion(s string) bool {
 
 func (a *API) createSite(w http.ResponseWriter, r *http.Request) (any, int, error) {
 	var s fleet.Site
-	if err := decode(r, &s); err != nil {
+	if err := decode(w, r, &s); err != nil {
 		return nil, 0, err
 	}
 	var iv invalid
@@ -318,7 +352,7 @@ func (a *API) listSites(w http.ResponseWriter, r *http.Request) (any, int, error
 
 func (a *API) createToken(w http.ResponseWriter, r *http.Request) (any, int, error) {
 	var req api.CreateToken
-	if err := decode(r, &req); err != nil {
+	if err := decode(w, r, &req); err != nil {
 		return nil, 0, err
 	}
 	var iv invalid
@@ -329,7 +363,8 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) (any, int, err
 	}
 	if _, err := a.cfg.Store.GetSite(r.Context(), req.SiteID); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, 0, apiErr(http.StatusBadRequest, "bad_request", "siteId: no site %q", req.SiteID)
+			iv.check(false, "siteId", "no site %q", req.SiteID)
+			return nil, 0, iv.err()
 		}
 		return nil, 0, err
 	}
@@ -345,7 +380,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) (any, int, err
 
 func (a *API) enroll(w http.ResponseWriter, r *http.Request) (any, int, error) {
 	var req api.Enroll
-	if err := decode(r, &req); err != nil {
+	if err := decode(w, r, &req); err != nil {
 		return nil, 0, err
 	}
 	var iv invalid
@@ -383,13 +418,18 @@ func (a *API) enroll(w http.ResponseWriter, r *http.Request) (any, int, error) {
 func (a *API) listDevices(w http.ResponseWriter, r *http.Request) (any, int, error) {
 	q := r.URL.Query()
 	f := store.DeviceFilter{SiteID: q.Get("site"), Region: q.Get("region")}
+	var iv invalid
 	switch st := q.Get("status"); st {
 	case "":
 	case "online", "offline":
 		on := st == "online"
 		f.Online = &on
 	default:
-		return nil, 0, apiErr(http.StatusBadRequest, "bad_request", "status: want online or offline, got %q", st)
+		iv.check(false, "status", "want online or offline, got %q", st)
+	}
+	iv.check(f.Region == "" || validRegionPrefix(f.Region), "region", "want 1..6 digits of a GB/T 2260 code, got %q", f.Region)
+	if err := iv.err(); err != nil {
+		return nil, 0, err
 	}
 	ds, err := a.cfg.Store.ListDevices(r.Context(), f)
 	if ds == nil {
@@ -460,7 +500,7 @@ func (a *API) createCommand(w http.ResponseWriter, r *http.Request) (any, int, e
 		return nil, 0, err
 	}
 	var req api.CreateCommand
-	if err := decode(r, &req); err != nil {
+	if err := decode(w, r, &req); err != nil {
 		return nil, 0, err
 	}
 	var iv invalid
@@ -493,8 +533,10 @@ func (a *API) listCommands(w http.ResponseWriter, r *http.Request) (any, int, er
 	limit := 50
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			return nil, 0, apiErr(http.StatusBadRequest, "bad_request", "limit: want 1..1000, got %q", s)
+		var iv invalid
+		iv.check(err == nil && n >= 1 && n <= 1000, "limit", "want 1..1000, got %q", s)
+		if err := iv.err(); err != nil {
+			return nil, 0, err
 		}
 		limit = n
 	}
@@ -512,8 +554,10 @@ func (a *API) getCommand(w http.ResponseWriter, r *http.Request) (any, int, erro
 	var wait time.Duration
 	if s := r.URL.Query().Get("wait"); s != "" {
 		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 || d > 60*time.Second {
-			return nil, 0, apiErr(http.StatusBadRequest, "bad_request", "wait: want a duration up to 60s, got %q", s)
+		var iv invalid
+		iv.check(err == nil && d >= 0 && d <= 60*time.Second, "wait", "want a duration from 0s to 60s, got %q", s)
+		if err := iv.err(); err != nil {
+			return nil, 0, err
 		}
 		wait = d
 	}
@@ -539,7 +583,7 @@ func (a *API) setDesired(w http.ResponseWriter, r *http.Request) (any, int, erro
 		return nil, 0, err
 	}
 	var req api.SetDesired
-	if err := decode(r, &req); err != nil {
+	if err := decode(w, r, &req); err != nil {
 		return nil, 0, err
 	}
 	var obj map[string]json.RawMessage
@@ -588,6 +632,10 @@ func (a *API) listRecords(w http.ResponseWriter, r *http.Request) (any, int, err
 		return nil, 0, err
 	}
 	recs, err := a.cfg.Store.ListRecords(r.Context(), f)
+	if errors.Is(err, store.ErrInvalid) && f.AfterID > 0 {
+		iv.check(false, "after", "%d is not a record of device %s", f.AfterID, d.ID)
+		return nil, 0, iv.err()
+	}
 	if err != nil {
 		return nil, 0, err
 	}
