@@ -48,7 +48,7 @@ func (p *Provider) serveDeviceAuthorization(w http.ResponseWriter, r *http.Reque
 	d.CodeHash = sha(deviceCode)
 	for i := 0; ; i++ {
 		// RFC 8628 §6.1: 8 characters of base 20, about 34.5 bits; with the 5-minute life and the
-		// guess cap per browser session, a brute force has a negligible chance.
+		// guess cap per account, a brute force has a negligible chance.
 		d.UserCode, err = op.NewUserCode([]rune(op.CharSetBase20), 8, 4)
 		if err == nil {
 			err = p.st.CreateDeviceAuth(r.Context(), d)

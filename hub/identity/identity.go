@@ -102,7 +102,7 @@ type Config struct {
 	ThrottleAfter int           // 5
 	ThrottleBase  time.Duration // 1s
 	LockAfter     int           // 100
-	DeviceGuesses int           // 10: wrong user codes a browser session may enter
+	DeviceGuesses int           // 10: wrong user codes an account may enter per 15 min
 	// FailureFloor is the least time a failed password login takes, so that the answer's
 	// timing does not tell an unknown account from a wrong password or a throttled account.
 	FailureFloor time.Duration // 250ms
