@@ -180,8 +180,9 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 				p.render(w, "message", http.StatusBadRequest, v)
 				return
 			}
+			// A kiosk is shared: its logins never ride on (or leave) a browser session.
 			s, ok := p.browserSession(r)
-			if ok && !slices.Contains(a.Prompt, oidc.PromptLogin) {
+			if ok && !a.Kiosk && !slices.Contains(a.Prompt, oidc.PromptLogin) {
 				p.continueAuth(w, r, a, s)
 				return
 			}
@@ -217,12 +218,22 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 			p.render(w, "login", http.StatusUnauthorized, v)
 			return
 		}
-		s, err := p.startSession(r.Context(), w, acct, []string{"pwd"})
-		if err != nil {
-			p.log.Error("identity: browser session", "err", err)
-			v.Error = "err_server"
-			p.render(w, "message", http.StatusInternalServerError, v)
-			return
+		var a AuthRequest
+		if v.ID != "" {
+			if a, err = p.st.GetAuthRequest(r.Context(), v.ID); err != nil || a.Done || !p.now().Before(a.ExpiresAt) {
+				v.Error = "err_request"
+				p.render(w, "message", http.StatusBadRequest, v)
+				return
+			}
+		}
+		s := BrowserSession{UserID: acct.ID, AMR: []string{"pwd"}, AuthTime: p.now()}
+		if !a.Kiosk {
+			if s, err = p.startSession(r.Context(), w, acct, s.AMR); err != nil {
+				p.log.Error("identity: browser session", "err", err)
+				v.Error = "err_server"
+				p.render(w, "message", http.StatusInternalServerError, v)
+				return
+			}
 		}
 		if v.ID == "" {
 			next := devicePath
@@ -230,12 +241,6 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 				next += "?" + uc
 			}
 			http.Redirect(w, r, next, http.StatusSeeOther)
-			return
-		}
-		a, err := p.st.GetAuthRequest(r.Context(), v.ID)
-		if err != nil || a.Done || !p.now().Before(a.ExpiresAt) {
-			v.Error = "err_request"
-			p.render(w, "message", http.StatusBadRequest, v)
 			return
 		}
 		p.continueAuth(w, r, a, s)

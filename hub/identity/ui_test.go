@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/identity/identitytest"
 )
 
@@ -80,4 +81,43 @@ func TestPromptNone(t *testing.T) {
 	if loc, _ := url.Parse(p.Loc); loc == nil || loc.Query().Get("error") != "consent_required" {
 		t.Errorf("prompt=none for a third party: %q", p.Loc)
 	}
+}
+
+// A password login at the kiosk leaves no browser session behind for the next citizen, and
+// its session is short and not refreshable.
+func TestKioskPasswordLoginLeavesNoSession(t *testing.T) {
+	e := identitytest.New(t)
+	b := e.NewBrowser()
+	verifier := oauth2.GenerateVerifier()
+	u := authURL(e, identity.ClientKioskShell, "http://127.0.0.1/kiosk/callback", url.Values{
+		"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}})
+	cb, err := b.Login(u, identitytest.AdminUser, identitytest.AdminPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range b.C.Jar.Cookies(mustURL(e.Issuer + "/oidc/")) {
+		if c.Name == "kf_sid" {
+			t.Error("kiosk login left a browser session cookie")
+		}
+	}
+	p, _ := b.Get(u)
+	if !strings.Contains(p.Body, `name="password"`) {
+		t.Error("next citizen at the kiosk is not asked to log in")
+	}
+	st, tok, err := e.PostForm("/oidc/token", url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")},
+		"redirect_uri": {"http://127.0.0.1/kiosk/callback"}, "code_verifier": {verifier}, "client_id": {identity.ClientKioskShell}}, "", "")
+	if err != nil || st != 200 {
+		t.Fatalf("%d %v %v", st, tok, err)
+	}
+	if tok["refresh_token"] != nil || tok["expires_in"].(float64) > 600 {
+		t.Errorf("kiosk session: %v", tok)
+	}
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
 }
