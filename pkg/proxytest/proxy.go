@@ -159,8 +159,8 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 	go p.write(dst, src, q)
 	defer close(q)
 	var last time.Time
+	buf := make([]byte, 32<<10)
 	for {
-		buf := make([]byte, 32<<10)
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
@@ -174,7 +174,7 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 			}
 			last = due
 			if !bh {
-				q <- chunk{buf[:n], due}
+				q <- chunk{append([]byte(nil), buf[:n]...), due}
 			}
 		}
 		if err != nil {
