@@ -231,7 +231,7 @@ func TestSessionsAndAdminAPI(t *testing.T) {
 	}
 
 	// Clients are managed by admins only.
-	body := `{"id":"dept-tax","name":"税务","appType":"web","redirectUris":["https://tax.example/cb"],"grantTypes":["authorization_code"],"pairwise":true,"confidential":true}`
+	body := `{"id":"dept-tax","name":"税务","appType":"web","redirectUris":["https://tax.example/cb"],"grantTypes":["authorization_code"],"confidential":true}`
 	if st, _ := apiCall(t, e, "POST", "/oidc/admin/clients", cat, body); st != 403 {
 		t.Errorf("citizen registering a client: %d", st)
 	}
@@ -239,7 +239,7 @@ func TestSessionsAndAdminAPI(t *testing.T) {
 		t.Errorf("anonymous registering a client: %d", st)
 	}
 	st, m = apiCall(t, e, "POST", "/oidc/admin/clients", at1, body)
-	if st != 201 || m["secret"] == nil || m["secret"] == "" {
+	if st != 201 || m["secret"] == nil || m["secret"] == "" || m["pairwise"] != true {
 		t.Fatalf("register: %d %v", st, m)
 	}
 	if st, _ := apiCall(t, e, "POST", "/oidc/admin/clients", at1, body); st != 409 {

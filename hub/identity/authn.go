@@ -234,6 +234,11 @@ func validClient(reg ClientRegistration) (Client, error) {
 	if c.AppType == "" {
 		c.AppType = "web"
 	}
+	// A department's client never sees public subjects: correlation between clients needs the
+	// operator to give them the same sector.
+	if !c.FirstParty {
+		c.Pairwise = true
+	}
 	if !slices.Contains([]string{"web", "native", "user_agent"}, c.AppType) {
 		return c, fmt.Errorf("appType %q: must be web, native or user_agent", c.AppType)
 	}
