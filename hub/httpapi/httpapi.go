@@ -278,7 +278,7 @@ func parseTTL(s string, def, maxTTL time.Duration, iv *invalid, field string) ti
 		return def
 	}
 	d, err := time.ParseDuration(s)
-	iv.check(err == nil && d > 0 && d <= maxTTL, field, "want a duration between 1s and %s, got %q", maxTTL, s)
+	iv.check(err == nil && d >= time.Second && d <= maxTTL, field, "want a duration between 1s and %s, got %q", maxTTL, s)
 	return d
 }
 
