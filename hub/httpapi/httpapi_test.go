@@ -305,6 +305,9 @@ func TestEnrollment(t *testing.T) {
 	if def := e.token(t, "sz-futian-1", ""); !def.ExpiresAt.Equal(e.clock.Now().Add(24 * time.Hour)) {
 		t.Fatalf("default ttl: expires %v", def.ExpiresAt)
 	}
+	if longest := e.token(t, "sz-futian-1", "720h"); !longest.ExpiresAt.Equal(e.clock.Now().Add(720 * time.Hour)) {
+		t.Fatalf("ttl 720h: expires %v", longest.ExpiresAt)
+	}
 
 	csr, _ := catest.NewCSR(t, "k-chosen-by-kiosk")
 	badCSR := "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
@@ -406,6 +409,7 @@ func TestRefusals(t *testing.T) {
 		{"token: missing site and bad ttl", "POST", p + "/enrollment-tokens", opsTok, `{"ttl":"31d"}`, 400, "bad_request", []string{"siteId: ", "ttl: "}, ""},
 		{"token: ttl over 30 days", "POST", p + "/enrollment-tokens", opsTok, `{"siteId":"sz-a","ttl":"721h"}`, 400, "bad_request", []string{"ttl: "}, "720h0m0s"},
 		{"token: ttl zero", "POST", p + "/enrollment-tokens", opsTok, `{"siteId":"sz-a","ttl":"0s"}`, 400, "bad_request", []string{"ttl: "}, ""},
+		{"token: ttl under 1s", "POST", p + "/enrollment-tokens", opsTok, `{"siteId":"sz-a","ttl":"500ms"}`, 400, "bad_request", []string{"ttl: "}, "between 1s and 720h0m0s"},
 		{"token: ttl negative", "POST", p + "/enrollment-tokens", opsTok, `{"siteId":"sz-a","ttl":"-1h"}`, 400, "bad_request", []string{"ttl: "}, ""},
 		{"token: unknown site", "POST", p + "/enrollment-tokens", opsTok, `{"siteId":"sz-nope"}`, 400, "bad_request", []string{"siteId: "}, `no site "sz-nope"`},
 
