@@ -2,6 +2,7 @@ package identity_test
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strings"
@@ -238,4 +239,25 @@ func jwks(t *testing.T, u string) []string {
 		ids = append(ids, k.Kid)
 	}
 	return ids
+}
+
+func TestAutomaticKeyRotation(t *testing.T) {
+	e := identitytest.New(t, func(c *identity.Config) { c.KeyRotation = 24 * time.Hour })
+	first := jwks(t, e.Issuer+"/oidc/keys")
+	e.Clock.Advance(25 * time.Hour)
+	// The next signature (here: discovery needs none, so ask for a token) rotates the key.
+	r := newRP(t, e, "rp", "rp-secret")
+	code, verifier, _ := r.code(t, e.NewBrowser(), identitytest.AdminUser, identitytest.AdminPassword)
+	tok, err := r.conf.Exchange(context.Background(), code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := jwks(t, e.Issuer+"/oidc/keys")
+	if len(keys) != 2 || keys[1] != first[0] {
+		t.Fatalf("after rotation: %v (before %v)", keys, first)
+	}
+	hdr := strings.SplitN(tok.Extra("id_token").(string), ".", 2)[0]
+	if raw, _ := base64.RawURLEncoding.DecodeString(hdr); !strings.Contains(string(raw), keys[0]) {
+		t.Errorf("ID token not signed with the new key: %s", raw)
+	}
 }
