@@ -22,6 +22,9 @@ type cursor struct {
 
 type epochKey struct{ device, epoch string }
 
+// maxCachedCursors bounds the cursor cache (a cursor is about 100 bytes; a province's fleet fits).
+const maxCachedCursors = 200_000
+
 // CommitBatches commits batches in one transaction. Per (device, epoch) it keeps a cursor: a
 // record at or below the watermark is a duplicate and skipped; the record right above it is
 // appended to records and advances the watermark; a record beyond a gap is parked in
@@ -42,20 +45,30 @@ func (s *Store) CommitBatches(ctx context.Context, batches []store.Batch) ([]sto
 			}
 		}
 	}
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if s.cursors == nil || len(s.cursors) > maxCachedCursors {
+		s.cursors, s.lastSeenW = map[epochKey]cursor{}, map[string]int64{}
+	}
 	var marks []store.Watermark
+	cursors := map[epochKey]*cursor{}
+	var order []*cursor
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		p := newStmts(tx)
 		defer p.close()
-		cursors := map[epochKey]*cursor{}
-		var order []*cursor
 		for _, b := range batches {
-			c := cursors[epochKey{b.DeviceID, b.Epoch}]
+			k := epochKey{b.DeviceID, b.Epoch}
+			c := cursors[k]
 			if c == nil {
-				var err error
-				if c, err = loadCursor(ctx, p, b.DeviceID, b.Epoch); err != nil {
-					return err
+				if cached, ok := s.cursors[k]; ok {
+					c = &cached
+				} else {
+					var err error
+					if c, err = loadCursor(ctx, p, b.DeviceID, b.Epoch); err != nil {
+						return err
+					}
 				}
-				cursors[epochKey{b.DeviceID, b.Epoch}] = c
+				cursors[k] = c
 				order = append(order, c)
 			}
 			recv := ts(b.RecvTS)
@@ -74,7 +87,8 @@ func (s *Store) CommitBatches(ctx context.Context, batches []store.Batch) ([]sto
 			}
 			marks = append(marks, store.Watermark{DeviceID: c.deviceID, Epoch: c.epoch, UpTo: c.upto})
 		}
-		// Last-seen rides along in the same transaction: no second commit (and fsync) per group.
+		// Last-seen rides along in the same transaction (no second commit per group), written at
+		// most once a second per device.
 		seen := map[string]int64{}
 		for _, b := range batches {
 			if t := ts(b.RecvTS); t > seen[b.DeviceID] {
@@ -82,14 +96,23 @@ func (s *Store) CommitBatches(ctx context.Context, batches []store.Batch) ([]sto
 			}
 		}
 		for id, t := range seen {
+			if t-s.lastSeenW[id] < int64(time.Second) {
+				continue
+			}
 			if _, err := p.exec(ctx, `UPDATE devices SET last_seen = ? WHERE id = ? AND last_seen < ?`, t, id, t); err != nil {
 				return fmt.Errorf("store: last seen: %w", err)
 			}
+			s.lastSeenW[id] = t
 		}
 		return nil
 	})
 	if err != nil {
+		s.cursors, s.lastSeenW = nil, nil // the transaction rolled back: forget what it changed
 		return nil, err
+	}
+	for _, c := range order {
+		c.stored = c.upto
+		s.cursors[epochKey{c.deviceID, c.epoch}] = *c
 	}
 	return marks, nil
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
@@ -26,6 +27,14 @@ var migrations embed.FS
 type Store struct {
 	db  *sqlitex.DB
 	log *slog.Logger
+
+	// commitMu serialises CommitBatches with its in-memory state: the cursors of recently seen
+	// (device, epoch) pairs as last committed, and when each device's last-seen was last written.
+	// This process is the database's only writer, so the cache cannot go stale; a failed
+	// transaction drops it.
+	commitMu  sync.Mutex
+	cursors   map[epochKey]cursor
+	lastSeenW map[string]int64
 }
 
 var _ store.Store = (*Store)(nil)
