@@ -42,6 +42,7 @@ type gate struct {
 	entered chan int      // receives len(batches) of every call, if non-nil
 	fail    func([]store.Batch) error
 	calls   []int
+	results []error // of the calls that returned
 }
 
 func (g *gate) CommitBatches(ctx context.Context, bs []store.Batch) ([]store.Watermark, error) {
@@ -59,10 +60,20 @@ func (g *gate) CommitBatches(ctx context.Context, bs []store.Batch) ([]store.Wat
 	if hold != nil {
 		<-hold
 	}
-	if err != nil {
-		return nil, err
+	var marks []store.Watermark
+	if err == nil {
+		marks, err = g.Store.CommitBatches(ctx, bs)
 	}
-	return g.Store.CommitBatches(ctx, bs)
+	g.mu.Lock()
+	g.results = append(g.results, err)
+	g.mu.Unlock()
+	return marks, err
+}
+
+func (g *gate) Results() []error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]error(nil), g.results...)
 }
 
 func (g *gate) Calls() []int {
@@ -352,11 +363,16 @@ func TestGapNotAckedOver(t *testing.T) {
 
 func newCommand(t *testing.T, st store.Store, id, dev string, created time.Time, ttl time.Duration) {
 	t.Helper()
-	if err := st.CreateCommand(t.Context(), store.Command{ID: id, DeviceID: dev, Name: "print-test-page",
-		Args: json.RawMessage(`{"printer":"receipt0"}`), State: wire.CmdQueued, CreatedAt: created,
-		ExpiresAt: created.Add(ttl), UpdatedAt: created}); err != nil {
+	c := commandFixture(id, dev, created)
+	c.ExpiresAt = created.Add(ttl)
+	if err := st.CreateCommand(t.Context(), c); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func commandFixture(id, dev string, created time.Time) store.Command {
+	return store.Command{ID: id, DeviceID: dev, Name: "print-test-page", Args: json.RawMessage(`{"printer":"receipt0"}`),
+		State: wire.CmdQueued, CreatedAt: created, ExpiresAt: created.Add(time.Hour), UpdatedAt: created}
 }
 
 func command(t *testing.T, st store.Store, id string) store.Command {
