@@ -189,3 +189,26 @@ func FuzzCheckIDNumber(f *testing.F) {
 		_ = identity.CheckIDNumber(n)
 	})
 }
+
+// When the citizen walks away, the kiosk shell ends the session by revoking its access token
+// (RFC 7009, public client).
+func TestKioskSessionEndsByRevocation(t *testing.T) {
+	e := identitytest.New(t)
+	k := e.EnrollKiosk(t, "kiosk-r")
+	_, tok, err := cardLogin(e, k.Assertion(e.Issuer, card(canary), e.Clock.Now(), time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := tok["access_token"].(string)
+	st, _, _ := e.PostForm("/oidc/revoke", url.Values{"token": {at}, "token_type_hint": {"access_token"},
+		"client_id": {identity.ClientKioskShell}}, "", "")
+	if st != 200 {
+		t.Fatalf("revoke: %d", st)
+	}
+	if got := userinfo(e, at); got != 401 {
+		t.Errorf("kiosk session after revocation: %d", got)
+	}
+	if _, err := e.P.Authenticate(bearer(e, at)); err == nil {
+		t.Error("hub API accepts a revoked kiosk session")
+	}
+}
