@@ -137,7 +137,7 @@ type env struct {
 	inflight atomic.Int64 // requests inside the API handler
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "hub.db"), nil)
 	if err != nil {
@@ -170,7 +170,7 @@ type resp struct {
 	body   []byte
 }
 
-func (r resp) err(t *testing.T) api.Error {
+func (r resp) err(t testing.TB) api.Error {
 	t.Helper()
 	var eb api.ErrorBody
 	if err := json.Unmarshal(r.body, &eb); err != nil || eb.Error.Code == "" {
@@ -179,7 +179,7 @@ func (r resp) err(t *testing.T) api.Error {
 	return eb.Error
 }
 
-func (e *env) raw(t *testing.T, ctx context.Context, method, path, token string, body io.Reader) resp {
+func (e *env) raw(t testing.TB, ctx context.Context, method, path, token string, body io.Reader) resp {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, method, e.srv.URL+path, body)
 	if err != nil {
@@ -206,7 +206,7 @@ func (e *env) raw(t *testing.T, ctx context.Context, method, path, token string,
 
 // do sends body (a string is sent as is, anything else JSON-encoded) and decodes a 2xx answer
 // into out.
-func (e *env) do(t *testing.T, method, path, token string, body any, wantStatus int, out any) resp {
+func (e *env) do(t testing.TB, method, path, token string, body any, wantStatus int, out any) resp {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -230,21 +230,21 @@ func (e *env) do(t *testing.T, method, path, token string, body any, wantStatus 
 
 const p = api.Prefix
 
-func (e *env) site(t *testing.T, id string) fleet.Site {
+func (e *env) site(t testing.TB, id string) fleet.Site {
 	t.Helper()
 	var s fleet.Site
 	e.do(t, "POST", p+"/sites", adminTok, fleet.Site{ID: id, Name: "Hall " + id, Region: "440304", Address: "Fuzhong 3rd Road 8"}, 201, &s)
 	return s
 }
 
-func (e *env) token(t *testing.T, site, ttl string) api.Token {
+func (e *env) token(t testing.TB, site, ttl string) api.Token {
 	t.Helper()
 	var tok api.Token
 	e.do(t, "POST", p+"/enrollment-tokens", opsTok, api.CreateToken{SiteID: site, TTL: ttl}, 201, &tok)
 	return tok
 }
 
-func (e *env) enroll(t *testing.T, site string) api.Enrolled {
+func (e *env) enroll(t testing.TB, site string) api.Enrolled {
 	t.Helper()
 	csr, _ := catest.NewCSR(t, "ignored")
 	var en api.Enrolled
