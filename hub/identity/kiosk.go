@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"time"
@@ -42,7 +43,13 @@ type IDCard struct {
 	Name   string `json:"name"`
 }
 
-func (c *IDCard) String() string { return "IDCard{number:" + c.Number.String() + "}" }
+func (c IDCard) String() string { return "IDCard{number:***, name:***}" }
+
+// GoString masks %#v.
+func (c IDCard) GoString() string { return c.String() }
+
+// LogValue masks the card in log records of any handler.
+func (c IDCard) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // Wipe zeroes the card data.
 func (c *IDCard) Wipe() {
@@ -59,6 +66,9 @@ func (s Secret) String() string { return "***" }
 
 // GoString masks %#v too.
 func (s Secret) GoString() string { return "***" }
+
+// LogValue masks the secret in log records of any handler (JSON ones included).
+func (s Secret) LogValue() slog.Value { return slog.StringValue("***") }
 
 func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(string(s)) }
 

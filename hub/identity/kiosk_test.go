@@ -101,8 +101,14 @@ func TestIDCardLogin(t *testing.T) {
 			t.Errorf("userinfo name %q", ui.Name)
 		}
 	}
-	if s := fmt.Sprintf("%v %+v %#v %s", n, card(canary), card(canary).Number, card(canary)); bytes.Contains([]byte(s), []byte(canary)) {
-		t.Errorf("ID number printed: %s", s)
+	if s := fmt.Sprintf("%v %+v %#v %s %v %+v %#v", n, card(canary), card(canary).Number, card(canary), *card(canary),
+		*card(canary), *card(canary)); bytes.Contains([]byte(s), []byte(canary)) || bytes.Contains([]byte(s), []byte("张三")) {
+		t.Errorf("card data printed: %s", s)
+	}
+	var js bytes.Buffer
+	slog.New(slog.NewJSONHandler(&js, nil)).Info("x", "card", card(canary), "v", *card(canary), "n", n)
+	if bytes.Contains(js.Bytes(), []byte(canary)) || bytes.Contains(js.Bytes(), []byte("张三")) {
+		t.Errorf("card data in a JSON log: %s", js.String())
 	}
 
 	// The canary appears in no log line and only encrypted in the database files.
