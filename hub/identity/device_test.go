@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/identity/identitytest"
@@ -208,5 +209,40 @@ func TestDeviceGrantFleetctl(t *testing.T) {
 		"refresh_token": {tok["refresh_token"].(string)}}, "", "")
 	if err != nil || st != 200 || tok2["refresh_token"] == tok["refresh_token"] {
 		t.Fatalf("refresh: %d %v %v", st, tok2, err)
+	}
+}
+
+// fleetctl's login with an independent client library: golang.org/x/oauth2's device flow.
+func TestDeviceGrantWithOAuth2Library(t *testing.T) {
+	e := identitytest.New(t, func(c *identity.Config) { c.DevicePoll = time.Second })
+	ctx := context.Background()
+	prov, err := oidc.NewProvider(ctx, e.Issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		DeviceAuth string `json:"device_authorization_endpoint"`
+	}
+	prov.Claims(&d)
+	ep := prov.Endpoint()
+	ep.DeviceAuthURL = d.DeviceAuth
+	conf := oauth2.Config{ClientID: identity.ClientFleetctl, Endpoint: ep, Scopes: []string{"openid", "offline_access"}}
+	da, err := conf.DeviceAuth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	approve(t, e, e.NewBrowser(), da.VerificationURIComplete, "approve")
+	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	tok, err := conf.DeviceAccessToken(tctx, da)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.RefreshToken == "" {
+		t.Error("no refresh token for fleetctl")
+	}
+	pr, err := e.P.Authenticate(bearer(e, tok.AccessToken))
+	if err != nil || !pr.Has(identity.RoleAdmin) {
+		t.Fatalf("%+v %v", pr, err)
 	}
 }
