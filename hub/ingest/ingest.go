@@ -219,7 +219,7 @@ func (g *Ingest) commitLoop(ctx context.Context) {
 			// Commit what is already queued, in groups, so that nothing received is left
 			// unacked needlessly.
 			for {
-				group := g.gather(nil)
+				group := g.gather(nil, nil)
 				if len(group) == 0 {
 					return
 				}
@@ -227,15 +227,15 @@ func (g *Ingest) commitLoop(ctx context.Context) {
 			}
 		}
 		timer := time.NewTimer(g.cfg.Window)
-		group := g.gather(timer.C, first)
+		group := g.gather(timer.C, done, first)
 		timer.Stop()
 		g.commit(context.WithoutCancel(ctx), group)
 	}
 }
 
-// gather adds queued batches to group until MaxRecords is reached or window fires; with a nil
-// window it takes only what is queued already.
-func (g *Ingest) gather(window <-chan time.Time, group ...store.Batch) []store.Batch {
+// gather adds queued batches to group until MaxRecords is reached or window fires or done is
+// closed; with a nil window it takes only what is queued already.
+func (g *Ingest) gather(window <-chan time.Time, done <-chan struct{}, group ...store.Batch) []store.Batch {
 	n := 0
 	for _, b := range group {
 		n += len(b.Records)
@@ -256,6 +256,8 @@ func (g *Ingest) gather(window <-chan time.Time, group ...store.Batch) []store.B
 			group = append(group, b)
 			n += len(b.Records)
 		case <-window:
+			return group
+		case <-done:
 			return group
 		}
 	}

@@ -752,3 +752,14 @@ func TestRunCommitsQueuedOnCancel(t *testing.T) {
 		t.Fatal("publisher blocked after shutdown")
 	}
 }
+
+// A cancel during a long gathering window commits at once instead of waiting the window out.
+func TestCancelEndsTheWindow(t *testing.T) {
+	e := newEnv(t, ingest.Config{Window: time.Hour}, "k-001")
+	e.bus.Send("k-001", wire.ChUp, batch("e1", 1, 3))
+	e.cancel()
+	e.stop() // fails the test unless Run returns within the wait
+	if acks := e.bus.Acks(t, "k-001"); len(acks) != 1 || acks[0].UpTo != 3 {
+		t.Fatalf("acks %+v, want e1 up to 3", acks)
+	}
+}
