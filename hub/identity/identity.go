@@ -49,7 +49,6 @@ var (
 	ErrCodeReused   = errors.New("identity: authorization code reused")
 	ErrTokenReused  = errors.New("identity: refresh token reused")
 	ErrUnauthorized = errors.New("identity: no valid access token")
-	ErrForbidden    = errors.New("identity: role missing")
 )
 
 // Roles.
