@@ -587,11 +587,11 @@ func (a *API) setDesired(w http.ResponseWriter, r *http.Request) (any, int, erro
 		return nil, 0, err
 	}
 	var obj map[string]json.RawMessage
-	if json.Unmarshal(req.Doc, &obj) != nil || obj == nil {
-		return nil, 0, apiErr(http.StatusBadRequest, "bad_request", "doc: must be a JSON object")
-	}
-	if len(req.Doc) > 32<<10 {
-		return nil, 0, apiErr(http.StatusBadRequest, "bad_request", "doc: at most 32 KiB")
+	var iv invalid
+	iv.check(json.Unmarshal(req.Doc, &obj) == nil && obj != nil, "doc", "must be a JSON object")
+	iv.check(len(req.Doc) <= 32<<10, "doc", "at most 32 KiB")
+	if err := iv.err(); err != nil {
+		return nil, 0, err
 	}
 	s, err := a.cfg.Store.SetDesired(r.Context(), d.ID, req.Doc, a.cfg.Now())
 	if err != nil {

@@ -442,11 +442,11 @@ func TestRefusals(t *testing.T) {
 		{"command: unknown", "GET", p + "/commands/c-nope", opsTok, "", 404, "not_found", nil, ""},
 
 		// Desired state.
-		{"desired: array", "PUT", p + "/devices/" + dev + "/desired", opsTok, `{"doc":[1]}`, 400, "bad_request", nil, "doc: must be a JSON object"},
-		{"desired: string", "PUT", p + "/devices/" + dev + "/desired", opsTok, `{"doc":"x"}`, 400, "bad_request", nil, "doc: must be a JSON object"},
-		{"desired: null", "PUT", p + "/devices/" + dev + "/desired", opsTok, `{"doc":null}`, 400, "bad_request", nil, "doc: must be a JSON object"},
-		{"desired: missing", "PUT", p + "/devices/" + dev + "/desired", opsTok, `{}`, 400, "bad_request", nil, "doc: must be a JSON object"},
-		{"desired: over 32 KiB", "PUT", p + "/devices/" + dev + "/desired", opsTok, `{"doc":{"a":"` + strings.Repeat("a", 32<<10) + `"}}`, 400, "bad_request", nil, "doc: at most 32 KiB"},
+		{"desired: array", "PUT", p + "/devices/" + dev + "/desired", opsTok, `{"doc":[1]}`, 400, "bad_request", []string{"doc: "}, "doc: must be a JSON object"},
+		{"desired: string", "PUT", p + "/devices/" + dev + "/desired", opsTok, `{"doc":"x"}`, 400, "bad_request", []string{"doc: "}, "doc: must be a JSON object"},
+		{"desired: null", "PUT", p + "/devices/" + dev + "/desired", opsTok, `{"doc":null}`, 400, "bad_request", []string{"doc: "}, "doc: must be a JSON object"},
+		{"desired: missing", "PUT", p + "/devices/" + dev + "/desired", opsTok, `{}`, 400, "bad_request", []string{"doc: "}, "doc: must be a JSON object"},
+		{"desired: over 32 KiB", "PUT", p + "/devices/" + dev + "/desired", opsTok, `{"doc":{"a":"` + strings.Repeat("a", 32<<10) + `"}}`, 400, "bad_request", []string{"doc: "}, "doc: at most 32 KiB"},
 
 		// Records.
 		{"records: bad after", "GET", p + "/devices/" + dev + "/records?after=x&limit=5000", opsTok, "", 400, "bad_request", []string{"after: ", "limit: "}, ""},
