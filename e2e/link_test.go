@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/agent/link"
+	"github.com/kioskfleet/kioskfleet/agent/outbox"
+	"github.com/kioskfleet/kioskfleet/hub/broker/brokertest"
+	"github.com/kioskfleet/kioskfleet/hub/ingest"
+	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
+)
+
+// gatedStore wraps a store: CommitBatches fails for groups that fail() selects, and waits while
+// the gate is closed.
+type gatedStore struct {
+	store.Store
+	fail  func([]store.Batch) bool
+	mu    sync.Mutex
+	gate  chan struct{} // nil: open
+	fails atomic.Int32
+}
+
+func (g *gatedStore) CommitBatches(ctx context.Context, bs []store.Batch) ([]store.Watermark, error) {
+	g.mu.Lock()
+	gate := g.gate
+	g.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	if g.fail != nil && g.fail(bs) {
+		g.fails.Add(1)
+		return nil, errors.New("injected commit failure")
+	}
+	return g.Store.CommitBatches(ctx, bs)
+}
+
+// inprocHub is a broker, ingest and SQLite store in this process: the hub's sync path without its
+// HTTP API, for tests that need to reach inside.
+func inprocHub(t *testing.T, wrap func(store.Store) store.Store) (*brokertest.Env, store.Store) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	env := brokertest.Start(t, brokertest.Options{Context: ctx})
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "hub.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s store.Store = st
+	if wrap != nil {
+		s = wrap(st)
+	}
+	ing, err := ingest.New(ingest.Config{}, s, env.Broker, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = ing.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; st.Close() })
+	return env, st
+}
+
+func startLink(t *testing.T, env *brokertest.Env, id string, ob outbox.Outbox) *link.Link {
+	t.Helper()
+	l, err := link.New(link.Config{DeviceID: id, Broker: env.Broker.Addr(), TLS: env.DeviceTLS(t, id), Outbox: ob,
+		BatchRecords: 10, MaxInflight: 8, AckTimeout: time.Second, MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = l.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return l
+}
+
+func appendN(t *testing.T, ob outbox.Outbox, n int) {
+	t.Helper()
+	for range n {
+		if _, err := ob.Append(context.Background(), "journal", wire.Business, []byte(`{"x":1}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A batch the hub could not commit is never acked over; the agent's resend fills the gap and every
+// record is stored once, in order.
+func TestLinkResendFillsGap(t *testing.T) {
+	var failures atomic.Int32 // fail the group holding seq 11 and the hub's retry of it alone
+	var gs *gatedStore
+	env, st := inprocHub(t, func(s store.Store) store.Store {
+		gs = &gatedStore{Store: s, fail: func(bs []store.Batch) bool {
+			for _, b := range bs {
+				if b.Records[0].Seq == 11 && failures.Add(1) <= 2 {
+					return true
+				}
+			}
+			return false
+		}}
+		return gs
+	})
+	ob := outbox.NewMemory(outbox.Options{})
+	appendN(t, ob, 50) // before connecting: several batches go out at once
+	l := startLink(t, env, "k-gap", ob)
+	waitFor(t, 20*time.Second, "all acked", func() bool { return l.Acked() == 50 })
+	if gs.fails.Load() < 2 {
+		t.Fatalf("the injected failures did not happen (%d)", gs.fails.Load())
+	}
+	recs, err := st.ListRecords(context.Background(), store.RecordFilter{DeviceID: "k-gap", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSeqs(t, recs, 50)
+	if ob.Stats().Depth != 0 {
+		t.Fatalf("outbox still holds %d records", ob.Stats().Depth)
+	}
+}
+
+// Nothing is acked (and so nothing leaves the outbox) before the hub's commit returns.
+func TestLinkNoAckBeforeCommit(t *testing.T) {
+	gate := make(chan struct{})
+	var gs *gatedStore
+	env, _ := inprocHub(t, func(s store.Store) store.Store {
+		gs = &gatedStore{Store: s, gate: gate}
+		return gs
+	})
+	ob := outbox.NewMemory(outbox.Options{})
+	l := startLink(t, env, "k-gate", ob)
+	waitFor(t, 10*time.Second, "connected", l.Connected)
+	appendN(t, ob, 30)
+	time.Sleep(500 * time.Millisecond) // give a wrong implementation time to ack early
+	if l.Acked() != 0 || ob.Stats().Depth != 30 {
+		t.Fatalf("acked %d (outbox depth %d) while the commit was held", l.Acked(), ob.Stats().Depth)
+	}
+	gs.mu.Lock()
+	gs.gate = nil
+	gs.mu.Unlock()
+	close(gate)
+	waitFor(t, 10*time.Second, "acked after commit", func() bool { return l.Acked() == 30 && ob.Stats().Depth == 0 })
+}
