@@ -120,6 +120,9 @@ func (p *Provider) passwordLogin(ctx context.Context, username, password string)
 		return Account{}, ErrLogin
 	}
 	ok := p.compare(password, a.PasswordHash)
+	if ok && a.Failures == 0 {
+		return a, nil // nothing to reset: no write
+	}
 	n, err := p.st.RecordLogin(ctx, a.ID, ok, now)
 	if err != nil {
 		return Account{}, err
