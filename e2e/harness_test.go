@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../hub/cmd/fleet-hub", "../agent/cmd/kiosk-agent")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../hub/cmd/fleet-hub", "../agent/cmd/kiosk-agent", "../drivers/cmd/devsim")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: build:", err)
