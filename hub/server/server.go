@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +26,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/broker"
 	"github.com/kioskfleet/kioskfleet/hub/ca"
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
+	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
@@ -38,6 +41,9 @@ type Config struct {
 	Hosts         []string // names and IPs in the broker's server certificate (default 127.0.0.1, localhost)
 	Version       string
 	Log           *slog.Logger
+	// PublicURL is the hub's base URL as browsers and agents reach it: the OpenID issuer and the
+	// base of the built-in clients' redirect URIs (default: http:// + the bound HTTP address).
+	PublicURL string
 
 	// Ingest tuning (zero values: package defaults).
 	Ingest ingest.Config
@@ -56,6 +62,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %q: %w", name, a, err))
 		}
 	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			errs = append(errs, fmt.Errorf("public url: %q: want http(s)://host[:port]", c.PublicURL))
+		}
+	}
 	if c.AdvertiseMQTT != "" {
 		if _, _, err := net.SplitHostPort(c.AdvertiseMQTT); err != nil {
 			errs = append(errs, fmt.Errorf("advertise mqtt: %q: %w", c.AdvertiseMQTT, err))
@@ -70,6 +81,9 @@ type Info struct {
 	MQTTAddr       string
 	BootstrapToken string
 	FirstStart     bool // the bootstrap token was created by this start
+	// Credentials created by this start (admin password, client secrets), shown once; also kept
+	// in DataDir/initial-credentials (mode 0600) for the operator to collect and delete.
+	Credentials map[string]string
 }
 
 const tokenFile = "bootstrap-token"
@@ -140,13 +154,52 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 		advertise = mqttAddr
 	}
 
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("hub: http: %w", err)
+	}
+	defer ln.Close()
+	public := cfg.PublicURL
+	if public == "" {
+		public = "http://" + ln.Addr().String()
+	}
+	public = strings.TrimRight(public, "/")
+	secret, err := identity.LoadOrCreateSecret(filepath.Join(cfg.DataDir, "identity.secret"))
+	if err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	idp, err := identity.New(ctx, identity.Config{Issuer: public, Secret: secret, Insecure: strings.HasPrefix(public, "http://")},
+		st.Identity(), st, log.With("component", "identity"))
+	if err != nil {
+		return fmt.Errorf("hub: identity: %w", err)
+	}
+	boot, err := idp.Bootstrap(ctx, identity.BootstrapConfig{BaseURL: public})
+	if err != nil {
+		return fmt.Errorf("hub: identity bootstrap: %w", err)
+	}
+	creds := map[string]string{}
+	if boot.AdminPassword != "" {
+		creds["admin password (user admin)"] = boot.AdminPassword
+	}
+	for c, sec := range boot.ClientSecrets {
+		creds["client secret "+c] = sec
+	}
+	if len(creds) > 0 {
+		if err := saveCredentials(filepath.Join(cfg.DataDir, "initial-credentials"), creds); err != nil {
+			return err
+		}
+	}
+
 	apiHandler := httpapi.New(httpapi.Config{
 		Store: st, CA: authority, Sessions: br, Dispatch: ing,
-		Auth: httpapi.NewBootstrapToken(token), Log: log.With("component", "api"),
+		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{idp}},
+		Log:      log.With("component", "api"),
 		MQTTAddr: advertise, Version: cfg.Version,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", apiHandler)
+	mux.Handle("/.well-known/openid-configuration", idp.Handler())
+	mux.Handle("/oidc/", idp.Handler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := st.Ping(r.Context()); err != nil {
@@ -155,17 +208,14 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("hub: http: %w", err)
-	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
-	wg.Add(2)
+	wg.Add(3)
+	go func() { defer wg.Done(); _ = idp.Run(runCtx, time.Minute) }()
 	go func() {
 		defer wg.Done()
 		if err := ing.Run(runCtx); err != nil {
@@ -180,7 +230,7 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 			cancel()
 		}
 	}()
-	info := Info{HTTPURL: "http://" + ln.Addr().String(), MQTTAddr: mqttAddr, BootstrapToken: token, FirstStart: first}
+	info := Info{HTTPURL: "http://" + ln.Addr().String(), MQTTAddr: mqttAddr, BootstrapToken: token, FirstStart: first, Credentials: creds}
 	log.Info("hub started", "http", info.HTTPURL, "mqtt", mqttAddr, "data", cfg.DataDir)
 	if ready != nil {
 		ready(info)
@@ -238,4 +288,32 @@ func loadOrCreateToken(path string) (string, bool, error) {
 		return "", false, fmt.Errorf("hub: %w", err)
 	}
 	return t, true, nil
+}
+
+// oidcAuth lets the HTTP API accept the identity provider's access tokens.
+type oidcAuth struct{ p *identity.Provider }
+
+func (o oidcAuth) Authenticate(r *http.Request) (httpapi.Principal, error) {
+	pr, err := o.p.Authenticate(r)
+	if err != nil {
+		return httpapi.Principal{}, err
+	}
+	return httpapi.Principal{Subject: pr.Subject, Roles: pr.Roles}, nil
+}
+
+func saveCredentials(path string, creds map[string]string) error {
+	var b strings.Builder
+	b.WriteString("# Created at the hub's first start. Collect, store safely, then delete this file.\n")
+	keys := make([]string, 0, len(creds))
+	for k := range creds {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s: %s\n", k, creds[k])
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"syscall"
 
@@ -51,6 +52,7 @@ Flags:
 		httpAddr  = fs.String("http-addr", "127.0.0.1:8080", "HTTP API listen address")
 		mqttAddr  = fs.String("mqtt-addr", "127.0.0.1:8883", "MQTT over TLS listen address")
 		advertise = fs.String("advertise-mqtt", "", "MQTT address told to enrolling kiosks (default: the listen address)")
+		publicURL = fs.String("public-url", "", "base URL browsers and agents use to reach the hub: the OpenID issuer (default: http:// + the HTTP address)")
 		hosts     = fs.String("hosts", "127.0.0.1,localhost", "comma-separated names and IPs for the broker's certificate")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat = fs.String("log-format", "text", "text or json")
@@ -70,7 +72,7 @@ Flags:
 		return err
 	}
 	cfg := server.Config{
-		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, AdvertiseMQTT: *advertise,
+		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, AdvertiseMQTT: *advertise, PublicURL: *publicURL,
 		Hosts: strings.Split(*hosts, ","), Version: version, Log: log,
 	}
 	if err := cfg.Validate(); err != nil {
@@ -87,7 +89,18 @@ Flags:
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return server.Run(ctx, cfg, func(i server.Info) {
-		fmt.Printf("fleet-hub %s ready\n  HTTP API:  %s/api/v1\n  MQTT/TLS:  %s\n", version, i.HTTPURL, i.MQTTAddr)
+		fmt.Printf("fleet-hub %s ready\n  HTTP API:  %s/api/v1\n  OpenID:    %s/.well-known/openid-configuration\n  MQTT/TLS:  %s\n", version, i.HTTPURL, i.HTTPURL, i.MQTTAddr)
+		if len(i.Credentials) > 0 {
+			fmt.Printf("  first-start credentials (shown once; also in %s/initial-credentials):\n", *dataDir)
+			keys := make([]string, 0, len(i.Credentials))
+			for k := range i.Credentials {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				fmt.Printf("    %s: %s\n", k, i.Credentials[k])
+			}
+		}
 		if i.FirstStart {
 			fmt.Printf("  bootstrap admin token (shown once; also in %s/bootstrap-token): %s\n", *dataDir, i.BootstrapToken)
 		} else {

@@ -190,9 +190,12 @@ type Browser struct {
 }
 
 // NewBrowser returns a browser for the environment.
-func (e *Env) NewBrowser() *Browser {
+func (e *Env) NewBrowser() *Browser { return NewBrowserFor(e.Issuer) }
+
+// NewBrowserFor returns a browser for the provider at issuer (e.g. a hub run as a process).
+func NewBrowserFor(issuer string) *Browser {
 	jar, _ := cookiejar.New(nil)
-	b := &Browser{issuer: e.Issuer}
+	b := &Browser{issuer: issuer}
 	b.C = &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(r *http.Request, via []*http.Request) error {
 		if !strings.HasPrefix(r.URL.String(), b.issuer) {
 			return http.ErrUseLastResponse
