@@ -6,9 +6,11 @@ import (
 	"database/sql"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,7 +33,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../hub/cmd/fleet-hub", "../agent/cmd/kiosk-agent", "../drivers/cmd/devsim")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../hub/cmd/fleet-hub", "../agent/cmd/kiosk-agent", "../drivers/cmd/devsim", "../console/cmd/fleetctl")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: build:", err)
@@ -150,12 +152,13 @@ func (h *hub) start() {
 		if h.p.exited() {
 			h.t.Fatalf("hub exited during start")
 		}
-		c, err := net.DialTimeout("tcp", h.httpAddr, 200*time.Millisecond)
+		hc := http.Client{Timeout: time.Second}
+		resp, err := hc.Get("http://" + h.httpAddr + "/healthz")
 		if err != nil {
 			return false
 		}
-		c.Close()
-		return true
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
 	})
 }
 
@@ -280,4 +283,34 @@ func grepFile(t *testing.T, path, needle string) bool {
 		}
 	}
 	return false
+}
+
+// countLines counts the lines of a log file that contain needle.
+func countLines(path, needle string) int {
+	logMu.Lock()
+	defer logMu.Unlock()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(b), needle)
+}
+
+// metric reads one unlabelled counter or gauge from the hub's /metrics (0 if absent).
+func (h *hub) metric(name string) float64 {
+	h.t.Helper()
+	resp, err := http.Get(h.client.BaseURL + "/metrics")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
 }

@@ -37,10 +37,13 @@ func TestSoakAgentKill9(t *testing.T) {
 		t.Errorf("outbox not drained")
 	}
 	c := h.check("agent kill -9", dir, id, false)
+	// Records an agent sent again after a kill (its acks were lost with it) reach the hub twice;
+	// kf_ingest_records_total counts them, the unique key absorbs them.
+	absorbed := int(h.metric("kf_ingest_records_total")) - len(h.records(id, ""))
 	h.p.stop()
 	integrity(t, filepath.Join(h.dir, "hub.db"))
 	integrity(t, filepath.Join(dir, "outbox.db"))
-	summary(t, "agent-kill9", c, fmt.Sprintf(" cycles=%d", cycles))
+	summary(t, "agent-kill9", c, fmt.Sprintf(" cycles=%d duplicates-absorbed=%d", cycles, absorbed))
 }
 
 // kill -9 of the hub during ingest from two agents, many times: nothing acked is lost, nothing
@@ -86,16 +89,22 @@ func TestSoakHubKill9(t *testing.T) {
 func TestSoakNetworkFaults(t *testing.T) {
 	c := soakCounts()
 	var total tally
+	var sessions, absorbed int
 	for s := range c.Seeds {
 		seed := c.FirstSeed + uint64(s)
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			total = total.add(networkFaults(t, seed, c.Faults, c.Records))
+			tl, s, a := networkFaults(t, seed, c.Faults, c.Records)
+			total, sessions, absorbed = total.add(tl), sessions+s, absorbed+a
 		})
 	}
-	summary(t, "network-faults", total, fmt.Sprintf(" seeds=%d faults/seed=%d records/seed>=%d", c.Seeds, c.Faults, c.Records))
+	summary(t, "network-faults", total, fmt.Sprintf(" seeds=%d faults/seed=%d records/seed>=%d sessions=%d duplicates-absorbed=%d",
+		c.Seeds, c.Faults, c.Records, sessions, absorbed))
 }
 
-func networkFaults(t *testing.T, seed uint64, n, records int) tally {
+// networkFaults runs one seeded schedule. Besides the tally it returns how many MQTT sessions
+// the agent needed (the faults did bite) and how many records the hub received more than once
+// and absorbed (kf_ingest_records_total counts duplicates; the hub is not restarted here).
+func networkFaults(t *testing.T, seed uint64, n, records int) (tl tally, sessions, absorbed int) {
 	h := newHub(t)
 	h.site("hall-1")
 	dir, id := h.enroll("hall-1")
@@ -117,11 +126,14 @@ func networkFaults(t *testing.T, seed uint64, n, records int) tally {
 	if !drain(t, "agent-final", dir, time.Minute, "--mqtt", px.Addr) {
 		t.Errorf("outbox not drained")
 	}
-	tl := h.check(fmt.Sprintf("seed %d", seed), dir, id, false)
+	tl = h.check(fmt.Sprintf("seed %d", seed), dir, id, false)
+	absorbed = int(h.metric("kf_ingest_records_total")) - len(h.records(id, ""))
+	sessions = countLines(h.p.log, "mqtt session started")
+	t.Logf("seed %d: %d sessions, %d duplicate deliveries absorbed", seed, sessions, absorbed)
 	h.p.stop()
 	integrity(t, filepath.Join(h.dir, "hub.db"))
 	integrity(t, filepath.Join(dir, "outbox.db"))
-	return tl
+	return tl, sessions, absorbed
 }
 
 // A kiosk offline for 72 simulated hours with commands queued, then reconnected.
