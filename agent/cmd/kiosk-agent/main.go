@@ -16,6 +16,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/agent/daemon"
 	"github.com/kioskfleet/kioskfleet/agent/enroll"
+	"github.com/kioskfleet/kioskfleet/drivers/profile"
 	"github.com/kioskfleet/kioskfleet/pkg/flagconf"
 	"github.com/kioskfleet/kioskfleet/pkg/logging"
 )
@@ -28,6 +29,8 @@ Commands:
   enroll   --hub URL --token TOKEN   enroll this kiosk with the hub (once); the device key is
                                      generated here and never leaves the kiosk
   run                                run the agent
+  profiles validate [DIR|FILE...]    check firmware profiles; reports every problem with file and
+                                     line (default DIR: firmware-profiles)
   version                            print the version
 
 Run 'kiosk-agent <command> --help' for a command's flags. Flags can also be set in the
@@ -55,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return nil
+	case "profiles":
+		return profilesCmd(args[1:], stdout)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
@@ -142,4 +147,43 @@ func runCmd(args []string, stderr io.Writer) error {
 	defer a.Close()
 	log.Info("kiosk agent starting", "device", a.DeviceID(), "version", version)
 	return a.Run(ctx)
+}
+
+// profilesCmd validates firmware profiles: a folder (all its *.yaml checked together, as the agent
+// loads them) or single files (each checked alone).
+func profilesCmd(args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "validate" {
+		return errors.New("usage: kiosk-agent profiles validate [DIR|FILE...]")
+	}
+	targets := args[1:]
+	if len(targets) == 0 {
+		targets = []string{"firmware-profiles"}
+	}
+	var errs []error
+	n := 0
+	for _, t := range targets {
+		fi, err := os.Stat(t)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if fi.IsDir() {
+			ps, err := profile.LoadDir(t)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			n += len(ps)
+			continue
+		}
+		if _, err := profile.LoadFile(t); err != nil {
+			errs = append(errs, err)
+		} else {
+			n++
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid profiles:\n%w", err)
+	}
+	fmt.Fprintf(stdout, "%d profiles valid\n", n)
+	return nil
 }
