@@ -141,8 +141,8 @@ func networkFaults(t *testing.T, seed uint64, n, records int) (tl tally, session
 // What is simulated: the record volume of the offline period. At the default heartbeat interval
 // (30 s) a kiosk appends 120 heartbeats an hour; we assume 100 business records an hour (a busy
 // service hall), so 72 h is 72 x 220 = 15,840 records. The agent appends that many synthetic
-// business records while cut off, compressed into seconds, and is kill -9'ed and restarted once
-// half way (a reboot during the outage). Commands: LongCmds journal commands queued with a 96 h
+// business records while cut off, compressed into seconds (plus real heartbeats every second),
+// and is kill -9'ed and restarted once half way (a reboot during the outage). Commands: LongCmds journal commands queued with a 96 h
 // TTL must run exactly once after reconnect; ShortCmds with a 1 s TTL really expire while the
 // kiosk is cut off and must never run.
 //
@@ -159,6 +159,14 @@ func TestSoakOffline72h(t *testing.T) {
 	px := proxytest.New(t, h.mqttAddr)
 	a := startAgent(t, "agent", dir, "--mqtt", px.Addr)
 	waitFor(t, 20*time.Second, "online", func() bool { return online(h, id) })
+	// Real heartbeats (telemetry) at the fastest allowed interval interleave with the business load.
+	if _, err := h.client.SetDesired(bg, id, json.RawMessage(`{"heartbeatInterval":"1s"}`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "heartbeat interval applied", func() bool {
+		s, err := h.client.State(bg, id)
+		return err == nil && !s.Drift && s.Reported != nil && s.Reported.Version == 1
+	})
 	px.Cut()
 	waitFor(t, 20*time.Second, "offline", func() bool { return !online(h, id) })
 	a.stop()
@@ -183,7 +191,7 @@ func TestSoakOffline72h(t *testing.T) {
 
 	// The outage: produce the records, with a kill -9 half way.
 	produce := func(name string, upTo uint64) *proc {
-		a := startAgent(t, name, dir, "--mqtt", px.Addr, "--synthetic-rate", "2000")
+		a := startAgent(t, name, dir, "--mqtt", px.Addr, "--synthetic-rate", fmt.Sprint(min(max(target/4, 500), 2000)))
 		waitFor(t, 2*time.Minute, fmt.Sprintf("%d records appended", upTo), func() bool { return readOutbox(t, dir).Next > upTo })
 		return a
 	}
