@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kioskfleet/kioskfleet/pkg/atomicfile"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -350,7 +351,7 @@ func (a *Agent) onDesired(ctx context.Context, d wire.Desired) {
 		return
 	}
 	st := appliedState{Version: d.Version, Doc: d.Doc}
-	if err := writeFileSync(a.statePath(), wire.Encode(st)); err != nil {
+	if err := atomicfile.WriteFile(a.statePath(), wire.Encode(st), 0o600); err != nil {
 		a.log.Error("desired state not saved", "err", err)
 		return
 	}
@@ -392,24 +393,4 @@ func (a *Agent) reportRefused(ctx context.Context, version int64, cause error) {
 	if _, err := a.ob.Append(ctx, wire.KindReported, wire.Business, body); err != nil && ctx.Err() == nil {
 		a.log.Error("reported state not recorded", "err", err)
 	}
-}
-
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

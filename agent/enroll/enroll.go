@@ -15,6 +15,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/kioskfleet/kioskfleet/pkg/atomicfile"
 	"net"
 	"os"
 	"path/filepath"
@@ -94,7 +95,7 @@ func Enroll(ctx context.Context, hubURL, token, model, dir, mqttOverride string)
 		{CAFile, []byte(res.CACertificate), 0o644},
 		{IdentityFile, idJSON, 0o644},
 	} {
-		if err := writeFileSync(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
 			return Identity{}, fmt.Errorf("enroll: %w", err)
 		}
 	}
@@ -150,24 +151,4 @@ func (id Identity) TLSConfig() *tls.Config {
 		ServerName:   host,
 		MinVersion:   tls.VersionTLS12,
 	}
-}
-
-func writeFileSync(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

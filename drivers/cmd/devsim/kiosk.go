@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kioskfleet/kioskfleet/pkg/atomicfile"
 	"io"
 	"net"
 	"net/http"
@@ -147,7 +148,7 @@ func runKiosk(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := profile.WriteDeviceConfig(cfgPath, cfg); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(*dir, "control.url"), []byte(url+"\n")); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(*dir, "control.url"), []byte(url+"\n"), 0o644); err != nil {
 		return err
 	}
 	for _, d := range k.serial {
@@ -163,14 +164,6 @@ func runKiosk(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "config    %s\ncontrol   %s\n", cfgPath, url)
 	<-ctx.Done()
 	return nil
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // handler is the control API:
