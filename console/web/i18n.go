@@ -1,0 +1,327 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Languages the console speaks; the first is the default.
+var languages = []string{"zh-CN", "en"}
+
+// messages holds every text of the console: key -> {zh-CN, en}. A key missing here shows as itself.
+var messages = map[string][2]string{
+	"console":        {"自助终端运维台", "Kiosk fleet console"},
+	"overview":       {"总览", "Overview"},
+	"devices":        {"终端列表", "Kiosks"},
+	"device":         {"终端", "Kiosk"},
+	"problems":       {"需要处理的终端", "Kiosks needing attention"},
+	"no-problems":    {"所有终端运行正常。", "Every kiosk is fine."},
+	"by-site":        {"按服务网点", "By site"},
+	"by-region":      {"按行政区划", "By region"},
+	"site":           {"网点", "Site"},
+	"region":         {"区划", "Region"},
+	"region-prefix":  {"区划代码前缀", "Region code prefix"},
+	"status":         {"状态", "Status"},
+	"all":            {"全部", "All"},
+	"total":          {"合计", "Total"},
+	"filter":         {"筛选", "Filter"},
+	"reset":          {"清除", "Clear"},
+	"kiosks":         {"台", "kiosks"},
+	"none-match":     {"没有符合条件的终端。", "No kiosk matches."},
+	"level.ok":       {"正常", "OK"},
+	"level.degraded": {"需关注", "Degraded"},
+	"level.fault":    {"故障", "Faulty"},
+	"level.offline":  {"离线", "Offline"},
+	"level.revoked":  {"已吊销", "Revoked"},
+	"level.problem":  {"有问题", "Any problem"},
+	"online":         {"在线", "Online"},
+	"updated":        {"更新于", "Updated"},
+	"live-lost":      {"与运维台的连接中断，正在重试…", "Lost contact with the console, retrying…"},
+	"hub-error":      {"中台返回错误", "The hub refused"},
+	"hub-down":       {"无法连接中台", "Cannot reach the hub"},
+	"since":          {"自", "since"},
+	"never":          {"从未", "never"},
+	"just-now":       {"刚刚", "just now"},
+	"last-seen":      {"最后通信", "Last seen"},
+	"presence":       {"在线状态", "Presence"},
+	"presence-at":    {"状态变化", "Changed"},
+	"model":          {"型号", "Model"},
+	"agent":          {"代理版本", "Agent"},
+	"enrolled":       {"注册时间", "Enrolled"},
+	"cert-expiry":    {"证书到期", "Certificate expires"},
+	"health":         {"运行状况", "Health"},
+	"health-at":      {"心跳时间", "Heartbeat"},
+	"no-health":      {"尚未收到心跳。", "No heartbeat yet."},
+	"unreadable":     {"无法解析", "unreadable"},
+	"cpu":            {"CPU", "CPU"},
+	"memory":         {"内存", "Memory"},
+	"disk":           {"磁盘剩余", "Disk free"},
+	"outbox":         {"待同步记录", "Outbox"},
+	"uptime":         {"运行时长", "Uptime"},
+	"peripherals":    {"外设", "Peripherals"},
+	"peripherals-at": {"外设上报", "Reported"},
+	"no-periph":      {"尚未上报外设。", "No peripherals reported yet."},
+	"connected":      {"已连接", "connected"},
+	"disconnected":   {"未连接", "disconnected"},
+	"consumables":    {"耗材", "Consumables"},
+	"state":          {"配置", "Configuration"},
+	"desired":        {"期望配置", "Desired"},
+	"reported":       {"实际配置", "Reported"},
+	"version":        {"版本", "version"},
+	"drift":          {"配置未同步：终端尚未应用期望配置", "Drift: the kiosk does not run the desired configuration"},
+	"in-sync":        {"已同步", "In sync"},
+	"not-set":        {"未设置", "not set"},
+	"commands":       {"最近命令", "Recent commands"},
+	"no-commands":    {"暂无命令。", "No commands yet."},
+	"command":        {"命令", "Command"},
+	"created":        {"创建", "Created"},
+	"result":         {"结果", "Result"},
+	"send-command":   {"发送命令", "Send a command"},
+	"name":           {"名称", "Name"},
+	"args":           {"参数 (JSON)", "Arguments (JSON)"},
+	"ttl":            {"有效期", "Time to live"},
+	"ttl-hint":       {"例如 30s、15m、1h，留空为 1h", "e.g. 30s, 15m, 1h; empty is 1h"},
+	"send":           {"发送", "Send"},
+	"set-desired":    {"设置期望配置", "Set desired configuration"},
+	"doc":            {"配置文档 (JSON 对象)", "Document (JSON object)"},
+	"save":           {"保存", "Save"},
+	"revoke":         {"吊销终端", "Revoke kiosk"},
+	"revoke-warn":    {"吊销后终端立即断开，需重新注册才能接入。", "A revoked kiosk is disconnected at once and must be enrolled again."},
+	"revoke-confirm": {"我确认吊销此终端", "I confirm revoking this kiosk"},
+	"sent":           {"命令已提交", "Command queued"},
+	"desired-saved":  {"期望配置已保存，版本", "Desired configuration saved, version"},
+	"revoked-done":   {"终端已吊销。", "The kiosk has been revoked."},
+	"form-error":     {"未能提交", "Not sent"},
+	"csrf":           {"表单已过期或来源不明，请刷新页面后重试。", "The form expired or came from elsewhere; reload the page and try again."},
+	"back":           {"返回", "Back"},
+	"not-found":      {"没有这个页面。", "No such page."},
+	"local-time":     {"时间为", "Times in"},
+
+	"err.name-required":  {"name：必填", "name: required"},
+	"err.args-json":      {"args：不是有效的 JSON：%s", "args: not valid JSON: %s"},
+	"err.doc-object":     {"doc：必须是 JSON 对象 {...}", "doc: must be a JSON object {...}"},
+	"err.doc-json":       {"doc：不是有效的 JSON：%s", "doc: not valid JSON: %s"},
+	"err.confirm-revoke": {"请勾选确认框后再吊销", "tick the confirmation box to revoke"},
+
+	"class.id-reader":        {"身份证阅读器", "ID card reader"},
+	"class.receipt-printer":  {"凭条打印机", "Receipt printer"},
+	"class.document-printer": {"A4 打印机", "A4 printer"},
+	"class.qr-scanner":       {"扫码器", "QR scanner"},
+	"class.document-scanner": {"文档扫描仪", "Document scanner"},
+
+	"pstatus.ok":       {"正常", "ok"},
+	"pstatus.degraded": {"需关注", "degraded"},
+	"pstatus.fault":    {"故障", "fault"},
+	"pstatus.unknown":  {"未知", "unknown"},
+
+	"consumable.paper": {"纸张", "paper"},
+	"consumable.toner": {"墨粉", "toner"},
+	"clevel.ok":        {"充足", "ok"},
+	"clevel.low":       {"不足", "low"},
+	"clevel.empty":     {"用尽", "empty"},
+	"clevel.unknown":   {"未知", "unknown"},
+
+	"cmd.queued":    {"排队中", "queued"},
+	"cmd.delivered": {"已下发", "delivered"},
+	"cmd.accepted":  {"执行中", "accepted"},
+	"cmd.succeeded": {"成功", "succeeded"},
+	"cmd.failed":    {"失败", "failed"},
+	"cmd.expired":   {"已过期", "expired"},
+
+	"reason.offline":                {"离线", "offline"},
+	"reason.revoked":                {"已吊销", "revoked"},
+	"reason.disk-low":               {"磁盘将满（剩余 %s）", "disk nearly full (%s free)"},
+	"reason.memory-high":            {"内存将满（已用 %s）", "memory nearly full (%s used)"},
+	"reason.outbox-backlog":         {"数据积压 %s 条未同步", "%s records not yet synced"},
+	"reason.paper-out":              {"缺纸", "paper out"},
+	"reason.paper-near-end":         {"纸将用尽", "paper nearly out"},
+	"reason.paper-end-stop":         {"缺纸", "paper out"},
+	"reason.cover-open":             {"机盖打开", "cover open"},
+	"reason.door-open":              {"机门打开", "door open"},
+	"reason.cutter-error":           {"切刀故障", "cutter error"},
+	"reason.unrecoverable-error":    {"不可恢复的故障", "unrecoverable error"},
+	"reason.auto-recoverable-error": {"暂时故障（可自动恢复）", "temporary error (recovers by itself)"},
+	"reason.recoverable-error":      {"可恢复的故障", "recoverable error"},
+	"reason.disconnected":           {"未连接", "disconnected"},
+	"reason.no-response":            {"无响应", "not responding"},
+	"reason.no-profile":             {"无匹配的固件配置", "no matching firmware profile"},
+	"reason.no-driver":              {"缺少驱动", "no driver"},
+	"reason.sam-fault":              {"安全模块（SAM）故障", "security module (SAM) fault"},
+	"reason.media-empty":            {"缺纸", "paper out"},
+	"reason.media-needed":           {"需要装纸", "paper needed"},
+	"reason.media-low":              {"纸张不足", "paper low"},
+	"reason.media-jam":              {"卡纸", "paper jam"},
+	"reason.toner-low":              {"墨粉不足", "toner low"},
+	"reason.toner-empty":            {"墨粉用尽", "toner empty"},
+	"reason.marker-supply-low":      {"耗材不足", "supplies low"},
+	"reason.marker-supply-empty":    {"耗材用尽", "supplies empty"},
+	"reason.input-tray-missing":     {"纸盒未装入", "paper tray missing"},
+	"reason.output-area-full":       {"出纸口已满", "output tray full"},
+	"reason.paused":                 {"已暂停", "paused"},
+	"reason.shutdown":               {"已关机", "shut down"},
+	"reason.offline-printer":        {"脱机", "offline"},
+	"reason.not-accepting-jobs":     {"不接受打印任务", "not accepting jobs"},
+	"reason.waiting-online":         {"等待联机", "waiting to come online"},
+	"reason.status-fault":           {"故障", "fault"},
+	"reason.status-degraded":        {"需关注", "degraded"},
+	"reason.status-error":           {"故障", "error"},
+	"reason.status-":                {"未连接", "not connected"},
+}
+
+// L is the console's words in one language, and its way of showing times.
+type L struct {
+	Lang string // zh-CN or en
+	Loc  *time.Location
+	Now  time.Time
+}
+
+func (l *L) idx() int {
+	if l.Lang == "en" {
+		return 1
+	}
+	return 0
+}
+
+// T returns the text for key, formatted with args when given.
+func (l *L) T(key string, args ...any) string {
+	m, ok := messages[key]
+	if !ok {
+		return key
+	}
+	if len(args) > 0 {
+		return fmt.Sprintf(m[l.idx()], args...)
+	}
+	return m[l.idx()]
+}
+
+// Or returns the text for prefix+code, or code itself when there is none: codes the console does
+// not know are shown as the kiosk sent them.
+func (l *L) Or(prefix, code string) string {
+	if m, ok := messages[prefix+code]; ok {
+		return m[l.idx()]
+	}
+	return code
+}
+
+// Reason puts a reason in words: "凭条打印机 receipt0：缺纸".
+func (l *L) Reason(r Reason) string {
+	code := r.Code
+	if code == "offline" && r.Device != "" {
+		code = "offline-printer" // a printer that says it is offline, not the kiosk
+	}
+	var s string
+	if m, ok := messages["reason."+code]; ok {
+		s = m[l.idx()]
+		if strings.Contains(s, "%s") {
+			s = fmt.Sprintf(s, r.Value)
+		}
+	} else {
+		s = r.Code
+	}
+	if r.Device != "" {
+		sep := "："
+		if l.Lang == "en" {
+			sep = ": "
+		}
+		s = strings.TrimSpace(l.Or("class.", r.Class)+" "+r.Device) + sep + s
+	}
+	return s
+}
+
+// Ago says how long before Now t was: "5 分钟前", "5 min ago".
+func (l *L) Ago(t time.Time) string {
+	if t.IsZero() {
+		return l.T("never")
+	}
+	d := l.Now.Sub(t)
+	future := d < 0
+	if future {
+		d = -d
+	}
+	if d < 10*time.Second {
+		return l.T("just-now")
+	}
+	var n int
+	var unit [2]string
+	switch {
+	case d < time.Minute:
+		n, unit = int(d/time.Second), [2]string{"秒", "s"}
+	case d < time.Hour:
+		n, unit = int(d/time.Minute), [2]string{"分钟", " min"}
+	case d < 48*time.Hour:
+		n, unit = int(d/time.Hour), [2]string{"小时", " h"}
+	default:
+		n, unit = int(d/(24*time.Hour)), [2]string{"天", " d"}
+	}
+	switch {
+	case l.Lang == "en" && future:
+		return "in " + strconv.Itoa(n) + unit[1]
+	case l.Lang == "en":
+		return strconv.Itoa(n) + unit[1] + " ago"
+	case future:
+		return strconv.Itoa(n) + " " + unit[0] + "后"
+	}
+	return strconv.Itoa(n) + " " + unit[0] + "前"
+}
+
+// Time shows t in the console's time zone: "2026-11-25 20:14:50".
+func (l *L) Time(t time.Time) string {
+	if t.IsZero() {
+		return l.T("never")
+	}
+	return t.In(l.Loc).Format("2006-01-02 15:04:05")
+}
+
+// negotiate picks the language: ?lang=, then the kf_lang cookie, then Accept-Language, then
+// zh-CN. remember is true when ?lang= chose it, so that the choice is kept in a cookie.
+func negotiate(r *http.Request) (lang string, remember bool) {
+	if q := r.URL.Query().Get("lang"); q != "" {
+		if l, ok := matchLang(q); ok {
+			return l, true
+		}
+	}
+	if c, err := r.Cookie(langCookie); err == nil {
+		if l, ok := matchLang(c.Value); ok {
+			return l, false
+		}
+	}
+	if l, ok := acceptLanguage(r.Header.Get("Accept-Language")); ok {
+		return l, false
+	}
+	return languages[0], false
+}
+
+func matchLang(tag string) (string, bool) {
+	tag = strings.ToLower(strings.TrimSpace(tag))
+	switch {
+	case tag == "zh" || strings.HasPrefix(tag, "zh-"):
+		return "zh-CN", true
+	case tag == "en" || strings.HasPrefix(tag, "en-"):
+		return "en", true
+	}
+	return "", false
+}
+
+// acceptLanguage picks the supported language the header prefers most (RFC 9110 §12.5.4): the
+// highest q, the earliest on a tie; q=0 means "not this one".
+func acceptLanguage(h string) (string, bool) {
+	best, bestQ := "", 0.0
+	for part := range strings.SplitSeq(h, ",") {
+		tag, params, _ := strings.Cut(part, ";")
+		q := 1.0
+		if v, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil || f < 0 || f > 1 {
+				continue
+			}
+			q = f
+		}
+		if l, ok := matchLang(tag); ok && q > bestQ {
+			best, bestQ = l, q
+		}
+	}
+	return best, best != ""
+}

@@ -1,0 +1,35 @@
+// Live updates for the fleet console: every data-refresh milliseconds, fetch this page's data as
+// JSON ({"html": ...}, the page with ?live=1) and put it in #live. Forms stay outside #live, so
+// typing is never interrupted. Paused while the tab is hidden.
+(function () {
+  'use strict';
+  var live = document.getElementById('live');
+  if (!live || !window.fetch) return;
+  var body = document.body, status = document.getElementById('live-status');
+  var every = parseInt(body.dataset.refresh, 10) || 5000, busy = false;
+  function tick() {
+    if (busy || document.hidden) return;
+    busy = true;
+    var u = new URL(location.href);
+    u.searchParams.set('live', '1');
+    u.hash = '';
+    fetch(u, {headers: {Accept: 'application/json'}, credentials: 'same-origin', cache: 'no-store'})
+      .then(function (r) {
+        return r.json().then(function (j) {
+          if (!r.ok) throw new Error(j.error || r.status);
+          live.innerHTML = j.html;
+          live.classList.remove('stale');
+          status.className = '';
+          status.textContent = body.dataset.updated + ' ' + new Date().toLocaleTimeString();
+        });
+      })
+      .catch(function (e) {
+        live.classList.add('stale');
+        status.className = 'lost';
+        status.textContent = body.dataset.lost + ' ' + (e && e.message ? e.message : '');
+      })
+      .then(function () { busy = false; });
+  }
+  setInterval(tick, every);
+  document.addEventListener('visibilitychange', function () { if (!document.hidden) tick(); });
+})();

@@ -1,0 +1,266 @@
+// Package web is the fleet console: server-rendered pages for field ops, readable on a phone,
+// that show which kiosks are down or degraded and why, and let a technician send a command, set a
+// kiosk's desired configuration or revoke it. It talks to the hub only over its HTTP API
+// (docs/api.md) through a Hub, normally a *api.Client. Pages are zh-CN by default, English via
+// ?lang=en or Accept-Language; templates, styles and the small live-update script are embedded.
+package web
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
+)
+
+// Hub is the part of the hub's API the console uses.
+type Hub interface {
+	ListSites(ctx context.Context) ([]fleet.Site, error)
+	ListDevices(ctx context.Context, q api.DeviceQuery) ([]fleet.Device, error)
+	Device(ctx context.Context, id string) (api.DeviceDetail, error)
+	SendCommand(ctx context.Context, deviceID string, req api.CreateCommand) (fleet.Command, error)
+	SetDesired(ctx context.Context, deviceID string, doc json.RawMessage) (fleet.DocState, error)
+	Revoke(ctx context.Context, id string) (fleet.Device, error)
+}
+
+var _ Hub = (*api.Client)(nil)
+
+// ErrNoHub is returned by New without a Hub.
+var ErrNoHub = errors.New("web: no hub client")
+
+// Config configures the console.
+type Config struct {
+	Hub      Hub
+	Log      *slog.Logger     // nil: discard
+	Location *time.Location   // times are shown in this zone; nil: UTC
+	Refresh  time.Duration    // how often pages refresh their data; 0: 5s
+	Timeout  time.Duration    // per call to the hub; 0: 10s
+	Now      func() time.Time // nil: time.Now
+	// SecureCookies marks cookies Secure; set it when the console is served over HTTPS.
+	SecureCookies bool
+}
+
+// Server serves the console's pages.
+type Server struct {
+	cfg   Config
+	pages map[string]*template.Template
+	mux   *http.ServeMux
+}
+
+//go:embed templates static
+var assets embed.FS
+
+// Cookie names.
+const (
+	csrfCookie = "kf_csrf"
+	langCookie = "kf_lang"
+)
+
+// New builds the console.
+func New(cfg Config) (*Server, error) {
+	if cfg.Hub == nil {
+		return nil, ErrNoHub
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
+	}
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = 5 * time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux()}
+	funcs := template.FuncMap{
+		"bytes":   humanBytes,
+		"pct":     func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) + "%" },
+		"json":    prettyJSON,
+		"clip":    clip,
+		"dur":     func(s float64) string { return (time.Duration(s) * time.Second).String() },
+		"esc":     url.PathEscape,
+		"lower":   strings.ToLower,
+		"mempct":  func(h health) float64 { v, _ := h.memPercent(); return v },
+		"diskpct": func(h health) float64 { v, _ := h.diskFreePercent(); return v },
+		"deref":   func(b *bool) bool { return b != nil && *b },
+		"reason":  func(code string) Reason { return Reason{Code: code} },
+		"list":    func(s ...string) []string { return s },
+		"card":    func(l *L, r row) cardData { return cardData{l, r} },
+		"counts": func(l *L, kind string, rows []count, total count) countsData {
+			return countsData{l, kind, rows, total}
+		},
+	}
+	base, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html")
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range []string{"overview", "devices", "device", "error"} {
+		t, err := template.Must(base.Clone()).ParseFS(assets, "templates/"+p+".html")
+		if err != nil {
+			return nil, err
+		}
+		s.pages[p] = t
+	}
+	static, _ := fs.Sub(assets, "static")
+	s.mux.Handle("GET /static/", http.StripPrefix("/static/", cacheFor(time.Hour, http.FileServerFS(static))))
+	s.mux.HandleFunc("GET /{$}", s.overview)
+	s.mux.HandleFunc("GET /devices", s.devices)
+	s.mux.HandleFunc("GET /devices/{id}", s.device)
+	s.mux.HandleFunc("POST /devices/{id}/commands", s.sendCommand)
+	s.mux.HandleFunc("POST /devices/{id}/desired", s.setDesired)
+	s.mux.HandleFunc("POST /devices/{id}/revoke", s.revoke)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, http.StatusNotFound, s.lang(w, r).T("not-found"), nil)
+	})
+	return s, nil
+}
+
+// ServeHTTP serves the console with security headers on every response.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("X-Frame-Options", "DENY")
+	s.mux.ServeHTTP(w, r)
+}
+
+func cacheFor(d time.Duration, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(d/time.Second)))
+		h.ServeHTTP(w, r)
+	})
+}
+
+type cardData struct {
+	L *L
+	R row
+}
+
+type countsData struct {
+	L     *L
+	Kind  string
+	Rows  []count
+	Total count
+}
+
+// page is what every template gets.
+type page struct {
+	L       *L
+	Title   string
+	Nav     string // overview, devices, device
+	CSRF    string
+	Refresh int // milliseconds
+	Path    string
+	LangURL string // this page in the other language
+	Err     *shownError // a failure to show at the top
+	Data    any
+}
+
+// shownError is an error from the hub or a form, in words for the page.
+type shownError struct {
+	Title   string
+	Message string
+	Fields  []string
+}
+
+func (s *Server) lang(w http.ResponseWriter, r *http.Request) *L {
+	lang, remember := negotiate(r)
+	if remember {
+		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: lang, Path: "/", MaxAge: 365 * 24 * 3600,
+			HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: http.SameSiteLaxMode})
+	}
+	return &L{Lang: lang, Loc: s.cfg.Location, Now: s.cfg.Now()}
+}
+
+// render writes a page, or, for the live-update script (?live=1), the page's live part as JSON:
+// {"html": "..."}.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p *page) {
+	p.Refresh = int(s.cfg.Refresh / time.Millisecond)
+	p.Path = r.URL.Path
+	q := r.URL.Query()
+	q.Del("live")
+	q.Set("lang", map[string]string{"en": "zh-CN", "zh-CN": "en"}[p.L.Lang])
+	p.LangURL = r.URL.Path + "?" + q.Encode()
+	if p.CSRF == "" {
+		p.CSRF = s.csrfToken(w, r)
+	}
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Vary", "Accept-Language, Cookie")
+	var buf bytes.Buffer
+	if r.URL.Query().Get("live") == "1" {
+		if err := s.pages[name].ExecuteTemplate(&buf, "live", p); err != nil {
+			s.cfg.Log.Error("render live", "page", name, "err", err)
+			http.Error(w, "render failed", http.StatusInternalServerError)
+			return
+		}
+		h.Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(struct {
+			HTML string `json:"html"`
+			Err  string `json:"error,omitempty"`
+		}{buf.String(), errText(p.Err)})
+		return
+	}
+	if err := s.pages[name].ExecuteTemplate(&buf, "layout.html", p); err != nil {
+		s.cfg.Log.Error("render", "page", name, "err", err)
+		http.Error(w, "render failed", http.StatusInternalServerError)
+		return
+	}
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+func errText(e *shownError) string {
+	if e == nil {
+		return ""
+	}
+	return e.Title + ": " + e.Message
+}
+
+// fail renders the error page.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, msg string, fields []string) {
+	l := s.lang(w, r)
+	s.render(w, r, status, "error", &page{L: l, Title: l.T("console"), Err: &shownError{Title: http.StatusText(status), Message: msg, Fields: fields}})
+}
+
+// hubError turns an error from the hub into words and the status the console answers with: the
+// hub's own 4xx, or 502 when the hub failed or could not be reached.
+func (s *Server) hubError(l *L, op string, err error) (*shownError, int) {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		s.cfg.Log.Warn("hub refused", "op", op, "status", ae.Status, "code", ae.Code, "message", ae.Message)
+		status := ae.Status
+		if status < 400 || status > 499 {
+			status = http.StatusBadGateway
+		}
+		return &shownError{Title: l.T("hub-error") + " (" + ae.Code + ")", Message: ae.Message, Fields: ae.Fields}, status
+	}
+	s.cfg.Log.Warn("hub unreachable", "op", op, "err", err)
+	if errors.Is(err, context.Canceled) {
+		return &shownError{Title: l.T("hub-down"), Message: err.Error()}, 499
+	}
+	return &shownError{Title: l.T("hub-down"), Message: err.Error()}, http.StatusBadGateway
+}
+
+func (s *Server) ctx(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), s.cfg.Timeout)
+}
