@@ -79,6 +79,7 @@ var messages = map[string][2]string{
 	"command":        {"命令", "Command"},
 	"created":        {"创建", "Created"},
 	"result":         {"结果", "Result"},
+	"finished":       {"结束于", "finished"},
 	"send-command":   {"发送命令", "Send a command"},
 	"name":           {"名称", "Name"},
 	"args":           {"参数 (JSON)", "Arguments (JSON)"},
@@ -131,7 +132,7 @@ var messages = map[string][2]string{
 	"cmd.failed":    {"失败", "failed"},
 	"cmd.expired":   {"已过期", "expired"},
 
-	"reason.offline":                {"离线", "offline"},
+	"reason.offline":                {"离线（%s）", "offline (%s)"},
 	"reason.revoked":                {"已吊销", "revoked"},
 	"reason.disk-low":               {"磁盘将满（剩余 %s）", "disk nearly full (%s free)"},
 	"reason.memory-high":            {"内存将满（已用 %s）", "memory nearly full (%s used)"},
@@ -215,7 +216,12 @@ func (l *L) Reason(r Reason) string {
 	var s string
 	if m, ok := messages["reason."+code]; ok {
 		s = m[l.idx()]
-		if strings.Contains(s, "%s") {
+		switch {
+		case code == "offline" && r.Since.IsZero():
+			s = strings.TrimSuffix(strings.TrimSuffix(s, "（%s）"), " (%s)")
+		case code == "offline":
+			s = fmt.Sprintf(s, l.Ago(r.Since))
+		case strings.Contains(s, "%s"):
 			s = fmt.Sprintf(s, r.Value)
 		}
 	} else {

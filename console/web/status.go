@@ -38,20 +38,21 @@ func (l Level) Problem() bool { return l >= LevelDegraded && l <= LevelOffline }
 
 // Thresholds above which health values become a reason.
 const (
-	diskFreeMinPercent = 10       // disk nearly full below this share free
-	diskFreeMinBytes   = 1 << 30  // ... or below 1 GiB free
-	outboxBacklog      = 100      // records waiting to sync
-	memMaxPercent      = 95       // memory nearly exhausted
+	diskFreeMinPercent = 10      // disk nearly full below this share free
+	diskFreeMinBytes   = 1 << 30 // ... or below 1 GiB free
+	outboxBacklog      = 100     // records waiting to sync
+	memMaxPercent      = 95      // memory nearly exhausted
 )
 
 // Reason is one thing wrong with a kiosk, in codes; the page puts it in words.
 type Reason struct {
-	Code    string // offline, revoked, disk-low, outbox-backlog, memory-high, or a peripheral reason (paper-out, ...)
-	Device  string // the peripheral's ID, when a peripheral is at fault
-	Class   string // the peripheral's class (receipt-printer, ...)
-	Value   string // a figure that goes with the code: "7%", "312"
-	Stale   bool   // last known before the kiosk went offline
-	Warning bool   // degraded rather than a fault
+	Code    string    // offline, revoked, disk-low, outbox-backlog, memory-high, or a peripheral reason (paper-out, ...)
+	Device  string    // the peripheral's ID, when a peripheral is at fault
+	Class   string    // the peripheral's class (receipt-printer, ...)
+	Value   string    // a figure that goes with the code: "7%", "312"
+	Since   time.Time // when the kiosk went offline
+	Stale   bool      // last known before the kiosk went offline
+	Warning bool      // degraded rather than a fault
 }
 
 // Assessment is a kiosk's level and why.
@@ -68,7 +69,7 @@ func assess(d fleet.Device) Assessment {
 		return Assessment{Level: LevelRevoked, Reasons: []Reason{{Code: "revoked"}}}
 	case !d.Online:
 		a.Level = LevelOffline
-		a.Reasons = append(a.Reasons, Reason{Code: "offline"})
+		a.Reasons = append(a.Reasons, Reason{Code: "offline", Since: d.PresenceAt})
 	}
 	stale := !d.Online
 	worse := func(l Level) {

@@ -168,7 +168,7 @@ type page struct {
 	CSRF    string
 	Refresh int // milliseconds
 	Path    string
-	LangURL string // this page in the other language
+	LangURL string      // this page in the other language
 	Err     *shownError // a failure to show at the top
 	Data    any
 }
