@@ -224,13 +224,13 @@ func TestDevicePage(t *testing.T) {
 	}
 	for _, s := range []string{
 		"凭条打印机 receipt0：缺纸", // the fault in words, at the top
-		"纸张 用尽",              // consumable
-		"墨粉 不足",              // a consumable running low on a healthy printer
+		"纸张 用尽",             // consumable
+		"墨粉 不足",             // a consumable running low on a healthy printer
 		"Hengtai KP-80S",
 		"print-test-page: printer not ready: paper-out", // a failed command's error
 		`<span class="chip cmd-failed">失败</span>`,
 		"1.7 GiB / 3.7 GiB (45%)", // memory
-		"3 小时前",                  // presence changed
+		"3 小时前",                   // presence changed
 	} {
 		if !strings.Contains(body, s) {
 			t.Errorf("device page lacks %q", s)

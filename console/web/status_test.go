@@ -1,0 +1,194 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
+)
+
+func TestAssess(t *testing.T) {
+	periph := `{"devices":[{"id":"receipt0","class":"receipt-printer","connected":true,"status":"%s","reasons":[%s]}]}`
+	hb := func(free, total, outbox int64) json.RawMessage {
+		return json.RawMessage(fmt.Sprintf(`{"diskFreeBytes":%d,"diskTotalBytes":%d,"outboxDepth":%d,"memUsedBytes":1,"memTotalBytes":4}`, free, total, outbox))
+	}
+	for _, tc := range []struct {
+		name  string
+		d     fleet.Device
+		level Level
+		codes []string
+	}{
+		{"fine", fleet.Device{Online: true, Health: hb(50<<30, 64<<30, 0), Peripherals: json.RawMessage(fmt.Sprintf(periph, "ok", ""))}, LevelOK, nil},
+		{"paper out", fleet.Device{Online: true, Peripherals: json.RawMessage(fmt.Sprintf(periph, "fault", `"paper-out","cover-open"`))}, LevelFault, []string{"paper-out", "cover-open"}},
+		{"paper low", fleet.Device{Online: true, Peripherals: json.RawMessage(fmt.Sprintf(periph, "degraded", `"paper-near-end"`))}, LevelDegraded, []string{"paper-near-end"}},
+		{"fault without reasons", fleet.Device{Online: true, Peripherals: json.RawMessage(fmt.Sprintf(periph, "fault", ""))}, LevelFault, []string{"status-fault"}},
+		{"unplugged", fleet.Device{Online: true, Peripherals: json.RawMessage(`{"devices":[{"id":"x","connected":false}]}`)}, LevelFault, []string{"status-"}},
+		{"disk low by share", fleet.Device{Online: true, Health: hb(5<<30, 64<<30, 0)}, LevelDegraded, []string{"disk-low"}},
+		{"disk low by bytes", fleet.Device{Online: true, Health: hb(512<<20, 8<<30, 0)}, LevelDegraded, []string{"disk-low"}},
+		{"backlog", fleet.Device{Online: true, Health: hb(50<<30, 64<<30, 5000)}, LevelDegraded, []string{"outbox-backlog"}},
+		{"offline with stale fault", fleet.Device{Peripherals: json.RawMessage(fmt.Sprintf(periph, "fault", `"paper-out"`))}, LevelOffline, []string{"offline", "paper-out"}},
+		{"revoked", fleet.Device{Revoked: true, Peripherals: json.RawMessage(fmt.Sprintf(periph, "fault", `"paper-out"`))}, LevelRevoked, []string{"revoked"}},
+		{"unreadable bodies", fleet.Device{Online: true, Health: json.RawMessage(`[1,2]`), Peripherals: json.RawMessage(`42`)}, LevelOK, nil},
+	} {
+		a := assess(tc.d)
+		var codes []string
+		for _, r := range a.Reasons {
+			codes = append(codes, r.Code)
+		}
+		if a.Level != tc.level || !slices.Equal(codes, tc.codes) {
+			t.Errorf("%s: level %v reasons %v, want %v %v", tc.name, a.Level, codes, tc.level, tc.codes)
+		}
+	}
+}
+
+func TestSortProblemsFirst(t *testing.T) {
+	rows := []row{
+		{Device: fleet.Device{ID: "a"}, Assessment: Assessment{Level: LevelRevoked}},
+		{Device: fleet.Device{ID: "b"}, Assessment: Assessment{Level: LevelOK}},
+		{Device: fleet.Device{ID: "c"}, Assessment: Assessment{Level: LevelDegraded}},
+		{Device: fleet.Device{ID: "d"}, Assessment: Assessment{Level: LevelFault}},
+		{Device: fleet.Device{ID: "e"}, Assessment: Assessment{Level: LevelOffline}},
+		{Device: fleet.Device{ID: "f"}, Assessment: Assessment{Level: LevelFault}},
+	}
+	sortProblemsFirst(rows)
+	var ids string
+	for _, r := range rows {
+		ids += r.ID
+	}
+	if ids != "edfcba" {
+		t.Errorf("order %s, want edfcba", ids)
+	}
+}
+
+func TestParsePeripheralsShapes(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"devices":[{"id":"r","class":"receipt-printer","status":"fault","reasons":["paper-out"],"consumables":[{"name":"paper","level":"empty"}],"since":1795723800000,"future":{"x":1}}]}`: "r:fault:paper-out:paper=empty",
+		`[{"id":"r","status":"ok"},{"status":"degraded"}]`: "r:ok::|#2:degraded::",
+		`{"scanner":"ok","printer":{"status":"fault"}}`:    "printer:fault::|scanner:ok::",
+		`{"devices":[1,"x",null,{"reasons":[1,"a"]}]}`:     "#1:unknown::|#2:x::|#3:unknown::|#4::a:",
+		`{"devices":[{"consumables":[{"name":1},"x"]}]}`:   "#1:::=",
+	} {
+		ps, ok := parsePeripherals(json.RawMessage(body))
+		var got []string
+		for _, p := range ps {
+			var cs []string
+			for _, c := range p.Consumables {
+				cs = append(cs, c.Name+"="+c.Level)
+			}
+			got = append(got, p.ID+":"+p.Status+":"+strings.Join(p.Reasons, ",")+":"+strings.Join(cs, ","))
+		}
+		if !ok || strings.Join(got, "|") != want {
+			t.Errorf("%s: %q (ok %v), want %q", body, strings.Join(got, "|"), ok, want)
+		}
+	}
+	for _, body := range []string{`42`, `"x"`, `{"devices":`, `true`} {
+		if _, ok := parsePeripherals(json.RawMessage(body)); ok {
+			t.Errorf("%s: read as peripherals", body)
+		}
+	}
+}
+
+// FuzzPeripherals feeds arbitrary peripherals and heartbeat bodies, as a kiosk could send them
+// through the hub, to the parsers, the assessment and the words: never a panic.
+func FuzzPeripherals(f *testing.F) {
+	f.Add([]byte(`{"devices":[{"id":"receipt0","class":"receipt-printer","connected":true,"status":"fault","reasons":["paper-out"],"consumables":[{"name":"paper","level":"empty"}],"since":1795723800000}]}`),
+		[]byte(`{"uptimeS":8123,"cpuPercent":12.5,"memUsedBytes":812000000,"memTotalBytes":4000000000,"diskFreeBytes":21000000000,"diskTotalBytes":64000000000,"outboxDepth":0}`))
+	f.Add([]byte(`{"scanner":"ok","printer":{"status":"degraded","reasons":["media-low"]}}`), []byte(`{"cpuPercent":"high","fans":[1,2]}`))
+	f.Add([]byte(`[{"since":1e300,"connected":"yes"}]`), []byte(`{"diskFreeBytes":-1,"diskTotalBytes":0,"memTotalBytes":1e308}`))
+	f.Add([]byte(`null`), []byte(`[]`))
+	f.Add([]byte("{\"devices\":[{\"id\":\"\xff\"}]}"), []byte(`{"outboxDepth":1e400}`))
+	l := &L{Lang: "en", Loc: time.UTC, Now: time.Now()}
+	f.Fuzz(func(t *testing.T, periph, hb []byte) {
+		d := fleet.Device{Online: len(periph)%2 == 0, Peripherals: periph, Health: hb}
+		a := assess(d)
+		for _, r := range a.Reasons {
+			if l.Reason(r) == "" {
+				t.Fatalf("reason %+v in no words", r)
+			}
+		}
+		h := parseHealth(hb)
+		if pct, ok := h.diskFreePercent(); ok && pct < 0 {
+			t.Fatalf("negative disk share %v", pct)
+		}
+	})
+}
+
+// FuzzAcceptLanguage: any header picks a supported language or none.
+func FuzzAcceptLanguage(f *testing.F) {
+	for _, s := range []string{"zh-CN,zh;q=0.9,en;q=0.8", "en-US", "fr;q=0.9, en;q=0.1", "en;q=x", "en;q=2", ",,;", "*"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		l, ok := acceptLanguage(h)
+		if ok != (l != "") || (ok && l != "en" && l != "zh-CN") {
+			t.Fatalf("%q: %q %v", h, l, ok)
+		}
+	})
+}
+
+// fleetHub serves n generated kiosks from memory, for benchmarks.
+type fleetHub struct {
+	devices []fleet.Device
+	sites   []fleet.Site
+}
+
+func (h *fleetHub) ListSites(context.Context) ([]fleet.Site, error) { return h.sites, nil }
+func (h *fleetHub) ListDevices(context.Context, api.DeviceQuery) ([]fleet.Device, error) {
+	return h.devices, nil
+}
+func (h *fleetHub) Device(_ context.Context, id string) (api.DeviceDetail, error) {
+	return api.DeviceDetail{Device: h.devices[0]}, nil
+}
+func (h *fleetHub) SendCommand(context.Context, string, api.CreateCommand) (fleet.Command, error) {
+	return fleet.Command{}, nil
+}
+func (h *fleetHub) SetDesired(context.Context, string, json.RawMessage) (fleet.DocState, error) {
+	return fleet.DocState{}, nil
+}
+func (h *fleetHub) Revoke(context.Context, string) (fleet.Device, error) { return fleet.Device{}, nil }
+
+func newFleetHub(n int) *fleetHub {
+	h := &fleetHub{}
+	for i := range 50 {
+		h.sites = append(h.sites, fleet.Site{ID: fmt.Sprintf("site-%02d", i), Name: fmt.Sprintf("第 %d 服务大厅", i), Region: fmt.Sprintf("4403%02d", i%10)})
+	}
+	now := time.Now()
+	for i := range n {
+		st := []string{`"status":"ok"`, `"status":"fault","reasons":["paper-out"]`, `"status":"degraded","reasons":["paper-near-end"]`}[i%3]
+		h.devices = append(h.devices, fleet.Device{
+			ID: fmt.Sprintf("k-%06d", i), SiteID: h.sites[i%50].ID, Region: h.sites[i%50].Region, Online: i%7 != 0,
+			LastSeen: now, PresenceAt: now.Add(-time.Hour),
+			Health:      json.RawMessage(`{"cpuPercent":12.5,"memUsedBytes":812000000,"memTotalBytes":4000000000,"diskFreeBytes":21000000000,"diskTotalBytes":64000000000,"outboxDepth":0}`),
+			Peripherals: json.RawMessage(`{"devices":[{"id":"receipt0","class":"receipt-printer","connected":true,` + st + `},{"id":"idcard0","class":"id-reader","connected":true,"status":"ok"}]}`),
+		})
+	}
+	return h
+}
+
+// BenchmarkOverview renders the overview of a 1000-kiosk fleet (a third of it faulty).
+func BenchmarkOverview(b *testing.B) {
+	s, err := New(Config{Hub: newFleetHub(1000)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, path := range []string{"/", "/?live=1", "/devices"} {
+		b.Run(strings.TrimPrefix(path, "/"), func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, path, nil)
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				s.ServeHTTP(w, req)
+				if w.Code != http.StatusOK {
+					b.Fatal(w.Code)
+				}
+			}
+		})
+	}
+}
