@@ -45,10 +45,15 @@ func newConsoleFor(t *testing.T, hub *webtest.Hub, client web.Hub) *console {
 	}
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
+	return &console{t: t, hub: hub, url: ts.URL, c: browserClient(t)}
+}
+
+// browserClient keeps cookies and does not follow redirects.
+func browserClient(t *testing.T) *http.Client {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	t.Cleanup(c.CloseIdleConnections)
-	return &console{t: t, hub: hub, url: ts.URL, c: c}
+	return c
 }
 
 // do sends a request and returns the status and body.

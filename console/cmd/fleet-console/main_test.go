@@ -55,7 +55,9 @@ func TestServe(t *testing.T) {
 	addr := make(chan string, 1)
 	done := make(chan int, 1)
 	var out bytes.Buffer
-	go func() { done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--log-level", "warn"}, env, &out, func(a string) { addr <- a }) }()
+	go func() {
+		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--log-level", "warn"}, env, &out, func(a string) { addr <- a })
+	}()
 	var a string
 	select {
 	case a = <-addr:
