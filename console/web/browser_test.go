@@ -123,4 +123,14 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("overview did not show %s offline by itself: %v", webtest.OK, err)
 	}
 	shot("overview-en")
+
+	if shots != "" { // the same pages on a desktop screen, for a person to look at
+		for _, p := range []string{"/", "/devices/" + webtest.DiskLow} {
+			if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(ts.URL+p),
+				chromedp.WaitVisible(chromedp.CSS("#live"))); err != nil {
+				t.Fatal(err)
+			}
+			shot("desktop" + strings.ReplaceAll(p, "/", "-"))
+		}
+	}
 }
