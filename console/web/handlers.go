@@ -23,7 +23,7 @@ type overviewData struct {
 func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	l := s.lang(w, r)
 	p := &page{L: l, Title: l.T("overview"), Nav: "overview"}
-	rows, err := s.rows(r, api.DeviceQuery{})
+	rows, _, err := s.rows(r, api.DeviceQuery{})
 	d := overviewData{}
 	if err != nil {
 		var status int
@@ -43,26 +43,25 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "overview", p)
 }
 
-// rows lists kiosks with their assessment and site names, problems first.
-func (s *Server) rows(r *http.Request, q api.DeviceQuery) ([]row, error) {
+// rows lists kiosks with their assessment and site names, problems first, and the sites.
+func (s *Server) rows(r *http.Request, q api.DeviceQuery) ([]row, []fleet.Site, error) {
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	devs, err := s.cfg.Hub.ListDevices(ctx, q)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	names := map[string]string{}
-	if sites, err := s.cfg.Hub.ListSites(ctx); err == nil { // names are a nicety: IDs do without
-		for _, st := range sites {
-			names[st.ID] = st.Name
-		}
+	sites, _ := s.cfg.Hub.ListSites(ctx) // names are a nicety: IDs do without
+	for _, st := range sites {
+		names[st.ID] = st.Name
 	}
 	rows := make([]row, len(devs))
 	for i, d := range devs {
 		rows[i] = row{Device: d, Assessment: assess(d), SiteName: names[d.SiteID]}
 	}
 	sortProblemsFirst(rows)
-	return rows, nil
+	return rows, sites, nil
 }
 
 // devicesData is the devices list with its filters.
@@ -92,10 +91,8 @@ func (s *Server) devices(w http.ResponseWriter, r *http.Request) {
 	if keep == nil {
 		aq.Status = d.Status // online, offline, or something the hub will explain is wrong
 	}
-	ctx, cancel := s.ctx(r)
-	defer cancel()
-	d.Sites, _ = s.cfg.Hub.ListSites(ctx)
-	rows, err := s.rows(r, aq)
+	rows, sites, err := s.rows(r, aq)
+	d.Sites = sites
 	if err != nil {
 		var status int
 		p.Err, status = s.hubError(l, "list devices", err)

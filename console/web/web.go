@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/pkg/api"
@@ -95,16 +94,13 @@ func New(cfg Config) (*Server, error) {
 		"clip":    clip,
 		"dur":     func(s float64) string { return (time.Duration(s) * time.Second).String() },
 		"esc":     url.PathEscape,
-		"lower":   strings.ToLower,
 		"mempct":  func(h health) float64 { v, _ := h.memPercent(); return v },
 		"diskpct": func(h health) float64 { v, _ := h.diskFreePercent(); return v },
 		"deref":   func(b *bool) bool { return b != nil && *b },
 		"reason":  func(code string) Reason { return Reason{Code: code} },
 		"list":    func(s ...string) []string { return s },
 		"card":    func(l *L, r row) cardData { return cardData{l, r} },
-		"counts": func(l *L, kind string, rows []count, total count) countsData {
-			return countsData{l, kind, rows, total}
-		},
+		"counts":  func(l *L, kind string, rows []count) countsData { return countsData{l, kind, rows} },
 	}
 	base, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html")
 	if err != nil {
@@ -154,10 +150,9 @@ type cardData struct {
 }
 
 type countsData struct {
-	L     *L
-	Kind  string
-	Rows  []count
-	Total count
+	L    *L
+	Kind string
+	Rows []count
 }
 
 // page is what every template gets.
@@ -166,8 +161,7 @@ type page struct {
 	Title   string
 	Nav     string // overview, devices, device
 	CSRF    string
-	Refresh int // milliseconds
-	Path    string
+	Refresh int         // milliseconds
 	LangURL string      // this page in the other language
 	Err     *shownError // a failure to show at the top
 	Data    any
@@ -193,7 +187,6 @@ func (s *Server) lang(w http.ResponseWriter, r *http.Request) *L {
 // {"html": "..."}.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p *page) {
 	p.Refresh = int(s.cfg.Refresh / time.Millisecond)
-	p.Path = r.URL.Path
 	q := r.URL.Query()
 	q.Del("live")
 	q.Set("lang", map[string]string{"en": "zh-CN", "zh-CN": "en"}[p.L.Lang])
@@ -255,9 +248,6 @@ func (s *Server) hubError(l *L, op string, err error) (*shownError, int) {
 		return &shownError{Title: l.T("hub-error") + " (" + ae.Code + ")", Message: ae.Message, Fields: ae.Fields}, status
 	}
 	s.cfg.Log.Warn("hub unreachable", "op", op, "err", err)
-	if errors.Is(err, context.Canceled) {
-		return &shownError{Title: l.T("hub-down"), Message: err.Error()}, 499
-	}
 	return &shownError{Title: l.T("hub-down"), Message: err.Error()}, http.StatusBadGateway
 }
 
