@@ -99,8 +99,8 @@ func TestBrowser(t *testing.T) {
 
 	// Send a command through the form: the browser carries the CSRF cookie and field.
 	if err := chromedp.Do(ctx,
-		chromedp.SetValue(chromedp.CSS(`#send input[name=name]`), "diagnostics"),
-		chromedp.Click(chromedp.CSS(`#send button`)),
+		chromedp.SetValue(chromedp.CSS(`#cmd-form input[name=name]`), "diagnostics"),
+		chromedp.Click(chromedp.CSS(`#cmd-form button`)),
 		chromedp.WaitVisible(chromedp.CSS(".flash")),
 	); err != nil {
 		t.Fatal(err)

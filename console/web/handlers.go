@@ -122,6 +122,7 @@ type deviceData struct {
 	DesiredErr  *shownError
 	RevokeErr   *shownError
 	Suggestions []string
+	Quick       []string
 }
 
 // commandForm is the command form's values, kept when sending fails.
@@ -135,8 +136,12 @@ type commandView struct {
 // Terminal reports whether the command has finished.
 func (c commandView) Terminal() bool { return c.State.Terminal() }
 
-// Command names the agent serves (agent/daemon), offered in the form.
-var suggestions = []string{"ping", "diagnostics", "print-test-page", "idcard-selftest", "peripherals"}
+// Command names the agent serves (agent/daemon), offered in the form; the quick ones need no
+// arguments and get a button each.
+var (
+	suggestions = []string{"ping", "diagnostics", "print-test-page", "idcard-selftest", "peripherals"}
+	quick       = []string{"ping", "diagnostics", "print-test-page"}
+)
 
 func (s *Server) device(w http.ResponseWriter, r *http.Request) {
 	l := s.lang(w, r)
@@ -171,6 +176,7 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, l *L, status
 		Cmd:         commandForm{Name: "ping", TTL: "1h"},
 		DesiredDoc:  "{}",
 		Suggestions: suggestions,
+		Quick:       quick,
 	}
 	d.Periph, d.PeriphBad = parsePeripherals(det.Device.Peripherals)
 	d.PeriphBad = !d.PeriphBad

@@ -80,6 +80,7 @@ var messages = map[string][2]string{
 	"created":        {"创建", "Created"},
 	"result":         {"结果", "Result"},
 	"finished":       {"结束于", "finished"},
+	"expires":        {"过期", "expires"},
 	"send-command":   {"发送命令", "Send a command"},
 	"name":           {"名称", "Name"},
 	"args":           {"参数 (JSON)", "Arguments (JSON)"},

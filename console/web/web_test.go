@@ -279,6 +279,12 @@ func TestCommandForm(t *testing.T) {
 		t.Error("no confirmation after sending")
 	}
 
+	// A quick button sends its name alone.
+	status, _, _ = c.post("/devices/"+webtest.PaperOut+"/commands", url.Values{"csrf": {tok}, "name": {"diagnostics"}})
+	if cmds := c.hub.Commands(webtest.PaperOut); status != http.StatusSeeOther || cmds[0].Name != "diagnostics" || cmds[0].Args != nil {
+		t.Fatalf("quick command: status %d, hub got %+v", status, cmds[0])
+	}
+
 	posts := len(c.hubPosts())
 	for name, f := range map[string]url.Values{
 		"no token":    {"name": {"ping"}},
