@@ -58,7 +58,7 @@ func (s *Server) rows(r *http.Request, q api.DeviceQuery) ([]row, []fleet.Site, 
 	}
 	rows := make([]row, len(devs))
 	for i, d := range devs {
-		rows[i] = row{Device: d, Assessment: assess(d), SiteName: names[d.SiteID]}
+		rows[i] = row{Device: d, Assessment: assess(d, s.cfg.Now()), SiteName: names[d.SiteID]}
 	}
 	sortProblemsFirst(rows)
 	return rows, sites, nil
@@ -170,7 +170,7 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, l *L, status
 		return
 	}
 	d := &deviceData{
-		row:         row{Device: det.Device, Assessment: assess(det.Device)},
+		row:         row{Device: det.Device, Assessment: assess(det.Device, s.cfg.Now())},
 		Detail:      det,
 		Health:      parseHealth(det.Device.Health),
 		Cmd:         commandForm{Name: "ping", TTL: "1h"},

@@ -137,6 +137,7 @@ var messages = map[string][2]string{
 	"reason.revoked":                {"已吊销", "revoked"},
 	"reason.disk-low":               {"磁盘将满（剩余 %s）", "disk nearly full (%s free)"},
 	"reason.memory-high":            {"内存将满（已用 %s）", "memory nearly full (%s used)"},
+	"reason.cert-expiring":          {"证书 %s 天内到期，需重新注册", "certificate expires within %s days: enroll again"},
 	"reason.outbox-backlog":         {"数据积压 %s 条未同步", "%s records not yet synced"},
 	"reason.paper-out":              {"缺纸", "paper out"},
 	"reason.paper-near-end":         {"纸将用尽", "paper nearly out"},

@@ -38,10 +38,11 @@ func (l Level) Problem() bool { return l >= LevelDegraded && l <= LevelOffline }
 
 // Thresholds above which health values become a reason.
 const (
-	diskFreeMinPercent = 10      // disk nearly full below this share free
-	diskFreeMinBytes   = 1 << 30 // ... or below 1 GiB free
-	outboxBacklog      = 100     // records waiting to sync
-	memMaxPercent      = 95      // memory nearly exhausted
+	diskFreeMinPercent = 10                  // disk nearly full below this share free
+	diskFreeMinBytes   = 1 << 30             // ... or below 1 GiB free
+	outboxBacklog      = 100                 // records waiting to sync
+	memMaxPercent      = 95                  // memory nearly exhausted
+	certRenewWithin    = 30 * 24 * time.Hour // a certificate this close to expiry needs enrolling again
 )
 
 // Reason is one thing wrong with a kiosk, in codes; the page puts it in words.
@@ -61,8 +62,8 @@ type Assessment struct {
 	Reasons []Reason
 }
 
-// assess decides how a kiosk is doing from what the hub reports about it.
-func assess(d fleet.Device) Assessment {
+// assess decides how a kiosk is doing at now from what the hub reports about it.
+func assess(d fleet.Device, now time.Time) Assessment {
 	var a Assessment
 	switch {
 	case d.Revoked:
@@ -105,6 +106,10 @@ func assess(d fleet.Device) Assessment {
 	if pct, ok := h.memPercent(); ok && pct > memMaxPercent {
 		worse(LevelDegraded)
 		a.Reasons = append(a.Reasons, Reason{Code: "memory-high", Value: fmt.Sprintf("%.0f%%", pct), Stale: stale, Warning: true})
+	}
+	if left := d.CertExpiry.Sub(now); !d.CertExpiry.IsZero() && left < certRenewWithin {
+		worse(LevelDegraded)
+		a.Reasons = append(a.Reasons, Reason{Code: "cert-expiring", Value: fmt.Sprint(max(0, int(left.Hours()/24))), Warning: true})
 	}
 	if h.Outbox.OK && h.Outbox.V > outboxBacklog {
 		worse(LevelDegraded)

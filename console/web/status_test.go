@@ -34,11 +34,13 @@ func TestAssess(t *testing.T) {
 		{"disk low by share", fleet.Device{Online: true, Health: hb(5<<30, 64<<30, 0)}, LevelDegraded, []string{"disk-low"}},
 		{"disk low by bytes", fleet.Device{Online: true, Health: hb(512<<20, 8<<30, 0)}, LevelDegraded, []string{"disk-low"}},
 		{"backlog", fleet.Device{Online: true, Health: hb(50<<30, 64<<30, 5000)}, LevelDegraded, []string{"outbox-backlog"}},
+		{"certificate expiring", fleet.Device{Online: true, CertExpiry: time.Now().Add(72 * time.Hour)}, LevelDegraded, []string{"cert-expiring"}},
+		{"certificate fine", fleet.Device{Online: true, CertExpiry: time.Now().Add(40 * 24 * time.Hour)}, LevelOK, nil},
 		{"offline with stale fault", fleet.Device{Peripherals: json.RawMessage(fmt.Sprintf(periph, "fault", `"paper-out"`))}, LevelOffline, []string{"offline", "paper-out"}},
 		{"revoked", fleet.Device{Revoked: true, Peripherals: json.RawMessage(fmt.Sprintf(periph, "fault", `"paper-out"`))}, LevelRevoked, []string{"revoked"}},
 		{"unreadable bodies", fleet.Device{Online: true, Health: json.RawMessage(`[1,2]`), Peripherals: json.RawMessage(`42`)}, LevelOK, nil},
 	} {
-		a := assess(tc.d)
+		a := assess(tc.d, time.Now())
 		var codes []string
 		for _, r := range a.Reasons {
 			codes = append(codes, r.Code)
@@ -108,7 +110,7 @@ func FuzzPeripherals(f *testing.F) {
 	l := &L{Lang: "en", Loc: time.UTC, Now: time.Now()}
 	f.Fuzz(func(t *testing.T, periph, hb []byte) {
 		d := fleet.Device{Online: len(periph)%2 == 0, Peripherals: periph, Health: hb}
-		a := assess(d)
+		a := assess(d, time.Now())
 		for _, r := range a.Reasons {
 			if l.Reason(r) == "" {
 				t.Fatalf("reason %+v in no words", r)
