@@ -324,14 +324,16 @@ func humanBytes(n float64) string {
 	return fmt.Sprintf("%.1f %ciB", n, units[i])
 }
 
+// prettyJSON indents a JSON value for a page, with ID numbers masked.
 func prettyJSON(raw json.RawMessage) string {
 	var b bytes.Buffer
 	if json.Indent(&b, raw, "", "  ") != nil {
-		return string(raw)
+		return maskIDNumbers(string(raw))
 	}
-	return b.String()
+	return maskIDNumbers(b.String())
 }
 
+// compactJSON shows a JSON value on one line of at most max bytes, with ID numbers masked.
 func compactJSON(raw json.RawMessage, max int) string {
 	var b bytes.Buffer
 	if json.Compact(&b, raw) != nil {

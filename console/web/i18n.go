@@ -206,7 +206,7 @@ func (l *L) Or(prefix, code string) string {
 	if m, ok := messages[prefix+code]; ok {
 		return m[l.idx()]
 	}
-	return code
+	return maskIDNumbers(code)
 }
 
 // Reason puts a reason in words: "凭条打印机 receipt0：缺纸".
@@ -227,7 +227,7 @@ func (l *L) Reason(r Reason) string {
 			s = fmt.Sprintf(s, r.Value)
 		}
 	} else {
-		s = r.Code
+		s = maskIDNumbers(r.Code)
 	}
 	if r.Device != "" {
 		sep := "："

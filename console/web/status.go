@@ -374,8 +374,9 @@ func isEmpty(raw json.RawMessage) bool {
 	return len(t) == 0 || string(t) == "null"
 }
 
-// clip cuts s to at most max bytes on a rune boundary.
+// clip cuts s to at most max bytes on a rune boundary, with ID numbers masked.
 func clip(s string, max int) string {
+	s = maskIDNumbers(s)
 	if len(s) <= max {
 		return s
 	}

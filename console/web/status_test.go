@@ -116,11 +116,31 @@ func FuzzPeripherals(f *testing.F) {
 				t.Fatalf("reason %+v in no words", r)
 			}
 		}
+		for _, s := range []string{string(periph), string(hb)} {
+			for _, run := range digitRun.FindAllString(maskIDNumbers(s), -1) {
+				if len(run) == 18 || len(run) == 15 && !strings.ContainsAny(run, "Xx") {
+					t.Fatalf("an ID-like number survived masking: %q", run)
+				}
+			}
+		}
 		h := parseHealth(hb)
 		if pct, ok := h.diskFreePercent(); ok && pct < 0 {
 			t.Fatalf("negative disk share %v", pct)
 		}
 	})
+}
+
+func TestMaskIDNumbers(t *testing.T) {
+	for in, want := range map[string]string{
+		"11010519491231002X":                                             "110105************",
+		"n=110105194912310021,m=110105491231002":                         "n=110105************,m=110105*********",
+		"ts 1795723800000 and 1795723800000000000 and 11010519491231002": "ts 1795723800000 and 1795723800000000000 and 11010519491231002",
+		"": "",
+	} {
+		if got := maskIDNumbers(in); got != want {
+			t.Errorf("maskIDNumbers(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
 
 // FuzzAcceptLanguage: any header picks a supported language or none.

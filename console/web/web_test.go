@@ -262,6 +262,22 @@ func TestDevicePage(t *testing.T) {
 	}
 }
 
+func TestIDNumbersMasked(t *testing.T) {
+	c := newConsole(t)
+	for _, path := range []string{"/devices/" + webtest.CardFault, "/devices/" + webtest.CardFault + "?live=1"} {
+		status, body := c.get(path)
+		if status != http.StatusOK {
+			t.Fatalf("%s: status %d", path, status)
+		}
+		if strings.Contains(body, webtest.LeakedIDNumber) || strings.Contains(body, webtest.LeakedIDNumber[6:]) {
+			t.Errorf("%s shows an ID number", path)
+		}
+		if !strings.Contains(body, "110105************") {
+			t.Errorf("%s: masked number not shown", path)
+		}
+	}
+}
+
 func TestCommandForm(t *testing.T) {
 	c := newConsole(t)
 	tok := c.csrf(webtest.PaperOut)

@@ -34,6 +34,10 @@ const (
 	Unknown   = "k-unknown-0099" // not in the fleet: 404
 )
 
+// LeakedIDNumber is a made-up resident ID number that one command's output and error carry, as
+// a faulty agent might send it; a page must never show it.
+const LeakedIDNumber = "11010519491231002X"
+
 // Hub is a fake hub API server.
 type Hub struct {
 	URL string
@@ -152,6 +156,13 @@ func (h *Hub) seed() {
 		OK: {DeviceID: OK, Version: 2, Doc: json.RawMessage(`{"heartbeatInterval":"30s"}`), UpdatedAt: ago(23 * time.Hour)},
 	}
 	h.commands = map[string][]fleet.Command{
+		CardFault: {
+			// An agent that wrongly put an ID number in its output: the console must not show it.
+			{ID: "c-0000000000000009", DeviceID: CardFault, Name: "idcard-selftest", State: wire.CmdFailed, CreatedAt: ago(5 * time.Minute),
+				ExpiresAt: ago(5 * time.Minute).Add(time.Hour), UpdatedAt: ago(5 * time.Minute),
+				Output: json.RawMessage(`{"reader":"idcard0","cardType":"resident","number":"` + LeakedIDNumber + `"}`),
+				Error:  "idcard-selftest: read " + LeakedIDNumber + ": sam-fault"},
+		},
 		PaperOut: {
 			{ID: "c-0000000000000002", DeviceID: PaperOut, Name: "print-test-page", Args: json.RawMessage(`{"printer":"receipt0"}`),
 				State: wire.CmdFailed, CreatedAt: ago(10 * time.Minute), ExpiresAt: ago(10 * time.Minute).Add(time.Hour),
