@@ -163,6 +163,7 @@ type page struct {
 	CSRF    string
 	Refresh int         // milliseconds
 	LangURL string      // this page in the other language
+	LiveURL string      // where the live-update script fetches this page's live part
 	Err     *shownError // a failure to show at the top
 	Data    any
 }
@@ -187,10 +188,19 @@ func (s *Server) lang(w http.ResponseWriter, r *http.Request) *L {
 // {"html": "..."}.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p *page) {
 	p.Refresh = int(s.cfg.Refresh / time.Millisecond)
-	q := r.URL.Query()
+	// The page's own address: a form's POST renders the device page it came from.
+	path, q := r.URL.Path, r.URL.Query()
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		path, q = "/devices/"+url.PathEscape(r.PathValue("id")), url.Values{}
+	}
 	q.Del("live")
+	q.Del("lang")
+	p.LiveURL = path + "?" + url.Values{"live": {"1"}}.Encode()
+	if len(q) > 0 {
+		p.LiveURL += "&" + q.Encode()
+	}
 	q.Set("lang", map[string]string{"en": "zh-CN", "zh-CN": "en"}[p.L.Lang])
-	p.LangURL = r.URL.Path + "?" + q.Encode()
+	p.LangURL = path + "?" + q.Encode()
 	if p.CSRF == "" {
 		p.CSRF = s.csrfToken(w, r)
 	}

@@ -344,6 +344,11 @@ func TestCommandFormErrors(t *testing.T) {
 		t.Errorf("invalid form reached the hub: %q", got[posts:])
 	}
 
+	// The page shown for a refused form refreshes itself from the device page, not the form's URL.
+	if !strings.Contains(body, `data-live="/devices/`+webtest.PaperOut+`?live=1"`) || !strings.Contains(body, `href="/devices/`+webtest.PaperOut+`?lang=en"`) {
+		t.Error("refused form page: live or language link not the device page")
+	}
+
 	// Checked by the hub: its message and fields are on the page.
 	status, body, _ = c.post("/devices/"+webtest.PaperOut+"/commands?lang=en", url.Values{"csrf": {tok}, "name": {"Ping"}, "ttl": {"2y"}})
 	if status != http.StatusBadRequest {

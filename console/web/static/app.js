@@ -1,6 +1,6 @@
 // Live updates for the fleet console: every data-refresh milliseconds, fetch this page's data as
-// JSON ({"html": ...}, the page with ?live=1) and put it in #live. Forms stay outside #live, so
-// typing is never interrupted. Paused while the tab is hidden.
+// JSON ({"html": ...}) from data-live (the page with ?live=1) and put it in #live. Forms stay
+// outside #live, so typing is never interrupted. Paused while the tab is hidden.
 (function () {
   'use strict';
   var live = document.getElementById('live');
@@ -10,10 +10,7 @@
   function tick() {
     if (busy || document.hidden) return;
     busy = true;
-    var u = new URL(location.href);
-    u.searchParams.set('live', '1');
-    u.hash = '';
-    fetch(u, {headers: {Accept: 'application/json'}, credentials: 'same-origin', cache: 'no-store'})
+    fetch(body.dataset.live, {headers: {Accept: 'application/json'}, credentials: 'same-origin', cache: 'no-store'})
       .then(function (r) {
         return r.json().then(function (j) {
           if (!r.ok) throw new Error(j.error || r.status);
