@@ -7,6 +7,7 @@ package web
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"embed"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/pkg/api"
@@ -214,12 +216,15 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 			http.Error(w, "render failed", http.StatusInternalServerError)
 			return
 		}
-		h.Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		json.NewEncoder(w).Encode(struct {
+		var out bytes.Buffer
+		enc := json.NewEncoder(&out)
+		enc.SetEscapeHTML(false) // served as JSON with nosniff: no need to escape markup twice
+		enc.Encode(struct {
 			HTML string `json:"html"`
 			Err  string `json:"error,omitempty"`
 		}{buf.String(), errText(p.Err)})
+		h.Set("Content-Type", "application/json")
+		writeBody(w, r, status, out.Bytes())
 		return
 	}
 	if err := s.pages[name].ExecuteTemplate(&buf, "layout.html", p); err != nil {
@@ -228,8 +233,34 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 		return
 	}
 	h.Set("Content-Type", "text/html; charset=utf-8")
+	writeBody(w, r, status, buf.Bytes())
+}
+
+// writeBody writes a response, gzipped when it is large and the client takes gzip (pages of a
+// big fleet are hundreds of kilobytes of repetitive markup, refreshed every few seconds on a
+// phone).
+func writeBody(w http.ResponseWriter, r *http.Request, status int, b []byte) {
+	w.Header().Add("Vary", "Accept-Encoding")
+	if len(b) < 1024 || !acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		w.WriteHeader(status)
+		w.Write(b)
+		return
+	}
+	w.Header().Set("Content-Encoding", "gzip")
 	w.WriteHeader(status)
-	w.Write(buf.Bytes())
+	zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+	zw.Write(b)
+	zw.Close()
+}
+
+func acceptsGzip(h string) bool {
+	for part := range strings.SplitSeq(h, ",") {
+		coding, params, _ := strings.Cut(part, ";")
+		if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			return strings.TrimSpace(params) != "q=0"
+		}
+	}
+	return false
 }
 
 func errText(e *shownError) string {

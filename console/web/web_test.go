@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"compress/gzip"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -454,6 +455,20 @@ func TestHeadersAndStatic(t *testing.T) {
 		if status, body := c.get(p); status != http.StatusOK || len(body) < 100 {
 			t.Errorf("%s: status %d", p, status)
 		}
+	}
+	// Pages are gzipped for clients that take it.
+	req, _ = http.NewRequest(http.MethodGet, c.url+"/?live=1", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	_, body, h := c.do(req)
+	if h.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("Content-Encoding %q", h.Get("Content-Encoding"))
+	}
+	zr, err := gzip.NewReader(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(zr); !strings.Contains(string(b), webtest.PaperOut) {
+		t.Error("gzipped live part lacks the faulty kiosk")
 	}
 	if status, _ := c.get("/nope"); status != http.StatusNotFound {
 		t.Errorf("/nope: status %d", status)
