@@ -5,7 +5,7 @@ BIN     := bin
 GOFLAGS ?=
 export CGO_ENABLED := 1
 
-CMDS := fleet-hub=./hub/cmd/fleet-hub kiosk-agent=./agent/cmd/kiosk-agent fleetctl=./console/cmd/fleetctl devsim=./drivers/cmd/devsim fleetsim=./agent/cmd/fleetsim
+CMDS := fleet-hub=./hub/cmd/fleet-hub kiosk-agent=./agent/cmd/kiosk-agent fleetctl=./console/cmd/fleetctl devsim=./drivers/cmd/devsim fleetsim=./agent/cmd/fleetsim fleet-console=./console/cmd/fleet-console
 
 .PHONY: all build run test test-deps bench soak fuzz vet clean
 

@@ -24,12 +24,15 @@ trap cleanup INT TERM EXIT
 "$BIN/fleet-hub" --data "$VAR/hub" --http-addr "$HTTP" --mqtt-addr "$MQTT" >"$VAR/logs/hub.out" 2>"$VAR/logs/hub.log" &
 pids+=($!)
 for _ in $(seq 1 100); do
-  curl -fsS "$HUB/healthz" >/dev/null 2>&1 && break
+  [ -f "$VAR/hub/bootstrap-token" ] && "$BIN/fleetctl" --hub "$HUB" --token-file "$VAR/hub/bootstrap-token" health >/dev/null 2>&1 && break
   kill -0 "${pids[0]}" 2>/dev/null || { cat "$VAR/logs/hub.log" >&2; exit 1; }
   sleep 0.1
 done
 TOKEN=$(cat "$VAR/hub/bootstrap-token")
 export KF_HUB=$HUB KF_TOKEN=$TOKEN
+CONSOLE=${KF_CONSOLE_ADDR:-127.0.0.1:8081}
+"$BIN/fleet-console" --hub "$HUB" --token-file "$VAR/hub/bootstrap-token" --addr "$CONSOLE" 2>"$VAR/logs/console.log" &
+pids+=($!)
 
 if [ ! -f "$VAR/agent/identity.json" ]; then
   "$BIN/fleetctl" sites create --id demo-hall --name "Demo service hall" --region 440305 --address "1 Demo Road" >/dev/null 2>&1 || true
@@ -51,9 +54,11 @@ DEV=$(sed -n 's/.*"deviceId": *"\([^"]*\)".*/\1/p' "$VAR/agent/identity.json")
 cat <<MSG
 
 kioskfleet is running.
+  fleet console  http://$CONSOLE   (open it in a browser; works on a phone too)
   hub HTTP API   $HUB/api/v1      (metrics: $HUB/metrics)
   hub MQTT/TLS   $MQTT
   admin token    $TOKEN
+  staff login    user admin, password in $VAR/hub/initial-credentials (written at first start)
   kiosk agent    $DEV  (data: $VAR/agent)
   logs           $VAR/logs/
 
@@ -63,6 +68,7 @@ Try, in another terminal:
   ./bin/fleetctl devices show $DEV
   ./bin/fleetctl commands send $DEV ping --wait 30s
   ./bin/fleetctl state set $DEV --doc '{"heartbeatInterval":"10s"}'
+  ./bin/devsim ctl --dir $VAR/devsim fault receipt0 paper-out     # then watch the console
 
 Ctrl-C stops everything.
 MSG
