@@ -15,6 +15,12 @@ MAXAG=${BENCH_AGENTS_MAX:-20000}
 SKIP=" ${BENCH_SKIP:-} "
 skip() { [[ "$SKIP" == *" $1 "* ]]; }
 ulimit -n 1048576 2>/dev/null || ulimit -n 65536 2>/dev/null || true
+# Each connected agent costs the hub one descriptor (and fleetsim one): stay under the limit.
+NOFILE=$(ulimit -n)
+if [ "$NOFILE" != unlimited ] && [ "$MAXAG" -gt $((NOFILE - 1000)) ]; then
+  echo "open-file limit is $NOFILE (cannot be raised here): scale scenario uses $((NOFILE - 1000)) agents instead of $MAXAG"
+  MAXAG=$((NOFILE - 1000))
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 20000)); }
 HTTP=127.0.0.1:$(free_port); MQTT=127.0.0.1:$(free_port)
