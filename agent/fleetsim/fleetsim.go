@@ -211,7 +211,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 		s.link, err = link.New(link.Config{DeviceID: id.DeviceID, Broker: id.MQTTAddr, TLS: id.TLSConfig(), Outbox: s.ob,
 			AgentVersion: "fleetsim", OnAck: s.onAck(ss), BatchRecords: cfg.BatchRecords, MaxInflight: cfg.MaxInflight,
-			AckTimeout: cfg.AckTimeout, MinBackoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second})
+			AckTimeout: cfg.AckTimeout, MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second})
 		if err != nil {
 			return Result{}, err
 		}

@@ -6,7 +6,10 @@
 package broker
 
 import (
+	"cmp"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -14,6 +17,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,6 +64,15 @@ type Config struct {
 	// certificate, or the check failed). It is called at CONNECT and every RecheckInterval for
 	// every live session, with a context bounded by AuthorizeTimeout.
 	Authorize func(ctx context.Context, deviceID, certSerial string) error
+	// SessionTicketSecret, if set, derives the TLS session-ticket keys (rotated daily, yesterday's
+	// still accepted), so that agents resume their TLS sessions after a hub restart with a cheap
+	// abbreviated handshake instead of a full one: it is what keeps a reconnect storm short. Keep it
+	// secret and stable across restarts (the hub derives it from its identity secret).
+	SessionTicketSecret []byte
+	// MaxHandshakes bounds TLS handshakes in progress (default 8 per CPU). Connections beyond it
+	// wait in line instead of all burning CPU at once and timing out together.
+	MaxHandshakes int
+
 	// OnSession, if set, is told when a device's session starts (online) and ends (offline),
 	// also on a clean disconnect without Will. Calls are serialized across all devices, in the
 	// order the events happened: it must return quickly (hand off to a queue). The online call
@@ -98,6 +111,7 @@ type Broker struct {
 	closed   bool
 	presence sync.Mutex // serializes OnSession calls
 	subID    atomic.Int64
+	hs       chan struct{} // handshake slots
 }
 
 type session struct {
@@ -145,6 +159,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		done:     make(chan struct{}),
 		sessions: map[string]*session{},
 		conns:    map[*guardConn]struct{}{},
+		hs:       make(chan struct{}, cmp.Or(cfg.MaxHandshakes, 8*runtime.GOMAXPROCS(0))),
 		tlsCfg: &tls.Config{
 			Certificates: []tls.Certificate{cfg.Certificate},
 			ClientAuth:   tls.RequireAndVerifyClientCert, // expiry, chain and clientAuth usage
@@ -153,6 +168,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		},
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.setTicketKeys(time.Now())
 
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = uint32(cfg.MaxPacketSize) // second line behind the guard (issue 502)
@@ -226,8 +242,9 @@ func (b *Broker) run(ctx context.Context) {
 			return
 		case <-b.ctx.Done():
 			return
-		case <-t.C:
+		case now := <-t.C:
 			b.recheck()
+			b.setTicketKeys(now)
 		}
 	}
 }
@@ -518,7 +535,20 @@ func (c *guardConn) Read(p []byte) (int, error) {
 // connect deadline stays set until mochi replaces it with the keep-alive deadline after CONNECT.
 func (c *guardConn) handshake() error {
 	c.SetDeadline(time.Now().Add(c.b.cfg.ConnectTimeout))
-	if err := c.HandshakeContext(c.b.ctx); err != nil {
+	wait := time.NewTimer(c.b.cfg.ConnectTimeout)
+	select { // a slot, or give up before doing any work
+	case c.b.hs <- struct{}{}:
+		wait.Stop()
+	case <-wait.C:
+		c.b.reject(ReasonTLS, "no handshake slot within the connect timeout (overloaded)", "remote", c.RemoteAddr().String())
+		return errors.New("broker: handshake queue timeout")
+	case <-c.b.ctx.Done():
+		wait.Stop()
+		return c.b.ctx.Err()
+	}
+	err := c.HandshakeContext(c.b.ctx)
+	<-c.b.hs
+	if err != nil {
 		if c.b.ctx.Err() == nil {
 			c.b.reject(ReasonTLS, err.Error(), "remote", c.RemoteAddr().String())
 		}
@@ -560,4 +590,21 @@ func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler {
 
 func (h minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{h.min, h.Handler.WithGroup(name)}
+}
+
+// setTicketKeys installs the session-ticket keys for the UTC day of now and the day before
+// (RFC 8446 §4.6.1 tickets; Go encrypts them with these keys). Without a secret Go's own random,
+// per-process keys are used.
+func (b *Broker) setTicketKeys(now time.Time) {
+	if len(b.cfg.SessionTicketSecret) == 0 {
+		return
+	}
+	key := func(day time.Time) [32]byte {
+		m := hmac.New(sha256.New, b.cfg.SessionTicketSecret)
+		m.Write([]byte("kioskfleet mqtt session ticket " + day.UTC().Format("2006-01-02")))
+		var k [32]byte
+		copy(k[:], m.Sum(nil))
+		return k
+	}
+	b.tlsCfg.SetSessionTicketKeys([][32]byte{key(now), key(now.Add(-24 * time.Hour))})
 }

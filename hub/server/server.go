@@ -125,6 +125,10 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	secret, err := identity.LoadOrCreateSecret(filepath.Join(cfg.DataDir, "identity.secret"))
+	if err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
 	ing, err := ingest.New(cfg.Ingest, st, nil, log.With("component", "ingest"), reg)
 	if err != nil {
 		return err
@@ -135,6 +139,8 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 		Certificate:     serverCert,
 		Authorize:       authorizer(st),
 		RecheckInterval: cfg.RecheckInterval,
+		// Tickets survive a restart, so a reconnecting fleet resumes TLS cheaply.
+		SessionTicketSecret: secret,
 		OnSession: func(id string, online bool, at time.Time) {
 			ing.SetPresence(context.WithoutCancel(ctx), id, online, "")
 		},
@@ -164,10 +170,6 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 		public = "http://" + ln.Addr().String()
 	}
 	public = strings.TrimRight(public, "/")
-	secret, err := identity.LoadOrCreateSecret(filepath.Join(cfg.DataDir, "identity.secret"))
-	if err != nil {
-		return fmt.Errorf("hub: %w", err)
-	}
 	idp, err := identity.New(ctx, identity.Config{Issuer: public, Secret: secret, Insecure: strings.HasPrefix(public, "http://")},
 		st.Identity(), st, log.With("component", "identity"))
 	if err != nil {
