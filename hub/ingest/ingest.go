@@ -74,8 +74,9 @@ type Ingest struct {
 	log *slog.Logger
 	m   *metrics
 
-	in   chan store.Batch
-	stop chan struct{} // closed when the committer stops taking batches
+	in       chan store.Batch
+	stop     chan struct{} // closed when the committer stops taking batches
+	presence chan store.PresenceUpdate
 }
 
 // New creates an Ingest. log and reg may be nil.
@@ -90,7 +91,8 @@ func New(cfg Config, st store.Store, bus Bus, log *slog.Logger, reg prometheus.R
 			return nil, fmt.Errorf("ingest: metrics: %w", err)
 		}
 	}
-	return &Ingest{cfg: cfg, st: st, bus: bus, log: log, m: m, in: make(chan store.Batch, cfg.Queue), stop: make(chan struct{})}, nil
+	return &Ingest{cfg: cfg, st: st, bus: bus, log: log, m: m, in: make(chan store.Batch, cfg.Queue), stop: make(chan struct{}),
+		presence: make(chan store.PresenceUpdate, 1<<16)}, nil
 }
 
 // Run subscribes to the device channels and runs the committer and the expiry sweeper until ctx is
@@ -110,11 +112,55 @@ func (g *Ingest) Run(ctx context.Context) error {
 		}
 	}
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); g.sweep(ctx) }()
+	go func() { defer wg.Done(); g.presenceLoop(ctx) }()
 	g.commitLoop(ctx)
 	wg.Wait()
 	return nil
+}
+
+// presenceLoop writes presence changes in batches, in arrival order: when a whole fleet reconnects
+// at once (after a hub restart, a network outage), tens of thousands of changes cost a few
+// commits, and no connection waits for a commit of its own.
+func (g *Ingest) presenceLoop(ctx context.Context) {
+	const most = 2000
+	for {
+		var batch []store.PresenceUpdate
+		select {
+		case u := <-g.presence:
+			batch = append(batch, u)
+		case <-ctx.Done():
+			// Write what is queued, so a clean shutdown loses no presence change.
+			for {
+				select {
+				case u := <-g.presence:
+					batch = append(batch, u)
+					continue
+				default:
+				}
+				break
+			}
+			g.writePresence(context.WithoutCancel(ctx), batch)
+			return
+		}
+	gather:
+		for len(batch) < most {
+			select {
+			case u := <-g.presence:
+				batch = append(batch, u)
+			default:
+				break gather
+			}
+		}
+		g.writePresence(ctx, batch)
+	}
+}
+
+func (g *Ingest) writePresence(ctx context.Context, batch []store.PresenceUpdate) {
+	if err := g.st.SetPresences(ctx, batch); err != nil && ctx.Err() == nil {
+		g.log.Warn("presence update failed", "changes", len(batch), "err", err)
+	}
 }
 
 // SetBus sets the bus when it could not be given to New (the broker needs the ingest's callbacks
@@ -321,9 +367,7 @@ func (g *Ingest) onHello(ctx context.Context, dev, topic string, payload []byte)
 		return
 	}
 	now := g.cfg.Now()
-	if err := g.st.SetPresence(ctx, id, true, h.AgentVersion, now); err != nil {
-		g.log.Warn("presence update failed", "device", id, "err", err)
-	}
+	g.queuePresence(store.PresenceUpdate{DeviceID: id, Online: true, AgentVersion: h.AgentVersion, At: now})
 	// Tell the agent where the hub stands, so it can drop what is already safe and resume.
 	up, err := g.st.Watermark(ctx, id, h.Epoch)
 	if err != nil {
@@ -429,8 +473,14 @@ func (g *Ingest) SetPresence(ctx context.Context, id string, online bool, agentV
 			return
 		}
 	}
-	if err := g.st.SetPresence(ctx, id, online, agentVersion, g.cfg.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
-		g.log.Warn("presence update failed", "device", id, "err", err)
+	g.queuePresence(store.PresenceUpdate{DeviceID: id, Online: online, AgentVersion: agentVersion, At: g.cfg.Now()})
+}
+
+// queuePresence hands a change to the presence writer; when it is far behind, the caller waits.
+func (g *Ingest) queuePresence(u store.PresenceUpdate) {
+	select {
+	case g.presence <- u:
+	case <-g.stop: // shut down: the next start resets presence anyway
 	}
 }
 

@@ -630,32 +630,54 @@ func TestExpirySweep(t *testing.T) {
 }
 
 func TestPresence(t *testing.T) {
-	e := newEnv(t, ingest.Config{}, "k-001")
-	online := func() bool {
-		d, err := e.st.GetDevice(t.Context(), "k-001")
+	e := newEnv(t, ingest.Config{}, "k-001", "k-002")
+	online := func(id string) bool {
+		d, err := e.st.GetDevice(t.Context(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return d.Online
 	}
+	// Presence is written asynchronously, in arrival order: wait for a marker event on another
+	// device to know that everything queued before it was handled.
+	marker := false
+	settle := func() {
+		t.Helper()
+		marker = !marker
+		e.bus.SetConnected("k-002", marker)
+		e.bus.Send("k-002", wire.ChPresence, wire.PresenceMsg{V: wire.Version, Online: marker})
+		deadline := time.Now().Add(5 * time.Second)
+		for online("k-002") != marker {
+			if time.Now().After(deadline) {
+				t.Fatal("presence writer did not catch up")
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
 	e.bus.SetConnected("k-001", true)
 	e.bus.Send("k-001", wire.ChPresence, wire.PresenceMsg{V: wire.Version, Online: true, AgentVersion: "1.0.0"})
-	if !online() {
+	settle()
+	if !online("k-001") {
 		t.Fatal("online presence not recorded")
 	}
 	// A Will from an old session arrives after the device reconnected: ignored.
 	e.clock.Add(time.Second)
 	e.bus.Send("k-001", wire.ChPresence, wire.PresenceMsg{V: wire.Version, Online: false})
-	if !online() {
+	e.clock.Add(time.Second)
+	settle()
+	if !online("k-001") {
 		t.Fatal("offline presence of a connected device was recorded")
 	}
 	e.bus.SetConnected("k-001", false)
 	e.clock.Add(time.Second)
 	e.bus.Send("k-001", wire.ChPresence, wire.PresenceMsg{V: wire.Version, Online: false})
-	if online() {
+	e.clock.Add(time.Second)
+	settle()
+	if online("k-001") {
 		t.Fatal("offline presence of a disconnected device was ignored")
 	}
 	e.g.SetPresence(t.Context(), "k-unknown", true, "") // no panic, nothing to record
+	settle()
 }
 
 // Many batches from many devices queued while a commit runs go into one group commit.

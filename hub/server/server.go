@@ -118,6 +118,9 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	}
 	defer st.Close()
 
+	if err := resetPresence(ctx, st); err != nil {
+		return err
+	}
 	serverCert, err := authority.ServerTLSCert(cfg.Hosts)
 	if err != nil {
 		return fmt.Errorf("hub: %w", err)
@@ -316,6 +319,26 @@ func saveCredentials(path string, creds map[string]string) error {
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("hub: %w", err)
+	}
+	return nil
+}
+
+// resetPresence marks every device offline at start: the embedded broker has no sessions yet, and
+// a hub that was killed never recorded its kiosks going away. They are marked online again as
+// they reconnect.
+func resetPresence(ctx context.Context, st store.Store) error {
+	on := true
+	devs, err := st.ListDevices(ctx, store.DeviceFilter{Online: &on})
+	if err != nil {
+		return fmt.Errorf("hub: presence reset: %w", err)
+	}
+	now := time.Now()
+	us := make([]store.PresenceUpdate, len(devs))
+	for i, d := range devs {
+		us[i] = store.PresenceUpdate{DeviceID: d.ID, Online: false, At: now}
+	}
+	if err := st.SetPresences(ctx, us); err != nil {
+		return fmt.Errorf("hub: presence reset: %w", err)
 	}
 	return nil
 }

@@ -31,6 +31,14 @@ type (
 	DocState = fleet.DocState
 )
 
+// PresenceUpdate is a presence change seen by the hub (hub clock).
+type PresenceUpdate struct {
+	DeviceID     string
+	Online       bool
+	AgentVersion string
+	At           time.Time
+}
+
 // DeviceFilter selects devices; zero fields match everything.
 type DeviceFilter struct {
 	SiteID string
@@ -111,8 +119,10 @@ type Store interface {
 	RevokeDevice(ctx context.Context, id string, at time.Time) error
 	// SetPresence records a presence change (hub clock) and, when online, the agent version.
 	SetPresence(ctx context.Context, id string, online bool, agentVersion string, at time.Time) error
-	// TouchLastSeen advances last-seen for devices (never moves it backwards).
-	TouchLastSeen(ctx context.Context, ids []string, at time.Time) error
+	// SetPresences records many presence changes in one transaction, in order, with the same
+	// rules as SetPresence; unknown devices are skipped. The hub batches presence this way so that
+	// a fleet reconnecting at once costs a few commits, not one per kiosk.
+	SetPresences(ctx context.Context, us []PresenceUpdate) error
 
 	// CommitBatches commits all batches in one transaction: each record is inserted unless
 	// (device, epoch, seq) exists already, the effects of newly inserted records are applied, and

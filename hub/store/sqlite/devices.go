@@ -207,27 +207,28 @@ func (s *Store) RevokeDevice(ctx context.Context, id string, at time.Time) error
 // SetPresence records a presence change unless a later one is recorded already; it also advances
 // last-seen, and sets the agent version when online.
 func (s *Store) SetPresence(ctx context.Context, id string, online bool, agentVersion string, at time.Time) error {
-	return s.updateDevice(ctx, id, `UPDATE devices SET online = ?, presence_at = ?,
-			agent_version = CASE WHEN ? AND ? <> '' THEN ? ELSE agent_version END,
-			last_seen = max(last_seen, ?)
-		WHERE id = ? AND presence_at <= ?`,
-		online, ts(at), online, agentVersion, agentVersion, ts(at), id, ts(at))
+	return s.updateDevice(ctx, id, setPresenceSQL, online, ts(at), online, agentVersion, agentVersion, ts(at), id, ts(at))
 }
 
-// TouchLastSeen advances last-seen of the given devices; unknown ids are ignored.
-func (s *Store) TouchLastSeen(ctx context.Context, ids []string, at time.Time) error {
-	if len(ids) == 0 {
+const setPresenceSQL = `UPDATE devices SET online = ?, presence_at = ?,
+		agent_version = CASE WHEN ? AND ? <> '' THEN ? ELSE agent_version END,
+		last_seen = max(last_seen, ?)
+	WHERE id = ? AND presence_at <= ?`
+
+// SetPresences records presence changes in one transaction; unknown devices are skipped.
+func (s *Store) SetPresences(ctx context.Context, us []store.PresenceUpdate) error {
+	if len(us) == 0 {
 		return nil
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, `UPDATE devices SET last_seen = ? WHERE id = ? AND last_seen < ?`)
+		st, err := tx.PrepareContext(ctx, setPresenceSQL)
 		if err != nil {
-			return fmt.Errorf("store: touch last seen: %w", err)
+			return fmt.Errorf("store: presence: %w", err)
 		}
 		defer st.Close()
-		for _, id := range ids {
-			if _, err := st.ExecContext(ctx, ts(at), id, ts(at)); err != nil {
-				return fmt.Errorf("store: touch last seen %s: %w", id, err)
+		for _, u := range us {
+			if _, err := st.ExecContext(ctx, u.Online, ts(u.At), u.Online, u.AgentVersion, u.AgentVersion, ts(u.At), u.DeviceID, ts(u.At)); err != nil {
+				return fmt.Errorf("store: presence of %s: %w", u.DeviceID, err)
 			}
 		}
 		return nil

@@ -216,14 +216,17 @@ func testPresence(t *testing.T, s store.Store) {
 	if d := get(); d.Online || d.AgentVersion != "1.0.0" {
 		t.Fatalf("older presence applied: %+v", d)
 	}
-	if err := s.TouchLastSeen(ctx, []string{"k1", "unknown"}, T0.Add(5*time.Minute)); err != nil {
+	// A batch: in order, unknown devices skipped, an older update ignored.
+	if err := s.SetPresences(ctx, []store.PresenceUpdate{
+		{DeviceID: "k1", Online: true, AgentVersion: "1.1.0", At: T0.Add(4 * time.Minute)},
+		{DeviceID: "unknown", Online: true, At: T0.Add(4 * time.Minute)},
+		{DeviceID: "k1", Online: false, At: T0.Add(5 * time.Minute)},
+		{DeviceID: "k1", Online: true, At: T0.Add(3 * time.Minute)},
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.TouchLastSeen(ctx, []string{"k1"}, T0.Add(3*time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	if d := get(); !d.LastSeen.Equal(T0.Add(5 * time.Minute)) {
-		t.Fatalf("last seen = %v, want it never to move backwards", d.LastSeen)
+	if d := get(); d.Online || d.AgentVersion != "1.1.0" || !d.PresenceAt.Equal(T0.Add(5*time.Minute)) || !d.LastSeen.Equal(T0.Add(5*time.Minute)) {
+		t.Fatalf("after a presence batch: %+v", d)
 	}
 	// A committed batch advances last-seen to its receive time, and never backwards.
 	b := NewBatch("k1", "e1", 1, 2, 10)
