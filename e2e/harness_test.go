@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -313,4 +314,18 @@ func (h *hub) metric(name string) float64 {
 		}
 	}
 	return 0
+}
+
+// postForm posts a form to the hub and returns the HTTP status.
+func (h *hub) postForm(path string, form map[string]string) (int, error) {
+	v := url.Values{}
+	for k, s := range form {
+		v.Set(k, s)
+	}
+	resp, err := http.PostForm(h.client.BaseURL+path, v)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }

@@ -1,0 +1,150 @@
+// Package kiosklogin logs a citizen in at a kiosk after an ID-card read: the agent signs a
+// short-lived assertion with the kiosk's enrolled device key (ES256 JWT, RFC 7519) and exchanges it
+// at the hub's token endpoint with the JWT bearer grant (RFC 7523 §2.1) for a short session token.
+// The card data goes only into the signed assertion, over the hub connection; it is never logged.
+package kiosklogin
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// GrantType is the JWT bearer grant (RFC 7523 §2.1).
+const GrantType = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+// ClientID is the kiosk shell's client registration at the hub.
+const ClientID = "kiosk-shell"
+
+// ErrRefused is returned when the hub refuses the login; the error says the OAuth error code.
+var ErrRefused = errors.New("kiosklogin: login refused")
+
+// Card is what the reader read. Wipe it when the citizen's session ends.
+type Card struct {
+	Number []byte // the 18-character ID number
+	Name   string
+}
+
+// String never shows the card.
+func (c Card) String() string { return "Card{***}" }
+
+// Wipe zeroes the number.
+func (c *Card) Wipe() {
+	clear(c.Number)
+	c.Number, c.Name = nil, ""
+}
+
+// Assertion returns the signed assertion for card: issuer and subject are the kiosk's device ID,
+// audience the hub's issuer URL, valid for ttl (the hub accepts at most 2 minutes).
+func Assertion(key *ecdsa.PrivateKey, deviceID, audience string, card Card, now time.Time, ttl time.Duration) (string, error) {
+	if key == nil {
+		return "", errors.New("kiosklogin: no device key")
+	}
+	jti := make([]byte, 16)
+	_, _ = rand.Read(jti)
+	claims := map[string]any{
+		"iss": deviceID, "sub": deviceID, "aud": audience,
+		"iat": now.Unix(), "exp": now.Add(ttl).Unix(), "jti": hex.EncodeToString(jti),
+		"id_card": map[string]any{"number": string(card.Number), "name": card.Name},
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("kiosklogin: %w", err)
+	}
+	enc := base64.RawURLEncoding
+	signing := enc.EncodeToString([]byte(`{"alg":"ES256","typ":"JWT"}`)) + "." + enc.EncodeToString(payload)
+	clear(payload)
+	h := sha256.Sum256([]byte(signing))
+	r, s, err := ecdsa.Sign(rand.Reader, key, h[:])
+	if err != nil {
+		return "", fmt.Errorf("kiosklogin: sign: %w", err)
+	}
+	// RFC 7518 §3.4: the signature is R || S, each padded to 32 bytes for P-256.
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	return signing + "." + enc.EncodeToString(sig), nil
+}
+
+// Session is a citizen's kiosk session.
+type Session struct {
+	AccessToken string
+	IDToken     string
+	ExpiresIn   time.Duration
+}
+
+// String never shows the tokens.
+func (s Session) String() string { return fmt.Sprintf("Session{expires in %s}", s.ExpiresIn) }
+
+// Login discovers the hub's token endpoint and logs the citizen in.
+func Login(ctx context.Context, hc *http.Client, hubURL, deviceID string, key *ecdsa.PrivateKey, card Card) (Session, error) {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	var disc struct {
+		Issuer string `json:"issuer"`
+		Token  string `json:"token_endpoint"`
+	}
+	if err := getJSON(ctx, hc, strings.TrimRight(hubURL, "/")+"/.well-known/openid-configuration", &disc); err != nil {
+		return Session{}, err
+	}
+	if disc.Issuer == "" || disc.Token == "" {
+		return Session{}, errors.New("kiosklogin: discovery without issuer or token endpoint")
+	}
+	a, err := Assertion(key, deviceID, disc.Issuer, card, time.Now(), time.Minute)
+	if err != nil {
+		return Session{}, err
+	}
+	form := url.Values{"grant_type": {GrantType}, "assertion": {a}, "client_id": {ClientID}, "scope": {"openid profile"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, disc.Token, strings.NewReader(form.Encode()))
+	if err != nil {
+		return Session{}, fmt.Errorf("kiosklogin: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return Session{}, fmt.Errorf("kiosklogin: token request: %w", err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		IDToken     string `json:"id_token"`
+		ExpiresIn   int64  `json:"expires_in"`
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&tok); err != nil {
+		return Session{}, fmt.Errorf("kiosklogin: token response (HTTP %d): %w", resp.StatusCode, err)
+	}
+	if resp.StatusCode != http.StatusOK || tok.AccessToken == "" {
+		return Session{}, fmt.Errorf("%w: %s: %s (HTTP %d)", ErrRefused, tok.Error, tok.Description, resp.StatusCode)
+	}
+	return Session{AccessToken: tok.AccessToken, IDToken: tok.IDToken, ExpiresIn: time.Duration(tok.ExpiresIn) * time.Second}, nil
+}
+
+func getJSON(ctx context.Context, hc *http.Client, u string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fmt.Errorf("kiosklogin: %w", err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("kiosklogin: discovery: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("kiosklogin: discovery: HTTP %d", resp.StatusCode)
+	}
+	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v)
+}
