@@ -1,0 +1,227 @@
+package fleetctl
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// The OpenID Provider's admin API (hub/identity, served by the hub under /oidc/admin). It takes
+// the provider's access tokens of accounts with the admin role (fleetctl login), not the hub's
+// bootstrap token. The types below mirror its JSON; console code does not import the hub.
+const (
+	adminClientsPath = "/oidc/admin/clients"
+	adminStaffPath   = "/oidc/admin/staff"
+)
+
+// clientRegistration is a registered client (channel) as the admin API shows and accepts it.
+// Secret is only ever set in the answer to the creation of a confidential client.
+type clientRegistration struct {
+	ID             string   `json:"id"`
+	Name           string   `json:"name"`
+	AppType        string   `json:"appType"`
+	RedirectURIs   []string `json:"redirectUris"`
+	PostLogoutURIs []string `json:"postLogoutRedirectUris"`
+	GrantTypes     []string `json:"grantTypes"`
+	FirstParty     bool     `json:"firstParty"`
+	Pairwise       bool     `json:"pairwise"`
+	Sector         string   `json:"sector,omitempty"`
+	KioskOnly      bool     `json:"kioskOnly,omitempty"`
+	Confidential   bool     `json:"confidential"`
+	Secret         string   `json:"secret,omitempty"`
+}
+
+type clientList struct {
+	Clients []clientRegistration `json:"clients"`
+}
+
+func (a *app) clientsCmd() *cobra.Command {
+	cmd := group(&cobra.Command{
+		Use:     "clients",
+		Aliases: []string{"client"},
+		Short:   "Register and list the channels that log in through the hub (needs an admin login)",
+		Long: `Manage the clients (channels) registered at the hub's OpenID Provider: web portal, mobile app,
+mini-program, kiosk shell, fleet console, fleetctl. These commands use the provider's admin API,
+which takes an access token of an account with the admin role (fleetctl login), not the hub's
+bootstrap token.
+
+A registration cannot be changed in place (the API offers list, get, create and delete): to change
+one, delete it and create it again; a confidential client then gets a new secret.`,
+	})
+	cmd.AddCommand(a.clientsListCmd(), a.clientsGetCmd(), a.clientsCreateCmd(), a.clientsDeleteCmd())
+	return cmd
+}
+
+func (a *app) clientsListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Short:   "List registered clients",
+		Example: `  fleetctl clients list`,
+		Args:    args(),
+		RunE: func(c *cobra.Command, _ []string) error {
+			var p problems
+			if err := a.setup(c, &p); err != nil {
+				return err
+			}
+			ctx, cancel := a.call(c, 0)
+			defer cancel()
+			var out clientList
+			if err := a.client.Do(ctx, http.MethodGet, adminClientsPath, nil, &out); err != nil {
+				return fmt.Errorf("list clients: %w", err)
+			}
+			if out.Clients == nil {
+				out.Clients = []clientRegistration{}
+			}
+			if a.json {
+				return a.emitJSON(out)
+			}
+			t := newTable(a.env.Stdout, "ID", "NAME", "TYPE", "AUTH", "GRANTS", "REDIRECT URIS")
+			for _, r := range out.Clients {
+				t.row(r.ID, r.Name, r.AppType, clientAuth(r), strings.Join(r.GrantTypes, ","), strings.Join(r.RedirectURIs, " "))
+			}
+			return t.flush()
+		},
+	}
+}
+
+func (a *app) clientsGetCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "get ID",
+		Aliases: []string{"show"},
+		Short:   "Show one registered client",
+		Example: `  fleetctl clients get web-portal`,
+		Args:    args("ID"),
+		RunE: func(c *cobra.Command, argv []string) error {
+			var p problems
+			if err := a.setup(c, &p); err != nil {
+				return err
+			}
+			ctx, cancel := a.call(c, 0)
+			defer cancel()
+			var out clientRegistration
+			if err := a.client.Do(ctx, http.MethodGet, adminClientsPath+"/"+url.PathEscape(argv[0]), nil, &out); err != nil {
+				return fmt.Errorf("get client %s: %w", argv[0], err)
+			}
+			if a.json {
+				return a.emitJSON(out)
+			}
+			return a.clientDetail(out)
+		},
+	}
+}
+
+func (a *app) clientsCreateCmd() *cobra.Command {
+	var r clientRegistration
+	cmd := &cobra.Command{
+		Use:   "create ID [--name N] [--app-type web|native|user_agent] [--redirect-uri U]... [--grant-type G]... [--confidential]",
+		Short: "Register a client; a confidential one's secret is shown once",
+		Long: `Register a client (channel) at the hub's OpenID Provider. The provider checks the registration
+and answers with its reason if it refuses it: the ID has 1 to 64 characters without spaces, '/',
+':', '?' or '#'; redirect URIs are absolute, without fragment or wildcard; the grant types offered
+are authorization_code, refresh_token, urn:ietf:params:oauth:grant-type:device_code and
+urn:ietf:params:oauth:grant-type:jwt-bearer. --app-type defaults to web. A client that is not
+first-party always gets pairwise subjects.
+
+With --confidential the provider makes a client secret. fleetctl prints it this one time (also
+with -o json); the provider keeps only its hash, so copy it now.`,
+		Example: `  fleetctl clients create web-portal --name "Citizen web portal" --confidential \
+      --redirect-uri https://portal.example.gov.cn/callback \
+      --grant-type authorization_code --grant-type refresh_token
+  fleetctl clients create mobile-app --name "Mobile app" --app-type native \
+      --redirect-uri cn.gov.example.app:/callback --grant-type authorization_code`,
+		Args: args("ID"),
+		RunE: func(c *cobra.Command, argv []string) error {
+			r.ID = argv[0]
+			r.Secret = ""
+			var p problems
+			if err := a.setup(c, &p); err != nil {
+				return err
+			}
+			ctx, cancel := a.call(c, 0)
+			defer cancel()
+			var out clientRegistration
+			if err := a.client.Do(ctx, http.MethodPost, adminClientsPath, r, &out); err != nil {
+				return fmt.Errorf("create client %s: %w", r.ID, err)
+			}
+			if a.json {
+				return a.emitJSON(out)
+			}
+			if err := a.clientDetail(out); err != nil {
+				return err
+			}
+			if out.Secret != "" {
+				fmt.Fprintf(a.env.Stdout, "\nClient secret (shown this once only; the hub keeps just its hash):\n  %s\n", printable(out.Secret, false))
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&r.Name, "name", "", "display name")
+	f.StringVar(&r.AppType, "app-type", "", "web, native or user_agent (the provider's default: web)")
+	f.StringArrayVar(&r.RedirectURIs, "redirect-uri", nil, "allowed redirect URI (repeat for more)")
+	f.StringArrayVar(&r.PostLogoutURIs, "post-logout-uri", nil, "allowed post-logout redirect URI (repeat for more)")
+	f.StringArrayVar(&r.GrantTypes, "grant-type", nil, "allowed OAuth grant type, by its full name (repeat for more)")
+	f.BoolVar(&r.FirstParty, "first-party", false, "first-party client: consent is not asked")
+	f.BoolVar(&r.Pairwise, "pairwise", false, "pairwise subjects (always on for clients that are not first-party)")
+	f.StringVar(&r.Sector, "sector", "", "pairwise sector: clients of one sector see the same subjects")
+	f.BoolVar(&r.KioskOnly, "kiosk-only", false, "the kiosk shell: short sessions, never refreshable")
+	f.BoolVar(&r.Confidential, "confidential", false, "confidential client: the provider makes a secret (shown once)")
+	return cmd
+}
+
+func (a *app) clientsDeleteCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "delete ID",
+		Aliases: []string{"rm"},
+		Short:   "Delete a client registration",
+		Example: `  fleetctl clients delete old-portal`,
+		Args:    args("ID"),
+		RunE: func(c *cobra.Command, argv []string) error {
+			var p problems
+			if err := a.setup(c, &p); err != nil {
+				return err
+			}
+			ctx, cancel := a.call(c, 0)
+			defer cancel()
+			if err := a.client.Do(ctx, http.MethodDelete, adminClientsPath+"/"+url.PathEscape(argv[0]), nil, nil); err != nil {
+				return fmt.Errorf("delete client %s: %w", argv[0], err)
+			}
+			if !a.json { // the API answers 204 with no body: nothing to show as JSON
+				fmt.Fprintf(a.env.Stdout, "Deleted client %s\n", printable(argv[0], false))
+			}
+			return nil
+		},
+	}
+}
+
+func clientAuth(r clientRegistration) string {
+	if r.Confidential {
+		return "confidential"
+	}
+	return "public"
+}
+
+func (a *app) clientDetail(r clientRegistration) error {
+	t := newTable(a.env.Stdout)
+	yes := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "no"
+	}
+	t.row("ID:", r.ID)
+	t.row("Name:", r.Name)
+	t.row("App type:", r.AppType)
+	t.row("Auth:", clientAuth(r))
+	t.row("First party:", yes(r.FirstParty))
+	t.row("Pairwise:", yes(r.Pairwise))
+	t.row("Sector:", r.Sector)
+	t.row("Kiosk only:", yes(r.KioskOnly))
+	t.row("Grant types:", strings.Join(r.GrantTypes, ", "))
+	t.row("Redirect URIs:", strings.Join(r.RedirectURIs, " "))
+	t.row("Post-logout URIs:", strings.Join(r.PostLogoutURIs, " "))
+	return t.flush()
+}

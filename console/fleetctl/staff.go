@@ -1,0 +1,181 @@
+package fleetctl
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// staffRequest is the body of the admin API's POST /oidc/admin/staff and
+// PUT /oidc/admin/staff/{username}.
+type staffRequest struct {
+	Username string   `json:"username,omitempty"`
+	Name     string   `json:"name,omitempty"`
+	Password string   `json:"password,omitempty"`
+	Roles    []string `json:"roles"`
+}
+
+// staffView is a staff account as the admin API shows it.
+type staffView struct {
+	ID       string   `json:"id"`
+	Username string   `json:"username"`
+	Name     string   `json:"name"`
+	Roles    []string `json:"roles"`
+	Locked   bool     `json:"locked"`
+	Failures int      `json:"failures"`
+}
+
+const staffRoles = "admin, fieldops, reviewer, developer"
+
+func (a *app) staffCmd() *cobra.Command {
+	cmd := group(&cobra.Command{
+		Use:   "staff",
+		Short: "Create staff accounts and set their roles and passwords (needs an admin login)",
+		Long: `Create staff accounts at the hub's OpenID Provider and set their roles and passwords. These
+commands use the provider's admin API, which takes an access token of an account with the admin
+role (fleetctl login), not the hub's bootstrap token. Staff roles: ` + staffRoles + `.
+
+Passwords are read from a file (--password-file F, or - for stdin; one trailing newline is
+dropped), never from the command line, and never printed.`,
+	})
+	cmd.AddCommand(a.staffCreateCmd(), a.staffUpdateCmd())
+	return cmd
+}
+
+func (a *app) staffCreateCmd() *cobra.Command {
+	var name, pwFile string
+	var roles []string
+	cmd := &cobra.Command{
+		Use:   "create USERNAME --roles R1,R2 --password-file F [--name N]",
+		Short: "Create a staff account",
+		Long: `Create a staff account with a password (8 to 256 characters) and roles (` + staffRoles + `).
+The provider refuses a taken username or an unknown role with its reason.`,
+		Example: `  fleetctl staff create fieldops1 --name "Li Wei" --roles fieldops --password-file ./pw
+  pwgen -s 20 1 | fleetctl staff create reviewer2 --roles reviewer --password-file -`,
+		Args: args("USERNAME"),
+		RunE: func(c *cobra.Command, argv []string) error {
+			var p problems
+			p.required([2]string{"--password-file", pwFile})
+			if !c.Flag("roles").Changed {
+				p.add("--roles is required (a comma-separated list of %s; '' for none)", staffRoles)
+			}
+			pw := p.password(pwFile, a.env.Stdin)
+			if err := a.setup(c, &p); err != nil {
+				return err
+			}
+			ctx, cancel := a.call(c, 0)
+			defer cancel()
+			req := staffRequest{Username: argv[0], Name: name, Password: pw, Roles: nonNil(roles)}
+			var out staffView
+			if err := a.client.Do(ctx, http.MethodPost, adminStaffPath, req, &out); err != nil {
+				return fmt.Errorf("create staff account %s: %w", argv[0], err)
+			}
+			if a.json {
+				return a.emitJSON(out)
+			}
+			return a.staffTable(out)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "the person's name")
+	f.StringSliceVar(&roles, "roles", nil, "roles, comma-separated: "+staffRoles+" (required)")
+	f.StringVar(&pwFile, "password-file", "", "file holding the password, - for stdin (required)")
+	return cmd
+}
+
+func (a *app) staffUpdateCmd() *cobra.Command {
+	var pwFile string
+	var roles []string
+	cmd := &cobra.Command{
+		Use:   "update USERNAME --roles R1,R2 [--password-file F]",
+		Short: "Set a staff account's roles (and password); also unlocks it",
+		Long: `Set a staff account's roles, and its password if --password-file is given. The API replaces
+the roles with the list given, so --roles is required: give all the roles the account keeps
+('' for none). Every update also clears the account's failed logins, which unlocks an account
+locked by too many of them.`,
+		Example: `  fleetctl staff update fieldops1 --roles fieldops,reviewer
+  fleetctl staff update fieldops1 --roles fieldops --password-file ./new-pw   # reset and unlock`,
+		Args: args("USERNAME"),
+		RunE: func(c *cobra.Command, argv []string) error {
+			var p problems
+			if !c.Flag("roles").Changed {
+				p.add("--roles is required: the API replaces the account's roles (a comma-separated list of %s; '' for none)", staffRoles)
+			}
+			pw := ""
+			if c.Flag("password-file").Changed {
+				p.required([2]string{"--password-file", pwFile})
+				pw = p.password(pwFile, a.env.Stdin)
+			}
+			if err := a.setup(c, &p); err != nil {
+				return err
+			}
+			ctx, cancel := a.call(c, 0)
+			defer cancel()
+			req := staffRequest{Password: pw, Roles: nonNil(roles)}
+			var out staffView
+			if err := a.client.Do(ctx, http.MethodPut, adminStaffPath+"/"+url.PathEscape(argv[0]), req, &out); err != nil {
+				return fmt.Errorf("update staff account %s: %w", argv[0], err)
+			}
+			if a.json {
+				return a.emitJSON(out)
+			}
+			if err := a.staffTable(out); err != nil {
+				return err
+			}
+			what := "roles set"
+			if pw != "" {
+				what = "roles and password set"
+			}
+			fmt.Fprintf(a.env.Stdout, "\n%s; failed logins cleared (the account is unlocked)\n", what)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&roles, "roles", nil, "all the account's roles, comma-separated: "+staffRoles+" (required)")
+	f.StringVar(&pwFile, "password-file", "", "file holding a new password, - for stdin")
+	return cmd
+}
+
+func (a *app) staffTable(v staffView) error {
+	t := newTable(a.env.Stdout, "ID", "USERNAME", "NAME", "ROLES")
+	t.row(v.ID, v.Username, v.Name, strings.Join(v.Roles, ","))
+	return t.flush()
+}
+
+// password reads a password from file (- for stdin), dropping one trailing newline. An empty
+// file is a problem; the provider checks the length.
+func (p *problems) password(file string, stdin io.Reader) string {
+	if file == "" {
+		return ""
+	}
+	var b []byte
+	var err error
+	if file == "-" {
+		b, err = io.ReadAll(io.LimitReader(stdin, 4096))
+	} else {
+		b, err = os.ReadFile(file)
+	}
+	if err != nil {
+		p.add("--password-file %s: %v", file, err)
+		return ""
+	}
+	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if s == "" {
+		p.add("--password-file %s: empty", file)
+	}
+	return s
+}
+
+// nonNil makes an absent list an empty one, which the API reads as "no roles" (null it reads the
+// same way, but [] says so).
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
