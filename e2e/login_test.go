@@ -1,19 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/kioskfleet/kioskfleet/hub/identity/identitytest"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
 
@@ -21,63 +14,7 @@ import (
 // in place of the bootstrap token.
 func TestFleetctlLogin(t *testing.T) {
 	h := newHub(t)
-	creds, err := os.ReadFile(filepath.Join(h.dir, "initial-credentials"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`admin password \(user admin\): (\S+)`).FindSubmatch(creds)
-	if m == nil {
-		t.Fatalf("no admin password in initial-credentials:\n%s", creds)
-	}
-	tokFile := filepath.Join(t.TempDir(), "token")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "fleetctl"), "--hub", h.client.BaseURL, "login", "--save", tokFile)
-	cmd.Env = append(os.Environ(), "KF_TOKEN=", "KF_TOKEN_FILE=")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	link := ""
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() {
-		if l, ok := strings.CutPrefix(sc.Text(), "To log in, open "); ok {
-			link = strings.TrimSpace(l)
-			break
-		}
-	}
-	if _, err := url.Parse(link); err != nil || link == "" {
-		t.Fatalf("no verification link from fleetctl login (%v)", err)
-	}
-	go func() { // drain
-		for sc.Scan() {
-		}
-	}()
-
-	b := identitytest.NewBrowserFor(h.client.BaseURL)
-	p, err := b.Get(link)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 4 { // login form, then the approval page (whatever order the provider asks in)
-		switch {
-		case strings.Contains(p.Body, `name="password"`):
-			p, err = b.Submit(p, url.Values{"username": {"admin"}, "password": {string(m[1])}})
-		case strings.Contains(p.Body, `value="approve"`):
-			p, err = b.Submit(p, url.Values{"action": {"approve"}})
-		default:
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("fleetctl login: %v (last page %d: %.300s)", err, p.Status, p.Body)
-	}
+	tokFile := fleetctlLogin(t, h, "admin", adminPassword(t, h))
 	tok, err := os.ReadFile(tokFile)
 	if err != nil {
 		t.Fatal(err)
