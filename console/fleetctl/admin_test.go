@@ -205,7 +205,7 @@ func TestClientsListTableAndJSON(t *testing.T) {
 	f := newFakeProvider(t)
 	r := run(t, nil, f.env(), "clients", "list")
 	r.want(t, ExitOK, []string{"ID", "REDIRECT URIS", "web-portal", "confidential", "authorization_code,refresh_token", "https://portal.example.gov.cn/callback"}, nil)
-	if l := line(t, r.stdout, "fleetctl "); !strings.Contains(l, "public") || !strings.Contains(l, "native") {
+	if l := line(t, r.stdout, "fleetctl "); !strings.Contains(l, "public") || !strings.Contains(l, "native") || !strings.Contains(l, " device_code ") {
 		t.Errorf("fleetctl row %q", l)
 	}
 

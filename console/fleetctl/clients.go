@@ -80,7 +80,7 @@ func (a *app) clientsListCmd() *cobra.Command {
 			}
 			t := newTable(a.env.Stdout, "ID", "NAME", "TYPE", "AUTH", "GRANTS", "REDIRECT URIS")
 			for _, r := range out.Clients {
-				t.row(r.ID, r.Name, r.AppType, clientAuth(r), strings.Join(r.GrantTypes, ","), strings.Join(r.RedirectURIs, " "))
+				t.row(r.ID, r.Name, r.AppType, clientAuth(r), shortGrants(r.GrantTypes), strings.Join(r.RedirectURIs, " "))
 			}
 			return t.flush()
 		},
@@ -195,6 +195,16 @@ func (a *app) clientsDeleteCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// shortGrants names grant types for a table: the URN ones by their last part (device_code,
+// jwt-bearer); get and -o json show them in full.
+func shortGrants(gs []string) string {
+	out := make([]string, len(gs))
+	for i, g := range gs {
+		out[i] = strings.TrimPrefix(g, "urn:ietf:params:oauth:grant-type:")
+	}
+	return strings.Join(out, ",")
 }
 
 func clientAuth(r clientRegistration) string {
