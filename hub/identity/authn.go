@@ -172,6 +172,7 @@ func (p *Provider) serveClients(w http.ResponseWriter, r *http.Request) {
 			apiError(w, http.StatusConflict, "conflict", "client exists")
 			return
 		}
+		reg.Secret = "" // the hub makes secrets; one sent in the request is never echoed or used
 		if reg.Confidential {
 			reg.Secret = randomToken(32)
 			h := sha256.Sum256([]byte(reg.Secret))
