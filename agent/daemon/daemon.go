@@ -144,6 +144,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	} else if n > 0 {
 		a.log.Warn("commands interrupted by a restart reported failed", "count", n)
 	}
+	// Commands accepted before a crash but never started run now (expired ones are reported).
+	pending, err := a.in.Pending(ctx, time.Now())
+	if err != nil {
+		return fmt.Errorf("agent: inbox: %w", err)
+	}
+	for _, c := range pending {
+		select {
+		case a.work <- c:
+		default:
+			a.log.Warn("command queue full; command left for the next start", "command", c.ID)
+		}
+	}
 	// Report the state we run; the hub keeps the newest version it has seen.
 	a.reportState(ctx, "")
 	var wg sync.WaitGroup
@@ -253,6 +265,11 @@ func (a *Agent) runCommands(ctx context.Context) {
 }
 
 func (a *Agent) execute(ctx context.Context, c wire.Command) {
+	// Durably "running" before it runs: a crash from here on reports it interrupted (at most once).
+	if err := a.in.Start(ctx, c.ID); err != nil {
+		a.log.Warn("command not started", "command", c.ID, "err", err)
+		return
+	}
 	h, ok := a.handlers[c.Name]
 	var out json.RawMessage
 	var err error

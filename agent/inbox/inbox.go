@@ -25,6 +25,8 @@ var (
 	// ErrNotRunning is returned by Finish for a command that is not running (finished, expired or
 	// failed by Recover).
 	ErrNotRunning = errors.New("inbox: command is not running")
+	// ErrNotAccepted is returned by Start for a command that is not waiting to run.
+	ErrNotAccepted = errors.New("inbox: command is not waiting to run")
 	// ErrInvalid is returned for a command or result the inbox cannot record.
 	ErrInvalid = errors.New("inbox: invalid")
 )
@@ -32,11 +34,15 @@ var (
 // Interrupted is the error reported for a command found running after a restart.
 const Interrupted = "interrupted by agent restart"
 
+// ExpiredBeforeStart is the error reported for an accepted command whose time ran out while the
+// agent was down, before it could start.
+const ExpiredBeforeStart = "expired before it could start (agent restart)"
+
 // Decision is what Receive decided about a command.
 type Decision int
 
 const (
-	// Run: the command is new and accepted; the caller runs it now and then calls Finish.
+	// Run: the command is new and accepted; the caller calls Start, runs it, then calls Finish.
 	Run Decision = iota + 1
 	// Duplicate: the command ID is known; nothing was recorded and the caller must not run it.
 	Duplicate
@@ -60,11 +66,12 @@ const schema = `
 CREATE TABLE IF NOT EXISTS inbox_commands (
 	id          TEXT    PRIMARY KEY,
 	name        TEXT    NOT NULL,
-	state       TEXT    NOT NULL, -- running, succeeded, failed, expired
+	state       TEXT    NOT NULL, -- accepted (waiting to run), running, succeeded, failed, expired
 	received_at INTEGER NOT NULL, -- agent clock, Unix ms
 	deadline    INTEGER NOT NULL, -- agent clock, Unix ms: received_at + expiresIn
 	finished_at INTEGER,
-	error       TEXT
+	error       TEXT,
+	args        BLOB              -- kept while accepted, to run the command after a restart
 );
 CREATE INDEX IF NOT EXISTS inbox_running ON inbox_commands (id) WHERE state = 'running';
 `
@@ -77,8 +84,19 @@ type Inbox struct {
 // Open creates the inbox's table in ob's database if needed. Call Recover before receiving.
 func Open(ctx context.Context, ob *outbox.SQLite) (*Inbox, error) {
 	if err := ob.Update(ctx, func(tx *outbox.Tx) error {
-		_, err := tx.Exec(schema)
-		return err
+		if _, err := tx.Exec(schema); err != nil {
+			return err
+		}
+		// Databases made before the args column get it now.
+		var n int
+		if err := tx.QueryRow(`SELECT COUNT(*) FROM pragma_table_info('inbox_commands') WHERE name = 'args'`).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			_, err := tx.Exec(`ALTER TABLE inbox_commands ADD COLUMN args BLOB`)
+			return err
+		}
+		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("inbox: create schema: %w", err)
 	}
@@ -108,13 +126,15 @@ func (in *Inbox) Receive(ctx context.Context, cmd wire.Command, now time.Time) (
 		if cmd.ExpiresIn <= 0 {
 			d, state = Expired, wire.CmdExpired
 		}
-		rowState := "running"
-		var finished any
+		rowState := "accepted"
+		var finished, args any
 		if d == Expired {
 			rowState, finished = string(wire.CmdExpired), now.UnixMilli()
+		} else if len(cmd.Args) > 0 {
+			args = []byte(cmd.Args)
 		}
-		if _, err := tx.Exec(`INSERT INTO inbox_commands (id, name, state, received_at, deadline, finished_at)
-			VALUES (?, ?, ?, ?, ?, ?)`, cmd.ID, cmd.Name, rowState, now.UnixMilli(), now.UnixMilli()+cmd.ExpiresIn, finished); err != nil {
+		if _, err := tx.Exec(`INSERT INTO inbox_commands (id, name, state, received_at, deadline, finished_at, args)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, cmd.ID, cmd.Name, rowState, now.UnixMilli(), now.UnixMilli()+cmd.ExpiresIn, finished, args); err != nil {
 			return err
 		}
 		_, err := tx.Append(wire.KindCmdResult, wire.Business, wire.Encode(wire.CommandResult{ID: cmd.ID, State: state}))
@@ -144,7 +164,7 @@ func (in *Inbox) Finish(ctx context.Context, id string, ok bool, output json.Raw
 			}
 			return err
 		}
-		if state != "running" {
+		if state != "running" && state != "accepted" {
 			return fmt.Errorf("%w: it is %s", ErrNotRunning, state)
 		}
 		return finish(tx, res, time.Now())
@@ -160,12 +180,76 @@ func finish(tx *outbox.Tx, res wire.CommandResult, now time.Time) error {
 	if res.Error != "" {
 		errCol = res.Error
 	}
-	if _, err := tx.Exec(`UPDATE inbox_commands SET state = ?, finished_at = ?, error = ? WHERE id = ?`,
+	if _, err := tx.Exec(`UPDATE inbox_commands SET state = ?, finished_at = ?, error = ?, args = NULL WHERE id = ?`,
 		string(res.State), now.UnixMilli(), errCol, res.ID); err != nil {
 		return err
 	}
 	_, err := tx.Append(wire.KindCmdResult, wire.Business, wire.Encode(res))
 	return err
+}
+
+// Start marks an accepted command as running, durably, just before the caller runs it: from here
+// on a crash reports it interrupted instead of running it again.
+func (in *Inbox) Start(ctx context.Context, id string) error {
+	err := in.ob.Update(ctx, func(tx *outbox.Tx) error {
+		res, err := tx.Exec(`UPDATE inbox_commands SET state = 'running' WHERE id = ? AND state = 'accepted'`, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotAccepted
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("inbox: start %s: %w", id, err)
+	}
+	return nil
+}
+
+// Pending returns the commands accepted but not yet started (by a previous process, when called at
+// start), oldest first, with the time they have left at now on the agent's clock. Those whose time
+// ran out are reported failed (ExpiredBeforeStart) and not returned: a promise to run a queued
+// command survives a crash, and an expired one still never runs.
+func (in *Inbox) Pending(ctx context.Context, now time.Time) ([]wire.Command, error) {
+	var out []wire.Command
+	err := in.ob.Update(ctx, func(tx *outbox.Tx) error {
+		out = out[:0]
+		rows, err := tx.Query(`SELECT id, name, deadline, args FROM inbox_commands WHERE state = 'accepted' ORDER BY received_at, id`)
+		if err != nil {
+			return err
+		}
+		var expired []string
+		for rows.Next() {
+			var c wire.Command
+			var deadline int64
+			var args []byte
+			if err := rows.Scan(&c.ID, &c.Name, &deadline, &args); err != nil {
+				rows.Close()
+				return err
+			}
+			if left := deadline - now.UnixMilli(); left > 0 {
+				c.V, c.ExpiresIn, c.Args = wire.Version, left, json.RawMessage(args)
+				out = append(out, c)
+			} else {
+				expired = append(expired, c.ID)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, id := range expired {
+			if err := finish(tx, wire.CommandResult{ID: id, State: wire.CmdFailed, Error: ExpiredBeforeStart}, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inbox: pending: %w", err)
+	}
+	return out, nil
 }
 
 // Recover reports every command left running by a previous process as failed with Interrupted,
@@ -211,7 +295,7 @@ func (in *Inbox) Recover(ctx context.Context) (int, error) {
 func (in *Inbox) Prune(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
 	err := in.ob.Update(ctx, func(tx *outbox.Tx) error {
-		res, err := tx.Exec(`DELETE FROM inbox_commands WHERE state <> 'running' AND finished_at < ?`, before.UnixMilli())
+		res, err := tx.Exec(`DELETE FROM inbox_commands WHERE state NOT IN ('running', 'accepted') AND finished_at < ?`, before.UnixMilli())
 		if err != nil {
 			return err
 		}

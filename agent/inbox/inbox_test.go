@@ -144,6 +144,14 @@ func TestRecoverReportsInterrupted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for _, id := range []string{"a", "b", "c"} {
+		if err := in.Start(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := in.Start(ctx, "a"); !errors.Is(err, inbox.ErrNotAccepted) {
+		t.Fatalf("second Start: %v, want ErrNotAccepted", err)
+	}
 	if err := in.Finish(ctx, "b", true, nil, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -174,6 +182,64 @@ func TestRecoverReportsInterrupted(t *testing.T) {
 	}
 	if n, err := in.Prune(ctx, time.Now().Add(time.Second)); err != nil || n != 3 {
 		t.Fatalf("Prune = %d, %v; want 3", n, err)
+	}
+}
+
+// Commands accepted but not yet started when the agent died run after the restart (with the time
+// they have left); those whose time ran out meanwhile are reported failed and never run.
+func TestPendingAfterRestart(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "agent.db")
+	ob, in := openBoth(t, path, outbox.Options{})
+	t0 := time.Now()
+	long := cmd("long", time.Hour)
+	long.Args = json.RawMessage(`{"printer":"a4"}`)
+	for _, c := range []wire.Command{long, cmd("short", time.Second), cmd("started", time.Hour)} {
+		if d, err := in.Receive(ctx, c, t0); err != nil || d != inbox.Run {
+			t.Fatalf("Receive %s = %v, %v", c.ID, d, err)
+		}
+	}
+	if err := in.Start(ctx, "started"); err != nil {
+		t.Fatal(err)
+	}
+	ob.Close()
+
+	ob, in = openBoth(t, path, outbox.Options{})
+	defer ob.Close()
+	if n, err := in.Recover(ctx); err != nil || n != 1 {
+		t.Fatalf("Recover = %d, %v; want 1 (the started one)", n, err)
+	}
+	later := t0.Add(time.Minute)
+	pend, err := in.Pending(ctx, later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pend) != 1 || pend[0].ID != "long" || string(pend[0].Args) != `{"printer":"a4"}` || pend[0].ExpiresIn != (59*time.Minute).Milliseconds() {
+		t.Fatalf("Pending = %+v, want long with its args and 59 min left", pend)
+	}
+	if err := in.Start(ctx, "long"); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Finish(ctx, "long", true, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	if pend, _ := in.Pending(ctx, later); len(pend) != 0 {
+		t.Fatalf("Pending after running it: %+v", pend)
+	}
+	final := map[string]wire.CommandResult{}
+	for _, r := range results(t, ob) {
+		if r.State != wire.CmdAccepted {
+			final[r.ID] = r
+		}
+	}
+	if r := final["short"]; r.State != wire.CmdFailed || r.Error != inbox.ExpiredBeforeStart {
+		t.Fatalf("short: %+v, want failed %q", r, inbox.ExpiredBeforeStart)
+	}
+	if r := final["started"]; r.State != wire.CmdFailed || r.Error != inbox.Interrupted {
+		t.Fatalf("started: %+v, want interrupted", r)
+	}
+	if r := final["long"]; r.State != wire.CmdSucceeded {
+		t.Fatalf("long: %+v", r)
 	}
 }
 
@@ -242,6 +308,14 @@ func TestCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		interrupted += n
+		pending := map[string]bool{}
+		pend, err := in.Pending(t.Context(), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range pend {
+			pending[c.ID] = true
+		}
 		type life struct{ accepted, final, expired int }
 		lives := map[string]*life{}
 		for _, r := range results(t, ob) {
@@ -260,7 +334,7 @@ func TestCrash(t *testing.T) {
 			}
 		}
 		for id, l := range lives {
-			if *l != (life{1, 1, 0}) && *l != (life{0, 0, 1}) {
+			if *l != (life{1, 1, 0}) && *l != (life{0, 0, 1}) && !(pending[id] && *l == (life{1, 0, 0})) {
 				t.Fatalf("cycle %d: command %s has results %+v", c, id, *l)
 			}
 			n, _ := strconv.Atoi(strings.TrimPrefix(id, "c"))
@@ -271,6 +345,9 @@ func TestCrash(t *testing.T) {
 		for id := range executed {
 			if l := lives[id]; l == nil || l.accepted != 1 {
 				t.Fatalf("cycle %d: %s ran without being accepted", c, id)
+			}
+			if pending[id] {
+				t.Fatalf("cycle %d: %s ran and is still pending: it would run twice", c, id)
 			}
 		}
 		t.Logf("cycle %d: %d commands known, %d ran, %d interrupted so far", c, len(lives), len(executed), interrupted)
@@ -293,6 +370,25 @@ func TestCrashChild(t *testing.T) {
 	if _, err := in.Recover(context.Background()); err != nil {
 		panic(err)
 	}
+	run := func(id string, ok bool) {
+		if err := in.Start(context.Background(), id); err != nil {
+			panic(err)
+		}
+		if _, err := side.WriteString("executing " + id + "\n"); err != nil {
+			panic(err)
+		}
+		if err := in.Finish(context.Background(), id, ok, nil, "odd failure"); err != nil {
+			panic(err)
+		}
+	}
+	// Commands a previous child accepted but never started run now.
+	pend, err := in.Pending(context.Background(), time.Now())
+	if err != nil {
+		panic(err)
+	}
+	for _, c := range pend {
+		run(c.ID, true)
+	}
 	os.Stdout.WriteString("ready\n")
 	var wg sync.WaitGroup
 	const workers = 4
@@ -311,12 +407,7 @@ func TestCrashChild(t *testing.T) {
 				if d != inbox.Run {
 					continue
 				}
-				if _, err := side.WriteString("executing " + id + "\n"); err != nil {
-					panic(err)
-				}
-				if err := in.Finish(context.Background(), id, i%3 != 0, nil, "odd failure"); err != nil {
-					panic(err)
-				}
+				run(id, i%3 != 0)
 			}
 		})
 	}
