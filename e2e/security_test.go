@@ -99,7 +99,7 @@ func TestRevocation(t *testing.T) {
 		t.Fatal("revoked certificate connected")
 	}
 	// It stays offline while its agent keeps retrying.
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // a negative check: give a wrong broker time to let it back in
 	if online(h, id) {
 		t.Fatal("revoked kiosk came back online")
 	}
