@@ -2,12 +2,10 @@ package fleetctl
 
 import (
 	"encoding/json"
-	"net"
-	"os"
+	"github.com/kioskfleet/kioskfleet/pkg/proctest"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,12 +26,12 @@ func TestAgainstRealHub(t *testing.T) {
 		t.Fatalf("build fleet-hub and kiosk-agent: %v\n%s", err, out)
 	}
 	data := t.TempDir()
-	httpAddr, mqttAddr := freeAddr(t), freeAddr(t)
-	startProc(t, filepath.Join(bin, "fleet-hub"), "--data", filepath.Join(data, "hub"), "--http-addr", httpAddr, "--mqtt-addr", mqttAddr)
+	httpAddr, mqttAddr := proctest.FreeAddr(t), proctest.FreeAddr(t)
+	proctest.Start(t, filepath.Join(bin, "fleet-hub"), "--data", filepath.Join(data, "hub"), "--http-addr", httpAddr, "--mqtt-addr", mqttAddr)
 	env := map[string]string{"KF_HUB": "http://" + httpAddr, "KF_TOKEN": "", "KF_TOKEN_FILE": filepath.Join(data, "hub", "bootstrap-token")}
 	fc := func(args ...string) result { t.Helper(); return run(t, nil, env, args...) }
 
-	eventually(t, 30*time.Second, "hub healthy", func() bool { return fc("health").code == 0 })
+	proctest.Eventually(t, 30*time.Second, "hub healthy", func() bool { return fc("health").code == 0 })
 	fc("sites", "create", "--id", "sz-futian-1", "--name", "Futian Citizen Service Centre", "--region", "440304").want(t, 0, []string{"sz-futian-1"}, nil)
 	fc("sites", "create", "--id", "sz-futian-1", "--name", "again", "--region", "440304").want(t, ExitError, nil, []string{"conflict (HTTP 409)"})
 	fc("sites", "create", "--id", "-x", "--name", "X", "--region", "000000").want(t, ExitError, nil, []string{"bad_request (HTTP 400)", "id:", "region:"})
@@ -46,10 +44,10 @@ func TestAgainstRealHub(t *testing.T) {
 		t.Fatalf("the printed enroll line failed: %v\n%s", err, out)
 	}
 	fc("tokens", "create", "--site", "nowhere").want(t, ExitError, nil, []string{"bad_request"})
-	startProc(t, filepath.Join(bin, "kiosk-agent"), "run", "--data", agentData, "--max-backoff", "1s")
+	proctest.Start(t, filepath.Join(bin, "kiosk-agent"), "run", "--data", agentData, "--max-backoff", "1s")
 
 	var dev fleet.Device
-	eventually(t, 30*time.Second, "kiosk online with a heartbeat", func() bool {
+	proctest.Eventually(t, 30*time.Second, "kiosk online with a heartbeat", func() bool {
 		var l api.Devices
 		r := fc("devices", "list", "--status", "online", "-o", "json")
 		if json.Unmarshal([]byte(r.stdout), &l) != nil || len(l.Devices) != 1 || len(l.Devices[0].Health) == 0 {
@@ -68,7 +66,7 @@ func TestAgainstRealHub(t *testing.T) {
 	fc("commands", "list", dev.ID, "--limit", "1").want(t, 0, []string{"no.such"}, nil)
 
 	fc("state", "set", dev.ID, "--doc", `{"heartbeatInterval":"20s"}`).want(t, 0, []string{"is now v1"}, nil)
-	eventually(t, 20*time.Second, "state applied", func() bool {
+	proctest.Eventually(t, 20*time.Second, "state applied", func() bool {
 		var s api.State
 		r := fc("state", "get", dev.ID, "-o", "json")
 		return json.Unmarshal([]byte(r.stdout), &s) == nil && !s.Drift && s.Reported != nil && s.Reported.Version == 1
@@ -83,57 +81,4 @@ func TestAgainstRealHub(t *testing.T) {
 	fc("devices", "revoke", dev.ID).want(t, 0, []string{"revoked"}, nil)
 	fc("devices", "list").want(t, 0, []string{"revoked"}, nil)
 	fc("commands", "send", dev.ID, "ping").want(t, ExitError, nil, []string{"revoked"})
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// startProc starts a process whose output is shown when the test fails, and stops it (SIGTERM,
-// then SIGKILL) when the test ends.
-func startProc(t *testing.T, path string, args ...string) {
-	t.Helper()
-	logPath := filepath.Join(t.TempDir(), filepath.Base(path)+".log")
-	f, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(path, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); f.Close(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("--- %s log ---\n%s", filepath.Base(path), b[max(0, len(b)-20000):])
-		}
-	})
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }

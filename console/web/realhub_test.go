@@ -2,7 +2,7 @@ package web_test
 
 import (
 	"context"
-	"net"
+	"github.com/kioskfleet/kioskfleet/pkg/proctest"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,12 +33,12 @@ func TestAgainstRealHub(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	data := t.TempDir()
-	httpAddr, mqttAddr := freeAddr(t), freeAddr(t)
-	startProc(t, filepath.Join(bin, "fleet-hub"), "--data", filepath.Join(data, "hub"), "--http-addr", httpAddr, "--mqtt-addr", mqttAddr)
+	httpAddr, mqttAddr := proctest.FreeAddr(t), proctest.FreeAddr(t)
+	proctest.Start(t, filepath.Join(bin, "fleet-hub"), "--data", filepath.Join(data, "hub"), "--http-addr", httpAddr, "--mqtt-addr", mqttAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	client := &api.Client{BaseURL: "http://" + httpAddr}
-	eventually(t, 30*time.Second, "hub up with a bootstrap token", func() bool {
+	proctest.Eventually(t, 30*time.Second, "hub up with a bootstrap token", func() bool {
 		b, err := os.ReadFile(filepath.Join(data, "hub", "bootstrap-token"))
 		client.Token = strings.TrimSpace(string(b))
 		if err != nil || client.Token == "" {
@@ -61,12 +60,12 @@ func TestAgainstRealHub(t *testing.T) {
 		t.Fatalf("enroll: %v\n%s", err, out)
 	}
 	sim := filepath.Join(data, "devsim")
-	startProc(t, filepath.Join(bin, "devsim"), "kiosk", "--dir", sim, "--no-ipp", "--no-sane")
-	eventually(t, 20*time.Second, "devsim kiosk ready", func() bool {
+	proctest.Start(t, filepath.Join(bin, "devsim"), "kiosk", "--dir", sim, "--no-ipp", "--no-sane")
+	proctest.Eventually(t, 20*time.Second, "devsim kiosk ready", func() bool {
 		_, err := os.Stat(filepath.Join(sim, "devices.yaml"))
 		return err == nil
 	})
-	startProc(t, filepath.Join(bin, "kiosk-agent"), "run", "--data", agentData, "--devices", filepath.Join(sim, "devices.yaml"),
+	proctest.Start(t, filepath.Join(bin, "kiosk-agent"), "run", "--data", agentData, "--devices", filepath.Join(sim, "devices.yaml"),
 		"--profiles", "../../firmware-profiles", "--max-backoff", "1s")
 
 	srv, err := web.New(web.Config{Hub: client})
@@ -78,7 +77,7 @@ func TestAgainstRealHub(t *testing.T) {
 	c := &console{t: t, url: ts.URL, c: browserClient(t)}
 
 	var id string
-	eventually(t, 30*time.Second, "kiosk online with its peripherals on the devices page", func() bool {
+	proctest.Eventually(t, 30*time.Second, "kiosk online with its peripherals on the devices page", func() bool {
 		devs, err := client.ListDevices(ctx, api.DeviceQuery{Status: "online"})
 		if err != nil || len(devs) != 1 || len(devs[0].Peripherals) == 0 {
 			return false
@@ -91,7 +90,7 @@ func TestAgainstRealHub(t *testing.T) {
 	if out, err := exec.Command(filepath.Join(bin, "devsim"), "ctl", "--dir", sim, "fault", "receipt0", "paper-out").CombinedOutput(); err != nil {
 		t.Fatalf("inject paper-out: %v\n%s", err, out)
 	}
-	eventually(t, 20*time.Second, "paper-out on the overview", func() bool {
+	proctest.Eventually(t, 20*time.Second, "paper-out on the overview", func() bool {
 		_, body := c.get("/")
 		return strings.Contains(between(body, `id="problems"`, "</div>\n\n<h2>"), "凭条打印机 receipt0：缺纸")
 	})
@@ -100,7 +99,7 @@ func TestAgainstRealHub(t *testing.T) {
 	if status, body, _ := c.post("/devices/"+id+"/commands", form); status != http.StatusSeeOther {
 		t.Fatalf("send ping: status %d\n%s", status, body)
 	}
-	eventually(t, 20*time.Second, "ping succeeded on the device page", func() bool {
+	proctest.Eventually(t, 20*time.Second, "ping succeeded on the device page", func() bool {
 		_, body := c.get("/devices/" + id)
 		return strings.Contains(between(body, `id="commands"`, "</section>"), `<span class="chip cmd-succeeded">成功</span> <strong>ping</strong>`)
 	})
@@ -109,7 +108,7 @@ func TestAgainstRealHub(t *testing.T) {
 	if status, body, _ := c.post("/devices/"+id+"/desired", form); status != http.StatusSeeOther {
 		t.Fatalf("set desired: status %d\n%s", status, body)
 	}
-	eventually(t, 20*time.Second, "desired state applied", func() bool {
+	proctest.Eventually(t, 20*time.Second, "desired state applied", func() bool {
 		_, body := c.get("/devices/" + id + "?lang=en")
 		return strings.Contains(body, "In sync") && strings.Contains(body, "Reported · version 1")
 	})
@@ -118,58 +117,5 @@ func TestAgainstRealHub(t *testing.T) {
 	form = url.Values{"csrf": {c.csrf(id)}, "name": {"ping"}, "ttl": {"0s"}}
 	if status, body, _ := c.post("/devices/"+id+"/commands?lang=en", form); status != http.StatusBadRequest || !strings.Contains(body, "ttl:") {
 		t.Errorf("bad ttl: status %d", status)
-	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// startProc starts a process whose output is shown when the test fails, and stops it (SIGTERM,
-// then SIGKILL) when the test ends.
-func startProc(t *testing.T, path string, args ...string) {
-	t.Helper()
-	logPath := filepath.Join(t.TempDir(), filepath.Base(path)+".log")
-	f, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(path, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); f.Close(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("--- %s log ---\n%s", filepath.Base(path), b[max(0, len(b)-10000):])
-		}
-	})
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
