@@ -64,6 +64,11 @@ type Config struct {
 	// certificate, or the check failed). It is called at CONNECT and every RecheckInterval for
 	// every live session, with a context bounded by AuthorizeTimeout.
 	Authorize func(ctx context.Context, deviceID, certSerial string) error
+	// AuthorizeAll, if set, is what the recheck loop calls instead of Authorize for each live
+	// session: it gets every live session's certificate serial by device ID and returns the
+	// refused ones with the reason. One bulk lookup instead of one per session keeps the loop
+	// cheap with tens of thousands of kiosks connected. A returned error skips this round.
+	AuthorizeAll func(ctx context.Context, sessions map[string]string) (refused map[string]error, err error)
 	// SessionTicketSecret, if set, derives the TLS session-ticket keys (rotated daily, yesterday's
 	// still accepted), so that agents resume their TLS sessions after a hub restart with a cheap
 	// abbreviated handshake instead of a full one: it is what keeps a reconnect storm short. Keep it
@@ -179,7 +184,11 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	caps.SharedSubAvailable = 0
 	b.srv = mqtt.New(&mqtt.Options{
 		Capabilities: caps,
-		InlineClient: true,
+		// The guard hands mochi whole packets and mochi reads each body straight into its own
+		// buffer: its bufio.Reader only ever holds a fixed header, so 2 KiB per connection
+		// (the default) would sit idle.
+		ClientNetReadBufferSize: 64,
+		InlineClient:            true,
 		// mochi logs whole packets, payloads included, at Warn: keep only its errors.
 		Logger:                 slog.New(minLevel{slog.LevelError, b.log.With("mochi", true).Handler()}),
 		SysTopicResendInterval: 24 * 3600, // nobody may read $SYS; do not churn it every second
@@ -249,8 +258,9 @@ func (b *Broker) run(ctx context.Context) {
 	}
 }
 
-// recheck calls Authorize for every live session and cuts the refused ones. It also ends sessions
-// whose connection closed without mochi's OnDisconnect (mochi skips it when writing CONNACK fails).
+// recheck calls AuthorizeAll (or Authorize for each) for the live sessions and cuts the refused
+// ones. It also ends sessions whose connection closed without mochi's OnDisconnect (mochi skips
+// it when writing CONNACK fails).
 func (b *Broker) recheck() {
 	b.mu.Lock()
 	live := make(map[string]*session, len(b.sessions))
@@ -258,6 +268,29 @@ func (b *Broker) recheck() {
 		live[id] = s
 	}
 	b.mu.Unlock()
+	if b.cfg.AuthorizeAll != nil {
+		serials := make(map[string]string, len(live))
+		for id, s := range live {
+			if s.cl.Closed() {
+				b.sessionEnded(s.cl)
+				continue
+			}
+			serials[id] = s.serial
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, b.cfg.AuthorizeTimeout)
+		refused, err := b.cfg.AuthorizeAll(ctx, serials)
+		cancel()
+		if err != nil {
+			b.log.Warn("re-authorization skipped this round", "err", err)
+			return
+		}
+		for id, why := range refused {
+			if s := live[id]; s != nil {
+				b.cut(id, s.cl, fmt.Sprintf("re-authorization refused: %v", why))
+			}
+		}
+		return
+	}
 	for id, s := range live {
 		if b.ctx.Err() != nil {
 			return
@@ -390,7 +423,8 @@ func (h *hook) ID() string { return "kioskfleet" }
 
 func (h *hook) Provides(b byte) bool {
 	switch b {
-	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish, mqtt.OnDisconnect:
+	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish, mqtt.OnDisconnect,
+		mqtt.OnPublish, mqtt.OnWill:
 		return true
 	}
 	return false
@@ -440,6 +474,23 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	h.b.reject(ReasonACLDenied, "publish not allowed; connection closed", "device", cl.ID, "topic", topic)
 	cl.Stop(violation(ReasonACLDenied, "publish to %q not allowed", topic))
 	return false
+}
+
+// OnPublish and OnWill drop the retain flag of what devices publish: the embedded broker keeps
+// no retained messages. Their one use in the sync protocol, presence, is kept by the hub in its
+// database (it subscribes before any device connects, and no device may read another's
+// presence), while a retained copy per device would cost memory and, every second, a copy of all
+// of them in mochi's expiry loop. A standard external broker keeps them as usual.
+func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if !cl.Net.Inline {
+		pk.FixedHeader.Retain = false
+	}
+	return pk, nil
+}
+
+func (h *hook) OnWill(_ *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	will.Retain = false
+	return will, nil
 }
 
 // OnSessionEstablish runs after authentication and before CONNACK, so a device is Connected by

@@ -404,7 +404,13 @@ func TestDefectPackets(t *testing.T) {
 }
 
 func TestRevocation(t *testing.T) {
-	env := brokertest.Start(t, brokertest.Options{RecheckInterval: 100 * time.Millisecond})
+	for _, bulk := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bulk=%v", bulk), func(t *testing.T) { testRevocation(t, bulk) })
+	}
+}
+
+func testRevocation(t *testing.T, bulk bool) {
+	env := brokertest.Start(t, brokertest.Options{RecheckInterval: 100 * time.Millisecond, BulkRecheck: bulk})
 	lost := func(id string) (paho.Client, chan struct{}) {
 		ch := make(chan struct{})
 		c := env.MustConnect(t, id, func(o *paho.ClientOptions) {
@@ -443,6 +449,9 @@ func TestRevocation(t *testing.T) {
 	t.Logf("recheck cut the session in %v", time.Since(start))
 	if n := env.Broker.Stats()[broker.ReasonRevoked]; n != 2 {
 		t.Errorf("revoked counter %d, want 2", n)
+	}
+	if bulk && env.Authz.BulkCalls.Load() == 0 {
+		t.Error("the recheck loop never called AuthorizeAll")
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -40,27 +41,49 @@ type guard struct {
 	max       int // largest packet, fixed header included
 	connected bool
 	clientID  string
-	buf       bytes.Buffer // the packet being read; grows with the bytes received, not announced
-	pending   []byte       // validated bytes not yet read
+	buf       *bytes.Buffer // the packet being read, from packetBufs; nil between packets
+	pending   []byte        // validated bytes of buf not yet read
 }
+
+// packetBufs holds the guard's packet buffers between packets: an idle connection keeps none.
+// A buffer grows with the bytes received, not announced; one that grew past maxPooledBuf (a
+// large batch) goes to the garbage collector instead of back to the pool.
+var packetBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledBuf = 64 << 10
 
 // Read hands out validated bytes, reading and checking the next packet when none are pending.
 // A violation is returned as a *Violation.
 func (g *guard) Read(p []byte) (int, error) {
 	for len(g.pending) == 0 {
 		if err := g.next(); err != nil {
+			g.release()
 			return 0, err
 		}
 	}
 	n := copy(p, g.pending)
 	g.pending = g.pending[n:]
-	if len(g.pending) == 0 && g.buf.Cap() > 4<<10 {
-		g.buf = bytes.Buffer{} // do not keep a large buffer on an idle connection
+	if len(g.pending) == 0 {
+		g.release()
 	}
 	return n, nil
 }
 
+func (g *guard) release() {
+	if g.buf == nil {
+		return
+	}
+	if g.buf.Cap() <= maxPooledBuf {
+		g.buf.Reset()
+		packetBufs.Put(g.buf)
+	}
+	g.buf, g.pending = nil, nil
+}
+
 func (g *guard) next() error {
+	if g.buf == nil {
+		g.buf = packetBufs.Get().(*bytes.Buffer)
+	}
 	g.buf.Reset()
 	var hdr [5]byte
 	if _, err := io.ReadFull(g.r, hdr[:1]); err != nil {
@@ -88,7 +111,7 @@ func (g *guard) next() error {
 		return violation(ReasonOversize, "%s packet of %d bytes announced, limit %d", typeName(hdr[0]>>4), n+rem, g.max)
 	}
 	g.buf.Write(hdr[:n])
-	if _, err := io.CopyN(&g.buf, g.r, int64(rem)); err != nil {
+	if _, err := io.CopyN(g.buf, g.r, int64(rem)); err != nil {
 		return unexpectedEOF(err)
 	}
 	if v := g.checkBody(hdr[0], g.buf.Bytes()[n:]); v != nil {

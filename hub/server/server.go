@@ -141,6 +141,7 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 		ClientCAs:       authority.Pool(),
 		Certificate:     serverCert,
 		Authorize:       authorizer(st),
+		AuthorizeAll:    bulkAuthorizer(st),
 		RecheckInterval: cfg.RecheckInterval,
 		// Tickets survive a restart, so a reconnecting fleet resumes TLS cheaply.
 		SessionTicketSecret: secret,
@@ -271,6 +272,38 @@ func authorizer(st store.Store) func(ctx context.Context, deviceID, serial strin
 			return fmt.Errorf("device %s: certificate %s is not its current one", deviceID, serial)
 		}
 		return nil
+	}
+}
+
+// bulkAuthorizer is authorizer for every live session at once, with one device listing: the
+// broker's recheck loop calls it every RecheckInterval.
+func bulkAuthorizer(st store.Store) func(ctx context.Context, sessions map[string]string) (map[string]error, error) {
+	return func(ctx context.Context, sessions map[string]string) (map[string]error, error) {
+		all, err := st.DeviceCredentials(ctx)
+		if err != nil {
+			return nil, err
+		}
+		known := make(map[string]bool, len(sessions))
+		refused := map[string]error{}
+		for _, d := range all {
+			serial, ok := sessions[d.ID]
+			if !ok {
+				continue
+			}
+			known[d.ID] = true
+			switch {
+			case d.Revoked:
+				refused[d.ID] = fmt.Errorf("device %s is revoked", d.ID)
+			case !strings.EqualFold(d.CertSerial, serial):
+				refused[d.ID] = fmt.Errorf("device %s: certificate %s is not its current one", d.ID, serial)
+			}
+		}
+		for id := range sessions {
+			if !known[id] {
+				refused[id] = fmt.Errorf("device %s: %w", id, store.ErrNotFound)
+			}
+		}
+		return refused, nil
 	}
 }
 

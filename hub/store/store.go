@@ -39,6 +39,14 @@ type PresenceUpdate struct {
 	At           time.Time
 }
 
+// DeviceCredential is a device's current certificate serial (lowercase hex) and whether it is
+// revoked.
+type DeviceCredential struct {
+	ID         string
+	CertSerial string
+	Revoked    bool
+}
+
 // DeviceFilter selects devices; zero fields match everything.
 type DeviceFilter struct {
 	SiteID string
@@ -114,6 +122,10 @@ type Store interface {
 	EnrollDevice(ctx context.Context, tokenHash []byte, d Device, now time.Time) (Device, error)
 	GetDevice(ctx context.Context, id string) (Device, error)
 	ListDevices(ctx context.Context, f DeviceFilter) ([]Device, error)
+	// DeviceCredentials lists every device's current certificate serial and revocation, in ID
+	// order: what the broker's periodic re-authorization of live sessions needs, without the
+	// rest of each device.
+	DeviceCredentials(ctx context.Context) ([]DeviceCredential, error)
 	// RenewCertificate records a new certificate for a device.
 	RenewCertificate(ctx context.Context, id, serial string, expiry time.Time, certPEM []byte) error
 	RevokeDevice(ctx context.Context, id string, at time.Time) error

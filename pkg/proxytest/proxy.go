@@ -72,13 +72,17 @@ func (p *Proxy) Blackhole() {
 // connections are accepted as usual.
 func (p *Proxy) Reset() {
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	// Every side first, then close: a pump that sees its peer reset closes the other side at
+	// once, and that close must send RST too, not FIN.
 	for c := range p.conns {
 		if tc, ok := c.(*net.TCPConn); ok {
 			_ = tc.SetLinger(0)
 		}
+	}
+	for c := range p.conns {
 		c.Close()
 	}
-	p.mu.Unlock()
 }
 
 // SetLatency delays every chunk of bytes, in each direction, by fixed plus a random share of

@@ -30,6 +30,7 @@ type Env struct {
 // Options adjust Start; the zero value is fine.
 type Options struct {
 	RecheckInterval time.Duration
+	BulkRecheck     bool // recheck through Authz.AuthorizeAll instead of Authorize per session
 	OnSession       func(deviceID string, online bool, at time.Time)
 	Logger          *slog.Logger
 	MaxPacketSize   int
@@ -50,7 +51,7 @@ func Start(t testing.TB, o Options) *Env {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	b, err := broker.Start(ctx, broker.Config{
+	cfg := broker.Config{
 		Addr:            "127.0.0.1:0",
 		ClientCAs:       c.Pool(),
 		Certificate:     srv,
@@ -60,7 +61,11 @@ func Start(t testing.TB, o Options) *Env {
 		RecheckInterval: o.RecheckInterval,
 		MaxPacketSize:   o.MaxPacketSize,
 		ConnectTimeout:  o.ConnectTimeout,
-	})
+	}
+	if o.BulkRecheck {
+		cfg.AuthorizeAll = az.AuthorizeAll
+	}
+	b, err := broker.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,9 +75,10 @@ func Start(t testing.TB, o Options) *Env {
 
 // Authz is an Authorize callback refusing revoked devices. The zero value allows everyone.
 type Authz struct {
-	mu      sync.Mutex
-	revoked map[string]bool
-	Calls   atomic.Int64
+	mu        sync.Mutex
+	revoked   map[string]bool
+	Calls     atomic.Int64 // Authorize calls
+	BulkCalls atomic.Int64 // AuthorizeAll calls
 }
 
 // ErrRevoked is what Authorize returns for a revoked device.
@@ -97,6 +103,20 @@ func (a *Authz) Authorize(_ context.Context, id, _ string) error {
 		return fmt.Errorf("%w: %s", ErrRevoked, id)
 	}
 	return nil
+}
+
+// AuthorizeAll is the broker.Config.AuthorizeAll callback: one call for every live session.
+func (a *Authz) AuthorizeAll(_ context.Context, sessions map[string]string) (map[string]error, error) {
+	a.BulkCalls.Add(1)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	refused := map[string]error{}
+	for id := range sessions {
+		if a.revoked[id] {
+			refused[id] = fmt.Errorf("%w: %s", ErrRevoked, id)
+		}
+	}
+	return refused, nil
 }
 
 // DeviceTLS returns a client TLS configuration holding a fresh certificate for id.

@@ -14,10 +14,12 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/kioskfleet/kioskfleet/hub/server"
 	"github.com/kioskfleet/kioskfleet/pkg/flagconf"
+	"github.com/kioskfleet/kioskfleet/pkg/gcheadroom"
 	"github.com/kioskfleet/kioskfleet/pkg/logging"
 )
 
@@ -57,6 +59,7 @@ Flags:
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat = fs.String("log-format", "text", "text or json")
 		pprofAddr = fs.String("pprof-addr", "", "serve net/http/pprof on this (loopback) address, for profiling")
+		headroom  = fs.Int("gc-headroom-mib", 64, "bound the garbage collector's headroom to about this many MiB (or 2 s of allocation, if more) once the hub's memory in use is large (many connected kiosks); 0: GOGC alone decides")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -75,7 +78,11 @@ Flags:
 		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, AdvertiseMQTT: *advertise, PublicURL: *publicURL,
 		Hosts: strings.Split(*hosts, ","), Version: version, Log: log,
 	}
-	if err := cfg.Validate(); err != nil {
+	err = cfg.Validate()
+	if *headroom < 0 {
+		err = errors.Join(err, fmt.Errorf("gc headroom mib: %d: want >= 0", *headroom))
+	}
+	if err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	if *pprofAddr != "" {
@@ -88,6 +95,11 @@ Flags:
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	gcCtx, stopGC := context.WithCancel(ctx)
+	defer stopGC()
+	wg.Go(func() { gcheadroom.Run(gcCtx, gcheadroom.Config{Headroom: uint64(*headroom) << 20}, log) })
 	return server.Run(ctx, cfg, func(i server.Info) {
 		fmt.Printf("fleet-hub %s ready\n  HTTP API:  %s/api/v1\n  OpenID:    %s/.well-known/openid-configuration\n  MQTT/TLS:  %s\n", version, i.HTTPURL, i.HTTPURL, i.MQTTAddr)
 		if len(i.Credentials) > 0 {

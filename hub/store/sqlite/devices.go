@@ -144,6 +144,24 @@ func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) 
 }
 
 // ListDevices returns the devices matching f, by id.
+// DeviceCredentials lists every device's certificate serial and revocation.
+func (s *Store) DeviceCredentials(ctx context.Context) ([]store.DeviceCredential, error) {
+	rows, err := s.db.R.QueryContext(ctx, `SELECT id, cert_serial, revoked_at != 0 FROM devices ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: device credentials: %w", err)
+	}
+	defer rows.Close()
+	var out []store.DeviceCredential
+	for rows.Next() {
+		var c store.DeviceCredential
+		if err := rows.Scan(&c.ID, &c.CertSerial, &c.Revoked); err != nil {
+			return nil, fmt.Errorf("store: device credentials: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
 func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]store.Device, error) {
 	var where []string
 	var args []any

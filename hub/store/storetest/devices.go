@@ -179,6 +179,10 @@ func testDevices(t *testing.T, s store.Store) {
 	if !d.Revoked || !d.RevokedAt.Equal(T0.Add(time.Hour)) {
 		t.Fatalf("after revoke: revoked=%v at %v", d.Revoked, d.RevokedAt)
 	}
+	creds, err := s.DeviceCredentials(ctx)
+	if want := []store.DeviceCredential{{"k1", "0b", true}, {"k2", "01", false}, {"k3", "01", false}}; err != nil || !slices.Equal(creds, want) {
+		t.Errorf("DeviceCredentials = %+v, %v; want %+v", creds, err, want)
+	}
 	_, err = s.GetDevice(ctx, "nope")
 	wantErr(t, "GetDevice unknown", err, store.ErrNotFound)
 	wantErr(t, "RenewCertificate unknown", s.RenewCertificate(ctx, "nope", "1", exp, nil), store.ErrNotFound)
