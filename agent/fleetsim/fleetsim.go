@@ -1,7 +1,8 @@
 // Package fleetsim runs many simulated kiosks in one process against a hub, each with the real
 // agent sync code (agent/link) over an in-memory outbox (agent/outbox.Memory, same semantics as the
 // SQLite one), and measures what the fleet sees: throughput of records acked by the hub, latency
-// from enqueue to ack, connect and drain times.
+// from enqueue to ack, connect and drain times. Kiosks can lose their connection at random
+// (churn) and go offline for a while, buffering in their outbox, as kiosks on real networks do.
 package fleetsim
 
 import (
@@ -9,11 +10,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/agent/enroll"
@@ -45,6 +50,15 @@ type Config struct {
 
 	ConnectConcurrency int // enrollments and first connects at once (default 64)
 
+	// Churn cuts this many connections per second, fleet-wide, during the load window: a random
+	// kiosk's TCP connection is reset and its agent reconnects (with its backoff) and resyncs.
+	Churn float64
+	// OfflineFraction of the kiosks lose the network for OfflineFor each, starting at a random
+	// moment in the first half of the load window: their connection is cut, reconnecting fails,
+	// records keep going to the outbox, and they drain once the network is back.
+	OfflineFraction float64
+	OfflineFor      time.Duration
+
 	// Storm, when set, is called once every agent is connected; the simulation then waits for the
 	// hub to go away (most sessions lost) and measures until every agent has reconnected and had
 	// its hello answered with an ack (resynced).
@@ -70,6 +84,36 @@ type Result struct {
 	Unacked        uint64  `json:"unacked"`                // appended but never acked by the end (should be 0)
 	StormSeconds   float64 `json:"stormSeconds,omitempty"` // first session lost -> every agent resynced
 	StormResynced  int     `json:"stormResynced,omitempty"`
+	Cuts           uint64  `json:"cuts"`          // connections cut by churn
+	OfflineKiosks  int     `json:"offlineKiosks"` // kiosks that went offline for OfflineFor
+	MaxBuffered    uint64  `json:"maxBuffered"`   // most records one kiosk held unacked at once
+}
+
+// Validate reports every problem with cfg at once.
+func (cfg *Config) Validate() error {
+	var errs []error
+	if cfg.Agents < 1 {
+		errs = append(errs, fmt.Errorf("agents: %d: want at least 1", cfg.Agents))
+	}
+	if cfg.Rate < 0 {
+		errs = append(errs, fmt.Errorf("rate: %v: want >= 0", cfg.Rate))
+	}
+	if cfg.Size < 0 || cfg.Size > wire.MaxRecordBytes {
+		errs = append(errs, fmt.Errorf("size: %d: want 0..%d bytes", cfg.Size, wire.MaxRecordBytes))
+	}
+	if cfg.Churn < 0 {
+		errs = append(errs, fmt.Errorf("churn: %v: want >= 0 cuts per second", cfg.Churn))
+	}
+	if cfg.OfflineFraction < 0 || cfg.OfflineFraction > 1 {
+		errs = append(errs, fmt.Errorf("offline fraction: %v: want 0..1", cfg.OfflineFraction))
+	}
+	if cfg.OfflineFraction > 0 && cfg.OfflineFor <= 0 {
+		errs = append(errs, errors.New("offline for: required with an offline fraction"))
+	}
+	if cfg.OfflineFraction > 0 && cfg.Duration <= 0 {
+		errs = append(errs, errors.New("offline fraction: needs a load window (duration > 0)"))
+	}
+	return errors.Join(errs...)
 }
 
 // Identities enrolls (or loads from StateDir) n kiosk identities.
@@ -117,13 +161,97 @@ func Identities(ctx context.Context, cfg Config, n int) ([]enroll.Identity, erro
 type sim struct {
 	ob   *outbox.Memory
 	link *link.Link
+	net  netctl
 	acks atomic.Uint64 // acks applied (any)
 
-	mu     sync.Mutex
-	base   uint64      // seq of sent[0]
-	sentAt []time.Time // append time per seq from base
-	kinds  []bool      // true: heartbeat
-	acked  uint64
+	mu          sync.Mutex
+	base        uint64      // seq of sent[0]
+	sentAt      []time.Time // append time per seq from base
+	kinds       []bool      // true: heartbeat
+	acked       uint64
+	maxBuffered uint64 // most records appended and not yet acked at once
+}
+
+// netctl is a kiosk's network: it dials the hub, and can cut the connection or refuse to dial.
+type netctl struct {
+	mu   sync.Mutex
+	conn *cutConn // the current connection, if any
+	down bool     // offline: dials fail
+}
+
+// errOffline is what a dial gets while the simulated network is down.
+var errOffline = errors.New("fleetsim: network down (simulated)")
+
+// errCut is what reads and writes on a cut connection get: a reset, as a dropped line looks to
+// the agent. (A plain local Close would not do: paho takes "use of closed network connection"
+// for its own close and would notice the loss only at the next keep-alive timeout.)
+var errCut = fmt.Errorf("fleetsim: connection cut (simulated): %w", syscall.ECONNRESET)
+
+// cutConn is a connection that cut makes fail with errCut.
+type cutConn struct {
+	net.Conn
+	cut atomic.Bool
+}
+
+func (c *cutConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.cut.Load() {
+		return 0, errCut
+	}
+	return n, err
+}
+
+func (c *cutConn) Write(p []byte) (int, error) {
+	if c.cut.Load() {
+		return 0, errCut
+	}
+	return c.Conn.Write(p)
+}
+
+func (n *netctl) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	n.mu.Lock()
+	down := n.down
+	n.mu.Unlock()
+	if down {
+		return nil, errOffline
+	}
+	raw, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.down {
+		raw.Close()
+		return nil, errOffline
+	}
+	n.conn = &cutConn{Conn: raw}
+	return n.conn, nil
+}
+
+// cut resets the current connection: the agent's reads and writes fail, the hub gets an RST.
+func (n *netctl) cut() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.conn == nil {
+		return false
+	}
+	n.conn.cut.Store(true)
+	if tc, ok := n.conn.Conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	n.conn.Conn.Close()
+	n.conn = nil
+	return true
+}
+
+func (n *netctl) setDown(down bool) {
+	n.mu.Lock()
+	n.down = down
+	n.mu.Unlock()
+	if down {
+		n.cut()
+	}
 }
 
 type samples struct {
@@ -182,6 +310,9 @@ func (s *sim) append(ctx context.Context, n int, body []byte, heartbeat bool) er
 		s.sentAt = append(s.sentAt, now)
 		s.kinds = append(s.kinds, heartbeat)
 	}
+	if last := first + uint64(n) - 1; last > s.acked {
+		s.maxBuffered = max(s.maxBuffered, last-max(s.acked, s.base-1))
+	}
 	return nil
 }
 
@@ -195,6 +326,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	if cfg.Size <= 0 {
 		cfg.Size = 200
+	}
+	if err := cfg.Validate(); err != nil {
+		return Result{}, fmt.Errorf("fleetsim: %w", err)
 	}
 	ids, err := Identities(ctx, cfg, cfg.Agents)
 	if err != nil {
@@ -211,7 +345,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 		s.link, err = link.New(link.Config{DeviceID: id.DeviceID, Broker: id.MQTTAddr, TLS: id.TLSConfig(), Outbox: s.ob,
 			AgentVersion: "fleetsim", OnAck: s.onAck(ss), BatchRecords: cfg.BatchRecords, MaxInflight: cfg.MaxInflight,
-			AckTimeout: cfg.AckTimeout, MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second})
+			AckTimeout: cfg.AckTimeout, MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second, Dial: s.net.dial,
+			Log: cfg.Log.With("device", id.DeviceID)})
 		if err != nil {
 			return Result{}, err
 		}
@@ -278,15 +413,23 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 				produce(lctx, s, cfg, body, hbBody, i)
 			}()
 		}
+		var cuts atomic.Uint64
+		if cfg.Churn > 0 {
+			lwg.Go(func() { churn(lctx, sims, cfg.Churn, &cuts) })
+		}
+		if cfg.OfflineFraction > 0 {
+			res.OfflineKiosks = offline(ctx, &wg, sims, cfg)
+		}
 		lwg.Wait()
 		lcancel()
+		res.Cuts = cuts.Load()
 	}
 	res.LoadSeconds = time.Since(loadStart).Seconds()
 	if res.LoadSeconds > 0 && cfg.Duration > 0 {
 		res.AckedPerSecond = float64(totalAcked(sims)-ackedBefore) / res.LoadSeconds
 	}
 	drainStart := time.Now()
-	drainDeadline := time.Now().Add(5 * time.Minute)
+	drainDeadline := time.Now().Add(5*time.Minute + cfg.OfflineFor)
 	for unacked(sims) > 0 && time.Now().Before(drainDeadline) && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -298,6 +441,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	for _, s := range sims {
 		res.Appended += s.ob.NextSeq() - 1
 		res.Sessions += s.link.Sessions()
+		s.mu.Lock()
+		res.MaxBuffered = max(res.MaxBuffered, s.maxBuffered)
+		s.mu.Unlock()
 	}
 	res.Acked = totalAcked(sims)
 	res.Unacked = unacked(sims)
@@ -351,6 +497,50 @@ func storm(ctx context.Context, cfg Config, sims []*sim) (float64, int) {
 		}
 	}
 	return time.Since(start).Seconds(), ok
+}
+
+// churn cuts perSecond random connections per second until ctx is done.
+func churn(ctx context.Context, sims []*sim, perSecond float64, cuts *atomic.Uint64) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	start, done := time.Now(), 0.0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for due := perSecond*now.Sub(start).Seconds() - done; due >= 1; due-- {
+				done++
+				if sims[rand.IntN(len(sims))].net.cut() {
+					cuts.Add(1)
+				}
+			}
+		}
+	}
+}
+
+// offline takes a random OfflineFraction of the kiosks off the network, each at a random moment
+// in the first half of the load window, for OfflineFor. The timers run under wg and ctx.
+func offline(ctx context.Context, wg *sync.WaitGroup, sims []*sim, cfg Config) int {
+	n := int(math.Round(cfg.OfflineFraction * float64(len(sims))))
+	for _, i := range rand.Perm(len(sims))[:n] {
+		s := sims[i]
+		at := time.Duration(rand.Int64N(int64(cfg.Duration/2) + 1))
+		wg.Go(func() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(at):
+			}
+			s.net.setDown(true)
+			select {
+			case <-ctx.Done():
+			case <-time.After(cfg.OfflineFor):
+			}
+			s.net.setDown(false)
+		})
+	}
+	return n
 }
 
 func produce(ctx context.Context, s *sim, cfg Config, body, hbBody []byte, i int) {

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +34,10 @@ type Outbox interface {
 	// Notify is signalled when records are appended.
 	Notify() <-chan struct{}
 }
+
+// StableSession is how long a session must have been up for its loss to reset the reconnect
+// backoff. Sessions that drop sooner (a hub that accepts and then cuts) keep the backoff growing.
+const StableSession = 10 * time.Second
 
 // Config configures a Link.
 type Config struct {
@@ -58,6 +64,10 @@ type Config struct {
 	MinBackoff   time.Duration // default 500 ms
 	MaxBackoff   time.Duration // default 60 s
 	Log          *slog.Logger
+
+	// Dial, if set, opens the TCP connection to Broker (TLS is still done here, with TLS): a
+	// seam for simulators and tests that cut or refuse connections. Default: net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func (c *Config) defaults() error {
@@ -128,13 +138,15 @@ func (l *Link) Acked() uint64 { return l.acked.Load() }
 func (l *Link) Run(ctx context.Context) error {
 	backoff := l.cfg.MinBackoff
 	for ctx.Err() == nil {
-		start := time.Now()
+		start, sessions := time.Now(), l.sessions.Load()
 		err := l.session(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if time.Since(start) > 2*l.cfg.MaxBackoff || time.Since(start) > time.Minute {
-			backoff = l.cfg.MinBackoff // the last session was healthy: start over
+		if l.sessions.Load() > sessions && time.Since(start) >= StableSession {
+			// The last session came up and held: it was lost, not refused. Start over, so that
+			// a kiosk on a flaky line is not kept off for minutes by drops it did not cause.
+			backoff = l.cfg.MinBackoff
 		}
 		// Full jitter (AWS architecture blog, "Exponential Backoff And Jitter"): spread a fleet's
 		// reconnects after a hub restart instead of having them arrive in waves.
@@ -183,6 +195,11 @@ func (l *Link) session(ctx context.Context) error {
 			default:
 			}
 		})
+	if l.cfg.Dial != nil {
+		opts.SetCustomOpenConnectionFn(func(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
+			return l.dialTLS(ctx, uri.Host, o.ConnectTimeout)
+		})
+	}
 	c := mqtt.NewClient(opts)
 	if err := wait(ctx, c.Connect(), 15*time.Second); err != nil {
 		return fmt.Errorf("connect %s: %w", l.cfg.Broker, err)
@@ -249,6 +266,32 @@ func (l *Link) session(ctx context.Context) error {
 		}
 	}()
 	return l.upload(sctx, c, epoch, acks, lost)
+}
+
+// dialTLS opens a connection through cfg.Dial and completes the TLS handshake on it, as paho
+// does for a tls:// broker with its own dialer.
+func (l *Link) dialTLS(ctx context.Context, addr string, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	raw, err := l.cfg.Dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg := l.cfg.TLS.Clone()
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			cfg.ServerName = host
+		}
+	}
+	tc := tls.Client(raw, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return tc, nil
 }
 
 func (l *Link) dispatch(ctx context.Context, m downMsg) {

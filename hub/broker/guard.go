@@ -81,10 +81,6 @@ func (g *guard) release() {
 }
 
 func (g *guard) next() error {
-	if g.buf == nil {
-		g.buf = packetBufs.Get().(*bytes.Buffer)
-	}
-	g.buf.Reset()
 	var hdr [5]byte
 	if _, err := io.ReadFull(g.r, hdr[:1]); err != nil {
 		return err
@@ -110,6 +106,11 @@ func (g *guard) next() error {
 	if n+rem > g.max {
 		return violation(ReasonOversize, "%s packet of %d bytes announced, limit %d", typeName(hdr[0]>>4), n+rem, g.max)
 	}
+	// Only now take a buffer: an idle connection waits for its next packet holding none.
+	if g.buf == nil {
+		g.buf = packetBufs.Get().(*bytes.Buffer)
+	}
+	g.buf.Reset()
 	g.buf.Write(hdr[:n])
 	if _, err := io.CopyN(g.buf, g.r, int64(rem)); err != nil {
 		return unexpectedEOF(err)

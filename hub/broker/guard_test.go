@@ -61,6 +61,35 @@ func TestGuardPassesValidStream(t *testing.T) {
 	}
 }
 
+// TestGuardHoldsNoBufferBetweenPackets reads through the guard in small pieces, as mochi does:
+// once a packet is handed on whole, and while the guard waits for the next one, it holds no
+// packet buffer (an idle connection costs none).
+func TestGuardHoldsNoBufferBetweenPackets(t *testing.T) {
+	pr, pw := io.Pipe()
+	g := &guard{r: pr, max: 1024}
+	go func() { pw.Write(okConnect); pw.Write(okConnect[:1]) }() // the next packet's first byte
+	got := make([]byte, 0, len(okConnect))
+	for p := make([]byte, 5); len(got) < len(okConnect); {
+		n, err := g.Read(p[:min(len(p), len(okConnect)-len(got))])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got = append(got, p[:n]...); len(got) < len(okConnect) && g.buf == nil {
+			t.Fatal("buffer released before the packet was handed on")
+		}
+	}
+	if g.buf != nil || len(g.pending) != 0 {
+		t.Fatalf("after a whole packet the guard holds a %d-byte buffer", g.buf.Cap())
+	}
+	// The next packet is a second CONNECT: refused at its first byte, with no buffer left behind.
+	if _, err := g.Read(make([]byte, 1)); err == nil {
+		t.Fatal("second CONNECT passed")
+	}
+	if g.buf != nil {
+		t.Fatal("buffer kept after a refused packet")
+	}
+}
+
 func TestGuardRefuses(t *testing.T) {
 	c := okConnect
 	for _, tc := range []struct {

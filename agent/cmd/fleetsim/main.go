@@ -59,6 +59,9 @@ Flags:
 	fs.IntVar(&cfg.BatchRecords, "batch", 0, "records per batch (0: agent default)")
 	fs.IntVar(&cfg.MaxInflight, "inflight", 0, "unacked batches per kiosk (0: agent default)")
 	fs.IntVar(&cfg.ConnectConcurrency, "connect-concurrency", 64, "enrollments and first connects at once")
+	fs.Float64Var(&cfg.Churn, "churn", 0, "connections cut per second, fleet-wide, during the load (each kiosk reconnects and resyncs)")
+	fs.Float64Var(&cfg.OfflineFraction, "offline-fraction", 0, "share of kiosks (0..1) that lose the network once during the load, for --offline-for, buffering meanwhile")
+	fs.DurationVar(&cfg.OfflineFor, "offline-for", 0, "how long each offline kiosk stays off the network")
 	stormFile := fs.String("storm-signal", "", "reconnect storm: once all kiosks are connected, create this file and wait for the hub to be restarted (by whoever watches the file); report the time until all resynced")
 	jsonOut := fs.String("json", "", "write the result as JSON to this file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the simulator to this file")
@@ -69,18 +72,15 @@ Flags:
 		}
 		return err
 	}
-	var errs []error
+	err := cfg.Validate()
 	if cfg.Token == "" {
-		errs = append(errs, errors.New("--token (or KF_TOKEN) is required"))
+		err = errors.Join(errors.New("token: required (--token or KF_TOKEN)"), err)
 	}
-	if cfg.Agents < 1 {
-		errs = append(errs, errors.New("--agents must be at least 1"))
+	if cfg.Size < 16 {
+		err = errors.Join(err, fmt.Errorf("size: %d: want at least 16 bytes", cfg.Size))
 	}
-	if cfg.Rate < 0 || cfg.Size < 16 {
-		errs = append(errs, errors.New("--rate must be >= 0 and --size >= 16"))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err
+	if err != nil {
+		return fmt.Errorf("invalid flags:\n%w", err)
 	}
 	log, err := logging.New(os.Stderr, *logLevel, "text")
 	if err != nil {
@@ -113,6 +113,10 @@ Flags:
   drain after load %.2fs; heartbeat p99 %.1f ms
 `, res.Agents, res.Connected, res.ConnectSeconds, cfg.Rate, cfg.Size, res.LoadSeconds, res.Appended, res.Acked, res.Unacked,
 		res.Sessions, res.AckedPerSecond, res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs, res.DrainSeconds, res.HeartbeatP99Ms)
+	if cfg.Churn > 0 || cfg.OfflineFraction > 0 {
+		fmt.Printf("  churn: %d connections cut; offline: %d kiosks for %s each; most buffered by one kiosk %d\n",
+			res.Cuts, res.OfflineKiosks, cfg.OfflineFor, res.MaxBuffered)
+	}
 	if cfg.Storm != nil {
 		fmt.Printf("  reconnect storm: %d of %d resynced in %.1fs\n", res.StormResynced, res.Agents, res.StormSeconds)
 	}

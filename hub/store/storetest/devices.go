@@ -180,7 +180,8 @@ func testDevices(t *testing.T, s store.Store) {
 		t.Fatalf("after revoke: revoked=%v at %v", d.Revoked, d.RevokedAt)
 	}
 	creds, err := s.DeviceCredentials(ctx)
-	if want := []store.DeviceCredential{{"k1", "0b", true}, {"k2", "01", false}, {"k3", "01", false}}; err != nil || !slices.Equal(creds, want) {
+	if want := []store.DeviceCredential{
+		{ID: "k1", CertSerial: "0b", Revoked: true}, {ID: "k2", CertSerial: "01"}, {ID: "k3", CertSerial: "01"}}; err != nil || !slices.Equal(creds, want) {
 		t.Errorf("DeviceCredentials = %+v, %v; want %+v", creds, err, want)
 	}
 	_, err = s.GetDevice(ctx, "nope")
