@@ -4,7 +4,7 @@
 # footprint. Prints each figure with its target; raw output and JSON land in var/bench/RUN/.
 # Speed is never asserted in make test; this is where it is measured. Record results in
 # docs/benchmarks.md. Knobs: BENCH_AGENTS_MAX (default 20000), BENCH_SECONDS (default 20),
-# BENCH_SKIP (space-separated scenario names to skip: go ingest latency drain drain1000 scale mosquitto idle).
+# BENCH_SKIP (space-separated scenario names to skip: go ingest latency churn drain drain1000 scale mosquitto idle).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=./bin
@@ -79,6 +79,15 @@ if ! skip latency; then
   echo "== latency at 10,000 records/s offered (1,000 agents x 10/s)"
   sim --state var/bench/sim --agents 1000 --rate 10 --duration "${SECS}s" --json "$RUN/latency.json" | tee "$RUN/latency.txt"
   row "latency enqueue -> ack at 10,000 records/s" "p99 <= 250 ms" "p99 $(json "$RUN/latency.json" latencyP99Ms) ms"
+fi
+
+if ! skip churn; then
+  echo "== churn: 1,000 agents x 10 records/s, 20 connections cut per second, 10% offline for 10 s each"
+  sim --state var/bench/sim --agents 1000 --rate 10 --heartbeat 5s --duration "${SECS}s" --churn 20 --offline-fraction 0.1 --offline-for 10s \
+      --json "$RUN/churn.json" | tee "$RUN/churn.txt"
+  row "churn and offline: records acked / appended (unacked)" "all, 0 unacked" "$(json "$RUN/churn.json" acked) / $(json "$RUN/churn.json" appended) ($(json "$RUN/churn.json" unacked))"
+  row "  connections cut; kiosks offline; drain after load" "reported" "$(json "$RUN/churn.json" cuts); $(json "$RUN/churn.json" offlineKiosks); $(json "$RUN/churn.json" drainSeconds) s"
+  row "  latency enqueue -> ack under churn" "reported" "p50 $(json "$RUN/churn.json" latencyP50Ms) ms, p99 $(json "$RUN/churn.json" latencyP99Ms) ms"
 fi
 
 if ! skip drain; then

@@ -38,7 +38,7 @@ var ErrClosed = errors.New("ingest: closed")
 type Config struct {
 	// Window is how long the committer gathers batches before a commit (default 2 ms).
 	Window time.Duration
-	// MaxRecords ends a gathering early once this many records wait (default 20,000).
+	// MaxRecords ends a gathering early once this many records wait (default 5,000).
 	MaxRecords int
 	// Queue is how many batches may wait for the committer before publishers are slowed (default 4096).
 	Queue int
@@ -53,7 +53,7 @@ func (c *Config) defaults() {
 		c.Window = 2 * time.Millisecond
 	}
 	if c.MaxRecords <= 0 {
-		c.MaxRecords = 20000
+		c.MaxRecords = 5000
 	}
 	if c.Queue <= 0 {
 		c.Queue = 4096
@@ -74,8 +74,12 @@ type Ingest struct {
 	log *slog.Logger
 	m   *metrics
 
-	in       chan store.Batch
-	stop     chan struct{} // closed when the committer stops taking batches
+	in       chan store.Batch // batches for the committer, in arrival order
+	fast     chan store.Batch // small batches of devices with nothing else waiting: taken first
+	stop     chan struct{}    // closed when the committer stops taking batches
+
+	qmu    sync.Mutex
+	queued map[string]int // batches waiting for the committer, by device
 	presence chan store.PresenceUpdate
 }
 
@@ -91,7 +95,8 @@ func New(cfg Config, st store.Store, bus Bus, log *slog.Logger, reg prometheus.R
 			return nil, fmt.Errorf("ingest: metrics: %w", err)
 		}
 	}
-	return &Ingest{cfg: cfg, st: st, bus: bus, log: log, m: m, in: make(chan store.Batch, cfg.Queue), stop: make(chan struct{}),
+	return &Ingest{cfg: cfg, st: st, bus: bus, log: log, m: m, in: make(chan store.Batch, cfg.Queue), fast: make(chan store.Batch, cfg.Queue),
+		queued: map[string]int{}, stop: make(chan struct{}),
 		presence: make(chan store.PresenceUpdate, 1<<16)}, nil
 }
 
@@ -222,9 +227,70 @@ func (g *Ingest) onUp(dev, topic string, payload []byte) {
 	// Blocks the publisher's read loop while the committer is behind: backpressure. After shutdown
 	// the batch is dropped unacked, and the agent resends it.
 	select {
-	case g.in <- batch:
+	case g.lane(batch) <- batch:
 	case <-g.stop:
+		g.taken(batch)
 	}
+}
+
+// FastRecords is the largest batch that may take the fast lane: a heartbeat, an alert, a command
+// result, a citizen's transaction. Kiosks draining a backlog send full batches, which wait in
+// arrival order; without the fast lane a fleet coming back from an outage would hold up every
+// other kiosk's heartbeats for as long as its backlog takes to commit.
+const FastRecords = 16
+
+// lane picks the queue for a batch: the fast lane when it is small and its device has no batch
+// waiting (so a device's batches never overtake each other), else the ordinary queue.
+func (g *Ingest) lane(b store.Batch) chan<- store.Batch {
+	g.qmu.Lock()
+	defer g.qmu.Unlock()
+	n := g.queued[b.DeviceID]
+	g.queued[b.DeviceID] = n + 1
+	if n == 0 && len(b.Records) <= FastRecords {
+		return g.fast
+	}
+	return g.in
+}
+
+// taken records that a batch left the queues.
+func (g *Ingest) taken(b store.Batch) {
+	g.qmu.Lock()
+	defer g.qmu.Unlock()
+	if n := g.queued[b.DeviceID] - 1; n > 0 {
+		g.queued[b.DeviceID] = n
+	} else {
+		delete(g.queued, b.DeviceID)
+	}
+}
+
+// next takes a batch, from the fast lane first. With block false it returns ok false when none
+// waits; with block true it waits for one, the window or done (then ok is false).
+func (g *Ingest) next(block bool, window <-chan time.Time, done <-chan struct{}) (b store.Batch, ok bool) {
+	select {
+	case b = <-g.fast:
+		g.taken(b)
+		return b, true
+	default:
+	}
+	if !block {
+		select {
+		case b = <-g.in:
+			g.taken(b)
+			return b, true
+		default:
+			return b, false
+		}
+	}
+	select {
+	case b = <-g.fast:
+	case b = <-g.in:
+	case <-window:
+		return b, false
+	case <-done:
+		return b, false
+	}
+	g.taken(b)
+	return b, true
 }
 
 // effect decodes what a record changes. A record whose body does not decode is still stored (it is
@@ -257,10 +323,8 @@ func (g *Ingest) effect(dev string, r wire.Record) store.Effect {
 func (g *Ingest) commitLoop(ctx context.Context) {
 	done := ctx.Done()
 	for {
-		var first store.Batch
-		select {
-		case first = <-g.in:
-		case <-done:
+		first, ok := g.next(true, nil, done)
+		if !ok {
 			close(g.stop)
 			// Commit what is already queued, in groups, so that nothing received is left
 			// unacked needlessly.
@@ -287,25 +351,12 @@ func (g *Ingest) gather(window <-chan time.Time, done <-chan struct{}, group ...
 		n += len(b.Records)
 	}
 	for n < g.cfg.MaxRecords {
-		if window == nil {
-			select {
-			case b := <-g.in:
-				group = append(group, b)
-				n += len(b.Records)
-				continue
-			default:
-				return group
-			}
-		}
-		select {
-		case b := <-g.in:
-			group = append(group, b)
-			n += len(b.Records)
-		case <-window:
-			return group
-		case <-done:
+		b, ok := g.next(window != nil, window, done)
+		if !ok {
 			return group
 		}
+		group = append(group, b)
+		n += len(b.Records)
 	}
 	return group
 }

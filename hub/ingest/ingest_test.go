@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -42,13 +43,19 @@ type gate struct {
 	entered chan int      // receives len(batches) of every call, if non-nil
 	fail    func([]store.Batch) error
 	calls   []int
-	results []error // of the calls that returned
+	devices [][]string // the device of each batch, per call
+	results []error    // of the calls that returned
 }
 
 func (g *gate) CommitBatches(ctx context.Context, bs []store.Batch) ([]store.Watermark, error) {
 	g.mu.Lock()
 	hold, entered, fail := g.hold, g.entered, g.fail
 	g.calls = append(g.calls, len(bs))
+	devs := make([]string, len(bs))
+	for i, b := range bs {
+		devs[i] = b.DeviceID
+	}
+	g.devices = append(g.devices, devs)
 	g.mu.Unlock()
 	var err error
 	if fail != nil {
@@ -725,6 +732,41 @@ func TestGroupCommitGroups(t *testing.T) {
 			t.Fatalf("%s got acks %+v, want one up to 20", id, acks)
 		}
 	}
+}
+
+// TestFastLane: while a kiosk's backlog of full batches waits for the committer, another kiosk's
+// heartbeat is committed in the very next group; the backlog's own small batch keeps its place.
+func TestFastLane(t *testing.T) {
+	e := newEnv(t, ingest.Config{MaxRecords: 300}, "k-bulk", "k-hb", "k-first")
+	hold := make(chan struct{})
+	entered := make(chan int, 1)
+	e.gate.mu.Lock()
+	e.gate.hold, e.gate.entered = hold, entered
+	e.gate.mu.Unlock()
+	e.bus.Send("k-first", wire.ChUp, batch("e1", 1, 1))
+	<-entered
+	e.gate.mu.Lock()
+	e.gate.hold, e.gate.entered = nil, nil
+	e.gate.mu.Unlock()
+
+	for i := range 10 { // 2,000 records: seven groups of 300
+		e.bus.Send("k-bulk", wire.ChUp, batch("e1", uint64(1+200*i), 200))
+	}
+	e.bus.Send("k-bulk", wire.ChUp, batch("e1", 2001, 1)) // small, but behind its own backlog
+	e.bus.Send("k-hb", wire.ChUp, batch("e1", 1, 1))
+	close(hold)
+	e.bus.WaitAck(t, "k-hb", "e1", 1, wait)
+	e.bus.WaitAck(t, "k-bulk", "e1", 2001, wait)
+	e.gate.mu.Lock()
+	groups := e.gate.devices
+	e.gate.mu.Unlock()
+	if len(groups) < 3 || !slices.Contains(groups[1], "k-hb") {
+		t.Fatalf("groups %v: the heartbeat should be in the first group after the held one", groups)
+	}
+	if last := groups[len(groups)-1]; last[len(last)-1] != "k-bulk" {
+		t.Errorf("groups %v: k-bulk's small batch overtook its backlog", groups)
+	}
+	// (The ack up to 2001 says the store holds 1..2001 without a gap.)
 }
 
 // MaxRecords ends a gathering early.
