@@ -145,3 +145,25 @@ func TestLinkNoAckBeforeCommit(t *testing.T) {
 	close(gate)
 	waitFor(t, 10*time.Second, "acked after commit", func() bool { return l.Acked() == 30 && ob.Stats().Depth == 0 })
 }
+
+// A session in which the hub never answers (no ack for the hello, none for the records sent) is
+// ended and a new one started: a broker that lost the session's downlink subscriptions must not
+// leave a kiosk connected but deaf until it restarts.
+func TestLinkEndsDeafSession(t *testing.T) {
+	env := brokertest.Start(t, brokertest.Options{}) // a broker and no ingest: nothing is ever acked
+	ob := outbox.NewMemory(outbox.Options{})
+	appendN(t, ob, 3)
+	l, err := link.New(link.Config{DeviceID: "k-deaf", Broker: env.Broker.Addr(), TLS: env.DeviceTLS(t, "k-deaf"), Outbox: ob,
+		AckTimeout: 200 * time.Millisecond, DeadSession: 700 * time.Millisecond, MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = l.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, 10*time.Second, "a second session after the deaf one", func() bool { return l.Sessions() >= 2 })
+	if ob.Stats().Depth != 3 {
+		t.Fatalf("outbox holds %d records, want the 3 never acked", ob.Stats().Depth)
+	}
+}

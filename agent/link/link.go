@@ -61,9 +61,12 @@ type Config struct {
 	MaxInflight  int           // batches published and not yet acked (default 8)
 	AckTimeout   time.Duration // resend from the first unacked record when no ack progress (default 10 s)
 	KeepAlive    time.Duration // MQTT keepalive (default 15 s)
-	MinBackoff   time.Duration // default 500 ms
-	MaxBackoff   time.Duration // default 60 s
-	Log          *slog.Logger
+	// DeadSession is how long a session may go without any ack from the hub while it waits for
+	// one (its hello's, or a batch's), before the link ends it and reconnects (default 45 s).
+	DeadSession time.Duration
+	MinBackoff  time.Duration // default 500 ms
+	MaxBackoff  time.Duration // default 60 s
+	Log         *slog.Logger
 
 	// Dial, if set, opens the TCP connection to Broker (TLS is still done here, with TLS): a
 	// seam for simulators and tests that cut or refuse connections. Default: net.Dialer.
@@ -80,6 +83,9 @@ func (c *Config) defaults() error {
 	}
 	if c.AckTimeout <= 0 {
 		c.AckTimeout = 10 * time.Second
+	}
+	if c.DeadSession <= 0 {
+		c.DeadSession = 45 * time.Second
 	}
 	if c.KeepAlive <= 0 {
 		c.KeepAlive = 15 * time.Second
@@ -325,6 +331,8 @@ func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-c
 		acked    uint64   // highest seq the hub acked in this session
 		inflight []uint64 // last seq of each unacked batch, ascending
 		progress = time.Now()
+		heard    = time.Now() // last ack of any kind: the downlink works
+		answered bool         // an ack came in this session (the hello's, at least)
 	)
 	tick := time.NewTicker(l.cfg.AckTimeout / 4)
 	defer tick.Stop()
@@ -358,6 +366,7 @@ func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-c
 		case err := <-lost:
 			return fmt.Errorf("connection lost: %w", err)
 		case a := <-acks:
+			heard, answered = time.Now(), true
 			if a.Epoch != epoch || a.UpTo <= acked {
 				continue
 			}
@@ -378,6 +387,13 @@ func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-c
 			progress = time.Now()
 		case <-l.cfg.Outbox.Notify():
 		case <-tick.C:
+			// The hub answers every hello and every batch with an ack. A session that hears
+			// none for a long while, though it has sent, is not working (seen once in a
+			// reconnect storm: a session whose downlink subscriptions the broker had lost kept
+			// its keep-alives going): end it, and the next session starts clean.
+			if since := time.Since(heard); (len(inflight) > 0 || !answered) && since > l.cfg.DeadSession {
+				return fmt.Errorf("no ack from the hub for %s since the session started or last ack", since.Round(time.Second))
+			}
 			if len(inflight) > 0 && time.Since(progress) > l.cfg.AckTimeout {
 				// A batch was lost (or the hub could not commit): the hub never acks over a gap,
 				// so resend everything from the first unacked record.

@@ -8,7 +8,8 @@
 // hundred connections nothing changes). When the program allocates fast (a reconnect storm:
 // thousands of TLS handshakes a second) a fixed headroom would make the collector run back to
 // back and starve the work; so the headroom is never less than what the program allocates in
-// Config.MinGap, which bounds the collector to about one cycle per MinGap.
+// Config.MinGap, which bounds the collector to about one cycle per MinGap. When such a burst is
+// over, Run returns the memory it took to the operating system at once.
 package gcheadroom
 
 import (
@@ -21,6 +22,10 @@ import (
 
 // MinPercent is the lowest GOGC Run sets: below it the collector would run nearly back to back.
 const MinPercent = 5
+
+// burst is how many times the configured headroom the allocation-driven target must reach for
+// Run to return memory to the OS once the allocation rate is back down.
+const burst = 4
 
 // metric names (runtime/metrics, Go 1.21+).
 const (
@@ -88,6 +93,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) {
 		return // an older runtime without these metrics: leave GOGC alone
 	}
 	cur, prevAllocs, prevAt, rate := base, samples[0].Value.Uint64(), time.Now(), 0.0
+	inBurst := false
 	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
 	for {
@@ -109,7 +115,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) {
 				inUse += s.Value.Uint64()
 			}
 		}
-		if p := Percent(base, inUse, Target(cfg.Headroom, rate, cfg.MinGap)); p != cur {
+		target := Target(cfg.Headroom, rate, cfg.MinGap)
+		if inBurst && target <= cfg.Headroom {
+			// A burst (a reconnect storm) is over: give back at once what it took, instead of
+			// leaving it resident until the background scavenger gets there.
+			inBurst = false
+			debug.FreeOSMemory()
+			log.Debug("allocation burst over; memory returned to the OS")
+		}
+		inBurst = inBurst || target >= burst*cfg.Headroom
+		if p := Percent(base, inUse, target); p != cur {
 			debug.SetGCPercent(p)
 			log.Debug("gc percent adjusted", "gogc", p, "in_use_mib", inUse>>20, "alloc_mib_s", int(rate)>>20)
 			cur = p
