@@ -74,12 +74,12 @@ type Ingest struct {
 	log *slog.Logger
 	m   *metrics
 
-	in       chan store.Batch // batches for the committer, in arrival order
-	fast     chan store.Batch // small batches of devices with nothing else waiting: taken first
-	stop     chan struct{}    // closed when the committer stops taking batches
+	in   chan store.Batch // batches for the committer, in arrival order
+	fast chan store.Batch // small batches of devices with nothing else waiting: taken first
+	stop chan struct{}    // closed when the committer stops taking batches
 
-	qmu    sync.Mutex
-	queued map[string]int // batches waiting for the committer, by device
+	qmu      sync.Mutex
+	queued   map[string]int // batches waiting for the committer, by device
 	presence chan store.PresenceUpdate
 }
 
