@@ -687,14 +687,9 @@ func TestPresence(t *testing.T) {
 	settle()
 }
 
-// Many batches from many devices queued while a commit runs go into one group commit.
-func TestGroupCommitGroups(t *testing.T) {
-	const devices = 100
-	ids := make([]string, devices)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("k-%03d", i)
-	}
-	e := newEnv(t, ingest.Config{}, ids...)
+// holdCommit has k-first's one-record batch enter CommitBatches and stay there until the returned
+// channel is closed; later commits run freely. Meanwhile batches queue behind it.
+func (e *env) holdCommit() chan struct{} {
 	hold := make(chan struct{})
 	entered := make(chan int, 1)
 	e.gate.mu.Lock()
@@ -705,6 +700,18 @@ func TestGroupCommitGroups(t *testing.T) {
 	e.gate.mu.Lock()
 	e.gate.hold, e.gate.entered = nil, nil
 	e.gate.mu.Unlock()
+	return hold
+}
+
+// Many batches from many devices queued while a commit runs go into one group commit.
+func TestGroupCommitGroups(t *testing.T) {
+	const devices = 100
+	ids := make([]string, devices)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("k-%03d", i)
+	}
+	e := newEnv(t, ingest.Config{}, ids...)
+	hold := e.holdCommit()
 
 	var wg sync.WaitGroup
 	for _, id := range ids {
@@ -738,16 +745,7 @@ func TestGroupCommitGroups(t *testing.T) {
 // heartbeat is committed in the very next group; the backlog's own small batch keeps its place.
 func TestFastLane(t *testing.T) {
 	e := newEnv(t, ingest.Config{MaxRecords: 300}, "k-bulk", "k-hb", "k-first")
-	hold := make(chan struct{})
-	entered := make(chan int, 1)
-	e.gate.mu.Lock()
-	e.gate.hold, e.gate.entered = hold, entered
-	e.gate.mu.Unlock()
-	e.bus.Send("k-first", wire.ChUp, batch("e1", 1, 1))
-	<-entered
-	e.gate.mu.Lock()
-	e.gate.hold, e.gate.entered = nil, nil
-	e.gate.mu.Unlock()
+	hold := e.holdCommit()
 
 	for i := range 10 { // 2,000 records: seven groups of 300
 		e.bus.Send("k-bulk", wire.ChUp, batch("e1", uint64(1+200*i), 200))
