@@ -16,6 +16,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -117,7 +118,11 @@ func TestLinkResendFillsGap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkSeqs(t, recs, 50)
+	seen := make([]fleet.Record, len(recs))
+	for i, r := range recs {
+		seen[i] = fleet.Record(r)
+	}
+	checkSeqs(t, seen, 50)
 	if ob.Stats().Depth != 0 {
 		t.Fatalf("outbox still holds %d records", ob.Stats().Depth)
 	}

@@ -112,9 +112,18 @@ func bearer(r *http.Request) (string, bool) {
 	return tok, ok && strings.EqualFold(scheme, "Bearer") && tok != ""
 }
 
+// Store is the storage the API serves: the domains it has resources for.
+type Store interface {
+	store.Devices
+	store.Commands
+	store.State
+	store.Records
+	Ping(ctx context.Context) error
+}
+
 // Config configures the API.
 type Config struct {
-	Store    store.Store
+	Store    Store
 	CA       Signer
 	Sessions Sessions
 	Dispatch Dispatcher
@@ -336,7 +345,7 @@ func (a *API) createSite(w http.ResponseWriter, r *http.Request) (any, int, erro
 	if err := iv.err(); err != nil {
 		return nil, 0, err
 	}
-	if err := a.cfg.Store.CreateSite(r.Context(), s); err != nil {
+	if err := a.cfg.Store.CreateSite(r.Context(), store.Site(s)); err != nil {
 		return nil, 0, err
 	}
 	return s, http.StatusCreated, nil
@@ -344,10 +353,7 @@ func (a *API) createSite(w http.ResponseWriter, r *http.Request) (any, int, erro
 
 func (a *API) listSites(w http.ResponseWriter, r *http.Request) (any, int, error) {
 	s, err := a.cfg.Store.ListSites(r.Context())
-	if s == nil {
-		s = []fleet.Site{}
-	}
-	return api.Sites{Sites: s}, http.StatusOK, err
+	return api.Sites{Sites: convert(s, apiSite)}, http.StatusOK, err
 }
 
 func (a *API) createToken(w http.ResponseWriter, r *http.Request) (any, int, error) {
@@ -397,7 +403,7 @@ func (a *API) enroll(w http.ResponseWriter, r *http.Request) (any, int, error) {
 		return nil, 0, apiErr(http.StatusBadRequest, "bad_request", "csr: %v", err)
 	}
 	now := a.cfg.Now()
-	d, err := a.cfg.Store.EnrollDevice(r.Context(), h[:], fleet.Device{
+	d, err := a.cfg.Store.EnrollDevice(r.Context(), h[:], store.Device{
 		ID: id, Model: req.Model, CertSerial: issued.Serial, CertExpiry: issued.NotAfter, CertPEM: issued.CertPEM, EnrolledAt: now,
 	}, now)
 	switch {
@@ -432,16 +438,13 @@ func (a *API) listDevices(w http.ResponseWriter, r *http.Request) (any, int, err
 		return nil, 0, err
 	}
 	ds, err := a.cfg.Store.ListDevices(r.Context(), f)
-	if ds == nil {
-		ds = []fleet.Device{}
-	}
-	return api.Devices{Devices: ds}, http.StatusOK, err
+	return api.Devices{Devices: convert(ds, apiDevice)}, http.StatusOK, err
 }
 
-func (a *API) device(r *http.Request) (fleet.Device, error) {
+func (a *API) device(r *http.Request) (store.Device, error) {
 	id := r.PathValue("id")
 	if !wire.ValidDeviceID(id) {
-		return fleet.Device{}, apiErr(http.StatusBadRequest, "bad_request", "id: %q is not a device id", id)
+		return store.Device{}, apiErr(http.StatusBadRequest, "bad_request", "id: %q is not a device id", id)
 	}
 	return a.cfg.Store.GetDevice(r.Context(), id)
 }
@@ -449,12 +452,12 @@ func (a *API) device(r *http.Request) (fleet.Device, error) {
 func (a *API) state(ctx context.Context, id string) (api.State, error) {
 	var s api.State
 	if d, err := a.cfg.Store.GetDesired(ctx, id); err == nil {
-		s.Desired = &d
+		s.Desired = apiDocState(d)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return s, err
 	}
 	if d, err := a.cfg.Store.GetReported(ctx, id); err == nil {
-		s.Reported = &d
+		s.Reported = apiDocState(d)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return s, err
 	}
@@ -474,10 +477,8 @@ func (a *API) getDevice(w http.ResponseWriter, r *http.Request) (any, int, error
 		return nil, 0, err
 	}
 	cmds, err := a.cfg.Store.ListCommands(r.Context(), d.ID, 20)
-	if cmds == nil {
-		cmds = []fleet.Command{}
-	}
-	return api.DeviceDetail{Device: d, Desired: s.Desired, Reported: s.Reported, Drift: s.Drift, Commands: cmds}, http.StatusOK, err
+	return api.DeviceDetail{Device: apiDevice(d), Desired: s.Desired, Reported: s.Reported, Drift: s.Drift,
+		Commands: convert(cmds, apiCommand)}, http.StatusOK, err
 }
 
 func (a *API) revoke(w http.ResponseWriter, r *http.Request) (any, int, error) {
@@ -491,7 +492,7 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request) (any, int, error) {
 	a.cfg.Sessions.Disconnect(d.ID)
 	a.cfg.Log.Info("device revoked", "device", d.ID)
 	d, err = a.cfg.Store.GetDevice(r.Context(), d.ID)
-	return d, http.StatusOK, err
+	return apiDevice(d), http.StatusOK, err
 }
 
 func (a *API) createCommand(w http.ResponseWriter, r *http.Request) (any, int, error) {
@@ -513,7 +514,7 @@ func (a *API) createCommand(w http.ResponseWriter, r *http.Request) (any, int, e
 		return nil, 0, err
 	}
 	now := a.cfg.Now()
-	c := fleet.Command{ID: "c-" + randomHex(10), DeviceID: d.ID, Name: req.Name, Args: req.Args, State: wire.CmdQueued,
+	c := store.Command{ID: "c-" + randomHex(10), DeviceID: d.ID, Name: req.Name, Args: req.Args, State: wire.CmdQueued,
 		CreatedAt: now, ExpiresAt: now.Add(ttl), UpdatedAt: now}
 	if err := a.cfg.Store.CreateCommand(r.Context(), c); err != nil {
 		return nil, 0, err
@@ -522,7 +523,7 @@ func (a *API) createCommand(w http.ResponseWriter, r *http.Request) (any, int, e
 	if c2, err := a.cfg.Store.GetCommand(r.Context(), c.ID); err == nil {
 		c = c2
 	}
-	return c, http.StatusAccepted, nil
+	return apiCommand(c), http.StatusAccepted, nil
 }
 
 func (a *API) listCommands(w http.ResponseWriter, r *http.Request) (any, int, error) {
@@ -541,10 +542,7 @@ func (a *API) listCommands(w http.ResponseWriter, r *http.Request) (any, int, er
 		limit = n
 	}
 	cs, err := a.cfg.Store.ListCommands(r.Context(), d.ID, limit)
-	if cs == nil {
-		cs = []fleet.Command{}
-	}
-	return api.Commands{Commands: cs}, http.StatusOK, err
+	return api.Commands{Commands: convert(cs, apiCommand)}, http.StatusOK, err
 }
 
 // getCommand returns a command; with ?wait=D it holds the request until the command is terminal
@@ -567,7 +565,7 @@ func (a *API) getCommand(w http.ResponseWriter, r *http.Request) (any, int, erro
 	for {
 		c, err := a.cfg.Store.GetCommand(r.Context(), id)
 		if err != nil || c.State.Terminal() || !time.Now().Before(deadline) {
-			return c, http.StatusOK, err
+			return apiCommand(c), http.StatusOK, err
 		}
 		select {
 		case <-r.Context().Done():
@@ -598,7 +596,7 @@ func (a *API) setDesired(w http.ResponseWriter, r *http.Request) (any, int, erro
 		return nil, 0, err
 	}
 	a.cfg.Dispatch.PushDesired(r.Context(), d.ID)
-	return s, http.StatusOK, nil
+	return apiDocState(s), http.StatusOK, nil
 }
 
 func (a *API) getState(w http.ResponseWriter, r *http.Request) (any, int, error) {
@@ -639,12 +637,36 @@ func (a *API) listRecords(w http.ResponseWriter, r *http.Request) (any, int, err
 	if err != nil {
 		return nil, 0, err
 	}
-	out := api.Records{Records: recs, Next: f.AfterID}
-	if out.Records == nil {
-		out.Records = []fleet.Record{}
-	}
+	out := api.Records{Records: convert(recs, apiRecord), Next: f.AfterID}
 	if n := len(recs); n > 0 {
 		out.Next = recs[n-1].ID
 	}
 	return out, http.StatusOK, nil
+}
+
+// The API shows the store's records as pkg/fleet's types.
+
+func apiSite(s store.Site) fleet.Site          { return fleet.Site(s) }
+func apiCommand(c store.Command) fleet.Command { return fleet.Command(c) }
+func apiRecord(r store.Record) fleet.Record    { return fleet.Record(r) }
+
+func apiDocState(d store.DocState) *fleet.DocState {
+	out := fleet.DocState(d)
+	return &out
+}
+
+func apiDevice(d store.Device) fleet.Device {
+	return fleet.Device{ID: d.ID, SiteID: d.SiteID, Region: d.Region, Model: d.Model, CertSerial: d.CertSerial,
+		CertExpiry: d.CertExpiry, EnrolledAt: d.EnrolledAt, Revoked: d.Revoked, RevokedAt: d.RevokedAt,
+		Online: d.Online, PresenceAt: d.PresenceAt, LastSeen: d.LastSeen, AgentVersion: d.AgentVersion,
+		Health: d.Health, HealthAt: d.HealthAt, Peripherals: d.Peripherals, PeriphAt: d.PeriphAt}
+}
+
+// convert converts a list, never to nil: an empty list is shown as [].
+func convert[S, T any](in []S, f func(S) T) []T {
+	out := make([]T, len(in))
+	for i, v := range in {
+		out[i] = f(v)
+	}
+	return out
 }

@@ -67,7 +67,7 @@ const (
 	ACRDevice   = "urn:kioskfleet:acr:device" // approved on another, logged-in device
 )
 
-// DeviceLookup finds enrolled kiosks; store.Store satisfies it.
+// DeviceLookup finds enrolled kiosks; store.Devices satisfies it.
 type DeviceLookup interface {
 	GetDevice(ctx context.Context, id string) (store.Device, error)
 }

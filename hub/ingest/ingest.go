@@ -26,6 +26,14 @@ type Bus interface {
 	Subscribe(filter string, handler func(deviceID, topic string, payload []byte)) error
 }
 
+// Store is the storage ingest commits the uplink to and reads the downlink from.
+type Store interface {
+	store.Records
+	store.Presence
+	store.Commands
+	store.State
+}
+
 // ConnectedChecker is an optional capability of a Bus: whether a device has a live session.
 type ConnectedChecker interface {
 	Connected(deviceID string) bool
@@ -69,7 +77,7 @@ func (c *Config) defaults() {
 // Ingest runs the hub side of the protocol. Create with New, start with Run.
 type Ingest struct {
 	cfg Config
-	st  store.Store
+	st  Store
 	bus Bus
 	log *slog.Logger
 	m   *metrics
@@ -84,7 +92,7 @@ type Ingest struct {
 }
 
 // New creates an Ingest. log and reg may be nil.
-func New(cfg Config, st store.Store, bus Bus, log *slog.Logger, reg prometheus.Registerer) (*Ingest, error) {
+func New(cfg Config, st Store, bus Bus, log *slog.Logger, reg prometheus.Registerer) (*Ingest, error) {
 	cfg.defaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -259,7 +259,7 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 }
 
 // authorizer refuses unknown and revoked devices and certificates other than the current one.
-func authorizer(st store.Store) func(ctx context.Context, deviceID, serial string) error {
+func authorizer(st store.Devices) func(ctx context.Context, deviceID, serial string) error {
 	return func(ctx context.Context, deviceID, serial string) error {
 		d, err := st.GetDevice(ctx, deviceID)
 		if err != nil {
@@ -277,7 +277,7 @@ func authorizer(st store.Store) func(ctx context.Context, deviceID, serial strin
 
 // bulkAuthorizer is authorizer for every live session at once, with one device listing: the
 // broker's recheck loop calls it every RecheckInterval.
-func bulkAuthorizer(st store.Store) func(ctx context.Context, sessions map[string]string) (map[string]error, error) {
+func bulkAuthorizer(st store.Devices) func(ctx context.Context, sessions map[string]string) (map[string]error, error) {
 	return func(ctx context.Context, sessions map[string]string) (map[string]error, error) {
 		all, err := st.DeviceCredentials(ctx)
 		if err != nil {
@@ -359,7 +359,10 @@ func saveCredentials(path string, creds map[string]string) error {
 // resetPresence marks every device offline at start: the embedded broker has no sessions yet, and
 // a hub that was killed never recorded its kiosks going away. They are marked online again as
 // they reconnect.
-func resetPresence(ctx context.Context, st store.Store) error {
+func resetPresence(ctx context.Context, st interface {
+	store.Devices
+	store.Presence
+}) error {
 	on := true
 	devs, err := st.ListDevices(ctx, store.DeviceFilter{Online: &on})
 	if err != nil {

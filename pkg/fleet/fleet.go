@@ -1,5 +1,6 @@
 // Package fleet holds the domain types of a kiosk fleet — sites, devices, records, commands and
-// versioned state documents — as the hub stores them and its HTTP API shows them.
+// versioned state documents — as the hub's HTTP API shows them. The hub keeps its own record
+// types (hub/store) and converts.
 package fleet
 
 import (
@@ -25,7 +26,6 @@ type Device struct {
 	Model      string    `json:"model,omitempty"`
 	CertSerial string    `json:"certSerial"` // hex serial of the current client certificate
 	CertExpiry time.Time `json:"certExpiry"`
-	CertPEM    []byte    `json:"-"` // current client certificate; its key signs kiosk assertions
 	EnrolledAt time.Time `json:"enrolledAt"`
 	Revoked    bool      `json:"revoked"`
 	RevokedAt  time.Time `json:"revokedAt,omitzero"`

@@ -23,7 +23,7 @@ func result(deviceID string, seq uint64, id string, state wire.CommandState, at 
 	return b
 }
 
-func newCommand(t *testing.T, s store.Store, id, device string, created, expires time.Time) {
+func newCommand(t *testing.T, s store.Commands, id, device string, created, expires time.Time) {
 	t.Helper()
 	c := store.Command{ID: id, DeviceID: device, Name: "printer.test", Args: json.RawMessage(`{"copies":1}`),
 		State: wire.CmdSucceeded, CreatedAt: created, ExpiresAt: expires}
@@ -32,7 +32,7 @@ func newCommand(t *testing.T, s store.Store, id, device string, created, expires
 	}
 }
 
-func state(t *testing.T, s store.Store, id string) store.Command {
+func state(t *testing.T, s store.Commands, id string) store.Command {
 	t.Helper()
 	c, err := s.GetCommand(t.Context(), id)
 	if err != nil {
@@ -41,7 +41,7 @@ func state(t *testing.T, s store.Store, id string) store.Command {
 	return c
 }
 
-func testCommandTransitions(t *testing.T, s store.Store) {
+func testCommandTransitions(t *testing.T, s CommandStore) {
 	ctx := t.Context()
 	Enroll(t, s, "sz", "k1")
 	Enroll(t, s, "sz", "k2")
@@ -129,7 +129,7 @@ func ids(cs []store.Command) []string {
 	return out
 }
 
-func testExpireAndPending(t *testing.T, s store.Store) {
+func testExpireAndPending(t *testing.T, s CommandStore) {
 	ctx := t.Context()
 	Enroll(t, s, "sz", "k1")
 	Enroll(t, s, "sz", "k2")
@@ -181,54 +181,5 @@ func testExpireAndPending(t *testing.T, s store.Store) {
 	}
 	if c := state(t, s, "soon"); c.State != wire.CmdExpired {
 		t.Fatalf("MarkDelivered moved an expired command: %s", c.State)
-	}
-}
-
-func testDesired(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	Enroll(t, s, "sz", "k1")
-	Enroll(t, s, "sz", "k2")
-	_, err := s.GetDesired(ctx, "k1")
-	wantErr(t, "GetDesired before any", err, store.ErrNotFound)
-	for i := 1; i <= 3; i++ {
-		at := T0.Add(time.Duration(i) * time.Minute)
-		d, err := s.SetDesired(ctx, "k1", json.RawMessage(`{"volume":`+string(rune('0'+i))+`}`), at)
-		if err != nil || d.Version != int64(i) || d.DeviceID != "k1" || !d.UpdatedAt.Equal(at) {
-			t.Fatalf("SetDesired #%d = %+v, %v", i, d, err)
-		}
-	}
-	d, err := s.GetDesired(ctx, "k1")
-	if err != nil || d.Version != 3 || string(d.Doc) != `{"volume":3}` || !d.UpdatedAt.Equal(T0.Add(3*time.Minute)) {
-		t.Fatalf("GetDesired = %+v, %v", d, err)
-	}
-	if d, err := s.SetDesired(ctx, "k2", json.RawMessage(`{}`), T0); err != nil || d.Version != 1 {
-		t.Fatalf("versions are per device: %+v, %v", d, err)
-	}
-	_, err = s.SetDesired(ctx, "nope", json.RawMessage(`{}`), T0)
-	wantErr(t, "SetDesired unknown device", err, store.ErrNotFound)
-}
-
-func testReported(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	Enroll(t, s, "sz", "k1")
-	_, err := s.GetReported(ctx, "k1")
-	wantErr(t, "GetReported before any", err, store.ErrNotFound)
-	rep := func(seq uint64, v int64, doc, errMsg string, at time.Time) store.Batch {
-		b := NewBatch("k1", "e", seq, 1, 10)
-		b.RecvTS = at
-		r := wire.Reported{Version: v, Doc: json.RawMessage(doc), Error: errMsg}
-		b.Records[0].Kind, b.Records[0].Body, b.Records[0].Effect.Reported = wire.KindReported, wire.Encode(r), &r
-		return b
-	}
-	commit(t, s, rep(1, 3, `{"volume":3}`, "", T0.Add(time.Minute)))
-	commit(t, s, rep(2, 2, `{"volume":2}`, "", T0.Add(2*time.Minute))) // older version: ignored
-	d, err := s.GetReported(ctx, "k1")
-	if err != nil || d.Version != 3 || string(d.Doc) != `{"volume":3}` || !d.UpdatedAt.Equal(T0.Add(time.Minute)) {
-		t.Fatalf("GetReported = %+v, %v", d, err)
-	}
-	commit(t, s, rep(3, 3, `{"volume":3}`, "cannot apply", T0.Add(3*time.Minute))) // same version: updated
-	d, _ = s.GetReported(ctx, "k1")
-	if d.Version != 3 || d.Error != "cannot apply" || !d.UpdatedAt.Equal(T0.Add(3*time.Minute)) {
-		t.Fatalf("same version report not applied: %+v", d)
 	}
 }

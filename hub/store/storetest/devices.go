@@ -11,7 +11,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/store"
 )
 
-func testSites(t *testing.T, s store.Store) {
+func testSites(t *testing.T, s store.Devices) {
 	ctx := t.Context()
 	a := store.Site{ID: "s-b", Name: "Futian hall", Region: "440304", Address: "1 Road"}
 	b := store.Site{ID: "s-a", Name: "Nanshan hall", Region: "440305"}
@@ -34,7 +34,7 @@ func testSites(t *testing.T, s store.Store) {
 	}
 }
 
-func testEnrollmentToken(t *testing.T, s store.Store) {
+func testEnrollmentToken(t *testing.T, s store.Devices) {
 	ctx := t.Context()
 	if err := s.CreateSite(ctx, store.Site{ID: "s1", Name: "Hall", Region: "440305"}); err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func testEnrollmentToken(t *testing.T, s store.Store) {
 	wantErr(t, "device of refused enrollment", err, store.ErrNotFound)
 }
 
-func testEnrollConcurrent(t *testing.T, s store.Store) {
+func testEnrollConcurrent(t *testing.T, s store.Devices) {
 	ctx := t.Context()
 	if err := s.CreateSite(ctx, store.Site{ID: "s1", Name: "Hall", Region: "440305"}); err != nil {
 		t.Fatal(err)
@@ -122,7 +122,7 @@ func testEnrollConcurrent(t *testing.T, s store.Store) {
 	}
 }
 
-func testDevices(t *testing.T, s store.Store) {
+func testDevices(t *testing.T, s store.Devices) {
 	ctx := t.Context()
 	if err := s.CreateSite(ctx, store.Site{ID: "gz", Name: "Guangzhou", Region: "440104"}); err != nil {
 		t.Fatal(err)
@@ -130,22 +130,6 @@ func testDevices(t *testing.T, s store.Store) {
 	Enroll(t, s, "sz", "k1") // region 440305
 	Enroll(t, s, "sz", "k2")
 	Enroll(t, s, "gz", "k3")
-	ids := func(f store.DeviceFilter) []string {
-		t.Helper()
-		ds, err := s.ListDevices(ctx, f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, d := range ds {
-			out = append(out, d.ID)
-		}
-		return out
-	}
-	on, off := true, false
-	if err := s.SetPresence(ctx, "k2", true, "1.2.3", T0); err != nil {
-		t.Fatal(err)
-	}
 	for _, c := range []struct {
 		f    store.DeviceFilter
 		want []string
@@ -156,10 +140,8 @@ func testDevices(t *testing.T, s store.Store) {
 		{store.DeviceFilter{Region: "4401"}, []string{"k3"}},
 		{store.DeviceFilter{Region: "440305"}, []string{"k1", "k2"}},
 		{store.DeviceFilter{Region: "45"}, nil},
-		{store.DeviceFilter{Online: &on}, []string{"k2"}},
-		{store.DeviceFilter{Online: &off, SiteID: "sz"}, []string{"k1"}},
 	} {
-		if got := ids(c.f); !slices.Equal(got, c.want) {
+		if got := deviceIDs(t, s, c.f); !slices.Equal(got, c.want) {
 			t.Errorf("ListDevices(%+v) = %v, want %v", c.f, got, c.want)
 		}
 	}
@@ -188,62 +170,18 @@ func testDevices(t *testing.T, s store.Store) {
 	wantErr(t, "GetDevice unknown", err, store.ErrNotFound)
 	wantErr(t, "RenewCertificate unknown", s.RenewCertificate(ctx, "nope", "1", exp, nil), store.ErrNotFound)
 	wantErr(t, "RevokeDevice unknown", s.RevokeDevice(ctx, "nope", T0), store.ErrNotFound)
-	wantErr(t, "SetPresence unknown", s.SetPresence(ctx, "nope", true, "", T0), store.ErrNotFound)
 }
 
-func testPresence(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	Enroll(t, s, "sz", "k1")
-	get := func() store.Device {
-		t.Helper()
-		d, err := s.GetDevice(ctx, "k1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	if err := s.SetPresence(ctx, "k1", true, "1.0.0", T0.Add(time.Minute)); err != nil {
+// deviceIDs lists the IDs of the devices f selects.
+func deviceIDs(t *testing.T, s store.Devices, f store.DeviceFilter) []string {
+	t.Helper()
+	ds, err := s.ListDevices(t.Context(), f)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if d := get(); !d.Online || d.AgentVersion != "1.0.0" || !d.PresenceAt.Equal(T0.Add(time.Minute)) || !d.LastSeen.Equal(T0.Add(time.Minute)) {
-		t.Fatalf("online: %+v", d)
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.ID)
 	}
-	if err := s.SetPresence(ctx, "k1", false, "", T0.Add(2*time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	if d := get(); d.Online || d.AgentVersion != "1.0.0" || !d.PresenceAt.Equal(T0.Add(2*time.Minute)) {
-		t.Fatalf("offline: %+v", d)
-	}
-	// A late, older presence event does not undo a newer one.
-	if err := s.SetPresence(ctx, "k1", true, "0.9.0", T0.Add(90*time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if d := get(); d.Online || d.AgentVersion != "1.0.0" {
-		t.Fatalf("older presence applied: %+v", d)
-	}
-	// A batch: in order, unknown devices skipped, an older update ignored.
-	if err := s.SetPresences(ctx, []store.PresenceUpdate{
-		{DeviceID: "k1", Online: true, AgentVersion: "1.1.0", At: T0.Add(4 * time.Minute)},
-		{DeviceID: "unknown", Online: true, At: T0.Add(4 * time.Minute)},
-		{DeviceID: "k1", Online: false, At: T0.Add(5 * time.Minute)},
-		{DeviceID: "k1", Online: true, At: T0.Add(3 * time.Minute)},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if d := get(); d.Online || d.AgentVersion != "1.1.0" || !d.PresenceAt.Equal(T0.Add(5*time.Minute)) || !d.LastSeen.Equal(T0.Add(5*time.Minute)) {
-		t.Fatalf("after a presence batch: %+v", d)
-	}
-	// A committed batch advances last-seen to its receive time, and never backwards.
-	b := NewBatch("k1", "e1", 1, 2, 10)
-	b.RecvTS = T0.Add(7 * time.Minute)
-	commit(t, s, b)
-	if d := get(); !d.LastSeen.Equal(T0.Add(7 * time.Minute)) {
-		t.Fatalf("last seen after a batch = %v, want %v", d.LastSeen, T0.Add(7*time.Minute))
-	}
-	b = NewBatch("k1", "e1", 3, 1, 10)
-	b.RecvTS = T0.Add(6 * time.Minute)
-	commit(t, s, b)
-	if d := get(); !d.LastSeen.Equal(T0.Add(7 * time.Minute)) {
-		t.Fatalf("last seen moved backwards with an older batch: %v", d.LastSeen)
-	}
+	return out
 }

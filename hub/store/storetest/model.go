@@ -16,7 +16,7 @@ var modelDevice atomic.Int64
 // random group of batches (arbitrary ranges of seqs, so duplicates, overlaps and gaps), the
 // returned and stored watermark is the contiguous prefix of everything sent, and the device's
 // records are exactly 1..watermark, once each, in order.
-func testCommitModel(t *testing.T, s store.Store) {
+func testCommitModel(t *testing.T, s RecordStore) {
 	rapid.Check(t, func(rt *rapid.T) {
 		dev := fmt.Sprintf("m%d", modelDevice.Add(1))
 		sent := map[uint64]bool{}

@@ -12,7 +12,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
-func testCommitAndList(t *testing.T, s store.Store) {
+func testCommitAndList(t *testing.T, s RecordStore) {
 	Enroll(t, s, "sz", "k1")
 	b := NewBatch("k1", "e1", 1, 3, 200)
 	b.RecvTS = T0.Add(time.Second)
@@ -52,7 +52,7 @@ func testCommitAndList(t *testing.T, s store.Store) {
 	wantMark(t, s, "k1", "e1", 3) // a refused call commits nothing
 }
 
-func testCommitIdempotent(t *testing.T, s store.Store) {
+func testCommitIdempotent(t *testing.T, s RecordStore) {
 	ctx := t.Context()
 	Enroll(t, s, "sz", "k1")
 	hb := NewBatch("k1", "e1", 1, 2, 50)
@@ -80,7 +80,7 @@ func testCommitIdempotent(t *testing.T, s store.Store) {
 	}
 }
 
-func testGapThenFill(t *testing.T, s store.Store) {
+func testGapThenFill(t *testing.T, s RecordStore) {
 	Enroll(t, s, "sz", "k1")
 	if m := commit(t, s, NewBatch("k1", "e1", 1, 10, 100)); m[0].UpTo != 10 {
 		t.Fatalf("watermark %d, want 10", m[0].UpTo)
@@ -119,7 +119,7 @@ func testGapThenFill(t *testing.T, s store.Store) {
 	}
 }
 
-func testEpochs(t *testing.T, s store.Store) {
+func testEpochs(t *testing.T, s RecordStore) {
 	Enroll(t, s, "sz", "k1")
 	commit(t, s, NewBatch("k1", "old", 1, 3, 20))
 	m := commit(t, s, NewBatch("k1", "new", 1, 2, 20))
@@ -135,7 +135,7 @@ func testEpochs(t *testing.T, s store.Store) {
 	}
 }
 
-func testWatermarkOrder(t *testing.T, s store.Store) {
+func testWatermarkOrder(t *testing.T, s RecordStore) {
 	for _, d := range []string{"k1", "k2", "k3"} {
 		Enroll(t, s, "sz", d)
 	}
@@ -156,7 +156,7 @@ func testWatermarkOrder(t *testing.T, s store.Store) {
 	}
 }
 
-func testListRecordsPaging(t *testing.T, s store.Store) {
+func testListRecordsPaging(t *testing.T, s RecordStore) {
 	Enroll(t, s, "sz", "k1")
 	Enroll(t, s, "sz", "k2")
 	commit(t, s, NewBatch("k1", "a", 1, 5, 10), NewBatch("k2", "a", 1, 5, 10))
@@ -197,7 +197,7 @@ func testListRecordsPaging(t *testing.T, s store.Store) {
 	}
 }
 
-func testHealth(t *testing.T, s store.Store) {
+func testHealth(t *testing.T, s RecordStore) {
 	ctx := t.Context()
 	Enroll(t, s, "sz", "k1")
 	b := NewBatch("k1", "e", 1, 2, 10)
@@ -226,7 +226,7 @@ func testHealth(t *testing.T, s store.Store) {
 	}
 }
 
-func testConcurrency(t *testing.T, s store.Store) {
+func testConcurrency(t *testing.T, s RecordStore) {
 	ctx := t.Context()
 	const devices, batches, per = 4, 20, 10
 	for i := range devices {
@@ -274,5 +274,31 @@ func testConcurrency(t *testing.T, s store.Store) {
 		if rs := records(t, s, store.RecordFilter{DeviceID: id}); seqs(rs) != span("e", 1, batches*per) {
 			t.Fatalf("%s records: %s", id, seqs(rs))
 		}
+	}
+}
+
+// testLastSeen: a committed batch advances its device's last-seen to its receive time, and never
+// backwards.
+func testLastSeen(t *testing.T, s RecordStore) {
+	Enroll(t, s, "sz", "k1")
+	lastSeen := func() time.Time {
+		t.Helper()
+		d, err := s.GetDevice(t.Context(), "k1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.LastSeen
+	}
+	b := NewBatch("k1", "e1", 1, 2, 10)
+	b.RecvTS = T0.Add(7 * time.Minute)
+	commit(t, s, b)
+	if got := lastSeen(); !got.Equal(T0.Add(7 * time.Minute)) {
+		t.Fatalf("last seen after a batch = %v, want %v", got, T0.Add(7*time.Minute))
+	}
+	b = NewBatch("k1", "e1", 3, 1, 10)
+	b.RecvTS = T0.Add(6 * time.Minute)
+	commit(t, s, b)
+	if got := lastSeen(); !got.Equal(T0.Add(7 * time.Minute)) {
+		t.Fatalf("last seen moved backwards with an older batch: %v", got)
 	}
 }

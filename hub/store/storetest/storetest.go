@@ -1,5 +1,8 @@
-// Package storetest is the conformance suite every store.Store backend runs (modelled on dex's
-// storage/conformance), plus helpers to build fixtures for a backend's own tests and benchmarks.
+// Package storetest is the conformance suite every hub/store backend runs (modelled on dex's
+// storage/conformance): one set of subtests per domain interface, each taking that interface
+// (with Devices where its records hang off devices, and Records where its changes arrive as the
+// effects of committed records), plus helpers to build fixtures for a backend's own tests and
+// benchmarks.
 package storetest
 
 import (
@@ -19,18 +22,65 @@ import (
 // T0 is the base time of the suite's fixtures.
 var T0 = time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
 
-// Run runs the conformance suite. open returns a new, empty store for each subtest and closes it
-// with t.Cleanup.
+// What each domain's suite needs of a store: the domain, and the domains its fixtures and
+// effects go through.
+type (
+	PresenceStore interface {
+		store.Presence
+		store.Devices
+	}
+	RecordStore interface {
+		store.Records
+		store.Devices
+	}
+	CommandStore interface {
+		store.Commands
+		store.Records
+		store.Devices
+	}
+	StateStore interface {
+		store.State
+		store.Records
+		store.Devices
+	}
+)
+
+// Run runs every domain's suite on a whole store. open returns a new, empty store for each
+// subtest and closes it with t.Cleanup.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
-	for _, tc := range []struct {
-		name string
-		fn   func(t *testing.T, s store.Store)
-	}{
+	t.Run("Devices", func(t *testing.T) { RunDevices(t, as[store.Devices](open)) })
+	t.Run("Presence", func(t *testing.T) { RunPresence(t, as[PresenceStore](open)) })
+	t.Run("Records", func(t *testing.T) { RunRecords(t, as[RecordStore](open)) })
+	t.Run("Commands", func(t *testing.T) { RunCommands(t, as[CommandStore](open)) })
+	t.Run("State", func(t *testing.T) { RunState(t, as[StateStore](open)) })
+	t.Run("Check", func(t *testing.T) {
+		if err := open(t).Check(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// RunDevices runs the suite of store.Devices.
+func RunDevices(t *testing.T, open func(t *testing.T) store.Devices) {
+	suite[store.Devices]{
 		{"Sites", testSites},
 		{"EnrollmentToken", testEnrollmentToken},
 		{"EnrollConcurrentRedeem", testEnrollConcurrent},
 		{"Devices", testDevices},
+	}.run(t, open)
+}
+
+// RunPresence runs the suite of store.Presence.
+func RunPresence(t *testing.T, open func(t *testing.T) PresenceStore) {
+	suite[PresenceStore]{
 		{"Presence", testPresence},
+		{"OnlineFilter", testOnlineFilter},
+	}.run(t, open)
+}
+
+// RunRecords runs the suite of store.Records.
+func RunRecords(t *testing.T, open func(t *testing.T) RecordStore) {
+	suite[RecordStore]{
 		{"CommitAndList", testCommitAndList},
 		{"CommitIdempotent", testCommitIdempotent},
 		{"GapThenFill", testGapThenFill},
@@ -39,23 +89,46 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"WatermarkOrder", testWatermarkOrder},
 		{"ListRecordsPaging", testListRecordsPaging},
 		{"HealthAndPeripherals", testHealth},
+		{"LastSeen", testLastSeen},
+		{"Concurrency", testConcurrency},
+	}.run(t, open)
+}
+
+// RunCommands runs the suite of store.Commands.
+func RunCommands(t *testing.T, open func(t *testing.T) CommandStore) {
+	suite[CommandStore]{
 		{"CommandTransitions", testCommandTransitions},
 		{"ExpireAndPending", testExpireAndPending},
+	}.run(t, open)
+}
+
+// RunState runs the suite of store.State.
+func RunState(t *testing.T, open func(t *testing.T) StateStore) {
+	suite[StateStore]{
 		{"Desired", testDesired},
 		{"Reported", testReported},
-		{"Concurrency", testConcurrency},
-		{"Check", func(t *testing.T, s store.Store) {
-			if err := s.Check(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-		}},
-	} {
+	}.run(t, open)
+}
+
+// suite is a domain's named subtests; each runs on a new, empty store.
+type suite[S any] []struct {
+	name string
+	fn   func(t *testing.T, s S)
+}
+
+func (s suite[S]) run(t *testing.T, open func(t *testing.T) S) {
+	for _, tc := range s {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
 }
 
+// as narrows the stores open returns to S, an interface that store.Store implements.
+func as[S any](open func(t *testing.T) store.Store) func(t *testing.T) S {
+	return func(t *testing.T) S { return open(t).(S) }
+}
+
 // Enroll creates site siteID (if missing) in region "440305" and enrolls deviceID there.
-func Enroll(t testing.TB, s store.Store, siteID, deviceID string) store.Device {
+func Enroll(t testing.TB, s store.Devices, siteID, deviceID string) store.Device {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := s.GetSite(ctx, siteID); errors.Is(err, store.ErrNotFound) {
@@ -96,7 +169,7 @@ func NewBatch(deviceID, epoch string, from uint64, n, bodySize int) store.Batch 
 	return b
 }
 
-func commit(t *testing.T, s store.Store, bs ...store.Batch) []store.Watermark {
+func commit(t *testing.T, s store.Records, bs ...store.Batch) []store.Watermark {
 	t.Helper()
 	m, err := s.CommitBatches(t.Context(), bs)
 	if err != nil {
@@ -105,7 +178,7 @@ func commit(t *testing.T, s store.Store, bs ...store.Batch) []store.Watermark {
 	return m
 }
 
-func wantMark(t *testing.T, s store.Store, device, epoch string, want uint64) {
+func wantMark(t *testing.T, s store.Records, device, epoch string, want uint64) {
 	t.Helper()
 	got, err := s.Watermark(t.Context(), device, epoch)
 	if err != nil || got != want {
@@ -113,7 +186,7 @@ func wantMark(t *testing.T, s store.Store, device, epoch string, want uint64) {
 	}
 }
 
-func records(t *testing.T, s store.Store, f store.RecordFilter) []store.Record {
+func records(t *testing.T, s store.Records, f store.RecordFilter) []store.Record {
 	t.Helper()
 	rs, err := s.ListRecords(t.Context(), f)
 	if err != nil {

@@ -1,0 +1,59 @@
+package storetest
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
+)
+
+func testDesired(t *testing.T, s StateStore) {
+	ctx := t.Context()
+	Enroll(t, s, "sz", "k1")
+	Enroll(t, s, "sz", "k2")
+	_, err := s.GetDesired(ctx, "k1")
+	wantErr(t, "GetDesired before any", err, store.ErrNotFound)
+	for i := 1; i <= 3; i++ {
+		at := T0.Add(time.Duration(i) * time.Minute)
+		d, err := s.SetDesired(ctx, "k1", json.RawMessage(`{"volume":`+string(rune('0'+i))+`}`), at)
+		if err != nil || d.Version != int64(i) || d.DeviceID != "k1" || !d.UpdatedAt.Equal(at) {
+			t.Fatalf("SetDesired #%d = %+v, %v", i, d, err)
+		}
+	}
+	d, err := s.GetDesired(ctx, "k1")
+	if err != nil || d.Version != 3 || string(d.Doc) != `{"volume":3}` || !d.UpdatedAt.Equal(T0.Add(3*time.Minute)) {
+		t.Fatalf("GetDesired = %+v, %v", d, err)
+	}
+	if d, err := s.SetDesired(ctx, "k2", json.RawMessage(`{}`), T0); err != nil || d.Version != 1 {
+		t.Fatalf("versions are per device: %+v, %v", d, err)
+	}
+	_, err = s.SetDesired(ctx, "nope", json.RawMessage(`{}`), T0)
+	wantErr(t, "SetDesired unknown device", err, store.ErrNotFound)
+}
+
+func testReported(t *testing.T, s StateStore) {
+	ctx := t.Context()
+	Enroll(t, s, "sz", "k1")
+	_, err := s.GetReported(ctx, "k1")
+	wantErr(t, "GetReported before any", err, store.ErrNotFound)
+	rep := func(seq uint64, v int64, doc, errMsg string, at time.Time) store.Batch {
+		b := NewBatch("k1", "e", seq, 1, 10)
+		b.RecvTS = at
+		r := wire.Reported{Version: v, Doc: json.RawMessage(doc), Error: errMsg}
+		b.Records[0].Kind, b.Records[0].Body, b.Records[0].Effect.Reported = wire.KindReported, wire.Encode(r), &r
+		return b
+	}
+	commit(t, s, rep(1, 3, `{"volume":3}`, "", T0.Add(time.Minute)))
+	commit(t, s, rep(2, 2, `{"volume":2}`, "", T0.Add(2*time.Minute))) // older version: ignored
+	d, err := s.GetReported(ctx, "k1")
+	if err != nil || d.Version != 3 || string(d.Doc) != `{"volume":3}` || !d.UpdatedAt.Equal(T0.Add(time.Minute)) {
+		t.Fatalf("GetReported = %+v, %v", d, err)
+	}
+	commit(t, s, rep(3, 3, `{"volume":3}`, "cannot apply", T0.Add(3*time.Minute))) // same version: updated
+	d, _ = s.GetReported(ctx, "k1")
+	if d.Version != 3 || d.Error != "cannot apply" || !d.UpdatedAt.Equal(T0.Add(3*time.Minute)) {
+		t.Fatalf("same version report not applied: %+v", d)
+	}
+}
