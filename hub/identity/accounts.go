@@ -26,25 +26,25 @@ type NewStaff struct {
 }
 
 // CreateStaff creates a staff account with a password.
-func (p *Provider) CreateStaff(ctx context.Context, s NewStaff) (Account, error) {
+func (p *Provider) CreateStaff(ctx context.Context, s NewStaff) (store.Account, error) {
 	if s.Username == "" || len(s.Username) > 64 {
-		return Account{}, fmt.Errorf("%w: username must have 1 to 64 characters", store.ErrInvalid)
+		return store.Account{}, fmt.Errorf("%w: username must have 1 to 64 characters", store.ErrInvalid)
 	}
 	// NIST SP 800-63B §5.1.1.2: at least 8 characters, at most 64 need be accepted.
 	if len(s.Password) < 8 || len(s.Password) > 256 {
-		return Account{}, fmt.Errorf("%w: password must have 8 to 256 characters", store.ErrInvalid)
+		return store.Account{}, fmt.Errorf("%w: password must have 8 to 256 characters", store.ErrInvalid)
 	}
 	if err := validRoles(s.Roles); err != nil {
-		return Account{}, err
+		return store.Account{}, err
 	}
 	h, err := p.hash(s.Password)
 	if err != nil {
-		return Account{}, err
+		return store.Account{}, err
 	}
-	a := Account{ID: "u_" + randomToken(12), Kind: "staff", Username: s.Username, Name: s.Name,
+	a := store.Account{ID: "u_" + randomToken(12), Kind: "staff", Username: s.Username, Name: s.Name,
 		PasswordHash: h, Roles: s.Roles, CreatedAt: p.now()}
 	if err := p.st.CreateAccount(ctx, a); err != nil {
-		return Account{}, err
+		return store.Account{}, err
 	}
 	return a, nil
 }
@@ -90,7 +90,7 @@ func (p *Provider) Delay(n int) time.Duration {
 // PasswordLogin checks a username and password. Every failure is ErrLogin, and every answer
 // costs one argon2id computation, so that neither message nor timing tells whether the account
 // exists or is throttled.
-func (p *Provider) PasswordLogin(ctx context.Context, username, password string) (Account, error) {
+func (p *Provider) PasswordLogin(ctx context.Context, username, password string) (store.Account, error) {
 	start := time.Now()
 	a, err := p.passwordLogin(ctx, username, password)
 	if err != nil {
@@ -104,20 +104,20 @@ func (p *Provider) PasswordLogin(ctx context.Context, username, password string)
 	return a, err
 }
 
-func (p *Provider) passwordLogin(ctx context.Context, username, password string) (Account, error) {
+func (p *Provider) passwordLogin(ctx context.Context, username, password string) (store.Account, error) {
 	now := p.now()
 	a, err := p.st.AccountByUsername(ctx, username)
 	if err != nil {
 		p.compare(password, p.dummyHash)
 		if !errors.Is(err, store.ErrNotFound) {
-			return Account{}, err
+			return store.Account{}, err
 		}
-		return Account{}, ErrLogin
+		return store.Account{}, ErrLogin
 	}
 	if a.PasswordHash == "" || p.throttled(a.Failures, a.LastFailure, now) {
 		p.compare(password, p.dummyHash)
 		p.log.Info("identity: login refused (throttled or no password)", "account", a.ID, "failures", a.Failures)
-		return Account{}, ErrLogin
+		return store.Account{}, ErrLogin
 	}
 	ok := p.compare(password, a.PasswordHash)
 	if ok && a.Failures == 0 {
@@ -125,29 +125,29 @@ func (p *Provider) passwordLogin(ctx context.Context, username, password string)
 	}
 	n, err := p.st.RecordLogin(ctx, a.ID, ok, now)
 	if err != nil {
-		return Account{}, err
+		return store.Account{}, err
 	}
 	if !ok {
 		p.log.Info("identity: wrong password", "account", a.ID, "failures", n)
-		return Account{}, ErrLogin
+		return store.Account{}, ErrLogin
 	}
 	return a, nil
 }
 
 // citizenByCard finds the citizen with the card's ID number or creates the account. The
 // number is stored encrypted (bound to the account ID) and found by its keyed hash.
-func (p *Provider) citizenByCard(ctx context.Context, card *IDCard) (Account, error) {
+func (p *Provider) citizenByCard(ctx context.Context, card *IDCard) (store.Account, error) {
 	h := p.sec.idHash(string(card.Number))
 	a, err := p.st.AccountByIDHash(ctx, h)
 	if err == nil || !errors.Is(err, store.ErrNotFound) {
 		return a, err
 	}
-	a = Account{ID: "c_" + randomToken(12), Kind: "citizen", Roles: []string{RoleCitizen},
+	a = store.Account{ID: "c_" + randomToken(12), Kind: "citizen", Roles: []string{RoleCitizen},
 		IDNumberHash: h, CreatedAt: p.now()}
 	// The card's number and name are stored only encrypted, bound to the account ID.
 	plain, err := json.Marshal(card)
 	if err != nil {
-		return Account{}, err
+		return store.Account{}, err
 	}
 	a.IDNumberEnc = seal(p.sec.idAEAD, plain, []byte(a.ID))
 	clear(plain)
@@ -155,14 +155,14 @@ func (p *Provider) citizenByCard(ctx context.Context, card *IDCard) (Account, er
 		if errors.Is(err, store.ErrExists) { // created concurrently
 			return p.st.AccountByIDHash(ctx, h)
 		}
-		return Account{}, err
+		return store.Account{}, err
 	}
 	return a, nil
 }
 
 // IDCardOf decrypts the card data (number and name) of a citizen's account; the caller wipes
 // it after use.
-func (p *Provider) IDCardOf(a Account) (*IDCard, error) {
+func (p *Provider) IDCardOf(a store.Account) (*IDCard, error) {
 	if len(a.IDNumberEnc) == 0 {
 		return nil, fmt.Errorf("identity: account %s has no ID card data", a.ID)
 	}
@@ -224,7 +224,7 @@ func (p *Provider) Bootstrap(ctx context.Context, b BootstrapConfig) (Bootstrapp
 		return out, err
 	}
 	code, refresh, device, bearer := "authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code", GrantTypeJWTBearer
-	builtins := []Client{
+	builtins := []store.Client{
 		{ID: ClientWebPortal, Name: "政务服务网 Web portal", AppType: "web", FirstParty: true,
 			RedirectURIs: []string{b.BaseURL + "/portal/callback"}, PostLogoutURIs: []string{b.BaseURL + "/portal/"},
 			GrantTypes: []string{code, refresh}},

@@ -43,7 +43,7 @@ func TestBruteForceThrottleAndLockout(t *testing.T) {
 	if _, err := e.P.PasswordLogin(ctx, "bob", "bobs password"); err != nil {
 		t.Fatalf("right password after the delay: %v", err)
 	}
-	a, _ := e.Store.Identity().GetAccount(ctx, bob.ID)
+	a, _ := e.Store.GetAccount(ctx, bob.ID)
 	if a.Failures != 0 {
 		t.Errorf("failures %d after success, want 0", a.Failures)
 	}
@@ -52,7 +52,7 @@ func TestBruteForceThrottleAndLockout(t *testing.T) {
 		e.Clock.Advance(e.P.Delay(i))
 		e.P.PasswordLogin(ctx, "bob", "wrong")
 	}
-	a, _ = e.Store.Identity().GetAccount(ctx, bob.ID)
+	a, _ = e.Store.GetAccount(ctx, bob.ID)
 	if a.Failures != 7 {
 		t.Fatalf("failures %d, want 7", a.Failures)
 	}
@@ -66,7 +66,7 @@ func TestBruteForceThrottleAndLockout(t *testing.T) {
 	}
 	// At 100 consecutive failures the account is locked, however long one waits.
 	for i := 0; i < 100; i++ {
-		if _, err := e.Store.Identity().RecordLogin(ctx, bob.ID, false, e.Clock.Now()); err != nil {
+		if _, err := e.Store.RecordLogin(ctx, bob.ID, false, e.Clock.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -115,7 +115,7 @@ func TestLoginDoesNotRevealAccounts(t *testing.T) {
 			times[name] = append(times[name], d)
 		}
 		// Keep the admin under the throttle threshold.
-		e.Store.Identity().RecordLogin(ctx, adminID(t, e), true, e.Clock.Now())
+		e.Store.RecordLogin(ctx, adminID(t, e), true, e.Clock.Now())
 	}
 	if bodies["unknown"] != bodies["wrong password"] || bodies["unknown"] != bodies["throttled"] {
 		t.Error("login pages differ between unknown account, wrong password and throttled account")
@@ -137,7 +137,7 @@ func TestLoginDoesNotRevealAccounts(t *testing.T) {
 }
 
 func adminID(t *testing.T, e *identitytest.Env) string {
-	a, err := e.Store.Identity().AccountByUsername(context.Background(), identitytest.AdminUser)
+	a, err := e.Store.AccountByUsername(context.Background(), identitytest.AdminUser)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestBootstrapIdempotent(t *testing.T) {
 	if err != nil || again.AdminPassword != "" || len(again.ClientSecrets) != 0 {
 		t.Fatalf("second bootstrap %+v %v", again, err)
 	}
-	cs, _ := e.Store.Identity().ListClients(ctx)
+	cs, _ := e.Store.ListClients(ctx)
 	var ids []string
 	for _, c := range cs {
 		ids = append(ids, c.ID)
@@ -314,9 +314,9 @@ func TestStaffAdminAPI(t *testing.T) {
 		}
 	}
 	// Lock the account, then an admin resets it with new roles and a new password.
-	li, _ := e.Store.Identity().AccountByUsername(ctx, "li")
+	li, _ := e.Store.AccountByUsername(ctx, "li")
 	for range 100 {
-		e.Store.Identity().RecordLogin(ctx, li.ID, false, e.Clock.Now())
+		e.Store.RecordLogin(ctx, li.ID, false, e.Clock.Now())
 	}
 	if _, err := e.P.PasswordLogin(ctx, "li", "a good password"); err == nil {
 		t.Fatal("locked account logged in")

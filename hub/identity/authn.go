@@ -14,22 +14,22 @@ import (
 )
 
 // accessToken returns the live access token of the request's Authorization header.
-func (p *Provider) accessToken(r *http.Request) (Token, error) {
+func (p *Provider) accessToken(r *http.Request) (store.Token, error) {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || tok == "" {
-		return Token{}, fmt.Errorf("%w: no bearer token", ErrUnauthorized)
+		return store.Token{}, fmt.Errorf("%w: no bearer token", ErrUnauthorized)
 	}
 	plain, err := p.op.Crypto().Decrypt(strings.TrimSpace(tok))
 	if err != nil {
-		return Token{}, fmt.Errorf("%w: token not issued here", ErrUnauthorized)
+		return store.Token{}, fmt.Errorf("%w: token not issued here", ErrUnauthorized)
 	}
 	id, sub, ok := strings.Cut(plain, ":")
 	if !ok {
-		return Token{}, fmt.Errorf("%w: malformed token", ErrUnauthorized)
+		return store.Token{}, fmt.Errorf("%w: malformed token", ErrUnauthorized)
 	}
 	t, err := p.liveAccess(r.Context(), id)
 	if err != nil || t.Subject != sub {
-		return Token{}, fmt.Errorf("%w: token unknown, revoked or expired", ErrUnauthorized)
+		return store.Token{}, fmt.Errorf("%w: token unknown, revoked or expired", ErrUnauthorized)
 	}
 	return t, nil
 }
@@ -119,7 +119,7 @@ func (p *Provider) serveRevokeSession(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusInternalServerError, "internal", "could not list sessions")
 		return
 	}
-	if !slices.ContainsFunc(gs, func(g Grant) bool { return g.FamilyID == id }) {
+	if !slices.ContainsFunc(gs, func(g store.Grant) bool { return g.FamilyID == id }) {
 		apiError(w, http.StatusNotFound, "not_found", "no such session")
 		return
 	}
@@ -133,7 +133,7 @@ func (p *Provider) serveRevokeSession(w http.ResponseWriter, r *http.Request) {
 // ClientRegistration is the admin API's view of a client; Secret is set only in the answer to a
 // creation of a confidential client.
 type ClientRegistration struct {
-	Client
+	store.Client
 	Confidential bool   `json:"confidential"`
 	Secret       string `json:"secret,omitempty"`
 }
@@ -226,7 +226,7 @@ func (p *Provider) serveClient(w http.ResponseWriter, r *http.Request) {
 
 var offeredGrants = []string{"authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code", GrantTypeJWTBearer}
 
-func validClient(reg ClientRegistration) (Client, error) {
+func validClient(reg ClientRegistration) (store.Client, error) {
 	c := reg.Client
 	c.SecretHash = nil
 	if c.ID == "" || len(c.ID) > 64 || strings.ContainsAny(c.ID, " /:?#") {

@@ -8,11 +8,13 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/kioskfleet/kioskfleet/hub/store"
 )
 
 // opClient is a Client as op sees it.
 type opClient struct {
-	c Client
+	c store.Client
 	p *Provider
 }
 
@@ -64,7 +66,7 @@ func (o *opClient) IsScopeAllowed(string) bool           { return false }
 func (o *opClient) IDTokenUserinfoClaimsAssertion() bool { return false }
 func (o *opClient) ClockSkew() time.Duration             { return 0 }
 
-func (c Client) allows(grant oidc.GrantType) bool {
+func allows(c store.Client, grant oidc.GrantType) bool {
 	return slices.Contains(c.GrantTypes, string(grant))
 }
 
@@ -72,12 +74,12 @@ func (c Client) allows(grant oidc.GrantType) bool {
 const clientTTL = 5 * time.Second
 
 type cachedClient struct {
-	c      Client
+	c      store.Client
 	loaded time.Time
 }
 
 // client returns a registered client, from a short-lived cache.
-func (p *Provider) client(ctx context.Context, id string) (Client, error) {
+func (p *Provider) client(ctx context.Context, id string) (store.Client, error) {
 	if v, ok := p.clients.Load(id); ok && time.Since(v.(cachedClient).loaded) < clientTTL {
 		return v.(cachedClient).c, nil
 	}

@@ -28,9 +28,9 @@ func (p *Provider) serveDeviceAuthorization(w http.ResponseWriter, r *http.Reque
 		return
 	}
 	now := p.now()
-	d := DeviceAuth{ClientID: c.ID, Scopes: scopesOf(r.PostForm.Get("scope")), CreatedAt: now,
-		ExpiresAt: now.Add(p.cfg.DeviceCodeTTL), Interval: p.cfg.DevicePoll, State: DevicePending}
-	if c.KioskOnly && !c.allows(oidc.GrantTypeRefreshToken) {
+	d := store.DeviceAuth{ClientID: c.ID, Scopes: scopesOf(r.PostForm.Get("scope")), CreatedAt: now,
+		ExpiresAt: now.Add(p.cfg.DeviceCodeTTL), Interval: p.cfg.DevicePoll, State: store.DeviceAuthPending}
+	if c.KioskOnly && !allows(c, oidc.GrantTypeRefreshToken) {
 		d.Scopes = without(d.Scopes, oidc.ScopeOfflineAccess)
 	}
 	if a := r.PostForm.Get(ParamKioskAssertion); a != "" {
@@ -90,20 +90,20 @@ func (p *Provider) deviceGrant(w http.ResponseWriter, r *http.Request) {
 		err = oidc.ErrServerError().WithParent(err)
 	case slow:
 		err = oidc.ErrSlowDown().WithDescription("polling too fast; interval is now %ds", int(d.Interval/time.Second))
-	case d.State == DeviceDenied:
+	case d.State == store.DeviceAuthDenied:
 		err = oidc.ErrAccessDenied().WithDescription("the user denied the request")
-	case d.State == DeviceIssued:
+	case d.State == store.DeviceAuthIssued:
 		err = oidc.ErrInvalidGrant().WithDescription("device_code used already")
-	case d.State == DevicePending && !now.Before(d.ExpiresAt):
+	case d.State == store.DeviceAuthPending && !now.Before(d.ExpiresAt):
 		err = oidc.ErrExpiredDeviceCode()
-	case d.State == DevicePending:
+	case d.State == store.DeviceAuthPending:
 		err = oidc.ErrAuthorizationPending()
 	}
 	if err != nil {
 		op.RequestError(w, r, err, nil)
 		return
 	}
-	req := &sessionRequest{Token: Token{FamilyID: randomToken(16), UserID: d.UserID, Subject: d.Subject,
+	req := &sessionRequest{Token: store.Token{FamilyID: randomToken(16), UserID: d.UserID, Subject: d.Subject,
 		ClientID: c.ID, Scopes: d.Scopes, AMR: d.AMR, ACR: ACRDevice, AuthTime: d.AuthTime, DeviceID: d.KioskID},
 		refreshable: !c.KioskOnly, short: c.KioskOnly}
 	resp, err := p.issue(r.Context(), req, c)

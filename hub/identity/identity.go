@@ -46,8 +46,6 @@ import (
 
 var (
 	ErrConfig       = errors.New("identity: invalid configuration")
-	ErrCodeReused   = errors.New("identity: authorization code reused")
-	ErrTokenReused  = errors.New("identity: refresh token reused")
 	ErrUnauthorized = errors.New("identity: no valid access token")
 )
 
@@ -152,7 +150,7 @@ func (c *Config) defaults() error {
 // Provider is the hub's OpenID Provider.
 type Provider struct {
 	cfg     Config
-	st      Storage
+	st      store.Identity
 	devices DeviceLookup
 	log     *slog.Logger
 	sec     *secrets
@@ -184,7 +182,7 @@ const (
 
 // New returns a provider on st, creating its first signing key if there is none. devices finds
 // kiosks for ID-card login and device approval pages.
-func New(ctx context.Context, cfg Config, st Storage, devices DeviceLookup, log *slog.Logger) (*Provider, error) {
+func New(ctx context.Context, cfg Config, st store.Identity, devices DeviceLookup, log *slog.Logger) (*Provider, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}

@@ -13,6 +13,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/kioskfleet/kioskfleet/hub/store"
 )
 
 // keyCache holds the decrypted signing keys; it is reloaded when the active key is due for
@@ -85,7 +87,7 @@ func (p *Provider) addKeyLocked(ctx context.Context, now time.Time) error {
 		return err
 	}
 	id := randomToken(12)
-	k := SigningKey{ID: id, Alg: string(jose.ES256), PrivateEnc: seal(p.sec.keyAEAD, der, []byte(id)), CreatedAt: now}
+	k := store.SigningKey{ID: id, Alg: string(jose.ES256), PrivateEnc: seal(p.sec.keyAEAD, der, []byte(id)), CreatedAt: now}
 	if err := p.st.AddSigningKey(ctx, k); err != nil {
 		return fmt.Errorf("identity: store signing key: %w", err)
 	}

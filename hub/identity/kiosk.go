@@ -173,7 +173,7 @@ func parseCert(pemBytes []byte) (*x509.Certificate, error) {
 // an op.AuthRequest so that op puts its acr in the ID token; op gives it a refresh token only
 // when it is refreshable (and offline_access was granted to a client allowed to refresh).
 type sessionRequest struct {
-	Token
+	store.Token
 	refreshable bool
 	short       bool // a kiosk session: KioskSessionTTL
 }
@@ -205,7 +205,7 @@ func (k *sessionRequest) GetResponseType() oidc.ResponseType {
 
 // issue answers a completed session request with an access token, a refresh token if
 // refreshable, and an ID token if openid was asked for.
-func (p *Provider) issue(ctx context.Context, req *sessionRequest, c Client) (*oidc.AccessTokenResponse, error) {
+func (p *Provider) issue(ctx context.Context, req *sessionRequest, c store.Client) (*oidc.AccessTokenResponse, error) {
 	oc := &opClient{c: c, p: p}
 	at, rt, validity, err := op.CreateAccessToken(ctx, req, op.AccessTokenTypeBearer, p.op, oc, "")
 	if err != nil {
@@ -258,7 +258,7 @@ func (p *Provider) kioskGrant(w http.ResponseWriter, r *http.Request) {
 	}
 	now := p.now()
 	scopes := without(scopesOf(r.PostForm.Get("scope")), oidc.ScopeOfflineAccess)
-	req := &sessionRequest{Token: Token{FamilyID: randomToken(16), UserID: acct.ID, Subject: p.sec.subject(c, acct.ID),
+	req := &sessionRequest{Token: store.Token{FamilyID: randomToken(16), UserID: acct.ID, Subject: p.sec.subject(c, acct.ID),
 		ClientID: c.ID, Scopes: scopes, AMR: []string{"sc", "hwk"}, ACR: ACRIDCard, AuthTime: now,
 		DeviceID: claims.Issuer}, short: true}
 	resp, err := p.issue(ctx, req, c)

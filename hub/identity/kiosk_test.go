@@ -82,7 +82,7 @@ func TestIDCardLogin(t *testing.T) {
 	if err != nil || pr2.Subject != pr.Subject {
 		t.Errorf("second login: account %q, first %q (%v)", pr2.Subject, pr.Subject, err)
 	}
-	acct, err := e.Store.Identity().GetAccount(context.Background(), pr.Subject)
+	acct, err := e.Store.GetAccount(context.Background(), pr.Subject)
 	if err != nil {
 		t.Fatal(err)
 	}

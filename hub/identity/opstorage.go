@@ -27,7 +27,7 @@ var (
 // --- requests flowing through the OP
 
 // opAuthRequest is an AuthRequest as op sees it.
-type opAuthRequest struct{ AuthRequest }
+type opAuthRequest struct{ store.AuthRequest }
 
 var _ op.AuthRequest = (*opAuthRequest)(nil)
 
@@ -54,7 +54,7 @@ func (a *opAuthRequest) Done() bool                         { return a.AuthReque
 
 // refreshRequest is the grant behind a refresh token.
 type refreshRequest struct {
-	Token
+	store.Token
 	scopes []string
 }
 
@@ -70,7 +70,7 @@ func (r *refreshRequest) SetCurrentScopes(s []string) { r.scopes = s }
 
 // grant is what every issued token of a request records.
 type grant struct {
-	Token
+	store.Token
 	accessTTL time.Duration
 }
 
@@ -82,7 +82,7 @@ func (s *opStorage) grantOf(req op.TokenRequest) (grant, error) {
 		if r.Kiosk {
 			g.accessTTL = p.cfg.KioskSessionTTL
 		}
-		g.Token = Token{FamilyID: r.FamilyID, UserID: r.UserID, Subject: r.Subject, ClientID: r.ClientID,
+		g.Token = store.Token{FamilyID: r.FamilyID, UserID: r.UserID, Subject: r.Subject, ClientID: r.ClientID,
 			Scopes: r.Scopes, AMR: r.AMR, ACR: r.ACR, AuthTime: r.AuthTime}
 	case *refreshRequest:
 		g.Token = r.Token
@@ -99,9 +99,9 @@ func (s *opStorage) grantOf(req op.TokenRequest) (grant, error) {
 	return g, nil
 }
 
-func (g grant) access(now time.Time) Token {
+func (g grant) access(now time.Time) store.Token {
 	t := g.Token
-	t.ID, t.Kind, t.CreatedAt, t.ExpiresAt = randomToken(16), KindAccess, now, now.Add(g.accessTTL)
+	t.ID, t.Kind, t.CreatedAt, t.ExpiresAt = randomToken(16), store.TokenAccess, now, now.Add(g.accessTTL)
 	return t
 }
 
@@ -124,7 +124,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		return nil, oidc.ErrInvalidRequest().WithDescription("only response_type code is offered")
 	}
 	now := s.p.now()
-	a := AuthRequest{
+	a := store.AuthRequest{
 		ID: randomToken(16), ClientID: req.ClientID, RedirectURI: req.RedirectURI, State: req.State,
 		Nonce: req.Nonce, Scopes: req.Scopes, ResponseType: string(req.ResponseType),
 		ResponseMode: string(req.ResponseMode), CodeChallenge: req.CodeChallenge,
@@ -150,7 +150,7 @@ func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequ
 
 func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
 	a, err := s.p.st.ConsumeCode(ctx, sha(code))
-	if errors.Is(err, ErrCodeReused) {
+	if errors.Is(err, store.ErrCodeReused) {
 		// RFC 6749 §4.1.2: a code used twice revokes the tokens it issued.
 		if rerr := s.p.st.RevokeFamily(ctx, a.FamilyID, s.p.now()); rerr != nil {
 			return nil, rerr
@@ -207,12 +207,12 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	at := g.access(now)
 	value := randomToken(32)
 	rt := g.Token
-	rt.ID, rt.Kind, rt.Hash, rt.CreatedAt, rt.ExpiresAt = randomToken(16), KindRefresh, sha(value), now, now.Add(s.p.cfg.RefreshTokenTTL)
+	rt.ID, rt.Kind, rt.Hash, rt.CreatedAt, rt.ExpiresAt = randomToken(16), store.TokenRefresh, sha(value), now, now.Add(s.p.cfg.RefreshTokenTTL)
 	if rr, ok := req.(*refreshRequest); ok && current != "" {
 		// The new refresh token lives no longer than the family's first one would have.
 		rt.ExpiresAt = rr.ExpiresAt
 		if err := s.p.st.RotateRefresh(ctx, rr.ID, now, at, rt); err != nil {
-			if errors.Is(err, ErrTokenReused) {
+			if errors.Is(err, store.ErrTokenReused) {
 				return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token was used already; its grant is revoked")
 			}
 			return "", "", time.Time{}, err
@@ -227,7 +227,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 
 func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, value string) (op.RefreshTokenRequest, error) {
 	t, err := s.p.st.TokenByHash(ctx, sha(value))
-	if err != nil || t.Kind != KindRefresh {
+	if err != nil || t.Kind != store.TokenRefresh {
 		return nil, errors.New("unknown refresh token")
 	}
 	if t.Rotated {
@@ -236,7 +236,7 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, value string
 			return nil, err
 		}
 		s.p.log.Warn("identity: refresh token reused; its grant is revoked", "client", t.ClientID, "family", t.FamilyID)
-		return nil, ErrTokenReused
+		return nil, store.ErrTokenReused
 	}
 	if t.Revoked || s.p.now().After(t.ExpiresAt) {
 		return nil, errors.New("refresh token revoked or expired")
@@ -258,7 +258,7 @@ func (s *opStorage) TerminateSessionFromRequest(ctx context.Context, req *op.End
 }
 
 func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID string) *oidc.Error {
-	var t Token
+	var t store.Token
 	var err error
 	if userID != "" {
 		t, err = s.p.st.GetToken(ctx, tokenOrID)
@@ -274,7 +274,7 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID
 	if t.ClientID != clientID {
 		return oidc.ErrInvalidClient().WithDescription("token was issued to another client")
 	}
-	if t.Kind == KindRefresh {
+	if t.Kind == store.TokenRefresh {
 		err = s.p.st.RevokeFamily(ctx, t.FamilyID, s.p.now())
 	} else {
 		err = s.p.st.RevokeToken(ctx, t.ID, s.p.now())
@@ -287,7 +287,7 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID
 
 func (s *opStorage) GetRefreshTokenInfo(ctx context.Context, clientID, value string) (string, string, error) {
 	t, err := s.p.st.TokenByHash(ctx, sha(value))
-	if err != nil || t.Kind != KindRefresh || t.ClientID != clientID {
+	if err != nil || t.Kind != store.TokenRefresh || t.ClientID != clientID {
 		return "", "", op.ErrInvalidRefreshToken
 	}
 	return t.Subject, t.ID, nil
@@ -346,12 +346,12 @@ func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, ui *oidc.UserInf
 }
 
 // liveAccess returns the access token with the ID if it is live.
-func (p *Provider) liveAccess(ctx context.Context, tokenID string) (Token, error) {
+func (p *Provider) liveAccess(ctx context.Context, tokenID string) (store.Token, error) {
 	t, err := p.st.GetToken(ctx, tokenID)
 	if err != nil {
 		return t, err
 	}
-	if t.Kind != KindAccess || t.Revoked || !p.now().Before(t.ExpiresAt) {
+	if t.Kind != store.TokenAccess || t.Revoked || !p.now().Before(t.ExpiresAt) {
 		return t, errors.New("access token revoked or expired")
 	}
 	return t, nil

@@ -10,6 +10,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+
+	"github.com/kioskfleet/kioskfleet/hub/store"
 )
 
 // secrets holds the keys derived from the configured master secret (HKDF-SHA256, RFC 5869),
@@ -81,7 +83,7 @@ func (s *secrets) idHash(idNumber string) []byte { return mac(s.idHashKey, idNum
 
 // subject returns the subject identifier of user at client: the user ID for public clients,
 // and for pairwise ones a value that differs per sector (OIDC Core §8.1).
-func (s *secrets) subject(c Client, userID string) string {
+func (s *secrets) subject(c store.Client, userID string) string {
 	if !c.Pairwise {
 		return userID
 	}

@@ -92,10 +92,10 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 
 // tokenClient authenticates the client of a token or device request: confidential clients by
 // secret, public ones by ID. It refuses clients without the grant type.
-func (p *Provider) tokenClient(r *http.Request, gt oidc.GrantType) (Client, error) {
+func (p *Provider) tokenClient(r *http.Request, gt oidc.GrantType) (store.Client, error) {
 	id, authenticated, err := op.ClientIDFromRequest(r, p.op)
 	if err != nil {
-		return Client{}, oidc.ErrInvalidClient().WithDescription("client authentication failed").WithParent(err)
+		return store.Client{}, oidc.ErrInvalidClient().WithDescription("client authentication failed").WithParent(err)
 	}
 	c, err := p.client(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -107,7 +107,7 @@ func (p *Provider) tokenClient(r *http.Request, gt oidc.GrantType) (Client, erro
 	if !c.Public() && !authenticated {
 		return c, oidc.ErrInvalidClient().WithDescription("confidential client must authenticate")
 	}
-	if !c.allows(gt) {
+	if !allows(c, gt) {
 		return c, oidc.ErrUnauthorizedClient().WithDescription("grant type not registered for this client")
 	}
 	return c, nil

@@ -131,22 +131,22 @@ func (p *Provider) render(w http.ResponseWriter, page string, status int, v *vie
 
 // --- browser sessions and CSRF
 
-func (p *Provider) browserSession(r *http.Request) (BrowserSession, bool) {
+func (p *Provider) browserSession(r *http.Request) (store.BrowserSession, bool) {
 	c, err := r.Cookie(cookieName)
 	if err != nil || c.Value == "" {
-		return BrowserSession{}, false
+		return store.BrowserSession{}, false
 	}
 	s, err := p.st.GetBrowserSession(r.Context(), sha(c.Value))
 	if err != nil || !p.now().Before(s.ExpiresAt) {
-		return BrowserSession{}, false
+		return store.BrowserSession{}, false
 	}
 	return s, true
 }
 
-func (p *Provider) startSession(ctx context.Context, w http.ResponseWriter, a Account, amr []string) (BrowserSession, error) {
+func (p *Provider) startSession(ctx context.Context, w http.ResponseWriter, a store.Account, amr []string) (store.BrowserSession, error) {
 	v := randomToken(32)
 	now := p.now()
-	s := BrowserSession{Hash: sha(v), UserID: a.ID, AMR: amr, AuthTime: now, ExpiresAt: now.Add(sessionTTL)}
+	s := store.BrowserSession{Hash: sha(v), UserID: a.ID, AMR: amr, AuthTime: now, ExpiresAt: now.Add(sessionTTL)}
 	if err := p.st.CreateBrowserSession(ctx, s); err != nil {
 		return s, err
 	}
@@ -164,7 +164,7 @@ func (p *Provider) csrfOK(r *http.Request, parts ...string) bool {
 	return hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(p.csrf(parts...)))
 }
 
-func sessionKey(s BrowserSession) string { return base64.RawURLEncoding.EncodeToString(s.Hash) }
+func sessionKey(s store.BrowserSession) string { return base64.RawURLEncoding.EncodeToString(s.Hash) }
 
 // --- login
 
@@ -218,7 +218,7 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 			p.render(w, "login", http.StatusUnauthorized, v)
 			return
 		}
-		var a AuthRequest
+		var a store.AuthRequest
 		if v.ID != "" {
 			if a, err = p.st.GetAuthRequest(r.Context(), v.ID); err != nil || a.Done || !p.now().Before(a.ExpiresAt) {
 				v.Error = "err_request"
@@ -226,7 +226,7 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		s := BrowserSession{UserID: acct.ID, AMR: []string{"pwd"}, AuthTime: p.now()}
+		s := store.BrowserSession{UserID: acct.ID, AMR: []string{"pwd"}, AuthTime: p.now()}
 		if !a.Kiosk {
 			if s, err = p.startSession(r.Context(), w, acct, s.AMR); err != nil {
 				p.log.Error("identity: browser session", "err", err)
@@ -252,7 +252,7 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 
 // continueAuth binds the logged-in user to the auth request and asks for consent unless the
 // client is first-party.
-func (p *Provider) continueAuth(w http.ResponseWriter, r *http.Request, a AuthRequest, s BrowserSession) {
+func (p *Provider) continueAuth(w http.ResponseWriter, r *http.Request, a store.AuthRequest, s store.BrowserSession) {
 	c, err := p.client(r.Context(), a.ClientID)
 	if err != nil {
 		v := p.view(r, "title_login")
@@ -316,7 +316,7 @@ func (p *Provider) serveConsent(w http.ResponseWriter, r *http.Request) {
 
 // authError ends an authorization request with an error sent to the client's (registered,
 // already validated) redirect URI.
-func (p *Provider) authError(w http.ResponseWriter, r *http.Request, a AuthRequest, code string) {
+func (p *Provider) authError(w http.ResponseWriter, r *http.Request, a store.AuthRequest, code string) {
 	q := url.Values{"error": {code}}
 	if a.State != "" {
 		q.Set("state", a.State)
@@ -364,7 +364,7 @@ func (p *Provider) serveDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d, err := p.st.DeviceAuthByUserCode(r.Context(), code)
-	if err != nil || d.State != DevicePending || !p.now().Before(d.ExpiresAt) {
+	if err != nil || d.State != store.DeviceAuthPending || !p.now().Before(d.ExpiresAt) {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			p.log.Error("identity: device auth", "err", err)
 		}
@@ -389,9 +389,9 @@ func (p *Provider) serveDevice(w http.ResponseWriter, r *http.Request) {
 			p.render(w, "message", http.StatusForbidden, v)
 			return
 		}
-		d.State, v.Done = DeviceDenied, "done_denied"
+		d.State, v.Done = store.DeviceAuthDenied, "done_denied"
 		if r.PostForm.Get("action") == "approve" {
-			d.State, v.Done = DeviceApproved, "done_approved"
+			d.State, v.Done = store.DeviceAuthApproved, "done_approved"
 			d.UserID, d.Subject, d.AMR, d.AuthTime = s.UserID, p.sec.subject(c, s.UserID), s.AMR, s.AuthTime
 		}
 		if err := p.st.DecideDeviceAuth(r.Context(), code, d, p.now()); err != nil {

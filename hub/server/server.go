@@ -175,7 +175,7 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	}
 	public = strings.TrimRight(public, "/")
 	idp, err := identity.New(ctx, identity.Config{Issuer: public, Secret: secret, Insecure: strings.HasPrefix(public, "http://")},
-		st.Identity(), st, log.With("component", "identity"))
+		st, st, log.With("component", "identity"))
 	if err != nil {
 		return fmt.Errorf("hub: identity: %w", err)
 	}

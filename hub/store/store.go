@@ -10,6 +10,7 @@
 //	records.go   Records   uplink records, committed in groups, and their watermarks
 //	commands.go  Commands  commands to devices and their life cycle
 //	state.go     State     desired and reported configuration documents
+//	identity.go  Identity  the OpenID Provider's clients, accounts, grants, keys and sessions
 //
 // The app catalog (catalog.go, Catalog) and the event stream (events.go, Events) come next, as
 // domains of their own. Store composes every domain; a caller asks for the smallest set it uses.
@@ -37,6 +38,7 @@ type Store interface {
 	Records
 	Commands
 	State
+	Identity
 
 	// Ping checks cheaply that the backend answers (health endpoints).
 	Ping(ctx context.Context) error

@@ -126,7 +126,7 @@ func New(t testing.TB, mod ...func(*identity.Config)) *Env {
 		m(&cfg)
 	}
 	e.cfg, e.log = cfg, log
-	e.P, err = identity.New(ctx, cfg, st.Identity(), st, log)
+	e.P, err = identity.New(ctx, cfg, st, st, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func New(t testing.TB, mod ...func(*identity.Config)) *Env {
 	e.Secrets = boot.ClientSecrets
 	e.Callback = "http://127.0.0.1:1/callback"
 	grants := []string{"authorization_code", "refresh_token"}
-	for _, c := range []identity.Client{
+	for _, c := range []store.Client{
 		{ID: "rp", Name: "Test RP", AppType: "web", FirstParty: true, RedirectURIs: []string{e.Callback},
 			PostLogoutURIs: []string{e.Callback + "/out"}, GrantTypes: grants, SecretHash: hash("rp-secret")},
 		{ID: "spa", Name: "Test public app", AppType: "native", FirstParty: true,
@@ -150,7 +150,7 @@ func New(t testing.TB, mod ...func(*identity.Config)) *Env {
 		{ID: "third2", Name: "Another department", AppType: "web", RedirectURIs: []string{e.Callback},
 			GrantTypes: grants, SecretHash: hash("third2-secret"), Pairwise: true},
 	} {
-		if err := st.Identity().PutClient(ctx, c); err != nil {
+		if err := st.PutClient(ctx, c); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -175,7 +175,7 @@ func (e *Env) Restart(t testing.TB) {
 		t.Fatal(err)
 	}
 	e.Store = st
-	if e.P, err = identity.New(ctx, e.cfg, st.Identity(), st, e.log); err != nil {
+	if e.P, err = identity.New(ctx, e.cfg, st, st, e.log); err != nil {
 		t.Fatal(err)
 	}
 	h := e.P.Handler()

@@ -10,21 +10,16 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/sqlitex"
 )
 
-// Identity is the SQLite storage of the hub's OpenID Provider (tables idp_*, migration 0100).
-type Identity struct {
+// identityStore is store.Identity on the store's database (tables idp_*, migrations 0100-0199);
+// Store embeds it.
+type identityStore struct {
 	w, r *sql.DB // the store's single writer and its readers
 	rot  *rotations
 }
-
-var _ identity.Storage = (*Identity)(nil)
-
-// Identity returns the store's identity storage.
-func (s *Store) Identity() *Identity { return &Identity{w: s.db.W, r: s.db.R, rot: &rotations{}} }
 
 func idpTS(t time.Time) int64 {
 	if t.IsZero() {
@@ -79,7 +74,7 @@ func idpAffected(what string, res sql.Result, err error) error {
 
 // --- clients
 
-func (s *Identity) PutClient(ctx context.Context, c identity.Client) error {
+func (s *identityStore) PutClient(ctx context.Context, c store.Client) error {
 	doc, err := json.Marshal(c)
 	if err != nil {
 		return err
@@ -89,8 +84,8 @@ func (s *Identity) PutClient(ctx context.Context, c identity.Client) error {
 	return idpErr("put client", err)
 }
 
-func idpScanClient(doc string, secret []byte) (identity.Client, error) {
-	var c identity.Client
+func idpScanClient(doc string, secret []byte) (store.Client, error) {
+	var c store.Client
 	if err := json.Unmarshal([]byte(doc), &c); err != nil {
 		return c, fmt.Errorf("client %q: corrupt row: %w", c.ID, err)
 	}
@@ -98,23 +93,23 @@ func idpScanClient(doc string, secret []byte) (identity.Client, error) {
 	return c, nil
 }
 
-func (s *Identity) GetClient(ctx context.Context, id string) (identity.Client, error) {
+func (s *identityStore) GetClient(ctx context.Context, id string) (store.Client, error) {
 	var doc string
 	var secret []byte
 	err := s.r.QueryRowContext(ctx, `SELECT doc, secret_hash FROM idp_clients WHERE id=?`, id).Scan(&doc, &secret)
 	if err != nil {
-		return identity.Client{}, idpErr("get client", err)
+		return store.Client{}, idpErr("get client", err)
 	}
 	return idpScanClient(doc, secret)
 }
 
-func (s *Identity) ListClients(ctx context.Context) ([]identity.Client, error) {
+func (s *identityStore) ListClients(ctx context.Context) ([]store.Client, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT doc, secret_hash FROM idp_clients ORDER BY id`)
 	if err != nil {
 		return nil, idpErr("list clients", err)
 	}
 	defer rows.Close()
-	out := []identity.Client{}
+	out := []store.Client{}
 	for rows.Next() {
 		var doc string
 		var secret []byte
@@ -130,7 +125,7 @@ func (s *Identity) ListClients(ctx context.Context) ([]identity.Client, error) {
 	return out, rows.Err()
 }
 
-func (s *Identity) DeleteClient(ctx context.Context, id string) error {
+func (s *identityStore) DeleteClient(ctx context.Context, id string) error {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM idp_clients WHERE id=?`, id)
 	return idpAffected("delete client", res, err)
 }
@@ -151,7 +146,7 @@ func idpNullBytes(b []byte) any {
 	return b
 }
 
-func (s *Identity) CreateAccount(ctx context.Context, a identity.Account) error {
+func (s *identityStore) CreateAccount(ctx context.Context, a store.Account) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO idp_accounts(id, kind, username, name, password_hash, roles,
 		id_number_enc, id_number_hash, created_at) VALUES(?,?,?,?,?,?,?,?,?)`,
 		a.ID, a.Kind, idpNullStr(a.Username), a.Name, a.PasswordHash, idpList(a.Roles),
@@ -162,8 +157,8 @@ func (s *Identity) CreateAccount(ctx context.Context, a identity.Account) error 
 const idpAccountCols = `id, kind, COALESCE(username,''), name, password_hash, roles, id_number_enc, id_number_hash,
 	failures, last_failure, created_at`
 
-func (s *Identity) account(ctx context.Context, where string, arg any) (identity.Account, error) {
-	var a identity.Account
+func (s *identityStore) account(ctx context.Context, where string, arg any) (store.Account, error) {
+	var a store.Account
 	var roles string
 	var lastFail, created int64
 	err := s.r.QueryRowContext(ctx, `SELECT `+idpAccountCols+` FROM idp_accounts WHERE `+where, arg).Scan(
@@ -176,19 +171,19 @@ func (s *Identity) account(ctx context.Context, where string, arg any) (identity
 	return a, nil
 }
 
-func (s *Identity) GetAccount(ctx context.Context, id string) (identity.Account, error) {
+func (s *identityStore) GetAccount(ctx context.Context, id string) (store.Account, error) {
 	return s.account(ctx, "id=?", id)
 }
 
-func (s *Identity) AccountByUsername(ctx context.Context, username string) (identity.Account, error) {
+func (s *identityStore) AccountByUsername(ctx context.Context, username string) (store.Account, error) {
 	return s.account(ctx, "username=?", username)
 }
 
-func (s *Identity) AccountByIDHash(ctx context.Context, h []byte) (identity.Account, error) {
+func (s *identityStore) AccountByIDHash(ctx context.Context, h []byte) (store.Account, error) {
 	return s.account(ctx, "id_number_hash=?", h)
 }
 
-func (s *Identity) RecordLogin(ctx context.Context, id string, success bool, at time.Time) (int, error) {
+func (s *identityStore) RecordLogin(ctx context.Context, id string, success bool, at time.Time) (int, error) {
 	q := `UPDATE idp_accounts SET failures=0 WHERE id=? RETURNING failures`
 	args := []any{id}
 	if !success {
@@ -200,12 +195,12 @@ func (s *Identity) RecordLogin(ctx context.Context, id string, success bool, at 
 	return n, idpErr("record login", err)
 }
 
-func (s *Identity) SetPassword(ctx context.Context, id, hash string) error {
+func (s *identityStore) SetPassword(ctx context.Context, id, hash string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE idp_accounts SET password_hash=?, failures=0 WHERE id=?`, hash, id)
 	return idpAffected("set password", res, err)
 }
 
-func (s *Identity) SetRoles(ctx context.Context, id string, roles []string) error {
+func (s *identityStore) SetRoles(ctx context.Context, id string, roles []string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE idp_accounts SET roles=? WHERE id=?`, idpList(roles), id)
 	return idpAffected("set roles", res, err)
 }
@@ -213,12 +208,12 @@ func (s *Identity) SetRoles(ctx context.Context, id string, roles []string) erro
 // --- authorization requests (the whole request as JSON; code hash and state as columns)
 
 type idpAuthReqDoc struct {
-	identity.AuthRequest
+	store.AuthRequest
 	CodeHash []byte `json:"-"`
 	Consumed bool   `json:"-"`
 }
 
-func (s *Identity) SaveAuthRequest(ctx context.Context, a identity.AuthRequest) error {
+func (s *identityStore) SaveAuthRequest(ctx context.Context, a store.AuthRequest) error {
 	doc, err := json.Marshal(idpAuthReqDoc{AuthRequest: a})
 	if err != nil {
 		return err
@@ -230,29 +225,29 @@ func (s *Identity) SaveAuthRequest(ctx context.Context, a identity.AuthRequest) 
 	return idpErr("save auth request", err)
 }
 
-func idpScanAuthReq(doc string, code []byte, consumed bool) (identity.AuthRequest, error) {
+func idpScanAuthReq(doc string, code []byte, consumed bool) (store.AuthRequest, error) {
 	var d idpAuthReqDoc
 	if err := json.Unmarshal([]byte(doc), &d); err != nil {
-		return identity.AuthRequest{}, fmt.Errorf("auth request: corrupt row: %w", err)
+		return store.AuthRequest{}, fmt.Errorf("auth request: corrupt row: %w", err)
 	}
 	a := d.AuthRequest
 	a.CodeHash, a.Consumed = code, consumed
 	return a, nil
 }
 
-func (s *Identity) GetAuthRequest(ctx context.Context, id string) (identity.AuthRequest, error) {
+func (s *identityStore) GetAuthRequest(ctx context.Context, id string) (store.AuthRequest, error) {
 	var doc string
 	var code []byte
 	var consumed bool
 	err := s.r.QueryRowContext(ctx, `SELECT doc, code_hash, consumed FROM idp_auth_requests WHERE id=?`, id).
 		Scan(&doc, &code, &consumed)
 	if err != nil {
-		return identity.AuthRequest{}, idpErr("get auth request", err)
+		return store.AuthRequest{}, idpErr("get auth request", err)
 	}
 	return idpScanAuthReq(doc, code, consumed)
 }
 
-func (s *Identity) ConsumeCode(ctx context.Context, codeHash []byte) (identity.AuthRequest, error) {
+func (s *identityStore) ConsumeCode(ctx context.Context, codeHash []byte) (store.AuthRequest, error) {
 	var doc string
 	err := s.w.QueryRowContext(ctx, `UPDATE idp_auth_requests SET consumed=1 WHERE code_hash=? AND consumed=0
 		RETURNING doc`, codeHash).Scan(&doc)
@@ -260,20 +255,20 @@ func (s *Identity) ConsumeCode(ctx context.Context, codeHash []byte) (identity.A
 		return idpScanAuthReq(doc, codeHash, true)
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return identity.AuthRequest{}, idpErr("consume code", err)
+		return store.AuthRequest{}, idpErr("consume code", err)
 	}
 	err = s.r.QueryRowContext(ctx, `SELECT doc FROM idp_auth_requests WHERE code_hash=?`, codeHash).Scan(&doc)
 	if err != nil {
-		return identity.AuthRequest{}, idpErr("consume code", err)
+		return store.AuthRequest{}, idpErr("consume code", err)
 	}
 	a, err := idpScanAuthReq(doc, codeHash, true)
 	if err != nil {
 		return a, err
 	}
-	return a, identity.ErrCodeReused
+	return a, store.ErrCodeReused
 }
 
-func (s *Identity) DeleteAuthRequest(ctx context.Context, id string) error {
+func (s *identityStore) DeleteAuthRequest(ctx context.Context, id string) error {
 	_, err := s.w.ExecContext(ctx, `DELETE FROM idp_auth_requests WHERE id=? AND consumed=0`, id)
 	return idpErr("delete auth request", err)
 }
@@ -286,7 +281,7 @@ const idpTokenCols = `id, kind, hash, family_id, user_id, subject, client_id, sc
 // idpInsertTokens inserts tokens in one statement.
 func idpInsertTokens(ctx context.Context, ex interface {
 	ExecContext(context.Context, string, ...any) (sql.Result, error)
-}, ts ...identity.Token) error {
+}, ts ...store.Token) error {
 	q := `INSERT INTO idp_tokens(` + idpTokenCols + `) VALUES ` +
 		strings.TrimSuffix(strings.Repeat(`(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?),`, len(ts)), ",")
 	args := make([]any, 0, 16*len(ts))
@@ -299,15 +294,15 @@ func idpInsertTokens(ctx context.Context, ex interface {
 	return idpErr("insert token", err)
 }
 
-func (s *Identity) InsertTokens(ctx context.Context, ts ...identity.Token) error {
+func (s *identityStore) InsertTokens(ctx context.Context, ts ...store.Token) error {
 	if len(ts) == 0 {
 		return nil
 	}
 	return idpInsertTokens(ctx, s.w, ts...)
 }
 
-func (s *Identity) token(ctx context.Context, where string, arg any) (identity.Token, error) {
-	var t identity.Token
+func (s *identityStore) token(ctx context.Context, where string, arg any) (store.Token, error) {
+	var t store.Token
 	var kind, scopes, amr string
 	var authTime, created, expires int64
 	err := s.r.QueryRowContext(ctx, `SELECT `+idpTokenCols+` FROM idp_tokens WHERE `+where, arg).Scan(
@@ -316,23 +311,23 @@ func (s *Identity) token(ctx context.Context, where string, arg any) (identity.T
 	if err != nil {
 		return t, idpErr("get token", err)
 	}
-	t.Kind, t.Scopes, t.AMR = identity.TokenKind(kind), idpParseList(scopes), idpParseList(amr)
+	t.Kind, t.Scopes, t.AMR = store.TokenKind(kind), idpParseList(scopes), idpParseList(amr)
 	t.AuthTime, t.CreatedAt, t.ExpiresAt = idpFromTS(authTime), idpFromTS(created), idpFromTS(expires)
 	return t, nil
 }
 
-func (s *Identity) GetToken(ctx context.Context, id string) (identity.Token, error) {
+func (s *identityStore) GetToken(ctx context.Context, id string) (store.Token, error) {
 	return s.token(ctx, "id=?", id)
 }
 
-func (s *Identity) TokenByHash(ctx context.Context, h []byte) (identity.Token, error) {
+func (s *identityStore) TokenByHash(ctx context.Context, h []byte) (store.Token, error) {
 	return s.token(ctx, "hash=?", h)
 }
 
 // rotation is one RotateRefresh waiting for its group commit.
 type rotation struct {
 	oldID string
-	ts    []identity.Token
+	ts    []store.Token
 	err   error
 	done  chan struct{} // closed when committed (or failed)
 	lead  chan struct{} // closed when this caller is to lead the next batches
@@ -349,7 +344,7 @@ type rotations struct {
 
 const leadRounds = 2
 
-func (s *Identity) RotateRefresh(ctx context.Context, oldID string, at time.Time, ts ...identity.Token) error {
+func (s *identityStore) RotateRefresh(ctx context.Context, oldID string, at time.Time, ts ...store.Token) error {
 	r := &rotation{oldID: oldID, ts: ts, done: make(chan struct{}), lead: make(chan struct{})}
 	b := s.rot
 	b.mu.Lock()
@@ -384,7 +379,7 @@ func (s *Identity) RotateRefresh(ctx context.Context, oldID string, at time.Time
 }
 
 // commitRotations commits a batch in one transaction, each rotation in its own savepoint.
-func (s *Identity) commitRotations(ctx context.Context, batch []*rotation) {
+func (s *identityStore) commitRotations(ctx context.Context, batch []*rotation) {
 	err := func() error {
 		tx, err := s.w.BeginTx(ctx, nil)
 		if err != nil {
@@ -397,7 +392,7 @@ func (s *Identity) commitRotations(ctx context.Context, batch []*rotation) {
 			}
 			r.err = rotateOne(ctx, tx, r)
 			end := `RELEASE rot`
-			if r.err != nil && !errors.Is(r.err, identity.ErrTokenReused) {
+			if r.err != nil && !errors.Is(r.err, store.ErrTokenReused) {
 				end = `ROLLBACK TO rot; RELEASE rot`
 			}
 			if _, err := tx.ExecContext(ctx, end); err != nil {
@@ -426,7 +421,7 @@ func rotateOne(ctx context.Context, tx *sql.Tx, r *rotation) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE idp_tokens SET revoked=1 WHERE family_id=?`, family); err != nil {
 			return idpErr("rotate refresh", err)
 		}
-		return identity.ErrTokenReused
+		return store.ErrTokenReused
 	}
 	if err != nil {
 		return idpErr("rotate refresh", err)
@@ -437,22 +432,22 @@ func rotateOne(ctx context.Context, tx *sql.Tx, r *rotation) error {
 	return nil
 }
 
-func (s *Identity) RevokeFamily(ctx context.Context, familyID string, at time.Time) error {
+func (s *identityStore) RevokeFamily(ctx context.Context, familyID string, at time.Time) error {
 	_, err := s.w.ExecContext(ctx, `UPDATE idp_tokens SET revoked=1 WHERE family_id=?`, familyID)
 	return idpErr("revoke family", err)
 }
 
-func (s *Identity) RevokeToken(ctx context.Context, id string, at time.Time) error {
+func (s *identityStore) RevokeToken(ctx context.Context, id string, at time.Time) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE idp_tokens SET revoked=1 WHERE id=?`, id)
 	return idpAffected("revoke token", res, err)
 }
 
-func (s *Identity) RevokeSubject(ctx context.Context, clientID, subject string, at time.Time) error {
+func (s *identityStore) RevokeSubject(ctx context.Context, clientID, subject string, at time.Time) error {
 	_, err := s.w.ExecContext(ctx, `UPDATE idp_tokens SET revoked=1 WHERE client_id=? AND subject=?`, clientID, subject)
 	return idpErr("revoke subject", err)
 }
 
-func (s *Identity) ListGrants(ctx context.Context, userID string, now time.Time) ([]identity.Grant, error) {
+func (s *identityStore) ListGrants(ctx context.Context, userID string, now time.Time) ([]store.Grant, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT family_id, client_id, device_id, MIN(amr), MIN(created_at), MAX(expires_at)
 		FROM idp_tokens WHERE user_id=? AND revoked=0 AND expires_at>?
 		GROUP BY family_id ORDER BY MIN(created_at) DESC`, userID, idpTS(now))
@@ -460,9 +455,9 @@ func (s *Identity) ListGrants(ctx context.Context, userID string, now time.Time)
 		return nil, idpErr("list grants", err)
 	}
 	defer rows.Close()
-	out := []identity.Grant{}
+	out := []store.Grant{}
 	for rows.Next() {
-		var g identity.Grant
+		var g store.Grant
 		var amr string
 		var created, expires int64
 		if err := rows.Scan(&g.FamilyID, &g.ClientID, &g.DeviceID, &amr, &created, &expires); err != nil {
@@ -479,7 +474,7 @@ func (s *Identity) ListGrants(ctx context.Context, userID string, now time.Time)
 const idpDeviceCols = `code_hash, user_code, client_id, scopes, kiosk_id, created_at, expires_at, interval_ns,
 	last_poll, state, user_id, subject, amr, auth_time`
 
-func (s *Identity) CreateDeviceAuth(ctx context.Context, d identity.DeviceAuth) error {
+func (s *identityStore) CreateDeviceAuth(ctx context.Context, d store.DeviceAuth) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO idp_device_auths(`+idpDeviceCols+`) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		d.CodeHash, d.UserCode, d.ClientID, idpList(d.Scopes), d.KioskID, idpTS(d.CreatedAt), idpTS(d.ExpiresAt),
 		int64(d.Interval), idpTS(d.LastPoll), d.State, d.UserID, d.Subject, idpList(d.AMR), idpTS(d.AuthTime))
@@ -488,8 +483,8 @@ func (s *Identity) CreateDeviceAuth(ctx context.Context, d identity.DeviceAuth) 
 
 type idpRowScanner interface{ Scan(...any) error }
 
-func idpScanDeviceAuth(r idpRowScanner) (identity.DeviceAuth, error) {
-	var d identity.DeviceAuth
+func idpScanDeviceAuth(r idpRowScanner) (store.DeviceAuth, error) {
+	var d store.DeviceAuth
 	var scopes, amr string
 	var created, expires, interval, lastPoll, authTime int64
 	err := r.Scan(&d.CodeHash, &d.UserCode, &d.ClientID, &scopes, &d.KioskID, &created, &expires, &interval,
@@ -503,14 +498,14 @@ func idpScanDeviceAuth(r idpRowScanner) (identity.DeviceAuth, error) {
 	return d, nil
 }
 
-func (s *Identity) DeviceAuthByUserCode(ctx context.Context, userCode string) (identity.DeviceAuth, error) {
+func (s *identityStore) DeviceAuthByUserCode(ctx context.Context, userCode string) (store.DeviceAuth, error) {
 	return idpScanDeviceAuth(s.r.QueryRowContext(ctx, `SELECT `+idpDeviceCols+` FROM idp_device_auths WHERE user_code=?`, userCode))
 }
 
-func (s *Identity) PollDeviceAuth(ctx context.Context, clientID string, codeHash []byte, now time.Time) (identity.DeviceAuth, bool, error) {
+func (s *identityStore) PollDeviceAuth(ctx context.Context, clientID string, codeHash []byte, now time.Time) (store.DeviceAuth, bool, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return identity.DeviceAuth{}, false, err
+		return store.DeviceAuth{}, false, err
 	}
 	defer tx.Rollback()
 	d, err := idpScanDeviceAuth(tx.QueryRowContext(ctx, `SELECT `+idpDeviceCols+` FROM idp_device_auths
@@ -523,8 +518,8 @@ func (s *Identity) PollDeviceAuth(ctx context.Context, clientID string, codeHash
 		d.Interval += 5 * time.Second // RFC 8628 §3.5: slow_down adds 5 seconds to the interval
 	}
 	state := d.State
-	if d.State == identity.DeviceApproved && !slow {
-		state = identity.DeviceIssued
+	if d.State == store.DeviceAuthApproved && !slow {
+		state = store.DeviceAuthIssued
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE idp_device_auths SET last_poll=?, interval_ns=?, state=? WHERE code_hash=?`,
 		idpTS(now), int64(d.Interval), state, codeHash); err != nil {
@@ -536,16 +531,16 @@ func (s *Identity) PollDeviceAuth(ctx context.Context, clientID string, codeHash
 	return d, slow, nil
 }
 
-func (s *Identity) DecideDeviceAuth(ctx context.Context, userCode string, d identity.DeviceAuth, now time.Time) error {
+func (s *identityStore) DecideDeviceAuth(ctx context.Context, userCode string, d store.DeviceAuth, now time.Time) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE idp_device_auths SET state=?, user_id=?, subject=?, amr=?, auth_time=?
 		WHERE user_code=? AND state=? AND expires_at>?`, d.State, d.UserID, d.Subject, idpList(d.AMR),
-		idpTS(d.AuthTime), userCode, identity.DevicePending, idpTS(now))
+		idpTS(d.AuthTime), userCode, store.DeviceAuthPending, idpTS(now))
 	return idpAffected("decide device auth", res, err)
 }
 
 // --- keys and assertions
 
-func (s *Identity) AddSigningKey(ctx context.Context, k identity.SigningKey) error {
+func (s *identityStore) AddSigningKey(ctx context.Context, k store.SigningKey) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -561,16 +556,16 @@ func (s *Identity) AddSigningKey(ctx context.Context, k identity.SigningKey) err
 	return tx.Commit()
 }
 
-func (s *Identity) ListSigningKeys(ctx context.Context) ([]identity.SigningKey, error) {
+func (s *identityStore) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT id, alg, private_enc, created_at, retired_at FROM idp_signing_keys
 		ORDER BY created_at DESC`)
 	if err != nil {
 		return nil, idpErr("list signing keys", err)
 	}
 	defer rows.Close()
-	var out []identity.SigningKey
+	var out []store.SigningKey
 	for rows.Next() {
-		var k identity.SigningKey
+		var k store.SigningKey
 		var created, retired int64
 		if err := rows.Scan(&k.ID, &k.Alg, &k.PrivateEnc, &created, &retired); err != nil {
 			return nil, err
@@ -581,26 +576,26 @@ func (s *Identity) ListSigningKeys(ctx context.Context) ([]identity.SigningKey, 
 	return out, rows.Err()
 }
 
-func (s *Identity) DeleteSigningKeys(ctx context.Context, retiredBefore time.Time) error {
+func (s *identityStore) DeleteSigningKeys(ctx context.Context, retiredBefore time.Time) error {
 	_, err := s.w.ExecContext(ctx, `DELETE FROM idp_signing_keys WHERE retired_at>0 AND retired_at<?`, idpTS(retiredBefore))
 	return idpErr("delete signing keys", err)
 }
 
-func (s *Identity) UseAssertion(ctx context.Context, id string, exp time.Time) error {
+func (s *identityStore) UseAssertion(ctx context.Context, id string, exp time.Time) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO idp_assertions(id, expires_at) VALUES(?,?)`, id, idpTS(exp))
 	return idpErr("use assertion", err)
 }
 
 // --- browser sessions and purge
 
-func (s *Identity) CreateBrowserSession(ctx context.Context, b identity.BrowserSession) error {
+func (s *identityStore) CreateBrowserSession(ctx context.Context, b store.BrowserSession) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO idp_browser_sessions(hash, user_id, amr, auth_time, expires_at)
 		VALUES(?,?,?,?,?)`, b.Hash, b.UserID, idpList(b.AMR), idpTS(b.AuthTime), idpTS(b.ExpiresAt))
 	return idpErr("create browser session", err)
 }
 
-func (s *Identity) GetBrowserSession(ctx context.Context, h []byte) (identity.BrowserSession, error) {
-	b := identity.BrowserSession{Hash: h}
+func (s *identityStore) GetBrowserSession(ctx context.Context, h []byte) (store.BrowserSession, error) {
+	b := store.BrowserSession{Hash: h}
 	var amr string
 	var authTime, expires int64
 	err := s.r.QueryRowContext(ctx, `SELECT user_id, amr, auth_time, expires_at FROM idp_browser_sessions
@@ -612,12 +607,12 @@ func (s *Identity) GetBrowserSession(ctx context.Context, h []byte) (identity.Br
 	return b, nil
 }
 
-func (s *Identity) DeleteBrowserSession(ctx context.Context, h []byte) error {
+func (s *identityStore) DeleteBrowserSession(ctx context.Context, h []byte) error {
 	_, err := s.w.ExecContext(ctx, `DELETE FROM idp_browser_sessions WHERE hash=?`, h)
 	return idpErr("delete browser session", err)
 }
 
-func (s *Identity) Purge(ctx context.Context, now time.Time) error {
+func (s *identityStore) Purge(ctx context.Context, now time.Time) error {
 	t := idpTS(now)
 	for _, q := range []string{
 		`DELETE FROM idp_auth_requests WHERE expires_at<?`,

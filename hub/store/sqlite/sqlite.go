@@ -27,6 +27,7 @@ var migrations embed.FS
 type Store struct {
 	db  *sqlitex.DB
 	log *slog.Logger
+	*identityStore
 
 	// commitMu serialises CommitBatches with its in-memory state: the cursors of recently seen
 	// (device, epoch) pairs as last committed, and when each device's last-seen was last written.
@@ -61,7 +62,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if len(applied) > 0 {
 		log.Info("store migrated", "path", path, "applied", applied)
 	}
-	return &Store{db: db, log: log}, nil
+	return &Store{db: db, log: log, identityStore: &identityStore{w: db.W, r: db.R, rot: &rotations{}}}, nil
 }
 
 // Close closes the database.

@@ -9,17 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 )
 
-// RunIdentity runs the conformance suite of identity.Storage. open returns a new, empty storage
-// for each subtest.
-func RunIdentity(t *testing.T, open func(t *testing.T) identity.Storage) {
-	for _, tc := range []struct {
-		name string
-		fn   func(t *testing.T, s identity.Storage)
-	}{
+// RunIdentity runs the suite of store.Identity.
+func RunIdentity(t *testing.T, open func(t *testing.T) store.Identity) {
+	suite[store.Identity]{
 		{"Clients", testIDClients},
 		{"Accounts", testIDAccounts},
 		{"AuthRequests", testIDAuthRequests},
@@ -28,9 +23,7 @@ func RunIdentity(t *testing.T, open func(t *testing.T) identity.Storage) {
 		{"DeviceAuth", testIDDeviceAuth},
 		{"KeysAndAssertions", testIDKeys},
 		{"SessionsAndPurge", testIDSessions},
-	} {
-		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
-	}
+	}.run(t, open)
 }
 
 func idMust(t *testing.T, err error) {
@@ -47,9 +40,9 @@ func idWantErr(t *testing.T, err, want error, what string) {
 	}
 }
 
-func testIDClients(t *testing.T, s identity.Storage) {
+func testIDClients(t *testing.T, s store.Identity) {
 	ctx := context.Background()
-	c := identity.Client{ID: "c1", Name: "渠道", AppType: "web", SecretHash: []byte{1, 2, 3},
+	c := store.Client{ID: "c1", Name: "渠道", AppType: "web", SecretHash: []byte{1, 2, 3},
 		RedirectURIs: []string{"https://a/cb"}, GrantTypes: []string{"authorization_code"}, Pairwise: true, Sector: "s"}
 	idMust(t, s.PutClient(ctx, c))
 	got, err := s.GetClient(ctx, "c1")
@@ -62,7 +55,7 @@ func testIDClients(t *testing.T, s identity.Storage) {
 	if got, _ := s.GetClient(ctx, "c1"); got.Name != "renamed" || !got.Public() {
 		t.Fatalf("after replace: %+v", got)
 	}
-	idMust(t, s.PutClient(ctx, identity.Client{ID: "c0"}))
+	idMust(t, s.PutClient(ctx, store.Client{ID: "c0"}))
 	l, err := s.ListClients(ctx)
 	idMust(t, err)
 	if len(l) != 2 || l[0].ID != "c0" {
@@ -74,17 +67,17 @@ func testIDClients(t *testing.T, s identity.Storage) {
 	idWantErr(t, s.DeleteClient(ctx, "c1"), store.ErrNotFound, "delete twice")
 }
 
-func testIDAccounts(t *testing.T, s identity.Storage) {
+func testIDAccounts(t *testing.T, s store.Identity) {
 	ctx := context.Background()
-	a := identity.Account{ID: "u1", Kind: "staff", Username: "bob", Name: "Bob", PasswordHash: "h",
+	a := store.Account{ID: "u1", Kind: "staff", Username: "bob", Name: "Bob", PasswordHash: "h",
 		Roles: []string{"admin"}, CreatedAt: T0}
 	idMust(t, s.CreateAccount(ctx, a))
-	c := identity.Account{ID: "c1", Kind: "citizen", Name: "张三", IDNumberEnc: []byte{9}, IDNumberHash: []byte{1, 1}, CreatedAt: T0}
+	c := store.Account{ID: "c1", Kind: "citizen", Name: "张三", IDNumberEnc: []byte{9}, IDNumberHash: []byte{1, 1}, CreatedAt: T0}
 	idMust(t, s.CreateAccount(ctx, c))
-	idMust(t, s.CreateAccount(ctx, identity.Account{ID: "c2", Kind: "citizen", CreatedAt: T0})) // no username, no hash
-	idWantErr(t, s.CreateAccount(ctx, identity.Account{ID: "u2", Kind: "staff", Username: "bob"}), store.ErrExists, "duplicate username")
-	idWantErr(t, s.CreateAccount(ctx, identity.Account{ID: "c3", Kind: "citizen", IDNumberHash: []byte{1, 1}}), store.ErrExists, "duplicate ID hash")
-	idWantErr(t, s.CreateAccount(ctx, identity.Account{ID: "u1", Kind: "staff"}), store.ErrExists, "duplicate ID")
+	idMust(t, s.CreateAccount(ctx, store.Account{ID: "c2", Kind: "citizen", CreatedAt: T0})) // no username, no hash
+	idWantErr(t, s.CreateAccount(ctx, store.Account{ID: "u2", Kind: "staff", Username: "bob"}), store.ErrExists, "duplicate username")
+	idWantErr(t, s.CreateAccount(ctx, store.Account{ID: "c3", Kind: "citizen", IDNumberHash: []byte{1, 1}}), store.ErrExists, "duplicate ID hash")
+	idWantErr(t, s.CreateAccount(ctx, store.Account{ID: "u1", Kind: "staff"}), store.ErrExists, "duplicate ID")
 
 	got, err := s.AccountByUsername(ctx, "bob")
 	idMust(t, err)
@@ -123,9 +116,9 @@ func testIDAccounts(t *testing.T, s identity.Storage) {
 	idWantErr(t, s.SetPassword(ctx, "nobody", "x"), store.ErrNotFound, "set password of unknown")
 }
 
-func testIDAuthRequests(t *testing.T, s identity.Storage) {
+func testIDAuthRequests(t *testing.T, s store.Identity) {
 	ctx := context.Background()
-	a := identity.AuthRequest{ID: "r1", ClientID: "c", RedirectURI: "https://a/cb", Scopes: []string{"openid"},
+	a := store.AuthRequest{ID: "r1", ClientID: "c", RedirectURI: "https://a/cb", Scopes: []string{"openid"},
 		CodeChallenge: "x", CodeChallengeMethod: "S256", CreatedAt: T0, ExpiresAt: T0.Add(time.Minute), FamilyID: "f1"}
 	idMust(t, s.SaveAuthRequest(ctx, a))
 	a.Done, a.UserID, a.Subject, a.AMR, a.AuthTime, a.CodeHash = true, "u", "sub", []string{"pwd"}, T0, []byte("code")
@@ -141,7 +134,7 @@ func testIDAuthRequests(t *testing.T, s identity.Storage) {
 		t.Fatalf("consumed %+v", got)
 	}
 	got, err = s.ConsumeCode(ctx, []byte("code"))
-	idWantErr(t, err, identity.ErrCodeReused, "second use")
+	idWantErr(t, err, store.ErrCodeReused, "second use")
 	if got.FamilyID != "f1" {
 		t.Fatalf("reuse must tell the family, got %+v", got)
 	}
@@ -149,32 +142,32 @@ func testIDAuthRequests(t *testing.T, s identity.Storage) {
 	idWantErr(t, err, store.ErrNotFound, "unknown code")
 	idMust(t, s.DeleteAuthRequest(ctx, "r1")) // kept: consumed
 	_, err = s.ConsumeCode(ctx, []byte("code"))
-	idWantErr(t, err, identity.ErrCodeReused, "after delete")
-	idMust(t, s.SaveAuthRequest(ctx, identity.AuthRequest{ID: "r2", ExpiresAt: T0}))
+	idWantErr(t, err, store.ErrCodeReused, "after delete")
+	idMust(t, s.SaveAuthRequest(ctx, store.AuthRequest{ID: "r2", ExpiresAt: T0}))
 	idMust(t, s.DeleteAuthRequest(ctx, "r2"))
 	_, err = s.GetAuthRequest(ctx, "r2")
 	idWantErr(t, err, store.ErrNotFound, "deleted")
 }
 
-func idTok(id string, kind identity.TokenKind, family string, hash []byte) identity.Token {
-	return identity.Token{ID: id, Kind: kind, Hash: hash, FamilyID: family, UserID: "u", Subject: "sub", ClientID: "c",
+func idTok(id string, kind store.TokenKind, family string, hash []byte) store.Token {
+	return store.Token{ID: id, Kind: kind, Hash: hash, FamilyID: family, UserID: "u", Subject: "sub", ClientID: "c",
 		Scopes: []string{"openid"}, AMR: []string{"pwd"}, ACR: "a", AuthTime: T0, CreatedAt: T0, ExpiresAt: T0.Add(time.Hour)}
 }
 
-func testIDTokens(t *testing.T, s identity.Storage) {
+func testIDTokens(t *testing.T, s store.Identity) {
 	ctx := context.Background()
-	idMust(t, s.InsertTokens(ctx, idTok("a1", identity.KindAccess, "f1", nil), idTok("r1", identity.KindRefresh, "f1", []byte("h1"))))
-	idWantErr(t, s.InsertTokens(ctx, idTok("a1", identity.KindAccess, "f1", nil)), store.ErrExists, "duplicate")
+	idMust(t, s.InsertTokens(ctx, idTok("a1", store.TokenAccess, "f1", nil), idTok("r1", store.TokenRefresh, "f1", []byte("h1"))))
+	idWantErr(t, s.InsertTokens(ctx, idTok("a1", store.TokenAccess, "f1", nil)), store.ErrExists, "duplicate")
 	got, err := s.TokenByHash(ctx, []byte("h1"))
 	idMust(t, err)
-	if got.ID != "r1" || got.Kind != identity.KindRefresh || got.ACR != "a" || !got.ExpiresAt.Equal(T0.Add(time.Hour)) {
+	if got.ID != "r1" || got.Kind != store.TokenRefresh || got.ACR != "a" || !got.ExpiresAt.Equal(T0.Add(time.Hour)) {
 		t.Fatalf("by hash %+v", got)
 	}
-	idMust(t, s.RotateRefresh(ctx, "r1", T0, idTok("a2", identity.KindAccess, "f1", nil), idTok("r2", identity.KindRefresh, "f1", []byte("h2"))))
+	idMust(t, s.RotateRefresh(ctx, "r1", T0, idTok("a2", store.TokenAccess, "f1", nil), idTok("r2", store.TokenRefresh, "f1", []byte("h2"))))
 	if got, _ := s.GetToken(ctx, "r1"); !got.Rotated || got.Revoked {
 		t.Fatalf("rotated %+v", got)
 	}
-	idWantErr(t, s.RotateRefresh(ctx, "r1", T0, idTok("a3", identity.KindAccess, "f1", nil)), identity.ErrTokenReused, "reuse")
+	idWantErr(t, s.RotateRefresh(ctx, "r1", T0, idTok("a3", store.TokenAccess, "f1", nil)), store.ErrTokenReused, "reuse")
 	for _, id := range []string{"a1", "a2", "r2"} {
 		if got, _ := s.GetToken(ctx, id); !got.Revoked {
 			t.Errorf("%s not revoked after reuse", id)
@@ -184,8 +177,8 @@ func testIDTokens(t *testing.T, s identity.Storage) {
 		t.Error("tokens of a refused rotation were stored")
 	}
 
-	idMust(t, s.InsertTokens(ctx, idTok("b1", identity.KindAccess, "f2", nil)))
-	idMust(t, s.InsertTokens(ctx, idTok("b2", identity.KindAccess, "f3", nil)))
+	idMust(t, s.InsertTokens(ctx, idTok("b1", store.TokenAccess, "f2", nil)))
+	idMust(t, s.InsertTokens(ctx, idTok("b2", store.TokenAccess, "f3", nil)))
 	g, err := s.ListGrants(ctx, "u", T0)
 	idMust(t, err)
 	if len(g) != 2 {
@@ -204,9 +197,9 @@ func testIDTokens(t *testing.T, s identity.Storage) {
 }
 
 // testIDRotateConcurrent: of many concurrent rotations of one refresh token exactly one wins.
-func testIDRotateConcurrent(t *testing.T, s identity.Storage) {
+func testIDRotateConcurrent(t *testing.T, s store.Identity) {
 	ctx := context.Background()
-	idMust(t, s.InsertTokens(ctx, idTok("r", identity.KindRefresh, "f", []byte("h"))))
+	idMust(t, s.InsertTokens(ctx, idTok("r", store.TokenRefresh, "f", []byte("h"))))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	ok, reused := 0, 0
@@ -214,13 +207,13 @@ func testIDRotateConcurrent(t *testing.T, s identity.Storage) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := s.RotateRefresh(ctx, "r", T0, idTok(fmt.Sprint("n", i), identity.KindRefresh, "f", []byte(fmt.Sprint("h", i))))
+			err := s.RotateRefresh(ctx, "r", T0, idTok(fmt.Sprint("n", i), store.TokenRefresh, "f", []byte(fmt.Sprint("h", i))))
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
 			case err == nil:
 				ok++
-			case errors.Is(err, identity.ErrTokenReused):
+			case errors.Is(err, store.ErrTokenReused):
 				reused++
 			default:
 				t.Error(err)
@@ -233,17 +226,17 @@ func testIDRotateConcurrent(t *testing.T, s identity.Storage) {
 	}
 }
 
-func testIDDeviceAuth(t *testing.T, s identity.Storage) {
+func testIDDeviceAuth(t *testing.T, s store.Identity) {
 	ctx := context.Background()
-	d := identity.DeviceAuth{CodeHash: []byte("dc"), UserCode: "BCDF-GHJK", ClientID: "c", Scopes: []string{"openid"},
-		KioskID: "k1", CreatedAt: T0, ExpiresAt: T0.Add(5 * time.Minute), Interval: 5 * time.Second, State: identity.DevicePending}
+	d := store.DeviceAuth{CodeHash: []byte("dc"), UserCode: "BCDF-GHJK", ClientID: "c", Scopes: []string{"openid"},
+		KioskID: "k1", CreatedAt: T0, ExpiresAt: T0.Add(5 * time.Minute), Interval: 5 * time.Second, State: store.DeviceAuthPending}
 	idMust(t, s.CreateDeviceAuth(ctx, d))
 	d2 := d
 	d2.CodeHash = []byte("dc2")
 	idWantErr(t, s.CreateDeviceAuth(ctx, d2), store.ErrExists, "duplicate user code")
 	got, slow, err := s.PollDeviceAuth(ctx, "c", []byte("dc"), T0)
 	idMust(t, err)
-	if slow || got.State != identity.DevicePending || got.KioskID != "k1" {
+	if slow || got.State != store.DeviceAuthPending || got.KioskID != "k1" {
 		t.Fatalf("first poll %+v slow=%v", got, slow)
 	}
 	got, slow, _ = s.PollDeviceAuth(ctx, "c", []byte("dc"), T0.Add(time.Second))
@@ -252,15 +245,15 @@ func testIDDeviceAuth(t *testing.T, s identity.Storage) {
 	}
 	_, _, err = s.PollDeviceAuth(ctx, "other", []byte("dc"), T0)
 	idWantErr(t, err, store.ErrNotFound, "poll by another client")
-	appr := identity.DeviceAuth{State: identity.DeviceApproved, UserID: "u", Subject: "s", AMR: []string{"pwd"}, AuthTime: T0}
+	appr := store.DeviceAuth{State: store.DeviceAuthApproved, UserID: "u", Subject: "s", AMR: []string{"pwd"}, AuthTime: T0}
 	idMust(t, s.DecideDeviceAuth(ctx, "BCDF-GHJK", appr, T0))
 	idWantErr(t, s.DecideDeviceAuth(ctx, "BCDF-GHJK", appr, T0), store.ErrNotFound, "decide twice")
 	got, slow, _ = s.PollDeviceAuth(ctx, "c", []byte("dc"), T0.Add(time.Minute))
-	if slow || got.State != identity.DeviceApproved || got.UserID != "u" || got.AMR[0] != "pwd" {
+	if slow || got.State != store.DeviceAuthApproved || got.UserID != "u" || got.AMR[0] != "pwd" {
 		t.Fatalf("approved poll %+v", got)
 	}
 	got, _, _ = s.PollDeviceAuth(ctx, "c", []byte("dc"), T0.Add(2*time.Minute))
-	if got.State != identity.DeviceIssued {
+	if got.State != store.DeviceAuthIssued {
 		t.Fatalf("after issue: %s", got.State)
 	}
 	d3 := d
@@ -269,15 +262,15 @@ func testIDDeviceAuth(t *testing.T, s identity.Storage) {
 	idWantErr(t, s.DecideDeviceAuth(ctx, "XXXX-XXXX", appr, T0.Add(6*time.Minute)), store.ErrNotFound, "decide expired")
 	got, err = s.DeviceAuthByUserCode(ctx, "XXXX-XXXX")
 	idMust(t, err)
-	if got.State != identity.DevicePending {
+	if got.State != store.DeviceAuthPending {
 		t.Fatalf("expired request changed: %+v", got)
 	}
 }
 
-func testIDKeys(t *testing.T, s identity.Storage) {
+func testIDKeys(t *testing.T, s store.Identity) {
 	ctx := context.Background()
-	idMust(t, s.AddSigningKey(ctx, identity.SigningKey{ID: "k1", Alg: "ES256", PrivateEnc: []byte{1}, CreatedAt: T0}))
-	idMust(t, s.AddSigningKey(ctx, identity.SigningKey{ID: "k2", Alg: "ES256", PrivateEnc: []byte{2}, CreatedAt: T0.Add(time.Hour)}))
+	idMust(t, s.AddSigningKey(ctx, store.SigningKey{ID: "k1", Alg: "ES256", PrivateEnc: []byte{1}, CreatedAt: T0}))
+	idMust(t, s.AddSigningKey(ctx, store.SigningKey{ID: "k2", Alg: "ES256", PrivateEnc: []byte{2}, CreatedAt: T0.Add(time.Hour)}))
 	ks, err := s.ListSigningKeys(ctx)
 	idMust(t, err)
 	if len(ks) != 2 || ks[0].ID != "k2" || !ks[0].RetiredAt.IsZero() || !ks[1].RetiredAt.Equal(T0.Add(time.Hour)) {
@@ -291,9 +284,9 @@ func testIDKeys(t *testing.T, s identity.Storage) {
 	idWantErr(t, s.UseAssertion(ctx, "k\x00j1", T0), store.ErrExists, "replay")
 }
 
-func testIDSessions(t *testing.T, s identity.Storage) {
+func testIDSessions(t *testing.T, s store.Identity) {
 	ctx := context.Background()
-	b := identity.BrowserSession{Hash: []byte("s"), UserID: "u", AMR: []string{"pwd"}, AuthTime: T0, ExpiresAt: T0.Add(time.Hour)}
+	b := store.BrowserSession{Hash: []byte("s"), UserID: "u", AMR: []string{"pwd"}, AuthTime: T0, ExpiresAt: T0.Add(time.Hour)}
 	idMust(t, s.CreateBrowserSession(ctx, b))
 	got, err := s.GetBrowserSession(ctx, []byte("s"))
 	idMust(t, err)
@@ -306,8 +299,8 @@ func testIDSessions(t *testing.T, s identity.Storage) {
 
 	idMust(t, s.CreateBrowserSession(ctx, b))
 	idMust(t, s.UseAssertion(ctx, "j", T0))
-	idMust(t, s.InsertTokens(ctx, idTok("a", identity.KindAccess, "f", nil)))
-	idMust(t, s.SaveAuthRequest(ctx, identity.AuthRequest{ID: "r", ExpiresAt: T0}))
+	idMust(t, s.InsertTokens(ctx, idTok("a", store.TokenAccess, "f", nil)))
+	idMust(t, s.SaveAuthRequest(ctx, store.AuthRequest{ID: "r", ExpiresAt: T0}))
 	idMust(t, s.Purge(ctx, T0.Add(2*time.Hour)))
 	if _, err := s.GetBrowserSession(ctx, []byte("s")); !errors.Is(err, store.ErrNotFound) {
 		t.Error("expired session survived purge")

@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Records", func(t *testing.T) { RunRecords(t, as[RecordStore](open)) })
 	t.Run("Commands", func(t *testing.T) { RunCommands(t, as[CommandStore](open)) })
 	t.Run("State", func(t *testing.T) { RunState(t, as[StateStore](open)) })
+	t.Run("Identity", func(t *testing.T) { RunIdentity(t, as[store.Identity](open)) })
 	t.Run("Check", func(t *testing.T) {
 		if err := open(t).Check(t.Context()); err != nil {
 			t.Fatal(err)

@@ -1,33 +1,41 @@
-package identity
+package store
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
-// Storage is what the provider persists. The hub's SQLite store implements it
-// (hub/store/sqlite); its conformance tests live in hub/store/storetest. Lookups of
-// something absent return an error wrapping store.ErrNotFound, duplicates store.ErrExists.
-type Storage interface {
-	ClientStorage
-	AccountStorage
-	AuthRequestStorage
-	TokenStorage
-	DeviceAuthStorage
-	KeyStorage
-	SessionStorage
+var (
+	// ErrCodeReused marks an authorization code presented a second time (ConsumeCode).
+	ErrCodeReused = errors.New("store: authorization code reused")
+	// ErrTokenReused marks a refresh token presented after it was rotated or revoked
+	// (RotateRefresh).
+	ErrTokenReused = errors.New("store: refresh token reused")
+)
+
+// Identity keeps what the hub's OpenID Provider (hub/identity) persists. Lookups of something
+// absent return an error wrapping ErrNotFound, duplicates ErrExists.
+type Identity interface {
+	Clients
+	Accounts
+	AuthRequests
+	Tokens
+	DeviceAuths
+	SigningKeys
+	BrowserSessions
 }
 
-// ClientStorage keeps registered clients (channels).
-type ClientStorage interface {
+// Clients keeps registered clients (channels).
+type Clients interface {
 	PutClient(ctx context.Context, c Client) error // insert or replace
 	GetClient(ctx context.Context, id string) (Client, error)
 	ListClients(ctx context.Context) ([]Client, error)
 	DeleteClient(ctx context.Context, id string) error
 }
 
-// AccountStorage keeps citizens' and staff accounts.
-type AccountStorage interface {
+// Accounts keeps citizens' and staff accounts.
+type Accounts interface {
 	// CreateAccount stores a new account; ErrExists on a duplicate ID, username or ID hash.
 	CreateAccount(ctx context.Context, a Account) error
 	GetAccount(ctx context.Context, id string) (Account, error)
@@ -40,8 +48,8 @@ type AccountStorage interface {
 	SetRoles(ctx context.Context, id string, roles []string) error
 }
 
-// AuthRequestStorage keeps authorization requests of the code flow.
-type AuthRequestStorage interface {
+// AuthRequests keeps authorization requests of the code flow.
+type AuthRequests interface {
 	SaveAuthRequest(ctx context.Context, a AuthRequest) error // insert or replace
 	GetAuthRequest(ctx context.Context, id string) (AuthRequest, error)
 	// ConsumeCode atomically marks the request holding the code (by hash) as consumed and returns
@@ -51,8 +59,8 @@ type AuthRequestStorage interface {
 	DeleteAuthRequest(ctx context.Context, id string) error
 }
 
-// TokenStorage keeps access and refresh tokens, grouped in families (one per grant).
-type TokenStorage interface {
+// Tokens keeps the provider's access and refresh tokens, grouped in families (one per grant).
+type Tokens interface {
 	InsertTokens(ctx context.Context, ts ...Token) error
 	GetToken(ctx context.Context, id string) (Token, error)
 	TokenByHash(ctx context.Context, hash []byte) (Token, error)
@@ -68,8 +76,8 @@ type TokenStorage interface {
 	ListGrants(ctx context.Context, userID string, now time.Time) ([]Grant, error)
 }
 
-// DeviceAuthStorage keeps device authorization requests (RFC 8628).
-type DeviceAuthStorage interface {
+// DeviceAuths keeps device authorization requests (RFC 8628).
+type DeviceAuths interface {
 	// CreateDeviceAuth stores a new request; ErrExists on a duplicate user code.
 	CreateDeviceAuth(ctx context.Context, d DeviceAuth) error
 	DeviceAuthByUserCode(ctx context.Context, userCode string) (DeviceAuth, error)
@@ -82,8 +90,8 @@ type DeviceAuthStorage interface {
 	DecideDeviceAuth(ctx context.Context, userCode string, d DeviceAuth, now time.Time) error
 }
 
-// KeyStorage keeps the provider's signing keys and seen assertion IDs.
-type KeyStorage interface {
+// SigningKeys keeps the provider's signing keys and seen assertion IDs.
+type SigningKeys interface {
 	// AddSigningKey stores a new active key and retires every other active key at k.CreatedAt.
 	AddSigningKey(ctx context.Context, k SigningKey) error
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
@@ -93,8 +101,8 @@ type KeyStorage interface {
 	UseAssertion(ctx context.Context, id string, exp time.Time) error
 }
 
-// SessionStorage keeps browser sessions of the login pages (by hash of the cookie).
-type SessionStorage interface {
+// BrowserSessions keeps browser sessions of the login pages (by hash of the cookie).
+type BrowserSessions interface {
 	CreateBrowserSession(ctx context.Context, s BrowserSession) error
 	GetBrowserSession(ctx context.Context, hash []byte) (BrowserSession, error)
 	DeleteBrowserSession(ctx context.Context, hash []byte) error
@@ -102,7 +110,7 @@ type SessionStorage interface {
 	Purge(ctx context.Context, now time.Time) error
 }
 
-// Client is a registered channel.
+// Client is a channel registered with the OpenID Provider.
 type Client struct {
 	ID             string   `json:"id"`
 	Name           string   `json:"name"`
@@ -172,8 +180,8 @@ type AuthRequest struct {
 type TokenKind string
 
 const (
-	KindAccess  TokenKind = "access"
-	KindRefresh TokenKind = "refresh"
+	TokenAccess  TokenKind = "access"
+	TokenRefresh TokenKind = "refresh"
 )
 
 // Token is an issued access or refresh token. Refresh tokens are found by the hash of their
@@ -209,10 +217,10 @@ type Grant struct {
 
 // Device authorization states.
 const (
-	DevicePending  = "pending"
-	DeviceApproved = "approved"
-	DeviceDenied   = "denied"
-	DeviceIssued   = "issued"
+	DeviceAuthPending  = "pending"
+	DeviceAuthApproved = "approved"
+	DeviceAuthDenied   = "denied"
+	DeviceAuthIssued   = "issued"
 )
 
 // DeviceAuth is a device authorization request (RFC 8628).
