@@ -29,12 +29,13 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
 	"github.com/kioskfleet/kioskfleet/hub/store"
-	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
+	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite" // the embedded backend, sqlite:PATH
 )
 
 // Config configures a hub.
 type Config struct {
-	DataDir       string   // CA, database and bootstrap token
+	DataDir       string   // CA, bootstrap token and (by default) the SQLite database
+	Store         string   // store URL (default sqlite:<DataDir>/hub.db), see store.Open
 	HTTPAddr      string   // e.g. 127.0.0.1:8080 (":0" style for tests)
 	MQTTAddr      string   // TLS MQTT listener, e.g. 127.0.0.1:8883
 	AdvertiseMQTT string   // address agents are told at enrollment (default: the bound MQTT address)
@@ -60,6 +61,11 @@ func (c *Config) Validate() error {
 	for name, a := range map[string]string{"http addr": c.HTTPAddr, "mqtt addr": c.MQTTAddr} {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %q: %w", name, a, err))
+		}
+	}
+	if c.Store != "" {
+		if err := store.CheckURL(c.Store); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if c.PublicURL != "" {
@@ -112,7 +118,10 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	if err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "hub.db"), log)
+	if cfg.Store == "" {
+		cfg.Store = "sqlite:" + filepath.Join(cfg.DataDir, "hub.db")
+	}
+	st, err := store.Open(ctx, cfg.Store, log)
 	if err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}

@@ -14,6 +14,10 @@
 //
 // The app catalog (catalog.go, Catalog) and the event stream (events.go, Events) come next, as
 // domains of their own. Store composes every domain; a caller asks for the smallest set it uses.
+//
+// Open chooses the backend by URL: "sqlite:var/hub/hub.db", later "postgres://host/db". Each
+// backend registers its URL scheme (Register) and keeps its migrations in its own dialect, in its
+// own folder (hub/store/sqlite/migrations), applied by pkg/migrate when it opens.
 package store
 
 import (

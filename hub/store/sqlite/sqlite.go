@@ -1,7 +1,7 @@
 // Package sqlite is the hub's embedded store: store.Store on one SQLite file (WAL,
 // synchronous=FULL, one writer connection plus readers, see pkg/sqlitex), with its schema applied
 // from the numbered migrations in migrations/ when it opens. Numbers 0100-0199 belong to the
-// identity tables.
+// identity tables. Importing the package registers it with store.Open for URLs "sqlite:PATH".
 package sqlite
 
 import (
@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +40,17 @@ type Store struct {
 }
 
 var _ store.Store = (*Store)(nil)
+
+func init() { store.Register("sqlite", openURL) }
+
+// openURL opens "sqlite:PATH" for store.Open; PATH is a file path, taken as it is.
+func openURL(ctx context.Context, url string, log *slog.Logger) (store.Store, error) {
+	s, err := Open(ctx, strings.TrimPrefix(url, "sqlite:"), log)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
 
 // Open opens (creating if needed) the store at path and applies pending migrations.
 func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {

@@ -1,0 +1,55 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestValidate reports every problem at once, the store URL's among them.
+func TestValidate(t *testing.T) {
+	c := Config{HTTPAddr: "nowhere", MQTTAddr: "127.0.0.1:0", Store: "mysql://db/hub"}
+	err := c.Validate()
+	for _, want := range []string{"data dir: required", `http addr: "nowhere"`, `no backend for "mysql"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to say %q", err, want)
+		}
+	}
+	c = Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Store: "sqlite:x.db"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRunStoreURL: the hub opens the store its URL names, runs until its context ends and stops
+// cleanly.
+func TestRunStoreURL(t *testing.T) {
+	data, dbPath := t.TempDir(), filepath.Join(t.TempDir(), "elsewhere.db")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ready := make(chan Info, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{DataDir: data, Store: "sqlite:" + dbPath, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0"},
+			func(i Info) { ready <- i })
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Run returned before ready: %v", err)
+	}
+	if _, err := os.Stat(dbPath); err != nil {
+		t.Errorf("the store named by the URL was not opened: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "hub.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a database was made in the data folder too (%v)", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v after its context ended", err)
+	}
+}
