@@ -1,0 +1,82 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
+)
+
+func (a *API) deviceRoutes() {
+	route(a, "GET /devices", staff, http.StatusOK, a.listDevices)
+	route(a, "GET /devices/{id}", staff, http.StatusOK, a.getDevice)
+	route(a, "POST /devices/{id}/revoke", staff, http.StatusOK, a.revoke)
+}
+
+func (a *API) listDevices(r *http.Request, _ none) (api.Devices, error) {
+	q := r.URL.Query()
+	f := store.DeviceFilter{SiteID: q.Get("site"), Region: q.Get("region")}
+	var iv invalid
+	switch st := q.Get("status"); st {
+	case "":
+	case "online", "offline":
+		on := st == "online"
+		f.Online = &on
+	default:
+		iv.check(false, "status", "want online or offline, got %q", st)
+	}
+	iv.check(f.Region == "" || validRegionPrefix(f.Region), "region", "want 1..6 digits of a GB/T 2260 code, got %q", f.Region)
+	if err := iv.err(); err != nil {
+		return api.Devices{}, err
+	}
+	ds, err := a.cfg.Store.ListDevices(r.Context(), f)
+	return api.Devices{Devices: convert(ds, apiDevice)}, err
+}
+
+// device returns the device the path's {id} names.
+func (a *API) device(r *http.Request) (store.Device, error) {
+	id := r.PathValue("id")
+	if !wire.ValidDeviceID(id) {
+		return store.Device{}, apiErr(http.StatusBadRequest, "bad_request", "id: %q is not a device id", id)
+	}
+	return a.cfg.Store.GetDevice(r.Context(), id)
+}
+
+func (a *API) getDevice(r *http.Request, _ none) (api.DeviceDetail, error) {
+	d, err := a.device(r)
+	if err != nil {
+		return api.DeviceDetail{}, err
+	}
+	s, err := a.state(r.Context(), d.ID)
+	if err != nil {
+		return api.DeviceDetail{}, err
+	}
+	cmds, err := a.cfg.Store.ListCommands(r.Context(), d.ID, 20)
+	return api.DeviceDetail{Device: apiDevice(d), Desired: s.Desired, Reported: s.Reported, Drift: s.Drift,
+		Commands: convert(cmds, apiCommand)}, err
+}
+
+// revoke revokes a device and ends its session.
+func (a *API) revoke(r *http.Request, _ none) (fleet.Device, error) {
+	d, err := a.device(r)
+	if err != nil {
+		return fleet.Device{}, err
+	}
+	if err := a.cfg.Store.RevokeDevice(r.Context(), d.ID, a.cfg.Now()); err != nil {
+		return fleet.Device{}, err
+	}
+	a.cfg.Sessions.Disconnect(d.ID)
+	a.cfg.Log.Info("device revoked", "device", d.ID)
+	d, err = a.cfg.Store.GetDevice(r.Context(), d.ID)
+	return apiDevice(d), err
+}
+
+// apiDevice shows a device without its certificate.
+func apiDevice(d store.Device) fleet.Device {
+	return fleet.Device{ID: d.ID, SiteID: d.SiteID, Region: d.Region, Model: d.Model, CertSerial: d.CertSerial,
+		CertExpiry: d.CertExpiry, EnrolledAt: d.EnrolledAt, Revoked: d.Revoked, RevokedAt: d.RevokedAt,
+		Online: d.Online, PresenceAt: d.PresenceAt, LastSeen: d.LastSeen, AgentVersion: d.AgentVersion,
+		Health: d.Health, HealthAt: d.HealthAt, Peripherals: d.Peripherals, PeriphAt: d.PeriphAt}
+}

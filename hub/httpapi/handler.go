@@ -1,0 +1,160 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/api"
+)
+
+// Who may call an endpoint: a caller with any of the roles.
+var (
+	staff  = []string{"admin", "fieldops"}
+	admins = []string{"admin"}
+	anyone []string // enrollment: authorised by the one-time token in its body
+)
+
+// none is the request of an endpoint without a body.
+type none struct{}
+
+// route serves pattern ("GET /sites", under api.Prefix) with h, the one way every endpoint runs:
+// authenticate and authorize the caller (unless roles is anyone), decode the strict JSON body
+// into Req (unless Req is none), call h, and encode its answer with status, or map its error to a
+// status code (writeErr).
+func route[Req, Resp any](a *API, pattern string, roles []string, status int, h func(r *http.Request, req Req) (Resp, error)) {
+	method, path, _ := strings.Cut(pattern, " ")
+	a.mux.HandleFunc(method+" "+api.Prefix+path, func(w http.ResponseWriter, r *http.Request) {
+		out, err := func() (out Resp, err error) {
+			if roles != nil {
+				if err := a.authorize(w, r, roles); err != nil {
+					return out, err
+				}
+			}
+			var req Req
+			if _, bodiless := any(req).(none); !bodiless {
+				if err := decode(w, r, &req); err != nil {
+					return out, err
+				}
+			}
+			return h(r, req)
+		}()
+		switch {
+		case err != nil && r.Context().Err() != nil:
+			// The client went away (or the server is shutting down): nobody reads an answer.
+			a.cfg.Log.Debug("api request cancelled", "method", r.Method, "path", r.URL.Path, "err", err)
+		case err != nil:
+			a.writeErr(w, err)
+		default:
+			writeJSON(w, status, out)
+		}
+	})
+}
+
+func apiErr(status int, code, format string, a ...any) *api.Error {
+	return &api.Error{Status: status, Code: code, Message: fmt.Sprintf(format, a...)}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeErr answers an error: an *api.Error as it is, the store's sentinels with their status
+// codes, anything else as an internal error (logged, not shown).
+func (a *API) writeErr(w http.ResponseWriter, err error) {
+	var ae *api.Error
+	switch {
+	case errors.Is(err, context.Canceled):
+		ae = apiErr(http.StatusServiceUnavailable, "canceled", "request canceled") // the client has gone
+	case errors.As(err, &ae):
+	case errors.Is(err, store.ErrNotFound):
+		ae = apiErr(http.StatusNotFound, "not_found", "%v", err)
+	case errors.Is(err, store.ErrExists):
+		ae = apiErr(http.StatusConflict, "conflict", "%v", err)
+	case errors.Is(err, store.ErrInvalid):
+		ae = apiErr(http.StatusBadRequest, "bad_request", "%v", err)
+	default:
+		a.cfg.Log.Error("api internal error", "err", err)
+		ae = apiErr(http.StatusInternalServerError, "internal", "internal error")
+	}
+	writeJSON(w, ae.Status, api.ErrorBody{Error: *ae})
+}
+
+// maxBody is the largest request body accepted.
+const maxBody = 1 << 20
+
+// decode reads a strict JSON body: one object, unknown fields and trailing data refused, 1 MiB at
+// most.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	d := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	d.DisallowUnknownFields()
+	err := d.Decode(v)
+	var mb *http.MaxBytesError
+	if err == nil {
+		if _, terr := d.Token(); errors.As(terr, &mb) {
+			err = terr
+		} else if terr != io.EOF {
+			err = errors.New("trailing data after the JSON object")
+		}
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &mb):
+		return apiErr(http.StatusBadRequest, "bad_request", "request body over %d bytes", mb.Limit)
+	case errors.Is(err, io.EOF):
+		return apiErr(http.StatusBadRequest, "bad_request", "invalid JSON body: empty")
+	}
+	return apiErr(http.StatusBadRequest, "bad_request", "invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// invalid collects field problems so a request is answered with all of them at once.
+type invalid []string
+
+func (iv *invalid) check(ok bool, field, format string, a ...any) {
+	if !ok {
+		*iv = append(*iv, field+": "+fmt.Sprintf(format, a...))
+	}
+}
+
+func (iv invalid) err() error {
+	if len(iv) == 0 {
+		return nil
+	}
+	return &api.Error{Status: http.StatusBadRequest, Code: "bad_request", Message: "invalid request: " + strings.Join(iv, "; "), Fields: iv}
+}
+
+func parseTTL(s string, def, maxTTL time.Duration, iv *invalid, field string) time.Duration {
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	iv.check(err == nil && d >= time.Second && d <= maxTTL, field, "want a duration between 1s and %s, got %q", maxTTL, s)
+	return d
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand never fails on Linux (Go 1.24+ panics rather than return an error)
+	return hex.EncodeToString(b)
+}
+
+// convert converts a list of the store's records to the API's, never to nil: an empty list is
+// shown as [].
+func convert[S, T any](in []S, f func(S) T) []T {
+	out := make([]T, len(in))
+	for i, v := range in {
+		out[i] = f(v)
+	}
+	return out
+}
