@@ -1,8 +1,10 @@
-// Package server assembles a hub: its CA, store, embedded MQTT broker, ingest and HTTP API, with
-// the bootstrap admin token, and runs them until the context ends, shutting down gracefully.
+// Package server assembles a hub: its CA, store, embedded MQTT broker, ingest, identity provider
+// and HTTP API, with the bootstrap admin token (Assemble), and serves them until the context ends,
+// shutting down gracefully (Hub.Serve).
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -94,11 +96,35 @@ type Info struct {
 
 const tokenFile = "bootstrap-token"
 
-// Run starts the hub and blocks until ctx is done. ready, if not nil, is called once everything
-// listens.
+// Run assembles the hub and serves it until ctx is done. ready, if not nil, is called once
+// everything listens.
 func Run(ctx context.Context, cfg Config, ready func(Info)) error {
-	if err := cfg.Validate(); err != nil {
+	h, err := Assemble(ctx, cfg)
+	if err != nil {
 		return err
+	}
+	return h.Serve(ctx, ready)
+}
+
+// Hub is an assembled hub: its store open and its listeners bound, every part built and wired,
+// nothing yet served on HTTP or run in the background. Serve runs it; Close releases it unserved.
+type Hub struct {
+	Info    Info
+	Handler http.Handler // what the HTTP listener serves: the API, the OpenID Provider, metrics, health
+
+	log    *slog.Logger
+	data   string
+	ln     net.Listener
+	ing    *ingest.Ingest
+	idp    *identity.Provider
+	closer []func() error // in the order opened
+}
+
+// Assemble builds a hub from cfg: data folder, bootstrap token, CA, store, ingest, broker (already
+// accepting kiosks), identity provider and HTTP handlers, with the HTTP listener bound.
+func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	log := cfg.Log
 	if log == nil {
@@ -107,43 +133,48 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	if len(cfg.Hosts) == 0 {
 		cfg.Hosts = []string{"127.0.0.1", "localhost"}
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("hub: data dir: %w", err)
-	}
-	token, first, err := loadOrCreateToken(filepath.Join(cfg.DataDir, tokenFile))
-	if err != nil {
-		return err
-	}
-	authority, err := ca.LoadOrCreate(filepath.Join(cfg.DataDir, "ca"))
-	if err != nil {
-		return fmt.Errorf("hub: %w", err)
-	}
 	if cfg.Store == "" {
 		cfg.Store = "sqlite:" + filepath.Join(cfg.DataDir, "hub.db")
 	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("hub: data dir: %w", err)
+	}
+	token, first, err := loadOrCreateToken(filepath.Join(cfg.DataDir, tokenFile))
+	if err != nil {
+		return nil, err
+	}
+	authority, err := ca.LoadOrCreate(filepath.Join(cfg.DataDir, "ca"))
+	if err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	h = &Hub{log: log, data: cfg.DataDir}
+	defer func() {
+		if err != nil {
+			h.Close()
+		}
+	}()
 	st, err := store.Open(ctx, cfg.Store, log)
 	if err != nil {
-		return fmt.Errorf("hub: %w", err)
+		return nil, fmt.Errorf("hub: %w", err)
 	}
-	defer st.Close()
+	h.closer = append(h.closer, st.Close)
 
 	if err := resetPresence(ctx, st); err != nil {
-		return err
+		return nil, err
 	}
 	serverCert, err := authority.ServerTLSCert(cfg.Hosts)
 	if err != nil {
-		return fmt.Errorf("hub: %w", err)
+		return nil, fmt.Errorf("hub: %w", err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	secret, err := identity.LoadOrCreateSecret(filepath.Join(cfg.DataDir, "identity.secret"))
 	if err != nil {
-		return fmt.Errorf("hub: %w", err)
+		return nil, fmt.Errorf("hub: %w", err)
 	}
-	ing, err := ingest.New(cfg.Ingest, st, nil, log.With("component", "ingest"), reg)
-	if err != nil {
-		return err
+	if h.ing, err = ingest.New(cfg.Ingest, st, nil, log.With("component", "ingest"), reg); err != nil {
+		return nil, err
 	}
 	br, err := broker.Start(ctx, broker.Config{
 		Addr:            cfg.MQTTAddr,
@@ -155,42 +186,33 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 		// Tickets survive a restart, so a reconnecting fleet resumes TLS cheaply.
 		SessionTicketSecret: secret,
 		OnSession: func(id string, online bool, at time.Time) {
-			ing.SetPresence(context.WithoutCancel(ctx), id, online, "")
+			h.ing.SetPresence(context.WithoutCancel(ctx), id, online, "")
 		},
 		Logger: log.With("component", "broker"),
 	})
 	if err != nil {
-		return fmt.Errorf("hub: broker: %w", err)
+		return nil, fmt.Errorf("hub: broker: %w", err)
 	}
-	defer br.Close()
-	ing.SetBus(br)
+	h.closer = append(h.closer, br.Close)
+	h.ing.SetBus(br)
 	if err := reg.Register(br.Collector()); err != nil {
-		return fmt.Errorf("hub: metrics: %w", err)
+		return nil, fmt.Errorf("hub: metrics: %w", err)
 	}
-	mqttAddr := br.Addr()
-	advertise := cfg.AdvertiseMQTT
-	if advertise == "" {
-		advertise = mqttAddr
-	}
+	advertise := cmp.Or(cfg.AdvertiseMQTT, br.Addr())
 
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("hub: http: %w", err)
+	if h.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("hub: http: %w", err)
 	}
-	defer ln.Close()
-	public := cfg.PublicURL
-	if public == "" {
-		public = "http://" + ln.Addr().String()
-	}
-	public = strings.TrimRight(public, "/")
-	idp, err := identity.New(ctx, identity.Config{Issuer: public, Secret: secret, Insecure: strings.HasPrefix(public, "http://")},
+	h.closer = append(h.closer, h.ln.Close)
+	public := strings.TrimRight(cmp.Or(cfg.PublicURL, "http://"+h.ln.Addr().String()), "/")
+	h.idp, err = identity.New(ctx, identity.Config{Issuer: public, Secret: secret, Insecure: strings.HasPrefix(public, "http://")},
 		st, st, log.With("component", "identity"))
 	if err != nil {
-		return fmt.Errorf("hub: identity: %w", err)
+		return nil, fmt.Errorf("hub: identity: %w", err)
 	}
-	boot, err := idp.Bootstrap(ctx, identity.BootstrapConfig{BaseURL: public})
+	boot, err := h.idp.Bootstrap(ctx, identity.BootstrapConfig{BaseURL: public})
 	if err != nil {
-		return fmt.Errorf("hub: identity bootstrap: %w", err)
+		return nil, fmt.Errorf("hub: identity bootstrap: %w", err)
 	}
 	creds := map[string]string{}
 	if boot.AdminPassword != "" {
@@ -201,20 +223,19 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	}
 	if len(creds) > 0 {
 		if err := saveCredentials(filepath.Join(cfg.DataDir, "initial-credentials"), creds); err != nil {
-			return err
+			return nil, err
 		}
 	}
 
-	apiHandler := httpapi.New(httpapi.Config{
-		Store: st, CA: authority, Sessions: br, Dispatch: ing,
-		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{idp}},
+	mux := http.NewServeMux()
+	mux.Handle("/api/", httpapi.New(httpapi.Config{
+		Store: st, CA: authority, Sessions: br, Dispatch: h.ing,
+		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}},
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise, Version: cfg.Version,
-	})
-	mux := http.NewServeMux()
-	mux.Handle("/api/", apiHandler)
-	mux.Handle("/.well-known/openid-configuration", idp.Handler())
-	mux.Handle("/oidc/", idp.Handler())
+	}))
+	mux.Handle("/.well-known/openid-configuration", h.idp.Handler())
+	mux.Handle("/oidc/", h.idp.Handler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := st.Ping(r.Context()); err != nil {
@@ -223,48 +244,64 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	h.Handler = mux
+	h.Info = Info{HTTPURL: "http://" + h.ln.Addr().String(), MQTTAddr: br.Addr(), BootstrapToken: token, FirstStart: first,
+		Credentials: creds}
+	return h, nil
+}
 
+// Serve runs the hub until ctx is done, then shuts down gracefully: it stops taking requests, lets
+// ingest commit and ack what it holds, then closes the broker and the store. ready, if not nil,
+// is called once everything runs.
+func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
+	defer h.Close()
+	srv := &http.Server{Handler: h.Handler, ReadHeaderTimeout: 10 * time.Second}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
-	wg.Add(3)
-	go func() { defer wg.Done(); _ = idp.Run(runCtx, time.Minute) }()
-	go func() {
-		defer wg.Done()
-		if err := ing.Run(runCtx); err != nil {
+	wg.Go(func() { _ = h.idp.Run(runCtx, time.Minute) })
+	wg.Go(func() {
+		if err := h.ing.Run(runCtx); err != nil {
 			errc <- err
 			cancel()
 		}
-	}()
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	})
+	wg.Go(func() {
+		if err := srv.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("hub: http: %w", err)
 			cancel()
 		}
-	}()
-	info := Info{HTTPURL: "http://" + ln.Addr().String(), MQTTAddr: mqttAddr, BootstrapToken: token, FirstStart: first, Credentials: creds}
-	log.Info("hub started", "http", info.HTTPURL, "mqtt", mqttAddr, "data", cfg.DataDir)
+	})
+	h.log.Info("hub started", "http", h.Info.HTTPURL, "mqtt", h.Info.MQTTAddr, "data", h.data)
 	if ready != nil {
-		ready(info)
+		ready(h.Info)
 	}
 	<-runCtx.Done()
 
-	// Shutdown: stop taking requests, let ingest commit and ack what it holds, then close the broker.
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer scancel()
 	_ = srv.Shutdown(sctx)
 	cancel()
 	wg.Wait()
-	log.Info("hub stopped")
+	h.log.Info("hub stopped")
 	select {
 	case err := <-errc:
 		return err
 	default:
 		return nil
 	}
+}
+
+// Close releases what Assemble opened, newest first: the HTTP listener, the broker, the store.
+// Serve closes the hub when it returns.
+func (h *Hub) Close() error {
+	var errs []error
+	for i := len(h.closer) - 1; i >= 0; i-- {
+		errs = append(errs, h.closer[i]())
+	}
+	h.closer = nil
+	return errors.Join(errs...)
 }
 
 // authorizer refuses unknown and revoked devices and certificates other than the current one.

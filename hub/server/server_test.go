@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,4 +54,32 @@ func TestRunStoreURL(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run = %v after its context ended", err)
 	}
+}
+
+// TestAssembleClose: an assembled hub answers on its handler before it is served, and Close
+// releases its listeners, so a second hub can take the same addresses.
+func TestAssembleClose(t *testing.T) {
+	ctx := t.Context()
+	cfg := Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0"}
+	h, err := Assemble(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.Handler.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	if rec.Code != http.StatusOK || rec.Body.String() != "ok\n" {
+		t.Fatalf("/healthz = %d %q", rec.Code, rec.Body)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.HTTPAddr, cfg.MQTTAddr = strings.TrimPrefix(h.Info.HTTPURL, "http://"), h.Info.MQTTAddr
+	h2, err := Assemble(ctx, cfg)
+	if err != nil {
+		t.Fatalf("the same addresses after Close: %v", err)
+	}
+	if h2.Info.FirstStart {
+		t.Error("the second start found no bootstrap token")
+	}
+	h2.Close()
 }
