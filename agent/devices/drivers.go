@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -336,8 +337,15 @@ func (o *openers) ipp(ctx context.Context, e profile.DeviceEntry, p *profile.Pro
 
 func (d *ippDevice) Close() error { return nil }
 
+// Status asks for the printer's attributes. A printer that refuses the connection (switched off,
+// or its address is not on the network) is gone, not slow: the manager reports it disconnected
+// at once and reopens it with backoff.
 func (d *ippDevice) Status(ctx context.Context) (Status, error) {
 	p, err := d.c.PrinterAttributes(ctx)
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return Status{}, fmt.Errorf("%w: %w", transport.ErrClosed, err)
+	}
 	if err != nil {
 		return Status{}, err
 	}
