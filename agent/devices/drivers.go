@@ -29,8 +29,11 @@ func DefaultOpeners() map[profile.Driver]Opener { return Openers(nil) }
 
 // Openers returns the drivers built into the agent; USB devices are opened on bus (nil: USB
 // profiles fail to open with a clear error). The caller owns bus.
-func Openers(bus transport.USBBus) map[profile.Driver]Opener {
-	o := &openers{bus: bus}
+func Openers(bus transport.USBBus) map[profile.Driver]Opener { return openersFor(bus, nil) }
+
+// openersFor is Openers with the reason why bus is nil, for the devices' errors.
+func openersFor(bus transport.USBBus, noBus error) map[profile.Driver]Opener {
+	o := &openers{bus: bus, noBus: noBus}
 	return map[profile.Driver]Opener{
 		profile.DriverESCPOS:  o.escpos,
 		profile.DriverIDCard:  o.idcard,
@@ -40,11 +43,17 @@ func Openers(bus transport.USBBus) map[profile.Driver]Opener {
 	}
 }
 
-type openers struct{ bus transport.USBBus }
+type openers struct {
+	bus   transport.USBBus
+	noBus error // why bus is nil, if known
+}
 
 // openUSB opens e's USB device on the profile's interface.
 func (o *openers) openUSB(ctx context.Context, e profile.DeviceEntry, p *profile.Profile) (transport.USBDevice, error) {
-	if o.bus == nil {
+	switch {
+	case o.bus == nil && o.noBus != nil:
+		return nil, fmt.Errorf("devices: %s: profile %s needs USB, which is unavailable: %w", e.ID, p.ID, o.noBus)
+	case o.bus == nil:
 		return nil, fmt.Errorf("devices: %s: profile %s needs USB, and the agent runs without a USB bus", e.ID, p.ID)
 	}
 	a := e.Attached()
