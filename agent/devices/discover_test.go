@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/kioskfleet/kioskfleet/agent/devices"
+	"github.com/kioskfleet/kioskfleet/agent/devices/devicestest"
 	"github.com/kioskfleet/kioskfleet/drivers/profile"
 	"github.com/kioskfleet/kioskfleet/drivers/transport"
 	"github.com/kioskfleet/kioskfleet/drivers/transport/transporttest"
@@ -19,33 +20,10 @@ import (
 // fakeTree builds a /dev and /sys with a CH340 (ttyUSB0, 1a86:7523), a CDC-ACM QR scanner
 // (ttyACM0) and an unknown FTDI adapter (ttyUSB1).
 func fakeTree(t *testing.T) (dev, sys string) {
-	root := t.TempDir()
-	dev, sys = filepath.Join(root, "dev"), filepath.Join(root, "sys")
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	tty := func(name, byID, usbDev, vid, pid string, viaPort bool) {
-		must(os.MkdirAll(filepath.Join(dev, "serial", "by-id"), 0o755))
-		must(os.WriteFile(filepath.Join(dev, name), nil, 0o644))
-		must(os.Symlink(filepath.Join("..", "..", name), filepath.Join(dev, "serial", "by-id", byID)))
-		udev := filepath.Join(sys, "devices", "usb1", usbDev)
-		node := filepath.Join(udev, usbDev+":1.0")
-		if viaPort {
-			node = filepath.Join(node, name)
-		}
-		must(os.MkdirAll(node, 0o755))
-		must(os.WriteFile(filepath.Join(udev, "idVendor"), []byte(vid+"\n"), 0o644))
-		must(os.WriteFile(filepath.Join(udev, "idProduct"), []byte(pid+"\n"), 0o644))
-		must(os.MkdirAll(filepath.Join(sys, "class", "tty", name), 0o755))
-		must(os.Symlink(node, filepath.Join(sys, "class", "tty", name, "device")))
-	}
-	tty("ttyUSB0", "usb-1a86_USB_Serial-if00-port0", "1-1", "1a86", "7523", true)
-	tty("ttyACM0", "usb-Saoma_QR-20_0001-if00", "1-2", "2dd6", "0260", false)
-	tty("ttyUSB1", "usb-FTDI_FT232R_A1-if00-port0", "1-3", "0403", "6001", true)
-	return dev, sys
+	return devicestest.DevTree(t,
+		devicestest.TTY{Name: "ttyUSB0", ByID: "usb-1a86_USB_Serial-if00-port0", Vendor: "1a86", Product: "7523", Bridge: true},
+		devicestest.TTY{Name: "ttyACM0", ByID: "usb-Saoma_QR-20_0001-if00", Vendor: "2dd6", Product: "0260"},
+		devicestest.TTY{Name: "ttyUSB1", ByID: "usb-FTDI_FT232R_A1-if00-port0", Vendor: "0403", Product: "6001", Bridge: true})
 }
 
 func TestDiscover(t *testing.T) {
