@@ -39,9 +39,9 @@ func TestDiscover(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]profile.DeviceEntry{
-		"idcard0":  {ID: "idcard0", Profile: "beiyang-bz-10-ch340", Path: filepath.Join(dev, "serial", "by-id", "usb-1a86_USB_Serial-if00-port0")},
+		"idcard0":  {ID: "idcard0", Profile: "zhengtong-zt-10-ch340", Path: filepath.Join(dev, "serial", "by-id", "usb-1a86_USB_Serial-if00-port0")},
 		"qr0":      {ID: "qr0", Profile: "saoma-qr20-serial", Path: filepath.Join(dev, "serial", "by-id", "usb-Saoma_QR-20_0001-if00")},
-		"receipt0": {ID: "receipt0", Profile: "xinye-xp-t80-usb", USB: &profile.USBMatch{VID: "0fe6", PID: "811e"}},
+		"receipt0": {ID: "receipt0", Profile: "yunhe-yt-80-usb", USB: &profile.USBMatch{VID: "0fe6", PID: "811e"}},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("found %+v", got)
@@ -122,10 +122,10 @@ func TestAttached(t *testing.T) {
 		got = append(got, r)
 	}
 	want := []row{
-		{"usb-1a86_USB_Serial-if00-port0", "1a86:7523", "beiyang-bz-10-ch340", nil},
+		{"usb-1a86_USB_Serial-if00-port0", "1a86:7523", "zhengtong-zt-10-ch340", nil},
 		{"usb-FTDI_FT232R_A1-if00-port0", "0403:6001", "", profile.ErrNoMatch},
 		{"usb-Saoma_QR-20_0001-if00", "2dd6:0260", "saoma-qr20-serial", nil},
-		{".", "0fe6:811e", "xinye-xp-t80-usb", nil},
+		{".", "0fe6:811e", "yunhe-yt-80-usb", nil},
 		{".", "046d:c52b", "", profile.ErrNoMatch},
 		{".", "1a86:7523", "", devices.ErrSerialBridge},
 	}
@@ -151,7 +151,7 @@ func TestUSBNeeds(t *testing.T) {
 	ps := loadProfiles(t)
 	serial := &profile.DeviceConfig{Devices: []profile.DeviceEntry{
 		{ID: "qr0", Path: "/dev/serial/by-id/usb-Saoma_QR-20_0001-if00"},
-		{ID: "idcard0", Profile: "beiyang-bz-10-ch340", Path: "/dev/ttyUSB0"}, // a bridge's USB IDs: no libusb
+		{ID: "idcard0", Profile: "zhengtong-zt-10-ch340", Path: "/dev/ttyUSB0"}, // a bridge's USB IDs: no libusb
 	}}
 	if n := devices.USBNeeds(serial, ps, false); len(n) != 0 {
 		t.Fatalf("serial devices need USB: %v", n)
@@ -161,7 +161,7 @@ func TestUSBNeeds(t *testing.T) {
 		t.Fatalf("USB reader: %v", n)
 	}
 	n := devices.USBNeeds(serial, ps, true)
-	if !slices.Contains(n, "discovery of profile jinghe-jh-u5-usb") || !slices.Contains(n, "discovery of profile xinye-xp-t80-usb") || len(n) != 2 {
+	if !slices.Contains(n, "discovery of profile jinghe-jh-u5-usb") || !slices.Contains(n, "discovery of profile yunhe-yt-80-usb") || len(n) != 2 {
 		t.Fatalf("discovery: %v", n)
 	}
 }

@@ -27,7 +27,7 @@ import (
 // card, the USB printer-class receipt printer reports paper out, and unplugging is noticed.
 func TestUSBDevices(t *testing.T) {
 	card := idcardsim.New(idcardsim.Resident())
-	printer := usbprintertest.New("MFG:Xinye;MDL:XP-T80;CMD:ESC/POS;")
+	printer := usbprintertest.New("MFG:Yunhe;MDL:YT-80;CMD:ESC/POS;")
 	bus := transporttest.NewFakeBus()
 	bus.Plug(0x0400, 0xc35a, func() transport.USBDevice { return transporttest.NewFakeUSB(card.USB(idcardsim.USBLayout)) })
 	printerAt := bus.Plug(0x0fe6, 0x811e, func() transport.USBDevice { return printer })
@@ -83,7 +83,7 @@ func TestHotPlug(t *testing.T) {
 		t.Fatal(err)
 	}
 	bus := transporttest.NewFakeBus()
-	printer := usbprintertest.New("MFG:Xinye;MDL:XP-T80;CMD:ESC/POS;")
+	printer := usbprintertest.New("MFG:Yunhe;MDL:YT-80;CMD:ESC/POS;")
 	bus.Plug(0x0fe6, 0x811e, func() transport.USBDevice { return printer })
 	rec := devicestest.NewRecorder()
 	m := run(t, devices.Config{

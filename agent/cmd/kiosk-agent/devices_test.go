@@ -42,7 +42,7 @@ func TestDevicesDiscover(t *testing.T) {
 		t.Fatalf("discover: %v\n%s", err, errb.String())
 	}
 	for _, want := range []string{
-		`serial +\S+/serial/by-id/usb-1a86_USB_Serial-if00-port0 +1a86:7523 +beiyang-bz-10-ch340 +id-reader `,
+		`serial +\S+/serial/by-id/usb-1a86_USB_Serial-if00-port0 +1a86:7523 +zhengtong-zt-10-ch340 +id-reader `,
 		`serial +\S+/serial/by-id/usb-Saoma_QR-20_0001-if00 +2dd6:0260 +saoma-qr20-serial +qr-scanner `,
 		`usb +bus 1 device 1 +1a86:7523 +- +- +USB-serial bridge, used through its serial port`,
 		`usb +bus 1 device 2 +0400:c35a +jinghe-jh-u5-usb +id-reader `,
@@ -66,7 +66,7 @@ func TestDevicesDiscover(t *testing.T) {
 	for _, e := range cfg.Devices {
 		got[e.ID] = e
 	}
-	if len(got) != 3 || got["idcard0"].Profile != "beiyang-bz-10-ch340" || got["qr0"].Profile != "saoma-qr20-serial" ||
+	if len(got) != 3 || got["idcard0"].Profile != "zhengtong-zt-10-ch340" || got["qr0"].Profile != "saoma-qr20-serial" ||
 		got["idcard1"].Profile != "jinghe-jh-u5-usb" || *got["idcard1"].USB != (profile.USBMatch{VID: "0400", PID: "c35a"}) {
 		t.Fatalf("configuration:\n%s", out.String())
 	}
