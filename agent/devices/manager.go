@@ -57,7 +57,7 @@ type Manager struct {
 	alerts  []wire.Alert
 }
 
-// managed is one configured device.
+// managed is one device, configured or discovered.
 type managed struct {
 	entry profile.DeviceEntry
 	prof  *profile.Profile // nil when none matched
