@@ -20,6 +20,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/agent/inbox"
 	"github.com/kioskfleet/kioskfleet/agent/link"
 	"github.com/kioskfleet/kioskfleet/agent/outbox"
+	"github.com/kioskfleet/kioskfleet/drivers/transport"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -43,6 +44,9 @@ type Config struct {
 	DevicesFile string
 	// ProfilesDir holds the firmware profiles (firmware-profiles/).
 	ProfilesDir string
+	// Rescan is how often the device manager looks for serial and USB devices attached after
+	// start that DevicesFile does not name (hot-plug); 0: never.
+	Rescan time.Duration
 	// Commands adds command handlers to the built-in ones (ping, diagnostics, journal).
 	Commands map[string]Handler
 }
@@ -62,6 +66,7 @@ type Agent struct {
 	started  time.Time
 	handlers map[string]Handler
 	devs     *devices.Manager // nil without DevicesFile
+	usb      *transport.GoUSB // libusb, when a device or discovery needs it
 
 	mu       sync.Mutex
 	settings Settings
@@ -118,7 +123,7 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 		MinBackoff: cfg.MinBackoff, MaxBackoff: cfg.MaxBackoff, Log: a.log.With("component", "link"),
 	})
 	if err != nil {
-		a.ob.Close()
+		a.Close()
 		return nil, err
 	}
 	return a, nil
@@ -133,8 +138,13 @@ func (a *Agent) Outbox() outbox.Outbox { return a.ob }
 // Link returns the agent's link to the hub.
 func (a *Agent) Link() *link.Link { return a.link }
 
-// Close closes the outbox.
-func (a *Agent) Close() error { return a.ob.Close() }
+// Close closes the outbox and libusb.
+func (a *Agent) Close() error {
+	if a.usb != nil {
+		a.usb.Close()
+	}
+	return a.ob.Close()
+}
 
 // Run runs the agent until ctx is done.
 func (a *Agent) Run(ctx context.Context) error {

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/agent/devices"
 	"github.com/kioskfleet/kioskfleet/agent/outbox"
 	"github.com/kioskfleet/kioskfleet/drivers/idcard"
 	"github.com/kioskfleet/kioskfleet/drivers/profile"
+	"github.com/kioskfleet/kioskfleet/drivers/transport"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -41,7 +43,13 @@ func (a *Agent) openDevices() error {
 	if err != nil {
 		return fmt.Errorf("agent: firmware profiles: %w", err)
 	}
-	a.devs, err = devices.New(devices.Config{Devices: dc, Profiles: profs, Reporter: outboxReporter{a.ob}, Log: a.log.With("component", "devices")})
+	var disc *devices.Discovery
+	if a.cfg.Rescan > 0 {
+		disc = &devices.Discovery{}
+	}
+	bus, usbErr := a.openUSB(devices.USBNeeds(dc, profs, disc != nil))
+	a.devs, err = devices.New(devices.Config{Devices: dc, Profiles: profs, Reporter: outboxReporter{a.ob}, Log: a.log.With("component", "devices"),
+		USB: bus, USBUnavailable: usbErr, Discovery: disc, RescanInterval: a.cfg.Rescan})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -51,6 +59,24 @@ func (a *Agent) openDevices() error {
 		return json.Marshal(a.devs.Snapshot())
 	}
 	return nil
+}
+
+// openUSB starts libusb when something needs it. Without it (no usbfs in a container, no access
+// to /dev/bus/usb, a build without cgo) the agent runs on: serial, network and SANE devices work,
+// and the USB devices say why they stay closed.
+func (a *Agent) openUSB(needs []string) (transport.USBBus, error) {
+	if len(needs) == 0 {
+		return nil, nil
+	}
+	g, err := transport.NewGoUSB()
+	if err != nil {
+		a.log.Error("agent: USB is unavailable, USB devices stay closed: is /dev/bus/usb there and readable by the agent?",
+			"needed_by", strings.Join(needs, "; "), "err", err)
+		return nil, err
+	}
+	a.usb = g
+	a.log.Info("agent: USB opened", "needed_by", strings.Join(needs, "; "))
+	return g, nil
 }
 
 // cmdPrintTestPage prints a generated test page on the printer named in args ({"printer": ID}) and

@@ -13,6 +13,10 @@ import (
 	"github.com/kioskfleet/kioskfleet/drivers/transport"
 )
 
+// ErrSerialBridge says why a device on the USB bus gets no profile of its own: it is a USB-serial
+// bridge (CH340, CP2102, ...) that a serial profile names, and is used through its serial port.
+var ErrSerialBridge = errors.New("devices: USB-serial bridge, used through its serial port")
+
 // Discovery says where to look for attached devices. Zero values are the real system's.
 type Discovery struct {
 	Bus    transport.USBBus // USB devices with vendor interfaces; nil: none
@@ -20,56 +24,98 @@ type Discovery struct {
 	SysDir string           // default /sys; gives the USB IDs of USB-serial ports
 }
 
-// Discover lists attached devices that a profile fits, as device configuration entries (serial
-// ports by their stable /dev/serial/by-id path). Devices no profile fits are skipped; a device
-// several profiles fit equally is returned in the error (errors.Join of *profile.AmbiguousError)
-// and left out. Network printers and SANE scanners cannot be discovered: configure them.
-func Discover(ctx context.Context, profiles []*profile.Profile, d Discovery) ([]profile.DeviceEntry, error) {
+// Found is a device attached to the kiosk and the profile that fits it.
+type Found struct {
+	Path    string           // a serial port's stable path (under Discovery.DevDir/serial/by-id); "" on the USB bus
+	USB     *transport.USBID // the USB device, or a serial port's USB bridge (vendor and product only); nil: not USB
+	Profile *profile.Profile // nil when none fits or several do (Err says which)
+	Err     error            // profile.ErrNoMatch, *profile.AmbiguousError or ErrSerialBridge
+}
+
+// Attached lists the serial ports under /dev/serial/by-id (with their USB IDs read from sysfs)
+// and the devices on the USB bus, each with the profile that fits it (a serial profile's USB IDs
+// name its bridge: the bridge on the bus gets ErrSerialBridge). The error is the bus's: the
+// serial ports are listed even when the bus cannot be.
+func Attached(ctx context.Context, profiles []*profile.Profile, d Discovery) ([]Found, error) {
 	if d.DevDir == "" {
 		d.DevDir = "/dev"
 	}
 	if d.SysDir == "" {
 		d.SysDir = "/sys"
 	}
-	var found []profile.Attached
+	var found []Found
 	links, _ := filepath.Glob(filepath.Join(d.DevDir, "serial", "by-id", "*"))
 	sort.Strings(links)
-	real := map[string]string{} // path as profiles see it (/dev/...) -> path under DevDir
 	for _, l := range links {
 		rel, _ := filepath.Rel(d.DevDir, l)
-		a := profile.Attached{Path: "/dev/" + filepath.ToSlash(rel)}
-		real[a.Path] = l
+		a := profile.Attached{Path: "/dev/" + filepath.ToSlash(rel)} // as profiles see it
+		f := Found{Path: l}
 		if target, err := filepath.EvalSymlinks(l); err == nil {
-			a.USB = usbOfTTY(d.SysDir, filepath.Base(target))
+			if a.USB = usbOfTTY(d.SysDir, filepath.Base(target)); a.USB != nil {
+				f.USB = &transport.USBID{Vendor: a.USB.Vendor, Product: a.USB.Product}
+			}
 		}
-		found = append(found, a)
+		f.Profile, f.Err = profile.Match(profiles, a)
+		found = append(found, f)
 	}
-	if d.Bus != nil {
-		ids, err := d.Bus.List(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("devices: discover: %w", err)
-		}
-		for _, id := range ids {
-			found = append(found, profile.Attached{USB: &profile.USBIDs{Vendor: id.Vendor, Product: id.Product}})
-		}
+	if d.Bus == nil {
+		return found, nil
 	}
-	var out []profile.DeviceEntry
-	var errs []error
-	count := map[profile.Class]int{}
-	for _, a := range found {
-		p, err := profile.Match(profiles, a)
-		var amb *profile.AmbiguousError
-		switch {
-		case errors.As(err, &amb):
-			errs = append(errs, err)
+	ids, err := d.Bus.List(ctx)
+	if err != nil {
+		return found, fmt.Errorf("devices: list usb devices: %w", err)
+	}
+	for _, id := range ids {
+		f := Found{USB: &id}
+		f.Profile, f.Err = profile.Match(profiles, profile.Attached{USB: &profile.USBIDs{Vendor: id.Vendor, Product: id.Product}})
+		if errors.Is(f.Err, profile.ErrNoMatch) && isBridge(profiles, id) {
+			f.Err = ErrSerialBridge
+		}
+		found = append(found, f)
+	}
+	return found, nil
+}
+
+// isBridge reports whether a serial profile names id as its USB-serial bridge.
+func isBridge(profiles []*profile.Profile, id transport.USBID) bool {
+	for _, p := range profiles {
+		if p.Transport.Kind != profile.TransportSerial {
 			continue
-		case err != nil:
+		}
+		for _, u := range p.Match.USB {
+			v, err1 := profile.ParseUSBID(u.VID)
+			d, err2 := profile.ParseUSBID(u.PID)
+			if err1 == nil && err2 == nil && v == id.Vendor && d == id.Product {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Discover lists attached devices that a profile fits, as device configuration entries (serial
+// ports by their stable /dev/serial/by-id path). Devices no profile fits are skipped; a device
+// several profiles fit equally is returned in the error (errors.Join of *profile.AmbiguousError)
+// and left out, as are the USB devices when the bus cannot be listed. Network printers and SANE
+// scanners cannot be discovered: configure them.
+func Discover(ctx context.Context, profiles []*profile.Profile, d Discovery) ([]profile.DeviceEntry, error) {
+	found, err := Attached(ctx, profiles, d)
+	errs := []error{err}
+	var out []profile.DeviceEntry
+	count := map[profile.Class]int{}
+	for _, f := range found {
+		var amb *profile.AmbiguousError
+		if errors.As(f.Err, &amb) {
+			errs = append(errs, f.Err)
+		}
+		if f.Profile == nil {
 			continue // not a peripheral we support (keyboards, hubs, ...)
 		}
-		e := profile.DeviceEntry{ID: fmt.Sprintf("%s%d", idPrefix[p.Class], count[p.Class]), Profile: p.ID, Path: real[a.Path]}
+		p := f.Profile
+		e := profile.DeviceEntry{ID: fmt.Sprintf("%s%d", idPrefix[p.Class], count[p.Class]), Profile: p.ID, Path: f.Path}
 		count[p.Class]++
-		if a.Path == "" {
-			e.USB = &profile.USBMatch{VID: fmt.Sprintf("%04x", a.USB.Vendor), PID: fmt.Sprintf("%04x", a.USB.Product)}
+		if f.Path == "" {
+			e.USB = &profile.USBMatch{VID: fmt.Sprintf("%04x", f.USB.Vendor), PID: fmt.Sprintf("%04x", f.USB.Product)}
 		}
 		out = append(out, e)
 	}
@@ -82,6 +128,31 @@ var idPrefix = map[profile.Class]string{
 	profile.ClassDocumentPrinter: "printer",
 	profile.ClassQRScanner:       "qr",
 	profile.ClassDocumentScanner: "scan",
+}
+
+// usbTransport reports whether p's device is driven over the USB bus (not a USB-serial port).
+func usbTransport(p *profile.Profile) bool {
+	return p.Transport.Kind == profile.TransportUSBBulk || p.Transport.Kind == profile.TransportUSBPrinter
+}
+
+// USBNeeds says what needs a USB bus: each configured device whose profile drives it over USB
+// and, when discovering, each USB profile that discovery looks for on the bus. Empty: the agent
+// can do without libusb.
+func USBNeeds(dc *profile.DeviceConfig, profiles []*profile.Profile, discover bool) []string {
+	var needs []string
+	for _, e := range dc.Devices {
+		if p, err := profile.Match(profiles, e.Attached()); err == nil && usbTransport(p) {
+			needs = append(needs, fmt.Sprintf("device %s (profile %s)", e.ID, p.ID))
+		}
+	}
+	if discover {
+		for _, p := range profiles {
+			if usbTransport(p) {
+				needs = append(needs, fmt.Sprintf("discovery of profile %s", p.ID))
+			}
+		}
+	}
+	return needs
 }
 
 // usbOfTTY reads the USB vendor and product of tty name from sysfs: the tty's device is a USB

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,8 +29,11 @@ func DefaultOpeners() map[profile.Driver]Opener { return Openers(nil) }
 
 // Openers returns the drivers built into the agent; USB devices are opened on bus (nil: USB
 // profiles fail to open with a clear error). The caller owns bus.
-func Openers(bus transport.USBBus) map[profile.Driver]Opener {
-	o := &openers{bus: bus}
+func Openers(bus transport.USBBus) map[profile.Driver]Opener { return openersFor(bus, nil) }
+
+// openersFor is Openers with the reason why bus is nil, for the devices' errors.
+func openersFor(bus transport.USBBus, noBus error) map[profile.Driver]Opener {
+	o := &openers{bus: bus, noBus: noBus}
 	return map[profile.Driver]Opener{
 		profile.DriverESCPOS:  o.escpos,
 		profile.DriverIDCard:  o.idcard,
@@ -39,11 +43,17 @@ func Openers(bus transport.USBBus) map[profile.Driver]Opener {
 	}
 }
 
-type openers struct{ bus transport.USBBus }
+type openers struct {
+	bus   transport.USBBus
+	noBus error // why bus is nil, if known
+}
 
 // openUSB opens e's USB device on the profile's interface.
 func (o *openers) openUSB(ctx context.Context, e profile.DeviceEntry, p *profile.Profile) (transport.USBDevice, error) {
-	if o.bus == nil {
+	switch {
+	case o.bus == nil && o.noBus != nil:
+		return nil, fmt.Errorf("devices: %s: profile %s needs USB, which is unavailable: %w", e.ID, p.ID, o.noBus)
+	case o.bus == nil:
 		return nil, fmt.Errorf("devices: %s: profile %s needs USB, and the agent runs without a USB bus", e.ID, p.ID)
 	}
 	a := e.Attached()
@@ -77,10 +87,24 @@ func openSerial(ctx context.Context, e profile.DeviceEntry, p *profile.Profile) 
 	return port, nil
 }
 
+// presence is the optional capability of serial ports (transport.Serial's) that tell whether
+// their device is still attached without a byte on the wire.
+type presence interface{ Present() error }
+
+// present returns an error wrapping transport.ErrClosed when port's device is gone, nil when it
+// is there, the port cannot tell, or port is nil (a USB device).
+func present(port transport.Port) error {
+	if p, ok := port.(presence); ok {
+		return p.Present()
+	}
+	return nil
+}
+
 // escposDevice adapts an ESC/POS receipt printer.
 type escposDevice struct {
 	dev   *escpos.Device
 	link  escpos.Link
+	port  transport.Port // nil on USB
 	close func() error
 }
 
@@ -93,6 +117,7 @@ var (
 func (o *openers) escpos(ctx context.Context, e profile.DeviceEntry, p *profile.Profile, log *slog.Logger) (Device, error) {
 	var link escpos.Link
 	var closer func() error
+	var port transport.Port
 	if p.Transport.Kind == profile.TransportUSBPrinter {
 		dev, err := o.openUSB(ctx, e, p)
 		if err != nil {
@@ -106,8 +131,8 @@ func (o *openers) escpos(ctx context.Context, e profile.DeviceEntry, p *profile.
 		}
 		link, closer = usbprinter.New(dev, cfg), dev.Close
 	} else {
-		port, err := openSerial(ctx, e, p)
-		if err != nil {
+		var err error
+		if port, err = openSerial(ctx, e, p); err != nil {
 			return nil, err
 		}
 		link, closer = &escpos.SerialLink{Port: port}, port.Close
@@ -115,6 +140,7 @@ func (o *openers) escpos(ctx context.Context, e profile.DeviceEntry, p *profile.
 	d := &escposDevice{
 		dev:   escpos.New(link, log, escpos.Options{StatusTimeout: p.Quirks.ReplyTimeout, NoRealtimeStatus: p.Quirks.NoRealtimeStatus}),
 		link:  link,
+		port:  port,
 		close: closer,
 	}
 	if p.Quirks.ResetOnOpen {
@@ -128,7 +154,12 @@ func (o *openers) escpos(ctx context.Context, e profile.DeviceEntry, p *profile.
 
 func (d *escposDevice) Close() error { return d.close() }
 
+// Status asks the printer (DLE EOT); a serial printer whose port is gone is gone even when the
+// profile says it has no real-time status.
 func (d *escposDevice) Status(ctx context.Context) (Status, error) {
+	if err := present(d.port); err != nil {
+		return Status{}, err
+	}
 	s, err := d.dev.Status(ctx)
 	if errors.Is(err, escpos.ErrNoStatus) {
 		return Status{State: StateOK, Consumables: []Consumable{{"paper", LevelUnknown}}}, nil
@@ -206,6 +237,7 @@ func (d *escposDevice) PrintTestPage(ctx context.Context, page TestPage) (JobOut
 type idcardDevice struct {
 	r     *idcard.Reader
 	opt   idcard.ReadOptions
+	port  transport.Port // nil on USB
 	close func() error
 }
 
@@ -241,7 +273,7 @@ func (o *openers) idcard(ctx context.Context, e profile.DeviceEntry, p *profile.
 		if err != nil {
 			return nil, err
 		}
-		d.r, d.close = idcard.NewSerialReader(port, cfg), port.Close
+		d.r, d.port, d.close = idcard.NewSerialReader(port, cfg), port, port.Close
 	}
 	if p.Quirks.ResetOnOpen {
 		if err := d.r.ResetSAM(ctx); err != nil {
@@ -257,6 +289,9 @@ func (d *idcardDevice) Close() error { return d.close() }
 // Status asks the SAM for its status (11 FF). A broken SAM is a fault; other SAM answers
 // (no card and the like) mean the reader works.
 func (d *idcardDevice) Status(ctx context.Context) (Status, error) {
+	if err := present(d.port); err != nil {
+		return Status{}, err
+	}
 	err := d.r.SAMStatus(ctx)
 	var st idcard.Status
 	switch {
@@ -311,8 +346,15 @@ func (o *openers) ipp(ctx context.Context, e profile.DeviceEntry, p *profile.Pro
 
 func (d *ippDevice) Close() error { return nil }
 
+// Status asks for the printer's attributes. A printer that refuses the connection (switched off,
+// or its address is not on the network) is gone, not slow: the manager reports it disconnected
+// at once and reopens it with backoff.
 func (d *ippDevice) Status(ctx context.Context) (Status, error) {
 	p, err := d.c.PrinterAttributes(ctx)
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return Status{}, fmt.Errorf("%w: %w", transport.ErrClosed, err)
+	}
 	if err != nil {
 		return Status{}, err
 	}
@@ -386,9 +428,13 @@ func (d *ippDevice) PrintTestPage(ctx context.Context, page TestPage) (JobOutcom
 	return JobOutcome{State: JobCompleted, JobID: job.ID}, nil
 }
 
-// qrDevice adapts a serial QR/barcode scanner. The scanner only talks when a code is scanned, so
-// its status is "ok" until its port fails. Scans are handed only to a caller waiting in NextCode;
-// a code scanned while nobody waits is dropped, never delivered later.
+// qrDevice adapts a serial QR/barcode scanner. The scanner only talks when a code is scanned and
+// its protocol (serial-text) has no query to probe it with, so presence is what the port shows:
+// a read error, EOF or hangup (a CDC-ACM device or USB-serial bridge unplugged) ends the reading
+// goroutine, and Status checks that the port's path still names the device that was opened (the
+// node and its /dev/serial/by-id link go away on unplug even where no hangup reaches the port).
+// A cable pulled from a native RS-232 port shows in neither. Scans are handed only to a caller
+// waiting in NextCode; a code scanned while nobody waits is dropped, never delivered later.
 type qrDevice struct {
 	port   transport.Port
 	cancel context.CancelFunc
@@ -451,8 +497,11 @@ func (d *qrDevice) Status(ctx context.Context) (Status, error) {
 	case <-d.done:
 		return Status{}, d.err
 	default:
-		return Status{State: StateOK}, nil
 	}
+	if err := present(d.port); err != nil {
+		return Status{}, err
+	}
+	return Status{State: StateOK}, nil
 }
 
 // NextCode waits for the next scan.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -23,8 +24,16 @@ type Config struct {
 	Profiles []*profile.Profile
 	Openers  map[profile.Driver]Opener // nil: Openers(USB)
 	USB      transport.USBBus          // for USB profiles when Openers is nil; nil: no USB
-	Reporter Reporter
-	Log      *slog.Logger
+	// USBUnavailable says why USB is nil (libusb failed to start); USB devices show it.
+	USBUnavailable error
+	Reporter       Reporter
+	Log            *slog.Logger
+
+	// Discovery, when set, is looked at every RescanInterval (default 5 s) for attached devices
+	// that no device of the manager stands for; those a profile fits are added and opened
+	// (hot-plug), and stay in the inventory, disconnected, when they go. Its Bus defaults to USB.
+	Discovery      *Discovery
+	RescanInterval time.Duration
 
 	PollInterval   time.Duration // status polling when the profile has none; default 1 s
 	StatusTimeout  time.Duration // deadline of one status query when the profile has none; default 2 s
@@ -40,15 +49,15 @@ type Config struct {
 type Manager struct {
 	cfg     Config
 	log     *slog.Logger
-	devices []*managed
-	byID    map[string]*managed
 	changed chan struct{} // a device's status changed: report soon
 
-	mu     sync.Mutex // guards alerts and every managed.st
-	alerts []wire.Alert
+	mu      sync.Mutex // guards alerts, devices, byID and every managed.st
+	devices []*managed
+	byID    map[string]*managed
+	alerts  []wire.Alert
 }
 
-// managed is one configured device.
+// managed is one device, configured or discovered.
 type managed struct {
 	entry profile.DeviceEntry
 	prof  *profile.Profile // nil when none matched
@@ -71,7 +80,12 @@ func New(cfg Config) (*Manager, error) {
 		return nil, errors.New("devices: Config needs Devices, Reporter and Log")
 	}
 	if cfg.Openers == nil {
-		cfg.Openers = Openers(cfg.USB)
+		cfg.Openers = openersFor(cfg.USB, cfg.USBUnavailable)
+	}
+	if d := cfg.Discovery; d != nil && d.Bus == nil {
+		dc := *d
+		dc.Bus = cfg.USB
+		cfg.Discovery = &dc
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -85,41 +99,47 @@ func New(cfg Config) (*Manager, error) {
 	def(&cfg.MinBackoff, 250*time.Millisecond)
 	def(&cfg.MaxBackoff, 10*time.Second)
 	def(&cfg.AlertQuiet, time.Minute)
+	def(&cfg.RescanInterval, 5*time.Second)
 	if cfg.MaxNoResponse <= 0 {
 		cfg.MaxNoResponse = 3
 	}
 	m := &Manager{cfg: cfg, log: cfg.Log, byID: map[string]*managed{}, changed: make(chan struct{}, 1)}
-	now := time.Now().UnixMilli()
 	for _, e := range cfg.Devices.Devices {
 		if _, dup := m.byID[e.ID]; dup {
 			return nil, fmt.Errorf("devices: duplicate device id %q", e.ID)
 		}
-		d := &managed{entry: e, log: cfg.Log.With("peripheral", e.ID), poke: make(chan struct{}, 1),
-			alerted: map[string]time.Time{}, quiet: map[string]int{}}
-		d.st = DeviceStatus{ID: e.ID, Class: e.Class, Status: StateUnknown, Since: now}
+		d := m.add(e)
 		if strings.HasPrefix(e.Path, "/dev/ttyUSB") || strings.HasPrefix(e.Path, "/dev/ttyACM") {
 			d.log.Warn("devices: serial port configured by its plug-order name; after a replug it may be another device: use its /dev/serial/by-id path", "path", e.Path)
 		}
-		d.prof, d.perr = profile.Match(cfg.Profiles, e.Attached())
-		if d.prof != nil {
-			d.st.Class, d.st.Manufacturer, d.st.Model, d.st.Profile = d.prof.Class, d.prof.Manufacturer, d.prof.Model, d.prof.ID
-		} else {
-			d.st.Status, d.st.Reasons, d.st.Error = StateFault, []string{ReasonNoProfile}, d.perr.Error()
-		}
-		m.devices = append(m.devices, d)
-		m.byID[e.ID] = d
 	}
 	return m, nil
+}
+
+// add matches e to its profile and adds it to the inventory. Called with m.mu held or before Run.
+func (m *Manager) add(e profile.DeviceEntry) *managed {
+	d := &managed{entry: e, log: m.log.With("peripheral", e.ID), poke: make(chan struct{}, 1),
+		alerted: map[string]time.Time{}, quiet: map[string]int{}}
+	d.st = DeviceStatus{ID: e.ID, Class: e.Class, Status: StateUnknown, Since: time.Now().UnixMilli()}
+	d.prof, d.perr = profile.Match(m.cfg.Profiles, e.Attached())
+	if d.prof != nil {
+		d.st.Class, d.st.Manufacturer, d.st.Model, d.st.Profile = d.prof.Class, d.prof.Manufacturer, d.prof.Model, d.prof.ID
+	} else {
+		d.st.Status, d.st.Reasons, d.st.Error = StateFault, []string{ReasonNoProfile}, d.perr.Error()
+	}
+	m.devices = append(m.devices, d)
+	m.byID[e.ID] = d
+	return d
 }
 
 // Run opens and watches every device and reports until ctx is done, then closes every device.
 // It returns once all its goroutines have ended.
 func (m *Manager) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	for _, d := range m.devices {
+	start := func(d *managed) {
 		if d.prof == nil {
 			m.log.Warn("devices: no profile for device; it stays unused", "peripheral", d.entry.ID, "err", d.perr)
-			continue
+			return
 		}
 		wg.Add(1)
 		go func() {
@@ -127,13 +147,96 @@ func (m *Manager) Run(ctx context.Context) error {
 			m.runDevice(ctx, d)
 		}()
 	}
+	m.mu.Lock()
+	configured := slices.Clone(m.devices)
+	m.mu.Unlock()
+	for _, d := range configured {
+		start(d)
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		m.reportLoop(ctx)
 	}()
+	if m.cfg.Discovery != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.rescanLoop(ctx, start)
+		}()
+	}
 	wg.Wait()
 	return nil
+}
+
+// rescanLoop looks for newly attached devices at once and then every RescanInterval, and starts
+// those it adds. Each problem of discovery (a device several profiles fit, a USB bus that cannot
+// be listed) is logged once.
+func (m *Manager) rescanLoop(ctx context.Context, start func(*managed)) {
+	t := time.NewTicker(m.cfg.RescanInterval)
+	defer t.Stop()
+	logged := map[string]bool{}
+	for {
+		found, err := Discover(ctx, m.cfg.Profiles, *m.cfg.Discovery)
+		errs := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = j.Unwrap()
+		}
+		for _, err := range errs {
+			if err != nil && ctx.Err() == nil && !logged[err.Error()] {
+				logged[err.Error()] = true
+				m.log.Warn("devices: discovery", "err", err)
+			}
+		}
+		for _, e := range found {
+			if d := m.addFound(e); d != nil {
+				d.log.Info("devices: found attached device", "profile", e.Profile, "at", e.Attached())
+				start(d)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// addFound adds a discovered device unless a device of the manager already stands for it (the
+// same path, the same port behind a link, or the same USB vendor and product). A taken ID gets
+// the next free number of its kind. It returns the device added, or nil.
+func (m *Manager) addFound(e profile.DeviceEntry) *managed {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, d := range m.devices {
+		if sameDevice(d.entry, e) {
+			return nil
+		}
+	}
+	kind := strings.TrimRight(e.ID, "0123456789")
+	for n := 0; m.byID[e.ID] != nil; n++ {
+		e.ID = fmt.Sprintf("%s%d", kind, n)
+	}
+	d := m.add(e)
+	select {
+	case m.changed <- struct{}{}:
+	default:
+	}
+	return d
+}
+
+// sameDevice reports whether a and b are at the same place.
+func sameDevice(a, b profile.DeviceEntry) bool {
+	if a.Path != "" && b.Path != "" {
+		if a.Path == b.Path {
+			return true
+		}
+		ra, err1 := filepath.EvalSymlinks(a.Path)
+		rb, err2 := filepath.EvalSymlinks(b.Path)
+		return err1 == nil && err2 == nil && ra == rb
+	}
+	ua, ub := a.Attached().USB, b.Attached().USB
+	return a.Path == "" && b.Path == "" && ua != nil && ub != nil && *ua == *ub
 }
 
 // Snapshot returns the current inventory and status of every device.
@@ -372,7 +475,9 @@ func (m *Manager) report(ctx context.Context, last *[]byte) bool {
 }
 
 func (m *Manager) device(id string) (*managed, error) {
+	m.mu.Lock()
 	d := m.byID[id]
+	m.mu.Unlock()
 	if d == nil {
 		return nil, fmt.Errorf("%w %q", ErrUnknownDevice, id)
 	}

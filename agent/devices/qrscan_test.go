@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/drivers/profile"
 	"github.com/kioskfleet/kioskfleet/drivers/qrscan"
 	"github.com/kioskfleet/kioskfleet/drivers/qrscan/qrscansim"
+	"github.com/kioskfleet/kioskfleet/drivers/transport/transporttest"
 )
 
 // A code scanned while a caller waits reaches it and nothing else (logs, records); unplugging the
@@ -77,4 +79,39 @@ func TestQRScan(t *testing.T) {
 			t.Errorf("a scanned code reached a %s record", r.Kind)
 		}
 	}
+}
+
+// A scanner that is unplugged while something else still holds the other end of its line (here
+// the pty master stays open, as when devsim's children inherited it) shows no hangup on the
+// port; it is still reported disconnected within 5 s because its link is gone, and found again
+// when a new one appears behind the same link.
+func TestQRScanUnplugWithoutHangup(t *testing.T) {
+	_, pty := transporttest.PtyPair(t) // the master stays open until the test ends
+	link := stableLink(t, pty)
+	rec := devicestest.NewRecorder()
+	run(t, devices.Config{
+		Devices:    &profile.DeviceConfig{Devices: []profile.DeviceEntry{{ID: "qr0", Profile: "saoma-qr20-serial", Path: link}}},
+		Profiles:   shippedProfiles(t), // the shipped poll interval (the manager's default, 1 s)
+		Reporter:   rec,
+		Log:        slog.New(slog.DiscardHandler),
+		MinBackoff: 20 * time.Millisecond,
+		MaxBackoff: 200 * time.Millisecond,
+	})
+	qr := func(connected bool, st devices.State, reasons ...string) func(devices.Peripherals) bool {
+		return func(p devices.Peripherals) bool {
+			d, _ := devicestest.Find(p, "qr0")
+			return d.Connected == connected && d.Status == st && slices.Equal(d.Reasons, reasons)
+		}
+	}
+	rec.WaitPeripherals(t, 5*time.Second, qr(true, devices.StateOK))
+	os.Remove(link)
+	start := time.Now()
+	rec.WaitPeripherals(t, 5*time.Second, qr(false, devices.StateFault, devices.ReasonDisconnected))
+	t.Logf("unplug noticed after %v", time.Since(start))
+
+	_, pty2 := transporttest.PtyPair(t)
+	if err := os.Symlink(pty2, link); err != nil {
+		t.Fatal(err)
+	}
+	rec.WaitPeripherals(t, 5*time.Second, qr(true, devices.StateOK))
 }

@@ -34,7 +34,7 @@ func BenchmarkMatch(b *testing.B) {
 	}
 	a := Attached{Path: "/dev/ttyUSB0", USB: &USBIDs{0x1a86, 0x7523}}
 	for b.Loop() {
-		if p, err := Match(ps, a); err != nil || p.ID != "beiyang-bz-10-ch340" {
+		if p, err := Match(ps, a); err != nil || p.ID != "zhengtong-zt-10-ch340" {
 			b.Fatal(p, err)
 		}
 	}

@@ -91,11 +91,11 @@ func TestShippedProfiles(t *testing.T) {
 		check func(p *Profile) bool
 	}{
 		{"huaxin-hx-r200-serial", func(p *Profile) bool { return p.Transport.Baud == 115200 && p.Protocol == "ga467" }},
-		{"beiyang-bz-10-ch340", func(p *Profile) bool { return p.Transport.Baud == 9600 && p.Match.USB[0].VID == "1a86" }},
+		{"zhengtong-zt-10-ch340", func(p *Profile) bool { return p.Transport.Baud == 9600 && p.Match.USB[0].VID == "1a86" }},
 		{"jinghe-jh-u5-usb", func(p *Profile) bool {
 			return p.Transport.Kind == TransportUSBBulk && p.Transport.Endpoints.HeaderOut == 0x02 && p.Transport.Endpoints.BodyIn == 0x85
 		}},
-		{"xinye-xp-t80-usb", func(p *Profile) bool { return p.Transport.Kind == TransportUSBPrinter && p.Printer.PaperWidthMM == 80 }},
+		{"yunhe-yt-80-usb", func(p *Profile) bool { return p.Transport.Kind == TransportUSBPrinter && p.Printer.PaperWidthMM == 80 }},
 		{"hengtai-kp80-serial", func(p *Profile) bool { return p.Transport.Kind == TransportSerial && p.Driver == DriverESCPOS }},
 		{"generic-ipp-everywhere-a4", func(p *Profile) bool { return p.Printer.Media == "iso_a4_210x297mm" }},
 		{"saoma-qr20-serial", func(p *Profile) bool { return p.Scanner.Suffix == "cr" }},
@@ -114,6 +114,13 @@ func TestShippedProfiles(t *testing.T) {
 	if d := byID["huaxin-hx-r200-serial"].Quirks.ReplyTimeout; d != 3*time.Second {
 		t.Errorf("replyTimeout = %v", d)
 	}
+	// Names are shown on the console and in alerts as they are: that they are invented is said
+	// in the comments and the docs, not in the names.
+	for _, p := range ps {
+		if name := p.Manufacturer + " " + p.Model; strings.ContainsAny(name, "()") || strings.Contains(strings.ToLower(name), "made") {
+			t.Errorf("profile %s: display name %q", p.ID, name)
+		}
+	}
 }
 
 func TestMatch(t *testing.T) {
@@ -128,10 +135,10 @@ func TestMatch(t *testing.T) {
 		want string // profile id, or "" for an error
 		err  error
 	}{
-		{"ch340 bridge beats plain glob", Attached{Path: "/dev/ttyUSB0", USB: ch340}, "beiyang-bz-10-ch340", nil},
+		{"ch340 bridge beats plain glob", Attached{Path: "/dev/ttyUSB0", USB: ch340}, "zhengtong-zt-10-ch340", nil},
 		{"by-id path", Attached{Path: "/dev/serial/by-id/usb-Saoma_QR-20_0001-if00"}, "saoma-qr20-serial", nil},
 		{"usb bulk reader", Attached{USB: &USBIDs{0x0400, 0xc35a}}, "jinghe-jh-u5-usb", nil},
-		{"usb printer", Attached{USB: &USBIDs{0x0fe6, 0x811e}}, "xinye-xp-t80-usb", nil},
+		{"usb printer", Attached{USB: &USBIDs{0x0fe6, 0x811e}}, "yunhe-yt-80-usb", nil},
 		{"unknown usb", Attached{USB: &USBIDs{0x1234, 0x5678}}, "", ErrNoMatch},
 		{"ipp", Attached{URI: "ipp://127.0.0.1:8631/ipp/print"}, "generic-ipp-everywhere-a4", nil},
 		{"sane test", Attached{SANE: "test:0"}, "sane-generic-flatbed", nil},

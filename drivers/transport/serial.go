@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"syscall"
 	"time"
 
@@ -21,6 +22,7 @@ type Serial struct{}
 var _ SerialOpener = Serial{}
 
 // OpenSerial opens path at mode.Baud (DefaultBaud if zero), 8 data bits, no parity, one stop bit.
+// The port it returns also has Present() error: see serialPort.Present.
 func (Serial) OpenSerial(path string, mode SerialMode) (Port, error) {
 	if mode.Baud == 0 {
 		mode.Baud = DefaultBaud
@@ -38,13 +40,35 @@ func (Serial) OpenSerial(path string, mode SerialMode) (Port, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: open %s: %w", path, err)
 	}
-	return &serialPort{p: p, path: path}, nil
+	node, _ := os.Stat(path) // nil if it cannot be read: Present then cannot tell
+	return &serialPort{p: p, path: path, node: node}, nil
 }
 
 // serialPort adapts serial.Port to Port and maps its errors onto ErrClosed.
 type serialPort struct {
 	p    serial.Port
 	path string
+	node os.FileInfo // the device node behind path when it was opened
+}
+
+// Present tells, without a byte on the wire, whether the device is still attached: its path
+// must still name the device node that was opened. An unplugged USB-serial bridge or CDC-ACM
+// device loses its node and its /dev/serial/by-id link; a pty whose simulator went away loses
+// the link that stood for it. This matters for devices that only ever talk first (QR scanners):
+// the kernel's hangup reaches an open port only if nothing else holds the other end, and a
+// native RS-232 port shows a pulled cable in no way at all. The error wraps ErrClosed.
+func (s *serialPort) Present() error {
+	if s.node == nil {
+		return nil
+	}
+	now, err := os.Stat(s.path)
+	switch {
+	case err != nil:
+		return fmt.Errorf("transport: %s: device gone: %w (%v)", s.path, ErrClosed, err)
+	case !os.SameFile(s.node, now):
+		return fmt.Errorf("transport: %s: now names another device: %w", s.path, ErrClosed)
+	}
+	return nil
 }
 
 func (s *serialPort) Read(b []byte) (int, error) {

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,6 +129,45 @@ func TestSerialUnplugIsErrClosed(t *testing.T) {
 	_, err := p.Read(make([]byte, 8))
 	if !errors.Is(err, transport.ErrClosed) {
 		t.Fatalf("Read after unplug = %v, want ErrClosed", err)
+	}
+}
+
+// A port opened by a stable link (as /dev/serial/by-id) is present while the link names the node
+// that was opened; a removed link or one that names another device means it is gone, even while
+// the other end stays open (here: the master is never closed, as when a child process inherited
+// it) and nothing shows on the wire.
+func TestSerialPresent(t *testing.T) {
+	_, pty1 := transporttest.PtyPair(t)
+	_, pty2 := transporttest.PtyPair(t)
+	link := filepath.Join(t.TempDir(), "usb-Vendor_QR-20-if00")
+	if err := os.Symlink(pty1, link); err != nil {
+		t.Fatal(err)
+	}
+	p, err := transport.Serial{}.OpenSerial(link, transport.SerialMode{Baud: 9600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	present := p.(interface{ Present() error })
+	if err := present.Present(); err != nil {
+		t.Fatalf("attached: %v", err)
+	}
+	os.Remove(link)
+	if err := present.Present(); !errors.Is(err, transport.ErrClosed) {
+		t.Fatalf("link removed: %v, want ErrClosed", err)
+	}
+	if err := os.Symlink(pty2, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := present.Present(); !errors.Is(err, transport.ErrClosed) || !strings.Contains(err.Error(), "another device") {
+		t.Fatalf("link to another pty: %v, want ErrClosed", err)
+	}
+	os.Remove(link)
+	if err := os.Symlink(pty1, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := present.Present(); err != nil {
+		t.Fatalf("link back: %v", err)
 	}
 }
 

@@ -29,6 +29,8 @@ Commands:
   enroll   --hub URL --token TOKEN   enroll this kiosk with the hub (once); the device key is
                                      generated here and never leaves the kiosk
   run                                run the agent
+  devices discover                   list the serial ports and USB devices attached to this
+                                     machine and the firmware profile that fits each
   profiles validate [DIR|FILE...]    check firmware profiles; reports every problem with file and
                                      line (default DIR: firmware-profiles)
   version                            print the version
@@ -60,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "profiles":
 		return profilesCmd(args[1:], stdout)
+	case "devices":
+		return devicesCmd(args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
@@ -126,6 +130,7 @@ func runCmd(args []string, stderr io.Writer) error {
 	maxBackoff := fs.Duration("max-backoff", 60*time.Second, "longest wait between reconnect attempts")
 	devicesFile := fs.String("devices", "", "peripheral configuration file (e.g. written by 'devsim kiosk')")
 	profilesDir := fs.String("profiles", "firmware-profiles", "folder of firmware profiles")
+	rescan := fs.Duration("rescan", 5*time.Second, "with --devices: look this often for serial and USB devices attached after start that a profile fits, and use them (0: never)")
 	synthetic := fs.Float64("synthetic-rate", 0, "append this many synthetic business records per second (load generator for tests and benchmarks)")
 	if err := parse(fs, args, cfgFile); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -140,7 +145,7 @@ func runCmd(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a, err := daemon.Open(ctx, daemon.Config{DataDir: *dataDir, Version: version, Log: log, OutboxMaxBytes: *maxBytes,
-		MQTTOverride: *mqtt, SyntheticRate: *synthetic, DevicesFile: *devicesFile, ProfilesDir: *profilesDir, AckTimeout: *ackTimeout, MaxBackoff: *maxBackoff})
+		MQTTOverride: *mqtt, SyntheticRate: *synthetic, DevicesFile: *devicesFile, ProfilesDir: *profilesDir, Rescan: *rescan, AckTimeout: *ackTimeout, MaxBackoff: *maxBackoff})
 	if err != nil {
 		return err
 	}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 
 	"github.com/kioskfleet/kioskfleet/drivers/ipp/ippeve"
@@ -19,11 +21,16 @@ var (
 
 // ippPrinter is CUPS's ippeveprinter, a real IPP Everywhere printer (see ippeve). Each job runs a
 // script that fails the job and reports media-empty while DIR/faults/media-empty exists.
+// Unplugged, the printer is switched off (its processes stop, connections are refused); plugged
+// in again, it starts on the same port with its faults kept.
 type ippPrinter struct {
-	ev     *ippeve.Printer
-	uri    string
-	dir    string
-	mu     sync.Mutex
+	ctx  context.Context
+	opts ippeve.Options
+	uri  string
+	dir  string
+
+	mu     sync.Mutex      // guards ev and faults; held across a start
+	ev     *ippeve.Printer // nil while unplugged
 	faults faultSet
 }
 
@@ -31,16 +38,51 @@ func startIPP(ctx context.Context, dir string, logw io.Writer) (*ippPrinter, err
 	if err := os.MkdirAll(filepath.Join(dir, "faults"), 0o755); err != nil {
 		return nil, err
 	}
-	p, err := ippeve.Start(ctx, ippeve.Options{Dir: dir, Log: logw, Command: "# devsim: fail the job while the media-empty fault is on\n" +
-		"if [ -e " + filepath.Join(dir, "faults", "media-empty") + " ]; then echo 'STATE: +media-empty' >&2; exit 1; fi\n" +
-		"echo 'STATE: -media-empty' >&2\nexit 0\n"})
-	if err != nil {
+	p := &ippPrinter{ctx: ctx, dir: dir, faults: faultSet{}, opts: ippeve.Options{Dir: dir, Log: logw,
+		Command: "# devsim: fail the job while the media-empty fault is on\n" +
+			"if [ -e " + filepath.Join(dir, "faults", "media-empty") + " ]; then echo 'STATE: +media-empty' >&2; exit 1; fi\n" +
+			"echo 'STATE: -media-empty' >&2\nexit 0\n"}}
+	if err := p.plug(); err != nil {
 		return nil, err
 	}
-	return &ippPrinter{ev: p, uri: p.URI, dir: dir, faults: faultSet{}}, nil
+	u, err := url.Parse(p.ev.URI)
+	if err == nil {
+		p.opts.Port, err = strconv.Atoi(u.Port())
+	}
+	if err != nil {
+		p.stop()
+		return nil, fmt.Errorf("ipp printer URI %q: %w", p.ev.URI, err)
+	}
+	p.uri = p.ev.URI
+	return p, nil
 }
 
-func (p *ippPrinter) stop() { p.ev.Stop() }
+// plug switches the printer on.
+func (p *ippPrinter) plug() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ev != nil {
+		return nil
+	}
+	ev, err := ippeve.Start(p.ctx, p.opts)
+	if err != nil {
+		return err
+	}
+	p.ev = ev
+	return nil
+}
+
+// unplug switches the printer off.
+func (p *ippPrinter) unplug() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ev != nil {
+		p.ev.Stop()
+		p.ev = nil
+	}
+}
+
+func (p *ippPrinter) stop() { p.unplug() }
 
 func (p *ippPrinter) setFault(name string, on bool) error {
 	if name != "media-empty" {
@@ -64,5 +106,5 @@ func (p *ippPrinter) setFault(name string, on bool) error {
 func (p *ippPrinter) info() info {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return info{ID: "a4", Kind: "ipp", Profile: profIPP, Path: p.uri, Plugged: true, Faults: p.faults.active(), Known: []string{"media-empty"}}
+	return info{ID: "a4", Kind: "ipp", Profile: profIPP, Path: p.uri, Plugged: p.ev != nil, Faults: p.faults.active(), Known: []string{"media-empty"}}
 }

@@ -30,13 +30,48 @@ const (
 
 // kiosk is a running set of simulated devices.
 type kiosk struct {
-	dir     string
-	serial  []*device
-	byID    map[string]*device
-	idcard  *idcardSim
-	qr      *qrSim
-	ipp     *ippPrinter // nil when not started
-	saneDir string      // SANE_CONFIG_DIR; "" when no scanner
+	dir    string
+	serial []*device
+	byID   map[string]*device
+	idcard *idcardSim
+	qr     *qrSim
+	ipp    *ippPrinter  // nil when not started
+	sane   *saneScanner // nil when scanimage is not installed
+}
+
+// plugger is a device the control API can unplug and plug in again.
+type plugger interface {
+	plug() error
+	unplug()
+	info() info
+}
+
+// plugger returns device id, or nil.
+func (k *kiosk) plugger(id string) plugger {
+	switch {
+	case k.byID[id] != nil:
+		return k.byID[id]
+	case id == "a4" && k.ipp != nil:
+		return k.ipp
+	case id == "scan0" && k.sane != nil:
+		return k.sane
+	}
+	return nil
+}
+
+// all returns every device in the order of the configuration.
+func (k *kiosk) all() []plugger {
+	var out []plugger
+	for _, d := range k.serial {
+		out = append(out, d)
+	}
+	if k.ipp != nil {
+		out = append(out, k.ipp)
+	}
+	if k.sane != nil {
+		out = append(out, k.sane)
+	}
+	return out
 }
 
 func runKiosk(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -51,6 +86,11 @@ func runKiosk(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *dir == "" {
 		return fmt.Errorf("%w: kiosk needs --dir", errUsage)
+	}
+	// The paths go into devices.yaml and to the IPP printer's daemons, which run elsewhere.
+	var err error
+	if *dir, err = filepath.Abs(*dir); err != nil {
+		return err
 	}
 	if *format != "yaml" && *format != "json" {
 		return fmt.Errorf("%w: --format must be yaml or json", errUsage)
@@ -115,16 +155,11 @@ func runKiosk(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if _, err := exec.LookPath("scanimage"); err != nil {
 			fmt.Fprintf(stderr, "devsim: no SANE scanner: scanimage not installed (Debian sane-utils)\n")
 		} else {
-			k.saneDir = filepath.Join(*dir, "sane")
-			if err := os.MkdirAll(k.saneDir, 0o755); err != nil {
+			if k.sane, err = newSANE(filepath.Join(*dir, "sane")); err != nil {
 				return err
 			}
-			// Only the test backend: probing every backend is slow and broadcasts on the network.
-			if err := os.WriteFile(filepath.Join(k.saneDir, "dll.conf"), []byte("test\n"), 0o644); err != nil {
-				return err
-			}
-			cfg.Devices = append(cfg.Devices, profile.DeviceEntry{ID: "scan0", Profile: profSANE, SANE: "test:0",
-				Env: map[string]string{"SANE_CONFIG_DIR": k.saneDir}})
+			cfg.Devices = append(cfg.Devices, profile.DeviceEntry{ID: "scan0", Profile: profSANE, SANE: saneDevice,
+				Env: map[string]string{"SANE_CONFIG_DIR": k.sane.dir}})
 		}
 	}
 
@@ -158,8 +193,8 @@ func runKiosk(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if k.ipp != nil {
 		fmt.Fprintf(stdout, "%-9s %-7s %s\n", "a4", "ipp", k.ipp.uri)
 	}
-	if k.saneDir != "" {
-		fmt.Fprintf(stdout, "%-9s %-7s %s (SANE_CONFIG_DIR=%s)\n", "scan0", "sane", "test:0", k.saneDir)
+	if k.sane != nil {
+		fmt.Fprintf(stdout, "%-9s %-7s %s (SANE_CONFIG_DIR=%s)\n", "scan0", "sane", saneDevice, k.sane.dir)
 	}
 	fmt.Fprintf(stdout, "config    %s\ncontrol   %s\n", cfgPath, url)
 	<-ctx.Done()
@@ -170,8 +205,11 @@ func runKiosk(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 //
 //	GET  /devices                            every device, its paths and active faults
 //	POST /devices/{id}/faults/{name}?on=BOOL  turn a fault on (default) or off
-//	POST /devices/{id}/unplug                 pull a serial device's cable
-//	POST /devices/{id}/replug                 plug it in again (a new pty behind the same link)
+//	POST /devices/{id}/unplug                 pull a device's cable: a serial device's pty and link go
+//	                                          away, the IPP printer is switched off, the SANE backend
+//	                                          is left out of dll.conf
+//	POST /devices/{id}/replug                 plug it in again (a new pty behind the same link; the
+//	                                          printer on the same port), faults kept
 //	POST /devices/{id}/card/{name}            put a sample card on the ID reader (none: take it off)
 //	POST /devices/{id}/scan                   scan the request body (a code) on the QR scanner
 func (k *kiosk) handler() http.Handler {
@@ -193,14 +231,8 @@ func (k *kiosk) handler() http.Handler {
 	})
 	mux.HandleFunc("GET /devices", func(w http.ResponseWriter, r *http.Request) {
 		var out []info
-		for _, d := range k.serial {
+		for _, d := range k.all() {
 			out = append(out, d.info())
-		}
-		if k.ipp != nil {
-			out = append(out, k.ipp.info())
-		}
-		if k.saneDir != "" {
-			out = append(out, info{ID: "scan0", Kind: "sane", Profile: profSANE, Path: "test:0", Plugged: true, Faults: []string{}, Known: []string{}})
 		}
 		writeJSON(w, http.StatusOK, out)
 	})
@@ -225,9 +257,9 @@ func (k *kiosk) handler() http.Handler {
 	})
 	plugging := func(plug bool) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			d := k.byID[r.PathValue("id")]
+			d := k.plugger(r.PathValue("id"))
 			if d == nil {
-				writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no serial device %q", r.PathValue("id"))})
+				writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no device %q", r.PathValue("id"))})
 				return
 			}
 			if plug {

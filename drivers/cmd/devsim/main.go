@@ -40,7 +40,8 @@ Usage:
   devsim ctl --dir DIR COMMAND                    talk to a running "devsim kiosk":
       devices                    list devices, their paths and active faults
       fault ID NAME [on|off]     turn a fault on (default) or off
-      unplug ID | replug ID      pull or reinsert a serial device's cable
+      unplug ID | replug ID      pull or reinsert a device's cable (the IPP printer is
+                                 switched off and on, the SANE scanner detached)
       card ID NAME               put a sample card on an ID reader (none takes it off)
       scan ID CODE               scan CODE on a QR scanner
 

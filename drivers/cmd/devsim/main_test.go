@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -245,6 +246,52 @@ func TestKioskIPPAndSANE(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "ipp", "faults", "media-empty")); err != nil {
 		t.Fatal(err)
+	}
+
+	// Unplugged, the printer refuses connections; plugged in again, it listens on the same port.
+	if code := post(t, url+"/devices/a4/unplug"); code != http.StatusOK {
+		t.Fatalf("unplug a4: %d", code)
+	}
+	if c, err := net.DialTimeout("tcp", host, time.Second); err == nil {
+		c.Close()
+		t.Fatal("printer still listening after unplug")
+	}
+	start := time.Now()
+	if code := post(t, url+"/devices/a4/replug"); code != http.StatusOK {
+		t.Fatalf("replug a4: %d", code)
+	}
+	t.Logf("printer back after %v", time.Since(start))
+	if c, err := net.DialTimeout("tcp", host, time.Second); err != nil {
+		t.Fatalf("printer not listening after replug: %v", err)
+	} else {
+		c.Close()
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ipp", "faults", "media-empty")); err != nil {
+		t.Fatal("fault lost on replug")
+	}
+
+	// The SANE scanner: scanimage cannot open it while it is unplugged.
+	if _, err := exec.LookPath("scanimage"); err != nil {
+		t.Skipf("no SANE scanner here: %v", err)
+	}
+	probe := func() error {
+		cmd := exec.Command("scanimage", "-d", saneDevice, "-A")
+		cmd.Env = append(os.Environ(), "SANE_CONFIG_DIR="+filepath.Join(dir, "sane"))
+		return cmd.Run()
+	}
+	if err := probe(); err != nil {
+		t.Fatalf("scanner not there at start: %v", err)
+	}
+	for _, step := range []struct {
+		op    string
+		there bool
+	}{{"unplug", false}, {"replug", true}} {
+		if code := post(t, url+"/devices/scan0/"+step.op); code != http.StatusOK {
+			t.Fatalf("%s scan0: %d", step.op, code)
+		}
+		if err := probe(); (err == nil) != step.there {
+			t.Fatalf("after %s: scanimage -A: %v", step.op, err)
+		}
 	}
 }
 

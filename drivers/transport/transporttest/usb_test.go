@@ -43,3 +43,26 @@ func TestFakeUSBRoutesAndTimesOut(t *testing.T) {
 		t.Fatalf("BulkOut after unplug = %v, want ErrClosed", err)
 	}
 }
+
+func TestFakeBusPlugListOpen(t *testing.T) {
+	bus := transporttest.NewFakeBus()
+	ctx := context.Background()
+	a := bus.Plug(0x0400, 0xc35a, func() transport.USBDevice { return transporttest.NewFakeUSB(nil) })
+	b := bus.Plug(0x0fe6, 0x811e, func() transport.USBDevice { return transporttest.NewFakeUSB(nil) })
+	if ids, err := bus.List(ctx); err != nil || len(ids) != 2 || ids[0] != a || ids[1] != b || a.Address == b.Address {
+		t.Fatalf("List = %+v, %v", ids, err)
+	}
+	if d, err := bus.Open(ctx, transport.USBID{Vendor: 0x0400, Product: 0xc35a}, 0); err != nil || d == nil {
+		t.Fatalf("Open by vendor and product = %v", err)
+	}
+	if _, err := bus.Open(ctx, transport.USBID{Vendor: 0x0400, Product: 0xc35a, Address: b.Address}, 0); !errors.Is(err, transport.ErrClosed) {
+		t.Fatalf("Open at the wrong address = %v, want ErrClosed", err)
+	}
+	bus.Unplug(a)
+	if _, err := bus.Open(ctx, transport.USBID{Vendor: 0x0400, Product: 0xc35a}, 0); !errors.Is(err, transport.ErrClosed) {
+		t.Fatalf("Open after unplug = %v, want ErrClosed", err)
+	}
+	if c := bus.Plug(0x0400, 0xc35a, func() transport.USBDevice { return transporttest.NewFakeUSB(nil) }); c.Address <= b.Address {
+		t.Fatalf("replugged at address %d, want a new one after %d", c.Address, b.Address)
+	}
+}
