@@ -20,6 +20,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/kioskfleet/kioskfleet/pkg/tlsconn"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -68,8 +69,8 @@ type Config struct {
 	MaxBackoff  time.Duration // default 60 s
 	Log         *slog.Logger
 
-	// Dial, if set, opens the TCP connection to Broker (TLS is still done here, with TLS): a
-	// seam for simulators and tests that cut or refuse connections. Default: net.Dialer.
+	// Dial opens the TCP connection to Broker (TLS is still done here, with TLS): a seam for
+	// simulators and tests that cut or refuse connections. Default: net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
@@ -95,6 +96,9 @@ func (c *Config) defaults() error {
 	}
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = 60 * time.Second
+	}
+	if c.Dial == nil {
+		c.Dial = (&net.Dialer{}).DialContext
 	}
 	if c.StateVersion == nil {
 		c.StateVersion = func() int64 { return 0 }
@@ -201,11 +205,9 @@ func (l *Link) session(ctx context.Context) error {
 			default:
 			}
 		})
-	if l.cfg.Dial != nil {
-		opts.SetCustomOpenConnectionFn(func(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
-			return l.dialTLS(ctx, uri.Host, o.ConnectTimeout)
-		})
-	}
+	opts.SetCustomOpenConnectionFn(func(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
+		return l.dialTLS(ctx, uri.Host, o.ConnectTimeout)
+	})
 	c := mqtt.NewClient(opts)
 	if err := wait(ctx, c.Connect(), 15*time.Second); err != nil {
 		return fmt.Errorf("connect %s: %w", l.cfg.Broker, err)
@@ -275,7 +277,8 @@ func (l *Link) session(ctx context.Context) error {
 }
 
 // dialTLS opens a connection through cfg.Dial and completes the TLS handshake on it, as paho
-// does for a tls:// broker with its own dialer.
+// does for a tls:// broker with its own dialer. The connection never ends with a close_notify
+// the hub cannot authenticate (paho closes it after a write that timed out): tlsconn.
 func (l *Link) dialTLS(ctx context.Context, addr string, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -297,7 +300,7 @@ func (l *Link) dialTLS(ctx context.Context, addr string, timeout time.Duration) 
 		raw.Close()
 		return nil, err
 	}
-	return tc, nil
+	return tlsconn.New(tc), nil
 }
 
 func (l *Link) dispatch(ctx context.Context, m downMsg) {

@@ -28,6 +28,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/kioskfleet/kioskfleet/hub/ca"
+	"github.com/kioskfleet/kioskfleet/pkg/tlsconn"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -36,6 +37,7 @@ const (
 	DefaultRecheckInterval  = 30 * time.Second
 	DefaultConnectTimeout   = 10 * time.Second
 	DefaultAuthorizeTimeout = 5 * time.Second
+	DefaultWriteTimeout     = 10 * time.Second
 	DefaultWritesPending    = 192
 	DefaultSessionExpiry    = time.Hour
 	// DefaultMaxPacketSize fits a PUBLISH of wire.MaxPayloadBytes with its topic and headers.
@@ -89,6 +91,7 @@ type Config struct {
 	RecheckInterval  time.Duration // default 30s
 	ConnectTimeout   time.Duration // TLS handshake plus CONNECT; default 10s
 	AuthorizeTimeout time.Duration // default 5s
+	WriteTimeout     time.Duration // each write to a device (one that stops reading); default 10s
 	MaxPacketSize    int           // bytes, fixed header included; default DefaultMaxPacketSize
 	// MaxClientWritesPending bounds each client's outbound queue (mochi's default of 8192 costs
 	// about 90 KB per idle client); default 192.
@@ -144,6 +147,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	def(&cfg.RecheckInterval, DefaultRecheckInterval)
 	def(&cfg.ConnectTimeout, DefaultConnectTimeout)
 	def(&cfg.AuthorizeTimeout, DefaultAuthorizeTimeout)
+	def(&cfg.WriteTimeout, DefaultWriteTimeout)
 	def(&cfg.SessionExpiry, DefaultSessionExpiry)
 	if cfg.MaxPacketSize <= 0 {
 		cfg.MaxPacketSize = DefaultMaxPacketSize
@@ -534,7 +538,7 @@ func (l *listener) Accept() (net.Conn, error) {
 				return nil, err
 			}
 		}
-		gc := &guardConn{Conn: tls.Server(c, l.b.tlsCfg), b: l.b}
+		gc := &guardConn{Conn: tlsconn.New(tls.Server(c, l.b.tlsCfg)), b: l.b}
 		gc.g = guard{r: gc.Conn, max: l.b.cfg.MaxPacketSize}
 		l.b.mu.Lock()
 		closed := l.b.closed
@@ -551,8 +555,10 @@ func (l *listener) Accept() (net.Conn, error) {
 }
 
 // guardConn is a client connection as mochi sees it: the TLS connection, read through a guard.
+// It never closes with a close_notify after a failed write (tlsconn), and mochi's keep-alive
+// deadline bounds its reads only (SetDeadline).
 type guardConn struct {
-	*tls.Conn
+	*tlsconn.Conn
 	b        *Broker
 	g        guard
 	ready    bool   // handshake done
@@ -575,8 +581,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 		if errors.As(err, &v) {
 			c.b.reject(v.Reason, v.Detail, "device", c.deviceID, "remote", c.RemoteAddr().String())
 			if v.Reason == ReasonProtocolVersion {
-				c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-				c.Conn.Write(connackBadVersion) // [MQTT-3.1.2-2]
+				c.Write(connackBadVersion) // [MQTT-3.1.2-2]
 			}
 			c.Close()
 		}
@@ -584,10 +589,32 @@ func (c *guardConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// SetDeadline is how mochi applies the keep-alive: each time it starts reading a packet it sets
+// a deadline 1.5 keep-alives away [MQTT-3.1.2-24], on reads and writes alike. Only reads take it.
+// A device's read goroutine also runs the hub's bus handlers, and ingest holds it while the
+// committer is behind: the deadline then passes with the device in good health, and a write
+// after it (the ack the hub owes that device) would fail, the connection's write side broken
+// for good while its reads go on: a deaf session, ended at the next PINGRESP. Each write has
+// its own deadline instead (Write).
+func (c *guardConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
+
+// Write writes to the device within the write timeout (mochi serializes a client's writes). A
+// failed write ends the connection at once: its write side is broken for good, and mochi drops
+// the errors of queued writes, so the session would stay up deaf until a write on the read
+// goroutine (a PINGRESP) failed too.
+func (c *guardConn) Write(p []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(c.b.cfg.WriteTimeout))
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.Close()
+	}
+	return n, err
+}
+
 // handshake completes TLS (certificate verified against ClientCAs) and reads the device ID. The
 // connect deadline stays set until mochi replaces it with the keep-alive deadline after CONNECT.
 func (c *guardConn) handshake() error {
-	c.SetDeadline(time.Now().Add(c.b.cfg.ConnectTimeout))
+	c.Conn.SetDeadline(time.Now().Add(c.b.cfg.ConnectTimeout))
 	wait := time.NewTimer(c.b.cfg.ConnectTimeout)
 	select { // a slot, or give up before doing any work
 	case c.b.hs <- struct{}{}:
