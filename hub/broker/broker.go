@@ -118,6 +118,8 @@ type Broker struct {
 	mu       sync.Mutex
 	sessions map[string]*session     // live sessions by device ID
 	conns    map[*guardConn]struct{} // open connections, closed on shutdown
+	devices  map[string]*device      // devices with a connection past CONNECT (takeover.go)
+	accepted uint64                  // connections accepted, for their accept order
 	closed   bool
 	presence sync.Mutex // serializes OnSession calls
 	subID    atomic.Int64
@@ -170,6 +172,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		done:     make(chan struct{}),
 		sessions: map[string]*session{},
 		conns:    map[*guardConn]struct{}{},
+		devices:  map[string]*device{},
 		hs:       make(chan struct{}, cmp.Or(cfg.MaxHandshakes, 256*runtime.GOMAXPROCS(0))),
 		tlsCfg: &tls.Config{
 			Certificates: []tls.Certificate{cfg.Certificate},
@@ -203,7 +206,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		ln.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	if err := b.srv.AddListener(listeners.NewNet("mqtts", &listener{Listener: ln, b: b})); err != nil {
+	if err := b.srv.AddListener(mqttListener{listeners.NewNet("mqtts", &listener{Listener: ln, b: b}), b}); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -453,8 +456,13 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		h.b.reject(ReasonACLDenied, "will topic not allowed", "device", id, "topic", pk.Connect.WillTopic, "remote", remote)
 		return false
 	}
+	h.b.connecting(gc)
 	if err := h.b.authorize(id, gc.serial); err != nil {
 		h.b.reject(ReasonConnectRefused, fmt.Sprintf("authorize: %v", err), "device", id, "serial", gc.serial, "remote", remote)
+		return false
+	}
+	if err := h.b.claim(gc); err != nil {
+		h.b.reject(ReasonConnectRefused, err.Error(), "device", id, "remote", remote)
 		return false
 	}
 	return true
@@ -544,6 +552,8 @@ func (l *listener) Accept() (net.Conn, error) {
 		closed := l.b.closed
 		if !closed {
 			l.b.conns[gc] = struct{}{}
+			l.b.accepted++
+			gc.seq = l.b.accepted
 		}
 		l.b.mu.Unlock()
 		if closed {
@@ -564,6 +574,8 @@ type guardConn struct {
 	ready    bool   // handshake done
 	deviceID string // from the verified certificate
 	serial   string
+	seq      uint64 // accept order
+	counted  bool   // in b.devices (takeover.go), under b.mu
 	closed   atomic.Bool
 }
 
