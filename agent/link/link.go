@@ -10,15 +10,18 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/kioskfleet/kioskfleet/pkg/tlsconn"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
@@ -167,9 +170,40 @@ func (l *Link) Run(ctx context.Context) error {
 			return nil
 		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, l.cfg.MaxBackoff)
+		backoff = l.nextBackoff(backoff, err)
 	}
 	return nil
+}
+
+// errBusy marks a connect attempt the hub turned away for load, not for cause.
+var errBusy = errors.New("hub busy")
+
+// busy reports whether a failed connect was turned away for load: CONNACK 0x03, server
+// unavailable (no authorization verdict in time, or the previous session not ended in time); the
+// connection cut or reset before CONNACK (no TLS handshake slot); or no answer in time.
+// Refusals for cause (a certificate or CONNACK 0x05) and a hub that is not listening are not.
+func busy(err error) bool {
+	var ne net.Error
+	return errors.Is(err, packets.ErrorRefusedServerUnavailable) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// BusyBackoff is as far as connects turned away for load raise the backoff, in MinBackoffs. In
+// a reconnect storm most connects are turned away at first (the hub admits handshakes a few
+// hundred at a time, its store lags): doubling on each would leave a tail of kiosks waiting
+// 15-45 s for a hub that has long caught up. Capped here, each kiosk retries every 1-3 s (with
+// the default MinBackoff), and a refused connect costs the hub little: an accept, or a resumed
+// handshake and one store lookup.
+const BusyBackoff = 4
+
+// nextBackoff is the backoff after a failed attempt: twice the last, up to MaxBackoff; or, when
+// the hub was busy, up to BusyBackoff MinBackoffs (never lowered).
+func (l *Link) nextBackoff(backoff time.Duration, err error) time.Duration {
+	if errors.Is(err, errBusy) {
+		return max(backoff, min(2*backoff, BusyBackoff*l.cfg.MinBackoff))
+	}
+	return min(2*backoff, l.cfg.MaxBackoff)
 }
 
 type downMsg struct {
@@ -210,6 +244,9 @@ func (l *Link) session(ctx context.Context) error {
 	})
 	c := mqtt.NewClient(opts)
 	if err := wait(ctx, c.Connect(), 15*time.Second); err != nil {
+		if busy(err) {
+			err = fmt.Errorf("%w: %w", errBusy, err)
+		}
 		return fmt.Errorf("connect %s: %w", l.cfg.Broker, err)
 	}
 	defer c.Disconnect(250)

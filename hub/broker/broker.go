@@ -53,6 +53,9 @@ var (
 	ErrBadTopic = errors.New("broker: bad topic")
 	// ErrRevoked is the stop cause of a session cut by Disconnect or the recheck loop.
 	ErrRevoked = errors.New("broker: session revoked")
+	// ErrUnavailable, wrapped by an Authorize error, says the check could not be made (the store
+	// did not answer): no verdict on the device. Context errors say the same.
+	ErrUnavailable = errors.New("broker: authorization unavailable")
 )
 
 // Config configures a Broker. ClientCAs, Certificate and Authorize are required.
@@ -64,7 +67,9 @@ type Config struct {
 	// Authorize decides whether a device may hold a session with the certificate whose serial
 	// (lowercase hex, ca.Serial) it presented: an error refuses (revoked device, superseded
 	// certificate, or the check failed). It is called at CONNECT and every RecheckInterval for
-	// every live session, with a context bounded by AuthorizeTimeout.
+	// every live session, with a context bounded by AuthorizeTimeout. At CONNECT, an error that
+	// is no verdict (wrapping ErrUnavailable or a context error) gets the device CONNACK 0x03,
+	// server unavailable, so that it retries soon; any other gets 0x05, not authorized.
 	Authorize func(ctx context.Context, deviceID, certSerial string) error
 	// AuthorizeAll, if set, is what the recheck loop calls instead of Authorize for each live
 	// session: it gets every live session's certificate serial by device ID and returns the
@@ -457,12 +462,19 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		return false
 	}
 	h.b.connecting(gc)
-	if err := h.b.authorize(id, gc.serial); err != nil {
+	err := h.b.authorize(id, gc.serial)
+	switch {
+	case errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		h.b.reject(ReasonUnavailable, fmt.Sprintf("authorize: %v", err), "device", id, "serial", gc.serial, "remote", remote)
+		gc.refuseUnavailable()
+		return false
+	case err != nil:
 		h.b.reject(ReasonConnectRefused, fmt.Sprintf("authorize: %v", err), "device", id, "serial", gc.serial, "remote", remote)
 		return false
 	}
 	if err := h.b.claim(gc); err != nil {
-		h.b.reject(ReasonConnectRefused, err.Error(), "device", id, "remote", remote)
+		h.b.reject(ReasonUnavailable, err.Error(), "device", id, "remote", remote)
+		gc.refuseUnavailable()
 		return false
 	}
 	return true
@@ -627,12 +639,15 @@ func (c *guardConn) Write(p []byte) (int, error) {
 // connect deadline stays set until mochi replaces it with the keep-alive deadline after CONNECT.
 func (c *guardConn) handshake() error {
 	c.Conn.SetDeadline(time.Now().Add(c.b.cfg.ConnectTimeout))
-	wait := time.NewTimer(c.b.cfg.ConnectTimeout)
-	select { // a slot, or give up before doing any work
+	// A slot, or give up before doing any work. Waiting for one takes at most half the connect
+	// timeout, so that the handshake and CONNECT have the other half: a kiosk gives up after its
+	// own connect timeout, and a slot spent on a connection it gave up on is lost to the others.
+	wait := time.NewTimer(c.b.cfg.ConnectTimeout / 2)
+	select {
 	case c.b.hs <- struct{}{}:
 		wait.Stop()
 	case <-wait.C:
-		c.b.reject(ReasonTLS, "no handshake slot within the connect timeout (overloaded)", "remote", c.RemoteAddr().String())
+		c.b.reject(ReasonUnavailable, "no handshake slot within half the connect timeout (overloaded)", "remote", c.RemoteAddr().String())
 		return errors.New("broker: handshake queue timeout")
 	case <-c.b.ctx.Done():
 		wait.Stop()
@@ -654,6 +669,13 @@ func (c *guardConn) handshake() error {
 	}
 	c.deviceID, c.serial = id, ca.Serial(certs[0])
 	return nil
+}
+
+// refuseUnavailable answers a CONNECT with CONNACK 0x03, server unavailable, and closes the
+// connection [MQTT-3.2.2-5]; mochi's own CONNACK (0x05) after the hook then finds it closed.
+func (c *guardConn) refuseUnavailable() {
+	c.Write(connackUnavailable)
+	c.Close()
 }
 
 func (c *guardConn) Close() error {

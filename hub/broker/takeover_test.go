@@ -16,29 +16,33 @@ import (
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
-// takeoverEnv is a broker whose Authorize a test can hold per certificate serial, and paho
+// connEnv is a broker whose Authorize a test can hold or fail per certificate serial, and paho
 // clients for it. (An internal test: it adds hooks to the embedded mochi server.)
-type takeoverEnv struct {
+type connEnv struct {
 	ca *ca.CA
 	b  *Broker
 
 	mu   sync.Mutex
 	hold map[string]chan struct{} // Authorize for this serial waits until the channel is closed
+	fail map[string]error         // Authorize for this serial returns the error
 	held chan string              // serials whose Authorize is waiting
 }
 
-func startTakeoverEnv(t *testing.T) *takeoverEnv {
+func startConnEnv(t *testing.T, adjust ...func(*Config)) *connEnv {
 	t.Helper()
-	e := &takeoverEnv{ca: catest.New(t), hold: map[string]chan struct{}{}, held: make(chan string, 8)}
+	e := &connEnv{ca: catest.New(t), hold: map[string]chan struct{}{}, fail: map[string]error{}, held: make(chan string, 8)}
 	srv, err := e.ca.ServerTLSCert([]string{"127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.b, err = Start(context.Background(), Config{Addr: "127.0.0.1:0", ClientCAs: e.ca.Pool(), Certificate: srv,
+	cfg := Config{Addr: "127.0.0.1:0", ClientCAs: e.ca.Pool(), Certificate: srv,
 		Authorize: func(ctx context.Context, _, serial string) error {
 			e.mu.Lock()
-			ch := e.hold[serial]
+			ch, fail := e.hold[serial], e.fail[serial]
 			e.mu.Unlock()
+			if fail != nil {
+				return fail
+			}
 			if ch != nil {
 				e.held <- serial
 				select {
@@ -48,7 +52,11 @@ func startTakeoverEnv(t *testing.T) *takeoverEnv {
 				}
 			}
 			return nil
-		}})
+		}}
+	for _, f := range adjust {
+		f(&cfg)
+	}
+	e.b, err = Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,15 +73,23 @@ type client struct {
 }
 
 // dial starts connecting a client of device id; with hold, Authorize waits for release.
-func (e *takeoverEnv) dial(t *testing.T, id string, hold bool) *client {
+func (e *connEnv) dial(t *testing.T, id string, hold bool) *client {
+	t.Helper()
+	return e.dialWith(t, id, func(serial string) {
+		if hold {
+			e.hold[serial] = make(chan struct{})
+		}
+	})
+}
+
+// dialWith starts connecting a client of device id after setup (under e.mu) with its serial.
+func (e *connEnv) dialWith(t *testing.T, id string, setup func(serial string)) *client {
 	t.Helper()
 	cert, iss := catest.DeviceCert(t, e.ca, id, time.Hour)
 	c := &client{serial: iss.Serial, acks: make(chan string, 16)}
-	if hold {
-		e.mu.Lock()
-		e.hold[iss.Serial] = make(chan struct{})
-		e.mu.Unlock()
-	}
+	e.mu.Lock()
+	setup(iss.Serial)
+	e.mu.Unlock()
 	o := paho.NewClientOptions().AddBroker("ssl://" + e.b.Addr()).SetClientID(id).
 		SetTLSConfig(catest.ClientConfig(e.ca, cert)).SetProtocolVersion(4).SetCleanSession(true).
 		SetKeepAlive(30 * time.Second).SetAutoReconnect(false).SetConnectTimeout(10 * time.Second)
@@ -83,7 +99,7 @@ func (e *takeoverEnv) dial(t *testing.T, id string, hold bool) *client {
 	return c
 }
 
-func (e *takeoverEnv) release(serial string) {
+func (e *connEnv) release(serial string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if ch := e.hold[serial]; ch != nil {
@@ -117,7 +133,7 @@ func cut(t *testing.T, c *client, what string) {
 }
 
 // hears reports whether c receives an ack the hub publishes to device id now.
-func (e *takeoverEnv) hears(t *testing.T, c *client, id, ack string) bool {
+func (e *connEnv) hears(t *testing.T, c *client, id, ack string) bool {
 	t.Helper()
 	if err := e.b.Publish(wire.Topic(id, wire.ChAck), []byte(ack), false, 1); err != nil {
 		t.Fatal(err)
@@ -192,7 +208,7 @@ func (g *cleanupGate) OnUnsubscribed(*mqtt.Client, packets.Packet) { g.pass() }
 //
 // With CONNECTs of one device serialized, L takes over from S and hears the hub.
 func TestTakeoverRaceLeavesNoDeafSession(t *testing.T) {
-	e := startTakeoverEnv(t)
+	e := startConnEnv(t)
 	gate := newGate(t)
 	if err := e.b.srv.AddHook(&encodeGate{gate: gate}, nil); err != nil {
 		t.Fatal(err)
@@ -226,7 +242,7 @@ func TestTakeoverRaceLeavesNoDeafSession(t *testing.T) {
 // device got its session (the kiosk gave up on it and connected again) is refused; it does not
 // take the live session over.
 func TestStaleConnectRefused(t *testing.T) {
-	e := startTakeoverEnv(t)
+	e := startConnEnv(t)
 	const id = "kiosk-stale"
 	s := e.dial(t, id, true)
 	if got := <-e.held; got != s.serial {
@@ -247,7 +263,7 @@ func TestStaleConnectRefused(t *testing.T) {
 // mochi's taken-over check and its delete by client ID) must not delete the device's next
 // session from mochi's clients map.
 func TestLateCleanupLeavesNoDeafSession(t *testing.T) {
-	e := startTakeoverEnv(t)
+	e := startConnEnv(t)
 	gate := newGate(t)
 	if err := e.b.srv.AddHook(&cleanupGate{gate: gate}, nil); err != nil {
 		t.Fatal(err)
