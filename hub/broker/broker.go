@@ -101,6 +101,9 @@ type Config struct {
 	// MaxClientWritesPending bounds each client's outbound queue (mochi's default of 8192 costs
 	// about 90 KB per idle client); default 192.
 	MaxClientWritesPending int
+	// Hold makes Start listen without accepting connections until Open is called: a hub
+	// subscribes its handlers first, so that no device's message finds nobody to handle it.
+	Hold bool
 	// SessionExpiry is how long mochi keeps the state of a disconnected clean-session=false
 	// client; default 1h. Downlink lives in the hub's database, not in broker sessions.
 	SessionExpiry time.Duration
@@ -119,6 +122,8 @@ type Broker struct {
 	cancel context.CancelFunc
 	once   sync.Once
 	done   chan struct{} // closed when the owner goroutine has ended
+	opened chan struct{} // closed by Open: connections are accepted
+	open   sync.Once
 
 	mu       sync.Mutex
 	sessions map[string]*session     // live sessions by device ID
@@ -175,6 +180,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		log:      cfg.Logger.With("component", "broker"),
 		ln:       ln,
 		done:     make(chan struct{}),
+		opened:   make(chan struct{}),
 		sessions: map[string]*session{},
 		conns:    map[*guardConn]struct{}{},
 		devices:  map[string]*device{},
@@ -219,10 +225,16 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		ln.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	if !cfg.Hold {
+		b.Open()
+	}
 	go b.run(ctx)
 	b.log.Info("mqtt broker listening", "addr", b.Addr(), "max_packet", cfg.MaxPacketSize, "recheck", cfg.RecheckInterval)
 	return b, nil
 }
+
+// Open starts accepting connections, if Config.Hold kept them waiting (in the listen backlog).
+func (b *Broker) Open() { b.open.Do(func() { close(b.opened) }) }
 
 // Addr returns the bound listen address.
 func (b *Broker) Addr() string { return b.ln.Addr().String() }
@@ -543,6 +555,11 @@ type listener struct {
 }
 
 func (l *listener) Accept() (net.Conn, error) {
+	select {
+	case <-l.b.opened:
+	case <-l.b.ctx.Done():
+		return nil, net.ErrClosed
+	}
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {

@@ -70,3 +70,19 @@ func TestNoHandshakeSlot(t *testing.T) {
 		t.Fatalf("unavailable counted %d times", n)
 	}
 }
+
+// TestHoldUntilOpen: with Hold, the broker listens but serves nobody until Open, so that the
+// hub's handlers are subscribed before any device can publish.
+func TestHoldUntilOpen(t *testing.T) {
+	e := startConnEnv(t, func(c *Config) { c.Hold = true })
+	cert, _ := catest.DeviceCert(t, e.ca, "kiosk-early", time.Hour)
+	cfg := catest.ClientConfig(e.ca, cert)
+	d := &net.Dialer{Deadline: time.Now().Add(300 * time.Millisecond)}
+	if c, err := tls.DialWithDialer(d, "tcp", e.b.Addr(), cfg); err == nil {
+		c.Close()
+		t.Fatal("TLS handshake done before Open")
+	}
+	e.b.Open()
+	c := e.dial(t, "kiosk-early", false)
+	connected(t, c, "kiosk-early")
+}

@@ -149,12 +149,17 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 			ing.SetPresence(context.WithoutCancel(ctx), id, online, "")
 		},
 		Logger: log.With("component", "broker"),
+		Hold:   true, // until ingest listens: a hello nobody answers leaves its kiosk waiting
 	})
 	if err != nil {
 		return fmt.Errorf("hub: broker: %w", err)
 	}
 	defer br.Close()
 	ing.SetBus(br)
+	if err := ing.Subscribe(ctx); err != nil {
+		return err
+	}
+	br.Open()
 	if err := reg.Register(br.Collector()); err != nil {
 		return fmt.Errorf("hub: metrics: %w", err)
 	}
