@@ -10,16 +10,20 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 
+	"github.com/kioskfleet/kioskfleet/pkg/tlsconn"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -68,8 +72,8 @@ type Config struct {
 	MaxBackoff  time.Duration // default 60 s
 	Log         *slog.Logger
 
-	// Dial, if set, opens the TCP connection to Broker (TLS is still done here, with TLS): a
-	// seam for simulators and tests that cut or refuse connections. Default: net.Dialer.
+	// Dial opens the TCP connection to Broker (TLS is still done here, with TLS): a seam for
+	// simulators and tests that cut or refuse connections. Default: net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
@@ -95,6 +99,9 @@ func (c *Config) defaults() error {
 	}
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = 60 * time.Second
+	}
+	if c.Dial == nil {
+		c.Dial = (&net.Dialer{}).DialContext
 	}
 	if c.StateVersion == nil {
 		c.StateVersion = func() int64 { return 0 }
@@ -163,9 +170,40 @@ func (l *Link) Run(ctx context.Context) error {
 			return nil
 		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, l.cfg.MaxBackoff)
+		backoff = l.nextBackoff(backoff, err)
 	}
 	return nil
+}
+
+// errBusy marks a connect attempt the hub turned away for load, not for cause.
+var errBusy = errors.New("hub busy")
+
+// busy reports whether a failed connect was turned away for load: CONNACK 0x03, server
+// unavailable (no authorization verdict in time, or the previous session not ended in time); the
+// connection cut or reset before CONNACK (no TLS handshake slot); or no answer in time.
+// Refusals for cause (a certificate or CONNACK 0x05) and a hub that is not listening are not.
+func busy(err error) bool {
+	var ne net.Error
+	return errors.Is(err, packets.ErrorRefusedServerUnavailable) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// BusyBackoff is as far as connects turned away for load raise the backoff, in MinBackoffs. In
+// a reconnect storm most connects are turned away at first (the hub admits handshakes a few
+// hundred at a time, its store lags): doubling on each would leave a tail of kiosks waiting
+// 15-45 s for a hub that has long caught up. Capped here, each kiosk retries every 1-3 s (with
+// the default MinBackoff), and a refused connect costs the hub little: an accept, or a resumed
+// handshake and one store lookup.
+const BusyBackoff = 4
+
+// nextBackoff is the backoff after a failed attempt: twice the last, up to MaxBackoff; or, when
+// the hub was busy, up to BusyBackoff MinBackoffs (never lowered).
+func (l *Link) nextBackoff(backoff time.Duration, err error) time.Duration {
+	if errors.Is(err, errBusy) {
+		return max(backoff, min(2*backoff, BusyBackoff*l.cfg.MinBackoff))
+	}
+	return min(2*backoff, l.cfg.MaxBackoff)
 }
 
 type downMsg struct {
@@ -201,13 +239,14 @@ func (l *Link) session(ctx context.Context) error {
 			default:
 			}
 		})
-	if l.cfg.Dial != nil {
-		opts.SetCustomOpenConnectionFn(func(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
-			return l.dialTLS(ctx, uri.Host, o.ConnectTimeout)
-		})
-	}
+	opts.SetCustomOpenConnectionFn(func(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
+		return l.dialTLS(ctx, uri.Host, o.ConnectTimeout)
+	})
 	c := mqtt.NewClient(opts)
 	if err := wait(ctx, c.Connect(), 15*time.Second); err != nil {
+		if busy(err) {
+			err = fmt.Errorf("%w: %w", errBusy, err)
+		}
 		return fmt.Errorf("connect %s: %w", l.cfg.Broker, err)
 	}
 	defer c.Disconnect(250)
@@ -275,7 +314,8 @@ func (l *Link) session(ctx context.Context) error {
 }
 
 // dialTLS opens a connection through cfg.Dial and completes the TLS handshake on it, as paho
-// does for a tls:// broker with its own dialer.
+// does for a tls:// broker with its own dialer. The connection never ends with a close_notify
+// the hub cannot authenticate (paho closes it after a write that timed out): tlsconn.
 func (l *Link) dialTLS(ctx context.Context, addr string, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -297,7 +337,7 @@ func (l *Link) dialTLS(ctx context.Context, addr string, timeout time.Duration) 
 		raw.Close()
 		return nil, err
 	}
-	return tc, nil
+	return tlsconn.New(tc), nil
 }
 
 func (l *Link) dispatch(ctx context.Context, m downMsg) {

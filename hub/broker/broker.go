@@ -28,6 +28,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/kioskfleet/kioskfleet/hub/ca"
+	"github.com/kioskfleet/kioskfleet/pkg/tlsconn"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -36,6 +37,7 @@ const (
 	DefaultRecheckInterval  = 30 * time.Second
 	DefaultConnectTimeout   = 10 * time.Second
 	DefaultAuthorizeTimeout = 5 * time.Second
+	DefaultWriteTimeout     = 10 * time.Second
 	DefaultWritesPending    = 192
 	DefaultSessionExpiry    = time.Hour
 	// DefaultMaxPacketSize fits a PUBLISH of wire.MaxPayloadBytes with its topic and headers.
@@ -51,6 +53,9 @@ var (
 	ErrBadTopic = errors.New("broker: bad topic")
 	// ErrRevoked is the stop cause of a session cut by Disconnect or the recheck loop.
 	ErrRevoked = errors.New("broker: session revoked")
+	// ErrUnavailable, wrapped by an Authorize error, says the check could not be made (the store
+	// did not answer): no verdict on the device. Context errors say the same.
+	ErrUnavailable = errors.New("broker: authorization unavailable")
 )
 
 // Config configures a Broker. ClientCAs, Certificate and Authorize are required.
@@ -62,7 +67,9 @@ type Config struct {
 	// Authorize decides whether a device may hold a session with the certificate whose serial
 	// (lowercase hex, ca.Serial) it presented: an error refuses (revoked device, superseded
 	// certificate, or the check failed). It is called at CONNECT and every RecheckInterval for
-	// every live session, with a context bounded by AuthorizeTimeout.
+	// every live session, with a context bounded by AuthorizeTimeout. At CONNECT, an error that
+	// is no verdict (wrapping ErrUnavailable or a context error) gets the device CONNACK 0x03,
+	// server unavailable, so that it retries soon; any other gets 0x05, not authorized.
 	Authorize func(ctx context.Context, deviceID, certSerial string) error
 	// AuthorizeAll, if set, is what the recheck loop calls instead of Authorize for each live
 	// session: it gets every live session's certificate serial by device ID and returns the
@@ -89,10 +96,14 @@ type Config struct {
 	RecheckInterval  time.Duration // default 30s
 	ConnectTimeout   time.Duration // TLS handshake plus CONNECT; default 10s
 	AuthorizeTimeout time.Duration // default 5s
+	WriteTimeout     time.Duration // each write to a device (one that stops reading); default 10s
 	MaxPacketSize    int           // bytes, fixed header included; default DefaultMaxPacketSize
 	// MaxClientWritesPending bounds each client's outbound queue (mochi's default of 8192 costs
 	// about 90 KB per idle client); default 192.
 	MaxClientWritesPending int
+	// Hold makes Start listen without accepting connections until Open is called: a hub
+	// subscribes its handlers first, so that no device's message finds nobody to handle it.
+	Hold bool
 	// SessionExpiry is how long mochi keeps the state of a disconnected clean-session=false
 	// client; default 1h. Downlink lives in the hub's database, not in broker sessions.
 	SessionExpiry time.Duration
@@ -111,10 +122,14 @@ type Broker struct {
 	cancel context.CancelFunc
 	once   sync.Once
 	done   chan struct{} // closed when the owner goroutine has ended
+	opened chan struct{} // closed by Open: connections are accepted
+	open   sync.Once
 
 	mu       sync.Mutex
 	sessions map[string]*session     // live sessions by device ID
 	conns    map[*guardConn]struct{} // open connections, closed on shutdown
+	devices  map[string]*device      // devices with a connection past CONNECT (takeover.go)
+	accepted uint64                  // connections accepted, for their accept order
 	closed   bool
 	presence sync.Mutex // serializes OnSession calls
 	subID    atomic.Int64
@@ -144,6 +159,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	def(&cfg.RecheckInterval, DefaultRecheckInterval)
 	def(&cfg.ConnectTimeout, DefaultConnectTimeout)
 	def(&cfg.AuthorizeTimeout, DefaultAuthorizeTimeout)
+	def(&cfg.WriteTimeout, DefaultWriteTimeout)
 	def(&cfg.SessionExpiry, DefaultSessionExpiry)
 	if cfg.MaxPacketSize <= 0 {
 		cfg.MaxPacketSize = DefaultMaxPacketSize
@@ -164,8 +180,10 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		log:      cfg.Logger.With("component", "broker"),
 		ln:       ln,
 		done:     make(chan struct{}),
+		opened:   make(chan struct{}),
 		sessions: map[string]*session{},
 		conns:    map[*guardConn]struct{}{},
+		devices:  map[string]*device{},
 		hs:       make(chan struct{}, cmp.Or(cfg.MaxHandshakes, 256*runtime.GOMAXPROCS(0))),
 		tlsCfg: &tls.Config{
 			Certificates: []tls.Certificate{cfg.Certificate},
@@ -199,7 +217,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		ln.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	if err := b.srv.AddListener(listeners.NewNet("mqtts", &listener{Listener: ln, b: b})); err != nil {
+	if err := b.srv.AddListener(mqttListener{listeners.NewNet("mqtts", &listener{Listener: ln, b: b}), b}); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -207,10 +225,16 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		ln.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	if !cfg.Hold {
+		b.Open()
+	}
 	go b.run(ctx)
 	b.log.Info("mqtt broker listening", "addr", b.Addr(), "max_packet", cfg.MaxPacketSize, "recheck", cfg.RecheckInterval)
 	return b, nil
 }
+
+// Open starts accepting connections, if Config.Hold kept them waiting (in the listen backlog).
+func (b *Broker) Open() { b.open.Do(func() { close(b.opened) }) }
 
 // Addr returns the bound listen address.
 func (b *Broker) Addr() string { return b.ln.Addr().String() }
@@ -449,8 +473,20 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		h.b.reject(ReasonACLDenied, "will topic not allowed", "device", id, "topic", pk.Connect.WillTopic, "remote", remote)
 		return false
 	}
-	if err := h.b.authorize(id, gc.serial); err != nil {
+	h.b.connecting(gc)
+	err := h.b.authorize(id, gc.serial)
+	switch {
+	case errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		h.b.reject(ReasonUnavailable, fmt.Sprintf("authorize: %v", err), "device", id, "serial", gc.serial, "remote", remote)
+		gc.refuseUnavailable()
+		return false
+	case err != nil:
 		h.b.reject(ReasonConnectRefused, fmt.Sprintf("authorize: %v", err), "device", id, "serial", gc.serial, "remote", remote)
+		return false
+	}
+	if err := h.b.claim(gc); err != nil {
+		h.b.reject(ReasonUnavailable, err.Error(), "device", id, "remote", remote)
+		gc.refuseUnavailable()
 		return false
 	}
 	return true
@@ -519,6 +555,11 @@ type listener struct {
 }
 
 func (l *listener) Accept() (net.Conn, error) {
+	select {
+	case <-l.b.opened:
+	case <-l.b.ctx.Done():
+		return nil, net.ErrClosed
+	}
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
@@ -534,12 +575,14 @@ func (l *listener) Accept() (net.Conn, error) {
 				return nil, err
 			}
 		}
-		gc := &guardConn{Conn: tls.Server(c, l.b.tlsCfg), b: l.b}
+		gc := &guardConn{Conn: tlsconn.New(tls.Server(c, l.b.tlsCfg)), b: l.b}
 		gc.g = guard{r: gc.Conn, max: l.b.cfg.MaxPacketSize}
 		l.b.mu.Lock()
 		closed := l.b.closed
 		if !closed {
 			l.b.conns[gc] = struct{}{}
+			l.b.accepted++
+			gc.seq = l.b.accepted
 		}
 		l.b.mu.Unlock()
 		if closed {
@@ -551,13 +594,17 @@ func (l *listener) Accept() (net.Conn, error) {
 }
 
 // guardConn is a client connection as mochi sees it: the TLS connection, read through a guard.
+// It never closes with a close_notify after a failed write (tlsconn), and mochi's keep-alive
+// deadline bounds its reads only (SetDeadline).
 type guardConn struct {
-	*tls.Conn
+	*tlsconn.Conn
 	b        *Broker
 	g        guard
 	ready    bool   // handshake done
 	deviceID string // from the verified certificate
 	serial   string
+	seq      uint64 // accept order
+	counted  bool   // in b.devices (takeover.go), under b.mu
 	closed   atomic.Bool
 }
 
@@ -575,8 +622,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 		if errors.As(err, &v) {
 			c.b.reject(v.Reason, v.Detail, "device", c.deviceID, "remote", c.RemoteAddr().String())
 			if v.Reason == ReasonProtocolVersion {
-				c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-				c.Conn.Write(connackBadVersion) // [MQTT-3.1.2-2]
+				c.Write(connackBadVersion) // [MQTT-3.1.2-2]
 			}
 			c.Close()
 		}
@@ -584,16 +630,41 @@ func (c *guardConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// SetDeadline is how mochi applies the keep-alive: each time it starts reading a packet it sets
+// a deadline 1.5 keep-alives away [MQTT-3.1.2-24], on reads and writes alike. Only reads take it.
+// A device's read goroutine also runs the hub's bus handlers, and ingest holds it while the
+// committer is behind: the deadline then passes with the device in good health, and a write
+// after it (the ack the hub owes that device) would fail, the connection's write side broken
+// for good while its reads go on: a deaf session, ended at the next PINGRESP. Each write has
+// its own deadline instead (Write).
+func (c *guardConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
+
+// Write writes to the device within the write timeout (mochi serializes a client's writes). A
+// failed write ends the connection at once: its write side is broken for good, and mochi drops
+// the errors of queued writes, so the session would stay up deaf until a write on the read
+// goroutine (a PINGRESP) failed too.
+func (c *guardConn) Write(p []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(c.b.cfg.WriteTimeout))
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.Close()
+	}
+	return n, err
+}
+
 // handshake completes TLS (certificate verified against ClientCAs) and reads the device ID. The
 // connect deadline stays set until mochi replaces it with the keep-alive deadline after CONNECT.
 func (c *guardConn) handshake() error {
-	c.SetDeadline(time.Now().Add(c.b.cfg.ConnectTimeout))
-	wait := time.NewTimer(c.b.cfg.ConnectTimeout)
-	select { // a slot, or give up before doing any work
+	c.Conn.SetDeadline(time.Now().Add(c.b.cfg.ConnectTimeout))
+	// A slot, or give up before doing any work. Waiting for one takes at most half the connect
+	// timeout, so that the handshake and CONNECT have the other half: a kiosk gives up after its
+	// own connect timeout, and a slot spent on a connection it gave up on is lost to the others.
+	wait := time.NewTimer(c.b.cfg.ConnectTimeout / 2)
+	select {
 	case c.b.hs <- struct{}{}:
 		wait.Stop()
 	case <-wait.C:
-		c.b.reject(ReasonTLS, "no handshake slot within the connect timeout (overloaded)", "remote", c.RemoteAddr().String())
+		c.b.reject(ReasonUnavailable, "no handshake slot within half the connect timeout (overloaded)", "remote", c.RemoteAddr().String())
 		return errors.New("broker: handshake queue timeout")
 	case <-c.b.ctx.Done():
 		wait.Stop()
@@ -615,6 +686,13 @@ func (c *guardConn) handshake() error {
 	}
 	c.deviceID, c.serial = id, ca.Serial(certs[0])
 	return nil
+}
+
+// refuseUnavailable answers a CONNECT with CONNACK 0x03, server unavailable, and closes the
+// connection [MQTT-3.2.2-5]; mochi's own CONNACK (0x05) after the hook then finds it closed.
+func (c *guardConn) refuseUnavailable() {
+	c.Write(connackUnavailable)
+	c.Close()
 }
 
 func (c *guardConn) Close() error {

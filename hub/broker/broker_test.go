@@ -567,7 +567,7 @@ func TestCollector(t *testing.T) {
 			got[key] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
-	if len(got) != 8 || got["kioskfleet_broker_rejections_total/protocol_version"] != 1 ||
+	if len(got) != 9 || got["kioskfleet_broker_rejections_total/protocol_version"] != 1 ||
 		got["kioskfleet_broker_rejections_total/malformed"] != 0 || got["kioskfleet_broker_sessions"] != 1 {
 		t.Fatalf("metrics %v", got)
 	}

@@ -31,6 +31,10 @@ const protocolLevel = 4
 // connection is closed [MQTT-3.1.2-2]: return code 0x01, unacceptable protocol version.
 var connackBadVersion = []byte{0x20, 0x02, 0x00, 0x01}
 
+// connackUnavailable refuses a CONNECT with return code 0x03, server unavailable: the device may
+// retry soon (§3.2.2.3).
+var connackUnavailable = []byte{0x20, 0x02, 0x00, 0x03}
+
 // guard reads MQTT 3.1.1 packets from a client stream one at a time, checks each completely
 // against the specification and the broker's limits, and only then hands its bytes on. mochi reads
 // through it, so mochi never sees an oversize, malformed, MQTT 5 or otherwise unexpected packet

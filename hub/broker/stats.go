@@ -18,10 +18,14 @@ const (
 	ReasonOversize        Reason = "oversize"         // packet announced above the maximum packet size
 	ReasonMalformed       Reason = "malformed"        // packet that breaks MQTT 3.1.1 or the QoS 0/1 profile
 	ReasonProtocolVersion Reason = "protocol_version" // CONNECT for anything but MQTT 3.1.1
-	ReasonRevoked         Reason = "revoked"          // live session cut by Disconnect or the recheck loop
+	// ReasonUnavailable: a connection refused for load, not for cause: no handshake slot in time,
+	// no authorization verdict in time, or the device's previous session not ended in time. The
+	// device gets CONNACK 0x03 where it can (after TLS) and may retry soon.
+	ReasonUnavailable Reason = "unavailable"
+	ReasonRevoked     Reason = "revoked" // live session cut by Disconnect or the recheck loop
 )
 
-var reasons = []Reason{ReasonTLS, ReasonConnectRefused, ReasonACLDenied, ReasonOversize, ReasonMalformed, ReasonProtocolVersion, ReasonRevoked}
+var reasons = []Reason{ReasonTLS, ReasonConnectRefused, ReasonACLDenied, ReasonOversize, ReasonMalformed, ReasonProtocolVersion, ReasonRevoked, ReasonUnavailable}
 
 // Violation is a refusal by the broker's framing guard or hooks. It is the error a refused
 // connection ends with.
@@ -36,7 +40,7 @@ func violation(r Reason, format string, a ...any) *Violation {
 	return &Violation{Reason: r, Detail: fmt.Sprintf(format, a...)}
 }
 
-type counters [7]atomic.Uint64
+type counters [8]atomic.Uint64
 
 func (c *counters) inc(r Reason) {
 	for i, x := range reasons {

@@ -89,6 +89,8 @@ type Ingest struct {
 	qmu      sync.Mutex
 	queued   map[string]int // batches waiting for the committer, by device
 	presence chan store.PresenceUpdate
+
+	subscribed bool // Subscribe done
 }
 
 // New creates an Ingest. log and reg may be nil.
@@ -108,9 +110,14 @@ func New(cfg Config, st Store, bus Bus, log *slog.Logger, reg prometheus.Registe
 		presence: make(chan store.PresenceUpdate, 1<<16)}, nil
 }
 
-// Run subscribes to the device channels and runs the committer and the expiry sweeper until ctx is
-// done. Batches already received are committed and acked before it returns.
-func (g *Ingest) Run(ctx context.Context) error {
+// Subscribe subscribes ingest to the device channels, its handlers' store work bound to ctx. Run
+// does it unless it was done. A hub does it before its broker accepts devices, so that no
+// device's hello finds nobody to answer it (the device would wait for its ack in vain). Call it
+// before Run, not concurrently with it.
+func (g *Ingest) Subscribe(ctx context.Context) error {
+	if g.subscribed {
+		return nil
+	}
 	subs := []struct {
 		ch wire.Channel
 		fn func(string, string, []byte)
@@ -123,6 +130,17 @@ func (g *Ingest) Run(ctx context.Context) error {
 		if err := g.bus.Subscribe(wire.Filter(s.ch), s.fn); err != nil {
 			return fmt.Errorf("ingest: subscribe %s: %w", s.ch, err)
 		}
+	}
+	g.subscribed = true
+	return nil
+}
+
+// Run subscribes to the device channels (unless Subscribe did) and runs the committer and the
+// expiry sweeper until ctx is done. Batches already received are committed and acked before it
+// returns.
+func (g *Ingest) Run(ctx context.Context) error {
+	if err := g.Subscribe(ctx); err != nil {
+		return err
 	}
 	var wg sync.WaitGroup
 	wg.Add(2)

@@ -116,12 +116,13 @@ type Hub struct {
 	data   string
 	ln     net.Listener
 	ing    *ingest.Ingest
+	br     *broker.Broker // held (Config.Hold) until Serve: a hello nobody answers leaves its kiosk waiting
 	idp    *identity.Provider
 	closer []func() error // in the order opened
 }
 
-// Assemble builds a hub from cfg: data folder, bootstrap token, CA, store, ingest, broker (already
-// accepting kiosks), identity provider and HTTP handlers, with the HTTP listener bound.
+// Assemble builds a hub from cfg: data folder, bootstrap token, CA, store, ingest, broker (its
+// bound, holding kiosks until Serve), identity provider and HTTP handlers, with the HTTP listener bound.
 func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -189,11 +190,13 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 			h.ing.SetPresence(context.WithoutCancel(ctx), id, online, "")
 		},
 		Logger: log.With("component", "broker"),
+		Hold:   true, // until ingest listens: a hello nobody answers leaves its kiosk waiting
 	})
 	if err != nil {
 		return nil, fmt.Errorf("hub: broker: %w", err)
 	}
 	h.closer = append(h.closer, br.Close)
+	h.br = br
 	h.ing.SetBus(br)
 	if err := reg.Register(br.Collector()); err != nil {
 		return nil, fmt.Errorf("hub: metrics: %w", err)
@@ -258,6 +261,11 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	srv := &http.Server{Handler: h.Handler, ReadHeaderTimeout: 10 * time.Second}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Ingest listens before the broker lets kiosks in: a hello that reaches no subscriber is never
+	// answered, and its kiosk would wait for an ack that never comes.
+	if err := h.ing.Subscribe(ctx); err != nil {
+		return err
+	}
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	wg.Go(func() { _ = h.idp.Run(runCtx, time.Minute) })
@@ -273,6 +281,7 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 			cancel()
 		}
 	})
+	h.br.Open()
 	h.log.Info("hub started", "http", h.Info.HTTPURL, "mqtt", h.Info.MQTTAddr, "data", h.data)
 	if ready != nil {
 		ready(h.Info)

@@ -35,6 +35,7 @@ type Options struct {
 	Logger          *slog.Logger
 	MaxPacketSize   int
 	ConnectTimeout  time.Duration
+	WriteTimeout    time.Duration
 	Context         context.Context // cancelling it stops the broker; default Background
 }
 
@@ -61,6 +62,7 @@ func Start(t testing.TB, o Options) *Env {
 		RecheckInterval: o.RecheckInterval,
 		MaxPacketSize:   o.MaxPacketSize,
 		ConnectTimeout:  o.ConnectTimeout,
+		WriteTimeout:    o.WriteTimeout,
 	}
 	if o.BulkRecheck {
 		cfg.AuthorizeAll = az.AuthorizeAll
