@@ -121,7 +121,7 @@ type Hub struct {
 	closer []func() error // in the order opened
 }
 
-// Assemble builds a hub from cfg: data folder, bootstrap token, CA, store, ingest, broker (its
+// Assemble builds a hub from cfg: data folder, bootstrap token, CA, store, ingest, broker (listening,
 // bound, holding kiosks until Serve), identity provider and HTTP handlers, with the HTTP listener bound.
 func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if err := cfg.Validate(); err != nil {
