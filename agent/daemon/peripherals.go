@@ -66,7 +66,7 @@ func (a *Agent) cmdPrintTestPage(ctx context.Context, args json.RawMessage) (jso
 	}
 	if req.Printer == "" {
 		for _, d := range a.devs.Snapshot().Devices {
-			if d.Class == profile.ClassDocumentPrinter || d.Class == profile.ClassReceiptPrinter {
+			if profile.Class(d.Class) == profile.ClassDocumentPrinter || profile.Class(d.Class) == profile.ClassReceiptPrinter {
 				req.Printer = d.ID
 				break
 			}
@@ -105,7 +105,7 @@ func (a *Agent) cmdIDCardSelfTest(ctx context.Context, args json.RawMessage) (js
 	}
 	if req.Reader == "" {
 		for _, d := range a.devs.Snapshot().Devices {
-			if d.Class == profile.ClassIDReader {
+			if profile.Class(d.Class) == profile.ClassIDReader {
 				req.Reader = d.ID
 				break
 			}

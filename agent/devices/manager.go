@@ -59,7 +59,7 @@ type managed struct {
 	op  sync.Mutex // serialises use of dev: polls, prints, card reads
 	dev Device     // nil when not open; written under op
 
-	st      DeviceStatus         // guarded by Manager.mu
+	st      wire.Peripheral      // guarded by Manager.mu
 	alerted map[string]time.Time // alert code and message -> when last sent; guarded by Manager.mu
 	quiet   map[string]int       // alerts held back since then, by the same key
 }
@@ -96,13 +96,13 @@ func New(cfg Config) (*Manager, error) {
 		}
 		d := &managed{entry: e, log: cfg.Log.With("peripheral", e.ID), poke: make(chan struct{}, 1),
 			alerted: map[string]time.Time{}, quiet: map[string]int{}}
-		d.st = DeviceStatus{ID: e.ID, Class: e.Class, Status: StateUnknown, Since: now}
+		d.st = wire.Peripheral{ID: e.ID, Class: string(e.Class), Status: StateUnknown, Since: now}
 		if strings.HasPrefix(e.Path, "/dev/ttyUSB") || strings.HasPrefix(e.Path, "/dev/ttyACM") {
 			d.log.Warn("devices: serial port configured by its plug-order name; after a replug it may be another device: use its /dev/serial/by-id path", "path", e.Path)
 		}
 		d.prof, d.perr = profile.Match(cfg.Profiles, e.Attached())
 		if d.prof != nil {
-			d.st.Class, d.st.Manufacturer, d.st.Model, d.st.Profile = d.prof.Class, d.prof.Manufacturer, d.prof.Model, d.prof.ID
+			d.st.Class, d.st.Manufacturer, d.st.Model, d.st.Profile = string(d.prof.Class), d.prof.Manufacturer, d.prof.Model, d.prof.ID
 		} else {
 			d.st.Status, d.st.Reasons, d.st.Error = StateFault, []string{ReasonNoProfile}, d.perr.Error()
 		}
@@ -137,10 +137,10 @@ func (m *Manager) Run(ctx context.Context) error {
 }
 
 // Snapshot returns the current inventory and status of every device.
-func (m *Manager) Snapshot() Peripherals {
+func (m *Manager) Snapshot() wire.Peripherals {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	p := Peripherals{Devices: make([]DeviceStatus, len(m.devices))}
+	p := wire.Peripherals{Devices: make([]wire.Peripheral, len(m.devices))}
 	for i, d := range m.devices {
 		s := d.st
 		s.Reasons = slices.Clone(s.Reasons)
@@ -291,7 +291,7 @@ func (m *Manager) queueAlert(d *managed, a wire.Alert) {
 
 // alertFor returns the alert for a status change: a fault or degradation with a reason that was
 // not there before, or a recovery from a fault.
-func alertFor(old, cur DeviceStatus) (wire.Alert, bool) {
+func alertFor(old, cur wire.Peripheral) (wire.Alert, bool) {
 	name := cur.ID
 	if cur.Model != "" {
 		name += " (" + cur.Manufacturer + " " + cur.Model + ")"

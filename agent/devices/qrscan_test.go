@@ -13,6 +13,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/drivers/profile"
 	"github.com/kioskfleet/kioskfleet/drivers/qrscan"
 	"github.com/kioskfleet/kioskfleet/drivers/qrscan/qrscansim"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 // A code scanned while a caller waits reaches it and nothing else (logs, records); unplugging the
@@ -33,7 +34,7 @@ func TestQRScan(t *testing.T) {
 		Log:          slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		PollInterval: 50 * time.Millisecond,
 	})
-	rec.WaitPeripherals(t, 5*time.Second, func(p devices.Peripherals) bool {
+	rec.WaitPeripherals(t, 5*time.Second, func(p wire.Peripherals) bool {
 		d, _ := devicestest.Find(p, "qr0")
 		return d.Connected && d.Status == devices.StateOK
 	})
@@ -65,7 +66,7 @@ func TestQRScan(t *testing.T) {
 	}
 	os.Remove(path) // as udev does; the freed pty number may go to another process
 	sim.Unplug()
-	rec.WaitPeripherals(t, 5*time.Second, func(p devices.Peripherals) bool {
+	rec.WaitPeripherals(t, 5*time.Second, func(p wire.Peripherals) bool {
 		d, _ := devicestest.Find(p, "qr0")
 		return !d.Connected && d.Reasons[0] == devices.ReasonDisconnected
 	})

@@ -18,6 +18,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/drivers/transport"
 	"github.com/kioskfleet/kioskfleet/drivers/transport/transporttest"
 	"github.com/kioskfleet/kioskfleet/drivers/usbprinter/usbprintertest"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 // fakeBus is a USB bus with pluggable fake devices (there is no USB bus on the build machines).
@@ -71,13 +72,13 @@ func TestUSBDevices(t *testing.T) {
 		PollInterval: 50 * time.Millisecond,
 		MinBackoff:   10 * time.Millisecond,
 	})
-	state := func(id string, connected bool, st devices.State, reasons ...string) func(devices.Peripherals) bool {
-		return func(p devices.Peripherals) bool {
+	state := func(id string, connected bool, st devices.State, reasons ...string) func(wire.Peripherals) bool {
+		return func(p wire.Peripherals) bool {
 			d, _ := devicestest.Find(p, id)
 			return d.Connected == connected && d.Status == st && slices.Equal(d.Reasons, reasons)
 		}
 	}
-	p := rec.WaitPeripherals(t, 5*time.Second, func(p devices.Peripherals) bool {
+	p := rec.WaitPeripherals(t, 5*time.Second, func(p wire.Peripherals) bool {
 		return state("idcard0", true, devices.StateOK)(p) && state("receipt0", true, devices.StateOK)(p)
 	})
 	if d, _ := devicestest.Find(p, "idcard0"); d.Profile != "jinghe-jh-u5-usb" {

@@ -22,7 +22,7 @@
 //	GET  /oidc/account/sessions, DELETE /oidc/account/sessions/{id}   the caller's sessions
 //	/oidc/admin/clients[/{id}], /oidc/admin/staff[/{username}]        role admin
 //
-// Kiosk assertions: see KioskClaims.
+// Kiosk assertions: see wire.KioskClaims.
 package identity
 
 import (
