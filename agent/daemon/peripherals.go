@@ -45,12 +45,19 @@ func (a *Agent) openDevices() error {
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	a.handlers["print-test-page"] = a.cmdPrintTestPage
-	a.handlers["idcard-selftest"] = a.cmdIDCardSelfTest
-	a.handlers["peripherals"] = func(context.Context, json.RawMessage) (json.RawMessage, error) {
-		return json.Marshal(a.devs.Snapshot())
-	}
 	return nil
+}
+
+// errNoPeripherals is the answer of the peripheral commands on a kiosk without a device
+// configuration.
+var errNoPeripherals = errors.New("this kiosk has no peripherals configured (kiosk-agent run --devices FILE)")
+
+// cmdPeripherals answers the peripherals body as it is now.
+func (a *Agent) cmdPeripherals(context.Context, json.RawMessage) (json.RawMessage, error) {
+	if a.devs == nil {
+		return nil, fmt.Errorf("peripherals: %w", errNoPeripherals)
+	}
+	return json.Marshal(a.devs.Snapshot())
 }
 
 // cmdPrintTestPage prints a generated test page on the printer named in args ({"printer": ID}) and
@@ -58,6 +65,9 @@ func (a *Agent) openDevices() error {
 func (a *Agent) cmdPrintTestPage(ctx context.Context, args json.RawMessage) (json.RawMessage, error) {
 	var req struct {
 		Printer string `json:"printer"`
+	}
+	if a.devs == nil {
+		return nil, fmt.Errorf("print-test-page: %w", errNoPeripherals)
 	}
 	if len(args) > 0 {
 		if err := json.Unmarshal(args, &req); err != nil {
@@ -97,6 +107,9 @@ func (a *Agent) cmdPrintTestPage(ctx context.Context, args json.RawMessage) (jso
 func (a *Agent) cmdIDCardSelfTest(ctx context.Context, args json.RawMessage) (json.RawMessage, error) {
 	var req struct {
 		Reader string `json:"reader"`
+	}
+	if a.devs == nil {
+		return nil, fmt.Errorf("idcard-selftest: %w", errNoPeripherals)
 	}
 	if len(args) > 0 {
 		if err := json.Unmarshal(args, &req); err != nil {

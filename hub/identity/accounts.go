@@ -18,12 +18,12 @@ import (
 // wrong password, throttled, locked), so that it does not reveal whether an account exists.
 var ErrLogin = errors.New("identity: wrong username or password, or too many attempts; try again later")
 
-// NewStaff describes a staff account to create.
+// NewStaff describes a staff account to create (the admin API's api.StaffRequest).
 type NewStaff struct {
-	Username string   `json:"username,omitempty"`
-	Name     string   `json:"name,omitempty"`
-	Password string   `json:"password,omitempty"`
-	Roles    []string `json:"roles"`
+	Username string
+	Name     string
+	Password string
+	Roles    []string
 }
 
 // CreateStaff creates a staff account with a password.
