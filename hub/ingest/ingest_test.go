@@ -439,9 +439,13 @@ func TestHello(t *testing.T) {
 	if ds := e.bus.Desired(t, "k-001"); len(ds) != 0 {
 		t.Fatalf("desired sent to an agent that runs its version: %+v", ds)
 	}
-	d, _ := e.st.GetDevice(ctx, "k-001")
-	if !d.Online || d.AgentVersion != "1.2.3" {
-		t.Fatalf("after hello: online %v agent %q", d.Online, d.AgentVersion)
+	// Presence is written by its own writer, after the hello's commands went out: wait for it.
+	deadline := time.Now().Add(wait)
+	for d, _ := e.st.GetDevice(ctx, "k-001"); !d.Online || d.AgentVersion != "1.2.3"; d, _ = e.st.GetDevice(ctx, "k-001") {
+		if time.Now().After(deadline) {
+			t.Fatalf("after hello: online %v agent %q", d.Online, d.AgentVersion)
+		}
+		time.Sleep(time.Millisecond)
 	}
 
 	// An agent on an older desired version gets the current one; commands are resent (still
