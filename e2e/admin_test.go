@@ -93,7 +93,7 @@ func TestAdminClientsAndStaff(t *testing.T) {
 		GrantTypes   []string `json:"grantTypes"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || got.ID != "e2e-portal" || !got.Confidential || !got.Pairwise || len(got.GrantTypes) != 2 {
-		t.Errorf("clients get: %+v, %v", got, err)
+		t.Errorf("clients show: %+v, %v", got, err)
 	}
 	for _, out := range []string{r.stdout, fleetctlAs(t, h, admin, "", "clients", "list", "-o", "json").stdout} {
 		if strings.Contains(out, secret) {
