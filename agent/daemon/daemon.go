@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"github.com/kioskfleet/kioskfleet/pkg/atomicfile"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/agent/link"
 	"github.com/kioskfleet/kioskfleet/agent/outbox"
 	"github.com/kioskfleet/kioskfleet/drivers/transport"
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -47,7 +49,7 @@ type Config struct {
 	// Rescan is how often the device manager looks for serial and USB devices attached after
 	// start that DevicesFile does not name (hot-plug); 0: never.
 	Rescan time.Duration
-	// Commands adds command handlers to the built-in ones (ping, diagnostics, journal).
+	// Commands adds command handlers to those of api.CommandSpecs.
 	Commands map[string]Handler
 }
 
@@ -103,11 +105,7 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 		a.ob.Close()
 		return nil, err
 	}
-	a.handlers = map[string]Handler{
-		"ping":        a.cmdPing,
-		"diagnostics": a.cmdDiagnostics,
-		"journal":     a.cmdJournal,
-	}
+	a.handlers = a.commandHandlers()
 	if err := a.openDevices(); err != nil {
 		a.ob.Close()
 		return nil, err
@@ -301,19 +299,59 @@ func (a *Agent) execute(ctx context.Context, c wire.Command) {
 	}
 }
 
+// commandHandlers returns a handler for each command of api.CommandSpecs.
+func (a *Agent) commandHandlers() map[string]Handler {
+	return map[string]Handler{
+		api.CmdPing:           a.cmdPing,
+		api.CmdDiagnostics:    a.cmdDiagnostics,
+		api.CmdJournal:        a.cmdJournal,
+		api.CmdPeripherals:    a.cmdPeripherals,
+		api.CmdPrintTestPage:  a.cmdPrintTestPage,
+		api.CmdIDCardSelfTest: a.cmdIDCardSelfTest,
+	}
+}
+
 func (a *Agent) cmdPing(ctx context.Context, args json.RawMessage) (json.RawMessage, error) {
 	return json.Marshal(map[string]any{"pong": true, "time": time.Now().UTC(), "args": args})
 }
 
+// diagnostics is the answer of the diagnostics command. Every figure says its unit in its name
+// (or its value, for the settings' durations).
+type diagnostics struct {
+	AgentVersion       string            `json:"agentVersion"`
+	AgentUptimeSeconds int64             `json:"agentUptimeSeconds"`
+	StateVersion       int64             `json:"stateVersion"` // desired-state version applied
+	Connected          bool              `json:"connected"`    // to the hub now
+	MQTTSessions       uint64            `json:"mqttSessions"` // sessions established since start
+	Outbox             outboxDiagnostics `json:"outbox"`
+	Host               hoststat.Sample   `json:"host"`
+	Settings           Settings          `json:"settings"`
+}
+
+type outboxDiagnostics struct {
+	DepthRecords     int64   `json:"depthRecords"` // waiting for the hub's ack
+	SizeBytes        int64   `json:"sizeBytes"`
+	MaxBytes         int64   `json:"maxBytes"`
+	EvictedRecords   uint64  `json:"evictedRecords"` // telemetry dropped when full, this epoch
+	RefusedRecords   uint64  `json:"refusedRecords"` // appends refused when full, this epoch
+	Full             bool    `json:"full"`
+	OldestAgeSeconds float64 `json:"oldestAgeSeconds"` // of the oldest waiting record; 0: none
+}
+
 func (a *Agent) cmdDiagnostics(ctx context.Context, _ json.RawMessage) (json.RawMessage, error) {
 	s, _ := a.sampler.Read()
+	s.CPUPercent = math.Round(s.CPUPercent*10) / 10
 	a.mu.Lock()
 	settings, applied := a.settings, a.applied
 	a.mu.Unlock()
-	return json.Marshal(map[string]any{
-		"version": a.cfg.Version, "uptime": time.Since(a.started).Round(time.Second).String(),
-		"outbox": a.ob.Stats(), "host": s, "settings": settings, "stateVersion": applied.Version,
-		"connected": a.link.Connected(), "sessions": a.link.Sessions(),
+	ob := a.ob.Stats()
+	return json.Marshal(diagnostics{
+		AgentVersion: a.cfg.Version, AgentUptimeSeconds: int64(time.Since(a.started).Seconds()),
+		StateVersion: applied.Version, Connected: a.link.Connected(), MQTTSessions: a.link.Sessions(),
+		Outbox: outboxDiagnostics{DepthRecords: ob.Depth, SizeBytes: ob.Bytes, MaxBytes: ob.MaxBytes,
+			EvictedRecords: ob.Evicted, RefusedRecords: ob.Refused, Full: ob.Full,
+			OldestAgeSeconds: math.Round(ob.OldestAge.Seconds()*1000) / 1000},
+		Host: s, Settings: settings,
 	})
 }
 
@@ -322,7 +360,7 @@ func (a *Agent) cmdJournal(ctx context.Context, args json.RawMessage) (json.RawM
 	if !json.Valid(args) || len(args) == 0 {
 		return nil, errors.New("journal: args must be a JSON object")
 	}
-	seq, err := a.ob.Append(ctx, "journal", wire.Business, args)
+	seq, err := a.ob.Append(ctx, api.CmdJournal, wire.Business, args)
 	if err != nil {
 		return nil, err
 	}

@@ -162,7 +162,7 @@ func (d *escposDevice) Status(ctx context.Context) (Status, error) {
 	}
 	s, err := d.dev.Status(ctx)
 	if errors.Is(err, escpos.ErrNoStatus) {
-		return Status{State: StateOK, Consumables: []Consumable{{"paper", LevelUnknown}}}, nil
+		return Status{State: StateOK, Consumables: []Consumable{{Name: "paper", Level: LevelUnknown}}}, nil
 	}
 	if err != nil {
 		return Status{}, err
@@ -191,7 +191,7 @@ func escposStatus(s escpos.Status) Status {
 	case s.PaperNearEnd:
 		paper = LevelLow
 	}
-	st.Consumables = []Consumable{{"paper", paper}}
+	st.Consumables = []Consumable{{Name: "paper", Level: paper}}
 	switch {
 	case s.Err() != nil:
 		st.State = StateFault
@@ -389,8 +389,8 @@ func ippStatus(p *ipp.Printer) Status {
 		return LevelOK
 	}
 	st.Consumables = []Consumable{
-		{"paper", level([]ipp.Reason{ipp.ReasonMediaEmpty, ipp.ReasonMediaNeeded}, []ipp.Reason{ipp.ReasonMediaLow})},
-		{"toner", level([]ipp.Reason{ipp.ReasonTonerEmpty, ipp.ReasonMarkerSupplyEmpty}, []ipp.Reason{ipp.ReasonTonerLow, ipp.ReasonMarkerSupplyLow})},
+		{Name: "paper", Level: level([]ipp.Reason{ipp.ReasonMediaEmpty, ipp.ReasonMediaNeeded}, []ipp.Reason{ipp.ReasonMediaLow})},
+		{Name: "toner", Level: level([]ipp.Reason{ipp.ReasonTonerEmpty, ipp.ReasonMarkerSupplyEmpty}, []ipp.Reason{ipp.ReasonTonerLow, ipp.ReasonMarkerSupplyLow})},
 	}
 	return st
 }

@@ -33,8 +33,8 @@ func plugPrinter(t *testing.T, link string) *escpossim.Pty {
 	return sim
 }
 
-func receiptState(connected bool, st devices.State, reasons ...string) func(devices.Peripherals) bool {
-	return func(p devices.Peripherals) bool {
+func receiptState(connected bool, st devices.State, reasons ...string) func(wire.Peripherals) bool {
+	return func(p wire.Peripherals) bool {
 		d, _ := devicestest.Find(p, "receipt0")
 		return d.Connected == connected && d.Status == st && slices.Equal(d.Reasons, reasons)
 	}

@@ -30,8 +30,8 @@ func TestIPPTestPageAndMediaEmpty(t *testing.T) {
 		Log:          slog.New(slog.DiscardHandler),
 		PollInterval: 200 * time.Millisecond,
 	})
-	up := func(id string) func(devices.Peripherals) bool {
-		return func(p devices.Peripherals) bool {
+	up := func(id string) func(wire.Peripherals) bool {
+		return func(p wire.Peripherals) bool {
 			d, _ := devicestest.Find(p, id)
 			return d.Connected && d.Status == devices.StateOK && d.Profile == "generic-ipp-everywhere-a4"
 		}
@@ -53,7 +53,7 @@ func TestIPPTestPageAndMediaEmpty(t *testing.T) {
 	if err != nil || out.State != devices.JobAborted || !slices.Contains(out.Reasons, "media-empty") {
 		t.Fatalf("test page on empty printer: %+v, %v", out, err)
 	}
-	rec.WaitPeripherals(t, 5*time.Second, func(p devices.Peripherals) bool {
+	rec.WaitPeripherals(t, 5*time.Second, func(p wire.Peripherals) bool {
 		d, _ := devicestest.Find(p, "a4b")
 		return d.Status == devices.StateFault && slices.Contains(d.Reasons, "media-empty") &&
 			slices.Contains(d.Consumables, devices.Consumable{Name: "paper", Level: devices.LevelEmpty})

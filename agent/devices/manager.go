@@ -68,7 +68,7 @@ type managed struct {
 	op  sync.Mutex // serialises use of dev: polls, prints, card reads
 	dev Device     // nil when not open; written under op
 
-	st      DeviceStatus         // guarded by Manager.mu
+	st      wire.Peripheral      // guarded by Manager.mu
 	alerted map[string]time.Time // alert code and message -> when last sent; guarded by Manager.mu
 	quiet   map[string]int       // alerts held back since then, by the same key
 }
@@ -120,10 +120,10 @@ func New(cfg Config) (*Manager, error) {
 func (m *Manager) add(e profile.DeviceEntry) *managed {
 	d := &managed{entry: e, log: m.log.With("peripheral", e.ID), poke: make(chan struct{}, 1),
 		alerted: map[string]time.Time{}, quiet: map[string]int{}}
-	d.st = DeviceStatus{ID: e.ID, Class: e.Class, Status: StateUnknown, Since: time.Now().UnixMilli()}
+	d.st = wire.Peripheral{ID: e.ID, Class: string(e.Class), Status: StateUnknown, Since: time.Now().UnixMilli()}
 	d.prof, d.perr = profile.Match(m.cfg.Profiles, e.Attached())
 	if d.prof != nil {
-		d.st.Class, d.st.Manufacturer, d.st.Model, d.st.Profile = d.prof.Class, d.prof.Manufacturer, d.prof.Model, d.prof.ID
+		d.st.Class, d.st.Manufacturer, d.st.Model, d.st.Profile = string(d.prof.Class), d.prof.Manufacturer, d.prof.Model, d.prof.ID
 	} else {
 		d.st.Status, d.st.Reasons, d.st.Error = StateFault, []string{ReasonNoProfile}, d.perr.Error()
 	}
@@ -240,10 +240,10 @@ func sameDevice(a, b profile.DeviceEntry) bool {
 }
 
 // Snapshot returns the current inventory and status of every device.
-func (m *Manager) Snapshot() Peripherals {
+func (m *Manager) Snapshot() wire.Peripherals {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	p := Peripherals{Devices: make([]DeviceStatus, len(m.devices))}
+	p := wire.Peripherals{Devices: make([]wire.Peripheral, len(m.devices))}
 	for i, d := range m.devices {
 		s := d.st
 		s.Reasons = slices.Clone(s.Reasons)
@@ -394,7 +394,7 @@ func (m *Manager) queueAlert(d *managed, a wire.Alert) {
 
 // alertFor returns the alert for a status change: a fault or degradation with a reason that was
 // not there before, or a recovery from a fault.
-func alertFor(old, cur DeviceStatus) (wire.Alert, bool) {
+func alertFor(old, cur wire.Peripheral) (wire.Alert, bool) {
 	name := cur.ID
 	if cur.Model != "" {
 		name += " (" + cur.Manufacturer + " " + cur.Model + ")"

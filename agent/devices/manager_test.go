@@ -108,14 +108,14 @@ func TestUnplugReplugAndAlerts(t *testing.T) {
 		MinBackoff:   10 * time.Millisecond,
 		MaxBackoff:   50 * time.Millisecond,
 	})
-	is := func(connected bool, st devices.State, reasons ...string) func(devices.Peripherals) bool {
-		return func(p devices.Peripherals) bool {
+	is := func(connected bool, st devices.State, reasons ...string) func(wire.Peripherals) bool {
+		return func(p wire.Peripherals) bool {
 			d, _ := devicestest.Find(p, "receipt0")
 			return d.Connected == connected && d.Status == st && slices.Equal(d.Reasons, reasons)
 		}
 	}
 	p := rec.WaitPeripherals(t, 5*time.Second, is(true, devices.StateOK))
-	if d, _ := devicestest.Find(p, "receipt0"); d.Class != profile.ClassReceiptPrinter || d.Model != "KP-80S" || d.Profile != "hengtai-kp80-serial" {
+	if d, _ := devicestest.Find(p, "receipt0"); profile.Class(d.Class) != profile.ClassReceiptPrinter || d.Model != "KP-80S" || d.Profile != "hengtai-kp80-serial" {
 		t.Fatalf("inventory: %+v", d)
 	}
 	plug.set(true, devices.Status{State: devices.StateFault, Reasons: []string{"paper-out"}})

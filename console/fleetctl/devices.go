@@ -1,9 +1,8 @@
 package fleetctl
 
 import (
+	"context"
 	"fmt"
-	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -16,7 +15,7 @@ func (a *app) devicesCmd() *cobra.Command {
 	cmd := group(&cobra.Command{
 		Use:     "devices",
 		Aliases: []string{"device", "dev"},
-		Short:   "List, inspect and revoke kiosks",
+		Short:   "List, show and revoke kiosks",
 	})
 	cmd.AddCommand(a.devicesListCmd(), a.devicesShowCmd(), a.devicesRevokeCmd())
 	return cmd
@@ -34,7 +33,7 @@ func (a *app) devicesListCmd() *cobra.Command {
   LAST SEEN            when the hub last heard from it ("12s ago")
   AGENT                agent version
   HEALTH               from its latest heartbeat: CPU, memory use, disk free, unsent records
-  FAULTS               peripherals whose status is not ok, e.g. "receipt: paper-out"
+  FAULTS               peripherals that are not ok, e.g. "receipt0: paper-out"
 
 Filters combine: --region is a GB/T 2260 code prefix (44 Guangdong, 4403 Shenzhen).`,
 		Example: `  fleetctl devices list
@@ -49,28 +48,18 @@ Filters combine: --region is a GB/T 2260 code prefix (44 Guangdong, 4403 Shenzhe
 			if region != "" && (!isDigits(region) || len(region) > 6) {
 				p.add("--region %q: want 1 to 6 digits of a GB/T 2260 code", region)
 			}
-			if err := a.setup(c, &p); err != nil {
-				return err
-			}
-			ctx, cancel := a.call(c, 0)
-			defer cancel()
-			devs, err := a.client.ListDevices(ctx, api.DeviceQuery{Site: site, Region: region, Status: status})
-			if err != nil {
-				return fmt.Errorf("list devices: %w", err)
-			}
-			if devs == nil {
-				devs = []fleet.Device{}
-			}
-			if a.json {
-				return a.emitJSON(api.Devices{Devices: devs})
-			}
-			now := a.env.Now()
-			t := newTable(a.env.Stdout, "ID", "SITE", "REGION", "STATUS", "LAST SEEN", "AGENT", "HEALTH", "FAULTS")
-			for _, d := range devs {
-				t.row(d.ID, d.SiteID, d.Region, presence(d), ago(now, d.LastSeen), d.AgentVersion,
-					healthSummary(d.Health), faultSummary(d.Peripherals))
-			}
-			return t.flush()
+			return callHub(a, c, &p, "list devices", func(ctx context.Context, hub *api.Client) (api.Devices, error) {
+				devs, err := hub.ListDevices(ctx, api.DeviceQuery{Site: site, Region: region, Status: status})
+				return api.Devices{Devices: nonNil(devs)}, err
+			}, func(out api.Devices) error {
+				now := a.env.Now()
+				t := newTable(a.env.Stdout, "ID", "SITE", "REGION", "STATUS", "LAST SEEN", "AGENT", "HEALTH", "FAULTS")
+				for _, d := range out.Devices {
+					t.row(d.ID, d.SiteID, d.Region, presence(d), ago(now, d.LastSeen), d.AgentVersion,
+						healthSummary(d.Health), faultSummary(d.Peripherals))
+				}
+				return t.flush()
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -92,8 +81,9 @@ func presence(d fleet.Device) string {
 
 func (a *app) devicesShowCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "show ID",
-		Short: "Show one kiosk: presence, health, peripherals, desired vs reported state, recent commands",
+		Use:     "show ID",
+		Aliases: []string{"get"},
+		Short:   "Show one kiosk: presence, health, peripherals, desired vs reported state, recent commands",
 		Long: `Show everything the hub knows about one kiosk: presence with timestamps, certificate,
 latest health and peripheral status, the desired configuration against what the kiosk reports
 (drift is flagged), and its most recent commands.`,
@@ -101,22 +91,11 @@ latest health and peripheral status, the desired configuration against what the 
 		Args:    args("ID"),
 		RunE: func(c *cobra.Command, argv []string) error {
 			var p problems
-			if err := a.setup(c, &p); err != nil {
-				return err
-			}
-			ctx, cancel := a.call(c, 0)
-			defer cancel()
-			det, err := a.client.Device(ctx, argv[0])
-			if err != nil {
-				return fmt.Errorf("show device %s: %w", argv[0], err)
-			}
-			if a.json {
-				if det.Commands == nil {
-					det.Commands = []fleet.Command{}
-				}
-				return a.emitJSON(det)
-			}
-			return a.printDevice(det)
+			return callHub(a, c, &p, "show device "+argv[0], func(ctx context.Context, hub *api.Client) (api.DeviceDetail, error) {
+				det, err := hub.Device(ctx, argv[0])
+				det.Commands = nonNil(det.Commands)
+				return det, err
+			}, a.printDevice)
 		},
 	}
 }
@@ -129,44 +108,47 @@ func (a *app) printDevice(det api.DeviceDetail) error {
 	kv.row("Model:", d.Model)
 	switch {
 	case d.Revoked:
-		kv.row("Status:", "REVOKED "+stamp(now, d.RevokedAt))
+		kv.row("Status:", "REVOKED "+a.stamp(d.RevokedAt))
 	case d.Online:
-		kv.row("Status:", "online since "+stamp(now, d.PresenceAt))
+		kv.row("Status:", "online since "+a.stamp(d.PresenceAt))
 	default:
-		kv.row("Status:", "offline since "+stamp(now, d.PresenceAt))
+		kv.row("Status:", "offline since "+a.stamp(d.PresenceAt))
 	}
-	kv.row("Last seen:", stamp(now, d.LastSeen))
+	kv.row("Last seen:", a.stamp(d.LastSeen))
 	kv.row("Agent:", d.AgentVersion)
-	kv.row("Enrolled:", stamp(now, d.EnrolledAt))
-	kv.row("Certificate:", "serial "+d.CertSerial+", expires "+stamp(now, d.CertExpiry))
+	kv.row("Enrolled:", a.stamp(d.EnrolledAt))
+	kv.row("Certificate:", "serial "+d.CertSerial+", expires "+a.stamp(d.CertExpiry))
 	if err := kv.flush(); err != nil {
 		return err
 	}
 
 	fmt.Fprintf(w, "\nHealth (%s):\n", ago(now, d.HealthAt))
-	if len(d.Health) == 0 {
+	if isEmpty(d.Health) {
 		fmt.Fprintln(w, "  no heartbeat yet")
 	} else {
 		t := newTable(w)
 		for _, l := range healthLines(d.Health) {
-			t.row("  "+l[0], l[1])
+			t.row("  "+l[0]+":", l[1])
 		}
 		t.flush()
 	}
 
 	fmt.Fprintf(w, "\nPeripherals (%s):\n", ago(now, d.PeriphAt))
-	if ps, ok := parsePeripherals(d.Peripherals); len(d.Peripherals) == 0 {
+	if ps, err := api.DecodePeripherals(d.Peripherals); isEmpty(d.Peripherals) {
 		fmt.Fprintln(w, "  none reported")
-	} else if !ok {
-		fmt.Fprintln(w, "  (unrecognised shape) "+compact(d.Peripherals, 300))
+	} else if err != nil {
+		fmt.Fprintf(w, "  unreadable (%v): %s\n", err, compact(d.Peripherals, 300))
 	} else {
-		t := newTable(w, "  NAME", "KIND", "MODEL", "STATUS", "REASONS", "DETAIL")
-		for _, p := range ps {
-			st := p.Status
-			if p.fault() {
+		t := newTable(w, "  ID", "CLASS", "MODEL", "STATUS", "REASONS", "DETAIL")
+		for _, p := range ps.Devices {
+			st := string(p.Status)
+			if !p.Connected {
+				st = "disconnected"
+			}
+			if faulty(p) {
 				st = strings.ToUpper(st)
 			}
-			t.row("  "+p.Name, p.Kind, p.Model, st, strings.Join(p.Reasons, ","), p.Detail)
+			t.row("  "+p.ID, p.Class, strings.TrimSpace(p.Manufacturer+" "+p.Model), st, strings.Join(p.Reasons, ","), detail(p))
 		}
 		t.flush()
 	}
@@ -184,7 +166,7 @@ func (a *app) printDevice(det api.DeviceDetail) error {
 
 // printState shows desired against reported state, flagging drift, with both documents.
 func (a *app) printState(desired, reported *fleet.DocState, drift bool, indent string) {
-	now, w := a.env.Now(), a.env.Stdout
+	w := a.env.Stdout
 	t := newTable(w)
 	for _, s := range []struct {
 		name string
@@ -194,7 +176,7 @@ func (a *app) printState(desired, reported *fleet.DocState, drift bool, indent s
 			t.row(indent+s.name, "none")
 			continue
 		}
-		row := []string{indent + s.name, fmt.Sprintf("v%d", s.st.Version), stamp(now, s.st.UpdatedAt)}
+		row := []string{indent + s.name, fmt.Sprintf("v%d", s.st.Version), a.stamp(s.st.UpdatedAt)}
 		if s.st.Error != "" {
 			row = append(row, "error: "+s.st.Error)
 		}
@@ -234,21 +216,12 @@ decommissioned kiosk. Revoking a revoked kiosk succeeds again. With -o json it p
 		Args:    args("ID"),
 		RunE: func(c *cobra.Command, argv []string) error {
 			var p problems
-			if err := a.setup(c, &p); err != nil {
+			return callHub(a, c, &p, "revoke device "+argv[0], func(ctx context.Context, hub *api.Client) (fleet.Device, error) {
+				return hub.Revoke(ctx, argv[0])
+			}, func(fleet.Device) error {
+				_, err := fmt.Fprintf(a.env.Stdout, "device %s revoked\n", argv[0])
 				return err
-			}
-			ctx, cancel := a.call(c, 0)
-			defer cancel()
-			// Client.Revoke drops the body; the hub answers with the revoked device (docs/api.md).
-			var d fleet.Device
-			if err := a.client.Do(ctx, http.MethodPost, api.Prefix+"/devices/"+url.PathEscape(argv[0])+"/revoke", nil, &d); err != nil {
-				return fmt.Errorf("revoke device %s: %w", argv[0], err)
-			}
-			if a.json {
-				return a.emitJSON(d)
-			}
-			fmt.Fprintf(a.env.Stdout, "device %s revoked\n", argv[0])
-			return nil
+			})
 		},
 	}
 }

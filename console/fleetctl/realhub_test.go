@@ -62,17 +62,19 @@ func TestAgainstRealHub(t *testing.T) {
 	}
 
 	fc("commands", "send", dev.ID, "ping", "--args", `{"n":1}`, "--wait", "20s").want(t, 0, []string{"succeeded", `"pong": true`}, nil)
-	fc("commands", "send", dev.ID, "no.such", "--wait", "20s").want(t, ExitCommandFailed, nil, []string{"failed: unknown command"})
-	fc("commands", "list", dev.ID, "--limit", "1").want(t, 0, []string{"no.such"}, nil)
+	// A kiosk without --devices runs the peripheral commands too, and says why they fail.
+	fc("commands", "send", dev.ID, "print-test-page", "--wait", "20s").want(t, ExitCommandFailed, nil, []string{"failed: print-test-page: this kiosk has no peripherals configured"})
+	fc("commands", "list", dev.ID, "--limit", "1").want(t, 0, []string{"print-test-page"}, nil)
+	fc("commands", "send", dev.ID, "diagnostics", "--wait", "20s").want(t, 0, []string{"succeeded", `"agentUptimeSeconds":`, `"oldestAgeSeconds":`, `"cpuPercent":`}, nil)
 
 	fc("state", "set", dev.ID, "--doc", `{"heartbeatInterval":"20s"}`).want(t, 0, []string{"is now v1"}, nil)
 	proctest.Eventually(t, 20*time.Second, "state applied", func() bool {
 		var s api.State
-		r := fc("state", "get", dev.ID, "-o", "json")
+		r := fc("state", "show", dev.ID, "-o", "json")
 		return json.Unmarshal([]byte(r.stdout), &s) == nil && !s.Drift && s.Reported != nil && s.Reported.Version == 1
 	})
 	fc("devices", "show", dev.ID).want(t, 0, []string{"online since", "Health (", "in sync at v1", "ping", "succeeded"}, nil)
-	fc("records", dev.ID, "--kind", "heartbeat", "--limit", "1").want(t, 0, []string{"heartbeat"}, nil)
+	fc("records", "list", dev.ID, "--kind", "heartbeat", "--limit", "1").want(t, 0, []string{"heartbeat"}, nil)
 
 	fc("devices", "show", "k-0000000000000000").want(t, ExitNotFound, nil, []string{"not_found (HTTP 404)"})
 	run(t, nil, map[string]string{"KF_HUB": env["KF_HUB"], "KF_TOKEN": "kfa_wrong"}, "devices", "list").

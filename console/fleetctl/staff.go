@@ -1,34 +1,16 @@
 package fleetctl
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
-
-// staffRequest is the body of the admin API's POST /oidc/admin/staff and
-// PUT /oidc/admin/staff/{username}.
-type staffRequest struct {
-	Username string   `json:"username,omitempty"`
-	Name     string   `json:"name,omitempty"`
-	Password string   `json:"password,omitempty"`
-	Roles    []string `json:"roles"`
-}
-
-// staffView is a staff account as the admin API shows it.
-type staffView struct {
-	ID       string   `json:"id"`
-	Username string   `json:"username"`
-	Name     string   `json:"name"`
-	Roles    []string `json:"roles"`
-	Locked   bool     `json:"locked"`
-	Failures int      `json:"failures"`
-}
 
 const staffRoles = "admin, fieldops, reviewer, developer"
 
@@ -65,20 +47,10 @@ The provider refuses a taken username or an unknown role with its reason.`,
 				p.add("--roles is required (a comma-separated list of %s; '' for none)", staffRoles)
 			}
 			pw := p.password(pwFile, a.env.Stdin)
-			if err := a.setup(c, &p); err != nil {
-				return err
-			}
-			ctx, cancel := a.call(c, 0)
-			defer cancel()
-			req := staffRequest{Username: argv[0], Name: name, Password: pw, Roles: nonNil(roles)}
-			var out staffView
-			if err := a.client.Do(ctx, http.MethodPost, adminStaffPath, req, &out); err != nil {
-				return fmt.Errorf("create staff account %s: %w", argv[0], err)
-			}
-			if a.json {
-				return a.emitJSON(out)
-			}
-			return a.staffTable(out)
+			req := api.StaffRequest{Username: argv[0], Name: name, Password: pw, Roles: nonNil(roles)}
+			return callHub(a, c, &p, "create staff account "+argv[0], func(ctx context.Context, hub *api.Client) (api.StaffAccount, error) {
+				return hub.CreateStaff(ctx, req)
+			}, a.staffTable)
 		},
 	}
 	f := cmd.Flags()
@@ -111,28 +83,20 @@ locked by too many of them.`,
 				p.required([2]string{"--password-file", pwFile})
 				pw = p.password(pwFile, a.env.Stdin)
 			}
-			if err := a.setup(c, &p); err != nil {
+			req := api.StaffRequest{Password: pw, Roles: nonNil(roles)}
+			return callHub(a, c, &p, "update staff account "+argv[0], func(ctx context.Context, hub *api.Client) (api.StaffAccount, error) {
+				return hub.UpdateStaff(ctx, argv[0], req)
+			}, func(out api.StaffAccount) error {
+				if err := a.staffTable(out); err != nil {
+					return err
+				}
+				what := "roles set"
+				if pw != "" {
+					what = "roles and password set"
+				}
+				_, err := fmt.Fprintf(a.env.Stdout, "\n%s; failed logins cleared (the account is unlocked)\n", what)
 				return err
-			}
-			ctx, cancel := a.call(c, 0)
-			defer cancel()
-			req := staffRequest{Password: pw, Roles: nonNil(roles)}
-			var out staffView
-			if err := a.client.Do(ctx, http.MethodPut, adminStaffPath+"/"+url.PathEscape(argv[0]), req, &out); err != nil {
-				return fmt.Errorf("update staff account %s: %w", argv[0], err)
-			}
-			if a.json {
-				return a.emitJSON(out)
-			}
-			if err := a.staffTable(out); err != nil {
-				return err
-			}
-			what := "roles set"
-			if pw != "" {
-				what = "roles and password set"
-			}
-			fmt.Fprintf(a.env.Stdout, "\n%s; failed logins cleared (the account is unlocked)\n", what)
-			return nil
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -141,7 +105,7 @@ locked by too many of them.`,
 	return cmd
 }
 
-func (a *app) staffTable(v staffView) error {
+func (a *app) staffTable(v api.StaffAccount) error {
 	t := newTable(a.env.Stdout, "ID", "USERNAME", "NAME", "ROLES")
 	t.row(v.ID, v.Username, v.Name, strings.Join(v.Roles, ","))
 	return t.flush()
@@ -167,15 +131,6 @@ func (p *problems) password(file string, stdin io.Reader) string {
 	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 	if s == "" {
 		p.add("--password-file %s: empty", file)
-	}
-	return s
-}
-
-// nonNil makes an absent list an empty one, which the API reads as "no roles" (null it reads the
-// same way, but [] says so).
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
 	}
 	return s
 }

@@ -22,7 +22,7 @@
 //	GET  /oidc/account/sessions, DELETE /oidc/account/sessions/{id}   the caller's sessions
 //	/oidc/admin/clients[/{id}], /oidc/admin/staff[/{username}]        role admin
 //
-// Kiosk assertions: see KioskClaims.
+// Kiosk assertions: see wire.KioskClaims.
 package identity
 
 import (
@@ -42,6 +42,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
 
 var (
@@ -266,10 +267,10 @@ func (p *Provider) routes() {
 	m.HandleFunc("GET "+logoutDone, p.serveLoggedOut)
 	m.HandleFunc("GET /oidc/account/sessions", p.serveListSessions)
 	m.HandleFunc("DELETE /oidc/account/sessions/{id}", p.serveRevokeSession)
-	m.HandleFunc("/oidc/admin/clients", p.serveClients)
-	m.HandleFunc("/oidc/admin/clients/{id}", p.serveClient)
-	m.HandleFunc("POST /oidc/admin/staff", p.serveCreateStaff)
-	m.HandleFunc("PUT /oidc/admin/staff/{username}", p.serveUpdateStaff)
+	m.HandleFunc(api.AdminClientsPath, p.serveClients)
+	m.HandleFunc(api.AdminClientsPath+"/{id}", p.serveClient)
+	m.HandleFunc("POST "+api.AdminStaffPath, p.serveCreateStaff)
+	m.HandleFunc("PUT "+api.AdminStaffPath+"/{username}", p.serveUpdateStaff)
 	m.Handle(PathPrefix, opH)
 	p.mux = m
 }

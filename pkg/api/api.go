@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 // Prefix is the path prefix of every versioned endpoint.
@@ -82,6 +83,10 @@ type Enrolled struct {
 	NotAfter      time.Time `json:"notAfter"`
 }
 
+// ValidDeviceID reports whether id is a device ID: 3 to 64 of a-z 0-9 -, not starting with a dash
+// (the hub answers 400 bad_request for any other in a path).
+func ValidDeviceID(id string) bool { return wire.ValidDeviceID(id) }
+
 // Devices is the body of GET /api/v1/devices?site=&region=&status=online|offline.
 type Devices struct {
 	Devices []fleet.Device `json:"devices"`
@@ -119,6 +124,19 @@ type State struct {
 	Reported *fleet.DocState `json:"reported,omitempty"`
 	Drift    bool            `json:"drift"`
 }
+
+// RecordClass says how a kiosk's outbox treats a record when it is full (fleet.Record.Class).
+type RecordClass = wire.Class
+
+// Record classes.
+const (
+	ClassTelemetry = wire.Telemetry // may be dropped, oldest first, when the kiosk's outbox is full
+	ClassBusiness  = wire.Business  // never dropped
+)
+
+// ValidKind reports whether k is a record kind, as the kind= filter of records takes it: 1 to 64
+// of a-z 0-9 . _ - starting with a letter (docs/protocol.md).
+func ValidKind(k string) bool { return wire.ValidKind(k) }
 
 // Records is the body of GET /api/v1/devices/{id}/records?kind=&after=&limit=.
 type Records struct {
