@@ -87,6 +87,7 @@ func TestChecksCatchBreakage(t *testing.T) {
 			Deps: []string{"fmt", "internal/synctest", "testing", m("drivers/transport/transporttest"), m("drivers/escpos/escpossim")}},
 		{ImportPath: m("agent/outbox"), Name: "outbox", Doc: "Package outbox is the queue.", Imports: []string{m("pkg/sqlitex")}},
 		{ImportPath: m("agent/link"), Name: "link", Imports: []string{m("agent/outbox"), m("pkg/wire")}},
+		{ImportPath: m("hub/store/sqlite"), Name: "sqlite", Doc: "Package sqlite stores.", Imports: []string{m("hub/store"), m("hub/identity")}},
 		{ImportPath: "internal/synctest", Name: "synctest", Standard: true},
 		{ImportPath: "testing", Name: "testing", Standard: true},
 	}
@@ -102,6 +103,7 @@ func TestChecksCatchBreakage(t *testing.T) {
 			"drivers/idcard imports e2e: nothing imports e2e",
 			"drivers/idcard imports agent/devices: drivers/ may import only drivers, pkg",
 			"tools/gen imports pkg/api: tools/ is not a folder of shared/ARCHITECTURE.md; add its import rule",
+			"hub/store/sqlite imports hub/identity: storage does not depend on the OIDC provider: its types live in hub/store",
 		}},
 		{"shipped", ShippedTestCode(pkgs), []string{
 			"drivers/cmd/devsim links testing, test code",
