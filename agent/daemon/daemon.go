@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"github.com/kioskfleet/kioskfleet/pkg/atomicfile"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,6 +21,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/agent/hoststat"
 	"github.com/kioskfleet/kioskfleet/agent/inbox"
 	"github.com/kioskfleet/kioskfleet/agent/link"
+	"github.com/kioskfleet/kioskfleet/agent/localapi"
 	"github.com/kioskfleet/kioskfleet/agent/outbox"
 	"github.com/kioskfleet/kioskfleet/drivers/transport"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
@@ -49,6 +52,9 @@ type Config struct {
 	Rescan time.Duration
 	// Commands adds command handlers to the built-in ones (ping, diagnostics, journal).
 	Commands map[string]Handler
+	// LocalAPI is the loopback host:port of the local device API (agent/localapi) for the kiosk
+	// shell and kiosk apps; "" or "0": off. It needs DevicesFile.
+	LocalAPI string
 }
 
 // Handler executes a command. Its output must be JSON (or nil).
@@ -67,6 +73,9 @@ type Agent struct {
 	handlers map[string]Handler
 	devs     *devices.Manager // nil without DevicesFile
 	usb      *transport.GoUSB // libusb, when a device or discovery needs it
+	local    *http.Server     // the local device API's; nil when off
+	localLn  net.Listener
+	localAPI *localapi.Server
 
 	mu       sync.Mutex
 	settings Settings
@@ -112,6 +121,10 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 		a.ob.Close()
 		return nil, err
 	}
+	if err := a.openLocalAPI(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	for k, h := range cfg.Commands {
 		a.handlers[k] = h
 	}
@@ -138,10 +151,13 @@ func (a *Agent) Outbox() outbox.Outbox { return a.ob }
 // Link returns the agent's link to the hub.
 func (a *Agent) Link() *link.Link { return a.link }
 
-// Close closes the outbox and libusb.
+// Close closes the outbox, libusb and the local API's listener if Run did not.
 func (a *Agent) Close() error {
 	if a.usb != nil {
 		a.usb.Close()
+	}
+	if a.localLn != nil {
+		a.localLn.Close()
 	}
 	return a.ob.Close()
 }
@@ -172,6 +188,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.devs != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = a.devs.Run(ctx) }()
+	}
+	if a.local != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.serveLocalAPI(ctx) }()
 	}
 	wg.Add(4)
 	go func() { defer wg.Done(); a.synthetic(ctx) }()
