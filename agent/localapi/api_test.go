@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -482,4 +483,14 @@ func TestBarcodeRead(t *testing.T) {
 		t.Error("a scanned code reached the log")
 	}
 	expect(t, c.Do("BarcodeReader.Read", nil, 200*time.Millisecond), "timeOut", "")
+
+	// Unplugged: the apps hear it, and a read is refused as deviceNotReady.
+	os.Remove(k.qrPath) // as udev does
+	k.qr.Unplug()
+	c.Next(10*time.Second, func(m localapitest.Msg) bool {
+		var v localapi.DeviceView
+		m.Decode(t, &v)
+		return m.Header.Name == "Common.StatusChangedEvent" && v.Device == "qr0" && !v.Connected && slices.Contains(v.Reasons, "disconnected")
+	})
+	expect(t, c.Do("BarcodeReader.Read", nil, 5*time.Second), "deviceNotReady", "")
 }

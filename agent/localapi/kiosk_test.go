@@ -60,6 +60,7 @@ type kiosk struct {
 	card    *idcardsim.Sim
 	receipt *escpossim.Pty
 	qr      *qrscansim.Sim
+	qrPath  string // the link the manager opens
 	a4      *ipptest.Printer
 	logs    *lockedBuffer
 }
@@ -99,7 +100,8 @@ func startKiosk(t testing.TB, o kioskOptions) *kiosk {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { k.qr.Close() })
-	entries = append(entries, profile.DeviceEntry{ID: "qr0", Profile: "saoma-qr20-serial", Path: link(t, k.qr.Path)})
+	k.qrPath = link(t, k.qr.Path)
+	entries = append(entries, profile.DeviceEntry{ID: "qr0", Profile: "saoma-qr20-serial", Path: k.qrPath})
 
 	if o.a4 {
 		if o.a4Job == "" {

@@ -55,7 +55,11 @@ func (j *job) result(out devices.JobOutcome, err error) (any, error) {
 		return nil, deviceErr(j.device, err)
 	}
 	if out.State == devices.JobCompleted {
-		return map[string]any{"device": j.device, "jobId": out.JobID, "state": out.State, "millis": out.Millis}, nil
+		done := map[string]any{"device": j.device, "state": out.State, "millis": out.Millis}
+		if out.JobID != 0 {
+			done["jobId"] = out.JobID
+		}
+		return done, nil
 	}
 	detail := map[string]any{"device": j.device, "state": out.State, "reasons": nonNil(out.Reasons)}
 	if out.JobID != 0 {

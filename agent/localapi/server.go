@@ -3,7 +3,7 @@
 // and the QR scanner. It listens on loopback only and is shaped after CEN XFS4IoT: every message
 // is {"header": {name, requestId, type, version, timeout}, "payload": {...}}; a command gets an
 // acknowledge, then events, then one completion with a completionCode; status changes come as
-// unsolicited events. See the package's README.md for the message catalogue.
+// unsolicited events. docs/localapi.md is the message catalogue.
 //
 // Only the shell's origin and registered kiosk apps may connect, and each app only to the
 // services its manifest asks for. One app at a time owns a device: while a command of it runs,
