@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -223,14 +222,4 @@ func expect(t testing.TB, r localapitest.Result, code, errorCode string) {
 			t.Fatalf("errorCode %q, want %q: %s", p.ErrorCode, errorCode, r.Completion.Raw)
 		}
 	}
-}
-
-// contains reports whether any of msgs contains s.
-func contains(msgs [][]byte, s string) bool {
-	for _, m := range msgs {
-		if strings.Contains(string(m), s) {
-			return true
-		}
-	}
-	return false
 }
