@@ -120,7 +120,7 @@ func TestBrowser(t *testing.T) {
 }
 
 // until waits for a state of the page, given as a JavaScript expression that may use text(sel),
-// the text of the element sel ('' when there is none). The page replaces #live every refresh, so
+// the text of the element sel (empty when there is none). The page replaces #live every refresh, so
 // the whole check runs in the page in one go (never query a node, then read it: it may be gone in
 // between). A navigation ends a poll early; the check then starts again on the new page.
 func until(t *testing.T, ctx context.Context, what, expr string) {
