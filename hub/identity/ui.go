@@ -137,7 +137,7 @@ func (p *Provider) view(r *http.Request, title string) *view {
 func (p *Provider) render(w http.ResponseWriter, page string, status int, v *view) {
 	var buf bytes.Buffer
 	if err := p.pages.t[page].ExecuteTemplate(&buf, "layout", v); err != nil {
-		p.log.Error("identity: render page", "page", page, "err", err)
+		p.log.Error("render page failed", "page", page, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
@@ -219,7 +219,7 @@ func (p *Provider) formCookieName() (name string, secure bool) {
 
 // refuseForm answers a form that failed checkForm, saying why.
 func (p *Provider) refuseForm(w http.ResponseWriter, r *http.Request, v *view, err error) {
-	p.log.Info("identity: form refused", "path", r.URL.Path, "err", err)
+	p.log.Info("form refused", "path", r.URL.Path, "err", err)
 	v.Error = "err_csrf"
 	if errors.Is(err, errNoFormCookie) {
 		v.Error = "err_cookie"
@@ -276,7 +276,7 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 		acct, err := p.PasswordLogin(r.Context(), r.PostForm.Get("username"), r.PostForm.Get("password"))
 		if err != nil {
 			if !errors.Is(err, ErrLogin) {
-				p.log.Error("identity: password login", "err", err)
+				p.log.Error("password login failed", "err", err)
 			}
 			v.Error, v.CSRF = "err_login", p.formToken(w, r, "login", v.ID)
 			p.render(w, "login", http.StatusUnauthorized, v)
@@ -293,7 +293,7 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 		s := BrowserSession{UserID: acct.ID, AMR: []string{"pwd"}, AuthTime: p.now()}
 		if !a.Kiosk {
 			if s, err = p.startSession(r.Context(), w, acct, s.AMR); err != nil {
-				p.log.Error("identity: browser session", "err", err)
+				p.log.Error("browser session failed", "err", err)
 				v.Error = "err_server"
 				p.render(w, "message", http.StatusInternalServerError, v)
 				return
@@ -331,7 +331,7 @@ func (p *Provider) continueAuth(w http.ResponseWriter, r *http.Request, a AuthRe
 	a.ACR = ACRPassword
 	a.Done = c.FirstParty
 	if err := p.st.SaveAuthRequest(r.Context(), a); err != nil {
-		p.log.Error("identity: save auth request", "err", err)
+		p.log.Error("save auth request failed", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
@@ -436,7 +436,7 @@ func (p *Provider) serveDevice(w http.ResponseWriter, r *http.Request) {
 	d, err := p.st.DeviceAuthByUserCode(r.Context(), code)
 	if err != nil || d.State != DevicePending || !p.now().Before(d.ExpiresAt) {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			p.log.Error("identity: device auth", "err", err)
+			p.log.Error("device auth failed", "err", err)
 		}
 		if !p.guess(s.UserID, true) {
 			v.Error = "err_guesses"

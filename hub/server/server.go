@@ -112,7 +112,7 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	if err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "hub.db"), log)
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "hub.db"), log.With("component", "store"))
 	if err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
@@ -214,7 +214,8 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn)}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
