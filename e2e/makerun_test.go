@@ -110,7 +110,8 @@ func cloneCheckout(t *testing.T) string {
 	dir := filepath.Join(t.TempDir(), "kioskfleet")
 	git := func(stdin []byte, args ...string) []byte {
 		t.Helper()
-		cmd := exec.Command("git", args...)
+		// The checkout may belong to another user than the one running the tests (CI as root).
+		cmd := exec.Command("git", append([]string{"-c", "safe.directory=*"}, args...)...)
 		cmd.Stdin = bytes.NewReader(stdin)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
@@ -120,7 +121,7 @@ func cloneCheckout(t *testing.T) string {
 		}
 		return out
 	}
-	if _, err := exec.Command("git", "-C", root, "rev-parse", "--git-dir").Output(); err != nil {
+	if _, err := exec.Command("git", "-c", "safe.directory=*", "-C", root, "rev-parse", "--git-dir").Output(); err != nil {
 		t.Skipf("skipping: %s is not a git checkout", root)
 	}
 	git(nil, "clone", "--quiet", root, dir)
