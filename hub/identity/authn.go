@@ -101,7 +101,7 @@ func (p *Provider) serveListSessions(w http.ResponseWriter, r *http.Request) {
 	}
 	gs, err := p.st.ListGrants(r.Context(), pr.Subject, p.now())
 	if err != nil {
-		p.log.Error("identity: list sessions", "err", err)
+		p.log.Error("list sessions failed", "err", err)
 		apiError(w, http.StatusInternalServerError, "internal", "could not list sessions")
 		return
 	}
@@ -282,7 +282,7 @@ func (p *Provider) serveCreateStaff(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, store.ErrExists):
 		apiError(w, http.StatusConflict, "conflict", "username taken")
 	case err != nil:
-		p.log.Error("identity: create staff", "err", err)
+		p.log.Error("create staff failed", "err", err)
 		apiError(w, http.StatusInternalServerError, "internal", "could not create account")
 	default:
 		writeJSON(w, http.StatusCreated, api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: a.Roles})
@@ -322,7 +322,7 @@ func (p *Provider) serveUpdateStaff(w http.ResponseWriter, r *http.Request) {
 		_, err = p.st.RecordLogin(r.Context(), a.ID, true, p.now())
 	}
 	if err != nil {
-		p.log.Error("identity: update staff", "err", err)
+		p.log.Error("update staff failed", "err", err)
 		apiError(w, http.StatusInternalServerError, "internal", "could not update account")
 		return
 	}

@@ -286,7 +286,7 @@ func (p *Provider) Run(ctx context.Context, interval time.Duration) error {
 			return ctx.Err()
 		case <-t.C:
 			if err := p.st.Purge(ctx, p.now().Add(-time.Hour)); err != nil && ctx.Err() == nil {
-				p.log.Warn("identity: purge", "err", err)
+				p.log.Warn("purge failed", "err", err)
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	_ "net/http/pprof"
@@ -76,6 +77,9 @@ Flags:
 	if err != nil {
 		return err
 	}
+	// Our code is handed log; the OpenID Provider library (zitadel/oidc) logs only through
+	// slog's default logger, which would otherwise write in the log package's format.
+	slog.SetDefault(log.With("component", "oidc"))
 	cfg := server.Config{
 		DataDir: *dataDir, Store: *storeURL, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, AdvertiseMQTT: *advertise, PublicURL: *publicURL,
 		Hosts: strings.Split(*hosts, ","), Version: version, Log: log,
@@ -101,7 +105,9 @@ Flags:
 	defer wg.Wait()
 	gcCtx, stopGC := context.WithCancel(ctx)
 	defer stopGC()
-	wg.Go(func() { gcheadroom.Run(gcCtx, gcheadroom.Config{Headroom: uint64(*headroom) << 20}, log) })
+	wg.Go(func() {
+		gcheadroom.Run(gcCtx, gcheadroom.Config{Headroom: uint64(*headroom) << 20}, log.With("component", "gcheadroom"))
+	})
 	return server.Run(ctx, cfg, func(i server.Info) {
 		fmt.Printf("fleet-hub %s ready\n  HTTP API:  %s/api/v1\n  OpenID:    %s/.well-known/openid-configuration\n  MQTT/TLS:  %s\n", version, i.HTTPURL, i.HTTPURL, i.MQTTAddr)
 		if len(i.Credentials) > 0 {
