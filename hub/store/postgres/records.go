@@ -15,7 +15,8 @@ import (
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
-// CommitBatches commits batches in one transaction of a few round trips, whatever their number:
+// CommitBatches commits batches in one transaction of a few round trips (six, one more when parked
+// records move), whatever their number:
 //
 //  1. It creates the epoch rows it has not seen, locks the rows of every (device, epoch) of the
 //     group in (device, epoch) order, and then reads their watermarks and parked seqs. The lock
@@ -27,10 +28,11 @@ import (
 //     in every parked record that is now contiguous, in seq order; a record beyond a gap is
 //     parked (a duplicate of a parked one is skipped). Effects are gathered for the records
 //     stored for the first time, each folded as if applied one by one.
-//  3. It writes it all: the new records in one multi-row insert (moved parked ones taken from
-//     pending_records in the same statement, so that ids follow seqs), the parked ones in
-//     another, the watermarks, each device's last-seen, health and peripherals in one update of
-//     its row (devices in ID order), reported states and command results; then commits.
+//  3. It writes it all: the new records in one COPY, in order, so that ids follow seqs (parked
+//     records that now move are first taken out of pending_records to take their place); then,
+//     in one round trip, the records parked now, the watermarks, each device's last-seen, health
+//     and peripherals in one update of its row (devices in ID order), reported states and
+//     command results; then it commits.
 //
 // Nothing is visible to others before the commit, and the commit returns once it is durable
 // (synchronous_commit, see the package comment).
@@ -81,13 +83,19 @@ type cursor struct {
 	parked map[uint64]*row
 }
 
-// row is a record to store in records or pending_records; r is nil for one moved from
-// pending_records.
+// row is a record to store in records or pending_records. One moved from pending_records is
+// known by its key (moved) until its columns are read back.
 type row struct {
-	epochID int64
-	seq     uint64
-	r       *store.IncomingRecord
-	recv    int64
+	epochID     int64
+	seq         uint64
+	moved       bool
+	kind, class string
+	devTS, recv int64
+	body        []byte
+}
+
+func newRow(epochID int64, r *store.IncomingRecord, recv int64) row {
+	return row{epochID: epochID, seq: r.Seq, kind: r.Kind, class: string(r.Class), devTS: r.TS, recv: recv, body: r.Body}
 }
 
 // devEffects is what a commit changes in one device's row.
@@ -258,9 +266,10 @@ func (c *commit) apply() {
 				if _, dup := cur.parked[r.Seq]; dup {
 					continue
 				}
-				cur.parked[r.Seq] = &row{epochID: cur.id, seq: r.Seq, r: r, recv: recv}
+				p := newRow(cur.id, r, recv)
+				cur.parked[r.Seq] = &p
 			default:
-				c.records = append(c.records, row{epochID: cur.id, seq: r.Seq, r: r, recv: recv})
+				c.records = append(c.records, newRow(cur.id, r, recv))
 				cur.upto++
 				for {
 					p, ok := cur.parked[cur.upto+1]
@@ -269,7 +278,7 @@ func (c *commit) apply() {
 					}
 					delete(cur.parked, cur.upto+1)
 					if p == nil { // parked in the database
-						p = &row{epochID: cur.id, seq: cur.upto + 1}
+						p = &row{epochID: cur.id, seq: cur.upto + 1, moved: true}
 						c.moves++
 					}
 					c.records = append(c.records, *p)
@@ -304,21 +313,11 @@ func (c *commit) effect(cur *cursor, r *store.IncomingRecord, recv int64) {
 }
 
 const (
-	insertRecords = `INSERT INTO records (epoch_id, seq, kind, class, device_ts, recv_ts, body)
-		SELECT epoch_id, seq, kind, class, device_ts, recv_ts, body
-		FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bytea[])
-			WITH ORDINALITY AS u(epoch_id, seq, kind, class, device_ts, recv_ts, body, n)
-		ORDER BY n`
-	// The same, with some rows (body NULL) taken from pending_records.
-	insertMovedRecords = `INSERT INTO records (epoch_id, seq, kind, class, device_ts, recv_ts, body)
-		SELECT u.epoch_id, u.seq, coalesce(u.kind, p.kind), coalesce(u.class, p.class),
-			coalesce(u.device_ts, p.device_ts), coalesce(u.recv_ts, p.recv_ts), coalesce(u.body, p.body)
-		FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bytea[])
-			WITH ORDINALITY AS u(epoch_id, seq, kind, class, device_ts, recv_ts, body, n)
-		LEFT JOIN pending_records p ON u.body IS NULL AND p.epoch_id = u.epoch_id AND p.seq = u.seq
-		ORDER BY u.n`
-	deleteMoved = `DELETE FROM pending_records p USING unnest($1::bigint[], $2::bigint[]) AS m(epoch_id, seq)
-		WHERE p.epoch_id = m.epoch_id AND p.seq = m.seq`
+	// takeMoved deletes parked records that are now contiguous and returns them, to be copied
+	// into records in their place.
+	takeMoved = `DELETE FROM pending_records p USING unnest($1::bigint[], $2::bigint[]) AS m(epoch_id, seq)
+		WHERE p.epoch_id = m.epoch_id AND p.seq = m.seq
+		RETURNING p.epoch_id, p.seq, p.kind, p.class, p.device_ts, p.recv_ts, p.body`
 	insertParked = `INSERT INTO pending_records (epoch_id, seq, kind, class, device_ts, recv_ts, body)
 		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bytea[])`
 	saveWatermarks = `UPDATE epochs e SET upto = u.upto FROM unnest($1::bigint[], $2::bigint[]) AS u(id, upto) WHERE e.id = u.id`
@@ -339,25 +338,22 @@ const (
 	updateCommand = `UPDATE commands SET state = $2, output = $3, error = $4, updated_at = $5 WHERE id = $1`
 )
 
-// write is step 3, in one round trip (the commit is another).
+// write is step 3: the records in one COPY (after reading back the parked ones that move, if
+// any), everything else in one round trip.
 func (c *commit) write(ctx context.Context, tx pgx.Tx) error {
-	b := &pgx.Batch{}
-	if len(c.records) > 0 {
-		q := insertRecords
-		if c.moves > 0 {
-			q = insertMovedRecords
-		}
-		b.Queue(q, columns(c.records)...)
-	}
 	if c.moves > 0 {
-		var eids, seqs []int64
-		for _, r := range c.records {
-			if r.r == nil {
-				eids, seqs = append(eids, r.epochID), append(seqs, int64(r.seq))
-			}
+		if err := c.takeMoved(ctx, tx); err != nil {
+			return err
 		}
-		b.Queue(deleteMoved, eids, seqs)
 	}
+	if len(c.records) > 0 {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"records"}, []string{"epoch_id", "seq", "kind", "class", "device_ts", "recv_ts", "body"},
+			&rowSource{rows: c.records})
+		if err != nil {
+			return fmt.Errorf("store: insert records: %w", err)
+		}
+	}
+	b := &pgx.Batch{}
 	var parked []row
 	var ids, uptos []int64
 	for _, cur := range c.order {
@@ -399,6 +395,52 @@ func (c *commit) write(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
+// takeMoved fills in the rows that move from pending_records, deleting them there.
+func (c *commit) takeMoved(ctx context.Context, tx pgx.Tx) error {
+	var eids, seqs []int64
+	at := map[[2]int64]*row{}
+	for i := range c.records {
+		if r := &c.records[i]; r.moved {
+			eids, seqs = append(eids, r.epochID), append(seqs, int64(r.seq))
+			at[[2]int64{r.epochID, int64(r.seq)}] = r
+		}
+	}
+	rows, _ := tx.Query(ctx, takeMoved, eids, seqs)
+	var p row
+	var seq int64
+	n, err := pgx.ForEachRow(rows, []any{&p.epochID, &seq, &p.kind, &p.class, &p.devTS, &p.recv, &p.body}, func() error {
+		if r := at[[2]int64{p.epochID, seq}]; r != nil {
+			p.seq = uint64(seq)
+			*r = p
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: move parked records: %w", err)
+	}
+	if int(n.RowsAffected()) != len(eids) {
+		return fmt.Errorf("store: move parked records: %d of %d found", n.RowsAffected(), len(eids))
+	}
+	return nil
+}
+
+// rowSource feeds rows to COPY.
+type rowSource struct {
+	rows []row
+	i    int
+	vals [7]any
+}
+
+func (s *rowSource) Next() bool { s.i++; return s.i <= len(s.rows) }
+func (s *rowSource) Err() error { return nil }
+
+// Values returns the current row's columns; COPY encodes them before it asks for the next row.
+func (s *rowSource) Values() ([]any, error) {
+	r := &s.rows[s.i-1]
+	s.vals = [7]any{r.epochID, int64(r.seq), r.kind, r.class, r.devTS, r.recv, r.body}
+	return s.vals[:], nil
+}
+
 // foldResults applies the group's command results, in order, to the states of the commands as
 // locked, following the life cycle (a disallowed transition or another device's command is
 // skipped: the record is still stored), and returns the IDs of the commands that changed, sorted.
@@ -419,19 +461,13 @@ func (c *commit) foldResults() []string {
 	return changed
 }
 
-// columns turns rows into the arrays of insertRecords' parameters; a moved row has NULLs.
+// columns turns rows into the arrays of insertParked's parameters.
 func columns(rows []row) []any {
 	n := len(rows)
-	eids, seqs, devTS, recv := make([]int64, n), make([]int64, n), make([]*int64, n), make([]*int64, n)
-	kinds, classes := make([]*string, n), make([]*string, n)
-	bodies := make([][]byte, n)
+	eids, seqs, devTS, recv := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	kinds, classes, bodies := make([]string, n), make([]string, n), make([][]byte, n)
 	for i, r := range rows {
-		eids[i], seqs[i] = r.epochID, int64(r.seq)
-		if r.r == nil {
-			continue
-		}
-		class := string(r.r.Class)
-		kinds[i], classes[i], devTS[i], recv[i], bodies[i] = &r.r.Kind, &class, &r.r.TS, &rows[i].recv, r.r.Body
+		eids[i], seqs[i], kinds[i], classes[i], devTS[i], recv[i], bodies[i] = r.epochID, int64(r.seq), r.kind, r.class, r.devTS, r.recv, r.body
 	}
 	return []any{eids, seqs, kinds, classes, devTS, recv, bodies}
 }
