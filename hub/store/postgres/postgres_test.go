@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -317,6 +318,49 @@ func BenchmarkCommitBatches(b *testing.B) {
 		b.Cleanup(func() { srv.DropDatabase(context.Background(), name) })
 		return open(b, url)
 	})
+}
+
+// BenchmarkCommitBatchesReplicas: n stores on one durable database (n hub replicas, each
+// committing one group at a time as hub/ingest does) commit groups of 20 devices x 100 records of
+// their own devices at once; records/s is their total.
+func BenchmarkCommitBatchesReplicas(b *testing.B) {
+	srv := durableServer(b)
+	for _, n := range []int{1, 3} {
+		b.Run(fmt.Sprintf("replicas=%d/devices=20/records=100", n), func(b *testing.B) {
+			name, url, err := srv.CreateDatabase(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { srv.DropDatabase(context.Background(), name) })
+			const devices, per = 20, 100
+			stores := make([]*postgres.Store, n)
+			for r := range stores {
+				stores[r] = open(b, url)
+				for d := range devices {
+					storetest.Enroll(b, stores[r], "sz", fmt.Sprintf("r%d-k%02d", r, d))
+				}
+			}
+			var ops atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			for r, s := range stores {
+				wg.Go(func() {
+					for next := uint64(1); ops.Add(1) <= int64(b.N); next += per {
+						group := make([]store.Batch, devices)
+						for d := range group {
+							group[d] = storetest.NewBatch(fmt.Sprintf("r%d-k%02d", r, d), "e", next, per, 200)
+						}
+						if _, err := s.CommitBatches(context.Background(), group); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N*devices*per)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
 }
 
 // durableServer starts a server with fsync on for b, stopped when b ends.
