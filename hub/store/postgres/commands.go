@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/store/internal/sqlrow"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -33,22 +34,8 @@ func (s *Store) CreateCommand(ctx context.Context, c store.Command) error {
 	return nil
 }
 
-const commandCols = `id, device_id, name, args, state, created_at, expires_at, delivered_at, updated_at, output, error`
-
-func scanCommand(row pgx.Row) (store.Command, error) {
-	var c store.Command
-	var state string
-	var created, expires, delivered, updated int64
-	var args, output []byte
-	err := row.Scan(&c.ID, &c.DeviceID, &c.Name, &args, &state, &created, &expires, &delivered, &updated, &output, &c.Error)
-	c.State = wire.CommandState(state)
-	c.Args, c.Output = args, output
-	c.CreatedAt, c.ExpiresAt, c.DeliveredAt, c.UpdatedAt = fromTS(created), fromTS(expires), fromTS(delivered), fromTS(updated)
-	return c, err
-}
-
 func collectCommands(rows pgx.Rows) ([]store.Command, error) {
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Command, error) { return scanCommand(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Command, error) { return sqlrow.Command(r) })
 	if err != nil {
 		return nil, fmt.Errorf("store: list commands: %w", err)
 	}
@@ -57,7 +44,7 @@ func collectCommands(rows pgx.Rows) ([]store.Command, error) {
 
 // GetCommand returns a command.
 func (s *Store) GetCommand(ctx context.Context, id string) (store.Command, error) {
-	c, err := scanCommand(s.pool.QueryRow(ctx, `SELECT `+commandCols+` FROM commands WHERE id = $1`, id))
+	c, err := sqlrow.Command(s.pool.QueryRow(ctx, `SELECT `+sqlrow.CommandCols+` FROM commands WHERE id = $1`, id))
 	if err != nil {
 		return store.Command{}, notFound(err, "command", id)
 	}
@@ -69,14 +56,14 @@ func (s *Store) ListCommands(ctx context.Context, deviceID string, limit int) ([
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, _ := s.pool.Query(ctx, `SELECT `+commandCols+` FROM commands WHERE device_id = $1 ORDER BY n DESC LIMIT $2`, deviceID, limit)
+	rows, _ := s.pool.Query(ctx, `SELECT `+sqlrow.CommandCols+` FROM commands WHERE device_id = $1 ORDER BY n DESC LIMIT $2`, deviceID, limit)
 	return collectCommands(rows)
 }
 
 // PendingCommands returns the device's queued or delivered commands not expired at now, oldest
 // first.
 func (s *Store) PendingCommands(ctx context.Context, deviceID string, now time.Time) ([]store.Command, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT `+commandCols+` FROM commands
+	rows, _ := s.pool.Query(ctx, `SELECT `+sqlrow.CommandCols+` FROM commands
 		WHERE device_id = $1 AND state IN ('queued', 'delivered') AND expires_at > $2 ORDER BY n`, deviceID, ts(now))
 	return collectCommands(rows)
 }
@@ -113,7 +100,7 @@ func (s *Store) ExpireCommands(ctx context.Context, now time.Time) ([]store.Comm
 			return err
 		}
 		rows, _ = tx.Query(ctx, `WITH x AS (UPDATE commands SET state = 'expired', updated_at = $1 WHERE id = ANY($2) RETURNING *)
-			SELECT `+commandCols+` FROM x ORDER BY n`, ts(now), ids)
+			SELECT `+sqlrow.CommandCols+` FROM x ORDER BY n`, ts(now), ids)
 		out, err = collectCommands(rows)
 		return err
 	})

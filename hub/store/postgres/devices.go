@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/store/internal/sqlrow"
 )
 
 // CreateSite stores a new site.
@@ -114,25 +115,9 @@ func (s *Store) EnrollDevice(ctx context.Context, tokenHash []byte, d store.Devi
 	return s.GetDevice(ctx, d.ID)
 }
 
-const deviceCols = `id, site_id, region, model, cert_serial, cert_expiry, cert_pem, enrolled_at, revoked_at,
-	online, presence_at, last_seen, agent_version, health, health_at, periph, periph_at`
-
-func scanDevice(row pgx.Row) (store.Device, error) {
-	var d store.Device
-	var certExp, enrolled, revoked, presence, lastSeen, healthAt, periphAt int64
-	var health, periph []byte
-	err := row.Scan(&d.ID, &d.SiteID, &d.Region, &d.Model, &d.CertSerial, &certExp, &d.CertPEM, &enrolled, &revoked,
-		&d.Online, &presence, &lastSeen, &d.AgentVersion, &health, &healthAt, &periph, &periphAt)
-	d.Health, d.Peripherals = health, periph
-	d.CertExpiry, d.EnrolledAt, d.RevokedAt = fromTS(certExp), fromTS(enrolled), fromTS(revoked)
-	d.Revoked = revoked != 0
-	d.PresenceAt, d.LastSeen, d.HealthAt, d.PeriphAt = fromTS(presence), fromTS(lastSeen), fromTS(healthAt), fromTS(periphAt)
-	return d, err
-}
-
 // GetDevice returns a device.
 func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) {
-	d, err := scanDevice(s.pool.QueryRow(ctx, `SELECT `+deviceCols+` FROM devices WHERE id = $1`, id))
+	d, err := sqlrow.Device(s.pool.QueryRow(ctx, `SELECT `+sqlrow.DeviceCols+` FROM devices WHERE id = $1`, id))
 	if err != nil {
 		return store.Device{}, notFound(err, "device", id)
 	}
@@ -153,12 +138,12 @@ func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]store.
 	if f.Online != nil {
 		where = append(where, "online = "+arg(*f.Online))
 	}
-	q := `SELECT ` + deviceCols + ` FROM devices`
+	q := `SELECT ` + sqlrow.DeviceCols + ` FROM devices`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
 	rows, _ := s.pool.Query(ctx, q+` ORDER BY id`, args...)
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Device, error) { return scanDevice(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Device, error) { return sqlrow.Device(r) })
 	if err != nil {
 		return nil, fmt.Errorf("store: list devices: %w", err)
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/store/internal/sqlrow"
 	"github.com/kioskfleet/kioskfleet/pkg/migrate"
 )
 
@@ -217,21 +218,8 @@ func invalid(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", store.ErrInvalid, fmt.Sprintf(format, a...))
 }
 
-// ts converts a time to the stored Unix nanoseconds, 0 for the zero time.
-func ts(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-// fromTS is the inverse of ts; times come back in UTC.
-func fromTS(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
+// Times are stored as Unix nanoseconds, as in the SQLite store.
+var ts, fromTS = sqlrow.Nanos, sqlrow.Time
 
 // orNull stores an empty byte string as NULL.
 func orNull(b []byte) []byte {
