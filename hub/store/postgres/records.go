@@ -15,8 +15,8 @@ import (
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
-// CommitBatches commits batches in one transaction of a few round trips (six, one more when parked
-// records move), whatever their number:
+// CommitBatches commits batches in one transaction of a few round trips (begin, lock and load,
+// copy, the rest, commit; one more when parked records move), whatever their number:
 //
 //  1. It creates the epoch rows it has not seen, locks the rows of every (device, epoch) of the
 //     group in (device, epoch) order, and then reads their watermarks and parked seqs. The lock
@@ -106,11 +106,10 @@ type devEffects struct {
 
 // effect is a heartbeat or peripherals body and the record that carried it.
 type effect struct {
-	body          []byte
-	at            int64
-	epochID       int64
-	seq           uint64
-	epoch, device string
+	body    []byte
+	at      int64
+	epochID int64
+	seq     uint64
 }
 
 func (e *effect) newer(epochID int64, seq uint64) bool {
