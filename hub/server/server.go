@@ -31,7 +31,8 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
 	"github.com/kioskfleet/kioskfleet/hub/store"
-	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite" // the embedded backend, sqlite:PATH
+	_ "github.com/kioskfleet/kioskfleet/hub/store/postgres" // the shared backend, postgres://...
+	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite"   // the embedded backend, sqlite:PATH
 )
 
 // Config configures a hub.

@@ -39,8 +39,8 @@ func run(args []string) error {
 		fmt.Fprint(fs.Output(), `Usage: fleet-hub [flags]
 
 Runs the kioskfleet hub on one machine: an embedded MQTT broker (TLS, one client certificate per
-kiosk, issued by the hub's own CA), the store (SQLite by default) and the HTTP API (/api/v1,
-/metrics, /healthz).
+kiosk, issued by the hub's own CA), the store (SQLite by default, or PostgreSQL) and the HTTP API
+(/api/v1, /metrics, /healthz).
 At first start it creates its CA and a bootstrap admin token in the data folder and prints the token.
 
 Every flag can also be set in the environment (KF_HUB_<FLAG>, e.g. KF_HUB_HTTP_ADDR) or in a YAML
@@ -53,7 +53,7 @@ Flags:
 	var (
 		cfgFile   = fs.String("config", "", "YAML config file")
 		dataDir   = fs.String("data", "var/hub", "data folder (CA, bootstrap token, the SQLite database by default)")
-		storeURL  = fs.String("store", "", "store URL: sqlite:PATH (default sqlite:<data>/hub.db)")
+		storeURL  = fs.String("store", "", "store URL: sqlite:PATH (default sqlite:<data>/hub.db) or postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=...] (PostgreSQL, for several hubs on one database)")
 		httpAddr  = fs.String("http-addr", "127.0.0.1:8080", "HTTP API listen address")
 		mqttAddr  = fs.String("mqtt-addr", "127.0.0.1:8883", "MQTT over TLS listen address")
 		advertise = fs.String("advertise-mqtt", "", "MQTT address told to enrolling kiosks (default: the listen address)")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/store/internal/sqlrow"
 )
 
 // CreateSite stores a new site.
@@ -118,25 +119,9 @@ func (s *Store) EnrollDevice(ctx context.Context, tokenHash []byte, d store.Devi
 	return s.GetDevice(ctx, d.ID)
 }
 
-const kioskCols = `id, site_id, region, model, cert_serial, cert_expiry, cert_pem, enrolled_at, revoked_at,
-	online, presence_at, last_seen, agent_version, health, health_at, periph, periph_at`
-
-func scanKiosk(sc interface{ Scan(...any) error }) (store.Device, error) {
-	var d store.Device
-	var certExp, enrolled, revoked, presence, lastSeen, healthAt, periphAt int64
-	var health, periph []byte
-	err := sc.Scan(&d.ID, &d.SiteID, &d.Region, &d.Model, &d.CertSerial, &certExp, &d.CertPEM, &enrolled, &revoked,
-		&d.Online, &presence, &lastSeen, &d.AgentVersion, &health, &healthAt, &periph, &periphAt)
-	d.Health, d.Peripherals = health, periph
-	d.CertExpiry, d.EnrolledAt, d.RevokedAt = fromTS(certExp), fromTS(enrolled), fromTS(revoked)
-	d.Revoked = revoked != 0
-	d.PresenceAt, d.LastSeen, d.HealthAt, d.PeriphAt = fromTS(presence), fromTS(lastSeen), fromTS(healthAt), fromTS(periphAt)
-	return d, err
-}
-
 // GetDevice returns a device.
 func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) {
-	d, err := scanKiosk(s.db.R.QueryRowContext(ctx, `SELECT `+kioskCols+` FROM devices WHERE id = ?`, id))
+	d, err := sqlrow.Device(s.db.R.QueryRowContext(ctx, `SELECT `+sqlrow.DeviceCols+` FROM devices WHERE id = ?`, id))
 	if err != nil {
 		return store.Device{}, notFound(err, "device", id)
 	}
@@ -174,7 +159,7 @@ func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]store.
 	if f.Online != nil {
 		where, args = append(where, "online = ?"), append(args, *f.Online)
 	}
-	q := `SELECT ` + kioskCols + ` FROM devices`
+	q := `SELECT ` + sqlrow.DeviceCols + ` FROM devices`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
@@ -185,7 +170,7 @@ func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]store.
 	defer rows.Close()
 	var out []store.Device
 	for rows.Next() {
-		d, err := scanKiosk(rows)
+		d, err := sqlrow.Device(rows)
 		if err != nil {
 			return nil, fmt.Errorf("store: list devices: %w", err)
 		}

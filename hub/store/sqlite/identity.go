@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/store/internal/sqlrow"
 	"github.com/kioskfleet/kioskfleet/pkg/sqlitex"
 )
 
@@ -21,19 +22,7 @@ type identityStore struct {
 	rot  *rotations
 }
 
-func idpTS(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func idpFromTS(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
+var idpTS, idpFromTS = sqlrow.Nanos, sqlrow.Time
 
 func idpList(l []string) string {
 	if l == nil {
