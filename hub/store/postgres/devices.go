@@ -126,28 +126,63 @@ func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) 
 
 // ListDevices returns the devices matching f, by id.
 func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]store.Device, error) {
-	var where []string
+	where, args := deviceWhere(f)
+	rows, _ := s.pool.Query(ctx, `SELECT `+sqlrow.DeviceCols+` FROM devices WHERE `+where+` ORDER BY id`, args...)
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Device, error) { return sqlrow.Device(r) })
+	if err != nil {
+		return nil, fmt.Errorf("store: list devices: %w", err)
+	}
+	return out, nil
+}
+
+// deviceWhere is the WHERE clause (never empty) that selects f's devices, with its arguments as
+// $1, $2...
+func deviceWhere(f store.DeviceFilter) (string, []any) {
 	var args []any
 	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	where := []string{"retired_at = 0"}
+	if f.Retired {
+		where[0] = "retired_at <> 0"
+	}
+	if len(f.IDs) > 0 {
+		where = append(where, "id = ANY("+arg(f.IDs)+")")
+	}
 	if f.SiteID != "" {
 		where = append(where, "site_id = "+arg(f.SiteID))
 	}
 	if f.Region != "" {
 		where = append(where, "starts_with(region, "+arg(f.Region)+")")
 	}
+	if f.Model != "" {
+		where = append(where, "model = "+arg(f.Model))
+	}
 	if f.Online != nil {
 		where = append(where, "online = "+arg(*f.Online))
 	}
-	q := `SELECT ` + sqlrow.DeviceCols + ` FROM devices`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
+	if !f.SeenBefore.IsZero() {
+		where = append(where, "NOT online AND greatest(last_seen, enrolled_at) < "+arg(ts(f.SeenBefore)))
 	}
-	rows, _ := s.pool.Query(ctx, q+` ORDER BY id`, args...)
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Device, error) { return sqlrow.Device(r) })
+	return strings.Join(where, " AND "), args
+}
+
+// RetireDevices retires the devices in service that f selects, in one statement.
+func (s *Store) RetireDevices(ctx context.Context, f store.DeviceFilter, at time.Time) ([]string, error) {
+	if at.IsZero() {
+		return nil, invalid("retirement without a time")
+	}
+	f.Retired = false
+	where, args := deviceWhere(f)
+	n := strconv.Itoa(len(args) + 1)
+	rows, _ := s.pool.Query(ctx, `UPDATE devices SET retired_at = $`+n+`,
+			revoked_at = CASE WHEN revoked_at = 0 THEN $`+n+` ELSE revoked_at END,
+			online = false, presence_at = greatest(presence_at, $`+n+`)
+		WHERE `+where+` RETURNING id`, append(args, ts(at))...)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("store: list devices: %w", err)
+		return nil, fmt.Errorf("store: retire devices: %w", err)
 	}
-	return out, nil
+	slices.Sort(ids)
+	return ids, nil
 }
 
 // DeviceCredentials lists every device's certificate serial and revocation.

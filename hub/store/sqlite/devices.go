@@ -3,8 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -128,7 +130,6 @@ func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) 
 	return d, nil
 }
 
-// ListDevices returns the devices matching f, by id.
 // DeviceCredentials lists every device's certificate serial and revocation.
 func (s *Store) DeviceCredentials(ctx context.Context) ([]store.DeviceCredential, error) {
 	rows, err := s.db.R.QueryContext(ctx, `SELECT id, cert_serial, revoked_at != 0 FROM devices ORDER BY id`)
@@ -147,23 +148,10 @@ func (s *Store) DeviceCredentials(ctx context.Context) ([]store.DeviceCredential
 	return out, rows.Err()
 }
 
+// ListDevices returns the devices matching f, by id.
 func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]store.Device, error) {
-	var where []string
-	var args []any
-	if f.SiteID != "" {
-		where, args = append(where, "site_id = ?"), append(args, f.SiteID)
-	}
-	if f.Region != "" {
-		where, args = append(where, "substr(region, 1, ?) = ?"), append(args, len(f.Region), f.Region)
-	}
-	if f.Online != nil {
-		where, args = append(where, "online = ?"), append(args, *f.Online)
-	}
-	q := `SELECT ` + sqlrow.DeviceCols + ` FROM devices`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	rows, err := s.db.R.QueryContext(ctx, q+` ORDER BY id`, args...)
+	where, args := deviceWhere(f)
+	rows, err := s.db.R.QueryContext(ctx, `SELECT `+sqlrow.DeviceCols+` FROM devices WHERE `+where+` ORDER BY id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list devices: %w", err)
 	}
@@ -177,6 +165,70 @@ func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]store.
 		out = append(out, d)
 	}
 	return out, rows.Err()
+}
+
+// deviceWhere is the WHERE clause (never empty) and its arguments that select f's devices.
+func deviceWhere(f store.DeviceFilter) (string, []any) {
+	where, args := []string{"retired_at = 0"}, []any{}
+	if f.Retired {
+		where[0] = "retired_at != 0"
+	}
+	if len(f.IDs) > 0 {
+		where = append(where, "id IN (SELECT value FROM json_each(?))")
+		ids, _ := json.Marshal(f.IDs)
+		args = append(args, string(ids))
+	}
+	if f.SiteID != "" {
+		where, args = append(where, "site_id = ?"), append(args, f.SiteID)
+	}
+	if f.Region != "" {
+		where, args = append(where, "substr(region, 1, ?) = ?"), append(args, len(f.Region), f.Region)
+	}
+	if f.Model != "" {
+		where, args = append(where, "model = ?"), append(args, f.Model)
+	}
+	if f.Online != nil {
+		where, args = append(where, "online = ?"), append(args, *f.Online)
+	}
+	if !f.SeenBefore.IsZero() {
+		where = append(where, "online = 0 AND max(last_seen, enrolled_at) < ?")
+		args = append(args, ts(f.SeenBefore))
+	}
+	return strings.Join(where, " AND "), args
+}
+
+// RetireDevices retires the devices in service that f selects, in one transaction.
+func (s *Store) RetireDevices(ctx context.Context, f store.DeviceFilter, at time.Time) ([]string, error) {
+	if at.IsZero() {
+		return nil, invalid("retirement without a time")
+	}
+	f.Retired = false
+	where, args := deviceWhere(f)
+	var ids []string
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		ids = ids[:0]
+		rows, err := tx.QueryContext(ctx, `UPDATE devices SET retired_at = ?,
+				revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END,
+				online = 0, presence_at = max(presence_at, ?)
+			WHERE `+where+` RETURNING id`, append([]any{ts(at), ts(at), ts(at)}, args...)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: retire devices: %w", err)
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 // updateDevice runs an UPDATE of one device row and maps "no row" to ErrNotFound.
