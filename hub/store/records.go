@@ -55,6 +55,10 @@ type Effect struct {
 	Reported    *wire.Reported      // State: the reported document
 	Health      json.RawMessage     // Devices: heartbeat body
 	Peripherals json.RawMessage     // Devices: peripherals body
+	// Events: an event of the unified stream (a kiosk's), stored unless its client and ID are
+	// stored already; the store sets its RecvTS to the batch's. One that CheckEvents refuses is
+	// skipped (the record is still stored).
+	Event *Event
 }
 
 // IncomingRecord is a record to commit, with the effect decoded from its body.

@@ -46,6 +46,7 @@ const (
 	KindReported    = "state.reported" // body: Reported
 	KindPeripherals = "peripherals"    // body: Peripherals
 	KindAlert       = "alert"          // body: Alert
+	KindEvent       = "event"          // body: Event (business class: never evicted)
 )
 
 // Record is one outbox entry. Seq is per device and epoch, starting at 1, without gaps.

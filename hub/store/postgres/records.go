@@ -141,6 +141,7 @@ type commit struct {
 	seenAt    map[string]int64  // when this process last wrote each device's last-seen
 	seenWrite map[string]int64  // last-seen writes of this commit
 	cmdState  map[string]cmdRow // locked commands' state, as folded
+	events    []store.Event     // kiosks' events of records stored for the first time
 }
 
 type cmdRow struct {
@@ -302,6 +303,13 @@ func (c *commit) effect(cur *cursor, r *store.IncomingRecord, recv int64) {
 			c.reported[cur.device] = &reported{Reported: *e.Reported, recv: recv}
 		}
 	}
+	if e.Event != nil {
+		ev := *e.Event
+		ev.RecvTS = fromTS(recv)
+		if err := store.CheckEvents([]store.Event{ev}); err == nil {
+			c.events = append(c.events, ev)
+		}
+	}
 	d := c.devices[cur.device]
 	if len(e.Health) > 0 && d.health.newer(cur.id, r.Seq) {
 		d.health = &effect{body: e.Health, at: recv, epochID: cur.id, seq: r.Seq}
@@ -390,6 +398,11 @@ func (c *commit) write(ctx context.Context, tx pgx.Tx) error {
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("store: commit batches: %w", err)
+	}
+	if len(c.events) > 0 {
+		if _, err := commitEvents(ctx, tx, c.events); err != nil {
+			return err
+		}
 	}
 	return nil
 }

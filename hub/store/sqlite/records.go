@@ -210,6 +210,15 @@ func (s *Store) applyEffect(ctx context.Context, p *stmts, c *cursor, r *store.I
 			return fmt.Errorf("store: health: %w", err)
 		}
 	}
+	if e.Event != nil {
+		ev := *e.Event
+		ev.RecvTS = fromTS(recv)
+		if err := store.CheckEvents([]store.Event{ev}); err != nil {
+			s.log.Warn("event record not stored as an event", "device", c.deviceID, "seq", r.Seq, "err", err)
+		} else if _, err := commitEvents(ctx, p, []store.Event{ev}); err != nil {
+			return err
+		}
+	}
 	if len(e.Peripherals) > 0 {
 		if _, err := p.exec(ctx, `UPDATE devices SET periph = ?, periph_at = ?, periph_epoch = ?, periph_seq = ?
 			WHERE id = ? AND (periph_epoch, periph_seq) < (?, ?)`,

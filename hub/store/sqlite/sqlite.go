@@ -1,7 +1,8 @@
 // Package sqlite is the hub's embedded store: store.Store on one SQLite file (WAL,
 // synchronous=FULL, one writer connection plus readers, see pkg/sqlitex), with its schema applied
 // from the numbered migrations in migrations/ when it opens. Numbers 0100-0199 belong to the
-// identity tables. Importing the package registers it with store.Open for URLs "sqlite:PATH".
+// identity tables, 0300-0399 to the data rooms (events, cases, ratings, outreach). Importing the
+// package registers it with store.Open for URLs "sqlite:PATH".
 package sqlite
 
 import (

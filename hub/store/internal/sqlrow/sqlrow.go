@@ -5,6 +5,8 @@
 package sqlrow
 
 import (
+	"encoding/json"
+
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
@@ -62,4 +64,60 @@ func Command(sc Scanner) (store.Command, error) {
 	c.Args, c.Output = args, output
 	c.CreatedAt, c.ExpiresAt, c.DeliveredAt, c.UpdatedAt = Time(created), Time(expires), Time(delivered), Time(updated)
 	return c, err
+}
+
+// EventCols are the columns of events that Event scans, and EventArgs gives, in order.
+const EventCols = `seq, client_id, id, v, type, channel, pseudonym, session, service, region, kiosk_id, site_id,
+	device_ts, recv_ts, props`
+
+// EventArgs returns the values of e for the columns of EventCols after seq.
+func EventArgs(e *store.Event) []any {
+	return []any{e.ClientID, e.ID, e.Version, e.Type, e.Channel, e.Pseudonym, e.Session, e.Service, e.Region,
+		e.KioskID, e.SiteID, Nanos(e.DeviceTS), Nanos(e.RecvTS), Props(e.Props)}
+}
+
+// Props encodes an event's properties as a JSON object, nil for none.
+func Props(p map[string]string) []byte {
+	if len(p) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(p) // a map of strings always marshals
+	return b
+}
+
+// Event scans a row of EventCols.
+func Event(sc Scanner) (store.Event, error) {
+	var e store.Event
+	var dev, recv int64
+	var props []byte
+	err := sc.Scan(&e.Seq, &e.ClientID, &e.ID, &e.Version, &e.Type, &e.Channel, &e.Pseudonym, &e.Session, &e.Service,
+		&e.Region, &e.KioskID, &e.SiteID, &dev, &recv, &props)
+	if err != nil {
+		return e, err
+	}
+	e.DeviceTS, e.RecvTS = Time(dev), Time(recv)
+	if len(props) > 0 {
+		err = json.Unmarshal(props, &e.Props)
+	}
+	return e, err
+}
+
+// Rows is *sql.Rows or pgx.Rows.
+type Rows interface {
+	Scanner
+	Next() bool
+	Err() error
+}
+
+// Events scans every row of EventCols (never nil).
+func Events(rows Rows) ([]store.Event, error) {
+	out := []store.Event{}
+	for rows.Next() {
+		e, err := Event(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
 }

@@ -1,0 +1,263 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/store/internal/rollup"
+	"github.com/kioskfleet/kioskfleet/hub/store/internal/sqlrow"
+)
+
+// CommitEvents stores new events and folds them into the rollups, in one transaction.
+func (s *Store) CommitEvents(ctx context.Context, evs []store.Event) ([]bool, error) {
+	if err := store.CheckEvents(evs); err != nil {
+		return nil, err
+	}
+	var news []bool
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		p := newStmts(tx)
+		defer p.close()
+		var err error
+		news, err = commitEvents(ctx, p, evs)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return news, nil
+}
+
+const insertEvent = `INSERT INTO events (` + sqlrow.EventCols + `) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (client_id, id) DO NOTHING`
+
+// commitEvents is CommitEvents inside a transaction (also the effect of a kiosk's event record).
+func commitEvents(ctx context.Context, p *stmts, evs []store.Event) ([]bool, error) {
+	news := make([]bool, len(evs))
+	fresh := make([]store.Event, 0, len(evs))
+	for i := range evs {
+		res, err := p.exec(ctx, insertEvent, sqlrow.EventArgs(&evs[i])...)
+		if err != nil {
+			return nil, fmt.Errorf("store: insert event: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			news[i] = true
+			fresh = append(fresh, evs[i])
+		}
+	}
+	d := rollup.Of(fresh)
+	for _, k := range d.Keys() {
+		if err := mergeCell(ctx, p, k, d.Cells[k]); err != nil {
+			return nil, err
+		}
+	}
+	if err := addUses(ctx, p, d.Uses); err != nil {
+		return nil, err
+	}
+	return news, nil
+}
+
+func mergeCell(ctx context.Context, p *stmts, k rollup.Key, add *rollup.Cell) error {
+	var events int64
+	var b []byte
+	err := p.queryRow(ctx, `SELECT events, citizens FROM rollups WHERE kind = ? AND k1 = ? AND k2 = ? AND k3 = ? AND bucket = ?`,
+		k.Kind, k.K1, k.K2, k.K3, k.Bucket).Scan(&events, &b)
+	if err != nil && err != sql.ErrNoRows {
+		return fmt.Errorf("store: rollup: %w", err)
+	}
+	sk, err := rollup.DecodeSketch(b)
+	if err != nil {
+		return fmt.Errorf("store: rollup %v: %w", k, err)
+	}
+	sk.Merge(add.Citizens)
+	if _, err := p.exec(ctx, `INSERT INTO rollups (kind, k1, k2, k3, bucket, events, citizens) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (kind, k1, k2, k3, bucket) DO UPDATE SET events = excluded.events, citizens = excluded.citizens`,
+		k.Kind, k.K1, k.K2, k.K3, k.Bucket, events+add.Events, sk.Encode()); err != nil {
+		return fmt.Errorf("store: rollup: %w", err)
+	}
+	return nil
+}
+
+// addUses records first uses of services and counts the co-use pairs they add.
+func addUses(ctx context.Context, p *stmts, uses []rollup.Use) error {
+	byPseudonym := map[string][]rollup.Use{}
+	for _, u := range uses {
+		byPseudonym[u.Pseudonym] = append(byPseudonym[u.Pseudonym], u)
+	}
+	pairs := map[[2]string]int64{}
+	for _, ps := range slices.Sorted(maps.Keys(byPseudonym)) {
+		old, err := servicesUsed(ctx, p.tx, ps)
+		if err != nil {
+			return err
+		}
+		var added []string
+		for _, u := range byPseudonym[ps] {
+			res, err := p.exec(ctx, `INSERT INTO service_use (pseudonym, service, first_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+				u.Pseudonym, u.Service, u.At)
+			if err != nil {
+				return fmt.Errorf("store: service use: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				added = append(added, u.Service)
+			}
+		}
+		for _, pr := range rollup.CoUsePairs(old, added) {
+			pairs[pr]++
+		}
+	}
+	for _, pr := range slices.SortedFunc(maps.Keys(pairs), comparePair) {
+		if _, err := p.exec(ctx, `INSERT INTO co_use (a, b, citizens) VALUES (?, ?, ?)
+			ON CONFLICT (a, b) DO UPDATE SET citizens = co_use.citizens + excluded.citizens`, pr[0], pr[1], pairs[pr]); err != nil {
+			return fmt.Errorf("store: co-use: %w", err)
+		}
+	}
+	return nil
+}
+
+func comparePair(a, b [2]string) int {
+	if c := strings.Compare(a[0], b[0]); c != 0 {
+		return c
+	}
+	return strings.Compare(a[1], b[1])
+}
+
+func servicesUsed(ctx context.Context, q querier, pseudonym string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT service FROM service_use WHERE pseudonym = ? ORDER BY service`, pseudonym)
+	if err != nil {
+		return nil, fmt.Errorf("store: services used: %w", err)
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var sv string
+		if err := rows.Scan(&sv); err != nil {
+			return nil, fmt.Errorf("store: services used: %w", err)
+		}
+		out = append(out, sv)
+	}
+	return out, rows.Err()
+}
+
+// ServicesUsed returns the services a pseudonym used.
+func (s *Store) ServicesUsed(ctx context.Context, pseudonym string) ([]string, error) {
+	return servicesUsed(ctx, s.db.R, pseudonym)
+}
+
+// CoUsed returns the services most used by those who used one of used.
+func (s *Store) CoUsed(ctx context.Context, used []string, minCitizens, limit int) ([]store.CoUse, error) {
+	out := []store.CoUse{}
+	if len(used) == 0 {
+		return out, nil
+	}
+	if limit <= 0 {
+		limit = 10
+	}
+	marks := strings.TrimSuffix(strings.Repeat("?,", len(used)), ",")
+	args := make([]any, 0, 2*len(used)+2)
+	for _, u := range used {
+		args = append(args, u)
+	}
+	args = append(args, args...)
+	args = append(args, minCitizens, limit)
+	rows, err := s.db.R.QueryContext(ctx, `SELECT a, b, citizens FROM co_use WHERE a IN (`+marks+`) AND b NOT IN (`+marks+`)
+		AND citizens >= ? ORDER BY citizens DESC, b, a LIMIT ?`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: co-use: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c store.CoUse
+		if err := rows.Scan(&c.From, &c.To, &c.Citizens); err != nil {
+			return nil, fmt.Errorf("store: co-use: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// ListEvents returns events in insertion order.
+func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Event, error) {
+	if f.Limit <= 0 {
+		f.Limit = 1000
+	}
+	rows, err := s.db.R.QueryContext(ctx, `SELECT `+sqlrow.EventCols+` FROM events WHERE seq > ?
+		AND (? = '' OR pseudonym = ?) AND (? = '' OR type = ?) ORDER BY seq LIMIT ?`,
+		f.AfterSeq, f.Pseudonym, f.Pseudonym, f.Type, f.Type, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: list events: %w", err)
+	}
+	defer rows.Close()
+	out, err := sqlrow.Events(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: list events: %w", err)
+	}
+	return out, nil
+}
+
+// purgeChunk bounds the rows one purge transaction deletes, so that ingestion waits for the
+// writer at most a few milliseconds at a time.
+const purgeChunk = 5000
+
+// PurgeEvents deletes raw events received before t, a chunk per transaction.
+func (s *Store) PurgeEvents(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		var n int64
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE recv_ts < ? LIMIT ?)`,
+				ts(before), purgeChunk)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("store: purge events: %w", err)
+		}
+		total += n
+		if n < purgeChunk {
+			return total, nil
+		}
+	}
+}
+
+// scanRollups calls add for every rollup row of sc.
+func (s *Store) scanRollups(ctx context.Context, sc rollup.Scan, add func(rollup.Row)) error {
+	rows, err := s.db.R.QueryContext(ctx, `SELECT k1, k2, k3, bucket, events, citizens FROM rollups
+		WHERE kind = ? AND bucket >= ? AND bucket < ? AND (? = '' OR k1 = ?) AND (? = '' OR k2 = ?)
+		AND substr(k3, 1, length(?)) = ?`,
+		sc.Kind, sc.From, sc.To, sc.K1, sc.K1, sc.K2, sc.K2, sc.K3Prefix, sc.K3Prefix)
+	if err != nil {
+		return fmt.Errorf("store: rollups: %w", err)
+	}
+	defer rows.Close()
+	r := rollup.Row{Key: rollup.Key{Kind: sc.Kind}}
+	for rows.Next() {
+		if err := rows.Scan(&r.K1, &r.K2, &r.K3, &r.Bucket, &r.Events, &r.Citizens); err != nil {
+			return fmt.Errorf("store: rollups: %w", err)
+		}
+		add(r)
+	}
+	return rows.Err()
+}
+
+// Heat answers a heat query from the rollups.
+func (s *Store) Heat(ctx context.Context, q store.HeatQuery) ([]store.HeatCell, error) {
+	return rollup.QueryHeat(ctx, s.scanRollups, q)
+}
+
+// Funnel answers a funnel query from the rollups.
+func (s *Store) Funnel(ctx context.Context, q store.FunnelQuery) ([]store.FunnelStep, error) {
+	return rollup.QueryFunnel(ctx, s.scanRollups, q)
+}
+
+// SearchMisses answers a search-miss query from the rollups.
+func (s *Store) SearchMisses(ctx context.Context, q store.MissQuery) ([]store.SearchMiss, error) {
+	return rollup.QueryMisses(ctx, s.scanRollups, q)
+}

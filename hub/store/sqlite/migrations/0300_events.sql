@@ -1,0 +1,52 @@
+-- The unified event stream (store.Events) and its rollups. Numbers 0300-0399 belong to the
+-- data rooms: events, cases, ratings, outreach.
+
+-- Raw events, deduplicated by (client_id, id), purged after the retention.
+CREATE TABLE events (
+    seq       INTEGER PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    id        TEXT NOT NULL,
+    v         INTEGER NOT NULL,
+    type      TEXT NOT NULL,
+    channel   TEXT NOT NULL,
+    pseudonym TEXT NOT NULL,
+    session   TEXT NOT NULL,
+    service   TEXT NOT NULL,
+    region    TEXT NOT NULL,
+    kiosk_id  TEXT NOT NULL,
+    site_id   TEXT NOT NULL,
+    device_ts INTEGER NOT NULL,
+    recv_ts   INTEGER NOT NULL,
+    props     BLOB,
+    UNIQUE (client_id, id)
+);
+CREATE INDEX events_recv ON events (recv_ts);
+CREATE INDEX events_pseudonym ON events (pseudonym, seq);
+
+-- Rollup cells (hub/store/internal/rollup): events and a distinct-citizen sketch per key.
+CREATE TABLE rollups (
+    kind     TEXT NOT NULL,
+    k1       TEXT NOT NULL,
+    k2       TEXT NOT NULL,
+    k3       TEXT NOT NULL,
+    bucket   INTEGER NOT NULL,
+    events   INTEGER NOT NULL,
+    citizens BLOB NOT NULL,
+    PRIMARY KEY (kind, k1, k2, k3, bucket)
+) WITHOUT ROWID;
+CREATE INDEX rollups_bucket ON rollups (kind, bucket);
+
+-- Which services each pseudonym used, and how many citizens used both of two services.
+CREATE TABLE service_use (
+    pseudonym TEXT NOT NULL,
+    service   TEXT NOT NULL,
+    first_at  INTEGER NOT NULL,
+    PRIMARY KEY (pseudonym, service)
+) WITHOUT ROWID;
+
+CREATE TABLE co_use (
+    a        TEXT NOT NULL,
+    b        TEXT NOT NULL,
+    citizens INTEGER NOT NULL,
+    PRIMARY KEY (a, b)
+) WITHOUT ROWID;
