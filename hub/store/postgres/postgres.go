@@ -1,10 +1,10 @@
 // Package postgres is the hub's shared store: store.Store on PostgreSQL through a pgx connection
 // pool, for several hub replicas on one database. Its schema is the numbered migrations in
 // migrations/ (PostgreSQL's dialect of the SQLite store's; 0100-0199 are the identity tables,
-// 0300-0399 the data rooms'),
-// applied by pkg/migrate when it opens, one replica at a time. Importing the package registers it
-// with store.Open for URLs "postgres://..." and "postgresql://..." (libpq's URL and keyword forms,
-// and pgx's pool_* parameters, see pgxpool.ParseConfig).
+// 0300-0399 the data rooms'), applied by pkg/migrate when it opens, one replica at a time.
+// Importing the package registers it with store.Open for URLs "postgres://..." and
+// "postgresql://..." (libpq's URL and keyword forms, and pgx's pool_* parameters, see
+// pgxpool.ParseConfig).
 //
 // Durability: every transaction commits with synchronous_commit=on unless the URL asks for
 // another level (for example synchronous_commit=remote_apply with synchronous standbys); never
