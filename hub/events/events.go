@@ -14,11 +14,15 @@
 package events
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
@@ -30,9 +34,10 @@ const DefaultK = 10
 // DefaultRetention is how long raw events are kept.
 const DefaultRetention = 180 * 24 * time.Hour
 
-// Store is the storage the room needs.
+// Store is the storage the room needs: its domain, and the kiosks and clients events come from.
 type Store interface {
 	store.Events
+	Kiosks
 }
 
 // Config configures the room. Zero values take the defaults shown.
@@ -56,6 +61,10 @@ type Config struct {
 	Window    time.Duration
 	MaxEvents int
 	Queue     int
+	// ClientRate is how many events a second each client may send (20,000), ClientBurst how
+	// many at once (twice the rate, at least MaxBatch).
+	ClientRate  float64
+	ClientBurst float64
 
 	Now func() time.Time
 	Log *slog.Logger
@@ -91,6 +100,12 @@ func (c *Config) defaults() error {
 	if c.Queue <= 0 {
 		c.Queue = 50_000
 	}
+	if c.ClientRate <= 0 {
+		c.ClientRate = 20_000
+	}
+	if c.ClientBurst < max(2*c.ClientRate, MaxBatch) {
+		c.ClientBurst = max(2*c.ClientRate, MaxBatch)
+	}
 	if c.Channels == nil {
 		c.Channels = DefaultChannels
 	}
@@ -105,14 +120,24 @@ func (c *Config) defaults() error {
 
 // Events is the room. Create with New; Run runs its committer and purger.
 type Events struct {
-	cfg Config
-	st  Store
-	ps  *Pseudonyms
-	log *slog.Logger
+	cfg    Config
+	st     Store
+	ps     *Pseudonyms
+	log    *slog.Logger
+	m      *metrics
+	limits *limiter
+	kiosks Kiosks
+	kc     kioskCache
+
+	qmu    sync.Mutex
+	q      []*pending // submissions waiting for the committer, in arrival order
+	queued int        // their events
+	closed bool
+	wake   chan struct{}
 }
 
-// New returns the room on st.
-func New(cfg Config, st Store) (*Events, error) {
+// New returns the room on st. reg may be nil.
+func New(cfg Config, st Store, reg prometheus.Registerer) (*Events, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
@@ -120,7 +145,49 @@ func New(cfg Config, st Store) (*Events, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Events{cfg: cfg, st: st, ps: ps, log: cfg.Log}, nil
+	m := newMetrics()
+	if reg != nil {
+		if err := m.register(reg); err != nil {
+			return nil, fmt.Errorf("events: metrics: %w", err)
+		}
+	}
+	return &Events{cfg: cfg, st: st, ps: ps, log: cfg.Log, m: m, wake: make(chan struct{}, 1), kiosks: st,
+		kc:     kioskCache{devs: map[string]cachedDevice{}},
+		limits: &limiter{rate: cfg.ClientRate, burst: cfg.ClientBurst, buckets: map[string]*bucket{}}}, nil
+}
+
+// Run commits submitted events and purges those beyond the retention until ctx ends; then it
+// refuses new submissions, commits what is queued and returns.
+func (ev *Events) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { ev.purgeLoop(ctx) })
+	ev.commitLoop(ctx)
+	wg.Wait()
+	return nil
+}
+
+func (ev *Events) purgeLoop(ctx context.Context) {
+	t := time.NewTicker(ev.cfg.PurgeEvery)
+	defer t.Stop()
+	for {
+		if _, err := ev.Purge(ctx); err != nil && ctx.Err() == nil {
+			ev.log.Warn("event purge failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Purge deletes the raw events received before the retention; rollups stay.
+func (ev *Events) Purge(ctx context.Context) (int64, error) {
+	n, err := ev.st.PurgeEvents(ctx, ev.cfg.Now().Add(-ev.cfg.Retention))
+	if n > 0 {
+		ev.log.Info("events purged", "events", n, "retention", ev.cfg.Retention)
+	}
+	return n, err
 }
 
 // K is the suppression threshold in force.

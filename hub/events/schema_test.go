@@ -25,7 +25,7 @@ func newRoom(t testing.TB, mod ...func(*Config)) *Events {
 	for _, m := range mod {
 		m(&cfg)
 	}
-	ev, err := New(cfg, nil)
+	ev, err := New(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

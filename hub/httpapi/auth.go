@@ -11,8 +11,10 @@ import (
 
 // Principal is an authenticated caller.
 type Principal struct {
-	Subject string
-	Roles   []string
+	Subject  string
+	Roles    []string
+	ClientID string // the client an access token was issued to (none for the bootstrap token)
+	KioskID  string // the kiosk a citizen's session was opened at, if any
 }
 
 // Has reports whether p has any of roles.

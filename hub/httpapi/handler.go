@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,9 +28,10 @@ var (
 type none struct{}
 
 // route serves pattern ("GET /sites", under api.Prefix) with h, the one way every endpoint runs:
-// authenticate and authorize the caller (unless roles is anyone), decode the strict JSON body
-// into Req (unless Req is none), call h, and encode its answer with status, or map its error to a
-// status code (writeErr).
+// authenticate and authorize the caller (unless roles is anyone), pass the pattern's gate if it
+// has one (admission before the body is read), decode the strict JSON body into Req (unless Req
+// is none), call h, and encode its answer with status, or map its error to a status code
+// (writeErr).
 func route[Req, Resp any](a *API, pattern string, roles []string, status int, h func(r *http.Request, req Req) (Resp, error)) {
 	method, path, _ := strings.Cut(pattern, " ")
 	a.mux.HandleFunc(method+" "+api.Prefix+path, func(w http.ResponseWriter, r *http.Request) {
@@ -38,6 +40,13 @@ func route[Req, Resp any](a *API, pattern string, roles []string, status int, h 
 				if err := a.authorize(w, r, roles); err != nil {
 					return out, err
 				}
+			}
+			if gate := a.gates[pattern]; gate != nil {
+				release, err := gate(w, r)
+				if err != nil {
+					return out, err
+				}
+				defer release()
 			}
 			var req Req
 			if _, bodiless := any(req).(none); !bodiless {
@@ -86,6 +95,9 @@ func (a *API) writeErr(w http.ResponseWriter, err error) {
 	default:
 		a.cfg.Log.Error("api internal error", "err", err)
 		ae = apiErr(http.StatusInternalServerError, "internal", "internal error")
+	}
+	if ae.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(time.Second, ae.RetryAfter.Round(time.Second))/time.Second)))
 	}
 	writeJSON(w, ae.Status, api.ErrorBody{Error: *ae})
 }

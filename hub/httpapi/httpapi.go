@@ -49,13 +49,24 @@ type Config struct {
 	CertTTL  time.Duration // device certificate validity (default 365 days)
 	Version  string
 	Now      func() time.Time
+
+	// Events takes the channels' event batches (hub/events), Clients authenticates channel
+	// clients for it; EventsInFlight bounds the batches handled at once (default 256).
+	Events         EventIntake
+	Clients        ClientAuthenticator
+	EventsInFlight int
 }
 
 // API is the HTTP API handler.
 type API struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg   Config
+	mux   *http.ServeMux
+	gates map[string]gate // by route pattern, set before the route
 }
+
+// A gate admits a request to its route before the body is read, or refuses it (a full queue);
+// release is called when the request is done.
+type gate func(w http.ResponseWriter, r *http.Request) (release func(), err error)
 
 // New returns the API handler.
 func New(cfg Config) *API {
@@ -68,7 +79,10 @@ func New(cfg Config) *API {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	a := &API{cfg: cfg, mux: http.NewServeMux()}
+	if cfg.EventsInFlight <= 0 {
+		cfg.EventsInFlight = 256
+	}
+	a := &API{cfg: cfg, mux: http.NewServeMux(), gates: map[string]gate{}}
 	a.healthRoutes()
 	a.siteRoutes()
 	a.enrollRoutes()
@@ -76,6 +90,7 @@ func New(cfg Config) *API {
 	a.commandRoutes()
 	a.stateRoutes()
 	a.recordRoutes()
+	a.eventRoutes()
 	a.mux.HandleFunc(api.Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, apiErr(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

@@ -34,6 +34,16 @@ type Store interface {
 	store.State
 }
 
+// RecordHook gives the records of a kind their effect for a room other than ingest (hub/events
+// for wire.KindEvent), so that ingest's own effects stay its own: it is called for every such
+// record before its batch is queued for commit, may set the record's Effect and rewrite its Body
+// (to keep what it refuses out of the stored record), and the store applies the effect in the
+// transaction that first stores the record, exactly once. An error is counted and logged as a
+// rejected body; the record is stored all the same.
+type RecordHook interface {
+	RecordEffect(ctx context.Context, deviceID string, r *store.IncomingRecord) error
+}
+
 // ConnectedChecker is an optional capability of a Bus: whether a device has a live session.
 type ConnectedChecker interface {
 	Connected(deviceID string) bool
@@ -54,6 +64,8 @@ type Config struct {
 	SweepEvery time.Duration
 	// Now is the hub clock (default time.Now).
 	Now func() time.Time
+	// Hooks give the records of their kind (the key) their effect.
+	Hooks map[string]RecordHook
 }
 
 func (c *Config) defaults() {
@@ -122,7 +134,7 @@ func (g *Ingest) Subscribe(ctx context.Context) error {
 		ch wire.Channel
 		fn func(string, string, []byte)
 	}{
-		{wire.ChUp, g.onUp},
+		{wire.ChUp, func(dev, topic string, p []byte) { g.onUp(ctx, dev, topic, p) }},
 		{wire.ChHello, func(dev, topic string, p []byte) { g.onHello(ctx, dev, topic, p) }},
 		{wire.ChPresence, func(dev, topic string, p []byte) { g.onPresence(ctx, dev, topic, p) }},
 	}
@@ -235,7 +247,7 @@ func topicDevice(dev, topic string, want wire.Channel) error {
 	return nil
 }
 
-func (g *Ingest) onUp(dev, topic string, payload []byte) {
+func (g *Ingest) onUp(ctx context.Context, dev, topic string, payload []byte) {
 	if err := topicDevice(dev, topic, wire.ChUp); err != nil {
 		g.reject(dev, wire.ChUp, err)
 		return
@@ -248,7 +260,14 @@ func (g *Ingest) onUp(dev, topic string, payload []byte) {
 	}
 	batch := store.Batch{DeviceID: id, Epoch: b.Epoch, RecvTS: g.cfg.Now(), Records: make([]store.IncomingRecord, len(b.Records))}
 	for i, r := range b.Records {
-		batch.Records[i] = store.IncomingRecord{Record: r, Effect: g.effect(id, r)}
+		batch.Records[i] = store.IncomingRecord{Record: r}
+		if h := g.cfg.Hooks[r.Kind]; h != nil {
+			if err := h.RecordEffect(ctx, id, &batch.Records[i]); err != nil {
+				g.reject(id, wire.ChUp, fmt.Errorf("record %d: %w", r.Seq, err))
+			}
+			continue
+		}
+		batch.Records[i].Effect = g.effect(id, r)
 	}
 	// Blocks the publisher's read loop while the committer is behind: backpressure. After shutdown
 	// the batch is dropped unacked, and the agent resends it.

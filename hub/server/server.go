@@ -1,5 +1,5 @@
-// Package server assembles a hub: its CA, store, embedded MQTT broker, ingest, identity provider
-// and HTTP API, with the bootstrap admin token (Assemble), and serves them until the context ends,
+// Package server assembles a hub: its CA, store, embedded MQTT broker, ingest, identity provider,
+// event stream and HTTP API, with the bootstrap admin token (Assemble), and serves them until the context ends,
 // shutting down gracefully (Hub.Serve).
 package server
 
@@ -27,12 +27,14 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/broker"
 	"github.com/kioskfleet/kioskfleet/hub/ca"
+	"github.com/kioskfleet/kioskfleet/hub/events"
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	_ "github.com/kioskfleet/kioskfleet/hub/store/postgres" // the shared backend, postgres://...
 	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite"   // the embedded backend, sqlite:PATH
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 // Config configures a hub.
@@ -51,6 +53,9 @@ type Config struct {
 
 	// Ingest tuning (zero values: package defaults).
 	Ingest ingest.Config
+	// Events tuning: retention, suppression threshold, group commit, client rates (zero values:
+	// package defaults; the secret is the hub's own).
+	Events events.Config
 	// RecheckInterval is how often live sessions are re-authorised (revocation); default 30 s.
 	RecheckInterval time.Duration
 }
@@ -119,6 +124,7 @@ type Hub struct {
 	ing    *ingest.Ingest
 	br     *broker.Broker // held (Config.Hold) until Serve: a hello nobody answers leaves its kiosk waiting
 	idp    *identity.Provider
+	ev     *events.Events
 	closer []func() error // in the order opened
 }
 
@@ -175,7 +181,14 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
-	if h.ing, err = ingest.New(cfg.Ingest, st, nil, log.With("component", "ingest"), reg); err != nil {
+	ecfg := cfg.Events
+	ecfg.Secret, ecfg.Log = secret, log.With("component", "events")
+	if h.ev, err = events.New(ecfg, st, reg); err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	icfg := cfg.Ingest
+	icfg.Hooks = map[string]ingest.RecordHook{wire.KindEvent: h.ev}
+	if h.ing, err = ingest.New(icfg, st, nil, log.With("component", "ingest"), reg); err != nil {
 		return nil, err
 	}
 	br, err := broker.Start(ctx, broker.Config{
@@ -237,7 +250,9 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}},
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise, Version: cfg.Version,
+		Events: h.ev, Clients: h.idp,
 	}))
+	mux.Handle("GET "+events.SDKPath, events.SDK())
 	mux.Handle("/.well-known/openid-configuration", h.idp.Handler())
 	mux.Handle("/oidc/", h.idp.Handler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -271,6 +286,7 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	wg.Go(func() { _ = h.idp.Run(runCtx, time.Minute) })
+	wg.Go(func() { _ = h.ev.Run(runCtx) })
 	wg.Go(func() {
 		if err := h.ing.Run(runCtx); err != nil {
 			errc <- err
@@ -393,7 +409,7 @@ func (o oidcAuth) Authenticate(r *http.Request) (httpapi.Principal, error) {
 	if err != nil {
 		return httpapi.Principal{}, err
 	}
-	return httpapi.Principal{Subject: pr.Subject, Roles: pr.Roles}, nil
+	return httpapi.Principal{Subject: pr.Subject, Roles: pr.Roles, ClientID: pr.ClientID, KioskID: pr.KioskID}, nil
 }
 
 func saveCredentials(path string, creds map[string]string) error {

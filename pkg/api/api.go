@@ -20,6 +20,8 @@ type Error struct {
 	Code    string   `json:"code"`             // machine-readable: bad_request, unauthorized, forbidden, not_found, conflict, gone, internal
 	Message string   `json:"message"`          // what was wrong, for a person
 	Fields  []string `json:"fields,omitempty"` // every invalid field, when the request body was at fault
+	// RetryAfter, on a 429 or 503, is sent as the Retry-After header (RFC 9110 §10.2.3).
+	RetryAfter time.Duration `json:"-"`
 }
 
 // ErrorBody wraps Error on the wire: {"error": {...}}.

@@ -17,7 +17,9 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
+	"github.com/kioskfleet/kioskfleet/hub/events"
 	"github.com/kioskfleet/kioskfleet/hub/server"
 	"github.com/kioskfleet/kioskfleet/pkg/flagconf"
 	"github.com/kioskfleet/kioskfleet/pkg/gcheadroom"
@@ -62,6 +64,7 @@ Flags:
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat = fs.String("log-format", "text", "text or json")
 		pprofAddr = fs.String("pprof-addr", "", "serve net/http/pprof on this (loopback) address, for profiling")
+		retention = fs.Duration("event-retention", 180*24*time.Hour, "how long raw events (web, mobile, mini-program, kiosk) are kept; their rollups stay")
 		headroom  = fs.Int("gc-headroom-mib", 64, "bound the garbage collector's headroom to about this many MiB (or 2 s of allocation, if more) once the hub's memory in use is large (many connected kiosks); 0: GOGC alone decides")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -83,8 +86,12 @@ Flags:
 	cfg := server.Config{
 		DataDir: *dataDir, Store: *storeURL, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, AdvertiseMQTT: *advertise, PublicURL: *publicURL,
 		Hosts: strings.Split(*hosts, ","), Version: version, Log: log,
+		Events: events.Config{Retention: *retention},
 	}
 	err = cfg.Validate()
+	if *retention < 24*time.Hour {
+		err = errors.Join(err, fmt.Errorf("event retention: %s: want at least 24h", *retention))
+	}
 	if *headroom < 0 {
 		err = errors.Join(err, fmt.Errorf("gc headroom mib: %d: want >= 0", *headroom))
 	}
