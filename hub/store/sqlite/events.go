@@ -33,21 +33,61 @@ func (s *Store) CommitEvents(ctx context.Context, evs []store.Event) ([]bool, er
 	return news, nil
 }
 
-const insertEvent = `INSERT INTO events (` + sqlrow.EventCols + `) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-	ON CONFLICT (client_id, id) DO NOTHING`
+// eventChunk is how many events one statement looks up or inserts (14 parameters each, well
+// under SQLite's limit), so that a group of thousands costs a few hundred statements, not one
+// per event.
+const eventChunk = 64
 
 // commitEvents is CommitEvents inside a transaction (also the effect of a kiosk's event record).
+// This process is the database's only writer, so what the lookup finds does not change before
+// the insert.
 func commitEvents(ctx context.Context, p *stmts, evs []store.Event) ([]bool, error) {
 	news := make([]bool, len(evs))
 	fresh := make([]store.Event, 0, len(evs))
-	for i := range evs {
-		res, err := p.exec(ctx, insertEvent, sqlrow.EventArgs(&evs[i])...)
-		if err != nil {
-			return nil, fmt.Errorf("store: insert event: %w", err)
+	type key struct{ client, id string }
+	for start := 0; start < len(evs); start += eventChunk {
+		part := evs[start:min(start+eventChunk, len(evs))]
+		have := map[key]bool{}
+		args := make([]any, 0, 2*len(part))
+		for i := range part {
+			args = append(args, part[i].ClientID, part[i].ID)
 		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			news[i] = true
-			fresh = append(fresh, evs[i])
+		rows, err := p.query(ctx, `SELECT client_id, id FROM events WHERE (client_id, id) IN (VALUES `+
+			marks("(?, ?)", len(part))+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: look up events: %w", err)
+		}
+		for rows.Next() {
+			var k key
+			if err := rows.Scan(&k.client, &k.id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: look up events: %w", err)
+			}
+			have[k] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("store: look up events: %w", err)
+		}
+		args = args[:0]
+		n := 0
+		for i := range part {
+			k := key{part[i].ClientID, part[i].ID}
+			if have[k] {
+				continue
+			}
+			have[k] = true // a later event with the same key is a duplicate
+			news[start+i] = true
+			fresh = append(fresh, part[i])
+			args = append(args, sqlrow.EventArgs(&part[i])...)
+			n++
+		}
+		if n == 0 {
+			continue
+		}
+		if _, err := p.exec(ctx, `INSERT INTO events (`+sqlrow.EventCols+`) VALUES `+
+			marks("(NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", n), args...); err != nil {
+			return nil, fmt.Errorf("store: insert events: %w", err)
 		}
 	}
 	d := rollup.Of(fresh)
@@ -60,6 +100,11 @@ func commitEvents(ctx context.Context, p *stmts, evs []store.Event) ([]bool, err
 		return nil, err
 	}
 	return news, nil
+}
+
+// marks returns n copies of group, comma-separated.
+func marks(group string, n int) string {
+	return strings.TrimSuffix(strings.Repeat(group+", ", n), ", ")
 }
 
 func mergeCell(ctx context.Context, p *stmts, k rollup.Key, add *rollup.Cell) error {

@@ -158,6 +158,14 @@ func (p *stmts) exec(ctx context.Context, q string, args ...any) (sql.Result, er
 	return st.ExecContext(ctx, args...)
 }
 
+func (p *stmts) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := p.get(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
 func (p *stmts) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	st, err := p.get(ctx, q)
 	if err != nil {

@@ -21,7 +21,6 @@ CREATE TABLE events (
     UNIQUE (client_id, id)
 );
 CREATE INDEX events_recv ON events (recv_ts);
-CREATE INDEX events_pseudonym ON events (pseudonym, seq);
 
 -- Rollup cells (hub/store/internal/rollup): events and a distinct-citizen sketch per key.
 CREATE TABLE rollups (
