@@ -93,7 +93,10 @@ func TestDecodeRefused(t *testing.T) {
 		{"prop key", good(set("props", map[string]string{"1bad": "x"})), "props.1bad:"},
 		{"long prop", good(set("props", map[string]string{"note": strings.Repeat("x", 300)})), "props.note:"},
 		{"search without query", good(func(m map[string]any) { m["type"] = "search"; m["props"] = map[string]string{"results": "0"} }), "props.query:"},
-		{"search results", good(func(m map[string]any) { m["type"] = "search"; m["props"] = map[string]string{"query": "x", "results": "none"} }), "props.results:"},
+		{"search results", good(func(m map[string]any) {
+			m["type"] = "search"
+			m["props"] = map[string]string{"query": "x", "results": "none"}
+		}), "props.results:"},
 		{"trailing", append(good(nil), []byte(` {}`)...), "event: trailing"},
 		{"huge", good(set("pad", strings.Repeat("x", 10000))), "event: over"},
 	} {

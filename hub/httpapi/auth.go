@@ -74,14 +74,14 @@ func bearer(r *http.Request) (string, bool) {
 
 // authorize lets a caller with any of roles through: 401 without valid credentials, 403 without
 // the role.
-func (a *API) authorize(w http.ResponseWriter, r *http.Request, roles []string) error {
+func (a *API) authorize(w http.ResponseWriter, r *http.Request, roles []string) (Principal, error) {
 	p, err := a.cfg.Auth.Authenticate(r)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="kioskfleet"`)
-		return apiErr(http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
+		return p, apiErr(http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
 	}
 	if !p.Has(roles...) {
-		return apiErr(http.StatusForbidden, "forbidden", "role %s required", strings.Join(roles, " or "))
+		return p, apiErr(http.StatusForbidden, "forbidden", "role %s required", strings.Join(roles, " or "))
 	}
-	return nil
+	return p, nil
 }

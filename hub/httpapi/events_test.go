@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/hub/cases"
 	"github.com/kioskfleet/kioskfleet/hub/events"
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
@@ -46,16 +47,18 @@ const (
 	aliceKiosk  = "alice-kiosk"
 	revokedTok  = "at-revoked-kiosk"
 	staffTok    = "staff-console"
+	bobTok      = "bob-web"
 	alice       = "c_alice" // her account ID, also her subject at the built-in (public-subject) clients
 )
 
 type evEnv struct {
-	st   *sqlite.Store
-	ev   *events.Events
-	srv  *httptest.Server
-	bus  *ingesttest.Bus
-	path string
-	now  time.Time
+	st    *sqlite.Store
+	ev    *events.Events
+	cases *cases.Cases
+	srv   *httptest.Server
+	bus   *ingesttest.Bus
+	path  string
+	now   time.Time
 }
 
 // newEvEnv runs the event room (its committer unless hold) and the API on a fresh SQLite store,
@@ -81,6 +84,7 @@ func newEvEnv(t *testing.T, hold bool, mod ...func(*events.Config, *httpapi.Conf
 			aliceKiosk:  {Subject: alice, Roles: []string{"citizen"}, ClientID: "kiosk-shell", KioskID: "kiosk-1"},
 			revokedTok:  {Subject: alice, Roles: []string{"citizen"}, ClientID: "kiosk-shell", KioskID: "k-revoked"},
 			staffTok:    {Subject: "ops1", Roles: []string{"fieldops"}},
+			bobTok:      {Subject: "c_bob", Roles: []string{"citizen"}, ClientID: "web-portal"},
 		}}
 	for _, m := range mod {
 		m(&ecfg, &acfg)
@@ -89,6 +93,10 @@ func newEvEnv(t *testing.T, hold bool, mod ...func(*events.Config, *httpapi.Conf
 		t.Fatal(err)
 	}
 	acfg.Events = e.ev
+	if e.cases, err = cases.New(cases.Config{Secret: bytes.Repeat([]byte{4}, 32), Now: func() time.Time { return e.now }}, st, cases.NewLocal()); err != nil {
+		t.Fatal(err)
+	}
+	acfg.Cases = e.cases
 	e.srv = httptest.NewServer(httpapi.New(acfg))
 	ctx, cancel := context.WithCancel(context.Background())
 	e.bus = ingesttest.NewBus()

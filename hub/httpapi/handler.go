@@ -36,18 +36,11 @@ func route[Req, Resp any](a *API, pattern string, roles []string, status int, h 
 	method, path, _ := strings.Cut(pattern, " ")
 	a.mux.HandleFunc(method+" "+api.Prefix+path, func(w http.ResponseWriter, r *http.Request) {
 		out, err := func() (out Resp, err error) {
-			if roles != nil {
-				if err := a.authorize(w, r, roles); err != nil {
-					return out, err
-				}
+			r, release, err := a.admit(w, r, pattern, roles)
+			if err != nil {
+				return out, err
 			}
-			if gate := a.gates[pattern]; gate != nil {
-				release, err := gate(w, r)
-				if err != nil {
-					return out, err
-				}
-				defer release()
-			}
+			defer release()
 			var req Req
 			if _, bodiless := any(req).(none); !bodiless {
 				if err := decode(w, r, &req); err != nil {
@@ -64,6 +57,53 @@ func route[Req, Resp any](a *API, pattern string, roles []string, status int, h 
 			a.writeErr(w, err)
 		default:
 			writeJSON(w, status, out)
+		}
+	})
+}
+
+// admit runs what every endpoint runs before its body is read: authentication and
+// authorization (the principal goes into the request's context, see principal), and the
+// pattern's gate. release is never nil.
+func (a *API) admit(w http.ResponseWriter, r *http.Request, pattern string, roles []string) (*http.Request, func(), error) {
+	release := func() {}
+	if roles != nil {
+		p, err := a.authorize(w, r, roles)
+		if err != nil {
+			return r, release, err
+		}
+		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+	}
+	if gate := a.gates[pattern]; gate != nil {
+		rel, err := gate(w, r)
+		if err != nil {
+			return r, release, err
+		}
+		release = rel
+	}
+	return r, release, nil
+}
+
+type principalKey struct{}
+
+// principal returns the caller that route authorized.
+func principal(r *http.Request) Principal {
+	p, _ := r.Context().Value(principalKey{}).(Principal)
+	return p
+}
+
+// routeRaw serves pattern as route does, for an endpoint that writes its own answer (a stream,
+// a document): h writes its success itself; an error it returns before writing is answered as
+// route answers errors.
+func routeRaw(a *API, pattern string, roles []string, h func(w http.ResponseWriter, r *http.Request) error) {
+	method, path, _ := strings.Cut(pattern, " ")
+	a.mux.HandleFunc(method+" "+api.Prefix+path, func(w http.ResponseWriter, r *http.Request) {
+		r, release, err := a.admit(w, r, pattern, roles)
+		if err == nil {
+			err = h(w, r)
+		}
+		release()
+		if err != nil && r.Context().Err() == nil {
+			a.writeErr(w, err)
 		}
 	})
 }

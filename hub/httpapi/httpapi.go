@@ -55,6 +55,8 @@ type Config struct {
 	Events         EventIntake
 	Clients        ClientAuthenticator
 	EventsInFlight int
+	// Cases is the case room (hub/cases).
+	Cases CaseRoom
 }
 
 // API is the HTTP API handler.
@@ -91,6 +93,7 @@ func New(cfg Config) *API {
 	a.stateRoutes()
 	a.recordRoutes()
 	a.eventRoutes()
+	a.caseRoutes()
 	a.mux.HandleFunc(api.Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, apiErr(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

@@ -1,5 +1,5 @@
 // Package server assembles a hub: its CA, store, embedded MQTT broker, ingest, identity provider,
-// event stream and HTTP API, with the bootstrap admin token (Assemble), and serves them until the context ends,
+// event stream, cases and HTTP API, with the bootstrap admin token (Assemble), and serves them until the context ends,
 // shutting down gracefully (Hub.Serve).
 package server
 
@@ -27,6 +27,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/broker"
 	"github.com/kioskfleet/kioskfleet/hub/ca"
+	"github.com/kioskfleet/kioskfleet/hub/cases"
 	"github.com/kioskfleet/kioskfleet/hub/events"
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
@@ -186,6 +187,10 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if h.ev, err = events.New(ecfg, st, reg); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
+	caseRoom, err := cases.New(cases.Config{Secret: secret, Log: log.With("component", "cases")}, st, cases.NewLocal())
+	if err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
 	icfg := cfg.Ingest
 	icfg.Hooks = map[string]ingest.RecordHook{wire.KindEvent: h.ev}
 	if h.ing, err = ingest.New(icfg, st, nil, log.With("component", "ingest"), reg); err != nil {
@@ -250,7 +255,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}},
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise, Version: cfg.Version,
-		Events: h.ev, Clients: h.idp,
+		Events: h.ev, Clients: h.idp, Cases: caseRoom,
 	}))
 	mux.Handle("GET "+events.SDKPath, events.SDK())
 	mux.Handle("/.well-known/openid-configuration", h.idp.Handler())

@@ -12,6 +12,7 @@
 //	state.go     State     desired and reported configuration documents
 //	identity.go  Identity  the OpenID Provider's clients, accounts, grants, keys and sessions
 //	events.go    Events    the unified event stream of every channel and its rollups
+//	cases.go     Cases     citizens' cases (办件): status timelines and documents
 //
 // The app catalog (catalog.go, Catalog) comes next, as a domain of its own. Store composes every domain; a caller asks for the smallest set it uses.
 //
@@ -45,6 +46,7 @@ type Store interface {
 	State
 	Identity
 	Events
+	Cases
 
 	// Ping checks cheaply that the backend answers (health endpoints).
 	Ping(ctx context.Context) error

@@ -58,7 +58,7 @@ const (
 	// adding uses of one citizen at once count every pair once.
 	lockPseudonyms = `SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(p, 0) AS h
 		FROM unnest($1::text[]) AS p ORDER BY 1) AS s`
-	usesOf   = `SELECT pseudonym, service FROM service_use WHERE pseudonym = ANY($1)`
+	usesOf     = `SELECT pseudonym, service FROM service_use WHERE pseudonym = ANY($1)`
 	insertUses = `INSERT INTO service_use (pseudonym, service, first_at)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) ON CONFLICT DO NOTHING RETURNING pseudonym, service`
 	addPairs = `INSERT INTO co_use (a, b, citizens)

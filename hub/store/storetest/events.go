@@ -168,7 +168,9 @@ func testFunnel(t *testing.T, s EventStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	step := func(stage string, n int64) store.FunnelStep { return store.FunnelStep{Service: "svc", Stage: stage, Citizens: n} }
+	step := func(stage string, n int64) store.FunnelStep {
+		return store.FunnelStep{Service: "svc", Stage: stage, Citizens: n}
+	}
 	want := []store.FunnelStep{step(store.EventView, 30), step(store.EventStart, 20), step(store.EventSubmit, 12)}
 	if !slices.Equal(steps, want) {
 		t.Fatalf("funnel %+v, want %+v (complete suppressed)", steps, want)

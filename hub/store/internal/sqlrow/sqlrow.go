@@ -121,3 +121,59 @@ func Events(rows Rows) ([]store.Event, error) {
 	}
 	return out, rows.Err()
 }
+
+// CaseCols are the columns of cases that Case scans and CaseArgs gives.
+const CaseCols = `id, client_id, ref, account, service, department, title, channel, site_id, status, created_at, updated_at`
+
+// CaseArgs returns the values of c for CaseCols.
+func CaseArgs(c *store.Case) []any {
+	return []any{c.ID, c.ClientID, c.Ref, c.Account, c.Service, c.Department, c.Title, c.Channel, c.SiteID, c.Status,
+		Nanos(c.CreatedAt), Nanos(c.UpdatedAt)}
+}
+
+// Case scans a row of CaseCols.
+func Case(sc Scanner) (store.Case, error) {
+	var c store.Case
+	var created, updated int64
+	err := sc.Scan(&c.ID, &c.ClientID, &c.Ref, &c.Account, &c.Service, &c.Department, &c.Title, &c.Channel, &c.SiteID,
+		&c.Status, &created, &updated)
+	c.CreatedAt, c.UpdatedAt = Time(created), Time(updated)
+	return c, err
+}
+
+// CaseEventCols are the columns of case_events that CaseEvents scans.
+const CaseEventCols = `seq, case_id, account, status, note, document_id, at`
+
+// CaseEvents scans every row of CaseEventCols (never nil).
+func CaseEvents(rows Rows) ([]store.CaseEvent, error) {
+	out := []store.CaseEvent{}
+	for rows.Next() {
+		var e store.CaseEvent
+		var at int64
+		if err := rows.Scan(&e.Seq, &e.CaseID, &e.Account, &e.Status, &e.Note, &e.DocumentID, &at); err != nil {
+			return nil, err
+		}
+		e.At = Time(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// CaseDocCols are the columns of case_documents that CaseDocuments scans, before the content
+// (which a query selects, or NULL in its place).
+const CaseDocCols = `id, case_id, kind, name, content_type, size, encrypted, created_at`
+
+// CaseDocuments scans every row of CaseDocCols and a content column (never nil).
+func CaseDocuments(rows Rows) ([]store.CaseDocument, error) {
+	out := []store.CaseDocument{}
+	for rows.Next() {
+		var d store.CaseDocument
+		var created int64
+		if err := rows.Scan(&d.ID, &d.CaseID, &d.Kind, &d.Name, &d.ContentType, &d.Size, &d.Encrypted, &created, &d.Content); err != nil {
+			return nil, err
+		}
+		d.CreatedAt = Time(created)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
