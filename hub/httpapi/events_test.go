@@ -20,6 +20,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
 	"github.com/kioskfleet/kioskfleet/hub/ingest/ingesttest"
+	"github.com/kioskfleet/kioskfleet/hub/ratings"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
 	"github.com/kioskfleet/kioskfleet/hub/store/storetest"
@@ -52,13 +53,14 @@ const (
 )
 
 type evEnv struct {
-	st    *sqlite.Store
-	ev    *events.Events
-	cases *cases.Cases
-	srv   *httptest.Server
-	bus   *ingesttest.Bus
-	path  string
-	now   time.Time
+	st      *sqlite.Store
+	ev      *events.Events
+	cases   *cases.Cases
+	ratings *ratings.Ratings
+	srv     *httptest.Server
+	bus     *ingesttest.Bus
+	path    string
+	now     time.Time
 }
 
 // newEvEnv runs the event room (its committer unless hold) and the API on a fresh SQLite store,
@@ -86,6 +88,9 @@ func newEvEnv(t *testing.T, hold bool, mod ...func(*events.Config, *httpapi.Conf
 			staffTok:    {Subject: "ops1", Roles: []string{"fieldops"}},
 			bobTok:      {Subject: "c_bob", Roles: []string{"citizen"}, ClientID: "web-portal"},
 		}}
+	for i := range 12 {
+		acfg.Auth.(tokens)[fmt.Sprint("cit-", i)] = httpapi.Principal{Subject: fmt.Sprint("c_", i), Roles: []string{"citizen"}, ClientID: "mobile-app"}
+	}
 	for _, m := range mod {
 		m(&ecfg, &acfg)
 	}
@@ -97,6 +102,8 @@ func newEvEnv(t *testing.T, hold bool, mod ...func(*events.Config, *httpapi.Conf
 		t.Fatal(err)
 	}
 	acfg.Cases = e.cases
+	e.ratings = ratings.New(ratings.Config{Now: func() time.Time { return e.now }}, st)
+	acfg.Ratings = e.ratings
 	e.srv = httptest.NewServer(httpapi.New(acfg))
 	ctx, cancel := context.WithCancel(context.Background())
 	e.bus = ingesttest.NewBus()

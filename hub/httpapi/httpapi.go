@@ -55,8 +55,9 @@ type Config struct {
 	Events         EventIntake
 	Clients        ClientAuthenticator
 	EventsInFlight int
-	// Cases is the case room (hub/cases).
-	Cases CaseRoom
+	// Cases is the case room (hub/cases), Ratings the rating room (hub/ratings).
+	Cases   CaseRoom
+	Ratings RatingRoom
 }
 
 // API is the HTTP API handler.
@@ -94,6 +95,7 @@ func New(cfg Config) *API {
 	a.recordRoutes()
 	a.eventRoutes()
 	a.caseRoutes()
+	a.ratingRoutes()
 	a.mux.HandleFunc(api.Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, apiErr(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

@@ -32,6 +32,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
+	"github.com/kioskfleet/kioskfleet/hub/ratings"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	_ "github.com/kioskfleet/kioskfleet/hub/store/postgres" // the shared backend, postgres://...
 	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite"   // the embedded backend, sqlite:PATH
@@ -255,7 +256,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}},
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise, Version: cfg.Version,
-		Events: h.ev, Clients: h.idp, Cases: caseRoom,
+		Events: h.ev, Clients: h.idp, Cases: caseRoom, Ratings: ratings.New(ratings.Config{}, st),
 	}))
 	mux.Handle("GET "+events.SDKPath, events.SDK())
 	mux.Handle("/.well-known/openid-configuration", h.idp.Handler())

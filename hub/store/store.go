@@ -13,6 +13,7 @@
 //	identity.go  Identity  the OpenID Provider's clients, accounts, grants, keys and sessions
 //	events.go    Events    the unified event stream of every channel and its rollups
 //	cases.go     Cases     citizens' cases (办件): status timelines and documents
+//	ratings.go   Ratings   ratings of services (好差评), aggregates, follow-ups of bad ones
 //
 // The app catalog (catalog.go, Catalog) comes next, as a domain of its own. Store composes every domain; a caller asks for the smallest set it uses.
 //
@@ -47,6 +48,7 @@ type Store interface {
 	Identity
 	Events
 	Cases
+	Ratings
 
 	// Ping checks cheaply that the backend answers (health endpoints).
 	Ping(ctx context.Context) error

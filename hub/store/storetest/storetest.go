@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Identity", func(t *testing.T) { RunIdentity(t, as[store.Identity](open)) })
 	t.Run("Events", func(t *testing.T) { RunEvents(t, as[EventStore](open)) })
 	t.Run("Cases", func(t *testing.T) { RunCases(t, as[store.Cases](open)) })
+	t.Run("Ratings", func(t *testing.T) { RunRatings(t, as[store.Ratings](open)) })
 	t.Run("Check", func(t *testing.T) {
 		if err := open(t).Check(t.Context()); err != nil {
 			t.Fatal(err)

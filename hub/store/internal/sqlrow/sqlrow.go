@@ -177,3 +177,78 @@ func CaseDocuments(rows Rows) ([]store.CaseDocument, error) {
 	}
 	return out, rows.Err()
 }
+
+// RatingCols are the columns of ratings that Rating scans and RatingArgs gives.
+const RatingCols = `id, account, case_id, service, department, channel, site_id, score, tags, comment, created_at`
+
+// RatingArgs returns the values of r for RatingCols.
+func RatingArgs(r *store.Rating) []any {
+	tags, _ := json.Marshal(append([]string{}, r.Tags...))
+	return []any{r.ID, r.Account, r.CaseID, r.Service, r.Department, r.Channel, r.SiteID, r.Score, string(tags), r.Comment,
+		Nanos(r.CreatedAt)}
+}
+
+// FollowUpCols are the columns of a follow-up joined with its rating that FollowUps scans.
+const FollowUpCols = `r.id, r.account, r.case_id, r.service, r.department, r.channel, r.site_id, r.score, r.tags, r.comment,
+	r.created_at, f.due, f.resolved_at, f.resolved_by, f.note`
+
+// FollowUps scans every row of FollowUpCols (never nil).
+func FollowUps(rows Rows) ([]store.FollowUp, error) {
+	out := []store.FollowUp{}
+	for rows.Next() {
+		var f store.FollowUp
+		r := &f.Rating
+		var tags string
+		var created, due, resolved int64
+		if err := rows.Scan(&r.ID, &r.Account, &r.CaseID, &r.Service, &r.Department, &r.Channel, &r.SiteID, &r.Score, &tags,
+			&r.Comment, &created, &due, &resolved, &f.ResolvedBy, &f.Note); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(tags), &r.Tags); err != nil {
+			return nil, err
+		}
+		f.ID, r.CreatedAt, f.Due, f.ResolvedAt = r.ID, Time(created), Time(due), Time(resolved)
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// RatingDimension returns the column of a rating dimension ("" for an unknown one).
+func RatingDimension(by string) string {
+	switch by {
+	case store.RateByService:
+		return "service"
+	case store.RateByDepartment:
+		return "department"
+	case store.RateByChannel:
+		return "channel"
+	case store.RateBySite:
+		return "site_id"
+	}
+	return ""
+}
+
+// RatingSummarySQL is the aggregate query of a dimension's column, with placeholders from, to
+// and the least citizens, in the dialect's placeholder style (ph returns the n-th, from 1), and
+// its average as a double precision number (avg, given the dialect's expression of it).
+func RatingSummarySQL(col, avg string, ph func(n int) string) string {
+	return `SELECT ` + col + `, count(*), count(DISTINCT account), ` + avg + `, sum(CASE WHEN score <= 2 THEN 1 ELSE 0 END),
+		sum(CASE WHEN score = 1 THEN 1 ELSE 0 END), sum(CASE WHEN score = 2 THEN 1 ELSE 0 END), sum(CASE WHEN score = 3 THEN 1 ELSE 0 END),
+		sum(CASE WHEN score = 4 THEN 1 ELSE 0 END), sum(CASE WHEN score = 5 THEN 1 ELSE 0 END)
+		FROM ratings WHERE created_at >= ` + ph(1) + ` AND created_at < ` + ph(2) + `
+		GROUP BY ` + col + ` HAVING count(DISTINCT account) >= ` + ph(3) + ` ORDER BY ` + col
+}
+
+// RatingGroups scans the rows of RatingSummarySQL (never nil).
+func RatingGroups(rows Rows) ([]store.RatingGroup, error) {
+	out := []store.RatingGroup{}
+	for rows.Next() {
+		var g store.RatingGroup
+		if err := rows.Scan(&g.Key, &g.Ratings, &g.Citizens, &g.Average, &g.Bad, &g.Scores[0], &g.Scores[1], &g.Scores[2],
+			&g.Scores[3], &g.Scores[4]); err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
