@@ -67,22 +67,20 @@ func post(b *testing.B, c *http.Client, url string, body []byte) {
 	}
 }
 
-// BenchmarkIngestBatched posts batches of 500 events from 8 clients at once; each answer means
+// BenchmarkIngestBatched posts batches of 500 events from 16 clients at once; each answer means
 // durable. Target: 50,000 events/s.
 func BenchmarkIngestBatched(b *testing.B) {
 	srv := benchHub(b)
 	const per = 500
-	bodies := make(chan []byte, 64)
-	go func() {
-		for range b.N {
-			bodies <- benchBatch(per)
-		}
-		close(bodies)
-	}()
+	bodies := make(chan []byte, b.N)
+	for range b.N {
+		bodies <- benchBatch(per)
+	}
+	close(bodies)
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range 8 {
+	for range 16 {
 		wg.Go(func() {
 			for body := range bodies {
 				post(b, srv.Client(), srv.URL, body)

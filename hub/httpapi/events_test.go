@@ -104,6 +104,7 @@ func newEvEnv(t *testing.T, hold bool, mod ...func(*events.Config, *httpapi.Conf
 	acfg.Cases = e.cases
 	e.ratings = ratings.New(ratings.Config{Now: func() time.Time { return e.now }}, st)
 	acfg.Ratings = e.ratings
+	acfg.Analytics = e.ev
 	e.srv = httptest.NewServer(httpapi.New(acfg))
 	ctx, cancel := context.WithCancel(context.Background())
 	e.bus = ingesttest.NewBus()

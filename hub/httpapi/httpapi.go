@@ -58,6 +58,8 @@ type Config struct {
 	// Cases is the case room (hub/cases), Ratings the rating room (hub/ratings).
 	Cases   CaseRoom
 	Ratings RatingRoom
+	// Analytics answers heat, funnel and search-miss queries (hub/events).
+	Analytics Analytics
 }
 
 // API is the HTTP API handler.
@@ -96,6 +98,7 @@ func New(cfg Config) *API {
 	a.eventRoutes()
 	a.caseRoutes()
 	a.ratingRoutes()
+	a.analyticsRoutes()
 	a.mux.HandleFunc(api.Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, apiErr(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

@@ -257,6 +257,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise, Version: cfg.Version,
 		Events: h.ev, Clients: h.idp, Cases: caseRoom, Ratings: ratings.New(ratings.Config{}, st),
+		Analytics: h.ev,
 	}))
 	mux.Handle("GET "+events.SDKPath, events.SDK())
 	mux.Handle("/.well-known/openid-configuration", h.idp.Handler())

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -295,9 +296,8 @@ func (s *Store) PurgeEvents(ctx context.Context, before time.Time) (int64, error
 
 // scanRollups calls add for every rollup row of sc.
 func (s *Store) scanRollups(ctx context.Context, sc rollup.Scan, add func(rollup.Row)) error {
-	rows, _ := s.pool.Query(ctx, `SELECT k1, k2, k3, bucket, events, citizens FROM rollups
-		WHERE kind = $1 AND bucket >= $2 AND bucket < $3 AND ($4 = '' OR k1 = $4) AND ($5 = '' OR k2 = $5)
-		AND starts_with(k3, $6)`, sc.Kind, sc.From, sc.To, sc.K1, sc.K2, sc.K3Prefix)
+	q, args := sc.SQL(func(n int) string { return "$" + strconv.Itoa(n) })
+	rows, _ := s.pool.Query(ctx, q, args...)
 	r := rollup.Row{Key: rollup.Key{Kind: sc.Kind}}
 	_, err := pgx.ForEachRow(rows, []any{&r.K1, &r.K2, &r.K3, &r.Bucket, &r.Events, &r.Citizens}, func() error {
 		add(r)

@@ -91,10 +91,8 @@ func commitEvents(ctx context.Context, p *stmts, evs []store.Event) ([]bool, err
 		}
 	}
 	d := rollup.Of(fresh)
-	for _, k := range d.Keys() {
-		if err := mergeCell(ctx, p, k, d.Cells[k]); err != nil {
-			return nil, err
-		}
+	if err := mergeCells(ctx, p, d); err != nil {
+		return nil, err
 	}
 	if err := addUses(ctx, p, d.Uses); err != nil {
 		return nil, err
@@ -107,23 +105,52 @@ func marks(group string, n int) string {
 	return strings.TrimSuffix(strings.Repeat(group+", ", n), ", ")
 }
 
-func mergeCell(ctx context.Context, p *stmts, k rollup.Key, add *rollup.Cell) error {
-	var events int64
-	var b []byte
-	err := p.queryRow(ctx, `SELECT events, citizens FROM rollups WHERE kind = ? AND k1 = ? AND k2 = ? AND k3 = ? AND bucket = ?`,
-		k.Kind, k.K1, k.K2, k.K3, k.Bucket).Scan(&events, &b)
-	if err != nil && err != sql.ErrNoRows {
-		return fmt.Errorf("store: rollup: %w", err)
-	}
-	sk, err := rollup.DecodeSketch(b)
-	if err != nil {
-		return fmt.Errorf("store: rollup %v: %w", k, err)
-	}
-	sk.Merge(add.Citizens)
-	if _, err := p.exec(ctx, `INSERT INTO rollups (kind, k1, k2, k3, bucket, events, citizens) VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (kind, k1, k2, k3, bucket) DO UPDATE SET events = excluded.events, citizens = excluded.citizens`,
-		k.Kind, k.K1, k.K2, k.K3, k.Bucket, events+add.Events, sk.Encode()); err != nil {
-		return fmt.Errorf("store: rollup: %w", err)
+// cellChunk is how many rollup cells one statement reads or writes (7 parameters each).
+const cellChunk = 128
+
+// mergeCells folds a delta into the rollups: per chunk of cells, one read of those that exist
+// and one write of them all, merged.
+func mergeCells(ctx context.Context, p *stmts, d rollup.Delta) error {
+	keys := d.Keys()
+	for start := 0; start < len(keys); start += cellChunk {
+		part := keys[start:min(start+cellChunk, len(keys))]
+		args := make([]any, 0, 7*len(part))
+		for _, k := range part {
+			args = append(args, k.Kind, k.K1, k.K2, k.K3, k.Bucket)
+		}
+		rows, err := p.query(ctx, `SELECT kind, k1, k2, k3, bucket, events, citizens FROM rollups WHERE (kind, k1, k2, k3, bucket) IN (VALUES `+
+			marks("(?, ?, ?, ?, ?)", len(part))+`)`, args...)
+		if err != nil {
+			return fmt.Errorf("store: rollups: %w", err)
+		}
+		for rows.Next() {
+			var r rollup.Row
+			if err := rows.Scan(&r.Kind, &r.K1, &r.K2, &r.K3, &r.Bucket, &r.Events, &r.Citizens); err != nil {
+				rows.Close()
+				return fmt.Errorf("store: rollups: %w", err)
+			}
+			c := d.Cells[r.Key]
+			sk, err := rollup.DecodeSketch(r.Citizens)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("store: rollup %v: %w", r.Key, err)
+			}
+			sk.Merge(c.Citizens)
+			c.Citizens, c.Events = sk, c.Events+r.Events
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store: rollups: %w", err)
+		}
+		args = args[:0]
+		for _, k := range part {
+			c := d.Cells[k]
+			args = append(args, k.Kind, k.K1, k.K2, k.K3, k.Bucket, c.Events, c.Citizens.Encode())
+		}
+		if _, err := p.exec(ctx, `INSERT OR REPLACE INTO rollups (kind, k1, k2, k3, bucket, events, citizens) VALUES `+
+			marks("(?, ?, ?, ?, ?, ?, ?)", len(part)), args...); err != nil {
+			return fmt.Errorf("store: rollups: %w", err)
+		}
 	}
 	return nil
 }
@@ -274,10 +301,8 @@ func (s *Store) PurgeEvents(ctx context.Context, before time.Time) (int64, error
 
 // scanRollups calls add for every rollup row of sc.
 func (s *Store) scanRollups(ctx context.Context, sc rollup.Scan, add func(rollup.Row)) error {
-	rows, err := s.db.R.QueryContext(ctx, `SELECT k1, k2, k3, bucket, events, citizens FROM rollups
-		WHERE kind = ? AND bucket >= ? AND bucket < ? AND (? = '' OR k1 = ?) AND (? = '' OR k2 = ?)
-		AND substr(k3, 1, length(?)) = ?`,
-		sc.Kind, sc.From, sc.To, sc.K1, sc.K1, sc.K2, sc.K2, sc.K3Prefix, sc.K3Prefix)
+	q, args := sc.SQL(func(int) string { return "?" })
+	rows, err := s.db.R.QueryContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("store: rollups: %w", err)
 	}

@@ -5,11 +5,16 @@
 //
 // Every rollup lives in one table, rollups (kind, k1, k2, k3, bucket, events, citizens):
 //
-//	kind  k1       k2       k3      bucket
-//	hh    service  channel  region  hour (Unix hours)
-//	hd    service  channel  region  day
-//	fn    service  channel  stage   day
-//	sm    query    -        -       day
+//	kind     k1       k2       k3      bucket
+//	hh:MASK  service  channel  region  hour (Unix hours)
+//	hd:MASK  service  channel  region  day
+//	fn:MASK  service  channel  stage   day
+//	sm       query    -        -       day
+//
+// Heat and funnels are kept as cubes: MASK says which dimensions a row keeps ("scr" all three,
+// "s--" the service only, "---" the total; "sc" and "s-" for funnels), the others are empty and
+// counted over. An event adds to a row of every mask, so that a query reads only the rows of the
+// mask of its grouping and filters, one per answer group and bucket, never the whole cube.
 //
 // Days are China Standard Time days (UTC+8, no daylight saving): a day's bucket starts at its
 // local midnight.
@@ -116,10 +121,15 @@ func Of(evs []store.Event) Delta {
 		}
 		day := Day(e.DeviceTS)
 		if e.Service != "" {
-			add(Key{Kind: HeatHour, K1: e.Service, K2: e.Channel, K3: e.Region, Bucket: Hour(e.DeviceTS)}, h)
-			add(Key{Kind: HeatDay, K1: e.Service, K2: e.Channel, K3: e.Region, Bucket: day}, h)
+			hour := Hour(e.DeviceTS)
+			for i, m := range heatMasks {
+				k1, k2, k3 := m.pick(e.Service, e.Channel, e.Region)
+				add(Key{Kind: hourKinds[i], K1: k1, K2: k2, K3: k3, Bucket: hour}, h)
+				add(Key{Kind: dayKinds[i], K1: k1, K2: k2, K3: k3, Bucket: day}, h)
+			}
 			if slices.Contains(store.FunnelStages, e.Type) {
-				add(Key{Kind: Funnel, K1: e.Service, K2: e.Channel, K3: e.Type, Bucket: day}, h)
+				add(Key{Kind: funnelSC, K1: e.Service, K2: e.Channel, K3: e.Type, Bucket: day}, h)
+				add(Key{Kind: funnelS, K1: e.Service, K3: e.Type, Bucket: day}, h)
 			}
 			k := [2]string{e.Pseudonym, e.Service}
 			if e.Pseudonym != "" && slices.Contains(store.UseTypes, e.Type) && !seen[k] {
@@ -134,6 +144,49 @@ func Of(evs []store.Event) Delta {
 		}
 	}
 	return d
+}
+
+// mask says which of service, channel and region a cube row keeps: "scr", "s-r", "---", ...
+type mask string
+
+// heatMasks are every mask of the heat cube, and hourKinds and dayKinds their rows' kinds.
+var (
+	heatMasks           = []mask{"scr", "sc-", "s-r", "-cr", "s--", "-c-", "--r", "---"}
+	hourKinds, dayKinds []string
+	funnelSC, funnelS   = Funnel + ":sc", Funnel + ":s-"
+)
+
+func init() {
+	for _, m := range heatMasks {
+		hourKinds = append(hourKinds, HeatHour+":"+string(m))
+		dayKinds = append(dayKinds, HeatDay+":"+string(m))
+	}
+}
+
+// pick returns the kept dimensions, the others empty.
+func (m mask) pick(service, channel, region string) (string, string, string) {
+	keep := func(i int, v string) string {
+		if m[i] == '-' {
+			return ""
+		}
+		return v
+	}
+	return keep(0, service), keep(1, channel), keep(2, region)
+}
+
+// heatMask is the mask of a heat query: the dimensions it groups by or filters on.
+func heatMask(q store.HeatQuery) mask {
+	m := []byte("---")
+	if slices.Contains(q.By, store.ByService) || q.Service != "" {
+		m[0] = 's'
+	}
+	if slices.Contains(q.By, store.ByChannel) || q.Channel != "" {
+		m[1] = 'c'
+	}
+	if slices.Contains(q.By, store.ByRegion) || q.Region != "" {
+		m[2] = 'r'
+	}
+	return mask(m)
 }
 
 // NormalizeQuery lowercases a search query, collapses its spaces and keeps at most
@@ -155,6 +208,26 @@ type Scan struct {
 	K3Prefix string
 }
 
+// SQL returns the query of a scan's rows (k1, k2, k3, bucket, events, citizens) and its
+// arguments, in a dialect's placeholders (ph returns the n-th, from 1). Only the filters given
+// are in it, so that the primary key (kind, k1, ...) serves a query of one service.
+func (sc Scan) SQL(ph func(n int) string) (string, []any) {
+	args := []any{sc.Kind, sc.From, sc.To}
+	q := `SELECT k1, k2, k3, bucket, events, citizens FROM rollups WHERE kind = ` + ph(1) + ` AND bucket >= ` + ph(2) +
+		` AND bucket < ` + ph(3)
+	for _, f := range []struct{ col, v string }{{"k1", sc.K1}, {"k2", sc.K2}} {
+		if f.v != "" {
+			args = append(args, f.v)
+			q += ` AND ` + f.col + ` = ` + ph(len(args))
+		}
+	}
+	if sc.K3Prefix != "" {
+		args = append(args, sc.K3Prefix+"%")
+		q += ` AND k3 LIKE ` + ph(len(args))
+	}
+	return q, args
+}
+
 // Row is a rollup row read back.
 type Row struct {
 	Key
@@ -165,16 +238,21 @@ type Row struct {
 // HeatScan is what a heat query reads: the daily rollup when its range is whole days and it
 // does not group by hour, else the hourly one.
 func HeatScan(q store.HeatQuery) Scan {
-	s := Scan{Kind: HeatHour, From: Hour(q.From), To: Hour(q.To.Add(time.Hour - 1)), K1: q.Service, K2: q.Channel, K3Prefix: q.Region}
+	m := string(heatMask(q))
+	s := Scan{Kind: HeatHour + ":" + string(m), From: Hour(q.From), To: Hour(q.To.Add(time.Hour - 1)), K1: q.Service, K2: q.Channel, K3Prefix: q.Region}
 	if !slices.Contains(q.By, store.ByHour) && IsDayStart(q.From) && IsDayStart(q.To) {
-		s.Kind, s.From, s.To = HeatDay, Day(q.From), Day(q.To)
+		s.Kind, s.From, s.To = HeatDay+":"+m, Day(q.From), Day(q.To)
 	}
 	return s
 }
 
 // FunnelScan is what a funnel query reads.
 func FunnelScan(q store.FunnelQuery) Scan {
-	return Scan{Kind: Funnel, From: Day(q.From), To: Day(q.To.Add(24*time.Hour - 1)), K1: q.Service, K2: q.Channel}
+	kind := Funnel + ":s-"
+	if q.Channel != "" {
+		kind = Funnel + ":sc"
+	}
+	return Scan{Kind: kind, From: Day(q.From), To: Day(q.To.Add(24*time.Hour - 1)), K1: q.Service, K2: q.Channel}
 }
 
 // MissScan is what a search-miss query reads.
