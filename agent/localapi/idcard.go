@@ -19,6 +19,7 @@ type cardHolder interface {
 	Type() idcard.CardType
 	Name() string
 	Number() string
+	Field(idcard.Field) string
 }
 
 var _ cardHolder = (*idcard.Identity)(nil)
@@ -135,7 +136,7 @@ func loginIdCard(ctx context.Context, r *request) (any, error) {
 	defer release()
 	var out LoginResult
 	err = r.readCard(ctx, device, func(h cardHolder) error {
-		card := wire.IDCard{Number: []byte(h.Number()), Name: h.Name()}
+		card := wire.IDCard{Number: []byte(h.Number()), Name: h.Name(), ValidTo: h.Field(idcard.FieldValidTo)}
 		defer card.Wipe()
 		sess, err := auth.LoginIDCard(ctx, card)
 		switch {

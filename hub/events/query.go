@@ -54,5 +54,13 @@ func (ev *Events) SearchMisses(ctx context.Context, q store.MissQuery) ([]store.
 	return ev.st.SearchMisses(ctx, q)
 }
 
+// CoUse returns the services most used by the citizens who used service, each by at least K.
+func (ev *Events) CoUse(ctx context.Context, service string) ([]store.CoUse, error) {
+	if service == "" {
+		return nil, fmt.Errorf("%w: service required", ErrQuery)
+	}
+	return ev.st.CoUsed(ctx, []string{service}, ev.cfg.K, 20)
+}
+
 // Now is the room's clock.
 func (ev *Events) Now() time.Time { return ev.cfg.Now() }

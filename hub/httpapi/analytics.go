@@ -21,6 +21,7 @@ type Analytics interface {
 	Heat(ctx context.Context, q store.HeatQuery) ([]store.HeatCell, error)
 	Funnel(ctx context.Context, q store.FunnelQuery) ([]store.FunnelStep, error)
 	SearchMisses(ctx context.Context, q store.MissQuery) ([]store.SearchMiss, error)
+	CoUse(ctx context.Context, service string) ([]store.CoUse, error)
 	K() int
 	Now() time.Time
 }
@@ -32,6 +33,19 @@ func (a *API) analyticsRoutes() {
 	routeRaw(a, "GET /analytics/heat", staff, a.heat)
 	routeRaw(a, "GET /analytics/funnel", staff, a.funnel)
 	routeRaw(a, "GET /analytics/search-misses", staff, a.searchMisses)
+	routeRaw(a, "GET /analytics/co-use", staff, a.coUse)
+}
+
+// coUse answers which services those who used ?service= used too.
+func (a *API) coUse(w http.ResponseWriter, r *http.Request) error {
+	pairs, err := a.cfg.Analytics.CoUse(r.Context(), r.URL.Query().Get("service"))
+	out := api.CoUses{K: a.cfg.Analytics.K(), Pairs: []api.CoUse{}}
+	t := table{json: &out, header: []string{"from", "to", "citizens"}}
+	for _, p := range pairs {
+		out.Pairs = append(out.Pairs, api.CoUse(p))
+		t.rows = append(t.rows, []string{p.From, p.To, itoa(p.Citizens)})
+	}
+	return a.answer(w, r, "co-use", t, err)
 }
 
 // table is an answer that is JSON, or CSV with ?format=csv: a header and rows.

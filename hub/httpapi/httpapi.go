@@ -60,6 +60,8 @@ type Config struct {
 	Ratings RatingRoom
 	// Analytics answers heat, funnel and search-miss queries (hub/events).
 	Analytics Analytics
+	// Outreach recommends services to citizens (hub/outreach).
+	Outreach OutreachRoom
 }
 
 // API is the HTTP API handler.
@@ -99,6 +101,7 @@ func New(cfg Config) *API {
 	a.caseRoutes()
 	a.ratingRoutes()
 	a.analyticsRoutes()
+	a.outreachRoutes()
 	a.mux.HandleFunc(api.Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, apiErr(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

@@ -32,6 +32,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
+	"github.com/kioskfleet/kioskfleet/hub/outreach"
 	"github.com/kioskfleet/kioskfleet/hub/ratings"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	_ "github.com/kioskfleet/kioskfleet/hub/store/postgres" // the shared backend, postgres://...
@@ -257,7 +258,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise, Version: cfg.Version,
 		Events: h.ev, Clients: h.idp, Cases: caseRoom, Ratings: ratings.New(ratings.Config{}, st),
-		Analytics: h.ev,
+		Analytics: h.ev, Outreach: outreach.New(outreach.Config{}, st, h.idp, h.ev.Pseudonyms()),
 	}))
 	mux.Handle("GET "+events.SDKPath, events.SDK())
 	mux.Handle("/.well-known/openid-configuration", h.idp.Handler())

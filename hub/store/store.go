@@ -14,6 +14,7 @@
 //	events.go    Events    the unified event stream of every channel and its rollups
 //	cases.go     Cases     citizens' cases (办件): status timelines and documents
 //	ratings.go   Ratings   ratings of services (好差评), aggregates, follow-ups of bad ones
+//	outreach.go  Outreach  citizens' opt-outs of recommendations (服务找人)
 //
 // The app catalog (catalog.go, Catalog) comes next, as a domain of its own. Store composes every domain; a caller asks for the smallest set it uses.
 //
@@ -49,6 +50,7 @@ type Store interface {
 	Events
 	Cases
 	Ratings
+	Outreach
 
 	// Ping checks cheaply that the backend answers (health endpoints).
 	Ping(ctx context.Context) error

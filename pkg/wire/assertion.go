@@ -87,6 +87,10 @@ func (d *NumericDate) UnmarshalJSON(b []byte) error {
 type IDCard struct {
 	Number Secret `json:"number"` // the 18-character ID number (GB 11643)
 	Name   string `json:"name"`
+	// ValidTo is the card's expiry as printed: YYYYMMDD, or the word for "long-term" (长期);
+	// empty when the reader did not give it. The hub keeps it, encrypted with the rest, for the
+	// renewal reminder (hub/outreach).
+	ValidTo string `json:"valid_to,omitempty"`
 }
 
 func (c IDCard) String() string { return "IDCard{number:***, name:***}" }
@@ -101,7 +105,7 @@ func (c IDCard) LogValue() slog.Value { return slog.StringValue(c.String()) }
 func (c *IDCard) Wipe() {
 	if c != nil {
 		clear(c.Number)
-		c.Number, c.Name = nil, ""
+		c.Number, c.Name, c.ValidTo = nil, "", ""
 	}
 }
 

@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Events", func(t *testing.T) { RunEvents(t, as[EventStore](open)) })
 	t.Run("Cases", func(t *testing.T) { RunCases(t, as[store.Cases](open)) })
 	t.Run("Ratings", func(t *testing.T) { RunRatings(t, as[store.Ratings](open)) })
+	t.Run("Outreach", func(t *testing.T) { RunOutreach(t, as[store.Outreach](open)) })
 	t.Run("Check", func(t *testing.T) {
 		if err := open(t).Check(t.Context()); err != nil {
 			t.Fatal(err)
