@@ -203,6 +203,7 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 unauthorized/forbidden,
 	group(root)
 	root.AddCommand(a.devicesCmd(), a.sitesCmd(), a.tokensCmd(), a.commandsCmd(), a.stateCmd(),
 		a.recordsCmd(), a.healthCmd(), a.loginCmd(), a.clientsCmd(), a.staffCmd())
+	root.AddCommand(a.eventsCmd(), a.ratingsCmd())
 	return root
 }
 

@@ -100,12 +100,14 @@ func New(cfg Config) (*Server, error) {
 		"list":   func(s ...string) []string { return s },
 		"card":   func(l *L, r row) cardData { return cardData{l, r} },
 		"counts": func(l *L, kind string, rows []count) countsData { return countsData{l, kind, rows} },
+		"stars":  func(avg float64) string { return strconv.FormatFloat(avg, 'f', 2, 64) },
+		"filt":   func(l *L, f filters) filtersData { return filtersData{l, f} },
 	}
 	base, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html")
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range []string{"overview", "devices", "device", "error"} {
+	for _, p := range []string{"overview", "devices", "device", "error", "heat", "funnel", "ratings", "recommendations"} {
 		t, err := template.Must(base.Clone()).ParseFS(assets, "templates/"+p+".html")
 		if err != nil {
 			return nil, err
@@ -120,6 +122,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("POST /devices/{id}/commands", s.sendCommand)
 	s.mux.HandleFunc("POST /devices/{id}/desired", s.setDesired)
 	s.mux.HandleFunc("POST /devices/{id}/revoke", s.revoke)
+	s.dataRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, s.lang(w, r).T("not-found"), nil)
 	})
