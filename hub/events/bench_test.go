@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -114,4 +118,118 @@ func BenchmarkIngestSingle(b *testing.B) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+}
+
+// rssKiB is this process's resident set (Linux), 0 elsewhere.
+func rssKiB() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// BenchmarkIngestSpike measures the hub's capacity for batches of 50 events (closed loop, 2 s),
+// then offers ten times that for KF_SPIKE_SECONDS (default 5) open loop, each batch in its own
+// request. Targets: only 200 and 429 answers (0 5xx), accepted p99 < 500 ms, RSS bounded
+// (reported: the peak, and its growth over the spike).
+func BenchmarkIngestSpike(b *testing.B) {
+	srv := benchHub(b)
+	c := srv.Client()
+	c.Transport.(*http.Transport).MaxIdleConnsPerHost = 512
+	const per = 50
+	secs := 5
+	if s := os.Getenv("KF_SPIKE_SECONDS"); s != "" {
+		secs, _ = strconv.Atoi(s)
+	}
+	send := func(body []byte) (int, time.Duration) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+api.EventsPath, bytes.NewReader(body))
+		req.SetBasicAuth("mini-program", "")
+		start := time.Now()
+		res, err := c.Do(req)
+		if err != nil {
+			return 0, 0
+		}
+		res.Body.Close()
+		return res.StatusCode, time.Since(start)
+	}
+	for b.Loop() {
+		// Capacity: 32 clients in a closed loop for 2 s.
+		var done atomic.Int64
+		stop := time.Now().Add(2 * time.Second)
+		var wg sync.WaitGroup
+		for range 32 {
+			wg.Go(func() {
+				for time.Now().Before(stop) {
+					if st, _ := send(benchBatch(per)); st == http.StatusOK {
+						done.Add(per)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		capacity := float64(done.Load()) / 2
+		// The spike: ten times the capacity, open loop.
+		rate := 10 * capacity / per // requests a second
+		bodies := make(chan []byte, 1024)
+		go func() {
+			defer close(bodies)
+			for range int(rate) * secs {
+				bodies <- benchBatch(per)
+			}
+		}()
+		var mu sync.Mutex
+		codes := map[int]int{}
+		var lat []time.Duration
+		rss0, peak := rssKiB(), rssKiB()
+		tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+		start := time.Now()
+		var sent sync.WaitGroup
+		for body := range bodies {
+			<-tick.C
+			sent.Go(func() {
+				st, d := send(body)
+				mu.Lock()
+				codes[st]++
+				if st == http.StatusOK {
+					lat = append(lat, d)
+				}
+				if r := rssKiB(); r > peak {
+					peak = r
+				}
+				mu.Unlock()
+			})
+		}
+		tick.Stop()
+		sent.Wait()
+		elapsed := time.Since(start)
+		slices.Sort(lat)
+		p99 := time.Duration(0)
+		if len(lat) > 0 {
+			p99 = lat[len(lat)*99/100]
+		}
+		other := 0
+		for code, n := range codes {
+			if code != http.StatusOK && code != http.StatusTooManyRequests {
+				other += n
+			}
+		}
+		b.ReportMetric(capacity, "capacity-events/s")
+		b.ReportMetric(rate*per, "offered-events/s")
+		b.ReportMetric(float64(codes[http.StatusOK]*per)/elapsed.Seconds(), "accepted-events/s")
+		b.ReportMetric(float64(codes[http.StatusTooManyRequests]), "429s")
+		b.ReportMetric(float64(other), "other-statuses")
+		b.ReportMetric(float64(p99.Milliseconds()), "accepted-p99-ms")
+		b.ReportMetric(float64(peak)/1024, "peak-rss-MiB")
+		b.ReportMetric(float64(peak-rss0)/1024, "rss-growth-MiB")
+		if other > 0 {
+			b.Errorf("answers other than 200 and 429: %v", codes)
+		}
+	}
 }

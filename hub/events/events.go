@@ -57,10 +57,13 @@ type Config struct {
 	PurgeEvery time.Duration
 
 	// Group commit of posted events: the committer gathers for Window (2 ms) or MaxEvents
-	// (5,000), and at most Queue events (50,000) wait; beyond that posts are refused (429).
+	// (5,000), and at most Queue events (50,000) wait; beyond that, or once the oldest waiting
+	// batch has waited MaxWait (200 ms), posts are refused (429), so that an accepted batch is
+	// answered within about MaxWait and a commit, whatever the load.
 	Window    time.Duration
 	MaxEvents int
 	Queue     int
+	MaxWait   time.Duration
 	// ClientRate is how many events a second each client may send (20,000), ClientBurst how
 	// many at once (twice the rate, at least MaxBatch).
 	ClientRate  float64
@@ -99,6 +102,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Queue <= 0 {
 		c.Queue = 50_000
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = 200 * time.Millisecond
 	}
 	if c.ClientRate <= 0 {
 		c.ClientRate = 20_000

@@ -23,11 +23,11 @@ var (
 	ErrBatch = fmt.Errorf("events: at most %d events per batch", MaxBatch)
 )
 
-// OverloadError refuses a batch that the hub cannot take now: its queue is full, or the client
-// sends faster than its rate. Nothing of the batch was stored; it may be sent again after
-// RetryAfter.
+// OverloadError refuses a batch that the hub cannot take now: its queue is full, the committer
+// is behind (its oldest batch waited more than MaxWait), or the client sends faster than its
+// rate. Nothing of the batch was stored; it may be sent again after RetryAfter.
 type OverloadError struct {
-	Reason     string // queue_full or rate_limited
+	Reason     string // queue_full, behind or rate_limited
 	RetryAfter time.Duration
 }
 
@@ -37,6 +37,7 @@ func (e *OverloadError) Error() string {
 
 // pending is one Submit's events waiting for the committer.
 type pending struct {
+	at   time.Time // when it was queued
 	evs  []store.Event
 	news []bool
 	err  error
@@ -114,6 +115,14 @@ func (ev *Events) enqueue(p *pending) error {
 		ev.m.overload.WithLabelValues("queue_full").Inc()
 		return &OverloadError{Reason: "queue_full", RetryAfter: time.Second}
 	}
+	// The committer is behind when the oldest waiting batch has waited longer than MaxWait:
+	// what is accepted now would wait longer still, so it is refused and sent again later.
+	now := time.Now()
+	if len(ev.q) > 0 && now.Sub(ev.q[0].at) > ev.cfg.MaxWait {
+		ev.m.overload.WithLabelValues("behind").Inc()
+		return &OverloadError{Reason: "behind", RetryAfter: time.Second}
+	}
+	p.at = now
 	ev.queued += len(p.evs)
 	ev.q = append(ev.q, p)
 	if len(ev.q) == 1 {

@@ -168,6 +168,25 @@ func (e *evEnv) post(t *testing.T, auth, query string, evs ...json.RawMessage) (
 	return res.StatusCode, res.Header, out, eb.Error
 }
 
+// postHeld posts batch as Alice on the web while the committer is held, and returns once it
+// waits in the queue; its status arrives on the channel when it is committed.
+func (e *evEnv) postHeld(t *testing.T, batch []json.RawMessage) <-chan int {
+	t.Helper()
+	done := make(chan int, 1)
+	go func() {
+		status, _, _, _ := e.post(t, bearer(aliceWeb), "", batch...)
+		done <- status
+	}()
+	deadline := time.Now().Add(wait)
+	for e.ev.Queued() < len(batch) {
+		if time.Now().After(deadline) {
+			t.Fatal("batch not queued")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return done
+}
+
 func bearer(tok string) string { return "Bearer " + tok }
 
 func basic(id, secret string) string {
@@ -358,18 +377,8 @@ func TestEventsOverload(t *testing.T) {
 		return out
 	}
 	// The committer is held: a first batch waits in the queue, and holds the one place in flight.
-	done := make(chan int, 1)
-	go func() {
-		status, _, _, _ := e.post(t, bearer(aliceWeb), "", batch("evt-first", 500)...)
-		done <- status
-	}()
+	done := e.postHeld(t, batch("evt-first", 500))
 	deadline := time.Now().Add(wait)
-	for e.ev.Queued() < 500 {
-		if time.Now().After(deadline) {
-			t.Fatal("first batch not queued")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 	for {
 		status, hdr, _, ae := e.post(t, bearer(aliceMobile), "", batch("evt-busy", 1)...)
 		if status == http.StatusTooManyRequests && ae.Code == "overloaded" && hdr.Get("Retry-After") == "1" {
@@ -398,6 +407,24 @@ func cancelled() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	return ctx
+}
+
+// TestEventsBehind: once the oldest queued batch has waited longer than MaxWait, new batches are
+// refused with 429 (behind) although the queue has room, so that what is accepted is answered
+// quickly; the waiting batch is committed all the same.
+func TestEventsBehind(t *testing.T) {
+	e := newEvEnv(t, true, func(c *events.Config, _ *httpapi.Config) { c.MaxWait = 20 * time.Millisecond })
+	done := e.postHeld(t, []json.RawMessage{e.event("evt-behind-first")})
+	// The first batch was stamped before it was counted: after MaxWait more it is too old.
+	time.Sleep(2 * 20 * time.Millisecond)
+	status, hdr, _, ae := e.post(t, bearer(aliceMobile), "", e.event("evt-behind-second"))
+	if status != http.StatusTooManyRequests || !strings.Contains(ae.Message, "behind") || hdr.Get("Retry-After") == "" {
+		t.Fatalf("batch behind a held committer: %d %+v", status, ae)
+	}
+	e.ev.Run(cancelled())
+	if s := <-done; s != http.StatusOK {
+		t.Fatalf("first batch: %d", s)
+	}
 }
 
 // TestEventsQueueAndRate: the queue bound and the client rate.
