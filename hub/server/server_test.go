@@ -73,7 +73,7 @@ func TestAssembleClose(t *testing.T) {
 	if err := h.Close(); err != nil {
 		t.Fatal(err)
 	}
-	cfg.HTTPAddr, cfg.MQTTAddr = strings.TrimPrefix(h.Info.HTTPURL, "http://"), h.Info.MQTTAddr
+	cfg.HTTPAddr, cfg.MQTTAddr = strings.TrimPrefix(h.Info.HTTPURL, "https://"), h.Info.MQTTAddr
 	h2, err := Assemble(ctx, cfg)
 	if err != nil {
 		t.Fatalf("the same addresses after Close: %v", err)
