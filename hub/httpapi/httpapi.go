@@ -48,13 +48,14 @@ type Config struct {
 	Auth     Authenticator
 	Log      *slog.Logger
 	MQTTAddr string        // advertised to enrolling agents
+	CertTTL  time.Duration // device certificate validity (default 365 days)
+	Version  string
+	Now      func() time.Time
+
 	// Anchor returns the CA enrollment tokens pin: the root of the hub's HTTPS certificate chain
 	// (nil: the CA's own certificate). It is asked at each use: an operator's certificate may be
 	// reloaded.
 	Anchor func() *x509.Certificate
-	CertTTL  time.Duration // device certificate validity (default 365 days)
-	Version  string
-	Now      func() time.Time
 }
 
 // API is the HTTP API handler.

@@ -32,8 +32,8 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
 	"github.com/kioskfleet/kioskfleet/hub/store"
-	"github.com/kioskfleet/kioskfleet/pkg/api"
 	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite" // the embedded backend, sqlite:PATH
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
 
 // Config configures a hub.

@@ -142,14 +142,7 @@ func (s *servingCert) config() *tls.Config {
 // loopback reports whether addr (host:port) binds only this machine's loopback interface.
 func loopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return err == nil && api.LoopbackHost(host)
 }
 
 // covered checks that the certificate names the host of addr (host:port), as a client checking

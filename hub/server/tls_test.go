@@ -247,4 +247,3 @@ func TestAdvertiseCovered(t *testing.T) {
 	}
 	h.Close()
 }
-

@@ -79,7 +79,7 @@ type CA struct {
 // Enroll is the body of POST /api/v1/enroll; it is authorised by the enrollment token it carries.
 type Enroll struct {
 	Token string `json:"token"` // the token's secret (EnrollToken.Secret); a trailing ".<pin>" is ignored
-	CSR   string `json:"csr"` // PEM CERTIFICATE REQUEST; the private key stays on the kiosk
+	CSR   string `json:"csr"`   // PEM CERTIFICATE REQUEST; the private key stays on the kiosk
 	Model string `json:"model,omitempty"`
 }
 

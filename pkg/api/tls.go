@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -70,6 +71,16 @@ func isHex(s string) bool {
 		}
 	}
 	return true
+}
+
+// LoopbackHost reports whether host (a name or an IP, no port) is this machine's loopback: the
+// only place plain HTTP to the hub is accepted.
+func LoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // LoadCA reads a PEM file of CA certificates (the hub's ca.crt) into a pool.
