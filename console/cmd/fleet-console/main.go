@@ -39,9 +39,10 @@ func main() {
 
 // config is the console's settings after flags, environment and config file.
 type config struct {
-	hub, hubCA, token, tokenFile, addr, tz, logLevel, logFormat, configFile string
-	refresh, timeout                                                        time.Duration
-	secureCookies                                                           bool
+	hub, token, tokenFile, addr, tz, logLevel, logFormat, configFile string
+	refresh, timeout                                                 time.Duration
+	secureCookies                                                    bool
+	hubCA                                                            string
 }
 
 func flags(c *config, stderr io.Writer) *flag.FlagSet {
