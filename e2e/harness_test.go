@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"database/sql"
 	"fmt"
 	"net"
@@ -125,24 +126,28 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// hub is a fleet-hub process with fixed addresses, so it can be killed and restarted in place.
+// hub is a fleet-hub process with fixed addresses, so it can be killed and restarted in place. It
+// serves HTTPS with a certificate of its CA (caFile), which client trusts.
 type hub struct {
 	t        *testing.T
 	dir      string
 	httpAddr string
 	mqttAddr string
+	caFile   string
 	p        *proc
 	client   *api.Client
 }
 
 func newHub(t *testing.T) *hub {
 	h := &hub{t: t, dir: t.TempDir(), httpAddr: freeAddr(t), mqttAddr: freeAddr(t)}
+	h.caFile = filepath.Join(h.dir, "ca", "ca.crt")
+	h.client = &api.Client{BaseURL: "https://" + h.httpAddr}
 	h.start()
 	b, err := os.ReadFile(filepath.Join(h.dir, "bootstrap-token"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.client = &api.Client{BaseURL: "http://" + h.httpAddr, Token: strings.TrimSpace(string(b))}
+	h.client.Token = strings.TrimSpace(string(b))
 	return h
 }
 
@@ -153,8 +158,17 @@ func (h *hub) start() {
 		if h.p.exited() {
 			h.t.Fatalf("hub exited during start")
 		}
-		hc := http.Client{Timeout: time.Second}
-		resp, err := hc.Get("http://" + h.httpAddr + "/healthz")
+		if h.client.HTTP == nil { // the CA is made at the first start
+			roots, err := api.LoadCA(h.caFile)
+			if err != nil {
+				return false
+			}
+			tr := api.Transport(roots)
+			h.t.Cleanup(tr.CloseIdleConnections)
+			h.client.HTTP = &http.Client{Transport: tr}
+		}
+		hc := http.Client{Timeout: time.Second, Transport: h.client.HTTP.Transport}
+		resp, err := hc.Get(h.client.BaseURL + "/healthz")
 		if err != nil {
 			return false
 		}
@@ -300,7 +314,7 @@ func countLines(path, needle string) int {
 // metric reads one unlabelled counter or gauge from the hub's /metrics (0 if absent).
 func (h *hub) metric(name string) float64 {
 	h.t.Helper()
-	resp, err := http.Get(h.client.BaseURL + "/metrics")
+	resp, err := h.client.HTTP.Get(h.client.BaseURL + "/metrics")
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -322,10 +336,20 @@ func (h *hub) postForm(path string, form map[string]string) (int, error) {
 	for k, s := range form {
 		v.Set(k, s)
 	}
-	resp, err := http.PostForm(h.client.BaseURL+path, v)
+	resp, err := h.client.HTTP.PostForm(h.client.BaseURL+path, v)
 	if err != nil {
 		return 0, err
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// roots returns a pool holding the hub's CA.
+func (h *hub) roots() *x509.CertPool {
+	h.t.Helper()
+	roots, err := api.LoadCA(h.caFile)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return roots
 }

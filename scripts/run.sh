@@ -8,7 +8,8 @@ BIN=./bin
 VAR=${KF_VAR:-var}
 HTTP=${KF_HTTP_ADDR:-127.0.0.1:8080}
 MQTT=${KF_MQTT_ADDR:-127.0.0.1:8883}
-HUB=http://$HTTP
+HUB=https://$HTTP
+CA=$VAR/hub/ca/ca.crt   # the hub's CA: what fleetctl, the console and curl trust (kiosks pin it via their token)
 mkdir -p "$VAR/logs"
 
 pids=()
@@ -24,14 +25,14 @@ trap cleanup INT TERM EXIT
 "$BIN/fleet-hub" --data "$VAR/hub" --http-addr "$HTTP" --mqtt-addr "$MQTT" >"$VAR/logs/hub.out" 2>"$VAR/logs/hub.log" &
 pids+=($!)
 for _ in $(seq 1 100); do
-  [ -f "$VAR/hub/bootstrap-token" ] && "$BIN/fleetctl" --hub "$HUB" --token-file "$VAR/hub/bootstrap-token" health >/dev/null 2>&1 && break
+  [ -f "$VAR/hub/bootstrap-token" ] && "$BIN/fleetctl" --hub "$HUB" --ca "$CA" --token-file "$VAR/hub/bootstrap-token" health >/dev/null 2>&1 && break
   kill -0 "${pids[0]}" 2>/dev/null || { cat "$VAR/logs/hub.log" >&2; exit 1; }
   sleep 0.1
 done
 TOKEN=$(cat "$VAR/hub/bootstrap-token")
-export KF_HUB=$HUB KF_TOKEN=$TOKEN
+export KF_HUB=$HUB KF_CA=$CA KF_TOKEN=$TOKEN
 CONSOLE=${KF_CONSOLE_ADDR:-127.0.0.1:8081}
-"$BIN/fleet-console" --hub "$HUB" --token-file "$VAR/hub/bootstrap-token" --addr "$CONSOLE" 2>"$VAR/logs/console.log" &
+"$BIN/fleet-console" --hub "$HUB" --hub-ca "$CA" --token-file "$VAR/hub/bootstrap-token" --addr "$CONSOLE" 2>"$VAR/logs/console.log" &
 pids+=($!)
 
 if [ ! -f "$VAR/agent/identity.json" ]; then
@@ -57,13 +58,14 @@ kioskfleet is running.
   fleet console  http://$CONSOLE   (open it in a browser; works on a phone too)
   hub HTTP API   $HUB/api/v1      (metrics: $HUB/metrics)
   hub MQTT/TLS   $MQTT
+  hub CA         $CA   (curl --cacert $CA $HUB/healthz)
   admin token    $TOKEN
   staff login    user admin, password in $VAR/hub/initial-credentials (written at first start)
   kiosk agent    $DEV  (data: $VAR/agent)
   logs           $VAR/logs/
 
 Try, in another terminal:
-  export KF_HUB=$HUB KF_TOKEN=$TOKEN
+  export KF_HUB=$HUB KF_CA=$CA KF_TOKEN=$TOKEN
   ./bin/fleetctl devices list
   ./bin/fleetctl devices show $DEV
   ./bin/fleetctl commands send $DEV ping --wait 30s

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"math/big"
@@ -215,5 +216,64 @@ func TestEnrollUnpinnedToken(t *testing.T) {
 	_, err := Enroll(t.Context(), "https://127.0.0.1:1", "kfe_"+strings.Repeat("5a", 20), "", t.TempDir(), "")
 	if !errors.Is(err, api.ErrBadEnrollToken) || !strings.Contains(err.Error(), "no CA pin") {
 		t.Fatalf("Enroll = %v", err)
+	}
+}
+
+// TestEnrollAnswer: the agent sends only the token's secret; the MQTT host in the answer must be
+// named by the hub's certificate (issued by the answer's CA for the broker's hosts too); the
+// pinned CA is kept and trusted for later HTTPS calls.
+func TestEnrollAnswer(t *testing.T) {
+	hub := newCA(t, "hub CA", nil)
+	tok := pinnedToken(hub.cert)
+	secret, _, _ := strings.Cut(tok, ".")
+	var mqttAddr atomic.Value
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/enroll", func(w http.ResponseWriter, r *http.Request) {
+		var req api.Enroll
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Token != secret {
+			http.Error(w, "want the secret alone", http.StatusUnauthorized)
+			return
+		}
+		blk, _ := pem.Decode([]byte(req.CSR))
+		csr, err := x509.ParseCertificateRequest(blk.Bytes)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		dev := sign(t, &x509.Certificate{Subject: pkix.Name{CommonName: "k-0123456789abcdef"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}},
+			csr.PublicKey, hub)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(api.Enrolled{DeviceID: "k-0123456789abcdef", MQTTAddr: mqttAddr.Load().(string),
+			Certificate:   string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: dev.Raw})),
+			CACertificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hub.cert.Raw}))})
+	})
+	mux.HandleFunc("GET /hello", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("hello kiosk")) })
+	srv := httptest.NewUnstartedServer(mux)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{hub.serverCert(t, []string{"127.0.0.1", "localhost"}, hub.cert)}}
+	srv.StartTLS()
+	defer srv.Close()
+
+	mqttAddr.Store("mqtt.elsewhere.example:8883")
+	if _, err := Enroll(t.Context(), srv.URL, tok, "", t.TempDir(), ""); err == nil || !strings.Contains(err.Error(), `the hub's certificate does not name "mqtt.elsewhere.example"`) {
+		t.Fatalf("Enroll = %v, want the MQTT host refused", err)
+	}
+
+	mqttAddr.Store("localhost:8883")
+	dir := t.TempDir()
+	id, err := Enroll(t.Context(), srv.URL, tok, "", dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, HubCAFile)); !strings.Contains(string(b), "BEGIN CERTIFICATE") {
+		t.Fatalf("%s: %q", HubCAFile, b)
+	}
+	resp, err := id.HTTPClient().Get(srv.URL + "/hello")
+	if err != nil {
+		t.Fatalf("a later HTTPS call with the pinned CA: %v", err)
+	}
+	resp.Body.Close()
+	if id.DeviceID != "k-0123456789abcdef" || id.MQTTAddr != "localhost:8883" || id.HubURL != srv.URL {
+		t.Errorf("identity %+v", id)
 	}
 }
