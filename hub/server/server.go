@@ -1,6 +1,7 @@
 // Package server assembles a hub: its CA, store, embedded MQTT broker, ingest, identity provider
 // and HTTP API, with the bootstrap admin token (Assemble), and serves them until the context ends,
-// shutting down gracefully (Hub.Serve).
+// shutting down gracefully (Hub.Serve). The HTTP side is HTTPS, plain HTTP only on loopback
+// (tls.go).
 package server
 
 import (
