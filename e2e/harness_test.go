@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../hub/cmd/fleet-hub", "../agent/cmd/kiosk-agent", "../drivers/cmd/devsim", "../console/cmd/fleetctl")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../hub/cmd/fleet-hub", "../agent/cmd/kiosk-agent", "../drivers/cmd/devsim", "../console/cmd/fleetctl", "../console/cmd/fleet-console")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: build:", err)
@@ -139,15 +139,21 @@ type hub struct {
 }
 
 func newHub(t *testing.T) *hub {
-	h := &hub{t: t, dir: t.TempDir(), httpAddr: freeAddr(t), mqttAddr: freeAddr(t)}
-	h.caFile = filepath.Join(h.dir, "ca", "ca.crt")
-	h.client = &api.Client{BaseURL: "https://" + h.httpAddr}
+	h := unstartedHub(t)
 	h.start()
 	b, err := os.ReadFile(filepath.Join(h.dir, "bootstrap-token"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.client.Token = strings.TrimSpace(string(b))
+	return h
+}
+
+// unstartedHub returns a hub with its folder and addresses chosen, not yet started.
+func unstartedHub(t *testing.T) *hub {
+	h := &hub{t: t, dir: t.TempDir(), httpAddr: freeAddr(t), mqttAddr: freeAddr(t)}
+	h.caFile = filepath.Join(h.dir, "ca", "ca.crt")
+	h.client = &api.Client{BaseURL: "https://" + h.httpAddr}
 	return h
 }
 
@@ -158,23 +164,29 @@ func (h *hub) start() {
 		if h.p.exited() {
 			h.t.Fatalf("hub exited during start")
 		}
-		if h.client.HTTP == nil { // the CA is made at the first start
-			roots, err := api.LoadCA(h.caFile)
-			if err != nil {
-				return false
-			}
-			tr := api.Transport(roots)
-			h.t.Cleanup(tr.CloseIdleConnections)
-			h.client.HTTP = &http.Client{Transport: tr}
-		}
-		hc := http.Client{Timeout: time.Second, Transport: h.client.HTTP.Transport}
-		resp, err := hc.Get(h.client.BaseURL + "/healthz")
+		return h.healthy()
+	})
+}
+
+// healthy reports whether the hub answers GET /healthz over HTTPS; once the hub has made its CA,
+// h.client trusts it.
+func (h *hub) healthy() bool {
+	if h.client.HTTP == nil {
+		roots, err := api.LoadCA(h.caFile)
 		if err != nil {
 			return false
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+		tr := api.Transport(roots)
+		h.t.Cleanup(tr.CloseIdleConnections)
+		h.client.HTTP = &http.Client{Transport: tr}
+	}
+	hc := http.Client{Timeout: time.Second, Transport: h.client.HTTP.Transport}
+	resp, err := hc.Get(h.client.BaseURL + "/healthz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 func (h *hub) site(id string) {

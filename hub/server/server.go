@@ -33,7 +33,8 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
 	"github.com/kioskfleet/kioskfleet/hub/store"
-	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite" // the embedded backend, sqlite:PATH
+	_ "github.com/kioskfleet/kioskfleet/hub/store/postgres" // the shared backend, postgres://...
+	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite"   // the embedded backend, sqlite:PATH
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
 
@@ -181,7 +182,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 			opened.Close()
 		}
 	}()
-	st, err := store.Open(ctx, cfg.Store, log)
+	st, err := store.Open(ctx, cfg.Store, log.With("component", "store"))
 	if err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
@@ -311,7 +312,8 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 // is called once everything runs.
 func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	defer h.Close()
-	srv := &http.Server{Handler: h.Handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h.Handler, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(h.log.With("component", "http").Handler(), slog.LevelWarn)}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Ingest listens before the broker lets kiosks in: a hello that reaches no subscriber is never

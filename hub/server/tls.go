@@ -107,13 +107,13 @@ func (s *servingCert) current() (*tls.Certificate, *x509.Certificate) {
 		if st := stampFiles(s.certFile, s.keyFile); st != s.stamp {
 			s.stamp = st
 			if c, a, err := loadPair(s.certFile, s.keyFile); err != nil {
-				s.log.Warn("tls: the certificate files changed but do not load; serving the previous certificate", "err", err)
+				s.log.Warn("the certificate files changed but do not load; serving the previous certificate", "err", err)
 			} else {
 				if api.CAHash(a) != api.CAHash(s.anchor) {
-					s.log.Warn("tls: the reloaded chain ends with another CA: kiosks enrolled before trust the previous one", "ca", a.Subject.String())
+					s.log.Warn("the reloaded chain ends with another CA: kiosks enrolled before trust the previous one", "ca", a.Subject.String())
 				}
 				s.cert, s.anchor = c, a
-				s.log.Info("tls: certificate reloaded", "file", s.certFile, "notAfter", c.Leaf.NotAfter)
+				s.log.Info("certificate reloaded", "file", s.certFile, "notAfter", c.Leaf.NotAfter)
 			}
 		}
 	}
