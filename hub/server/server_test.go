@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/pgtest"
 )
 
@@ -114,7 +115,11 @@ func TestRunPostgres(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("Run returned before ready: %v", err)
 	}
-	resp, err := http.Get(info.HTTPURL + "/healthz")
+	roots, err := api.LoadCA(info.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := clientFor(roots).Get(info.HTTPURL + "/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}
