@@ -45,8 +45,8 @@ const (
 	DefaultSessionExpiry    = time.Hour
 	// DefaultMaxPacketSize fits a PUBLISH of wire.MaxPayloadBytes with its topic and headers.
 	DefaultMaxPacketSize = wire.MaxPayloadBytes + 1024
-	// DefaultMaxConnectSize fits a kiosk's CONNECT, Will included, with the longest device ID
-	// (about 230 bytes; docs/protocol.md).
+	// DefaultMaxConnectSize fits a kiosk's CONNECT, Will included: 95 bytes with a device ID as
+	// the hub issues them, 188 with the longest one allowed (docs/protocol.md).
 	DefaultMaxConnectSize = 512
 	// DefaultPendingPerAddr and DefaultPending bound the connections not yet admitted to a
 	// session: per client address (a service hall behind one NAT address reconnecting at once

@@ -44,11 +44,12 @@ const (
 var reasons = [...]Reason{ReasonTLS, ReasonConnectRefused, ReasonACLDenied, ReasonOversize, ReasonMalformed, ReasonProtocolVersion,
 	ReasonRevoked, ReasonUnavailable, ReasonCertRefused, ReasonAddrLimit, ReasonPendingLimit, ReasonReplaced, ReasonConnectTimeout}
 
-// flood reports whether anyone can cause refusals for r at will, by the thousand, so that
-// logging each would turn a flood of connections into a flood of log lines.
+// flood reports whether a flood of connections makes refusals for r by the thousand (anyone
+// can open connections; one certificate, even a revoked one, can complete handshakes), so that
+// logging each would turn it into a flood of log lines.
 func (r Reason) flood() bool {
 	switch r {
-	case ReasonAddrLimit, ReasonPendingLimit, ReasonReplaced, ReasonConnectTimeout:
+	case ReasonTLS, ReasonCertRefused, ReasonAddrLimit, ReasonPendingLimit, ReasonReplaced, ReasonConnectTimeout, ReasonOversize:
 		return true
 	}
 	return false

@@ -206,7 +206,7 @@ type HalfConnects struct {
 	Common
 	Addr     string      // the hub's MQTT address
 	TLS      *tls.Config // with a device certificate; a session cache makes redials cheap
-	Announce int         // remaining length announced; default 256 KiB + 1 KiB - 3, the hub's old packet limit
+	Announce int         // remaining length announced; default 256 KiB + 1 KiB - 4: the hub's packet limit, fixed header included
 	Send     int         // default Announce - 1
 }
 
@@ -216,7 +216,7 @@ func (h HalfConnects) Start(ctx context.Context) (*Flood, error) {
 		return nil, fmt.Errorf("floodtest: a TLS configuration with a device certificate is required")
 	}
 	if h.Announce <= 0 {
-		h.Announce = 256<<10 + 1<<10 - 3
+		h.Announce = 256<<10 + 1<<10 - 4
 	}
 	if h.Send <= 0 || h.Send > h.Announce {
 		h.Send = h.Announce - 1
