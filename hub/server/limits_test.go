@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/hub/ca/catest"
+	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 	"github.com/kioskfleet/kioskfleet/pkg/floodtest"
 )
 
@@ -156,5 +159,33 @@ func TestValidateLimits(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want it to say %q", err, want)
 		}
+	}
+}
+
+// TestHTTPLongPollOutlastsTimeouts: through the hub's whole HTTP stack (limits, body counting,
+// identity, API), a long poll holds its request past read and write timeouts shorter than it.
+func TestHTTPLongPollOutlastsTimeouts(t *testing.T) {
+	info := startHub(t, Limits{HTTPReadTimeout: 300 * time.Millisecond, HTTPWriteTimeout: 300 * time.Millisecond})
+	c := &api.Client{BaseURL: info.HTTPURL, Token: info.BootstrapToken}
+	ctx := t.Context()
+	if _, err := c.CreateSite(ctx, fleet.Site{ID: "hall-1", Name: "Hall 1", Region: "440305"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.CreateToken(ctx, api.CreateToken{SiteID: "hall-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, _ := catest.NewCSR(t, "kiosk")
+	dev, err := c.Enroll(ctx, api.Enroll{Token: tok.Secret, CSR: string(csr)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := c.SendCommand(ctx, dev.DeviceID, api.CreateCommand{Name: "reboot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Command(ctx, cmd.ID, time.Second)
+	if err != nil || got.ID != cmd.ID {
+		t.Fatalf("long poll of 1 s with timeouts of 300 ms: %+v, %v", got, err)
 	}
 }
