@@ -338,7 +338,7 @@ func TestSoakFloods(t *testing.T) {
 	t.Logf("fleet: %+v", res)
 	t.Logf("floods: slow bodies of 64 KiB %s; of 15 KiB %s; half-sent CONNECTs %s", stats[0], stats[1], stats[2])
 	t.Logf("hub RSS every 10 s (MiB): %v", watch.Timeline())
-	t.Logf("hub refusals: %s; %s", metric(t, h, "kioskfleet_http_refusals_total"), metric(t, h, "kioskfleet_broker_rejections_total"))
+	t.Logf("hub refusals: %s; %s", metric(t, h, "kioskfleet_http_rejections_total"), metric(t, h, "kioskfleet_broker_rejections_total"))
 
 	// On the hub: each kiosk's records 1..n, once each, in order; n summed is what was appended.
 	ids, err := fleetsim.Identities(ctx, cfg, cfg.Agents)

@@ -93,7 +93,7 @@ func (l *Limits) withDefaults() Limits {
 	return d
 }
 
-// Reasons the HTTP side refuses, the values of kioskfleet_http_refusals_total's reason label.
+// Reasons the HTTP side refuses, the values of kioskfleet_http_rejections_total's reason label.
 const (
 	refusedAddrLimit    = "addr_limit"     // a connection over the per-address limit (answered 503 or closed)
 	refusedBodyTooLarge = "body_too_large" // a request body over its route's limit
@@ -111,7 +111,7 @@ type httpLimits struct {
 
 func newHTTPLimits(l Limits, reg prometheus.Registerer, log *slog.Logger) (*httpLimits, error) {
 	h := &httpLimits{lim: l, log: log, conns: connlimit.New(connlimit.Limits{PerAddr: l.HTTPConnsPerAddr}),
-		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kioskfleet_http_refusals_total",
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kioskfleet_http_rejections_total",
 			Help: "Connections and requests the HTTP side refused before reading them, by reason."}, []string{"reason"})}
 	for _, r := range []string{refusedAddrLimit, refusedBodyTooLarge, refusedBodyTimeout} {
 		h.refusals.WithLabelValues(r)

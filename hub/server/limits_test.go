@@ -68,7 +68,7 @@ func post(path, contentType, body string) string {
 	return fmt.Sprintf("POST %s HTTP/1.1\r\nHost: hub\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s", path, contentType, len(body), body)
 }
 
-// refusals reads kioskfleet_http_refusals_total for reason.
+// refusals reads kioskfleet_http_rejections_total for reason.
 func refusals(t *testing.T, base, reason string) string {
 	t.Helper()
 	res, err := http.Get(base + "/metrics")
@@ -78,7 +78,7 @@ func refusals(t *testing.T, base, reason string) string {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	for l := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), `kioskfleet_http_refusals_total{reason="`+reason+`"} `); ok {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), `kioskfleet_http_rejections_total{reason="`+reason+`"} `); ok {
 			return v
 		}
 	}
