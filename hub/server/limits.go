@@ -140,6 +140,11 @@ func (h *httpLimits) server(handler http.Handler) *http.Server {
 		WriteTimeout:      h.lim.HTTPWriteTimeout,
 		IdleTimeout:       h.lim.HTTPIdleTimeout,
 		MaxHeaderBytes:    64 << 10,
+		// Over TLS a client may speak HTTP/2: many requests on one connection. Few streams and
+		// small windows keep a connection's share near an HTTP/1.1 one's, so that the per-address
+		// limit still bounds memory (the defaults, 100+ streams and 1 MiB buffered, would not).
+		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 16, MaxReceiveBufferPerConnection: 64 << 10,
+			MaxReceiveBufferPerStream: 16 << 10},
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if err := connlimit.RefusalOf(c); err != nil {
 				return context.WithValue(ctx, refusedKey{}, err)
