@@ -85,7 +85,7 @@ func TestAdminClientsAndStaff(t *testing.T) {
 	if !strings.Contains(r.stdout, "https://portal.example.gov.cn/callback") || !strings.Contains(r.stdout, "fleetctl") {
 		t.Errorf("clients list lacks the new client's redirect URI or fleetctl's own registration")
 	}
-	r = fleetctlAs(t, h, admin, "", "clients", "get", "e2e-portal", "-o", "json")
+	r = fleetctlAs(t, h, admin, "", "clients", "show", "e2e-portal", "-o", "json")
 	var got struct {
 		ID           string   `json:"id"`
 		Confidential bool     `json:"confidential"`
@@ -93,7 +93,7 @@ func TestAdminClientsAndStaff(t *testing.T) {
 		GrantTypes   []string `json:"grantTypes"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || got.ID != "e2e-portal" || !got.Confidential || !got.Pairwise || len(got.GrantTypes) != 2 {
-		t.Errorf("clients get: %+v, %v", got, err)
+		t.Errorf("clients show: %+v, %v", got, err)
 	}
 	for _, out := range []string{r.stdout, fleetctlAs(t, h, admin, "", "clients", "list", "-o", "json").stdout} {
 		if strings.Contains(out, secret) {
@@ -129,7 +129,13 @@ func TestAdminClientsAndStaff(t *testing.T) {
 	// Roles and password set from stdin; the registration deleted.
 	fleetctlAs(t, h, admin, "new-fieldops-pass\n", "staff", "update", "fieldops1", "--roles", "fieldops,reviewer", "--password-file", "-").
 		want(t, 0, "fieldops,reviewer", "")
+	r = fleetctlAs(t, h, admin, "", "staff", "list")
+	r.want(t, 0, "fieldops1", "")
+	if !strings.Contains(r.stdout, "FAILED LOGINS") || !strings.Contains(r.stdout, "fieldops,reviewer") || strings.Contains(r.stdout, "LOCKED") {
+		t.Errorf("staff list:\n%s", r.stdout)
+	}
+	fleetctlAs(t, h, fieldops, "", "staff", "list").want(t, 4, "", "forbidden (HTTP 403): role admin required")
 	fleetctlAs(t, h, admin, "", "staff", "update", "nobody", "--roles", "fieldops").want(t, 3, "", "no such staff account")
 	fleetctlAs(t, h, admin, "", "clients", "delete", "e2e-portal").want(t, 0, "Deleted client e2e-portal", "")
-	fleetctlAs(t, h, admin, "", "clients", "get", "e2e-portal").want(t, 3, "", "not_found (HTTP 404): no such client")
+	fleetctlAs(t, h, admin, "", "clients", "show", "e2e-portal").want(t, 3, "", "not_found (HTTP 404): no such client")
 }

@@ -12,11 +12,12 @@ import (
 	"github.com/kioskfleet/kioskfleet/agent/enroll"
 	"github.com/kioskfleet/kioskfleet/agent/kiosklogin"
 	"github.com/kioskfleet/kioskfleet/drivers/idcard/idcardsim"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
-func simCard() kiosklogin.Card {
+func simCard() wire.IDCard {
 	c := idcardsim.Resident()
-	return kiosklogin.Card{Number: []byte(c.Number), Name: c.Name}
+	return wire.IDCard{Number: wire.Secret(c.Number), Name: c.Name}
 }
 
 // ID-card login with the key a real kiosk-agent generated at enrollment: the hub issues a short

@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"github.com/kioskfleet/kioskfleet/pkg/atomicfile"
 	"log/slog"
+	"math"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,8 +22,10 @@ import (
 	"github.com/kioskfleet/kioskfleet/agent/hoststat"
 	"github.com/kioskfleet/kioskfleet/agent/inbox"
 	"github.com/kioskfleet/kioskfleet/agent/link"
+	"github.com/kioskfleet/kioskfleet/agent/localapi"
 	"github.com/kioskfleet/kioskfleet/agent/outbox"
 	"github.com/kioskfleet/kioskfleet/drivers/transport"
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -47,8 +52,11 @@ type Config struct {
 	// Rescan is how often the device manager looks for serial and USB devices attached after
 	// start that DevicesFile does not name (hot-plug); 0: never.
 	Rescan time.Duration
-	// Commands adds command handlers to the built-in ones (ping, diagnostics, journal).
+	// Commands adds command handlers to those of api.CommandSpecs.
 	Commands map[string]Handler
+	// LocalAPI is the loopback host:port of the local device API (agent/localapi) for the kiosk
+	// shell and kiosk apps; "" or "0": off. It needs DevicesFile.
+	LocalAPI string
 }
 
 // Handler executes a command. Its output must be JSON (or nil).
@@ -67,6 +75,9 @@ type Agent struct {
 	handlers map[string]Handler
 	devs     *devices.Manager // nil without DevicesFile
 	usb      *transport.GoUSB // libusb, when a device or discovery needs it
+	local    *http.Server     // the local device API's; nil when off
+	localLn  net.Listener
+	localAPI *localapi.Server
 
 	mu       sync.Mutex
 	settings Settings
@@ -103,13 +114,13 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 		a.ob.Close()
 		return nil, err
 	}
-	a.handlers = map[string]Handler{
-		"ping":        a.cmdPing,
-		"diagnostics": a.cmdDiagnostics,
-		"journal":     a.cmdJournal,
-	}
+	a.handlers = a.commandHandlers()
 	if err := a.openDevices(); err != nil {
 		a.ob.Close()
+		return nil, err
+	}
+	if err := a.openLocalAPI(); err != nil {
+		a.Close()
 		return nil, err
 	}
 	for k, h := range cfg.Commands {
@@ -138,10 +149,13 @@ func (a *Agent) Outbox() outbox.Outbox { return a.ob }
 // Link returns the agent's link to the hub.
 func (a *Agent) Link() *link.Link { return a.link }
 
-// Close closes the outbox and libusb.
+// Close closes the outbox, libusb and the local API's listener if Run did not.
 func (a *Agent) Close() error {
 	if a.usb != nil {
 		a.usb.Close()
+	}
+	if a.localLn != nil {
+		a.localLn.Close()
 	}
 	return a.ob.Close()
 }
@@ -172,6 +186,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.devs != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = a.devs.Run(ctx) }()
+	}
+	if a.local != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.serveLocalAPI(ctx) }()
 	}
 	wg.Add(4)
 	go func() { defer wg.Done(); a.synthetic(ctx) }()
@@ -301,19 +319,59 @@ func (a *Agent) execute(ctx context.Context, c wire.Command) {
 	}
 }
 
+// commandHandlers returns a handler for each command of api.CommandSpecs.
+func (a *Agent) commandHandlers() map[string]Handler {
+	return map[string]Handler{
+		api.CmdPing:           a.cmdPing,
+		api.CmdDiagnostics:    a.cmdDiagnostics,
+		api.CmdJournal:        a.cmdJournal,
+		api.CmdPeripherals:    a.cmdPeripherals,
+		api.CmdPrintTestPage:  a.cmdPrintTestPage,
+		api.CmdIDCardSelfTest: a.cmdIDCardSelfTest,
+	}
+}
+
 func (a *Agent) cmdPing(ctx context.Context, args json.RawMessage) (json.RawMessage, error) {
 	return json.Marshal(map[string]any{"pong": true, "time": time.Now().UTC(), "args": args})
 }
 
+// diagnostics is the answer of the diagnostics command. Every figure says its unit in its name
+// (or its value, for the settings' durations).
+type diagnostics struct {
+	AgentVersion       string            `json:"agentVersion"`
+	AgentUptimeSeconds int64             `json:"agentUptimeSeconds"`
+	StateVersion       int64             `json:"stateVersion"` // desired-state version applied
+	Connected          bool              `json:"connected"`    // to the hub now
+	MQTTSessions       uint64            `json:"mqttSessions"` // sessions established since start
+	Outbox             outboxDiagnostics `json:"outbox"`
+	Host               hoststat.Sample   `json:"host"`
+	Settings           Settings          `json:"settings"`
+}
+
+type outboxDiagnostics struct {
+	DepthRecords     int64   `json:"depthRecords"` // waiting for the hub's ack
+	SizeBytes        int64   `json:"sizeBytes"`
+	MaxBytes         int64   `json:"maxBytes"`
+	EvictedRecords   uint64  `json:"evictedRecords"` // telemetry dropped when full, this epoch
+	RefusedRecords   uint64  `json:"refusedRecords"` // appends refused when full, this epoch
+	Full             bool    `json:"full"`
+	OldestAgeSeconds float64 `json:"oldestAgeSeconds"` // of the oldest waiting record; 0: none
+}
+
 func (a *Agent) cmdDiagnostics(ctx context.Context, _ json.RawMessage) (json.RawMessage, error) {
 	s, _ := a.sampler.Read()
+	s.CPUPercent = math.Round(s.CPUPercent*10) / 10
 	a.mu.Lock()
 	settings, applied := a.settings, a.applied
 	a.mu.Unlock()
-	return json.Marshal(map[string]any{
-		"version": a.cfg.Version, "uptime": time.Since(a.started).Round(time.Second).String(),
-		"outbox": a.ob.Stats(), "host": s, "settings": settings, "stateVersion": applied.Version,
-		"connected": a.link.Connected(), "sessions": a.link.Sessions(),
+	ob := a.ob.Stats()
+	return json.Marshal(diagnostics{
+		AgentVersion: a.cfg.Version, AgentUptimeSeconds: int64(time.Since(a.started).Seconds()),
+		StateVersion: applied.Version, Connected: a.link.Connected(), MQTTSessions: a.link.Sessions(),
+		Outbox: outboxDiagnostics{DepthRecords: ob.Depth, SizeBytes: ob.Bytes, MaxBytes: ob.MaxBytes,
+			EvictedRecords: ob.Evicted, RefusedRecords: ob.Refused, Full: ob.Full,
+			OldestAgeSeconds: math.Round(ob.OldestAge.Seconds()*1000) / 1000},
+		Host: s, Settings: settings,
 	})
 }
 
@@ -322,7 +380,7 @@ func (a *Agent) cmdJournal(ctx context.Context, args json.RawMessage) (json.RawM
 	if !json.Valid(args) || len(args) == 0 {
 		return nil, errors.New("journal: args must be a JSON object")
 	}
-	seq, err := a.ob.Append(ctx, "journal", wire.Business, args)
+	seq, err := a.ob.Append(ctx, api.CmdJournal, wire.Business, args)
 	if err != nil {
 		return nil, err
 	}

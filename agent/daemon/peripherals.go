@@ -53,11 +53,6 @@ func (a *Agent) openDevices() error {
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	a.handlers["print-test-page"] = a.cmdPrintTestPage
-	a.handlers["idcard-selftest"] = a.cmdIDCardSelfTest
-	a.handlers["peripherals"] = func(context.Context, json.RawMessage) (json.RawMessage, error) {
-		return json.Marshal(a.devs.Snapshot())
-	}
 	return nil
 }
 
@@ -79,11 +74,26 @@ func (a *Agent) openUSB(needs []string) (transport.USBBus, error) {
 	return g, nil
 }
 
+// errNoPeripherals is the answer of the peripheral commands on a kiosk without a device
+// configuration.
+var errNoPeripherals = errors.New("this kiosk has no peripherals configured (kiosk-agent run --devices FILE)")
+
+// cmdPeripherals answers the peripherals body as it is now.
+func (a *Agent) cmdPeripherals(context.Context, json.RawMessage) (json.RawMessage, error) {
+	if a.devs == nil {
+		return nil, fmt.Errorf("peripherals: %w", errNoPeripherals)
+	}
+	return json.Marshal(a.devs.Snapshot())
+}
+
 // cmdPrintTestPage prints a generated test page on the printer named in args ({"printer": ID}) and
 // reports the job's outcome; a job that did not complete fails the command.
 func (a *Agent) cmdPrintTestPage(ctx context.Context, args json.RawMessage) (json.RawMessage, error) {
 	var req struct {
 		Printer string `json:"printer"`
+	}
+	if a.devs == nil {
+		return nil, fmt.Errorf("print-test-page: %w", errNoPeripherals)
 	}
 	if len(args) > 0 {
 		if err := json.Unmarshal(args, &req); err != nil {
@@ -92,7 +102,7 @@ func (a *Agent) cmdPrintTestPage(ctx context.Context, args json.RawMessage) (jso
 	}
 	if req.Printer == "" {
 		for _, d := range a.devs.Snapshot().Devices {
-			if d.Class == profile.ClassDocumentPrinter || d.Class == profile.ClassReceiptPrinter {
+			if profile.Class(d.Class) == profile.ClassDocumentPrinter || profile.Class(d.Class) == profile.ClassReceiptPrinter {
 				req.Printer = d.ID
 				break
 			}
@@ -124,6 +134,9 @@ func (a *Agent) cmdIDCardSelfTest(ctx context.Context, args json.RawMessage) (js
 	var req struct {
 		Reader string `json:"reader"`
 	}
+	if a.devs == nil {
+		return nil, fmt.Errorf("idcard-selftest: %w", errNoPeripherals)
+	}
 	if len(args) > 0 {
 		if err := json.Unmarshal(args, &req); err != nil {
 			return nil, fmt.Errorf("idcard-selftest: args: %w", err)
@@ -131,7 +144,7 @@ func (a *Agent) cmdIDCardSelfTest(ctx context.Context, args json.RawMessage) (js
 	}
 	if req.Reader == "" {
 		for _, d := range a.devs.Snapshot().Devices {
-			if d.Class == profile.ClassIDReader {
+			if profile.Class(d.Class) == profile.ClassIDReader {
 				req.Reader = d.ID
 				break
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/drivers/idcard/idcardsim"
 	"github.com/kioskfleet/kioskfleet/drivers/profile"
 	"github.com/kioskfleet/kioskfleet/drivers/transport/transporttest"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 func profileByID(b *testing.B, id string) *profile.Profile {
@@ -74,7 +75,7 @@ func BenchmarkReadCard(b *testing.B) {
 	mdone := make(chan struct{})
 	go func() { defer close(mdone); m.Run(mctx) }()
 	defer func() { mcancel(); <-mdone }()
-	rec.WaitPeripherals(b, 5*time.Second, func(p devices.Peripherals) bool {
+	rec.WaitPeripherals(b, 5*time.Second, func(p wire.Peripherals) bool {
 		d, _ := devicestest.Find(p, "idcard0")
 		return d.Connected
 	})

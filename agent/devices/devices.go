@@ -1,8 +1,9 @@
 // Package devices is the kiosk agent's device manager. Given the device configuration
 // (profile.DeviceConfig) and the firmware profiles, it opens each peripheral's driver, polls its
 // status with deadlines, notices unplug and replug (reopening with backoff), and reports the
-// inventory and every status change through a Reporter as a "peripherals" record, with "alert"
-// records for faults. It also prints test pages and reads ID cards on behalf of the agent, keeping
+// inventory and every status change through a Reporter as a "peripherals" record
+// (wire.Peripherals), with "alert" records for faults. It also prints (test pages, documents,
+// receipts), reads ID cards and codes and scans documents on behalf of the agent, keeping
 // identity data out of logs and records.
 package devices
 
@@ -46,6 +47,18 @@ type TestPagePrinter interface {
 	PrintTestPage(ctx context.Context, page TestPage) (JobOutcome, error)
 }
 
+// DocumentPrinter is the optional capability of A4 printers: print doc and follow the job to its
+// end, calling progress (when not nil) with each change of the job. A printer that refuses the job
+// because of its state gives an outcome with State refused, not an error.
+type DocumentPrinter interface {
+	PrintDocument(ctx context.Context, doc Document, progress func(JobProgress)) (JobOutcome, error)
+}
+
+// ReceiptPrinter is the optional capability of receipt printers.
+type ReceiptPrinter interface {
+	PrintReceipt(ctx context.Context, r Receipt) (JobOutcome, error)
+}
+
 // CardReader is the optional capability of ID card readers. The Identity it returns is handed to
 // the caller of Manager.ReadCard and wiped afterwards.
 type CardReader interface {
@@ -72,15 +85,15 @@ type Identity interface {
 // Opener opens the driver for a configured device and its profile. log is the device's logger.
 type Opener func(ctx context.Context, e profile.DeviceEntry, p *profile.Profile, log *slog.Logger) (Device, error)
 
-// State is a device's overall condition.
-type State string
+// State is a device's overall condition, as the peripherals body reports it.
+type State = wire.PeripheralState
 
 // States. Unknown is only seen before the first open attempt has finished.
 const (
-	StateOK       State = "ok"
-	StateDegraded State = "degraded" // works, but needs attention soon (paper near end)
-	StateFault    State = "fault"    // cannot serve citizens (paper out, cover open, unplugged)
-	StateUnknown  State = "unknown"
+	StateOK       = wire.PeripheralOK
+	StateDegraded = wire.PeripheralDegraded // works, but needs attention soon (paper near end)
+	StateFault    = wire.PeripheralFault    // cannot serve citizens (paper out, cover open, unplugged)
+	StateUnknown  = wire.PeripheralUnknown
 )
 
 // Reasons the manager itself gives; drivers add their own (paper-out, cover-open, media-empty...).
@@ -91,12 +104,15 @@ const (
 	ReasonNoDriver     = "no-driver"    // the profile's driver is not built into this agent
 )
 
+// Consumable is paper, toner, ribbon...: Level is ok, low, empty or unknown.
+type Consumable = wire.Consumable
+
 // Consumable levels.
 const (
-	LevelOK      = "ok"
-	LevelLow     = "low"
-	LevelEmpty   = "empty"
-	LevelUnknown = "unknown"
+	LevelOK      = wire.LevelOK
+	LevelLow     = wire.LevelLow
+	LevelEmpty   = wire.LevelEmpty
+	LevelUnknown = wire.LevelUnknown
 )
 
 // Status is what a driver says about its device.
@@ -106,36 +122,32 @@ type Status struct {
 	Consumables []Consumable
 }
 
-// Consumable is paper, toner, ribbon...: Level is ok, low, empty or unknown.
-type Consumable struct {
-	Name  string `json:"name"`
-	Level string `json:"level"`
-}
-
-// Peripherals is the body of a wire.KindPeripherals record: the kiosk's whole inventory.
-type Peripherals struct {
-	Devices []DeviceStatus `json:"devices"`
-}
-
-// DeviceStatus is one device in a Peripherals record.
-type DeviceStatus struct {
-	ID           string        `json:"id"`    // local name from the device configuration
-	Class        profile.Class `json:"class"` // id-reader, receipt-printer, ...
-	Manufacturer string        `json:"manufacturer,omitempty"`
-	Model        string        `json:"model,omitempty"`
-	Profile      string        `json:"profile,omitempty"` // firmware profile ID
-	Connected    bool          `json:"connected"`
-	Status       State         `json:"status"`            // ok, degraded, fault (unknown at start)
-	Reasons      []string      `json:"reasons,omitempty"` // paper-out, cover-open, disconnected, ...
-	Consumables  []Consumable  `json:"consumables,omitempty"`
-	Since        int64         `json:"since"`           // Unix ms when Status or Reasons last changed
-	Error        string        `json:"error,omitempty"` // last open/status error, if any
-}
-
 // TestPage is what a printer test page shows.
 type TestPage struct {
 	Title string   // e.g. "kioskfleet test page"
 	Lines []string // kiosk and device facts
+}
+
+// Document is a document to print.
+type Document struct {
+	Name   string // job name
+	Format string // MIME type; default application/pdf
+	Data   []byte
+}
+
+// Receipt is what a receipt shows: lines of text, then a QR code if QR is not empty, then a cut.
+type Receipt struct {
+	Lines []string
+	QR    string
+}
+
+// JobProgress is a print job's state while it is followed.
+type JobProgress struct {
+	JobID      int      `json:"jobId"`
+	State      string   `json:"state"`             // pending, processing, processing-stopped, completed, aborted, canceled
+	Pages      int      `json:"pages"`             // impressions printed so far
+	TotalPages int      `json:"totalPages"`        // 0 when the printer does not know
+	Reasons    []string `json:"reasons,omitempty"` // the printer's state reasons now (media-empty)
 }
 
 // JobOutcome is the result of a print job, as the hub's print-test-page command reports it.

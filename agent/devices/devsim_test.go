@@ -16,6 +16,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/agent/devices"
 	"github.com/kioskfleet/kioskfleet/agent/devices/devicestest"
 	"github.com/kioskfleet/kioskfleet/drivers/profile"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 // devsimKiosk is a "devsim kiosk" process: the simulated peripherals of make run, in their own
@@ -117,17 +118,17 @@ func TestDevsimUnplugReplug(t *testing.T) {
 		Log:        slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 		MaxBackoff: time.Second, // so that a replug is seen soon after the unplug test
 	})
-	state := func(id string, ok func(devices.DeviceStatus) bool) func(devices.Peripherals) bool {
-		return func(p devices.Peripherals) bool {
+	state := func(id string, ok func(wire.Peripheral) bool) func(wire.Peripherals) bool {
+		return func(p wire.Peripherals) bool {
 			d, found := devicestest.Find(p, id)
 			return found && ok(d)
 		}
 	}
-	up := func(d devices.DeviceStatus) bool { return d.Connected && d.Status == devices.StateOK }
-	down := func(d devices.DeviceStatus) bool {
+	up := func(d wire.Peripheral) bool { return d.Connected && d.Status == devices.StateOK }
+	down := func(d wire.Peripheral) bool {
 		return !d.Connected && d.Status == devices.StateFault && slices.Equal(d.Reasons, []string{devices.ReasonDisconnected})
 	}
-	rec.WaitPeripherals(t, 20*time.Second, func(p devices.Peripherals) bool {
+	rec.WaitPeripherals(t, 20*time.Second, func(p wire.Peripherals) bool {
 		for _, e := range k.cfg.Devices {
 			if !state(e.ID, up)(p) {
 				return false

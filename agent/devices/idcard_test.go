@@ -18,6 +18,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/drivers/idcard/idcardsim"
 	"github.com/kioskfleet/kioskfleet/drivers/profile"
 	"github.com/kioskfleet/kioskfleet/drivers/transport/transporttest"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 // lockedBuffer collects log output from several goroutines.
@@ -59,7 +60,7 @@ func TestIDCardCanaryNeverLoggedOrReported(t *testing.T) {
 		Reporter: rec,
 		Log:      log,
 	})
-	rec.WaitPeripherals(t, 5*time.Second, func(p devices.Peripherals) bool {
+	rec.WaitPeripherals(t, 5*time.Second, func(p wire.Peripherals) bool {
 		d, _ := devicestest.Find(p, "idcard0")
 		return d.Connected && d.Status == devices.StateOK
 	})
@@ -105,7 +106,7 @@ func TestIDCardCanaryNeverLoggedOrReported(t *testing.T) {
 	sim.Unplug()
 	<-simDone
 	// The reader goes away: that too is logged and reported, and must not leak the number either.
-	rec.WaitPeripherals(t, 5*time.Second, func(p devices.Peripherals) bool {
+	rec.WaitPeripherals(t, 5*time.Second, func(p wire.Peripherals) bool {
 		d, _ := devicestest.Find(p, "idcard0")
 		return !d.Connected
 	})

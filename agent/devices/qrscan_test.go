@@ -15,6 +15,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/drivers/qrscan"
 	"github.com/kioskfleet/kioskfleet/drivers/qrscan/qrscansim"
 	"github.com/kioskfleet/kioskfleet/drivers/transport/transporttest"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 // A code scanned while a caller waits reaches it and nothing else (logs, records); unplugging the
@@ -35,7 +36,7 @@ func TestQRScan(t *testing.T) {
 		Log:          slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		PollInterval: 50 * time.Millisecond,
 	})
-	rec.WaitPeripherals(t, 5*time.Second, func(p devices.Peripherals) bool {
+	rec.WaitPeripherals(t, 5*time.Second, func(p wire.Peripherals) bool {
 		d, _ := devicestest.Find(p, "qr0")
 		return d.Connected && d.Status == devices.StateOK
 	})
@@ -67,7 +68,7 @@ func TestQRScan(t *testing.T) {
 	}
 	os.Remove(path) // as udev does; the freed pty number may go to another process
 	sim.Unplug()
-	rec.WaitPeripherals(t, 5*time.Second, func(p devices.Peripherals) bool {
+	rec.WaitPeripherals(t, 5*time.Second, func(p wire.Peripherals) bool {
 		d, _ := devicestest.Find(p, "qr0")
 		return !d.Connected && d.Reasons[0] == devices.ReasonDisconnected
 	})
@@ -97,8 +98,8 @@ func TestQRScanUnplugWithoutHangup(t *testing.T) {
 		MinBackoff: 20 * time.Millisecond,
 		MaxBackoff: 200 * time.Millisecond,
 	})
-	qr := func(connected bool, st devices.State, reasons ...string) func(devices.Peripherals) bool {
-		return func(p devices.Peripherals) bool {
+	qr := func(connected bool, st devices.State, reasons ...string) func(wire.Peripherals) bool {
+		return func(p wire.Peripherals) bool {
 			d, _ := devicestest.Find(p, "qr0")
 			return d.Connected == connected && d.Status == st && slices.Equal(d.Reasons, reasons)
 		}

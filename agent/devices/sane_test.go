@@ -11,6 +11,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/drivers/docscan"
 	"github.com/kioskfleet/kioskfleet/drivers/docscan/docscantest"
 	"github.com/kioskfleet/kioskfleet/drivers/profile"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 // The SANE test backend is found and scans; a SANE device that is not there is reported
@@ -29,10 +30,10 @@ func TestSANEScanner(t *testing.T) {
 		Log:          slog.New(slog.DiscardHandler),
 		PollInterval: 100 * time.Millisecond,
 	})
-	rec.WaitPeripherals(t, 5*time.Second, func(p devices.Peripherals) bool {
+	rec.WaitPeripherals(t, 5*time.Second, func(p wire.Peripherals) bool {
 		a, _ := devicestest.Find(p, "scan0")
 		b, _ := devicestest.Find(p, "scan1")
-		return a.Connected && a.Status == devices.StateOK && a.Class == profile.ClassDocumentScanner &&
+		return a.Connected && a.Status == devices.StateOK && profile.Class(a.Class) == profile.ClassDocumentScanner &&
 			!b.Connected && b.Status == devices.StateFault && b.Reasons[0] == devices.ReasonDisconnected
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -21,6 +21,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/drivers/transport"
 	"github.com/kioskfleet/kioskfleet/drivers/transport/transporttest"
 	"github.com/kioskfleet/kioskfleet/drivers/usbprinter/usbprintertest"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 // The profile's USB settings reach the drivers: the split-endpoint GA 467 reader reads the canary
@@ -44,13 +45,13 @@ func TestUSBDevices(t *testing.T) {
 		PollInterval: 50 * time.Millisecond,
 		MinBackoff:   10 * time.Millisecond,
 	})
-	state := func(id string, connected bool, st devices.State, reasons ...string) func(devices.Peripherals) bool {
-		return func(p devices.Peripherals) bool {
+	state := func(id string, connected bool, st devices.State, reasons ...string) func(wire.Peripherals) bool {
+		return func(p wire.Peripherals) bool {
 			d, _ := devicestest.Find(p, id)
 			return d.Connected == connected && d.Status == st && slices.Equal(d.Reasons, reasons)
 		}
 	}
-	p := rec.WaitPeripherals(t, 5*time.Second, func(p devices.Peripherals) bool {
+	p := rec.WaitPeripherals(t, 5*time.Second, func(p wire.Peripherals) bool {
 		return state("idcard0", true, devices.StateOK)(p) && state("receipt0", true, devices.StateOK)(p)
 	})
 	if d, _ := devicestest.Find(p, "idcard0"); d.Profile != "jinghe-jh-u5-usb" {
@@ -98,8 +99,8 @@ func TestHotPlug(t *testing.T) {
 		MinBackoff:     10 * time.Millisecond,
 		MaxBackoff:     100 * time.Millisecond,
 	})
-	inventory := func(ids ...string) func(devices.Peripherals) bool {
-		return func(p devices.Peripherals) bool {
+	inventory := func(ids ...string) func(wire.Peripherals) bool {
+		return func(p wire.Peripherals) bool {
 			var got []string
 			for _, d := range p.Devices {
 				got = append(got, d.ID)
@@ -107,14 +108,14 @@ func TestHotPlug(t *testing.T) {
 			return slices.Equal(got, ids)
 		}
 	}
-	is := func(id string, connected bool, st devices.State) func(devices.Peripherals) bool {
-		return func(p devices.Peripherals) bool {
+	is := func(id string, connected bool, st devices.State) func(wire.Peripherals) bool {
+		return func(p wire.Peripherals) bool {
 			d, _ := devicestest.Find(p, id)
 			return d.Connected == connected && d.Status == st
 		}
 	}
-	and := func(fs ...func(devices.Peripherals) bool) func(devices.Peripherals) bool {
-		return func(p devices.Peripherals) bool {
+	and := func(fs ...func(wire.Peripherals) bool) func(wire.Peripherals) bool {
+		return func(p wire.Peripherals) bool {
 			for _, f := range fs {
 				if !f(p) {
 					return false

@@ -15,13 +15,13 @@ import (
 
 // Sample is one reading.
 type Sample struct {
-	UptimeS      int64
-	CPUPercent   float64 // since the previous Read of the same Sampler (0 on the first)
-	MemUsedBytes uint64
-	MemTotal     uint64
-	DiskFree     uint64
-	DiskTotal    uint64
-	RSSBytes     uint64
+	UptimeS      int64   `json:"uptimeSeconds"`
+	CPUPercent   float64 `json:"cpuPercent"` // since the previous Read of the same Sampler (0 on the first)
+	MemUsedBytes uint64  `json:"memUsedBytes"`
+	MemTotal     uint64  `json:"memTotalBytes"`
+	DiskFree     uint64  `json:"diskFreeBytes"`
+	DiskTotal    uint64  `json:"diskTotalBytes"`
+	RSSBytes     uint64  `json:"rssBytes"` // the agent's resident memory
 }
 
 // Sampler reads samples; it keeps the previous CPU counters to compute use between reads.

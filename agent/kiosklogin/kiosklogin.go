@@ -19,6 +19,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 // GrantType is the JWT bearer grant (RFC 7523 §2.1).
@@ -30,33 +32,19 @@ const ClientID = "kiosk-shell"
 // ErrRefused is returned when the hub refuses the login; the error says the OAuth error code.
 var ErrRefused = errors.New("kiosklogin: login refused")
 
-// Card is what the reader read. Wipe it when the citizen's session ends.
-type Card struct {
-	Number []byte // the 18-character ID number
-	Name   string
-}
-
-// String never shows the card.
-func (c Card) String() string { return "Card{***}" }
-
-// Wipe zeroes the number.
-func (c *Card) Wipe() {
-	clear(c.Number)
-	c.Number, c.Name = nil, ""
-}
-
-// Assertion returns the signed assertion for card: issuer and subject are the kiosk's device ID,
-// audience the hub's issuer URL, valid for ttl (the hub accepts at most 2 minutes).
-func Assertion(key *ecdsa.PrivateKey, deviceID, audience string, card Card, now time.Time, ttl time.Duration) (string, error) {
+// Assertion returns the signed assertion (wire.KioskClaims) for the card the reader read: issuer
+// and subject are the kiosk's device ID, audience the hub's issuer URL, valid for ttl (the hub
+// accepts at most 2 minutes). The caller wipes the card when the citizen's session ends.
+func Assertion(key *ecdsa.PrivateKey, deviceID, audience string, card wire.IDCard, now time.Time, ttl time.Duration) (string, error) {
 	if key == nil {
 		return "", errors.New("kiosklogin: no device key")
 	}
 	jti := make([]byte, 16)
 	_, _ = rand.Read(jti)
-	claims := map[string]any{
-		"iss": deviceID, "sub": deviceID, "aud": audience,
-		"iat": now.Unix(), "exp": now.Add(ttl).Unix(), "jti": hex.EncodeToString(jti),
-		"id_card": map[string]any{"number": string(card.Number), "name": card.Name},
+	claims := wire.KioskClaims{
+		Issuer: deviceID, Subject: deviceID, Audience: wire.Audience{audience},
+		IssuedAt: wire.NewNumericDate(now), Expiry: wire.NewNumericDate(now.Add(ttl)), ID: hex.EncodeToString(jti),
+		Card: &card,
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
@@ -88,7 +76,7 @@ type Session struct {
 func (s Session) String() string { return fmt.Sprintf("Session{expires in %s}", s.ExpiresIn) }
 
 // Login discovers the hub's token endpoint and logs the citizen in.
-func Login(ctx context.Context, hc *http.Client, hubURL, deviceID string, key *ecdsa.PrivateKey, card Card) (Session, error) {
+func Login(ctx context.Context, hc *http.Client, hubURL, deviceID string, key *ecdsa.PrivateKey, card wire.IDCard) (Session, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}

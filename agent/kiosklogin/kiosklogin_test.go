@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 func TestAssertionVerifiesAndCardStaysHidden(t *testing.T) {
@@ -19,7 +21,7 @@ func TestAssertionVerifiesAndCardStaysHidden(t *testing.T) {
 		t.Fatal(err)
 	}
 	const number = "44010619900307124X"
-	card := Card{Number: []byte(number), Name: "张三丰"}
+	card := wire.IDCard{Number: wire.Secret(number), Name: "张三丰"}
 	a, err := Assertion(key, "k-1", "http://hub", card, time.Unix(1764100000, 0), time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +36,7 @@ func TestAssertionVerifiesAndCardStaysHidden(t *testing.T) {
 		t.Fatal("signature does not verify")
 	}
 	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	for _, want := range []string{`"iss":"k-1"`, `"sub":"k-1"`, `"aud":"http://hub"`, `"exp":1764100060`} {
+	for _, want := range []string{`"iss":"k-1"`, `"sub":"k-1"`, `"aud":"http://hub"`, `"exp":1764100060`, `"id_card":{"number":"` + number + `","name":"张三丰"}`} {
 		if !strings.Contains(string(payload), want) {
 			t.Errorf("payload %s lacks %s", payload, want)
 		}

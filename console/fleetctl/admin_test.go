@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
 
 // fakeProvider serves the OpenID Provider's admin API (/oidc/admin/...) with the bodies, status
@@ -22,21 +24,21 @@ type fakeProvider struct {
 
 	mu       sync.Mutex
 	requests []request
-	clients  []clientRegistration
-	staff    map[string]staffView
+	clients  []api.ClientRegistration
+	staff    map[string]api.StaffAccount
 }
 
 const fieldopsToken = "fieldops-access-token"
 
 func newFakeProvider(t *testing.T) *fakeProvider {
 	f := &fakeProvider{
-		clients: []clientRegistration{
+		clients: []api.ClientRegistration{
 			{ID: "fleetctl", Name: "fleetctl", AppType: "native", GrantTypes: []string{"urn:ietf:params:oauth:grant-type:device_code"},
 				RedirectURIs: []string{}, PostLogoutURIs: []string{}, FirstParty: true},
 			{ID: "web-portal", Name: "Citizen web portal", AppType: "web", GrantTypes: []string{"authorization_code", "refresh_token"},
 				RedirectURIs: []string{"https://portal.example.gov.cn/callback"}, PostLogoutURIs: []string{}, Pairwise: true, Confidential: true},
 		},
-		staff: map[string]staffView{"admin": {ID: "u_admin", Username: "admin", Name: "Administrator", Roles: []string{"admin"}}},
+		staff: map[string]api.StaffAccount{"admin": {ID: "u_admin", Username: "admin", Name: "Administrator", Roles: []string{"admin"}}},
 	}
 	reply := func(w http.ResponseWriter, status int, v any) {
 		w.Header().Set("Content-Type", "application/json")
@@ -71,7 +73,7 @@ func newFakeProvider(t *testing.T) *fakeProvider {
 		}
 	}
 	find := func(id string) int {
-		return slices.IndexFunc(f.clients, func(c clientRegistration) bool { return c.ID == id })
+		return slices.IndexFunc(f.clients, func(c api.ClientRegistration) bool { return c.ID == id })
 	}
 	validRoles := func(w http.ResponseWriter, roles []string) bool {
 		for _, r := range roles {
@@ -87,7 +89,7 @@ func newFakeProvider(t *testing.T) *fakeProvider {
 		reply(w, http.StatusOK, map[string]any{"clients": f.clients})
 	}))
 	mux.HandleFunc("POST /oidc/admin/clients", admin(func(w http.ResponseWriter, r *http.Request) {
-		var c clientRegistration
+		var c api.ClientRegistration
 		if !strict(w, r, &c, "client") {
 			return
 		}
@@ -131,7 +133,7 @@ func newFakeProvider(t *testing.T) *fakeProvider {
 		fail(w, http.StatusNotFound, "not_found", "no such client")
 	}))
 	mux.HandleFunc("POST /oidc/admin/staff", admin(func(w http.ResponseWriter, r *http.Request) {
-		var req staffRequest
+		var req api.StaffRequest
 		if !strict(w, r, &req, "staff account") {
 			return
 		}
@@ -146,12 +148,12 @@ func newFakeProvider(t *testing.T) *fakeProvider {
 			fail(w, http.StatusConflict, "conflict", "username taken")
 			return
 		}
-		v := staffView{ID: "u_" + req.Username, Username: req.Username, Name: req.Name, Roles: req.Roles}
+		v := api.StaffAccount{ID: "u_" + req.Username, Username: req.Username, Name: req.Name, Roles: req.Roles}
 		f.staff[req.Username] = v
 		reply(w, http.StatusCreated, v)
 	}))
 	mux.HandleFunc("PUT /oidc/admin/staff/{username}", admin(func(w http.ResponseWriter, r *http.Request) {
-		var req staffRequest
+		var req api.StaffRequest
 		if !strict(w, r, &req, "staff account") || !validRoles(w, req.Roles) {
 			return
 		}
@@ -211,20 +213,20 @@ func TestClientsListTableAndJSON(t *testing.T) {
 
 	r = run(t, nil, f.env(), "clients", "list", "-o", "json")
 	r.want(t, ExitOK, nil, nil)
-	var out clientList
+	var out api.Clients
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || len(out.Clients) != 2 || out.Clients[1].ID != "web-portal" || !out.Clients[1].Confidential {
 		t.Errorf("JSON %+v, %v", out, err)
 	}
 }
 
-func TestClientsGetAndNotFound(t *testing.T) {
+func TestClientsShowAndNotFound(t *testing.T) {
 	f := newFakeProvider(t)
-	r := run(t, nil, f.env(), "clients", "get", "web-portal")
+	r := run(t, nil, f.env(), "clients", "show", "web-portal")
 	r.want(t, ExitOK, []string{"Citizen web portal", "confidential"}, nil)
 	if l := line(t, r.stdout, "Pairwise:"); !strings.HasSuffix(l, "yes") {
 		t.Errorf("pairwise line %q", l)
 	}
-	run(t, nil, f.env(), "clients", "get", "nope").want(t, ExitNotFound, nil, []string{"get client nope: not_found (HTTP 404): no such client"})
+	run(t, nil, f.env(), "clients", "get", "nope").want(t, ExitNotFound, nil, []string{"show client nope: not_found (HTTP 404): no such client"})
 	run(t, nil, f.env(), "clients", "get").want(t, ExitUsage, nil, []string{"missing ID"})
 }
 
@@ -265,7 +267,7 @@ func TestClientsDelete(t *testing.T) {
 	f := newFakeProvider(t)
 	run(t, nil, f.env(), "clients", "delete", "web-portal").want(t, ExitOK, []string{"Deleted client web-portal"}, nil)
 	run(t, nil, f.env(), "clients", "delete", "web-portal").want(t, ExitNotFound, nil, []string{"no such client"})
-	if r := run(t, nil, f.env(), "clients", "delete", "fleetctl", "-o", "json"); r.code != ExitOK || r.stdout != "" {
+	if r := run(t, nil, f.env(), "clients", "delete", "fleetctl", "-o", "json"); r.code != ExitOK || r.stdout != "{\n  \"id\": \"fleetctl\",\n  \"deleted\": true\n}\n" {
 		t.Errorf("json delete: %d %q", r.code, r.stdout)
 	}
 }

@@ -1,42 +1,14 @@
 package fleetctl
 
 import (
+	"context"
 	"fmt"
-	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
-
-// The OpenID Provider's admin API (hub/identity, served by the hub under /oidc/admin). It takes
-// the provider's access tokens of accounts with the admin role (fleetctl login), not the hub's
-// bootstrap token. The types below mirror its JSON; console code does not import the hub.
-const (
-	adminClientsPath = "/oidc/admin/clients"
-	adminStaffPath   = "/oidc/admin/staff"
-)
-
-// clientRegistration is a registered client (channel) as the admin API shows and accepts it.
-// Secret is only ever set in the answer to the creation of a confidential client.
-type clientRegistration struct {
-	ID             string   `json:"id"`
-	Name           string   `json:"name"`
-	AppType        string   `json:"appType"`
-	RedirectURIs   []string `json:"redirectUris"`
-	PostLogoutURIs []string `json:"postLogoutRedirectUris"`
-	GrantTypes     []string `json:"grantTypes"`
-	FirstParty     bool     `json:"firstParty"`
-	Pairwise       bool     `json:"pairwise"`
-	Sector         string   `json:"sector,omitempty"`
-	KioskOnly      bool     `json:"kioskOnly,omitempty"`
-	Confidential   bool     `json:"confidential"`
-	Secret         string   `json:"secret,omitempty"`
-}
-
-type clientList struct {
-	Clients []clientRegistration `json:"clients"`
-}
 
 func (a *app) clientsCmd() *cobra.Command {
 	cmd := group(&cobra.Command{
@@ -48,10 +20,10 @@ mini-program, kiosk shell, fleet console, fleetctl. These commands use the provi
 which takes an access token of an account with the admin role (fleetctl login), not the hub's
 bootstrap token.
 
-A registration cannot be changed in place (the API offers list, get, create and delete): to change
+A registration cannot be changed in place (the API offers list, show, create and delete): to change
 one, delete it and create it again; a confidential client then gets a new secret.`,
 	})
-	cmd.AddCommand(a.clientsListCmd(), a.clientsGetCmd(), a.clientsCreateCmd(), a.clientsDeleteCmd())
+	cmd.AddCommand(a.clientsListCmd(), a.clientsShowCmd(), a.clientsCreateCmd(), a.clientsDeleteCmd())
 	return cmd
 }
 
@@ -63,58 +35,38 @@ func (a *app) clientsListCmd() *cobra.Command {
 		Args:    args(),
 		RunE: func(c *cobra.Command, _ []string) error {
 			var p problems
-			if err := a.setup(c, &p); err != nil {
-				return err
-			}
-			ctx, cancel := a.call(c, 0)
-			defer cancel()
-			var out clientList
-			if err := a.client.Do(ctx, http.MethodGet, adminClientsPath, nil, &out); err != nil {
-				return fmt.Errorf("list clients: %w", err)
-			}
-			if out.Clients == nil {
-				out.Clients = []clientRegistration{}
-			}
-			if a.json {
-				return a.emitJSON(out)
-			}
-			t := newTable(a.env.Stdout, "ID", "NAME", "TYPE", "AUTH", "GRANTS", "REDIRECT URIS")
-			for _, r := range out.Clients {
-				t.row(r.ID, r.Name, r.AppType, clientAuth(r), shortGrants(r.GrantTypes), strings.Join(r.RedirectURIs, " "))
-			}
-			return t.flush()
+			return callHub(a, c, &p, "list clients", func(ctx context.Context, hub *api.Client) (api.Clients, error) {
+				cs, err := hub.ListClients(ctx)
+				return api.Clients{Clients: nonNil(cs)}, err
+			}, func(out api.Clients) error {
+				t := newTable(a.env.Stdout, "ID", "NAME", "TYPE", "AUTH", "GRANTS", "REDIRECT URIS")
+				for _, r := range out.Clients {
+					t.row(r.ID, r.Name, r.AppType, clientAuth(r), shortGrants(r.GrantTypes), strings.Join(r.RedirectURIs, " "))
+				}
+				return t.flush()
+			})
 		},
 	}
 }
 
-func (a *app) clientsGetCmd() *cobra.Command {
+func (a *app) clientsShowCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:     "get ID",
-		Aliases: []string{"show"},
+		Use:     "show ID",
+		Aliases: []string{"get"},
 		Short:   "Show one registered client",
-		Example: `  fleetctl clients get web-portal`,
+		Example: `  fleetctl clients show web-portal`,
 		Args:    args("ID"),
 		RunE: func(c *cobra.Command, argv []string) error {
 			var p problems
-			if err := a.setup(c, &p); err != nil {
-				return err
-			}
-			ctx, cancel := a.call(c, 0)
-			defer cancel()
-			var out clientRegistration
-			if err := a.client.Do(ctx, http.MethodGet, adminClientsPath+"/"+url.PathEscape(argv[0]), nil, &out); err != nil {
-				return fmt.Errorf("get client %s: %w", argv[0], err)
-			}
-			if a.json {
-				return a.emitJSON(out)
-			}
-			return a.clientDetail(out)
+			return callHub(a, c, &p, "show client "+argv[0], func(ctx context.Context, hub *api.Client) (api.ClientRegistration, error) {
+				return hub.ClientRegistration(ctx, argv[0])
+			}, a.clientDetail)
 		},
 	}
 }
 
 func (a *app) clientsCreateCmd() *cobra.Command {
-	var r clientRegistration
+	var r api.ClientRegistration
 	cmd := &cobra.Command{
 		Use:   "create ID [--name N] [--app-type web|native|user_agent] [--redirect-uri U]... [--grant-type G]... [--confidential]",
 		Short: "Register a client; a confidential one's secret is shown once",
@@ -137,25 +89,17 @@ with -o json); the provider keeps only its hash, so copy it now.`,
 			r.ID = argv[0]
 			r.Secret = ""
 			var p problems
-			if err := a.setup(c, &p); err != nil {
-				return err
-			}
-			ctx, cancel := a.call(c, 0)
-			defer cancel()
-			var out clientRegistration
-			if err := a.client.Do(ctx, http.MethodPost, adminClientsPath, r, &out); err != nil {
-				return fmt.Errorf("create client %s: %w", r.ID, err)
-			}
-			if a.json {
-				return a.emitJSON(out)
-			}
-			if err := a.clientDetail(out); err != nil {
-				return err
-			}
-			if out.Secret != "" {
-				fmt.Fprintf(a.env.Stdout, "\nClient secret (shown this once only; the hub keeps just its hash):\n  %s\n", printable(out.Secret, false))
-			}
-			return nil
+			return callHub(a, c, &p, "create client "+r.ID, func(ctx context.Context, hub *api.Client) (api.ClientRegistration, error) {
+				return hub.RegisterClient(ctx, r)
+			}, func(out api.ClientRegistration) error {
+				if err := a.clientDetail(out); err != nil {
+					return err
+				}
+				if out.Secret != "" {
+					fmt.Fprintf(a.env.Stdout, "\nClient secret (shown this once only; the hub keeps just its hash):\n  %s\n", printable(out.Secret, false))
+				}
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -181,18 +125,12 @@ func (a *app) clientsDeleteCmd() *cobra.Command {
 		Args:    args("ID"),
 		RunE: func(c *cobra.Command, argv []string) error {
 			var p problems
-			if err := a.setup(c, &p); err != nil {
+			return callHub(a, c, &p, "delete client "+argv[0], func(ctx context.Context, hub *api.Client) (deleted, error) {
+				return deleted{ID: argv[0], Deleted: true}, hub.DeleteClient(ctx, argv[0])
+			}, func(deleted) error {
+				_, err := fmt.Fprintf(a.env.Stdout, "Deleted client %s\n", printable(argv[0], false))
 				return err
-			}
-			ctx, cancel := a.call(c, 0)
-			defer cancel()
-			if err := a.client.Do(ctx, http.MethodDelete, adminClientsPath+"/"+url.PathEscape(argv[0]), nil, nil); err != nil {
-				return fmt.Errorf("delete client %s: %w", argv[0], err)
-			}
-			if !a.json { // the API answers 204 with no body: nothing to show as JSON
-				fmt.Fprintf(a.env.Stdout, "Deleted client %s\n", printable(argv[0], false))
-			}
-			return nil
+			})
 		},
 	}
 }
@@ -207,14 +145,20 @@ func shortGrants(gs []string) string {
 	return strings.Join(out, ",")
 }
 
-func clientAuth(r clientRegistration) string {
+// deleted is what -o json shows for a deletion, which the API answers with no body.
+type deleted struct {
+	ID      string `json:"id"`
+	Deleted bool   `json:"deleted"`
+}
+
+func clientAuth(r api.ClientRegistration) string {
 	if r.Confidential {
 		return "confidential"
 	}
 	return "public"
 }
 
-func (a *app) clientDetail(r clientRegistration) error {
+func (a *app) clientDetail(r api.ClientRegistration) error {
 	t := newTable(a.env.Stdout)
 	yes := func(b bool) string {
 		if b {

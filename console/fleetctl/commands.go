@@ -6,15 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
-	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 // maxPoll is the longest wait one long-poll request asks the hub for (docs/api.md allows 60s).
@@ -46,51 +44,76 @@ func (a *app) commandsCmd() *cobra.Command {
 		Short:   "Send commands to kiosks and follow them",
 		Long: `Commands are stored by the hub and sent to the kiosk when it is online, at most once each.
 A command goes queued -> delivered -> accepted -> succeeded or failed, or expires when its TTL
-passes before the kiosk accepts it.`,
+passes before the kiosk accepts it.
+
+The commands a kiosk runs:
+` + commandHelp(),
 	})
-	cmd.AddCommand(a.commandsSendCmd(), a.commandsGetCmd(), a.commandsListCmd())
+	cmd.AddCommand(a.commandsSendCmd(), a.commandsShowCmd(), a.commandsListCmd())
 	return cmd
+}
+
+// commandHelp lists api.CommandSpecs: name, arguments and what it does.
+func commandHelp() string {
+	var b strings.Builder
+	t := newTable(&b)
+	for _, c := range api.CommandSpecs {
+		args := "no args"
+		if c.Args != "" {
+			args = "args: " + c.Args
+		}
+		t.row("  "+c.Name, c.Summary+" ("+args+")")
+	}
+	t.flush()
+	return b.String()
 }
 
 func (a *app) commandsSendCmd() *cobra.Command {
 	var argsFlag, ttl, wait string
 	cmd := &cobra.Command{
-		Use:   "send DEVICE NAME [--args JSON|@file] [--ttl 1h] [--wait 30s]",
-		Short: "Queue a command for a kiosk, and with --wait follow it to the end",
-		Long: `Queue command NAME for kiosk DEVICE. NAME is one the agent knows (ping, diagnostics, journal,
-peripherals, print-test-page); --args is its JSON argument, inline, @file or @- for stdin. The kiosk must
-accept it within --ttl or it expires.
-
+		Use:     "send DEVICE NAME [--args JSON|@file] [--ttl 1h] [--wait 30s]",
+		Aliases: []string{"create"},
+		Short:   "Queue a command for a kiosk, and with --wait follow it to the end",
+		Long: `Queue command NAME for kiosk DEVICE. --args is its JSON argument, inline, @file or @- for stdin.
+The kiosk must accept it within --ttl or it expires. NAME is one of:
+` + commandHelp() + `
 With --wait the command is followed until it succeeds, fails or expires, printing each state
 change; fleetctl exits 0 when it succeeded and 5 when it failed, expired or was still running when
---wait ran out (it keeps running on the kiosk: follow it with 'fleetctl commands get ID').`,
+--wait ran out (it keeps running on the kiosk: follow it with 'fleetctl commands show ID').`,
 		Example: `  fleetctl commands send k-7c2a9e01b3d4f5a6 print-test-page --args '{"printer":"receipt0"}' --wait 30s
   fleetctl commands send k-7c2a9e01b3d4f5a6 diagnostics --ttl 10m`,
 		Args: args("DEVICE", "NAME"),
 		RunE: func(c *cobra.Command, argv []string) error {
 			var p problems
-			if !wire.ValidKind(argv[1]) {
-				p.add("NAME %q: want 1 to %d of a-z 0-9 . _ - starting with a letter", argv[1], wire.MaxKindLen)
+			spec, known := api.LookupCommand(argv[1])
+			if !known {
+				p.add("NAME: %v", api.CheckCommand(argv[1]))
 			}
 			cargs := p.jsonArg("--args", argsFlag, c.InOrStdin(), false)
+			if spec.ArgsRequired && argsFlag == "" {
+				p.add("--args is required by %s: %s", spec.Name, spec.Args)
+			}
 			p.duration("--ttl", ttl, time.Second)
 			waitD := p.duration("--wait", wait, 0)
+			send := func(ctx context.Context, hub *api.Client) (fleet.Command, error) {
+				return hub.SendCommand(ctx, argv[0], api.CreateCommand{Name: argv[1], Args: cargs, TTL: ttl})
+			}
+			what := fmt.Sprintf("send %s to %s", argv[1], argv[0])
+			if waitD <= 0 {
+				return callHub(a, c, &p, what, send, func(cmd fleet.Command) error {
+					_, err := fmt.Fprintf(a.env.Stdout, "command %s (%s) %s for %s, expires %s\n", cmd.ID, cmd.Name, cmd.State,
+						cmd.DeviceID, a.stamp(cmd.ExpiresAt))
+					return err
+				})
+			}
 			if err := a.setup(c, &p); err != nil {
 				return err
 			}
 			ctx, cancel := a.call(c, 0)
 			defer cancel()
-			cmd, err := a.client.SendCommand(ctx, argv[0], api.CreateCommand{Name: argv[1], Args: cargs, TTL: ttl})
+			cmd, err := send(ctx, a.client)
 			if err != nil {
-				return fmt.Errorf("send %s to %s: %w", argv[1], argv[0], err)
-			}
-			if waitD <= 0 {
-				if a.json {
-					return a.emitJSON(cmd)
-				}
-				fmt.Fprintf(a.env.Stdout, "command %s (%s) %s for %s, expires %s\n", cmd.ID, cmd.Name, cmd.State,
-					cmd.DeviceID, cmd.ExpiresAt.UTC().Format(time.RFC3339))
-				return nil
+				return fmt.Errorf("%s: %w", what, err)
 			}
 			return a.follow(c, cmd, waitD)
 		},
@@ -126,7 +149,7 @@ func (a *app) follow(c *cobra.Command, cmd fleet.Command, wait time.Duration) er
 		switch {
 		case err == nil:
 		case c.Context().Err() != nil:
-			return fmt.Errorf("stopped following command %s, which goes on (see 'fleetctl commands get %s'): %w",
+			return fmt.Errorf("stopped following command %s, which goes on (see 'fleetctl commands show %s'): %w",
 				cmd.ID, cmd.ID, c.Context().Err())
 		case transient(err):
 			if !warned {
@@ -150,20 +173,20 @@ func (a *app) follow(c *cobra.Command, cmd fleet.Command, wait time.Duration) er
 		if err := a.emitJSON(cmd); err != nil {
 			return err
 		}
-	} else if cmd.State == wire.CmdSucceeded && len(cmd.Output) > 0 {
+	} else if cmd.State == api.CommandSucceeded && len(cmd.Output) > 0 {
 		fmt.Fprintf(progress, "output:\n%s\n", indentJSON(cmd.Output, "  "))
 	}
 	switch cmd.State {
-	case wire.CmdSucceeded:
+	case api.CommandSucceeded:
 		return nil
-	case wire.CmdFailed, wire.CmdExpired:
+	case api.CommandFailed, api.CommandExpired:
 		msg := fmt.Sprintf("command %s %s", cmd.ID, cmd.State)
 		if cmd.Error != "" {
 			msg += ": " + printable(cmd.Error, false)
 		}
 		return &commandError{msg}
 	}
-	return &commandError{fmt.Sprintf("command %s still %s after --wait %v; follow it with 'fleetctl commands get %s'",
+	return &commandError{fmt.Sprintf("command %s still %s after --wait %v; follow it with 'fleetctl commands show %s'",
 		cmd.ID, cmd.State, wait, cmd.ID)}
 }
 
@@ -172,7 +195,7 @@ func (a *app) transition(w io.Writer, cmd fleet.Command) {
 	if at.IsZero() {
 		at = cmd.CreatedAt
 	}
-	line := fmt.Sprintf("%s  %s  %s", at.UTC().Format("15:04:05.000"), cmd.ID, cmd.State)
+	line := fmt.Sprintf("%s  %s  %s", at.In(a.env.Location).Format("15:04:05.000-07:00"), cmd.ID, cmd.State)
 	if cmd.Error != "" {
 		line += "  " + printable(cmd.Error, false)
 	}
@@ -190,49 +213,41 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func (a *app) commandsGetCmd() *cobra.Command {
+func (a *app) commandsShowCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:     "get ID",
+		Use:     "show ID",
+		Aliases: []string{"get"},
 		Short:   "Show one command and its state",
-		Example: `  fleetctl commands get c-5eee6e1283997e6de669`,
+		Example: `  fleetctl commands show c-5eee6e1283997e6de669`,
 		Args:    args("ID"),
 		RunE: func(c *cobra.Command, argv []string) error {
 			var p problems
-			if err := a.setup(c, &p); err != nil {
-				return err
-			}
-			ctx, cancel := a.call(c, 0)
-			defer cancel()
-			cmd, err := a.client.Command(ctx, argv[0], 0)
-			if err != nil {
-				return fmt.Errorf("get command %s: %w", argv[0], err)
-			}
-			if a.json {
-				return a.emitJSON(cmd)
-			}
-			now := a.env.Now()
-			t := newTable(a.env.Stdout)
-			t.row("Command:", cmd.ID)
-			t.row("Device:", cmd.DeviceID)
-			t.row("Name:", cmd.Name)
-			if len(cmd.Args) > 0 {
-				t.row("Args:", compact(cmd.Args, 500))
-			}
-			t.row("State:", string(cmd.State))
-			t.row("Created:", stamp(now, cmd.CreatedAt))
-			t.row("Expires:", stamp(now, cmd.ExpiresAt))
-			t.row("Delivered:", stamp(now, cmd.DeliveredAt))
-			t.row("Updated:", stamp(now, cmd.UpdatedAt))
-			if cmd.Error != "" {
-				t.row("Error:", cmd.Error)
-			}
-			if err := t.flush(); err != nil {
-				return err
-			}
-			if len(cmd.Output) > 0 {
-				fmt.Fprintf(a.env.Stdout, "Output:\n%s\n", indentJSON(cmd.Output, "  "))
-			}
-			return nil
+			return callHub(a, c, &p, "show command "+argv[0], func(ctx context.Context, hub *api.Client) (fleet.Command, error) {
+				return hub.Command(ctx, argv[0], 0)
+			}, func(cmd fleet.Command) error {
+				t := newTable(a.env.Stdout)
+				t.row("Command:", cmd.ID)
+				t.row("Device:", cmd.DeviceID)
+				t.row("Name:", cmd.Name)
+				if len(cmd.Args) > 0 {
+					t.row("Args:", compact(cmd.Args, 500))
+				}
+				t.row("State:", string(cmd.State))
+				t.row("Created:", a.stamp(cmd.CreatedAt))
+				t.row("Expires:", a.stamp(cmd.ExpiresAt))
+				t.row("Delivered:", a.stamp(cmd.DeliveredAt))
+				t.row("Updated:", a.stamp(cmd.UpdatedAt))
+				if cmd.Error != "" {
+					t.row("Error:", cmd.Error)
+				}
+				if err := t.flush(); err != nil {
+					return err
+				}
+				if len(cmd.Output) > 0 {
+					fmt.Fprintf(a.env.Stdout, "Output:\n%s\n", indentJSON(cmd.Output, "  "))
+				}
+				return nil
+			})
 		},
 	}
 }
@@ -247,28 +262,10 @@ func (a *app) commandsListCmd() *cobra.Command {
 		RunE: func(c *cobra.Command, argv []string) error {
 			var p problems
 			n := p.int("--limit", limit, 1, 1000)
-			if err := a.setup(c, &p); err != nil {
-				return err
-			}
-			ctx, cancel := a.call(c, 0)
-			defer cancel()
-			path := api.Prefix + "/devices/" + url.PathEscape(argv[0]) + "/commands"
-			if n > 0 {
-				path += "?limit=" + strconv.FormatInt(n, 10)
-			}
-			var out api.Commands
-			// pkg/api's Client has no method for this endpoint; the path follows docs/api.md.
-			err := a.client.Do(ctx, http.MethodGet, path, nil, &out)
-			if err != nil {
-				return fmt.Errorf("list commands of %s: %w", argv[0], err)
-			}
-			if out.Commands == nil {
-				out.Commands = []fleet.Command{}
-			}
-			if a.json {
-				return a.emitJSON(out)
-			}
-			return a.commandTable(out.Commands, "")
+			return callHub(a, c, &p, "list commands of "+argv[0], func(ctx context.Context, hub *api.Client) (api.Commands, error) {
+				cmds, err := hub.ListCommands(ctx, argv[0], int(n))
+				return api.Commands{Commands: nonNil(cmds)}, err
+			}, func(out api.Commands) error { return a.commandTable(out.Commands, "") })
 		},
 	}
 	cmd.Flags().StringVar(&limit, "limit", "", "at most this many commands, 1 to 1000 (hub default 50)")

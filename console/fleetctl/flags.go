@@ -98,3 +98,12 @@ func isDigits(s string) bool {
 	}
 	return s != ""
 }
+
+// nonNil makes an absent list an empty one: [] in JSON, as the API writes an empty list, where
+// null would need explaining.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

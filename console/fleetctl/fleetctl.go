@@ -46,6 +46,7 @@ type Env struct {
 	Stdout, Stderr io.Writer           // nil: discarded
 	Getenv         func(string) string // nil: no environment
 	Now            func() time.Time    // nil: time.Now
+	Location       *time.Location      // times are shown in it, with their UTC offset; nil: time.Local (TZ)
 	HTTP           *http.Client        // nil: a client of its own; --timeout applies per request
 }
 
@@ -82,6 +83,9 @@ func Run(ctx context.Context, args []string, env Env) int {
 	}
 	if env.Now == nil {
 		env.Now = time.Now
+	}
+	if env.Location == nil {
+		env.Location = time.Local
 	}
 	a := &app{env: env}
 	root := a.rootCmd()
@@ -170,15 +174,21 @@ from flags, else from the environment, else defaults:
   --token T          KF_TOKEN       a bearer token: the hub's bootstrap admin token or an access token
   --token-file F     KF_TOKEN_FILE  a file holding the token (safer than a flag: not in ps or history)
 
-Output is a table for people (-o table) or the API's JSON for scripts (-o json). Errors go to
-stderr with the hub's error code and message.
+Every command takes -o table (for people, the default) or -o json (the API's JSON, for
+scripts). Times are shown in the local time zone (TZ) with their UTC offset. Errors go to stderr
+with the hub's error code and message.
+
+Nouns and verbs: devices list|show|revoke, sites list|create, tokens create, commands
+list|show|send, state show|set, records list, clients list|show|create|delete,
+staff create|update, health, login.
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 unauthorized/forbidden,
 5 command failed, expired or not done within --wait.`,
 		Example: `  export KF_HUB=https://hub.example.gov.cn KF_TOKEN_FILE=~/.config/kf/token
   fleetctl devices list --status offline
   fleetctl devices show k-7c2a9e01b3d4f5a6
-  fleetctl commands send k-7c2a9e01b3d4f5a6 print-test-page --args '{"printer":"receipt0"}' --wait 30s`,
+  fleetctl commands send k-7c2a9e01b3d4f5a6 print-test-page --args '{"printer":"receipt0"}' --wait 30s
+  fleetctl records list k-7c2a9e01b3d4f5a6 --kind alert`,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
@@ -306,6 +316,26 @@ func readToken(file string) (string, error) {
 // polls).
 func (a *app) call(c *cobra.Command, extra time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.Context(), a.perCall+extra)
+}
+
+// callHub is the skeleton of every command that asks the hub one thing: it reports the problems
+// of the command's own flags (already in p) and of the global ones at once, makes the call within
+// --timeout, and prints the answer as the API's JSON (-o json) or for people with show. A failed
+// call is reported as "what: the hub's error".
+func callHub[T any](a *app, c *cobra.Command, p *problems, what string, call func(context.Context, *api.Client) (T, error), show func(T) error) error {
+	if err := a.setup(c, p); err != nil {
+		return err
+	}
+	ctx, cancel := a.call(c, 0)
+	defer cancel()
+	out, err := call(ctx, a.client)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if a.json {
+		return a.emitJSON(out)
+	}
+	return show(out)
 }
 
 // emitJSON writes v indented, as the API sent it.

@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/kioskfleet/kioskfleet/console/internal/mask"
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
 
 // table writes aligned columns; empty cells show as "-".
@@ -83,12 +84,16 @@ func ago(now, t time.Time) string {
 	return u + " ago"
 }
 
-// stamp shows a time in UTC with its age: "2026-11-25 20:14:50Z (12s ago)".
-func stamp(now, t time.Time) string {
+// timeLayout shows a time to the second with its UTC offset: "2026-11-26 04:14:50 +08:00".
+const timeLayout = "2006-01-02 15:04:05 -07:00"
+
+// stamp shows a time in the local zone with its offset and its age:
+// "2026-11-26 04:14:50 +08:00 (12s ago)".
+func (a *app) stamp(t time.Time) string {
 	if t.IsZero() {
 		return "never"
 	}
-	return t.UTC().Format("2006-01-02 15:04:05Z") + " (" + ago(now, t) + ")"
+	return t.In(a.env.Location).Format(timeLayout) + " (" + ago(a.env.Now(), t) + ")"
 }
 
 // humanBytes shows a byte count in binary units: "512B", "3.5K", "19.6G".
@@ -108,255 +113,127 @@ func humanBytes(n float64) string {
 	return fmt.Sprintf("%.0f%c", n, units[i])
 }
 
-// jsonObject decodes raw as a JSON object, or reports false.
-func jsonObject(raw json.RawMessage) (map[string]any, bool) {
-	var m map[string]any
-	if json.Unmarshal(raw, &m) != nil || m == nil {
-		return nil, false
-	}
-	return m, true
-}
-
-func num(m map[string]any, key string) (float64, bool) {
-	f, ok := m[key].(float64)
-	return f, ok && !math.IsNaN(f)
-}
-
 // outboxBacklog is the outbox depth above which the health summary shows it.
 const outboxBacklog = 10
 
-// healthSummary condenses a heartbeat body (wire.Heartbeat) to "cpu 12% mem 21% disk 19.6G free
-// (31%)". It tolerates missing and unknown fields; a body it cannot read at all shows as "?".
+// isEmpty reports whether a body is absent.
+func isEmpty(raw json.RawMessage) bool {
+	t := bytes.TrimSpace(raw)
+	return len(t) == 0 || string(t) == "null"
+}
+
+// healthSummary condenses a heartbeat body to "cpu 12% mem 21% disk 19.6G free (31%)"; a body
+// that does not decode shows as "?".
 func healthSummary(raw json.RawMessage) string {
-	if len(bytes.TrimSpace(raw)) == 0 || string(raw) == "null" {
+	if isEmpty(raw) {
 		return ""
 	}
-	m, ok := jsonObject(raw)
-	if !ok {
+	h, err := api.DecodeHeartbeat(raw)
+	if err != nil {
 		return "?"
 	}
-	var parts []string
-	if v, ok := num(m, "cpuPercent"); ok {
-		parts = append(parts, fmt.Sprintf("cpu %.0f%%", v))
+	parts := []string{fmt.Sprintf("cpu %.0f%%", h.CPUPercent)}
+	if h.MemTotal > 0 {
+		parts = append(parts, fmt.Sprintf("mem %.0f%%", 100*float64(h.MemUsedBytes)/float64(h.MemTotal)))
 	}
-	if used, ok := num(m, "memUsedBytes"); ok {
-		if total, ok := num(m, "memTotalBytes"); ok && total > 0 {
-			parts = append(parts, fmt.Sprintf("mem %.0f%%", 100*used/total))
-		}
-	}
-	if free, ok := num(m, "diskFreeBytes"); ok {
-		s := "disk " + humanBytes(free) + " free"
-		if total, ok := num(m, "diskTotalBytes"); ok && total > 0 {
-			s += fmt.Sprintf(" (%.0f%%)", 100*free/total)
-		}
-		parts = append(parts, s)
+	if h.DiskTotal > 0 {
+		parts = append(parts, fmt.Sprintf("disk %s free (%.0f%%)", humanBytes(float64(h.DiskFree)), 100*float64(h.DiskFree)/float64(h.DiskTotal)))
 	}
 	// A few records are always in flight (the heartbeat itself); a backlog is worth a look.
-	if v, ok := num(m, "outboxDepth"); ok && v > outboxBacklog {
-		parts = append(parts, fmt.Sprintf("outbox %.0f", v))
-	}
-	if len(parts) == 0 {
-		return "?"
+	if h.OutboxDepth > outboxBacklog {
+		parts = append(parts, fmt.Sprintf("outbox %d", h.OutboxDepth))
 	}
 	return strings.Join(parts, " ")
 }
 
-// healthLines shows every field of a heartbeat body, sorted, with byte counts and uptime made
-// readable; a body that is not an object is shown as it is.
+// healthLines shows a heartbeat body field by field, each with its unit; a body that does not
+// decode is shown as it is, with why.
 func healthLines(raw json.RawMessage) [][2]string {
-	m, ok := jsonObject(raw)
-	if !ok {
-		return [][2]string{{"raw", compact(raw, 200)}}
+	h, err := api.DecodeHeartbeat(raw)
+	if err != nil {
+		return [][2]string{{"unreadable", compact(raw, 200)}, {"why", err.Error()}}
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([][2]string, 0, len(keys))
-	for _, k := range keys {
-		v := m[k]
-		s := fmt.Sprint(v)
-		if f, ok := v.(float64); ok {
-			s = strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", f), "0"), ".")
-			switch {
-			case strings.HasSuffix(k, "Bytes"):
-				s = humanBytes(f)
-			case k == "uptimeS":
-				s = (time.Duration(f) * time.Second).String()
-			}
-		} else if _, isStr := v.(string); !isStr {
-			b, _ := json.Marshal(v)
-			s = string(b)
+	pct := func(n, of uint64) string {
+		if of == 0 {
+			return humanBytes(float64(n))
 		}
-		out = append(out, [2]string{k, s})
+		return fmt.Sprintf("%s of %s (%.0f%%)", humanBytes(float64(n)), humanBytes(float64(of)), 100*float64(n)/float64(of))
 	}
-	return out
+	return [][2]string{
+		{"cpu", fmt.Sprintf("%.1f%%", h.CPUPercent)},
+		{"memory used", pct(h.MemUsedBytes, h.MemTotal)},
+		{"disk free", pct(h.DiskFree, h.DiskTotal)},
+		{"uptime", (time.Duration(h.UptimeS) * time.Second).String()},
+		{"agent", h.AgentVersion},
+		{"agent memory", humanBytes(float64(h.RSSBytes))},
+		{"outbox", fmt.Sprintf("%d records waiting", h.OutboxDepth)},
+	}
 }
 
-// peripheral is one entry of a device's peripherals body, as far as it could be read.
-type peripheral struct {
-	Name, Kind, Model, Status string
-	Reasons                   []string // why the status is not ok: paper-out, cover-open, ...
-	Detail                    string   // last error, consumables running low
-}
-
-// fault reports whether the peripheral reports a status that is not a healthy one. A missing
-// status is not a fault: the body's shape is not ours to insist on.
-func (p peripheral) fault() bool {
-	switch strings.ToLower(p.Status) {
-	case "", "ok", "ready", "idle", "online", "normal", "busy", "printing", "scanning", "in-use":
-		return false
-	}
-	return true
+// faulty reports whether a peripheral is not fine.
+func faulty(p api.Peripheral) bool {
+	return p.Status == api.PeripheralFault || p.Status == api.PeripheralDegraded || !p.Connected
 }
 
 // why is the short reason a peripheral is not ok: its reasons, else its status.
-func (p peripheral) why() string {
+func why(p api.Peripheral) string {
 	if len(p.Reasons) > 0 {
 		return strings.Join(p.Reasons, ",")
 	}
-	return p.Status
+	return string(p.Status)
 }
 
-// parsePeripherals reads a peripherals body. The agent sends {"devices": [{"id", "class",
-// "status", "reasons", "consumables", "error", ...}]} (agent/devices.Peripherals); other shapes are
-// tolerated: a bare list of objects, a list wrapped as "peripherals" or "items", or an object keyed
-// by peripheral name whose values are objects or status strings. ok is false for anything else.
-func parsePeripherals(raw json.RawMessage) (ps []peripheral, ok bool) {
-	var v any
-	if json.Unmarshal(raw, &v) != nil {
-		return nil, false
+// detail is a peripheral's last error and the consumables that are not ok: "paper empty".
+func detail(p api.Peripheral) string {
+	var d []string
+	if p.Error != "" {
+		d = append(d, p.Error)
 	}
-	if m, isMap := v.(map[string]any); isMap {
-		for _, k := range []string{"devices", "peripherals", "items"} {
-			if l, isList := m[k].([]any); isList {
-				v = l
-				break
-			}
+	for _, c := range p.Consumables {
+		if c.Level != api.ConsumableOK {
+			d = append(d, c.Name+" "+c.Level)
 		}
 	}
-	switch x := v.(type) {
-	case []any:
-		for i, e := range x {
-			p := entry(e)
-			if p.Name == "" {
-				p.Name = fmt.Sprintf("#%d", i+1)
-			}
-			ps = append(ps, p)
-		}
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			p := entry(x[k])
-			p.Name = k
-			ps = append(ps, p)
-		}
-	default:
-		return nil, false
-	}
-	return ps, true
+	return strings.Join(d, "; ")
 }
 
-func entry(v any) peripheral {
-	switch x := v.(type) {
-	case string:
-		return peripheral{Status: x}
-	case map[string]any:
-		p := peripheral{
-			Name:   firstString(x, "id", "name", "device", "role"),
-			Kind:   firstString(x, "class", "kind", "type", "driver"),
-			Model:  firstString(x, "model"),
-			Detail: firstString(x, "error", "detail", "message", "reason", "fault"),
-		}
-		switch s := x["status"].(type) {
-		case string:
-			p.Status = s
-		case map[string]any:
-			p.Status = firstString(s, "code", "state", "status")
-			if p.Detail == "" {
-				p.Detail = firstString(s, "detail", "message", "error")
-			}
-		default:
-			p.Status = firstString(x, "state", "health")
-		}
-		if ok, isBool := x["ok"].(bool); isBool && p.Status == "" {
-			p.Status = map[bool]string{true: "ok", false: "fault"}[ok]
-		}
-		if p.Status == "" && p.Detail != "" && x["error"] != nil {
-			p.Status = "error"
-		}
-		if rs, isList := x["reasons"].([]any); isList {
-			for _, r := range rs {
-				if s, isStr := r.(string); isStr && s != "" {
-					p.Reasons = append(p.Reasons, s)
-				}
-			}
-		}
-		if cs, isList := x["consumables"].([]any); isList {
-			for _, c := range cs {
-				if m, isMap := c.(map[string]any); isMap {
-					if lvl := firstString(m, "level"); lvl != "" && lvl != "ok" {
-						p.Detail = strings.TrimPrefix(p.Detail+"; "+firstString(m, "name")+" "+lvl, "; ")
-					}
-				}
-			}
-		}
-		return p
-	}
-	return peripheral{}
-}
-
-func firstString(m map[string]any, keys ...string) string {
-	for _, k := range keys {
-		if s, ok := m[k].(string); ok && s != "" {
-			return s
-		}
-	}
-	return ""
-}
-
-// faultSummary lists the peripherals that report a fault: "receipt: paper-out, idcard: no-sam".
-// An unreadable body shows as "?".
+// faultSummary lists the peripherals that are not fine: "receipt0: paper-out, scanner0: disconnected".
+// A body that does not decode shows as "?".
 func faultSummary(raw json.RawMessage) string {
-	if len(bytes.TrimSpace(raw)) == 0 || string(raw) == "null" {
+	if isEmpty(raw) {
 		return ""
 	}
-	ps, ok := parsePeripherals(raw)
-	if !ok {
+	ps, err := api.DecodePeripherals(raw)
+	if err != nil {
 		return "?"
 	}
 	var f []string
-	for _, p := range ps {
-		if p.fault() {
-			f = append(f, p.Name+": "+p.why())
+	for _, p := range ps.Devices {
+		if faulty(p) {
+			f = append(f, p.ID+": "+why(p))
 		}
 	}
 	return strings.Join(f, ", ")
 }
 
-// compact shows a JSON value on one line, cut to at most max bytes.
+// compact shows a JSON value on one line, with identity fields masked, cut to at most max bytes.
 func compact(raw json.RawMessage, max int) string {
-	var b bytes.Buffer
-	if json.Compact(&b, raw) != nil {
-		b.Reset()
-		b.Write(raw)
+	b, ok := mask.JSON(raw)
+	if !ok {
+		b = raw
 	}
-	s := b.String()
+	s := string(b)
 	if len(s) > max {
 		s = strings.ToValidUTF8(s[:max-3], "") + "..."
 	}
 	return printable(s, false)
 }
 
-// indentJSON pretty-prints a JSON value with a prefix on every line.
+// indentJSON pretty-prints a JSON value, with identity fields masked, with a prefix on every line.
 func indentJSON(raw json.RawMessage, prefix string) string {
+	m, ok := mask.JSON(raw)
 	var b bytes.Buffer
-	if json.Indent(&b, raw, prefix, "  ") != nil {
+	if !ok || json.Indent(&b, m, prefix, "  ") != nil {
 		return prefix + printable(string(raw), false)
 	}
 	return prefix + printable(b.String(), true)

@@ -2,62 +2,39 @@ package fleetctl
 
 import (
 	"encoding/json"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
 
-func TestParsePeripheralsShapes(t *testing.T) {
-	for _, tc := range []struct {
-		body   string
-		want   []peripheral
-		faults string
-	}{
-		{ // agent/devices.Peripherals, as the agent sends it
-			`{"devices":[{"id":"receipt","class":"receipt-printer","model":"KF-80","connected":true,"status":"fault","reasons":["paper-out","cover-open"],"consumables":[{"name":"paper","level":"empty"}],"since":1},` +
-				`{"id":"idcard","class":"id-reader","connected":true,"status":"ok","since":1},` +
-				`{"id":"a4","class":"a4-printer","connected":true,"status":"degraded","reasons":["toner-low"],"consumables":[{"name":"toner","level":"low"},{"name":"paper","level":"ok"}],"since":1},` +
-				`{"id":"scanner","class":"document-scanner","connected":false,"status":"fault","reasons":["disconnected"],"error":"open /dev/bus/usb/001/004: no such device","since":1}]}`,
-			[]peripheral{
-				{Name: "receipt", Kind: "receipt-printer", Model: "KF-80", Status: "fault", Reasons: []string{"paper-out", "cover-open"}, Detail: "paper empty"},
-				{Name: "idcard", Kind: "id-reader", Status: "ok"},
-				{Name: "a4", Kind: "a4-printer", Status: "degraded", Reasons: []string{"toner-low"}, Detail: "toner low"},
-				{Name: "scanner", Kind: "document-scanner", Status: "fault", Reasons: []string{"disconnected"}, Detail: "open /dev/bus/usb/001/004: no such device"},
-			},
-			"receipt: paper-out,cover-open, a4: toner-low, scanner: disconnected"},
-		{`[{"name":"receipt","kind":"escpos","status":"paper-out","detail":"paper end"},{"name":"idcard","status":"ok"}]`,
-			[]peripheral{{Name: "receipt", Kind: "escpos", Status: "paper-out", Detail: "paper end"}, {Name: "idcard", Status: "ok"}}, "receipt: paper-out"},
-		{`{"peripherals":[{"id":"a4","type":"ipp","state":"stopped"}]}`,
-			[]peripheral{{Name: "a4", Kind: "ipp", Status: "stopped"}}, "a4: stopped"},
-		{`{"scanner":"offline","a4":{"status":{"code":"toner-low","message":"12% left"}}}`,
-			[]peripheral{{Name: "a4", Status: "toner-low", Detail: "12% left"}, {Name: "scanner", Status: "offline"}}, "a4: toner-low, scanner: offline"},
-		{`[{"name":"qr","ok":false},{"name":"pad","ok":true},{"name":"cam","error":"usb reset"}]`,
-			[]peripheral{{Name: "qr", Status: "fault"}, {Name: "pad", Status: "ok"}, {Name: "cam", Status: "error", Detail: "usb reset"}}, "qr: fault, cam: error"},
-		{`[{"status":"READY"},{"name":"x","extra":[1,2],"reasons":[3,""]},7]`,
-			[]peripheral{{Name: "#1", Status: "READY"}, {Name: "x"}, {Name: "#3"}}, ""},
-		{`{}`, nil, ""},
+func TestFaultSummary(t *testing.T) {
+	for body, want := range map[string]string{
+		// As the agent sends it (wire.Peripherals).
+		`{"devices":[{"id":"receipt0","class":"receipt-printer","model":"KF-80","connected":true,"status":"fault","reasons":["paper-out","cover-open"],"consumables":[{"name":"paper","level":"empty"}],"since":1},` +
+			`{"id":"idcard0","class":"id-reader","connected":true,"status":"ok","since":1},` +
+			`{"id":"a4","class":"document-printer","connected":true,"status":"degraded","reasons":["toner-low"],"consumables":[{"name":"toner","level":"low"}],"since":1},` +
+			`{"id":"scanner0","class":"document-scanner","connected":false,"status":"fault","reasons":["disconnected"],"error":"open /dev/bus/usb/001/004: no such device","since":1}]}`: "receipt0: paper-out,cover-open, a4: toner-low, scanner0: disconnected",
+		`{"devices":[{"id":"qr0","class":"qr-scanner","connected":false,"status":"unknown","since":1}]}`: "qr0: unknown",
+		`{"devices":[]}`: "",
+		``:               "",
+		`null`:           "",
+		// Anything else is not guessed at.
+		`{"scanner":"offline"}`:                 "?",
+		`[{"name":"receipt","status":"fault"}]`: "?",
+		`42`:                                    "?",
 	} {
-		got, ok := parsePeripherals(json.RawMessage(tc.body))
-		if !ok || !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("%s: got %+v %v, want %+v", tc.body, got, ok, tc.want)
-		}
-		if f := faultSummary(json.RawMessage(tc.body)); f != tc.faults {
-			t.Errorf("%s: faults %q, want %q", tc.body, f, tc.faults)
+		if got := faultSummary(json.RawMessage(body)); got != want {
+			t.Errorf("%s: %q, want %q", body, got, want)
 		}
 	}
-	for _, body := range []string{`42`, `"ok"`, `true`, `{"a":`, `null`} {
-		if _, ok := parsePeripherals(json.RawMessage(body)); ok {
-			t.Errorf("%s: read as peripherals", body)
-		}
-	}
-	if f := faultSummary(json.RawMessage(`"broken"`)); f != "?" {
-		t.Errorf("unknown shape summarised as %q", f)
-	}
-	if f := faultSummary(nil); f != "" {
-		t.Errorf("no body summarised as %q", f)
+	p := api.Peripheral{ID: "receipt0", Status: api.PeripheralFault, Connected: true, Error: "paper end",
+		Consumables: []api.Consumable{{Name: "paper", Level: "empty"}, {Name: "ribbon", Level: "ok"}}}
+	if d := detail(p); d != "paper end; paper empty" {
+		t.Errorf("detail %q", d)
 	}
 }
 
@@ -65,17 +42,35 @@ func TestHealthSummary(t *testing.T) {
 	for body, want := range map[string]string{
 		`{"cpuPercent":99.6,"memUsedBytes":3,"memTotalBytes":4,"diskFreeBytes":536870912,"diskTotalBytes":1073741824,"outboxDepth":70}`: "cpu 100% mem 75% disk 512M free (50%) outbox 70",
 		`{"cpuPercent":1,"outboxDepth":3}`: "cpu 1%",
-		`{"diskFreeBytes":2048}`:           "disk 2.0K free",
+		`{"diskFreeBytes":2048}`:           "cpu 0%",
+		``:                                 "",
 		`{"temperature":41}`:               "?",
 		`[1]`:                              "?",
-		``:                                 "",
 		`{"cpuPercent":"high"}`:            "?",
-		`{"memUsedBytes":1}`:               "?",
-		`{"memTotalBytes":0,"memUsedBytes":1,"cpuPercent":0}`: "cpu 0%",
 	} {
 		if got := healthSummary(json.RawMessage(body)); got != want {
 			t.Errorf("%s: %q, want %q", body, got, want)
 		}
+	}
+}
+
+// Every figure of a heartbeat is shown with its unit.
+func TestHealthLinesHaveUnits(t *testing.T) {
+	lines := healthLines(json.RawMessage(`{"uptimeS":8123,"cpuPercent":12.293682123456789,"memUsedBytes":858993459,"memTotalBytes":4294967296,` +
+		`"diskFreeBytes":22548578304,"diskTotalBytes":68719476736,"agentVersion":"0.1.0","outboxDepth":2,"rssBytes":41943040}`))
+	want := map[string]string{"cpu": "12.3%", "memory used": "819M of 4.0G (20%)", "disk free": "21G of 64G (33%)",
+		"uptime": "2h15m23s", "agent": "0.1.0", "agent memory": "40M", "outbox": "2 records waiting"}
+	for _, l := range lines {
+		if want[l[0]] != l[1] {
+			t.Errorf("%s: %q, want %q", l[0], l[1], want[l[0]])
+		}
+		delete(want, l[0])
+	}
+	if len(want) > 0 {
+		t.Errorf("missing %v", want)
+	}
+	if l := healthLines(json.RawMessage(`{"cpu":"high"}`)); l[0][0] != "unreadable" || !strings.Contains(l[1][1], `unknown field "cpu"`) {
+		t.Errorf("unreadable body shown as %q", l)
 	}
 }
 
@@ -101,13 +96,14 @@ func TestCompactKeepsUTF8(t *testing.T) {
 }
 
 // FuzzDeviceBodies feeds arbitrary health and peripherals bodies (sent by kiosks, passed through
-// by the hub) to every function that reads them: none may panic or print invalid UTF-8.
+// by the hub) to every function that shows them: none may panic or print anything unsafe for a
+// terminal, and a body the decoder refuses is never half-shown as peripherals.
 func FuzzDeviceBodies(f *testing.F) {
 	for _, s := range []string{
-		`[{"name":"receipt","kind":"escpos","status":"paper-out"}]`,
-		`{"peripherals":[{"id":"a4","status":{"code":"jam"}}]}`,
-		`{"scanner":"offline"}`, `{"uptimeS":1e300,"cpuPercent":-1,"diskFreeBytes":1e308,"diskTotalBytes":0}`,
-		`{"a":{"ok":false,"error":"x"}}`, `{"devices":[{"id":"r","status":"fault","reasons":["paper-out"],"consumables":[{"name":"paper","level":"low"},7]}]}`, `[null,[],"s",{}]`, `42`, `"`, `{"uptimeS":-9.2e18}`, "[{\"name\":\"\\u001b[2Jx\",\"status\":\"\u009b31m\"}]",
+		`{"devices":[{"id":"r","class":"receipt-printer","connected":true,"status":"fault","reasons":["paper-out"],"consumables":[{"name":"paper","level":"low"}],"since":1}]}`,
+		`{"devices":[{"id":"\u001b[2Jx","class":"\u009b31m","status":"ok","error":"\u0007"}]}`,
+		`{"uptimeS":1e300,"cpuPercent":1,"diskFreeBytes":1e308,"diskTotalBytes":0}`, `{"uptimeS":9223372036854775807,"memTotalBytes":1}`,
+		`{"scanner":"offline"}`, `[null,[],"s",{}]`, `42`, `"`, `{"id_card":{"number":"11010519491231002X"}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -117,9 +113,12 @@ func FuzzDeviceBodies(f *testing.F) {
 		for _, l := range healthLines(raw) {
 			out = append(out, l[0], l[1])
 		}
-		ps, _ := parsePeripherals(raw)
-		for _, p := range ps {
-			out = append(out, p.Name, p.Kind, p.Model, p.Status, p.why(), p.Detail)
+		if ps, err := api.DecodePeripherals(raw); err == nil {
+			for _, p := range ps.Devices {
+				out = append(out, p.ID, p.Class, p.Model, why(p), detail(p))
+			}
+		} else if s := faultSummary(raw); s != "?" && s != "" {
+			t.Fatalf("refused body summarised as %q", s)
 		}
 		var tb strings.Builder
 		tab := newTable(&tb)

@@ -15,7 +15,6 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
-	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 // This file holds a fake hub for fleetctl's formatting and exit-code tests. It serves the
@@ -53,12 +52,12 @@ type fakeHub struct {
 // commandScripts says how a command of a given name moves through its life cycle on the fake hub:
 // each long poll advances it one step. Names not listed never change state.
 var commandScripts = map[string][]fleet.Command{
-	"printer.test-page": {
-		{State: wire.CmdDelivered}, {State: wire.CmdAccepted},
-		{State: wire.CmdSucceeded, Output: json.RawMessage(`{"pages":1,"printer":"receipt"}`)},
+	"print-test-page": {
+		{State: api.CommandDelivered}, {State: api.CommandAccepted},
+		{State: api.CommandSucceeded, Output: json.RawMessage(`{"pages":1,"printer":"receipt"}`)},
 	},
-	"scanner.calibrate": {{State: wire.CmdDelivered}, {State: wire.CmdFailed, Error: "cover open"}},
-	"agent.restart":     {{State: wire.CmdExpired, Error: "not accepted before its expiry"}},
+	"idcard-selftest": {{State: api.CommandDelivered}, {State: api.CommandFailed, Error: "no card on the reader"}},
+	"diagnostics":     {{State: api.CommandExpired, Error: "not accepted before its expiry"}},
 }
 
 func newFakeHub(t testing.TB) *fakeHub {
@@ -82,8 +81,10 @@ func newFakeHub(t testing.TB) *fakeHub {
 			AgentVersion: "0.0.9",
 			Health:       json.RawMessage(`{"uptimeS":86400,"cpuPercent":3,"memUsedBytes":1073741824,"memTotalBytes":4294967296,"diskFreeBytes":1073741824,"diskTotalBytes":68719476736,"agentVersion":"0.0.9","outboxDepth":420,"rssBytes":52428800}`),
 			HealthAt:     now.Add(-3 * time.Hour),
-			Peripherals:  json.RawMessage(`{"a4":{"status":"ok","model":"HP M404"},"scanner":"offline"}`),
-			PeriphAt:     now.Add(-3 * time.Hour),
+			Peripherals: json.RawMessage(`{"devices":[` +
+				`{"id":"a4","class":"document-printer","manufacturer":"HP","model":"M404","connected":true,"status":"ok","since":1795713000000},` +
+				`{"id":"scanner","class":"document-scanner","connected":false,"status":"fault","reasons":["disconnected"],"since":1795713000000}]}`),
+			PeriphAt: now.Add(-3 * time.Hour),
 		},
 		{
 			ID: "kf-7c2a9e", SiteID: "sz-futian-1", Region: "440304", Model: "KF-K200", CertSerial: "3f9a0c",
@@ -107,16 +108,16 @@ func newFakeHub(t testing.TB) *fakeHub {
 	h.desired["kf-7c2a9e"] = &fleet.DocState{DeviceID: "kf-7c2a9e", Version: 4, Doc: json.RawMessage(`{"printer":{"receipt":"escpos-80"},"idle":"90s"}`), UpdatedAt: now.Add(-5 * time.Minute)}
 	h.reported["kf-7c2a9e"] = &fleet.DocState{DeviceID: "kf-7c2a9e", Version: 3, Doc: json.RawMessage(`{"printer":{"receipt":"escpos-58"},"idle":"90s"}`), Error: `printer profile "escpos-80" unknown`, UpdatedAt: now.Add(-4 * time.Minute)}
 	h.commands = []*fleet.Command{
-		{ID: "cmd_0002", DeviceID: "kf-7c2a9e", Name: "printer.test-page", State: wire.CmdFailed, Error: "paper out",
+		{ID: "cmd_0002", DeviceID: "kf-7c2a9e", Name: "print-test-page", State: api.CommandFailed, Error: "paper out",
 			CreatedAt: now.Add(-10 * time.Minute), ExpiresAt: now.Add(50 * time.Minute), DeliveredAt: now.Add(-10 * time.Minute), UpdatedAt: now.Add(-9 * time.Minute)},
-		{ID: "cmd_0001", DeviceID: "kf-7c2a9e", Name: "agent.restart", State: wire.CmdSucceeded,
+		{ID: "cmd_0001", DeviceID: "kf-7c2a9e", Name: "diagnostics", State: api.CommandSucceeded,
 			CreatedAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(-time.Hour), DeliveredAt: now.Add(-2 * time.Hour), UpdatedAt: now.Add(-2 * time.Hour)},
 	}
 	h.nextID = 3
 	for i := range 5 {
 		h.records = append(h.records, fleet.Record{
 			ID: int64(1000 + i), DeviceID: "kf-7c2a9e", Epoch: "e1", Seq: uint64(500 + i), Kind: []string{"heartbeat", "alert"}[i%2],
-			Class: []wire.Class{wire.Telemetry, wire.Business}[i%2], DeviceTS: now.Add(time.Duration(i-10)*time.Second - 800*time.Millisecond),
+			Class: []api.RecordClass{api.ClassTelemetry, api.ClassBusiness}[i%2], DeviceTS: now.Add(time.Duration(i-10)*time.Second - 800*time.Millisecond),
 			RecvTS: now.Add(time.Duration(i-10) * time.Second), Body: json.RawMessage(`{"code":"paper-low","message":"receipt paper low"}`),
 		})
 	}
@@ -329,7 +330,7 @@ func (h *fakeHub) sendCommand(w http.ResponseWriter, r *http.Request, i int) {
 		return
 	}
 	c := &fleet.Command{ID: fmt.Sprintf("cmd_%04d", h.nextID), DeviceID: h.devices[i].ID, Name: req.Name, Args: req.Args,
-		State: wire.CmdQueued, CreatedAt: now, ExpiresAt: now.Add(ttl), UpdatedAt: now}
+		State: api.CommandQueued, CreatedAt: now, ExpiresAt: now.Add(ttl), UpdatedAt: now}
 	h.nextID++
 	h.commands = append([]*fleet.Command{c}, h.commands...)
 	h.script[c.ID] = commandScripts[req.Name]
@@ -384,7 +385,7 @@ func (h *fakeHub) getCommand(w http.ResponseWriter, r *http.Request) {
 		h.script[c.ID] = steps[1:]
 		c.State, c.Output, c.Error = step.State, step.Output, step.Error
 		c.UpdatedAt = c.UpdatedAt.Add(700 * time.Millisecond)
-		if c.State == wire.CmdDelivered {
+		if c.State == api.CommandDelivered {
 			c.DeliveredAt = c.UpdatedAt
 		}
 		out := *c

@@ -95,7 +95,13 @@ func (a *app) login(ctx context.Context, save string) error {
 	if err := os.WriteFile(save, []byte(tok.AccessToken+"\n"), 0o600); err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
+	if a.json {
+		return a.emitJSON(struct {
+			TokenFile string    `json:"tokenFile"`
+			ExpiresAt time.Time `json:"expiresAt"`
+		}{save, tok.Expiry})
+	}
 	fmt.Fprintf(a.env.Stdout, "logged in; access token saved to %s (valid until %s)\nuse it with: export KF_TOKEN_FILE=%s\n",
-		save, tok.Expiry.Local().Format(time.RFC3339), save)
+		save, a.stamp(tok.Expiry), save)
 	return nil
 }

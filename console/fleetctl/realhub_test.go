@@ -62,17 +62,19 @@ func TestAgainstRealHub(t *testing.T) {
 	}
 
 	fc("commands", "send", dev.ID, "ping", "--args", `{"n":1}`, "--wait", "20s").want(t, 0, []string{"succeeded", `"pong": true`}, nil)
-	fc("commands", "send", dev.ID, "no.such", "--wait", "20s").want(t, ExitCommandFailed, nil, []string{"failed: unknown command"})
-	fc("commands", "list", dev.ID, "--limit", "1").want(t, 0, []string{"no.such"}, nil)
+	// A kiosk without --devices runs the peripheral commands too, and says why they fail.
+	fc("commands", "send", dev.ID, "print-test-page", "--wait", "20s").want(t, ExitCommandFailed, nil, []string{"failed: print-test-page: this kiosk has no peripherals configured"})
+	fc("commands", "list", dev.ID, "--limit", "1").want(t, 0, []string{"print-test-page"}, nil)
+	fc("commands", "send", dev.ID, "diagnostics", "--wait", "20s").want(t, 0, []string{"succeeded", `"agentUptimeSeconds":`, `"oldestAgeSeconds":`, `"cpuPercent":`}, nil)
 
 	fc("state", "set", dev.ID, "--doc", `{"heartbeatInterval":"20s"}`).want(t, 0, []string{"is now v1"}, nil)
 	proctest.Eventually(t, 20*time.Second, "state applied", func() bool {
 		var s api.State
-		r := fc("state", "get", dev.ID, "-o", "json")
+		r := fc("state", "show", dev.ID, "-o", "json")
 		return json.Unmarshal([]byte(r.stdout), &s) == nil && !s.Drift && s.Reported != nil && s.Reported.Version == 1
 	})
 	fc("devices", "show", dev.ID).want(t, 0, []string{"online since", "Health (", "in sync at v1", "ping", "succeeded"}, nil)
-	fc("records", dev.ID, "--kind", "heartbeat", "--limit", "1").want(t, 0, []string{"heartbeat"}, nil)
+	fc("records", "list", dev.ID, "--kind", "heartbeat", "--limit", "1").want(t, 0, []string{"heartbeat"}, nil)
 
 	fc("devices", "show", "k-0000000000000000").want(t, ExitNotFound, nil, []string{"not_found (HTTP 404)"})
 	run(t, nil, map[string]string{"KF_HUB": env["KF_HUB"], "KF_TOKEN": "kfa_wrong"}, "devices", "list").
@@ -81,4 +83,16 @@ func TestAgainstRealHub(t *testing.T) {
 	fc("devices", "revoke", dev.ID).want(t, 0, []string{"revoked"}, nil)
 	fc("devices", "list").want(t, 0, []string{"revoked"}, nil)
 	fc("commands", "send", dev.ID, "ping").want(t, ExitError, nil, []string{"revoked"})
+
+	// Retire by filter: a dry run prints the line that retires exactly what it counted.
+	fc("devices", "retire").want(t, ExitUsage, nil, []string{"name the kiosks to retire"})
+	r = fc("devices", "retire", "--model", "KF-K200")
+	r.want(t, 0, []string{dev.ID, "1 kiosks match; nothing retired yet", "fleetctl devices retire --model KF-K200 --count 1"}, nil)
+	fc("devices", "retire", "--model", "KF-K200", "--count", "2").want(t, ExitError, nil, []string{"count_changed (HTTP 409)", "1 kiosks match now, not the 2 expected"})
+	fc("devices", "retire", "--model", "KF-K200", "--count", "1").want(t, 0, []string{"1 kiosks retired"}, nil)
+	if r := fc("devices", "list"); strings.Contains(r.stdout, dev.ID) {
+		t.Errorf("a retired kiosk is still listed:\n%s", r.stdout)
+	}
+	fc("devices", "list", "--status", "retired").want(t, 0, []string{dev.ID, "retired"}, nil)
+	fc("devices", "retire", "--model", "KF-K200").want(t, 0, []string{"nothing to retire"}, nil)
 }

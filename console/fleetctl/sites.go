@@ -1,6 +1,7 @@
 package fleetctl
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -15,9 +16,9 @@ func (a *app) sitesCmd() *cobra.Command {
 	cmd := group(&cobra.Command{
 		Use:     "sites",
 		Aliases: []string{"site"},
-		Short:   "Create and list sites (service halls where kiosks stand)",
+		Short:   "List and create sites (service halls where kiosks stand)",
 	})
-	cmd.AddCommand(a.sitesCreateCmd(), a.sitesListCmd())
+	cmd.AddCommand(a.sitesListCmd(), a.sitesCreateCmd())
 	return cmd
 }
 
@@ -38,19 +39,9 @@ district (440304 is Futian, Shenzhen).`,
 			if s.Region != "" && (len(s.Region) != 6 || !isDigits(s.Region)) {
 				p.add("--region %q: want a six-digit GB/T 2260 code such as 440304", s.Region)
 			}
-			if err := a.setup(c, &p); err != nil {
-				return err
-			}
-			ctx, cancel := a.call(c, 0)
-			defer cancel()
-			out, err := a.client.CreateSite(ctx, s)
-			if err != nil {
-				return fmt.Errorf("create site %s: %w", s.ID, err)
-			}
-			if a.json {
-				return a.emitJSON(out)
-			}
-			return a.siteTable([]fleet.Site{out})
+			return callHub(a, c, &p, "create site "+s.ID, func(ctx context.Context, hub *api.Client) (fleet.Site, error) {
+				return hub.CreateSite(ctx, s)
+			}, func(out fleet.Site) error { return a.siteTable([]fleet.Site{out}) })
 		},
 	}
 	f := cmd.Flags()
@@ -69,22 +60,10 @@ func (a *app) sitesListCmd() *cobra.Command {
 		Args:    args(),
 		RunE: func(c *cobra.Command, _ []string) error {
 			var p problems
-			if err := a.setup(c, &p); err != nil {
-				return err
-			}
-			ctx, cancel := a.call(c, 0)
-			defer cancel()
-			sites, err := a.client.ListSites(ctx)
-			if err != nil {
-				return fmt.Errorf("list sites: %w", err)
-			}
-			if sites == nil {
-				sites = []fleet.Site{}
-			}
-			if a.json {
-				return a.emitJSON(api.Sites{Sites: sites})
-			}
-			return a.siteTable(sites)
+			return callHub(a, c, &p, "list sites", func(ctx context.Context, hub *api.Client) (api.Sites, error) {
+				sites, err := hub.ListSites(ctx)
+				return api.Sites{Sites: nonNil(sites)}, err
+			}, func(out api.Sites) error { return a.siteTable(out.Sites) })
 		},
 	}
 }
@@ -119,27 +98,19 @@ change it before running it.`,
 			var p problems
 			p.required([2]string{"--site", site})
 			p.duration("--ttl", ttl, time.Minute)
-			if err := a.setup(c, &p); err != nil {
-				return err
-			}
-			ctx, cancel := a.call(c, 0)
-			defer cancel()
-			tok, err := a.client.CreateToken(ctx, api.CreateToken{SiteID: site, TTL: ttl})
-			if err != nil {
-				return fmt.Errorf("create enrollment token for site %s: %w", site, err)
-			}
-			if a.json {
-				return a.emitJSON(tok)
-			}
-			w := a.env.Stdout
-			fmt.Fprintf(w, "Enrollment token %s for site %s, valid until %s (one use):\n  %s\n\n",
-				tok.ID, tok.SiteID, tok.ExpiresAt.UTC().Format(time.RFC3339), tok.Secret)
-			fmt.Fprintf(w, "Run on the kiosk:\n  kiosk-agent enroll --hub %s --token %s\n",
-				shellQuote(a.client.BaseURL), shellQuote(tok.Secret))
-			if a.loopbackHub() {
-				fmt.Fprintf(a.env.Stderr, "note: %s is this machine's loopback address; give the kiosk an address it can reach\n", a.client.BaseURL)
-			}
-			return nil
+			return callHub(a, c, &p, "create enrollment token for site "+site, func(ctx context.Context, hub *api.Client) (api.Token, error) {
+				return hub.CreateToken(ctx, api.CreateToken{SiteID: site, TTL: ttl})
+			}, func(tok api.Token) error {
+				w := a.env.Stdout
+				fmt.Fprintf(w, "Enrollment token %s for site %s, valid until %s (one use):\n  %s\n\n",
+					tok.ID, tok.SiteID, a.stamp(tok.ExpiresAt), tok.Secret)
+				fmt.Fprintf(w, "Run on the kiosk:\n  kiosk-agent enroll --hub %s --token %s\n",
+					shellQuote(a.client.BaseURL), shellQuote(tok.Secret))
+				if a.loopbackHub() {
+					fmt.Fprintf(a.env.Stderr, "note: %s is this machine's loopback address; give the kiosk an address it can reach\n", a.client.BaseURL)
+				}
+				return nil
+			})
 		},
 	}
 	create.Flags().StringVar(&site, "site", "", "site ID the kiosk will belong to (required)")

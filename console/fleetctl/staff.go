@@ -1,50 +1,62 @@
 package fleetctl
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
-
-// staffRequest is the body of the admin API's POST /oidc/admin/staff and
-// PUT /oidc/admin/staff/{username}.
-type staffRequest struct {
-	Username string   `json:"username,omitempty"`
-	Name     string   `json:"name,omitempty"`
-	Password string   `json:"password,omitempty"`
-	Roles    []string `json:"roles"`
-}
-
-// staffView is a staff account as the admin API shows it.
-type staffView struct {
-	ID       string   `json:"id"`
-	Username string   `json:"username"`
-	Name     string   `json:"name"`
-	Roles    []string `json:"roles"`
-	Locked   bool     `json:"locked"`
-	Failures int      `json:"failures"`
-}
 
 const staffRoles = "admin, fieldops, reviewer, developer"
 
 func (a *app) staffCmd() *cobra.Command {
 	cmd := group(&cobra.Command{
 		Use:   "staff",
-		Short: "Create staff accounts and set their roles and passwords (needs an admin login)",
-		Long: `Create staff accounts at the hub's OpenID Provider and set their roles and passwords. These
+		Short: "List and create staff accounts, set their roles and passwords (needs an admin login)",
+		Long: `List and create staff accounts at the hub's OpenID Provider and set their roles and passwords. These
 commands use the provider's admin API, which takes an access token of an account with the admin
 role (fleetctl login), not the hub's bootstrap token. Staff roles: ` + staffRoles + `.
 
 Passwords are read from a file (--password-file F, or - for stdin; one trailing newline is
 dropped), never from the command line, and never printed.`,
 	})
-	cmd.AddCommand(a.staffCreateCmd(), a.staffUpdateCmd())
+	cmd.AddCommand(a.staffListCmd(), a.staffCreateCmd(), a.staffUpdateCmd())
 	return cmd
+}
+
+func (a *app) staffListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List staff accounts with their roles, failed logins and whether they are locked",
+		Long: `List every staff account: ID, username, name, roles, consecutive failed logins, and LOCKED
+for an account locked by too many of them ("fleetctl staff update USER --roles ..." unlocks it).`,
+		Example: `  fleetctl staff list
+  fleetctl staff list -o json`,
+		Args: args(),
+		RunE: func(c *cobra.Command, _ []string) error {
+			var p problems
+			return callHub(a, c, &p, "list staff", func(ctx context.Context, hub *api.Client) (api.Staff, error) {
+				s, err := hub.ListStaff(ctx)
+				return api.Staff{Staff: nonNil(s)}, err
+			}, func(v api.Staff) error {
+				t := newTable(a.env.Stdout, "ID", "USERNAME", "NAME", "ROLES", "FAILED LOGINS", "STATE")
+				for _, s := range v.Staff {
+					state := "ok"
+					if s.Locked {
+						state = "LOCKED"
+					}
+					t.row(s.ID, s.Username, s.Name, strings.Join(s.Roles, ","), strconv.Itoa(s.Failures), state)
+				}
+				return t.flush()
+			})
+		},
+	}
 }
 
 func (a *app) staffCreateCmd() *cobra.Command {
@@ -65,20 +77,10 @@ The provider refuses a taken username or an unknown role with its reason.`,
 				p.add("--roles is required (a comma-separated list of %s; '' for none)", staffRoles)
 			}
 			pw := p.password(pwFile, a.env.Stdin)
-			if err := a.setup(c, &p); err != nil {
-				return err
-			}
-			ctx, cancel := a.call(c, 0)
-			defer cancel()
-			req := staffRequest{Username: argv[0], Name: name, Password: pw, Roles: nonNil(roles)}
-			var out staffView
-			if err := a.client.Do(ctx, http.MethodPost, adminStaffPath, req, &out); err != nil {
-				return fmt.Errorf("create staff account %s: %w", argv[0], err)
-			}
-			if a.json {
-				return a.emitJSON(out)
-			}
-			return a.staffTable(out)
+			req := api.StaffRequest{Username: argv[0], Name: name, Password: pw, Roles: nonNil(roles)}
+			return callHub(a, c, &p, "create staff account "+argv[0], func(ctx context.Context, hub *api.Client) (api.StaffAccount, error) {
+				return hub.CreateStaff(ctx, req)
+			}, a.staffTable)
 		},
 	}
 	f := cmd.Flags()
@@ -111,28 +113,20 @@ locked by too many of them.`,
 				p.required([2]string{"--password-file", pwFile})
 				pw = p.password(pwFile, a.env.Stdin)
 			}
-			if err := a.setup(c, &p); err != nil {
+			req := api.StaffRequest{Password: pw, Roles: nonNil(roles)}
+			return callHub(a, c, &p, "update staff account "+argv[0], func(ctx context.Context, hub *api.Client) (api.StaffAccount, error) {
+				return hub.UpdateStaff(ctx, argv[0], req)
+			}, func(out api.StaffAccount) error {
+				if err := a.staffTable(out); err != nil {
+					return err
+				}
+				what := "roles set"
+				if pw != "" {
+					what = "roles and password set"
+				}
+				_, err := fmt.Fprintf(a.env.Stdout, "\n%s; failed logins cleared (the account is unlocked)\n", what)
 				return err
-			}
-			ctx, cancel := a.call(c, 0)
-			defer cancel()
-			req := staffRequest{Password: pw, Roles: nonNil(roles)}
-			var out staffView
-			if err := a.client.Do(ctx, http.MethodPut, adminStaffPath+"/"+url.PathEscape(argv[0]), req, &out); err != nil {
-				return fmt.Errorf("update staff account %s: %w", argv[0], err)
-			}
-			if a.json {
-				return a.emitJSON(out)
-			}
-			if err := a.staffTable(out); err != nil {
-				return err
-			}
-			what := "roles set"
-			if pw != "" {
-				what = "roles and password set"
-			}
-			fmt.Fprintf(a.env.Stdout, "\n%s; failed logins cleared (the account is unlocked)\n", what)
-			return nil
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -141,7 +135,7 @@ locked by too many of them.`,
 	return cmd
 }
 
-func (a *app) staffTable(v staffView) error {
+func (a *app) staffTable(v api.StaffAccount) error {
 	t := newTable(a.env.Stdout, "ID", "USERNAME", "NAME", "ROLES")
 	t.row(v.ID, v.Username, v.Name, strings.Join(v.Roles, ","))
 	return t.flush()
@@ -167,15 +161,6 @@ func (p *problems) password(file string, stdin io.Reader) string {
 	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 	if s == "" {
 		p.add("--password-file %s: empty", file)
-	}
-	return s
-}
-
-// nonNil makes an absent list an empty one, which the API reads as "no roles" (null it reads the
-// same way, but [] says so).
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
 	}
 	return s
 }

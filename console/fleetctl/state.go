@@ -1,19 +1,20 @@
 package fleetctl
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
-	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 func (a *app) stateCmd() *cobra.Command {
 	cmd := group(&cobra.Command{
 		Use:   "state",
-		Short: "Set and read a kiosk's desired configuration",
+		Short: "Show and set a kiosk's desired configuration",
 		Long: `Each kiosk has a versioned desired configuration document, set here, and the version it reports
 running. The hub sends a new desired version when the kiosk is online; until the kiosk reports it,
 the two drift.`,
@@ -32,106 +33,107 @@ The whole document is replaced: include every setting, not only the changed ones
 			var p problems
 			p.required([2]string{"--doc", doc})
 			raw := p.jsonArg("--doc", doc, c.InOrStdin(), true)
-			if err := a.setup(c, &p); err != nil {
+			return callHub(a, c, &p, "set desired state of "+argv[0], func(ctx context.Context, hub *api.Client) (fleet.DocState, error) {
+				return hub.SetDesired(ctx, argv[0], raw)
+			}, func(st fleet.DocState) error {
+				_, err := fmt.Fprintf(a.env.Stdout, "desired state of %s is now v%d\n", argv[0], st.Version)
 				return err
-			}
-			ctx, cancel := a.call(c, 0)
-			defer cancel()
-			st, err := a.client.SetDesired(ctx, argv[0], raw)
-			if err != nil {
-				return fmt.Errorf("set desired state of %s: %w", argv[0], err)
-			}
-			if a.json {
-				return a.emitJSON(st)
-			}
-			fmt.Fprintf(a.env.Stdout, "desired state of %s is now v%d\n", argv[0], st.Version)
-			return nil
+			})
 		},
 	}
 	set.Flags().StringVar(&doc, "doc", "", "the document: a JSON object, @file or @- (required)")
 
-	get := &cobra.Command{
-		Use:     "get DEVICE",
+	show := &cobra.Command{
+		Use:     "show DEVICE",
+		Aliases: []string{"get"},
 		Short:   "Show a kiosk's desired and reported configuration and whether they drift",
-		Example: `  fleetctl state get k-7c2a9e01b3d4f5a6`,
+		Example: `  fleetctl state show k-7c2a9e01b3d4f5a6`,
 		Args:    args("DEVICE"),
 		RunE: func(c *cobra.Command, argv []string) error {
 			var p problems
-			if err := a.setup(c, &p); err != nil {
-				return err
-			}
-			ctx, cancel := a.call(c, 0)
-			defer cancel()
-			st, err := a.client.State(ctx, argv[0])
-			if err != nil {
-				return fmt.Errorf("get state of %s: %w", argv[0], err)
-			}
-			if a.json {
-				return a.emitJSON(st)
-			}
-			a.printState(st.Desired, st.Reported, st.Drift, "")
-			return nil
+			return callHub(a, c, &p, "show state of "+argv[0], func(ctx context.Context, hub *api.Client) (api.State, error) {
+				return hub.State(ctx, argv[0])
+			}, func(st api.State) error {
+				a.printState(st.Desired, st.Reported, st.Drift, "")
+				return nil
+			})
 		},
 	}
-	cmd.AddCommand(set, get)
+	cmd.AddCommand(show, set)
 	return cmd
 }
 
-// recordTime shows record times to the millisecond, in fixed width.
-const recordTime = "2006-01-02T15:04:05.000Z"
+// recordTime shows record times to the millisecond, in fixed width, with their UTC offset.
+const recordTime = "2006-01-02 15:04:05.000 -07:00"
 
 // defaultRecordLimit is the hub's page size when no --limit is given (docs/api.md).
 const defaultRecordLimit = 100
 
 func (a *app) recordsCmd() *cobra.Command {
+	cmd := group(&cobra.Command{
+		Use:     "records",
+		Aliases: []string{"record"},
+		Short:   "List the records kiosks sent (heartbeats, events, command results, ...)",
+	})
+	list := a.recordsListCmd()
+	cmd.AddCommand(list)
+	// The old spelling, "fleetctl records DEVICE", still lists.
+	cmd.Args, cmd.RunE = cobra.ArbitraryArgs, func(c *cobra.Command, argv []string) error {
+		if len(argv) == 0 {
+			return usagef("%q needs a subcommand: %s", c.CommandPath(), subNames(c))
+		}
+		if err := list.Args(c, argv); err != nil {
+			return err
+		}
+		return list.RunE(c, argv)
+	}
+	list.Flags().VisitAll(func(f *pflag.Flag) {
+		cmd.Flags().AddFlag(&pflag.Flag{Name: f.Name, Usage: f.Usage, Value: f.Value, DefValue: f.DefValue, Hidden: true})
+	})
+	return cmd
+}
+
+func (a *app) recordsListCmd() *cobra.Command {
 	var kind, after, limit string
 	cmd := &cobra.Command{
-		Use:   "records DEVICE [--kind K] [--after N] [--limit N]",
-		Short: "List the records a kiosk sent (heartbeats, events, command results, ...)",
+		Use:   "list DEVICE [--kind K] [--after N] [--limit N]",
+		Short: "List the records a kiosk sent, oldest first",
 		Long: `List the records the hub stored for DEVICE, oldest first, one page at a time. Each has the
 hub-wide ID, the kiosk's outbox epoch and sequence number, kind, class (t telemetry, b business),
 the kiosk's timestamp and the hub's receive time, and the body (cut short in the table; use -o json
 for all of it). When a page is full, the next page starts at --after with the ID printed last.`,
-		Example: `  fleetctl records k-7c2a9e01b3d4f5a6 --kind alert
-  fleetctl records k-7c2a9e01b3d4f5a6 --after 98211 --limit 500 -o json`,
+		Example: `  fleetctl records list k-7c2a9e01b3d4f5a6 --kind alert
+  fleetctl records list k-7c2a9e01b3d4f5a6 --after 98211 --limit 500 -o json`,
 		Args: args("DEVICE"),
 		RunE: func(c *cobra.Command, argv []string) error {
 			var p problems
-			if kind != "" && !wire.ValidKind(kind) {
+			if kind != "" && !api.ValidKind(kind) {
 				p.add("--kind %q: want a record kind such as heartbeat, alert or cmd.result", kind)
 			}
 			q := api.RecordQuery{Kind: kind, After: p.int("--after", after, 0, 1<<62), Limit: int(p.int("--limit", limit, 1, 1000))}
-			if err := a.setup(c, &p); err != nil {
-				return err
-			}
-			ctx, cancel := a.call(c, 0)
-			defer cancel()
-			recs, err := a.client.Records(ctx, argv[0], q)
-			if err != nil {
-				return fmt.Errorf("list records of %s: %w", argv[0], err)
-			}
-			if recs.Records == nil {
-				recs.Records = []fleet.Record{}
-			}
-			if a.json {
-				return a.emitJSON(recs)
-			}
-			t := newTable(a.env.Stdout, "ID", "EPOCH", "SEQ", "KIND", "CLASS", "DEVICE TIME", "RECEIVED", "BODY")
-			for _, r := range recs.Records {
-				t.row(fmt.Sprint(r.ID), r.Epoch, fmt.Sprint(r.Seq), r.Kind, string(r.Class),
-					r.DeviceTS.UTC().Format(recordTime), r.RecvTS.UTC().Format(recordTime), compact(r.Body, 80))
-			}
-			if err := t.flush(); err != nil {
-				return err
-			}
-			page := q.Limit
-			if page == 0 {
-				page = defaultRecordLimit
-			}
-			if len(recs.Records) >= page {
-				fmt.Fprintf(a.env.Stderr, "more may follow: --after %d\n", recs.Next)
-			}
-			return nil
+			return callHub(a, c, &p, "list records of "+argv[0], func(ctx context.Context, hub *api.Client) (api.Records, error) {
+				recs, err := hub.Records(ctx, argv[0], q)
+				recs.Records = nonNil(recs.Records)
+				return recs, err
+			}, func(recs api.Records) error {
+				loc := a.env.Location
+				t := newTable(a.env.Stdout, "ID", "EPOCH", "SEQ", "KIND", "CLASS", "DEVICE TIME", "RECEIVED", "BODY")
+				for _, r := range recs.Records {
+					t.row(fmt.Sprint(r.ID), r.Epoch, fmt.Sprint(r.Seq), r.Kind, string(r.Class),
+						r.DeviceTS.In(loc).Format(recordTime), r.RecvTS.In(loc).Format(recordTime), compact(r.Body, 80))
+				}
+				if err := t.flush(); err != nil {
+					return err
+				}
+				page := q.Limit
+				if page == 0 {
+					page = defaultRecordLimit
+				}
+				if len(recs.Records) >= page {
+					fmt.Fprintf(a.env.Stderr, "more may follow: --after %d\n", recs.Next)
+				}
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -153,28 +155,22 @@ probe.`,
 		Args: args(),
 		RunE: func(c *cobra.Command, _ []string) error {
 			var p problems
-			if err := a.setup(c, &p); err != nil {
-				return err
-			}
-			ctx, cancel := a.call(c, 0)
-			defer cancel()
-			h, err := a.client.Health(ctx)
-			if err != nil {
-				return fmt.Errorf("health: %w", err)
-			}
-			if a.json {
-				err = a.emitJSON(h)
-			} else {
+			var status string
+			err := callHub(a, c, &p, "health", func(ctx context.Context, hub *api.Client) (api.Health, error) {
+				h, err := hub.Health(ctx)
+				status = h.Status
+				return h, err
+			}, func(h api.Health) error {
 				t := newTable(a.env.Stdout)
 				t.row("Status:", h.Status)
 				t.row("Version:", h.Version)
 				t.row("Store:", h.Store) // "ok", or why its check failed
 				t.row("Broker:", h.Broker)
 				t.row("Kiosks:", fmt.Sprintf("%d connected of %d", h.ConnectedCount, h.Devices))
-				err = t.flush()
-			}
-			if err == nil && h.Status != "ok" {
-				err = fmt.Errorf("hub %s is %s", a.client.BaseURL, h.Status)
+				return t.flush()
+			})
+			if err == nil && status != "ok" {
+				err = fmt.Errorf("hub %s is %s", a.client.BaseURL, status)
 			}
 			return err
 		},

@@ -3,11 +3,13 @@ package web
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 
+	"github.com/kioskfleet/kioskfleet/console/internal/mask"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 )
@@ -113,7 +115,7 @@ type deviceData struct {
 	Detail      api.DeviceDetail
 	Health      health
 	Periph      []peripheral
-	PeriphBad   bool
+	PeriphErr   string // why the peripherals body does not decode
 	Commands    []commandView
 	Flash       string
 	Cmd         commandForm
@@ -121,7 +123,7 @@ type deviceData struct {
 	CmdErr      *shownError
 	DesiredErr  *shownError
 	RevokeErr   *shownError
-	Suggestions []string
+	Suggestions []api.CommandSpec
 	Quick       []string
 }
 
@@ -136,12 +138,16 @@ type commandView struct {
 // Terminal reports whether the command has finished.
 func (c commandView) Terminal() bool { return c.State.Terminal() }
 
-// Command names the agent serves (agent/daemon), offered in the form; the quick ones need no
-// arguments and get a button each.
-var (
-	suggestions = []string{"ping", "diagnostics", "print-test-page", "idcard-selftest", "peripherals"}
-	quick       = []string{"ping", "diagnostics", "print-test-page"}
-)
+// quick are the commands that need neither arguments nor someone at the kiosk: each gets a
+// button. The form offers all of api.CommandSpecs.
+var quick = func() (q []string) {
+	for _, c := range api.CommandSpecs {
+		if !c.ArgsRequired && !c.Attended {
+			q = append(q, c.Name)
+		}
+	}
+	return q
+}()
 
 func (s *Server) device(w http.ResponseWriter, r *http.Request) {
 	l := s.lang(w, r)
@@ -172,14 +178,17 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, l *L, status
 	d := &deviceData{
 		row:         row{Device: det.Device, Assessment: assess(det.Device, s.cfg.Now())},
 		Detail:      det,
-		Health:      parseHealth(det.Device.Health),
-		Cmd:         commandForm{Name: "ping", TTL: "1h"},
+		Health:      heartbeat(det.Device.Health),
+		Cmd:         commandForm{Name: api.CmdPing, TTL: "1h"},
 		DesiredDoc:  "{}",
-		Suggestions: suggestions,
+		Suggestions: api.CommandSpecs,
 		Quick:       quick,
 	}
-	d.Periph, d.PeriphBad = parsePeripherals(det.Device.Peripherals)
-	d.PeriphBad = !d.PeriphBad
+	if ps, err := peripherals(det.Device.Peripherals); err != nil {
+		d.PeriphErr = err.Error()
+	} else {
+		d.Periph = ps
+	}
 	if det.Desired != nil {
 		d.DesiredDoc = prettyJSON(det.Desired.Doc)
 	}
@@ -202,9 +211,13 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, l *L, status
 // form checks a POST's CSRF token; it answers 403 and returns false when the check fails.
 func (s *Server) form(w http.ResponseWriter, r *http.Request, l *L) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, 256<<10)
-	if !checkCSRF(r) {
-		s.cfg.Log.Warn("csrf check failed", "path", r.URL.Path, "origin", r.Header.Get("Origin"))
-		s.fail(w, r, http.StatusForbidden, l.T("csrf"), nil)
+	if err := s.checkCSRF(r); err != nil {
+		s.cfg.Log.Warn("form refused", "path", r.URL.Path, "origin", r.Header.Get("Origin"), "err", err)
+		msg := l.T("csrf")
+		if errors.Is(err, errCSRFNoCookie) {
+			msg = l.T("csrf-cookie")
+		}
+		s.fail(w, r, http.StatusForbidden, msg, nil)
 		return false
 	}
 	return true
@@ -217,8 +230,14 @@ func (s *Server) sendCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	f := commandForm{Name: strings.TrimSpace(r.PostFormValue("name")), Args: strings.TrimSpace(r.PostFormValue("args")), TTL: strings.TrimSpace(r.PostFormValue("ttl"))}
 	var fields []string
-	if f.Name == "" {
+	spec, known := api.LookupCommand(f.Name)
+	switch {
+	case f.Name == "":
 		fields = append(fields, l.T("err.name-required"))
+	case !known:
+		fields = append(fields, l.T("err.name-unknown", f.Name, strings.Join(api.CommandNames(), ", ")))
+	case spec.ArgsRequired && f.Args == "":
+		fields = append(fields, l.T("err.args-required", f.Name, spec.Args))
 	}
 	if f.Args != "" {
 		var v any
@@ -324,20 +343,21 @@ func humanBytes(n float64) string {
 	return fmt.Sprintf("%.1f %ciB", n, units[i])
 }
 
-// prettyJSON indents a JSON value for a page, with ID numbers masked.
+// prettyJSON indents a JSON value for a page, with identity fields masked.
 func prettyJSON(raw json.RawMessage) string {
+	m, ok := mask.JSON(raw)
 	var b bytes.Buffer
-	if json.Indent(&b, raw, "", "  ") != nil {
-		return maskIDNumbers(string(raw))
+	if !ok || json.Indent(&b, m, "", "  ") != nil {
+		return string(raw)
 	}
-	return maskIDNumbers(b.String())
+	return b.String()
 }
 
-// compactJSON shows a JSON value on one line of at most max bytes, with ID numbers masked.
+// compactJSON shows a JSON value on one line of at most max bytes, with identity fields masked.
 func compactJSON(raw json.RawMessage, max int) string {
-	var b bytes.Buffer
-	if json.Compact(&b, raw) != nil {
-		return clip(string(raw), max)
+	m, ok := mask.JSON(raw)
+	if !ok {
+		m = raw
 	}
-	return clip(b.String(), max)
+	return clip(string(m), max)
 }

@@ -59,7 +59,8 @@ var messages = map[string][2]string{
 	"cpu":            {"CPU", "CPU"},
 	"memory":         {"内存", "Memory"},
 	"disk":           {"磁盘剩余", "Disk free"},
-	"outbox":         {"待同步记录", "Outbox"},
+	"outbox":         {"待同步记录", "Unsent records"},
+	"agent-memory":   {"代理内存", "Agent memory"},
 	"uptime":         {"运行时长", "Uptime"},
 	"peripherals":    {"外设", "Peripherals"},
 	"peripherals-at": {"外设上报", "Reported"},
@@ -98,11 +99,14 @@ var messages = map[string][2]string{
 	"revoked-done":   {"终端已吊销。", "The kiosk has been revoked."},
 	"form-error":     {"未能提交", "Not sent"},
 	"csrf":           {"表单已过期或来源不明，请刷新页面后重试。", "The form expired or came from elsewhere; reload the page and try again."},
+	"csrf-cookie":    {"浏览器没有带上本控制台的 Cookie，无法确认表单来自本页面。请允许本站使用 Cookie，刷新页面后重试。", "Your browser did not send the console's cookie, so the form cannot be checked. Allow cookies for this site, reload the page and try again."},
 	"back":           {"返回", "Back"},
 	"not-found":      {"没有这个页面。", "No such page."},
 	"local-time":     {"时间为", "Times in"},
 
 	"err.name-required":  {"name：必填", "name: required"},
+	"err.name-unknown":   {"name：终端没有命令 %q（可用：%s）", "name: the kiosk has no command %q (it runs %s)"},
+	"err.args-required":  {"args：%s 需要参数 %s", "args: %s needs %s"},
 	"err.args-json":      {"args：不是有效的 JSON：%s", "args: not valid JSON: %s"},
 	"err.doc-object":     {"doc：必须是 JSON 对象 {...}", "doc: must be a JSON object {...}"},
 	"err.doc-json":       {"doc：不是有效的 JSON：%s", "doc: not valid JSON: %s"},
@@ -201,12 +205,12 @@ func (l *L) T(key string, args ...any) string {
 }
 
 // Or returns the text for prefix+code, or code itself when there is none: codes the console does
-// not know are shown as the kiosk sent them.
+// not know are shown as the kiosk sent them (a code is not an identity field: it is not masked).
 func (l *L) Or(prefix, code string) string {
 	if m, ok := messages[prefix+code]; ok {
 		return m[l.idx()]
 	}
-	return maskIDNumbers(code)
+	return code
 }
 
 // Reason puts a reason in words: "凭条打印机 receipt0：缺纸".
@@ -227,7 +231,7 @@ func (l *L) Reason(r Reason) string {
 			s = fmt.Sprintf(s, r.Value)
 		}
 	} else {
-		s = maskIDNumbers(r.Code)
+		s = r.Code
 	}
 	if r.Device != "" {
 		sep := "："
@@ -275,12 +279,12 @@ func (l *L) Ago(t time.Time) string {
 	return strconv.Itoa(n) + " " + unit[0] + "前"
 }
 
-// Time shows t in the console's time zone: "2026-11-25 20:14:50".
+// Time shows t in the console's time zone with its UTC offset: "2026-11-25 20:14:50 +08:00".
 func (l *L) Time(t time.Time) string {
 	if t.IsZero() {
 		return l.T("never")
 	}
-	return t.In(l.Loc).Format("2006-01-02 15:04:05")
+	return t.In(l.Loc).Format("2006-01-02 15:04:05 -07:00")
 }
 
 // negotiate picks the language: ?lang=, then the kf_lang cookie, then Accept-Language, then

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 )
 
@@ -78,10 +78,10 @@ func assess(d fleet.Device, now time.Time) Assessment {
 			a.Level = l
 		}
 	}
-	ps, _ := parsePeripherals(d.Peripherals)
+	ps, _ := peripherals(d.Peripherals)
 	for _, p := range ps {
 		var l Level
-		switch p.level() {
+		switch p.Level {
 		case LevelFault:
 			l = LevelFault
 		case LevelDegraded:
@@ -91,19 +91,22 @@ func assess(d fleet.Device, now time.Time) Assessment {
 		}
 		worse(l)
 		codes := p.Reasons
+		if len(codes) == 0 && !p.Connected {
+			codes = []string{"disconnected"}
+		}
 		if len(codes) == 0 {
-			codes = []string{"status-" + p.Status}
+			codes = []string{"status-" + string(p.Status)}
 		}
 		for _, c := range codes {
 			a.Reasons = append(a.Reasons, Reason{Code: c, Device: p.ID, Class: p.Class, Stale: stale, Warning: l == LevelDegraded})
 		}
 	}
-	h := parseHealth(d.Health)
-	if pct, ok := h.diskFreePercent(); ok && (pct < diskFreeMinPercent || h.DiskFree.V < diskFreeMinBytes) {
+	h := heartbeat(d.Health)
+	if pct := h.DiskFreePercent(); h.DiskTotal > 0 && (pct < diskFreeMinPercent || h.DiskFree < diskFreeMinBytes) {
 		worse(LevelDegraded)
 		a.Reasons = append(a.Reasons, Reason{Code: "disk-low", Value: fmt.Sprintf("%.0f%%", pct), Stale: stale, Warning: true})
 	}
-	if pct, ok := h.memPercent(); ok && pct > memMaxPercent {
+	if pct := h.MemPercent(); pct > memMaxPercent {
 		worse(LevelDegraded)
 		a.Reasons = append(a.Reasons, Reason{Code: "memory-high", Value: fmt.Sprintf("%.0f%%", pct), Stale: stale, Warning: true})
 	}
@@ -111,9 +114,9 @@ func assess(d fleet.Device, now time.Time) Assessment {
 		worse(LevelDegraded)
 		a.Reasons = append(a.Reasons, Reason{Code: "cert-expiring", Value: fmt.Sprint(max(0, int(left.Hours()/24))), Warning: true})
 	}
-	if h.Outbox.OK && h.Outbox.V > outboxBacklog {
+	if h.OK && h.OutboxDepth > outboxBacklog {
 		worse(LevelDegraded)
-		a.Reasons = append(a.Reasons, Reason{Code: "outbox-backlog", Value: fmt.Sprintf("%.0f", h.Outbox.V), Stale: stale, Warning: true})
+		a.Reasons = append(a.Reasons, Reason{Code: "outbox-backlog", Value: fmt.Sprint(h.OutboxDepth), Stale: stale, Warning: true})
 	}
 	return a
 }
@@ -185,188 +188,70 @@ func tally(rows []row, key func(row) (string, string)) (by []count, total count)
 	return by, total
 }
 
-// peripheral is one entry of a kiosk's peripherals body (agent/devices.DeviceStatus), as far as
-// it could be read.
+// peripheral is one entry of a kiosk's peripherals body, as the pages show it.
 type peripheral struct {
-	ID, Class, Model, Manufacturer, Status, Error string
-	Connected                                     *bool
-	Reasons                                       []string
-	Consumables                                   []consumable
-	Since                                         time.Time // kiosk clock
+	api.Peripheral
+	Level Level
+	Since time.Time // when its status last changed, on the kiosk's clock
 }
 
-type consumable struct{ Name, Level string }
-
-// level maps the agent's status (ok, degraded, fault, unknown) and a few other spellings.
-func (p peripheral) level() Level {
-	switch strings.ToLower(p.Status) {
-	case "fault", "error", "failed", "offline":
-		return LevelFault
-	case "degraded", "warning":
-		return LevelDegraded
-	}
-	if p.Connected != nil && !*p.Connected {
-		return LevelFault
-	}
-	return LevelOK
-}
-
-// Level is exported to the templates.
-func (p peripheral) Level() Level { return p.level() }
-
-// parsePeripherals reads a peripherals body. The agent sends {"devices": [{"id", "class",
-// "connected", "status", "reasons", "consumables", "since", "error", ...}]}; a bare list, or an
-// object keyed by peripheral ID, is read too. Unknown fields are ignored; ok is false when the
-// body is present but has none of these shapes.
-func parsePeripherals(raw json.RawMessage) (ps []peripheral, ok bool) {
+// peripherals decodes a peripherals body; err says why one that is there does not decode.
+func peripherals(raw json.RawMessage) ([]peripheral, error) {
 	if isEmpty(raw) {
-		return nil, true
+		return nil, nil
 	}
-	var v any
-	if json.Unmarshal(raw, &v) != nil {
-		return nil, false
+	body, err := api.DecodePeripherals(raw)
+	if err != nil {
+		return nil, err
 	}
-	if m, isMap := v.(map[string]any); isMap {
-		if l, isList := m["devices"].([]any); isList {
-			v = l
+	ps := make([]peripheral, len(body.Devices))
+	for i, p := range body.Devices {
+		ps[i] = peripheral{Peripheral: p, Level: LevelOK}
+		switch {
+		case p.Status == api.PeripheralFault || !p.Connected:
+			ps[i].Level = LevelFault
+		case p.Status == api.PeripheralDegraded:
+			ps[i].Level = LevelDegraded
+		}
+		if p.Since > 0 {
+			ps[i].Since = time.UnixMilli(p.Since)
 		}
 	}
-	switch x := v.(type) {
-	case []any:
-		for i, e := range x {
-			p := readPeripheral(e)
-			if p.ID == "" {
-				p.ID = fmt.Sprintf("#%d", i+1)
-			}
-			ps = append(ps, p)
-		}
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			p := readPeripheral(x[k])
-			p.ID = k
-			ps = append(ps, p)
-		}
-	default:
-		return nil, false
-	}
-	return ps, true
+	return ps, nil
 }
 
-func readPeripheral(v any) peripheral {
-	switch x := v.(type) {
-	case string:
-		return peripheral{Status: x}
-	case map[string]any:
-		p := peripheral{
-			ID:           str(x, "id"),
-			Class:        str(x, "class"),
-			Model:        str(x, "model"),
-			Manufacturer: str(x, "manufacturer"),
-			Status:       str(x, "status"),
-			Error:        str(x, "error"),
-		}
-		if c, ok := x["connected"].(bool); ok {
-			p.Connected = &c
-		}
-		if rs, ok := x["reasons"].([]any); ok {
-			for _, r := range rs {
-				if s, ok := r.(string); ok && s != "" {
-					p.Reasons = append(p.Reasons, s)
-				}
-			}
-		}
-		if cs, ok := x["consumables"].([]any); ok {
-			for _, c := range cs {
-				if m, ok := c.(map[string]any); ok {
-					p.Consumables = append(p.Consumables, consumable{Name: str(m, "name"), Level: str(m, "level")})
-				}
-			}
-		}
-		if ms, ok := x["since"].(float64); ok && ms > 0 && ms < 1e15 {
-			p.Since = time.UnixMilli(int64(ms))
-		}
-		return p
-	}
-	return peripheral{Status: "unknown"}
-}
-
-func str(m map[string]any, k string) string {
-	s, _ := m[k].(string)
-	return s
-}
-
-// num is a number read from a heartbeat body, with whether it was there.
-type num struct {
-	V  float64
-	OK bool
-}
-
-// health is a heartbeat body (wire.Heartbeat) as far as it could be read; Other holds fields it
-// does not know, shown as they are.
+// health is a kiosk's latest heartbeat, as the pages show it.
 type health struct {
-	CPU, MemUsed, MemTotal, DiskFree, DiskTotal, Outbox, Uptime, RSS num
-	AgentVersion                                                     string
-	Other                                                            [][2]string
-	Unreadable                                                       bool
+	api.Heartbeat
+	OK         bool   // there is one and it decoded
+	Unreadable string // why the one there did not decode
 }
 
-func parseHealth(raw json.RawMessage) health {
-	var h health
+func heartbeat(raw json.RawMessage) health {
 	if isEmpty(raw) {
-		return h
+		return health{}
 	}
-	var m map[string]any
-	if json.Unmarshal(raw, &m) != nil || m == nil {
-		h.Unreadable = true
-		return h
+	h, err := api.DecodeHeartbeat(raw)
+	if err != nil {
+		return health{Unreadable: err.Error()}
 	}
-	fields := map[string]*num{
-		"cpuPercent": &h.CPU, "memUsedBytes": &h.MemUsed, "memTotalBytes": &h.MemTotal,
-		"diskFreeBytes": &h.DiskFree, "diskTotalBytes": &h.DiskTotal, "outboxDepth": &h.Outbox,
-		"uptimeS": &h.Uptime, "rssBytes": &h.RSS,
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := m[k]
-		if n, known := fields[k]; known {
-			if f, isNum := v.(float64); isNum && !math.IsNaN(f) && f >= 0 {
-				*n = num{f, true}
-				continue
-			}
-		}
-		if k == "agentVersion" {
-			if s, isStr := v.(string); isStr {
-				h.AgentVersion = s
-				continue
-			}
-		}
-		b, _ := json.Marshal(v)
-		h.Other = append(h.Other, [2]string{k, clip(string(b), 120)})
-	}
-	return h
+	return health{Heartbeat: h, OK: true}
 }
 
-func (h health) diskFreePercent() (float64, bool) {
-	if !h.DiskFree.OK || !h.DiskTotal.OK || h.DiskTotal.V <= 0 {
-		return 0, false
+// DiskFreePercent is the share of the disk that is free; 0 when the size is not known.
+func (h health) DiskFreePercent() float64 {
+	if h.DiskTotal == 0 {
+		return 0
 	}
-	return 100 * h.DiskFree.V / h.DiskTotal.V, true
+	return 100 * float64(h.DiskFree) / float64(h.DiskTotal)
 }
 
-func (h health) memPercent() (float64, bool) {
-	if !h.MemUsed.OK || !h.MemTotal.OK || h.MemTotal.V <= 0 {
-		return 0, false
+// MemPercent is the share of memory in use; 0 when the total is not known.
+func (h health) MemPercent() float64 {
+	if h.MemTotal == 0 {
+		return 0
 	}
-	return 100 * h.MemUsed.V / h.MemTotal.V, true
+	return 100 * float64(h.MemUsedBytes) / float64(h.MemTotal)
 }
 
 func isEmpty(raw json.RawMessage) bool {
@@ -374,9 +259,8 @@ func isEmpty(raw json.RawMessage) bool {
 	return len(t) == 0 || string(t) == "null"
 }
 
-// clip cuts s to at most max bytes on a rune boundary, with ID numbers masked.
+// clip cuts s to at most max bytes on a rune boundary.
 func clip(s string, max int) string {
-	s = maskIDNumbers(s)
 	if len(s) <= max {
 		return s
 	}

@@ -64,8 +64,8 @@ var assets embed.FS
 
 // Cookie names.
 const (
-	csrfCookie = "kf_csrf"
-	langCookie = "kf_lang"
+	csrfCookieName = "kf_csrf" // see Server.csrfCookie
+	langCookie     = "kf_lang"
 )
 
 // New builds the console.
@@ -90,19 +90,16 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux()}
 	funcs := template.FuncMap{
-		"bytes":   humanBytes,
-		"pct":     func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) + "%" },
-		"json":    prettyJSON,
-		"clip":    clip,
-		"dur":     func(s float64) string { return (time.Duration(s) * time.Second).String() },
-		"esc":     url.PathEscape,
-		"mempct":  func(h health) float64 { v, _ := h.memPercent(); return v },
-		"diskpct": func(h health) float64 { v, _ := h.diskFreePercent(); return v },
-		"deref":   func(b *bool) bool { return b != nil && *b },
-		"reason":  func(code string) Reason { return Reason{Code: code} },
-		"list":    func(s ...string) []string { return s },
-		"card":    func(l *L, r row) cardData { return cardData{l, r} },
-		"counts":  func(l *L, kind string, rows []count) countsData { return countsData{l, kind, rows} },
+		"bytes":  func(n uint64) string { return humanBytes(float64(n)) },
+		"pct":    func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) + "%" },
+		"json":   prettyJSON,
+		"clip":   clip,
+		"dur":    func(s int64) string { return (time.Duration(s) * time.Second).String() },
+		"esc":    url.PathEscape,
+		"reason": func(code string) Reason { return Reason{Code: code} },
+		"list":   func(s ...string) []string { return s },
+		"card":   func(l *L, r row) cardData { return cardData{l, r} },
+		"counts": func(l *L, kind string, rows []count) countsData { return countsData{l, kind, rows} },
 	}
 	base, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html")
 	if err != nil {

@@ -207,7 +207,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	b := &Broker{
 		cfg:      cfg,
-		log:      cfg.Logger.With("component", "broker"),
+		log:      cfg.Logger, // named by the caller (component=broker), as every part of the hub
 		ln:       ln,
 		done:     make(chan struct{}),
 		opened:   make(chan struct{}),

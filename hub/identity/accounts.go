@@ -11,18 +11,19 @@ import (
 	"github.com/alexedwards/argon2id"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 // ErrLogin is the one answer to a failed password login, whatever the cause (unknown account,
 // wrong password, throttled, locked), so that it does not reveal whether an account exists.
 var ErrLogin = errors.New("identity: wrong username or password, or too many attempts; try again later")
 
-// NewStaff describes a staff account to create.
+// NewStaff describes a staff account to create (the admin API's api.StaffRequest).
 type NewStaff struct {
-	Username string   `json:"username,omitempty"`
-	Name     string   `json:"name,omitempty"`
-	Password string   `json:"password,omitempty"`
-	Roles    []string `json:"roles"`
+	Username string
+	Name     string
+	Password string
+	Roles    []string
 }
 
 // CreateStaff creates a staff account with a password.
@@ -116,7 +117,7 @@ func (p *Provider) passwordLogin(ctx context.Context, username, password string)
 	}
 	if a.PasswordHash == "" || p.throttled(a.Failures, a.LastFailure, now) {
 		p.compare(password, p.dummyHash)
-		p.log.Info("identity: login refused (throttled or no password)", "account", a.ID, "failures", a.Failures)
+		p.log.Info("login refused (throttled or no password)", "account", a.ID, "failures", a.Failures)
 		return store.Account{}, ErrLogin
 	}
 	ok := p.compare(password, a.PasswordHash)
@@ -128,7 +129,7 @@ func (p *Provider) passwordLogin(ctx context.Context, username, password string)
 		return store.Account{}, err
 	}
 	if !ok {
-		p.log.Info("identity: wrong password", "account", a.ID, "failures", n)
+		p.log.Info("wrong password", "account", a.ID, "failures", n)
 		return store.Account{}, ErrLogin
 	}
 	return a, nil
@@ -136,7 +137,7 @@ func (p *Provider) passwordLogin(ctx context.Context, username, password string)
 
 // citizenByCard finds the citizen with the card's ID number or creates the account. The
 // number is stored encrypted (bound to the account ID) and found by its keyed hash.
-func (p *Provider) citizenByCard(ctx context.Context, card *IDCard) (store.Account, error) {
+func (p *Provider) citizenByCard(ctx context.Context, card *wire.IDCard) (store.Account, error) {
 	h := p.sec.idHash(string(card.Number))
 	a, err := p.st.AccountByIDHash(ctx, h)
 	if err == nil || !errors.Is(err, store.ErrNotFound) {
@@ -162,7 +163,7 @@ func (p *Provider) citizenByCard(ctx context.Context, card *IDCard) (store.Accou
 
 // IDCardOf decrypts the card data (number and name) of a citizen's account; the caller wipes
 // it after use.
-func (p *Provider) IDCardOf(a store.Account) (*IDCard, error) {
+func (p *Provider) IDCardOf(a store.Account) (*wire.IDCard, error) {
 	if len(a.IDNumberEnc) == 0 {
 		return nil, fmt.Errorf("identity: account %s has no ID card data", a.ID)
 	}
@@ -171,7 +172,7 @@ func (p *Provider) IDCardOf(a store.Account) (*IDCard, error) {
 		return nil, fmt.Errorf("identity: account %s: card data does not decrypt: %w", a.ID, err)
 	}
 	defer clear(b)
-	var c IDCard
+	var c wire.IDCard
 	if err := json.Unmarshal(b, &c); err != nil {
 		return nil, fmt.Errorf("identity: account %s: corrupt card data", a.ID)
 	}
@@ -219,7 +220,7 @@ func (p *Provider) Bootstrap(ctx context.Context, b BootstrapConfig) (Bootstrapp
 			Password: b.AdminPassword, Roles: []string{RoleAdmin}}); err != nil {
 			return out, fmt.Errorf("identity: bootstrap admin: %w", err)
 		}
-		p.log.Info("identity: bootstrap admin created", "username", b.AdminUsername)
+		p.log.Info("bootstrap admin created", "username", b.AdminUsername)
 	} else if err != nil {
 		return out, err
 	}
@@ -255,7 +256,7 @@ func (p *Provider) Bootstrap(ctx context.Context, b BootstrapConfig) (Bootstrapp
 		if err := p.st.PutClient(ctx, c); err != nil {
 			return out, fmt.Errorf("identity: bootstrap client %s: %w", c.ID, err)
 		}
-		p.log.Info("identity: built-in client registered", "client", c.ID)
+		p.log.Info("built-in client registered", "client", c.ID)
 	}
 	return out, nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
 
 // accessToken returns the live access token of the request's Authorization header.
@@ -100,7 +101,7 @@ func (p *Provider) serveListSessions(w http.ResponseWriter, r *http.Request) {
 	}
 	gs, err := p.st.ListGrants(r.Context(), pr.Subject, p.now())
 	if err != nil {
-		p.log.Error("identity: list sessions", "err", err)
+		p.log.Error("list sessions failed", "err", err)
 		apiError(w, http.StatusInternalServerError, "internal", "could not list sessions")
 		return
 	}
@@ -130,12 +131,11 @@ func (p *Provider) serveRevokeSession(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// ClientRegistration is the admin API's view of a client; Secret is set only in the answer to a
-// creation of a confidential client.
-type ClientRegistration struct {
-	store.Client
-	Confidential bool   `json:"confidential"`
-	Secret       string `json:"secret,omitempty"`
+// registration is c as the admin API shows it (without its secret).
+func registration(c store.Client) api.ClientRegistration {
+	return api.ClientRegistration{ID: c.ID, Name: c.Name, AppType: c.AppType, RedirectURIs: c.RedirectURIs,
+		PostLogoutURIs: c.PostLogoutURIs, GrantTypes: c.GrantTypes, FirstParty: c.FirstParty, Pairwise: c.Pairwise,
+		Sector: c.Sector, KioskOnly: c.KioskOnly, Confidential: !c.Public()}
 }
 
 // serveClients lists (GET) and registers (POST) clients: role admin.
@@ -150,13 +150,13 @@ func (p *Provider) serveClients(w http.ResponseWriter, r *http.Request) {
 			apiError(w, http.StatusInternalServerError, "internal", "could not list clients")
 			return
 		}
-		out := make([]ClientRegistration, 0, len(cs))
+		out := api.Clients{Clients: make([]api.ClientRegistration, 0, len(cs))}
 		for _, c := range cs {
-			out = append(out, ClientRegistration{Client: c, Confidential: !c.Public()})
+			out.Clients = append(out.Clients, registration(c))
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"clients": out})
+		writeJSON(w, http.StatusOK, out)
 	case http.MethodPost:
-		var reg ClientRegistration
+		var reg api.ClientRegistration
 		dec := json.NewDecoder(io.LimitReader(r.Body, maxForm))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&reg); err != nil {
@@ -172,10 +172,11 @@ func (p *Provider) serveClients(w http.ResponseWriter, r *http.Request) {
 			apiError(w, http.StatusConflict, "conflict", "client exists")
 			return
 		}
-		reg.Secret = "" // the hub makes secrets; one sent in the request is never echoed or used
+		// The hub makes secrets; one sent in the request is never echoed or used.
+		secret := ""
 		if reg.Confidential {
-			reg.Secret = randomToken(32)
-			h := sha256.Sum256([]byte(reg.Secret))
+			secret = randomToken(32)
+			h := sha256.Sum256([]byte(secret))
 			c.SecretHash = h[:]
 		}
 		p.clients.Delete(c.ID)
@@ -183,8 +184,9 @@ func (p *Provider) serveClients(w http.ResponseWriter, r *http.Request) {
 			apiError(w, http.StatusInternalServerError, "internal", "could not store client")
 			return
 		}
-		reg.Client = c
-		writeJSON(w, http.StatusCreated, reg)
+		out := registration(c)
+		out.Secret = secret
+		writeJSON(w, http.StatusCreated, out)
 	default:
 		w.Header().Set("Allow", "GET, POST")
 		apiError(w, http.StatusMethodNotAllowed, "bad_request", "method not allowed")
@@ -208,7 +210,7 @@ func (p *Provider) serveClient(w http.ResponseWriter, r *http.Request) {
 			apiError(w, http.StatusInternalServerError, "internal", "could not read client")
 			return
 		}
-		writeJSON(w, http.StatusOK, ClientRegistration{Client: c, Confidential: !c.Public()})
+		writeJSON(w, http.StatusOK, registration(c))
 	case http.MethodDelete:
 		p.clients.Delete(id)
 		if err := p.st.DeleteClient(r.Context(), id); errors.Is(err, store.ErrNotFound) {
@@ -226,9 +228,10 @@ func (p *Provider) serveClient(w http.ResponseWriter, r *http.Request) {
 
 var offeredGrants = []string{"authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code", GrantTypeJWTBearer}
 
-func validClient(reg ClientRegistration) (store.Client, error) {
-	c := reg.Client
-	c.SecretHash = nil
+func validClient(reg api.ClientRegistration) (store.Client, error) {
+	c := store.Client{ID: reg.ID, Name: reg.Name, AppType: reg.AppType, RedirectURIs: reg.RedirectURIs,
+		PostLogoutURIs: reg.PostLogoutURIs, GrantTypes: reg.GrantTypes, FirstParty: reg.FirstParty,
+		Pairwise: reg.Pairwise, Sector: reg.Sector, KioskOnly: reg.KioskOnly}
 	if c.ID == "" || len(c.ID) > 64 || strings.ContainsAny(c.ID, " /:?#") {
 		return c, errors.New("id must have 1 to 64 characters without spaces, '/', ':', '?' or '#'")
 	}
@@ -256,28 +259,37 @@ func validClient(reg ClientRegistration) (store.Client, error) {
 	return c, nil
 }
 
-// StaffRequest is the body of POST /oidc/admin/staff and PUT /oidc/admin/staff/{username}.
-type StaffRequest struct {
-	Username string   `json:"username,omitempty"`
-	Name     string   `json:"name,omitempty"`
-	Password string   `json:"password,omitempty"`
-	Roles    []string `json:"roles"`
-}
-
-// StaffView is a staff account as the admin API shows it.
-type StaffView struct {
-	ID       string   `json:"id"`
-	Username string   `json:"username"`
-	Name     string   `json:"name"`
-	Roles    []string `json:"roles"`
-	Locked   bool     `json:"locked"`
-	Failures int      `json:"failures"`
-}
-
 func decodeStrict(r *http.Request, v any) error {
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxForm))
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
+}
+
+// serveListStaff lists the staff accounts with their roles and lock state: GET /oidc/admin/staff,
+// role admin.
+func (p *Provider) serveListStaff(w http.ResponseWriter, r *http.Request) {
+	if _, ok := p.authorize(w, r, RoleAdmin); !ok {
+		return
+	}
+	as, err := p.st.ListAccounts(r.Context(), "staff")
+	if err != nil {
+		p.log.Error("list staff failed", "err", err)
+		apiError(w, http.StatusInternalServerError, "internal", "could not list accounts")
+		return
+	}
+	out := api.Staff{Staff: make([]api.StaffAccount, len(as))}
+	for i, a := range as {
+		out.Staff[i] = api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: nonNil(a.Roles),
+			Locked: a.Failures >= p.cfg.LockAfter, Failures: a.Failures}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // serveCreateStaff creates a staff account: POST /oidc/admin/staff, role admin.
@@ -285,7 +297,7 @@ func (p *Provider) serveCreateStaff(w http.ResponseWriter, r *http.Request) {
 	if _, ok := p.authorize(w, r, RoleAdmin); !ok {
 		return
 	}
-	var req StaffRequest
+	var req api.StaffRequest
 	if err := decodeStrict(r, &req); err != nil {
 		apiError(w, http.StatusBadRequest, "bad_request", "malformed staff account: "+err.Error())
 		return
@@ -297,10 +309,10 @@ func (p *Provider) serveCreateStaff(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, store.ErrExists):
 		apiError(w, http.StatusConflict, "conflict", "username taken")
 	case err != nil:
-		p.log.Error("identity: create staff", "err", err)
+		p.log.Error("create staff failed", "err", err)
 		apiError(w, http.StatusInternalServerError, "internal", "could not create account")
 	default:
-		writeJSON(w, http.StatusCreated, StaffView{ID: a.ID, Username: a.Username, Name: a.Name, Roles: a.Roles})
+		writeJSON(w, http.StatusCreated, api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: a.Roles})
 	}
 }
 
@@ -310,7 +322,7 @@ func (p *Provider) serveUpdateStaff(w http.ResponseWriter, r *http.Request) {
 	if _, ok := p.authorize(w, r, RoleAdmin); !ok {
 		return
 	}
-	var req StaffRequest
+	var req api.StaffRequest
 	if err := decodeStrict(r, &req); err != nil {
 		apiError(w, http.StatusBadRequest, "bad_request", "malformed staff account: "+err.Error())
 		return
@@ -337,11 +349,11 @@ func (p *Provider) serveUpdateStaff(w http.ResponseWriter, r *http.Request) {
 		_, err = p.st.RecordLogin(r.Context(), a.ID, true, p.now())
 	}
 	if err != nil {
-		p.log.Error("identity: update staff", "err", err)
+		p.log.Error("update staff failed", "err", err)
 		apiError(w, http.StatusInternalServerError, "internal", "could not update account")
 		return
 	}
-	writeJSON(w, http.StatusOK, StaffView{ID: a.ID, Username: a.Username, Name: a.Name, Roles: req.Roles})
+	writeJSON(w, http.StatusOK, api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: req.Roles})
 }
 
 func validRoles(roles []string) error {

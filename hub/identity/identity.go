@@ -20,9 +20,9 @@
 //	GET  /oidc/device                        device approval page (verification_uri)
 //	GET  /oidc/userinfo, POST /oidc/introspect, POST /oidc/revoke, GET /oidc/end_session
 //	GET  /oidc/account/sessions, DELETE /oidc/account/sessions/{id}   the caller's sessions
-//	/oidc/admin/clients[/{id}], /oidc/admin/staff[/{username}]        role admin
+//	/oidc/admin/clients[/{id}], /oidc/admin/staff[/{username}] (GET lists) role admin
 //
-// Kiosk assertions: see KioskClaims.
+// Kiosk assertions: see wire.KioskClaims.
 package identity
 
 import (
@@ -42,6 +42,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
 
 var (
@@ -266,10 +267,11 @@ func (p *Provider) routes() {
 	m.HandleFunc("GET "+logoutDone, p.serveLoggedOut)
 	m.HandleFunc("GET /oidc/account/sessions", p.serveListSessions)
 	m.HandleFunc("DELETE /oidc/account/sessions/{id}", p.serveRevokeSession)
-	m.HandleFunc("/oidc/admin/clients", p.serveClients)
-	m.HandleFunc("/oidc/admin/clients/{id}", p.serveClient)
-	m.HandleFunc("POST /oidc/admin/staff", p.serveCreateStaff)
-	m.HandleFunc("PUT /oidc/admin/staff/{username}", p.serveUpdateStaff)
+	m.HandleFunc(api.AdminClientsPath, p.serveClients)
+	m.HandleFunc(api.AdminClientsPath+"/{id}", p.serveClient)
+	m.HandleFunc("GET "+api.AdminStaffPath, p.serveListStaff)
+	m.HandleFunc("POST "+api.AdminStaffPath, p.serveCreateStaff)
+	m.HandleFunc("PUT "+api.AdminStaffPath+"/{username}", p.serveUpdateStaff)
 	m.Handle(PathPrefix, opH)
 	p.mux = m
 }
@@ -285,7 +287,7 @@ func (p *Provider) Run(ctx context.Context, interval time.Duration) error {
 			return ctx.Err()
 		case <-t.C:
 			if err := p.st.Purge(ctx, p.now().Add(-time.Hour)); err != nil && ctx.Err() == nil {
-				p.log.Warn("identity: purge", "err", err)
+				p.log.Warn("purge failed", "err", err)
 			}
 		}
 	}

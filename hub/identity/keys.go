@@ -92,9 +92,9 @@ func (p *Provider) addKeyLocked(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("identity: store signing key: %w", err)
 	}
 	if err := p.st.DeleteSigningKeys(ctx, now.Add(-p.publishFor())); err != nil {
-		p.log.Warn("identity: delete old signing keys", "err", err)
+		p.log.Warn("delete old signing keys failed", "err", err)
 	}
-	p.log.Info("identity: new signing key", "kid", id)
+	p.log.Info("new signing key", "kid", id)
 	return p.loadKeysLocked(ctx, now)
 }
 

@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"slices"
 	"time"
@@ -17,69 +16,8 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
-
-// KioskClaims are the claims of a kiosk assertion (RFC 7523 §3), signed by the kiosk's enrolled
-// device key (the key of its client certificate; ES256, EdDSA or RS256):
-//
-//	iss, sub  the kiosk's device ID
-//	aud       the issuer or its token endpoint
-//	iat, exp  at most AssertionMaxAge apart
-//	jti       unique; a replay is refused
-//	id_card   for the ID-card login: the card's ID number and name, as read
-type KioskClaims struct {
-	Issuer   string        `json:"iss"`
-	Subject  string        `json:"sub"`
-	Audience oidc.Audience `json:"aud"`
-	IssuedAt oidc.Time     `json:"iat"`
-	Expiry   oidc.Time     `json:"exp"`
-	ID       string        `json:"jti"`
-	Card     *IDCard       `json:"id_card,omitempty"`
-}
-
-// IDCard is what the kiosk read from a resident ID card. It never prints its number.
-type IDCard struct {
-	Number Secret `json:"number"`
-	Name   string `json:"name"`
-}
-
-func (c IDCard) String() string { return "IDCard{number:***, name:***}" }
-
-// GoString masks %#v.
-func (c IDCard) GoString() string { return c.String() }
-
-// LogValue masks the card in log records of any handler.
-func (c IDCard) LogValue() slog.Value { return slog.StringValue(c.String()) }
-
-// Wipe zeroes the card data.
-func (c *IDCard) Wipe() {
-	if c != nil {
-		clear(c.Number)
-		c.Number, c.Name = nil, ""
-	}
-}
-
-// Secret is sensitive text: masked in String and %v, wipeable.
-type Secret []byte
-
-func (s Secret) String() string { return "***" }
-
-// GoString masks %#v too.
-func (s Secret) GoString() string { return "***" }
-
-// LogValue masks the secret in log records of any handler (JSON ones included).
-func (s Secret) LogValue() slog.Value { return slog.StringValue("***") }
-
-func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(string(s)) }
-
-func (s *Secret) UnmarshalJSON(b []byte) error {
-	var v string
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*s = Secret(v)
-	return nil
-}
 
 const assertionSkew = 30 * time.Second
 
@@ -89,9 +27,10 @@ func invalidAssertion(format string, args ...any) error {
 	return oidc.ErrInvalidGrant().WithDescription("assertion: "+format, args...)
 }
 
-// verifyKioskAssertion checks an assertion against the enrolled, unrevoked kiosk named by its
+// verifyKioskAssertion checks an assertion (wire.KioskClaims, signed by the kiosk's enrolled device
+// key: ES256, EdDSA or RS256) against the enrolled, unrevoked kiosk named by its
 // issuer, and burns its jti.
-func (p *Provider) verifyKioskAssertion(ctx context.Context, assertion string) (*KioskClaims, error) {
+func (p *Provider) verifyKioskAssertion(ctx context.Context, assertion string) (*wire.KioskClaims, error) {
 	jws, err := jose.ParseSigned(assertion, assertionAlgs)
 	if err != nil {
 		return nil, invalidAssertion("not a signed JWT (ES256, EdDSA or RS256)")
@@ -101,7 +40,7 @@ func (p *Provider) verifyKioskAssertion(ctx context.Context, assertion string) (
 	}
 	raw := jws.UnsafePayloadWithoutVerification()
 	defer clear(raw)
-	var c KioskClaims
+	var c wire.KioskClaims
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return nil, invalidAssertion("claims are not valid JSON")
 	}
@@ -138,7 +77,7 @@ func (p *Provider) verifyKioskAssertion(ctx context.Context, assertion string) (
 	if !slices.Contains(c.Audience, p.cfg.Issuer) && !slices.Contains(c.Audience, p.cfg.Issuer+"/oidc/token") {
 		return nil, invalidAssertion("aud must name this issuer")
 	}
-	iat, exp := c.IssuedAt.AsTime(), c.Expiry.AsTime()
+	iat, exp := c.IssuedAt.Time(), c.Expiry.Time()
 	switch {
 	case c.Expiry == 0 || c.IssuedAt == 0:
 		return nil, invalidAssertion("iat and exp required")
@@ -252,7 +191,7 @@ func (p *Provider) kioskGrant(w http.ResponseWriter, r *http.Request) {
 	}
 	acct, err := p.citizenByCard(ctx, card)
 	if err != nil {
-		p.log.Error("identity: citizen account", "kiosk", claims.Issuer, "err", err)
+		p.log.Error("citizen account lookup failed", "kiosk", claims.Issuer, "err", err)
 		op.RequestError(w, r, oidc.ErrServerError(), nil)
 		return
 	}
@@ -266,7 +205,7 @@ func (p *Provider) kioskGrant(w http.ResponseWriter, r *http.Request) {
 		op.RequestError(w, r, err, nil)
 		return
 	}
-	p.log.Info("identity: id-card login", "kiosk", claims.Issuer, "account", acct.ID)
+	p.log.Info("id-card login", "kiosk", claims.Issuer, "account", acct.ID)
 	writeJSON(w, http.StatusOK, resp)
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/identity/identitytest"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 // canary is a syntactically valid ID number (GB 11643 check character) used only in tests.
@@ -28,8 +29,8 @@ func bearer(e *identitytest.Env, at string) *http.Request {
 	return req
 }
 
-func card(n string) *identity.IDCard {
-	return &identity.IDCard{Number: identity.Secret(n), Name: "张三"}
+func card(n string) *wire.IDCard {
+	return &wire.IDCard{Number: wire.Secret(n), Name: "张三"}
 }
 
 func cardLogin(e *identitytest.Env, assertion string) (int, map[string]any, error) {

@@ -339,8 +339,16 @@ func (g *Ingest) effect(dev string, r wire.Record) store.Effect {
 		}
 		e.Reported = &rep
 	case wire.KindHeartbeat:
+		if _, err := wire.DecodeHeartbeat(r.Body); err != nil {
+			g.reject(dev, wire.ChUp, fmt.Errorf("record %d: %w", r.Seq, err))
+			return e
+		}
 		e.Health = r.Body
 	case wire.KindPeripherals:
+		if _, err := wire.DecodePeripherals(r.Body); err != nil {
+			g.reject(dev, wire.ChUp, fmt.Errorf("record %d: %w", r.Seq, err))
+			return e
+		}
 		e.Peripherals = r.Body
 	}
 	return e

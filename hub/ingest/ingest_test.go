@@ -439,9 +439,13 @@ func TestHello(t *testing.T) {
 	if ds := e.bus.Desired(t, "k-001"); len(ds) != 0 {
 		t.Fatalf("desired sent to an agent that runs its version: %+v", ds)
 	}
-	d, _ := e.st.GetDevice(ctx, "k-001")
-	if !d.Online || d.AgentVersion != "1.2.3" {
-		t.Fatalf("after hello: online %v agent %q", d.Online, d.AgentVersion)
+	// Presence is written by its own writer, after the hello's commands went out: wait for it.
+	deadline := time.Now().Add(wait)
+	for d, _ := e.st.GetDevice(ctx, "k-001"); !d.Online || d.AgentVersion != "1.2.3"; d, _ = e.st.GetDevice(ctx, "k-001") {
+		if time.Now().After(deadline) {
+			t.Fatalf("after hello: online %v agent %q", d.Online, d.AgentVersion)
+		}
+		time.Sleep(time.Millisecond)
 	}
 
 	// An agent on an older desired version gets the current one; commands are resent (still
@@ -546,8 +550,11 @@ func TestStateRecords(t *testing.T) {
 		record(2, wire.KindHeartbeat, hb),
 		record(3, wire.KindPeripherals, map[string]any{"devices": []any{}}),
 		record(4, wire.KindCmdResult, map[string]any{"id": "c-1", "state": "bogus"}), // stored, no effect, counted
+		// Bodies the console could not read: stored, no effect (the last good ones stay), counted.
+		record(5, wire.KindHeartbeat, map[string]any{"cpu": "high"}),
+		record(6, wire.KindPeripherals, map[string]any{"scanner": "offline"}),
 	}})
-	e.bus.WaitAck(t, "k-001", "e1", 4, wait)
+	e.bus.WaitAck(t, "k-001", "e1", 6, wait)
 	rep, err := e.st.GetReported(ctx, "k-001")
 	if err != nil || rep.Version != 3 || string(rep.Doc) != `{"logLevel":"info"}` || rep.Error != "printer.profile unknown" {
 		t.Fatalf("reported %+v, %v", rep, err)
@@ -556,11 +563,11 @@ func TestStateRecords(t *testing.T) {
 	if string(d.Health) != string(wire.Encode(hb)) || !d.HealthAt.Equal(e.clock.Now()) || string(d.Peripherals) != `{"devices":[]}` {
 		t.Fatalf("device health %s at %v, peripherals %s", d.Health, d.HealthAt, d.Peripherals)
 	}
-	if got := e.seqs(t, "k-001"); len(got) != 4 {
-		t.Fatalf("stored seqs %v, want all 4 (a bad body is still the device's data)", got)
+	if got := e.seqs(t, "k-001"); len(got) != 6 {
+		t.Fatalf("stored seqs %v, want all 6 (a bad body is still the device's data)", got)
 	}
-	if r := e.rejected(t); r["up/malformed"] != 1 {
-		t.Fatalf("rejected %v, want the bad cmd.result body counted", r)
+	if r := e.rejected(t); r["up/malformed"] != 3 {
+		t.Fatalf("rejected %v, want the bad cmd.result, heartbeat and peripherals bodies counted", r)
 	}
 }
 

@@ -140,6 +140,7 @@ func (h *httpLimits) server(handler http.Handler) *http.Server {
 		WriteTimeout:      h.lim.HTTPWriteTimeout,
 		IdleTimeout:       h.lim.HTTPIdleTimeout,
 		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
 		// Over TLS a client may speak HTTP/2: many requests on one connection. Few streams and
 		// small windows keep a connection's share near an HTTP/1.1 one's, so that the per-address
 		// limit still bounds memory (the defaults, 100+ streams and 1 MiB buffered, would not).

@@ -32,7 +32,8 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
 	"github.com/kioskfleet/kioskfleet/hub/store"
-	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite" // the embedded backend, sqlite:PATH
+	_ "github.com/kioskfleet/kioskfleet/hub/store/postgres" // the shared backend, postgres://...
+	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite"   // the embedded backend, sqlite:PATH
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
 
@@ -161,7 +162,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 			h.Close()
 		}
 	}()
-	st, err := store.Open(ctx, cfg.Store, log)
+	st, err := store.Open(ctx, cfg.Store, log.With("component", "store"))
 	if err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}

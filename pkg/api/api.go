@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 // Prefix is the path prefix of every versioned endpoint.
@@ -82,9 +83,37 @@ type Enrolled struct {
 	NotAfter      time.Time `json:"notAfter"`
 }
 
-// Devices is the body of GET /api/v1/devices?site=&region=&status=online|offline.
+// ValidDeviceID reports whether id is a device ID: 3 to 64 of a-z 0-9 -, not starting with a dash
+// (the hub answers 400 bad_request for any other in a path).
+func ValidDeviceID(id string) bool { return wire.ValidDeviceID(id) }
+
+// Devices is the body of GET /api/v1/devices?site=&region=&model=&status=online|offline|retired.
 type Devices struct {
 	Devices []fleet.Device `json:"devices"`
+}
+
+// RetireDevices is the body of POST /api/v1/devices/retire: it takes the kiosks it selects out of
+// service for good (revoked, their sessions cut, listed only with retired=true; their records
+// stay). At least one selector is required. DryRun lists what would be retired without doing it;
+// Expect, when set, makes the hub refuse (409) unless exactly that many would be retired, so that
+// a count confirmed by a person is the count acted on.
+type RetireDevices struct {
+	IDs    []string `json:"ids,omitempty"`
+	Site   string   `json:"site,omitempty"`
+	Region string   `json:"region,omitempty"` // GB/T 2260 prefix
+	Model  string   `json:"model,omitempty"`
+	// OfflineFor selects kiosks offline and not heard from for at least this long (a Go
+	// duration, e.g. "720h"); a kiosk never heard from counts from its enrollment.
+	OfflineFor string `json:"offlineFor,omitempty"`
+	DryRun     bool   `json:"dryRun,omitempty"`
+	Expect     *int   `json:"expect,omitempty"`
+}
+
+// Retired is the response to RetireDevices: the IDs retired (or, on a dry run, that would be).
+type Retired struct {
+	DryRun  bool     `json:"dryRun"`
+	Count   int      `json:"count"`
+	Devices []string `json:"devices"`
 }
 
 // DeviceDetail is the body of GET /api/v1/devices/{id}.
@@ -119,6 +148,19 @@ type State struct {
 	Reported *fleet.DocState `json:"reported,omitempty"`
 	Drift    bool            `json:"drift"`
 }
+
+// RecordClass says how a kiosk's outbox treats a record when it is full (fleet.Record.Class).
+type RecordClass = wire.Class
+
+// Record classes.
+const (
+	ClassTelemetry = wire.Telemetry // may be dropped, oldest first, when the kiosk's outbox is full
+	ClassBusiness  = wire.Business  // never dropped
+)
+
+// ValidKind reports whether k is a record kind, as the kind= filter of records takes it: 1 to 64
+// of a-z 0-9 . _ - starting with a letter (docs/protocol.md).
+func ValidKind(k string) bool { return wire.ValidKind(k) }
 
 // Records is the body of GET /api/v1/devices/{id}/records?kind=&after=&limit=.
 type Records struct {

@@ -1,6 +1,10 @@
 package wire
 
-import "testing"
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
 
 // Every decoder of bytes from outside must reject or accept without panicking, and what it
 // accepts must re-encode to something it accepts again.
@@ -14,6 +18,10 @@ func FuzzDecode(f *testing.F) {
 		`{"v":1,"online":false}`,
 		`{"id":"c","state":"succeeded","output":{}}`,
 		`{"version":1,"doc":{}}`,
+		`{"devices":[{"id":"receipt0","class":"receipt-printer","model":"KF-80","connected":true,"status":"fault","reasons":["paper-out"],"consumables":[{"name":"paper","level":"empty"}],"since":1795723800000}]}`,
+		`{"devices":[{"id":"a","class":"b","status":"warning"}]}`, `{"scanner":"offline"}`,
+		`{"uptimeS":8123,"cpuPercent":12.5,"memUsedBytes":1,"memTotalBytes":4,"diskFreeBytes":2,"diskTotalBytes":8,"agentVersion":"1","outboxDepth":0,"rssBytes":3}`,
+		`{"iss":"k-1","sub":"k-1","aud":["a","b"],"iat":1.5,"exp":2,"jti":"x","id_card":{"number":"11010519491231002X","name":"张三"}}`,
 		`{"v":2}`, `[]`, `{"v":1e400}`, "\x00",
 	} {
 		f.Add([]byte(s))
@@ -35,6 +43,23 @@ func FuzzDecode(f *testing.F) {
 		_, _ = DecodePresence(b)
 		_, _ = DecodeCommandResult(b)
 		_, _ = DecodeReported(b)
+		if m, err := DecodePeripherals(b); err == nil {
+			if _, err := DecodePeripherals(Encode(m)); err != nil {
+				t.Fatalf("re-encoded peripherals refused: %v", err)
+			}
+		}
+		if m, err := DecodeHeartbeat(b); err == nil {
+			if _, err := DecodeHeartbeat(Encode(m)); err != nil {
+				t.Fatalf("re-encoded heartbeat refused: %v", err)
+			}
+		}
+		var c KioskClaims
+		if json.Unmarshal(b, &c) == nil {
+			var again KioskClaims
+			if err := json.Unmarshal(Encode(c), &again); err != nil || !bytes.Equal(Encode(again), Encode(c)) {
+				t.Fatalf("kiosk claims do not round-trip: %s -> %s (%v)", Encode(c), Encode(again), err)
+			}
+		}
 	})
 }
 

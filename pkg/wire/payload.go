@@ -44,7 +44,7 @@ const (
 	KindHeartbeat   = "heartbeat"      // body: Heartbeat
 	KindCmdResult   = "cmd.result"     // body: CommandResult
 	KindReported    = "state.reported" // body: Reported
-	KindPeripherals = "peripherals"    // body: peripheral inventory and status (see drivers)
+	KindPeripherals = "peripherals"    // body: Peripherals
 	KindAlert       = "alert"          // body: Alert
 )
 
@@ -141,7 +141,7 @@ type Reported struct {
 	Error   string          `json:"error,omitempty"` // why the desired version could not be applied
 }
 
-// Heartbeat is the body of a heartbeat record: host telemetry.
+// Heartbeat is the body of a heartbeat record: host telemetry. Every field name says its unit.
 type Heartbeat struct {
 	UptimeS      int64   `json:"uptimeS"`
 	CPUPercent   float64 `json:"cpuPercent"`
@@ -362,6 +362,21 @@ func DecodeCommandResult(body []byte) (CommandResult, error) {
 	case CmdAccepted, CmdSucceeded, CmdFailed, CmdExpired:
 	default:
 		return CommandResult{}, malformed("cmd.result: state %q is not reportable by an agent", m.State)
+	}
+	return m, nil
+}
+
+// DecodeHeartbeat decodes the body of a heartbeat record.
+func DecodeHeartbeat(body []byte) (Heartbeat, error) {
+	var m Heartbeat
+	if err := strictBody(body, &m); err != nil {
+		return Heartbeat{}, err
+	}
+	if !isObject(body) {
+		return Heartbeat{}, malformed("heartbeat: body must be a JSON object")
+	}
+	if m.UptimeS < 0 || m.OutboxDepth < 0 || m.CPUPercent < 0 {
+		return Heartbeat{}, malformed("heartbeat: uptimeS, outboxDepth and cpuPercent must not be negative")
 	}
 	return m, nil
 }

@@ -62,15 +62,16 @@ func (r *Recorder) Records() []Record {
 // WaitPeripherals waits until a peripherals record satisfies ok and returns it; it fails the test
 // after timeout, printing the last peripherals record seen. Waits of one kind are sequential:
 // each looks only at the record the previous wait of that kind matched and those after it.
-func (r *Recorder) WaitPeripherals(t testing.TB, timeout time.Duration, ok func(devices.Peripherals) bool) devices.Peripherals {
+func (r *Recorder) WaitPeripherals(t testing.TB, timeout time.Duration, ok func(wire.Peripherals) bool) wire.Peripherals {
 	t.Helper()
-	var last devices.Peripherals
+	var last wire.Peripherals
 	got := r.wait(wire.KindPeripherals, timeout, func(rec Record) bool {
 		if rec.Kind != wire.KindPeripherals {
 			return false
 		}
-		var p devices.Peripherals
-		if err := json.Unmarshal(rec.Body, &p); err != nil {
+		// The strict decoder the hub, fleetctl and the console read it with.
+		p, err := wire.DecodePeripherals(rec.Body)
+		if err != nil {
 			t.Fatalf("devicestest: bad peripherals body: %v", err)
 		}
 		last = p
@@ -130,11 +131,11 @@ func (r *Recorder) wait(kind string, timeout time.Duration, match func(Record) b
 }
 
 // Find returns the status of device id in p.
-func Find(p devices.Peripherals, id string) (devices.DeviceStatus, bool) {
+func Find(p wire.Peripherals, id string) (wire.Peripheral, bool) {
 	for _, d := range p.Devices {
 		if d.ID == id {
 			return d, true
 		}
 	}
-	return devices.DeviceStatus{}, false
+	return wire.Peripheral{}, false
 }

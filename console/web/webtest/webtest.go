@@ -16,7 +16,6 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
-	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 // Token is the bearer token the fake hub accepts.
@@ -30,12 +29,12 @@ const (
 	DiskLow   = "k-disk-0004"    // online, disk nearly full (degraded), desired state drifts
 	Offline   = "k-offline-0005" // offline for two hours
 	Revoked   = "k-revoked-0006" // revoked
-	Odd       = "k-odd-0007"     // online, peripherals and health in shapes the agent does not send
+	Odd       = "k-odd-0007"     // online, peripherals and health in shapes the agent does not send (stored before the hub checked them)
 	Unknown   = "k-unknown-0099" // not in the fleet: 404
 )
 
-// LeakedIDNumber is a made-up resident ID number that one command's output and error carry, as
-// a faulty agent might send it; a page must never show it.
+// LeakedIDNumber is a made-up resident ID number that one command's output carries in an identity
+// field (idNumber), as a faulty agent might send it; a page must never show it.
 const LeakedIDNumber = "11010519491231002X"
 
 // Hub is a fake hub API server.
@@ -105,7 +104,7 @@ func (h *Hub) seed() {
 		{ID: "sz-nanshan-2", Name: "南山区行政服务大厅", Region: "440305"},
 	}
 	hb := func(cpu float64, diskFree uint64, outbox int64) json.RawMessage {
-		b, _ := json.Marshal(wire.Heartbeat{UptimeS: 81234, CPUPercent: cpu, MemUsedBytes: 1_812_000_000, MemTotal: 4_000_000_000,
+		b, _ := json.Marshal(api.Heartbeat{UptimeS: 81234, CPUPercent: cpu, MemUsedBytes: 1_812_000_000, MemTotal: 4_000_000_000,
 			DiskFree: diskFree, DiskTotal: 64_000_000_000, AgentVersion: "0.1.0", OutboxDepth: outbox, RSSBytes: 41_000_000})
 		return b
 	}
@@ -158,17 +157,17 @@ func (h *Hub) seed() {
 	h.commands = map[string][]fleet.Command{
 		CardFault: {
 			// An agent that wrongly put an ID number in its output: the console must not show it.
-			{ID: "c-0000000000000009", DeviceID: CardFault, Name: "idcard-selftest", State: wire.CmdFailed, CreatedAt: ago(5 * time.Minute),
+			{ID: "c-0000000000000009", DeviceID: CardFault, Name: "idcard-selftest", State: api.CommandFailed, CreatedAt: ago(5 * time.Minute),
 				ExpiresAt: ago(5 * time.Minute).Add(time.Hour), UpdatedAt: ago(5 * time.Minute),
-				Output: json.RawMessage(`{"reader":"idcard0","cardType":"resident","number":"` + LeakedIDNumber + `"}`),
-				Error:  "idcard-selftest: read " + LeakedIDNumber + ": sam-fault"},
+				Output: json.RawMessage(`{"reader":"idcard0","cardType":"resident","idNumber":"` + LeakedIDNumber + `"}`),
+				Error:  "idcard-selftest: read: sam-fault"},
 		},
 		PaperOut: {
 			{ID: "c-0000000000000002", DeviceID: PaperOut, Name: "print-test-page", Args: json.RawMessage(`{"printer":"receipt0"}`),
-				State: wire.CmdFailed, CreatedAt: ago(10 * time.Minute), ExpiresAt: ago(10 * time.Minute).Add(time.Hour),
+				State: api.CommandFailed, CreatedAt: ago(10 * time.Minute), ExpiresAt: ago(10 * time.Minute).Add(time.Hour),
 				DeliveredAt: ago(10 * time.Minute), UpdatedAt: ago(9 * time.Minute),
 				Output: json.RawMessage(`{"device":"receipt0","state":"refused","reasons":["paper-out"],"millis":120}`), Error: "print-test-page: printer not ready: paper-out"},
-			{ID: "c-0000000000000001", DeviceID: PaperOut, Name: "ping", State: wire.CmdSucceeded, CreatedAt: ago(time.Hour),
+			{ID: "c-0000000000000001", DeviceID: PaperOut, Name: "ping", State: api.CommandSucceeded, CreatedAt: ago(time.Hour),
 				ExpiresAt: ago(time.Hour).Add(time.Hour), DeliveredAt: ago(time.Hour), UpdatedAt: ago(time.Hour), Output: json.RawMessage(`{"pong":true}`)},
 		},
 	}
@@ -216,7 +215,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.list(w, r)
 	case parts[0] == "devices" && len(parts) >= 2:
 		id := parts[1]
-		if !wire.ValidDeviceID(id) {
+		if !api.ValidDeviceID(id) {
 			apiError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("invalid device id %q", id))
 			return
 		}
@@ -321,10 +320,10 @@ func (h *Hub) command(w http.ResponseWriter, r *http.Request, i int) {
 	}
 	now := time.Now().UTC()
 	c := fleet.Command{ID: fmt.Sprintf("c-%016x", h.nextID), DeviceID: d.ID, Name: req.Name, Args: req.Args,
-		State: wire.CmdQueued, CreatedAt: now, ExpiresAt: now.Add(ttl), UpdatedAt: now}
+		State: api.CommandQueued, CreatedAt: now, ExpiresAt: now.Add(ttl), UpdatedAt: now}
 	h.nextID++
 	if d.Online {
-		c.State, c.DeliveredAt = wire.CmdDelivered, now
+		c.State, c.DeliveredAt = api.CommandDelivered, now
 	}
 	h.commands[d.ID] = append([]fleet.Command{c}, h.commands[d.ID]...)
 	writeJSON(w, http.StatusAccepted, c)

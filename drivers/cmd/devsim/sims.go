@@ -13,9 +13,9 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/drivers/escpos/escpossim"
 	"github.com/kioskfleet/kioskfleet/drivers/idcard/idcardsim"
+	"github.com/kioskfleet/kioskfleet/drivers/internal/ptypair"
 	"github.com/kioskfleet/kioskfleet/drivers/qrscan"
 	"github.com/kioskfleet/kioskfleet/drivers/qrscan/qrscansim"
-	"github.com/kioskfleet/kioskfleet/drivers/transport/transporttest"
 )
 
 var (
@@ -227,7 +227,7 @@ func (s *idcardSim) SetCard(name string) error {
 }
 
 func (s *idcardSim) Plug() (string, error) {
-	master, slave, err := transporttest.Pty()
+	master, slave, err := ptypair.Open()
 	if err != nil {
 		return "", err
 	}

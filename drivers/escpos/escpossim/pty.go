@@ -5,7 +5,7 @@ import (
 	"os"
 	"sync"
 
-	"github.com/kioskfleet/kioskfleet/drivers/transport/transporttest"
+	"github.com/kioskfleet/kioskfleet/drivers/internal/ptypair"
 )
 
 // Pty serves a Sim on a pseudo-terminal: the driver opens Path as its serial port.
@@ -21,7 +21,7 @@ type Pty struct {
 
 // NewPty starts a simulated printer on a new pseudo-terminal. Close stops it.
 func NewPty() (*Pty, error) {
-	master, slave, err := transporttest.Pty()
+	master, slave, err := ptypair.Open()
 	if err != nil {
 		return nil, fmt.Errorf("escpossim: open pty: %w", err)
 	}

@@ -74,7 +74,7 @@ func (s *Sim) Unplug() {
 }
 
 // Run serves the reader on rw until ctx ends (returning ctx.Err()), rw fails, or Unplug. To stop
-// on ctx, rw must support SetReadDeadline (a pty master from transporttest does) or Close.
+// on ctx, rw must support SetReadDeadline (a pty master from ptypair or transporttest does) or Close.
 func (s *Sim) Run(ctx context.Context, rw io.ReadWriter) error {
 	s.mu.Lock()
 	c, _ := rw.(io.Closer)

@@ -8,8 +8,8 @@ import (
 	"os"
 	"sync"
 
+	"github.com/kioskfleet/kioskfleet/drivers/internal/ptypair"
 	"github.com/kioskfleet/kioskfleet/drivers/qrscan"
-	"github.com/kioskfleet/kioskfleet/drivers/transport/transporttest"
 )
 
 // Sim is a simulated scanner. The driver opens Path.
@@ -23,7 +23,7 @@ type Sim struct {
 
 // New starts a scanner that ends scans with suffix.
 func New(suffix qrscan.Suffix) (*Sim, error) {
-	m, s, err := transporttest.Pty()
+	m, s, err := ptypair.Open()
 	if err != nil {
 		return nil, fmt.Errorf("qrscansim: open pty: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	_ "net/http/pprof"
@@ -39,8 +40,8 @@ func run(args []string) error {
 		fmt.Fprint(fs.Output(), `Usage: fleet-hub [flags]
 
 Runs the kioskfleet hub on one machine: an embedded MQTT broker (TLS, one client certificate per
-kiosk, issued by the hub's own CA), the store (SQLite by default) and the HTTP API (/api/v1,
-/metrics, /healthz).
+kiosk, issued by the hub's own CA), the store (SQLite by default, or PostgreSQL) and the HTTP API
+(/api/v1, /metrics, /healthz).
 At first start it creates its CA and a bootstrap admin token in the data folder and prints the token.
 
 Every flag can also be set in the environment (KF_HUB_<FLAG>, e.g. KF_HUB_HTTP_ADDR) or in a YAML
@@ -53,7 +54,7 @@ Flags:
 	var (
 		cfgFile   = fs.String("config", "", "YAML config file")
 		dataDir   = fs.String("data", "var/hub", "data folder (CA, bootstrap token, the SQLite database by default)")
-		storeURL  = fs.String("store", "", "store URL: sqlite:PATH (default sqlite:<data>/hub.db)")
+		storeURL  = fs.String("store", "", "store URL: sqlite:PATH (default sqlite:<data>/hub.db) or postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=...] (PostgreSQL, for several hubs on one database)")
 		httpAddr  = fs.String("http-addr", "127.0.0.1:8080", "HTTP API listen address")
 		mqttAddr  = fs.String("mqtt-addr", "127.0.0.1:8883", "MQTT over TLS listen address")
 		advertise = fs.String("advertise-mqtt", "", "MQTT address told to enrolling kiosks (default: the listen address)")
@@ -88,6 +89,9 @@ Flags:
 	if err != nil {
 		return err
 	}
+	// Our code is handed log; the OpenID Provider library (zitadel/oidc) logs only through
+	// slog's default logger, which would otherwise write in the log package's format.
+	slog.SetDefault(log.With("component", "oidc"))
 	cfg := server.Config{
 		DataDir: *dataDir, Store: *storeURL, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, AdvertiseMQTT: *advertise, PublicURL: *publicURL,
 		Hosts: strings.Split(*hosts, ","), Version: version, Log: log,
@@ -116,7 +120,9 @@ Flags:
 	defer wg.Wait()
 	gcCtx, stopGC := context.WithCancel(ctx)
 	defer stopGC()
-	wg.Go(func() { gcheadroom.Run(gcCtx, gcheadroom.Config{Headroom: uint64(*headroom) << 20}, log) })
+	wg.Go(func() {
+		gcheadroom.Run(gcCtx, gcheadroom.Config{Headroom: uint64(*headroom) << 20}, log.With("component", "gcheadroom"))
+	})
 	return server.Run(ctx, cfg, func(i server.Info) {
 		fmt.Printf("fleet-hub %s ready\n  HTTP API:  %s/api/v1\n  OpenID:    %s/.well-known/openid-configuration\n  MQTT/TLS:  %s\n", version, i.HTTPURL, i.HTTPURL, i.MQTTAddr)
 		if len(i.Credentials) > 0 {

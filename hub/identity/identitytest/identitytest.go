@@ -37,6 +37,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 // Admin credentials of the bootstrapped admin.
@@ -329,19 +330,16 @@ func (e *Env) EnrollKiosk(t testing.TB, id string) *Kiosk {
 	return &Kiosk{ID: id, Key: key}
 }
 
-// Assertion signs a kiosk assertion (see identity.KioskClaims) valid for ttl from iat.
-func (k *Kiosk) Assertion(aud string, card *identity.IDCard, iat time.Time, ttl time.Duration) string {
+// Assertion signs a kiosk assertion (wire.KioskClaims) valid for ttl from iat.
+func (k *Kiosk) Assertion(aud string, card *wire.IDCard, iat time.Time, ttl time.Duration) string {
 	return SignAssertion(k.Key, k.ID, aud, card, iat, ttl)
 }
 
 // SignAssertion signs kiosk claims for device id with key (ES256).
-func SignAssertion(key crypto.Signer, id, aud string, card *identity.IDCard, iat time.Time, ttl time.Duration) string {
-	claims := map[string]any{"iss": id, "sub": id, "aud": aud, "iat": iat.Unix(), "exp": iat.Add(ttl).Unix(),
-		"jti": fmt.Sprintf("%d-%x", iat.UnixNano(), randBytes(8))}
-	if card != nil {
-		claims["id_card"] = card
-	}
-	payload, _ := json.Marshal(claims)
+func SignAssertion(key crypto.Signer, id, aud string, card *wire.IDCard, iat time.Time, ttl time.Duration) string {
+	payload := wire.Encode(wire.KioskClaims{Issuer: id, Subject: id, Audience: wire.Audience{aud},
+		IssuedAt: wire.NewNumericDate(iat), Expiry: wire.NewNumericDate(iat.Add(ttl)),
+		ID: fmt.Sprintf("%d-%x", iat.UnixNano(), randBytes(8)), Card: card})
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {
 		panic(err)

@@ -1,0 +1,58 @@
+package daemon
+
+import (
+	"encoding/json"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/kioskfleet/kioskfleet/pkg/api"
+)
+
+// The agent runs exactly the commands fleetctl and the console offer.
+func TestCommandHandlersAreTheAPIList(t *testing.T) {
+	got := slices.Sorted(maps.Keys(new(Agent).commandHandlers()))
+	want := slices.Sorted(slices.Values(api.CommandNames()))
+	if !slices.Equal(got, want) {
+		t.Fatalf("handlers %v, api.CommandSpecs %v", got, want)
+	}
+}
+
+// Every field of the diagnostics answer is camelCase, and every number says its unit in its name.
+func TestDiagnosticsFieldsSayTheirUnits(t *testing.T) {
+	b, err := json.Marshal(diagnostics{Settings: DefaultSettings()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	camel := regexp.MustCompile(`^[a-z][a-zA-Z]*$`)
+	unit := regexp.MustCompile(`(Seconds|Bytes|Percent|Records|Version|Sessions)$`)
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if !camel.MatchString(k) {
+					t.Errorf("%s.%s: not camelCase", path, k)
+				}
+				walk(path+"."+k, e)
+			}
+		case float64:
+			if !unit.MatchString(path) {
+				t.Errorf("%s: a number without its unit in its name", path)
+			}
+		case string:
+			if strings.HasSuffix(path, "Interval") || strings.HasSuffix(path, "Timeout") {
+				if !regexp.MustCompile(`^[0-9.]+(ns|µs|ms|s|m|h)`).MatchString(x) {
+					t.Errorf("%s = %q: a duration without its unit", path, x)
+				}
+			}
+		}
+	}
+	walk("diagnostics", doc)
+}
