@@ -29,6 +29,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/broker"
 	"github.com/kioskfleet/kioskfleet/hub/ca"
+	"github.com/kioskfleet/kioskfleet/hub/connlimit"
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
@@ -64,6 +65,8 @@ type Config struct {
 	Ingest ingest.Config
 	// RecheckInterval is how often live sessions are re-authorised (revocation); default 30 s.
 	RecheckInterval time.Duration
+	// Limits bound what the hub holds for clients before it knows who they are.
+	Limits Limits
 }
 
 // Validate reports every problem with cfg at once.
@@ -105,6 +108,7 @@ func (c *Config) Validate() error {
 			"enrollment tokens and ID-card logins would cross the network in clear; serve HTTPS (the default: drop "+
 			"http insecure), or, only behind a TLS-terminating proxy, add http insecure force", c.HTTPAddr))
 	}
+	errs = append(errs, c.Limits.validate())
 	return errors.Join(errs...)
 }
 
@@ -142,6 +146,8 @@ type Hub struct {
 	log    *slog.Logger
 	data   string
 	ln     net.Listener
+	tls    *tls.Config // of the HTTP side; nil: plain HTTP
+	lim    *httpLimits
 	ing    *ingest.Ingest
 	br     *broker.Broker // held (Config.Hold) until Serve: a hello nobody answers leaves its kiosk waiting
 	idp    *identity.Provider
@@ -164,6 +170,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if cfg.Store == "" {
 		cfg.Store = "sqlite:" + filepath.Join(cfg.DataDir, "hub.db")
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("hub: data dir: %w", err)
 	}
@@ -210,8 +217,11 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		ClientCAs:       authority.Pool(),
 		Certificate:     serverCert,
 		Authorize:       authorizer(st),
-		AuthorizeAll:    bulkAuthorizer(st),
+		Credentials:     credentials(st),
 		RecheckInterval: cfg.RecheckInterval,
+		ConnectTimeout:  cfg.Limits.MQTTConnectTimeout,
+		MaxConnectSize:  cfg.Limits.MQTTMaxConnect,
+		Pending:         connlimit.Limits{PerAddr: cfg.Limits.MQTTPendingPerAddr, Total: cfg.Limits.MQTTPending},
 		// Tickets survive a restart, so a reconnecting fleet resumes TLS cheaply.
 		SessionTicketSecret: secret,
 		OnSession: func(id string, online bool, at time.Time) {
@@ -259,7 +269,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	}
 	h.closer = append(h.closer, h.ln.Close)
 	if served != nil {
-		h.ln = tls.NewListener(h.ln, served.config())
+		h.tls = served.config()
 	}
 	public := strings.TrimRight(cmp.Or(cfg.PublicURL, scheme+"://"+h.ln.Addr().String()), "/")
 	h.idp, err = identity.New(ctx, identity.Config{Issuer: public, Secret: secret, Insecure: strings.HasPrefix(public, "http://")},
@@ -284,23 +294,31 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		}
 	}
 
-	mux := http.NewServeMux()
-	mux.Handle("/api/", httpapi.New(httpapi.Config{
+	if h.lim, err = newHTTPLimits(cfg.Limits, reg, log.With("component", "http")); err != nil {
+		return nil, err
+	}
+	apiH := httpapi.New(httpapi.Config{
 		Store: st, CA: authority, Sessions: br, Dispatch: h.ing,
 		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}},
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise, Version: cfg.Version, Anchor: anchor,
-	}))
-	mux.Handle("/.well-known/openid-configuration", h.idp.Handler())
-	mux.Handle("/oidc/", h.idp.Handler())
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	})
+	// Every body is bounded by its route: small where the hub reads it before it knows who sent
+	// it (enrollment, the OpenID Provider), larger only where it reads it after.
+	anon, mux := cfg.Limits.AnonBody, http.NewServeMux()
+	mux.Handle("/api/", h.lim.body(apiBody, apiH))
+	mux.Handle("POST "+api.Prefix+"/enroll", h.lim.body(anon, apiH))
+	mux.Handle("/.well-known/openid-configuration", h.lim.body(anon, h.idp.Handler()))
+	mux.Handle("/oidc/", h.lim.body(anon, h.idp.Handler()))
+	mux.Handle("/oidc/admin/", h.lim.body(adminBody, h.idp.Handler())) // staff only: read after authentication
+	mux.Handle("GET /metrics", h.lim.body(anon, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	mux.Handle("GET /healthz", h.lim.body(anon, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := st.Ping(r.Context()); err != nil {
 			http.Error(w, "store: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
-	})
+	})))
 	h.Handler = mux
 	h.Info = Info{HTTPURL: scheme + "://" + h.ln.Addr().String(), MQTTAddr: br.Addr(), BootstrapToken: token, FirstStart: first,
 		Credentials: creds, CAFile: h.Info.CAFile, CAHash: api.CAHash(anchor())}
@@ -312,8 +330,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 // is called once everything runs.
 func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	defer h.Close()
-	srv := &http.Server{Handler: h.Handler, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(h.log.With("component", "http").Handler(), slog.LevelWarn)}
+	srv := h.lim.server(h.Handler)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Ingest listens before the broker lets kiosks in: a hello that reaches no subscriber is never
@@ -331,7 +348,13 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 		}
 	})
 	wg.Go(func() {
-		if err := srv.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// TLS outermost, so that the server sees a *tls.Conn (HTTP/2, r.TLS); connlimit.RefusalOf
+		// finds a refused connection's mark beneath it.
+		ln := h.lim.listener(h.ln)
+		if h.tls != nil {
+			ln = tls.NewListener(ln, h.tls)
+		}
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("hub: http: %w", err)
 			cancel()
 		}
@@ -375,45 +398,23 @@ func authorizer(st store.Devices) func(ctx context.Context, deviceID, serial str
 		if err != nil {
 			return fmt.Errorf("device %s: %w", deviceID, err)
 		}
-		if d.Revoked {
-			return fmt.Errorf("device %s is revoked", deviceID)
-		}
-		if !strings.EqualFold(d.CertSerial, serial) {
-			return fmt.Errorf("device %s: certificate %s is not its current one", deviceID, serial)
-		}
-		return nil
+		return broker.Credential{DeviceID: d.ID, Serial: d.CertSerial, Revoked: d.Revoked}.Check(serial)
 	}
 }
 
-// bulkAuthorizer is authorizer for every live session at once, with one device listing: the
-// broker's recheck loop calls it every RecheckInterval.
-func bulkAuthorizer(st store.Devices) func(ctx context.Context, sessions map[string]string) (map[string]error, error) {
-	return func(ctx context.Context, sessions map[string]string) (map[string]error, error) {
+// credentials lists every device's credential with one query: the broker loads it every
+// RecheckInterval to re-authorize the live sessions and check TLS handshakes.
+func credentials(st store.Devices) func(ctx context.Context) ([]broker.Credential, error) {
+	return func(ctx context.Context) ([]broker.Credential, error) {
 		all, err := st.DeviceCredentials(ctx)
 		if err != nil {
 			return nil, err
 		}
-		known := make(map[string]bool, len(sessions))
-		refused := map[string]error{}
-		for _, d := range all {
-			serial, ok := sessions[d.ID]
-			if !ok {
-				continue
-			}
-			known[d.ID] = true
-			switch {
-			case d.Revoked:
-				refused[d.ID] = fmt.Errorf("device %s is revoked", d.ID)
-			case !strings.EqualFold(d.CertSerial, serial):
-				refused[d.ID] = fmt.Errorf("device %s: certificate %s is not its current one", d.ID, serial)
-			}
+		out := make([]broker.Credential, len(all))
+		for i, d := range all {
+			out[i] = broker.Credential{DeviceID: d.ID, Serial: d.CertSerial, Revoked: d.Revoked}
 		}
-		for id := range sessions {
-			if !known[id] {
-				refused[id] = fmt.Errorf("device %s: %w", id, store.ErrNotFound)
-			}
-		}
-		return refused, nil
+		return out, nil
 	}
 }
 
