@@ -107,6 +107,7 @@ func BuiltinMaterials() Materials {
 func formPDF(title string, lines []string) []byte {
 	t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	f := fpdf.New("P", "mm", "A4", "")
+	f.SetCatalogSort(true) // the same bytes in every process: the printed job is checked against them
 	f.SetCreationDate(t)
 	f.SetModificationDate(t)
 	f.SetTitle(title, true)

@@ -150,6 +150,7 @@ type State struct {
 	Wipes       int64         `json:"wipes"`        // since the agent started
 	LastWipe    *Attestation  `json:"lastWipe,omitempty"`
 	Home        string        `json:"home"`
+	IdleMs      int64         `json:"idleMs"` // the idle timeout
 }
 
 // SessionState is the session as its pages see it.
@@ -184,7 +185,7 @@ func (s *Shell) Snapshot() State {
 	if idle <= 0 {
 		idle = s.idleTimeout()
 	}
-	st := State{Device: s.cfg.DeviceID, Unavailable: []string{}, Home: home}
+	st := State{Device: s.cfg.DeviceID, Unavailable: []string{}, Home: home, IdleMs: idle.Milliseconds()}
 	st.Voice.Available, st.Voice.Reason = s.voice.status()
 	s.mu.Lock()
 	defer s.mu.Unlock()
