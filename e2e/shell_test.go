@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/drivers/idcard"
 	"github.com/kioskfleet/kioskfleet/drivers/idcard/idcardsim"
 	"github.com/kioskfleet/kioskfleet/hub/identity/identitytest"
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -414,4 +416,83 @@ func jobFiles(t *testing.T, dir string) [][]byte {
 		return nil
 	})
 	return out
+}
+
+// The hub unreachable: the shell says what is unavailable and keeps what works (guest use,
+// printing, scanning, the built-in guide); what happened reaches the hub, as an intact journal,
+// once it is back. The restart command waits for no citizen: refused during the session, run
+// after it.
+func TestKioskShellOffline(t *testing.T) {
+	k := startKioskShell(t)
+	k.h.p.stop()
+	waitFor(t, 30*time.Second, "the shell seeing the hub gone", func() bool { return !k.state().Hub.Reachable })
+	if err := chromedp.Do(k.ctx, chromedp.Navigate("http://"+k.addr+"/shell/?lang=en")); err != nil {
+		t.Fatal(err)
+	}
+	k.until("the offline notice", `!document.querySelector('#offline').hidden && text('#offline').includes('No network') &&
+		document.querySelector('#login-card').disabled && document.querySelector('#login-qr').disabled`)
+	k.shot("offline-en")
+	k.click("#guest")
+	k.until("the guest's home", `document.querySelector('#screen').dataset.view === 'home' && document.querySelector('#svc-cases').disabled`)
+	k.click("#svc-print")
+	k.until("the materials", `document.querySelector('#print-form-residence-permit') !== null`)
+	k.click("#print-form-residence-permit")
+	k.until("printed offline", `text('#print-status').includes('Printing is done')`)
+	k.click("#back")
+	k.click("#svc-guide")
+	k.until("the built-in guide", `text('#screen').includes('Residence permit') && text('.demo').includes('Sample content')`)
+	scanned := false
+	if _, err := os.Stat(filepath.Join(k.simDir, "sane")); err == nil {
+		k.click("#back")
+		k.click("#svc-scan")
+		k.until("the scan screen", `document.querySelector('#scan-start') !== null`)
+		k.click("#scan-start")
+		k.until("scanned offline, kept for the session", `text('#scans').includes('kept only until you sign out')`)
+		scanned = true
+	}
+
+	// A restart must not cut the citizen off. The command waits in the hub until it is back.
+	k.h.start()
+	c, err := k.h.client.SendCommand(context.Background(), k.id, api.CreateCommand{Name: api.CmdRestart, TTL: "5m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := k.h.client.Command(context.Background(), c.ID, 30*time.Second)
+	if err != nil || done.State != api.CommandFailed || !strings.Contains(done.Error, "a citizen is using the kiosk") {
+		t.Fatalf("restart during a session: %+v, %v", done, err)
+	}
+	var types []string
+	waitFor(t, 30*time.Second, "the offline transactions at the hub, verified", func() bool {
+		types = types[:0]
+		for _, r := range k.h.records(k.id, wire.KindJournal) {
+			if e, err := wire.DecodeJournalEntry(r.Body); err == nil {
+				types = append(types, e.Type)
+			}
+		}
+		j, err := k.h.client.Journal(context.Background(), k.id)
+		return err == nil && int(j.Index) == len(types) && len(types) >= 3
+	})
+	want := "print receipt session.login" // the receipt may come after the scan
+	if scanned {
+		want = "print receipt scan session.login"
+	}
+	if slices.Sort(types); strings.Join(types, " ") != want {
+		t.Errorf("journal at the hub: %v, want %s", types, want)
+	}
+	if j, _ := k.h.client.Journal(context.Background(), k.id); !j.Intact {
+		t.Errorf("journal: %+v", j)
+	}
+	k.click("#logout")
+	k.until("the attract screen", `location.pathname === '/shell/' && document.querySelector('#screen').dataset.view === 'attract'`)
+	c, err = k.h.client.SendCommand(context.Background(), k.id, api.CreateCommand{Name: api.CmdRestart, TTL: "5m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done, err = k.h.client.Command(context.Background(), c.ID, 30*time.Second); err != nil || done.State != api.CommandSucceeded {
+		t.Fatalf("restart after the session: %+v, %v", done, err)
+	}
+	waitFor(t, 30*time.Second, "the agent started again", func() bool { return countLines(k.agent.log, "kiosk agent starting") == 2 })
+	if k.agent.exited() {
+		t.Fatal("the agent process exited instead of restarting in place")
+	}
 }
