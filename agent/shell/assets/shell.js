@@ -116,8 +116,9 @@ function show(view, ...content) {
   speak(view);
 }
 
-function speak(prompt) {
-  if (!ui.care || !ui.state || !ui.state.voice.available) return;
+// speak plays a screen's voice prompt: by itself in the elderly mode, or when asked.
+function speak(prompt, asked) {
+  if (!(ui.care || asked) || !ui.state || !ui.state.voice.available) return;
   const a = $('#voice');
   a.src = `/shell/voice/${ui.lang}/${prompt}.wav`;
   a.play().catch(() => {});
@@ -342,7 +343,7 @@ function init() {
   $('#care').addEventListener('click', () => { ui.care = !ui.care; rerender(); });
   $('#logout').addEventListener('click', async () => { await api('POST', 'session/end').catch(() => {}); wiped(); });
   $('#stay').addEventListener('click', () => { lastActivity = 0; activity(); });
-  $('#speak').addEventListener('click', () => speak(ui.view));
+  $('#speak').addEventListener('click', () => speak(ui.view, true));
   dev.open();
   refresh().then(() => (ui.session ? home() : attract()));
   setInterval(refresh, 1000);
