@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -112,7 +113,7 @@ func New(cfg Config) (*Shell, error) {
 	// What a crash left behind belongs to no one now: it goes before anyone uses the kiosk.
 	leftovers, _ := os.ReadDir(cfg.Dir)
 	for _, d := range leftovers {
-		if n, _, _, err := removeAll(cfg.Dir + "/" + d.Name()); err != nil || n > 0 {
+		if n, _, _, err := removeAll(filepath.Join(cfg.Dir, d.Name())); err != nil || n > 0 {
 			cfg.Log.Warn("shell: files of an interrupted session deleted", "files", n, "err", err)
 		}
 	}

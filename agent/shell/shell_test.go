@@ -404,3 +404,16 @@ func TestTransactionsJournaled(t *testing.T) {
 		t.Fatalf("journal %+v", es)
 	}
 }
+
+// What a crash left in the session folder is deleted before anyone uses the kiosk.
+func TestLeftoversDeletedAtStart(t *testing.T) {
+	var left string
+	k := newKiosk(t, time.Minute, func(c *shell.Config) {
+		left = filepath.Join(c.Dir, "session-crashed", "scans")
+		os.MkdirAll(left, 0o700)
+		os.WriteFile(filepath.Join(left, "scan-1.pdf"), []byte("%PDF-1.4 a citizen's document"), 0o600)
+	})
+	if ents, _ := os.ReadDir(k.dir); len(ents) != 0 {
+		t.Fatalf("left after start: %v", ents)
+	}
+}
