@@ -256,6 +256,7 @@ func (p *Provider) routes() {
 	opH := p.op // routes the OP endpoints itself, with the issuer in the context
 	m.HandleFunc("GET "+DiscoveryPath, p.serveDiscovery)
 	m.HandleFunc("GET /oidc/keys", p.serveKeys)
+	m.HandleFunc("/oidc/authorize", p.serveAuthorize)
 	m.HandleFunc("POST /oidc/token", p.serveToken)
 	m.HandleFunc("GET /oidc/userinfo", p.serveUserinfo)
 	m.HandleFunc("POST /oidc/userinfo", p.serveUserinfo)

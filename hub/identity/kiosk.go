@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -174,6 +175,11 @@ func (p *Provider) kioskGrant(w http.ResponseWriter, r *http.Request) {
 		op.RequestError(w, r, err, nil)
 		return
 	}
+	resources, err := clientResources(ctx, c)
+	if err != nil {
+		op.RequestError(w, r, err, nil)
+		return
+	}
 	claims, err := p.verifyKioskAssertion(ctx, r.PostForm.Get("assertion"))
 	if err != nil {
 		op.RequestError(w, r, err, nil)
@@ -196,10 +202,10 @@ func (p *Provider) kioskGrant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := p.now()
-	scopes := without(scopesOf(r.PostForm.Get("scope")), oidc.ScopeOfflineAccess)
+	scopes := without(clientScopes(c, strings.Fields(r.PostForm.Get("scope"))), oidc.ScopeOfflineAccess)
 	req := &sessionRequest{Token: store.Token{FamilyID: randomToken(16), UserID: acct.ID, Subject: p.sec.subject(c, acct.ID),
 		ClientID: c.ID, Scopes: scopes, AMR: []string{"sc", "hwk"}, ACR: ACRIDCard, AuthTime: now,
-		DeviceID: claims.Issuer}, short: true}
+		DeviceID: claims.Issuer, Audience: resources}, short: true}
 	resp, err := p.issue(ctx, req, c)
 	if err != nil {
 		op.RequestError(w, r, err, nil)

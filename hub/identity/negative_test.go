@@ -16,6 +16,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 
+	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/identity/identitytest"
 )
 
@@ -68,7 +69,7 @@ func userinfo(e *identitytest.Env, at string) int {
 func codeFor(t *testing.T, e *identitytest.Env, verifier string) string {
 	t.Helper()
 	u := authURL(e, "rp", e.Callback, url.Values{"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)},
-		"code_challenge_method": {"S256"}})
+		"code_challenge_method": {"S256"}, identity.ParamResource: {e.P.FleetAPI()}})
 	cb, err := e.NewBrowser().Login(u, identitytest.AdminUser, identitytest.AdminPassword)
 	if err != nil {
 		t.Fatal(err)

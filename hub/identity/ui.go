@@ -32,6 +32,7 @@ var texts = map[string]map[string]string{
 		"err_login": "用户名或密码错误，或尝试次数过多，请稍后再试。", "err_request": "登录请求无效或已过期，请返回重新开始。",
 		"err_csrf": "页面已过期，请重试。", "consent_asks": "请求访问您的以下信息：", "approve": "同意", "deny": "拒绝",
 		"scope_openid": "您的身份标识", "scope_profile": "您的姓名", "scope_offline_access": "在您离开后保持登录",
+		"scope_fleet_api": "以您的身份管理自助终端设备",
 		"device_asks": "以下应用请求登录您的账号：", "at_kiosk": "自助终端：", "at_site": "地点：",
 		"phishing_kiosk": "请确认您本人正站在上述地点的这台自助终端前。如果不是，请点击“拒绝”。",
 		"phishing":       "只有在您本人刚刚在自己的设备上发起此登录时才能同意。如有疑问，请点击“拒绝”。",
@@ -47,6 +48,7 @@ var texts = map[string]map[string]string{
 		"err_request": "This login request is invalid or has expired. Please start again.",
 		"err_csrf":    "This page has expired. Please try again.", "consent_asks": "asks to access:", "approve": "Approve", "deny": "Deny",
 		"scope_openid": "your identifier", "scope_profile": "your name", "scope_offline_access": "staying logged in when you are away",
+		"scope_fleet_api": "managing the kiosk fleet as you",
 		"device_asks": "This application asks to log in to your account:", "at_kiosk": "Kiosk:", "at_site": "Location:",
 		"phishing_kiosk": "Approve only if you are standing at this kiosk at this place now. Otherwise press Deny.",
 		"phishing":       "Approve only if you have just started this login on your own device. If in doubt, press Deny.",
@@ -278,6 +280,9 @@ func (p *Provider) continueAuth(w http.ResponseWriter, r *http.Request, a store.
 	}
 	v := p.view(r, "title_consent")
 	v.ID, v.Client, v.Scopes, v.CSRF = a.ID, c.Name, a.Scopes, p.csrf("consent", sessionKey(s), a.ID)
+	if len(a.Resources) > 0 { // the fleet API, the only resource there is
+		v.Scopes = append(slices.Clip(v.Scopes), "fleet_api")
+	}
 	p.render(w, "consent", http.StatusOK, v)
 }
 

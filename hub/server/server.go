@@ -383,11 +383,11 @@ func loadOrCreateToken(path string) (string, bool, error) {
 	return t, true, nil
 }
 
-// oidcAuth lets the HTTP API accept the identity provider's access tokens.
+// oidcAuth lets the HTTP API accept the identity provider's access tokens issued for it.
 type oidcAuth struct{ p *identity.Provider }
 
 func (o oidcAuth) Authenticate(r *http.Request) (httpapi.Principal, error) {
-	pr, err := o.p.Authenticate(r)
+	pr, err := o.p.AuthenticateFor(r, o.p.FleetAPI())
 	if err != nil {
 		return httpapi.Principal{}, err
 	}

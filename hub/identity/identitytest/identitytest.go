@@ -105,8 +105,9 @@ func (s *SyncBuffer) String() string {
 var FastArgon2 = &argon2id.Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 
 // New starts a provider on a fresh store in t.TempDir, bootstraps it, and registers the test
-// clients "rp" (confidential web, code+refresh), "spa" (public native, code+refresh) and
-// "third" (confidential, pairwise, consent asked). mod may adjust the configuration.
+// clients "rp" (confidential web, code+refresh, may ask for the fleet API as the console does),
+// "spa" (public native, code+refresh) and "third" (confidential, pairwise, consent asked). mod
+// may adjust the configuration.
 func New(t testing.TB, mod ...func(*identity.Config)) *Env {
 	t.Helper()
 	ctx := context.Background()
@@ -141,15 +142,17 @@ func New(t testing.TB, mod ...func(*identity.Config)) *Env {
 	e.Secrets = boot.ClientSecrets
 	e.Callback = "http://127.0.0.1:1/callback"
 	grants := []string{"authorization_code", "refresh_token"}
+	all := []string{"openid", "profile", "offline_access"}
 	for _, c := range []store.Client{
 		{ID: "rp", Name: "Test RP", AppType: "web", FirstParty: true, RedirectURIs: []string{e.Callback},
-			PostLogoutURIs: []string{e.Callback + "/out"}, GrantTypes: grants, SecretHash: hash("rp-secret")},
+			PostLogoutURIs: []string{e.Callback + "/out"}, GrantTypes: grants, SecretHash: hash("rp-secret"), Scopes: all,
+			Resources: []string{e.P.FleetAPI()}},
 		{ID: "spa", Name: "Test public app", AppType: "native", FirstParty: true,
-			RedirectURIs: []string{"cn.test.app:/cb"}, GrantTypes: grants},
+			RedirectURIs: []string{"cn.test.app:/cb"}, GrantTypes: grants, Scopes: all},
 		{ID: "third", Name: "某部门应用 Department app", AppType: "web", RedirectURIs: []string{e.Callback},
-			GrantTypes: grants, SecretHash: hash("third-secret"), Pairwise: true},
+			GrantTypes: grants, SecretHash: hash("third-secret"), Pairwise: true, Scopes: all},
 		{ID: "third2", Name: "Another department", AppType: "web", RedirectURIs: []string{e.Callback},
-			GrantTypes: grants, SecretHash: hash("third2-secret"), Pairwise: true},
+			GrantTypes: grants, SecretHash: hash("third2-secret"), Pairwise: true, Scopes: all},
 	} {
 		if err := st.PutClient(ctx, c); err != nil {
 			t.Fatal(err)
