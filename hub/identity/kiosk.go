@@ -28,10 +28,43 @@ func invalidAssertion(format string, args ...any) error {
 	return oidc.ErrInvalidGrant().WithDescription("assertion: "+format, args...)
 }
 
+// openAssertion returns the signed assertion inside one encrypted to this hub (wire.SealAssertion),
+// and whether it was; a signed assertion is returned as it is.
+func (p *Provider) openAssertion(ctx context.Context, assertion string) (string, bool, error) {
+	if strings.Count(assertion, ".") != 4 { // a compact JWE has five parts, a JWS three
+		return assertion, false, nil
+	}
+	jwe, err := jose.ParseEncryptedCompact(assertion, []jose.KeyAlgorithm{wire.AssertionKeyAlg},
+		[]jose.ContentEncryption{wire.AssertionEnc})
+	if err != nil {
+		return "", true, invalidAssertion("not a JWE with %s and %s", wire.AssertionKeyAlg, wire.AssertionEnc)
+	}
+	if cty, _ := jwe.Header.ExtraHeaders[jose.HeaderContentType].(string); cty != "JWT" {
+		return "", true, invalidAssertion("encrypted content must be a signed JWT (cty JWT)")
+	}
+	key, err := p.decryptionKey(ctx, jwe.Header.KeyID)
+	if errors.Is(err, errNoKey) {
+		return "", true, invalidAssertion("encrypted to key %q, which is not this hub's: fetch the current one from jwks_uri", jwe.Header.KeyID)
+	}
+	if err != nil {
+		return "", true, oidc.ErrServerError().WithParent(err)
+	}
+	plain, err := jwe.Decrypt(key)
+	if err != nil {
+		return "", true, invalidAssertion("does not decrypt with this hub's key %q: tampered with, or encrypted to another key", jwe.Header.KeyID)
+	}
+	defer clear(plain)
+	return string(plain), true, nil
+}
+
 // verifyKioskAssertion checks an assertion (wire.KioskClaims, signed by the kiosk's enrolled device
-// key: ES256, EdDSA or RS256) against the enrolled, unrevoked kiosk named by its
-// issuer, and burns its jti.
+// key: ES256, EdDSA or RS256; encrypted to the hub when it carries a card) against the enrolled,
+// unrevoked kiosk named by its issuer, and burns its jti.
 func (p *Provider) verifyKioskAssertion(ctx context.Context, assertion string) (*wire.KioskClaims, error) {
+	assertion, encrypted, err := p.openAssertion(ctx, assertion)
+	if err != nil {
+		return nil, err
+	}
 	jws, err := jose.ParseSigned(assertion, assertionAlgs)
 	if err != nil {
 		return nil, invalidAssertion("not a signed JWT (ES256, EdDSA or RS256)")
@@ -51,6 +84,10 @@ func (p *Provider) verifyKioskAssertion(ctx context.Context, assertion string) (
 			c.Card.Wipe()
 		}
 	}()
+	if c.Card != nil && !encrypted {
+		return nil, invalidAssertion("id_card must travel encrypted to the hub's key (JWE %s + %s, the JWKS key with use enc)",
+			wire.AssertionKeyAlg, wire.AssertionEnc)
+	}
 	if c.Issuer == "" || c.Subject != c.Issuer {
 		return nil, invalidAssertion("iss and sub must both be the kiosk's device ID")
 	}

@@ -289,6 +289,7 @@ func (b *Browser) Login(authorizeURL, user, password string) (*url.URL, error) {
 type Kiosk struct {
 	ID  string
 	Key crypto.Signer
+	env *Env
 }
 
 // EnrollKiosk creates a site and enrolls a kiosk as the agent does (agent/enroll): a fresh
@@ -330,15 +331,39 @@ func (e *Env) EnrollKiosk(t testing.TB, id string) *Kiosk {
 		CertExpiry: issued.NotAfter, CertPEM: issued.CertPEM}, now); err != nil {
 		t.Fatal(err)
 	}
-	return &Kiosk{ID: id, Key: key}
+	return &Kiosk{ID: id, Key: key, env: e}
 }
 
-// Assertion signs a kiosk assertion (wire.KioskClaims) valid for ttl from iat.
+// Assertion signs a kiosk assertion (wire.KioskClaims) valid for ttl from iat and, if it
+// carries a card, encrypts it to the provider's current key, as the agent does.
 func (k *Kiosk) Assertion(aud string, card *wire.IDCard, iat time.Time, ttl time.Duration) string {
-	return SignAssertion(k.Key, k.ID, aud, card, iat, ttl)
+	a := SignAssertion(k.Key, k.ID, aud, card, iat, ttl)
+	if card != nil {
+		a = k.env.Seal(a)
+	}
+	return a
 }
 
-// SignAssertion signs kiosk claims for device id with key (ES256).
+// Seal encrypts a signed assertion to the encryption key the provider publishes now.
+func (e *Env) Seal(signed string) string {
+	resp, err := http.Get(e.Issuer + "/oidc/keys")
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	jwks, _ := io.ReadAll(resp.Body)
+	key, err := wire.EncryptionKey(jwks)
+	if err != nil {
+		panic(err)
+	}
+	sealed, err := wire.SealAssertion(signed, key)
+	if err != nil {
+		panic(err)
+	}
+	return sealed
+}
+
+// SignAssertion signs kiosk claims for device id with key (ES256); it does not encrypt them.
 func SignAssertion(key crypto.Signer, id, aud string, card *wire.IDCard, iat time.Time, ttl time.Duration) string {
 	payload := wire.Encode(wire.KioskClaims{Issuer: id, Subject: id, Audience: wire.Audience{aud},
 		IssuedAt: wire.NewNumericDate(iat), Expiry: wire.NewNumericDate(iat.Add(ttl)),
