@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/strictjson"
 )
 
 // accessToken returns the live access token of the request's Authorization header.
@@ -186,9 +188,7 @@ func (p *Provider) serveClients(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, out)
 	case http.MethodPost:
 		var reg api.ClientRegistration
-		dec := json.NewDecoder(io.LimitReader(r.Body, maxForm))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&reg); err != nil {
+		if err := decodeStrict(r, &reg); err != nil {
 			apiError(w, http.StatusBadRequest, "bad_request", "malformed client: "+err.Error())
 			return
 		}
@@ -301,8 +301,20 @@ func (p *Provider) validClient(reg api.ClientRegistration) (store.Client, error)
 	return c, nil
 }
 
+// decodeStrict reads a JSON body of at most maxForm bytes: strict JSON (strictjson: UTF-8, no
+// duplicate keys), one object without unknown fields.
 func decodeStrict(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxForm))
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxForm+1))
+	if err != nil {
+		return err
+	}
+	if len(body) > maxForm {
+		return fmt.Errorf("body over %d bytes", maxForm)
+	}
+	if err := strictjson.Check(body); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
 }

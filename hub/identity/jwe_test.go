@@ -5,14 +5,18 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
 
+	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/identity/identitytest"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
@@ -121,5 +125,46 @@ func TestEncryptedAssertion(t *testing.T) {
 	e.Clock.Advance(3 * time.Hour) // past the retired key's window
 	if st, m, _ := cardLogin(e, late); st != 400 || !strings.Contains(m["error_description"].(string), "not this hub's") {
 		t.Errorf("assertion sealed to a long retired key: %d %v", st, m)
+	}
+}
+
+// TestStrictJSON: every JSON the provider reads refuses invalid UTF-8 and duplicate keys (attack
+// 5): the admin API's bodies and a kiosk assertion's claims.
+func TestStrictJSON(t *testing.T) {
+	e := identitytest.New(t)
+	v := oauth2.GenerateVerifier()
+	cb := loginCode(t, e, "rp", "openid", v, url.Values{identity.ParamResource: {e.P.FleetAPI()}})
+	_, tok := codeToken(t, e, "rp", "rp-secret", cb.Query().Get("code"), v, nil)
+	at := tok["access_token"].(string)
+	for _, c := range []struct{ path, body, want string }{
+		{"/oidc/admin/clients", "{\"id\":\"d1\",\"name\":\"\xe7\xa8\",\"grantTypes\":[\"authorization_code\"]}", "invalid UTF-8"},
+		{"/oidc/admin/clients", `{"id":"d1","grantTypes":["authorization_code"],"id":"d2"}`, "duplicate key"},
+		{"/oidc/admin/staff", `{"username":"li","password":"a good password","roles":["fieldops"],"Roles":["admin"]}`, "differ only in case"},
+		{"/oidc/admin/staff", `{"username":"li\ud800","password":"a good password","roles":[]}`, "lone surrogate"},
+	} {
+		st, m := apiCall(t, e, "POST", c.path, at, c.body)
+		if st != 400 || !strings.Contains(m["error"].(map[string]any)["message"].(string), c.want) {
+			t.Errorf("%s %.60q: %d %v, want 400 saying %q", c.path, c.body, st, m, c.want)
+		}
+	}
+
+	k := e.EnrollKiosk(t, "kiosk-strict")
+	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k.Key}, (&jose.SignerOptions{}).WithType("JWT"))
+	now := time.Now().Unix()
+	for name, claims := range map[string]string{
+		"duplicate iss":  fmt.Sprintf(`{"iss":"kiosk-strict","sub":"kiosk-strict","aud":%q,"iat":%d,"exp":%d,"jti":"j1","iss":"kiosk-strict","id_card":{"number":%q,"name":"张三"}}`, e.Issuer, now, now+60, canary),
+		"two card names": fmt.Sprintf(`{"iss":"kiosk-strict","sub":"kiosk-strict","aud":%q,"iat":%d,"exp":%d,"jti":"j2","id_card":{"number":%q,"name":"张三","Name":"李四"}}`, e.Issuer, now, now+60, canary),
+		"invalid UTF-8":  fmt.Sprintf("{\"iss\":\"kiosk-strict\",\"sub\":\"kiosk-strict\",\"aud\":%q,\"iat\":%d,\"exp\":%d,\"jti\":\"j3\",\"id_card\":{\"number\":%q,\"name\":\"\xe5\xbc\"}}", e.Issuer, now, now+60, canary),
+	} {
+		jws, err := signer.Sign([]byte(claims))
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed, _ := jws.CompactSerialize()
+		st, m, err := cardLogin(e, e.Seal(signed))
+		desc, _ := m["error_description"].(string)
+		if err != nil || st != 400 || !strings.HasPrefix(desc, "assertion: claims are not strict JSON") || strings.Contains(desc, canary) {
+			t.Errorf("%s: %d %v %v", name, st, m, err)
+		}
 	}
 }

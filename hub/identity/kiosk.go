@@ -17,6 +17,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/strictjson"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -75,6 +76,12 @@ func (p *Provider) verifyKioskAssertion(ctx context.Context, assertion string) (
 	raw := jws.UnsafePayloadWithoutVerification()
 	defer clear(raw)
 	var c wire.KioskClaims
+	if err := strictjson.Check(raw); err != nil {
+		// Only the kind of fault: the claims may hold a card, and this description is logged.
+		var se *strictjson.Error
+		errors.As(err, &se)
+		return nil, invalidAssertion("claims are not strict JSON: %v", se.Kind)
+	}
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return nil, invalidAssertion("claims are not valid JSON")
 	}
