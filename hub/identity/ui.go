@@ -122,11 +122,7 @@ func (p *Provider) render(w http.ResponseWriter, page string, status int, v *vie
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8") // security headers: pageHeaders
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
 }

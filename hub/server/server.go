@@ -30,6 +30,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
+	"github.com/kioskfleet/kioskfleet/hub/ratelimit"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite" // the embedded backend, sqlite:PATH
 )
@@ -52,6 +53,9 @@ type Config struct {
 	Ingest ingest.Config
 	// RecheckInterval is how often live sessions are re-authorised (revocation); default 30 s.
 	RecheckInterval time.Duration
+	// TrustedProxies are the reverse proxies (addresses or CIDR prefixes) whose X-Forwarded-For
+	// names the client address for the per-address limits; none: the connection's address.
+	TrustedProxies []string
 }
 
 // Validate reports every problem with cfg at once.
@@ -79,6 +83,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.AdvertiseMQTT); err != nil {
 			errs = append(errs, fmt.Errorf("advertise mqtt: %q: %w", c.AdvertiseMQTT, err))
 		}
+	}
+	if _, bad := ratelimit.ParsePrefixes(c.TrustedProxies); len(bad) > 0 {
+		errs = append(errs, fmt.Errorf("trusted proxies: %q: want addresses or CIDR prefixes", bad))
 	}
 	return errors.Join(errs...)
 }
@@ -208,10 +215,14 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	}
 	h.closer = append(h.closer, h.ln.Close)
 	public := strings.TrimRight(cmp.Or(cfg.PublicURL, "http://"+h.ln.Addr().String()), "/")
-	h.idp, err = identity.New(ctx, identity.Config{Issuer: public, Secret: secret, Insecure: strings.HasPrefix(public, "http://")},
-		st, st, log.With("component", "identity"))
+	proxies, _ := ratelimit.ParsePrefixes(cfg.TrustedProxies)
+	h.idp, err = identity.New(ctx, identity.Config{Issuer: public, Secret: secret, Insecure: strings.HasPrefix(public, "http://"),
+		TrustedProxies: proxies}, st, st, log.With("component", "identity"))
 	if err != nil {
 		return nil, fmt.Errorf("hub: identity: %w", err)
+	}
+	if err := reg.Register(h.idp.Collector()); err != nil {
+		return nil, fmt.Errorf("hub: metrics: %w", err)
 	}
 	boot, err := h.idp.Bootstrap(ctx, identity.BootstrapConfig{BaseURL: public})
 	if err != nil {

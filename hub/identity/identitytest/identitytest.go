@@ -35,6 +35,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/ca"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
+	"github.com/kioskfleet/kioskfleet/hub/ratelimit"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
@@ -122,8 +123,11 @@ func New(t testing.TB, mod ...func(*identity.Config)) *Env {
 	e.Srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*e.h.Load()).ServeHTTP(w, r) }))
 	t.Cleanup(func() { e.Srv.Close(); e.Store.Close() })
 	e.Issuer = e.Srv.URL
+	// Every test client comes from 127.0.0.1: the per-address limits are off unless a test sets them.
 	cfg := identity.Config{Issuer: e.Issuer, Secret: bytes.Repeat([]byte{7}, 32), Insecure: true,
-		Now: e.Clock.Now, Argon2: FastArgon2, FailureFloor: 20 * time.Millisecond}
+		Now: e.Clock.Now, Argon2: FastArgon2, FailureFloor: 20 * time.Millisecond,
+		LoginRate: ratelimit.Unlimited, TokenRate: ratelimit.Unlimited, DeviceAuthRate: ratelimit.Unlimited,
+		UserCodeRate: ratelimit.Unlimited}
 	for _, m := range mod {
 		m(&cfg)
 	}
