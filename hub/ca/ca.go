@@ -123,7 +123,7 @@ func LoadOrCreate(dir string) (*CA, error) {
 	}
 	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := atomicfile.MkdirPrivate(dir); err != nil {
 		return nil, fmt.Errorf("ca: %w", err)
 	}
 	// The certificate is written last: a crash in between leaves ErrIncomplete, never a
@@ -131,7 +131,7 @@ func LoadOrCreate(dir string) (*CA, error) {
 	if err := atomicfile.WriteFile(keyPath, keyPEM, 0o600); err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(certPath, certPEM, 0o644); err != nil {
+	if err := atomicfile.WriteFile(certPath, certPEM, 0o600); err != nil { // the CA folder is the hub's alone
 		return nil, err
 	}
 	return parse(keyPEM, certPEM)

@@ -17,9 +17,12 @@ import (
 )
 
 // serve assembles and serves a hub in a temporary folder until the test ends.
-func serve(t *testing.T) Info {
+func serve(t *testing.T) Info { return serveIn(t, t.TempDir()) }
+
+// serveIn assembles and serves a hub with its data in dir until the test ends.
+func serveIn(t *testing.T, dir string) Info {
 	t.Helper()
-	h, err := Assemble(t.Context(), Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0"})
+	h, err := Assemble(t.Context(), Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/ratelimit"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite" // the embedded backend, sqlite:PATH
+	"github.com/kioskfleet/kioskfleet/pkg/atomicfile"
 )
 
 // Config configures a hub.
@@ -144,7 +145,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if cfg.Store == "" {
 		cfg.Store = "sqlite:" + filepath.Join(cfg.DataDir, "hub.db")
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := atomicfile.MkdirPrivate(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("hub: data dir: %w", err)
 	}
 	token, first, err := loadOrCreateToken(filepath.Join(cfg.DataDir, tokenFile))
