@@ -33,9 +33,13 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "ca" {
+		return runCA(args[1:], os.Stdout, os.Stderr)
+	}
 	fs := flag.NewFlagSet("fleet-hub", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: fleet-hub [flags]
+       fleet-hub ca COMMAND [flags]   the device CA's offline root (fleet-hub ca --help)
 
 Runs the kioskfleet hub on one machine: an embedded MQTT broker (TLS, one client certificate per
 kiosk, issued by the hub's own CA), the store (SQLite by default) and the HTTP API (/api/v1,
