@@ -1,5 +1,6 @@
-# kioskfleet — see README.md. `make run` starts the whole system; `make test` installs the test
-# peers (Debian packages) and runs every test with -race.
+# kioskfleet — see README.md. `make run` installs what the build and the simulated kiosk need
+# (Debian packages), builds and starts the whole system; `make test` installs the test peers and
+# runs every test with -race.
 GO      ?= go
 BIN     := bin
 GOFLAGS ?=
@@ -7,7 +8,7 @@ export CGO_ENABLED := 1
 
 CMDS := fleet-hub=./hub/cmd/fleet-hub kiosk-agent=./agent/cmd/kiosk-agent fleetctl=./console/cmd/fleetctl devsim=./drivers/cmd/devsim fleetsim=./agent/cmd/fleetsim fleet-console=./console/cmd/fleet-console
 
-.PHONY: all build run test test-deps bench soak fuzz vet clean
+.PHONY: all build run run-deps test test-deps bench soak fuzz vet clean
 
 all: build
 
@@ -16,11 +17,14 @@ build:
 	@for c in $(CMDS); do n=$${c%%=*}; p=$${c#*=}; \
 	  if [ -d $$p ]; then $(GO) build $(GOFLAGS) -o $(BIN)/$$n $$p || exit 1; fi; done
 
-run: build
+run: run-deps build
 	./scripts/run.sh
 
+run-deps:
+	./.ci/install-peers run
+
 test-deps:
-	./.ci/install-peers
+	./.ci/install-peers test
 
 test: test-deps
 	$(GO) vet ./...

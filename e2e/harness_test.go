@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../hub/cmd/fleet-hub", "../agent/cmd/kiosk-agent", "../drivers/cmd/devsim", "../console/cmd/fleetctl")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../hub/cmd/fleet-hub", "../agent/cmd/kiosk-agent", "../drivers/cmd/devsim", "../console/cmd/fleetctl", "../console/cmd/fleet-console")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: build:", err)

@@ -1,69 +1,149 @@
 #!/usr/bin/env bash
-# make run: start a hub (embedded broker + SQLite) and one kiosk agent with simulated peripherals on
-# loopback, enrolling the agent on first run. Data lives in ./var and is kept between runs.
-# Ctrl-C stops everything.
+# make run: start a hub (embedded broker + SQLite + OpenID Provider), the fleet console, a simulated
+# kiosk's peripherals (devsim) and one kiosk agent on loopback, enrolling the agent on first run.
+# Data lives in ./var and is kept between runs. Ctrl-C stops everything.
+#
+# Every path handed to a child is absolute (devsim's daemons change their working folder). If any
+# child exits, this says which, shows the end of its log, stops the rest and exits 1.
+#
+# Environment: KF_VAR (data folder, default ./var of the checkout; a relative one is taken from
+# where you are), KF_HTTP_ADDR (hub HTTP, default 127.0.0.1:8080), KF_MQTT_ADDR (hub MQTT/TLS,
+# 127.0.0.1:8883), KF_CONSOLE_ADDR (fleet console, 127.0.0.1:8081), KF_LOCAL_API_ADDR (the kiosk's
+# local device API, 127.0.0.1:8090).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-BIN=./bin
-VAR=${KF_VAR:-var}
+if ((BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] < 501)); then
+  echo "run: needs bash 5.1 or later (Debian 12 has 5.2), not $BASH_VERSION" >&2
+  exit 1
+fi
+ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
+VAR=$(realpath -m -- "${KF_VAR:-$ROOT/var}")
+cd "$ROOT"
+BIN=$ROOT/bin
+LOGS=$VAR/logs
 HTTP=${KF_HTTP_ADDR:-127.0.0.1:8080}
 MQTT=${KF_MQTT_ADDR:-127.0.0.1:8883}
+CONSOLE=${KF_CONSOLE_ADDR:-127.0.0.1:8081}
+LOCALAPI=${KF_LOCAL_API_ADDR:-127.0.0.1:8090}
 HUB=http://$HTTP
-mkdir -p "$VAR/logs"
+TOKEN_FILE=$VAR/hub/bootstrap-token
+mkdir -p "$LOGS"
 
-pids=()
-cleanup() {
+# The children, in start order: pids[i] is names[i], writing to $LOGS/NAME.out and NAME.log.
+pids=() names=()
+spawn() { # spawn NAME COMMAND...
+  local name=$1
+  shift
+  "$@" >"$LOGS/$name.out" 2>"$LOGS/$name.log" &
+  pids+=($!) names+=("$name")
+}
+
+# stop CODE: stop the children (SIGTERM, SIGKILL after 5 s) and exit with CODE, or 1 if one had
+# to be killed.
+stop() {
+  local code=$1 i left
   trap - INT TERM EXIT
-  echo; echo "stopping..."
-  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
+  for _ in $(seq 50); do
+    left=0
+    for i in "${!pids[@]}"; do kill -0 "${pids[$i]}" 2>/dev/null && left=1; done
+    ((left)) || break
+    sleep 0.1
+  done
+  for i in "${!pids[@]}"; do
+    if kill -KILL "${pids[$i]}" 2>/dev/null; then
+      echo "run: ${names[$i]} did not stop within 5 s of SIGTERM; killed it (log: $LOGS/${names[$i]}.log)" >&2
+      code=1
+    fi
+  done
   wait 2>/dev/null || true
   echo "stopped. Data kept in $VAR/ (delete it to start afresh)."
+  exit "$code"
 }
-trap cleanup INT TERM EXIT
+trap 'echo; echo "stopping..."; stop 0' INT TERM
+trap 'stop $?' EXIT # a failed step (set -e) stops the children too
 
-"$BIN/fleet-hub" --data "$VAR/hub" --http-addr "$HTTP" --mqtt-addr "$MQTT" >"$VAR/logs/hub.out" 2>"$VAR/logs/hub.log" &
-pids+=($!)
-for _ in $(seq 1 100); do
-  [ -f "$VAR/hub/bootstrap-token" ] && "$BIN/fleetctl" --hub "$HUB" --token-file "$VAR/hub/bootstrap-token" health >/dev/null 2>&1 && break
-  kill -0 "${pids[0]}" 2>/dev/null || { cat "$VAR/logs/hub.log" >&2; exit 1; }
-  sleep 0.1
-done
-TOKEN=$(cat "$VAR/hub/bootstrap-token")
-export KF_HUB=$HUB KF_TOKEN=$TOKEN
-CONSOLE=${KF_CONSOLE_ADDR:-127.0.0.1:8081}
-"$BIN/fleet-console" --hub "$HUB" --token-file "$VAR/hub/bootstrap-token" --addr "$CONSOLE" 2>"$VAR/logs/console.log" &
-pids+=($!)
+# show_log NAME: the end of a child's log, indented.
+show_log() { tail -n 20 "$LOGS/$1.log" | sed 's/^/  | /' >&2; }
+
+# died PID STATUS: a child ended on its own; say which and why, stop the rest, exit 1.
+died() {
+  local i name=?
+  for i in "${!pids[@]}"; do [ "${pids[$i]}" = "$1" ] && name=${names[$i]}; done
+  echo >&2
+  echo "run: $name exited (status $2) while it should be running; the end of $LOGS/$name.log:" >&2
+  show_log "$name"
+  echo "run: stopping the rest." >&2
+  stop 1
+}
+
+# alive: every child still runs (else died).
+alive() {
+  local i st
+  for i in "${!pids[@]}"; do
+    if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+      st=0
+      wait "${pids[$i]}" || st=$?
+      died "${pids[$i]}" "$st"
+    fi
+  done
+}
+
+# await SECONDS WHAT NAME TEST...: poll TEST until it succeeds while every child runs, or show the
+# end of child NAME's log and fail.
+await() {
+  local secs=$1 what=$2 name=$3 i
+  shift 3
+  for ((i = 0; i < secs * 10; i++)); do
+    "$@" && return 0
+    alive
+    sleep 0.1
+  done
+  echo "run: $what not within $secs s; the end of $LOGS/$name.log:" >&2
+  show_log "$name"
+  return 1
+}
+listening() { (: <"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
+fleetctl() { "$BIN/fleetctl" --hub "$HUB" --token-file "$TOKEN_FILE" "$@"; }
+hub_healthy() { [ -f "$TOKEN_FILE" ] && fleetctl health >/dev/null 2>&1; }
+
+spawn hub "$BIN/fleet-hub" --data "$VAR/hub" --http-addr "$HTTP" --mqtt-addr "$MQTT"
+await 30 "hub healthy at $HUB" hub hub_healthy
+spawn console "$BIN/fleet-console" --hub "$HUB" --token-file "$TOKEN_FILE" --addr "$CONSOLE"
+await 10 "console listening on $CONSOLE" console listening "$CONSOLE"
 
 if [ ! -f "$VAR/agent/identity.json" ]; then
-  "$BIN/fleetctl" sites create --id demo-hall --name "Demo service hall" --region 440305 --address "1 Demo Road" >/dev/null 2>&1 || true
-  ET=$("$BIN/fleetctl" tokens create --site demo-hall --ttl 10m -o json | sed -n 's/.*"token": *"\([^"]*\)".*/\1/p')
-  "$BIN/kiosk-agent" enroll --data "$VAR/agent" --hub "$HUB" --token "$ET" --model "demo-kiosk"
+  fleetctl sites create --id demo-hall --name "Demo service hall" --region 440305 --address "1 Demo Road" >/dev/null 2>&1 || true
+  ET=$(fleetctl tokens create --site demo-hall --ttl 10m -o json | sed -n 's/.*"token": *"\([^"]*\)".*/\1/p')
+  "$BIN/kiosk-agent" enroll --data "$VAR/agent" --hub "$HUB" --token "$ET" --model "demo-kiosk" >/dev/null
 fi
-
-AGENT_ARGS=(run --data "$VAR/agent")
-if [ -x "$BIN/devsim" ]; then
-  "$BIN/devsim" kiosk --dir "$VAR/devsim" >"$VAR/logs/devsim.out" 2>"$VAR/logs/devsim.log" &
-  pids+=($!)
-  for _ in $(seq 1 50); do [ -f "$VAR/devsim/devices.yaml" ] && break; sleep 0.1; done
-  [ -f "$VAR/devsim/devices.yaml" ] && AGENT_ARGS+=(--devices "$VAR/devsim/devices.yaml")
-fi
-"$BIN/kiosk-agent" "${AGENT_ARGS[@]}" 2>"$VAR/logs/agent.log" &
-pids+=($!)
-
 DEV=$(sed -n 's/.*"deviceId": *"\([^"]*\)".*/\1/p' "$VAR/agent/identity.json")
+
+rm -f "$VAR/devsim/devices.yaml" # left by a devsim that was killed: it appears when devsim is ready
+spawn devsim "$BIN/devsim" kiosk --dir "$VAR/devsim"
+await 30 "devsim's simulated peripherals ready" devsim test -f "$VAR/devsim/devices.yaml"
+# --rescan 0: the simulated kiosk's devices are devsim's; never probe this machine's real serial
+# and USB devices (a CH340 adapter would be taken for an ID-card reader).
+spawn agent "$BIN/kiosk-agent" run --data "$VAR/agent" --mqtt "$MQTT" --devices "$VAR/devsim/devices.yaml" \
+  --profiles "$ROOT/firmware-profiles" --rescan 0 --local-api "$LOCALAPI"
+online() { fleetctl devices show "$DEV" -o json 2>/dev/null | grep -q '"online": *true'; }
+await 30 "kiosk $DEV online" agent online
+PERIPHERALS=$(awk '$1 != "config" && $1 != "control" { printf "%s ", $1 }' "$LOGS/devsim.out")
+
 cat <<MSG
 
 kioskfleet is running.
   fleet console  http://$CONSOLE   (open it in a browser; works on a phone too)
   hub HTTP API   $HUB/api/v1      (metrics: $HUB/metrics)
   hub MQTT/TLS   $MQTT
-  admin token    $TOKEN
+  admin token    $(cat "$TOKEN_FILE")
   staff login    user admin, password in $VAR/hub/initial-credentials (written at first start)
   kiosk agent    $DEV  (data: $VAR/agent)
-  logs           $VAR/logs/
+  local API      ws://$LOCALAPI/xfs4iot/v1.0/kiosk   (the kiosk's device API, loopback only: docs/localapi.md)
+  peripherals    ${PERIPHERALS}(simulated by devsim: ./bin/devsim ctl --dir $VAR/devsim devices)
+  logs           $LOGS/
 
 Try, in another terminal:
-  export KF_HUB=$HUB KF_TOKEN=$TOKEN
+  export KF_HUB=$HUB KF_TOKEN_FILE=$TOKEN_FILE
   ./bin/fleetctl devices list
   ./bin/fleetctl devices show $DEV
   ./bin/fleetctl commands send $DEV ping --wait 30s
@@ -72,4 +152,9 @@ Try, in another terminal:
 
 Ctrl-C stops everything.
 MSG
-wait -n "${pids[@]}" || true
+
+# Sleep until a child ends (Ctrl-C runs the INT trap instead).
+alive
+st=0
+wait -n -p gone "${pids[@]}" || st=$?
+died "$gone" "$st"

@@ -10,6 +10,8 @@ import (
 	"github.com/kioskfleet/kioskfleet/pkg/atomicfile"
 	"log/slog"
 	"math"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -20,6 +22,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/agent/hoststat"
 	"github.com/kioskfleet/kioskfleet/agent/inbox"
 	"github.com/kioskfleet/kioskfleet/agent/link"
+	"github.com/kioskfleet/kioskfleet/agent/localapi"
 	"github.com/kioskfleet/kioskfleet/agent/outbox"
 	"github.com/kioskfleet/kioskfleet/drivers/transport"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
@@ -51,6 +54,9 @@ type Config struct {
 	Rescan time.Duration
 	// Commands adds command handlers to those of api.CommandSpecs.
 	Commands map[string]Handler
+	// LocalAPI is the loopback host:port of the local device API (agent/localapi) for the kiosk
+	// shell and kiosk apps; "" or "0": off. It needs DevicesFile.
+	LocalAPI string
 }
 
 // Handler executes a command. Its output must be JSON (or nil).
@@ -69,6 +75,9 @@ type Agent struct {
 	handlers map[string]Handler
 	devs     *devices.Manager // nil without DevicesFile
 	usb      *transport.GoUSB // libusb, when a device or discovery needs it
+	local    *http.Server     // the local device API's; nil when off
+	localLn  net.Listener
+	localAPI *localapi.Server
 
 	mu       sync.Mutex
 	settings Settings
@@ -110,6 +119,10 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 		a.ob.Close()
 		return nil, err
 	}
+	if err := a.openLocalAPI(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	for k, h := range cfg.Commands {
 		a.handlers[k] = h
 	}
@@ -136,10 +149,13 @@ func (a *Agent) Outbox() outbox.Outbox { return a.ob }
 // Link returns the agent's link to the hub.
 func (a *Agent) Link() *link.Link { return a.link }
 
-// Close closes the outbox and libusb.
+// Close closes the outbox, libusb and the local API's listener if Run did not.
 func (a *Agent) Close() error {
 	if a.usb != nil {
 		a.usb.Close()
+	}
+	if a.localLn != nil {
+		a.localLn.Close()
 	}
 	return a.ob.Close()
 }
@@ -170,6 +186,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.devs != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = a.devs.Run(ctx) }()
+	}
+	if a.local != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.serveLocalAPI(ctx) }()
 	}
 	wg.Add(4)
 	go func() { defer wg.Done(); a.synthetic(ctx) }()

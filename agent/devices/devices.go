@@ -2,7 +2,8 @@
 // (profile.DeviceConfig) and the firmware profiles, it opens each peripheral's driver, polls its
 // status with deadlines, notices unplug and replug (reopening with backoff), and reports the
 // inventory and every status change through a Reporter as a "peripherals" record
-// (wire.Peripherals), with "alert" records for faults. It also prints test pages and reads ID cards on behalf of the agent, keeping
+// (wire.Peripherals), with "alert" records for faults. It also prints (test pages, documents,
+// receipts), reads ID cards and codes and scans documents on behalf of the agent, keeping
 // identity data out of logs and records.
 package devices
 
@@ -44,6 +45,18 @@ type Device interface {
 // TestPagePrinter is the optional capability of printers.
 type TestPagePrinter interface {
 	PrintTestPage(ctx context.Context, page TestPage) (JobOutcome, error)
+}
+
+// DocumentPrinter is the optional capability of A4 printers: print doc and follow the job to its
+// end, calling progress (when not nil) with each change of the job. A printer that refuses the job
+// because of its state gives an outcome with State refused, not an error.
+type DocumentPrinter interface {
+	PrintDocument(ctx context.Context, doc Document, progress func(JobProgress)) (JobOutcome, error)
+}
+
+// ReceiptPrinter is the optional capability of receipt printers.
+type ReceiptPrinter interface {
+	PrintReceipt(ctx context.Context, r Receipt) (JobOutcome, error)
 }
 
 // CardReader is the optional capability of ID card readers. The Identity it returns is handed to
@@ -113,6 +126,28 @@ type Status struct {
 type TestPage struct {
 	Title string   // e.g. "kioskfleet test page"
 	Lines []string // kiosk and device facts
+}
+
+// Document is a document to print.
+type Document struct {
+	Name   string // job name
+	Format string // MIME type; default application/pdf
+	Data   []byte
+}
+
+// Receipt is what a receipt shows: lines of text, then a QR code if QR is not empty, then a cut.
+type Receipt struct {
+	Lines []string
+	QR    string
+}
+
+// JobProgress is a print job's state while it is followed.
+type JobProgress struct {
+	JobID      int      `json:"jobId"`
+	State      string   `json:"state"`             // pending, processing, processing-stopped, completed, aborted, canceled
+	Pages      int      `json:"pages"`             // impressions printed so far
+	TotalPages int      `json:"totalPages"`        // 0 when the printer does not know
+	Reasons    []string `json:"reasons,omitempty"` // the printer's state reasons now (media-empty)
 }
 
 // JobOutcome is the result of a print job, as the hub's print-test-page command reports it.

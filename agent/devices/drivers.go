@@ -111,6 +111,7 @@ type escposDevice struct {
 var (
 	_ Device          = (*escposDevice)(nil)
 	_ TestPagePrinter = (*escposDevice)(nil)
+	_ ReceiptPrinter  = (*escposDevice)(nil)
 )
 
 // escpos opens an ESC/POS receipt printer on a serial port or the USB printer class.
@@ -204,14 +205,23 @@ func escposStatus(s escpos.Status) Status {
 	return st
 }
 
-// PrintTestPage prints page as text and cuts. ESC/POS has no job acknowledgement: the job counts
-// as completed when it was sent and the printer's status afterwards shows no fault.
+// PrintTestPage prints page as a receipt.
 func (d *escposDevice) PrintTestPage(ctx context.Context, page TestPage) (JobOutcome, error) {
-	job := escpos.NewJob().Line(page.Title).Line("")
-	for _, l := range page.Lines {
+	lines := append([]string{page.Title, ""}, page.Lines...)
+	return d.PrintReceipt(ctx, Receipt{Lines: append(lines, time.Now().Format(time.DateTime))})
+}
+
+// PrintReceipt prints r's lines and QR code and cuts. ESC/POS has no job acknowledgement: the job
+// counts as completed when it was sent and the printer's status afterwards shows no fault.
+func (d *escposDevice) PrintReceipt(ctx context.Context, r Receipt) (JobOutcome, error) {
+	job := escpos.NewJob()
+	for _, l := range r.Lines {
 		job.Line(l)
 	}
-	job.Line(time.Now().Format(time.DateTime)).Feed(4).Cut(false)
+	if r.QR != "" {
+		job.QR([]byte(r.QR), 6, escpos.QRLevelM)
+	}
+	job.Feed(4).Cut(false)
 	err := d.dev.Print(ctx, job)
 	var se *escpos.StatusError
 	switch {
@@ -323,6 +333,7 @@ type ippDevice struct {
 var (
 	_ Device          = (*ippDevice)(nil)
 	_ TestPagePrinter = (*ippDevice)(nil)
+	_ DocumentPrinter = (*ippDevice)(nil)
 )
 
 // ipp opens a network printer: it is "connected" while it answers Get-Printer-Attributes.
@@ -401,7 +412,23 @@ func (d *ippDevice) PrintTestPage(ctx context.Context, page TestPage) (JobOutcom
 	if err != nil {
 		return JobOutcome{State: JobAborted, Error: err.Error()}, err
 	}
-	job, err := d.c.Print(ctx, doc, ipp.JobOptions{Name: page.Title})
+	return d.PrintDocument(ctx, Document{Name: page.Title, Data: doc}, nil)
+}
+
+// PrintDocument prints doc and follows the job to its end, reporting its pages and the printer's
+// reasons (media-empty mid-job) to progress.
+func (d *ippDevice) PrintDocument(ctx context.Context, doc Document, progress func(JobProgress)) (JobOutcome, error) {
+	opt := ipp.JobOptions{Name: doc.Name, Format: doc.Format}
+	if progress != nil {
+		opt.Progress = func(j *ipp.Job) {
+			p := JobProgress{JobID: j.ID, State: j.State.String(), Pages: j.ImpressionsCompleted, TotalPages: j.Impressions}
+			for _, r := range j.PrinterReasons {
+				p.Reasons = append(p.Reasons, string(r.Reason))
+			}
+			progress(p)
+		}
+	}
+	job, err := d.c.Print(ctx, doc.Data, opt)
 	var nr *ipp.NotReadyError
 	var je *ipp.JobError
 	switch {
@@ -423,7 +450,14 @@ func (d *ippDevice) PrintTestPage(ctx context.Context, page TestPage) (JobOutcom
 		}
 		return out, nil
 	case err != nil:
-		return JobOutcome{State: JobAborted, Error: err.Error()}, err
+		out := JobOutcome{State: JobAborted, Error: err.Error()}
+		if job != nil {
+			out.JobID = job.ID
+		}
+		if ctx.Err() != nil && job != nil {
+			out.State = JobCanceled // WaitJob canceled it on the printer
+		}
+		return out, err
 	}
 	return JobOutcome{State: JobCompleted, JobID: job.ID}, nil
 }

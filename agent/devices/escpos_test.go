@@ -2,6 +2,7 @@ package devices_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -81,6 +82,16 @@ func TestESCPOSPaperOutUnplugReplug(t *testing.T) {
 	}
 	if !strings.Contains(sim.Text(), "kioskfleet test page") || strings.Contains(sim.Text(), "refused") || sim.Cuts() != 1 {
 		t.Fatalf("printer got %q, %d cuts", sim.Text(), sim.Cuts())
+	}
+	out, err = m.PrintReceipt(context.Background(), "receipt0", devices.Receipt{Lines: []string{"排队号 A017"}, QR: "A017"})
+	if err != nil || out.State != devices.JobCompleted || out.Device != "receipt0" {
+		t.Fatalf("receipt: %+v, %v", out, err)
+	}
+	if !strings.Contains(sim.Text(), "排队号 A017") || !slices.Equal(sim.QRCodes(), []string{"A017"}) || sim.Cuts() != 2 {
+		t.Fatalf("printer got %q, QR %q, %d cuts", sim.Text(), sim.QRCodes(), sim.Cuts())
+	}
+	if _, err := m.PrintDocument(context.Background(), "receipt0", devices.Document{Data: []byte("%PDF-")}, nil); !errors.Is(err, devices.ErrUnsupported) {
+		t.Fatalf("PDF on a receipt printer: %v", err)
 	}
 
 	os.Remove(link) // as udev does on unplug

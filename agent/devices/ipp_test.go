@@ -9,6 +9,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/agent/devices"
 	"github.com/kioskfleet/kioskfleet/agent/devices/devicestest"
+	"github.com/kioskfleet/kioskfleet/drivers/ipp"
 	"github.com/kioskfleet/kioskfleet/drivers/ipp/ipptest"
 	"github.com/kioskfleet/kioskfleet/drivers/profile"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
@@ -48,6 +49,11 @@ func TestIPPTestPageAndMediaEmpty(t *testing.T) {
 	if files, _ := good.JobFiles("*.pdf"); len(files) != 1 {
 		t.Fatalf("spool has %d files, want 1\n%s", len(files), good.Log())
 	}
+	var progress []devices.JobProgress
+	out, err = m.PrintDocument(ctx, "a4", devices.Document{Name: "materials", Data: testPDF(t)}, func(p devices.JobProgress) { progress = append(progress, p) })
+	if err != nil || out.State != devices.JobCompleted || len(progress) == 0 || progress[len(progress)-1].State != "completed" {
+		t.Fatalf("document: %+v, %v, progress %+v", out, err, progress)
+	}
 
 	out, err = m.PrintTestPage(ctx, "a4b", devices.TestPage{Title: "kioskfleet test page"})
 	if err != nil || out.State != devices.JobAborted || !slices.Contains(out.Reasons, "media-empty") {
@@ -63,4 +69,13 @@ func TestIPPTestPageAndMediaEmpty(t *testing.T) {
 	if err != nil || out.State != devices.JobRefused || !slices.Contains(out.Reasons, "media-empty") {
 		t.Fatalf("second test page on empty printer: %+v, %v", out, err)
 	}
+}
+
+func testPDF(t *testing.T) []byte {
+	t.Helper()
+	pdf, err := ipp.TestPagePDF(ipp.TestPage{KioskID: "k-001", Lines: []string{"materials"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pdf
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/drivers/docscan"
+	"github.com/kioskfleet/kioskfleet/drivers/idcard"
 	"github.com/kioskfleet/kioskfleet/drivers/profile"
 	"github.com/kioskfleet/kioskfleet/drivers/transport"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
@@ -51,10 +52,11 @@ type Manager struct {
 	log     *slog.Logger
 	changed chan struct{} // a device's status changed: report soon
 
-	mu      sync.Mutex // guards alerts, devices, byID and every managed.st
+	mu      sync.Mutex // guards alerts, devices, byID, next and every managed.st
 	devices []*managed
 	byID    map[string]*managed
 	alerts  []wire.Alert
+	next    chan struct{} // closed at the next change: Changed
 }
 
 // managed is one device, configured or discovered.
@@ -103,7 +105,7 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.MaxNoResponse <= 0 {
 		cfg.MaxNoResponse = 3
 	}
-	m := &Manager{cfg: cfg, log: cfg.Log, byID: map[string]*managed{}, changed: make(chan struct{}, 1)}
+	m := &Manager{cfg: cfg, log: cfg.Log, byID: map[string]*managed{}, changed: make(chan struct{}, 1), next: make(chan struct{})}
 	for _, e := range cfg.Devices.Devices {
 		if _, dup := m.byID[e.ID]; dup {
 			return nil, fmt.Errorf("devices: duplicate device id %q", e.ID)
@@ -218,11 +220,26 @@ func (m *Manager) addFound(e profile.DeviceEntry) *managed {
 		e.ID = fmt.Sprintf("%s%d", kind, n)
 	}
 	d := m.add(e)
+	m.signalLocked()
+	return d
+}
+
+// signalLocked queues a report and wakes those waiting on Changed. Called with m.mu held.
+func (m *Manager) signalLocked() {
 	select {
 	case m.changed <- struct{}{}:
 	default:
 	}
-	return d
+	close(m.next)
+	m.next = make(chan struct{})
+}
+
+// Changed returns a channel that is closed at the next change of the inventory or of a device's
+// status (then Snapshot shows it); call it again for the change after that.
+func (m *Manager) Changed() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.next
 }
 
 // sameDevice reports whether a and b are at the same place.
@@ -368,10 +385,7 @@ func (m *Manager) setStatus(d *managed, connected bool, s Status, err error) {
 		}
 		d.log.Info("devices: status changed", "status", d.st.Status, "reasons", strings.Join(d.st.Reasons, ","), "connected", connected)
 	}
-	select {
-	case m.changed <- struct{}{}:
-	default:
-	}
+	m.signalLocked()
 }
 
 // queueAlert queues a unless the same alert of d went out less than AlertQuiet ago (a flapping
@@ -488,28 +502,64 @@ func (m *Manager) device(id string) (*managed, error) {
 // the job because of its state gives an outcome with State refused and the reasons, not an error;
 // errors are for devices that are unknown, not printers, not connected, or fail mid-job.
 func (m *Manager) PrintTestPage(ctx context.Context, id string, page TestPage) (JobOutcome, error) {
+	return printJob(m, id, "test page", func(p TestPagePrinter) (JobOutcome, error) { return p.PrintTestPage(ctx, page) })
+}
+
+// PrintDocument prints doc on A4 printer id, following the job to its end and calling progress
+// (when not nil) with each change of it; outcomes and errors as PrintTestPage. Nothing of the
+// document is logged.
+func (m *Manager) PrintDocument(ctx context.Context, id string, doc Document, progress func(JobProgress)) (JobOutcome, error) {
+	return printJob(m, id, "document", func(p DocumentPrinter) (JobOutcome, error) { return p.PrintDocument(ctx, doc, progress) })
+}
+
+// PrintReceipt prints r on receipt printer id; outcomes and errors as PrintTestPage. Nothing of
+// the receipt is logged.
+func (m *Manager) PrintReceipt(ctx context.Context, id string, r Receipt) (JobOutcome, error) {
+	return printJob(m, id, "receipt", func(p ReceiptPrinter) (JobOutcome, error) { return p.PrintReceipt(ctx, r) })
+}
+
+// printJob runs job on printer id with the capability P, holding the device, and fills in the
+// outcome's device and time.
+func printJob[P any](m *Manager, id, what string, job func(P) (JobOutcome, error)) (JobOutcome, error) {
+	var out JobOutcome
+	err := use(m, id, "print a "+what, func(d *managed, p P) error {
+		start := time.Now()
+		var err error
+		out, err = job(p)
+		out.Device, out.Millis = id, time.Since(start).Milliseconds()
+		d.log.Info("devices: "+what+" printed", "state", out.State, "job", out.JobID, "err", err)
+		return err
+	})
+	if out.Device == "" {
+		return JobOutcome{}, err
+	}
+	return out, err
+}
+
+// use runs f with device id's driver as its capability C, holding the device (status polls
+// wait), then has the device's status polled at once (a fault a job left shows at once). cannot
+// says what a device without C cannot do.
+func use[C any](m *Manager, id, cannot string, f func(*managed, C) error) error {
 	d, err := m.device(id)
 	if err != nil {
-		return JobOutcome{}, err
+		return err
 	}
 	d.op.Lock()
 	defer d.op.Unlock()
 	if d.dev == nil {
-		return JobOutcome{}, fmt.Errorf("%w: %s", ErrNotConnected, id)
+		return fmt.Errorf("%w: %s", ErrNotConnected, id)
 	}
-	tp, ok := d.dev.(TestPagePrinter)
+	c, ok := d.dev.(C)
 	if !ok {
-		return JobOutcome{}, fmt.Errorf("%w: %s cannot print a test page", ErrUnsupported, id)
+		return fmt.Errorf("%w: %s cannot %s", ErrUnsupported, id, cannot)
 	}
-	start := time.Now()
-	out, err := tp.PrintTestPage(ctx, page)
-	out.Device, out.Millis = id, time.Since(start).Milliseconds()
-	select {
-	case d.poke <- struct{}{}: // refresh status after the job
-	default:
-	}
-	d.log.Info("devices: test page", "state", out.State, "job", out.JobID, "err", err)
-	return out, err
+	defer func() {
+		select {
+		case d.poke <- struct{}{}:
+		default:
+		}
+	}()
+	return f(d, c)
 }
 
 // ReadCard reads an ID card on reader id and passes it to use; the identity is wiped when use
@@ -536,7 +586,11 @@ func (m *Manager) ReadCard(ctx context.Context, id string, use func(Identity) er
 		err = errors.New("driver returned no card data")
 	}
 	if err != nil {
-		d.log.Info("devices: card read failed", "err", err)
+		level := slog.LevelInfo
+		if errors.Is(err, idcard.StatusNoCard) {
+			level = slog.LevelDebug // a caller waiting for a tap asks again and again
+		}
+		d.log.Log(ctx, level, "devices: card read failed", "err", err)
 		return fmt.Errorf("devices: read card on %s: %w", id, err)
 	}
 	defer ident.Wipe()
@@ -567,25 +621,13 @@ func (m *Manager) NextScan(ctx context.Context, id string) (string, error) {
 // ScanDocument scans on document scanner id. The pages are the caller's; nothing of them is
 // logged or reported. After the scan the scanner's status is refreshed (a jam shows at once).
 func (m *Manager) ScanDocument(ctx context.Context, id string, opt docscan.Options) ([]docscan.Page, error) {
-	d, err := m.device(id)
-	if err != nil {
-		return nil, err
-	}
-	d.op.Lock()
-	defer d.op.Unlock()
-	if d.dev == nil {
-		return nil, fmt.Errorf("%w: %s", ErrNotConnected, id)
-	}
-	ds, ok := d.dev.(DocumentScanner)
-	if !ok {
-		return nil, fmt.Errorf("%w: %s cannot scan documents", ErrUnsupported, id)
-	}
-	pages, err := ds.ScanDocument(ctx, opt)
-	select {
-	case d.poke <- struct{}{}:
-	default:
-	}
-	d.log.Info("devices: document scan", "pages", len(pages), "err", err)
+	var pages []docscan.Page
+	err := use(m, id, "scan documents", func(d *managed, s DocumentScanner) error {
+		var err error
+		pages, err = s.ScanDocument(ctx, opt)
+		d.log.Info("devices: document scan", "pages", len(pages), "err", err)
+		return err
+	})
 	return pages, err
 }
 

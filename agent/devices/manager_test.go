@@ -98,7 +98,7 @@ func run(t *testing.T, cfg devices.Config) *devices.Manager {
 func TestUnplugReplugAndAlerts(t *testing.T) {
 	plug := &fakePlug{plugged: true}
 	rec := devicestest.NewRecorder()
-	run(t, devices.Config{
+	m := run(t, devices.Config{
 		Devices:      &profile.DeviceConfig{Devices: []profile.DeviceEntry{{ID: "receipt0", Profile: "hengtai-kp80-serial", Path: "/dev/null"}}},
 		Profiles:     loadProfiles(t),
 		Openers:      map[profile.Driver]devices.Opener{profile.DriverESCPOS: plug.open},
@@ -118,8 +118,18 @@ func TestUnplugReplugAndAlerts(t *testing.T) {
 	if d, _ := devicestest.Find(p, "receipt0"); profile.Class(d.Class) != profile.ClassReceiptPrinter || d.Model != "KP-80S" || d.Profile != "hengtai-kp80-serial" {
 		t.Fatalf("inventory: %+v", d)
 	}
+	// Changed wakes its waiters at the next change (taken before it: the device opened already).
+	changed := m.Changed()
 	plug.set(true, devices.Status{State: devices.StateFault, Reasons: []string{"paper-out"}})
 	rec.WaitPeripherals(t, 5*time.Second, is(true, devices.StateFault, "paper-out"))
+	select {
+	case <-changed:
+		if d, _ := devicestest.Find(m.Snapshot(), "receipt0"); d.Status != devices.StateFault {
+			t.Fatalf("after Changed the snapshot shows %+v", d)
+		}
+	default:
+		t.Fatal("Changed not closed after paper-out")
+	}
 	rec.WaitAlert(t, 5*time.Second, func(a wire.Alert) bool {
 		return a.Code == "peripheral.fault" && bytes.Contains([]byte(a.Message), []byte("paper-out"))
 	})

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
@@ -15,16 +16,16 @@ func (a *app) devicesCmd() *cobra.Command {
 	cmd := group(&cobra.Command{
 		Use:     "devices",
 		Aliases: []string{"device", "dev"},
-		Short:   "List, show and revoke kiosks",
+		Short:   "List, show, revoke and retire kiosks",
 	})
-	cmd.AddCommand(a.devicesListCmd(), a.devicesShowCmd(), a.devicesRevokeCmd())
+	cmd.AddCommand(a.devicesListCmd(), a.devicesShowCmd(), a.devicesRevokeCmd(), a.devicesRetireCmd())
 	return cmd
 }
 
 func (a *app) devicesListCmd() *cobra.Command {
 	var site, region, status string
 	cmd := &cobra.Command{
-		Use:   "list [--site S] [--region CODE] [--status online|offline]",
+		Use:   "list [--site S] [--region CODE] [--model M] [--status online|offline|retired]",
 		Short: "List kiosks with presence, health and peripheral faults",
 		Long: `List the fleet's kiosks, one line each:
 
@@ -42,8 +43,8 @@ Filters combine: --region is a GB/T 2260 code prefix (44 Guangdong, 4403 Shenzhe
 		Args: args(),
 		RunE: func(c *cobra.Command, _ []string) error {
 			var p problems
-			if status != "" && status != "online" && status != "offline" {
-				p.add("--status %q: want online or offline", status)
+			if status != "" && status != "online" && status != "offline" && status != "retired" {
+				p.add("--status %q: want online, offline or retired", status)
 			}
 			if region != "" && (!isDigits(region) || len(region) > 6) {
 				p.add("--region %q: want 1 to 6 digits of a GB/T 2260 code", region)
@@ -65,12 +66,14 @@ Filters combine: --region is a GB/T 2260 code prefix (44 Guangdong, 4403 Shenzhe
 	f := cmd.Flags()
 	f.StringVar(&site, "site", "", "only kiosks of this site ID")
 	f.StringVar(&region, "region", "", "only kiosks whose region code starts with this")
-	f.StringVar(&status, "status", "", "only online or only offline kiosks")
+	f.StringVar(&status, "status", "", "only online, offline or retired kiosks (default: every kiosk in service)")
 	return cmd
 }
 
 func presence(d fleet.Device) string {
 	switch {
+	case !d.RetiredAt.IsZero():
+		return "retired"
 	case d.Revoked:
 		return "revoked"
 	case d.Online:
@@ -224,4 +227,87 @@ decommissioned kiosk. Revoking a revoked kiosk succeeds again. With -o json it p
 			})
 		},
 	}
+}
+
+func (a *app) devicesRetireCmd() *cobra.Command {
+	var req api.RetireDevices
+	count := -1
+	cmd := &cobra.Command{
+		Use:   "retire [ID...] [--site S] [--region CODE] [--model M] [--offline-for D] [--count N]",
+		Short: "Take kiosks out of service for good (in bulk, by filter)",
+		Long: `Retire kiosks: the hub revokes them, cuts their connections and lists them from then on only
+with "devices list --status retired"; their records stay. A retired kiosk comes back only by a new
+enrollment. Use it for kiosks taken away, or for simulated ones (fleetsim) after a load test.
+
+Select kiosks by ID and/or filters (they combine). Without --count nothing is retired: the command
+lists what matches and prints the line that retires exactly those. With --count N the hub retires
+them only if exactly N still match (otherwise nothing, and an error), so that what you confirmed
+is what happens. Needs the admin role.`,
+		Example: `  fleetctl devices retire --model fleetsim                   # shows how many, and the line to run
+  fleetctl devices retire --model fleetsim --count 1000
+  fleetctl devices retire --site sz-futian-1 --offline-for 720h --count 3
+  fleetctl devices retire k-7c2a9e01b3d4f5a6 --count 1`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, argv []string) error {
+			var p problems
+			req.IDs = argv
+			for _, id := range argv {
+				if !api.ValidDeviceID(id) {
+					p.add("%q is not a device ID", id)
+				}
+			}
+			if req.Region != "" && (!isDigits(req.Region) || len(req.Region) > 6) {
+				p.add("--region %q: want 1 to 6 digits of a GB/T 2260 code", req.Region)
+			}
+			if len(argv) == 0 && req.Site == "" && req.Region == "" && req.Model == "" && req.OfflineFor == "" {
+				p.add("name the kiosks to retire: IDs, --site, --region, --model or --offline-for")
+			}
+			req.DryRun = count < 0
+			if count >= 0 {
+				req.Expect = &count
+			}
+			return callHub(a, c, &p, "retire devices", func(ctx context.Context, hub *api.Client) (api.Retired, error) {
+				return hub.RetireDevices(ctx, req)
+			}, func(r api.Retired) error { return a.printRetired(c, r) })
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Site, "site", "", "kiosks of this site ID")
+	f.StringVar(&req.Region, "region", "", "kiosks whose region code starts with this")
+	f.StringVar(&req.Model, "model", "", "kiosks of this model (fleetsim's kiosks: fleetsim)")
+	f.StringVar(&req.OfflineFor, "offline-for", "", "kiosks offline and not heard from for at least this long (e.g. 720h)")
+	f.IntVar(&count, "count", -1, "retire only if exactly this many kiosks match (the count a dry run showed)")
+	return cmd
+}
+
+// printRetired shows a retirement or, for a dry run, what matches and the line that retires it.
+func (a *app) printRetired(c *cobra.Command, r api.Retired) error {
+	w := a.env.Stdout
+	const shown = 20
+	for i, id := range r.Devices {
+		if i == shown {
+			fmt.Fprintf(w, "  ... and %d more\n", len(r.Devices)-shown)
+			break
+		}
+		fmt.Fprintln(w, "  "+id)
+	}
+	if !r.DryRun {
+		_, err := fmt.Fprintf(w, "%d kiosks retired\n", r.Count)
+		return err
+	}
+	if r.Count == 0 {
+		_, err := fmt.Fprintln(w, "no kiosk in service matches: nothing to retire")
+		return err
+	}
+	line := []string{"fleetctl", "devices", "retire"}
+	line = append(line, c.Flags().Args()...)
+	own := c.LocalNonPersistentFlags() // not --hub, --token, -o...: those are the caller's own
+	c.Flags().Visit(func(f *pflag.Flag) {
+		if f.Name != "count" && own.Lookup(f.Name) != nil {
+			line = append(line, "--"+f.Name, f.Value.String())
+		}
+	})
+	_, err := fmt.Fprintf(w, "%d kiosks match; nothing retired yet. To retire exactly these:\n  %s --count %d\n",
+		r.Count, strings.Join(line, " "), r.Count)
+	return err
 }

@@ -58,12 +58,12 @@ func (r result) want(t *testing.T, code int, stdout, stderr []string) {
 	}
 	for _, s := range stdout {
 		if !strings.Contains(r.stdout, s) {
-			t.Errorf("stdout lacks %q", s)
+			t.Errorf("stdout lacks %q:\n%s", s, r.stdout)
 		}
 	}
 	for _, s := range stderr {
 		if !strings.Contains(r.stderr, s) {
-			t.Errorf("stderr lacks %q", s)
+			t.Errorf("stderr lacks %q:\n%s", s, r.stderr)
 		}
 	}
 }

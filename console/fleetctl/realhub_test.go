@@ -83,4 +83,16 @@ func TestAgainstRealHub(t *testing.T) {
 	fc("devices", "revoke", dev.ID).want(t, 0, []string{"revoked"}, nil)
 	fc("devices", "list").want(t, 0, []string{"revoked"}, nil)
 	fc("commands", "send", dev.ID, "ping").want(t, ExitError, nil, []string{"revoked"})
+
+	// Retire by filter: a dry run prints the line that retires exactly what it counted.
+	fc("devices", "retire").want(t, ExitUsage, nil, []string{"name the kiosks to retire"})
+	r = fc("devices", "retire", "--model", "KF-K200")
+	r.want(t, 0, []string{dev.ID, "1 kiosks match; nothing retired yet", "fleetctl devices retire --model KF-K200 --count 1"}, nil)
+	fc("devices", "retire", "--model", "KF-K200", "--count", "2").want(t, ExitError, nil, []string{"count_changed (HTTP 409)", "1 kiosks match now, not the 2 expected"})
+	fc("devices", "retire", "--model", "KF-K200", "--count", "1").want(t, 0, []string{"1 kiosks retired"}, nil)
+	if r := fc("devices", "list"); strings.Contains(r.stdout, dev.ID) {
+		t.Errorf("a retired kiosk is still listed:\n%s", r.stdout)
+	}
+	fc("devices", "list", "--status", "retired").want(t, 0, []string{dev.ID, "retired"}, nil)
+	fc("devices", "retire", "--model", "KF-K200").want(t, 0, []string{"nothing to retire"}, nil)
 }

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -70,67 +71,92 @@ func TestBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx,
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)),
 		chromedp.Navigate(ts.URL+"/?lang=zh-CN"), // Chromium asks for en-US; the choice is kept in a cookie
-		chromedp.WaitVisible(chromedp.CSS("#problems")),
 	); err != nil {
 		t.Fatal(err)
 	}
-	problems, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#problems")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(problems, webtest.PaperOut) || !strings.Contains(problems, "缺纸") {
-		t.Fatalf("overview problems do not list %s with paper out:\n%s", webtest.PaperOut, problems)
-	}
+	until(t, ctx, "the overview's problems list "+webtest.PaperOut+" with paper out",
+		`text('#problems').includes('`+webtest.PaperOut+`') && text('#problems').includes('缺纸')`)
 	shot("overview")
 
-	link := chromedp.CSS(`#problems a[href="/devices/` + webtest.PaperOut + `"]`)
-	if err := chromedp.Do(ctx, chromedp.Click(link), chromedp.WaitVisible(chromedp.CSS("#reasons"))); err != nil {
-		t.Fatal(err)
-	}
-	loc, err := chromedp.Run(ctx, chromedp.Location())
-	if err != nil || !strings.HasSuffix(loc, "/devices/"+webtest.PaperOut) {
-		t.Fatalf("location %q, %v", loc, err)
-	}
-	reasons, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#reasons")))
-	if err != nil || !strings.Contains(reasons, "凭条打印机 receipt0：缺纸") {
-		t.Fatalf("device page reasons %q, %v", reasons, err)
-	}
+	click(t, ctx, `#problems a[href="/devices/`+webtest.PaperOut+`"]`)
+	until(t, ctx, "the kiosk's page saying its receipt printer is out of paper",
+		`location.pathname === '/devices/`+webtest.PaperOut+`' && text('#reasons').includes('凭条打印机 receipt0：缺纸')`)
 	shot("device")
 
 	// Send a command through the form: the browser carries the CSRF cookie and field.
 	if err := chromedp.Do(ctx,
 		chromedp.SetValue(chromedp.CSS(`#cmd-form input[name=name]`), "diagnostics"),
 		chromedp.Click(chromedp.CSS(`#cmd-form button`)),
-		chromedp.WaitVisible(chromedp.CSS(".flash")),
 	); err != nil {
 		t.Fatal(err)
 	}
+	until(t, ctx, "the page saying the command was sent", `document.querySelector('.flash') !== null`)
 	if cs := hub.Commands(webtest.PaperOut); len(cs) == 0 || cs[0].Name != "diagnostics" {
 		t.Fatalf("hub got no diagnostics command: %+v", cs)
 	}
 
 	// Live update: the overview shows a kiosk going offline without a reload.
-	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/?lang=en"), chromedp.WaitVisible(chromedp.CSS("#problems"))); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/?lang=en")); err != nil {
 		t.Fatal(err)
 	}
+	until(t, ctx, "the overview in English", `document.documentElement.lang === 'en' && text('#problems') !== ''`)
 	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.notReloaded = true`)); err != nil {
 		t.Fatal(err)
 	}
 	hub.Update(webtest.OK, func(d *fleet.Device) { d.Online = false; d.PresenceAt = time.Now() })
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](
-		`window.notReloaded && document.querySelector('#problems a[href="/devices/`+webtest.OK+`"]') !== null`,
-		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second))); err != nil {
-		t.Fatalf("overview did not show %s offline by itself: %v", webtest.OK, err)
-	}
+	until(t, ctx, "the overview showing "+webtest.OK+" offline by itself",
+		`window.notReloaded && document.querySelector('#problems a[href="/devices/`+webtest.OK+`"]') !== null`)
 	shot("overview-en")
 
 	if shots != "" { // the same pages on a desktop screen, for a person to look at
 		for _, p := range []string{"/", "/devices/" + webtest.DiskLow} {
-			if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(ts.URL+p),
-				chromedp.WaitVisible(chromedp.CSS("#live"))); err != nil {
+			if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(ts.URL+p)); err != nil {
 				t.Fatal(err)
 			}
+			until(t, ctx, p, `text('#live') !== ''`)
 			shot("desktop" + strings.ReplaceAll(p, "/", "-"))
 		}
+	}
+}
+
+// until waits for a state of the page, given as a JavaScript expression that may use text(sel),
+// the text of the element sel (empty when there is none). The page replaces #live every refresh, so
+// the whole check runs in the page in one go (never query a node, then read it: it may be gone in
+// between). A navigation ends a poll early; the check then starts again on the new page.
+func until(t *testing.T, ctx context.Context, what, expr string) {
+	t.Helper()
+	const prelude = `((text) => (EXPR))((sel) => { const e = document.querySelector(sel); return e ? e.textContent : ''; })`
+	js := strings.Replace(prelude, "EXPR", expr, 1)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ok, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(50*time.Millisecond),
+			chromedp.WithPollingTimeout(time.Until(deadline))))
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + '\n' + document.body.innerText`))
+			t.Fatalf("waiting for %s: %v; the page:\n%s", what, err, page)
+		}
+		time.Sleep(50 * time.Millisecond) // the new page is loading
+	}
+}
+
+// click clicks the element sel with the mouse where the page shows it, as a person does. The
+// position is found in the page in one go, so a live refresh cannot remove the node in between.
+func click(t *testing.T, ctx context.Context, sel string) {
+	t.Helper()
+	pt, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](`(() => {
+		const e = document.querySelector(`+strconv.Quote(sel)+`);
+		if (!e) return null;
+		e.scrollIntoView({block: 'center'});
+		const r = e.getBoundingClientRect();
+		return [r.x + r.width / 2, r.y + r.height / 2];
+	})()`))
+	if err != nil || len(pt) != 2 {
+		t.Fatalf("no %s to click: %v", sel, err)
+	}
+	if err := chromedp.Do(ctx, chromedp.MouseClickXY(pt[0], pt[1])); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -210,9 +211,13 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, l *L, status
 // form checks a POST's CSRF token; it answers 403 and returns false when the check fails.
 func (s *Server) form(w http.ResponseWriter, r *http.Request, l *L) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, 256<<10)
-	if !checkCSRF(r) {
-		s.cfg.Log.Warn("csrf check failed", "path", r.URL.Path, "origin", r.Header.Get("Origin"))
-		s.fail(w, r, http.StatusForbidden, l.T("csrf"), nil)
+	if err := s.checkCSRF(r); err != nil {
+		s.cfg.Log.Warn("form refused", "path", r.URL.Path, "origin", r.Header.Get("Origin"), "err", err)
+		msg := l.T("csrf")
+		if errors.Is(err, errCSRFNoCookie) {
+			msg = l.T("csrf-cookie")
+		}
+		s.fail(w, r, http.StatusForbidden, msg, nil)
 		return false
 	}
 	return true

@@ -99,6 +99,7 @@ var messages = map[string][2]string{
 	"revoked-done":   {"终端已吊销。", "The kiosk has been revoked."},
 	"form-error":     {"未能提交", "Not sent"},
 	"csrf":           {"表单已过期或来源不明，请刷新页面后重试。", "The form expired or came from elsewhere; reload the page and try again."},
+	"csrf-cookie":    {"浏览器没有带上本控制台的 Cookie，无法确认表单来自本页面。请允许本站使用 Cookie，刷新页面后重试。", "Your browser did not send the console's cookie, so the form cannot be checked. Allow cookies for this site, reload the page and try again."},
 	"back":           {"返回", "Back"},
 	"not-found":      {"没有这个页面。", "No such page."},
 	"local-time":     {"时间为", "Times in"},

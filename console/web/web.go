@@ -64,8 +64,8 @@ var assets embed.FS
 
 // Cookie names.
 const (
-	csrfCookie = "kf_csrf"
-	langCookie = "kf_lang"
+	csrfCookieName = "kf_csrf" // see Server.csrfCookie
+	langCookie     = "kf_lang"
 )
 
 // New builds the console.

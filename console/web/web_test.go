@@ -319,14 +319,59 @@ func TestCommandForm(t *testing.T) {
 	if status, _, _ := c.do(req); status != http.StatusForbidden {
 		t.Errorf("cross-origin post: status %d", status)
 	}
-	// A client without the cookie (a forged form elsewhere) is refused even with a token.
-	fresh := newConsoleFor(t, c.hub, c.hub.Client())
-	fresh.url = c.url
-	if status, _, _ := fresh.post("/devices/"+webtest.PaperOut+"/commands", url.Values{"csrf": {tok}, "name": {"ping"}}); status != http.StatusForbidden {
-		t.Errorf("no cookie: status %d", status)
+	// A client without the cookie (a forged form elsewhere) is refused even with a token, and
+	// told why.
+	fresh := &console{t: t, hub: c.hub, url: c.url, c: browserClient(t)}
+	status, body, _ = fresh.post("/devices/"+webtest.PaperOut+"/commands?lang=en", url.Values{"csrf": {tok}, "name": {"ping"}})
+	if status != http.StatusForbidden || !strings.Contains(body, "did not send the console") {
+		t.Errorf("no cookie: status %d\n%s", status, body)
+	}
+	// Another browser, with a cookie and token of its own, cannot use this browser's token.
+	if other := fresh.csrf(webtest.PaperOut); other == tok {
+		t.Fatal("two browsers got the same token")
+	}
+	status, body, _ = fresh.post("/devices/"+webtest.PaperOut+"/commands?lang=en", url.Values{"csrf": {tok}, "name": {"ping"}})
+	if status != http.StatusForbidden || !strings.Contains(body, "The form expired or came from elsewhere") {
+		t.Errorf("another browser's token: status %d\n%s", status, body)
 	}
 	if got := c.hubPosts(); len(got) != posts {
 		t.Errorf("refused forms reached the hub: %q", got[posts:])
+	}
+}
+
+// Behind https (SecureCookies) the token's cookie is a __Host- cookie, which another host cannot
+// plant: a cookie without the prefix does not count.
+func TestCSRFCookieSecure(t *testing.T) {
+	hub := webtest.NewHub(t)
+	srv, err := web.New(web.Config{Hub: hub.Client(), SecureCookies: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/devices/"+webtest.PaperOut, nil))
+	var tok *http.Cookie
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == "__Host-kf_csrf" {
+			tok = c
+		}
+	}
+	if tok == nil || !tok.Secure || !tok.HttpOnly || tok.Path != "/" || tok.Domain != "" || tok.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("csrf cookie %+v", rec.Result().Cookies())
+	}
+	post := func(cookie string) int {
+		req := httptest.NewRequest(http.MethodPost, "/devices/"+webtest.PaperOut+"/commands",
+			strings.NewReader(url.Values{"csrf": {tok.Value}, "name": {"ping"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Cookie", cookie+"="+tok.Value)
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	if code := post("kf_csrf"); code != http.StatusForbidden {
+		t.Errorf("with a planted kf_csrf cookie: %d, want 403", code)
+	}
+	if code := post("__Host-kf_csrf"); code != http.StatusSeeOther {
+		t.Errorf("with the __Host- cookie: %d, want 303", code)
 	}
 }
 

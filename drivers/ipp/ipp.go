@@ -330,6 +330,9 @@ func oneBool(a goipp.Attribute) (bool, error) {
 type JobOptions struct {
 	Name   string // job-name
 	Format string // document-format; default application/pdf
+	// Progress, if set, is called by Print with each new state of the job while it is followed
+	// (see FollowJob).
+	Progress func(*Job)
 }
 
 // PrintJob issues Print-Job (RFC 8011 §4.2.1) with doc and returns the job-id. A printer that
@@ -374,8 +377,11 @@ type Job struct {
 	State   JobState
 	Reasons []string // job-state-reasons
 	Message string   // job-state-message
+	// Impressions is the job's size in impressions when the printer knows it, else 0;
+	// ImpressionsCompleted how many are printed (RFC 8011 §5.3.17 job size, §5.3.18 job progress).
+	Impressions, ImpressionsCompleted int
 	// PrinterReasons are the printer's state reasons when the job ended unsuccessfully (filled
-	// by WaitJob), e.g. media-empty.
+	// by WaitJob), or while it is followed with a progress function (FollowJob), e.g. media-empty.
 	PrinterReasons []StateReason
 }
 
@@ -397,6 +403,10 @@ func ParseJob(m *goipp.Message) (*Job, error) {
 			j.Reasons, err = strs(a)
 		case "job-state-message":
 			j.Message, err = oneString(a)
+		case "job-impressions":
+			j.Impressions, err = oneInt(a)
+		case "job-impressions-completed":
+			j.ImpressionsCompleted, err = oneInt(a)
 		}
 		if err != nil {
 			return nil, err
@@ -412,7 +422,8 @@ func ParseJob(m *goipp.Message) (*Job, error) {
 func (c *Client) JobAttributes(ctx context.Context, id int) (*Job, error) {
 	req := c.request(goipp.OpGetJobAttributes)
 	req.Operation.Add(goipp.MakeAttribute("job-id", goipp.TagInteger, goipp.Integer(id)))
-	req.Operation.Add(keywords("requested-attributes", []string{"job-id", "job-state", "job-state-reasons", "job-state-message"}))
+	req.Operation.Add(keywords("requested-attributes", []string{"job-id", "job-state", "job-state-reasons", "job-state-message",
+		"job-impressions", "job-impressions-completed"}))
 	m, err := c.do(ctx, req, nil)
 	if err != nil {
 		return nil, err
@@ -466,26 +477,47 @@ func (e *JobError) Unwrap() []error {
 // (returned with a *JobError, with the printer's reasons attached). If ctx ends first, the job is
 // canceled on the printer and ctx's error returned. The returned Job is never nil: on other errors
 // it carries the last state seen, so a caller never resubmits a job that may still print.
-func (c *Client) WaitJob(ctx context.Context, id int) (*Job, error) {
+func (c *Client) WaitJob(ctx context.Context, id int) (*Job, error) { return c.FollowJob(ctx, id, nil) }
+
+// FollowJob is WaitJob that also calls progress (when not nil) with the job whenever its state,
+// impressions or the printer's state reasons changed since the last call; while following with
+// progress the printer's reasons are asked for at every poll, so that a printer that stops
+// mid-job (media-empty) shows at once.
+func (c *Client) FollowJob(ctx context.Context, id int, progress func(*Job)) (*Job, error) {
 	t := time.NewTicker(c.poll())
 	defer t.Stop()
 	last := &Job{ID: id}
+	var told *Job
 	for {
 		j, err := c.JobAttributes(ctx, id)
 		if err == nil {
 			last = j
 		}
 		if err == nil && j.State.Terminal() {
+			if j.State != JobCompleted {
+				if p, perr := c.PrinterAttributes(ctx); perr == nil {
+					j.PrinterReasons = p.Reasons
+				}
+			}
+			if progress != nil {
+				progress(j)
+			}
 			if j.State == JobCompleted {
 				return j, nil
-			}
-			if p, perr := c.PrinterAttributes(ctx); perr == nil {
-				j.PrinterReasons = p.Reasons
 			}
 			return j, &JobError{Job: j}
 		}
 		if err != nil && ctx.Err() == nil {
 			return last, err
+		}
+		if err == nil && progress != nil {
+			if p, perr := c.PrinterAttributes(ctx); perr == nil {
+				j.PrinterReasons = p.Reasons
+			}
+			if told == nil || !sameProgress(told, j) {
+				told = j
+				progress(j)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -498,6 +530,11 @@ func (c *Client) WaitJob(ctx context.Context, id int) (*Job, error) {
 		case <-t.C:
 		}
 	}
+}
+
+func sameProgress(a, b *Job) bool {
+	return a.State == b.State && a.Impressions == b.Impressions && a.ImpressionsCompleted == b.ImpressionsCompleted &&
+		slices.Equal(a.Reasons, b.Reasons) && slices.Equal(a.PrinterReasons, b.PrinterReasons)
 }
 
 // Print checks that the printer is ready and accepts opt.Format, sends doc and follows the job to
@@ -520,5 +557,5 @@ func (c *Client) Print(ctx context.Context, doc []byte, opt JobOptions) (*Job, e
 	if err != nil {
 		return nil, err
 	}
-	return c.WaitJob(ctx, id)
+	return c.FollowJob(ctx, id, opt.Progress)
 }

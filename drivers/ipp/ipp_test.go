@@ -248,3 +248,29 @@ func FuzzDecodePrinter(f *testing.F) {
 		_, _ = ipp.ParseJob(m)
 	})
 }
+
+// Print with a progress function reports the job's pages as the printer counts them and a
+// printer that runs out of paper mid-job, then the job's end.
+func TestPrintProgress(t *testing.T) {
+	pr := ipptest.Start(t, ipptest.Options{Command: "echo 'ATTR: job-impressions-completed=1' >&2\necho 'STATE: +media-empty' >&2\nsleep 0.5\n" +
+		"echo 'STATE: -media-empty' >&2\necho 'ATTR: job-impressions-completed=2' >&2\nsleep 0.5\nexit 0\n"})
+	c := client(t, pr)
+	var seen []ipp.Job
+	job, err := c.Print(ctx(t, 30*time.Second), testPage(t), ipp.JobOptions{Progress: func(j *ipp.Job) { seen = append(seen, *j) }})
+	if err != nil || job.ImpressionsCompleted != 2 {
+		t.Fatalf("print: %+v, %v\n%s", job, err, pr.Log())
+	}
+	var pages []int
+	mediaEmpty := false
+	for _, j := range seen {
+		if len(pages) == 0 || pages[len(pages)-1] != j.ImpressionsCompleted {
+			pages = append(pages, j.ImpressionsCompleted)
+		}
+		for _, r := range j.PrinterReasons {
+			mediaEmpty = mediaEmpty || r.Reason == ipp.ReasonMediaEmpty
+		}
+	}
+	if last := seen[len(seen)-1]; last.State != ipp.JobCompleted || !mediaEmpty || pages[len(pages)-1] != 2 {
+		t.Fatalf("progress seen: %+v", seen)
+	}
+}

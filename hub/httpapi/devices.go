@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
@@ -13,19 +14,22 @@ func (a *API) deviceRoutes() {
 	route(a, "GET /devices", staff, http.StatusOK, a.listDevices)
 	route(a, "GET /devices/{id}", staff, http.StatusOK, a.getDevice)
 	route(a, "POST /devices/{id}/revoke", staff, http.StatusOK, a.revoke)
+	route(a, "POST /devices/retire", admins, http.StatusOK, a.retire)
 }
 
 func (a *API) listDevices(r *http.Request, _ none) (api.Devices, error) {
 	q := r.URL.Query()
-	f := store.DeviceFilter{SiteID: q.Get("site"), Region: q.Get("region")}
+	f := store.DeviceFilter{SiteID: q.Get("site"), Region: q.Get("region"), Model: q.Get("model")}
 	var iv invalid
 	switch st := q.Get("status"); st {
 	case "":
 	case "online", "offline":
 		on := st == "online"
 		f.Online = &on
+	case "retired":
+		f.Retired = true
 	default:
-		iv.check(false, "status", "want online or offline, got %q", st)
+		iv.check(false, "status", "want online, offline or retired, got %q", st)
 	}
 	iv.check(f.Region == "" || validRegionPrefix(f.Region), "region", "want 1..6 digits of a GB/T 2260 code, got %q", f.Region)
 	if err := iv.err(); err != nil {
@@ -73,10 +77,56 @@ func (a *API) revoke(r *http.Request, _ none) (fleet.Device, error) {
 	return apiDevice(d), err
 }
 
+// retire takes the kiosks a filter selects out of service: revoked, sessions cut, hidden from the
+// fleet's lists. A filter is required, and Expect guards against a fleet that changed between
+// the count a person confirmed and the request.
+func (a *API) retire(r *http.Request, req api.RetireDevices) (api.Retired, error) {
+	f := store.DeviceFilter{IDs: req.IDs, SiteID: req.Site, Region: req.Region, Model: req.Model}
+	var iv invalid
+	for _, id := range req.IDs {
+		iv.check(wire.ValidDeviceID(id), "ids", "%q is not a device id", id)
+	}
+	iv.check(req.Region == "" || validRegionPrefix(req.Region), "region", "want 1..6 digits of a GB/T 2260 code, got %q", req.Region)
+	if req.OfflineFor != "" {
+		d, err := time.ParseDuration(req.OfflineFor)
+		iv.check(err == nil && d >= time.Hour, "offlineFor", "want a duration of at least 1h, got %q", req.OfflineFor)
+		f.SeenBefore = a.cfg.Now().Add(-d)
+	}
+	iv.check(len(req.IDs) > 0 || req.Site != "" || req.Region != "" || req.Model != "" || req.OfflineFor != "",
+		"filter", "name the kiosks to retire: ids, site, region, model or offlineFor")
+	iv.check(req.Expect == nil || *req.Expect >= 0, "expect", "want a count >= 0")
+	if err := iv.err(); err != nil {
+		return api.Retired{}, err
+	}
+	ds, err := a.cfg.Store.ListDevices(r.Context(), f)
+	if err != nil {
+		return api.Retired{}, err
+	}
+	if req.Expect != nil && *req.Expect != len(ds) {
+		return api.Retired{}, apiErr(http.StatusConflict, "count_changed",
+			"%d kiosks match now, not the %d expected: list them again and confirm", len(ds), *req.Expect)
+	}
+	if req.DryRun {
+		return api.Retired{DryRun: true, Count: len(ds), Devices: convert(ds, func(d store.Device) string { return d.ID })}, nil
+	}
+	ids, err := a.cfg.Store.RetireDevices(r.Context(), f, a.cfg.Now())
+	if err != nil {
+		return api.Retired{}, err
+	}
+	for _, id := range ids {
+		a.cfg.Sessions.Disconnect(id)
+	}
+	a.cfg.Log.Info("devices retired", "count", len(ids))
+	if ids == nil {
+		ids = []string{}
+	}
+	return api.Retired{Count: len(ids), Devices: ids}, nil
+}
+
 // apiDevice shows a device without its certificate.
 func apiDevice(d store.Device) fleet.Device {
 	return fleet.Device{ID: d.ID, SiteID: d.SiteID, Region: d.Region, Model: d.Model, CertSerial: d.CertSerial,
-		CertExpiry: d.CertExpiry, EnrolledAt: d.EnrolledAt, Revoked: d.Revoked, RevokedAt: d.RevokedAt,
+		CertExpiry: d.CertExpiry, EnrolledAt: d.EnrolledAt, Revoked: d.Revoked, RevokedAt: d.RevokedAt, RetiredAt: d.RetiredAt,
 		Online: d.Online, PresenceAt: d.PresenceAt, LastSeen: d.LastSeen, AgentVersion: d.AgentVersion,
 		Health: d.Health, HealthAt: d.HealthAt, Peripherals: d.Peripherals, PeriphAt: d.PeriphAt}
 }

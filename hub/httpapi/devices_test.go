@@ -26,7 +26,7 @@ func TestDevices(t *testing.T) {
 		}
 		return ids
 	}
-	sorted := func(ids ...string) []string { slices.Sort(ids); return ids }
+
 	for q, want := range map[string][]string{
 		"":                             sorted(a1, a2, b1),
 		"?site=sz-a":                   sorted(a1, a2),
@@ -58,3 +58,56 @@ func TestDevices(t *testing.T) {
 		t.Fatalf("second revoke: %+v, want the first time kept", d)
 	}
 }
+
+// Retiring: a dry run counts, a confirmed count is the count acted on, retired kiosks are cut and
+// leave the fleet's lists, and fieldops (not admin) may not retire.
+func TestRetire(t *testing.T) {
+	e := newEnv(t)
+	e.site(t, "sz-a")
+	a1, a2 := e.enroll(t, "sz-a").DeviceID, e.enroll(t, "sz-a").DeviceID
+	on := e.enroll(t, "sz-a").DeviceID
+	if err := e.st.SetPresence(t.Context(), on, true, "1.0.0", e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(48 * time.Hour)
+	stale := api.RetireDevices{Site: "sz-a", OfflineFor: "24h"}
+
+	e.do(t, "POST", p+"/devices/retire", opsTok, stale, 403, nil)
+	var r api.Retired
+	dry := stale
+	dry.DryRun = true
+	e.do(t, "POST", p+"/devices/retire", adminTok, dry, 200, &r)
+	if !r.DryRun || r.Count != 2 || !slices.Equal(r.Devices, sorted(a1, a2)) {
+		t.Fatalf("dry run = %+v, want the two offline kiosks", r)
+	}
+	three := 3
+	wrong := stale
+	wrong.Expect = &three
+	e.do(t, "POST", p+"/devices/retire", adminTok, wrong, 409, nil)
+
+	two := 2
+	stale.Expect = &two
+	e.sess.connected[a1] = true
+	e.do(t, "POST", p+"/devices/retire", adminTok, stale, 200, &r)
+	if r.DryRun || r.Count != 2 || !slices.Equal(r.Devices, sorted(a1, a2)) {
+		t.Fatalf("retire = %+v", r)
+	}
+	if !slices.Contains(e.sess.disconnected, a1) {
+		t.Errorf("a retired kiosk's session was not cut: %v", e.sess.disconnected)
+	}
+	var ds api.Devices
+	e.do(t, "GET", p+"/devices", opsTok, nil, 200, &ds)
+	if len(ds.Devices) != 1 || ds.Devices[0].ID != on {
+		t.Errorf("devices in service = %+v, want only %s", ds.Devices, on)
+	}
+	e.do(t, "GET", p+"/devices?status=retired", opsTok, nil, 200, &ds)
+	if len(ds.Devices) != 2 || ds.Devices[0].RetiredAt.IsZero() || !ds.Devices[0].Revoked {
+		t.Errorf("retired devices = %+v", ds.Devices)
+	}
+
+	for _, bad := range []api.RetireDevices{{}, {DryRun: true}, {Site: "sz-a", OfflineFor: "5m"}, {IDs: []string{"Bad ID"}}, {Region: "44x"}} {
+		e.do(t, "POST", p+"/devices/retire", adminTok, bad, 400, nil)
+	}
+}
+
+func sorted(ids ...string) []string { slices.Sort(ids); return ids }

@@ -119,7 +119,7 @@ func (p *Provider) passwordLogin(ctx context.Context, username, password string)
 	}
 	if a.PasswordHash == "" || p.throttled(a.Failures, a.LastFailure, now) {
 		p.compare(password, p.dummyHash)
-		p.log.Info("identity: login refused (throttled or no password)", "account", a.ID, "failures", a.Failures)
+		p.log.Info("login refused (throttled or no password)", "account", a.ID, "failures", a.Failures)
 		return store.Account{}, ErrLogin
 	}
 	ok := p.compare(password, a.PasswordHash)
@@ -131,7 +131,7 @@ func (p *Provider) passwordLogin(ctx context.Context, username, password string)
 		return store.Account{}, err
 	}
 	if !ok {
-		p.log.Info("identity: wrong password", "account", a.ID, "failures", n)
+		p.log.Info("wrong password", "account", a.ID, "failures", n)
 		return store.Account{}, ErrLogin
 	}
 	return a, nil
@@ -222,7 +222,7 @@ func (p *Provider) Bootstrap(ctx context.Context, b BootstrapConfig) (Bootstrapp
 			Password: b.AdminPassword, Roles: []string{RoleAdmin}}); err != nil {
 			return out, fmt.Errorf("identity: bootstrap admin: %w", err)
 		}
-		p.log.Info("identity: bootstrap admin created", "username", b.AdminUsername)
+		p.log.Info("bootstrap admin created", "username", b.AdminUsername)
 	} else if err != nil {
 		return out, err
 	}
@@ -273,7 +273,7 @@ func (p *Provider) Bootstrap(ctx context.Context, b BootstrapConfig) (Bootstrapp
 		if err := p.st.PutClient(ctx, c); err != nil {
 			return out, fmt.Errorf("identity: bootstrap client %s: %w", c.ID, err)
 		}
-		p.log.Info("identity: built-in client registered", "client", c.ID)
+		p.log.Info("built-in client registered", "client", c.ID)
 	}
 	return out, nil
 }

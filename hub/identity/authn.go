@@ -132,7 +132,7 @@ func (p *Provider) serveListSessions(w http.ResponseWriter, r *http.Request) {
 	}
 	gs, err := p.st.ListGrants(r.Context(), pr.Subject, p.now())
 	if err != nil {
-		p.log.Error("identity: list sessions", "err", err)
+		p.log.Error("list sessions failed", "err", err)
 		apiError(w, http.StatusInternalServerError, "internal", "could not list sessions")
 		return
 	}
@@ -319,6 +319,33 @@ func decodeStrict(r *http.Request, v any) error {
 	return dec.Decode(v)
 }
 
+// serveListStaff lists the staff accounts with their roles and lock state: GET /oidc/admin/staff,
+// role admin.
+func (p *Provider) serveListStaff(w http.ResponseWriter, r *http.Request) {
+	if _, ok := p.authorize(w, r, RoleAdmin); !ok {
+		return
+	}
+	as, err := p.st.ListAccounts(r.Context(), "staff")
+	if err != nil {
+		p.log.Error("list staff failed", "err", err)
+		apiError(w, http.StatusInternalServerError, "internal", "could not list accounts")
+		return
+	}
+	out := api.Staff{Staff: make([]api.StaffAccount, len(as))}
+	for i, a := range as {
+		out.Staff[i] = api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: nonNil(a.Roles),
+			Locked: a.Failures >= p.cfg.LockAfter, Failures: a.Failures}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
 // serveCreateStaff creates a staff account: POST /oidc/admin/staff, role admin.
 func (p *Provider) serveCreateStaff(w http.ResponseWriter, r *http.Request) {
 	if _, ok := p.authorize(w, r, RoleAdmin); !ok {
@@ -336,7 +363,7 @@ func (p *Provider) serveCreateStaff(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, store.ErrExists):
 		apiError(w, http.StatusConflict, "conflict", "username taken")
 	case err != nil:
-		p.log.Error("identity: create staff", "err", err)
+		p.log.Error("create staff failed", "err", err)
 		apiError(w, http.StatusInternalServerError, "internal", "could not create account")
 	default:
 		writeJSON(w, http.StatusCreated, api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: a.Roles})
@@ -376,7 +403,7 @@ func (p *Provider) serveUpdateStaff(w http.ResponseWriter, r *http.Request) {
 		_, err = p.st.RecordLogin(r.Context(), a.ID, true, p.now())
 	}
 	if err != nil {
-		p.log.Error("identity: update staff", "err", err)
+		p.log.Error("update staff failed", "err", err)
 		apiError(w, http.StatusInternalServerError, "internal", "could not update account")
 		return
 	}

@@ -146,9 +146,9 @@ func (p *Provider) addKeyLocked(ctx context.Context, now time.Time, use string) 
 		return fmt.Errorf("identity: store %s key: %w", use, err)
 	}
 	if err := p.st.DeleteSigningKeys(ctx, now.Add(-p.publishFor())); err != nil {
-		p.log.Warn("identity: delete old keys", "err", err)
+		p.log.Warn("delete old keys failed", "err", err)
 	}
-	p.log.Info("identity: new key", "kid", id, "use", use)
+	p.log.Info("new key", "kid", id, "use", use)
 	return p.loadKeysLocked(ctx, now)
 }
 

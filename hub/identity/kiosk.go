@@ -241,7 +241,7 @@ func (p *Provider) kioskGrant(w http.ResponseWriter, r *http.Request) {
 	}
 	acct, err := p.citizenByCard(ctx, card)
 	if err != nil {
-		p.log.Error("identity: citizen account", "kiosk", claims.Issuer, "err", err)
+		p.log.Error("citizen account lookup failed", "kiosk", claims.Issuer, "err", err)
 		op.RequestError(w, r, oidc.ErrServerError(), nil)
 		return
 	}
@@ -255,7 +255,7 @@ func (p *Provider) kioskGrant(w http.ResponseWriter, r *http.Request) {
 		op.RequestError(w, r, err, nil)
 		return
 	}
-	p.log.Info("identity: id-card login", "kiosk", claims.Issuer, "account", acct.ID)
+	p.log.Info("id-card login", "kiosk", claims.Issuer, "account", acct.ID)
 	writeJSON(w, http.StatusOK, resp)
 }
 

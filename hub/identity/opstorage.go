@@ -167,7 +167,7 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 		if rerr := s.p.st.RevokeFamily(ctx, a.FamilyID, s.p.now()); rerr != nil {
 			return nil, rerr
 		}
-		s.p.log.Warn("identity: authorization code reused; its tokens are revoked", "client", a.ClientID, "family", a.FamilyID)
+		s.p.log.Warn("authorization code reused; its tokens are revoked", "client", a.ClientID, "family", a.FamilyID)
 		return nil, err
 	}
 	if err != nil {
@@ -247,7 +247,7 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, value string
 		if err := s.p.st.RevokeFamily(ctx, t.FamilyID, s.p.now()); err != nil {
 			return nil, err
 		}
-		s.p.log.Warn("identity: refresh token reused; its grant is revoked", "client", t.ClientID, "family", t.FamilyID)
+		s.p.log.Warn("refresh token reused; its grant is revoked", "client", t.ClientID, "family", t.FamilyID)
 		return nil, store.ErrTokenReused
 	}
 	if t.Revoked || s.p.now().After(t.ExpiresAt) {

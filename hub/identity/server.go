@@ -55,7 +55,7 @@ func (p *Provider) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
 func (p *Provider) serveKeys(w http.ResponseWriter, r *http.Request) {
 	_, jwks, err := p.publicKeys(r.Context())
 	if err != nil {
-		p.log.Error("identity: keys", "err", err)
+		p.log.Error("load public keys failed", "err", err)
 		http.Error(w, "keys unavailable", http.StatusInternalServerError)
 		return
 	}
@@ -153,7 +153,7 @@ func (p *Provider) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	ui := new(oidc.UserInfo)
 	if err := p.fillUserinfo(r.Context(), ui, t.UserID, t.Subject, t.Scopes); err != nil {
-		p.log.Error("identity: userinfo", "err", err)
+		p.log.Error("userinfo failed", "err", err)
 		writeJSON(w, http.StatusInternalServerError, oidc.ErrServerError())
 		return
 	}

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"encoding/base64"
@@ -23,38 +24,58 @@ import (
 const (
 	cookieName = "kf_sid"
 	sessionTTL = 12 * time.Hour
+	// formCookie binds every form to the browser that loaded it. Over https it is a __Host-
+	// cookie, which a sibling host cannot set (RFC 6265bis §4.1.3.2).
+	formCookie       = "kf_form"
+	formCookieSecure = "__Host-kf_form"
+)
+
+// Why a form was refused (see checkForm).
+var (
+	errNoFormCookie = errors.New("the browser sent no form cookie")
+	errFormToken    = errors.New("the form's token is not for this browser and form")
 )
 
 var texts = map[string]map[string]string{
 	"zh": {
-		"title_login": "登录", "title_consent": "授权确认", "title_device": "扫码登录确认", "title_done": "完成",
-		"login_for": "登录以继续使用", "username": "用户名", "password": "密码", "login": "登录",
+		"title_login": "登录", "title_consent": "授权确认", "title_done": "完成",
+		"title_device": "确认在其他设备上登录", "title_device_kiosk": "扫码登录确认", "title_device_code": "输入验证码",
+		"login_to_approve": "登录后确认这个验证码的登录：",
+		"login_for":        "登录以继续使用", "username": "用户名", "password": "密码", "login": "登录",
 		"err_login": "用户名或密码错误，或尝试次数过多，请稍后再试。", "err_request": "登录请求无效或已过期，请返回重新开始。",
-		"err_csrf": "页面已过期，请重试。", "consent_asks": "请求访问您的以下信息：", "approve": "同意", "deny": "拒绝",
+		"err_csrf":     "页面已过期，或是在另一个浏览器中打开的，请重新打开页面后再试。",
+		"err_cookie":   "浏览器没有带上本站的 Cookie，无法确认表单来自本页面。请允许本站使用 Cookie，然后重新打开页面。",
+		"consent_asks": "请求访问您的以下信息：", "approve": "同意", "deny": "拒绝",
 		"scope_openid": "您的身份标识", "scope_profile": "您的姓名", "scope_offline_access": "在您离开后保持登录",
 		"scope_fleet_api": "以您的身份管理自助终端设备",
 		"device_asks": "以下应用请求登录您的账号：", "at_kiosk": "自助终端：", "at_site": "地点：",
 		"phishing_kiosk": "请确认您本人正站在上述地点的这台自助终端前。如果不是，请点击“拒绝”。",
 		"phishing":       "只有在您本人刚刚在自己的设备上发起此登录时才能同意。如有疑问，请点击“拒绝”。",
-		"code":           "验证码", "enter_code": "请输入终端上显示的验证码", "continue": "继续",
-		"err_code": "验证码无效或已过期。", "err_guesses": "输入错误次数过多，请在终端上重新开始。",
-		"done_approved": "已同意，请返回终端继续。", "done_denied": "已拒绝，终端不会登录。",
+		"code":           "验证码", "enter_code": "请输入要登录的设备上显示的验证码", "continue": "继续",
+		"err_code": "验证码无效或已过期。", "err_guesses": "输入错误次数过多，请稍后重新发起登录。",
+		"done_approved_kiosk": "已同意，请返回终端继续。", "done_denied_kiosk": "已拒绝，终端不会登录。",
+		"done_approved": "已同意，请回到发起登录的设备继续。", "done_denied": "已拒绝，该设备不会登录。",
 		"done_logout": "您已安全退出。", "err_server": "服务暂时不可用，请稍后再试。",
 	},
 	"en": {
-		"title_login": "Log in", "title_consent": "Confirm access", "title_device": "Confirm QR login", "title_done": "Done",
+		"title_login": "Log in", "title_consent": "Confirm access", "title_done": "Done",
+		"title_device": "Confirm a login on another device", "title_device_kiosk": "Confirm QR login at a kiosk",
+		"title_device_code": "Enter the code", "login_to_approve": "Log in to confirm the login with code",
 		"login_for": "Log in to continue to", "username": "Username", "password": "Password", "login": "Log in",
-		"err_login":   "Wrong username or password, or too many attempts. Please try again later.",
-		"err_request": "This login request is invalid or has expired. Please start again.",
-		"err_csrf":    "This page has expired. Please try again.", "consent_asks": "asks to access:", "approve": "Approve", "deny": "Deny",
+		"err_login":    "Wrong username or password, or too many attempts. Please try again later.",
+		"err_request":  "This login request is invalid or has expired. Please start again.",
+		"err_csrf":     "This page has expired or was opened in another browser. Please open it again and retry.",
+		"err_cookie":   "Your browser did not send this site's cookie, so this form cannot be checked. Allow cookies for this site, then open the page again.",
+		"consent_asks": "asks to access:", "approve": "Approve", "deny": "Deny",
 		"scope_openid": "your identifier", "scope_profile": "your name", "scope_offline_access": "staying logged in when you are away",
 		"scope_fleet_api": "managing the kiosk fleet as you",
 		"device_asks": "This application asks to log in to your account:", "at_kiosk": "Kiosk:", "at_site": "Location:",
 		"phishing_kiosk": "Approve only if you are standing at this kiosk at this place now. Otherwise press Deny.",
 		"phishing":       "Approve only if you have just started this login on your own device. If in doubt, press Deny.",
-		"code":           "Code", "enter_code": "Enter the code shown on the screen", "continue": "Continue",
-		"err_code": "The code is invalid or has expired.", "err_guesses": "Too many wrong codes. Please start again at the kiosk.",
-		"done_approved": "Approved. Please go back to the kiosk.", "done_denied": "Denied. The kiosk will not be logged in.",
+		"code":           "Code", "enter_code": "Enter the code shown on the device you are logging in", "continue": "Continue",
+		"err_code": "The code is invalid or has expired.", "err_guesses": "Too many wrong codes. Please start the login again later.",
+		"done_approved_kiosk": "Approved. Please go back to the kiosk.", "done_denied_kiosk": "Denied. The kiosk will not be logged in.",
+		"done_approved": "Approved. Go back to the device where you started the login.", "done_denied": "Denied. That device will not be logged in.",
 		"done_logout": "You are logged out.", "err_server": "The service is unavailable. Please try again later.",
 	},
 }
@@ -118,7 +139,7 @@ func (p *Provider) view(r *http.Request, title string) *view {
 func (p *Provider) render(w http.ResponseWriter, page string, status int, v *view) {
 	var buf bytes.Buffer
 	if err := p.pages.t[page].ExecuteTemplate(&buf, "layout", v); err != nil {
-		p.log.Error("identity: render page", "page", page, "err", err)
+		p.log.Error("render page failed", "page", page, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
@@ -153,13 +174,55 @@ func (p *Provider) startSession(ctx context.Context, w http.ResponseWriter, a st
 	return s, nil
 }
 
-// csrf binds a form to its purpose and to the browser session (or the auth request).
-func (p *Provider) csrf(parts ...string) string {
-	return base64.RawURLEncoding.EncodeToString(mac(p.sec.cookieHMAC, parts...))
+// formToken returns the anti-forgery token of a form: an HMAC, under the hub's key, of the
+// browser's form cookie (set here when it has none), the form's purpose and what it acts on (the
+// auth request, the browser session, the user code). A token is good only in the browser that
+// loaded the form, for that form (OWASP CSRF Prevention Cheat Sheet, signed double-submit
+// cookie); without the cookie binding, a login form's token could be fetched by an attacker
+// and posted from the victim's browser (login CSRF).
+func (p *Provider) formToken(w http.ResponseWriter, r *http.Request, parts ...string) string {
+	name, secure := p.formCookieName()
+	c, err := r.Cookie(name)
+	if err != nil || len(c.Value) != 43 { // 32 random bytes, base64url
+		c = &http.Cookie{Name: name, Value: randomToken(32), Path: "/", HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode}
+		http.SetCookie(w, c)
+	}
+	return p.formMAC(c.Value, parts)
 }
 
-func (p *Provider) csrfOK(r *http.Request, parts ...string) bool {
-	return hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(p.csrf(parts...)))
+func (p *Provider) formMAC(cookie string, parts []string) string {
+	return base64.RawURLEncoding.EncodeToString(mac(p.sec.cookieHMAC, append([]string{"form", cookie}, parts...)...))
+}
+
+// checkForm checks a posted form's token against the browser's form cookie: errNoFormCookie
+// when the browser sent none, errFormToken when the token is for another browser or form.
+func (p *Provider) checkForm(r *http.Request, parts ...string) error {
+	name, _ := p.formCookieName()
+	c, err := r.Cookie(name)
+	if err != nil || c.Value == "" {
+		return errNoFormCookie
+	}
+	if !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(p.formMAC(c.Value, parts))) {
+		return errFormToken
+	}
+	return nil
+}
+
+func (p *Provider) formCookieName() (name string, secure bool) {
+	if strings.HasPrefix(p.cfg.Issuer, "https:") {
+		return formCookieSecure, true
+	}
+	return formCookie, false
+}
+
+// refuseForm answers a form that failed checkForm, saying why.
+func (p *Provider) refuseForm(w http.ResponseWriter, r *http.Request, v *view, err error) {
+	p.log.Info("form refused", "path", r.URL.Path, "err", err)
+	v.Error = "err_csrf"
+	if errors.Is(err, errNoFormCookie) {
+		v.Error = "err_cookie"
+	}
+	p.render(w, "message", http.StatusForbidden, v)
 }
 
 func sessionKey(s store.BrowserSession) string { return base64.RawURLEncoding.EncodeToString(s.Hash) }
@@ -192,7 +255,8 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 				v.Client = c.Name
 			}
 		}
-		v.CSRF = p.csrf("login", v.ID)
+		v.UserCode = nextUserCode(v.Next)
+		v.CSRF = p.formToken(w, r, "login", v.ID)
 		p.render(w, "login", http.StatusOK, v)
 	case http.MethodPost:
 		r.Body = http.MaxBytesReader(w, r.Body, maxForm)
@@ -202,17 +266,17 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		v.ID, v.Next = r.PostForm.Get("id"), r.PostForm.Get("next")
-		if !p.csrfOK(r, "login", v.ID) {
-			v.Error = "err_csrf"
-			p.render(w, "message", http.StatusForbidden, v)
+		v.UserCode = nextUserCode(v.Next)
+		if err := p.checkForm(r, "login", v.ID); err != nil {
+			p.refuseForm(w, r, v, err)
 			return
 		}
 		acct, err := p.PasswordLogin(r.Context(), r.PostForm.Get("username"), r.PostForm.Get("password"))
 		if err != nil {
 			if !errors.Is(err, ErrLogin) {
-				p.log.Error("identity: password login", "err", err)
+				p.log.Error("password login failed", "err", err)
 			}
-			v.Error, v.CSRF = "err_login", p.csrf("login", v.ID)
+			v.Error, v.CSRF = "err_login", p.formToken(w, r, "login", v.ID)
 			p.render(w, "login", http.StatusUnauthorized, v)
 			return
 		}
@@ -227,18 +291,21 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 		s := store.BrowserSession{UserID: acct.ID, AMR: []string{"pwd"}, AuthTime: p.now()}
 		if !a.Kiosk {
 			if s, err = p.startSession(r.Context(), w, acct, s.AMR); err != nil {
-				p.log.Error("identity: browser session", "err", err)
+				p.log.Error("browser session failed", "err", err)
 				v.Error = "err_server"
 				p.render(w, "message", http.StatusInternalServerError, v)
 				return
 			}
 		}
 		if v.ID == "" {
-			next := devicePath
-			if uc := r.PostForm.Get("next"); strings.HasPrefix(uc, "user_code=") {
-				next += "?" + uc
+			q := url.Values{}
+			if uc := nextUserCode(v.Next); uc != "" {
+				q.Set("user_code", uc)
 			}
-			http.Redirect(w, r, next, http.StatusSeeOther)
+			if l := r.URL.Query().Get("lang"); l != "" {
+				q.Set("lang", v.Lang)
+			}
+			http.Redirect(w, r, devicePath+"?"+q.Encode(), http.StatusSeeOther)
 			return
 		}
 		p.continueAuth(w, r, a, s)
@@ -262,7 +329,7 @@ func (p *Provider) continueAuth(w http.ResponseWriter, r *http.Request, a store.
 	a.ACR = ACRPassword
 	a.Done = c.FirstParty
 	if err := p.st.SaveAuthRequest(r.Context(), a); err != nil {
-		p.log.Error("identity: save auth request", "err", err)
+		p.log.Error("save auth request failed", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
@@ -275,7 +342,7 @@ func (p *Provider) continueAuth(w http.ResponseWriter, r *http.Request, a store.
 		return
 	}
 	v := p.view(r, "title_consent")
-	v.ID, v.Client, v.Scopes, v.CSRF = a.ID, c.Name, a.Scopes, p.csrf("consent", sessionKey(s), a.ID)
+	v.ID, v.Client, v.Scopes, v.CSRF = a.ID, c.Name, a.Scopes, p.formToken(w, r, "consent", sessionKey(s), a.ID)
 	if len(a.Resources) > 0 { // the fleet API, the only resource there is
 		v.Scopes = append(slices.Clip(v.Scopes), "fleet_api")
 	}
@@ -292,9 +359,8 @@ func (p *Provider) serveConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	s, ok := p.browserSession(r)
 	id := r.PostForm.Get("id")
-	if !ok || !p.csrfOK(r, "consent", sessionKey(s), id) {
-		v.Error = "err_csrf"
-		p.render(w, "message", http.StatusForbidden, v)
+	if err := p.checkForm(r, "consent", sessionKey(s), id); !ok || err != nil {
+		p.refuseForm(w, r, v, cmp.Or(err, errFormToken))
 		return
 	}
 	a, err := p.st.GetAuthRequest(r.Context(), id)
@@ -336,7 +402,7 @@ func sep(u string) string {
 // --- device approval
 
 func (p *Provider) serveDevice(w http.ResponseWriter, r *http.Request) {
-	v := p.view(r, "title_device")
+	v := p.view(r, "title_device_code")
 	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 	if err := r.ParseForm(); err != nil {
 		v.Error = "err_request"
@@ -345,12 +411,16 @@ func (p *Provider) serveDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	code := normalizeUserCode(r.Form.Get("user_code"))
 	s, ok := p.browserSession(r)
+	if !ok && r.Method == http.MethodPost { // a decision without a session: expired, or forged
+		p.refuseForm(w, r, v, cmp.Or(p.checkForm(r, "device", "", code), errFormToken))
+		return
+	}
 	if !ok {
 		lv := p.view(r, "title_login")
 		if code != "" {
-			lv.Next = "user_code=" + url.QueryEscape(code)
+			lv.Next, lv.UserCode = "user_code="+url.QueryEscape(code), code
 		}
-		lv.CSRF = p.csrf("login", "")
+		lv.CSRF = p.formToken(w, r, "login", "")
 		p.render(w, "login", http.StatusOK, lv)
 		return
 	}
@@ -367,7 +437,7 @@ func (p *Provider) serveDevice(w http.ResponseWriter, r *http.Request) {
 	d, err := p.st.DeviceAuthByUserCode(r.Context(), code)
 	if err != nil || d.State != store.DeviceAuthPending || !p.now().Before(d.ExpiresAt) {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			p.log.Error("identity: device auth", "err", err)
+			p.log.Error("device auth failed", "err", err)
 		}
 		if !p.guess(s.UserID, true) {
 			v.Error = "err_guesses"
@@ -384,26 +454,30 @@ func (p *Provider) serveDevice(w http.ResponseWriter, r *http.Request) {
 		p.render(w, "device", http.StatusBadRequest, v)
 		return
 	}
+	v.Title = "title_device"
+	kiosk := ""
+	if d.KioskID != "" {
+		v.Title, kiosk = "title_device_kiosk", "_kiosk"
+	}
 	if r.Method == http.MethodPost {
-		if !p.csrfOK(r, "device", sk, code) {
-			v.Error = "err_csrf"
-			p.render(w, "message", http.StatusForbidden, v)
+		if err := p.checkForm(r, "device", sk, code); err != nil {
+			p.refuseForm(w, r, v, err)
 			return
 		}
-		d.State, v.Done = store.DeviceAuthDenied, "done_denied"
+		d.State, v.Done, v.Title = store.DeviceAuthDenied, "done_denied"+kiosk, "title_done"
 		if r.PostForm.Get("action") == "approve" {
-			d.State, v.Done = store.DeviceAuthApproved, "done_approved"
+			d.State, v.Done = store.DeviceAuthApproved, "done_approved"+kiosk
 			d.UserID, d.Subject, d.AMR, d.AuthTime = s.UserID, p.sec.subject(c, s.UserID), s.AMR, s.AuthTime
 		}
 		if err := p.st.DecideDeviceAuth(r.Context(), code, d, p.now()); err != nil {
-			v.Done, v.Error = "", "err_code"
+			v.Done, v.Error, v.Title = "", "err_code", "title_device_code"
 			p.render(w, "device", http.StatusBadRequest, v)
 			return
 		}
 		p.render(w, "message", http.StatusOK, v)
 		return
 	}
-	v.UserCode, v.Client, v.CSRF = code, c.Name, p.csrf("device", sk, code)
+	v.UserCode, v.Client, v.CSRF = code, c.Name, p.formToken(w, r, "device", sk, code)
 	if d.KioskID != "" {
 		v.Kiosk = d.KioskID
 		if dev, err := p.devices.GetDevice(r.Context(), d.KioskID); err == nil {
@@ -415,6 +489,16 @@ func (p *Provider) serveDevice(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.render(w, "device", http.StatusOK, v)
+}
+
+// nextUserCode is the user code a login continues to (next is "user_code=CODE"), or "".
+func nextUserCode(next string) string {
+	uc, ok := strings.CutPrefix(next, "user_code=")
+	if !ok {
+		return ""
+	}
+	code, _ := url.QueryUnescape(uc)
+	return code
 }
 
 func (p *Provider) serveLoggedOut(w http.ResponseWriter, r *http.Request) {

@@ -121,3 +121,129 @@ func mustURL(s string) *url.URL {
 	}
 	return u
 }
+
+// Every form's token is bound to the browser that loaded it (a cookie): a login form fetched
+// without cookies gets a fresh cookie and a token of its own each time (no login CSRF); a token
+// posted from another browser, or from one that sends no cookie, is refused with the reason. The
+// same holds for the consent and device approval forms.
+func TestFormsBoundToBrowser(t *testing.T) {
+	e := identitytest.New(t)
+	tokens := map[string]bool{}
+	for range 3 {
+		resp, err := http.Get(e.Issuer + "/oidc/device") // no cookie jar
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(body)
+		if m == nil || len(resp.Cookies()) != 1 || resp.Cookies()[0].Name != "kf_form" || !resp.Cookies()[0].HttpOnly {
+			t.Fatalf("login page: token %q, cookies %v", m, resp.Cookies())
+		}
+		tokens[string(m[1])] = true
+	}
+	if len(tokens) != 3 {
+		t.Errorf("three cookie-less loads of the login form gave %d distinct tokens, want 3", len(tokens))
+	}
+
+	otherBrowser := []string{"another browser", "另一个浏览器"}
+	noCookie := []string{"did not send this site", "没有带上本站的 Cookie"}
+	refused := func(name string, p *identitytest.Page, err error, why []string) {
+		t.Helper()
+		if err != nil || p.Status != http.StatusForbidden || !strings.Contains(p.Body, why[0]) && !strings.Contains(p.Body, why[1]) {
+			t.Errorf("%s: %v, status %d, want 403 saying %q: %.1500s", name, err, p.Status, why[0], p.Body)
+		}
+	}
+	login := url.Values{"username": {identitytest.AdminUser}, "password": {identitytest.AdminPassword}}
+
+	// Login: browser a's form, posted by browser b (which holds a form cookie of its own) and by
+	// a client with no cookie.
+	a, b := e.NewBrowser(), e.NewBrowser()
+	form, err := a.Get(e.Issuer + "/oidc/device?lang=en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(e.Issuer + "/oidc/device"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.Submit(form, login)
+	refused("login form from another browser", p, err, otherBrowser)
+	p, err = e.NewBrowser().Submit(form, login)
+	refused("login form without the cookie", p, err, noCookie)
+
+	// Consent (a third-party client): a's form posted by b (logged in itself) and without cookies.
+	pkce := url.Values{"code_challenge": {oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())}, "code_challenge_method": {"S256"}, "lang": {"en"}}
+	if form, err = a.Get(authURL(e, "third", e.Callback, pkce)); err == nil {
+		form, err = a.Submit(form, login)
+	}
+	if err != nil || !strings.Contains(form.Body, `value="approve"`) {
+		t.Fatalf("no consent page: %v %.300s", err, form.Body)
+	}
+	if p, err = b.Get(authURL(e, "third", e.Callback, pkce)); err == nil {
+		_, err = b.Submit(p, login)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err = b.Submit(form, url.Values{"action": {"approve"}})
+	refused("consent form from another browser", p, err, otherBrowser)
+	p, err = e.NewBrowser().Submit(form, url.Values{"action": {"approve"}})
+	refused("consent form without the cookie", p, err, noCookie)
+	if p, err = a.Submit(form, url.Values{"action": {"approve"}}); err != nil || p.Loc == "" {
+		t.Errorf("consent in its own browser: %v %d %.300s", err, p.Status, p.Body)
+	}
+
+	// Device approval: a's approval page posted by b and without cookies leaves it pending.
+	d := startDevice(t, e, url.Values{"client_id": {identity.ClientFleetctl}, "scope": {"openid"}})
+	if form, err = a.Get(d.verify + "&lang=en"); err != nil || !strings.Contains(form.Body, `value="approve"`) {
+		t.Fatalf("no approval page: %v %.300s", err, form.Body)
+	}
+	p, err = b.Submit(form, url.Values{"action": {"approve"}})
+	refused("approval from another browser", p, err, otherBrowser)
+	p, err = e.NewBrowser().Submit(form, url.Values{"action": {"approve"}})
+	refused("approval without the cookie", p, err, noCookie)
+	st, m, err := poll(e, identity.ClientFleetctl, d.code)
+	oauthErr(t, st, m, err, 400, "authorization_pending")
+}
+
+// The device approval pages say what is being approved: the login page shows the code, the title
+// says a QR login at a kiosk only for a kiosk, and the answer says where to go back to.
+func TestDeviceApprovalPagesSayWhat(t *testing.T) {
+	e := identitytest.New(t)
+	k := e.EnrollKiosk(t, "kiosk-ft-01")
+	for _, tc := range []struct {
+		name        string
+		d           deviceAuth
+		title, done string
+		notTitle    string
+	}{
+		{"fleetctl", startDevice(t, e, url.Values{"client_id": {identity.ClientFleetctl}, "scope": {"openid"}}),
+			"<h1>Confirm a login on another device</h1>", "Go back to the device where you started the login.", "QR"},
+		{"kiosk", kioskDevice(t, e, k), "<h1>Confirm QR login at a kiosk</h1>", "Please go back to the kiosk.", "another device"},
+	} {
+		b := e.NewBrowser()
+		p, err := b.Get(tc.d.verify + "&lang=en")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(p.Body, "<h1>Log in</h1>") || !strings.Contains(p.Body, "Log in to confirm the login with code <b class=\"who\">"+tc.d.user+"</b>") {
+			t.Errorf("%s: login page does not show the code %s: %.1500s", tc.name, tc.d.user, p.Body)
+		}
+		if p, err = b.Submit(p, url.Values{"username": {identitytest.AdminUser}, "password": {identitytest.AdminPassword}}); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(p.Body, tc.title) || strings.Contains(p.Body, tc.notTitle) || !strings.Contains(p.Body, tc.d.user) {
+			t.Errorf("%s: approval page, want %q and the code %s: %.1500s", tc.name, tc.title, tc.d.user, p.Body)
+		}
+		if p, err = b.Submit(p, url.Values{"action": {"approve"}}); err != nil || !strings.Contains(p.Body, tc.done) || !strings.Contains(p.Body, "<h1>Done</h1>") {
+			t.Errorf("%s: after approving, want %q: %v %.1500s", tc.name, tc.done, err, p.Body)
+		}
+	}
+	// The page to enter a code is titled so.
+	b := e.NewBrowser()
+	p, _ := b.Get(e.Issuer + "/oidc/device?lang=en")
+	p, _ = b.Submit(p, url.Values{"username": {identitytest.AdminUser}, "password": {identitytest.AdminPassword}})
+	if p == nil || !strings.Contains(p.Body, "<h1>Enter the code</h1>") {
+		t.Errorf("code entry page: %+v", p)
+	}
+}

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/pgtest"
 )
 
 // TestValidate reports every problem at once, the store URL's among them.
@@ -82,4 +85,53 @@ func TestAssembleClose(t *testing.T) {
 		t.Error("the second start found no bootstrap token")
 	}
 	h2.Close()
+}
+
+// TestRunPostgres: with a postgres:// store URL the hub keeps its state in PostgreSQL (here a
+// server of the test's own): it starts, answers /healthz through the store, and what it set up
+// at its first start (the identity provider's clients) is in that database.
+func TestRunPostgres(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	srv, err := pgtest.Start(ctx)
+	if errors.Is(err, pgtest.ErrNoPostgres) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	url := srv.URL("postgres")
+	ready := make(chan Info, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{DataDir: t.TempDir(), Store: url, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0"},
+			func(i Info) { ready <- i })
+	}()
+	var info Info
+	select {
+	case info = <-ready:
+	case err := <-done:
+		t.Fatalf("Run returned before ready: %v", err)
+	}
+	resp, err := http.Get(info.HTTPURL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz = %s", resp.Status)
+	}
+	st, err := store.Open(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if cs, err := st.ListClients(ctx); err != nil || len(cs) == 0 {
+		t.Errorf("clients in PostgreSQL: %d, %v; want the built-in ones", len(cs), err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v after its context ended", err)
+	}
 }

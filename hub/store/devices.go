@@ -26,6 +26,11 @@ type Devices interface {
 	// RenewCertificate records a new certificate for a device.
 	RenewCertificate(ctx context.Context, id, serial string, expiry time.Time, certPEM []byte) error
 	RevokeDevice(ctx context.Context, id string, at time.Time) error
+	// RetireDevices takes out of service, in one transaction, every device in service that f
+	// selects (f.Retired is ignored): each is revoked (keeping an earlier revocation time), marked
+	// offline at at, and listed from then on only when a filter asks for retired devices. Its
+	// records stay. It returns the IDs retired, in ID order; a retired device never comes back.
+	RetireDevices(ctx context.Context, f DeviceFilter, at time.Time) ([]string, error)
 }
 
 // Site is a service hall or other place where kiosks stand.
@@ -48,6 +53,7 @@ type Device struct {
 	EnrolledAt time.Time
 	Revoked    bool
 	RevokedAt  time.Time
+	RetiredAt  time.Time // zero while in service
 
 	// Presence as seen by the hub (hub clock), kept by Presence.
 	Online       bool
@@ -70,11 +76,18 @@ type DeviceCredential struct {
 	Revoked    bool
 }
 
-// DeviceFilter selects devices; zero fields match everything.
+// DeviceFilter selects devices; zero fields match everything in service.
 type DeviceFilter struct {
+	IDs    []string // only these devices
 	SiteID string
 	Region string // prefix match: "44" is Guangdong, "4403" Shenzhen
+	Model  string
 	Online *bool
+	// SeenBefore, when set, selects devices offline and not heard from since that time (a
+	// device never heard from at all counts as unseen since it enrolled).
+	SeenBefore time.Time
+	// Retired selects the retired devices instead of those in service.
+	Retired bool
 }
 
 // EnrollmentToken is a one-time, expiring permission to enroll one kiosk at a site. Only the

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
@@ -75,4 +77,24 @@ type Watermark struct {
 	DeviceID string
 	Epoch    string
 	UpTo     uint64
+}
+
+// CheckBatches reports what CommitBatches must refuse (ErrInvalid): a batch without a device or
+// epoch, a seq of 0 or beyond int64, a record without kind or body. Backends call it before they
+// begin, so that a refused call commits nothing.
+func CheckBatches(batches []Batch) error {
+	for _, b := range batches {
+		if b.DeviceID == "" || b.Epoch == "" {
+			return fmt.Errorf("%w: batch without a device or epoch", ErrInvalid)
+		}
+		for _, r := range b.Records {
+			if r.Seq == 0 || r.Seq > math.MaxInt64 {
+				return fmt.Errorf("%w: device %s epoch %s: seq %d out of range", ErrInvalid, b.DeviceID, b.Epoch, r.Seq)
+			}
+			if r.Kind == "" || len(r.Body) == 0 {
+				return fmt.Errorf("%w: device %s epoch %s seq %d: record without kind or body", ErrInvalid, b.DeviceID, b.Epoch, r.Seq)
+			}
+		}
+	}
+	return nil
 }

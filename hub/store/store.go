@@ -1,6 +1,6 @@
 // Package store defines the hub's storage: one small interface per domain, the hub's own record
 // types and the sentinel errors every backend returns. Backends live in subpackages (sqlite,
-// later postgres), keep their schema as migrations of their own dialect, and all run the
+// postgres), keep their schema as migrations of their own dialect, and all run the
 // conformance suite in storetest, one set of subtests per domain.
 //
 // The domains, one file each:
@@ -15,9 +15,10 @@
 // The app catalog (catalog.go, Catalog) and the event stream (events.go, Events) come next, as
 // domains of their own. Store composes every domain; a caller asks for the smallest set it uses.
 //
-// Open chooses the backend by URL: "sqlite:var/hub/hub.db", later "postgres://host/db". Each
-// backend registers its URL scheme (Register) and keeps its migrations in its own dialect, in its
-// own folder (hub/store/sqlite/migrations), applied by pkg/migrate when it opens.
+// Open chooses the backend by URL: "sqlite:var/hub/hub.db" or "postgres://host/db". Each backend
+// registers its URL scheme (Register) and keeps its migrations in its own dialect, in its own
+// folder (hub/store/sqlite/migrations, hub/store/postgres/migrations), applied by pkg/migrate when
+// it opens.
 package store
 
 import (

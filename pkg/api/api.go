@@ -93,9 +93,33 @@ type Enrolled struct {
 // (the hub answers 400 bad_request for any other in a path).
 func ValidDeviceID(id string) bool { return wire.ValidDeviceID(id) }
 
-// Devices is the body of GET /api/v1/devices?site=&region=&status=online|offline.
+// Devices is the body of GET /api/v1/devices?site=&region=&model=&status=online|offline|retired.
 type Devices struct {
 	Devices []fleet.Device `json:"devices"`
+}
+
+// RetireDevices is the body of POST /api/v1/devices/retire: it takes the kiosks it selects out of
+// service for good (revoked, their sessions cut, listed only with retired=true; their records
+// stay). At least one selector is required. DryRun lists what would be retired without doing it;
+// Expect, when set, makes the hub refuse (409) unless exactly that many would be retired, so that
+// a count confirmed by a person is the count acted on.
+type RetireDevices struct {
+	IDs    []string `json:"ids,omitempty"`
+	Site   string   `json:"site,omitempty"`
+	Region string   `json:"region,omitempty"` // GB/T 2260 prefix
+	Model  string   `json:"model,omitempty"`
+	// OfflineFor selects kiosks offline and not heard from for at least this long (a Go
+	// duration, e.g. "720h"); a kiosk never heard from counts from its enrollment.
+	OfflineFor string `json:"offlineFor,omitempty"`
+	DryRun     bool   `json:"dryRun,omitempty"`
+	Expect     *int   `json:"expect,omitempty"`
+}
+
+// Retired is the response to RetireDevices: the IDs retired (or, on a dry run, that would be).
+type Retired struct {
+	DryRun  bool     `json:"dryRun"`
+	Count   int      `json:"count"`
+	Devices []string `json:"devices"`
 }
 
 // DeviceDetail is the body of GET /api/v1/devices/{id}.

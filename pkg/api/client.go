@@ -103,13 +103,14 @@ func (c *Client) Enroll(ctx context.Context, req Enroll) (Enrolled, error) {
 
 // DeviceQuery filters ListDevices; zero fields match all.
 type DeviceQuery struct {
-	Site, Region, Status string // Status: online or offline
+	Site, Region, Model string
+	Status              string // online, offline or retired (without it: every kiosk in service)
 }
 
 // ListDevices lists devices.
 func (c *Client) ListDevices(ctx context.Context, q DeviceQuery) ([]fleet.Device, error) {
 	v := url.Values{}
-	for k, s := range map[string]string{"site": q.Site, "region": q.Region, "status": q.Status} {
+	for k, s := range map[string]string{"site": q.Site, "region": q.Region, "model": q.Model, "status": q.Status} {
 		if s != "" {
 			v.Set(k, s)
 		}
@@ -132,6 +133,12 @@ func (c *Client) Device(ctx context.Context, id string) (DeviceDetail, error) {
 func (c *Client) Revoke(ctx context.Context, id string) (fleet.Device, error) {
 	var out fleet.Device
 	return out, c.Do(ctx, http.MethodPost, Prefix+"/devices/"+url.PathEscape(id)+"/revoke", nil, &out)
+}
+
+// RetireDevices retires the kiosks req selects, or with req.DryRun says which it would.
+func (c *Client) RetireDevices(ctx context.Context, req RetireDevices) (Retired, error) {
+	var out Retired
+	return out, c.Do(ctx, http.MethodPost, Prefix+"/devices/retire", req, &out)
 }
 
 // ListCommands lists a device's commands, newest first.

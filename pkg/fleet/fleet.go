@@ -29,6 +29,7 @@ type Device struct {
 	EnrolledAt time.Time `json:"enrolledAt"`
 	Revoked    bool      `json:"revoked"`
 	RevokedAt  time.Time `json:"revokedAt,omitzero"`
+	RetiredAt  time.Time `json:"retiredAt,omitzero"` // taken out of service for good
 
 	// Presence as seen by the hub (hub clock).
 	Online       bool      `json:"online"`

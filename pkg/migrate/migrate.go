@@ -1,7 +1,9 @@
 // Package migrate applies numbered SQL migrations from an fs.FS (usually embedded) to a
 // database/sql database, each in its own transaction, and records every applied version in the
 // table schema_migrations. It is idempotent: a restart applies only what is missing. It uses no
-// bind parameters and only portable SQL, so it works on SQLite and PostgreSQL alike.
+// bind parameters and only portable SQL, so it works on SQLite and PostgreSQL alike (pgx's
+// database/sql adapter runs a statement without parameters in the simple protocol, so a
+// migration may hold several statements there too).
 //
 // A migration file is named NNNN_name.sql (version, underscore, name of [a-z0-9_]); files that do
 // not end in .sql are ignored. Versions need not be contiguous: owners may reserve ranges (say
@@ -36,6 +38,20 @@ var (
 
 // Table is the name of the table recording applied versions.
 const Table = "schema_migrations"
+
+// DB is what Up needs of a database: a *sql.DB, or a *sql.Conn where the caller holds a lock on
+// that connection's session (PostgreSQL's pg_advisory_lock, so that replicas starting at once
+// migrate one after the other).
+type DB interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+var (
+	_ DB = (*sql.DB)(nil)
+	_ DB = (*sql.Conn)(nil)
+)
 
 // Migration is one numbered SQL script.
 type Migration struct {
@@ -86,9 +102,9 @@ func Load(fsys fs.FS) ([]Migration, error) {
 
 // Up applies every migration of fsys that db has not recorded, in version order, each in its own
 // transaction together with its row in schema_migrations. It returns the versions it applied.
-// db should allow a single writer (as sqlitex's writer pool does); on PostgreSQL concurrent
-// migrators conflict on the version's primary key and the loser's transaction rolls back.
-func Up(ctx context.Context, db *sql.DB, fsys fs.FS) ([]int64, error) {
+// db should allow a single writer (as sqlitex's writer pool does); on PostgreSQL, concurrent
+// migrators would conflict, so the caller serializes them (see DB).
+func Up(ctx context.Context, db DB, fsys fs.FS) ([]int64, error) {
 	ms, err := Load(fsys)
 	if err != nil {
 		return nil, err
@@ -128,7 +144,7 @@ func Up(ctx context.Context, db *sql.DB, fsys fs.FS) ([]int64, error) {
 	return applied, nil
 }
 
-func apply(ctx context.Context, db *sql.DB, m Migration) error {
+func apply(ctx context.Context, db DB, m Migration) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate: %s: begin: %w", m.Name, err)
@@ -157,7 +173,7 @@ func apply(ctx context.Context, db *sql.DB, m Migration) error {
 }
 
 // Applied returns the versions db records, ascending. The table must exist (Up creates it).
-func Applied(ctx context.Context, db *sql.DB) ([]int64, error) {
+func Applied(ctx context.Context, db DB) ([]int64, error) {
 	rows, err := db.QueryContext(ctx, `SELECT version FROM `+Table+` ORDER BY version`)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: read %s: %w", Table, err)

@@ -132,10 +132,21 @@ func runCmd(args []string, stderr io.Writer) error {
 	profilesDir := fs.String("profiles", "firmware-profiles", "folder of firmware profiles")
 	rescan := fs.Duration("rescan", 5*time.Second, "with --devices: look this often for serial and USB devices attached after start that a profile fits, and use them (0: never)")
 	synthetic := fs.Float64("synthetic-rate", 0, "append this many synthetic business records per second (load generator for tests and benchmarks)")
+	localAPI := fs.String("local-api", "0", "with --devices: loopback host:port of the local device API for the kiosk shell and kiosk apps, e.g. 127.0.0.1:8090 (0: off)")
 	if err := parse(fs, args, cfgFile); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
+		return err
+	}
+	var errs []error
+	if err := daemon.CheckLocalAPI(*localAPI); err != nil {
+		errs = append(errs, err)
+	}
+	if !daemon.LocalAPIOff(*localAPI) && *devicesFile == "" {
+		errs = append(errs, errors.New("--local-api needs --devices: the local device API serves the peripherals of the device configuration"))
+	}
+	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	log, err := logging.New(stderr, *logLevel, *logFormat)
@@ -145,7 +156,8 @@ func runCmd(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a, err := daemon.Open(ctx, daemon.Config{DataDir: *dataDir, Version: version, Log: log, OutboxMaxBytes: *maxBytes,
-		MQTTOverride: *mqtt, SyntheticRate: *synthetic, DevicesFile: *devicesFile, ProfilesDir: *profilesDir, Rescan: *rescan, AckTimeout: *ackTimeout, MaxBackoff: *maxBackoff})
+		MQTTOverride: *mqtt, SyntheticRate: *synthetic, DevicesFile: *devicesFile, ProfilesDir: *profilesDir, Rescan: *rescan, AckTimeout: *ackTimeout, MaxBackoff: *maxBackoff,
+		LocalAPI: *localAPI})
 	if err != nil {
 		return err
 	}

@@ -95,6 +95,13 @@ func runKiosk(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *format != "yaml" && *format != "json" {
 		return fmt.Errorf("%w: --format must be yaml or json", errUsage)
 	}
+	// devices.yaml is read by an agent elsewhere, and the daemons behind the IPP printer change
+	// their working folder: every path written or handed on is absolute.
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		return err
+	}
+	*dir = abs
 	if err := os.MkdirAll(filepath.Join(*dir, "dev"), 0o755); err != nil {
 		return err
 	}

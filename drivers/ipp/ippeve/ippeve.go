@@ -26,6 +26,9 @@ import (
 // ErrNotInstalled: ippeveprinter, avahi-daemon or dbus-daemon is missing.
 var ErrNotInstalled = errors.New("not installed")
 
+// maxSocketPath is the size of sockaddr_un.sun_path on Linux, the terminating NUL included.
+const maxSocketPath = 108
+
 // Options configure Start.
 type Options struct {
 	Dir     string // work folder: daemon configs, dbus socket, job script and spool/ (required)
@@ -81,6 +84,10 @@ func Start(ctx context.Context, o Options) (_ *Printer, err error) {
 	if o.Dir == "" {
 		return nil, errors.New("ippeve: Options.Dir is required")
 	}
+	// The daemons change their working folder, so every path they get is absolute.
+	if o.Dir, err = filepath.Abs(o.Dir); err != nil {
+		return nil, fmt.Errorf("ippeve: %w", err)
+	}
 	o.Name = cmp.Or(o.Name, "kiosk-a4")
 	o.Formats = cmp.Or(o.Formats, "application/pdf,image/pwg-raster")
 	p := &Printer{SpoolDir: filepath.Join(o.Dir, "spool")}
@@ -93,6 +100,9 @@ func Start(ctx context.Context, o Options) (_ *Printer, err error) {
 		return nil, err
 	}
 	bus := filepath.Join(o.Dir, "bus")
+	if len(bus) >= maxSocketPath {
+		return nil, fmt.Errorf("ippeve: dbus socket path %s is %d bytes, a unix socket path takes at most %d: use a shorter Options.Dir", bus, len(bus), maxSocketPath-1)
+	}
 	os.Remove(bus) // left by an earlier run in the same folder
 	files := map[string]string{"dbus.conf": fmt.Sprintf(dbusConf, bus), "avahi.conf": avahiConf}
 	if o.Command != "" {

@@ -74,3 +74,40 @@ func children() (out []string) {
 	}
 	return out
 }
+
+// A relative folder works: avahi-daemon changes its working folder, so it must be handed the
+// dbus socket by absolute path (make run once passed var/devsim/ipp and avahi never reached it).
+func TestRelativeDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := ippeve.Start(ctx, ippeve.Options{Dir: filepath.Join("var", "ipp"), Command: "exit 0\n"})
+	if errors.Is(err, ippeve.ErrNotInstalled) {
+		t.Skip(err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	if !filepath.IsAbs(p.SpoolDir) {
+		t.Errorf("spool folder %q is relative", p.SpoolDir)
+	}
+	c, err := ipp.New(p.URI, &http.Client{Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, err := c.PrinterAttributes(ctx); err != nil || a.Ready() != nil {
+		t.Fatalf("attributes %+v, %v\n%s", a, err, p.Log())
+	}
+}
+
+// A folder too deep for a unix socket path is refused up front, with the reason.
+func TestDirTooLong(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 100))
+	_, err := ippeve.Start(context.Background(), ippeve.Options{Dir: dir})
+	if errors.Is(err, ippeve.ErrNotInstalled) {
+		t.Skip(err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "unix socket path") {
+		t.Fatalf("Start in a %d-byte folder: %v, want the socket path refused", len(dir), err)
+	}
+}

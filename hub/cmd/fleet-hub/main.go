@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	_ "net/http/pprof"
@@ -17,6 +18,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/kioskfleet/kioskfleet/hub/broker"
 	"github.com/kioskfleet/kioskfleet/hub/server"
 	"github.com/kioskfleet/kioskfleet/pkg/flagconf"
 	"github.com/kioskfleet/kioskfleet/pkg/gcheadroom"
@@ -42,8 +44,8 @@ func run(args []string) error {
        fleet-hub ca COMMAND [flags]   the device CA's offline root (fleet-hub ca --help)
 
 Runs the kioskfleet hub on one machine: an embedded MQTT broker (TLS, one client certificate per
-kiosk, issued by the hub's own CA), the store (SQLite by default) and the HTTP API (/api/v1,
-/metrics, /healthz).
+kiosk, issued by the hub's own CA), the store (SQLite by default, or PostgreSQL) and the HTTP API
+(/api/v1, /metrics, /healthz).
 At first start it creates its CA and a bootstrap admin token in the data folder and prints the token.
 
 Every flag can also be set in the environment (KF_HUB_<FLAG>, e.g. KF_HUB_HTTP_ADDR) or in a YAML
@@ -56,7 +58,7 @@ Flags:
 	var (
 		cfgFile   = fs.String("config", "", "YAML config file")
 		dataDir   = fs.String("data", "var/hub", "data folder (CA, bootstrap token, the SQLite database by default)")
-		storeURL  = fs.String("store", "", "store URL: sqlite:PATH (default sqlite:<data>/hub.db)")
+		storeURL  = fs.String("store", "", "store URL: sqlite:PATH (default sqlite:<data>/hub.db) or postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=...] (PostgreSQL, for several hubs on one database)")
 		httpAddr  = fs.String("http-addr", "127.0.0.1:8080", "HTTP API listen address")
 		mqttAddr  = fs.String("mqtt-addr", "127.0.0.1:8883", "MQTT over TLS listen address")
 		advertise = fs.String("advertise-mqtt", "", "MQTT address told to enrolling kiosks (default: the listen address)")
@@ -67,6 +69,17 @@ Flags:
 		logFormat = fs.String("log-format", "text", "text or json")
 		pprofAddr = fs.String("pprof-addr", "", "serve net/http/pprof on this (loopback) address, for profiling")
 		headroom  = fs.Int("gc-headroom-mib", 64, "bound the garbage collector's headroom to about this many MiB (or 2 s of allocation, if more) once the hub's memory in use is large (many connected kiosks); 0: GOGC alone decides")
+
+		// What the hub holds for clients before it knows who they are (docs/api.md, docs/protocol.md).
+		httpRead       = fs.Duration("http-read-timeout", server.DefaultHTTPReadTimeout, "time to read a whole HTTP request, body included")
+		httpWrite      = fs.Duration("http-write-timeout", server.DefaultHTTPWriteTimeout, "time from the end of an HTTP request's header to the end of its answer (a long poll extends its own)")
+		httpIdle       = fs.Duration("http-idle-timeout", server.DefaultHTTPIdleTimeout, "time a kept-alive HTTP connection may wait for its next request")
+		httpPerAddr    = fs.Int("http-conns-per-addr", server.DefaultHTTPConnsPerAddr, "open HTTP connections per client address (IPv4 address or IPv6 /64); more are answered 503; -1: no limit (behind a proxy that does not pass client addresses)")
+		anonBody       = fs.Int64("http-anon-body-bytes", server.DefaultAnonBody, "largest request body read before its sender is authenticated (enrollment, OpenID endpoints)")
+		mqttConnect    = fs.Duration("mqtt-connect-timeout", broker.DefaultConnectTimeout, "time for a kiosk's TLS handshake and CONNECT")
+		mqttMaxConnect = fs.Int("mqtt-connect-bytes", broker.DefaultMaxConnectSize, "largest MQTT CONNECT packet (a kiosk's is under 200 bytes)")
+		mqttPerAddr    = fs.Int("mqtt-pending-per-addr", broker.DefaultPendingPerAddr, "MQTT connections not yet admitted to a session per client address; more are closed at once; -1: no limit")
+		mqttPending    = fs.Int("mqtt-pending", broker.DefaultPending, "MQTT connections not yet admitted to a session, in all; -1: no limit")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -81,9 +94,15 @@ Flags:
 	if err != nil {
 		return err
 	}
+	// Our code is handed log; the OpenID Provider library (zitadel/oidc) logs only through
+	// slog's default logger, which would otherwise write in the log package's format.
+	slog.SetDefault(log.With("component", "oidc"))
 	cfg := server.Config{
 		DataDir: *dataDir, Store: *storeURL, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, AdvertiseMQTT: *advertise, PublicURL: *publicURL,
 		Hosts: strings.Split(*hosts, ","), Version: version, Log: log,
+		Limits: server.Limits{HTTPReadTimeout: *httpRead, HTTPWriteTimeout: *httpWrite, HTTPIdleTimeout: *httpIdle,
+			HTTPConnsPerAddr: *httpPerAddr, AnonBody: *anonBody, MQTTConnectTimeout: *mqttConnect,
+			MQTTMaxConnect: *mqttMaxConnect, MQTTPendingPerAddr: *mqttPerAddr, MQTTPending: *mqttPending},
 	}
 	if *proxies != "" {
 		cfg.TrustedProxies = strings.Split(*proxies, ",")
@@ -109,7 +128,9 @@ Flags:
 	defer wg.Wait()
 	gcCtx, stopGC := context.WithCancel(ctx)
 	defer stopGC()
-	wg.Go(func() { gcheadroom.Run(gcCtx, gcheadroom.Config{Headroom: uint64(*headroom) << 20}, log) })
+	wg.Go(func() {
+		gcheadroom.Run(gcCtx, gcheadroom.Config{Headroom: uint64(*headroom) << 20}, log.With("component", "gcheadroom"))
+	})
 	return server.Run(ctx, cfg, func(i server.Info) {
 		fmt.Printf("fleet-hub %s ready\n  HTTP API:  %s/api/v1\n  OpenID:    %s/.well-known/openid-configuration\n  MQTT/TLS:  %s\n", version, i.HTTPURL, i.HTTPURL, i.MQTTAddr)
 		if len(i.Credentials) > 0 {

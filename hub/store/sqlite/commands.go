@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/store/internal/sqlrow"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -34,20 +35,6 @@ func (s *Store) CreateCommand(ctx context.Context, c store.Command) error {
 	})
 }
 
-const commandCols = `id, device_id, name, args, state, created_at, expires_at, delivered_at, updated_at, output, error`
-
-func scanCommand(sc interface{ Scan(...any) error }) (store.Command, error) {
-	var c store.Command
-	var state string
-	var created, expires, delivered, updated int64
-	var args, output []byte
-	err := sc.Scan(&c.ID, &c.DeviceID, &c.Name, &args, &state, &created, &expires, &delivered, &updated, &output, &c.Error)
-	c.State = wire.CommandState(state)
-	c.Args, c.Output = json.RawMessage(args), json.RawMessage(output)
-	c.CreatedAt, c.ExpiresAt, c.DeliveredAt, c.UpdatedAt = fromTS(created), fromTS(expires), fromTS(delivered), fromTS(updated)
-	return c, err
-}
-
 type querier interface {
 	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
 }
@@ -60,7 +47,7 @@ func queryCommands(ctx context.Context, db querier, q string, args ...any) ([]st
 	defer rows.Close()
 	var out []store.Command
 	for rows.Next() {
-		c, err := scanCommand(rows)
+		c, err := sqlrow.Command(rows)
 		if err != nil {
 			return nil, fmt.Errorf("store: list commands: %w", err)
 		}
@@ -71,7 +58,7 @@ func queryCommands(ctx context.Context, db querier, q string, args ...any) ([]st
 
 // GetCommand returns a command.
 func (s *Store) GetCommand(ctx context.Context, id string) (store.Command, error) {
-	c, err := scanCommand(s.db.R.QueryRowContext(ctx, `SELECT `+commandCols+` FROM commands WHERE id = ?`, id))
+	c, err := sqlrow.Command(s.db.R.QueryRowContext(ctx, `SELECT `+sqlrow.CommandCols+` FROM commands WHERE id = ?`, id))
 	if err != nil {
 		return store.Command{}, notFound(err, "command", id)
 	}
@@ -83,13 +70,13 @@ func (s *Store) ListCommands(ctx context.Context, deviceID string, limit int) ([
 	if limit <= 0 {
 		limit = 100
 	}
-	return queryCommands(ctx, s.db.R, `SELECT `+commandCols+` FROM commands WHERE device_id = ? ORDER BY n DESC LIMIT ?`, deviceID, limit)
+	return queryCommands(ctx, s.db.R, `SELECT `+sqlrow.CommandCols+` FROM commands WHERE device_id = ? ORDER BY n DESC LIMIT ?`, deviceID, limit)
 }
 
 // PendingCommands returns the device's queued or delivered commands not expired at now, oldest
 // first.
 func (s *Store) PendingCommands(ctx context.Context, deviceID string, now time.Time) ([]store.Command, error) {
-	return queryCommands(ctx, s.db.R, `SELECT `+commandCols+` FROM commands
+	return queryCommands(ctx, s.db.R, `SELECT `+sqlrow.CommandCols+` FROM commands
 		WHERE device_id = ? AND state IN ('queued', 'delivered') AND expires_at > ? ORDER BY n`, deviceID, ts(now))
 }
 
@@ -121,7 +108,7 @@ func (s *Store) ExpireCommands(ctx context.Context, now time.Time) ([]store.Comm
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		const due = ` WHERE state IN ('queued', 'delivered') AND expires_at <= ?`
 		var err error
-		if out, err = queryCommands(ctx, tx, `SELECT `+commandCols+` FROM commands`+due+` ORDER BY n`, ts(now)); err != nil {
+		if out, err = queryCommands(ctx, tx, `SELECT `+sqlrow.CommandCols+` FROM commands`+due+` ORDER BY n`, ts(now)); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE commands SET state = 'expired', updated_at = ?`+due, ts(now), ts(now)); err != nil {

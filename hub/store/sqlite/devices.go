@@ -3,12 +3,15 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/store/internal/sqlrow"
 )
 
 // CreateSite stores a new site.
@@ -118,32 +121,15 @@ func (s *Store) EnrollDevice(ctx context.Context, tokenHash []byte, d store.Devi
 	return s.GetDevice(ctx, d.ID)
 }
 
-const kioskCols = `id, site_id, region, model, cert_serial, cert_expiry, cert_pem, enrolled_at, revoked_at,
-	online, presence_at, last_seen, agent_version, health, health_at, periph, periph_at`
-
-func scanKiosk(sc interface{ Scan(...any) error }) (store.Device, error) {
-	var d store.Device
-	var certExp, enrolled, revoked, presence, lastSeen, healthAt, periphAt int64
-	var health, periph []byte
-	err := sc.Scan(&d.ID, &d.SiteID, &d.Region, &d.Model, &d.CertSerial, &certExp, &d.CertPEM, &enrolled, &revoked,
-		&d.Online, &presence, &lastSeen, &d.AgentVersion, &health, &healthAt, &periph, &periphAt)
-	d.Health, d.Peripherals = health, periph
-	d.CertExpiry, d.EnrolledAt, d.RevokedAt = fromTS(certExp), fromTS(enrolled), fromTS(revoked)
-	d.Revoked = revoked != 0
-	d.PresenceAt, d.LastSeen, d.HealthAt, d.PeriphAt = fromTS(presence), fromTS(lastSeen), fromTS(healthAt), fromTS(periphAt)
-	return d, err
-}
-
 // GetDevice returns a device.
 func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) {
-	d, err := scanKiosk(s.db.R.QueryRowContext(ctx, `SELECT `+kioskCols+` FROM devices WHERE id = ?`, id))
+	d, err := sqlrow.Device(s.db.R.QueryRowContext(ctx, `SELECT `+sqlrow.DeviceCols+` FROM devices WHERE id = ?`, id))
 	if err != nil {
 		return store.Device{}, notFound(err, "device", id)
 	}
 	return d, nil
 }
 
-// ListDevices returns the devices matching f, by id.
 // DeviceCredentials lists every device's certificate serial and revocation.
 func (s *Store) DeviceCredentials(ctx context.Context) ([]store.DeviceCredential, error) {
 	rows, err := s.db.R.QueryContext(ctx, `SELECT id, cert_serial, revoked_at != 0 FROM devices ORDER BY id`)
@@ -162,36 +148,87 @@ func (s *Store) DeviceCredentials(ctx context.Context) ([]store.DeviceCredential
 	return out, rows.Err()
 }
 
+// ListDevices returns the devices matching f, by id.
 func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]store.Device, error) {
-	var where []string
-	var args []any
-	if f.SiteID != "" {
-		where, args = append(where, "site_id = ?"), append(args, f.SiteID)
-	}
-	if f.Region != "" {
-		where, args = append(where, "substr(region, 1, ?) = ?"), append(args, len(f.Region), f.Region)
-	}
-	if f.Online != nil {
-		where, args = append(where, "online = ?"), append(args, *f.Online)
-	}
-	q := `SELECT ` + kioskCols + ` FROM devices`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	rows, err := s.db.R.QueryContext(ctx, q+` ORDER BY id`, args...)
+	where, args := deviceWhere(f)
+	rows, err := s.db.R.QueryContext(ctx, `SELECT `+sqlrow.DeviceCols+` FROM devices WHERE `+where+` ORDER BY id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list devices: %w", err)
 	}
 	defer rows.Close()
 	var out []store.Device
 	for rows.Next() {
-		d, err := scanKiosk(rows)
+		d, err := sqlrow.Device(rows)
 		if err != nil {
 			return nil, fmt.Errorf("store: list devices: %w", err)
 		}
 		out = append(out, d)
 	}
 	return out, rows.Err()
+}
+
+// deviceWhere is the WHERE clause (never empty) and its arguments that select f's devices.
+func deviceWhere(f store.DeviceFilter) (string, []any) {
+	where, args := []string{"retired_at = 0"}, []any{}
+	if f.Retired {
+		where[0] = "retired_at != 0"
+	}
+	if len(f.IDs) > 0 {
+		where = append(where, "id IN (SELECT value FROM json_each(?))")
+		ids, _ := json.Marshal(f.IDs)
+		args = append(args, string(ids))
+	}
+	if f.SiteID != "" {
+		where, args = append(where, "site_id = ?"), append(args, f.SiteID)
+	}
+	if f.Region != "" {
+		where, args = append(where, "substr(region, 1, ?) = ?"), append(args, len(f.Region), f.Region)
+	}
+	if f.Model != "" {
+		where, args = append(where, "model = ?"), append(args, f.Model)
+	}
+	if f.Online != nil {
+		where, args = append(where, "online = ?"), append(args, *f.Online)
+	}
+	if !f.SeenBefore.IsZero() {
+		where = append(where, "online = 0 AND max(last_seen, enrolled_at) < ?")
+		args = append(args, ts(f.SeenBefore))
+	}
+	return strings.Join(where, " AND "), args
+}
+
+// RetireDevices retires the devices in service that f selects, in one transaction.
+func (s *Store) RetireDevices(ctx context.Context, f store.DeviceFilter, at time.Time) ([]string, error) {
+	if at.IsZero() {
+		return nil, invalid("retirement without a time")
+	}
+	f.Retired = false
+	where, args := deviceWhere(f)
+	var ids []string
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		ids = ids[:0]
+		rows, err := tx.QueryContext(ctx, `UPDATE devices SET retired_at = ?,
+				revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END,
+				online = 0, presence_at = max(presence_at, ?)
+			WHERE `+where+` RETURNING id`, append([]any{ts(at), ts(at), ts(at)}, args...)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: retire devices: %w", err)
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 // updateDevice runs an UPDATE of one device row and maps "no row" to ErrNotFound.

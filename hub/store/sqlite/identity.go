@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/store/internal/sqlrow"
 	"github.com/kioskfleet/kioskfleet/pkg/sqlitex"
 )
 
@@ -21,19 +23,7 @@ type identityStore struct {
 	rot  *rotations
 }
 
-func idpTS(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func idpFromTS(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
+var idpTS, idpFromTS = sqlrow.Nanos, sqlrow.Time
 
 func idpList(l []string) string {
 	if l == nil {
@@ -158,17 +148,36 @@ const idpAccountCols = `id, kind, COALESCE(username,''), name, password_hash, ro
 	failures, last_failure, created_at`
 
 func (s *identityStore) account(ctx context.Context, where string, arg any) (store.Account, error) {
+	a, err := scanAccount(s.r.QueryRowContext(ctx, `SELECT `+idpAccountCols+` FROM idp_accounts WHERE `+where, arg))
+	return a, idpErr("get account", err)
+}
+
+func scanAccount(sc interface{ Scan(...any) error }) (store.Account, error) {
 	var a store.Account
 	var roles string
 	var lastFail, created int64
-	err := s.r.QueryRowContext(ctx, `SELECT `+idpAccountCols+` FROM idp_accounts WHERE `+where, arg).Scan(
-		&a.ID, &a.Kind, &a.Username, &a.Name, &a.PasswordHash, &roles, &a.IDNumberEnc, &a.IDNumberHash,
+	err := sc.Scan(&a.ID, &a.Kind, &a.Username, &a.Name, &a.PasswordHash, &roles, &a.IDNumberEnc, &a.IDNumberHash,
 		&a.Failures, &lastFail, &created)
-	if err != nil {
-		return a, idpErr("get account", err)
-	}
 	a.Roles, a.LastFailure, a.CreatedAt = idpParseList(roles), idpFromTS(lastFail), idpFromTS(created)
-	return a, nil
+	return a, err
+}
+
+func (s *identityStore) ListAccounts(ctx context.Context, kind string) ([]store.Account, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+idpAccountCols+` FROM idp_accounts WHERE kind=?
+		ORDER BY COALESCE(username,''), id`, kind)
+	if err != nil {
+		return nil, idpErr("list accounts", err)
+	}
+	defer rows.Close()
+	var out []store.Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, idpErr("list accounts", err)
+		}
+		out = append(out, a)
+	}
+	return out, idpErr("list accounts", rows.Err())
 }
 
 func (s *identityStore) GetAccount(ctx context.Context, id string) (store.Account, error) {
@@ -546,7 +555,7 @@ func (s *identityStore) AddSigningKey(ctx context.Context, k store.SigningKey) e
 		return err
 	}
 	defer tx.Rollback()
-	use := idpKeyUse(k.Use)
+	use := cmp.Or(k.Use, store.KeyUseSig)
 	if _, err := tx.ExecContext(ctx, `UPDATE idp_signing_keys SET retired_at=? WHERE retired_at=0 AND key_use=?`,
 		idpTS(k.CreatedAt), use); err != nil {
 		return idpErr("add signing key", err)
@@ -556,13 +565,6 @@ func (s *identityStore) AddSigningKey(ctx context.Context, k store.SigningKey) e
 		return idpErr("add signing key", err)
 	}
 	return tx.Commit()
-}
-
-func idpKeyUse(u string) string {
-	if u == "" {
-		return store.KeyUseSig
-	}
-	return u
 }
 
 func (s *identityStore) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {

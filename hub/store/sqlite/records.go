@@ -32,18 +32,8 @@ const maxCachedCursors = 200_000
 // contiguous moves to records in seq order. Each record's effect is applied once, in the
 // transaction that first stores it.
 func (s *Store) CommitBatches(ctx context.Context, batches []store.Batch) ([]store.Watermark, error) {
-	for _, b := range batches {
-		if b.DeviceID == "" || b.Epoch == "" {
-			return nil, invalid("batch without a device or epoch")
-		}
-		for _, r := range b.Records {
-			if r.Seq == 0 || r.Seq > 1<<63-1 {
-				return nil, invalid("device %s epoch %s: seq %d out of range", b.DeviceID, b.Epoch, r.Seq)
-			}
-			if r.Kind == "" || len(r.Body) == 0 {
-				return nil, invalid("device %s epoch %s seq %d: record without kind or body", b.DeviceID, b.Epoch, r.Seq)
-			}
-		}
+	if err := store.CheckBatches(batches); err != nil {
+		return nil, err
 	}
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()

@@ -14,9 +14,9 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/store/internal/sqlrow"
 	"github.com/kioskfleet/kioskfleet/pkg/migrate"
 	"github.com/kioskfleet/kioskfleet/pkg/sqlitex"
 )
@@ -98,21 +98,8 @@ func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return s.db.Tx(ctx, fn)
 }
 
-// ts converts a time to the stored Unix nanoseconds, 0 for the zero time.
-func ts(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-// fromTS is the inverse of ts; times come back in UTC.
-func fromTS(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
+// Times are stored as Unix nanoseconds (sqlrow).
+var ts, fromTS = sqlrow.Nanos, sqlrow.Time
 
 // notFound maps sql.ErrNoRows to store.ErrNotFound with a description of what was missing.
 func notFound(err error, what string, id any) error {

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -77,4 +78,73 @@ func testOnlineFilter(t *testing.T, s PresenceStore) {
 			t.Errorf("ListDevices(%+v) = %v, want %v", c.f, got, c.want)
 		}
 	}
+}
+
+// Retiring takes exactly the selected devices in service out of it, at once and for good: they
+// are revoked, offline, and listed only when asked for.
+func testRetire(t *testing.T, s PresenceStore) {
+	ctx := t.Context()
+	for _, id := range []string{"k1", "k2", "k3", "k4"} {
+		Enroll(t, s, "sz", id) // enrolled at T0, model K1
+	}
+	Enroll(t, s, "gz", "k5")
+	// k1 heard from at T0+1h and offline since; k2 online; k3 never heard from; k4 seen at T0+3h.
+	for _, p := range []store.PresenceUpdate{
+		{DeviceID: "k1", Online: true, At: T0.Add(time.Hour)}, {DeviceID: "k1", Online: false, At: T0.Add(time.Hour)},
+		{DeviceID: "k2", Online: true, At: T0.Add(time.Hour)},
+		{DeviceID: "k4", Online: true, At: T0.Add(3 * time.Hour)}, {DeviceID: "k4", Online: false, At: T0.Add(3 * time.Hour)},
+	} {
+		if err := s.SetPresence(ctx, p.DeviceID, p.Online, "", p.At); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale := store.DeviceFilter{SiteID: "sz", SeenBefore: T0.Add(2 * time.Hour)}
+	if got, want := deviceIDs(t, s, stale), []string{"k1", "k3"}; !slices.Equal(got, want) {
+		t.Fatalf("ListDevices(seen before T0+2h) = %v, want %v (online and recently seen excluded)", got, want)
+	}
+	if err := s.RevokeDevice(ctx, "k3", T0.Add(30*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	at := T0.Add(4 * time.Hour)
+	ids, err := s.RetireDevices(ctx, stale, at)
+	if err != nil || !slices.Equal(ids, []string{"k1", "k3"}) {
+		t.Fatalf("RetireDevices = %v, %v; want [k1 k3]", ids, err)
+	}
+	if got, want := deviceIDs(t, s, store.DeviceFilter{}), []string{"k2", "k4", "k5"}; !slices.Equal(got, want) {
+		t.Errorf("in service after retiring: %v, want %v", got, want)
+	}
+	if got, want := deviceIDs(t, s, store.DeviceFilter{Retired: true}), []string{"k1", "k3"}; !slices.Equal(got, want) {
+		t.Errorf("retired: %v, want %v", got, want)
+	}
+	k1, _ := s.GetDevice(ctx, "k1")
+	k3, _ := s.GetDevice(ctx, "k3")
+	if !k1.RetiredAt.Equal(at) || !k1.Revoked || !k1.RevokedAt.Equal(at) || k1.Online {
+		t.Errorf("k1 after retiring: retired %v revoked %v at %v online %v", k1.RetiredAt, k1.Revoked, k1.RevokedAt, k1.Online)
+	}
+	if !k3.RevokedAt.Equal(T0.Add(30 * time.Minute)) {
+		t.Errorf("k3's earlier revocation time lost: %v", k3.RevokedAt)
+	}
+	creds, _ := s.DeviceCredentials(ctx)
+	for _, c := range creds {
+		if (c.ID == "k1" || c.ID == "k3") != c.Revoked {
+			t.Errorf("credential %+v: a retired device must be revoked, no other", c)
+		}
+	}
+	// Retiring again retires nothing; by IDs and model it selects only devices in service.
+	if ids, err := s.RetireDevices(ctx, stale, at.Add(time.Hour)); err != nil || len(ids) != 0 {
+		t.Errorf("second RetireDevices = %v, %v; want none", ids, err)
+	}
+	ids, err = s.RetireDevices(ctx, store.DeviceFilter{IDs: []string{"k1", "k5", "nope"}, Model: "K1"}, at)
+	if err != nil || !slices.Equal(ids, []string{"k5"}) {
+		t.Errorf("RetireDevices(ids, model) = %v, %v; want [k5]", ids, err)
+	}
+	// A presence report of a retired device does not bring it back into service.
+	if err := s.SetPresence(ctx, "k1", true, "", at.Add(2*time.Hour)); err != nil && !errors.Is(err, store.ErrNotFound) {
+		t.Fatal(err)
+	}
+	if got := deviceIDs(t, s, store.DeviceFilter{}); slices.Contains(got, "k1") {
+		t.Errorf("k1 back in service after a presence report: %v", got)
+	}
+	_, err = s.RetireDevices(ctx, store.DeviceFilter{}, time.Time{})
+	wantErr(t, "retire without a time", err, store.ErrInvalid)
 }

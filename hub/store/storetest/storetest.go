@@ -76,6 +76,7 @@ func RunPresence(t *testing.T, open func(t *testing.T) PresenceStore) {
 	suite[PresenceStore]{
 		{"Presence", testPresence},
 		{"OnlineFilter", testOnlineFilter},
+		{"Retire", testRetire},
 	}.run(t, open)
 }
 

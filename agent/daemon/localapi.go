@@ -1,0 +1,103 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/kioskfleet/kioskfleet/agent/kiosklogin"
+	"github.com/kioskfleet/kioskfleet/agent/localapi"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
+)
+
+// CheckLocalAPI checks a --local-api address: "" or "0" (off), or host:port on a loopback address,
+// since the local device API drives the kiosk's card reader and printers for whoever connects.
+func CheckLocalAPI(addr string) error {
+	if LocalAPIOff(addr) {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--local-api %q: want host:port on loopback, e.g. 127.0.0.1:8090 (0: off): %w", addr, err)
+	}
+	if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" {
+		return fmt.Errorf("--local-api %q: the local device API listens on loopback only (127.0.0.1, ::1 or localhost), never on %q", addr, host)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("--local-api %q: port: %w", addr, err)
+	}
+	return nil
+}
+
+// LocalAPIOff reports whether addr turns the local device API off.
+func LocalAPIOff(addr string) bool { return addr == "" || addr == "0" }
+
+// openLocalAPI listens on the local API's loopback address and builds the API on the device
+// manager. The kiosk shell will be served on the same listener (its origin is the listener's).
+func (a *Agent) openLocalAPI() error {
+	if LocalAPIOff(a.cfg.LocalAPI) {
+		return nil
+	}
+	if err := CheckLocalAPI(a.cfg.LocalAPI); err != nil {
+		return err
+	}
+	if a.devs == nil {
+		return errors.New("--local-api needs --devices: the local device API serves the peripherals of the device configuration")
+	}
+	ln, err := net.Listen("tcp", a.cfg.LocalAPI)
+	if err != nil {
+		return fmt.Errorf("agent: local device API: %w", err)
+	}
+	var login localapi.Authenticator
+	if key := a.id.Signer(); key != nil && a.id.HubURL != "" {
+		hc := &http.Client{Timeout: 15 * time.Second}
+		login = localapi.AuthenticatorFunc(func(ctx context.Context, card wire.IDCard) (kiosklogin.Session, error) {
+			return kiosklogin.Login(ctx, hc, a.id.HubURL, a.id.DeviceID, key, card)
+		})
+	}
+	api, err := localapi.New(localapi.Config{Devices: a.devs, Log: a.log.With("component", "localapi"),
+		ShellOrigins: localapi.ShellOrigins(ln.Addr().String()), Login: login})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(localapi.Path, api)
+	a.local = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	a.localLn, a.localAPI = ln, api
+	return nil
+}
+
+// LocalAPIAddr returns the address the local device API listens on ("" when off).
+func (a *Agent) LocalAPIAddr() string {
+	if a.localLn == nil {
+		return ""
+	}
+	return a.localLn.Addr().String()
+}
+
+// serveLocalAPI serves the local API until ctx is done, then closes its connections (their
+// commands are canceled) and waits for them.
+func (a *Agent) serveLocalAPI(ctx context.Context) {
+	a.log.Info("local device API listening", "addr", a.LocalAPIAddr(), "path", localapi.Path)
+	served := make(chan error, 1)
+	go func() { served <- a.local.Serve(a.localLn) }()
+	select {
+	case err := <-served:
+		a.log.Error("local device API stopped", "err", err)
+		return
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := a.localAPI.Shutdown(sctx); err != nil {
+		a.log.Warn("local device API: connections still open at shutdown", "err", err)
+	}
+	if err := a.local.Shutdown(sctx); err != nil {
+		a.log.Warn("local device API: shutdown", "err", err)
+	}
+	<-served
+}
