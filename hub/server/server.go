@@ -1,6 +1,6 @@
-// Package server assembles a hub: its CA, store, embedded MQTT broker, ingest, identity provider
-// and HTTP API, with the bootstrap admin token (Assemble), and serves them until the context ends,
-// shutting down gracefully (Hub.Serve).
+// Package server assembles a hub: its CA, store, embedded MQTT broker, ingest, journal verifier,
+// identity provider and HTTP API, with the bootstrap admin token (Assemble), and serves them until
+// the context ends, shutting down gracefully (Hub.Serve).
 package server
 
 import (
@@ -32,6 +32,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
 	"github.com/kioskfleet/kioskfleet/hub/ratelimit"
+	"github.com/kioskfleet/kioskfleet/hub/journal"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	_ "github.com/kioskfleet/kioskfleet/hub/store/postgres" // the shared backend, postgres://...
 	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite"   // the embedded backend, sqlite:PATH
@@ -133,6 +134,7 @@ type Hub struct {
 	ing    *ingest.Ingest
 	br     *broker.Broker // held (Config.Hold) until Serve: a hello nobody answers leaves its kiosk waiting
 	idp    *identity.Provider
+	jv     *journal.Verifier
 	closer []func() error // in the order opened
 }
 
@@ -193,6 +195,8 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if h.ing, err = ingest.New(cfg.Ingest, st, nil, log.With("component", "ingest"), reg); err != nil {
 		return nil, err
 	}
+	h.jv = journal.New(st, log.With("component", "journal"))
+	h.ing.AddHook(h.jv)
 	br, err := broker.Start(ctx, broker.Config{
 		Addr:            cfg.MQTTAddr,
 		ClientCAs:       authority.Pool(),
@@ -300,6 +304,7 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	wg.Go(func() { _ = h.idp.Run(runCtx, time.Minute) })
+	wg.Go(func() { _ = h.jv.Run(runCtx) })
 	wg.Go(func() {
 		if err := h.ing.Run(runCtx); err != nil {
 			errc <- err
