@@ -75,7 +75,7 @@ func Enroll(ctx context.Context, hubURL, token, model, dir, mqttOverride string)
 	if err != nil {
 		return Identity{}, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := atomicfile.MkdirPrivate(dir); err != nil {
 		return Identity{}, fmt.Errorf("enroll: %w", err)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -121,10 +121,10 @@ func Enroll(ctx context.Context, hubURL, token, model, dir, mqttOverride string)
 		mode os.FileMode
 	}{
 		{KeyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600},
-		{CertFile, []byte(res.Certificate), 0o644},
-		{CAFile, []byte(res.CACertificate), 0o644},
-		{HubCAFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: anchor.Raw}), 0o644},
-		{IdentityFile, idJSON, 0o644},
+		{CertFile, []byte(res.Certificate), 0o600}, // the data folder is the agent's alone
+		{CAFile, []byte(res.CACertificate), 0o600},
+		{HubCAFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: anchor.Raw}), 0o600},
+		{IdentityFile, idJSON, 0o600},
 	} {
 		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
 			return Identity{}, fmt.Errorf("enroll: %w", err)

@@ -57,8 +57,8 @@ type pinnedHub struct {
 	c        *api.Client
 
 	mu     sync.Mutex
-	anchor *x509.Certificate // the pinned CA, once the hub showed it
-	leaf   *x509.Certificate // the hub's HTTPS certificate (not on plain)
+	anchor *x509.Certificate   // the pinned CA, once the hub showed it
+	chain  []*x509.Certificate // the hub's HTTPS certificate and the chain it came with (not on plain)
 }
 
 // dialHub prepares the calls to the hub at hubURL for a token pinning pin.
@@ -94,7 +94,7 @@ func (h *pinnedHub) verify(cs tls.ConnectionState) error {
 		return err
 	}
 	h.mu.Lock()
-	h.anchor, h.leaf = anchor, cs.PeerCertificates[0]
+	h.anchor, h.chain = anchor, cs.PeerCertificates
 	h.mu.Unlock()
 	return nil
 }
@@ -162,7 +162,7 @@ func (h *pinnedHub) precheck(ctx context.Context) error {
 // certificate is of the answer's CA, it must name the MQTT host the answer gives.
 func (h *pinnedHub) checkAnswer(res api.Enrolled) (*x509.Certificate, error) {
 	h.mu.Lock()
-	anchor, leaf := h.anchor, h.leaf
+	anchor, chain := h.anchor, h.chain
 	h.mu.Unlock()
 	ca, err := parseCA(res.CACertificate)
 	if err != nil {
@@ -177,8 +177,8 @@ func (h *pinnedHub) checkAnswer(res api.Enrolled) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("enroll: the hub's answer: mqtt address %q: %w", res.MQTTAddr, err)
 	}
-	if leaf != nil && leaf.CheckSignatureFrom(ca) == nil {
-		if err := leaf.VerifyHostname(host); err != nil {
+	if len(chain) > 0 && issuedBy(chain, ca) {
+		if err := chain[0].VerifyHostname(host); err != nil {
 			return nil, fmt.Errorf("enroll: the hub's answer: mqtt address %s: the hub's certificate does not name %q (the hub issues its "+
 				"broker's certificate for the same hosts): %w", res.MQTTAddr, host, err)
 		}
@@ -187,6 +187,17 @@ func (h *pinnedHub) checkAnswer(res api.Enrolled) (*x509.Certificate, error) {
 		return nil, fmt.Errorf("%w: %s: no pinned CA after the answer", ErrPinMismatch, h.url) // cannot happen: verify or precheck ran
 	}
 	return anchor, nil
+}
+
+// issuedBy reports whether chain[0] chains to ca through the rest of chain.
+func issuedBy(chain []*x509.Certificate, ca *x509.Certificate) bool {
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(ca)
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	_, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	return err == nil
 }
 
 func parseCA(certPEM string) (*x509.Certificate, error) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,12 +34,13 @@ type servingCert struct {
 	checked time.Time // when the stamp was last compared
 }
 
-// ownServingCert serves the broker's certificate (issued by the hub's CA for Config.Hosts) with
-// the CA's certificate appended, so that an enrolling kiosk sees the CA it pins.
-func ownServingCert(leaf tls.Certificate, ca *x509.Certificate) *servingCert {
+// ownServingCert serves the broker's certificate (issued by the hub's CA for Config.Hosts, with
+// its intermediate if the root is offline) with the root's certificate appended, so that an
+// enrolling kiosk sees the CA it pins.
+func ownServingCert(leaf tls.Certificate, root *x509.Certificate) *servingCert {
 	c := leaf
-	c.Certificate = [][]byte{leaf.Certificate[0], ca.Raw}
-	return &servingCert{cert: &c, anchor: ca}
+	c.Certificate = append(slices.Clone(leaf.Certificate), root.Raw)
+	return &servingCert{cert: &c, anchor: root}
 }
 
 // loadServingCert loads the operator's certificate chain and key, and later reloads them when

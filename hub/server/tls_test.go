@@ -49,8 +49,8 @@ func TestValidateHTTPSide(t *testing.T) {
 	}
 }
 
-// serve runs a hub until the test ends.
-func serve(t *testing.T, cfg Config) Info {
+// serveHub runs a hub with cfg until the test ends.
+func serveHub(t *testing.T, cfg Config) Info {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan Info, 1)
@@ -80,7 +80,7 @@ func clientFor(roots *x509.CertPool) *http.Client {
 // tokens pin it; a client that does not trust it, or speaks plain HTTP, gets nothing.
 func TestHTTPS(t *testing.T) {
 	data := t.TempDir()
-	info := serve(t, Config{DataDir: data, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0"})
+	info := serveHub(t, Config{DataDir: data, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0"})
 	if !strings.HasPrefix(info.HTTPURL, "https://127.0.0.1:") || info.CAFile != filepath.Join(data, "ca", "ca.crt") {
 		t.Fatalf("info %+v", info)
 	}
@@ -168,7 +168,7 @@ func TestOperatorCert(t *testing.T) {
 	}
 
 	writeChain(t, first, certFile, keyFile, false)
-	info := serve(t, cfg)
+	info := serveHub(t, cfg)
 	if info.CAHash != api.CAHash(first.Certificate()) || info.CAFile != "" {
 		t.Fatalf("info %+v, want the pin of the operator's CA %s and no CA file of the hub's", info, api.CAHash(first.Certificate()))
 	}
@@ -208,7 +208,7 @@ func TestOperatorCert(t *testing.T) {
 // at start. (The forced case binds a documentation address, 192.0.2.1, which this machine does
 // not have: the warning comes before the bind, and nothing listens beyond loopback.)
 func TestPlainHTTP(t *testing.T) {
-	info := serve(t, Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", HTTPInsecure: true})
+	info := serveHub(t, Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", HTTPInsecure: true})
 	if !strings.HasPrefix(info.HTTPURL, "http://127.0.0.1:") || info.CAFile != "" {
 		t.Fatalf("info %+v", info)
 	}

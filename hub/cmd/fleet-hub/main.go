@@ -35,9 +35,13 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "ca" {
+		return runCA(args[1:], os.Stdout, os.Stderr)
+	}
 	fs := flag.NewFlagSet("fleet-hub", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: fleet-hub [flags]
+       fleet-hub ca COMMAND [flags]   the device CA's offline root (fleet-hub ca --help)
 
 Runs the kioskfleet hub on one machine: an embedded MQTT broker (TLS, one client certificate per
 kiosk, issued by the hub's own CA), the store (SQLite by default, or PostgreSQL) and the HTTP API
@@ -70,6 +74,7 @@ Flags:
 		tlsKey    = fs.String("tls-key", "", "private key (PEM) of --tls-cert")
 		insecure  = fs.Bool("http-insecure", false, "serve plain HTTP instead of HTTPS: only on a loopback --http-addr")
 		force     = fs.Bool("http-insecure-force", false, "with --http-insecure, allow a non-loopback --http-addr (only behind a TLS-terminating proxy; warned at every start)")
+		proxies   = fs.String("trusted-proxies", "", "comma-separated addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For gives the client address for the per-address login, token and device limits (default: none, the connection's address)")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat = fs.String("log-format", "text", "text or json")
 		pprofAddr = fs.String("pprof-addr", "", "serve net/http/pprof on this (loopback) address, for profiling")
@@ -109,6 +114,9 @@ Flags:
 		Limits: server.Limits{HTTPReadTimeout: *httpRead, HTTPWriteTimeout: *httpWrite, HTTPIdleTimeout: *httpIdle,
 			HTTPConnsPerAddr: *httpPerAddr, AnonBody: *anonBody, MQTTConnectTimeout: *mqttConnect,
 			MQTTMaxConnect: *mqttMaxConnect, MQTTPendingPerAddr: *mqttPerAddr, MQTTPending: *mqttPending},
+	}
+	if *proxies != "" {
+		cfg.TrustedProxies = strings.Split(*proxies, ",")
 	}
 	err = cfg.Validate()
 	if *headroom < 0 {
