@@ -259,6 +259,16 @@ func TestEnrollAnswer(t *testing.T) {
 		t.Fatalf("Enroll = %v, want the MQTT host refused", err)
 	}
 
+	// The same with the hub's certificate from an intermediate below the pinned root.
+	inter := newCA(t, "hub intermediate", hub)
+	srv2 := httptest.NewUnstartedServer(mux)
+	srv2.TLS = &tls.Config{Certificates: []tls.Certificate{inter.serverCert(t, []string{"127.0.0.1", "localhost"}, inter.cert, hub.cert)}}
+	srv2.StartTLS()
+	defer srv2.Close()
+	if _, err := Enroll(t.Context(), srv2.URL, tok, "", t.TempDir(), ""); err == nil || !strings.Contains(err.Error(), `the hub's certificate does not name "mqtt.elsewhere.example"`) {
+		t.Fatalf("Enroll through an intermediate = %v, want the MQTT host refused", err)
+	}
+
 	mqttAddr.Store("localhost:8883")
 	dir := t.TempDir()
 	id, err := Enroll(t.Context(), srv.URL, tok, "", dir, "")
