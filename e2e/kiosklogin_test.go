@@ -53,7 +53,7 @@ func TestIDCardLoginWithEnrolledAgentKey(t *testing.T) {
 	}
 
 	// Replay: the same sealed assertion twice.
-	hub, err := kiosklogin.Discover(ctx, nil, h.client.BaseURL)
+	hub, err := kiosklogin.Discover(ctx, ident.HTTPClient(), h.client.BaseURL)
 	if err != nil {
 		t.Fatal(err)
 	}
