@@ -7,12 +7,14 @@ package fleetsim
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,10 +33,11 @@ import (
 
 // Config describes a simulated fleet and its load.
 type Config struct {
-	HubURL   string // hub HTTP API, for enrollment
-	Token    string // admin token, to create the site and enrollment tokens
-	MQTTAddr string // override the advertised MQTT address (e.g. a fault proxy)
-	StateDir string // identities are kept here and reused across runs against the same hub
+	HubURL   string         // hub HTTP API, for enrollment
+	HubCA    *x509.CertPool // trusted for the hub's HTTPS (nil: the system's roots); kiosks pin it through their tokens
+	Token    string         // admin token, to create the site and enrollment tokens
+	MQTTAddr string         // override the advertised MQTT address (e.g. a fault proxy)
+	StateDir string         // identities are kept here and reused across runs against the same hub
 
 	Agents    int
 	Rate      float64       // records per second per agent
@@ -59,6 +62,9 @@ type Config struct {
 	OfflineFraction float64
 	OfflineFor      time.Duration
 
+	// Connected, when set, is called once every agent is connected (or the connect deadline
+	// passed), before the load window: a test starts what should run alongside the load.
+	Connected func()
 	// Storm, when set, is called once every agent is connected; the simulation then waits for the
 	// hub to go away (most sessions lost) and measures until every agent has reconnected and had
 	// its hello answered with an ack (resynced).
@@ -118,7 +124,7 @@ func (cfg *Config) Validate() error {
 
 // Identities enrolls (or loads from StateDir) n kiosk identities.
 func Identities(ctx context.Context, cfg Config, n int) ([]enroll.Identity, error) {
-	c := &api.Client{BaseURL: cfg.HubURL, Token: cfg.Token}
+	c := &api.Client{BaseURL: cfg.HubURL, Token: cfg.Token, HTTP: &http.Client{Transport: api.Transport(cfg.HubCA)}}
 	site := "fleetsim"
 	if _, err := c.CreateSite(ctx, fleet.Site{ID: site, Name: "Fleet simulator", Region: "110101"}); err != nil {
 		var ae *api.Error
@@ -174,9 +180,22 @@ type sim struct {
 
 // netctl is a kiosk's network: it dials the hub, and can cut the connection or refuse to dial.
 type netctl struct {
+	from net.Addr // local address to dial from, if any
 	mu   sync.Mutex
 	conn *cutConn // the current connection, if any
 	down bool     // offline: dials fail
+}
+
+// source is the local address kiosk i dials a hub at addr from: on IPv4 loopback, an address of
+// its own in 127.0.0.0/8 (all local on Linux), as kiosks in the field each have theirs, so that
+// a hub's per-address limits see a fleet rather than one client; elsewhere the system's choice.
+func source(addr string, i int) net.Addr {
+	host, _, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	if err != nil || ip == nil || !ip.IsLoopback() || ip.To4() == nil {
+		return nil
+	}
+	return &net.TCPAddr{IP: net.IPv4(127, 1, byte(i/250), byte(1+i%250))}
 }
 
 // errOffline is what a dial gets while the simulated network is down.
@@ -215,7 +234,7 @@ func (n *netctl) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	if down {
 		return nil, errOffline
 	}
-	raw, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	raw, err := (&net.Dialer{LocalAddr: n.from}).DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -343,6 +362,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if cfg.MQTTAddr != "" {
 			id.MQTTAddr = cfg.MQTTAddr
 		}
+		s.net.from = source(id.MQTTAddr, i)
 		s.link, err = link.New(link.Config{DeviceID: id.DeviceID, Broker: id.MQTTAddr, TLS: id.TLSConfig(), Outbox: s.ob,
 			AgentVersion: "fleetsim", OnAck: s.onAck(ss), BatchRecords: cfg.BatchRecords, MaxInflight: cfg.MaxInflight,
 			AckTimeout: cfg.AckTimeout, MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second, Dial: s.net.dial,
@@ -396,6 +416,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res.ConnectSeconds = time.Since(start).Seconds()
 	cfg.Log.Info("agents connected", "connected", res.Connected, "of", len(sims), "seconds", res.ConnectSeconds)
+	if cfg.Connected != nil {
+		cfg.Connected()
+	}
 
 	if cfg.Storm != nil {
 		res.StormSeconds, res.StormResynced = storm(ctx, cfg, sims)

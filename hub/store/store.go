@@ -15,6 +15,7 @@
 //	cases.go     Cases     citizens' cases (办件): status timelines and documents
 //	ratings.go   Ratings   ratings of services (好差评), aggregates, follow-ups of bad ones
 //	outreach.go  Outreach  citizens' opt-outs of recommendations (服务找人)
+//	journal.go   Journal   how far each kiosk's transaction journal is verified, and security events
 //
 // The app catalog (catalog.go, Catalog) comes next, as a domain of its own. Store composes every domain; a caller asks for the smallest set it uses.
 //
@@ -36,6 +37,7 @@ var (
 	ErrTokenExpired  = errors.New("store: enrollment token expired")
 	ErrBadTransition = errors.New("store: command state transition not allowed")
 	ErrInvalid       = errors.New("store: invalid value")
+	ErrConflict      = errors.New("store: changed concurrently")
 )
 
 // Store is the hub's storage: every domain, on one backend. All methods are safe for concurrent
@@ -51,6 +53,7 @@ type Store interface {
 	Cases
 	Ratings
 	Outreach
+	Journal
 
 	// Ping checks cheaply that the backend answers (health endpoints).
 	Ping(ctx context.Context) error

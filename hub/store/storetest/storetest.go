@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Cases", func(t *testing.T) { RunCases(t, as[store.Cases](open)) })
 	t.Run("Ratings", func(t *testing.T) { RunRatings(t, as[store.Ratings](open)) })
 	t.Run("Outreach", func(t *testing.T) { RunOutreach(t, as[store.Outreach](open)) })
+	t.Run("Journal", func(t *testing.T) { RunJournal(t, as[JournalStore](open)) })
 	t.Run("Check", func(t *testing.T) {
 		if err := open(t).Check(t.Context()); err != nil {
 			t.Fatal(err)
