@@ -123,10 +123,10 @@ func TestSDK(t *testing.T) {
 		t.Fatalf("node: %v\n%s", err, stderr.String())
 	}
 	var got struct {
-		Posts, BatchPosts, Waited429, QueuedOffline, StoredOffline int
-		RejectedFields                                             []string
-		Stats                                                      struct{ Accepted, Duplicates, Rejected, Retries int }
-		AnonymousID                                                string
+		Posts, BatchPosts, Waited429, QueuedOffline, StoredOffline, MaxDigitRun int
+		RejectedFields                                                          []string
+		Stats                                                                   struct{ Accepted, Duplicates, Rejected, Retries int }
+		AnonymousID                                                             string
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("node printed %q: %v", out, err)
@@ -137,6 +137,11 @@ func TestSDK(t *testing.T) {
 	}
 	if got.Waited429 < 900 {
 		t.Errorf("after two 429s with Retry-After: 1 the SDK resent after %d ms", got.Waited429)
+	}
+	// An ID the SDK made up never looks like a resident ID number (the hub would refuse its event,
+	// or every event of the install).
+	if got.MaxDigitRun > 8 {
+		t.Errorf("an ID the SDK made up holds a run of %d digits", got.MaxDigitRun)
 	}
 	if got.QueuedOffline != 7 || got.StoredOffline != 7 {
 		t.Errorf("offline: %d queued, %d in storage; want 7", got.QueuedOffline, got.StoredOffline)

@@ -20,6 +20,8 @@
   var VERSION = 1;
   var TYPES = ["view", "search", "start", "submit", "complete", "print", "scan", "rate", "error", "login", "logout", "click"];
 
+  // randomHex returns n random bytes in hex, a dot after every four: no run of more than eight
+  // digits, so an ID never looks like a resident ID number (18 characters), which the hub refuses.
   function randomHex(n) {
     var b = new Uint8Array(n), s = "", i;
     var c = root.crypto || (typeof wx !== "undefined" && wx.getRandomValues && wx);
@@ -28,7 +30,7 @@
     } else {
       for (i = 0; i < n; i++) b[i] = Math.floor(Math.random() * 256);
     }
-    for (i = 0; i < n; i++) s += (b[i] < 16 ? "0" : "") + b[i].toString(16);
+    for (i = 0; i < n; i++) s += (i > 0 && i % 4 === 0 ? "." : "") + (b[i] < 16 ? "0" : "") + b[i].toString(16);
     return s;
   }
 

@@ -24,7 +24,14 @@ async function drained(kf, ms) {
   const src = await (await fetch(hub + "/sdk/kf-events.js")).text();
   vm.runInThisContext(src);
   const out = { posts: 0, rejectedFields: [] };
-  const counting = (url, req) => { out.posts++; return null; };
+  // The longest run of digits in the IDs the SDK made up (events, session, install).
+  out.maxDigitRun = 0;
+  const runs = (s) => { for (const m of String(s).match(/[0-9]+/g) || []) out.maxDigitRun = Math.max(out.maxDigitRun, m.length); };
+  const counting = (url, req) => {
+    out.posts++;
+    for (const e of JSON.parse(req.body).events) { runs(e.id); runs(e.session); runs(e.anonymousId); }
+    return null;
+  };
   const store = storage();
   const make = () => {
     const kf = new KFEvents({
