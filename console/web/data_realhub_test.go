@@ -33,12 +33,20 @@ func TestDataAgainstRealHub(t *testing.T) {
 	proctest.Start(t, filepath.Join(bin, "fleet-hub"), "--data", data, "--http-addr", httpAddr, "--mqtt-addr", mqttAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	client := &api.Client{BaseURL: "http://" + httpAddr}
-	proctest.Eventually(t, 30*time.Second, "hub up", func() bool {
+	client := &api.Client{BaseURL: "https://" + httpAddr} // trusting the hub's CA, as fleet-console --hub-ca does
+	proctest.Eventually(t, 30*time.Second, "hub up with a bootstrap token and its CA", func() bool {
 		b, err := os.ReadFile(filepath.Join(data, "bootstrap-token"))
 		client.Token = strings.TrimSpace(string(b))
-		_, herr := client.Health(ctx)
-		return err == nil && herr == nil
+		if err != nil || client.Token == "" {
+			return false
+		}
+		roots, err := api.LoadCA(filepath.Join(data, "ca", "ca.crt"))
+		if err != nil {
+			return false
+		}
+		client.HTTP = &http.Client{Transport: api.Transport(roots)}
+		_, err = client.Health(ctx)
+		return err == nil
 	})
 	var evs []json.RawMessage
 	now := time.Now().UnixMilli()
@@ -53,7 +61,7 @@ func TestDataAgainstRealHub(t *testing.T) {
 	body, _ := json.Marshal(api.EventBatch{Events: evs})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, client.BaseURL+api.EventsPath, bytes.NewReader(body))
 	req.SetBasicAuth("mini-program", "")
-	res, err := http.DefaultClient.Do(req)
+	res, err := client.HTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
