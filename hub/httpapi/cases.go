@@ -91,6 +91,9 @@ func (a *API) createCase(r *http.Request, req api.CreateCase) (api.Case, error) 
 	}
 	n := cases.NewCase{Ref: req.Ref, Service: req.Service, Department: req.Department, Title: req.Title, Account: p.Subject,
 		Channel: req.Channel}
+	if p.KioskID != "" {
+		n.Channel = store.ChannelKiosk // a session opened at a kiosk; its site from the event room
+	}
 	if a.cfg.Events != nil {
 		if p.KioskID != "" {
 			if o, err := a.cfg.Events.KioskOrigin(r.Context(), p.KioskID, ""); err == nil {
@@ -216,6 +219,12 @@ func (a *API) caseStream(w http.ResponseWriter, r *http.Request) error {
 	tick := time.NewTicker(streamKeepAlive)
 	defer tick.Stop()
 	for {
+		// The stream outlives the server's read and write timeouts: each round extends them past
+		// the next keep-alive (past the read timeout the server's background read would cancel
+		// r's context). Not every ResponseWriter supports deadlines (tests).
+		deadline := time.Now().Add(streamKeepAlive + holdSlack)
+		_ = rc.SetReadDeadline(deadline)
+		_ = rc.SetWriteDeadline(deadline)
 		evs, err := a.cfg.Cases.EventsAfter(r.Context(), account, after)
 		if err != nil {
 			if r.Context().Err() == nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -245,5 +246,33 @@ func TestCaseRefusals(t *testing.T) {
 	}
 	if status, _ := e.call(t, "GET", "/me/cases", bearer(staffTok), nil, nil); status != http.StatusForbidden {
 		t.Errorf("staff reading /me/cases: %d", status)
+	}
+}
+
+// TestCaseStreamOutlivesTimeouts: a citizen's case stream stays open past the HTTP server's read
+// and write timeouts, which bound every other request, and goes on carrying her updates.
+func TestCaseStreamOutlivesTimeouts(t *testing.T) {
+	e := newEvEnv(t, false)
+	plain := e.srv
+	e.srv = httptest.NewUnstartedServer(plain.Config.Handler)
+	const timeout = 200 * time.Millisecond
+	e.srv.Config.ReadTimeout, e.srv.Config.WriteTimeout = timeout, timeout
+	e.srv.Start()
+	plain.Close()
+	s := e.subscribe(t, aliceWeb, "")
+	var c api.Case
+	if status, ae := e.call(t, "POST", "/cases", dept, api.CreateCase{Ref: "GA-2026-0009", Service: "hukou.transfer", Department: "公安局",
+		Title: "户口迁移", CitizenToken: aliceWeb}, &c); status != http.StatusCreated {
+		t.Fatalf("create: %d %+v", status, ae)
+	}
+	if ev := s.next(t); ev.Status != api.CaseSubmitted {
+		t.Fatalf("first event %+v", ev)
+	}
+	time.Sleep(3 * timeout) // past both timeouts: a stream bound by them would be closed by now
+	if status, ae := e.call(t, "POST", "/cases/"+c.ID+"/status", dept, api.SetCaseStatus{Status: api.CaseAccepted}, nil); status != http.StatusOK {
+		t.Fatalf("status: %d %+v", status, ae)
+	}
+	if ev := s.next(t); ev.Status != api.CaseAccepted {
+		t.Fatalf("after the timeouts %+v", ev)
 	}
 }
