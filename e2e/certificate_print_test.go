@@ -1,19 +1,31 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/agent/journal"
+	"github.com/kioskfleet/kioskfleet/agent/kiosklogin"
+	"github.com/kioskfleet/kioskfleet/agent/localapi"
+	"github.com/kioskfleet/kioskfleet/agent/outbox"
+	"github.com/kioskfleet/kioskfleet/agent/shell"
 	"github.com/kioskfleet/kioskfleet/drivers/ipp"
 	"github.com/kioskfleet/kioskfleet/drivers/ipp/ippeve"
 	"github.com/kioskfleet/kioskfleet/hub/cases"
@@ -21,14 +33,21 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
-// citizenAtKiosk authenticates one token: a citizen's session opened at kiosk k-print.
-type citizenAtKiosk struct{}
+// citizenTokens authenticates Alice's tokens: her session opened at kiosk k-print (ID card), and
+// her sessions on the web and in the mobile app.
+type citizenTokens struct{}
 
-func (citizenAtKiosk) Authenticate(r *http.Request) (httpapi.Principal, error) {
-	if r.Header.Get("Authorization") == "Bearer kiosk-session" {
+func (citizenTokens) Authenticate(r *http.Request) (httpapi.Principal, error) {
+	switch r.Header.Get("Authorization") {
+	case "Bearer kiosk-session":
 		return httpapi.Principal{Subject: "c_alice", Roles: []string{"citizen"}, ClientID: "kiosk-shell", KioskID: "k-print"}, nil
+	case "Bearer web-session":
+		return httpapi.Principal{Subject: "c_alice", Roles: []string{"citizen"}, ClientID: "web-portal"}, nil
+	case "Bearer mobile-session":
+		return httpapi.Principal{Subject: "c_alice", Roles: []string{"citizen"}, ClientID: "mobile-app"}, nil
 	}
 	return httpapi.Principal{}, httpapi.ErrUnauthenticated
 }
@@ -42,11 +61,14 @@ func (deptClient) AuthenticateClient(_ context.Context, id, secret string) (stor
 	return store.Client{}, httpapi.ErrUnauthenticated
 }
 
-// TestCertificatePrintedAtKiosk: a department attaches a certificate to a citizen's case; the
-// kiosk shell, holding her session's token, fetches it from the hub as PDF and prints it on
-// the A4 printer (CUPS's ippeveprinter through the kiosk's IPP driver); the printer receives the
-// very bytes the department sent.
-func TestCertificatePrintedAtKiosk(t *testing.T) {
+// TestCaseProgressAndCertificateAtKiosk: a department files a case for a citizen who applied at a
+// kiosk and moves it through the department API; each update reaches her on the web, in the
+// mobile app (the hub's case stream) and in the kiosk shell of her ID-card session (relayed by
+// the agent from the hub), whose case screen shows her real case. The certificate the
+// department attaches is offered by the shell as a material, fetched through it and printed on
+// the A4 printer (CUPS's ippeveprinter through the kiosk's IPP driver), which receives the very
+// bytes the department sent. At logout the shell's stream ends and her cases are gone.
+func TestCaseProgressAndCertificateAtKiosk(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	printer, err := ippeve.Start(ctx, ippeve.Options{Dir: t.TempDir(), Name: "kiosk-a4", Command: "exit 0\n"})
@@ -57,6 +79,7 @@ func TestCertificatePrintedAtKiosk(t *testing.T) {
 	}
 	defer printer.Stop()
 
+	// The hub: the department API and the citizen's endpoints, over HTTPS.
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "hub.db"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -66,13 +89,13 @@ func TestCertificatePrintedAtKiosk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := httptest.NewServer(httpapi.New(httpapi.Config{Store: st, Auth: citizenAtKiosk{}, Clients: deptClient{}, Cases: room}))
+	hub := httptest.NewTLSServer(httpapi.New(httpapi.Config{Store: st, Auth: citizenTokens{}, Clients: deptClient{}, Cases: room}))
 	defer hub.Close()
-	do := func(method, path, auth string, body, out any) {
+	do := func(method, path string, body, out any) {
 		t.Helper()
 		b, _ := json.Marshal(body)
 		req, _ := http.NewRequestWithContext(ctx, method, hub.URL+api.Prefix+path, bytes.NewReader(b))
-		req.Header.Set("Authorization", auth)
+		req.SetBasicAuth("dept", "dept-secret")
 		res, err := hub.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -86,30 +109,163 @@ func TestCertificatePrintedAtKiosk(t *testing.T) {
 			json.Unmarshal(rb, out)
 		}
 	}
-	const deptAuth = "Basic ZGVwdDpkZXB0LXNlY3JldA==" // dept:dept-secret
+	hubClient := &shell.HubClient{API: &api.Client{BaseURL: hub.URL, HTTP: hub.Client()}, DeviceID: "k-print"}
+
+	// The kiosk shell, with her ID-card session.
+	ob, err := outbox.Open(ctx, filepath.Join(t.TempDir(), "outbox.db"), outbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	j, err := journal.Open(ctx, ob, journal.Options{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh, err := shell.New(shell.Config{Dir: t.TempDir(), Journal: j, Hub: hubClient, DeviceID: "k-print", Espeak: "no-such-espeak",
+		Settings: func() (time.Duration, string) { return time.Minute, "" }, EndConnections: func() int { return 0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shellCtx, stopShell := context.WithCancel(ctx)
+	shellDone := make(chan struct{})
+	go func() { defer close(shellDone); sh.Run(shellCtx) }()
+	defer func() { stopShell(); <-shellDone }()
+	kiosk := httptest.NewServer(sh)
+	defer kiosk.Close()
+	jar, _ := cookiejar.New(nil)
+	page := &http.Client{Jar: jar}
+	shellGet := func(ctx context.Context, path string) (*http.Response, error) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", kiosk.URL+"/shell/api/"+path, nil)
+		req.Header.Set(shell.Header, "1")
+		return page.Do(req)
+	}
+	shellJSON := func(method, path string, out any) int {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, method, kiosk.URL+"/shell/api/"+path, nil)
+		req.Header.Set(shell.Header, "1")
+		res, err := page.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		if out != nil && res.StatusCode == http.StatusOK {
+			if err := json.Unmarshal(b, out); err != nil {
+				t.Fatalf("%s %s: %v in %q", method, path, err, b)
+			}
+		}
+		return res.StatusCode
+	}
+	login := sh.Authenticator(localapi.AuthenticatorFunc(func(context.Context, wire.IDCard) (kiosklogin.Session, error) {
+		return kiosklogin.Session{AccessToken: "kiosk-session", ExpiresIn: time.Minute}, nil
+	}))
+	if _, err := login.LoginIDCard(ctx, wire.IDCard{Number: []byte("11010519491231002X"), Name: "张三"}); err != nil {
+		t.Fatal(err)
+	}
+	shellJSON("GET", "state", nil) // the page learns its session (cookie)
+
 	var c api.Case
-	do("POST", "/cases", deptAuth, api.CreateCase{Ref: "GA-1", Service: "hukou.transfer", Department: "Public Security",
-		Title: "Household transfer", CitizenToken: "kiosk-session", Channel: "web"}, &c)
+	do("POST", "/cases", api.CreateCase{Ref: "GA-1", Service: "hukou.transfer", Department: "Public Security",
+		Title: "Household transfer", CitizenToken: "kiosk-session"}, &c)
+	type view struct {
+		Demo  bool
+		After int64
+		Cases []struct {
+			ID, Status string
+			Steps      []struct{ Done bool }
+		}
+	}
+	var v view
+	if status := shellJSON("GET", "cases", &v); status != http.StatusOK || v.Demo || len(v.Cases) != 1 || v.Cases[0].ID != c.ID ||
+		v.Cases[0].Status != api.CaseSubmitted || !v.Cases[0].Steps[0].Done || v.Cases[0].Steps[1].Done || v.After == 0 {
+		t.Fatalf("the shell's cases: %d %+v", status, v)
+	}
+
+	// Her three channels follow the case: web, mobile (the hub's stream), the kiosk shell (its own).
+	seen := map[string]chan api.CaseEvent{"web": make(chan api.CaseEvent, 16), "mobile": make(chan api.CaseEvent, 16), "kiosk": make(chan api.CaseEvent, 16)}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var watchers sync.WaitGroup
+	defer func() { stopWatch(); watchers.Wait() }()
+	for ch, tok := range map[string]string{"web": "web-session", "mobile": "mobile-session"} {
+		watchers.Go(func() {
+			_ = hubClient.WatchCases(watchCtx, tok, v.After, func(ev api.CaseEvent) error { seen[ch] <- ev; return nil })
+		})
+	}
+	stream, err := shellGet(watchCtx, fmt.Sprintf("case-events?after=%d", v.After))
+	if err != nil || stream.StatusCode != http.StatusOK || stream.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("the shell's case stream: %v %v", err, stream)
+	}
+	kioskEnded := make(chan struct{})
+	watchers.Go(func() {
+		defer close(kioskEnded)
+		defer stream.Body.Close()
+		sc := bufio.NewScanner(stream.Body)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				var ev api.CaseEvent
+				if json.Unmarshal([]byte(data), &ev) == nil {
+					seen["kiosk"] <- ev
+				}
+			}
+		}
+	})
+	expect := func(what string, ok func(api.CaseEvent) bool) {
+		t.Helper()
+		for ch, evs := range seen {
+			select {
+			case ev := <-evs:
+				if !ok(ev) {
+					t.Fatalf("%s: %s got %+v", what, ch, ev)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s: nothing reached %s", what, ch)
+			}
+		}
+	}
+	do("POST", "/cases/"+c.ID+"/status", api.SetCaseStatus{Status: api.CaseAccepted, Note: "accepted at the desk"}, nil)
+	expect("accepted", func(ev api.CaseEvent) bool {
+		return ev.CaseID == c.ID && ev.Status == api.CaseAccepted && ev.Note == "accepted at the desk"
+	})
+
 	cert, err := ipp.TestPagePDF(ipp.TestPage{KioskID: "k-print", Printer: "kiosk-a4", Lines: []string{"Certificate of case " + c.ID}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ev api.CaseEvent
-	do("POST", "/cases/"+c.ID+"/documents", deptAuth, api.AddCaseDocument{Kind: "certificate", Name: "certificate.pdf",
-		ContentType: "application/pdf", Content: cert}, &ev)
-	do("POST", "/cases/"+c.ID+"/status", deptAuth, api.SetCaseStatus{Status: api.CaseAccepted}, nil)
+	var docEv api.CaseEvent
+	do("POST", "/cases/"+c.ID+"/documents", api.AddCaseDocument{Kind: "certificate", Name: "certificate.pdf",
+		ContentType: "application/pdf", Content: cert}, &docEv)
+	expect("certificate", func(ev api.CaseEvent) bool { return ev.DocumentID == docEv.DocumentID })
+	for _, st := range []string{api.CaseInReview, api.CaseApproved} {
+		do("POST", "/cases/"+c.ID+"/status", api.SetCaseStatus{Status: st}, nil)
+		expect(st, func(ev api.CaseEvent) bool { return ev.Status == st })
+	}
+	do("POST", "/cases/"+c.ID+"/status", api.SetCaseStatus{Status: api.CaseCertificateReady}, nil)
+	expect("certificate ready", func(ev api.CaseEvent) bool { return ev.Status == api.CaseCertificateReady })
+	if shellJSON("GET", "cases", &v); len(v.Cases) != 1 || v.Cases[0].Status != api.CaseCertificateReady {
+		t.Fatalf("the shell's cases after the updates: %+v", v)
+	}
 
-	// The kiosk shell: the certificate, as the citizen's session sees it.
-	req, _ := http.NewRequestWithContext(ctx, "GET", hub.URL+api.Prefix+"/me/cases/"+c.ID+"/documents/"+ev.DocumentID, nil)
-	req.Header.Set("Authorization", "Bearer kiosk-session")
-	res, err := hub.Client().Do(req)
+	// The shell offers the certificate among the materials, and serves its bytes to print.
+	var ms struct{ Materials []shell.Material }
+	shellJSON("GET", "materials", &ms)
+	var certID string
+	for _, m := range ms.Materials {
+		if m.Kind == "case" {
+			certID = m.ID
+		}
+	}
+	if certID == "" {
+		t.Fatalf("no certificate among the materials %+v", ms)
+	}
+	res, err := shellGet(ctx, "materials/" + certID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	doc, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "application/pdf" || !bytes.Equal(doc, cert) {
-		t.Fatalf("certificate from the hub: %d %s, %d bytes (sent %d)", res.StatusCode, res.Header.Get("Content-Type"), len(doc), len(cert))
+		t.Fatalf("certificate through the shell: %d %s, %d bytes (sent %d)", res.StatusCode, res.Header.Get("Content-Type"), len(doc), len(cert))
 	}
 	cl, err := ipp.New(printer.URI, &http.Client{Timeout: 10 * time.Second})
 	if err != nil {
@@ -131,7 +287,15 @@ func TestCertificatePrintedAtKiosk(t *testing.T) {
 	if !bytes.Equal(got, cert) {
 		t.Fatalf("the printer got %d bytes, not the certificate's %d", len(got), len(cert))
 	}
-	if !strings.HasPrefix(string(got), "%PDF-") {
-		t.Fatal("not a PDF")
+
+	// Logout: the shell's stream ends, her cases are no longer there.
+	shellJSON("POST", "session/end", nil)
+	select {
+	case <-kioskEnded:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the shell's case stream outlived the session")
+	}
+	if status := shellJSON("GET", "cases", nil); status != http.StatusUnauthorized {
+		t.Fatalf("cases after logout: %d", status)
 	}
 }

@@ -45,6 +45,9 @@ type session struct {
 	pages   int64
 	scans   int64
 	fetched map[string]string // SHA-256 (hex) of a material fetched -> its ID
+	// caseDocs: a certificate listed as a material -> its case and document IDs.
+	caseDocs map[string][2]string
+	ended    chan struct{} // closed when the session is wiped
 }
 
 // ErrNoSession is returned for what needs a citizen session when there is none.
@@ -79,7 +82,7 @@ func (s *Shell) begin(ctx context.Context, acr string, tokens ...string) (string
 	}
 	now := s.cfg.Now()
 	if cur == nil {
-		cur = &session{id: newID(), acr: acr, started: now, fetched: map[string]string{}}
+		cur = &session{id: newID(), acr: acr, started: now, fetched: map[string]string{}, ended: make(chan struct{})}
 		cur.dir = filepath.Join(s.cfg.Dir, "session-"+cur.id)
 		s.cur = cur
 	}
@@ -184,6 +187,7 @@ type Attestation struct {
 // files deleted, its hub tokens revoked (retried in the background while the hub is
 // unreachable), its memory cleared, and the attestation journaled as a signed checkpoint.
 func (s *Shell) finish(ctx context.Context, cur *session, reason string, endConnections bool) Attestation {
+	close(cur.ended) // its streams stop
 	a := Attestation{Session: cur.id, Reason: reason, ACR: cur.acr, Tokens: len(cur.tokens), Prints: cur.prints,
 		Pages: cur.pages, Scans: cur.scans, Seconds: int64(s.cfg.Now().Sub(cur.started) / time.Second)}
 	if endConnections && s.cfg.EndConnections != nil {
@@ -199,8 +203,10 @@ func (s *Shell) finish(ctx context.Context, cur *session, reason string, endConn
 			a.Revoked++
 		}
 	}
+	s.mu.Lock() // a request of the session may still read them
 	clear(cur.tokens)
-	cur.tokens, cur.fetched = nil, nil
+	cur.tokens, cur.fetched, cur.caseDocs = nil, nil, nil
+	s.mu.Unlock()
 	e, err := s.cfg.Journal.Append(ctx, journal.Entry{Type: TypeWiped, Session: cur.id, Checkpoint: true,
 		Counts: map[string]int64{"connections": int64(a.Connections), "files": int64(a.Files), "bytes": a.Bytes,
 			"tokens": int64(a.Tokens), "revoked": int64(a.Revoked), "prints": a.Prints, "pages": a.Pages, "scans": a.Scans, "seconds": a.Seconds},

@@ -244,7 +244,7 @@ async function printOne(m) {
     status.textContent = T('printed');
     speak('printed');
     const when = new Date().toLocaleString(ui.lang);
-    const rc = await dev.call('Printer.PrintReceipt', { lines: [T('title'), when, (ui.lang === 'en' ? m.titleEn : m.title), `${m.pages} p.`] }, 30000);
+    const rc = await dev.call('Printer.PrintReceipt', { lines: [T('title'), when, (ui.lang === 'en' ? m.titleEn : m.title), ...(m.pages ? [`${m.pages} p.`] : [])] }, 30000);
     if (rc.header.completionCode !== 'success') status.textContent += ' ' + T('receiptFailed');
   } else {
     status.className = 'error';
@@ -280,10 +280,51 @@ async function scanOne() {
 
 async function cases() {
   const c = await api('GET', 'cases');
-  show('cases', el('h2', { class: 'big' }, T('casesTitle')), el('p', { class: 'demo' }, T('demo')),
+  show('cases', el('h2', { class: 'big' }, T('casesTitle')), ...(c.demo ? [el('p', { class: 'demo' }, T('demo'))] : []),
     ...c.cases.map((k) => el('section', { class: 'case' }, el('h3', {}, ui.lang === 'en' ? k.titleEn : k.title),
       el('ol', { class: 'steps' }, k.steps.map((s) => el('li', { class: s.done ? 'done' : '' }, (s.done ? '✓ ' : '') + (ui.lang === 'en' ? s.nameEn : s.name)))))),
     backButton());
+  if (!c.demo) watchCases(c.after);
+}
+
+// watchCases follows the citizen's case events (relayed by the agent from the hub) while the
+// cases screen shows, and redraws it at each change; it reconnects after the last event seen.
+let watching = null;
+async function watchCases(after) {
+  if (watching) return;
+  watching = new AbortController();
+  try {
+    while (ui.view === 'cases') {
+      try {
+        const r = await fetch('/shell/api/case-events?after=' + after,
+          { headers: { 'X-Kiosk-Shell': '1' }, credentials: 'same-origin', signal: watching.signal });
+        if (!r.ok) return;
+        const rd = r.body.getReader(), dec = new TextDecoder();
+        let buf = '';
+        for (;;) {
+          const { value, done } = await rd.read();
+          if (done) break;
+          buf += dec.decode(value, { stream: true });
+          let i;
+          while ((i = buf.indexOf('\n\n')) >= 0) {
+            const msg = buf.slice(0, i);
+            buf = buf.slice(i + 2);
+            const data = msg.split('\n').find((l) => l.startsWith('data: '));
+            if (!data) continue;
+            after = Math.max(after, JSON.parse(data.slice(6)).seq);
+            watching.abort();
+            watching = null;
+            return ui.view === 'cases' ? cases() : undefined;
+          }
+        }
+      } catch (e) {
+        if (watching?.signal.aborted) return;
+      }
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  } finally {
+    watching = null;
+  }
 }
 
 async function guide() {
