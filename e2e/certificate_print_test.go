@@ -258,7 +258,7 @@ func TestCaseProgressAndCertificateAtKiosk(t *testing.T) {
 	if certID == "" {
 		t.Fatalf("no certificate among the materials %+v", ms)
 	}
-	res, err := shellGet(ctx, "materials/" + certID)
+	res, err := shellGet(ctx, "materials/"+certID)
 	if err != nil {
 		t.Fatal(err)
 	}

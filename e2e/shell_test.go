@@ -48,6 +48,18 @@ func startKioskShell(t *testing.T) *kioskShell {
 	if _, err := os.Stat(chromium); err != nil {
 		t.Skipf("kiosk shell test skipped: %s not found (Debian package chromium)", chromium)
 	}
+	k := startKioskAgent(t)
+	k.shots = os.Getenv("KF_SHELL_SCREENSHOTS")
+	if k.shots == "" {
+		k.shots = t.TempDir()
+	}
+	k.ctx = browser(t)
+	return k
+}
+
+// startKioskAgent starts the hub, devsim and the agent serving the shell, without a browser.
+func startKioskAgent(t *testing.T) *kioskShell {
+	t.Helper()
 	k := &kioskShell{t: t, h: newHub(t), simDir: t.TempDir()}
 	k.h.site("hall-1")
 	k.dir, k.id = k.h.enroll("hall-1")
@@ -73,11 +85,6 @@ func startKioskShell(t *testing.T) *kioskShell {
 		st := k.state()
 		return st.IdleMs == 10000 && st.Hub.Reachable
 	})
-	k.shots = os.Getenv("KF_SHELL_SCREENSHOTS")
-	if k.shots == "" {
-		k.shots = t.TempDir()
-	}
-	k.ctx = browser(t)
 	return k
 }
 

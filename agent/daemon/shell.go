@@ -35,6 +35,7 @@ func (a *Agent) openShell(hc *http.Client) (localapi.Devices, error) {
 	a.shell, err = shell.New(shell.Config{
 		Dir: filepath.Join(a.cfg.DataDir, "shell", "sessions"), VoiceDir: filepath.Join(a.cfg.DataDir, "shell", "voice"),
 		DeviceID: a.id.DeviceID, Log: a.log.With("component", "shell"), Journal: j, Hub: hub,
+		Events: shell.OutboxEvents{Outbox: a.ob}, // to the hub's event stream, exactly once
 		Settings: func() (time.Duration, string) {
 			a.mu.Lock()
 			defer a.mu.Unlock()

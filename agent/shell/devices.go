@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"strings"
 
 	"github.com/kioskfleet/kioskfleet/agent/devices"
@@ -38,6 +39,7 @@ func (o *observed) PrintDocument(ctx context.Context, id string, doc devices.Doc
 	sum := sha256.Sum256(doc.Data)
 	digest := hex.EncodeToString(sum[:])
 	sid, material := o.s.printed(digest, pages, out.State == devices.JobCompleted)
+	o.s.track(ctx, o.s.currentSession(), "print", "print", map[string]string{"outcome": outcomeRefs(id, out, err, nil)["outcome"], "pages": strconv.Itoa(pages)})
 	o.s.journal(ctx, journal.Entry{Type: TypePrint, Session: sid,
 		Counts: map[string]int64{"bytes": int64(len(doc.Data)), "pages": int64(pages), "millis": out.Millis},
 		Refs:   outcomeRefs(id, out, err, map[string]string{"sha256": digest, "document": material})})
@@ -57,6 +59,7 @@ func (o *observed) ScanDocument(ctx context.Context, id string, opt docscan.Opti
 	o.s.touch()
 	pages, err := o.Devices.ScanDocument(ctx, id, opt)
 	sid := o.s.scanned(err == nil)
+	o.s.track(ctx, o.s.currentSession(), "scan", "scan", map[string]string{"pages": strconv.Itoa(len(pages))})
 	outcome := "completed"
 	if err != nil {
 		outcome = "failed"
@@ -135,9 +138,17 @@ func (s *Shell) Authenticator(a localapi.Authenticator) localapi.Authenticator {
 		if err != nil {
 			return sess, err
 		}
-		if _, err := s.begin(ctx, ACRIDCard, sess.AccessToken); err != nil {
+		sid, err := s.begin(ctx, ACRIDCard, sess.AccessToken)
+		if err != nil {
 			return kiosklogin.Session{}, err
 		}
+		s.mu.Lock()
+		cur := s.cur
+		if cur != nil && cur.id == sid {
+			cur.subject = idTokenSubject(sess.IDToken)
+		}
+		s.mu.Unlock()
+		s.track(ctx, cur, "login", "", map[string]string{"acr": ACRIDCard})
 		return sess, nil
 	})
 }

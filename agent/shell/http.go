@@ -265,6 +265,9 @@ func (s *Shell) sessionOf(r *http.Request) (*session, error) {
 
 func (s *Shell) apiServices(w http.ResponseWriter, r *http.Request) (any, error) {
 	st := s.Snapshot()
+	if cur, err := s.sessionOf(r); err == nil {
+		s.track(r.Context(), cur, "view", "kiosk.home", nil)
+	}
 	return map[string]any{"services": s.cfg.Catalog.Services(r.Context(), st), "source": s.cfg.Catalog.Source()}, nil
 }
 
@@ -374,6 +377,9 @@ func (s *Shell) apiCases(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	if out, ok, err := s.realCases(r.Context(), cur); ok {
+		if err == nil {
+			s.track(r.Context(), cur, "view", "cases", nil)
+		}
 		return out, err
 	}
 	return demoCases(), nil

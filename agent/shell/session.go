@@ -48,6 +48,7 @@ type session struct {
 	// caseDocs: a certificate listed as a material -> its case and document IDs.
 	caseDocs map[string][2]string
 	ended    chan struct{} // closed when the session is wiped
+	subject  string        // the citizen's subject at the kiosk shell's client, for her events
 }
 
 // ErrNoSession is returned for what needs a citizen session when there is none.
@@ -188,6 +189,7 @@ type Attestation struct {
 // unreachable), its memory cleared, and the attestation journaled as a signed checkpoint.
 func (s *Shell) finish(ctx context.Context, cur *session, reason string, endConnections bool) Attestation {
 	close(cur.ended) // its streams stop
+	s.track(ctx, cur, "logout", "", map[string]string{"reason": reason})
 	a := Attestation{Session: cur.id, Reason: reason, ACR: cur.acr, Tokens: len(cur.tokens), Prints: cur.prints,
 		Pages: cur.pages, Scans: cur.scans, Seconds: int64(s.cfg.Now().Sub(cur.started) / time.Second)}
 	if endConnections && s.cfg.EndConnections != nil {
@@ -205,7 +207,7 @@ func (s *Shell) finish(ctx context.Context, cur *session, reason string, endConn
 	}
 	s.mu.Lock() // a request of the session may still read them
 	clear(cur.tokens)
-	cur.tokens, cur.fetched, cur.caseDocs = nil, nil, nil
+	cur.tokens, cur.fetched, cur.caseDocs, cur.subject = nil, nil, nil, ""
 	s.mu.Unlock()
 	e, err := s.cfg.Journal.Append(ctx, journal.Entry{Type: TypeWiped, Session: cur.id, Checkpoint: true,
 		Counts: map[string]int64{"connections": int64(a.Connections), "files": int64(a.Files), "bytes": a.Bytes,

@@ -58,6 +58,7 @@ type Config struct {
 	Catalog        Catalog   // the services on the home screen; nil: BuiltinCatalog
 	Materials      Materials // what a citizen may print; nil: BuiltinMaterials
 	Cases          Cases     // attaches scans to the citizen's case; nil: not connected yet
+	Events         EventSink // the kiosk's events of the unified stream (OutboxEvents); nil: none
 	Now            func() time.Time
 	Tick           time.Duration // how often the idle timer and hub probe look; default 250 ms
 	Espeak         string        // the espeak-ng program; default "espeak-ng" from PATH
@@ -265,6 +266,8 @@ func (s *Shell) pollQR(ctx context.Context, q *qrLogin, dl DeviceLogin) {
 			s.mu.Unlock()
 			if _, err := s.begin(context.WithoutCancel(ctx), ACRDevice, tok); err != nil {
 				s.log.Error("shell: QR login not begun", "err", err)
+			} else {
+				s.track(ctx, s.currentSession(), "login", "", map[string]string{"acr": ACRDevice})
 			}
 			return
 		}

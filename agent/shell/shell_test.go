@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -415,5 +418,56 @@ func TestLeftoversDeletedAtStart(t *testing.T) {
 	})
 	if ents, _ := os.ReadDir(k.dir); len(ents) != 0 {
 		t.Fatalf("left after start: %v", ents)
+	}
+}
+
+// longRun is a run of digits longer than the shell's IDs ever hold (an ID number has 18).
+var longRun = regexp.MustCompile(`[0-9]{9,}`)
+
+// sink records the shell's events.
+type sink struct {
+	mu  sync.Mutex
+	evs []wire.Event
+}
+
+func (s *sink) Track(_ context.Context, e wire.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.evs = append(s.evs, e)
+	return nil
+}
+
+// A card login, the home screen and the logout are events of the citizen's session with her
+// subject from the ID token (the hub turns it into her pseudonym), and IDs that never look like
+// an ID number; a guest's carry the session as an install ID instead.
+func TestShellEvents(t *testing.T) {
+	sk := &sink{}
+	k := newKiosk(t, time.Minute, func(c *shell.Config) { c.Events = sk })
+	claims := base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"c_alice","iss":"https://hub"}`))
+	a := k.s.Authenticator(localapi.AuthenticatorFunc(func(context.Context, wire.IDCard) (kiosklogin.Session, error) {
+		return kiosklogin.Session{AccessToken: "at-1", IDToken: "eyJhbGciOiJFUzI1NiJ9." + claims + ".sig", ExpiresIn: time.Minute}, nil
+	}))
+	if _, err := a.LoginIDCard(context.Background(), wire.IDCard{Number: []byte("11010519491231002X"), Name: "张三"}); err != nil {
+		t.Fatal(err)
+	}
+	k.state(t)
+	k.do(t, "GET", "/shell/api/services", nil)
+	k.do(t, "POST", "/shell/api/session/end", nil)
+	k.do(t, "POST", "/shell/api/session/guest", nil)
+	k.do(t, "GET", "/shell/api/services", nil)
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	var got []string
+	for _, e := range sk.evs {
+		got = append(got, e.Type+":"+e.Subject)
+		if longRun.MatchString(e.ID) || longRun.MatchString(e.Session) || longRun.MatchString(e.AnonymousID) {
+			t.Fatalf("event %+v", e)
+		}
+	}
+	if want := []string{"login:c_alice", "view:c_alice", "logout:c_alice", "view:"}; !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	if e := sk.evs[3]; e.AnonymousID == "" || e.AnonymousID != e.Session || e.Session == sk.evs[0].Session {
+		t.Fatalf("guest event %+v", e)
 	}
 }
