@@ -71,6 +71,22 @@ if ! skip shell; then
   row "agent RSS after 30 shell sessions (login, print, receipt, wipe)" "< 60 MiB" "${v:-see shell.txt}"
 fi
 
+if ! skip events; then
+  echo "== unified data: event ingestion over HTTP (SQLite, synchronous=FULL), heat query, case update -> every channel"
+  go test -run '^$' -benchtime 3s -bench 'BenchmarkIngestBatched|BenchmarkIngestSingle' ./hub/events 2>&1 | grep -E '^(Benchmark|ok|FAIL)' | tee "$RUN/events.txt"
+  go test -run '^$' -benchtime 1x -timeout 10m -bench 'BenchmarkIngestSpike' ./hub/events 2>&1 | grep -E '^(Benchmark|ok|FAIL)' | tee -a "$RUN/events.txt"
+  go test -run '^$' -benchtime 200x -bench 'BenchmarkCaseUpdateSeen' ./hub/httpapi 2>&1 | grep -E '^(Benchmark|ok|FAIL)' | tee -a "$RUN/events.txt"
+  go test -run '^$' -benchtime 50x -timeout 60m -bench 'BenchmarkHeatQuery' ./hub/store/sqlite 2>&1 | grep -E '^(Benchmark|ok|FAIL)' | tee -a "$RUN/events.txt"
+  metric() { grep -E "^$1" "$RUN/events.txt" | grep -o "[0-9.]* $2" | head -1 || true; }
+  row "events: single-event POSTs (64 clients)" ">= 5,000 req/s" "$(metric BenchmarkIngestSingle req/s)"
+  row "events: batched ingestion, durable (16 clients x 500)" ">= 50,000 events/s" "$(metric BenchmarkIngestBatched events/s)"
+  row "events: 10x spike over capacity, answers other than 200/429" "0 (no 5xx)" "$(metric BenchmarkIngestSpike other-statuses)"
+  row "  spike: accepted p99; 429s; peak RSS" "p99 < 500 ms; bounded" "$(metric BenchmarkIngestSpike accepted-p99-ms); $(metric BenchmarkIngestSpike 429s); $(metric BenchmarkIngestSpike peak-rss-MiB)"
+  row "events: heat query over ${KF_HEAT_EVENTS:-10000000} events, worst query p99" "<= 200 ms" \
+    "$(grep -E '^BenchmarkHeatQuery' "$RUN/events.txt" | grep -o '[0-9.]* p99-ms' | sort -n | tail -1)"
+  row "case update -> seen on web, mobile and kiosk streams" "p99 <= 1 s" "$(metric BenchmarkCaseUpdateSeen p99-ms)"
+fi
+
 HUBDIR_FRESH=0
 [ -d "$HUBDIR" ] || HUBDIR_FRESH=1
 start_hub

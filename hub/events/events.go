@@ -57,9 +57,10 @@ type Config struct {
 	PurgeEvery time.Duration
 
 	// Group commit of posted events: the committer gathers for Window (2 ms) or MaxEvents
-	// (5,000), and at most Queue events (50,000) wait; beyond that, or once the oldest waiting
-	// batch has waited MaxWait (200 ms), posts are refused (429), so that an accepted batch is
-	// answered within about MaxWait and a commit, whatever the load.
+	// (5,000). At most Queue events (50,000) wait, and no more than the committer is seen to
+	// commit in MaxWait (200 ms; but always a full group): beyond that posts are refused (429),
+	// so that an accepted batch is answered within about MaxWait and a commit, whatever the load,
+	// while the committer always has a full group to take.
 	Window    time.Duration
 	MaxEvents int
 	Queue     int
@@ -138,6 +139,7 @@ type Events struct {
 	qmu    sync.Mutex
 	q      []*pending // submissions waiting for the committer, in arrival order
 	queued int        // their events
+	rate   float64    // events the committer commits a second, a moving average of its groups
 	closed bool
 	wake   chan struct{}
 }

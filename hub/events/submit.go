@@ -24,8 +24,8 @@ var (
 )
 
 // OverloadError refuses a batch that the hub cannot take now: its queue is full, the committer
-// is behind (its oldest batch waited more than MaxWait), or the client sends faster than its
-// rate. Nothing of the batch was stored; it may be sent again after RetryAfter.
+// is behind (more waits than it commits in MaxWait), or the client sends faster than its rate.
+// Nothing of the batch was stored; it may be sent again after RetryAfter.
 type OverloadError struct {
 	Reason     string // queue_full, behind or rate_limited
 	RetryAfter time.Duration
@@ -37,7 +37,6 @@ func (e *OverloadError) Error() string {
 
 // pending is one Submit's events waiting for the committer.
 type pending struct {
-	at   time.Time // when it was queued
 	evs  []store.Event
 	news []bool
 	err  error
@@ -104,7 +103,8 @@ func idOf(raw json.RawMessage) string {
 	return clip(e.ID)
 }
 
-// enqueue hands p to the committer unless that would hold more than Queue events.
+// enqueue hands p to the committer unless that would hold more than Queue events, or more than
+// the committer commits in MaxWait (and a full group).
 func (ev *Events) enqueue(p *pending) error {
 	ev.qmu.Lock()
 	defer ev.qmu.Unlock()
@@ -115,14 +115,12 @@ func (ev *Events) enqueue(p *pending) error {
 		ev.m.overload.WithLabelValues("queue_full").Inc()
 		return &OverloadError{Reason: "queue_full", RetryAfter: time.Second}
 	}
-	// The committer is behind when the oldest waiting batch has waited longer than MaxWait:
-	// what is accepted now would wait longer still, so it is refused and sent again later.
-	now := time.Now()
-	if len(ev.q) > 0 && now.Sub(ev.q[0].at) > ev.cfg.MaxWait {
+	// What waits beyond what the committer commits in MaxWait would wait longer than that:
+	// refused, to be sent again later.
+	if ev.queued+len(p.evs) > max(ev.cfg.MaxEvents, int(ev.rate*ev.cfg.MaxWait.Seconds())) {
 		ev.m.overload.WithLabelValues("behind").Inc()
 		return &OverloadError{Reason: "behind", RetryAfter: time.Second}
 	}
-	p.at = now
 	ev.queued += len(p.evs)
 	ev.q = append(ev.q, p)
 	if len(ev.q) == 1 {
@@ -208,7 +206,9 @@ func (ev *Events) commit(ctx context.Context, group []*pending) {
 	start := time.Now()
 	news, err := ev.st.CommitEvents(ctx, all)
 	if err == nil {
-		ev.m.commitTime.Observe(time.Since(start).Seconds())
+		took := time.Since(start)
+		ev.m.commitTime.Observe(took.Seconds())
+		ev.observeRate(len(all), took)
 		for _, p := range group {
 			p.news, news = news[:len(p.evs)], news[len(p.evs):]
 			ev.finish(p, nil)
@@ -282,4 +282,21 @@ func (l *limiter) take(client string, n int, now time.Time) time.Duration {
 	}
 	wait := time.Duration((float64(n) - b.tokens) / l.rate * float64(time.Second))
 	return max(wait, time.Second).Truncate(time.Second)
+}
+
+// observeRate folds a commit of n events that took d into the committer's rate. Only groups of
+// at least a tenth of MaxEvents count: a small group's time is the disk's sync, not what the
+// committer can do.
+func (ev *Events) observeRate(n int, d time.Duration) {
+	if n < ev.cfg.MaxEvents/10 || d <= 0 {
+		return
+	}
+	r := float64(n) / d.Seconds()
+	ev.qmu.Lock()
+	defer ev.qmu.Unlock()
+	if ev.rate == 0 {
+		ev.rate = r
+	} else {
+		ev.rate = 0.8*ev.rate + 0.2*r
+	}
 }

@@ -19,7 +19,7 @@ import (
 )
 
 // call sends a request with an Authorization header and decodes a JSON answer into out.
-func (e *evEnv) call(t *testing.T, method, path, auth string, body, out any) (int, api.Error) {
+func (e *evEnv) call(t testing.TB, method, path, auth string, body, out any) (int, api.Error) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -58,7 +58,7 @@ type subscriber struct {
 	done   chan struct{}
 }
 
-func (e *evEnv) subscribe(t *testing.T, token, lastID string) *subscriber {
+func (e *evEnv) subscribe(t testing.TB, token, lastID string) *subscriber {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+api.Prefix+"/me/case-events", nil)
@@ -91,7 +91,7 @@ func (e *evEnv) subscribe(t *testing.T, token, lastID string) *subscriber {
 	return s
 }
 
-func (s *subscriber) next(t *testing.T) api.CaseEvent {
+func (s *subscriber) next(t testing.TB) api.CaseEvent {
 	t.Helper()
 	select {
 	case ev := <-s.events:

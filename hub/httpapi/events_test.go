@@ -65,7 +65,7 @@ type evEnv struct {
 
 // newEvEnv runs the event room (its committer unless hold) and the API on a fresh SQLite store,
 // with ingest for the kiosks' records.
-func newEvEnv(t *testing.T, hold bool, mod ...func(*events.Config, *httpapi.Config)) *evEnv {
+func newEvEnv(t testing.TB, hold bool, mod ...func(*events.Config, *httpapi.Config)) *evEnv {
 	t.Helper()
 	e := &evEnv{path: filepath.Join(t.TempDir(), "hub.db"), now: time.Now().UTC().Truncate(time.Millisecond)}
 	st, err := sqlite.Open(context.Background(), e.path, nil)
@@ -409,14 +409,16 @@ func cancelled() context.Context {
 	return ctx
 }
 
-// TestEventsBehind: once the oldest queued batch has waited longer than MaxWait, new batches are
-// refused with 429 (behind) although the queue has room, so that what is accepted is answered
-// quickly; the waiting batch is committed all the same.
+// TestEventsBehind: beyond what the committer commits in MaxWait (here, before any commit: one
+// group of MaxEvents) new batches are refused with 429 (behind) although the queue has room, so
+// that what is accepted is answered quickly; the waiting batch is committed all the same.
 func TestEventsBehind(t *testing.T) {
-	e := newEvEnv(t, true, func(c *events.Config, _ *httpapi.Config) { c.MaxWait = 20 * time.Millisecond })
-	done := e.postHeld(t, []json.RawMessage{e.event("evt-behind-first")})
-	// The first batch was stamped before it was counted: after MaxWait more it is too old.
-	time.Sleep(2 * 20 * time.Millisecond)
+	e := newEvEnv(t, true, func(c *events.Config, _ *httpapi.Config) { c.MaxEvents = 10 })
+	var first []json.RawMessage
+	for i := range 10 {
+		first = append(first, e.event(fmt.Sprintf("evt-behind-%05d", i)))
+	}
+	done := e.postHeld(t, first)
 	status, hdr, _, ae := e.post(t, bearer(aliceMobile), "", e.event("evt-behind-second"))
 	if status != http.StatusTooManyRequests || !strings.Contains(ae.Message, "behind") || hdr.Get("Retry-After") == "" {
 		t.Fatalf("batch behind a held committer: %d %+v", status, ae)
