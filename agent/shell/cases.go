@@ -119,12 +119,21 @@ func (h *HubClient) WatchCases(ctx context.Context, token string, after int64, f
 // to read (no hub capability, a guest).
 func (s *Shell) caseReader(cur *session) (CaseReader, string) {
 	cr, ok := s.cfg.Hub.(CaseReader)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !ok || cur.acr == ACRGuest || len(cur.tokens) == 0 {
+	token := s.citizenToken(cur)
+	if !ok || token == "" {
 		return nil, ""
 	}
-	return cr, cur.tokens[len(cur.tokens)-1]
+	return cr, token
+}
+
+// citizenToken returns the hub access token of cur's citizen, "" for a guest.
+func (s *Shell) citizenToken(cur *session) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur.acr == ACRGuest || len(cur.tokens) == 0 {
+		return ""
+	}
+	return cur.tokens[len(cur.tokens)-1]
 }
 
 // caseSteps are the steps of a case's progress as the shell shows them.
@@ -270,4 +279,42 @@ func (s *Shell) certificate(ctx context.Context, cur *session, id string) ([]byt
 	}
 	b, err := cr.CaseDocument(ctx, token, ref[0], ref[1])
 	return b, true, err
+}
+
+// Recommender is an optional capability of a Hub: the services the hub recommends to the
+// citizen (服务找人, hub/outreach), read with the token of her session at this kiosk; none when
+// she opted out, on any channel.
+type Recommender interface {
+	MyRecommendations(ctx context.Context, token string) (api.Recommendations, error)
+}
+
+var _ Recommender = (*HubClient)(nil)
+
+// MyRecommendations implements Recommender.
+func (h *HubClient) MyRecommendations(ctx context.Context, token string) (api.Recommendations, error) {
+	var out api.Recommendations
+	err := h.citizen(token).Do(ctx, http.MethodGet, api.Prefix+"/me/recommendations", nil, &out)
+	return out, err
+}
+
+// apiRecommendations answers the home screen's "for you" list: the hub's recommendations for
+// the citizen logged in, none for a guest or without the hub's capability.
+func (s *Shell) apiRecommendations(w http.ResponseWriter, r *http.Request) (any, error) {
+	cur, err := s.sessionOf(r)
+	if err != nil {
+		return nil, err
+	}
+	rec, ok := s.cfg.Hub.(Recommender)
+	token := s.citizenToken(cur)
+	if !ok || token == "" {
+		return api.Recommendations{Recommendations: []api.Recommendation{}}, nil
+	}
+	out, err := rec.MyRecommendations(r.Context(), token)
+	if err != nil {
+		return nil, fail(http.StatusServiceUnavailable, "recommendations unavailable: %v", err)
+	}
+	if out.Recommendations == nil {
+		out.Recommendations = []api.Recommendation{}
+	}
+	return out, nil
 }

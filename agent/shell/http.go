@@ -68,6 +68,7 @@ func (s *Shell) routes() {
 	api("POST scans", s.apiAddScan)
 	api("GET cases", s.apiCases)
 	api("GET case-events", s.apiCaseEvents)
+	api("GET recommendations", s.apiRecommendations)
 	api("GET guides", s.apiGuides)
 	s.mux = m
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/agent/outbox"
 	"github.com/kioskfleet/kioskfleet/agent/shell"
 	"github.com/kioskfleet/kioskfleet/drivers/docscan"
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -469,5 +470,48 @@ func TestShellEvents(t *testing.T) {
 	}
 	if e := sk.evs[3]; e.AnonymousID == "" || e.AnonymousID != e.Session || e.Session == sk.evs[0].Session {
 		t.Fatalf("guest event %+v", e)
+	}
+}
+
+// recHub is the hub with recommendations (hub/outreach): it answers the token of one citizen.
+type recHub struct {
+	hub
+	mu     sync.Mutex
+	tokens []string
+}
+
+func (h *recHub) MyRecommendations(_ context.Context, token string) (api.Recommendations, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.tokens = append(h.tokens, token)
+	if token != "at-60" {
+		return api.Recommendations{}, errors.New("401")
+	}
+	return api.Recommendations{Recommendations: []api.Recommendation{{Service: "senior.card", Kind: "life-event", Rule: "turning-60"}}}, nil
+}
+
+// The home screen's recommendations are the hub's for the citizen logged in, asked with her
+// session's token; a guest gets none and the hub is not asked.
+func TestShellRecommendations(t *testing.T) {
+	rh := &recHub{}
+	k := newKiosk(t, time.Minute, func(c *shell.Config) { c.Hub = rh })
+	get := func() api.Recommendations {
+		t.Helper()
+		status, b, _ := k.do(t, "GET", "/shell/api/recommendations", nil)
+		var out api.Recommendations
+		if err := json.Unmarshal(b, &out); status != http.StatusOK || err != nil {
+			t.Fatalf("recommendations: %d %s", status, b)
+		}
+		return out
+	}
+	k.do(t, "POST", "/shell/api/session/guest", nil)
+	if got := get(); len(got.Recommendations) != 0 || len(rh.tokens) != 0 {
+		t.Fatalf("a guest: %+v, hub asked with %v", got, rh.tokens)
+	}
+	k.do(t, "POST", "/shell/api/session/end", nil)
+	login(t, k, "at-60")
+	k.state(t)
+	if got := get(); len(got.Recommendations) != 1 || got.Recommendations[0].Service != "senior.card" || !slices.Equal(rh.tokens, []string{"at-60"}) {
+		t.Fatalf("her recommendations: %+v, hub asked with %v", got, rh.tokens)
 	}
 }

@@ -192,7 +192,10 @@ async function home() {
     b.disabled = !v.available;
     return b;
   });
-  show('home', el('h2', { id: 'greeting', class: 'big' }, greet), el('p', {}, T('services')), el('div', { class: 'tiles' }, tiles));
+  let recs = [];
+  if (s && s.acr !== 'guest') try { recs = (await api('GET', 'recommendations')).recommendations; } catch (e) {}
+  show('home', el('h2', { id: 'greeting', class: 'big' }, greet), el('p', {}, T('services')), el('div', { class: 'tiles' }, tiles),
+    ...(recs.length ? [el('h3', {}, T('forYou')), el('ul', { id: 'recommendations' }, recs.map((r) => el('li', {}, I18N[ui.lang]['rec_' + r.service] ?? r.service)))] : []));
 }
 
 function open(id) { ({ print, scan, cases, guide })[id](); }
