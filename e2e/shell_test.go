@@ -65,7 +65,8 @@ func startKioskAgent(t *testing.T) *kioskShell {
 	k.dir, k.id = k.h.enroll("hall-1")
 	start(t, "devsim", "devsim", "kiosk", "--dir", k.simDir)
 	cfg := filepath.Join(k.simDir, "devices.yaml")
-	waitFor(t, 60*time.Second, "devsim ready", func() bool { _, err := os.Stat(cfg); return err == nil })
+	// devsim writes control.url after devices.yaml: waiting for it waits for both.
+	waitFor(t, 60*time.Second, "devsim ready", func() bool { _, err := os.Stat(filepath.Join(k.simDir, "control.url")); return err == nil })
 	b, _ := os.ReadFile(filepath.Join(k.simDir, "control.url"))
 	k.control = strings.TrimSpace(string(b))
 	k.agent = startAgent(t, "agent", k.dir, "--devices", cfg, "--profiles", "../firmware-profiles", "--local-api", "127.0.0.1:0")
