@@ -36,16 +36,23 @@ func (a *API) eventRoutes() {
 	}
 	inFlight := make(chan struct{}, max(a.cfg.EventsInFlight, 1))
 	// Before the body is read: a bounded number of batches at once, so that a spike costs
-	// bounded memory and is answered 429 at once rather than queued in the server.
-	a.gates["POST /events"] = func(w http.ResponseWriter, r *http.Request) (func(), error) {
+	// bounded memory and is answered 429 at once rather than queued in the server; and the
+	// channel authenticated, so that nobody unknown makes the hub read a body.
+	a.gates["POST /events"] = func(w http.ResponseWriter, r *http.Request) (*http.Request, func(), error) {
 		w.Header().Set("Access-Control-Allow-Origin", "*") // bearer or basic credentials, never cookies
 		select {
 		case inFlight <- struct{}{}:
-			return func() { <-inFlight }, nil
 		default:
-			return nil, &api.Error{Status: http.StatusTooManyRequests, Code: "overloaded",
+			return r, nil, &api.Error{Status: http.StatusTooManyRequests, Code: "overloaded",
 				Message: "too many event batches at once; retry later", RetryAfter: time.Second}
 		}
+		release := func() { <-inFlight }
+		o, err := a.eventOrigin(r)
+		if err != nil {
+			release()
+			return r, nil, err
+		}
+		return r.WithContext(context.WithValue(r.Context(), originKey{}, o)), release, nil
 	}
 	route(a, "POST /events", anyone, http.StatusOK, a.postEvents)
 	// CORS preflight (Fetch standard §3.2) for pages on other origins.
@@ -63,10 +70,7 @@ func (a *API) eventRoutes() {
 // and every refused event with its fields; 400 when every event was refused; 429 with
 // Retry-After when the hub cannot take the batch now.
 func (a *API) postEvents(r *http.Request, req api.EventBatch) (api.EventsResult, error) {
-	o, err := a.eventOrigin(r)
-	if err != nil {
-		return api.EventsResult{}, err
-	}
+	o := r.Context().Value(originKey{}).(events.Origin) // the gate's
 	res, err := a.cfg.Events.Submit(r.Context(), o, req.Events)
 	var over *events.OverloadError
 	switch {
@@ -92,6 +96,9 @@ func (a *API) postEvents(r *http.Request, req api.EventBatch) (api.EventsResult,
 	}
 	return res, nil
 }
+
+// originKey holds in a request's context the channel its gate authenticated (events.Origin).
+type originKey struct{}
 
 // eventOrigin authenticates the channel a batch comes from: a client by HTTP Basic credentials
 // (RFC 7617; a public client by its ID and an empty secret), or an access token the hub issued

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -455,5 +456,41 @@ func TestEventsQueueAndRate(t *testing.T) {
 	// Another client has its own bucket.
 	if status, _, _, _ := e.post(t, bearer(aliceMobile), "", big[400:401]...); status != http.StatusOK {
 		t.Fatalf("another client: %d", status)
+	}
+}
+
+// endless is a request body that never ends: a batch's opening, then blanks.
+type endless struct{ started bool }
+
+func (b *endless) Read(p []byte) (int, error) {
+	if !b.started {
+		b.started = true
+		return copy(p, `{"events":[`), nil
+	}
+	for i := range p {
+		p[i] = ' '
+	}
+	return len(p), nil
+}
+
+// TestEventsAuthBeforeBody: a post without valid credentials is refused before its body is read:
+// a body that never ends gets its 401 (reading it, the hub would answer 400 once past its bound).
+func TestEventsAuthBeforeBody(t *testing.T) {
+	e := newEvEnv(t, false)
+	for _, auth := range []string{"", "Basic " + base64.StdEncoding.EncodeToString([]byte("web-portal:wrong")), bearer("no-such-token")} {
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+api.EventsPath, &endless{})
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		res, err := e.srv.Client().Do(req.WithContext(ctx))
+		if err != nil {
+			t.Fatalf("%q: %v (the hub waited for the body)", auth, err)
+		}
+		res.Body.Close()
+		cancel()
+		if res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("%q: %d", auth, res.StatusCode)
+		}
 	}
 }

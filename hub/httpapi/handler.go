@@ -102,11 +102,11 @@ func (a *API) admit(w http.ResponseWriter, r *http.Request, pattern string, role
 		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 	}
 	if gate := a.gates[pattern]; gate != nil {
-		rel, err := gate(w, r)
+		gr, rel, err := gate(w, r)
 		if err != nil {
 			return r, release, err
 		}
-		release = rel
+		r, release = gr, rel
 	}
 	return r, release, nil
 }

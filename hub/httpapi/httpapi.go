@@ -79,9 +79,10 @@ type API struct {
 	gates map[string]gate // by route pattern, set before the route
 }
 
-// A gate admits a request to its route before the body is read, or refuses it (a full queue);
-// release is called when the request is done.
-type gate func(w http.ResponseWriter, r *http.Request) (release func(), err error)
+// A gate admits a request to its route before the body is read (passing on what it learnt in the
+// request's context), or refuses it (a full queue, unknown credentials); release is called when
+// the request is done.
+type gate func(w http.ResponseWriter, r *http.Request) (admitted *http.Request, release func(), err error)
 
 // New returns the API handler.
 func New(cfg Config) *API {
