@@ -89,7 +89,14 @@ func (h *HubClient) WatchCases(ctx context.Context, token string, after int64, f
 		return err
 	}
 	defer res.Body.Close()
-	sc := bufio.NewScanner(res.Body)
+	return readCaseEvents(res.Body, fn)
+}
+
+// readCaseEvents reads a case stream (text/event-stream, HTML §9.2: each event's data is one
+// api.CaseEvent) and calls fn with each event, until the stream or fn fails; a stream that ends
+// is an error too (the hub's never does by itself).
+func readCaseEvents(r io.Reader, fn func(api.CaseEvent) error) error {
+	sc := bufio.NewScanner(r)
 	var data string
 	for sc.Scan() {
 		line := sc.Text()
