@@ -303,7 +303,9 @@ func (g *Ingest) taken(b store.Batch) {
 }
 
 // next takes a batch, from the fast lane first. With block false it returns ok false when none
-// waits; with block true it waits for one, the window or done (then ok is false).
+// waits; with block true it waits for one, the window or done (then ok is false). A batch already
+// queued is always taken before the window is looked at: a select picks among ready cases at
+// random, and a committer that was descheduled past its window must still take what queued.
 func (g *Ingest) next(block bool, window <-chan time.Time, done <-chan struct{}) (b store.Batch, ok bool) {
 	select {
 	case b = <-g.fast:
@@ -311,14 +313,14 @@ func (g *Ingest) next(block bool, window <-chan time.Time, done <-chan struct{})
 		return b, true
 	default:
 	}
+	select {
+	case b = <-g.in:
+		g.taken(b)
+		return b, true
+	default:
+	}
 	if !block {
-		select {
-		case b = <-g.in:
-			g.taken(b)
-			return b, true
-		default:
-			return b, false
-		}
+		return b, false
 	}
 	select {
 	case b = <-g.fast:
