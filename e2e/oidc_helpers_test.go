@@ -16,15 +16,22 @@ import (
 )
 
 // adminPassword returns the password of the admin account from the hub's initial-credentials file.
-func adminPassword(t *testing.T, h *hub) string {
+func adminPassword(t testing.TB, h *hub) string {
+	t.Helper()
+	return credential(t, h, `admin password \(user admin\)`)
+}
+
+// credential returns VALUE of the line "NAME: VALUE" (name a regular expression) in the hub's
+// initial-credentials file.
+func credential(t testing.TB, h *hub, name string) string {
 	t.Helper()
 	creds, err := os.ReadFile(filepath.Join(h.dir, "initial-credentials"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`admin password \(user admin\): (\S+)`).FindSubmatch(creds)
+	m := regexp.MustCompile(name + `: (\S+)`).FindSubmatch(creds)
 	if m == nil {
-		t.Fatalf("no admin password in initial-credentials:\n%s", creds)
+		t.Fatalf("no %s in initial-credentials:\n%s", name, creds)
 	}
 	return string(m[1])
 }
@@ -37,7 +44,7 @@ func fleetctlLogin(t *testing.T, h *hub, username, password string) string {
 	tokFile := filepath.Join(t.TempDir(), "token")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "fleetctl"), "--hub", h.client.BaseURL, "login", "--save", tokFile)
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "fleetctl"), "--hub", h.client.BaseURL, "--ca", h.caFile, "login", "--save", tokFile)
 	cmd.Env = append(os.Environ(), "KF_TOKEN=", "KF_TOKEN_FILE=")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -63,6 +70,7 @@ func fleetctlLogin(t *testing.T, h *hub, username, password string) string {
 	}()
 
 	b := identitytest.NewBrowserFor(h.client.BaseURL)
+	b.C.Transport = h.client.HTTP.Transport
 	p, err := b.Get(link)
 	if err != nil {
 		t.Fatal(err)

@@ -70,7 +70,7 @@ func (o outboxState) acked() uint64 {
 
 // readOutbox reads an agent's outbox read-only; the agent may be running (WAL readers do not
 // block its writer).
-func readOutbox(t *testing.T, dir string) outboxState {
+func readOutbox(t testing.TB, dir string) outboxState {
 	t.Helper()
 	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "outbox.db")+"?mode=ro&_busy_timeout=5000")
 	if err != nil {

@@ -1,5 +1,6 @@
 // Package httpapi serves the hub's JSON HTTP API under /api/v1 (documented in docs/api.md): sites,
-// enrollment, devices, commands, desired and reported state, records and health. Every endpoint but
+// enrollment, devices, commands, desired and reported state, records, journal verification and
+// security events, and health. Every endpoint but
 // enrollment (authorised by its one-time token) requires a bearer token with a staff role.
 //
 // One file per resource: it registers its routes and holds its handlers, each written the one way
@@ -8,6 +9,8 @@ package httpapi
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"log/slog"
 	"net/http"
 	"time"
@@ -22,6 +25,7 @@ type Store interface {
 	store.Commands
 	store.State
 	store.Records
+	store.Journal
 	Ping(ctx context.Context) error
 }
 
@@ -49,6 +53,11 @@ type Config struct {
 	CertTTL  time.Duration // device certificate validity (default 365 days)
 	Version  string
 	Now      func() time.Time
+
+	// Anchor returns the CA enrollment tokens pin: the root of the hub's HTTPS certificate chain
+	// (nil: the CA's own certificate). It is asked at each use: an operator's certificate may be
+	// reloaded.
+	Anchor func() *x509.Certificate
 }
 
 // API is the HTTP API handler.
@@ -68,6 +77,14 @@ func New(cfg Config) *API {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Anchor == nil && cfg.CA != nil {
+		blk, _ := pem.Decode(cfg.CA.CertPEM())
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			panic("httpapi: the CA's certificate does not parse: " + err.Error()) // ca.CA parsed it when it loaded
+		}
+		cfg.Anchor = func() *x509.Certificate { return cert }
+	}
 	a := &API{cfg: cfg, mux: http.NewServeMux()}
 	a.healthRoutes()
 	a.siteRoutes()
@@ -76,6 +93,7 @@ func New(cfg Config) *API {
 	a.commandRoutes()
 	a.stateRoutes()
 	a.recordRoutes()
+	a.journalRoutes()
 	a.mux.HandleFunc(api.Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, apiErr(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

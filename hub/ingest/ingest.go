@@ -40,6 +40,15 @@ type ConnectedChecker interface {
 	Connected(deviceID string) bool
 }
 
+// Hook is told about batches after they are committed and acked: a capability that derives
+// something from committed records (hub/journal) hooks in here instead of adding a case to the
+// effect switch. Committed runs on the acker's goroutine, so it must be quick (note the
+// devices, do the work elsewhere); the batches may hold duplicates of records committed before,
+// so a hook reads what it needs from the store.
+type Hook interface {
+	Committed(batches []store.Batch)
+}
+
 // ErrClosed is returned for work offered after Close.
 var ErrClosed = errors.New("ingest: closed")
 
@@ -104,7 +113,11 @@ type Ingest struct {
 	presence chan store.PresenceUpdate
 
 	subscribed bool // Subscribe done
+	hooks      []Hook
 }
+
+// AddHook adds a hook told about every committed group. Call it before Run.
+func (g *Ingest) AddHook(h Hook) { g.hooks = append(g.hooks, h) }
 
 // New creates an Ingest. log and reg may be nil.
 func New(cfg Config, st Store, bus Bus, log *slog.Logger, reg prometheus.Registerer) (*Ingest, error) {
@@ -476,9 +489,11 @@ func (g *Ingest) commit(ctx context.Context, group []queued) {
 	}
 }
 
-// committed is a committed group for the acker: its watermarks, and its batches' receipts.
+// committed is a committed group for the acker: its watermarks, its batches (for the hooks) and
+// their receipts.
 type committed struct {
 	marks    []store.Watermark
+	batches  []store.Batch
 	receipts []receipt
 }
 
@@ -501,7 +516,7 @@ func (g *Ingest) commitGroup(ctx context.Context, group []queued) error {
 		return err
 	}
 	g.m.committed(len(group), n, time.Since(start))
-	c := committed{marks: marks, receipts: make([]receipt, len(group))}
+	c := committed{marks: marks, batches: batches, receipts: make([]receipt, len(group))}
 	for i, q := range group {
 		c.receipts[i] = receipt{q.at, q.fast}
 	}
@@ -519,6 +534,9 @@ func (g *Ingest) ackLoop() {
 		now := time.Now()
 		for _, r := range c.receipts {
 			g.m.acked(r.fast, now.Sub(r.at))
+		}
+		for _, h := range g.hooks {
+			h.Committed(c.batches)
 		}
 	}
 }

@@ -3,13 +3,26 @@ package wire
 import (
 	"bytes"
 	"encoding/binary"
+
+	"github.com/kioskfleet/kioskfleet/pkg/strictjson"
 )
+
+// fastBatch is DecodeBatch's fast path: the strict check every payload gets (strictjson: UTF-8,
+// no duplicate keys at any depth, record bodies included), then scanBatch. ok false: the general
+// decoder decides.
+func fastBatch(b []byte) (m Batch, ok bool) {
+	if len(b) > MaxPayloadBytes || strictjson.Check(b) != nil {
+		return Batch{}, false
+	}
+	return scanBatch(b)
+}
 
 // scanBatch parses an up payload in one pass without reflection, the hub's hot path (a fleet
 // sends tens of thousands of records a second). It takes only the plain form agents send
 // (AppendBatch): exact lower-case keys, each at most once, no escapes in keys, epoch, kind and
 // class, integers without fraction or exponent. It never refuses: anything else, valid or not,
-// gets ok false, and the strict encoding/json decoder decides and words the error. What it
+// gets ok false, and the strict encoding/json decoder decides and words the error. It leaves
+// UTF-8 and duplicate keys in bodies to strictjson: what it accepts of what strictjson.Check
 // accepts, that decoder accepts with the same value (FuzzScanBatch checks it). Record bodies
 // share b's memory.
 func scanBatch(b []byte) (m Batch, ok bool) {

@@ -53,9 +53,9 @@ func agentBatches(t testing.TB) [][]byte {
 
 func TestScanBatchTakesAgentBatches(t *testing.T) {
 	for _, p := range agentBatches(t) {
-		got, ok := scanBatch(p)
+		got, ok := fastBatch(p)
 		if !ok {
-			t.Fatalf("scanBatch deferred an agent's batch: %s", p)
+			t.Fatalf("the fast path deferred an agent's batch: %s", p)
 		}
 		want, err := strictBatch(p)
 		if err != nil {
@@ -78,7 +78,7 @@ func TestScanBatchDefers(t *testing.T) {
 		`{"v":1.0,"epoch":"e","records":[` + rec + `]}`,     // fraction
 		`{"v":01,"epoch":"e","records":[` + rec + `]}`,      // leading zero
 		`{"v":2,"epoch":"e","records":[` + rec + `]}`,       // version
-		`{"v":1,"epoch":"e","records":[` + rec + `]}]`,      // trailing ] (encoding/json's More allows it)
+		`{"v":1,"epoch":"e","records":[` + rec + `]}]`,      // trailing ]
 		`{"v":1,"epoch":"e","records":[` + rec + `]} x`,     // trailing data
 		`{"v":1,"epoch":"e","records":[` + rec + `],"x":1}`, // unknown key
 		`{"v":1,"epoch":"e","records":[{"seq":1,"kind":"k","class":"t","ts":5e0,"body":{}}]}`,
@@ -109,29 +109,41 @@ func TestScanBatchDefers(t *testing.T) {
 			t.Errorf("%s: DecodeBatch says %v, encoding/json %v", p, gerr, werr)
 		}
 	}
-	// Still valid after the detour: a trailing ] and a deep body are accepted as before.
-	for _, p := range []string{`{"v":1,"epoch":"e","records":[` + rec + `]}]`,
-		`{"v":1,"epoch":"e","records":[{"seq":1,"kind":"k","class":"t","ts":5,"body":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}]}`} {
-		if _, err := DecodeBatch([]byte(p)); err != nil {
-			t.Errorf("%s: %v", p, err)
+	// Still valid after the detour: a deep body is accepted.
+	p := `{"v":1,"epoch":"e","records":[{"seq":1,"kind":"k","class":"t","ts":5,"body":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}]}`
+	if _, err := DecodeBatch([]byte(p)); err != nil {
+		t.Errorf("%s: %v", p, err)
+	}
+}
+
+// TestFastBatchStrict: what strictjson refuses in a body, the fast path leaves to the general
+// decoder, which refuses it.
+func TestFastBatchStrict(t *testing.T) {
+	for _, body := range []string{`{"a":1,"a":2}`, `{"seq":1,"SEQ":2}`, `{"a":{"b":1,"\u0062":2}}`, "\"\xff\"", `"\ud800"`} {
+		p := []byte(`{"v":1,"epoch":"e","records":[{"seq":1,"kind":"k","class":"t","ts":5,"body":` + body + `}]}`)
+		if _, ok := fastBatch(p); ok {
+			t.Errorf("fastBatch took %q", p)
+		}
+		if _, err := DecodeBatch(p); err == nil {
+			t.Errorf("DecodeBatch took %q", p)
 		}
 	}
 }
 
-// FuzzScanBatch: whatever scanBatch accepts, encoding/json accepts with the same value.
+// FuzzScanBatch: whatever the fast path accepts, the general decoder accepts with the same value.
 func FuzzScanBatch(f *testing.F) {
 	for _, p := range agentBatches(f) {
 		f.Add(p)
 	}
 	f.Add([]byte(`{"v":1,"epoch":"e","records":[{"seq":1,"kind":"k","class":"t","ts":-0,"body":{"a":"\ud83d\ude00"}}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, ok := scanBatch(b)
+		got, ok := fastBatch(b)
 		if !ok {
 			return
 		}
 		want, err := strictBatch(b)
 		if err != nil {
-			t.Fatalf("scanBatch took what encoding/json refuses (%v): %q", err, b)
+			t.Fatalf("the fast path took what the general decoder refuses (%v): %q", err, b)
 		}
 		if err := sameBatch(got, want); err != nil {
 			t.Fatalf("%q: %v", b, err)
@@ -147,18 +159,18 @@ func TestScanStringEveryOffset(t *testing.T) {
 			body := []byte(strings.Repeat("x", 40))
 			body[at] = c
 			p := []byte(`{"v":1,"epoch":"e","records":[{"seq":1,"kind":"k","class":"t","ts":5,"body":"` + string(body) + `"}]}`)
-			got, gok := scanBatch(p)
+			got, gok := fastBatch(p)
 			want, err := strictBatch(p)
 			if gok && err != nil {
-				t.Fatalf("byte %#x at %d: scanBatch took what encoding/json refuses: %v", c, at, err)
+				t.Fatalf("byte %#x at %d: the fast path took what the general decoder refuses: %v", c, at, err)
 			}
 			if gok {
 				if err := sameBatch(got, want); err != nil {
 					t.Fatalf("byte %#x at %d: %v", c, at, err)
 				}
 			}
-			if wantOK := c >= 0x20 && c != '"' && c != '\\'; gok != wantOK {
-				t.Fatalf("byte %#x at %d: scanBatch ok %v, want %v", c, at, gok, wantOK)
+			if wantOK := c >= 0x20 && c < 0x80 && c != '"' && c != '\\'; gok != wantOK {
+				t.Fatalf("byte %#x at %d: fastBatch ok %v, want %v", c, at, gok, wantOK)
 			}
 		}
 	}
