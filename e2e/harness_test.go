@@ -134,6 +134,7 @@ type hub struct {
 	httpAddr string
 	mqttAddr string
 	caFile   string
+	flags    []string // more flags for fleet-hub (a later one wins over the harness's)
 	p        *proc
 	client   *api.Client
 }
@@ -159,7 +160,7 @@ func unstartedHub(t testing.TB) *hub {
 
 func (h *hub) start() {
 	h.t.Helper()
-	h.p = start(h.t, "hub", "fleet-hub", "--data", h.dir, "--http-addr", h.httpAddr, "--mqtt-addr", h.mqttAddr, "--log-level", "debug")
+	h.p = start(h.t, "hub", append([]string{"fleet-hub", "--data", h.dir, "--http-addr", h.httpAddr, "--mqtt-addr", h.mqttAddr, "--log-level", "debug"}, h.flags...)...)
 	waitFor(h.t, 20*time.Second, "hub healthy", func() bool {
 		if h.p.exited() {
 			h.t.Fatalf("hub exited during start")

@@ -126,8 +126,10 @@ Flags:
 			res.Cuts, res.OfflineKiosks, cfg.OfflineFor, res.MaxBuffered)
 	}
 	if cfg.Storm != nil {
-		fmt.Printf("  reconnect storm: %d of %d resynced in %.1fs\n", res.StormResynced, res.Agents, res.StormSeconds)
+		fmt.Printf("  reconnect storm: %d of %d resynced in %.1fs; sessions per agent meanwhile at most %d (%d agents over 2)\n",
+			res.StormResynced, res.Agents, res.StormSeconds, res.StormMaxSessions, res.StormOverTwo)
 	}
+	fmt.Printf("  sessions ended by \"bad record MAC\": %d; deaf sessions ended: %d\n", res.MACErrors, res.DeafSessions)
 	return writeJSON(*jsonOut, res)
 }
 
