@@ -474,10 +474,29 @@ func (s *Store) DeleteBrowserSession(ctx context.Context, h []byte) error {
 	return idErr("delete browser session", err)
 }
 
+// CountGuess counts a wrong user code in the account's window, in one statement: concurrent
+// guesses on any replica all count.
+func (s *Store) CountGuess(ctx context.Context, userID string, wrong bool, now time.Time, window time.Duration) (int, error) {
+	var n int
+	var err error
+	if !wrong {
+		err = s.pool.QueryRow(ctx, `SELECT coalesce((SELECT n FROM idp_guesses WHERE user_id = $1 AND since >= $2), 0)`,
+			userID, ts(now.Add(-window))).Scan(&n)
+	} else {
+		err = s.pool.QueryRow(ctx, `INSERT INTO idp_guesses AS g (user_id, n, since) VALUES ($1, 1, $2)
+			ON CONFLICT (user_id) DO UPDATE SET
+				n = CASE WHEN g.since < $3 THEN 1 ELSE g.n + 1 END,
+				since = CASE WHEN g.since < $3 THEN $2 ELSE g.since END
+			RETURNING n`, userID, ts(now), ts(now.Add(-window))).Scan(&n)
+	}
+	return n, idErr("count guess", err)
+}
+
 func (s *Store) Purge(ctx context.Context, now time.Time) error {
 	b := &pgx.Batch{}
 	for _, table := range []string{"idp_auth_requests", "idp_device_auths", "idp_browser_sessions", "idp_assertions", "idp_tokens"} {
 		b.Queue(`DELETE FROM `+table+` WHERE expires_at < $1`, ts(now))
 	}
+	b.Queue(`DELETE FROM idp_guesses WHERE since < $1`, ts(now))
 	return idErr("purge", s.pool.SendBatch(ctx, b).Close())
 }
