@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/agent/kiosklogin"
@@ -52,10 +54,22 @@ func (a *Agent) openLocalAPI() error {
 		return fmt.Errorf("agent: local device API: %w", err)
 	}
 	var login localapi.Authenticator
-	if key := a.id.Signer(); key != nil && a.id.HubURL != "" {
+	if key := a.id.Signer(); key != nil && len(a.id.HubURLs) > 0 {
 		hc := &http.Client{Timeout: 15 * time.Second}
 		login = localapi.AuthenticatorFunc(func(ctx context.Context, card wire.IDCard) (kiosklogin.Session, error) {
-			return kiosklogin.Login(ctx, hc, a.id.HubURL, a.id.DeviceID, key, card)
+			// A hub of several replicas: the next URL when one does not answer at all.
+			urls := a.id.HubURLs
+			first := rand.IntN(len(urls))
+			var err error
+			for i := range urls {
+				var s kiosklogin.Session
+				s, err = kiosklogin.Login(ctx, hc, urls[(first+i)%len(urls)], a.id.DeviceID, key, card)
+				var unreachable *url.Error
+				if err == nil || !errors.As(err, &unreachable) || ctx.Err() != nil {
+					return s, err
+				}
+			}
+			return kiosklogin.Session{}, err
 		})
 	}
 	api, err := localapi.New(localapi.Config{Devices: a.devs, Log: a.log.With("component", "localapi"),

@@ -15,10 +15,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/kioskfleet/kioskfleet/pkg/atomicfile"
-	"net"
 	"os"
 	"path/filepath"
+	"slices"
+
+	"github.com/kioskfleet/kioskfleet/pkg/atomicfile"
 
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
@@ -39,19 +40,29 @@ var (
 	ErrNotEnrolled = errors.New("enroll: this kiosk is not enrolled (run kiosk-agent enroll)")
 )
 
-// Identity is an enrolled kiosk's identity.
+// Identity is an enrolled kiosk's identity. A hub of several replicas has several addresses:
+// the agent fails over between them (agent/link). Files written before the lists existed hold
+// HubURL and MQTTAddr alone.
 type Identity struct {
 	DeviceID string `json:"deviceId"`
-	HubURL   string `json:"hub"`
-	MQTTAddr string `json:"mqtt"`
+	HubURL   string `json:"hub"`  // the first of HubURLs
+	MQTTAddr string `json:"mqtt"` // the first of MQTTAddrs
+	// HubURLs are the base URLs of the hub's HTTP API (every replica's, or a load balancer's).
+	HubURLs []string `json:"hubs,omitempty"`
+	// MQTTAddrs are the host:port addresses of the hub's MQTT listeners.
+	MQTTAddrs []string `json:"mqttAddrs,omitempty"`
 
 	Cert tls.Certificate `json:"-"`
 	CA   *x509.CertPool  `json:"-"`
 }
 
-// Enroll enrolls this kiosk with the hub at hubURL using a one-time token and stores the identity
-// in dir. mqttOverride, if set, replaces the MQTT address the hub advertises.
-func Enroll(ctx context.Context, hubURL, token, model, dir, mqttOverride string) (Identity, error) {
+// Enroll enrolls this kiosk with the hub at hubURLs (tried in turn until one answers) using a
+// one-time token and stores the identity in dir, with every URL. mqttOverride, if not empty,
+// replaces the MQTT addresses the hub advertises.
+func Enroll(ctx context.Context, hubURLs []string, token, model, dir string, mqttOverride []string) (Identity, error) {
+	if len(hubURLs) == 0 {
+		return Identity{}, errors.New("enroll: no hub URL")
+	}
 	if _, err := os.Stat(filepath.Join(dir, IdentityFile)); err == nil {
 		return Identity{}, fmt.Errorf("%w: %s exists", ErrEnrolled, filepath.Join(dir, IdentityFile))
 	}
@@ -66,9 +77,16 @@ func Enroll(ctx context.Context, hubURL, token, model, dir, mqttOverride string)
 	if err != nil {
 		return Identity{}, fmt.Errorf("enroll: certificate request: %w", err)
 	}
-	c := &api.Client{BaseURL: hubURL}
-	res, err := c.Enroll(ctx, api.Enroll{Token: token, Model: model,
-		CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}))})
+	var res api.Enrolled
+	for _, u := range hubURLs {
+		c := &api.Client{BaseURL: u}
+		res, err = c.Enroll(ctx, api.Enroll{Token: token, Model: model,
+			CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}))})
+		var ae *api.Error
+		if err == nil || errors.As(err, &ae) { // the hub answered: the token is spent or refused
+			break
+		}
+	}
 	if err != nil {
 		return Identity{}, fmt.Errorf("enroll: %w", err)
 	}
@@ -79,11 +97,15 @@ func Enroll(ctx context.Context, hubURL, token, model, dir, mqttOverride string)
 	if err != nil {
 		return Identity{}, fmt.Errorf("enroll: %w", err)
 	}
-	mqttAddr := res.MQTTAddr
-	if mqttOverride != "" {
-		mqttAddr = mqttOverride
+	brokers := res.MQTTAddrs
+	if len(brokers) == 0 {
+		brokers = []string{res.MQTTAddr} // a hub from before lists
 	}
-	idJSON, _ := json.MarshalIndent(Identity{DeviceID: res.DeviceID, HubURL: hubURL, MQTTAddr: mqttAddr}, "", "  ")
+	if len(mqttOverride) > 0 {
+		brokers = mqttOverride
+	}
+	idJSON, _ := json.MarshalIndent(Identity{DeviceID: res.DeviceID, HubURL: hubURLs[0], HubURLs: hubURLs,
+		MQTTAddr: brokers[0], MQTTAddrs: brokers}, "", "  ")
 	// The identity file is written last: its presence means enrollment completed.
 	for _, f := range []struct {
 		name string
@@ -115,7 +137,13 @@ func Load(dir string) (Identity, error) {
 	if err := json.Unmarshal(b, &id); err != nil {
 		return Identity{}, fmt.Errorf("enroll: %s: %w", IdentityFile, err)
 	}
-	if !wire.ValidDeviceID(id.DeviceID) || id.MQTTAddr == "" {
+	if len(id.MQTTAddrs) == 0 && id.MQTTAddr != "" {
+		id.MQTTAddrs = []string{id.MQTTAddr}
+	}
+	if len(id.HubURLs) == 0 && id.HubURL != "" {
+		id.HubURLs = []string{id.HubURL}
+	}
+	if !wire.ValidDeviceID(id.DeviceID) || len(id.MQTTAddrs) == 0 || slices.Contains(id.MQTTAddrs, "") {
 		return Identity{}, fmt.Errorf("enroll: %s: device id or mqtt address missing", IdentityFile)
 	}
 	id.Cert, err = tls.LoadX509KeyPair(filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile))
@@ -139,16 +167,19 @@ func (id Identity) Signer() *ecdsa.PrivateKey {
 	return k
 }
 
-// TLSConfig returns the client TLS configuration for the hub's MQTT listener.
-func (id Identity) TLSConfig() *tls.Config {
-	host, _, err := net.SplitHostPort(id.MQTTAddr)
-	if err != nil {
-		host = id.MQTTAddr
+// SetBrokers replaces the MQTT addresses (an override: a proxy, another load balancer).
+func (id *Identity) SetBrokers(addrs []string) {
+	if len(addrs) > 0 {
+		id.MQTTAddr, id.MQTTAddrs = addrs[0], addrs
 	}
+}
+
+// TLSConfig returns the client TLS configuration for the hub's MQTT listeners. It names no
+// server: the link checks each listener's certificate for the host it dials.
+func (id Identity) TLSConfig() *tls.Config {
 	return &tls.Config{
 		Certificates: []tls.Certificate{id.Cert},
 		RootCAs:      id.CA,
-		ServerName:   host,
 		MinVersion:   tls.VersionTLS12,
 		// Reconnects resume the TLS session (no signatures): cheap for the hub when a whole fleet
 		// reconnects at once. The hub keeps its ticket keys across restarts.

@@ -31,10 +31,10 @@ import (
 
 // Config describes a simulated fleet and its load.
 type Config struct {
-	HubURL   string // hub HTTP API, for enrollment
-	Token    string // admin token, to create the site and enrollment tokens
-	MQTTAddr string // override the advertised MQTT address (e.g. a fault proxy)
-	StateDir string // identities are kept here and reused across runs against the same hub
+	HubURL    string   // hub HTTP API, for enrollment
+	Token     string   // admin token, to create the site and enrollment tokens
+	MQTTAddrs []string // override the advertised MQTT addresses (a fault proxy; several hub replicas)
+	StateDir  string   // identities are kept here and reused across runs against the same hub
 
 	Agents    int
 	Rate      float64       // records per second per agent
@@ -63,8 +63,41 @@ type Config struct {
 	// hub to go away (most sessions lost) and measures until every agent has reconnected and had
 	// its hello answered with an ack (resynced).
 	Storm func()
-	Log   *slog.Logger
+	// During, when set, runs once every agent is connected (and after Storm), alongside the
+	// load, which lasts until it returns (Duration is then ignored): a test's script of faults
+	// and checks against the running fleet.
+	During func(ctx context.Context, f *Fleet)
+	// OnCommand, when set, is told of each command a kiosk receives (on that kiosk's dispatch
+	// goroutine: it must return quickly). Simulated kiosks run no commands.
+	OnCommand func(deviceID string, c wire.Command)
+	Log       *slog.Logger
 }
+
+// Fleet is a running simulated fleet, as During sees it.
+type Fleet struct {
+	ids  []enroll.Identity
+	sims []*sim
+}
+
+// Len returns how many kiosks the fleet has.
+func (f *Fleet) Len() int { return len(f.sims) }
+
+// DeviceID returns kiosk i's device ID.
+func (f *Fleet) DeviceID(i int) string { return f.ids[i].DeviceID }
+
+// Link returns kiosk i's link to the hub: whether it is connected, to which address.
+func (f *Fleet) Link(i int) *link.Link { return f.sims[i].link }
+
+// Appended returns how many records kiosk i appended so far: it numbered them 1..n.
+func (f *Fleet) Appended(i int) uint64 { return f.sims[i].ob.NextSeq() - 1 }
+
+// Unplug keeps kiosk i from connecting again, its current connection left alone: when the hub
+// replica it is connected to dies, it stays away (its presence is then up to the replica's
+// lease). Plug lets it connect again.
+func (f *Fleet) Unplug(i int) { f.sims[i].net.setRefuse(true) }
+
+// Plug undoes Unplug.
+func (f *Fleet) Plug(i int) { f.sims[i].net.setRefuse(false) }
 
 // Result is what a run measured.
 type Result struct {
@@ -147,7 +180,7 @@ func Identities(ctx context.Context, cfg Config, n int) ([]enroll.Identity, erro
 				errs[i] = err
 				return
 			}
-			ids[i], errs[i] = enroll.Enroll(ctx, cfg.HubURL, tok.Secret, "fleetsim", dir, "")
+			ids[i], errs[i] = enroll.Enroll(ctx, []string{cfg.HubURL}, tok.Secret, "fleetsim", dir, nil)
 		}()
 	}
 	wg.Wait()
@@ -174,9 +207,10 @@ type sim struct {
 
 // netctl is a kiosk's network: it dials the hub, and can cut the connection or refuse to dial.
 type netctl struct {
-	mu   sync.Mutex
-	conn *cutConn // the current connection, if any
-	down bool     // offline: dials fail
+	mu     sync.Mutex
+	conn   *cutConn // the current connection, if any
+	down   bool     // offline: dials fail
+	refuse bool     // unplugged: dials fail, the current connection lives on
 }
 
 // errOffline is what a dial gets while the simulated network is down.
@@ -210,7 +244,7 @@ func (c *cutConn) Write(p []byte) (int, error) {
 
 func (n *netctl) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	n.mu.Lock()
-	down := n.down
+	down := n.down || n.refuse
 	n.mu.Unlock()
 	if down {
 		return nil, errOffline
@@ -221,7 +255,7 @@ func (n *netctl) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.down {
+	if n.down || n.refuse {
 		raw.Close()
 		return nil, errOffline
 	}
@@ -243,6 +277,12 @@ func (n *netctl) cut() bool {
 	n.conn.Conn.Close()
 	n.conn = nil
 	return true
+}
+
+func (n *netctl) setRefuse(refuse bool) {
+	n.mu.Lock()
+	n.refuse = refuse
+	n.mu.Unlock()
 }
 
 func (n *netctl) setDown(down bool) {
@@ -340,10 +380,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	sims := make([]*sim, len(ids))
 	for i, id := range ids {
 		s := &sim{ob: outbox.NewMemory(outbox.Options{MaxBytes: 1 << 30})}
-		if cfg.MQTTAddr != "" {
-			id.MQTTAddr = cfg.MQTTAddr
+		id.SetBrokers(cfg.MQTTAddrs)
+		var onCommand func(context.Context, wire.Command)
+		if cfg.OnCommand != nil {
+			onCommand = func(_ context.Context, c wire.Command) { cfg.OnCommand(id.DeviceID, c) }
 		}
-		s.link, err = link.New(link.Config{DeviceID: id.DeviceID, Broker: id.MQTTAddr, TLS: id.TLSConfig(), Outbox: s.ob,
+		s.link, err = link.New(link.Config{DeviceID: id.DeviceID, Brokers: id.MQTTAddrs, TLS: id.TLSConfig(), Outbox: s.ob,
+			OnCommand:    onCommand,
 			AgentVersion: "fleetsim", OnAck: s.onAck(ss), BatchRecords: cfg.BatchRecords, MaxInflight: cfg.MaxInflight,
 			AckTimeout: cfg.AckTimeout, MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second, Dial: s.net.dial,
 			Log: cfg.Log.With("device", id.DeviceID)})
@@ -403,8 +446,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 	ackedBefore := totalAcked(sims)
 	loadStart := time.Now()
-	if cfg.Duration > 0 {
-		lctx, lcancel := context.WithTimeout(ctx, cfg.Duration)
+	if cfg.Duration > 0 || cfg.During != nil {
+		lctx, lcancel := context.WithCancel(ctx)
+		if cfg.During == nil {
+			lctx, lcancel = context.WithTimeout(ctx, cfg.Duration)
+		}
 		var lwg sync.WaitGroup
 		for i, s := range sims {
 			lwg.Add(1)
@@ -420,12 +466,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if cfg.OfflineFraction > 0 {
 			res.OfflineKiosks = offline(ctx, &wg, sims, cfg)
 		}
+		if cfg.During != nil {
+			cfg.During(lctx, &Fleet{ids: ids, sims: sims})
+			lcancel()
+		}
 		lwg.Wait()
 		lcancel()
 		res.Cuts = cuts.Load()
 	}
 	res.LoadSeconds = time.Since(loadStart).Seconds()
-	if res.LoadSeconds > 0 && cfg.Duration > 0 {
+	if res.LoadSeconds > 0 && (cfg.Duration > 0 || cfg.During != nil) {
 		res.AckedPerSecond = float64(totalAcked(sims)-ackedBefore) / res.LoadSeconds
 	}
 	drainStart := time.Now()

@@ -45,10 +45,13 @@ type Config struct {
 	Dispatch Dispatcher
 	Auth     Authenticator
 	Log      *slog.Logger
-	MQTTAddr string        // advertised to enrolling agents
-	CertTTL  time.Duration // device certificate validity (default 365 days)
-	Version  string
-	Now      func() time.Time
+	MQTTAddr string // advertised to enrolling agents
+	// MQTTAddrs are every address enrolling agents may use and fail over between, MQTTAddr
+	// first (default: MQTTAddr alone).
+	MQTTAddrs []string
+	CertTTL   time.Duration // device certificate validity (default 365 days)
+	Version   string
+	Now       func() time.Time
 }
 
 // API is the HTTP API handler.
@@ -67,6 +70,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.MQTTAddrs) == 0 {
+		cfg.MQTTAddrs = []string{cfg.MQTTAddr}
 	}
 	a := &API{cfg: cfg, mux: http.NewServeMux()}
 	a.healthRoutes()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/agent/fleetsim"
+	"github.com/kioskfleet/kioskfleet/pkg/flagconf"
 	"github.com/kioskfleet/kioskfleet/pkg/logging"
 )
 
@@ -48,7 +49,7 @@ Flags:
 	var cfg fleetsim.Config
 	fs.StringVar(&cfg.HubURL, "hub", "http://127.0.0.1:8080", "hub HTTP URL")
 	fs.StringVar(&cfg.Token, "token", os.Getenv("KF_TOKEN"), "admin token (env KF_TOKEN)")
-	fs.StringVar(&cfg.MQTTAddr, "mqtt", "", "override the hub's advertised MQTT address")
+	mqttAddrs := fs.String("mqtt", "", "override the hub's advertised MQTT addresses (comma-separated: each kiosk starts at a random one and fails over between them)")
 	fs.StringVar(&cfg.StateDir, "state", "var/fleetsim", "folder for cached kiosk identities")
 	fs.IntVar(&cfg.Agents, "agents", 100, "simulated kiosks")
 	fs.Float64Var(&cfg.Rate, "rate", 10, "records per second per kiosk")
@@ -72,6 +73,7 @@ Flags:
 		}
 		return err
 	}
+	cfg.MQTTAddrs = flagconf.List(*mqttAddrs)
 	err := cfg.Validate()
 	if cfg.Token == "" {
 		err = errors.Join(errors.New("token: required (--token or KF_TOKEN)"), err)
