@@ -128,15 +128,17 @@ func freeAddr(t *testing.T) string {
 // hub is a fleet-hub process with fixed addresses, so it can be killed and restarted in place.
 type hub struct {
 	t        *testing.T
+	name     string // of its log
 	dir      string
 	httpAddr string
 	mqttAddr string
+	args     []string // more flags (a replica's store, name...)
 	p        *proc
 	client   *api.Client
 }
 
 func newHub(t *testing.T) *hub {
-	h := &hub{t: t, dir: t.TempDir(), httpAddr: freeAddr(t), mqttAddr: freeAddr(t)}
+	h := &hub{t: t, name: "hub", dir: t.TempDir(), httpAddr: freeAddr(t), mqttAddr: freeAddr(t)}
 	h.start()
 	b, err := os.ReadFile(filepath.Join(h.dir, "bootstrap-token"))
 	if err != nil {
@@ -148,7 +150,8 @@ func newHub(t *testing.T) *hub {
 
 func (h *hub) start() {
 	h.t.Helper()
-	h.p = start(h.t, "hub", "fleet-hub", "--data", h.dir, "--http-addr", h.httpAddr, "--mqtt-addr", h.mqttAddr, "--log-level", "debug")
+	h.p = start(h.t, h.name, append([]string{"fleet-hub", "--data", h.dir, "--http-addr", h.httpAddr, "--mqtt-addr", h.mqttAddr,
+		"--log-level", "debug"}, h.args...)...)
 	waitFor(h.t, 20*time.Second, "hub healthy", func() bool {
 		if h.p.exited() {
 			h.t.Fatalf("hub exited during start")

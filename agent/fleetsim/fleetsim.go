@@ -88,6 +88,9 @@ func (f *Fleet) DeviceID(i int) string { return f.ids[i].DeviceID }
 // Link returns kiosk i's link to the hub: whether it is connected, to which address.
 func (f *Fleet) Link(i int) *link.Link { return f.sims[i].link }
 
+// Epoch returns the epoch of kiosk i's outbox.
+func (f *Fleet) Epoch(i int) string { return f.sims[i].ob.Epoch() }
+
 // Appended returns how many records kiosk i appended so far: it numbered them 1..n.
 func (f *Fleet) Appended(i int) uint64 { return f.sims[i].ob.NextSeq() - 1 }
 

@@ -49,9 +49,10 @@ const StableSession = 10 * time.Second
 type Config struct {
 	DeviceID string
 	// Brokers are the host:port addresses of the hub's TLS MQTT listeners: every hub replica's,
-	// or a load balancer's. The link starts at a random one (so that a fleet spreads over the
-	// replicas) and moves on to the next after each failed attempt or lost session; it backs off
-	// only once it tried them all.
+	// or a load balancer's. The link tries them in an order of its own, shuffled anew for each
+	// round, moving on to the next after each failed attempt or lost session, and backs off only
+	// once it tried them all: a fleet spreads over the replicas, and the kiosks of a replica
+	// that died spread over the others.
 	Brokers []string
 
 	TLS          *tls.Config // client certificate and the hub CA
@@ -165,12 +166,13 @@ func (l *Link) Acked() uint64 { return l.acked.Load() }
 // Run keeps a session up until ctx is done.
 func (l *Link) Run(ctx context.Context) error {
 	backoff := l.cfg.MinBackoff
-	n := len(l.cfg.Brokers)
-	at := rand.IntN(n)
-	tried := 0 // attempts since every address was last tried, or a session held
+	order := slices.Clone(l.cfg.Brokers)
+	rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	n := len(order)
+	at, tried := 0, 0 // tried: attempts since every address was last tried, or a session held
 	for ctx.Err() == nil {
 		start, sessions := time.Now(), l.sessions.Load()
-		err := l.session(ctx, l.cfg.Brokers[at])
+		err := l.session(ctx, order[at])
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -181,7 +183,15 @@ func (l *Link) Run(ctx context.Context) error {
 		}
 		// The next address (another replica, if the hub has several) is tried after a short
 		// wait; once every one was tried, after the backoff, which then grows.
-		at, tried = (at+1)%n, tried+1
+		at, tried = at+1, tried+1
+		if at == n {
+			last := order[n-1]
+			rand.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
+			if n > 1 && order[0] == last { // not the one that just failed, first
+				order[0], order[n-1] = order[n-1], order[0]
+			}
+			at = 0
+		}
 		wait := l.cfg.MinBackoff
 		if tried >= n {
 			wait = backoff
@@ -189,7 +199,7 @@ func (l *Link) Run(ctx context.Context) error {
 		// Full jitter (AWS architecture blog, "Exponential Backoff And Jitter"): spread a fleet's
 		// reconnects after a hub restart instead of having them arrive in waves.
 		wait = time.Duration(rand.Int64N(int64(wait))) + wait/2
-		l.cfg.Log.Warn("hub session ended; reconnecting", "err", err, "to", l.cfg.Brokers[at], "in", wait.Round(time.Millisecond))
+		l.cfg.Log.Warn("hub session ended; reconnecting", "err", err, "to", order[at], "in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
 			return nil
