@@ -34,9 +34,9 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
 	"github.com/kioskfleet/kioskfleet/hub/store"
-	"github.com/kioskfleet/kioskfleet/pkg/flagconf"
 	_ "github.com/kioskfleet/kioskfleet/hub/store/postgres" // the shared backend, postgres://...
 	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite"   // the embedded backend, sqlite:PATH
+	"github.com/kioskfleet/kioskfleet/pkg/flagconf"
 )
 
 // Config configures a hub.
