@@ -70,7 +70,12 @@ type Config struct {
 	// OnCommand, when set, is told of each command a kiosk receives (on that kiosk's dispatch
 	// goroutine: it must return quickly). Simulated kiosks run no commands.
 	OnCommand func(deviceID string, c wire.Command)
-	Log       *slog.Logger
+	// FanOut, when set, is the URL of a hub (replica) to write commands through: halfway through
+	// the load window a command is written for every kiosk, 16 at a time, and the time from each
+	// write (the API's answer) to its arrival at the kiosk is measured. Through a replica that
+	// holds none of the kiosks, it measures the path from one replica to the others.
+	FanOut string
+	Log    *slog.Logger
 }
 
 // Fleet is a running simulated fleet, as During sees it.
@@ -120,6 +125,11 @@ type Result struct {
 	Unacked        uint64  `json:"unacked"`                // appended but never acked by the end (should be 0)
 	StormSeconds   float64 `json:"stormSeconds,omitempty"` // first session lost -> every agent resynced
 	StormResynced  int     `json:"stormResynced,omitempty"`
+	FanOutCommands int     `json:"fanOutCommands,omitempty"` // commands written by FanOut
+	FanOutArrived  int     `json:"fanOutArrived,omitempty"`  // of them, arrived within a minute
+	FanOutP50Ms    float64 `json:"fanOutP50Ms"`
+	FanOutP99Ms    float64 `json:"fanOutP99Ms"`
+	FanOutMaxMs    float64 `json:"fanOutMaxMs"`
 	Cuts           uint64  `json:"cuts"`          // connections cut by churn
 	OfflineKiosks  int     `json:"offlineKiosks"` // kiosks that went offline for OfflineFor
 	MaxBuffered    uint64  `json:"maxBuffered"`   // most records one kiosk held unacked at once
@@ -148,6 +158,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.OfflineFraction > 0 && cfg.Duration <= 0 {
 		errs = append(errs, errors.New("offline fraction: needs a load window (duration > 0)"))
+	}
+	if cfg.FanOut != "" && cfg.Duration <= 0 {
+		errs = append(errs, errors.New("fan-out: needs a load window (duration > 0)"))
 	}
 	return errors.Join(errs...)
 }
@@ -380,6 +393,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	body := makeBody(cfg.Size)
 	hbBody := []byte(`{"uptimeS":1,"cpuPercent":1,"agentVersion":"fleetsim"}`)
 	ss := &samples{}
+	fo := &fanOut{arrived: map[string]time.Time{}}
+	if cfg.FanOut != "" {
+		next := cfg.OnCommand
+		cfg.OnCommand = func(deviceID string, c wire.Command) {
+			fo.arrive(c.ID)
+			if next != nil {
+				next(deviceID, c)
+			}
+		}
+	}
 	sims := make([]*sim, len(ids))
 	for i, id := range ids {
 		s := &sim{ob: outbox.NewMemory(outbox.Options{MaxBytes: 1 << 30})}
@@ -469,6 +492,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if cfg.OfflineFraction > 0 {
 			res.OfflineKiosks = offline(ctx, &wg, sims, cfg)
 		}
+		if cfg.FanOut != "" {
+			lwg.Go(func() {
+				select {
+				case <-lctx.Done():
+					return
+				case <-time.After(cfg.Duration / 2):
+				}
+				fo.run(ctx, cfg, ids, &res)
+			})
+		}
 		if cfg.During != nil {
 			cfg.During(lctx, &Fleet{ids: ids, sims: sims})
 			lcancel()
@@ -550,6 +583,63 @@ func storm(ctx context.Context, cfg Config, sims []*sim) (float64, int) {
 		}
 	}
 	return time.Since(start).Seconds(), ok
+}
+
+// fanOut measures commands written through one hub until they reach their kiosks.
+type fanOut struct {
+	mu      sync.Mutex
+	arrived map[string]time.Time // command ID -> first arrival
+}
+
+func (f *fanOut) arrive(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.arrived[id]; !ok {
+		f.arrived[id] = time.Now()
+	}
+}
+
+// run writes a command for every kiosk through cfg.FanOut, 16 at a time, and waits up to a
+// minute for them to arrive; the figures go to res.
+func (f *fanOut) run(ctx context.Context, cfg Config, ids []enroll.Identity, res *Result) {
+	c := &api.Client{BaseURL: cfg.FanOut, Token: cfg.Token}
+	var mu sync.Mutex
+	written := map[string]time.Time{}
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			cmd, err := c.SendCommand(ctx, id.DeviceID, api.CreateCommand{Name: "fanout", TTL: "5m"})
+			if err != nil {
+				cfg.Log.Warn("fan-out command not written", "device", id.DeviceID, "err", err)
+				return
+			}
+			mu.Lock()
+			written[cmd.ID] = time.Now()
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	deadline := time.Now().Add(time.Minute)
+	var lat []time.Duration
+	for {
+		lat = lat[:0]
+		f.mu.Lock()
+		for id, at := range written {
+			if got, ok := f.arrived[id]; ok {
+				lat = append(lat, max(0, got.Sub(at)))
+			}
+		}
+		f.mu.Unlock()
+		if len(lat) == len(written) || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	res.FanOutCommands, res.FanOutArrived = len(written), len(lat)
+	res.FanOutP50Ms, res.FanOutP99Ms, res.FanOutMaxMs = pct(lat, 0.5), pct(lat, 0.99), pct(lat, 1)
 }
 
 // churn cuts perSecond random connections per second until ctx is done.

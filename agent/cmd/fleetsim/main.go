@@ -57,6 +57,7 @@ Flags:
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat", 0, "heartbeat interval per kiosk (0: none)")
 	fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "load duration after all kiosks connected")
 	fs.IntVar(&cfg.Prefill, "prefill", 0, "records buffered per kiosk before connecting (drain)")
+	fs.StringVar(&cfg.FanOut, "fanout", "", "halfway through the load, write a command for every kiosk through the hub (replica) at this URL and measure until each arrives")
 	fs.IntVar(&cfg.BatchRecords, "batch", 0, "records per batch (0: agent default)")
 	fs.IntVar(&cfg.MaxInflight, "inflight", 0, "unacked batches per kiosk (0: agent default)")
 	fs.IntVar(&cfg.ConnectConcurrency, "connect-concurrency", 64, "enrollments and first connects at once")
@@ -121,6 +122,10 @@ Flags:
 	}
 	if cfg.Storm != nil {
 		fmt.Printf("  reconnect storm: %d of %d resynced in %.1fs\n", res.StormResynced, res.Agents, res.StormSeconds)
+	}
+	if cfg.FanOut != "" {
+		fmt.Printf("  fan-out through %s: %d of %d commands arrived; p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+			cfg.FanOut, res.FanOutArrived, res.FanOutCommands, res.FanOutP50Ms, res.FanOutP99Ms, res.FanOutMaxMs)
 	}
 	return writeJSON(*jsonOut, res)
 }
