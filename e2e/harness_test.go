@@ -48,14 +48,14 @@ func TestMain(m *testing.M) {
 
 // proc is a child process whose output goes to a log file shown when the test fails.
 type proc struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	cmd  *exec.Cmd
 	log  string
 	done chan struct{}
 }
 
-func start(t *testing.T, name string, args ...string) *proc {
+func start(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	f, err := os.Create(logPath)
@@ -115,7 +115,7 @@ func (p *proc) exited() bool {
 	}
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -127,7 +127,7 @@ func freeAddr(t *testing.T) string {
 
 // hub is a fleet-hub process with fixed addresses, so it can be killed and restarted in place.
 type hub struct {
-	t        *testing.T
+	t        testing.TB
 	name     string // of its log
 	dir      string
 	httpAddr string
@@ -137,7 +137,7 @@ type hub struct {
 	client   *api.Client
 }
 
-func newHub(t *testing.T) *hub {
+func newHub(t testing.TB) *hub {
 	h := &hub{t: t, name: "hub", dir: t.TempDir(), httpAddr: freeAddr(t), mqttAddr: freeAddr(t)}
 	h.start()
 	b, err := os.ReadFile(filepath.Join(h.dir, "bootstrap-token"))
@@ -193,7 +193,7 @@ func (h *hub) enroll(site string) (dir, id string) {
 	return dir, f[2]
 }
 
-func startAgent(t *testing.T, name, dir string, args ...string) *proc {
+func startAgent(t testing.TB, name, dir string, args ...string) *proc {
 	base := []string{"kiosk-agent", "run", "--data", dir, "--log-level", "debug", "--ack-timeout", "2s", "--max-backoff", "1s"}
 	return start(t, name, append(base, args...)...)
 }
@@ -216,7 +216,7 @@ func (h *hub) records(id, kind string) []fleet.Record {
 	}
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {

@@ -4,7 +4,7 @@
 # footprint. Prints each figure with its target; raw output and JSON land in var/bench/RUN/.
 # Speed is never asserted in make test; this is where it is measured. Record results in
 # docs/benchmarks.md. Knobs: BENCH_AGENTS_MAX (default 20000), BENCH_SECONDS (default 20),
-# BENCH_SKIP (space-separated scenario names to skip: go ingest latency churn drain drain1000 scale mosquitto idle
+# BENCH_SKIP (space-separated scenario names to skip: go shell ingest latency churn drain drain1000 scale mosquitto idle
 # cluster). The cluster scenarios run fleet-hub replicas on a PostgreSQL of their own (Debian's, in
 # var/bench/pg, fsync on, as the postgres user when run as root), after the SQLite ones, in the
 # same run, so their ratio to the SQLite hub is like for like.
@@ -87,6 +87,16 @@ if ! skip go; then
   row "agent outbox enqueue, synchronous=FULL (AppendBatch)" ">= 5,000 records/s" "${v:-see go.txt}"
   v=$(grep -E '^BenchmarkLocalAPIRoundTrip' "$RUN/go.txt" | grep -o '[0-9.]* p99-ms' | head -1 || true)
   row "local device API round trip p99 (Common.Status, loopback WebSocket)" "<= 5 ms" "${v:-see go.txt}"
+fi
+
+if ! skip shell; then
+  echo "== kiosk shell: card tap -> logged in (real hub on loopback), agent RSS over shell sessions"
+  go test -run '^$' -bench 'BenchmarkCardTapLogin|BenchmarkShellSession' -benchtime 30x ./e2e/ 2>&1 \
+    | grep -E '^(Benchmark|ok|FAIL)' | tee "$RUN/shell.txt"
+  v=$(grep -E '^BenchmarkCardTapLogin' "$RUN/shell.txt" | grep -o '[0-9.]* p99-ms' | head -1 || true)
+  row "card tap -> logged in p99 (device time excluded)" "<= 300 ms" "${v:-see shell.txt}"
+  v=$(grep -E '^BenchmarkShellSession' "$RUN/shell.txt" | grep -o '[0-9.]* agent-rss-MiB' | head -1 || true)
+  row "agent RSS after 30 shell sessions (login, print, receipt, wipe)" "< 60 MiB" "${v:-see shell.txt}"
 fi
 
 HUBDIR_FRESH=0

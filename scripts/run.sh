@@ -68,6 +68,7 @@ kioskfleet is running.
   staff login    user admin, password in $VAR/hub/initial-credentials (written at first start)
   kiosk agent    $DEV  (data: $VAR/agent)
   local API      ws://$LOCALAPI/xfs4iot/v1.0/kiosk   (the kiosk's device API, loopback only: docs/localapi.md)
+  kiosk shell    http://$LOCALAPI/   (what a citizen sees: docs/shell.md; the card on devsim's reader logs in)
   peripherals    ${PERIPHERALS}(simulated by devsim: ./bin/devsim ctl --dir $VAR/devsim devices)
   logs           $LOGS/
 

@@ -59,6 +59,9 @@ type Config struct {
 	OfflineFraction float64
 	OfflineFor      time.Duration
 
+	// Connected, when set, is called once every agent is connected (or the connect deadline
+	// passed), before the load window: a test starts what should run alongside the load.
+	Connected func()
 	// Storm, when set, is called once every agent is connected; the simulation then waits for the
 	// hub to go away (most sessions lost) and measures until every agent has reconnected and had
 	// its hello answered with an ack (resynced).
@@ -223,10 +226,23 @@ type sim struct {
 
 // netctl is a kiosk's network: it dials the hub, and can cut the connection or refuse to dial.
 type netctl struct {
+	from   net.Addr // local address to dial from, if any
 	mu     sync.Mutex
 	conn   *cutConn // the current connection, if any
 	down   bool     // offline: dials fail
 	refuse bool     // unplugged: dials fail, the current connection lives on
+}
+
+// source is the local address kiosk i dials a hub at addr from: on IPv4 loopback, an address of
+// its own in 127.0.0.0/8 (all local on Linux), as kiosks in the field each have theirs, so that
+// a hub's per-address limits see a fleet rather than one client; elsewhere the system's choice.
+func source(addr string, i int) net.Addr {
+	host, _, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	if err != nil || ip == nil || !ip.IsLoopback() || ip.To4() == nil {
+		return nil
+	}
+	return &net.TCPAddr{IP: net.IPv4(127, 1, byte(i/250), byte(1+i%250))}
 }
 
 // errOffline is what a dial gets while the simulated network is down.
@@ -265,7 +281,7 @@ func (n *netctl) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	if down {
 		return nil, errOffline
 	}
-	raw, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	raw, err := (&net.Dialer{LocalAddr: n.from}).DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -411,6 +427,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if cfg.OnCommand != nil {
 			onCommand = func(_ context.Context, c wire.Command) { cfg.OnCommand(id.DeviceID, c) }
 		}
+		s.net.from = source(id.MQTTAddr, i)
 		s.link, err = link.New(link.Config{DeviceID: id.DeviceID, Brokers: id.MQTTAddrs, TLS: id.TLSConfig(), Outbox: s.ob,
 			OnCommand:    onCommand,
 			AgentVersion: "fleetsim", OnAck: s.onAck(ss), BatchRecords: cfg.BatchRecords, MaxInflight: cfg.MaxInflight,
@@ -465,6 +482,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res.ConnectSeconds = time.Since(start).Seconds()
 	cfg.Log.Info("agents connected", "connected", res.Connected, "of", len(sims), "seconds", res.ConnectSeconds)
+	if cfg.Connected != nil {
+		cfg.Connected()
+	}
 
 	if cfg.Storm != nil {
 		res.StormSeconds, res.StormResynced = storm(ctx, cfg, sims)

@@ -34,7 +34,9 @@ var ErrRefused = errors.New("kiosklogin: login refused")
 
 // Assertion returns the signed assertion (wire.KioskClaims) for the card the reader read: issuer
 // and subject are the kiosk's device ID, audience the hub's issuer URL, valid for ttl (the hub
-// accepts at most 2 minutes). The caller wipes the card when the citizen's session ends.
+// accepts at most 2 minutes). The caller wipes the card when the citizen's session ends. A card
+// without a number makes an assertion without id_card: the kiosk's own, for the device
+// authorization request of a QR login (hub/identity ParamKioskAssertion).
 func Assertion(key *ecdsa.PrivateKey, deviceID, audience string, card wire.IDCard, now time.Time, ttl time.Duration) (string, error) {
 	if key == nil {
 		return "", errors.New("kiosklogin: no device key")
@@ -45,6 +47,9 @@ func Assertion(key *ecdsa.PrivateKey, deviceID, audience string, card wire.IDCar
 		Issuer: deviceID, Subject: deviceID, Audience: wire.Audience{audience},
 		IssuedAt: wire.NewNumericDate(now), Expiry: wire.NewNumericDate(now.Add(ttl)), ID: hex.EncodeToString(jti),
 		Card: &card,
+	}
+	if len(card.Number) == 0 {
+		claims.Card = nil
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {

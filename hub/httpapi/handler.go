@@ -26,11 +26,30 @@ var (
 // none is the request of an endpoint without a body.
 type none struct{}
 
+// holdSlack is what a holding endpoint gets past its longest hold: to look its answer up and
+// write it.
+const holdSlack = 10 * time.Second
+
+// routeOption adjusts how route serves an endpoint.
+type routeOption func(*routeOptions)
+
+type routeOptions struct{ hold time.Duration }
+
+// holding lets an endpoint hold its request up to d (a long poll): longer than the HTTP server's
+// read and write timeouts, which bound what anyone can make the hub hold. route extends the
+// connection's deadlines once the caller is authorized.
+func holding(d time.Duration) routeOption { return func(o *routeOptions) { o.hold = d } }
+
 // route serves pattern ("GET /sites", under api.Prefix) with h, the one way every endpoint runs:
 // authenticate and authorize the caller (unless roles is anyone), decode the strict JSON body
 // into Req (unless Req is none), call h, and encode its answer with status, or map its error to a
-// status code (writeErr).
-func route[Req, Resp any](a *API, pattern string, roles []string, status int, h func(r *http.Request, req Req) (Resp, error)) {
+// status code (writeErr). An option (holding) lets h hold the request.
+func route[Req, Resp any](a *API, pattern string, roles []string, status int, h func(r *http.Request, req Req) (Resp, error),
+	opts ...routeOption) {
+	var o routeOptions
+	for _, f := range opts {
+		f(&o)
+	}
 	method, path, _ := strings.Cut(pattern, " ")
 	a.mux.HandleFunc(method+" "+api.Prefix+path, func(w http.ResponseWriter, r *http.Request) {
 		out, err := func() (out Resp, err error) {
@@ -38,6 +57,13 @@ func route[Req, Resp any](a *API, pattern string, roles []string, status int, h 
 				if err := a.authorize(w, r, roles); err != nil {
 					return out, err
 				}
+			}
+			if o.hold > 0 && roles != nil {
+				// Past the server's read timeout its background read would cancel r's context.
+				rc := http.NewResponseController(w)
+				deadline := time.Now().Add(o.hold + holdSlack)
+				_ = rc.SetReadDeadline(deadline) // not supported by every ResponseWriter (tests)
+				_ = rc.SetWriteDeadline(deadline)
 			}
 			var req Req
 			if _, bodiless := any(req).(none); !bodiless {

@@ -1,5 +1,6 @@
 // Package httpapi serves the hub's JSON HTTP API under /api/v1 (documented in docs/api.md): sites,
-// enrollment, devices, commands, desired and reported state, records and health. Every endpoint but
+// enrollment, devices, commands, desired and reported state, records, journal verification and
+// security events, and health. Every endpoint but
 // enrollment (authorised by its one-time token) requires a bearer token with a staff role.
 //
 // One file per resource: it registers its routes and holds its handlers, each written the one way
@@ -22,6 +23,7 @@ type Store interface {
 	store.Commands
 	store.State
 	store.Records
+	store.Journal
 	Ping(ctx context.Context) error
 }
 
@@ -82,6 +84,7 @@ func New(cfg Config) *API {
 	a.commandRoutes()
 	a.stateRoutes()
 	a.recordRoutes()
+	a.journalRoutes()
 	a.mux.HandleFunc(api.Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, apiErr(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

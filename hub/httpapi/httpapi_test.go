@@ -133,7 +133,8 @@ type env struct {
 	inflight atomic.Int64 // requests inside the API handler
 }
 
-func newEnv(t testing.TB) *env {
+// newEnv starts the API on an httptest server, adjusted by adjust before it starts.
+func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "hub.db"), nil)
 	if err != nil {
@@ -151,11 +152,15 @@ func newEnv(t testing.TB) *env {
 		}},
 		MQTTAddr: "127.0.0.1:8883", Version: "0.1.0-test", Now: e.clock.Now,
 	})
-	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	e.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.inflight.Add(1)
 		defer e.inflight.Add(-1)
 		h.ServeHTTP(w, r)
 	}))
+	for _, f := range adjust {
+		f(e.srv.Config)
+	}
+	e.srv.Start()
 	t.Cleanup(e.srv.Close)
 	return e
 }

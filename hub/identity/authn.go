@@ -265,6 +265,33 @@ func decodeStrict(r *http.Request, v any) error {
 	return dec.Decode(v)
 }
 
+// serveListStaff lists the staff accounts with their roles and lock state: GET /oidc/admin/staff,
+// role admin.
+func (p *Provider) serveListStaff(w http.ResponseWriter, r *http.Request) {
+	if _, ok := p.authorize(w, r, RoleAdmin); !ok {
+		return
+	}
+	as, err := p.st.ListAccounts(r.Context(), "staff")
+	if err != nil {
+		p.log.Error("list staff failed", "err", err)
+		apiError(w, http.StatusInternalServerError, "internal", "could not list accounts")
+		return
+	}
+	out := api.Staff{Staff: make([]api.StaffAccount, len(as))}
+	for i, a := range as {
+		out.Staff[i] = api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: nonNil(a.Roles),
+			Locked: a.Failures >= p.cfg.LockAfter, Failures: a.Failures}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
 // serveCreateStaff creates a staff account: POST /oidc/admin/staff, role admin.
 func (p *Provider) serveCreateStaff(w http.ResponseWriter, r *http.Request) {
 	if _, ok := p.authorize(w, r, RoleAdmin); !ok {

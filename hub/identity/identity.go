@@ -20,7 +20,7 @@
 //	GET  /oidc/device                        device approval page (verification_uri)
 //	GET  /oidc/userinfo, POST /oidc/introspect, POST /oidc/revoke, GET /oidc/end_session
 //	GET  /oidc/account/sessions, DELETE /oidc/account/sessions/{id}   the caller's sessions
-//	/oidc/admin/clients[/{id}], /oidc/admin/staff[/{username}]        role admin
+//	/oidc/admin/clients[/{id}], /oidc/admin/staff[/{username}] (GET lists) role admin
 //
 // Kiosk assertions: see wire.KioskClaims.
 package identity
@@ -266,6 +266,7 @@ func (p *Provider) routes() {
 	m.HandleFunc("DELETE /oidc/account/sessions/{id}", p.serveRevokeSession)
 	m.HandleFunc(api.AdminClientsPath, p.serveClients)
 	m.HandleFunc(api.AdminClientsPath+"/{id}", p.serveClient)
+	m.HandleFunc("GET "+api.AdminStaffPath, p.serveListStaff)
 	m.HandleFunc("POST "+api.AdminStaffPath, p.serveCreateStaff)
 	m.HandleFunc("PUT "+api.AdminStaffPath+"/{username}", p.serveUpdateStaff)
 	m.Handle(PathPrefix, opH)

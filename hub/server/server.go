@@ -1,6 +1,6 @@
-// Package server assembles a hub: its CA, store, embedded MQTT broker, ingest, identity provider
-// and HTTP API, with the bootstrap admin token (Assemble), and serves them until the context ends,
-// shutting down gracefully (Hub.Serve).
+// Package server assembles a hub: its CA, store, embedded MQTT broker, ingest, journal verifier,
+// identity provider and HTTP API, with the bootstrap admin token (Assemble), and serves them until
+// the context ends, shutting down gracefully (Hub.Serve).
 package server
 
 import (
@@ -30,12 +30,15 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/broker"
 	"github.com/kioskfleet/kioskfleet/hub/ca"
 	"github.com/kioskfleet/kioskfleet/hub/cluster"
+	"github.com/kioskfleet/kioskfleet/hub/connlimit"
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
+	"github.com/kioskfleet/kioskfleet/hub/journal"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	_ "github.com/kioskfleet/kioskfleet/hub/store/postgres" // the shared backend, postgres://...
 	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite"   // the embedded backend, sqlite:PATH
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/flagconf"
 )
 
@@ -62,6 +65,8 @@ type Config struct {
 	Ingest ingest.Config
 	// RecheckInterval is how often live sessions are re-authorised (revocation); default 30 s.
 	RecheckInterval time.Duration
+	// Limits bound what the hub holds for clients before it knows who they are.
+	Limits Limits
 
 	// Replica names this hub among the replicas sharing its database: unique per replica and
 	// stable across its restarts (default: the host name and MQTTAddr). See hub/cluster.
@@ -105,6 +110,7 @@ func (c *Config) Validate() error {
 	if c.PresenceLease < 0 || (c.PresenceLease > 0 && c.PresenceLease < 3*time.Second) {
 		errs = append(errs, fmt.Errorf("presence lease: %v: want at least 3s", c.PresenceLease))
 	}
+	errs = append(errs, c.Limits.validate())
 	return errors.Join(errs...)
 }
 
@@ -154,10 +160,12 @@ type Hub struct {
 	log    *slog.Logger
 	data   string
 	ln     net.Listener
+	lim    *httpLimits
 	ing    *ingest.Ingest
 	br     *broker.Broker // held (Config.Hold) until Serve: a hello nobody answers leaves its kiosk waiting
 	idp    *identity.Provider
 	rep    *cluster.Replica
+	jv     *journal.Verifier
 	closer []func() error // in the order opened
 }
 
@@ -177,6 +185,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if cfg.Store == "" {
 		cfg.Store = "sqlite:" + filepath.Join(cfg.DataDir, "hub.db")
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("hub: data dir: %w", err)
 	}
@@ -228,13 +237,18 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if h.ing, err = ingest.New(cfg.Ingest, st, nil, log.With("component", "ingest"), reg); err != nil {
 		return nil, err
 	}
+	h.jv = journal.New(st, log.With("component", "journal"))
+	h.ing.AddHook(h.jv)
 	br, err := broker.Start(ctx, broker.Config{
 		Addr:            cfg.MQTTAddr,
 		ClientCAs:       authority.Pool(),
 		Certificate:     serverCert,
 		Authorize:       authorizer(st),
-		AuthorizeAll:    bulkAuthorizer(st),
+		Credentials:     credentials(st),
 		RecheckInterval: cfg.RecheckInterval,
+		ConnectTimeout:  cfg.Limits.MQTTConnectTimeout,
+		MaxConnectSize:  cfg.Limits.MQTTMaxConnect,
+		Pending:         connlimit.Limits{PerAddr: cfg.Limits.MQTTPendingPerAddr, Total: cfg.Limits.MQTTPending},
 		// Tickets survive a restart, so a reconnecting fleet resumes TLS cheaply.
 		SessionTicketSecret: secret,
 		OnSession: func(id string, online bool, at time.Time) {
@@ -295,23 +309,31 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		// holding the device sends it.
 		dispatch = byNotice{}
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/api/", httpapi.New(httpapi.Config{
+	if h.lim, err = newHTTPLimits(cfg.Limits, reg, log.With("component", "http")); err != nil {
+		return nil, err
+	}
+	apiH := httpapi.New(httpapi.Config{
 		Store: st, CA: authority, Sessions: br, Dispatch: dispatch,
 		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}},
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise[0], MQTTAddrs: advertise, Version: cfg.Version,
-	}))
-	mux.Handle("/.well-known/openid-configuration", h.idp.Handler())
-	mux.Handle("/oidc/", h.idp.Handler())
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	})
+	// Every body is bounded by its route: small where the hub reads it before it knows who sent
+	// it (enrollment, the OpenID Provider), larger only where it reads it after.
+	anon, mux := cfg.Limits.AnonBody, http.NewServeMux()
+	mux.Handle("/api/", h.lim.body(apiBody, apiH))
+	mux.Handle("POST "+api.Prefix+"/enroll", h.lim.body(anon, apiH))
+	mux.Handle("/.well-known/openid-configuration", h.lim.body(anon, h.idp.Handler()))
+	mux.Handle("/oidc/", h.lim.body(anon, h.idp.Handler()))
+	mux.Handle("/oidc/admin/", h.lim.body(adminBody, h.idp.Handler())) // staff only: read after authentication
+	mux.Handle("GET /metrics", h.lim.body(anon, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	mux.Handle("GET /healthz", h.lim.body(anon, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := st.Ping(r.Context()); err != nil {
 			http.Error(w, "store: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
-	})
+	})))
 	h.Handler = mux
 	h.Info = Info{HTTPURL: "http://" + h.ln.Addr().String(), MQTTAddr: br.Addr(), BootstrapToken: token, FirstStart: first,
 		Credentials: creds}
@@ -323,8 +345,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 // is called once everything runs.
 func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	defer h.Close()
-	srv := &http.Server{Handler: h.Handler, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(h.log.With("component", "http").Handler(), slog.LevelWarn)}
+	srv := h.lim.server(h.Handler)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Ingest listens before the broker lets kiosks in: a hello that reaches no subscriber is never
@@ -340,6 +361,7 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	errc := make(chan error, 2)
 	wg.Go(func() { _ = h.idp.Run(runCtx, time.Minute) })
 	wg.Go(func() { h.rep.Run(runCtx) })
+	wg.Go(func() { _ = h.jv.Run(runCtx) })
 	wg.Go(func() {
 		if err := h.ing.Run(runCtx); err != nil {
 			errc <- err
@@ -347,7 +369,7 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 		}
 	})
 	wg.Go(func() {
-		if err := srv.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(h.lim.listener(h.ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("hub: http: %w", err)
 			cancel()
 		}
@@ -397,45 +419,23 @@ func authorizer(st store.Devices) func(ctx context.Context, deviceID, serial str
 		if err != nil {
 			return fmt.Errorf("device %s: %w", deviceID, err)
 		}
-		if d.Revoked {
-			return fmt.Errorf("device %s is revoked", deviceID)
-		}
-		if !strings.EqualFold(d.CertSerial, serial) {
-			return fmt.Errorf("device %s: certificate %s is not its current one", deviceID, serial)
-		}
-		return nil
+		return broker.Credential{DeviceID: d.ID, Serial: d.CertSerial, Revoked: d.Revoked}.Check(serial)
 	}
 }
 
-// bulkAuthorizer is authorizer for every live session at once, with one device listing: the
-// broker's recheck loop calls it every RecheckInterval.
-func bulkAuthorizer(st store.Devices) func(ctx context.Context, sessions map[string]string) (map[string]error, error) {
-	return func(ctx context.Context, sessions map[string]string) (map[string]error, error) {
+// credentials lists every device's credential with one query: the broker loads it every
+// RecheckInterval to re-authorize the live sessions and check TLS handshakes.
+func credentials(st store.Devices) func(ctx context.Context) ([]broker.Credential, error) {
+	return func(ctx context.Context) ([]broker.Credential, error) {
 		all, err := st.DeviceCredentials(ctx)
 		if err != nil {
 			return nil, err
 		}
-		known := make(map[string]bool, len(sessions))
-		refused := map[string]error{}
-		for _, d := range all {
-			serial, ok := sessions[d.ID]
-			if !ok {
-				continue
-			}
-			known[d.ID] = true
-			switch {
-			case d.Revoked:
-				refused[d.ID] = fmt.Errorf("device %s is revoked", d.ID)
-			case !strings.EqualFold(d.CertSerial, serial):
-				refused[d.ID] = fmt.Errorf("device %s: certificate %s is not its current one", d.ID, serial)
-			}
+		out := make([]broker.Credential, len(all))
+		for i, d := range all {
+			out[i] = broker.Credential{DeviceID: d.ID, Serial: d.CertSerial, Revoked: d.Revoked}
 		}
-		for id := range sessions {
-			if !known[id] {
-				refused[id] = fmt.Errorf("device %s: %w", id, store.ErrNotFound)
-			}
-		}
-		return refused, nil
+		return out, nil
 	}
 }
 

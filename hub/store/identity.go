@@ -42,6 +42,8 @@ type Accounts interface {
 	GetAccount(ctx context.Context, id string) (Account, error)
 	AccountByUsername(ctx context.Context, username string) (Account, error)
 	AccountByIDHash(ctx context.Context, idHash []byte) (Account, error)
+	// ListAccounts returns the accounts of a kind (staff or citizen), by username then ID.
+	ListAccounts(ctx context.Context, kind string) ([]Account, error)
 	// RecordLogin records the result of a password check: success resets the consecutive
 	// failure count, failure increments it and stamps the time. It returns the new count.
 	RecordLogin(ctx context.Context, id string, success bool, at time.Time) (failures int, err error)

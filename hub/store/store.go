@@ -12,6 +12,7 @@
 //	commands.go  Commands  commands to devices and their life cycle
 //	state.go     State     desired and reported configuration documents
 //	identity.go  Identity  the OpenID Provider's clients, accounts, grants, keys and sessions
+//	journal.go   Journal   how far each kiosk's transaction journal is verified, and security events
 //
 // The app catalog (catalog.go, Catalog) and the event stream (events.go, Events) come next, as
 // domains of their own. Store composes every domain; a caller asks for the smallest set it uses.
@@ -34,6 +35,7 @@ var (
 	ErrTokenExpired  = errors.New("store: enrollment token expired")
 	ErrBadTransition = errors.New("store: command state transition not allowed")
 	ErrInvalid       = errors.New("store: invalid value")
+	ErrConflict      = errors.New("store: changed concurrently")
 )
 
 // Store is the hub's storage: every domain, on one backend. All methods are safe for concurrent
@@ -46,6 +48,7 @@ type Store interface {
 	Commands
 	State
 	Identity
+	Journal
 
 	// Ping checks cheaply that the backend answers (health endpoints).
 	Ping(ctx context.Context) error

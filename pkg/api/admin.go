@@ -11,7 +11,7 @@ import (
 // and answers errors with the same ErrorBody as /api/v1.
 const (
 	AdminClientsPath = "/oidc/admin/clients" // GET (Clients), POST (ClientRegistration); /{id}: GET, DELETE
-	AdminStaffPath   = "/oidc/admin/staff"   // POST (StaffRequest); /{username}: PUT (StaffRequest)
+	AdminStaffPath   = "/oidc/admin/staff"   // GET (Staff), POST (StaffRequest); /{username}: PUT (StaffRequest)
 )
 
 // ClientRegistration is a registered client (channel: web portal, mobile app, kiosk shell, ...)
@@ -49,6 +49,11 @@ type StaffRequest struct {
 	Roles    []string `json:"roles"` // admin, fieldops, reviewer, developer
 }
 
+// Staff is the body of GET /oidc/admin/staff: every staff account, by username.
+type Staff struct {
+	Staff []StaffAccount `json:"staff"`
+}
+
 // StaffAccount is a staff account as the admin API shows it.
 type StaffAccount struct {
 	ID       string   `json:"id"`
@@ -80,6 +85,12 @@ func (c *Client) RegisterClient(ctx context.Context, reg ClientRegistration) (Cl
 // DeleteClient deletes a client registration.
 func (c *Client) DeleteClient(ctx context.Context, id string) error {
 	return c.Do(ctx, http.MethodDelete, AdminClientsPath+"/"+url.PathEscape(id), nil, nil)
+}
+
+// ListStaff lists the staff accounts.
+func (c *Client) ListStaff(ctx context.Context) ([]StaffAccount, error) {
+	var out Staff
+	return out.Staff, c.Do(ctx, http.MethodGet, AdminStaffPath, nil, &out)
 }
 
 // CreateStaff creates a staff account.

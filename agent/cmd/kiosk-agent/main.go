@@ -163,9 +163,20 @@ func runCmd(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer a.Close()
 	log.Info("kiosk agent starting", "device", a.DeviceID(), "version", version)
-	return a.Run(ctx)
+	err = a.Run(ctx)
+	a.Close()
+	if err != nil || !a.RestartRequested() || ctx.Err() != nil {
+		return err
+	}
+	// The restart command: the same program, arguments and environment, in this process (a
+	// supervisor sees no exit).
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	log.Info("kiosk agent restarting")
+	return syscall.Exec(exe, os.Args, os.Environ())
 }
 
 // profilesCmd validates firmware profiles: a folder (all its *.yaml checked together, as the agent

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/kioskfleet/kioskfleet/hub/broker"
 	"github.com/kioskfleet/kioskfleet/hub/server"
 	"github.com/kioskfleet/kioskfleet/pkg/flagconf"
 	"github.com/kioskfleet/kioskfleet/pkg/gcheadroom"
@@ -77,6 +78,17 @@ Flags:
 		logFormat = fs.String("log-format", "text", "text or json")
 		pprofAddr = fs.String("pprof-addr", "", "serve net/http/pprof on this (loopback) address, for profiling")
 		headroom  = fs.Int("gc-headroom-mib", 64, "bound the garbage collector's headroom to about this many MiB (or 2 s of allocation, if more) once the hub's memory in use is large (many connected kiosks); 0: GOGC alone decides")
+
+		// What the hub holds for clients before it knows who they are (docs/api.md, docs/protocol.md).
+		httpRead       = fs.Duration("http-read-timeout", server.DefaultHTTPReadTimeout, "time to read a whole HTTP request, body included")
+		httpWrite      = fs.Duration("http-write-timeout", server.DefaultHTTPWriteTimeout, "time from the end of an HTTP request's header to the end of its answer (a long poll extends its own)")
+		httpIdle       = fs.Duration("http-idle-timeout", server.DefaultHTTPIdleTimeout, "time a kept-alive HTTP connection may wait for its next request")
+		httpPerAddr    = fs.Int("http-conns-per-addr", server.DefaultHTTPConnsPerAddr, "open HTTP connections per client address (IPv4 address or IPv6 /64); more are answered 503; -1: no limit (behind a proxy that does not pass client addresses)")
+		anonBody       = fs.Int64("http-anon-body-bytes", server.DefaultAnonBody, "largest request body read before its sender is authenticated (enrollment, OpenID endpoints)")
+		mqttConnect    = fs.Duration("mqtt-connect-timeout", broker.DefaultConnectTimeout, "time for a kiosk's TLS handshake and CONNECT")
+		mqttMaxConnect = fs.Int("mqtt-connect-bytes", broker.DefaultMaxConnectSize, "largest MQTT CONNECT packet (a kiosk's is under 200 bytes)")
+		mqttPerAddr    = fs.Int("mqtt-pending-per-addr", broker.DefaultPendingPerAddr, "MQTT connections not yet admitted to a session per client address; more are closed at once; -1: no limit")
+		mqttPending    = fs.Int("mqtt-pending", broker.DefaultPending, "MQTT connections not yet admitted to a session, in all; -1: no limit")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -97,6 +109,9 @@ Flags:
 	cfg := server.Config{
 		DataDir: *dataDir, Store: *storeURL, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, AdvertiseMQTT: *advertise, PublicURL: *publicURL,
 		Hosts: strings.Split(*hosts, ","), Version: version, Log: log, Replica: *replica, PresenceLease: *lease,
+		Limits: server.Limits{HTTPReadTimeout: *httpRead, HTTPWriteTimeout: *httpWrite, HTTPIdleTimeout: *httpIdle,
+			HTTPConnsPerAddr: *httpPerAddr, AnonBody: *anonBody, MQTTConnectTimeout: *mqttConnect,
+			MQTTMaxConnect: *mqttMaxConnect, MQTTPendingPerAddr: *mqttPerAddr, MQTTPending: *mqttPending},
 	}
 	err = cfg.Validate()
 	if *headroom < 0 {

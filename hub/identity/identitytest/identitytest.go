@@ -56,8 +56,8 @@ type Env struct {
 	Logs     *SyncBuffer
 	Secrets  map[string]string // client secrets from Bootstrap
 	Callback string            // the registered redirect URI of the test clients
-	DBPath   string // of the SQLite store New made; "" for a store given to NewOn
-	CA       *ca.CA // the hub CA that signs test kiosks' certificates, made by EnrollKiosk
+	DBPath   string            // of the SQLite store New made; "" for a store given to NewOn
+	CA       *ca.CA            // the hub CA that signs test kiosks' certificates, made by EnrollKiosk
 
 	cfg identity.Config
 	log *slog.Logger

@@ -113,18 +113,31 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 	return idErr("create account", err)
 }
 
+const accountCols = `id, kind, coalesce(username, ''), name, password_hash, roles, id_number_enc,
+	id_number_hash, failures, last_failure, created_at`
+
 func (s *Store) account(ctx context.Context, where string, arg any) (store.Account, error) {
-	var a store.Account
-	var lastFail, created int64
-	err := s.pool.QueryRow(ctx, `SELECT id, kind, coalesce(username, ''), name, password_hash, roles, id_number_enc,
-		id_number_hash, failures, last_failure, created_at FROM idp_accounts WHERE `+where, arg).Scan(
-		&a.ID, &a.Kind, &a.Username, &a.Name, &a.PasswordHash, &a.Roles, &a.IDNumberEnc, &a.IDNumberHash,
-		&a.Failures, &lastFail, &created)
+	a, err := scanAccount(s.pool.QueryRow(ctx, `SELECT `+accountCols+` FROM idp_accounts WHERE `+where, arg))
 	if err != nil {
 		return a, idErr("get account", err)
 	}
-	a.LastFailure, a.CreatedAt = fromTS(lastFail), fromTS(created)
 	return a, nil
+}
+
+func scanAccount(r pgx.Row) (store.Account, error) {
+	var a store.Account
+	var lastFail, created int64
+	err := r.Scan(&a.ID, &a.Kind, &a.Username, &a.Name, &a.PasswordHash, &a.Roles, &a.IDNumberEnc, &a.IDNumberHash,
+		&a.Failures, &lastFail, &created)
+	a.LastFailure, a.CreatedAt = fromTS(lastFail), fromTS(created)
+	return a, err
+}
+
+func (s *Store) ListAccounts(ctx context.Context, kind string) ([]store.Account, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+accountCols+` FROM idp_accounts WHERE kind = $1
+		ORDER BY coalesce(username, '') COLLATE "C", id COLLATE "C"`, kind)
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Account, error) { return scanAccount(r) })
+	return out, idErr("list accounts", err)
 }
 
 func (s *Store) GetAccount(ctx context.Context, id string) (store.Account, error) {

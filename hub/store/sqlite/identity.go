@@ -147,17 +147,36 @@ const idpAccountCols = `id, kind, COALESCE(username,''), name, password_hash, ro
 	failures, last_failure, created_at`
 
 func (s *identityStore) account(ctx context.Context, where string, arg any) (store.Account, error) {
+	a, err := scanAccount(s.r.QueryRowContext(ctx, `SELECT `+idpAccountCols+` FROM idp_accounts WHERE `+where, arg))
+	return a, idpErr("get account", err)
+}
+
+func scanAccount(sc interface{ Scan(...any) error }) (store.Account, error) {
 	var a store.Account
 	var roles string
 	var lastFail, created int64
-	err := s.r.QueryRowContext(ctx, `SELECT `+idpAccountCols+` FROM idp_accounts WHERE `+where, arg).Scan(
-		&a.ID, &a.Kind, &a.Username, &a.Name, &a.PasswordHash, &roles, &a.IDNumberEnc, &a.IDNumberHash,
+	err := sc.Scan(&a.ID, &a.Kind, &a.Username, &a.Name, &a.PasswordHash, &roles, &a.IDNumberEnc, &a.IDNumberHash,
 		&a.Failures, &lastFail, &created)
-	if err != nil {
-		return a, idpErr("get account", err)
-	}
 	a.Roles, a.LastFailure, a.CreatedAt = idpParseList(roles), idpFromTS(lastFail), idpFromTS(created)
-	return a, nil
+	return a, err
+}
+
+func (s *identityStore) ListAccounts(ctx context.Context, kind string) ([]store.Account, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+idpAccountCols+` FROM idp_accounts WHERE kind=?
+		ORDER BY COALESCE(username,''), id`, kind)
+	if err != nil {
+		return nil, idpErr("list accounts", err)
+	}
+	defer rows.Close()
+	var out []store.Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, idpErr("list accounts", err)
+		}
+		out = append(out, a)
+	}
+	return out, idpErr("list accounts", rows.Err())
 }
 
 func (s *identityStore) GetAccount(ctx context.Context, id string) (store.Account, error) {

@@ -92,6 +92,18 @@ func testIDAccounts(t *testing.T, s store.Identity) {
 	}
 	_, err = s.AccountByUsername(ctx, "nobody")
 	idWantErr(t, err, store.ErrNotFound, "unknown username")
+	idMust(t, s.CreateAccount(ctx, store.Account{ID: "u0", Kind: "staff", Username: "alice", Roles: []string{"fieldops"}, CreatedAt: T0}))
+	staff, err := s.ListAccounts(ctx, "staff")
+	idMust(t, err)
+	if len(staff) != 2 || staff[0].Username != "alice" || staff[1].ID != "u1" || staff[1].Roles[0] != "admin" {
+		t.Fatalf("ListAccounts(staff) = %+v, want alice then bob", staff)
+	}
+	if cs, err := s.ListAccounts(ctx, "citizen"); err != nil || len(cs) != 2 || cs[0].ID != "c1" || cs[1].ID != "c2" {
+		t.Fatalf("ListAccounts(citizen) = %+v, %v", cs, err)
+	}
+	if none, err := s.ListAccounts(ctx, "robot"); err != nil || len(none) != 0 {
+		t.Fatalf("ListAccounts(robot) = %+v, %v", none, err)
+	}
 	for i := 1; i <= 3; i++ {
 		n, err := s.RecordLogin(ctx, "u1", false, T0.Add(time.Duration(i)*time.Second))
 		idMust(t, err)
