@@ -41,9 +41,9 @@ type pgCluster struct {
 	reps   []*hub
 }
 
-// newCluster starts PostgreSQL and n replicas r0..rn-1 with the given presence lease; every
-// replica advertises mqtt (default: every replica's MQTT address) to enrolling kiosks.
-func newCluster(t *testing.T, n int, lease time.Duration, mqtt ...string) *pgCluster {
+// newCluster starts PostgreSQL and n replicas r0..rn-1 with the given presence lease and more
+// flags; every replica advertises mqtt (nil: every replica's MQTT address) to enrolling kiosks.
+func newCluster(t *testing.T, n int, lease time.Duration, mqtt []string, flags ...string) *pgCluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -86,6 +86,7 @@ func newCluster(t *testing.T, n int, lease time.Duration, mqtt ...string) *pgClu
 	for _, r := range c.reps {
 		r.args = []string{"--store", url, "--public-url", c.public, "--advertise-mqtt", strings.Join(mqtt, ","),
 			"--replica", r.name, "--presence-lease", lease.String(), "--log-level", "info"}
+		r.args = append(r.args, flags...)
 		r.client = &api.Client{BaseURL: "http://" + r.httpAddr, Token: strings.TrimSpace(string(token))}
 		r.start()
 	}
@@ -165,7 +166,7 @@ func downlinkBound() time.Duration {
 func TestSoakCluster(t *testing.T) {
 	counts := soakCounts()
 	const lease = 3 * time.Second
-	c := newCluster(t, 3, lease)
+	c := newCluster(t, 3, lease, nil)
 	a := c.reps[0]
 	arr := &arrivals{at: map[string]time.Time{}}
 	var cmdLatencies, presenceSettle []time.Duration
@@ -465,7 +466,8 @@ func TestClusterBehindHAProxy(t *testing.T) {
 		t.Skip("haproxy not installed (Debian's haproxy; .ci/install-peers test)")
 	}
 	lbMQTT, lbHTTP := freeAddr(t), freeAddr(t)
-	c := newCluster(t, 3, 3*time.Second, lbMQTT)
+	// Every connection comes from the balancer's address: limits per address off, as documented.
+	c := newCluster(t, 3, 3*time.Second, []string{lbMQTT}, "--mqtt-pending-per-addr", "-1", "--http-conns-per-addr", "-1")
 	env := append(os.Environ(), "KF_LB_MQTT="+lbMQTT, "KF_LB_HTTP="+lbHTTP)
 	for i, r := range c.reps {
 		_, port, _ := strings.Cut(r.httpAddr, ":")
