@@ -68,12 +68,14 @@ fi
 
 # The replicas: the same secrets, store, public URL and advertised MQTT address (the load
 # balancer's), each its own name and listeners. Every connection reaches them from the load
-# balancer's address, so their limits per client address are off (HAProxy bounds connections).
+# balancer's address, so their connection limits per client address are off (HAProxy bounds
+# connections), and the client address of a login is the one HAProxy adds (X-Forwarded-For).
 export KF_LB_MQTT=$LB_MQTT KF_LB_HTTP=$LB_HTTP
 replica() { # replica I: start replica rI
   spawn "r$1" "$BIN/fleet-hub" --data "$DATA" --store "$STORE" --replica "r$1" \
     --http-addr "127.0.0.1:${R_HTTP[$1]}" --mqtt-addr "127.0.0.1:${R_MQTT[$1]}" \
-    --public-url "$HUB" --advertise-mqtt "$LB_MQTT" --mqtt-pending-per-addr -1 --http-conns-per-addr -1
+    --public-url "$HUB" --advertise-mqtt "$LB_MQTT" --mqtt-pending-per-addr -1 --http-conns-per-addr -1 \
+    --trusted-proxies "${LB_HTTP%:*}"
 }
 for i in 0 1 2; do
   replica "$i"

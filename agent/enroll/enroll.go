@@ -66,7 +66,7 @@ func Enroll(ctx context.Context, hubURLs []string, token, model, dir string, mqt
 	if _, err := os.Stat(filepath.Join(dir, IdentityFile)); err == nil {
 		return Identity{}, fmt.Errorf("%w: %s exists", ErrEnrolled, filepath.Join(dir, IdentityFile))
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := atomicfile.MkdirPrivate(dir); err != nil {
 		return Identity{}, fmt.Errorf("enroll: %w", err)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -113,9 +113,9 @@ func Enroll(ctx context.Context, hubURLs []string, token, model, dir string, mqt
 		mode os.FileMode
 	}{
 		{KeyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600},
-		{CertFile, []byte(res.Certificate), 0o644},
-		{CAFile, []byte(res.CACertificate), 0o644},
-		{IdentityFile, idJSON, 0o644},
+		{CertFile, []byte(res.Certificate), 0o600}, // the data folder is the agent's alone
+		{CAFile, []byte(res.CACertificate), 0o600},
+		{IdentityFile, idJSON, 0o600},
 	} {
 		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
 			return Identity{}, fmt.Errorf("enroll: %w", err)

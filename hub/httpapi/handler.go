@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/strictjson"
 )
 
 // Who may call an endpoint: a caller with any of the roles.
@@ -119,29 +121,28 @@ func (a *API) writeErr(w http.ResponseWriter, err error) {
 // maxBody is the largest request body accepted.
 const maxBody = 1 << 20
 
-// decode reads a strict JSON body: one object, unknown fields and trailing data refused, 1 MiB at
-// most.
+// decode reads a strict JSON body: one object of strict JSON (strictjson: valid UTF-8, no
+// duplicate keys at any depth), unknown fields and trailing data refused, 1 MiB at most.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	d := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	d.DisallowUnknownFields()
-	err := d.Decode(v)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	var mb *http.MaxBytesError
-	if err == nil {
-		if _, terr := d.Token(); errors.As(terr, &mb) {
-			err = terr
-		} else if terr != io.EOF {
-			err = errors.New("trailing data after the JSON object")
-		}
-	}
 	switch {
-	case err == nil:
-		return nil
 	case errors.As(err, &mb):
 		return apiErr(http.StatusBadRequest, "bad_request", "request body over %d bytes", mb.Limit)
-	case errors.Is(err, io.EOF):
+	case err != nil:
+		return apiErr(http.StatusBadRequest, "bad_request", "reading the body: %v", err)
+	case len(bytes.TrimSpace(body)) == 0:
 		return apiErr(http.StatusBadRequest, "bad_request", "invalid JSON body: empty")
 	}
-	return apiErr(http.StatusBadRequest, "bad_request", "invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
+	if err := strictjson.Check(body); err != nil {
+		return apiErr(http.StatusBadRequest, "bad_request", "invalid JSON body: %v", err)
+	}
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return apiErr(http.StatusBadRequest, "bad_request", "invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return nil
 }
 
 // invalid collects field problems so a request is answered with all of them at once.

@@ -244,8 +244,8 @@ func TestSessionsAndAdminAPI(t *testing.T) {
 
 	// Clients are managed by admins only.
 	body := `{"id":"dept-tax","name":"税务","appType":"web","redirectUris":["https://tax.example/cb"],"grantTypes":["authorization_code"],"confidential":true}`
-	if st, _ := apiCall(t, e, "POST", "/oidc/admin/clients", cat, body); st != 403 {
-		t.Errorf("citizen registering a client: %d", st)
+	if st, _ := apiCall(t, e, "POST", "/oidc/admin/clients", cat, body); st != 401 {
+		t.Errorf("citizen registering a client with a kiosk token: %d, want 401 (not a fleet API token)", st)
 	}
 	if st, _ := apiCall(t, e, "POST", "/oidc/admin/clients", "", body); st != 401 {
 		t.Errorf("anonymous registering a client: %d", st)

@@ -34,11 +34,13 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
+	"github.com/kioskfleet/kioskfleet/hub/ratelimit"
 	"github.com/kioskfleet/kioskfleet/hub/journal"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	_ "github.com/kioskfleet/kioskfleet/hub/store/postgres" // the shared backend, postgres://...
 	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite"   // the embedded backend, sqlite:PATH
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/atomicfile"
 	"github.com/kioskfleet/kioskfleet/pkg/flagconf"
 )
 
@@ -67,6 +69,9 @@ type Config struct {
 	RecheckInterval time.Duration
 	// Limits bound what the hub holds for clients before it knows who they are.
 	Limits Limits
+	// TrustedProxies are the reverse proxies (addresses or CIDR prefixes) whose X-Forwarded-For
+	// names the client address for the per-address limits; none: the connection's address.
+	TrustedProxies []string
 
 	// Replica names this hub among the replicas sharing its database: unique per replica and
 	// stable across its restarts (default: the host name and MQTTAddr). See hub/cluster.
@@ -111,6 +116,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("presence lease: %v: want at least 3s", c.PresenceLease))
 	}
 	errs = append(errs, c.Limits.validate())
+	if _, bad := ratelimit.ParsePrefixes(c.TrustedProxies); len(bad) > 0 {
+		errs = append(errs, fmt.Errorf("trusted proxies: %q: want addresses or CIDR prefixes", bad))
+	}
 	return errors.Join(errs...)
 }
 
@@ -186,7 +194,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		cfg.Store = "sqlite:" + filepath.Join(cfg.DataDir, "hub.db")
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := atomicfile.MkdirPrivate(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("hub: data dir: %w", err)
 	}
 	if cfg.Replica == "" {
@@ -276,10 +284,14 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	}
 	h.closer = append(h.closer, h.ln.Close)
 	public := strings.TrimRight(cmp.Or(cfg.PublicURL, "http://"+h.ln.Addr().String()), "/")
-	h.idp, err = identity.New(ctx, identity.Config{Issuer: public, Secret: secret, Insecure: strings.HasPrefix(public, "http://")},
-		st, st, log.With("component", "identity"))
+	proxies, _ := ratelimit.ParsePrefixes(cfg.TrustedProxies)
+	h.idp, err = identity.New(ctx, identity.Config{Issuer: public, Secret: secret, Insecure: strings.HasPrefix(public, "http://"),
+		TrustedProxies: proxies}, st, st, log.With("component", "identity"))
 	if err != nil {
 		return nil, fmt.Errorf("hub: identity: %w", err)
+	}
+	if err := reg.Register(h.idp.Collector()); err != nil {
+		return nil, fmt.Errorf("hub: metrics: %w", err)
 	}
 	boot, err := h.idp.Bootstrap(ctx, identity.BootstrapConfig{BaseURL: public})
 	if err != nil {
@@ -460,11 +472,11 @@ func loadOrCreateToken(path string) (string, bool, error) {
 	return t, true, nil
 }
 
-// oidcAuth lets the HTTP API accept the identity provider's access tokens.
+// oidcAuth lets the HTTP API accept the identity provider's access tokens issued for it.
 type oidcAuth struct{ p *identity.Provider }
 
 func (o oidcAuth) Authenticate(r *http.Request) (httpapi.Principal, error) {
-	pr, err := o.p.Authenticate(r)
+	pr, err := o.p.AuthenticateFor(r, o.p.FleetAPI())
 	if err != nil {
 		return httpapi.Principal{}, err
 	}
@@ -494,7 +506,9 @@ const secretFile = "identity.secret"
 // secretsPresent reports which secrets dir lacks: a hub on a shared store must be given them.
 func secretsPresent(dir string) error {
 	var missing []string
-	for _, f := range []string{tokenFile, filepath.Join("ca", ca.KeyFile), filepath.Join("ca", ca.CertFile), secretFile} {
+	// The CA's root certificate: its key, or an intermediate's, signs (ca.LoadOrCreate says
+	// which is missing); without the certificate LoadOrCreate would make a CA of its own.
+	for _, f := range []string{tokenFile, filepath.Join("ca", ca.CertFile), secretFile} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			missing = append(missing, f)
 		}

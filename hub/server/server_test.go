@@ -17,9 +17,9 @@ import (
 
 // TestValidate reports every problem at once, the store URL's among them.
 func TestValidate(t *testing.T) {
-	c := Config{HTTPAddr: "nowhere", MQTTAddr: "127.0.0.1:0", Store: "mysql://db/hub"}
+	c := Config{HTTPAddr: "nowhere", MQTTAddr: "127.0.0.1:0", Store: "mysql://db/hub", TrustedProxies: []string{"10.0.0.0/8", "proxy.lan"}}
 	err := c.Validate()
-	for _, want := range []string{"data dir: required", `http addr: "nowhere"`, `no backend for "mysql"`} {
+	for _, want := range []string{"data dir: required", `http addr: "nowhere"`, `no backend for "mysql"`, `trusted proxies: ["proxy.lan"]`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want it to say %q", err, want)
 		}

@@ -29,8 +29,14 @@ type ClientRegistration struct {
 	Pairwise bool   `json:"pairwise"`
 	Sector   string `json:"sector,omitempty"`
 	// KioskOnly marks the kiosk shell: its sessions are short and never refreshable.
-	KioskOnly    bool   `json:"kioskOnly,omitempty"`
-	Confidential bool   `json:"confidential"` // has a secret
+	KioskOnly bool `json:"kioskOnly,omitempty"`
+	// Scopes the client may be granted: openid (the default), profile, offline_access. A
+	// request for others is narrowed to these (RFC 6749 §3.3).
+	Scopes []string `json:"scopes,omitempty"`
+	// Resources (RFC 8707 resource indicators) the client may ask tokens for: only a client
+	// registered for the fleet API (FleetResource) gets tokens the fleet API accepts.
+	Resources    []string `json:"resources,omitempty"`
+	Confidential bool     `json:"confidential"` // has a secret
 	Secret       string `json:"secret,omitempty"`
 }
 

@@ -5,6 +5,7 @@ package api
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
@@ -13,6 +14,11 @@ import (
 
 // Prefix is the path prefix of every versioned endpoint.
 const Prefix = "/api/v1"
+
+// FleetResource is the resource indicator (RFC 8707) of the fleet API at the hub whose OpenID
+// issuer is issuer: what fleetctl and the console ask their tokens for. The API (and the
+// identity admin API) refuse tokens issued for anything else.
+func FleetResource(issuer string) string { return strings.TrimRight(issuer, "/") + Prefix }
 
 // Error is the body of every non-2xx response.
 type Error struct {

@@ -64,9 +64,9 @@ Serves the fleet console, web pages for field ops (zh-CN by default, English wit
 browser's language): an overview of the fleet with the kiosks that need attention first, a kiosk
 list with filters, and a page per kiosk with its presence, health, peripherals, configuration and
 commands, with forms to send a command, set the desired configuration and revoke it. It talks to
-the hub only over its HTTP API, with one bearer token (role fieldops or admin): anyone who can
-reach the console acts with that token, so keep --addr on loopback or behind an authenticating
-proxy.
+the hub only over its HTTP API, with one bearer token (role fieldops or admin, issued for the
+fleet API: the one fleetctl login saves, or the bootstrap token): anyone who can reach the console
+acts with that token, so keep --addr on loopback or behind an authenticating proxy.
 
 Each flag can also be set in the environment as %sNAME (upper case, '-' as '_'), or in the
 --config file; flags win over the environment, the environment over the file. --hub and --token

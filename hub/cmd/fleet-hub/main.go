@@ -35,6 +35,9 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "ca" {
+		return runCA(args[1:], os.Stdout, os.Stderr)
+	}
 	initOnly := len(args) > 0 && args[0] == "init"
 	if initOnly {
 		args = args[1:]
@@ -43,6 +46,7 @@ func run(args []string) error {
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: fleet-hub [flags]
        fleet-hub init [flags]
+       fleet-hub ca COMMAND [flags]   the device CA's offline root (fleet-hub ca --help)
 
 Runs the kioskfleet hub on one machine: an embedded MQTT broker (TLS, one client certificate per
 kiosk, issued by the hub's own CA), the store (SQLite by default, or PostgreSQL) and the HTTP API
@@ -74,6 +78,7 @@ Flags:
 		lease     = fs.Duration("presence-lease", 0, "how long the kiosks of a replica that died show online, at most (default 15s)")
 		publicURL = fs.String("public-url", "", "base URL browsers and agents use to reach the hub: the OpenID issuer (default: http:// + the HTTP address)")
 		hosts     = fs.String("hosts", "127.0.0.1,localhost", "comma-separated names and IPs for the broker's certificate")
+		proxies   = fs.String("trusted-proxies", "", "comma-separated addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For gives the client address for the per-address login, token and device limits (default: none, the connection's address)")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat = fs.String("log-format", "text", "text or json")
 		pprofAddr = fs.String("pprof-addr", "", "serve net/http/pprof on this (loopback) address, for profiling")
@@ -112,6 +117,9 @@ Flags:
 		Limits: server.Limits{HTTPReadTimeout: *httpRead, HTTPWriteTimeout: *httpWrite, HTTPIdleTimeout: *httpIdle,
 			HTTPConnsPerAddr: *httpPerAddr, AnonBody: *anonBody, MQTTConnectTimeout: *mqttConnect,
 			MQTTMaxConnect: *mqttMaxConnect, MQTTPendingPerAddr: *mqttPerAddr, MQTTPending: *mqttPending},
+	}
+	if *proxies != "" {
+		cfg.TrustedProxies = strings.Split(*proxies, ",")
 	}
 	err = cfg.Validate()
 	if *headroom < 0 {

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -235,31 +236,34 @@ func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {
 // --- tokens
 
 const tokenCols = `id, kind, hash, family_id, user_id, subject, client_id, scopes, amr, acr, auth_time,
-	device_id, created_at, expires_at, revoked, rotated`
+	device_id, audience, created_at, expires_at, revoked, rotated`
 
 // tokenTypes are the types of tokenCols, to cast parameters where PostgreSQL cannot infer them.
-var tokenTypes = [16]string{"text", "text", "bytea", "text", "text", "text", "text", "text[]", "text[]", "text",
-	"bigint", "text", "bigint", "bigint", "boolean", "boolean"}
+var tokenTypes = [tokenNCols]string{"text", "text", "bytea", "text", "text", "text", "text", "text[]", "text[]", "text",
+	"bigint", "text", "text[]", "bigint", "bigint", "boolean", "boolean"}
+
+// tokenNCols is the number of tokenCols.
+const tokenNCols = 17
 
 // tokenRows writes toks as rows of parameters from $first on (cast when cast is set, as a SELECT
 // list needs), joined by sep, and returns their arguments.
 func tokenRows(q *strings.Builder, first int, cast bool, sep string, toks []store.Token) []any {
-	args := make([]any, 0, 16*len(toks))
+	args := make([]any, 0, tokenNCols*len(toks))
 	for i, t := range toks {
 		if i > 0 {
 			q.WriteString(sep)
 		}
-		for j := range 16 {
+		for j := range tokenNCols {
 			if j > 0 {
 				q.WriteString(", ")
 			}
-			fmt.Fprintf(q, "$%d", first+16*i+j)
+			fmt.Fprintf(q, "$%d", first+tokenNCols*i+j)
 			if cast {
 				q.WriteString("::" + tokenTypes[j])
 			}
 		}
 		args = append(args, t.ID, string(t.Kind), orNull(t.Hash), t.FamilyID, t.UserID, t.Subject, t.ClientID,
-			list(t.Scopes), list(t.AMR), t.ACR, ts(t.AuthTime), t.DeviceID, ts(t.CreatedAt),
+			list(t.Scopes), list(t.AMR), t.ACR, ts(t.AuthTime), t.DeviceID, list(t.Audience), ts(t.CreatedAt),
 			ts(t.ExpiresAt), t.Revoked, t.Rotated)
 	}
 	return args
@@ -290,7 +294,7 @@ func (s *Store) token(ctx context.Context, where string, arg any) (store.Token, 
 	var authTime, created, expires int64
 	err := s.pool.QueryRow(ctx, `SELECT `+tokenCols+` FROM idp_tokens WHERE `+where, arg).Scan(
 		&t.ID, &kind, &t.Hash, &t.FamilyID, &t.UserID, &t.Subject, &t.ClientID, &t.Scopes, &t.AMR, &t.ACR,
-		&authTime, &t.DeviceID, &created, &expires, &t.Revoked, &t.Rotated)
+		&authTime, &t.DeviceID, &t.Audience, &created, &expires, &t.Revoked, &t.Rotated)
 	if err != nil {
 		return t, idErr("get token", err)
 	}
@@ -378,13 +382,13 @@ func (s *Store) ListGrants(ctx context.Context, userID string, now time.Time) ([
 
 // --- device authorizations
 
-const deviceAuthCols = `code_hash, user_code, client_id, scopes, kiosk_id, created_at, expires_at, interval_ns,
-	last_poll, state, user_id, subject, amr, auth_time`
+const deviceAuthCols = `code_hash, user_code, client_id, scopes, kiosk_id, audience, created_at, expires_at,
+	interval_ns, last_poll, state, user_id, subject, amr, auth_time`
 
 func (s *Store) CreateDeviceAuth(ctx context.Context, d store.DeviceAuth) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO idp_device_auths (`+deviceAuthCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-		d.CodeHash, d.UserCode, d.ClientID, list(d.Scopes), d.KioskID, ts(d.CreatedAt), ts(d.ExpiresAt),
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		d.CodeHash, d.UserCode, d.ClientID, list(d.Scopes), d.KioskID, list(d.Resources), ts(d.CreatedAt), ts(d.ExpiresAt),
 		int64(d.Interval), ts(d.LastPoll), d.State, d.UserID, d.Subject, list(d.AMR), ts(d.AuthTime))
 	return idErr("create device auth", err)
 }
@@ -392,7 +396,7 @@ func (s *Store) CreateDeviceAuth(ctx context.Context, d store.DeviceAuth) error 
 func scanDeviceAuth(row pgx.Row) (store.DeviceAuth, error) {
 	var d store.DeviceAuth
 	var created, expires, interval, lastPoll, authTime int64
-	err := row.Scan(&d.CodeHash, &d.UserCode, &d.ClientID, &d.Scopes, &d.KioskID, &created, &expires, &interval,
+	err := row.Scan(&d.CodeHash, &d.UserCode, &d.ClientID, &d.Scopes, &d.KioskID, &d.Resources, &created, &expires, &interval,
 		&lastPoll, &d.State, &d.UserID, &d.Subject, &d.AMR, &authTime)
 	if err != nil {
 		return d, idErr("device auth", err)
@@ -444,21 +448,23 @@ func (s *Store) DecideDeviceAuth(ctx context.Context, userCode string, d store.D
 
 func (s *Store) AddSigningKey(ctx context.Context, k store.SigningKey) error {
 	return idErr("add signing key", s.tx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE idp_signing_keys SET retired_at = $1 WHERE retired_at = 0`, ts(k.CreatedAt)); err != nil {
+		use := cmp.Or(k.Use, store.KeyUseSig)
+		if _, err := tx.Exec(ctx, `UPDATE idp_signing_keys SET retired_at = $1 WHERE retired_at = 0 AND key_use = $2`,
+			ts(k.CreatedAt), use); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO idp_signing_keys (id, alg, private_enc, created_at) VALUES ($1, $2, $3, $4)`,
-			k.ID, k.Alg, k.PrivateEnc, ts(k.CreatedAt))
+		_, err := tx.Exec(ctx, `INSERT INTO idp_signing_keys (id, alg, key_use, private_enc, created_at) VALUES ($1, $2, $3, $4, $5)`,
+			k.ID, k.Alg, use, k.PrivateEnc, ts(k.CreatedAt))
 		return err
 	}))
 }
 
 func (s *Store) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT id, alg, private_enc, created_at, retired_at FROM idp_signing_keys ORDER BY created_at DESC`)
+	rows, _ := s.pool.Query(ctx, `SELECT id, alg, key_use, private_enc, created_at, retired_at FROM idp_signing_keys ORDER BY created_at DESC`)
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.SigningKey, error) {
 		var k store.SigningKey
 		var created, retired int64
-		err := r.Scan(&k.ID, &k.Alg, &k.PrivateEnc, &created, &retired)
+		err := r.Scan(&k.ID, &k.Alg, &k.Use, &k.PrivateEnc, &created, &retired)
 		k.CreatedAt, k.RetiredAt = fromTS(created), fromTS(retired)
 		return k, err
 	})
