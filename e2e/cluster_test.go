@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -66,9 +67,10 @@ func newCluster(t *testing.T, n int, lease time.Duration, mqtt []string, flags .
 	}
 	c := &pgCluster{t: t, pg: pg, url: url, data: t.TempDir(), lease: lease}
 	for i := range n {
-		c.reps = append(c.reps, &hub{t: t, name: fmt.Sprintf("r%d", i), dir: c.data, httpAddr: freeAddr(t), mqttAddr: freeAddr(t)})
+		c.reps = append(c.reps, &hub{t: t, name: fmt.Sprintf("r%d", i), dir: c.data, httpAddr: freeAddr(t), mqttAddr: freeAddr(t),
+			caFile: filepath.Join(c.data, "ca", "ca.crt")})
 	}
-	c.public = "http://" + c.reps[0].httpAddr
+	c.public = "https://" + c.reps[0].httpAddr
 	if len(mqtt) == 0 {
 		for _, r := range c.reps {
 			mqtt = append(mqtt, r.mqttAddr)
@@ -87,7 +89,7 @@ func newCluster(t *testing.T, n int, lease time.Duration, mqtt []string, flags .
 		r.args = []string{"--store", url, "--public-url", c.public, "--advertise-mqtt", strings.Join(mqtt, ","),
 			"--replica", r.name, "--presence-lease", lease.String(), "--log-level", "info"}
 		r.args = append(r.args, flags...)
-		r.client = &api.Client{BaseURL: "http://" + r.httpAddr, Token: strings.TrimSpace(string(token))}
+		r.client = &api.Client{BaseURL: "https://" + r.httpAddr, Token: strings.TrimSpace(string(token))} // trusts the CA once healthy
 		r.start()
 	}
 	return c
@@ -173,7 +175,7 @@ func TestSoakCluster(t *testing.T) {
 	var fl *fleetsim.Fleet
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	cfg := fleetsim.Config{HubURL: a.client.BaseURL, Token: a.client.Token, StateDir: t.TempDir(),
+	cfg := fleetsim.Config{HubURL: a.client.BaseURL, HubCA: a.roots(), Token: a.client.Token, StateDir: t.TempDir(),
 		Agents: counts.ClusterAgents, Rate: counts.ClusterRate, Size: 100, Heartbeat: time.Second, AckTimeout: 3 * time.Second,
 		OnCommand: arr.onCommand,
 		During: func(ctx context.Context, f *fleetsim.Fleet) {
@@ -387,7 +389,9 @@ func refreshAcross(t *testing.T, c *pgCluster) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	base := func(r *hub) string { return "http://" + r.httpAddr }
+	base := func(r *hub) string { return r.client.BaseURL }
+	// oauth2 and the browser trust the cluster's CA, as every replica's HTTPS chains to it.
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, r0HTTP(c))
 	conf := func(r *hub) *oauth2.Config {
 		return &oauth2.Config{ClientID: "fleetctl", Scopes: []string{"openid", "offline_access"},
 			Endpoint: oauth2.Endpoint{DeviceAuthURL: base(c.reps[0]) + "/oidc/device_authorization",
@@ -398,6 +402,7 @@ func refreshAcross(t *testing.T, c *pgCluster) {
 		t.Fatal(err)
 	}
 	b := identitytest.NewBrowserFor(base(c.reps[1]))
+	b.C.Transport = c.reps[1].client.HTTP.Transport
 	p, err := b.Get(base(c.reps[1]) + "/oidc/device?user_code=" + url.QueryEscape(da.UserCode))
 	if err != nil {
 		t.Fatal(err)
@@ -443,6 +448,9 @@ func refreshAcross(t *testing.T, c *pgCluster) {
 	}
 }
 
+// r0HTTP is an HTTP client trusting the cluster's CA.
+func r0HTTP(c *pgCluster) *http.Client { return &http.Client{Transport: c.reps[0].client.HTTP.Transport} }
+
 func sleepCtx(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
@@ -468,7 +476,7 @@ func TestClusterBehindHAProxy(t *testing.T) {
 	lbMQTT, lbHTTP := freeAddr(t), freeAddr(t)
 	// Every connection comes from the balancer's address: limits per address off, as documented.
 	c := newCluster(t, 3, 3*time.Second, []string{lbMQTT}, "--mqtt-pending-per-addr", "-1", "--http-conns-per-addr", "-1")
-	env := append(os.Environ(), "KF_LB_MQTT="+lbMQTT, "KF_LB_HTTP="+lbHTTP)
+	env := append(os.Environ(), "KF_LB_MQTT="+lbMQTT, "KF_LB_HTTP="+lbHTTP, "KF_CA="+c.reps[0].caFile)
 	for i, r := range c.reps {
 		_, port, _ := strings.Cut(r.httpAddr, ":")
 		env = append(env, fmt.Sprintf("KF_R%d_MQTT=%s", i, r.mqttAddr), fmt.Sprintf("KF_R%d_HTTP=%s", i, r.httpAddr),
@@ -493,7 +501,7 @@ func TestClusterBehindHAProxy(t *testing.T) {
 			t.Logf("--- haproxy log ---\n%s", b)
 		}
 	})
-	lbHub := &hub{t: t, client: &api.Client{BaseURL: "http://" + lbHTTP, Token: c.reps[0].client.Token}}
+	lbHub := &hub{t: t, client: &api.Client{BaseURL: "https://" + lbHTTP, Token: c.reps[0].client.Token, HTTP: r0HTTP(c)}}
 	waitFor(t, 20*time.Second, "the load balancer answering", func() bool {
 		_, err := lbHub.client.Health(context.Background())
 		return err == nil

@@ -2,7 +2,7 @@
 # make run-cluster: the hub scaled out, on loopback. PostgreSQL (Debian's, its cluster in
 # ./var/cluster/pg, run as an unprivileged user), three fleet-hub replicas on it sharing one data
 # folder of secrets (made once by fleet-hub init), HAProxy in front of them (scripts/haproxy.cfg:
-# TCP for the kiosks' MQTT, HTTP for the API and the OpenID Provider), and one simulated kiosk
+# TCP passthrough for the kiosks' MQTT and for the HTTPS side), and one simulated kiosk
 # enrolled through the load balancer and sending records. Data lives in ./var/cluster and is kept
 # between runs. Ctrl-C stops everything. See docs/cluster.md.
 #
@@ -25,8 +25,9 @@ LB_MQTT=${KF_MQTT_ADDR:-127.0.0.1:8883}
 IFS=, read -r -a R_HTTP <<<"${KF_REPLICA_HTTP:-8101,8102,8103}"
 IFS=, read -r -a R_MQTT <<<"${KF_REPLICA_MQTT:-8111,8112,8113}"
 PG_ADDR=${KF_PG_ADDR:-127.0.0.1:5499}
-HUB=http://$LB_HTTP
+HUB=https://$LB_HTTP
 DATA=$VAR/hub # the secrets every replica is given
+CA=$DATA/ca/ca.crt # the hub's CA: what fleetctl and curl trust (kiosks pin it via their token)
 TOKEN_FILE=$DATA/bootstrap-token
 STORE="postgres://kioskfleet@$PG_ADDR/kioskfleet?sslmode=disable"
 mkdir -p "$LOGS"
@@ -68,26 +69,25 @@ fi
 
 # The replicas: the same secrets, store, public URL and advertised MQTT address (the load
 # balancer's), each its own name and listeners. Every connection reaches them from the load
-# balancer's address, so their connection limits per client address are off (HAProxy bounds
-# connections), and the client address of a login is the one HAProxy adds (X-Forwarded-For).
-export KF_LB_MQTT=$LB_MQTT KF_LB_HTTP=$LB_HTTP
+# balancer's address (TLS passes through it), so their connection limits per client address are
+# off (HAProxy bounds connections).
+export KF_LB_MQTT=$LB_MQTT KF_LB_HTTP=$LB_HTTP KF_CA=$CA
 replica() { # replica I: start replica rI
   spawn "r$1" "$BIN/fleet-hub" --data "$DATA" --store "$STORE" --replica "r$1" \
     --http-addr "127.0.0.1:${R_HTTP[$1]}" --mqtt-addr "127.0.0.1:${R_MQTT[$1]}" \
-    --public-url "$HUB" --advertise-mqtt "$LB_MQTT" --mqtt-pending-per-addr -1 --http-conns-per-addr -1 \
-    --trusted-proxies "${LB_HTTP%:*}"
+    --public-url "$HUB" --advertise-mqtt "$LB_MQTT" --mqtt-pending-per-addr -1 --http-conns-per-addr -1
 }
 for i in 0 1 2; do
   replica "$i"
   export "KF_R${i}_HTTP=127.0.0.1:${R_HTTP[$i]}" "KF_R${i}_MQTT=127.0.0.1:${R_MQTT[$i]}" "KF_R${i}_HTTP_PORT=${R_HTTP[$i]}"
 done
-healthy() { "$BIN/fleetctl" --hub "$1" --token-file "$TOKEN_FILE" health >/dev/null 2>&1; }
+healthy() { "$BIN/fleetctl" --hub "$1" --ca "$CA" --token-file "$TOKEN_FILE" health >/dev/null 2>&1; }
 for i in 0 1 2; do
-  await 30 "replica r$i healthy" "r$i" healthy "http://127.0.0.1:${R_HTTP[$i]}"
+  await 30 "replica r$i healthy" "r$i" healthy "https://127.0.0.1:${R_HTTP[$i]}"
 done
 spawn haproxy haproxy -db -f "$ROOT/scripts/haproxy.cfg"
 await 15 "the load balancer answering at $HUB" haproxy healthy "$HUB"
-fleetctl() { "$BIN/fleetctl" --hub "$HUB" --token-file "$TOKEN_FILE" "$@"; }
+fleetctl() { "$BIN/fleetctl" --hub "$HUB" --ca "$CA" --token-file "$TOKEN_FILE" "$@"; }
 
 AGENT=$VAR/agent
 if [ ! -f "$AGENT/identity.json" ]; then
@@ -106,22 +106,23 @@ cat <<MSG
 kioskfleet is running scaled out: three hub replicas on PostgreSQL, behind HAProxy.
   load balancer  $HUB/api/v1 (HTTP API, OpenID: $HUB/.well-known/openid-configuration)
                  $LB_MQTT (MQTT/TLS, passed through to a replica)
-  replicas       r0 http://127.0.0.1:${R_HTTP[0]}  mqtt 127.0.0.1:${R_MQTT[0]}
-                 r1 http://127.0.0.1:${R_HTTP[1]}  mqtt 127.0.0.1:${R_MQTT[1]}
-                 r2 http://127.0.0.1:${R_HTTP[2]}  mqtt 127.0.0.1:${R_MQTT[2]}   (metrics: /metrics on each)
+  replicas       r0 https://127.0.0.1:${R_HTTP[0]}  mqtt 127.0.0.1:${R_MQTT[0]}
+                 r1 https://127.0.0.1:${R_HTTP[1]}  mqtt 127.0.0.1:${R_MQTT[1]}
+                 r2 https://127.0.0.1:${R_HTTP[2]}  mqtt 127.0.0.1:${R_MQTT[2]}   (metrics: /metrics on each)
   PostgreSQL     $STORE  (data: $PGDATA)
   secrets        $DATA   (the one folder every replica is given)
+  hub CA         $CA   (curl --cacert $CA $HUB/healthz)
   admin token    $(cat "$TOKEN_FILE")
   staff login    user admin, password in $DATA/initial-credentials (written by fleet-hub init)
   kiosk agent    $DEV, at replica $(holder)  (data: $AGENT)
   logs           $LOGS/
 
 Try, in another terminal:
-  export KF_HUB=$HUB KF_TOKEN_FILE=$TOKEN_FILE
+  export KF_HUB=$HUB KF_CA=$CA KF_TOKEN_FILE=$TOKEN_FILE
   ./bin/fleetctl devices show $DEV                   # "replica": which replica holds its session
   kill -9 \$(pgrep -f -- '--replica $(holder) ')    # the kiosk moves to another replica; shown there
   ./bin/fleetctl commands send $DEV ping --wait 30s  # written on any replica, sent by the holder
-  ./bin/fleetsim --hub $HUB --agents 300 --rate 5 --duration 60s --state $VAR/fleetsim
+  ./bin/fleetsim --hub $HUB --ca $CA --agents 300 --rate 5 --duration 60s --state $VAR/fleetsim
                                                      # 300 more simulated kiosks, spread by HAProxy
 
 A replica that stops is started again after 2 s, as a supervisor would. Ctrl-C stops everything.

@@ -7,12 +7,14 @@ package fleetsim
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,10 +33,11 @@ import (
 
 // Config describes a simulated fleet and its load.
 type Config struct {
-	HubURL    string   // hub HTTP API, for enrollment
-	Token     string   // admin token, to create the site and enrollment tokens
-	MQTTAddrs []string // override the advertised MQTT addresses (a fault proxy; several hub replicas)
-	StateDir  string   // identities are kept here and reused across runs against the same hub
+	HubURL    string         // hub HTTP API, for enrollment
+	HubCA     *x509.CertPool // trusted for the hub's HTTPS (nil: the system's roots); kiosks pin it through their tokens
+	Token     string         // admin token, to create the site and enrollment tokens
+	MQTTAddrs []string       // override the advertised MQTT addresses (a fault proxy; several hub replicas)
+	StateDir  string         // identities are kept here and reused across runs against the same hub
 
 	Agents    int
 	Rate      float64       // records per second per agent
@@ -170,7 +173,7 @@ func (cfg *Config) Validate() error {
 
 // Identities enrolls (or loads from StateDir) n kiosk identities.
 func Identities(ctx context.Context, cfg Config, n int) ([]enroll.Identity, error) {
-	c := &api.Client{BaseURL: cfg.HubURL, Token: cfg.Token}
+	c := &api.Client{BaseURL: cfg.HubURL, Token: cfg.Token, HTTP: &http.Client{Transport: api.Transport(cfg.HubCA)}}
 	site := "fleetsim"
 	if _, err := c.CreateSite(ctx, fleet.Site{ID: site, Name: "Fleet simulator", Region: "110101"}); err != nil {
 		var ae *api.Error
@@ -622,7 +625,7 @@ func (f *fanOut) arrive(id string) {
 // run writes a command for every kiosk through cfg.FanOut, 16 at a time, and waits up to a
 // minute for them to arrive; the figures go to res.
 func (f *fanOut) run(ctx context.Context, cfg Config, ids []enroll.Identity, res *Result) {
-	c := &api.Client{BaseURL: cfg.FanOut, Token: cfg.Token}
+	c := &api.Client{BaseURL: cfg.FanOut, Token: cfg.Token, HTTP: &http.Client{Transport: api.Transport(cfg.HubCA)}}
 	var mu sync.Mutex
 	written := map[string]time.Time{}
 	sem := make(chan struct{}, 16)
