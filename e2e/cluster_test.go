@@ -163,7 +163,8 @@ func downlinkBound() time.Duration {
 // appended is stored once, in order; commands written on one replica reach kiosks held by the
 // others, a revocation cuts a kiosk wherever it is connected, both within downlinkBound; a kiosk
 // of a killed replica that does not come back shows offline within the replica's lease, and
-// every other kiosk online at the replica it reconnected to; a refresh token issued on one
+// every other kiosk online at the replica it reconnected to; staff logged in on the killed
+// replica carry on at another (access and refresh tokens); a refresh token issued on one
 // replica refreshes on another, and its reuse is caught on a third.
 func TestSoakCluster(t *testing.T) {
 	counts := soakCounts()
@@ -195,12 +196,15 @@ func TestSoakCluster(t *testing.T) {
 						break
 					}
 				}
+				// Staff logged in on the victim only: after the kill they carry on at the sender.
+				staff := staffLogin(t, c, victim, victim, victim)
 				victim.p.kill9()
 				killed := time.Now()
 				waitFor(t, 3*lease, fmt.Sprintf("cycle %d: presence right after %s was killed", cycle, victim.name), func() bool {
 					return presenceRight(t, c, sender, f, gone)
 				})
 				presenceSettle = append(presenceSettle, time.Since(killed))
+				staffMoved(t, c, staff, victim, sender)
 				victim.start()
 				if gone >= 0 {
 					f.Plug(gone)
@@ -381,29 +385,20 @@ func revokeAcross(t *testing.T, c *pgCluster) {
 	}
 }
 
-// refreshAcross logs fleetctl's client in with the device grant started on r0 and approved on
-// r1 (by the admin, in a browser), takes the tokens on r2, refreshes on r1, and replays the
-// first refresh token on r2: refused, and the whole family revoked (the second refresh token
-// refused too, on r0).
-func refreshAcross(t *testing.T, c *pgCluster) {
+// staffLogin logs the admin in as fleetctl does, with the device grant: started on replica
+// start, approved in a browser on approve, the tokens polled on poll.
+func staffLogin(t *testing.T, c *pgCluster, start, approve, poll *hub) *oauth2.Token {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(staffCtx(c), time.Minute)
 	defer cancel()
-	base := func(r *hub) string { return r.client.BaseURL }
-	// oauth2 and the browser trust the cluster's CA, as every replica's HTTPS chains to it.
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, r0HTTP(c))
-	conf := func(r *hub) *oauth2.Config {
-		return &oauth2.Config{ClientID: "fleetctl", Scopes: []string{"openid", "offline_access"},
-			Endpoint: oauth2.Endpoint{DeviceAuthURL: base(c.reps[0]) + "/oidc/device_authorization",
-				TokenURL: base(r) + "/oidc/token", AuthStyle: oauth2.AuthStyleInParams}}
-	}
-	da, err := conf(c.reps[0]).DeviceAuth(ctx)
+	// For the fleet API (RFC 8707 resource indicator), as fleetctl asks: the API takes no other.
+	da, err := staffConf(start, start).DeviceAuth(ctx, oauth2.SetAuthURLParam("resource", api.FleetResource(c.public)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := identitytest.NewBrowserFor(base(c.reps[1]))
-	b.C.Transport = c.reps[1].client.HTTP.Transport
-	p, err := b.Get(base(c.reps[1]) + "/oidc/device?user_code=" + url.QueryEscape(da.UserCode))
+	b := identitytest.NewBrowserFor(approve.client.BaseURL)
+	b.C.Transport = approve.client.HTTP.Transport
+	p, err := b.Get(approve.client.BaseURL + "/oidc/device?user_code=" + url.QueryEscape(da.UserCode))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,20 +414,68 @@ func refreshAcross(t *testing.T, c *pgCluster) {
 			t.Fatal(err)
 		}
 	}
-	if p.URL.Host != c.reps[1].httpAddr {
-		t.Errorf("approved on %s, want r1 (%s)", p.URL.Host, c.reps[1].httpAddr)
+	if p.URL.Host != approve.httpAddr {
+		t.Errorf("approved on %s, want %s (%s)", p.URL.Host, approve.name, approve.httpAddr)
 	}
-	tok, err := conf(c.reps[2]).DeviceAccessToken(ctx, da)
+	tok, err := staffConf(start, poll).DeviceAccessToken(ctx, da)
 	if err != nil {
-		t.Fatalf("device grant started on r0, approved on r1, polled on r2: %v (last page %d: %.300s)", err, p.Status, p.Body)
+		t.Fatalf("device grant started on %s, approved on %s, polled on %s: %v (last page %d: %.300s)",
+			start.name, approve.name, poll.name, err, p.Status, p.Body)
 	}
 	if tok.RefreshToken == "" {
 		t.Fatal("no refresh token")
 	}
-	refresh := func(r *hub, rt string) (*oauth2.Token, error) {
-		return conf(r).TokenSource(ctx, &oauth2.Token{RefreshToken: rt}).Token()
+	return tok
+}
+
+// staffConf is fleetctl's OAuth client with its device grant started on start and its tokens
+// taken on tokens.
+func staffConf(start, tokens *hub) *oauth2.Config {
+	return &oauth2.Config{ClientID: "fleetctl", Scopes: []string{"openid", "offline_access"},
+		Endpoint: oauth2.Endpoint{DeviceAuthURL: start.client.BaseURL + "/oidc/device_authorization",
+			TokenURL: tokens.client.BaseURL + "/oidc/token", AuthStyle: oauth2.AuthStyleInParams}}
+}
+
+// staffCtx carries, for oauth2, an HTTP client trusting the cluster's CA (every replica's HTTPS
+// chains to it).
+func staffCtx(c *pgCluster) context.Context {
+	return context.WithValue(context.Background(), oauth2.HTTPClient, clusterHTTP(c))
+}
+
+// staffRefresh refreshes tok's refresh token on replica r.
+func staffRefresh(c *pgCluster, r *hub, rt string) (*oauth2.Token, error) {
+	ctx, cancel := context.WithTimeout(staffCtx(c), 30*time.Second)
+	defer cancel()
+	return staffConf(r, r).TokenSource(ctx, &oauth2.Token{RefreshToken: rt}).Token()
+}
+
+// staffMoved checks that staff logged in on a replica that was then killed carry on at
+// another, to: the access token is taken there, and the refresh token refreshes there.
+func staffMoved(t *testing.T, c *pgCluster, tok *oauth2.Token, from, to *hub) {
+	t.Helper()
+	staff := &api.Client{BaseURL: to.client.BaseURL, Token: tok.AccessToken, HTTP: to.client.HTTP}
+	if _, err := staff.ListDevices(context.Background(), api.DeviceQuery{}); err != nil {
+		t.Errorf("an access token issued on %s (killed since), used on %s: %v", from.name, to.name, err)
 	}
-	tok2, err := refresh(c.reps[1], tok.RefreshToken)
+	tok2, err := staffRefresh(c, to, tok.RefreshToken)
+	if err != nil {
+		t.Errorf("a refresh token issued on %s (killed since), refreshed on %s: %v", from.name, to.name, err)
+		return
+	}
+	staff.Token = tok2.AccessToken
+	if _, err := staff.ListDevices(context.Background(), api.DeviceQuery{}); err != nil {
+		t.Errorf("the access token refreshed on %s: %v", to.name, err)
+	}
+}
+
+// refreshAcross logs fleetctl's client in with the device grant started on r0 and approved on
+// r1 (by the admin, in a browser), takes the tokens on r2, refreshes on r1, and replays the
+// first refresh token on r2: refused, and the whole family revoked (the second refresh token
+// refused too, on r0).
+func refreshAcross(t *testing.T, c *pgCluster) {
+	t.Helper()
+	tok := staffLogin(t, c, c.reps[0], c.reps[1], c.reps[2])
+	tok2, err := staffRefresh(c, c.reps[1], tok.RefreshToken)
 	if err != nil {
 		t.Fatalf("a refresh token issued on r2 refreshed on r1: %v", err)
 	}
@@ -440,16 +483,18 @@ func refreshAcross(t *testing.T, c *pgCluster) {
 		t.Fatal("the refresh token did not rotate")
 	}
 	var re *oauth2.RetrieveError
-	if _, err := refresh(c.reps[2], tok.RefreshToken); !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+	if _, err := staffRefresh(c, c.reps[2], tok.RefreshToken); !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
 		t.Fatalf("the first refresh token replayed on r2: %v, want invalid_grant", err)
 	}
-	if _, err := refresh(c.reps[0], tok2.RefreshToken); !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+	if _, err := staffRefresh(c, c.reps[0], tok2.RefreshToken); !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
 		t.Fatalf("after the replay, the family's live refresh token on r0: %v, want invalid_grant (family revoked)", err)
 	}
 }
 
-// r0HTTP is an HTTP client trusting the cluster's CA.
-func r0HTTP(c *pgCluster) *http.Client { return &http.Client{Transport: c.reps[0].client.HTTP.Transport} }
+// clusterHTTP is an HTTP client trusting the cluster's CA.
+func clusterHTTP(c *pgCluster) *http.Client {
+	return &http.Client{Transport: c.reps[0].client.HTTP.Transport}
+}
 
 func sleepCtx(ctx context.Context, d time.Duration) {
 	select {
@@ -501,7 +546,7 @@ func TestClusterBehindHAProxy(t *testing.T) {
 			t.Logf("--- haproxy log ---\n%s", b)
 		}
 	})
-	lbHub := &hub{t: t, client: &api.Client{BaseURL: "https://" + lbHTTP, Token: c.reps[0].client.Token, HTTP: r0HTTP(c)}}
+	lbHub := &hub{t: t, client: &api.Client{BaseURL: "https://" + lbHTTP, Token: c.reps[0].client.Token, HTTP: clusterHTTP(c)}}
 	waitFor(t, 20*time.Second, "the load balancer answering", func() bool {
 		_, err := lbHub.client.Health(context.Background())
 		return err == nil
