@@ -68,6 +68,9 @@ type Config struct {
 	SweepEvery time.Duration
 	// Now is the hub clock (default time.Now).
 	Now func() time.Time
+	// Replica names this hub among the replicas sharing its database: presence changes it
+	// records name it as the holder of the device's session (store.PresenceUpdate.Replica).
+	Replica string
 }
 
 func (c *Config) defaults() {
@@ -562,7 +565,7 @@ func (g *Ingest) onHello(ctx context.Context, dev, topic string, payload []byte)
 		return
 	}
 	now := g.cfg.Now()
-	g.queuePresence(store.PresenceUpdate{DeviceID: id, Online: true, AgentVersion: h.AgentVersion, At: now})
+	g.queuePresence(store.PresenceUpdate{DeviceID: id, Online: true, AgentVersion: h.AgentVersion, At: now, Replica: g.cfg.Replica})
 	// Tell the agent where the hub stands, so it can drop what is already safe and resume.
 	up, err := g.st.Watermark(ctx, id, h.Epoch)
 	if err != nil {
@@ -668,7 +671,7 @@ func (g *Ingest) SetPresence(ctx context.Context, id string, online bool, agentV
 			return
 		}
 	}
-	g.queuePresence(store.PresenceUpdate{DeviceID: id, Online: online, AgentVersion: agentVersion, At: g.cfg.Now()})
+	g.queuePresence(store.PresenceUpdate{DeviceID: id, Online: online, AgentVersion: agentVersion, At: g.cfg.Now(), Replica: g.cfg.Replica})
 }
 
 // queuePresence hands a change to the presence writer; when it is far behind, the caller waits.
