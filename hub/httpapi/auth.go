@@ -11,8 +11,9 @@ import (
 
 // Principal is an authenticated caller.
 type Principal struct {
-	Subject string
-	Roles   []string
+	Subject    string
+	Roles      []string
+	Department string // a developer's department (hub/catalog)
 }
 
 // Has reports whether p has any of roles.

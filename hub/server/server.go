@@ -393,7 +393,7 @@ func (o oidcAuth) Authenticate(r *http.Request) (httpapi.Principal, error) {
 	if err != nil {
 		return httpapi.Principal{}, err
 	}
-	return httpapi.Principal{Subject: pr.Subject, Roles: pr.Roles}, nil
+	return httpapi.Principal{Subject: pr.Subject, Roles: pr.Roles, Department: pr.Department}, nil
 }
 
 func saveCredentials(path string, creds map[string]string) error {

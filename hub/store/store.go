@@ -11,9 +11,11 @@
 //	commands.go  Commands  commands to devices and their life cycle
 //	state.go     State     desired and reported configuration documents
 //	identity.go  Identity  the OpenID Provider's clients, accounts, grants, keys and sessions
+//	catalog.go   Catalog   departments, apps, versions, releases per channel, audit, guides
+//	blobs.go     Blobs     content-addressed bytes: bundles, agent binaries, guide templates
 //
-// The app catalog (catalog.go, Catalog) and the event stream (events.go, Events) come next, as
-// domains of their own. Store composes every domain; a caller asks for the smallest set it uses.
+// The event stream (events.go, Events) comes next, as a domain of its own. Store composes every
+// domain; a caller asks for the smallest set it uses.
 //
 // Open chooses the backend by URL: "sqlite:var/hub/hub.db" or "postgres://host/db". Each backend
 // registers its URL scheme (Register) and keeps its migrations in its own dialect, in its own
@@ -44,6 +46,8 @@ type Store interface {
 	Commands
 	State
 	Identity
+	Catalog
+	Blobs
 
 	// Ping checks cheaply that the backend answers (health endpoints).
 	Ping(ctx context.Context) error
