@@ -9,6 +9,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
@@ -70,7 +71,34 @@ func (c *Catalog) Apps(ctx context.Context, who Actor, f store.AppFilter) ([]api
 		return nil, err
 	}
 	as = slices.DeleteFunc(as, func(a store.App) bool { return !who.sees(a.DepartmentID) })
-	return convert(as, apiApp), nil
+	rs, err := c.cfg.Store.ListReleases(ctx, store.ReleaseFilter{})
+	if err != nil {
+		return nil, err
+	}
+	out := convert(as, apiApp)
+	for i := range out {
+		out[i].Channels = channelVersions(out[i].ID, rs)
+	}
+	return out, nil
+}
+
+// channelVersions says, for each channel app reached, the version listed there, else the one last
+// changed there.
+func channelVersions(app string, rs []store.Release) map[string]api.ChannelVersion {
+	out := map[string]api.ChannelVersion{}
+	at := map[string]time.Time{}
+	for _, r := range rs {
+		if r.AppID != app {
+			continue
+		}
+		cur, seen := out[r.Channel]
+		switch {
+		case seen && cur.State == api.StateListed:
+		case !seen || r.State == api.StateListed || r.UpdatedAt.After(at[r.Channel]):
+			out[r.Channel], at[r.Channel] = api.ChannelVersion{Version: r.Version, State: r.State}, r.UpdatedAt
+		}
+	}
+	return out
 }
 
 // App returns an app with its versions.

@@ -1,6 +1,8 @@
 package catalog
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -27,16 +29,28 @@ type Snapshot struct {
 	epoch      int64            // published.epoch when built or last confirmed
 }
 
-// Page is an encoded answer with its entity tag (RFC 9110 §8.8.3).
+// Page is an encoded answer with its entity tag (RFC 9110 §8.8.3) and, when it is worth it, its
+// gzip encoding (a channel's catalog of 50 apps is 20 KB of JSON, 3 KB gzip'd).
 type Page struct {
 	Body []byte
+	Gzip []byte // nil: not worth it
 	ETag string
 	Type string
 }
 
 func newPage(body []byte, typ string) *Page {
 	h := sha256.Sum256(body)
-	return &Page{Body: body, ETag: `"` + hex.EncodeToString(h[:12]) + `"`, Type: typ}
+	p := &Page{Body: body, ETag: `"` + hex.EncodeToString(h[:12]) + `"`, Type: typ}
+	if len(body) >= 1024 {
+		var b bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
+		zw.Write(body)
+		zw.Close()
+		if b.Len() < len(body)*9/10 {
+			p.Gzip = b.Bytes()
+		}
+	}
+	return p
 }
 
 type guidePages struct {

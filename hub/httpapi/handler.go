@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/hub/catalog"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
@@ -27,17 +28,19 @@ var (
 type none struct{}
 
 // route serves pattern ("GET /sites", under api.Prefix) with h, the one way every endpoint runs:
-// authenticate and authorize the caller (unless roles is anyone), decode the strict JSON body
-// into Req (unless Req is none), call h, and encode its answer with status, or map its error to a
-// status code (writeErr).
+// authenticate and authorize the caller (unless roles is anyone; h finds it with principal),
+// decode the strict JSON body into Req (unless Req is none), call h, and encode its answer with
+// status, or map its error to a status code (writeErr).
 func route[Req, Resp any](a *API, pattern string, roles []string, status int, h func(r *http.Request, req Req) (Resp, error)) {
 	method, path, _ := strings.Cut(pattern, " ")
 	a.mux.HandleFunc(method+" "+api.Prefix+path, func(w http.ResponseWriter, r *http.Request) {
 		out, err := func() (out Resp, err error) {
 			if roles != nil {
-				if err := a.authorize(w, r, roles); err != nil {
+				p, err := a.authorize(w, r, roles)
+				if err != nil {
 					return out, err
 				}
+				r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 			}
 			var req Req
 			if _, bodiless := any(req).(none); !bodiless {
@@ -73,6 +76,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // codes, anything else as an internal error (logged, not shown).
 func (a *API) writeErr(w http.ResponseWriter, err error) {
 	var ae *api.Error
+	var iv *catalog.InvalidError
 	switch {
 	case errors.Is(err, context.Canceled):
 		ae = apiErr(http.StatusServiceUnavailable, "canceled", "request canceled") // the client has gone
@@ -81,8 +85,14 @@ func (a *API) writeErr(w http.ResponseWriter, err error) {
 		ae = apiErr(http.StatusNotFound, "not_found", "%v", err)
 	case errors.Is(err, store.ErrExists):
 		ae = apiErr(http.StatusConflict, "conflict", "%v", err)
+	case errors.As(err, &iv):
+		ae = &api.Error{Status: http.StatusBadRequest, Code: "bad_request", Message: iv.Error(), Fields: iv.Fields}
 	case errors.Is(err, store.ErrInvalid):
 		ae = apiErr(http.StatusBadRequest, "bad_request", "%v", err)
+	case errors.Is(err, catalog.ErrForbidden):
+		ae = apiErr(http.StatusForbidden, "forbidden", "%v", err)
+	case errors.Is(err, catalog.ErrNotAllowed), errors.Is(err, store.ErrStale):
+		ae = apiErr(http.StatusConflict, "conflict", "%v", err)
 	default:
 		a.cfg.Log.Error("api internal error", "err", err)
 		ae = apiErr(http.StatusInternalServerError, "internal", "internal error")

@@ -1,6 +1,7 @@
 // Package httpapi serves the hub's JSON HTTP API under /api/v1 (documented in docs/api.md): sites,
-// enrollment, devices, commands, desired and reported state, records and health. Every endpoint but
-// enrollment (authorised by its one-time token) requires a bearer token with a staff role.
+// enrollment, devices, commands, desired and reported state, records, health, and the app
+// catalog with its guides. Every endpoint but enrollment (authorised by its one-time token) and
+// the channels' public reads of the catalog requires a bearer token with a staff role.
 //
 // One file per resource: it registers its routes and holds its handlers, each written the one way
 // route (handler.go) runs them. A new resource is a new file and a line in New.
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/hub/catalog"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
@@ -22,6 +24,7 @@ type Store interface {
 	store.Commands
 	store.State
 	store.Records
+	store.Blobs
 	Ping(ctx context.Context) error
 }
 
@@ -44,6 +47,7 @@ type Config struct {
 	Sessions Sessions
 	Dispatch Dispatcher
 	Auth     Authenticator
+	Catalog  *catalog.Catalog // the app catalog and guides; nil: not served
 	Log      *slog.Logger
 	MQTTAddr string        // advertised to enrolling agents
 	CertTTL  time.Duration // device certificate validity (default 365 days)
@@ -76,6 +80,11 @@ func New(cfg Config) *API {
 	a.commandRoutes()
 	a.stateRoutes()
 	a.recordRoutes()
+	if cfg.Catalog != nil {
+		a.catalogRoutes()
+		a.guideRoutes()
+		a.publicRoutes()
+	}
 	a.mux.HandleFunc(api.Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, apiErr(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

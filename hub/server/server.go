@@ -27,6 +27,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/broker"
 	"github.com/kioskfleet/kioskfleet/hub/ca"
+	"github.com/kioskfleet/kioskfleet/hub/catalog"
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
@@ -231,9 +232,13 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		}
 	}
 
+	cat, err := catalog.New(catalog.Config{Store: st, Log: log.With("component", "catalog")})
+	if err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/", httpapi.New(httpapi.Config{
-		Store: st, CA: authority, Sessions: br, Dispatch: h.ing,
+		Store: st, CA: authority, Sessions: br, Dispatch: h.ing, Catalog: cat,
 		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}},
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise, Version: cfg.Version,

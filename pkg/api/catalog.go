@@ -1,6 +1,10 @@
 package api
 
 import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -71,7 +75,16 @@ type App struct {
 	Description string       `json:"description,omitempty"`
 	CreatedAt   time.Time    `json:"createdAt,omitzero"`
 	CreatedBy   string       `json:"createdBy,omitempty"`
-	Versions    []AppVersion `json:"versions,omitempty"`
+	// Channels says, in lists, what each channel the app reached has of it: the version listed
+	// there, else the one last changed there.
+	Channels map[string]ChannelVersion `json:"channels,omitempty"`
+	Versions []AppVersion              `json:"versions,omitempty"`
+}
+
+// ChannelVersion is a version of an app and its state on a channel.
+type ChannelVersion struct {
+	Version string `json:"version"`
+	State   string `json:"state"`
 }
 
 // Apps is the body of GET /api/v1/apps?department=&kind=.
@@ -237,4 +250,102 @@ func Offered(required []string, p Peripherals) (ok bool, reason string) {
 		}
 	}
 	return true, ""
+}
+
+// Departments lists the catalog's departments.
+func (c *Client) Departments(ctx context.Context) ([]Department, error) {
+	var out Departments
+	return out.Departments, c.Do(ctx, http.MethodGet, Prefix+"/departments", nil, &out)
+}
+
+// CreateDepartment creates a department (admin).
+func (c *Client) CreateDepartment(ctx context.Context, d Department) (Department, error) {
+	var out Department
+	return out, c.Do(ctx, http.MethodPost, Prefix+"/departments", d, &out)
+}
+
+// AppQuery filters ListApps; zero fields match all.
+type AppQuery struct{ Department, Kind string }
+
+// ListApps lists the apps the caller may see.
+func (c *Client) ListApps(ctx context.Context, q AppQuery) ([]App, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"department": q.Department, "kind": q.Kind} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	p := Prefix + "/apps"
+	if len(v) > 0 {
+		p += "?" + v.Encode()
+	}
+	var out Apps
+	return out.Apps, c.Do(ctx, http.MethodGet, p, nil, &out)
+}
+
+// CreateApp creates an app.
+func (c *Client) CreateApp(ctx context.Context, req CreateApp) (App, error) {
+	var out App
+	return out, c.Do(ctx, http.MethodPost, Prefix+"/apps", req, &out)
+}
+
+// App returns an app with its versions.
+func (c *Client) App(ctx context.Context, id string) (App, error) {
+	var out App
+	return out, c.Do(ctx, http.MethodGet, appPath(id), nil, &out)
+}
+
+// CreateVersion creates a version of an app, in draft.
+func (c *Client) CreateVersion(ctx context.Context, appID string, req CreateVersion) (AppVersion, error) {
+	var out AppVersion
+	return out, c.Do(ctx, http.MethodPost, appPath(appID)+"/versions", req, &out)
+}
+
+// AppVersion returns one version of an app.
+func (c *Client) AppVersion(ctx context.Context, appID, version string) (AppVersion, error) {
+	var out AppVersion
+	return out, c.Do(ctx, http.MethodGet, versionPath(appID, version), nil, &out)
+}
+
+// UpdateVersion replaces a draft's description.
+func (c *Client) UpdateVersion(ctx context.Context, appID, version string, req CreateVersion) (AppVersion, error) {
+	var out AppVersion
+	return out, c.Do(ctx, http.MethodPut, versionPath(appID, version), req, &out)
+}
+
+// Transition moves a version (or the version on a channel) to another state and returns the
+// audit entries written.
+func (c *Client) Transition(ctx context.Context, appID, version string, req Transition) ([]AuditEntry, error) {
+	var out Audit
+	return out.Entries, c.Do(ctx, http.MethodPost, versionPath(appID, version)+"/transitions", req, &out)
+}
+
+// AppAudit returns an app's audit trail, or a version's (version not ""), the latest limit
+// entries (0: all), oldest first.
+func (c *Client) AppAudit(ctx context.Context, appID, version string, limit int) ([]AuditEntry, error) {
+	v := url.Values{}
+	if version != "" {
+		v.Set("version", version)
+	}
+	if limit > 0 {
+		v.Set("limit", strconv.Itoa(limit))
+	}
+	p := appPath(appID) + "/audit"
+	if len(v) > 0 {
+		p += "?" + v.Encode()
+	}
+	var out Audit
+	return out.Entries, c.Do(ctx, http.MethodGet, p, nil, &out)
+}
+
+// ChannelCatalog returns what is listed on a channel (no token needed).
+func (c *Client) ChannelCatalog(ctx context.Context, channel string) (ChannelCatalog, error) {
+	var out ChannelCatalog
+	return out, c.Do(ctx, http.MethodGet, PublicPrefix+"/catalog/"+url.PathEscape(channel), nil, &out)
+}
+
+func appPath(id string) string { return Prefix + "/apps/" + url.PathEscape(id) }
+
+func versionPath(appID, version string) string {
+	return appPath(appID) + "/versions/" + url.PathEscape(version)
 }

@@ -24,20 +24,24 @@ type Client struct {
 // Do sends a request with an optional JSON body and decodes a JSON response into out (if non-nil).
 // A non-2xx response is returned as *Error.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("api: encode request: %w", err)
-		}
-		rd = bytes.NewReader(b)
+	if body == nil {
+		return c.DoRaw(ctx, method, path, "", nil, out)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, rd)
+	b, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("api: encode request: %w", err)
+	}
+	return c.DoRaw(ctx, method, path, "application/json", bytes.NewReader(b), out)
+}
+
+// DoRaw is Do with a body that is not JSON, of media type contentType (a PDF, a bundle).
+func (c *Client) DoRaw(ctx context.Context, method, path, contentType string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, body)
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)

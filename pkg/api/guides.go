@@ -1,6 +1,13 @@
 package api
 
-import "time"
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
 
 // Service guides (办事指南): what a citizen must know before using a service, written once by the
 // department and served the same to every channel, as JSON (GuideDoc) or as a page. A guide has
@@ -127,3 +134,55 @@ type PublishedGuide struct {
 	UpdatedAt      time.Time `json:"updatedAt"`
 	Doc            GuideDoc  `json:"doc"`
 }
+
+// ListGuides lists the guides the caller may see, of one department or all ("").
+func (c *Client) ListGuides(ctx context.Context, department string) ([]Guide, error) {
+	p := Prefix + "/guides"
+	if department != "" {
+		p += "?department=" + url.QueryEscape(department)
+	}
+	var out Guides
+	return out.Guides, c.Do(ctx, http.MethodGet, p, nil, &out)
+}
+
+// CreateGuide creates a guide, without versions.
+func (c *Client) CreateGuide(ctx context.Context, req CreateGuide) (Guide, error) {
+	var out Guide
+	return out, c.Do(ctx, http.MethodPost, Prefix+"/guides", req, &out)
+}
+
+// Guide returns a guide with its versions.
+func (c *Client) Guide(ctx context.Context, id string) (Guide, error) {
+	var out Guide
+	return out, c.Do(ctx, http.MethodGet, guidePath(id), nil, &out)
+}
+
+// AddGuideVersion stores doc as the guide's next version.
+func (c *Client) AddGuideVersion(ctx context.Context, id string, doc GuideDoc) (GuideVersion, error) {
+	var out GuideVersion
+	return out, c.Do(ctx, http.MethodPost, guidePath(id)+"/versions", doc, &out)
+}
+
+// GuideVersion returns one version of a guide with its document.
+func (c *Client) GuideVersion(ctx context.Context, id string, version int64) (GuideVersion, error) {
+	var out GuideVersion
+	return out, c.Do(ctx, http.MethodGet, guidePath(id)+"/versions/"+strconv.FormatInt(version, 10), nil, &out)
+}
+
+// UploadTemplate uploads a printable PDF form for guides.
+func (c *Client) UploadTemplate(ctx context.Context, pdf io.Reader) (TemplateInfo, error) {
+	var out TemplateInfo
+	return out, c.DoRaw(ctx, http.MethodPost, Prefix+"/templates", "application/pdf", pdf, &out)
+}
+
+// PublishedGuide returns a published guide version (version 0: the latest), no token needed.
+func (c *Client) PublishedGuide(ctx context.Context, id string, version int64) (PublishedGuide, error) {
+	p := PublicPrefix + "/guides/" + url.PathEscape(id)
+	if version > 0 {
+		p += "/versions/" + strconv.FormatInt(version, 10)
+	}
+	var out PublishedGuide
+	return out, c.Do(ctx, http.MethodGet, p, nil, &out)
+}
+
+func guidePath(id string) string { return Prefix + "/guides/" + url.PathEscape(id) }
