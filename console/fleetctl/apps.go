@@ -1,8 +1,10 @@
 package fleetctl
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/bundle"
 )
 
 func (a *app) departmentsCmd() *cobra.Command {
@@ -269,7 +272,29 @@ func (a *app) appVersionsCmd() *cobra.Command {
 			}, a.versionTable)
 		},
 	}
-	cmd.AddCommand(create, update, show)
+	upload := &cobra.Command{
+		Use:   "upload APP VERSION BUNDLE.tar.gz",
+		Short: "Upload a draft's kiosk bundle (a gzip'd tar with manifest.json at its root)",
+		Long: `Upload the kiosk bundle of a draft version. The hub checks it (only files and directories, clean
+paths, the limits, a manifest of this app and version) and takes the version's entry, services,
+peripherals and minimum agent version from its manifest. An operator signs it later
+(fleetctl keys sign-bundle).`,
+		Example: `  tar -czf tax-print-1.4.0.tar.gz -C build . && fleetctl apps versions upload tax-print 1.4.0 tax-print-1.4.0.tar.gz`,
+		Args:    args("APP", "VERSION", "BUNDLE"),
+		RunE: func(c *cobra.Command, argv []string) error {
+			var p problems
+			b, err := os.ReadFile(argv[2])
+			if err != nil {
+				p.add("%v", err)
+			} else if _, err := bundle.Read(b); err != nil {
+				p.add("%s: %v", argv[2], err)
+			}
+			return callHub(a, c, &p, "upload the bundle of "+argv[0]+"@"+argv[1], func(ctx context.Context, hub *api.Client) (api.AppVersion, error) {
+				return hub.UploadBundle(ctx, argv[0], argv[1], bytes.NewReader(b))
+			}, a.versionTable)
+		},
+	}
+	cmd.AddCommand(create, update, show, upload)
 	return cmd
 }
 

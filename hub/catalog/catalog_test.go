@@ -15,6 +15,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/bundle"
 )
 
 var (
@@ -403,5 +404,40 @@ func TestPublishedAcrossReplicas(t *testing.T) {
 			t.Fatal("the other replica never saw the listing")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestUploadBundle(t *testing.T) {
+	c, _ := setup(t)
+	ctx := t.Context()
+	ok[api.App](t)(c.CreateApp(ctx, dev, api.CreateApp{ID: "tax-print", Department: "tax", Kind: api.KindKioskBundle, Name: "完税证明打印"}))
+	ok[api.AppVersion](t)(c.CreateVersion(ctx, dev, "tax-print", api.CreateVersion{Version: "1.0.0"}))
+	m := bundle.Manifest{App: "tax-print", Version: "1.0.0", Entry: "main.html", Services: []string{"Printer", "IdCard"}, Peripherals: []string{"document-printer"}, MinAgent: "0.2.0"}
+	archive, err := bundle.Build(m, map[string][]byte{"main.html": []byte("<h1>x</h1>")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UploadBundle(ctx, devB, "tax-print", "1.0.0", archive); !errors.Is(err, catalog.ErrForbidden) {
+		t.Fatalf("hr uploads tax's bundle: %v", err)
+	}
+	if _, err := c.UploadBundle(ctx, dev, "tax-print", "1.0.0", []byte("junk")); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("junk bundle: %v", err)
+	}
+	other, _ := bundle.Build(bundle.Manifest{App: "other", Version: "1.0.0"}, map[string][]byte{"index.html": nil})
+	if _, err := c.UploadBundle(ctx, dev, "tax-print", "1.0.0", other); !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), "other@1.0.0") {
+		t.Fatalf("bundle of another app: %v", err)
+	}
+	v := ok[api.AppVersion](t)(c.UploadBundle(ctx, dev, "tax-print", "1.0.0", archive))
+	if v.Spec.Entry != "main.html" || v.Spec.MinAgent != "0.2.0" || len(v.Spec.Services) != 2 || v.Spec.Bundle == nil ||
+		v.Spec.Bundle.Size != int64(len(archive)) || v.Spec.Bundle.Target != "bundles/tax-print/1.0.0.tar.gz" {
+		t.Fatalf("after upload: %+v", v.Spec)
+	}
+	got := ok[[]byte](t)(c.Bundle(ctx, rev, "tax-print", "1.0.0"))
+	if string(got) != string(archive) {
+		t.Fatal("downloaded bundle differs")
+	}
+	ok[[]api.AuditEntry](t)(c.Transition(ctx, dev, "tax-print", "1.0.0", api.Transition{To: api.StateSubmitted}))
+	if _, err := c.UploadBundle(ctx, dev, "tax-print", "1.0.0", archive); !errors.Is(err, catalog.ErrNotAllowed) {
+		t.Fatalf("upload after submitting: %v", err)
 	}
 }

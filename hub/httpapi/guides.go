@@ -3,6 +3,7 @@ package httpapi
 import (
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 
@@ -63,8 +64,8 @@ func (a *API) uploadTemplate(r *http.Request, _ none) (api.TemplateInfo, error) 
 
 // readRaw reads a request body that is not JSON, of the given media type and at most limit bytes.
 func readRaw(r *http.Request, mediaType string, limit int64) ([]byte, error) {
-	if ct := r.Header.Get("Content-Type"); ct != mediaType {
-		return nil, apiErr(http.StatusUnsupportedMediaType, "bad_request", "Content-Type: want %s, got %q", mediaType, ct)
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != mediaType {
+		return nil, apiErr(http.StatusUnsupportedMediaType, "bad_request", "Content-Type: want %s, got %q", mediaType, r.Header.Get("Content-Type"))
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {

@@ -27,6 +27,12 @@ var (
 // none is the request of an endpoint without a body.
 type none struct{}
 
+// rawBody is the answer of an endpoint that is not JSON (a bundle): written as it is.
+type rawBody struct {
+	Type string
+	Data []byte
+}
+
 // route serves pattern ("GET /sites", under api.Prefix) with h, the one way every endpoint runs:
 // authenticate and authorize the caller (unless roles is anyone; h finds it with principal),
 // decode the strict JSON body into Req (unless Req is none), call h, and encode its answer with
@@ -57,6 +63,12 @@ func route[Req, Resp any](a *API, pattern string, roles []string, status int, h 
 		case err != nil:
 			a.writeErr(w, err)
 		default:
+			if raw, ok := any(out).(rawBody); ok {
+				w.Header().Set("Content-Type", raw.Type)
+				w.WriteHeader(status)
+				w.Write(raw.Data)
+				return
+			}
 			writeJSON(w, status, out)
 		}
 	})

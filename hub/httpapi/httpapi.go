@@ -15,6 +15,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/catalog"
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/updates"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
 
@@ -25,6 +26,7 @@ type Store interface {
 	store.State
 	store.Records
 	store.Blobs
+	store.Updates
 	Ping(ctx context.Context) error
 }
 
@@ -47,7 +49,8 @@ type Config struct {
 	Sessions Sessions
 	Dispatch Dispatcher
 	Auth     Authenticator
-	Catalog  *catalog.Catalog // the app catalog and guides; nil: not served
+	Catalog  *catalog.Catalog    // the app catalog and guides; nil: not served
+	Updates  *updates.Repository // the update repository; nil: not served
 	Log      *slog.Logger
 	MQTTAddr string        // advertised to enrolling agents
 	CertTTL  time.Duration // device certificate validity (default 365 days)
@@ -84,6 +87,9 @@ func New(cfg Config) *API {
 		a.catalogRoutes()
 		a.guideRoutes()
 		a.publicRoutes()
+	}
+	if cfg.Updates != nil && cfg.Catalog != nil {
+		a.updateRoutes()
 	}
 	a.mux.HandleFunc(api.Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, apiErr(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))

@@ -1,6 +1,6 @@
-// Package server assembles a hub: its CA, store, embedded MQTT broker, ingest, identity provider
-// and HTTP API, with the bootstrap admin token (Assemble), and serves them until the context ends,
-// shutting down gracefully (Hub.Serve).
+// Package server assembles a hub: its CA, store, embedded MQTT broker, ingest, identity provider,
+// app catalog, update repository and HTTP API, with the bootstrap admin token (Assemble), and
+// serves them until the context ends, shutting down gracefully (Hub.Serve).
 package server
 
 import (
@@ -31,6 +31,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
+	"github.com/kioskfleet/kioskfleet/hub/updates"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	_ "github.com/kioskfleet/kioskfleet/hub/store/postgres" // the shared backend, postgres://...
 	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite"   // the embedded backend, sqlite:PATH
@@ -120,6 +121,7 @@ type Hub struct {
 	ing    *ingest.Ingest
 	br     *broker.Broker // held (Config.Hold) until Serve: a hello nobody answers leaves its kiosk waiting
 	idp    *identity.Provider
+	repo   *updates.Repository
 	closer []func() error // in the order opened
 }
 
@@ -232,17 +234,25 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		}
 	}
 
-	cat, err := catalog.New(catalog.Config{Store: st, Log: log.With("component", "catalog")})
+	onlineKey, err := updates.LoadOrCreateKey(filepath.Join(cfg.DataDir, "tuf-online.key"))
+	if err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	if h.repo, err = updates.New(updates.Config{Store: st, OnlineKey: onlineKey, Log: log.With("component", "updates")}); err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	cat, err := catalog.New(catalog.Config{Store: st, Log: log.With("component", "catalog"), Gates: []catalog.Gate{updates.Gate{Repo: h.repo}}})
 	if err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/", httpapi.New(httpapi.Config{
-		Store: st, CA: authority, Sessions: br, Dispatch: h.ing, Catalog: cat,
+		Store: st, CA: authority, Sessions: br, Dispatch: h.ing, Catalog: cat, Updates: h.repo,
 		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}},
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise, Version: cfg.Version,
 	}))
+	mux.Handle(updates.Prefix, h.repo.Handler())
 	mux.Handle("/.well-known/openid-configuration", h.idp.Handler())
 	mux.Handle("/oidc/", h.idp.Handler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -276,6 +286,7 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	wg.Go(func() { _ = h.idp.Run(runCtx, time.Minute) })
+	wg.Go(func() { h.repo.Run(runCtx, 10*time.Minute) })
 	wg.Go(func() {
 		if err := h.ing.Run(runCtx); err != nil {
 			errc <- err

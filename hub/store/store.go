@@ -13,6 +13,7 @@
 //	identity.go  Identity  the OpenID Provider's clients, accounts, grants, keys and sessions
 //	catalog.go   Catalog   departments, apps, versions, releases per channel, audit, guides
 //	blobs.go     Blobs     content-addressed bytes: bundles, agent binaries, guide templates
+//	updates.go   Updates   the update repository's signed metadata (The Update Framework)
 //
 // The event stream (events.go, Events) comes next, as a domain of its own. Store composes every
 // domain; a caller asks for the smallest set it uses.
@@ -48,6 +49,7 @@ type Store interface {
 	Identity
 	Catalog
 	Blobs
+	Updates
 
 	// Ping checks cheaply that the backend answers (health endpoints).
 	Ping(ctx context.Context) error

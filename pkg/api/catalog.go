@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kioskfleet/kioskfleet/pkg/bundle"
 )
 
 // The app catalog (hub/catalog, docs/api.md "Catalog"): departments publish apps, in versions,
@@ -210,12 +212,13 @@ type CatalogEntry struct {
 	Guide          *GuideRef   `json:"guide,omitempty"`
 }
 
-// Peripheral classes a kiosk app may require (the classes of drivers/profile).
-var PeripheralClasses = []string{"id-reader", "receipt-printer", "document-printer", "qr-scanner", "document-scanner"}
-
-// BundleServices are the local device API services a kiosk bundle may ask for (docs/localapi.md;
-// Login is the kiosk shell's alone).
-var BundleServices = []string{"IdCard", "Printer", "Scanner", "BarcodeReader"}
+// Peripheral classes a kiosk app may require (the classes of drivers/profile), and the local
+// device API services a kiosk bundle may ask for (docs/localapi.md; Login is the kiosk shell's
+// alone): a bundle's manifest names them (pkg/bundle).
+var (
+	PeripheralClasses = bundle.PeripheralClasses
+	BundleServices    = bundle.Services
+)
 
 // Offered says whether a kiosk with peripherals p can offer an app that requires the peripheral
 // classes required: each needs a connected device of that class that is ok or degraded (it

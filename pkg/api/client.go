@@ -34,7 +34,8 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	return c.DoRaw(ctx, method, path, "application/json", bytes.NewReader(b), out)
 }
 
-// DoRaw is Do with a body that is not JSON, of media type contentType (a PDF, a bundle).
+// DoRaw is Do with a body that is not JSON, of media type contentType (a PDF, a bundle). An out of
+// type *[]byte takes the answer as it is.
 func (c *Client) DoRaw(ctx context.Context, method, path, contentType string, body io.Reader, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, body)
 	if err != nil {
@@ -66,6 +67,10 @@ func (c *Client) DoRaw(ctx context.Context, method, path, contentType string, bo
 		}
 		eb.Error.Status = resp.StatusCode
 		return &eb.Error
+	}
+	if raw, ok := out.(*[]byte); ok { // an answer that is not JSON (a bundle)
+		*raw = data
+		return nil
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
