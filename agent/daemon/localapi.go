@@ -58,8 +58,13 @@ func (a *Agent) openLocalAPI() error {
 			return kiosklogin.Login(ctx, hc, a.id.HubURL, a.id.DeviceID, key, card)
 		})
 	}
+	var apps localapi.Apps
+	if a.bundles != nil && a.appsLn != nil {
+		_, port, _ := net.SplitHostPort(a.appsLn.Addr().String())
+		apps = a.bundles.Apps(port) // the installed kiosk apps, each with its manifest's services
+	}
 	api, err := localapi.New(localapi.Config{Devices: a.devs, Log: a.log.With("component", "localapi"),
-		ShellOrigins: localapi.ShellOrigins(ln.Addr().String()), Login: login})
+		ShellOrigins: localapi.ShellOrigins(ln.Addr().String()), Login: login, Apps: apps})
 	if err != nil {
 		ln.Close()
 		return err
