@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -83,4 +84,45 @@ func (s *Server) catalog(w http.ResponseWriter, r *http.Request, l *L) (Catalog,
 		s.fail(w, r, http.StatusNotFound, l.T("not-found"), nil)
 	}
 	return cat, ok
+}
+
+// Rollouts is the part of the hub's API the rollouts page uses.
+type Rollouts interface {
+	ListRollouts(ctx context.Context) ([]api.Rollout, error)
+}
+
+var _ Rollouts = (*api.Client)(nil)
+
+// rolloutsData is the rollouts page: each rollout with its progress per wave.
+type rolloutsData struct {
+	Rollouts []api.Rollout
+}
+
+func (s *Server) rollouts(w http.ResponseWriter, r *http.Request) {
+	l := s.lang(w, r)
+	ro, ok := s.cfg.Hub.(Rollouts)
+	if !ok {
+		s.fail(w, r, http.StatusNotFound, l.T("not-found"), nil)
+		return
+	}
+	p := &page{L: l, Title: l.T("rollouts"), Nav: "rollouts", Data: &rolloutsData{}}
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	rs, err := ro.ListRollouts(ctx)
+	if err != nil {
+		var status int
+		p.Err, status = s.hubError(l, "list rollouts", err)
+		s.render(w, r, status, "rollouts", p)
+		return
+	}
+	p.Data = &rolloutsData{Rollouts: rs}
+	s.render(w, r, http.StatusOK, "rollouts", p)
+}
+
+// pctOf is n as a whole percentage of total (0 when total is 0), for progress bars.
+func pctOf(n, total int) int {
+	if total == 0 {
+		return 0
+	}
+	return n * 100 / total
 }

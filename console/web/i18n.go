@@ -211,6 +211,20 @@ var messages = map[string][2]string{
 	"st.listed":            {"已上架", "listed"},
 	"st.delisted":          {"已下架", "delisted"},
 	"st.retired":           {"已停用", "retired"},
+	"rollouts":             {"分批发布", "Rollouts"},
+	"no-rollouts":          {"还没有发布任务。", "No rollouts yet."},
+	"wave":                 {"批次", "Wave"},
+	"soak":                 {"观察期", "soak"},
+	"progress":             {"进度", "Progress"},
+	"failed":               {"失败", "Failed"},
+	"n-updated":            {"已更新", "Updated"},
+	"assigned":             {"已下发", "Assigned"},
+	"waiting":              {"待下发", "Waiting"},
+	"ro.running":           {"进行中", "running"},
+	"ro.paused":            {"已暂停", "paused"},
+	"ro.completed":         {"已完成", "completed"},
+	"ro.aborted":           {"已中止", "aborted"},
+	"ro.rolled-back":       {"已回滚", "rolled back"},
 }
 
 // L is the console's words in one language, and its way of showing times.

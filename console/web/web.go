@@ -110,12 +110,14 @@ func New(cfg Config) (*Server, error) {
 		"list":   func(s ...string) []string { return s },
 		"card":   func(l *L, r row) cardData { return cardData{l, r} },
 		"counts": func(l *L, kind string, rows []count) countsData { return countsData{l, kind, rows} },
+		"add1":   func(i int) int { return i + 1 },
+		"pctOf":  pctOf,
 	}
 	base, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html")
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range []string{"overview", "devices", "device", "apps", "app", "error"} {
+	for _, p := range []string{"overview", "devices", "device", "apps", "app", "rollouts", "error"} {
 		t, err := template.Must(base.Clone()).ParseFS(assets, "templates/"+p+".html")
 		if err != nil {
 			return nil, err
@@ -132,6 +134,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("POST /devices/{id}/revoke", s.revoke)
 	s.mux.HandleFunc("GET /apps", s.apps)
 	s.mux.HandleFunc("GET /apps/{id}", s.app)
+	s.mux.HandleFunc("GET /rollouts", s.rollouts)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, s.lang(w, r).T("not-found"), nil)
 	})
@@ -170,7 +173,7 @@ type countsData struct {
 type page struct {
 	L       *L
 	Title   string
-	Nav     string // overview, devices, device, apps
+	Nav     string // overview, devices, device, apps, rollouts
 	CSRF    string
 	Refresh int         // milliseconds
 	LangURL string      // this page in the other language

@@ -560,3 +560,14 @@ func TestAppsPages(t *testing.T) {
 		t.Errorf("live part: %d %.200s", status, body)
 	}
 }
+
+// TestRolloutsPage: each rollout with its state and progress per wave.
+func TestRolloutsPage(t *testing.T) {
+	c := newConsole(t)
+	status, body := c.get("/rollouts?lang=en")
+	if status != http.StatusOK {
+		t.Fatalf("rollouts page: %d", status)
+	}
+	inOrder(t, body, `aria-current="page">Rollouts`, "running", "tax-print 1.5.0", "ro-1", "Wave 2/2", "1 (10%)", "2", "2 (100%)", "18",
+		`value="50"`, "9", "1", "8", "3", "Total", "20")
+}

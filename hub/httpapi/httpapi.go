@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/catalog"
+	"github.com/kioskfleet/kioskfleet/hub/rollout"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/updates"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
@@ -27,6 +28,7 @@ type Store interface {
 	store.Records
 	store.Blobs
 	store.Updates
+	store.Rollouts
 	Ping(ctx context.Context) error
 }
 
@@ -51,6 +53,7 @@ type Config struct {
 	Auth     Authenticator
 	Catalog  *catalog.Catalog    // the app catalog and guides; nil: not served
 	Updates  *updates.Repository // the update repository; nil: not served
+	Rollouts *rollout.Engine     // rollouts; nil: not served
 	Log      *slog.Logger
 	MQTTAddr string        // advertised to enrolling agents
 	CertTTL  time.Duration // device certificate validity (default 365 days)
@@ -90,6 +93,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.Updates != nil && cfg.Catalog != nil {
 		a.updateRoutes()
+	}
+	if cfg.Rollouts != nil {
+		a.rolloutRoutes()
 	}
 	a.mux.HandleFunc(api.Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, apiErr(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))

@@ -31,10 +31,11 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
-	"github.com/kioskfleet/kioskfleet/hub/updates"
+	"github.com/kioskfleet/kioskfleet/hub/rollout"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	_ "github.com/kioskfleet/kioskfleet/hub/store/postgres" // the shared backend, postgres://...
 	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite"   // the embedded backend, sqlite:PATH
+	"github.com/kioskfleet/kioskfleet/hub/updates"
 )
 
 // Config configures a hub.
@@ -121,8 +122,10 @@ type Hub struct {
 	ing    *ingest.Ingest
 	br     *broker.Broker // held (Config.Hold) until Serve: a hello nobody answers leaves its kiosk waiting
 	idp    *identity.Provider
-	repo   *updates.Repository
 	closer []func() error // in the order opened
+
+	repo     *updates.Repository // the update repository (signed bundles and agent binaries)
+	rollouts *rollout.Engine
 }
 
 // Assemble builds a hub from cfg: data folder, bootstrap token, CA, store, ingest, broker (listening,
@@ -245,9 +248,12 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
+	if h.rollouts, err = rollout.New(rollout.Config{Store: st, Dispatch: h.ing, Targets: h.repo, Log: log.With("component", "rollout")}); err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/", httpapi.New(httpapi.Config{
-		Store: st, CA: authority, Sessions: br, Dispatch: h.ing, Catalog: cat, Updates: h.repo,
+		Store: st, CA: authority, Sessions: br, Dispatch: h.ing, Catalog: cat, Updates: h.repo, Rollouts: h.rollouts,
 		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}},
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise, Version: cfg.Version,
@@ -287,6 +293,7 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	errc := make(chan error, 2)
 	wg.Go(func() { _ = h.idp.Run(runCtx, time.Minute) })
 	wg.Go(func() { h.repo.Run(runCtx, 10*time.Minute) })
+	wg.Go(func() { h.rollouts.Run(runCtx) })
 	wg.Go(func() {
 		if err := h.ing.Run(runCtx); err != nil {
 			errc <- err

@@ -14,6 +14,7 @@
 //	catalog.go   Catalog   departments, apps, versions, releases per channel, audit, guides
 //	blobs.go     Blobs     content-addressed bytes: bundles, agent binaries, guide templates
 //	updates.go   Updates   the update repository's signed metadata (The Update Framework)
+//	rollouts.go  Rollouts  staged rollouts of apps and agent versions, and device tags
 //
 // The event stream (events.go, Events) comes next, as a domain of its own. Store composes every
 // domain; a caller asks for the smallest set it uses.
@@ -50,6 +51,7 @@ type Store interface {
 	Catalog
 	Blobs
 	Updates
+	Rollouts
 
 	// Ping checks cheaply that the backend answers (health endpoints).
 	Ping(ctx context.Context) error

@@ -413,3 +413,20 @@ func (r *Repository) Stats() Stats {
 	return Stats{TargetRequests: c.targets.Load(), CacheHits: c.hits.Load(), CacheMisses: c.misses.Load(), TargetBytes: c.bytes.Load(),
 		Metadata: c.metadata.Load(), NotModified: c.notModified.Load(), RangeRequests: c.ranges.Load()}
 }
+
+// AgentSigned reports whether some platform's binary of agent version is a current target.
+func (r *Repository) AgentSigned(ctx context.Context, version string) (bool, error) {
+	t, err := r.Targets(ctx)
+	if errors.Is(err, ErrNoRoot) || errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, tf := range t.Signed.Targets {
+		if c, err := tufmeta.CustomOf(tf); err == nil && c.Kind == tufmeta.KindAgent && c.Version == version {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -262,6 +262,12 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.list(w, r)
 	case r.Method == http.MethodGet && parts[0] == "apps":
 		h.catalog(w, r, parts[1:])
+	case r.Method == http.MethodGet && path == "rollouts":
+		writeJSON(w, http.StatusOK, api.Rollouts{Rollouts: []api.Rollout{{ID: "ro-1", State: api.RolloutRunning, Wave: 2,
+			Spec: api.RolloutSpec{Kind: api.RolloutBundle, App: "tax-print", Version: "1.5.0", Soak: "30m"}, CreatedBy: "u_op", CreatedAt: h.Now,
+			Waves: []api.WaveProgress{{Percent: 10, Counts: api.Counts{Devices: 2, Updated: 2}, StartedAt: h.Now, DoneAt: h.Now},
+				{Percent: 100, Counts: api.Counts{Devices: 18, Updated: 9, Failed: 1, Assigned: 8, Offline: 3}, StartedAt: h.Now}},
+			Totals: api.Counts{Devices: 20, Updated: 11, Failed: 1, Assigned: 8, Offline: 3}}}})
 	case parts[0] == "devices" && len(parts) >= 2:
 		id := parts[1]
 		if !api.ValidDeviceID(id) {

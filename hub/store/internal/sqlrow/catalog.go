@@ -21,14 +21,18 @@ func Where(q, placeholder string, eq map[string]string) (string, []any) {
 	slices.Sort(cols)
 	var args []any
 	for i, c := range cols {
-		p := placeholder
-		if p == "$" {
-			p += strconv.Itoa(i + 1)
-		}
-		q += map[bool]string{true: " WHERE ", false: " AND "}[i == 0] + c + " = " + p
+		q += map[bool]string{true: " WHERE ", false: " AND "}[i == 0] + c + " = " + Placeholder(placeholder, i+1)
 		args = append(args, eq[c])
 	}
 	return q, args
+}
+
+// Placeholder is the n-th bind parameter: "?" (SQLite) or "$n" (PostgreSQL, placeholder "$").
+func Placeholder(placeholder string, n int) string {
+	if placeholder == "$" {
+		return "$" + strconv.Itoa(n)
+	}
+	return "?"
 }
 
 // DepartmentCols are the columns of catalog_departments that Department scans.
@@ -167,4 +171,48 @@ func GuideVersion(sc Scanner, withDoc bool) (store.GuideVersion, error) {
 	err := sc.Scan(dest...)
 	v.CreatedAt, v.Doc = Time(created), doc
 	return v, err
+}
+
+// RolloutCols are the columns of rollouts that Rollout scans.
+const RolloutCols = `id, rev, kind, app, version, state, wave, spec, progress, reason, created_by, created_at, updated_at`
+
+// Rollout scans a row of RolloutCols.
+func Rollout(sc Scanner) (store.Rollout, error) {
+	var r store.Rollout
+	var spec, progress []byte
+	var created, updated int64
+	err := sc.Scan(&r.ID, &r.Rev, &r.Kind, &r.App, &r.Version, &r.State, &r.Wave, &spec, &progress, &r.Reason, &r.CreatedBy, &created, &updated)
+	r.Spec, r.Progress, r.CreatedAt, r.UpdatedAt = spec, progress, Time(created), Time(updated)
+	return r, err
+}
+
+// RolloutDeviceCols are the columns of rollout_devices that RolloutDevice scans.
+const RolloutDeviceCols = `device_id, wave, previous, state, error, updated_at`
+
+// RolloutDevice scans a row of RolloutDeviceCols.
+func RolloutDevice(sc Scanner) (store.RolloutDevice, error) {
+	var d store.RolloutDevice
+	var updated int64
+	err := sc.Scan(&d.DeviceID, &d.Wave, &d.Previous, &d.State, &d.Error, &updated)
+	d.UpdatedAt = Time(updated)
+	return d, err
+}
+
+// Tags folds rows of (device_id, tag) into a map.
+func Tags(rows []DeviceTag) map[string][]string {
+	out := map[string][]string{}
+	for _, r := range rows {
+		out[r.DeviceID] = append(out[r.DeviceID], r.Tag)
+	}
+	return out
+}
+
+// DeviceTag is a row of device_tags.
+type DeviceTag struct{ DeviceID, Tag string }
+
+// ScanTag scans a row of (device_id, tag).
+func ScanTag(sc Scanner) (DeviceTag, error) {
+	var t DeviceTag
+	err := sc.Scan(&t.DeviceID, &t.Tag)
+	return t, err
 }
