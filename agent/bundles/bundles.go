@@ -537,3 +537,41 @@ func (m *Manager) prune(app string) {
 		}
 	}
 }
+
+// FileGuard is the SessionGuard of a kiosk whose shell tells sessions with a file: a citizen
+// session is active while Path exists. While an app is switched the agent keeps Path+".updating",
+// and such a shell starts no session while that exists.
+type FileGuard struct {
+	Path string
+	Poll time.Duration // default 200 ms
+}
+
+// Active implements SessionGuard.
+func (g FileGuard) Active() bool {
+	_, err := os.Stat(g.Path)
+	return err == nil
+}
+
+// WaitIdle implements SessionGuard.
+func (g FileGuard) WaitIdle(ctx context.Context) (func(), error) {
+	poll := cmpOr(g.Poll, 200*time.Millisecond)
+	for g.Active() {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+	hold := g.Path + ".updating"
+	if err := os.WriteFile(hold, nil, 0o644); err != nil {
+		return nil, err
+	}
+	return func() { os.Remove(hold) }, nil
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}

@@ -59,6 +59,14 @@ type Config struct {
 	OfflineFraction float64
 	OfflineFor      time.Duration
 
+	// TakeBundles makes each kiosk take the apps its desired state names (a rollout), as the
+	// agent does: the update repository verified with the agent's TUF client, each target
+	// downloaded and checked (not kept); then reported active, or failed for a FailRate share
+	// of the kiosks (0..1), as if its health check had failed (bundles.go).
+	TakeBundles bool
+	FailRate    float64
+	FailVersion string // only this version fails ("": any)
+
 	// Storm, when set, is called once every agent is connected; the simulation then waits for the
 	// hub to go away (most sessions lost) and measures until every agent has reconnected and had
 	// its hello answered with an ack (resynced).
@@ -87,6 +95,11 @@ type Result struct {
 	Cuts           uint64  `json:"cuts"`          // connections cut by churn
 	OfflineKiosks  int     `json:"offlineKiosks"` // kiosks that went offline for OfflineFor
 	MaxBuffered    uint64  `json:"maxBuffered"`   // most records one kiosk held unacked at once
+	// With TakeBundles: apps taken (active), failed as asked, refused, and target bytes fetched.
+	BundlesActive  int64 `json:"bundlesActive,omitempty"`
+	BundlesFailed  int64 `json:"bundlesFailed,omitempty"`
+	BundlesRefused int64 `json:"bundlesRefused,omitempty"`
+	BundleBytes    int64 `json:"bundleBytes,omitempty"`
 }
 
 // Validate reports every problem with cfg at once.
@@ -112,6 +125,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.OfflineFraction > 0 && cfg.Duration <= 0 {
 		errs = append(errs, errors.New("offline fraction: needs a load window (duration > 0)"))
+	}
+	if cfg.FailRate < 0 || cfg.FailRate > 1 {
+		errs = append(errs, fmt.Errorf("fail rate: %v: want 0..1", cfg.FailRate))
 	}
 	return errors.Join(errs...)
 }
@@ -159,8 +175,9 @@ func Identities(ctx context.Context, cfg Config, n int) ([]enroll.Identity, erro
 
 // sim is one simulated kiosk.
 type sim struct {
-	ob   *outbox.Memory
-	link *link.Link
+	ob    *outbox.Memory
+	link  *link.Link
+	taker *taker // with TakeBundles
 	net  netctl
 	acks atomic.Uint64 // acks applied (any)
 
@@ -338,12 +355,23 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	hbBody := []byte(`{"uptimeS":1,"cpuPercent":1,"agentVersion":"fleetsim"}`)
 	ss := &samples{}
 	sims := make([]*sim, len(ids))
+	taken := &takeStats{}
 	for i, id := range ids {
 		s := &sim{ob: outbox.NewMemory(outbox.Options{MaxBytes: 1 << 30})}
 		if cfg.MQTTAddr != "" {
 			id.MQTTAddr = cfg.MQTTAddr
 		}
+		var onDesired func(context.Context, wire.Desired)
+		var stateVersion func() int64
+		if cfg.TakeBundles {
+			if s.taker, err = newTaker(s, id.DeviceID, cfg.HubURL, filepath.Join(cfg.StateDir, fmt.Sprintf("kiosk-%05d", i)), cfg.FailRate, cfg.FailVersion, taken,
+				cfg.Log.With("device", id.DeviceID)); err != nil {
+				return Result{}, err
+			}
+			onDesired, stateVersion = s.taker.onDesired, s.taker.stateVersion
+		}
 		s.link, err = link.New(link.Config{DeviceID: id.DeviceID, Broker: id.MQTTAddr, TLS: id.TLSConfig(), Outbox: s.ob,
+			OnDesired: onDesired, StateVersion: stateVersion,
 			AgentVersion: "fleetsim", OnAck: s.onAck(ss), BatchRecords: cfg.BatchRecords, MaxInflight: cfg.MaxInflight,
 			AckTimeout: cfg.AckTimeout, MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second, Dial: s.net.dial,
 			Log: cfg.Log.With("device", id.DeviceID)})
@@ -369,6 +397,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	for _, s := range sims {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = s.link.Run(ctx) }()
+		if s.taker != nil {
+			wg.Go(func() { s.taker.run(ctx) })
+		}
 		// Pace first connects so the hub sees a realistic (if steep) ramp, not one SYN flood.
 		sem <- struct{}{}
 		go func() {
@@ -447,6 +478,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res.Acked = totalAcked(sims)
 	res.Unacked = unacked(sims)
+	res.BundlesActive, res.BundlesFailed, res.BundlesRefused, res.BundleBytes = taken.active.Load(), taken.failed.Load(), taken.refused.Load(), taken.bytes.Load()
 	ss.mu.Lock()
 	res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs = pct(ss.lat, 0.5), pct(ss.lat, 0.99), pct(ss.lat, 1)
 	res.HeartbeatP99Ms = pct(ss.hb, 0.99)

@@ -144,6 +144,7 @@ func runCmd(args []string, stderr io.Writer) error {
 	synthetic := fs.Float64("synthetic-rate", 0, "append this many synthetic business records per second (load generator for tests and benchmarks)")
 	localAPI := fs.String("local-api", "0", "with --devices: loopback host:port of the local device API for the kiosk shell and kiosk apps, e.g. 127.0.0.1:8090 (0: off)")
 	appsAddr := fs.String("apps-addr", "0", "loopback host:port the installed kiosk apps are served on, each at http://APP.localhost:PORT, e.g. 127.0.0.1:8091 (0: off)")
+	sessionFile := fs.String("session-file", "", "a citizen session is active while this file exists (for a kiosk shell that tells sessions so); apps are switched only between sessions")
 	tufRoot := fs.String("tuf-root", "", "the update repository's root file (1.root.json from fleetctl keys init); default: fetched from the hub at first use and trusted from then on")
 	if err := parse(fs, args, cfgFile); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -170,7 +171,11 @@ func runCmd(args []string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a, err := daemon.Open(ctx, daemon.Config{DataDir: *dataDir, Version: version, Log: log, OutboxMaxBytes: *maxBytes,
+	var sessions bundles.SessionGuard
+	if *sessionFile != "" {
+		sessions = bundles.FileGuard{Path: *sessionFile}
+	}
+	a, err := daemon.Open(ctx, daemon.Config{Sessions: sessions, DataDir: *dataDir, Version: version, Log: log, OutboxMaxBytes: *maxBytes,
 		MQTTOverride: *mqtt, SyntheticRate: *synthetic, DevicesFile: *devicesFile, ProfilesDir: *profilesDir, Rescan: *rescan, AckTimeout: *ackTimeout, MaxBackoff: *maxBackoff,
 		LocalAPI: *localAPI, AppsAddr: *appsAddr, TUFRoot: *tufRoot})
 	if err != nil {
