@@ -70,13 +70,13 @@ type Departments struct {
 
 // App is an app of the catalog; the detail (GET /api/v1/apps/{id}) has its versions.
 type App struct {
-	ID          string       `json:"id"`
-	Department  string       `json:"department"`
-	Kind        string       `json:"kind"`
-	Name        string       `json:"name"`
-	Description string       `json:"description,omitempty"`
-	CreatedAt   time.Time    `json:"createdAt,omitzero"`
-	CreatedBy   string       `json:"createdBy,omitempty"`
+	ID          string    `json:"id"`
+	Department  string    `json:"department"`
+	Kind        string    `json:"kind"`
+	Name        string    `json:"name"`
+	Description string    `json:"description,omitempty"`
+	CreatedAt   time.Time `json:"createdAt,omitzero"`
+	CreatedBy   string    `json:"createdBy,omitempty"`
 	// Channels says, in lists, what each channel the app reached has of it: the version listed
 	// there, else the one last changed there.
 	Channels map[string]ChannelVersion `json:"channels,omitempty"`
@@ -351,4 +351,34 @@ func appPath(id string) string { return Prefix + "/apps/" + url.PathEscape(id) }
 
 func versionPath(appID, version string) string {
 	return appPath(appID) + "/versions/" + url.PathEscape(version)
+}
+
+// KioskCatalog is the body of GET /api/v1/public/kiosks/{id}/catalog: the apps listed on the
+// kiosk channel that this kiosk can offer now — each needs peripherals the kiosk has, connected
+// and working (Offered) — and those withheld, with why. An app withheld comes back as soon as
+// the kiosk reports the peripheral fixed.
+type KioskCatalog struct {
+	Kiosk      string        `json:"kiosk"`
+	Generation int64         `json:"generation"`    // of the catalog
+	PeriphAt   time.Time     `json:"peripheralsAt"` // when the kiosk last reported its peripherals
+	Apps       []KioskApp    `json:"apps"`          // offered, by ID
+	Withheld   []WithheldApp `json:"withheld"`      // by ID
+}
+
+// KioskApp is an app offered at a kiosk.
+type KioskApp struct {
+	CatalogEntry
+	Installed string `json:"installed,omitempty"` // the version the kiosk reports running (kiosk bundles)
+}
+
+// WithheldApp is an app not offered at a kiosk, and why.
+type WithheldApp struct {
+	App    string `json:"app"`
+	Reason string `json:"reason"` // e.g. "document-printer not working (a4 fault: media-empty)"
+}
+
+// KioskCatalog returns what a kiosk can offer now (no token needed).
+func (c *Client) KioskCatalog(ctx context.Context, deviceID string) (KioskCatalog, error) {
+	var out KioskCatalog
+	return out, c.Do(ctx, http.MethodGet, PublicPrefix+"/kiosks/"+url.PathEscape(deviceID)+"/catalog", nil, &out)
 }
