@@ -24,7 +24,7 @@ func fleetctlAs(t *testing.T, h *hub, token string, stdin string, args ...string
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "fleetctl"), append([]string{"--hub", h.client.BaseURL}, args...)...)
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "fleetctl"), append([]string{"--hub", h.client.BaseURL, "--ca", h.caFile}, args...)...)
 	env := append(os.Environ(), "KF_TOKEN=", "KF_TOKEN_FILE=", "KF_HUB=")
 	if _, err := os.Stat(token); err == nil {
 		env = append(env, "KF_TOKEN_FILE="+token)
@@ -129,6 +129,12 @@ func TestAdminClientsAndStaff(t *testing.T) {
 	// Roles and password set from stdin; the registration deleted.
 	fleetctlAs(t, h, admin, "new-fieldops-pass\n", "staff", "update", "fieldops1", "--roles", "fieldops,reviewer", "--password-file", "-").
 		want(t, 0, "fieldops,reviewer", "")
+	r = fleetctlAs(t, h, admin, "", "staff", "list")
+	r.want(t, 0, "fieldops1", "")
+	if !strings.Contains(r.stdout, "FAILED LOGINS") || !strings.Contains(r.stdout, "fieldops,reviewer") || strings.Contains(r.stdout, "LOCKED") {
+		t.Errorf("staff list:\n%s", r.stdout)
+	}
+	fleetctlAs(t, h, fieldops, "", "staff", "list").want(t, 4, "", "forbidden (HTTP 403): role admin required")
 	fleetctlAs(t, h, admin, "", "staff", "update", "nobody", "--roles", "fieldops").want(t, 3, "", "no such staff account")
 	fleetctlAs(t, h, admin, "", "clients", "delete", "e2e-portal").want(t, 0, "Deleted client e2e-portal", "")
 	fleetctlAs(t, h, admin, "", "clients", "show", "e2e-portal").want(t, 3, "", "not_found (HTTP 404): no such client")

@@ -32,7 +32,7 @@ func TestIDCardLoginWithEnrolledAgentKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	s, err := kiosklogin.Login(ctx, nil, h.client.BaseURL, id, ident.Signer(), simCard())
+	s, err := kiosklogin.Login(ctx, ident.HTTPClient(), h.client.BaseURL, id, ident.Signer(), simCard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,8 +52,12 @@ func TestIDCardLoginWithEnrolledAgentKey(t *testing.T) {
 		t.Fatal("the ID token carries the ID number")
 	}
 
-	// Replay: the same signed assertion twice.
-	a, err := kiosklogin.Assertion(ident.Signer(), id, h.client.BaseURL, simCard(), time.Now(), time.Minute)
+	// Replay: the same sealed assertion twice.
+	hub, err := kiosklogin.Discover(ctx, ident.HTTPClient(), h.client.BaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := hub.SealedAssertion(ident.Signer(), id, simCard(), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,20 +75,28 @@ func TestIDCardLoginWithEnrolledAgentKey(t *testing.T) {
 	if st := post(a); st == 200 {
 		t.Fatal("replayed assertion accepted")
 	}
+	// The card in clear (signed, not sealed) is refused.
+	inClear, err := kiosklogin.Assertion(ident.Signer(), id, hub.Issuer, simCard(), time.Now(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := post(inClear); st != 400 {
+		t.Fatalf("assertion with the card in clear: %d, want 400", st)
+	}
 	// A key that is not the kiosk's: another kiosk's key signing as this kiosk.
 	dir2, _ := h.enroll("hall-1")
 	other, err := enroll.Load(dir2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kiosklogin.Login(ctx, nil, h.client.BaseURL, id, other.Signer(), simCard()); !errors.Is(err, kiosklogin.ErrRefused) {
+	if _, err := kiosklogin.Login(ctx, other.HTTPClient(), h.client.BaseURL, id, other.Signer(), simCard()); !errors.Is(err, kiosklogin.ErrRefused) {
 		t.Fatalf("assertion signed with another kiosk's key: %v", err)
 	}
 	// A revoked kiosk.
 	if _, err := h.client.Revoke(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kiosklogin.Login(ctx, nil, h.client.BaseURL, id, ident.Signer(), simCard()); !errors.Is(err, kiosklogin.ErrRefused) {
+	if _, err := kiosklogin.Login(ctx, ident.HTTPClient(), h.client.BaseURL, id, ident.Signer(), simCard()); !errors.Is(err, kiosklogin.ErrRefused) {
 		t.Fatalf("revoked kiosk: %v", err)
 	}
 }

@@ -30,7 +30,7 @@ type repo struct {
 func (h *hub) fleetctl(args ...string) string {
 	h.t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "fleetctl"), args...)
-	cmd.Env = append(os.Environ(), "KF_HUB="+h.client.BaseURL, "KF_TOKEN="+h.client.Token)
+	cmd.Env = append(os.Environ(), "KF_HUB="+h.client.BaseURL, "KF_CA="+h.caFile, "KF_TOKEN="+h.client.Token)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		h.t.Fatalf("fleetctl %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -143,7 +143,7 @@ func TestRollout(t *testing.T) {
 	}
 	simDone := make(chan fleetsim.Result, 1)
 	go func() {
-		res, err := fleetsim.Run(ctx, fleetsim.Config{HubURL: h.client.BaseURL, Token: h.client.Token, StateDir: t.TempDir(), Agents: 40,
+		res, err := fleetsim.Run(ctx, fleetsim.Config{HubURL: h.client.BaseURL, HubCA: h.roots(), Token: h.client.Token, StateDir: t.TempDir(), Agents: 40,
 			Duration: 10 * time.Minute, TakeBundles: true, FailRate: 0.3, FailVersion: "1.1.0"})
 		if err != nil {
 			t.Error(err)

@@ -26,16 +26,28 @@ type counts struct {
 	OfflineHours int // simulated hours offline
 	LongCmds     int // commands queued while offline that must run once
 	ShortCmds    int // commands queued while offline that expire before reconnect
+	FloodConns   int // connections of each flood of issue 16 (slow bodies, half-sent CONNECTs)
+	FloodAgents  int // fleetsim kiosks syncing under the floods
+	FloodFor     time.Duration
 	FirstSeed    uint64
 }
 
 func soakCounts() counts {
-	c := counts{AgentKills: 20, HubKills: 10, Seeds: 1, Faults: 6, Records: 600, OfflineHours: 6, LongCmds: 3, ShortCmds: 2, FirstSeed: 1}
+	c := counts{AgentKills: 20, HubKills: 10, Seeds: 1, Faults: 6, Records: 600, OfflineHours: 6, LongCmds: 3, ShortCmds: 2,
+		FloodConns: 50, FloodAgents: 20, FloodFor: 10 * time.Second, FirstSeed: 1}
 	if os.Getenv("KF_SOAK") == "1" {
-		c = counts{AgentKills: 200, HubKills: 100, Seeds: 10, Faults: 20, Records: 3000, OfflineHours: 72, LongCmds: 20, ShortCmds: 10, FirstSeed: 1}
+		c = counts{AgentKills: 200, HubKills: 100, Seeds: 10, Faults: 20, Records: 3000, OfflineHours: 72, LongCmds: 20, ShortCmds: 10,
+			FloodConns: 1000, FloodAgents: 1000, FloodFor: 10 * time.Minute, FirstSeed: 1}
 	}
 	if s, err := strconv.ParseUint(os.Getenv("KF_SOAK_SEED"), 10, 64); err == nil {
 		c.FirstSeed = s
+	}
+	// A shorter flood soak, e.g. KF_SOAK=1 KF_SOAK_FLOOD_FOR=60s KF_SOAK_FLOOD_AGENTS=200.
+	if d, err := time.ParseDuration(os.Getenv("KF_SOAK_FLOOD_FOR")); err == nil {
+		c.FloodFor = d
+	}
+	if n, err := strconv.Atoi(os.Getenv("KF_SOAK_FLOOD_AGENTS")); err == nil {
+		c.FloodAgents = n
 	}
 	return c
 }
@@ -58,7 +70,7 @@ func (o outboxState) acked() uint64 {
 
 // readOutbox reads an agent's outbox read-only; the agent may be running (WAL readers do not
 // block its writer).
-func readOutbox(t *testing.T, dir string) outboxState {
+func readOutbox(t testing.TB, dir string) outboxState {
 	t.Helper()
 	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "outbox.db")+"?mode=ro&_busy_timeout=5000")
 	if err != nil {

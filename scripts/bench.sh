@@ -4,7 +4,7 @@
 # footprint. Prints each figure with its target; raw output and JSON land in var/bench/RUN/.
 # Speed is never asserted in make test; this is where it is measured. Record results in
 # docs/benchmarks.md. Knobs: BENCH_AGENTS_MAX (default 20000), BENCH_SECONDS (default 20),
-# BENCH_SKIP (space-separated scenario names to skip: go ingest latency churn drain drain1000 scale mosquitto idle
+# BENCH_SKIP (space-separated scenario names to skip: go shell ingest latency churn drain drain1000 scale mosquitto idle
 # bundles), BENCH_BUNDLE_AGENTS (default 1000) and BENCH_BUNDLE_MB (default 5) for the bundle rollout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +34,7 @@ HUBPID=
 start_hub() {
   "$BIN/fleet-hub" --data "$HUBDIR" --http-addr "$HTTP" --mqtt-addr "$MQTT" --log-level warn >>"$RUN/hub.out" 2>>"$RUN/hub.log" &
   HUBPID=$!
-  for _ in $(seq 1 200); do curl -fsS "http://$HTTP/healthz" >/dev/null 2>&1 && return; sleep 0.05; done
+  for _ in $(seq 1 200); do curl -fsS --cacert "$HUBDIR/ca/ca.crt" "https://$HTTP/healthz" >/dev/null 2>&1 && return; sleep 0.05; done
   echo "hub did not start" >&2; cat "$RUN/hub.log" >&2; exit 1
 }
 stop_hub() { [ -n "$HUBPID" ] && kill "$HUBPID" 2>/dev/null && wait "$HUBPID" 2>/dev/null || true; HUBPID=; }
@@ -54,8 +54,8 @@ row() { rows+=("$(printf '%-62s | %-26s | %s' "$1" "$2" "$3")"); echo "  -> $1: 
 if ! skip go; then
   echo "== Go benchmarks"
   go test -run '^$' -benchtime 1s -benchmem \
-    -bench 'BenchmarkDecodeBatch|BenchmarkCommitBatches|BenchmarkAppend|BenchmarkPendingAck|BenchmarkSplit|BenchmarkDecodeText|BenchmarkReadCardPty|BenchmarkIngest|BenchmarkRefreshGrant|BenchmarkUserinfo|BenchmarkDiscoveryJWKS|BenchmarkPasswordLogin|BenchmarkLocalAPIRoundTrip|BenchmarkCatalogRead' \
-    ./pkg/wire ./hub/store/sqlite ./hub/store/postgres ./agent/outbox ./drivers/idcard ./hub/ingest ./hub/identity ./agent/localapi ./hub/httpapi 2>&1 | grep -E '^(Benchmark|ok|FAIL)' | tee "$RUN/go.txt"
+    -bench 'BenchmarkDecodeBatch|BenchmarkCheck|BenchmarkCommitBatches|BenchmarkAppend|BenchmarkPendingAck|BenchmarkSplit|BenchmarkDecodeText|BenchmarkReadCardPty|BenchmarkIngest|BenchmarkRefreshGrant|BenchmarkUserinfo|BenchmarkDiscoveryJWKS|BenchmarkPasswordLogin|BenchmarkLocalAPIRoundTrip|BenchmarkCatalogRead' \
+    ./pkg/wire ./pkg/strictjson ./hub/store/sqlite ./hub/store/postgres ./agent/outbox ./drivers/idcard ./hub/ingest ./hub/identity ./agent/localapi ./hub/httpapi 2>&1 | grep -E '^(Benchmark|ok|FAIL)' | tee "$RUN/go.txt"
   v=$(grep -E '^BenchmarkAppendBatch' "$RUN/go.txt" | grep -o '[0-9.]* records/s' | head -1 || true)
   row "agent outbox enqueue, synchronous=FULL (AppendBatch)" ">= 5,000 records/s" "${v:-see go.txt}"
   v=$(grep -E '^BenchmarkLocalAPIRoundTrip' "$RUN/go.txt" | grep -o '[0-9.]* p99-ms' | head -1 || true)
@@ -64,11 +64,21 @@ if ! skip go; then
   row "catalog read, a channel's 50 listed apps (public, loopback HTTP)" ">= 10,000 requests/s" "${v:-see go.txt}"
 fi
 
+if ! skip shell; then
+  echo "== kiosk shell: card tap -> logged in (real hub on loopback), agent RSS over shell sessions"
+  go test -run '^$' -bench 'BenchmarkCardTapLogin|BenchmarkShellSession' -benchtime 30x ./e2e/ 2>&1 \
+    | grep -E '^(Benchmark|ok|FAIL)' | tee "$RUN/shell.txt"
+  v=$(grep -E '^BenchmarkCardTapLogin' "$RUN/shell.txt" | grep -o '[0-9.]* p99-ms' | head -1 || true)
+  row "card tap -> logged in p99 (device time excluded)" "<= 300 ms" "${v:-see shell.txt}"
+  v=$(grep -E '^BenchmarkShellSession' "$RUN/shell.txt" | grep -o '[0-9.]* agent-rss-MiB' | head -1 || true)
+  row "agent RSS after 30 shell sessions (login, print, receipt, wipe)" "< 60 MiB" "${v:-see shell.txt}"
+fi
+
 HUBDIR_FRESH=0
 [ -d "$HUBDIR" ] || HUBDIR_FRESH=1
 start_hub
 TOKEN=$(cat "$HUBDIR/bootstrap-token")
-sim() { "$BIN/fleetsim" --hub "http://$HTTP" --mqtt "$MQTT" --token "$TOKEN" "$@"; }
+sim() { "$BIN/fleetsim" --hub "https://$HTTP" --ca "$HUBDIR/ca/ca.crt" --mqtt "$MQTT" --token "$TOKEN" "$@"; }
 
 if ! skip ingest; then
   echo "== sustained ingest: 1,000 agents, 60 records/s each offered, 200 B, ${SECS}s"
@@ -154,7 +164,7 @@ if ! skip bundles; then
   stop_hub
   MAINHUB=$HUBDIR; HUBDIR=var/bench/hub-bundles; rm -rf "$HUBDIR" var/bench/sim-bundles var/bench/keys-bundles
   start_hub
-  fc() { KF_HUB="http://$HTTP" KF_TOKEN_FILE="$HUBDIR/bootstrap-token" "$BIN/fleetctl" "$@"; }
+  fc() { KF_HUB="https://$HTTP" KF_CA="$HUBDIR/ca/ca.crt" KF_TOKEN_FILE="$HUBDIR/bootstrap-token" "$BIN/fleetctl" "$@"; }
   B=$RUN/bundle; mkdir -p "$B/src"
   printf '{"app":"bench-app","version":"1.0.0","entry":"index.html","services":["Printer"]}\n' >"$B/src/manifest.json"
   printf '<!doctype html><title>bench</title>\n' >"$B/src/index.html"
@@ -168,7 +178,7 @@ if ! skip bundles; then
   fc keys generate --dir var/bench/keys-bundles >/dev/null; fc keys init --dir var/bench/keys-bundles >/dev/null
   fc keys sign-bundle bench-app 1.0.0 --dir var/bench/keys-bundles >/dev/null
   fc apps publish bench-app 1.0.0 --channel kiosk >/dev/null
-  "$BIN/fleetsim" --hub "http://$HTTP" --mqtt "$MQTT" --token "$(cat "$HUBDIR/bootstrap-token")" --state var/bench/sim-bundles \
+  "$BIN/fleetsim" --hub "https://$HTTP" --ca "$HUBDIR/ca/ca.crt" --mqtt "$MQTT" --token "$(cat "$HUBDIR/bootstrap-token")" --state var/bench/sim-bundles \
       --agents "$NB" --rate 0 --duration 30m --take-bundles --json "$RUN/bundles-sim.json" >"$RUN/bundles-sim.txt" 2>&1 &
   SIM=$!
   for _ in $(seq 1 600); do

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/agent/bundles"
@@ -25,6 +26,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/agent/link"
 	"github.com/kioskfleet/kioskfleet/agent/localapi"
 	"github.com/kioskfleet/kioskfleet/agent/outbox"
+	"github.com/kioskfleet/kioskfleet/agent/shell"
 	"github.com/kioskfleet/kioskfleet/drivers/transport"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
@@ -89,11 +91,13 @@ type Agent struct {
 	local    *http.Server     // the local device API's; nil when off
 	localLn  net.Listener
 	localAPI *localapi.Server
+	shell    *shell.Shell     // the kiosk shell, served with the local API; nil when off
 	bundles  *bundles.Manager // nil without a hub URL
 	apps     *http.Server     // serves the installed apps; nil when off
 	appsLn   net.Listener
 	report   chan struct{}      // the installer changed: report the state
-	stop     context.CancelFunc // ends Run (to switch to a staged agent)
+	stop     context.CancelFunc // ends Run (the restart command, or to switch to a staged agent)
+	restart  atomic.Bool        // the restart command ran: Run returns, and the process starts again
 
 	mu       sync.Mutex
 	settings Settings
@@ -183,7 +187,8 @@ func (a *Agent) Close() error {
 	return a.ob.Close()
 }
 
-// Run runs the agent until ctx is done (or it restarts to switch to a staged agent version).
+// Run runs the agent until ctx is done, or the restart command ran (RestartRequested), or it
+// stops to switch to a staged agent version (the launcher starts that one).
 func (a *Agent) Run(ctx context.Context) error {
 	ctx, a.stop = context.WithCancel(ctx)
 	defer a.stop()
@@ -344,6 +349,10 @@ func (a *Agent) execute(ctx context.Context, c wire.Command) {
 	if ferr := a.in.Finish(ctx, c.ID, err == nil, out, msg); ferr != nil {
 		a.log.Error("command result not recorded", "command", c.ID, "err", ferr)
 	}
+	if a.restart.Load() { // its result is durable: the agent stops, to start again
+		a.log.Info("restarting at the hub's command", "command", c.ID)
+		a.stop()
+	}
 }
 
 // commandHandlers returns a handler for each command of api.CommandSpecs.
@@ -355,6 +364,7 @@ func (a *Agent) commandHandlers() map[string]Handler {
 		api.CmdPeripherals:    a.cmdPeripherals,
 		api.CmdPrintTestPage:  a.cmdPrintTestPage,
 		api.CmdIDCardSelfTest: a.cmdIDCardSelfTest,
+		api.CmdRestart:        a.cmdRestart,
 	}
 }
 
@@ -373,6 +383,7 @@ type diagnostics struct {
 	Outbox             outboxDiagnostics `json:"outbox"`
 	Host               hoststat.Sample   `json:"host"`
 	Settings           Settings          `json:"settings"`
+	CitizenSession     bool              `json:"citizenSession"` // a citizen is using the kiosk now
 }
 
 type outboxDiagnostics struct {
@@ -398,7 +409,7 @@ func (a *Agent) cmdDiagnostics(ctx context.Context, _ json.RawMessage) (json.Raw
 		Outbox: outboxDiagnostics{DepthRecords: ob.Depth, SizeBytes: ob.Bytes, MaxBytes: ob.MaxBytes,
 			EvictedRecords: ob.Evicted, RefusedRecords: ob.Refused, Full: ob.Full,
 			OldestAgeSeconds: math.Round(ob.OldestAge.Seconds()*1000) / 1000},
-		Host: s, Settings: settings,
+		Host: s, Settings: settings, CitizenSession: a.CitizenSession(),
 	})
 }
 

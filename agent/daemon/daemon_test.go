@@ -56,3 +56,25 @@ func TestDiagnosticsFieldsSayTheirUnits(t *testing.T) {
 	}
 	walk("diagnostics", doc)
 }
+
+// homeUrl is a path of the shell or an http(s) URL; anything else is refused with the reason.
+func TestSettingsHomeURL(t *testing.T) {
+	for doc, ok := range map[string]bool{
+		`{"homeUrl":"/shell/?care=1"}`:                true,
+		`{"homeUrl":"http://127.0.0.1:8090/shell/"}`:  true,
+		`{"homeUrl":"https://apps.example.gov.cn/a"}`: true,
+		`{"homeUrl":"javascript:alert(1)"}`:           false,
+		`{"homeUrl":"//evil.example/"}`:               false,
+		`{"homeUrl":"shell"}`:                         false,
+		`{"idleTimeout":"5s","homeUrl":"ftp://x/"}`:   false,
+		`{"idleTimeout":"15s"}`:                       true,
+	} {
+		_, err := ParseSettings(json.RawMessage(doc))
+		if (err == nil) != ok {
+			t.Errorf("%s: %v", doc, err)
+		}
+		if !ok && err != nil && strings.Contains(doc, "homeUrl") && !strings.Contains(err.Error(), "homeUrl") {
+			t.Errorf("%s: the error does not name homeUrl: %v", doc, err)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/agent/kiosklogin"
 	"github.com/kioskfleet/kioskfleet/agent/localapi"
+	"github.com/kioskfleet/kioskfleet/agent/shell"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -36,7 +37,7 @@ func CheckLocalAPI(addr string) error {
 func LocalAPIOff(addr string) bool { return addr == "" || addr == "0" }
 
 // openLocalAPI listens on the local API's loopback address and builds the API on the device
-// manager. The kiosk shell will be served on the same listener (its origin is the listener's).
+// manager, and the kiosk shell (agent/shell) on the same listener: its origin is the listener's.
 func (a *Agent) openLocalAPI() error {
 	if LocalAPIOff(a.cfg.LocalAPI) {
 		return nil
@@ -52,18 +53,27 @@ func (a *Agent) openLocalAPI() error {
 		return fmt.Errorf("agent: local device API: %w", err)
 	}
 	var login localapi.Authenticator
+	hc := a.id.HTTPClient() // trusts only the hub CA pinned at enrollment
+	hc.Timeout = 15 * time.Second
 	if key := a.id.Signer(); key != nil && a.id.HubURL != "" {
-		hc := &http.Client{Timeout: 15 * time.Second}
 		login = localapi.AuthenticatorFunc(func(ctx context.Context, card wire.IDCard) (kiosklogin.Session, error) {
 			return kiosklogin.Login(ctx, hc, a.id.HubURL, a.id.DeviceID, key, card)
 		})
+	}
+	devs, err := a.openShell(hc)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if login != nil {
+		login = a.shell.Authenticator(login)
 	}
 	var apps localapi.Apps
 	if a.bundles != nil && a.appsLn != nil {
 		_, port, _ := net.SplitHostPort(a.appsLn.Addr().String())
 		apps = a.bundles.Apps(port) // the installed kiosk apps, each with its manifest's services
 	}
-	api, err := localapi.New(localapi.Config{Devices: a.devs, Log: a.log.With("component", "localapi"),
+	api, err := localapi.New(localapi.Config{Devices: devs, Log: a.log.With("component", "localapi"),
 		ShellOrigins: localapi.ShellOrigins(ln.Addr().String()), Login: login, Apps: apps})
 	if err != nil {
 		ln.Close()
@@ -71,6 +81,7 @@ func (a *Agent) openLocalAPI() error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(localapi.Path, api)
+	mux.Handle("/", a.shell)
 	a.local = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	a.localLn, a.localAPI = ln, api
 	return nil
@@ -88,8 +99,12 @@ func (a *Agent) LocalAPIAddr() string {
 // commands are canceled) and waits for them.
 func (a *Agent) serveLocalAPI(ctx context.Context) {
 	a.log.Info("local device API listening", "addr", a.LocalAPIAddr(), "path", localapi.Path)
+	a.log.Info("kiosk shell served", "url", "http://"+a.LocalAPIAddr()+shell.Prefix)
 	served := make(chan error, 1)
 	go func() { served <- a.local.Serve(a.localLn) }()
+	shellDone := make(chan struct{})
+	go func() { defer close(shellDone); _ = a.shell.Run(ctx) }()
+	defer func() { <-shellDone }() // the session in progress is wiped before the agent stops
 	select {
 	case err := <-served:
 		a.log.Error("local device API stopped", "err", err)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -14,7 +16,7 @@ type Settings struct {
 	HeartbeatInterval Duration `json:"heartbeatInterval"`
 	IdleTimeout       Duration `json:"idleTimeout"` // citizen session wiped after this much inactivity
 	LogLevel          string   `json:"logLevel"`
-	HomeURL           string   `json:"homeUrl,omitempty"` // the kiosk shell's start page
+	HomeURL           string   `json:"homeUrl,omitempty"` // the kiosk shell's start page: a path of the shell (/shell/?lang=en&care=1) or an http(s) URL
 	// Kiosk apps and the agent version to install (the hub's rollouts, wire.UpdateTargets).
 	Bundles map[string]string `json:"bundles,omitempty"`
 	Agent   string            `json:"agent,omitempty"`
@@ -42,6 +44,12 @@ func ParseSettings(doc json.RawMessage) (Settings, error) {
 	}
 	if s.IdleTimeout.D < 10*time.Second || s.IdleTimeout.D > time.Hour {
 		errs = append(errs, fmt.Errorf("idleTimeout %s: want 10s..1h", s.IdleTimeout.D))
+	}
+	if h := s.HomeURL; h != "" {
+		u, err := url.Parse(h)
+		if err != nil || !(strings.HasPrefix(h, "/") && !strings.HasPrefix(h, "//") || (u.Scheme == "http" || u.Scheme == "https") && u.Host != "") {
+			errs = append(errs, fmt.Errorf("homeUrl %q: want a path (/shell/?care=1) or an http(s) URL", h))
+		}
 	}
 	switch s.LogLevel {
 	case "debug", "info", "warn", "error":

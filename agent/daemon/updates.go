@@ -51,7 +51,7 @@ func (a *Agent) openUpdates() error {
 	}
 	a.bundles, err = bundles.New(bundles.Config{Dir: filepath.Join(a.cfg.DataDir, "apps"), Source: src, Guard: guard,
 		Health: a.appHealth(), Records: a.ob, AgentVersion: a.cfg.Version, Platform: runtime.GOOS + "-" + runtime.GOARCH,
-		AgentDir: agentDir, Restart: a.restart, Log: a.log.With("component", "bundles"), Changed: a.updatesChanged})
+		AgentDir: agentDir, Restart: a.switchAgent, Log: a.log.With("component", "bundles"), Changed: a.updatesChanged})
 	if err != nil {
 		return err
 	}
@@ -176,8 +176,8 @@ func (a *Agent) reportUpdates(ctx context.Context) {
 	}
 }
 
-// restart ends Run so that the launcher starts the staged agent.
-func (a *Agent) restart() {
+// switchAgent ends Run so that the launcher starts the staged agent.
+func (a *Agent) switchAgent() {
 	a.log.Info("restarting to switch to the staged agent")
 	if a.stop != nil {
 		a.stop()

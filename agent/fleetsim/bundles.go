@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -46,9 +47,9 @@ type takeStats struct {
 	bytes                   atomic.Int64
 }
 
-func newTaker(s *sim, id, hubURL, stateDir string, failRate float64, failOnly string, stats *takeStats, log *slog.Logger) (*taker, error) {
+func newTaker(s *sim, id, hubURL string, hc *http.Client, stateDir string, failRate float64, failOnly string, stats *takeStats, log *slog.Logger) (*taker, error) {
 	repo := strings.TrimRight(hubURL, "/") + "/tuf"
-	src, err := bundles.NewSource(bundles.SourceConfig{RepoURL: repo, Dir: filepath.Join(stateDir, "tuf"), RootURL: repo + "/1.root.json", Discard: true})
+	src, err := bundles.NewSource(bundles.SourceConfig{RepoURL: repo, Dir: filepath.Join(stateDir, "tuf"), RootURL: repo + "/1.root.json", HTTP: hc, Discard: true})
 	if err != nil {
 		return nil, err
 	}

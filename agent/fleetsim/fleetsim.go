@@ -7,12 +7,14 @@ package fleetsim
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,10 +33,11 @@ import (
 
 // Config describes a simulated fleet and its load.
 type Config struct {
-	HubURL   string // hub HTTP API, for enrollment
-	Token    string // admin token, to create the site and enrollment tokens
-	MQTTAddr string // override the advertised MQTT address (e.g. a fault proxy)
-	StateDir string // identities are kept here and reused across runs against the same hub
+	HubURL   string         // hub HTTP API, for enrollment
+	HubCA    *x509.CertPool // trusted for the hub's HTTPS (nil: the system's roots); kiosks pin it through their tokens
+	Token    string         // admin token, to create the site and enrollment tokens
+	MQTTAddr string         // override the advertised MQTT address (e.g. a fault proxy)
+	StateDir string         // identities are kept here and reused across runs against the same hub
 
 	Agents    int
 	Rate      float64       // records per second per agent
@@ -67,6 +70,9 @@ type Config struct {
 	FailRate    float64
 	FailVersion string // only this version fails ("": any)
 
+	// Connected, when set, is called once every agent is connected (or the connect deadline
+	// passed), before the load window: a test starts what should run alongside the load.
+	Connected func()
 	// Storm, when set, is called once every agent is connected; the simulation then waits for the
 	// hub to go away (most sessions lost) and measures until every agent has reconnected and had
 	// its hello answered with an ack (resynced).
@@ -134,7 +140,7 @@ func (cfg *Config) Validate() error {
 
 // Identities enrolls (or loads from StateDir) n kiosk identities.
 func Identities(ctx context.Context, cfg Config, n int) ([]enroll.Identity, error) {
-	c := &api.Client{BaseURL: cfg.HubURL, Token: cfg.Token}
+	c := &api.Client{BaseURL: cfg.HubURL, Token: cfg.Token, HTTP: &http.Client{Transport: api.Transport(cfg.HubCA)}}
 	site := "fleetsim"
 	if _, err := c.CreateSite(ctx, fleet.Site{ID: site, Name: "Fleet simulator", Region: "110101"}); err != nil {
 		var ae *api.Error
@@ -191,9 +197,22 @@ type sim struct {
 
 // netctl is a kiosk's network: it dials the hub, and can cut the connection or refuse to dial.
 type netctl struct {
+	from net.Addr // local address to dial from, if any
 	mu   sync.Mutex
 	conn *cutConn // the current connection, if any
 	down bool     // offline: dials fail
+}
+
+// source is the local address kiosk i dials a hub at addr from: on IPv4 loopback, an address of
+// its own in 127.0.0.0/8 (all local on Linux), as kiosks in the field each have theirs, so that
+// a hub's per-address limits see a fleet rather than one client; elsewhere the system's choice.
+func source(addr string, i int) net.Addr {
+	host, _, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	if err != nil || ip == nil || !ip.IsLoopback() || ip.To4() == nil {
+		return nil
+	}
+	return &net.TCPAddr{IP: net.IPv4(127, 1, byte(i/250), byte(1+i%250))}
 }
 
 // errOffline is what a dial gets while the simulated network is down.
@@ -232,7 +251,7 @@ func (n *netctl) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	if down {
 		return nil, errOffline
 	}
-	raw, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	raw, err := (&net.Dialer{LocalAddr: n.from}).DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -356,15 +375,17 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	ss := &samples{}
 	sims := make([]*sim, len(ids))
 	taken := &takeStats{}
+	tufHTTP := &http.Client{Transport: api.Transport(cfg.HubCA), Timeout: 30 * time.Second} // shared by the kiosks taking bundles
 	for i, id := range ids {
 		s := &sim{ob: outbox.NewMemory(outbox.Options{MaxBytes: 1 << 30})}
 		if cfg.MQTTAddr != "" {
 			id.MQTTAddr = cfg.MQTTAddr
 		}
+		s.net.from = source(id.MQTTAddr, i)
 		var onDesired func(context.Context, wire.Desired)
 		var stateVersion func() int64
 		if cfg.TakeBundles {
-			if s.taker, err = newTaker(s, id.DeviceID, cfg.HubURL, filepath.Join(cfg.StateDir, fmt.Sprintf("kiosk-%05d", i)), cfg.FailRate, cfg.FailVersion, taken,
+			if s.taker, err = newTaker(s, id.DeviceID, cfg.HubURL, tufHTTP, filepath.Join(cfg.StateDir, fmt.Sprintf("kiosk-%05d", i)), cfg.FailRate, cfg.FailVersion, taken,
 				cfg.Log.With("device", id.DeviceID)); err != nil {
 				return Result{}, err
 			}
@@ -427,6 +448,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res.ConnectSeconds = time.Since(start).Seconds()
 	cfg.Log.Info("agents connected", "connected", res.Connected, "of", len(sims), "seconds", res.ConnectSeconds)
+	if cfg.Connected != nil {
+		cfg.Connected()
+	}
 
 	if cfg.Storm != nil {
 		res.StormSeconds, res.StormResynced = storm(ctx, cfg, sims)

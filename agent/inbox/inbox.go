@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/agent/outbox"
+	"github.com/kioskfleet/kioskfleet/pkg/strictjson"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -149,8 +150,10 @@ func (in *Inbox) Receive(ctx context.Context, cmd wire.Command, now time.Time) (
 // Finish records the outcome of a running command and appends its succeeded or failed result in
 // the same transaction. output, if any, must be JSON.
 func (in *Inbox) Finish(ctx context.Context, id string, ok bool, output json.RawMessage, errMsg string) error {
-	if len(output) > 0 && !json.Valid(output) {
-		return fmt.Errorf("%w: output of %s is not valid JSON", ErrInvalid, id)
+	if len(output) > 0 {
+		if err := strictjson.Check(output); err != nil {
+			return fmt.Errorf("%w: output of %s is not strict JSON: %w", ErrInvalid, id, err)
+		}
 	}
 	res := wire.CommandResult{ID: id, State: wire.CmdSucceeded, Output: output}
 	if !ok {

@@ -1,7 +1,9 @@
 // Package kiosklogin logs a citizen in at a kiosk after an ID-card read: the agent signs a
-// short-lived assertion with the kiosk's enrolled device key (ES256 JWT, RFC 7519) and exchanges it
+// short-lived assertion with the kiosk's enrolled device key (ES256 JWT, RFC 7519), encrypts it to
+// the hub's published encryption key (JWE, ECDH-ES + A256GCM: wire.SealAssertion) and exchanges it
 // at the hub's token endpoint with the JWT bearer grant (RFC 7523 §2.1) for a short session token.
-// The card data goes only into the signed assertion, over the hub connection; it is never logged.
+// The card data goes only into the encrypted assertion: no proxy terminating TLS in front of the
+// hub, and no log of the request, sees it; it is never logged here.
 package kiosklogin
 
 import (
@@ -20,6 +22,8 @@ import (
 	"strings"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -34,7 +38,10 @@ var ErrRefused = errors.New("kiosklogin: login refused")
 
 // Assertion returns the signed assertion (wire.KioskClaims) for the card the reader read: issuer
 // and subject are the kiosk's device ID, audience the hub's issuer URL, valid for ttl (the hub
-// accepts at most 2 minutes). The caller wipes the card when the citizen's session ends.
+// accepts at most 2 minutes). The caller wipes the card when the citizen's session ends. A card
+// without a number makes an assertion without id_card: the kiosk's own, for the device
+// authorization request of a QR login (hub/identity ParamKioskAssertion). It is not encrypted:
+// the hub takes one with a card only sealed (Hub.SealedAssertion).
 func Assertion(key *ecdsa.PrivateKey, deviceID, audience string, card wire.IDCard, now time.Time, ttl time.Duration) (string, error) {
 	if key == nil {
 		return "", errors.New("kiosklogin: no device key")
@@ -45,6 +52,9 @@ func Assertion(key *ecdsa.PrivateKey, deviceID, audience string, card wire.IDCar
 		Issuer: deviceID, Subject: deviceID, Audience: wire.Audience{audience},
 		IssuedAt: wire.NewNumericDate(now), Expiry: wire.NewNumericDate(now.Add(ttl)), ID: hex.EncodeToString(jti),
 		Card: &card,
+	}
+	if len(card.Number) == 0 {
+		claims.Card = nil
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
@@ -75,27 +85,70 @@ type Session struct {
 // String never shows the tokens.
 func (s Session) String() string { return fmt.Sprintf("Session{expires in %s}", s.ExpiresIn) }
 
-// Login discovers the hub's token endpoint and logs the citizen in.
-func Login(ctx context.Context, hc *http.Client, hubURL, deviceID string, key *ecdsa.PrivateKey, card wire.IDCard) (Session, error) {
+// Hub is what a kiosk needs of its hub to log a citizen in, from the hub's discovery document
+// and JWKS: fetch it for each login (Discover), so that a rotated key is picked up.
+type Hub struct {
+	Issuer   string
+	TokenURL string
+	Key      jose.JSONWebKey // the hub's encryption key for assertions (use enc, ECDH-ES)
+}
+
+// Discover reads the hub's OpenID discovery document and its current encryption key.
+func Discover(ctx context.Context, hc *http.Client, hubURL string) (Hub, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
 	var disc struct {
 		Issuer string `json:"issuer"`
 		Token  string `json:"token_endpoint"`
+		JWKS   string `json:"jwks_uri"`
 	}
 	if err := getJSON(ctx, hc, strings.TrimRight(hubURL, "/")+"/.well-known/openid-configuration", &disc); err != nil {
+		return Hub{}, err
+	}
+	if disc.Issuer == "" || disc.Token == "" || disc.JWKS == "" {
+		return Hub{}, errors.New("kiosklogin: discovery without issuer, token endpoint or jwks_uri")
+	}
+	var jwks json.RawMessage
+	if err := getJSON(ctx, hc, disc.JWKS, &jwks); err != nil {
+		return Hub{}, err
+	}
+	key, err := wire.EncryptionKey(jwks)
+	if err != nil {
+		return Hub{}, fmt.Errorf("kiosklogin: %w", err)
+	}
+	return Hub{Issuer: disc.Issuer, TokenURL: disc.Token, Key: key}, nil
+}
+
+// SealedAssertion returns the assertion for the card, signed with the device key and encrypted
+// to the hub, valid for a minute from now.
+func (h Hub) SealedAssertion(key *ecdsa.PrivateKey, deviceID string, card wire.IDCard, now time.Time) (string, error) {
+	a, err := Assertion(key, deviceID, h.Issuer, card, now, time.Minute)
+	if err != nil {
+		return "", err
+	}
+	sealed, err := wire.SealAssertion(a, h.Key)
+	if err != nil {
+		return "", fmt.Errorf("kiosklogin: %w", err)
+	}
+	return sealed, nil
+}
+
+// Login discovers the hub and logs the citizen in.
+func Login(ctx context.Context, hc *http.Client, hubURL, deviceID string, key *ecdsa.PrivateKey, card wire.IDCard) (Session, error) {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	hub, err := Discover(ctx, hc, hubURL)
+	if err != nil {
 		return Session{}, err
 	}
-	if disc.Issuer == "" || disc.Token == "" {
-		return Session{}, errors.New("kiosklogin: discovery without issuer or token endpoint")
-	}
-	a, err := Assertion(key, deviceID, disc.Issuer, card, time.Now(), time.Minute)
+	a, err := hub.SealedAssertion(key, deviceID, card, time.Now())
 	if err != nil {
 		return Session{}, err
 	}
 	form := url.Values{"grant_type": {GrantType}, "assertion": {a}, "client_id": {ClientID}, "scope": {"openid profile"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, disc.Token, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hub.TokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
 		return Session{}, fmt.Errorf("kiosklogin: %w", err)
 	}

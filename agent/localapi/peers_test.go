@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/kioskfleet/kioskfleet/agent/kiosklogin"
 	"github.com/kioskfleet/kioskfleet/agent/localapi"
 	"github.com/kioskfleet/kioskfleet/agent/localapi/localapitest"
@@ -118,11 +120,13 @@ func TestScanToPDF(t *testing.T) {
 	expect(t, c.Do("Scanner.Scan", map[string]any{"mode": "sepia"}, time.Minute), "invalidData", "")
 }
 
-// fakeHub is the hub's token endpoint as far as an ID card login goes: it checks the kiosk's
-// assertion (RFC 7523: ES256 with the device key) and answers a session for the card's holder.
+// fakeHub is the hub's token endpoint as far as an ID card login goes: it opens the kiosk's
+// assertion with its encryption key (JWE, wire.SealAssertion), checks it (RFC 7523: ES256 with
+// the device key) and answers a session for the card's holder.
 type fakeHub struct {
 	*httptest.Server
 	key *ecdsa.PrivateKey
+	enc *ecdsa.PrivateKey // the hub's key for assertions, published in its JWKS
 
 	mu      sync.Mutex
 	numbers []string // ID numbers in the assertions received
@@ -133,13 +137,28 @@ func newFakeHub(t *testing.T) *fakeHub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &fakeHub{key: key}
+	enc, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &fakeHub{key: key, enc: enc}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(map[string]string{"issuer": h.URL, "token_endpoint": h.URL + "/oidc/token"})
+		json.NewEncoder(w).Encode(map[string]string{"issuer": h.URL, "token_endpoint": h.URL + "/oidc/token",
+			"jwks_uri": h.URL + "/oidc/keys"})
+	})
+	mux.HandleFunc("/oidc/keys", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
+			{Key: &enc.PublicKey, KeyID: "e1", Algorithm: string(wire.AssertionKeyAlg), Use: "enc"}}})
 	})
 	mux.HandleFunc("/oidc/token", func(w http.ResponseWriter, r *http.Request) {
-		parts := strings.Split(r.FormValue("assertion"), ".")
+		var parts []string
+		if jwe, err := jose.ParseEncryptedCompact(r.FormValue("assertion"), []jose.KeyAlgorithm{wire.AssertionKeyAlg},
+			[]jose.ContentEncryption{wire.AssertionEnc}); err == nil {
+			if inner, err := jwe.Decrypt(enc); err == nil {
+				parts = strings.Split(string(inner), ".")
+			}
+		}
 		if len(parts) != 3 || r.FormValue("grant_type") != kiosklogin.GrantType {
 			http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
 			return
@@ -170,7 +189,7 @@ func newFakeHub(t *testing.T) *fakeHub {
 }
 
 // Login.IdCard reads the card and logs its holder in at the hub: the full number goes to the hub
-// inside the signed assertion, and only there; the shell gets the session and the holder masked.
+// inside the signed assertion, encrypted to the hub, and only there; the shell gets the session and the holder masked.
 func TestLoginIdCard(t *testing.T) {
 	hub := newFakeHub(t)
 	login := localapi.AuthenticatorFunc(func(ctx context.Context, card wire.IDCard) (kiosklogin.Session, error) {

@@ -20,12 +20,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/pkg/strictjson"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -152,8 +152,9 @@ func check(e Entry) error {
 	if len(e.Body) == 0 || len(e.Body) > wire.MaxRecordBytes {
 		return fmt.Errorf("%w: %s body of %d bytes, want 1..%d", ErrInvalid, e.Kind, len(e.Body), wire.MaxRecordBytes)
 	}
-	if !json.Valid(e.Body) {
-		return fmt.Errorf("%w: %s body is not valid JSON", ErrInvalid, e.Kind)
+	if err := strictjson.Check(e.Body); err != nil {
+		// The hub refuses a batch holding such a body: it would block the outbox.
+		return fmt.Errorf("%w: %s body is not strict JSON: %w", ErrInvalid, e.Kind, err)
 	}
 	return nil
 }

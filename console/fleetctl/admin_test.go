@@ -346,6 +346,6 @@ func TestStaffUpdate(t *testing.T) {
 
 	run(t, nil, f.env(), "staff", "update", "admin").want(t, ExitUsage, nil, []string{"--roles is required"})
 	run(t, nil, f.env(), "staff", "update", "ghost", "--roles", "fieldops").want(t, ExitNotFound, nil, []string{"no such staff account"})
-	run(t, nil, f.env(), "staff").want(t, ExitUsage, nil, []string{"needs a subcommand: create, update"})
+	run(t, nil, f.env(), "staff").want(t, ExitUsage, nil, []string{"needs a subcommand: create, list, update"})
 	run(t, nil, f.env(), "clients", "update", "x").want(t, ExitUsage, nil, []string{`unknown command "update"`})
 }

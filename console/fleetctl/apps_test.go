@@ -3,6 +3,7 @@ package fleetctl
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
+	"github.com/theupdateframework/go-tuf/v2/metadata/fetcher"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
 	"github.com/kioskfleet/kioskfleet/pkg/api"
@@ -19,8 +21,8 @@ import (
 )
 
 // realHub starts a real fleet-hub built from this tree and returns fleetctl against it (as the
-// bootstrap admin), its address and a scratch directory.
-func realHub(t *testing.T) (fc func(args ...string) result, httpAddr, data string) {
+// bootstrap admin), its URL, an HTTP client trusting its CA and a scratch directory.
+func realHub(t *testing.T) (fc func(args ...string) result, hubURL string, hc *http.Client, data string) {
 	if testing.Short() {
 		t.Skip("builds and runs fleet-hub; skipped with -short")
 	}
@@ -31,10 +33,15 @@ func realHub(t *testing.T) (fc func(args ...string) result, httpAddr, data strin
 	data = t.TempDir()
 	httpAddr, mqttAddr := proctest.FreeAddr(t), proctest.FreeAddr(t)
 	proctest.Start(t, filepath.Join(bin, "fleet-hub"), "--data", filepath.Join(data, "hub"), "--http-addr", httpAddr, "--mqtt-addr", mqttAddr)
-	env := map[string]string{"KF_HUB": "http://" + httpAddr, "KF_TOKEN": "", "KF_TOKEN_FILE": filepath.Join(data, "hub", "bootstrap-token")}
+	caFile := filepath.Join(data, "hub", "ca", "ca.crt")
+	env := map[string]string{"KF_HUB": "https://" + httpAddr, "KF_CA": caFile, "KF_TOKEN": "", "KF_TOKEN_FILE": filepath.Join(data, "hub", "bootstrap-token")}
 	fc = func(args ...string) result { t.Helper(); return run(t, nil, env, args...) }
 	proctest.Eventually(t, 30*time.Second, "hub healthy", func() bool { return fc("health").code == 0 })
-	return fc, httpAddr, data
+	roots, err := api.LoadCA(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fc, "https://" + httpAddr, &http.Client{Transport: api.Transport(roots)}, data
 }
 
 // TestCatalogAgainstRealHub drives the catalog with fleetctl against a real fleet-hub: a
@@ -42,7 +49,7 @@ func realHub(t *testing.T) (fc func(args ...string) result, httpAddr, data strin
 // the web channel, the audit trail, and the public reads; refusals come back with the hub's
 // reason and exit code.
 func TestCatalogAgainstRealHub(t *testing.T) {
-	fc, httpAddr, data := realHub(t)
+	fc, hubURL, hubHTTP, data := realHub(t)
 
 	fc("departments", "create", "--id", "tax", "--name", "税务局").want(t, 0, []string{"department tax created"}, nil)
 	fc("departments", "list").want(t, 0, []string{"tax", "税务局"}, nil)
@@ -78,7 +85,7 @@ func TestCatalogAgainstRealHub(t *testing.T) {
 	fc("apps", "show", "nope").want(t, ExitNotFound, nil, []string{"not_found (HTTP 404)"})
 
 	var cc api.ChannelCatalog
-	hc := &api.Client{BaseURL: "http://" + httpAddr} // no token: a channel
+	hc := &api.Client{BaseURL: hubURL, HTTP: hubHTTP} // no token: a channel
 	cc, err := hc.ChannelCatalog(t.Context(), "web")
 	if err != nil || len(cc.Apps) != 1 || cc.Apps[0].Guide == nil {
 		t.Fatalf("public web catalog: %+v, %v", cc, err)
@@ -94,7 +101,7 @@ func TestCatalogAgainstRealHub(t *testing.T) {
 // refuses to publish it on the kiosk channel until the operator signs it offline (fleetctl keys),
 // and then a TUF client (go-tuf's, as an agent uses it) fetches and verifies it from the hub.
 func TestSignedBundleAgainstRealHub(t *testing.T) {
-	fc, httpAddr, data := realHub(t)
+	fc, hubURL, hubHTTP, data := realHub(t)
 	keys := filepath.Join(data, "keys")
 	fc("departments", "create", "--id", "tax", "--name", "税务局").want(t, 0, nil, nil)
 	fc("apps", "create", "--id", "tax-print", "--department", "tax", "--kind", "kiosk-bundle", "--name", "完税证明打印").want(t, 0, nil, nil)
@@ -127,10 +134,13 @@ func TestSignedBundleAgainstRealHub(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.New("http://"+httpAddr+"/tuf", root)
+	cfg, err := config.New(hubURL+"/tuf", root)
 	if err != nil {
 		t.Fatal(err)
 	}
+	f := fetcher.NewDefaultFetcher() // NewFetcherWithHTTPClient would drop its one-try retry option
+	f.SetHTTPClient(hubHTTP)
+	cfg.Fetcher = f
 	cfg.LocalMetadataDir, cfg.LocalTargetsDir = filepath.Join(data, "tuf-meta"), filepath.Join(data, "tuf-targets")
 	up, err := updater.New(cfg)
 	if err != nil {

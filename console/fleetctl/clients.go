@@ -77,6 +77,11 @@ are authorization_code, refresh_token, urn:ietf:params:oauth:grant-type:device_c
 urn:ietf:params:oauth:grant-type:jwt-bearer. --app-type defaults to web. A client that is not
 first-party always gets pairwise subjects.
 
+A client gets only the scopes it is registered for (--scope; openid when none is given): a
+request for more is narrowed to them. Its tokens are accepted by the fleet API only if it is
+registered for that resource (--resource, the hub's issuer URL followed by /api/v1) and asks for
+it; a department's app is registered without.
+
 With --confidential the provider makes a client secret. fleetctl prints it this one time (also
 with -o json); the provider keeps only its hash, so copy it now.`,
 		Example: `  fleetctl clients create web-portal --name "Citizen web portal" --confidential \
@@ -112,6 +117,8 @@ with -o json); the provider keeps only its hash, so copy it now.`,
 	f.BoolVar(&r.Pairwise, "pairwise", false, "pairwise subjects (always on for clients that are not first-party)")
 	f.StringVar(&r.Sector, "sector", "", "pairwise sector: clients of one sector see the same subjects")
 	f.BoolVar(&r.KioskOnly, "kiosk-only", false, "the kiosk shell: short sessions, never refreshable")
+	f.StringArrayVar(&r.Scopes, "scope", nil, "scope the client may be granted: openid (the provider's default), profile, offline_access (repeat for more)")
+	f.StringArrayVar(&r.Resources, "resource", nil, "API the client may ask tokens for (RFC 8707), e.g. HUB/api/v1 for the fleet API; leave out for a department's app")
 	f.BoolVar(&r.Confidential, "confidential", false, "confidential client: the provider makes a secret (shown once)")
 	return cmd
 }
@@ -175,6 +182,8 @@ func (a *app) clientDetail(r api.ClientRegistration) error {
 	t.row("Sector:", r.Sector)
 	t.row("Kiosk only:", yes(r.KioskOnly))
 	t.row("Grant types:", strings.Join(r.GrantTypes, ", "))
+	t.row("Scopes:", strings.Join(r.Scopes, " "))
+	t.row("Resources:", strings.Join(r.Resources, " "))
 	t.row("Redirect URIs:", strings.Join(r.RedirectURIs, " "))
 	t.row("Post-logout URIs:", strings.Join(r.PostLogoutURIs, " "))
 	return t.flush()

@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/oauth2"
+
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
 
 // ClientID is fleetctl's client registration at the hub's OpenID Provider.
@@ -26,7 +28,7 @@ shows a verification URL and a short code; open the URL on any device (phone or 
 yourself and approve. The access token is saved (mode 0600) to --save, by default the file in
 KF_TOKEN_FILE or ~/.config/kioskfleet/token; point KF_TOKEN_FILE at it for the next commands.
 Access tokens are short-lived: log in again when the hub answers unauthorized.`,
-		Example: `  fleetctl --hub http://127.0.0.1:8080 login
+		Example: `  fleetctl --hub https://127.0.0.1:8080 --ca var/hub/ca/ca.crt login
   export KF_TOKEN_FILE=~/.config/kioskfleet/token`,
 		Args: args(),
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -53,6 +55,7 @@ Access tokens are short-lived: log in again when the hub answers unauthorized.`,
 
 func (a *app) login(ctx context.Context, save string) error {
 	var disc struct {
+		Issuer     string `json:"issuer"`
 		DeviceAuth string `json:"device_authorization_endpoint"`
 		Token      string `json:"token_endpoint"`
 	}
@@ -70,13 +73,15 @@ func (a *app) login(ctx context.Context, save string) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("login: discovery: HTTP %d", resp.StatusCode)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&disc); err != nil || disc.DeviceAuth == "" || disc.Token == "" {
+	if err := json.NewDecoder(resp.Body).Decode(&disc); err != nil || disc.Issuer == "" || disc.DeviceAuth == "" || disc.Token == "" {
 		return fmt.Errorf("login: the hub does not offer the device authorization grant (discovery: %v)", err)
 	}
 	conf := oauth2.Config{ClientID: ClientID, Scopes: []string{"openid", "profile"},
 		Endpoint: oauth2.Endpoint{DeviceAuthURL: disc.DeviceAuth, TokenURL: disc.Token, AuthStyle: oauth2.AuthStyleInParams}}
 	octx := context.WithValue(ctx, oauth2.HTTPClient, a.client.HTTP)
-	da, err := conf.DeviceAuth(octx)
+	// The token is asked for the fleet API (RFC 8707 resource indicator): the hub's API refuses
+	// tokens issued for anything else.
+	da, err := conf.DeviceAuth(octx, oauth2.SetAuthURLParam("resource", api.FleetResource(disc.Issuer)))
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -17,8 +18,8 @@ const staffRoles = "admin, fieldops, reviewer, developer, operator"
 func (a *app) staffCmd() *cobra.Command {
 	cmd := group(&cobra.Command{
 		Use:   "staff",
-		Short: "Create staff accounts and set their roles and passwords (needs an admin login)",
-		Long: `Create staff accounts at the hub's OpenID Provider and set their roles and passwords. These
+		Short: "List and create staff accounts, set their roles and passwords (needs an admin login)",
+		Long: `List and create staff accounts at the hub's OpenID Provider and set their roles and passwords. These
 commands use the provider's admin API, which takes an access token of an account with the admin
 role (fleetctl login), not the hub's bootstrap token. Staff roles: ` + staffRoles + `. A
 developer works for one catalog department (--department), and acts only on its apps and guides.
@@ -26,8 +27,37 @@ developer works for one catalog department (--department), and acts only on its 
 Passwords are read from a file (--password-file F, or - for stdin; one trailing newline is
 dropped), never from the command line, and never printed.`,
 	})
-	cmd.AddCommand(a.staffCreateCmd(), a.staffUpdateCmd())
+	cmd.AddCommand(a.staffListCmd(), a.staffCreateCmd(), a.staffUpdateCmd())
 	return cmd
+}
+
+func (a *app) staffListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List staff accounts with their roles, failed logins and whether they are locked",
+		Long: `List every staff account: ID, username, name, roles, consecutive failed logins, and LOCKED
+for an account locked by too many of them ("fleetctl staff update USER --roles ..." unlocks it).`,
+		Example: `  fleetctl staff list
+  fleetctl staff list -o json`,
+		Args: args(),
+		RunE: func(c *cobra.Command, _ []string) error {
+			var p problems
+			return callHub(a, c, &p, "list staff", func(ctx context.Context, hub *api.Client) (api.Staff, error) {
+				s, err := hub.ListStaff(ctx)
+				return api.Staff{Staff: nonNil(s)}, err
+			}, func(v api.Staff) error {
+				t := newTable(a.env.Stdout, "ID", "USERNAME", "NAME", "ROLES", "FAILED LOGINS", "STATE")
+				for _, s := range v.Staff {
+					state := "ok"
+					if s.Locked {
+						state = "LOCKED"
+					}
+					t.row(s.ID, s.Username, s.Name, strings.Join(s.Roles, ","), strconv.Itoa(s.Failures), state)
+				}
+				return t.flush()
+			})
+		},
+	}
 }
 
 func (a *app) staffCreateCmd() *cobra.Command {

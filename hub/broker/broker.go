@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -28,6 +29,8 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/kioskfleet/kioskfleet/hub/ca"
+	"github.com/kioskfleet/kioskfleet/hub/connlimit"
+	"github.com/kioskfleet/kioskfleet/pkg/logging"
 	"github.com/kioskfleet/kioskfleet/pkg/tlsconn"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
@@ -42,6 +45,14 @@ const (
 	DefaultSessionExpiry    = time.Hour
 	// DefaultMaxPacketSize fits a PUBLISH of wire.MaxPayloadBytes with its topic and headers.
 	DefaultMaxPacketSize = wire.MaxPayloadBytes + 1024
+	// DefaultMaxConnectSize fits a kiosk's CONNECT, Will included: 95 bytes with a device ID as
+	// the hub issues them, 188 with the longest one allowed (docs/protocol.md).
+	DefaultMaxConnectSize = 512
+	// DefaultPendingPerAddr and DefaultPending bound the connections not yet admitted to a
+	// session: per client address (a service hall behind one NAT address reconnecting at once
+	// fits), and in all (at ~40 KB each before CONNECT, 4096 hold at most ~160 MB).
+	DefaultPendingPerAddr = 256
+	DefaultPending        = 4096
 )
 
 var (
@@ -71,11 +82,13 @@ type Config struct {
 	// is no verdict (wrapping ErrUnavailable or a context error) gets the device CONNACK 0x03,
 	// server unavailable, so that it retries soon; any other gets 0x05, not authorized.
 	Authorize func(ctx context.Context, deviceID, certSerial string) error
-	// AuthorizeAll, if set, is what the recheck loop calls instead of Authorize for each live
-	// session: it gets every live session's certificate serial by device ID and returns the
-	// refused ones with the reason. One bulk lookup instead of one per session keeps the loop
-	// cheap with tens of thousands of kiosks connected. A returned error skips this round.
-	AuthorizeAll func(ctx context.Context, sessions map[string]string) (refused map[string]error, err error)
+	// Credentials, if set, lists every registered device's credential. The broker loads it every
+	// RecheckInterval and soon after Disconnect, judges the live sessions by it instead of
+	// calling Authorize for each (one bulk lookup keeps the loop cheap with tens of thousands of
+	// kiosks connected), and refuses during the TLS handshake, before any MQTT byte and without
+	// a lookup, the certificate of a device it lists as revoked or a certificate it saw replaced
+	// (credentials.go). A returned error skips the round.
+	Credentials func(ctx context.Context) ([]Credential, error)
 	// SessionTicketSecret, if set, derives the TLS session-ticket keys (rotated daily, yesterday's
 	// still accepted), so that agents resume their TLS sessions after a hub restart with a cheap
 	// abbreviated handshake instead of a full one: it is what keeps a reconnect storm short. Keep it
@@ -98,6 +111,13 @@ type Config struct {
 	AuthorizeTimeout time.Duration // default 5s
 	WriteTimeout     time.Duration // each write to a device (one that stops reading); default 10s
 	MaxPacketSize    int           // bytes, fixed header included; default DefaultMaxPacketSize
+	MaxConnectSize   int           // bytes of the CONNECT packet; default DefaultMaxConnectSize
+	// Pending bounds the connections accepted and not yet admitted to a session (in the TLS
+	// handshake or before it, before or in CONNECT, being authorized), per client address and
+	// in all; one over a limit is closed at once. Zero fields: DefaultPendingPerAddr and
+	// DefaultPending; negative: no limit. Besides, a device has at most one such connection past
+	// its TLS handshake: a newer one closes it.
+	Pending connlimit.Limits
 	// MaxClientWritesPending bounds each client's outbound queue (mochi's default of 8192 costs
 	// about 90 KB per idle client); default 192.
 	MaxClientWritesPending int
@@ -129,8 +149,13 @@ type Broker struct {
 	sessions map[string]*session     // live sessions by device ID
 	conns    map[*guardConn]struct{} // open connections, closed on shutdown
 	devices  map[string]*device      // devices with a connection past CONNECT (takeover.go)
+	waiting  map[string]*guardConn   // each device's connection past the handshake, not admitted (takeover.go)
 	accepted uint64                  // connections accepted, for their accept order
 	closed   bool
+	pending  *connlimit.Counter // connections not yet admitted, by client address
+	creds    credentials        // what Config.Credentials said last (credentials.go)
+	reload   chan struct{}      // asks run to refresh now
+	floodLog [len(reasons)]logging.Throttle
 	presence sync.Mutex // serializes OnSession calls
 	subID    atomic.Int64
 	hs       chan struct{} // handshake slots
@@ -164,6 +189,11 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.MaxPacketSize <= 0 {
 		cfg.MaxPacketSize = DefaultMaxPacketSize
 	}
+	if cfg.MaxConnectSize <= 0 {
+		cfg.MaxConnectSize = DefaultMaxConnectSize
+	}
+	cfg.Pending.PerAddr = cmp.Or(cfg.Pending.PerAddr, DefaultPendingPerAddr)
+	cfg.Pending.Total = cmp.Or(cfg.Pending.Total, DefaultPending)
 	if cfg.MaxClientWritesPending <= 0 {
 		cfg.MaxClientWritesPending = DefaultWritesPending
 	}
@@ -184,6 +214,9 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		sessions: map[string]*session{},
 		conns:    map[*guardConn]struct{}{},
 		devices:  map[string]*device{},
+		waiting:  map[string]*guardConn{},
+		pending:  connlimit.New(cfg.Pending),
+		reload:   make(chan struct{}, 1),
 		hs:       make(chan struct{}, cmp.Or(cfg.MaxHandshakes, 256*runtime.GOMAXPROCS(0))),
 		tlsCfg: &tls.Config{
 			Certificates: []tls.Certificate{cfg.Certificate},
@@ -191,6 +224,9 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 			ClientCAs:    cfg.ClientCAs,
 			MinVersion:   tls.VersionTLS12,
 		},
+	}
+	if cfg.Credentials != nil {
+		b.tlsCfg.VerifyConnection = b.verifyConnection
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.setTicketKeys(time.Now())
@@ -270,6 +306,9 @@ func (b *Broker) run(ctx context.Context) {
 	defer close(b.done)
 	t := time.NewTicker(b.cfg.RecheckInterval)
 	defer t.Stop()
+	if b.cfg.Credentials != nil {
+		b.reloadSoon() // the handshake check needs a view from the start
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -277,56 +316,11 @@ func (b *Broker) run(ctx context.Context) {
 			return
 		case <-b.ctx.Done():
 			return
+		case <-b.reload:
+			b.refresh()
 		case now := <-t.C:
-			b.recheck()
+			b.refresh()
 			b.setTicketKeys(now)
-		}
-	}
-}
-
-// recheck calls AuthorizeAll (or Authorize for each) for the live sessions and cuts the refused
-// ones. It also ends sessions whose connection closed without mochi's OnDisconnect (mochi skips
-// it when writing CONNACK fails).
-func (b *Broker) recheck() {
-	b.mu.Lock()
-	live := make(map[string]*session, len(b.sessions))
-	for id, s := range b.sessions {
-		live[id] = s
-	}
-	b.mu.Unlock()
-	if b.cfg.AuthorizeAll != nil {
-		serials := make(map[string]string, len(live))
-		for id, s := range live {
-			if s.cl.Closed() {
-				b.sessionEnded(s.cl)
-				continue
-			}
-			serials[id] = s.serial
-		}
-		ctx, cancel := context.WithTimeout(b.ctx, b.cfg.AuthorizeTimeout)
-		refused, err := b.cfg.AuthorizeAll(ctx, serials)
-		cancel()
-		if err != nil {
-			b.log.Warn("re-authorization skipped this round", "err", err)
-			return
-		}
-		for id, why := range refused {
-			if s := live[id]; s != nil {
-				b.cut(id, s.cl, fmt.Sprintf("re-authorization refused: %v", why))
-			}
-		}
-		return
-	}
-	for id, s := range live {
-		if b.ctx.Err() != nil {
-			return
-		}
-		if s.cl.Closed() {
-			b.sessionEnded(s.cl)
-			continue
-		}
-		if err := b.authorize(id, s.serial); err != nil {
-			b.cut(id, s.cl, fmt.Sprintf("re-authorization refused: %v", err))
 		}
 	}
 }
@@ -337,14 +331,26 @@ func (b *Broker) authorize(id, serial string) error {
 	return b.cfg.Authorize(ctx, id, serial)
 }
 
-// Disconnect cuts deviceID's session now, if it has one (used on revocation). The device's
-// reconnection is then subject to Authorize.
+// Disconnect cuts deviceID's session now, if it has one (used on revocation), and has the
+// credentials reloaded soon. The device's reconnection is then subject to Authorize, and its
+// TLS handshake to the reloaded credentials.
 func (b *Broker) Disconnect(deviceID string) {
 	b.mu.Lock()
 	s := b.sessions[deviceID]
 	b.mu.Unlock()
 	if s != nil {
 		b.cut(deviceID, s.cl, "disconnected by the hub")
+	}
+	if b.cfg.Credentials != nil {
+		b.reloadSoon()
+	}
+}
+
+// reloadSoon has run refresh the credentials.
+func (b *Broker) reloadSoon() {
+	select {
+	case b.reload <- struct{}{}:
+	default: // a reload is already asked for
 	}
 }
 
@@ -406,9 +412,16 @@ func (b *Broker) Subscribe(filter string, handler func(deviceID, topic string, p
 }
 
 // reject counts a refusal and logs it. Only topics, IDs and reasons are logged, never payloads.
+// The refusals anyone can cause at will by the thousand (floods) are logged at most once a
+// second per reason.
 func (b *Broker) reject(r Reason, detail string, attrs ...any) {
-	b.counts.inc(r)
-	b.log.Warn("mqtt refused", append([]any{"reason", string(r), "detail", detail}, attrs...)...)
+	i := b.counts.inc(r)
+	attrs = append([]any{"reason", string(r), "detail", detail}, attrs...)
+	if r.flood() && i >= 0 {
+		b.floodLog[i].Log(context.Background(), b.log, slog.LevelWarn, "mqtt refused", attrs...)
+		return
+	}
+	b.log.Warn("mqtt refused", attrs...)
 }
 
 // sessionStarted and sessionEnded keep the live-session map and report presence. A session that
@@ -484,11 +497,15 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		h.b.reject(ReasonConnectRefused, fmt.Sprintf("authorize: %v", err), "device", id, "serial", gc.serial, "remote", remote)
 		return false
 	}
-	if err := h.b.claim(gc); err != nil {
+	switch err := h.b.claim(gc); {
+	case errors.Is(err, errReplaced):
+		return false // closed, and counted, by the connection that replaced it
+	case err != nil:
 		h.b.reject(ReasonUnavailable, err.Error(), "device", id, "remote", remote)
 		gc.refuseUnavailable()
 		return false
 	}
+	h.b.admitted(gc)
 	return true
 }
 
@@ -575,8 +592,19 @@ func (l *listener) Accept() (net.Conn, error) {
 				return nil, err
 			}
 		}
-		gc := &guardConn{Conn: tlsconn.New(tls.Server(c, l.b.tlsCfg)), b: l.b}
-		gc.g = guard{r: gc.Conn, max: l.b.cfg.MaxPacketSize}
+		// A slot until admitted, or closed at once: to the device, a hub turning it away for load.
+		release, err := l.b.pending.Acquire(c.RemoteAddr())
+		if err != nil {
+			r := ReasonPendingLimit
+			if errors.Is(err, connlimit.ErrPerAddr) {
+				r = ReasonAddrLimit
+			}
+			l.b.reject(r, err.Error(), "remote", c.RemoteAddr().String())
+			c.Close()
+			continue
+		}
+		gc := &guardConn{Conn: tlsconn.New(tls.Server(c, l.b.tlsCfg)), b: l.b, unpend: release}
+		gc.g = guard{r: gc.Conn, max: l.b.cfg.MaxPacketSize, maxConnect: l.b.cfg.MaxConnectSize}
 		l.b.mu.Lock()
 		closed := l.b.closed
 		if !closed {
@@ -586,6 +614,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		}
 		l.b.mu.Unlock()
 		if closed {
+			release()
 			c.Close()
 			return nil, net.ErrClosed
 		}
@@ -605,6 +634,7 @@ type guardConn struct {
 	serial   string
 	seq      uint64 // accept order
 	counted  bool   // in b.devices (takeover.go), under b.mu
+	unpend   func() // gives back the connection's slot in b.pending, once admitted or closed
 	closed   atomic.Bool
 }
 
@@ -619,11 +649,15 @@ func (c *guardConn) Read(p []byte) (int, error) {
 	n, err := c.g.Read(p)
 	if err != nil {
 		var v *Violation
-		if errors.As(err, &v) {
+		switch {
+		case errors.As(err, &v):
 			c.b.reject(v.Reason, v.Detail, "device", c.deviceID, "remote", c.RemoteAddr().String())
 			if v.Reason == ReasonProtocolVersion {
 				c.Write(connackBadVersion) // [MQTT-3.1.2-2]
 			}
+			c.Close()
+		case !c.g.connected && errors.Is(err, os.ErrDeadlineExceeded):
+			c.b.reject(ReasonConnectTimeout, "no CONNECT within the connect timeout", "device", c.deviceID, "remote", c.RemoteAddr().String())
 			c.Close()
 		}
 	}
@@ -673,7 +707,14 @@ func (c *guardConn) handshake() error {
 	err := c.HandshakeContext(c.b.ctx)
 	<-c.b.hs
 	if err != nil {
-		if c.b.ctx.Err() == nil {
+		var v *Violation
+		switch {
+		case c.b.ctx.Err() != nil:
+		case errors.As(err, &v): // verifyConnection
+			c.b.reject(v.Reason, v.Detail, "remote", c.RemoteAddr().String())
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			c.b.reject(ReasonConnectTimeout, "TLS handshake not done within the connect timeout", "remote", c.RemoteAddr().String())
+		default:
 			c.b.reject(ReasonTLS, err.Error(), "remote", c.RemoteAddr().String())
 		}
 		return err
@@ -685,6 +726,7 @@ func (c *guardConn) handshake() error {
 		return err
 	}
 	c.deviceID, c.serial = id, ca.Serial(certs[0])
+	c.b.handshaken(c)
 	return nil
 }
 
@@ -699,6 +741,7 @@ func (c *guardConn) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	c.b.admitted(c) // or closed: it is no longer waiting
 	c.b.mu.Lock()
 	delete(c.b.conns, c)
 	c.b.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -404,13 +405,13 @@ func TestDefectPackets(t *testing.T) {
 }
 
 func TestRevocation(t *testing.T) {
-	for _, bulk := range []bool{false, true} {
-		t.Run(fmt.Sprintf("bulk=%v", bulk), func(t *testing.T) { testRevocation(t, bulk) })
+	for _, creds := range []bool{false, true} {
+		t.Run(fmt.Sprintf("credentials=%v", creds), func(t *testing.T) { testRevocation(t, creds) })
 	}
 }
 
-func testRevocation(t *testing.T, bulk bool) {
-	env := brokertest.Start(t, brokertest.Options{RecheckInterval: 100 * time.Millisecond, BulkRecheck: bulk})
+func testRevocation(t *testing.T, creds bool) {
+	env := brokertest.Start(t, brokertest.Options{RecheckInterval: 100 * time.Millisecond, Credentials: creds})
 	lost := func(id string) (paho.Client, chan struct{}) {
 		ch := make(chan struct{})
 		c := env.MustConnect(t, id, func(o *paho.ClientOptions) {
@@ -450,8 +451,8 @@ func testRevocation(t *testing.T, bulk bool) {
 	if n := env.Broker.Stats()[broker.ReasonRevoked]; n != 2 {
 		t.Errorf("revoked counter %d, want 2", n)
 	}
-	if bulk && env.Authz.BulkCalls.Load() == 0 {
-		t.Error("the recheck loop never called AuthorizeAll")
+	if creds && env.Authz.BulkCalls.Load() == 0 {
+		t.Error("the recheck loop never called Credentials")
 	}
 }
 
@@ -491,6 +492,62 @@ func TestConnectTimeout(t *testing.T) {
 	defer mute.Close()
 	closedWithin(t, silent, 3*time.Second)
 	closedWithin(t, mute, 3*time.Second)
+	brokertest.Eventually(t, 5*time.Second, "counted", func() bool { return env.Broker.Stats()[broker.ReasonConnectTimeout] == 2 })
+}
+
+// refusedAtHandshake dials the broker with cfg and reports the TLS error that ends the
+// connection before any MQTT byte is answered (TLS 1.3: the client learns of the server's
+// verdict on its certificate at its first read).
+func refusedAtHandshake(t *testing.T, env *brokertest.Env, cfg *tls.Config) error {
+	t.Helper()
+	c, err := tls.Dial("tcp", env.Broker.Addr(), cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.Write(connect(4, "x"))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = c.Read(make([]byte, 4))
+	return err
+}
+
+// TestRevokedCertificateFailsHandshake: with Credentials, the TLS handshake itself refuses the
+// certificate of a revoked device, resumed sessions included, and a certificate that was
+// replaced, without an Authorize call; the current certificate still connects.
+func TestRevokedCertificateFailsHandshake(t *testing.T) {
+	env := brokertest.Start(t, brokertest.Options{Credentials: true, RecheckInterval: time.Hour})
+	reloaded := func(after int64) {
+		t.Helper()
+		brokertest.Eventually(t, 5*time.Second, "credentials reloaded", func() bool { return env.Authz.BulkCalls.Load() > after })
+	}
+	// kiosk-v resumes its TLS session on its next connect.
+	cfg := env.DeviceTLS(t, "kiosk-v")
+	cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	rawDial(t, env, cfg, "kiosk-v").Close() // the CONNACK read takes the session ticket in
+	if c := rawDial(t, env, cfg, "kiosk-v"); !c.ConnectionState().DidResume {
+		t.Fatal("the test needs a resumed session, and got a full handshake")
+	}
+	old := env.DeviceTLS(t, "kiosk-w") // replaced below
+	rawDial(t, env, old, "kiosk-w")
+	bulk := env.Authz.BulkCalls.Load()
+	env.Broker.Disconnect("kiosk-x") // a revocation elsewhere: the credentials now list old
+	reloaded(bulk)
+
+	calls, bulk := env.Authz.Calls.Load(), env.Authz.BulkCalls.Load()
+	env.Authz.Revoke("kiosk-v")
+	current := env.DeviceTLS(t, "kiosk-w")
+	env.Broker.Disconnect("kiosk-v") // what the hub does on revocation: cut, reload the credentials
+	reloaded(bulk)
+	for name, c := range map[string]*tls.Config{"revoked device, resumed": cfg, "replaced certificate": old} {
+		if err := refusedAtHandshake(t, env, c); err == nil || !strings.Contains(err.Error(), "bad certificate") {
+			t.Errorf("%s: %v, want a TLS alert: bad certificate", name, err)
+		}
+	}
+	brokertest.Eventually(t, 5*time.Second, "cert_refused counted twice", func() bool { return env.Broker.Stats()[broker.ReasonCertRefused] == 2 })
+	if n := env.Authz.Calls.Load() - calls; n != 0 {
+		t.Errorf("%d Authorize calls for connections refused at the handshake", n)
+	}
+	rawDial(t, env, current, "kiosk-w")
 }
 
 func TestContextCancelStops(t *testing.T) {
@@ -567,7 +624,7 @@ func TestCollector(t *testing.T) {
 			got[key] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
-	if len(got) != 9 || got["kioskfleet_broker_rejections_total/protocol_version"] != 1 ||
+	if len(got) != len(env.Broker.Stats())+2 || got["kioskfleet_broker_rejections_total/protocol_version"] != 1 ||
 		got["kioskfleet_broker_rejections_total/malformed"] != 0 || got["kioskfleet_broker_sessions"] != 1 {
 		t.Fatalf("metrics %v", got)
 	}

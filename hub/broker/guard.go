@@ -41,12 +41,13 @@ var connackUnavailable = []byte{0x20, 0x02, 0x00, 0x03}
 // (the MQTT 5 SUBSCRIBE of upstream issue 501 panics mochi v2.7.9; an announced 200 MB packet
 // makes it allocate 200 MB, issue 502).
 type guard struct {
-	r         io.Reader
-	max       int // largest packet, fixed header included
-	connected bool
-	clientID  string
-	buf       *bytes.Buffer // the packet being read, from packetBufs; nil between packets
-	pending   []byte        // validated bytes of buf not yet read
+	r          io.Reader
+	max        int // largest packet, fixed header included
+	maxConnect int // largest CONNECT packet, likewise; 0: max
+	connected  bool
+	clientID   string
+	buf        *bytes.Buffer // the packet being read, from packetBufs; nil between packets
+	pending    []byte        // validated bytes of buf not yet read
 }
 
 // packetBufs holds the guard's packet buffers between packets: an idle connection keeps none.
@@ -107,8 +108,12 @@ func (g *guard) next() error {
 			break
 		}
 	}
-	if n+rem > g.max {
-		return violation(ReasonOversize, "%s packet of %d bytes announced, limit %d", typeName(hdr[0]>>4), n+rem, g.max)
+	limit := g.max
+	if !g.connected && g.maxConnect > 0 {
+		limit = g.maxConnect // checkHeader let only a CONNECT through
+	}
+	if n+rem > limit {
+		return violation(ReasonOversize, "%s packet of %d bytes announced, limit %d", typeName(hdr[0]>>4), n+rem, limit)
 	}
 	// Only now take a buffer: an idle connection waits for its next packet holding none.
 	if g.buf == nil {

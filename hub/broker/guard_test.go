@@ -146,6 +146,32 @@ func TestGuardRefuses(t *testing.T) {
 	}
 }
 
+// TestGuardConnectLimit: the CONNECT has its own, smaller limit, checked on the announced length
+// before its body is read; later packets have the packet limit.
+func TestGuardConnectLimit(t *testing.T) {
+	big := gpacket(0x30, gstr("kf/v1/dev/kiosk-1/up"), make([]byte, 500))
+	for _, tc := range []struct {
+		name       string
+		in         []byte
+		maxConnect int
+		ok         bool
+	}{
+		{"connect at the limit", append(okConnect, big...), len(okConnect), true},
+		{"connect over the limit", okConnect, len(okConnect) - 1, false},
+		{"connect announced over the limit, not sent", okConnect[:2], len(okConnect) - 1, false},
+	} {
+		g := &guard{r: bytes.NewReader(tc.in), max: 1024, maxConnect: tc.maxConnect}
+		out, err := io.ReadAll(g)
+		var v *Violation
+		switch {
+		case tc.ok && (err != nil || !bytes.Equal(out, tc.in)):
+			t.Errorf("%s: err %v, passed %d of %d bytes", tc.name, err, len(out), len(tc.in))
+		case !tc.ok && (!errors.As(err, &v) || v.Reason != ReasonOversize || len(out) > 0):
+			t.Errorf("%s: err %v, passed %d bytes; want an oversize violation", tc.name, err, len(out))
+		}
+	}
+}
+
 func TestGuardTruncated(t *testing.T) {
 	for i := 1; i < len(okConnect); i++ {
 		if _, err := runGuard(okConnect[:i], 1024); !errors.Is(err, io.ErrUnexpectedEOF) {

@@ -23,9 +23,37 @@ const (
 	// device gets CONNACK 0x03 where it can (after TLS) and may retry soon.
 	ReasonUnavailable Reason = "unavailable"
 	ReasonRevoked     Reason = "revoked" // live session cut by Disconnect or the recheck loop
+
+	// Refusals that bound what the broker holds before it knows who is asking (issue 16).
+
+	// ReasonCertRefused: TLS handshake refused for the certificate of a device the credentials
+	// list as revoked, or a certificate they showed replaced (Config.Credentials).
+	ReasonCertRefused Reason = "cert_refused"
+	// ReasonAddrLimit and ReasonPendingLimit: a connection closed when accepted, as its client
+	// address, or all of them together, held as many connections not yet admitted to a session
+	// as Config.Pending allows.
+	ReasonAddrLimit    Reason = "addr_limit"
+	ReasonPendingLimit Reason = "pending_limit"
+	// ReasonReplaced: a connection past its TLS handshake, not yet admitted, closed because a
+	// newer connection of its device finished its handshake.
+	ReasonReplaced Reason = "replaced"
+	// ReasonConnectTimeout: TLS handshake and CONNECT not done within the connect timeout.
+	ReasonConnectTimeout Reason = "connect_timeout"
 )
 
-var reasons = []Reason{ReasonTLS, ReasonConnectRefused, ReasonACLDenied, ReasonOversize, ReasonMalformed, ReasonProtocolVersion, ReasonRevoked, ReasonUnavailable}
+var reasons = [...]Reason{ReasonTLS, ReasonConnectRefused, ReasonACLDenied, ReasonOversize, ReasonMalformed, ReasonProtocolVersion,
+	ReasonRevoked, ReasonUnavailable, ReasonCertRefused, ReasonAddrLimit, ReasonPendingLimit, ReasonReplaced, ReasonConnectTimeout}
+
+// flood reports whether a flood of connections makes refusals for r by the thousand (anyone
+// can open connections; one certificate, even a revoked one, can complete handshakes), so that
+// logging each would turn it into a flood of log lines.
+func (r Reason) flood() bool {
+	switch r {
+	case ReasonTLS, ReasonCertRefused, ReasonAddrLimit, ReasonPendingLimit, ReasonReplaced, ReasonConnectTimeout, ReasonOversize:
+		return true
+	}
+	return false
+}
 
 // Violation is a refusal by the broker's framing guard or hooks. It is the error a refused
 // connection ends with.
@@ -40,15 +68,17 @@ func violation(r Reason, format string, a ...any) *Violation {
 	return &Violation{Reason: r, Detail: fmt.Sprintf(format, a...)}
 }
 
-type counters [8]atomic.Uint64
+type counters [len(reasons)]atomic.Uint64
 
-func (c *counters) inc(r Reason) {
+// inc counts a refusal for r and returns r's index in reasons (-1 for none).
+func (c *counters) inc(r Reason) int {
 	for i, x := range reasons {
 		if x == r {
 			c[i].Add(1)
-			return
+			return i
 		}
 	}
+	return -1
 }
 
 // Stats returns a snapshot of the rejection counters by reason; every reason is present.
@@ -65,6 +95,8 @@ var (
 		"Connections, packets and sessions the MQTT broker refused, by reason.", []string{"reason"}, nil)
 	descSessions = prometheus.NewDesc("kioskfleet_broker_sessions",
 		"Devices with a live MQTT session.", nil, nil)
+	descPending = prometheus.NewDesc("kioskfleet_broker_pending_connections",
+		"MQTT connections accepted and not yet admitted to a session (TLS handshake, CONNECT, authorization).", nil, nil)
 )
 
 // Collector returns a prometheus.Collector for the broker's counters.
@@ -77,6 +109,7 @@ var _ prometheus.Collector = collector{}
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descRejections
 	ch <- descSessions
+	ch <- descPending
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -87,4 +120,5 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	n := len(c.b.sessions)
 	c.b.mu.Unlock()
 	ch <- prometheus.MustNewConstMetric(descSessions, prometheus.GaugeValue, float64(n))
+	ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(c.b.pending.Held()))
 }

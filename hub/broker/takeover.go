@@ -24,11 +24,46 @@ import (
 // [MQTT-3.1.4-3] and waits until mochi is done with it (its attachClient returned, cleanup
 // included) before mochi sees the new one; and a CONNECT older, in accept order, than another
 // CONNECT of the same device is refused: the kiosk has given up on it.
+//
+// And a device holds at most one connection past its TLS handshake and not yet admitted to a
+// session: a newer one that finishes its handshake closes it. With the session mochi holds, a
+// device certificate holds at most two connections, the live one and the one replacing it,
+// however many its holder opens (issue 16: one certificate made the hub hold 1,000 half-sent
+// CONNECTs).
 
 var (
 	errSuperseded = errors.New("a newer connection of the device has connected")
 	errTakeover   = errors.New("the device's previous session did not end within the connect timeout")
+	errReplaced   = errors.New("a newer connection of the device replaced this one")
 )
+
+// handshaken records gc, past its TLS handshake, as its device's connection waiting to be
+// admitted, unless a newer one (in accept order) waits already; the older of the two is closed.
+func (b *Broker) handshaken(gc *guardConn) {
+	b.mu.Lock()
+	old := b.waiting[gc.deviceID]
+	if old == nil || old.seq < gc.seq {
+		b.waiting[gc.deviceID] = gc
+	} else {
+		old, gc = gc, old
+	}
+	b.mu.Unlock()
+	if old != nil {
+		b.reject(ReasonReplaced, errReplaced.Error(), "device", gc.deviceID, "remote", old.RemoteAddr().String())
+		old.Close()
+	}
+}
+
+// admitted is told that gc got its session, or was closed: it waits no more, and gives its
+// slot in b.pending back.
+func (b *Broker) admitted(gc *guardConn) {
+	b.mu.Lock()
+	if b.waiting[gc.deviceID] == gc {
+		delete(b.waiting, gc.deviceID)
+	}
+	b.mu.Unlock()
+	gc.unpend()
+}
 
 // device is the connect state of a device with a connection past CONNECT, in Broker.devices.
 type device struct {
@@ -73,6 +108,8 @@ func (b *Broker) claim(gc *guardConn) error {
 	for {
 		d := b.devices[gc.deviceID]
 		switch {
+		case gc.closed.Load():
+			return errReplaced
 		case gc.seq < d.newest:
 			return errSuperseded
 		case d.owner == nil:

@@ -1,6 +1,8 @@
 // Package ca is the hub's certificate authority: an ECDSA P-256 root kept as PEM files in one
 // directory, which signs device client certificates from CSRs at enrollment (the device's private
-// key never reaches the hub) and issues the broker's TLS server certificate.
+// key never reaches the hub) and issues the broker's TLS server certificate. The root can be kept
+// offline (offline.go): the hub then signs with an intermediate the root certified, and a
+// stolen hub disk holds no key that can make a new root.
 package ca
 
 import (
@@ -54,6 +56,8 @@ var (
 	ErrCorrupt = errors.New("ca: corrupt key or certificate")
 	// ErrNotDevice marks a certificate that does not name a device.
 	ErrNotDevice = errors.New("ca: certificate does not name a device")
+	// ErrNoSigningKey marks a CA folder with neither the root key nor an installed intermediate.
+	ErrNoSigningKey = errors.New("ca: no signing key: the root key is offline and no intermediate is installed")
 )
 
 // CSRError says why a CSR was refused. It matches ErrBadCSR with errors.Is.
@@ -68,39 +72,59 @@ func badCSR(format string, a ...any) error { return &CSRError{Reason: fmt.Sprint
 
 // Issued is a signed device certificate.
 type Issued struct {
-	CertPEM  []byte
+	CertPEM  []byte // the certificate, then the intermediate when the CA has one (the chain to present)
 	Serial   string // lowercase hex, as Serial returns it
 	NotAfter time.Time
 }
 
 // CA is a loaded certificate authority. It is safe for concurrent use.
 type CA struct {
-	key     *ecdsa.PrivateKey
-	cert    *x509.Certificate
-	certPEM []byte
+	key     *ecdsa.PrivateKey   // the signing key: the intermediate's if there is one, else the root's
+	cert    *x509.Certificate   // the signing certificate
+	chain   []*x509.Certificate // what sits between a certificate it signs and the root: the intermediate
+	root    *x509.Certificate
+	certPEM []byte // the root's
 	pool    *x509.CertPool
 	now     func() time.Time
 }
 
 // LoadOrCreate loads the CA from dir, creating the directory, a new P-256 key and a self-signed
-// root certificate on first use. The key file is written with mode 0600.
+// root certificate on first use (key mode 0600). When an intermediate is installed (offline.go)
+// the intermediate signs, and the root key need not be there: it can be kept offline.
 func LoadOrCreate(dir string) (*CA, error) {
 	keyPath, certPath := filepath.Join(dir, KeyFile), filepath.Join(dir, CertFile)
 	keyPEM, kerr := os.ReadFile(keyPath)
 	certPEM, cerr := os.ReadFile(certPath)
 	switch {
 	case kerr == nil && cerr == nil:
-		return parse(keyPEM, certPEM)
+	case errors.Is(kerr, os.ErrNotExist) && cerr == nil:
+		keyPEM = nil // the root is offline; an intermediate must sign
 	case errors.Is(kerr, os.ErrNotExist) && errors.Is(cerr, os.ErrNotExist):
-	case kerr == nil || cerr == nil:
+		for _, f := range []string{IntermediateCertFile, IntermediateKeyFile} {
+			if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+				// The offline ceremony is under way: never make a root of our own beside it.
+				return nil, fmt.Errorf("%w: %s holds %s but no root %s: install the intermediate (fleet-hub ca install --root)",
+					ErrIncomplete, dir, f, CertFile)
+			}
+		}
+		var err error
+		if keyPEM, certPEM, err = createRoot(dir); err != nil {
+			return nil, err
+		}
+	case kerr == nil:
 		return nil, fmt.Errorf("%w: %s", ErrIncomplete, dir)
 	default:
 		return nil, fmt.Errorf("ca: read %s: %w", dir, errors.Join(kerr, cerr))
 	}
+	return load(dir, keyPEM, certPEM)
+}
 
+// createRoot makes a P-256 key and a self-signed root certificate in dir. The root may certify
+// one intermediate below it (path length 1), so that it can go offline later.
+func createRoot(dir string) (keyPEM, certPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("ca: generate key: %w", err)
+		return nil, nil, fmt.Errorf("ca: generate key: %w", err)
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
@@ -111,37 +135,87 @@ func LoadOrCreate(dir string) (*CA, error) {
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-		MaxPathLenZero:        true, // SubjectKeyId is derived by x509 for CA templates
+		MaxPathLen:            1, // SubjectKeyId is derived by x509 for CA templates
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return nil, fmt.Errorf("ca: self-sign: %w", err)
+		return nil, nil, fmt.Errorf("ca: self-sign: %w", err)
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	keyPEM, err = marshalKey(key)
 	if err != nil {
-		return nil, fmt.Errorf("ca: marshal key: %w", err)
+		return nil, nil, err
 	}
-	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("ca: %w", err)
+	if err := atomicfile.MkdirPrivate(dir); err != nil {
+		return nil, nil, fmt.Errorf("ca: %w", err)
 	}
 	// The certificate is written last: a crash in between leaves ErrIncomplete, never a
 	// certificate without its key.
-	if err := atomicfile.WriteFile(keyPath, keyPEM, 0o600); err != nil {
-		return nil, err
+	if err := atomicfile.WriteFile(filepath.Join(dir, KeyFile), keyPEM, 0o600); err != nil {
+		return nil, nil, err
 	}
-	if err := atomicfile.WriteFile(certPath, certPEM, 0o644); err != nil {
-		return nil, err
+	if err := atomicfile.WriteFile(filepath.Join(dir, CertFile), certPEM, 0o600); err != nil { // the CA folder is the hub's alone
+		return nil, nil, err
 	}
-	return parse(keyPEM, certPEM)
+	return keyPEM, certPEM, nil
 }
 
-func parse(keyPEM, certPEM []byte) (*CA, error) {
-	kb, _ := pem.Decode(keyPEM)
+func marshalKey(key *ecdsa.PrivateKey) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("ca: marshal key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// load builds the CA from its root certificate, the root key if it is online (keyPEM not nil)
+// and the intermediate installed in dir, if any, which then signs.
+func load(dir string, keyPEM, certPEM []byte) (*CA, error) {
+	root, err := parseCert(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	if !root.IsCA {
+		return nil, fmt.Errorf("%w: root certificate is not a CA", ErrCorrupt)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(root)
+	c := &CA{root: root, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}), pool: pool, now: time.Now}
+	if keyPEM != nil {
+		if c.key, err = parseKey(keyPEM, root); err != nil {
+			return nil, err
+		}
+		c.cert = root
+	}
+	inter, err := loadIntermediate(dir, pool)
+	switch {
+	case err == nil:
+		c.key, c.cert, c.chain = inter.key, inter.cert, []*x509.Certificate{inter.cert}
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, err
+	case c.key == nil:
+		return nil, fmt.Errorf("%w (%s): install the intermediate (fleet-hub ca install)", ErrNoSigningKey, dir)
+	}
+	return c, nil
+}
+
+func parseCert(certPEM []byte) (*x509.Certificate, error) {
 	cb, _ := pem.Decode(certPEM)
-	if kb == nil || cb == nil || kb.Type != "PRIVATE KEY" || cb.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("%w: not PEM PRIVATE KEY and CERTIFICATE", ErrCorrupt)
+	if cb == nil || cb.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%w: not a PEM CERTIFICATE", ErrCorrupt)
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return cert, nil
+}
+
+// parseKey parses a PKCS #8 ECDSA key that must belong to cert.
+func parseKey(keyPEM []byte, cert *x509.Certificate) (*ecdsa.PrivateKey, error) {
+	kb, _ := pem.Decode(keyPEM)
+	if kb == nil || kb.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("%w: not a PEM PRIVATE KEY", ErrCorrupt)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
 	if err != nil {
@@ -151,19 +225,10 @@ func parse(keyPEM, certPEM []byte) (*CA, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: key is %T, want ECDSA", ErrCorrupt, k)
 	}
-	cert, err := x509.ParseCertificate(cb.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
-	}
-	if !key.PublicKey.Equal(cert.PublicKey) {
+	if cert != nil && !key.PublicKey.Equal(cert.PublicKey) {
 		return nil, fmt.Errorf("%w: key does not match certificate", ErrCorrupt)
 	}
-	if !cert.IsCA {
-		return nil, fmt.Errorf("%w: certificate is not a CA", ErrCorrupt)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &CA{key: key, cert: cert, certPEM: pem.EncodeToMemory(cb), pool: pool, now: time.Now}, nil
+	return key, nil
 }
 
 // WithClock returns a CA sharing c's key that dates what it issues by now (tests use it to make
@@ -174,11 +239,20 @@ func (c *CA) WithClock(now func() time.Time) *CA {
 	return &cp
 }
 
-// CertPEM returns the root certificate as PEM.
+// CertPEM returns the root certificate as PEM: the trust anchor agents keep.
 func (c *CA) CertPEM() []byte { return bytes.Clone(c.certPEM) }
 
 // Certificate returns the parsed root certificate.
-func (c *CA) Certificate() *x509.Certificate { return c.cert }
+func (c *CA) Certificate() *x509.Certificate { return c.root }
+
+// chainPEM is the PEM of the certificates a signed certificate is sent with.
+func (c *CA) chainPEM() []byte {
+	var b []byte
+	for _, ic := range c.chain {
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ic.Raw})...)
+	}
+	return b
+}
 
 // Pool returns a pool holding only the root certificate.
 func (c *CA) Pool() *x509.CertPool { return c.pool.Clone() }
@@ -231,7 +305,7 @@ func (c *CA) SignCSR(csrPEM []byte, deviceID string, validity time.Duration) (Is
 		return Issued{}, fmt.Errorf("ca: sign %s: %w", deviceID, err)
 	}
 	return Issued{
-		CertPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		CertPEM:  append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), c.chainPEM()...),
 		Serial:   tmpl.SerialNumber.Text(16),
 		NotAfter: tmpl.NotAfter.UTC().Truncate(time.Second),
 	}, nil
@@ -292,7 +366,11 @@ func (c *CA) ServerTLSCert(hosts []string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("ca: %w", err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+	chain := [][]byte{der}
+	for _, ic := range c.chain {
+		chain = append(chain, ic.Raw)
+	}
+	return tls.Certificate{Certificate: chain, PrivateKey: key, Leaf: leaf}, nil
 }
 
 // DeviceIDFromCert returns the device ID a client certificate names (its CommonName). It does not

@@ -15,8 +15,11 @@ import (
 func (a *API) commandRoutes() {
 	route(a, "POST /devices/{id}/commands", staff, http.StatusAccepted, a.createCommand)
 	route(a, "GET /devices/{id}/commands", staff, http.StatusOK, a.listCommands)
-	route(a, "GET /commands/{id}", staff, http.StatusOK, a.getCommand)
+	route(a, "GET /commands/{id}", staff, http.StatusOK, a.getCommand, holding(maxWait))
 }
+
+// maxWait is the longest wait a GET /commands/{id} may ask for.
+const maxWait = 60 * time.Second
 
 // createCommand queues a command and has it sent at once if the device is connected.
 func (a *API) createCommand(r *http.Request, req api.CreateCommand) (fleet.Command, error) {
@@ -66,14 +69,14 @@ func (a *API) listCommands(r *http.Request, _ none) (api.Commands, error) {
 }
 
 // getCommand returns a command; with ?wait=D it holds the request until the command is terminal
-// or D (at most 60 s) has passed.
+// or D (at most maxWait) has passed.
 func (a *API) getCommand(r *http.Request, _ none) (fleet.Command, error) {
 	id := r.PathValue("id")
 	var wait time.Duration
 	if s := r.URL.Query().Get("wait"); s != "" {
 		d, err := time.ParseDuration(s)
 		var iv invalid
-		iv.check(err == nil && d >= 0 && d <= 60*time.Second, "wait", "want a duration from 0s to 60s, got %q", s)
+		iv.check(err == nil && d >= 0 && d <= maxWait, "wait", "want a duration from 0s to 60s, got %q", s)
 		if err := iv.err(); err != nil {
 			return fleet.Command{}, err
 		}

@@ -162,3 +162,19 @@ func TestCommandLongPoll(t *testing.T) {
 		}
 	})
 }
+
+// TestLongPollOutlastsServerTimeouts: a long poll holds its request past the HTTP server's read
+// and write timeouts, which are shorter than the longest wait (the read timeout would cancel the
+// request's context, the write timeout cut the answer).
+func TestLongPollOutlastsServerTimeouts(t *testing.T) {
+	e := newEnv(t, func(s *http.Server) { s.ReadTimeout, s.WriteTimeout = 100*time.Millisecond, 100*time.Millisecond })
+	e.site(t, "sz-a")
+	dev := e.enroll(t, "sz-a").DeviceID
+	var c fleet.Command
+	e.do(t, "POST", p+"/devices/"+dev+"/commands", opsTok, api.CreateCommand{Name: "reboot"}, 202, &c)
+	var got fleet.Command
+	e.do(t, "GET", p+"/commands/"+c.ID+"?wait=500ms", opsTok, nil, 200, &got)
+	if got.ID != c.ID || got.State != wire.CmdQueued {
+		t.Fatalf("long poll returned %+v", got)
+	}
+}

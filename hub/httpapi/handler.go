@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/catalog"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/strictjson"
 )
 
 // Who may call an endpoint: a caller with any of the roles.
@@ -33,11 +35,30 @@ type rawBody struct {
 	Data []byte
 }
 
+// holdSlack is what a holding endpoint gets past its longest hold: to look its answer up and
+// write it.
+const holdSlack = 10 * time.Second
+
+// routeOption adjusts how route serves an endpoint.
+type routeOption func(*routeOptions)
+
+type routeOptions struct{ hold time.Duration }
+
+// holding lets an endpoint hold its request up to d (a long poll): longer than the HTTP server's
+// read and write timeouts, which bound what anyone can make the hub hold. route extends the
+// connection's deadlines once the caller is authorized.
+func holding(d time.Duration) routeOption { return func(o *routeOptions) { o.hold = d } }
+
 // route serves pattern ("GET /sites", under api.Prefix) with h, the one way every endpoint runs:
-// authenticate and authorize the caller (unless roles is anyone; h finds it with principal),
-// decode the strict JSON body into Req (unless Req is none), call h, and encode its answer with
-// status, or map its error to a status code (writeErr).
-func route[Req, Resp any](a *API, pattern string, roles []string, status int, h func(r *http.Request, req Req) (Resp, error)) {
+// authenticate and authorize the caller (unless roles is anyone; h finds it with principal), decode the strict JSON body
+// into Req (unless Req is none), call h, and encode its answer with status, or map its error to a
+// status code (writeErr). An option (holding) lets h hold the request.
+func route[Req, Resp any](a *API, pattern string, roles []string, status int, h func(r *http.Request, req Req) (Resp, error),
+	opts ...routeOption) {
+	var o routeOptions
+	for _, f := range opts {
+		f(&o)
+	}
 	method, path, _ := strings.Cut(pattern, " ")
 	a.mux.HandleFunc(method+" "+api.Prefix+path, func(w http.ResponseWriter, r *http.Request) {
 		out, err := func() (out Resp, err error) {
@@ -47,6 +68,13 @@ func route[Req, Resp any](a *API, pattern string, roles []string, status int, h 
 					return out, err
 				}
 				r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+			}
+			if o.hold > 0 && roles != nil {
+				// Past the server's read timeout its background read would cancel r's context.
+				rc := http.NewResponseController(w)
+				deadline := time.Now().Add(o.hold + holdSlack)
+				_ = rc.SetReadDeadline(deadline) // not supported by every ResponseWriter (tests)
+				_ = rc.SetWriteDeadline(deadline)
 			}
 			var req Req
 			if _, bodiless := any(req).(none); !bodiless {
@@ -115,29 +143,28 @@ func (a *API) writeErr(w http.ResponseWriter, err error) {
 // maxBody is the largest request body accepted.
 const maxBody = 1 << 20
 
-// decode reads a strict JSON body: one object, unknown fields and trailing data refused, 1 MiB at
-// most.
+// decode reads a strict JSON body: one object of strict JSON (strictjson: valid UTF-8, no
+// duplicate keys at any depth), unknown fields and trailing data refused, 1 MiB at most.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	d := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	d.DisallowUnknownFields()
-	err := d.Decode(v)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	var mb *http.MaxBytesError
-	if err == nil {
-		if _, terr := d.Token(); errors.As(terr, &mb) {
-			err = terr
-		} else if terr != io.EOF {
-			err = errors.New("trailing data after the JSON object")
-		}
-	}
 	switch {
-	case err == nil:
-		return nil
 	case errors.As(err, &mb):
 		return apiErr(http.StatusBadRequest, "bad_request", "request body over %d bytes", mb.Limit)
-	case errors.Is(err, io.EOF):
+	case err != nil:
+		return apiErr(http.StatusBadRequest, "bad_request", "reading the body: %v", err)
+	case len(bytes.TrimSpace(body)) == 0:
 		return apiErr(http.StatusBadRequest, "bad_request", "invalid JSON body: empty")
 	}
-	return apiErr(http.StatusBadRequest, "bad_request", "invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
+	if err := strictjson.Check(body); err != nil {
+		return apiErr(http.StatusBadRequest, "bad_request", "invalid JSON body: %v", err)
+	}
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return apiErr(http.StatusBadRequest, "bad_request", "invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return nil
 }
 
 // invalid collects field problems so a request is answered with all of them at once.

@@ -1,7 +1,8 @@
 // Package httpapi serves the hub's JSON HTTP API under /api/v1 (documented in docs/api.md): sites,
-// enrollment, devices, commands, desired and reported state, records, health, and the app
-// catalog with its guides. Every endpoint but enrollment (authorised by its one-time token) and
-// the channels' public reads of the catalog requires a bearer token with a staff role.
+// enrollment, devices, commands, desired and reported state, records, journal verification and
+// security events, health, the app catalog with its guides, the update repository's management
+// and rollouts. Every endpoint but enrollment (authorised by its one-time token) and the
+// channels' public reads of the catalog requires a bearer token with a staff role.
 //
 // One file per resource: it registers its routes and holds its handlers, each written the one way
 // route (handler.go) runs them. A new resource is a new file and a line in New.
@@ -9,6 +10,8 @@ package httpapi
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"log/slog"
 	"net/http"
 	"time"
@@ -29,6 +32,7 @@ type Store interface {
 	store.Blobs
 	store.Updates
 	store.Rollouts
+	store.Journal
 	Ping(ctx context.Context) error
 }
 
@@ -59,6 +63,11 @@ type Config struct {
 	CertTTL  time.Duration // device certificate validity (default 365 days)
 	Version  string
 	Now      func() time.Time
+
+	// Anchor returns the CA enrollment tokens pin: the root of the hub's HTTPS certificate chain
+	// (nil: the CA's own certificate). It is asked at each use: an operator's certificate may be
+	// reloaded.
+	Anchor func() *x509.Certificate
 }
 
 // API is the HTTP API handler.
@@ -78,6 +87,14 @@ func New(cfg Config) *API {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Anchor == nil && cfg.CA != nil {
+		blk, _ := pem.Decode(cfg.CA.CertPEM())
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			panic("httpapi: the CA's certificate does not parse: " + err.Error()) // ca.CA parsed it when it loaded
+		}
+		cfg.Anchor = func() *x509.Certificate { return cert }
+	}
 	a := &API{cfg: cfg, mux: http.NewServeMux()}
 	a.healthRoutes()
 	a.siteRoutes()
@@ -86,6 +103,7 @@ func New(cfg Config) *API {
 	a.commandRoutes()
 	a.stateRoutes()
 	a.recordRoutes()
+	a.journalRoutes()
 	if cfg.Catalog != nil {
 		a.catalogRoutes()
 		a.guideRoutes()

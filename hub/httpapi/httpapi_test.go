@@ -138,7 +138,8 @@ type env struct {
 	inflight atomic.Int64 // requests inside the API handler
 }
 
-func newEnv(t testing.TB) *env {
+// newEnv starts the API on an httptest server, adjusted by adjust before it starts.
+func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "hub.db"), nil)
 	if err != nil {
@@ -164,11 +165,15 @@ func newEnv(t testing.TB) *env {
 		}},
 		MQTTAddr: "127.0.0.1:8883", Version: "0.1.0-test", Now: e.clock.Now,
 	})
-	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	e.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.inflight.Add(1)
 		defer e.inflight.Add(-1)
 		h.ServeHTTP(w, r)
 	}))
+	for _, f := range adjust {
+		f(e.srv.Config)
+	}
+	e.srv.Start()
 	t.Cleanup(e.srv.Close)
 	return e
 }
@@ -289,6 +294,13 @@ func TestRefusals(t *testing.T) {
 		{"trailing data", "POST", p + "/sites", adminTok, `{"id":"sz-x","name":"X","region":"440304"} {"id":"sz-y"}`, 400, "bad_request", nil, "trailing data"},
 		{"body over 1 MiB", "POST", p + "/sites", adminTok, huge, 400, "bad_request", nil, "over 1048576 bytes"},
 		{"wrong type", "POST", p + "/sites", adminTok, `{"id":1}`, 400, "bad_request", nil, "invalid JSON body"},
+		// Attack 5: invalid UTF-8 was stored as replacement characters; a duplicate key said two things.
+		{"invalid UTF-8", "POST", p + "/sites", adminTok, "{\"id\":\"sz-x\",\"name\":\"\xe7\xa6\",\"region\":\"440304\"}", 400, "bad_request", nil, "invalid UTF-8 at byte 21"},
+		{"lone surrogate", "POST", p + "/sites", adminTok, `{"id":"sz-x","name":"\ud800","region":"440304"}`, 400, "bad_request", nil, "escaped lone surrogate"},
+		{"duplicate key", "POST", p + "/sites", adminTok, `{"id":"sz-x","name":"X","region":"440304","id":"sz-y"}`, 400, "bad_request", nil, `duplicate key at byte 42: "id"`},
+		{"duplicate key, other case", "POST", p + "/sites", adminTok, `{"id":"sz-x","name":"X","Name":"Y","region":"440304"}`, 400, "bad_request", nil, "differ only in case"},
+		{"enroll: invalid UTF-8", "POST", p + "/enroll", "", "{\"token\":\"kfe_\xff\",\"csr\":\"x\"}", 400, "bad_request", nil, "invalid UTF-8"},
+		{"desired: duplicate deep", "PUT", p + "/devices/k-1/desired", opsTok, `{"doc":{"a":{"b":1,"b":2}}}`, 400, "bad_request", nil, "duplicate key"},
 
 		// Sites.
 		{"site: all fields at once", "POST", p + "/sites", adminTok, `{"id":"-X","name":"  ","region":"4403"}`, 400, "bad_request",

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/alexedwards/argon2id"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
@@ -226,25 +228,40 @@ func (p *Provider) Bootstrap(ctx context.Context, b BootstrapConfig) (Bootstrapp
 		return out, err
 	}
 	code, refresh, device, bearer := "authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code", GrantTypeJWTBearer
+	all := []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeOfflineAccess}
+	fleet := []string{p.FleetAPI()}
 	builtins := []store.Client{
 		{ID: ClientWebPortal, Name: "政务服务网 Web portal", AppType: "web", FirstParty: true,
 			RedirectURIs: []string{b.BaseURL + "/portal/callback"}, PostLogoutURIs: []string{b.BaseURL + "/portal/"},
-			GrantTypes: []string{code, refresh}},
+			GrantTypes: []string{code, refresh}, Scopes: all},
 		{ID: ClientMobileApp, Name: "移动端 Mobile app", AppType: "native", FirstParty: true,
-			RedirectURIs: []string{"cn.gov.kioskfleet.app:/oauth2redirect"}, GrantTypes: []string{code, refresh}},
+			RedirectURIs: []string{"cn.gov.kioskfleet.app:/oauth2redirect"}, GrantTypes: []string{code, refresh}, Scopes: all},
 		{ID: ClientMiniProgram, Name: "小程序 Mini-program", AppType: "native", FirstParty: true,
-			RedirectURIs: []string{"cn.gov.kioskfleet.mini:/oauth2redirect"}, GrantTypes: []string{code, refresh}},
+			RedirectURIs: []string{"cn.gov.kioskfleet.mini:/oauth2redirect"}, GrantTypes: []string{code, refresh}, Scopes: all},
 		{ID: ClientKioskShell, Name: "自助终端 Kiosk", AppType: "native", FirstParty: true, KioskOnly: true,
-			RedirectURIs: []string{"http://127.0.0.1/kiosk/callback"}, GrantTypes: []string{code, device, bearer}},
+			RedirectURIs: []string{"http://127.0.0.1/kiosk/callback"}, GrantTypes: []string{code, device, bearer},
+			Scopes: []string{oidc.ScopeOpenID, oidc.ScopeProfile}},
 		{ID: ClientConsole, Name: "运维控制台 Fleet console", AppType: "web", FirstParty: true,
 			RedirectURIs: []string{b.BaseURL + "/console/callback"}, PostLogoutURIs: []string{b.BaseURL + "/console/"},
-			GrantTypes: []string{code, refresh}},
+			GrantTypes: []string{code, refresh}, Scopes: all, Resources: fleet},
 		{ID: ClientFleetctl, Name: "fleetctl 命令行", AppType: "native", FirstParty: true,
-			GrantTypes: []string{device, refresh}},
+			GrantTypes: []string{device, refresh}, Scopes: all, Resources: fleet},
 	}
 	out.ClientSecrets = map[string]string{}
 	for _, c := range builtins {
-		if _, err := p.st.GetClient(ctx, c.ID); err == nil {
+		if old, err := p.st.GetClient(ctx, c.ID); err == nil {
+			// Registered by an earlier start: the scopes are set if it had none (it predates them),
+			// the resources follow the issuer (the public URL may have changed).
+			if old.Scopes == nil || !slices.Equal(old.Resources, c.Resources) {
+				if old.Scopes == nil {
+					old.Scopes = c.Scopes
+				}
+				old.Resources = c.Resources
+				p.clients.Delete(c.ID)
+				if err := p.st.PutClient(ctx, old); err != nil {
+					return out, fmt.Errorf("identity: update built-in client %s: %w", c.ID, err)
+				}
+			}
 			continue
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return out, err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/identity/identitytest"
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
 
 func TestBruteForceThrottleAndLockout(t *testing.T) {
@@ -184,6 +186,14 @@ func TestPairwiseSubjectsAndConsent(t *testing.T) {
 
 func apiCall(t *testing.T, e *identitytest.Env, method, path, token, body string) (int, map[string]any) {
 	t.Helper()
+	st, b := apiRaw(t, e, method, path, token, body)
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	return st, m
+}
+
+func apiRaw(t *testing.T, e *identitytest.Env, method, path, token, body string) (int, []byte) {
+	t.Helper()
 	req, _ := http.NewRequest(method, e.Issuer+path, strings.NewReader(body))
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -193,9 +203,11 @@ func apiCall(t *testing.T, e *identitytest.Env, method, path, token, body string
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var m map[string]any
-	json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
 }
 
 func TestSessionsAndAdminAPI(t *testing.T) {
@@ -232,8 +244,8 @@ func TestSessionsAndAdminAPI(t *testing.T) {
 
 	// Clients are managed by admins only.
 	body := `{"id":"dept-tax","name":"税务","appType":"web","redirectUris":["https://tax.example/cb"],"grantTypes":["authorization_code"],"confidential":true}`
-	if st, _ := apiCall(t, e, "POST", "/oidc/admin/clients", cat, body); st != 403 {
-		t.Errorf("citizen registering a client: %d", st)
+	if st, _ := apiCall(t, e, "POST", "/oidc/admin/clients", cat, body); st != 401 {
+		t.Errorf("citizen registering a client with a kiosk token: %d, want 401 (not a fleet API token)", st)
 	}
 	if st, _ := apiCall(t, e, "POST", "/oidc/admin/clients", "", body); st != 401 {
 		t.Errorf("anonymous registering a client: %d", st)
@@ -322,6 +334,14 @@ func TestStaffAdminAPI(t *testing.T) {
 	}
 	if _, err := e.P.PasswordLogin(ctx, "li", "a good password"); err == nil {
 		t.Fatal("locked account logged in")
+	}
+	var list api.Staff
+	if st, b := apiRaw(t, e, "GET", "/oidc/admin/staff", at, ""); st != 200 || json.Unmarshal(b, &list) != nil {
+		t.Fatalf("list staff: %d %s", st, b)
+	}
+	i := slices.IndexFunc(list.Staff, func(s api.StaffAccount) bool { return s.Username == "li" })
+	if i < 0 || !list.Staff[i].Locked || list.Staff[i].Failures == 0 || fmt.Sprint(list.Staff[i].Roles) != "[fieldops]" {
+		t.Fatalf("list staff: %+v, want li locked with its failures", list.Staff)
 	}
 	if st, m := apiCall(t, e, "PUT", "/oidc/admin/staff/li", at, `{"roles":["reviewer","developer"],"password":"another password","department":"tax"}`); st != 200 || m["department"] != "tax" {
 		t.Fatalf("update: %d %v", st, m)

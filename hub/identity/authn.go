@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/strictjson"
 )
 
 // accessToken returns the live access token of the request's Authorization header.
@@ -44,10 +46,14 @@ type Principal struct {
 	AMR      []string
 	KioskID  string // set for sessions opened at a kiosk
 	FamilyID string
+	Audience []string // resource indicators (RFC 8707) the token was issued for
 
 	// Department is a staff account's department (a developer's scope), if it has one.
 	Department string
 }
+
+// For reports whether the token was issued for resource.
+func (p Principal) For(resource string) bool { return slices.Contains(p.Audience, resource) }
 
 // Has reports whether the principal has the role; admin has every role.
 func (p Principal) Has(role string) bool {
@@ -67,22 +73,47 @@ func (p *Provider) Authenticate(r *http.Request) (Principal, error) {
 		return Principal{}, fmt.Errorf("%w: account: %w", ErrUnauthorized, err)
 	}
 	return Principal{Subject: a.ID, ClientID: t.ClientID, Roles: a.Roles, Department: a.Department, ACR: t.ACR, AMR: t.AMR,
-		KioskID: t.DeviceID, FamilyID: t.FamilyID}, nil
+		KioskID: t.DeviceID, FamilyID: t.FamilyID, Audience: t.Audience}, nil
 }
 
+// AuthenticateFor is Authenticate for an API: the token must have been issued for resource (its
+// audience, RFC 8707), so that a token a citizen gave a department's app does not open the
+// fleet API. Errors wrap ErrUnauthorized.
+func (p *Provider) AuthenticateFor(r *http.Request, resource string) (Principal, error) {
+	pr, err := p.Authenticate(r)
+	if err == nil && !pr.For(resource) {
+		return Principal{}, fmt.Errorf("%w: token not issued for %s", ErrUnauthorized, resource)
+	}
+	return pr, err
+}
+
+func unauthorized(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	apiError(w, http.StatusUnauthorized, "unauthorized", msg)
+}
+
+// authenticated admits a token to the caller's own account API (/oidc/account): one of a
+// first-party client (the citizen's portal or app) or one issued for the fleet API, never a
+// department's app, which must not end the citizen's other sessions.
 func (p *Provider) authenticated(w http.ResponseWriter, r *http.Request) (Principal, bool) {
 	pr, err := p.Authenticate(r)
 	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		apiError(w, http.StatusUnauthorized, "unauthorized", "missing, unknown, revoked or expired access token")
+		unauthorized(w, "missing, unknown, revoked or expired access token")
+		return pr, false
+	}
+	if c, err := p.client(r.Context(), pr.ClientID); (err != nil || !c.FirstParty) && !pr.For(p.FleetAPI()) {
+		apiError(w, http.StatusForbidden, "forbidden", "the account API takes tokens of first-party clients only")
 		return pr, false
 	}
 	return pr, true
 }
 
+// authorize admits a token issued for the fleet API (the admin API is part of it) whose account
+// has role.
 func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, role string) (Principal, bool) {
-	pr, ok := p.authenticated(w, r)
-	if !ok {
+	pr, err := p.AuthenticateFor(r, p.FleetAPI())
+	if err != nil {
+		unauthorized(w, "missing, unknown, revoked or expired access token, or one not issued for the fleet API")
 		return pr, false
 	}
 	if !pr.Has(role) {
@@ -138,7 +169,7 @@ func (p *Provider) serveRevokeSession(w http.ResponseWriter, r *http.Request) {
 func registration(c store.Client) api.ClientRegistration {
 	return api.ClientRegistration{ID: c.ID, Name: c.Name, AppType: c.AppType, RedirectURIs: c.RedirectURIs,
 		PostLogoutURIs: c.PostLogoutURIs, GrantTypes: c.GrantTypes, FirstParty: c.FirstParty, Pairwise: c.Pairwise,
-		Sector: c.Sector, KioskOnly: c.KioskOnly, Confidential: !c.Public()}
+		Sector: c.Sector, KioskOnly: c.KioskOnly, Scopes: c.Scopes, Resources: c.Resources, Confidential: !c.Public()}
 }
 
 // serveClients lists (GET) and registers (POST) clients: role admin.
@@ -160,13 +191,11 @@ func (p *Provider) serveClients(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, out)
 	case http.MethodPost:
 		var reg api.ClientRegistration
-		dec := json.NewDecoder(io.LimitReader(r.Body, maxForm))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&reg); err != nil {
+		if err := decodeStrict(r, &reg); err != nil {
 			apiError(w, http.StatusBadRequest, "bad_request", "malformed client: "+err.Error())
 			return
 		}
-		c, err := validClient(reg)
+		c, err := p.validClient(reg)
 		if err != nil {
 			apiError(w, http.StatusBadRequest, "bad_request", err.Error())
 			return
@@ -231,10 +260,10 @@ func (p *Provider) serveClient(w http.ResponseWriter, r *http.Request) {
 
 var offeredGrants = []string{"authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code", GrantTypeJWTBearer}
 
-func validClient(reg api.ClientRegistration) (store.Client, error) {
+func (p *Provider) validClient(reg api.ClientRegistration) (store.Client, error) {
 	c := store.Client{ID: reg.ID, Name: reg.Name, AppType: reg.AppType, RedirectURIs: reg.RedirectURIs,
 		PostLogoutURIs: reg.PostLogoutURIs, GrantTypes: reg.GrantTypes, FirstParty: reg.FirstParty,
-		Pairwise: reg.Pairwise, Sector: reg.Sector, KioskOnly: reg.KioskOnly}
+		Pairwise: reg.Pairwise, Sector: reg.Sector, KioskOnly: reg.KioskOnly, Scopes: reg.Scopes, Resources: reg.Resources}
 	if c.ID == "" || len(c.ID) > 64 || strings.ContainsAny(c.ID, " /:?#") {
 		return c, errors.New("id must have 1 to 64 characters without spaces, '/', ':', '?' or '#'")
 	}
@@ -254,6 +283,19 @@ func validClient(reg api.ClientRegistration) (store.Client, error) {
 			return c, fmt.Errorf("grant type %q is not offered", g)
 		}
 	}
+	if len(c.Scopes) == 0 {
+		c.Scopes = []string{"openid"}
+	}
+	for _, s := range c.Scopes {
+		if !slices.Contains(offeredScopes, s) {
+			return c, fmt.Errorf("scope %q is not offered (offered: %s)", s, strings.Join(offeredScopes, ", "))
+		}
+	}
+	for _, res := range c.Resources {
+		if !slices.Contains(p.resources(), res) {
+			return c, fmt.Errorf("resource %q is not one of this hub's: %s", res, strings.Join(p.resources(), ", "))
+		}
+	}
 	for _, u := range append(slices.Clone(c.RedirectURIs), c.PostLogoutURIs...) {
 		if u == "" || strings.Contains(u, "#") || strings.Contains(u, "*") {
 			return c, fmt.Errorf("redirect URI %q: must be absolute, without fragment or wildcard", u)
@@ -262,10 +304,49 @@ func validClient(reg api.ClientRegistration) (store.Client, error) {
 	return c, nil
 }
 
+// decodeStrict reads a JSON body of at most maxForm bytes: strict JSON (strictjson: UTF-8, no
+// duplicate keys), one object without unknown fields.
 func decodeStrict(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxForm))
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxForm+1))
+	if err != nil {
+		return err
+	}
+	if len(body) > maxForm {
+		return fmt.Errorf("body over %d bytes", maxForm)
+	}
+	if err := strictjson.Check(body); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
+}
+
+// serveListStaff lists the staff accounts with their roles and lock state: GET /oidc/admin/staff,
+// role admin.
+func (p *Provider) serveListStaff(w http.ResponseWriter, r *http.Request) {
+	if _, ok := p.authorize(w, r, RoleAdmin); !ok {
+		return
+	}
+	as, err := p.st.ListAccounts(r.Context(), "staff")
+	if err != nil {
+		p.log.Error("list staff failed", "err", err)
+		apiError(w, http.StatusInternalServerError, "internal", "could not list accounts")
+		return
+	}
+	out := api.Staff{Staff: make([]api.StaffAccount, len(as))}
+	for i, a := range as {
+		out.Staff[i] = api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: nonNil(a.Roles),
+			Locked: a.Failures >= p.cfg.LockAfter, Failures: a.Failures}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // serveCreateStaff creates a staff account: POST /oidc/admin/staff, role admin.

@@ -27,8 +27,18 @@ func (p *Provider) serveDeviceAuthorization(w http.ResponseWriter, r *http.Reque
 		op.RequestError(w, r, err, nil)
 		return
 	}
+	ctx, err := p.requestedResources(r.Context(), r)
+	if err == nil {
+		r = r.WithContext(ctx)
+		_, err = clientResources(ctx, c)
+	}
+	if err != nil {
+		op.RequestError(w, r, err, nil)
+		return
+	}
 	now := p.now()
-	d := store.DeviceAuth{ClientID: c.ID, Scopes: scopesOf(r.PostForm.Get("scope")), CreatedAt: now,
+	d := store.DeviceAuth{ClientID: c.ID, Scopes: clientScopes(c, strings.Fields(r.PostForm.Get("scope"))),
+		Resources: resourcesFrom(ctx), CreatedAt: now,
 		ExpiresAt: now.Add(p.cfg.DeviceCodeTTL), Interval: p.cfg.DevicePoll, State: store.DeviceAuthPending}
 	if c.KioskOnly && !allows(c, oidc.GrantTypeRefreshToken) {
 		d.Scopes = without(d.Scopes, oidc.ScopeOfflineAccess)
@@ -104,7 +114,8 @@ func (p *Provider) deviceGrant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := &sessionRequest{Token: store.Token{FamilyID: randomToken(16), UserID: d.UserID, Subject: d.Subject,
-		ClientID: c.ID, Scopes: d.Scopes, AMR: d.AMR, ACR: ACRDevice, AuthTime: d.AuthTime, DeviceID: d.KioskID},
+		ClientID: c.ID, Scopes: d.Scopes, AMR: d.AMR, ACR: ACRDevice, AuthTime: d.AuthTime, DeviceID: d.KioskID,
+		Audience: d.Resources},
 		refreshable: !c.KioskOnly, short: c.KioskOnly}
 	resp, err := p.issue(r.Context(), req, c)
 	if err != nil {

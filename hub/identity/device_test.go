@@ -191,7 +191,8 @@ func TestDeviceGrantDenialExpiryAndGuessCap(t *testing.T) {
 // fleetctl logs in with the device grant and gets a refresh token for offline_access.
 func TestDeviceGrantFleetctl(t *testing.T) {
 	e := identitytest.New(t)
-	d := startDevice(t, e, url.Values{"client_id": {identity.ClientFleetctl}, "scope": {"openid offline_access"}})
+	d := startDevice(t, e, url.Values{"client_id": {identity.ClientFleetctl}, "scope": {"openid offline_access"},
+		identity.ParamResource: {e.P.FleetAPI()}})
 	p := approve(t, e, e.NewBrowser(), d.verify, "approve")
 	if !strings.Contains(p.Body, "fleetctl") || strings.Contains(p.Body, "kiosk") {
 		t.Errorf("approval page for fleetctl: %.300s", p.Body)
@@ -201,7 +202,7 @@ func TestDeviceGrantFleetctl(t *testing.T) {
 		t.Fatalf("%d %v %v", st, tok, err)
 	}
 	req := bearer(e, tok["access_token"].(string))
-	pr, err := e.P.Authenticate(req)
+	pr, err := e.P.AuthenticateFor(req, e.P.FleetAPI())
 	if err != nil || !pr.Has(identity.RoleAdmin) || pr.ClientID != identity.ClientFleetctl {
 		t.Fatalf("principal %+v %v", pr, err)
 	}
@@ -209,6 +210,10 @@ func TestDeviceGrantFleetctl(t *testing.T) {
 		"refresh_token": {tok["refresh_token"].(string)}}, "", "")
 	if err != nil || st != 200 || tok2["refresh_token"] == tok["refresh_token"] {
 		t.Fatalf("refresh: %d %v %v", st, tok2, err)
+	}
+	// The refreshed access token is for the fleet API as the grant was.
+	if _, err := e.P.AuthenticateFor(bearer(e, tok2["access_token"].(string)), e.P.FleetAPI()); err != nil {
+		t.Fatalf("refreshed token: %v", err)
 	}
 }
 

@@ -77,7 +77,8 @@ func FuzzTokenEndpoint(f *testing.F) {
 func FuzzClientRegistration(f *testing.F) {
 	e := identitytest.New(f)
 	verifier := oauth2.GenerateVerifier()
-	u := authURL(e, "rp", e.Callback, url.Values{"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}})
+	u := authURL(e, "rp", e.Callback, url.Values{"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"},
+		identity.ParamResource: {e.P.FleetAPI()}})
 	cb, err := e.NewBrowser().Login(u, identitytest.AdminUser, identitytest.AdminPassword)
 	if err != nil {
 		f.Fatal(err)

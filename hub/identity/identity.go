@@ -20,7 +20,7 @@
 //	GET  /oidc/device                        device approval page (verification_uri)
 //	GET  /oidc/userinfo, POST /oidc/introspect, POST /oidc/revoke, GET /oidc/end_session
 //	GET  /oidc/account/sessions, DELETE /oidc/account/sessions/{id}   the caller's sessions
-//	/oidc/admin/clients[/{id}], /oidc/admin/staff[/{username}]        role admin
+//	/oidc/admin/clients[/{id}], /oidc/admin/staff[/{username}] (GET lists) role admin
 //
 // Kiosk assertions: see wire.KioskClaims.
 package identity
@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"runtime"
 	"strings"
@@ -41,6 +42,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
+	"github.com/kioskfleet/kioskfleet/hub/ratelimit"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
@@ -106,6 +108,17 @@ type Config struct {
 	// timing does not tell an unknown account from a wrong password or a throttled account.
 	FailureFloor time.Duration // 250ms
 
+	// Limits per client address (ratelimit; the per-account throttling above still applies):
+	// password logins (POST /oidc/login), token requests, device authorization requests and the
+	// device approval page (user code entries). Zero: the default shown; ratelimit.Unlimited: off.
+	LoginRate      ratelimit.Rate // 30 a minute, 10 at once
+	TokenRate      ratelimit.Rate // 600 a minute, 120 at once (kiosks of a hall share an address)
+	DeviceAuthRate ratelimit.Rate // 60 a minute, 20 at once
+	UserCodeRate   ratelimit.Rate // 20 a minute, 10 at once
+	// TrustedProxies are the reverse proxies in front of the hub whose X-Forwarded-For names
+	// the client address; without any, the connection's address is the client's.
+	TrustedProxies []netip.Prefix
+
 	Now func() time.Time // clock, for tests
 }
 
@@ -143,6 +156,15 @@ func (c *Config) defaults() error {
 	if c.DeviceGuesses == 0 {
 		c.DeviceGuesses = 10
 	}
+	rate := func(r *ratelimit.Rate, v ratelimit.Rate) {
+		if *r == (ratelimit.Rate{}) {
+			*r = v
+		}
+	}
+	rate(&c.LoginRate, ratelimit.PerMinute(30, 10))
+	rate(&c.TokenRate, ratelimit.PerMinute(600, 120))
+	rate(&c.DeviceAuthRate, ratelimit.PerMinute(60, 20))
+	rate(&c.UserCodeRate, ratelimit.PerMinute(20, 10))
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -160,6 +182,7 @@ type Provider struct {
 	mux     *http.ServeMux
 	keys    keyCache
 	pages   *pages
+	lim     limiters
 
 	discovery []byte // rendered once: the configuration does not change at run time
 
@@ -201,6 +224,7 @@ func New(ctx context.Context, cfg Config, st store.Identity, devices DeviceLooku
 	if err != nil {
 		return nil, err
 	}
+	p.lim = newLimiters(cfg)
 	if p.pages, err = newPages(); err != nil {
 		return nil, err
 	}
@@ -244,7 +268,7 @@ func New(ctx context.Context, cfg Config, st store.Identity, devices DeviceLooku
 }
 
 // Handler serves every identity path: DiscoveryPath and everything under PathPrefix.
-func (p *Provider) Handler() http.Handler { return p.mux }
+func (p *Provider) Handler() http.Handler { return secureHeaders(p.mux) }
 
 func (p *Provider) now() time.Time { return p.cfg.Now().UTC() }
 
@@ -257,19 +281,21 @@ func (p *Provider) routes() {
 	opH := p.op // routes the OP endpoints itself, with the issuer in the context
 	m.HandleFunc("GET "+DiscoveryPath, p.serveDiscovery)
 	m.HandleFunc("GET /oidc/keys", p.serveKeys)
-	m.HandleFunc("POST /oidc/token", p.serveToken)
+	m.HandleFunc("/oidc/authorize", p.serveAuthorize)
+	m.HandleFunc("POST /oidc/token", p.limit(p.lim.token, "token", p.serveToken))
 	m.HandleFunc("GET /oidc/userinfo", p.serveUserinfo)
 	m.HandleFunc("POST /oidc/userinfo", p.serveUserinfo)
-	m.HandleFunc("/oidc/end_session", p.serveEndSession)
-	m.HandleFunc("POST /oidc/device_authorization", p.serveDeviceAuthorization)
-	m.HandleFunc(loginPath, p.serveLogin)
-	m.HandleFunc(consentPath, p.serveConsent)
-	m.HandleFunc(devicePath, p.serveDevice)
-	m.HandleFunc("GET "+logoutDone, p.serveLoggedOut)
+	m.HandleFunc("/oidc/end_session", p.pageHeaders(p.serveEndSession))
+	m.HandleFunc("POST /oidc/device_authorization", p.limit(p.lim.deviceAuth, "device_authorization", p.serveDeviceAuthorization))
+	m.HandleFunc(loginPath, p.pageHeaders(p.limit(p.lim.login, "login", p.serveLogin, http.MethodPost)))
+	m.HandleFunc(consentPath, p.pageHeaders(p.serveConsent))
+	m.HandleFunc(devicePath, p.pageHeaders(p.limit(p.lim.userCode, "device", p.serveDevice)))
+	m.HandleFunc("GET "+logoutDone, p.pageHeaders(p.serveLoggedOut))
 	m.HandleFunc("GET /oidc/account/sessions", p.serveListSessions)
 	m.HandleFunc("DELETE /oidc/account/sessions/{id}", p.serveRevokeSession)
 	m.HandleFunc(api.AdminClientsPath, p.serveClients)
 	m.HandleFunc(api.AdminClientsPath+"/{id}", p.serveClient)
+	m.HandleFunc("GET "+api.AdminStaffPath, p.serveListStaff)
 	m.HandleFunc("POST "+api.AdminStaffPath, p.serveCreateStaff)
 	m.HandleFunc("PUT "+api.AdminStaffPath+"/{username}", p.serveUpdateStaff)
 	m.Handle(PathPrefix, opH)

@@ -36,3 +36,20 @@ func TestLoadOrCreateSecret(t *testing.T) {
 		t.Fatalf("short secret: %v", err)
 	}
 }
+
+func TestCSPSource(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://portal.example.gov.cn/callback": "https://portal.example.gov.cn",
+		"http://127.0.0.1:8081/console/callback": "http://127.0.0.1:8081",
+		"http://[::1]:9/cb":                      "http://[::1]:9",
+		"cn.gov.kioskfleet.app:/oauth2redirect":  "cn.gov.kioskfleet.app:",
+		"https://evil.example;script-src/cb":     "",
+		"https://a.example'/cb":                  "",
+		"Bad Scheme://x":                         "",
+	} {
+		if got := cspSource(in); got != want {
+			t.Errorf("cspSource(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+

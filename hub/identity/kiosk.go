@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -16,6 +17,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/strictjson"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -27,10 +29,43 @@ func invalidAssertion(format string, args ...any) error {
 	return oidc.ErrInvalidGrant().WithDescription("assertion: "+format, args...)
 }
 
+// openAssertion returns the signed assertion inside one encrypted to this hub (wire.SealAssertion),
+// and whether it was; a signed assertion is returned as it is.
+func (p *Provider) openAssertion(ctx context.Context, assertion string) (string, bool, error) {
+	if strings.Count(assertion, ".") != 4 { // a compact JWE has five parts, a JWS three
+		return assertion, false, nil
+	}
+	jwe, err := jose.ParseEncryptedCompact(assertion, []jose.KeyAlgorithm{wire.AssertionKeyAlg},
+		[]jose.ContentEncryption{wire.AssertionEnc})
+	if err != nil {
+		return "", true, invalidAssertion("not a JWE with %s and %s", wire.AssertionKeyAlg, wire.AssertionEnc)
+	}
+	if cty, _ := jwe.Header.ExtraHeaders[jose.HeaderContentType].(string); cty != "JWT" {
+		return "", true, invalidAssertion("encrypted content must be a signed JWT (cty JWT)")
+	}
+	key, err := p.decryptionKey(ctx, jwe.Header.KeyID)
+	if errors.Is(err, errNoKey) {
+		return "", true, invalidAssertion("encrypted to key %q, which is not this hub's: fetch the current one from jwks_uri", jwe.Header.KeyID)
+	}
+	if err != nil {
+		return "", true, oidc.ErrServerError().WithParent(err)
+	}
+	plain, err := jwe.Decrypt(key)
+	if err != nil {
+		return "", true, invalidAssertion("does not decrypt with this hub's key %q: tampered with, or encrypted to another key", jwe.Header.KeyID)
+	}
+	defer clear(plain)
+	return string(plain), true, nil
+}
+
 // verifyKioskAssertion checks an assertion (wire.KioskClaims, signed by the kiosk's enrolled device
-// key: ES256, EdDSA or RS256) against the enrolled, unrevoked kiosk named by its
-// issuer, and burns its jti.
+// key: ES256, EdDSA or RS256; encrypted to the hub when it carries a card) against the enrolled,
+// unrevoked kiosk named by its issuer, and burns its jti.
 func (p *Provider) verifyKioskAssertion(ctx context.Context, assertion string) (*wire.KioskClaims, error) {
+	assertion, encrypted, err := p.openAssertion(ctx, assertion)
+	if err != nil {
+		return nil, err
+	}
 	jws, err := jose.ParseSigned(assertion, assertionAlgs)
 	if err != nil {
 		return nil, invalidAssertion("not a signed JWT (ES256, EdDSA or RS256)")
@@ -41,6 +76,12 @@ func (p *Provider) verifyKioskAssertion(ctx context.Context, assertion string) (
 	raw := jws.UnsafePayloadWithoutVerification()
 	defer clear(raw)
 	var c wire.KioskClaims
+	if err := strictjson.Check(raw); err != nil {
+		// Only the kind of fault: the claims may hold a card, and this description is logged.
+		var se *strictjson.Error
+		errors.As(err, &se)
+		return nil, invalidAssertion("claims are not strict JSON: %v", se.Kind)
+	}
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return nil, invalidAssertion("claims are not valid JSON")
 	}
@@ -50,6 +91,10 @@ func (p *Provider) verifyKioskAssertion(ctx context.Context, assertion string) (
 			c.Card.Wipe()
 		}
 	}()
+	if c.Card != nil && !encrypted {
+		return nil, invalidAssertion("id_card must travel encrypted to the hub's key (JWE %s + %s, the JWKS key with use enc)",
+			wire.AssertionKeyAlg, wire.AssertionEnc)
+	}
 	if c.Issuer == "" || c.Subject != c.Issuer {
 		return nil, invalidAssertion("iss and sub must both be the kiosk's device ID")
 	}
@@ -174,6 +219,11 @@ func (p *Provider) kioskGrant(w http.ResponseWriter, r *http.Request) {
 		op.RequestError(w, r, err, nil)
 		return
 	}
+	resources, err := clientResources(ctx, c)
+	if err != nil {
+		op.RequestError(w, r, err, nil)
+		return
+	}
 	claims, err := p.verifyKioskAssertion(ctx, r.PostForm.Get("assertion"))
 	if err != nil {
 		op.RequestError(w, r, err, nil)
@@ -196,10 +246,10 @@ func (p *Provider) kioskGrant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := p.now()
-	scopes := without(scopesOf(r.PostForm.Get("scope")), oidc.ScopeOfflineAccess)
+	scopes := without(clientScopes(c, strings.Fields(r.PostForm.Get("scope"))), oidc.ScopeOfflineAccess)
 	req := &sessionRequest{Token: store.Token{FamilyID: randomToken(16), UserID: acct.ID, Subject: p.sec.subject(c, acct.ID),
 		ClientID: c.ID, Scopes: scopes, AMR: []string{"sc", "hwk"}, ACR: ACRIDCard, AuthTime: now,
-		DeviceID: claims.Issuer}, short: true}
+		DeviceID: claims.Issuer, Audience: resources}, short: true}
 	resp, err := p.issue(ctx, req, c)
 	if err != nil {
 		op.RequestError(w, r, err, nil)

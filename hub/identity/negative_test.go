@@ -16,6 +16,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 
+	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/identity/identitytest"
 )
 
@@ -68,7 +69,7 @@ func userinfo(e *identitytest.Env, at string) int {
 func codeFor(t *testing.T, e *identitytest.Env, verifier string) string {
 	t.Helper()
 	u := authURL(e, "rp", e.Callback, url.Values{"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)},
-		"code_challenge_method": {"S256"}})
+		"code_challenge_method": {"S256"}, identity.ParamResource: {e.P.FleetAPI()}})
 	cb, err := e.NewBrowser().Login(u, identitytest.AdminUser, identitytest.AdminPassword)
 	if err != nil {
 		t.Fatal(err)
@@ -211,7 +212,8 @@ func TestTokenSignedByUnknownKey(t *testing.T) {
 	ctx := context.Background()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	// Same kid as the provider's real key, so only the signature tells.
-	kid := jwks(t, e.Issuer+"/oidc/keys")[0]
+	sig, _ := jwks(t, e.Issuer+"/oidc/keys")
+	kid := sig[0]
 	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, nil)
 	now := time.Now()
 	claims, _ := json.Marshal(map[string]any{"iss": e.Issuer, "sub": "u_admin", "aud": "rp", "exp": now.Add(time.Hour).Unix(),
@@ -281,12 +283,12 @@ func TestRestartKeepsPromises(t *testing.T) {
 	rt1 := tok["refresh_token"].(string)
 	_, tok2, _ := refresh(e, rt1)
 	rt2, at2, idt := tok2["refresh_token"].(string), tok2["access_token"].(string), tok2["id_token"].(string)
-	kid := jwks(t, e.Issuer+"/oidc/keys")
+	kid, enc := jwks(t, e.Issuer+"/oidc/keys")
 
 	e.Restart(t)
 
-	if got := jwks(t, e.Issuer+"/oidc/keys"); len(got) != 1 || got[0] != kid[0] {
-		t.Fatalf("signing key changed across restart: %v -> %v", kid, got)
+	if got, gotEnc := jwks(t, e.Issuer+"/oidc/keys"); len(got) != 1 || got[0] != kid[0] || gotEnc != enc {
+		t.Fatalf("keys changed across restart: %v %s -> %v %s", kid, enc, got, gotEnc)
 	}
 	if _, err := newRP(t, e, "rp", "rp-secret").ver.Verify(ctx, idt); err != nil {
 		t.Errorf("ID token from before the restart: %v", err)

@@ -70,11 +70,12 @@ func (r *refreshRequest) SetCurrentScopes(s []string) { r.scopes = s }
 
 // grant is what every issued token of a request records.
 type grant struct {
-	store.Token
-	accessTTL time.Duration
+	store.Token          // Audience: the resources granted, which a refresh token keeps
+	accessTTL   time.Duration
+	accessAud   []string // the access token's audience: the granted resources the request names
 }
 
-func (s *opStorage) grantOf(req op.TokenRequest) (grant, error) {
+func (s *opStorage) grantOf(ctx context.Context, req op.TokenRequest) (grant, error) {
 	p := s.p
 	g := grant{accessTTL: p.cfg.AccessTokenTTL}
 	switch r := req.(type) {
@@ -83,7 +84,7 @@ func (s *opStorage) grantOf(req op.TokenRequest) (grant, error) {
 			g.accessTTL = p.cfg.KioskSessionTTL
 		}
 		g.Token = store.Token{FamilyID: r.FamilyID, UserID: r.UserID, Subject: r.Subject, ClientID: r.ClientID,
-			Scopes: r.Scopes, AMR: r.AMR, ACR: r.ACR, AuthTime: r.AuthTime}
+			Scopes: r.Scopes, AMR: r.AMR, ACR: r.ACR, AuthTime: r.AuthTime, Audience: r.Resources}
 	case *refreshRequest:
 		g.Token = r.Token
 		g.Scopes = r.scopes
@@ -96,12 +97,15 @@ func (s *opStorage) grantOf(req op.TokenRequest) (grant, error) {
 		return g, fmt.Errorf("identity: unexpected token request %T", req)
 	}
 	g.ID, g.Hash, g.Revoked, g.Rotated = "", nil, false, false
-	return g, nil
+	var err error
+	g.accessAud, err = narrowAudience(ctx, g.Audience)
+	return g, err
 }
 
 func (g grant) access(now time.Time) store.Token {
 	t := g.Token
 	t.ID, t.Kind, t.CreatedAt, t.ExpiresAt = randomToken(16), store.TokenAccess, now, now.Add(g.accessTTL)
+	t.Audience = g.accessAud
 	return t
 }
 
@@ -123,10 +127,18 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	if req.ResponseType != oidc.ResponseTypeCode {
 		return nil, oidc.ErrInvalidRequest().WithDescription("only response_type code is offered")
 	}
+	resources, err := clientResources(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	scopes := clientScopes(c, req.Scopes)
+	if !slices.Contains(scopes, oidc.ScopeOpenID) {
+		return nil, oidc.ErrInvalidScope().WithDescription("client is not registered for scope openid")
+	}
 	now := s.p.now()
 	a := store.AuthRequest{
 		ID: randomToken(16), ClientID: req.ClientID, RedirectURI: req.RedirectURI, State: req.State,
-		Nonce: req.Nonce, Scopes: req.Scopes, ResponseType: string(req.ResponseType),
+		Nonce: req.Nonce, Scopes: scopes, Resources: resources, ResponseType: string(req.ResponseType),
 		ResponseMode: string(req.ResponseMode), CodeChallenge: req.CodeChallenge,
 		CodeChallengeMethod: string(req.CodeChallengeMethod), Prompt: req.Prompt, UILocales: req.UILocales.String(),
 		CreatedAt: now, ExpiresAt: now.Add(s.p.cfg.CodeTTL), FamilyID: randomToken(16), Kiosk: c.KioskOnly,
@@ -187,7 +199,7 @@ func (s *opStorage) DeleteAuthRequest(ctx context.Context, id string) error {
 }
 
 func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
-	g, err := s.grantOf(req)
+	g, err := s.grantOf(ctx, req)
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -199,7 +211,7 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 }
 
 func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
-	g, err := s.grantOf(req)
+	g, err := s.grantOf(ctx, req)
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
@@ -338,7 +350,7 @@ func (s *opStorage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, strin
 }
 
 func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, ui *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
-	g, err := s.grantOf(req)
+	g, err := s.grantOf(ctx, req)
 	if err != nil {
 		return err
 	}
@@ -402,7 +414,7 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 	resp.Scope = t.Scopes
 	resp.Expiration = oidc.FromTime(t.ExpiresAt)
 	resp.IssuedAt = oidc.FromTime(t.CreatedAt)
-	resp.Audience = []string{t.ClientID}
+	resp.Audience = append([]string{t.ClientID}, t.Audience...)
 	resp.TokenType = oidc.BearerToken
 	return nil
 }

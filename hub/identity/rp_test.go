@@ -174,9 +174,9 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 			t.Errorf("grant %q offered", g)
 		}
 	}
-	keys := jwks(t, d.JWKS)
-	if len(keys) != 1 {
-		t.Fatalf("%d keys, want 1", len(keys))
+	keys, enc := jwks(t, d.JWKS)
+	if len(keys) != 1 || enc == "" {
+		t.Fatalf("%d signing keys and encryption key %q, want 1 and one", len(keys), enc)
 	}
 
 	// Rotation: a token signed by the old key still verifies; both keys are published until the
@@ -190,8 +190,8 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 	if err := e.P.RotateKey(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := jwks(t, d.JWKS); len(got) != 2 {
-		t.Fatalf("after rotation %d keys published, want 2", len(got))
+	if got, enc2 := jwks(t, d.JWKS); len(got) != 2 || enc2 == enc {
+		t.Fatalf("after rotation %d keys published, want 2, and encryption key %q, want a new one", len(got), enc2)
 	}
 	if _, err := r.ver.Verify(ctx, tok.Extra("id_token").(string)); err != nil {
 		t.Errorf("token of the old key rejected after rotation: %v", err)
@@ -205,12 +205,13 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 		t.Errorf("token of the new key: %v", err)
 	}
 	e.Clock.Advance(2 * time.Hour) // past ID token life + margin
-	if got := jwks(t, d.JWKS); len(got) != 1 || got[0] == keys[0] {
+	if got, _ := jwks(t, d.JWKS); len(got) != 1 || got[0] == keys[0] {
 		t.Errorf("old key still published after its tokens expired: %v", got)
 	}
 }
 
-func jwks(t *testing.T, u string) []string {
+// jwks returns the IDs of the published signing keys and of the one encryption key.
+func jwks(t *testing.T, u string) (sig []string, enc string) {
 	t.Helper()
 	resp, err := http.Get(u)
 	if err != nil {
@@ -221,6 +222,7 @@ func jwks(t *testing.T, u string) []string {
 		Keys []struct {
 			Kid string `json:"kid"`
 			Alg string `json:"alg"`
+			Use string `json:"use"`
 			Crv string `json:"crv"`
 			D   string `json:"d"`
 		} `json:"keys"`
@@ -228,22 +230,25 @@ func jwks(t *testing.T, u string) []string {
 	if err := jsonDecode(resp.Body, &set); err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
 	for _, k := range set.Keys {
 		if k.D != "" {
 			t.Fatal("JWKS publishes a private key")
 		}
-		if k.Alg != "ES256" || k.Crv != "P-256" {
-			t.Errorf("key %s: alg %s crv %s", k.Kid, k.Alg, k.Crv)
+		switch {
+		case k.Use == "sig" && k.Alg == "ES256" && k.Crv == "P-256":
+			sig = append(sig, k.Kid)
+		case k.Use == "enc" && k.Alg == "ECDH-ES" && k.Crv == "P-256" && enc == "":
+			enc = k.Kid
+		default:
+			t.Errorf("key %s: use %s alg %s crv %s (or a second encryption key)", k.Kid, k.Use, k.Alg, k.Crv)
 		}
-		ids = append(ids, k.Kid)
 	}
-	return ids
+	return sig, enc
 }
 
 func TestAutomaticKeyRotation(t *testing.T) {
 	e := identitytest.New(t, func(c *identity.Config) { c.KeyRotation = 24 * time.Hour })
-	first := jwks(t, e.Issuer+"/oidc/keys")
+	first, firstEnc := jwks(t, e.Issuer+"/oidc/keys")
 	e.Clock.Advance(25 * time.Hour)
 	// The next signature (here: discovery needs none, so ask for a token) rotates the key.
 	r := newRP(t, e, "rp", "rp-secret")
@@ -252,9 +257,9 @@ func TestAutomaticKeyRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := jwks(t, e.Issuer+"/oidc/keys")
-	if len(keys) != 2 || keys[1] != first[0] {
-		t.Fatalf("after rotation: %v (before %v)", keys, first)
+	keys, enc := jwks(t, e.Issuer+"/oidc/keys")
+	if len(keys) != 2 || keys[1] != first[0] || enc == firstEnc {
+		t.Fatalf("after rotation: %v and %s (before %v and %s)", keys, enc, first, firstEnc)
 	}
 	hdr := strings.SplitN(tok.Extra("id_token").(string), ".", 2)[0]
 	if raw, _ := base64.RawURLEncoding.DecodeString(hdr); !strings.Contains(string(raw), keys[0]) {

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"slices"
-	"strings"
 
 	httphelper "github.com/zitadel/oidc/v3/pkg/http"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -76,6 +74,12 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 		op.RequestError(w, r, oidc.ErrInvalidRequest().WithDescription("malformed form body"), nil)
 		return
 	}
+	ctx, err := p.requestedResources(r.Context(), r)
+	if err != nil {
+		op.RequestError(w, r, err, nil)
+		return
+	}
+	r = r.WithContext(ctx)
 	switch gt := r.PostForm.Get("grant_type"); gt {
 	case string(oidc.GrantTypeCode), string(oidc.GrantTypeRefreshToken):
 		p.op.ServeHTTP(w, r)
@@ -118,10 +122,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	httphelper.MarshalJSONWithStatus(w, v, status)
 }
 
-func scopesOf(s string) []string {
-	return slices.DeleteFunc(strings.Fields(s), func(x string) bool {
-		return x != oidc.ScopeOpenID && x != oidc.ScopeProfile && x != oidc.ScopeOfflineAccess
-	})
+// serveAuthorize passes the authorization request to op with its resource indicators (RFC 8707
+// §2) in the context, for CreateAuthRequest to check against the client and keep. Errors before
+// the client and its redirect URI are known are shown, not redirected.
+func (p *Provider) serveAuthorize(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+	}
+	if err := r.ParseForm(); err != nil {
+		op.RequestError(w, r, oidc.ErrInvalidRequest().WithDescription("malformed request"), nil)
+		return
+	}
+	ctx, err := p.requestedResources(r.Context(), r)
+	if err != nil {
+		op.RequestError(w, r, err, nil)
+		return
+	}
+	p.op.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // serveUserinfo is the UserInfo endpoint (OIDC Core §5.3). An unknown, revoked or expired token

@@ -47,6 +47,7 @@ var texts = map[string]map[string]string{
 		"err_cookie":   "浏览器没有带上本站的 Cookie，无法确认表单来自本页面。请允许本站使用 Cookie，然后重新打开页面。",
 		"consent_asks": "请求访问您的以下信息：", "approve": "同意", "deny": "拒绝",
 		"scope_openid": "您的身份标识", "scope_profile": "您的姓名", "scope_offline_access": "在您离开后保持登录",
+		"scope_fleet_api": "以您的身份管理自助终端设备",
 		"device_asks": "以下应用请求登录您的账号：", "at_kiosk": "自助终端：", "at_site": "地点：",
 		"phishing_kiosk": "请确认您本人正站在上述地点的这台自助终端前。如果不是，请点击“拒绝”。",
 		"phishing":       "只有在您本人刚刚在自己的设备上发起此登录时才能同意。如有疑问，请点击“拒绝”。",
@@ -67,6 +68,7 @@ var texts = map[string]map[string]string{
 		"err_cookie":   "Your browser did not send this site's cookie, so this form cannot be checked. Allow cookies for this site, then open the page again.",
 		"consent_asks": "asks to access:", "approve": "Approve", "deny": "Deny",
 		"scope_openid": "your identifier", "scope_profile": "your name", "scope_offline_access": "staying logged in when you are away",
+		"scope_fleet_api": "managing the kiosk fleet as you",
 		"device_asks": "This application asks to log in to your account:", "at_kiosk": "Kiosk:", "at_site": "Location:",
 		"phishing_kiosk": "Approve only if you are standing at this kiosk at this place now. Otherwise press Deny.",
 		"phishing":       "Approve only if you have just started this login on your own device. If in doubt, press Deny.",
@@ -141,11 +143,7 @@ func (p *Provider) render(w http.ResponseWriter, page string, status int, v *vie
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8") // security headers: pageHeaders
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
 }
@@ -345,6 +343,9 @@ func (p *Provider) continueAuth(w http.ResponseWriter, r *http.Request, a store.
 	}
 	v := p.view(r, "title_consent")
 	v.ID, v.Client, v.Scopes, v.CSRF = a.ID, c.Name, a.Scopes, p.formToken(w, r, "consent", sessionKey(s), a.ID)
+	if len(a.Resources) > 0 { // the fleet API, the only resource there is
+		v.Scopes = append(slices.Clip(v.Scopes), "fleet_api")
+	}
 	p.render(w, "consent", http.StatusOK, v)
 }
 

@@ -39,6 +39,15 @@ type ConnectedChecker interface {
 	Connected(deviceID string) bool
 }
 
+// Hook is told about batches after they are committed and acked: a capability that derives
+// something from committed records (hub/journal) hooks in here instead of adding a case to the
+// effect switch. Committed runs on the committer's goroutine, so it must be quick (note the
+// devices, do the work elsewhere); the batches may hold duplicates of records committed before,
+// so a hook reads what it needs from the store.
+type Hook interface {
+	Committed(batches []store.Batch)
+}
+
 // ErrClosed is returned for work offered after Close.
 var ErrClosed = errors.New("ingest: closed")
 
@@ -91,7 +100,11 @@ type Ingest struct {
 	presence chan store.PresenceUpdate
 
 	subscribed bool // Subscribe done
+	hooks      []Hook
 }
+
+// AddHook adds a hook told about every committed group. Call it before Run.
+func (g *Ingest) AddHook(h Hook) { g.hooks = append(g.hooks, h) }
 
 // New creates an Ingest. log and reg may be nil.
 func New(cfg Config, st Store, bus Bus, log *slog.Logger, reg prometheus.Registerer) (*Ingest, error) {
@@ -429,6 +442,9 @@ func (g *Ingest) commitGroup(ctx context.Context, group []store.Batch) error {
 	g.m.committed(len(group), n, time.Since(start))
 	for _, w := range marks {
 		g.ack(w)
+	}
+	for _, h := range g.hooks {
+		h.Committed(group)
 	}
 	return nil
 }

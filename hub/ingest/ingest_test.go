@@ -588,6 +588,10 @@ func TestMalformedPayloads(t *testing.T) {
 		{"bad epoch", "k-001", up, strings.Replace(good, `"e1"`, `"E/1"`, 1)},
 		{"bad class", "k-001", up, strings.Replace(good, `"class":"t"`, `"class":"x"`, 1)},
 		{"version 2", "k-001", up, strings.Replace(good, `"v":1`, `"v":2`, 1)},
+		{"invalid UTF-8 in a body", "k-001", up, "{\"v\":1,\"epoch\":\"e1\",\"records\":[{\"seq\":1,\"kind\":\"a\",\"class\":\"t\",\"ts\":1,\"body\":{\"name\":\"\xe5\xbc\"}}]}"},
+		{"duplicate key", "k-001", up, strings.Replace(good, `"seq":1`, `"seq":1,"seq":2`, 1)},
+		{"duplicate key in a body", "k-001", up, `{"v":1,"epoch":"e1","records":[{"seq":1,"kind":"a","class":"t","ts":1,"body":{"x":1,"X":2}}]}`},
+		{"hello invalid UTF-8", "k-001", wire.Topic("k-001", wire.ChHello), "{\"v\":1,\"epoch\":\"e1\",\"nextSeq\":1,\"agentVersion\":\"\xc3\"}"},
 		{"too large", "k-001", up, `{"v":1,"epoch":"e1","records":[{"seq":1,"kind":"a","class":"t","ts":1,"body":"` + strings.Repeat("x", wire.MaxPayloadBytes) + `"}]}`},
 		{"other device's topic", "k-002", up, good},
 		{"hello no nextSeq", "k-001", wire.Topic("k-001", wire.ChHello), `{"v":1,"epoch":"e1","nextSeq":0}`},
@@ -603,8 +607,8 @@ func TestMalformedPayloads(t *testing.T) {
 	e.bus.WaitAck(t, "k-002", "e1", 1, wait)
 
 	want := map[string]float64{
-		"up/malformed": 9, "up/unknown_version": 1, "up/too_large": 1, "up/bad_topic": 1,
-		"hello/malformed": 1, "hello/bad_topic": 1, "presence/malformed": 1, "presence/bad_topic": 1,
+		"up/malformed": 12, "up/unknown_version": 1, "up/too_large": 1, "up/bad_topic": 1,
+		"hello/malformed": 2, "hello/bad_topic": 1, "presence/malformed": 1, "presence/bad_topic": 1,
 	}
 	got := e.rejected(t)
 	for k, v := range want {
@@ -612,8 +616,8 @@ func TestMalformedPayloads(t *testing.T) {
 			t.Errorf("rejected %s = %v, want %v", k, got[k], v)
 		}
 	}
-	if s := e.g.Stats(); s.Rejected != 16 || s.Batches != 1 {
-		t.Errorf("stats %+v, want 16 rejected and only k-002's batch committed", s)
+	if s := e.g.Stats(); s.Rejected != 20 || s.Batches != 1 {
+		t.Errorf("stats %+v, want 20 rejected and only k-002's batch committed", s)
 	}
 	if got := e.seqs(t, "k-001"); len(got) != 0 {
 		t.Fatalf("malformed payload stored: %v", got)

@@ -7,13 +7,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/hub/broker"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
 	"github.com/kioskfleet/kioskfleet/hub/store/storetest"
 )
 
-// TestAuthorizers checks that the per-session and the bulk re-authorization agree: a current
-// certificate passes, a superseded one, a revoked device and an unknown device are refused.
+// TestAuthorizers checks that the per-session authorizer and the credentials the broker judges
+// live sessions and handshakes by agree: a current certificate passes, a superseded one, a
+// revoked device and an unknown device are refused.
 func TestAuthorizers(t *testing.T) {
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "hub.db"), nil)
@@ -30,26 +32,27 @@ func TestAuthorizers(t *testing.T) {
 	if err := st.RevokeDevice(ctx, "revoked", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	sessions := map[string]string{"ok": "01", "renewed": "01", "revoked": "01", "ghost": "01"}
-	refused, err := bulkAuthorizer(st)(ctx, sessions)
+	all, err := credentials(st)(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	byID := map[string]broker.Credential{}
+	for _, c := range all {
+		byID[c.DeviceID] = c
+	}
 	one := authorizer(st)
-	for id, serial := range sessions {
-		single := one(ctx, id, serial)
-		if (single == nil) != (refused[id] == nil) {
-			t.Errorf("%s: Authorize says %v, AuthorizeAll says %v", id, single, refused[id])
+	for _, tc := range []struct {
+		id, serial string
+		ok         bool
+	}{{"ok", "01", true}, {"renewed", "01", false}, {"renewed", "0a", true}, {"revoked", "01", false}, {"ghost", "01", false}} {
+		single := one(ctx, tc.id, tc.serial)
+		c, known := byID[tc.id]
+		bulk := known && c.Check(tc.serial) == nil
+		if (single == nil) != tc.ok || bulk != tc.ok {
+			t.Errorf("%s with %s: authorizer says %v, credentials say ok=%v; want ok=%v", tc.id, tc.serial, single, bulk, tc.ok)
 		}
 	}
-	if len(refused) != 3 || refused["ok"] != nil {
-		t.Errorf("refused %v, want renewed, revoked and ghost", refused)
-	}
-	if !errors.Is(refused["ghost"], store.ErrNotFound) {
-		t.Errorf("ghost: %v, want ErrNotFound", refused["ghost"])
-	}
-	// The renewed certificate is accepted, whatever the case of its hex serial.
-	if refused, _ := bulkAuthorizer(st)(ctx, map[string]string{"renewed": "0a"}); len(refused) != 0 {
-		t.Errorf("current certificate refused: %v", refused)
+	if err := one(ctx, "ghost", "01"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ghost: %v, want ErrNotFound", err)
 	}
 }

@@ -1,12 +1,14 @@
-// Package server assembles a hub: its CA, store, embedded MQTT broker, ingest, identity provider,
-// app catalog, update repository and HTTP API, with the bootstrap admin token (Assemble), and
-// serves them until the context ends, shutting down gracefully (Hub.Serve).
+// Package server assembles a hub: its CA, store, embedded MQTT broker, ingest, journal verifier,
+// identity provider, app catalog, update repository, rollouts and HTTP API, with the bootstrap
+// admin token (Assemble), and serves them until the context ends, shutting down gracefully
+// (Hub.Serve). The HTTP side is HTTPS, plain HTTP only on loopback (tls.go).
 package server
 
 import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -28,14 +30,19 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/broker"
 	"github.com/kioskfleet/kioskfleet/hub/ca"
 	"github.com/kioskfleet/kioskfleet/hub/catalog"
+	"github.com/kioskfleet/kioskfleet/hub/connlimit"
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
+	"github.com/kioskfleet/kioskfleet/hub/journal"
+	"github.com/kioskfleet/kioskfleet/hub/ratelimit"
 	"github.com/kioskfleet/kioskfleet/hub/rollout"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	_ "github.com/kioskfleet/kioskfleet/hub/store/postgres" // the shared backend, postgres://...
 	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite"   // the embedded backend, sqlite:PATH
 	"github.com/kioskfleet/kioskfleet/hub/updates"
+	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/atomicfile"
 )
 
 // Config configures a hub.
@@ -49,13 +56,26 @@ type Config struct {
 	Version       string
 	Log           *slog.Logger
 	// PublicURL is the hub's base URL as browsers and agents reach it: the OpenID issuer and the
-	// base of the built-in clients' redirect URIs (default: http:// + the bound HTTP address).
+	// base of the built-in clients' redirect URIs (default: https:// + the bound HTTP address).
 	PublicURL string
+
+	// The HTTP side is served over TLS (tls.go): with a certificate of the hub's CA for Hosts, or
+	// the operator's: TLSCertFile (PEM chain, server certificate first, ending with the CA kiosks
+	// pin) and TLSKeyFile, reloaded when the files change.
+	TLSCertFile, TLSKeyFile string
+	// HTTPInsecure serves plain HTTP instead, only on a loopback HTTPAddr unless HTTPInsecureForce
+	// (behind a TLS-terminating proxy, say); a forced start logs a warning every time.
+	HTTPInsecure, HTTPInsecureForce bool
 
 	// Ingest tuning (zero values: package defaults).
 	Ingest ingest.Config
 	// RecheckInterval is how often live sessions are re-authorised (revocation); default 30 s.
 	RecheckInterval time.Duration
+	// Limits bound what the hub holds for clients before it knows who they are.
+	Limits Limits
+	// TrustedProxies are the reverse proxies (addresses or CIDR prefixes) whose X-Forwarded-For
+	// names the client address for the per-address limits; none: the connection's address.
+	TrustedProxies []string
 }
 
 // Validate reports every problem with cfg at once.
@@ -84,13 +104,32 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("advertise mqtt: %q: %w", c.AdvertiseMQTT, err))
 		}
 	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("tls cert and tls key: give both or neither"))
+	}
+	switch {
+	case c.HTTPInsecure && c.TLSCertFile != "":
+		errs = append(errs, errors.New("http insecure: serves plain HTTP, yet a tls cert is given: choose one"))
+	case c.HTTPInsecureForce && !c.HTTPInsecure:
+		errs = append(errs, errors.New("http insecure force: only with http insecure"))
+	case c.HTTPInsecure && !c.HTTPInsecureForce && !loopback(c.HTTPAddr):
+		errs = append(errs, fmt.Errorf("http insecure: %s is not a loopback address: bearer tokens, staff passwords, "+
+			"enrollment tokens and ID-card logins would cross the network in clear; serve HTTPS (the default: drop "+
+			"http insecure), or, only behind a TLS-terminating proxy, add http insecure force", c.HTTPAddr))
+	}
+	errs = append(errs, c.Limits.validate())
+	if _, bad := ratelimit.ParsePrefixes(c.TrustedProxies); len(bad) > 0 {
+		errs = append(errs, fmt.Errorf("trusted proxies: %q: want addresses or CIDR prefixes", bad))
+	}
 	return errors.Join(errs...)
 }
 
 // Info says where a started hub can be reached.
 type Info struct {
-	HTTPURL        string
+	HTTPURL        string // https://, or http:// when serving plain HTTP
 	MQTTAddr       string
+	CAFile         string // the hub's CA certificate, for clients to trust (curl --cacert, fleetctl --ca)
+	CAHash         string // the pin of the CA enrollment tokens carry (api.CAHash)
 	BootstrapToken string
 	FirstStart     bool // the bootstrap token was created by this start
 	// Credentials created by this start (admin password, client secrets), shown once; also kept
@@ -119,9 +158,12 @@ type Hub struct {
 	log    *slog.Logger
 	data   string
 	ln     net.Listener
+	tls    *tls.Config // of the HTTP side; nil: plain HTTP
+	lim    *httpLimits
 	ing    *ingest.Ingest
 	br     *broker.Broker // held (Config.Hold) until Serve: a hello nobody answers leaves its kiosk waiting
 	idp    *identity.Provider
+	jv     *journal.Verifier
 	closer []func() error // in the order opened
 
 	repo     *updates.Repository // the update repository (signed bundles and agent binaries)
@@ -144,7 +186,8 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if cfg.Store == "" {
 		cfg.Store = "sqlite:" + filepath.Join(cfg.DataDir, "hub.db")
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	cfg.Limits = cfg.Limits.withDefaults()
+	if err := atomicfile.MkdirPrivate(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("hub: data dir: %w", err)
 	}
 	token, first, err := loadOrCreateToken(filepath.Join(cfg.DataDir, tokenFile))
@@ -156,9 +199,10 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 	h = &Hub{log: log, data: cfg.DataDir}
+	opened := h // a failed Assemble returns a nil h
 	defer func() {
 		if err != nil {
-			h.Close()
+			opened.Close()
 		}
 	}()
 	st, err := store.Open(ctx, cfg.Store, log.With("component", "store"))
@@ -184,13 +228,18 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if h.ing, err = ingest.New(cfg.Ingest, st, nil, log.With("component", "ingest"), reg); err != nil {
 		return nil, err
 	}
+	h.jv = journal.New(st, log.With("component", "journal"))
+	h.ing.AddHook(h.jv)
 	br, err := broker.Start(ctx, broker.Config{
 		Addr:            cfg.MQTTAddr,
 		ClientCAs:       authority.Pool(),
 		Certificate:     serverCert,
 		Authorize:       authorizer(st),
-		AuthorizeAll:    bulkAuthorizer(st),
+		Credentials:     credentials(st),
 		RecheckInterval: cfg.RecheckInterval,
+		ConnectTimeout:  cfg.Limits.MQTTConnectTimeout,
+		MaxConnectSize:  cfg.Limits.MQTTMaxConnect,
+		Pending:         connlimit.Limits{PerAddr: cfg.Limits.MQTTPendingPerAddr, Total: cfg.Limits.MQTTPending},
 		// Tickets survive a restart, so a reconnecting fleet resumes TLS cheaply.
 		SessionTicketSecret: secret,
 		OnSession: func(id string, online bool, at time.Time) {
@@ -209,16 +258,46 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		return nil, fmt.Errorf("hub: metrics: %w", err)
 	}
 	advertise := cmp.Or(cfg.AdvertiseMQTT, br.Addr())
+	// A kiosk checks the broker's certificate against the host it is told: refuse to tell one
+	// it would fail on.
+	if err := covered(serverCert.Leaf, advertise); err != nil {
+		return nil, fmt.Errorf("hub: advertise mqtt %s: %w (the broker's certificate is for --hosts): set --advertise-mqtt or --hosts", advertise, err)
+	}
 
+	scheme, anchor := "https", authority.Certificate
+	var served *servingCert
+	switch {
+	case cfg.HTTPInsecure:
+		scheme = "http"
+		if !loopback(cfg.HTTPAddr) {
+			log.Warn("serving plain HTTP on a non-loopback address (http insecure force): tokens, passwords and "+
+				"ID-card logins cross the network in clear unless a TLS-terminating proxy is in front", "addr", cfg.HTTPAddr)
+		}
+	case cfg.TLSCertFile != "":
+		if served, err = loadServingCert(cfg.TLSCertFile, cfg.TLSKeyFile, log.With("component", "tls")); err != nil {
+			return nil, fmt.Errorf("hub: %w", err)
+		}
+		anchor = served.Anchor
+	default:
+		served = ownServingCert(serverCert, authority.Certificate())
+		h.Info.CAFile = filepath.Join(cfg.DataDir, "ca", ca.CertFile)
+	}
 	if h.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("hub: http: %w", err)
 	}
 	h.closer = append(h.closer, h.ln.Close)
-	public := strings.TrimRight(cmp.Or(cfg.PublicURL, "http://"+h.ln.Addr().String()), "/")
-	h.idp, err = identity.New(ctx, identity.Config{Issuer: public, Secret: secret, Insecure: strings.HasPrefix(public, "http://")},
-		st, st, log.With("component", "identity"))
+	if served != nil {
+		h.tls = served.config()
+	}
+	public := strings.TrimRight(cmp.Or(cfg.PublicURL, scheme+"://"+h.ln.Addr().String()), "/")
+	proxies, _ := ratelimit.ParsePrefixes(cfg.TrustedProxies)
+	h.idp, err = identity.New(ctx, identity.Config{Issuer: public, Secret: secret, Insecure: strings.HasPrefix(public, "http://"),
+		TrustedProxies: proxies}, st, st, log.With("component", "identity"))
 	if err != nil {
 		return nil, fmt.Errorf("hub: identity: %w", err)
+	}
+	if err := reg.Register(h.idp.Collector()); err != nil {
+		return nil, fmt.Errorf("hub: metrics: %w", err)
 	}
 	boot, err := h.idp.Bootstrap(ctx, identity.BootstrapConfig{BaseURL: public})
 	if err != nil {
@@ -251,27 +330,42 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if h.rollouts, err = rollout.New(rollout.Config{Store: st, Dispatch: h.ing, Targets: h.repo, Log: log.With("component", "rollout")}); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/api/", httpapi.New(httpapi.Config{
+	if h.lim, err = newHTTPLimits(cfg.Limits, reg, log.With("component", "http")); err != nil {
+		return nil, err
+	}
+	apiH := httpapi.New(httpapi.Config{
 		Store: st, CA: authority, Sessions: br, Dispatch: h.ing, Catalog: cat, Updates: h.repo, Rollouts: h.rollouts,
 		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}},
 		Log:      log.With("component", "api"),
-		MQTTAddr: advertise, Version: cfg.Version,
-	}))
-	mux.Handle(updates.Prefix, h.repo.Handler())
-	mux.Handle("/.well-known/openid-configuration", h.idp.Handler())
-	mux.Handle("/oidc/", h.idp.Handler())
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		MQTTAddr: advertise, Version: cfg.Version, Anchor: anchor,
+	})
+	// Every body is bounded by its route: small where the hub reads it before it knows who sent
+	// it (enrollment, the OpenID Provider), larger only where it reads it after.
+	anon, mux := cfg.Limits.AnonBody, http.NewServeMux()
+	mux.Handle("/api/", h.lim.body(apiBody, apiH))
+	mux.Handle("POST "+api.Prefix+"/enroll", h.lim.body(anon, apiH))
+	// Uploads, read after authentication and bounded by their routes (httpapi): bundles, guide
+	// templates, agent binaries and the offline-signed metadata.
+	for _, p := range []string{"PUT /apps/{id}/versions/{version}/bundle", "POST /templates", "POST /updates/files",
+		"PUT /updates/root", "PUT /updates/targets"} {
+		method, path, _ := strings.Cut(p, " ")
+		mux.Handle(method+" "+api.Prefix+path, h.lim.body(0, apiH))
+	}
+	mux.Handle(updates.Prefix, h.lim.body(anon, h.repo.Handler()))
+	mux.Handle("/.well-known/openid-configuration", h.lim.body(anon, h.idp.Handler()))
+	mux.Handle("/oidc/", h.lim.body(anon, h.idp.Handler()))
+	mux.Handle("/oidc/admin/", h.lim.body(adminBody, h.idp.Handler())) // staff only: read after authentication
+	mux.Handle("GET /metrics", h.lim.body(anon, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	mux.Handle("GET /healthz", h.lim.body(anon, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := st.Ping(r.Context()); err != nil {
 			http.Error(w, "store: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
-	})
+	})))
 	h.Handler = mux
-	h.Info = Info{HTTPURL: "http://" + h.ln.Addr().String(), MQTTAddr: br.Addr(), BootstrapToken: token, FirstStart: first,
-		Credentials: creds}
+	h.Info = Info{HTTPURL: scheme + "://" + h.ln.Addr().String(), MQTTAddr: br.Addr(), BootstrapToken: token, FirstStart: first,
+		Credentials: creds, CAFile: h.Info.CAFile, CAHash: api.CAHash(anchor())}
 	return h, nil
 }
 
@@ -280,8 +374,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 // is called once everything runs.
 func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	defer h.Close()
-	srv := &http.Server{Handler: h.Handler, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(h.log.With("component", "http").Handler(), slog.LevelWarn)}
+	srv := h.lim.server(h.Handler)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Ingest listens before the broker lets kiosks in: a hello that reaches no subscriber is never
@@ -292,6 +385,7 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	wg.Go(func() { _ = h.idp.Run(runCtx, time.Minute) })
+	wg.Go(func() { _ = h.jv.Run(runCtx) })
 	wg.Go(func() { h.repo.Run(runCtx, 10*time.Minute) })
 	wg.Go(func() { h.rollouts.Run(runCtx) })
 	wg.Go(func() {
@@ -301,7 +395,13 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 		}
 	})
 	wg.Go(func() {
-		if err := srv.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// TLS outermost, so that the server sees a *tls.Conn (HTTP/2, r.TLS); connlimit.RefusalOf
+		// finds a refused connection's mark beneath it.
+		ln := h.lim.listener(h.ln)
+		if h.tls != nil {
+			ln = tls.NewListener(ln, h.tls)
+		}
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("hub: http: %w", err)
 			cancel()
 		}
@@ -345,45 +445,23 @@ func authorizer(st store.Devices) func(ctx context.Context, deviceID, serial str
 		if err != nil {
 			return fmt.Errorf("device %s: %w", deviceID, err)
 		}
-		if d.Revoked {
-			return fmt.Errorf("device %s is revoked", deviceID)
-		}
-		if !strings.EqualFold(d.CertSerial, serial) {
-			return fmt.Errorf("device %s: certificate %s is not its current one", deviceID, serial)
-		}
-		return nil
+		return broker.Credential{DeviceID: d.ID, Serial: d.CertSerial, Revoked: d.Revoked}.Check(serial)
 	}
 }
 
-// bulkAuthorizer is authorizer for every live session at once, with one device listing: the
-// broker's recheck loop calls it every RecheckInterval.
-func bulkAuthorizer(st store.Devices) func(ctx context.Context, sessions map[string]string) (map[string]error, error) {
-	return func(ctx context.Context, sessions map[string]string) (map[string]error, error) {
+// credentials lists every device's credential with one query: the broker loads it every
+// RecheckInterval to re-authorize the live sessions and check TLS handshakes.
+func credentials(st store.Devices) func(ctx context.Context) ([]broker.Credential, error) {
+	return func(ctx context.Context) ([]broker.Credential, error) {
 		all, err := st.DeviceCredentials(ctx)
 		if err != nil {
 			return nil, err
 		}
-		known := make(map[string]bool, len(sessions))
-		refused := map[string]error{}
-		for _, d := range all {
-			serial, ok := sessions[d.ID]
-			if !ok {
-				continue
-			}
-			known[d.ID] = true
-			switch {
-			case d.Revoked:
-				refused[d.ID] = fmt.Errorf("device %s is revoked", d.ID)
-			case !strings.EqualFold(d.CertSerial, serial):
-				refused[d.ID] = fmt.Errorf("device %s: certificate %s is not its current one", d.ID, serial)
-			}
+		out := make([]broker.Credential, len(all))
+		for i, d := range all {
+			out[i] = broker.Credential{DeviceID: d.ID, Serial: d.CertSerial, Revoked: d.Revoked}
 		}
-		for id := range sessions {
-			if !known[id] {
-				refused[id] = fmt.Errorf("device %s: %w", id, store.ErrNotFound)
-			}
-		}
-		return refused, nil
+		return out, nil
 	}
 }
 
@@ -408,11 +486,11 @@ func loadOrCreateToken(path string) (string, bool, error) {
 	return t, true, nil
 }
 
-// oidcAuth lets the HTTP API accept the identity provider's access tokens.
+// oidcAuth lets the HTTP API accept the identity provider's access tokens issued for it.
 type oidcAuth struct{ p *identity.Provider }
 
 func (o oidcAuth) Authenticate(r *http.Request) (httpapi.Principal, error) {
-	pr, err := o.p.Authenticate(r)
+	pr, err := o.p.AuthenticateFor(r, o.p.FleetAPI())
 	if err != nil {
 		return httpapi.Principal{}, err
 	}

@@ -12,14 +12,15 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/pgtest"
 )
 
 // TestValidate reports every problem at once, the store URL's among them.
 func TestValidate(t *testing.T) {
-	c := Config{HTTPAddr: "nowhere", MQTTAddr: "127.0.0.1:0", Store: "mysql://db/hub"}
+	c := Config{HTTPAddr: "nowhere", MQTTAddr: "127.0.0.1:0", Store: "mysql://db/hub", TrustedProxies: []string{"10.0.0.0/8", "proxy.lan"}}
 	err := c.Validate()
-	for _, want := range []string{"data dir: required", `http addr: "nowhere"`, `no backend for "mysql"`} {
+	for _, want := range []string{"data dir: required", `http addr: "nowhere"`, `no backend for "mysql"`, `trusted proxies: ["proxy.lan"]`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want it to say %q", err, want)
 		}
@@ -76,7 +77,7 @@ func TestAssembleClose(t *testing.T) {
 	if err := h.Close(); err != nil {
 		t.Fatal(err)
 	}
-	cfg.HTTPAddr, cfg.MQTTAddr = strings.TrimPrefix(h.Info.HTTPURL, "http://"), h.Info.MQTTAddr
+	cfg.HTTPAddr, cfg.MQTTAddr = strings.TrimPrefix(h.Info.HTTPURL, "https://"), h.Info.MQTTAddr
 	h2, err := Assemble(ctx, cfg)
 	if err != nil {
 		t.Fatalf("the same addresses after Close: %v", err)
@@ -114,7 +115,11 @@ func TestRunPostgres(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("Run returned before ready: %v", err)
 	}
-	resp, err := http.Get(info.HTTPURL + "/healthz")
+	roots, err := api.LoadCA(info.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := clientFor(roots).Get(info.HTTPURL + "/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}

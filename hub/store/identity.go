@@ -41,6 +41,8 @@ type Accounts interface {
 	GetAccount(ctx context.Context, id string) (Account, error)
 	AccountByUsername(ctx context.Context, username string) (Account, error)
 	AccountByIDHash(ctx context.Context, idHash []byte) (Account, error)
+	// ListAccounts returns the accounts of a kind (staff or citizen), by username then ID.
+	ListAccounts(ctx context.Context, kind string) ([]Account, error)
 	// RecordLogin records the result of a password check: success resets the consecutive
 	// failure count, failure increments it and stamps the time. It returns the new count.
 	RecordLogin(ctx context.Context, id string, success bool, at time.Time) (failures int, err error)
@@ -92,9 +94,16 @@ type DeviceAuths interface {
 	DecideDeviceAuth(ctx context.Context, userCode string, d DeviceAuth, now time.Time) error
 }
 
-// SigningKeys keeps the provider's signing keys and seen assertion IDs.
+// Key uses (RFC 7517 §4.2).
+const (
+	KeyUseSig = "sig"
+	KeyUseEnc = "enc"
+)
+
+// SigningKeys keeps the provider's signing and encryption keys and seen assertion IDs.
 type SigningKeys interface {
-	// AddSigningKey stores a new active key and retires every other active key at k.CreatedAt.
+	// AddSigningKey stores a new active key and retires every other active key of the same use
+	// at k.CreatedAt.
 	AddSigningKey(ctx context.Context, k SigningKey) error
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
 	// DeleteSigningKeys removes keys retired before t.
@@ -127,6 +136,11 @@ type Client struct {
 	Sector   string `json:"sector,omitempty"`
 	// KioskOnly marks the kiosk shell: its sessions are short and never refreshable.
 	KioskOnly bool `json:"kioskOnly,omitempty"`
+	// Scopes the client may be granted (openid, profile, offline_access); nil means openid only.
+	Scopes []string `json:"scopes,omitempty"`
+	// Resources are the resource indicators (RFC 8707) the client may ask tokens for, e.g. the
+	// fleet API; a client without one gets tokens that no API of the hub accepts.
+	Resources []string `json:"resources,omitempty"`
 }
 
 // Public reports whether the client has no secret.
@@ -164,8 +178,9 @@ type AuthRequest struct {
 	UILocales           string
 	CreatedAt           time.Time
 	ExpiresAt           time.Time
-	FamilyID            string // the token family its code will start
-	Kiosk               bool   // for a kiosk-only client: short session
+	FamilyID            string   // the token family its code will start
+	Kiosk               bool     // for a kiosk-only client: short session
+	Resources           []string // resource indicators granted (RFC 8707 §2.1)
 
 	// Set when the user has logged in and consented.
 	Done     bool
@@ -201,7 +216,8 @@ type Token struct {
 	AMR       []string
 	ACR       string
 	AuthTime  time.Time
-	DeviceID  string // kiosk the session was opened at, if any
+	DeviceID  string   // kiosk the session was opened at, if any
+	Audience  []string // resource indicators (RFC 8707) the token is for; the grant's, on a refresh token
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	Revoked   bool
@@ -232,7 +248,8 @@ type DeviceAuth struct {
 	UserCode  string
 	ClientID  string
 	Scopes    []string
-	KioskID   string // the kiosk that asked, verified by its assertion
+	KioskID   string   // the kiosk that asked, verified by its assertion
+	Resources []string // resource indicators asked for (RFC 8707), checked against the client
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	Interval  time.Duration
@@ -244,10 +261,12 @@ type DeviceAuth struct {
 	AuthTime  time.Time
 }
 
-// SigningKey is a private key of the provider, encrypted at rest.
+// SigningKey is a private key of the provider, encrypted at rest: a signing key (Use "sig") or
+// the key kiosks encrypt their assertions to (Use "enc").
 type SigningKey struct {
 	ID         string
 	Alg        string
+	Use        string // KeyUseSig (also when empty) or KeyUseEnc
 	PrivateEnc []byte // AES-GCM of the PKCS #8 DER
 	CreatedAt  time.Time
 	RetiredAt  time.Time // zero while active

@@ -11,6 +11,7 @@
 //	commands.go  Commands  commands to devices and their life cycle
 //	state.go     State     desired and reported configuration documents
 //	identity.go  Identity  the OpenID Provider's clients, accounts, grants, keys and sessions
+//	journal.go   Journal   how far each kiosk's transaction journal is verified, and security events
 //	catalog.go   Catalog   departments, apps, versions, releases per channel, audit, guides
 //	blobs.go     Blobs     content-addressed bytes: bundles, agent binaries, guide templates
 //	updates.go   Updates   the update repository's signed metadata (The Update Framework)
@@ -37,6 +38,7 @@ var (
 	ErrTokenExpired  = errors.New("store: enrollment token expired")
 	ErrBadTransition = errors.New("store: command state transition not allowed")
 	ErrInvalid       = errors.New("store: invalid value")
+	ErrConflict      = errors.New("store: changed concurrently")
 )
 
 // Store is the hub's storage: every domain, on one backend. All methods are safe for concurrent
@@ -48,6 +50,7 @@ type Store interface {
 	Commands
 	State
 	Identity
+	Journal
 	Catalog
 	Blobs
 	Updates

@@ -11,7 +11,7 @@ import (
 // and answers errors with the same ErrorBody as /api/v1.
 const (
 	AdminClientsPath = "/oidc/admin/clients" // GET (Clients), POST (ClientRegistration); /{id}: GET, DELETE
-	AdminStaffPath   = "/oidc/admin/staff"   // POST (StaffRequest); /{username}: PUT (StaffRequest)
+	AdminStaffPath   = "/oidc/admin/staff"   // GET (Staff), POST (StaffRequest); /{username}: PUT (StaffRequest)
 )
 
 // ClientRegistration is a registered client (channel: web portal, mobile app, kiosk shell, ...)
@@ -29,8 +29,14 @@ type ClientRegistration struct {
 	Pairwise bool   `json:"pairwise"`
 	Sector   string `json:"sector,omitempty"`
 	// KioskOnly marks the kiosk shell: its sessions are short and never refreshable.
-	KioskOnly    bool   `json:"kioskOnly,omitempty"`
-	Confidential bool   `json:"confidential"` // has a secret
+	KioskOnly bool `json:"kioskOnly,omitempty"`
+	// Scopes the client may be granted: openid (the default), profile, offline_access. A
+	// request for others is narrowed to these (RFC 6749 §3.3).
+	Scopes []string `json:"scopes,omitempty"`
+	// Resources (RFC 8707 resource indicators) the client may ask tokens for: only a client
+	// registered for the fleet API (FleetResource) gets tokens the fleet API accepts.
+	Resources    []string `json:"resources,omitempty"`
+	Confidential bool     `json:"confidential"` // has a secret
 	Secret       string `json:"secret,omitempty"`
 }
 
@@ -50,6 +56,11 @@ type StaffRequest struct {
 	// Department is the catalog department the account works for: required with the developer
 	// role, which acts only on that department's apps and guides. An update replaces it.
 	Department string `json:"department,omitempty"`
+}
+
+// Staff is the body of GET /oidc/admin/staff: every staff account, by username.
+type Staff struct {
+	Staff []StaffAccount `json:"staff"`
 }
 
 // StaffAccount is a staff account as the admin API shows it.
@@ -84,6 +95,12 @@ func (c *Client) RegisterClient(ctx context.Context, reg ClientRegistration) (Cl
 // DeleteClient deletes a client registration.
 func (c *Client) DeleteClient(ctx context.Context, id string) error {
 	return c.Do(ctx, http.MethodDelete, AdminClientsPath+"/"+url.PathEscape(id), nil, nil)
+}
+
+// ListStaff lists the staff accounts.
+func (c *Client) ListStaff(ctx context.Context) ([]StaffAccount, error) {
+	var out Staff
+	return out.Staff, c.Do(ctx, http.MethodGet, AdminStaffPath, nil, &out)
 }
 
 // CreateStaff creates a staff account.

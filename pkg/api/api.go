@@ -5,6 +5,7 @@ package api
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
@@ -13,6 +14,11 @@ import (
 
 // Prefix is the path prefix of every versioned endpoint.
 const Prefix = "/api/v1"
+
+// FleetResource is the resource indicator (RFC 8707) of the fleet API at the hub whose OpenID
+// issuer is issuer: what fleetctl and the console ask their tokens for. The API (and the
+// identity admin API) refuse tokens issued for anything else.
+func FleetResource(issuer string) string { return strings.TrimRight(issuer, "/") + Prefix }
 
 // Error is the body of every non-2xx response.
 type Error struct {
@@ -59,18 +65,27 @@ type CreateToken struct {
 	TTL    string `json:"ttl,omitempty"` // Go duration, default 24h, at most 30 days
 }
 
-// Token is the response to CreateToken. Secret is shown once and never stored by the hub.
+// Token is the response to CreateToken. Secret is shown once and never stored by the hub: the
+// whole token, "<secret>.<CA pin>", as kiosk-agent enroll --token takes it (EnrollToken).
 type Token struct {
 	ID        string    `json:"id"`
 	Secret    string    `json:"token"`
+	CAHash    string    `json:"caHash"` // "sha256:<64 hex>": the CA the kiosk will pin (also in Secret)
 	SiteID    string    `json:"siteId"`
 	ExpiresAt time.Time `json:"expiresAt"`
 }
 
+// CA is the body of GET /api/v1/ca (no token needed): the CA certificate enrollment tokens pin,
+// the root of the hub's HTTPS certificate chain.
+type CA struct {
+	Certificate string `json:"certificate"` // PEM
+	CAHash      string `json:"caHash"`      // CAHash of Certificate
+}
+
 // Enroll is the body of POST /api/v1/enroll; it is authorised by the enrollment token it carries.
 type Enroll struct {
-	Token string `json:"token"`
-	CSR   string `json:"csr"` // PEM CERTIFICATE REQUEST; the private key stays on the kiosk
+	Token string `json:"token"` // the token's secret (EnrollToken.Secret); a trailing ".<pin>" is ignored
+	CSR   string `json:"csr"`   // PEM CERTIFICATE REQUEST; the private key stays on the kiosk
 	Model string `json:"model,omitempty"`
 }
 

@@ -31,6 +31,7 @@ const (
 	CmdPeripherals    = "peripherals"
 	CmdPrintTestPage  = "print-test-page"
 	CmdIDCardSelfTest = "idcard-selftest"
+	CmdRestart        = "restart"
 )
 
 // CommandSpec describes a command the kiosk agent runs: the one list fleetctl's help and checks,
@@ -54,6 +55,8 @@ var CommandSpecs = []CommandSpec{
 	{Name: CmdPrintTestPage, Summary: "print a test page and report the job's outcome", Args: `{"printer": ID}, default: the first printer`},
 	{Name: CmdIDCardSelfTest, Summary: "read the card on the ID-card reader to prove it works (the holder's data is never reported)",
 		Args: `{"reader": ID}, default: the first reader`, Attended: true},
+	{Name: CmdRestart, Summary: "restart the agent once no citizen is using the kiosk (refused during a citizen's session unless it ends within wait)",
+		Args: `{"wait": "5m"}, default: refuse at once`},
 	{Name: CmdJournal, Summary: "write a business journal entry (to mark a visit, say); it answers the entry's sequence number",
 		Args: "a JSON object, the entry", ArgsRequired: true},
 }

@@ -1,6 +1,6 @@
 // Package atomicfile writes files so that a crash leaves either the old content or the new, never
 // a torn mix: write a temporary file beside the target, fsync it, rename it over the target, and
-// fsync the folder so the rename itself is durable.
+// fsync the folder so the rename itself is durable. MkdirPrivate makes the folders they go in.
 package atomicfile
 
 import (
@@ -36,6 +36,23 @@ func WriteFile(path string, data []byte, mode os.FileMode) error {
 		if err != nil {
 			return fmt.Errorf("atomicfile: sync %s: %w", filepath.Dir(path), err)
 		}
+	}
+	return nil
+}
+
+// MkdirPrivate creates dir (and its parents) with mode 0700, or takes group and other access
+// away from an existing dir: a data folder that holds keys, secrets and databases is its
+// owner's alone.
+func MkdirPrivate(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("atomicfile: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err == nil && fi.Mode().Perm()&0o077 != 0 {
+		err = os.Chmod(dir, fi.Mode().Perm()&0o700)
+	}
+	if err != nil {
+		return fmt.Errorf("atomicfile: %w", err)
 	}
 	return nil
 }

@@ -28,3 +28,18 @@ func TestWriteFile(t *testing.T) {
 		t.Fatal("write into a missing folder succeeded")
 	}
 }
+
+func TestMkdirPrivate(t *testing.T) {
+	loose := filepath.Join(t.TempDir(), "loose")
+	if err := os.Mkdir(loose, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{loose, filepath.Join(t.TempDir(), "new", "nested")} {
+		if err := MkdirPrivate(dir); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: mode %v %v, want 0700", dir, fi.Mode().Perm(), err)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -81,6 +82,9 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	// fail with SQLITE_BUSY without waiting if another connection (another process) wrote.
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath()
+	if err := private(path); err != nil {
+		return nil, err
+	}
 
 	w, err := sql.Open(driverName, dsn+"?"+q.Encode())
 	if err != nil {
@@ -115,6 +119,30 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 		return nil, fmt.Errorf("sqlitex: open %s readers: %w", path, err)
 	}
 	return &DB{W: w, R: r}, nil
+}
+
+// private makes the database file readable by its owner only (mode 0600), creating it empty if
+// it does not exist (SQLite takes an empty file for a new database) and tightening an existing
+// one and its -wal and -shm files; SQLite creates those with the mode of the database file.
+func private(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("sqlitex: open %s: %w", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err == nil && fi.Mode().Perm()&0o077 != 0 {
+			err = os.Chmod(p, fi.Mode().Perm()&0o700)
+		}
+		if err != nil {
+			return fmt.Errorf("sqlitex: make %s private: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // Close closes readers and writer. The last connection to close checkpoints the WAL.

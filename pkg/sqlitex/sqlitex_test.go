@@ -8,8 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	_ "github.com/mattn/go-sqlite3" // the plain driver, to make a database as an older version did
 
 	"github.com/kioskfleet/kioskfleet/pkg/sqlitex"
 )
@@ -158,4 +161,59 @@ func TestTxPanicReleasesWriter(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("writer connection still held after a panic in Tx")
 	}
+}
+
+// TestFilesPrivate: the database, its WAL and shared-memory files are readable by their owner only,
+// whatever the umask, and an existing database with a looser mode is tightened.
+func TestFilesPrivate(t *testing.T) {
+	old := syscall.Umask(0o022) // the usual umask, under which SQLite makes 0644 files
+	defer syscall.Umask(old)
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "t.db")
+	check := func(when string) {
+		t.Helper()
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatalf("%s: %v", when, err)
+			}
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s: %s has mode %v, want 0600", when, filepath.Base(p), fi.Mode().Perm())
+			}
+		}
+	}
+	db, err := sqlitex.Open(ctx, path, sqlitex.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.W.Exec(`CREATE TABLE x(a)`); err != nil {
+		t.Fatal(err)
+	}
+	check("new database")
+	db.Close()
+
+	// A database made before, with the umask's mode: tightened when opened.
+	legacy := filepath.Join(dir, "legacy.db")
+	raw, err := sql.Open("sqlite3", legacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`PRAGMA journal_mode=WAL; CREATE TABLE x(a)`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	if fi, _ := os.Stat(legacy); fi.Mode().Perm() != 0o644 {
+		t.Fatalf("the legacy database has mode %v, want 0644 to begin with", fi.Mode().Perm())
+	}
+	path = legacy
+	db, err = sqlitex.Open(ctx, path, sqlitex.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.W.Exec(`INSERT INTO x VALUES(1)`); err != nil {
+		t.Fatal(err)
+	}
+	check("legacy database")
 }

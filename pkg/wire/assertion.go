@@ -1,11 +1,61 @@
 package wire
 
 import (
+	"crypto/ecdsa"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
+
+// The encryption of a kiosk assertion (RFC 7516 JWE, compact): ECDH-ES key agreement (RFC 7518
+// §4.6) with the hub's encryption key, the key of its JWKS with "use":"enc", and A256GCM content
+// encryption; the header names the key (kid) and says the content is a JWT (cty, RFC 7519 §5.2).
+const (
+	AssertionKeyAlg = jose.ECDH_ES
+	AssertionEnc    = jose.A256GCM
+)
+
+// ErrNoEncryptionKey marks a JWKS without a usable encryption key for kiosk assertions.
+var ErrNoEncryptionKey = errors.New("wire: the hub publishes no encryption key (JWKS key with use enc, alg ECDH-ES, P-256)")
+
+// EncryptionKey returns the hub's key for kiosk assertions from its JWKS document (the one key
+// with use "enc", alg ECDH-ES, on P-256).
+func EncryptionKey(jwks []byte) (jose.JSONWebKey, error) {
+	var set struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(jwks, &set); err != nil {
+		return jose.JSONWebKey{}, fmt.Errorf("wire: JWKS: %w", err)
+	}
+	for _, raw := range set.Keys {
+		var k jose.JSONWebKey
+		if k.UnmarshalJSON(raw) != nil || k.Use != "enc" || k.Algorithm != string(AssertionKeyAlg) || !k.Valid() || !k.IsPublic() {
+			continue // keys of other uses, or of kinds this side does not know, are not for it
+		}
+		if pub, ok := k.Key.(*ecdsa.PublicKey); ok && pub.Curve.Params().Name == "P-256" && k.KeyID != "" {
+			return k, nil
+		}
+	}
+	return jose.JSONWebKey{}, ErrNoEncryptionKey
+}
+
+// SealAssertion encrypts a signed assertion (a compact JWS of KioskClaims) to the hub's key.
+func SealAssertion(signed string, hubKey jose.JSONWebKey) (string, error) {
+	enc, err := jose.NewEncrypter(AssertionEnc, jose.Recipient{Algorithm: AssertionKeyAlg, Key: hubKey.Key, KeyID: hubKey.KeyID},
+		(&jose.EncrypterOptions{}).WithType("JWT").WithContentType("JWT"))
+	if err != nil {
+		return "", fmt.Errorf("wire: seal assertion: %w", err)
+	}
+	obj, err := enc.Encrypt([]byte(signed))
+	if err != nil {
+		return "", fmt.Errorf("wire: seal assertion: %w", err)
+	}
+	return obj.CompactSerialize()
+}
 
 // KioskClaims are the claims of a kiosk assertion (RFC 7523 §3): a JWT that the agent
 // (agent/kiosklogin) signs with the kiosk's enrolled device key, the key of its client
@@ -17,6 +67,9 @@ import (
 //	iat, exp  at most the hub's maximum assertion age apart (2 minutes by default)
 //	jti       unique; the hub refuses a replay
 //	id_card   for the ID-card login: the card's ID number and name, as read
+//
+// An assertion carrying id_card travels only encrypted to the hub (SealAssertion): a nested JWT
+// (RFC 7519 §5.2), so that no TLS-terminating proxy, access log or captured request holds the card.
 type KioskClaims struct {
 	Issuer   string      `json:"iss"`
 	Subject  string      `json:"sub"`

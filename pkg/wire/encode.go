@@ -3,18 +3,20 @@ package wire
 import (
 	"encoding/json"
 	"strconv"
+
+	"github.com/kioskfleet/kioskfleet/pkg/strictjson"
 )
 
 // AppendBatch appends the JSON encoding of b to dst. It is the agent's hot path: unlike
 // json.Marshal it copies record bodies as they are instead of compacting them (it only checks that
-// they are valid JSON). Fields outside their documented character sets fall back to json.Marshal,
-// so the result is always valid JSON that DecodeBatch reads back as b. A body that is not valid
-// JSON is an error.
+// they are strict JSON, as DecodeBatch wants them). Fields outside their documented character sets
+// fall back to json.Marshal, so the result is always valid JSON that DecodeBatch reads back as b.
+// A body that is not strict JSON (strictjson) is an error.
 func AppendBatch(dst []byte, b Batch) ([]byte, error) {
 	fallback := !plain(b.Epoch)
 	for i, r := range b.Records {
-		if !json.Valid(r.Body) {
-			return dst, malformed("record %d (seq %d): body is not valid JSON", i, r.Seq)
+		if err := strictjson.Check(r.Body); err != nil {
+			return dst, malformed("record %d (seq %d): body: %v", i, r.Seq, err)
 		}
 		fallback = fallback || !plain(r.Kind) || !plain(string(r.Class))
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/kioskfleet/kioskfleet/pkg/strictjson"
 )
 
 // Version is the payload version this package speaks. Every payload carries it as "v".
@@ -183,12 +185,17 @@ func (m *Command) version() int     { return m.V }
 func (m *Desired) version() int     { return m.V }
 func (m *PresenceMsg) version() int { return m.V }
 
-// decode unmarshals b strictly into v (unknown fields are refused) after checking its size, and
-// checks the version. The strict decode runs first, so a valid payload is parsed once; only a
-// payload that fails is looked at again to tell an unknown version from a malformed payload.
+// decode unmarshals b strictly into v (unknown fields are refused) after checking its size and
+// that it is strict JSON (strictjson: UTF-8, no duplicate keys at any depth, record bodies
+// included), and checks the version. The strict decode runs first, so a valid payload is parsed
+// once; only a payload that fails is looked at again to tell an unknown version from a malformed
+// payload.
 func decode(b []byte, v versioned) error {
 	if len(b) > MaxPayloadBytes {
 		return fmt.Errorf("%w: %d bytes > %d", ErrTooLarge, len(b), MaxPayloadBytes)
+	}
+	if err := strictjson.Check(b); err != nil {
+		return malformed("%v", err)
 	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
@@ -397,6 +404,9 @@ func DecodeReported(body []byte) (Reported, error) {
 }
 
 func strictBody(b []byte, v any) error {
+	if err := strictjson.Check(b); err != nil {
+		return malformed("%v", err)
+	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {

@@ -48,7 +48,11 @@ func TestDecodeBatch(t *testing.T) {
 		want error
 		msg  string
 	}{
-		"not json":      {`nope`, ErrMalformed, "not a JSON object"},
+		"not json":      {`nope`, ErrMalformed, "invalid JSON"},
+		"bad utf-8":     {"{\"v\":1,\"epoch\":\"e\",\"records\":[{\"seq\":1,\"kind\":\"k\",\"class\":\"t\",\"ts\":1,\"body\":{\"n\":\"\xff\"}}]}", ErrMalformed, "invalid UTF-8 at byte 82"},
+		"dup key":       {`{"v":1,"epoch":"e","epoch":"f","records":[]}`, ErrMalformed, `duplicate key at byte 19: "epoch"`},
+		"dup in body":   {`{"v":1,"epoch":"e","records":[{"seq":1,"kind":"k","class":"t","ts":1,"body":{"amount":1,"Amount":100}}]}`, ErrMalformed, "differ only in case"},
+		"dup seq":       {`{"v":1,"epoch":"e","records":[{"seq":1,"seq":2,"kind":"k","class":"t","ts":1,"body":{}}]}`, ErrMalformed, "duplicate key"},
 		"no version":    {`{"epoch":"e"}`, ErrMalformed, `missing "v"`},
 		"version 2":     {`{"v":2}`, ErrUnknownVersion, "2"},
 		"unknown field": {`{"v":1,"epoch":"e","records":[],"x":1}`, ErrMalformed, "unknown field"},

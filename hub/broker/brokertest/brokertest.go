@@ -1,6 +1,6 @@
 // Package brokertest runs a real broker for tests: a fresh CA, a broker on 127.0.0.1:0 with mTLS,
-// an Authorize callback backed by a revocation list, and paho MQTT 3.1.1 clients holding device
-// certificates signed through the CA's CSR path.
+// Authorize and Credentials callbacks backed by a registry with a revocation list, and paho MQTT
+// 3.1.1 clients holding device certificates signed through the CA's CSR path.
 package brokertest
 
 import (
@@ -30,7 +30,7 @@ type Env struct {
 // Options adjust Start; the zero value is fine.
 type Options struct {
 	RecheckInterval time.Duration
-	BulkRecheck     bool // recheck through Authz.AuthorizeAll instead of Authorize per session
+	Credentials     bool // give the broker Authz.Credentials (recheck and TLS handshake check)
 	OnSession       func(deviceID string, online bool, at time.Time)
 	Logger          *slog.Logger
 	MaxPacketSize   int
@@ -64,8 +64,8 @@ func Start(t testing.TB, o Options) *Env {
 		ConnectTimeout:  o.ConnectTimeout,
 		WriteTimeout:    o.WriteTimeout,
 	}
-	if o.BulkRecheck {
-		cfg.AuthorizeAll = az.AuthorizeAll
+	if o.Credentials {
+		cfg.Credentials = az.Credentials
 	}
 	b, err := broker.Start(ctx, cfg)
 	if err != nil {
@@ -75,12 +75,14 @@ func Start(t testing.TB, o Options) *Env {
 	return &Env{CA: c, Broker: b, Authz: az}
 }
 
-// Authz is an Authorize callback refusing revoked devices. The zero value allows everyone.
+// Authz is a registry of devices: Authorize refuses revoked devices and allows everyone else (the
+// zero value allows everyone); Credentials lists the devices DeviceTLS issued certificates to.
 type Authz struct {
 	mu        sync.Mutex
 	revoked   map[string]bool
-	Calls     atomic.Int64 // Authorize calls
-	BulkCalls atomic.Int64 // AuthorizeAll calls
+	serials   map[string]string // by device ID, the serial of the newest certificate DeviceTLS issued
+	Calls     atomic.Int64      // Authorize calls
+	BulkCalls atomic.Int64      // Credentials calls
 }
 
 // ErrRevoked is what Authorize returns for a revoked device.
@@ -107,24 +109,34 @@ func (a *Authz) Authorize(_ context.Context, id, _ string) error {
 	return nil
 }
 
-// AuthorizeAll is the broker.Config.AuthorizeAll callback: one call for every live session.
-func (a *Authz) AuthorizeAll(_ context.Context, sessions map[string]string) (map[string]error, error) {
+// Credentials is the broker.Config.Credentials callback: every device DeviceTLS issued a
+// certificate to, with its newest one's serial.
+func (a *Authz) Credentials(context.Context) ([]broker.Credential, error) {
 	a.BulkCalls.Add(1)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	refused := map[string]error{}
-	for id := range sessions {
-		if a.revoked[id] {
-			refused[id] = fmt.Errorf("%w: %s", ErrRevoked, id)
-		}
+	var all []broker.Credential
+	for id, serial := range a.serials {
+		all = append(all, broker.Credential{DeviceID: id, Serial: serial, Revoked: a.revoked[id]})
 	}
-	return refused, nil
+	return all, nil
 }
 
-// DeviceTLS returns a client TLS configuration holding a fresh certificate for id.
+func (a *Authz) issued(id, serial string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.serials == nil {
+		a.serials = map[string]string{}
+	}
+	a.serials[id] = serial
+}
+
+// DeviceTLS returns a client TLS configuration holding a fresh certificate for id, which becomes
+// id's current one.
 func (e *Env) DeviceTLS(t testing.TB, id string) *tls.Config {
 	t.Helper()
-	cert, _ := catest.DeviceCert(t, e.CA, id, time.Hour)
+	cert, iss := catest.DeviceCert(t, e.CA, id, time.Hour)
+	e.Authz.issued(id, iss.Serial)
 	return catest.ClientConfig(e.CA, cert)
 }
 

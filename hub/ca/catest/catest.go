@@ -51,12 +51,21 @@ func DeviceCert(t testing.TB, c *ca.CA, deviceID string, validity time.Duration)
 	if err != nil {
 		t.Fatalf("catest: sign %s: %v", deviceID, err)
 	}
-	blk, _ := pem.Decode(iss.CertPEM)
-	leaf, err := x509.ParseCertificate(blk.Bytes)
+	// The certificate and the chain it is sent with (the CA's intermediate, if any), as an agent
+	// loads device.crt.
+	var chain [][]byte
+	for rest := iss.CertPEM; ; {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			break
+		}
+		chain = append(chain, blk.Bytes)
+	}
+	leaf, err := x509.ParseCertificate(chain[0])
 	if err != nil {
 		t.Fatalf("catest: %v", err)
 	}
-	return tls.Certificate{Certificate: [][]byte{blk.Bytes}, PrivateKey: key, Leaf: leaf}, iss
+	return tls.Certificate{Certificate: chain, PrivateKey: key, Leaf: leaf}, iss
 }
 
 // ExpiredDeviceCert returns a certificate for deviceID signed by c that expired a day ago.

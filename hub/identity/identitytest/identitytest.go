@@ -35,6 +35,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/ca"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
+	"github.com/kioskfleet/kioskfleet/hub/ratelimit"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
@@ -105,8 +106,9 @@ func (s *SyncBuffer) String() string {
 var FastArgon2 = &argon2id.Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 
 // New starts a provider on a fresh store in t.TempDir, bootstraps it, and registers the test
-// clients "rp" (confidential web, code+refresh), "spa" (public native, code+refresh) and
-// "third" (confidential, pairwise, consent asked). mod may adjust the configuration.
+// clients "rp" (confidential web, code+refresh, may ask for the fleet API as the console does),
+// "spa" (public native, code+refresh) and "third" (confidential, pairwise, consent asked). mod
+// may adjust the configuration.
 func New(t testing.TB, mod ...func(*identity.Config)) *Env {
 	t.Helper()
 	ctx := context.Background()
@@ -121,8 +123,11 @@ func New(t testing.TB, mod ...func(*identity.Config)) *Env {
 	e.Srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*e.h.Load()).ServeHTTP(w, r) }))
 	t.Cleanup(func() { e.Srv.Close(); e.Store.Close() })
 	e.Issuer = e.Srv.URL
+	// Every test client comes from 127.0.0.1: the per-address limits are off unless a test sets them.
 	cfg := identity.Config{Issuer: e.Issuer, Secret: bytes.Repeat([]byte{7}, 32), Insecure: true,
-		Now: e.Clock.Now, Argon2: FastArgon2, FailureFloor: 20 * time.Millisecond}
+		Now: e.Clock.Now, Argon2: FastArgon2, FailureFloor: 20 * time.Millisecond,
+		LoginRate: ratelimit.Unlimited, TokenRate: ratelimit.Unlimited, DeviceAuthRate: ratelimit.Unlimited,
+		UserCodeRate: ratelimit.Unlimited}
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -141,15 +146,17 @@ func New(t testing.TB, mod ...func(*identity.Config)) *Env {
 	e.Secrets = boot.ClientSecrets
 	e.Callback = "http://127.0.0.1:1/callback"
 	grants := []string{"authorization_code", "refresh_token"}
+	all := []string{"openid", "profile", "offline_access"}
 	for _, c := range []store.Client{
 		{ID: "rp", Name: "Test RP", AppType: "web", FirstParty: true, RedirectURIs: []string{e.Callback},
-			PostLogoutURIs: []string{e.Callback + "/out"}, GrantTypes: grants, SecretHash: hash("rp-secret")},
+			PostLogoutURIs: []string{e.Callback + "/out"}, GrantTypes: grants, SecretHash: hash("rp-secret"), Scopes: all,
+			Resources: []string{e.P.FleetAPI()}},
 		{ID: "spa", Name: "Test public app", AppType: "native", FirstParty: true,
-			RedirectURIs: []string{"cn.test.app:/cb"}, GrantTypes: grants},
+			RedirectURIs: []string{"cn.test.app:/cb"}, GrantTypes: grants, Scopes: all},
 		{ID: "third", Name: "某部门应用 Department app", AppType: "web", RedirectURIs: []string{e.Callback},
-			GrantTypes: grants, SecretHash: hash("third-secret"), Pairwise: true},
+			GrantTypes: grants, SecretHash: hash("third-secret"), Pairwise: true, Scopes: all},
 		{ID: "third2", Name: "Another department", AppType: "web", RedirectURIs: []string{e.Callback},
-			GrantTypes: grants, SecretHash: hash("third2-secret"), Pairwise: true},
+			GrantTypes: grants, SecretHash: hash("third2-secret"), Pairwise: true, Scopes: all},
 	} {
 		if err := st.PutClient(ctx, c); err != nil {
 			t.Fatal(err)
@@ -286,6 +293,7 @@ func (b *Browser) Login(authorizeURL, user, password string) (*url.URL, error) {
 type Kiosk struct {
 	ID  string
 	Key crypto.Signer
+	env *Env
 }
 
 // EnrollKiosk creates a site and enrolls a kiosk as the agent does (agent/enroll): a fresh
@@ -327,15 +335,39 @@ func (e *Env) EnrollKiosk(t testing.TB, id string) *Kiosk {
 		CertExpiry: issued.NotAfter, CertPEM: issued.CertPEM}, now); err != nil {
 		t.Fatal(err)
 	}
-	return &Kiosk{ID: id, Key: key}
+	return &Kiosk{ID: id, Key: key, env: e}
 }
 
-// Assertion signs a kiosk assertion (wire.KioskClaims) valid for ttl from iat.
+// Assertion signs a kiosk assertion (wire.KioskClaims) valid for ttl from iat and, if it
+// carries a card, encrypts it to the provider's current key, as the agent does.
 func (k *Kiosk) Assertion(aud string, card *wire.IDCard, iat time.Time, ttl time.Duration) string {
-	return SignAssertion(k.Key, k.ID, aud, card, iat, ttl)
+	a := SignAssertion(k.Key, k.ID, aud, card, iat, ttl)
+	if card != nil {
+		a = k.env.Seal(a)
+	}
+	return a
 }
 
-// SignAssertion signs kiosk claims for device id with key (ES256).
+// Seal encrypts a signed assertion to the encryption key the provider publishes now.
+func (e *Env) Seal(signed string) string {
+	resp, err := http.Get(e.Issuer + "/oidc/keys")
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	jwks, _ := io.ReadAll(resp.Body)
+	key, err := wire.EncryptionKey(jwks)
+	if err != nil {
+		panic(err)
+	}
+	sealed, err := wire.SealAssertion(signed, key)
+	if err != nil {
+		panic(err)
+	}
+	return sealed
+}
+
+// SignAssertion signs kiosk claims for device id with key (ES256); it does not encrypt them.
 func SignAssertion(key crypto.Signer, id, aud string, card *wire.IDCard, iat time.Time, ttl time.Duration) string {
 	payload := wire.Encode(wire.KioskClaims{Issuer: id, Subject: id, Audience: wire.Audience{aud},
 		IssuedAt: wire.NewNumericDate(iat), Expiry: wire.NewNumericDate(iat.Add(ttl)),

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -113,18 +114,31 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 	return idErr("create account", err)
 }
 
+const accountCols = `id, kind, coalesce(username, ''), name, password_hash, roles, id_number_enc,
+	id_number_hash, failures, last_failure, created_at, department`
+
 func (s *Store) account(ctx context.Context, where string, arg any) (store.Account, error) {
-	var a store.Account
-	var lastFail, created int64
-	err := s.pool.QueryRow(ctx, `SELECT id, kind, coalesce(username, ''), name, password_hash, roles, id_number_enc,
-		id_number_hash, failures, last_failure, created_at, department FROM idp_accounts WHERE `+where, arg).Scan(
-		&a.ID, &a.Kind, &a.Username, &a.Name, &a.PasswordHash, &a.Roles, &a.IDNumberEnc, &a.IDNumberHash,
-		&a.Failures, &lastFail, &created, &a.Department)
+	a, err := scanAccount(s.pool.QueryRow(ctx, `SELECT `+accountCols+` FROM idp_accounts WHERE `+where, arg))
 	if err != nil {
 		return a, idErr("get account", err)
 	}
-	a.LastFailure, a.CreatedAt = fromTS(lastFail), fromTS(created)
 	return a, nil
+}
+
+func scanAccount(r pgx.Row) (store.Account, error) {
+	var a store.Account
+	var lastFail, created int64
+	err := r.Scan(&a.ID, &a.Kind, &a.Username, &a.Name, &a.PasswordHash, &a.Roles, &a.IDNumberEnc, &a.IDNumberHash,
+		&a.Failures, &lastFail, &created, &a.Department)
+	a.LastFailure, a.CreatedAt = fromTS(lastFail), fromTS(created)
+	return a, err
+}
+
+func (s *Store) ListAccounts(ctx context.Context, kind string) ([]store.Account, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+accountCols+` FROM idp_accounts WHERE kind = $1
+		ORDER BY coalesce(username, '') COLLATE "C", id COLLATE "C"`, kind)
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Account, error) { return scanAccount(r) })
+	return out, idErr("list accounts", err)
 }
 
 func (s *Store) GetAccount(ctx context.Context, id string) (store.Account, error) {
@@ -227,7 +241,7 @@ func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {
 // --- tokens
 
 const tokenCols = `id, kind, hash, family_id, user_id, subject, client_id, scopes, amr, acr, auth_time,
-	device_id, created_at, expires_at, revoked, rotated`
+	device_id, audience, created_at, expires_at, revoked, rotated`
 
 // insertTokens inserts tokens in one statement.
 func insertTokens(ctx context.Context, db interface {
@@ -235,21 +249,22 @@ func insertTokens(ctx context.Context, db interface {
 }, toks ...store.Token) error {
 	var q strings.Builder
 	q.WriteString(`INSERT INTO idp_tokens (` + tokenCols + `) VALUES `)
-	args := make([]any, 0, 16*len(toks))
+	const cols = 17
+	args := make([]any, 0, cols*len(toks))
 	for i, t := range toks {
 		if i > 0 {
 			q.WriteString(", ")
 		}
 		q.WriteByte('(')
-		for j := range 16 {
+		for j := range cols {
 			if j > 0 {
 				q.WriteString(", ")
 			}
-			fmt.Fprintf(&q, "$%d", 16*i+j+1)
+			fmt.Fprintf(&q, "$%d", cols*i+j+1)
 		}
 		q.WriteByte(')')
 		args = append(args, t.ID, string(t.Kind), orNull(t.Hash), t.FamilyID, t.UserID, t.Subject, t.ClientID,
-			list(t.Scopes), list(t.AMR), t.ACR, ts(t.AuthTime), t.DeviceID, ts(t.CreatedAt),
+			list(t.Scopes), list(t.AMR), t.ACR, ts(t.AuthTime), t.DeviceID, list(t.Audience), ts(t.CreatedAt),
 			ts(t.ExpiresAt), t.Revoked, t.Rotated)
 	}
 	_, err := db.Exec(ctx, q.String(), args...)
@@ -269,7 +284,7 @@ func (s *Store) token(ctx context.Context, where string, arg any) (store.Token, 
 	var authTime, created, expires int64
 	err := s.pool.QueryRow(ctx, `SELECT `+tokenCols+` FROM idp_tokens WHERE `+where, arg).Scan(
 		&t.ID, &kind, &t.Hash, &t.FamilyID, &t.UserID, &t.Subject, &t.ClientID, &t.Scopes, &t.AMR, &t.ACR,
-		&authTime, &t.DeviceID, &created, &expires, &t.Revoked, &t.Rotated)
+		&authTime, &t.DeviceID, &t.Audience, &created, &expires, &t.Revoked, &t.Rotated)
 	if err != nil {
 		return t, idErr("get token", err)
 	}
@@ -357,13 +372,13 @@ func (s *Store) ListGrants(ctx context.Context, userID string, now time.Time) ([
 
 // --- device authorizations
 
-const deviceAuthCols = `code_hash, user_code, client_id, scopes, kiosk_id, created_at, expires_at, interval_ns,
-	last_poll, state, user_id, subject, amr, auth_time`
+const deviceAuthCols = `code_hash, user_code, client_id, scopes, kiosk_id, audience, created_at, expires_at,
+	interval_ns, last_poll, state, user_id, subject, amr, auth_time`
 
 func (s *Store) CreateDeviceAuth(ctx context.Context, d store.DeviceAuth) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO idp_device_auths (`+deviceAuthCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-		d.CodeHash, d.UserCode, d.ClientID, list(d.Scopes), d.KioskID, ts(d.CreatedAt), ts(d.ExpiresAt),
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		d.CodeHash, d.UserCode, d.ClientID, list(d.Scopes), d.KioskID, list(d.Resources), ts(d.CreatedAt), ts(d.ExpiresAt),
 		int64(d.Interval), ts(d.LastPoll), d.State, d.UserID, d.Subject, list(d.AMR), ts(d.AuthTime))
 	return idErr("create device auth", err)
 }
@@ -371,7 +386,7 @@ func (s *Store) CreateDeviceAuth(ctx context.Context, d store.DeviceAuth) error 
 func scanDeviceAuth(row pgx.Row) (store.DeviceAuth, error) {
 	var d store.DeviceAuth
 	var created, expires, interval, lastPoll, authTime int64
-	err := row.Scan(&d.CodeHash, &d.UserCode, &d.ClientID, &d.Scopes, &d.KioskID, &created, &expires, &interval,
+	err := row.Scan(&d.CodeHash, &d.UserCode, &d.ClientID, &d.Scopes, &d.KioskID, &d.Resources, &created, &expires, &interval,
 		&lastPoll, &d.State, &d.UserID, &d.Subject, &d.AMR, &authTime)
 	if err != nil {
 		return d, idErr("device auth", err)
@@ -423,21 +438,23 @@ func (s *Store) DecideDeviceAuth(ctx context.Context, userCode string, d store.D
 
 func (s *Store) AddSigningKey(ctx context.Context, k store.SigningKey) error {
 	return idErr("add signing key", s.tx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE idp_signing_keys SET retired_at = $1 WHERE retired_at = 0`, ts(k.CreatedAt)); err != nil {
+		use := cmp.Or(k.Use, store.KeyUseSig)
+		if _, err := tx.Exec(ctx, `UPDATE idp_signing_keys SET retired_at = $1 WHERE retired_at = 0 AND key_use = $2`,
+			ts(k.CreatedAt), use); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO idp_signing_keys (id, alg, private_enc, created_at) VALUES ($1, $2, $3, $4)`,
-			k.ID, k.Alg, k.PrivateEnc, ts(k.CreatedAt))
+		_, err := tx.Exec(ctx, `INSERT INTO idp_signing_keys (id, alg, key_use, private_enc, created_at) VALUES ($1, $2, $3, $4, $5)`,
+			k.ID, k.Alg, use, k.PrivateEnc, ts(k.CreatedAt))
 		return err
 	}))
 }
 
 func (s *Store) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT id, alg, private_enc, created_at, retired_at FROM idp_signing_keys ORDER BY created_at DESC`)
+	rows, _ := s.pool.Query(ctx, `SELECT id, alg, key_use, private_enc, created_at, retired_at FROM idp_signing_keys ORDER BY created_at DESC`)
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.SigningKey, error) {
 		var k store.SigningKey
 		var created, retired int64
-		err := r.Scan(&k.ID, &k.Alg, &k.PrivateEnc, &created, &retired)
+		err := r.Scan(&k.ID, &k.Alg, &k.Use, &k.PrivateEnc, &created, &retired)
 		k.CreatedAt, k.RetiredAt = fromTS(created), fromTS(retired)
 		return k, err
 	})

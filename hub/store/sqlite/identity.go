@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -147,17 +148,36 @@ const idpAccountCols = `id, kind, COALESCE(username,''), name, password_hash, ro
 	failures, last_failure, created_at, department`
 
 func (s *identityStore) account(ctx context.Context, where string, arg any) (store.Account, error) {
+	a, err := scanAccount(s.r.QueryRowContext(ctx, `SELECT `+idpAccountCols+` FROM idp_accounts WHERE `+where, arg))
+	return a, idpErr("get account", err)
+}
+
+func scanAccount(sc interface{ Scan(...any) error }) (store.Account, error) {
 	var a store.Account
 	var roles string
 	var lastFail, created int64
-	err := s.r.QueryRowContext(ctx, `SELECT `+idpAccountCols+` FROM idp_accounts WHERE `+where, arg).Scan(
-		&a.ID, &a.Kind, &a.Username, &a.Name, &a.PasswordHash, &roles, &a.IDNumberEnc, &a.IDNumberHash,
+	err := sc.Scan(&a.ID, &a.Kind, &a.Username, &a.Name, &a.PasswordHash, &roles, &a.IDNumberEnc, &a.IDNumberHash,
 		&a.Failures, &lastFail, &created, &a.Department)
-	if err != nil {
-		return a, idpErr("get account", err)
-	}
 	a.Roles, a.LastFailure, a.CreatedAt = idpParseList(roles), idpFromTS(lastFail), idpFromTS(created)
-	return a, nil
+	return a, err
+}
+
+func (s *identityStore) ListAccounts(ctx context.Context, kind string) ([]store.Account, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+idpAccountCols+` FROM idp_accounts WHERE kind=?
+		ORDER BY COALESCE(username,''), id`, kind)
+	if err != nil {
+		return nil, idpErr("list accounts", err)
+	}
+	defer rows.Close()
+	var out []store.Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, idpErr("list accounts", err)
+		}
+		out = append(out, a)
+	}
+	return out, idpErr("list accounts", rows.Err())
 }
 
 func (s *identityStore) GetAccount(ctx context.Context, id string) (store.Account, error) {
@@ -270,18 +290,18 @@ func (s *identityStore) DeleteAuthRequest(ctx context.Context, id string) error 
 // --- tokens
 
 const idpTokenCols = `id, kind, hash, family_id, user_id, subject, client_id, scopes, amr, acr, auth_time,
-	device_id, created_at, expires_at, revoked, rotated`
+	device_id, audience, created_at, expires_at, revoked, rotated`
 
 // idpInsertTokens inserts tokens in one statement.
 func idpInsertTokens(ctx context.Context, ex interface {
 	ExecContext(context.Context, string, ...any) (sql.Result, error)
 }, ts ...store.Token) error {
 	q := `INSERT INTO idp_tokens(` + idpTokenCols + `) VALUES ` +
-		strings.TrimSuffix(strings.Repeat(`(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?),`, len(ts)), ",")
-	args := make([]any, 0, 16*len(ts))
+		strings.TrimSuffix(strings.Repeat(`(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?),`, len(ts)), ",")
+	args := make([]any, 0, 17*len(ts))
 	for _, t := range ts {
 		args = append(args, t.ID, string(t.Kind), idpNullBytes(t.Hash), t.FamilyID, t.UserID, t.Subject, t.ClientID,
-			idpList(t.Scopes), idpList(t.AMR), t.ACR, idpTS(t.AuthTime), t.DeviceID, idpTS(t.CreatedAt),
+			idpList(t.Scopes), idpList(t.AMR), t.ACR, idpTS(t.AuthTime), t.DeviceID, idpList(t.Audience), idpTS(t.CreatedAt),
 			idpTS(t.ExpiresAt), t.Revoked, t.Rotated)
 	}
 	_, err := ex.ExecContext(ctx, q, args...)
@@ -297,15 +317,15 @@ func (s *identityStore) InsertTokens(ctx context.Context, ts ...store.Token) err
 
 func (s *identityStore) token(ctx context.Context, where string, arg any) (store.Token, error) {
 	var t store.Token
-	var kind, scopes, amr string
+	var kind, scopes, amr, aud string
 	var authTime, created, expires int64
 	err := s.r.QueryRowContext(ctx, `SELECT `+idpTokenCols+` FROM idp_tokens WHERE `+where, arg).Scan(
 		&t.ID, &kind, &t.Hash, &t.FamilyID, &t.UserID, &t.Subject, &t.ClientID, &scopes, &amr, &t.ACR,
-		&authTime, &t.DeviceID, &created, &expires, &t.Revoked, &t.Rotated)
+		&authTime, &t.DeviceID, &aud, &created, &expires, &t.Revoked, &t.Rotated)
 	if err != nil {
 		return t, idpErr("get token", err)
 	}
-	t.Kind, t.Scopes, t.AMR = store.TokenKind(kind), idpParseList(scopes), idpParseList(amr)
+	t.Kind, t.Scopes, t.AMR, t.Audience = store.TokenKind(kind), idpParseList(scopes), idpParseList(amr), idpParseList(aud)
 	t.AuthTime, t.CreatedAt, t.ExpiresAt = idpFromTS(authTime), idpFromTS(created), idpFromTS(expires)
 	return t, nil
 }
@@ -465,12 +485,12 @@ func (s *identityStore) ListGrants(ctx context.Context, userID string, now time.
 
 // --- device authorizations
 
-const idpDeviceCols = `code_hash, user_code, client_id, scopes, kiosk_id, created_at, expires_at, interval_ns,
-	last_poll, state, user_id, subject, amr, auth_time`
+const idpDeviceCols = `code_hash, user_code, client_id, scopes, kiosk_id, audience, created_at, expires_at,
+	interval_ns, last_poll, state, user_id, subject, amr, auth_time`
 
 func (s *identityStore) CreateDeviceAuth(ctx context.Context, d store.DeviceAuth) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO idp_device_auths(`+idpDeviceCols+`) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-		d.CodeHash, d.UserCode, d.ClientID, idpList(d.Scopes), d.KioskID, idpTS(d.CreatedAt), idpTS(d.ExpiresAt),
+	_, err := s.w.ExecContext(ctx, `INSERT INTO idp_device_auths(`+idpDeviceCols+`) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		d.CodeHash, d.UserCode, d.ClientID, idpList(d.Scopes), d.KioskID, idpList(d.Resources), idpTS(d.CreatedAt), idpTS(d.ExpiresAt),
 		int64(d.Interval), idpTS(d.LastPoll), d.State, d.UserID, d.Subject, idpList(d.AMR), idpTS(d.AuthTime))
 	return idpErr("create device auth", err)
 }
@@ -479,14 +499,14 @@ type idpRowScanner interface{ Scan(...any) error }
 
 func idpScanDeviceAuth(r idpRowScanner) (store.DeviceAuth, error) {
 	var d store.DeviceAuth
-	var scopes, amr string
+	var scopes, aud, amr string
 	var created, expires, interval, lastPoll, authTime int64
-	err := r.Scan(&d.CodeHash, &d.UserCode, &d.ClientID, &scopes, &d.KioskID, &created, &expires, &interval,
+	err := r.Scan(&d.CodeHash, &d.UserCode, &d.ClientID, &scopes, &d.KioskID, &aud, &created, &expires, &interval,
 		&lastPoll, &d.State, &d.UserID, &d.Subject, &amr, &authTime)
 	if err != nil {
 		return d, idpErr("device auth", err)
 	}
-	d.Scopes, d.AMR = idpParseList(scopes), idpParseList(amr)
+	d.Scopes, d.Resources, d.AMR = idpParseList(scopes), idpParseList(aud), idpParseList(amr)
 	d.CreatedAt, d.ExpiresAt, d.Interval = idpFromTS(created), idpFromTS(expires), time.Duration(interval)
 	d.LastPoll, d.AuthTime = idpFromTS(lastPoll), idpFromTS(authTime)
 	return d, nil
@@ -540,18 +560,20 @@ func (s *identityStore) AddSigningKey(ctx context.Context, k store.SigningKey) e
 		return err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `UPDATE idp_signing_keys SET retired_at=? WHERE retired_at=0`, idpTS(k.CreatedAt)); err != nil {
+	use := cmp.Or(k.Use, store.KeyUseSig)
+	if _, err := tx.ExecContext(ctx, `UPDATE idp_signing_keys SET retired_at=? WHERE retired_at=0 AND key_use=?`,
+		idpTS(k.CreatedAt), use); err != nil {
 		return idpErr("add signing key", err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO idp_signing_keys(id, alg, private_enc, created_at, retired_at)
-		VALUES(?,?,?,?,0)`, k.ID, k.Alg, k.PrivateEnc, idpTS(k.CreatedAt)); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO idp_signing_keys(id, alg, key_use, private_enc, created_at, retired_at)
+		VALUES(?,?,?,?,?,0)`, k.ID, k.Alg, use, k.PrivateEnc, idpTS(k.CreatedAt)); err != nil {
 		return idpErr("add signing key", err)
 	}
 	return tx.Commit()
 }
 
 func (s *identityStore) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, alg, private_enc, created_at, retired_at FROM idp_signing_keys
+	rows, err := s.r.QueryContext(ctx, `SELECT id, alg, key_use, private_enc, created_at, retired_at FROM idp_signing_keys
 		ORDER BY created_at DESC`)
 	if err != nil {
 		return nil, idpErr("list signing keys", err)
@@ -561,7 +583,7 @@ func (s *identityStore) ListSigningKeys(ctx context.Context) ([]store.SigningKey
 	for rows.Next() {
 		var k store.SigningKey
 		var created, retired int64
-		if err := rows.Scan(&k.ID, &k.Alg, &k.PrivateEnc, &created, &retired); err != nil {
+		if err := rows.Scan(&k.ID, &k.Alg, &k.Use, &k.PrivateEnc, &created, &retired); err != nil {
 			return nil, err
 		}
 		k.CreatedAt, k.RetiredAt = idpFromTS(created), idpFromTS(retired)

@@ -91,6 +91,18 @@ func testIDAccounts(t *testing.T, s store.Identity) {
 	}
 	_, err = s.AccountByUsername(ctx, "nobody")
 	idWantErr(t, err, store.ErrNotFound, "unknown username")
+	idMust(t, s.CreateAccount(ctx, store.Account{ID: "u0", Kind: "staff", Username: "alice", Roles: []string{"fieldops"}, CreatedAt: T0}))
+	staff, err := s.ListAccounts(ctx, "staff")
+	idMust(t, err)
+	if len(staff) != 2 || staff[0].Username != "alice" || staff[1].ID != "u1" || staff[1].Roles[0] != "admin" {
+		t.Fatalf("ListAccounts(staff) = %+v, want alice then bob", staff)
+	}
+	if cs, err := s.ListAccounts(ctx, "citizen"); err != nil || len(cs) != 2 || cs[0].ID != "c1" || cs[1].ID != "c2" {
+		t.Fatalf("ListAccounts(citizen) = %+v, %v", cs, err)
+	}
+	if none, err := s.ListAccounts(ctx, "robot"); err != nil || len(none) != 0 {
+		t.Fatalf("ListAccounts(robot) = %+v, %v", none, err)
+	}
 	for i := 1; i <= 3; i++ {
 		n, err := s.RecordLogin(ctx, "u1", false, T0.Add(time.Duration(i)*time.Second))
 		idMust(t, err)
@@ -153,7 +165,8 @@ func testIDAuthRequests(t *testing.T, s store.Identity) {
 
 func idTok(id string, kind store.TokenKind, family string, hash []byte) store.Token {
 	return store.Token{ID: id, Kind: kind, Hash: hash, FamilyID: family, UserID: "u", Subject: "sub", ClientID: "c",
-		Scopes: []string{"openid"}, AMR: []string{"pwd"}, ACR: "a", AuthTime: T0, CreatedAt: T0, ExpiresAt: T0.Add(time.Hour)}
+		Scopes: []string{"openid"}, AMR: []string{"pwd"}, ACR: "a", AuthTime: T0, Audience: []string{"https://hub/api/v1"},
+		CreatedAt: T0, ExpiresAt: T0.Add(time.Hour)}
 }
 
 func testIDTokens(t *testing.T, s store.Identity) {
@@ -162,7 +175,8 @@ func testIDTokens(t *testing.T, s store.Identity) {
 	idWantErr(t, s.InsertTokens(ctx, idTok("a1", store.TokenAccess, "f1", nil)), store.ErrExists, "duplicate")
 	got, err := s.TokenByHash(ctx, []byte("h1"))
 	idMust(t, err)
-	if got.ID != "r1" || got.Kind != store.TokenRefresh || got.ACR != "a" || !got.ExpiresAt.Equal(T0.Add(time.Hour)) {
+	if got.ID != "r1" || got.Kind != store.TokenRefresh || got.ACR != "a" || !got.ExpiresAt.Equal(T0.Add(time.Hour)) ||
+		len(got.Audience) != 1 || got.Audience[0] != "https://hub/api/v1" {
 		t.Fatalf("by hash %+v", got)
 	}
 	idMust(t, s.RotateRefresh(ctx, "r1", T0, idTok("a2", store.TokenAccess, "f1", nil), idTok("r2", store.TokenRefresh, "f1", []byte("h2"))))
@@ -231,14 +245,14 @@ func testIDRotateConcurrent(t *testing.T, s store.Identity) {
 func testIDDeviceAuth(t *testing.T, s store.Identity) {
 	ctx := context.Background()
 	d := store.DeviceAuth{CodeHash: []byte("dc"), UserCode: "BCDF-GHJK", ClientID: "c", Scopes: []string{"openid"},
-		KioskID: "k1", CreatedAt: T0, ExpiresAt: T0.Add(5 * time.Minute), Interval: 5 * time.Second, State: store.DeviceAuthPending}
+		KioskID: "k1", Resources: []string{"https://hub/api/v1"}, CreatedAt: T0, ExpiresAt: T0.Add(5 * time.Minute), Interval: 5 * time.Second, State: store.DeviceAuthPending}
 	idMust(t, s.CreateDeviceAuth(ctx, d))
 	d2 := d
 	d2.CodeHash = []byte("dc2")
 	idWantErr(t, s.CreateDeviceAuth(ctx, d2), store.ErrExists, "duplicate user code")
 	got, slow, err := s.PollDeviceAuth(ctx, "c", []byte("dc"), T0)
 	idMust(t, err)
-	if slow || got.State != store.DeviceAuthPending || got.KioskID != "k1" {
+	if slow || got.State != store.DeviceAuthPending || got.KioskID != "k1" || len(got.Resources) != 1 {
 		t.Fatalf("first poll %+v slow=%v", got, slow)
 	}
 	got, slow, _ = s.PollDeviceAuth(ctx, "c", []byte("dc"), T0.Add(time.Second))
@@ -272,14 +286,19 @@ func testIDDeviceAuth(t *testing.T, s store.Identity) {
 func testIDKeys(t *testing.T, s store.Identity) {
 	ctx := context.Background()
 	idMust(t, s.AddSigningKey(ctx, store.SigningKey{ID: "k1", Alg: "ES256", PrivateEnc: []byte{1}, CreatedAt: T0}))
+	// An encryption key does not retire the signing key, nor the other way round.
+	idMust(t, s.AddSigningKey(ctx, store.SigningKey{ID: "e1", Alg: "ECDH-ES", Use: store.KeyUseEnc, PrivateEnc: []byte{3},
+		CreatedAt: T0.Add(time.Minute)}))
 	idMust(t, s.AddSigningKey(ctx, store.SigningKey{ID: "k2", Alg: "ES256", PrivateEnc: []byte{2}, CreatedAt: T0.Add(time.Hour)}))
 	ks, err := s.ListSigningKeys(ctx)
 	idMust(t, err)
-	if len(ks) != 2 || ks[0].ID != "k2" || !ks[0].RetiredAt.IsZero() || !ks[1].RetiredAt.Equal(T0.Add(time.Hour)) {
+	if len(ks) != 3 || ks[0].ID != "k2" || !ks[0].RetiredAt.IsZero() || ks[0].Use != store.KeyUseSig ||
+		ks[1].ID != "e1" || !ks[1].RetiredAt.IsZero() || ks[1].Use != store.KeyUseEnc ||
+		!ks[2].RetiredAt.Equal(T0.Add(time.Hour)) {
 		t.Fatalf("keys %+v", ks)
 	}
 	idMust(t, s.DeleteSigningKeys(ctx, T0.Add(2*time.Hour)))
-	if ks, _ := s.ListSigningKeys(ctx); len(ks) != 1 || ks[0].ID != "k2" {
+	if ks, _ := s.ListSigningKeys(ctx); len(ks) != 2 || ks[0].ID != "k2" || ks[1].ID != "e1" {
 		t.Fatalf("after delete %+v", ks)
 	}
 	idMust(t, s.UseAssertion(ctx, "k\x00j1", T0))

@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Commands", func(t *testing.T) { RunCommands(t, as[CommandStore](open)) })
 	t.Run("State", func(t *testing.T) { RunState(t, as[StateStore](open)) })
 	t.Run("Identity", func(t *testing.T) { RunIdentity(t, as[store.Identity](open)) })
+	t.Run("Journal", func(t *testing.T) { RunJournal(t, as[JournalStore](open)) })
 	t.Run("Catalog", func(t *testing.T) { RunCatalog(t, as[store.Catalog](open)) })
 	t.Run("Blobs", func(t *testing.T) { RunBlobs(t, as[store.Blobs](open)) })
 	t.Run("Updates", func(t *testing.T) { RunUpdates(t, as[store.Updates](open)) })

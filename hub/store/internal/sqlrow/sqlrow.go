@@ -5,6 +5,7 @@
 package sqlrow
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
@@ -62,4 +63,46 @@ func Command(sc Scanner) (store.Command, error) {
 	c.Args, c.Output = args, output
 	c.CreatedAt, c.ExpiresAt, c.DeliveredAt, c.UpdatedAt = Time(created), Time(expires), Time(delivered), Time(updated)
 	return c, err
+}
+
+// JournalHeadCols are the columns of journal_heads that JournalHead scans.
+const JournalHeadCols = `device_id, last_record, epoch, chain, idx, hash, checkpoint, entries, events, updated_at`
+
+// JournalHead scans a row of JournalHeadCols.
+func JournalHead(sc Scanner) (store.JournalHead, error) {
+	var h store.JournalHead
+	var updated int64
+	err := sc.Scan(&h.DeviceID, &h.Cursor, &h.Epoch, &h.Chain, &h.Index, &h.Hash, &h.Checkpoint, &h.Entries, &h.Events, &updated)
+	h.UpdatedAt = Time(updated)
+	return h, err
+}
+
+// JournalHeadArgs are h's values in the order of JournalHeadCols.
+func JournalHeadArgs(h store.JournalHead) []any {
+	return []any{h.DeviceID, h.Cursor, h.Epoch, h.Chain, int64(h.Index), h.Hash, int64(h.Checkpoint), h.Entries, h.Events, Nanos(h.UpdatedAt)}
+}
+
+// SecurityEventCols are the columns of security_events that SecurityEvent scans.
+const SecurityEventCols = `id, device_id, kind, record_id, idx, detail, at`
+
+// SecurityEvent scans a row of SecurityEventCols.
+func SecurityEvent(sc Scanner) (store.SecurityEvent, error) {
+	var e store.SecurityEvent
+	var at int64
+	err := sc.Scan(&e.ID, &e.DeviceID, &e.Kind, &e.RecordID, &e.Index, &e.Detail, &at)
+	e.At = Time(at)
+	return e, err
+}
+
+// CheckJournal reports what AdvanceJournal must refuse (store.ErrInvalid).
+func CheckJournal(h store.JournalHead, events []store.SecurityEvent) error {
+	if h.DeviceID == "" || h.Cursor <= 0 {
+		return fmt.Errorf("%w: journal head needs a device and a cursor", store.ErrInvalid)
+	}
+	for _, e := range events {
+		if e.Kind == "" {
+			return fmt.Errorf("%w: security event without a kind", store.ErrInvalid)
+		}
+	}
+	return nil
 }

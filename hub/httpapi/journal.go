@@ -1,0 +1,76 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
+)
+
+func (a *API) journalRoutes() {
+	route(a, "GET /devices/{id}/journal", staff, http.StatusOK, a.getJournal)
+	route(a, "GET /security-events", staff, http.StatusOK, a.listSecurityEvents)
+}
+
+// getJournal shows how far the kiosk's transaction journal is verified (hub/journal), with its
+// first 100 security events.
+func (a *API) getJournal(r *http.Request, _ none) (api.Journal, error) {
+	d, err := a.device(r)
+	if err != nil {
+		return api.Journal{}, err
+	}
+	out := api.Journal{DeviceID: d.ID, Intact: true}
+	h, err := a.cfg.Store.JournalHead(r.Context(), d.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return api.Journal{}, err
+	default:
+		out = api.Journal{DeviceID: d.ID, Chain: h.Chain, Index: h.Index, Hash: h.Hash, Checkpoint: h.Checkpoint,
+			Entries: h.Entries, Intact: h.Events == 0, UpdatedAt: h.UpdatedAt}
+	}
+	evs, err := a.cfg.Store.ListSecurityEvents(r.Context(), store.SecurityEventFilter{DeviceID: d.ID, Limit: 100})
+	if err != nil {
+		return api.Journal{}, err
+	}
+	out.Events = convert(evs, apiSecurityEvent)
+	return out, nil
+}
+
+// listSecurityEvents pages through security events: ?device=&after=&limit= (default 100, at
+// most 1000).
+func (a *API) listSecurityEvents(r *http.Request, _ none) (api.SecurityEvents, error) {
+	q := r.URL.Query()
+	f := store.SecurityEventFilter{DeviceID: q.Get("device"), Limit: 100}
+	var iv invalid
+	iv.check(f.DeviceID == "" || wire.ValidDeviceID(f.DeviceID), "device", "%q is not a device id", f.DeviceID)
+	if s := q.Get("after"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		iv.check(err == nil && n >= 0, "after", "want an event id, got %q", s)
+		f.AfterID = n
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		iv.check(err == nil && n >= 1 && n <= 1000, "limit", "want 1..1000, got %q", s)
+		f.Limit = n
+	}
+	if err := iv.err(); err != nil {
+		return api.SecurityEvents{}, err
+	}
+	evs, err := a.cfg.Store.ListSecurityEvents(r.Context(), f)
+	if err != nil {
+		return api.SecurityEvents{}, err
+	}
+	out := api.SecurityEvents{Events: convert(evs, apiSecurityEvent), Next: f.AfterID}
+	if n := len(evs); n > 0 {
+		out.Next = evs[n-1].ID
+	}
+	return out, nil
+}
+
+func apiSecurityEvent(e store.SecurityEvent) api.SecurityEvent {
+	return api.SecurityEvent{ID: e.ID, DeviceID: e.DeviceID, Kind: e.Kind, RecordID: e.RecordID, Index: e.Index, Detail: e.Detail, At: e.At}
+}

@@ -1,0 +1,79 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/store/internal/sqlrow"
+)
+
+// JournalHead returns a device's journal verification state.
+func (s *Store) JournalHead(ctx context.Context, deviceID string) (store.JournalHead, error) {
+	h, err := sqlrow.JournalHead(s.db.R.QueryRowContext(ctx, `SELECT `+sqlrow.JournalHeadCols+` FROM journal_heads WHERE device_id = ?`, deviceID))
+	if err != nil {
+		return store.JournalHead{}, notFound(err, "journal of device", deviceID)
+	}
+	return h, nil
+}
+
+// AdvanceJournal stores h and events if the stored cursor is still from.
+func (s *Store) AdvanceJournal(ctx context.Context, h store.JournalHead, from int64, events []store.SecurityEvent) error {
+	if err := sqlrow.CheckJournal(h, events); err != nil {
+		return err
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE id = ?`, h.DeviceID).Scan(&one); err != nil {
+			return notFound(err, "device", h.DeviceID)
+		}
+		var cur int64
+		err := tx.QueryRowContext(ctx, `SELECT last_record FROM journal_heads WHERE device_id = ?`, h.DeviceID).Scan(&cur)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			cur = 0
+		case err != nil:
+			return fmt.Errorf("store: journal of %s: %w", h.DeviceID, err)
+		}
+		if cur != from {
+			return fmt.Errorf("%w: journal of %s verified up to record %d, not %d", store.ErrConflict, h.DeviceID, cur, from)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO journal_heads (`+sqlrow.JournalHeadCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (device_id) DO UPDATE SET last_record = excluded.last_record, epoch = excluded.epoch, chain = excluded.chain,
+			idx = excluded.idx, hash = excluded.hash, checkpoint = excluded.checkpoint, entries = excluded.entries,
+			events = excluded.events, updated_at = excluded.updated_at`, sqlrow.JournalHeadArgs(h)...); err != nil {
+			return fmt.Errorf("store: journal of %s: %w", h.DeviceID, err)
+		}
+		for _, e := range events {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO security_events (device_id, kind, record_id, idx, detail, at) VALUES (?, ?, ?, ?, ?, ?)`,
+				h.DeviceID, e.Kind, e.RecordID, int64(e.Index), e.Detail, ts(e.At)); err != nil {
+				return fmt.Errorf("store: security event of %s: %w", h.DeviceID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// ListSecurityEvents lists security events, oldest first.
+func (s *Store) ListSecurityEvents(ctx context.Context, f store.SecurityEventFilter) ([]store.SecurityEvent, error) {
+	if f.Limit <= 0 {
+		f.Limit = 1000
+	}
+	rows, err := s.db.R.QueryContext(ctx, `SELECT `+sqlrow.SecurityEventCols+` FROM security_events
+		WHERE id > ? AND (? = '' OR device_id = ?) ORDER BY id LIMIT ?`, f.AfterID, f.DeviceID, f.DeviceID, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: security events: %w", err)
+	}
+	defer rows.Close()
+	var out []store.SecurityEvent
+	for rows.Next() {
+		e, err := sqlrow.SecurityEvent(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: security events: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
