@@ -119,7 +119,7 @@ func TestAttackMixAndMatch(t *testing.T) {
 func TestAttackUnauthorisedKey(t *testing.T) {
 	attacked(t, func(repo *bundlestest.Repo, _ []byte) {
 		repo.AddBundle(manifest("1.1.1"), 1000) // a fresh targets version ...
-		repo.Publish(tuftest.Key(t))           // ... then one signed by a stranger
+		repo.Publish(tuftest.Key(t))            // ... then one signed by a stranger
 	}, "unsigned")
 }
 

@@ -103,7 +103,7 @@ type Config struct {
 	// Restart is called, between citizen sessions, once a new agent is staged: the agent should
 	// exit so that the launcher starts the new one.
 	Restart func()
-	Log          *slog.Logger
+	Log     *slog.Logger
 	// Changed is called after every change of Status (the agent reports its state).
 	Changed func()
 	// Retry is the first wait after a failure to reach the repository (doubling to 5 min);
@@ -135,8 +135,8 @@ type state struct {
 }
 
 type appState struct {
-	Active, Previous       string // versions
-	ActiveDir, PreviousDir string // unpacked folders, relative to Dir/APP
+	Active, Previous       string            // versions
+	ActiveDir, PreviousDir string            // unpacked folders, relative to Dir/APP
 	Failed                 map[string]string `json:",omitempty"` // version -> sha256 that failed
 	Status                 wire.BundleStatus
 }

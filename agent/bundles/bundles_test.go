@@ -95,7 +95,9 @@ func manifest(v string) bundle.Manifest {
 	return bundle.Manifest{App: "tax-print", Version: v, Services: []string{"Printer"}, Peripherals: []string{"document-printer"}}
 }
 
-func want(app, v string) wire.UpdateTargets { return wire.UpdateTargets{Bundles: map[string]string{app: v}} }
+func want(app, v string) wire.UpdateTargets {
+	return wire.UpdateTargets{Bundles: map[string]string{app: v}}
+}
 
 // TestInstallServeAndRollBack: a signed bundle is fetched, verified, unpacked and activated, and
 // served at its origin with its manifest known to the local API; a next version that fails its

@@ -61,8 +61,14 @@ func TestLauncher(t *testing.T) {
 	go func() { done <- l.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	read := func(name string) string { b, _ := os.ReadFile(filepath.Join(dir, name)); return strings.TrimSpace(string(b)) }
-	started := func() string { b, _ := os.ReadFile(log); return strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", "|") }
+	read := func(name string) string {
+		b, _ := os.ReadFile(filepath.Join(dir, name))
+		return strings.TrimSpace(string(b))
+	}
+	started := func() string {
+		b, _ := os.ReadFile(log)
+		return strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", "|")
+	}
 	eventually := func(what string, ok func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(15 * time.Second)
@@ -101,5 +107,3 @@ func TestLauncher(t *testing.T) {
 		t.Fatalf("started: %s", got)
 	}
 }
-
-

@@ -184,8 +184,8 @@ type sim struct {
 	ob    *outbox.Memory
 	link  *link.Link
 	taker *taker // with TakeBundles
-	net  netctl
-	acks atomic.Uint64 // acks applied (any)
+	net   netctl
+	acks  atomic.Uint64 // acks applied (any)
 
 	mu          sync.Mutex
 	base        uint64      // seq of sent[0]

@@ -24,7 +24,11 @@ type pushes struct {
 	ids []string
 }
 
-func (p *pushes) PushDesired(_ context.Context, id string) { p.mu.Lock(); p.ids = append(p.ids, id); p.mu.Unlock() }
+func (p *pushes) PushDesired(_ context.Context, id string) {
+	p.mu.Lock()
+	p.ids = append(p.ids, id)
+	p.mu.Unlock()
+}
 
 type clock struct{ t time.Time }
 

@@ -56,7 +56,9 @@ func tarball(t *testing.T, entries ...*tar.Header) []byte {
 }
 
 func TestRefused(t *testing.T) {
-	reg := func(name string) *tar.Header { return &tar.Header{Name: name, Typeflag: tar.TypeReg, Size: 1, Mode: 0o644} }
+	reg := func(name string) *tar.Header {
+		return &tar.Header{Name: name, Typeflag: tar.TypeReg, Size: 1, Mode: 0o644}
+	}
 	noEntry, _ := Build(Manifest{App: "a1", Version: "1.0.0", Entry: "main.html"}, map[string][]byte{"index.html": nil})
 	badManifest, _ := Build(Manifest{App: "A!", Version: "one", Services: []string{"Login"}, Peripherals: []string{"x"}}, map[string][]byte{"index.html": nil})
 	for name, archive := range map[string][]byte{
