@@ -12,8 +12,9 @@ import (
 	"github.com/go-pdf/fpdf"
 )
 
-// Catalog says which services the home screen offers. The app catalog (hub/catalog) will feed
-// it; until then BuiltinCatalog offers the shell's own four.
+// Catalog says which services the home screen offers: BuiltinCatalog the shell's own four,
+// AppCatalog those and the apps of the hub's catalog (hub/catalog). A Catalog with a
+// Run(ctx context.Context) method is run by Shell.Run.
 type Catalog interface {
 	Services(ctx context.Context, st State) []Service
 	Source() string // builtin, or where the list came from
@@ -21,11 +22,13 @@ type Catalog interface {
 
 // Service is a tile of the home screen.
 type Service struct {
-	ID         string `json:"id"` // print, scan, cases, guide (the shell's own screens)
-	NeedsLogin bool   `json:"needsLogin"`
-	Available  bool   `json:"available"`
-	Reason     string `json:"reason,omitempty"` // why not: login, offline, not-connected
-	Demo       bool   `json:"demo"`             // shows built-in sample content, not real data
+	ID         string   `json:"id"` // print, scan, cases, guide (the shell's own screens), or an app's ID
+	NeedsLogin bool     `json:"needsLogin"`
+	Available  bool     `json:"available"`
+	Reason     string   `json:"reason,omitempty"` // why not: login, offline, not-connected, peripheral, not-installed
+	Detail     string   `json:"detail,omitempty"` // the reason in words (which peripheral, and what is wrong with it)
+	Demo       bool     `json:"demo"`             // shows built-in sample content, not real data
+	App        *AppTile `json:"app,omitempty"`    // an app of the catalog (AppCatalog)
 }
 
 // BuiltinCatalog is the shell's own services.
