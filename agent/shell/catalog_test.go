@@ -108,7 +108,9 @@ func TestAppCatalogGatedByPeripherals(t *testing.T) {
 	if !svcs["tax-web"].Available {
 		t.Fatal("an app without peripherals was withheld")
 	}
-	l.set(func(l *listing) { l.periph.Devices[0].Connected, l.periph.Devices[0].Status = true, wire.PeripheralFault })
+	l.set(func(l *listing) {
+		l.periph.Devices[0].Connected, l.periph.Devices[0].Status = true, wire.PeripheralFault
+	})
 	if svcs, _ = services(t, k); svcs["tax-print"].Available || !strings.Contains(svcs["tax-print"].Detail, "fault") {
 		t.Fatalf("printer faulted: %+v", svcs["tax-print"])
 	}
