@@ -37,7 +37,8 @@ func (a *Agent) openShell(hc *http.Client) (localapi.Devices, error) {
 		hub = &shell.HubClient{API: c, DeviceID: a.id.DeviceID, Key: key}
 		catalog = &shell.AppCatalog{
 			Listed:      func(ctx context.Context) (api.ChannelCatalog, error) { return c.ChannelCatalog(ctx, api.ChannelKiosk) },
-			Peripherals: a.devs.Snapshot, Installed: a.installedApp, Every: catalogEvery, Log: a.log.With("component", "shell")}
+			Peripherals: a.devs.Snapshot, Installed: a.installedApp, Guide: c.PublishedGuide, Every: catalogEvery,
+			Log: a.log.With("component", "shell")}
 	}
 	a.shell, err = shell.New(shell.Config{
 		Dir: filepath.Join(a.cfg.DataDir, "shell", "sessions"), VoiceDir: filepath.Join(a.cfg.DataDir, "shell", "voice"),

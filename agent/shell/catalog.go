@@ -2,8 +2,10 @@ package shell
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,15 +39,22 @@ type AppCatalog struct {
 	Listed      func(ctx context.Context) (api.ChannelCatalog, error) // the hub's kiosk channel (api.Client.ChannelCatalog)
 	Peripherals func() wire.Peripherals                               // the kiosk's peripherals now; nil: none
 	Installed   func(app string) (url string)                         // where an installed kiosk bundle opens; "": not installed
-	Every       time.Duration                                         // how often Run reads the hub; default 30 s
-	Log         *slog.Logger
+	// Guide reads a published guide version (api.Client.PublishedGuide): the guide screen shows
+	// those of the listed apps; nil: the shell's demo guides.
+	Guide func(ctx context.Context, id string, version int64) (api.PublishedGuide, error)
+	Every time.Duration // how often Run reads the hub; default 30 s
+	Log   *slog.Logger
 
 	mu     sync.Mutex
 	listed *api.ChannelCatalog // the last list read; nil: none yet
 	err    error               // of the last read
+	guides map[api.GuideRef]GuideCard
 }
 
-var _ Catalog = (*AppCatalog)(nil)
+var (
+	_ Catalog     = (*AppCatalog)(nil)
+	_ GuideSource = (*AppCatalog)(nil)
+)
 
 // Run reads the list now and every Every until ctx ends.
 func (c *AppCatalog) Run(ctx context.Context) {
@@ -67,16 +76,101 @@ func (c *AppCatalog) Run(ctx context.Context) {
 	}
 }
 
-// Refresh reads the kiosk channel's list from the hub.
+// Refresh reads the kiosk channel's list from the hub, and the guides of its apps not read yet
+// (a guide version never changes).
 func (c *AppCatalog) Refresh(ctx context.Context) error {
 	cc, err := c.Listed(ctx)
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.err = err
 	if err == nil {
 		c.listed = &cc
 	}
-	return err
+	have := c.guides
+	c.mu.Unlock()
+	if err != nil || c.Guide == nil {
+		return err
+	}
+	guides := map[api.GuideRef]GuideCard{}
+	var errs []error
+	for _, e := range cc.Apps {
+		if e.Guide == nil {
+			continue
+		}
+		ref := *e.Guide
+		if g, ok := have[ref]; ok {
+			guides[ref] = g
+			continue
+		}
+		pg, err := c.Guide(ctx, ref.ID, ref.Version)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("guide %s@%d: %w", ref.ID, ref.Version, err))
+			continue
+		}
+		guides[ref] = guideCard(pg)
+	}
+	c.mu.Lock()
+	c.guides = guides
+	c.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// Guides implements GuideSource: the guides of the listed apps, in the list's order.
+func (c *AppCatalog) Guides(context.Context) []GuideCard {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.listed == nil {
+		return nil
+	}
+	var out []GuideCard
+	seen := map[api.GuideRef]bool{}
+	for _, e := range c.listed.Apps {
+		if e.Guide == nil || seen[*e.Guide] {
+			continue
+		}
+		if g, ok := c.guides[*e.Guide]; ok {
+			seen[*e.Guide] = true
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// guideCard is a published guide as the guide screen shows it: one line per item, labelled in
+// the page's language (the content is the department's, in Chinese).
+func guideCard(g api.PublishedGuide) GuideCard {
+	d := g.Doc
+	card := GuideCard{ID: g.ID, Version: g.Version, Title: d.Title, TitleEn: d.Title, Department: g.DepartmentName}
+	add := func(zh, en, text string) {
+		card.Body = append(card.Body, zh+"："+text)
+		card.BodyEn = append(card.BodyEn, en+": "+text)
+	}
+	if d.Summary != "" {
+		add("事项简介", "About", d.Summary)
+	}
+	for _, x := range d.Conditions {
+		add("申请条件", "Condition", x)
+	}
+	forms := map[string]string{api.FormOriginal: "原件", api.FormCopy: "复印件", api.FormOriginalAndCopy: "原件及复印件"}
+	for _, m := range d.Materials {
+		add("申请材料", "Bring", fmt.Sprintf("%s（%s %d 份）", m.Name, forms[m.Form], m.Copies))
+	}
+	for i, st := range d.Steps {
+		add("办理流程", "Step", fmt.Sprintf("%d. %s", i+1, st.Title))
+	}
+	add("办理时限", "Time limit", fmt.Sprintf("%d / %d", d.TimeLimit.PromisedDays, d.TimeLimit.LegalDays))
+	if len(d.Fees) == 0 {
+		card.Body, card.BodyEn = append(card.Body, "收费标准：不收费"), append(card.BodyEn, "Fees: free of charge")
+	}
+	for _, f := range d.Fees {
+		add("收费标准", "Fee", fmt.Sprintf("%s %d.%02d 元", f.Item, f.AmountFen/100, f.AmountFen%100))
+	}
+	for _, l := range d.Locations {
+		add("办理地点", "Where", strings.TrimSpace(l.Name+" "+l.Address+" "+l.Hours))
+	}
+	if d.Contact != "" {
+		add("咨询电话", "Contact", d.Contact)
+	}
+	return card
 }
 
 // Services implements Catalog.

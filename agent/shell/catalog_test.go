@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,13 +64,20 @@ func TestAppCatalogGatedByPeripherals(t *testing.T) {
 	printer := wire.Peripheral{ID: "receipt0", Class: "receipt-printer", Connected: true, Status: wire.PeripheralOK}
 	l := &listing{periph: wire.Peripherals{Devices: []wire.Peripheral{printer}}, cat: api.ChannelCatalog{Channel: "kiosk", Generation: 7, Apps: []api.CatalogEntry{
 		{App: "tax-print", Name: "完税证明打印", Kind: api.KindKioskBundle, Version: "1.0.0", Peripherals: []string{"receipt-printer"}},
-		{App: "tax-web", Name: "个税查询", Kind: api.KindWebLink, Version: "2.0.0", Entry: "https://etax.example.gov.cn/"},
+		{App: "tax-web", Name: "个税查询", Kind: api.KindWebLink, Version: "2.0.0", Entry: "https://etax.example.gov.cn/", Guide: &api.GuideRef{ID: "g-tax", Version: 3}},
 		{App: "id-check", Name: "身份核验", Kind: api.KindWebLink, Version: "1.0.0", Entry: "https://id.example.gov.cn/", Peripherals: []string{"id-reader"}},
 		{App: "new-app", Name: "新应用", Kind: api.KindKioskBundle, Version: "0.1.0"},
 	}}}
 	installed := map[string]string{"tax-print": "http://tax-print.localhost:9000/"}
+	var guideReads sync.Map
 	cat := &shell.AppCatalog{Listed: l.listed, Peripherals: l.peripherals, Installed: func(app string) string { return installed[app] },
-		Every: 20 * time.Millisecond}
+		Every: 20 * time.Millisecond, Guide: func(_ context.Context, id string, v int64) (api.PublishedGuide, error) {
+			n, _ := guideReads.LoadOrStore(id, new(atomic.Int64))
+			n.(*atomic.Int64).Add(1)
+			return api.PublishedGuide{ID: id, Version: v, DepartmentName: "税务局", Doc: api.GuideDoc{Title: "个税查询",
+				Materials: []api.Material{{Name: "身份证", Form: api.FormOriginal, Copies: 1, Required: true}},
+				Steps:     []api.Step{{Title: "登录"}, {Title: "查询"}}, TimeLimit: api.TimeLimit{LegalDays: 5, PromisedDays: 0}}}, nil
+		}}
 	k := newKiosk(t, time.Minute, func(c *shell.Config) { c.Catalog = cat })
 	waitUntil(t, "the catalog read", func() bool { return strings.Contains(cat.Source(), "generation 7") })
 
@@ -95,6 +103,21 @@ func TestAppCatalogGatedByPeripherals(t *testing.T) {
 	}
 	if d := svcs["id-check"].Detail; d != "no id-reader" {
 		t.Errorf("id-check detail %q", d)
+	}
+
+	// The guide screen shows the listed apps' published guides (read once: versions never change).
+	var gs struct {
+		Demo   bool              `json:"demo"`
+		Guides []shell.GuideCard `json:"guides"`
+	}
+	if code, b, _ := k.do(t, "GET", "/shell/api/guides", nil); code != 200 || json.Unmarshal(b, &gs) != nil || gs.Demo || len(gs.Guides) != 1 ||
+		gs.Guides[0].Title != "个税查询" || !strings.Contains(strings.Join(gs.Guides[0].Body, "|"), "申请材料：身份证（原件 1 份）|办理流程：1. 登录|办理流程：2. 查询") ||
+		!strings.Contains(strings.Join(gs.Guides[0].BodyEn, "|"), "Fees: free of charge") {
+		t.Fatalf("guides: %d %s", code, b)
+	}
+	time.Sleep(100 * time.Millisecond) // a few refreshes
+	if n, _ := guideReads.Load("g-tax"); n.(*atomic.Int64).Load() != 1 {
+		t.Fatalf("guide read %d times", n.(*atomic.Int64).Load())
 	}
 
 	// Unplugged: withheld at the next look, with why; plugged back: offered again.

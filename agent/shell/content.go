@@ -57,6 +57,23 @@ func (BuiltinCatalog) Services(_ context.Context, st State) []Service {
 // Source implements Catalog.
 func (BuiltinCatalog) Source() string { return "builtin" }
 
+// GuideSource is a Catalog that also has the service guides of its apps (AppCatalog): the guide
+// screen shows them instead of the demo guides.
+type GuideSource interface {
+	Guides(ctx context.Context) []GuideCard
+}
+
+// GuideCard is a service guide (办事指南) as the guide screen shows it.
+type GuideCard struct {
+	ID         string   `json:"id"`
+	Version    int64    `json:"version"`
+	Department string   `json:"department"`
+	Title      string   `json:"title"`
+	TitleEn    string   `json:"titleEn"`
+	Body       []string `json:"body"`   // one line per item, labelled in Chinese
+	BodyEn     []string `json:"bodyEn"` // the same, labelled in English
+}
+
 // Materials is what a citizen may print: the documents the hub holds for the citizen's cases
 // (the cases API, issue 12, will provide them) and forms anyone may print.
 type Materials interface {

@@ -371,6 +371,11 @@ func (s *Shell) apiCases(w http.ResponseWriter, r *http.Request) (any, error) {
 }
 
 func (s *Shell) apiGuides(w http.ResponseWriter, r *http.Request) (any, error) {
+	if gs, ok := s.cfg.Catalog.(GuideSource); ok {
+		if gl := gs.Guides(r.Context()); len(gl) > 0 {
+			return map[string]any{"demo": false, "guides": gl}, nil
+		}
+	}
 	return demoGuides(), nil
 }
 

@@ -292,7 +292,7 @@ async function cases() {
 
 async function guide() {
   const g = await api('GET', 'guides');
-  show('guide', el('h2', { class: 'big' }, T('guideTitle')), el('p', { class: 'demo' }, T('demoGuide')),
+  show('guide', el('h2', { class: 'big' }, T('guideTitle')), ...(g.demo ? [el('p', { class: 'demo' }, T('demoGuide'))] : []),
     ...g.guides.map((x) => el('section', { class: 'guide' }, el('h3', {}, ui.lang === 'en' ? x.titleEn : x.title),
       el('ul', {}, (ui.lang === 'en' ? x.bodyEn : x.body).map((l) => el('li', {}, l))))),
     ui.session ? backButton() : button('back', T('cancel'), attract, 'secondary'));
