@@ -51,14 +51,15 @@ func newRepo(t *testing.T, h *hub) *repo {
 	return r
 }
 
-// publish uploads, reviews, signs and publishes a version of tax-print on the kiosk channel.
-func (r *repo) publish(version string, size int) {
+// publish uploads, reviews, signs and publishes a version of tax-print on the kiosk channel; it
+// requires the peripheral classes given.
+func (r *repo) publish(version string, size int, peripherals ...string) {
 	t, c, ctx := r.h.t, r.h.client, context.Background()
 	t.Helper()
 	if _, err := c.CreateVersion(ctx, "tax-print", api.CreateVersion{Version: version}); err != nil {
 		t.Fatal(err)
 	}
-	archive := tuftest.Bundle(t, bundle.Manifest{App: "tax-print", Version: version, Services: []string{"Printer"}}, size)
+	archive := tuftest.Bundle(t, bundle.Manifest{App: "tax-print", Version: version, Services: []string{"Printer"}, Peripherals: peripherals}, size)
 	if _, err := c.UploadBundle(ctx, "tax-print", version, strings.NewReader(string(archive))); err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +283,10 @@ func TestAgentSelfUpdate(t *testing.T) {
 		return ro
 	}
 	ro := rollout("9.9.9")
-	waitFor(t, 120*time.Second, "the broken agent counted failed", func() bool { return h.rollout(ro.ID).Totals.Failed == 1 })
+	waitFor(t, 120*time.Second, "the broken agent counted failed, the rollout aborted", func() bool {
+		r := h.rollout(ro.ID)
+		return r.Totals.Failed == 1 && r.State == api.RolloutAborted // 1 of 1 failed: over the threshold
+	})
 	if st := h.updates(id).Agent; st.Failed != "9.9.9" || st.Running != "dev" || !strings.Contains(st.Error, "exited before it was healthy") {
 		t.Fatalf("after the fall-back: %+v", st)
 	}

@@ -66,7 +66,8 @@ type Config struct {
 	// TUFRoot is the update repository's trusted root file (its 1.root.json); "": fetched from
 	// the hub at first use and trusted from then on.
 	TUFRoot string
-	// Sessions tells whether a citizen uses the kiosk (the kiosk shell); nil: never.
+	// Sessions tells whether a citizen uses the kiosk; nil: the kiosk shell's sessions (with the
+	// local API on), else never.
 	Sessions bundles.SessionGuard
 	// AppHealth is the shell's check of a newly activated app (it loads it); nil: none.
 	AppHealth bundles.HealthCheck

@@ -36,8 +36,10 @@ func (a *Agent) openUpdates() error {
 		root = b
 	}
 	repo := strings.TrimRight(a.id.HubURL, "/") + "/tuf"
+	hc := a.id.HTTPClient() // trusts only the hub CA pinned at enrollment
+	hc.Timeout = 30 * time.Second
 	src, err := bundles.NewSource(bundles.SourceConfig{RepoURL: repo, Dir: filepath.Join(a.cfg.DataDir, "tuf"), Root: root,
-		RootURL: repo + "/1.root.json"})
+		RootURL: repo + "/1.root.json", HTTP: hc})
 	if err != nil {
 		return err
 	}
@@ -47,7 +49,7 @@ func (a *Agent) openUpdates() error {
 	}
 	guard := a.cfg.Sessions
 	if guard == nil {
-		guard = bundles.NoSessions{}
+		guard = shellSessions{a} // the shell, once openLocalAPI made it; without one, never a session
 	}
 	a.bundles, err = bundles.New(bundles.Config{Dir: filepath.Join(a.cfg.DataDir, "apps"), Source: src, Guard: guard,
 		Health: a.appHealth(), Records: a.ob, AgentVersion: a.cfg.Version, Platform: runtime.GOOS + "-" + runtime.GOARCH,

@@ -10,7 +10,12 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/kioskfleet/kioskfleet/hub/catalog"
+	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/bundle"
+	"github.com/kioskfleet/kioskfleet/pkg/tufmeta/tuftest"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 // catalogFixture creates departments tax and hr, app tax-web of tax and its version 1.0.0.
@@ -240,4 +245,91 @@ func BenchmarkCatalogRead(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 	b.ReportMetric(float64(size.Load()), "wire-bytes/op")
+}
+
+// TestKioskCatalog: a kiosk's catalog offers the kiosk channel's apps whose peripherals work
+// there, as the kiosk last reported them, and withholds the others with why; an app needing the
+// receipt printer goes when the printer faults and comes back when it is fixed.
+func TestKioskCatalog(t *testing.T) {
+	e := newEnv(t)
+	e.catalogFixture(t)
+	e.site(t, "sz-a")
+	dev := e.enroll(t, "sz-a").DeviceID
+	ctx, admin := t.Context(), catalog.Actor{ID: "admin", Roles: []string{"admin"}}
+	if _, err := e.cat.CreateApp(ctx, admin, api.CreateApp{ID: "tax-print", Department: "tax", Kind: api.KindKioskBundle, Name: "完税证明打印"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cat.CreateVersion(ctx, admin, "tax-print", api.CreateVersion{Version: "1.0.0"}); err != nil {
+		t.Fatal(err)
+	}
+	archive := tuftest.Bundle(t, bundle.Manifest{App: "tax-print", Version: "1.0.0", Services: []string{"Printer"}, Peripherals: []string{"receipt-printer"}}, 1000)
+	if _, err := e.cat.UploadBundle(ctx, admin, "tax-print", "1.0.0", archive); err != nil {
+		t.Fatal(err)
+	}
+	for app, ch := range map[string]string{"tax-print": api.ChannelKiosk, "tax-web": api.ChannelKiosk} {
+		for _, tr := range []api.Transition{{To: "submitted"}, {To: "approved"}, {To: "published", Channel: ch}, {To: "listed", Channel: ch}} {
+			if _, err := e.cat.Transition(ctx, admin, app, "1.0.0", tr); err != nil {
+				t.Fatalf("%s %+v: %v", app, tr, err)
+			}
+		}
+	}
+	kc := func() api.KioskCatalog {
+		t.Helper()
+		r := e.public(t, api.PublicPrefix+"/kiosks/"+dev+"/catalog", nil)
+		var out api.KioskCatalog
+		if err := json.Unmarshal(r.body, &out); r.status != 200 || err != nil || r.header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("kiosk catalog: %d %s", r.status, r.body)
+		}
+		return out
+	}
+	ids := func(c api.KioskCatalog) (offered, withheld string) {
+		var o, w []string
+		for _, a := range c.Apps {
+			o = append(o, a.App)
+		}
+		for _, a := range c.Withheld {
+			w = append(w, a.App+": "+a.Reason)
+		}
+		return strings.Join(o, ","), strings.Join(w, ",")
+	}
+	if o, w := ids(kc()); o != "tax-web" || w != "tax-print: the kiosk has not reported its peripherals" {
+		t.Fatalf("before any peripherals report: offered %q, withheld %q", o, w)
+	}
+	seq := uint64(0)
+	report := func(status wire.PeripheralState, connected bool, reasons ...string) {
+		t.Helper()
+		seq++
+		body := wire.Encode(wire.Peripherals{Devices: []wire.Peripheral{
+			{ID: "receipt0", Class: "receipt-printer", Connected: connected, Status: status, Reasons: reasons}}})
+		if _, err := e.st.CommitBatches(ctx, []store.Batch{{DeviceID: dev, Epoch: "e1", RecvTS: e.clock.Now(),
+			Records: []store.IncomingRecord{{Record: wire.Record{Seq: seq, Kind: wire.KindPeripherals, Class: wire.Telemetry, TS: 1, Body: body},
+				Effect: store.Effect{Peripherals: body}}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report(wire.PeripheralOK, true)
+	if o, w := ids(kc()); o != "tax-print,tax-web" || w != "" {
+		t.Fatalf("printer ok: offered %q, withheld %q", o, w)
+	}
+	report(wire.PeripheralFault, true, "paper-out")
+	if o, w := ids(kc()); o != "tax-web" || w != "tax-print: receipt-printer not working (receipt0 fault: paper-out)" {
+		t.Fatalf("paper out: offered %q, withheld %q", o, w)
+	}
+	report(wire.PeripheralFault, false, "disconnected")
+	if _, w := ids(kc()); !strings.Contains(w, "receipt0 disconnected") {
+		t.Fatalf("unplugged: withheld %q", w)
+	}
+	report(wire.PeripheralDegraded, true, "paper-near-end")
+	if o, _ := ids(kc()); o != "tax-print,tax-web" {
+		t.Fatalf("fixed (paper near end): offered %q", o)
+	}
+	for path, want := range map[string]int{"/kiosks/k-0000000000000000/catalog": 404, "/kiosks/NOT%20AN%20ID/catalog": 400} {
+		if r := e.public(t, api.PublicPrefix+path, nil); r.status != want {
+			t.Errorf("%s: %d, want %d", path, r.status, want)
+		}
+	}
+	e.do(t, "POST", p+"/devices/"+dev+"/revoke", opsTok, nil, 200, nil)
+	if r := e.public(t, api.PublicPrefix+"/kiosks/"+dev+"/catalog", nil); r.status != 404 {
+		t.Errorf("revoked kiosk: %d", r.status)
+	}
 }

@@ -130,6 +130,7 @@ func (c *clock) Add(d time.Duration) { c.ns.Add(int64(d)) }
 
 type env struct {
 	st       *sqlite.Store
+	cat      *catalog.Catalog
 	ca       *ca.CA
 	sess     *sessions
 	disp     *dispatch
@@ -153,6 +154,7 @@ func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.cat = cat
 	h := httpapi.New(httpapi.Config{
 		Store: st, CA: e.ca, Sessions: e.sess, Dispatch: e.disp, Catalog: cat,
 		Auth: httpapi.AnyOf{httpapi.NewBootstrapToken(adminTok), tokens{

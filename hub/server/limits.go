@@ -144,10 +144,9 @@ func (h *httpLimits) server(handler http.Handler) *http.Server {
 		// Over TLS a client may speak HTTP/2: many requests on one connection. Few streams and
 		// small windows keep a connection's share near an HTTP/1.1 one's, so that the per-address
 		// limit still bounds memory (the defaults, 100+ streams and 1 MiB buffered, would not).
-		// The connection's window bounds what all its streams buffer together. A stream's window
-		// stays at the protocol's initial 65,535 bytes: a client may send that much before it
-		// reads the server's SETTINGS (RFC 9113 §6.9.2), and a smaller one made the server
-		// answer large uploads with FLOW_CONTROL_ERROR.
+		// A stream's window is never below the 65,535 bytes a client may send before it has our
+		// SETTINGS (RFC 9113 §6.9.2): a smaller one fails a large upload with FLOW_CONTROL_ERROR;
+		// the connection's 64 KiB still bounds what all its streams hold.
 		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 16, MaxReceiveBufferPerConnection: 64 << 10,
 			MaxReceiveBufferPerStream: 64 << 10},
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
