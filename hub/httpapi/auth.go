@@ -11,10 +11,11 @@ import (
 
 // Principal is an authenticated caller.
 type Principal struct {
-	Subject  string
-	Roles    []string
-	ClientID string // the client an access token was issued to (none for the bootstrap token)
-	KioskID  string // the kiosk a citizen's session was opened at, if any
+	Subject    string
+	Roles      []string
+	ClientID   string // the client an access token was issued to (none for the bootstrap token)
+	KioskID    string // the kiosk a citizen's session was opened at, if any
+	Department string // a developer's department (hub/catalog)
 }
 
 // Has reports whether p has any of roles.
@@ -84,4 +85,12 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request, roles []string) 
 		return p, apiErr(http.StatusForbidden, "forbidden", "role %s required", strings.Join(roles, " or "))
 	}
 	return p, nil
+}
+
+type principalKey struct{}
+
+// principal returns the caller route authorized.
+func principal(r *http.Request) Principal {
+	p, _ := r.Context().Value(principalKey{}).(Principal)
+	return p
 }
