@@ -134,7 +134,7 @@ type hub struct {
 	dir      string
 	httpAddr string
 	mqttAddr string
-	args     []string // more flags (a replica's store, name...)
+	args     []string // more flags for fleet-hub (a replica's store, name...; a later one wins over the harness's)
 	caFile   string
 	p        *proc
 	client   *api.Client

@@ -165,8 +165,14 @@ func TestLinkEndsDeafSession(t *testing.T) {
 	env := brokertest.Start(t, brokertest.Options{}) // a broker and no ingest: nothing is ever acked
 	ob := outbox.NewMemory(outbox.Options{})
 	appendN(t, ob, 3)
+	var deaf atomic.Int32
 	l, err := link.New(link.Config{DeviceID: "k-deaf", Brokers: []string{env.Broker.Addr()}, TLS: env.DeviceTLS(t, "k-deaf"), Outbox: ob,
-		AckTimeout: 200 * time.Millisecond, DeadSession: 700 * time.Millisecond, MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+		AckTimeout: 200 * time.Millisecond, DeadSession: 700 * time.Millisecond, MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+		OnEnd: func(err error) {
+			if errors.Is(err, link.ErrDeaf) {
+				deaf.Add(1)
+			}
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,6 +181,9 @@ func TestLinkEndsDeafSession(t *testing.T) {
 	go func() { defer close(done); _ = l.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	waitFor(t, 10*time.Second, "a second session after the deaf one", func() bool { return l.Sessions() >= 2 })
+	if deaf.Load() == 0 {
+		t.Fatal("the deaf session did not end with link.ErrDeaf")
+	}
 	if ob.Stats().Depth != 3 {
 		t.Fatalf("outbox holds %d records, want the 3 never acked", ob.Stats().Depth)
 	}

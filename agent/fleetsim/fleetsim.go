@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -131,14 +132,22 @@ type Result struct {
 	Unacked        uint64  `json:"unacked"`                // appended but never acked by the end (should be 0)
 	StormSeconds   float64 `json:"stormSeconds,omitempty"` // first session lost -> every agent resynced
 	StormResynced  int     `json:"stormResynced,omitempty"`
+	// Sessions one agent established in the storm (until every agent resynced): the most, and
+	// how many agents needed more than two.
+	StormMaxSessions uint64 `json:"stormMaxSessions,omitempty"`
+	StormOverTwo     int    `json:"stormAgentsOverTwoSessions,omitempty"`
+	// Sessions (or connect attempts) ended by "tls: bad record MAC" (bytes the agent could not
+	// authenticate), and sessions the agent ended as deaf (link.ErrDeaf), in the whole run.
+	MACErrors      uint64  `json:"macErrors"`
+	DeafSessions   uint64  `json:"deafSessions"`
+	Cuts           uint64  `json:"cuts"`                     // connections cut by churn
+	OfflineKiosks  int     `json:"offlineKiosks"`            // kiosks that went offline for OfflineFor
+	MaxBuffered    uint64  `json:"maxBuffered"`              // most records one kiosk held unacked at once
 	FanOutCommands int     `json:"fanOutCommands,omitempty"` // commands written by FanOut
 	FanOutArrived  int     `json:"fanOutArrived,omitempty"`  // of them, arrived within a minute
 	FanOutP50Ms    float64 `json:"fanOutP50Ms"`
 	FanOutP99Ms    float64 `json:"fanOutP99Ms"`
 	FanOutMaxMs    float64 `json:"fanOutMaxMs"`
-	Cuts           uint64  `json:"cuts"`          // connections cut by churn
-	OfflineKiosks  int     `json:"offlineKiosks"` // kiosks that went offline for OfflineFor
-	MaxBuffered    uint64  `json:"maxBuffered"`   // most records one kiosk held unacked at once
 }
 
 // Validate reports every problem with cfg at once.
@@ -218,6 +227,8 @@ type sim struct {
 	link *link.Link
 	net  netctl
 	acks atomic.Uint64 // acks applied (any)
+	mac  atomic.Uint64 // sessions ended by a bad record MAC
+	deaf atomic.Uint64 // sessions ended deaf
 
 	mu          sync.Mutex
 	base        uint64      // seq of sent[0]
@@ -435,7 +446,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			OnCommand:    onCommand,
 			AgentVersion: "fleetsim", OnAck: s.onAck(ss), BatchRecords: cfg.BatchRecords, MaxInflight: cfg.MaxInflight,
 			AckTimeout: cfg.AckTimeout, MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second, Dial: s.net.dial,
-			Log: cfg.Log.With("device", id.DeviceID)})
+			OnEnd: s.onEnd, Log: cfg.Log.With("device", id.DeviceID)})
 		if err != nil {
 			return Result{}, err
 		}
@@ -490,7 +501,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 
 	if cfg.Storm != nil {
-		res.StormSeconds, res.StormResynced = storm(ctx, cfg, sims)
+		res.StormSeconds, res.StormResynced, res.StormMaxSessions, res.StormOverTwo = storm(ctx, cfg, sims)
 	}
 
 	ackedBefore := totalAcked(sims)
@@ -550,6 +561,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	for _, s := range sims {
 		res.Appended += s.ob.NextSeq() - 1
 		res.Sessions += s.link.Sessions()
+		res.MACErrors += s.mac.Load()
+		res.DeafSessions += s.deaf.Load()
 		s.mu.Lock()
 		res.MaxBuffered = max(res.MaxBuffered, s.maxBuffered)
 		s.mu.Unlock()
@@ -563,8 +576,21 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	return res, nil
 }
 
-// storm lets cfg.Storm disrupt the hub and measures the fleet's recovery.
-func storm(ctx context.Context, cfg Config, sims []*sim) (float64, int) {
+// onEnd counts why the kiosk's sessions end. crypto/tls reports a record it cannot authenticate
+// only as a local alert ("local error: tls: bad record MAC"), with no type of its own.
+func (s *sim) onEnd(err error) {
+	switch {
+	case errors.Is(err, link.ErrDeaf):
+		s.deaf.Add(1)
+	case err != nil && strings.Contains(err.Error(), "bad record MAC"):
+		s.mac.Add(1)
+	}
+}
+
+// storm lets cfg.Storm disrupt the hub and measures the fleet's recovery: the time until every
+// agent resynced, how many did, and the sessions per agent meanwhile (the most, and how many
+// agents needed more than two).
+func storm(ctx context.Context, cfg Config, sims []*sim) (secs float64, resynced int, most uint64, overTwo int) {
 	sessions := make([]uint64, len(sims))
 	acks := make([]uint64, len(sims))
 	for i, s := range sims {
@@ -595,17 +621,22 @@ func storm(ctx context.Context, cfg Config, sims []*sim) (float64, int) {
 			}
 		}
 		if ok == len(sims) {
-			return time.Since(start).Seconds(), ok
+			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	ok := 0
+	secs = time.Since(start).Seconds()
 	for i, s := range sims {
-		if s.link.Sessions() > sessions[i] && s.acks.Load() > acks[i] {
-			ok++
+		n := s.link.Sessions() - sessions[i]
+		if n > 0 && s.acks.Load() > acks[i] {
+			resynced++
+		}
+		most = max(most, n)
+		if n > 2 {
+			overTwo++
 		}
 	}
-	return time.Since(start).Seconds(), ok
+	return secs, resynced, most, overTwo
 }
 
 // fanOut measures commands written through one hub until they reach their kiosks.

@@ -68,6 +68,9 @@ type Config struct {
 
 	// OnAck, if set, is called after the outbox applied an ack (for latency measurement).
 	OnAck func(epoch string, upTo uint64)
+	// OnEnd, if set, is called with the error that ended each session or connect attempt (for
+	// simulators counting why sessions end).
+	OnEnd func(err error)
 
 	BatchRecords int           // records per batch (default 200)
 	MaxInflight  int           // batches published and not yet acked (default 8)
@@ -176,6 +179,9 @@ func (l *Link) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if l.cfg.OnEnd != nil {
+			l.cfg.OnEnd(err)
+		}
 		if l.sessions.Load() > sessions && time.Since(start) >= StableSession {
 			// The last session came up and held: it was lost, not refused. Start over, so that
 			// a kiosk on a flaky line is not kept off for minutes by drops it did not cause.
@@ -214,6 +220,10 @@ func (l *Link) Run(ctx context.Context) error {
 
 // errBusy marks a connect attempt the hub turned away for load, not for cause.
 var errBusy = errors.New("hub busy")
+
+// ErrDeaf ends a session that heard no ack from the hub for Config.DeadSession while it waited
+// for one.
+var ErrDeaf = errors.New("link: no ack from the hub")
 
 // busy reports whether a failed connect was turned away for load: CONNACK 0x03, server
 // unavailable (no authorization verdict in time, or the previous session not ended in time); the
@@ -470,7 +480,7 @@ func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-c
 			// reconnect storm: a session whose downlink subscriptions the broker had lost kept
 			// its keep-alives going): end it, and the next session starts clean.
 			if since := time.Since(heard); (len(inflight) > 0 || !answered) && since > l.cfg.DeadSession {
-				return fmt.Errorf("no ack from the hub for %s since the session started or last ack", since.Round(time.Second))
+				return fmt.Errorf("%w for %s since the session started or last ack", ErrDeaf, since.Round(time.Second))
 			}
 			if len(inflight) > 0 && time.Since(progress) > l.cfg.AckTimeout {
 				// A batch was lost (or the hub could not commit): the hub never acks over a gap,

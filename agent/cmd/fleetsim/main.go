@@ -129,8 +129,10 @@ Flags:
 			res.Cuts, res.OfflineKiosks, cfg.OfflineFor, res.MaxBuffered)
 	}
 	if cfg.Storm != nil {
-		fmt.Printf("  reconnect storm: %d of %d resynced in %.1fs\n", res.StormResynced, res.Agents, res.StormSeconds)
+		fmt.Printf("  reconnect storm: %d of %d resynced in %.1fs; sessions per agent meanwhile at most %d (%d agents over 2)\n",
+			res.StormResynced, res.Agents, res.StormSeconds, res.StormMaxSessions, res.StormOverTwo)
 	}
+	fmt.Printf("  sessions ended by \"bad record MAC\": %d; deaf sessions ended: %d\n", res.MACErrors, res.DeafSessions)
 	if cfg.FanOut != "" {
 		fmt.Printf("  fan-out through %s: %d of %d commands arrived; p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
 			cfg.FanOut, res.FanOutArrived, res.FanOutCommands, res.FanOutP50Ms, res.FanOutP99Ms, res.FanOutMaxMs)
