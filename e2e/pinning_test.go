@@ -59,7 +59,7 @@ func newSwapper(t *testing.T, h *hub) (*swapper, http.Handler) {
 		resp.Body.Close()
 		if json.Unmarshal(b, &doc) == nil {
 			for k, v := range map[string]any{"caCertificate": string(attacker.CertPEM()), "certificate": string(attacker.CertPEM()),
-				"caHash": api.CAHash(attacker.Certificate()), "mqttAddr": s.mqtt} {
+				"caHash": api.CAHash(attacker.Certificate()), "mqttAddr": s.mqtt, "mqttAddrs": []string{s.mqtt}} {
 				if _, ok := doc[k]; ok && !(k == "certificate" && p == api.Prefix+"/enroll") {
 					doc[k] = v
 				}

@@ -42,7 +42,7 @@ type counts struct {
 func soakCounts() counts {
 	c := counts{AgentKills: 20, HubKills: 10, Seeds: 1, Faults: 6, Records: 600, OfflineHours: 6, LongCmds: 3, ShortCmds: 2,
 		FloodConns: 50, FloodAgents: 20, FloodFor: 10 * time.Second, FirstSeed: 1,
-		ClusterAgents: 30, ClusterRate: 20, ClusterKills: 3, ClusterEvery: 4 * time.Second}
+		ClusterAgents: 20, ClusterRate: 20, ClusterKills: 2, ClusterEvery: 2 * time.Second}
 	if os.Getenv("KF_SOAK") == "1" {
 		c = counts{AgentKills: 200, HubKills: 100, Seeds: 10, Faults: 20, Records: 3000, OfflineHours: 72, LongCmds: 20, ShortCmds: 10,
 			FloodConns: 1000, FloodAgents: 1000, FloodFor: 10 * time.Minute, FirstSeed: 1,

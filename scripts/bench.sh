@@ -57,12 +57,12 @@ start_replicas() {
   local i
   for ((i = 0; i < $1; i++)); do
     "$BIN/fleet-hub" --data "$CLDIR" --store "$PGURL" --replica "r$i" --http-addr "${RHTTP[$i]}" --mqtt-addr "${RMQTT[$i]}" \
-      --public-url "http://${RHTTP[0]}" --log-level warn >>"$RUN/r$i.out" 2>>"$RUN/r$i.log" &
+      --public-url "https://${RHTTP[0]}" --log-level warn >>"$RUN/r$i.out" 2>>"$RUN/r$i.log" &
     RPIDS+=($!)
   done
   for ((i = 0; i < $1; i++)); do
-    for _ in $(seq 1 200); do curl -fsS "http://${RHTTP[$i]}/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
-    curl -fsS "http://${RHTTP[$i]}/healthz" >/dev/null || { echo "replica r$i did not start" >&2; cat "$RUN/r$i.log" >&2; exit 1; }
+    for _ in $(seq 1 200); do curl -fsS --cacert "$CLDIR/ca/ca.crt" "https://${RHTTP[$i]}/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+    curl -fsS --cacert "$CLDIR/ca/ca.crt" "https://${RHTTP[$i]}/healthz" >/dev/null || { echo "replica r$i did not start" >&2; cat "$RUN/r$i.log" >&2; exit 1; }
   done
 }
 # pg_ticks: CPU ticks of PostgreSQL, its postmaster and every backend.
@@ -280,9 +280,9 @@ if ! skip cluster; then
     PGURL="postgres://kioskfleet@127.0.0.1:$PGPORT/kioskfleet?sslmode=disable"
     RHTTP=(127.0.0.1:$(free_port) 127.0.0.1:$(free_port) 127.0.0.1:$(free_port))
     RMQTT=(127.0.0.1:$(free_port) 127.0.0.1:$(free_port) 127.0.0.1:$(free_port))
-    [ -f "$CLDIR/identity.secret" ] || "$BIN/fleet-hub" init --data "$CLDIR" --store "$PGURL" --public-url "http://${RHTTP[0]}" --log-level warn >"$RUN/init.out"
+    [ -f "$CLDIR/identity.secret" ] || "$BIN/fleet-hub" init --data "$CLDIR" --store "$PGURL" --public-url "https://${RHTTP[0]}" --log-level warn >"$RUN/init.out"
     CTOKEN=$(cat "$CLDIR/bootstrap-token")
-    csim() { "$BIN/fleetsim" --hub "http://${RHTTP[0]}" --token "$CTOKEN" --state var/bench/sim-pg "$@"; }
+    csim() { "$BIN/fleetsim" --hub "https://${RHTTP[0]}" --ca "$CLDIR/ca/ca.crt" --token "$CTOKEN" --state var/bench/sim-pg "$@"; }
     sqlite_rate=$(json "$RUN/ingest.json" ackedPerSecond 2>/dev/null || true)
 
     # One replica: the same load as the SQLite hub's sustained ingest.
@@ -299,7 +299,7 @@ if ! skip cluster; then
     # 30 s) and keeps its MQTT keep-alive (15 s): measured once all are connected.
     csim --agents 1000 --rate 0 --heartbeat 30s --duration "$((SECS + 60))s" --mqtt "${RMQTT[0]}" >"$RUN/idleconn.txt" 2>&1 &
     IDLE=$!
-    sessions() { curl -fsS "http://${RHTTP[0]}/metrics" | awk '/^kioskfleet_broker_sessions /{print $2}'; }
+    sessions() { curl -fsS --cacert "$CLDIR/ca/ca.crt" "https://${RHTTP[0]}/metrics" | awk '/^kioskfleet_broker_sessions /{print $2}'; }
     for _ in $(seq 1 600); do [ "$(sessions)" = 1000 ] && break; sleep 0.2; done
     sleep 2
     t0=$(replica_ticks); p0=$(pg_ticks); sleep "$SECS"; t1=$(replica_ticks); p1=$(pg_ticks)
@@ -323,7 +323,7 @@ if ! skip cluster; then
     row "latency enqueue -> ack at 10,000 records/s, PostgreSQL, 3 replicas" "p99 <= 250 ms" "p99 $(json "$RUN/pglatency.json" latencyP99Ms) ms"
 
     # Command fan-out across replicas: the kiosks at r1 and r2, every command written on r0.
-    csim --agents 1000 --rate 1 --duration "${SECS}s" --mqtt "${RMQTT[1]},${RMQTT[2]}" --fanout "http://${RHTTP[0]}" \
+    csim --agents 1000 --rate 1 --duration "${SECS}s" --mqtt "${RMQTT[1]},${RMQTT[2]}" --fanout "https://${RHTTP[0]}" \
       --json "$RUN/fanout.json" | tee "$RUN/fanout.txt"
     row "command fan-out across replicas: 1,000 commands written on r0 to kiosks at r1, r2" "reported" \
       "$(json "$RUN/fanout.json" fanOutArrived) of $(json "$RUN/fanout.json" fanOutCommands) arrived; p50 $(json "$RUN/fanout.json" fanOutP50Ms) ms, p99 $(json "$RUN/fanout.json" fanOutP99Ms) ms"

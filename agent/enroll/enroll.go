@@ -86,6 +86,7 @@ func Enroll(ctx context.Context, hubURLs []string, token, model, dir string, mqt
 		if hubs[i], err = dialHub(u, tok.CAHash); err != nil {
 			return Identity{}, err
 		}
+		defer hubs[i].close()
 	}
 	if err := atomicfile.MkdirPrivate(dir); err != nil {
 		return Identity{}, fmt.Errorf("enroll: %w", err)

@@ -55,6 +55,7 @@ type pinnedHub struct {
 	url, pin string
 	plain    bool // http:// on loopback: no TLS to check, the shown CA is checked instead
 	c        *api.Client
+	close    func() // closes the connections kept alive: enrollment is once
 
 	mu     sync.Mutex
 	anchor *x509.Certificate   // the pinned CA, once the hub showed it
@@ -81,6 +82,7 @@ func dialHub(hubURL, pin string) (*pinnedHub, error) {
 		VerifyConnection:   h.verify,
 	}
 	h.c = &api.Client{BaseURL: h.url, HTTP: &http.Client{Transport: t}}
+	h.close = t.CloseIdleConnections
 	return h, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -251,6 +252,15 @@ func TestEnrollAnswer(t *testing.T) {
 	mux.HandleFunc("GET /hello", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("hello kiosk")) })
 	srv := httptest.NewUnstartedServer(mux)
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{hub.serverCert(t, []string{"127.0.0.1", "localhost"}, hub.cert)}}
+	var open atomic.Int64 // connections to srv not closed
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
 	srv.StartTLS()
 	defer srv.Close()
 
@@ -270,10 +280,32 @@ func TestEnrollAnswer(t *testing.T) {
 	}
 
 	mqttAddr.Store("localhost:8883")
+	// A hub of several replicas: one failing the pin ends the enrollment (had it gone on to the
+	// next, srv, it would have succeeded).
+	other := newCA(t, "another CA", nil)
+	wrong := httptest.NewUnstartedServer(mux)
+	wrong.TLS = &tls.Config{Certificates: []tls.Certificate{other.serverCert(t, []string{"127.0.0.1", "localhost"}, other.cert)}}
+	wrong.StartTLS()
+	defer wrong.Close()
+	if _, err := Enroll(t.Context(), []string{wrong.URL, srv.URL}, tok, "", t.TempDir(), nil); !errors.Is(err, ErrPinMismatch) {
+		t.Fatalf("Enroll(wrong hub, right hub) = %v, want ErrPinMismatch", err)
+	}
+
+	// One that does not answer is passed over.
 	dir := t.TempDir()
-	id, err := Enroll(t.Context(), []string{srv.URL}, tok, "", dir, nil)
+	id, err := Enroll(t.Context(), []string{"https://127.0.0.1:1", srv.URL}, tok, "", dir, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Equal(id.HubURLs, []string{"https://127.0.0.1:1", srv.URL}) {
+		t.Errorf("hub URLs kept: %v", id.HubURLs)
+	}
+	// Enrollment is once: it keeps no connection open (a fleet enrolling at once would hold
+	// one each, past the hub's limit per address).
+	for deadline := time.Now().Add(5 * time.Second); open.Load() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections to the hub still open after enrollment", open.Load())
+		}
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, HubCAFile)); !strings.Contains(string(b), "BEGIN CERTIFICATE") {
 		t.Fatalf("%s: %q", HubCAFile, b)
@@ -283,7 +315,7 @@ func TestEnrollAnswer(t *testing.T) {
 		t.Fatalf("a later HTTPS call with the pinned CA: %v", err)
 	}
 	resp.Body.Close()
-	if id.DeviceID != "k-0123456789abcdef" || id.MQTTAddr != "localhost:8883" || id.HubURL != srv.URL {
+	if id.DeviceID != "k-0123456789abcdef" || id.MQTTAddr != "localhost:8883" || id.HubURL != "https://127.0.0.1:1" {
 		t.Errorf("identity %+v", id)
 	}
 }
