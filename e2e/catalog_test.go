@@ -120,6 +120,9 @@ func TestKioskCatalogGating(t *testing.T) {
 		t.Fatalf("offered at %q, serving %q", tl.App.URL, served(t, apps))
 	}
 	waitFor(t, 10*time.Second, "the rollout counting it updated", func() bool { return h.rollout(ro.ID).Totals.Updated == 1 })
+	if out := h.fleetctl("apps", "kiosk", id); !regexp.MustCompile(`tax-print\s+1\.0\.0\s+1\.0\.0\s+yes`).MatchString(out) {
+		t.Fatalf("fleetctl apps kiosk:\n%s", out)
+	}
 
 	// Unplugged: withheld within 5 s, at the hub and on the kiosk; plugged back: offered again.
 	for _, step := range []struct {
@@ -138,6 +141,9 @@ func TestKioskCatalogGating(t *testing.T) {
 		}
 		t.Logf("%s: catalog followed in %s", step.cmd, took.Round(10*time.Millisecond))
 		if !step.want {
+			if out := h.fleetctl("apps", "kiosk", id); !regexp.MustCompile(`tax-print\s+-\s+-\s+no\s+receipt-printer not working \(receipt0`).MatchString(out) {
+				t.Fatalf("fleetctl apps kiosk:\n%s", out)
+			}
 			kc, _ := h.client.KioskCatalog(bg, id)
 			tl := tile(t, addr, "tax-print")
 			if len(kc.Withheld) != 1 || !strings.Contains(kc.Withheld[0].Reason, "receipt-printer") || tl.Reason != shell.ReasonPeripheral ||

@@ -283,9 +283,15 @@ func TestAgentSelfUpdate(t *testing.T) {
 		return ro
 	}
 	ro := rollout("9.9.9")
+	var last api.Rollout
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last rollout seen: %+v", last)
+		}
+	})
 	waitFor(t, 120*time.Second, "the broken agent counted failed, the rollout aborted", func() bool {
-		r := h.rollout(ro.ID)
-		return r.Totals.Failed == 1 && r.State == api.RolloutAborted // 1 of 1 failed: over the threshold
+		last = h.rollout(ro.ID)
+		return last.Totals.Failed == 1 && last.State == api.RolloutAborted // 1 of 1 failed: over the threshold
 	})
 	if st := h.updates(id).Agent; st.Failed != "9.9.9" || st.Running != "dev" || !strings.Contains(st.Error, "exited before it was healthy") {
 		t.Fatalf("after the fall-back: %+v", st)

@@ -35,7 +35,7 @@ json() { sed -n "s/.*\"$2\": *\([-0-9.e+]*\).*/\1/p" "$1" | head -1; }
 
 HUBPID=
 start_hub() {
-  "$BIN/fleet-hub" --data "$HUBDIR" --http-addr "$HTTP" --mqtt-addr "$MQTT" --log-level warn >>"$RUN/hub.out" 2>>"$RUN/hub.log" &
+  "$BIN/fleet-hub" --data "$HUBDIR" --http-addr "$HTTP" --mqtt-addr "$MQTT" --log-level warn ${HUB_ARGS:-} >>"$RUN/hub.out" 2>>"$RUN/hub.log" &
   HUBPID=$!
   for _ in $(seq 1 200); do curl -fsS --cacert "$HUBDIR/ca/ca.crt" "https://$HTTP/healthz" >/dev/null 2>&1 && return; sleep 0.05; done
   echo "hub did not start" >&2; cat "$RUN/hub.log" >&2; exit 1
@@ -207,7 +207,8 @@ if ! skip bundles; then
   echo "== bundle rollout: $NB simulated kiosks take a $MB MB signed bundle in one wave"
   stop_hub
   MAINHUB=$HUBDIR; HUBDIR=var/bench/hub-bundles; rm -rf "$HUBDIR" var/bench/sim-bundles var/bench/keys-bundles
-  start_hub
+  # Every simulated kiosk comes from 127.0.0.1: no per-address HTTP connection limit here.
+  HUB_ARGS="--http-conns-per-addr -1" start_hub
   fc() { KF_HUB="https://$HTTP" KF_CA="$HUBDIR/ca/ca.crt" KF_TOKEN_FILE="$HUBDIR/bootstrap-token" "$BIN/fleetctl" "$@"; }
   B=$RUN/bundle; mkdir -p "$B/src"
   printf '{"app":"bench-app","version":"1.0.0","entry":"index.html","services":["Printer"]}\n' >"$B/src/manifest.json"
@@ -231,7 +232,7 @@ if ! skip bundles; then
     [ "$n" -ge "$NB" ] && break; sleep 1
   done
   c0=$(cpu_ticks "$HUBPID"); t0=$(date +%s.%N)
-  ro=$(fc rollouts create --app bench-app --version 1.0.0 --waves 100 --soak 0s --min-done 1000000 -o json | sed -n 's/^  "id": "\(.*\)",/\1/p')
+  ro=$(fc rollouts create --timeout 5m --app bench-app --version 1.0.0 --waves 100 --soak 0s --min-done 1000000 -o json | sed -n 's/^  "id": "\(.*\)",/\1/p')
   for _ in $(seq 1 1800); do
     fc rollouts show "$ro" -o json >"$RUN/bundles-rollout.json"
     up=$(sed -n '/"totals"/,/}/s/.*"updated": \([0-9]*\).*/\1/p' "$RUN/bundles-rollout.json" | head -1)

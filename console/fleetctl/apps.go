@@ -2,6 +2,7 @@ package fleetctl
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -83,7 +84,8 @@ delist, retire.`,
   fleetctl apps offer tax-web 1.0.0 --channel web
   fleetctl apps audit tax-web`,
 	})
-	cmd.AddCommand(a.appsListCmd(), a.appsShowCmd(), a.appsCreateCmd(), a.appVersionsCmd(), a.appsAuditCmd(), a.appsTransitionCmd())
+	cmd.AddCommand(a.appsListCmd(), a.appsShowCmd(), a.appsCreateCmd(), a.appVersionsCmd(), a.appsAuditCmd(), a.appsTransitionCmd(),
+		a.appsKioskCmd())
 	for _, v := range []struct{ verb, to, short string }{
 		{"submit", api.StateSubmitted, "Submit a draft for review (developer)"},
 		{"withdraw", api.StateDraft, "Take a submitted version back to draft (developer)"},
@@ -150,6 +152,34 @@ func (a *app) appsShowCmd() *cobra.Command {
 						guide = v.Guide.ID + "@" + strconv.FormatInt(v.Guide.Version, 10)
 					}
 					t.row(v.Version, v.State, channelStates(v.Channels), v.Spec.Entry, guide, a.stamp(v.UpdatedAt))
+				}
+				return t.flush()
+			})
+		},
+	}
+}
+
+func (a *app) appsKioskCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "kiosk DEVICE",
+		Short: "Show what a kiosk offers now: the kiosk channel's apps whose peripherals work there, and those withheld",
+		Long: `The kiosk channel's listed apps, gated by the peripherals the kiosk last reported (docs/catalog.md,
+"Gated by the kiosk's peripherals"): an app that needs a printer is withheld while the kiosk's
+printer is missing or faulted, with the reason.`,
+		Example: `  fleetctl apps kiosk k-7c2a9e01b3d4f5a6`,
+		Args:    args("DEVICE"),
+		RunE: func(c *cobra.Command, argv []string) error {
+			var p problems
+			return callHub(a, c, &p, "kiosk catalog of "+argv[0], func(ctx context.Context, hub *api.Client) (api.KioskCatalog, error) {
+				return hub.KioskCatalog(ctx, argv[0])
+			}, func(kc api.KioskCatalog) error {
+				fmt.Fprintf(a.env.Stdout, "kiosk %s, catalog generation %d, peripherals reported %s\n\n", kc.Kiosk, kc.Generation, a.stamp(kc.PeriphAt))
+				t := newTable(a.env.Stdout, "APP", "VERSION", "INSTALLED", "OFFERED", "WHY NOT")
+				for _, x := range kc.Apps {
+					t.row(x.App, x.Version, cmp.Or(x.Installed, "-"), "yes", "")
+				}
+				for _, x := range kc.Withheld {
+					t.row(x.App, "", "", "no", printable(x.Reason, false))
 				}
 				return t.flush()
 			})

@@ -21,6 +21,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
@@ -70,6 +71,10 @@ type Config struct {
 type Engine struct {
 	cfg Config
 	log *slog.Logger
+	// step serializes this hub's steps: Create's first step and Run's would otherwise both give a
+	// wave its version, and one of them fail on the rollout's revision. (Replicas still may
+	// step at once; the revision check settles that.)
+	step sync.Mutex
 }
 
 // New returns an Engine.
@@ -212,7 +217,7 @@ func (e *Engine) Create(ctx context.Context, who string, req api.RolloutSpec) (a
 		return api.Rollout{}, err
 	}
 	e.log.Info("rollout created", "rollout", id, "kind", sp.Kind, "app", sp.App, "version", sp.Version, "kiosks", len(devs), "waves", sp.Waves, "by", who)
-	if err := e.Step(ctx, id); err != nil {
+	if err := e.Step(ctx, id); err != nil && !errors.Is(err, store.ErrStale) { // stale: another replica stepped it
 		return api.Rollout{}, err
 	}
 	return e.Get(ctx, id)

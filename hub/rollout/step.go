@@ -56,6 +56,8 @@ func following(r store.Rollout) bool {
 // many failed, and gives the version to the next wave once the current one is done and has
 // soaked. Replicas may step at once: a rollout's update is checked against its revision.
 func (e *Engine) Step(ctx context.Context, id string) error {
+	e.step.Lock()
+	defer e.step.Unlock()
 	r, err := e.cfg.Store.GetRollout(ctx, id)
 	if err != nil {
 		return err
