@@ -75,6 +75,9 @@ func Enroll(ctx context.Context, hubURL, token, model, dir, mqttOverride string)
 	if err != nil {
 		return Identity{}, err
 	}
+	// Enrollment is done with its connection once it returns: an idle one kept alive would count
+	// against the hub's connections per address (fleetsim enrolls thousands from one).
+	defer hub.c.HTTP.CloseIdleConnections()
 	if err := atomicfile.MkdirPrivate(dir); err != nil {
 		return Identity{}, fmt.Errorf("enroll: %w", err)
 	}
