@@ -16,11 +16,11 @@ import (
 
 // BenchmarkRotateRefresh: refresh-token rotations (RotateRefresh: the old token marked, a new
 // access and refresh token inserted, group-committed with synchronous=FULL) from 16 concurrent
-// grants, on a table that already holds 50,000 tokens of other grants. It reports rotations/s
+// grants, on a table that already holds 20,000 tokens of other grants. It reports rotations/s
 // and the process's CPU time per rotation, the figure to compare when tuning (wall-clock figures
 // move with whatever else the machine runs; CPU per rotation much less).
 func BenchmarkRotateRefresh(b *testing.B) {
-	const grants, others = 16, 50_000
+	const grants, others = 16, 20_000
 	s := open(b, filepath.Join(b.TempDir(), "bench.db"))
 	b.Cleanup(func() { s.Close() })
 	ctx := b.Context()
