@@ -29,7 +29,7 @@ func BenchmarkRefreshGrantHub(b *testing.B) {
 	const refreshWorkers = 16
 	h := unstartedHub(b)
 	pprofAddr := freeAddr(b)
-	h.flags = []string{"--pprof-addr", pprofAddr, "--log-level", "warn", "--trusted-proxies", "127.0.0.1"}
+	h.args = []string{"--pprof-addr", pprofAddr, "--log-level", "warn", "--trusted-proxies", "127.0.0.1"}
 	h.start()
 	password := adminPassword(b, h)
 	secret := credential(b, h, `client secret fleet-console`)

@@ -68,6 +68,9 @@ type Config struct {
 	SweepEvery time.Duration
 	// Now is the hub clock (default time.Now).
 	Now func() time.Time
+	// Replica names this hub among the replicas sharing its database: presence changes it
+	// records name it as the holder of the device's session (store.PresenceUpdate.Replica).
+	Replica string
 }
 
 func (c *Config) defaults() {
@@ -345,7 +348,9 @@ func (g *Ingest) taken(q queued, held bool) {
 }
 
 // next takes a batch, from the fast lane first. With block false it returns ok false when none
-// waits; with block true it waits for one, the window or done (then ok is false).
+// waits; with block true it waits for one, the window or done (then ok is false). A batch already
+// queued is always taken before the window is looked at: a select picks among ready cases at
+// random, and a committer that was descheduled past its window must still take what queued.
 func (g *Ingest) next(block bool, window <-chan time.Time, done <-chan struct{}) (q queued, ok bool) {
 	select {
 	case q = <-g.fast:
@@ -353,14 +358,14 @@ func (g *Ingest) next(block bool, window <-chan time.Time, done <-chan struct{})
 		return q, true
 	default:
 	}
+	select {
+	case q = <-g.in:
+		g.taken(q, true)
+		return q, true
+	default:
+	}
 	if !block {
-		select {
-		case q = <-g.in:
-			g.taken(q, true)
-			return q, true
-		default:
-			return q, false
-		}
+		return q, false
 	}
 	select {
 	case q = <-g.fast:
@@ -560,7 +565,7 @@ func (g *Ingest) onHello(ctx context.Context, dev, topic string, payload []byte)
 		return
 	}
 	now := g.cfg.Now()
-	g.queuePresence(store.PresenceUpdate{DeviceID: id, Online: true, AgentVersion: h.AgentVersion, At: now})
+	g.queuePresence(store.PresenceUpdate{DeviceID: id, Online: true, AgentVersion: h.AgentVersion, At: now, Replica: g.cfg.Replica})
 	// Tell the agent where the hub stands, so it can drop what is already safe and resume.
 	up, err := g.st.Watermark(ctx, id, h.Epoch)
 	if err != nil {
@@ -666,7 +671,7 @@ func (g *Ingest) SetPresence(ctx context.Context, id string, online bool, agentV
 			return
 		}
 	}
-	g.queuePresence(store.PresenceUpdate{DeviceID: id, Online: online, AgentVersion: agentVersion, At: g.cfg.Now()})
+	g.queuePresence(store.PresenceUpdate{DeviceID: id, Online: online, AgentVersion: agentVersion, At: g.cfg.Now(), Replica: g.cfg.Replica})
 }
 
 // queuePresence hands a change to the presence writer; when it is far behind, the caller waits.
