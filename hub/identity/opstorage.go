@@ -104,7 +104,7 @@ func (s *opStorage) grantOf(ctx context.Context, req op.TokenRequest) (grant, er
 
 func (g grant) access(now time.Time) store.Token {
 	t := g.Token
-	t.ID, t.Kind, t.CreatedAt, t.ExpiresAt = randomToken(16), store.TokenAccess, now, now.Add(g.accessTTL)
+	t.ID, t.Kind, t.CreatedAt, t.ExpiresAt = tokenID(now), store.TokenAccess, now, now.Add(g.accessTTL)
 	t.Audience = g.accessAud
 	return t
 }
@@ -219,7 +219,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	at := g.access(now)
 	value := randomToken(32)
 	rt := g.Token
-	rt.ID, rt.Kind, rt.Hash, rt.CreatedAt, rt.ExpiresAt = randomToken(16), store.TokenRefresh, sha(value), now, now.Add(s.p.cfg.RefreshTokenTTL)
+	rt.ID, rt.Kind, rt.Hash, rt.CreatedAt, rt.ExpiresAt = tokenID(now), store.TokenRefresh, sha(value), now, now.Add(s.p.cfg.RefreshTokenTTL)
 	if rr, ok := req.(*refreshRequest); ok && current != "" {
 		// The new refresh token lives no longer than the family's first one would have.
 		rt.ExpiresAt = rr.ExpiresAt

@@ -20,6 +20,7 @@ func RunIdentity(t *testing.T, open func(t *testing.T) store.Identity) {
 		{"AuthRequests", testIDAuthRequests},
 		{"Tokens", testIDTokens},
 		{"RotateConcurrent", testIDRotateConcurrent},
+		{"RotateFailureIsolated", testIDRotateFailureIsolated},
 		{"DeviceAuth", testIDDeviceAuth},
 		{"KeysAndAssertions", testIDKeys},
 		{"SessionsAndPurge", testIDSessions},
@@ -241,6 +242,49 @@ func testIDRotateConcurrent(t *testing.T, s store.Identity) {
 	if ok != 1 || reused != 7 {
 		t.Fatalf("%d rotations won, %d reused; want 1 and 7", ok, reused)
 	}
+}
+
+// testIDRotateFailureIsolated: concurrent rotations of different grants (which a backend may
+// commit together) where one fails: it changes nothing, and the others are committed.
+func testIDRotateFailureIsolated(t *testing.T, s store.Identity) {
+	ctx := context.Background()
+	idMust(t, s.InsertTokens(ctx, idTok("taken", store.TokenAccess, "other", nil)))
+	const n, bad = 8, 3
+	for i := range n {
+		idMust(t, s.InsertTokens(ctx, idTok(fmt.Sprint("q", i), store.TokenRefresh, fmt.Sprint("fq", i), []byte(fmt.Sprint("hq", i)))))
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			next := fmt.Sprint("q", i, "-next")
+			if i == bad {
+				next = "taken" // a new token whose ID exists: the rotation fails
+			}
+			errs[i] = s.RotateRefresh(ctx, fmt.Sprint("q", i), T0,
+				idTok(next, store.TokenRefresh, fmt.Sprint("fq", i), []byte(fmt.Sprint("hq", i, "-next"))))
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		old, gerr := s.GetToken(ctx, fmt.Sprint("q", i))
+		idMust(t, gerr)
+		_, nerr := s.GetToken(ctx, fmt.Sprint("q", i, "-next"))
+		if i == bad {
+			if err == nil || errors.Is(err, store.ErrTokenReused) {
+				t.Errorf("rotation onto an existing ID: err = %v, want a failure", err)
+			}
+			if old.Rotated || old.Revoked {
+				t.Errorf("the failed rotation left its token rotated=%v revoked=%v", old.Rotated, old.Revoked)
+			}
+			continue
+		}
+		if err != nil || !old.Rotated || nerr != nil {
+			t.Errorf("rotation %d beside a failed one: err %v, old rotated %v, new token: %v", i, err, old.Rotated, nerr)
+		}
+	}
+	// The failed grant still rotates.
+	idMust(t, s.RotateRefresh(ctx, fmt.Sprint("q", bad), T0, idTok("q-retry", store.TokenRefresh, fmt.Sprint("fq", bad), []byte("hq-retry"))))
 }
 
 func testIDDeviceAuth(t *testing.T, s store.Identity) {
