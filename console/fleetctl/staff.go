@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 )
 
 const staffRoles = "admin, fieldops, reviewer, developer"
@@ -18,10 +20,15 @@ const staffRoles = "admin, fieldops, reviewer, developer"
 func (a *app) staffCmd() *cobra.Command {
 	cmd := group(&cobra.Command{
 		Use:   "staff",
-		Short: "List and create staff accounts, set their roles and passwords (needs an admin login)",
-		Long: `List and create staff accounts at the hub's OpenID Provider and set their roles and passwords. These
-commands use the provider's admin API, which takes an access token of an account with the admin
-role (fleetctl login), not the hub's bootstrap token. Staff roles: ` + staffRoles + `.
+		Short: "List and create staff accounts, set their roles, region scopes and passwords (needs an admin login)",
+		Long: `List and create staff accounts at the hub's OpenID Provider and set their roles, region scopes and
+passwords. These commands use the provider's admin API, which takes an access token of an account
+with the admin role (fleetctl login), not the hub's bootstrap token. Staff roles: ` + staffRoles + `.
+
+A region scope (--region) limits an account to the kiosks under some administrative divisions:
+GB/T 2260 prefixes of 2 digits (a province: 44), 4 (a city: 4403) or 6 (a county: 440305). The
+hub's API then lists only those kiosks and sites to it and refuses (403) to act on any other;
+an account without one sees the whole country.
 
 Passwords are read from a file (--password-file F, or - for stdin; one trailing newline is
 dropped), never from the command line, and never printed.`,
@@ -45,13 +52,13 @@ for an account locked by too many of them ("fleetctl staff update USER --roles .
 				s, err := hub.ListStaff(ctx)
 				return api.Staff{Staff: nonNil(s)}, err
 			}, func(v api.Staff) error {
-				t := newTable(a.env.Stdout, "ID", "USERNAME", "NAME", "ROLES", "FAILED LOGINS", "STATE")
+				t := newTable(a.env.Stdout, "ID", "USERNAME", "NAME", "ROLES", "REGIONS", "FAILED LOGINS", "STATE")
 				for _, s := range v.Staff {
 					state := "ok"
 					if s.Locked {
 						state = "LOCKED"
 					}
-					t.row(s.ID, s.Username, s.Name, strings.Join(s.Roles, ","), strconv.Itoa(s.Failures), state)
+					t.row(s.ID, s.Username, s.Name, strings.Join(s.Roles, ","), scopeText(s.Regions), strconv.Itoa(s.Failures), state)
 				}
 				return t.flush()
 			})
@@ -61,13 +68,15 @@ for an account locked by too many of them ("fleetctl staff update USER --roles .
 
 func (a *app) staffCreateCmd() *cobra.Command {
 	var name, pwFile string
-	var roles []string
+	var roles, regions []string
 	cmd := &cobra.Command{
-		Use:   "create USERNAME --roles R1,R2 --password-file F [--name N]",
+		Use:   "create USERNAME --roles R1,R2 --password-file F [--name N] [--region P1,P2]",
 		Short: "Create a staff account",
-		Long: `Create a staff account with a password (8 to 256 characters) and roles (` + staffRoles + `).
-The provider refuses a taken username or an unknown role with its reason.`,
+		Long: `Create a staff account with a password (8 to 256 characters), roles (` + staffRoles + `) and
+optionally a region scope (--region). The provider refuses a taken username or an unknown role
+with its reason.`,
 		Example: `  fleetctl staff create fieldops1 --name "Li Wei" --roles fieldops --password-file ./pw
+  fleetctl staff create nanshan1 --roles fieldops --region 440305 --password-file ./pw   # one county
   pwgen -s 20 1 | fleetctl staff create reviewer2 --roles reviewer --password-file -`,
 		Args: args("USERNAME"),
 		RunE: func(c *cobra.Command, argv []string) error {
@@ -77,7 +86,8 @@ The provider refuses a taken username or an unknown role with its reason.`,
 				p.add("--roles is required (a comma-separated list of %s; '' for none)", staffRoles)
 			}
 			pw := p.password(pwFile, a.env.Stdin)
-			req := api.StaffRequest{Username: argv[0], Name: name, Password: pw, Roles: nonNil(roles)}
+			regions = p.scope(regions)
+			req := api.StaffRequest{Username: argv[0], Name: name, Password: pw, Roles: nonNil(roles), Regions: regions}
 			return callHub(a, c, &p, "create staff account "+argv[0], func(ctx context.Context, hub *api.Client) (api.StaffAccount, error) {
 				return hub.CreateStaff(ctx, req)
 			}, a.staffTable)
@@ -86,21 +96,26 @@ The provider refuses a taken username or an unknown role with its reason.`,
 	f := cmd.Flags()
 	f.StringVar(&name, "name", "", "the person's name")
 	f.StringSliceVar(&roles, "roles", nil, "roles, comma-separated: "+staffRoles+" (required)")
+	f.StringSliceVar(&regions, "region", nil, regionUsage)
 	f.StringVar(&pwFile, "password-file", "", "file holding the password, - for stdin (required)")
 	return cmd
 }
 
+const regionUsage = "region scope: GB/T 2260 prefixes of 2, 4 or 6 digits, comma-separated or repeated (default: the whole country)"
+
 func (a *app) staffUpdateCmd() *cobra.Command {
 	var pwFile string
-	var roles []string
+	var roles, regions []string
 	cmd := &cobra.Command{
-		Use:   "update USERNAME --roles R1,R2 [--password-file F]",
-		Short: "Set a staff account's roles (and password); also unlocks it",
-		Long: `Set a staff account's roles, and its password if --password-file is given. The API replaces
-the roles with the list given, so --roles is required: give all the roles the account keeps
-('' for none). Every update also clears the account's failed logins, which unlocks an account
-locked by too many of them.`,
+		Use:   "update USERNAME --roles R1,R2 [--region P1,P2] [--password-file F]",
+		Short: "Set a staff account's roles, region scope (and password); also unlocks it",
+		Long: `Set a staff account's roles, its region scope if --region is given ('' for the whole country;
+without --region the account keeps its scope), and its password if --password-file is given. The
+API replaces the roles with the list given, so --roles is required: give all the roles the
+account keeps ('' for none). Every update also clears the account's failed logins, which
+unlocks an account locked by too many of them.`,
 		Example: `  fleetctl staff update fieldops1 --roles fieldops,reviewer
+  fleetctl staff update fieldops1 --roles fieldops --region 4403,4401   # Shenzhen and Guangzhou
   fleetctl staff update fieldops1 --roles fieldops --password-file ./new-pw   # reset and unlock`,
 		Args: args("USERNAME"),
 		RunE: func(c *cobra.Command, argv []string) error {
@@ -113,8 +128,19 @@ locked by too many of them.`,
 				p.required([2]string{"--password-file", pwFile})
 				pw = p.password(pwFile, a.env.Stdin)
 			}
-			req := api.StaffRequest{Password: pw, Roles: nonNil(roles)}
+			regions = p.scope(regions)
+			req := api.StaffRequest{Password: pw, Roles: nonNil(roles), Regions: regions}
+			keepScope := !c.Flag("region").Changed
 			return callHub(a, c, &p, "update staff account "+argv[0], func(ctx context.Context, hub *api.Client) (api.StaffAccount, error) {
+				if keepScope { // the API replaces the scope: send the one the account has
+					all, err := hub.ListStaff(ctx)
+					if err != nil {
+						return api.StaffAccount{}, err
+					}
+					if i := slices.IndexFunc(all, func(s api.StaffAccount) bool { return s.Username == argv[0] }); i >= 0 {
+						req.Regions = all[i].Regions
+					}
+				}
 				return hub.UpdateStaff(ctx, argv[0], req)
 			}, func(out api.StaffAccount) error {
 				if err := a.staffTable(out); err != nil {
@@ -131,14 +157,32 @@ locked by too many of them.`,
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&roles, "roles", nil, "all the account's roles, comma-separated: "+staffRoles+" (required)")
+	f.StringSliceVar(&regions, "region", nil, "the account's whole "+regionUsage+"; '' for the whole country (default: keep)")
 	f.StringVar(&pwFile, "password-file", "", "file holding a new password, - for stdin")
 	return cmd
 }
 
 func (a *app) staffTable(v api.StaffAccount) error {
-	t := newTable(a.env.Stdout, "ID", "USERNAME", "NAME", "ROLES")
-	t.row(v.ID, v.Username, v.Name, strings.Join(v.Roles, ","))
+	t := newTable(a.env.Stdout, "ID", "USERNAME", "NAME", "ROLES", "REGIONS")
+	t.row(v.ID, v.Username, v.Name, strings.Join(v.Roles, ","), scopeText(v.Regions))
 	return t.flush()
+}
+
+// scopeText shows a region scope: its prefixes, or "all" for the whole country.
+func scopeText(regions []string) string {
+	if len(regions) == 0 {
+		return "all"
+	}
+	return strings.Join(regions, ",")
+}
+
+// scope checks a --region list and returns it without "" entries (--region '').
+func (p *problems) scope(regions []string) []string {
+	regions = slices.DeleteFunc(regions, func(s string) bool { return s == "" })
+	if err := fleet.CheckScope(regions); err != nil {
+		p.add("--region: %v", err)
+	}
+	return regions
 }
 
 // password reads a password from file (- for stdin), dropping one trailing newline. An empty

@@ -7,13 +7,24 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 )
 
 // Principal is an authenticated caller.
 type Principal struct {
-	Subject string
-	Roles   []string
+	Subject  string
+	Username string // a staff member's username; the bootstrap token has none
+	Name     string
+	Roles    []string
+	// Regions is the caller's region scope (fleet.InScope): every endpoint shows it the kiosks
+	// and sites under one of these prefixes only, and refuses (403) to act on others. Empty:
+	// everywhere.
+	Regions []string
 }
+
+// InScope reports whether region (a kiosk's or site's code) lies in p's region scope.
+func (p Principal) InScope(region string) bool { return fleet.InScope(region, p.Regions) }
 
 // Has reports whether p has any of roles.
 func (p Principal) Has(roles ...string) bool {
@@ -72,14 +83,27 @@ func bearer(r *http.Request) (string, bool) {
 
 // authorize lets a caller with any of roles through: 401 without valid credentials, 403 without
 // the role.
-func (a *API) authorize(w http.ResponseWriter, r *http.Request, roles []string) error {
+func (a *API) authorize(w http.ResponseWriter, r *http.Request, roles []string) (Principal, error) {
 	p, err := a.cfg.Auth.Authenticate(r)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="kioskfleet"`)
-		return apiErr(http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
+		return p, apiErr(http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
 	}
 	if !p.Has(roles...) {
-		return apiErr(http.StatusForbidden, "forbidden", "role %s required", strings.Join(roles, " or "))
+		return p, apiErr(http.StatusForbidden, "forbidden", "role %s required", strings.Join(roles, " or "))
 	}
-	return nil
+	return p, nil
+}
+
+type principalKey struct{}
+
+// principal returns the caller route authorized.
+func principal(r *http.Request) Principal {
+	p, _ := r.Context().Value(principalKey{}).(Principal)
+	return p
+}
+
+// outOfScope is the answer to a caller acting on a kiosk or site outside its region scope.
+func outOfScope(what, id string) error {
+	return apiErr(http.StatusForbidden, "forbidden", "%s %s is outside your region scope", what, id)
 }

@@ -43,7 +43,8 @@ type routeOptions struct{ hold time.Duration }
 func holding(d time.Duration) routeOption { return func(o *routeOptions) { o.hold = d } }
 
 // route serves pattern ("GET /sites", under api.Prefix) with h, the one way every endpoint runs:
-// authenticate and authorize the caller (unless roles is anyone), decode the strict JSON body
+// authenticate and authorize the caller (unless roles is anyone; h finds it with principal),
+// decode the strict JSON body
 // into Req (unless Req is none), call h, and encode its answer with status, or map its error to a
 // status code (writeErr). An option (holding) lets h hold the request.
 func route[Req, Resp any](a *API, pattern string, roles []string, status int, h func(r *http.Request, req Req) (Resp, error),
@@ -56,9 +57,11 @@ func route[Req, Resp any](a *API, pattern string, roles []string, status int, h 
 	a.mux.HandleFunc(method+" "+api.Prefix+path, func(w http.ResponseWriter, r *http.Request) {
 		out, err := func() (out Resp, err error) {
 			if roles != nil {
-				if err := a.authorize(w, r, roles); err != nil {
+				p, err := a.authorize(w, r, roles)
+				if err != nil {
 					return out, err
 				}
+				r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 			}
 			if o.hold > 0 && roles != nil {
 				// Past the server's read timeout its background read would cancel r's context.

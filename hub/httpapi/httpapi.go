@@ -1,6 +1,7 @@
 // Package httpapi serves the hub's JSON HTTP API under /api/v1 (documented in docs/api.md): sites,
 // enrollment, devices, commands, desired and reported state, records, journal verification and
-// security events, and health. Every endpoint but
+// security events, health, and who the caller is (me). A caller with a region scope sees and acts
+// on the kiosks and sites under it only. Every endpoint but
 // enrollment (authorised by its one-time token) requires a bearer token with a staff role.
 //
 // One file per resource: it registers its routes and holds its handlers, each written the one way
@@ -79,6 +80,7 @@ func New(cfg Config) *API {
 	a.stateRoutes()
 	a.recordRoutes()
 	a.journalRoutes()
+	a.meRoutes()
 	a.mux.HandleFunc(api.Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, apiErr(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

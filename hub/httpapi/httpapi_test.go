@@ -35,6 +35,8 @@ const (
 	adminTok    = "kfa_admin-secret"
 	opsTok      = "ops-token"
 	reviewerTok = "reviewer-token"
+	countyTok   = "county-token"       // fieldops in Nanshan (440305) only
+	countyAdmin = "county-admin-token" // admin in Nanshan only
 	wait        = 10 * time.Second
 )
 
@@ -149,6 +151,8 @@ func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 		Auth: httpapi.AnyOf{httpapi.NewBootstrapToken(adminTok), tokens{
 			opsTok:      {Subject: "ops1", Roles: []string{"reviewer", "fieldops"}},
 			reviewerTok: {Subject: "rev1", Roles: []string{"reviewer", "developer"}},
+			countyTok:   {Subject: "eng1", Username: "nanshan-eng", Roles: []string{"fieldops"}, Regions: []string{"440305"}},
+			countyAdmin: {Subject: "adm2", Roles: []string{"admin"}, Regions: []string{"440305"}},
 		}},
 		MQTTAddr: "127.0.0.1:8883", Version: "0.1.0-test", Now: e.clock.Now,
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -26,6 +27,7 @@ type NewStaff struct {
 	Name     string
 	Password string
 	Roles    []string
+	Regions  []string // region scope (fleet.CheckScope); empty: everywhere
 }
 
 // CreateStaff creates a staff account with a password.
@@ -40,12 +42,15 @@ func (p *Provider) CreateStaff(ctx context.Context, s NewStaff) (store.Account, 
 	if err := validRoles(s.Roles); err != nil {
 		return store.Account{}, err
 	}
+	if err := fleet.CheckScope(s.Regions); err != nil {
+		return store.Account{}, fmt.Errorf("%w: %w", store.ErrInvalid, err)
+	}
 	h, err := p.hash(s.Password)
 	if err != nil {
 		return store.Account{}, err
 	}
 	a := store.Account{ID: "u_" + randomToken(12), Kind: "staff", Username: s.Username, Name: s.Name,
-		PasswordHash: h, Roles: s.Roles, CreatedAt: p.now()}
+		PasswordHash: h, Roles: s.Roles, Regions: s.Regions, CreatedAt: p.now()}
 	if err := p.st.CreateAccount(ctx, a); err != nil {
 		return store.Account{}, err
 	}

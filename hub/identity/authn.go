@@ -13,6 +13,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 	"github.com/kioskfleet/kioskfleet/pkg/strictjson"
 )
 
@@ -40,11 +41,14 @@ func (p *Provider) accessToken(r *http.Request) (store.Token, error) {
 // Principal is who an access token speaks for.
 type Principal struct {
 	Subject  string   // account ID
+	Username string   // a staff account's username (none for citizens)
+	Name     string   // the person's name, as the account has it
 	ClientID string   // the channel the token was issued to
 	Roles    []string // admin, fieldops, reviewer, developer, citizen
+	Regions  []string // a staff account's region scope (store.Account.Regions); empty: everywhere
 	ACR      string
 	AMR      []string
-	KioskID  string   // set for sessions opened at a kiosk
+	KioskID  string // set for sessions opened at a kiosk
 	FamilyID string
 	Audience []string // resource indicators (RFC 8707) the token was issued for
 }
@@ -69,7 +73,8 @@ func (p *Provider) Authenticate(r *http.Request) (Principal, error) {
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: account: %w", ErrUnauthorized, err)
 	}
-	return Principal{Subject: a.ID, ClientID: t.ClientID, Roles: a.Roles, ACR: t.ACR, AMR: t.AMR,
+	return Principal{Subject: a.ID, Username: a.Username, Name: a.Name, ClientID: t.ClientID, Roles: a.Roles,
+		Regions: a.Regions, ACR: t.ACR, AMR: t.AMR,
 		KioskID: t.DeviceID, FamilyID: t.FamilyID, Audience: t.Audience}, nil
 }
 
@@ -334,7 +339,7 @@ func (p *Provider) serveListStaff(w http.ResponseWriter, r *http.Request) {
 	out := api.Staff{Staff: make([]api.StaffAccount, len(as))}
 	for i, a := range as {
 		out.Staff[i] = api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: nonNil(a.Roles),
-			Locked: a.Failures >= p.cfg.LockAfter, Failures: a.Failures}
+			Regions: nonNil(a.Regions), Locked: a.Failures >= p.cfg.LockAfter, Failures: a.Failures}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -366,7 +371,8 @@ func (p *Provider) serveCreateStaff(w http.ResponseWriter, r *http.Request) {
 		p.log.Error("create staff failed", "err", err)
 		apiError(w, http.StatusInternalServerError, "internal", "could not create account")
 	default:
-		writeJSON(w, http.StatusCreated, api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: a.Roles})
+		writeJSON(w, http.StatusCreated, api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: a.Roles,
+			Regions: nonNil(a.Regions)})
 	}
 }
 
@@ -381,7 +387,7 @@ func (p *Provider) serveUpdateStaff(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "bad_request", "malformed staff account: "+err.Error())
 		return
 	}
-	if err := validRoles(req.Roles); err != nil {
+	if err := errors.Join(validRoles(req.Roles), fleet.CheckScope(req.Regions)); err != nil {
 		apiError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
@@ -400,6 +406,9 @@ func (p *Provider) serveUpdateStaff(w http.ResponseWriter, r *http.Request) {
 		err = p.st.SetRoles(r.Context(), a.ID, req.Roles)
 	}
 	if err == nil {
+		err = p.st.SetRegions(r.Context(), a.ID, req.Regions)
+	}
+	if err == nil {
 		_, err = p.st.RecordLogin(r.Context(), a.ID, true, p.now())
 	}
 	if err != nil {
@@ -407,7 +416,8 @@ func (p *Provider) serveUpdateStaff(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusInternalServerError, "internal", "could not update account")
 		return
 	}
-	writeJSON(w, http.StatusOK, api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: req.Roles})
+	writeJSON(w, http.StatusOK, api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: req.Roles,
+		Regions: nonNil(req.Regions)})
 }
 
 func validRoles(roles []string) error {

@@ -405,7 +405,7 @@ func (o oidcAuth) Authenticate(r *http.Request) (httpapi.Principal, error) {
 	if err != nil {
 		return httpapi.Principal{}, err
 	}
-	return httpapi.Principal{Subject: pr.Subject, Roles: pr.Roles}, nil
+	return httpapi.Principal{Subject: pr.Subject, Username: pr.Username, Name: pr.Name, Roles: pr.Roles, Regions: pr.Regions}, nil
 }
 
 func saveCredentials(path string, creds map[string]string) error {

@@ -41,6 +41,18 @@ func (e *Error) Error() string {
 	return "api: " + e.Code + ": " + e.Message
 }
 
+// Me is the body of GET /api/v1/me: the caller as the API sees it. Any staff role may ask.
+type Me struct {
+	Subject  string   `json:"subject"`            // account ID ("bootstrap-admin" for the bootstrap token)
+	Username string   `json:"username,omitempty"` // none for the bootstrap token
+	Name     string   `json:"name,omitempty"`
+	Roles    []string `json:"roles"`
+	// Regions is the caller's region scope (GB/T 2260 prefixes): the API shows it the kiosks and
+	// sites under one of them only and refuses (403 forbidden) to act on any other. Empty: the
+	// whole country.
+	Regions []string `json:"regions"`
+}
+
 // Health is the body of GET /api/v1/health.
 type Health struct {
 	Status         string `json:"status"` // ok or degraded

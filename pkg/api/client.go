@@ -71,6 +71,12 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	return nil
 }
 
+// Me says who the client's token speaks for: roles and region scope.
+func (c *Client) Me(ctx context.Context) (Me, error) {
+	var out Me
+	return out, c.Do(ctx, http.MethodGet, Prefix+"/me", nil, &out)
+}
+
 // Health returns the hub's health.
 func (c *Client) Health(ctx context.Context) (Health, error) {
 	var h Health
