@@ -280,6 +280,16 @@ func TestBootstrapIdempotent(t *testing.T) {
 	if err != nil || again.AdminPassword != "" || len(again.ClientSecrets) != 0 {
 		t.Fatalf("second bootstrap %+v %v", again, err)
 	}
+	// The console's addresses follow its URL when it moves; its secret stays.
+	if _, err := e.P.Bootstrap(ctx, identity.BootstrapConfig{AdminUsername: identitytest.AdminUser, BaseURL: e.Issuer,
+		ConsoleURL: "https://console.example.org/ops/"}); err != nil {
+		t.Fatal(err)
+	}
+	con, err := e.Store.GetClient(ctx, identity.ClientConsole)
+	if err != nil || fmt.Sprint(con.RedirectURIs, con.PostLogoutURIs) != "[https://console.example.org/ops/callback] [https://console.example.org/ops/]" ||
+		con.Public() || len(con.Resources) != 1 {
+		t.Fatalf("console client after its URL changed: %+v %v", con, err)
+	}
 	cs, _ := e.Store.ListClients(ctx)
 	var ids []string
 	for _, c := range cs {

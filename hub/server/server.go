@@ -53,6 +53,9 @@ type Config struct {
 	// PublicURL is the hub's base URL as browsers and agents reach it: the OpenID issuer and the
 	// base of the built-in clients' redirect URIs (default: http:// + the bound HTTP address).
 	PublicURL string
+	// ConsoleURL is the fleet console's base URL as browsers reach it, where the hub's login
+	// sends staff back (default: PublicURL + "/console").
+	ConsoleURL string
 
 	// Ingest tuning (zero values: package defaults).
 	Ingest ingest.Config
@@ -84,6 +87,11 @@ func (c *Config) Validate() error {
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 			errs = append(errs, fmt.Errorf("public url: %q: want http(s)://host[:port]", c.PublicURL))
+		}
+	}
+	if c.ConsoleURL != "" {
+		if u, err := url.Parse(c.ConsoleURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, fmt.Errorf("console url: %q: want http(s)://host[:port][/path]", c.ConsoleURL))
 		}
 	}
 	if c.AdvertiseMQTT != "" {
@@ -240,7 +248,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if err := reg.Register(h.idp.Collector()); err != nil {
 		return nil, fmt.Errorf("hub: metrics: %w", err)
 	}
-	boot, err := h.idp.Bootstrap(ctx, identity.BootstrapConfig{BaseURL: public})
+	boot, err := h.idp.Bootstrap(ctx, identity.BootstrapConfig{BaseURL: public, ConsoleURL: cfg.ConsoleURL})
 	if err != nil {
 		return nil, fmt.Errorf("hub: identity bootstrap: %w", err)
 	}

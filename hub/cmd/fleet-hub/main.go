@@ -63,6 +63,7 @@ Flags:
 		mqttAddr  = fs.String("mqtt-addr", "127.0.0.1:8883", "MQTT over TLS listen address")
 		advertise = fs.String("advertise-mqtt", "", "MQTT address told to enrolling kiosks (default: the listen address)")
 		publicURL = fs.String("public-url", "", "base URL browsers and agents use to reach the hub: the OpenID issuer (default: http:// + the HTTP address)")
+		console   = fs.String("console-url", "", "base URL of the fleet console as browsers reach it, where staff return after logging in (default: the public URL + /console)")
 		hosts     = fs.String("hosts", "127.0.0.1,localhost", "comma-separated names and IPs for the broker's certificate")
 		proxies   = fs.String("trusted-proxies", "", "comma-separated addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For gives the client address for the per-address login, token and device limits (default: none, the connection's address)")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
@@ -99,7 +100,7 @@ Flags:
 	slog.SetDefault(log.With("component", "oidc"))
 	cfg := server.Config{
 		DataDir: *dataDir, Store: *storeURL, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, AdvertiseMQTT: *advertise, PublicURL: *publicURL,
-		Hosts: strings.Split(*hosts, ","), Version: version, Log: log,
+		ConsoleURL: *console, Hosts: strings.Split(*hosts, ","), Version: version, Log: log,
 		Limits: server.Limits{HTTPReadTimeout: *httpRead, HTTPWriteTimeout: *httpWrite, HTTPIdleTimeout: *httpIdle,
 			HTTPConnsPerAddr: *httpPerAddr, AnonBody: *anonBody, MQTTConnectTimeout: *mqttConnect,
 			MQTTMaxConnect: *mqttMaxConnect, MQTTPendingPerAddr: *mqttPerAddr, MQTTPending: *mqttPending},
