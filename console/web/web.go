@@ -54,11 +54,11 @@ type Config struct {
 	// SessionIdle ends a session unused this long (default 12h); SessionMax any session this
 	// old (default 7 days).
 	SessionIdle, SessionMax time.Duration
-	Log                     *slog.Logger // nil: discard
-	Location *time.Location   // times are shown in this zone; nil: UTC
-	Refresh  time.Duration    // how often pages refresh their data; 0: 5s
-	Timeout  time.Duration    // per call to the hub; 0: 10s
-	Now      func() time.Time // nil: time.Now
+	Log                     *slog.Logger     // nil: discard
+	Location                *time.Location   // times are shown in this zone; nil: UTC
+	Refresh                 time.Duration    // how often pages refresh their data; 0: 5s
+	Timeout                 time.Duration    // per call to the hub; 0: 10s
+	Now                     func() time.Time // nil: time.Now
 	// SecureCookies marks cookies Secure; set it when the console is served over HTTPS.
 	SecureCookies bool
 }

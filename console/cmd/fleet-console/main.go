@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -42,12 +43,14 @@ type config struct {
 	clientID, secretFile, publicURL                                  string
 	refresh, timeout, sessionIdle                                    time.Duration
 	secureCookies                                                    bool
+	hubCA                                                            string
 }
 
 func flags(c *config, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("fleet-console", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.hub, "hub", "http://127.0.0.1:8080", "hub base URL (also KF_HUB)")
+	fs.StringVar(&c.hub, "hub", "https://127.0.0.1:8080", "hub base URL (also KF_HUB)")
+	fs.StringVar(&c.hubCA, "hub-ca", "", "the hub's CA certificate (PEM) to trust, e.g. the hub's <data>/ca/ca.crt (also KF_CA; default: the system's roots)")
 	fs.StringVar(&c.secretFile, "client-secret-file", "", "file holding the console's client secret at the hub (staff log in)")
 	fs.StringVar(&c.clientID, "client-id", "fleet-console", "the console's client ID at the hub's OpenID Provider")
 	fs.StringVar(&c.publicURL, "public-url", "", "the console's base URL as browsers reach it; the hub sends staff back to it after login (default: http:// + --addr)")
@@ -84,8 +87,8 @@ hub's bootstrap token), and every page says so. Use it for first setup only, and
 loopback meanwhile.
 
 Each flag can also be set in the environment as %sNAME (upper case, '-' as '_'), or in the
---config file; flags win over the environment, the environment over the file. --hub and --token
-also fall back to KF_HUB and KF_TOKEN, as fleetctl uses them.
+--config file; flags win over the environment, the environment over the file. --hub, --hub-ca and
+--token also fall back to KF_HUB, KF_CA and KF_TOKEN, as fleetctl uses them.
 
 Flags:
 `, envPrefix)
@@ -165,8 +168,18 @@ func configure(fs *flag.FlagSet, c *config, getenv func(string) string, stderr i
 	if !set["hub"] && getenv("KF_HUB") != "" {
 		c.hub = getenv("KF_HUB")
 	}
+	if !set["hub-ca"] && getenv("KF_CA") != "" {
+		c.hubCA = getenv("KF_CA")
+	}
 	if c.token == "" && c.tokenFile == "" && c.secretFile == "" {
 		c.token = getenv("KF_TOKEN")
+	}
+	var roots *x509.CertPool
+	if c.hubCA != "" {
+		var err error
+		if roots, err = api.LoadCA(c.hubCA); err != nil {
+			errs = append(errs, fmt.Errorf("--hub-ca: %w", err))
+		}
 	}
 	if u, err := url.Parse(c.hub); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("--hub %q: want an http:// or https:// URL", c.hub))
@@ -218,7 +231,7 @@ func configure(fs *flag.FlagSet, c *config, getenv func(string) string, stderr i
 		}
 		return web.Config{}, nil, fmt.Errorf("invalid configuration:\n  %s", strings.Join(msgs, "\n  "))
 	}
-	hub := &api.Client{BaseURL: c.hub, HTTP: &http.Client{Timeout: c.timeout}}
+	hub := &api.Client{BaseURL: c.hub, HTTP: &http.Client{Timeout: c.timeout, Transport: api.Transport(roots)}}
 	cfg := web.Config{Log: log, Location: loc, Refresh: c.refresh, Timeout: c.timeout, SecureCookies: c.secureCookies,
 		SessionIdle: c.sessionIdle}
 	if secret != "" {
