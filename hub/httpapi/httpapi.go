@@ -59,6 +59,11 @@ type Config struct {
 	// (nil: the CA's own certificate). It is asked at each use: an operator's certificate may be
 	// reloaded.
 	Anchor func() *x509.Certificate
+
+	// Events is the feed of kiosk changes GET /events streams (nil: no stream); EventHold how
+	// long a stream lasts before the client must reconnect (default 5 minutes).
+	Events    Events
+	EventHold time.Duration
 }
 
 // API is the HTTP API handler.
@@ -96,6 +101,7 @@ func New(cfg Config) *API {
 	a.recordRoutes()
 	a.journalRoutes()
 	a.meRoutes()
+	a.eventRoutes()
 	a.mux.HandleFunc(api.Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, apiErr(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

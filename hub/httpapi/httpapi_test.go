@@ -19,6 +19,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/ca"
 	"github.com/kioskfleet/kioskfleet/hub/ca/catest"
+	"github.com/kioskfleet/kioskfleet/hub/events"
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
@@ -132,6 +133,7 @@ type env struct {
 	disp     *dispatch
 	clock    *clock
 	srv      *httptest.Server
+	feed     *events.Feed
 	inflight atomic.Int64 // requests inside the API handler
 }
 
@@ -143,7 +145,7 @@ func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &env{st: st, ca: catest.New(t), sess: &sessions{connected: map[string]bool{}}, clock: &clock{}}
+	e := &env{st: st, ca: catest.New(t), sess: &sessions{connected: map[string]bool{}}, clock: &clock{}, feed: events.New(4, nil)}
 	e.clock.ns.Store(time.Now().UTC().Truncate(time.Millisecond).UnixNano())
 	e.disp = &dispatch{st: st, sess: e.sess, now: e.clock.Now}
 	h := httpapi.New(httpapi.Config{
@@ -154,7 +156,7 @@ func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 			countyTok:   {Subject: "eng1", Username: "nanshan-eng", Roles: []string{"fieldops"}, Regions: []string{"440305"}},
 			countyAdmin: {Subject: "adm2", Roles: []string{"admin"}, Regions: []string{"440305"}},
 		}},
-		MQTTAddr: "127.0.0.1:8883", Version: "0.1.0-test", Now: e.clock.Now,
+		MQTTAddr: "127.0.0.1:8883", Version: "0.1.0-test", Now: e.clock.Now, Events: e.feed, EventHold: 5 * time.Second,
 	})
 	e.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.inflight.Add(1)
@@ -166,6 +168,7 @@ func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 	}
 	e.srv.Start()
 	t.Cleanup(e.srv.Close)
+	t.Cleanup(e.feed.Close) // first: event streams end, so that the server can close
 	return e
 }
 

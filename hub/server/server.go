@@ -30,6 +30,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/broker"
 	"github.com/kioskfleet/kioskfleet/hub/ca"
 	"github.com/kioskfleet/kioskfleet/hub/connlimit"
+	"github.com/kioskfleet/kioskfleet/hub/events"
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
@@ -169,6 +170,7 @@ type Hub struct {
 	br     *broker.Broker // held (Config.Hold) until Serve: a hello nobody answers leaves its kiosk waiting
 	idp    *identity.Provider
 	jv     *journal.Verifier
+	feed   *events.Feed   // kiosk changes for live viewers (GET /api/v1/events)
 	closer []func() error // in the order opened
 }
 
@@ -232,6 +234,8 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	}
 	h.jv = journal.New(st, log.With("component", "journal"))
 	h.ing.AddHook(h.jv)
+	h.feed = events.New(0, nil)
+	h.ing.AddHook(h.feed)
 	br, err := broker.Start(ctx, broker.Config{
 		Addr:            cfg.MQTTAddr,
 		ClientCAs:       authority.Pool(),
@@ -325,7 +329,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		Store: st, CA: authority, Sessions: br, Dispatch: h.ing,
 		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}},
 		Log:      log.With("component", "api"),
-		MQTTAddr: advertise, Version: cfg.Version, Anchor: anchor,
+		MQTTAddr: advertise, Version: cfg.Version, Anchor: anchor, Events: h.feed,
 	})
 	// Every body is bounded by its route: small where the hub reads it before it knows who sent
 	// it (enrollment, the OpenID Provider), larger only where it reads it after.
@@ -355,6 +359,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	defer h.Close()
 	srv := h.lim.server(h.Handler)
+	srv.RegisterOnShutdown(h.feed.Close) // event streams end, so that Shutdown does not wait for them
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Ingest listens before the broker lets kiosks in: a hello that reaches no subscriber is never

@@ -194,3 +194,24 @@ type Records struct {
 	Records []fleet.Record `json:"records"`
 	Next    int64          `json:"next"` // pass as after= to continue
 }
+
+// EventsPath streams the hub's change notices (GET, text/event-stream; HTML Living Standard
+// §9.2 server-sent events): each "data:" line is an Event as JSON, for the kiosks in the caller's
+// region scope. The hub ends a stream after some minutes; the client reconnects.
+const EventsPath = Prefix + "/events"
+
+// Kinds of Event.
+const (
+	EventPresence = "presence" // the kiosk connected or disconnected (Online)
+	EventRecords  = "records"  // records of the kiosk were committed: health, peripherals, command results
+	EventResync   = "resync"   // notices were lost (a slow reader): read everything again
+)
+
+// Event is a notice that a kiosk changed: which and how, not the change itself; a viewer reads
+// what it shows through the API, in its own scope.
+type Event struct {
+	Kind     string    `json:"kind"`
+	DeviceID string    `json:"deviceId,omitempty"`
+	Online   bool      `json:"online,omitempty"` // presence: connected
+	At       time.Time `json:"at"`
+}

@@ -55,12 +55,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("api: read response: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var eb ErrorBody
-		if json.Unmarshal(data, &eb) != nil || eb.Error.Code == "" {
-			eb.Error = Error{Code: http.StatusText(resp.StatusCode), Message: strings.TrimSpace(string(data))}
-		}
-		eb.Error.Status = resp.StatusCode
-		return &eb.Error
+		return responseError(resp.StatusCode, data)
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -216,4 +211,14 @@ func (c *Client) Records(ctx context.Context, deviceID string, q RecordQuery) (R
 	}
 	var out Records
 	return out, c.Do(ctx, http.MethodGet, p, nil, &out)
+}
+
+// responseError is the error of a non-2xx answer: its ErrorBody, or the status and body.
+func responseError(status int, body []byte) *Error {
+	var eb ErrorBody
+	if json.Unmarshal(body, &eb) != nil || eb.Error.Code == "" {
+		eb.Error = Error{Code: http.StatusText(status), Message: strings.TrimSpace(string(body))}
+	}
+	eb.Error.Status = status
+	return &eb.Error
 }
