@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -40,20 +41,11 @@ func (s *Server) hub(r *http.Request) Hub {
 // login page for the console's front page, a redirect to the login for a page, 401 for the
 // live-update script and forms; and returns false.
 func (s *Server) user(w http.ResponseWriter, r *http.Request) (*user, bool) {
-	if s.login == nil {
-		return &user{Setup: true, hub: s.cfg.Hub, Me: api.Me{Subject: "setup", Roles: []string{"admin"}}}, true
-	}
-	if c, err := r.Cookie(s.sessionCookie()); err == nil {
-		if sess := s.sessions.get(c.Value); sess != nil {
-			ctx, cancel := s.ctx(r)
-			tok, err := s.login.fresh(ctx, sess)
-			cancel()
-			if err == nil {
-				return &user{Me: sess.me, hub: s.login.client(tok), sess: sess}, true
-			}
-			s.cfg.Log.Info("session ended: its token could not be refreshed", "user", sess.me.Username, "err", err)
-			s.sessions.remove(sess)
-		}
+	ctx, cancel := s.ctx(r)
+	u := s.sessionUser(ctx, r)
+	cancel()
+	if u != nil {
+		return u, true
 	}
 	l := s.lang(w, r)
 	switch {
@@ -69,6 +61,29 @@ func (s *Server) user(w http.ResponseWriter, r *http.Request) (*user, bool) {
 		http.Redirect(w, r, "/login?"+url.Values{"next": {r.URL.RequestURI()}}.Encode(), http.StatusSeeOther)
 	}
 	return nil, false
+}
+
+// sessionUser returns the user of r's session, with a fresh access token, or nil without a
+// live session (setup mode: the shared token's user).
+func (s *Server) sessionUser(ctx context.Context, r *http.Request) *user {
+	if s.login == nil {
+		return &user{Setup: true, hub: s.cfg.Hub, Me: api.Me{Subject: "setup", Roles: []string{"admin"}}}
+	}
+	c, err := r.Cookie(s.sessionCookie())
+	if err != nil {
+		return nil
+	}
+	sess := s.sessions.get(c.Value)
+	if sess == nil {
+		return nil
+	}
+	tok, err := s.login.fresh(ctx, sess)
+	if err != nil {
+		s.cfg.Log.Info("session ended: its token could not be refreshed", "user", sess.me.Username, "err", err)
+		s.sessions.remove(sess)
+		return nil
+	}
+	return &user{Me: sess.me, hub: s.login.client(tok), sess: sess}
 }
 
 func websocketUpgrade(r *http.Request) bool {

@@ -106,6 +106,8 @@ func TestBrowser(t *testing.T) {
 	hub.Update(webtest.OK, func(d *fleet.Device) { d.Online = false; d.PresenceAt = time.Now() })
 	until(t, ctx, "the overview showing "+webtest.OK+" offline by itself",
 		`window.notReloaded && document.querySelector('#problems a[href="/devices/`+webtest.OK+`"]') !== null`)
+	// It came over the WebSocket (the content security policy lets the page open it).
+	until(t, ctx, "the update over the WebSocket", `document.getElementById('live-status').className === 'ws'`)
 	shot("overview-en")
 
 	if shots != "" { // the same pages on a desktop screen, for a person to look at

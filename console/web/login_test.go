@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -34,6 +35,8 @@ type staffConsole struct {
 	hub   server.Info
 	admin *api.Client // with the hub's bootstrap token
 	tr    *http.Transport
+	roots *x509.CertPool             // the hub's CA and the console's certificate
+	certs map[string]tls.Certificate // of the kiosks enrolled, by ID
 }
 
 func newStaffConsole(t *testing.T) *staffConsole {
@@ -42,7 +45,7 @@ func newStaffConsole(t *testing.T) *staffConsole {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := &staffConsole{t: t, url: "https://" + ln.Addr().String()}
+	sc := &staffConsole{t: t, url: "https://" + ln.Addr().String(), certs: map[string]tls.Certificate{}}
 	sc.hub = serveHub(t, server.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", ConsoleURL: sc.url})
 	roots, err := api.LoadCA(sc.hub.CAFile)
 	if err != nil {
@@ -68,7 +71,7 @@ func newStaffConsole(t *testing.T) *staffConsole {
 	t.Cleanup(ts.Close)
 	// The browser trusts the hub's CA and the console's test certificate.
 	roots.AddCert(ts.Certificate())
-	sc.tr = api.Transport(roots)
+	sc.roots, sc.tr = roots, api.Transport(roots)
 	t.Cleanup(sc.tr.CloseIdleConnections)
 	return sc
 }
@@ -121,6 +124,12 @@ func (sc *staffConsole) enroll(site string) string {
 	if err != nil {
 		sc.t.Fatal(err)
 	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	cert, err := tls.X509KeyPair([]byte(e.Certificate), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}))
+	if err != nil {
+		sc.t.Fatal(err)
+	}
+	sc.certs[e.DeviceID] = cert
 	return e.DeviceID
 }
 

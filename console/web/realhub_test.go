@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/kioskfleet/kioskfleet/console/web"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
@@ -94,9 +96,20 @@ func TestAgainstRealHub(t *testing.T) {
 		return strings.Contains(body, "凭条打印机") && strings.Contains(body, "身份证阅读器")
 	})
 
+	// The overview open on a live socket shows the paper-out within 3 s, without a reload.
+	ws, _, err := (&websocket.Dialer{Jar: c.c.Jar, HandshakeTimeout: 10 * time.Second}).Dial(
+		"ws://"+strings.TrimPrefix(c.url, "http://")+"/live?page="+url.QueryEscape("/?live=1"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	readUntil(t, ws, 10*time.Second, "first update", func(m string) bool { return strings.Contains(m, `id=\"problems\"`) })
 	if out, err := exec.Command(filepath.Join(bin, "devsim"), "ctl", "--dir", sim, "fault", "receipt0", "paper-out").CombinedOutput(); err != nil {
 		t.Fatalf("inject paper-out: %v\n%s", err, out)
 	}
+	injected := time.Now()
+	readUntil(t, ws, 3*time.Second, "paper-out on the live overview", func(m string) bool { return strings.Contains(m, "凭条打印机 receipt0：缺纸") })
+	t.Logf("paper-out on the live overview %v after devsim's fault", time.Since(injected))
 	proctest.Eventually(t, 20*time.Second, "paper-out on the overview", func() bool {
 		_, body := c.get("/")
 		return strings.Contains(between(body, `id="problems"`, "</div>\n\n<h2>"), "凭条打印机 receipt0：缺纸")

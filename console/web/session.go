@@ -23,6 +23,7 @@ type session struct {
 	me      api.Me        // who, with roles and region scope, as the hub's API says
 	created time.Time
 	used    time.Time
+	ended   chan struct{} // closed when the session ends by logout or refresh failure: live pages close
 }
 
 // sessions holds the console's sessions. They live in memory: a restarted console asks its
@@ -47,7 +48,7 @@ func (ss *sessions) add(s *session) string {
 	id := base64.RawURLEncoding.EncodeToString(b)
 	s.key = sha256.Sum256([]byte(id))
 	now := ss.now()
-	s.created, s.used = now, now
+	s.created, s.used, s.ended = now, now, make(chan struct{})
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.sweep(now)
@@ -86,7 +87,10 @@ func (ss *sessions) get(id string) *session {
 func (ss *sessions) remove(s *session) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	delete(ss.m, s.key)
+	if ss.m[s.key] == s {
+		delete(ss.m, s.key)
+		close(s.ended)
+	}
 }
 
 // count returns the number of sessions held.

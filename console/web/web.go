@@ -148,6 +148,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("POST /devices/{id}/commands", s.sendCommand)
 	s.mux.HandleFunc("POST /devices/{id}/desired", s.setDesired)
 	s.mux.HandleFunc("POST /devices/{id}/revoke", s.revoke)
+	s.mux.HandleFunc("GET /live", s.live)
 	s.mux.HandleFunc("GET /login", s.startLogin)
 	s.mux.HandleFunc("GET /callback", s.callback)
 	s.mux.HandleFunc("POST /logout", s.logout)
