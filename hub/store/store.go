@@ -47,6 +47,7 @@ type Store interface {
 	State
 	Identity
 	Journal
+	Alerts
 
 	// Ping checks cheaply that the backend answers (health endpoints).
 	Ping(ctx context.Context) error
