@@ -215,3 +215,28 @@ type Event struct {
 	Online   bool      `json:"online,omitempty"` // presence: connected
 	At       time.Time `json:"at"`
 }
+
+// EventAlert is the kind of Event sent when an alert of the kiosk opened or moved.
+const EventAlert = "alert"
+
+// Alert is a condition of a kiosk that needs a person, as GET /api/v1/alerts shows it and the
+// hub's notifications (webhook) carry it.
+type Alert struct {
+	ID         int64     `json:"id"`
+	DeviceID   string    `json:"deviceId"`
+	Region     string    `json:"region,omitempty"`
+	Rule       string    `json:"rule"`              // offline, peripheral-fault, peripheral-degraded
+	Subject    string    `json:"subject,omitempty"` // the peripheral's ID
+	Detail     string    `json:"detail,omitempty"`  // paper-out, cover-open, ...
+	State      string    `json:"state"`             // open, acknowledged, resolved
+	OpenedAt   time.Time `json:"openedAt"`
+	AckBy      string    `json:"ackBy,omitempty"`
+	AckAt      time.Time `json:"ackAt,omitzero"`
+	ResolvedBy string    `json:"resolvedBy,omitempty"` // empty with resolvedAt: the condition cleared
+	ResolvedAt time.Time `json:"resolvedAt,omitzero"`
+}
+
+// Alerts is the body of GET /api/v1/alerts.
+type Alerts struct {
+	Alerts []Alert `json:"alerts"`
+}
