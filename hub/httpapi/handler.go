@@ -110,7 +110,7 @@ func (a *API) writeErr(w http.ResponseWriter, err error) {
 	case errors.As(err, &ae):
 	case errors.Is(err, store.ErrNotFound):
 		ae = apiErr(http.StatusNotFound, "not_found", "%v", err)
-	case errors.Is(err, store.ErrExists):
+	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrConflict):
 		ae = apiErr(http.StatusConflict, "conflict", "%v", err)
 	case errors.Is(err, store.ErrInvalid):
 		ae = apiErr(http.StatusBadRequest, "bad_request", "%v", err)

@@ -27,6 +27,7 @@ type Store interface {
 	store.State
 	store.Records
 	store.Journal
+	store.Alerts
 	Ping(ctx context.Context) error
 }
 
@@ -64,6 +65,8 @@ type Config struct {
 	// long a stream lasts before the client must reconnect (default 5 minutes).
 	Events    Events
 	EventHold time.Duration
+	// AlertChanged is told about each alert acknowledged or resolved through the API (nil: none).
+	AlertChanged AlertChanged
 }
 
 // API is the HTTP API handler.
@@ -102,6 +105,7 @@ func New(cfg Config) *API {
 	a.journalRoutes()
 	a.meRoutes()
 	a.eventRoutes()
+	a.alertRoutes()
 	a.mux.HandleFunc(api.Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, apiErr(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

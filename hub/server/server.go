@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kioskfleet/kioskfleet/hub/alerts"
 	"github.com/kioskfleet/kioskfleet/hub/broker"
 	"github.com/kioskfleet/kioskfleet/hub/ca"
 	"github.com/kioskfleet/kioskfleet/hub/connlimit"
@@ -68,6 +69,12 @@ type Config struct {
 	// (behind a TLS-terminating proxy, say); a forced start logs a warning every time.
 	HTTPInsecure, HTTPInsecureForce bool
 
+	// AlertWebhook, if set, is where the hub posts each alert opened or resolved (JSON, retried;
+	// hub/alerts.Webhook). OfflineAfter is how long a kiosk is offline before it is an alert
+	// (default 5 minutes).
+	AlertWebhook string
+	OfflineAfter time.Duration
+
 	// Ingest tuning (zero values: package defaults).
 	Ingest ingest.Config
 	// RecheckInterval is how often live sessions are re-authorised (revocation); default 30 s.
@@ -98,6 +105,11 @@ func (c *Config) Validate() error {
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 			errs = append(errs, fmt.Errorf("public url: %q: want http(s)://host[:port]", c.PublicURL))
+		}
+	}
+	if c.AlertWebhook != "" {
+		if u, err := url.Parse(c.AlertWebhook); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			errs = append(errs, fmt.Errorf("alert webhook: %q: want an http(s) URL", c.AlertWebhook))
 		}
 	}
 	if c.ConsoleURL != "" {
@@ -170,7 +182,8 @@ type Hub struct {
 	br     *broker.Broker // held (Config.Hold) until Serve: a hello nobody answers leaves its kiosk waiting
 	idp    *identity.Provider
 	jv     *journal.Verifier
-	feed   *events.Feed   // kiosk changes for live viewers (GET /api/v1/events)
+	feed   *events.Feed // kiosk changes for live viewers (GET /api/v1/events)
+	alerts *alerts.Engine
 	closer []func() error // in the order opened
 }
 
@@ -236,6 +249,11 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	h.ing.AddHook(h.jv)
 	h.feed = events.New(0, nil)
 	h.ing.AddHook(h.feed)
+	acfg := alerts.Config{Store: st, Events: h.feed, OfflineAfter: cfg.OfflineAfter, Log: log.With("component", "alerts")}
+	if cfg.AlertWebhook != "" {
+		acfg.Notify = &alerts.Webhook{URL: cfg.AlertWebhook, Log: acfg.Log}
+	}
+	h.alerts = alerts.New(acfg)
 	br, err := broker.Start(ctx, broker.Config{
 		Addr:            cfg.MQTTAddr,
 		ClientCAs:       authority.Pool(),
@@ -330,6 +348,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}},
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise, Version: cfg.Version, Anchor: anchor, Events: h.feed,
+		AlertChanged: h.alerts.Changed,
 	})
 	// Every body is bounded by its route: small where the hub reads it before it knows who sent
 	// it (enrollment, the OpenID Provider), larger only where it reads it after.
@@ -371,6 +390,7 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	errc := make(chan error, 2)
 	wg.Go(func() { _ = h.idp.Run(runCtx, time.Minute) })
 	wg.Go(func() { _ = h.jv.Run(runCtx) })
+	wg.Go(func() { _ = h.alerts.Run(runCtx) })
 	wg.Go(func() {
 		if err := h.ing.Run(runCtx); err != nil {
 			errc <- err

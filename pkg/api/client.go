@@ -222,3 +222,26 @@ func responseError(status int, body []byte) *Error {
 	eb.Error.Status = status
 	return &eb.Error
 }
+
+// ListAlerts lists the alerts of the kiosks in the caller's scope, newest first: the unresolved
+// ones, or all of them.
+func (c *Client) ListAlerts(ctx context.Context, all bool) ([]Alert, error) {
+	var out Alerts
+	path := "/alerts"
+	if all {
+		path += "?all=1"
+	}
+	return out.Alerts, c.Do(ctx, http.MethodGet, Prefix+path, nil, &out)
+}
+
+// AckAlert acknowledges an alert as the caller.
+func (c *Client) AckAlert(ctx context.Context, id int64) (Alert, error) {
+	var out Alert
+	return out, c.Do(ctx, http.MethodPost, fmt.Sprintf("%s/alerts/%d/ack", Prefix, id), nil, &out)
+}
+
+// ResolveAlert resolves an alert as the caller.
+func (c *Client) ResolveAlert(ctx context.Context, id int64) (Alert, error) {
+	var out Alert
+	return out, c.Do(ctx, http.MethodPost, fmt.Sprintf("%s/alerts/%d/resolve", Prefix, id), nil, &out)
+}

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/broker"
 	"github.com/kioskfleet/kioskfleet/hub/server"
@@ -69,6 +70,8 @@ Flags:
 		mqttAddr  = fs.String("mqtt-addr", "127.0.0.1:8883", "MQTT over TLS listen address")
 		advertise = fs.String("advertise-mqtt", "", "MQTT address told to enrolling kiosks (default: the listen address)")
 		publicURL = fs.String("public-url", "", "base URL browsers and agents use to reach the hub: the OpenID issuer (default: https:// + the HTTP address)")
+		webhook   = fs.String("alert-webhook", "", "URL the hub posts each alert opened or resolved to (JSON; retried with an Idempotency-Key)")
+		offline   = fs.Duration("offline-after", 5*time.Minute, "a kiosk offline this long is an alert")
 		console   = fs.String("console-url", "", "base URL of the fleet console as browsers reach it, where staff return after logging in (default: the public URL + /console)")
 		hosts     = fs.String("hosts", "127.0.0.1,localhost", "comma-separated names and IPs for the broker's and the HTTPS certificate (the advertised MQTT host must be one)")
 		tlsCert   = fs.String("tls-cert", "", "HTTPS certificate chain (PEM: server certificate first, ending with the CA kiosks pin) instead of one of the hub's CA; reloaded when it changes")
@@ -110,7 +113,7 @@ Flags:
 	slog.SetDefault(log.With("component", "oidc"))
 	cfg := server.Config{
 		DataDir: *dataDir, Store: *storeURL, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, AdvertiseMQTT: *advertise, PublicURL: *publicURL,
-		ConsoleURL: *console, Hosts: strings.Split(*hosts, ","), Version: version, Log: log,
+		ConsoleURL: *console, AlertWebhook: *webhook, OfflineAfter: *offline, Hosts: strings.Split(*hosts, ","), Version: version, Log: log,
 		TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey, HTTPInsecure: *insecure, HTTPInsecureForce: *force,
 		Limits: server.Limits{HTTPReadTimeout: *httpRead, HTTPWriteTimeout: *httpWrite, HTTPIdleTimeout: *httpIdle,
 			HTTPConnsPerAddr: *httpPerAddr, AnonBody: *anonBody, MQTTConnectTimeout: *mqttConnect,
