@@ -48,6 +48,7 @@ type Store interface {
 	Identity
 	Journal
 	Alerts
+	Audit
 
 	// Ping checks cheaply that the backend answers (health endpoints).
 	Ping(ctx context.Context) error

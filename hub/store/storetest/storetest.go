@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Identity", func(t *testing.T) { RunIdentity(t, as[store.Identity](open)) })
 	t.Run("Journal", func(t *testing.T) { RunJournal(t, as[JournalStore](open)) })
 	t.Run("Alerts", func(t *testing.T) { RunAlerts(t, as[AlertStore](open)) })
+	t.Run("Audit", func(t *testing.T) { RunAudit(t, as[store.Audit](open)) })
 	t.Run("Check", func(t *testing.T) {
 		if err := open(t).Check(t.Context()); err != nil {
 			t.Fatal(err)

@@ -135,3 +135,31 @@ func CheckAlertMove(a store.Alert, moved bool) error {
 	}
 	return nil
 }
+
+// AuditCols are the columns of audit that AuditEntry scans.
+const AuditCols = `id, at, actor, roles, action, target, source, status, result, prev, hash`
+
+// AuditEntry scans a row of AuditCols.
+func AuditEntry(sc Scanner) (store.AuditEntry, error) {
+	var e store.AuditEntry
+	var at int64
+	err := sc.Scan(&e.ID, &at, &e.Actor, &e.Roles, &e.Action, &e.Target, &e.Source, &e.Status, &e.Result, &e.Prev, &e.Hash)
+	e.At = Time(at)
+	return e, err
+}
+
+// AuditArgs are the values of an audit entry for AuditCols without id.
+func AuditArgs(e store.AuditEntry) []any {
+	return []any{Nanos(e.At), e.Actor, e.Roles, e.Action, e.Target, e.Source, e.Status, e.Result, e.Prev, e.Hash}
+}
+
+// ChainAudit sets e's Prev and Hash after prev, with its time as the store keeps it.
+func ChainAudit(e store.AuditEntry, prev string) (store.AuditEntry, error) {
+	if e.Actor == "" || e.Action == "" || e.At.IsZero() {
+		return e, fmt.Errorf("%w: audit entry needs an actor, an action and a time", store.ErrInvalid)
+	}
+	e.At = Time(Nanos(e.At))
+	e.Prev = prev
+	e.Hash = store.AuditHash(prev, e)
+	return e, nil
+}
