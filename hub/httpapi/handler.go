@@ -55,9 +55,13 @@ func route[Req, Resp any](a *API, pattern string, roles []string, status int, h 
 	}
 	method, path, _ := strings.Cut(pattern, " ")
 	a.mux.HandleFunc(method+" "+api.Prefix+path, func(w http.ResponseWriter, r *http.Request) {
+		var who *Principal // an authenticated caller: a staff action that is not a read is audited
 		out, err := func() (out Resp, err error) {
 			if roles != nil {
 				p, err := a.authorize(w, r, roles)
+				if p.Subject != "" {
+					who = &p
+				}
 				if err != nil {
 					return out, err
 				}
@@ -78,6 +82,9 @@ func route[Req, Resp any](a *API, pattern string, roles []string, status int, h 
 			}
 			return h(r, req)
 		}()
+		if who != nil && method != http.MethodGet {
+			a.audit(r, *who, method+" "+path, status, err)
+		}
 		switch {
 		case err != nil && r.Context().Err() != nil:
 			// The client went away (or the server is shutting down): nobody reads an answer.
@@ -103,6 +110,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // writeErr answers an error: an *api.Error as it is, the store's sentinels with their status
 // codes, anything else as an internal error (logged, not shown).
 func (a *API) writeErr(w http.ResponseWriter, err error) {
+	ae := a.apiError(err)
+	writeJSON(w, ae.Status, api.ErrorBody{Error: *ae})
+}
+
+// apiError is the answer to an error (see writeErr).
+func (a *API) apiError(err error) *api.Error {
 	var ae *api.Error
 	switch {
 	case errors.Is(err, context.Canceled):
@@ -118,7 +131,7 @@ func (a *API) writeErr(w http.ResponseWriter, err error) {
 		a.cfg.Log.Error("api internal error", "err", err)
 		ae = apiErr(http.StatusInternalServerError, "internal", "internal error")
 	}
-	writeJSON(w, ae.Status, api.ErrorBody{Error: *ae})
+	return ae
 }
 
 // maxBody is the largest request body accepted.

@@ -28,6 +28,7 @@ type Store interface {
 	store.Records
 	store.Journal
 	store.Alerts
+	store.Audit
 	Ping(ctx context.Context) error
 }
 
@@ -106,6 +107,7 @@ func New(cfg Config) *API {
 	a.meRoutes()
 	a.eventRoutes()
 	a.alertRoutes()
+	a.auditRoutes()
 	a.mux.HandleFunc(api.Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, apiErr(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

@@ -240,3 +240,24 @@ type Alert struct {
 type Alerts struct {
 	Alerts []Alert `json:"alerts"`
 }
+
+// AuditEntry is one staff or admin action in the hub's audit log (GET /api/v1/audit): each is
+// chained to the one before by its hash.
+type AuditEntry struct {
+	ID     int64     `json:"id"`
+	At     time.Time `json:"at"`
+	Actor  string    `json:"actor"`
+	Roles  string    `json:"roles"`
+	Action string    `json:"action"` // "POST /devices/{id}/revoke"
+	Target string    `json:"target"` // the path acted on
+	Source string    `json:"source"` // the client's address
+	Status int       `json:"status"`
+	Result string    `json:"result"` // ok, or the error code
+	Prev   string    `json:"prev"`
+	Hash   string    `json:"hash"`
+}
+
+// Audit is the body of GET /api/v1/audit, newest first.
+type Audit struct {
+	Entries []AuditEntry `json:"entries"`
+}

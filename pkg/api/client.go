@@ -245,3 +245,10 @@ func (c *Client) ResolveAlert(ctx context.Context, id int64) (Alert, error) {
 	var out Alert
 	return out, c.Do(ctx, http.MethodPost, fmt.Sprintf("%s/alerts/%d/resolve", Prefix, id), nil, &out)
 }
+
+// ListAudit lists the hub's audit log, newest first (admin): q holds actor=, target=, before=,
+// limit= as wanted.
+func (c *Client) ListAudit(ctx context.Context, q url.Values) ([]AuditEntry, error) {
+	var out Audit
+	return out.Entries, c.Do(ctx, http.MethodGet, Prefix+"/audit?"+q.Encode(), nil, &out)
+}
