@@ -122,6 +122,16 @@ var messages = map[string][2]string{
 	"rule.peripheral-fault":    {"外设故障", "peripheral fault"},
 	"rule.peripheral-degraded": {"外设需关注", "peripheral needs attention"},
 
+	"audit":      {"操作审计", "Audit log"},
+	"no-audit":   {"中台不提供审计日志。", "The hub keeps no audit log."},
+	"actor":      {"操作人", "Who"},
+	"target":     {"对象", "Target"},
+	"action":     {"操作", "Action"},
+	"source":     {"来源地址", "From"},
+	"when":       {"时间", "When"},
+	"no-entries": {"没有符合条件的记录。", "No entries match."},
+	"older":      {"更早的记录", "Older entries"},
+
 	"login":          {"登录", "Log in"},
 	"login-button":   {"使用工作人员账号登录", "Log in with your staff account"},
 	"login-intro":    {"请使用中台的工作人员账号登录。您能看到和操作的终端取决于账号的角色和管辖区域。", "Log in with your staff account at the hub. The kiosks you see and act on depend on your account's roles and region scope."},

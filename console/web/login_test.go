@@ -337,11 +337,21 @@ func TestStaffLogin(t *testing.T) {
 	if csrf == nil {
 		t.Fatal("no csrf field")
 	}
-	if r := eng.do(http.MethodPost, "/devices/"+futian+"/revoke", url.Values{"csrf": {csrf[1]}}); r.status != http.StatusForbidden {
+	if r := eng.do(http.MethodPost, "/devices/"+futian+"/revoke", url.Values{"csrf": {csrf[1]}, "confirm": {"yes"}}); r.status != http.StatusForbidden {
 		t.Fatalf("revoking another county's kiosk: %d", r.status)
 	}
 	if d, err := sc.admin.Device(ctx, futian); err != nil || d.Device.Revoked {
 		t.Fatalf("the other county's kiosk after the refused revoke: %+v %v", d.Device, err)
+	}
+
+	// The admin's audit page shows the refused revoke, with who and the result; the engineer has
+	// no audit page (the hub's 403).
+	if r := adm.get("/audit?actor=nanshan1"); r.status != http.StatusOK || !strings.Contains(r.body, "/api/v1/devices/"+futian+"/revoke") ||
+		!strings.Contains(r.body, "forbidden") || !strings.Contains(r.body, "POST /devices/{id}/revoke") {
+		t.Fatalf("audit page: %d %.3000s", r.status, r.body)
+	}
+	if r := eng.get("/audit"); r.status != http.StatusForbidden {
+		t.Fatalf("audit page for the engineer: %d", r.status)
 	}
 
 	// An expired access token is refreshed on the next request.

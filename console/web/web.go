@@ -133,7 +133,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range []string{"overview", "devices", "device", "error", "login", "alerts"} {
+	for _, p := range []string{"overview", "devices", "device", "error", "login", "alerts", "audit"} {
 		t, err := template.Must(base.Clone()).ParseFS(assets, "templates/"+p+".html")
 		if err != nil {
 			return nil, err
@@ -149,6 +149,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("POST /devices/{id}/desired", s.setDesired)
 	s.mux.HandleFunc("POST /devices/{id}/revoke", s.revoke)
 	s.mux.HandleFunc("GET /alerts", s.alerts)
+	s.mux.HandleFunc("GET /audit", s.audit)
 	s.mux.HandleFunc("POST /alerts/{id}/{action}", s.moveAlert)
 	s.mux.HandleFunc("GET /live", s.live)
 	s.mux.HandleFunc("GET /login", s.startLogin)
