@@ -238,6 +238,26 @@ func (l *login) revoke(ctx context.Context, refresh string) {
 	}
 }
 
+// origin is " " and the provider's origin once it is known, for the pages' form-action: the
+// logout form is answered with a redirect to the provider's end-session endpoint, which the
+// browser follows only if form-action allows it (CSP Level 3 §6.4.1). "" before the first login
+// and in setup mode (l is nil).
+func (l *login) origin() string {
+	if l == nil {
+		return ""
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.disc == nil || l.disc.EndSessionEndpoint == "" {
+		return ""
+	}
+	u, err := url.Parse(l.disc.EndSessionEndpoint)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return " " + u.Scheme + "://" + u.Host
+}
+
 // endSessionURL is where the browser goes at logout: the provider's end-session endpoint
 // (OpenID Connect RP-Initiated Logout 1.0 §2), which ends the login there too and sends it back
 // to the console.
