@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"github.com/kioskfleet/kioskfleet/pkg/proctest"
 	"net/http"
 	"net/http/httptest"
@@ -118,6 +119,20 @@ func TestAgainstRealHub(t *testing.T) {
 		t.Fatalf("alerts: %+v %v", as, err)
 	}
 	alertID := fmt.Sprint(as[0].ID)
+	// The hub's metrics count it, and the live viewers (the two pages, the alert engine).
+	metrics := func() string {
+		res, err := client.HTTP.Get(client.BaseURL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	if m := metrics(); !strings.Contains(m, `kf_alerts_opened_total{rule="peripheral-fault"} 1`) || !strings.Contains(m, "kf_events_subscribers 3") ||
+		!strings.Contains(m, "kf_events_lost_total 0") {
+		t.Errorf("hub metrics lack the alert or the viewers:\n%s", grepLines(m, "kf_alert", "kf_events"))
+	}
 	if status, body, h := c.post("/alerts/"+alertID+"/ack", url.Values{"csrf": {c.csrf(id)}}); status != http.StatusSeeOther || h.Get("Location") != "/alerts#alert-"+alertID {
 		t.Fatalf("ack: %d %s", status, body)
 	}
@@ -174,4 +189,18 @@ func (c *console) liveSocket(page string) *websocket.Conn {
 	}
 	c.t.Cleanup(func() { ws.Close() })
 	return ws
+}
+
+// grepLines returns the lines of s that contain one of the words.
+func grepLines(s string, words ...string) string {
+	var out []string
+	for l := range strings.Lines(s) {
+		for _, w := range words {
+			if strings.Contains(l, w) {
+				out = append(out, strings.TrimSpace(l))
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }

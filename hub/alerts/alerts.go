@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kioskfleet/kioskfleet/hub/events"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
@@ -58,6 +60,9 @@ type Config struct {
 type Engine struct {
 	cfg    Config
 	notify chan api.Alert
+
+	opened, resolved *prometheus.CounterVec // by rule
+	notifyFailed     prometheus.Counter
 }
 
 // New returns an engine.
@@ -74,7 +79,24 @@ func New(cfg Config) *Engine {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{cfg: cfg, notify: make(chan api.Alert, 4096)}
+	return &Engine{cfg: cfg, notify: make(chan api.Alert, 4096),
+		opened: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kf_alerts_opened_total",
+			Help: "Alerts opened by the hub's rules, by rule."}, []string{"rule"}),
+		resolved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kf_alerts_resolved_total",
+			Help: "Alerts resolved because their condition cleared, by rule."}, []string{"rule"}),
+		notifyFailed: prometheus.NewCounter(prometheus.CounterOpts{Name: "kf_alert_notifications_failed_total",
+			Help: "Alert notifications given up after every attempt failed."}),
+	}
+}
+
+// Register registers the engine's metrics.
+func (e *Engine) Register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{e.opened, e.resolved, e.notifyFailed} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Run applies the rules until ctx ends or the feed closes.
@@ -204,6 +226,7 @@ func (e *Engine) apply(ctx context.Context, d store.Device, open []store.Alert) 
 			continue
 		}
 		if created {
+			e.opened.WithLabelValues(c.rule).Inc()
 			e.cfg.Log.Info("alert opened", "id", a.ID, "device", d.ID, "rule", c.rule, "subject", c.subject, "detail", c.detail)
 			e.changed(d, a)
 		}
@@ -219,6 +242,7 @@ func (e *Engine) apply(ctx context.Context, d store.Device, open []store.Alert) 
 		case err != nil:
 			e.cfg.Log.Warn("resolve alert", "id", a.ID, "err", err)
 		default:
+			e.resolved.WithLabelValues(a.Rule).Inc()
 			e.cfg.Log.Info("alert resolved: condition cleared", "id", a.ID, "device", d.ID, "rule", a.Rule)
 			e.changed(d, r)
 		}
@@ -248,6 +272,7 @@ func (e *Engine) notifyLoop(ctx context.Context) {
 			return
 		case a := <-e.notify:
 			if err := e.cfg.Notify.Notify(ctx, a); err != nil && ctx.Err() == nil {
+				e.notifyFailed.Inc()
 				e.cfg.Log.Error("alert notification failed", "id", a.ID, "state", a.State, "err", err)
 			}
 		}

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
@@ -134,4 +136,21 @@ func (f *Feed) PresenceWritten(us []store.PresenceUpdate) {
 		evs[i] = api.Event{Kind: api.EventPresence, DeviceID: u.DeviceID, Online: u.Online, At: u.At}
 	}
 	f.Publish(evs...)
+}
+
+// Register registers the feed's metrics: kf_events_subscribers, kf_events_lost_total.
+func (f *Feed) Register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kf_events_subscribers",
+			Help: "Live viewers following the hub's change notices (console pages, the alert engine)."},
+			func() float64 { return float64(f.Subscribers()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "kf_events_lost_total",
+			Help: "Change notices dropped for subscribers that did not keep up (each then reads everything again)."},
+			func() float64 { return float64(f.Lost()) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -254,6 +254,9 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		acfg.Notify = &alerts.Webhook{URL: cfg.AlertWebhook, Log: acfg.Log}
 	}
 	h.alerts = alerts.New(acfg)
+	if err := errors.Join(h.feed.Register(reg), h.alerts.Register(reg)); err != nil {
+		return nil, fmt.Errorf("hub: metrics: %w", err)
+	}
 	br, err := broker.Start(ctx, broker.Config{
 		Addr:            cfg.MQTTAddr,
 		ClientCAs:       authority.Pool(),
