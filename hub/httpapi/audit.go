@@ -2,11 +2,11 @@ package httpapi
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"github.com/kioskfleet/kioskfleet/hub/ratelimit"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
@@ -27,7 +27,9 @@ func (a *API) audit(r *http.Request, p Principal, action string, status int, err
 		ae := a.apiError(err)
 		e.Status, e.Result = ae.Status, ae.Code
 	}
-	e.Source, _, _ = net.SplitHostPort(r.RemoteAddr)
+	if addr := ratelimit.ClientAddr(r, a.cfg.TrustedProxies); addr.IsValid() {
+		e.Source = addr.String()
+	}
 	if _, err := a.cfg.Store.AppendAudit(context.WithoutCancel(r.Context()), e); err != nil {
 		a.cfg.Log.Error("audit entry lost", "actor", e.Actor, "action", action, "target", e.Target, "err", err)
 	}

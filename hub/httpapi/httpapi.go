@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
@@ -66,6 +67,9 @@ type Config struct {
 	// long a stream lasts before the client must reconnect (default 5 minutes).
 	Events    Events
 	EventHold time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names the client of a call,
+	// as the audit log records it (ratelimit.ClientAddr); none: the connection's address.
+	TrustedProxies []netip.Prefix
 	// AlertChanged is told about each alert acknowledged or resolved through the API (nil: none).
 	AlertChanged AlertChanged
 }

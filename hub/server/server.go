@@ -351,7 +351,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}},
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise, Version: cfg.Version, Anchor: anchor, Events: h.feed,
-		AlertChanged: h.alerts.Changed,
+		AlertChanged: h.alerts.Changed, TrustedProxies: proxies,
 	})
 	// Every body is bounded by its route: small where the hub reads it before it knows who sent
 	// it (enrollment, the OpenID Provider), larger only where it reads it after.
