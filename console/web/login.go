@@ -100,6 +100,16 @@ func (l *login) setup(ctx context.Context) error {
 	return nil
 }
 
+// discovery returns the provider's configuration as read on the first login (zero before).
+func (l *login) discovery() api.Discovery {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.disc == nil {
+		return api.Discovery{}
+	}
+	return *l.disc
+}
+
 // oauthCtx makes golang.org/x/oauth2 call the hub through the hub client's HTTP client.
 func (l *login) oauthCtx(ctx context.Context) context.Context {
 	return context.WithValue(ctx, oauth2.HTTPClient, l.cfg.Hub.HTTPClient())
@@ -127,12 +137,12 @@ func (l *login) start(next string, now time.Time) (authURL, cookie string) {
 		delete(l.pending, oldest)
 	}
 	l.pending[state] = p
-	conf := l.conf
+	conf, issuer := l.conf, l.disc.Issuer
 	l.mu.Unlock()
 	authURL = conf.AuthCodeURL(state, oauth2.S256ChallengeOption(p.verifier),
 		oauth2.SetAuthURLParam("nonce", p.nonce),
 		// RFC 8707 §2: the token is for the fleet API, which refuses tokens for anything else.
-		oauth2.SetAuthURLParam("resource", api.FleetResource(l.disc.Issuer)))
+		oauth2.SetAuthURLParam("resource", api.FleetResource(issuer)))
 	return authURL, cookie
 }
 
@@ -217,11 +227,12 @@ func (l *login) fresh(ctx context.Context, s *session) (string, error) {
 
 // revoke revokes a refresh token at the provider (RFC 7009), which ends its whole grant.
 func (l *login) revoke(ctx context.Context, refresh string) {
-	if refresh == "" || l.disc == nil || l.disc.RevocationEndpoint == "" {
+	d := l.discovery()
+	if refresh == "" || d.RevocationEndpoint == "" {
 		return
 	}
 	form := url.Values{"token": {refresh}, "token_type_hint": {"refresh_token"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.disc.RevocationEndpoint, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.RevocationEndpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return
 	}
@@ -246,12 +257,11 @@ func (l *login) origin() string {
 	if l == nil {
 		return ""
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.disc == nil || l.disc.EndSessionEndpoint == "" {
+	d := l.discovery()
+	if d.EndSessionEndpoint == "" {
 		return ""
 	}
-	u, err := url.Parse(l.disc.EndSessionEndpoint)
+	u, err := url.Parse(d.EndSessionEndpoint)
 	if err != nil || u.Host == "" {
 		return ""
 	}
@@ -262,14 +272,15 @@ func (l *login) origin() string {
 // (OpenID Connect RP-Initiated Logout 1.0 §2), which ends the login there too and sends it back
 // to the console.
 func (l *login) endSessionURL(idToken string) string {
-	if l.disc == nil || l.disc.EndSessionEndpoint == "" {
+	d := l.discovery()
+	if d.EndSessionEndpoint == "" {
 		return "/"
 	}
 	q := url.Values{"client_id": {l.cfg.ClientID}, "post_logout_redirect_uri": {strings.TrimRight(l.cfg.URL, "/") + "/"}}
 	if idToken != "" {
 		q.Set("id_token_hint", idToken)
 	}
-	return l.disc.EndSessionEndpoint + "?" + q.Encode()
+	return d.EndSessionEndpoint + "?" + q.Encode()
 }
 
 // localPath keeps next if it is a path of this console, else "/": the login must not become an
