@@ -27,3 +27,10 @@ func ExpireAccessTokens(s *Server) []string {
 	eachSession(s, func(sess *session) { sess.tok.Expiry = time.Now().Add(-time.Second) })
 	return old
 }
+
+// RefreshTokens returns every session's refresh token.
+func RefreshTokens(s *Server) []string {
+	var out []string
+	eachSession(s, func(sess *session) { out = append(out, sess.tok.RefreshToken) })
+	return out
+}

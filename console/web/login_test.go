@@ -367,6 +367,7 @@ func TestStaffLogin(t *testing.T) {
 
 	// Logout needs the form token, ends the session here and sends the browser to the hub's
 	// end-session endpoint; the refresh token is revoked there.
+	refreshes := web.RefreshTokens(sc.srv) // the admin's and the engineer's
 	if r := eng.do(http.MethodPost, "/logout", url.Values{}); r.status != http.StatusForbidden {
 		t.Fatalf("logout without the form token: %d", r.status)
 	}
@@ -385,6 +386,16 @@ func TestStaffLogin(t *testing.T) {
 	if n := len(web.AccessTokens(sc.srv)); n != 1 {
 		t.Fatalf("%d sessions after logout, want the admin's", n)
 	}
+	engRefresh := slices.DeleteFunc(refreshes, func(rt string) bool { return slices.Contains(web.RefreshTokens(sc.srv), rt) })
+	if len(engRefresh) != 1 || engRefresh[0] == "" {
+		t.Fatalf("the engineer's refresh token: %d", len(engRefresh))
+	}
+	if status := sc.refresh(engRefresh[0]); status != http.StatusBadRequest {
+		t.Fatalf("refresh with the logged-out engineer's refresh token: HTTP %d, want 400 (invalid_grant)", status)
+	}
+	if status := sc.refresh(web.RefreshTokens(sc.srv)[0]); status != http.StatusOK {
+		t.Fatalf("refresh with the admin's refresh token: HTTP %d", status) // the check above can fail
+	}
 
 	// A reviewer may log in at the hub but not use the console.
 	rev := sc.browser()
@@ -392,4 +403,23 @@ func TestStaffLogin(t *testing.T) {
 	if r.status != http.StatusForbidden || cookie(r.h, "__Host-kf_session") != "" {
 		t.Fatalf("reviewer: %d %.300s", r.status, r.body)
 	}
+}
+
+// refresh redeems a refresh token at the hub's token endpoint as the console (RFC 6749 §6) and
+// returns the status.
+func (sc *staffConsole) refresh(rt string) int {
+	sc.t.Helper()
+	d, err := sc.admin.Discover(sc.t.Context())
+	if err != nil {
+		sc.t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, d.TokenEndpoint, strings.NewReader(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("fleet-console", url.QueryEscape(sc.hub.Credentials["client secret fleet-console"]))
+	resp, err := sc.admin.HTTP.Do(req)
+	if err != nil {
+		sc.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
