@@ -15,7 +15,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 )
 
-const staffRoles = "admin, fieldops, reviewer, developer"
+const staffRoles = "admin, fieldops, reviewer, developer, operator"
 
 func (a *app) staffCmd() *cobra.Command {
 	cmd := group(&cobra.Command{
@@ -23,7 +23,8 @@ func (a *app) staffCmd() *cobra.Command {
 		Short: "List and create staff accounts, set their roles, region scopes and passwords (needs an admin login)",
 		Long: `List and create staff accounts at the hub's OpenID Provider and set their roles, region scopes and
 passwords. These commands use the provider's admin API, which takes an access token of an account
-with the admin role (fleetctl login), not the hub's bootstrap token. Staff roles: ` + staffRoles + `.
+with the admin role (fleetctl login), not the hub's bootstrap token. Staff roles: ` + staffRoles + `. A
+developer works for one catalog department (--department), and acts only on its apps and guides.
 
 A region scope (--region) limits an account to the kiosks under some administrative divisions:
 GB/T 2260 prefixes of 2 digits (a province: 44), 4 (a city: 4403) or 6 (a county: 440305). The
@@ -67,17 +68,18 @@ for an account locked by too many of them ("fleetctl staff update USER --roles .
 }
 
 func (a *app) staffCreateCmd() *cobra.Command {
-	var name, pwFile string
+	var name, pwFile, dept string
 	var roles, regions []string
 	cmd := &cobra.Command{
-		Use:   "create USERNAME --roles R1,R2 --password-file F [--name N] [--region P1,P2]",
+		Use:   "create USERNAME --roles R1,R2 --password-file F [--name N] [--region P1,P2] [--department D]",
 		Short: "Create a staff account",
 		Long: `Create a staff account with a password (8 to 256 characters), roles (` + staffRoles + `) and
 optionally a region scope (--region). The provider refuses a taken username or an unknown role
 with its reason.`,
 		Example: `  fleetctl staff create fieldops1 --name "Li Wei" --roles fieldops --password-file ./pw
   fleetctl staff create nanshan1 --roles fieldops --region 440305 --password-file ./pw   # one county
-  pwgen -s 20 1 | fleetctl staff create reviewer2 --roles reviewer --password-file -`,
+  pwgen -s 20 1 | fleetctl staff create reviewer2 --roles reviewer --password-file -
+  fleetctl staff create dev1 --roles developer --department tax --password-file ./pw`,
 		Args: args("USERNAME"),
 		RunE: func(c *cobra.Command, argv []string) error {
 			var p problems
@@ -87,7 +89,7 @@ with its reason.`,
 			}
 			pw := p.password(pwFile, a.env.Stdin)
 			regions = p.scope(regions)
-			req := api.StaffRequest{Username: argv[0], Name: name, Password: pw, Roles: nonNil(roles), Regions: regions}
+			req := api.StaffRequest{Username: argv[0], Name: name, Password: pw, Roles: nonNil(roles), Regions: regions, Department: dept}
 			return callHub(a, c, &p, "create staff account "+argv[0], func(ctx context.Context, hub *api.Client) (api.StaffAccount, error) {
 				return hub.CreateStaff(ctx, req)
 			}, a.staffTable)
@@ -98,22 +100,24 @@ with its reason.`,
 	f.StringSliceVar(&roles, "roles", nil, "roles, comma-separated: "+staffRoles+" (required)")
 	f.StringSliceVar(&regions, "region", nil, regionUsage)
 	f.StringVar(&pwFile, "password-file", "", "file holding the password, - for stdin (required)")
+	f.StringVar(&dept, "department", "", "catalog department the account works for (required with the developer role)")
 	return cmd
 }
 
 const regionUsage = "region scope: GB/T 2260 prefixes of 2, 4 or 6 digits, comma-separated or repeated (default: the whole country)"
 
 func (a *app) staffUpdateCmd() *cobra.Command {
-	var pwFile string
+	var pwFile, dept string
 	var roles, regions []string
 	cmd := &cobra.Command{
-		Use:   "update USERNAME --roles R1,R2 [--region P1,P2] [--password-file F]",
+		Use:   "update USERNAME --roles R1,R2 [--region P1,P2] [--department D] [--password-file F]",
 		Short: "Set a staff account's roles, region scope (and password); also unlocks it",
 		Long: `Set a staff account's roles, its region scope if --region is given ('' for the whole country;
 without --region the account keeps its scope), and its password if --password-file is given. The
 API replaces the roles with the list given, so --roles is required: give all the roles the
-account keeps ('' for none). Every update also clears the account's failed logins, which
-unlocks an account locked by too many of them.`,
+account keeps ('' for none), and its department likewise (--department; none without it). Every
+update also clears the account's failed logins, which unlocks an account locked by too many of
+them.`,
 		Example: `  fleetctl staff update fieldops1 --roles fieldops,reviewer
   fleetctl staff update fieldops1 --roles fieldops --region 4403,4401   # Shenzhen and Guangzhou
   fleetctl staff update fieldops1 --roles fieldops --password-file ./new-pw   # reset and unlock`,
@@ -129,7 +133,7 @@ unlocks an account locked by too many of them.`,
 				pw = p.password(pwFile, a.env.Stdin)
 			}
 			regions = p.scope(regions)
-			req := api.StaffRequest{Password: pw, Roles: nonNil(roles), Regions: regions}
+			req := api.StaffRequest{Password: pw, Roles: nonNil(roles), Regions: regions, Department: dept}
 			keepScope := !c.Flag("region").Changed
 			return callHub(a, c, &p, "update staff account "+argv[0], func(ctx context.Context, hub *api.Client) (api.StaffAccount, error) {
 				if keepScope { // the API replaces the scope: send the one the account has
@@ -159,12 +163,13 @@ unlocks an account locked by too many of them.`,
 	f.StringSliceVar(&roles, "roles", nil, "all the account's roles, comma-separated: "+staffRoles+" (required)")
 	f.StringSliceVar(&regions, "region", nil, "the account's whole "+regionUsage+"; '' for the whole country (default: keep)")
 	f.StringVar(&pwFile, "password-file", "", "file holding a new password, - for stdin")
+	f.StringVar(&dept, "department", "", "catalog department the account works for (required with the developer role)")
 	return cmd
 }
 
 func (a *app) staffTable(v api.StaffAccount) error {
-	t := newTable(a.env.Stdout, "ID", "USERNAME", "NAME", "ROLES", "REGIONS")
-	t.row(v.ID, v.Username, v.Name, strings.Join(v.Roles, ","), scopeText(v.Regions))
+	t := newTable(a.env.Stdout, "ID", "USERNAME", "NAME", "ROLES", "REGIONS", "DEPARTMENT")
+	t.row(v.ID, v.Username, v.Name, strings.Join(v.Roles, ","), scopeText(v.Regions), v.Department)
 	return t.flush()
 }
 
@@ -176,7 +181,7 @@ func scopeText(regions []string) string {
 	return strings.Join(regions, ",")
 }
 
-// scope checks a --region list and returns it without "" entries (--region '').
+// scope checks a --region list and returns it without "" entries (--region ”).
 func (p *problems) scope(regions []string) []string {
 	regions = slices.DeleteFunc(regions, func(s string) bool { return s == "" })
 	if err := fleet.CheckScope(regions); err != nil {

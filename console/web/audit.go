@@ -10,21 +10,21 @@ import (
 
 // auditHub is a Hub with an audit log (api.Client): admins then have an audit page.
 type auditHub interface {
-	ListAudit(ctx context.Context, q url.Values) ([]api.AuditEntry, error)
+	ListAudit(ctx context.Context, q url.Values) ([]api.StaffAction, error)
 }
 
 var _ auditHub = (*api.Client)(nil)
 
 // auditData is the audit page: the hub's audit log, newest first, filtered by actor or target.
 type auditData struct {
-	Entries       []api.AuditEntry
+	Entries       []api.StaffAction
 	Actor, Target string
 	Before        int64 // the next page's ?before=, 0 for none
 }
 
 func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	l := s.lang(w, r)
-	p := &page{L: l, Title: l.T("audit"), Nav: "audit"}
+	p := &page{L: l, Title: l.T("staff-audit"), Nav: "audit"}
 	q := r.URL.Query()
 	d := auditData{Actor: q.Get("actor"), Target: q.Get("target")}
 	p.Data = d

@@ -3,8 +3,8 @@ package web_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"github.com/kioskfleet/kioskfleet/pkg/proctest"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"

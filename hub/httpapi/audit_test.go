@@ -23,7 +23,7 @@ func TestAudit(t *testing.T) {
 	e.do(t, "POST", p+"/sites", countyTok, fleet.Site{ID: "x", Name: "x", Region: "440305"}, 403, nil)
 	e.do(t, "POST", p+"/devices/"+ours+"/revoke", "bad-token", nil, 401, nil)
 
-	var log api.Audit
+	var log api.StaffActions
 	e.do(t, "GET", p+"/audit", countyTok, nil, 403, nil)
 	e.do(t, "GET", p+"/audit?limit=1000", adminTok, nil, 200, &log)
 	var got []string
@@ -46,9 +46,9 @@ func TestAudit(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("audit log:\n%q\nwant\n%q", got, want)
 	}
-	chain := make([]store.AuditEntry, len(log.Entries))
+	chain := make([]store.StaffAction, len(log.Entries))
 	for i, en := range log.Entries {
-		chain[len(chain)-1-i] = store.AuditEntry{ID: en.ID, At: en.At, Actor: en.Actor, Roles: en.Roles, Action: en.Action, Target: en.Target,
+		chain[len(chain)-1-i] = store.StaffAction{ID: en.ID, At: en.At, Actor: en.Actor, Roles: en.Roles, Action: en.Action, Target: en.Target,
 			Source: en.Source, Status: en.Status, Result: en.Result, Prev: en.Prev, Hash: en.Hash}
 	}
 	if err := store.VerifyAudit(chain); err != nil {

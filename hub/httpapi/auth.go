@@ -20,7 +20,8 @@ type Principal struct {
 	// Regions is the caller's region scope (fleet.InScope): every endpoint shows it the kiosks
 	// and sites under one of these prefixes only, and refuses (403) to act on others. Empty:
 	// everywhere.
-	Regions []string
+	Regions    []string
+	Department string // a developer's department (hub/catalog)
 }
 
 // InScope reports whether region (a kiosk's or site's code) lies in p's region scope.

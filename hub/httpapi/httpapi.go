@@ -1,8 +1,10 @@
 // Package httpapi serves the hub's JSON HTTP API under /api/v1 (documented in docs/api.md): sites,
 // enrollment, devices, commands, desired and reported state, records, journal verification and
-// security events, health, and who the caller is (me). A caller with a region scope sees and acts
-// on the kiosks and sites under it only. Every endpoint but
-// enrollment (authorised by its one-time token) requires a bearer token with a staff role.
+// security events, health, who the caller is (me), live events, alerts, the audit log, the app
+// catalog with its guides, the update repository's management and rollouts. A caller with a
+// region scope sees and acts on the kiosks and sites under it only. Every endpoint but enrollment
+// (authorised by its one-time token) and the channels' public reads of the catalog requires a
+// bearer token with a staff role.
 //
 // One file per resource: it registers its routes and holds its handlers, each written the one way
 // route (handler.go) runs them. A new resource is a new file and a line in New.
@@ -17,7 +19,10 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/hub/catalog"
+	"github.com/kioskfleet/kioskfleet/hub/rollout"
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/updates"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
 
@@ -27,9 +32,12 @@ type Store interface {
 	store.Commands
 	store.State
 	store.Records
+	store.Blobs
+	store.Updates
+	store.Rollouts
 	store.Journal
 	store.Alerts
-	store.Audit
+	store.StaffAudit
 	Ping(ctx context.Context) error
 }
 
@@ -52,11 +60,17 @@ type Config struct {
 	Sessions Sessions
 	Dispatch Dispatcher
 	Auth     Authenticator
+	Catalog  *catalog.Catalog    // the app catalog and guides; nil: not served
+	Updates  *updates.Repository // the update repository; nil: not served
+	Rollouts *rollout.Engine     // rollouts; nil: not served
 	Log      *slog.Logger
-	MQTTAddr string        // advertised to enrolling agents
-	CertTTL  time.Duration // device certificate validity (default 365 days)
-	Version  string
-	Now      func() time.Time
+	MQTTAddr string // advertised to enrolling agents
+	// MQTTAddrs are every address enrolling agents may use and fail over between, MQTTAddr
+	// first (default: MQTTAddr alone).
+	MQTTAddrs []string
+	CertTTL   time.Duration // device certificate validity (default 365 days)
+	Version   string
+	Now       func() time.Time
 
 	// Anchor returns the CA enrollment tokens pin: the root of the hub's HTTPS certificate chain
 	// (nil: the CA's own certificate). It is asked at each use: an operator's certificate may be
@@ -91,6 +105,9 @@ func New(cfg Config) *API {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if len(cfg.MQTTAddrs) == 0 {
+		cfg.MQTTAddrs = []string{cfg.MQTTAddr}
+	}
 	if cfg.Anchor == nil && cfg.CA != nil {
 		blk, _ := pem.Decode(cfg.CA.CertPEM())
 		cert, err := x509.ParseCertificate(blk.Bytes)
@@ -112,6 +129,17 @@ func New(cfg Config) *API {
 	a.eventRoutes()
 	a.alertRoutes()
 	a.auditRoutes()
+	if cfg.Catalog != nil {
+		a.catalogRoutes()
+		a.guideRoutes()
+		a.publicRoutes()
+	}
+	if cfg.Updates != nil && cfg.Catalog != nil {
+		a.updateRoutes()
+	}
+	if cfg.Rollouts != nil {
+		a.rolloutRoutes()
+	}
 	a.mux.HandleFunc(api.Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, apiErr(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

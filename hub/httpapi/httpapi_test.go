@@ -19,6 +19,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/ca"
 	"github.com/kioskfleet/kioskfleet/hub/ca/catest"
+	"github.com/kioskfleet/kioskfleet/hub/catalog"
 	"github.com/kioskfleet/kioskfleet/hub/events"
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/store"
@@ -38,6 +39,10 @@ const (
 	reviewerTok = "reviewer-token"
 	countyTok   = "county-token"       // fieldops in Nanshan (440305) only
 	countyAdmin = "county-admin-token" // admin in Nanshan only
+	devTok      = "dev-tax-token"      // developer of department tax
+	devHRTok    = "dev-hr-token"       // developer of department hr
+	revTok      = "rev-token"          // reviewer only
+	opTok       = "op-token"           // operator only
 	wait        = 10 * time.Second
 )
 
@@ -128,6 +133,7 @@ func (c *clock) Add(d time.Duration) { c.ns.Add(int64(d)) }
 
 type env struct {
 	st       *sqlite.Store
+	cat      *catalog.Catalog
 	ca       *ca.CA
 	sess     *sessions
 	disp     *dispatch
@@ -148,13 +154,22 @@ func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 	e := &env{st: st, ca: catest.New(t), sess: &sessions{connected: map[string]bool{}}, clock: &clock{}, feed: events.New(4, nil)}
 	e.clock.ns.Store(time.Now().UTC().Truncate(time.Millisecond).UnixNano())
 	e.disp = &dispatch{st: st, sess: e.sess, now: e.clock.Now}
+	cat, err := catalog.New(catalog.Config{Store: st, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cat = cat
 	h := httpapi.New(httpapi.Config{
-		Store: st, CA: e.ca, Sessions: e.sess, Dispatch: e.disp,
+		Store: st, CA: e.ca, Sessions: e.sess, Dispatch: e.disp, Catalog: cat,
 		Auth: httpapi.AnyOf{httpapi.NewBootstrapToken(adminTok), tokens{
 			opsTok:      {Subject: "ops1", Roles: []string{"reviewer", "fieldops"}},
 			reviewerTok: {Subject: "rev1", Roles: []string{"reviewer", "developer"}},
 			countyTok:   {Subject: "eng1", Username: "nanshan-eng", Roles: []string{"fieldops"}, Regions: []string{"440305"}},
 			countyAdmin: {Subject: "adm2", Roles: []string{"admin"}, Regions: []string{"440305"}},
+			devTok:      {Subject: "dev1", Roles: []string{"developer"}, Department: "tax"},
+			devHRTok:    {Subject: "dev2", Roles: []string{"developer"}, Department: "hr"},
+			revTok:      {Subject: "rev2", Roles: []string{"reviewer"}},
+			opTok:       {Subject: "op1", Roles: []string{"operator"}},
 		}},
 		MQTTAddr: "127.0.0.1:8883", Version: "0.1.0-test", Now: e.clock.Now, Events: e.feed, EventHold: 5 * time.Second,
 	})

@@ -24,11 +24,12 @@ var ErrLogin = errors.New("identity: wrong username or password, or too many att
 
 // NewStaff describes a staff account to create (the admin API's api.StaffRequest).
 type NewStaff struct {
-	Username string
-	Name     string
-	Password string
-	Roles    []string
-	Regions  []string // region scope (fleet.CheckScope); empty: everywhere
+	Username   string
+	Name       string
+	Password   string
+	Roles      []string
+	Regions    []string // region scope (fleet.CheckScope); empty: everywhere
+	Department string   // required with the developer role
 }
 
 // CreateStaff creates a staff account with a password.
@@ -40,7 +41,7 @@ func (p *Provider) CreateStaff(ctx context.Context, s NewStaff) (store.Account, 
 	if len(s.Password) < 8 || len(s.Password) > 256 {
 		return store.Account{}, fmt.Errorf("%w: password must have 8 to 256 characters", store.ErrInvalid)
 	}
-	if err := validRoles(s.Roles); err != nil {
+	if err := validRoles(s.Roles, s.Department); err != nil {
 		return store.Account{}, err
 	}
 	if err := fleet.CheckScope(s.Regions); err != nil {
@@ -51,7 +52,7 @@ func (p *Provider) CreateStaff(ctx context.Context, s NewStaff) (store.Account, 
 		return store.Account{}, err
 	}
 	a := store.Account{ID: "u_" + randomToken(12), Kind: "staff", Username: s.Username, Name: s.Name,
-		PasswordHash: h, Roles: s.Roles, Regions: s.Regions, CreatedAt: p.now()}
+		PasswordHash: h, Roles: s.Roles, Regions: s.Regions, Department: s.Department, CreatedAt: p.now()}
 	if err := p.st.CreateAccount(ctx, a); err != nil {
 		return store.Account{}, err
 	}

@@ -332,6 +332,8 @@ func TestStaffAdminAPI(t *testing.T) {
 		`{"username":"wang","password":"a good password","extra":1}`:             400,
 		`{"username":"wang","password":"a good password","regions":["4403051"]}`: 400,
 		`{"username":"wang","password":"a good password","regions":["00"]}`:      400,
+		// A developer works for one department.
+		`{"username":"wang","password":"a good password","roles":["developer"]}`: 400,
 	} {
 		if st, m := apiCall(t, e, "POST", "/oidc/admin/staff", at, body); st != want {
 			t.Errorf("%s: %d %v, want %d", body, st, m, want)
@@ -354,11 +356,11 @@ func TestStaffAdminAPI(t *testing.T) {
 		fmt.Sprint(list.Staff[i].Regions) != "[440305 4401]" {
 		t.Fatalf("list staff: %+v, want li locked with its failures", list.Staff)
 	}
-	if st, m := apiCall(t, e, "PUT", "/oidc/admin/staff/li", at, `{"roles":["reviewer","developer"],"password":"another password"}`); st != 200 {
+	if st, m := apiCall(t, e, "PUT", "/oidc/admin/staff/li", at, `{"roles":["reviewer","developer"],"password":"another password","department":"tax"}`); st != 200 || m["department"] != "tax" {
 		t.Fatalf("update: %d %v", st, m)
 	}
 	a, err := e.P.PasswordLogin(ctx, "li", "another password")
-	if err != nil || fmt.Sprint(a.Roles) != "[reviewer developer]" || len(a.Regions) != 0 {
+	if err != nil || fmt.Sprint(a.Roles) != "[reviewer developer]" || len(a.Regions) != 0 || a.Department != "tax" {
 		t.Fatalf("after reset: %+v %v (an update without regions clears the scope)", a, err)
 	}
 	if st, m := apiCall(t, e, "PUT", "/oidc/admin/staff/li", at, `{"roles":["fieldops"],"regions":["44"]}`); st != 200 || fmt.Sprint(m["regions"]) != "[44]" {

@@ -44,13 +44,16 @@ type Principal struct {
 	Username string   // a staff account's username (none for citizens)
 	Name     string   // the person's name, as the account has it
 	ClientID string   // the channel the token was issued to
-	Roles    []string // admin, fieldops, reviewer, developer, citizen
+	Roles    []string // admin, fieldops, reviewer, developer, operator, citizen
 	Regions  []string // a staff account's region scope (store.Account.Regions); empty: everywhere
 	ACR      string
 	AMR      []string
 	KioskID  string // set for sessions opened at a kiosk
 	FamilyID string
 	Audience []string // resource indicators (RFC 8707) the token was issued for
+
+	// Department is a staff account's department (a developer's scope), if it has one.
+	Department string
 }
 
 // For reports whether the token was issued for resource.
@@ -74,7 +77,7 @@ func (p *Provider) Authenticate(r *http.Request) (Principal, error) {
 		return Principal{}, fmt.Errorf("%w: account: %w", ErrUnauthorized, err)
 	}
 	return Principal{Subject: a.ID, Username: a.Username, Name: a.Name, ClientID: t.ClientID, Roles: a.Roles,
-		Regions: a.Regions, ACR: t.ACR, AMR: t.AMR,
+		Regions: a.Regions, Department: a.Department, ACR: t.ACR, AMR: t.AMR,
 		KioskID: t.DeviceID, FamilyID: t.FamilyID, Audience: t.Audience}, nil
 }
 
@@ -372,7 +375,7 @@ func (p *Provider) serveCreateStaff(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusInternalServerError, "internal", "could not create account")
 	default:
 		writeJSON(w, http.StatusCreated, api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: a.Roles,
-			Regions: nonNil(a.Regions)})
+			Regions: nonNil(a.Regions), Department: a.Department})
 	}
 }
 
@@ -387,7 +390,7 @@ func (p *Provider) serveUpdateStaff(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "bad_request", "malformed staff account: "+err.Error())
 		return
 	}
-	if err := errors.Join(validRoles(req.Roles), fleet.CheckScope(req.Regions)); err != nil {
+	if err := errors.Join(validRoles(req.Roles, req.Department), fleet.CheckScope(req.Regions)); err != nil {
 		apiError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
@@ -409,6 +412,9 @@ func (p *Provider) serveUpdateStaff(w http.ResponseWriter, r *http.Request) {
 		err = p.st.SetRegions(r.Context(), a.ID, req.Regions)
 	}
 	if err == nil {
+		err = p.st.SetDepartment(r.Context(), a.ID, req.Department)
+	}
+	if err == nil {
 		_, err = p.st.RecordLogin(r.Context(), a.ID, true, p.now())
 	}
 	if err != nil {
@@ -417,14 +423,22 @@ func (p *Provider) serveUpdateStaff(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: req.Roles,
-		Regions: nonNil(req.Regions)})
+		Regions: nonNil(req.Regions), Department: req.Department})
 }
 
-func validRoles(roles []string) error {
+// validRoles checks a staff account's roles and department: a developer works for one department
+// (the catalog lets it touch only that department's apps and guides).
+func validRoles(roles []string, department string) error {
 	for _, r := range roles {
-		if !slices.Contains([]string{RoleAdmin, RoleFieldOps, RoleReviewer, RoleDeveloper}, r) {
+		if !slices.Contains([]string{RoleAdmin, RoleFieldOps, RoleReviewer, RoleDeveloper, RoleOperator}, r) {
 			return fmt.Errorf("%w: unknown staff role %q", store.ErrInvalid, r)
 		}
+	}
+	if slices.Contains(roles, RoleDeveloper) && department == "" {
+		return fmt.Errorf("%w: the developer role needs a department", store.ErrInvalid)
+	}
+	if len(department) > 64 {
+		return fmt.Errorf("%w: department: at most 64 characters", store.ErrInvalid)
 	}
 	return nil
 }

@@ -57,7 +57,8 @@ const (
 	RoleAdmin     = "admin"
 	RoleFieldOps  = "fieldops"
 	RoleReviewer  = "reviewer"
-	RoleDeveloper = "developer"
+	RoleDeveloper = "developer" // of one department (store.Account.Department): its apps and guides
+	RoleOperator  = "operator"  // publishes, lists and delists apps per channel, runs rollouts
 	RoleCitizen   = "citizen"
 )
 
@@ -187,9 +188,6 @@ type Provider struct {
 
 	clients sync.Map // client ID -> cachedClient
 
-	guessMu sync.Mutex
-	guesses map[string]guessCount // wrong device user codes per account
-
 	dummyHash string // for constant-time answers on unknown accounts
 	hashSem   chan struct{}
 }
@@ -217,7 +215,7 @@ func New(ctx context.Context, cfg Config, st store.Identity, devices DeviceLooku
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Provider{cfg: cfg, st: st, devices: devices, log: log, sec: sec, guesses: map[string]guessCount{},
+	p := &Provider{cfg: cfg, st: st, devices: devices, log: log, sec: sec,
 		hashSem: make(chan struct{}, max(2, runtime.NumCPU()))}
 	p.dummyHash, err = argon2id.CreateHash(randomToken(16), cfg.Argon2)
 	if err != nil {

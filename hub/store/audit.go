@@ -12,17 +12,17 @@ import (
 // Audit keeps the audit log of staff and admin actions: append-only, each entry chained to the
 // one before by its hash, so that an entry changed or removed afterwards breaks the chain
 // (VerifyAudit).
-type Audit interface {
+type StaffAudit interface {
 	// AppendAudit appends e; the store sets its ID, Prev (the last entry's Hash, "" for the
 	// first) and Hash (AuditHash), appending one at a time.
-	AppendAudit(ctx context.Context, e AuditEntry) (AuditEntry, error)
+	AppendAudit(ctx context.Context, e StaffAction) (StaffAction, error)
 	// ListAudit lists entries, newest first.
-	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+	ListAudit(ctx context.Context, f StaffActionFilter) ([]StaffAction, error)
 }
 
-// AuditEntry is one action: who (with their roles), what, on which target, from where, and the
+// StaffAction is one action: who (with their roles), what, on which target, from where, and the
 // result.
-type AuditEntry struct {
+type StaffAction struct {
 	ID     int64
 	At     time.Time
 	Actor  string // username, or the token's subject (bootstrap-admin)
@@ -36,8 +36,8 @@ type AuditEntry struct {
 	Hash   string // AuditHash(Prev, the entry)
 }
 
-// AuditFilter selects audit entries: by actor, by target (exact path), before an ID.
-type AuditFilter struct {
+// StaffActionFilter selects audit entries: by actor, by target (exact path), before an ID.
+type StaffActionFilter struct {
 	Actor    string
 	Target   string
 	BeforeID int64 // 0: from the newest
@@ -46,7 +46,7 @@ type AuditFilter struct {
 
 // AuditHash is the hash of an entry in the chain: SHA-256 over prev and the entry's fields
 // (not its ID), as a JSON array, in hex.
-func AuditHash(prev string, e AuditEntry) string {
+func AuditHash(prev string, e StaffAction) string {
 	b, _ := json.Marshal([]any{prev, e.At.UnixNano(), e.Actor, e.Roles, e.Action, e.Target, e.Source, e.Status, e.Result})
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
@@ -54,7 +54,7 @@ func AuditHash(prev string, e AuditEntry) string {
 
 // VerifyAudit checks a run of consecutive entries, oldest first: each Hash matches its fields
 // and each Prev is the Hash before it. It returns the ID of the first entry that does not.
-func VerifyAudit(entries []AuditEntry) error {
+func VerifyAudit(entries []StaffAction) error {
 	for i, e := range entries {
 		if i > 0 && e.Prev != entries[i-1].Hash {
 			return fmt.Errorf("%w: audit entry %d does not follow entry %d", ErrInvalid, e.ID, entries[i-1].ID)

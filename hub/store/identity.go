@@ -24,6 +24,7 @@ type Identity interface {
 	DeviceAuths
 	SigningKeys
 	BrowserSessions
+	Guesses
 }
 
 // Clients keeps registered clients (channels).
@@ -50,6 +51,8 @@ type Accounts interface {
 	SetRoles(ctx context.Context, id string, roles []string) error
 	// SetRegions replaces a staff account's region scope (nil or empty: the whole country).
 	SetRegions(ctx context.Context, id string, regions []string) error
+	// SetDepartment binds a staff account to a department ("": to none).
+	SetDepartment(ctx context.Context, id, department string) error
 }
 
 // AuthRequests keeps authorization requests of the code flow.
@@ -112,12 +115,22 @@ type SigningKeys interface {
 	UseAssertion(ctx context.Context, id string, exp time.Time) error
 }
 
+// Guesses counts wrong device user codes entered per account, in windows, shared by every
+// replica (RFC 8628 §5.1: brute force of the user code).
+type Guesses interface {
+	// CountGuess returns how many wrong codes userID entered in its current window, this one
+	// included when wrong. A window lasts window from its start; a call after it ended starts a
+	// new one at now.
+	CountGuess(ctx context.Context, userID string, wrong bool, now time.Time, window time.Duration) (int, error)
+}
+
 // BrowserSessions keeps browser sessions of the login pages (by hash of the cookie).
 type BrowserSessions interface {
 	CreateBrowserSession(ctx context.Context, s BrowserSession) error
 	GetBrowserSession(ctx context.Context, hash []byte) (BrowserSession, error)
 	DeleteBrowserSession(ctx context.Context, hash []byte) error
-	// Purge deletes expired auth requests, device requests, sessions, tokens and assertion IDs.
+	// Purge deletes expired auth requests, device requests, sessions, tokens and assertion IDs,
+	// and the guess counts of windows begun before now.
 	Purge(ctx context.Context, now time.Time) error
 }
 
@@ -157,6 +170,7 @@ type Account struct {
 	// Regions is a staff account's scope: GB/T 2260 prefixes ("44" a province, "4403" a city,
 	// "440305" a county); it sees and acts on kiosks under one of them only. Empty: everywhere.
 	Regions      []string
+	Department   string // a staff account's department (hub/catalog), if it is bound to one
 	IDNumberEnc  []byte // AES-GCM ciphertext of the ID number
 	IDNumberHash []byte // HMAC-SHA256 of the ID number, for lookup
 	Failures     int

@@ -7,14 +7,19 @@
 //
 //	devices.go   Devices   sites, enrollment tokens, enrolled devices and their certificates
 //	presence.go  Presence  online and offline as the hub sees it
+//	replicas.go  Replicas  hub replicas on one database: presence leases, pinned secrets
 //	records.go   Records   uplink records, committed in groups, and their watermarks
 //	commands.go  Commands  commands to devices and their life cycle
 //	state.go     State     desired and reported configuration documents
 //	identity.go  Identity  the OpenID Provider's clients, accounts, grants, keys and sessions
 //	journal.go   Journal   how far each kiosk's transaction journal is verified, and security events
+//	catalog.go   Catalog   departments, apps, versions, releases per channel, audit, guides
+//	blobs.go     Blobs     content-addressed bytes: bundles, agent binaries, guide templates
+//	updates.go   Updates   the update repository's signed metadata (The Update Framework)
+//	rollouts.go  Rollouts  staged rollouts of apps and agent versions, and device tags
 //
-// The app catalog (catalog.go, Catalog) and the event stream (events.go, Events) come next, as
-// domains of their own. Store composes every domain; a caller asks for the smallest set it uses.
+// The event stream (events.go, Events) comes next, as a domain of its own. Store composes every
+// domain; a caller asks for the smallest set it uses.
 //
 // Open chooses the backend by URL: "sqlite:var/hub/hub.db" or "postgres://host/db". Each backend
 // registers its URL scheme (Register) and keeps its migrations in its own dialect, in its own
@@ -42,13 +47,18 @@ var (
 type Store interface {
 	Devices
 	Presence
+	Replicas
 	Records
 	Commands
 	State
 	Identity
 	Journal
 	Alerts
-	Audit
+	StaffAudit
+	Catalog
+	Blobs
+	Updates
+	Rollouts
 
 	// Ping checks cheaply that the backend answers (health endpoints).
 	Ping(ctx context.Context) error

@@ -52,11 +52,14 @@ type StaffRequest struct {
 	Username string   `json:"username,omitempty"`
 	Name     string   `json:"name,omitempty"`
 	Password string   `json:"password,omitempty"`
-	Roles    []string `json:"roles"` // admin, fieldops, reviewer, developer
+	Roles    []string `json:"roles"` // admin, fieldops, reviewer, developer, operator
 	// Regions is the account's region scope: GB/T 2260 prefixes of 2, 4 or 6 digits (province,
 	// city, county). The fleet API shows the account the kiosks under one of them only, lets it
 	// act on those only, and refuses (403) the others. Empty: the whole country.
 	Regions []string `json:"regions,omitempty"`
+	// Department is the catalog department the account works for: required with the developer
+	// role, which acts only on that department's apps and guides. An update replaces it.
+	Department string `json:"department,omitempty"`
 }
 
 // Staff is the body of GET /oidc/admin/staff: every staff account, by username.
@@ -66,13 +69,14 @@ type Staff struct {
 
 // StaffAccount is a staff account as the admin API shows it.
 type StaffAccount struct {
-	ID       string   `json:"id"`
-	Username string   `json:"username"`
-	Name     string   `json:"name"`
-	Roles    []string `json:"roles"`
-	Regions  []string `json:"regions"` // region scope; empty: the whole country
-	Locked   bool     `json:"locked"`
-	Failures int      `json:"failures"` // failed logins in a row
+	ID         string   `json:"id"`
+	Username   string   `json:"username"`
+	Name       string   `json:"name"`
+	Roles      []string `json:"roles"`
+	Regions    []string `json:"regions"` // region scope; empty: the whole country
+	Department string   `json:"department,omitempty"`
+	Locked     bool     `json:"locked"`
+	Failures   int      `json:"failures"` // failed logins in a row
 }
 
 // ListClients lists the registered clients.

@@ -103,11 +103,14 @@ type Enroll struct {
 
 // Enrolled is the response to Enroll.
 type Enrolled struct {
-	DeviceID      string    `json:"deviceId"`
-	Certificate   string    `json:"certificate"`   // PEM
-	CACertificate string    `json:"caCertificate"` // PEM: the hub's CA, to verify the broker
-	MQTTAddr      string    `json:"mqttAddr"`      // host:port of the TLS MQTT listener
-	NotAfter      time.Time `json:"notAfter"`
+	DeviceID      string `json:"deviceId"`
+	Certificate   string `json:"certificate"`   // PEM
+	CACertificate string `json:"caCertificate"` // PEM: the hub's CA, to verify the broker
+	MQTTAddr      string `json:"mqttAddr"`      // host:port of the TLS MQTT listener
+	// MQTTAddrs are every address the agent may use and fail over between (several hub replicas,
+	// or a load balancer), MQTTAddr first.
+	MQTTAddrs []string  `json:"mqttAddrs,omitempty"`
+	NotAfter  time.Time `json:"notAfter"`
 }
 
 // ValidDeviceID reports whether id is a device ID: 3 to 64 of a-z 0-9 -, not starting with a dash
@@ -241,9 +244,9 @@ type Alerts struct {
 	Alerts []Alert `json:"alerts"`
 }
 
-// AuditEntry is one staff or admin action in the hub's audit log (GET /api/v1/audit): each is
+// StaffAction is one staff or admin action in the hub's audit log (GET /api/v1/audit): each is
 // chained to the one before by its hash.
-type AuditEntry struct {
+type StaffAction struct {
 	ID     int64     `json:"id"`
 	At     time.Time `json:"at"`
 	Actor  string    `json:"actor"`
@@ -257,7 +260,7 @@ type AuditEntry struct {
 	Hash   string    `json:"hash"`
 }
 
-// Audit is the body of GET /api/v1/audit, newest first.
-type Audit struct {
-	Entries []AuditEntry `json:"entries"`
+// StaffActions is the body of GET /api/v1/audit, newest first.
+type StaffActions struct {
+	Entries []StaffAction `json:"entries"`
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/agent/fleetsim"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/flagconf"
 	"github.com/kioskfleet/kioskfleet/pkg/logging"
 )
 
@@ -50,7 +51,7 @@ Flags:
 	fs.StringVar(&cfg.HubURL, "hub", "https://127.0.0.1:8080", "hub URL")
 	caFile := fs.String("ca", os.Getenv("KF_CA"), "the hub's CA certificate to trust, e.g. var/hub/ca/ca.crt (env KF_CA; default: the system's roots)")
 	fs.StringVar(&cfg.Token, "token", os.Getenv("KF_TOKEN"), "admin token (env KF_TOKEN)")
-	fs.StringVar(&cfg.MQTTAddr, "mqtt", "", "override the hub's advertised MQTT address")
+	mqttAddrs := fs.String("mqtt", "", "override the hub's advertised MQTT addresses (comma-separated: each kiosk starts at a random one and fails over between them)")
 	fs.StringVar(&cfg.StateDir, "state", "var/fleetsim", "folder for cached kiosk identities")
 	fs.IntVar(&cfg.Agents, "agents", 100, "simulated kiosks")
 	fs.Float64Var(&cfg.Rate, "rate", 10, "records per second per kiosk")
@@ -58,12 +59,16 @@ Flags:
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat", 0, "heartbeat interval per kiosk (0: none)")
 	fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "load duration after all kiosks connected")
 	fs.IntVar(&cfg.Prefill, "prefill", 0, "records buffered per kiosk before connecting (drain)")
+	fs.StringVar(&cfg.FanOut, "fanout", "", "halfway through the load, write a command for every kiosk through the hub (replica) at this URL and measure until each arrives")
 	fs.IntVar(&cfg.BatchRecords, "batch", 0, "records per batch (0: agent default)")
 	fs.IntVar(&cfg.MaxInflight, "inflight", 0, "unacked batches per kiosk (0: agent default)")
 	fs.IntVar(&cfg.ConnectConcurrency, "connect-concurrency", 64, "enrollments and first connects at once")
 	fs.Float64Var(&cfg.Churn, "churn", 0, "connections cut per second, fleet-wide, during the load (each kiosk reconnects and resyncs)")
 	fs.Float64Var(&cfg.OfflineFraction, "offline-fraction", 0, "share of kiosks (0..1) that lose the network once during the load, for --offline-for, buffering meanwhile")
 	fs.DurationVar(&cfg.OfflineFor, "offline-for", 0, "how long each offline kiosk stays off the network")
+	fs.BoolVar(&cfg.TakeBundles, "take-bundles", false, "each kiosk takes the apps its desired state names (rollouts), as an agent: the hub's update repository verified with the agent's TUF client, each target downloaded and checked (not kept), then reported active or failed")
+	fs.StringVar(&cfg.FailVersion, "fail-version", "", "with --fail-rate: only this version fails (default: any)")
+	fs.Float64Var(&cfg.FailRate, "fail-rate", 0, "with --take-bundles: share of kiosks (0..1) whose new app fails its health check (reported failed)")
 	stormFile := fs.String("storm-signal", "", "reconnect storm: once all kiosks are connected, create this file and wait for the hub to be restarted (by whoever watches the file); report the time until all resynced")
 	jsonOut := fs.String("json", "", "write the result as JSON to this file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the simulator to this file")
@@ -74,6 +79,7 @@ Flags:
 		}
 		return err
 	}
+	cfg.MQTTAddrs = flagconf.List(*mqttAddrs)
 	err := cfg.Validate()
 	if *caFile != "" {
 		var cerr error
@@ -126,7 +132,17 @@ Flags:
 			res.Cuts, res.OfflineKiosks, cfg.OfflineFor, res.MaxBuffered)
 	}
 	if cfg.Storm != nil {
-		fmt.Printf("  reconnect storm: %d of %d resynced in %.1fs\n", res.StormResynced, res.Agents, res.StormSeconds)
+		fmt.Printf("  reconnect storm: %d of %d resynced in %.1fs; sessions per agent meanwhile at most %d (%d agents over 2)\n",
+			res.StormResynced, res.Agents, res.StormSeconds, res.StormMaxSessions, res.StormOverTwo)
+	}
+	fmt.Printf("  sessions ended by \"bad record MAC\": %d; deaf sessions ended: %d\n", res.MACErrors, res.DeafSessions)
+	if cfg.FanOut != "" {
+		fmt.Printf("  fan-out through %s: %d of %d commands arrived; p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+			cfg.FanOut, res.FanOutArrived, res.FanOutCommands, res.FanOutP50Ms, res.FanOutP99Ms, res.FanOutMaxMs)
+	}
+	if cfg.TakeBundles {
+		fmt.Printf("  bundles: %d taken, %d failed (as asked), %d refused; %d bytes fetched\n",
+			res.BundlesActive, res.BundlesFailed, res.BundlesRefused, res.BundleBytes)
 	}
 	return writeJSON(*jsonOut, res)
 }

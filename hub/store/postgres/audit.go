@@ -15,21 +15,21 @@ import (
 const auditLock = 0x6b66617564697421 // "kfaudit!"
 
 // AppendAudit appends an entry to the chain, one replica at a time.
-func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) (store.AuditEntry, error) {
+func (s *Store) AppendAudit(ctx context.Context, e store.StaffAction) (store.StaffAction, error) {
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(auditLock)); err != nil {
 			return err
 		}
 		var prev string
-		err := tx.QueryRow(ctx, `SELECT hash FROM audit ORDER BY id DESC LIMIT 1`).Scan(&prev)
+		err := tx.QueryRow(ctx, `SELECT hash FROM staff_audit ORDER BY id DESC LIMIT 1`).Scan(&prev)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		if e, err = sqlrow.ChainAudit(e, prev); err != nil {
+		if e, err = sqlrow.ChainStaffAction(e, prev); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, `INSERT INTO audit (at, actor, roles, action, target, source, status, result, prev, hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`, sqlrow.AuditArgs(e)...).Scan(&e.ID)
+		return tx.QueryRow(ctx, `INSERT INTO staff_audit (at, actor, roles, action, target, source, status, result, prev, hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`, sqlrow.StaffActionArgs(e)...).Scan(&e.ID)
 	})
 	if err != nil && !errors.Is(err, store.ErrInvalid) {
 		err = fmt.Errorf("store: audit: %w", err)
@@ -38,20 +38,20 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) (store.Audi
 }
 
 // ListAudit lists audit entries, newest first.
-func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error) {
+func (s *Store) ListAudit(ctx context.Context, f store.StaffActionFilter) ([]store.StaffAction, error) {
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+sqlrow.AuditCols+` FROM audit
+	rows, err := s.pool.Query(ctx, `SELECT `+sqlrow.StaffActionCols+` FROM staff_audit
 		WHERE ($1 = '' OR actor = $1) AND ($2 = '' OR target = $2) AND ($3 = 0 OR id < $3) ORDER BY id DESC LIMIT $4`,
 		f.Actor, f.Target, f.BeforeID, f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: audit: %w", err)
 	}
 	defer rows.Close()
-	var out []store.AuditEntry
+	var out []store.StaffAction
 	for rows.Next() {
-		e, err := sqlrow.AuditEntry(rows)
+		e, err := sqlrow.StaffAction(rows)
 		if err != nil {
 			return nil, fmt.Errorf("store: audit: %w", err)
 		}

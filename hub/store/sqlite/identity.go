@@ -138,14 +138,14 @@ func idpNullBytes(b []byte) any {
 
 func (s *identityStore) CreateAccount(ctx context.Context, a store.Account) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO idp_accounts(id, kind, username, name, password_hash, roles, regions,
-		id_number_enc, id_number_hash, created_at) VALUES(?,?,?,?,?,?,?,?,?,?)`,
+		id_number_enc, id_number_hash, created_at, department) VALUES(?,?,?,?,?,?,?,?,?,?,?)`,
 		a.ID, a.Kind, idpNullStr(a.Username), a.Name, a.PasswordHash, idpList(a.Roles), idpList(a.Regions),
-		idpNullBytes(a.IDNumberEnc), idpNullBytes(a.IDNumberHash), idpTS(a.CreatedAt))
+		idpNullBytes(a.IDNumberEnc), idpNullBytes(a.IDNumberHash), idpTS(a.CreatedAt), a.Department)
 	return idpErr("create account", err)
 }
 
 const idpAccountCols = `id, kind, COALESCE(username,''), name, password_hash, roles, regions, id_number_enc, id_number_hash,
-	failures, last_failure, created_at`
+	failures, last_failure, created_at, department`
 
 func (s *identityStore) account(ctx context.Context, where string, arg any) (store.Account, error) {
 	a, err := scanAccount(s.r.QueryRowContext(ctx, `SELECT `+idpAccountCols+` FROM idp_accounts WHERE `+where, arg))
@@ -157,7 +157,7 @@ func scanAccount(sc interface{ Scan(...any) error }) (store.Account, error) {
 	var roles, regions string
 	var lastFail, created int64
 	err := sc.Scan(&a.ID, &a.Kind, &a.Username, &a.Name, &a.PasswordHash, &roles, &regions, &a.IDNumberEnc, &a.IDNumberHash,
-		&a.Failures, &lastFail, &created)
+		&a.Failures, &lastFail, &created, &a.Department)
 	a.Roles, a.Regions, a.LastFailure, a.CreatedAt = idpParseList(roles), idpParseList(regions), idpFromTS(lastFail), idpFromTS(created)
 	return a, err
 }
@@ -217,6 +217,12 @@ func (s *identityStore) SetRoles(ctx context.Context, id string, roles []string)
 func (s *identityStore) SetRegions(ctx context.Context, id string, regions []string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE idp_accounts SET regions=? WHERE id=?`, idpList(regions), id)
 	return idpAffected("set regions", res, err)
+}
+
+// SetDepartment binds a staff account to a department.
+func (s *identityStore) SetDepartment(ctx context.Context, id, department string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE idp_accounts SET department=? WHERE id=?`, department, id)
+	return idpAffected("set department", res, err)
 }
 
 // --- authorization requests (the whole request as JSON; code hash and state as columns)
@@ -628,6 +634,25 @@ func (s *identityStore) DeleteBrowserSession(ctx context.Context, h []byte) erro
 	return idpErr("delete browser session", err)
 }
 
+// CountGuess counts a wrong user code in the account's window.
+func (s *identityStore) CountGuess(ctx context.Context, userID string, wrong bool, now time.Time, window time.Duration) (int, error) {
+	var n int
+	var err error
+	if !wrong {
+		err = s.r.QueryRowContext(ctx, `SELECT coalesce((SELECT n FROM idp_guesses WHERE user_id=? AND since>=?), 0)`,
+			userID, idpTS(now.Add(-window))).Scan(&n)
+	} else {
+		err = s.w.QueryRowContext(ctx, `INSERT INTO idp_guesses(user_id,n,since) VALUES(?1,1,?2)
+			ON CONFLICT(user_id) DO UPDATE SET n = CASE WHEN since<?3 THEN 1 ELSE n+1 END,
+				since = CASE WHEN since<?3 THEN ?2 ELSE since END
+			RETURNING n`, userID, idpTS(now), idpTS(now.Add(-window))).Scan(&n)
+	}
+	if err != nil {
+		return 0, idpErr("count guess", err)
+	}
+	return n, nil
+}
+
 func (s *identityStore) Purge(ctx context.Context, now time.Time) error {
 	t := idpTS(now)
 	for _, q := range []string{
@@ -636,6 +661,7 @@ func (s *identityStore) Purge(ctx context.Context, now time.Time) error {
 		`DELETE FROM idp_browser_sessions WHERE expires_at<?`,
 		`DELETE FROM idp_assertions WHERE expires_at<?`,
 		`DELETE FROM idp_tokens WHERE expires_at<?`,
+		`DELETE FROM idp_guesses WHERE since<?`,
 	} {
 		if _, err := s.w.ExecContext(ctx, q, t); err != nil {
 			return idpErr("purge", err)

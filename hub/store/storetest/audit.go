@@ -11,23 +11,23 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/store"
 )
 
-// RunAudit runs the suite of store.Audit.
-func RunAudit(t *testing.T, open func(t *testing.T) store.Audit) {
-	suite[store.Audit]{
+// RunAudit runs the suite of store.StaffAudit.
+func RunAudit(t *testing.T, open func(t *testing.T) store.StaffAudit) {
+	suite[store.StaffAudit]{
 		{"Chain", testAuditChain},
 		{"ConcurrentAppend", testAuditConcurrent},
 	}.run(t, open)
 }
 
-func auditEntry(actor string, i int) store.AuditEntry {
-	return store.AuditEntry{At: T0.Add(time.Duration(i) * time.Second), Actor: actor, Roles: "fieldops", Action: "POST /devices/{id}/revoke",
+func auditEntry(actor string, i int) store.StaffAction {
+	return store.StaffAction{At: T0.Add(time.Duration(i) * time.Second), Actor: actor, Roles: "fieldops", Action: "POST /devices/{id}/revoke",
 		Target: fmt.Sprintf("/api/v1/devices/k%d/revoke", i), Source: "10.0.0.7", Status: 200, Result: "ok"}
 }
 
 // oldestFirst lists the whole log, oldest first.
-func oldestFirst(t *testing.T, s store.Audit) []store.AuditEntry {
+func oldestFirst(t *testing.T, s store.StaffAudit) []store.StaffAction {
 	t.Helper()
-	es, err := s.ListAudit(t.Context(), store.AuditFilter{Limit: 1 << 20})
+	es, err := s.ListAudit(t.Context(), store.StaffActionFilter{Limit: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,11 +35,11 @@ func oldestFirst(t *testing.T, s store.Audit) []store.AuditEntry {
 	return es
 }
 
-func testAuditChain(t *testing.T, s store.Audit) {
+func testAuditChain(t *testing.T, s store.StaffAudit) {
 	ctx := t.Context()
-	_, err := s.AppendAudit(ctx, store.AuditEntry{At: T0})
+	_, err := s.AppendAudit(ctx, store.StaffAction{At: T0})
 	wantErr(t, "AppendAudit without an actor", err, store.ErrInvalid)
-	var appended []store.AuditEntry
+	var appended []store.StaffAction
 	for i, actor := range []string{"li", "wang", "li"} {
 		e, err := s.AppendAudit(ctx, auditEntry(actor, i))
 		if err != nil {
@@ -61,24 +61,24 @@ func testAuditChain(t *testing.T, s store.Audit) {
 	changed := slices.Clone(es)
 	changed[1].Result = "forbidden"
 	wantErr(t, "VerifyAudit of a changed entry", store.VerifyAudit(changed), store.ErrInvalid)
-	wantErr(t, "VerifyAudit with an entry left out", store.VerifyAudit([]store.AuditEntry{es[0], es[2]}), store.ErrInvalid)
+	wantErr(t, "VerifyAudit with an entry left out", store.VerifyAudit([]store.StaffAction{es[0], es[2]}), store.ErrInvalid)
 
-	byLi, _ := s.ListAudit(ctx, store.AuditFilter{Actor: "li"})
+	byLi, _ := s.ListAudit(ctx, store.StaffActionFilter{Actor: "li"})
 	if len(byLi) != 2 || byLi[0].ID != es[2].ID {
 		t.Errorf("by actor: %+v", byLi)
 	}
-	byTarget, _ := s.ListAudit(ctx, store.AuditFilter{Target: "/api/v1/devices/k1/revoke"})
+	byTarget, _ := s.ListAudit(ctx, store.StaffActionFilter{Target: "/api/v1/devices/k1/revoke"})
 	if len(byTarget) != 1 || byTarget[0].Actor != "wang" {
 		t.Errorf("by target: %+v", byTarget)
 	}
-	page, _ := s.ListAudit(ctx, store.AuditFilter{BeforeID: es[2].ID, Limit: 1})
+	page, _ := s.ListAudit(ctx, store.StaffActionFilter{BeforeID: es[2].ID, Limit: 1})
 	if len(page) != 1 || page[0].ID != es[1].ID {
 		t.Errorf("page before %d: %+v", es[2].ID, page)
 	}
 }
 
 // testAuditConcurrent: appends at once still make one chain.
-func testAuditConcurrent(t *testing.T, s store.Audit) {
+func testAuditConcurrent(t *testing.T, s store.StaffAudit) {
 	var wg sync.WaitGroup
 	for i := range 16 {
 		wg.Go(func() {

@@ -23,6 +23,7 @@ func RunIdentity(t *testing.T, open func(t *testing.T) store.Identity) {
 		{"DeviceAuth", testIDDeviceAuth},
 		{"KeysAndAssertions", testIDKeys},
 		{"SessionsAndPurge", testIDSessions},
+		{"Guesses", testIDGuesses},
 	}.run(t, open)
 }
 
@@ -70,7 +71,7 @@ func testIDClients(t *testing.T, s store.Identity) {
 func testIDAccounts(t *testing.T, s store.Identity) {
 	ctx := context.Background()
 	a := store.Account{ID: "u1", Kind: "staff", Username: "bob", Name: "Bob", PasswordHash: "h",
-		Roles: []string{"admin"}, CreatedAt: T0}
+		Roles: []string{"admin"}, Department: "tax", CreatedAt: T0}
 	idMust(t, s.CreateAccount(ctx, a))
 	c := store.Account{ID: "c1", Kind: "citizen", Name: "张三", IDNumberEnc: []byte{9}, IDNumberHash: []byte{1, 1}, CreatedAt: T0}
 	idMust(t, s.CreateAccount(ctx, c))
@@ -81,7 +82,7 @@ func testIDAccounts(t *testing.T, s store.Identity) {
 
 	got, err := s.AccountByUsername(ctx, "bob")
 	idMust(t, err)
-	if got.ID != "u1" || got.Roles[0] != "admin" || !got.CreatedAt.Equal(T0) || got.PasswordHash != "h" {
+	if got.ID != "u1" || got.Roles[0] != "admin" || !got.CreatedAt.Equal(T0) || got.PasswordHash != "h" || got.Department != "tax" {
 		t.Fatalf("by username %+v", got)
 	}
 	got, err = s.AccountByIDHash(ctx, []byte{1, 1})
@@ -121,8 +122,9 @@ func testIDAccounts(t *testing.T, s store.Identity) {
 	idWantErr(t, err, store.ErrNotFound, "record login of unknown")
 	idMust(t, s.SetPassword(ctx, "u1", "h2"))
 	idMust(t, s.SetRoles(ctx, "u1", []string{"fieldops", "reviewer"}))
+	idMust(t, s.SetDepartment(ctx, "u1", "hr"))
 	got, _ = s.GetAccount(ctx, "u1")
-	if got.PasswordHash != "h2" || fmt.Sprint(got.Roles) != "[fieldops reviewer]" {
+	if got.PasswordHash != "h2" || fmt.Sprint(got.Roles) != "[fieldops reviewer]" || got.Department != "hr" {
 		t.Fatalf("after updates %+v", got)
 	}
 	idWantErr(t, s.SetPassword(ctx, "nobody", "x"), store.ErrNotFound, "set password of unknown")
@@ -146,6 +148,7 @@ func testIDAccounts(t *testing.T, s store.Identity) {
 		t.Fatalf("after clearing: %v", got.Regions)
 	}
 	idWantErr(t, s.SetRegions(ctx, "nobody", []string{"44"}), store.ErrNotFound, "set regions of unknown")
+	idWantErr(t, s.SetDepartment(ctx, "nobody", "x"), store.ErrNotFound, "set department of unknown")
 }
 
 func testIDAuthRequests(t *testing.T, s store.Identity) {
@@ -348,4 +351,36 @@ func testIDSessions(t *testing.T, s store.Identity) {
 		t.Error("expired token survived purge")
 	}
 	idMust(t, s.UseAssertion(ctx, "j", T0.Add(3*time.Hour))) // purged, so usable again
+}
+
+// Wrong user codes count per account in windows; concurrent guesses all count (on one store as
+// on replicas sharing it); Purge forgets old windows.
+func testIDGuesses(t *testing.T, s store.Identity) {
+	ctx := context.Background()
+	const w = 15 * time.Minute
+	count := func(user string, wrong bool, at time.Time, want int) {
+		t.Helper()
+		if n, err := s.CountGuess(ctx, user, wrong, at, w); err != nil || n != want {
+			t.Fatalf("CountGuess(%s, wrong %v, T0+%v) = %d, %v; want %d", user, wrong, at.Sub(T0), n, err, want)
+		}
+	}
+	count("u", false, T0, 0)
+	count("u", true, T0, 1)
+	count("u", true, T0.Add(time.Minute), 2)
+	count("u", false, T0.Add(2*time.Minute), 2)
+	count("v", false, T0.Add(2*time.Minute), 0) // per account
+	count("u", false, T0.Add(w+time.Second), 0) // the window ended
+	count("u", true, T0.Add(w+time.Second), 1)  // a new one began
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := s.CountGuess(ctx, "c", true, T0, w); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	count("c", false, T0.Add(time.Minute), 20)
+	idMust(t, s.Purge(ctx, T0.Add(time.Second)))
+	count("c", true, T0.Add(2*time.Minute), 1) // its window (begun at T0) was purged
 }

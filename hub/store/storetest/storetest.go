@@ -50,13 +50,18 @@ type (
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Devices", func(t *testing.T) { RunDevices(t, as[store.Devices](open)) })
 	t.Run("Presence", func(t *testing.T) { RunPresence(t, as[PresenceStore](open)) })
+	t.Run("Replicas", func(t *testing.T) { RunReplicas(t, as[ReplicaStore](open)) })
 	t.Run("Records", func(t *testing.T) { RunRecords(t, as[RecordStore](open)) })
 	t.Run("Commands", func(t *testing.T) { RunCommands(t, as[CommandStore](open)) })
 	t.Run("State", func(t *testing.T) { RunState(t, as[StateStore](open)) })
 	t.Run("Identity", func(t *testing.T) { RunIdentity(t, as[store.Identity](open)) })
 	t.Run("Journal", func(t *testing.T) { RunJournal(t, as[JournalStore](open)) })
 	t.Run("Alerts", func(t *testing.T) { RunAlerts(t, as[AlertStore](open)) })
-	t.Run("Audit", func(t *testing.T) { RunAudit(t, as[store.Audit](open)) })
+	t.Run("Audit", func(t *testing.T) { RunAudit(t, as[store.StaffAudit](open)) })
+	t.Run("Catalog", func(t *testing.T) { RunCatalog(t, as[store.Catalog](open)) })
+	t.Run("Blobs", func(t *testing.T) { RunBlobs(t, as[store.Blobs](open)) })
+	t.Run("Updates", func(t *testing.T) { RunUpdates(t, as[store.Updates](open)) })
+	t.Run("Rollouts", func(t *testing.T) { RunRollouts(t, as[RolloutStore](open)) })
 	t.Run("Check", func(t *testing.T) {
 		if err := open(t).Check(t.Context()); err != nil {
 			t.Fatal(err)

@@ -33,7 +33,7 @@ func Time(n int64) time.Time {
 
 // DeviceCols are the columns of devices that Device scans.
 const DeviceCols = `id, site_id, region, model, cert_serial, cert_expiry, cert_pem, enrolled_at, revoked_at,
-	retired_at, online, presence_at, last_seen, agent_version, health, health_at, periph, periph_at`
+	retired_at, online, replica, presence_at, last_seen, agent_version, health, health_at, periph, periph_at`
 
 // Device scans a row of DeviceCols.
 func Device(sc Scanner) (store.Device, error) {
@@ -41,7 +41,7 @@ func Device(sc Scanner) (store.Device, error) {
 	var certExp, enrolled, revoked, retired, presence, lastSeen, healthAt, periphAt int64
 	var health, periph []byte
 	err := sc.Scan(&d.ID, &d.SiteID, &d.Region, &d.Model, &d.CertSerial, &certExp, &d.CertPEM, &enrolled, &revoked,
-		&retired, &d.Online, &presence, &lastSeen, &d.AgentVersion, &health, &healthAt, &periph, &periphAt)
+		&retired, &d.Online, &d.Replica, &presence, &lastSeen, &d.AgentVersion, &health, &healthAt, &periph, &periphAt)
 	d.Health, d.Peripherals = health, periph
 	d.CertExpiry, d.EnrolledAt, d.RevokedAt = Time(certExp), Time(enrolled), Time(revoked)
 	d.Revoked, d.RetiredAt = revoked != 0, Time(retired)
@@ -136,25 +136,25 @@ func CheckAlertMove(a store.Alert, moved bool) error {
 	return nil
 }
 
-// AuditCols are the columns of audit that AuditEntry scans.
-const AuditCols = `id, at, actor, roles, action, target, source, status, result, prev, hash`
+// StaffActionCols are the columns of staff_audit that StaffAction scans.
+const StaffActionCols = `id, at, actor, roles, action, target, source, status, result, prev, hash`
 
-// AuditEntry scans a row of AuditCols.
-func AuditEntry(sc Scanner) (store.AuditEntry, error) {
-	var e store.AuditEntry
+// StaffAction scans a row of StaffActionCols.
+func StaffAction(sc Scanner) (store.StaffAction, error) {
+	var e store.StaffAction
 	var at int64
 	err := sc.Scan(&e.ID, &at, &e.Actor, &e.Roles, &e.Action, &e.Target, &e.Source, &e.Status, &e.Result, &e.Prev, &e.Hash)
 	e.At = Time(at)
 	return e, err
 }
 
-// AuditArgs are the values of an audit entry for AuditCols without id.
-func AuditArgs(e store.AuditEntry) []any {
+// StaffActionArgs are the values of a staff action for StaffActionCols without id.
+func StaffActionArgs(e store.StaffAction) []any {
 	return []any{Nanos(e.At), e.Actor, e.Roles, e.Action, e.Target, e.Source, e.Status, e.Result, e.Prev, e.Hash}
 }
 
-// ChainAudit sets e's Prev and Hash after prev, with its time as the store keeps it.
-func ChainAudit(e store.AuditEntry, prev string) (store.AuditEntry, error) {
+// ChainStaffAction sets e's Prev and Hash after prev, with its time as the store keeps it.
+func ChainStaffAction(e store.StaffAction, prev string) (store.StaffAction, error) {
 	if e.Actor == "" || e.Action == "" || e.At.IsZero() {
 		return e, fmt.Errorf("%w: audit entry needs an actor, an action and a time", store.ErrInvalid)
 	}

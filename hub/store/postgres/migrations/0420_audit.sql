@@ -1,6 +1,6 @@
 -- The audit log of staff and admin actions: append-only, each entry chained to the one before by
 -- its hash (store.AuditHash). Times are Unix nanoseconds.
-CREATE TABLE audit (
+CREATE TABLE staff_audit (
 	id     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	at     BIGINT NOT NULL,
 	actor  TEXT    NOT NULL,
@@ -13,5 +13,5 @@ CREATE TABLE audit (
 	prev   TEXT    NOT NULL UNIQUE, -- no two entries follow the same one
 	hash   TEXT    NOT NULL UNIQUE
 );
-CREATE INDEX audit_actor ON audit (actor, id);
-CREATE INDEX audit_target ON audit (target, id);
+CREATE INDEX staff_audit_actor ON staff_audit (actor, id);
+CREATE INDEX staff_audit_target ON staff_audit (target, id);
