@@ -14,10 +14,10 @@ import (
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
 
-// eventSource is a Hub that streams notices of kiosk changes (api.Client, GET /api/v1/events):
+// eventSource is a Hub that streams notices of kiosk changes (api.Client, GET /api/v1/feed):
 // live pages then update when the hub says a kiosk changed, not only every Refresh.
 type eventSource interface {
-	Events(ctx context.Context, fn func(api.Event)) error
+	Feed(ctx context.Context, fn func(api.Notice)) error
 }
 
 var _ eventSource = (*api.Client)(nil)
@@ -143,7 +143,7 @@ func (s *Server) follow(ctx context.Context, r *http.Request, changed chan<- str
 		if !ok {
 			return
 		}
-		err := es.Events(ctx, func(api.Event) { notify() })
+		err := es.Feed(ctx, func(api.Notice) { notify() })
 		if ctx.Err() != nil {
 			return
 		}

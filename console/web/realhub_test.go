@@ -129,8 +129,8 @@ func TestAgainstRealHub(t *testing.T) {
 		b, _ := io.ReadAll(res.Body)
 		return string(b)
 	}
-	if m := metrics(); !strings.Contains(m, `kf_alerts_opened_total{rule="peripheral-fault"} 1`) || !strings.Contains(m, "kf_events_subscribers 3") ||
-		!strings.Contains(m, "kf_events_lost_total 0") {
+	if m := metrics(); !strings.Contains(m, `kf_alerts_opened_total{rule="peripheral-fault"} 1`) || !strings.Contains(m, "kf_feed_subscribers 3") ||
+		!strings.Contains(m, "kf_feed_lost_total 0") {
 		t.Errorf("hub metrics lack the alert or the viewers:\n%s", grepLines(m, "kf_alert", "kf_events"))
 	}
 	if status, body, h := c.post("/alerts/"+alertID+"/ack", url.Values{"csrf": {c.csrf(id)}}); status != http.StatusSeeOther || h.Get("Location") != "/alerts#alert-"+alertID {

@@ -17,7 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/kioskfleet/kioskfleet/hub/events"
+	"github.com/kioskfleet/kioskfleet/hub/feed"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
@@ -46,8 +46,8 @@ type Notifier interface {
 // Config configures the engine.
 type Config struct {
 	Store  Store
-	Events *events.Feed // notices to react to, and where alert notices go
-	Notify Notifier     // nil: none
+	Feed   *feed.Feed // notices to react to, and where alert notices go
+	Notify Notifier   // nil: none
 	// OfflineAfter is how long a kiosk is offline before it is an alert (default 5 minutes).
 	OfflineAfter time.Duration
 	// SweepEvery is how often the whole fleet is checked (default 30 s).
@@ -101,7 +101,7 @@ func (e *Engine) Register(reg prometheus.Registerer) error {
 
 // Run applies the rules until ctx ends or the feed closes.
 func (e *Engine) Run(ctx context.Context) error {
-	sub, err := e.cfg.Events.Subscribe()
+	sub, err := e.cfg.Feed.Subscribe()
 	if err != nil {
 		return err
 	}
@@ -128,9 +128,9 @@ func (e *Engine) Run(ctx context.Context) error {
 			switch {
 			case !ok:
 				return nil
-			case sub.Lost() || ev.Kind == api.EventResync:
+			case sub.Lost() || ev.Kind == api.NoticeResync:
 				e.Sweep(ctx)
-			case ev.Kind == api.EventPresence || ev.Kind == api.EventRecords:
+			case ev.Kind == api.NoticePresence || ev.Kind == api.NoticeRecords:
 				e.Check(ctx, ev.DeviceID)
 			}
 		}
@@ -251,7 +251,7 @@ func (e *Engine) apply(ctx context.Context, d store.Device, open []store.Alert) 
 
 // changed tells live viewers and the notifier about an alert that opened or moved.
 func (e *Engine) changed(d store.Device, a store.Alert) {
-	e.cfg.Events.Publish(api.Event{Kind: api.EventAlert, DeviceID: d.ID, At: e.cfg.Now()})
+	e.cfg.Feed.Publish(api.Notice{Kind: api.NoticeAlert, DeviceID: d.ID, At: e.cfg.Now()})
 	if e.cfg.Notify == nil {
 		return
 	}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/alerts"
-	"github.com/kioskfleet/kioskfleet/hub/events"
+	"github.com/kioskfleet/kioskfleet/hub/feed"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
 	"github.com/kioskfleet/kioskfleet/hub/store/storetest"
@@ -103,9 +103,9 @@ func TestRules(t *testing.T) {
 	rc := &receiver{failures: map[string]int{}, failN: 2, got: map[string]api.Alert{}}
 	hook := httptest.NewServer(rc)
 	t.Cleanup(hook.Close)
-	feed := events.New(64, clk.Now)
+	feed := feed.New(64, clk.Now)
 	viewer, _ := feed.Subscribe()
-	eng := alerts.New(alerts.Config{Store: st, Events: feed, OfflineAfter: 5 * time.Minute, SweepEvery: time.Hour, Now: clk.Now,
+	eng := alerts.New(alerts.Config{Store: st, Feed: feed, OfflineAfter: 5 * time.Minute, SweepEvery: time.Hour, Now: clk.Now,
 		Notify: &alerts.Webhook{URL: hook.URL, Backoff: 10 * time.Millisecond}})
 	storetest.Enroll(t, st, "sz", "k1")
 	storetest.Enroll(t, st, "sz", "k2")
@@ -139,7 +139,7 @@ func TestRules(t *testing.T) {
 	}
 	eventually(t, "alert notice for live viewers", func() bool {
 		for len(viewer.C) > 0 {
-			if ev := <-viewer.C; ev.Kind == api.EventAlert && ev.DeviceID == "k1" {
+			if ev := <-viewer.C; ev.Kind == api.NoticeAlert && ev.DeviceID == "k1" {
 				return true
 			}
 		}

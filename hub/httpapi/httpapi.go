@@ -77,10 +77,10 @@ type Config struct {
 	// reloaded.
 	Anchor func() *x509.Certificate
 
-	// Events is the feed of kiosk changes GET /events streams (nil: no stream); EventHold how
+	// Feed is the feed of kiosk changes GET /feed streams (nil: no stream); FeedHold how
 	// long a stream lasts before the client must reconnect (default 5 minutes).
-	Events    Events
-	EventHold time.Duration
+	Feed     FeedSource
+	FeedHold time.Duration
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names the client of a call,
 	// as the audit log records it (ratelimit.ClientAddr); none: the connection's address.
 	TrustedProxies []netip.Prefix
@@ -126,7 +126,7 @@ func New(cfg Config) *API {
 	a.recordRoutes()
 	a.journalRoutes()
 	a.meRoutes()
-	a.eventRoutes()
+	a.feedRoutes()
 	a.alertRoutes()
 	a.auditRoutes()
 	if cfg.Catalog != nil {

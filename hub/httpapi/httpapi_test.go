@@ -20,7 +20,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/ca"
 	"github.com/kioskfleet/kioskfleet/hub/ca/catest"
 	"github.com/kioskfleet/kioskfleet/hub/catalog"
-	"github.com/kioskfleet/kioskfleet/hub/events"
+	"github.com/kioskfleet/kioskfleet/hub/feed"
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
@@ -139,7 +139,7 @@ type env struct {
 	disp     *dispatch
 	clock    *clock
 	srv      *httptest.Server
-	feed     *events.Feed
+	feed     *feed.Feed
 	inflight atomic.Int64 // requests inside the API handler
 }
 
@@ -151,7 +151,7 @@ func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &env{st: st, ca: catest.New(t), sess: &sessions{connected: map[string]bool{}}, clock: &clock{}, feed: events.New(4, nil)}
+	e := &env{st: st, ca: catest.New(t), sess: &sessions{connected: map[string]bool{}}, clock: &clock{}, feed: feed.New(4, nil)}
 	e.clock.ns.Store(time.Now().UTC().Truncate(time.Millisecond).UnixNano())
 	e.disp = &dispatch{st: st, sess: e.sess, now: e.clock.Now}
 	cat, err := catalog.New(catalog.Config{Store: st, Now: e.clock.Now})
@@ -171,7 +171,7 @@ func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 			revTok:      {Subject: "rev2", Roles: []string{"reviewer"}},
 			opTok:       {Subject: "op1", Roles: []string{"operator"}},
 		}},
-		MQTTAddr: "127.0.0.1:8883", Version: "0.1.0-test", Now: e.clock.Now, Events: e.feed, EventHold: 5 * time.Second,
+		MQTTAddr: "127.0.0.1:8883", Version: "0.1.0-test", Now: e.clock.Now, Feed: e.feed, FeedHold: 5 * time.Second,
 	})
 	e.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.inflight.Add(1)

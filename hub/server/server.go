@@ -35,7 +35,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/catalog"
 	"github.com/kioskfleet/kioskfleet/hub/cluster"
 	"github.com/kioskfleet/kioskfleet/hub/connlimit"
-	"github.com/kioskfleet/kioskfleet/hub/events"
+	"github.com/kioskfleet/kioskfleet/hub/feed"
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
@@ -224,7 +224,7 @@ type Hub struct {
 	idp    *identity.Provider
 	rep    *cluster.Replica
 	jv     *journal.Verifier
-	feed   *events.Feed // kiosk changes for live viewers (GET /api/v1/events)
+	feed   *feed.Feed // kiosk changes for live viewers (GET /api/v1/feed)
 	alerts *alerts.Engine
 	closer []func() error // in the order opened
 
@@ -302,9 +302,9 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	}
 	h.jv = journal.New(st, log.With("component", "journal"))
 	h.ing.AddHook(h.jv)
-	h.feed = events.New(0, nil)
+	h.feed = feed.New(0, nil)
 	h.ing.AddHook(h.feed)
-	acfg := alerts.Config{Store: st, Events: h.feed, OfflineAfter: cfg.OfflineAfter, Log: log.With("component", "alerts")}
+	acfg := alerts.Config{Store: st, Feed: h.feed, OfflineAfter: cfg.OfflineAfter, Log: log.With("component", "alerts")}
 	if cfg.AlertWebhook != "" {
 		acfg.Notify = &alerts.Webhook{URL: cfg.AlertWebhook, Log: acfg.Log}
 	}
@@ -435,7 +435,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		Store: st, CA: authority, Sessions: br, Dispatch: dispatch, Catalog: cat, Updates: h.repo, Rollouts: h.rollouts,
 		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}},
 		Log:      log.With("component", "api"),
-		MQTTAddr: advertise[0], MQTTAddrs: advertise, Version: cfg.Version, Anchor: anchor, Events: h.feed,
+		MQTTAddr: advertise[0], MQTTAddrs: advertise, Version: cfg.Version, Anchor: anchor, Feed: h.feed,
 		AlertChanged: h.alerts.Changed, TrustedProxies: proxies,
 	})
 	// Every body is bounded by its route: small where the hub reads it before it knows who sent

@@ -198,29 +198,29 @@ type Records struct {
 	Next    int64          `json:"next"` // pass as after= to continue
 }
 
-// EventsPath streams the hub's change notices (GET, text/event-stream; HTML Living Standard
-// §9.2 server-sent events): each "data:" line is an Event as JSON, for the kiosks in the caller's
+// FeedPath streams the hub's change notices (GET, text/event-stream; HTML Living Standard
+// §9.2 server-sent events): each "data:" line is a Notice as JSON, for the kiosks in the caller's
 // region scope. The hub ends a stream after some minutes; the client reconnects.
-const EventsPath = Prefix + "/events"
+const FeedPath = Prefix + "/events"
 
-// Kinds of Event.
+// Kinds of Notice.
 const (
-	EventPresence = "presence" // the kiosk connected or disconnected (Online)
-	EventRecords  = "records"  // records of the kiosk were committed: health, peripherals, command results
-	EventResync   = "resync"   // notices were lost (a slow reader): read everything again
+	NoticePresence = "presence" // the kiosk connected or disconnected (Online)
+	NoticeRecords  = "records"  // records of the kiosk were committed: health, peripherals, command results
+	NoticeResync   = "resync"   // notices were lost (a slow reader): read everything again
 )
 
-// Event is a notice that a kiosk changed: which and how, not the change itself; a viewer reads
+// Notice is a notice that a kiosk changed: which and how, not the change itself; a viewer reads
 // what it shows through the API, in its own scope.
-type Event struct {
+type Notice struct {
 	Kind     string    `json:"kind"`
 	DeviceID string    `json:"deviceId,omitempty"`
 	Online   bool      `json:"online,omitempty"` // presence: connected
 	At       time.Time `json:"at"`
 }
 
-// EventAlert is the kind of Event sent when an alert of the kiosk opened or moved.
-const EventAlert = "alert"
+// NoticeAlert is the kind of Notice sent when an alert of the kiosk opened or moved.
+const NoticeAlert = "alert"
 
 // Alert is a condition of a kiosk that needs a person, as GET /api/v1/alerts shows it and the
 // hub's notifications (webhook) carry it.

@@ -12,7 +12,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 )
 
-// TestEventStream: GET /events streams the notices of the caller's scope as server-sent events
+// TestEventStream: GET /feed streams the notices of the caller's scope as server-sent events
 // (a county engineer's stream leaves out another county's kiosks; the admin's has them all);
 // a role without fleet access is refused; streams end when the feed closes.
 func TestEventStream(t *testing.T) {
@@ -24,14 +24,14 @@ func TestEventStream(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
-	stream := func(tok string, want int) <-chan []api.Event {
-		out := make(chan []api.Event, 1)
+	stream := func(tok string, want int) <-chan []api.Notice {
+		out := make(chan []api.Notice, 1)
 		wg.Go(func() {
-			var got []api.Event
+			var got []api.Notice
 			c := &api.Client{BaseURL: e.srv.URL, Token: tok}
 			sctx, stop := context.WithCancel(ctx)
 			defer stop()
-			err := c.Events(sctx, func(ev api.Event) {
+			err := c.Feed(sctx, func(ev api.Notice) {
 				if got = append(got, ev); len(got) == want {
 					stop()
 				}
@@ -46,10 +46,10 @@ func TestEventStream(t *testing.T) {
 	county, admin := stream(countyTok, 2), stream(adminTok, 3)
 	waitSubscribers(t, e, 2)
 	at := time.Now().UTC().Truncate(time.Second)
-	e.feed.Publish(api.Event{Kind: api.EventPresence, DeviceID: theirs, Online: true, At: at},
-		api.Event{Kind: api.EventPresence, DeviceID: ours, Online: true, At: at},
-		api.Event{Kind: api.EventRecords, DeviceID: ours, At: at})
-	if got := <-county; len(got) != 2 || got[0].DeviceID != ours || !got[0].Online || got[1].Kind != api.EventRecords || got[1].DeviceID != ours {
+	e.feed.Publish(api.Notice{Kind: api.NoticePresence, DeviceID: theirs, Online: true, At: at},
+		api.Notice{Kind: api.NoticePresence, DeviceID: ours, Online: true, At: at},
+		api.Notice{Kind: api.NoticeRecords, DeviceID: ours, At: at})
+	if got := <-county; len(got) != 2 || got[0].DeviceID != ours || !got[0].Online || got[1].Kind != api.NoticeRecords || got[1].DeviceID != ours {
 		t.Errorf("county engineer's events: %+v", got)
 	}
 	if got := <-admin; len(got) != 3 || got[0].DeviceID != theirs {
@@ -57,7 +57,7 @@ func TestEventStream(t *testing.T) {
 	}
 
 	var ae *api.Error
-	err := (&api.Client{BaseURL: e.srv.URL, Token: reviewerTok}).Events(ctx, func(api.Event) {})
+	err := (&api.Client{BaseURL: e.srv.URL, Token: reviewerTok}).Feed(ctx, func(api.Notice) {})
 	if !errors.As(err, &ae) || ae.Status != http.StatusForbidden {
 		t.Errorf("reviewer: %v", err)
 	}
@@ -65,7 +65,7 @@ func TestEventStream(t *testing.T) {
 	wg.Wait()
 	waitSubscribers(t, e, 0)
 	done := make(chan error, 1)
-	go func() { done <- (&api.Client{BaseURL: e.srv.URL, Token: adminTok}).Events(ctx, func(api.Event) {}) }()
+	go func() { done <- (&api.Client{BaseURL: e.srv.URL, Token: adminTok}).Feed(ctx, func(api.Notice) {}) }()
 	waitSubscribers(t, e, 1)
 	e.feed.Close()
 	if err := <-done; err != nil {

@@ -1,9 +1,9 @@
 // Package events fans out notices that kiosks changed (presence, committed records) to the hub's
-// live viewers: the fleet console's live pages, through GET /api/v1/events. A notice says which
+// live viewers: the fleet console's live pages, through GET /api/v1/feed. A notice says which
 // kiosk changed and how, not the change: a viewer reads what it shows through the API, in its
 // own region scope. Publishing never blocks the hub's ingest: a viewer that does not keep up
 // loses notices and is told so (Sub.Lost), to read everything again.
-package events
+package feed
 
 import (
 	"errors"
@@ -44,8 +44,8 @@ func New(buf int, now func() time.Time) *Feed {
 
 // Sub is one subscriber. Read C until it is closed (the feed closed); Close when done.
 type Sub struct {
-	C    <-chan api.Event
-	c    chan api.Event
+	C    <-chan api.Notice
+	c    chan api.Notice
 	lost atomic.Bool
 	f    *Feed
 }
@@ -57,7 +57,7 @@ func (f *Feed) Subscribe() (*Sub, error) {
 	if f.closed {
 		return nil, ErrClosed
 	}
-	c := make(chan api.Event, f.buf)
+	c := make(chan api.Notice, f.buf)
 	s := &Sub{C: c, c: c, f: f}
 	f.subs[s] = struct{}{}
 	return s, nil
@@ -75,7 +75,7 @@ func (s *Sub) Close() {
 func (s *Sub) Lost() bool { return s.lost.Swap(false) }
 
 // Publish hands each notice to every subscriber, without waiting: a full subscriber loses it.
-func (f *Feed) Publish(evs ...api.Event) {
+func (f *Feed) Publish(evs ...api.Notice) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for s := range f.subs {
@@ -119,11 +119,11 @@ func (f *Feed) Close() {
 func (f *Feed) Committed(batches []store.Batch) {
 	now := f.now()
 	seen := map[string]bool{}
-	var evs []api.Event
+	var evs []api.Notice
 	for _, b := range batches {
 		if !seen[b.DeviceID] {
 			seen[b.DeviceID] = true
-			evs = append(evs, api.Event{Kind: api.EventRecords, DeviceID: b.DeviceID, At: now})
+			evs = append(evs, api.Notice{Kind: api.NoticeRecords, DeviceID: b.DeviceID, At: now})
 		}
 	}
 	f.Publish(evs...)
@@ -131,20 +131,20 @@ func (f *Feed) Committed(batches []store.Batch) {
 
 // PresenceWritten publishes a presence notice per update written (ingest.PresenceHook).
 func (f *Feed) PresenceWritten(us []store.PresenceUpdate) {
-	evs := make([]api.Event, len(us))
+	evs := make([]api.Notice, len(us))
 	for i, u := range us {
-		evs[i] = api.Event{Kind: api.EventPresence, DeviceID: u.DeviceID, Online: u.Online, At: u.At}
+		evs[i] = api.Notice{Kind: api.NoticePresence, DeviceID: u.DeviceID, Online: u.Online, At: u.At}
 	}
 	f.Publish(evs...)
 }
 
-// Register registers the feed's metrics: kf_events_subscribers, kf_events_lost_total.
+// Register registers the feed's metrics: kf_feed_subscribers, kf_feed_lost_total.
 func (f *Feed) Register(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kf_events_subscribers",
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kf_feed_subscribers",
 			Help: "Live viewers following the hub's change notices (console pages, the alert engine)."},
 			func() float64 { return float64(f.Subscribers()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "kf_events_lost_total",
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "kf_feed_lost_total",
 			Help: "Change notices dropped for subscribers that did not keep up (each then reads everything again)."},
 			func() float64 { return float64(f.Lost()) }),
 	} {

@@ -6,47 +6,47 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/kioskfleet/kioskfleet/hub/events"
+	"github.com/kioskfleet/kioskfleet/hub/feed"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
 
-// Events is the feed GET /events streams from (hub/events).
-type Events interface {
-	Subscribe() (*events.Sub, error)
+// FeedSource is the feed GET /feed streams from (hub/feed).
+type FeedSource interface {
+	Subscribe() (*feed.Sub, error)
 }
 
 // Stream timing.
 const (
-	defaultEventHold = 5 * time.Minute  // a stream ends after this; the client reconnects (with a fresh token)
-	eventPing        = 15 * time.Second // a comment line this often keeps proxies and NATs from closing a quiet stream
+	defaultFeedHold = 5 * time.Minute  // a stream ends after this; the client reconnects (with a fresh token)
+	feedPing        = 15 * time.Second // a comment line this often keeps proxies and NATs from closing a quiet stream
 )
 
-func (a *API) eventRoutes() {
-	a.mux.HandleFunc("GET "+api.EventsPath, a.streamEvents)
+func (a *API) feedRoutes() {
+	a.mux.HandleFunc("GET "+api.FeedPath, a.streamFeed)
 }
 
-// streamEvents streams the notices of the kiosks in the caller's scope as server-sent events
+// streamFeed streams the notices of the kiosks in the caller's scope as server-sent events
 // (HTML Living Standard §9.2): "data: <Event JSON>" and a blank line each, ": ping" comments
-// between. The stream ends after EventHold, or when the hub stops.
-func (a *API) streamEvents(w http.ResponseWriter, r *http.Request) {
+// between. The stream ends after FeedHold, or when the hub stops.
+func (a *API) streamFeed(w http.ResponseWriter, r *http.Request) {
 	p, err := a.authorize(w, r, staff)
 	if err != nil {
 		a.writeErr(w, err)
 		return
 	}
-	if a.cfg.Events == nil {
+	if a.cfg.Feed == nil {
 		a.writeErr(w, apiErr(http.StatusNotFound, "not_found", "this hub has no event stream"))
 		return
 	}
-	sub, err := a.cfg.Events.Subscribe()
+	sub, err := a.cfg.Feed.Subscribe()
 	if err != nil {
 		a.writeErr(w, apiErr(http.StatusServiceUnavailable, "unavailable", "the hub is stopping"))
 		return
 	}
 	defer sub.Close()
-	hold := a.cfg.EventHold
+	hold := a.cfg.FeedHold
 	if hold <= 0 {
-		hold = defaultEventHold
+		hold = defaultFeedHold
 	}
 	rc := http.NewResponseController(w)
 	deadline := time.Now().Add(hold + holdSlack)
@@ -61,12 +61,12 @@ func (a *API) streamEvents(w http.ResponseWriter, r *http.Request) {
 	if rc.Flush() != nil {
 		return
 	}
-	end, ping := time.NewTimer(hold), time.NewTicker(eventPing)
+	end, ping := time.NewTimer(hold), time.NewTicker(feedPing)
 	defer end.Stop()
 	defer ping.Stop()
 	inScope := map[string]bool{} // by kiosk, for a caller with a scope: kiosks do not move often
 	for {
-		var ev api.Event
+		var ev api.Notice
 		select {
 		case <-r.Context().Done():
 			return
@@ -85,7 +85,7 @@ func (a *API) streamEvents(w http.ResponseWriter, r *http.Request) {
 			ev = e
 		}
 		if sub.Lost() {
-			ev = api.Event{Kind: api.EventResync, At: ev.At}
+			ev = api.Notice{Kind: api.NoticeResync, At: ev.At}
 		} else if len(p.Regions) > 0 && ev.DeviceID != "" {
 			in, known := inScope[ev.DeviceID]
 			if !known {

@@ -1,17 +1,17 @@
-package events_test
+package feed_test
 
 import (
 	"testing"
 	"time"
 
-	"github.com/kioskfleet/kioskfleet/hub/events"
+	"github.com/kioskfleet/kioskfleet/hub/feed"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
 
 func TestFeed(t *testing.T) {
 	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
-	f := events.New(3, func() time.Time { return at })
+	f := feed.New(3, func() time.Time { return at })
 	a, err := f.Subscribe()
 	if err != nil {
 		t.Fatal(err)
@@ -20,9 +20,9 @@ func TestFeed(t *testing.T) {
 	// One records notice per kiosk of a group; one presence notice per update.
 	f.Committed([]store.Batch{{DeviceID: "kf-1"}, {DeviceID: "kf-2"}, {DeviceID: "kf-1"}})
 	f.PresenceWritten([]store.PresenceUpdate{{DeviceID: "kf-3", Online: true, At: at}})
-	want := []api.Event{{Kind: api.EventRecords, DeviceID: "kf-1", At: at}, {Kind: api.EventRecords, DeviceID: "kf-2", At: at},
-		{Kind: api.EventPresence, DeviceID: "kf-3", Online: true, At: at}}
-	for _, s := range []*events.Sub{a, b} {
+	want := []api.Notice{{Kind: api.NoticeRecords, DeviceID: "kf-1", At: at}, {Kind: api.NoticeRecords, DeviceID: "kf-2", At: at},
+		{Kind: api.NoticePresence, DeviceID: "kf-3", Online: true, At: at}}
+	for _, s := range []*feed.Sub{a, b} {
 		for i, w := range want {
 			if got := <-s.C; got != w {
 				t.Fatalf("notice %d: %+v, want %+v", i, got, w)
@@ -42,7 +42,7 @@ func TestFeed(t *testing.T) {
 	f.Close()
 	for range a.C {
 	}
-	if _, err := f.Subscribe(); err != events.ErrClosed {
+	if _, err := f.Subscribe(); err != feed.ErrClosed {
 		t.Fatalf("subscribe after close: %v", err)
 	}
 	f.Committed([]store.Batch{{DeviceID: "kf-1"}}) // no panic: nobody listens
