@@ -3,6 +3,7 @@ package fleetctl
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -132,6 +133,14 @@ func newFakeProvider(t *testing.T) *fakeProvider {
 		}
 		fail(w, http.StatusNotFound, "not_found", "no such client")
 	}))
+	mux.HandleFunc("GET /oidc/admin/staff", admin(func(w http.ResponseWriter, r *http.Request) {
+		out := api.Staff{Staff: []api.StaffAccount{}}
+		for _, v := range f.staff {
+			out.Staff = append(out.Staff, v)
+		}
+		slices.SortFunc(out.Staff, func(a, b api.StaffAccount) int { return strings.Compare(a.Username, b.Username) })
+		reply(w, http.StatusOK, out)
+	}))
 	mux.HandleFunc("POST /oidc/admin/staff", admin(func(w http.ResponseWriter, r *http.Request) {
 		var req api.StaffRequest
 		if !strict(w, r, &req, "staff account") {
@@ -148,7 +157,7 @@ func newFakeProvider(t *testing.T) *fakeProvider {
 			fail(w, http.StatusConflict, "conflict", "username taken")
 			return
 		}
-		v := api.StaffAccount{ID: "u_" + req.Username, Username: req.Username, Name: req.Name, Roles: req.Roles}
+		v := api.StaffAccount{ID: "u_" + req.Username, Username: req.Username, Name: req.Name, Roles: req.Roles, Regions: req.Regions}
 		f.staff[req.Username] = v
 		reply(w, http.StatusCreated, v)
 	}))
@@ -162,7 +171,7 @@ func newFakeProvider(t *testing.T) *fakeProvider {
 			fail(w, http.StatusNotFound, "not_found", "no such staff account")
 			return
 		}
-		v.Roles = req.Roles
+		v.Roles, v.Regions = req.Roles, req.Regions // the API replaces both
 		f.staff[v.Username] = v
 		reply(w, http.StatusOK, v)
 	}))
@@ -308,14 +317,19 @@ func TestStaffCreate(t *testing.T) {
 		want(t, ExitError, nil, []string{"conflict (HTTP 409): username taken"})
 	run(t, nil, f.env(), "staff", "create", "x", "--roles", "root", "--password-file", pw).
 		want(t, ExitError, nil, []string{`unknown staff role "root"`})
+	run(t, nil, f.env(), "staff", "create", "nanshan1", "--roles", "fieldops", "--region", "440305", "--password-file", pw).
+		want(t, ExitOK, []string{"440305"}, nil)
+	if body := f.lastBody(t, "POST", "/oidc/admin/staff"); fmt.Sprint(body["regions"]) != "[440305]" {
+		t.Errorf("request %v", body)
+	}
 	r = run(t, nil, f.env(), "staff", "create", "x")
 	r.want(t, ExitUsage, nil, []string{"--password-file is required", "--roles is required"})
 	run(t, nil, f.env(), "staff", "create", "x", "--roles", "fieldops", "--password-file", filepath.Join(t.TempDir(), "none")).
 		want(t, ExitUsage, nil, []string{"--password-file"})
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if n := len(f.requests); n != 4 {
-		t.Errorf("%d requests, want 4 (usage errors send none)", n)
+	if n := len(f.requests); n != 5 {
+		t.Errorf("%d requests, want 5 (usage errors send none)", n)
 	}
 }
 
@@ -343,6 +357,18 @@ func TestStaffUpdate(t *testing.T) {
 	if body := f.lastBody(t, "PUT", "/oidc/admin/staff/admin"); body["roles"] == nil {
 		t.Errorf("roles sent as null: %v", body)
 	}
+
+	// A region scope set, kept by an update without --region, cleared with --region ''.
+	run(t, nil, f.env(), "staff", "update", "admin", "--roles", "admin", "--region", "440305,4401").
+		want(t, ExitOK, []string{"REGIONS", "440305,4401"}, nil)
+	run(t, nil, f.env(), "staff", "update", "admin", "--roles", "admin,fieldops").want(t, ExitOK, []string{"440305,4401"}, nil)
+	if body := f.lastBody(t, "PUT", "/oidc/admin/staff/admin"); fmt.Sprint(body["regions"]) != "[440305 4401]" {
+		t.Errorf("scope not kept: %v", body)
+	}
+	run(t, nil, f.env(), "staff", "list").want(t, ExitOK, []string{"440305,4401"}, nil)
+	run(t, nil, f.env(), "staff", "update", "admin", "--roles", "admin", "--region", "").want(t, ExitOK, []string{" all"}, nil)
+	run(t, nil, f.env(), "staff", "update", "admin", "--roles", "admin", "--region", "4403051,x").
+		want(t, ExitUsage, nil, []string{`--region: region scope "4403051", "x": want GB/T 2260 prefixes`})
 
 	run(t, nil, f.env(), "staff", "update", "admin").want(t, ExitUsage, nil, []string{"--roles is required"})
 	run(t, nil, f.env(), "staff", "update", "ghost", "--roles", "fieldops").want(t, ExitNotFound, nil, []string{"no such staff account"})

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 )
 
 const staffRoles = "admin, fieldops, reviewer, developer, operator"
@@ -18,11 +20,16 @@ const staffRoles = "admin, fieldops, reviewer, developer, operator"
 func (a *app) staffCmd() *cobra.Command {
 	cmd := group(&cobra.Command{
 		Use:   "staff",
-		Short: "List and create staff accounts, set their roles and passwords (needs an admin login)",
-		Long: `List and create staff accounts at the hub's OpenID Provider and set their roles and passwords. These
-commands use the provider's admin API, which takes an access token of an account with the admin
-role (fleetctl login), not the hub's bootstrap token. Staff roles: ` + staffRoles + `. A
+		Short: "List and create staff accounts, set their roles, region scopes and passwords (needs an admin login)",
+		Long: `List and create staff accounts at the hub's OpenID Provider and set their roles, region scopes and
+passwords. These commands use the provider's admin API, which takes an access token of an account
+with the admin role (fleetctl login), not the hub's bootstrap token. Staff roles: ` + staffRoles + `. A
 developer works for one catalog department (--department), and acts only on its apps and guides.
+
+A region scope (--region) limits an account to the kiosks under some administrative divisions:
+GB/T 2260 prefixes of 2 digits (a province: 44), 4 (a city: 4403) or 6 (a county: 440305). The
+hub's API then lists only those kiosks and sites to it and refuses (403) to act on any other;
+an account without one sees the whole country.
 
 Passwords are read from a file (--password-file F, or - for stdin; one trailing newline is
 dropped), never from the command line, and never printed.`,
@@ -46,13 +53,13 @@ for an account locked by too many of them ("fleetctl staff update USER --roles .
 				s, err := hub.ListStaff(ctx)
 				return api.Staff{Staff: nonNil(s)}, err
 			}, func(v api.Staff) error {
-				t := newTable(a.env.Stdout, "ID", "USERNAME", "NAME", "ROLES", "FAILED LOGINS", "STATE")
+				t := newTable(a.env.Stdout, "ID", "USERNAME", "NAME", "ROLES", "REGIONS", "FAILED LOGINS", "STATE")
 				for _, s := range v.Staff {
 					state := "ok"
 					if s.Locked {
 						state = "LOCKED"
 					}
-					t.row(s.ID, s.Username, s.Name, strings.Join(s.Roles, ","), strconv.Itoa(s.Failures), state)
+					t.row(s.ID, s.Username, s.Name, strings.Join(s.Roles, ","), scopeText(s.Regions), strconv.Itoa(s.Failures), state)
 				}
 				return t.flush()
 			})
@@ -62,13 +69,15 @@ for an account locked by too many of them ("fleetctl staff update USER --roles .
 
 func (a *app) staffCreateCmd() *cobra.Command {
 	var name, pwFile, dept string
-	var roles []string
+	var roles, regions []string
 	cmd := &cobra.Command{
-		Use:   "create USERNAME --roles R1,R2 --password-file F [--name N] [--department D]",
+		Use:   "create USERNAME --roles R1,R2 --password-file F [--name N] [--region P1,P2] [--department D]",
 		Short: "Create a staff account",
-		Long: `Create a staff account with a password (8 to 256 characters) and roles (` + staffRoles + `).
-The provider refuses a taken username or an unknown role with its reason.`,
+		Long: `Create a staff account with a password (8 to 256 characters), roles (` + staffRoles + `) and
+optionally a region scope (--region). The provider refuses a taken username or an unknown role
+with its reason.`,
 		Example: `  fleetctl staff create fieldops1 --name "Li Wei" --roles fieldops --password-file ./pw
+  fleetctl staff create nanshan1 --roles fieldops --region 440305 --password-file ./pw   # one county
   pwgen -s 20 1 | fleetctl staff create reviewer2 --roles reviewer --password-file -
   fleetctl staff create dev1 --roles developer --department tax --password-file ./pw`,
 		Args: args("USERNAME"),
@@ -79,7 +88,8 @@ The provider refuses a taken username or an unknown role with its reason.`,
 				p.add("--roles is required (a comma-separated list of %s; '' for none)", staffRoles)
 			}
 			pw := p.password(pwFile, a.env.Stdin)
-			req := api.StaffRequest{Username: argv[0], Name: name, Password: pw, Roles: nonNil(roles), Department: dept}
+			regions = p.scope(regions)
+			req := api.StaffRequest{Username: argv[0], Name: name, Password: pw, Roles: nonNil(roles), Regions: regions, Department: dept}
 			return callHub(a, c, &p, "create staff account "+argv[0], func(ctx context.Context, hub *api.Client) (api.StaffAccount, error) {
 				return hub.CreateStaff(ctx, req)
 			}, a.staffTable)
@@ -88,22 +98,28 @@ The provider refuses a taken username or an unknown role with its reason.`,
 	f := cmd.Flags()
 	f.StringVar(&name, "name", "", "the person's name")
 	f.StringSliceVar(&roles, "roles", nil, "roles, comma-separated: "+staffRoles+" (required)")
+	f.StringSliceVar(&regions, "region", nil, regionUsage)
 	f.StringVar(&pwFile, "password-file", "", "file holding the password, - for stdin (required)")
 	f.StringVar(&dept, "department", "", "catalog department the account works for (required with the developer role)")
 	return cmd
 }
 
+const regionUsage = "region scope: GB/T 2260 prefixes of 2, 4 or 6 digits, comma-separated or repeated (default: the whole country)"
+
 func (a *app) staffUpdateCmd() *cobra.Command {
 	var pwFile, dept string
-	var roles []string
+	var roles, regions []string
 	cmd := &cobra.Command{
-		Use:   "update USERNAME --roles R1,R2 [--department D] [--password-file F]",
-		Short: "Set a staff account's roles (and password); also unlocks it",
-		Long: `Set a staff account's roles, and its password if --password-file is given. The API replaces
-the roles with the list given, so --roles is required: give all the roles the account keeps
-('' for none), and its department likewise (--department; none without it). Every update also clears the account's failed logins, which unlocks an account
-locked by too many of them.`,
+		Use:   "update USERNAME --roles R1,R2 [--region P1,P2] [--department D] [--password-file F]",
+		Short: "Set a staff account's roles, region scope (and password); also unlocks it",
+		Long: `Set a staff account's roles, its region scope if --region is given ('' for the whole country;
+without --region the account keeps its scope), and its password if --password-file is given. The
+API replaces the roles with the list given, so --roles is required: give all the roles the
+account keeps ('' for none), and its department likewise (--department; none without it). Every
+update also clears the account's failed logins, which unlocks an account locked by too many of
+them.`,
 		Example: `  fleetctl staff update fieldops1 --roles fieldops,reviewer
+  fleetctl staff update fieldops1 --roles fieldops --region 4403,4401   # Shenzhen and Guangzhou
   fleetctl staff update fieldops1 --roles fieldops --password-file ./new-pw   # reset and unlock`,
 		Args: args("USERNAME"),
 		RunE: func(c *cobra.Command, argv []string) error {
@@ -116,8 +132,19 @@ locked by too many of them.`,
 				p.required([2]string{"--password-file", pwFile})
 				pw = p.password(pwFile, a.env.Stdin)
 			}
-			req := api.StaffRequest{Password: pw, Roles: nonNil(roles), Department: dept}
+			regions = p.scope(regions)
+			req := api.StaffRequest{Password: pw, Roles: nonNil(roles), Regions: regions, Department: dept}
+			keepScope := !c.Flag("region").Changed
 			return callHub(a, c, &p, "update staff account "+argv[0], func(ctx context.Context, hub *api.Client) (api.StaffAccount, error) {
+				if keepScope { // the API replaces the scope: send the one the account has
+					all, err := hub.ListStaff(ctx)
+					if err != nil {
+						return api.StaffAccount{}, err
+					}
+					if i := slices.IndexFunc(all, func(s api.StaffAccount) bool { return s.Username == argv[0] }); i >= 0 {
+						req.Regions = all[i].Regions
+					}
+				}
 				return hub.UpdateStaff(ctx, argv[0], req)
 			}, func(out api.StaffAccount) error {
 				if err := a.staffTable(out); err != nil {
@@ -134,15 +161,33 @@ locked by too many of them.`,
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&roles, "roles", nil, "all the account's roles, comma-separated: "+staffRoles+" (required)")
+	f.StringSliceVar(&regions, "region", nil, "the account's whole "+regionUsage+"; '' for the whole country (default: keep)")
 	f.StringVar(&pwFile, "password-file", "", "file holding a new password, - for stdin")
 	f.StringVar(&dept, "department", "", "catalog department the account works for (required with the developer role)")
 	return cmd
 }
 
 func (a *app) staffTable(v api.StaffAccount) error {
-	t := newTable(a.env.Stdout, "ID", "USERNAME", "NAME", "ROLES", "DEPARTMENT")
-	t.row(v.ID, v.Username, v.Name, strings.Join(v.Roles, ","), v.Department)
+	t := newTable(a.env.Stdout, "ID", "USERNAME", "NAME", "ROLES", "REGIONS", "DEPARTMENT")
+	t.row(v.ID, v.Username, v.Name, strings.Join(v.Roles, ","), scopeText(v.Regions), v.Department)
 	return t.flush()
+}
+
+// scopeText shows a region scope: its prefixes, or "all" for the whole country.
+func scopeText(regions []string) string {
+	if len(regions) == 0 {
+		return "all"
+	}
+	return strings.Join(regions, ",")
+}
+
+// scope checks a --region list and returns it without "" entries (--region ”).
+func (p *problems) scope(regions []string) []string {
+	regions = slices.DeleteFunc(regions, func(s string) bool { return s == "" })
+	if err := fleet.CheckScope(regions); err != nil {
+		p.add("--region: %v", err)
+	}
+	return regions
 }
 
 // password reads a password from file (- for stdin), dropping one trailing newline. An empty

@@ -20,7 +20,7 @@ import (
 const chromium = "/usr/bin/chromium"
 
 // browser starts headless Chromium for the test; it is stopped with t.
-func browser(t *testing.T) context.Context {
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromium); err != nil {
 		t.Skipf("browser test skipped: %s not found (install the Debian package chromium)", chromium)
@@ -35,6 +35,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(390, 844),
 	}
+	opts = append(opts, extra...)
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)
 	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
@@ -106,6 +107,8 @@ func TestBrowser(t *testing.T) {
 	hub.Update(webtest.OK, func(d *fleet.Device) { d.Online = false; d.PresenceAt = time.Now() })
 	until(t, ctx, "the overview showing "+webtest.OK+" offline by itself",
 		`window.notReloaded && document.querySelector('#problems a[href="/devices/`+webtest.OK+`"]') !== null`)
+	// It came over the WebSocket (the content security policy lets the page open it).
+	until(t, ctx, "the update over the WebSocket", `document.getElementById('live-status').className === 'ws'`)
 	shot("overview-en")
 
 	if shots != "" { // the same pages on a desktop screen, for a person to look at

@@ -49,12 +49,12 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 func (s *Server) rows(r *http.Request, q api.DeviceQuery) ([]row, []fleet.Site, error) {
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	devs, err := s.cfg.Hub.ListDevices(ctx, q)
+	devs, err := s.hub(r).ListDevices(ctx, q)
 	if err != nil {
 		return nil, nil, err
 	}
 	names := map[string]string{}
-	sites, _ := s.cfg.Hub.ListSites(ctx) // names are a nicety: IDs do without
+	sites, _ := s.hub(r).ListSites(ctx) // names are a nicety: IDs do without
 	for _, st := range sites {
 		names[st.ID] = st.Name
 	}
@@ -169,7 +169,7 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, l *L, status
 	id := r.PathValue("id")
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	det, err := s.cfg.Hub.Device(ctx, id)
+	det, err := s.hub(r).Device(ctx, id)
 	if err != nil {
 		e, st := s.hubError(l, "device", err)
 		s.render(w, r, st, "error", &page{L: l, Title: id, Nav: "device", Err: e})
@@ -258,7 +258,7 @@ func (s *Server) sendCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	c, err := s.cfg.Hub.SendCommand(ctx, r.PathValue("id"), req)
+	c, err := s.hub(r).SendCommand(ctx, r.PathValue("id"), req)
 	if err != nil {
 		fail(s.hubError(l, "send command", err))
 		return
@@ -287,7 +287,7 @@ func (s *Server) setDesired(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	st, err := s.cfg.Hub.SetDesired(ctx, r.PathValue("id"), json.RawMessage(doc))
+	st, err := s.hub(r).SetDesired(ctx, r.PathValue("id"), json.RawMessage(doc))
 	if err != nil {
 		fail(s.hubError(l, "set desired", err))
 		return
@@ -309,7 +309,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	d, err := s.cfg.Hub.Revoke(ctx, r.PathValue("id"))
+	d, err := s.hub(r).Revoke(ctx, r.PathValue("id"))
 	if err != nil {
 		e, status := s.hubError(l, "revoke", err)
 		s.showDevice(w, r, l, status, func(d *deviceData) { d.RevokeErr = e })

@@ -2,16 +2,21 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"github.com/kioskfleet/kioskfleet/pkg/proctest"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/kioskfleet/kioskfleet/console/web"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
@@ -94,8 +99,55 @@ func TestAgainstRealHub(t *testing.T) {
 		return strings.Contains(body, "凭条打印机") && strings.Contains(body, "身份证阅读器")
 	})
 
+	// The overview open on a live socket shows the paper-out within 3 s, without a reload.
+	ws := c.liveSocket("/?live=1")
+	readUntil(t, ws, 10*time.Second, "first update", func(m string) bool { return strings.Contains(m, `id=\"problems\"`) })
+	alertsWS := c.liveSocket("/alerts?live=1")
+	readUntil(t, alertsWS, 10*time.Second, "alerts page", func(m string) bool { return strings.Contains(m, `id=\"alerts\"`) })
 	if out, err := exec.Command(filepath.Join(bin, "devsim"), "ctl", "--dir", sim, "fault", "receipt0", "paper-out").CombinedOutput(); err != nil {
 		t.Fatalf("inject paper-out: %v\n%s", err, out)
+	}
+	injected := time.Now()
+	readUntil(t, ws, 3*time.Second, "paper-out on the live overview", func(m string) bool { return strings.Contains(m, "凭条打印机 receipt0：缺纸") })
+	t.Logf("paper-out on the live overview %v after devsim's fault", time.Since(injected))
+	// It opened an alert, on the live alerts page within 3 s too; acknowledged and resolved there.
+	readUntil(t, alertsWS, 3*time.Second-time.Since(injected), "paper-out alert on the live alerts page", func(m string) bool {
+		return strings.Contains(m, "receipt0：缺纸") && strings.Contains(m, "未处理")
+	})
+	as, err := client.ListAlerts(ctx, false)
+	if err != nil || len(as) != 1 || as[0].Rule != "peripheral-fault" || as[0].Subject != "receipt0" || as[0].Detail != "paper-out" {
+		t.Fatalf("alerts: %+v %v", as, err)
+	}
+	alertID := fmt.Sprint(as[0].ID)
+	// The hub's metrics count it, and the live viewers (the two pages, the alert engine).
+	metrics := func() string {
+		res, err := client.HTTP.Get(client.BaseURL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	if m := metrics(); !strings.Contains(m, `kf_alerts_opened_total{rule="peripheral-fault"} 1`) || !strings.Contains(m, "kf_feed_subscribers 3") ||
+		!strings.Contains(m, "kf_feed_lost_total 0") {
+		t.Errorf("hub metrics lack the alert or the viewers:\n%s", grepLines(m, "kf_alert", "kf_events"))
+	}
+	if status, body, h := c.post("/alerts/"+alertID+"/ack", url.Values{"csrf": {c.csrf(id)}}); status != http.StatusSeeOther || h.Get("Location") != "/alerts#alert-"+alertID {
+		t.Fatalf("ack: %d %s", status, body)
+	}
+	readUntil(t, alertsWS, 3*time.Second, "acknowledged on the live alerts page", func(m string) bool { return strings.Contains(m, "处理中") })
+	if status, body, _ := c.post("/alerts/"+alertID+"/resolve", url.Values{"csrf": {c.csrf(id)}}); status != http.StatusSeeOther {
+		t.Fatalf("resolve: %d %s", status, body)
+	}
+	// (The paper is still out: the hub may raise a new alert for it at the kiosk's next report.)
+	as, err = client.ListAlerts(ctx, true)
+	i := slices.IndexFunc(as, func(a api.Alert) bool { return fmt.Sprint(a.ID) == alertID })
+	if err != nil || i < 0 || as[i].State != "resolved" || as[i].AckBy != "bootstrap-admin" || as[i].ResolvedBy != "bootstrap-admin" {
+		t.Fatalf("alert after resolve: %+v %v", as, err)
+	}
+	if status, _, _ := c.post("/alerts/"+alertID+"/ack", url.Values{"csrf": {c.csrf(id)}}); status != http.StatusConflict {
+		t.Fatalf("ack of a resolved alert: %d", status)
 	}
 	proctest.Eventually(t, 20*time.Second, "paper-out on the overview", func() bool {
 		_, body := c.get("/")
@@ -125,4 +177,30 @@ func TestAgainstRealHub(t *testing.T) {
 	if status, body, _ := c.post("/devices/"+id+"/commands?lang=en", form); status != http.StatusBadRequest || !strings.Contains(body, "ttl:") {
 		t.Errorf("bad ttl: status %d", status)
 	}
+}
+
+// liveSocket opens the live WebSocket of a page (its live URL), closed when the test ends.
+func (c *console) liveSocket(page string) *websocket.Conn {
+	c.t.Helper()
+	ws, _, err := (&websocket.Dialer{Jar: c.c.Jar, HandshakeTimeout: 10 * time.Second}).Dial(
+		"ws://"+strings.TrimPrefix(c.url, "http://")+"/live?page="+url.QueryEscape(page), nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+// grepLines returns the lines of s that contain one of the words.
+func grepLines(s string, words ...string) string {
+	var out []string
+	for l := range strings.Lines(s) {
+		for _, w := range words {
+			if strings.Contains(l, w) {
+				out = append(out, strings.TrimSpace(l))
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }

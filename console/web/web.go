@@ -3,6 +3,11 @@
 // kiosk's desired configuration or revoke it. It talks to the hub only over its HTTP API
 // (docs/api.md) through a Hub, normally a *api.Client. Pages are zh-CN by default, English via
 // ?lang=en or Accept-Language; templates, styles and the small live-update script are embedded.
+//
+// Staff log in through the hub (Login: the console is an OpenID Connect relying party, sessions
+// are kept server-side) and act with their own token, so that the hub enforces each one's roles
+// and region scope. Without Login the console runs in setup mode: everybody acts with one token
+// (the hub's bootstrap token), for first setup only, and every page says so.
 package web
 
 import (
@@ -47,26 +52,34 @@ var (
 	_ Catalog = (*api.Client)(nil)
 )
 
-// ErrNoHub is returned by New without a Hub.
+// ErrNoHub is returned by New without a Hub or a Login.
 var ErrNoHub = errors.New("web: no hub client")
 
-// Config configures the console.
+// Config configures the console: Login (staff log in) or Hub (setup mode), not both.
 type Config struct {
-	Hub      Hub
-	Log      *slog.Logger     // nil: discard
-	Location *time.Location   // times are shown in this zone; nil: UTC
-	Refresh  time.Duration    // how often pages refresh their data; 0: 5s
-	Timeout  time.Duration    // per call to the hub; 0: 10s
-	Now      func() time.Time // nil: time.Now
+	// Login lets staff log in through the hub's OpenID Provider and act with their own tokens.
+	Login *Login
+	// Hub, without Login, is setup mode: every visitor acts with Hub's token.
+	Hub Hub
+	// SessionIdle ends a session unused this long (default 12h); SessionMax any session this
+	// old (default 7 days).
+	SessionIdle, SessionMax time.Duration
+	Log                     *slog.Logger     // nil: discard
+	Location                *time.Location   // times are shown in this zone; nil: UTC
+	Refresh                 time.Duration    // how often pages refresh their data; 0: 5s
+	Timeout                 time.Duration    // per call to the hub; 0: 10s
+	Now                     func() time.Time // nil: time.Now
 	// SecureCookies marks cookies Secure; set it when the console is served over HTTPS.
 	SecureCookies bool
 }
 
 // Server serves the console's pages.
 type Server struct {
-	cfg   Config
-	pages map[string]*template.Template
-	mux   *http.ServeMux
+	cfg      Config
+	pages    map[string]*template.Template
+	mux      *http.ServeMux
+	login    *login    // nil in setup mode
+	sessions *sessions // of logged-in staff
 }
 
 //go:embed templates static
@@ -80,8 +93,13 @@ const (
 
 // New builds the console.
 func New(cfg Config) (*Server, error) {
-	if cfg.Hub == nil {
+	switch {
+	case cfg.Hub == nil && (cfg.Login == nil || cfg.Login.Hub == nil):
 		return nil, ErrNoHub
+	case cfg.Hub != nil && cfg.Login != nil:
+		return nil, errors.New("web: give Login or Hub (setup mode), not both")
+	case cfg.Login != nil && (cfg.Login.ClientID == "" || cfg.Login.URL == ""):
+		return nil, errors.New("web: Login needs the client ID and the console's URL")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -98,7 +116,17 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux()}
+	if cfg.SessionIdle <= 0 {
+		cfg.SessionIdle = 12 * time.Hour
+	}
+	if cfg.SessionMax <= 0 {
+		cfg.SessionMax = 7 * 24 * time.Hour
+	}
+	s := &Server{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux(),
+		sessions: newSessions(cfg.SessionIdle, cfg.SessionMax, 100000, cfg.Now)}
+	if cfg.Login != nil {
+		s.login = &login{cfg: *cfg.Login, log: cfg.Log, pending: map[string]pendingLogin{}}
+	}
 	funcs := template.FuncMap{
 		"bytes":  func(n uint64) string { return humanBytes(float64(n)) },
 		"pct":    func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) + "%" },
@@ -119,7 +147,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range []string{"overview", "devices", "device", "apps", "app", "rollouts", "error", "heat", "funnel", "ratings", "recommendations"} {
+	for _, p := range []string{"overview", "devices", "device", "apps", "app", "rollouts", "error", "heat", "funnel", "ratings", "recommendations", "login", "alerts", "audit"} {
 		t, err := template.Must(base.Clone()).ParseFS(assets, "templates/"+p+".html")
 		if err != nil {
 			return nil, err
@@ -134,6 +162,13 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("POST /devices/{id}/commands", s.sendCommand)
 	s.mux.HandleFunc("POST /devices/{id}/desired", s.setDesired)
 	s.mux.HandleFunc("POST /devices/{id}/revoke", s.revoke)
+	s.mux.HandleFunc("GET /alerts", s.alerts)
+	s.mux.HandleFunc("GET /audit", s.audit)
+	s.mux.HandleFunc("POST /alerts/{id}/{action}", s.moveAlert)
+	s.mux.HandleFunc("GET /live", s.live)
+	s.mux.HandleFunc("GET /login", s.startLogin)
+	s.mux.HandleFunc("GET /callback", s.callback)
+	s.mux.HandleFunc("POST /logout", s.logout)
 	s.mux.HandleFunc("GET /apps", s.apps)
 	s.mux.HandleFunc("GET /apps/{id}", s.app)
 	s.mux.HandleFunc("GET /rollouts", s.rollouts)
@@ -144,14 +179,28 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP serves the console with security headers on every response.
+// ServeHTTP serves the console with security headers on every response. Every page but the
+// static files and the login steps needs a logged-in user (setup mode: everybody is one).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"+s.login.origin()+"; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Frame-Options", "DENY")
-	s.mux.ServeHTTP(w, r)
+	switch r.URL.Path {
+	case "/login", "/callback", "/logout":
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/static/") {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	u, ok := s.user(w, r)
+	if !ok {
+		return
+	}
+	s.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))
 }
 
 func cacheFor(d time.Duration, h http.Handler) http.Handler {
@@ -175,6 +224,7 @@ type countsData struct {
 // page is what every template gets.
 type page struct {
 	L       *L
+	User    *user // nil on the login pages
 	Title   string
 	Nav     string // overview, devices, device, apps, rollouts
 	CSRF    string
@@ -220,6 +270,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	p.LangURL = path + "?" + q.Encode()
 	if p.CSRF == "" {
 		p.CSRF = s.csrfToken(w, r)
+	}
+	if p.User == nil {
+		p.User, _ = r.Context().Value(userKey{}).(*user)
 	}
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")

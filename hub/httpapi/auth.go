@@ -7,16 +7,27 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 )
 
 // Principal is an authenticated caller.
 type Principal struct {
-	Subject    string
-	Roles      []string
-	ClientID   string // the client an access token was issued to (none for the bootstrap token)
-	KioskID    string // the kiosk a citizen's session was opened at, if any
+	Subject  string
+	Username string // a staff member's username; the bootstrap token has none
+	Name     string
+	Roles    []string
+	// Regions is the caller's region scope (fleet.InScope): every endpoint shows it the kiosks
+	// and sites under one of these prefixes only, and refuses (403) to act on others. Empty:
+	// everywhere.
+	Regions  []string
+	ClientID string // the client an access token was issued to (none for the bootstrap token)
+	KioskID  string // the kiosk a citizen's session was opened at, if any
 	Department string // a developer's department (hub/catalog)
 }
+
+// InScope reports whether region (a kiosk's or site's code) lies in p's region scope.
+func (p Principal) InScope(region string) bool { return fleet.InScope(region, p.Regions) }
 
 // Has reports whether p has any of roles.
 func (p Principal) Has(roles ...string) bool {
@@ -93,4 +104,9 @@ type principalKey struct{}
 func principal(r *http.Request) Principal {
 	p, _ := r.Context().Value(principalKey{}).(Principal)
 	return p
+}
+
+// outOfScope is the answer to a caller acting on a kiosk or site outside its region scope.
+func outOfScope(what, id string) error {
+	return apiErr(http.StatusForbidden, "forbidden", "%s %s is outside your region scope", what, id)
 }

@@ -85,8 +85,13 @@ func (a *API) getCommand(r *http.Request, _ none) (fleet.Command, error) {
 	deadline := time.Now().Add(wait)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	for {
+	for first := true; ; first = false {
 		c, err := a.cfg.Store.GetCommand(r.Context(), id)
+		if err == nil && first {
+			if _, err := a.scopedDevice(r, c.DeviceID); err != nil {
+				return fleet.Command{}, err
+			}
+		}
 		if err != nil || c.State.Terminal() || !time.Now().Before(deadline) {
 			return apiCommand(c), err
 		}

@@ -19,7 +19,7 @@ func (a *API) deviceRoutes() {
 
 func (a *API) listDevices(r *http.Request, _ none) (api.Devices, error) {
 	q := r.URL.Query()
-	f := store.DeviceFilter{SiteID: q.Get("site"), Region: q.Get("region"), Model: q.Get("model")}
+	f := store.DeviceFilter{SiteID: q.Get("site"), Region: q.Get("region"), Model: q.Get("model"), Scope: principal(r).Regions}
 	var iv invalid
 	switch st := q.Get("status"); st {
 	case "":
@@ -39,13 +39,22 @@ func (a *API) listDevices(r *http.Request, _ none) (api.Devices, error) {
 	return api.Devices{Devices: convert(ds, apiDevice)}, err
 }
 
-// device returns the device the path's {id} names.
+// device returns the device the path's {id} names, if it is in the caller's region scope.
 func (a *API) device(r *http.Request) (store.Device, error) {
 	id := r.PathValue("id")
 	if !wire.ValidDeviceID(id) {
 		return store.Device{}, apiErr(http.StatusBadRequest, "bad_request", "id: %q is not a device id", id)
 	}
-	return a.cfg.Store.GetDevice(r.Context(), id)
+	return a.scopedDevice(r, id)
+}
+
+// scopedDevice returns device id if it is in the caller's region scope: 403 if it is not.
+func (a *API) scopedDevice(r *http.Request, id string) (store.Device, error) {
+	d, err := a.cfg.Store.GetDevice(r.Context(), id)
+	if err == nil && !principal(r).InScope(d.Region) {
+		return store.Device{}, outOfScope("kiosk", id)
+	}
+	return d, err
 }
 
 func (a *API) getDevice(r *http.Request, _ none) (api.DeviceDetail, error) {
@@ -81,7 +90,7 @@ func (a *API) revoke(r *http.Request, _ none) (fleet.Device, error) {
 // fleet's lists. A filter is required, and Expect guards against a fleet that changed between
 // the count a person confirmed and the request.
 func (a *API) retire(r *http.Request, req api.RetireDevices) (api.Retired, error) {
-	f := store.DeviceFilter{IDs: req.IDs, SiteID: req.Site, Region: req.Region, Model: req.Model}
+	f := store.DeviceFilter{IDs: req.IDs, SiteID: req.Site, Region: req.Region, Model: req.Model, Scope: principal(r).Regions}
 	var iv invalid
 	for _, id := range req.IDs {
 		iv.check(wire.ValidDeviceID(id), "ids", "%q is not a device id", id)

@@ -39,12 +39,14 @@ func (a *API) createToken(r *http.Request, req api.CreateToken) (api.Token, erro
 	if err := iv.err(); err != nil {
 		return api.Token{}, err
 	}
-	if _, err := a.cfg.Store.GetSite(r.Context(), req.SiteID); err != nil {
+	if s, err := a.cfg.Store.GetSite(r.Context(), req.SiteID); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			iv.check(false, "siteId", "no site %q", req.SiteID)
 			return api.Token{}, iv.err()
 		}
 		return api.Token{}, err
+	} else if !principal(r).InScope(s.Region) {
+		return api.Token{}, outOfScope("site", s.ID)
 	}
 	secret := "kfe_" + randomHex(20)
 	h := sha256.Sum256([]byte(secret))

@@ -63,8 +63,12 @@ func route[Req, Resp any](a *API, pattern string, roles []string, status int, h 
 	}
 	method, path, _ := strings.Cut(pattern, " ")
 	a.mux.HandleFunc(method+" "+api.Prefix+path, func(w http.ResponseWriter, r *http.Request) {
+		var who *Principal // an authenticated caller: a staff action that is not a read is audited
 		out, err := func() (out Resp, err error) {
 			r, release, err := a.admit(w, r, pattern, roles)
+			if p := principal(r); p.Subject != "" {
+				who = &p // also when refused: a refused staff action is audited too
+			}
 			if err != nil {
 				return out, err
 			}
@@ -84,6 +88,9 @@ func route[Req, Resp any](a *API, pattern string, roles []string, status int, h 
 			}
 			return h(r, req)
 		}()
+		if who != nil && method != http.MethodGet {
+			a.audit(r, *who, method+" "+path, status, err)
+		}
 		switch {
 		case err != nil && r.Context().Err() != nil:
 			// The client went away (or the server is shutting down): nobody reads an answer.
@@ -109,10 +116,12 @@ func (a *API) admit(w http.ResponseWriter, r *http.Request, pattern string, role
 	release := func() {}
 	if roles != nil {
 		p, err := a.authorize(w, r, roles)
+		if p.Subject != "" {
+			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+		}
 		if err != nil {
 			return r, release, err
 		}
-		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 	}
 	if gate := a.gates[pattern]; gate != nil {
 		gr, rel, err := gate(w, r)
@@ -155,6 +164,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // writeErr answers an error: an *api.Error as it is, the store's sentinels with their status
 // codes, anything else as an internal error (logged, not shown).
 func (a *API) writeErr(w http.ResponseWriter, err error) {
+	ae := a.apiError(err)
+	if ae.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(time.Second, ae.RetryAfter.Round(time.Second))/time.Second)))
+	}
+	writeJSON(w, ae.Status, api.ErrorBody{Error: *ae})
+}
+
+// apiError is the answer to an error (see writeErr).
+func (a *API) apiError(err error) *api.Error {
 	var ae *api.Error
 	var iv *catalog.InvalidError
 	switch {
@@ -163,7 +181,7 @@ func (a *API) writeErr(w http.ResponseWriter, err error) {
 	case errors.As(err, &ae):
 	case errors.Is(err, store.ErrNotFound):
 		ae = apiErr(http.StatusNotFound, "not_found", "%v", err)
-	case errors.Is(err, store.ErrExists):
+	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrConflict):
 		ae = apiErr(http.StatusConflict, "conflict", "%v", err)
 	case errors.As(err, &iv):
 		ae = &api.Error{Status: http.StatusBadRequest, Code: "bad_request", Message: iv.Error(), Fields: iv.Fields}
@@ -177,10 +195,7 @@ func (a *API) writeErr(w http.ResponseWriter, err error) {
 		a.cfg.Log.Error("api internal error", "err", err)
 		ae = apiErr(http.StatusInternalServerError, "internal", "internal error")
 	}
-	if ae.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(max(time.Second, ae.RetryAfter.Round(time.Second))/time.Second)))
-	}
-	writeJSON(w, ae.Status, api.ErrorBody{Error: *ae})
+	return ae
 }
 
 // maxBody is the largest request body accepted.

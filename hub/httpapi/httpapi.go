@@ -1,8 +1,10 @@
 // Package httpapi serves the hub's JSON HTTP API under /api/v1 (documented in docs/api.md): sites,
 // enrollment, devices, commands, desired and reported state, records, journal verification and
-// security events, health, the app catalog with its guides, the update repository's management
-// and rollouts. Every endpoint but enrollment (authorised by its one-time token) and the
-// channels' public reads of the catalog requires a bearer token with a staff role.
+// security events, health, who the caller is (me), live events, alerts, the audit log, the app
+// catalog with its guides, the update repository's management and rollouts. A caller with a
+// region scope sees and acts on the kiosks and sites under it only. Every endpoint but enrollment
+// (authorised by its one-time token) and the channels' public reads of the catalog requires a
+// bearer token with a staff role.
 //
 // One file per resource: it registers its routes and holds its handlers, each written the one way
 // route (handler.go) runs them. A new resource is a new file and a line in New.
@@ -14,6 +16,7 @@ import (
 	"encoding/pem"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/catalog"
@@ -33,6 +36,8 @@ type Store interface {
 	store.Updates
 	store.Rollouts
 	store.Journal
+	store.Alerts
+	store.StaffAudit
 	Ping(ctx context.Context) error
 }
 
@@ -83,6 +88,16 @@ type Config struct {
 	// (nil: the CA's own certificate). It is asked at each use: an operator's certificate may be
 	// reloaded.
 	Anchor func() *x509.Certificate
+
+	// Feed is the feed of kiosk changes GET /feed streams (nil: no stream); FeedHold how
+	// long a stream lasts before the client must reconnect (default 5 minutes).
+	Feed     FeedSource
+	FeedHold time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names the client of a call,
+	// as the audit log records it (ratelimit.ClientAddr); none: the connection's address.
+	TrustedProxies []netip.Prefix
+	// AlertChanged is told about each alert acknowledged or resolved through the API (nil: none).
+	AlertChanged AlertChanged
 }
 
 // API is the HTTP API handler.
@@ -136,6 +151,10 @@ func New(cfg Config) *API {
 	a.analyticsRoutes()
 	a.outreachRoutes()
 	a.journalRoutes()
+	a.meRoutes()
+	a.feedRoutes()
+	a.alertRoutes()
+	a.auditRoutes()
 	if cfg.Catalog != nil {
 		a.catalogRoutes()
 		a.guideRoutes()

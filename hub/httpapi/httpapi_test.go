@@ -20,6 +20,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/ca"
 	"github.com/kioskfleet/kioskfleet/hub/ca/catest"
 	"github.com/kioskfleet/kioskfleet/hub/catalog"
+	"github.com/kioskfleet/kioskfleet/hub/feed"
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
@@ -36,10 +37,12 @@ const (
 	adminTok    = "kfa_admin-secret"
 	opsTok      = "ops-token"
 	reviewerTok = "reviewer-token"
-	devTok      = "dev-tax-token" // developer of department tax
-	devHRTok    = "dev-hr-token"  // developer of department hr
-	revTok      = "rev-token"     // reviewer only
-	opTok       = "op-token"      // operator only
+	countyTok   = "county-token"       // fieldops in Nanshan (440305) only
+	countyAdmin = "county-admin-token" // admin in Nanshan only
+	devTok      = "dev-tax-token"      // developer of department tax
+	devHRTok    = "dev-hr-token"       // developer of department hr
+	revTok      = "rev-token"          // reviewer only
+	opTok       = "op-token"           // operator only
 	wait        = 10 * time.Second
 )
 
@@ -136,6 +139,7 @@ type env struct {
 	disp     *dispatch
 	clock    *clock
 	srv      *httptest.Server
+	feed     *feed.Feed
 	inflight atomic.Int64 // requests inside the API handler
 }
 
@@ -147,7 +151,7 @@ func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &env{st: st, ca: catest.New(t), sess: &sessions{connected: map[string]bool{}}, clock: &clock{}}
+	e := &env{st: st, ca: catest.New(t), sess: &sessions{connected: map[string]bool{}}, clock: &clock{}, feed: feed.New(4, nil)}
 	e.clock.ns.Store(time.Now().UTC().Truncate(time.Millisecond).UnixNano())
 	e.disp = &dispatch{st: st, sess: e.sess, now: e.clock.Now}
 	cat, err := catalog.New(catalog.Config{Store: st, Now: e.clock.Now})
@@ -160,12 +164,14 @@ func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 		Auth: httpapi.AnyOf{httpapi.NewBootstrapToken(adminTok), tokens{
 			opsTok:      {Subject: "ops1", Roles: []string{"reviewer", "fieldops"}},
 			reviewerTok: {Subject: "rev1", Roles: []string{"reviewer", "developer"}},
+			countyTok:   {Subject: "eng1", Username: "nanshan-eng", Roles: []string{"fieldops"}, Regions: []string{"440305"}},
+			countyAdmin: {Subject: "adm2", Roles: []string{"admin"}, Regions: []string{"440305"}},
 			devTok:      {Subject: "dev1", Roles: []string{"developer"}, Department: "tax"},
 			devHRTok:    {Subject: "dev2", Roles: []string{"developer"}, Department: "hr"},
 			revTok:      {Subject: "rev2", Roles: []string{"reviewer"}},
 			opTok:       {Subject: "op1", Roles: []string{"operator"}},
 		}},
-		MQTTAddr: "127.0.0.1:8883", Version: "0.1.0-test", Now: e.clock.Now,
+		MQTTAddr: "127.0.0.1:8883", Version: "0.1.0-test", Now: e.clock.Now, Feed: e.feed, FeedHold: 5 * time.Second,
 	})
 	e.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.inflight.Add(1)
@@ -177,6 +183,7 @@ func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 	}
 	e.srv.Start()
 	t.Cleanup(e.srv.Close)
+	t.Cleanup(e.feed.Close) // first: event streams end, so that the server can close
 	return e
 }
 

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
@@ -60,15 +61,47 @@ func (a *API) listSecurityEvents(r *http.Request, _ none) (api.SecurityEvents, e
 	if err := iv.err(); err != nil {
 		return api.SecurityEvents{}, err
 	}
+	p := principal(r)
+	var scoped map[string]bool // the kiosks in the caller's scope, when it has one
+	switch {
+	case f.DeviceID != "":
+		if _, err := a.scopedDevice(r, f.DeviceID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return api.SecurityEvents{}, err
+		}
+	case len(p.Regions) > 0:
+		var err error
+		if scoped, err = a.scopeIDs(r); err != nil {
+			return api.SecurityEvents{}, err
+		}
+	}
 	evs, err := a.cfg.Store.ListSecurityEvents(r.Context(), f)
 	if err != nil {
 		return api.SecurityEvents{}, err
 	}
-	out := api.SecurityEvents{Events: convert(evs, apiSecurityEvent), Next: f.AfterID}
+	out := api.SecurityEvents{Next: f.AfterID}
 	if n := len(evs); n > 0 {
-		out.Next = evs[n-1].ID
+		out.Next = evs[n-1].ID // a page of a scoped caller may hold fewer than limit: Next still moves on
 	}
+	if scoped != nil {
+		evs = slices.DeleteFunc(evs, func(e store.SecurityEvent) bool { return !scoped[e.DeviceID] })
+	}
+	out.Events = convert(evs, apiSecurityEvent)
 	return out, nil
+}
+
+// scopeIDs returns the IDs of every kiosk in the caller's region scope, retired ones included.
+func (a *API) scopeIDs(r *http.Request) (map[string]bool, error) {
+	ids := map[string]bool{}
+	for _, retired := range []bool{false, true} {
+		ds, err := a.cfg.Store.ListDevices(r.Context(), store.DeviceFilter{Scope: principal(r).Regions, Retired: retired})
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			ids[d.ID] = true
+		}
+	}
+	return ids, nil
 }
 
 func apiSecurityEvent(e store.SecurityEvent) api.SecurityEvent {

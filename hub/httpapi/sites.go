@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
@@ -23,11 +24,17 @@ func (a *API) createSite(r *http.Request, s api.CreateSite) (fleet.Site, error) 
 	if err := iv.err(); err != nil {
 		return s, err
 	}
+	if !principal(r).InScope(s.Region) {
+		return s, outOfScope("region", s.Region)
+	}
 	return s, a.cfg.Store.CreateSite(r.Context(), store.Site(s))
 }
 
+// listSites lists the sites in the caller's region scope.
 func (a *API) listSites(r *http.Request, _ none) (api.Sites, error) {
 	s, err := a.cfg.Store.ListSites(r.Context())
+	p := principal(r)
+	s = slices.DeleteFunc(s, func(s store.Site) bool { return !p.InScope(s.Region) })
 	return api.Sites{Sites: convert(s, apiSite)}, err
 }
 

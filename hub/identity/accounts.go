@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/alexedwards/argon2id"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -26,7 +28,8 @@ type NewStaff struct {
 	Name       string
 	Password   string
 	Roles      []string
-	Department string // required with the developer role
+	Regions    []string // region scope (fleet.CheckScope); empty: everywhere
+	Department string   // required with the developer role
 }
 
 // CreateStaff creates a staff account with a password.
@@ -41,12 +44,15 @@ func (p *Provider) CreateStaff(ctx context.Context, s NewStaff) (store.Account, 
 	if err := validRoles(s.Roles, s.Department); err != nil {
 		return store.Account{}, err
 	}
+	if err := fleet.CheckScope(s.Regions); err != nil {
+		return store.Account{}, fmt.Errorf("%w: %w", store.ErrInvalid, err)
+	}
 	h, err := p.hash(s.Password)
 	if err != nil {
 		return store.Account{}, err
 	}
 	a := store.Account{ID: "u_" + randomToken(12), Kind: "staff", Username: s.Username, Name: s.Name,
-		PasswordHash: h, Roles: s.Roles, Department: s.Department, CreatedAt: p.now()}
+		PasswordHash: h, Roles: s.Roles, Regions: s.Regions, Department: s.Department, CreatedAt: p.now()}
 	if err := p.st.CreateAccount(ctx, a); err != nil {
 		return store.Account{}, err
 	}
@@ -198,6 +204,10 @@ type BootstrapConfig struct {
 	AdminPassword string // empty: a random one is generated and returned once
 	// BaseURL of the hub's web channels; redirect URIs of the built-in clients hang below it.
 	BaseURL string
+	// ConsoleURL is the fleet console's base URL as browsers reach it (default BaseURL +
+	// "/console"): the console client's redirect URI is ConsoleURL + "/callback", where it is
+	// sent back after logout ConsoleURL + "/".
+	ConsoleURL string
 }
 
 // Bootstrapped is what Bootstrap created and must be shown to the operator once: nothing on a
@@ -227,6 +237,10 @@ func (p *Provider) Bootstrap(ctx context.Context, b BootstrapConfig) (Bootstrapp
 	} else if err != nil {
 		return out, err
 	}
+	if b.ConsoleURL == "" {
+		b.ConsoleURL = b.BaseURL + "/console"
+	}
+	b.ConsoleURL = strings.TrimRight(b.ConsoleURL, "/")
 	code, refresh, device, bearer := "authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code", GrantTypeJWTBearer
 	all := []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeOfflineAccess}
 	fleet := []string{p.FleetAPI()}
@@ -242,7 +256,7 @@ func (p *Provider) Bootstrap(ctx context.Context, b BootstrapConfig) (Bootstrapp
 			RedirectURIs: []string{"http://127.0.0.1/kiosk/callback"}, GrantTypes: []string{code, device, bearer},
 			Scopes: []string{oidc.ScopeOpenID, oidc.ScopeProfile}},
 		{ID: ClientConsole, Name: "运维控制台 Fleet console", AppType: "web", FirstParty: true,
-			RedirectURIs: []string{b.BaseURL + "/console/callback"}, PostLogoutURIs: []string{b.BaseURL + "/console/"},
+			RedirectURIs: []string{b.ConsoleURL + "/callback"}, PostLogoutURIs: []string{b.ConsoleURL + "/"},
 			GrantTypes: []string{code, refresh}, Scopes: all, Resources: fleet},
 		{ID: ClientFleetctl, Name: "fleetctl 命令行", AppType: "native", FirstParty: true,
 			GrantTypes: []string{device, refresh}, Scopes: all, Resources: fleet},
@@ -251,10 +265,15 @@ func (p *Provider) Bootstrap(ctx context.Context, b BootstrapConfig) (Bootstrapp
 	for _, c := range builtins {
 		if old, err := p.st.GetClient(ctx, c.ID); err == nil {
 			// Registered by an earlier start: the scopes are set if it had none (it predates them),
-			// the resources follow the issuer (the public URL may have changed).
-			if old.Scopes == nil || !slices.Equal(old.Resources, c.Resources) {
+			// the resources follow the issuer (the public URL may have changed), the console's
+			// addresses follow ConsoleURL.
+			console := c.ID == ClientConsole && (!slices.Equal(old.RedirectURIs, c.RedirectURIs) || !slices.Equal(old.PostLogoutURIs, c.PostLogoutURIs))
+			if old.Scopes == nil || !slices.Equal(old.Resources, c.Resources) || console {
 				if old.Scopes == nil {
 					old.Scopes = c.Scopes
+				}
+				if console {
+					old.RedirectURIs, old.PostLogoutURIs = c.RedirectURIs, c.PostLogoutURIs
 				}
 				old.Resources = c.Resources
 				p.clients.Delete(c.ID)

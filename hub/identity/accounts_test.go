@@ -280,6 +280,16 @@ func TestBootstrapIdempotent(t *testing.T) {
 	if err != nil || again.AdminPassword != "" || len(again.ClientSecrets) != 0 {
 		t.Fatalf("second bootstrap %+v %v", again, err)
 	}
+	// The console's addresses follow its URL when it moves; its secret stays.
+	if _, err := e.P.Bootstrap(ctx, identity.BootstrapConfig{AdminUsername: identitytest.AdminUser, BaseURL: e.Issuer,
+		ConsoleURL: "https://console.example.org/ops/"}); err != nil {
+		t.Fatal(err)
+	}
+	con, err := e.Store.GetClient(ctx, identity.ClientConsole)
+	if err != nil || fmt.Sprint(con.RedirectURIs, con.PostLogoutURIs) != "[https://console.example.org/ops/callback] [https://console.example.org/ops/]" ||
+		con.Public() || len(con.Resources) != 1 {
+		t.Fatalf("console client after its URL changed: %+v %v", con, err)
+	}
 	cs, _ := e.Store.ListClients(ctx)
 	var ids []string
 	for _, c := range cs {
@@ -311,15 +321,17 @@ func TestStaffAdminAPI(t *testing.T) {
 	_, tok, _ := exchange(e, codeFor(t, e, verifier), verifier, e.Callback)
 	at := tok["access_token"].(string)
 
-	st, m := apiCall(t, e, "POST", "/oidc/admin/staff", at, `{"username":"li","name":"李四","password":"a good password","roles":["fieldops"]}`)
-	if st != 201 || m["username"] != "li" {
+	st, m := apiCall(t, e, "POST", "/oidc/admin/staff", at, `{"username":"li","name":"李四","password":"a good password","roles":["fieldops"],"regions":["440305","4401"]}`)
+	if st != 201 || m["username"] != "li" || fmt.Sprint(m["regions"]) != "[440305 4401]" {
 		t.Fatalf("create: %d %v", st, m)
 	}
 	for body, want := range map[string]int{
-		`{"username":"li","password":"a good password","roles":[]}`:        409,
-		`{"username":"wang","password":"short","roles":[]}`:                400,
-		`{"username":"wang","password":"a good password","roles":["god"]}`: 400,
-		`{"username":"wang","password":"a good password","extra":1}`:       400,
+		`{"username":"li","password":"a good password","roles":[]}`:              409,
+		`{"username":"wang","password":"short","roles":[]}`:                      400,
+		`{"username":"wang","password":"a good password","roles":["god"]}`:       400,
+		`{"username":"wang","password":"a good password","extra":1}`:             400,
+		`{"username":"wang","password":"a good password","regions":["4403051"]}`: 400,
+		`{"username":"wang","password":"a good password","regions":["00"]}`:      400,
 		// A developer works for one department.
 		`{"username":"wang","password":"a good password","roles":["developer"]}`: 400,
 	} {
@@ -340,15 +352,25 @@ func TestStaffAdminAPI(t *testing.T) {
 		t.Fatalf("list staff: %d %s", st, b)
 	}
 	i := slices.IndexFunc(list.Staff, func(s api.StaffAccount) bool { return s.Username == "li" })
-	if i < 0 || !list.Staff[i].Locked || list.Staff[i].Failures == 0 || fmt.Sprint(list.Staff[i].Roles) != "[fieldops]" {
+	if i < 0 || !list.Staff[i].Locked || list.Staff[i].Failures == 0 || fmt.Sprint(list.Staff[i].Roles) != "[fieldops]" ||
+		fmt.Sprint(list.Staff[i].Regions) != "[440305 4401]" {
 		t.Fatalf("list staff: %+v, want li locked with its failures", list.Staff)
 	}
 	if st, m := apiCall(t, e, "PUT", "/oidc/admin/staff/li", at, `{"roles":["reviewer","developer"],"password":"another password","department":"tax"}`); st != 200 || m["department"] != "tax" {
 		t.Fatalf("update: %d %v", st, m)
 	}
 	a, err := e.P.PasswordLogin(ctx, "li", "another password")
-	if err != nil || fmt.Sprint(a.Roles) != "[reviewer developer]" || a.Department != "tax" {
-		t.Fatalf("after reset: %+v %v", a, err)
+	if err != nil || fmt.Sprint(a.Roles) != "[reviewer developer]" || len(a.Regions) != 0 || a.Department != "tax" {
+		t.Fatalf("after reset: %+v %v (an update without regions clears the scope)", a, err)
+	}
+	if st, m := apiCall(t, e, "PUT", "/oidc/admin/staff/li", at, `{"roles":["fieldops"],"regions":["44"]}`); st != 200 || fmt.Sprint(m["regions"]) != "[44]" {
+		t.Fatalf("update regions: %d %v", st, m)
+	}
+	if a, _ = e.Store.AccountByUsername(ctx, "li"); fmt.Sprint(a.Regions) != "[44]" {
+		t.Fatalf("regions stored: %v", a.Regions)
+	}
+	if st, m := apiCall(t, e, "PUT", "/oidc/admin/staff/li", at, `{"roles":["fieldops"],"regions":["4"]}`); st != 400 {
+		t.Fatalf("bad region: %d %v", st, m)
 	}
 	if st, _ := apiCall(t, e, "PUT", "/oidc/admin/staff/nobody", at, `{"roles":[]}`); st != 404 {
 		t.Errorf("unknown staff: %d", st)

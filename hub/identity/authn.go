@@ -13,6 +13,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 	"github.com/kioskfleet/kioskfleet/pkg/strictjson"
 )
 
@@ -40,8 +41,11 @@ func (p *Provider) accessToken(r *http.Request) (store.Token, error) {
 // Principal is who an access token speaks for.
 type Principal struct {
 	Subject  string   // account ID
+	Username string   // a staff account's username (none for citizens)
+	Name     string   // the person's name, as the account has it
 	ClientID string   // the channel the token was issued to
 	Roles    []string // admin, fieldops, reviewer, developer, operator, citizen
+	Regions  []string // a staff account's region scope (store.Account.Regions); empty: everywhere
 	ACR      string
 	AMR      []string
 	KioskID  string // set for sessions opened at a kiosk
@@ -72,7 +76,8 @@ func (p *Provider) Authenticate(r *http.Request) (Principal, error) {
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: account: %w", ErrUnauthorized, err)
 	}
-	return Principal{Subject: a.ID, ClientID: t.ClientID, Roles: a.Roles, Department: a.Department, ACR: t.ACR, AMR: t.AMR,
+	return Principal{Subject: a.ID, Username: a.Username, Name: a.Name, ClientID: t.ClientID, Roles: a.Roles,
+		Regions: a.Regions, Department: a.Department, ACR: t.ACR, AMR: t.AMR,
 		KioskID: t.DeviceID, FamilyID: t.FamilyID, Audience: t.Audience}, nil
 }
 
@@ -337,7 +342,7 @@ func (p *Provider) serveListStaff(w http.ResponseWriter, r *http.Request) {
 	out := api.Staff{Staff: make([]api.StaffAccount, len(as))}
 	for i, a := range as {
 		out.Staff[i] = api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: nonNil(a.Roles),
-			Locked: a.Failures >= p.cfg.LockAfter, Failures: a.Failures}
+			Regions: nonNil(a.Regions), Locked: a.Failures >= p.cfg.LockAfter, Failures: a.Failures}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -369,7 +374,8 @@ func (p *Provider) serveCreateStaff(w http.ResponseWriter, r *http.Request) {
 		p.log.Error("create staff failed", "err", err)
 		apiError(w, http.StatusInternalServerError, "internal", "could not create account")
 	default:
-		writeJSON(w, http.StatusCreated, api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: a.Roles, Department: a.Department})
+		writeJSON(w, http.StatusCreated, api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: a.Roles,
+			Regions: nonNil(a.Regions), Department: a.Department})
 	}
 }
 
@@ -384,7 +390,7 @@ func (p *Provider) serveUpdateStaff(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "bad_request", "malformed staff account: "+err.Error())
 		return
 	}
-	if err := validRoles(req.Roles, req.Department); err != nil {
+	if err := errors.Join(validRoles(req.Roles, req.Department), fleet.CheckScope(req.Regions)); err != nil {
 		apiError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
@@ -403,6 +409,9 @@ func (p *Provider) serveUpdateStaff(w http.ResponseWriter, r *http.Request) {
 		err = p.st.SetRoles(r.Context(), a.ID, req.Roles)
 	}
 	if err == nil {
+		err = p.st.SetRegions(r.Context(), a.ID, req.Regions)
+	}
+	if err == nil {
 		err = p.st.SetDepartment(r.Context(), a.ID, req.Department)
 	}
 	if err == nil {
@@ -413,7 +422,8 @@ func (p *Provider) serveUpdateStaff(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusInternalServerError, "internal", "could not update account")
 		return
 	}
-	writeJSON(w, http.StatusOK, api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: req.Roles, Department: req.Department})
+	writeJSON(w, http.StatusOK, api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: req.Roles,
+		Regions: nonNil(req.Regions), Department: req.Department})
 }
 
 // validRoles checks a staff account's roles and department: a developer works for one department

@@ -59,6 +59,11 @@ type Hook interface {
 	Committed(batches []store.Batch)
 }
 
+// PresenceHook is a Hook also told about the presence changes written to the store.
+type PresenceHook interface {
+	PresenceWritten(updates []store.PresenceUpdate)
+}
+
 // ErrClosed is returned for work offered after Close.
 var ErrClosed = errors.New("ingest: closed")
 
@@ -232,8 +237,16 @@ func (g *Ingest) presenceLoop(ctx context.Context) {
 }
 
 func (g *Ingest) writePresence(ctx context.Context, batch []store.PresenceUpdate) {
-	if err := g.st.SetPresences(ctx, batch); err != nil && ctx.Err() == nil {
-		g.log.Warn("presence update failed", "changes", len(batch), "err", err)
+	if err := g.st.SetPresences(ctx, batch); err != nil {
+		if ctx.Err() == nil {
+			g.log.Warn("presence update failed", "changes", len(batch), "err", err)
+		}
+		return
+	}
+	for _, h := range g.hooks {
+		if ph, ok := h.(PresenceHook); ok {
+			ph.PresenceWritten(batch)
+		}
 	}
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kioskfleet/kioskfleet/hub/alerts"
 	"github.com/kioskfleet/kioskfleet/hub/broker"
 	"github.com/kioskfleet/kioskfleet/hub/ca"
 	"github.com/kioskfleet/kioskfleet/hub/cases"
@@ -37,6 +38,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/cluster"
 	"github.com/kioskfleet/kioskfleet/hub/connlimit"
 	"github.com/kioskfleet/kioskfleet/hub/events"
+	"github.com/kioskfleet/kioskfleet/hub/feed"
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
@@ -73,6 +75,9 @@ type Config struct {
 	// PublicURL is the hub's base URL as browsers and agents reach it: the OpenID issuer and the
 	// base of the built-in clients' redirect URIs (default: https:// + the bound HTTP address).
 	PublicURL string
+	// ConsoleURL is the fleet console's base URL as browsers reach it, where the hub's login
+	// sends staff back (default: PublicURL + "/console").
+	ConsoleURL string
 
 	// The HTTP side is served over TLS (tls.go): with a certificate of the hub's CA for Hosts, or
 	// the operator's: TLSCertFile (PEM chain, server certificate first, ending with the CA kiosks
@@ -81,6 +86,12 @@ type Config struct {
 	// HTTPInsecure serves plain HTTP instead, only on a loopback HTTPAddr unless HTTPInsecureForce
 	// (behind a TLS-terminating proxy, say); a forced start logs a warning every time.
 	HTTPInsecure, HTTPInsecureForce bool
+
+	// AlertWebhook, if set, is where the hub posts each alert opened or resolved (JSON, retried;
+	// hub/alerts.Webhook). OfflineAfter is how long a kiosk is offline before it is an alert
+	// (default 5 minutes).
+	AlertWebhook string
+	OfflineAfter time.Duration
 
 	// Ingest tuning (zero values: package defaults).
 	Ingest ingest.Config
@@ -127,6 +138,16 @@ func (c *Config) Validate() error {
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 			errs = append(errs, fmt.Errorf("public url: %q: want http(s)://host[:port]", c.PublicURL))
+		}
+	}
+	if c.AlertWebhook != "" {
+		if u, err := url.Parse(c.AlertWebhook); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			errs = append(errs, fmt.Errorf("alert webhook: %q: want an http(s) URL", c.AlertWebhook))
+		}
+	}
+	if c.ConsoleURL != "" {
+		if u, err := url.Parse(c.ConsoleURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, fmt.Errorf("console url: %q: want http(s)://host[:port][/path]", c.ConsoleURL))
 		}
 	}
 	for _, a := range flagconf.List(c.AdvertiseMQTT) {
@@ -213,6 +234,8 @@ type Hub struct {
 	ev     *events.Events
 	rep    *cluster.Replica
 	jv     *journal.Verifier
+	feed   *feed.Feed // kiosk changes for live viewers (GET /api/v1/feed)
+	alerts *alerts.Engine
 	closer []func() error // in the order opened
 
 	repo     *updates.Repository // the update repository (signed bundles and agent binaries)
@@ -299,6 +322,16 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	}
 	h.jv = journal.New(st, log.With("component", "journal"))
 	h.ing.AddHook(h.jv)
+	h.feed = feed.New(0, nil)
+	h.ing.AddHook(h.feed)
+	acfg := alerts.Config{Store: st, Feed: h.feed, OfflineAfter: cfg.OfflineAfter, Log: log.With("component", "alerts")}
+	if cfg.AlertWebhook != "" {
+		acfg.Notify = &alerts.Webhook{URL: cfg.AlertWebhook, Log: acfg.Log}
+	}
+	h.alerts = alerts.New(acfg)
+	if err := errors.Join(h.feed.Register(reg), h.alerts.Register(reg)); err != nil {
+		return nil, fmt.Errorf("hub: metrics: %w", err)
+	}
 	br, err := broker.Start(ctx, broker.Config{
 		Addr:            cfg.MQTTAddr,
 		ClientCAs:       authority.Pool(),
@@ -373,7 +406,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if err := reg.Register(h.idp.Collector()); err != nil {
 		return nil, fmt.Errorf("hub: metrics: %w", err)
 	}
-	boot, err := h.idp.Bootstrap(ctx, identity.BootstrapConfig{BaseURL: public})
+	boot, err := h.idp.Bootstrap(ctx, identity.BootstrapConfig{BaseURL: public, ConsoleURL: cfg.ConsoleURL})
 	if err != nil {
 		return nil, fmt.Errorf("hub: identity bootstrap: %w", err)
 	}
@@ -422,9 +455,10 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		Store: st, CA: authority, Sessions: br, Dispatch: dispatch, Catalog: cat, Updates: h.repo, Rollouts: h.rollouts,
 		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}},
 		Log:      log.With("component", "api"),
-		MQTTAddr: advertise[0], MQTTAddrs: advertise, Version: cfg.Version, Anchor: anchor,
+		MQTTAddr: advertise[0], MQTTAddrs: advertise, Version: cfg.Version, Anchor: anchor, Feed: h.feed,
 		Events: h.ev, Clients: h.idp, Cases: caseRoom, Ratings: ratings.New(ratings.Config{}, st),
 		Analytics: h.ev, Outreach: outreach.New(outreach.Config{}, st, h.idp, h.ev.Pseudonyms()),
+		AlertChanged: h.alerts.Changed, TrustedProxies: proxies,
 	})
 	// Every body is bounded by its route: small where the hub reads it before it knows who sent
 	// it (enrollment, the OpenID Provider), larger only where it reads it after.
@@ -463,6 +497,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	defer h.Close()
 	srv := h.lim.server(h.Handler)
+	srv.RegisterOnShutdown(h.feed.Close) // event streams end, so that Shutdown does not wait for them
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Ingest listens before the broker lets kiosks in: a hello that reaches no subscriber is never
@@ -480,6 +515,7 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	wg.Go(func() { _ = h.ev.Run(runCtx) })
 	wg.Go(func() { h.rep.Run(runCtx) })
 	wg.Go(func() { _ = h.jv.Run(runCtx) })
+	wg.Go(func() { _ = h.alerts.Run(runCtx) })
 	wg.Go(func() { h.repo.Run(runCtx, 10*time.Minute) })
 	wg.Go(func() { h.rollouts.Run(runCtx) })
 	wg.Go(func() {
@@ -594,7 +630,8 @@ func (o oidcAuth) Authenticate(r *http.Request) (httpapi.Principal, error) {
 	if err != nil {
 		return httpapi.Principal{}, err
 	}
-	return httpapi.Principal{Subject: pr.Subject, Roles: pr.Roles, ClientID: pr.ClientID, KioskID: pr.KioskID, Department: pr.Department}, nil
+	return httpapi.Principal{Subject: pr.Subject, Username: pr.Username, Name: pr.Name, Roles: pr.Roles, Regions: pr.Regions,
+		Department: pr.Department, ClientID: pr.ClientID, KioskID: pr.KioskID}, nil
 }
 
 func saveCredentials(path string, creds map[string]string) error {

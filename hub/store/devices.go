@@ -82,6 +82,9 @@ type DeviceFilter struct {
 	IDs    []string // only these devices
 	SiteID string
 	Region string // prefix match: "44" is Guangdong, "4403" Shenzhen
+	// Scope, when not empty, selects only devices whose region starts with one of these prefixes
+	// (a staff member's region scope, Account.Regions).
+	Scope  []string
 	Model  string
 	Online *bool
 	// SeenBefore, when set, selects devices offline and not heard from since that time (a

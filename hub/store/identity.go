@@ -49,6 +49,8 @@ type Accounts interface {
 	RecordLogin(ctx context.Context, id string, success bool, at time.Time) (failures int, err error)
 	SetPassword(ctx context.Context, id, hash string) error
 	SetRoles(ctx context.Context, id string, roles []string) error
+	// SetRegions replaces a staff account's region scope (nil or empty: the whole country).
+	SetRegions(ctx context.Context, id string, regions []string) error
 	// SetDepartment binds a staff account to a department ("": to none).
 	SetDepartment(ctx context.Context, id, department string) error
 }
@@ -165,6 +167,9 @@ type Account struct {
 	Name         string
 	PasswordHash string // argon2id encoded; empty when no password
 	Roles        []string
+	// Regions is a staff account's scope: GB/T 2260 prefixes ("44" a province, "4403" a city,
+	// "440305" a county); it sees and acts on kiosks under one of them only. Empty: everywhere.
+	Regions      []string
 	Department   string // a staff account's department (hub/catalog), if it is bound to one
 	IDNumberEnc  []byte // AES-GCM ciphertext of the ID number
 	IDNumberHash []byte // HMAC-SHA256 of the ID number, for lookup

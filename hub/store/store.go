@@ -60,6 +60,8 @@ type Store interface {
 	Ratings
 	Outreach
 	Journal
+	Alerts
+	StaffAudit
 	Catalog
 	Blobs
 	Updates

@@ -37,7 +37,7 @@ type ClientRegistration struct {
 	// registered for the fleet API (FleetResource) gets tokens the fleet API accepts.
 	Resources    []string `json:"resources,omitempty"`
 	Confidential bool     `json:"confidential"` // has a secret
-	Secret       string `json:"secret,omitempty"`
+	Secret       string   `json:"secret,omitempty"`
 }
 
 // Clients is the body of GET /oidc/admin/clients.
@@ -46,13 +46,17 @@ type Clients struct {
 }
 
 // StaffRequest is the body of POST /oidc/admin/staff (all fields; Password 8 to 256 characters)
-// and of PUT /oidc/admin/staff/{username} (Roles, which replace the account's, and optionally a
-// new Password; the update also clears failed logins, which unlocks the account).
+// and of PUT /oidc/admin/staff/{username} (Roles and Regions, which replace the account's, and
+// optionally a new Password; the update also clears failed logins, which unlocks the account).
 type StaffRequest struct {
 	Username string   `json:"username,omitempty"`
 	Name     string   `json:"name,omitempty"`
 	Password string   `json:"password,omitempty"`
 	Roles    []string `json:"roles"` // admin, fieldops, reviewer, developer, operator
+	// Regions is the account's region scope: GB/T 2260 prefixes of 2, 4 or 6 digits (province,
+	// city, county). The fleet API shows the account the kiosks under one of them only, lets it
+	// act on those only, and refuses (403) the others. Empty: the whole country.
+	Regions []string `json:"regions,omitempty"`
 	// Department is the catalog department the account works for: required with the developer
 	// role, which acts only on that department's apps and guides. An update replaces it.
 	Department string `json:"department,omitempty"`
@@ -69,6 +73,7 @@ type StaffAccount struct {
 	Username   string   `json:"username"`
 	Name       string   `json:"name"`
 	Roles      []string `json:"roles"`
+	Regions    []string `json:"regions"` // region scope; empty: the whole country
 	Department string   `json:"department,omitempty"`
 	Locked     bool     `json:"locked"`
 	Failures   int      `json:"failures"` // failed logins in a row

@@ -43,6 +43,18 @@ func (e *Error) Error() string {
 	return "api: " + e.Code + ": " + e.Message
 }
 
+// Me is the body of GET /api/v1/me: the caller as the API sees it. Any staff role may ask.
+type Me struct {
+	Subject  string   `json:"subject"`            // account ID ("bootstrap-admin" for the bootstrap token)
+	Username string   `json:"username,omitempty"` // none for the bootstrap token
+	Name     string   `json:"name,omitempty"`
+	Roles    []string `json:"roles"`
+	// Regions is the caller's region scope (GB/T 2260 prefixes): the API shows it the kiosks and
+	// sites under one of them only and refuses (403 forbidden) to act on any other. Empty: the
+	// whole country.
+	Regions []string `json:"regions"`
+}
+
 // Health is the body of GET /api/v1/health.
 type Health struct {
 	Status         string `json:"status"` // ok or degraded
@@ -186,4 +198,71 @@ func ValidKind(k string) bool { return wire.ValidKind(k) }
 type Records struct {
 	Records []fleet.Record `json:"records"`
 	Next    int64          `json:"next"` // pass as after= to continue
+}
+
+// FeedPath streams the hub's change notices (GET, text/event-stream; HTML Living Standard
+// §9.2 server-sent events): each "data:" line is a Notice as JSON, for the kiosks in the caller's
+// region scope. The hub ends a stream after some minutes; the client reconnects.
+const FeedPath = Prefix + "/events"
+
+// Kinds of Notice.
+const (
+	NoticePresence = "presence" // the kiosk connected or disconnected (Online)
+	NoticeRecords  = "records"  // records of the kiosk were committed: health, peripherals, command results
+	NoticeResync   = "resync"   // notices were lost (a slow reader): read everything again
+)
+
+// Notice is a notice that a kiosk changed: which and how, not the change itself; a viewer reads
+// what it shows through the API, in its own scope.
+type Notice struct {
+	Kind     string    `json:"kind"`
+	DeviceID string    `json:"deviceId,omitempty"`
+	Online   bool      `json:"online,omitempty"` // presence: connected
+	At       time.Time `json:"at"`
+}
+
+// NoticeAlert is the kind of Notice sent when an alert of the kiosk opened or moved.
+const NoticeAlert = "alert"
+
+// Alert is a condition of a kiosk that needs a person, as GET /api/v1/alerts shows it and the
+// hub's notifications (webhook) carry it.
+type Alert struct {
+	ID         int64     `json:"id"`
+	DeviceID   string    `json:"deviceId"`
+	Region     string    `json:"region,omitempty"`
+	Rule       string    `json:"rule"`              // offline, peripheral-fault, peripheral-degraded
+	Subject    string    `json:"subject,omitempty"` // the peripheral's ID
+	Detail     string    `json:"detail,omitempty"`  // paper-out, cover-open, ...
+	State      string    `json:"state"`             // open, acknowledged, resolved
+	OpenedAt   time.Time `json:"openedAt"`
+	AckBy      string    `json:"ackBy,omitempty"`
+	AckAt      time.Time `json:"ackAt,omitzero"`
+	ResolvedBy string    `json:"resolvedBy,omitempty"` // empty with resolvedAt: the condition cleared
+	ResolvedAt time.Time `json:"resolvedAt,omitzero"`
+}
+
+// Alerts is the body of GET /api/v1/alerts.
+type Alerts struct {
+	Alerts []Alert `json:"alerts"`
+}
+
+// StaffAction is one staff or admin action in the hub's audit log (GET /api/v1/audit): each is
+// chained to the one before by its hash.
+type StaffAction struct {
+	ID     int64     `json:"id"`
+	At     time.Time `json:"at"`
+	Actor  string    `json:"actor"`
+	Roles  string    `json:"roles"`
+	Action string    `json:"action"` // "POST /devices/{id}/revoke"
+	Target string    `json:"target"` // the path acted on
+	Source string    `json:"source"` // the client's address
+	Status int       `json:"status"`
+	Result string    `json:"result"` // ok, or the error code
+	Prev   string    `json:"prev"`
+	Hash   string    `json:"hash"`
+}
+
+// StaffActions is the body of GET /api/v1/audit, newest first.
+type StaffActions struct {
+	Entries []StaffAction `json:"entries"`
 }

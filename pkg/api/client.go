@@ -50,11 +50,7 @@ func (c *Client) DoRaw(ctx context.Context, method, path, contentType string, bo
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.HTTPClient().Do(req)
 	if err != nil {
 		return fmt.Errorf("api: %s %s: %w", method, path, err)
 	}
@@ -64,12 +60,7 @@ func (c *Client) DoRaw(ctx context.Context, method, path, contentType string, bo
 		return fmt.Errorf("api: read response: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var eb ErrorBody
-		if json.Unmarshal(data, &eb) != nil || eb.Error.Code == "" {
-			eb.Error = Error{Code: http.StatusText(resp.StatusCode), Message: strings.TrimSpace(string(data))}
-		}
-		eb.Error.Status = resp.StatusCode
-		return &eb.Error
+		return responseError(resp.StatusCode, data)
 	}
 	if raw, ok := out.(*[]byte); ok { // an answer that is not JSON (a bundle)
 		*raw = data
@@ -81,6 +72,12 @@ func (c *Client) DoRaw(ctx context.Context, method, path, contentType string, bo
 		}
 	}
 	return nil
+}
+
+// Me says who the client's token speaks for: roles and region scope.
+func (c *Client) Me(ctx context.Context) (Me, error) {
+	var out Me
+	return out, c.Do(ctx, http.MethodGet, Prefix+"/me", nil, &out)
 }
 
 // Health returns the hub's health.
@@ -223,4 +220,44 @@ func (c *Client) Records(ctx context.Context, deviceID string, q RecordQuery) (R
 	}
 	var out Records
 	return out, c.Do(ctx, http.MethodGet, p, nil, &out)
+}
+
+// responseError is the error of a non-2xx answer: its ErrorBody, or the status and body.
+func responseError(status int, body []byte) *Error {
+	var eb ErrorBody
+	if json.Unmarshal(body, &eb) != nil || eb.Error.Code == "" {
+		eb.Error = Error{Code: http.StatusText(status), Message: strings.TrimSpace(string(body))}
+	}
+	eb.Error.Status = status
+	return &eb.Error
+}
+
+// ListAlerts lists the alerts of the kiosks in the caller's scope, newest first: the unresolved
+// ones, or all of them.
+func (c *Client) ListAlerts(ctx context.Context, all bool) ([]Alert, error) {
+	var out Alerts
+	path := "/alerts"
+	if all {
+		path += "?all=1"
+	}
+	return out.Alerts, c.Do(ctx, http.MethodGet, Prefix+path, nil, &out)
+}
+
+// AckAlert acknowledges an alert as the caller.
+func (c *Client) AckAlert(ctx context.Context, id int64) (Alert, error) {
+	var out Alert
+	return out, c.Do(ctx, http.MethodPost, fmt.Sprintf("%s/alerts/%d/ack", Prefix, id), nil, &out)
+}
+
+// ResolveAlert resolves an alert as the caller.
+func (c *Client) ResolveAlert(ctx context.Context, id int64) (Alert, error) {
+	var out Alert
+	return out, c.Do(ctx, http.MethodPost, fmt.Sprintf("%s/alerts/%d/resolve", Prefix, id), nil, &out)
+}
+
+// ListAudit lists the hub's audit log, newest first (admin): q holds actor=, target=, before=,
+// limit= as wanted.
+func (c *Client) ListAudit(ctx context.Context, q url.Values) ([]StaffAction, error) {
+	var out StaffActions
+	return out.Entries, c.Do(ctx, http.MethodGet, Prefix+"/audit?"+q.Encode(), nil, &out)
 }

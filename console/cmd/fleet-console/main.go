@@ -1,7 +1,7 @@
 // Command fleet-console serves the fleet console: web pages for field ops, readable on a phone,
 // showing which kiosks are down or degraded and why, and letting a technician send commands, set
-// desired state and revoke kiosks. It talks to the hub only through its HTTP API. Run
-// `fleet-console --help` for usage.
+// desired state and revoke kiosks. Staff log in through the hub (OpenID Connect); it talks to the
+// hub only through its HTTP API, with each one's own token. Run `fleet-console --help` for usage.
 package main
 
 import (
@@ -40,7 +40,8 @@ func main() {
 // config is the console's settings after flags, environment and config file.
 type config struct {
 	hub, token, tokenFile, addr, tz, logLevel, logFormat, configFile string
-	refresh, timeout                                                 time.Duration
+	clientID, secretFile, publicURL                                  string
+	refresh, timeout, sessionIdle                                    time.Duration
 	secureCookies                                                    bool
 	hubCA                                                            string
 }
@@ -50,8 +51,12 @@ func flags(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.hub, "hub", "https://127.0.0.1:8080", "hub base URL (also KF_HUB)")
 	fs.StringVar(&c.hubCA, "hub-ca", "", "the hub's CA certificate (PEM) to trust, e.g. the hub's <data>/ca/ca.crt (also KF_CA; default: the system's roots)")
-	fs.StringVar(&c.token, "token", "", "bearer token for the hub API (also KF_TOKEN); prefer --token-file")
-	fs.StringVar(&c.tokenFile, "token-file", "", "file holding the bearer token")
+	fs.StringVar(&c.secretFile, "client-secret-file", "", "file holding the console's client secret at the hub (staff log in)")
+	fs.StringVar(&c.clientID, "client-id", "fleet-console", "the console's client ID at the hub's OpenID Provider")
+	fs.StringVar(&c.publicURL, "public-url", "", "the console's base URL as browsers reach it; the hub sends staff back to it after login (default: http:// + --addr)")
+	fs.DurationVar(&c.sessionIdle, "session-idle", 12*time.Hour, "a staff session unused this long ends (5m..7 days)")
+	fs.StringVar(&c.token, "token", "", "setup mode: bearer token for the hub API (also KF_TOKEN); prefer --token-file")
+	fs.StringVar(&c.tokenFile, "token-file", "", "setup mode: file holding the bearer token (the hub's bootstrap token)")
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8081", "address to serve the console on")
 	fs.StringVar(&c.tz, "tz", "Asia/Shanghai", "time zone pages show times in (IANA name, or UTC, or Local)")
 	fs.DurationVar(&c.refresh, "refresh", 5*time.Second, "how often open pages refresh their data (1s..5m)")
@@ -61,15 +66,25 @@ func flags(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.configFile, "config", "", "YAML file mapping flag names to values")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, `Usage: fleet-console --hub URL --token-file FILE [--addr 127.0.0.1:8081]
+		fmt.Fprintf(stderr, `Usage: fleet-console --hub URL --client-secret-file FILE [--public-url URL] [--addr 127.0.0.1:8081]
+       fleet-console --hub URL --token-file FILE     (setup mode, for first setup only)
 
 Serves the fleet console, web pages for field ops (zh-CN by default, English with ?lang=en or the
 browser's language): an overview of the fleet with the kiosks that need attention first, a kiosk
 list with filters, and a page per kiosk with its presence, health, peripherals, configuration and
-commands, with forms to send a command, set the desired configuration and revoke it. It talks to
-the hub only over its HTTP API, with one bearer token (role fieldops or admin, issued for the
-fleet API: the one fleetctl login saves, or the bootstrap token): anyone who can reach the console
-acts with that token, so keep --addr on loopback or behind an authenticating proxy.
+commands, with forms to send a command, set the desired configuration and revoke it.
+
+Staff log in on the hub's login page: the console is a client of the hub's OpenID Provider
+(the built-in confidential client fleet-console; its secret is in the hub's initial-credentials
+file) and acts with each staff member's own token, so that the hub applies their roles (fieldops
+or admin may use the console) and region scope. The hub must know where the console is: start it
+with --console-url set to the console's --public-url. Sessions are kept in the console's memory
+(the browser holds a random ID only); access tokens are refreshed before they expire; logging out
+ends the login at the hub too.
+
+Setup mode (--token-file, no --client-secret-file): every visitor acts with that one token (the
+hub's bootstrap token), and every page says so. Use it for first setup only, and keep --addr on
+loopback meanwhile.
 
 Each flag can also be set in the environment as %sNAME (upper case, '-' as '_'), or in the
 --config file; flags win over the environment, the environment over the file. --hub, --hub-ca and
@@ -156,7 +171,7 @@ func configure(fs *flag.FlagSet, c *config, getenv func(string) string, stderr i
 	if !set["hub-ca"] && getenv("KF_CA") != "" {
 		c.hubCA = getenv("KF_CA")
 	}
-	if c.token == "" && c.tokenFile == "" {
+	if c.token == "" && c.tokenFile == "" && c.secretFile == "" {
 		c.token = getenv("KF_TOKEN")
 	}
 	var roots *x509.CertPool
@@ -169,21 +184,28 @@ func configure(fs *flag.FlagSet, c *config, getenv func(string) string, stderr i
 	if u, err := url.Parse(c.hub); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("--hub %q: want an http:// or https:// URL", c.hub))
 	}
-	token := strings.TrimSpace(c.token)
+	token, secret := strings.TrimSpace(c.token), ""
 	switch {
+	case c.secretFile != "" && (c.token != "" || c.tokenFile != ""):
+		errs = append(errs, errors.New("--client-secret-file and --token(-file): give one (staff login, or setup mode), not both"))
 	case c.token != "" && c.tokenFile != "":
 		errs = append(errs, errors.New("--token and --token-file: give one, not both"))
+	case c.secretFile != "":
+		secret = readSecret(&errs, "--client-secret-file", c.secretFile)
 	case c.tokenFile != "":
-		b, err := os.ReadFile(c.tokenFile)
-		token = strings.TrimSpace(string(b))
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("--token-file: %w", err))
-		case token == "":
-			errs = append(errs, fmt.Errorf("--token-file %s: the file is empty", c.tokenFile))
-		}
+		token = readSecret(&errs, "--token-file", c.tokenFile)
 	case token == "":
-		errs = append(errs, errors.New("no token: give --token-file, --token or KF_TOKEN"))
+		errs = append(errs, errors.New("no way to reach the hub: give --client-secret-file (staff login), or --token-file, --token or KF_TOKEN (setup mode)"))
+	}
+	public := c.publicURL
+	if public == "" {
+		public = "http://" + c.addr
+	}
+	if u, err := url.Parse(public); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		errs = append(errs, fmt.Errorf("--public-url %q: want http(s)://host[:port][/path]", public))
+	}
+	if c.sessionIdle < 5*time.Minute || c.sessionIdle > 7*24*time.Hour {
+		errs = append(errs, fmt.Errorf("--session-idle %v: want 5m..168h", c.sessionIdle))
 	}
 	if _, _, err := net.SplitHostPort(c.addr); err != nil {
 		errs = append(errs, fmt.Errorf("--addr %q: want host:port, e.g. 127.0.0.1:8081", c.addr))
@@ -209,6 +231,28 @@ func configure(fs *flag.FlagSet, c *config, getenv func(string) string, stderr i
 		}
 		return web.Config{}, nil, fmt.Errorf("invalid configuration:\n  %s", strings.Join(msgs, "\n  "))
 	}
-	hub := &api.Client{BaseURL: c.hub, Token: token, HTTP: &http.Client{Timeout: c.timeout, Transport: api.Transport(roots)}}
-	return web.Config{Hub: hub, Log: log, Location: loc, Refresh: c.refresh, Timeout: c.timeout, SecureCookies: c.secureCookies}, log, nil
+	hub := &api.Client{BaseURL: c.hub, HTTP: &http.Client{Timeout: c.timeout, Transport: api.Transport(roots)}}
+	cfg := web.Config{Log: log, Location: loc, Refresh: c.refresh, Timeout: c.timeout, SecureCookies: c.secureCookies,
+		SessionIdle: c.sessionIdle}
+	if secret != "" {
+		cfg.Login = &web.Login{Hub: hub, ClientID: c.clientID, ClientSecret: secret, URL: public}
+	} else {
+		hub.Token = token
+		cfg.Hub = hub
+		log.Warn("setup mode: every visitor acts with one shared token; for first setup only (give --client-secret-file for staff login)")
+	}
+	return cfg, log, nil
+}
+
+// readSecret reads a one-line secret file; an unreadable or empty one is a problem.
+func readSecret(errs *[]error, flag, path string) string {
+	b, err := os.ReadFile(path)
+	s := strings.TrimSpace(string(b))
+	switch {
+	case err != nil:
+		*errs = append(*errs, fmt.Errorf("%s: %w", flag, err))
+	case s == "":
+		*errs = append(*errs, fmt.Errorf("%s %s: the file is empty", flag, path))
+	}
+	return s
 }

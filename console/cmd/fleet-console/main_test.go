@@ -44,6 +44,37 @@ func TestInvalidConfigAllAtOnce(t *testing.T) {
 	}
 }
 
+// TestLoginConfig: with the console's client secret staff log in (the shared token is refused
+// beside it), and the login settings are checked with the rest.
+func TestLoginConfig(t *testing.T) {
+	var out bytes.Buffer
+	code := run(context.Background(), []string{"--client-secret-file", "/nonexistent/secret", "--token", "t", "--public-url", "ftp://x?y",
+		"--session-idle", "1m"}, noenv, &out, nil)
+	if code != 2 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, s := range []string{"--client-secret-file and --token(-file)", `--public-url "ftp://x?y"`, "--session-idle 1m0s"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("output lacks %q:\n%s", s, out.String())
+		}
+	}
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte("s3cret\n"), 0o600)
+	var c config
+	fs := flags(&c, &out)
+	if err := fs.Parse([]string{"--client-secret-file", secret, "--addr", "127.0.0.1:9999"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := configure(fs, &c, func(k string) string { return map[string]string{"KF_TOKEN": "ignored"}[k] }, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Hub != nil || cfg.Login == nil || cfg.Login.ClientSecret != "s3cret" || cfg.Login.ClientID != "fleet-console" ||
+		cfg.Login.URL != "http://127.0.0.1:9999" || cfg.Login.Hub.Token != "" {
+		t.Fatalf("login mode: %+v %+v", cfg, cfg.Login)
+	}
+}
+
 // TestServe starts the console with its settings from the environment and a token file, loads
 // the overview through it from a fake hub served over HTTPS with a CA the console is given
 // (KF_CA), and stops it.

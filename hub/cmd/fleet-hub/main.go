@@ -85,6 +85,9 @@ Flags:
 		replica   = fs.String("replica", "", "this hub's name among the replicas on its database: unique, and the same across its restarts (default: host name/MQTT address)")
 		lease     = fs.Duration("presence-lease", 0, "how long the kiosks of a replica that died show online, at most (default 15s)")
 		publicURL = fs.String("public-url", "", "base URL browsers and agents use to reach the hub: the OpenID issuer (default: https:// + the HTTP address)")
+		webhook   = fs.String("alert-webhook", "", "URL the hub posts each alert opened or resolved to (JSON; retried with an Idempotency-Key)")
+		offline   = fs.Duration("offline-after", 5*time.Minute, "a kiosk offline this long is an alert")
+		console   = fs.String("console-url", "", "base URL of the fleet console as browsers reach it, where staff return after logging in (default: the public URL + /console)")
 		hosts     = fs.String("hosts", "127.0.0.1,localhost", "comma-separated names and IPs for the broker's and the HTTPS certificate (the advertised MQTT hosts must be among them)")
 		tlsCert   = fs.String("tls-cert", "", "HTTPS certificate chain (PEM: server certificate first, ending with the CA kiosks pin) instead of one of the hub's CA; reloaded when it changes")
 		tlsKey    = fs.String("tls-key", "", "private key (PEM) of --tls-cert")
@@ -126,6 +129,7 @@ Flags:
 	slog.SetDefault(log.With("component", "oidc"))
 	cfg := server.Config{
 		DataDir: *dataDir, Store: *storeURL, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, AdvertiseMQTT: *advertise, PublicURL: *publicURL,
+		ConsoleURL: *console, AlertWebhook: *webhook, OfflineAfter: *offline,
 		Hosts: strings.Split(*hosts, ","), Version: version, Log: log, Replica: *replica, PresenceLease: *lease,
 		Events:      events.Config{Retention: *retention},
 		TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey, HTTPInsecure: *insecure, HTTPInsecureForce: *force,

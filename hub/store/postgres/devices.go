@@ -153,6 +153,9 @@ func deviceWhere(f store.DeviceFilter) (string, []any) {
 	if f.Region != "" {
 		where = append(where, "starts_with(region, "+arg(f.Region)+")")
 	}
+	if len(f.Scope) > 0 {
+		where = append(where, "EXISTS (SELECT 1 FROM unnest("+arg(f.Scope)+"::text[]) p WHERE starts_with(region, p))")
+	}
 	if f.Model != "" {
 		where = append(where, "model = "+arg(f.Model))
 	}

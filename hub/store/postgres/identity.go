@@ -107,14 +107,14 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 // --- accounts
 
 func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO idp_accounts (id, kind, username, name, password_hash, roles,
-		id_number_enc, id_number_hash, created_at, department) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		a.ID, a.Kind, nullString(a.Username), a.Name, a.PasswordHash, list(a.Roles),
+	_, err := s.pool.Exec(ctx, `INSERT INTO idp_accounts (id, kind, username, name, password_hash, roles, regions,
+		id_number_enc, id_number_hash, created_at, department) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		a.ID, a.Kind, nullString(a.Username), a.Name, a.PasswordHash, list(a.Roles), list(a.Regions),
 		orNull(a.IDNumberEnc), orNull(a.IDNumberHash), ts(a.CreatedAt), a.Department)
 	return idErr("create account", err)
 }
 
-const accountCols = `id, kind, coalesce(username, ''), name, password_hash, roles, id_number_enc,
+const accountCols = `id, kind, coalesce(username, ''), name, password_hash, roles, regions, id_number_enc,
 	id_number_hash, failures, last_failure, created_at, department`
 
 func (s *Store) account(ctx context.Context, where string, arg any) (store.Account, error) {
@@ -128,7 +128,7 @@ func (s *Store) account(ctx context.Context, where string, arg any) (store.Accou
 func scanAccount(r pgx.Row) (store.Account, error) {
 	var a store.Account
 	var lastFail, created int64
-	err := r.Scan(&a.ID, &a.Kind, &a.Username, &a.Name, &a.PasswordHash, &a.Roles, &a.IDNumberEnc, &a.IDNumberHash,
+	err := r.Scan(&a.ID, &a.Kind, &a.Username, &a.Name, &a.PasswordHash, &a.Roles, &a.Regions, &a.IDNumberEnc, &a.IDNumberHash,
 		&a.Failures, &lastFail, &created, &a.Department)
 	a.LastFailure, a.CreatedAt = fromTS(lastFail), fromTS(created)
 	return a, err
@@ -172,6 +172,12 @@ func (s *Store) SetRoles(ctx context.Context, id string, roles []string) error {
 	return idAffected("set roles", tag, err)
 }
 
+func (s *Store) SetRegions(ctx context.Context, id string, regions []string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE idp_accounts SET regions = $2 WHERE id = $1`, id, list(regions))
+	return idAffected("set regions", tag, err)
+}
+
+// SetDepartment binds a staff account to a department.
 func (s *Store) SetDepartment(ctx context.Context, id, department string) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE idp_accounts SET department = $2 WHERE id = $1`, id, department)
 	return idAffected("set department", tag, err)

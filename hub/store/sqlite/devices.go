@@ -184,6 +184,14 @@ func deviceWhere(f store.DeviceFilter) (string, []any) {
 	if f.Region != "" {
 		where, args = append(where, "substr(region, 1, ?) = ?"), append(args, len(f.Region), f.Region)
 	}
+	if len(f.Scope) > 0 {
+		ors := make([]string, len(f.Scope))
+		for i, p := range f.Scope {
+			ors[i] = "substr(region, 1, ?) = ?"
+			args = append(args, len(p), p)
+		}
+		where = append(where, "("+strings.Join(ors, " OR ")+")")
+	}
 	if f.Model != "" {
 		where, args = append(where, "model = ?"), append(args, f.Model)
 	}

@@ -137,14 +137,14 @@ func idpNullBytes(b []byte) any {
 }
 
 func (s *identityStore) CreateAccount(ctx context.Context, a store.Account) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO idp_accounts(id, kind, username, name, password_hash, roles,
-		id_number_enc, id_number_hash, created_at, department) VALUES(?,?,?,?,?,?,?,?,?,?)`,
-		a.ID, a.Kind, idpNullStr(a.Username), a.Name, a.PasswordHash, idpList(a.Roles),
+	_, err := s.w.ExecContext(ctx, `INSERT INTO idp_accounts(id, kind, username, name, password_hash, roles, regions,
+		id_number_enc, id_number_hash, created_at, department) VALUES(?,?,?,?,?,?,?,?,?,?,?)`,
+		a.ID, a.Kind, idpNullStr(a.Username), a.Name, a.PasswordHash, idpList(a.Roles), idpList(a.Regions),
 		idpNullBytes(a.IDNumberEnc), idpNullBytes(a.IDNumberHash), idpTS(a.CreatedAt), a.Department)
 	return idpErr("create account", err)
 }
 
-const idpAccountCols = `id, kind, COALESCE(username,''), name, password_hash, roles, id_number_enc, id_number_hash,
+const idpAccountCols = `id, kind, COALESCE(username,''), name, password_hash, roles, regions, id_number_enc, id_number_hash,
 	failures, last_failure, created_at, department`
 
 func (s *identityStore) account(ctx context.Context, where string, arg any) (store.Account, error) {
@@ -154,11 +154,11 @@ func (s *identityStore) account(ctx context.Context, where string, arg any) (sto
 
 func scanAccount(sc interface{ Scan(...any) error }) (store.Account, error) {
 	var a store.Account
-	var roles string
+	var roles, regions string
 	var lastFail, created int64
-	err := sc.Scan(&a.ID, &a.Kind, &a.Username, &a.Name, &a.PasswordHash, &roles, &a.IDNumberEnc, &a.IDNumberHash,
+	err := sc.Scan(&a.ID, &a.Kind, &a.Username, &a.Name, &a.PasswordHash, &roles, &regions, &a.IDNumberEnc, &a.IDNumberHash,
 		&a.Failures, &lastFail, &created, &a.Department)
-	a.Roles, a.LastFailure, a.CreatedAt = idpParseList(roles), idpFromTS(lastFail), idpFromTS(created)
+	a.Roles, a.Regions, a.LastFailure, a.CreatedAt = idpParseList(roles), idpParseList(regions), idpFromTS(lastFail), idpFromTS(created)
 	return a, err
 }
 
@@ -214,6 +214,12 @@ func (s *identityStore) SetRoles(ctx context.Context, id string, roles []string)
 	return idpAffected("set roles", res, err)
 }
 
+func (s *identityStore) SetRegions(ctx context.Context, id string, regions []string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE idp_accounts SET regions=? WHERE id=?`, idpList(regions), id)
+	return idpAffected("set regions", res, err)
+}
+
+// SetDepartment binds a staff account to a department.
 func (s *identityStore) SetDepartment(ctx context.Context, id, department string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE idp_accounts SET department=? WHERE id=?`, department, id)
 	return idpAffected("set department", res, err)

@@ -140,6 +140,12 @@ func testDevices(t *testing.T, s store.Devices) {
 		{store.DeviceFilter{Region: "4401"}, []string{"k3"}},
 		{store.DeviceFilter{Region: "440305"}, []string{"k1", "k2"}},
 		{store.DeviceFilter{Region: "45"}, nil},
+		// A staff member's scope: any of its prefixes, on top of the other filters.
+		{store.DeviceFilter{Scope: []string{"440305"}}, []string{"k1", "k2"}},
+		{store.DeviceFilter{Scope: []string{"4401", "440305"}}, []string{"k1", "k2", "k3"}},
+		{store.DeviceFilter{Scope: []string{"4401", "45"}, Region: "44"}, []string{"k3"}},
+		{store.DeviceFilter{Scope: []string{"440305"}, SiteID: "gz"}, nil},
+		{store.DeviceFilter{Scope: []string{"45"}}, nil},
 	} {
 		if got := deviceIDs(t, s, c.f); !slices.Equal(got, c.want) {
 			t.Errorf("ListDevices(%+v) = %v, want %v", c.f, got, c.want)

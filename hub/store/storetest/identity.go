@@ -129,6 +129,26 @@ func testIDAccounts(t *testing.T, s store.Identity) {
 		t.Fatalf("after updates %+v", got)
 	}
 	idWantErr(t, s.SetPassword(ctx, "nobody", "x"), store.ErrNotFound, "set password of unknown")
+
+	// Region scope: none at first (everywhere), then set, replaced and cleared.
+	if len(got.Regions) != 0 {
+		t.Fatalf("a new account has regions %v", got.Regions)
+	}
+	idMust(t, s.CreateAccount(ctx, store.Account{ID: "u3", Kind: "staff", Username: "carol", Roles: []string{"fieldops"},
+		Regions: []string{"440305", "4401"}, CreatedAt: T0}))
+	got, _ = s.AccountByUsername(ctx, "carol")
+	if fmt.Sprint(got.Regions) != "[440305 4401]" {
+		t.Fatalf("created with regions: %v", got.Regions)
+	}
+	idMust(t, s.SetRegions(ctx, "u3", []string{"44"}))
+	if got, _ = s.GetAccount(ctx, "u3"); fmt.Sprint(got.Regions) != "[44]" {
+		t.Fatalf("after SetRegions: %v", got.Regions)
+	}
+	idMust(t, s.SetRegions(ctx, "u3", nil))
+	if got, _ = s.GetAccount(ctx, "u3"); len(got.Regions) != 0 {
+		t.Fatalf("after clearing: %v", got.Regions)
+	}
+	idWantErr(t, s.SetRegions(ctx, "nobody", []string{"44"}), store.ErrNotFound, "set regions of unknown")
 	idWantErr(t, s.SetDepartment(ctx, "nobody", "x"), store.ErrNotFound, "set department of unknown")
 }
 

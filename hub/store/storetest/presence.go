@@ -134,6 +134,10 @@ func testRetire(t *testing.T, s PresenceStore) {
 	if ids, err := s.RetireDevices(ctx, stale, at.Add(time.Hour)); err != nil || len(ids) != 0 {
 		t.Errorf("second RetireDevices = %v, %v; want none", ids, err)
 	}
+	// A scope narrows what a filter retires: k4 (Shenzhen) stays with a Guangzhou scope.
+	if ids, err := s.RetireDevices(ctx, store.DeviceFilter{IDs: []string{"k4"}, Scope: []string{"4401"}}, at); err != nil || len(ids) != 0 {
+		t.Errorf("RetireDevices(k4 outside the scope) = %v, %v; want none", ids, err)
+	}
 	ids, err = s.RetireDevices(ctx, store.DeviceFilter{IDs: []string{"k1", "k5", "nope"}, Model: "K1"}, at)
 	if err != nil || !slices.Equal(ids, []string{"k5"}) {
 		t.Errorf("RetireDevices(ids, model) = %v, %v; want [k5]", ids, err)

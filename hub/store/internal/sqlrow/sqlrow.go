@@ -294,3 +294,60 @@ func CheckJournal(h store.JournalHead, events []store.SecurityEvent) error {
 	}
 	return nil
 }
+
+// AlertCols are the columns of alerts that Alert scans.
+const AlertCols = `id, device_id, rule, subject, detail, state, opened_at, ack_by, ack_at, resolved_by, resolved_at`
+
+// Alert scans a row of AlertCols.
+func Alert(sc Scanner) (store.Alert, error) {
+	var a store.Alert
+	var opened, ack, resolved int64
+	err := sc.Scan(&a.ID, &a.DeviceID, &a.Rule, &a.Subject, &a.Detail, &a.State, &opened, &a.AckBy, &ack, &a.ResolvedBy, &resolved)
+	a.OpenedAt, a.AckAt, a.ResolvedAt = Time(opened), Time(ack), Time(resolved)
+	return a, err
+}
+
+// CheckAlert reports what RaiseAlert must refuse (store.ErrInvalid).
+func CheckAlert(a store.Alert) error {
+	if a.DeviceID == "" || a.Rule == "" || a.OpenedAt.IsZero() {
+		return fmt.Errorf("%w: alert needs a device, a rule and a time", store.ErrInvalid)
+	}
+	return nil
+}
+
+// CheckAlertMove reports an alert an acknowledgment or resolution did not move (moved: the
+// update changed its row) because it was resolved before: store.ErrConflict.
+func CheckAlertMove(a store.Alert, moved bool) error {
+	if !moved && a.State == store.AlertResolved {
+		return fmt.Errorf("%w: alert %d was resolved at %s", store.ErrConflict, a.ID, a.ResolvedAt.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// StaffActionCols are the columns of staff_audit that StaffAction scans.
+const StaffActionCols = `id, at, actor, roles, action, target, source, status, result, prev, hash`
+
+// StaffAction scans a row of StaffActionCols.
+func StaffAction(sc Scanner) (store.StaffAction, error) {
+	var e store.StaffAction
+	var at int64
+	err := sc.Scan(&e.ID, &at, &e.Actor, &e.Roles, &e.Action, &e.Target, &e.Source, &e.Status, &e.Result, &e.Prev, &e.Hash)
+	e.At = Time(at)
+	return e, err
+}
+
+// StaffActionArgs are the values of a staff action for StaffActionCols without id.
+func StaffActionArgs(e store.StaffAction) []any {
+	return []any{Nanos(e.At), e.Actor, e.Roles, e.Action, e.Target, e.Source, e.Status, e.Result, e.Prev, e.Hash}
+}
+
+// ChainStaffAction sets e's Prev and Hash after prev, with its time as the store keeps it.
+func ChainStaffAction(e store.StaffAction, prev string) (store.StaffAction, error) {
+	if e.Actor == "" || e.Action == "" || e.At.IsZero() {
+		return e, fmt.Errorf("%w: audit entry needs an actor, an action and a time", store.ErrInvalid)
+	}
+	e.At = Time(Nanos(e.At))
+	e.Prev = prev
+	e.Hash = store.AuditHash(prev, e)
+	return e, nil
+}

@@ -1,0 +1,286 @@
+// Package alerts raises and resolves the hub's alerts from what kiosks report, by rules: a kiosk
+// offline longer than OfflineAfter; a peripheral at fault (paper out, cover open, unplugged) or
+// degraded (paper low). Each condition is one alert (the store deduplicates) that a person
+// acknowledges and resolves, or that the hub resolves when the condition clears. It reacts to the
+// hub's change notices (hub/events) within moments, and sweeps the fleet every SweepEvery for
+// what no notice announces (time passing offline). Each opened and resolved alert goes to the
+// Notifier.
+package alerts
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kioskfleet/kioskfleet/hub/feed"
+	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
+)
+
+// Rules.
+const (
+	RuleOffline            = "offline"
+	RulePeripheralFault    = "peripheral-fault"
+	RulePeripheralDegraded = "peripheral-degraded"
+)
+
+// Store is what the engine needs of the hub's store.
+type Store interface {
+	store.Alerts
+	GetDevice(ctx context.Context, id string) (store.Device, error)
+	ListDevices(ctx context.Context, f store.DeviceFilter) ([]store.Device, error)
+}
+
+// Notifier is told about each alert opened or resolved (a webhook, a message gateway). Notify may
+// block; the engine calls it from its own goroutine, in order.
+type Notifier interface {
+	Notify(ctx context.Context, a api.Alert) error
+}
+
+// Config configures the engine.
+type Config struct {
+	Store  Store
+	Feed   *feed.Feed // notices to react to, and where alert notices go
+	Notify Notifier   // nil: none
+	// OfflineAfter is how long a kiosk is offline before it is an alert (default 5 minutes).
+	OfflineAfter time.Duration
+	// SweepEvery is how often the whole fleet is checked (default 30 s).
+	SweepEvery time.Duration
+	Now        func() time.Time
+	Log        *slog.Logger
+}
+
+// Engine applies the rules. Create with New, run with Run.
+type Engine struct {
+	cfg    Config
+	notify chan api.Alert
+
+	opened, resolved *prometheus.CounterVec // by rule
+	notifyFailed     prometheus.Counter
+}
+
+// New returns an engine.
+func New(cfg Config) *Engine {
+	if cfg.OfflineAfter <= 0 {
+		cfg.OfflineAfter = 5 * time.Minute
+	}
+	if cfg.SweepEvery <= 0 {
+		cfg.SweepEvery = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{cfg: cfg, notify: make(chan api.Alert, 4096),
+		opened: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kf_alerts_opened_total",
+			Help: "Alerts opened by the hub's rules, by rule."}, []string{"rule"}),
+		resolved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kf_alerts_resolved_total",
+			Help: "Alerts resolved because their condition cleared, by rule."}, []string{"rule"}),
+		notifyFailed: prometheus.NewCounter(prometheus.CounterOpts{Name: "kf_alert_notifications_failed_total",
+			Help: "Alert notifications given up after every attempt failed."}),
+	}
+}
+
+// Register registers the engine's metrics.
+func (e *Engine) Register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{e.opened, e.resolved, e.notifyFailed} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run applies the rules until ctx ends or the feed closes.
+func (e *Engine) Run(ctx context.Context) error {
+	sub, err := e.cfg.Feed.Subscribe()
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.notifyLoop(ctx)
+	}()
+	defer func() { <-done }()
+	defer cancel()
+	e.Sweep(ctx)
+	tick := time.NewTicker(e.cfg.SweepEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			e.Sweep(ctx)
+		case ev, ok := <-sub.C:
+			switch {
+			case !ok:
+				return nil
+			case sub.Lost() || ev.Kind == api.NoticeResync:
+				e.Sweep(ctx)
+			case ev.Kind == api.NoticePresence || ev.Kind == api.NoticeRecords:
+				e.Check(ctx, ev.DeviceID)
+			}
+		}
+	}
+}
+
+// Sweep checks every kiosk in service.
+func (e *Engine) Sweep(ctx context.Context) {
+	devs, err := e.cfg.Store.ListDevices(ctx, store.DeviceFilter{})
+	if err != nil {
+		e.cfg.Log.Warn("alert sweep: list devices", "err", err)
+		return
+	}
+	open, err := e.cfg.Store.ListAlerts(ctx, store.AlertFilter{Unresolved: true, Limit: 1 << 30})
+	if err != nil {
+		e.cfg.Log.Warn("alert sweep: list alerts", "err", err)
+		return
+	}
+	byDevice := map[string][]store.Alert{}
+	for _, a := range open {
+		byDevice[a.DeviceID] = append(byDevice[a.DeviceID], a)
+	}
+	for _, d := range devs {
+		e.apply(ctx, d, byDevice[d.ID])
+	}
+}
+
+// Check checks one kiosk.
+func (e *Engine) Check(ctx context.Context, id string) {
+	d, err := e.cfg.Store.GetDevice(ctx, id)
+	if err != nil {
+		e.cfg.Log.Warn("alert check", "device", id, "err", err)
+		return
+	}
+	open, err := e.cfg.Store.ListAlerts(ctx, store.AlertFilter{DeviceID: id, Unresolved: true})
+	if err != nil {
+		e.cfg.Log.Warn("alert check", "device", id, "err", err)
+		return
+	}
+	e.apply(ctx, d, open)
+}
+
+// condition is an alert's key and what was seen.
+type condition struct{ rule, subject, detail string }
+
+// conditions returns what is wrong with d at now, and whether its peripherals were judged (not
+// when it is offline: what they last said is stale, and their alerts stay as they are).
+func (e *Engine) conditions(d store.Device, now time.Time) ([]condition, bool) {
+	if d.Revoked || !d.RetiredAt.IsZero() {
+		return nil, true // out of service: whatever was open is over
+	}
+	var cs []condition
+	if !d.Online {
+		since := d.PresenceAt
+		if since.IsZero() {
+			since = d.EnrolledAt
+		}
+		if now.Sub(since) >= e.cfg.OfflineAfter {
+			cs = append(cs, condition{RuleOffline, "", "offline since " + since.UTC().Format(time.RFC3339)})
+		}
+		return cs, false
+	}
+	if len(d.Peripherals) == 0 {
+		return cs, true
+	}
+	body, err := api.DecodePeripherals(d.Peripherals)
+	if err != nil {
+		return cs, false // unreadable: judge nothing
+	}
+	for _, p := range body.Devices {
+		detail := strings.Join(p.Reasons, ",")
+		switch {
+		case p.Status == wire.PeripheralFault || !p.Connected:
+			if detail == "" && !p.Connected {
+				detail = "disconnected"
+			}
+			cs = append(cs, condition{RulePeripheralFault, p.ID, detail})
+		case p.Status == wire.PeripheralDegraded:
+			cs = append(cs, condition{RulePeripheralDegraded, p.ID, detail})
+		}
+	}
+	return cs, true
+}
+
+// apply raises d's conditions and resolves its unresolved alerts whose condition cleared.
+func (e *Engine) apply(ctx context.Context, d store.Device, open []store.Alert) {
+	now := e.cfg.Now()
+	cs, peripheralsJudged := e.conditions(d, now)
+	for _, c := range cs {
+		a, created, err := e.cfg.Store.RaiseAlert(ctx, store.Alert{DeviceID: d.ID, Rule: c.rule, Subject: c.subject, Detail: c.detail, OpenedAt: now})
+		if err != nil {
+			e.cfg.Log.Warn("raise alert", "device", d.ID, "rule", c.rule, "err", err)
+			continue
+		}
+		if created {
+			e.opened.WithLabelValues(c.rule).Inc()
+			e.cfg.Log.Info("alert opened", "id", a.ID, "device", d.ID, "rule", c.rule, "subject", c.subject, "detail", c.detail)
+			e.changed(d, a)
+		}
+	}
+	for _, a := range open {
+		held := slices.ContainsFunc(cs, func(c condition) bool { return c.rule == a.Rule && c.subject == a.Subject })
+		if held || (a.Rule != RuleOffline && !peripheralsJudged) {
+			continue
+		}
+		r, err := e.cfg.Store.ResolveAlert(ctx, a.ID, "", now)
+		switch {
+		case errors.Is(err, store.ErrConflict): // a person resolved it meanwhile
+		case err != nil:
+			e.cfg.Log.Warn("resolve alert", "id", a.ID, "err", err)
+		default:
+			e.resolved.WithLabelValues(a.Rule).Inc()
+			e.cfg.Log.Info("alert resolved: condition cleared", "id", a.ID, "device", d.ID, "rule", a.Rule)
+			e.changed(d, r)
+		}
+	}
+}
+
+// changed tells live viewers and the notifier about an alert that opened or moved.
+func (e *Engine) changed(d store.Device, a store.Alert) {
+	e.cfg.Feed.Publish(api.Notice{Kind: api.NoticeAlert, DeviceID: d.ID, At: e.cfg.Now()})
+	if e.cfg.Notify == nil {
+		return
+	}
+	select {
+	case e.notify <- View(a, d.Region):
+	default:
+		e.cfg.Log.Error("alert notification dropped: the notifier is too far behind", "id", a.ID)
+	}
+}
+
+// Changed is for the API: an alert a person acknowledged or resolved.
+func (e *Engine) Changed(d store.Device, a store.Alert) { e.changed(d, a) }
+
+func (e *Engine) notifyLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case a := <-e.notify:
+			if err := e.cfg.Notify.Notify(ctx, a); err != nil && ctx.Err() == nil {
+				e.notifyFailed.Inc()
+				e.cfg.Log.Error("alert notification failed", "id", a.ID, "state", a.State, "err", err)
+			}
+		}
+	}
+}
+
+// View is an alert as the API shows it.
+func View(a store.Alert, region string) api.Alert {
+	return api.Alert{ID: a.ID, DeviceID: a.DeviceID, Region: region, Rule: a.Rule, Subject: a.Subject, Detail: a.Detail,
+		State: string(a.State), OpenedAt: a.OpenedAt, AckBy: a.AckBy, AckAt: a.AckAt, ResolvedBy: a.ResolvedBy, ResolvedAt: a.ResolvedAt}
+}

@@ -1,0 +1,99 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/store/internal/sqlrow"
+)
+
+// RaiseAlert opens an alert unless its kiosk, rule and subject have an unresolved one.
+func (s *Store) RaiseAlert(ctx context.Context, a store.Alert) (store.Alert, bool, error) {
+	if err := sqlrow.CheckAlert(a); err != nil {
+		return store.Alert{}, false, err
+	}
+	var out store.Alert
+	var created bool
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO alerts (device_id, rule, subject, detail, state, opened_at) VALUES ($1, $2, $3, $4, 'open', $5)
+			ON CONFLICT DO NOTHING`, a.DeviceID, a.Rule, a.Subject, a.Detail, sqlrow.Nanos(a.OpenedAt))
+		if err != nil {
+			return err
+		}
+		created = tag.RowsAffected() == 1
+		out, err = sqlrow.Alert(tx.QueryRow(ctx, `SELECT `+sqlrow.AlertCols+` FROM alerts
+			WHERE device_id = $1 AND rule = $2 AND subject = $3 AND state <> 'resolved'`, a.DeviceID, a.Rule, a.Subject))
+		return err
+	})
+	if sqlState(err) == foreignKeyViolation {
+		return store.Alert{}, false, fmt.Errorf("%w: device %s", store.ErrNotFound, a.DeviceID)
+	}
+	if err != nil {
+		return store.Alert{}, false, fmt.Errorf("store: raise alert: %w", err)
+	}
+	return out, created, nil
+}
+
+// AckAlert acknowledges an open alert.
+func (s *Store) AckAlert(ctx context.Context, id int64, by string, at time.Time) (store.Alert, error) {
+	return s.moveAlert(ctx, id, `UPDATE alerts SET state = 'acknowledged', ack_by = $1, ack_at = $2 WHERE id = $3 AND state = 'open'`, by, at)
+}
+
+// ResolveAlert resolves an unresolved alert.
+func (s *Store) ResolveAlert(ctx context.Context, id int64, by string, at time.Time) (store.Alert, error) {
+	return s.moveAlert(ctx, id, `UPDATE alerts SET state = 'resolved', resolved_by = $1, resolved_at = $2 WHERE id = $3 AND state <> 'resolved'`, by, at)
+}
+
+// moveAlert runs update ($1 by, $2 at, $3 id) and returns the alert: ErrConflict when it was
+// resolved.
+func (s *Store) moveAlert(ctx context.Context, id int64, update, by string, at time.Time) (store.Alert, error) {
+	var out store.Alert
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, update, by, sqlrow.Nanos(at), id)
+		if err != nil {
+			return fmt.Errorf("store: alert %d: %w", id, err)
+		}
+		a, err := sqlrow.Alert(tx.QueryRow(ctx, `SELECT `+sqlrow.AlertCols+` FROM alerts WHERE id = $1`, id))
+		if err != nil {
+			return notFound(err, "alert", id)
+		}
+		out = a
+		return sqlrow.CheckAlertMove(a, tag.RowsAffected() == 1)
+	})
+	return out, err
+}
+
+// GetAlert returns an alert.
+func (s *Store) GetAlert(ctx context.Context, id int64) (store.Alert, error) {
+	a, err := sqlrow.Alert(s.pool.QueryRow(ctx, `SELECT `+sqlrow.AlertCols+` FROM alerts WHERE id = $1`, id))
+	if err != nil {
+		return store.Alert{}, notFound(err, "alert", id)
+	}
+	return a, nil
+}
+
+// ListAlerts lists alerts, newest first.
+func (s *Store) ListAlerts(ctx context.Context, f store.AlertFilter) ([]store.Alert, error) {
+	if f.Limit <= 0 {
+		f.Limit = 1000
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+sqlrow.AlertCols+` FROM alerts
+		WHERE ($1 = '' OR device_id = $1) AND (NOT $2 OR state <> 'resolved') ORDER BY id DESC LIMIT $3`, f.DeviceID, f.Unresolved, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: alerts: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Alert
+	for rows.Next() {
+		a, err := sqlrow.Alert(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: alerts: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
