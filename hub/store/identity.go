@@ -24,6 +24,7 @@ type Identity interface {
 	DeviceAuths
 	SigningKeys
 	BrowserSessions
+	Citizens
 }
 
 // Clients keeps registered clients (channels).
@@ -115,7 +116,8 @@ type BrowserSessions interface {
 	CreateBrowserSession(ctx context.Context, s BrowserSession) error
 	GetBrowserSession(ctx context.Context, hash []byte) (BrowserSession, error)
 	DeleteBrowserSession(ctx context.Context, hash []byte) error
-	// Purge deletes expired auth requests, device requests, sessions, tokens and assertion IDs.
+	// Purge deletes expired auth requests, device requests, sessions, tokens, assertion IDs,
+	// ceremonies and phone codes (once past their number's limit window too).
 	Purge(ctx context.Context, now time.Time) error
 }
 

@@ -23,6 +23,12 @@ func RunIdentity(t *testing.T, open func(t *testing.T) store.Identity) {
 		{"DeviceAuth", testIDDeviceAuth},
 		{"KeysAndAssertions", testIDKeys},
 		{"SessionsAndPurge", testIDSessions},
+		{"Passkeys", testIDPasskeys},
+		{"PhoneCodes", testIDPhoneCodes},
+		{"PhoneCodeConcurrentUse", testIDPhoneCodeConcurrent},
+		{"LinksConsentsCeremonies", testIDLinksConsents},
+		{"BindIDCard", testIDBindCard},
+		{"DeleteAccount", testIDDeleteAccount},
 	}.run(t, open)
 }
 
