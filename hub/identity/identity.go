@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/alexedwards/argon2id"
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
@@ -118,6 +119,25 @@ type Config struct {
 	// the client address; without any, the connection's address is the client's.
 	TrustedProxies []netip.Prefix
 
+	// Citizens' logins on the web, mobile and mini-program channels.
+	//
+	// SMS sends the one-time codes of the phone login; nil: no phone login. (The development
+	// sender, sms.DevFile, is never used unless given here.)
+	SMS            SMSSender
+	PhoneCodeTTL   time.Duration         // 5m
+	PhoneCodeTries int                   // 5 attempts at one code
+	PhoneCodes     store.PhoneCodeLimits // per number: 5 codes an hour, one a minute
+	// Per client address: codes asked for, and codes entered.
+	PhoneSendRate   ratelimit.Rate // 10 a minute, 5 at once
+	PhoneVerifyRate ratelimit.Rate // 30 a minute, 10 at once
+	// Passkeys (WebAuthn): the relying party ID (default: the issuer's host; passkeys are off
+	// when that is an IP address) and origins accepted besides the issuer's, e.g. the mobile
+	// app's (android:apk-key-hash:...) or a portal on a subdomain.
+	PasskeyRPID    string
+	PasskeyOrigins []string
+	// AccountHooks are told of every deleted account (AccountDeleted).
+	AccountHooks []AccountDeleted
+
 	Now func() time.Time // clock, for tests
 }
 
@@ -164,6 +184,15 @@ func (c *Config) defaults() error {
 	rate(&c.TokenRate, ratelimit.PerMinute(600, 120))
 	rate(&c.DeviceAuthRate, ratelimit.PerMinute(60, 20))
 	rate(&c.UserCodeRate, ratelimit.PerMinute(20, 10))
+	rate(&c.PhoneSendRate, ratelimit.PerMinute(10, 5))
+	rate(&c.PhoneVerifyRate, ratelimit.PerMinute(30, 10))
+	def(&c.PhoneCodeTTL, 5*time.Minute)
+	if c.PhoneCodeTries == 0 {
+		c.PhoneCodeTries = 5
+	}
+	if c.PhoneCodes == (store.PhoneCodeLimits{}) {
+		c.PhoneCodes = store.PhoneCodeLimits{Window: time.Hour, MaxSends: 5, MinInterval: time.Minute}
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -192,6 +221,8 @@ type Provider struct {
 
 	dummyHash string // for constant-time answers on unknown accounts
 	hashSem   chan struct{}
+
+	wa *webauthn.WebAuthn // nil: no passkeys
 }
 
 // Paths served by Handler.
@@ -202,6 +233,8 @@ const (
 	consentPath   = "/oidc/consent"
 	devicePath    = "/oidc/device"
 	logoutDone    = "/oidc/logged-out"
+	accountPath   = "/oidc/me"
+	assetsPath    = "/oidc/assets/"
 )
 
 // New returns a provider on st, creating its first signing key if there is none. devices finds
@@ -224,6 +257,12 @@ func New(ctx context.Context, cfg Config, st store.Identity, devices DeviceLooku
 		return nil, err
 	}
 	p.lim = newLimiters(cfg)
+	if p.wa, err = newWebAuthn(cfg); err != nil {
+		return nil, err
+	}
+	if p.wa == nil {
+		log.Info("passkeys off: the issuer's host is an IP address, and WebAuthn needs a domain (set PasskeyRPID)")
+	}
 	if p.pages, err = newPages(); err != nil {
 		return nil, err
 	}
@@ -290,6 +329,15 @@ func (p *Provider) routes() {
 	m.HandleFunc(consentPath, p.pageHeaders(p.serveConsent))
 	m.HandleFunc(devicePath, p.pageHeaders(p.limit(p.lim.userCode, "device", p.serveDevice)))
 	m.HandleFunc("GET "+logoutDone, p.pageHeaders(p.serveLoggedOut))
+	m.HandleFunc("POST /oidc/phone/send", p.pageHeaders(p.limit(p.lim.phoneSend, "phone_send", p.servePhoneSend)))
+	m.HandleFunc("POST /oidc/phone/verify", p.pageHeaders(p.limit(p.lim.phoneVerify, "phone_verify", p.servePhoneVerify)))
+	m.HandleFunc("POST /oidc/passkey/login/begin", p.limit(p.lim.login, "passkey", p.servePasskeyLoginBegin))
+	m.HandleFunc("POST /oidc/passkey/login/finish", p.limit(p.lim.login, "passkey", p.servePasskeyLoginFinish))
+	m.HandleFunc("POST /oidc/passkey/register/begin", p.servePasskeyRegisterBegin)
+	m.HandleFunc("POST /oidc/passkey/register/finish", p.servePasskeyRegisterFinish)
+	m.HandleFunc("GET "+assetsPath+"{file}", p.serveAsset)
+	m.HandleFunc(accountPath, p.pageHeaders(p.serveAccount))
+	m.HandleFunc("POST "+accountPath+"/{action}", p.pageHeaders(p.serveAccountAction))
 	m.HandleFunc("GET /oidc/account/sessions", p.serveListSessions)
 	m.HandleFunc("DELETE /oidc/account/sessions/{id}", p.serveRevokeSession)
 	m.HandleFunc(api.AdminClientsPath, p.serveClients)

@@ -180,6 +180,7 @@ type AuthRequest struct {
 	FamilyID            string   // the token family its code will start
 	Kiosk               bool     // for a kiosk-only client: short session
 	Resources           []string // resource indicators granted (RFC 8707 §2.1)
+	ACRValues           []string // acr_values asked for (OIDC Core §3.1.2.1), in order of preference
 
 	// Set when the user has logged in and consented.
 	Done     bool
