@@ -24,7 +24,7 @@ func fleetctlAs(t *testing.T, h *hub, token string, stdin string, args ...string
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "fleetctl"), append([]string{"--hub", h.client.BaseURL}, args...)...)
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "fleetctl"), append([]string{"--hub", h.client.BaseURL, "--ca", h.caFile}, args...)...)
 	env := append(os.Environ(), "KF_TOKEN=", "KF_TOKEN_FILE=", "KF_HUB=")
 	if _, err := os.Stat(token); err == nil {
 		env = append(env, "KF_TOKEN_FILE="+token)

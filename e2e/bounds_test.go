@@ -174,7 +174,11 @@ func TestSlowBodiesBounded(t *testing.T) {
 				if d := time.Since(start); d > time.Second {
 					t.Errorf("enrollment under the flood took %v, want < 1 s", d)
 				}
-			}, func(*floodtest.Flood) {})
+			}, func(f *floodtest.Flood) {
+				if st := f.Stats(); st.Failed > 0 || st.Sent < floodConns*1024 {
+					t.Errorf("the flood did not reach the hub's HTTPS side: %v", st)
+				}
+			})
 		})
 	}
 }

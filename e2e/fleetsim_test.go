@@ -15,7 +15,7 @@ import (
 func TestFleetsimChurnAndOffline(t *testing.T) {
 	h := newHub(t)
 	cfg := fleetsim.Config{
-		HubURL: h.client.BaseURL, Token: h.client.Token, StateDir: t.TempDir(),
+		HubURL: h.client.BaseURL, HubCA: h.roots(), Token: h.client.Token, StateDir: t.TempDir(),
 		Agents: 12, Rate: 25, Size: 100, Heartbeat: 500 * time.Millisecond, Duration: 4 * time.Second,
 		Churn: 2, OfflineFraction: 0.25, OfflineFor: 1500 * time.Millisecond,
 	}

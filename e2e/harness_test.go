@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"database/sql"
 	"fmt"
 	"net"
@@ -125,24 +126,34 @@ func freeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-// hub is a fleet-hub process with fixed addresses, so it can be killed and restarted in place.
+// hub is a fleet-hub process with fixed addresses, so it can be killed and restarted in place. It
+// serves HTTPS with a certificate of its CA (caFile), which client trusts.
 type hub struct {
 	t        testing.TB
 	dir      string
 	httpAddr string
 	mqttAddr string
+	caFile   string
 	p        *proc
 	client   *api.Client
 }
 
 func newHub(t testing.TB) *hub {
-	h := &hub{t: t, dir: t.TempDir(), httpAddr: freeAddr(t), mqttAddr: freeAddr(t)}
+	h := unstartedHub(t)
 	h.start()
 	b, err := os.ReadFile(filepath.Join(h.dir, "bootstrap-token"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.client = &api.Client{BaseURL: "http://" + h.httpAddr, Token: strings.TrimSpace(string(b))}
+	h.client.Token = strings.TrimSpace(string(b))
+	return h
+}
+
+// unstartedHub returns a hub with its folder and addresses chosen, not yet started.
+func unstartedHub(t testing.TB) *hub {
+	h := &hub{t: t, dir: t.TempDir(), httpAddr: freeAddr(t), mqttAddr: freeAddr(t)}
+	h.caFile = filepath.Join(h.dir, "ca", "ca.crt")
+	h.client = &api.Client{BaseURL: "https://" + h.httpAddr}
 	return h
 }
 
@@ -153,14 +164,29 @@ func (h *hub) start() {
 		if h.p.exited() {
 			h.t.Fatalf("hub exited during start")
 		}
-		hc := http.Client{Timeout: time.Second}
-		resp, err := hc.Get("http://" + h.httpAddr + "/healthz")
+		return h.healthy()
+	})
+}
+
+// healthy reports whether the hub answers GET /healthz over HTTPS; once the hub has made its CA,
+// h.client trusts it.
+func (h *hub) healthy() bool {
+	if h.client.HTTP == nil {
+		roots, err := api.LoadCA(h.caFile)
 		if err != nil {
 			return false
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+		tr := api.Transport(roots)
+		h.t.Cleanup(tr.CloseIdleConnections)
+		h.client.HTTP = &http.Client{Transport: tr}
+	}
+	hc := http.Client{Timeout: time.Second, Transport: h.client.HTTP.Transport}
+	resp, err := hc.Get(h.client.BaseURL + "/healthz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 func (h *hub) site(id string) {
@@ -300,7 +326,7 @@ func countLines(path, needle string) int {
 // metric reads one unlabelled counter or gauge from the hub's /metrics (0 if absent).
 func (h *hub) metric(name string) float64 {
 	h.t.Helper()
-	resp, err := http.Get(h.client.BaseURL + "/metrics")
+	resp, err := h.client.HTTP.Get(h.client.BaseURL + "/metrics")
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -322,10 +348,20 @@ func (h *hub) postForm(path string, form map[string]string) (int, error) {
 	for k, s := range form {
 		v.Set(k, s)
 	}
-	resp, err := http.PostForm(h.client.BaseURL+path, v)
+	resp, err := h.client.HTTP.PostForm(h.client.BaseURL+path, v)
 	if err != nil {
 		return 0, err
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// roots returns a pool holding the hub's CA.
+func (h *hub) roots() *x509.CertPool {
+	h.t.Helper()
+	roots, err := api.LoadCA(h.caFile)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return roots
 }

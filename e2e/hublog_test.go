@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 )
 
@@ -68,7 +66,7 @@ func TestHubLogFormat(t *testing.T) {
 // an OpenID error, stops it and returns what it wrote to standard error.
 func hubLogLines(t *testing.T, format string) []string {
 	t.Helper()
-	h := &hub{t: t, dir: t.TempDir(), httpAddr: freeAddr(t), mqttAddr: freeAddr(t)}
+	h := unstartedHub(t)
 	logPath := filepath.Join(t.TempDir(), "hub.log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -82,26 +80,19 @@ func hubLogLines(t *testing.T, format string) []string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitFor(t, 20*time.Second, "hub healthy", func() bool {
-		resp, err := http.Get("http://" + h.httpAddr + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	waitFor(t, 20*time.Second, "hub healthy", h.healthy)
 	tok, err := os.ReadFile(filepath.Join(h.dir, "bootstrap-token"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.client = &api.Client{BaseURL: "http://" + h.httpAddr, Token: strings.TrimSpace(string(tok))}
+	h.client.Token = strings.TrimSpace(string(tok))
 	h.site("hall-1")
 	dir, id := h.enroll("hall-1")
 	agent := startAgent(t, "agent", dir)
 	waitFor(t, 20*time.Second, "kiosk online", func() bool { return online(h, id) })
 	agent.stop()
 	// A wrong authorization code: zitadel/oidc logs "request error".
-	resp, err := http.PostForm("http://"+h.httpAddr+"/oidc/token", url.Values{"grant_type": {"authorization_code"},
+	resp, err := h.client.HTTP.PostForm(h.client.BaseURL+"/oidc/token", url.Values{"grant_type": {"authorization_code"},
 		"code": {"nope"}, "client_id": {"fleetctl"}})
 	if err != nil {
 		t.Fatal(err)

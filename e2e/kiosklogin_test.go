@@ -32,7 +32,7 @@ func TestIDCardLoginWithEnrolledAgentKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	s, err := kiosklogin.Login(ctx, nil, h.client.BaseURL, id, ident.Signer(), simCard())
+	s, err := kiosklogin.Login(ctx, ident.HTTPClient(), h.client.BaseURL, id, ident.Signer(), simCard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestIDCardLoginWithEnrolledAgentKey(t *testing.T) {
 	}
 
 	// Replay: the same sealed assertion twice.
-	hub, err := kiosklogin.Discover(ctx, nil, h.client.BaseURL)
+	hub, err := kiosklogin.Discover(ctx, ident.HTTPClient(), h.client.BaseURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,14 +89,14 @@ func TestIDCardLoginWithEnrolledAgentKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kiosklogin.Login(ctx, nil, h.client.BaseURL, id, other.Signer(), simCard()); !errors.Is(err, kiosklogin.ErrRefused) {
+	if _, err := kiosklogin.Login(ctx, other.HTTPClient(), h.client.BaseURL, id, other.Signer(), simCard()); !errors.Is(err, kiosklogin.ErrRefused) {
 		t.Fatalf("assertion signed with another kiosk's key: %v", err)
 	}
 	// A revoked kiosk.
 	if _, err := h.client.Revoke(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kiosklogin.Login(ctx, nil, h.client.BaseURL, id, ident.Signer(), simCard()); !errors.Is(err, kiosklogin.ErrRefused) {
+	if _, err := kiosklogin.Login(ctx, ident.HTTPClient(), h.client.BaseURL, id, ident.Signer(), simCard()); !errors.Is(err, kiosklogin.ErrRefused) {
 		t.Fatalf("revoked kiosk: %v", err)
 	}
 }

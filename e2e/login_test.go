@@ -22,11 +22,11 @@ func TestFleetctlLogin(t *testing.T) {
 	if fi, _ := os.Stat(tokFile); fi.Mode().Perm() != 0o600 {
 		t.Errorf("token file mode %v, want 0600", fi.Mode().Perm())
 	}
-	c := &api.Client{BaseURL: h.client.BaseURL, Token: strings.TrimSpace(string(tok))}
+	c := &api.Client{BaseURL: h.client.BaseURL, Token: strings.TrimSpace(string(tok)), HTTP: h.client.HTTP}
 	if _, err := c.ListDevices(context.Background(), api.DeviceQuery{}); err != nil {
 		t.Fatalf("API refused the access token: %v", err)
 	}
-	bad := &api.Client{BaseURL: h.client.BaseURL, Token: strings.TrimSpace(string(tok)) + "x"}
+	bad := &api.Client{BaseURL: h.client.BaseURL, Token: strings.TrimSpace(string(tok)) + "x", HTTP: h.client.HTTP}
 	var ae *api.Error
 	if _, err := bad.ListDevices(context.Background(), api.DeviceQuery{}); !errors.As(err, &ae) || ae.Status != 401 {
 		t.Fatalf("a forged token: %v", err)

@@ -52,6 +52,13 @@ func TestMakeRun(t *testing.T) {
 	r.waitRunning(t, 120*time.Second)
 	c := r.client(t)
 	id := r.deviceID(t)
+	// The hub's URLs are https, with the CA to trust for curl.
+	caFile := filepath.Join(r.dir, "var", "hub", "ca", "ca.crt")
+	for _, want := range []string{"hub HTTP API   " + c.BaseURL + "/api/v1", "curl --cacert " + caFile + " " + c.BaseURL + "/healthz"} {
+		if !strings.Contains(r.output(), want) {
+			t.Errorf("make run does not print %q:\n%s", want, r.output())
+		}
+	}
 	waitFor(t, 30*time.Second, "the kiosk online with its peripherals", func() bool { return kioskUp(c, id) == nil })
 	for stayed := time.Now(); time.Since(stayed) < 30*time.Second; time.Sleep(time.Second) {
 		if r.exited() {
@@ -226,7 +233,13 @@ func (r *makeRun) client(t *testing.T) *api.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &api.Client{BaseURL: "http://" + r.addrs["KF_HTTP_ADDR"], Token: strings.TrimSpace(string(b))}
+	roots, err := api.LoadCA(filepath.Join(r.dir, "var", "hub", "ca", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := api.Transport(roots)
+	t.Cleanup(tr.CloseIdleConnections)
+	return &api.Client{BaseURL: "https://" + r.addrs["KF_HTTP_ADDR"], Token: strings.TrimSpace(string(b)), HTTP: &http.Client{Transport: tr}}
 }
 
 func (r *makeRun) deviceID(t *testing.T) string {

@@ -37,7 +37,7 @@ func fleetctlLogin(t *testing.T, h *hub, username, password string) string {
 	tokFile := filepath.Join(t.TempDir(), "token")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "fleetctl"), "--hub", h.client.BaseURL, "login", "--save", tokFile)
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "fleetctl"), "--hub", h.client.BaseURL, "--ca", h.caFile, "login", "--save", tokFile)
 	cmd.Env = append(os.Environ(), "KF_TOKEN=", "KF_TOKEN_FILE=")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -63,6 +63,7 @@ func fleetctlLogin(t *testing.T, h *hub, username, password string) string {
 	}()
 
 	b := identitytest.NewBrowserFor(h.client.BaseURL)
+	b.C.Transport = h.client.HTTP.Transport
 	p, err := b.Get(link)
 	if err != nil {
 		t.Fatal(err)

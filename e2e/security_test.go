@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +29,7 @@ func mqttClient(t *testing.T, id enroll.Identity, clientID string) (mqtt.Client,
 
 func metric(t *testing.T, h *hub, name string) string {
 	t.Helper()
-	resp, err := http.Get(h.client.BaseURL + "/metrics")
+	resp, err := h.client.HTTP.Get(h.client.BaseURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

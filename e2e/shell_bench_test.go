@@ -56,7 +56,8 @@ func BenchmarkCardTapLogin(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	hc := &http.Client{Timeout: 15 * time.Second}
+	hc := ident.HTTPClient() // the hub CA pinned at enrollment, as the agent's daemon does
+	hc.Timeout = 15 * time.Second
 	sh, err := shell.New(shell.Config{Dir: b.TempDir(), Journal: j, DeviceID: id,
 		Hub:      &shell.HubClient{API: &api.Client{BaseURL: h.client.BaseURL, HTTP: hc}, DeviceID: id, Key: key},
 		Settings: func() (time.Duration, string) { return time.Minute, "" }})

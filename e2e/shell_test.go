@@ -300,6 +300,7 @@ func TestKioskShell(t *testing.T) {
 	k.shot("qr-zh")
 	code, uri := k.eval(`document.querySelector('#qr-user-code').textContent`), k.eval(`document.querySelector('#qr-uri').textContent`)
 	phone := identitytest.NewBrowserFor(k.h.client.BaseURL)
+	phone.C.Transport = k.h.client.HTTP.Transport
 	p, err := phone.Get(uri + "?user_code=" + url.QueryEscape(code))
 	if err != nil {
 		t.Fatal(err)

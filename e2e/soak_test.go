@@ -289,7 +289,7 @@ func TestSoakFloods(t *testing.T) {
 		}
 		bodies = h.client.BaseURL + api.Prefix + "/enroll"
 	)
-	cfg := fleetsim.Config{HubURL: h.client.BaseURL, Token: h.client.Token, StateDir: t.TempDir(), Agents: c.FloodAgents,
+	cfg := fleetsim.Config{HubURL: h.client.BaseURL, HubCA: h.roots(), Token: h.client.Token, StateDir: t.TempDir(), Agents: c.FloodAgents,
 		Rate: 1, Duration: c.FloodFor,
 		Connected: func() {
 			before = rss(t, h)

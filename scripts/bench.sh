@@ -33,7 +33,7 @@ HUBPID=
 start_hub() {
   "$BIN/fleet-hub" --data "$HUBDIR" --http-addr "$HTTP" --mqtt-addr "$MQTT" --log-level warn >>"$RUN/hub.out" 2>>"$RUN/hub.log" &
   HUBPID=$!
-  for _ in $(seq 1 200); do curl -fsS "http://$HTTP/healthz" >/dev/null 2>&1 && return; sleep 0.05; done
+  for _ in $(seq 1 200); do curl -fsS --cacert "$HUBDIR/ca/ca.crt" "https://$HTTP/healthz" >/dev/null 2>&1 && return; sleep 0.05; done
   echo "hub did not start" >&2; cat "$RUN/hub.log" >&2; exit 1
 }
 stop_hub() { [ -n "$HUBPID" ] && kill "$HUBPID" 2>/dev/null && wait "$HUBPID" 2>/dev/null || true; HUBPID=; }
@@ -75,7 +75,7 @@ HUBDIR_FRESH=0
 [ -d "$HUBDIR" ] || HUBDIR_FRESH=1
 start_hub
 TOKEN=$(cat "$HUBDIR/bootstrap-token")
-sim() { "$BIN/fleetsim" --hub "http://$HTTP" --mqtt "$MQTT" --token "$TOKEN" "$@"; }
+sim() { "$BIN/fleetsim" --hub "https://$HTTP" --ca "$HUBDIR/ca/ca.crt" --mqtt "$MQTT" --token "$TOKEN" "$@"; }
 
 if ! skip ingest; then
   echo "== sustained ingest: 1,000 agents, 60 records/s each offered, 200 B, ${SECS}s"

@@ -24,7 +24,8 @@ HTTP=${KF_HTTP_ADDR:-127.0.0.1:8080}
 MQTT=${KF_MQTT_ADDR:-127.0.0.1:8883}
 CONSOLE=${KF_CONSOLE_ADDR:-127.0.0.1:8081}
 LOCALAPI=${KF_LOCAL_API_ADDR:-127.0.0.1:8090}
-HUB=http://$HTTP
+HUB=https://$HTTP
+CA=$VAR/hub/ca/ca.crt # the hub's CA: what fleetctl, the console and curl trust (kiosks pin it via their token)
 TOKEN_FILE=$VAR/hub/bootstrap-token
 mkdir -p "$LOGS"
 
@@ -103,12 +104,12 @@ await() {
   return 1
 }
 listening() { (: <"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
-fleetctl() { "$BIN/fleetctl" --hub "$HUB" --token-file "$TOKEN_FILE" "$@"; }
+fleetctl() { "$BIN/fleetctl" --hub "$HUB" --ca "$CA" --token-file "$TOKEN_FILE" "$@"; }
 hub_healthy() { [ -f "$TOKEN_FILE" ] && fleetctl health >/dev/null 2>&1; }
 
 spawn hub "$BIN/fleet-hub" --data "$VAR/hub" --http-addr "$HTTP" --mqtt-addr "$MQTT"
 await 30 "hub healthy at $HUB" hub hub_healthy
-spawn console "$BIN/fleet-console" --hub "$HUB" --token-file "$TOKEN_FILE" --addr "$CONSOLE"
+spawn console "$BIN/fleet-console" --hub "$HUB" --hub-ca "$CA" --token-file "$TOKEN_FILE" --addr "$CONSOLE"
 await 10 "console listening on $CONSOLE" console listening "$CONSOLE"
 
 if [ ! -f "$VAR/agent/identity.json" ]; then
@@ -135,6 +136,7 @@ kioskfleet is running.
   fleet console  http://$CONSOLE   (open it in a browser; works on a phone too)
   hub HTTP API   $HUB/api/v1      (metrics: $HUB/metrics)
   hub MQTT/TLS   $MQTT
+  hub CA         $CA   (curl --cacert $CA $HUB/healthz)
   admin token    $(cat "$TOKEN_FILE")
   staff login    user admin, password in $VAR/hub/initial-credentials (written at first start)
   kiosk agent    $DEV  (data: $VAR/agent)
@@ -144,7 +146,7 @@ kioskfleet is running.
   logs           $LOGS/
 
 Try, in another terminal:
-  export KF_HUB=$HUB KF_TOKEN_FILE=$TOKEN_FILE
+  export KF_HUB=$HUB KF_CA=$CA KF_TOKEN_FILE=$TOKEN_FILE
   ./bin/fleetctl devices list
   ./bin/fleetctl devices show $DEV
   ./bin/fleetctl commands send $DEV ping --wait 30s

@@ -53,7 +53,8 @@ func (a *Agent) openLocalAPI() error {
 		return fmt.Errorf("agent: local device API: %w", err)
 	}
 	var login localapi.Authenticator
-	hc := &http.Client{Timeout: 15 * time.Second}
+	hc := a.id.HTTPClient() // trusts only the hub CA pinned at enrollment
+	hc.Timeout = 15 * time.Second
 	if key := a.id.Signer(); key != nil && a.id.HubURL != "" {
 		login = localapi.AuthenticatorFunc(func(ctx context.Context, card wire.IDCard) (kiosklogin.Session, error) {
 			return kiosklogin.Login(ctx, hc, a.id.HubURL, a.id.DeviceID, key, card)

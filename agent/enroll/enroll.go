@@ -1,6 +1,8 @@
 // Package enroll gives a kiosk its identity: it generates the device's private key on the kiosk
 // (the key never leaves it), sends a certificate request with a one-time enrollment token to the
 // hub, and keeps the issued certificate, the hub's CA and the device ID in the agent's data folder.
+// The token pins the hub's CA (api.EnrollToken): the hub is checked against the pin before the
+// token is sent (pin.go), and the pinned CA is what the kiosk trusts on the hub's HTTPS side.
 package enroll
 
 import (
@@ -15,10 +17,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/kioskfleet/kioskfleet/pkg/atomicfile"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+
+	"github.com/kioskfleet/kioskfleet/pkg/atomicfile"
 
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
@@ -28,7 +32,8 @@ import (
 const (
 	KeyFile      = "device.key"
 	CertFile     = "device.crt"
-	CAFile       = "hub-ca.crt"
+	CAFile       = "hub-ca.crt"       // the hub's CA, which issued the device and broker certificates
+	HubCAFile    = "hub-https-ca.crt" // the CA pinned at enrollment: the root of the hub's HTTPS chain
 	IdentityFile = "identity.json"
 )
 
@@ -45,15 +50,30 @@ type Identity struct {
 	HubURL   string `json:"hub"`
 	MQTTAddr string `json:"mqtt"`
 
-	Cert tls.Certificate `json:"-"`
-	CA   *x509.CertPool  `json:"-"`
+	Cert  tls.Certificate `json:"-"`
+	CA    *x509.CertPool  `json:"-"` // verifies the broker
+	HubCA *x509.CertPool  `json:"-"` // verifies the hub's HTTPS side: the CA pinned at enrollment
 }
 
 // Enroll enrolls this kiosk with the hub at hubURL using a one-time token and stores the identity
 // in dir. mqttOverride, if set, replaces the MQTT address the hub advertises.
+//
+// The token carries the pin of the hub's CA (api.EnrollToken). Over https:// the hub's
+// certificate chain must hold that CA and chain to it, checked in the TLS handshake, before the
+// token is sent; the CA is kept as the kiosk's trust anchor for the hub's HTTPS side. Plain
+// http:// is refused unless the hub is on this machine's loopback; there the CA the hub shows
+// (GET /api/v1/ca) is checked against the pin first, and the CA in its answer after.
 func Enroll(ctx context.Context, hubURL, token, model, dir, mqttOverride string) (Identity, error) {
 	if _, err := os.Stat(filepath.Join(dir, IdentityFile)); err == nil {
 		return Identity{}, fmt.Errorf("%w: %s exists", ErrEnrolled, filepath.Join(dir, IdentityFile))
+	}
+	tok, err := api.ParseEnrollToken(token)
+	if err != nil {
+		return Identity{}, fmt.Errorf("enroll: token: %w", err)
+	}
+	hub, err := dialHub(hubURL, tok.CAHash)
+	if err != nil {
+		return Identity{}, err
 	}
 	if err := atomicfile.MkdirPrivate(dir); err != nil {
 		return Identity{}, fmt.Errorf("enroll: %w", err)
@@ -66,14 +86,24 @@ func Enroll(ctx context.Context, hubURL, token, model, dir, mqttOverride string)
 	if err != nil {
 		return Identity{}, fmt.Errorf("enroll: certificate request: %w", err)
 	}
-	c := &api.Client{BaseURL: hubURL}
-	res, err := c.Enroll(ctx, api.Enroll{Token: token, Model: model,
+	if err := hub.precheck(ctx); err != nil {
+		return Identity{}, err
+	}
+	res, err := hub.c.Enroll(ctx, api.Enroll{Token: tok.Secret, Model: model,
 		CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}))})
 	if err != nil {
+		var pe *PinError
+		if errors.As(err, &pe) {
+			return Identity{}, pe
+		}
 		return Identity{}, fmt.Errorf("enroll: %w", err)
 	}
 	if !wire.ValidDeviceID(res.DeviceID) {
 		return Identity{}, fmt.Errorf("enroll: hub returned a bad device id %q", res.DeviceID)
+	}
+	anchor, err := hub.checkAnswer(res)
+	if err != nil {
+		return Identity{}, err
 	}
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
@@ -93,6 +123,7 @@ func Enroll(ctx context.Context, hubURL, token, model, dir, mqttOverride string)
 		{KeyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600},
 		{CertFile, []byte(res.Certificate), 0o600}, // the data folder is the agent's alone
 		{CAFile, []byte(res.CACertificate), 0o600},
+		{HubCAFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: anchor.Raw}), 0o600},
 		{IdentityFile, idJSON, 0o600},
 	} {
 		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
@@ -130,7 +161,24 @@ func Load(dir string) (Identity, error) {
 	if !id.CA.AppendCertsFromPEM(ca) {
 		return Identity{}, fmt.Errorf("enroll: %s holds no certificate", CAFile)
 	}
+	// Kiosks enrolled before the hub served HTTPS have no pinned CA: the hub's CA is the one its
+	// own HTTPS certificate chains to.
+	id.HubCA = id.CA
+	if b, err := os.ReadFile(filepath.Join(dir, HubCAFile)); err == nil {
+		id.HubCA = x509.NewCertPool()
+		if !id.HubCA.AppendCertsFromPEM(b) {
+			return Identity{}, fmt.Errorf("enroll: %s holds no certificate", HubCAFile)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return Identity{}, fmt.Errorf("enroll: %w", err)
+	}
 	return id, nil
+}
+
+// HTTPClient returns a client for the hub's HTTPS side (kiosk login, ...) that trusts only the CA
+// pinned at enrollment.
+func (id Identity) HTTPClient() *http.Client {
+	return &http.Client{Transport: api.Transport(id.HubCA)}
 }
 
 // Signer returns the device's private key, e.g. to sign kiosk login assertions.

@@ -7,12 +7,14 @@ package fleetsim
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,10 +33,11 @@ import (
 
 // Config describes a simulated fleet and its load.
 type Config struct {
-	HubURL   string // hub HTTP API, for enrollment
-	Token    string // admin token, to create the site and enrollment tokens
-	MQTTAddr string // override the advertised MQTT address (e.g. a fault proxy)
-	StateDir string // identities are kept here and reused across runs against the same hub
+	HubURL   string         // hub HTTP API, for enrollment
+	HubCA    *x509.CertPool // trusted for the hub's HTTPS (nil: the system's roots); kiosks pin it through their tokens
+	Token    string         // admin token, to create the site and enrollment tokens
+	MQTTAddr string         // override the advertised MQTT address (e.g. a fault proxy)
+	StateDir string         // identities are kept here and reused across runs against the same hub
 
 	Agents    int
 	Rate      float64       // records per second per agent
@@ -121,7 +124,7 @@ func (cfg *Config) Validate() error {
 
 // Identities enrolls (or loads from StateDir) n kiosk identities.
 func Identities(ctx context.Context, cfg Config, n int) ([]enroll.Identity, error) {
-	c := &api.Client{BaseURL: cfg.HubURL, Token: cfg.Token}
+	c := &api.Client{BaseURL: cfg.HubURL, Token: cfg.Token, HTTP: &http.Client{Transport: api.Transport(cfg.HubCA)}}
 	site := "fleetsim"
 	if _, err := c.CreateSite(ctx, fleet.Site{ID: site, Name: "Fleet simulator", Region: "110101"}); err != nil {
 		var ae *api.Error

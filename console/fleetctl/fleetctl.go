@@ -8,11 +8,11 @@ package fleetctl
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -36,7 +36,7 @@ const (
 
 // Defaults of the global flags.
 const (
-	DefaultHub     = "http://127.0.0.1:8080"
+	DefaultHub     = "https://127.0.0.1:8080"
 	DefaultTimeout = 15 * time.Second
 )
 
@@ -47,7 +47,7 @@ type Env struct {
 	Getenv         func(string) string // nil: no environment
 	Now            func() time.Time    // nil: time.Now
 	Location       *time.Location      // times are shown in it, with their UTC offset; nil: time.Local (TZ)
-	HTTP           *http.Client        // nil: a client of its own; --timeout applies per request
+	HTTP           *http.Client        // nil: a client of its own; --timeout applies per request; --ca's roots go to its *http.Transport
 }
 
 // usageError is a problem with the command line or environment: exit code 2.
@@ -152,7 +152,7 @@ type app struct {
 	env Env
 
 	// Global flags as given.
-	hub, token, tokenFile, output, timeout string
+	hub, token, tokenFile, ca, output, timeout string
 
 	client  *api.Client
 	json    bool
@@ -173,6 +173,8 @@ from flags, else from the environment, else defaults:
   --hub URL          KF_HUB         default ` + DefaultHub + `
   --token T          KF_TOKEN       a bearer token: the hub's bootstrap admin token or an access token
   --token-file F     KF_TOKEN_FILE  a file holding the token (safer than a flag: not in ps or history)
+  --ca FILE          KF_CA          the hub's CA certificate (PEM) to trust for HTTPS, e.g. the hub's
+                                    <data>/ca/ca.crt; default: the system's roots
 
 Every command takes -o table (for people, the default) or -o json (the API's JSON, for
 scripts). Times are shown in the local time zone (TZ) with their UTC offset. Errors go to stderr
@@ -197,6 +199,7 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 unauthorized/forbidden,
 	pf.StringVar(&a.hub, "hub", DefaultHub, "hub base URL (env KF_HUB)")
 	pf.StringVar(&a.token, "token", "", "bearer token (env KF_TOKEN)")
 	pf.StringVar(&a.tokenFile, "token-file", "", "file holding the bearer token (env KF_TOKEN_FILE)")
+	pf.StringVar(&a.ca, "ca", "", "the hub's CA certificate (PEM) to trust (env KF_CA; default: the system's roots)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
 	pf.StringVar(&a.timeout, "timeout", DefaultTimeout.String(), "time limit for each request to the hub")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{[]string{err.Error()}} })
@@ -289,12 +292,26 @@ func (a *app) setup(c *cobra.Command, p *problems) error {
 		tokenFile("KF_TOKEN_FILE", get("KF_TOKEN_FILE"))
 	}
 
+	var roots *x509.CertPool
+	caFile, caSrc := a.ca, "--ca"
+	if v := get("KF_CA"); v != "" && !c.Flag("ca").Changed {
+		caFile, caSrc = v, "KF_CA"
+	}
+	if caFile != "" {
+		var err error
+		if roots, err = api.LoadCA(caFile); err != nil {
+			p.add("%s: %v", caSrc, err)
+		}
+	}
+
 	if err := p.err(); err != nil {
 		return err
 	}
 	hc := a.env.HTTP
 	if hc == nil {
-		hc = &http.Client{}
+		hc = &http.Client{Transport: api.Transport(roots)}
+	} else if t, ok := hc.Transport.(*http.Transport); ok && roots != nil {
+		t.TLSClientConfig = api.Transport(roots).TLSClientConfig
 	}
 	a.client = &api.Client{BaseURL: strings.TrimRight(hub, "/"), Token: token, HTTP: hc}
 	return nil
@@ -352,10 +369,5 @@ func (a *app) loopbackHub() bool {
 	if err != nil {
 		return false
 	}
-	h := u.Hostname()
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
+	return api.LoopbackHost(u.Hostname())
 }

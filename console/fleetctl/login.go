@@ -28,7 +28,7 @@ shows a verification URL and a short code; open the URL on any device (phone or 
 yourself and approve. The access token is saved (mode 0600) to --save, by default the file in
 KF_TOKEN_FILE or ~/.config/kioskfleet/token; point KF_TOKEN_FILE at it for the next commands.
 Access tokens are short-lived: log in again when the hub answers unauthorized.`,
-		Example: `  fleetctl --hub http://127.0.0.1:8080 login
+		Example: `  fleetctl --hub https://127.0.0.1:8080 --ca var/hub/ca/ca.crt login
   export KF_TOKEN_FILE=~/.config/kioskfleet/token`,
 		Args: args(),
 		RunE: func(c *cobra.Command, _ []string) error {

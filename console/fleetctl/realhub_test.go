@@ -28,7 +28,8 @@ func TestAgainstRealHub(t *testing.T) {
 	data := t.TempDir()
 	httpAddr, mqttAddr := proctest.FreeAddr(t), proctest.FreeAddr(t)
 	proctest.Start(t, filepath.Join(bin, "fleet-hub"), "--data", filepath.Join(data, "hub"), "--http-addr", httpAddr, "--mqtt-addr", mqttAddr)
-	env := map[string]string{"KF_HUB": "http://" + httpAddr, "KF_TOKEN": "", "KF_TOKEN_FILE": filepath.Join(data, "hub", "bootstrap-token")}
+	env := map[string]string{"KF_HUB": "https://" + httpAddr, "KF_TOKEN": "", "KF_TOKEN_FILE": filepath.Join(data, "hub", "bootstrap-token"),
+		"KF_CA": filepath.Join(data, "hub", "ca", "ca.crt")}
 	fc := func(args ...string) result { t.Helper(); return run(t, nil, env, args...) }
 
 	proctest.Eventually(t, 30*time.Second, "hub healthy", func() bool { return fc("health").code == 0 })
@@ -37,7 +38,7 @@ func TestAgainstRealHub(t *testing.T) {
 	fc("sites", "create", "--id", "-x", "--name", "X", "--region", "000000").want(t, ExitError, nil, []string{"bad_request (HTTP 400)", "id:", "region:"})
 
 	r := fc("tokens", "create", "--site", "sz-futian-1", "--ttl", "1h")
-	r.want(t, 0, []string{"kiosk-agent enroll --hub http://" + httpAddr + " --token kfe_"}, nil)
+	r.want(t, 0, []string{"pinning the hub CA sha256:", "kiosk-agent enroll --hub https://" + httpAddr + " --token kfe_"}, nil)
 	enroll := strings.Fields(line(t, r.stdout, "  kiosk-agent enroll"))
 	agentData := filepath.Join(data, "agent")
 	if out, err := exec.Command(filepath.Join(bin, "kiosk-agent"), append(enroll[1:], "--data", agentData, "--model", "KF-K200")...).CombinedOutput(); err != nil {
@@ -77,8 +78,12 @@ func TestAgainstRealHub(t *testing.T) {
 	fc("records", "list", dev.ID, "--kind", "heartbeat", "--limit", "1").want(t, 0, []string{"heartbeat"}, nil)
 
 	fc("devices", "show", "k-0000000000000000").want(t, ExitNotFound, nil, []string{"not_found (HTTP 404)"})
-	run(t, nil, map[string]string{"KF_HUB": env["KF_HUB"], "KF_TOKEN": "kfa_wrong"}, "devices", "list").
+	run(t, nil, map[string]string{"KF_HUB": env["KF_HUB"], "KF_CA": env["KF_CA"], "KF_TOKEN": "kfa_wrong"}, "devices", "list").
 		want(t, ExitUnauthorized, nil, []string{"unauthorized (HTTP 401)"})
+	// Without the hub's CA, fleetctl does not talk to it; with a file that is no CA, it says so.
+	run(t, nil, map[string]string{"KF_HUB": env["KF_HUB"], "KF_TOKEN_FILE": env["KF_TOKEN_FILE"]}, "devices", "list").
+		want(t, ExitError, nil, []string{"certificate signed by unknown authority"})
+	fc("devices", "list", "--ca", env["KF_TOKEN_FILE"]).want(t, ExitUsage, nil, []string{"--ca: " + env["KF_TOKEN_FILE"] + ": no PEM certificate in it"})
 
 	fc("devices", "revoke", dev.ID).want(t, 0, []string{"revoked"}, nil)
 	fc("devices", "list").want(t, 0, []string{"revoked"}, nil)

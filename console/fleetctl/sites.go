@@ -90,6 +90,10 @@ func (a *app) tokensCmd() *cobra.Command {
 The token enrolls exactly one kiosk, into that site, and expires after --ttl (at most 720h). The
 hub keeps only its hash: copy it now, it cannot be shown again.
 
+The token is kfe_<secret>.<pin>: the pin is the SHA-256 of the hub CA's public key, which the
+kiosk checks the hub against before it sends the secret, and then trusts (so the kiosk needs no
+CA file, and a machine in the middle gets nothing). Copy the whole token.
+
 The printed command uses --hub as given here; if the kiosk reaches the hub under another address,
 change it before running it.`,
 		Example: `  fleetctl --hub https://hub.example.gov.cn tokens create --site sz-futian-1 --ttl 2h`,
@@ -102,8 +106,8 @@ change it before running it.`,
 				return hub.CreateToken(ctx, api.CreateToken{SiteID: site, TTL: ttl})
 			}, func(tok api.Token) error {
 				w := a.env.Stdout
-				fmt.Fprintf(w, "Enrollment token %s for site %s, valid until %s (one use):\n  %s\n\n",
-					tok.ID, tok.SiteID, a.stamp(tok.ExpiresAt), tok.Secret)
+				fmt.Fprintf(w, "Enrollment token %s for site %s, valid until %s (one use), pinning the hub CA %s:\n  %s\n\n",
+					tok.ID, tok.SiteID, a.stamp(tok.ExpiresAt), tok.CAHash, tok.Secret)
 				fmt.Fprintf(w, "Run on the kiosk:\n  kiosk-agent enroll --hub %s --token %s\n",
 					shellQuote(a.client.BaseURL), shellQuote(tok.Secret))
 				if a.loopbackHub() {

@@ -37,13 +37,20 @@ func TestAgainstRealHub(t *testing.T) {
 	proctest.Start(t, filepath.Join(bin, "fleet-hub"), "--data", filepath.Join(data, "hub"), "--http-addr", httpAddr, "--mqtt-addr", mqttAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	client := &api.Client{BaseURL: "http://" + httpAddr}
-	proctest.Eventually(t, 30*time.Second, "hub up with a bootstrap token", func() bool {
+	// The console trusts the hub's CA, as fleet-console --hub-ca does; the kiosk pins it through
+	// its enrollment token.
+	client := &api.Client{BaseURL: "https://" + httpAddr}
+	proctest.Eventually(t, 30*time.Second, "hub up with a bootstrap token and its CA", func() bool {
 		b, err := os.ReadFile(filepath.Join(data, "hub", "bootstrap-token"))
 		client.Token = strings.TrimSpace(string(b))
 		if err != nil || client.Token == "" {
 			return false
 		}
+		roots, err := api.LoadCA(filepath.Join(data, "hub", "ca", "ca.crt"))
+		if err != nil {
+			return false
+		}
+		client.HTTP = &http.Client{Transport: api.Transport(roots)}
 		_, err = client.Health(ctx)
 		return err == nil
 	})

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"crypto/sha256"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"strings"
@@ -21,6 +22,14 @@ type Signer interface {
 func (a *API) enrollRoutes() {
 	route(a, "POST /enrollment-tokens", staff, http.StatusCreated, a.createToken)
 	route(a, "POST /enroll", anyone, http.StatusCreated, a.enroll)
+	route(a, "GET /ca", anyone, http.StatusOK, a.ca)
+}
+
+// ca shows the CA enrollment tokens pin: public, so that an agent reaching a plain-HTTP hub on
+// loopback can check it against its token's pin before it sends the token.
+func (a *API) ca(*http.Request, none) (api.CA, error) {
+	c := a.cfg.Anchor()
+	return api.CA{Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})), CAHash: api.CAHash(c)}, nil
 }
 
 func (a *API) createToken(r *http.Request, req api.CreateToken) (api.Token, error) {
@@ -44,7 +53,8 @@ func (a *API) createToken(r *http.Request, req api.CreateToken) (api.Token, erro
 	if err := a.cfg.Store.CreateEnrollmentToken(r.Context(), t); err != nil {
 		return api.Token{}, err
 	}
-	return api.Token{ID: t.ID, Secret: secret, SiteID: t.SiteID, ExpiresAt: t.ExpiresAt}, nil
+	tok := api.EnrollToken{Secret: secret, CAHash: api.CAHash(a.cfg.Anchor())}
+	return api.Token{ID: t.ID, Secret: tok.String(), CAHash: tok.CAHash, SiteID: t.SiteID, ExpiresAt: t.ExpiresAt}, nil
 }
 
 // enroll redeems a one-time token for a device certificate; the token in the body is the
@@ -57,7 +67,8 @@ func (a *API) enroll(r *http.Request, req api.Enroll) (api.Enrolled, error) {
 	if err := iv.err(); err != nil {
 		return api.Enrolled{}, err
 	}
-	h := sha256.Sum256([]byte(req.Token))
+	secret, _, _ := strings.Cut(req.Token, ".") // the whole token, pin and all, is accepted too
+	h := sha256.Sum256([]byte(secret))
 	id := "k-" + randomHex(8)
 	issued, err := a.cfg.CA.SignCSR([]byte(req.CSR), id, a.cfg.CertTTL)
 	if err != nil {

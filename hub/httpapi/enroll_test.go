@@ -27,7 +27,22 @@ func TestEnrollment(t *testing.T) {
 		t.Fatalf("ttl 720h: expires %v", longest.ExpiresAt)
 	}
 
-	csr, _ := catest.NewCSR(t, "k-chosen-by-kiosk")
+	// The token carries the pin of the CA, which anyone may fetch to check it.
+	pinned, err := api.ParseEnrollToken(tok.Secret)
+	if want := api.CAHash(e.ca.Certificate()); err != nil || pinned.CAHash != want || tok.CAHash != want {
+		t.Fatalf("token %q (caHash %q) does not pin the CA %s: %v", tok.Secret, tok.CAHash, want, err)
+	}
+	var got api.CA
+	e.do(t, "GET", p+"/ca", "", nil, 200, &got)
+	if got.Certificate != string(e.ca.CertPEM()) || got.CAHash != tok.CAHash {
+		t.Fatalf("GET /ca = %+v", got)
+	}
+	// The secret alone redeems the token, as the agent sends it.
+	csr, _ := catest.NewCSR(t, "k-secret-only")
+	e.do(t, "POST", p+"/enroll", "", api.Enroll{Token: pinned.Secret, CSR: string(csr)}, 201, nil)
+	tok = e.token(t, "sz-futian-1", "2h")
+
+	csr, _ = catest.NewCSR(t, "k-chosen-by-kiosk")
 	badCSR := "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
 	// A bad CSR does not burn the token.
 	r := e.do(t, "POST", p+"/enroll", "", api.Enroll{Token: tok.Secret, CSR: badCSR}, 400, nil)

@@ -9,6 +9,8 @@ package httpapi
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"log/slog"
 	"net/http"
 	"time"
@@ -51,6 +53,11 @@ type Config struct {
 	CertTTL  time.Duration // device certificate validity (default 365 days)
 	Version  string
 	Now      func() time.Time
+
+	// Anchor returns the CA enrollment tokens pin: the root of the hub's HTTPS certificate chain
+	// (nil: the CA's own certificate). It is asked at each use: an operator's certificate may be
+	// reloaded.
+	Anchor func() *x509.Certificate
 }
 
 // API is the HTTP API handler.
@@ -69,6 +76,14 @@ func New(cfg Config) *API {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Anchor == nil && cfg.CA != nil {
+		blk, _ := pem.Decode(cfg.CA.CertPEM())
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			panic("httpapi: the CA's certificate does not parse: " + err.Error()) // ca.CA parsed it when it loaded
+		}
+		cfg.Anchor = func() *x509.Certificate { return cert }
 	}
 	a := &API{cfg: cfg, mux: http.NewServeMux()}
 	a.healthRoutes()

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,11 +38,40 @@ func serveIn(t *testing.T, dir string) Info {
 	})
 	select {
 	case i := <-ready:
+		roots, err := api.LoadCA(i.CAFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := api.Transport(roots)
+		t.Cleanup(tr.CloseIdleConnections)
+		transports.Store(i.HTTPURL, tr)
 		return i
 	case err := <-done:
 		t.Fatalf("Serve: %v", err)
 	}
 	return Info{}
+}
+
+// transports holds a transport trusting its CA for each hub serveIn serves, by its URL.
+var transports sync.Map
+
+// transport returns the transport trusting the CA of the hub u is on.
+func transport(u string) http.RoundTripper {
+	var tr http.RoundTripper
+	transports.Range(func(base, t any) bool {
+		if strings.HasPrefix(u, base.(string)) {
+			tr = t.(http.RoundTripper)
+		}
+		return tr == nil
+	})
+	return tr
+}
+
+// browser is a test browser on the hub at u.
+func browser(u string) *identitytest.Browser {
+	b := identitytest.NewBrowserFor(u)
+	b.C.Transport = transport(u)
+	return b
 }
 
 func call(t *testing.T, method, u, token string, body string, form url.Values, basic ...string) (int, map[string]any) {
@@ -59,7 +89,7 @@ func call(t *testing.T, method, u, token string, body string, form url.Values, b
 	if len(basic) == 2 {
 		req.SetBasicAuth(basic[0], basic[1])
 	}
-	c := &http.Client{Timeout: 10 * time.Second}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: transport(u)}
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +115,7 @@ func TestFleetAPIRefusesThirdPartyTokens(t *testing.T) {
 	if st != 200 {
 		t.Fatalf("device authorization: %d %v", st, da)
 	}
-	b := identitytest.NewBrowserFor(hub)
+	b := browser(hub)
 	p, err := b.Get(da["verification_uri_complete"].(string))
 	if err == nil {
 		p, err = b.Submit(p, url.Values{"username": {"admin"}, "password": {pass}})
@@ -116,7 +146,7 @@ func TestFleetAPIRefusesThirdPartyTokens(t *testing.T) {
 	v := oauth2.GenerateVerifier()
 	q := url.Values{"client_id": {"dept-tax"}, "redirect_uri": {cb}, "response_type": {"code"}, "scope": {"openid"},
 		"state": {"s"}, "code_challenge": {oauth2.S256ChallengeFromVerifier(v)}, "code_challenge_method": {"S256"}}
-	back, err := identitytest.NewBrowserFor(hub).Login(hub+"/oidc/authorize?"+q.Encode(), "admin", pass)
+	back, err := browser(hub).Login(hub+"/oidc/authorize?"+q.Encode(), "admin", pass)
 	if err != nil || back.Query().Get("code") == "" {
 		t.Fatalf("code flow with consent: %v %v", back, err)
 	}

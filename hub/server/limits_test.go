@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -42,10 +43,24 @@ func startHub(t *testing.T, lim Limits) Info {
 	}
 }
 
-// rawHTTP sends raw on a new connection from the loopback address src and returns the answer.
-func rawHTTP(t *testing.T, src, addr, raw string) (*http.Response, string) {
+// dial connects from the loopback address src to the hub's HTTPS side, trusting its CA.
+func dial(t *testing.T, src string, info Info) net.Conn {
 	t.Helper()
-	c := floodtest.DialFrom(t, src, addr)
+	roots, err := api.LoadCA(info.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tls.Client(floodtest.DialFrom(t, src, strings.TrimPrefix(info.HTTPURL, "https://")), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
+	if err := c.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// rawHTTP sends raw on a new connection from the loopback address src and returns the answer.
+func rawHTTP(t *testing.T, src string, info Info, raw string) (*http.Response, string) {
+	t.Helper()
+	c := dial(t, src, info)
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)
 	}
@@ -69,9 +84,13 @@ func post(path, contentType, body string) string {
 }
 
 // refusals reads kioskfleet_http_rejections_total for reason.
-func refusals(t *testing.T, base, reason string) string {
+func refusals(t *testing.T, info Info, reason string) string {
 	t.Helper()
-	res, err := http.Get(base + "/metrics")
+	roots, err := api.LoadCA(info.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := clientFor(roots).Get(info.HTTPURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,23 +109,22 @@ func refusals(t *testing.T, base, reason string) string {
 // may send more.
 func TestHTTPBodyLimits(t *testing.T) {
 	info := startHub(t, Limits{})
-	addr := strings.TrimPrefix(info.HTTPURL, "http://")
 	big := strings.Repeat("a", DefaultAnonBody+1)
-	res, body := rawHTTP(t, "127.0.0.1", addr, post("/api/v1/enroll", "application/json", `{"token":"`+big+`"}`))
+	res, body := rawHTTP(t, "127.0.0.1", info, post("/api/v1/enroll", "application/json", `{"token":"`+big+`"}`))
 	if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, fmt.Sprintf("over %d bytes", DefaultAnonBody)) {
 		t.Errorf("enroll with a large body: %d %s", res.StatusCode, body)
 	}
-	res, body = rawHTTP(t, "127.0.0.1", addr, post("/oidc/token", "application/x-www-form-urlencoded", "grant_type="+big))
+	res, body = rawHTTP(t, "127.0.0.1", info, post("/oidc/token", "application/x-www-form-urlencoded", "grant_type="+big))
 	if res.StatusCode != http.StatusBadRequest {
 		t.Errorf("token with a large body: %d %s", res.StatusCode, body)
 	}
-	if n := refusals(t, info.HTTPURL, refusedBodyTooLarge); n != "2" {
+	if n := refusals(t, info, refusedBodyTooLarge); n != "2" {
 		t.Errorf("body_too_large counted %s, want 2", n)
 	}
 	// JSON may carry 100 KiB of white space: only the authenticated API takes it.
 	site := `{"id":"hall-1","name":"Hall 1","region":"440305"` + strings.Repeat(" ", 100<<10) + `}`
 	req := strings.Replace(post("/api/v1/sites", "application/json", site), "\r\n\r\n", "\r\nAuthorization: Bearer "+info.BootstrapToken+"\r\n\r\n", 1)
-	if res, body = rawHTTP(t, "127.0.0.1", addr, req); res.StatusCode != http.StatusCreated {
+	if res, body = rawHTTP(t, "127.0.0.1", info, req); res.StatusCode != http.StatusCreated {
 		t.Errorf("authenticated request of 100 KiB: %d %s", res.StatusCode, body)
 	}
 }
@@ -115,12 +133,12 @@ func TestHTTPBodyLimits(t *testing.T) {
 // counted.
 func TestHTTPSlowBody(t *testing.T) {
 	info := startHub(t, Limits{HTTPReadTimeout: 500 * time.Millisecond})
-	c := floodtest.DialFrom(t, "127.0.0.1", strings.TrimPrefix(info.HTTPURL, "http://"))
+	c := dial(t, "127.0.0.1", info)
 	io.WriteString(c, "POST /api/v1/enroll HTTP/1.1\r\nHost: hub\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"token\":")
 	if res, body := readResponse(t, c); res.StatusCode != http.StatusRequestTimeout || !strings.Contains(body, "read timeout") {
 		t.Errorf("slow body: %d %s", res.StatusCode, body)
 	}
-	if n := refusals(t, info.HTTPURL, refusedBodyTimeout); n != "1" {
+	if n := refusals(t, info, refusedBodyTimeout); n != "1" {
 		t.Errorf("body_timeout counted %s, want 1", n)
 	}
 }
@@ -129,24 +147,23 @@ func TestHTTPSlowBody(t *testing.T) {
 // answered 503, saying why, while other addresses are served.
 func TestHTTPConnsPerAddr(t *testing.T) {
 	info := startHub(t, Limits{HTTPConnsPerAddr: 2})
-	addr := strings.TrimPrefix(info.HTTPURL, "http://")
 	get := "GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n"
 	for range 2 { // two kept-alive connections
-		c := floodtest.DialFrom(t, "127.0.0.2", addr)
+		c := dial(t, "127.0.0.2", info)
 		io.WriteString(c, get)
 		if res, _ := readResponse(t, c); res.StatusCode != http.StatusOK {
 			t.Fatalf("within the limit: %d", res.StatusCode)
 		}
 	}
-	res, body := rawHTTP(t, "127.0.0.2", addr, get)
+	res, body := rawHTTP(t, "127.0.0.2", info, get)
 	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "too many connections from this address: 127.0.0.2/32 (limit 2)") ||
 		res.Header.Get("Retry-After") == "" || !res.Close {
 		t.Errorf("over the limit: %d %q %v", res.StatusCode, body, res.Header)
 	}
-	if res, _ := rawHTTP(t, "127.0.0.3", addr, get); res.StatusCode != http.StatusOK {
+	if res, _ := rawHTTP(t, "127.0.0.3", info, get); res.StatusCode != http.StatusOK {
 		t.Errorf("another address: %d", res.StatusCode)
 	}
-	if n := refusals(t, info.HTTPURL, refusedAddrLimit); n != "1" {
+	if n := refusals(t, info, refusedAddrLimit); n != "1" {
 		t.Errorf("addr_limit counted %s, want 1", n)
 	}
 }
@@ -166,7 +183,11 @@ func TestValidateLimits(t *testing.T) {
 // identity, API), a long poll holds its request past read and write timeouts shorter than it.
 func TestHTTPLongPollOutlastsTimeouts(t *testing.T) {
 	info := startHub(t, Limits{HTTPReadTimeout: 300 * time.Millisecond, HTTPWriteTimeout: 300 * time.Millisecond})
-	c := &api.Client{BaseURL: info.HTTPURL, Token: info.BootstrapToken}
+	roots, err := api.LoadCA(info.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &api.Client{BaseURL: info.HTTPURL, Token: info.BootstrapToken, HTTP: clientFor(roots)}
 	ctx := t.Context()
 	if _, err := c.CreateSite(ctx, fleet.Site{ID: "hall-1", Name: "Hall 1", Region: "440305"}); err != nil {
 		t.Fatal(err)

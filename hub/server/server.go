@@ -1,12 +1,14 @@
 // Package server assembles a hub: its CA, store, embedded MQTT broker, ingest, journal verifier,
 // identity provider and HTTP API, with the bootstrap admin token (Assemble), and serves them until
-// the context ends, shutting down gracefully (Hub.Serve).
+// the context ends, shutting down gracefully (Hub.Serve). The HTTP side is HTTPS, plain HTTP only
+// on loopback (tls.go).
 package server
 
 import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -31,8 +33,8 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
-	"github.com/kioskfleet/kioskfleet/hub/ratelimit"
 	"github.com/kioskfleet/kioskfleet/hub/journal"
+	"github.com/kioskfleet/kioskfleet/hub/ratelimit"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	_ "github.com/kioskfleet/kioskfleet/hub/store/postgres" // the shared backend, postgres://...
 	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite"   // the embedded backend, sqlite:PATH
@@ -51,8 +53,16 @@ type Config struct {
 	Version       string
 	Log           *slog.Logger
 	// PublicURL is the hub's base URL as browsers and agents reach it: the OpenID issuer and the
-	// base of the built-in clients' redirect URIs (default: http:// + the bound HTTP address).
+	// base of the built-in clients' redirect URIs (default: https:// + the bound HTTP address).
 	PublicURL string
+
+	// The HTTP side is served over TLS (tls.go): with a certificate of the hub's CA for Hosts, or
+	// the operator's: TLSCertFile (PEM chain, server certificate first, ending with the CA kiosks
+	// pin) and TLSKeyFile, reloaded when the files change.
+	TLSCertFile, TLSKeyFile string
+	// HTTPInsecure serves plain HTTP instead, only on a loopback HTTPAddr unless HTTPInsecureForce
+	// (behind a TLS-terminating proxy, say); a forced start logs a warning every time.
+	HTTPInsecure, HTTPInsecureForce bool
 
 	// Ingest tuning (zero values: package defaults).
 	Ingest ingest.Config
@@ -91,6 +101,19 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("advertise mqtt: %q: %w", c.AdvertiseMQTT, err))
 		}
 	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("tls cert and tls key: give both or neither"))
+	}
+	switch {
+	case c.HTTPInsecure && c.TLSCertFile != "":
+		errs = append(errs, errors.New("http insecure: serves plain HTTP, yet a tls cert is given: choose one"))
+	case c.HTTPInsecureForce && !c.HTTPInsecure:
+		errs = append(errs, errors.New("http insecure force: only with http insecure"))
+	case c.HTTPInsecure && !c.HTTPInsecureForce && !loopback(c.HTTPAddr):
+		errs = append(errs, fmt.Errorf("http insecure: %s is not a loopback address: bearer tokens, staff passwords, "+
+			"enrollment tokens and ID-card logins would cross the network in clear; serve HTTPS (the default: drop "+
+			"http insecure), or, only behind a TLS-terminating proxy, add http insecure force", c.HTTPAddr))
+	}
 	errs = append(errs, c.Limits.validate())
 	if _, bad := ratelimit.ParsePrefixes(c.TrustedProxies); len(bad) > 0 {
 		errs = append(errs, fmt.Errorf("trusted proxies: %q: want addresses or CIDR prefixes", bad))
@@ -100,8 +123,10 @@ func (c *Config) Validate() error {
 
 // Info says where a started hub can be reached.
 type Info struct {
-	HTTPURL        string
+	HTTPURL        string // https://, or http:// when serving plain HTTP
 	MQTTAddr       string
+	CAFile         string // the hub's CA certificate, for clients to trust (curl --cacert, fleetctl --ca)
+	CAHash         string // the pin of the CA enrollment tokens carry (api.CAHash)
 	BootstrapToken string
 	FirstStart     bool // the bootstrap token was created by this start
 	// Credentials created by this start (admin password, client secrets), shown once; also kept
@@ -130,6 +155,7 @@ type Hub struct {
 	log    *slog.Logger
 	data   string
 	ln     net.Listener
+	tls    *tls.Config // of the HTTP side; nil: plain HTTP
 	lim    *httpLimits
 	ing    *ingest.Ingest
 	br     *broker.Broker // held (Config.Hold) until Serve: a hello nobody answers leaves its kiosk waiting
@@ -167,9 +193,10 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 	h = &Hub{log: log, data: cfg.DataDir}
+	opened := h // a failed Assemble returns a nil h
 	defer func() {
 		if err != nil {
-			h.Close()
+			opened.Close()
 		}
 	}()
 	st, err := store.Open(ctx, cfg.Store, log.With("component", "store"))
@@ -225,12 +252,38 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		return nil, fmt.Errorf("hub: metrics: %w", err)
 	}
 	advertise := cmp.Or(cfg.AdvertiseMQTT, br.Addr())
+	// A kiosk checks the broker's certificate against the host it is told: refuse to tell one
+	// it would fail on.
+	if err := covered(serverCert.Leaf, advertise); err != nil {
+		return nil, fmt.Errorf("hub: advertise mqtt %s: %w (the broker's certificate is for --hosts): set --advertise-mqtt or --hosts", advertise, err)
+	}
 
+	scheme, anchor := "https", authority.Certificate
+	var served *servingCert
+	switch {
+	case cfg.HTTPInsecure:
+		scheme = "http"
+		if !loopback(cfg.HTTPAddr) {
+			log.Warn("serving plain HTTP on a non-loopback address (http insecure force): tokens, passwords and "+
+				"ID-card logins cross the network in clear unless a TLS-terminating proxy is in front", "addr", cfg.HTTPAddr)
+		}
+	case cfg.TLSCertFile != "":
+		if served, err = loadServingCert(cfg.TLSCertFile, cfg.TLSKeyFile, log.With("component", "tls")); err != nil {
+			return nil, fmt.Errorf("hub: %w", err)
+		}
+		anchor = served.Anchor
+	default:
+		served = ownServingCert(serverCert, authority.Certificate())
+		h.Info.CAFile = filepath.Join(cfg.DataDir, "ca", ca.CertFile)
+	}
 	if h.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("hub: http: %w", err)
 	}
 	h.closer = append(h.closer, h.ln.Close)
-	public := strings.TrimRight(cmp.Or(cfg.PublicURL, "http://"+h.ln.Addr().String()), "/")
+	if served != nil {
+		h.tls = served.config()
+	}
+	public := strings.TrimRight(cmp.Or(cfg.PublicURL, scheme+"://"+h.ln.Addr().String()), "/")
 	proxies, _ := ratelimit.ParsePrefixes(cfg.TrustedProxies)
 	h.idp, err = identity.New(ctx, identity.Config{Issuer: public, Secret: secret, Insecure: strings.HasPrefix(public, "http://"),
 		TrustedProxies: proxies}, st, st, log.With("component", "identity"))
@@ -264,7 +317,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		Store: st, CA: authority, Sessions: br, Dispatch: h.ing,
 		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}},
 		Log:      log.With("component", "api"),
-		MQTTAddr: advertise, Version: cfg.Version,
+		MQTTAddr: advertise, Version: cfg.Version, Anchor: anchor,
 	})
 	// Every body is bounded by its route: small where the hub reads it before it knows who sent
 	// it (enrollment, the OpenID Provider), larger only where it reads it after.
@@ -283,8 +336,8 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		fmt.Fprintln(w, "ok")
 	})))
 	h.Handler = mux
-	h.Info = Info{HTTPURL: "http://" + h.ln.Addr().String(), MQTTAddr: br.Addr(), BootstrapToken: token, FirstStart: first,
-		Credentials: creds}
+	h.Info = Info{HTTPURL: scheme + "://" + h.ln.Addr().String(), MQTTAddr: br.Addr(), BootstrapToken: token, FirstStart: first,
+		Credentials: creds, CAFile: h.Info.CAFile, CAHash: api.CAHash(anchor())}
 	return h, nil
 }
 
@@ -312,7 +365,13 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 		}
 	})
 	wg.Go(func() {
-		if err := srv.Serve(h.lim.listener(h.ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// TLS outermost, so that the server sees a *tls.Conn (HTTP/2, r.TLS); connlimit.RefusalOf
+		// finds a refused connection's mark beneath it.
+		ln := h.lim.listener(h.ln)
+		if h.tls != nil {
+			ln = tls.NewListener(ln, h.tls)
+		}
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("hub: http: %w", err)
 			cancel()
 		}

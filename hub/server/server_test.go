@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/pgtest"
 )
 
@@ -76,7 +77,7 @@ func TestAssembleClose(t *testing.T) {
 	if err := h.Close(); err != nil {
 		t.Fatal(err)
 	}
-	cfg.HTTPAddr, cfg.MQTTAddr = strings.TrimPrefix(h.Info.HTTPURL, "http://"), h.Info.MQTTAddr
+	cfg.HTTPAddr, cfg.MQTTAddr = strings.TrimPrefix(h.Info.HTTPURL, "https://"), h.Info.MQTTAddr
 	h2, err := Assemble(ctx, cfg)
 	if err != nil {
 		t.Fatalf("the same addresses after Close: %v", err)
@@ -114,7 +115,11 @@ func TestRunPostgres(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("Run returned before ready: %v", err)
 	}
-	resp, err := http.Get(info.HTTPURL + "/healthz")
+	roots, err := api.LoadCA(info.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := clientFor(roots).Get(info.HTTPURL + "/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,18 +65,27 @@ type CreateToken struct {
 	TTL    string `json:"ttl,omitempty"` // Go duration, default 24h, at most 30 days
 }
 
-// Token is the response to CreateToken. Secret is shown once and never stored by the hub.
+// Token is the response to CreateToken. Secret is shown once and never stored by the hub: the
+// whole token, "<secret>.<CA pin>", as kiosk-agent enroll --token takes it (EnrollToken).
 type Token struct {
 	ID        string    `json:"id"`
 	Secret    string    `json:"token"`
+	CAHash    string    `json:"caHash"` // "sha256:<64 hex>": the CA the kiosk will pin (also in Secret)
 	SiteID    string    `json:"siteId"`
 	ExpiresAt time.Time `json:"expiresAt"`
 }
 
+// CA is the body of GET /api/v1/ca (no token needed): the CA certificate enrollment tokens pin,
+// the root of the hub's HTTPS certificate chain.
+type CA struct {
+	Certificate string `json:"certificate"` // PEM
+	CAHash      string `json:"caHash"`      // CAHash of Certificate
+}
+
 // Enroll is the body of POST /api/v1/enroll; it is authorised by the enrollment token it carries.
 type Enroll struct {
-	Token string `json:"token"`
-	CSR   string `json:"csr"` // PEM CERTIFICATE REQUEST; the private key stays on the kiosk
+	Token string `json:"token"` // the token's secret (EnrollToken.Secret); a trailing ".<pin>" is ignored
+	CSR   string `json:"csr"`   // PEM CERTIFICATE REQUEST; the private key stays on the kiosk
 	Model string `json:"model,omitempty"`
 }
 

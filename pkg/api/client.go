@@ -16,9 +16,12 @@ import (
 
 // Client calls the hub's HTTP API.
 type Client struct {
-	BaseURL string // e.g. http://127.0.0.1:8080
+	BaseURL string // e.g. https://127.0.0.1:8080
 	Token   string // bearer token (bootstrap admin token or an access token)
-	HTTP    *http.Client
+	// HTTP sends the requests (nil: http.DefaultClient). The hub serves HTTPS with a certificate
+	// of its own CA: give a client whose transport trusts it, e.g. &http.Client{Transport:
+	// Transport(pool)} with the pool LoadCA reads from the hub's ca.crt.
+	HTTP *http.Client
 }
 
 // Do sends a request with an optional JSON body and decodes a JSON response into out (if non-nil).
@@ -99,6 +102,12 @@ func (c *Client) CreateToken(ctx context.Context, req CreateToken) (Token, error
 func (c *Client) Enroll(ctx context.Context, req Enroll) (Enrolled, error) {
 	var out Enrolled
 	return out, c.Do(ctx, http.MethodPost, Prefix+"/enroll", req, &out)
+}
+
+// CA returns the CA certificate enrollment tokens pin.
+func (c *Client) CA(ctx context.Context) (CA, error) {
+	var out CA
+	return out, c.Do(ctx, http.MethodGet, Prefix+"/ca", nil, &out)
 }
 
 // DeviceQuery filters ListDevices; zero fields match all.

@@ -164,7 +164,7 @@ func (f *Flood) write(conn net.Conn, p []byte, d time.Duration) error {
 // decoder keeps all of it while it waits for the rest; a form parser keeps it too.
 type SlowBodies struct {
 	Common
-	URL      string // e.g. http://127.0.0.1:8080/api/v1/enroll
+	URL      string // e.g. https://127.0.0.1:8080/api/v1/enroll (an attacker verifies no certificate)
 	Announce int    // Content-Length; default Send + 1
 	Send     int    // default 1 MiB - 1 KiB: about what a hub without a small limit takes
 }
@@ -172,8 +172,8 @@ type SlowBodies struct {
 // Start starts the flood; it runs until ctx ends.
 func (s SlowBodies) Start(ctx context.Context) (*Flood, error) {
 	u, err := url.Parse(s.URL)
-	if err != nil || u.Scheme != "http" {
-		return nil, fmt.Errorf("floodtest: %q: want an http:// URL", s.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("floodtest: %q: want an http:// or https:// URL", s.URL)
 	}
 	if s.Send <= 0 {
 		s.Send = 1<<20 - 1<<10
@@ -189,6 +189,16 @@ func (s SlowBodies) Start(ctx context.Context) (*Flood, error) {
 		conn, err := d.DialContext(ctx, "tcp", u.Host)
 		if err != nil {
 			return nil, err
+		}
+		if u.Scheme == "https" { // as an attacker, verifying no certificate
+			tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, ServerName: u.Hostname()})
+			hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := tc.HandshakeContext(hctx); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			conn = tc
 		}
 		if err := f.write(conn, head, 10*time.Second); err != nil {
 			return conn, nil // refused: hold sees it closed

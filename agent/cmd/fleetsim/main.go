@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/agent/fleetsim"
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/logging"
 )
 
@@ -46,7 +47,8 @@ Flags:
 		fs.PrintDefaults()
 	}
 	var cfg fleetsim.Config
-	fs.StringVar(&cfg.HubURL, "hub", "http://127.0.0.1:8080", "hub HTTP URL")
+	fs.StringVar(&cfg.HubURL, "hub", "https://127.0.0.1:8080", "hub URL")
+	caFile := fs.String("ca", os.Getenv("KF_CA"), "the hub's CA certificate to trust, e.g. var/hub/ca/ca.crt (env KF_CA; default: the system's roots)")
 	fs.StringVar(&cfg.Token, "token", os.Getenv("KF_TOKEN"), "admin token (env KF_TOKEN)")
 	fs.StringVar(&cfg.MQTTAddr, "mqtt", "", "override the hub's advertised MQTT address")
 	fs.StringVar(&cfg.StateDir, "state", "var/fleetsim", "folder for cached kiosk identities")
@@ -73,6 +75,12 @@ Flags:
 		return err
 	}
 	err := cfg.Validate()
+	if *caFile != "" {
+		var cerr error
+		if cfg.HubCA, cerr = api.LoadCA(*caFile); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("ca: %w", cerr))
+		}
+	}
 	if cfg.Token == "" {
 		err = errors.Join(errors.New("token: required (--token or KF_TOKEN)"), err)
 	}

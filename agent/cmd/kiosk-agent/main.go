@@ -27,7 +27,8 @@ const usage = `Usage: kiosk-agent <command> [flags]
 
 Commands:
   enroll   --hub URL --token TOKEN   enroll this kiosk with the hub (once); the device key is
-                                     generated here and never leaves the kiosk
+                                     generated here and never leaves the kiosk; the token pins
+                                     the hub's CA, checked before the token is sent
   run                                run the agent
   devices discover                   list the serial ports and USB devices attached to this
                                      machine and the firmware profile that fits each
@@ -88,8 +89,8 @@ func enrollCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("kiosk-agent enroll", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgFile, dataDir := common(fs)
-	hub := fs.String("hub", "", "hub URL, e.g. http://127.0.0.1:8080")
-	token := fs.String("token", "", "one-time enrollment token (fleetctl tokens create)")
+	hub := fs.String("hub", "", "hub URL, e.g. https://hub.example.gov.cn:8080 (http:// only to a hub on this machine's loopback)")
+	token := fs.String("token", "", "one-time enrollment token as fleetctl tokens create prints it, kfe_<secret>.<hub CA pin>: the hub is checked against the pin before the token is sent")
 	model := fs.String("model", "", "kiosk model, for the inventory")
 	mqtt := fs.String("mqtt", "", "override the MQTT address the hub advertises")
 	if err := parse(fs, args, cfgFile); err != nil {

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,12 +42,14 @@ type config struct {
 	hub, token, tokenFile, addr, tz, logLevel, logFormat, configFile string
 	refresh, timeout                                                 time.Duration
 	secureCookies                                                    bool
+	hubCA                                                            string
 }
 
 func flags(c *config, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("fleet-console", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.hub, "hub", "http://127.0.0.1:8080", "hub base URL (also KF_HUB)")
+	fs.StringVar(&c.hub, "hub", "https://127.0.0.1:8080", "hub base URL (also KF_HUB)")
+	fs.StringVar(&c.hubCA, "hub-ca", "", "the hub's CA certificate (PEM) to trust, e.g. the hub's <data>/ca/ca.crt (also KF_CA; default: the system's roots)")
 	fs.StringVar(&c.token, "token", "", "bearer token for the hub API (also KF_TOKEN); prefer --token-file")
 	fs.StringVar(&c.tokenFile, "token-file", "", "file holding the bearer token")
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8081", "address to serve the console on")
@@ -69,8 +72,8 @@ fleet API: the one fleetctl login saves, or the bootstrap token): anyone who can
 acts with that token, so keep --addr on loopback or behind an authenticating proxy.
 
 Each flag can also be set in the environment as %sNAME (upper case, '-' as '_'), or in the
---config file; flags win over the environment, the environment over the file. --hub and --token
-also fall back to KF_HUB and KF_TOKEN, as fleetctl uses them.
+--config file; flags win over the environment, the environment over the file. --hub, --hub-ca and
+--token also fall back to KF_HUB, KF_CA and KF_TOKEN, as fleetctl uses them.
 
 Flags:
 `, envPrefix)
@@ -150,8 +153,18 @@ func configure(fs *flag.FlagSet, c *config, getenv func(string) string, stderr i
 	if !set["hub"] && getenv("KF_HUB") != "" {
 		c.hub = getenv("KF_HUB")
 	}
+	if !set["hub-ca"] && getenv("KF_CA") != "" {
+		c.hubCA = getenv("KF_CA")
+	}
 	if c.token == "" && c.tokenFile == "" {
 		c.token = getenv("KF_TOKEN")
+	}
+	var roots *x509.CertPool
+	if c.hubCA != "" {
+		var err error
+		if roots, err = api.LoadCA(c.hubCA); err != nil {
+			errs = append(errs, fmt.Errorf("--hub-ca: %w", err))
+		}
 	}
 	if u, err := url.Parse(c.hub); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("--hub %q: want an http:// or https:// URL", c.hub))
@@ -196,6 +209,6 @@ func configure(fs *flag.FlagSet, c *config, getenv func(string) string, stderr i
 		}
 		return web.Config{}, nil, fmt.Errorf("invalid configuration:\n  %s", strings.Join(msgs, "\n  "))
 	}
-	hub := &api.Client{BaseURL: c.hub, Token: token, HTTP: &http.Client{Timeout: c.timeout}}
+	hub := &api.Client{BaseURL: c.hub, Token: token, HTTP: &http.Client{Timeout: c.timeout, Transport: api.Transport(roots)}}
 	return web.Config{Hub: hub, Log: log, Location: loc, Refresh: c.refresh, Timeout: c.timeout, SecureCookies: c.secureCookies}, log, nil
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,11 +33,11 @@ func TestHelp(t *testing.T) {
 func TestInvalidConfigAllAtOnce(t *testing.T) {
 	t.Setenv("KF_CONSOLE_REFRESH", "soon")
 	var out bytes.Buffer
-	code := run(context.Background(), []string{"--hub", "ftp://x", "--token", "t", "--token-file", "/f", "--addr", "nope", "--tz", "Mars/Olympus", "--timeout", "1h"}, noenv, &out, nil)
+	code := run(context.Background(), []string{"--hub", "ftp://x", "--hub-ca", "/nonexistent/ca.crt", "--token", "t", "--token-file", "/f", "--addr", "nope", "--tz", "Mars/Olympus", "--timeout", "1h"}, noenv, &out, nil)
 	if code != 2 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, s := range []string{`environment KF_CONSOLE_REFRESH="soon"`, `--hub "ftp://x"`, "--token and --token-file", `--addr "nope"`, `--tz "Mars/Olympus"`, "--timeout 1h0m0s"} {
+	for _, s := range []string{`environment KF_CONSOLE_REFRESH="soon"`, `--hub "ftp://x"`, "--hub-ca: open /nonexistent/ca.crt", "--token and --token-file", `--addr "nope"`, `--tz "Mars/Olympus"`, "--timeout 1h0m0s"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("output lacks %q:\n%s", s, out.String())
 		}
@@ -43,14 +45,18 @@ func TestInvalidConfigAllAtOnce(t *testing.T) {
 }
 
 // TestServe starts the console with its settings from the environment and a token file, loads
-// the overview through it from a fake hub, and stops it.
+// the overview through it from a fake hub served over HTTPS with a CA the console is given
+// (KF_CA), and stops it.
 func TestServe(t *testing.T) {
-	hub := webtest.NewHub(t)
-	tokenFile := filepath.Join(t.TempDir(), "token")
+	hub := httptest.NewTLSServer(webtest.NewHub(t))
+	defer hub.Close()
+	dir := t.TempDir()
+	tokenFile, caFile := filepath.Join(dir, "token"), filepath.Join(dir, "ca.crt")
 	os.WriteFile(tokenFile, []byte(webtest.Token+"\n"), 0o600)
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hub.Certificate().Raw}), 0o600)
 	t.Setenv("KF_CONSOLE_TOKEN_FILE", tokenFile)
 	t.Setenv("KF_CONSOLE_ADDR", "127.0.0.1:1") // the flag wins
-	env := func(k string) string { return map[string]string{"KF_HUB": hub.URL}[k] }
+	env := func(k string) string { return map[string]string{"KF_HUB": hub.URL, "KF_CA": caFile}[k] }
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan int, 1)

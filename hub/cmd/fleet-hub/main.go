@@ -45,8 +45,14 @@ func run(args []string) error {
 
 Runs the kioskfleet hub on one machine: an embedded MQTT broker (TLS, one client certificate per
 kiosk, issued by the hub's own CA), the store (SQLite by default, or PostgreSQL) and the HTTP API
-(/api/v1, /metrics, /healthz).
+(/api/v1, /metrics, /healthz), the OpenID Provider and enrollment, over HTTPS.
 At first start it creates its CA and a bootstrap admin token in the data folder and prints the token.
+
+HTTPS uses a certificate of the hub's CA for --hosts: clients trust <data>/ca/ca.crt (curl
+--cacert, fleetctl --ca or KF_CA, fleet-console --hub-ca); kiosks pin it through their enrollment
+token. Or give your own with --tls-cert (the chain, ending with the CA kiosks will pin) and
+--tls-key; they are reloaded when the files change. Plain HTTP (--http-insecure) is allowed only on
+a loopback --http-addr, elsewhere only with --http-insecure-force, behind a TLS-terminating proxy.
 
 Every flag can also be set in the environment (KF_HUB_<FLAG>, e.g. KF_HUB_HTTP_ADDR) or in a YAML
 file given with --config (keys are flag names). Flags win over environment, environment over file.
@@ -62,8 +68,12 @@ Flags:
 		httpAddr  = fs.String("http-addr", "127.0.0.1:8080", "HTTP API listen address")
 		mqttAddr  = fs.String("mqtt-addr", "127.0.0.1:8883", "MQTT over TLS listen address")
 		advertise = fs.String("advertise-mqtt", "", "MQTT address told to enrolling kiosks (default: the listen address)")
-		publicURL = fs.String("public-url", "", "base URL browsers and agents use to reach the hub: the OpenID issuer (default: http:// + the HTTP address)")
-		hosts     = fs.String("hosts", "127.0.0.1,localhost", "comma-separated names and IPs for the broker's certificate")
+		publicURL = fs.String("public-url", "", "base URL browsers and agents use to reach the hub: the OpenID issuer (default: https:// + the HTTP address)")
+		hosts     = fs.String("hosts", "127.0.0.1,localhost", "comma-separated names and IPs for the broker's and the HTTPS certificate (the advertised MQTT host must be one)")
+		tlsCert   = fs.String("tls-cert", "", "HTTPS certificate chain (PEM: server certificate first, ending with the CA kiosks pin) instead of one of the hub's CA; reloaded when it changes")
+		tlsKey    = fs.String("tls-key", "", "private key (PEM) of --tls-cert")
+		insecure  = fs.Bool("http-insecure", false, "serve plain HTTP instead of HTTPS: only on a loopback --http-addr")
+		force     = fs.Bool("http-insecure-force", false, "with --http-insecure, allow a non-loopback --http-addr (only behind a TLS-terminating proxy; warned at every start)")
 		proxies   = fs.String("trusted-proxies", "", "comma-separated addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For gives the client address for the per-address login, token and device limits (default: none, the connection's address)")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat = fs.String("log-format", "text", "text or json")
@@ -100,6 +110,7 @@ Flags:
 	cfg := server.Config{
 		DataDir: *dataDir, Store: *storeURL, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, AdvertiseMQTT: *advertise, PublicURL: *publicURL,
 		Hosts: strings.Split(*hosts, ","), Version: version, Log: log,
+		TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey, HTTPInsecure: *insecure, HTTPInsecureForce: *force,
 		Limits: server.Limits{HTTPReadTimeout: *httpRead, HTTPWriteTimeout: *httpWrite, HTTPIdleTimeout: *httpIdle,
 			HTTPConnsPerAddr: *httpPerAddr, AnonBody: *anonBody, MQTTConnectTimeout: *mqttConnect,
 			MQTTMaxConnect: *mqttMaxConnect, MQTTPendingPerAddr: *mqttPerAddr, MQTTPending: *mqttPending},
@@ -133,6 +144,10 @@ Flags:
 	})
 	return server.Run(ctx, cfg, func(i server.Info) {
 		fmt.Printf("fleet-hub %s ready\n  HTTP API:  %s/api/v1\n  OpenID:    %s/.well-known/openid-configuration\n  MQTT/TLS:  %s\n", version, i.HTTPURL, i.HTTPURL, i.MQTTAddr)
+		if i.CAFile != "" {
+			fmt.Printf("  hub CA:    %s (trust it: curl --cacert, fleetctl --ca or KF_CA, fleet-console --hub-ca)\n", i.CAFile)
+		}
+		fmt.Printf("  CA pin:    %s (in every enrollment token)\n", i.CAHash)
 		if len(i.Credentials) > 0 {
 			fmt.Printf("  first-start credentials (shown once; also in %s/initial-credentials):\n", *dataDir)
 			keys := make([]string, 0, len(i.Credentials))
