@@ -24,6 +24,9 @@ import (
 type Authenticator struct {
 	Origin string // e.g. http://localhost:PORT
 	Synced bool
+	// Tamper changes the authenticator data of assertions after they are signed (as an
+	// attacker who alters a captured one does): the signature no longer covers them.
+	Tamper bool
 
 	mu    sync.Mutex
 	creds []*softCred
@@ -144,6 +147,9 @@ func (a *Authenticator) sign(c *softCred, challenge string) ([]byte, error) {
 	sig, err := ecdsa.SignASN1(rand.Reader, c.key, digest[:])
 	if err != nil {
 		return nil, err
+	}
+	if a.Tamper {
+		auth[len(auth)-1]++ // the signature counter
 	}
 	return json.Marshal(map[string]any{"id": b64.EncodeToString(c.id), "rawId": b64.EncodeToString(c.id), "type": "public-key",
 		"response": map[string]any{"authenticatorData": b64.EncodeToString(auth), "clientDataJSON": b64.EncodeToString(cd),

@@ -1,0 +1,407 @@
+package identity_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/kioskfleet/kioskfleet/hub/identity"
+	"github.com/kioskfleet/kioskfleet/hub/identity/identitytest"
+	"github.com/kioskfleet/kioskfleet/hub/identity/sms/smstest"
+	"github.com/kioskfleet/kioskfleet/hub/ratelimit"
+)
+
+// A canary number: it must never appear in the logs.
+const (
+	canaryPhone = "138 0013 8000"
+	canaryE164  = "+8613800138000"
+)
+
+func citizenEnv(t *testing.T, mod ...func(*identity.Config)) (*identitytest.Env, string) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "sms", "codes.txt")
+	return identitytest.New(t, append([]func(*identity.Config){identitytest.Localhost, identitytest.WithDevSMS(file)}, mod...)...), file
+}
+
+// loginPage opens the client's authorization URL and returns the login page.
+func loginPage(t *testing.T, b *identitytest.Browser, u string) *identitytest.Page {
+	t.Helper()
+	p, err := b.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Status != 200 || !strings.Contains(p.Body, `id="passkey"`) {
+		t.Fatalf("no login page: %d %.400s", p.Status, p.Body)
+	}
+	return p
+}
+
+// tokenClaims exchanges the code of a redirect to the client and verifies the ID token with
+// go-oidc; it returns the token's acr and amr.
+func tokenClaims(t *testing.T, r *rp, p *identitytest.Page, verifier string) (acr string, amr []string, sub string) {
+	t.Helper()
+	loc, err := url.Parse(p.Loc)
+	if err != nil || loc.Query().Get("code") == "" {
+		t.Fatalf("no code for the client: %d %q %.400s", p.Status, p.Loc, p.Body)
+	}
+	tok, err := r.conf.Exchange(context.Background(), loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt, err := r.ver.Verify(context.Background(), tok.Extra("id_token").(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		ACR string   `json:"acr"`
+		AMR []string `json:"amr"`
+	}
+	if err := idt.Claims(&c); err != nil {
+		t.Fatal(err)
+	}
+	return c.ACR, c.AMR, idt.Subject
+}
+
+func authorize(r *rp, extra ...oauth2.AuthCodeOption) (string, string) {
+	v := oauth2.GenerateVerifier()
+	return r.conf.AuthCodeURL("st", append(extra, oauth2.S256ChallengeOption(v))...), v
+}
+
+func sendCode(t *testing.T, b *identitytest.Browser, login *identitytest.Page, number string) *identitytest.Page {
+	t.Helper()
+	p, err := b.Submit(login, url.Values{"phone": {number}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func enterCode(t *testing.T, b *identitytest.Browser, codePage *identitytest.Page, code string) *identitytest.Page {
+	t.Helper()
+	p, err := b.Submit(codePage, url.Values{"code": {code}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func lastCode(t *testing.T, file, e164 string) string {
+	t.Helper()
+	c, err := smstest.LastCode(file, e164)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestPhoneCodeLogin(t *testing.T) {
+	e, file := citizenEnv(t)
+	r := newRP(t, e, "rp", "rp-secret")
+	b := e.NewBrowser()
+
+	// A number the provider has never seen: its first login registers a citizen account.
+	u, v := authorize(r)
+	p := enterCode(t, b, sendCode(t, b, loginPage(t, b, u), canaryPhone), lastCode(t, file, canaryE164))
+	acr, amr, sub := tokenClaims(t, r, p, v)
+	if acr != identity.ACRPhone || len(amr) != 1 || amr[0] != "sms" {
+		t.Errorf("acr %q amr %v, want the phone level", acr, amr)
+	}
+	used := lastCode(t, file, canaryE164)
+
+	// Used: the code does not log in again, on another browser, after the minute between codes.
+	e.Clock.Advance(61 * time.Second)
+	b2 := e.NewBrowser()
+	u, v = authorize(r)
+	cp := sendCode(t, b2, loginPage(t, b2, u), canaryPhone)
+	fresh := lastCode(t, file, canaryE164)
+	if fresh == used {
+		t.Skip("the random code repeated (one in a million)")
+	}
+	if p := enterCode(t, b2, cp, used); p.Status != http.StatusUnauthorized || p.Loc != "" {
+		t.Errorf("a used code logged in: %d %q", p.Status, p.Loc)
+	}
+	// The same number logs in to the same account.
+	p = enterCode(t, b2, cp, fresh)
+	if _, _, sub2 := tokenClaims(t, r, p, v); sub2 != sub {
+		t.Errorf("the number's second login is another account: %q, was %q", sub2, sub)
+	}
+
+	// Wrong: five tries at a code, then even the right one is refused.
+	e.Clock.Advance(61 * time.Second)
+	b3 := e.NewBrowser()
+	u, _ = authorize(r)
+	cp = sendCode(t, b3, loginPage(t, b3, u), canaryPhone)
+	right := lastCode(t, file, canaryE164)
+	wrong := "000000"
+	if right == wrong {
+		wrong = "111111"
+	}
+	for range 5 {
+		p := enterCode(t, b3, cp, wrong)
+		if p.Status != http.StatusUnauthorized || !strings.Contains(p.Body, "验证码不正确") {
+			t.Fatalf("a wrong code: %d %.300s", p.Status, p.Body)
+		}
+	}
+	if p := enterCode(t, b3, cp, right); p.Status != http.StatusUnauthorized {
+		t.Errorf("the right code after five wrong ones: %d, want 401", p.Status)
+	}
+
+	// Expired: the right code after its five minutes.
+	e.Clock.Advance(61 * time.Second)
+	cp = sendCode(t, b3, loginPage(t, b3, u), canaryPhone)
+	right = lastCode(t, file, canaryE164)
+	e.Clock.Advance(5*time.Minute + time.Second)
+	if p := enterCode(t, b3, cp, right); p.Status != http.StatusUnauthorized {
+		t.Errorf("an expired code: %d, want 401", p.Status)
+	}
+
+	// The number and its codes are never logged.
+	logs := e.Logs.String()
+	for _, s := range []string{"13800138000", "138****8000", used, fresh, right} {
+		if strings.Contains(logs, s) {
+			t.Errorf("the logs hold %q", s)
+		}
+	}
+}
+
+func TestPhoneCodeLimits(t *testing.T) {
+	e, file := citizenEnv(t)
+	r := newRP(t, e, "rp", "rp-secret")
+	b := e.NewBrowser()
+	u, _ := authorize(r)
+	login := loginPage(t, b, u)
+	sent := func() int {
+		raw, _ := os.ReadFile(file)
+		return strings.Count(string(raw), canaryE164)
+	}
+
+	// Per number: one code a minute, five an hour; a refused send looks like a sent one but says
+	// to wait, and sends nothing.
+	sendCode(t, b, login, canaryPhone)
+	p := sendCode(t, b, login, canaryPhone)
+	if p.Status != 200 || !strings.Contains(p.Body, `name="code"`) || sent() != 1 {
+		t.Errorf("a second code within the minute: status %d, %d sent", p.Status, sent())
+	}
+	for range 4 {
+		e.Clock.Advance(61 * time.Second)
+		sendCode(t, b, login, canaryPhone)
+	}
+	e.Clock.Advance(61 * time.Second)
+	sendCode(t, b, login, canaryPhone)
+	if n := sent(); n != 5 {
+		t.Errorf("%d codes sent in an hour, want 5", n)
+	}
+	e.Clock.Advance(time.Hour)
+	sendCode(t, b, login, canaryPhone)
+	if n := sent(); n != 6 {
+		t.Errorf("no code in the next hour (%d sent)", n)
+	}
+
+	// Not a mobile number: said so, nothing sent.
+	if p := sendCode(t, b, login, "12345"); p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "手机号码") {
+		t.Errorf("a bad number: %d", p.Status)
+	}
+
+	// Per client address: sends and entries are limited (429) whatever the number.
+	e2, _ := citizenEnv(t, func(c *identity.Config) {
+		c.PhoneSendRate, c.PhoneVerifyRate = ratelimit.PerMinute(2, 2), ratelimit.PerMinute(3, 3)
+	})
+	r2 := newRP(t, e2, "rp", "rp-secret")
+	b2 := e2.NewBrowser()
+	u2, _ := authorize(r2)
+	login2 := loginPage(t, b2, u2)
+	var cp *identitytest.Page
+	for i, n := range []string{"13900139001", "13900139002"} {
+		if cp = sendCode(t, b2, login2, n); cp.Status != 200 {
+			t.Fatalf("send %d: %d", i, cp.Status)
+		}
+	}
+	if p := sendCode(t, b2, login2, "13900139003"); p.Status != http.StatusTooManyRequests {
+		t.Errorf("third send from one address in a burst of 2: %d, want 429", p.Status)
+	}
+	for range 3 {
+		enterCode(t, b2, cp, "000000")
+	}
+	if p := enterCode(t, b2, cp, "000000"); p.Status != http.StatusTooManyRequests {
+		t.Errorf("fourth entry from one address in a burst of 3: %d, want 429", p.Status)
+	}
+}
+
+// TestPhoneCodeNoEnumeration: the answers to a known and an unknown number are the same page
+// (but for the masked number), and so are the refusals of their wrong codes.
+func TestPhoneCodeNoEnumeration(t *testing.T) {
+	e, file := citizenEnv(t)
+	r := newRP(t, e, "rp", "rp-secret")
+	b := e.NewBrowser()
+	u, v := authorize(r)
+	p := enterCode(t, b, sendCode(t, b, loginPage(t, b, u), canaryPhone), lastCode(t, file, canaryE164))
+	tokenClaims(t, r, p, v) // the canary's account exists now
+
+	e.Clock.Advance(61 * time.Second)
+	// Forms differ by their tokens, request IDs and the number: values are left out.
+	values := regexp.MustCompile(`value="[^"]*"|id=[A-Za-z0-9_-]{16,}`)
+	strip := func(p *identitytest.Page, masked string) string {
+		return values.ReplaceAllString(strings.ReplaceAll(p.Body, masked, ""), "")
+	}
+	var pages [2][2]string
+	for i, n := range []string{canaryPhone, "139 0013 9000"} {
+		b := e.NewBrowser()
+		u, _ := authorize(r)
+		cp := sendCode(t, b, loginPage(t, b, u), n)
+		wrong := enterCode(t, b, cp, "000000")
+		e164, _ := identity.NormalizePhone(n)
+		masked := e164[3:6] + "****" + e164[10:]
+		pages[i] = [2]string{strip(cp, masked), strip(wrong, masked)}
+		if cp.Status != 200 || wrong.Status != http.StatusUnauthorized {
+			t.Errorf("number %d: send %d, wrong code %d", i, cp.Status, wrong.Status)
+		}
+	}
+	if pages[0][0] != pages[1][0] {
+		t.Errorf("the code pages of a known and an unknown number differ:\n%s\n---\n%s", pages[0][0], pages[1][0])
+	}
+	if pages[0][1] != pages[1][1] {
+		t.Error("the wrong-code pages of a known and an unknown number differ")
+	}
+}
+
+// TestPhoneLoginOffUnlessConfigured: without an SMS sender (the development file sender is used
+// only when configured) there is no phone login at all.
+func TestPhoneLoginOffUnlessConfigured(t *testing.T) {
+	e := identitytest.New(t, identitytest.Localhost)
+	r := newRP(t, e, "rp", "rp-secret")
+	b := e.NewBrowser()
+	u, _ := authorize(r)
+	p := loginPage(t, b, u)
+	if strings.Contains(p.Body, `name="phone"`) {
+		t.Error("the login page offers phone codes without a sender")
+	}
+	resp, err := b.C.PostForm(e.Issuer+"/oidc/phone/send", url.Values{"phone": {canaryPhone}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("phone send without a sender: %d, want 404", resp.StatusCode)
+	}
+}
+
+// phoneSession logs a new browser in with the canary number through the client and returns it.
+func phoneSession(t *testing.T, e *identitytest.Env, r *rp, file string) *identitytest.Browser {
+	t.Helper()
+	b := e.NewBrowser()
+	u, v := authorize(r)
+	p, err := b.PhoneLogin(loginPage(t, b, u), canaryPhone, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenClaims(t, r, p, v)
+	return b
+}
+
+func accountPage(t *testing.T, e *identitytest.Env, b *identitytest.Browser) *identitytest.Page {
+	t.Helper()
+	p, err := b.Get(e.Issuer + "/oidc/me?lang=en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Status != 200 || !strings.Contains(p.Body, `id="who"`) {
+		t.Fatalf("no account page: %d %.400s", p.Status, p.Body)
+	}
+	return p
+}
+
+func TestPasskeyRegisterLoginRemove(t *testing.T) {
+	e, file := citizenEnv(t)
+	r := newRP(t, e, "rp", "rp-secret")
+	b := phoneSession(t, e, r, file)
+	auth := &identitytest.Authenticator{Origin: e.Issuer, Synced: true}
+
+	// The citizen adds a passkey on her account page.
+	acct := accountPage(t, e, b)
+	if !strings.Contains(acct.Body, "138****8000") || strings.Contains(acct.Body, "13800138000") {
+		t.Error("the account page does not show the number masked")
+	}
+	if err := b.AddPasskey(acct, auth, "My phone"); err != nil {
+		t.Fatal(err)
+	}
+	acct = accountPage(t, e, b)
+	if !strings.Contains(acct.Body, "My phone") {
+		t.Fatalf("the passkey is not listed: %.600s", acct.Body)
+	}
+	// The same authenticator cannot register twice (excludeCredentials).
+	if err := b.AddPasskey(acct, auth, "again"); err == nil {
+		t.Error("one authenticator registered a second passkey")
+	}
+
+	// A service asks for the passkey level: a new browser logs in with the passkey alone.
+	b2 := e.NewBrowser()
+	u, v := authorize(r, oauth2.SetAuthURLParam("acr_values", identity.ACRPasskey))
+	login := loginPage(t, b2, u)
+	if strings.Contains(login.Body, `name="phone"`) || !strings.Contains(login.Body, `id="stepup"`) {
+		t.Error("the login page for the passkey level offers a phone code or does not say why")
+	}
+	p, err := b2.PasskeyLogin(login, auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acr, amr, _ := tokenClaims(t, r, p, v)
+	if acr != identity.ACRPasskey || strings.Join(amr, " ") != "swk mfa" {
+		t.Errorf("passkey login: acr %q amr %v", acr, amr)
+	}
+
+	// An assertion altered after signing, or made for another origin, is refused.
+	auth.Tamper = true
+	if _, err := b2.PasskeyLogin(loginPage(t, b2, mustAuthorize(r, "login")), auth); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("a tampered assertion: %v, want 401", err)
+	}
+	auth.Tamper, auth.Origin = false, "http://evil.example"
+	if _, err := b2.PasskeyLogin(loginPage(t, b2, mustAuthorize(r, "login")), auth); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("an assertion for another origin: %v, want 401", err)
+	}
+	auth.Origin = e.Issuer
+
+	// The phone session falls short of the passkey level: it is asked for again.
+	u, _ = authorize(r, oauth2.SetAuthURLParam("acr_values", identity.ACRPasskey))
+	if p, err := b.Get(u); err != nil || p.Loc != "" || !strings.Contains(p.Body, `id="stepup"`) {
+		t.Errorf("a phone session passed for the passkey level: %v %q", err, p.Loc)
+	}
+	// The real-name level cannot be reached without a card bound: the citizen is told, and goes
+	// back to the service with unmet_authentication_requirements.
+	u, _ = authorize(r, oauth2.SetAuthURLParam("acr_values", identity.ACRRealName))
+	p, err = b2.Get(u)
+	if err != nil || !strings.Contains(p.Body, "value=\"unmet\"") {
+		t.Fatalf("no real-name page for a passkey session: %v %.300s", err, p.Body)
+	}
+	if p, err = b2.Submit(p, url.Values{"action": {"unmet"}}); err != nil || !strings.Contains(p.Loc, "error=unmet_authentication_requirements") {
+		t.Errorf("unmet level: %v %q", err, p.Loc)
+	}
+
+	// Removed on the account page, the passkey no longer logs in.
+	acct = accountPage(t, e, b)
+	id := regexp.MustCompile(`name="passkey" value="([^"]*)"`).FindStringSubmatch(acct.Body)
+	if id == nil {
+		t.Fatal("no remove button")
+	}
+	if p, err := b.Submit(acct, url.Values{"passkey": {id[1]}}); err != nil || p.Status != 200 || strings.Contains(p.Body, "My phone") {
+		t.Fatalf("passkey removal: %v %d", err, p.Status)
+	}
+	if _, err := b2.PasskeyLogin(loginPage(t, b2, mustAuthorize(r, "login")), auth); err == nil {
+		t.Error("a removed passkey logged in")
+	}
+	if strings.Contains(e.Logs.String(), "13800138000") {
+		t.Error("the logs hold the number")
+	}
+}
+
+func mustAuthorize(r *rp, prompt string) string {
+	u, _ := authorize(r, oauth2.SetAuthURLParam("prompt", prompt))
+	return u
+}
