@@ -20,10 +20,24 @@ import (
 type accountView struct {
 	Passkeys []passkeyView
 	Phone    string // masked
+	RealName bool   // an ID card is bound
+	Consents []consentView
+	Links    []linkView
+	Sessions int // browser sessions besides this one
+	Citizen  bool
 }
 
 type passkeyView struct {
 	ID, Name, Created, Used string
+}
+
+type consentView struct {
+	ClientID, Client, Granted string
+	Scopes                    []string
+}
+
+type linkView struct {
+	Connector, Subject, Name, Created string
 }
 
 const dateFormat = "2006-01-02 15:04"
@@ -86,6 +100,31 @@ func (p *Provider) accountPage(ctx context.Context, s store.BrowserSession, v *v
 		}
 		av.Passkeys = append(av.Passkeys, pv)
 	}
+	av.RealName, av.Citizen = len(acct.IDNumberHash) > 0, acct.Kind == "citizen"
+	consents, err := p.st.ListConsents(ctx, acct.ID)
+	if err != nil {
+		return err
+	}
+	for _, c := range consents {
+		cv := consentView{ClientID: c.ClientID, Client: c.ClientID, Scopes: c.Scopes, Granted: c.GrantedAt.Local().Format(dateFormat)}
+		if cl, err := p.client(ctx, c.ClientID); err == nil {
+			cv.Client = cl.Name
+		}
+		av.Consents = append(av.Consents, cv)
+	}
+	links, err := p.st.ListLinks(ctx, acct.ID)
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		av.Links = append(av.Links, linkView{Connector: l.Connector, Subject: l.Subject, Name: l.Name,
+			Created: l.CreatedAt.Local().Format(dateFormat)})
+	}
+	sessions, err := p.st.ListBrowserSessions(ctx, acct.ID, p.now())
+	if err != nil {
+		return err
+	}
+	av.Sessions = len(sessions) - 1
 	v.Account, v.Passkeys = av, p.wa != nil
 	return nil
 }
@@ -110,6 +149,29 @@ func (p *Provider) serveAccountAction(w http.ResponseWriter, r *http.Request) {
 	switch r.PathValue("action") {
 	case "passkey-delete":
 		err = p.deletePasskey(ctx, s.UserID, r.PostForm.Get("passkey"))
+	case "consent-withdraw":
+		err = p.st.DeleteConsent(ctx, s.UserID, r.PostForm.Get("client"))
+	case "link-remove":
+		err = p.removeLink(ctx, s.UserID, r.PostForm.Get("connector"), r.PostForm.Get("subject"))
+	case "card-unbind":
+		err = p.st.UnbindIDCard(ctx, s.UserID)
+		if err == nil {
+			p.log.Info("id card unbound", "account", s.UserID)
+		}
+	case "sessions-end": // sign out everywhere else
+		err = p.st.DeleteBrowserSessions(ctx, s.UserID, s.Hash)
+	case "delete":
+		if r.PostForm.Get("confirm") != "yes" {
+			v.Error = "err_confirm_delete"
+			p.render(w, "message", http.StatusBadRequest, v)
+			return
+		}
+		if err = p.DeleteAccount(ctx, s.UserID); err == nil {
+			http.SetCookie(w, &http.Cookie{Name: cookieName, Path: "/oidc/", MaxAge: -1})
+			v.Title, v.Done = "title_done", "done_deleted"
+			p.render(w, "message", http.StatusOK, v)
+			return
+		}
 	case "logout":
 		p.st.DeleteBrowserSession(ctx, s.Hash)
 		http.SetCookie(w, &http.Cookie{Name: cookieName, Path: "/oidc/", MaxAge: -1})
@@ -121,6 +183,9 @@ func (p *Provider) serveAccountAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
+	case errors.Is(err, errStaff):
+		v.Error = "err_staff_delete"
+		p.render(w, "message", http.StatusForbidden, v)
 	case errors.Is(err, errLastCredential):
 		v.Error = "err_last_credential"
 		p.render(w, "message", http.StatusConflict, v)
@@ -159,6 +224,72 @@ func (p *Provider) deletePasskey(ctx context.Context, accountID, id string) erro
 	}
 	p.log.Info("passkey removed", "account", accountID)
 	return nil
+}
+
+// removeLink removes one of the account's upstream identities, unless it is the last way to log in.
+func (p *Provider) removeLink(ctx context.Context, accountID, connector, subject string) error {
+	links, err := p.st.ListLinks(ctx, accountID)
+	if err != nil {
+		return err
+	}
+	keys, err := p.st.ListPasskeys(ctx, accountID)
+	if err != nil {
+		return err
+	}
+	if len(links) == 1 && len(keys) == 0 && p.phoneOf(ctx, accountID) == "" {
+		return errLastCredential
+	}
+	return p.st.DeleteLink(ctx, accountID, connector, subject)
+}
+
+// errStaff marks a staff account: staff accounts are removed by an administrator, not on the
+// account page.
+var errStaff = errors.New("identity: a staff account is not deleted by its holder")
+
+// DeleteAccount deletes a citizen's account at her request (PIPL art. 47): the identity store
+// removes it with everything it keeps of it (passkeys, phone, links, consents, sessions,
+// tokens), then the AccountHooks remove what other rooms keep under it (the link to its
+// events' pseudonyms, its cases). A hook that fails is told again by Run until it succeeds.
+func (p *Provider) DeleteAccount(ctx context.Context, accountID string) error {
+	acct, err := p.st.GetAccount(ctx, accountID)
+	if err != nil {
+		return err
+	}
+	if acct.Kind != "citizen" {
+		return errStaff
+	}
+	now := p.now()
+	if err := p.st.DeleteAccount(ctx, accountID, now); err != nil {
+		return err
+	}
+	p.log.Info("account deleted", "account", accountID)
+	p.finishDeletion(ctx, store.Deletion{AccountID: accountID, DeletedAt: now})
+	return nil
+}
+
+// finishDeletion tells the hooks of a deletion and forgets it once all of them took it.
+func (p *Provider) finishDeletion(ctx context.Context, d store.Deletion) {
+	for _, h := range p.cfg.AccountHooks {
+		if err := h.AccountDeleted(ctx, d.AccountID, d.DeletedAt); err != nil {
+			p.log.Warn("account deletion not carried yet", "account", d.AccountID, "err", err)
+			return
+		}
+	}
+	if err := p.st.FinishDeletion(ctx, d.AccountID); err != nil {
+		p.log.Warn("account deletion not finished", "account", d.AccountID, "err", err)
+	}
+}
+
+// retryDeletions tells the hooks again of deletions some hook failed to take.
+func (p *Provider) retryDeletions(ctx context.Context) {
+	ds, err := p.st.PendingDeletions(ctx)
+	if err != nil {
+		p.log.Warn("pending deletions unread", "err", err)
+		return
+	}
+	for _, d := range ds {
+		p.finishDeletion(ctx, d)
+	}
 }
 
 // serveAsset serves the pages' script: GET /oidc/assets/citizen.js.

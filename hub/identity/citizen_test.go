@@ -2,12 +2,15 @@ package identity_test
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -404,4 +407,151 @@ func TestPasskeyRegisterLoginRemove(t *testing.T) {
 func mustAuthorize(r *rp, prompt string) string {
 	u, _ := authorize(r, oauth2.SetAuthURLParam("prompt", prompt))
 	return u
+}
+
+// hook is an AccountDeleted room that fails its first call.
+type hook struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (h *hook) AccountDeleted(_ context.Context, id string, _ time.Time) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, id)
+	if len(h.calls) == 1 {
+		return errors.New("events room unavailable")
+	}
+	return nil
+}
+
+func (h *hook) n() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.calls)
+}
+
+func TestAccountPageConsentsSessionsDeletion(t *testing.T) {
+	h := &hook{}
+	e, file := citizenEnv(t, func(c *identity.Config) { c.AccountHooks = []identity.AccountDeleted{h} })
+	ctx := context.Background()
+
+	// A department's app asks for consent; the citizen gives it, on two browsers.
+	third := newRP(t, e, "third", "third-secret")
+	b := e.NewBrowser()
+	u, _ := authorize(third)
+	p, err := b.PhoneLogin(loginPage(t, b, u), canaryPhone, file)
+	if err != nil || !strings.Contains(p.Body, `value="approve"`) {
+		t.Fatalf("no consent page: %v %.300s", err, p.Body)
+	}
+	if p, err = b.Submit(p, url.Values{"action": {"approve"}}); err != nil || !strings.Contains(p.Loc, "code=") {
+		t.Fatalf("consent: %v %q", err, p.Loc)
+	}
+	e.Clock.Advance(61 * time.Second)
+	other := phoneSession(t, e, newRP(t, e, "rp", "rp-secret"), file)
+
+	acct := accountPage(t, e, b)
+	for _, want := range []string{"某部门应用", `id="sessions">1<`, `id="realname-no"`, `id="delete"`} {
+		if !strings.Contains(acct.Body, want) {
+			t.Errorf("the account page lacks %q", want)
+		}
+	}
+	// Withdrawn, the consent is asked for again.
+	if p, err := b.Submit(acct, url.Values{"client": {"third"}}); err != nil || strings.Contains(p.Body, "某部门应用") {
+		t.Fatalf("withdraw: %v %d", err, p.Status)
+	}
+	u, _ = authorize(third)
+	if p, err := b.Get(u); err != nil || !strings.Contains(p.Body, `value="approve"`) {
+		t.Errorf("a withdrawn consent was not asked for again: %v %q", err, p.Loc)
+	}
+	// Signed out elsewhere: the other browser's session ends, this one stays.
+	acct = accountPage(t, e, b)
+	if p := postAccount(t, b, acct, "sessions-end", nil); p.Status != 200 {
+		t.Fatalf("sessions-end: %d", p.Status)
+	}
+	if p, _ := other.Get(e.Issuer + "/oidc/me"); strings.Contains(p.Body, `id="who"`) {
+		t.Error("the other browser's session survived sign-out elsewhere")
+	}
+	acct = accountPage(t, e, b)
+	if !strings.Contains(acct.Body, `id="sessions">0<`) {
+		t.Error("sessions still counted")
+	}
+
+	// Deleted: without the confirmation nothing happens; with it the account goes, the hook is
+	// told (again after its failure, by Run), and the number registers a new account.
+	who := citizenID(t, e)
+	if p := postAccount(t, b, acct, "delete", nil); p.Status != http.StatusBadRequest {
+		t.Errorf("deletion without confirmation: %d", p.Status)
+	}
+	if p := postAccount(t, b, acct, "delete", url.Values{"confirm": {"yes"}}); p.Status != 200 || !strings.Contains(p.Body, "已注销") {
+		t.Fatalf("deletion: %d %.300s", p.Status, p.Body)
+	}
+	if _, err := e.Store.GetAccount(ctx, who); err == nil {
+		t.Error("the account survived its deletion")
+	}
+	if keys, _ := e.Store.ListPasskeys(ctx, who); len(keys) != 0 {
+		t.Error("passkeys survived")
+	}
+	if pend, _ := e.Store.PendingDeletions(ctx); len(pend) != 1 || h.n() != 1 {
+		t.Fatalf("after a failed hook: pending %v, hook called %d times", pend, h.n())
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.P.Run(runCtx, 10*time.Millisecond) }()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if pend, _ := e.Store.PendingDeletions(ctx); len(pend) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the deletion was not carried to the hook again")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	<-done
+	if h.n() != 2 || h.calls[1] != who {
+		t.Errorf("hook calls %v", h.calls)
+	}
+	if _, err := b.Get(e.Issuer + "/oidc/me"); err != nil {
+		t.Fatal(err)
+	}
+	e.Clock.Advance(61 * time.Second)
+	phoneSession(t, e, newRP(t, e, "rp", "rp-secret"), file)
+	if again := citizenID(t, e); again == who {
+		t.Errorf("the number's login after deletion: account %q, was %q", again, who)
+	}
+}
+
+// citizenID is the ID of the one citizen account of the store.
+func citizenID(t *testing.T, e *identitytest.Env) string {
+	t.Helper()
+	as, err := e.Store.ListAccounts(context.Background(), "citizen")
+	if err != nil || len(as) != 1 {
+		t.Fatalf("citizen accounts %v %v, want one", as, err)
+	}
+	return as[0].ID
+}
+
+func formValue(body, name string) string {
+	m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(body)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+// postAccount posts an account page action with the page's token.
+func postAccount(t *testing.T, b *identitytest.Browser, acct *identitytest.Page, action string, form url.Values) *identitytest.Page {
+	t.Helper()
+	if form == nil {
+		form = url.Values{}
+	}
+	form.Set("csrf", formValue(acct.Body, "csrf"))
+	resp, err := b.C.PostForm(acct.URL.Scheme+"://"+acct.URL.Host+"/oidc/me/"+action, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return &identitytest.Page{Status: resp.StatusCode, URL: resp.Request.URL, Body: string(body)}
 }

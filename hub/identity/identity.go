@@ -349,8 +349,9 @@ func (p *Provider) routes() {
 	p.mux = m
 }
 
-// Run purges expired requests, sessions, tokens and assertion IDs every interval until ctx
-// ends. The hub runs it in a goroutine it owns; it returns ctx's error.
+// Run purges expired requests, sessions, tokens and assertion IDs, and carries account
+// deletions to the AccountHooks that failed to take them, every interval until ctx ends.
+// The hub runs it in a goroutine it owns; it returns ctx's error.
 func (p *Provider) Run(ctx context.Context, interval time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -362,6 +363,7 @@ func (p *Provider) Run(ctx context.Context, interval time.Duration) error {
 			if err := p.st.Purge(ctx, p.now().Add(-time.Hour)); err != nil && ctx.Err() == nil {
 				p.log.Warn("purge failed", "err", err)
 			}
+			p.retryDeletions(ctx)
 		}
 	}
 }
