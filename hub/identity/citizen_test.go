@@ -555,3 +555,128 @@ func postAccount(t *testing.T, b *identitytest.Browser, acct *identitytest.Page,
 	body, _ := io.ReadAll(resp.Body)
 	return &identitytest.Page{Status: resp.StatusCode, URL: resp.Request.URL, Body: string(body)}
 }
+
+// passkeyCitizen registers a citizen by the phone number, adds a passkey and returns a new
+// browser logged in with it (on the account page), and the authenticator.
+func passkeyCitizen(t *testing.T, e *identitytest.Env, file, number string) (*identitytest.Browser, *identitytest.Authenticator) {
+	t.Helper()
+	b := e.NewBrowser()
+	login, err := b.Get(e.Issuer + "/oidc/me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.PhoneLogin(login, number, file); err != nil {
+		t.Fatal(err)
+	}
+	auth := &identitytest.Authenticator{Origin: e.Issuer}
+	if err := b.AddPasskey(accountPage(t, e, b), auth, "phone"); err != nil {
+		t.Fatal(err)
+	}
+	b2 := e.NewBrowser()
+	login, err = b2.Get(e.Issuer + "/oidc/me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := b2.PasskeyLogin(login, auth); err != nil || !strings.Contains(p.Body, `id="who"`) {
+		t.Fatalf("passkey login to the account page: %v", err)
+	}
+	return b2, auth
+}
+
+// bindAtKiosk approves the kiosk's QR login for real-name binding on the browser and sends the
+// card from the kiosk with the QR's device code: the token endpoint's answer.
+func bindAtKiosk(t *testing.T, e *identitytest.Env, b *identitytest.Browser, approver, reader *identitytest.Kiosk, n string) (int, map[string]any) {
+	t.Helper()
+	d := kioskDevice(t, e, approver)
+	p, err := b.Get(d.verify)
+	if err != nil || !strings.Contains(p.Body, `id="bind"`) {
+		t.Fatalf("the approval page offers no binding: %v %.400s", err, p.Body)
+	}
+	if p, err = b.Submit(p, url.Values{"action": {"bind"}}); err != nil || p.Status != 200 {
+		t.Fatalf("bind approval: %v %d", err, p.Status)
+	}
+	st, m, err := e.PostForm("/oidc/token", url.Values{"grant_type": {identity.GrantTypeJWTBearer},
+		"assertion": {reader.Assertion(e.Issuer, card(n), e.Clock.Now(), time.Minute)}, identity.ParamDeviceCode: {d.code},
+		"client_id": {identity.ClientKioskShell}, "scope": {"openid"}}, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, m
+}
+
+func TestRealNameBindingAtKiosk(t *testing.T) {
+	e, file := citizenEnv(t)
+	ctx := context.Background()
+	k := e.EnrollKiosk(t, "kiosk-ft-01")
+	k2 := e.EnrollKiosk(t, "kiosk-ft-02")
+	r := newRP(t, e, "rp", "rp-secret")
+	b, auth := passkeyCitizen(t, e, file, canaryPhone)
+	who := citizenID(t, e)
+
+	// A phone session cannot bind: the approval page does not offer it.
+	e.Clock.Advance(61 * time.Second)
+	weak := phoneSession(t, e, r, file)
+	if p, _ := weak.Get(kioskDevice(t, e, k).verify); strings.Contains(p.Body, `id="bind"`) {
+		t.Error("a phone-code session is offered real-name binding")
+	}
+
+	// The card read at another kiosk than the one whose code was approved is refused.
+	if st, m := bindAtKiosk(t, e, b, k, k2, canary); st != 400 || m["error"] != "invalid_grant" {
+		t.Errorf("a card from another kiosk: %d %v", st, m)
+	}
+	// Bound: the kiosk gets a session of the citizen's own account.
+	st, tok := bindAtKiosk(t, e, b, k, k, canary)
+	if st != 200 {
+		t.Fatalf("binding: %d %v", st, tok)
+	}
+	pr, err := e.P.Authenticate(bearer(e, tok["access_token"].(string)))
+	if err != nil || pr.Subject != who {
+		t.Fatalf("the kiosk session is of %q (%v), want the citizen %q", pr.Subject, err, who)
+	}
+	acct, err := e.Store.GetAccount(ctx, who)
+	if err != nil || len(acct.IDNumberHash) == 0 || len(acct.IDNumberEnc) == 0 {
+		t.Fatalf("no card bound: %v", err)
+	}
+	if strings.Contains(string(acct.IDNumberEnc), canary) || strings.Contains(string(acct.IDNumberHash), canary) {
+		t.Error("the ID number is stored in clear")
+	}
+	if c, err := e.P.IDCardOf(acct); err != nil || string(c.Number) != canary {
+		t.Errorf("the bound card does not decrypt to the canary: %v", err)
+	}
+	if !strings.Contains(accountPage(t, e, b).Body, `id="realname"`) {
+		t.Error("the account page does not say the account is verified")
+	}
+
+	// The account's passkey logins now reach the real-name level.
+	b3 := e.NewBrowser()
+	u, v := authorize(r, oauth2.SetAuthURLParam("acr_values", identity.ACRRealName))
+	p, err := b3.PasskeyLogin(loginPage(t, b3, u), auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acr, _, _ := tokenClaims(t, r, p, v); acr != identity.ACRRealName {
+		t.Errorf("acr %q after binding, want %q", acr, identity.ACRRealName)
+	}
+
+	// A second account cannot bind the same card until the first unbinds it.
+	e.Clock.Advance(61 * time.Second)
+	other, _ := passkeyCitizen(t, e, file, "139 0013 9000")
+	if st, m := bindAtKiosk(t, e, other, k, k, canary); st != 400 || m["error"] != "access_denied" {
+		t.Errorf("a second account bound the card: %d %v", st, m)
+	}
+	if p := postAccount(t, b, accountPage(t, e, b), "card-unbind", nil); p.Status != 200 {
+		t.Fatalf("unbind: %d", p.Status)
+	}
+	if st, m := bindAtKiosk(t, e, other, k, k, canary); st != 200 {
+		t.Errorf("binding after the first account unbound: %d %v", st, m)
+	}
+	if a, _ := e.Store.GetAccount(ctx, who); len(a.IDNumberHash) != 0 {
+		t.Error("the first account still holds the card")
+	}
+	logs := e.Logs.String()
+	for _, s := range []string{canary, "张三", "13800138000", "13900139000"} {
+		if strings.Contains(logs, s) {
+			t.Errorf("the logs hold %q", s)
+		}
+	}
+}

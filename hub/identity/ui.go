@@ -82,6 +82,9 @@ var texts = map[string]map[string]string{
 		"my_phone": "我的手机号", "no_phone": "未绑定手机号", "logout": "退出登录",
 		"err_last_credential": "这是您账号唯一的登录方式，不能删除。请先添加其他通行密钥或手机号。",
 		"text_large": "大字", "text_normal": "标准字号",
+		"bind": "同意，并刷身份证完成实名认证", "bind_hint": "同意后，请在这台自助终端上刷您本人的身份证。",
+		"done_bind": "已同意。请在终端上刷您本人的身份证，完成实名认证。",
+		"err_bind": "此账号现在不能实名绑定：请使用通行密钥登录，且账号尚未绑定身份证。",
 		"my_realname": "实名认证", "realname_yes": "已实名认证（已在自助终端刷身份证绑定）。",
 		"realname_no": "未实名认证。到政务服务大厅的自助终端，用手机扫描终端上的二维码并刷身份证即可完成。",
 		"card_unbind": "解除身份证绑定", "my_consents": "我授权的部门应用", "no_consents": "没有授权过任何部门应用。",
@@ -138,6 +141,9 @@ var texts = map[string]map[string]string{
 		"my_phone": "My mobile number", "no_phone": "No mobile number", "logout": "Log out",
 		"err_last_credential": "This is the only way to log in to your account, so it cannot be removed. Add another passkey or a mobile number first.",
 		"text_large": "Large text", "text_normal": "Normal text",
+		"bind": "Approve, and verify my real name with my ID card", "bind_hint": "After approving, tap your own ID card on this kiosk.",
+		"done_bind": "Approved. Tap your own ID card on the kiosk to finish the real-name verification.",
+		"err_bind": "This account cannot bind a card now: log in with a passkey, on an account with no card bound.",
 		"my_realname": "Real-name verification", "realname_yes": "Verified: your ID card was bound at a kiosk.",
 		"realname_no": "Not verified. At a kiosk in a service hall, scan the kiosk's QR code with your phone and tap your ID card.",
 		"card_unbind": "Unbind my ID card", "my_consents": "Department apps I allowed", "no_consents": "You have allowed no department app.",
@@ -183,6 +189,7 @@ type view struct {
 	Scopes                 []string
 	UserCode, Kiosk        string
 	Site, Address, Done    string
+	Bind                   bool // the device page offers real-name binding at the kiosk
 
 	// The login page: the level a request asks for (levelNone when it asks for none), the ways
 	// offered, and on the code page the number (E.164) the code went to.
@@ -586,14 +593,32 @@ func (p *Provider) serveDevice(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		d.State, v.Done, v.Title = store.DeviceAuthDenied, "done_denied"+kiosk, "title_done"
-		if r.PostForm.Get("action") == "approve" {
+		action := r.PostForm.Get("action")
+		if action == "approve" || action == "bind" {
 			d.State, v.Done = store.DeviceAuthApproved, "done_approved"+kiosk
 			d.UserID, d.Subject, d.AMR, d.AuthTime = s.UserID, p.sec.subject(c, s.UserID), s.AMR, s.AuthTime
+		}
+		if action == "bind" {
+			acct, err := p.st.GetAccount(r.Context(), s.UserID)
+			if err != nil || d.KioskID == "" || !canBind(acct, s) {
+				v.Done, v.Error, v.Title = "", "err_bind", "title_device_code"
+				p.render(w, "message", http.StatusBadRequest, v)
+				return
+			}
+			v.Done = "done_bind"
 		}
 		if err := p.st.DecideDeviceAuth(r.Context(), code, d, p.now()); err != nil {
 			v.Done, v.Error, v.Title = "", "err_code", "title_device_code"
 			p.render(w, "device", http.StatusBadRequest, v)
 			return
+		}
+		if action == "bind" { // once approved: the kiosk's card login with this code binds the card
+			if err := p.approveBinding(r.Context(), d, s.UserID); err != nil {
+				p.log.Error("card binding not recorded", "err", err)
+				v.Done, v.Error = "", "err_server"
+				p.render(w, "message", http.StatusInternalServerError, v)
+				return
+			}
 		}
 		p.render(w, "message", http.StatusOK, v)
 		return
@@ -601,6 +626,9 @@ func (p *Provider) serveDevice(w http.ResponseWriter, r *http.Request) {
 	v.UserCode, v.Client, v.CSRF = code, c.Name, p.formToken(w, r, "device", sk, code)
 	if d.KioskID != "" {
 		v.Kiosk = d.KioskID
+		if acct, err := p.st.GetAccount(r.Context(), s.UserID); err == nil {
+			v.Bind = canBind(acct, s)
+		}
 		if dev, err := p.devices.GetDevice(r.Context(), d.KioskID); err == nil {
 			if sl, ok := p.devices.(SiteLookup); ok {
 				if site, err := sl.GetSite(r.Context(), dev.SiteID); err == nil {
