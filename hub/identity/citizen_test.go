@@ -2,6 +2,7 @@ package identity_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -679,4 +680,66 @@ func TestRealNameBindingAtKiosk(t *testing.T) {
 			t.Errorf("the logs hold %q", s)
 		}
 	}
+}
+
+func FuzzNormalizePhone(f *testing.F) {
+	for _, s := range []string{canaryPhone, "+86 138-0013-8000", "008613800138000", "8613800138000", "(138) 0013 8000",
+		"12345", "+1 650 555 0100", "1380013800０", "", "++8613800138000"} {
+		f.Add(s)
+	}
+	valid := regexp.MustCompile(`^\+861[3-9][0-9]{9}$`)
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := identity.NormalizePhone(s)
+		if err != nil {
+			if !errors.Is(err, identity.ErrPhone) || n != "" {
+				t.Fatalf("%q: %q %v", s, n, err)
+			}
+			return
+		}
+		if !valid.MatchString(n) {
+			t.Fatalf("%q normalized to %q", s, n)
+		}
+		if again, err := identity.NormalizePhone(n); err != nil || again != n {
+			t.Fatalf("%q: not idempotent: %q %v", n, again, err)
+		}
+	})
+}
+
+// FuzzPasskeyAssertion posts arbitrary bodies as the browser's answer to a passkey login
+// ceremony: each is refused (400, 401) or accepted, never a server error or a panic.
+func FuzzPasskeyAssertion(f *testing.F) {
+	e := identitytest.New(f, identitytest.Localhost)
+	h := e.P.Handler()
+	login := serve(h, http.MethodGet, "/oidc/login?next=account", "", nil)
+	cookie := strings.Split(login.Header().Get("Set-Cookie"), ";")[0]
+	csrf := regexp.MustCompile(`data-csrf="([^"]*)"`).FindStringSubmatch(login.Body.String())
+	if csrf == nil {
+		f.Fatalf("no passkey block: %.300s", login.Body)
+	}
+	auth := &identitytest.Authenticator{Origin: e.Issuer}
+	opts := `{"challenge":"AAAA","rp":{"id":"localhost"},"user":{"id":"dXNlcg"}}`
+	if _, err := auth.Create([]byte(opts)); err != nil {
+		f.Fatal(err)
+	}
+	seed, err := auth.Get([]byte(`{"challenge":"AAAA","rpId":"localhost"}`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(string(seed))
+	f.Add(`{"id":"x","rawId":"x","type":"public-key","response":{}}`)
+	f.Add(`{}`)
+	f.Add(`[`)
+	f.Fuzz(func(t *testing.T, body string) {
+		begin := serve(h, http.MethodPost, "/oidc/passkey/login/begin", url.Values{"csrf": {csrf[1]}, "next": {"account"}}.Encode(),
+			map[string]string{"Cookie": cookie})
+		var c struct{ Ceremony string }
+		if err := json.Unmarshal(begin.Body.Bytes(), &c); err != nil || c.Ceremony == "" {
+			t.Fatalf("begin: %d %s", begin.Code, begin.Body)
+		}
+		rec := serve(h, http.MethodPost, "/oidc/passkey/login/finish?ceremony="+c.Ceremony, body,
+			map[string]string{"Cookie": cookie, "Content-Type": "application/json"})
+		if rec.Code != 200 && rec.Code != 400 && rec.Code != 401 {
+			t.Fatalf("status %d for %q: %s", rec.Code, body, rec.Body)
+		}
+	})
 }
