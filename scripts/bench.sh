@@ -53,7 +53,7 @@ row() { rows+=("$(printf '%-62s | %-26s | %s' "$1" "$2" "$3")"); echo "  -> $1: 
 if ! skip go; then
   echo "== Go benchmarks"
   go test -run '^$' -benchtime 1s -benchmem \
-    -bench 'BenchmarkDecodeBatch|BenchmarkCheck|BenchmarkCommitBatches|BenchmarkAppend|BenchmarkPendingAck|BenchmarkSplit|BenchmarkDecodeText|BenchmarkReadCardPty|BenchmarkIngest|BenchmarkRefreshGrant|BenchmarkUserinfo|BenchmarkDiscoveryJWKS|BenchmarkPasswordLogin|BenchmarkLocalAPIRoundTrip' \
+    -bench 'BenchmarkDecodeBatch|BenchmarkCheck|BenchmarkCommitBatches|BenchmarkAppend|BenchmarkPendingAck|BenchmarkSplit|BenchmarkDecodeText|BenchmarkReadCardPty|BenchmarkIngest|BenchmarkRefreshGrant|BenchmarkUserinfo|BenchmarkDiscoveryJWKS|BenchmarkPasswordLogin|BenchmarkPasskeyLogin|BenchmarkPhoneCodeVerify|BenchmarkLocalAPIRoundTrip' \
     ./pkg/wire ./pkg/strictjson ./hub/store/sqlite ./hub/store/postgres ./agent/outbox ./drivers/idcard ./hub/ingest ./hub/identity ./agent/localapi 2>&1 | grep -E '^(Benchmark|ok|FAIL)' | tee "$RUN/go.txt"
   v=$(grep -E '^BenchmarkAppendBatch' "$RUN/go.txt" | grep -o '[0-9.]* records/s' | head -1 || true)
   row "agent outbox enqueue, synchronous=FULL (AppendBatch)" ">= 5,000 records/s" "${v:-see go.txt}"

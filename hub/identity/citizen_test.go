@@ -29,7 +29,7 @@ const (
 	canaryE164  = "+8613800138000"
 )
 
-func citizenEnv(t *testing.T, mod ...func(*identity.Config)) (*identitytest.Env, string) {
+func citizenEnv(t testing.TB, mod ...func(*identity.Config)) (*identitytest.Env, string) {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "sms", "codes.txt")
 	return identitytest.New(t, append([]func(*identity.Config){identitytest.Localhost, identitytest.WithDevSMS(file)}, mod...)...), file

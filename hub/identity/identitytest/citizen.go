@@ -18,7 +18,9 @@ import (
 
 // Localhost serves the provider as http://localhost:PORT rather than 127.0.0.1: WebAuthn needs
 // a domain as relying party ID, so passkeys are on only then.
-func Localhost(c *identity.Config) { c.Issuer = strings.Replace(c.Issuer, "://127.0.0.1:", "://localhost:", 1) }
+func Localhost(c *identity.Config) {
+	c.Issuer = strings.Replace(c.Issuer, "://127.0.0.1:", "://localhost:", 1)
+}
 
 // WithDevSMS sends phone codes with the development sender, to the file at path.
 func WithDevSMS(path string) func(*identity.Config) {
