@@ -323,3 +323,113 @@ type upstreamButton struct {
 }
 
 func (p *Provider) upstreamButtons(*view) []upstreamButton { return nil }
+
+// accountExport is what the account holds of the citizen, as she downloads it (PIPL art. 45:
+// the right to a copy). Her ID number is given masked: the card itself shows it in full.
+type accountExport struct {
+	Account struct {
+		ID        string    `json:"id"`
+		CreatedAt time.Time `json:"created_at"`
+	} `json:"account"`
+	Phone    string `json:"phone,omitempty"`
+	RealName *struct {
+		Name     string `json:"name"`
+		IDNumber string `json:"id_number_masked"`
+	} `json:"real_name,omitempty"`
+	Passkeys []passkeyExport `json:"passkeys"`
+	Consents []store.Consent `json:"consents"`
+	Links    []linkExport    `json:"linked_identities"`
+	Sessions []sessionExport `json:"sessions"`
+}
+
+type passkeyExport struct {
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	LastUsed  time.Time `json:"last_used,omitzero"`
+}
+
+type linkExport struct {
+	Connector string    `json:"connector"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+type sessionExport struct {
+	Methods  []string  `json:"methods"`
+	Since    time.Time `json:"since"`
+	Expires  time.Time `json:"expires"`
+	This     bool      `json:"this_browser,omitempty"`
+}
+
+// serveExport answers the logged-in citizen's data as a JSON download: GET /oidc/me/export.
+func (p *Provider) serveExport(w http.ResponseWriter, r *http.Request) {
+	s, ok := p.browserSession(r)
+	if !ok {
+		http.Redirect(w, r, accountPath, http.StatusSeeOther)
+		return
+	}
+	x, err := p.export(r.Context(), s)
+	if err != nil {
+		p.log.Error("account export failed", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Disposition", `attachment; filename="my-account.json"`)
+	writeJSON(w, http.StatusOK, x)
+}
+
+func (p *Provider) export(ctx context.Context, s store.BrowserSession) (*accountExport, error) {
+	acct, err := p.st.GetAccount(ctx, s.UserID)
+	if err != nil {
+		return nil, err
+	}
+	x := &accountExport{Phone: p.phoneOf(ctx, acct.ID), Passkeys: []passkeyExport{}, Links: []linkExport{}}
+	x.Account.ID, x.Account.CreatedAt = acct.ID, acct.CreatedAt
+	if len(acct.IDNumberEnc) > 0 {
+		card, err := p.IDCardOf(acct)
+		if err != nil {
+			return nil, err
+		}
+		x.RealName = &struct {
+			Name     string `json:"name"`
+			IDNumber string `json:"id_number_masked"`
+		}{Name: card.Name, IDNumber: maskIDNumber(card.Number)}
+		card.Wipe()
+	}
+	keys, err := p.st.ListPasskeys(ctx, acct.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		x.Passkeys = append(x.Passkeys, passkeyExport{Name: k.Name, CreatedAt: k.CreatedAt, LastUsed: k.LastUsed})
+	}
+	if x.Consents, err = p.st.ListConsents(ctx, acct.ID); err != nil {
+		return nil, err
+	}
+	x.Consents = nonNil(x.Consents)
+	links, err := p.st.ListLinks(ctx, acct.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range links {
+		x.Links = append(x.Links, linkExport{Connector: l.Connector, Name: l.Name, CreatedAt: l.CreatedAt})
+	}
+	sessions, err := p.st.ListBrowserSessions(ctx, acct.ID, p.now())
+	if err != nil {
+		return nil, err
+	}
+	for _, bs := range sessions {
+		se := sessionExport{Methods: bs.AMR, Since: bs.AuthTime, Expires: bs.ExpiresAt}
+		se.This = string(bs.Hash) == string(s.Hash)
+		x.Sessions = append(x.Sessions, se)
+	}
+	return x, nil
+}
+
+// maskIDNumber shows the first 6 (the region) and the last 4 characters of an ID number.
+func maskIDNumber(n []byte) string {
+	if len(n) != 18 {
+		return "******************"
+	}
+	return string(n[:6]) + "********" + string(n[14:])
+}

@@ -647,6 +647,29 @@ func TestRealNameBindingAtKiosk(t *testing.T) {
 	if !strings.Contains(accountPage(t, e, b).Body, `id="realname"`) {
 		t.Error("the account page does not say the account is verified")
 	}
+	// Her copy of her data (PIPL art. 45) names her, with the ID number masked.
+	resp, err := b.C.Get(e.Issuer + "/oidc/me/export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var x struct {
+		Phone    string `json:"phone"`
+		RealName struct {
+			Name     string `json:"name"`
+			IDNumber string `json:"id_number_masked"`
+		} `json:"real_name"`
+		Passkeys []struct{ Name string } `json:"passkeys"`
+	}
+	if err := json.Unmarshal(raw, &x); err != nil || resp.StatusCode != 200 ||
+		!strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") {
+		t.Fatalf("export: %d %v %.300s", resp.StatusCode, err, raw)
+	}
+	if x.Phone != canaryE164 || x.RealName.Name != "张三" || x.RealName.IDNumber != "110105********002X" ||
+		len(x.Passkeys) != 1 || strings.Contains(string(raw), canary) {
+		t.Errorf("export %s", raw)
+	}
 
 	// The account's passkey logins now reach the real-name level.
 	b3 := e.NewBrowser()

@@ -338,6 +338,7 @@ func (p *Provider) routes() {
 	m.HandleFunc("GET "+assetsPath+"{file}", p.serveAsset)
 	m.HandleFunc(accountPath, p.pageHeaders(p.serveAccount))
 	m.HandleFunc("POST "+accountPath+"/{action}", p.pageHeaders(p.serveAccountAction))
+	m.HandleFunc("GET "+accountPath+"/export", p.pageHeaders(p.serveExport))
 	m.HandleFunc("GET /oidc/account/sessions", p.serveListSessions)
 	m.HandleFunc("DELETE /oidc/account/sessions/{id}", p.serveRevokeSession)
 	m.HandleFunc(api.AdminClientsPath, p.serveClients)
