@@ -766,3 +766,42 @@ func FuzzPasskeyAssertion(f *testing.F) {
 		}
 	})
 }
+
+// TestPhoneApprovesKioskQR: a citizen with no session scans a kiosk's QR code, logs in on the
+// phone with a text-message code, and approves; the kiosk's session carries that login's amr.
+func TestPhoneApprovesKioskQR(t *testing.T) {
+	e, file := citizenEnv(t)
+	k := e.EnrollKiosk(t, "kiosk-ft-01")
+	d := kioskDevice(t, e, k)
+	b := e.NewBrowser()
+	login, err := b.Get(d.verify)
+	if err != nil || !strings.Contains(login.Body, `name="phone"`) || !strings.Contains(login.Body, d.user) {
+		t.Fatalf("the QR's page offers no phone login for the code: %v %.300s", err, login.Body)
+	}
+	p, err := b.PhoneLogin(login, canaryPhone, file)
+	if err != nil || !strings.Contains(p.Body, `value="approve"`) || !strings.Contains(p.Body, "kiosk-ft-01") {
+		t.Fatalf("no approval page after the phone login: %v %.300s", err, p.Body)
+	}
+	if strings.Contains(p.Body, `id="bind"`) {
+		t.Error("a phone-code session is offered real-name binding")
+	}
+	if p, err = b.Submit(p, url.Values{"action": {"approve"}}); err != nil || p.Status != 200 {
+		t.Fatalf("approval: %v", err)
+	}
+	st, tok, err := poll(e, identity.ClientKioskShell, d.code)
+	if err != nil || st != 200 {
+		t.Fatalf("kiosk token: %d %v %v", st, tok, err)
+	}
+	idt, err := oidcVerifier(t, e, identity.ClientKioskShell).Verify(context.Background(), tok["id_token"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		ACR string   `json:"acr"`
+		AMR []string `json:"amr"`
+	}
+	idt.Claims(&c)
+	if c.ACR != identity.ACRDevice || strings.Join(c.AMR, " ") != "sms" {
+		t.Errorf("kiosk session approved by a phone login: acr %q amr %v", c.ACR, c.AMR)
+	}
+}
