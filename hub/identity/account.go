@@ -42,6 +42,14 @@ type linkView struct {
 
 const dateFormat = "2006-01-02 15:04"
 
+// recentLogin is how long after a login the session may add a passkey or delete the account: a
+// stolen or forgotten session must not make itself permanent (a passkey of the thief's) or
+// destroy the account.
+const recentLogin = 10 * time.Minute
+
+// recent reports whether the session's login is recent enough for a sensitive change.
+func (p *Provider) recent(s store.BrowserSession) bool { return p.now().Sub(s.AuthTime) <= recentLogin }
+
 // sessionOrLogin returns the browser's session, or shows the login page (to come back to the
 // account pages) and reports false.
 func (p *Provider) sessionOrLogin(w http.ResponseWriter, r *http.Request) (store.BrowserSession, bool) {
@@ -161,6 +169,11 @@ func (p *Provider) serveAccountAction(w http.ResponseWriter, r *http.Request) {
 	case "sessions-end": // sign out everywhere else
 		err = p.st.DeleteBrowserSessions(ctx, s.UserID, s.Hash)
 	case "delete":
+		if !p.recent(s) {
+			v.Error = "err_reauth"
+			p.render(w, "message", http.StatusForbidden, v)
+			return
+		}
 		if r.PostForm.Get("confirm") != "yes" {
 			v.Error = "err_confirm_delete"
 			p.render(w, "message", http.StatusBadRequest, v)

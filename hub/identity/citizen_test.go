@@ -340,6 +340,12 @@ func TestPasskeyRegisterLoginRemove(t *testing.T) {
 	if !strings.Contains(acct.Body, "My phone") {
 		t.Fatalf("the passkey is not listed: %.600s", acct.Body)
 	}
+	// A session whose login is not recent adds no passkey.
+	e.Clock.Advance(11 * time.Minute)
+	if err := b.AddPasskey(accountPage(t, e, b), &identitytest.Authenticator{Origin: e.Issuer}, "late"); err == nil ||
+		!strings.Contains(err.Error(), "403") {
+		t.Errorf("a passkey added 11 minutes after the login: %v", err)
+	}
 	// The same authenticator cannot register twice (excludeCredentials).
 	if err := b.AddPasskey(acct, auth, "again"); err == nil {
 		t.Error("one authenticator registered a second passkey")
@@ -481,6 +487,13 @@ func TestAccountPageConsentsSessionsDeletion(t *testing.T) {
 	// Deleted: without the confirmation nothing happens; with it the account goes, the hook is
 	// told (again after its failure, by Run), and the number registers a new account.
 	who := citizenID(t, e)
+	e.Clock.Advance(11 * time.Minute)
+	if p := postAccount(t, b, accountPage(t, e, b), "delete", url.Values{"confirm": {"yes"}}); p.Status != http.StatusForbidden {
+		t.Errorf("deletion 11 minutes after the login: %d, want 403", p.Status)
+	}
+	e.Clock.Advance(61 * time.Second)
+	b = phoneSession(t, e, newRP(t, e, "rp", "rp-secret"), file)
+	acct = accountPage(t, e, b)
 	if p := postAccount(t, b, acct, "delete", nil); p.Status != http.StatusBadRequest {
 		t.Errorf("deletion without confirmation: %d", p.Status)
 	}

@@ -286,6 +286,10 @@ func (p *Provider) servePasskeyRegisterBegin(w http.ResponseWriter, r *http.Requ
 		p.passkeyError(w, r, http.StatusForbidden, "err_csrf")
 		return
 	}
+	if !p.recent(s) {
+		p.passkeyError(w, r, http.StatusForbidden, "err_reauth")
+		return
+	}
 	u, err := p.waUserOf(r, s.UserID)
 	if err != nil {
 		p.log.Error("passkey registration failed", "err", err)
