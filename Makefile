@@ -8,7 +8,7 @@ export CGO_ENABLED := 1
 
 CMDS := fleet-hub=./hub/cmd/fleet-hub kiosk-agent=./agent/cmd/kiosk-agent fleetctl=./console/cmd/fleetctl devsim=./drivers/cmd/devsim fleetsim=./agent/cmd/fleetsim fleet-console=./console/cmd/fleet-console
 
-.PHONY: all build run run-deps test test-deps bench soak fuzz vet clean
+.PHONY: all build run run-deps run-cluster cluster-deps test test-deps bench soak fuzz vet clean
 
 all: build
 
@@ -22,6 +22,12 @@ run: run-deps build
 
 run-deps:
 	./.ci/install-peers run
+
+run-cluster: cluster-deps build
+	./scripts/cluster.sh
+
+cluster-deps:
+	./.ci/install-peers cluster
 
 test-deps:
 	./.ci/install-peers test

@@ -168,7 +168,7 @@ func TestSlowBodiesBounded(t *testing.T) {
 					t.Fatal(err)
 				}
 				start := time.Now()
-				if _, err := enroll.Enroll(bg, h.client.BaseURL, tok.Secret, "kiosk", t.TempDir(), ""); err != nil {
+				if _, err := enroll.Enroll(bg, []string{h.client.BaseURL}, tok.Secret, "kiosk", t.TempDir(), nil); err != nil {
 					t.Fatalf("enrollment under the flood: %v", err)
 				}
 				if d := time.Since(start); d > time.Second {
@@ -282,7 +282,7 @@ func TestAgentConnectFits(t *testing.T) {
 			t.Fatal(err)
 		}
 		cert, _ := catest.DeviceCert(t, authority, id, time.Hour)
-		l, err := link.New(link.Config{DeviceID: id, Broker: ln.Addr().String(), TLS: catest.ClientConfig(authority, cert),
+		l, err := link.New(link.Config{DeviceID: id, Brokers: []string{ln.Addr().String()}, TLS: catest.ClientConfig(authority, cert),
 			Outbox: outbox.NewMemory(outbox.Options{})})
 		if err != nil {
 			t.Fatal(err)

@@ -130,9 +130,11 @@ func freeAddr(t testing.TB) string {
 // serves HTTPS with a certificate of its CA (caFile), which client trusts.
 type hub struct {
 	t        testing.TB
+	name     string // of its log
 	dir      string
 	httpAddr string
 	mqttAddr string
+	args     []string // more flags for fleet-hub (a replica's store, name...; a later one wins over the harness's)
 	caFile   string
 	p        *proc
 	client   *api.Client
@@ -151,7 +153,7 @@ func newHub(t testing.TB) *hub {
 
 // unstartedHub returns a hub with its folder and addresses chosen, not yet started.
 func unstartedHub(t testing.TB) *hub {
-	h := &hub{t: t, dir: t.TempDir(), httpAddr: freeAddr(t), mqttAddr: freeAddr(t)}
+	h := &hub{t: t, name: "hub", dir: t.TempDir(), httpAddr: freeAddr(t), mqttAddr: freeAddr(t)}
 	h.caFile = filepath.Join(h.dir, "ca", "ca.crt")
 	h.client = &api.Client{BaseURL: "https://" + h.httpAddr}
 	return h
@@ -159,7 +161,8 @@ func unstartedHub(t testing.TB) *hub {
 
 func (h *hub) start() {
 	h.t.Helper()
-	h.p = start(h.t, "hub", "fleet-hub", "--data", h.dir, "--http-addr", h.httpAddr, "--mqtt-addr", h.mqttAddr, "--log-level", "debug")
+	h.p = start(h.t, h.name, append([]string{"fleet-hub", "--data", h.dir, "--http-addr", h.httpAddr, "--mqtt-addr", h.mqttAddr,
+		"--log-level", "debug"}, h.args...)...)
 	waitFor(h.t, 20*time.Second, "hub healthy", func() bool {
 		if h.p.exited() {
 			h.t.Fatalf("hub exited during start")

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -70,8 +71,14 @@ func inprocHub(t *testing.T, wrap func(store.Store) store.Store) (*brokertest.En
 
 func startLink(t *testing.T, env *brokertest.Env, id string, ob outbox.Outbox) *link.Link {
 	t.Helper()
-	l, err := link.New(link.Config{DeviceID: id, Broker: env.Broker.Addr(), TLS: env.DeviceTLS(t, id), Outbox: ob,
+	return runLink(t, link.Config{DeviceID: id, Brokers: []string{env.Broker.Addr()}, TLS: env.DeviceTLS(t, id), Outbox: ob,
 		BatchRecords: 10, MaxInflight: 8, AckTimeout: time.Second, MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+}
+
+// runLink runs a link until the test ends.
+func runLink(t *testing.T, cfg link.Config) *link.Link {
+	t.Helper()
+	l, err := link.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,8 +165,14 @@ func TestLinkEndsDeafSession(t *testing.T) {
 	env := brokertest.Start(t, brokertest.Options{}) // a broker and no ingest: nothing is ever acked
 	ob := outbox.NewMemory(outbox.Options{})
 	appendN(t, ob, 3)
-	l, err := link.New(link.Config{DeviceID: "k-deaf", Broker: env.Broker.Addr(), TLS: env.DeviceTLS(t, "k-deaf"), Outbox: ob,
-		AckTimeout: 200 * time.Millisecond, DeadSession: 700 * time.Millisecond, MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	var deaf atomic.Int32
+	l, err := link.New(link.Config{DeviceID: "k-deaf", Brokers: []string{env.Broker.Addr()}, TLS: env.DeviceTLS(t, "k-deaf"), Outbox: ob,
+		AckTimeout: 200 * time.Millisecond, DeadSession: 700 * time.Millisecond, MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+		OnEnd: func(err error) {
+			if errors.Is(err, link.ErrDeaf) {
+				deaf.Add(1)
+			}
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +181,30 @@ func TestLinkEndsDeafSession(t *testing.T) {
 	go func() { defer close(done); _ = l.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	waitFor(t, 10*time.Second, "a second session after the deaf one", func() bool { return l.Sessions() >= 2 })
+	if deaf.Load() == 0 {
+		t.Fatal("the deaf session did not end with link.ErrDeaf")
+	}
 	if ob.Stats().Depth != 3 {
 		t.Fatalf("outbox holds %d records, want the 3 never acked", ob.Stats().Depth)
+	}
+}
+
+// A link given several hub addresses (hub replicas), one of them dead, connects through another
+// at once: it moves to the next address after a failed attempt, and backs off only after trying
+// them all. Links start at random addresses, so a fleet spreads over the replicas.
+func TestLinkFailsOverBetweenAddresses(t *testing.T) {
+	env, _ := inprocHub(t, nil)
+	dead := freeAddr(t) // nobody listens
+	for i := range 6 {
+		id := fmt.Sprintf("k-failover-%d", i)
+		ob := outbox.NewMemory(outbox.Options{})
+		appendN(t, ob, 3)
+		l := runLink(t, link.Config{DeviceID: id, Brokers: []string{dead, env.Broker.Addr()}, TLS: env.DeviceTLS(t, id),
+			Outbox: ob, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Minute})
+		// At worst: the dead address, a wait of at most 1.5 MinBackoff, the live one.
+		waitFor(t, 5*time.Second, "records acked through the live address", func() bool { return l.Acked() == 3 })
+		if l.Broker() != env.Broker.Addr() {
+			t.Errorf("%s: session with %q, want %q", id, l.Broker(), env.Broker.Addr())
+		}
 	}
 }

@@ -16,15 +16,22 @@ import (
 )
 
 // adminPassword returns the password of the admin account from the hub's initial-credentials file.
-func adminPassword(t *testing.T, h *hub) string {
+func adminPassword(t testing.TB, h *hub) string {
+	t.Helper()
+	return credential(t, h, `admin password \(user admin\)`)
+}
+
+// credential returns VALUE of the line "NAME: VALUE" (name a regular expression) in the hub's
+// initial-credentials file.
+func credential(t testing.TB, h *hub, name string) string {
 	t.Helper()
 	creds, err := os.ReadFile(filepath.Join(h.dir, "initial-credentials"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`admin password \(user admin\): (\S+)`).FindSubmatch(creds)
+	m := regexp.MustCompile(name + `: (\S+)`).FindSubmatch(creds)
 	if m == nil {
-		t.Fatalf("no admin password in initial-credentials:\n%s", creds)
+		t.Fatalf("no %s in initial-credentials:\n%s", name, creds)
 	}
 	return string(m[1])
 }

@@ -30,14 +30,23 @@ type counts struct {
 	FloodAgents  int // fleetsim kiosks syncing under the floods
 	FloodFor     time.Duration
 	FirstSeed    uint64
+
+	// The cluster scenario: simulated kiosks over three hub replicas on PostgreSQL, records per
+	// second each, and a replica killed every ClusterEvery, ClusterKills times.
+	ClusterAgents int
+	ClusterRate   float64
+	ClusterKills  int
+	ClusterEvery  time.Duration
 }
 
 func soakCounts() counts {
 	c := counts{AgentKills: 20, HubKills: 10, Seeds: 1, Faults: 6, Records: 600, OfflineHours: 6, LongCmds: 3, ShortCmds: 2,
-		FloodConns: 50, FloodAgents: 20, FloodFor: 10 * time.Second, FirstSeed: 1}
+		FloodConns: 50, FloodAgents: 20, FloodFor: 10 * time.Second, FirstSeed: 1,
+		ClusterAgents: 30, ClusterRate: 20, ClusterKills: 3, ClusterEvery: 4 * time.Second}
 	if os.Getenv("KF_SOAK") == "1" {
 		c = counts{AgentKills: 200, HubKills: 100, Seeds: 10, Faults: 20, Records: 3000, OfflineHours: 72, LongCmds: 20, ShortCmds: 10,
-			FloodConns: 1000, FloodAgents: 1000, FloodFor: 10 * time.Minute, FirstSeed: 1}
+			FloodConns: 1000, FloodAgents: 1000, FloodFor: 10 * time.Minute, FirstSeed: 1,
+			ClusterAgents: 300, ClusterRate: 10, ClusterKills: 10, ClusterEvery: 15 * time.Second}
 	}
 	if s, err := strconv.ParseUint(os.Getenv("KF_SOAK_SEED"), 10, 64); err == nil {
 		c.FirstSeed = s

@@ -4,7 +4,10 @@
 # footprint. Prints each figure with its target; raw output and JSON land in var/bench/RUN/.
 # Speed is never asserted in make test; this is where it is measured. Record results in
 # docs/benchmarks.md. Knobs: BENCH_AGENTS_MAX (default 20000), BENCH_SECONDS (default 20),
-# BENCH_SKIP (space-separated scenario names to skip: go shell ingest latency churn drain drain1000 scale mosquitto idle).
+# BENCH_SKIP (space-separated scenario names to skip: go shell ingest latency churn drain drain1000 scale mosquitto idle
+# cluster). The cluster scenarios run fleet-hub replicas on a PostgreSQL of their own (Debian's, in
+# var/bench/pg, fsync on, as the postgres user when run as root), after the SQLite ones, in the
+# same run, so their ratio to the SQLite hub is like for like.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=./bin
@@ -38,8 +41,33 @@ start_hub() {
 }
 stop_hub() { [ -n "$HUBPID" ] && kill "$HUBPID" 2>/dev/null && wait "$HUBPID" 2>/dev/null || true; HUBPID=; }
 MOSQ=
-cleanup() { stop_hub; [ -n "$MOSQ" ] && kill "$MOSQ" 2>/dev/null || true; jobs -p | xargs -r kill 2>/dev/null || true; }
+cleanup() {
+  stop_hub; stop_replicas; [ -n "$MOSQ" ] && kill "$MOSQ" 2>/dev/null || true
+  [ -n "${PGPID:-}" ] && kill -INT "$PGPID" 2>/dev/null && wait "$PGPID" 2>/dev/null || true
+  jobs -p | xargs -r kill 2>/dev/null || true
+}
 trap cleanup EXIT
+
+# Hub replicas on PostgreSQL (the cluster scenarios).
+RPIDS=()
+stop_replicas() { for p in "${RPIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done; RPIDS=(); }
+# start_replicas N: replicas r0..rN-1 on the bench database, each healthy before it returns.
+start_replicas() {
+  local i
+  for ((i = 0; i < $1; i++)); do
+    "$BIN/fleet-hub" --data "$CLDIR" --store "$PGURL" --replica "r$i" --http-addr "${RHTTP[$i]}" --mqtt-addr "${RMQTT[$i]}" \
+      --public-url "http://${RHTTP[0]}" --log-level warn >>"$RUN/r$i.out" 2>>"$RUN/r$i.log" &
+    RPIDS+=($!)
+  done
+  for ((i = 0; i < $1; i++)); do
+    for _ in $(seq 1 200); do curl -fsS "http://${RHTTP[$i]}/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+    curl -fsS "http://${RHTTP[$i]}/healthz" >/dev/null || { echo "replica r$i did not start" >&2; cat "$RUN/r$i.log" >&2; exit 1; }
+  done
+}
+# pg_ticks: CPU ticks of PostgreSQL, its postmaster and every backend.
+pg_ticks() { local t=0 p; for p in $PGPID $(ps -o pid= --ppid "$PGPID"); do t=$((t + $(cpu_ticks "$p" 2>/dev/null || echo 0))); done; echo $t; }
+replica_ticks() { local t=0 p; for p in "${RPIDS[@]}"; do t=$((t + $(cpu_ticks "$p"))); done; echo $t; }
+us_per() { awk -v t="$1" -v n="$2" 'BEGIN{ if (n > 0) printf "%.1f us", t*10000/n; else print "n/a"}'; }
 
 rows=()
 row() { rows+=("$(printf '%-62s | %-26s | %s' "$1" "$2" "$3")"); echo "  -> $1: $3 (target $2)"; }
@@ -168,6 +196,83 @@ if ! skip idle; then
 fi
 
 stop_hub
+
+if ! skip cluster; then
+  PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  if [ ! -x "$PGBIN/postgres" ]; then
+    echo "== cluster: skipped, no PostgreSQL (apt-get install postgresql)"
+  else
+    echo "== cluster: fleet-hub replicas on PostgreSQL (fsync on), the same loads as the SQLite hub above"
+    PGDATA=var/bench/pg CLDIR=var/bench/cluster
+    AS_PG=()
+    mkdir -p "$PGDATA"
+    if [ "$(id -u)" = 0 ]; then AS_PG=(setpriv --reuid=postgres --regid=postgres --init-groups --); chown postgres: "$PGDATA"; chmod 700 "$PGDATA"; fi
+    [ -f "$PGDATA/PG_VERSION" ] || "${AS_PG[@]}" "$PGBIN/initdb" -D "$PGDATA" -U kioskfleet --auth=trust -E UTF8 --locale=C >"$RUN/initdb.log"
+    PGPORT=$(free_port)
+    "${AS_PG[@]}" "$PGBIN/postgres" -D "$PGDATA" -p "$PGPORT" -c listen_addresses=127.0.0.1 -c unix_socket_directories= \
+      -c max_connections=200 >"$RUN/postgres.log" 2>&1 &
+    PGPID=$!
+    for _ in $(seq 1 200); do "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PGPORT" && break; sleep 0.05; done
+    "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U kioskfleet kioskfleet 2>/dev/null || true
+    PGURL="postgres://kioskfleet@127.0.0.1:$PGPORT/kioskfleet?sslmode=disable"
+    RHTTP=(127.0.0.1:$(free_port) 127.0.0.1:$(free_port) 127.0.0.1:$(free_port))
+    RMQTT=(127.0.0.1:$(free_port) 127.0.0.1:$(free_port) 127.0.0.1:$(free_port))
+    [ -f "$CLDIR/identity.secret" ] || "$BIN/fleet-hub" init --data "$CLDIR" --store "$PGURL" --public-url "http://${RHTTP[0]}" --log-level warn >"$RUN/init.out"
+    CTOKEN=$(cat "$CLDIR/bootstrap-token")
+    csim() { "$BIN/fleetsim" --hub "http://${RHTTP[0]}" --token "$CTOKEN" --state var/bench/sim-pg "$@"; }
+    sqlite_rate=$(json "$RUN/ingest.json" ackedPerSecond 2>/dev/null || true)
+
+    # One replica: the same load as the SQLite hub's sustained ingest.
+    start_replicas 1
+    t0=$(replica_ticks); p0=$(pg_ticks)
+    csim --agents 1000 --rate 60 --size 200 --duration "${SECS}s" --mqtt "${RMQTT[0]}" --json "$RUN/pg1.json" | tee "$RUN/pg1.txt"
+    t1=$(replica_ticks); p1=$(pg_ticks)
+    acked=$(json "$RUN/pg1.json" acked); pg1=$(json "$RUN/pg1.json" ackedPerSecond)
+    row "durable ingest, PostgreSQL, 1 replica, 1,000 agents, 200 B" ">= 0.6x the SQLite hub" \
+      "$pg1 records/s = $(awk -v a="$pg1" -v b="${sqlite_rate:-0}" 'BEGIN{ if (b > 0) printf "%.2fx", a/b; else print "n/a"}') the SQLite hub ($sqlite_rate)"
+    row "  CPU per record: replica; PostgreSQL" "reported" "$(us_per $((t1 - t0)) "$acked"); $(us_per $((p1 - p0)) "$acked")"
+
+    # Idle connections: what a connected kiosk costs a replica when it only heartbeats (every
+    # 30 s) and keeps its MQTT keep-alive (15 s): measured once all are connected.
+    csim --agents 1000 --rate 0 --heartbeat 30s --duration "$((SECS + 60))s" --mqtt "${RMQTT[0]}" >"$RUN/idleconn.txt" 2>&1 &
+    IDLE=$!
+    sessions() { curl -fsS "http://${RHTTP[0]}/metrics" | awk '/^kioskfleet_broker_sessions /{print $2}'; }
+    for _ in $(seq 1 600); do [ "$(sessions)" = 1000 ] && break; sleep 0.2; done
+    sleep 2
+    t0=$(replica_ticks); p0=$(pg_ticks); sleep "$SECS"; t1=$(replica_ticks); p1=$(pg_ticks)
+    kill -INT $IDLE 2>/dev/null || true; wait $IDLE 2>/dev/null || true
+    row "  CPU per 1,000 connected kiosks, heartbeat every 30 s: replica; PostgreSQL" "reported" \
+      "$(awk -v t=$((t1 - t0)) -v s="$SECS" 'BEGIN{printf "%.2f%% of a core", t/s}'); $(awk -v t=$((p1 - p0)) -v s="$SECS" 'BEGIN{printf "%.2f%%", t/s}')"
+    stop_replicas
+
+    # Three replicas on the same two cores, the kiosks spread over them.
+    start_replicas 3
+    ALL=$(IFS=,; echo "${RMQTT[*]}")
+    t0=$(replica_ticks); p0=$(pg_ticks)
+    csim --agents 1000 --rate 60 --size 200 --duration "${SECS}s" --mqtt "$ALL" --json "$RUN/pg3.json" | tee "$RUN/pg3.txt"
+    t1=$(replica_ticks); p1=$(pg_ticks)
+    acked=$(json "$RUN/pg3.json" acked); pg3=$(json "$RUN/pg3.json" ackedPerSecond)
+    row "durable ingest, PostgreSQL, 3 replicas on the same 2 cores" "no slower than 1 replica" \
+      "$pg3 records/s = $(awk -v a="$pg3" -v b="$pg1" 'BEGIN{ if (b > 0) printf "%.2fx", a/b; else print "n/a"}') 1 replica"
+    row "  CPU per record: replicas; PostgreSQL" "reported" "$(us_per $((t1 - t0)) "$acked"); $(us_per $((p1 - p0)) "$acked")"
+
+    csim --agents 1000 --rate 10 --duration "${SECS}s" --mqtt "$ALL" --json "$RUN/pglatency.json" | tee "$RUN/pglatency.txt"
+    row "latency enqueue -> ack at 10,000 records/s, PostgreSQL, 3 replicas" "p99 <= 250 ms" "p99 $(json "$RUN/pglatency.json" latencyP99Ms) ms"
+
+    # Command fan-out across replicas: the kiosks at r1 and r2, every command written on r0.
+    csim --agents 1000 --rate 1 --duration "${SECS}s" --mqtt "${RMQTT[1]},${RMQTT[2]}" --fanout "http://${RHTTP[0]}" \
+      --json "$RUN/fanout.json" | tee "$RUN/fanout.txt"
+    row "command fan-out across replicas: 1,000 commands written on r0 to kiosks at r1, r2" "reported" \
+      "$(json "$RUN/fanout.json" fanOutArrived) of $(json "$RUN/fanout.json" fanOutCommands) arrived; p50 $(json "$RUN/fanout.json" fanOutP50Ms) ms, p99 $(json "$RUN/fanout.json" fanOutP99Ms) ms"
+    stop_replicas
+    kill -INT "$PGPID"; wait "$PGPID" 2>/dev/null || true; PGPID=
+  fi
+fi
+if ! skip go && [ -f "$RUN/go.txt" ]; then
+  v=$(grep -E '^BenchmarkRefreshGrantPostgres' "$RUN/go.txt" | grep -o '[0-9.]* tokens/s' | head -1 || true)
+  row "refresh grant on PostgreSQL (BenchmarkRefreshGrantPostgres)" ">= 2,000 tokens/s" "${v:-see go.txt}"
+fi
+
 {
   echo
   printf '%-62s | %-26s | %s\n' "figure" "target" "measured"

@@ -29,81 +29,10 @@ CA=$VAR/hub/ca/ca.crt # the hub's CA: what fleetctl, the console and curl trust 
 TOKEN_FILE=$VAR/hub/bootstrap-token
 mkdir -p "$LOGS"
 
-# The children, in start order: pids[i] is names[i], writing to $LOGS/NAME.out and NAME.log.
-pids=() names=()
-spawn() { # spawn NAME COMMAND...
-  local name=$1
-  shift
-  "$@" >"$LOGS/$name.out" 2>"$LOGS/$name.log" &
-  pids+=($!) names+=("$name")
-}
+PROG=run
+# shellcheck source=scripts/procs.sh
+. "$ROOT/scripts/procs.sh"
 
-# stop CODE: stop the children (SIGTERM, SIGKILL after 5 s) and exit with CODE, or 1 if one had
-# to be killed.
-stop() {
-  local code=$1 i left
-  trap - INT TERM EXIT
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
-  for _ in $(seq 50); do
-    left=0
-    for i in "${!pids[@]}"; do kill -0 "${pids[$i]}" 2>/dev/null && left=1; done
-    ((left)) || break
-    sleep 0.1
-  done
-  for i in "${!pids[@]}"; do
-    if kill -KILL "${pids[$i]}" 2>/dev/null; then
-      echo "run: ${names[$i]} did not stop within 5 s of SIGTERM; killed it (log: $LOGS/${names[$i]}.log)" >&2
-      code=1
-    fi
-  done
-  wait 2>/dev/null || true
-  echo "stopped. Data kept in $VAR/ (delete it to start afresh)."
-  exit "$code"
-}
-trap 'echo; echo "stopping..."; stop 0' INT TERM
-trap 'stop $?' EXIT # a failed step (set -e) stops the children too
-
-# show_log NAME: the end of a child's log, indented.
-show_log() { tail -n 20 "$LOGS/$1.log" | sed 's/^/  | /' >&2; }
-
-# died PID STATUS: a child ended on its own; say which and why, stop the rest, exit 1.
-died() {
-  local i name=?
-  for i in "${!pids[@]}"; do [ "${pids[$i]}" = "$1" ] && name=${names[$i]}; done
-  echo >&2
-  echo "run: $name exited (status $2) while it should be running; the end of $LOGS/$name.log:" >&2
-  show_log "$name"
-  echo "run: stopping the rest." >&2
-  stop 1
-}
-
-# alive: every child still runs (else died).
-alive() {
-  local i st
-  for i in "${!pids[@]}"; do
-    if ! kill -0 "${pids[$i]}" 2>/dev/null; then
-      st=0
-      wait "${pids[$i]}" || st=$?
-      died "${pids[$i]}" "$st"
-    fi
-  done
-}
-
-# await SECONDS WHAT NAME TEST...: poll TEST until it succeeds while every child runs, or show the
-# end of child NAME's log and fail.
-await() {
-  local secs=$1 what=$2 name=$3 i
-  shift 3
-  for ((i = 0; i < secs * 10; i++)); do
-    "$@" && return 0
-    alive
-    sleep 0.1
-  done
-  echo "run: $what not within $secs s; the end of $LOGS/$name.log:" >&2
-  show_log "$name"
-  return 1
-}
-listening() { (: <"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
 fleetctl() { "$BIN/fleetctl" --hub "$HUB" --ca "$CA" --token-file "$TOKEN_FILE" "$@"; }
 hub_healthy() { [ -f "$TOKEN_FILE" ] && fleetctl health >/dev/null 2>&1; }
 

@@ -37,8 +37,8 @@ type Config struct {
 	Version        string
 	Log            *slog.Logger
 	OutboxMaxBytes int64
-	// MQTTOverride replaces the broker address from enrollment (e.g. to go through a proxy).
-	MQTTOverride string
+	// MQTTOverride replaces the broker addresses from enrollment (e.g. to go through a proxy).
+	MQTTOverride []string
 	// Link tuning; zero values are link defaults.
 	BatchRecords int
 	AckTimeout   time.Duration
@@ -100,9 +100,7 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.MQTTOverride != "" {
-		id.MQTTAddr = cfg.MQTTOverride
-	}
+	id.SetBrokers(cfg.MQTTOverride)
 	a := &Agent{cfg: cfg, id: id, log: cfg.Log.With("device", id.DeviceID), started: time.Now(),
 		sampler: hoststat.Sampler{Disk: cfg.DataDir}, settings: DefaultSettings(),
 		work: make(chan wire.Command, 1024), kick: make(chan struct{}, 1)}
@@ -132,7 +130,7 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 		a.handlers[k] = h
 	}
 	a.link, err = link.New(link.Config{
-		DeviceID: id.DeviceID, Broker: id.MQTTAddr, TLS: id.TLSConfig(), Outbox: a.ob,
+		DeviceID: id.DeviceID, Brokers: id.MQTTAddrs, TLS: id.TLSConfig(), Outbox: a.ob,
 		AgentVersion: cfg.Version, StateVersion: a.stateVersion,
 		OnCommand: a.onCommand, OnDesired: a.onDesired,
 		BatchRecords: cfg.BatchRecords, AckTimeout: cfg.AckTimeout,

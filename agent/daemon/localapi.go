@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/agent/kiosklogin"
@@ -55,9 +57,21 @@ func (a *Agent) openLocalAPI() error {
 	var login localapi.Authenticator
 	hc := a.id.HTTPClient() // trusts only the hub CA pinned at enrollment
 	hc.Timeout = 15 * time.Second
-	if key := a.id.Signer(); key != nil && a.id.HubURL != "" {
+	if key := a.id.Signer(); key != nil && len(a.id.HubURLs) > 0 {
 		login = localapi.AuthenticatorFunc(func(ctx context.Context, card wire.IDCard) (kiosklogin.Session, error) {
-			return kiosklogin.Login(ctx, hc, a.id.HubURL, a.id.DeviceID, key, card)
+			// A hub of several replicas: the next URL when one does not answer at all.
+			urls := a.id.HubURLs
+			first := rand.IntN(len(urls))
+			var err error
+			for i := range urls {
+				var s kiosklogin.Session
+				s, err = kiosklogin.Login(ctx, hc, urls[(first+i)%len(urls)], a.id.DeviceID, key, card)
+				var unreachable *url.Error
+				if err == nil || !errors.As(err, &unreachable) || ctx.Err() != nil {
+					return s, err
+				}
+			}
+			return kiosklogin.Session{}, err
 		})
 	}
 	devs, err := a.openShell(hc)

@@ -17,14 +17,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-
-	"github.com/kioskfleet/kioskfleet/pkg/atomicfile"
+	"slices"
 
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/atomicfile"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -44,26 +43,37 @@ var (
 	ErrNotEnrolled = errors.New("enroll: this kiosk is not enrolled (run kiosk-agent enroll)")
 )
 
-// Identity is an enrolled kiosk's identity.
+// Identity is an enrolled kiosk's identity. A hub of several replicas has several addresses:
+// the agent fails over between them (agent/link). Files written before the lists existed hold
+// HubURL and MQTTAddr alone.
 type Identity struct {
 	DeviceID string `json:"deviceId"`
-	HubURL   string `json:"hub"`
-	MQTTAddr string `json:"mqtt"`
+	HubURL   string `json:"hub"`  // the first of HubURLs
+	MQTTAddr string `json:"mqtt"` // the first of MQTTAddrs
+	// HubURLs are the base URLs of the hub's HTTP API (every replica's, or a load balancer's).
+	HubURLs []string `json:"hubs,omitempty"`
+	// MQTTAddrs are the host:port addresses of the hub's MQTT listeners.
+	MQTTAddrs []string `json:"mqttAddrs,omitempty"`
 
 	Cert  tls.Certificate `json:"-"`
 	CA    *x509.CertPool  `json:"-"` // verifies the broker
 	HubCA *x509.CertPool  `json:"-"` // verifies the hub's HTTPS side: the CA pinned at enrollment
 }
 
-// Enroll enrolls this kiosk with the hub at hubURL using a one-time token and stores the identity
-// in dir. mqttOverride, if set, replaces the MQTT address the hub advertises.
+// Enroll enrolls this kiosk with the hub at hubURLs (tried in turn until one answers: the
+// replicas of one hub) using a one-time token and stores the identity in dir, with every URL.
+// mqttOverride, if not empty, replaces the MQTT addresses the hub advertises.
 //
 // The token carries the pin of the hub's CA (api.EnrollToken). Over https:// the hub's
 // certificate chain must hold that CA and chain to it, checked in the TLS handshake, before the
 // token is sent; the CA is kept as the kiosk's trust anchor for the hub's HTTPS side. Plain
 // http:// is refused unless the hub is on this machine's loopback; there the CA the hub shows
-// (GET /api/v1/ca) is checked against the pin first, and the CA in its answer after.
-func Enroll(ctx context.Context, hubURL, token, model, dir, mqttOverride string) (Identity, error) {
+// (GET /api/v1/ca) is checked against the pin first, and the CA in its answer after. A hub
+// failing the pin ends the enrollment: the next URL is tried only when one does not answer.
+func Enroll(ctx context.Context, hubURLs []string, token, model, dir string, mqttOverride []string) (Identity, error) {
+	if len(hubURLs) == 0 {
+		return Identity{}, errors.New("enroll: no hub URL")
+	}
 	if _, err := os.Stat(filepath.Join(dir, IdentityFile)); err == nil {
 		return Identity{}, fmt.Errorf("%w: %s exists", ErrEnrolled, filepath.Join(dir, IdentityFile))
 	}
@@ -71,9 +81,11 @@ func Enroll(ctx context.Context, hubURL, token, model, dir, mqttOverride string)
 	if err != nil {
 		return Identity{}, fmt.Errorf("enroll: token: %w", err)
 	}
-	hub, err := dialHub(hubURL, tok.CAHash)
-	if err != nil {
-		return Identity{}, err
+	hubs := make([]*pinnedHub, len(hubURLs))
+	for i, u := range hubURLs {
+		if hubs[i], err = dialHub(u, tok.CAHash); err != nil {
+			return Identity{}, err
+		}
 	}
 	if err := atomicfile.MkdirPrivate(dir); err != nil {
 		return Identity{}, fmt.Errorf("enroll: %w", err)
@@ -86,11 +98,21 @@ func Enroll(ctx context.Context, hubURL, token, model, dir, mqttOverride string)
 	if err != nil {
 		return Identity{}, fmt.Errorf("enroll: certificate request: %w", err)
 	}
-	if err := hub.precheck(ctx); err != nil {
-		return Identity{}, err
+	var (
+		hub *pinnedHub
+		res api.Enrolled
+	)
+	for _, hub = range hubs {
+		if err = hub.precheck(ctx); err == nil {
+			res, err = hub.c.Enroll(ctx, api.Enroll{Token: tok.Secret, Model: model,
+				CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}))})
+		}
+		var ae *api.Error
+		var pe *PinError
+		if err == nil || errors.As(err, &ae) || errors.As(err, &pe) || ctx.Err() != nil {
+			break // the hub answered (the token is spent or refused), or failed the pin
+		}
 	}
-	res, err := hub.c.Enroll(ctx, api.Enroll{Token: tok.Secret, Model: model,
-		CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}))})
 	if err != nil {
 		var pe *PinError
 		if errors.As(err, &pe) {
@@ -109,11 +131,15 @@ func Enroll(ctx context.Context, hubURL, token, model, dir, mqttOverride string)
 	if err != nil {
 		return Identity{}, fmt.Errorf("enroll: %w", err)
 	}
-	mqttAddr := res.MQTTAddr
-	if mqttOverride != "" {
-		mqttAddr = mqttOverride
+	brokers := res.MQTTAddrs
+	if len(brokers) == 0 {
+		brokers = []string{res.MQTTAddr} // a hub from before lists
 	}
-	idJSON, _ := json.MarshalIndent(Identity{DeviceID: res.DeviceID, HubURL: hubURL, MQTTAddr: mqttAddr}, "", "  ")
+	if len(mqttOverride) > 0 {
+		brokers = mqttOverride
+	}
+	idJSON, _ := json.MarshalIndent(Identity{DeviceID: res.DeviceID, HubURL: hubURLs[0], HubURLs: hubURLs,
+		MQTTAddr: brokers[0], MQTTAddrs: brokers}, "", "  ")
 	// The identity file is written last: its presence means enrollment completed.
 	for _, f := range []struct {
 		name string
@@ -146,7 +172,13 @@ func Load(dir string) (Identity, error) {
 	if err := json.Unmarshal(b, &id); err != nil {
 		return Identity{}, fmt.Errorf("enroll: %s: %w", IdentityFile, err)
 	}
-	if !wire.ValidDeviceID(id.DeviceID) || id.MQTTAddr == "" {
+	if len(id.MQTTAddrs) == 0 && id.MQTTAddr != "" {
+		id.MQTTAddrs = []string{id.MQTTAddr}
+	}
+	if len(id.HubURLs) == 0 && id.HubURL != "" {
+		id.HubURLs = []string{id.HubURL}
+	}
+	if !wire.ValidDeviceID(id.DeviceID) || len(id.MQTTAddrs) == 0 || slices.Contains(id.MQTTAddrs, "") {
 		return Identity{}, fmt.Errorf("enroll: %s: device id or mqtt address missing", IdentityFile)
 	}
 	id.Cert, err = tls.LoadX509KeyPair(filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile))
@@ -187,16 +219,19 @@ func (id Identity) Signer() *ecdsa.PrivateKey {
 	return k
 }
 
-// TLSConfig returns the client TLS configuration for the hub's MQTT listener.
-func (id Identity) TLSConfig() *tls.Config {
-	host, _, err := net.SplitHostPort(id.MQTTAddr)
-	if err != nil {
-		host = id.MQTTAddr
+// SetBrokers replaces the MQTT addresses (an override: a proxy, another load balancer).
+func (id *Identity) SetBrokers(addrs []string) {
+	if len(addrs) > 0 {
+		id.MQTTAddr, id.MQTTAddrs = addrs[0], addrs
 	}
+}
+
+// TLSConfig returns the client TLS configuration for the hub's MQTT listeners. It names no
+// server: the link checks each listener's certificate for the host it dials.
+func (id Identity) TLSConfig() *tls.Config {
 	return &tls.Config{
 		Certificates: []tls.Certificate{id.Cert},
 		RootCAs:      id.CA,
-		ServerName:   host,
 		MinVersion:   tls.VersionTLS12,
 		// Reconnects resume the TLS session (no signatures): cheap for the hub when a whole fleet
 		// reconnects at once. The hub keeps its ticket keys across restarts.

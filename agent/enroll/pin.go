@@ -173,14 +173,20 @@ func (h *pinnedHub) checkAnswer(res api.Enrolled) (*x509.Certificate, error) {
 			return nil, &PinError{Hub: h.url, Want: h.pin, Got: []string{got}, Reason: "answered with a CA without the pinned key", TokenSent: true}
 		}
 	}
-	host, _, err := net.SplitHostPort(res.MQTTAddr)
-	if err != nil {
-		return nil, fmt.Errorf("enroll: the hub's answer: mqtt address %q: %w", res.MQTTAddr, err)
+	addrs := res.MQTTAddrs
+	if len(addrs) == 0 {
+		addrs = []string{res.MQTTAddr} // a hub from before lists
 	}
-	if len(chain) > 0 && issuedBy(chain, ca) {
-		if err := chain[0].VerifyHostname(host); err != nil {
-			return nil, fmt.Errorf("enroll: the hub's answer: mqtt address %s: the hub's certificate does not name %q (the hub issues its "+
-				"broker's certificate for the same hosts): %w", res.MQTTAddr, host, err)
+	for _, addr := range addrs {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("enroll: the hub's answer: mqtt address %q: %w", addr, err)
+		}
+		if len(chain) > 0 && issuedBy(chain, ca) {
+			if err := chain[0].VerifyHostname(host); err != nil {
+				return nil, fmt.Errorf("enroll: the hub's answer: mqtt address %s: the hub's certificate does not name %q (the hub issues its "+
+					"broker's certificate for the same hosts): %w", addr, host, err)
+			}
 		}
 	}
 	if anchor == nil {

@@ -165,7 +165,7 @@ func TestEnrollImpostor(t *testing.T) {
 	defer srv.Close()
 
 	dir := t.TempDir()
-	_, err := Enroll(t.Context(), srv.URL, pinnedToken(hub.cert), "", dir, "")
+	_, err := Enroll(t.Context(), []string{srv.URL}, pinnedToken(hub.cert), "", dir, nil)
 	var pe *PinError
 	if !errors.As(err, &pe) || !errors.Is(err, ErrPinMismatch) || pe.TokenSent {
 		t.Fatalf("Enroll = %v, want a pin mismatch before the token was sent", err)
@@ -188,7 +188,7 @@ func TestEnrollImpostor(t *testing.T) {
 func TestEnrollPlain(t *testing.T) {
 	hub, other := newCA(t, "hub CA", nil), newCA(t, "other CA", nil)
 	for _, u := range []string{"http://10.20.30.40:8080", "http://hub.example.gov.cn", "http://[::ffff:10.0.0.1]:80", "ftp://127.0.0.1", "127.0.0.1:8080"} {
-		if _, err := Enroll(t.Context(), u, pinnedToken(hub.cert), "", t.TempDir(), ""); !errors.Is(err, ErrInsecureHub) {
+		if _, err := Enroll(t.Context(), []string{u}, pinnedToken(hub.cert), "", t.TempDir(), nil); !errors.Is(err, ErrInsecureHub) {
 			t.Errorf("Enroll(%s) = %v, want ErrInsecureHub", u, err)
 		}
 	}
@@ -203,7 +203,7 @@ func TestEnrollPlain(t *testing.T) {
 	mux.HandleFunc("/api/v1/enroll", func(w http.ResponseWriter, r *http.Request) { enrolls.Add(1) })
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	_, err := Enroll(t.Context(), srv.URL, pinnedToken(hub.cert), "", t.TempDir(), "")
+	_, err := Enroll(t.Context(), []string{srv.URL}, pinnedToken(hub.cert), "", t.TempDir(), nil)
 	if !errors.Is(err, ErrPinMismatch) || !strings.Contains(err.Error(), "GET /api/v1/ca") {
 		t.Fatalf("Enroll = %v, want a pin mismatch on the CA shown", err)
 	}
@@ -213,7 +213,7 @@ func TestEnrollPlain(t *testing.T) {
 }
 
 func TestEnrollUnpinnedToken(t *testing.T) {
-	_, err := Enroll(t.Context(), "https://127.0.0.1:1", "kfe_"+strings.Repeat("5a", 20), "", t.TempDir(), "")
+	_, err := Enroll(t.Context(), []string{"https://127.0.0.1:1"}, "kfe_"+strings.Repeat("5a", 20), "", t.TempDir(), nil)
 	if !errors.Is(err, api.ErrBadEnrollToken) || !strings.Contains(err.Error(), "no CA pin") {
 		t.Fatalf("Enroll = %v", err)
 	}
@@ -255,7 +255,7 @@ func TestEnrollAnswer(t *testing.T) {
 	defer srv.Close()
 
 	mqttAddr.Store("mqtt.elsewhere.example:8883")
-	if _, err := Enroll(t.Context(), srv.URL, tok, "", t.TempDir(), ""); err == nil || !strings.Contains(err.Error(), `the hub's certificate does not name "mqtt.elsewhere.example"`) {
+	if _, err := Enroll(t.Context(), []string{srv.URL}, tok, "", t.TempDir(), nil); err == nil || !strings.Contains(err.Error(), `the hub's certificate does not name "mqtt.elsewhere.example"`) {
 		t.Fatalf("Enroll = %v, want the MQTT host refused", err)
 	}
 
@@ -265,13 +265,13 @@ func TestEnrollAnswer(t *testing.T) {
 	srv2.TLS = &tls.Config{Certificates: []tls.Certificate{inter.serverCert(t, []string{"127.0.0.1", "localhost"}, inter.cert, hub.cert)}}
 	srv2.StartTLS()
 	defer srv2.Close()
-	if _, err := Enroll(t.Context(), srv2.URL, tok, "", t.TempDir(), ""); err == nil || !strings.Contains(err.Error(), `the hub's certificate does not name "mqtt.elsewhere.example"`) {
+	if _, err := Enroll(t.Context(), []string{srv2.URL}, tok, "", t.TempDir(), nil); err == nil || !strings.Contains(err.Error(), `the hub's certificate does not name "mqtt.elsewhere.example"`) {
 		t.Fatalf("Enroll through an intermediate = %v, want the MQTT host refused", err)
 	}
 
 	mqttAddr.Store("localhost:8883")
 	dir := t.TempDir()
-	id, err := Enroll(t.Context(), srv.URL, tok, "", dir, "")
+	id, err := Enroll(t.Context(), []string{srv.URL}, tok, "", dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -33,11 +34,11 @@ import (
 
 // Config describes a simulated fleet and its load.
 type Config struct {
-	HubURL   string         // hub HTTP API, for enrollment
-	HubCA    *x509.CertPool // trusted for the hub's HTTPS (nil: the system's roots); kiosks pin it through their tokens
-	Token    string         // admin token, to create the site and enrollment tokens
-	MQTTAddr string         // override the advertised MQTT address (e.g. a fault proxy)
-	StateDir string         // identities are kept here and reused across runs against the same hub
+	HubURL    string         // hub HTTP API, for enrollment
+	HubCA     *x509.CertPool // trusted for the hub's HTTPS (nil: the system's roots); kiosks pin it through their tokens
+	Token     string         // admin token, to create the site and enrollment tokens
+	MQTTAddrs []string       // override the advertised MQTT addresses (a fault proxy; several hub replicas)
+	StateDir  string         // identities are kept here and reused across runs against the same hub
 
 	Agents    int
 	Rate      float64       // records per second per agent
@@ -69,8 +70,49 @@ type Config struct {
 	// hub to go away (most sessions lost) and measures until every agent has reconnected and had
 	// its hello answered with an ack (resynced).
 	Storm func()
-	Log   *slog.Logger
+	// During, when set, runs once every agent is connected (and after Storm), alongside the
+	// load, which lasts until it returns (Duration is then ignored): a test's script of faults
+	// and checks against the running fleet.
+	During func(ctx context.Context, f *Fleet)
+	// OnCommand, when set, is told of each command a kiosk receives (on that kiosk's dispatch
+	// goroutine: it must return quickly). Simulated kiosks run no commands.
+	OnCommand func(deviceID string, c wire.Command)
+	// FanOut, when set, is the URL of a hub (replica) to write commands through: halfway through
+	// the load window a command is written for every kiosk, 16 at a time, and the time from each
+	// write (the API's answer) to its arrival at the kiosk is measured. Through a replica that
+	// holds none of the kiosks, it measures the path from one replica to the others.
+	FanOut string
+	Log    *slog.Logger
 }
+
+// Fleet is a running simulated fleet, as During sees it.
+type Fleet struct {
+	ids  []enroll.Identity
+	sims []*sim
+}
+
+// Len returns how many kiosks the fleet has.
+func (f *Fleet) Len() int { return len(f.sims) }
+
+// DeviceID returns kiosk i's device ID.
+func (f *Fleet) DeviceID(i int) string { return f.ids[i].DeviceID }
+
+// Link returns kiosk i's link to the hub: whether it is connected, to which address.
+func (f *Fleet) Link(i int) *link.Link { return f.sims[i].link }
+
+// Epoch returns the epoch of kiosk i's outbox.
+func (f *Fleet) Epoch(i int) string { return f.sims[i].ob.Epoch() }
+
+// Appended returns how many records kiosk i appended so far: it numbered them 1..n.
+func (f *Fleet) Appended(i int) uint64 { return f.sims[i].ob.NextSeq() - 1 }
+
+// Unplug keeps kiosk i from connecting again, its current connection left alone: when the hub
+// replica it is connected to dies, it stays away (its presence is then up to the replica's
+// lease). Plug lets it connect again.
+func (f *Fleet) Unplug(i int) { f.sims[i].net.setRefuse(true) }
+
+// Plug undoes Unplug.
+func (f *Fleet) Plug(i int) { f.sims[i].net.setRefuse(false) }
 
 // Result is what a run measured.
 type Result struct {
@@ -90,9 +132,22 @@ type Result struct {
 	Unacked        uint64  `json:"unacked"`                // appended but never acked by the end (should be 0)
 	StormSeconds   float64 `json:"stormSeconds,omitempty"` // first session lost -> every agent resynced
 	StormResynced  int     `json:"stormResynced,omitempty"`
-	Cuts           uint64  `json:"cuts"`          // connections cut by churn
-	OfflineKiosks  int     `json:"offlineKiosks"` // kiosks that went offline for OfflineFor
-	MaxBuffered    uint64  `json:"maxBuffered"`   // most records one kiosk held unacked at once
+	// Sessions one agent established in the storm (until every agent resynced): the most, and
+	// how many agents needed more than two.
+	StormMaxSessions uint64 `json:"stormMaxSessions,omitempty"`
+	StormOverTwo     int    `json:"stormAgentsOverTwoSessions,omitempty"`
+	// Sessions (or connect attempts) ended by "tls: bad record MAC" (bytes the agent could not
+	// authenticate), and sessions the agent ended as deaf (link.ErrDeaf), in the whole run.
+	MACErrors      uint64  `json:"macErrors"`
+	DeafSessions   uint64  `json:"deafSessions"`
+	Cuts           uint64  `json:"cuts"`                     // connections cut by churn
+	OfflineKiosks  int     `json:"offlineKiosks"`            // kiosks that went offline for OfflineFor
+	MaxBuffered    uint64  `json:"maxBuffered"`              // most records one kiosk held unacked at once
+	FanOutCommands int     `json:"fanOutCommands,omitempty"` // commands written by FanOut
+	FanOutArrived  int     `json:"fanOutArrived,omitempty"`  // of them, arrived within a minute
+	FanOutP50Ms    float64 `json:"fanOutP50Ms"`
+	FanOutP99Ms    float64 `json:"fanOutP99Ms"`
+	FanOutMaxMs    float64 `json:"fanOutMaxMs"`
 }
 
 // Validate reports every problem with cfg at once.
@@ -118,6 +173,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.OfflineFraction > 0 && cfg.Duration <= 0 {
 		errs = append(errs, errors.New("offline fraction: needs a load window (duration > 0)"))
+	}
+	if cfg.FanOut != "" && cfg.Duration <= 0 {
+		errs = append(errs, errors.New("fan-out: needs a load window (duration > 0)"))
 	}
 	return errors.Join(errs...)
 }
@@ -153,7 +211,7 @@ func Identities(ctx context.Context, cfg Config, n int) ([]enroll.Identity, erro
 				errs[i] = err
 				return
 			}
-			ids[i], errs[i] = enroll.Enroll(ctx, cfg.HubURL, tok.Secret, "fleetsim", dir, "")
+			ids[i], errs[i] = enroll.Enroll(ctx, []string{cfg.HubURL}, tok.Secret, "fleetsim", dir, nil)
 		}()
 	}
 	wg.Wait()
@@ -169,6 +227,8 @@ type sim struct {
 	link *link.Link
 	net  netctl
 	acks atomic.Uint64 // acks applied (any)
+	mac  atomic.Uint64 // sessions ended by a bad record MAC
+	deaf atomic.Uint64 // sessions ended deaf
 
 	mu          sync.Mutex
 	base        uint64      // seq of sent[0]
@@ -180,10 +240,11 @@ type sim struct {
 
 // netctl is a kiosk's network: it dials the hub, and can cut the connection or refuse to dial.
 type netctl struct {
-	from net.Addr // local address to dial from, if any
-	mu   sync.Mutex
-	conn *cutConn // the current connection, if any
-	down bool     // offline: dials fail
+	from   net.Addr // local address to dial from, if any
+	mu     sync.Mutex
+	conn   *cutConn // the current connection, if any
+	down   bool     // offline: dials fail
+	refuse bool     // unplugged: dials fail, the current connection lives on
 }
 
 // source is the local address kiosk i dials a hub at addr from: on IPv4 loopback, an address of
@@ -229,7 +290,7 @@ func (c *cutConn) Write(p []byte) (int, error) {
 
 func (n *netctl) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	n.mu.Lock()
-	down := n.down
+	down := n.down || n.refuse
 	n.mu.Unlock()
 	if down {
 		return nil, errOffline
@@ -240,7 +301,7 @@ func (n *netctl) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.down {
+	if n.down || n.refuse {
 		raw.Close()
 		return nil, errOffline
 	}
@@ -262,6 +323,12 @@ func (n *netctl) cut() bool {
 	n.conn.Conn.Close()
 	n.conn = nil
 	return true
+}
+
+func (n *netctl) setRefuse(refuse bool) {
+	n.mu.Lock()
+	n.refuse = refuse
+	n.mu.Unlock()
 }
 
 func (n *netctl) setDown(down bool) {
@@ -356,17 +423,30 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	body := makeBody(cfg.Size)
 	hbBody := []byte(`{"uptimeS":1,"cpuPercent":1,"agentVersion":"fleetsim"}`)
 	ss := &samples{}
+	fo := &fanOut{arrived: map[string]time.Time{}}
+	if cfg.FanOut != "" {
+		next := cfg.OnCommand
+		cfg.OnCommand = func(deviceID string, c wire.Command) {
+			fo.arrive(c.ID)
+			if next != nil {
+				next(deviceID, c)
+			}
+		}
+	}
 	sims := make([]*sim, len(ids))
 	for i, id := range ids {
 		s := &sim{ob: outbox.NewMemory(outbox.Options{MaxBytes: 1 << 30})}
-		if cfg.MQTTAddr != "" {
-			id.MQTTAddr = cfg.MQTTAddr
+		id.SetBrokers(cfg.MQTTAddrs)
+		var onCommand func(context.Context, wire.Command)
+		if cfg.OnCommand != nil {
+			onCommand = func(_ context.Context, c wire.Command) { cfg.OnCommand(id.DeviceID, c) }
 		}
 		s.net.from = source(id.MQTTAddr, i)
-		s.link, err = link.New(link.Config{DeviceID: id.DeviceID, Broker: id.MQTTAddr, TLS: id.TLSConfig(), Outbox: s.ob,
+		s.link, err = link.New(link.Config{DeviceID: id.DeviceID, Brokers: id.MQTTAddrs, TLS: id.TLSConfig(), Outbox: s.ob,
+			OnCommand:    onCommand,
 			AgentVersion: "fleetsim", OnAck: s.onAck(ss), BatchRecords: cfg.BatchRecords, MaxInflight: cfg.MaxInflight,
 			AckTimeout: cfg.AckTimeout, MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second, Dial: s.net.dial,
-			Log: cfg.Log.With("device", id.DeviceID)})
+			OnEnd: s.onEnd, Log: cfg.Log.With("device", id.DeviceID)})
 		if err != nil {
 			return Result{}, err
 		}
@@ -421,13 +501,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 
 	if cfg.Storm != nil {
-		res.StormSeconds, res.StormResynced = storm(ctx, cfg, sims)
+		res.StormSeconds, res.StormResynced, res.StormMaxSessions, res.StormOverTwo = storm(ctx, cfg, sims)
 	}
 
 	ackedBefore := totalAcked(sims)
 	loadStart := time.Now()
-	if cfg.Duration > 0 {
-		lctx, lcancel := context.WithTimeout(ctx, cfg.Duration)
+	if cfg.Duration > 0 || cfg.During != nil {
+		lctx, lcancel := context.WithCancel(ctx)
+		if cfg.During == nil {
+			lctx, lcancel = context.WithTimeout(ctx, cfg.Duration)
+		}
 		var lwg sync.WaitGroup
 		for i, s := range sims {
 			lwg.Add(1)
@@ -443,12 +526,26 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if cfg.OfflineFraction > 0 {
 			res.OfflineKiosks = offline(ctx, &wg, sims, cfg)
 		}
+		if cfg.FanOut != "" {
+			lwg.Go(func() {
+				select {
+				case <-lctx.Done():
+					return
+				case <-time.After(cfg.Duration / 2):
+				}
+				fo.run(ctx, cfg, ids, &res)
+			})
+		}
+		if cfg.During != nil {
+			cfg.During(lctx, &Fleet{ids: ids, sims: sims})
+			lcancel()
+		}
 		lwg.Wait()
 		lcancel()
 		res.Cuts = cuts.Load()
 	}
 	res.LoadSeconds = time.Since(loadStart).Seconds()
-	if res.LoadSeconds > 0 && cfg.Duration > 0 {
+	if res.LoadSeconds > 0 && (cfg.Duration > 0 || cfg.During != nil) {
 		res.AckedPerSecond = float64(totalAcked(sims)-ackedBefore) / res.LoadSeconds
 	}
 	drainStart := time.Now()
@@ -464,6 +561,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	for _, s := range sims {
 		res.Appended += s.ob.NextSeq() - 1
 		res.Sessions += s.link.Sessions()
+		res.MACErrors += s.mac.Load()
+		res.DeafSessions += s.deaf.Load()
 		s.mu.Lock()
 		res.MaxBuffered = max(res.MaxBuffered, s.maxBuffered)
 		s.mu.Unlock()
@@ -477,8 +576,21 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	return res, nil
 }
 
-// storm lets cfg.Storm disrupt the hub and measures the fleet's recovery.
-func storm(ctx context.Context, cfg Config, sims []*sim) (float64, int) {
+// onEnd counts why the kiosk's sessions end. crypto/tls reports a record it cannot authenticate
+// only as a local alert ("local error: tls: bad record MAC"), with no type of its own.
+func (s *sim) onEnd(err error) {
+	switch {
+	case errors.Is(err, link.ErrDeaf):
+		s.deaf.Add(1)
+	case err != nil && strings.Contains(err.Error(), "bad record MAC"):
+		s.mac.Add(1)
+	}
+}
+
+// storm lets cfg.Storm disrupt the hub and measures the fleet's recovery: the time until every
+// agent resynced, how many did, and the sessions per agent meanwhile (the most, and how many
+// agents needed more than two).
+func storm(ctx context.Context, cfg Config, sims []*sim) (secs float64, resynced int, most uint64, overTwo int) {
 	sessions := make([]uint64, len(sims))
 	acks := make([]uint64, len(sims))
 	for i, s := range sims {
@@ -509,17 +621,79 @@ func storm(ctx context.Context, cfg Config, sims []*sim) (float64, int) {
 			}
 		}
 		if ok == len(sims) {
-			return time.Since(start).Seconds(), ok
+			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	ok := 0
+	secs = time.Since(start).Seconds()
 	for i, s := range sims {
-		if s.link.Sessions() > sessions[i] && s.acks.Load() > acks[i] {
-			ok++
+		n := s.link.Sessions() - sessions[i]
+		if n > 0 && s.acks.Load() > acks[i] {
+			resynced++
+		}
+		most = max(most, n)
+		if n > 2 {
+			overTwo++
 		}
 	}
-	return time.Since(start).Seconds(), ok
+	return secs, resynced, most, overTwo
+}
+
+// fanOut measures commands written through one hub until they reach their kiosks.
+type fanOut struct {
+	mu      sync.Mutex
+	arrived map[string]time.Time // command ID -> first arrival
+}
+
+func (f *fanOut) arrive(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.arrived[id]; !ok {
+		f.arrived[id] = time.Now()
+	}
+}
+
+// run writes a command for every kiosk through cfg.FanOut, 16 at a time, and waits up to a
+// minute for them to arrive; the figures go to res.
+func (f *fanOut) run(ctx context.Context, cfg Config, ids []enroll.Identity, res *Result) {
+	c := &api.Client{BaseURL: cfg.FanOut, Token: cfg.Token, HTTP: &http.Client{Transport: api.Transport(cfg.HubCA)}}
+	var mu sync.Mutex
+	written := map[string]time.Time{}
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			cmd, err := c.SendCommand(ctx, id.DeviceID, api.CreateCommand{Name: "fanout", TTL: "5m"})
+			if err != nil {
+				cfg.Log.Warn("fan-out command not written", "device", id.DeviceID, "err", err)
+				return
+			}
+			mu.Lock()
+			written[cmd.ID] = time.Now()
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	deadline := time.Now().Add(time.Minute)
+	var lat []time.Duration
+	for {
+		lat = lat[:0]
+		f.mu.Lock()
+		for id, at := range written {
+			if got, ok := f.arrived[id]; ok {
+				lat = append(lat, max(0, got.Sub(at)))
+			}
+		}
+		f.mu.Unlock()
+		if len(lat) == len(written) || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	res.FanOutCommands, res.FanOutArrived = len(written), len(lat)
+	res.FanOutP50Ms, res.FanOutP99Ms, res.FanOutMaxMs = pct(lat, 0.5), pct(lat, 0.99), pct(lat, 1)
 }
 
 // churn cuts perSecond random connections per second until ctx is done.

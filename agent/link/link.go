@@ -1,5 +1,6 @@
 // Package link is the agent's side of the sync protocol: it keeps one MQTT 3.1.1 session over
-// mutual TLS to the hub (reconnecting with jittered exponential backoff), announces itself with a
+// mutual TLS to the hub (reconnecting with jittered exponential backoff, failing over between the
+// hub's addresses when it has several replicas), announces itself with a
 // hello, uploads the outbox in batches with several in flight, deletes records only on the hub's
 // cumulative ack, resends from the first unacked record when acks stall, and hands commands and
 // desired state to the agent.
@@ -15,6 +16,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -45,8 +47,14 @@ const StableSession = 10 * time.Second
 
 // Config configures a Link.
 type Config struct {
-	DeviceID     string
-	Broker       string      // host:port of the hub's TLS MQTT listener
+	DeviceID string
+	// Brokers are the host:port addresses of the hub's TLS MQTT listeners: every hub replica's,
+	// or a load balancer's. The link tries them in an order of its own, shuffled anew for each
+	// round, moving on to the next after each failed attempt or lost session, and backs off only
+	// once it tried them all: a fleet spreads over the replicas, and the kiosks of a replica
+	// that died spread over the others.
+	Brokers []string
+
 	TLS          *tls.Config // client certificate and the hub CA
 	Outbox       Outbox
 	AgentVersion string
@@ -60,6 +68,9 @@ type Config struct {
 
 	// OnAck, if set, is called after the outbox applied an ack (for latency measurement).
 	OnAck func(epoch string, upTo uint64)
+	// OnEnd, if set, is called with the error that ended each session or connect attempt (for
+	// simulators counting why sessions end).
+	OnEnd func(err error)
 
 	BatchRecords int           // records per batch (default 200)
 	MaxInflight  int           // batches published and not yet acked (default 8)
@@ -113,7 +124,7 @@ func (c *Config) defaults() error {
 	if !wire.ValidDeviceID(c.DeviceID) {
 		errs = append(errs, fmt.Errorf("link: bad device id %q", c.DeviceID))
 	}
-	if c.Broker == "" {
+	if len(c.Brokers) == 0 || slices.Contains(c.Brokers, "") {
 		errs = append(errs, errors.New("link: broker address missing"))
 	}
 	if c.Outbox == nil {
@@ -126,6 +137,7 @@ func (c *Config) defaults() error {
 type Link struct {
 	cfg       Config
 	connected atomic.Bool
+	broker    atomic.Value // string: the address of the current or last session
 	sessions  atomic.Uint64
 	acked     atomic.Uint64 // highest seq the hub acked in this process
 }
@@ -141,6 +153,13 @@ func New(cfg Config) (*Link, error) {
 // Connected reports whether a session is up.
 func (l *Link) Connected() bool { return l.connected.Load() }
 
+// Broker returns the address of the hub the current (or last) session is (was) with; "" before
+// the first.
+func (l *Link) Broker() string {
+	b, _ := l.broker.Load().(string)
+	return b
+}
+
 // Sessions returns how many sessions have been established.
 func (l *Link) Sessions() uint64 { return l.sessions.Load() }
 
@@ -150,33 +169,61 @@ func (l *Link) Acked() uint64 { return l.acked.Load() }
 // Run keeps a session up until ctx is done.
 func (l *Link) Run(ctx context.Context) error {
 	backoff := l.cfg.MinBackoff
+	order := slices.Clone(l.cfg.Brokers)
+	rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	n := len(order)
+	at, tried := 0, 0 // tried: attempts since every address was last tried, or a session held
 	for ctx.Err() == nil {
 		start, sessions := time.Now(), l.sessions.Load()
-		err := l.session(ctx)
+		err := l.session(ctx, order[at])
 		if ctx.Err() != nil {
 			return nil
+		}
+		if l.cfg.OnEnd != nil {
+			l.cfg.OnEnd(err)
 		}
 		if l.sessions.Load() > sessions && time.Since(start) >= StableSession {
 			// The last session came up and held: it was lost, not refused. Start over, so that
 			// a kiosk on a flaky line is not kept off for minutes by drops it did not cause.
-			backoff = l.cfg.MinBackoff
+			backoff, tried = l.cfg.MinBackoff, 0
+		}
+		// The next address (another replica, if the hub has several) is tried after a short
+		// wait; once every one was tried, after the backoff, which then grows.
+		at, tried = at+1, tried+1
+		if at == n {
+			last := order[n-1]
+			rand.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
+			if n > 1 && order[0] == last { // not the one that just failed, first
+				order[0], order[n-1] = order[n-1], order[0]
+			}
+			at = 0
+		}
+		wait := l.cfg.MinBackoff
+		if tried >= n {
+			wait = backoff
 		}
 		// Full jitter (AWS architecture blog, "Exponential Backoff And Jitter"): spread a fleet's
 		// reconnects after a hub restart instead of having them arrive in waves.
-		wait := time.Duration(rand.Int64N(int64(backoff))) + backoff/2
-		l.cfg.Log.Warn("hub session ended; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
+		wait = time.Duration(rand.Int64N(int64(wait))) + wait/2
+		l.cfg.Log.Warn("hub session ended; reconnecting", "err", err, "to", order[at], "in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
 		}
-		backoff = l.nextBackoff(backoff, err)
+		if tried >= n {
+			backoff, tried = l.nextBackoff(backoff, err), 0
+		}
 	}
 	return nil
 }
 
 // errBusy marks a connect attempt the hub turned away for load, not for cause.
 var errBusy = errors.New("hub busy")
+
+// ErrDeaf ends a session that heard no ack from the hub for Config.DeadSession while it waited
+// for one.
+var ErrDeaf = errors.New("link: no ack from the hub")
 
 // busy reports whether a failed connect was turned away for load: CONNACK 0x03, server
 // unavailable (no authorization verdict in time, or the previous session not ended in time); the
@@ -211,8 +258,8 @@ type downMsg struct {
 	payload []byte
 }
 
-// session runs one MQTT session until it fails or ctx is done.
-func (l *Link) session(ctx context.Context) error {
+// session runs one MQTT session with the broker at addr until it fails or ctx is done.
+func (l *Link) session(ctx context.Context, addr string) error {
 	lost := make(chan error, 1)
 	down := make(chan downMsg, 256)
 	acks := make(chan wire.AckMsg, 256)
@@ -220,7 +267,7 @@ func (l *Link) session(ctx context.Context) error {
 	id := l.cfg.DeviceID
 
 	opts := mqtt.NewClientOptions().
-		AddBroker("tls://"+l.cfg.Broker).
+		AddBroker("tls://"+addr).
 		SetClientID(id).
 		SetTLSConfig(l.cfg.TLS).
 		SetProtocolVersion(4). // MQTT 3.1.1
@@ -247,8 +294,9 @@ func (l *Link) session(ctx context.Context) error {
 		if busy(err) {
 			err = fmt.Errorf("%w: %w", errBusy, err)
 		}
-		return fmt.Errorf("connect %s: %w", l.cfg.Broker, err)
+		return fmt.Errorf("connect %s: %w", addr, err)
 	}
+	l.broker.Store(addr)
 	defer c.Disconnect(250)
 	defer l.connected.Store(false)
 
@@ -292,7 +340,7 @@ func (l *Link) session(ctx context.Context) error {
 	}
 	l.connected.Store(true)
 	l.sessions.Add(1)
-	l.cfg.Log.Info("hub session up", "broker", l.cfg.Broker, "epoch", epoch)
+	l.cfg.Log.Info("hub session up", "broker", addr, "epoch", epoch)
 
 	var wg sync.WaitGroup
 	defer wg.Wait() // runs after cancel below
@@ -432,7 +480,7 @@ func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-c
 			// reconnect storm: a session whose downlink subscriptions the broker had lost kept
 			// its keep-alives going): end it, and the next session starts clean.
 			if since := time.Since(heard); (len(inflight) > 0 || !answered) && since > l.cfg.DeadSession {
-				return fmt.Errorf("no ack from the hub for %s since the session started or last ack", since.Round(time.Second))
+				return fmt.Errorf("%w for %s since the session started or last ack", ErrDeaf, since.Round(time.Second))
 			}
 			if len(inflight) > 0 && time.Since(progress) > l.cfg.AckTimeout {
 				// A batch was lost (or the hub could not commit): the hub never acks over a gap,

@@ -96,12 +96,12 @@ func TestSessionTurnedAway(t *testing.T) {
 		addr string
 		busy bool
 	}{{ln.Addr().String(), true}, {closedAddr, false}} {
-		l, err := New(Config{DeviceID: "kiosk-busy", Broker: tc.addr, Outbox: outbox.NewMemory(outbox.Options{}),
+		l, err := New(Config{DeviceID: "kiosk-busy", Brokers: []string{tc.addr}, Outbox: outbox.NewMemory(outbox.Options{}),
 			TLS: &tls.Config{}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = l.session(context.Background())
+		err = l.session(context.Background(), tc.addr)
 		if got := errors.Is(err, errBusy); got != tc.busy {
 			t.Errorf("%s: %v: busy %v, want %v", tc.addr, err, got, tc.busy)
 		}

@@ -362,6 +362,24 @@ func (b *Broker) cut(id string, cl *mqtt.Client, why string) {
 	cl.Stop(ErrRevoked) // closes the connection; the session ends through OnDisconnect
 }
 
+// Live returns the IDs of the devices with a live session, in no order.
+func (b *Broker) Live() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ids := make([]string, 0, len(b.sessions))
+	for id, s := range b.sessions {
+		if !s.cl.Closed() {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// Recheck has every live session re-authorized soon (the credentials reloaded first), as the
+// recheck loop does every RecheckInterval, and the refused ones cut: a hub replica calls it when
+// it may have missed the notice of a revocation made elsewhere.
+func (b *Broker) Recheck() { b.reloadSoon() }
+
 // Connected reports whether deviceID has a live session.
 func (b *Broker) Connected(deviceID string) bool {
 	b.mu.Lock()

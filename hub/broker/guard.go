@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"unicode/utf8"
 )
@@ -46,16 +45,53 @@ type guard struct {
 	maxConnect int // largest CONNECT packet, likewise; 0: max
 	connected  bool
 	clientID   string
-	buf        *bytes.Buffer // the packet being read, from packetBufs; nil between packets
-	pending    []byte        // validated bytes of buf not yet read
+	buf        *[]byte // the packet being read, from packetBufs; nil between packets
+	pending    []byte  // validated bytes of buf not yet read
 }
 
-// packetBufs holds the guard's packet buffers between packets: an idle connection keeps none.
-// A buffer grows with the bytes received, not announced; one that grew past maxPooledBuf (a
-// large batch) goes to the garbage collector instead of back to the pool.
-var packetBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// packetBufs hold the guard's packet buffers between packets, by size class: an idle connection
+// keeps none. A packet's buffer grows with the bytes received, to at most four times as many (or
+// the smallest class), never to what a packet only announces; one larger than the largest class
+// is not pooled.
+var (
+	bufClasses = [...]int{2 << 10, 8 << 10, 32 << 10, 128 << 10}
+	packetBufs [len(bufClasses)]sync.Pool
+)
 
-const maxPooledBuf = 64 << 10
+// takeBuf returns a buffer from the smallest class that holds n bytes (of n bytes exactly when
+// none does) with the first have bytes of old, whose buffer goes back to its pool.
+func takeBuf(old *[]byte, have, n int) *[]byte {
+	var b *[]byte
+	for i, c := range bufClasses {
+		if c >= n {
+			if p, _ := packetBufs[i].Get().(*[]byte); p != nil {
+				b = p
+			} else {
+				s := make([]byte, c)
+				b = &s
+			}
+			break
+		}
+	}
+	if b == nil {
+		s := make([]byte, n)
+		b = &s
+	}
+	if old != nil {
+		copy(*b, (*old)[:have])
+		putBuf(old)
+	}
+	return b
+}
+
+func putBuf(b *[]byte) {
+	for i, c := range bufClasses {
+		if cap(*b) == c {
+			packetBufs[i].Put(b)
+			return
+		}
+	}
+}
 
 // Read hands out validated bytes, reading and checking the next packet when none are pending.
 // A violation is returned as a *Violation.
@@ -78,10 +114,7 @@ func (g *guard) release() {
 	if g.buf == nil {
 		return
 	}
-	if g.buf.Cap() <= maxPooledBuf {
-		g.buf.Reset()
-		packetBufs.Put(g.buf)
-	}
+	putBuf(g.buf)
 	g.buf, g.pending = nil, nil
 }
 
@@ -115,19 +148,27 @@ func (g *guard) next() error {
 	if n+rem > limit {
 		return violation(ReasonOversize, "%s packet of %d bytes announced, limit %d", typeName(hdr[0]>>4), n+rem, limit)
 	}
-	// Only now take a buffer: an idle connection waits for its next packet holding none.
-	if g.buf == nil {
-		g.buf = packetBufs.Get().(*bytes.Buffer)
+	// Only now take a buffer: an idle connection waits for its next packet holding none. It
+	// grows a class at a time as the packet's bytes arrive.
+	total := n + rem
+	g.release()
+	g.buf = takeBuf(nil, 0, min(total, bufClasses[0]))
+	have := copy(*g.buf, hdr[:n])
+	for have < total {
+		if have == len(*g.buf) {
+			g.buf = takeBuf(g.buf, have, min(total, 4*have))
+		}
+		k, err := g.r.Read((*g.buf)[have:min(len(*g.buf), total)])
+		have += k
+		if err != nil && have < total {
+			return unexpectedEOF(err)
+		}
 	}
-	g.buf.Reset()
-	g.buf.Write(hdr[:n])
-	if _, err := io.CopyN(g.buf, g.r, int64(rem)); err != nil {
-		return unexpectedEOF(err)
-	}
-	if v := g.checkBody(hdr[0], g.buf.Bytes()[n:]); v != nil {
+	pk := (*g.buf)[:total]
+	if v := g.checkBody(hdr[0], pk[n:]); v != nil {
 		return v
 	}
-	g.pending = g.buf.Bytes()
+	g.pending = pk
 	return nil
 }
 
@@ -199,7 +240,7 @@ func (g *guard) checkBody(b byte, body []byte) *Violation {
 	case pktSubscribe, pktUnsubscribe:
 		r.packetID()
 		for i := 0; r.err == nil && (i == 0 || len(r.b) > 0); i++ {
-			if f := r.str("topic filter"); r.err == nil && f == "" {
+			if f := r.str("topic filter"); r.err == nil && len(f) == 0 {
 				return violation(ReasonMalformed, "%s with an empty topic filter [MQTT-4.7.3-1]", typeName(typ))
 			}
 			if typ == pktSubscribe {
@@ -228,9 +269,9 @@ func (g *guard) checkConnect(r *reader) *Violation {
 		return violation(ReasonMalformed, "CONNECT: %v", r.err)
 	}
 	switch {
-	case name == "MQIsdp":
+	case string(name) == "MQIsdp":
 		return violation(ReasonProtocolVersion, "MQTT 3.1 (MQIsdp level %d): only MQTT 3.1.1 (level 4) is served", level)
-	case name != "MQTT":
+	case string(name) != "MQTT":
 		return violation(ReasonMalformed, "CONNECT protocol name %q, want MQTT [MQTT-3.1.2-1]", name)
 	case level != protocolLevel:
 		return violation(ReasonProtocolVersion, "CONNECT protocol level %d: only MQTT 3.1.1 (level 4) is served [MQTT-3.1.2-2]", level)
@@ -279,16 +320,16 @@ func (g *guard) checkConnect(r *reader) *Violation {
 	if len(r.b) > 0 {
 		return violation(ReasonMalformed, "CONNECT: %d bytes after the last field", len(r.b))
 	}
-	g.connected, g.clientID = true, id
+	g.connected, g.clientID = true, string(id)
 	return nil
 }
 
 // checkTopicName checks a topic name a client publishes to (§4.7).
-func checkTopicName(t string) *Violation {
-	if t == "" {
+func checkTopicName(t []byte) *Violation {
+	if len(t) == 0 {
 		return violation(ReasonMalformed, "empty topic name [MQTT-4.7.3-1]")
 	}
-	if strings.ContainsAny(t, "+#") {
+	if bytes.ContainsAny(t, "+#") {
 		return violation(ReasonMalformed, "wildcard in topic name %q [MQTT-3.3.2-2]", t)
 	}
 	return nil
@@ -334,10 +375,12 @@ func (r *reader) packetID() {
 
 // bytes reads binary data with a two-byte length prefix (§1.5.3).
 func (r *reader) bytes(what string) []byte {
-	n := int(r.uint16(what + " length"))
-	if r.err != nil {
+	if r.err != nil || len(r.b) < 2 {
+		r.fail("%s length missing", what)
 		return nil
 	}
+	n := int(binary.BigEndian.Uint16(r.b))
+	r.b = r.b[2:]
 	if len(r.b) < n {
 		r.fail("%s of %d bytes runs past the packet end", what, n)
 		return nil
@@ -348,16 +391,17 @@ func (r *reader) bytes(what string) []byte {
 }
 
 // str reads a UTF-8 encoded string: well-formed, without U+0000 [MQTT-1.5.3-1] [MQTT-1.5.3-2].
-func (r *reader) str(what string) string {
+// It shares the packet's memory.
+func (r *reader) str(what string) []byte {
 	v := r.bytes(what)
 	if r.err != nil {
-		return ""
+		return nil
 	}
 	if !utf8.Valid(v) || bytes.IndexByte(v, 0) >= 0 {
 		r.fail("%s is not well-formed UTF-8 without U+0000 [MQTT-1.5.3-1]", what)
-		return ""
+		return nil
 	}
-	return string(v)
+	return v
 }
 
 var typeNames = [16]string{"reserved(0)", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC", "PUBREL",

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -79,7 +80,7 @@ func TestGuardHoldsNoBufferBetweenPackets(t *testing.T) {
 		}
 	}
 	if g.buf != nil || len(g.pending) != 0 {
-		t.Fatalf("after a whole packet the guard holds a %d-byte buffer", g.buf.Cap())
+		t.Fatalf("after a whole packet the guard holds a %d-byte buffer", len(*g.buf))
 	}
 	// The next packet is a second CONNECT: refused at its first byte, with no buffer left behind.
 	if _, err := g.Read(make([]byte, 1)); err == nil {
@@ -88,6 +89,51 @@ func TestGuardHoldsNoBufferBetweenPackets(t *testing.T) {
 	if g.buf != nil {
 		t.Fatal("buffer kept after a refused packet")
 	}
+}
+
+// TestGuardBufferGrowsWithBytesReceived: a large packet passes whole, and while its bytes trickle
+// in, the guard's buffer holds at most four times what arrived (or the smallest class), never what
+// the packet announced.
+func TestGuardBufferGrowsWithBytesReceived(t *testing.T) {
+	big := gpacket(0x30, gstr("kf/v1/dev/kiosk-1/up"), bytes.Repeat([]byte("x"), 300<<10))
+	stream := append(append(append([]byte{}, okConnect...), big...), big...)
+	g := &guard{max: 512 << 10}
+	tr := &trickle{in: stream, g: g}
+	g.r = tr
+	var out bytes.Buffer
+	if _, err := io.Copy(&out, g); err != nil || !bytes.Equal(out.Bytes(), stream) {
+		t.Fatalf("err %v, passed %d of %d bytes", err, out.Len(), len(stream))
+	}
+	if tr.worst > 4 {
+		t.Fatalf("the guard held a buffer %.1f times the bytes received of its packet", tr.worst)
+	}
+}
+
+// trickle hands out 1,000 bytes a read and notes, at each read, how large the guard's buffer is
+// against the bytes of the current packet received so far.
+type trickle struct {
+	in    []byte
+	g     *guard
+	off   int     // bytes handed out
+	start int     // offset of the packet being read
+	held  bool    // the guard held a buffer at the last read
+	worst float64 // largest buffer / bytes received
+}
+
+func (r *trickle) Read(p []byte) (int, error) {
+	switch {
+	case r.g.buf == nil && r.held: // the last packet was handed on: a new one starts here
+		r.start, r.held = r.off, false
+	case r.g.buf != nil:
+		r.held = true
+		r.worst = max(r.worst, float64(len(*r.g.buf))/float64(max(r.off-r.start, bufClasses[0])))
+	}
+	if r.off == len(r.in) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.in[r.off:min(len(r.in), r.off+1000)])
+	r.off += n
+	return n, nil
 }
 
 func TestGuardRefuses(t *testing.T) {
@@ -277,4 +323,54 @@ func FuzzGuard(f *testing.F) {
 			t.Fatalf("guard passed %x, mochi: %v", out, derr)
 		}
 	})
+}
+
+// BenchmarkGuardPublish passes PUBLISH packets of an agent's batch sizes (5 and 200 records of
+// 260 bytes) through the guard, from 16 KiB pieces as TLS records arrive, read the way mochi
+// reads (a 64-byte bufio, then the rest whole). One op is one packet of each size.
+func BenchmarkGuardPublish(b *testing.B) {
+	topic := gstr("kf/v1/dev/kiosk-1/up")
+	var stream []byte
+	for _, size := range []int{5 * 260, 200 * 260} {
+		stream = append(stream, gpacket(0x32, topic, []byte{0, 1}, bytes.Repeat([]byte("x"), size))...)
+	}
+	in := &pieces{size: 16 << 10}
+	g := &guard{r: in, max: 256 << 10, connected: true}
+	r := bufio.NewReaderSize(g, 64)
+	buf := make([]byte, 256<<10)
+	b.SetBytes(int64(len(stream)))
+	b.ReportAllocs()
+	for b.Loop() {
+		in.b = stream
+		for range 2 {
+			if _, err := io.ReadFull(r, buf[:2]); err != nil {
+				b.Fatal(err)
+			}
+			n, shift := 0, 0
+			for c := buf[1]; ; c, _ = r.ReadByte() {
+				n |= int(c&0x7f) << shift
+				if shift += 7; c&0x80 == 0 {
+					break
+				}
+			}
+			if _, err := io.ReadFull(r, buf[:n]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// pieces hands out b at most size bytes a read.
+type pieces struct {
+	b    []byte
+	size int
+}
+
+func (p *pieces) Read(q []byte) (int, error) {
+	if len(p.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(q[:min(len(q), p.size)], p.b)
+	p.b = p.b[n:]
+	return n, nil
 }

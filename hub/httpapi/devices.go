@@ -127,6 +127,6 @@ func (a *API) retire(r *http.Request, req api.RetireDevices) (api.Retired, error
 func apiDevice(d store.Device) fleet.Device {
 	return fleet.Device{ID: d.ID, SiteID: d.SiteID, Region: d.Region, Model: d.Model, CertSerial: d.CertSerial,
 		CertExpiry: d.CertExpiry, EnrolledAt: d.EnrolledAt, Revoked: d.Revoked, RevokedAt: d.RevokedAt, RetiredAt: d.RetiredAt,
-		Online: d.Online, PresenceAt: d.PresenceAt, LastSeen: d.LastSeen, AgentVersion: d.AgentVersion,
+		Online: d.Online, Replica: d.Replica, PresenceAt: d.PresenceAt, LastSeen: d.LastSeen, AgentVersion: d.AgentVersion,
 		Health: d.Health, HealthAt: d.HealthAt, Peripherals: d.Peripherals, PeriphAt: d.PeriphAt}
 }

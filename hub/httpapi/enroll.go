@@ -90,5 +90,5 @@ func (a *API) enroll(r *http.Request, req api.Enroll) (api.Enrolled, error) {
 	}
 	a.cfg.Log.Info("device enrolled", "device", d.ID, "site", d.SiteID, "serial", issued.Serial)
 	return api.Enrolled{DeviceID: d.ID, Certificate: string(issued.CertPEM), CACertificate: string(a.cfg.CA.CertPEM()),
-		MQTTAddr: a.cfg.MQTTAddr, NotAfter: issued.NotAfter}, nil
+		MQTTAddr: a.cfg.MQTTAddr, MQTTAddrs: a.cfg.MQTTAddrs, NotAfter: issued.NotAfter}, nil
 }

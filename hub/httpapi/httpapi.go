@@ -49,10 +49,13 @@ type Config struct {
 	Dispatch Dispatcher
 	Auth     Authenticator
 	Log      *slog.Logger
-	MQTTAddr string        // advertised to enrolling agents
-	CertTTL  time.Duration // device certificate validity (default 365 days)
-	Version  string
-	Now      func() time.Time
+	MQTTAddr string // advertised to enrolling agents
+	// MQTTAddrs are every address enrolling agents may use and fail over between, MQTTAddr
+	// first (default: MQTTAddr alone).
+	MQTTAddrs []string
+	CertTTL   time.Duration // device certificate validity (default 365 days)
+	Version   string
+	Now       func() time.Time
 
 	// Anchor returns the CA enrollment tokens pin: the root of the hub's HTTPS certificate chain
 	// (nil: the CA's own certificate). It is asked at each use: an operator's certificate may be
@@ -76,6 +79,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.MQTTAddrs) == 0 {
+		cfg.MQTTAddrs = []string{cfg.MQTTAddr}
 	}
 	if cfg.Anchor == nil && cfg.CA != nil {
 		blk, _ := pem.Decode(cfg.CA.CertPEM())

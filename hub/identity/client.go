@@ -70,7 +70,8 @@ func allows(c store.Client, grant oidc.GrantType) bool {
 	return slices.Contains(c.GrantTypes, string(grant))
 }
 
-// clientTTL bounds how long a replica serves a cached client after a change elsewhere.
+// clientTTL bounds how long a replica serves a cached client after a change elsewhere that it
+// was not told of (ForgetClient).
 const clientTTL = 5 * time.Second
 
 type cachedClient struct {
@@ -90,3 +91,9 @@ func (p *Provider) client(ctx context.Context, id string) (store.Client, error) 
 	p.clients.Store(id, cachedClient{c: c, loaded: time.Now()})
 	return c, nil
 }
+
+// ForgetClient drops the cached copy of a client, changed or deleted (on any replica).
+func (p *Provider) ForgetClient(id string) { p.clients.Delete(id) }
+
+// ForgetClients drops every cached client.
+func (p *Provider) ForgetClients() { p.clients.Clear() }

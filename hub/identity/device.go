@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -137,30 +138,17 @@ func normalizeUserCode(s string) string {
 // guessWindow is how long wrong user codes count against an account.
 const guessWindow = 15 * time.Minute
 
-type guessCount struct {
-	n     int
-	since time.Time
-}
-
 // guess counts a wrong user code entered by an account (whatever its browser session, so that
-// logging in again does not reset it) and reports whether the account may still try: at most
-// DeviceGuesses wrong codes per guessWindow.
-func (p *Provider) guess(userID string, wrong bool) bool {
-	p.guessMu.Lock()
-	defer p.guessMu.Unlock()
-	now := p.now()
-	g := p.guesses[userID]
-	if now.Sub(g.since) > guessWindow {
-		g = guessCount{since: now}
+// logging in again does not reset it, and on whichever replica) and reports whether the account
+// may still try: at most DeviceGuesses wrong codes per guessWindow. When the count cannot be
+// read, it may not.
+func (p *Provider) guess(ctx context.Context, userID string, wrong bool) bool {
+	n, err := p.st.CountGuess(ctx, userID, wrong, p.now(), guessWindow)
+	if err != nil {
+		p.log.Error("wrong user codes not counted; refusing", "err", err)
+		return false
 	}
-	if wrong {
-		if len(p.guesses) >= 100_000 { // bound the memory
-			clear(p.guesses)
-		}
-		g.n++
-	}
-	p.guesses[userID] = g
-	return g.n < p.cfg.DeviceGuesses
+	return n < p.cfg.DeviceGuesses
 }
 
 func without(l []string, x string) []string {

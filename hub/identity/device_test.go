@@ -171,10 +171,15 @@ func TestDeviceGrantDenialExpiryAndGuessCap(t *testing.T) {
 	if p := approvePageFor(d.user); p.Status != 429 {
 		t.Errorf("cap not held: %d", p.Status)
 	}
-	// Logging in again (a new browser session) does not reset the account's count.
+	// Logging in again (a new browser session) does not reset the account's count, nor does
+	// another process on the same database (a hub restarted, another replica).
 	b = e.NewBrowser()
 	if p := approvePageFor(d.user); p.Status != 429 {
 		t.Errorf("cap reset by a new session: %d", p.Status)
+	}
+	e.Restart(t)
+	if p := approvePageFor(d.user); p.Status != 429 {
+		t.Errorf("cap reset by another provider process: %d", p.Status)
 	}
 	// It expires after its window.
 	e.Clock.Advance(16 * time.Minute)

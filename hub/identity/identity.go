@@ -216,9 +216,6 @@ type Provider struct {
 
 	clients sync.Map // client ID -> cachedClient
 
-	guessMu sync.Mutex
-	guesses map[string]guessCount // wrong device user codes per account
-
 	dummyHash string // for constant-time answers on unknown accounts
 	hashSem   chan struct{}
 
@@ -250,7 +247,7 @@ func New(ctx context.Context, cfg Config, st store.Identity, devices DeviceLooku
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Provider{cfg: cfg, st: st, devices: devices, log: log, sec: sec, guesses: map[string]guessCount{},
+	p := &Provider{cfg: cfg, st: st, devices: devices, log: log, sec: sec,
 		hashSem: make(chan struct{}, max(2, runtime.NumCPU()))}
 	p.dummyHash, err = argon2id.CreateHash(randomToken(16), cfg.Argon2)
 	if err != nil {

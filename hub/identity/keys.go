@@ -200,6 +200,14 @@ func (p *Provider) loadKeysLocked(ctx context.Context, now time.Time) error {
 	return err
 }
 
+// ForgetKeys makes the next use of the signing keys reload them, after another replica added
+// one.
+func (p *Provider) ForgetKeys() {
+	p.keys.mu.Lock()
+	p.keys.loaded = time.Time{}
+	p.keys.mu.Unlock()
+}
+
 func (p *Provider) publicKeys(ctx context.Context) ([]op.Key, []byte, error) {
 	if _, err := p.signingKey(ctx); err != nil {
 		return nil, nil, err

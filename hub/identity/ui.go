@@ -561,7 +561,7 @@ func (p *Provider) serveDevice(w http.ResponseWriter, r *http.Request) {
 		p.render(w, "device", http.StatusOK, v)
 		return
 	}
-	if !p.guess(s.UserID, false) {
+	if !p.guess(r.Context(), s.UserID, false) {
 		v.Error = "err_guesses"
 		p.render(w, "message", http.StatusTooManyRequests, v)
 		return
@@ -571,7 +571,7 @@ func (p *Provider) serveDevice(w http.ResponseWriter, r *http.Request) {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			p.log.Error("device auth failed", "err", err)
 		}
-		if !p.guess(s.UserID, true) {
+		if !p.guess(r.Context(), s.UserID, true) {
 			v.Error = "err_guesses"
 			p.render(w, "message", http.StatusTooManyRequests, v)
 			return

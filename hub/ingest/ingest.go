@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
@@ -41,7 +42,7 @@ type ConnectedChecker interface {
 
 // Hook is told about batches after they are committed and acked: a capability that derives
 // something from committed records (hub/journal) hooks in here instead of adding a case to the
-// effect switch. Committed runs on the committer's goroutine, so it must be quick (note the
+// effect switch. Committed runs on the acker's goroutine, so it must be quick (note the
 // devices, do the work elsewhere); the batches may hold duplicates of records committed before,
 // so a hook reads what it needs from the store.
 type Hook interface {
@@ -57,12 +58,19 @@ type Config struct {
 	Window time.Duration
 	// MaxRecords ends a gathering early once this many records wait (default 5,000).
 	MaxRecords int
-	// Queue is how many batches may wait for the committer before publishers are slowed (default 4096).
+	// Queue is how many batches may wait for the committer in each lane (default 4096).
 	Queue int
+	// QueueRecords is how many records of ordinary batches may wait for the committer before
+	// their publishers are slowed (default 4 × MaxRecords): a fleet draining its backlogs then
+	// waits in its TCP connections, not in the hub's heap.
+	QueueRecords int
 	// SweepEvery is how often expired commands are swept (default 1 s).
 	SweepEvery time.Duration
 	// Now is the hub clock (default time.Now).
 	Now func() time.Time
+	// Replica names this hub among the replicas sharing its database: presence changes it
+	// records name it as the holder of the device's session (store.PresenceUpdate.Replica).
+	Replica string
 }
 
 func (c *Config) defaults() {
@@ -74,6 +82,9 @@ func (c *Config) defaults() {
 	}
 	if c.Queue <= 0 {
 		c.Queue = 4096
+	}
+	if c.QueueRecords <= 0 {
+		c.QueueRecords = 4 * c.MaxRecords
 	}
 	if c.SweepEvery <= 0 {
 		c.SweepEvery = time.Second
@@ -91,12 +102,17 @@ type Ingest struct {
 	log *slog.Logger
 	m   *metrics
 
-	in   chan store.Batch // batches for the committer, in arrival order
-	fast chan store.Batch // small batches of devices with nothing else waiting: taken first
-	stop chan struct{}    // closed when the committer stops taking batches
+	in   chan queued         // batches for the committer, in arrival order
+	fast chan queued         // small batches of devices with nothing else waiting: taken first
+	room *semaphore.Weighted // records of in (QueueRecords)
+	stop chan struct{}       // closed when the committer stops taking batches
+	// stopped is done when stop is closed (cancelStop): it ends a wait for room.
+	stopped    context.Context
+	cancelStop context.CancelFunc
+	acks       chan committed // committed groups, for the acker to ack in commit order
 
 	qmu      sync.Mutex
-	queued   map[string]int // batches waiting for the committer, by device
+	queued   map[string]int // batches in (or waiting for room in) the ordinary queue, by device
 	presence chan store.PresenceUpdate
 
 	subscribed bool // Subscribe done
@@ -118,9 +134,10 @@ func New(cfg Config, st Store, bus Bus, log *slog.Logger, reg prometheus.Registe
 			return nil, fmt.Errorf("ingest: metrics: %w", err)
 		}
 	}
-	return &Ingest{cfg: cfg, st: st, bus: bus, log: log, m: m, in: make(chan store.Batch, cfg.Queue), fast: make(chan store.Batch, cfg.Queue),
-		queued: map[string]int{}, stop: make(chan struct{}),
-		presence: make(chan store.PresenceUpdate, 1<<16)}, nil
+	stopped, cancelStop := context.WithCancel(context.Background())
+	return &Ingest{cfg: cfg, st: st, bus: bus, log: log, m: m, in: make(chan queued, cfg.Queue), fast: make(chan queued, cfg.Queue),
+		room: semaphore.NewWeighted(int64(cfg.QueueRecords)), stop: make(chan struct{}), stopped: stopped, cancelStop: cancelStop,
+		acks: make(chan committed, 16), queued: map[string]int{}, presence: make(chan store.PresenceUpdate, 1<<16)}, nil
 }
 
 // Subscribe subscribes ingest to the device channels, its handlers' store work bound to ctx. Run
@@ -156,10 +173,11 @@ func (g *Ingest) Run(ctx context.Context) error {
 		return err
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); g.sweep(ctx) }()
-	go func() { defer wg.Done(); g.presenceLoop(ctx) }()
+	wg.Go(func() { g.sweep(ctx) })
+	wg.Go(func() { g.presenceLoop(ctx) })
+	wg.Go(g.ackLoop)
 	g.commitLoop(ctx)
+	close(g.acks)
 	wg.Wait()
 	return nil
 }
@@ -235,25 +253,25 @@ func (g *Ingest) reject(dev string, ch wire.Channel, err error) {
 	g.log.Warn("payload rejected", "device", dev, "channel", string(ch), "reason", reason, "err", err)
 }
 
-// topicDevice checks that the topic's device is the publisher (the broker's ACL already enforces
-// it for devices; this guards the bus seam when an external broker is used).
-func topicDevice(dev, topic string, want wire.Channel) error {
+// topicDevice returns the topic's device after checking that it is the publisher (the broker's
+// ACL already enforces it for devices; this guards the bus seam when an external broker is used).
+func topicDevice(dev, topic string, want wire.Channel) (string, error) {
 	id, ch, err := wire.ParseTopic(topic)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if ch != want || (dev != "" && id != dev) {
-		return fmt.Errorf("%w: %s published to %s", wire.ErrBadTopic, dev, topic)
+		return "", fmt.Errorf("%w: %s published to %s", wire.ErrBadTopic, dev, topic)
 	}
-	return nil
+	return id, nil
 }
 
 func (g *Ingest) onUp(dev, topic string, payload []byte) {
-	if err := topicDevice(dev, topic, wire.ChUp); err != nil {
+	id, err := topicDevice(dev, topic, wire.ChUp)
+	if err != nil {
 		g.reject(dev, wire.ChUp, err)
 		return
 	}
-	id, _, _ := wire.ParseTopic(topic)
 	b, err := wire.DecodeBatch(payload)
 	if err != nil {
 		g.reject(id, wire.ChUp, err)
@@ -265,11 +283,7 @@ func (g *Ingest) onUp(dev, topic string, payload []byte) {
 	}
 	// Blocks the publisher's read loop while the committer is behind: backpressure. After shutdown
 	// the batch is dropped unacked, and the agent resends it.
-	select {
-	case g.lane(batch) <- batch:
-	case <-g.stop:
-		g.taken(batch)
-	}
+	g.enqueue(queued{Batch: batch, at: time.Now()})
 }
 
 // FastRecords is the largest batch that may take the fast lane: a heartbeat, an alert, a command
@@ -278,58 +292,91 @@ func (g *Ingest) onUp(dev, topic string, payload []byte) {
 // other kiosk's heartbeats for as long as its backlog takes to commit.
 const FastRecords = 16
 
-// lane picks the queue for a batch: the fast lane when it is small and its device has no batch
-// waiting (so a device's batches never overtake each other), else the ordinary queue.
-func (g *Ingest) lane(b store.Batch) chan<- store.Batch {
-	g.qmu.Lock()
-	defer g.qmu.Unlock()
-	n := g.queued[b.DeviceID]
-	g.queued[b.DeviceID] = n + 1
-	if n == 0 && len(b.Records) <= FastRecords {
-		return g.fast
-	}
-	return g.in
+// queued is a batch waiting for the committer.
+type queued struct {
+	store.Batch
+	at   time.Time // received (monotonic clock, for the latency metrics)
+	fast bool      // in the fast lane
 }
 
-// taken records that a batch left the queues.
-func (g *Ingest) taken(b store.Batch) {
+// enqueue hands a batch to the committer: in the fast lane when it is small and its device has
+// no batch in the ordinary queue (so a device's batches never overtake each other), else in the
+// ordinary queue, once there is room for its records. It returns when the batch is queued or
+// ingest stopped. A kiosk whose heartbeats come faster than the hub commits (a busy hub) keeps
+// them in the fast lane: demoted behind the fleet's backlogs, they would wait seconds.
+func (g *Ingest) enqueue(q queued) {
+	g.qmu.Lock()
+	n := g.queued[q.DeviceID]
+	q.fast = n == 0 && len(q.Records) <= FastRecords
+	if !q.fast {
+		g.queued[q.DeviceID] = n + 1
+	}
+	g.qmu.Unlock()
+	lane := g.fast
+	if !q.fast {
+		lane = g.in
+		if g.room.Acquire(g.stopped, g.weight(q)) != nil {
+			g.taken(q, false)
+			return
+		}
+	}
+	select {
+	case lane <- q:
+	case <-g.stop:
+		g.taken(q, true)
+	}
+}
+
+// weight is what an ordinary batch counts against QueueRecords.
+func (g *Ingest) weight(q queued) int64 { return int64(min(len(q.Records), g.cfg.QueueRecords)) }
+
+// taken records that a batch left the queues (or never entered its lane, held false).
+func (g *Ingest) taken(q queued, held bool) {
+	if q.fast {
+		return
+	}
+	if held {
+		g.room.Release(g.weight(q))
+	}
 	g.qmu.Lock()
 	defer g.qmu.Unlock()
-	if n := g.queued[b.DeviceID] - 1; n > 0 {
-		g.queued[b.DeviceID] = n
+	if n := g.queued[q.DeviceID] - 1; n > 0 {
+		g.queued[q.DeviceID] = n
 	} else {
-		delete(g.queued, b.DeviceID)
+		delete(g.queued, q.DeviceID)
 	}
 }
 
 // next takes a batch, from the fast lane first. With block false it returns ok false when none
-// waits; with block true it waits for one, the window or done (then ok is false).
-func (g *Ingest) next(block bool, window <-chan time.Time, done <-chan struct{}) (b store.Batch, ok bool) {
+// waits; with block true it waits for one, the window or done (then ok is false). A batch already
+// queued is always taken before the window is looked at: a select picks among ready cases at
+// random, and a committer that was descheduled past its window must still take what queued.
+func (g *Ingest) next(block bool, window <-chan time.Time, done <-chan struct{}) (q queued, ok bool) {
 	select {
-	case b = <-g.fast:
-		g.taken(b)
-		return b, true
+	case q = <-g.fast:
+		g.taken(q, true)
+		return q, true
+	default:
+	}
+	select {
+	case q = <-g.in:
+		g.taken(q, true)
+		return q, true
 	default:
 	}
 	if !block {
-		select {
-		case b = <-g.in:
-			g.taken(b)
-			return b, true
-		default:
-			return b, false
-		}
+		return q, false
 	}
 	select {
-	case b = <-g.fast:
-	case b = <-g.in:
+	case q = <-g.fast:
+	case q = <-g.in:
 	case <-window:
-		return b, false
+		return q, false
 	case <-done:
-		return b, false
+		return q, false
 	}
-	g.taken(b)
-	return b, true
+	g.taken(q, true)
+	return q, true
 }
 
 // effect decodes what a record changes. A record whose body does not decode is still stored (it is
@@ -373,6 +420,7 @@ func (g *Ingest) commitLoop(ctx context.Context) {
 		first, ok := g.next(true, nil, done)
 		if !ok {
 			close(g.stop)
+			g.cancelStop()
 			// Commit what is already queued, in groups, so that nothing received is left
 			// unacked needlessly.
 			for {
@@ -390,28 +438,45 @@ func (g *Ingest) commitLoop(ctx context.Context) {
 	}
 }
 
-// gather adds queued batches to group until MaxRecords is reached or window fires or done is
-// closed; with a nil window it takes only what is queued already.
-func (g *Ingest) gather(window <-chan time.Time, done <-chan struct{}, group ...store.Batch) []store.Batch {
-	n := 0
-	for _, b := range group {
-		n += len(b.Records)
+// FastGroupRecords is how many records of larger batches a group takes when it carries small
+// ones: a heartbeat waits for the commit under way and then its own, so both stay short while
+// a fleet drains its backlogs.
+const FastGroupRecords = 1000
+
+// gather adds queued batches to group until MaxRecords (or FastGroupRecords) is reached or window
+// fires or done is closed, and then what is queued already; with a nil window it takes only what
+// is queued.
+func (g *Ingest) gather(window <-chan time.Time, done <-chan struct{}, first ...queued) []queued {
+	var group []queued
+	n, bulk, fast := 0, 0, false
+	add := func(q queued) {
+		group = append(group, q)
+		n += len(q.Records)
+		if fast = fast || q.fast; !q.fast {
+			bulk += len(q.Records)
+		}
 	}
-	for n < g.cfg.MaxRecords {
-		b, ok := g.next(window != nil, window, done)
+	for _, q := range first {
+		add(q)
+	}
+	for block := window != nil; n < g.cfg.MaxRecords && !(fast && bulk >= FastGroupRecords); {
+		q, ok := g.next(block, window, done)
+		if !ok && block {
+			block = false // the window is over: take what is queued, not more
+			continue
+		}
 		if !ok {
 			return group
 		}
-		group = append(group, b)
-		n += len(b.Records)
+		add(q)
 	}
 	return group
 }
 
-// commit stores a group in one transaction and only then acks every touched (device, epoch). When
-// the group fails, each batch is retried alone, so that one device's batch the store refuses does
-// not hold up the acks of every device that shared its group.
-func (g *Ingest) commit(ctx context.Context, group []store.Batch) {
+// commit stores a group in one transaction and only then has the acker ack every touched
+// (device, epoch). When the group fails, each batch is retried alone, so that one device's batch
+// the store refuses does not hold up the acks of every device that shared its group.
+func (g *Ingest) commit(ctx context.Context, group []queued) {
 	if err := g.commitGroup(ctx, group); err != nil {
 		g.m.commitErrors.Inc()
 		if len(group) == 1 {
@@ -420,33 +485,65 @@ func (g *Ingest) commit(ctx context.Context, group []store.Batch) {
 			return
 		}
 		g.log.Warn("group commit failed; committing its batches one by one", "batches", len(group), "err", err)
-		for _, b := range group {
-			if err := g.commitGroup(ctx, []store.Batch{b}); err != nil {
+		for _, q := range group {
+			if err := g.commitGroup(ctx, []queued{q}); err != nil {
 				g.m.commitErrors.Inc()
-				g.log.Error("commit failed; batch not acked", "device", b.DeviceID, "err", err)
+				g.log.Error("commit failed; batch not acked", "device", q.DeviceID, "err", err)
 			}
 		}
 	}
 }
 
-func (g *Ingest) commitGroup(ctx context.Context, group []store.Batch) error {
+// committed is a committed group for the acker: its watermarks, its batches (for the hooks) and
+// their receipts.
+type committed struct {
+	marks    []store.Watermark
+	batches  []store.Batch
+	receipts []receipt
+}
+
+type receipt struct {
+	at   time.Time
+	fast bool
+}
+
+func (g *Ingest) commitGroup(ctx context.Context, group []queued) error {
 	start := time.Now()
-	marks, err := g.st.CommitBatches(ctx, group)
+	batches := make([]store.Batch, len(group))
+	n := 0
+	for i, q := range group {
+		batches[i] = q.Batch
+		n += len(q.Records)
+		g.m.queueWait(q.fast, start.Sub(q.at))
+	}
+	marks, err := g.st.CommitBatches(ctx, batches)
 	if err != nil {
 		return err
 	}
-	n := 0
-	for _, b := range group {
-		n += len(b.Records)
-	}
 	g.m.committed(len(group), n, time.Since(start))
-	for _, w := range marks {
-		g.ack(w)
+	c := committed{marks: marks, batches: batches, receipts: make([]receipt, len(group))}
+	for i, q := range group {
+		c.receipts[i] = receipt{q.at, q.fast}
 	}
-	for _, h := range g.hooks {
-		h.Committed(group)
-	}
+	g.acks <- c
 	return nil
+}
+
+// ackLoop publishes the acks of committed groups, in commit order, off the committer's path: the
+// next group commits meanwhile. It returns when acks is closed and drained.
+func (g *Ingest) ackLoop() {
+	for c := range g.acks {
+		for _, w := range c.marks {
+			g.ack(w)
+		}
+		now := time.Now()
+		for _, r := range c.receipts {
+			g.m.acked(r.fast, now.Sub(r.at))
+		}
+		for _, h := range g.hooks {
+			h.Committed(c.batches)
+		}
+	}
 }
 
 func (g *Ingest) ack(w store.Watermark) {
@@ -457,18 +554,18 @@ func (g *Ingest) ack(w store.Watermark) {
 }
 
 func (g *Ingest) onHello(ctx context.Context, dev, topic string, payload []byte) {
-	if err := topicDevice(dev, topic, wire.ChHello); err != nil {
+	id, err := topicDevice(dev, topic, wire.ChHello)
+	if err != nil {
 		g.reject(dev, wire.ChHello, err)
 		return
 	}
-	id, _, _ := wire.ParseTopic(topic)
 	h, err := wire.DecodeHello(payload)
 	if err != nil {
 		g.reject(id, wire.ChHello, err)
 		return
 	}
 	now := g.cfg.Now()
-	g.queuePresence(store.PresenceUpdate{DeviceID: id, Online: true, AgentVersion: h.AgentVersion, At: now})
+	g.queuePresence(store.PresenceUpdate{DeviceID: id, Online: true, AgentVersion: h.AgentVersion, At: now, Replica: g.cfg.Replica})
 	// Tell the agent where the hub stands, so it can drop what is already safe and resume.
 	up, err := g.st.Watermark(ctx, id, h.Epoch)
 	if err != nil {
@@ -553,11 +650,11 @@ func (g *Ingest) PushDesired(ctx context.Context, deviceID string) {
 }
 
 func (g *Ingest) onPresence(ctx context.Context, dev, topic string, payload []byte) {
-	if err := topicDevice(dev, topic, wire.ChPresence); err != nil {
+	id, err := topicDevice(dev, topic, wire.ChPresence)
+	if err != nil {
 		g.reject(dev, wire.ChPresence, err)
 		return
 	}
-	id, _, _ := wire.ParseTopic(topic)
 	p, err := wire.DecodePresence(payload)
 	if err != nil {
 		g.reject(id, wire.ChPresence, err)
@@ -574,7 +671,7 @@ func (g *Ingest) SetPresence(ctx context.Context, id string, online bool, agentV
 			return
 		}
 	}
-	g.queuePresence(store.PresenceUpdate{DeviceID: id, Online: online, AgentVersion: agentVersion, At: g.cfg.Now()})
+	g.queuePresence(store.PresenceUpdate{DeviceID: id, Online: online, AgentVersion: agentVersion, At: g.cfg.Now(), Replica: g.cfg.Replica})
 }
 
 // queuePresence hands a change to the presence writer; when it is far behind, the caller waits.

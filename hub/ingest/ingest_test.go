@@ -753,9 +753,10 @@ func TestGroupCommitGroups(t *testing.T) {
 }
 
 // TestFastLane: while a kiosk's backlog of full batches waits for the committer, another kiosk's
-// heartbeat is committed in the very next group; the backlog's own small batch keeps its place.
+// heartbeats (two, the second sent before the first is committed) are committed in the very next
+// group; the backlog's own small batch keeps its place.
 func TestFastLane(t *testing.T) {
-	e := newEnv(t, ingest.Config{MaxRecords: 300}, "k-bulk", "k-hb", "k-first")
+	e := newEnv(t, ingest.Config{MaxRecords: 300, QueueRecords: 10_000}, "k-bulk", "k-hb", "k-first")
 	hold := e.holdCommit()
 
 	for i := range 10 { // 2,000 records: seven groups of 300
@@ -763,19 +764,74 @@ func TestFastLane(t *testing.T) {
 	}
 	e.bus.Send("k-bulk", wire.ChUp, batch("e1", 2001, 1)) // small, but behind its own backlog
 	e.bus.Send("k-hb", wire.ChUp, batch("e1", 1, 1))
+	e.bus.Send("k-hb", wire.ChUp, batch("e1", 2, 1)) // the next heartbeat before the first is committed
 	close(hold)
-	e.bus.WaitAck(t, "k-hb", "e1", 1, wait)
+	e.bus.WaitAck(t, "k-hb", "e1", 2, wait)
 	e.bus.WaitAck(t, "k-bulk", "e1", 2001, wait)
 	e.gate.mu.Lock()
 	groups := e.gate.devices
 	e.gate.mu.Unlock()
-	if len(groups) < 3 || !slices.Contains(groups[1], "k-hb") {
-		t.Fatalf("groups %v: the heartbeat should be in the first group after the held one", groups)
+	if len(groups) < 3 || !equal(slices.DeleteFunc(slices.Clone(groups[1]), func(d string) bool { return d != "k-hb" }), []string{"k-hb", "k-hb"}) {
+		t.Fatalf("groups %v: both heartbeats should be in the first group after the held one", groups)
 	}
 	if last := groups[len(groups)-1]; last[len(last)-1] != "k-bulk" {
 		t.Errorf("groups %v: k-bulk's small batch overtook its backlog", groups)
 	}
 	// (The ack up to 2001 says the store holds 1..2001 without a gap.)
+}
+
+// TestFastGroupRecords: a group that carries a heartbeat takes no more than FastGroupRecords of a
+// backlog's records (the heartbeat's own commit stays short); without one, groups are full.
+func TestFastGroupRecords(t *testing.T) {
+	e := newEnv(t, ingest.Config{}, "k-bulk", "k-hb", "k-first")
+	hold := e.holdCommit()
+	for i := range 50 { // 10,000 records
+		e.bus.Send("k-bulk", wire.ChUp, batch("e1", uint64(1+200*i), 200))
+	}
+	e.bus.Send("k-hb", wire.ChUp, batch("e1", 1, 1))
+	close(hold)
+	e.bus.WaitAck(t, "k-bulk", "e1", 10_000, wait)
+	e.gate.mu.Lock()
+	groups := e.gate.devices
+	e.gate.mu.Unlock()
+	if want := 1 + ingest.FastGroupRecords/200; len(groups) < 3 || groups[1][0] != "k-hb" || len(groups[1]) != want {
+		t.Fatalf("groups %v: the first after the held one should be the heartbeat and %d backlog batches", groups, want-1)
+	}
+	if len(groups[2]) != 25 {
+		t.Fatalf("groups %v: without a heartbeat a group should take 5,000 records", groups)
+	}
+}
+
+// TestQueueRecords: once QueueRecords records of full batches wait, their publishers wait too
+// (in the broker, their kiosks' bytes stay in TCP), while a heartbeat still takes the fast lane;
+// everything is committed once the committer moves on.
+func TestQueueRecords(t *testing.T) {
+	e := newEnv(t, ingest.Config{QueueRecords: 400}, "k-bulk", "k-hb", "k-first")
+	hold := e.holdCommit()
+
+	sent := make(chan int, 10)
+	go func() {
+		for i := range 10 {
+			e.bus.Send("k-bulk", wire.ChUp, batch("e1", uint64(1+200*i), 200))
+			sent <- i
+		}
+	}()
+	for range 2 { // two batches of 200 fill the queue
+		select {
+		case <-sent:
+		case <-time.After(wait):
+			t.Fatal("publisher blocked before the queue was full")
+		}
+	}
+	select {
+	case i := <-sent:
+		t.Fatalf("batch %d queued beyond QueueRecords", i)
+	case <-time.After(50 * time.Millisecond):
+	}
+	e.bus.Send("k-hb", wire.ChUp, batch("e1", 1, 1)) // does not block: fast lane
+	close(hold)
+	e.bus.WaitAck(t, "k-hb", "e1", 1, wait)
+	e.bus.WaitAck(t, "k-bulk", "e1", 2000, wait)
 }
 
 // MaxRecords ends a gathering early.

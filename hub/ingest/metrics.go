@@ -15,10 +15,14 @@ type metrics struct {
 	commitErrors prometheus.Counter
 	commitTime   prometheus.Histogram
 	rejectedC    *prometheus.CounterVec
+	// Per batch, by lane (fast, bulk): receipt to the start of its commit, and to its ack.
+	queueTime, ackTime *prometheus.HistogramVec
+	queueBy, ackBy     [2]prometheus.Observer // bulk, fast
 }
 
 func newMetrics() *metrics {
-	return &metrics{
+	latency := prometheus.ExponentialBuckets(0.001, 2, 14) // 1 ms .. 8 s
+	m := &metrics{
 		recordsC: prometheus.NewCounter(prometheus.CounterOpts{Name: "kf_ingest_records_total",
 			Help: "Uplink records received in committed batches (duplicates included)."}),
 		commitsC: prometheus.NewCounter(prometheus.CounterOpts{Name: "kf_ingest_commits_total",
@@ -29,11 +33,19 @@ func newMetrics() *metrics {
 			Help: "Time to commit one group.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		rejectedC: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kf_ingest_rejected_total",
 			Help: "Payloads and record bodies refused, by channel and reason."}, []string{"channel", "reason"}),
+		queueTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "kf_ingest_queue_seconds",
+			Help: "Time from a batch's receipt to the start of its group commit, by lane.", Buckets: latency}, []string{"lane"}),
+		ackTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "kf_ingest_ack_seconds",
+			Help: "Time from a batch's receipt to the publication of its ack, by lane.", Buckets: latency}, []string{"lane"}),
 	}
+	for i, lane := range []string{"bulk", "fast"} {
+		m.queueBy[i], m.ackBy[i] = m.queueTime.WithLabelValues(lane), m.ackTime.WithLabelValues(lane)
+	}
+	return m
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.recordsC, m.commitsC, m.commitErrors, m.commitTime, m.rejectedC} {
+	for _, c := range []prometheus.Collector{m.recordsC, m.commitsC, m.commitErrors, m.commitTime, m.rejectedC, m.queueTime, m.ackTime} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
@@ -49,6 +61,17 @@ func (m *metrics) committed(batches, records int, d time.Duration) {
 	m.commitsC.Inc()
 	m.commitTime.Observe(d.Seconds())
 }
+
+func lane(fast bool) int {
+	if fast {
+		return 1
+	}
+	return 0
+}
+
+func (m *metrics) queueWait(fast bool, d time.Duration) { m.queueBy[lane(fast)].Observe(d.Seconds()) }
+
+func (m *metrics) acked(fast bool, d time.Duration) { m.ackBy[lane(fast)].Observe(d.Seconds()) }
 
 func (m *metrics) rejected(channel, reason string) {
 	m.rejects.Add(1)

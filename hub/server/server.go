@@ -7,7 +7,9 @@ package server
 import (
 	"cmp"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
@@ -29,6 +31,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/broker"
 	"github.com/kioskfleet/kioskfleet/hub/ca"
+	"github.com/kioskfleet/kioskfleet/hub/cluster"
 	"github.com/kioskfleet/kioskfleet/hub/connlimit"
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
@@ -40,15 +43,21 @@ import (
 	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite"   // the embedded backend, sqlite:PATH
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/atomicfile"
+	"github.com/kioskfleet/kioskfleet/pkg/flagconf"
 )
 
 // Config configures a hub.
 type Config struct {
-	DataDir       string   // CA, bootstrap token and (by default) the SQLite database
-	Store         string   // store URL (default sqlite:<DataDir>/hub.db), see store.Open
-	HTTPAddr      string   // e.g. 127.0.0.1:8080 (":0" style for tests)
-	MQTTAddr      string   // TLS MQTT listener, e.g. 127.0.0.1:8883
-	AdvertiseMQTT string   // address agents are told at enrollment (default: the bound MQTT address)
+	// DataDir holds the secrets (the device CA, the identity secret, the bootstrap token) and, by
+	// default, the SQLite database. Replicas on one PostgreSQL database are all given the same
+	// secrets (the same folder, read-only is enough), made once by Init.
+	DataDir  string
+	Store    string // store URL (default sqlite:<DataDir>/hub.db), see store.Open
+	HTTPAddr string // e.g. 127.0.0.1:8080 (":0" style for tests)
+	MQTTAddr string // TLS MQTT listener, e.g. 127.0.0.1:8883
+	// AdvertiseMQTT is the comma-separated list of addresses agents are told at enrollment and
+	// fail over between: every replica's, or a load balancer's (default: the bound MQTT address).
+	AdvertiseMQTT string
 	Hosts         []string // names and IPs in the broker's server certificate (default 127.0.0.1, localhost)
 	Version       string
 	Log           *slog.Logger
@@ -73,6 +82,18 @@ type Config struct {
 	// TrustedProxies are the reverse proxies (addresses or CIDR prefixes) whose X-Forwarded-For
 	// names the client address for the per-address limits; none: the connection's address.
 	TrustedProxies []string
+
+	// Replica names this hub among the replicas sharing its database: unique per replica and
+	// stable across its restarts (default: the host name and MQTTAddr). See hub/cluster.
+	Replica string
+	// PresenceLease bounds how long the devices of a replica that died show online (default
+	// cluster.DefaultLease).
+	PresenceLease time.Duration
+	// Init lets the hub create missing secrets in DataDir even on a shared store, which it
+	// otherwise refuses: replicas that each made their own would not trust each other's kiosks
+	// and tokens. A cluster is set up once with Init (fleet-hub init); a hub on SQLite makes
+	// its secrets at its first start anyway.
+	Init bool
 	// Citizens configures phone-code and passkey logins (citizens.go).
 	Citizens Citizens
 }
@@ -98,10 +119,13 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("public url: %q: want http(s)://host[:port]", c.PublicURL))
 		}
 	}
-	if c.AdvertiseMQTT != "" {
-		if _, _, err := net.SplitHostPort(c.AdvertiseMQTT); err != nil {
-			errs = append(errs, fmt.Errorf("advertise mqtt: %q: %w", c.AdvertiseMQTT, err))
+	for _, a := range flagconf.List(c.AdvertiseMQTT) {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("advertise mqtt: %q: %w", a, err))
 		}
+	}
+	if c.PresenceLease < 0 || (c.PresenceLease > 0 && c.PresenceLease < 3*time.Second) {
+		errs = append(errs, fmt.Errorf("presence lease: %v: want at least 3s", c.PresenceLease))
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("tls cert and tls key: give both or neither"))
@@ -138,6 +162,20 @@ type Info struct {
 
 const tokenFile = "bootstrap-token"
 
+// Init sets a hub's data folder and store up, creating what is missing (the secrets in DataDir,
+// the schema, the bootstrap admin and built-in clients), and returns what it created, without
+// serving. A cluster of replicas on one PostgreSQL database is set up this way once, before any
+// replica starts; the replicas are then all given the same data folder.
+func Init(ctx context.Context, cfg Config) (Info, error) {
+	cfg.Init = true
+	cfg.HTTPAddr, cfg.MQTTAddr = "127.0.0.1:0", "127.0.0.1:0"
+	h, err := Assemble(ctx, cfg)
+	if err != nil {
+		return Info{}, err
+	}
+	return h.Info, h.Close()
+}
+
 // Run assembles the hub and serves it until ctx is done. ready, if not nil, is called once
 // everything listens.
 func Run(ctx context.Context, cfg Config, ready func(Info)) error {
@@ -162,6 +200,7 @@ type Hub struct {
 	ing    *ingest.Ingest
 	br     *broker.Broker // held (Config.Hold) until Serve: a hello nobody answers leaves its kiosk waiting
 	idp    *identity.Provider
+	rep    *cluster.Replica
 	jv     *journal.Verifier
 	closer []func() error // in the order opened
 }
@@ -186,16 +225,12 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if err := atomicfile.MkdirPrivate(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("hub: data dir: %w", err)
 	}
-	token, first, err := loadOrCreateToken(filepath.Join(cfg.DataDir, tokenFile))
-	if err != nil {
-		return nil, err
-	}
-	authority, err := ca.LoadOrCreate(filepath.Join(cfg.DataDir, "ca"))
-	if err != nil {
-		return nil, fmt.Errorf("hub: %w", err)
+	if cfg.Replica == "" {
+		host, _ := os.Hostname()
+		cfg.Replica = cmp.Or(host, "hub") + "/" + cfg.MQTTAddr
 	}
 	h = &Hub{log: log, data: cfg.DataDir}
-	opened := h // a failed Assemble returns a nil h
+	opened := h // h is nil once an error is returned
 	defer func() {
 		if err != nil {
 			opened.Close()
@@ -206,8 +241,25 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 	h.closer = append(h.closer, st.Close)
-
-	if err := resetPresence(ctx, st); err != nil {
+	_, shared := st.(store.Notifier)
+	if shared && !cfg.Init {
+		if err := secretsPresent(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+	token, first, err := loadOrCreateToken(filepath.Join(cfg.DataDir, tokenFile))
+	if err != nil {
+		return nil, err
+	}
+	authority, err := ca.LoadOrCreate(filepath.Join(cfg.DataDir, "ca"))
+	if err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	secret, err := identity.LoadOrCreateSecret(filepath.Join(cfg.DataDir, secretFile))
+	if err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	if err := pinSecrets(ctx, st, authority, secret, cfg.DataDir); err != nil {
 		return nil, err
 	}
 	serverCert, err := authority.ServerTLSCert(cfg.Hosts)
@@ -217,10 +269,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	secret, err := identity.LoadOrCreateSecret(filepath.Join(cfg.DataDir, "identity.secret"))
-	if err != nil {
-		return nil, fmt.Errorf("hub: %w", err)
-	}
+	cfg.Ingest.Replica = cfg.Replica
 	if h.ing, err = ingest.New(cfg.Ingest, st, nil, log.With("component", "ingest"), reg); err != nil {
 		return nil, err
 	}
@@ -253,11 +302,16 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if err := reg.Register(br.Collector()); err != nil {
 		return nil, fmt.Errorf("hub: metrics: %w", err)
 	}
-	advertise := cmp.Or(cfg.AdvertiseMQTT, br.Addr())
+	advertise := flagconf.List(cfg.AdvertiseMQTT)
+	if len(advertise) == 0 {
+		advertise = []string{br.Addr()}
+	}
 	// A kiosk checks the broker's certificate against the host it is told: refuse to tell one
 	// it would fail on.
-	if err := covered(serverCert.Leaf, advertise); err != nil {
-		return nil, fmt.Errorf("hub: advertise mqtt %s: %w (the broker's certificate is for --hosts): set --advertise-mqtt or --hosts", advertise, err)
+	for _, a := range advertise {
+		if err := covered(serverCert.Leaf, a); err != nil {
+			return nil, fmt.Errorf("hub: advertise mqtt %s: %w (the broker's certificate is for --hosts): set --advertise-mqtt or --hosts", a, err)
+		}
 	}
 
 	scheme, anchor := "https", authority.Certificate
@@ -318,14 +372,25 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		}
 	}
 
+	h.rep, err = cluster.New(cluster.Config{Replica: cfg.Replica, Lease: cfg.PresenceLease, Log: log.With("component", "cluster")},
+		st, br, h.ing, h.idp)
+	if err != nil {
+		return nil, err
+	}
+	var dispatch httpapi.Dispatcher = h.ing
+	if shared {
+		// Every replica hears of the change from the database, this one included; the one
+		// holding the device sends it.
+		dispatch = byNotice{}
+	}
 	if h.lim, err = newHTTPLimits(cfg.Limits, reg, log.With("component", "http")); err != nil {
 		return nil, err
 	}
 	apiH := httpapi.New(httpapi.Config{
-		Store: st, CA: authority, Sessions: br, Dispatch: h.ing,
+		Store: st, CA: authority, Sessions: br, Dispatch: dispatch,
 		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}},
 		Log:      log.With("component", "api"),
-		MQTTAddr: advertise, Version: cfg.Version, Anchor: anchor,
+		MQTTAddr: advertise[0], MQTTAddrs: advertise, Version: cfg.Version, Anchor: anchor,
 	})
 	// Every body is bounded by its route: small where the hub reads it before it knows who sent
 	// it (enrollment, the OpenID Provider), larger only where it reads it after.
@@ -362,9 +427,14 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	if err := h.ing.Subscribe(ctx); err != nil {
 		return err
 	}
+	// The replica takes its lease (releasing what its previous process held) before kiosks come.
+	if err := h.rep.Start(ctx); err != nil {
+		return err
+	}
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	wg.Go(func() { _ = h.idp.Run(runCtx, time.Minute) })
+	wg.Go(func() { h.rep.Run(runCtx) })
 	wg.Go(func() { _ = h.jv.Run(runCtx) })
 	wg.Go(func() {
 		if err := h.ing.Run(runCtx); err != nil {
@@ -396,6 +466,12 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	_ = srv.Shutdown(sctx)
 	cancel()
 	wg.Wait()
+	// The sessions end with the broker; the devices it held are then offline here, not only
+	// when the lease runs out.
+	h.br.Close()
+	if err := h.rep.Release(sctx); err != nil {
+		h.log.Warn("presence not released", "err", err)
+	}
 	h.log.Info("hub stopped")
 	select {
 	case err := <-errc:
@@ -492,25 +568,56 @@ func saveCredentials(path string, creds map[string]string) error {
 	return nil
 }
 
-// resetPresence marks every device offline at start: the embedded broker has no sessions yet, and
-// a hub that was killed never recorded its kiosks going away. They are marked online again as
-// they reconnect.
-func resetPresence(ctx context.Context, st interface {
-	store.Devices
-	store.Presence
-}) error {
-	on := true
-	devs, err := st.ListDevices(ctx, store.DeviceFilter{Online: &on})
-	if err != nil {
-		return fmt.Errorf("hub: presence reset: %w", err)
+// secretFile holds the identity provider's master secret in the data folder.
+const secretFile = "identity.secret"
+
+// secretsPresent reports which secrets dir lacks: a hub on a shared store must be given them.
+func secretsPresent(dir string) error {
+	var missing []string
+	// The CA's root certificate: its key, or an intermediate's, signs (ca.LoadOrCreate says
+	// which is missing); without the certificate LoadOrCreate would make a CA of its own.
+	for _, f := range []string{tokenFile, filepath.Join("ca", ca.CertFile), secretFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			missing = append(missing, f)
+		}
 	}
-	now := time.Now()
-	us := make([]store.PresenceUpdate, len(devs))
-	for i, d := range devs {
-		us[i] = store.PresenceUpdate{DeviceID: d.ID, Online: false, At: now}
+	if len(missing) == 0 {
+		return nil
 	}
-	if err := st.SetPresences(ctx, us); err != nil {
-		return fmt.Errorf("hub: presence reset: %w", err)
+	return fmt.Errorf("hub: the data folder %s lacks %s: replicas on a shared store must all be given the same secrets; "+
+		"make them once with 'fleet-hub init --data %s --store URL --public-url URL', then give every replica that folder",
+		dir, strings.Join(missing, ", "), dir)
+}
+
+// pinSecrets checks that this hub's device CA and identity secret are those every other replica
+// of its database uses (the first to start pinned them), so that a replica given other secrets
+// stops here instead of issuing certificates and tokens the others reject.
+func pinSecrets(ctx context.Context, st store.Replicas, authority *ca.CA, secret []byte, dir string) error {
+	caSum := sha256.Sum256(authority.Certificate().Raw)
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("kioskfleet identity secret fingerprint"))
+	for _, p := range []struct {
+		name, file string
+		fp         []byte
+	}{
+		{"device-ca", filepath.Join(dir, "ca", ca.CertFile), caSum[:]},
+		{"identity-secret", filepath.Join(dir, secretFile), m.Sum(nil)},
+	} {
+		err := st.PinFingerprint(ctx, p.name, p.fp)
+		if errors.Is(err, store.ErrMismatch) {
+			return fmt.Errorf("hub: %s is not the %s this database was first used with: every hub on one database must be given the same secrets (the same data folder)", p.file, p.name)
+		}
+		if err != nil {
+			return fmt.Errorf("hub: %w", err)
+		}
 	}
 	return nil
 }
+
+// byNotice is the API's dispatcher when the store tells every replica of a new command or
+// desired state (store.Notifier): the replica holding the device acts on the notice, so the API
+// sends nothing itself.
+type byNotice struct{}
+
+func (byNotice) SendPending(context.Context, string) {}
+func (byNotice) PushDesired(context.Context, string) {}

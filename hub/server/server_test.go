@@ -89,8 +89,9 @@ func TestAssembleClose(t *testing.T) {
 }
 
 // TestRunPostgres: with a postgres:// store URL the hub keeps its state in PostgreSQL (here a
-// server of the test's own): it starts, answers /healthz through the store, and what it set up
-// at its first start (the identity provider's clients) is in that database.
+// server of the test's own): set up once by Init, it starts, answers /healthz through the store,
+// and what Init set up (the identity provider's clients) is in that database. A replica without
+// the secrets, or with other ones, is refused.
 func TestRunPostgres(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
@@ -103,13 +104,25 @@ func TestRunPostgres(t *testing.T) {
 	}
 	defer srv.Close()
 	url := srv.URL("postgres")
+	data := t.TempDir()
+	cfg := Config{DataDir: data, Store: url, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0"}
+	if _, err := Assemble(ctx, Config{DataDir: t.TempDir(), Store: url, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0"}); err == nil ||
+		!strings.Contains(err.Error(), "fleet-hub init") {
+		t.Fatalf("a replica on PostgreSQL without secrets: %v; want a refusal naming fleet-hub init", err)
+	}
+	info, err := Init(ctx, cfg)
+	if err != nil || !info.FirstStart || info.Credentials["admin password (user admin)"] == "" {
+		t.Fatalf("Init = %+v, %v; want the first start's token and credentials", info, err)
+	}
+	other := t.TempDir()
+	if _, err := Init(ctx, Config{DataDir: other, Store: url}); err == nil || !strings.Contains(err.Error(), "same secrets") {
+		t.Fatalf("Init with other secrets on the same database: %v; want a refusal", err)
+	}
 	ready := make(chan Info, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Config{DataDir: t.TempDir(), Store: url, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0"},
-			func(i Info) { ready <- i })
+		done <- Run(ctx, cfg, func(i Info) { ready <- i })
 	}()
-	var info Info
 	select {
 	case info = <-ready:
 	case err := <-done:

@@ -21,6 +21,9 @@ type Commands interface {
 	PendingCommands(ctx context.Context, deviceID string, now time.Time) ([]Command, error)
 	// MarkDelivered moves queued commands to delivered (others are left alone).
 	MarkDelivered(ctx context.Context, ids []string, at time.Time) error
+	// DevicesWithQueued returns, by ID, the devices that have a queued command not expired at
+	// now: what a replica's sweep sends when the notice of a new command did not reach it.
+	DevicesWithQueued(ctx context.Context, now time.Time) ([]string, error)
 	// ExpireCommands moves every queued or delivered command whose expiry is <= now to expired
 	// and returns them.
 	ExpireCommands(ctx context.Context, now time.Time) ([]Command, error)

@@ -57,6 +57,7 @@ type Device struct {
 
 	// Presence as seen by the hub (hub clock), kept by Presence.
 	Online       bool
+	Replica      string    // the hub replica holding (or that last held) its session
 	PresenceAt   time.Time // when Online last changed
 	LastSeen     time.Time // last message of any kind
 	AgentVersion string

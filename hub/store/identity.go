@@ -25,6 +25,7 @@ type Identity interface {
 	SigningKeys
 	BrowserSessions
 	Citizens
+	Guesses
 }
 
 // Clients keeps registered clients (channels).
@@ -111,13 +112,23 @@ type SigningKeys interface {
 	UseAssertion(ctx context.Context, id string, exp time.Time) error
 }
 
+// Guesses counts wrong device user codes entered per account, in windows, shared by every
+// replica (RFC 8628 §5.1: brute force of the user code).
+type Guesses interface {
+	// CountGuess returns how many wrong codes userID entered in its current window, this one
+	// included when wrong. A window lasts window from its start; a call after it ended starts a
+	// new one at now.
+	CountGuess(ctx context.Context, userID string, wrong bool, now time.Time, window time.Duration) (int, error)
+}
+
 // BrowserSessions keeps browser sessions of the login pages (by hash of the cookie).
 type BrowserSessions interface {
 	CreateBrowserSession(ctx context.Context, s BrowserSession) error
 	GetBrowserSession(ctx context.Context, hash []byte) (BrowserSession, error)
 	DeleteBrowserSession(ctx context.Context, hash []byte) error
 	// Purge deletes expired auth requests, device requests, sessions, tokens, assertion IDs,
-	// ceremonies and phone codes (once past their number's limit window too).
+	// ceremonies and phone codes (once past their number's limit window too), and the guess
+	// counts of windows begun before now.
 	Purge(ctx context.Context, now time.Time) error
 }
 

@@ -15,6 +15,11 @@ type State interface {
 	// GetDesired and GetReported return ErrNotFound while the device has no such document.
 	GetDesired(ctx context.Context, deviceID string) (DocState, error)
 	GetReported(ctx context.Context, deviceID string) (DocState, error)
+	// DevicesBehind returns, by ID, the devices whose desired version is newer than the version
+	// they last reported without an error (or that reported none): what a replica's sweep sends
+	// again when the notice of a change did not reach it. A device that refused a version (its
+	// report carries the error) is left alone until the next change.
+	DevicesBehind(ctx context.Context) ([]string, error)
 }
 
 // DocState is a versioned configuration document (desired or reported).

@@ -7,6 +7,7 @@
 //
 //	devices.go   Devices   sites, enrollment tokens, enrolled devices and their certificates
 //	presence.go  Presence  online and offline as the hub sees it
+//	replicas.go  Replicas  hub replicas on one database: presence leases, pinned secrets
 //	records.go   Records   uplink records, committed in groups, and their watermarks
 //	commands.go  Commands  commands to devices and their life cycle
 //	state.go     State     desired and reported configuration documents
@@ -42,6 +43,7 @@ var (
 type Store interface {
 	Devices
 	Presence
+	Replicas
 	Records
 	Commands
 	State

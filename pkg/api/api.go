@@ -91,11 +91,14 @@ type Enroll struct {
 
 // Enrolled is the response to Enroll.
 type Enrolled struct {
-	DeviceID      string    `json:"deviceId"`
-	Certificate   string    `json:"certificate"`   // PEM
-	CACertificate string    `json:"caCertificate"` // PEM: the hub's CA, to verify the broker
-	MQTTAddr      string    `json:"mqttAddr"`      // host:port of the TLS MQTT listener
-	NotAfter      time.Time `json:"notAfter"`
+	DeviceID      string `json:"deviceId"`
+	Certificate   string `json:"certificate"`   // PEM
+	CACertificate string `json:"caCertificate"` // PEM: the hub's CA, to verify the broker
+	MQTTAddr      string `json:"mqttAddr"`      // host:port of the TLS MQTT listener
+	// MQTTAddrs are every address the agent may use and fail over between (several hub replicas,
+	// or a load balancer), MQTTAddr first.
+	MQTTAddrs []string  `json:"mqttAddrs,omitempty"`
+	NotAfter  time.Time `json:"notAfter"`
 }
 
 // ValidDeviceID reports whether id is a device ID: 3 to 64 of a-z 0-9 -, not starting with a dash

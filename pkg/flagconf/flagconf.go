@@ -66,3 +66,15 @@ func Apply(fs *flag.FlagSet, envPrefix, path string) error {
 	})
 	return errors.Join(errs...)
 }
+
+// List splits a comma-separated flag value (a list of addresses, say), dropping spaces and
+// empty items.
+func List(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

@@ -33,6 +33,7 @@ type Device struct {
 
 	// Presence as seen by the hub (hub clock).
 	Online       bool      `json:"online"`
+	Replica      string    `json:"replica,omitempty"`   // the hub replica holding (or that last held) its session
 	PresenceAt   time.Time `json:"presenceAt,omitzero"` // when Online last changed
 	LastSeen     time.Time `json:"lastSeen,omitzero"`   // last message of any kind
 	AgentVersion string    `json:"agentVersion,omitempty"`

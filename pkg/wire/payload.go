@@ -250,11 +250,14 @@ func ValidKind(k string) bool {
 	return true
 }
 
-// DecodeBatch decodes and validates an up payload.
+// DecodeBatch decodes and validates an up payload. Record bodies may share b's memory: b must
+// not be modified while the batch is in use.
 func DecodeBatch(b []byte) (Batch, error) {
-	var m Batch
-	if err := decode(b, &m); err != nil {
-		return Batch{}, err
+	m, ok := fastBatch(b)
+	if !ok {
+		if err := decode(b, &m); err != nil {
+			return Batch{}, err
+		}
 	}
 	if err := checkEpoch(m.Epoch); err != nil {
 		return Batch{}, err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/agent/fleetsim"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/flagconf"
 	"github.com/kioskfleet/kioskfleet/pkg/logging"
 )
 
@@ -50,7 +51,7 @@ Flags:
 	fs.StringVar(&cfg.HubURL, "hub", "https://127.0.0.1:8080", "hub URL")
 	caFile := fs.String("ca", os.Getenv("KF_CA"), "the hub's CA certificate to trust, e.g. var/hub/ca/ca.crt (env KF_CA; default: the system's roots)")
 	fs.StringVar(&cfg.Token, "token", os.Getenv("KF_TOKEN"), "admin token (env KF_TOKEN)")
-	fs.StringVar(&cfg.MQTTAddr, "mqtt", "", "override the hub's advertised MQTT address")
+	mqttAddrs := fs.String("mqtt", "", "override the hub's advertised MQTT addresses (comma-separated: each kiosk starts at a random one and fails over between them)")
 	fs.StringVar(&cfg.StateDir, "state", "var/fleetsim", "folder for cached kiosk identities")
 	fs.IntVar(&cfg.Agents, "agents", 100, "simulated kiosks")
 	fs.Float64Var(&cfg.Rate, "rate", 10, "records per second per kiosk")
@@ -58,6 +59,7 @@ Flags:
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat", 0, "heartbeat interval per kiosk (0: none)")
 	fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "load duration after all kiosks connected")
 	fs.IntVar(&cfg.Prefill, "prefill", 0, "records buffered per kiosk before connecting (drain)")
+	fs.StringVar(&cfg.FanOut, "fanout", "", "halfway through the load, write a command for every kiosk through the hub (replica) at this URL and measure until each arrives")
 	fs.IntVar(&cfg.BatchRecords, "batch", 0, "records per batch (0: agent default)")
 	fs.IntVar(&cfg.MaxInflight, "inflight", 0, "unacked batches per kiosk (0: agent default)")
 	fs.IntVar(&cfg.ConnectConcurrency, "connect-concurrency", 64, "enrollments and first connects at once")
@@ -74,6 +76,7 @@ Flags:
 		}
 		return err
 	}
+	cfg.MQTTAddrs = flagconf.List(*mqttAddrs)
 	err := cfg.Validate()
 	if *caFile != "" {
 		var cerr error
@@ -126,7 +129,13 @@ Flags:
 			res.Cuts, res.OfflineKiosks, cfg.OfflineFor, res.MaxBuffered)
 	}
 	if cfg.Storm != nil {
-		fmt.Printf("  reconnect storm: %d of %d resynced in %.1fs\n", res.StormResynced, res.Agents, res.StormSeconds)
+		fmt.Printf("  reconnect storm: %d of %d resynced in %.1fs; sessions per agent meanwhile at most %d (%d agents over 2)\n",
+			res.StormResynced, res.Agents, res.StormSeconds, res.StormMaxSessions, res.StormOverTwo)
+	}
+	fmt.Printf("  sessions ended by \"bad record MAC\": %d; deaf sessions ended: %d\n", res.MACErrors, res.DeafSessions)
+	if cfg.FanOut != "" {
+		fmt.Printf("  fan-out through %s: %d of %d commands arrived; p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+			cfg.FanOut, res.FanOutArrived, res.FanOutCommands, res.FanOutP50Ms, res.FanOutP99Ms, res.FanOutMaxMs)
 	}
 	return writeJSON(*jsonOut, res)
 }

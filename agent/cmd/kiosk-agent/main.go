@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,7 +29,8 @@ const usage = `Usage: kiosk-agent <command> [flags]
 Commands:
   enroll   --hub URL --token TOKEN   enroll this kiosk with the hub (once); the device key is
                                      generated here and never leaves the kiosk; the token pins
-                                     the hub's CA, checked before the token is sent
+                                     the hub's CA, checked before the token is sent; --hub takes
+                                     a comma-separated list for a hub of several replicas
   run                                run the agent
   devices discover                   list the serial ports and USB devices attached to this
                                      machine and the firmware profile that fits each
@@ -89,10 +91,10 @@ func enrollCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("kiosk-agent enroll", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgFile, dataDir := common(fs)
-	hub := fs.String("hub", "", "hub URL, e.g. https://hub.example.gov.cn:8080 (http:// only to a hub on this machine's loopback)")
+	hub := fs.String("hub", "", "hub URL, e.g. https://hub.example.gov.cn:8080 (http:// only to a hub on this machine's loopback); for a hub of several replicas a comma-separated list (tried in turn, and kept: the agent fails over between them)")
 	token := fs.String("token", "", "one-time enrollment token as fleetctl tokens create prints it, kfe_<secret>.<hub CA pin>: the hub is checked against the pin before the token is sent")
 	model := fs.String("model", "", "kiosk model, for the inventory")
-	mqtt := fs.String("mqtt", "", "override the MQTT address the hub advertises")
+	mqtt := fs.String("mqtt", "", "override the MQTT addresses the hub advertises (comma-separated: the agent fails over between them)")
 	if err := parse(fs, args, cfgFile); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -111,11 +113,11 @@ func enrollCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	id, err := enroll.Enroll(ctx, *hub, *token, *model, *dataDir, *mqtt)
+	id, err := enroll.Enroll(ctx, flagconf.List(*hub), *token, *model, *dataDir, flagconf.List(*mqtt))
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "enrolled as %s (MQTT %s); start with: kiosk-agent run --data %s\n", id.DeviceID, id.MQTTAddr, *dataDir)
+	fmt.Fprintf(stdout, "enrolled as %s (MQTT %s); start with: kiosk-agent run --data %s\n", id.DeviceID, strings.Join(id.MQTTAddrs, ","), *dataDir)
 	return nil
 }
 
@@ -126,7 +128,7 @@ func runCmd(args []string, stderr io.Writer) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	maxBytes := fs.Int64("outbox-max-bytes", 256<<20, "outbox size cap in bytes")
-	mqtt := fs.String("mqtt", "", "override the hub's MQTT address from enrollment")
+	mqtt := fs.String("mqtt", "", "override the hub's MQTT addresses from enrollment (comma-separated: the agent starts at a random one and fails over between them)")
 	ackTimeout := fs.Duration("ack-timeout", 10*time.Second, "resend from the first unacked record after this long without ack progress")
 	maxBackoff := fs.Duration("max-backoff", 60*time.Second, "longest wait between reconnect attempts")
 	devicesFile := fs.String("devices", "", "peripheral configuration file (e.g. written by 'devsim kiosk')")
@@ -157,7 +159,7 @@ func runCmd(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a, err := daemon.Open(ctx, daemon.Config{DataDir: *dataDir, Version: version, Log: log, OutboxMaxBytes: *maxBytes,
-		MQTTOverride: *mqtt, SyntheticRate: *synthetic, DevicesFile: *devicesFile, ProfilesDir: *profilesDir, Rescan: *rescan, AckTimeout: *ackTimeout, MaxBackoff: *maxBackoff,
+		MQTTOverride: flagconf.List(*mqtt), SyntheticRate: *synthetic, DevicesFile: *devicesFile, ProfilesDir: *profilesDir, Rescan: *rescan, AckTimeout: *ackTimeout, MaxBackoff: *maxBackoff,
 		LocalAPI: *localAPI})
 	if err != nil {
 		return err

@@ -38,15 +38,27 @@ func run(args []string) error {
 	if len(args) > 0 && args[0] == "ca" {
 		return runCA(args[1:], os.Stdout, os.Stderr)
 	}
+	initOnly := len(args) > 0 && args[0] == "init"
+	if initOnly {
+		args = args[1:]
+	}
 	fs := flag.NewFlagSet("fleet-hub", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: fleet-hub [flags]
+       fleet-hub init [flags]
        fleet-hub ca COMMAND [flags]   the device CA's offline root (fleet-hub ca --help)
 
 Runs the kioskfleet hub on one machine: an embedded MQTT broker (TLS, one client certificate per
 kiosk, issued by the hub's own CA), the store (SQLite by default, or PostgreSQL) and the HTTP API
 (/api/v1, /metrics, /healthz), the OpenID Provider and enrollment, over HTTPS.
 At first start it creates its CA and a bootstrap admin token in the data folder and prints the token.
+
+Several replicas on one PostgreSQL database (--store postgres://...) share its state; each is
+given the same data folder (its secrets: the device CA, the identity secret, the bootstrap
+token), which 'fleet-hub init' makes once, with the database's schema and first accounts, and
+prints what it created. A replica on PostgreSQL never makes secrets of its own. Give the
+replicas the same --public-url (the load balancer's) and --advertise-mqtt (every replica's
+address, or the load balancer's), and each its own --replica name. See docs/cluster.md.
 
 HTTPS uses a certificate of the hub's CA for --hosts: clients trust <data>/ca/ca.crt (curl
 --cacert, fleetctl --ca or KF_CA, fleet-console --hub-ca); kiosks pin it through their enrollment
@@ -67,9 +79,11 @@ Flags:
 		storeURL  = fs.String("store", "", "store URL: sqlite:PATH (default sqlite:<data>/hub.db) or postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=...] (PostgreSQL, for several hubs on one database)")
 		httpAddr  = fs.String("http-addr", "127.0.0.1:8080", "HTTP API listen address")
 		mqttAddr  = fs.String("mqtt-addr", "127.0.0.1:8883", "MQTT over TLS listen address")
-		advertise = fs.String("advertise-mqtt", "", "MQTT address told to enrolling kiosks (default: the listen address)")
+		advertise = fs.String("advertise-mqtt", "", "comma-separated MQTT addresses told to enrolling kiosks, which fail over between them: every replica's, or a load balancer's (default: the listen address)")
+		replica   = fs.String("replica", "", "this hub's name among the replicas on its database: unique, and the same across its restarts (default: host name/MQTT address)")
+		lease     = fs.Duration("presence-lease", 0, "how long the kiosks of a replica that died show online, at most (default 15s)")
 		publicURL = fs.String("public-url", "", "base URL browsers and agents use to reach the hub: the OpenID issuer (default: https:// + the HTTP address)")
-		hosts     = fs.String("hosts", "127.0.0.1,localhost", "comma-separated names and IPs for the broker's and the HTTPS certificate (the advertised MQTT host must be one)")
+		hosts     = fs.String("hosts", "127.0.0.1,localhost", "comma-separated names and IPs for the broker's and the HTTPS certificate (the advertised MQTT hosts must be among them)")
 		tlsCert   = fs.String("tls-cert", "", "HTTPS certificate chain (PEM: server certificate first, ending with the CA kiosks pin) instead of one of the hub's CA; reloaded when it changes")
 		tlsKey    = fs.String("tls-key", "", "private key (PEM) of --tls-cert")
 		insecure  = fs.Bool("http-insecure", false, "serve plain HTTP instead of HTTPS: only on a loopback --http-addr")
@@ -114,7 +128,7 @@ Flags:
 	slog.SetDefault(log.With("component", "oidc"))
 	cfg := server.Config{
 		DataDir: *dataDir, Store: *storeURL, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, AdvertiseMQTT: *advertise, PublicURL: *publicURL,
-		Hosts: strings.Split(*hosts, ","), Version: version, Log: log,
+		Hosts: strings.Split(*hosts, ","), Version: version, Log: log, Replica: *replica, PresenceLease: *lease,
 		TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey, HTTPInsecure: *insecure, HTTPInsecureForce: *force,
 		Limits: server.Limits{HTTPReadTimeout: *httpRead, HTTPWriteTimeout: *httpWrite, HTTPIdleTimeout: *httpIdle,
 			HTTPConnsPerAddr: *httpPerAddr, AnonBody: *anonBody, MQTTConnectTimeout: *mqttConnect,
@@ -144,6 +158,15 @@ Flags:
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if initOnly {
+		i, err := server.Init(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("fleet-hub %s: data folder %s and store set up\n", version, *dataDir)
+		printCredentials(i, *dataDir)
+		return nil
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	gcCtx, stopGC := context.WithCancel(ctx)
@@ -157,21 +180,26 @@ Flags:
 			fmt.Printf("  hub CA:    %s (trust it: curl --cacert, fleetctl --ca or KF_CA, fleet-console --hub-ca)\n", i.CAFile)
 		}
 		fmt.Printf("  CA pin:    %s (in every enrollment token)\n", i.CAHash)
-		if len(i.Credentials) > 0 {
-			fmt.Printf("  first-start credentials (shown once; also in %s/initial-credentials):\n", *dataDir)
-			keys := make([]string, 0, len(i.Credentials))
-			for k := range i.Credentials {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
-				fmt.Printf("    %s: %s\n", k, i.Credentials[k])
-			}
-		}
-		if i.FirstStart {
-			fmt.Printf("  bootstrap admin token (shown once; also in %s/bootstrap-token): %s\n", *dataDir, i.BootstrapToken)
-		} else {
-			fmt.Printf("  bootstrap admin token: in %s/bootstrap-token\n", *dataDir)
-		}
+		printCredentials(i, *dataDir)
 	})
+}
+
+// printCredentials prints what a start created (shown once) or where the bootstrap token is.
+func printCredentials(i server.Info, dataDir string) {
+	if len(i.Credentials) > 0 {
+		fmt.Printf("  first-start credentials (shown once; also in %s/initial-credentials):\n", dataDir)
+		keys := make([]string, 0, len(i.Credentials))
+		for k := range i.Credentials {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Printf("    %s: %s\n", k, i.Credentials[k])
+		}
+	}
+	if i.FirstStart {
+		fmt.Printf("  bootstrap admin token (shown once; also in %s/bootstrap-token): %s\n", dataDir, i.BootstrapToken)
+	} else {
+		fmt.Printf("  bootstrap admin token: in %s/bootstrap-token\n", dataDir)
+	}
 }

@@ -49,7 +49,7 @@ const (
 
 // Env is a running provider.
 type Env struct {
-	Store    *sqlite.Store
+	Store    store.Store
 	P        *identity.Provider
 	Srv      *httptest.Server
 	Issuer   string
@@ -57,8 +57,8 @@ type Env struct {
 	Logs     *SyncBuffer
 	Secrets  map[string]string // client secrets from Bootstrap
 	Callback string            // the registered redirect URI of the test clients
-	DBPath   string
-	CA       *ca.CA // the hub CA that signs test kiosks' certificates, made by EnrollKiosk
+	DBPath   string            // of the SQLite store New made; "" for a store given to NewOn
+	CA       *ca.CA            // the hub CA that signs test kiosks' certificates, made by EnrollKiosk
 
 	cfg identity.Config
 	log *slog.Logger
@@ -111,14 +111,23 @@ var FastArgon2 = &argon2id.Params{Memory: 1024, Iterations: 1, Parallelism: 1, S
 // may adjust the configuration.
 func New(t testing.TB, mod ...func(*identity.Config)) *Env {
 	t.Helper()
-	ctx := context.Background()
-	e := &Env{Clock: &Clock{}, Logs: &SyncBuffer{}}
-	log := slog.New(slog.NewTextHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.DBPath = filepath.Join(t.TempDir(), "hub.db")
-	st, err := sqlite.Open(ctx, e.DBPath, log)
+	path := filepath.Join(t.TempDir(), "hub.db")
+	st, err := sqlite.Open(context.Background(), path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	e := NewOn(t, st, mod...)
+	e.DBPath = path
+	return e
+}
+
+// NewOn is New on a store of the caller's (PostgreSQL, say), empty; the Env closes it when t
+// ends.
+func NewOn(t testing.TB, st store.Store, mod ...func(*identity.Config)) *Env {
+	t.Helper()
+	ctx := context.Background()
+	e := &Env{Clock: &Clock{}, Logs: &SyncBuffer{}}
+	log := slog.New(slog.NewTextHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.Store = st
 	e.Srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*e.h.Load()).ServeHTTP(w, r) }))
 	t.Cleanup(func() { e.Srv.Close(); e.Store.Close() })
@@ -132,6 +141,7 @@ func New(t testing.TB, mod ...func(*identity.Config)) *Env {
 		m(&cfg)
 	}
 	e.cfg, e.log, e.Issuer = cfg, log, cfg.Issuer
+	var err error
 	e.P, err = identity.New(ctx, cfg, st, st, log)
 	if err != nil {
 		t.Fatal(err)
@@ -170,20 +180,23 @@ func hash(s string) []byte {
 	return h[:]
 }
 
-// Restart closes the store and starts a new provider on the reopened database, behind the same
-// address, as a hub restart does.
+// Restart starts a new provider behind the same address, as a hub restart (or another replica)
+// does: on the reopened SQLite database New made, or on NewOn's store.
 func (e *Env) Restart(t testing.TB) {
 	t.Helper()
 	ctx := context.Background()
-	if err := e.Store.Close(); err != nil {
-		t.Fatal(err)
+	if e.DBPath != "" {
+		if err := e.Store.Close(); err != nil {
+			t.Fatal(err)
+		}
+		st, err := sqlite.Open(ctx, e.DBPath, e.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Store = st
 	}
-	st, err := sqlite.Open(ctx, e.DBPath, e.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.Store = st
-	if e.P, err = identity.New(ctx, e.cfg, st, st, e.log); err != nil {
+	var err error
+	if e.P, err = identity.New(ctx, e.cfg, e.Store, e.Store, e.log); err != nil {
 		t.Fatal(err)
 	}
 	h := e.P.Handler()

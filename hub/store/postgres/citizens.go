@@ -12,7 +12,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/store"
 )
 
-// store.Citizens on the identity tables (migration 0110). Whatever must hold across replicas (a
+// store.Citizens on the identity tables (migration 0111). Whatever must hold across replicas (a
 // code spent once, a ceremony taken once, a card bound to one account) is decided by one
 // statement or a row lock, never by a read followed by a write.
 

@@ -88,6 +88,29 @@ func (s *Store) MarkDelivered(ctx context.Context, ids []string, at time.Time) e
 	})
 }
 
+// DevicesWithQueued returns the devices with a queued command not expired at now (the partial
+// index commands_open holds exactly the open commands).
+func (s *Store) DevicesWithQueued(ctx context.Context, now time.Time) ([]string, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT DISTINCT device_id FROM commands
+		WHERE state = 'queued' AND expires_at > $1 ORDER BY device_id`, ts(now))
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("store: devices with queued commands: %w", err)
+	}
+	return ids, nil
+}
+
+// DevicesBehind returns the devices whose desired version is ahead of what they reported.
+func (s *Store) DevicesBehind(ctx context.Context) ([]string, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT d.device_id FROM desired d LEFT JOIN reported r ON r.device_id = d.device_id
+		WHERE r.device_id IS NULL OR (r.version < d.version AND r.error = '') ORDER BY d.device_id`)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("store: devices behind their desired state: %w", err)
+	}
+	return ids, nil
+}
+
 // ExpireCommands moves queued or delivered commands whose expiry is <= now to expired and
 // returns them, oldest first. It locks them in ID order first, as CommitBatches does.
 func (s *Store) ExpireCommands(ctx context.Context, now time.Time) ([]store.Command, error) {

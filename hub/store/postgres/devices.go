@@ -227,16 +227,19 @@ func (s *Store) RevokeDevice(ctx context.Context, id string, at time.Time) error
 	return s.updateDevice(ctx, id, `UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at = 0`, ts(at))
 }
 
-// setPresenceSQL records a presence change unless a later one is recorded already; it also
-// advances last-seen, and sets the agent version when online.
+// setPresenceSQL records a presence change ($2 online, $3 at, $4 agent version, $5 replica) unless
+// a later one is recorded already, or it is an offline change reported by another replica than
+// the one holding the device; it also advances last-seen, and when online sets the agent version
+// and the replica.
 const setPresenceSQL = `UPDATE devices SET online = $2, presence_at = $3,
 		agent_version = CASE WHEN $2 AND $4 <> '' THEN $4 ELSE agent_version END,
+		replica = CASE WHEN $2 THEN $5 ELSE replica END,
 		last_seen = greatest(last_seen, $3)
-	WHERE id = $1 AND presence_at <= $3`
+	WHERE id = $1 AND presence_at <= $3 AND ($2 OR $5 = '' OR replica = $5)`
 
 // SetPresence records a presence change unless a later one is recorded already.
 func (s *Store) SetPresence(ctx context.Context, id string, online bool, agentVersion string, at time.Time) error {
-	return s.updateDevice(ctx, id, setPresenceSQL, online, ts(at), agentVersion)
+	return s.updateDevice(ctx, id, setPresenceSQL, online, ts(at), agentVersion, "")
 }
 
 // SetPresences records presence changes in one transaction; unknown devices are skipped. The rows
@@ -251,7 +254,7 @@ func (s *Store) SetPresences(ctx context.Context, us []store.PresenceUpdate) err
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		for _, u := range us {
-			b.Queue(setPresenceSQL, u.DeviceID, u.Online, ts(u.At), u.AgentVersion)
+			b.Queue(setPresenceSQL, u.DeviceID, u.Online, ts(u.At), u.AgentVersion, u.Replica)
 		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("store: presence: %w", err)

@@ -238,30 +238,45 @@ func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {
 const tokenCols = `id, kind, hash, family_id, user_id, subject, client_id, scopes, amr, acr, auth_time,
 	device_id, audience, created_at, expires_at, revoked, rotated`
 
+// tokenTypes are the types of tokenCols, to cast parameters where PostgreSQL cannot infer them.
+var tokenTypes = [tokenNCols]string{"text", "text", "bytea", "text", "text", "text", "text", "text[]", "text[]", "text",
+	"bigint", "text", "text[]", "bigint", "bigint", "boolean", "boolean"}
+
+// tokenNCols is the number of tokenCols.
+const tokenNCols = 17
+
+// tokenRows writes toks as rows of parameters from $first on (cast when cast is set, as a SELECT
+// list needs), joined by sep, and returns their arguments.
+func tokenRows(q *strings.Builder, first int, cast bool, sep string, toks []store.Token) []any {
+	args := make([]any, 0, tokenNCols*len(toks))
+	for i, t := range toks {
+		if i > 0 {
+			q.WriteString(sep)
+		}
+		for j := range tokenNCols {
+			if j > 0 {
+				q.WriteString(", ")
+			}
+			fmt.Fprintf(q, "$%d", first+tokenNCols*i+j)
+			if cast {
+				q.WriteString("::" + tokenTypes[j])
+			}
+		}
+		args = append(args, t.ID, string(t.Kind), orNull(t.Hash), t.FamilyID, t.UserID, t.Subject, t.ClientID,
+			list(t.Scopes), list(t.AMR), t.ACR, ts(t.AuthTime), t.DeviceID, list(t.Audience), ts(t.CreatedAt),
+			ts(t.ExpiresAt), t.Revoked, t.Rotated)
+	}
+	return args
+}
+
 // insertTokens inserts tokens in one statement.
 func insertTokens(ctx context.Context, db interface {
 	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
 }, toks ...store.Token) error {
 	var q strings.Builder
-	q.WriteString(`INSERT INTO idp_tokens (` + tokenCols + `) VALUES `)
-	const cols = 17
-	args := make([]any, 0, cols*len(toks))
-	for i, t := range toks {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteByte('(')
-		for j := range cols {
-			if j > 0 {
-				q.WriteString(", ")
-			}
-			fmt.Fprintf(&q, "$%d", cols*i+j+1)
-		}
-		q.WriteByte(')')
-		args = append(args, t.ID, string(t.Kind), orNull(t.Hash), t.FamilyID, t.UserID, t.Subject, t.ClientID,
-			list(t.Scopes), list(t.AMR), t.ACR, ts(t.AuthTime), t.DeviceID, list(t.Audience), ts(t.CreatedAt),
-			ts(t.ExpiresAt), t.Revoked, t.Rotated)
-	}
+	q.WriteString(`INSERT INTO idp_tokens (` + tokenCols + `) VALUES (`)
+	args := tokenRows(&q, 1, false, "), (", toks)
+	q.WriteByte(')')
 	_, err := db.Exec(ctx, q.String(), args...)
 	return idErr("insert token", err)
 }
@@ -296,40 +311,40 @@ func (s *Store) TokenByHash(ctx context.Context, h []byte) (store.Token, error) 
 	return s.token(ctx, "hash = $1", h)
 }
 
-// RotateRefresh rotates in one transaction. The UPDATE takes the old token's row: of concurrent
-// rotations of one token (a replayed refresh token, on any replica), the first wins and the
-// others, finding it rotated once they get the row, revoke the family. Concurrent rotations of
-// different tokens commit side by side, and PostgreSQL flushes their commits together.
+// RotateRefresh rotates in one statement, one round trip: the UPDATE takes the old token's row
+// and the INSERT of the new tokens happens only if the UPDATE took it. Of concurrent rotations of
+// one token (a replayed refresh token, on any replica) the first wins; the others, finding it
+// rotated once they get the row, insert nothing and then revoke the family. Concurrent
+// rotations of different tokens commit side by side, and PostgreSQL flushes their commits
+// together.
 func (s *Store) RotateRefresh(ctx context.Context, oldID string, at time.Time, toks ...store.Token) error {
-	reused := false
-	err := s.tx(ctx, func(tx pgx.Tx) error {
-		reused = false
-		var family string
-		err := tx.QueryRow(ctx, `UPDATE idp_tokens SET rotated = true
-			WHERE id = $1 AND kind = 'refresh' AND NOT rotated AND NOT revoked RETURNING family_id`, oldID).Scan(&family)
-		if errors.Is(err, pgx.ErrNoRows) {
-			// Rotated or revoked before: a reuse. Revoke the family.
-			reused = true
-			_, err = tx.Exec(ctx, `UPDATE idp_tokens SET revoked = true
-				WHERE family_id = (SELECT family_id FROM idp_tokens WHERE id = $1)`, oldID)
-			if err != nil {
-				return err
-			}
-			var one int
-			return tx.QueryRow(ctx, `SELECT 1 FROM idp_tokens WHERE id = $1`, oldID).Scan(&one)
-		}
-		if err != nil || len(toks) == 0 {
-			return err
-		}
-		return insertTokens(ctx, tx, toks...)
-	})
+	var q strings.Builder
+	q.WriteString(`WITH old AS (UPDATE idp_tokens SET rotated = true
+			WHERE id = $1 AND kind = 'refresh' AND NOT rotated AND NOT revoked RETURNING 1)`)
+	args := []any{oldID}
+	if len(toks) > 0 {
+		q.WriteString(`, ins AS (INSERT INTO idp_tokens (` + tokenCols + `) SELECT `)
+		args = append(args, tokenRows(&q, 2, true, " WHERE EXISTS (SELECT FROM old) UNION ALL SELECT ", toks)...)
+		q.WriteString(` WHERE EXISTS (SELECT FROM old) RETURNING 1)`)
+	}
+	q.WriteString(` SELECT count(*) FROM old`)
+	var rotated int
+	if err := s.pool.QueryRow(ctx, q.String(), args...).Scan(&rotated); err != nil {
+		return idErr("rotate refresh", err)
+	}
+	if rotated == 1 {
+		return nil
+	}
+	// Rotated or revoked before: a reuse. Revoke the family.
+	tag, err := s.pool.Exec(ctx, `UPDATE idp_tokens SET revoked = true
+		WHERE family_id = (SELECT family_id FROM idp_tokens WHERE id = $1)`, oldID)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = pgx.ErrNoRows // no such token
+	}
 	if err != nil {
 		return idErr("rotate refresh", err)
 	}
-	if reused {
-		return store.ErrTokenReused
-	}
-	return nil
+	return store.ErrTokenReused
 }
 
 func (s *Store) RevokeFamily(ctx context.Context, familyID string, at time.Time) error {
@@ -491,6 +506,24 @@ func (s *Store) DeleteBrowserSession(ctx context.Context, h []byte) error {
 	return idErr("delete browser session", err)
 }
 
+// CountGuess counts a wrong user code in the account's window, in one statement: concurrent
+// guesses on any replica all count.
+func (s *Store) CountGuess(ctx context.Context, userID string, wrong bool, now time.Time, window time.Duration) (int, error) {
+	var n int
+	var err error
+	if !wrong {
+		err = s.pool.QueryRow(ctx, `SELECT coalesce((SELECT n FROM idp_guesses WHERE user_id = $1 AND since >= $2), 0)`,
+			userID, ts(now.Add(-window))).Scan(&n)
+	} else {
+		err = s.pool.QueryRow(ctx, `INSERT INTO idp_guesses AS g (user_id, n, since) VALUES ($1, 1, $2)
+			ON CONFLICT (user_id) DO UPDATE SET
+				n = CASE WHEN g.since < $3 THEN 1 ELSE g.n + 1 END,
+				since = CASE WHEN g.since < $3 THEN $2 ELSE g.since END
+			RETURNING n`, userID, ts(now), ts(now.Add(-window))).Scan(&n)
+	}
+	return n, idErr("count guess", err)
+}
+
 func (s *Store) Purge(ctx context.Context, now time.Time) error {
 	b := &pgx.Batch{}
 	for _, table := range []string{"idp_auth_requests", "idp_device_auths", "idp_browser_sessions", "idp_assertions", "idp_tokens",
@@ -498,5 +531,6 @@ func (s *Store) Purge(ctx context.Context, now time.Time) error {
 		b.Queue(`DELETE FROM `+table+` WHERE expires_at < $1`, ts(now))
 	}
 	b.Queue(`DELETE FROM idp_phone_codes WHERE keep_until < $1`, ts(now))
+	b.Queue(`DELETE FROM idp_guesses WHERE since < $1`, ts(now))
 	return idErr("purge", s.pool.SendBatch(ctx, b).Close())
 }

@@ -13,7 +13,9 @@
 //
 // Concurrency: any number of processes may use one database. CommitBatches serializes the commits
 // of a device in the database (a row lock on its epoch row, see records.go); a transaction that
-// PostgreSQL aborts as a deadlock victim or a serialization failure is run again.
+// PostgreSQL aborts as a deadlock victim or a serialization failure is run again. Triggers tell
+// every replica what it must act on (a new command, a revocation...) by NOTIFY; Listen hears them
+// (notify.go, store.Notifier).
 package postgres
 
 import (

@@ -11,7 +11,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/store"
 )
 
-// store.Citizens on the identity tables (migration 0110).
+// store.Citizens on the identity tables (migration 0111).
 
 // --- ID card binding
 

@@ -101,6 +101,49 @@ func (s *Store) MarkDelivered(ctx context.Context, ids []string, at time.Time) e
 	})
 }
 
+// DevicesWithQueued returns the devices with a queued command not expired at now.
+func (s *Store) DevicesWithQueued(ctx context.Context, now time.Time) ([]string, error) {
+	ids, err := queryIDs(ctx, s.db.R, `SELECT DISTINCT device_id FROM commands
+		WHERE state = 'queued' AND expires_at > ? ORDER BY device_id`, ts(now))
+	if err != nil {
+		return nil, fmt.Errorf("store: devices with queued commands: %w", err)
+	}
+	return ids, nil
+}
+
+// DevicesBehind returns the devices whose desired version is ahead of what they reported.
+func (s *Store) DevicesBehind(ctx context.Context) ([]string, error) {
+	ids, err := queryIDs(ctx, s.db.R, `SELECT d.device_id FROM desired d LEFT JOIN reported r ON r.device_id = d.device_id
+		WHERE r.device_id IS NULL OR (r.version < d.version AND r.error = '') ORDER BY d.device_id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: devices behind their desired state: %w", err)
+	}
+	return ids, nil
+}
+
+// queryer is a database, a connection or a transaction.
+type queryer interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+// queryIDs runs a query of one text column and returns its values.
+func queryIDs(ctx context.Context, db queryer, q string, args ...any) ([]string, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
 // ExpireCommands moves queued or delivered commands whose expiry is <= now to expired and
 // returns them, oldest first.
 func (s *Store) ExpireCommands(ctx context.Context, now time.Time) ([]store.Command, error) {

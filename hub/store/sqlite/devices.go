@@ -262,13 +262,22 @@ func (s *Store) RevokeDevice(ctx context.Context, id string, at time.Time) error
 // SetPresence records a presence change unless a later one is recorded already; it also advances
 // last-seen, and sets the agent version when online.
 func (s *Store) SetPresence(ctx context.Context, id string, online bool, agentVersion string, at time.Time) error {
-	return s.updateDevice(ctx, id, setPresenceSQL, online, ts(at), online, agentVersion, agentVersion, ts(at), id, ts(at))
+	return s.updateDevice(ctx, id, setPresenceSQL, presenceArgs(store.PresenceUpdate{DeviceID: id, Online: online,
+		AgentVersion: agentVersion, At: at})...)
 }
 
-const setPresenceSQL = `UPDATE devices SET online = ?, presence_at = ?,
-		agent_version = CASE WHEN ? AND ? <> '' THEN ? ELSE agent_version END,
-		last_seen = max(last_seen, ?)
-	WHERE id = ? AND presence_at <= ?`
+// setPresenceSQL records a presence change unless a later one is recorded already, or it is an
+// offline change reported by another replica than the one holding the device; when online it
+// sets the agent version and the replica. Its arguments: presenceArgs.
+const setPresenceSQL = `UPDATE devices SET online = ?1, presence_at = ?2,
+		agent_version = CASE WHEN ?1 AND ?3 <> '' THEN ?3 ELSE agent_version END,
+		replica = CASE WHEN ?1 THEN ?4 ELSE replica END,
+		last_seen = max(last_seen, ?2)
+	WHERE id = ?5 AND presence_at <= ?2 AND (?1 OR ?4 = '' OR replica = ?4)`
+
+func presenceArgs(u store.PresenceUpdate) []any {
+	return []any{u.Online, ts(u.At), u.AgentVersion, u.Replica, u.DeviceID}
+}
 
 // SetPresences records presence changes in one transaction; unknown devices are skipped.
 func (s *Store) SetPresences(ctx context.Context, us []store.PresenceUpdate) error {
@@ -282,7 +291,7 @@ func (s *Store) SetPresences(ctx context.Context, us []store.PresenceUpdate) err
 		}
 		defer st.Close()
 		for _, u := range us {
-			if _, err := st.ExecContext(ctx, u.Online, ts(u.At), u.Online, u.AgentVersion, u.AgentVersion, ts(u.At), u.DeviceID, ts(u.At)); err != nil {
+			if _, err := st.ExecContext(ctx, presenceArgs(u)...); err != nil {
 				return fmt.Errorf("store: presence of %s: %w", u.DeviceID, err)
 			}
 		}

@@ -623,6 +623,25 @@ func (s *identityStore) DeleteBrowserSession(ctx context.Context, h []byte) erro
 	return idpErr("delete browser session", err)
 }
 
+// CountGuess counts a wrong user code in the account's window.
+func (s *identityStore) CountGuess(ctx context.Context, userID string, wrong bool, now time.Time, window time.Duration) (int, error) {
+	var n int
+	var err error
+	if !wrong {
+		err = s.r.QueryRowContext(ctx, `SELECT coalesce((SELECT n FROM idp_guesses WHERE user_id=? AND since>=?), 0)`,
+			userID, idpTS(now.Add(-window))).Scan(&n)
+	} else {
+		err = s.w.QueryRowContext(ctx, `INSERT INTO idp_guesses(user_id,n,since) VALUES(?1,1,?2)
+			ON CONFLICT(user_id) DO UPDATE SET n = CASE WHEN since<?3 THEN 1 ELSE n+1 END,
+				since = CASE WHEN since<?3 THEN ?2 ELSE since END
+			RETURNING n`, userID, idpTS(now), idpTS(now.Add(-window))).Scan(&n)
+	}
+	if err != nil {
+		return 0, idpErr("count guess", err)
+	}
+	return n, nil
+}
+
 func (s *identityStore) Purge(ctx context.Context, now time.Time) error {
 	t := idpTS(now)
 	for _, q := range []string{
@@ -633,6 +652,7 @@ func (s *identityStore) Purge(ctx context.Context, now time.Time) error {
 		`DELETE FROM idp_tokens WHERE expires_at<?`,
 		`DELETE FROM idp_ceremonies WHERE expires_at<?`,
 		`DELETE FROM idp_phone_codes WHERE keep_until<?`,
+		`DELETE FROM idp_guesses WHERE since<?`,
 	} {
 		if _, err := s.w.ExecContext(ctx, q, t); err != nil {
 			return idpErr("purge", err)

@@ -143,6 +143,18 @@ func testExpireAndPending(t *testing.T, s CommandStore) {
 	}
 	commit(t, s, result("k1", 1, "acc", wire.CmdAccepted, T0.Add(20*time.Second)))
 
+	if got, err := s.DevicesWithQueued(ctx, T0.Add(30*time.Second)); err != nil || !slices.Equal(got, []string{"k1", "k2"}) {
+		t.Fatalf("DevicesWithQueued = %v, %v; want [k1 k2]", got, err)
+	}
+	// At T0+1m only "later" (k1) and "other" (k2) are queued and unexpired; "deliv" was delivered.
+	newCommand(t, s, "k2-soon", "k2", T0.Add(5*time.Second), T0.Add(time.Minute))
+	if err := s.MarkDelivered(ctx, []string{"later"}, T0.Add(10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.DevicesWithQueued(ctx, T0.Add(time.Minute)); !slices.Equal(got, []string{"k2"}) {
+		t.Fatalf("DevicesWithQueued after delivery and at expiry = %v; want [k2]", got)
+	}
+
 	p, err := s.PendingCommands(ctx, "k1", T0.Add(30*time.Second))
 	if err != nil || !slices.Equal(ids(p), []string{"soon", "deliv", "later"}) {
 		t.Fatalf("PendingCommands = %v, %v; want queued and delivered, oldest first", ids(p), err)
@@ -154,7 +166,7 @@ func testExpireAndPending(t *testing.T, s CommandStore) {
 	}
 	now := T0.Add(time.Minute)
 	exp, err := s.ExpireCommands(ctx, now)
-	if err != nil || !slices.Equal(ids(exp), []string{"soon", "deliv"}) {
+	if err != nil || !slices.Equal(ids(exp), []string{"soon", "deliv", "k2-soon"}) {
 		t.Fatalf("ExpireCommands = %v, %v", ids(exp), err)
 	}
 	for _, c := range exp {
@@ -163,7 +175,7 @@ func testExpireAndPending(t *testing.T, s CommandStore) {
 		}
 	}
 	for id, want := range map[string]wire.CommandState{"soon": wire.CmdExpired, "deliv": wire.CmdExpired,
-		"later": wire.CmdQueued, "acc": wire.CmdAccepted, "other": wire.CmdQueued} {
+		"later": wire.CmdDelivered, "acc": wire.CmdAccepted, "other": wire.CmdQueued} {
 		if c := state(t, s, id); c.State != want {
 			t.Errorf("%s: %s, want %s", id, c.State, want)
 		}

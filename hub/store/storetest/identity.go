@@ -29,6 +29,7 @@ func RunIdentity(t *testing.T, open func(t *testing.T) store.Identity) {
 		{"LinksConsentsCeremonies", testIDLinksConsents},
 		{"BindIDCard", testIDBindCard},
 		{"DeleteAccount", testIDDeleteAccount},
+		{"Guesses", testIDGuesses},
 	}.run(t, open)
 }
 
@@ -334,4 +335,36 @@ func testIDSessions(t *testing.T, s store.Identity) {
 		t.Error("expired token survived purge")
 	}
 	idMust(t, s.UseAssertion(ctx, "j", T0.Add(3*time.Hour))) // purged, so usable again
+}
+
+// Wrong user codes count per account in windows; concurrent guesses all count (on one store as
+// on replicas sharing it); Purge forgets old windows.
+func testIDGuesses(t *testing.T, s store.Identity) {
+	ctx := context.Background()
+	const w = 15 * time.Minute
+	count := func(user string, wrong bool, at time.Time, want int) {
+		t.Helper()
+		if n, err := s.CountGuess(ctx, user, wrong, at, w); err != nil || n != want {
+			t.Fatalf("CountGuess(%s, wrong %v, T0+%v) = %d, %v; want %d", user, wrong, at.Sub(T0), n, err, want)
+		}
+	}
+	count("u", false, T0, 0)
+	count("u", true, T0, 1)
+	count("u", true, T0.Add(time.Minute), 2)
+	count("u", false, T0.Add(2*time.Minute), 2)
+	count("v", false, T0.Add(2*time.Minute), 0) // per account
+	count("u", false, T0.Add(w+time.Second), 0) // the window ended
+	count("u", true, T0.Add(w+time.Second), 1)  // a new one began
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := s.CountGuess(ctx, "c", true, T0, w); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	count("c", false, T0.Add(time.Minute), 20)
+	idMust(t, s.Purge(ctx, T0.Add(time.Second)))
+	count("c", true, T0.Add(2*time.Minute), 1) // its window (begun at T0) was purged
 }

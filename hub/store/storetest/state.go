@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -45,15 +46,32 @@ func testReported(t *testing.T, s StateStore) {
 		b.Records[0].Kind, b.Records[0].Body, b.Records[0].Effect.Reported = wire.KindReported, wire.Encode(r), &r
 		return b
 	}
+	behind := func(want ...string) {
+		t.Helper()
+		if got, err := s.DevicesBehind(ctx); err != nil || !slices.Equal(got, want) {
+			t.Fatalf("DevicesBehind = %v, %v; want %v", got, err, want)
+		}
+	}
+	behind()
+	for range 4 { // desired version 4
+		if _, err := s.SetDesired(ctx, "k1", json.RawMessage(`{}`), T0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	behind("k1") // nothing reported yet
 	commit(t, s, rep(1, 3, `{"volume":3}`, "", T0.Add(time.Minute)))
 	commit(t, s, rep(2, 2, `{"volume":2}`, "", T0.Add(2*time.Minute))) // older version: ignored
 	d, err := s.GetReported(ctx, "k1")
 	if err != nil || d.Version != 3 || string(d.Doc) != `{"volume":3}` || !d.UpdatedAt.Equal(T0.Add(time.Minute)) {
 		t.Fatalf("GetReported = %+v, %v", d, err)
 	}
+	behind("k1")                                                                   // reported 3 < desired 4
 	commit(t, s, rep(3, 3, `{"volume":3}`, "cannot apply", T0.Add(3*time.Minute))) // same version: updated
 	d, _ = s.GetReported(ctx, "k1")
 	if d.Version != 3 || d.Error != "cannot apply" || !d.UpdatedAt.Equal(T0.Add(3*time.Minute)) {
 		t.Fatalf("same version report not applied: %+v", d)
 	}
+	behind() // version 4 refused: not sent again until it changes
+	commit(t, s, rep(4, 4, `{}`, "", T0.Add(4*time.Minute)))
+	behind()
 }

@@ -50,6 +50,7 @@ type (
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Devices", func(t *testing.T) { RunDevices(t, as[store.Devices](open)) })
 	t.Run("Presence", func(t *testing.T) { RunPresence(t, as[PresenceStore](open)) })
+	t.Run("Replicas", func(t *testing.T) { RunReplicas(t, as[ReplicaStore](open)) })
 	t.Run("Records", func(t *testing.T) { RunRecords(t, as[RecordStore](open)) })
 	t.Run("Commands", func(t *testing.T) { RunCommands(t, as[CommandStore](open)) })
 	t.Run("State", func(t *testing.T) { RunState(t, as[StateStore](open)) })

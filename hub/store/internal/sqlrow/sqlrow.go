@@ -33,7 +33,7 @@ func Time(n int64) time.Time {
 
 // DeviceCols are the columns of devices that Device scans.
 const DeviceCols = `id, site_id, region, model, cert_serial, cert_expiry, cert_pem, enrolled_at, revoked_at,
-	retired_at, online, presence_at, last_seen, agent_version, health, health_at, periph, periph_at`
+	retired_at, online, replica, presence_at, last_seen, agent_version, health, health_at, periph, periph_at`
 
 // Device scans a row of DeviceCols.
 func Device(sc Scanner) (store.Device, error) {
@@ -41,7 +41,7 @@ func Device(sc Scanner) (store.Device, error) {
 	var certExp, enrolled, revoked, retired, presence, lastSeen, healthAt, periphAt int64
 	var health, periph []byte
 	err := sc.Scan(&d.ID, &d.SiteID, &d.Region, &d.Model, &d.CertSerial, &certExp, &d.CertPEM, &enrolled, &revoked,
-		&retired, &d.Online, &presence, &lastSeen, &d.AgentVersion, &health, &healthAt, &periph, &periphAt)
+		&retired, &d.Online, &d.Replica, &presence, &lastSeen, &d.AgentVersion, &health, &healthAt, &periph, &periphAt)
 	d.Health, d.Peripherals = health, periph
 	d.CertExpiry, d.EnrolledAt, d.RevokedAt = Time(certExp), Time(enrolled), Time(revoked)
 	d.Revoked, d.RetiredAt = revoked != 0, Time(retired)
