@@ -35,7 +35,7 @@ type Citizens interface {
 
 	// DeleteAccount removes the account and all the identity store keeps of it (passkeys,
 	// phone and codes sent to it, links, consents, browser sessions, tokens, device
-	// authorizations) in one transaction, and records the deletion as pending until
+	// authorizations, counts of wrong user codes) in one transaction, and records the deletion as pending until
 	// FinishDeletion, so that the rooms told of it (hub/identity AccountDeleted) are told again
 	// after a failure. ErrNotFound when there is no such account.
 	DeleteAccount(ctx context.Context, id string, at time.Time) error

@@ -85,6 +85,7 @@ func (s *Store) DeleteAccount(ctx context.Context, id string, at time.Time) erro
 			`DELETE FROM idp_browser_sessions WHERE user_id = $1`,
 			`DELETE FROM idp_tokens WHERE user_id = $1`,
 			`DELETE FROM idp_device_auths WHERE user_id = $1`,
+			`DELETE FROM idp_guesses WHERE user_id = $1`,
 		} {
 			if _, err := tx.Exec(ctx, q, id); err != nil {
 				return err

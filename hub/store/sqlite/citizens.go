@@ -97,6 +97,7 @@ func (s *identityStore) DeleteAccount(ctx context.Context, id string, at time.Ti
 		`DELETE FROM idp_browser_sessions WHERE user_id=?`,
 		`DELETE FROM idp_tokens WHERE user_id=?`,
 		`DELETE FROM idp_device_auths WHERE user_id=?`,
+		`DELETE FROM idp_guesses WHERE user_id=?`,
 	} {
 		if _, err := tx.ExecContext(ctx, q, id); err != nil {
 			return idpErr("delete account", err)

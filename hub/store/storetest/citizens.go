@@ -235,6 +235,8 @@ func testIDDeleteAccount(t *testing.T, s store.Identity) {
 		tok := idTok("t"+id, store.TokenRefresh, "f"+id, []byte("h"+id))
 		tok.UserID = id
 		idMust(t, s.InsertTokens(ctx, tok))
+		_, err := s.CountGuess(ctx, id, true, T0, time.Hour)
+		idMust(t, err)
 	}
 	bs, err := s.ListBrowserSessions(ctx, "c1", T0)
 	idMust(t, err)
@@ -263,6 +265,12 @@ func testIDDeleteAccount(t *testing.T, s store.Identity) {
 		if !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("%s of the deleted account: %v, want not found", what, err)
 		}
+	}
+	if n, err := s.CountGuess(ctx, "c1", false, T0, time.Hour); err != nil || n != 0 {
+		t.Errorf("wrong user codes of the deleted account: %d %v, want 0", n, err)
+	}
+	if n, err := s.CountGuess(ctx, "c2", false, T0, time.Hour); err != nil || n != 1 {
+		t.Errorf("wrong user codes of the other account: %d %v, want 1", n, err)
 	}
 	// The other account keeps everything.
 	if _, err := s.GetPasskey(ctx, []byte("c2")); err != nil {
