@@ -818,3 +818,22 @@ func TestPhoneApprovesKioskQR(t *testing.T) {
 		t.Errorf("kiosk session approved by a phone login: acr %q amr %v", c.ACR, c.AMR)
 	}
 }
+
+// TestLargeText: the pages' large-type toggle is kept for the citizen's next pages.
+func TestLargeText(t *testing.T) {
+	e, _ := citizenEnv(t)
+	b := e.NewBrowser()
+	p, err := b.Get(e.Issuer + "/oidc/device?lang=en")
+	if err != nil || strings.Contains(p.Body, `<body class="large">`) || !strings.Contains(p.Body, `id="text-large"`) {
+		t.Fatalf("normal type page: %v", err)
+	}
+	if p, err = b.Get(e.Issuer + "/oidc/device?lang=en&text=large"); err != nil || !strings.Contains(p.Body, `<body class="large">`) {
+		t.Fatalf("large type not shown: %v", err)
+	}
+	if p, _ = b.Get(e.Issuer + "/oidc/me"); !strings.Contains(p.Body, `<body class="large">`) || !strings.Contains(p.Body, `id="text-normal"`) {
+		t.Error("large type not kept for the next page")
+	}
+	if p, _ = b.Get(e.Issuer + "/oidc/me?text=normal"); strings.Contains(p.Body, `<body class="large">`) {
+		t.Error("normal type not restored")
+	}
+}
