@@ -10,6 +10,12 @@
 // throttling and lockout (NIST SP 800-63B §5.2.2). Subjects are public or pairwise per client
 // (OIDC Core §8).
 //
+// Citizens log in on the web, mobile and mini-program channels with passkeys (passkey.go,
+// WebAuthn) or a text-message code (phone.go, sent by an SMSSender), and manage their account at
+// /oidc/me (account.go); the assurance of a login is its acr (login.go), which services demand
+// with acr_values. A citizen binds her ID card at a kiosk by approving its QR login for it
+// (realname.go).
+//
 // Paths (all served by Provider.Handler; mount DiscoveryPath and PathPrefix):
 //
 //	GET  /.well-known/openid-configuration   discovery
@@ -21,6 +27,9 @@
 //	GET  /oidc/userinfo, POST /oidc/introspect, POST /oidc/revoke, GET /oidc/end_session
 //	GET  /oidc/account/sessions, DELETE /oidc/account/sessions/{id}   the caller's sessions
 //	/oidc/admin/clients[/{id}], /oidc/admin/staff[/{username}] (GET lists) role admin
+//	POST /oidc/phone/send, /oidc/phone/verify   phone-code login (login page forms)
+//	POST /oidc/passkey/{login,register}/{begin,finish}   WebAuthn ceremonies (pages/citizen.js)
+//	GET  /oidc/me, POST /oidc/me/{action}, GET /oidc/me/export   the citizen's account page
 //
 // Kiosk assertions: see wire.KioskClaims.
 package identity
