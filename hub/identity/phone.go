@@ -2,7 +2,6 @@ package identity
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -128,19 +127,11 @@ func (p *Provider) PhoneLogin(ctx context.Context, number, code string) (store.A
 		return store.Account{}, ErrPhoneCode
 	}
 	key := p.sec.phoneKey(e164)
-	h, err := p.st.AttemptPhoneCode(ctx, key, p.now(), p.cfg.PhoneCodeTries)
+	err = p.st.VerifyPhoneCode(ctx, key, p.sec.codeHash(e164, code), p.now(), p.cfg.PhoneCodeTries)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Account{}, ErrPhoneCode
 	}
 	if err != nil {
-		return store.Account{}, err
-	}
-	if !hmac.Equal(h, p.sec.codeHash(e164, code)) {
-		return store.Account{}, ErrPhoneCode
-	}
-	if err := p.st.UsePhoneCode(ctx, key, h); errors.Is(err, store.ErrNotFound) {
-		return store.Account{}, ErrPhoneCode // spent by a concurrent login
-	} else if err != nil {
 		return store.Account{}, err
 	}
 	acct, err := p.st.AccountByPhone(ctx, key)

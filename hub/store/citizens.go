@@ -71,13 +71,11 @@ type Phones interface {
 	// the number's limits forbid it (ErrLimited): more than MaxSends in Window, or an earlier
 	// code sent less than MinInterval ago.
 	IssuePhoneCode(ctx context.Context, c PhoneCode, l PhoneCodeLimits) error
-	// AttemptPhoneCode counts an attempt at the number's code and returns the code's hash:
-	// ErrNotFound when the number has no live code at now (none sent, used, expired, or
-	// maxTries attempts counted already).
-	AttemptPhoneCode(ctx context.Context, key []byte, now time.Time, maxTries int) (codeHash []byte, err error)
-	// UsePhoneCode spends the number's code with the hash, once: ErrNotFound when it was spent
-	// (or replaced) already.
-	UsePhoneCode(ctx context.Context, key, codeHash []byte) error
+	// VerifyPhoneCode counts an attempt at the number's live code and, when codeHash is its
+	// hash, spends it, in one step: nil when it was spent by this call; ErrNotFound when the
+	// number has no live code at now with that hash (none sent, spent, replaced, expired,
+	// maxTries attempts counted already, or another code: that attempt is counted).
+	VerifyPhoneCode(ctx context.Context, key, codeHash []byte, now time.Time, maxTries int) error
 }
 
 // Links keeps upstream identities (connectors of hub/identity) linked to accounts.

@@ -213,17 +213,18 @@ func (s *Store) IssuePhoneCode(ctx context.Context, c store.PhoneCode, l store.P
 	return idErr("issue phone code", err)
 }
 
-func (s *Store) AttemptPhoneCode(ctx context.Context, key []byte, now time.Time, maxTries int) ([]byte, error) {
-	var h []byte
-	err := s.pool.QueryRow(ctx, `UPDATE idp_phone_codes SET tries = tries + 1 WHERE key = $1 AND expires_at > $2 AND tries < $3
-		RETURNING code_hash`, key, ts(now), maxTries).Scan(&h)
-	return h, idErr("attempt phone code", err)
-}
-
-func (s *Store) UsePhoneCode(ctx context.Context, key, codeHash []byte) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE idp_phone_codes SET code_hash = ''::bytea, expires_at = 0
-		WHERE key = $1 AND code_hash = $2 AND expires_at > 0`, key, codeHash)
-	return idAffected("use phone code", tag, err)
+func (s *Store) VerifyPhoneCode(ctx context.Context, key, codeHash []byte, now time.Time, maxTries int) error {
+	// SET reads the row as it was: the attempt counts, and a matching code is spent with it.
+	var spent bool
+	err := s.pool.QueryRow(ctx, `UPDATE idp_phone_codes SET tries = tries + 1,
+		code_hash = CASE WHEN code_hash = $1 THEN ''::bytea ELSE code_hash END,
+		expires_at = CASE WHEN code_hash = $1 THEN 0 ELSE expires_at END
+		WHERE key = $2 AND expires_at > $3 AND tries < $4 RETURNING expires_at = 0`,
+		codeHash, key, ts(now), maxTries).Scan(&spent)
+	if err == nil && !spent {
+		err = pgx.ErrNoRows
+	}
+	return idErr("verify phone code", err)
 }
 
 // --- links

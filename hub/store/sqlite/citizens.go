@@ -246,17 +246,18 @@ func (s *identityStore) IssuePhoneCode(ctx context.Context, c store.PhoneCode, l
 	return idpErr("issue phone code", tx.Commit())
 }
 
-func (s *identityStore) AttemptPhoneCode(ctx context.Context, key []byte, now time.Time, maxTries int) ([]byte, error) {
-	var h []byte
-	err := s.w.QueryRowContext(ctx, `UPDATE idp_phone_codes SET tries=tries+1 WHERE key=? AND expires_at>? AND tries<?
-		RETURNING code_hash`, key, idpTS(now), maxTries).Scan(&h)
-	return h, idpErr("attempt phone code", err)
-}
-
-func (s *identityStore) UsePhoneCode(ctx context.Context, key, codeHash []byte) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE idp_phone_codes SET code_hash=x'', expires_at=0 WHERE key=? AND code_hash=?
-		AND expires_at>0`, key, codeHash)
-	return idpAffected("use phone code", res, err)
+func (s *identityStore) VerifyPhoneCode(ctx context.Context, key, codeHash []byte, now time.Time, maxTries int) error {
+	// SET reads the row as it was: the attempt counts, and a matching code is spent with it.
+	var spent bool
+	err := s.w.QueryRowContext(ctx, `UPDATE idp_phone_codes SET tries=tries+1,
+		code_hash=CASE WHEN code_hash=? THEN x'' ELSE code_hash END,
+		expires_at=CASE WHEN code_hash=? THEN 0 ELSE expires_at END
+		WHERE key=? AND expires_at>? AND tries<? RETURNING expires_at=0`,
+		codeHash, codeHash, key, idpTS(now), maxTries).Scan(&spent)
+	if err == nil && !spent {
+		err = sql.ErrNoRows
+	}
+	return idpErr("verify phone code", err)
 }
 
 // --- links
