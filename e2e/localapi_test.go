@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -29,15 +28,7 @@ func TestLocalAPIThroughAgent(t *testing.T) {
 	cfg := filepath.Join(simDir, "devices.yaml")
 	waitFor(t, 30*time.Second, "devsim ready", func() bool { _, err := os.Stat(cfg); return err == nil })
 	agent := startAgent(t, "agent", dir, "--devices", cfg, "--profiles", "../firmware-profiles", "--local-api", "127.0.0.1:0")
-	listening := regexp.MustCompile(`local device API listening".* addr=(127\.0\.0\.1:[0-9]+)`)
-	var addr string
-	waitFor(t, 20*time.Second, "local API listening", func() bool {
-		b, _ := os.ReadFile(agent.log)
-		if m := listening.FindSubmatch(b); m != nil {
-			addr = string(m[1])
-		}
-		return addr != ""
-	})
+	addr := localAPIAddr(t, agent)
 	url := "ws://" + addr + localapi.Path
 	if _, resp, err := localapitest.Dial(t, url, "https://evil.example"); err == nil || resp.StatusCode != 403 {
 		t.Fatalf("a page of another origin connected: %v", err)

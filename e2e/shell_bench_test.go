@@ -8,7 +8,6 @@ import (
 	"net/http/cookiejar"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -97,15 +96,7 @@ func BenchmarkShellSession(b *testing.B) {
 	cfg := filepath.Join(simDir, "devices.yaml")
 	waitFor(b, 60*time.Second, "devsim ready", func() bool { _, err := os.Stat(cfg); return err == nil })
 	agent := startAgent(b, "agent", dir, "--devices", cfg, "--profiles", "../firmware-profiles", "--local-api", "127.0.0.1:0", "--log-level", "info")
-	var addr string
-	listening := regexp.MustCompile(`local device API listening".* addr=(127\.0\.0\.1:[0-9]+)`)
-	waitFor(b, 30*time.Second, "local API listening", func() bool {
-		bs, _ := os.ReadFile(agent.log)
-		if m := listening.FindSubmatch(bs); m != nil {
-			addr = string(m[1])
-		}
-		return addr != ""
-	})
+	addr := localAPIAddr(b, agent)
 	base := "http://" + addr
 	get := func(c *http.Client, path string) []byte {
 		req, _ := http.NewRequest("GET", base+path, nil)

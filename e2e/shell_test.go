@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,14 +56,7 @@ func startKioskShell(t *testing.T) *kioskShell {
 	b, _ := os.ReadFile(filepath.Join(k.simDir, "control.url"))
 	k.control = strings.TrimSpace(string(b))
 	k.agent = startAgent(t, "agent", k.dir, "--devices", cfg, "--profiles", "../firmware-profiles", "--local-api", "127.0.0.1:0")
-	listening := regexp.MustCompile(`local device API listening".* addr=(127\.0\.0\.1:[0-9]+)`)
-	waitFor(t, 30*time.Second, "local API listening", func() bool {
-		b, _ := os.ReadFile(k.agent.log)
-		if m := listening.FindSubmatch(b); m != nil {
-			k.addr = string(m[1])
-		}
-		return k.addr != ""
-	})
+	k.addr = localAPIAddr(t, k.agent)
 	// Walking away is short here: the idle timeout through the hub's desired state.
 	if _, err := k.h.client.SetDesired(context.Background(), k.id, json.RawMessage(`{"idleTimeout":"10s"}`)); err != nil {
 		t.Fatal(err)

@@ -5,9 +5,10 @@
 # Speed is never asserted in make test; this is where it is measured. Record results in
 # docs/benchmarks.md. Knobs: BENCH_AGENTS_MAX (default 20000), BENCH_SECONDS (default 20),
 # BENCH_SKIP (space-separated scenario names to skip: go shell ingest latency churn drain drain1000 scale mosquitto idle
-# cluster). The cluster scenarios run fleet-hub replicas on a PostgreSQL of their own (Debian's, in
-# var/bench/pg, fsync on, as the postgres user when run as root), after the SQLite ones, in the
-# same run, so their ratio to the SQLite hub is like for like.
+# cluster bundles). The cluster scenarios run fleet-hub replicas on a PostgreSQL of their own (Debian's,
+# in var/bench/pg, fsync on, as the postgres user when run as root), after the SQLite ones, in the
+# same run, so their ratio to the SQLite hub is like for like. BENCH_BUNDLE_AGENTS (default 1000)
+# and BENCH_BUNDLE_MB (default 5) size the bundle rollout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=./bin
@@ -81,12 +82,14 @@ row() { rows+=("$(printf '%-62s | %-26s | %s' "$1" "$2" "$3")"); echo "  -> $1: 
 if ! skip go; then
   echo "== Go benchmarks"
   go test -run '^$' -benchtime 1s -benchmem \
-    -bench 'BenchmarkDecodeBatch|BenchmarkCheck|BenchmarkCommitBatches|BenchmarkAppend|BenchmarkPendingAck|BenchmarkSplit|BenchmarkDecodeText|BenchmarkReadCardPty|BenchmarkIngest|BenchmarkRefreshGrant|BenchmarkUserinfo|BenchmarkDiscoveryJWKS|BenchmarkPasswordLogin|BenchmarkPasskeyLogin|BenchmarkPhoneCodeVerify|BenchmarkLocalAPIRoundTrip' \
-    ./pkg/wire ./pkg/strictjson ./hub/store/sqlite ./hub/store/postgres ./agent/outbox ./drivers/idcard ./hub/ingest ./hub/identity ./agent/localapi 2>&1 | grep -E '^(Benchmark|ok|FAIL)' | tee "$RUN/go.txt"
+    -bench 'BenchmarkDecodeBatch|BenchmarkCheck|BenchmarkCommitBatches|BenchmarkAppend|BenchmarkPendingAck|BenchmarkSplit|BenchmarkDecodeText|BenchmarkReadCardPty|BenchmarkIngest|BenchmarkRefreshGrant|BenchmarkUserinfo|BenchmarkDiscoveryJWKS|BenchmarkPasswordLogin|BenchmarkPasskeyLogin|BenchmarkPhoneCodeVerify|BenchmarkLocalAPIRoundTrip|BenchmarkCatalogRead' \
+    ./pkg/wire ./pkg/strictjson ./hub/store/sqlite ./hub/store/postgres ./agent/outbox ./drivers/idcard ./hub/ingest ./hub/identity ./agent/localapi ./hub/httpapi 2>&1 | grep -E '^(Benchmark|ok|FAIL)' | tee "$RUN/go.txt"
   v=$(grep -E '^BenchmarkAppendBatch' "$RUN/go.txt" | grep -o '[0-9.]* records/s' | head -1 || true)
   row "agent outbox enqueue, synchronous=FULL (AppendBatch)" ">= 5,000 records/s" "${v:-see go.txt}"
   v=$(grep -E '^BenchmarkLocalAPIRoundTrip' "$RUN/go.txt" | grep -o '[0-9.]* p99-ms' | head -1 || true)
   row "local device API round trip p99 (Common.Status, loopback WebSocket)" "<= 5 ms" "${v:-see go.txt}"
+  v=$(grep -E '^BenchmarkCatalogRead' "$RUN/go.txt" | grep -o '[0-9.]* req/s' | head -1 || true)
+  row "catalog read, a channel's 50 listed apps (public, loopback HTTP)" ">= 10,000 requests/s" "${v:-see go.txt}"
 fi
 
 if ! skip shell; then
@@ -181,6 +184,50 @@ if ! skip mosquitto && command -v mosquitto >/dev/null; then
   kill $MOSQ; wait $MOSQ 2>/dev/null || true; MOSQ=
   m=$(json "$RUN/mosquitto.json" recordsPerSecond); h=$(json "$RUN/ingest.json" ackedPerSecond 2>/dev/null || echo 0)
   row "reference: Mosquitto QoS1 fan-in (no persistence, no TLS)" "reported" "$m records/s; hub/mosquitto = $(awk -v h="${h:-0}" -v m="$m" 'BEGIN{ if (m>0) printf "%.2f", h/m; else print "n/a"}')"
+fi
+
+if ! skip bundles; then
+  NB=${BENCH_BUNDLE_AGENTS:-1000}; MB=${BENCH_BUNDLE_MB:-5}
+  echo "== bundle rollout: $NB simulated kiosks take a $MB MB signed bundle in one wave"
+  stop_hub
+  MAINHUB=$HUBDIR; HUBDIR=var/bench/hub-bundles; rm -rf "$HUBDIR" var/bench/sim-bundles var/bench/keys-bundles
+  start_hub
+  fc() { KF_HUB="https://$HTTP" KF_CA="$HUBDIR/ca/ca.crt" KF_TOKEN_FILE="$HUBDIR/bootstrap-token" "$BIN/fleetctl" "$@"; }
+  B=$RUN/bundle; mkdir -p "$B/src"
+  printf '{"app":"bench-app","version":"1.0.0","entry":"index.html","services":["Printer"]}\n' >"$B/src/manifest.json"
+  printf '<!doctype html><title>bench</title>\n' >"$B/src/index.html"
+  head -c $((MB * 1000000)) /dev/urandom >"$B/src/assets.bin"
+  tar -czf "$B/bench-app-1.0.0.tar.gz" -C "$B/src" manifest.json index.html assets.bin
+  fc departments create --id bench --name Bench >/dev/null
+  fc apps create --id bench-app --department bench --kind kiosk-bundle --name "Bench app" >/dev/null
+  fc apps versions create bench-app 1.0.0 >/dev/null
+  fc apps versions upload bench-app 1.0.0 "$B/bench-app-1.0.0.tar.gz" >/dev/null
+  fc apps submit bench-app 1.0.0 >/dev/null; fc apps approve bench-app 1.0.0 >/dev/null
+  fc keys generate --dir var/bench/keys-bundles >/dev/null; fc keys init --dir var/bench/keys-bundles >/dev/null
+  fc keys sign-bundle bench-app 1.0.0 --dir var/bench/keys-bundles >/dev/null
+  fc apps publish bench-app 1.0.0 --channel kiosk >/dev/null
+  "$BIN/fleetsim" --hub "https://$HTTP" --ca "$HUBDIR/ca/ca.crt" --mqtt "$MQTT" --token "$(cat "$HUBDIR/bootstrap-token")" --state var/bench/sim-bundles \
+      --agents "$NB" --rate 0 --duration 30m --take-bundles --json "$RUN/bundles-sim.json" >"$RUN/bundles-sim.txt" 2>&1 &
+  SIM=$!
+  for _ in $(seq 1 600); do
+    kill -0 $SIM 2>/dev/null || { echo "fleetsim stopped:" >&2; cat "$RUN/bundles-sim.txt" >&2; exit 1; }
+    n=$(fc devices list --status online -o json | grep -c '"siteId"' || true)
+    [ "$n" -ge "$NB" ] && break; sleep 1
+  done
+  c0=$(cpu_ticks "$HUBPID"); t0=$(date +%s.%N)
+  ro=$(fc rollouts create --app bench-app --version 1.0.0 --waves 100 --soak 0s --min-done 1000000 -o json | sed -n 's/^  "id": "\(.*\)",/\1/p')
+  for _ in $(seq 1 1800); do
+    fc rollouts show "$ro" -o json >"$RUN/bundles-rollout.json"
+    up=$(sed -n '/"totals"/,/}/s/.*"updated": \([0-9]*\).*/\1/p' "$RUN/bundles-rollout.json" | head -1)
+    [ "${up:-0}" -ge "$NB" ] && break; sleep 0.5
+  done
+  t1=$(date +%s.%N); c1=$(cpu_ticks "$HUBPID")
+  fc keys status -o json >"$RUN/bundles-served.json"
+  kill -INT $SIM 2>/dev/null || true; wait $SIM 2>/dev/null || true
+  row "bundle rollout: $NB kiosks take a $MB MB bundle, time to 100%" "reported" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f s", b-a}') (${up:-0} of $NB updated)"
+  row "  hub CPU during the rollout" "reported" "$(awk -v t=$((c1-c0)) -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f CPU-s (%.0f%% of one core)", t/100, t/(b-a)}')"
+  row "  bytes served; target requests from memory / from the store" "store reads = 1" "$(json "$RUN/bundles-served.json" targetBytes) B; $(json "$RUN/bundles-served.json" cacheHits) / $(json "$RUN/bundles-served.json" cacheMisses)"
+  stop_hub; HUBDIR=$MAINHUB; start_hub
 fi
 
 if ! skip idle; then

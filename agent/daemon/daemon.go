@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/agent/bundles"
 	"github.com/kioskfleet/kioskfleet/agent/devices"
 	"github.com/kioskfleet/kioskfleet/agent/enroll"
 	"github.com/kioskfleet/kioskfleet/agent/hoststat"
@@ -59,6 +60,17 @@ type Config struct {
 	// LocalAPI is the loopback host:port of the local device API (agent/localapi) for the kiosk
 	// shell and kiosk apps; "" or "0": off. It needs DevicesFile.
 	LocalAPI string
+	// AppsAddr is the loopback host:port the installed kiosk apps are served on, each at
+	// http://APP.localhost:PORT (updates.go); "" or "0": off.
+	AppsAddr string
+	// TUFRoot is the update repository's trusted root file (its 1.root.json); "": fetched from
+	// the hub at first use and trusted from then on.
+	TUFRoot string
+	// Sessions tells whether a citizen uses the kiosk; nil: the kiosk shell's sessions (with the
+	// local API on), else never.
+	Sessions bundles.SessionGuard
+	// AppHealth is the shell's check of a newly activated app (it loads it); nil: none.
+	AppHealth bundles.HealthCheck
 }
 
 // Handler executes a command. Its output must be JSON (or nil).
@@ -80,9 +92,13 @@ type Agent struct {
 	local    *http.Server     // the local device API's; nil when off
 	localLn  net.Listener
 	localAPI *localapi.Server
-	shell    *shell.Shell // the kiosk shell, served with the local API; nil when off
-	stop     context.CancelFunc
-	restart  atomic.Bool // the restart command ran: Run returns, and the process starts again
+	shell    *shell.Shell     // the kiosk shell, served with the local API; nil when off
+	bundles  *bundles.Manager // nil without a hub URL
+	apps     *http.Server     // serves the installed apps; nil when off
+	appsLn   net.Listener
+	report   chan struct{}      // the installer changed: report the state
+	stop     context.CancelFunc // ends Run (the restart command, or to switch to a staged agent)
+	restart  atomic.Bool        // the restart command ran: Run returns, and the process starts again
 
 	mu       sync.Mutex
 	settings Settings
@@ -103,7 +119,7 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 	id.SetBrokers(cfg.MQTTOverride)
 	a := &Agent{cfg: cfg, id: id, log: cfg.Log.With("device", id.DeviceID), started: time.Now(),
 		sampler: hoststat.Sampler{Disk: cfg.DataDir}, settings: DefaultSettings(),
-		work: make(chan wire.Command, 1024), kick: make(chan struct{}, 1)}
+		work: make(chan wire.Command, 1024), kick: make(chan struct{}, 1), report: make(chan struct{}, 1)}
 	a.ob, err = outbox.Open(ctx, filepath.Join(cfg.DataDir, "outbox.db"), outbox.Options{MaxBytes: cfg.OutboxMaxBytes, Logger: a.log})
 	if err != nil {
 		return nil, err
@@ -120,6 +136,10 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 	a.handlers = a.commandHandlers()
 	if err := a.openDevices(); err != nil {
 		a.ob.Close()
+		return nil, err
+	}
+	if err := a.openUpdates(); err != nil {
+		a.Close()
 		return nil, err
 	}
 	if err := a.openLocalAPI(); err != nil {
@@ -160,10 +180,14 @@ func (a *Agent) Close() error {
 	if a.localLn != nil {
 		a.localLn.Close()
 	}
+	if a.appsLn != nil {
+		a.appsLn.Close()
+	}
 	return a.ob.Close()
 }
 
-// Run runs the agent until ctx is done (or the restart command ran: RestartRequested).
+// Run runs the agent until ctx is done, or the restart command ran (RestartRequested), or it
+// stops to switch to a staged agent version (the launcher starts that one).
 func (a *Agent) Run(ctx context.Context) error {
 	ctx, a.stop = context.WithCancel(ctx)
 	defer a.stop()
@@ -196,7 +220,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.serveLocalAPI(ctx) }()
 	}
-	wg.Add(4)
+	wg.Add(6)
+	go func() { defer wg.Done(); a.runUpdates(ctx) }()
+	go func() { defer wg.Done(); a.reportUpdates(ctx) }()
 	go func() { defer wg.Done(); a.synthetic(ctx) }()
 	go func() { defer wg.Done(); _ = a.link.Run(ctx) }()
 	go func() { defer wg.Done(); a.heartbeats(ctx) }()
@@ -459,6 +485,7 @@ func (a *Agent) onDesired(ctx context.Context, d wire.Desired) {
 	default:
 	}
 	a.log.Info("desired state applied", "version", d.Version)
+	a.wantUpdates()
 	a.reportState(ctx, "")
 }
 
@@ -470,7 +497,7 @@ func (a *Agent) reportState(ctx context.Context, errMsg string) {
 	if len(doc) == 0 {
 		doc = json.RawMessage(`{}`)
 	}
-	body := wire.Encode(wire.Reported{Version: st.Version, Doc: doc, Error: errMsg})
+	body := wire.Encode(wire.Reported{Version: st.Version, Doc: a.withUpdates(doc), Error: errMsg})
 	if _, err := a.ob.Append(ctx, wire.KindReported, wire.Business, body); err != nil && ctx.Err() == nil {
 		a.log.Error("reported state not recorded", "err", err)
 	}

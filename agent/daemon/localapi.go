@@ -82,8 +82,13 @@ func (a *Agent) openLocalAPI() error {
 	if login != nil {
 		login = a.shell.Authenticator(login)
 	}
+	var apps localapi.Apps
+	if a.bundles != nil && a.appsLn != nil {
+		_, port, _ := net.SplitHostPort(a.appsLn.Addr().String())
+		apps = a.bundles.Apps(port) // the installed kiosk apps, each with its manifest's services
+	}
 	api, err := localapi.New(localapi.Config{Devices: devs, Log: a.log.With("component", "localapi"),
-		ShellOrigins: localapi.ShellOrigins(ln.Addr().String()), Login: login})
+		ShellOrigins: localapi.ShellOrigins(ln.Addr().String()), Login: login, Apps: apps})
 	if err != nil {
 		ln.Close()
 		return err

@@ -17,6 +17,9 @@ type Settings struct {
 	IdleTimeout       Duration `json:"idleTimeout"` // citizen session wiped after this much inactivity
 	LogLevel          string   `json:"logLevel"`
 	HomeURL           string   `json:"homeUrl,omitempty"` // the kiosk shell's start page: a path of the shell (/shell/?lang=en&care=1) or an http(s) URL
+	// Kiosk apps and the agent version to install (the hub's rollouts, wire.UpdateTargets).
+	Bundles map[string]string `json:"bundles,omitempty"`
+	Agent   string            `json:"agent,omitempty"`
 }
 
 // DefaultSettings are used until a desired state arrives.
@@ -52,6 +55,9 @@ func ParseSettings(doc json.RawMessage) (Settings, error) {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("logLevel %q: want debug, info, warn or error", s.LogLevel))
+	}
+	if err := checkUpdateTargets(s.Bundles, s.Agent); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Settings{}, fmt.Errorf("settings: %w", err)

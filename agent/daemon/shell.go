@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"path/filepath"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/agent/bundles"
 	"github.com/kioskfleet/kioskfleet/agent/journal"
 	"github.com/kioskfleet/kioskfleet/agent/localapi"
 	"github.com/kioskfleet/kioskfleet/agent/shell"
@@ -29,12 +31,18 @@ func (a *Agent) openShell(hc *http.Client) (localapi.Devices, error) {
 		return nil, err
 	}
 	var hub shell.Hub
+	var catalog shell.Catalog // nil: the shell's own services
 	if a.id.HubURL != "" {
-		hub = &shell.HubClient{API: &api.Client{BaseURL: a.id.HubURL, HTTP: hc}, DeviceID: a.id.DeviceID, Key: key}
+		c := &api.Client{BaseURL: a.id.HubURL, HTTP: hc}
+		hub = &shell.HubClient{API: c, DeviceID: a.id.DeviceID, Key: key}
+		catalog = &shell.AppCatalog{
+			Listed:      func(ctx context.Context) (api.ChannelCatalog, error) { return c.ChannelCatalog(ctx, api.ChannelKiosk) },
+			Peripherals: a.devs.Snapshot, Installed: a.installedApp, Guide: c.PublishedGuide, Every: catalogEvery,
+			Log: a.log.With("component", "shell")}
 	}
 	a.shell, err = shell.New(shell.Config{
 		Dir: filepath.Join(a.cfg.DataDir, "shell", "sessions"), VoiceDir: filepath.Join(a.cfg.DataDir, "shell", "voice"),
-		DeviceID: a.id.DeviceID, Log: a.log.With("component", "shell"), Journal: j, Hub: hub,
+		DeviceID: a.id.DeviceID, Log: a.log.With("component", "shell"), Journal: j, Hub: hub, Catalog: catalog,
 		Settings: func() (time.Duration, string) {
 			a.mu.Lock()
 			defer a.mu.Unlock()
@@ -46,6 +54,40 @@ func (a *Agent) openShell(hc *http.Client) (localapi.Devices, error) {
 		return nil, err
 	}
 	return a.shell.Devices(a.devs), nil
+}
+
+// catalogEvery is how often the shell reads the hub's kiosk catalog (a memory read at the hub);
+// peripherals gate its apps at every look, without the hub.
+const catalogEvery = 15 * time.Second
+
+// installedApp is where the kiosk's browser opens an installed kiosk bundle ("": not installed,
+// or no apps listener).
+func (a *Agent) installedApp(app string) string {
+	if a.bundles == nil || a.appsLn == nil {
+		return ""
+	}
+	if _, ok := a.bundles.Active()[app]; !ok {
+		return ""
+	}
+	_, port, _ := net.SplitHostPort(a.appsLn.Addr().String())
+	return bundles.Origin(app, port) + "/"
+}
+
+// shellSessions is the installer's SessionGuard on a kiosk with the shell: an app switches only
+// between citizen sessions, and no session begins during the switch (shell.Hold).
+type shellSessions struct{ a *Agent }
+
+var _ bundles.SessionGuard = shellSessions{}
+
+// Active implements bundles.SessionGuard.
+func (g shellSessions) Active() bool { return g.a.CitizenSession() }
+
+// WaitIdle implements bundles.SessionGuard.
+func (g shellSessions) WaitIdle(ctx context.Context) (func(), error) {
+	if g.a.shell == nil {
+		return func() {}, nil
+	}
+	return g.a.shell.Hold(ctx)
 }
 
 // CitizenSession reports whether a citizen is using the kiosk now: restarts and updates wait.

@@ -63,6 +63,14 @@ type Config struct {
 	OfflineFraction float64
 	OfflineFor      time.Duration
 
+	// TakeBundles makes each kiosk take the apps its desired state names (a rollout), as the
+	// agent does: the update repository verified with the agent's TUF client, each target
+	// downloaded and checked (not kept); then reported active, or failed for a FailRate share
+	// of the kiosks (0..1), as if its health check had failed (bundles.go).
+	TakeBundles bool
+	FailRate    float64
+	FailVersion string // only this version fails ("": any)
+
 	// Connected, when set, is called once every agent is connected (or the connect deadline
 	// passed), before the load window: a test starts what should run alongside the load.
 	Connected func()
@@ -148,6 +156,11 @@ type Result struct {
 	FanOutP50Ms    float64 `json:"fanOutP50Ms"`
 	FanOutP99Ms    float64 `json:"fanOutP99Ms"`
 	FanOutMaxMs    float64 `json:"fanOutMaxMs"`
+	// With TakeBundles: apps taken (active), failed as asked, refused, and target bytes fetched.
+	BundlesActive  int64 `json:"bundlesActive,omitempty"`
+	BundlesFailed  int64 `json:"bundlesFailed,omitempty"`
+	BundlesRefused int64 `json:"bundlesRefused,omitempty"`
+	BundleBytes    int64 `json:"bundleBytes,omitempty"`
 }
 
 // Validate reports every problem with cfg at once.
@@ -176,6 +189,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.FanOut != "" && cfg.Duration <= 0 {
 		errs = append(errs, errors.New("fan-out: needs a load window (duration > 0)"))
+	}
+	if cfg.FailRate < 0 || cfg.FailRate > 1 {
+		errs = append(errs, fmt.Errorf("fail rate: %v: want 0..1", cfg.FailRate))
 	}
 	return errors.Join(errs...)
 }
@@ -223,12 +239,13 @@ func Identities(ctx context.Context, cfg Config, n int) ([]enroll.Identity, erro
 
 // sim is one simulated kiosk.
 type sim struct {
-	ob   *outbox.Memory
-	link *link.Link
-	net  netctl
-	acks atomic.Uint64 // acks applied (any)
-	mac  atomic.Uint64 // sessions ended by a bad record MAC
-	deaf atomic.Uint64 // sessions ended deaf
+	ob    *outbox.Memory
+	link  *link.Link
+	net   netctl
+	acks  atomic.Uint64 // acks applied (any)
+	mac   atomic.Uint64 // sessions ended by a bad record MAC
+	deaf  atomic.Uint64 // sessions ended deaf
+	taker *taker        // with TakeBundles
 
 	mu          sync.Mutex
 	base        uint64      // seq of sent[0]
@@ -434,6 +451,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 	sims := make([]*sim, len(ids))
+	taken := &takeStats{}
+	tufHTTP := &http.Client{Transport: api.Transport(cfg.HubCA), Timeout: 30 * time.Second} // shared by the kiosks taking bundles
 	for i, id := range ids {
 		s := &sim{ob: outbox.NewMemory(outbox.Options{MaxBytes: 1 << 30})}
 		id.SetBrokers(cfg.MQTTAddrs)
@@ -442,8 +461,17 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			onCommand = func(_ context.Context, c wire.Command) { cfg.OnCommand(id.DeviceID, c) }
 		}
 		s.net.from = source(id.MQTTAddr, i)
+		var onDesired func(context.Context, wire.Desired)
+		var stateVersion func() int64
+		if cfg.TakeBundles {
+			if s.taker, err = newTaker(s, id.DeviceID, cfg.HubURL, tufHTTP, filepath.Join(cfg.StateDir, fmt.Sprintf("kiosk-%05d", i)), cfg.FailRate, cfg.FailVersion, taken,
+				cfg.Log.With("device", id.DeviceID)); err != nil {
+				return Result{}, err
+			}
+			onDesired, stateVersion = s.taker.onDesired, s.taker.stateVersion
+		}
 		s.link, err = link.New(link.Config{DeviceID: id.DeviceID, Brokers: id.MQTTAddrs, TLS: id.TLSConfig(), Outbox: s.ob,
-			OnCommand:    onCommand,
+			OnCommand: onCommand, OnDesired: onDesired, StateVersion: stateVersion,
 			AgentVersion: "fleetsim", OnAck: s.onAck(ss), BatchRecords: cfg.BatchRecords, MaxInflight: cfg.MaxInflight,
 			AckTimeout: cfg.AckTimeout, MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second, Dial: s.net.dial,
 			OnEnd: s.onEnd, Log: cfg.Log.With("device", id.DeviceID)})
@@ -469,6 +497,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	for _, s := range sims {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = s.link.Run(ctx) }()
+		if s.taker != nil {
+			wg.Go(func() { s.taker.run(ctx) })
+		}
 		// Pace first connects so the hub sees a realistic (if steep) ramp, not one SYN flood.
 		sem <- struct{}{}
 		go func() {
@@ -569,6 +600,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res.Acked = totalAcked(sims)
 	res.Unacked = unacked(sims)
+	res.BundlesActive, res.BundlesFailed, res.BundlesRefused, res.BundleBytes = taken.active.Load(), taken.failed.Load(), taken.refused.Load(), taken.bytes.Load()
 	ss.mu.Lock()
 	res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs = pct(ss.lat, 0.5), pct(ss.lat, 0.99), pct(ss.lat, 1)
 	res.HeartbeatP99Ms = pct(ss.hb, 0.99)

@@ -12,8 +12,9 @@ import (
 	"github.com/go-pdf/fpdf"
 )
 
-// Catalog says which services the home screen offers. The app catalog (hub/catalog) will feed
-// it; until then BuiltinCatalog offers the shell's own four.
+// Catalog says which services the home screen offers: BuiltinCatalog the shell's own four,
+// AppCatalog those and the apps of the hub's catalog (hub/catalog). A Catalog with a
+// Run(ctx context.Context) method is run by Shell.Run.
 type Catalog interface {
 	Services(ctx context.Context, st State) []Service
 	Source() string // builtin, or where the list came from
@@ -21,11 +22,13 @@ type Catalog interface {
 
 // Service is a tile of the home screen.
 type Service struct {
-	ID         string `json:"id"` // print, scan, cases, guide (the shell's own screens)
-	NeedsLogin bool   `json:"needsLogin"`
-	Available  bool   `json:"available"`
-	Reason     string `json:"reason,omitempty"` // why not: login, offline, not-connected
-	Demo       bool   `json:"demo"`             // shows built-in sample content, not real data
+	ID         string   `json:"id"` // print, scan, cases, guide (the shell's own screens), or an app's ID
+	NeedsLogin bool     `json:"needsLogin"`
+	Available  bool     `json:"available"`
+	Reason     string   `json:"reason,omitempty"` // why not: login, offline, not-connected, peripheral, not-installed
+	Detail     string   `json:"detail,omitempty"` // the reason in words (which peripheral, and what is wrong with it)
+	Demo       bool     `json:"demo"`             // shows built-in sample content, not real data
+	App        *AppTile `json:"app,omitempty"`    // an app of the catalog (AppCatalog)
 }
 
 // BuiltinCatalog is the shell's own services.
@@ -53,6 +56,23 @@ func (BuiltinCatalog) Services(_ context.Context, st State) []Service {
 
 // Source implements Catalog.
 func (BuiltinCatalog) Source() string { return "builtin" }
+
+// GuideSource is a Catalog that also has the service guides of its apps (AppCatalog): the guide
+// screen shows them instead of the demo guides.
+type GuideSource interface {
+	Guides(ctx context.Context) []GuideCard
+}
+
+// GuideCard is a service guide (办事指南) as the guide screen shows it.
+type GuideCard struct {
+	ID         string   `json:"id"`
+	Version    int64    `json:"version"`
+	Department string   `json:"department"`
+	Title      string   `json:"title"`
+	TitleEn    string   `json:"titleEn"`
+	Body       []string `json:"body"`   // one line per item, labelled in Chinese
+	BodyEn     []string `json:"bodyEn"` // the same, labelled in English
+}
 
 // Materials is what a citizen may print: the documents the hub holds for the citizen's cases
 // (the cases API, issue 12, will provide them) and forms anyone may print.

@@ -147,6 +147,7 @@ type State struct {
 	Unavailable []string      `json:"unavailable"` // idcard-login, qr-login, cases, attach
 	Voice       VoiceState    `json:"voice"`
 	QR          string        `json:"qr,omitempty"` // a QR login: pending, expired, denied
+	Updating    bool          `json:"updating"`     // an app is being switched: no new session (Hold)
 	Wipes       int64         `json:"wipes"`        // since the agent started
 	LastWipe    *Attestation  `json:"lastWipe,omitempty"`
 	Home        string        `json:"home"`
@@ -204,6 +205,7 @@ func (s *Shell) Snapshot() State {
 	if s.qr != nil {
 		st.QR = s.qr.state
 	}
+	st.Updating = s.held > 0
 	st.Wipes = s.wipes
 	if s.wipes > 0 {
 		last := s.last
@@ -227,6 +229,9 @@ func (s *Shell) apiActivity(w http.ResponseWriter, r *http.Request) (any, error)
 
 func (s *Shell) apiGuest(w http.ResponseWriter, r *http.Request) (any, error) {
 	if _, err := s.begin(r.Context(), ACRGuest); err != nil {
+		if errors.Is(err, ErrUpdating) {
+			return nil, fail(http.StatusServiceUnavailable, "%v", err)
+		}
 		return nil, err
 	}
 	return s.apiState(w, r)
@@ -366,6 +371,11 @@ func (s *Shell) apiCases(w http.ResponseWriter, r *http.Request) (any, error) {
 }
 
 func (s *Shell) apiGuides(w http.ResponseWriter, r *http.Request) (any, error) {
+	if gs, ok := s.cfg.Catalog.(GuideSource); ok {
+		if gl := gs.Guides(r.Context()); len(gl) > 0 {
+			return map[string]any{"demo": false, "guides": gl}, nil
+		}
+	}
 	return demoGuides(), nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/agent/journal"
@@ -50,6 +51,9 @@ type session struct {
 // ErrNoSession is returned for what needs a citizen session when there is none.
 var ErrNoSession = errors.New("shell: no citizen session")
 
+// ErrUpdating is returned for a session begun while the agent switches a kiosk app (Hold).
+var ErrUpdating = errors.New("shell: the kiosk is updating an app, please try again in a moment")
+
 func newID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
@@ -62,6 +66,13 @@ func newID() string {
 // command runs on one).
 func (s *Shell) begin(ctx context.Context, acr string, tokens ...string) (string, error) {
 	s.mu.Lock()
+	if s.held > 0 {
+		s.mu.Unlock()
+		for _, t := range tokens {
+			s.revoke(ctx, t) // the hub logged the citizen in: that token must not outlive this refusal
+		}
+		return "", ErrUpdating
+	}
 	cur := s.cur
 	switch {
 	case cur != nil && cur.acr != ACRGuest && acr == ACRGuest:
@@ -135,6 +146,36 @@ func (s *Shell) WaitIdle(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// Hold waits until no citizen session is active, then holds new sessions off (a login or guest
+// start is refused with ErrUpdating, the pages say so) until release is called: the agent
+// switches a kiosk app in between, never under a citizen (bundles.SessionGuard).
+func (s *Shell) Hold(ctx context.Context) (release func(), err error) {
+	for {
+		s.mu.Lock()
+		active, ch := s.cur != nil, s.notify
+		if !active {
+			s.held++
+			s.mu.Unlock()
+			s.changed()
+			var once sync.Once
+			return func() {
+				once.Do(func() {
+					s.mu.Lock()
+					s.held--
+					s.mu.Unlock()
+					s.changed()
+				})
+			}, nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		case <-ch:
 		}
 	}

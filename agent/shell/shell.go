@@ -73,6 +73,7 @@ type Shell struct {
 
 	mu      sync.Mutex
 	cur     *session
+	held    int           // Hold calls not released: no new session
 	notify  chan struct{} // closed and replaced at every session change
 	wipes   int64
 	last    Attestation
@@ -130,6 +131,9 @@ func (s *Shell) Run(ctx context.Context) error {
 	wg.Go(func() { s.voice.render(ctx) })
 	wg.Go(func() { s.idleLoop(ctx) })
 	wg.Go(func() { s.hubLoop(ctx) })
+	if r, ok := s.cfg.Catalog.(interface{ Run(context.Context) }); ok {
+		wg.Go(func() { r.Run(ctx) })
+	}
 	<-ctx.Done()
 	s.stopQR()
 	wg.Wait()

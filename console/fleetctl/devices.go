@@ -18,7 +18,7 @@ func (a *app) devicesCmd() *cobra.Command {
 		Aliases: []string{"device", "dev"},
 		Short:   "List, show, revoke and retire kiosks",
 	})
-	cmd.AddCommand(a.devicesListCmd(), a.devicesShowCmd(), a.devicesRevokeCmd(), a.devicesRetireCmd())
+	cmd.AddCommand(a.devicesListCmd(), a.devicesShowCmd(), a.devicesRevokeCmd(), a.devicesRetireCmd(), a.devicesTagCmd())
 	return cmd
 }
 

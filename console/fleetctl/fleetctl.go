@@ -182,7 +182,10 @@ with the hub's error code and message.
 
 Nouns and verbs: devices list|show|revoke, sites list|create, tokens create, commands
 list|show|send, state show|set, records list, clients list|show|create|delete,
-staff create|update, health, login.
+staff create|update, departments list|create, apps list|show|create|versions|audit|submit|
+approve|reject|publish|offer|delist|retire|transition, guides list|show|create|add-version|
+upload-template, keys generate|init|sign-bundle|sign-agent|status, rollouts create|list|show|
+devices|pause|resume|abort|rollback, devices tag, health, login.
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 unauthorized/forbidden,
 5 command failed, expired or not done within --wait.`,
@@ -205,7 +208,7 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 unauthorized/forbidden,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{[]string{err.Error()}} })
 	group(root)
 	root.AddCommand(a.devicesCmd(), a.sitesCmd(), a.tokensCmd(), a.commandsCmd(), a.stateCmd(),
-		a.recordsCmd(), a.healthCmd(), a.loginCmd(), a.clientsCmd(), a.staffCmd())
+		a.recordsCmd(), a.healthCmd(), a.loginCmd(), a.clientsCmd(), a.staffCmd(), a.departmentsCmd(), a.appsCmd(), a.guidesCmd(), a.keysCmd(), a.rolloutsCmd())
 	return root
 }
 

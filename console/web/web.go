@@ -35,7 +35,17 @@ type Hub interface {
 	Revoke(ctx context.Context, id string) (fleet.Device, error)
 }
 
-var _ Hub = (*api.Client)(nil)
+// Catalog is the part of the hub's API the apps pages use: a Hub that has it shows them.
+type Catalog interface {
+	ListApps(ctx context.Context, q api.AppQuery) ([]api.App, error)
+	App(ctx context.Context, id string) (api.App, error)
+	AppAudit(ctx context.Context, appID, version string, limit int) ([]api.AuditEntry, error)
+}
+
+var (
+	_ Hub     = (*api.Client)(nil)
+	_ Catalog = (*api.Client)(nil)
+)
 
 // ErrNoHub is returned by New without a Hub.
 var ErrNoHub = errors.New("web: no hub client")
@@ -100,12 +110,14 @@ func New(cfg Config) (*Server, error) {
 		"list":   func(s ...string) []string { return s },
 		"card":   func(l *L, r row) cardData { return cardData{l, r} },
 		"counts": func(l *L, kind string, rows []count) countsData { return countsData{l, kind, rows} },
+		"add1":   func(i int) int { return i + 1 },
+		"pctOf":  pctOf,
 	}
 	base, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html")
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range []string{"overview", "devices", "device", "error"} {
+	for _, p := range []string{"overview", "devices", "device", "apps", "app", "rollouts", "error"} {
 		t, err := template.Must(base.Clone()).ParseFS(assets, "templates/"+p+".html")
 		if err != nil {
 			return nil, err
@@ -120,6 +132,9 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("POST /devices/{id}/commands", s.sendCommand)
 	s.mux.HandleFunc("POST /devices/{id}/desired", s.setDesired)
 	s.mux.HandleFunc("POST /devices/{id}/revoke", s.revoke)
+	s.mux.HandleFunc("GET /apps", s.apps)
+	s.mux.HandleFunc("GET /apps/{id}", s.app)
+	s.mux.HandleFunc("GET /rollouts", s.rollouts)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, s.lang(w, r).T("not-found"), nil)
 	})
@@ -158,7 +173,7 @@ type countsData struct {
 type page struct {
 	L       *L
 	Title   string
-	Nav     string // overview, devices, device
+	Nav     string // overview, devices, device, apps, rollouts
 	CSRF    string
 	Refresh int         // milliseconds
 	LangURL string      // this page in the other language

@@ -539,3 +539,35 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestAppsPages: the apps page lists every app with its state on each channel; an app's page
+// shows its versions, newest first, and its audit trail with who, from, to and why.
+func TestAppsPages(t *testing.T) {
+	c := newConsole(t)
+	status, body := c.get("/apps?lang=en")
+	if status != http.StatusOK {
+		t.Fatalf("apps page: %d", status)
+	}
+	inOrder(t, body, `aria-current="page">Apps`, "完税证明打印", "tax-print", "Kiosk bundle", "listed", "1.4.0", "社保查询", "Web link", "published", "2.0.0")
+	_, body = c.get("/apps/tax-print?lang=zh-CN")
+	inOrder(t, body, "完税证明打印", "自助终端应用", "1.5.0", "待审核", "1.4.0", "已上架", "1.3.0", "已下架",
+		"审计记录", "自助终端", "已上架 → 已下架", "u_op", "superseded by 1.4.0", "创建 → 草稿", "u_dev")
+	if status, _ := c.get("/apps/nope"); status != http.StatusNotFound {
+		t.Errorf("unknown app: %d", status)
+	}
+	status, body = c.get("/apps?live=1")
+	if status != http.StatusOK || !strings.Contains(body, "tax-print") || strings.Contains(body, "<form") {
+		t.Errorf("live part: %d %.200s", status, body)
+	}
+}
+
+// TestRolloutsPage: each rollout with its state and progress per wave.
+func TestRolloutsPage(t *testing.T) {
+	c := newConsole(t)
+	status, body := c.get("/rollouts?lang=en")
+	if status != http.StatusOK {
+		t.Fatalf("rollouts page: %d", status)
+	}
+	inOrder(t, body, `aria-current="page">Rollouts`, "running", "tax-print 1.5.0", "ro-1", "Wave 2/2", "1 (10%)", "2", "2 (100%)", "18",
+		`value="50"`, "9", "1", "8", "3", "Total", "20")
+}

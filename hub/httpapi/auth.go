@@ -11,8 +11,9 @@ import (
 
 // Principal is an authenticated caller.
 type Principal struct {
-	Subject string
-	Roles   []string
+	Subject    string
+	Roles      []string
+	Department string // a developer's department (hub/catalog)
 }
 
 // Has reports whether p has any of roles.
@@ -72,14 +73,22 @@ func bearer(r *http.Request) (string, bool) {
 
 // authorize lets a caller with any of roles through: 401 without valid credentials, 403 without
 // the role.
-func (a *API) authorize(w http.ResponseWriter, r *http.Request, roles []string) error {
+func (a *API) authorize(w http.ResponseWriter, r *http.Request, roles []string) (Principal, error) {
 	p, err := a.cfg.Auth.Authenticate(r)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="kioskfleet"`)
-		return apiErr(http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
+		return p, apiErr(http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
 	}
 	if !p.Has(roles...) {
-		return apiErr(http.StatusForbidden, "forbidden", "role %s required", strings.Join(roles, " or "))
+		return p, apiErr(http.StatusForbidden, "forbidden", "role %s required", strings.Join(roles, " or "))
 	}
-	return nil
+	return p, nil
+}
+
+type principalKey struct{}
+
+// principal returns the caller route authorized.
+func principal(r *http.Request) Principal {
+	p, _ := r.Context().Value(principalKey{}).(Principal)
+	return p
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/hub/catalog"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/strictjson"
@@ -27,6 +28,12 @@ var (
 
 // none is the request of an endpoint without a body.
 type none struct{}
+
+// rawBody is the answer of an endpoint that is not JSON (a bundle): written as it is.
+type rawBody struct {
+	Type string
+	Data []byte
+}
 
 // holdSlack is what a holding endpoint gets past its longest hold: to look its answer up and
 // write it.
@@ -43,7 +50,7 @@ type routeOptions struct{ hold time.Duration }
 func holding(d time.Duration) routeOption { return func(o *routeOptions) { o.hold = d } }
 
 // route serves pattern ("GET /sites", under api.Prefix) with h, the one way every endpoint runs:
-// authenticate and authorize the caller (unless roles is anyone), decode the strict JSON body
+// authenticate and authorize the caller (unless roles is anyone; h finds it with principal), decode the strict JSON body
 // into Req (unless Req is none), call h, and encode its answer with status, or map its error to a
 // status code (writeErr). An option (holding) lets h hold the request.
 func route[Req, Resp any](a *API, pattern string, roles []string, status int, h func(r *http.Request, req Req) (Resp, error),
@@ -56,9 +63,11 @@ func route[Req, Resp any](a *API, pattern string, roles []string, status int, h 
 	a.mux.HandleFunc(method+" "+api.Prefix+path, func(w http.ResponseWriter, r *http.Request) {
 		out, err := func() (out Resp, err error) {
 			if roles != nil {
-				if err := a.authorize(w, r, roles); err != nil {
+				p, err := a.authorize(w, r, roles)
+				if err != nil {
 					return out, err
 				}
+				r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 			}
 			if o.hold > 0 && roles != nil {
 				// Past the server's read timeout its background read would cancel r's context.
@@ -82,6 +91,12 @@ func route[Req, Resp any](a *API, pattern string, roles []string, status int, h 
 		case err != nil:
 			a.writeErr(w, err)
 		default:
+			if raw, ok := any(out).(rawBody); ok {
+				w.Header().Set("Content-Type", raw.Type)
+				w.WriteHeader(status)
+				w.Write(raw.Data)
+				return
+			}
 			writeJSON(w, status, out)
 		}
 	})
@@ -101,6 +116,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // codes, anything else as an internal error (logged, not shown).
 func (a *API) writeErr(w http.ResponseWriter, err error) {
 	var ae *api.Error
+	var iv *catalog.InvalidError
 	switch {
 	case errors.Is(err, context.Canceled):
 		ae = apiErr(http.StatusServiceUnavailable, "canceled", "request canceled") // the client has gone
@@ -109,8 +125,14 @@ func (a *API) writeErr(w http.ResponseWriter, err error) {
 		ae = apiErr(http.StatusNotFound, "not_found", "%v", err)
 	case errors.Is(err, store.ErrExists):
 		ae = apiErr(http.StatusConflict, "conflict", "%v", err)
+	case errors.As(err, &iv):
+		ae = &api.Error{Status: http.StatusBadRequest, Code: "bad_request", Message: iv.Error(), Fields: iv.Fields}
 	case errors.Is(err, store.ErrInvalid):
 		ae = apiErr(http.StatusBadRequest, "bad_request", "%v", err)
+	case errors.Is(err, catalog.ErrForbidden):
+		ae = apiErr(http.StatusForbidden, "forbidden", "%v", err)
+	case errors.Is(err, catalog.ErrNotAllowed), errors.Is(err, store.ErrStale):
+		ae = apiErr(http.StatusConflict, "conflict", "%v", err)
 	default:
 		a.cfg.Log.Error("api internal error", "err", err)
 		ae = apiErr(http.StatusInternalServerError, "internal", "internal error")

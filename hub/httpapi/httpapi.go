@@ -1,7 +1,8 @@
 // Package httpapi serves the hub's JSON HTTP API under /api/v1 (documented in docs/api.md): sites,
 // enrollment, devices, commands, desired and reported state, records, journal verification and
-// security events, and health. Every endpoint but
-// enrollment (authorised by its one-time token) requires a bearer token with a staff role.
+// security events, health, the app catalog with its guides, the update repository's management
+// and rollouts. Every endpoint but enrollment (authorised by its one-time token) and the
+// channels' public reads of the catalog requires a bearer token with a staff role.
 //
 // One file per resource: it registers its routes and holds its handlers, each written the one way
 // route (handler.go) runs them. A new resource is a new file and a line in New.
@@ -15,7 +16,10 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/hub/catalog"
+	"github.com/kioskfleet/kioskfleet/hub/rollout"
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/updates"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
 
@@ -25,6 +29,9 @@ type Store interface {
 	store.Commands
 	store.State
 	store.Records
+	store.Blobs
+	store.Updates
+	store.Rollouts
 	store.Journal
 	Ping(ctx context.Context) error
 }
@@ -48,6 +55,9 @@ type Config struct {
 	Sessions Sessions
 	Dispatch Dispatcher
 	Auth     Authenticator
+	Catalog  *catalog.Catalog    // the app catalog and guides; nil: not served
+	Updates  *updates.Repository // the update repository; nil: not served
+	Rollouts *rollout.Engine     // rollouts; nil: not served
 	Log      *slog.Logger
 	MQTTAddr string // advertised to enrolling agents
 	// MQTTAddrs are every address enrolling agents may use and fail over between, MQTTAddr
@@ -100,6 +110,17 @@ func New(cfg Config) *API {
 	a.stateRoutes()
 	a.recordRoutes()
 	a.journalRoutes()
+	if cfg.Catalog != nil {
+		a.catalogRoutes()
+		a.guideRoutes()
+		a.publicRoutes()
+	}
+	if cfg.Updates != nil && cfg.Catalog != nil {
+		a.updateRoutes()
+	}
+	if cfg.Rollouts != nil {
+		a.rolloutRoutes()
+	}
 	a.mux.HandleFunc(api.Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, apiErr(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

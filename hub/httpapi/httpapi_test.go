@@ -19,6 +19,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/ca"
 	"github.com/kioskfleet/kioskfleet/hub/ca/catest"
+	"github.com/kioskfleet/kioskfleet/hub/catalog"
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
@@ -35,6 +36,10 @@ const (
 	adminTok    = "kfa_admin-secret"
 	opsTok      = "ops-token"
 	reviewerTok = "reviewer-token"
+	devTok      = "dev-tax-token" // developer of department tax
+	devHRTok    = "dev-hr-token"  // developer of department hr
+	revTok      = "rev-token"     // reviewer only
+	opTok       = "op-token"      // operator only
 	wait        = 10 * time.Second
 )
 
@@ -125,6 +130,7 @@ func (c *clock) Add(d time.Duration) { c.ns.Add(int64(d)) }
 
 type env struct {
 	st       *sqlite.Store
+	cat      *catalog.Catalog
 	ca       *ca.CA
 	sess     *sessions
 	disp     *dispatch
@@ -144,11 +150,20 @@ func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 	e := &env{st: st, ca: catest.New(t), sess: &sessions{connected: map[string]bool{}}, clock: &clock{}}
 	e.clock.ns.Store(time.Now().UTC().Truncate(time.Millisecond).UnixNano())
 	e.disp = &dispatch{st: st, sess: e.sess, now: e.clock.Now}
+	cat, err := catalog.New(catalog.Config{Store: st, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cat = cat
 	h := httpapi.New(httpapi.Config{
-		Store: st, CA: e.ca, Sessions: e.sess, Dispatch: e.disp,
+		Store: st, CA: e.ca, Sessions: e.sess, Dispatch: e.disp, Catalog: cat,
 		Auth: httpapi.AnyOf{httpapi.NewBootstrapToken(adminTok), tokens{
 			opsTok:      {Subject: "ops1", Roles: []string{"reviewer", "fieldops"}},
 			reviewerTok: {Subject: "rev1", Roles: []string{"reviewer", "developer"}},
+			devTok:      {Subject: "dev1", Roles: []string{"developer"}, Department: "tax"},
+			devHRTok:    {Subject: "dev2", Roles: []string{"developer"}, Department: "hr"},
+			revTok:      {Subject: "rev2", Roles: []string{"reviewer"}},
+			opTok:       {Subject: "op1", Roles: []string{"operator"}},
 		}},
 		MQTTAddr: "127.0.0.1:8883", Version: "0.1.0-test", Now: e.clock.Now,
 	})

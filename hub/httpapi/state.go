@@ -29,7 +29,11 @@ func (a *API) setDesired(r *http.Request, req api.SetDesired) (fleet.DocState, e
 	if err := iv.err(); err != nil {
 		return fleet.DocState{}, err
 	}
-	s, err := a.cfg.Store.SetDesired(r.Context(), d.ID, req.Doc, a.cfg.Now())
+	doc, err := a.keepRolloutKeys(r.Context(), d.ID, req.Doc, obj)
+	if err != nil {
+		return fleet.DocState{}, err
+	}
+	s, err := a.cfg.Store.SetDesired(r.Context(), d.ID, doc, a.cfg.Now())
 	if err != nil {
 		return fleet.DocState{}, err
 	}
@@ -68,4 +72,31 @@ func (a *API) state(ctx context.Context, id string) (api.State, error) {
 func apiDocState(d store.DocState) *fleet.DocState {
 	out := fleet.DocState(d)
 	return &out
+}
+
+// rolloutKeys are the desired state's keys that rollouts own (hub/rollout): a document set by
+// hand that leaves them out keeps the ones the kiosk has, so that replacing a kiosk's settings
+// does not take its apps away.
+var rolloutKeys = []string{"bundles", "agent"}
+
+func (a *API) keepRolloutKeys(ctx context.Context, id string, raw json.RawMessage, doc map[string]json.RawMessage) (json.RawMessage, error) {
+	cur, err := a.cfg.Store.GetDesired(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return raw, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var old map[string]json.RawMessage
+	_ = json.Unmarshal(cur.Doc, &old)
+	kept := false
+	for _, k := range rolloutKeys {
+		if _, given := doc[k]; !given && old[k] != nil {
+			doc[k], kept = old[k], true
+		}
+	}
+	if !kept {
+		return raw, nil // stored as given
+	}
+	return json.Marshal(doc)
 }

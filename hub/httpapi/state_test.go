@@ -55,3 +55,25 @@ func TestDesiredAndState(t *testing.T) {
 		t.Fatalf("detail %+v, want in sync", det)
 	}
 }
+
+// TestDesiredKeepsRolloutKeys: a document set by hand without "bundles" and "agent" keeps the
+// ones a rollout gave the kiosk; one that names them replaces them.
+func TestDesiredKeepsRolloutKeys(t *testing.T) {
+	e := newEnv(t)
+	e.site(t, "sz-a")
+	dev := e.enroll(t, "sz-a").DeviceID
+	if _, err := e.st.SetDesired(t.Context(), dev, json.RawMessage(`{"bundles":{"tax-print":"1.4.0"},"agent":"0.2.0","logLevel":"info"}`), e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var got fleet.DocState
+	e.do(t, "PUT", p+"/devices/"+dev+"/desired", opsTok, api.SetDesired{Doc: json.RawMessage(`{"logLevel":"debug"}`)}, 200, &got)
+	var doc map[string]json.RawMessage
+	json.Unmarshal(got.Doc, &doc)
+	if string(doc["logLevel"]) != `"debug"` || string(doc["bundles"]) != `{"tax-print":"1.4.0"}` || string(doc["agent"]) != `"0.2.0"` {
+		t.Fatalf("doc = %s", got.Doc)
+	}
+	e.do(t, "PUT", p+"/devices/"+dev+"/desired", opsTok, api.SetDesired{Doc: json.RawMessage(`{"bundles":{}}`)}, 200, &got)
+	if string(got.Doc) != `{"agent":"0.2.0","bundles":{}}` {
+		t.Fatalf("doc = %s", got.Doc)
+	}
+}

@@ -22,10 +22,11 @@ var ErrLogin = errors.New("identity: wrong username or password, or too many att
 
 // NewStaff describes a staff account to create (the admin API's api.StaffRequest).
 type NewStaff struct {
-	Username string
-	Name     string
-	Password string
-	Roles    []string
+	Username   string
+	Name       string
+	Password   string
+	Roles      []string
+	Department string // required with the developer role
 }
 
 // CreateStaff creates a staff account with a password.
@@ -37,7 +38,7 @@ func (p *Provider) CreateStaff(ctx context.Context, s NewStaff) (store.Account, 
 	if len(s.Password) < 8 || len(s.Password) > 256 {
 		return store.Account{}, fmt.Errorf("%w: password must have 8 to 256 characters", store.ErrInvalid)
 	}
-	if err := validRoles(s.Roles); err != nil {
+	if err := validRoles(s.Roles, s.Department); err != nil {
 		return store.Account{}, err
 	}
 	h, err := p.hash(s.Password)
@@ -45,7 +46,7 @@ func (p *Provider) CreateStaff(ctx context.Context, s NewStaff) (store.Account, 
 		return store.Account{}, err
 	}
 	a := store.Account{ID: "u_" + randomToken(12), Kind: "staff", Username: s.Username, Name: s.Name,
-		PasswordHash: h, Roles: s.Roles, CreatedAt: p.now()}
+		PasswordHash: h, Roles: s.Roles, Department: s.Department, CreatedAt: p.now()}
 	if err := p.st.CreateAccount(ctx, a); err != nil {
 		return store.Account{}, err
 	}

@@ -325,6 +325,8 @@ func TestStaffAdminAPI(t *testing.T) {
 		`{"username":"wang","password":"short","roles":[]}`:                400,
 		`{"username":"wang","password":"a good password","roles":["god"]}`: 400,
 		`{"username":"wang","password":"a good password","extra":1}`:       400,
+		// A developer works for one department.
+		`{"username":"wang","password":"a good password","roles":["developer"]}`: 400,
 	} {
 		if st, m := apiCall(t, e, "POST", "/oidc/admin/staff", at, body); st != want {
 			t.Errorf("%s: %d %v, want %d", body, st, m, want)
@@ -346,11 +348,11 @@ func TestStaffAdminAPI(t *testing.T) {
 	if i < 0 || !list.Staff[i].Locked || list.Staff[i].Failures == 0 || fmt.Sprint(list.Staff[i].Roles) != "[fieldops]" {
 		t.Fatalf("list staff: %+v, want li locked with its failures", list.Staff)
 	}
-	if st, m := apiCall(t, e, "PUT", "/oidc/admin/staff/li", at, `{"roles":["reviewer","developer"],"password":"another password"}`); st != 200 {
+	if st, m := apiCall(t, e, "PUT", "/oidc/admin/staff/li", at, `{"roles":["reviewer","developer"],"password":"another password","department":"tax"}`); st != 200 || m["department"] != "tax" {
 		t.Fatalf("update: %d %v", st, m)
 	}
 	a, err := e.P.PasswordLogin(ctx, "li", "another password")
-	if err != nil || fmt.Sprint(a.Roles) != "[reviewer developer]" {
+	if err != nil || fmt.Sprint(a.Roles) != "[reviewer developer]" || a.Department != "tax" {
 		t.Fatalf("after reset: %+v %v", a, err)
 	}
 	if st, _ := apiCall(t, e, "PUT", "/oidc/admin/staff/nobody", at, `{"roles":[]}`); st != 404 {

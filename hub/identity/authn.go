@@ -41,12 +41,15 @@ func (p *Provider) accessToken(r *http.Request) (store.Token, error) {
 type Principal struct {
 	Subject  string   // account ID
 	ClientID string   // the channel the token was issued to
-	Roles    []string // admin, fieldops, reviewer, developer, citizen
+	Roles    []string // admin, fieldops, reviewer, developer, operator, citizen
 	ACR      string
 	AMR      []string
-	KioskID  string   // set for sessions opened at a kiosk
+	KioskID  string // set for sessions opened at a kiosk
 	FamilyID string
 	Audience []string // resource indicators (RFC 8707) the token was issued for
+
+	// Department is a staff account's department (a developer's scope), if it has one.
+	Department string
 }
 
 // For reports whether the token was issued for resource.
@@ -69,7 +72,7 @@ func (p *Provider) Authenticate(r *http.Request) (Principal, error) {
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: account: %w", ErrUnauthorized, err)
 	}
-	return Principal{Subject: a.ID, ClientID: t.ClientID, Roles: a.Roles, ACR: t.ACR, AMR: t.AMR,
+	return Principal{Subject: a.ID, ClientID: t.ClientID, Roles: a.Roles, Department: a.Department, ACR: t.ACR, AMR: t.AMR,
 		KioskID: t.DeviceID, FamilyID: t.FamilyID, Audience: t.Audience}, nil
 }
 
@@ -366,7 +369,7 @@ func (p *Provider) serveCreateStaff(w http.ResponseWriter, r *http.Request) {
 		p.log.Error("create staff failed", "err", err)
 		apiError(w, http.StatusInternalServerError, "internal", "could not create account")
 	default:
-		writeJSON(w, http.StatusCreated, api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: a.Roles})
+		writeJSON(w, http.StatusCreated, api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: a.Roles, Department: a.Department})
 	}
 }
 
@@ -381,7 +384,7 @@ func (p *Provider) serveUpdateStaff(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "bad_request", "malformed staff account: "+err.Error())
 		return
 	}
-	if err := validRoles(req.Roles); err != nil {
+	if err := validRoles(req.Roles, req.Department); err != nil {
 		apiError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
@@ -400,6 +403,9 @@ func (p *Provider) serveUpdateStaff(w http.ResponseWriter, r *http.Request) {
 		err = p.st.SetRoles(r.Context(), a.ID, req.Roles)
 	}
 	if err == nil {
+		err = p.st.SetDepartment(r.Context(), a.ID, req.Department)
+	}
+	if err == nil {
 		_, err = p.st.RecordLogin(r.Context(), a.ID, true, p.now())
 	}
 	if err != nil {
@@ -407,14 +413,22 @@ func (p *Provider) serveUpdateStaff(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusInternalServerError, "internal", "could not update account")
 		return
 	}
-	writeJSON(w, http.StatusOK, api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: req.Roles})
+	writeJSON(w, http.StatusOK, api.StaffAccount{ID: a.ID, Username: a.Username, Name: a.Name, Roles: req.Roles, Department: req.Department})
 }
 
-func validRoles(roles []string) error {
+// validRoles checks a staff account's roles and department: a developer works for one department
+// (the catalog lets it touch only that department's apps and guides).
+func validRoles(roles []string, department string) error {
 	for _, r := range roles {
-		if !slices.Contains([]string{RoleAdmin, RoleFieldOps, RoleReviewer, RoleDeveloper}, r) {
+		if !slices.Contains([]string{RoleAdmin, RoleFieldOps, RoleReviewer, RoleDeveloper, RoleOperator}, r) {
 			return fmt.Errorf("%w: unknown staff role %q", store.ErrInvalid, r)
 		}
+	}
+	if slices.Contains(roles, RoleDeveloper) && department == "" {
+		return fmt.Errorf("%w: the developer role needs a department", store.ErrInvalid)
+	}
+	if len(department) > 64 {
+		return fmt.Errorf("%w: department: at most 64 characters", store.ErrInvalid)
 	}
 	return nil
 }

@@ -67,7 +67,8 @@ const (
 	RoleAdmin     = "admin"
 	RoleFieldOps  = "fieldops"
 	RoleReviewer  = "reviewer"
-	RoleDeveloper = "developer"
+	RoleDeveloper = "developer" // of one department (store.Account.Department): its apps and guides
+	RoleOperator  = "operator"  // publishes, lists and delists apps per channel, runs rollouts
 	RoleCitizen   = "citizen"
 )
 

@@ -144,8 +144,11 @@ func (h *httpLimits) server(handler http.Handler) *http.Server {
 		// Over TLS a client may speak HTTP/2: many requests on one connection. Few streams and
 		// small windows keep a connection's share near an HTTP/1.1 one's, so that the per-address
 		// limit still bounds memory (the defaults, 100+ streams and 1 MiB buffered, would not).
+		// A stream's window is never below the 65,535 bytes a client may send before it has our
+		// SETTINGS (RFC 9113 §6.9.2): a smaller one fails a large upload with FLOW_CONTROL_ERROR;
+		// the connection's 64 KiB still bounds what all its streams hold.
 		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 16, MaxReceiveBufferPerConnection: 64 << 10,
-			MaxReceiveBufferPerStream: 16 << 10},
+			MaxReceiveBufferPerStream: 64 << 10},
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if err := connlimit.RefusalOf(c); err != nil {
 				return context.WithValue(ctx, refusedKey{}, err)

@@ -1,7 +1,7 @@
 // Package server assembles a hub: its CA, store, embedded MQTT broker, ingest, journal verifier,
-// identity provider and HTTP API, with the bootstrap admin token (Assemble), and serves them until
-// the context ends, shutting down gracefully (Hub.Serve). The HTTP side is HTTPS, plain HTTP only
-// on loopback (tls.go).
+// identity provider, app catalog, update repository, rollouts and HTTP API, with the bootstrap
+// admin token (Assemble), and serves them until the context ends, shutting down gracefully
+// (Hub.Serve). The HTTP side is HTTPS, plain HTTP only on loopback (tls.go).
 package server
 
 import (
@@ -32,15 +32,18 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/broker"
 	"github.com/kioskfleet/kioskfleet/hub/ca"
 	"github.com/kioskfleet/kioskfleet/hub/cluster"
+	"github.com/kioskfleet/kioskfleet/hub/catalog"
 	"github.com/kioskfleet/kioskfleet/hub/connlimit"
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
 	"github.com/kioskfleet/kioskfleet/hub/journal"
 	"github.com/kioskfleet/kioskfleet/hub/ratelimit"
+	"github.com/kioskfleet/kioskfleet/hub/rollout"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	_ "github.com/kioskfleet/kioskfleet/hub/store/postgres" // the shared backend, postgres://...
 	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite"   // the embedded backend, sqlite:PATH
+	"github.com/kioskfleet/kioskfleet/hub/updates"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/atomicfile"
 	"github.com/kioskfleet/kioskfleet/pkg/flagconf"
@@ -203,6 +206,9 @@ type Hub struct {
 	rep    *cluster.Replica
 	jv     *journal.Verifier
 	closer []func() error // in the order opened
+
+	repo     *updates.Repository // the update repository (signed bundles and agent binaries)
+	rollouts *rollout.Engine
 }
 
 // Assemble builds a hub from cfg: data folder, bootstrap token, CA, store, ingest, broker (listening,
@@ -383,11 +389,25 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		// holding the device sends it.
 		dispatch = byNotice{}
 	}
+	onlineKey, err := updates.LoadOrCreateKey(filepath.Join(cfg.DataDir, "tuf-online.key"))
+	if err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	if h.repo, err = updates.New(updates.Config{Store: st, OnlineKey: onlineKey, Log: log.With("component", "updates")}); err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	cat, err := catalog.New(catalog.Config{Store: st, Log: log.With("component", "catalog"), Gates: []catalog.Gate{updates.Gate{Repo: h.repo}}})
+	if err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	if h.rollouts, err = rollout.New(rollout.Config{Store: st, Dispatch: dispatch, Targets: h.repo, Log: log.With("component", "rollout")}); err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
 	if h.lim, err = newHTTPLimits(cfg.Limits, reg, log.With("component", "http")); err != nil {
 		return nil, err
 	}
 	apiH := httpapi.New(httpapi.Config{
-		Store: st, CA: authority, Sessions: br, Dispatch: dispatch,
+		Store: st, CA: authority, Sessions: br, Dispatch: dispatch, Catalog: cat, Updates: h.repo, Rollouts: h.rollouts,
 		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}},
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise[0], MQTTAddrs: advertise, Version: cfg.Version, Anchor: anchor,
@@ -397,6 +417,14 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	anon, mux := cfg.Limits.AnonBody, http.NewServeMux()
 	mux.Handle("/api/", h.lim.body(apiBody, apiH))
 	mux.Handle("POST "+api.Prefix+"/enroll", h.lim.body(anon, apiH))
+	// Uploads, read after authentication and bounded by their routes (httpapi): bundles, guide
+	// templates, agent binaries and the offline-signed metadata.
+	for _, p := range []string{"PUT /apps/{id}/versions/{version}/bundle", "POST /templates", "POST /updates/files",
+		"PUT /updates/root", "PUT /updates/targets"} {
+		method, path, _ := strings.Cut(p, " ")
+		mux.Handle(method+" "+api.Prefix+path, h.lim.body(0, apiH))
+	}
+	mux.Handle(updates.Prefix, h.lim.body(anon, h.repo.Handler()))
 	mux.Handle("/.well-known/openid-configuration", h.lim.body(anon, h.idp.Handler()))
 	mux.Handle("/oidc/", h.lim.body(anon, h.idp.Handler()))
 	mux.Handle("/oidc/admin/", h.lim.body(adminBody, h.idp.Handler())) // staff only: read after authentication
@@ -436,6 +464,8 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	wg.Go(func() { _ = h.idp.Run(runCtx, time.Minute) })
 	wg.Go(func() { h.rep.Run(runCtx) })
 	wg.Go(func() { _ = h.jv.Run(runCtx) })
+	wg.Go(func() { h.repo.Run(runCtx, 10*time.Minute) })
+	wg.Go(func() { h.rollouts.Run(runCtx) })
 	wg.Go(func() {
 		if err := h.ing.Run(runCtx); err != nil {
 			errc <- err
@@ -548,7 +578,7 @@ func (o oidcAuth) Authenticate(r *http.Request) (httpapi.Principal, error) {
 	if err != nil {
 		return httpapi.Principal{}, err
 	}
-	return httpapi.Principal{Subject: pr.Subject, Roles: pr.Roles}, nil
+	return httpapi.Principal{Subject: pr.Subject, Roles: pr.Roles, Department: pr.Department}, nil
 }
 
 func saveCredentials(path string, creds map[string]string) error {

@@ -50,6 +50,8 @@ type Accounts interface {
 	RecordLogin(ctx context.Context, id string, success bool, at time.Time) (failures int, err error)
 	SetPassword(ctx context.Context, id, hash string) error
 	SetRoles(ctx context.Context, id string, roles []string) error
+	// SetDepartment binds a staff account to a department ("": to none).
+	SetDepartment(ctx context.Context, id, department string) error
 }
 
 // AuthRequests keeps authorization requests of the code flow.
@@ -165,6 +167,7 @@ type Account struct {
 	Name         string
 	PasswordHash string // argon2id encoded; empty when no password
 	Roles        []string
+	Department   string // a staff account's department (hub/catalog), if it is bound to one
 	IDNumberEnc  []byte // AES-GCM ciphertext of the ID number
 	IDNumberHash []byte // HMAC-SHA256 of the ID number, for lookup
 	Failures     int

@@ -13,9 +13,13 @@
 //	state.go     State     desired and reported configuration documents
 //	identity.go  Identity  the OpenID Provider's clients, accounts, grants, keys and sessions
 //	journal.go   Journal   how far each kiosk's transaction journal is verified, and security events
+//	catalog.go   Catalog   departments, apps, versions, releases per channel, audit, guides
+//	blobs.go     Blobs     content-addressed bytes: bundles, agent binaries, guide templates
+//	updates.go   Updates   the update repository's signed metadata (The Update Framework)
+//	rollouts.go  Rollouts  staged rollouts of apps and agent versions, and device tags
 //
-// The app catalog (catalog.go, Catalog) and the event stream (events.go, Events) come next, as
-// domains of their own. Store composes every domain; a caller asks for the smallest set it uses.
+// The event stream (events.go, Events) comes next, as a domain of its own. Store composes every
+// domain; a caller asks for the smallest set it uses.
 //
 // Open chooses the backend by URL: "sqlite:var/hub/hub.db" or "postgres://host/db". Each backend
 // registers its URL scheme (Register) and keeps its migrations in its own dialect, in its own
@@ -49,6 +53,10 @@ type Store interface {
 	State
 	Identity
 	Journal
+	Catalog
+	Blobs
+	Updates
+	Rollouts
 
 	// Ping checks cheaply that the backend answers (health endpoints).
 	Ping(ctx context.Context) error

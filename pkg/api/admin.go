@@ -52,7 +52,10 @@ type StaffRequest struct {
 	Username string   `json:"username,omitempty"`
 	Name     string   `json:"name,omitempty"`
 	Password string   `json:"password,omitempty"`
-	Roles    []string `json:"roles"` // admin, fieldops, reviewer, developer
+	Roles    []string `json:"roles"` // admin, fieldops, reviewer, developer, operator
+	// Department is the catalog department the account works for: required with the developer
+	// role, which acts only on that department's apps and guides. An update replaces it.
+	Department string `json:"department,omitempty"`
 }
 
 // Staff is the body of GET /oidc/admin/staff: every staff account, by username.
@@ -62,12 +65,13 @@ type Staff struct {
 
 // StaffAccount is a staff account as the admin API shows it.
 type StaffAccount struct {
-	ID       string   `json:"id"`
-	Username string   `json:"username"`
-	Name     string   `json:"name"`
-	Roles    []string `json:"roles"`
-	Locked   bool     `json:"locked"`
-	Failures int      `json:"failures"` // failed logins in a row
+	ID         string   `json:"id"`
+	Username   string   `json:"username"`
+	Name       string   `json:"name"`
+	Roles      []string `json:"roles"`
+	Department string   `json:"department,omitempty"`
+	Locked     bool     `json:"locked"`
+	Failures   int      `json:"failures"` // failed logins in a row
 }
 
 // ListClients lists the registered clients.

@@ -27,20 +27,25 @@ type Client struct {
 // Do sends a request with an optional JSON body and decodes a JSON response into out (if non-nil).
 // A non-2xx response is returned as *Error.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("api: encode request: %w", err)
-		}
-		rd = bytes.NewReader(b)
+	if body == nil {
+		return c.DoRaw(ctx, method, path, "", nil, out)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, rd)
+	b, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("api: encode request: %w", err)
+	}
+	return c.DoRaw(ctx, method, path, "application/json", bytes.NewReader(b), out)
+}
+
+// DoRaw is Do with a body that is not JSON, of media type contentType (a PDF, a bundle). An out of
+// type *[]byte takes the answer as it is.
+func (c *Client) DoRaw(ctx context.Context, method, path, contentType string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, body)
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
@@ -65,6 +70,10 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		}
 		eb.Error.Status = resp.StatusCode
 		return &eb.Error
+	}
+	if raw, ok := out.(*[]byte); ok { // an answer that is not JSON (a bundle)
+		*raw = data
+		return nil
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {

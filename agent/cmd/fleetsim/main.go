@@ -66,6 +66,9 @@ Flags:
 	fs.Float64Var(&cfg.Churn, "churn", 0, "connections cut per second, fleet-wide, during the load (each kiosk reconnects and resyncs)")
 	fs.Float64Var(&cfg.OfflineFraction, "offline-fraction", 0, "share of kiosks (0..1) that lose the network once during the load, for --offline-for, buffering meanwhile")
 	fs.DurationVar(&cfg.OfflineFor, "offline-for", 0, "how long each offline kiosk stays off the network")
+	fs.BoolVar(&cfg.TakeBundles, "take-bundles", false, "each kiosk takes the apps its desired state names (rollouts), as an agent: the hub's update repository verified with the agent's TUF client, each target downloaded and checked (not kept), then reported active or failed")
+	fs.StringVar(&cfg.FailVersion, "fail-version", "", "with --fail-rate: only this version fails (default: any)")
+	fs.Float64Var(&cfg.FailRate, "fail-rate", 0, "with --take-bundles: share of kiosks (0..1) whose new app fails its health check (reported failed)")
 	stormFile := fs.String("storm-signal", "", "reconnect storm: once all kiosks are connected, create this file and wait for the hub to be restarted (by whoever watches the file); report the time until all resynced")
 	jsonOut := fs.String("json", "", "write the result as JSON to this file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the simulator to this file")
@@ -136,6 +139,10 @@ Flags:
 	if cfg.FanOut != "" {
 		fmt.Printf("  fan-out through %s: %d of %d commands arrived; p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
 			cfg.FanOut, res.FanOutArrived, res.FanOutCommands, res.FanOutP50Ms, res.FanOutP99Ms, res.FanOutMaxMs)
+	}
+	if cfg.TakeBundles {
+		fmt.Printf("  bundles: %d taken, %d failed (as asked), %d refused; %d bytes fetched\n",
+			res.BundlesActive, res.BundlesFailed, res.BundlesRefused, res.BundleBytes)
 	}
 	return writeJSON(*jsonOut, res)
 }

@@ -11,10 +11,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/agent/bundles"
 	"github.com/kioskfleet/kioskfleet/agent/daemon"
 	"github.com/kioskfleet/kioskfleet/agent/enroll"
 	"github.com/kioskfleet/kioskfleet/drivers/profile"
@@ -32,6 +34,11 @@ Commands:
                                      the hub's CA, checked before the token is sent; --hub takes
                                      a comma-separated list for a hub of several replicas
   run                                run the agent
+  launch [--health-timeout 2m] -- [run flags]
+                                     run the agent under the launcher (what the service manager
+                                     starts): it switches to an agent version the hub rolled out
+                                     at restart, and falls back to the previous binary when the
+                                     new one does not come up healthy
   devices discover                   list the serial ports and USB devices attached to this
                                      machine and the firmware profile that fits each
   profiles validate [DIR|FILE...]    check firmware profiles; reports every problem with file and
@@ -60,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return enrollCmd(args[1:], stdout, stderr)
 	case "run":
 		return runCmd(args[1:], stderr)
+	case "launch":
+		return launchCmd(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return nil
@@ -136,6 +145,9 @@ func runCmd(args []string, stderr io.Writer) error {
 	rescan := fs.Duration("rescan", 5*time.Second, "with --devices: look this often for serial and USB devices attached after start that a profile fits, and use them (0: never)")
 	synthetic := fs.Float64("synthetic-rate", 0, "append this many synthetic business records per second (load generator for tests and benchmarks)")
 	localAPI := fs.String("local-api", "0", "with --devices: loopback host:port of the local device API for the kiosk shell and kiosk apps, e.g. 127.0.0.1:8090 (0: off)")
+	appsAddr := fs.String("apps-addr", "0", "loopback host:port the installed kiosk apps are served on, each at http://APP.localhost:PORT, e.g. 127.0.0.1:8091 (0: off)")
+	sessionFile := fs.String("session-file", "", "a citizen session is active while this file exists (for a kiosk shell that tells sessions so); apps are switched only between sessions")
+	tufRoot := fs.String("tuf-root", "", "the update repository's root file (1.root.json from fleetctl keys init); default: fetched from the hub at first use and trusted from then on")
 	if err := parse(fs, args, cfgFile); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -145,6 +157,9 @@ func runCmd(args []string, stderr io.Writer) error {
 	var errs []error
 	if err := daemon.CheckLocalAPI(*localAPI); err != nil {
 		errs = append(errs, err)
+	}
+	if err := daemon.CheckLocalAPI(*appsAddr); err != nil {
+		errs = append(errs, fmt.Errorf("--apps-addr: %w", err))
 	}
 	if !daemon.LocalAPIOff(*localAPI) && *devicesFile == "" {
 		errs = append(errs, errors.New("--local-api needs --devices: the local device API serves the peripherals of the device configuration"))
@@ -158,9 +173,13 @@ func runCmd(args []string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a, err := daemon.Open(ctx, daemon.Config{DataDir: *dataDir, Version: version, Log: log, OutboxMaxBytes: *maxBytes,
+	var sessions bundles.SessionGuard
+	if *sessionFile != "" {
+		sessions = bundles.FileGuard{Path: *sessionFile}
+	}
+	a, err := daemon.Open(ctx, daemon.Config{Sessions: sessions, DataDir: *dataDir, Version: version, Log: log, OutboxMaxBytes: *maxBytes,
 		MQTTOverride: flagconf.List(*mqtt), SyntheticRate: *synthetic, DevicesFile: *devicesFile, ProfilesDir: *profilesDir, Rescan: *rescan, AckTimeout: *ackTimeout, MaxBackoff: *maxBackoff,
-		LocalAPI: *localAPI})
+		LocalAPI: *localAPI, AppsAddr: *appsAddr, TUFRoot: *tufRoot})
 	if err != nil {
 		return err
 	}
@@ -217,4 +236,52 @@ func profilesCmd(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%d profiles valid\n", n)
 	return nil
+}
+
+// launchCmd runs the agent under the launcher (agent/bundles): "kiosk-agent launch -- run
+// --data D ...". The launcher's folder is DATA/agent; the binary it falls back to while no
+// version was installed through the hub is this one.
+func launchCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("kiosk-agent launch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgFile, dataDir := common(fs)
+	healthTimeout := fs.Duration("health-timeout", 2*time.Minute, "how long a new agent version has to reach the hub before the launcher goes back to the previous one")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	var runArgs []string
+	for i, a := range args {
+		if a == "--" {
+			args, runArgs = args[:i], args[i+1:]
+			break
+		}
+	}
+	if err := parse(fs, args, cfgFile); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := logging.New(stderr, *logLevel, "text")
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	hasData := false
+	for _, a := range runArgs {
+		hasData = hasData || a == "--data" || strings.HasPrefix(a, "--data=")
+	}
+	if !hasData {
+		runArgs = append(runArgs, "--data", *dataDir)
+	}
+	l, err := bundles.NewLauncher(bundles.LauncherConfig{Dir: filepath.Join(*dataDir, "agent"), Fallback: self,
+		Args: append([]string{"run"}, runArgs...), HealthTimeout: *healthTimeout, Stdout: stdout, Stderr: stderr,
+		Log: log.With("component", "launcher")})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return l.Run(ctx)
 }

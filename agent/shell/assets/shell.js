@@ -175,7 +175,10 @@ async function loginQR() {
 }
 
 async function guest() {
-  await api('POST', 'session/guest');
+  try { await api('POST', 'session/guest'); } catch (e) {
+    show('attract', el('p', { id: 'guest-status', class: 'error' }, ui.state.updating ? T('updating') : e.message), backButton(attract));
+    return;
+  }
   await refresh();
   home();
 }
@@ -186,8 +189,9 @@ async function home() {
   let svcs = [];
   try { svcs = (await api('GET', 'services')).services; } catch (e) {}
   const tiles = svcs.filter((v) => !ui.care || v.available).map((v) => {
-    const b = el('button', { id: 'svc-' + v.id, class: 'tile', onclick: () => open(v.id) },
-      el('span', { class: 'tile-name' }, T('svc_' + v.id)),
+    // An app of the catalog opens where it is served (an installed kiosk bundle, a web link).
+    const b = el('button', { id: (v.app ? 'app-' : 'svc-') + v.id, class: 'tile', onclick: () => v.app ? location.assign(v.app.url) : open(v.id) },
+      el('span', { class: 'tile-name' }, v.app ? v.app.name : T('svc_' + v.id)),
       v.available ? null : el('span', { class: 'tile-note' }, T('reason_' + v.reason)));
     b.disabled = !v.available;
     return b;
@@ -197,7 +201,7 @@ async function home() {
 
 function open(id) { ({ print, scan, cases, guide })[id](); }
 
-function backButton() { return button('back', T('back'), home, 'secondary'); }
+function backButton(to) { return button('back', T('back'), to || home, 'secondary'); }
 
 async function print() {
   const list = await api('GET', 'materials');
@@ -288,7 +292,7 @@ async function cases() {
 
 async function guide() {
   const g = await api('GET', 'guides');
-  show('guide', el('h2', { class: 'big' }, T('guideTitle')), el('p', { class: 'demo' }, T('demoGuide')),
+  show('guide', el('h2', { class: 'big' }, T('guideTitle')), ...(g.demo ? [el('p', { class: 'demo' }, T('demoGuide'))] : []),
     ...g.guides.map((x) => el('section', { class: 'guide' }, el('h3', {}, ui.lang === 'en' ? x.titleEn : x.title),
       el('ul', {}, (ui.lang === 'en' ? x.bodyEn : x.body).map((l) => el('li', {}, l))))),
     ui.session ? backButton() : button('back', T('cancel'), attract, 'secondary'));

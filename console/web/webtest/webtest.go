@@ -48,6 +48,8 @@ type Hub struct {
 	desired  map[string]*fleet.DocState
 	reported map[string]*fleet.DocState
 	commands map[string][]fleet.Command
+	apps     []api.App // with their versions
+	audit    map[string][]api.AuditEntry
 	requests []string
 	nextID   int
 }
@@ -172,6 +174,51 @@ func (h *Hub) seed() {
 		},
 	}
 	h.nextID = 3
+	v := func(app, ver, state string, channels map[string]string, at time.Duration) api.AppVersion {
+		return api.AppVersion{App: app, Version: ver, State: state, Channels: channels, CreatedAt: ago(at), CreatedBy: "u_dev", UpdatedAt: ago(at / 2)}
+	}
+	h.apps = []api.App{
+		{ID: "tax-print", Department: "tax", Kind: api.KindKioskBundle, Name: "完税证明打印", CreatedAt: ago(30 * 24 * time.Hour),
+			Channels: map[string]api.ChannelVersion{api.ChannelKiosk: {Version: "1.4.0", State: api.StateListed}},
+			Versions: []api.AppVersion{v("tax-print", "1.3.0", api.StateApproved, map[string]string{api.ChannelKiosk: api.StateDelisted}, 20*24*time.Hour),
+				v("tax-print", "1.4.0", api.StateApproved, map[string]string{api.ChannelKiosk: api.StateListed}, 2*24*time.Hour),
+				v("tax-print", "1.5.0", api.StateSubmitted, map[string]string{}, time.Hour)}},
+		{ID: "hr-web", Department: "hr", Kind: api.KindWebLink, Name: "社保查询", CreatedAt: ago(10 * 24 * time.Hour),
+			Channels: map[string]api.ChannelVersion{api.ChannelWeb: {Version: "2.0.0", State: api.StatePublished}}},
+	}
+	h.audit = map[string][]api.AuditEntry{"tax-print": {
+		{N: 1, App: "tax-print", Version: "1.4.0", From: "", To: api.StateDraft, Actor: "u_dev", At: ago(2 * 24 * time.Hour)},
+		{N: 2, App: "tax-print", Version: "1.4.0", Channel: api.ChannelKiosk, From: api.StateListed, To: api.StateDelisted, Actor: "u_op",
+			Reason: "superseded by 1.4.0", At: ago(24 * time.Hour)},
+	}}
+}
+
+// catalog serves GET /apps, /apps/{id} and /apps/{id}/audit.
+func (h *Hub) catalog(w http.ResponseWriter, r *http.Request, parts []string) {
+	if len(parts) == 0 {
+		out := []api.App{}
+		for _, a := range h.apps {
+			if d := r.URL.Query().Get("department"); d == "" || d == a.Department {
+				a.Versions = nil
+				out = append(out, a)
+			}
+		}
+		writeJSON(w, http.StatusOK, api.Apps{Apps: out})
+		return
+	}
+	i := slices.IndexFunc(h.apps, func(a api.App) bool { return a.ID == parts[0] })
+	switch {
+	case i < 0:
+		apiError(w, http.StatusNotFound, "not_found", "store: not found: app "+parts[0])
+	case len(parts) == 1:
+		a := h.apps[i]
+		a.Channels = nil
+		writeJSON(w, http.StatusOK, a)
+	case len(parts) == 2 && parts[1] == "audit":
+		writeJSON(w, http.StatusOK, api.Audit{Entries: append([]api.AuditEntry{}, h.audit[parts[0]]...)})
+	default:
+		apiError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+	}
 }
 
 func (h *Hub) find(id string) int {
@@ -213,6 +260,14 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, api.Sites{Sites: h.sites})
 	case r.Method == http.MethodGet && path == "devices":
 		h.list(w, r)
+	case r.Method == http.MethodGet && parts[0] == "apps":
+		h.catalog(w, r, parts[1:])
+	case r.Method == http.MethodGet && path == "rollouts":
+		writeJSON(w, http.StatusOK, api.Rollouts{Rollouts: []api.Rollout{{ID: "ro-1", State: api.RolloutRunning, Wave: 2,
+			Spec: api.RolloutSpec{Kind: api.RolloutBundle, App: "tax-print", Version: "1.5.0", Soak: "30m"}, CreatedBy: "u_op", CreatedAt: h.Now,
+			Waves: []api.WaveProgress{{Percent: 10, Counts: api.Counts{Devices: 2, Updated: 2}, StartedAt: h.Now, DoneAt: h.Now},
+				{Percent: 100, Counts: api.Counts{Devices: 18, Updated: 9, Failed: 1, Assigned: 8, Offline: 3}, StartedAt: h.Now}},
+			Totals: api.Counts{Devices: 20, Updated: 11, Failed: 1, Assigned: 8, Offline: 3}}}})
 	case parts[0] == "devices" && len(parts) >= 2:
 		id := parts[1]
 		if !api.ValidDeviceID(id) {

@@ -108,14 +108,14 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 
 func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO idp_accounts (id, kind, username, name, password_hash, roles,
-		id_number_enc, id_number_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		id_number_enc, id_number_hash, created_at, department) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		a.ID, a.Kind, nullString(a.Username), a.Name, a.PasswordHash, list(a.Roles),
-		orNull(a.IDNumberEnc), orNull(a.IDNumberHash), ts(a.CreatedAt))
+		orNull(a.IDNumberEnc), orNull(a.IDNumberHash), ts(a.CreatedAt), a.Department)
 	return idErr("create account", err)
 }
 
 const accountCols = `id, kind, coalesce(username, ''), name, password_hash, roles, id_number_enc,
-	id_number_hash, failures, last_failure, created_at`
+	id_number_hash, failures, last_failure, created_at, department`
 
 func (s *Store) account(ctx context.Context, where string, arg any) (store.Account, error) {
 	a, err := scanAccount(s.pool.QueryRow(ctx, `SELECT `+accountCols+` FROM idp_accounts WHERE `+where, arg))
@@ -129,7 +129,7 @@ func scanAccount(r pgx.Row) (store.Account, error) {
 	var a store.Account
 	var lastFail, created int64
 	err := r.Scan(&a.ID, &a.Kind, &a.Username, &a.Name, &a.PasswordHash, &a.Roles, &a.IDNumberEnc, &a.IDNumberHash,
-		&a.Failures, &lastFail, &created)
+		&a.Failures, &lastFail, &created, &a.Department)
 	a.LastFailure, a.CreatedAt = fromTS(lastFail), fromTS(created)
 	return a, err
 }
@@ -170,6 +170,11 @@ func (s *Store) SetPassword(ctx context.Context, id, hash string) error {
 func (s *Store) SetRoles(ctx context.Context, id string, roles []string) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE idp_accounts SET roles = $2 WHERE id = $1`, id, list(roles))
 	return idAffected("set roles", tag, err)
+}
+
+func (s *Store) SetDepartment(ctx context.Context, id, department string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE idp_accounts SET department = $2 WHERE id = $1`, id, department)
+	return idAffected("set department", tag, err)
 }
 
 // --- authorization requests (the whole request as JSON; code hash and state as columns)

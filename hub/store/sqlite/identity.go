@@ -138,14 +138,14 @@ func idpNullBytes(b []byte) any {
 
 func (s *identityStore) CreateAccount(ctx context.Context, a store.Account) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO idp_accounts(id, kind, username, name, password_hash, roles,
-		id_number_enc, id_number_hash, created_at) VALUES(?,?,?,?,?,?,?,?,?)`,
+		id_number_enc, id_number_hash, created_at, department) VALUES(?,?,?,?,?,?,?,?,?,?)`,
 		a.ID, a.Kind, idpNullStr(a.Username), a.Name, a.PasswordHash, idpList(a.Roles),
-		idpNullBytes(a.IDNumberEnc), idpNullBytes(a.IDNumberHash), idpTS(a.CreatedAt))
+		idpNullBytes(a.IDNumberEnc), idpNullBytes(a.IDNumberHash), idpTS(a.CreatedAt), a.Department)
 	return idpErr("create account", err)
 }
 
 const idpAccountCols = `id, kind, COALESCE(username,''), name, password_hash, roles, id_number_enc, id_number_hash,
-	failures, last_failure, created_at`
+	failures, last_failure, created_at, department`
 
 func (s *identityStore) account(ctx context.Context, where string, arg any) (store.Account, error) {
 	a, err := scanAccount(s.r.QueryRowContext(ctx, `SELECT `+idpAccountCols+` FROM idp_accounts WHERE `+where, arg))
@@ -157,7 +157,7 @@ func scanAccount(sc interface{ Scan(...any) error }) (store.Account, error) {
 	var roles string
 	var lastFail, created int64
 	err := sc.Scan(&a.ID, &a.Kind, &a.Username, &a.Name, &a.PasswordHash, &roles, &a.IDNumberEnc, &a.IDNumberHash,
-		&a.Failures, &lastFail, &created)
+		&a.Failures, &lastFail, &created, &a.Department)
 	a.Roles, a.LastFailure, a.CreatedAt = idpParseList(roles), idpFromTS(lastFail), idpFromTS(created)
 	return a, err
 }
@@ -212,6 +212,11 @@ func (s *identityStore) SetPassword(ctx context.Context, id, hash string) error 
 func (s *identityStore) SetRoles(ctx context.Context, id string, roles []string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE idp_accounts SET roles=? WHERE id=?`, idpList(roles), id)
 	return idpAffected("set roles", res, err)
+}
+
+func (s *identityStore) SetDepartment(ctx context.Context, id, department string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE idp_accounts SET department=? WHERE id=?`, department, id)
+	return idpAffected("set department", res, err)
 }
 
 // --- authorization requests (the whole request as JSON; code hash and state as columns)

@@ -77,7 +77,7 @@ func testIDClients(t *testing.T, s store.Identity) {
 func testIDAccounts(t *testing.T, s store.Identity) {
 	ctx := context.Background()
 	a := store.Account{ID: "u1", Kind: "staff", Username: "bob", Name: "Bob", PasswordHash: "h",
-		Roles: []string{"admin"}, CreatedAt: T0}
+		Roles: []string{"admin"}, Department: "tax", CreatedAt: T0}
 	idMust(t, s.CreateAccount(ctx, a))
 	c := store.Account{ID: "c1", Kind: "citizen", Name: "张三", IDNumberEnc: []byte{9}, IDNumberHash: []byte{1, 1}, CreatedAt: T0}
 	idMust(t, s.CreateAccount(ctx, c))
@@ -88,7 +88,7 @@ func testIDAccounts(t *testing.T, s store.Identity) {
 
 	got, err := s.AccountByUsername(ctx, "bob")
 	idMust(t, err)
-	if got.ID != "u1" || got.Roles[0] != "admin" || !got.CreatedAt.Equal(T0) || got.PasswordHash != "h" {
+	if got.ID != "u1" || got.Roles[0] != "admin" || !got.CreatedAt.Equal(T0) || got.PasswordHash != "h" || got.Department != "tax" {
 		t.Fatalf("by username %+v", got)
 	}
 	got, err = s.AccountByIDHash(ctx, []byte{1, 1})
@@ -128,11 +128,13 @@ func testIDAccounts(t *testing.T, s store.Identity) {
 	idWantErr(t, err, store.ErrNotFound, "record login of unknown")
 	idMust(t, s.SetPassword(ctx, "u1", "h2"))
 	idMust(t, s.SetRoles(ctx, "u1", []string{"fieldops", "reviewer"}))
+	idMust(t, s.SetDepartment(ctx, "u1", "hr"))
 	got, _ = s.GetAccount(ctx, "u1")
-	if got.PasswordHash != "h2" || fmt.Sprint(got.Roles) != "[fieldops reviewer]" {
+	if got.PasswordHash != "h2" || fmt.Sprint(got.Roles) != "[fieldops reviewer]" || got.Department != "hr" {
 		t.Fatalf("after updates %+v", got)
 	}
 	idWantErr(t, s.SetPassword(ctx, "nobody", "x"), store.ErrNotFound, "set password of unknown")
+	idWantErr(t, s.SetDepartment(ctx, "nobody", "x"), store.ErrNotFound, "set department of unknown")
 }
 
 func testIDAuthRequests(t *testing.T, s store.Identity) {

@@ -56,6 +56,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("State", func(t *testing.T) { RunState(t, as[StateStore](open)) })
 	t.Run("Identity", func(t *testing.T) { RunIdentity(t, as[store.Identity](open)) })
 	t.Run("Journal", func(t *testing.T) { RunJournal(t, as[JournalStore](open)) })
+	t.Run("Catalog", func(t *testing.T) { RunCatalog(t, as[store.Catalog](open)) })
+	t.Run("Blobs", func(t *testing.T) { RunBlobs(t, as[store.Blobs](open)) })
+	t.Run("Updates", func(t *testing.T) { RunUpdates(t, as[store.Updates](open)) })
+	t.Run("Rollouts", func(t *testing.T) { RunRollouts(t, as[RolloutStore](open)) })
 	t.Run("Check", func(t *testing.T) {
 		if err := open(t).Check(t.Context()); err != nil {
 			t.Fatal(err)
