@@ -143,7 +143,7 @@ fi
 if ! skip go; then
   echo "== Go benchmarks (-count $RUNS)"
   go test -run '^$' -benchtime 1s -benchmem -count "$RUNS" \
-    -bench 'BenchmarkDecodeBatch|BenchmarkCheck|BenchmarkCommitBatches|BenchmarkAppend|BenchmarkPendingAck|BenchmarkSplit|BenchmarkDecodeText|BenchmarkReadCardPty|BenchmarkIngest|BenchmarkRefreshGrant|BenchmarkUserinfo|BenchmarkDiscoveryJWKS|BenchmarkPasswordLogin|BenchmarkLocalAPIRoundTrip|BenchmarkCatalogRead' \
+    -bench 'BenchmarkDecodeBatch|BenchmarkCheck|BenchmarkCommitBatches|BenchmarkAppend|BenchmarkPendingAck|BenchmarkSplit|BenchmarkDecodeText|BenchmarkReadCardPty|BenchmarkIngest|BenchmarkRefreshGrant|BenchmarkUserinfo|BenchmarkDiscoveryJWKS|BenchmarkPasswordLogin|BenchmarkPasskeyLogin|BenchmarkPhoneCodeVerify|BenchmarkLocalAPIRoundTrip|BenchmarkCatalogRead' \
     ./pkg/wire ./pkg/strictjson ./hub/store/sqlite ./hub/store/postgres ./agent/outbox ./drivers/idcard ./hub/ingest ./hub/identity ./agent/localapi ./hub/httpapi 2>&1 | grep -E '^(Benchmark|ok|FAIL)' | tee "$RUN/go.txt"
   # A fixed count: each round of it first fills the token table.
   go test -run '^$' -bench 'BenchmarkRotateRefresh' -benchtime 3000x -count "$RUNS" ./hub/store/sqlite 2>&1 \

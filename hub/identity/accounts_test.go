@@ -169,11 +169,16 @@ func TestPairwiseSubjectsAndConsent(t *testing.T) {
 		t.Errorf("pairwise subjects correlate: %v", subs)
 	}
 
-	// A third-party client asks for consent; a denial reaches the client as access_denied.
+	// The consent given above is kept: the client does not ask again for what it was given.
 	b := e.NewBrowser()
 	r := newRP(t, e, "third", "third-secret")
 	p, _ := b.Get(r.conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
 	p, _ = b.Submit(p, url.Values{"username": {identitytest.AdminUser}, "password": {identitytest.AdminPassword}})
+	if loc, _ := url.Parse(p.Loc); loc == nil || loc.Query().Get("code") == "" {
+		t.Fatalf("a consented client asked again: %d %.300s", p.Status, p.Body)
+	}
+	// With prompt=consent it asks; a denial reaches the client as access_denied.
+	p, _ = b.Get(r.conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("prompt", "consent")))
 	if !strings.Contains(p.Body, "某部门应用") || !strings.Contains(p.Body, `value="deny"`) {
 		t.Fatalf("no consent page: %.300s", p.Body)
 	}

@@ -25,10 +25,12 @@ func secureHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// pageCSP is the policy of the login, consent, device approval and message pages: nothing loaded
-// but their inline style, no framing (clickjacking: frame-ancestors, and X-Frame-Options for
-// older browsers), no <base>, forms posted to the provider only.
-const pageCSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+// pageCSP is the policy of the login, consent, device approval, account and message pages:
+// nothing loaded but their inline style and the provider's own script (passkeys), no framing
+// (clickjacking: frame-ancestors, and X-Frame-Options for older browsers), no <base>, forms
+// posted to the provider only.
+const pageCSP = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; base-uri 'none'; " +
+	"frame-ancestors 'none'; form-action 'self'"
 
 // pageHeaders sets the security headers of a page; they carry CSRF tokens and user codes, so
 // they are never stored. A page of an authorization request (its ID in the query, as every form
@@ -76,6 +78,7 @@ func cspSource(redirect string) string {
 // logins, the token endpoint, device authorization requests and user code entries.
 type limiters struct {
 	login, token, deviceAuth, userCode *ratelimit.Limiter
+	phoneSend, phoneVerify             *ratelimit.Limiter
 	trusted                            []netip.Prefix
 	refused                            *prometheus.CounterVec
 }
@@ -84,6 +87,7 @@ func newLimiters(cfg Config) limiters {
 	return limiters{
 		login: ratelimit.New(cfg.LoginRate, cfg.Now), token: ratelimit.New(cfg.TokenRate, cfg.Now),
 		deviceAuth: ratelimit.New(cfg.DeviceAuthRate, cfg.Now), userCode: ratelimit.New(cfg.UserCodeRate, cfg.Now),
+		phoneSend: ratelimit.New(cfg.PhoneSendRate, cfg.Now), phoneVerify: ratelimit.New(cfg.PhoneVerifyRate, cfg.Now),
 		trusted: cfg.TrustedProxies,
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kf_identity_rate_limited_total",
 			Help: "Requests refused (429) by the per-address limit of an identity endpoint."}, []string{"endpoint"}),

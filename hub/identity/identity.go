@@ -10,6 +10,12 @@
 // throttling and lockout (NIST SP 800-63B §5.2.2). Subjects are public or pairwise per client
 // (OIDC Core §8).
 //
+// Citizens log in on the web, mobile and mini-program channels with passkeys (passkey.go,
+// WebAuthn) or a text-message code (phone.go, sent by an SMSSender), and manage their account at
+// /oidc/me (account.go); the assurance of a login is its acr (login.go), which services demand
+// with acr_values. A citizen binds her ID card at a kiosk by approving its QR login for it
+// (realname.go).
+//
 // Paths (all served by Provider.Handler; mount DiscoveryPath and PathPrefix):
 //
 //	GET  /.well-known/openid-configuration   discovery
@@ -21,6 +27,9 @@
 //	GET  /oidc/userinfo, POST /oidc/introspect, POST /oidc/revoke, GET /oidc/end_session
 //	GET  /oidc/account/sessions, DELETE /oidc/account/sessions/{id}   the caller's sessions
 //	/oidc/admin/clients[/{id}], /oidc/admin/staff[/{username}] (GET lists) role admin
+//	POST /oidc/phone/send, /oidc/phone/verify   phone-code login (login page forms)
+//	POST /oidc/passkey/{login,register}/{begin,finish}   WebAuthn ceremonies (pages/citizen.js)
+//	GET  /oidc/me, POST /oidc/me/{action}, GET /oidc/me/export   the citizen's account page
 //
 // Kiosk assertions: see wire.KioskClaims.
 package identity
@@ -39,6 +48,7 @@ import (
 	"time"
 
 	"github.com/alexedwards/argon2id"
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
@@ -119,6 +129,25 @@ type Config struct {
 	// the client address; without any, the connection's address is the client's.
 	TrustedProxies []netip.Prefix
 
+	// Citizens' logins on the web, mobile and mini-program channels.
+	//
+	// SMS sends the one-time codes of the phone login; nil: no phone login. (The development
+	// sender, sms.DevFile, is never used unless given here.)
+	SMS            SMSSender
+	PhoneCodeTTL   time.Duration         // 5m
+	PhoneCodeTries int                   // 5 attempts at one code
+	PhoneCodes     store.PhoneCodeLimits // per number: 5 codes an hour, one a minute
+	// Per client address: codes asked for, and codes entered.
+	PhoneSendRate   ratelimit.Rate // 10 a minute, 5 at once
+	PhoneVerifyRate ratelimit.Rate // 30 a minute, 10 at once
+	// Passkeys (WebAuthn): the relying party ID (default: the issuer's host; passkeys are off
+	// when that is an IP address) and origins accepted besides the issuer's, e.g. the mobile
+	// app's (android:apk-key-hash:...) or a portal on a subdomain.
+	PasskeyRPID    string
+	PasskeyOrigins []string
+	// AccountHooks are told of every deleted account (AccountDeleted).
+	AccountHooks []AccountDeleted
+
 	Now func() time.Time // clock, for tests
 }
 
@@ -165,6 +194,15 @@ func (c *Config) defaults() error {
 	rate(&c.TokenRate, ratelimit.PerMinute(600, 120))
 	rate(&c.DeviceAuthRate, ratelimit.PerMinute(60, 20))
 	rate(&c.UserCodeRate, ratelimit.PerMinute(20, 10))
+	rate(&c.PhoneSendRate, ratelimit.PerMinute(10, 5))
+	rate(&c.PhoneVerifyRate, ratelimit.PerMinute(30, 10))
+	def(&c.PhoneCodeTTL, 5*time.Minute)
+	if c.PhoneCodeTries == 0 {
+		c.PhoneCodeTries = 5
+	}
+	if c.PhoneCodes == (store.PhoneCodeLimits{}) {
+		c.PhoneCodes = store.PhoneCodeLimits{Window: time.Hour, MaxSends: 5, MinInterval: time.Minute}
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -190,6 +228,8 @@ type Provider struct {
 
 	dummyHash string // for constant-time answers on unknown accounts
 	hashSem   chan struct{}
+
+	wa *webauthn.WebAuthn // nil: no passkeys
 }
 
 // Paths served by Handler.
@@ -200,6 +240,8 @@ const (
 	consentPath   = "/oidc/consent"
 	devicePath    = "/oidc/device"
 	logoutDone    = "/oidc/logged-out"
+	accountPath   = "/oidc/me"
+	assetsPath    = "/oidc/assets/"
 )
 
 // New returns a provider on st, creating its first signing key if there is none. devices finds
@@ -222,6 +264,12 @@ func New(ctx context.Context, cfg Config, st store.Identity, devices DeviceLooku
 		return nil, err
 	}
 	p.lim = newLimiters(cfg)
+	if p.wa, err = newWebAuthn(cfg); err != nil {
+		return nil, err
+	}
+	if p.wa == nil {
+		log.Info("passkeys off: the issuer's host is an IP address, and WebAuthn needs a domain (set PasskeyRPID)")
+	}
 	if p.pages, err = newPages(); err != nil {
 		return nil, err
 	}
@@ -288,6 +336,16 @@ func (p *Provider) routes() {
 	m.HandleFunc(consentPath, p.pageHeaders(p.serveConsent))
 	m.HandleFunc(devicePath, p.pageHeaders(p.limit(p.lim.userCode, "device", p.serveDevice)))
 	m.HandleFunc("GET "+logoutDone, p.pageHeaders(p.serveLoggedOut))
+	m.HandleFunc("POST /oidc/phone/send", p.pageHeaders(p.limit(p.lim.phoneSend, "phone_send", p.servePhoneSend)))
+	m.HandleFunc("POST /oidc/phone/verify", p.pageHeaders(p.limit(p.lim.phoneVerify, "phone_verify", p.servePhoneVerify)))
+	m.HandleFunc("POST /oidc/passkey/login/begin", p.limit(p.lim.login, "passkey", p.servePasskeyLoginBegin))
+	m.HandleFunc("POST /oidc/passkey/login/finish", p.limit(p.lim.login, "passkey", p.servePasskeyLoginFinish))
+	m.HandleFunc("POST /oidc/passkey/register/begin", p.servePasskeyRegisterBegin)
+	m.HandleFunc("POST /oidc/passkey/register/finish", p.servePasskeyRegisterFinish)
+	m.HandleFunc("GET "+assetsPath+"{file}", p.serveAsset)
+	m.HandleFunc(accountPath, p.pageHeaders(p.serveAccount))
+	m.HandleFunc("POST "+accountPath+"/{action}", p.pageHeaders(p.serveAccountAction))
+	m.HandleFunc("GET "+accountPath+"/export", p.pageHeaders(p.serveExport))
 	m.HandleFunc("GET /oidc/account/sessions", p.serveListSessions)
 	m.HandleFunc("DELETE /oidc/account/sessions/{id}", p.serveRevokeSession)
 	m.HandleFunc(api.AdminClientsPath, p.serveClients)
@@ -299,8 +357,9 @@ func (p *Provider) routes() {
 	p.mux = m
 }
 
-// Run purges expired requests, sessions, tokens and assertion IDs every interval until ctx
-// ends. The hub runs it in a goroutine it owns; it returns ctx's error.
+// Run purges expired requests, sessions, tokens and assertion IDs, and carries account
+// deletions to the AccountHooks that failed to take them, every interval until ctx ends.
+// The hub runs it in a goroutine it owns; it returns ctx's error.
 func (p *Provider) Run(ctx context.Context, interval time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -312,6 +371,7 @@ func (p *Provider) Run(ctx context.Context, interval time.Duration) error {
 			if err := p.st.Purge(ctx, p.now().Add(-time.Hour)); err != nil && ctx.Err() == nil {
 				p.log.Warn("purge failed", "err", err)
 			}
+			p.retryDeletions(ctx)
 		}
 	}
 }

@@ -239,8 +239,13 @@ func (p *Provider) kioskGrant(w http.ResponseWriter, r *http.Request) {
 		op.RequestError(w, r, invalidAssertion("%v", err), nil)
 		return
 	}
-	acct, err := p.citizenByCard(ctx, card)
-	if err != nil {
+	var acct store.Account
+	if dc := r.PostForm.Get(ParamDeviceCode); dc != "" { // real-name binding (realname.go)
+		if acct, err = p.bindCard(ctx, claims, card, dc); err != nil {
+			op.RequestError(w, r, err, nil)
+			return
+		}
+	} else if acct, err = p.citizenByCard(ctx, card); err != nil {
 		p.log.Error("citizen account lookup failed", "kiosk", claims.Issuer, "err", err)
 		op.RequestError(w, r, oidc.ErrServerError(), nil)
 		return

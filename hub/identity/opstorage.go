@@ -142,6 +142,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		ResponseMode: string(req.ResponseMode), CodeChallenge: req.CodeChallenge,
 		CodeChallengeMethod: string(req.CodeChallengeMethod), Prompt: req.Prompt, UILocales: req.UILocales.String(),
 		CreatedAt: now, ExpiresAt: now.Add(s.p.cfg.CodeTTL), FamilyID: randomToken(16), Kiosk: c.KioskOnly,
+		ACRValues: req.ACRValues,
 	}
 	if err := s.p.st.SaveAuthRequest(ctx, a); err != nil {
 		return nil, err

@@ -23,7 +23,7 @@ type rp struct {
 	ver  *oidc.IDTokenVerifier
 }
 
-func newRP(t *testing.T, e *identitytest.Env, id, secret string, scopes ...string) *rp {
+func newRP(t testing.TB, e *identitytest.Env, id, secret string, scopes ...string) *rp {
 	t.Helper()
 	prov, err := oidc.NewProvider(context.Background(), e.Issuer)
 	if err != nil {

@@ -24,6 +24,11 @@ type secrets struct {
 	idAEAD     cipher.AEAD // ID number encryption
 	keyAEAD    cipher.AEAD // signing keys at rest
 	cookieHMAC []byte
+
+	phoneHMAC   []byte      // phone number lookup hash and one-time code hashes
+	phoneAEAD   cipher.AEAD // phone numbers at rest
+	passkeyUser []byte      // WebAuthn user handles
+	upstream    []byte      // upstream subjects as links keep them
 }
 
 func deriveSecrets(master []byte) (*secrets, error) {
@@ -37,13 +42,17 @@ func deriveSecrets(master []byte) (*secrets, error) {
 		}
 		return k
 	}
-	s := &secrets{idHashKey: derive("id-hash"), pairwise: derive("pairwise"), cookieHMAC: derive("cookie")}
+	s := &secrets{idHashKey: derive("id-hash"), pairwise: derive("pairwise"), cookieHMAC: derive("cookie"),
+		phoneHMAC: derive("phone-hash"), passkeyUser: derive("passkey-user"), upstream: derive("upstream-subject")}
 	copy(s.tokenKey[:], derive("access-token"))
 	var err error
 	if s.idAEAD, err = newAEAD(derive("id-number")); err != nil {
 		return nil, err
 	}
 	if s.keyAEAD, err = newAEAD(derive("signing-keys")); err != nil {
+		return nil, err
+	}
+	if s.phoneAEAD, err = newAEAD(derive("phone-number")); err != nil {
 		return nil, err
 	}
 	return s, nil

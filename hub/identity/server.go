@@ -39,7 +39,7 @@ func (p *Provider) renderDiscovery(ctx context.Context) error {
 	d.DeviceAuthorizationEndpoint = p.cfg.Issuer + "/oidc/device_authorization"
 	d.ClaimsSupported = []string{"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "acr", "amr",
 		"at_hash", "c_hash", "azp", "name", "preferred_username", "roles"}
-	d.ACRValuesSupported = []string{ACRPassword, ACRIDCard, ACRDevice}
+	d.ACRValuesSupported = []string{ACRPhone, ACRFederated, ACRPassword, ACRPasskey, ACRRealName, ACRIDCard, ACRDevice}
 	var err error
 	p.discovery, err = json.Marshal(d)
 	return err

@@ -56,6 +56,46 @@ var texts = map[string]map[string]string{
 		"done_approved_kiosk": "已同意，请返回终端继续。", "done_denied_kiosk": "已拒绝，终端不会登录。",
 		"done_approved": "已同意，请回到发起登录的设备继续。", "done_denied": "已拒绝，该设备不会登录。",
 		"done_logout": "您已安全退出。", "err_server": "服务暂时不可用，请稍后再试。",
+
+		"title_account": "我的账号", "title_phone_code": "输入短信验证码", "title_realname": "需要实名认证",
+		"stepup_2":         "此服务要求使用通行密钥登录（指纹、面容或手机锁屏密码），以确保是您本人。",
+		"stepup_3":         "此服务要求实名认证：请使用通行密钥登录，并已在自助终端上刷身份证完成实名绑定。",
+		"realname_needed":  "此服务要求实名认证的账号。请到任意政务服务大厅的自助终端，在手机上扫描终端上的二维码并刷您的身份证，完成后再回来使用此服务。",
+		"back_to_service":  "返回服务",
+		"passkey_login":    "使用通行密钥登录", "passkey_waiting": "请按手机或电脑的提示验证指纹、面容或锁屏密码……",
+		"passkey_cancelled": "已取消。可以再试一次，或使用短信验证码登录。",
+		"passkey_unsupported": "此浏览器不支持通行密钥，请使用短信验证码登录。",
+		"phone_login": "短信验证码登录", "phone": "手机号码", "send_code": "获取验证码",
+		"phone_new":   "未注册的手机号将自动创建账号。",
+		"upstream_login": "使用其他账号登录", "staff_login": "工作人员登录",
+		"code_sent": "如果该号码可以接收短信，验证码已发送至", "code_label": "6 位验证码",
+		"phone_wait":     "验证码发送过于频繁，请稍后再获取；之前收到的验证码在有效期内仍可使用。",
+		"err_phone":      "请输入正确的 11 位中国大陆手机号码。",
+		"err_sms":        "短信暂时无法发送，请稍后再试，或使用其他方式登录。",
+		"err_phone_code": "验证码不正确或已失效，请重新获取。",
+		"err_passkey_off": "此站点未开启通行密钥。", "err_passkey_again": "操作已过期，请重试。",
+		"err_passkey":     "通行密钥验证未通过。", "err_session": "登录已过期，请重新登录。",
+		"err_passkey_exists": "这个通行密钥已经添加过了。", "passkey": "通行密钥",
+		"account_of": "当前账号：", "my_passkeys": "我的通行密钥", "added": "添加于", "last_used": "最近使用",
+		"remove": "删除", "no_passkeys": "还没有通行密钥。添加后可以用指纹或面容快速登录。",
+		"passkey_name": "名称（可选）", "passkey_name_hint": "例如：我的手机", "passkey_add": "添加通行密钥",
+		"my_phone": "我的手机号", "no_phone": "未绑定手机号", "logout": "退出登录",
+		"err_last_credential": "这是您账号唯一的登录方式，不能删除。请先添加其他通行密钥或手机号。",
+		"text_large": "大字", "text_normal": "标准字号",
+		"my_data": "我的数据", "export": "下载我的数据（JSON）",
+		"err_reauth": "为了您的账号安全，请先退出并重新登录，再添加通行密钥或注销账号。",
+		"bind": "同意，并刷身份证完成实名认证", "bind_hint": "同意后，请在这台自助终端上刷您本人的身份证。",
+		"done_bind": "已同意。请在终端上刷您本人的身份证，完成实名认证。",
+		"err_bind": "此账号现在不能实名绑定：请使用通行密钥登录，且账号尚未绑定身份证。",
+		"my_realname": "实名认证", "realname_yes": "已实名认证（已在自助终端刷身份证绑定）。",
+		"realname_no": "未实名认证。到政务服务大厅的自助终端，用手机扫描终端上的二维码并刷身份证即可完成。",
+		"card_unbind": "解除身份证绑定", "my_consents": "我授权的部门应用", "no_consents": "没有授权过任何部门应用。",
+		"granted": "授权于", "withdraw": "撤回授权", "my_links": "关联的其他账号", "no_links": "没有关联其他账号。",
+		"unlink": "解除关联", "my_sessions": "其他设备上的登录", "sessions_other": "其他设备上仍登录的会话数：",
+		"sessions_end": "退出其他所有设备", "delete_account": "注销账号",
+		"delete_warn": "注销后，账号、通行密钥、手机号、关联账号和授权都将被删除，办事记录不再与您关联，且无法恢复。",
+		"delete_confirm": "我确认注销此账号", "err_confirm_delete": "请先勾选确认注销。",
+		"done_deleted": "您的账号已注销，相关个人信息已删除。", "err_staff_delete": "工作人员账号需由管理员删除。",
 	},
 	"en": {
 		"title_login": "Log in", "title_consent": "Confirm access", "title_done": "Done",
@@ -77,6 +117,46 @@ var texts = map[string]map[string]string{
 		"done_approved_kiosk": "Approved. Please go back to the kiosk.", "done_denied_kiosk": "Denied. The kiosk will not be logged in.",
 		"done_approved": "Approved. Go back to the device where you started the login.", "done_denied": "Denied. That device will not be logged in.",
 		"done_logout": "You are logged out.", "err_server": "The service is unavailable. Please try again later.",
+
+		"title_account": "My account", "title_phone_code": "Enter the text message code", "title_realname": "Real-name verification needed",
+		"stepup_2":         "This service asks you to log in with a passkey (fingerprint, face or your phone's screen lock), to be sure it is you.",
+		"stepup_3":         "This service asks for a real-name account: log in with a passkey, on an account verified with your ID card at a kiosk.",
+		"realname_needed":  "This service needs a real-name verified account. At a self-service kiosk in any service hall, scan the kiosk's QR code with your phone and tap your ID card; then come back to this service.",
+		"back_to_service":  "Back to the service",
+		"passkey_login":    "Log in with a passkey", "passkey_waiting": "Follow your phone's or computer's prompt: fingerprint, face or screen lock…",
+		"passkey_cancelled": "Cancelled. Try again, or log in with a text message code.",
+		"passkey_unsupported": "This browser does not support passkeys. Log in with a text message code.",
+		"phone_login": "Log in with a text message code", "phone": "Mobile number", "send_code": "Send me a code",
+		"phone_new":   "A number not registered yet gets a new account.",
+		"upstream_login": "Log in with another account", "staff_login": "Staff login",
+		"code_sent": "If this number can receive text messages, a code was sent to", "code_label": "6-digit code",
+		"phone_wait":     "Codes were asked for too often. Wait a little before asking again; a code you received is still good until it expires.",
+		"err_phone":      "Enter a valid 11-digit mainland China mobile number.",
+		"err_sms":        "Text messages cannot be sent right now. Try again later, or log in another way.",
+		"err_phone_code": "The code is wrong or no longer valid. Ask for a new one.",
+		"err_passkey_off": "Passkeys are not enabled on this site.", "err_passkey_again": "This took too long. Please try again.",
+		"err_passkey":     "The passkey was not accepted.", "err_session": "Your login has expired. Please log in again.",
+		"err_passkey_exists": "This passkey was added already.", "passkey": "Passkey",
+		"account_of": "Account:", "my_passkeys": "My passkeys", "added": "added", "last_used": "last used",
+		"remove": "Remove", "no_passkeys": "No passkey yet. With one you log in by fingerprint or face.",
+		"passkey_name": "Name (optional)", "passkey_name_hint": "e.g. my phone", "passkey_add": "Add a passkey",
+		"my_phone": "My mobile number", "no_phone": "No mobile number", "logout": "Log out",
+		"err_last_credential": "This is the only way to log in to your account, so it cannot be removed. Add another passkey or a mobile number first.",
+		"text_large": "Large text", "text_normal": "Normal text",
+		"my_data": "My data", "export": "Download my data (JSON)",
+		"err_reauth": "To keep your account safe, log out and log in again before adding a passkey or deleting the account.",
+		"bind": "Approve, and verify my real name with my ID card", "bind_hint": "After approving, tap your own ID card on this kiosk.",
+		"done_bind": "Approved. Tap your own ID card on the kiosk to finish the real-name verification.",
+		"err_bind": "This account cannot bind a card now: log in with a passkey, on an account with no card bound.",
+		"my_realname": "Real-name verification", "realname_yes": "Verified: your ID card was bound at a kiosk.",
+		"realname_no": "Not verified. At a kiosk in a service hall, scan the kiosk's QR code with your phone and tap your ID card.",
+		"card_unbind": "Unbind my ID card", "my_consents": "Department apps I allowed", "no_consents": "You have allowed no department app.",
+		"granted": "allowed on", "withdraw": "Withdraw", "my_links": "Linked accounts", "no_links": "No linked accounts.",
+		"unlink": "Unlink", "my_sessions": "Logins on other devices", "sessions_other": "Sessions still logged in on other devices:",
+		"sessions_end": "Log out all other devices", "delete_account": "Delete my account",
+		"delete_warn": "Deleting removes your account, passkeys, mobile number, linked accounts and consents; your service records are no longer tied to you. This cannot be undone.",
+		"delete_confirm": "I confirm deleting this account", "err_confirm_delete": "Tick the box to confirm the deletion first.",
+		"done_deleted": "Your account is deleted, with the personal data it held.", "err_staff_delete": "A staff account is deleted by an administrator.",
 	},
 }
 
@@ -94,7 +174,7 @@ type pages struct{ t map[string]*template.Template }
 
 func newPages() (*pages, error) {
 	ps := &pages{t: map[string]*template.Template{}}
-	for _, name := range []string{"login", "consent", "device", "message"} {
+	for _, name := range []string{"login", "consent", "device", "message", "phone", "unmet", "account"} {
 		t, err := template.New(name).Funcs(template.FuncMap{"t": translate}).ParseFS(pagefs.FS, "layout.html", name+".html")
 		if err != nil {
 			return nil, err
@@ -113,6 +193,23 @@ type view struct {
 	Scopes                 []string
 	UserCode, Kiosk        string
 	Site, Address, Done    string
+	Bind                   bool // the device page offers real-name binding at the kiosk
+
+	// The login page: the level a request asks for (levelNone when it asks for none), the ways
+	// offered, and on the code page the number (E.164) the code went to.
+	StepUp                   int
+	Passkeys, Phone, Password bool
+	Upstreams                []upstreamButton
+	PhoneNumber, Masked      string
+	Info                     string
+
+	// The account page.
+	Account     *accountView
+	AccountPath string
+
+	// Large type (the layout's toggle, kept in a cookie); text is the toggle's answer to keep.
+	Large bool
+	text  string
 }
 
 func (v *view) LangQuery(lang string) template.URL {
@@ -120,9 +217,20 @@ func (v *view) LangQuery(lang string) template.URL {
 	for k, vs := range v.query {
 		q[k] = vs
 	}
+	q.Del("text")
 	q.Set("lang", lang)
 	return template.URL(q.Encode())
 }
+
+// TextQuery is the page's query with the type size set.
+func (v *view) TextQuery(size string) template.URL {
+	q, _ := url.ParseQuery(string(v.LangQuery(v.Lang)))
+	q.Set("text", size)
+	return template.URL(q.Encode())
+}
+
+// textCookie keeps the citizen's choice of large type.
+const textCookie = "kf_text"
 
 func (p *Provider) view(r *http.Request, title string) *view {
 	lang := "zh"
@@ -133,7 +241,15 @@ func (p *Provider) view(r *http.Request, title string) *view {
 	}
 	q := r.URL.Query()
 	q.Del("lang")
-	return &view{Lang: lang, Title: title, query: q}
+	v := &view{Lang: lang, Title: title, query: q, AccountPath: accountPath}
+	switch t := r.URL.Query().Get("text"); t {
+	case "large", "normal":
+		v.text, v.Large = t, t == "large"
+	default:
+		c, err := r.Cookie(textCookie)
+		v.Large = err == nil && c.Value == "large"
+	}
+	return v
 }
 
 func (p *Provider) render(w http.ResponseWriter, page string, status int, v *view) {
@@ -142,6 +258,10 @@ func (p *Provider) render(w http.ResponseWriter, page string, status int, v *vie
 		p.log.Error("render page failed", "page", page, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
+	}
+	if v.text != "" {
+		http.SetCookie(w, &http.Cookie{Name: textCookie, Value: v.text, Path: "/", MaxAge: 365 * 24 * 3600,
+			SameSite: http.SameSiteLaxMode, Secure: strings.HasPrefix(p.cfg.Issuer, "https:")})
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8") // security headers: pageHeaders
 	w.WriteHeader(status)
@@ -235,8 +355,8 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 		v.ID, v.Next = r.URL.Query().Get("id"), r.URL.Query().Get("next")
 		if v.ID != "" {
-			a, err := p.st.GetAuthRequest(r.Context(), v.ID)
-			if err != nil || a.Done || !p.now().Before(a.ExpiresAt) {
+			a, err := p.liveRequest(r.Context(), v.ID)
+			if err != nil {
 				v.Error = "err_request"
 				p.render(w, "message", http.StatusBadRequest, v)
 				return
@@ -244,8 +364,9 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 			// A kiosk is shared: its logins never ride on (or leave) a browser session.
 			s, ok := p.browserSession(r)
 			if ok && !a.Kiosk && !slices.Contains(a.Prompt, oidc.PromptLogin) {
-				p.continueAuth(w, r, a, s)
-				return
+				if p.continueSession(w, r, a, s, v) {
+					return
+				}
 			}
 			if slices.Contains(a.Prompt, oidc.PromptNone) { // OIDC Core §3.1.2.6
 				p.authError(w, r, a, "login_required")
@@ -254,10 +375,9 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 			if c, err := p.client(r.Context(), a.ClientID); err == nil {
 				v.Client = c.Name
 			}
+			v.StepUp = demanded(a)
 		}
-		v.UserCode = nextUserCode(v.Next)
-		v.CSRF = p.formToken(w, r, "login", v.ID)
-		p.render(w, "login", http.StatusOK, v)
+		p.loginPage(w, r, v, http.StatusOK)
 	case http.MethodPost:
 		r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 		if err := r.ParseForm(); err != nil {
@@ -266,9 +386,18 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		v.ID, v.Next = r.PostForm.Get("id"), r.PostForm.Get("next")
-		v.UserCode = nextUserCode(v.Next)
 		if err := p.checkForm(r, "login", v.ID); err != nil {
 			p.refuseForm(w, r, v, err)
+			return
+		}
+		if r.PostForm.Get("action") == "unmet" { // the citizen cannot reach the level asked for
+			a, err := p.liveRequest(r.Context(), v.ID)
+			if err != nil {
+				p.redirectTo(w, r, "", err)
+				return
+			}
+			// OpenID Connect Core Error Code unmet_authentication_requirements 1.0 §1
+			p.authError(w, r, a, "unmet_authentication_requirements")
 			return
 		}
 		acct, err := p.PasswordLogin(r.Context(), r.PostForm.Get("username"), r.PostForm.Get("password"))
@@ -276,89 +405,81 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 			if !errors.Is(err, ErrLogin) {
 				p.log.Error("password login failed", "err", err)
 			}
-			v.Error, v.CSRF = "err_login", p.formToken(w, r, "login", v.ID)
-			p.render(w, "login", http.StatusUnauthorized, v)
+			v.Error = "err_login"
+			p.loginPage(w, r, v, http.StatusUnauthorized)
 			return
 		}
-		var a store.AuthRequest
-		if v.ID != "" {
-			if a, err = p.st.GetAuthRequest(r.Context(), v.ID); err != nil || a.Done || !p.now().Before(a.ExpiresAt) {
-				v.Error = "err_request"
-				p.render(w, "message", http.StatusBadRequest, v)
-				return
-			}
-		}
-		s := store.BrowserSession{UserID: acct.ID, AMR: []string{"pwd"}, AuthTime: p.now()}
-		if !a.Kiosk {
-			if s, err = p.startSession(r.Context(), w, acct, s.AMR); err != nil {
-				p.log.Error("browser session failed", "err", err)
-				v.Error = "err_server"
-				p.render(w, "message", http.StatusInternalServerError, v)
-				return
-			}
-		}
-		if v.ID == "" {
-			q := url.Values{}
-			if uc := nextUserCode(v.Next); uc != "" {
-				q.Set("user_code", uc)
-			}
-			if l := r.URL.Query().Get("lang"); l != "" {
-				q.Set("lang", v.Lang)
-			}
-			http.Redirect(w, r, devicePath+"?"+q.Encode(), http.StatusSeeOther)
-			return
-		}
-		p.continueAuth(w, r, a, s)
+		next, err := p.loggedIn(w, r, acct, []string{amrPassword}, v.ID, v.Next)
+		p.redirectTo(w, r, next, err)
 	default:
 		w.Header().Set("Allow", "GET, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	}
 }
 
-// continueAuth binds the logged-in user to the auth request and asks for consent unless the
-// client is first-party.
-func (p *Provider) continueAuth(w http.ResponseWriter, r *http.Request, a store.AuthRequest, s store.BrowserSession) {
-	c, err := p.client(r.Context(), a.ClientID)
+// continueSession continues an authorization request with the browser's session when it is
+// good enough for the level asked for, or says so when no login on this provider can make it
+// so (a real-name level for an account that has not been verified at a kiosk). It reports
+// whether it answered; if not, the login page asks for a stronger credential.
+func (p *Provider) continueSession(w http.ResponseWriter, r *http.Request, a store.AuthRequest, s store.BrowserSession, v *view) bool {
+	ctx := r.Context()
+	acct, err := p.st.GetAccount(ctx, s.UserID)
 	if err != nil {
-		v := p.view(r, "title_login")
-		v.Error = "err_request"
-		p.render(w, "message", http.StatusBadRequest, v)
-		return
+		return false
 	}
-	a.UserID, a.Subject, a.AuthTime, a.AMR = s.UserID, p.sec.subject(c, s.UserID), s.AuthTime, s.AMR
-	a.ACR = ACRPassword
-	a.Done = c.FirstParty
-	if err := p.st.SaveAuthRequest(r.Context(), a); err != nil {
-		p.log.Error("save auth request failed", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
+	level, _ := sessionACR(acct, s.AMR)
+	need := demanded(a)
+	if level >= need {
+		next, err := p.authNext(ctx, r, a, s, acct)
+		p.redirectTo(w, r, next, err)
+		return true
 	}
-	if a.Done {
-		http.Redirect(w, r, op.AuthCallbackURL(p.op)(p.issuerCtx(r.Context()), a.ID), http.StatusSeeOther)
-		return
+	if need == levelRealName && level >= levelPasskey {
+		// Only a card tapped at a kiosk gets there: say how, and let the citizen go back.
+		v.Title, v.Done, v.CSRF = "title_realname", "realname_needed", p.formToken(w, r, "login", a.ID)
+		p.render(w, "unmet", http.StatusOK, v)
+		return true
 	}
-	if slices.Contains(a.Prompt, oidc.PromptNone) {
-		p.authError(w, r, a, "consent_required")
-		return
-	}
-	v := p.view(r, "title_consent")
-	v.ID, v.Client, v.Scopes, v.CSRF = a.ID, c.Name, a.Scopes, p.formToken(w, r, "consent", sessionKey(s), a.ID)
-	if len(a.Resources) > 0 { // the fleet API, the only resource there is
-		v.Scopes = append(slices.Clip(v.Scopes), "fleet_api")
-	}
-	p.render(w, "consent", http.StatusOK, v)
+	return false
+}
+
+// loginPage shows the ways to log in this provider offers (passkey, phone code, upstream
+// identities, and a staff password), those that reach the level a request asks for.
+func (p *Provider) loginPage(w http.ResponseWriter, r *http.Request, v *view, status int) {
+	v.UserCode = nextUserCode(v.Next)
+	v.CSRF = p.formToken(w, r, "login", v.ID)
+	v.Passkeys = p.wa != nil
+	v.Phone = p.cfg.SMS != nil && v.StepUp <= levelLow
+	v.Password = v.StepUp <= levelLow
+	v.Upstreams = p.upstreamButtons(v)
+	p.render(w, "login", status, v)
 }
 
 func (p *Provider) serveConsent(w http.ResponseWriter, r *http.Request) {
 	v := p.view(r, "title_consent")
 	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
-	if r.Method != http.MethodPost || r.ParseForm() != nil {
-		w.Header().Set("Allow", "POST")
+	if (r.Method != http.MethodPost && r.Method != http.MethodGet) || r.ParseForm() != nil {
+		w.Header().Set("Allow", "GET, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
 	s, ok := p.browserSession(r)
-	id := r.PostForm.Get("id")
+	id := r.Form.Get("id")
+	if r.Method == http.MethodGet {
+		a, err := p.liveRequest(r.Context(), id)
+		c, cerr := p.client(r.Context(), a.ClientID)
+		if !ok || err != nil || cerr != nil || a.UserID != s.UserID {
+			v.Error = "err_request"
+			p.render(w, "message", http.StatusBadRequest, v)
+			return
+		}
+		v.ID, v.Client, v.Scopes, v.CSRF = a.ID, c.Name, a.Scopes, p.formToken(w, r, "consent", sessionKey(s), a.ID)
+		if len(a.Resources) > 0 { // the fleet API, the only resource there is
+			v.Scopes = append(slices.Clip(v.Scopes), "fleet_api")
+		}
+		p.render(w, "consent", http.StatusOK, v)
+		return
+	}
 	if err := p.checkForm(r, "consent", sessionKey(s), id); !ok || err != nil {
 		p.refuseForm(w, r, v, cmp.Or(err, errFormToken))
 		return
@@ -378,18 +499,30 @@ func (p *Provider) serveConsent(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
+	// Kept, so that the client does not ask again for what it was given; the citizen withdraws
+	// it on her account page.
+	if err := p.st.PutConsent(r.Context(), store.Consent{AccountID: a.UserID, ClientID: a.ClientID, Scopes: a.Scopes,
+		GrantedAt: p.now()}); err != nil {
+		p.log.Warn("consent not kept", "client", a.ClientID, "err", err)
+	}
 	http.Redirect(w, r, op.AuthCallbackURL(p.op)(p.issuerCtx(r.Context()), a.ID), http.StatusSeeOther)
 }
 
 // authError ends an authorization request with an error sent to the client's (registered,
 // already validated) redirect URI.
 func (p *Provider) authError(w http.ResponseWriter, r *http.Request, a store.AuthRequest, code string) {
+	http.Redirect(w, r, p.authErrorURL(r.Context(), a, code), http.StatusSeeOther)
+}
+
+// authErrorURL ends an authorization request and returns the client's redirect URI with the
+// error (RFC 6749 §4.1.2.1).
+func (p *Provider) authErrorURL(ctx context.Context, a store.AuthRequest, code string) string {
 	q := url.Values{"error": {code}}
 	if a.State != "" {
 		q.Set("state", a.State)
 	}
-	p.st.DeleteAuthRequest(r.Context(), a.ID)
-	http.Redirect(w, r, a.RedirectURI+sep(a.RedirectURI)+q.Encode(), http.StatusSeeOther)
+	p.st.DeleteAuthRequest(ctx, a.ID)
+	return a.RedirectURI + sep(a.RedirectURI) + q.Encode()
 }
 
 func sep(u string) string {
@@ -420,8 +553,7 @@ func (p *Provider) serveDevice(w http.ResponseWriter, r *http.Request) {
 		if code != "" {
 			lv.Next, lv.UserCode = "user_code="+url.QueryEscape(code), code
 		}
-		lv.CSRF = p.formToken(w, r, "login", "")
-		p.render(w, "login", http.StatusOK, lv)
+		p.loginPage(w, r, lv, http.StatusOK)
 		return
 	}
 	sk := sessionKey(s)
@@ -465,14 +597,32 @@ func (p *Provider) serveDevice(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		d.State, v.Done, v.Title = store.DeviceAuthDenied, "done_denied"+kiosk, "title_done"
-		if r.PostForm.Get("action") == "approve" {
+		action := r.PostForm.Get("action")
+		if action == "approve" || action == "bind" {
 			d.State, v.Done = store.DeviceAuthApproved, "done_approved"+kiosk
 			d.UserID, d.Subject, d.AMR, d.AuthTime = s.UserID, p.sec.subject(c, s.UserID), s.AMR, s.AuthTime
+		}
+		if action == "bind" {
+			acct, err := p.st.GetAccount(r.Context(), s.UserID)
+			if err != nil || d.KioskID == "" || !canBind(acct, s) {
+				v.Done, v.Error, v.Title = "", "err_bind", "title_device_code"
+				p.render(w, "message", http.StatusBadRequest, v)
+				return
+			}
+			v.Done = "done_bind"
 		}
 		if err := p.st.DecideDeviceAuth(r.Context(), code, d, p.now()); err != nil {
 			v.Done, v.Error, v.Title = "", "err_code", "title_device_code"
 			p.render(w, "device", http.StatusBadRequest, v)
 			return
+		}
+		if action == "bind" { // once approved: the kiosk's card login with this code binds the card
+			if err := p.approveBinding(r.Context(), d, s.UserID); err != nil {
+				p.log.Error("card binding not recorded", "err", err)
+				v.Done, v.Error = "", "err_server"
+				p.render(w, "message", http.StatusInternalServerError, v)
+				return
+			}
 		}
 		p.render(w, "message", http.StatusOK, v)
 		return
@@ -480,6 +630,9 @@ func (p *Provider) serveDevice(w http.ResponseWriter, r *http.Request) {
 	v.UserCode, v.Client, v.CSRF = code, c.Name, p.formToken(w, r, "device", sk, code)
 	if d.KioskID != "" {
 		v.Kiosk = d.KioskID
+		if acct, err := p.st.GetAccount(r.Context(), s.UserID); err == nil {
+			v.Bind = canBind(acct, s)
+		}
 		if dev, err := p.devices.GetDevice(r.Context(), d.KioskID); err == nil {
 			if sl, ok := p.devices.(SiteLookup); ok {
 				if site, err := sl.GetSite(r.Context(), dev.SiteID); err == nil {

@@ -117,6 +117,8 @@ type Config struct {
 	// and tokens. A cluster is set up once with Init (fleet-hub init); a hub on SQLite makes
 	// its secrets at its first start anyway.
 	Init bool
+	// Citizens configures phone-code and passkey logins (citizens.go).
+	Citizens Citizens
 }
 
 // Validate reports every problem with cfg at once.
@@ -171,7 +173,7 @@ func (c *Config) Validate() error {
 			"enrollment tokens and ID-card logins would cross the network in clear; serve HTTPS (the default: drop "+
 			"http insecure), or, only behind a TLS-terminating proxy, add http insecure force", c.HTTPAddr))
 	}
-	errs = append(errs, c.Limits.validate())
+	errs = append(errs, c.Limits.validate(), c.Citizens.validate())
 	if _, bad := ratelimit.ParsePrefixes(c.TrustedProxies); len(bad) > 0 {
 		errs = append(errs, fmt.Errorf("trusted proxies: %q: want addresses or CIDR prefixes", bad))
 	}
@@ -398,8 +400,14 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	}
 	public := strings.TrimRight(cmp.Or(cfg.PublicURL, scheme+"://"+h.ln.Addr().String()), "/")
 	proxies, _ := ratelimit.ParsePrefixes(cfg.TrustedProxies)
-	h.idp, err = identity.New(ctx, identity.Config{Issuer: public, Secret: secret, Insecure: strings.HasPrefix(public, "http://"),
-		TrustedProxies: proxies}, st, st, log.With("component", "identity"))
+	icfg := identity.Config{Issuer: public, Secret: secret, Insecure: strings.HasPrefix(public, "http://"), TrustedProxies: proxies}
+	if err := cfg.Citizens.apply(&icfg); err != nil {
+		return nil, fmt.Errorf("hub: identity: %w", err)
+	}
+	if cfg.Citizens.SMSDevFile != "" {
+		log.Warn("phone codes go to a file in clear: development only, never in production", "file", cfg.Citizens.SMSDevFile)
+	}
+	h.idp, err = identity.New(ctx, icfg, st, st, log.With("component", "identity"))
 	if err != nil {
 		return nil, fmt.Errorf("hub: identity: %w", err)
 	}

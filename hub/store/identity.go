@@ -24,6 +24,7 @@ type Identity interface {
 	DeviceAuths
 	SigningKeys
 	BrowserSessions
+	Citizens
 	Guesses
 }
 
@@ -129,8 +130,9 @@ type BrowserSessions interface {
 	CreateBrowserSession(ctx context.Context, s BrowserSession) error
 	GetBrowserSession(ctx context.Context, hash []byte) (BrowserSession, error)
 	DeleteBrowserSession(ctx context.Context, hash []byte) error
-	// Purge deletes expired auth requests, device requests, sessions, tokens and assertion IDs,
-	// and the guess counts of windows begun before now.
+	// Purge deletes expired auth requests, device requests, sessions, tokens, assertion IDs,
+	// ceremonies and phone codes (once past their number's limit window too), and the guess
+	// counts of windows begun before now.
 	Purge(ctx context.Context, now time.Time) error
 }
 
@@ -197,6 +199,7 @@ type AuthRequest struct {
 	FamilyID            string   // the token family its code will start
 	Kiosk               bool     // for a kiosk-only client: short session
 	Resources           []string // resource indicators granted (RFC 8707 §2.1)
+	ACRValues           []string // acr_values asked for (OIDC Core §3.1.2.1), in order of preference
 
 	// Set when the user has logged in and consented.
 	Done     bool

@@ -136,11 +136,11 @@ func NewOn(t testing.TB, st store.Store, mod ...func(*identity.Config)) *Env {
 	cfg := identity.Config{Issuer: e.Issuer, Secret: bytes.Repeat([]byte{7}, 32), Insecure: true,
 		Now: e.Clock.Now, Argon2: FastArgon2, FailureFloor: 20 * time.Millisecond,
 		LoginRate: ratelimit.Unlimited, TokenRate: ratelimit.Unlimited, DeviceAuthRate: ratelimit.Unlimited,
-		UserCodeRate: ratelimit.Unlimited}
+		UserCodeRate: ratelimit.Unlimited, PhoneSendRate: ratelimit.Unlimited, PhoneVerifyRate: ratelimit.Unlimited}
 	for _, m := range mod {
 		m(&cfg)
 	}
-	e.cfg, e.log = cfg, log
+	e.cfg, e.log, e.Issuer = cfg, log, cfg.Issuer
 	var err error
 	e.P, err = identity.New(ctx, cfg, st, st, log)
 	if err != nil {
@@ -255,15 +255,42 @@ func (b *Browser) Get(u string) (*Page, error) {
 
 var inputRE = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
 var actionRE = regexp.MustCompile(`<form method="post" action="([^"]*)">`)
+var nameRE = regexp.MustCompile(`name="([a-z_]+)"`)
 
-// Submit posts the page's (first) form with its hidden fields plus extra.
+// Submit posts a form of the page with its hidden fields plus extra: the first form with a
+// field (or button) of every name in extra, else the first form.
 func (b *Browser) Submit(p *Page, extra url.Values) (*Page, error) {
-	m := actionRE.FindStringSubmatch(p.Body)
-	if m == nil {
+	forms := actionRE.FindAllStringSubmatchIndex(p.Body, -1)
+	if forms == nil {
 		return nil, fmt.Errorf("no form on page %s (status %d): %.300s", p.URL, p.Status, p.Body)
 	}
+	pick := 0
+	for i, f := range forms {
+		end := strings.Index(p.Body[f[1]:], "</form>")
+		if end < 0 {
+			continue
+		}
+		names := map[string]bool{}
+		for _, n := range nameRE.FindAllStringSubmatch(p.Body[f[1]:f[1]+end], -1) {
+			names[n[1]] = true
+		}
+		all := true
+		for k := range extra {
+			all = all && names[k]
+		}
+		if all {
+			pick = i
+			break
+		}
+	}
+	f := forms[pick]
+	m := []string{p.Body[f[0]:f[1]], p.Body[f[2]:f[3]]}
+	body := p.Body[f[1]:]
+	if end := strings.Index(body, "</form>"); end >= 0 {
+		body = body[:end]
+	}
 	form := url.Values{}
-	for _, f := range inputRE.FindAllStringSubmatch(p.Body, -1) {
+	for _, f := range inputRE.FindAllStringSubmatch(body, -1) {
 		form.Set(f[1], htmlUnescape(f[2]))
 	}
 	for k, v := range extra {

@@ -537,9 +537,11 @@ func (s *Store) CountGuess(ctx context.Context, userID string, wrong bool, now t
 
 func (s *Store) Purge(ctx context.Context, now time.Time) error {
 	b := &pgx.Batch{}
-	for _, table := range []string{"idp_auth_requests", "idp_device_auths", "idp_browser_sessions", "idp_assertions", "idp_tokens"} {
+	for _, table := range []string{"idp_auth_requests", "idp_device_auths", "idp_browser_sessions", "idp_assertions", "idp_tokens",
+		"idp_ceremonies"} {
 		b.Queue(`DELETE FROM `+table+` WHERE expires_at < $1`, ts(now))
 	}
+	b.Queue(`DELETE FROM idp_phone_codes WHERE keep_until < $1`, ts(now))
 	b.Queue(`DELETE FROM idp_guesses WHERE since < $1`, ts(now))
 	return idErr("purge", s.pool.SendBatch(ctx, b).Close())
 }

@@ -661,6 +661,8 @@ func (s *identityStore) Purge(ctx context.Context, now time.Time) error {
 		`DELETE FROM idp_browser_sessions WHERE expires_at<?`,
 		`DELETE FROM idp_assertions WHERE expires_at<?`,
 		`DELETE FROM idp_tokens WHERE expires_at<?`,
+		`DELETE FROM idp_ceremonies WHERE expires_at<?`,
+		`DELETE FROM idp_phone_codes WHERE keep_until<?`,
 		`DELETE FROM idp_guesses WHERE since<?`,
 	} {
 		if _, err := s.w.ExecContext(ctx, q, t); err != nil {

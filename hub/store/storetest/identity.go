@@ -24,6 +24,12 @@ func RunIdentity(t *testing.T, open func(t *testing.T) store.Identity) {
 		{"DeviceAuth", testIDDeviceAuth},
 		{"KeysAndAssertions", testIDKeys},
 		{"SessionsAndPurge", testIDSessions},
+		{"Passkeys", testIDPasskeys},
+		{"PhoneCodes", testIDPhoneCodes},
+		{"PhoneCodeConcurrentUse", testIDPhoneCodeConcurrent},
+		{"LinksConsentsCeremonies", testIDLinksConsents},
+		{"BindIDCard", testIDBindCard},
+		{"DeleteAccount", testIDDeleteAccount},
 		{"Guesses", testIDGuesses},
 	}.run(t, open)
 }

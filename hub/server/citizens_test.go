@@ -1,0 +1,44 @@
+package server
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kioskfleet/kioskfleet/hub/identity"
+)
+
+func TestCitizensConfig(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Citizens
+		want string
+	}{
+		{Citizens{SMSGatewayURL: "https://sms.example.com/send", SMSDevFile: "x"}, "choose one"},
+		{Citizens{SMSGatewayURL: "http://sms.example.com/send", SMSGatewayKey: "k"}, "https"},
+		{Citizens{SMSGatewayURL: "https://sms.example.com/send"}, "key is empty"},
+		{Citizens{SMSGatewayKey: "k"}, "without a gateway url"},
+		{Citizens{PasskeyRPID: "10.0.0.1"}, "not an IP"},
+		{Citizens{PasskeyOrigins: []string{"portal.example.com"}}, "passkey origins"},
+	} {
+		if err := c.cfg.validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
+		}
+	}
+	ok := Citizens{SMSGatewayURL: "https://sms.example.com/send", SMSGatewayKey: "k", PasskeyRPID: "gov.example.cn",
+		PasskeyOrigins: []string{"https://portal.gov.example.cn", "android:apk-key-hash:abc"}}
+	if err := ok.validate(); err != nil {
+		t.Error(err)
+	}
+	var ic identity.Config
+	if err := ok.apply(&ic); err != nil || ic.SMS == nil || ic.PasskeyRPID != "gov.example.cn" || len(ic.PasskeyOrigins) != 2 {
+		t.Errorf("apply: %v %+v", err, ic)
+	}
+	// The development sender only when its file is given.
+	ic = identity.Config{}
+	if err := (Citizens{}).apply(&ic); err != nil || ic.SMS != nil {
+		t.Errorf("no sms configured, yet a sender: %v", ic.SMS)
+	}
+	if err := (Citizens{SMSDevFile: filepath.Join(t.TempDir(), "codes")}).apply(&ic); err != nil || ic.SMS == nil {
+		t.Errorf("dev file: %v", err)
+	}
+}
