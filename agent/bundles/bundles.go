@@ -164,7 +164,7 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("bundles: %w", err)
 	}
 	m := &Manager{cfg: cfg, log: cfg.Log, kick: make(chan struct{}, 1), active: map[string]App{}}
@@ -389,7 +389,7 @@ func (m *Manager) install(ctx context.Context, targets *Targets, app, version st
 	full := filepath.Join(m.cfg.Dir, app, dir)
 	if _, err := os.Stat(filepath.Join(full, bundle.ManifestName)); err != nil {
 		os.RemoveAll(full) // a half unpacking of an earlier attempt
-		if err := os.MkdirAll(filepath.Join(m.cfg.Dir, app), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(m.cfg.Dir, app), 0o700); err != nil {
 			return err
 		}
 		if err := bundle.Unpack(archive, full); err != nil {
@@ -563,7 +563,7 @@ func (g FileGuard) WaitIdle(ctx context.Context) (func(), error) {
 		}
 	}
 	hold := g.Path + ".updating"
-	if err := os.WriteFile(hold, nil, 0o644); err != nil {
+	if err := os.WriteFile(hold, nil, 0o600); err != nil {
 		return nil, err
 	}
 	return func() { os.Remove(hold) }, nil

@@ -63,10 +63,10 @@ func (m *Manager) stageAgent(ctx context.Context, targets *Targets, version stri
 		return err
 	}
 	bin := filepath.Join(m.cfg.AgentDir, "versions", version, "kiosk-agent")
-	if err := copyFile(path, bin, 0o755); err != nil {
+	if err := copyFile(path, bin, 0o700); err != nil {
 		return fmt.Errorf("bundles: stage agent %s: %w", version, err)
 	}
-	if err := atomicfile.WriteFile(filepath.Join(m.cfg.AgentDir, "next"), []byte(version+"\n"), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(m.cfg.AgentDir, "next"), []byte(version+"\n"), 0o600); err != nil {
 		return err
 	}
 	m.setAgent(func(s *wire.AgentStatus) { s.Staged, s.Error = version, "" })
@@ -130,7 +130,7 @@ func (m *Manager) AgentStarted(ctx context.Context) {
 }
 
 func copyFile(from, to string, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
 		return err
 	}
 	in, err := os.Open(from)
@@ -191,7 +191,7 @@ func NewLauncher(cfg LauncherConfig) (*Launcher, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.Dir, "health"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(cfg.Dir, "health"), 0o700); err != nil {
 		return nil, err
 	}
 	return &Launcher{cfg: cfg, log: cfg.Log}, nil
@@ -315,9 +315,9 @@ func (l *Launcher) stop(cmd *exec.Cmd, exited <-chan error) {
 // promote makes a version on trial the current one, keeping the one before as previous.
 func (l *Launcher) promote(version string) {
 	if prev := l.read("current"); prev != "" {
-		_ = atomicfile.WriteFile(filepath.Join(l.cfg.Dir, "previous"), []byte(prev+"\n"), 0o644)
+		_ = atomicfile.WriteFile(filepath.Join(l.cfg.Dir, "previous"), []byte(prev+"\n"), 0o600)
 	}
-	if err := atomicfile.WriteFile(filepath.Join(l.cfg.Dir, "current"), []byte(version+"\n"), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(l.cfg.Dir, "current"), []byte(version+"\n"), 0o600); err != nil {
 		l.log.Error("launcher: cannot make the new version current", "version", version, "err", err)
 		return
 	}
@@ -328,7 +328,7 @@ func (l *Launcher) promote(version string) {
 // fallBack gives up a version on trial: the current one runs again and reports why.
 func (l *Launcher) fallBack(version, why string) {
 	os.Remove(filepath.Join(l.cfg.Dir, "next"))
-	_ = atomicfile.WriteFile(filepath.Join(l.cfg.Dir, "failed"), []byte(version+": "+why+"\n"), 0o644)
+	_ = atomicfile.WriteFile(filepath.Join(l.cfg.Dir, "failed"), []byte(version+": "+why+"\n"), 0o600)
 	l.log.Error("launcher: new agent failed its trial: back to the current version", "version", version, "why", why, "current", orDev(l.read("current")))
 }
 
@@ -336,6 +336,6 @@ func (l *Launcher) fallBack(version, why string) {
 // the launcher waits for, if it was started by one.
 func Healthy() {
 	if f := os.Getenv(EnvHealthFile); f != "" {
-		_ = os.WriteFile(f, []byte("ok\n"), 0o644)
+		_ = os.WriteFile(f, []byte("ok\n"), 0o600)
 	}
 }

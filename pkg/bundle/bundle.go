@@ -145,9 +145,10 @@ func (m *Manifest) Check() error {
 }
 
 // Unpack unpacks a checked bundle archive into dir, which must not exist: it is made, the files
-// are written into it, and only a complete unpacking leaves it behind.
+// are written into it, and only a complete unpacking leaves it behind. Folders are 0700 and files
+// 0600, as everything in the agent's data: the agent that serves them is their only reader.
 func Unpack(archive []byte, dir string) (err error) {
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return fmt.Errorf("bundle: %w", err)
 	}
 	defer func() {
@@ -158,12 +159,12 @@ func Unpack(archive []byte, dir string) (err error) {
 	return walk(bytes.NewReader(archive), func(name string, isDir bool, r io.Reader) error {
 		p := filepath.Join(dir, filepath.FromSlash(name))
 		if isDir {
-			return os.MkdirAll(p, 0o755)
+			return os.MkdirAll(p, 0o700)
 		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 			return err
 		}
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			return err
 		}
