@@ -190,6 +190,11 @@ func TestWaves(t *testing.T) {
 		f.report(id, "1.1.0", "", "")
 	}
 	r = f.step(r.ID)
+	if !r.Waves[1].DoneAt.IsZero() {
+		t.Fatalf("wave 2 done at once although a kiosk went offline during it (restarting into the version, maybe): %+v", r.Waves[1])
+	}
+	f.clock.t = f.clock.t.Add(2*time.Minute + time.Second) // the restart grace
+	r = f.step(r.ID)
 	if r.Waves[1].DoneAt.IsZero() || r.Waves[1].Counts.Offline != 1 {
 		t.Fatalf("wave 2 with one kiosk offline: %+v", r.Waves[1])
 	}

@@ -141,13 +141,13 @@ func (e *Engine) advance(ctx context.Context, r *store.Rollout, s spec, p *progr
 			return nil
 		}
 		if p.Done[w].IsZero() {
-			online, err := e.online(ctx, devs, w)
+			waiting, err := e.awaited(ctx, devs, w, p.Started[w], now)
 			if err != nil {
 				return err
 			}
 			for _, d := range devs {
-				if d.Wave <= w && online[d.DeviceID] && d.State == api.DeviceAssigned {
-					return nil // an online kiosk of the wave is still on its way
+				if d.Wave <= w && waiting[d.DeviceID] && d.State == api.DeviceAssigned {
+					return nil // a kiosk of the wave is still on its way
 				}
 			}
 			p.Done[w] = now
@@ -165,8 +165,27 @@ func (e *Engine) advance(ctx context.Context, r *store.Rollout, s spec, p *progr
 	return nil
 }
 
+// restartGrace is how long a wave waits for a kiosk that went offline after the wave started:
+// it took the assignment and is most likely restarting into it (an agent update always does).
+// Without it, the restart itself ended the wave before the kiosk could say it failed.
+const restartGrace = 2 * time.Minute
+
+// awaited returns which kiosks of waves up to w the wave waits for: the online ones, and those
+// seen since the wave started (at started) within restartGrace. A kiosk offline since before
+// the wave never holds it up; it takes the version when it comes back.
+func (e *Engine) awaited(ctx context.Context, devs []store.RolloutDevice, w int, started, now time.Time) (map[string]bool, error) {
+	return e.kiosks(ctx, devs, w, func(d store.Device) bool {
+		return d.Online || !d.LastSeen.Before(started) && now.Sub(d.LastSeen) < restartGrace
+	})
+}
+
 // online returns which kiosks of waves up to w are online.
 func (e *Engine) online(ctx context.Context, devs []store.RolloutDevice, w int) (map[string]bool, error) {
+	return e.kiosks(ctx, devs, w, func(d store.Device) bool { return d.Online })
+}
+
+// kiosks returns f of each kiosk of waves up to w.
+func (e *Engine) kiosks(ctx context.Context, devs []store.RolloutDevice, w int, f func(store.Device) bool) (map[string]bool, error) {
 	var ids []string
 	for _, d := range devs {
 		if d.Wave <= w {
@@ -182,7 +201,7 @@ func (e *Engine) online(ctx context.Context, devs []store.RolloutDevice, w int) 
 		return nil, err
 	}
 	for _, d := range ds {
-		out[d.ID] = d.Online
+		out[d.ID] = f(d)
 	}
 	return out, nil
 }
