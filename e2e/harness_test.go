@@ -140,8 +140,9 @@ type hub struct {
 	client   *api.Client
 }
 
-func newHub(t testing.TB) *hub {
+func newHub(t testing.TB, args ...string) *hub {
 	h := unstartedHub(t)
+	h.args = args
 	h.start()
 	b, err := os.ReadFile(filepath.Join(h.dir, "bootstrap-token"))
 	if err != nil {

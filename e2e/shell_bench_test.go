@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,9 +36,12 @@ func reportQuantiles(b *testing.B, lat []time.Duration) {
 // Card tap -> logged in, device time excluded: from the card's data read to the citizen's
 // session begun in the shell: the assertion signed with the kiosk's enrolled key, the hub's
 // discovery and token endpoint (a real fleet-hub on loopback: assertion check, citizen lookup,
-// tokens), the session begun and its login journaled. The target: p99 <= 300 ms.
+// tokens), the session begun and its login journaled. The target: p99 <= 300 ms. The
+// hub trusts the bench as a reverse proxy and each login names its own client address
+// (forwardedFor): one kiosk's hundreds of logins a second would be refused by the per-address
+// token limit, which is not what is measured.
 func BenchmarkCardTapLogin(b *testing.B) {
-	h := newHub(b)
+	h := newHub(b, "--trusted-proxies", "127.0.0.1")
 	h.site("hall-1")
 	dir, id := h.enroll("hall-1")
 	ident, err := enroll.Load(dir)
@@ -57,6 +61,11 @@ func BenchmarkCardTapLogin(b *testing.B) {
 	}
 	hc := ident.HTTPClient() // the hub CA pinned at enrollment, as the agent's daemon does
 	hc.Timeout = 15 * time.Second
+	next := hc.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	hc.Transport = forwardedFor{next: next, n: new(atomic.Uint32)}
 	sh, err := shell.New(shell.Config{Dir: b.TempDir(), Journal: j, DeviceID: id,
 		Hub:      &shell.HubClient{API: &api.Client{BaseURL: h.client.BaseURL, HTTP: hc}, DeviceID: id, Key: key},
 		Settings: func() (time.Duration, string) { return time.Minute, "" }})

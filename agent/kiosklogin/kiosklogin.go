@@ -7,6 +7,7 @@
 package kiosklogin
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -165,7 +166,14 @@ func Login(ctx context.Context, hc *http.Client, hubURL, deviceID string, key *e
 		Error       string `json:"error"`
 		Description string `json:"error_description"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&tok); err != nil {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return Session{}, fmt.Errorf("kiosklogin: token response (HTTP %d): %w", resp.StatusCode, err)
+	}
+	if err := json.Unmarshal(body, &tok); err != nil {
+		if resp.StatusCode != http.StatusOK { // a refusal in plain text: a rate limit, a proxy
+			return Session{}, fmt.Errorf("%w: HTTP %d: %.200s", ErrRefused, resp.StatusCode, bytes.TrimSpace(body))
+		}
 		return Session{}, fmt.Errorf("kiosklogin: token response (HTTP %d): %w", resp.StatusCode, err)
 	}
 	if resp.StatusCode != http.StatusOK || tok.AccessToken == "" {
