@@ -20,9 +20,9 @@ type Principal struct {
 	// Regions is the caller's region scope (fleet.InScope): every endpoint shows it the kiosks
 	// and sites under one of these prefixes only, and refuses (403) to act on others. Empty:
 	// everywhere.
-	Regions  []string
-	ClientID string // the client an access token was issued to (none for the bootstrap token)
-	KioskID  string // the kiosk a citizen's session was opened at, if any
+	Regions    []string
+	ClientID   string // the client an access token was issued to (none for the bootstrap token)
+	KioskID    string // the kiosk a citizen's session was opened at, if any
 	Department string // a developer's department (hub/catalog)
 }
 

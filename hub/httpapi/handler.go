@@ -133,7 +133,6 @@ func (a *API) admit(w http.ResponseWriter, r *http.Request, pattern string, role
 	return r, release, nil
 }
 
-
 // routeRaw serves pattern as route does, for an endpoint that writes its own answer (a stream,
 // a document): h writes its success itself; an error it returns before writing is answered as
 // route answers errors.

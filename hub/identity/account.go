@@ -368,10 +368,10 @@ type linkExport struct {
 }
 
 type sessionExport struct {
-	Methods  []string  `json:"methods"`
-	Since    time.Time `json:"since"`
-	Expires  time.Time `json:"expires"`
-	This     bool      `json:"this_browser,omitempty"`
+	Methods []string  `json:"methods"`
+	Since   time.Time `json:"since"`
+	Expires time.Time `json:"expires"`
+	This    bool      `json:"this_browser,omitempty"`
 }
 
 // serveExport answers the logged-in citizen's data as a JSON download: GET /oidc/me/export.

@@ -52,4 +52,3 @@ func TestCSPSource(t *testing.T) {
 		}
 	}
 }
-

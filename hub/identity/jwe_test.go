@@ -84,7 +84,9 @@ func TestEncryptedAssertion(t *testing.T) {
 		s, _ := obj.CompactSerialize()
 		return s
 	}
-	fresh := func() string { return identitytest.SignAssertion(k.Key, k.ID, e.Issuer, card(canary), now, time.Minute) }
+	fresh := func() string {
+		return identitytest.SignAssertion(k.Key, k.ID, e.Issuer, card(canary), now, time.Minute)
+	}
 	parts := strings.Split(k.Assertion(e.Issuer, card(canary), now, time.Minute), ".")
 	ct, _ := base64.RawURLEncoding.DecodeString(parts[3])
 	ct[len(ct)/2] ^= 1 // one bit of the ciphertext

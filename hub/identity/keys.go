@@ -177,7 +177,9 @@ func (p *Provider) loadKeysLocked(ctx context.Context, now time.Time) error {
 			return fmt.Errorf("identity: key %s is %T, want ECDSA", r.ID, priv)
 		}
 		k := &signingKey{id: r.ID, priv: signer, created: r.CreatedAt, retired: r.RetiredAt}
-		newest := func(cur *signingKey) bool { return r.RetiredAt.IsZero() && (cur == nil || k.created.After(cur.created)) }
+		newest := func(cur *signingKey) bool {
+			return r.RetiredAt.IsZero() && (cur == nil || k.created.After(cur.created))
+		}
 		if r.Use == store.KeyUseEnc {
 			c.decrypt[r.ID] = signer
 			if newest(c.enc) {

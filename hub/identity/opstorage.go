@@ -70,7 +70,7 @@ func (r *refreshRequest) SetCurrentScopes(s []string) { r.scopes = s }
 
 // grant is what every issued token of a request records.
 type grant struct {
-	store.Token          // Audience: the resources granted, which a refresh token keeps
+	store.Token // Audience: the resources granted, which a refresh token keeps
 	accessTTL   time.Duration
 	accessAud   []string // the access token's audience: the granted resources the request names
 }

@@ -86,11 +86,11 @@ func TestClientAddr(t *testing.T) {
 		trusted     []netip.Prefix
 		want        string
 	}{
-		{"198.51.100.9:4000", "203.0.113.5", nil, "198.51.100.9"},                         // no proxies named: the header is ignored
-		{"198.51.100.9:4000", "203.0.113.5", trusted, "198.51.100.9"},                     // not from a trusted proxy
-		{"10.1.2.3:4000", "203.0.113.5", trusted, "203.0.113.5"},                          // one proxy
-		{"10.1.2.3:4000", "6.6.6.6, 203.0.113.5, 192.0.2.1", trusted, "203.0.113.5"},      // two proxies; the client's own claim ignored
-		{"10.1.2.3:4000", "garbage, 10.9.9.9", trusted, "10.9.9.9"},                       // nothing but proxies and garbage
+		{"198.51.100.9:4000", "203.0.113.5", nil, "198.51.100.9"},                    // no proxies named: the header is ignored
+		{"198.51.100.9:4000", "203.0.113.5", trusted, "198.51.100.9"},                // not from a trusted proxy
+		{"10.1.2.3:4000", "203.0.113.5", trusted, "203.0.113.5"},                     // one proxy
+		{"10.1.2.3:4000", "6.6.6.6, 203.0.113.5, 192.0.2.1", trusted, "203.0.113.5"}, // two proxies; the client's own claim ignored
+		{"10.1.2.3:4000", "garbage, 10.9.9.9", trusted, "10.9.9.9"},                  // nothing but proxies and garbage
 		{"[2001:db8::1]:443", "", nil, "2001:db8::1"},
 		{"[::ffff:198.51.100.9]:1", "", nil, "198.51.100.9"},
 	} {

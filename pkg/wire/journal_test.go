@@ -36,7 +36,10 @@ func TestJournalDigest(t *testing.T) {
 		"type":  func(e *JournalEntry) { e.Type = "scan" },
 		"count": func(e *JournalEntry) { e.Counts["pages"] = 3 },
 		"ref":   func(e *JournalEntry) { e.Refs["document"] = "form-other" },
-		"moved": func(e *JournalEntry) { e.Refs["documen"], e.Refs["tdocument"] = "", "form-apply"; delete(e.Refs, "document") },
+		"moved": func(e *JournalEntry) {
+			e.Refs["documen"], e.Refs["tdocument"] = "", "form-apply"
+			delete(e.Refs, "document")
+		},
 		"extra": func(e *JournalEntry) { e.Counts["copies"] = 0 },
 	} {
 		c := sealed(t, nil)
