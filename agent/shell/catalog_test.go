@@ -23,9 +23,11 @@ type listing struct {
 	cat    api.ChannelCatalog
 	err    error
 	periph wire.Peripherals
+	reads  atomic.Int64 // times the shell read the channel
 }
 
 func (l *listing) listed(context.Context) (api.ChannelCatalog, error) {
+	l.reads.Add(1)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.cat, l.err
@@ -115,7 +117,8 @@ func TestAppCatalogGatedByPeripherals(t *testing.T) {
 		!strings.Contains(strings.Join(gs.Guides[0].BodyEn, "|"), "Fees: free of charge") {
 		t.Fatalf("guides: %d %s", code, b)
 	}
-	time.Sleep(100 * time.Millisecond) // a few refreshes
+	n := l.reads.Load()
+	waitUntil(t, "three more refreshes", func() bool { return l.reads.Load() >= n+3 })
 	if n, _ := guideReads.Load("g-tax"); n.(*atomic.Int64).Load() != 1 {
 		t.Fatalf("guide read %d times", n.(*atomic.Int64).Load())
 	}
