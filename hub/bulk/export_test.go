@@ -1,0 +1,4 @@
+package bulk
+
+// MergePatch is mergePatch, for the tests.
+var MergePatch = mergePatch
