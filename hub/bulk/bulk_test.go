@@ -422,3 +422,29 @@ func TestMergePatch(t *testing.T) {
 		}
 	}
 }
+
+// FuzzMergePatch: a merge patch of any JSON object to any document gives a JSON object, and
+// applying it again changes nothing (RFC 7396 patches are idempotent).
+func FuzzMergePatch(f *testing.F) {
+	f.Add([]byte(`{"a":{"b":1}}`), []byte(`{"a":{"b":null,"c":[1]}}`))
+	f.Add([]byte(`[1]`), []byte(`{"x":"y"}`))
+	f.Add([]byte(``), []byte(`{}`))
+	f.Fuzz(func(t *testing.T, target, patch []byte) {
+		var p map[string]json.RawMessage
+		if json.Unmarshal(patch, &p) != nil || p == nil {
+			return // check refuses a patch that is not an object
+		}
+		once, err := bulk.MergePatch(target, patch)
+		if err != nil {
+			t.Fatalf("merge: %v", err)
+		}
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(once, &obj); err != nil || obj == nil {
+			t.Fatalf("result %s is not an object: %v", once, err)
+		}
+		twice, err := bulk.MergePatch(once, patch)
+		if err != nil || !bulk.SameJSON(once, twice) {
+			t.Fatalf("not idempotent: %s then %s (%v)", once, twice, err)
+		}
+	})
+}
