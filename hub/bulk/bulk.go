@@ -8,7 +8,9 @@
 // kiosks are fixed from then on. Each kiosk acted on is an entry of the staff audit log, in the
 // creator's name. Sending is idempotent: a command's ID is derived from the job and the kiosk, a
 // desired document already in place is not set again, and a revoked kiosk stays revoked; so a
-// step repeated after a crash (or by two replicas) never acts twice.
+// step repeated after a crash never acts twice. (Two hub replicas stepping one job at the same
+// moment may both set the same desired document, one version after the other, and audit the
+// kiosk twice; the kiosk runs the same settings.)
 package bulk
 
 import (
