@@ -348,8 +348,12 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		Pending:         connlimit.Limits{PerAddr: cfg.Limits.MQTTPendingPerAddr, Total: cfg.Limits.MQTTPending},
 		// Tickets survive a restart, so a reconnecting fleet resumes TLS cheaply.
 		SessionTicketSecret: secret,
-		OnSession: func(id string, online bool, at time.Time) {
-			h.ing.SetPresence(context.WithoutCancel(ctx), id, online, "")
+		OnSession: func(c broker.SessionChange) {
+			if c.Online {
+				h.ing.SetPresence(context.WithoutCancel(ctx), c.DeviceID, true, "")
+				return
+			}
+			h.ing.EndSession(c.DeviceID, c.At, store.SessionEnd{StartedAt: c.Since, Reason: c.Reason, Detail: c.Detail})
 		},
 		Logger: log.With("component", "broker"),
 		Hold:   true, // until ingest listens: a hello nobody answers leaves its kiosk waiting
@@ -565,6 +569,7 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	// The sessions end with the broker; the devices it held are then offline here, not only
 	// when the lease runs out.
 	h.br.Close()
+	h.ing.FlushPresence(sctx) // the sessions the broker ended, with their reasons
 	if err := h.rep.Release(sctx); err != nil {
 		h.log.Warn("presence not released", "err", err)
 	}

@@ -164,6 +164,16 @@ type DeviceDetail struct {
 	Commands []fleet.Command `json:"commands"` // most recent first
 }
 
+// Presence is the body of GET /api/v1/devices/{id}/presence: the kiosk's presence now and its
+// ended sessions, newest first, each with why it ended (?limit=, default 50).
+type Presence struct {
+	DeviceID   string          `json:"deviceId"`
+	Online     bool            `json:"online"`
+	Replica    string          `json:"replica,omitempty"`
+	PresenceAt time.Time       `json:"presenceAt,omitzero"` // when Online last changed
+	Sessions   []fleet.Session `json:"sessions"`
+}
+
 // CreateCommand is the body of POST /api/v1/devices/{id}/commands.
 type CreateCommand struct {
 	Name string          `json:"name"`
