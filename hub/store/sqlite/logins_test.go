@@ -3,7 +3,9 @@ package sqlite_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,5 +51,45 @@ func TestLoginsInProgressFailClosedAcrossRestart(t *testing.T) {
 	}
 	if _, err := s.GetAuthRequest(ctx, "a2"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("expired request kept after purge: %v", err)
+	}
+}
+
+// Writes group-committed together fail alone: a duplicate among concurrent writes is refused
+// (ErrExists) and every other write of its transaction is kept.
+func TestGroupCommitFailsWritesAlone(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "hub.db"))
+	defer s.Close()
+	now := time.Now()
+	const n = 40
+	errs := make(chan error, 2*n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 2 * n {
+		wg.Go(func() {
+			<-start
+			h := []byte(fmt.Sprintf("session-%d", i%n)) // each hash twice
+			errs <- s.CreateBrowserSession(ctx, store.BrowserSession{Hash: h, UserID: "u", AuthTime: now, ExpiresAt: now.Add(time.Hour)})
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	dup := 0
+	for err := range errs {
+		switch {
+		case errors.Is(err, store.ErrExists):
+			dup++
+		case err != nil:
+			t.Errorf("unexpected: %v", err)
+		}
+	}
+	if dup != n {
+		t.Errorf("%d duplicates refused, want %d", dup, n)
+	}
+	for i := range n {
+		if _, err := s.GetBrowserSession(ctx, []byte(fmt.Sprintf("session-%d", i))); err != nil {
+			t.Errorf("session %d lost with its batch: %v", i, err)
+		}
 	}
 }
