@@ -173,6 +173,10 @@ if ! skip go; then
   for v in $(metric "$RUN/go.txt" BenchmarkDecodeBatch ns/record); do val decode "$v"; done
   fig rotate "refresh rotation in the SQLite store, CPU per rotation" "reported" "us"
   for v in $(metric "$RUN/go.txt" BenchmarkRotateRefresh cpu-us/op); do val rotate "$v"; done
+  fig passkey "passkey login (authorize, assertion verify -> code -> token), in process" ">= 1,000 logins/s" "logins/s"
+  for v in $(metric "$RUN/go.txt" BenchmarkPasskeyLogin logins/s); do val passkey "$v"; done
+  fig passkeycpu "passkey login, CPU per login (client and provider in one process)" "reported" "us"
+  for v in $(metric "$RUN/go.txt" BenchmarkPasskeyLogin cpu-us/login); do val passkeycpu "$v"; done
   fig catalog "catalog read, a channel's 50 listed apps (public, loopback HTTP)" ">= 10,000 requests/s" "req/s"
   for v in $(metric "$RUN/go.txt" BenchmarkCatalogRead req/s); do val catalog "$v"; done
 fi

@@ -91,7 +91,12 @@ var texts = map[string]map[string]string{
 		"realname_no": "未实名认证。到政务服务大厅的自助终端，用手机扫描终端上的二维码并刷身份证即可完成。",
 		"card_unbind": "解除身份证绑定", "my_consents": "我授权的部门应用", "no_consents": "没有授权过任何部门应用。",
 		"granted": "授权于", "withdraw": "撤回授权", "my_links": "关联的其他账号", "no_links": "没有关联其他账号。",
-		"unlink": "解除关联", "my_sessions": "其他设备上的登录", "sessions_other": "其他设备上仍登录的会话数：",
+		"unlink": "解除关联", "link": "关联",
+		"err_upstream":         "无法通过该账号登录，请重试或使用其他方式登录。",
+		"err_upstream_again":   "此次登录已失效（已使用、已过期或在另一个浏览器中发起），请返回重新开始。",
+		"err_upstream_refused": "您已取消授权，未登录。",
+		"err_link_stepup":      "为了您的账号安全，关联其他账号前请先用本账号的通行密钥或短信验证码重新登录（10 分钟内有效）。",
+		"err_link_taken":       "这个账号已经关联到另一个账号（或已关联到您的账号）。如需改为关联此账号，请先在原账号中解除关联。", "my_sessions": "其他设备上的登录", "sessions_other": "其他设备上仍登录的会话数：",
 		"sessions_end": "退出其他所有设备", "delete_account": "注销账号",
 		"delete_warn":    "注销后，账号、通行密钥、手机号、关联账号和授权都将被删除，办事记录不再与您关联，且无法恢复。",
 		"delete_confirm": "我确认注销此账号", "err_confirm_delete": "请先勾选确认注销。",
@@ -152,7 +157,12 @@ var texts = map[string]map[string]string{
 		"realname_no": "Not verified. At a kiosk in a service hall, scan the kiosk's QR code with your phone and tap your ID card.",
 		"card_unbind": "Unbind my ID card", "my_consents": "Department apps I allowed", "no_consents": "You have allowed no department app.",
 		"granted": "allowed on", "withdraw": "Withdraw", "my_links": "Linked accounts", "no_links": "No linked accounts.",
-		"unlink": "Unlink", "my_sessions": "Logins on other devices", "sessions_other": "Sessions still logged in on other devices:",
+		"unlink": "Unlink", "link": "Link",
+		"err_upstream":         "Logging in with that account failed. Try again, or log in another way.",
+		"err_upstream_again":   "This login is no longer valid (used, expired, or started in another browser). Go back and start again.",
+		"err_upstream_refused": "You cancelled at the other provider: you are not logged in.",
+		"err_link_stepup":      "To keep your account safe, log in again with this account's passkey or a phone code (within 10 minutes) before linking another account.",
+		"err_link_taken":       "That account is linked already (to another account, or to yours). To move it, unlink it from the other account first.", "my_sessions": "Logins on other devices", "sessions_other": "Sessions still logged in on other devices:",
 		"sessions_end": "Log out all other devices", "delete_account": "Delete my account",
 		"delete_warn":    "Deleting removes your account, passkeys, mobile number, linked accounts and consents; your service records are no longer tied to you. This cannot be undone.",
 		"delete_confirm": "I confirm deleting this account", "err_confirm_delete": "Tick the box to confirm the deletion first.",
@@ -317,12 +327,17 @@ func (p *Provider) formMAC(cookie string, parts []string) string {
 // checkForm checks a posted form's token against the browser's form cookie: errNoFormCookie
 // when the browser sent none, errFormToken when the token is for another browser or form.
 func (p *Provider) checkForm(r *http.Request, parts ...string) error {
+	return p.checkToken(r, r.PostForm.Get("csrf"), parts...)
+}
+
+// checkToken is checkForm of a token sent otherwise (in a link's query).
+func (p *Provider) checkToken(r *http.Request, token string, parts ...string) error {
 	name, _ := p.formCookieName()
 	c, err := r.Cookie(name)
 	if err != nil || c.Value == "" {
 		return errNoFormCookie
 	}
-	if !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(p.formMAC(c.Value, parts))) {
+	if !hmac.Equal([]byte(token), []byte(p.formMAC(c.Value, parts))) {
 		return errFormToken
 	}
 	return nil
@@ -451,7 +466,9 @@ func (p *Provider) loginPage(w http.ResponseWriter, r *http.Request, v *view, st
 	v.Passkeys = p.wa != nil
 	v.Phone = p.cfg.SMS != nil && v.StepUp <= levelLow
 	v.Password = v.StepUp <= levelLow
-	v.Upstreams = p.upstreamButtons(v)
+	if v.StepUp <= levelLow {
+		v.Upstreams = p.upstreamButtons(v)
+	}
 	p.render(w, "login", status, v)
 }
 
