@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/kioskfleet/kioskfleet/hub/bulk"
 	"github.com/kioskfleet/kioskfleet/hub/ca"
 	"github.com/kioskfleet/kioskfleet/hub/ca/catest"
 	"github.com/kioskfleet/kioskfleet/hub/catalog"
@@ -149,6 +150,7 @@ type env struct {
 	clock    *clock
 	srv      *httptest.Server
 	feed     *feed.Feed
+	bulk     *bulk.Engine
 	inflight atomic.Int64 // requests inside the API handler
 	kiosks   kioskVerifier
 }
@@ -191,8 +193,11 @@ func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 		t.Fatal(err)
 	}
 	e.cat = cat
+	if e.bulk, err = bulk.New(bulk.Config{Store: st, Sessions: e.sess, Dispatch: e.disp, Notify: e.feed.Publish, Now: e.clock.Now}); err != nil {
+		t.Fatal(err)
+	}
 	h := httpapi.New(httpapi.Config{
-		Store: st, CA: e.ca, Sessions: e.sess, Dispatch: e.disp, Catalog: cat,
+		Store: st, CA: e.ca, Sessions: e.sess, Dispatch: e.disp, Catalog: cat, Bulk: e.bulk,
 		Auth: httpapi.AnyOf{httpapi.NewBootstrapToken(adminTok), tokens{
 			opsTok:      {Subject: "ops1", Roles: []string{"reviewer", "fieldops"}, Audience: fleetAPI},
 			reviewerTok: {Subject: "rev1", Roles: []string{"reviewer", "developer"}, Audience: fleetAPI},

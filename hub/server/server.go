@@ -32,6 +32,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/alerts"
 	"github.com/kioskfleet/kioskfleet/hub/broker"
+	"github.com/kioskfleet/kioskfleet/hub/bulk"
 	"github.com/kioskfleet/kioskfleet/hub/ca"
 	"github.com/kioskfleet/kioskfleet/hub/cases"
 	"github.com/kioskfleet/kioskfleet/hub/catalog"
@@ -242,6 +243,7 @@ type Hub struct {
 
 	repo     *updates.Repository // the update repository (signed bundles and agent binaries)
 	rollouts *rollout.Engine
+	bulk     *bulk.Engine
 }
 
 // Assemble builds a hub from cfg: data folder, bootstrap token, CA, store, ingest, broker (listening,
@@ -456,11 +458,14 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if h.rollouts, err = rollout.New(rollout.Config{Store: st, Dispatch: dispatch, Targets: h.repo, Log: log.With("component", "rollout")}); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
+	if h.bulk, err = bulk.New(bulk.Config{Store: st, Sessions: br, Dispatch: dispatch, Notify: h.feed.Publish, Log: log.With("component", "bulk")}); err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
 	if h.lim, err = newHTTPLimits(cfg.Limits, reg, log.With("component", "http")); err != nil {
 		return nil, err
 	}
 	apiH := httpapi.New(httpapi.Config{
-		Store: st, CA: authority, Sessions: br, Dispatch: dispatch, Catalog: cat, Updates: h.repo, Rollouts: h.rollouts,
+		Store: st, CA: authority, Sessions: br, Dispatch: dispatch, Catalog: cat, Updates: h.repo, Rollouts: h.rollouts, Bulk: h.bulk,
 		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), httpapi.OIDC{P: h.idp}, httpapi.KioskAssertions{Verifier: h.idp}},
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise[0], MQTTAddrs: advertise, Version: cfg.Version, Anchor: anchor, Feed: h.feed,
@@ -526,6 +531,7 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	wg.Go(func() { _ = h.alerts.Run(runCtx) })
 	wg.Go(func() { h.repo.Run(runCtx, 10*time.Minute) })
 	wg.Go(func() { h.rollouts.Run(runCtx) })
+	wg.Go(func() { h.bulk.Run(runCtx) })
 	wg.Go(func() {
 		if err := h.ing.Run(runCtx); err != nil {
 			errc <- err

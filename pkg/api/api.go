@@ -231,6 +231,9 @@ type Notice struct {
 // NoticeAlert is the kind of Notice sent when an alert of the kiosk opened or moved.
 const NoticeAlert = "alert"
 
+// NoticeBulk is the kind of Notice sent when the kiosk's progress in a bulk job changed.
+const NoticeBulk = "bulk"
+
 // Alert is a condition of a kiosk that needs a person, as GET /api/v1/alerts shows it and the
 // hub's notifications (webhook) carry it.
 type Alert struct {
@@ -246,6 +249,7 @@ type Alert struct {
 	AckAt      time.Time `json:"ackAt,omitzero"`
 	ResolvedBy string    `json:"resolvedBy,omitempty"` // empty with resolvedAt: the condition cleared
 	ResolvedAt time.Time `json:"resolvedAt,omitzero"`
+	Silenced   bool      `json:"silenced,omitempty"` // a silence covers it now: nobody is notified
 }
 
 // Alerts is the body of GET /api/v1/alerts.
