@@ -189,6 +189,48 @@ func TestLinkEndsDeafSession(t *testing.T) {
 	}
 }
 
+// A kiosk that sends a record long after the hub's last ack (minutes between heartbeats) waits
+// for its ack from the send, not from that last ack: a busy hub acking later than the link's
+// next check must not end a working session as deaf (the reconnect storm of issue 18 counted
+// 74 such sessions, none of them deaf: each had its hello acked, idled past DeadSession, and
+// sent a heartbeat the hub acked after a second or two).
+func TestLinkIdleSessionNotDeaf(t *testing.T) {
+	var gs *gatedStore
+	env, _ := inprocHub(t, func(s store.Store) store.Store {
+		gs = &gatedStore{Store: s}
+		return gs
+	})
+	ob := outbox.NewMemory(outbox.Options{})
+	appendN(t, ob, 1)
+	var deaf atomic.Int32
+	const dead = 2 * time.Second
+	l := runLink(t, link.Config{DeviceID: "k-idle", Brokers: []string{env.Broker.Addr()}, TLS: env.DeviceTLS(t, "k-idle"), Outbox: ob,
+		AckTimeout: time.Second, DeadSession: dead, MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+		OnEnd: func(err error) {
+			if errors.Is(err, link.ErrDeaf) {
+				deaf.Add(1)
+			}
+		}})
+	waitFor(t, 10*time.Second, "the first record acked", func() bool { return l.Acked() == 1 })
+	time.Sleep(2 * dead) // idle, nothing outstanding, longer than DeadSession
+	gate := make(chan struct{})
+	gs.mu.Lock()
+	gs.gate = gate
+	gs.mu.Unlock()
+	appendN(t, ob, 1)
+	// The link checks every AckTimeout/4 (250 ms): hold the commit past two checks, well
+	// within DeadSession from the send.
+	time.Sleep(600 * time.Millisecond)
+	gs.mu.Lock()
+	gs.gate = nil
+	gs.mu.Unlock()
+	close(gate)
+	waitFor(t, 10*time.Second, "the second record acked", func() bool { return l.Acked() == 2 })
+	if n := deaf.Load(); n != 0 || l.Sessions() != 1 {
+		t.Fatalf("%d sessions ended deaf, %d sessions, want 0 and 1", n, l.Sessions())
+	}
+}
+
 // A link given several hub addresses (hub replicas), one of them dead, connects through another
 // at once: it moves to the next address after a failed attempt, and backs off only after trying
 // them all. Links start at random addresses, so a fleet spreads over the replicas.

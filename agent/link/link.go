@@ -419,8 +419,13 @@ func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-c
 		acked    uint64   // highest seq the hub acked in this session
 		inflight []uint64 // last seq of each unacked batch, ascending
 		progress = time.Now()
-		heard    = time.Now() // last ack of any kind: the downlink works
-		answered bool         // an ack came in this session (the hello's, at least)
+		// heard is when the link last heard an ack, or began to wait for one with nothing
+		// outstanding: a kiosk that sends its next record minutes after the last ack waits from
+		// the send, not from that ack (else a busy hub's first ack to come later than the next
+		// tick would end a working session).
+		heard    = time.Now()
+		answered bool // an ack came in this session (the hello's, at least)
+		resent   bool // a resend is under way: its batches wait since the last ack, not since sent
 	)
 	tick := time.NewTicker(l.cfg.AckTimeout / 4)
 	defer tick.Stop()
@@ -436,6 +441,9 @@ func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-c
 			recs = fit(recs, maxBatchBytes)
 			if len(inflight) == 0 {
 				progress = time.Now()
+				if answered && !resent {
+					heard = progress
+				}
 			}
 			payload, err := wire.AppendBatch(nil, wire.Batch{V: wire.Version, Epoch: epoch, Records: recs})
 			if err != nil {
@@ -454,7 +462,7 @@ func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-c
 		case err := <-lost:
 			return fmt.Errorf("connection lost: %w", err)
 		case a := <-acks:
-			heard, answered = time.Now(), true
+			heard, answered, resent = time.Now(), true, false
 			if a.Epoch != epoch || a.UpTo <= acked {
 				continue
 			}
@@ -486,7 +494,7 @@ func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-c
 				// A batch was lost (or the hub could not commit): the hub never acks over a gap,
 				// so resend everything from the first unacked record.
 				l.cfg.Log.Info("no ack progress; resending from first unacked", "acked", acked, "sent", sent)
-				sent, inflight, progress = 0, nil, time.Now()
+				sent, inflight, progress, resent = 0, nil, time.Now(), true
 			}
 		}
 	}
