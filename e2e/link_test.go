@@ -29,9 +29,11 @@ type gatedStore struct {
 	mu    sync.Mutex
 	gate  chan struct{} // nil: open
 	fails atomic.Int32
+	calls atomic.Int32 // CommitBatches called, gate or not
 }
 
 func (g *gatedStore) CommitBatches(ctx context.Context, bs []store.Batch) ([]store.Watermark, error) {
+	g.calls.Add(1)
 	g.mu.Lock()
 	gate := g.gate
 	g.mu.Unlock()
@@ -228,6 +230,41 @@ func TestLinkIdleSessionNotDeaf(t *testing.T) {
 	waitFor(t, 10*time.Second, "the second record acked", func() bool { return l.Acked() == 2 })
 	if n := deaf.Load(); n != 0 || l.Sessions() != 1 {
 		t.Fatalf("%d sessions ended deaf, %d sessions, want 0 and 1", n, l.Sessions())
+	}
+}
+
+// While a batch is in flight only full batches follow it; the records appended meanwhile wait
+// for its ack and leave together (Nagle's rule, link.upload).
+func TestLinkCoalescesWhileInFlight(t *testing.T) {
+	var batches atomic.Int32
+	gate := make(chan struct{})
+	var gs *gatedStore
+	env, _ := inprocHub(t, func(s store.Store) store.Store {
+		gs = &gatedStore{Store: s, gate: gate, fail: func(bs []store.Batch) bool {
+			batches.Add(int32(len(bs)))
+			return false
+		}}
+		return gs
+	})
+	ob := outbox.NewMemory(outbox.Options{})
+	l := runLink(t, link.Config{DeviceID: "k-nagle", Brokers: []string{env.Broker.Addr()}, TLS: env.DeviceTLS(t, "k-nagle"), Outbox: ob,
+		BatchRecords: 10, MaxInflight: 8, AckTimeout: time.Minute, MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	waitFor(t, 10*time.Second, "connected", l.Connected)
+	appendN(t, ob, 1)
+	waitFor(t, 10*time.Second, "the first batch held in the commit", func() bool { return gs.calls.Load() >= 1 })
+	for range 5 { // records one at a time: they wait
+		appendN(t, ob, 1)
+		time.Sleep(50 * time.Millisecond) // give a wrong implementation time to send each alone
+	}
+	appendN(t, ob, 20)                 // 25 waiting: two full batches go out at once, five wait
+	time.Sleep(300 * time.Millisecond) // give a wrong implementation time to send them
+	gs.mu.Lock()
+	gs.gate = nil
+	gs.mu.Unlock()
+	close(gate)
+	waitFor(t, 10*time.Second, "all acked", func() bool { return l.Acked() == 26 })
+	if n := batches.Load(); n != 4 {
+		t.Fatalf("the hub received %d batches, want 4 (1 record, 10, 10, then the 5 that waited)", n)
 	}
 }
 

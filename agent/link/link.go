@@ -72,10 +72,12 @@ type Config struct {
 	// simulators counting why sessions end).
 	OnEnd func(err error)
 
-	BatchRecords int           // records per batch (default 200)
-	MaxInflight  int           // batches published and not yet acked (default 8)
-	AckTimeout   time.Duration // resend from the first unacked record when no ack progress (default 10 s)
-	KeepAlive    time.Duration // MQTT keepalive (default 15 s)
+	BatchRecords int // records per batch (default 200)
+	// MaxInflight bounds the batches published and not yet acked (default 8). Only full
+	// batches (BatchRecords records) go out while another is in flight: see upload.
+	MaxInflight int
+	AckTimeout  time.Duration // resend from the first unacked record when no ack progress (default 10 s)
+	KeepAlive   time.Duration // MQTT keepalive (default 15 s)
 	// DeadSession is how long a session may go without any ack from the hub while it waits for
 	// one (its hello's, or a batch's), before the link ends it and reconnects (default 45 s).
 	DeadSession time.Duration
@@ -412,6 +414,18 @@ func (l *Link) dispatch(ctx context.Context, m downMsg) {
 }
 
 // upload sends the outbox with up to MaxInflight unacked batches and applies acks.
+//
+// A batch that is not full goes out only when nothing is in flight; the records appended
+// meanwhile wait for the ack and leave together (Nagle's rule, RFC 896 §2, with the hub's ack as
+// the ACK). A kiosk trickling records (a fleet at 10 records/s each) otherwise sends each alone,
+// and the hub pays its per-message costs (TLS record, MQTT packet, decode, a row of the group
+// commit in a B-tree page of its own, an ack) once per record: 1,000 such kiosks saturated a
+// 2-core hub at 10,000 messages/s, each keeping up to 8 single-record batches queued, and p99
+// went from 160 ms to 1.9 s. With the rule a record waits at most one round trip more (the
+// batch in flight's, never more than one), and only while the hub has one of the kiosk's
+// batches: an idle kiosk's record (a heartbeat, a command result) leaves at once, and when the
+// hub slows down the batches grow, so its messages per second fall as its round trip grows
+// instead of its queue. A backlog (full batches) still has MaxInflight in flight.
 func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-chan wire.AckMsg, lost <-chan error) error {
 	topic := wire.Topic(l.cfg.DeviceID, wire.ChUp)
 	var (
@@ -431,7 +445,11 @@ func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-c
 	defer tick.Stop()
 	for {
 		for len(inflight) < l.cfg.MaxInflight {
-			recs, err := l.cfg.Outbox.Pending(ctx, max(sent, acked), l.cfg.BatchRecords)
+			from := max(sent, acked)
+			if len(inflight) > 0 && l.cfg.Outbox.NextSeq() <= from+uint64(l.cfg.BatchRecords) {
+				break // not a full batch waiting: it goes with the next ack (Nagle)
+			}
+			recs, err := l.cfg.Outbox.Pending(ctx, from, l.cfg.BatchRecords)
 			if err != nil {
 				return fmt.Errorf("read outbox: %w", err)
 			}
