@@ -47,8 +47,8 @@ var texts = map[string]map[string]string{
 		"err_cookie":   "浏览器没有带上本站的 Cookie，无法确认表单来自本页面。请允许本站使用 Cookie，然后重新打开页面。",
 		"consent_asks": "请求访问您的以下信息：", "approve": "同意", "deny": "拒绝",
 		"scope_openid": "您的身份标识", "scope_profile": "您的姓名", "scope_offline_access": "在您离开后保持登录",
-		"scope_fleet_api": "以您的身份管理自助终端设备",
-		"device_asks":     "以下应用请求登录您的账号：", "at_kiosk": "自助终端：", "at_site": "地点：",
+		"scope_fleet_api": "以您的身份管理自助终端设备", "scope_citizen_api": "查看您的办件进度、服务推荐，提交评价",
+		"device_asks": "以下应用请求登录您的账号：", "at_kiosk": "自助终端：", "at_site": "地点：",
 		"phishing_kiosk": "请确认您本人正站在上述地点的这台自助终端前。如果不是，请点击“拒绝”。",
 		"phishing":       "只有在您本人刚刚在自己的设备上发起此登录时才能同意。如有疑问，请点击“拒绝”。",
 		"code":           "验证码", "enter_code": "请输入要登录的设备上显示的验证码", "continue": "继续",
@@ -108,8 +108,8 @@ var texts = map[string]map[string]string{
 		"err_cookie":   "Your browser did not send this site's cookie, so this form cannot be checked. Allow cookies for this site, then open the page again.",
 		"consent_asks": "asks to access:", "approve": "Approve", "deny": "Deny",
 		"scope_openid": "your identifier", "scope_profile": "your name", "scope_offline_access": "staying logged in when you are away",
-		"scope_fleet_api": "managing the kiosk fleet as you",
-		"device_asks":     "This application asks to log in to your account:", "at_kiosk": "Kiosk:", "at_site": "Location:",
+		"scope_fleet_api": "managing the kiosk fleet as you", "scope_citizen_api": "reading your cases and recommendations, rating services",
+		"device_asks": "This application asks to log in to your account:", "at_kiosk": "Kiosk:", "at_site": "Location:",
 		"phishing_kiosk": "Approve only if you are standing at this kiosk at this place now. Otherwise press Deny.",
 		"phishing":       "Approve only if you have just started this login on your own device. If in doubt, press Deny.",
 		"code":           "Code", "enter_code": "Enter the code shown on the device you are logging in", "continue": "Continue",
@@ -474,8 +474,13 @@ func (p *Provider) serveConsent(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		v.ID, v.Client, v.Scopes, v.CSRF = a.ID, c.Name, a.Scopes, p.formToken(w, r, "consent", sessionKey(s), a.ID)
-		if len(a.Resources) > 0 { // the fleet API, the only resource there is
-			v.Scopes = append(slices.Clip(v.Scopes), "fleet_api")
+		for _, res := range a.Resources { // what the token will open, besides the scopes
+			switch res {
+			case p.FleetAPI():
+				v.Scopes = append(slices.Clip(v.Scopes), "fleet_api")
+			case p.CitizenAPI():
+				v.Scopes = append(slices.Clip(v.Scopes), "citizen_api")
+			}
 		}
 		p.render(w, "consent", http.StatusOK, v)
 		return

@@ -461,7 +461,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	}
 	apiH := httpapi.New(httpapi.Config{
 		Store: st, CA: authority, Sessions: br, Dispatch: dispatch, Catalog: cat, Updates: h.repo, Rollouts: h.rollouts,
-		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}, httpapi.KioskAssertions{Verifier: h.idp}},
+		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), httpapi.OIDC{P: h.idp}, httpapi.KioskAssertions{Verifier: h.idp}},
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise[0], MQTTAddrs: advertise, Version: cfg.Version, Anchor: anchor, Feed: h.feed,
 		Events: h.ev, Clients: h.idp, Cases: caseRoom, Ratings: ratings.New(ratings.Config{}, st),
@@ -628,18 +628,6 @@ func loadOrCreateToken(path string) (string, bool, error) {
 		return "", false, fmt.Errorf("hub: %w", err)
 	}
 	return t, true, nil
-}
-
-// oidcAuth lets the HTTP API accept the identity provider's access tokens issued for it.
-type oidcAuth struct{ p *identity.Provider }
-
-func (o oidcAuth) Authenticate(r *http.Request) (httpapi.Principal, error) {
-	pr, err := o.p.AuthenticateFor(r, o.p.FleetAPI())
-	if err != nil {
-		return httpapi.Principal{}, err
-	}
-	return httpapi.Principal{Subject: pr.Subject, Username: pr.Username, Name: pr.Name, Roles: pr.Roles, Regions: pr.Regions,
-		Department: pr.Department, ClientID: pr.ClientID, KioskID: pr.KioskID}, nil
 }
 
 func saveCredentials(path string, creds map[string]string) error {

@@ -20,6 +20,13 @@ const Prefix = "/api/v1"
 // identity admin API) refuse tokens issued for anything else.
 func FleetResource(issuer string) string { return strings.TrimRight(issuer, "/") + Prefix }
 
+// CitizenResource is the resource indicator (RFC 8707) of the citizens' API at the hub whose
+// OpenID issuer is issuer: a citizen's own cases, recommendations and ratings (/api/v1/me/...)
+// and the channels' events, what the citizens' channels (web portal, mobile app, mini-program,
+// kiosk shell) ask their tokens for. The fleet API refuses these tokens, the citizens' API
+// refuses the fleet API's.
+func CitizenResource(issuer string) string { return FleetResource(issuer) + "/me" }
+
 // Error is the body of every non-2xx response.
 type Error struct {
 	Status  int      `json:"-"`
