@@ -106,6 +106,11 @@ type Config struct {
 	// TrustedProxies are the reverse proxies (addresses or CIDR prefixes) whose X-Forwarded-For
 	// names the client address for the per-address limits; none: the connection's address.
 	TrustedProxies []string
+	// ProxyProtocolFrom are the L4 load balancers (addresses or CIDR prefixes) in front of the
+	// MQTT and HTTP listeners whose connections start with a PROXY protocol v2 header (HAProxy's
+	// send-proxy-v2) naming the client's address, which the per-address limits, the logs and
+	// the metrics then see; their connections must, nobody else's may (hub/proxyproto).
+	ProxyProtocolFrom []string
 
 	// Replica names this hub among the replicas sharing its database: unique per replica and
 	// stable across its restarts (default: the host name and MQTTAddr). See hub/cluster.
@@ -177,6 +182,9 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Limits.validate(), c.Citizens.validate())
 	if _, bad := ratelimit.ParsePrefixes(c.TrustedProxies); len(bad) > 0 {
 		errs = append(errs, fmt.Errorf("trusted proxies: %q: want addresses or CIDR prefixes", bad))
+	}
+	if _, bad := ratelimit.ParsePrefixes(c.ProxyProtocolFrom); len(bad) > 0 {
+		errs = append(errs, fmt.Errorf("proxy protocol from: %q: want addresses or CIDR prefixes of load balancers", bad))
 	}
 	return errors.Join(errs...)
 }
@@ -336,8 +344,16 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if err := errors.Join(h.feed.Register(reg), h.alerts.Register(reg)); err != nil {
 		return nil, fmt.Errorf("hub: metrics: %w", err)
 	}
+	lbs, err := newBalancers(cfg.ProxyProtocolFrom, reg, log.With("component", "proxyproto"))
+	if err != nil {
+		return nil, err
+	}
+	mqttLn, err := lbs.listen("mqtt", cfg.MQTTAddr)
+	if err != nil {
+		return nil, fmt.Errorf("hub: broker: listen: %w", err)
+	}
 	br, err := broker.Start(ctx, broker.Config{
-		Addr:            cfg.MQTTAddr,
+		Listener:        mqttLn,
 		ClientCAs:       authority.Pool(),
 		Certificate:     serverCert,
 		Authorize:       authorizer(st),
@@ -359,6 +375,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		Hold:   true, // until ingest listens: a hello nobody answers leaves its kiosk waiting
 	})
 	if err != nil {
+		mqttLn.Close()
 		return nil, fmt.Errorf("hub: broker: %w", err)
 	}
 	h.closer = append(h.closer, br.Close)
@@ -397,7 +414,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		served = ownServingCert(serverCert, authority.Certificate())
 		h.Info.CAFile = filepath.Join(cfg.DataDir, "ca", ca.CertFile)
 	}
-	if h.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+	if h.ln, err = lbs.listen("http", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("hub: http: %w", err)
 	}
 	h.closer = append(h.closer, h.ln.Close)
