@@ -154,6 +154,21 @@ func (h *HubClient) StartDeviceLogin(ctx context.Context) (DeviceLogin, error) {
 	return out, err
 }
 
+// KioskCatalog reads what the hub offers at this kiosk, with the versions it reports installed
+// (api.Client.KioskCatalog), as the kiosk itself: each request carries a new assertion signed
+// with the device key, for the hub's API.
+func (h *HubClient) KioskCatalog(ctx context.Context) (api.KioskCatalog, error) {
+	d, err := h.discovery(ctx)
+	if err != nil {
+		return api.KioskCatalog{}, err
+	}
+	c := *h.API
+	c.Token, c.Kiosk = "", func() (string, error) {
+		return kiosklogin.Assertion(h.Key, h.DeviceID, d.Issuer+api.Prefix, wire.IDCard{}, time.Now(), time.Minute)
+	}
+	return c.KioskCatalog(ctx, h.DeviceID)
+}
+
 // PollDeviceLogin implements Hub.
 func (h *HubClient) PollDeviceLogin(ctx context.Context, deviceCode string) (string, error) {
 	d, err := h.discovery(ctx)

@@ -1,13 +1,16 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 )
 
@@ -24,6 +27,9 @@ type Principal struct {
 	ClientID   string // the client an access token was issued to (none for the bootstrap token)
 	KioskID    string // the kiosk a citizen's session was opened at, if any
 	Department string // a developer's department (hub/catalog)
+	// Device is the kiosk itself, authenticated by its device key (KioskAssertions): its only
+	// role is RoleKiosk, and the endpoints open to it answer about this kiosk only.
+	Device string
 }
 
 // InScope reports whether region (a kiosk's or site's code) lies in p's region scope.
@@ -74,6 +80,35 @@ func (a AnyOf) Authenticate(r *http.Request) (Principal, error) {
 		}
 	}
 	return Principal{}, ErrUnauthenticated
+}
+
+// RoleKiosk is the role of a kiosk authenticated by its own device key (KioskAssertions).
+const RoleKiosk = "kiosk"
+
+// KioskVerifier verifies a kiosk's assertion to the API and returns the kiosk's device ID
+// (hub/identity's Provider.VerifyKiosk: signed by the enrolled, unrevoked kiosk's device key,
+// used once).
+type KioskVerifier interface {
+	VerifyKiosk(ctx context.Context, assertion string) (deviceID string, err error)
+}
+
+// KioskAssertions authenticates a kiosk by an assertion signed with its device key, sent as
+// "Authorization: Kiosk JWT" (api.KioskScheme): the principal is the kiosk (Device), with
+// RoleKiosk alone.
+type KioskAssertions struct{ Verifier KioskVerifier }
+
+// Authenticate implements Authenticator.
+func (k KioskAssertions) Authenticate(r *http.Request) (Principal, error) {
+	scheme, a, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	a = strings.TrimSpace(a)
+	if !ok || !strings.EqualFold(scheme, api.KioskScheme) || a == "" {
+		return Principal{}, ErrUnauthenticated
+	}
+	id, err := k.Verifier.VerifyKiosk(r.Context(), a)
+	if err != nil {
+		return Principal{}, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+	}
+	return Principal{Subject: "kiosk:" + id, Roles: []string{RoleKiosk}, Device: id}, nil
 }
 
 // bearer returns the token of an "Authorization: Bearer" header. RFC 9110 §11.1: the scheme is

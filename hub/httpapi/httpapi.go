@@ -4,7 +4,8 @@
 // work orders, the audit log, the app catalog with its guides, the update repository's
 // management, rollouts and bulk actions. A caller with a region scope sees and acts on the kiosks
 // and sites under it only. Every endpoint but enrollment (authorised by its one-time token) and
-// the channels' public reads of the catalog requires a bearer token with a staff role.
+// the channels' public reads of the catalog requires a bearer token with a staff role; a kiosk's
+// own catalog also takes the kiosk's assertion, signed with its device key (KioskAssertions).
 //
 // One file per resource: it registers its routes and holds its handlers, each written the one way
 // route (handler.go) runs them. A new resource is a new file and a line in New.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +24,8 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/catalog"
 	"github.com/kioskfleet/kioskfleet/hub/feed"
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
+	"github.com/kioskfleet/kioskfleet/hub/identity"
+	"github.com/kioskfleet/kioskfleet/hub/identity/identitytest"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
@@ -143,6 +146,29 @@ type env struct {
 	feed     *feed.Feed
 	bulk     *bulk.Engine
 	inflight atomic.Int64 // requests inside the API handler
+	kiosks   kioskVerifier
+}
+
+// kioskVerifier verifies kiosk assertions with the OpenID Provider a test starts on the env's
+// store (kioskIdentity); none before.
+type kioskVerifier struct {
+	p atomic.Pointer[identity.Provider]
+}
+
+func (k *kioskVerifier) VerifyKiosk(ctx context.Context, assertion string) (string, error) {
+	p := k.p.Load()
+	if p == nil {
+		return "", errors.New("no identity provider in this test")
+	}
+	return p.VerifyKiosk(ctx, assertion)
+}
+
+// kioskIdentity starts the hub's OpenID Provider on the env's store: kiosks it enrolls
+// (EnrollKiosk) authenticate to the API with their device keys.
+func (e *env) kioskIdentity(t testing.TB) *identitytest.Env {
+	idp := identitytest.NewOn(t, e.st)
+	e.kiosks.p.Store(idp.P)
+	return idp
 }
 
 // newEnv starts the API on an httptest server, adjusted by adjust before it starts.
@@ -175,7 +201,7 @@ func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 			devHRTok:    {Subject: "dev2", Roles: []string{"developer"}, Department: "hr"},
 			revTok:      {Subject: "rev2", Roles: []string{"reviewer"}},
 			opTok:       {Subject: "op1", Roles: []string{"operator"}},
-		}},
+		}, httpapi.KioskAssertions{Verifier: &e.kiosks}},
 		MQTTAddr: "127.0.0.1:8883", Version: "0.1.0-test", Now: e.clock.Now, Feed: e.feed, FeedHold: 5 * time.Second,
 	})
 	e.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

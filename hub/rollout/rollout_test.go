@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,7 +39,7 @@ func (c *clock) Now() time.Time { return c.t }
 // fleet is a store with n kiosks (k00..) online and app tax-print 1.0.0 and 1.1.0 published on the
 // kiosk channel; each kiosk runs 1.0.0.
 type fleet struct {
-	t     *testing.T
+	t     testing.TB
 	st    *sqlite.Store
 	e     *rollout.Engine
 	push  *pushes
@@ -45,7 +47,7 @@ type fleet struct {
 	seq   map[string]uint64
 }
 
-func newFleet(t *testing.T, n int) *fleet {
+func newFleet(t testing.TB, n int) *fleet {
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "hub.db"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -58,14 +60,20 @@ func newFleet(t *testing.T, n int) *fleet {
 	}
 	ctx := t.Context()
 	var ups []store.PresenceUpdate
+	var reports []store.Batch
 	for i := range n {
 		id := fmt.Sprintf("k%02d", i)
 		storetest.Enroll(t, st, "sz", id)
 		ups = append(ups, store.PresenceUpdate{DeviceID: id, Online: true, At: storetest.T0})
-		f.report(id, "1.0.0", "", "")
+		reports = append(reports, f.reported(id, "1.0.0", "", ""))
 	}
 	if err := st.SetPresences(ctx, ups); err != nil {
 		t.Fatal(err)
+	}
+	for b := range slices.Chunk(reports, 1000) {
+		if _, err := st.CommitBatches(ctx, b); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, v := range []string{"1.0.0", "1.1.0"} {
 		storetest.CatalogFixture(t, st, "tax", "tax-print", api.KindKioskBundle, v)
@@ -83,6 +91,13 @@ func newFleet(t *testing.T, n int) *fleet {
 // report commits a reported state of kiosk id: tax-print active, and failed (with why) if set.
 func (f *fleet) report(id, active, failed, why string) {
 	f.t.Helper()
+	if _, err := f.st.CommitBatches(f.t.Context(), []store.Batch{f.reported(id, active, failed, why)}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// reported is the batch of report.
+func (f *fleet) reported(id, active, failed, why string) store.Batch {
 	f.seq[id]++
 	st := wire.UpdateStatus{Bundles: map[string]wire.BundleStatus{"tax-print": {Active: active, State: wire.BundleActive}}}
 	if failed != "" {
@@ -92,9 +107,7 @@ func (f *fleet) report(id, active, failed, why string) {
 	b := storetest.NewBatch(id, "e1", f.seq[id], 1, 10)
 	r := wire.Reported{Version: int64(f.seq[id]), Doc: doc}
 	b.Records[0].Kind, b.Records[0].Body, b.Records[0].Effect.Reported = wire.KindReported, wire.Encode(r), &r
-	if _, err := f.st.CommitBatches(f.t.Context(), []store.Batch{b}); err != nil {
-		f.t.Fatal(err)
-	}
+	return b
 }
 
 func (f *fleet) step(id string) api.Rollout {
@@ -339,4 +352,43 @@ func TestCreateRefusals(t *testing.T) {
 	if _, err := f.e.Create(ctx, "u", spec(100)); !errors.Is(err, rollout.ErrConflict) {
 		t.Fatalf("a second rollout of the app: %v", err)
 	}
+}
+
+// BenchmarkCreate measures creating a rollout over 19,000 kiosks (the largest fleet of one hub,
+// docs/benchmarks.md) in one wave of 100%: selecting the kiosks, reading what each runs, shuffling
+// them into the rollout, and writing every kiosk's desired state. Each rollout is aborted,
+// untimed, before the next.
+func BenchmarkCreate(b *testing.B) {
+	const kiosks = 19000
+	f := newFleet(b, kiosks)
+	ctx := b.Context()
+	spec := api.RolloutSpec{Kind: api.RolloutBundle, App: "tax-print", Version: "1.1.0", Waves: []int{100}, Soak: "0s"}
+	b.ResetTimer()
+	var cpu time.Duration
+	for range b.N {
+		f.clock.t = f.clock.t.Add(time.Minute) // a new rollout ID
+		cpu0 := processCPU()
+		r, err := f.e.Create(ctx, "op", spec)
+		cpu += processCPU() - cpu0
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if r.Totals.Assigned != kiosks {
+			b.Fatalf("%d kiosks assigned, want %d", r.Totals.Assigned, kiosks)
+		}
+		if _, err := f.e.Act(ctx, "op", r.ID, api.RolloutAction{Action: "abort", Reason: "next"}); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/rollout")
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/rollout")
+}
+
+// processCPU is the CPU time this process used so far (user and system).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

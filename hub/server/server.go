@@ -466,7 +466,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	}
 	apiH := httpapi.New(httpapi.Config{
 		Store: st, CA: authority, Sessions: br, Dispatch: dispatch, Catalog: cat, Updates: h.repo, Rollouts: h.rollouts, Bulk: h.bulk,
-		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}},
+		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}, httpapi.KioskAssertions{Verifier: h.idp}},
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise[0], MQTTAddrs: advertise, Version: cfg.Version, Anchor: anchor, Feed: h.feed,
 		Events: h.ev, Clients: h.idp, Cases: caseRoom, Ratings: ratings.New(ratings.Config{}, st),

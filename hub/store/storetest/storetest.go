@@ -122,6 +122,7 @@ func RunCommands(t *testing.T, open func(t *testing.T) CommandStore) {
 func RunState(t *testing.T, open func(t *testing.T) StateStore) {
 	suite[StateStore]{
 		{"Desired", testDesired},
+		{"UpdateDesired", testUpdateDesired},
 		{"Reported", testReported},
 	}.run(t, open)
 }
