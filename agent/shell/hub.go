@@ -147,7 +147,8 @@ func (h *HubClient) StartDeviceLogin(ctx context.Context) (DeviceLogin, error) {
 		return DeviceLogin{}, err
 	}
 	var out DeviceLogin
-	err = h.post(ctx, d.DeviceAuth, url.Values{"scope": {"openid profile"}, "kiosk_assertion": {a}}, &out)
+	err = h.post(ctx, d.DeviceAuth, url.Values{"scope": {"openid profile"}, "kiosk_assertion": {a},
+		"resource": {api.CitizenResource(d.Issuer)}}, &out) // RFC 8707 §2: a token for the citizens' API
 	if err == nil && (out.DeviceCode == "" || out.UserCode == "" || out.VerificationURI == "") {
 		err = errors.New("shell: device authorization response without codes")
 	}

@@ -103,6 +103,12 @@ func TestAgainstRealHub(t *testing.T) {
 	fc("devices", "revoke", dev.ID).want(t, 0, []string{"revoked"}, nil)
 	fc("devices", "list").want(t, 0, []string{"revoked"}, nil)
 	fc("commands", "send", dev.ID, "ping").want(t, ExitError, nil, []string{"revoked"})
+	// The session the revocation cut is in the kiosk's presence history, with its reason.
+	proctest.Eventually(t, 10*time.Second, "revoked session in the presence history", func() bool {
+		return strings.Contains(fc("devices", "presence", dev.ID).stdout, "revoked")
+	})
+	fc("devices", "presence", dev.ID, "--limit", "1").want(t, 0, []string{"ENDED", "REASON", "revoked", "offline since"}, nil)
+	fc("devices", "presence", dev.ID, "--limit", "0").want(t, ExitUsage, nil, []string{"--limit 0: want 1 to 200"})
 
 	// Retire by filter: a dry run prints the line that retires exactly what it counted.
 	fc("devices", "retire").want(t, ExitUsage, nil, []string{"name the kiosks to retire"})

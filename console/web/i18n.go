@@ -48,6 +48,23 @@ var messages = map[string][2]string{
 	"last-seen":      {"最后通信", "Last seen"},
 	"presence":       {"在线状态", "Presence"},
 	"presence-at":    {"状态变化", "Changed"},
+
+	// The presence history: each ended session and why it ended (fleet.DisconnectReason).
+	"presence-history":       {"连接记录", "Presence history"},
+	"no-sessions":            {"暂无已结束的连接。", "No ended session yet."},
+	"session-ended":          {"断开时间", "Ended"},
+	"session-reason":         {"断开原因", "Reason"},
+	"session-duration":       {"连接时长", "Lasted"},
+	"session-replica":        {"中心节点", "Hub replica"},
+	"disc.clean":             {"正常断开", "Clean disconnect"},
+	"disc.keepalive_timeout": {"心跳超时（断电或断网）", "Keep-alive timeout (power or network lost)"},
+	"disc.network_reset":     {"连接中断或被重置", "Connection closed or reset"},
+	"disc.revoked":           {"已吊销", "Revoked"},
+	"disc.replaced":          {"被新连接取代", "Replaced by a newer session"},
+	"disc.shutdown":          {"中心停机", "Hub shut down"},
+	"disc.protocol_error":    {"协议错误", "Protocol error"},
+	"disc.hub_lost":          {"中心节点失联", "Hub replica lost"},
+
 	"model":          {"型号", "Model"},
 	"agent":          {"代理版本", "Agent"},
 	"enrolled":       {"注册时间", "Enrolled"},

@@ -48,9 +48,16 @@ type Catalog interface {
 	AppAudit(ctx context.Context, appID, version string, limit int) ([]api.AuditEntry, error)
 }
 
+// Presences is the part of the hub's API the device page's presence history uses: a Hub that
+// has it shows each ended session and why it ended.
+type Presences interface {
+	Presence(ctx context.Context, id string, limit int) (api.Presence, error)
+}
+
 var (
-	_ Hub     = (*api.Client)(nil)
-	_ Catalog = (*api.Client)(nil)
+	_ Hub       = (*api.Client)(nil)
+	_ Catalog   = (*api.Client)(nil)
+	_ Presences = (*api.Client)(nil)
 )
 
 // ErrNoHub is returned by New without a Hub or a Login.

@@ -2,7 +2,7 @@
 // offline longer than OfflineAfter; a peripheral at fault (paper out, cover open, unplugged) or
 // degraded (paper low). Each condition is one alert (the store deduplicates) that a person
 // acknowledges and resolves, or that the hub resolves when the condition clears. It reacts to the
-// hub's change notices (hub/events) within moments, and sweeps the fleet every SweepEvery for
+// hub's change notices (hub/feed) within moments (at most CheckDelay), and sweeps the fleet every SweepEvery for
 // what no notice announces (time passing offline). Each opened and resolved alert goes to the
 // Notifier, unless a silence (a maintenance window, store.Silences) covers its kiosk and rule.
 package alerts
@@ -103,6 +103,14 @@ func (e *Engine) Register(reg prometheus.Registerer) error {
 	return nil
 }
 
+// CheckDelay bounds how often kiosks are checked on notices. A kiosk syncing records has a notice
+// with every group commit its records are in (a dozen a second when the hub is busy), and each
+// check reads its device row and open alerts: at 1,000 kiosks x 10 records/s that was ~10,000
+// checks a second, and the engine, falling behind, lost notices and swept the whole fleet again
+// and again. The first notice after a quiet spell is checked at once; those that come within
+// CheckDelay of it gather, and each kiosk among them is checked once when it ends.
+const CheckDelay = time.Second
+
 // Run applies the rules until ctx ends or the feed closes.
 func (e *Engine) Run(ctx context.Context) error {
 	sub, err := e.cfg.Feed.Subscribe()
@@ -119,7 +127,14 @@ func (e *Engine) Run(ctx context.Context) error {
 	}()
 	defer func() { <-done }()
 	defer cancel()
-	e.Sweep(ctx)
+	dirty := map[string]struct{}{} // kiosks noticed since the last checks
+	var checks <-chan time.Time    // when they are checked; nil: quiet, check at once
+	sweep := func() {
+		clear(dirty) // the sweep checks them all
+		checks = nil
+		e.Sweep(ctx)
+	}
+	sweep()
 	tick := time.NewTicker(e.cfg.SweepEvery)
 	defer tick.Stop()
 	for {
@@ -127,15 +142,29 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
-			e.Sweep(ctx)
+			sweep()
+		case <-checks:
+			checks = nil
+			if len(dirty) > 0 {
+				for id := range dirty {
+					e.Check(ctx, id)
+				}
+				clear(dirty)
+				checks = time.After(CheckDelay)
+			}
 		case ev, ok := <-sub.C:
 			switch {
 			case !ok:
 				return nil
 			case sub.Lost() || ev.Kind == api.NoticeResync:
-				e.Sweep(ctx)
+				sweep()
 			case ev.Kind == api.NoticePresence || ev.Kind == api.NoticeRecords:
-				e.Check(ctx, ev.DeviceID)
+				if checks == nil {
+					e.Check(ctx, ev.DeviceID)
+					checks = time.After(CheckDelay)
+				} else {
+					dirty[ev.DeviceID] = struct{}{}
+				}
 			}
 		}
 	}

@@ -245,3 +245,45 @@ func TestSilence(t *testing.T) {
 		t.Fatalf("notified: %v", rc.got)
 	}
 }
+
+// countingStore counts the engine's reads of one kiosk.
+type countingStore struct {
+	*sqlite.Store
+	gets atomic.Int32
+}
+
+func (s *countingStore) GetDevice(ctx context.Context, id string) (store.Device, error) {
+	s.gets.Add(1)
+	return s.Store.GetDevice(ctx, id)
+}
+
+// TestChecksGathered: a burst of notices (a kiosk's records in every group commit of a busy hub)
+// costs a check at once and then one per kiosk at the end of CheckDelay, not one per notice.
+func TestChecksGathered(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "hub.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	storetest.Enroll(t, st, "sz", "k1")
+	storetest.Enroll(t, st, "sz", "k2")
+	cs := &countingStore{Store: st}
+	fd := feed.New(1024, time.Now)
+	eng := alerts.New(alerts.Config{Store: cs, Feed: fd, SweepEvery: time.Hour})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	eventually(t, "the engine following the feed", func() bool { return fd.Subscribers() == 1 })
+	for i := range 200 {
+		fd.Publish(api.Notice{Kind: api.NoticeRecords, DeviceID: fmt.Sprintf("k%d", 1+i%2), At: time.Now()})
+	}
+	eventually(t, "the gathered checks", func() bool { return cs.gets.Load() >= 3 })
+	time.Sleep(alerts.CheckDelay + 200*time.Millisecond) // give a wrong implementation time to check more
+	if n := cs.gets.Load(); n != 3 {
+		t.Fatalf("%d device reads for 200 notices of 2 kiosks, want 3 (k1 at once, then k1 and k2)", n)
+	}
+}

@@ -31,6 +31,7 @@ import (
 // Store is the storage the API serves: the domains it has resources for.
 type Store interface {
 	store.Devices
+	store.Presence
 	store.Commands
 	store.State
 	store.Records

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,11 +16,16 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/rollout"
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/store/postgres"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
 	"github.com/kioskfleet/kioskfleet/hub/store/storetest"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/pgtest"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
+
+// TestMain runs the package on a PostgreSQL server of its own (pgtest) for BenchmarkCreate.
+func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
 
 type pushes struct {
 	mu  sync.Mutex
@@ -40,7 +46,7 @@ func (c *clock) Now() time.Time { return c.t }
 // kiosk channel; each kiosk runs 1.0.0.
 type fleet struct {
 	t     testing.TB
-	st    *sqlite.Store
+	st    store.Store
 	e     *rollout.Engine
 	push  *pushes
 	clock *clock
@@ -53,7 +59,13 @@ func newFleet(t testing.TB, n int) *fleet {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return newFleetOn(t, st, n)
+}
+
+// newFleetOn is newFleet on a store of the caller's.
+func newFleetOn(t testing.TB, st store.Store, n int) *fleet {
 	f := &fleet{t: t, st: st, push: &pushes{}, clock: &clock{t: storetest.T0}, seq: map[string]uint64{}}
+	var err error
 	f.e, err = rollout.New(rollout.Config{Store: st, Dispatch: f.push, Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -355,12 +367,23 @@ func TestCreateRefusals(t *testing.T) {
 }
 
 // BenchmarkCreate measures creating a rollout over 19,000 kiosks (the largest fleet of one hub,
-// docs/benchmarks.md) in one wave of 100%: selecting the kiosks, reading what each runs, shuffling
-// them into the rollout, and writing every kiosk's desired state. Each rollout is aborted,
-// untimed, before the next.
+// docs/benchmarks.md) in one wave of 100%, on SQLite and on PostgreSQL: selecting the kiosks,
+// reading what each runs, shuffling them into the rollout, and writing every kiosk's desired
+// state. Each rollout is aborted, untimed, before the next.
 func BenchmarkCreate(b *testing.B) {
 	const kiosks = 19000
-	f := newFleet(b, kiosks)
+	b.Run("SQLite", func(b *testing.B) { benchCreate(b, newFleet(b, kiosks), kiosks) })
+	b.Run("PostgreSQL", func(b *testing.B) {
+		st, err := postgres.Open(context.Background(), pgtest.DB(b), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { st.Close() })
+		benchCreate(b, newFleetOn(b, st, kiosks), kiosks)
+	})
+}
+
+func benchCreate(b *testing.B, f *fleet, kiosks int) {
 	ctx := b.Context()
 	spec := api.RolloutSpec{Kind: api.RolloutBundle, App: "tax-print", Version: "1.1.0", Waves: []int{100}, Soak: "0s"}
 	b.ResetTimer()

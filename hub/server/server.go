@@ -348,8 +348,12 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		Pending:         connlimit.Limits{PerAddr: cfg.Limits.MQTTPendingPerAddr, Total: cfg.Limits.MQTTPending},
 		// Tickets survive a restart, so a reconnecting fleet resumes TLS cheaply.
 		SessionTicketSecret: secret,
-		OnSession: func(id string, online bool, at time.Time) {
-			h.ing.SetPresence(context.WithoutCancel(ctx), id, online, "")
+		OnSession: func(c broker.SessionChange) {
+			if c.Online {
+				h.ing.SetPresence(context.WithoutCancel(ctx), c.DeviceID, true, "")
+				return
+			}
+			h.ing.EndSession(c.DeviceID, c.At, store.SessionEnd{StartedAt: c.Since, Reason: c.Reason, Detail: c.Detail})
 		},
 		Logger: log.With("component", "broker"),
 		Hold:   true, // until ingest listens: a hello nobody answers leaves its kiosk waiting
@@ -466,7 +470,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	}
 	apiH := httpapi.New(httpapi.Config{
 		Store: st, CA: authority, Sessions: br, Dispatch: dispatch, Catalog: cat, Updates: h.repo, Rollouts: h.rollouts, Bulk: h.bulk,
-		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}, httpapi.KioskAssertions{Verifier: h.idp}},
+		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), httpapi.OIDC{P: h.idp}, httpapi.KioskAssertions{Verifier: h.idp}},
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise[0], MQTTAddrs: advertise, Version: cfg.Version, Anchor: anchor, Feed: h.feed,
 		Events: h.ev, Clients: h.idp, Cases: caseRoom, Ratings: ratings.New(ratings.Config{}, st),
@@ -565,6 +569,7 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	// The sessions end with the broker; the devices it held are then offline here, not only
 	// when the lease runs out.
 	h.br.Close()
+	h.ing.FlushPresence(sctx) // the sessions the broker ended, with their reasons
 	if err := h.rep.Release(sctx); err != nil {
 		h.log.Warn("presence not released", "err", err)
 	}
@@ -634,18 +639,6 @@ func loadOrCreateToken(path string) (string, bool, error) {
 		return "", false, fmt.Errorf("hub: %w", err)
 	}
 	return t, true, nil
-}
-
-// oidcAuth lets the HTTP API accept the identity provider's access tokens issued for it.
-type oidcAuth struct{ p *identity.Provider }
-
-func (o oidcAuth) Authenticate(r *http.Request) (httpapi.Principal, error) {
-	pr, err := o.p.AuthenticateFor(r, o.p.FleetAPI())
-	if err != nil {
-		return httpapi.Principal{}, err
-	}
-	return httpapi.Principal{Subject: pr.Subject, Username: pr.Username, Name: pr.Name, Roles: pr.Roles, Regions: pr.Regions,
-		Department: pr.Department, ClientID: pr.ClientID, KioskID: pr.KioskID}, nil
 }
 
 func saveCredentials(path string, creds map[string]string) error {

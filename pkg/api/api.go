@@ -20,6 +20,13 @@ const Prefix = "/api/v1"
 // identity admin API) refuse tokens issued for anything else.
 func FleetResource(issuer string) string { return strings.TrimRight(issuer, "/") + Prefix }
 
+// CitizenResource is the resource indicator (RFC 8707) of the citizens' API at the hub whose
+// OpenID issuer is issuer: a citizen's own cases, recommendations and ratings (/api/v1/me/...)
+// and the channels' events, what the citizens' channels (web portal, mobile app, mini-program,
+// kiosk shell) ask their tokens for. The fleet API refuses these tokens, the citizens' API
+// refuses the fleet API's.
+func CitizenResource(issuer string) string { return FleetResource(issuer) + "/me" }
+
 // Error is the body of every non-2xx response.
 type Error struct {
 	Status  int      `json:"-"`
@@ -155,6 +162,16 @@ type DeviceDetail struct {
 	Reported *fleet.DocState `json:"reported,omitempty"`
 	Drift    bool            `json:"drift"`    // desired and reported differ in version
 	Commands []fleet.Command `json:"commands"` // most recent first
+}
+
+// Presence is the body of GET /api/v1/devices/{id}/presence: the kiosk's presence now and its
+// ended sessions, newest first, each with why it ended (?limit=, default 50).
+type Presence struct {
+	DeviceID   string          `json:"deviceId"`
+	Online     bool            `json:"online"`
+	Replica    string          `json:"replica,omitempty"`
+	PresenceAt time.Time       `json:"presenceAt,omitzero"` // when Online last changed
+	Sessions   []fleet.Session `json:"sessions"`
 }
 
 // CreateCommand is the body of POST /api/v1/devices/{id}/commands.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -154,6 +155,17 @@ func (c *Client) ListDevices(ctx context.Context, q DeviceQuery) ([]fleet.Device
 func (c *Client) Device(ctx context.Context, id string) (DeviceDetail, error) {
 	var out DeviceDetail
 	return out, c.Do(ctx, http.MethodGet, Prefix+"/devices/"+url.PathEscape(id), nil, &out)
+}
+
+// Presence returns a device's presence and its latest ended sessions with their disconnect
+// reasons, newest first (limit 0: the hub's default).
+func (c *Client) Presence(ctx context.Context, id string, limit int) (Presence, error) {
+	var out Presence
+	path := Prefix + "/devices/" + url.PathEscape(id) + "/presence"
+	if limit > 0 {
+		path += "?limit=" + strconv.Itoa(limit)
+	}
+	return out, c.Do(ctx, http.MethodGet, path, nil, &out)
 }
 
 // Revoke revokes a device's certificate and cuts its session; it returns the revoked device.

@@ -89,6 +89,7 @@ func RunDevices(t *testing.T, open func(t *testing.T) store.Devices) {
 func RunPresence(t *testing.T, open func(t *testing.T) PresenceStore) {
 	suite[PresenceStore]{
 		{"Presence", testPresence},
+		{"History", testPresenceHistory},
 		{"OnlineFilter", testOnlineFilter},
 		{"Retire", testRetire},
 	}.run(t, open)
