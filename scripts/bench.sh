@@ -6,8 +6,8 @@
 # docs/benchmarks.md with the machine context the run prints (commit, CPU model, fsync latency,
 # load): all three values of a figure, not the best. Knobs: BENCH_RUNS (default 3),
 # BENCH_AGENTS_MAX (default 20000), BENCH_SECONDS (default 20), BENCH_SKIP (space-separated
-# scenario names to skip: go shell refresh events ingest latency churn drain drain1000 scale mosquitto
-# idle cluster bundles). The cluster scenarios run fleet-hub replicas on a PostgreSQL of their own (Debian's,
+# scenario names to skip: go overview shell refresh events ingest latency churn drain drain1000 scale
+# mosquitto idle cluster bundles). The cluster scenarios run fleet-hub replicas on a PostgreSQL of their own (Debian's,
 # in var/bench/pg, fsync on, as the postgres user when run as root), after the SQLite ones, in the
 # same run, so their ratio to the SQLite hub is like for like. The cluster and bundle scenarios run once (rows after the
 # table). BENCH_BUNDLE_AGENTS (default 1000) and BENCH_BUNDLE_MB (default 5) size the bundle rollout.
@@ -179,6 +179,16 @@ if ! skip go; then
   for v in $(metric "$RUN/go.txt" BenchmarkPasskeyLogin cpu-us/login); do val passkeycpu "$v"; done
   fig catalog "catalog read, a channel's 50 listed apps (public, loopback HTTP)" ">= 10,000 requests/s" "req/s"
   for v in $(metric "$RUN/go.txt" BenchmarkCatalogRead req/s); do val catalog "$v"; done
+fi
+
+if ! skip overview; then
+  echo "== fleet overview: region hierarchy counts of 19,000 kiosks from the hub API (SQLite)"
+  go test -run '^$' -bench 'BenchmarkOverview19000' -benchtime 20x -count "$RUNS" -timeout 30m ./hub/httpapi 2>&1 \
+    | grep -E '^(Benchmark|ok|FAIL)' | tee "$RUN/overview.txt"
+  fig overview "fleet overview of 19,000 kiosks (GET /api/v1/overview)" "<= 300 ms" "ms"
+  for v in $(metric "$RUN/overview.txt" BenchmarkOverview19000 ms/overview); do val overview "$v"; done
+  fig overviewcpu "  CPU per overview (hub API and its client, one process)" "reported" "ms"
+  for v in $(metric "$RUN/overview.txt" BenchmarkOverview19000 cpu-ms/overview); do val overviewcpu "$v"; done
 fi
 
 if ! skip shell; then

@@ -148,6 +148,7 @@ func New(cfg Config) *API {
 	a.siteRoutes()
 	a.enrollRoutes()
 	a.deviceRoutes()
+	a.overviewRoutes()
 	a.commandRoutes()
 	a.stateRoutes()
 	a.recordRoutes()

@@ -287,3 +287,37 @@ type StaffAction struct {
 type StaffActions struct {
 	Entries []StaffAction `json:"entries"`
 }
+
+// Overview is the body of GET /api/v1/overview (?region= a code prefix): how many kiosks of the
+// caller's scope are online, degraded and offline at every level of the region hierarchy —
+// province, city and county (GB/T 2260 code prefixes of 2, 4 and 6 digits) — and at every site.
+type Overview struct {
+	Total   Tally         `json:"total"`
+	Regions []RegionTally `json:"regions"` // by code: each province before its cities, each city before its counties
+	Sites   []SiteTally   `json:"sites"`   // by region, then ID
+}
+
+// Tally counts kiosks in service: Online (every peripheral fine), Degraded (online, a peripheral
+// not ok or not connected), Offline, and Revoked (counted apart from the other three).
+type Tally struct {
+	Kiosks   int `json:"kiosks"`
+	Online   int `json:"online"`
+	Degraded int `json:"degraded"`
+	Offline  int `json:"offline"`
+	Revoked  int `json:"revoked"`
+}
+
+// RegionTally is the tally of a province, city or county.
+type RegionTally struct {
+	Code  string `json:"code"`  // 2, 4 or 6 digits
+	Level string `json:"level"` // province, city or county
+	Tally
+}
+
+// SiteTally is the tally of a site.
+type SiteTally struct {
+	ID     string `json:"id"`
+	Name   string `json:"name,omitempty"`
+	Region string `json:"region"`
+	Tally
+}

@@ -285,3 +285,14 @@ func (c *Client) ListAudit(ctx context.Context, q url.Values) ([]StaffAction, er
 	var out StaffActions
 	return out.Entries, c.Do(ctx, http.MethodGet, Prefix+"/audit?"+q.Encode(), nil, &out)
 }
+
+// Overview returns the kiosk counts of the region hierarchy under region ("": the caller's whole
+// scope) and of each site.
+func (c *Client) Overview(ctx context.Context, region string) (Overview, error) {
+	var out Overview
+	path := Prefix + "/overview"
+	if region != "" {
+		path += "?region=" + url.QueryEscape(region)
+	}
+	return out, c.Do(ctx, http.MethodGet, path, nil, &out)
+}
