@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -355,13 +357,23 @@ func commandsAcross(t *testing.T, c *pgCluster, f *fleetsim.Fleet, arr *arrivals
 		}
 		return true
 	})
+	late := false
 	for id, at := range created {
 		got, _ := arr.get(id)
 		d := max(0, got.Sub(at))
 		if d > bound {
+			late = true
 			t.Errorf("command %s written on %s reached its kiosk after %v, want within %v", id, sender.name, d.Round(time.Millisecond), bound)
 		}
 		lat = append(lat, d)
+	}
+	if late {
+		// The part of it inside the replicas holding the kiosks (since each one's start).
+		for _, r := range c.reps {
+			if r != sender {
+				t.Logf("%s: notice -> published %s", r.name, downlinkBounds(r, "published"))
+			}
+		}
 	}
 	if len(created) == 0 {
 		t.Errorf("no kiosk connected to a replica other than %s", sender.name)
@@ -707,4 +719,41 @@ func headerRefused(t *testing.T, r *hub) {
 	if n := r.metric(`kf_proxy_protocol_refused_total{listener="mqtt",reason="untrusted"}`); n < 1 {
 		t.Errorf("kf_proxy_protocol_refused_total untrusted on mqtt: %v, want 1", n)
 	}
+}
+
+// downlinkBounds summarizes replica r's kf_downlink_seconds for stage: how many, and the bucket
+// bounds holding its p99 and its max.
+func downlinkBounds(r *hub, stage string) string {
+	resp, err := r.client.HTTP.Get(r.client.BaseURL + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var les []string
+	var counts []float64
+	prefix := `kf_downlink_seconds_bucket{stage="` + stage + `",le="`
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, prefix); ok {
+			le, n, _ := strings.Cut(rest, `"} `)
+			v, _ := strconv.ParseFloat(n, 64)
+			les, counts = append(les, le), append(counts, v)
+		}
+	}
+	if len(counts) == 0 || counts[len(counts)-1] == 0 {
+		return "none measured"
+	}
+	total := counts[len(counts)-1]
+	at := func(q float64) string {
+		for i, n := range counts {
+			if n >= q*total {
+				if v, err := strconv.ParseFloat(les[i], 64); err == nil {
+					return fmt.Sprintf("%.0f ms", v*1000)
+				}
+				return les[i] // +Inf
+			}
+		}
+		return "?"
+	}
+	return fmt.Sprintf("%.0f measured, p99 <= %s, max <= %s", total, at(0.99), at(1))
 }
