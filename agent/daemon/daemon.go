@@ -63,6 +63,9 @@ type Config struct {
 	// AppsAddr is the loopback host:port the installed kiosk apps are served on, each at
 	// http://APP.localhost:PORT (updates.go); "" or "0": off.
 	AppsAddr string
+	// MetricsAddr is the loopback host:port the agent's Prometheus metrics are served on, at
+	// MetricsPath (metrics.go); "" or "0": off.
+	MetricsAddr string
 	// TUFRoot is the update repository's trusted root file (its 1.root.json); "": fetched from
 	// the hub at first use and trusted from then on.
 	TUFRoot string
@@ -96,6 +99,8 @@ type Agent struct {
 	bundles  *bundles.Manager // nil without a hub URL
 	apps     *http.Server     // serves the installed apps; nil when off
 	appsLn   net.Listener
+	prom     *http.Server // serves the metrics; nil when off
+	promLn   net.Listener
 	report   chan struct{}      // the installer changed: report the state
 	stop     context.CancelFunc // ends Run (the restart command, or to switch to a staged agent)
 	restart  atomic.Bool        // the restart command ran: Run returns, and the process starts again
@@ -146,6 +151,10 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 		a.Close()
 		return nil, err
 	}
+	if err := a.openMetrics(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	for k, h := range cfg.Commands {
 		a.handlers[k] = h
 	}
@@ -183,6 +192,9 @@ func (a *Agent) Close() error {
 	if a.appsLn != nil {
 		a.appsLn.Close()
 	}
+	if a.promLn != nil {
+		a.promLn.Close()
+	}
 	return a.ob.Close()
 }
 
@@ -219,6 +231,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.local != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.serveLocalAPI(ctx) }()
+	}
+	if a.prom != nil {
+		wg.Go(func() { a.serveMetrics(ctx) })
 	}
 	wg.Add(6)
 	go func() { defer wg.Done(); a.runUpdates(ctx) }()

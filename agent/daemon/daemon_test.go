@@ -78,3 +78,20 @@ func TestSettingsHomeURL(t *testing.T) {
 		}
 	}
 }
+
+// The metrics are served on loopback only; every bad address is refused with what is wrong.
+func TestCheckMetricsAddr(t *testing.T) {
+	for addr, want := range map[string]string{
+		"": "", "0": "", "127.0.0.1:9101": "", "[::1]:0": "", "localhost:9101": "",
+		"0.0.0.0:9101":  "loopback only",
+		"10.0.0.5:9101": "loopback only",
+		":9101":         "loopback only",
+		"127.0.0.1":     "want host:port",
+		"127.0.0.1:x":   "port",
+	} {
+		err := CheckMetricsAddr(addr)
+		if (err == nil) != (want == "") || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("CheckMetricsAddr(%q) = %v, want %q", addr, err, want)
+		}
+	}
+}

@@ -19,18 +19,24 @@ import (
 // CheckLocalAPI checks a --local-api address: "" or "0" (off), or host:port on a loopback address,
 // since the local device API drives the kiosk's card reader and printers for whoever connects.
 func CheckLocalAPI(addr string) error {
+	return checkLoopback("--local-api", "the local device API listens", "8090", addr)
+}
+
+// checkLoopback checks the address addr of flag: "" or "0" (off), or host:port on a loopback
+// address; what says what listens there, example a port to show.
+func checkLoopback(flag, what, example, addr string) error {
 	if LocalAPIOff(addr) {
 		return nil
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("--local-api %q: want host:port on loopback, e.g. 127.0.0.1:8090 (0: off): %w", addr, err)
+		return fmt.Errorf("%s %q: want host:port on loopback, e.g. 127.0.0.1:%s (0: off): %w", flag, addr, example, err)
 	}
 	if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" {
-		return fmt.Errorf("--local-api %q: the local device API listens on loopback only (127.0.0.1, ::1 or localhost), never on %q", addr, host)
+		return fmt.Errorf("%s %q: %s on loopback only (127.0.0.1, ::1 or localhost), never on %q", flag, addr, what, host)
 	}
 	if _, err := net.LookupPort("tcp", port); err != nil {
-		return fmt.Errorf("--local-api %q: port: %w", addr, err)
+		return fmt.Errorf("%s %q: port: %w", flag, addr, err)
 	}
 	return nil
 }

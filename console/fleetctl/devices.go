@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -18,7 +19,7 @@ func (a *app) devicesCmd() *cobra.Command {
 		Aliases: []string{"device", "dev"},
 		Short:   "List, show, revoke and retire kiosks",
 	})
-	cmd.AddCommand(a.devicesListCmd(), a.devicesShowCmd(), a.devicesRevokeCmd(), a.devicesRetireCmd(), a.devicesTagCmd())
+	cmd.AddCommand(a.devicesListCmd(), a.devicesShowCmd(), a.devicesPresenceCmd(), a.devicesRevokeCmd(), a.devicesRetireCmd(), a.devicesTagCmd())
 	return cmd
 }
 
@@ -206,6 +207,53 @@ func (a *app) printState(desired, reported *fleet.DocState, drift bool, indent s
 			fmt.Fprintf(w, "%s%s doc:\n%s\n", indent, s.name, indentJSON(s.st.Doc, indent+"  "))
 		}
 	}
+}
+
+func (a *app) devicesPresenceCmd() *cobra.Command {
+	limit := 20
+	cmd := &cobra.Command{
+		Use:   "presence ID [--limit N]",
+		Short: "Show a kiosk's presence history: its sessions with the hub and why each ended",
+		Long: `Show a kiosk's presence now and its latest ended sessions with the hub, newest first:
+
+  ENDED       when the session ended (hub clock)
+  REASON      clean (the agent stopped and said goodbye), keepalive_timeout (nothing heard for
+              1.5 keep-alives: power or network lost), network_reset (the connection closed or
+              reset without goodbye: agent killed, router reset), revoked, replaced (a newer
+              connection of the kiosk took over), shutdown (the hub stopped), protocol_error,
+              hub_lost (the hub holding it died)
+  DURATION    how long the session lasted
+  REPLICA     the hub replica that held it
+  DETAIL      the error the hub saw`,
+		Example: `  fleetctl devices presence k-7c2a9e01b3d4f5a6
+  fleetctl devices presence k-7c2a9e01b3d4f5a6 --limit 100 -o json`,
+		Args: args("ID"),
+		RunE: func(c *cobra.Command, argv []string) error {
+			var p problems
+			if limit < 1 || limit > 200 {
+				p.add("--limit %d: want 1 to 200", limit)
+			}
+			return callHub(a, c, &p, "presence of device "+argv[0], func(ctx context.Context, hub *api.Client) (api.Presence, error) {
+				pr, err := hub.Presence(ctx, argv[0], limit)
+				pr.Sessions = nonNil(pr.Sessions)
+				return pr, err
+			}, func(pr api.Presence) error {
+				st := "offline since "
+				if pr.Online {
+					st = "online since "
+				}
+				fmt.Fprintf(a.env.Stdout, "%s %s%s\n\n", pr.DeviceID, st, a.stamp(pr.PresenceAt))
+				t := newTable(a.env.Stdout, "ENDED", "REASON", "DURATION", "REPLICA", "DETAIL")
+				for _, s := range pr.Sessions {
+					t.row(a.stamp(s.EndedAt), string(s.Reason), (time.Duration(s.DurationMs) * time.Millisecond).Round(time.Second).String(),
+						s.Replica, printable(s.Detail, false))
+				}
+				return t.flush()
+			})
+		},
+	}
+	cmd.Flags().IntVar(&limit, "limit", limit, "how many sessions to show, newest first (1..200)")
+	return cmd
 }
 
 func (a *app) devicesRevokeCmd() *cobra.Command {

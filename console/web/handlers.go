@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/kioskfleet/kioskfleet/console/internal/mask"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
@@ -125,6 +126,14 @@ type deviceData struct {
 	RevokeErr   *shownError
 	Suggestions []api.CommandSpec
 	Quick       []string
+	Sessions    []sessionView // the presence history, newest first
+	SessionsErr *shownError
+}
+
+// sessionView is an ended session of the presence history, with its duration in words.
+type sessionView struct {
+	fleet.Session
+	Lasted string
 }
 
 // commandForm is the command form's values, kept when sending fails.
@@ -201,6 +210,15 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, l *L, status
 			v.OutputText = compactJSON(c.Output, 300)
 		}
 		d.Commands = append(d.Commands, v)
+	}
+	if ph, ok := s.hub(r).(Presences); ok {
+		if pr, err := ph.Presence(ctx, id, 20); err != nil {
+			d.SessionsErr, _ = s.hubError(l, "presence-history", err)
+		} else {
+			for _, ss := range pr.Sessions {
+				d.Sessions = append(d.Sessions, sessionView{ss, (time.Duration(ss.DurationMs) * time.Millisecond).Round(time.Second).String()})
+			}
+		}
 	}
 	if edit != nil {
 		edit(d)

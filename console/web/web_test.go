@@ -263,6 +263,19 @@ func TestDevicePage(t *testing.T) {
 	}
 }
 
+// The device page shows the presence history with why each session ended, in both languages.
+func TestDevicePresenceHistory(t *testing.T) {
+	c := newConsole(t)
+	_, body := c.get("/devices/" + webtest.Offline)
+	inOrder(t, body, "连接记录", "心跳超时（断电或断网）", "20h0m0s", "hub-1", "正常断开", "72h0m0s")
+	_, body = c.get("/devices/" + webtest.Offline + "?lang=en")
+	inOrder(t, body, "Presence history", "i/o timeout", "Keep-alive timeout (power or network lost)", "Clean disconnect")
+	_, body = c.get("/devices/" + webtest.OK + "?lang=en")
+	if !strings.Contains(body, "No ended session yet.") {
+		t.Error("a kiosk without ended sessions: no empty-history note")
+	}
+}
+
 func TestIDNumbersMasked(t *testing.T) {
 	c := newConsole(t)
 	for _, path := range []string{"/devices/" + webtest.CardFault, "/devices/" + webtest.CardFault + "?live=1"} {

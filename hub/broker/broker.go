@@ -19,6 +19,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/ca"
 	"github.com/kioskfleet/kioskfleet/hub/connlimit"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 	"github.com/kioskfleet/kioskfleet/pkg/logging"
 	"github.com/kioskfleet/kioskfleet/pkg/tlsconn"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
@@ -103,11 +105,12 @@ type Config struct {
 	// is wide: with 8 per CPU a 19,000-kiosk reconnect storm took 50-72 s, with 256 per CPU 30 s.
 	MaxHandshakes int
 
-	// OnSession, if set, is told when a device's session starts (online) and ends (offline),
-	// also on a clean disconnect without Will. Calls are serialized across all devices, in the
-	// order the events happened: it must return quickly (hand off to a queue). The online call
-	// comes after authentication and before the device receives CONNACK.
-	OnSession func(deviceID string, online bool, at time.Time)
+	// OnSession, if set, is told when a device's session starts (online) and ends (offline,
+	// with why: SessionChange), also on a clean disconnect without Will. Calls are serialized
+	// across all devices, in the order the events happened: it must return quickly (hand off to
+	// a queue). The online call comes after authentication and before the device receives
+	// CONNACK; a device's end comes before its next session's start.
+	OnSession func(SessionChange)
 
 	RecheckInterval  time.Duration // default 30s
 	ConnectTimeout   time.Duration // TLS handshake plus CONNECT; default 10s
@@ -140,6 +143,7 @@ type Broker struct {
 	ln     net.Listener
 	tlsCfg *tls.Config
 	counts counters
+	ends   [len(fleet.DisconnectReasons)]atomic.Uint64 // sessions ended, by reason
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -167,6 +171,7 @@ type Broker struct {
 type session struct {
 	cl     *mqtt.Client
 	serial string
+	since  time.Time
 }
 
 // Start listens on cfg.Addr and serves until ctx is cancelled or Close is called.
@@ -301,7 +306,7 @@ func (b *Broker) shutdown() {
 		b.mu.Unlock()
 		// Connections still in the handshake or before CONNECT are not mochi clients yet.
 		for _, c := range conns {
-			c.Close()
+			c.closeFor(fleet.DisconnectShutdown, ErrClosed)
 		}
 		b.srv.Close() // closes the listener and the clients, waits for their goroutines
 	})
@@ -453,15 +458,20 @@ func (b *Broker) reject(r Reason, detail string, attrs ...any) {
 func (b *Broker) sessionStarted(cl *mqtt.Client, serial string) {
 	b.presence.Lock()
 	defer b.presence.Unlock()
+	now := time.Now()
 	b.mu.Lock()
-	b.sessions[cl.ID] = &session{cl: cl, serial: serial}
+	b.sessions[cl.ID] = &session{cl: cl, serial: serial, since: now}
 	b.mu.Unlock()
 	if b.cfg.OnSession != nil {
-		b.cfg.OnSession(cl.ID, true, time.Now())
+		b.cfg.OnSession(SessionChange{DeviceID: cl.ID, Online: true, At: now})
 	}
 }
 
-func (b *Broker) sessionEnded(cl *mqtt.Client) {
+// sessionEnded is told the error that ended the session's read loop, if any (endReason), and
+// returns why the session ended.
+func (b *Broker) sessionEnded(cl *mqtt.Client, readErr error) fleet.DisconnectReason {
+	gc, _ := cl.Net.Conn.(*guardConn)
+	reason, cause := endReason(cl.StopCause(), gc.closedFor(), readErr)
 	b.presence.Lock()
 	defer b.presence.Unlock()
 	b.mu.Lock()
@@ -471,9 +481,17 @@ func (b *Broker) sessionEnded(cl *mqtt.Client) {
 		delete(b.sessions, cl.ID)
 	}
 	b.mu.Unlock()
-	if current && b.cfg.OnSession != nil {
-		b.cfg.OnSession(cl.ID, false, time.Now())
+	if i := slices.Index(fleet.DisconnectReasons[:], reason); current && i >= 0 {
+		b.ends[i].Add(1)
 	}
+	if current && b.cfg.OnSession != nil {
+		c := SessionChange{DeviceID: cl.ID, At: time.Now(), Since: s.since, Reason: reason}
+		if cause != nil {
+			c.Detail = cause.Error()
+		}
+		b.cfg.OnSession(c)
+	}
+	return reason
 }
 
 // hook is the broker's mochi hook: authentication at CONNECT, the ACL, and session tracking.
@@ -584,8 +602,8 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 }
 
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
-	h.b.sessionEnded(cl)
-	h.b.log.Info("mqtt session ended", "device", cl.ID, "remote", cl.Net.Remote, "cause", errors.Join(err, cl.StopCause()))
+	reason := h.b.sessionEnded(cl, err)
+	h.b.log.Info("mqtt session ended", "device", cl.ID, "remote", cl.Net.Remote, "reason", reason, "cause", errors.Join(err, cl.StopCause()))
 }
 
 // listener hands mochi TLS connections wrapped in the framing guard. The handshake happens on
@@ -660,6 +678,7 @@ type guardConn struct {
 	counted  bool   // in b.devices (takeover.go), under b.mu
 	unpend   func() // gives back the connection's slot in b.pending, once admitted or closed
 	closed   atomic.Bool
+	cause    atomic.Pointer[closeCause] // why the broker closed it, if it did (closeFor)
 }
 
 func (c *guardConn) Read(p []byte) (int, error) {
@@ -679,7 +698,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 			if v.Reason == ReasonProtocolVersion {
 				c.Write(connackBadVersion) // [MQTT-3.1.2-2]
 			}
-			c.Close()
+			c.closeFor(fleet.DisconnectProtocol, v)
 		case !c.g.connected && errors.Is(err, os.ErrDeadlineExceeded):
 			c.b.reject(ReasonConnectTimeout, "no CONNECT within the connect timeout", "device", c.deviceID, "remote", c.RemoteAddr().String())
 			c.Close()
@@ -705,7 +724,7 @@ func (c *guardConn) Write(p []byte) (int, error) {
 	c.Conn.SetWriteDeadline(time.Now().Add(c.b.cfg.WriteTimeout))
 	n, err := c.Conn.Write(p)
 	if err != nil {
-		c.Close()
+		c.closeFor(fleet.DisconnectNetwork, fmt.Errorf("write: %w", err))
 	}
 	return n, err
 }

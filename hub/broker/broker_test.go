@@ -22,6 +22,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/broker"
 	"github.com/kioskfleet/kioskfleet/hub/broker/brokertest"
 	"github.com/kioskfleet/kioskfleet/hub/ca/catest"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -72,12 +73,19 @@ func publish(topic string, qos byte, id uint16, payload []byte) []byte {
 // checks the CONNACK accepts it.
 func rawDial(t testing.TB, env *brokertest.Env, cfg *tls.Config, id string) *tls.Conn {
 	t.Helper()
+	return rawDialWith(t, env, cfg, connect(4, id))
+}
+
+// rawDialWith opens a TLS connection to the broker with cfg, sends the CONNECT packet pk and
+// checks the CONNACK accepts it.
+func rawDialWith(t testing.TB, env *brokertest.Env, cfg *tls.Config, pk []byte) *tls.Conn {
+	t.Helper()
 	c, err := tls.Dial("tcp", env.Broker.Addr(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if _, err := c.Write(connect(4, id)); err != nil {
+	if _, err := c.Write(pk); err != nil {
 		t.Fatal(err)
 	}
 	ack := make([]byte, 4)
@@ -134,9 +142,9 @@ func TestAllowedTraffic(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var evs []ev
-	env := brokertest.Start(t, brokertest.Options{OnSession: func(id string, online bool, at time.Time) {
+	env := brokertest.Start(t, brokertest.Options{OnSession: func(c broker.SessionChange) {
 		mu.Lock()
-		evs = append(evs, ev{id, online})
+		evs = append(evs, ev{c.DeviceID, c.Online})
 		mu.Unlock()
 	}})
 	var up collector
@@ -459,9 +467,9 @@ func testRevocation(t *testing.T, creds bool) {
 func TestTakeoverKeepsPresence(t *testing.T) {
 	var mu sync.Mutex
 	var last []bool
-	env := brokertest.Start(t, brokertest.Options{OnSession: func(id string, online bool, _ time.Time) {
+	env := brokertest.Start(t, brokertest.Options{OnSession: func(c broker.SessionChange) {
 		mu.Lock()
-		last = append(last, online)
+		last = append(last, c.Online)
 		mu.Unlock()
 	}})
 	const id = "kiosk-t"
@@ -624,7 +632,7 @@ func TestCollector(t *testing.T) {
 			got[key] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
-	if len(got) != len(env.Broker.Stats())+2 || got["kioskfleet_broker_rejections_total/protocol_version"] != 1 ||
+	if len(got) != len(env.Broker.Stats())+2+len(fleet.DisconnectReasons) || got["kioskfleet_broker_rejections_total/protocol_version"] != 1 ||
 		got["kioskfleet_broker_rejections_total/malformed"] != 0 || got["kioskfleet_broker_sessions"] != 1 {
 		t.Fatalf("metrics %v", got)
 	}

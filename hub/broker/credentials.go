@@ -126,7 +126,7 @@ func (b *Broker) refresh() {
 			return
 		}
 		if s.cl.Closed() {
-			b.sessionEnded(s.cl)
+			b.sessionEnded(s.cl, nil)
 			continue
 		}
 		if err := judge(id, s.serial); err != nil {

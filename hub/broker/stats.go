@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 )
 
 // Reason names why the broker refused a connection, a packet or a session; each has a counter.
@@ -97,6 +99,9 @@ var (
 		"Devices with a live MQTT session.", nil, nil)
 	descPending = prometheus.NewDesc("kioskfleet_broker_pending_connections",
 		"MQTT connections accepted and not yet admitted to a session (TLS handshake, CONNECT, authorization).", nil, nil)
+	descEnds = prometheus.NewDesc("kioskfleet_broker_session_ends_total",
+		"Device sessions ended, by disconnect reason (clean, keepalive_timeout, network_reset, revoked, replaced, shutdown, protocol_error).",
+		[]string{"reason"}, nil)
 )
 
 // Collector returns a prometheus.Collector for the broker's counters.
@@ -110,6 +115,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descRejections
 	ch <- descSessions
 	ch <- descPending
+	ch <- descEnds
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -121,4 +127,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	c.b.mu.Unlock()
 	ch <- prometheus.MustNewConstMetric(descSessions, prometheus.GaugeValue, float64(n))
 	ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(c.b.pending.Held()))
+	for i, r := range fleet.DisconnectReasons {
+		ch <- prometheus.MustNewConstMetric(descEnds, prometheus.CounterValue, float64(c.b.ends[i].Load()), string(r))
+	}
 }

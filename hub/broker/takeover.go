@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 )
 
 // One device's sessions go through mochi one at a time.
@@ -35,6 +37,7 @@ var (
 	errSuperseded = errors.New("a newer connection of the device has connected")
 	errTakeover   = errors.New("the device's previous session did not end within the connect timeout")
 	errReplaced   = errors.New("a newer connection of the device replaced this one")
+	errTookOver   = errors.New("a newer connection of the device took the session over")
 )
 
 // handshaken records gc, past its TLS handshake, as its device's connection waiting to be
@@ -122,7 +125,7 @@ func (b *Broker) claim(gc *guardConn) error {
 		}
 		wake := d.wake
 		b.mu.Unlock()
-		old.Close()
+		old.closeFor(fleet.DisconnectReplaced, errTookOver)
 		var err error
 		select {
 		case <-wake:

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
@@ -13,6 +14,7 @@ import (
 func (a *API) deviceRoutes() {
 	route(a, "GET /devices", staff, http.StatusOK, a.listDevices)
 	route(a, "GET /devices/{id}", staff, http.StatusOK, a.getDevice)
+	route(a, "GET /devices/{id}/presence", staff, http.StatusOK, a.getPresence)
 	route(a, "POST /devices/{id}/revoke", staff, http.StatusOK, a.revoke)
 	route(a, "POST /devices/retire", admins, http.StatusOK, a.retire)
 }
@@ -69,6 +71,31 @@ func (a *API) getDevice(r *http.Request, _ none) (api.DeviceDetail, error) {
 	cmds, err := a.cfg.Store.ListCommands(r.Context(), d.ID, 20)
 	return api.DeviceDetail{Device: apiDevice(d), Desired: s.Desired, Reported: s.Reported, Drift: s.Drift,
 		Commands: convert(cmds, apiCommand)}, err
+}
+
+// getPresence shows a device's presence and its latest ended sessions with why each ended:
+// ?limit= (default 50, at most store.HistoryKeep).
+func (a *API) getPresence(r *http.Request, _ none) (api.Presence, error) {
+	limit := 50
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > store.HistoryKeep {
+			return api.Presence{}, apiErr(http.StatusBadRequest, "bad_request", "limit: want 1..%d, got %q", store.HistoryKeep, s)
+		}
+		limit = n
+	}
+	d, err := a.device(r)
+	if err != nil {
+		return api.Presence{}, err
+	}
+	ss, err := a.cfg.Store.PresenceHistory(r.Context(), d.ID, limit)
+	return api.Presence{DeviceID: d.ID, Online: d.Online, Replica: d.Replica, PresenceAt: d.PresenceAt,
+		Sessions: convert(ss, apiSession)}, err
+}
+
+func apiSession(s store.Session) fleet.Session {
+	return fleet.Session{Replica: s.Replica, StartedAt: s.StartedAt, EndedAt: s.EndedAt,
+		DurationMs: s.EndedAt.Sub(s.StartedAt).Milliseconds(), Reason: s.Reason, Detail: s.Detail}
 }
 
 // revoke revokes a device and ends its session.

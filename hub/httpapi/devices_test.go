@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 )
@@ -111,3 +112,39 @@ func TestRetire(t *testing.T) {
 }
 
 func sorted(ids ...string) []string { slices.Sort(ids); return ids }
+
+// GET /devices/{id}/presence: the kiosk's presence and its ended sessions, newest first, with
+// their reasons and durations; a bad limit is refused.
+func TestPresenceHistory(t *testing.T) {
+	e := newEnv(t)
+	e.site(t, "sz-a")
+	id := e.enroll(t, "sz-a").DeviceID
+	t0 := e.clock.Now()
+	if err := e.st.SetPresences(t.Context(), []store.PresenceUpdate{
+		{DeviceID: id, Online: true, At: t0, Replica: "hub-1"},
+		{DeviceID: id, At: t0.Add(90 * time.Second), Replica: "hub-1",
+			End: &store.SessionEnd{StartedAt: t0, Reason: fleet.DisconnectKeepAlive, Detail: "i/o timeout"}},
+		{DeviceID: id, Online: true, At: t0.Add(2 * time.Minute), Replica: "hub-1"},
+		{DeviceID: id, At: t0.Add(3 * time.Minute), Replica: "hub-1",
+			End: &store.SessionEnd{StartedAt: t0.Add(2 * time.Minute), Reason: fleet.DisconnectRevoked}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var got api.Presence
+	e.do(t, "GET", p+"/devices/"+id+"/presence", adminTok, nil, 200, &got)
+	if got.DeviceID != id || got.Online || !got.PresenceAt.Equal(t0.Add(3*time.Minute)) || len(got.Sessions) != 2 {
+		t.Fatalf("presence: %+v", got)
+	}
+	if s := got.Sessions[0]; s.Reason != fleet.DisconnectRevoked || s.DurationMs != 60_000 || s.Replica != "hub-1" {
+		t.Errorf("newest session: %+v", s)
+	}
+	if s := got.Sessions[1]; s.Reason != fleet.DisconnectKeepAlive || s.DurationMs != 90_000 || s.Detail != "i/o timeout" || !s.StartedAt.Equal(t0) {
+		t.Errorf("oldest session: %+v", s)
+	}
+	e.do(t, "GET", p+"/devices/"+id+"/presence?limit=1", adminTok, nil, 200, &got)
+	if len(got.Sessions) != 1 || got.Sessions[0].Reason != fleet.DisconnectRevoked {
+		t.Errorf("limit 1: %+v", got.Sessions)
+	}
+	e.do(t, "GET", p+"/devices/"+id+"/presence?limit=0", adminTok, nil, 400, nil)
+	e.do(t, "GET", p+"/devices/nope/presence", adminTok, nil, 404, nil)
+}

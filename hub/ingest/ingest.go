@@ -245,6 +245,20 @@ func drain[T any](ctx context.Context, in <-chan T, most int, write func(context
 	}
 }
 
+// takePresence adds the queued presence changes to batch, up to a bound, without waiting.
+func (g *Ingest) takePresence(batch []store.PresenceUpdate) []store.PresenceUpdate {
+	const most = 2000
+	for len(batch) < most {
+		select {
+		case u := <-g.presence:
+			batch = append(batch, u)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
 func (g *Ingest) writePresence(ctx context.Context, batch []store.PresenceUpdate) {
 	if err := g.st.SetPresences(ctx, batch); err != nil {
 		if ctx.Err() == nil {
@@ -773,11 +787,39 @@ func (g *Ingest) SetPresence(ctx context.Context, id string, online bool, agentV
 	g.queuePresence(store.PresenceUpdate{DeviceID: id, Online: online, AgentVersion: agentVersion, At: g.cfg.Now(), Replica: g.cfg.Replica})
 }
 
+// EndSession records that a device's session with this hub ended at (hub clock), with how it
+// began and ended (its presence history), and the device offline unless another replica holds it
+// now. The broker tells a device's end before its next session's start, so no online change of a
+// newer session can be queued before it.
+func (g *Ingest) EndSession(id string, at time.Time, end store.SessionEnd) {
+	g.queuePresence(store.PresenceUpdate{DeviceID: id, At: at, Replica: g.cfg.Replica, End: &end})
+}
+
 // queuePresence hands a change to the presence writer; when it is far behind, the caller waits.
+// After Run, changes wait in the queue for FlushPresence while it has room.
 func (g *Ingest) queuePresence(u store.PresenceUpdate) {
 	select {
 	case g.presence <- u:
-	case <-g.stop: // shut down: the next start resets presence anyway
+		return
+	default:
+	}
+	select {
+	case g.presence <- u:
+	case <-g.stop: // shut down and the queue full: the next start releases the replica's presence
+	}
+}
+
+// FlushPresence writes the presence changes queued after Run returned: the hub closes its broker
+// after ingest has drained (the acks it owes go out through the broker), and the sessions the
+// broker then ends are recorded here, with their reasons, before the replica releases the rest.
+// Call it only after Run has returned.
+func (g *Ingest) FlushPresence(ctx context.Context) {
+	for ctx.Err() == nil {
+		batch := g.takePresence(nil)
+		if len(batch) == 0 {
+			return
+		}
+		g.writePresence(ctx, batch)
 	}
 }
 

@@ -32,6 +32,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/alerts"
 	"github.com/kioskfleet/kioskfleet/hub/broker"
+	"github.com/kioskfleet/kioskfleet/hub/bulk"
 	"github.com/kioskfleet/kioskfleet/hub/ca"
 	"github.com/kioskfleet/kioskfleet/hub/cases"
 	"github.com/kioskfleet/kioskfleet/hub/catalog"
@@ -250,6 +251,7 @@ type Hub struct {
 
 	repo     *updates.Repository // the update repository (signed bundles and agent binaries)
 	rollouts *rollout.Engine
+	bulk     *bulk.Engine
 }
 
 // Assemble builds a hub from cfg: data folder, bootstrap token, CA, store, ingest, broker (listening,
@@ -362,8 +364,12 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		Pending:         connlimit.Limits{PerAddr: cfg.Limits.MQTTPendingPerAddr, Total: cfg.Limits.MQTTPending},
 		// Tickets survive a restart, so a reconnecting fleet resumes TLS cheaply.
 		SessionTicketSecret: secret,
-		OnSession: func(id string, online bool, at time.Time) {
-			h.ing.SetPresence(context.WithoutCancel(ctx), id, online, "")
+		OnSession: func(c broker.SessionChange) {
+			if c.Online {
+				h.ing.SetPresence(context.WithoutCancel(ctx), c.DeviceID, true, "")
+				return
+			}
+			h.ing.EndSession(c.DeviceID, c.At, store.SessionEnd{StartedAt: c.Since, Reason: c.Reason, Detail: c.Detail})
 		},
 		Logger: log.With("component", "broker"),
 		Hold:   true, // until ingest listens: a hello nobody answers leaves its kiosk waiting
@@ -473,12 +479,15 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if h.rollouts, err = rollout.New(rollout.Config{Store: st, Dispatch: dispatch, Targets: h.repo, Log: log.With("component", "rollout")}); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
+	if h.bulk, err = bulk.New(bulk.Config{Store: st, Sessions: br, Dispatch: dispatch, Notify: h.feed.Publish, Log: log.With("component", "bulk")}); err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
 	if h.lim, err = newHTTPLimits(cfg.Limits, reg, log.With("component", "http")); err != nil {
 		return nil, err
 	}
 	apiH := httpapi.New(httpapi.Config{
-		Store: st, CA: authority, Sessions: br, Dispatch: dispatch, Catalog: cat, Updates: h.repo, Rollouts: h.rollouts,
-		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}},
+		Store: st, CA: authority, Sessions: br, Dispatch: dispatch, Catalog: cat, Updates: h.repo, Rollouts: h.rollouts, Bulk: h.bulk,
+		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), httpapi.OIDC{P: h.idp}, httpapi.KioskAssertions{Verifier: h.idp}},
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise[0], MQTTAddrs: advertise, Version: cfg.Version, Anchor: anchor, Feed: h.feed,
 		Events: h.ev, Clients: h.idp, Cases: caseRoom, Ratings: ratings.New(ratings.Config{}, st),
@@ -543,6 +552,7 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	wg.Go(func() { _ = h.alerts.Run(runCtx) })
 	wg.Go(func() { h.repo.Run(runCtx, 10*time.Minute) })
 	wg.Go(func() { h.rollouts.Run(runCtx) })
+	wg.Go(func() { h.bulk.Run(runCtx) })
 	wg.Go(func() {
 		if err := h.ing.Run(runCtx); err != nil {
 			errc <- err
@@ -576,6 +586,7 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	// The sessions end with the broker; the devices it held are then offline here, not only
 	// when the lease runs out.
 	h.br.Close()
+	h.ing.FlushPresence(sctx) // the sessions the broker ended, with their reasons
 	if err := h.rep.Release(sctx); err != nil {
 		h.log.Warn("presence not released", "err", err)
 	}
@@ -645,18 +656,6 @@ func loadOrCreateToken(path string) (string, bool, error) {
 		return "", false, fmt.Errorf("hub: %w", err)
 	}
 	return t, true, nil
-}
-
-// oidcAuth lets the HTTP API accept the identity provider's access tokens issued for it.
-type oidcAuth struct{ p *identity.Provider }
-
-func (o oidcAuth) Authenticate(r *http.Request) (httpapi.Principal, error) {
-	pr, err := o.p.AuthenticateFor(r, o.p.FleetAPI())
-	if err != nil {
-		return httpapi.Principal{}, err
-	}
-	return httpapi.Principal{Subject: pr.Subject, Username: pr.Username, Name: pr.Name, Roles: pr.Roles, Regions: pr.Regions,
-		Department: pr.Department, ClientID: pr.ClientID, KioskID: pr.KioskID}, nil
 }
 
 func saveCredentials(path string, creds map[string]string) error {

@@ -20,6 +20,13 @@ const Prefix = "/api/v1"
 // identity admin API) refuse tokens issued for anything else.
 func FleetResource(issuer string) string { return strings.TrimRight(issuer, "/") + Prefix }
 
+// CitizenResource is the resource indicator (RFC 8707) of the citizens' API at the hub whose
+// OpenID issuer is issuer: a citizen's own cases, recommendations and ratings (/api/v1/me/...)
+// and the channels' events, what the citizens' channels (web portal, mobile app, mini-program,
+// kiosk shell) ask their tokens for. The fleet API refuses these tokens, the citizens' API
+// refuses the fleet API's.
+func CitizenResource(issuer string) string { return FleetResource(issuer) + "/me" }
+
 // Error is the body of every non-2xx response.
 type Error struct {
 	Status  int      `json:"-"`
@@ -157,6 +164,16 @@ type DeviceDetail struct {
 	Commands []fleet.Command `json:"commands"` // most recent first
 }
 
+// Presence is the body of GET /api/v1/devices/{id}/presence: the kiosk's presence now and its
+// ended sessions, newest first, each with why it ended (?limit=, default 50).
+type Presence struct {
+	DeviceID   string          `json:"deviceId"`
+	Online     bool            `json:"online"`
+	Replica    string          `json:"replica,omitempty"`
+	PresenceAt time.Time       `json:"presenceAt,omitzero"` // when Online last changed
+	Sessions   []fleet.Session `json:"sessions"`
+}
+
 // CreateCommand is the body of POST /api/v1/devices/{id}/commands.
 type CreateCommand struct {
 	Name string          `json:"name"`
@@ -224,6 +241,9 @@ type Notice struct {
 // NoticeAlert is the kind of Notice sent when an alert of the kiosk opened or moved.
 const NoticeAlert = "alert"
 
+// NoticeBulk is the kind of Notice sent when the kiosk's progress in a bulk job changed.
+const NoticeBulk = "bulk"
+
 // Alert is a condition of a kiosk that needs a person, as GET /api/v1/alerts shows it and the
 // hub's notifications (webhook) carry it.
 type Alert struct {
@@ -239,6 +259,7 @@ type Alert struct {
 	AckAt      time.Time `json:"ackAt,omitzero"`
 	ResolvedBy string    `json:"resolvedBy,omitempty"` // empty with resolvedAt: the condition cleared
 	ResolvedAt time.Time `json:"resolvedAt,omitzero"`
+	Silenced   bool      `json:"silenced,omitempty"` // a silence covers it now: nobody is notified
 }
 
 // Alerts is the body of GET /api/v1/alerts.
@@ -265,4 +286,38 @@ type StaffAction struct {
 // StaffActions is the body of GET /api/v1/audit, newest first.
 type StaffActions struct {
 	Entries []StaffAction `json:"entries"`
+}
+
+// Overview is the body of GET /api/v1/overview (?region= a code prefix): how many kiosks of the
+// caller's scope are online, degraded and offline at every level of the region hierarchy —
+// province, city and county (GB/T 2260 code prefixes of 2, 4 and 6 digits) — and at every site.
+type Overview struct {
+	Total   Tally         `json:"total"`
+	Regions []RegionTally `json:"regions"` // by code: each province before its cities, each city before its counties
+	Sites   []SiteTally   `json:"sites"`   // by region, then ID
+}
+
+// Tally counts kiosks in service: Online (every peripheral fine), Degraded (online, a peripheral
+// not ok or not connected), Offline, and Revoked (counted apart from the other three).
+type Tally struct {
+	Kiosks   int `json:"kiosks"`
+	Online   int `json:"online"`
+	Degraded int `json:"degraded"`
+	Offline  int `json:"offline"`
+	Revoked  int `json:"revoked"`
+}
+
+// RegionTally is the tally of a province, city or county.
+type RegionTally struct {
+	Code  string `json:"code"`  // 2, 4 or 6 digits
+	Level string `json:"level"` // province, city or county
+	Tally
+}
+
+// SiteTally is the tally of a site.
+type SiteTally struct {
+	ID     string `json:"id"`
+	Name   string `json:"name,omitempty"`
+	Region string `json:"region"`
+	Tally
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +19,11 @@ import (
 type Client struct {
 	BaseURL string // e.g. https://127.0.0.1:8080
 	Token   string // bearer token (bootstrap admin token or an access token)
+	// Kiosk, if set, authenticates each request as a kiosk instead of Token: it returns a new
+	// assertion signed with the kiosk's device key (agent/kiosklogin.Assertion, for audience the
+	// hub's issuer URL followed by Prefix), sent as "Authorization: Kiosk JWT" (KioskScheme).
+	// The hub takes each assertion once.
+	Kiosk func() (string, error)
 	// HTTP sends the requests (nil: http.DefaultClient). The hub serves HTTPS with a certificate
 	// of its own CA: give a client whose transport trusts it, e.g. &http.Client{Transport:
 	// Transport(pool)} with the pool LoadCA reads from the hub's ca.crt.
@@ -47,7 +53,14 @@ func (c *Client) DoRaw(ctx context.Context, method, path, contentType string, bo
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	if c.Token != "" {
+	switch {
+	case c.Kiosk != nil:
+		a, err := c.Kiosk()
+		if err != nil {
+			return fmt.Errorf("api: kiosk assertion: %w", err)
+		}
+		req.Header.Set("Authorization", KioskScheme+" "+a)
+	case c.Token != "":
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	resp, err := c.HTTPClient().Do(req)
@@ -142,6 +155,17 @@ func (c *Client) ListDevices(ctx context.Context, q DeviceQuery) ([]fleet.Device
 func (c *Client) Device(ctx context.Context, id string) (DeviceDetail, error) {
 	var out DeviceDetail
 	return out, c.Do(ctx, http.MethodGet, Prefix+"/devices/"+url.PathEscape(id), nil, &out)
+}
+
+// Presence returns a device's presence and its latest ended sessions with their disconnect
+// reasons, newest first (limit 0: the hub's default).
+func (c *Client) Presence(ctx context.Context, id string, limit int) (Presence, error) {
+	var out Presence
+	path := Prefix + "/devices/" + url.PathEscape(id) + "/presence"
+	if limit > 0 {
+		path += "?limit=" + strconv.Itoa(limit)
+	}
+	return out, c.Do(ctx, http.MethodGet, path, nil, &out)
 }
 
 // Revoke revokes a device's certificate and cuts its session; it returns the revoked device.
@@ -260,4 +284,15 @@ func (c *Client) ResolveAlert(ctx context.Context, id int64) (Alert, error) {
 func (c *Client) ListAudit(ctx context.Context, q url.Values) ([]StaffAction, error) {
 	var out StaffActions
 	return out.Entries, c.Do(ctx, http.MethodGet, Prefix+"/audit?"+q.Encode(), nil, &out)
+}
+
+// Overview returns the kiosk counts of the region hierarchy under region ("": the caller's whole
+// scope) and of each site.
+func (c *Client) Overview(ctx context.Context, region string) (Overview, error) {
+	var out Overview
+	path := Prefix + "/overview"
+	if region != "" {
+		path += "?region=" + url.QueryEscape(region)
+	}
+	return out, c.Do(ctx, http.MethodGet, path, nil, &out)
 }

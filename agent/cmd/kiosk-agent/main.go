@@ -145,6 +145,7 @@ func runCmd(args []string, stderr io.Writer) error {
 	rescan := fs.Duration("rescan", 5*time.Second, "with --devices: look this often for serial and USB devices attached after start that a profile fits, and use them (0: never)")
 	synthetic := fs.Float64("synthetic-rate", 0, "append this many synthetic business records per second (load generator for tests and benchmarks)")
 	localAPI := fs.String("local-api", "0", "with --devices: loopback host:port of the local device API for the kiosk shell and kiosk apps, e.g. 127.0.0.1:8090 (0: off)")
+	metricsAddr := fs.String("metrics-addr", "0", "loopback host:port to serve Prometheus metrics on at /metrics (link, outbox, peripherals; nothing about citizens), e.g. 127.0.0.1:9101 (0: off)")
 	appsAddr := fs.String("apps-addr", "0", "loopback host:port the installed kiosk apps are served on, each at http://APP.localhost:PORT, e.g. 127.0.0.1:8091 (0: off)")
 	sessionFile := fs.String("session-file", "", "a citizen session is active while this file exists (for a kiosk shell that tells sessions so); apps are switched only between sessions")
 	tufRoot := fs.String("tuf-root", "", "the update repository's root file (1.root.json from fleetctl keys init); default: fetched from the hub at first use and trusted from then on")
@@ -160,6 +161,9 @@ func runCmd(args []string, stderr io.Writer) error {
 	}
 	if err := daemon.CheckLocalAPI(*appsAddr); err != nil {
 		errs = append(errs, fmt.Errorf("--apps-addr: %w", err))
+	}
+	if err := daemon.CheckMetricsAddr(*metricsAddr); err != nil {
+		errs = append(errs, err)
 	}
 	if !daemon.LocalAPIOff(*localAPI) && *devicesFile == "" {
 		errs = append(errs, errors.New("--local-api needs --devices: the local device API serves the peripherals of the device configuration"))
@@ -179,7 +183,7 @@ func runCmd(args []string, stderr io.Writer) error {
 	}
 	a, err := daemon.Open(ctx, daemon.Config{Sessions: sessions, DataDir: *dataDir, Version: version, Log: log, OutboxMaxBytes: *maxBytes,
 		MQTTOverride: flagconf.List(*mqtt), SyntheticRate: *synthetic, DevicesFile: *devicesFile, ProfilesDir: *profilesDir, Rescan: *rescan, AckTimeout: *ackTimeout, MaxBackoff: *maxBackoff,
-		LocalAPI: *localAPI, AppsAddr: *appsAddr, TUFRoot: *tufRoot})
+		LocalAPI: *localAPI, AppsAddr: *appsAddr, MetricsAddr: *metricsAddr, TUFRoot: *tufRoot})
 	if err != nil {
 		return err
 	}

@@ -282,6 +282,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		switch rest := strings.Join(parts[2:], "/"); {
 		case r.Method == http.MethodGet && rest == "":
 			h.detail(w, i)
+		case r.Method == http.MethodGet && rest == "presence":
+			h.presence(w, i)
 		case r.Method == http.MethodPost && rest == "commands":
 			h.command(w, r, i)
 		case r.Method == http.MethodPut && rest == "desired":
@@ -322,6 +324,25 @@ func (h *Hub) list(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, api.Devices{Devices: out})
+}
+
+// presence answers the presence history: the offline kiosk lost its network two hours ago after
+// a clean restart the day before; the revoked one was cut; the others have none.
+func (h *Hub) presence(w http.ResponseWriter, i int) {
+	d := h.devices[i]
+	out := api.Presence{DeviceID: d.ID, Online: d.Online, Replica: d.Replica, PresenceAt: d.PresenceAt, Sessions: []fleet.Session{}}
+	session := func(ended time.Time, lasted time.Duration, reason fleet.DisconnectReason, detail string) fleet.Session {
+		return fleet.Session{Replica: "hub-1", StartedAt: ended.Add(-lasted), EndedAt: ended, DurationMs: lasted.Milliseconds(), Reason: reason, Detail: detail}
+	}
+	switch d.ID {
+	case Offline:
+		out.Sessions = append(out.Sessions,
+			session(d.PresenceAt, 20*time.Hour, fleet.DisconnectKeepAlive, "read tcp 10.0.0.1:8883->10.8.1.20:50122: i/o timeout"),
+			session(d.PresenceAt.Add(-20*time.Hour-time.Minute), 72*time.Hour, fleet.DisconnectClean, ""))
+	case Revoked:
+		out.Sessions = append(out.Sessions, session(d.RevokedAt, time.Hour, fleet.DisconnectRevoked, "broker: session revoked"))
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (h *Hub) detail(w http.ResponseWriter, i int) {

@@ -31,7 +31,7 @@ type Env struct {
 type Options struct {
 	RecheckInterval time.Duration
 	Credentials     bool // give the broker Authz.Credentials (recheck and TLS handshake check)
-	OnSession       func(deviceID string, online bool, at time.Time)
+	OnSession       func(broker.SessionChange)
 	Logger          *slog.Logger
 	MaxPacketSize   int
 	ConnectTimeout  time.Duration

@@ -100,6 +100,7 @@ Flags:
 		smsDev    = fs.String("sms-dev-file", "", "DEVELOPMENT ONLY, never in production: append phone login codes, in clear, to this file instead of sending them")
 		pkRPID    = fs.String("passkey-rp-id", "", "passkeys' relying party ID, a domain (default: the host of --public-url; passkeys are off when it is an IP address)")
 		pkOrigins = fs.String("passkey-origins", "", "comma-separated origins accepted for passkeys besides --public-url's (a portal on a subdomain, the app's android:apk-key-hash:...)")
+		conns     = fs.String("connectors", "", "YAML file of upstream identity providers citizens may log in with (OIDC, wechat, alipay; see hub/identity/connector); register <public-url>/oidc/upstream/<id>/callback at each")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat = fs.String("log-format", "text", "text or json")
 		pprofAddr = fs.String("pprof-addr", "", "serve net/http/pprof on this (loopback) address, for profiling")
@@ -149,7 +150,8 @@ Flags:
 	if *ppFrom != "" {
 		cfg.ProxyProtocolFrom = strings.Split(*ppFrom, ",")
 	}
-	cfg.Citizens = server.Citizens{SMSGatewayURL: *smsURL, SMSGatewayKey: *smsKey, SMSDevFile: *smsDev, PasskeyRPID: *pkRPID}
+	cfg.Citizens = server.Citizens{SMSGatewayURL: *smsURL, SMSGatewayKey: *smsKey, SMSDevFile: *smsDev, PasskeyRPID: *pkRPID,
+		ConnectorsFile: *conns}
 	if *pkOrigins != "" {
 		cfg.Citizens.PasskeyOrigins = strings.Split(*pkOrigins, ",")
 	}

@@ -256,12 +256,43 @@ func (s *Store) SetPresences(ctx context.Context, us []store.PresenceUpdate) err
 	slices.SortStableFunc(us, func(a, b store.PresenceUpdate) int { return cmp.Compare(a.DeviceID, b.DeviceID) })
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
-		for _, u := range us {
+		for i, u := range us {
 			b.Queue(setPresenceSQL, u.DeviceID, u.Online, ts(u.At), u.AgentVersion, u.Replica)
+			if u.End != nil {
+				b.Queue(addSessionSQL, u.DeviceID, u.Replica, ts(u.End.StartedAt), ts(u.At), string(u.End.Reason), store.CutDetail(u.End.Detail))
+			}
+			if u.End != nil && (i == len(us)-1 || us[i+1].DeviceID != u.DeviceID) {
+				b.Queue(trimHistorySQL, u.DeviceID, store.HistoryKeep)
+			}
 		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("store: presence: %w", err)
 		}
 		return nil
 	})
+}
+
+// addSessionSQL adds an ended session to a known device's presence history.
+const addSessionSQL = `INSERT INTO presence_history (device_id, replica, started_at, ended_at, reason, detail)
+	SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM devices WHERE id = $1)`
+
+// trimHistorySQL drops all but the newest $2 sessions of device $1.
+const trimHistorySQL = `DELETE FROM presence_history WHERE device_id = $1
+	AND id <= (SELECT id FROM presence_history WHERE device_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)`
+
+// PresenceHistory returns a device's ended sessions, newest first.
+func (s *Store) PresenceHistory(ctx context.Context, id string, limit int) ([]store.Session, error) {
+	if limit <= 0 || limit > store.HistoryKeep {
+		limit = store.HistoryKeep
+	}
+	rows, _ := s.pool.Query(ctx, `SELECT `+sqlrow.SessionCols+` FROM presence_history
+		WHERE device_id = $1 ORDER BY id DESC LIMIT $2`, id, limit)
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Session, error) { return sqlrow.Session(r) })
+	if err != nil {
+		return nil, fmt.Errorf("store: presence history of %s: %w", id, err)
+	}
+	if out == nil {
+		out = []store.Session{}
+	}
+	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 )
 
 // RenewLease extends a replica's lease; lapsed when it had none (xmax is 0 on a row the
@@ -53,7 +54,7 @@ func (s *Store) ExpireLeases(ctx context.Context, now time.Time) ([]string, erro
 			return err
 		}
 		var err error
-		out, err = setOffline(ctx, tx, ids, ats)
+		out, err = setOffline(ctx, tx, ids, ats, store.DetailLeaseExpired)
 		return err
 	})
 	if err != nil {
@@ -78,7 +79,7 @@ func (s *Store) ReleaseReplica(ctx context.Context, replica string, at time.Time
 		for i := range ats {
 			ats[i] = ts(at)
 		}
-		out, err = setOffline(ctx, tx, ids, ats)
+		out, err = setOffline(ctx, tx, ids, ats, store.DetailReleased)
 		return err
 	})
 	if err != nil {
@@ -87,14 +88,28 @@ func (s *Store) ReleaseReplica(ctx context.Context, replica string, at time.Time
 	return out, nil
 }
 
-// setOffline marks devices ids[i] offline, their presence time raised to ats[i], and returns
-// those it changed, by ID. The caller holds their rows' locks.
-func setOffline(ctx context.Context, tx pgx.Tx, ids []string, ats []int64) ([]string, error) {
+// setOffline marks devices ids[i] offline, their presence time raised to ats[i], ends their
+// sessions in their presence histories as lost with their replica (detail), and returns those it
+// changed, by ID. The caller holds their rows' locks.
+func setOffline(ctx context.Context, tx pgx.Tx, ids []string, ats []int64, detail string) ([]string, error) {
+	if _, err := tx.Exec(ctx, `INSERT INTO presence_history (device_id, replica, started_at, ended_at, reason, detail)
+		SELECT d.id, d.replica, d.presence_at, greatest(d.presence_at, x.at), $3, $4
+		FROM devices d JOIN unnest($1::text[], $2::bigint[]) AS x(id, at) ON d.id = x.id WHERE d.online ORDER BY d.id`,
+		ids, ats, string(fleet.DisconnectHubLost), detail); err != nil {
+		return nil, err
+	}
 	rows, _ := tx.Query(ctx, `UPDATE devices d SET online = false, presence_at = greatest(d.presence_at, x.at)
 		FROM unnest($1::text[], $2::bigint[]) AS x(id, at) WHERE d.id = x.id AND d.online RETURNING d.id`, ids, ats)
 	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
 	slices.Sort(out)
-	return out, err
+	b := &pgx.Batch{}
+	for _, id := range out {
+		b.Queue(trimHistorySQL, id, store.HistoryKeep)
+	}
+	return out, tx.SendBatch(ctx, b).Close()
 }
 
 // PinFingerprint pins fp under name unless a value is pinned there.

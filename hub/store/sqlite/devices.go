@@ -298,11 +298,57 @@ func (s *Store) SetPresences(ctx context.Context, us []store.PresenceUpdate) err
 			return fmt.Errorf("store: presence: %w", err)
 		}
 		defer st.Close()
+		var ended []string
 		for _, u := range us {
 			if _, err := st.ExecContext(ctx, presenceArgs(u)...); err != nil {
 				return fmt.Errorf("store: presence of %s: %w", u.DeviceID, err)
 			}
+			if u.End != nil {
+				if _, err := tx.ExecContext(ctx, addSessionSQL, u.DeviceID, u.Replica, ts(u.End.StartedAt), ts(u.At),
+					string(u.End.Reason), store.CutDetail(u.End.Detail)); err != nil {
+					return fmt.Errorf("store: presence history of %s: %w", u.DeviceID, err)
+				}
+				ended = append(ended, u.DeviceID)
+			}
 		}
-		return nil
+		return trimHistory(ctx, tx, ended)
 	})
+}
+
+// addSessionSQL adds an ended session to a known device's presence history.
+const addSessionSQL = `INSERT INTO presence_history (device_id, replica, started_at, ended_at, reason, detail)
+	SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM devices WHERE id = ?1)`
+
+// trimHistory drops all but the newest store.HistoryKeep sessions of each device in ids.
+func trimHistory(ctx context.Context, tx *sql.Tx, ids []string) error {
+	slices.Sort(ids)
+	for _, id := range slices.Compact(ids) {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM presence_history WHERE device_id = ?1 AND id <= (SELECT id FROM presence_history
+				WHERE device_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)`, id, store.HistoryKeep); err != nil {
+			return fmt.Errorf("store: trim presence history of %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// PresenceHistory returns a device's ended sessions, newest first.
+func (s *Store) PresenceHistory(ctx context.Context, id string, limit int) ([]store.Session, error) {
+	if limit <= 0 || limit > store.HistoryKeep {
+		limit = store.HistoryKeep
+	}
+	rows, err := s.db.R.QueryContext(ctx, `SELECT `+sqlrow.SessionCols+` FROM presence_history
+		WHERE device_id = ? ORDER BY id DESC LIMIT ?`, id, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: presence history of %s: %w", id, err)
+	}
+	defer rows.Close()
+	out := []store.Session{}
+	for rows.Next() {
+		ss, err := sqlrow.Session(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: presence history of %s: %w", id, err)
+		}
+		out = append(out, ss)
+	}
+	return out, rows.Err()
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 )
 
 // RenewLease extends a replica's lease; lapsed when it had none.
@@ -56,11 +57,18 @@ func (s *Store) ExpireLeases(ctx context.Context, now time.Time) ([]string, erro
 		if _, err := tx.ExecContext(ctx, `DELETE FROM replicas WHERE lease_until < ?`, ts(now)); err != nil {
 			return err
 		}
+		const lost = `online AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = devices.replica)`
+		const endedAt = `max(presence_at, coalesce((SELECT renewed_at FROM temp.expired_leases x WHERE x.id = devices.replica), 0))`
+		if _, err := tx.ExecContext(ctx, `INSERT INTO presence_history (device_id, replica, started_at, ended_at, reason, detail)
+				SELECT id, replica, presence_at, `+endedAt+`, ?, ? FROM devices WHERE `+lost,
+			string(fleet.DisconnectHubLost), store.DetailLeaseExpired); err != nil {
+			return err
+		}
 		var err error
-		ids, err = queryIDs(ctx, tx, `UPDATE devices SET online = 0,
-				presence_at = max(presence_at, coalesce((SELECT renewed_at FROM temp.expired_leases x WHERE x.id = devices.replica), 0))
-			WHERE online AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = devices.replica) RETURNING id`)
-		return err
+		if ids, err = queryIDs(ctx, tx, `UPDATE devices SET online = 0, presence_at = `+endedAt+` WHERE `+lost+` RETURNING id`); err != nil {
+			return err
+		}
+		return trimHistory(ctx, tx, ids)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: expire leases: %w", err)
@@ -76,10 +84,17 @@ func (s *Store) ReleaseReplica(ctx context.Context, replica string, at time.Time
 		if _, err := tx.ExecContext(ctx, `DELETE FROM replicas WHERE id = ?`, replica); err != nil {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO presence_history (device_id, replica, started_at, ended_at, reason, detail)
+				SELECT id, replica, presence_at, max(presence_at, ?1), ?3, ?4 FROM devices WHERE online AND replica = ?2`,
+			ts(at), replica, string(fleet.DisconnectHubLost), store.DetailReleased); err != nil {
+			return err
+		}
 		var err error
-		ids, err = queryIDs(ctx, tx, `UPDATE devices SET online = 0, presence_at = max(presence_at, ?)
-			WHERE online AND replica = ? RETURNING id`, ts(at), replica)
-		return err
+		if ids, err = queryIDs(ctx, tx, `UPDATE devices SET online = 0, presence_at = max(presence_at, ?)
+			WHERE online AND replica = ? RETURNING id`, ts(at), replica); err != nil {
+			return err
+		}
+		return trimHistory(ctx, tx, ids)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: release replica %s: %w", replica, err)

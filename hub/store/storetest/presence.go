@@ -3,10 +3,13 @@ package storetest
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 )
 
 func testPresence(t *testing.T, s PresenceStore) {
@@ -151,4 +154,94 @@ func testRetire(t *testing.T, s PresenceStore) {
 	}
 	_, err = s.RetireDevices(ctx, store.DeviceFilter{}, time.Time{})
 	wantErr(t, "retire without a time", err, store.ErrInvalid)
+}
+
+// ended is an offline change that ends a session begun at started, for reason.
+func ended(id, replica string, started, at time.Time, reason fleet.DisconnectReason, detail string) store.PresenceUpdate {
+	return store.PresenceUpdate{DeviceID: id, At: at, Replica: replica,
+		End: &store.SessionEnd{StartedAt: started, Reason: reason, Detail: detail}}
+}
+
+func history(t *testing.T, s store.Presence, id string, limit int) []store.Session {
+	t.Helper()
+	ss, err := s.PresenceHistory(t.Context(), id, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ss
+}
+
+// Every ended session is kept with its replica, times and reason, newest first, also when the
+// offline change itself does not apply; unknown devices are skipped; long details are cut.
+func testPresenceHistory(t *testing.T, s PresenceStore) {
+	ctx := t.Context()
+	Enroll(t, s, "sz", "k1")
+	Enroll(t, s, "sz", "k2")
+	if got := history(t, s, "k1", 0); len(got) != 0 {
+		t.Fatalf("history before any session: %+v", got)
+	}
+	long := strings.Repeat("断", store.MaxDetail) // 3 bytes a rune: cut on a rune boundary
+	if err := s.SetPresences(ctx, []store.PresenceUpdate{
+		{DeviceID: "k1", Online: true, At: T0, Replica: "a"},
+		ended("k1", "a", T0, T0.Add(time.Minute), fleet.DisconnectClean, ""),
+		{DeviceID: "k1", Online: true, At: T0.Add(2 * time.Minute), Replica: "a"},
+		ended("k1", "a", T0.Add(2*time.Minute), T0.Add(5*time.Minute), fleet.DisconnectKeepAlive, long),
+		ended("nope", "a", T0, T0.Add(time.Minute), fleet.DisconnectNetwork, ""),
+		{DeviceID: "k2", Online: true, At: T0, Replica: "b"},
+		// k2 moved to replica c meanwhile: b's late end is history, not presence.
+		{DeviceID: "k2", Online: true, At: T0.Add(time.Minute), Replica: "c"},
+		ended("k2", "b", T0, T0.Add(90*time.Second), fleet.DisconnectReplaced, ""),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got := history(t, s, "k1", 0)
+	if len(got) != 2 {
+		t.Fatalf("k1 history: %+v, want 2 sessions", got)
+	}
+	if h := got[0]; h.DeviceID != "k1" || h.Replica != "a" || !h.StartedAt.Equal(T0.Add(2*time.Minute)) || !h.EndedAt.Equal(T0.Add(5*time.Minute)) ||
+		h.Reason != fleet.DisconnectKeepAlive || len(h.Detail) > store.MaxDetail || !utf8.ValidString(h.Detail) || !strings.HasPrefix(long, h.Detail) ||
+		len(h.Detail) < store.MaxDetail-3 {
+		t.Errorf("k1 newest session: %+v", h)
+	}
+	if h := got[1]; !h.StartedAt.Equal(T0) || !h.EndedAt.Equal(T0.Add(time.Minute)) || h.Reason != fleet.DisconnectClean || got[0].ID <= h.ID {
+		t.Errorf("k1 oldest session: %+v (newest %d)", h, got[0].ID)
+	}
+	if d, _ := s.GetDevice(ctx, "k1"); d.Online {
+		t.Error("k1 online after its session ended")
+	}
+	if got := history(t, s, "k2", 0); len(got) != 1 || got[0].Replica != "b" || got[0].Reason != fleet.DisconnectReplaced {
+		t.Errorf("k2 history: %+v", got)
+	}
+	if d, _ := s.GetDevice(ctx, "k2"); !d.Online || d.Replica != "c" {
+		t.Errorf("k2 after replica b's late end: online %v replica %q, want online at c", d.Online, d.Replica)
+	}
+	if got := history(t, s, "nope", 0); len(got) != 0 {
+		t.Errorf("history of an unknown device: %+v", got)
+	}
+	if got := history(t, s, "k1", 1); len(got) != 1 || got[0].Reason != fleet.DisconnectKeepAlive {
+		t.Errorf("history limit 1: %+v", got)
+	}
+
+	// Bounded: only the newest HistoryKeep stay, over several batches.
+	at := T0.Add(time.Hour)
+	for b := 0; b < 3; b++ {
+		var us []store.PresenceUpdate
+		for range store.HistoryKeep/2 + 1 {
+			us = append(us, ended("k1", "a", at, at.Add(time.Second), fleet.DisconnectNetwork, ""))
+			at = at.Add(time.Minute)
+		}
+		if err := s.SetPresences(ctx, us); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got = history(t, s, "k1", store.HistoryKeep+50)
+	if len(got) != store.HistoryKeep {
+		t.Fatalf("k1 history after %d more sessions: %d kept, want %d", 3*(store.HistoryKeep/2+1), len(got), store.HistoryKeep)
+	}
+	if !got[0].StartedAt.Equal(at.Add(-time.Minute)) || !got[len(got)-1].StartedAt.Equal(at.Add(-time.Duration(store.HistoryKeep)*time.Minute)) {
+		t.Errorf("kept sessions from %v to %v, want the newest", got[len(got)-1].StartedAt, got[0].StartedAt)
+	}
+	if got := history(t, s, "k2", 0); len(got) != 1 {
+		t.Errorf("trimming k1 touched k2: %d sessions", len(got))
+	}
 }

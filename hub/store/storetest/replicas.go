@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 )
 
 // ReplicaStore is what the suite of store.Replicas needs of a store.
@@ -112,6 +113,11 @@ func testLeases(t *testing.T, s ReplicaStore) {
 	if d := device(t, s, "k3"); !d.Online {
 		t.Fatal("k3, at b with a live lease, marked offline")
 	}
+	// Their sessions end in their histories, lost with a, at a's last renewal.
+	if h := history(t, s, "k2", 0); len(h) != 1 || h[0].Replica != "a" || !h[0].StartedAt.Equal(T0.Add(time.Second)) ||
+		!h[0].EndedAt.Equal(T0.Add(5*time.Second)) || h[0].Reason != fleet.DisconnectHubLost {
+		t.Errorf("k2 history after a's lease ended: %+v", h)
+	}
 	// k1 reconnected to b before the sweep (at T0+8s): b's report, written after the sweep, holds.
 	presence(t, s, on("k1", "b", T0.Add(8*time.Second)))
 	if d := device(t, s, "k1"); !d.Online || d.Replica != "b" {
@@ -153,6 +159,14 @@ func testRelease(t *testing.T, s ReplicaStore) {
 	}
 	if d := device(t, s, "k3"); !d.Online {
 		t.Fatal("releasing a took b's device offline")
+	}
+	// The session k1 held with a's previous process ends in its history as lost with the hub.
+	if h := history(t, s, "k1", 0); len(h) != 1 || h[0].Replica != "a" || !h[0].StartedAt.Equal(T0) ||
+		!h[0].EndedAt.Equal(T0.Add(2*time.Second)) || h[0].Reason != fleet.DisconnectHubLost || h[0].Detail == "" {
+		t.Errorf("k1 history after release: %+v", h)
+	}
+	if h := history(t, s, "k3", 0); len(h) != 0 {
+		t.Errorf("k3 history after releasing another replica: %+v", h)
 	}
 	if lapsed, err := s.RenewLease(ctx, "a", T0.Add(3*time.Second), T0.Add(time.Minute)); err != nil || !lapsed {
 		t.Fatalf("RenewLease after release = %v, %v; want lapsed", lapsed, err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -48,6 +49,19 @@ func Device(sc Scanner) (store.Device, error) {
 	d.Revoked, d.RetiredAt = revoked != 0, Time(retired)
 	d.PresenceAt, d.LastSeen, d.HealthAt, d.PeriphAt = Time(presence), Time(lastSeen), Time(healthAt), Time(periphAt)
 	return d, err
+}
+
+// SessionCols are the columns of presence_history that Session scans.
+const SessionCols = `id, device_id, replica, started_at, ended_at, reason, detail`
+
+// Session scans a row of SessionCols.
+func Session(sc Scanner) (store.Session, error) {
+	var s store.Session
+	var started, ended int64
+	var reason string
+	err := sc.Scan(&s.ID, &s.DeviceID, &s.Replica, &started, &ended, &reason, &s.Detail)
+	s.StartedAt, s.EndedAt, s.Reason = Time(started), Time(ended), fleet.DisconnectReason(reason)
+	return s, err
 }
 
 // CommandCols are the columns of commands that Command scans.

@@ -1,0 +1,4 @@
+package httpapi
+
+// Degraded is degraded, for the tests.
+var Degraded = degraded

@@ -1,0 +1,13 @@
+-- Presence history (store.Presence): each device's ended sessions with the replica that held
+-- them and why they ended (fleet.DisconnectReason), the newest store.HistoryKeep per device.
+-- Times are Unix nanoseconds (UTC).
+CREATE TABLE presence_history (
+    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    device_id  TEXT COLLATE "C" NOT NULL REFERENCES devices (id),
+    replica    TEXT COLLATE "C" NOT NULL,
+    started_at BIGINT NOT NULL,
+    ended_at   BIGINT NOT NULL,
+    reason     TEXT NOT NULL,
+    detail     TEXT NOT NULL
+);
+CREATE INDEX presence_history_device ON presence_history (device_id, id);
