@@ -205,6 +205,9 @@ func TestHalfConnectsBounded(t *testing.T) {
 				}
 				c.Disconnect(50)
 			}, func(f *floodtest.Flood) {
+				if st := f.Stats(); st.Failed > 0 || st.Sent < floodConns {
+					t.Errorf("the flood did not get through the hub's TLS handshake: %v", st)
+				}
 				waitFor(t, 10*time.Second, "at most one connection of the certificate left open", func() bool { return f.Stats().Open <= 1 })
 			})
 		})

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/agent/enroll"
+	"github.com/kioskfleet/kioskfleet/agent/kiosklogin"
 	"github.com/kioskfleet/kioskfleet/agent/shell"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
@@ -151,5 +154,44 @@ func TestKioskCatalogGating(t *testing.T) {
 				t.Fatalf("withheld: hub %+v, kiosk %+v", kc.Withheld, tl)
 			}
 		}
+	}
+}
+
+// TestKioskCatalogOwnCredential: the agent's hub client reads its kiosk's catalog (with the
+// versions installed) with its own enrolled device key, over the hub's HTTPS; without
+// credentials the hub answers 401, and to another kiosk's credential 403.
+func TestKioskCatalogOwnCredential(t *testing.T) {
+	h := newHub(t)
+	h.site("hall-1")
+	kiosk := func() *shell.HubClient {
+		dir, id := h.enroll("hall-1")
+		ident, err := enroll.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &shell.HubClient{API: &api.Client{BaseURL: h.client.BaseURL, HTTP: ident.HTTPClient()}, DeviceID: id, Key: ident.Signer()}
+	}
+	k1, k2 := kiosk(), kiosk()
+	for range 2 { // a new assertion each time
+		kc, err := k1.KioskCatalog(bg)
+		if err != nil || kc.Kiosk != k1.DeviceID {
+			t.Fatalf("own catalog: %+v, %v", kc, err)
+		}
+	}
+	var ae *api.Error
+	anon := &api.Client{BaseURL: h.client.BaseURL, HTTP: h.client.HTTP}
+	if _, err := anon.KioskCatalog(bg, k1.DeviceID); !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
+		t.Fatalf("without credentials: %v", err)
+	}
+	op, err := kiosklogin.Discover(bg, k2.API.HTTP, h.client.BaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := *k2.API
+	other.Kiosk = func() (string, error) {
+		return kiosklogin.Assertion(k2.Key, k2.DeviceID, op.Issuer+api.Prefix, wire.IDCard{}, time.Now(), time.Minute)
+	}
+	if _, err := other.KioskCatalog(bg, k1.DeviceID); !errors.As(err, &ae) || ae.Status != http.StatusForbidden {
+		t.Fatalf("another kiosk's credential: %v", err)
 	}
 }

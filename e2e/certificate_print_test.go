@@ -43,11 +43,11 @@ type citizenTokens struct{}
 func (citizenTokens) Authenticate(r *http.Request) (httpapi.Principal, error) {
 	switch r.Header.Get("Authorization") {
 	case "Bearer kiosk-session":
-		return httpapi.Principal{Subject: "c_alice", Roles: []string{"citizen"}, ClientID: "kiosk-shell", KioskID: "k-print"}, nil
+		return httpapi.Principal{Subject: "c_alice", Roles: []string{"citizen"}, ClientID: "kiosk-shell", KioskID: "k-print", Audience: []string{httpapi.AudienceCitizen}}, nil
 	case "Bearer web-session":
-		return httpapi.Principal{Subject: "c_alice", Roles: []string{"citizen"}, ClientID: "web-portal"}, nil
+		return httpapi.Principal{Subject: "c_alice", Roles: []string{"citizen"}, ClientID: "web-portal", Audience: []string{httpapi.AudienceCitizen}}, nil
 	case "Bearer mobile-session":
-		return httpapi.Principal{Subject: "c_alice", Roles: []string{"citizen"}, ClientID: "mobile-app"}, nil
+		return httpapi.Principal{Subject: "c_alice", Roles: []string{"citizen"}, ClientID: "mobile-app", Audience: []string{httpapi.AudienceCitizen}}, nil
 	}
 	return httpapi.Principal{}, httpapi.ErrUnauthenticated
 }
@@ -59,6 +59,113 @@ func (deptClient) AuthenticateClient(_ context.Context, id, secret string) (stor
 		return store.Client{ID: id}, nil
 	}
 	return store.Client{}, httpapi.ErrUnauthenticated
+}
+
+// caseKiosk is the hub's department API and citizens' endpoints (hub/cases over HTTPS, Alice's
+// tokens of citizenTokens) and a kiosk shell relaying her case events from it, with Alice's
+// ID-card session open and a page client holding its cookie; stopped with tb.
+type caseKiosk struct {
+	tb        testing.TB
+	ctx       context.Context
+	hub       *httptest.Server
+	hubClient *shell.HubClient
+	kiosk     *httptest.Server
+	page      *http.Client
+}
+
+func newCaseKiosk(tb testing.TB, ctx context.Context) *caseKiosk {
+	tb.Helper()
+	k := &caseKiosk{tb: tb, ctx: ctx}
+	st, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "hub.db"), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	room, err := cases.New(cases.Config{Secret: bytes.Repeat([]byte{1}, 32)}, st, cases.NewLocal())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	k.hub = httptest.NewTLSServer(httpapi.New(httpapi.Config{Store: st, Auth: citizenTokens{}, Clients: deptClient{}, Cases: room}))
+	tb.Cleanup(k.hub.Close)
+	k.hubClient = &shell.HubClient{API: &api.Client{BaseURL: k.hub.URL, HTTP: k.hub.Client()}, DeviceID: "k-print"}
+
+	ob, err := outbox.Open(ctx, filepath.Join(tb.TempDir(), "outbox.db"), outbox.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ob.Close() })
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	j, err := journal.Open(ctx, ob, journal.Options{Key: key})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sh, err := shell.New(shell.Config{Dir: tb.TempDir(), Journal: j, Hub: k.hubClient, DeviceID: "k-print", Espeak: "no-such-espeak",
+		Settings: func() (time.Duration, string) { return time.Hour, "" }, EndConnections: func() int { return 0 }})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	shellCtx, stopShell := context.WithCancel(ctx)
+	shellDone := make(chan struct{})
+	go func() { defer close(shellDone); sh.Run(shellCtx) }()
+	k.kiosk = httptest.NewServer(sh)
+	tb.Cleanup(func() { k.kiosk.Close(); stopShell(); <-shellDone })
+	jar, _ := cookiejar.New(nil)
+	k.page = &http.Client{Jar: jar}
+	login := sh.Authenticator(localapi.AuthenticatorFunc(func(context.Context, wire.IDCard) (kiosklogin.Session, error) {
+		return kiosklogin.Session{AccessToken: "kiosk-session", ExpiresIn: time.Hour}, nil
+	}))
+	if _, err := login.LoginIDCard(ctx, wire.IDCard{Number: []byte("11010519491231002X"), Name: "张三"}); err != nil {
+		tb.Fatal(err)
+	}
+	k.shellJSON("GET", "state", nil) // the page learns its session (cookie)
+	return k
+}
+
+// dept calls the department API as the department's system.
+func (k *caseKiosk) dept(method, path string, body, out any) {
+	k.tb.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequestWithContext(k.ctx, method, k.hub.URL+api.Prefix+path, bytes.NewReader(b))
+	req.SetBasicAuth("dept", "dept-secret")
+	res, err := k.hub.Client().Do(req)
+	if err != nil {
+		k.tb.Fatal(err)
+	}
+	defer res.Body.Close()
+	rb, _ := io.ReadAll(res.Body)
+	if res.StatusCode >= 300 {
+		k.tb.Fatalf("%s %s: %d %s", method, path, res.StatusCode, rb)
+	}
+	if out != nil {
+		json.Unmarshal(rb, out)
+	}
+}
+
+// shellGet sends a GET to the shell's API as its page does.
+func (k *caseKiosk) shellGet(ctx context.Context, path string) (*http.Response, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", k.kiosk.URL+"/shell/api/"+path, nil)
+	req.Header.Set(shell.Header, "1")
+	return k.page.Do(req)
+}
+
+// shellJSON calls the shell's API as its page does, decodes a 200 answer into out and returns
+// the status.
+func (k *caseKiosk) shellJSON(method, path string, out any) int {
+	k.tb.Helper()
+	req, _ := http.NewRequestWithContext(k.ctx, method, k.kiosk.URL+"/shell/api/"+path, nil)
+	req.Header.Set(shell.Header, "1")
+	res, err := k.page.Do(req)
+	if err != nil {
+		k.tb.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if out != nil && res.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(b, out); err != nil {
+			k.tb.Fatalf("%s %s: %v in %q", method, path, err, b)
+		}
+	}
+	return res.StatusCode
 }
 
 // TestCaseProgressAndCertificateAtKiosk: a department files a case for a citizen who applied at a
@@ -79,91 +186,8 @@ func TestCaseProgressAndCertificateAtKiosk(t *testing.T) {
 	}
 	defer printer.Stop()
 
-	// The hub: the department API and the citizen's endpoints, over HTTPS.
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "hub.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	room, err := cases.New(cases.Config{Secret: bytes.Repeat([]byte{1}, 32)}, st, cases.NewLocal())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub := httptest.NewTLSServer(httpapi.New(httpapi.Config{Store: st, Auth: citizenTokens{}, Clients: deptClient{}, Cases: room}))
-	defer hub.Close()
-	do := func(method, path string, body, out any) {
-		t.Helper()
-		b, _ := json.Marshal(body)
-		req, _ := http.NewRequestWithContext(ctx, method, hub.URL+api.Prefix+path, bytes.NewReader(b))
-		req.SetBasicAuth("dept", "dept-secret")
-		res, err := hub.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		rb, _ := io.ReadAll(res.Body)
-		if res.StatusCode >= 300 {
-			t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, rb)
-		}
-		if out != nil {
-			json.Unmarshal(rb, out)
-		}
-	}
-	hubClient := &shell.HubClient{API: &api.Client{BaseURL: hub.URL, HTTP: hub.Client()}, DeviceID: "k-print"}
-
-	// The kiosk shell, with her ID-card session.
-	ob, err := outbox.Open(ctx, filepath.Join(t.TempDir(), "outbox.db"), outbox.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ob.Close()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	j, err := journal.Open(ctx, ob, journal.Options{Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sh, err := shell.New(shell.Config{Dir: t.TempDir(), Journal: j, Hub: hubClient, DeviceID: "k-print", Espeak: "no-such-espeak",
-		Settings: func() (time.Duration, string) { return time.Minute, "" }, EndConnections: func() int { return 0 }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	shellCtx, stopShell := context.WithCancel(ctx)
-	shellDone := make(chan struct{})
-	go func() { defer close(shellDone); sh.Run(shellCtx) }()
-	defer func() { stopShell(); <-shellDone }()
-	kiosk := httptest.NewServer(sh)
-	defer kiosk.Close()
-	jar, _ := cookiejar.New(nil)
-	page := &http.Client{Jar: jar}
-	shellGet := func(ctx context.Context, path string) (*http.Response, error) {
-		req, _ := http.NewRequestWithContext(ctx, "GET", kiosk.URL+"/shell/api/"+path, nil)
-		req.Header.Set(shell.Header, "1")
-		return page.Do(req)
-	}
-	shellJSON := func(method, path string, out any) int {
-		t.Helper()
-		req, _ := http.NewRequestWithContext(ctx, method, kiosk.URL+"/shell/api/"+path, nil)
-		req.Header.Set(shell.Header, "1")
-		res, err := page.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		if out != nil && res.StatusCode == http.StatusOK {
-			if err := json.Unmarshal(b, out); err != nil {
-				t.Fatalf("%s %s: %v in %q", method, path, err, b)
-			}
-		}
-		return res.StatusCode
-	}
-	login := sh.Authenticator(localapi.AuthenticatorFunc(func(context.Context, wire.IDCard) (kiosklogin.Session, error) {
-		return kiosklogin.Session{AccessToken: "kiosk-session", ExpiresIn: time.Minute}, nil
-	}))
-	if _, err := login.LoginIDCard(ctx, wire.IDCard{Number: []byte("11010519491231002X"), Name: "张三"}); err != nil {
-		t.Fatal(err)
-	}
-	shellJSON("GET", "state", nil) // the page learns its session (cookie)
+	ck := newCaseKiosk(t, ctx)
+	hubClient, do, shellGet, shellJSON := ck.hubClient, ck.dept, ck.shellGet, ck.shellJSON
 
 	var c api.Case
 	do("POST", "/cases", api.CreateCase{Ref: "GA-1", Service: "hukou.transfer", Department: "Public Security",

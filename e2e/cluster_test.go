@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -354,13 +357,23 @@ func commandsAcross(t *testing.T, c *pgCluster, f *fleetsim.Fleet, arr *arrivals
 		}
 		return true
 	})
+	late := false
 	for id, at := range created {
 		got, _ := arr.get(id)
 		d := max(0, got.Sub(at))
 		if d > bound {
+			late = true
 			t.Errorf("command %s written on %s reached its kiosk after %v, want within %v", id, sender.name, d.Round(time.Millisecond), bound)
 		}
 		lat = append(lat, d)
+	}
+	if late {
+		// The part of it inside the replicas holding the kiosks (since each one's start).
+		for _, r := range c.reps {
+			if r != sender {
+				t.Logf("%s: notice -> published %s", r.name, downlinkBounds(r, "published"))
+			}
+		}
 	}
 	if len(created) == 0 {
 		t.Errorf("no kiosk connected to a replica other than %s", sender.name)
@@ -528,18 +541,23 @@ func maxDuration(ds []time.Duration) time.Duration {
 	return slices.Max(ds)
 }
 
-// The documented load balancer (scripts/haproxy.cfg, HAProxy in TCP mode for MQTT) in front of
-// the replicas: a kiosk enrolled through it knows only its address; when the replica holding the
-// kiosk is killed, the kiosk reconnects through it to another, and every record arrives once.
+// The documented load balancer (scripts/haproxy.cfg, HAProxy in TCP mode for MQTT and HTTPS,
+// sending PROXY protocol v2 headers) in front of the replicas: a kiosk enrolled through it knows
+// only its address; the replicas see the kiosk's own address, not the balancer's; when the
+// replica holding the kiosk is killed, the kiosk reconnects through it to another, and every
+// record arrives once.
 func TestClusterBehindHAProxy(t *testing.T) {
 	bin, err := exec.LookPath("haproxy")
 	if err != nil {
 		t.Skip("haproxy not installed (Debian's haproxy; .ci/install-peers test)")
 	}
 	lbMQTT, lbHTTP := freeAddr(t), freeAddr(t)
-	// Every connection comes from the balancer's address: limits per address off, as documented.
-	c := newCluster(t, 3, 3*time.Second, []string{lbMQTT}, "--mqtt-pending-per-addr", "-1", "--http-conns-per-addr", "-1")
-	env := append(os.Environ(), "KF_LB_MQTT="+lbMQTT, "KF_LB_HTTP="+lbHTTP, "KF_CA="+c.reps[0].caFile)
+	// The balancer connects to the replicas from 127.0.0.2, the only address they take PROXY
+	// headers from (and require them from); the kiosk and the test are at 127.0.0.1 (and
+	// 127.0.0.3): the whole of 127.0.0.0/8 is the loopback. The per-address limits stay on.
+	const lbSource = "127.0.0.2"
+	c := newCluster(t, 3, 3*time.Second, []string{lbMQTT}, "--proxy-protocol-from", lbSource)
+	env := append(os.Environ(), "KF_LB_MQTT="+lbMQTT, "KF_LB_HTTP="+lbHTTP, "KF_CA="+c.reps[0].caFile, "KF_LB_SOURCE="+lbSource)
 	for i, r := range c.reps {
 		_, port, _ := strings.Cut(r.httpAddr, ":")
 		env = append(env, fmt.Sprintf("KF_R%d_MQTT=%s", i, r.mqttAddr), fmt.Sprintf("KF_R%d_HTTP=%s", i, r.httpAddr),
@@ -586,6 +604,25 @@ func TestClusterBehindHAProxy(t *testing.T) {
 	first := holder()
 	for _, r := range c.reps {
 		if r.name == first {
+			if remote := sessionRemote(t, r, id); !strings.HasPrefix(remote, "127.0.0.1:") {
+				t.Errorf("%s saw the kiosk's session from %q, want the kiosk's own address 127.0.0.1, not the balancer's %s", r.name, remote, lbSource)
+			}
+		}
+	}
+	clientAddrSeen(t, c, lbMQTT, lbHTTP)
+	headerRefused(t, c.reps[0])
+	// The balancer's own connections (its health checks, LOCAL) all carried a header.
+	for _, r := range c.reps {
+		for _, l := range []string{"mqtt", "http"} {
+			for _, reason := range []string{"missing", "malformed", "timeout"} {
+				if n := r.metric(fmt.Sprintf(`kf_proxy_protocol_refused_total{listener=%q,reason=%q}`, l, reason)); n != 0 {
+					t.Errorf("%s refused %v connections on %s for their PROXY header: %s", r.name, n, l, reason)
+				}
+			}
+		}
+	}
+	for _, r := range c.reps {
+		if r.name == first {
 			r.p.kill9()
 		}
 	}
@@ -598,4 +635,125 @@ func TestClusterBehindHAProxy(t *testing.T) {
 		t.Errorf("outbox not drained")
 	}
 	lbHub.check("behind haproxy", dir, id, false)
+}
+
+// sessionRemote returns the remote address replica r logged for device id's latest session.
+func sessionRemote(t *testing.T, r *hub, id string) string {
+	t.Helper()
+	b, err := os.ReadFile(r.p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, `msg="mqtt session started"`) && strings.Contains(line, "device="+id) {
+			_, after, _ := strings.Cut(line, " remote=")
+			remote, _, _ = strings.Cut(after, " ")
+		}
+	}
+	return remote
+}
+
+// clientAddrSeen connects through the balancer's MQTT and HTTPS frontends from 127.0.0.3 and
+// speaks no TLS: the replica the balancer picks refuses the connection and logs it with the
+// connection's very address and port, which only the PROXY header told it.
+func clientAddrSeen(t *testing.T, c *pgCluster, lbMQTT, lbHTTP string) {
+	t.Helper()
+	for _, fe := range []struct {
+		name, addr string
+		logged     func(line, addr string) bool
+	}{
+		{"mqtt", lbMQTT, func(line, addr string) bool {
+			return strings.Contains(line, `msg="mqtt refused"`) && slices.Contains(strings.Fields(line), "remote="+addr)
+		}},
+		{"https", lbHTTP, func(line, addr string) bool { return strings.Contains(line, "TLS handshake error from "+addr+":") }},
+	} {
+		conn, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 3)}}).Dial("tcp", fe.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Write([]byte("not TLS at all\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		addr := conn.LocalAddr().String()
+		waitFor(t, 20*time.Second, fmt.Sprintf("a replica logging a refusal of %s (the client's address, through the %s frontend)", addr, fe.name), func() bool {
+			for _, r := range c.reps {
+				if logLine(r, func(line string) bool { return fe.logged(line, addr) }) {
+					return true
+				}
+			}
+			return false
+		})
+		conn.Close()
+	}
+}
+
+// logLine reports whether a line of replica r's log matches.
+func logLine(r *hub, match func(line string) bool) bool {
+	b, err := os.ReadFile(r.p.log)
+	return err == nil && slices.ContainsFunc(strings.Split(string(b), "\n"), match)
+}
+
+// headerRefused sends a replica a PROXY v2 header straight from 127.0.0.1, not a balancer: it is
+// refused, logged with its reason, and counted.
+func headerRefused(t *testing.T, r *hub) {
+	t.Helper()
+	conn, err := net.Dial("tcp", r.mqttAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// §2.2: signature, PROXY, TCP over IPv4, 12 bytes: 203.0.113.7:1234 -> 10.0.0.5:8883.
+	h := []byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c\xcb\x00\x71\x07\x0a\x00\x00\x05\x04\xd2\x22\xb3")
+	if _, err := conn.Write(h); err != nil {
+		t.Fatal(err)
+	}
+	addr := conn.LocalAddr().String()
+	waitFor(t, 20*time.Second, r.name+" refusing a PROXY header from a peer that is not a balancer", func() bool {
+		return logLine(r, func(line string) bool {
+			f := strings.Fields(line)
+			return strings.Contains(line, `msg="connection refused: PROXY protocol"`) && slices.Contains(f, "listener=mqtt") &&
+				slices.Contains(f, "remote="+addr) && slices.Contains(f, "reason=untrusted")
+		})
+	})
+	if n := r.metric(`kf_proxy_protocol_refused_total{listener="mqtt",reason="untrusted"}`); n < 1 {
+		t.Errorf("kf_proxy_protocol_refused_total untrusted on mqtt: %v, want 1", n)
+	}
+}
+
+// downlinkBounds summarizes replica r's kf_downlink_seconds for stage: how many, and the bucket
+// bounds holding its p99 and its max.
+func downlinkBounds(r *hub, stage string) string {
+	resp, err := r.client.HTTP.Get(r.client.BaseURL + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var les []string
+	var counts []float64
+	prefix := `kf_downlink_seconds_bucket{stage="` + stage + `",le="`
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, prefix); ok {
+			le, n, _ := strings.Cut(rest, `"} `)
+			v, _ := strconv.ParseFloat(n, 64)
+			les, counts = append(les, le), append(counts, v)
+		}
+	}
+	if len(counts) == 0 || counts[len(counts)-1] == 0 {
+		return "none measured"
+	}
+	total := counts[len(counts)-1]
+	at := func(q float64) string {
+		for i, n := range counts {
+			if n >= q*total {
+				if v, err := strconv.ParseFloat(les[i], 64); err == nil {
+					return fmt.Sprintf("%.0f ms", v*1000)
+				}
+				return les[i] // +Inf
+			}
+		}
+		return "?"
+	}
+	return fmt.Sprintf("%.0f measured, p99 <= %s, max <= %s", total, at(0.99), at(1))
 }

@@ -29,9 +29,11 @@ type gatedStore struct {
 	mu    sync.Mutex
 	gate  chan struct{} // nil: open
 	fails atomic.Int32
+	calls atomic.Int32 // CommitBatches called, gate or not
 }
 
 func (g *gatedStore) CommitBatches(ctx context.Context, bs []store.Batch) ([]store.Watermark, error) {
+	g.calls.Add(1)
 	g.mu.Lock()
 	gate := g.gate
 	g.mu.Unlock()
@@ -186,6 +188,83 @@ func TestLinkEndsDeafSession(t *testing.T) {
 	}
 	if ob.Stats().Depth != 3 {
 		t.Fatalf("outbox holds %d records, want the 3 never acked", ob.Stats().Depth)
+	}
+}
+
+// A kiosk that sends a record long after the hub's last ack (minutes between heartbeats) waits
+// for its ack from the send, not from that last ack: a busy hub acking later than the link's
+// next check must not end a working session as deaf (the reconnect storm of issue 18 counted
+// 74 such sessions, none of them deaf: each had its hello acked, idled past DeadSession, and
+// sent a heartbeat the hub acked after a second or two).
+func TestLinkIdleSessionNotDeaf(t *testing.T) {
+	var gs *gatedStore
+	env, _ := inprocHub(t, func(s store.Store) store.Store {
+		gs = &gatedStore{Store: s}
+		return gs
+	})
+	ob := outbox.NewMemory(outbox.Options{})
+	appendN(t, ob, 1)
+	var deaf atomic.Int32
+	const dead = 2 * time.Second
+	l := runLink(t, link.Config{DeviceID: "k-idle", Brokers: []string{env.Broker.Addr()}, TLS: env.DeviceTLS(t, "k-idle"), Outbox: ob,
+		AckTimeout: time.Second, DeadSession: dead, MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+		OnEnd: func(err error) {
+			if errors.Is(err, link.ErrDeaf) {
+				deaf.Add(1)
+			}
+		}})
+	waitFor(t, 10*time.Second, "the first record acked", func() bool { return l.Acked() == 1 })
+	time.Sleep(2 * dead) // idle, nothing outstanding, longer than DeadSession
+	gate := make(chan struct{})
+	gs.mu.Lock()
+	gs.gate = gate
+	gs.mu.Unlock()
+	appendN(t, ob, 1)
+	// The link checks every AckTimeout/4 (250 ms): hold the commit past two checks, well
+	// within DeadSession from the send.
+	time.Sleep(600 * time.Millisecond)
+	gs.mu.Lock()
+	gs.gate = nil
+	gs.mu.Unlock()
+	close(gate)
+	waitFor(t, 10*time.Second, "the second record acked", func() bool { return l.Acked() == 2 })
+	if n := deaf.Load(); n != 0 || l.Sessions() != 1 {
+		t.Fatalf("%d sessions ended deaf, %d sessions, want 0 and 1", n, l.Sessions())
+	}
+}
+
+// While a batch is in flight only full batches follow it; the records appended meanwhile wait
+// for its ack and leave together (Nagle's rule, link.upload).
+func TestLinkCoalescesWhileInFlight(t *testing.T) {
+	var batches atomic.Int32
+	gate := make(chan struct{})
+	var gs *gatedStore
+	env, _ := inprocHub(t, func(s store.Store) store.Store {
+		gs = &gatedStore{Store: s, gate: gate, fail: func(bs []store.Batch) bool {
+			batches.Add(int32(len(bs)))
+			return false
+		}}
+		return gs
+	})
+	ob := outbox.NewMemory(outbox.Options{})
+	l := runLink(t, link.Config{DeviceID: "k-nagle", Brokers: []string{env.Broker.Addr()}, TLS: env.DeviceTLS(t, "k-nagle"), Outbox: ob,
+		BatchRecords: 10, MaxInflight: 8, AckTimeout: time.Minute, MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	waitFor(t, 10*time.Second, "connected", l.Connected)
+	appendN(t, ob, 1)
+	waitFor(t, 10*time.Second, "the first batch held in the commit", func() bool { return gs.calls.Load() >= 1 })
+	for range 5 { // records one at a time: they wait
+		appendN(t, ob, 1)
+		time.Sleep(50 * time.Millisecond) // give a wrong implementation time to send each alone
+	}
+	appendN(t, ob, 20)                 // 25 waiting: two full batches go out at once, five wait
+	time.Sleep(300 * time.Millisecond) // give a wrong implementation time to send them
+	gs.mu.Lock()
+	gs.gate = nil
+	gs.mu.Unlock()
+	close(gate)
+	waitFor(t, 10*time.Second, "all acked", func() bool { return l.Acked() == 26 })
+	if n := batches.Load(); n != 4 {
+		t.Fatalf("the hub received %d batches, want 4 (1 record, 10, 10, then the 5 that waited)", n)
 	}
 }
 

@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/drivers/ipp/ippeve"
+	"github.com/kioskfleet/kioskfleet/hub/identity/identitytest"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 )
 
@@ -68,7 +69,10 @@ func TestMakeRun(t *testing.T) {
 	if err := kioskUp(c, id); err != nil {
 		t.Fatalf("after 30 s: %v", err)
 	}
-	page := httpGet(t, "http://"+r.addrs["KF_CONSOLE_ADDR"]+"/devices/"+id)
+	if !strings.Contains(r.output(), "staff login    user admin, password in") {
+		t.Errorf("make run does not print how staff log in to the console:\n%s", r.output())
+	}
+	page := r.staffPage(t, "/devices/"+id)
 	for _, p := range makeRunPeripherals {
 		if !strings.Contains(page, p) {
 			t.Errorf("the console's page of %s does not show peripheral %s:\n%s", id, p, page)
@@ -242,6 +246,52 @@ func (r *makeRun) client(t *testing.T) *api.Client {
 	return &api.Client{BaseURL: "https://" + r.addrs["KF_HTTP_ADDR"], Token: strings.TrimSpace(string(b)), HTTP: &http.Client{Transport: tr}}
 }
 
+// staffPage fetches a console page as the hub's first-start admin, logging in through the hub's
+// login page as a browser does (the console is not in setup mode: anonymous visitors are sent to
+// log in).
+func (r *makeRun) staffPage(t *testing.T, path string) string {
+	t.Helper()
+	creds, err := os.ReadFile(filepath.Join(r.dir, "var", "hub", "initial-credentials"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var password string
+	for l := range strings.Lines(string(creds)) {
+		if p, ok := strings.CutPrefix(l, "admin password (user admin): "); ok {
+			password = strings.TrimSpace(p)
+		}
+	}
+	b := identitytest.NewBrowserFor("https://" + r.addrs["KF_HTTP_ADDR"])
+	b.C.Transport = r.client(t).HTTP.Transport
+	u := "http://" + r.addrs["KF_CONSOLE_ADDR"] + path
+	loggedIn := false
+	for range 8 {
+		p, err := b.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(p.Body, `name="password"`) && !loggedIn {
+			if p, err = b.Submit(p, url.Values{"username": {"admin"}, "password": {password}}); err != nil {
+				t.Fatal(err)
+			}
+			loggedIn = true
+		}
+		if p.Loc == "" {
+			if !loggedIn || p.Status != http.StatusOK {
+				t.Fatalf("console page %s as staff: status %d, logged in %v: %.400s", path, p.Status, loggedIn, p.Body)
+			}
+			return p.Body
+		}
+		next, err := p.URL.Parse(p.Loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u = next.String()
+	}
+	t.Fatalf("console page %s: too many redirects", path)
+	return ""
+}
+
 func (r *makeRun) deviceID(t *testing.T) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(r.dir, "var", "agent", "identity.json"))
@@ -336,19 +386,4 @@ func kioskUp(c *api.Client, id string) error {
 		return fmt.Errorf("kiosk %s has peripherals %v connected, want %v", id, got, makeRunPeripherals)
 	}
 	return nil
-}
-
-func httpGet(t *testing.T, url string) string {
-	t.Helper()
-	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s %v\n%s", url, resp.Status, err, b)
-	}
-	return string(b)
 }

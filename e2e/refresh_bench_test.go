@@ -135,7 +135,7 @@ func (f forwardedFor) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // procCPU returns the CPU time (user and system) process pid has used.
-func procCPU(b *testing.B, pid int) time.Duration {
+func procCPU(b testing.TB, pid int) time.Duration {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		b.Fatal(err)

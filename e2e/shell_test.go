@@ -42,12 +42,12 @@ type kioskShell struct {
 	control string // devsim's control API
 }
 
-func startKioskShell(t *testing.T) *kioskShell {
+func startKioskShell(t *testing.T, hubArgs ...string) *kioskShell {
 	t.Helper()
 	if _, err := os.Stat(chromium); err != nil {
 		t.Skipf("kiosk shell test skipped: %s not found (Debian package chromium)", chromium)
 	}
-	k := startKioskAgent(t)
+	k := startKioskAgent(t, hubArgs...)
 	k.shots = os.Getenv("KF_SHELL_SCREENSHOTS")
 	if k.shots == "" {
 		k.shots = t.TempDir()
@@ -56,10 +56,11 @@ func startKioskShell(t *testing.T) *kioskShell {
 	return k
 }
 
-// startKioskAgent starts the hub, devsim and the agent serving the shell, without a browser.
-func startKioskAgent(t *testing.T) *kioskShell {
+// startKioskAgent starts the hub (with hubArgs), devsim and the agent serving the shell, without
+// a browser.
+func startKioskAgent(t *testing.T, hubArgs ...string) *kioskShell {
 	t.Helper()
-	k := &kioskShell{t: t, h: newHub(t), simDir: t.TempDir()}
+	k := &kioskShell{t: t, h: newHub(t, hubArgs...), simDir: t.TempDir()}
 	k.h.site("hall-1")
 	k.dir, k.id = k.h.enroll("hall-1")
 	start(t, "devsim", "devsim", "kiosk", "--dir", k.simDir)

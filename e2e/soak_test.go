@@ -5,7 +5,11 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptrace"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -265,35 +269,72 @@ func TestSoakOffline72h(t *testing.T) {
 // connection the hub closes is opened again a second later. Meanwhile FloodAgents fleetsim
 // kiosks (agent/link over in-memory outboxes, each from a loopback address of its own) send a
 // record a second. Every record the kiosks appended is acked and stored once, in order (0 lost),
-// and the hub's RSS stays within rssBound of what it was with the fleet connected before the
-// floods.
+// and the hub's RSS under the floods stays within rssBound of the fleet alone: its peak while
+// the kiosks sync without floods, for FloodBase once every kiosk has sent FloodWarm records
+// (connected and idle, the hub holds less than once records flow: that is the fleet's, not the
+// floods'). A normal request (GET /api/v1/health, on a kept-alive connection and on a new one)
+// is timed every few seconds; at full counts it must be answered in under a second.
+//
+// KF_SOAK_PROFILE=DIR starts the hub with its pprof listener and writes its heap profiles (with
+// its MemStats: heap?debug=1) and goroutines to DIR, at the end of the fleet alone and at the
+// end of the floods.
 func TestSoakFloods(t *testing.T) {
 	c := soakCounts()
-	h := newHub(t)
+	var args []string
+	profDir := os.Getenv("KF_SOAK_PROFILE")
+	if profDir != "" {
+		if err := os.MkdirAll(profDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		args = []string{"--pprof-addr", freeAddr(t)}
+	}
+	h := newHub(t, args...)
 	h.site("hall-1")
 	attackerTLS := h.kiosk("hall-1").TLSConfig()
 	attackerTLS.ClientSessionCache = tls.NewLRUClientSessionCache(1) // redials resume: the flood costs the test less CPU
 	ctx, cancel := context.WithTimeout(bg, c.FloodFor+15*time.Minute)
 	defer cancel()
-	fctx, stopFloods := context.WithCancel(ctx)
-	defer stopFloods()
 	var (
-		floods     []*floodtest.Flood
-		before     int64
-		watch      *rssWatch
-		slowest    time.Duration
-		floodsErr  error
-		probesDone = make(chan struct{})
-		common     = func(conns, first, addrs int) floodtest.Common {
+		floods            []*floodtest.Flood
+		before            int64
+		alone, watch      *rssWatch
+		slowKept, slowNew probe
+		cpuUse            string
+		floodsErr         error
+		probesDone        = make(chan struct{})
+		common            = func(conns, first, addrs int) floodtest.Common {
 			return floodtest.Common{Conns: conns, From: floodtest.Loopback(first, addrs), Redial: time.Second}
 		}
 		bodies = h.client.BaseURL + api.Prefix + "/enroll"
+		pid    = h.p.cmd.Process.Pid
 	)
+	profile := func(when string) {
+		if profDir != "" {
+			saveProfiles(t, args[1], pid, filepath.Join(profDir, when))
+		}
+	}
 	cfg := fleetsim.Config{HubURL: h.client.BaseURL, HubCA: h.roots(), Token: h.client.Token, StateDir: t.TempDir(), Agents: c.FloodAgents,
-		Rate: 1, Duration: c.FloodFor,
-		Connected: func() {
-			before = rss(t, h)
-			watch = watchRSS(t, h.p.cmd.Process.Pid)
+		Rate: 1,
+		During: func(lctx context.Context, _ *fleetsim.Fleet) {
+			// The fleet alone, syncing.
+			waitFor(t, time.Minute+time.Duration(c.FloodWarm)*time.Second, "every kiosk syncing", func() bool {
+				return h.metric("kf_ingest_records_total") >= float64(c.FloodAgents*c.FloodWarm)
+			})
+			alone = watchRSS(t, pid)
+			hold(lctx, c.FloodBase)
+			alone.end()
+			before = alone.Peak()
+			profile("fleet-alone")
+
+			fctx, stopFloods := context.WithCancel(lctx)
+			defer stopFloods()
+			watch = watchRSS(t, pid)
+			floodStart, hubCPU, selfCPU := time.Now(), procCPU(t, pid), procCPU(t, os.Getpid())
+			defer func() {
+				wall := time.Since(floodStart).Seconds()
+				cpuUse = fmt.Sprintf("hub %.0f%%, test process (fleet and floods) %.0f%% of a CPU",
+					100*(procCPU(t, pid)-hubCPU).Seconds()/wall, 100*(procCPU(t, os.Getpid())-selfCPU).Seconds()/wall)
+			}()
 			for _, start := range []func(context.Context) (*floodtest.Flood, error){
 				floodtest.SlowBodies{Common: common(c.FloodConns/2, 10, 1), URL: bodies, Send: 64 << 10}.Start,
 				floodtest.SlowBodies{Common: common(c.FloodConns-c.FloodConns/2, 11, 1), URL: bodies, Send: 15 << 10}.Start,
@@ -302,27 +343,29 @@ func TestSoakFloods(t *testing.T) {
 				f, err := start(fctx)
 				if err != nil {
 					floodsErr = err
+					close(probesDone)
 					return
 				}
 				floods = append(floods, f)
 			}
-			// A normal request now and then: how long the hub takes to answer under the floods.
+			// A normal request now and then: how long the hub takes to answer under the floods, on
+			// the client's kept-alive connection and on a new one (TCP and TLS handshakes included).
 			go func() {
 				defer close(probesDone)
 				for fctx.Err() == nil {
-					start := time.Now()
-					if _, err := h.client.Health(fctx); err == nil {
-						slowest = max(slowest, time.Since(start))
-					}
-					select {
-					case <-fctx.Done():
-					case <-time.After(5 * time.Second):
-					}
+					slowKept = slower(slowKept, timeHealth(fctx, h.client))
+					fresh := *h.client
+					tr := api.Transport(h.roots())
+					fresh.HTTP = &http.Client{Transport: tr}
+					slowNew = slower(slowNew, timeHealth(fctx, &fresh))
+					tr.CloseIdleConnections()
+					hold(fctx, 2*time.Second)
 				}
 			}()
+			hold(fctx, c.FloodFor)
+			profile("floods")
 		}}
 	res, err := fleetsim.Run(ctx, cfg)
-	stopFloods()
 	if err != nil || floodsErr != nil || watch == nil {
 		t.Fatalf("fleet: %v; floods: %v", err, floodsErr)
 	}
@@ -333,11 +376,16 @@ func TestSoakFloods(t *testing.T) {
 	watch.end()
 	var stats []string
 	for _, f := range floods {
-		stats = append(stats, f.Stats().String())
+		st := f.Stats()
+		stats = append(stats, st.String())
+		if st.Sent == 0 {
+			t.Errorf("a flood never got a byte to the hub: %v", st)
+		}
 	}
 	t.Logf("fleet: %+v", res)
 	t.Logf("floods: slow bodies of 64 KiB %s; of 15 KiB %s; half-sent CONNECTs %s", stats[0], stats[1], stats[2])
-	t.Logf("hub RSS every 10 s (MiB): %v", watch.Timeline())
+	t.Logf("hub RSS, fleet alone for %v: peak %s; under the floods every 10 s (MiB): %v", c.FloodBase, mib(before), watch.Timeline())
+	t.Logf("CPU used under the floods: %s", cpuUse)
 	t.Logf("hub refusals: %s; %s", metric(t, h, "kioskfleet_http_rejections_total"), metric(t, h, "kioskfleet_broker_rejections_total"))
 
 	// On the hub: each kiosk's records 1..n, once each, in order; n summed is what was appended.
@@ -365,10 +413,86 @@ func TestSoakFloods(t *testing.T) {
 		t.Errorf("connected %d of %d kiosks; %s", res.Connected, cfg.Agents, tl)
 	}
 	if grew := watch.Peak() - before; grew > rssBound {
-		t.Errorf("hub RSS grew by %s under the floods (%s with the fleet connected, peak %s), bound %s",
-			mib(grew), mib(before), mib(watch.Peak()), mib(rssBound))
+		t.Errorf("hub RSS grew by %s under the floods (peak %s; %s with the fleet alone), bound %s",
+			mib(grew), mib(watch.Peak()), mib(before), mib(rssBound))
+	}
+	// A latency target holds only on a machine that runs nothing else: make soak's, not make test's.
+	t.Logf("slowest health request under the floods: kept-alive %v; new connection %v", slowKept, slowNew)
+	if slow := max(slowKept.total, slowNew.total); os.Getenv("KF_SOAK") == "1" && slow >= time.Second {
+		t.Errorf("a health request under the floods took %v, want < 1 s", slow)
 	}
 	h.p.stop()
-	summary(t, "floods", tl, fmt.Sprintf(" agents=%d flood-conns=%d for=%s rss-before=%s rss-peak=%s slowest-health=%v",
-		cfg.Agents, c.FloodConns, c.FloodFor, mib(before), mib(watch.Peak()), slowest.Round(time.Millisecond)))
+	summary(t, "floods", tl, fmt.Sprintf(" agents=%d flood-conns=%d for=%s rss-fleet-alone=%s rss-peak=%s slowest-health=%v (kept-alive) %v (new connection)",
+		cfg.Agents, c.FloodConns, c.FloodFor, mib(before), mib(watch.Peak()), slowKept.total.Round(time.Millisecond), slowNew.total.Round(time.Millisecond)))
+}
+
+// hold waits d, or until ctx ends.
+func hold(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// probe is one timed request: how long it took in all, and where (httptrace).
+type probe struct {
+	total                         time.Duration
+	connected, tlsDone, firstByte time.Duration // since the start; 0: not reached (a kept-alive connection has no connect)
+}
+
+func (p probe) String() string {
+	return fmt.Sprintf("%v (connected %v, TLS done %v, first byte %v)", p.total.Round(time.Millisecond),
+		p.connected.Round(time.Millisecond), p.tlsDone.Round(time.Millisecond), p.firstByte.Round(time.Millisecond))
+}
+
+// timeHealth times GET /api/v1/health through c (a zero probe if it failed: the floods ended
+// meanwhile).
+func timeHealth(ctx context.Context, c *api.Client) probe {
+	var p probe
+	start := time.Now()
+	since := func(d *time.Duration) { *d = time.Since(start) }
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		ConnectDone:          func(string, string, error) { since(&p.connected) },
+		TLSHandshakeDone:     func(tls.ConnectionState, error) { since(&p.tlsDone) },
+		GotFirstResponseByte: func() { since(&p.firstByte) },
+	})
+	if _, err := c.Health(ctx); err != nil {
+		return probe{}
+	}
+	since(&p.total)
+	return p
+}
+
+// slower returns the slower of two probes.
+func slower(a, b probe) probe {
+	if b.total > a.total {
+		return b
+	}
+	return a
+}
+
+// saveProfiles writes the heap profile of the hub whose pprof listens on addr (with MemStats,
+// debug=1) and its goroutines to the files prefix-heap.txt and prefix-goroutines.txt, the
+// binary heap profile to prefix.heap (for go tool pprof -base), and the process's
+// /proc/PID/status (RSS by kind: anonymous, file, shared) to prefix-status.txt.
+func saveProfiles(t *testing.T, addr string, pid int, prefix string) {
+	t.Helper()
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		_ = os.WriteFile(prefix+"-status.txt", b, 0o644)
+	}
+	for file, path := range map[string]string{"-heap.txt": "heap?debug=1", ".heap": "heap?gc=1", "-goroutines.txt": "goroutine?debug=1"} {
+		resp, err := http.Get("http://" + addr + "/debug/pprof/" + path)
+		if err != nil {
+			t.Errorf("profile %s: %v", path, err)
+			continue
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			err = os.WriteFile(prefix+file, b, 0o644)
+		}
+		if err != nil {
+			t.Errorf("profile %s: %v", path, err)
+		}
+	}
 }

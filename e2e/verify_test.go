@@ -18,16 +18,18 @@ import (
 // otherwise small ones that keep the e2e package within a few minutes (make test). KF_SOAK_SEED
 // sets the first network-fault seed, to replay a failing schedule.
 type counts struct {
-	AgentKills   int // kill -9 cycles of an agent during upload
-	HubKills     int // kill -9 cycles of the hub during ingest
-	Seeds        int // network fault schedules
-	Faults       int // faults per schedule
-	Records      int // records pushed through each schedule
-	OfflineHours int // simulated hours offline
-	LongCmds     int // commands queued while offline that must run once
-	ShortCmds    int // commands queued while offline that expire before reconnect
-	FloodConns   int // connections of each flood of issue 16 (slow bodies, half-sent CONNECTs)
-	FloodAgents  int // fleetsim kiosks syncing under the floods
+	AgentKills   int           // kill -9 cycles of an agent during upload
+	HubKills     int           // kill -9 cycles of the hub during ingest
+	Seeds        int           // network fault schedules
+	Faults       int           // faults per schedule
+	Records      int           // records pushed through each schedule
+	OfflineHours int           // simulated hours offline
+	LongCmds     int           // commands queued while offline that must run once
+	ShortCmds    int           // commands queued while offline that expire before reconnect
+	FloodConns   int           // connections of each flood of issue 16 (slow bodies, half-sent CONNECTs)
+	FloodAgents  int           // fleetsim kiosks syncing under the floods
+	FloodWarm    int           // records each kiosk has sent on average before the fleet alone is measured
+	FloodBase    time.Duration // how long the fleet alone is measured (the floods' baseline)
 	FloodFor     time.Duration
 	FirstSeed    uint64
 
@@ -41,11 +43,11 @@ type counts struct {
 
 func soakCounts() counts {
 	c := counts{AgentKills: 20, HubKills: 10, Seeds: 1, Faults: 6, Records: 600, OfflineHours: 6, LongCmds: 3, ShortCmds: 2,
-		FloodConns: 50, FloodAgents: 20, FloodFor: 10 * time.Second, FirstSeed: 1,
+		FloodConns: 50, FloodAgents: 20, FloodWarm: 3, FloodBase: 2 * time.Second, FloodFor: 10 * time.Second, FirstSeed: 1,
 		ClusterAgents: 20, ClusterRate: 20, ClusterKills: 2, ClusterEvery: 2 * time.Second}
 	if os.Getenv("KF_SOAK") == "1" {
 		c = counts{AgentKills: 200, HubKills: 100, Seeds: 10, Faults: 20, Records: 3000, OfflineHours: 72, LongCmds: 20, ShortCmds: 10,
-			FloodConns: 1000, FloodAgents: 1000, FloodFor: 10 * time.Minute, FirstSeed: 1,
+			FloodConns: 1000, FloodAgents: 1000, FloodWarm: 20, FloodBase: 30 * time.Second, FloodFor: 10 * time.Minute, FirstSeed: 1,
 			ClusterAgents: 300, ClusterRate: 10, ClusterKills: 10, ClusterEvery: 15 * time.Second}
 	}
 	if s, err := strconv.ParseUint(os.Getenv("KF_SOAK_SEED"), 10, 64); err == nil {

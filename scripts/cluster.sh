@@ -68,14 +68,16 @@ if [ ! -f "$DATA/identity.secret" ]; then
 fi
 
 # The replicas: the same secrets, store, public URL and advertised MQTT address (the load
-# balancer's), each its own name and listeners. Every connection reaches them from the load
-# balancer's address (TLS passes through it), so their connection limits per client address are
-# off (HAProxy bounds connections).
-export KF_LB_MQTT=$LB_MQTT KF_LB_HTTP=$LB_HTTP KF_CA=$CA
+# balancer's), each its own name and listeners. The load balancer connects to them from
+# 127.0.0.2 (loopback too), starting each connection with a PROXY protocol v2 header naming the
+# client's address, which they take from there only: their limits per client address count
+# clients, not the balancer.
+LB_SOURCE=127.0.0.2
+export KF_LB_MQTT=$LB_MQTT KF_LB_HTTP=$LB_HTTP KF_CA=$CA KF_LB_SOURCE=$LB_SOURCE
 replica() { # replica I: start replica rI
   spawn "r$1" "$BIN/fleet-hub" --data "$DATA" --store "$STORE" --replica "r$1" \
     --http-addr "127.0.0.1:${R_HTTP[$1]}" --mqtt-addr "127.0.0.1:${R_MQTT[$1]}" \
-    --public-url "$HUB" --advertise-mqtt "$LB_MQTT" --mqtt-pending-per-addr -1 --http-conns-per-addr -1
+    --public-url "$HUB" --advertise-mqtt "$LB_MQTT" --proxy-protocol-from "$LB_SOURCE"
 }
 for i in 0 1 2; do
   replica "$i"

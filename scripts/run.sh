@@ -36,9 +36,25 @@ PROG=run
 fleetctl() { "$BIN/fleetctl" --hub "$HUB" --ca "$CA" --token-file "$TOKEN_FILE" "$@"; }
 hub_healthy() { [ -f "$TOKEN_FILE" ] && fleetctl health >/dev/null 2>&1; }
 
-spawn hub "$BIN/fleet-hub" --data "$VAR/hub" --http-addr "$HTTP" --mqtt-addr "$MQTT"
+spawn hub "$BIN/fleet-hub" --data "$VAR/hub" --http-addr "$HTTP" --mqtt-addr "$MQTT" --console-url "http://$CONSOLE"
 await 30 "hub healthy at $HUB" hub hub_healthy
-spawn console "$BIN/fleet-console" --hub "$HUB" --hub-ca "$CA" --token-file "$TOKEN_FILE" --addr "$CONSOLE"
+# Staff log in to the console through the hub (OIDC): the console's client secret is taken once from
+# the hub's first-start credentials into a file of the console's own, so it survives the operator
+# deleting initial-credentials. Without it (a data folder from before), the console runs in setup
+# mode on the bootstrap token.
+SECRET_FILE=$VAR/console/client-secret
+if [ ! -s "$SECRET_FILE" ] && [ -f "$VAR/hub/initial-credentials" ]; then
+  mkdir -p "$VAR/console"
+  (umask 077 && sed -n 's/^client secret fleet-console: //p' "$VAR/hub/initial-credentials" >"$SECRET_FILE")
+fi
+if [ -s "$SECRET_FILE" ]; then
+  CONSOLE_AUTH=(--client-secret-file "$SECRET_FILE")
+  STAFF="user admin, password in $VAR/hub/initial-credentials (written at first start)"
+else
+  CONSOLE_AUTH=(--token-file "$TOKEN_FILE")
+  STAFF="none: no console client secret in $VAR/console, so the console runs in setup mode on the admin token"
+fi
+spawn console "$BIN/fleet-console" --hub "$HUB" --hub-ca "$CA" "${CONSOLE_AUTH[@]}" --addr "$CONSOLE"
 await 10 "console listening on $CONSOLE" console listening "$CONSOLE"
 
 if [ ! -f "$VAR/agent/identity.json" ]; then
@@ -62,12 +78,12 @@ PERIPHERALS=$(awk '$1 != "config" && $1 != "control" { printf "%s ", $1 }' "$LOG
 cat <<MSG
 
 kioskfleet is running.
-  fleet console  http://$CONSOLE   (open it in a browser; works on a phone too)
+  fleet console  http://$CONSOLE   (open it in a browser and log in as staff; works on a phone too)
   hub HTTP API   $HUB/api/v1      (metrics: $HUB/metrics)
   hub MQTT/TLS   $MQTT
   hub CA         $CA   (curl --cacert $CA $HUB/healthz)
   admin token    $(cat "$TOKEN_FILE")
-  staff login    user admin, password in $VAR/hub/initial-credentials (written at first start)
+  staff login    $STAFF
   kiosk agent    $DEV  (data: $VAR/agent)
   local API      ws://$LOCALAPI/xfs4iot/v1.0/kiosk   (the kiosk's device API, loopback only: docs/localapi.md)
   kiosk shell    http://$LOCALAPI/   (what a citizen sees: docs/shell.md; the card on devsim's reader logs in)

@@ -25,6 +25,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -148,7 +149,9 @@ func Login(ctx context.Context, hc *http.Client, hubURL, deviceID string, key *e
 	if err != nil {
 		return Session{}, err
 	}
-	form := url.Values{"grant_type": {GrantType}, "assertion": {a}, "client_id": {ClientID}, "scope": {"openid profile"}}
+	// The session's token is for the citizens' API (RFC 8707 §2): her cases, recommendations.
+	form := url.Values{"grant_type": {GrantType}, "assertion": {a}, "client_id": {ClientID}, "scope": {"openid profile"},
+		"resource": {api.CitizenResource(hub.Issuer)}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hub.TokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
 		return Session{}, fmt.Errorf("kiosklogin: %w", err)

@@ -72,10 +72,12 @@ type Config struct {
 	// simulators counting why sessions end).
 	OnEnd func(err error)
 
-	BatchRecords int           // records per batch (default 200)
-	MaxInflight  int           // batches published and not yet acked (default 8)
-	AckTimeout   time.Duration // resend from the first unacked record when no ack progress (default 10 s)
-	KeepAlive    time.Duration // MQTT keepalive (default 15 s)
+	BatchRecords int // records per batch (default 200)
+	// MaxInflight bounds the batches published and not yet acked (default 8). Only full
+	// batches (BatchRecords records) go out while another is in flight: see upload.
+	MaxInflight int
+	AckTimeout  time.Duration // resend from the first unacked record when no ack progress (default 10 s)
+	KeepAlive   time.Duration // MQTT keepalive (default 15 s)
 	// DeadSession is how long a session may go without any ack from the hub while it waits for
 	// one (its hello's, or a batch's), before the link ends it and reconnects (default 45 s).
 	DeadSession time.Duration
@@ -412,6 +414,18 @@ func (l *Link) dispatch(ctx context.Context, m downMsg) {
 }
 
 // upload sends the outbox with up to MaxInflight unacked batches and applies acks.
+//
+// A batch that is not full goes out only when nothing is in flight; the records appended
+// meanwhile wait for the ack and leave together (Nagle's rule, RFC 896 §2, with the hub's ack as
+// the ACK). A kiosk trickling records (a fleet at 10 records/s each) otherwise sends each alone,
+// and the hub pays its per-message costs (TLS record, MQTT packet, decode, a row of the group
+// commit in a B-tree page of its own, an ack) once per record: 1,000 such kiosks saturated a
+// 2-core hub at 10,000 messages/s, each keeping up to 8 single-record batches queued, and p99
+// went from 160 ms to 1.9 s. With the rule a record waits at most one round trip more (the
+// batch in flight's, never more than one), and only while the hub has one of the kiosk's
+// batches: an idle kiosk's record (a heartbeat, a command result) leaves at once, and when the
+// hub slows down the batches grow, so its messages per second fall as its round trip grows
+// instead of its queue. A backlog (full batches) still has MaxInflight in flight.
 func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-chan wire.AckMsg, lost <-chan error) error {
 	topic := wire.Topic(l.cfg.DeviceID, wire.ChUp)
 	var (
@@ -419,14 +433,23 @@ func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-c
 		acked    uint64   // highest seq the hub acked in this session
 		inflight []uint64 // last seq of each unacked batch, ascending
 		progress = time.Now()
-		heard    = time.Now() // last ack of any kind: the downlink works
-		answered bool         // an ack came in this session (the hello's, at least)
+		// heard is when the link last heard an ack, or began to wait for one with nothing
+		// outstanding: a kiosk that sends its next record minutes after the last ack waits from
+		// the send, not from that ack (else a busy hub's first ack to come later than the next
+		// tick would end a working session).
+		heard    = time.Now()
+		answered bool // an ack came in this session (the hello's, at least)
+		resent   bool // a resend is under way: its batches wait since the last ack, not since sent
 	)
 	tick := time.NewTicker(l.cfg.AckTimeout / 4)
 	defer tick.Stop()
 	for {
 		for len(inflight) < l.cfg.MaxInflight {
-			recs, err := l.cfg.Outbox.Pending(ctx, max(sent, acked), l.cfg.BatchRecords)
+			from := max(sent, acked)
+			if len(inflight) > 0 && l.cfg.Outbox.NextSeq() <= from+uint64(l.cfg.BatchRecords) {
+				break // not a full batch waiting: it goes with the next ack (Nagle)
+			}
+			recs, err := l.cfg.Outbox.Pending(ctx, from, l.cfg.BatchRecords)
 			if err != nil {
 				return fmt.Errorf("read outbox: %w", err)
 			}
@@ -436,6 +459,9 @@ func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-c
 			recs = fit(recs, maxBatchBytes)
 			if len(inflight) == 0 {
 				progress = time.Now()
+				if answered && !resent {
+					heard = progress
+				}
 			}
 			payload, err := wire.AppendBatch(nil, wire.Batch{V: wire.Version, Epoch: epoch, Records: recs})
 			if err != nil {
@@ -454,7 +480,7 @@ func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-c
 		case err := <-lost:
 			return fmt.Errorf("connection lost: %w", err)
 		case a := <-acks:
-			heard, answered = time.Now(), true
+			heard, answered, resent = time.Now(), true, false
 			if a.Epoch != epoch || a.UpTo <= acked {
 				continue
 			}
@@ -486,7 +512,7 @@ func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-c
 				// A batch was lost (or the hub could not commit): the hub never acks over a gap,
 				// so resend everything from the first unacked record.
 				l.cfg.Log.Info("no ack progress; resending from first unacked", "acked", acked, "sent", sent)
-				sent, inflight, progress = 0, nil, time.Now()
+				sent, inflight, progress, resent = 0, nil, time.Now(), true
 			}
 		}
 	}

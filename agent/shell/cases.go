@@ -293,6 +293,9 @@ func (s *Shell) certificate(ctx context.Context, cur *session, id string) ([]byt
 // she opted out, on any channel.
 type Recommender interface {
 	MyRecommendations(ctx context.Context, token string) (api.Recommendations, error)
+	// OptOutRecommendations records that the citizen wants no more recommendations, on any
+	// channel.
+	OptOutRecommendations(ctx context.Context, token string) error
 }
 
 var _ Recommender = (*HubClient)(nil)
@@ -304,17 +307,32 @@ func (h *HubClient) MyRecommendations(ctx context.Context, token string) (api.Re
 	return out, err
 }
 
-// apiRecommendations answers the home screen's "for you" list: the hub's recommendations for
-// the citizen logged in, none for a guest or without the hub's capability.
-func (s *Shell) apiRecommendations(w http.ResponseWriter, r *http.Request) (any, error) {
+// OptOutRecommendations implements Recommender.
+func (h *HubClient) OptOutRecommendations(ctx context.Context, token string) error {
+	return h.citizen(token).Do(ctx, http.MethodPut, api.Prefix+"/me/recommendations/opt-out", api.OptOut{OptedOut: true}, nil)
+}
+
+// recommender returns the hub's recommendations and the token of the request's citizen; no
+// Recommender for a guest or without the hub's capability.
+func (s *Shell) recommender(r *http.Request) (Recommender, string, error) {
 	cur, err := s.sessionOf(r)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	rec, ok := s.cfg.Hub.(Recommender)
 	token := s.citizenToken(cur)
 	if !ok || token == "" {
-		return api.Recommendations{Recommendations: []api.Recommendation{}}, nil
+		return nil, "", nil
+	}
+	return rec, token, nil
+}
+
+// apiRecommendations answers the home screen's "for you" list: the hub's recommendations for
+// the citizen logged in, none for a guest or without the hub's capability.
+func (s *Shell) apiRecommendations(w http.ResponseWriter, r *http.Request) (any, error) {
+	rec, token, err := s.recommender(r)
+	if err != nil || rec == nil {
+		return api.Recommendations{Recommendations: []api.Recommendation{}}, err
 	}
 	out, err := rec.MyRecommendations(r.Context(), token)
 	if err != nil {
@@ -324,4 +342,20 @@ func (s *Shell) apiRecommendations(w http.ResponseWriter, r *http.Request) (any,
 		out.Recommendations = []api.Recommendation{}
 	}
 	return out, nil
+}
+
+// apiOptOut records, at the hub, that the citizen logged in wants no more recommendations (on
+// every channel: the hub honours it everywhere), and answers her now empty list.
+func (s *Shell) apiOptOut(w http.ResponseWriter, r *http.Request) (any, error) {
+	rec, token, err := s.recommender(r)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return nil, fail(http.StatusNotFound, "no recommendations for this session")
+	}
+	if err := rec.OptOutRecommendations(r.Context(), token); err != nil {
+		return nil, fail(http.StatusServiceUnavailable, "opt-out not recorded: %v", err)
+	}
+	return api.Recommendations{OptedOut: true, Recommendations: []api.Recommendation{}}, nil
 }

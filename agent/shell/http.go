@@ -69,6 +69,7 @@ func (s *Shell) routes() {
 	api("GET cases", s.apiCases)
 	api("GET case-events", s.apiCaseEvents)
 	api("GET recommendations", s.apiRecommendations)
+	api("PUT recommendations/opt-out", s.apiOptOut)
 	api("GET guides", s.apiGuides)
 	s.mux = m
 }

@@ -147,11 +147,27 @@ func (h *HubClient) StartDeviceLogin(ctx context.Context) (DeviceLogin, error) {
 		return DeviceLogin{}, err
 	}
 	var out DeviceLogin
-	err = h.post(ctx, d.DeviceAuth, url.Values{"scope": {"openid profile"}, "kiosk_assertion": {a}}, &out)
+	err = h.post(ctx, d.DeviceAuth, url.Values{"scope": {"openid profile"}, "kiosk_assertion": {a},
+		"resource": {api.CitizenResource(d.Issuer)}}, &out) // RFC 8707 §2: a token for the citizens' API
 	if err == nil && (out.DeviceCode == "" || out.UserCode == "" || out.VerificationURI == "") {
 		err = errors.New("shell: device authorization response without codes")
 	}
 	return out, err
+}
+
+// KioskCatalog reads what the hub offers at this kiosk, with the versions it reports installed
+// (api.Client.KioskCatalog), as the kiosk itself: each request carries a new assertion signed
+// with the device key, for the hub's API.
+func (h *HubClient) KioskCatalog(ctx context.Context) (api.KioskCatalog, error) {
+	d, err := h.discovery(ctx)
+	if err != nil {
+		return api.KioskCatalog{}, err
+	}
+	c := *h.API
+	c.Token, c.Kiosk = "", func() (string, error) {
+		return kiosklogin.Assertion(h.Key, h.DeviceID, d.Issuer+api.Prefix, wire.IDCard{}, time.Now(), time.Minute)
+	}
+	return c.KioskCatalog(ctx, h.DeviceID)
 }
 
 // PollDeviceLogin implements Hub.

@@ -478,6 +478,17 @@ type recHub struct {
 	hub
 	mu     sync.Mutex
 	tokens []string
+	out    bool // she opted out
+}
+
+func (h *recHub) OptOutRecommendations(_ context.Context, token string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if token != "at-60" {
+		return errors.New("401")
+	}
+	h.out = true
+	return nil
 }
 
 func (h *recHub) MyRecommendations(_ context.Context, token string) (api.Recommendations, error) {
@@ -486,6 +497,9 @@ func (h *recHub) MyRecommendations(_ context.Context, token string) (api.Recomme
 	h.tokens = append(h.tokens, token)
 	if token != "at-60" {
 		return api.Recommendations{}, errors.New("401")
+	}
+	if h.out {
+		return api.Recommendations{OptedOut: true}, nil
 	}
 	return api.Recommendations{Recommendations: []api.Recommendation{{Service: "senior.card", Kind: "life-event", Rule: "turning-60"}}}, nil
 }
@@ -513,5 +527,17 @@ func TestShellRecommendations(t *testing.T) {
 	k.state(t)
 	if got := get(); len(got.Recommendations) != 1 || got.Recommendations[0].Service != "senior.card" || !slices.Equal(rh.tokens, []string{"at-60"}) {
 		t.Fatalf("her recommendations: %+v, hub asked with %v", got, rh.tokens)
+	}
+	// She opts out at the kiosk: recorded at the hub with her token, nothing offered after.
+	if status, b, _ := k.do(t, "PUT", "/shell/api/recommendations/opt-out", nil); status != http.StatusOK || !strings.Contains(string(b), `"optedOut":true`) {
+		t.Fatalf("opt-out: %d %s", status, b)
+	}
+	if got := get(); len(got.Recommendations) != 0 || !got.OptedOut || !rh.out {
+		t.Fatalf("after the opt-out: %+v", got)
+	}
+	k.do(t, "POST", "/shell/api/session/end", nil)
+	k.do(t, "POST", "/shell/api/session/guest", nil)
+	if status, _, _ := k.do(t, "PUT", "/shell/api/recommendations/opt-out", nil); status != http.StatusNotFound {
+		t.Errorf("a guest's opt-out: %d, want 404", status)
 	}
 }

@@ -208,7 +208,7 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 unauthorized/forbidden,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{[]string{err.Error()}} })
 	group(root)
 	root.AddCommand(a.devicesCmd(), a.sitesCmd(), a.tokensCmd(), a.commandsCmd(), a.stateCmd(),
-		a.recordsCmd(), a.healthCmd(), a.loginCmd(), a.clientsCmd(), a.staffCmd(), a.departmentsCmd(), a.appsCmd(), a.guidesCmd(), a.keysCmd(), a.rolloutsCmd())
+		a.recordsCmd(), a.healthCmd(), a.loginCmd(), a.clientsCmd(), a.staffCmd(), a.departmentsCmd(), a.appsCmd(), a.guidesCmd(), a.keysCmd(), a.rolloutsCmd(), a.bulkCmd())
 	root.AddCommand(a.eventsCmd(), a.ratingsCmd())
 	return root
 }

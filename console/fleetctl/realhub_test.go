@@ -75,6 +75,21 @@ func TestAgainstRealHub(t *testing.T) {
 		return json.Unmarshal([]byte(r.stdout), &s) == nil && !s.Drift && s.Reported != nil && s.Reported.Version == 1
 	})
 	fc("devices", "show", dev.ID).want(t, 0, []string{"online since", "Health (", "in sync at v1", "ping", "succeeded"}, nil)
+
+	// A bulk change: the dry run prints the line that acts on what it counted; the job follows
+	// the kiosk until it reports the new version; the same key again starts nothing more.
+	r = fc("bulk", "desired", "--patch", `{"logLevel":"debug"}`, "--region", "4403")
+	r.want(t, 0, []string{dev.ID, "1 kiosks match; nothing done yet", `fleetctl bulk desired --patch '{"logLevel":"debug"}' --region 4403 --count 1`}, nil)
+	fc("bulk", "desired", "--patch", `{"logLevel":"debug"}`, "--region", "4403", "--count", "2", "--key", "test-key-0001").
+		want(t, ExitError, nil, []string{"count_changed (HTTP 409)"})
+	r = fc("bulk", "desired", "--patch", `{"logLevel":"debug"}`, "--region", "4403", "--count", "1", "--key", "test-key-0001", "--wait", "20s")
+	r.want(t, 0, []string{"desired on 1 kiosks, done", "acked 1, failed 0"}, nil)
+	jobID := strings.TrimSuffix(strings.Fields(line(t, r.stdout, "job "))[1], ":")
+	fc("bulk", "desired", "--patch", `{"logLevel":"debug"}`, "--region", "4403", "--count", "1", "--key", "test-key-0001").
+		want(t, 0, []string{"job " + jobID + " (already started by an earlier run with this key)"}, nil)
+	fc("bulk", "show", jobID).want(t, 0, []string{dev.ID, "acked", `"region":"4403"`}, nil)
+	fc("bulk", "list").want(t, 0, []string{jobID, "done"}, nil)
+	fc("state", "show", dev.ID).want(t, 0, []string{`"logLevel": "debug"`, `"heartbeatInterval": "20s"`}, nil)
 	fc("records", "list", dev.ID, "--kind", "heartbeat", "--limit", "1").want(t, 0, []string{"heartbeat"}, nil)
 
 	fc("devices", "show", "k-0000000000000000").want(t, ExitNotFound, nil, []string{"not_found (HTTP 404)"})

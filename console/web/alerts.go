@@ -22,6 +22,7 @@ var _ alertHub = (*api.Client)(nil)
 type alertsData struct {
 	Alerts []alertRow
 	All    bool
+	Visits bool // the hub keeps silences and work orders
 }
 
 type alertRow struct {
@@ -51,6 +52,7 @@ func (s *Server) alerts(w http.ResponseWriter, r *http.Request) {
 	for _, a := range as {
 		d.Alerts = append(d.Alerts, alertRow{Alert: a, What: alertWords(l, a)})
 	}
+	_, d.Visits = ah.(visitHub)
 	p.Data = d
 	s.render(w, r, http.StatusOK, "alerts", p)
 }

@@ -38,7 +38,7 @@ func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Contex
 	opts = append(opts, extra...)
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)
-	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute) // a guard against a hung browser, not a timing
 	t.Cleanup(func() { cancelT(); cancelC(); cancelA() })
 	return ctx
 }

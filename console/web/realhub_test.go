@@ -32,11 +32,7 @@ func TestAgainstRealHub(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs fleet-hub, kiosk-agent and devsim; skipped with -short")
 	}
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+"/", "../../hub/cmd/fleet-hub", "../../agent/cmd/kiosk-agent", "../../drivers/cmd/devsim")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildCmds(t, "hub/cmd/fleet-hub", "agent/cmd/kiosk-agent", "drivers/cmd/devsim")
 	data := t.TempDir()
 	httpAddr, mqttAddr := proctest.FreeAddr(t), proctest.FreeAddr(t)
 	proctest.Start(t, filepath.Join(bin, "fleet-hub"), "--data", filepath.Join(data, "hub"), "--http-addr", httpAddr, "--mqtt-addr", mqttAddr)
@@ -71,12 +67,7 @@ func TestAgainstRealHub(t *testing.T) {
 		"--token", tok.Secret, "--model", "KF-K200").CombinedOutput(); err != nil {
 		t.Fatalf("enroll: %v\n%s", err, out)
 	}
-	sim := filepath.Join(data, "devsim")
-	proctest.Start(t, filepath.Join(bin, "devsim"), "kiosk", "--dir", sim, "--no-ipp", "--no-sane")
-	proctest.Eventually(t, 20*time.Second, "devsim kiosk ready", func() bool {
-		_, err := os.Stat(filepath.Join(sim, "devices.yaml"))
-		return err == nil
-	})
+	sim := startDevsim(t, bin, filepath.Join(data, "devsim"))
 	proctest.Start(t, filepath.Join(bin, "kiosk-agent"), "run", "--data", agentData, "--devices", filepath.Join(sim, "devices.yaml"),
 		"--profiles", "../../firmware-profiles", "--max-backoff", "1s")
 
@@ -177,6 +168,33 @@ func TestAgainstRealHub(t *testing.T) {
 	if status, body, _ := c.post("/devices/"+id+"/commands?lang=en", form); status != http.StatusBadRequest || !strings.Contains(body, "ttl:") {
 		t.Errorf("bad ttl: status %d", status)
 	}
+}
+
+// buildCmds builds the tree's commands (paths from the top of the checkout) into a temporary
+// folder, which it returns.
+func buildCmds(t *testing.T, cmds ...string) string {
+	t.Helper()
+	bin := t.TempDir()
+	args := []string{"build", "-o", bin + "/"}
+	for _, c := range cmds {
+		args = append(args, "../../"+c)
+	}
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startDevsim starts devsim's simulated kiosk peripherals (serial ones: no IPP printer or SANE
+// scanner) in dir, until the test ends, and returns dir once they are ready.
+func startDevsim(t *testing.T, bin, dir string) string {
+	t.Helper()
+	proctest.Start(t, filepath.Join(bin, "devsim"), "kiosk", "--dir", dir, "--no-ipp", "--no-sane")
+	proctest.Eventually(t, 20*time.Second, "devsim kiosk ready", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "devices.yaml"))
+		return err == nil
+	})
+	return dir
 }
 
 // liveSocket opens the live WebSocket of a page (its live URL), closed when the test ends.

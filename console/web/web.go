@@ -1,6 +1,7 @@
 // Package web is the fleet console: server-rendered pages for field ops, readable on a phone,
 // that show which kiosks are down or degraded and why, and let a technician send a command, set a
-// kiosk's desired configuration or revoke it. It talks to the hub only over its HTTP API
+// kiosk's desired configuration or revoke it, or do one of those to every kiosk a filter selects
+// (bulk actions, the hub's bulk jobs). It talks to the hub only over its HTTP API
 // (docs/api.md) through a Hub, normally a *api.Client. Pages are zh-CN by default, English via
 // ?lang=en or Accept-Language; templates, styles and the small live-update script are embedded.
 //
@@ -154,7 +155,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range []string{"overview", "devices", "device", "apps", "app", "rollouts", "error", "heat", "funnel", "ratings", "recommendations", "login", "alerts", "audit"} {
+	for _, p := range []string{"overview", "devices", "device", "apps", "app", "rollouts", "error", "heat", "funnel", "ratings", "recommendations", "login", "alerts", "audit", "bulk", "bulkjob", "workorder", "workorders"} {
 		t, err := template.Must(base.Clone()).ParseFS(assets, "templates/"+p+".html")
 		if err != nil {
 			return nil, err
@@ -170,8 +171,16 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("POST /devices/{id}/desired", s.setDesired)
 	s.mux.HandleFunc("POST /devices/{id}/revoke", s.revoke)
 	s.mux.HandleFunc("GET /alerts", s.alerts)
+	s.mux.HandleFunc("GET /bulk", s.bulk)
+	s.mux.HandleFunc("POST /bulk", s.startBulk)
+	s.mux.HandleFunc("GET /bulk/{id}", s.bulkJob)
 	s.mux.HandleFunc("GET /audit", s.audit)
 	s.mux.HandleFunc("POST /alerts/{id}/{action}", s.moveAlert)
+	s.mux.HandleFunc("POST /alerts/{id}/silence", s.silenceAlert)
+	s.mux.HandleFunc("GET /alerts/{id}/workorder", s.workOrderPage)
+	s.mux.HandleFunc("POST /alerts/{id}/workorder", s.createWorkOrder)
+	s.mux.HandleFunc("GET /workorders", s.workOrders)
+	s.mux.HandleFunc("POST /workorders/{id}/close", s.closeWorkOrder)
 	s.mux.HandleFunc("GET /live", s.live)
 	s.mux.HandleFunc("GET /login", s.startLogin)
 	s.mux.HandleFunc("GET /callback", s.callback)
@@ -265,7 +274,10 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	// The page's own address: a form's POST renders the device page it came from.
 	path, q := r.URL.Path, r.URL.Query()
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		path, q = "/devices/"+url.PathEscape(r.PathValue("id")), url.Values{}
+		path, q = r.URL.Path, url.Values{}
+		if strings.HasPrefix(path, "/devices/") {
+			path = "/devices/" + url.PathEscape(r.PathValue("id"))
+		}
 	}
 	q.Del("live")
 	q.Del("lang")

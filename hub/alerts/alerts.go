@@ -2,9 +2,9 @@
 // offline longer than OfflineAfter; a peripheral at fault (paper out, cover open, unplugged) or
 // degraded (paper low). Each condition is one alert (the store deduplicates) that a person
 // acknowledges and resolves, or that the hub resolves when the condition clears. It reacts to the
-// hub's change notices (hub/events) within moments, and sweeps the fleet every SweepEvery for
+// hub's change notices (hub/feed) within moments (at most CheckDelay), and sweeps the fleet every SweepEvery for
 // what no notice announces (time passing offline). Each opened and resolved alert goes to the
-// Notifier.
+// Notifier, unless a silence (a maintenance window, store.Silences) covers its kiosk and rule.
 package alerts
 
 import (
@@ -33,6 +33,7 @@ const (
 // Store is what the engine needs of the hub's store.
 type Store interface {
 	store.Alerts
+	ListSilences(ctx context.Context, at time.Time) ([]store.Silence, error)
 	GetDevice(ctx context.Context, id string) (store.Device, error)
 	ListDevices(ctx context.Context, f store.DeviceFilter) ([]store.Device, error)
 }
@@ -63,6 +64,7 @@ type Engine struct {
 
 	opened, resolved *prometheus.CounterVec // by rule
 	notifyFailed     prometheus.Counter
+	silencedN        prometheus.Counter
 }
 
 // New returns an engine.
@@ -86,18 +88,28 @@ func New(cfg Config) *Engine {
 			Help: "Alerts resolved because their condition cleared, by rule."}, []string{"rule"}),
 		notifyFailed: prometheus.NewCounter(prometheus.CounterOpts{Name: "kf_alert_notifications_failed_total",
 			Help: "Alert notifications given up after every attempt failed."}),
+		silencedN: prometheus.NewCounter(prometheus.CounterOpts{Name: "kf_alert_notifications_silenced_total",
+			Help: "Alert notifications not sent: a silence (maintenance window) covered the alert."}),
 	}
 }
 
 // Register registers the engine's metrics.
 func (e *Engine) Register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{e.opened, e.resolved, e.notifyFailed} {
+	for _, c := range []prometheus.Collector{e.opened, e.resolved, e.notifyFailed, e.silencedN} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// CheckDelay bounds how often kiosks are checked on notices. A kiosk syncing records has a notice
+// with every group commit its records are in (a dozen a second when the hub is busy), and each
+// check reads its device row and open alerts: at 1,000 kiosks x 10 records/s that was ~10,000
+// checks a second, and the engine, falling behind, lost notices and swept the whole fleet again
+// and again. The first notice after a quiet spell is checked at once; those that come within
+// CheckDelay of it gather, and each kiosk among them is checked once when it ends.
+const CheckDelay = time.Second
 
 // Run applies the rules until ctx ends or the feed closes.
 func (e *Engine) Run(ctx context.Context) error {
@@ -115,7 +127,14 @@ func (e *Engine) Run(ctx context.Context) error {
 	}()
 	defer func() { <-done }()
 	defer cancel()
-	e.Sweep(ctx)
+	dirty := map[string]struct{}{} // kiosks noticed since the last checks
+	var checks <-chan time.Time    // when they are checked; nil: quiet, check at once
+	sweep := func() {
+		clear(dirty) // the sweep checks them all
+		checks = nil
+		e.Sweep(ctx)
+	}
+	sweep()
 	tick := time.NewTicker(e.cfg.SweepEvery)
 	defer tick.Stop()
 	for {
@@ -123,15 +142,29 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
-			e.Sweep(ctx)
+			sweep()
+		case <-checks:
+			checks = nil
+			if len(dirty) > 0 {
+				for id := range dirty {
+					e.Check(ctx, id)
+				}
+				clear(dirty)
+				checks = time.After(CheckDelay)
+			}
 		case ev, ok := <-sub.C:
 			switch {
 			case !ok:
 				return nil
 			case sub.Lost() || ev.Kind == api.NoticeResync:
-				e.Sweep(ctx)
+				sweep()
 			case ev.Kind == api.NoticePresence || ev.Kind == api.NoticeRecords:
-				e.Check(ctx, ev.DeviceID)
+				if checks == nil {
+					e.Check(ctx, ev.DeviceID)
+					checks = time.After(CheckDelay)
+				} else {
+					dirty[ev.DeviceID] = struct{}{}
+				}
 			}
 		}
 	}
@@ -227,8 +260,9 @@ func (e *Engine) apply(ctx context.Context, d store.Device, open []store.Alert) 
 		}
 		if created {
 			e.opened.WithLabelValues(c.rule).Inc()
-			e.cfg.Log.Info("alert opened", "id", a.ID, "device", d.ID, "rule", c.rule, "subject", c.subject, "detail", c.detail)
-			e.changed(d, a)
+			quiet := e.silenced(ctx, d.ID, c.rule, now)
+			e.cfg.Log.Info("alert opened", "id", a.ID, "device", d.ID, "rule", c.rule, "subject", c.subject, "detail", c.detail, "silenced", quiet)
+			e.tell(d, a, !quiet)
 		}
 	}
 	for _, a := range open {
@@ -244,14 +278,28 @@ func (e *Engine) apply(ctx context.Context, d store.Device, open []store.Alert) 
 		default:
 			e.resolved.WithLabelValues(a.Rule).Inc()
 			e.cfg.Log.Info("alert resolved: condition cleared", "id", a.ID, "device", d.ID, "rule", a.Rule)
-			e.changed(d, r)
+			e.tell(d, r, !e.silenced(ctx, d.ID, a.Rule, now))
 		}
 	}
 }
 
-// changed tells live viewers and the notifier about an alert that opened or moved.
-func (e *Engine) changed(d store.Device, a store.Alert) {
+// silenced reports whether an active silence quiets the rule's alerts of a kiosk at now.
+func (e *Engine) silenced(ctx context.Context, device, rule string, now time.Time) bool {
+	ss, err := e.cfg.Store.ListSilences(ctx, now)
+	if err != nil {
+		e.cfg.Log.Warn("alert silences", "err", err) // notify rather than miss an alert
+		return false
+	}
+	return slices.ContainsFunc(ss, func(s store.Silence) bool { return s.Matches(device, rule, now) })
+}
+
+// tell tells live viewers, and the notifier if notify, about an alert that opened or moved.
+func (e *Engine) tell(d store.Device, a store.Alert, notify bool) {
 	e.cfg.Feed.Publish(api.Notice{Kind: api.NoticeAlert, DeviceID: d.ID, At: e.cfg.Now()})
+	if !notify {
+		e.silencedN.Inc()
+		return
+	}
 	if e.cfg.Notify == nil {
 		return
 	}
@@ -263,7 +311,7 @@ func (e *Engine) changed(d store.Device, a store.Alert) {
 }
 
 // Changed is for the API: an alert a person acknowledged or resolved.
-func (e *Engine) Changed(d store.Device, a store.Alert) { e.changed(d, a) }
+func (e *Engine) Changed(d store.Device, a store.Alert) { e.tell(d, a, true) }
 
 func (e *Engine) notifyLoop(ctx context.Context) {
 	for {

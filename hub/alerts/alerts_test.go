@@ -193,3 +193,97 @@ func TestRules(t *testing.T) {
 		t.Errorf("%d attempts, want 12 (3 per notification)", n)
 	}
 }
+
+// TestSilence: an alert of a kiosk under a silence (its rule, while it lasts) is raised and shown
+// but not notified; the same kiosk's other rules, and the alerts after the silence ends, are.
+func TestSilence(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "hub.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clk := &clock{}
+	clk.Set(storetest.T0)
+	rc := &receiver{failures: map[string]int{}, got: map[string]api.Alert{}}
+	hook := httptest.NewServer(rc)
+	t.Cleanup(hook.Close)
+	eng := alerts.New(alerts.Config{Store: st, Feed: feed.New(64, clk.Now), OfflineAfter: 5 * time.Minute, SweepEvery: time.Hour, Now: clk.Now,
+		Notify: &alerts.Webhook{URL: hook.URL, Backoff: 10 * time.Millisecond}})
+	storetest.Enroll(t, st, "sz", "k1")
+	if err := st.SetPresences(t.Context(), []store.PresenceUpdate{{DeviceID: "k1", Online: true, At: storetest.T0}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	if _, err := st.CreateSilence(t.Context(), store.Silence{DeviceID: "k1", Rule: alerts.RulePeripheralFault, CreatedBy: "eng1",
+		StartsAt: storetest.T0, EndsAt: storetest.T0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	commitPeripherals(t, st, "k1", 1, `{"devices":[{"id":"receipt0","class":"receipt-printer","connected":true,"status":"fault","reasons":["paper-out"]},
+		{"id":"idreader0","class":"id-reader","connected":true,"status":"degraded","reasons":["sam-warm"]}]}`, clk.Now())
+	eng.Check(t.Context(), "k1")
+	as, err := st.ListAlerts(t.Context(), store.AlertFilter{Unresolved: true})
+	if err != nil || len(as) != 2 {
+		t.Fatalf("alerts: %+v %v", as, err)
+	}
+	// The degraded reader is notified (another rule); the paper-out is not. After the silence,
+	// the paper-out's resolution is notified (in order: a wrongly sent opening would come first).
+	clk.Advance(2 * time.Hour)
+	commitPeripherals(t, st, "k1", 2, `{"devices":[{"id":"receipt0","class":"receipt-printer","connected":true,"status":"ok"},
+		{"id":"idreader0","class":"id-reader","connected":true,"status":"degraded","reasons":["sam-warm"]}]}`, clk.Now())
+	eng.Check(t.Context(), "k1")
+	eventually(t, "the paper's resolution notified", func() bool { return len(rc.keys()) >= 2 })
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.order) != 2 || rc.got[rc.order[0]].Rule != alerts.RulePeripheralDegraded ||
+		rc.got[rc.order[1]].Rule != alerts.RulePeripheralFault || rc.got[rc.order[1]].State != "resolved" {
+		t.Fatalf("notified: %v", rc.got)
+	}
+}
+
+// countingStore counts the engine's reads of one kiosk.
+type countingStore struct {
+	*sqlite.Store
+	gets atomic.Int32
+}
+
+func (s *countingStore) GetDevice(ctx context.Context, id string) (store.Device, error) {
+	s.gets.Add(1)
+	return s.Store.GetDevice(ctx, id)
+}
+
+// TestChecksGathered: a burst of notices (a kiosk's records in every group commit of a busy hub)
+// costs a check at once and then one per kiosk at the end of CheckDelay, not one per notice.
+func TestChecksGathered(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "hub.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	storetest.Enroll(t, st, "sz", "k1")
+	storetest.Enroll(t, st, "sz", "k2")
+	cs := &countingStore{Store: st}
+	fd := feed.New(1024, time.Now)
+	eng := alerts.New(alerts.Config{Store: cs, Feed: fd, SweepEvery: time.Hour})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	eventually(t, "the engine following the feed", func() bool { return fd.Subscribers() == 1 })
+	for i := range 200 {
+		fd.Publish(api.Notice{Kind: api.NoticeRecords, DeviceID: fmt.Sprintf("k%d", 1+i%2), At: time.Now()})
+	}
+	eventually(t, "the gathered checks", func() bool { return cs.gets.Load() >= 3 })
+	time.Sleep(alerts.CheckDelay + 200*time.Millisecond) // give a wrong implementation time to check more
+	if n := cs.gets.Load(); n != 3 {
+		t.Fatalf("%d device reads for 200 notices of 2 kiosks, want 3 (k1 at once, then k1 and k2)", n)
+	}
+}

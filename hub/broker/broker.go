@@ -73,7 +73,10 @@ var (
 
 // Config configures a Broker. ClientCAs, Certificate and Authorize are required.
 type Config struct {
-	Addr        string          // listen address, e.g. "127.0.0.1:0" or ":8883"
+	Addr string // listen address, e.g. "127.0.0.1:0" or ":8883"
+	// Listener, if set, is served instead of listening on Addr (the hub's, reading PROXY
+	// protocol headers: hub/proxyproto); Close closes it.
+	Listener    net.Listener
 	ClientCAs   *x509.CertPool  // roots device certificates must chain to (ca.CA.Pool)
 	Certificate tls.Certificate // the broker's server certificate (ca.CA.ServerTLSCert)
 	Logger      *slog.Logger    // nil: discard
@@ -206,9 +209,12 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("broker: listen: %w", err)
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return nil, fmt.Errorf("broker: listen: %w", err)
+		}
 	}
 	b := &Broker{
 		cfg:      cfg,

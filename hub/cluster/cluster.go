@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -45,7 +46,9 @@ type Sessions interface {
 
 // Downlink sends devices what the database holds for them, and records presence (the ingest).
 type Downlink interface {
-	SendPending(ctx context.Context, deviceID string)
+	// SendNoticed sends the device its pending commands; noticed is when the replica heard
+	// that it has new ones (zero: a sweep), from which the downlink measures its latency.
+	SendNoticed(ctx context.Context, deviceID string, noticed time.Time)
 	PushDesired(ctx context.Context, deviceID string)
 	SetPresence(ctx context.Context, deviceID string, online bool, agentVersion string)
 }
@@ -74,7 +77,9 @@ type Config struct {
 	Lease time.Duration
 	// Sweep is how often the replica sends what notices may have missed (default 30 s).
 	Sweep time.Duration
-	// Workers send downlink on notices, this many devices at once (default 4).
+	// Workers send downlink on notices, this many devices at once (default 4). A device's
+	// work always goes to the same worker (by a hash of its ID), so one device is served by one
+	// worker at a time, in the order its notices came.
 	Workers int
 	Now     func() time.Time
 	Log     *slog.Logger
@@ -89,23 +94,20 @@ type Replica struct {
 	down     Downlink
 	caches   Caches // nil: no identity provider to tell
 
-	jobs chan job
-	mu   sync.Mutex
-	due  map[job]bool // queued and not yet taken: a device's second notice adds nothing
-	owed atomic.Bool  // a job was dropped on a full queue: a worker sweeps and rechecks
+	shards []chan job // one per worker
+	mu     sync.Mutex
+	// due holds the jobs queued and not yet taken, with when the first of their notices came: a
+	// device's second notice adds nothing.
+	due     map[job]time.Time
+	poke    chan struct{} // sweep now: a job was dropped on a full queue, or notices were lost
+	recheck atomic.Bool   // and recheck every session first
 }
 
-// job is a piece of work for the workers: send a device its commands or desired state, sweep,
-// or recheck every session.
+// job is a piece of work for a worker: send a device its commands or its desired state.
 type job struct {
 	kind store.ChangeKind
 	id   string
 }
-
-var (
-	sweepJob   = job{kind: "sweep"}
-	recheckJob = job{kind: "recheck"}
-)
 
 // New returns a Replica. caches may be nil.
 func New(cfg Config, st Store, sessions Sessions, down Downlink, caches Caches) (*Replica, error) {
@@ -127,8 +129,12 @@ func New(cfg Config, st Store, sessions Sessions, down Downlink, caches Caches) 
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Replica{cfg: cfg, st: st, sessions: sessions, down: down, caches: caches,
-		jobs: make(chan job, 4096), due: map[job]bool{}}, nil
+	r := &Replica{cfg: cfg, st: st, sessions: sessions, down: down, caches: caches,
+		due: map[job]time.Time{}, poke: make(chan struct{}, 1)}
+	for range cfg.Workers {
+		r.shards = append(r.shards, make(chan job, max(64, 4096/cfg.Workers)))
+	}
+	return r, nil
 }
 
 // Start releases what the replica's previous process held (it holds no session yet) and takes
@@ -160,8 +166,8 @@ func (r *Replica) Release(ctx context.Context) error {
 func (r *Replica) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for range r.cfg.Workers {
-		wg.Go(func() { r.work(ctx) })
+	for _, jobs := range r.shards {
+		wg.Go(func() { r.work(ctx, jobs) })
 	}
 	wg.Go(func() { r.leases(ctx) })
 	if n, ok := r.st.(store.Notifier); ok {
@@ -174,8 +180,12 @@ func (r *Replica) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			r.queue(sweepJob)
+		case <-r.poke:
 		}
+		if r.recheck.CompareAndSwap(true, false) {
+			r.sessions.Recheck()
+		}
+		r.sweep(ctx)
 	}
 }
 
@@ -225,8 +235,16 @@ func (r *Replica) onListen() {
 		r.caches.ForgetClients()
 		r.caches.ForgetKeys()
 	}
-	r.queue(recheckJob)
-	r.queue(sweepJob)
+	r.recheck.Store(true)
+	r.sweepSoon()
+}
+
+// sweepSoon has Run sweep now (without waiting: the callers are the listener and onChange).
+func (r *Replica) sweepSoon() {
+	select {
+	case r.poke <- struct{}{}:
+	default: // a sweep is due already
+	}
 }
 
 // onChange acts on a notice: cheap ones at once, those that read the database on a worker, and
@@ -235,7 +253,9 @@ func (r *Replica) onChange(c store.Change) {
 	switch c.Kind {
 	case store.ChangeCommand, store.ChangeDesired:
 		if r.sessions.Connected(c.ID) {
-			r.queue(job{kind: c.Kind, id: c.ID})
+			if !r.queue(nil, job{kind: c.Kind, id: c.ID}, time.Now()) {
+				r.sweepSoon() // the sweep finds what the dropped job was for
+			}
 		}
 	case store.ChangeRevoked:
 		r.sessions.Disconnect(c.ID)
@@ -250,55 +270,76 @@ func (r *Replica) onChange(c store.Change) {
 	}
 }
 
-// queue hands a job to the workers unless it waits already. When the queue is full the job is
-// dropped, and a worker sweeps and rechecks after its current job instead, which covers it.
-func (r *Replica) queue(j job) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.due[j] {
-		return
-	}
-	select {
-	case r.jobs <- j:
-		r.due[j] = true
-	default:
-		r.owed.Store(true)
-	}
+// shard is the worker queue of a device: always the same one, so that a device's jobs run one
+// at a time and in the order they were queued (two workers sending one device's commands at
+// once could each publish and mark the same commands).
+func (r *Replica) shard(id string) chan job {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return r.shards[h.Sum32()%uint32(len(r.shards))]
 }
 
-func (r *Replica) work(ctx context.Context) {
+// queue hands a job to its device's worker unless it waits already, and reports whether it is
+// queued. noticed is when its notice came (zero: a sweep). With done nil queue does not wait:
+// on a full queue the job is dropped (false); else it waits for room until done is closed.
+func (r *Replica) queue(done <-chan struct{}, j job, noticed time.Time) bool {
+	r.mu.Lock()
+	if at, ok := r.due[j]; ok {
+		if at.IsZero() {
+			r.due[j] = noticed
+		}
+		r.mu.Unlock()
+		return true
+	}
+	r.due[j] = noticed // before the send: the worker may take it at once
+	r.mu.Unlock()
+	jobs := r.shard(j.id)
+	select {
+	case jobs <- j:
+		return true
+	default:
+	}
+	if done != nil {
+		select {
+		case jobs <- j:
+			return true
+		case <-done:
+		}
+	}
+	r.mu.Lock()
+	delete(r.due, j)
+	r.mu.Unlock()
+	return false
+}
+
+// take removes a job from due as its worker takes it, and returns when its first notice came.
+func (r *Replica) take(j job) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	noticed := r.due[j]
+	delete(r.due, j)
+	return noticed
+}
+
+func (r *Replica) work(ctx context.Context, jobs <-chan job) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case j := <-r.jobs:
-			r.mu.Lock()
-			delete(r.due, j)
-			r.mu.Unlock()
-			r.do(ctx, j)
-		}
-		if r.owed.CompareAndSwap(true, false) {
-			r.do(ctx, recheckJob)
-			r.do(ctx, sweepJob)
+		case j := <-jobs:
+			noticed := r.take(j)
+			switch j.kind {
+			case store.ChangeCommand:
+				r.down.SendNoticed(ctx, j.id, noticed)
+			case store.ChangeDesired:
+				r.down.PushDesired(ctx, j.id)
+			}
 		}
 	}
 }
 
-func (r *Replica) do(ctx context.Context, j job) {
-	switch j.kind {
-	case sweepJob.kind:
-		r.sweep(ctx)
-	case recheckJob.kind:
-		r.sessions.Recheck()
-	case store.ChangeCommand:
-		r.down.SendPending(ctx, j.id)
-	case store.ChangeDesired:
-		r.down.PushDesired(ctx, j.id)
-	}
-}
-
-// sweep sends the queued commands and the desired state of devices this replica holds that
-// have some waiting.
+// sweep has the workers send the queued commands and the desired state of devices this replica
+// holds that have some waiting. It waits for room in their queues: it runs on Run's goroutine.
 func (r *Replica) sweep(ctx context.Context) {
 	cmds, err := r.st.DevicesWithQueued(ctx, r.cfg.Now())
 	if err != nil {
@@ -315,19 +356,17 @@ func (r *Replica) sweep(ctx context.Context) {
 		return
 	}
 	n := 0
-	for _, id := range cmds {
-		if r.sessions.Connected(id) {
-			r.down.SendPending(ctx, id)
-			n++
-		}
-	}
-	for _, id := range behind {
-		if r.sessions.Connected(id) {
-			r.down.PushDesired(ctx, id)
-			n++
+	for _, w := range []struct {
+		kind store.ChangeKind
+		ids  []string
+	}{{store.ChangeCommand, cmds}, {store.ChangeDesired, behind}} {
+		for _, id := range w.ids {
+			if r.sessions.Connected(id) && r.queue(ctx.Done(), job{kind: w.kind, id: id}, time.Time{}) {
+				n++
+			}
 		}
 	}
 	if n > 0 {
-		r.cfg.Log.Info("downlink sweep sent what was waiting", "devices", n)
+		r.cfg.Log.Info("downlink sweep queued what was waiting", "devices", n)
 	}
 }

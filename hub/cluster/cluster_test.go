@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,7 +67,7 @@ func (n *node) Live() []string {
 	return ids
 }
 func (n *node) Recheck() {}
-func (n *node) SendPending(_ context.Context, id string) {
+func (n *node) SendNoticed(_ context.Context, id string, _ time.Time) {
 	n.mu.Lock()
 	n.sent = append(n.sent, "command:"+id)
 	n.mu.Unlock()
@@ -273,5 +274,115 @@ func TestSweepSendsWhatWaits(t *testing.T) {
 	})
 	if n.has(&n.sent, "command:k2") || n.has(&n.sent, "desired:k2") {
 		t.Errorf("sent to k2, held by no one: %v", n.sent)
+	}
+}
+
+// told is a store that tells the changes the test pushes, as PostgreSQL's notices would.
+type told struct {
+	store.Store
+	changes chan store.Change
+}
+
+func (s *told) Listen(ctx context.Context, onListen func(), onChange func(store.Change)) error {
+	onListen()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case c := <-s.changes:
+			onChange(c)
+		}
+	}
+}
+
+// serial is a downlink that notes when two sendings to one device overlap, and which notice
+// (by number) each device's latest sending followed.
+type serial struct {
+	*node
+	gen atomic.Int64 // notices pushed so far
+
+	mu        sync.Mutex
+	busy      map[string]bool
+	overlaps  []string
+	served    map[string]int64
+	unnoticed int
+	sendings  int
+}
+
+func (s *serial) SendNoticed(_ context.Context, id string, noticed time.Time) {
+	g := s.gen.Load() // what a fetch of the device's commands here would find
+	s.mu.Lock()
+	if s.busy[id] {
+		s.overlaps = append(s.overlaps, id)
+	}
+	s.busy[id] = true
+	if noticed.IsZero() {
+		s.unnoticed++
+	}
+	s.sendings++
+	s.mu.Unlock()
+	time.Sleep(time.Millisecond) // a fetch and a publish
+	s.mu.Lock()
+	s.busy[id] = false
+	s.served[id] = max(s.served[id], g)
+	s.mu.Unlock()
+}
+
+// Notices for a few devices, faster than the workers send: a device is served by one worker at
+// a time (so its commands go out in order, and are not published and marked twice at once),
+// every notice is followed by a sending that sees it, and each sending knows when its notice
+// came (for the latency metrics).
+func TestDownlinkOneWorkerPerDevice(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "hub.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	devices := []string{"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"}
+	n := &node{name: "a", st: st, live: map[string]bool{}}
+	for _, id := range devices {
+		n.live[id] = true
+	}
+	s := &serial{node: n, busy: map[string]bool{}, served: map[string]int64{}}
+	ts := &told{Store: st, changes: make(chan store.Change)}
+	rep, err := cluster.New(cluster.Config{Replica: "a", Lease: lease, Sweep: time.Hour, Workers: 4}, ts, n, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { rep.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	want := map[string]int64{}
+	const notices = 500
+	for i := range notices {
+		id := devices[(i*5+i/7)%len(devices)]
+		want[id] = s.gen.Add(1)
+		ts.changes <- store.Change{Kind: store.ChangeCommand, ID: id}
+		if i%4 == 0 {
+			time.Sleep(500 * time.Microsecond) // notices also come while their devices are being served
+		}
+	}
+	eventually(t, 10*time.Second, "every device served after its last notice", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for id, g := range want {
+			if s.served[id] < g {
+				return false
+			}
+		}
+		return true
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t.Logf("%d sendings for %d notices", s.sendings, notices)
+	if len(s.overlaps) > 0 {
+		t.Errorf("%d sendings overlapped another to the same device: %v", len(s.overlaps), s.overlaps)
+	}
+	if s.unnoticed > 0 {
+		t.Errorf("%d sendings on a notice without its time", s.unnoticed)
 	}
 }

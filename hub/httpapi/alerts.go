@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -29,24 +30,26 @@ func (a *API) listAlerts(r *http.Request, _ none) (api.Alerts, error) {
 	if n, err := strconv.Atoi(q.Get("limit")); err == nil && n > 0 && n < f.Limit {
 		f.Limit = n
 	}
-	regions := map[string]string{} // of the kiosks in scope
-	for _, retired := range []bool{false, true} {
-		ds, err := a.cfg.Store.ListDevices(r.Context(), store.DeviceFilter{Scope: principal(r).Regions, Retired: retired})
-		if err != nil {
-			return api.Alerts{}, err
-		}
-		for _, d := range ds {
-			regions[d.ID] = d.Region
-		}
+	regions, err := a.regionsInScope(r)
+	if err != nil {
+		return api.Alerts{}, err
 	}
 	as, err := a.cfg.Store.ListAlerts(r.Context(), f)
+	if err != nil {
+		return api.Alerts{}, err
+	}
+	now := a.cfg.Now()
+	silences, err := a.cfg.Store.ListSilences(r.Context(), now)
 	if err != nil {
 		return api.Alerts{}, err
 	}
 	out := api.Alerts{Alerts: []api.Alert{}}
 	for _, al := range as {
 		if region, ok := regions[al.DeviceID]; ok {
-			out.Alerts = append(out.Alerts, alerts.View(al, region))
+			v := alerts.View(al, region)
+			v.Silenced = al.State != store.AlertResolved &&
+				slices.ContainsFunc(silences, func(s store.Silence) bool { return s.Matches(al.DeviceID, al.Rule, now) })
+			out.Alerts = append(out.Alerts, v)
 		}
 	}
 	return out, nil

@@ -84,10 +84,10 @@ func (a *API) createCase(r *http.Request, req api.CreateCase) (api.Case, error) 
 	// The citizen's token says who she is and where she applied.
 	cr := r.Clone(r.Context())
 	cr.Header.Set("Authorization", "Bearer "+req.CitizenToken)
-	p, err := a.cfg.Auth.Authenticate(cr)
+	p, err := a.authenticateFor(cr, AudienceCitizen)
 	if err != nil || req.CitizenToken == "" || !p.Has(roleCitizen) {
 		return api.Case{}, &api.Error{Status: http.StatusBadRequest, Code: "bad_request", Message: "invalid request",
-			Fields: []string{"citizenToken: not a live access token of a citizen"}}
+			Fields: []string{"citizenToken: not a live access token of a citizen for the citizens' API"}}
 	}
 	n := cases.NewCase{Ref: req.Ref, Service: req.Service, Department: req.Department, Title: req.Title, Account: p.Subject,
 		Channel: req.Channel}

@@ -102,11 +102,12 @@ type originKey struct{}
 
 // eventOrigin authenticates the channel a batch comes from: a client by HTTP Basic credentials
 // (RFC 7617; a public client by its ID and an empty secret), or an access token the hub issued
-// to a client, a citizen's or the kiosk shell's. Clients other than the built-in channels name
-// their channel with ?channel=web|mobile|miniprogram. Kiosk events come only from an enrolled,
+// to a client for the citizens' API, a citizen's or the kiosk shell's (a fleet API token is
+// refused). Clients other than the built-in channels name their channel with
+// ?channel=web|mobile|miniprogram. Kiosk events come only from an enrolled,
 // unrevoked kiosk: through its outbox, or with a citizen's session opened there.
 func (a *API) eventOrigin(r *http.Request) (events.Origin, error) {
-	unauthorized := apiErr(http.StatusUnauthorized, "unauthorized", "events need a channel client's credentials or an access token")
+	unauthorized := apiErr(http.StatusUnauthorized, "unauthorized", "events need a channel client's credentials or an access token for the citizens' API")
 	named := r.URL.Query().Get("channel")
 	if id, secret, ok := r.BasicAuth(); ok {
 		if a.cfg.Clients == nil {
@@ -127,7 +128,7 @@ func (a *API) eventOrigin(r *http.Request) (events.Origin, error) {
 	if !strings.HasPrefix(strings.ToLower(r.Header.Get("Authorization")), "bearer ") {
 		return events.Origin{}, unauthorized
 	}
-	p, err := a.cfg.Auth.Authenticate(r)
+	p, err := a.authenticateFor(r, AudienceCitizen) // a channel's token, never the fleet API's
 	if err != nil {
 		return events.Origin{}, unauthorized
 	}

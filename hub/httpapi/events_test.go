@@ -82,15 +82,15 @@ func newEvEnv(t testing.TB, hold bool, mod ...func(*events.Config, *httpapi.Conf
 	ecfg := events.Config{Secret: bytes.Repeat([]byte{3}, 32), Now: func() time.Time { return e.now }}
 	acfg := httpapi.Config{Store: st, Clients: clients{"web-portal": "web-secret", "mini-program": "", "dept": "dept-secret"},
 		Auth: tokens{
-			aliceWeb:    {Subject: alice, Roles: []string{"citizen"}, ClientID: "web-portal"},
-			aliceMobile: {Subject: alice, Roles: []string{"citizen"}, ClientID: "mobile-app"},
-			aliceKiosk:  {Subject: alice, Roles: []string{"citizen"}, ClientID: "kiosk-shell", KioskID: "kiosk-1"},
-			revokedTok:  {Subject: alice, Roles: []string{"citizen"}, ClientID: "kiosk-shell", KioskID: "k-revoked"},
-			staffTok:    {Subject: "ops1", Roles: []string{"fieldops"}},
-			bobTok:      {Subject: "c_bob", Roles: []string{"citizen"}, ClientID: "web-portal"},
+			aliceWeb:    {Subject: alice, Roles: []string{"citizen"}, ClientID: "web-portal", Audience: citizenAPI},
+			aliceMobile: {Subject: alice, Roles: []string{"citizen"}, ClientID: "mobile-app", Audience: citizenAPI},
+			aliceKiosk:  {Subject: alice, Roles: []string{"citizen"}, ClientID: "kiosk-shell", KioskID: "kiosk-1", Audience: citizenAPI},
+			revokedTok:  {Subject: alice, Roles: []string{"citizen"}, ClientID: "kiosk-shell", KioskID: "k-revoked", Audience: citizenAPI},
+			staffTok:    {Subject: "ops1", Roles: []string{"fieldops"}, Audience: fleetAPI},
+			bobTok:      {Subject: "c_bob", Roles: []string{"citizen"}, ClientID: "web-portal", Audience: citizenAPI},
 		}}
 	for i := range 12 {
-		acfg.Auth.(tokens)[fmt.Sprint("cit-", i)] = httpapi.Principal{Subject: fmt.Sprint("c_", i), Roles: []string{"citizen"}, ClientID: "mobile-app"}
+		acfg.Auth.(tokens)[fmt.Sprint("cit-", i)] = httpapi.Principal{Subject: fmt.Sprint("c_", i), Roles: []string{"citizen"}, ClientID: "mobile-app", Audience: citizenAPI}
 	}
 	for _, m := range mod {
 		m(&ecfg, &acfg)
@@ -256,7 +256,7 @@ func TestEventsAuth(t *testing.T) {
 		{basic("web-portal", "wrong"), "", http.StatusUnauthorized},
 		{basic("web-portal", ""), "", http.StatusUnauthorized},
 		{bearer("forged"), "", http.StatusUnauthorized},
-		{bearer(staffTok), "", http.StatusForbidden},
+		{bearer(staffTok), "", http.StatusUnauthorized}, // a fleet API token
 		{bearer(revokedTok), "", http.StatusForbidden},
 		{basic("dept", "dept-secret"), "", http.StatusBadRequest},
 		{basic("dept", "dept-secret"), "?channel=kiosk", http.StatusBadRequest},

@@ -1,10 +1,11 @@
 // Package httpapi serves the hub's JSON HTTP API under /api/v1 (documented in docs/api.md): sites,
 // enrollment, devices, commands, desired and reported state, records, journal verification and
-// security events, health, who the caller is (me), live events, alerts, the audit log, the app
-// catalog with its guides, the update repository's management and rollouts. A caller with a
-// region scope sees and acts on the kiosks and sites under it only. Every endpoint but enrollment
-// (authorised by its one-time token) and the channels' public reads of the catalog requires a
-// bearer token with a staff role.
+// security events, health, who the caller is (me), live events, alerts with their silences and
+// work orders, the audit log, the app catalog with its guides, the update repository's
+// management, rollouts and bulk actions. A caller with a region scope sees and acts on the kiosks
+// and sites under it only. Every endpoint but enrollment (authorised by its one-time token) and
+// the channels' public reads of the catalog requires a bearer token with a staff role; a kiosk's
+// own catalog also takes the kiosk's assertion, signed with its device key (KioskAssertions).
 //
 // One file per resource: it registers its routes and holds its handlers, each written the one way
 // route (handler.go) runs them. A new resource is a new file and a line in New.
@@ -19,6 +20,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/hub/bulk"
 	"github.com/kioskfleet/kioskfleet/hub/catalog"
 	"github.com/kioskfleet/kioskfleet/hub/rollout"
 	"github.com/kioskfleet/kioskfleet/hub/store"
@@ -39,6 +41,8 @@ type Store interface {
 	store.Journal
 	store.Alerts
 	store.StaffAudit
+	store.Silences
+	store.WorkOrders
 	Ping(ctx context.Context) error
 }
 
@@ -64,6 +68,7 @@ type Config struct {
 	Catalog  *catalog.Catalog    // the app catalog and guides; nil: not served
 	Updates  *updates.Repository // the update repository; nil: not served
 	Rollouts *rollout.Engine     // rollouts; nil: not served
+	Bulk     *bulk.Engine        // bulk actions; nil: not served
 	Log      *slog.Logger
 	MQTTAddr string // advertised to enrolling agents
 	// MQTTAddrs are every address enrolling agents may use and fail over between, MQTTAddr
@@ -156,6 +161,7 @@ func New(cfg Config) *API {
 	a.meRoutes()
 	a.feedRoutes()
 	a.alertRoutes()
+	a.workOrderRoutes()
 	a.auditRoutes()
 	if cfg.Catalog != nil {
 		a.catalogRoutes()
@@ -167,6 +173,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.Rollouts != nil {
 		a.rolloutRoutes()
+	}
+	if cfg.Bulk != nil {
+		a.bulkRoutes()
 	}
 	a.mux.HandleFunc(api.Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, apiErr(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,11 +18,14 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/kioskfleet/kioskfleet/hub/bulk"
 	"github.com/kioskfleet/kioskfleet/hub/ca"
 	"github.com/kioskfleet/kioskfleet/hub/ca/catest"
 	"github.com/kioskfleet/kioskfleet/hub/catalog"
 	"github.com/kioskfleet/kioskfleet/hub/feed"
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
+	"github.com/kioskfleet/kioskfleet/hub/identity"
+	"github.com/kioskfleet/kioskfleet/hub/identity/identitytest"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
@@ -48,6 +52,12 @@ const (
 
 // tokens authenticates fixed bearer tokens.
 type tokens map[string]httpapi.Principal
+
+// The audiences of test tokens: issued for the fleet API, for the citizens' API.
+var (
+	fleetAPI   = []string{httpapi.AudienceFleet}
+	citizenAPI = []string{httpapi.AudienceCitizen}
+)
 
 func (ts tokens) Authenticate(r *http.Request) (httpapi.Principal, error) {
 	h := r.Header.Get("Authorization")
@@ -140,7 +150,31 @@ type env struct {
 	clock    *clock
 	srv      *httptest.Server
 	feed     *feed.Feed
+	bulk     *bulk.Engine
 	inflight atomic.Int64 // requests inside the API handler
+	kiosks   kioskVerifier
+}
+
+// kioskVerifier verifies kiosk assertions with the OpenID Provider a test starts on the env's
+// store (kioskIdentity); none before.
+type kioskVerifier struct {
+	p atomic.Pointer[identity.Provider]
+}
+
+func (k *kioskVerifier) VerifyKiosk(ctx context.Context, assertion string) (string, error) {
+	p := k.p.Load()
+	if p == nil {
+		return "", errors.New("no identity provider in this test")
+	}
+	return p.VerifyKiosk(ctx, assertion)
+}
+
+// kioskIdentity starts the hub's OpenID Provider on the env's store: kiosks it enrolls
+// (EnrollKiosk) authenticate to the API with their device keys.
+func (e *env) kioskIdentity(t testing.TB) *identitytest.Env {
+	idp := identitytest.NewOn(t, e.st)
+	e.kiosks.p.Store(idp.P)
+	return idp
 }
 
 // newEnv starts the API on an httptest server, adjusted by adjust before it starts.
@@ -159,18 +193,21 @@ func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 		t.Fatal(err)
 	}
 	e.cat = cat
+	if e.bulk, err = bulk.New(bulk.Config{Store: st, Sessions: e.sess, Dispatch: e.disp, Notify: e.feed.Publish, Now: e.clock.Now}); err != nil {
+		t.Fatal(err)
+	}
 	h := httpapi.New(httpapi.Config{
-		Store: st, CA: e.ca, Sessions: e.sess, Dispatch: e.disp, Catalog: cat,
+		Store: st, CA: e.ca, Sessions: e.sess, Dispatch: e.disp, Catalog: cat, Bulk: e.bulk,
 		Auth: httpapi.AnyOf{httpapi.NewBootstrapToken(adminTok), tokens{
-			opsTok:      {Subject: "ops1", Roles: []string{"reviewer", "fieldops"}},
-			reviewerTok: {Subject: "rev1", Roles: []string{"reviewer", "developer"}},
-			countyTok:   {Subject: "eng1", Username: "nanshan-eng", Roles: []string{"fieldops"}, Regions: []string{"440305"}},
-			countyAdmin: {Subject: "adm2", Roles: []string{"admin"}, Regions: []string{"440305"}},
-			devTok:      {Subject: "dev1", Roles: []string{"developer"}, Department: "tax"},
-			devHRTok:    {Subject: "dev2", Roles: []string{"developer"}, Department: "hr"},
-			revTok:      {Subject: "rev2", Roles: []string{"reviewer"}},
-			opTok:       {Subject: "op1", Roles: []string{"operator"}},
-		}},
+			opsTok:      {Subject: "ops1", Roles: []string{"reviewer", "fieldops"}, Audience: fleetAPI},
+			reviewerTok: {Subject: "rev1", Roles: []string{"reviewer", "developer"}, Audience: fleetAPI},
+			countyTok:   {Subject: "eng1", Username: "nanshan-eng", Roles: []string{"fieldops"}, Regions: []string{"440305"}, Audience: fleetAPI},
+			countyAdmin: {Subject: "adm2", Roles: []string{"admin"}, Regions: []string{"440305"}, Audience: fleetAPI},
+			devTok:      {Subject: "dev1", Roles: []string{"developer"}, Department: "tax", Audience: fleetAPI},
+			devHRTok:    {Subject: "dev2", Roles: []string{"developer"}, Department: "hr", Audience: fleetAPI},
+			revTok:      {Subject: "rev2", Roles: []string{"reviewer"}, Audience: fleetAPI},
+			opTok:       {Subject: "op1", Roles: []string{"operator"}, Audience: fleetAPI},
+		}, httpapi.KioskAssertions{Verifier: &e.kiosks}},
 		MQTTAddr: "127.0.0.1:8883", Version: "0.1.0-test", Now: e.clock.Now, Feed: e.feed, FeedHold: 5 * time.Second,
 	})
 	e.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -450,7 +487,7 @@ func TestAuth(t *testing.T) {
 				if r.status != a.status || r.err(t).Code != a.code {
 					t.Fatalf("%s: status %d %s, want %d %s", a.name, r.status, b, a.status, a.code)
 				}
-				if wa := res.Header.Get("WWW-Authenticate"); (a.status == 401) != (wa == `Bearer realm="kioskfleet"`) {
+				if wa := res.Header.Get("WWW-Authenticate"); (a.status == 401) != strings.HasPrefix(wa, `Bearer realm="kioskfleet"`) {
 					t.Fatalf("%s: WWW-Authenticate %q", a.name, wa)
 				}
 			}

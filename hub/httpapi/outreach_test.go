@@ -21,17 +21,6 @@ import (
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
-// oidcPrincipals lets the API accept the identity provider's access tokens, as the hub does.
-type oidcPrincipals struct{ p *identity.Provider }
-
-func (o oidcPrincipals) Authenticate(r *http.Request) (httpapi.Principal, error) {
-	pr, err := o.p.Authenticate(r)
-	if err != nil {
-		return httpapi.Principal{}, err
-	}
-	return httpapi.Principal{Subject: pr.Subject, Roles: pr.Roles, ClientID: pr.ClientID, KioskID: pr.KioskID}, nil
-}
-
 // TestRecommendations: a citizen who logged in at a kiosk with her ID card (born 60 years ago
 // less 10 days, her card expiring in 60 days) gets, once the simulated clock reaches the window,
 // the senior services and the card renewal, on the kiosk and on the web; a closed case brings its
@@ -56,7 +45,8 @@ func TestRecommendations(t *testing.T) {
 	n += string(gb11643.CheckChar([]byte(n)))
 	card := &wire.IDCard{Number: wire.Secret(n), Name: "李四", ValidTo: realNow.AddDate(0, 0, 60).Format("20060102")}
 	status, tok, err := idp.PostForm("/oidc/token", url.Values{"grant_type": {identity.GrantTypeJWTBearer},
-		"assertion": {k.Assertion(idp.Issuer, card, time.Now(), time.Minute)}, "client_id": {identity.ClientKioskShell}, "scope": {"openid"}}, "", "")
+		"assertion": {k.Assertion(idp.Issuer, card, time.Now(), time.Minute)}, "client_id": {identity.ClientKioskShell}, "scope": {"openid"},
+		identity.ParamResource: {idp.P.CitizenAPI()}}, "", "")
 	if err != nil || status != http.StatusOK {
 		t.Fatalf("ID-card login: %d %v %v", status, tok, err)
 	}
@@ -68,8 +58,8 @@ func TestRecommendations(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Her web session (the web portal's token of the same account).
-	web := tokens{"her-web": {Subject: her.Subject, Roles: []string{"citizen"}, ClientID: identity.ClientWebPortal}}
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Store: st, Auth: httpapi.AnyOf{oidcPrincipals{idp.P}, web}, Events: ev, Outreach: room}))
+	web := tokens{"her-web": {Subject: her.Subject, Roles: []string{"citizen"}, ClientID: identity.ClientWebPortal, Audience: citizenAPI}}
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Store: st, Auth: httpapi.AnyOf{httpapi.OIDC{P: idp.P}, web}, Events: ev, Outreach: room}))
 	t.Cleanup(srv.Close)
 	e := &evEnv{srv: srv}
 	recs := func(token string) api.Recommendations {

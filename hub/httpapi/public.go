@@ -1,9 +1,7 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,7 +9,6 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/catalog"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
-	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 // publicRoutes serves what the channels read without a token (docs/catalog.md, "Public reads"):
@@ -48,7 +45,6 @@ func (a *API) publicRoutes() {
 	a.public("GET "+pre+"/guides/{id}/versions/{version}", guide(false, true))
 	a.public("GET "+pre+"/guides/{id}/versions/{version}/page", guide(true, true))
 	a.mux.HandleFunc("GET "+api.PublicPrefix+"/templates/{file}", a.template)
-	a.mux.HandleFunc("GET "+api.PublicPrefix+"/kiosks/{id}/catalog", a.kioskCatalog)
 }
 
 // public serves pattern with a page of the published catalog, honouring If-None-Match.
@@ -145,52 +141,4 @@ func (a *API) template(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	servePage(w, r, &catalog.Page{Body: b.Data, ETag: `"` + sum + `"`, Type: "application/pdf"}, "public, max-age=31536000, immutable")
-}
-
-// kioskCatalog answers what a kiosk can offer now: the kiosk channel's listed apps gated by the
-// kiosk's latest peripherals body. Public like the channel's catalog: it says no more than the
-// kiosk's own screen shows (which apps work there); kiosk IDs are not guessable.
-func (a *API) kioskCatalog(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !api.ValidDeviceID(id) {
-		a.writeErr(w, apiErr(http.StatusBadRequest, "bad_request", "invalid device id %q", id))
-		return
-	}
-	s, err := a.cfg.Catalog.Published(r.Context())
-	if err != nil {
-		a.writeErr(w, err)
-		return
-	}
-	d, err := a.cfg.Store.GetDevice(r.Context(), id)
-	if err == nil && (d.Revoked || !d.RetiredAt.IsZero()) {
-		err = fmt.Errorf("%w: device %s is out of service", store.ErrNotFound, id)
-	}
-	if err != nil {
-		a.writeErr(w, err)
-		return
-	}
-	var installed wire.UpdateStatus
-	if rep, err := a.cfg.Store.GetReported(r.Context(), id); err == nil {
-		var doc struct {
-			Updates wire.UpdateStatus `json:"updates"`
-		}
-		if json.Unmarshal(rep.Doc, &doc) == nil {
-			installed = doc.Updates
-		}
-	}
-	periph, perr := api.DecodePeripherals(d.Peripherals)
-	out := api.KioskCatalog{Kiosk: id, Generation: s.Generation, PeriphAt: d.PeriphAt, Apps: []api.KioskApp{}, Withheld: []api.WithheldApp{}}
-	for _, e := range s.Entries(api.ChannelKiosk) {
-		ok, why := api.Offered(e.Peripherals, periph)
-		if len(e.Peripherals) > 0 && (len(d.Peripherals) == 0 || perr != nil) {
-			ok, why = false, "the kiosk has not reported its peripherals"
-		}
-		if !ok {
-			out.Withheld = append(out.Withheld, api.WithheldApp{App: e.App, Reason: why})
-			continue
-		}
-		out.Apps = append(out.Apps, api.KioskApp{CatalogEntry: e, Installed: installed.Bundles[e.App].Active})
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, out)
 }

@@ -25,6 +25,7 @@ type accountView struct {
 	Links    []linkView
 	Sessions int // browser sessions besides this one
 	Citizen  bool
+	Linkable []upstreamButton // upstreams the account may link (URL unused)
 }
 
 type passkeyView struct {
@@ -133,6 +134,11 @@ func (p *Provider) accountPage(ctx context.Context, s store.BrowserSession, v *v
 		return err
 	}
 	av.Sessions = len(sessions) - 1
+	if av.Citizen {
+		for _, u := range p.cfg.Upstreams {
+			av.Linkable = append(av.Linkable, upstreamButton{ID: u.ID, Name: u.Name})
+		}
+	}
 	v.Account, v.Passkeys = av, p.wa != nil
 	return nil
 }
@@ -159,6 +165,9 @@ func (p *Provider) serveAccountAction(w http.ResponseWriter, r *http.Request) {
 		err = p.deletePasskey(ctx, s.UserID, r.PostForm.Get("passkey"))
 	case "consent-withdraw":
 		err = p.st.DeleteConsent(ctx, s.UserID, r.PostForm.Get("client"))
+	case "link": // on to the upstream, after the step-up (upstream.go)
+		p.startLink(w, r, v, s)
+		return
 	case "link-remove":
 		err = p.removeLink(ctx, s.UserID, r.PostForm.Get("connector"), r.PostForm.Get("subject"))
 	case "card-unbind":
@@ -330,12 +339,10 @@ type AccountDeleted interface {
 	AccountDeleted(ctx context.Context, accountID string, at time.Time) error
 }
 
-// upstreamButton is an upstream identity provider offered on the login page.
+// upstreamButton is an upstream identity provider offered on the login and account pages.
 type upstreamButton struct {
 	ID, Name, URL string
 }
-
-func (p *Provider) upstreamButtons(*view) []upstreamButton { return nil }
 
 // accountExport is what the account holds of the citizen, as she downloads it (PIPL art. 45:
 // the right to a copy). Her ID number is given masked: the card itself shows it in full.

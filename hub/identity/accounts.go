@@ -243,18 +243,21 @@ func (p *Provider) Bootstrap(ctx context.Context, b BootstrapConfig) (Bootstrapp
 	b.ConsoleURL = strings.TrimRight(b.ConsoleURL, "/")
 	code, refresh, device, bearer := "authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code", GrantTypeJWTBearer
 	all := []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeOfflineAccess}
-	fleet := []string{p.FleetAPI()}
+	// The staff's clients may ask for the fleet API, the citizens' channels for the citizens' API.
+	fleet, citizen := []string{p.FleetAPI()}, []string{p.CitizenAPI()}
 	builtins := []store.Client{
 		{ID: ClientWebPortal, Name: "政务服务网 Web portal", AppType: "web", FirstParty: true,
 			RedirectURIs: []string{b.BaseURL + "/portal/callback"}, PostLogoutURIs: []string{b.BaseURL + "/portal/"},
-			GrantTypes: []string{code, refresh}, Scopes: all},
+			GrantTypes: []string{code, refresh}, Scopes: all, Resources: citizen},
 		{ID: ClientMobileApp, Name: "移动端 Mobile app", AppType: "native", FirstParty: true,
-			RedirectURIs: []string{"cn.gov.kioskfleet.app:/oauth2redirect"}, GrantTypes: []string{code, refresh}, Scopes: all},
+			RedirectURIs: []string{"cn.gov.kioskfleet.app:/oauth2redirect"}, GrantTypes: []string{code, refresh}, Scopes: all,
+			Resources: citizen},
 		{ID: ClientMiniProgram, Name: "小程序 Mini-program", AppType: "native", FirstParty: true,
-			RedirectURIs: []string{"cn.gov.kioskfleet.mini:/oauth2redirect"}, GrantTypes: []string{code, refresh}, Scopes: all},
+			RedirectURIs: []string{"cn.gov.kioskfleet.mini:/oauth2redirect"}, GrantTypes: []string{code, refresh}, Scopes: all,
+			Resources: citizen},
 		{ID: ClientKioskShell, Name: "自助终端 Kiosk", AppType: "native", FirstParty: true, KioskOnly: true,
 			RedirectURIs: []string{"http://127.0.0.1/kiosk/callback"}, GrantTypes: []string{code, device, bearer},
-			Scopes: []string{oidc.ScopeOpenID, oidc.ScopeProfile}},
+			Scopes: []string{oidc.ScopeOpenID, oidc.ScopeProfile}, Resources: citizen},
 		{ID: ClientConsole, Name: "运维控制台 Fleet console", AppType: "web", FirstParty: true,
 			RedirectURIs: []string{b.ConsoleURL + "/callback"}, PostLogoutURIs: []string{b.ConsoleURL + "/"},
 			GrantTypes: []string{code, refresh}, Scopes: all, Resources: fleet},

@@ -30,6 +30,7 @@
 //	POST /oidc/phone/send, /oidc/phone/verify   phone-code login (login page forms)
 //	POST /oidc/passkey/{login,register}/{begin,finish}   WebAuthn ceremonies (pages/citizen.js)
 //	GET  /oidc/me, POST /oidc/me/{action}, GET /oidc/me/export   the citizen's account page
+//	GET  /oidc/upstream/{connector}/{login,callback}   login with an upstream identity (upstream.go)
 //
 // Kiosk assertions: see wire.KioskClaims.
 package identity
@@ -42,6 +43,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -147,6 +149,9 @@ type Config struct {
 	PasskeyOrigins []string
 	// AccountHooks are told of every deleted account (AccountDeleted).
 	AccountHooks []AccountDeleted
+	// Upstreams are the upstream identity providers citizens may log in with and link to their
+	// account (upstream.go); register UpstreamCallback(Issuer, ID) at each.
+	Upstreams []Upstream
 
 	Now func() time.Time // clock, for tests
 }
@@ -206,8 +211,18 @@ func (c *Config) defaults() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return nil
+	var errs []error
+	seen := map[string]bool{}
+	for i, u := range c.Upstreams {
+		if !upstreamIDRE.MatchString(u.ID) || seen[u.ID] || u.Connector == nil || u.Name == "" {
+			errs = append(errs, fmt.Errorf("%w: upstream %d (%q): want a unique ID of [a-z0-9_-], a name and a connector", ErrConfig, i+1, u.ID))
+		}
+		seen[u.ID] = true
+	}
+	return errors.Join(errs...)
 }
+
+var upstreamIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 
 // Provider is the hub's OpenID Provider.
 type Provider struct {
@@ -342,6 +357,8 @@ func (p *Provider) routes() {
 	m.HandleFunc("POST /oidc/passkey/login/finish", p.limit(p.lim.login, "passkey", p.servePasskeyLoginFinish))
 	m.HandleFunc("POST /oidc/passkey/register/begin", p.servePasskeyRegisterBegin)
 	m.HandleFunc("POST /oidc/passkey/register/finish", p.servePasskeyRegisterFinish)
+	m.HandleFunc("GET /oidc/upstream/{connector}/login", p.pageHeaders(p.limit(p.lim.login, "upstream", p.serveUpstreamLogin)))
+	m.HandleFunc("GET /oidc/upstream/{connector}/callback", p.pageHeaders(p.serveUpstreamCallback))
 	m.HandleFunc("GET "+assetsPath+"{file}", p.serveAsset)
 	m.HandleFunc(accountPath, p.pageHeaders(p.serveAccount))
 	m.HandleFunc("POST "+accountPath+"/{action}", p.pageHeaders(p.serveAccountAction))
@@ -357,10 +374,11 @@ func (p *Provider) routes() {
 	p.mux = m
 }
 
-// Run purges expired requests, sessions, tokens and assertion IDs, and carries account
+// Run lets the upstreams' connectors prepare (discovery), then purges expired requests, sessions, tokens and assertion IDs, and carries account
 // deletions to the AccountHooks that failed to take them, every interval until ctx ends.
 // The hub runs it in a goroutine it owns; it returns ctx's error.
 func (p *Provider) Run(ctx context.Context, interval time.Duration) error {
+	p.prepareUpstreams(ctx)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

@@ -17,6 +17,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/strictjson"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
@@ -58,10 +59,35 @@ func (p *Provider) openAssertion(ctx context.Context, assertion string) (string,
 	return string(plain), true, nil
 }
 
-// verifyKioskAssertion checks an assertion (wire.KioskClaims, signed by the kiosk's enrolled device
-// key: ES256, EdDSA or RS256; encrypted to the hub when it carries a card) against the enrolled,
-// unrevoked kiosk named by its issuer, and burns its jti.
+// verifyKioskAssertion checks an assertion to the OpenID Provider (see verifyAssertion).
 func (p *Provider) verifyKioskAssertion(ctx context.Context, assertion string) (*wire.KioskClaims, error) {
+	return p.verifyAssertion(ctx, assertion, p.cfg.Issuer, p.cfg.Issuer+"/oidc/token")
+}
+
+// VerifyKiosk authenticates a kiosk's own request to the hub's HTTP API (hub/httpapi): assertion
+// is the kiosk's (wire.KioskClaims without a card, signed by its enrolled device key, for
+// audience the issuer's URL followed by api.Prefix, used once). It returns the kiosk's device ID,
+// or an error saying what was wrong.
+func (p *Provider) VerifyKiosk(ctx context.Context, assertion string) (string, error) {
+	c, err := p.verifyAssertion(ctx, assertion, p.cfg.Issuer+api.Prefix)
+	if err != nil {
+		var oe *oidc.Error
+		if errors.As(err, &oe) && oe.ErrorType == oidc.InvalidGrant {
+			return "", errors.New(oe.Description)
+		}
+		return "", err
+	}
+	if c.Card != nil {
+		c.Card.Wipe()
+		return "", errors.New("assertion: no id_card on an API request")
+	}
+	return c.Issuer, nil
+}
+
+// verifyAssertion checks an assertion (wire.KioskClaims, signed by the kiosk's enrolled device
+// key: ES256, EdDSA or RS256; encrypted to the hub when it carries a card) against the enrolled,
+// unrevoked kiosk named by its issuer, and burns its jti. Its audience must name one of aud.
+func (p *Provider) verifyAssertion(ctx context.Context, assertion string, aud ...string) (*wire.KioskClaims, error) {
 	assertion, encrypted, err := p.openAssertion(ctx, assertion)
 	if err != nil {
 		return nil, err
@@ -119,8 +145,8 @@ func (p *Provider) verifyKioskAssertion(ctx context.Context, assertion string) (
 	if _, err := jws.Verify(cert.PublicKey); err != nil {
 		return nil, invalidAssertion("signature does not verify with the kiosk's key")
 	}
-	if !slices.Contains(c.Audience, p.cfg.Issuer) && !slices.Contains(c.Audience, p.cfg.Issuer+"/oidc/token") {
-		return nil, invalidAssertion("aud must name this issuer")
+	if !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(c.Audience, a) }) {
+		return nil, invalidAssertion("aud must name %s", aud[0])
 	}
 	iat, exp := c.IssuedAt.Time(), c.Expiry.Time()
 	switch {

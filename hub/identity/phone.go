@@ -143,23 +143,32 @@ func (p *Provider) PhoneLogin(ctx context.Context, number, code string) (store.A
 
 // registerPhone creates a citizen account for a verified number.
 func (p *Provider) registerPhone(ctx context.Context, e164 string, key []byte) (store.Account, error) {
+	return p.registerCitizen(ctx, "phone", func(acct store.Account) error {
+		return p.st.SetPhone(ctx, store.Phone{AccountID: acct.ID, Hash: key,
+			Enc: seal(p.sec.phoneAEAD, []byte(e164), []byte(acct.ID)), VerifiedAt: acct.CreatedAt})
+	}, func() (store.Account, error) { return p.st.AccountByPhone(ctx, key) })
+}
+
+// registerCitizen creates a citizen account with its first way to log in, which attach stores
+// and which is unique: when another request stored the same one first (ErrExists), that
+// account wins, ours goes, and existing returns the winner.
+func (p *Provider) registerCitizen(ctx context.Context, by string, attach func(store.Account) error,
+	existing func() (store.Account, error)) (store.Account, error) {
 	now := p.now()
 	acct := store.Account{ID: "c_" + randomToken(12), Kind: "citizen", Roles: []string{RoleCitizen}, CreatedAt: now}
 	if err := p.st.CreateAccount(ctx, acct); err != nil {
 		return store.Account{}, err
 	}
-	err := p.st.SetPhone(ctx, store.Phone{AccountID: acct.ID, Hash: key, Enc: seal(p.sec.phoneAEAD, []byte(e164), []byte(acct.ID)),
-		VerifiedAt: now})
-	if errors.Is(err, store.ErrExists) { // registered concurrently: that account wins, ours goes
+	if err := attach(acct); err != nil {
 		if derr := p.st.DeleteAccount(ctx, acct.ID, now); derr == nil {
 			p.st.FinishDeletion(ctx, acct.ID) // nobody else has heard of it
 		}
-		return p.st.AccountByPhone(ctx, key)
-	}
-	if err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return existing()
+		}
 		return store.Account{}, err
 	}
-	p.log.Info("citizen registered", "account", acct.ID, "by", "phone")
+	p.log.Info("citizen registered", "account", acct.ID, "by", by)
 	return acct, nil
 }
 

@@ -21,8 +21,12 @@ const ParamResource = "resource"
 // identity admin API (/oidc/admin/*) accepts tokens for it too.
 func (p *Provider) FleetAPI() string { return api.FleetResource(p.cfg.Issuer) }
 
+// CitizenAPI returns the resource indicator of the hub's citizens' API (api.CitizenResource):
+// the citizens' channels ask their tokens for it.
+func (p *Provider) CitizenAPI() string { return api.CitizenResource(p.cfg.Issuer) }
+
 // resources are the resource indicators this provider issues tokens for.
-func (p *Provider) resources() []string { return []string{p.FleetAPI()} }
+func (p *Provider) resources() []string { return []string{p.FleetAPI(), p.CitizenAPI()} }
 
 func invalidTarget(desc string) *oidc.Error {
 	return oidc.ErrInvalidTarget().WithDescription("%s", desc)

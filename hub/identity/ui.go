@@ -47,8 +47,8 @@ var texts = map[string]map[string]string{
 		"err_cookie":   "浏览器没有带上本站的 Cookie，无法确认表单来自本页面。请允许本站使用 Cookie，然后重新打开页面。",
 		"consent_asks": "请求访问您的以下信息：", "approve": "同意", "deny": "拒绝",
 		"scope_openid": "您的身份标识", "scope_profile": "您的姓名", "scope_offline_access": "在您离开后保持登录",
-		"scope_fleet_api": "以您的身份管理自助终端设备",
-		"device_asks":     "以下应用请求登录您的账号：", "at_kiosk": "自助终端：", "at_site": "地点：",
+		"scope_fleet_api": "以您的身份管理自助终端设备", "scope_citizen_api": "查看您的办件进度、服务推荐，提交评价",
+		"device_asks": "以下应用请求登录您的账号：", "at_kiosk": "自助终端：", "at_site": "地点：",
 		"phishing_kiosk": "请确认您本人正站在上述地点的这台自助终端前。如果不是，请点击“拒绝”。",
 		"phishing":       "只有在您本人刚刚在自己的设备上发起此登录时才能同意。如有疑问，请点击“拒绝”。",
 		"code":           "验证码", "enter_code": "请输入要登录的设备上显示的验证码", "continue": "继续",
@@ -91,7 +91,12 @@ var texts = map[string]map[string]string{
 		"realname_no": "未实名认证。到政务服务大厅的自助终端，用手机扫描终端上的二维码并刷身份证即可完成。",
 		"card_unbind": "解除身份证绑定", "my_consents": "我授权的部门应用", "no_consents": "没有授权过任何部门应用。",
 		"granted": "授权于", "withdraw": "撤回授权", "my_links": "关联的其他账号", "no_links": "没有关联其他账号。",
-		"unlink": "解除关联", "my_sessions": "其他设备上的登录", "sessions_other": "其他设备上仍登录的会话数：",
+		"unlink": "解除关联", "link": "关联",
+		"err_upstream":         "无法通过该账号登录，请重试或使用其他方式登录。",
+		"err_upstream_again":   "此次登录已失效（已使用、已过期或在另一个浏览器中发起），请返回重新开始。",
+		"err_upstream_refused": "您已取消授权，未登录。",
+		"err_link_stepup":      "为了您的账号安全，关联其他账号前请先用本账号的通行密钥或短信验证码重新登录（10 分钟内有效）。",
+		"err_link_taken":       "这个账号已经关联到另一个账号（或已关联到您的账号）。如需改为关联此账号，请先在原账号中解除关联。", "my_sessions": "其他设备上的登录", "sessions_other": "其他设备上仍登录的会话数：",
 		"sessions_end": "退出其他所有设备", "delete_account": "注销账号",
 		"delete_warn":    "注销后，账号、通行密钥、手机号、关联账号和授权都将被删除，办事记录不再与您关联，且无法恢复。",
 		"delete_confirm": "我确认注销此账号", "err_confirm_delete": "请先勾选确认注销。",
@@ -108,8 +113,8 @@ var texts = map[string]map[string]string{
 		"err_cookie":   "Your browser did not send this site's cookie, so this form cannot be checked. Allow cookies for this site, then open the page again.",
 		"consent_asks": "asks to access:", "approve": "Approve", "deny": "Deny",
 		"scope_openid": "your identifier", "scope_profile": "your name", "scope_offline_access": "staying logged in when you are away",
-		"scope_fleet_api": "managing the kiosk fleet as you",
-		"device_asks":     "This application asks to log in to your account:", "at_kiosk": "Kiosk:", "at_site": "Location:",
+		"scope_fleet_api": "managing the kiosk fleet as you", "scope_citizen_api": "reading your cases and recommendations, rating services",
+		"device_asks": "This application asks to log in to your account:", "at_kiosk": "Kiosk:", "at_site": "Location:",
 		"phishing_kiosk": "Approve only if you are standing at this kiosk at this place now. Otherwise press Deny.",
 		"phishing":       "Approve only if you have just started this login on your own device. If in doubt, press Deny.",
 		"code":           "Code", "enter_code": "Enter the code shown on the device you are logging in", "continue": "Continue",
@@ -152,7 +157,12 @@ var texts = map[string]map[string]string{
 		"realname_no": "Not verified. At a kiosk in a service hall, scan the kiosk's QR code with your phone and tap your ID card.",
 		"card_unbind": "Unbind my ID card", "my_consents": "Department apps I allowed", "no_consents": "You have allowed no department app.",
 		"granted": "allowed on", "withdraw": "Withdraw", "my_links": "Linked accounts", "no_links": "No linked accounts.",
-		"unlink": "Unlink", "my_sessions": "Logins on other devices", "sessions_other": "Sessions still logged in on other devices:",
+		"unlink": "Unlink", "link": "Link",
+		"err_upstream":         "Logging in with that account failed. Try again, or log in another way.",
+		"err_upstream_again":   "This login is no longer valid (used, expired, or started in another browser). Go back and start again.",
+		"err_upstream_refused": "You cancelled at the other provider: you are not logged in.",
+		"err_link_stepup":      "To keep your account safe, log in again with this account's passkey or a phone code (within 10 minutes) before linking another account.",
+		"err_link_taken":       "That account is linked already (to another account, or to yours). To move it, unlink it from the other account first.", "my_sessions": "Logins on other devices", "sessions_other": "Sessions still logged in on other devices:",
 		"sessions_end": "Log out all other devices", "delete_account": "Delete my account",
 		"delete_warn":    "Deleting removes your account, passkeys, mobile number, linked accounts and consents; your service records are no longer tied to you. This cannot be undone.",
 		"delete_confirm": "I confirm deleting this account", "err_confirm_delete": "Tick the box to confirm the deletion first.",
@@ -317,12 +327,17 @@ func (p *Provider) formMAC(cookie string, parts []string) string {
 // checkForm checks a posted form's token against the browser's form cookie: errNoFormCookie
 // when the browser sent none, errFormToken when the token is for another browser or form.
 func (p *Provider) checkForm(r *http.Request, parts ...string) error {
+	return p.checkToken(r, r.PostForm.Get("csrf"), parts...)
+}
+
+// checkToken is checkForm of a token sent otherwise (in a link's query).
+func (p *Provider) checkToken(r *http.Request, token string, parts ...string) error {
 	name, _ := p.formCookieName()
 	c, err := r.Cookie(name)
 	if err != nil || c.Value == "" {
 		return errNoFormCookie
 	}
-	if !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(p.formMAC(c.Value, parts))) {
+	if !hmac.Equal([]byte(token), []byte(p.formMAC(c.Value, parts))) {
 		return errFormToken
 	}
 	return nil
@@ -451,7 +466,9 @@ func (p *Provider) loginPage(w http.ResponseWriter, r *http.Request, v *view, st
 	v.Passkeys = p.wa != nil
 	v.Phone = p.cfg.SMS != nil && v.StepUp <= levelLow
 	v.Password = v.StepUp <= levelLow
-	v.Upstreams = p.upstreamButtons(v)
+	if v.StepUp <= levelLow {
+		v.Upstreams = p.upstreamButtons(v)
+	}
 	p.render(w, "login", status, v)
 }
 
@@ -474,8 +491,13 @@ func (p *Provider) serveConsent(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		v.ID, v.Client, v.Scopes, v.CSRF = a.ID, c.Name, a.Scopes, p.formToken(w, r, "consent", sessionKey(s), a.ID)
-		if len(a.Resources) > 0 { // the fleet API, the only resource there is
-			v.Scopes = append(slices.Clip(v.Scopes), "fleet_api")
+		for _, res := range a.Resources { // what the token will open, besides the scopes
+			switch res {
+			case p.FleetAPI():
+				v.Scopes = append(slices.Clip(v.Scopes), "fleet_api")
+			case p.CitizenAPI():
+				v.Scopes = append(slices.Clip(v.Scopes), "citizen_api")
+			}
 		}
 		p.render(w, "consent", http.StatusOK, v)
 		return

@@ -131,6 +131,7 @@ type Ingest struct {
 	qmu      sync.Mutex
 	queued   map[string]int // batches in (or waiting for room in) the ordinary queue, by device
 	presence chan store.PresenceUpdate
+	marks    chan delivery // published commands, for the marker
 
 	subscribed bool // Subscribe done
 	hooks      []Hook
@@ -154,7 +155,8 @@ func New(cfg Config, st Store, bus Bus, log *slog.Logger, reg prometheus.Registe
 	stopped, cancelStop := context.WithCancel(context.Background())
 	return &Ingest{cfg: cfg, st: st, bus: bus, log: log, m: m, in: make(chan queued, cfg.Queue), fast: make(chan queued, cfg.Queue),
 		room: semaphore.NewWeighted(int64(cfg.QueueRecords)), stop: make(chan struct{}), stopped: stopped, cancelStop: cancelStop,
-		acks: make(chan committed, 16), queued: map[string]int{}, presence: make(chan store.PresenceUpdate, 1<<16)}, nil
+		acks: make(chan committed, 16), queued: map[string]int{}, presence: make(chan store.PresenceUpdate, 1<<16),
+		marks: make(chan delivery, 4096)}, nil
 }
 
 // Subscribe subscribes ingest to the device channels, its handlers' store work bound to ctx. Run
@@ -192,6 +194,7 @@ func (g *Ingest) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { g.sweep(ctx) })
 	wg.Go(func() { g.presenceLoop(ctx) })
+	wg.Go(func() { g.markLoop(ctx) })
 	wg.Go(g.ackLoop)
 	g.commitLoop(ctx)
 	close(g.acks)
@@ -201,17 +204,44 @@ func (g *Ingest) Run(ctx context.Context) error {
 
 // presenceLoop writes presence changes in batches, in arrival order: when a whole fleet reconnects
 // at once (after a hub restart, a network outage), tens of thousands of changes cost a few
-// commits, and no connection waits for a commit of its own.
-func (g *Ingest) presenceLoop(ctx context.Context) {
+// commits, and no connection waits for a commit of its own. At shutdown it writes what is
+// queued, so a clean shutdown loses no presence change.
+func (g *Ingest) presenceLoop(ctx context.Context) { drain(ctx, g.presence, 2000, g.writePresence) }
+
+// drain calls write with what comes on in, in arrival order: one item, and with it whatever
+// queued meanwhile (up to most), so that a busy writer writes more at a time. When ctx ends it
+// writes what is queued (with ctx's values, not its end) and returns.
+func drain[T any](ctx context.Context, in <-chan T, most int, write func(context.Context, []T)) {
 	for {
+		var batch []T
 		select {
-		case u := <-g.presence:
-			g.writePresence(ctx, g.takePresence([]store.PresenceUpdate{u}))
+		case v := <-in:
+			batch = append(batch, v)
 		case <-ctx.Done():
-			// Write what is queued, so a clean shutdown loses no presence change.
-			g.FlushPresence(context.WithoutCancel(ctx))
+			for {
+				select {
+				case v := <-in:
+					batch = append(batch, v)
+					continue
+				default:
+				}
+				break
+			}
+			if len(batch) > 0 {
+				write(context.WithoutCancel(ctx), batch)
+			}
 			return
 		}
+	gather:
+		for len(batch) < most {
+			select {
+			case v := <-in:
+				batch = append(batch, v)
+			default:
+				break gather
+			}
+		}
+		write(ctx, batch)
 	}
 }
 
@@ -599,7 +629,7 @@ func (g *Ingest) onHello(ctx context.Context, dev, topic string, payload []byte)
 		g.ack(store.Watermark{DeviceID: id, Epoch: h.Epoch, UpTo: up})
 	}
 	// The hello came from the device, so it is connected: no need to ask the bus.
-	g.sendPending(ctx, id)
+	g.sendPending(ctx, id, time.Time{})
 	g.sendDesired(ctx, id, h.StateVersion)
 }
 
@@ -611,22 +641,32 @@ func (g *Ingest) connected(deviceID string) bool {
 }
 
 // SendPending publishes every command the device has not yet accepted and that has not expired,
-// oldest first, and marks them delivered. Duplicates are harmless: the agent executes each command
-// ID at most once. When the bus says the device is not connected, nothing is sent (and nothing
-// marked delivered): the device gets its commands at its next hello.
+// oldest first, and has them marked delivered. Duplicates are harmless: the agent executes each
+// command ID at most once. When the bus says the device is not connected, nothing is sent (and
+// nothing marked delivered): the device gets its commands at its next hello. The caller (the
+// API, on a lone hub) has just written a command: that is the notice SendNoticed measures from.
 func (g *Ingest) SendPending(ctx context.Context, deviceID string) {
+	g.SendNoticed(ctx, deviceID, time.Now())
+}
+
+// SendNoticed is SendPending after a notice, received at noticed, that the device has new
+// commands (zero: no notice, a sweep): the time from the notice to each stage of the sending
+// is measured (kf_downlink_seconds).
+func (g *Ingest) SendNoticed(ctx context.Context, deviceID string, noticed time.Time) {
 	if g.connected(deviceID) {
-		g.sendPending(ctx, deviceID)
+		g.sendPending(ctx, deviceID, noticed)
 	}
 }
 
-func (g *Ingest) sendPending(ctx context.Context, deviceID string) {
+func (g *Ingest) sendPending(ctx context.Context, deviceID string, noticed time.Time) {
+	g.m.downlink(stageTaken, noticed)
 	now := g.cfg.Now()
 	cmds, err := g.st.PendingCommands(ctx, deviceID, now)
 	if err != nil {
 		g.log.Error("pending commands lookup failed", "device", deviceID, "err", err)
 		return
 	}
+	g.m.downlink(stageFetched, noticed)
 	var sent []string
 	for _, c := range cmds {
 		msg := wire.Encode(wire.Command{
@@ -640,10 +680,58 @@ func (g *Ingest) sendPending(ctx context.Context, deviceID string) {
 		}
 		sent = append(sent, c.ID)
 	}
-	if len(sent) > 0 {
-		if err := g.st.MarkDelivered(ctx, sent, now); err != nil {
-			g.log.Warn("mark delivered failed", "device", deviceID, "err", err)
+	if len(sent) == 0 {
+		return
+	}
+	g.m.downlink(stagePublished, noticed)
+	g.markLater(ctx, delivery{ids: sent, at: now, noticed: noticed})
+}
+
+// delivery is commands published to a device, to be marked delivered.
+type delivery struct {
+	ids     []string
+	at      time.Time // published (hub clock)
+	noticed time.Time // the notice they were sent on (zero: none)
+}
+
+// markLater hands published commands to the marker, which marks them delivered together with
+// those of other devices, in one transaction, off the path of the next device's commands. When
+// the marker is behind (or stopped), they are marked here and now.
+//
+// Publishing first and marking later is safe: the mark is not a promise to anyone, only what
+// the hub shows and what a resend skips. A command published and not (yet) marked (the mark
+// waits, fails, or the hub dies first) is still queued in the store, so it is published again
+// at the device's next hello, a sweep or the next notice for the device, and the agent, which
+// executes each command ID at most once, takes the copy as a duplicate. The other order
+// (marking first) could mark a command that never left the hub.
+func (g *Ingest) markLater(ctx context.Context, d delivery) {
+	select {
+	case g.marks <- d:
+	default:
+		g.markDelivered(ctx, []delivery{d})
+	}
+}
+
+// markLoop marks what markLater handed it, all that waits in one call, until ctx ends.
+func (g *Ingest) markLoop(ctx context.Context) { drain(ctx, g.marks, 5000, g.markDelivered) }
+
+func (g *Ingest) markDelivered(ctx context.Context, ds []delivery) {
+	var ids []string
+	var at time.Time
+	for _, d := range ds {
+		ids = append(ids, d.ids...)
+		if d.at.After(at) {
+			at = d.at // every one was published by then
 		}
+	}
+	if err := g.st.MarkDelivered(ctx, ids, at); err != nil {
+		if ctx.Err() == nil {
+			g.log.Warn("mark delivered failed; the commands are sent again", "commands", len(ids), "err", err)
+		}
+		return
+	}
+	for _, d := range ds {
+		g.m.downlink(stageMarked, d.noticed)
 	}
 }
 

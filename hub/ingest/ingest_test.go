@@ -391,6 +391,20 @@ func command(t *testing.T, st store.Store, id string) store.Command {
 	return c
 }
 
+// delivered waits until command id is marked delivered (the marker marks after the publish,
+// off the sender's path) and returns it.
+func delivered(t *testing.T, st store.Store, id string) store.Command {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		c := command(t, st, id)
+		if c.State == wire.CmdDelivered || time.Now().After(deadline) {
+			return c
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestHello(t *testing.T) {
 	e := newEnv(t, ingest.Config{}, "k-001")
 	ctx := t.Context()
@@ -429,7 +443,7 @@ func TestHello(t *testing.T) {
 		t.Fatalf("c-1 sent as %+v", cmds[0])
 	}
 	for _, id := range []string{"c-1", "c-2"} {
-		if c := command(t, e.st, id); c.State != wire.CmdDelivered || !c.DeliveredAt.Equal(now) {
+		if c := delivered(t, e.st, id); c.State != wire.CmdDelivered || !c.DeliveredAt.Equal(now) {
 			t.Fatalf("%s is %s delivered at %v, want delivered at %v", id, c.State, c.DeliveredAt, now)
 		}
 	}
@@ -488,7 +502,7 @@ func TestSendPendingOnlyToConnected(t *testing.T) {
 	if cmds := e.bus.Commands(t, "k-001"); len(cmds) != 1 || cmds[0].ID != "c-1" {
 		t.Fatalf("sent %+v", cmds)
 	}
-	if c := command(t, e.st, "c-1"); c.State != wire.CmdDelivered {
+	if c := delivered(t, e.st, "c-1"); c.State != wire.CmdDelivered {
 		t.Fatalf("command is %s, want delivered", c.State)
 	}
 	if _, err := e.st.SetDesired(t.Context(), "k-001", json.RawMessage(`{"a":1}`), e.clock.Now()); err != nil {
@@ -498,6 +512,78 @@ func TestSendPendingOnlyToConnected(t *testing.T) {
 	if ds := e.bus.Desired(t, "k-001"); len(ds) != 1 || ds[0].Version != 1 {
 		t.Fatalf("desired pushed %+v", ds)
 	}
+}
+
+// Commands written one after the other, each followed (sometimes) by the notice that the
+// device has new ones, and the device's hellos in between: the agent, which executes a command
+// ID once and ignores its copies, gets every command, in the order they were written; every one
+// ends up marked delivered (by the marker, after the publish); the time from each notice to each
+// stage is measured.
+func TestSendNoticedOrderAndMarks(t *testing.T) {
+	e := newEnv(t, ingest.Config{}, "k-001")
+	ctx := t.Context()
+	e.bus.SetConnected("k-001", true)
+	var want []string
+	notices := 0
+	for i := range 60 {
+		id := fmt.Sprintf("c-%02d", i)
+		newCommand(t, e.st, id, "k-001", e.clock.Now(), time.Hour)
+		want = append(want, id)
+		switch i % 4 {
+		case 0, 1:
+			e.g.SendNoticed(ctx, "k-001", time.Now())
+			notices++
+		case 2:
+			e.bus.Send("k-001", wire.ChHello, wire.Hello{V: wire.Version, Epoch: "e1", NextSeq: 1})
+		}
+	}
+	e.g.SendNoticed(ctx, "k-001", time.Now())
+	notices++
+	var executed []string // what the agent runs: each ID once, on its first copy
+	seen := map[string]bool{}
+	for _, c := range e.bus.Commands(t, "k-001") {
+		if !seen[c.ID] {
+			seen[c.ID] = true
+			executed = append(executed, c.ID)
+		}
+	}
+	if !equal(executed, want) {
+		t.Fatalf("the agent executed %v, want %v", executed, want)
+	}
+	for _, id := range want {
+		if c := delivered(t, e.st, id); c.State != wire.CmdDelivered {
+			t.Fatalf("%s is %s, want delivered", id, c.State)
+		}
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		n := e.downlinkCounts(t)
+		if n["taken"] == notices && n["fetched"] == notices && n["published"] == notices && n["marked"] == notices {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kf_downlink_seconds counts %v, want %d notices measured at every stage (hellos are not notices)", n, notices)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// downlinkCounts returns the number of observations of kf_downlink_seconds by stage.
+func (e *env) downlinkCounts(t *testing.T) map[string]int {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, mf := range mfs {
+		if mf.GetName() == "kf_downlink_seconds" {
+			for _, m := range mf.GetMetric() {
+				out[m.GetLabel()[0].GetValue()] = int(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return out
 }
 
 func TestCommandResults(t *testing.T) {

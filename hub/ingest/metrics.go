@@ -18,7 +18,23 @@ type metrics struct {
 	// Per batch, by lane (fast, bulk): receipt to the start of its commit, and to its ack.
 	queueTime, ackTime *prometheus.HistogramVec
 	queueBy, ackBy     [2]prometheus.Observer // bulk, fast
+	// From the notice that a device has new commands to each stage of sending them.
+	downlinkTime *prometheus.HistogramVec
+	downlinkBy   [stages]prometheus.Observer
 }
+
+// The stages of sending a device its commands after a notice (kf_downlink_seconds).
+type stage int
+
+const (
+	stageTaken     stage = iota // a worker took the notice
+	stageFetched                // the pending commands read from the store
+	stagePublished              // published to the device
+	stageMarked                 // marked delivered
+	stages
+)
+
+var stageNames = [stages]string{"taken", "fetched", "published", "marked"}
 
 func newMetrics() *metrics {
 	latency := prometheus.ExponentialBuckets(0.001, 2, 14) // 1 ms .. 8 s
@@ -37,6 +53,13 @@ func newMetrics() *metrics {
 			Help: "Time from a batch's receipt to the start of its group commit, by lane.", Buckets: latency}, []string{"lane"}),
 		ackTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "kf_ingest_ack_seconds",
 			Help: "Time from a batch's receipt to the publication of its ack, by lane.", Buckets: latency}, []string{"lane"}),
+		downlinkTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "kf_downlink_seconds",
+			Help: "Time from the notice that a device has new commands (from the database, or the API's call on a lone hub) " +
+				"to each stage of sending them: taken by a worker, fetched from the store, published, marked delivered.",
+			Buckets: prometheus.ExponentialBucketsRange(0.0005, 16, 31)}, []string{"stage"}),
+	}
+	for i, name := range stageNames {
+		m.downlinkBy[i] = m.downlinkTime.WithLabelValues(name)
 	}
 	for i, lane := range []string{"bulk", "fast"} {
 		m.queueBy[i], m.ackBy[i] = m.queueTime.WithLabelValues(lane), m.ackTime.WithLabelValues(lane)
@@ -45,7 +68,7 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.recordsC, m.commitsC, m.commitErrors, m.commitTime, m.rejectedC, m.queueTime, m.ackTime} {
+	for _, c := range []prometheus.Collector{m.recordsC, m.commitsC, m.commitErrors, m.commitTime, m.rejectedC, m.queueTime, m.ackTime, m.downlinkTime} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
@@ -72,6 +95,13 @@ func lane(fast bool) int {
 func (m *metrics) queueWait(fast bool, d time.Duration) { m.queueBy[lane(fast)].Observe(d.Seconds()) }
 
 func (m *metrics) acked(fast bool, d time.Duration) { m.ackBy[lane(fast)].Observe(d.Seconds()) }
+
+// downlink records that a sending reached stage s, noticed before (not when zero: no notice).
+func (m *metrics) downlink(s stage, noticed time.Time) {
+	if !noticed.IsZero() {
+		m.downlinkBy[s].Observe(time.Since(noticed).Seconds())
+	}
+}
 
 func (m *metrics) rejected(channel, reason string) {
 	m.rejects.Add(1)

@@ -5,19 +5,27 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/rollout"
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/store/postgres"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
 	"github.com/kioskfleet/kioskfleet/hub/store/storetest"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/pgtest"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
+
+// TestMain runs the package on a PostgreSQL server of its own (pgtest) for BenchmarkCreate.
+func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
 
 type pushes struct {
 	mu  sync.Mutex
@@ -37,35 +45,47 @@ func (c *clock) Now() time.Time { return c.t }
 // fleet is a store with n kiosks (k00..) online and app tax-print 1.0.0 and 1.1.0 published on the
 // kiosk channel; each kiosk runs 1.0.0.
 type fleet struct {
-	t     *testing.T
-	st    *sqlite.Store
+	t     testing.TB
+	st    store.Store
 	e     *rollout.Engine
 	push  *pushes
 	clock *clock
 	seq   map[string]uint64
 }
 
-func newFleet(t *testing.T, n int) *fleet {
+func newFleet(t testing.TB, n int) *fleet {
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "hub.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return newFleetOn(t, st, n)
+}
+
+// newFleetOn is newFleet on a store of the caller's.
+func newFleetOn(t testing.TB, st store.Store, n int) *fleet {
 	f := &fleet{t: t, st: st, push: &pushes{}, clock: &clock{t: storetest.T0}, seq: map[string]uint64{}}
+	var err error
 	f.e, err = rollout.New(rollout.Config{Store: st, Dispatch: f.push, Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
 	var ups []store.PresenceUpdate
+	var reports []store.Batch
 	for i := range n {
 		id := fmt.Sprintf("k%02d", i)
 		storetest.Enroll(t, st, "sz", id)
 		ups = append(ups, store.PresenceUpdate{DeviceID: id, Online: true, At: storetest.T0})
-		f.report(id, "1.0.0", "", "")
+		reports = append(reports, f.reported(id, "1.0.0", "", ""))
 	}
 	if err := st.SetPresences(ctx, ups); err != nil {
 		t.Fatal(err)
+	}
+	for b := range slices.Chunk(reports, 1000) {
+		if _, err := st.CommitBatches(ctx, b); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, v := range []string{"1.0.0", "1.1.0"} {
 		storetest.CatalogFixture(t, st, "tax", "tax-print", api.KindKioskBundle, v)
@@ -83,6 +103,13 @@ func newFleet(t *testing.T, n int) *fleet {
 // report commits a reported state of kiosk id: tax-print active, and failed (with why) if set.
 func (f *fleet) report(id, active, failed, why string) {
 	f.t.Helper()
+	if _, err := f.st.CommitBatches(f.t.Context(), []store.Batch{f.reported(id, active, failed, why)}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// reported is the batch of report.
+func (f *fleet) reported(id, active, failed, why string) store.Batch {
 	f.seq[id]++
 	st := wire.UpdateStatus{Bundles: map[string]wire.BundleStatus{"tax-print": {Active: active, State: wire.BundleActive}}}
 	if failed != "" {
@@ -92,9 +119,7 @@ func (f *fleet) report(id, active, failed, why string) {
 	b := storetest.NewBatch(id, "e1", f.seq[id], 1, 10)
 	r := wire.Reported{Version: int64(f.seq[id]), Doc: doc}
 	b.Records[0].Kind, b.Records[0].Body, b.Records[0].Effect.Reported = wire.KindReported, wire.Encode(r), &r
-	if _, err := f.st.CommitBatches(f.t.Context(), []store.Batch{b}); err != nil {
-		f.t.Fatal(err)
-	}
+	return b
 }
 
 func (f *fleet) step(id string) api.Rollout {
@@ -339,4 +364,54 @@ func TestCreateRefusals(t *testing.T) {
 	if _, err := f.e.Create(ctx, "u", spec(100)); !errors.Is(err, rollout.ErrConflict) {
 		t.Fatalf("a second rollout of the app: %v", err)
 	}
+}
+
+// BenchmarkCreate measures creating a rollout over 19,000 kiosks (the largest fleet of one hub,
+// docs/benchmarks.md) in one wave of 100%, on SQLite and on PostgreSQL: selecting the kiosks,
+// reading what each runs, shuffling them into the rollout, and writing every kiosk's desired
+// state. Each rollout is aborted, untimed, before the next.
+func BenchmarkCreate(b *testing.B) {
+	const kiosks = 19000
+	b.Run("SQLite", func(b *testing.B) { benchCreate(b, newFleet(b, kiosks), kiosks) })
+	b.Run("PostgreSQL", func(b *testing.B) {
+		st, err := postgres.Open(context.Background(), pgtest.DB(b), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { st.Close() })
+		benchCreate(b, newFleetOn(b, st, kiosks), kiosks)
+	})
+}
+
+func benchCreate(b *testing.B, f *fleet, kiosks int) {
+	ctx := b.Context()
+	spec := api.RolloutSpec{Kind: api.RolloutBundle, App: "tax-print", Version: "1.1.0", Waves: []int{100}, Soak: "0s"}
+	b.ResetTimer()
+	var cpu time.Duration
+	for range b.N {
+		f.clock.t = f.clock.t.Add(time.Minute) // a new rollout ID
+		cpu0 := processCPU()
+		r, err := f.e.Create(ctx, "op", spec)
+		cpu += processCPU() - cpu0
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if r.Totals.Assigned != kiosks {
+			b.Fatalf("%d kiosks assigned, want %d", r.Totals.Assigned, kiosks)
+		}
+		if _, err := f.e.Act(ctx, "op", r.ID, api.RolloutAction{Action: "abort", Reason: "next"}); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/rollout")
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/rollout")
+}
+
+// processCPU is the CPU time this process used so far (user and system).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

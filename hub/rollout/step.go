@@ -249,26 +249,27 @@ func (e *Engine) assign(ctx context.Context, r *store.Rollout, devs []store.Roll
 		if d.Wave != w || d.State != api.DeviceWaiting {
 			continue
 		}
-		if err := e.setTarget(ctx, d.DeviceID, r.Kind, r.App, r.Version); err != nil {
-			return fmt.Errorf("rollout %s: kiosk %s: %w", r.ID, d.DeviceID, err)
-		}
 		d.State, d.UpdatedAt = api.DeviceAssigned, now
 		changed = append(changed, d)
 	}
+	if err := e.setTargets(ctx, *r, changed, func(store.RolloutDevice) string { return r.Version }); err != nil {
+		return err
+	}
 	return e.cfg.Store.UpdateRolloutDevices(ctx, r.ID, changed)
 }
+
+// previous is the version a kiosk ran before the rollout.
+func previous(d store.RolloutDevice) string { return d.Previous }
 
 // withdraw takes the version back from the kiosks it was given but did not reach yet (their
 // desired state names their previous version again), and marks the waiting ones withdrawn: after
 // an abort, a kiosk that was offline never gets it.
 func (e *Engine) withdraw(ctx context.Context, r store.Rollout, devs []store.RolloutDevice, now time.Time) error {
-	var changed []store.RolloutDevice
+	var changed, assigned []store.RolloutDevice
 	for _, d := range devs {
 		switch d.State {
 		case api.DeviceAssigned:
-			if err := e.setTarget(ctx, d.DeviceID, r.Kind, r.App, d.Previous); err != nil {
-				return err
-			}
+			assigned = append(assigned, d)
 		case api.DeviceWaiting:
 		default:
 			continue
@@ -276,22 +277,42 @@ func (e *Engine) withdraw(ctx context.Context, r store.Rollout, devs []store.Rol
 		d.State, d.UpdatedAt = api.DeviceWithdrawn, now
 		changed = append(changed, d)
 	}
+	if err := e.setTargets(ctx, r, assigned, previous); err != nil {
+		return err
+	}
 	return e.cfg.Store.UpdateRolloutDevices(ctx, r.ID, changed)
 }
 
-// setTarget writes version (or, "", nothing) as the kiosk's app or agent version in its desired
-// state, keeping the rest of the document, and pushes it if the kiosk is connected.
-func (e *Engine) setTarget(ctx context.Context, deviceID, kind, app, version string) error {
+// setTargets writes, in one transaction, version(d) (or, "", nothing) as each kiosk's app or
+// agent version in its desired state, keeping the rest of each document, and then pushes the
+// documents to the kiosks connected.
+func (e *Engine) setTargets(ctx context.Context, r store.Rollout, devs []store.RolloutDevice, version func(store.RolloutDevice) string) error {
+	if len(devs) == 0 {
+		return nil
+	}
+	ids := make([]string, len(devs))
+	want := make(map[string]string, len(devs))
+	for i, d := range devs {
+		ids[i], want[d.DeviceID] = d.DeviceID, version(d)
+	}
+	_, err := e.cfg.Store.UpdateDesired(ctx, ids, e.now(), func(id string, cur json.RawMessage) (json.RawMessage, error) {
+		return withTarget(cur, r.Kind, r.App, want[id]), nil
+	})
+	if err != nil {
+		return fmt.Errorf("rollout %s: desired state of %d kiosks: %w", r.ID, len(ids), err)
+	}
+	for _, id := range ids {
+		e.cfg.Dispatch.PushDesired(ctx, id)
+	}
+	return nil
+}
+
+// withTarget returns the desired document cur with version (or, "", nothing) as the kiosk's app
+// or agent version, and the rest of cur as it was.
+func withTarget(cur json.RawMessage, kind, app, version string) json.RawMessage {
 	doc := map[string]json.RawMessage{}
-	cur, err := e.cfg.Store.GetDesired(ctx, deviceID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
-		return err
-	default:
-		if err := json.Unmarshal(cur.Doc, &doc); err != nil || doc == nil {
-			doc = map[string]json.RawMessage{}
-		}
+	if err := json.Unmarshal(cur, &doc); err != nil || doc == nil {
+		doc = map[string]json.RawMessage{}
 	}
 	if kind == api.RolloutAgent {
 		if version == "" {
@@ -312,11 +333,7 @@ func (e *Engine) setTarget(ctx context.Context, deviceID, kind, app, version str
 		}
 		doc["bundles"] = wire.Encode(bundles)
 	}
-	if _, err := e.cfg.Store.SetDesired(ctx, deviceID, wire.Encode(doc), e.now()); err != nil {
-		return err
-	}
-	e.cfg.Dispatch.PushDesired(ctx, deviceID)
-	return nil
+	return wire.Encode(doc)
 }
 
 // Act pauses, resumes, aborts or rolls back a rollout, by hand.
@@ -367,14 +384,14 @@ func (e *Engine) Act(ctx context.Context, who, id string, a api.RolloutAction) (
 			if d.State != api.DeviceUpdated && d.State != api.DeviceFailed {
 				continue
 			}
-			if err := e.setTarget(ctx, d.DeviceID, r.Kind, r.App, d.Previous); err != nil {
-				return api.Rollout{}, err
-			}
 			d.State, d.UpdatedAt = api.DeviceReverting, now
 			if d.Previous == "" { // it had none: the hub stops asking for the app, the kiosk keeps what it runs
 				d.State, d.Error = api.DeviceReverted, "it ran no version before: no longer assigned, still installed"
 			}
 			changed = append(changed, d)
+		}
+		if err := e.setTargets(ctx, r, changed, previous); err != nil {
+			return api.Rollout{}, err
 		}
 		if err := e.cfg.Store.UpdateRolloutDevices(ctx, id, changed); err != nil {
 			return api.Rollout{}, err

@@ -7,11 +7,12 @@ import (
 	"net/url"
 
 	"github.com/kioskfleet/kioskfleet/hub/identity"
+	"github.com/kioskfleet/kioskfleet/hub/identity/connector"
 	"github.com/kioskfleet/kioskfleet/hub/identity/sms"
 )
 
 // Citizens configures the citizens' logins of the OpenID Provider (hub/identity): where phone
-// codes are sent, and the passkeys' relying party.
+// codes are sent, the passkeys' relying party, and the upstream identity providers.
 type Citizens struct {
 	// SMSGatewayURL and SMSGatewayKey: the HTTP SMS gateway (sms.Gateway) that sends the
 	// one-time codes of the phone login. Neither: no phone login.
@@ -24,6 +25,9 @@ type Citizens struct {
 	// public URL's (a portal on a subdomain, the mobile app's android:apk-key-hash:...).
 	PasskeyRPID    string
 	PasskeyOrigins []string
+	// ConnectorsFile names the upstream identity providers (OIDC, 微信, 支付宝) citizens may log
+	// in with: a YAML file as hub/identity/connector.File describes. None: no federation.
+	ConnectorsFile string
 }
 
 func (c Citizens) validate() error {
@@ -46,6 +50,11 @@ func (c Citizens) validate() error {
 			errs = append(errs, fmt.Errorf("passkey origins: %q: want https://host[:port] or an app origin (android:apk-key-hash:...)", o))
 		}
 	}
+	if c.ConnectorsFile != "" {
+		if _, err := connector.Load(c.ConnectorsFile, nil); err != nil {
+			errs = append(errs, fmt.Errorf("connectors file: %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -59,5 +68,19 @@ func (c Citizens) apply(ic *identity.Config) error {
 		ic.SMS, err = sms.NewDevFile(c.SMSDevFile)
 	}
 	ic.PasskeyRPID, ic.PasskeyOrigins = c.PasskeyRPID, c.PasskeyOrigins
-	return err
+	if err != nil || c.ConnectorsFile == "" {
+		return err
+	}
+	cs, err := connector.Load(c.ConnectorsFile, nil)
+	if err != nil {
+		return err
+	}
+	for _, cc := range cs {
+		conn, err := connector.Open(cc)
+		if err != nil {
+			return err
+		}
+		ic.Upstreams = append(ic.Upstreams, identity.Upstream{ID: cc.ID, Name: cc.Name, Connector: conn})
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ func TestCitizensConfig(t *testing.T) {
 		{Citizens{SMSGatewayKey: "k"}, "without a gateway url"},
 		{Citizens{PasskeyRPID: "10.0.0.1"}, "not an IP"},
 		{Citizens{PasskeyOrigins: []string{"portal.example.com"}}, "passkey origins"},
+		{Citizens{ConnectorsFile: "/nonexistent/connectors.yaml"}, "connectors file"},
 	} {
 		if err := c.cfg.validate(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
@@ -40,5 +42,16 @@ func TestCitizensConfig(t *testing.T) {
 	}
 	if err := (Citizens{SMSDevFile: filepath.Join(t.TempDir(), "codes")}).apply(&ic); err != nil || ic.SMS == nil {
 		t.Errorf("dev file: %v", err)
+	}
+	// Upstream identity providers from a connectors file.
+	conns := filepath.Join(t.TempDir(), "connectors.yaml")
+	os.WriteFile(conns, []byte("connectors:\n  - id: wechat\n    type: wechat\n    name: 微信\n    app_id: wx1\n    app_secret: s\n"), 0o600)
+	ic = identity.Config{}
+	c := Citizens{ConnectorsFile: conns}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.apply(&ic); err != nil || len(ic.Upstreams) != 1 || ic.Upstreams[0].ID != "wechat" || ic.Upstreams[0].Name != "微信" {
+		t.Errorf("connectors: %v %+v", err, ic.Upstreams)
 	}
 }

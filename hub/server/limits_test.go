@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -209,4 +211,39 @@ func TestHTTPLongPollOutlastsTimeouts(t *testing.T) {
 	if err != nil || got.ID != cmd.ID {
 		t.Fatalf("long poll of 1 s with timeouts of 300 ms: %+v, %v", got, err)
 	}
+}
+
+// TestHTTPRefusedConnEnds: once the hub has answered a request it refused (a body over the
+// anonymous limit; a connection over the per-address limit), it ends the connection at once,
+// instead of reading on for the rest of the body until the read timeout.
+func TestHTTPRefusedConnEnds(t *testing.T) {
+	info := startHub(t, Limits{HTTPReadTimeout: time.Minute, HTTPConnsPerAddr: 1})
+	head := func(n int) string {
+		return fmt.Sprintf("POST /api/v1/enroll HTTP/1.1\r\nHost: hub\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", n)
+	}
+	ended := func(what string, c net.Conn, want int) {
+		t.Helper()
+		res, _ := readResponse(t, c)
+		if res.StatusCode != want {
+			t.Errorf("%s: %d, want %d", what, res.StatusCode, want)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second)) // far below the read timeout
+		if _, err := io.Copy(io.Discard, c); errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("%s: the connection is still open after the answer", what)
+		}
+	}
+	// Over the anonymous body limit, the rest never sent.
+	c := dial(t, "127.0.0.2", info)
+	io.WriteString(c, head(64<<10)+`{"token":"`+strings.Repeat("a", DefaultAnonBody+1024))
+	ended("a body over the limit", c, http.StatusBadRequest)
+
+	// Over the per-address limit, with a body never finished.
+	hold := dial(t, "127.0.0.3", info)
+	io.WriteString(hold, "GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n")
+	if res, _ := readResponse(t, hold); res.StatusCode != http.StatusOK {
+		t.Fatalf("within the limit: %d", res.StatusCode)
+	}
+	c = dial(t, "127.0.0.3", info)
+	io.WriteString(c, head(1000)+`{"token":`)
+	ended("a connection over the per-address limit", c, http.StatusServiceUnavailable)
 }

@@ -32,6 +32,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/alerts"
 	"github.com/kioskfleet/kioskfleet/hub/broker"
+	"github.com/kioskfleet/kioskfleet/hub/bulk"
 	"github.com/kioskfleet/kioskfleet/hub/ca"
 	"github.com/kioskfleet/kioskfleet/hub/cases"
 	"github.com/kioskfleet/kioskfleet/hub/catalog"
@@ -105,6 +106,11 @@ type Config struct {
 	// TrustedProxies are the reverse proxies (addresses or CIDR prefixes) whose X-Forwarded-For
 	// names the client address for the per-address limits; none: the connection's address.
 	TrustedProxies []string
+	// ProxyProtocolFrom are the L4 load balancers (addresses or CIDR prefixes) in front of the
+	// MQTT and HTTP listeners whose connections start with a PROXY protocol v2 header (HAProxy's
+	// send-proxy-v2) naming the client's address, which the per-address limits, the logs and
+	// the metrics then see; their connections must, nobody else's may (hub/proxyproto).
+	ProxyProtocolFrom []string
 
 	// Replica names this hub among the replicas sharing its database: unique per replica and
 	// stable across its restarts (default: the host name and MQTTAddr). See hub/cluster.
@@ -177,6 +183,9 @@ func (c *Config) Validate() error {
 	if _, bad := ratelimit.ParsePrefixes(c.TrustedProxies); len(bad) > 0 {
 		errs = append(errs, fmt.Errorf("trusted proxies: %q: want addresses or CIDR prefixes", bad))
 	}
+	if _, bad := ratelimit.ParsePrefixes(c.ProxyProtocolFrom); len(bad) > 0 {
+		errs = append(errs, fmt.Errorf("proxy protocol from: %q: want addresses or CIDR prefixes of load balancers", bad))
+	}
 	return errors.Join(errs...)
 }
 
@@ -242,6 +251,7 @@ type Hub struct {
 
 	repo     *updates.Repository // the update repository (signed bundles and agent binaries)
 	rollouts *rollout.Engine
+	bulk     *bulk.Engine
 }
 
 // Assemble builds a hub from cfg: data folder, bootstrap token, CA, store, ingest, broker (listening,
@@ -334,8 +344,16 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if err := errors.Join(h.feed.Register(reg), h.alerts.Register(reg)); err != nil {
 		return nil, fmt.Errorf("hub: metrics: %w", err)
 	}
+	lbs, err := newBalancers(cfg.ProxyProtocolFrom, reg, log.With("component", "proxyproto"))
+	if err != nil {
+		return nil, err
+	}
+	mqttLn, err := lbs.listen("mqtt", cfg.MQTTAddr)
+	if err != nil {
+		return nil, fmt.Errorf("hub: broker: listen: %w", err)
+	}
 	br, err := broker.Start(ctx, broker.Config{
-		Addr:            cfg.MQTTAddr,
+		Listener:        mqttLn,
 		ClientCAs:       authority.Pool(),
 		Certificate:     serverCert,
 		Authorize:       authorizer(st),
@@ -357,6 +375,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		Hold:   true, // until ingest listens: a hello nobody answers leaves its kiosk waiting
 	})
 	if err != nil {
+		mqttLn.Close()
 		return nil, fmt.Errorf("hub: broker: %w", err)
 	}
 	h.closer = append(h.closer, br.Close)
@@ -395,7 +414,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		served = ownServingCert(serverCert, authority.Certificate())
 		h.Info.CAFile = filepath.Join(cfg.DataDir, "ca", ca.CertFile)
 	}
-	if h.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+	if h.ln, err = lbs.listen("http", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("hub: http: %w", err)
 	}
 	h.closer = append(h.closer, h.ln.Close)
@@ -460,12 +479,15 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if h.rollouts, err = rollout.New(rollout.Config{Store: st, Dispatch: dispatch, Targets: h.repo, Log: log.With("component", "rollout")}); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
+	if h.bulk, err = bulk.New(bulk.Config{Store: st, Sessions: br, Dispatch: dispatch, Notify: h.feed.Publish, Log: log.With("component", "bulk")}); err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
 	if h.lim, err = newHTTPLimits(cfg.Limits, reg, log.With("component", "http")); err != nil {
 		return nil, err
 	}
 	apiH := httpapi.New(httpapi.Config{
-		Store: st, CA: authority, Sessions: br, Dispatch: dispatch, Catalog: cat, Updates: h.repo, Rollouts: h.rollouts,
-		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), oidcAuth{h.idp}},
+		Store: st, CA: authority, Sessions: br, Dispatch: dispatch, Catalog: cat, Updates: h.repo, Rollouts: h.rollouts, Bulk: h.bulk,
+		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), httpapi.OIDC{P: h.idp}, httpapi.KioskAssertions{Verifier: h.idp}},
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise[0], MQTTAddrs: advertise, Version: cfg.Version, Anchor: anchor, Feed: h.feed,
 		Events: h.ev, Clients: h.idp, Cases: caseRoom, Ratings: ratings.New(ratings.Config{}, st),
@@ -530,6 +552,7 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	wg.Go(func() { _ = h.alerts.Run(runCtx) })
 	wg.Go(func() { h.repo.Run(runCtx, 10*time.Minute) })
 	wg.Go(func() { h.rollouts.Run(runCtx) })
+	wg.Go(func() { h.bulk.Run(runCtx) })
 	wg.Go(func() {
 		if err := h.ing.Run(runCtx); err != nil {
 			errc <- err
@@ -633,18 +656,6 @@ func loadOrCreateToken(path string) (string, bool, error) {
 		return "", false, fmt.Errorf("hub: %w", err)
 	}
 	return t, true, nil
-}
-
-// oidcAuth lets the HTTP API accept the identity provider's access tokens issued for it.
-type oidcAuth struct{ p *identity.Provider }
-
-func (o oidcAuth) Authenticate(r *http.Request) (httpapi.Principal, error) {
-	pr, err := o.p.AuthenticateFor(r, o.p.FleetAPI())
-	if err != nil {
-		return httpapi.Principal{}, err
-	}
-	return httpapi.Principal{Subject: pr.Subject, Username: pr.Username, Name: pr.Name, Roles: pr.Roles, Regions: pr.Regions,
-		Department: pr.Department, ClientID: pr.ClientID, KioskID: pr.KioskID}, nil
 }
 
 func saveCredentials(path string, creds map[string]string) error {

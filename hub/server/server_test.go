@@ -18,9 +18,11 @@ import (
 
 // TestValidate reports every problem at once, the store URL's among them.
 func TestValidate(t *testing.T) {
-	c := Config{HTTPAddr: "nowhere", MQTTAddr: "127.0.0.1:0", Store: "mysql://db/hub", TrustedProxies: []string{"10.0.0.0/8", "proxy.lan"}}
+	c := Config{HTTPAddr: "nowhere", MQTTAddr: "127.0.0.1:0", Store: "mysql://db/hub", TrustedProxies: []string{"10.0.0.0/8", "proxy.lan"},
+		ProxyProtocolFrom: []string{"10.1.2.3", "lb.lan", "10.9.0.0/33"}}
 	err := c.Validate()
-	for _, want := range []string{"data dir: required", `http addr: "nowhere"`, `no backend for "mysql"`, `trusted proxies: ["proxy.lan"]`} {
+	for _, want := range []string{"data dir: required", `http addr: "nowhere"`, `no backend for "mysql"`, `trusted proxies: ["proxy.lan"]`,
+		`proxy protocol from: ["lb.lan" "10.9.0.0/33"]`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want it to say %q", err, want)
 		}

@@ -21,6 +21,8 @@
 //	blobs.go     Blobs     content-addressed bytes: bundles, agent binaries, guide templates
 //	updates.go   Updates   the update repository's signed metadata (The Update Framework)
 //	rollouts.go  Rollouts  staged rollouts of apps and agent versions, and device tags
+//	bulk.go      Bulk      bulk jobs: one action to the kiosks a filter selected, per-kiosk progress
+//	workorders.go Silences, WorkOrders  alert silences (maintenance windows) and work orders for visits
 //
 // Store composes every domain; a caller asks for the smallest set it uses.
 //
@@ -66,6 +68,9 @@ type Store interface {
 	Blobs
 	Updates
 	Rollouts
+	Bulk
+	Silences
+	WorkOrders
 
 	// Ping checks cheaply that the backend answers (health endpoints).
 	Ping(ctx context.Context) error

@@ -20,6 +20,13 @@ const Prefix = "/api/v1"
 // identity admin API) refuse tokens issued for anything else.
 func FleetResource(issuer string) string { return strings.TrimRight(issuer, "/") + Prefix }
 
+// CitizenResource is the resource indicator (RFC 8707) of the citizens' API at the hub whose
+// OpenID issuer is issuer: a citizen's own cases, recommendations and ratings (/api/v1/me/...)
+// and the channels' events, what the citizens' channels (web portal, mobile app, mini-program,
+// kiosk shell) ask their tokens for. The fleet API refuses these tokens, the citizens' API
+// refuses the fleet API's.
+func CitizenResource(issuer string) string { return FleetResource(issuer) + "/me" }
+
 // Error is the body of every non-2xx response.
 type Error struct {
 	Status  int      `json:"-"`
@@ -234,6 +241,9 @@ type Notice struct {
 // NoticeAlert is the kind of Notice sent when an alert of the kiosk opened or moved.
 const NoticeAlert = "alert"
 
+// NoticeBulk is the kind of Notice sent when the kiosk's progress in a bulk job changed.
+const NoticeBulk = "bulk"
+
 // Alert is a condition of a kiosk that needs a person, as GET /api/v1/alerts shows it and the
 // hub's notifications (webhook) carry it.
 type Alert struct {
@@ -249,6 +259,7 @@ type Alert struct {
 	AckAt      time.Time `json:"ackAt,omitzero"`
 	ResolvedBy string    `json:"resolvedBy,omitempty"` // empty with resolvedAt: the condition cleared
 	ResolvedAt time.Time `json:"resolvedAt,omitzero"`
+	Silenced   bool      `json:"silenced,omitempty"` // a silence covers it now: nobody is notified
 }
 
 // Alerts is the body of GET /api/v1/alerts.

@@ -187,6 +187,9 @@ type Audit struct {
 // PublicPrefix is where the channels read the catalog and the guides without a token.
 const PublicPrefix = Prefix + "/public"
 
+// KioskScheme is the HTTP authorization scheme of a kiosk's own requests (Client.Kiosk).
+const KioskScheme = "Kiosk"
+
 // ChannelCatalog is the body of GET /api/v1/public/catalog/{channel}: every app listed on the
 // channel, in ID order, in its listed version.
 type ChannelCatalog struct {
@@ -353,7 +356,7 @@ func versionPath(appID, version string) string {
 	return appPath(appID) + "/versions/" + url.PathEscape(version)
 }
 
-// KioskCatalog is the body of GET /api/v1/public/kiosks/{id}/catalog: the apps listed on the
+// KioskCatalog is the body of GET /api/v1/devices/{id}/catalog: the apps listed on the
 // kiosk channel that this kiosk can offer now — each needs peripherals the kiosk has, connected
 // and working (Offered) — and those withheld, with why. An app withheld comes back as soon as
 // the kiosk reports the peripheral fixed.
@@ -377,8 +380,9 @@ type WithheldApp struct {
 	Reason string `json:"reason"` // e.g. "document-printer not working (a4 fault: media-empty)"
 }
 
-// KioskCatalog returns what a kiosk can offer now (no token needed).
+// KioskCatalog returns what a kiosk can offer now: for staff in their region scope, and for the
+// kiosk itself (Client.Kiosk).
 func (c *Client) KioskCatalog(ctx context.Context, deviceID string) (KioskCatalog, error) {
 	var out KioskCatalog
-	return out, c.Do(ctx, http.MethodGet, PublicPrefix+"/kiosks/"+url.PathEscape(deviceID)+"/catalog", nil, &out)
+	return out, c.Do(ctx, http.MethodGet, Prefix+"/devices/"+url.PathEscape(deviceID)+"/catalog", nil, &out)
 }

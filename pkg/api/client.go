@@ -19,6 +19,11 @@ import (
 type Client struct {
 	BaseURL string // e.g. https://127.0.0.1:8080
 	Token   string // bearer token (bootstrap admin token or an access token)
+	// Kiosk, if set, authenticates each request as a kiosk instead of Token: it returns a new
+	// assertion signed with the kiosk's device key (agent/kiosklogin.Assertion, for audience the
+	// hub's issuer URL followed by Prefix), sent as "Authorization: Kiosk JWT" (KioskScheme).
+	// The hub takes each assertion once.
+	Kiosk func() (string, error)
 	// HTTP sends the requests (nil: http.DefaultClient). The hub serves HTTPS with a certificate
 	// of its own CA: give a client whose transport trusts it, e.g. &http.Client{Transport:
 	// Transport(pool)} with the pool LoadCA reads from the hub's ca.crt.
@@ -48,7 +53,14 @@ func (c *Client) DoRaw(ctx context.Context, method, path, contentType string, bo
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	if c.Token != "" {
+	switch {
+	case c.Kiosk != nil:
+		a, err := c.Kiosk()
+		if err != nil {
+			return fmt.Errorf("api: kiosk assertion: %w", err)
+		}
+		req.Header.Set("Authorization", KioskScheme+" "+a)
+	case c.Token != "":
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	resp, err := c.HTTPClient().Do(req)

@@ -215,7 +215,7 @@ func (s SlowBodies) Start(ctx context.Context) (*Flood, error) {
 type HalfConnects struct {
 	Common
 	Addr     string      // the hub's MQTT address
-	TLS      *tls.Config // with a device certificate; a session cache makes redials cheap
+	TLS      *tls.Config // with a device certificate; a session cache makes redials cheap; ServerName defaults to Addr's host
 	Announce int         // remaining length announced; default 256 KiB + 1 KiB - 4: the hub's packet limit, fixed header included
 	Send     int         // default Announce - 1
 }
@@ -230,6 +230,15 @@ func (h HalfConnects) Start(ctx context.Context) (*Flood, error) {
 	}
 	if h.Send <= 0 || h.Send > h.Announce {
 		h.Send = h.Announce - 1
+	}
+	if h.TLS.ServerName == "" && !h.TLS.InsecureSkipVerify {
+		// As tls.Dial does: without it every handshake fails in the client, before a byte is sent.
+		host, _, err := net.SplitHostPort(h.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("floodtest: %q: %w", h.Addr, err)
+		}
+		h.TLS = h.TLS.Clone()
+		h.TLS.ServerName = host
 	}
 	pkt := []byte{0x10} // CONNECT, then its remaining length (§2.2.3)
 	for n := h.Announce; ; {

@@ -83,10 +83,12 @@ func TestSlowBodies(t *testing.T) {
 }
 
 // TestHalfConnects: every connection completes the TLS handshake and sends a CONNECT's fixed
-// header with the announced length and Send bytes of it; one the server closes is redialed.
+// header with the announced length and Send bytes of it; one the server closes is redialed. The
+// configuration names no server: the flood verifies the hub's certificate for Addr's host, as a
+// kiosk does (without it, every handshake failed before its first byte).
 func TestHalfConnects(t *testing.T) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"hub"}}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
 	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
 	if err != nil {
@@ -108,7 +110,7 @@ func TestHalfConnects(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	f, err := HalfConnects{Common: Common{Conns: 3, Redial: 10 * time.Millisecond}, Addr: ln.Addr().String(),
-		TLS: &tls.Config{RootCAs: pool, ServerName: "hub"}, Announce: 300, Send: 101}.Start(ctx)
+		TLS: &tls.Config{RootCAs: pool}, Announce: 300, Send: 101}.Start(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -199,7 +199,14 @@ async function home() {
   let recs = [];
   if (s && s.acr !== 'guest') try { recs = (await api('GET', 'recommendations')).recommendations; } catch (e) {}
   show('home', el('h2', { id: 'greeting', class: 'big' }, greet), el('p', {}, T('services')), el('div', { class: 'tiles' }, tiles),
-    ...(recs.length ? [el('h3', {}, T('forYou')), el('ul', { id: 'recommendations' }, recs.map((r) => el('li', {}, I18N[ui.lang]['rec_' + r.service] ?? r.service)))] : []));
+    ...(recs.length ? [el('h3', {}, T('forYou')), el('ul', { id: 'recommendations' }, recs.map((r) => el('li', {}, I18N[ui.lang]['rec_' + r.service] ?? r.service))),
+      button('rec-optout', T('optOut'), optOut, 'secondary')] : []));
+}
+
+// optOut tells the hub she wants no more recommendations (on every channel), then redraws home.
+async function optOut() {
+  try { await api('PUT', 'recommendations/opt-out'); } catch (e) { return; }
+  home();
 }
 
 function open(id) { ({ print, scan, cases, guide })[id](); }

@@ -111,7 +111,7 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 
 func runIDCard(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("idcard", "idcard [--card NAME] [--fault NAME]...", stderr)
-	card := fs.String("card", "resident", "sample card on the reader: resident, hkmotw, foreign2017, foreign2023, none")
+	card := fs.String("card", "resident", "sample card on the reader: resident, hkmotw, foreign2017, foreign2023, senior (turns 60 in ten days), none")
 	var faults faultList
 	fs.Var(&faults, "fault", "fault to inject, repeatable: no-card, misread, bad-checksum, sam-fault, slow")
 	if err := fs.Parse(args); err != nil {

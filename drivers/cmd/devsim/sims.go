@@ -204,6 +204,7 @@ var idcardCards = map[string]func() *idcardsim.Card{
 	"hkmotw":      idcardsim.HKMOTW,
 	"foreign2017": idcardsim.Foreigner2017,
 	"foreign2023": idcardsim.Foreigner2023,
+	"senior":      func() *idcardsim.Card { return idcardsim.Senior(time.Now()) }, // turns 60 in ten days
 }
 
 func newIDCard(ctx context.Context, card string) (*idcardSim, error) {

@@ -5,7 +5,10 @@
 package idcardsim
 
 import (
+	"time"
 	"unicode/utf16"
+
+	"github.com/kioskfleet/kioskfleet/pkg/gb11643"
 )
 
 // Card is a card's contents as plain fields; TextBlock lays them out per GA 467. Fields a card
@@ -113,6 +116,26 @@ func Resident() *Card {
 		Authority: "广州市公安局天河分局", ValidFrom: "20150101", ValidTo: "20350101",
 		AppendedAddress: "广东省广州市越秀区北京路1号", Photo: photo(), Fingerprint: fingerprint(),
 	}
+}
+
+// Senior returns a sample resident identity card whose holder turns 60 ten days after now (the
+// simulator's clock): what the hub's senior-services rule (服务找人) is for. Its number is built
+// from the birth date with a valid check character; tests search output for it as for the
+// canaries (SeniorNumber).
+func Senior(now time.Time) *Card {
+	birth := now.AddDate(-60, 0, 10).Format("20060102")
+	return &Card{
+		Name: "李秀英", Sex: "2", Nation: "01", BirthDate: birth,
+		Address: "广东省深圳市南山区桃园路2号", Number: SeniorNumber(now),
+		Authority: "深圳市公安局南山分局", ValidFrom: "20200101", ValidTo: "20400101",
+		Photo: photo(),
+	}
+}
+
+// SeniorNumber is the ID number of Senior(now).
+func SeniorNumber(now time.Time) string {
+	n := "440305" + now.AddDate(-60, 0, 10).Format("20060102") + "246"
+	return n + string(gb11643.CheckChar([]byte(n)))
 }
 
 // HKMOTW returns a sample Hong Kong / Macau / Taiwan residence permit.

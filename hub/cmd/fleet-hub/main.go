@@ -94,11 +94,13 @@ Flags:
 		insecure  = fs.Bool("http-insecure", false, "serve plain HTTP instead of HTTPS: only on a loopback --http-addr")
 		force     = fs.Bool("http-insecure-force", false, "with --http-insecure, allow a non-loopback --http-addr (only behind a TLS-terminating proxy; warned at every start)")
 		proxies   = fs.String("trusted-proxies", "", "comma-separated addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For gives the client address for the per-address login, token and device limits (default: none, the connection's address)")
+		ppFrom    = fs.String("proxy-protocol-from", "", "comma-separated addresses or CIDR prefixes of L4 load balancers (HAProxy with send-proxy-v2) in front of the MQTT and HTTP listeners: their connections must start with a PROXY protocol v2 header, whose client address the per-address limits, logs and metrics then use; nobody else may send one (default: none)")
 		smsURL    = fs.String("sms-gateway-url", "", "HTTPS URL of the SMS gateway that sends the phone login's one-time codes (see hub/identity/sms); none: no phone login")
 		smsKey    = fs.String("sms-gateway-key", "", "bearer key of --sms-gateway-url (better in the environment: KF_HUB_SMS_GATEWAY_KEY)")
 		smsDev    = fs.String("sms-dev-file", "", "DEVELOPMENT ONLY, never in production: append phone login codes, in clear, to this file instead of sending them")
 		pkRPID    = fs.String("passkey-rp-id", "", "passkeys' relying party ID, a domain (default: the host of --public-url; passkeys are off when it is an IP address)")
 		pkOrigins = fs.String("passkey-origins", "", "comma-separated origins accepted for passkeys besides --public-url's (a portal on a subdomain, the app's android:apk-key-hash:...)")
+		conns     = fs.String("connectors", "", "YAML file of upstream identity providers citizens may log in with (OIDC, wechat, alipay; see hub/identity/connector); register <public-url>/oidc/upstream/<id>/callback at each")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat = fs.String("log-format", "text", "text or json")
 		pprofAddr = fs.String("pprof-addr", "", "serve net/http/pprof on this (loopback) address, for profiling")
@@ -145,7 +147,11 @@ Flags:
 	if *proxies != "" {
 		cfg.TrustedProxies = strings.Split(*proxies, ",")
 	}
-	cfg.Citizens = server.Citizens{SMSGatewayURL: *smsURL, SMSGatewayKey: *smsKey, SMSDevFile: *smsDev, PasskeyRPID: *pkRPID}
+	if *ppFrom != "" {
+		cfg.ProxyProtocolFrom = strings.Split(*ppFrom, ",")
+	}
+	cfg.Citizens = server.Citizens{SMSGatewayURL: *smsURL, SMSGatewayKey: *smsKey, SMSDevFile: *smsDev, PasskeyRPID: *pkRPID,
+		ConnectorsFile: *conns}
 	if *pkOrigins != "" {
 		cfg.Citizens.PasskeyOrigins = strings.Split(*pkOrigins, ",")
 	}

@@ -22,6 +22,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -125,15 +126,46 @@ func New(t testing.TB, mod ...func(*identity.Config)) *Env {
 // ends.
 func NewOn(t testing.TB, st store.Store, mod ...func(*identity.Config)) *Env {
 	t.Helper()
+	return start(t, st, false, mod)
+}
+
+// NewHTTPS is New served over HTTPS (https://127.0.0.1:PORT, the server's own certificate;
+// CAFile writes it): an upstream identity provider for federation tests.
+func NewHTTPS(t testing.TB, mod ...func(*identity.Config)) *Env {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "hub.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return start(t, st, true, mod)
+}
+
+// CAFile writes the certificate of an HTTPS Env's server as PEM and returns its path.
+func (e *Env) CAFile(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "issuer-ca.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.Srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func start(t testing.TB, st store.Store, https bool, mod []func(*identity.Config)) *Env {
+	t.Helper()
 	ctx := context.Background()
 	e := &Env{Clock: &Clock{}, Logs: &SyncBuffer{}}
 	log := slog.New(slog.NewTextHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.Store = st
-	e.Srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*e.h.Load()).ServeHTTP(w, r) }))
+	e.Srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*e.h.Load()).ServeHTTP(w, r) }))
+	if https {
+		e.Srv.StartTLS()
+	} else {
+		e.Srv.Start()
+	}
 	t.Cleanup(func() { e.Srv.Close(); e.Store.Close() })
 	e.Issuer = e.Srv.URL
 	// Every test client comes from 127.0.0.1: the per-address limits are off unless a test sets them.
-	cfg := identity.Config{Issuer: e.Issuer, Secret: bytes.Repeat([]byte{7}, 32), Insecure: true,
+	cfg := identity.Config{Issuer: e.Issuer, Secret: bytes.Repeat([]byte{7}, 32), Insecure: !https,
 		Now: e.Clock.Now, Argon2: FastArgon2, FailureFloor: 20 * time.Millisecond,
 		LoginRate: ratelimit.Unlimited, TokenRate: ratelimit.Unlimited, DeviceAuthRate: ratelimit.Unlimited,
 		UserCodeRate: ratelimit.Unlimited, PhoneSendRate: ratelimit.Unlimited, PhoneVerifyRate: ratelimit.Unlimited}
@@ -211,7 +243,13 @@ type Browser struct {
 }
 
 // NewBrowser returns a browser for the environment.
-func (e *Env) NewBrowser() *Browser { return NewBrowserFor(e.Issuer) }
+func (e *Env) NewBrowser() *Browser {
+	b := NewBrowserFor(e.Issuer)
+	if e.Srv.TLS != nil {
+		b.C.Transport = e.Srv.Client().Transport
+	}
+	return b
+}
 
 // NewBrowserFor returns a browser for the provider at issuer (e.g. a hub run as a process).
 func NewBrowserFor(issuer string) *Browser {

@@ -135,20 +135,73 @@ func (s *Store) ExpireCommands(ctx context.Context, now time.Time) ([]store.Comm
 
 // SetDesired stores a new desired document for a device with the next version (1 for the first).
 func (s *Store) SetDesired(ctx context.Context, deviceID string, doc json.RawMessage, at time.Time) (store.DocState, error) {
-	if !json.Valid(doc) {
-		return store.DocState{}, invalid("desired doc is not JSON")
-	}
-	d := store.DocState{DeviceID: deviceID, Doc: doc, UpdatedAt: at.UTC()}
-	err := s.pool.QueryRow(ctx, `INSERT INTO desired (device_id, version, doc, updated_at) VALUES ($1, 1, $2, $3)
-		ON CONFLICT (device_id) DO UPDATE SET version = desired.version + 1, doc = excluded.doc, updated_at = excluded.updated_at
-		RETURNING version`, deviceID, []byte(doc), ts(at)).Scan(&d.Version)
-	if sqlState(err) == foreignKeyViolation {
-		return store.DocState{}, fmt.Errorf("%w: device %s", store.ErrNotFound, deviceID)
-	}
+	ds, err := s.UpdateDesired(ctx, []string{deviceID}, at, func(string, json.RawMessage) (json.RawMessage, error) { return doc, nil })
 	if err != nil {
-		return store.DocState{}, fmt.Errorf("store: set desired %s: %w", deviceID, err)
+		return store.DocState{}, err
 	}
-	return d, nil
+	return ds[0], nil
+}
+
+// UpdateDesired changes the desired documents of devices in one transaction (store.State): the
+// devices' desired rows are locked (in ID order, as every such transaction locks them), read,
+// and written back in one statement.
+func (s *Store) UpdateDesired(ctx context.Context, deviceIDs []string, at time.Time,
+	update func(deviceID string, cur json.RawMessage) (json.RawMessage, error)) ([]store.DocState, error) {
+	if err := store.CheckDeviceIDs(deviceIDs); err != nil {
+		return nil, err
+	}
+	var out []store.DocState
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		out = make([]store.DocState, 0, len(deviceIDs))
+		rows, _ := tx.Query(ctx, `SELECT id FROM devices WHERE id = ANY($1)`, deviceIDs)
+		known, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("store: update desired: %w", err)
+		}
+		if len(known) < len(deviceIDs) {
+			for _, id := range deviceIDs {
+				if !slices.Contains(known, id) {
+					return fmt.Errorf("%w: device %s", store.ErrNotFound, id)
+				}
+			}
+		}
+		cur := make(map[string][]byte, len(deviceIDs))
+		rows, _ = tx.Query(ctx, `SELECT device_id, doc FROM desired WHERE device_id = ANY($1) ORDER BY device_id FOR UPDATE`, deviceIDs)
+		var id string
+		var doc []byte
+		if _, err := pgx.ForEachRow(rows, []any{&id, &doc}, func() error { cur[id] = doc; return nil }); err != nil {
+			return fmt.Errorf("store: update desired: %w", err)
+		}
+		docs := make([][]byte, len(deviceIDs))
+		for i, id := range deviceIDs {
+			next, err := update(id, cur[id])
+			if err != nil {
+				return err
+			}
+			if !json.Valid(next) {
+				return invalid("desired doc of %s is not JSON", id)
+			}
+			docs[i] = next
+			out = append(out, store.DocState{DeviceID: id, Doc: next, UpdatedAt: at.UTC()})
+		}
+		rows, _ = tx.Query(ctx, `INSERT INTO desired (device_id, version, doc, updated_at)
+			SELECT id, 1, doc, $3 FROM unnest($1::text[], $2::bytea[]) AS u (id, doc)
+			ON CONFLICT (device_id) DO UPDATE SET version = desired.version + 1, doc = excluded.doc, updated_at = excluded.updated_at
+			RETURNING device_id, version`, deviceIDs, docs, ts(at))
+		versions := make(map[string]int64, len(deviceIDs))
+		var v int64
+		if _, err := pgx.ForEachRow(rows, []any{&id, &v}, func() error { versions[id] = v; return nil }); err != nil {
+			return fmt.Errorf("store: set desired: %w", err)
+		}
+		for i := range out {
+			out[i].Version = versions[out[i].DeviceID]
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // GetDesired returns a device's desired document; ErrNotFound if it has none.

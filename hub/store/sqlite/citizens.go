@@ -176,8 +176,10 @@ func (s *identityStore) ListPasskeys(ctx context.Context, accountID string) ([]s
 }
 
 func (s *identityStore) UsePasskey(ctx context.Context, id, credential []byte, at time.Time) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE idp_passkeys SET credential=?, last_used=? WHERE id=?`, credential, idpTS(at), id)
-	return idpAffected("use passkey", res, err)
+	return s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE idp_passkeys SET credential=?, last_used=? WHERE id=?`, credential, idpTS(at), id)
+		return idpAffected("use passkey", res, err)
+	}, nil)
 }
 
 func (s *identityStore) DeletePasskey(ctx context.Context, accountID string, id []byte) error {
@@ -353,24 +355,4 @@ func (s *identityStore) DeleteConsent(ctx context.Context, accountID, clientID s
 	return idpAffected("delete consent", res, err)
 }
 
-// --- ceremonies
-
-func (s *identityStore) PutCeremony(ctx context.Context, c store.Ceremony) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO idp_ceremonies(id, kind, doc, expires_at) VALUES(?,?,?,?)`,
-		c.ID, c.Kind, c.Doc, idpTS(c.ExpiresAt))
-	return idpErr("put ceremony", err)
-}
-
-func (s *identityStore) TakeCeremony(ctx context.Context, id, kind string, now time.Time) (store.Ceremony, error) {
-	c := store.Ceremony{ID: id, Kind: kind}
-	var exp int64
-	err := s.w.QueryRowContext(ctx, `DELETE FROM idp_ceremonies WHERE id=? AND kind=? RETURNING doc, expires_at`, id, kind).
-		Scan(&c.Doc, &exp)
-	if err != nil {
-		return c, idpErr("take ceremony", err)
-	}
-	if c.ExpiresAt = idpFromTS(exp); !now.Before(c.ExpiresAt) {
-		return store.Ceremony{}, fmt.Errorf("take ceremony: expired: %w", store.ErrNotFound)
-	}
-	return c, nil
-}
+// --- ceremonies: in memory (logins.go)

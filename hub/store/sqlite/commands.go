@@ -170,27 +170,59 @@ func (s *Store) ExpireCommands(ctx context.Context, now time.Time) ([]store.Comm
 
 // SetDesired stores a new desired document for a device with the next version (1 for the first).
 func (s *Store) SetDesired(ctx context.Context, deviceID string, doc json.RawMessage, at time.Time) (store.DocState, error) {
-	if !json.Valid(doc) {
-		return store.DocState{}, invalid("desired doc is not JSON")
+	ds, err := s.UpdateDesired(ctx, []string{deviceID}, at, func(string, json.RawMessage) (json.RawMessage, error) { return doc, nil })
+	if err != nil {
+		return store.DocState{}, err
 	}
-	d := store.DocState{DeviceID: deviceID, Doc: doc, UpdatedAt: at.UTC()}
+	return ds[0], nil
+}
+
+// UpdateDesired changes the desired documents of devices in one transaction (store.State).
+func (s *Store) UpdateDesired(ctx context.Context, deviceIDs []string, at time.Time,
+	update func(deviceID string, cur json.RawMessage) (json.RawMessage, error)) ([]store.DocState, error) {
+	if err := store.CheckDeviceIDs(deviceIDs); err != nil {
+		return nil, err
+	}
+	out := make([]store.DocState, 0, len(deviceIDs))
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var one int
-		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE id = ?`, deviceID).Scan(&one); err != nil {
-			return notFound(err, "device", deviceID)
-		}
-		err := tx.QueryRowContext(ctx, `INSERT INTO desired (device_id, version, doc, updated_at) VALUES (?, 1, ?, ?)
-			ON CONFLICT (device_id) DO UPDATE SET version = desired.version + 1, doc = excluded.doc, updated_at = excluded.updated_at
-			RETURNING version`, deviceID, []byte(doc), ts(at)).Scan(&d.Version)
+		out = out[:0]
+		// The device's row, with its desired document if it has one: no row, no device.
+		cur, err := tx.PrepareContext(ctx, `SELECT d.doc FROM devices v LEFT JOIN desired d ON d.device_id = v.id WHERE v.id = ?`)
 		if err != nil {
-			return fmt.Errorf("store: set desired %s: %w", deviceID, err)
+			return fmt.Errorf("store: update desired: %w", err)
+		}
+		defer cur.Close()
+		set, err := tx.PrepareContext(ctx, `INSERT INTO desired (device_id, version, doc, updated_at) VALUES (?, 1, ?, ?)
+			ON CONFLICT (device_id) DO UPDATE SET version = desired.version + 1, doc = excluded.doc, updated_at = excluded.updated_at
+			RETURNING version`)
+		if err != nil {
+			return fmt.Errorf("store: update desired: %w", err)
+		}
+		defer set.Close()
+		for _, id := range deviceIDs {
+			var doc []byte
+			if err := cur.QueryRowContext(ctx, id).Scan(&doc); err != nil {
+				return notFound(err, "device", id)
+			}
+			next, err := update(id, doc)
+			if err != nil {
+				return err
+			}
+			if !json.Valid(next) {
+				return invalid("desired doc of %s is not JSON", id)
+			}
+			d := store.DocState{DeviceID: id, Doc: next, UpdatedAt: at.UTC()}
+			if err := set.QueryRowContext(ctx, id, []byte(next), ts(at)).Scan(&d.Version); err != nil {
+				return fmt.Errorf("store: set desired %s: %w", id, err)
+			}
+			out = append(out, d)
 		}
 		return nil
 	})
 	if err != nil {
-		return store.DocState{}, err
+		return nil, err
 	}
-	return d, nil
+	return out, nil
 }
 
 // GetDesired returns a device's desired document; ErrNotFound if it has none.

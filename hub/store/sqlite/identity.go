@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
@@ -20,7 +19,11 @@ import (
 // Store embeds it.
 type identityStore struct {
 	w, r *sql.DB // the store's single writer and its readers
-	rot  *rotations
+	// gc group-commits the writes of a login (auth requests, codes, tokens, ceremonies, passkey
+	// counters, browser sessions), which many citizens make at once.
+	gc *groupCommit
+	// logins keeps authorization requests and ceremonies in memory (logins.go).
+	logins *logins
 }
 
 var idpTS, idpFromTS = sqlrow.Nanos, sqlrow.Time
@@ -225,73 +228,7 @@ func (s *identityStore) SetDepartment(ctx context.Context, id, department string
 	return idpAffected("set department", res, err)
 }
 
-// --- authorization requests (the whole request as JSON; code hash and state as columns)
-
-type idpAuthReqDoc struct {
-	store.AuthRequest
-	CodeHash []byte `json:"-"`
-	Consumed bool   `json:"-"`
-}
-
-func (s *identityStore) SaveAuthRequest(ctx context.Context, a store.AuthRequest) error {
-	doc, err := json.Marshal(idpAuthReqDoc{AuthRequest: a})
-	if err != nil {
-		return err
-	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO idp_auth_requests(id, code_hash, consumed, expires_at, doc)
-		VALUES(?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET code_hash=excluded.code_hash, doc=excluded.doc,
-		expires_at=excluded.expires_at WHERE consumed=0`,
-		a.ID, idpNullBytes(a.CodeHash), a.Consumed, idpTS(a.ExpiresAt), string(doc))
-	return idpErr("save auth request", err)
-}
-
-func idpScanAuthReq(doc string, code []byte, consumed bool) (store.AuthRequest, error) {
-	var d idpAuthReqDoc
-	if err := json.Unmarshal([]byte(doc), &d); err != nil {
-		return store.AuthRequest{}, fmt.Errorf("auth request: corrupt row: %w", err)
-	}
-	a := d.AuthRequest
-	a.CodeHash, a.Consumed = code, consumed
-	return a, nil
-}
-
-func (s *identityStore) GetAuthRequest(ctx context.Context, id string) (store.AuthRequest, error) {
-	var doc string
-	var code []byte
-	var consumed bool
-	err := s.r.QueryRowContext(ctx, `SELECT doc, code_hash, consumed FROM idp_auth_requests WHERE id=?`, id).
-		Scan(&doc, &code, &consumed)
-	if err != nil {
-		return store.AuthRequest{}, idpErr("get auth request", err)
-	}
-	return idpScanAuthReq(doc, code, consumed)
-}
-
-func (s *identityStore) ConsumeCode(ctx context.Context, codeHash []byte) (store.AuthRequest, error) {
-	var doc string
-	err := s.w.QueryRowContext(ctx, `UPDATE idp_auth_requests SET consumed=1 WHERE code_hash=? AND consumed=0
-		RETURNING doc`, codeHash).Scan(&doc)
-	if err == nil {
-		return idpScanAuthReq(doc, codeHash, true)
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return store.AuthRequest{}, idpErr("consume code", err)
-	}
-	err = s.r.QueryRowContext(ctx, `SELECT doc FROM idp_auth_requests WHERE code_hash=?`, codeHash).Scan(&doc)
-	if err != nil {
-		return store.AuthRequest{}, idpErr("consume code", err)
-	}
-	a, err := idpScanAuthReq(doc, codeHash, true)
-	if err != nil {
-		return a, err
-	}
-	return a, store.ErrCodeReused
-}
-
-func (s *identityStore) DeleteAuthRequest(ctx context.Context, id string) error {
-	_, err := s.w.ExecContext(ctx, `DELETE FROM idp_auth_requests WHERE id=? AND consumed=0`, id)
-	return idpErr("delete auth request", err)
-}
+// --- authorization requests: in memory (logins.go)
 
 // --- tokens
 
@@ -318,7 +255,7 @@ func (s *identityStore) InsertTokens(ctx context.Context, ts ...store.Token) err
 	if len(ts) == 0 {
 		return nil
 	}
-	return idpInsertTokens(ctx, s.w, ts...)
+	return s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error { return idpInsertTokens(ctx, tx, ts...) }, nil)
 }
 
 func (s *identityStore) token(ctx context.Context, where string, arg any) (store.Token, error) {
@@ -344,98 +281,19 @@ func (s *identityStore) TokenByHash(ctx context.Context, h []byte) (store.Token,
 	return s.token(ctx, "hash=?", h)
 }
 
-// rotation is one RotateRefresh waiting for its group commit.
-type rotation struct {
-	oldID string
-	ts    []store.Token
-	err   error
-	done  chan struct{} // closed when committed (or failed)
-	lead  chan struct{} // closed when this caller is to lead the next batches
-}
-
-// rotations gathers concurrent RotateRefresh calls so that one transaction (one fsync) commits
-// them all. The first caller leads: it commits what has gathered, a few batches at most, then
-// hands the lead to a waiting caller, so no caller waits long. No goroutine of its own.
-type rotations struct {
-	mu      sync.Mutex
-	pending []*rotation
-	leading bool
-}
-
-const leadRounds = 2
-
+// RotateRefresh is group-committed (groupcommit.go): one fsync for many concurrent rotations.
 func (s *identityStore) RotateRefresh(ctx context.Context, oldID string, at time.Time, ts ...store.Token) error {
-	r := &rotation{oldID: oldID, ts: ts, done: make(chan struct{}), lead: make(chan struct{})}
-	b := s.rot
-	b.mu.Lock()
-	b.pending = append(b.pending, r)
-	if b.leading {
-		b.mu.Unlock()
-		select {
-		case <-r.done:
-			return r.err
-		case <-r.lead:
-		}
-		b.mu.Lock()
-	}
-	b.leading = true
-	for round := 0; len(b.pending) > 0; round++ {
-		if round == leadRounds {
-			close(b.pending[0].lead) // hand over; b.leading stays true
-			b.mu.Unlock()
-			<-r.done
-			return r.err
-		}
-		batch := b.pending
-		b.pending = nil
-		b.mu.Unlock()
-		s.commitRotations(context.WithoutCancel(ctx), batch)
-		b.mu.Lock()
-	}
-	b.leading = false
-	b.mu.Unlock()
-	<-r.done
-	return r.err
+	return s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error { return rotateOne(ctx, tx, oldID, ts) },
+		func(err error) bool { return errors.Is(err, store.ErrTokenReused) }) // the family stays revoked
 }
 
-// commitRotations commits a batch in one transaction, each rotation in its own savepoint.
-func (s *identityStore) commitRotations(ctx context.Context, batch []*rotation) {
-	err := func() error {
-		tx, err := s.w.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
-		for _, r := range batch {
-			if _, err := tx.ExecContext(ctx, `SAVEPOINT rot`); err != nil {
-				return err
-			}
-			r.err = rotateOne(ctx, tx, r)
-			end := `RELEASE rot`
-			if r.err != nil && !errors.Is(r.err, store.ErrTokenReused) {
-				end = `ROLLBACK TO rot; RELEASE rot`
-			}
-			if _, err := tx.ExecContext(ctx, end); err != nil {
-				return err
-			}
-		}
-		return tx.Commit()
-	}()
-	for _, r := range batch {
-		if err != nil {
-			r.err = idpErr("rotate refresh", err)
-		}
-		close(r.done)
-	}
-}
-
-func rotateOne(ctx context.Context, tx *sql.Tx, r *rotation) error {
+func rotateOne(ctx context.Context, tx *sql.Tx, oldID string, ts []store.Token) error {
 	var family string
 	err := tx.QueryRowContext(ctx, `UPDATE idp_tokens SET rotated=1 WHERE id=? AND kind='refresh' AND rotated=0
-		AND revoked=0 RETURNING family_id`, r.oldID).Scan(&family)
+		AND revoked=0 RETURNING family_id`, oldID).Scan(&family)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Rotated or revoked before: a reuse. Revoke the family.
-		if err := tx.QueryRowContext(ctx, `SELECT family_id FROM idp_tokens WHERE id=?`, r.oldID).Scan(&family); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT family_id FROM idp_tokens WHERE id=?`, oldID).Scan(&family); err != nil {
 			return idpErr("rotate refresh", err)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE idp_tokens SET revoked=1 WHERE family_id=?`, family); err != nil {
@@ -446,8 +304,8 @@ func rotateOne(ctx context.Context, tx *sql.Tx, r *rotation) error {
 	if err != nil {
 		return idpErr("rotate refresh", err)
 	}
-	if len(r.ts) > 0 {
-		return idpInsertTokens(ctx, tx, r.ts...)
+	if len(ts) > 0 {
+		return idpInsertTokens(ctx, tx, ts...)
 	}
 	return nil
 }
@@ -611,9 +469,11 @@ func (s *identityStore) UseAssertion(ctx context.Context, id string, exp time.Ti
 // --- browser sessions and purge
 
 func (s *identityStore) CreateBrowserSession(ctx context.Context, b store.BrowserSession) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO idp_browser_sessions(hash, user_id, amr, auth_time, expires_at)
+	return s.gc.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO idp_browser_sessions(hash, user_id, amr, auth_time, expires_at)
 		VALUES(?,?,?,?,?)`, b.Hash, b.UserID, idpList(b.AMR), idpTS(b.AuthTime), idpTS(b.ExpiresAt))
-	return idpErr("create browser session", err)
+		return idpErr("create browser session", err)
+	}, nil)
 }
 
 func (s *identityStore) GetBrowserSession(ctx context.Context, h []byte) (store.BrowserSession, error) {
@@ -654,6 +514,7 @@ func (s *identityStore) CountGuess(ctx context.Context, userID string, wrong boo
 }
 
 func (s *identityStore) Purge(ctx context.Context, now time.Time) error {
+	s.logins.purge(now)
 	t := idpTS(now)
 	for _, q := range []string{
 		`DELETE FROM idp_auth_requests WHERE expires_at<?`,

@@ -2,7 +2,8 @@
 // synchronous=FULL, one writer connection plus readers, see pkg/sqlitex), with its schema applied
 // from the numbered migrations in migrations/ when it opens. Numbers 0100-0199 belong to the
 // identity tables, 0300-0399 to the data rooms (events, cases, ratings, outreach). Importing the
-// package registers it with store.Open for URLs "sqlite:PATH".
+// package registers it with store.Open for URLs "sqlite:PATH". The identity store group-commits
+// the writes of logins (groupcommit.go) and keeps logins in progress in memory (logins.go).
 package sqlite
 
 import (
@@ -75,7 +76,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if len(applied) > 0 {
 		log.Info("store migrated", "path", path, "applied", applied)
 	}
-	return &Store{db: db, log: log, identityStore: &identityStore{w: db.W, r: db.R, rot: &rotations{}}}, nil
+	return &Store{db: db, log: log, identityStore: &identityStore{w: db.W, r: db.R, gc: &groupCommit{w: db.W}, logins: newLogins()}}, nil
 }
 
 // Close closes the database.

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -32,6 +33,86 @@ func testDesired(t *testing.T, s StateStore) {
 	}
 	_, err = s.SetDesired(ctx, "nope", json.RawMessage(`{}`), T0)
 	wantErr(t, "SetDesired unknown device", err, store.ErrNotFound)
+}
+
+// testUpdateDesired: one transaction changes many devices' documents, each from its own current
+// one, with the next version; an unknown device, a document that is not JSON or a failing update
+// stores nothing.
+func testUpdateDesired(t *testing.T, s StateStore) {
+	ctx := t.Context()
+	ids := []string{"k3", "k1", "k2"}
+	for _, id := range ids {
+		Enroll(t, s, "sz", id)
+	}
+	if _, err := s.SetDesired(ctx, "k1", json.RawMessage(`{"volume":5}`), T0); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	add := func(id string, cur json.RawMessage) (json.RawMessage, error) {
+		seen[id] = string(cur)
+		doc := map[string]any{}
+		if cur != nil {
+			if err := json.Unmarshal(cur, &doc); err != nil {
+				return nil, err
+			}
+		}
+		doc["bundles"] = map[string]string{"tax": "1.0.0"}
+		return json.Marshal(doc)
+	}
+	at := T0.Add(time.Minute)
+	ds, err := s.UpdateDesired(ctx, ids, at, add)
+	if err != nil || len(ds) != 3 {
+		t.Fatalf("UpdateDesired = %+v, %v", ds, err)
+	}
+	if seen["k1"] != `{"volume":5}` || seen["k2"] != "" || seen["k3"] != "" {
+		t.Fatalf("update saw %q", seen)
+	}
+	want := map[string]struct {
+		v   int64
+		doc string
+	}{"k1": {2, `{"bundles":{"tax":"1.0.0"},"volume":5}`}, "k2": {1, `{"bundles":{"tax":"1.0.0"}}`}, "k3": {1, `{"bundles":{"tax":"1.0.0"}}`}}
+	for i, d := range ds {
+		w := want[ids[i]]
+		if d.DeviceID != ids[i] || d.Version != w.v || string(d.Doc) != w.doc || !d.UpdatedAt.Equal(at) {
+			t.Errorf("UpdateDesired[%d] = %+v, want %s v%d %s", i, d, ids[i], w.v, w.doc)
+		}
+		if got, err := s.GetDesired(ctx, ids[i]); err != nil || got.Version != w.v || string(got.Doc) != w.doc || !got.UpdatedAt.Equal(at) {
+			t.Errorf("GetDesired(%s) = %+v, %v", ids[i], got, err)
+		}
+	}
+	// Nothing of a refused batch is stored.
+	boom := errors.New("boom")
+	for name, tc := range map[string]struct {
+		ids    []string
+		update func(string, json.RawMessage) (json.RawMessage, error)
+		want   error
+	}{
+		"unknown device": {[]string{"k1", "nope"}, add, store.ErrNotFound},
+		"named twice":    {[]string{"k1", "k2", "k1"}, add, store.ErrInvalid},
+		"not JSON": {ids, func(id string, cur json.RawMessage) (json.RawMessage, error) {
+			if id == "k2" {
+				return json.RawMessage(`{`), nil
+			}
+			return add(id, cur)
+		}, store.ErrInvalid},
+		"update fails": {ids, func(id string, cur json.RawMessage) (json.RawMessage, error) {
+			if id == "k2" {
+				return nil, boom
+			}
+			return add(id, cur)
+		}, boom},
+	} {
+		_, err := s.UpdateDesired(ctx, tc.ids, T0.Add(time.Hour), tc.update)
+		wantErr(t, "UpdateDesired, "+name, err, tc.want)
+	}
+	for id, w := range want {
+		if got, _ := s.GetDesired(ctx, id); got.Version != w.v || string(got.Doc) != w.doc {
+			t.Errorf("after refused batches, %s = %+v", id, got)
+		}
+	}
+	if ds, err := s.UpdateDesired(ctx, nil, at, add); err != nil || len(ds) != 0 {
+		t.Fatalf("UpdateDesired of none = %+v, %v", ds, err)
+	}
 }
 
 func testReported(t *testing.T, s StateStore) {

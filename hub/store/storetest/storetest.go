@@ -66,6 +66,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Blobs", func(t *testing.T) { RunBlobs(t, as[store.Blobs](open)) })
 	t.Run("Updates", func(t *testing.T) { RunUpdates(t, as[store.Updates](open)) })
 	t.Run("Rollouts", func(t *testing.T) { RunRollouts(t, as[RolloutStore](open)) })
+	t.Run("Bulk", func(t *testing.T) { RunBulk(t, as[store.Bulk](open)) })
+	t.Run("WorkOrders", func(t *testing.T) { RunWorkOrders(t, as[WorkOrderStore](open)) })
 	t.Run("Check", func(t *testing.T) {
 		if err := open(t).Check(t.Context()); err != nil {
 			t.Fatal(err)
@@ -121,6 +123,7 @@ func RunCommands(t *testing.T, open func(t *testing.T) CommandStore) {
 func RunState(t *testing.T, open func(t *testing.T) StateStore) {
 	suite[StateStore]{
 		{"Desired", testDesired},
+		{"UpdateDesired", testUpdateDesired},
 		{"Reported", testReported},
 	}.run(t, open)
 }
