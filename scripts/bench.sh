@@ -6,8 +6,8 @@
 # docs/benchmarks.md with the machine context the run prints (commit, CPU model, fsync latency,
 # load): all three values of a figure, not the best. Knobs: BENCH_RUNS (default 3),
 # BENCH_AGENTS_MAX (default 20000), BENCH_SECONDS (default 20), BENCH_SKIP (space-separated
-# scenario names to skip: go overview shell refresh events ingest latency churn drain drain1000 scale
-# mosquitto idle cluster bundles). The cluster scenarios run fleet-hub replicas on a PostgreSQL of their own (Debian's,
+# scenario names to skip: go overview viewers shell refresh events ingest latency churn drain drain1000
+# scale mosquitto idle cluster bundles). The cluster scenarios run fleet-hub replicas on a PostgreSQL of their own (Debian's,
 # in var/bench/pg, fsync on, as the postgres user when run as root), after the SQLite ones, in the
 # same run, so their ratio to the SQLite hub is like for like. The cluster and bundle scenarios run once (rows after the
 # table). BENCH_BUNDLE_AGENTS (default 1000) and BENCH_BUNDLE_MB (default 5) size the bundle rollout.
@@ -189,6 +189,18 @@ if ! skip overview; then
   for v in $(metric "$RUN/overview.txt" BenchmarkOverview19000 ms/overview); do val overview "$v"; done
   fig overviewcpu "  CPU per overview (hub API and its client, one process)" "reported" "ms"
   for v in $(metric "$RUN/overview.txt" BenchmarkOverview19000 cpu-ms/overview); do val overviewcpu "$v"; done
+fi
+
+if ! skip viewers; then
+  echo "== 100 live console viewers (GET /api/v1/feed) while the presence of 19,000 kiosks flips twice (a storm's fan-out)"
+  go test -run '^$' -bench 'BenchmarkFeedViewersStorm' -benchtime 5x -count "$RUNS" -timeout 20m ./hub/httpapi 2>&1 \
+    | grep -E '^(Benchmark|ok|FAIL)' | tee "$RUN/viewers.txt"
+  fig viewerslag "100 viewers in a 19,000-kiosk presence storm: p99 until each has seen it all" "<= 2000 ms" "ms"
+  for v in $(metric "$RUN/viewers.txt" BenchmarkFeedViewersStorm p99-uptodate-ms); do val viewerslag "$v"; done
+  fig viewersnotice "  p99 lag of the notices a viewer received" "reported" "ms"
+  for v in $(metric "$RUN/viewers.txt" BenchmarkFeedViewersStorm p99-lag-ms); do val viewersnotice "$v"; done
+  fig viewersheap "  heap per viewer (hub side and client, one process)" "reported" "KiB"
+  for v in $(metric "$RUN/viewers.txt" BenchmarkFeedViewersStorm heap-KiB/viewer); do val viewersheap "$v"; done
 fi
 
 if ! skip shell; then
