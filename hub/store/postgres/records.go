@@ -536,8 +536,15 @@ func (s *Store) ListRecords(ctx context.Context, f store.RecordFilter) ([]store.
 		if eid == fromEpoch {
 			after = afterSeq
 		}
-		out, err = s.queryRecords(ctx, out, recordCols+`WHERE r.epoch_id = $1 AND r.seq > $2 AND ($3 = '' OR r.kind = $3)
-			ORDER BY r.seq LIMIT $4`, eid, after, f.Kind, limit-len(out))
+		q, args := recordCols+`WHERE r.epoch_id = $1 AND r.seq > $2 AND ($3 = '' OR r.kind = $3) ORDER BY r.seq LIMIT $4`,
+			[]any{eid, after, f.Kind, limit - len(out)}
+		if f.Kind == wire.KindJournal {
+			// The journal verifier reads a device's journal records past its cursor: the partial
+			// index (migration 0480) serves it, but only a plan for the literal condition can use it.
+			q, args = recordCols+`WHERE r.epoch_id = $1 AND r.seq > $2 AND r.kind = '`+wire.KindJournal+`' ORDER BY r.seq LIMIT $3`,
+				[]any{eid, after, limit - len(out)}
+		}
+		out, err = s.queryRecords(ctx, out, q, args...)
 		if err != nil || len(out) >= limit {
 			return out, err
 		}

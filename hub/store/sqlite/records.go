@@ -313,9 +313,20 @@ func (s *Store) ListRecords(ctx context.Context, f store.RecordFilter) ([]store.
 		if eid == fromEpoch {
 			after = afterSeq
 		}
+		q, args := cols+`WHERE r.epoch_id = ? AND r.seq > ? AND (? = '' OR r.kind = ?) ORDER BY r.seq LIMIT ?`,
+			[]any{eid, after, f.Kind, f.Kind, limit - len(out)}
+		if f.Kind == wire.KindJournal {
+			// The journal verifier reads a device's journal records past its cursor; without the
+			// partial index (migration 0480) that is a scan of all the device's records, at every
+			// hub start for every device. SQLite uses a partial index only for a query that names
+			// its condition literally.
+			q, args = `SELECT r.id, e.device_id, e.epoch, r.seq, r.kind, r.class, r.device_ts, r.recv_ts, r.body
+				FROM records r INDEXED BY records_journal JOIN epochs e ON e.id = r.epoch_id
+				WHERE r.epoch_id = ? AND r.seq > ? AND r.kind = '`+wire.KindJournal+`' ORDER BY r.seq LIMIT ?`,
+				[]any{eid, after, limit - len(out)}
+		}
 		var err error
-		out, err = s.queryRecords(ctx, out, cols+`WHERE r.epoch_id = ? AND r.seq > ? AND (? = '' OR r.kind = ?)
-			ORDER BY r.seq LIMIT ?`, eid, after, f.Kind, f.Kind, limit-len(out))
+		out, err = s.queryRecords(ctx, out, q, args...)
 		if err != nil || len(out) >= limit {
 			return out, err
 		}
