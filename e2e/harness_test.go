@@ -65,6 +65,8 @@ func start(t testing.TB, name string, args ...string) *proc {
 	}
 	cmd := exec.Command(filepath.Join(binDir, args[0]), args[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
+	// In a process group of its own, so that kill9 also ends what it started (a launcher's agent).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +94,7 @@ func start(t testing.TB, name string, args ...string) *proc {
 }
 
 func (p *proc) kill9() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.done
 }
 

@@ -255,6 +255,10 @@ func (l *Launcher) runOnce(ctx context.Context, version string, trial bool) erro
 	cmd := exec.Command(l.binary(version), l.cfg.Args...)
 	cmd.Env = append(append(os.Environ(), l.cfg.Env...), EnvHealthFile+"="+health, EnvLaunched+"="+version)
 	cmd.Stdout, cmd.Stderr = l.cfg.Stdout, l.cfg.Stderr
+	// The agent must not outlive its launcher: a launcher killed (-9, the OOM killer) and started
+	// again would otherwise run a second agent on the same data. Linux signals the child when the
+	// thread that started it ends, which Go does only for a goroutine that locked its thread.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		if trial {
 			l.fallBack(version, fmt.Sprintf("does not start: %v", err))
