@@ -20,8 +20,8 @@ import (
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
-// A field technician's log tail through a real hub and a real agent: the log-tail command starts
-// it, the agent's lines reach the hub's API and the console's device page (one the test makes
+// A field technician's log tail through a real hub and a real agent: the log-tail command, sent
+// while the kiosk is offline, starts it when the kiosk connects; the agent's lines reach the hub's API and the console's device page (one the test makes
 // the agent log, carrying an ID-shaped canary, redacted), and the stream ends by itself at its
 // deadline. The canary is nowhere on the hub: not in its API, its log or its files.
 func TestLogTail(t *testing.T) {
@@ -33,10 +33,6 @@ func TestLogTail(t *testing.T) {
 	start(t, "devsim", "devsim", "kiosk", "--dir", simDir, "--no-sane", "--no-ipp")
 	cfg := filepath.Join(simDir, "devices.yaml")
 	waitFor(t, 30*time.Second, "devsim ready", func() bool { _, err := os.Stat(cfg); return err == nil })
-	agent := startAgent(t, "agent", dir, "--devices", cfg, "--profiles", "../firmware-profiles", "--local-api", "127.0.0.1:0")
-	addr := localAPIAddr(t, agent)
-	waitFor(t, 30*time.Second, "online", func() bool { return online(h, id) })
-
 	if lg, err := h.client.DeviceLog(bg, id, 0); err != nil || lg.Active || len(lg.Lines) != 0 {
 		t.Fatalf("log before any tail: %+v, %v", lg, err)
 	}
@@ -46,12 +42,14 @@ func TestLogTail(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest || !strings.Contains(err.Error(), "1s to 15m") {
 		t.Fatalf("a 1h tail: %v", err)
 	}
-
-	const span = 8 * time.Second
-	c, err := h.client.SendCommand(bg, id, api.CreateCommand{Name: api.CmdLogTail, Args: json.RawMessage(`{"for":"8s"}`)})
-	if err != nil {
-		t.Fatal(err)
+	// The kiosk is offline: the request waits, as any command does, and starts when it connects.
+	const span = 20 * time.Second
+	c, err := h.client.SendCommand(bg, id, api.CreateCommand{Name: api.CmdLogTail, Args: json.RawMessage(`{"for":"20s"}`)})
+	if err != nil || c.State != wire.CmdQueued {
+		t.Fatalf("log-tail for an offline kiosk: %+v, %v", c, err)
 	}
+	agent := startAgent(t, "agent", dir, "--devices", cfg, "--profiles", "../firmware-profiles", "--local-api", "127.0.0.1:0")
+	addr := localAPIAddr(t, agent)
 	if c, err = h.client.Command(bg, c.ID, 30*time.Second); err != nil || c.State != wire.CmdSucceeded {
 		t.Fatalf("log-tail: %+v %v", c, err)
 	}
