@@ -177,6 +177,8 @@ if ! skip go; then
   for v in $(metric "$RUN/go.txt" BenchmarkPasskeyLogin logins/s); do val passkey "$v"; done
   fig passkeycpu "passkey login, CPU per login (client and provider in one process)" "reported" "us"
   for v in $(metric "$RUN/go.txt" BenchmarkPasskeyLogin cpu-us/login); do val passkeycpu "$v"; done
+  fig phonecode "phone-code login p99 at 500 logins/s (open loop, in process)" "<= 50 ms" "ms"
+  for v in $(metric "$RUN/go.txt" BenchmarkPhoneCodeVerify p99-ms); do val phonecode "$v"; done
   fig catalog "catalog read, a channel's 50 listed apps (public, loopback HTTP)" ">= 10,000 requests/s" "req/s"
   for v in $(metric "$RUN/go.txt" BenchmarkCatalogRead req/s); do val catalog "$v"; done
 fi
