@@ -164,11 +164,12 @@ func (k *kioskShell) page() *localapitest.Client {
 }
 
 // Real-name binding at a kiosk, end to end, with a real hub, a real enrolled agent and devsim's
-// reader holding the canary card. A citizen registered on her phone (phone code, then a
-// passkey) scans the kiosk's binding QR code and approves it for binding; the kiosk begins no
+// reader holding the canary card. A citizen who once logged in at the kiosk with her card alone
+// (so an account keyed by the card exists) registers on her phone (phone code, then a passkey),
+// scans the kiosk's binding QR code and approves it for binding; the kiosk begins no
 // session and waits for her card; she taps it; the agent's signed assertion carries the card
-// (sealed to the hub) with the QR code's device code; the hub binds the card to her account and
-// the kiosk's session is hers. Her passkey logins then reach the real-name acr. Another
+// (sealed to the hub) with the QR code's device code; the hub merges the card-only account into
+// hers, binding the card to it, and the kiosk's session is hers. Her passkey logins then reach the real-name acr. Another
 // citizen's binding of the same card is refused at the kiosk. The ID number is nowhere in the
 // hub's or the agent's files and logs, in text or as the card's UCS-2.
 func TestRealNameBindingAtKiosk(t *testing.T) {
@@ -180,7 +181,16 @@ func TestRealNameBindingAtKiosk(t *testing.T) {
 		t.Fatalf("acr before binding %q, want %q", acr, identity.ACRPasskey)
 	}
 
+	// She once logged in at a kiosk with her card alone: an account keyed by the card exists.
 	app := k.page()
+	if r := k.tapCard(app); r.Code() != "success" {
+		t.Fatalf("the card-only login: %s", r.Completion.Raw)
+	}
+	received := app.Received()
+	if code := shellCall(t, k.addr, "POST", "session/end", nil); code != 200 {
+		t.Fatalf("logout: %d", code)
+	}
+	app = k.page()
 	k.bindingQR(phone)
 	if st := k.state(); st.Session != nil {
 		t.Fatalf("a session began before the card: %+v", st.Session)
@@ -204,9 +214,13 @@ func TestRealNameBindingAtKiosk(t *testing.T) {
 		t.Errorf("acr after binding %q, want %q", acr, identity.ACRRealName)
 	}
 
-	received := app.Received()
+	received = append(received, app.Received()...)
 	if code := shellCall(t, k.addr, "POST", "session/end", nil); code != 200 {
 		t.Fatalf("logout: %d", code)
+	}
+	// The card-only account was merged into hers (hub/identity realname.go); the hub's log says so.
+	if !grepFile(t, h.p.log, "card-only account merged") {
+		t.Error("the hub's log does not say the card-only account was merged")
 	}
 
 	// Another citizen cannot bind the same card while it is bound to her.
