@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kioskfleet/kioskfleet/hub/proxyproto"
+	"github.com/kioskfleet/kioskfleet/pkg/polltest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -38,19 +39,16 @@ func (r *refusals) note(a net.Addr, err error) {
 
 func (r *refusals) wait(t *testing.T, n int) []error {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	var errs []error
+	if !polltest.Poll(5*time.Second, func() bool {
 		r.mu.Lock()
-		errs := append([]error(nil), r.errs...)
-		r.mu.Unlock()
-		if len(errs) >= n {
-			return errs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d refusals, want %d: %v", len(errs), n, errs)
-		}
-		time.Sleep(5 * time.Millisecond)
+		defer r.mu.Unlock()
+		errs = append([]error(nil), r.errs...)
+		return len(errs) >= n
+	}) {
+		t.Fatalf("%d refusals, want %d: %v", len(errs), n, errs)
 	}
+	return errs
 }
 
 func listen(t *testing.T, timeout time.Duration) (*proxyproto.Listener, *refusals) {
@@ -210,7 +208,7 @@ func TestStranger(t *testing.T) {
 func TestCloseWhileReading(t *testing.T) {
 	l, _ := listen(t, time.Minute)
 	dial(t, l, balancer, sig[:5])
-	time.Sleep(50 * time.Millisecond) // the header's reader waits for more
+	polltest.Until(t, 5*time.Second, "the header's reader waiting for more", func() bool { return proxyproto.Reading(l) == 1 })
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
