@@ -490,8 +490,12 @@ func (l *Link) upload(ctx context.Context, c mqtt.Client, epoch string, acks <-c
 				// session loudly rather than skip records.
 				return fmt.Errorf("encode batch: %w", err)
 			}
-			// Do not wait for PUBACK: the hub's ack after its commit is what counts.
-			c.Publish(topic, 1, false, payload)
+			// QoS 0: the hub's ack after its commit is what counts, not a PUBACK. The session is
+			// clean, so QoS 1 would add nothing on a live connection (TCP delivers in order or
+			// the connection ends, and the broker redelivers nothing to a new clean session)
+			// but a PUBACK per batch, a TLS record each way to write and read; a batch lost
+			// with its connection is resent from the first unacked record as before.
+			c.Publish(topic, 0, false, payload)
 			sent = recs[len(recs)-1].Seq
 			inflight = append(inflight, sent)
 		}

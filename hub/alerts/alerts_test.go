@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -247,10 +248,11 @@ func TestSilence(t *testing.T) {
 	}
 }
 
-// countingStore counts the engine's reads of one kiosk.
+// countingStore counts the engine's reads of one kiosk, of several (lists: sweeps and gathered
+// checks) and the kiosks those listed.
 type countingStore struct {
 	*sqlite.Store
-	gets atomic.Int32
+	gets, lists, listed atomic.Int32
 }
 
 func (s *countingStore) GetDevice(ctx context.Context, id string) (store.Device, error) {
@@ -258,28 +260,69 @@ func (s *countingStore) GetDevice(ctx context.Context, id string) (store.Device,
 	return s.Store.GetDevice(ctx, id)
 }
 
+func (s *countingStore) ListDevices(ctx context.Context, f store.DeviceFilter) ([]store.Device, error) {
+	s.lists.Add(1)
+	ds, err := s.Store.ListDevices(ctx, f)
+	s.listed.Add(int32(len(ds)))
+	return ds, err
+}
+
+// runCounted runs an engine (swept at start, then hourly) over a store of the kiosks ids that
+// counts its reads, following a new feed, until t ends.
+func runCounted(t *testing.T, ids ...string) (*countingStore, *feed.Feed) {
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "hub.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	for _, id := range ids {
+		storetest.Enroll(t, st, "sz", id)
+	}
+	cs := &countingStore{Store: st}
+	fd := feed.New(16, time.Now)
+	eng := alerts.New(alerts.Config{Store: cs, Feed: fd, SweepEvery: time.Hour})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return cs, fd
+}
+
+// TestLostNoticesSweepGathered: a hub whose commits overflow the engine's subscription again and
+// again (more notices at once than it holds) costs a sweep at once and then at most one per
+// CheckDelay, not one per loss (the sweeps then ran back to back, issue 18).
+func TestLostNoticesSweepGathered(t *testing.T) {
+	cs, fd := runCounted(t, "k1")
+	eventually(t, "the engine following the feed", func() bool { return fd.Subscribers() == 1 && cs.lists.Load() == 1 })
+	burst := make([]api.Notice, alerts.NoticeBuffer+100)
+	for i := range burst {
+		burst[i] = api.Notice{Kind: api.NoticeRecords, DeviceID: "k1", At: time.Now()}
+	}
+	// Overflow it for 1.5 CheckDelays: the sweep at start, one at the first loss, one at the
+	// end of the first CheckDelay; a fourth at most if the second CheckDelay ends meanwhile.
+	start, lost := time.Now(), fd.Lost()
+	for time.Since(start) < alerts.CheckDelay*3/2 {
+		fd.Publish(burst...)
+		runtime.Gosched()
+	}
+	if fd.Lost() == lost {
+		t.Fatal("no notice lost: the test proves nothing")
+	}
+	eventually(t, "the gathered sweep", func() bool { return cs.lists.Load() >= 3 })
+	if n := cs.lists.Load(); n > 4 {
+		t.Fatalf("%d sweeps in 1.5 CheckDelays of lost notices, want at most 4", n)
+	}
+}
+
 // TestChecksGathered: a burst of notices (a kiosk's records in every group commit of a busy hub)
 // costs a check at once and then one per kiosk at the end of CheckDelay, not one per notice. The
 // engine runs on synctest's clock: "nothing more in the next CheckDelays" is checked exactly.
 func TestChecksGathered(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "hub.db"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		storetest.Enroll(t, st, "sz", "k1")
-		storetest.Enroll(t, st, "sz", "k2")
-		cs := &countingStore{Store: st}
-		fd := feed.New(1024, time.Now)
-		eng := alerts.New(alerts.Config{Store: cs, Feed: fd, SweepEvery: time.Hour})
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() { done <- eng.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			<-done
-		})
+		cs, fd := runCounted(t, "k1", "k2")
 		synctest.Wait() // the engine subscribed, swept and waits
 		if fd.Subscribers() != 1 {
 			t.Fatal("the engine does not follow the feed")
@@ -287,19 +330,18 @@ func TestChecksGathered(t *testing.T) {
 		for i := range 200 {
 			fd.Publish(api.Notice{Kind: api.NoticeRecords, DeviceID: fmt.Sprintf("k%d", 1+i%2), At: time.Now()})
 		}
-		synctest.Wait()
-		if n := cs.gets.Load(); n != 1 {
-			t.Fatalf("%d device reads before CheckDelay, want 1 (k1 at once)", n)
-		}
 		<-time.After(alerts.CheckDelay) // the bubble's clock: no real time passes
 		synctest.Wait()
-		if n := cs.gets.Load(); n != 3 {
-			t.Fatalf("%d device reads at the end of CheckDelay, want 3 (k1 at once, then k1 and k2)", n)
+		// The sweep at start listed both; k1 is read at once, then k1 and k2 in one list.
+		check := func(when string) {
+			if g, l, n := cs.gets.Load(), cs.lists.Load(), cs.listed.Load(); g != 1 || l != 2 || n != 4 {
+				t.Fatalf("%s: %d device reads and %d lists of %d kiosks (the first at start, of 2) for 200 notices of 2 kiosks, "+
+					"want k1 read at once, then k1 and k2 in one list", when, g, l, n)
+			}
 		}
+		check("at the end of CheckDelay")
 		<-time.After(5 * alerts.CheckDelay)
 		synctest.Wait()
-		if n := cs.gets.Load(); n != 3 {
-			t.Fatalf("%d device reads for 200 notices of 2 kiosks, want 3 (k1 at once, then k1 and k2)", n)
-		}
+		check("5 CheckDelays later")
 	})
 }

@@ -50,14 +50,22 @@ type Sub struct {
 	f    *Feed
 }
 
-// Subscribe adds a subscriber.
-func (f *Feed) Subscribe() (*Sub, error) {
+// Subscribe adds a subscriber that holds up to the feed's buf notices not yet read.
+func (f *Feed) Subscribe() (*Sub, error) { return f.SubscribeBuffer(f.buf) }
+
+// SubscribeBuffer adds a subscriber that holds up to buf notices not yet read (the feed's buf
+// when buf <= 0): one that must not lose the notices of a whole group commit (a notice per kiosk
+// in it, hundreds or thousands at once) while it reads them one by one.
+func (f *Feed) SubscribeBuffer(buf int) (*Sub, error) {
+	if buf <= 0 {
+		buf = f.buf
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
 		return nil, ErrClosed
 	}
-	c := make(chan api.Notice, f.buf)
+	c := make(chan api.Notice, buf)
 	s := &Sub{C: c, c: c, f: f}
 	f.subs[s] = struct{}{}
 	return s, nil

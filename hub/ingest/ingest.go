@@ -601,9 +601,14 @@ func (g *Ingest) ackLoop() {
 	}
 }
 
+// ack publishes a cumulative ack at QoS 0: the agent's session is clean, so QoS 1 would only
+// add a PUBACK per ack (a TLS record for the agent to write and the hub to read, and the
+// broker's in-flight bookkeeping), one of the four packets a batch cost. An ack lost with its
+// connection is made good by the next: the agent resends from its first unacked record, and
+// the hub acks the duplicates (and answers every hello with the watermark).
 func (g *Ingest) ack(w store.Watermark) {
 	msg := wire.Encode(wire.AckMsg{V: wire.Version, Epoch: w.Epoch, UpTo: w.UpTo})
-	if err := g.bus.Publish(wire.Topic(w.DeviceID, wire.ChAck), msg, false, 1); err != nil {
+	if err := g.bus.Publish(wire.Topic(w.DeviceID, wire.ChAck), msg, false, 0); err != nil {
 		g.log.Warn("ack publish failed", "device", w.DeviceID, "err", err)
 	}
 }

@@ -254,8 +254,8 @@ func TestAckOnlyAfterCommit(t *testing.T) {
 		t.Fatalf("stored seqs %v", got)
 	}
 	m := e.bus.Published(wire.Topic("k-001", wire.ChAck))[0]
-	if m.QoS != 1 || m.Retain {
-		t.Fatalf("ack published with qos %d retain %v, want qos 1 not retained", m.QoS, m.Retain)
+	if m.QoS != 0 || m.Retain {
+		t.Fatalf("ack published with qos %d retain %v, want qos 0 not retained", m.QoS, m.Retain)
 	}
 	// Last-seen is touched after the acks, off the ack path.
 	deadline := time.Now().Add(wait)

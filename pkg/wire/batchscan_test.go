@@ -175,3 +175,32 @@ func TestScanStringEveryOffset(t *testing.T) {
 		}
 	}
 }
+
+// FuzzScanAck: whatever the ack fast path accepts, the general decoder accepts with the same
+// value; the hub's own acks take the fast path.
+func FuzzScanAck(f *testing.F) {
+	for _, a := range []AckMsg{{V: Version, Epoch: "0123456789abcdef-x", UpTo: 1<<64 - 1}, {V: Version, Epoch: "e"}} {
+		p := Encode(a)
+		if got, ok := fastAck(p); !ok || got != a {
+			f.Fatalf("fastAck(%s) = %+v, %v: want %+v", p, got, ok, a)
+		}
+		f.Add(p)
+	}
+	for _, p := range []string{` {"upTo":5 , "v":1,"epoch":"e"} `, `{"v":1,"epoch":"e","upTo":5,"upto":6}`, `{"v":1,"UpTo":5}`,
+		`{"v":1,"epoch":"\u0065","upTo":5}`, `{"v":1,"upTo":05}`, `{"v":1,"upTo":18446744073709551616}`, `{"v":2,"upTo":1}`} {
+		f.Add([]byte(p))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, ok := fastAck(b)
+		if !ok {
+			return
+		}
+		var want AckMsg
+		if err := decode(b, &want); err != nil {
+			t.Fatalf("the fast path took what the general decoder refuses (%v): %q", err, b)
+		}
+		if got != want {
+			t.Fatalf("%q: fast %+v, general %+v", b, got, want)
+		}
+	})
+}

@@ -308,9 +308,11 @@ func DecodeHello(b []byte) (Hello, error) {
 
 // DecodeAck decodes and validates an ack payload.
 func DecodeAck(b []byte) (AckMsg, error) {
-	var m AckMsg
-	if err := decode(b, &m); err != nil {
-		return AckMsg{}, err
+	m, ok := fastAck(b)
+	if !ok {
+		if err := decode(b, &m); err != nil {
+			return AckMsg{}, err
+		}
 	}
 	if err := checkEpoch(m.Epoch); err != nil {
 		return AckMsg{}, err
