@@ -374,10 +374,12 @@ func (s *Store) scanRollups(ctx context.Context, sc rollup.Scan, add func(rollup
 	}
 	defer rows.Close()
 	r := rollup.Row{Key: rollup.Key{Kind: sc.Kind}}
+	var sketch sql.RawBytes // the driver's bytes, not a copy: add only reads them (rollup.ScanFunc)
 	for rows.Next() {
-		if err := rows.Scan(&r.K1, &r.K2, &r.K3, &r.Bucket, &r.Events, &r.Citizens); err != nil {
+		if err := rows.Scan(&r.K1, &r.K2, &r.K3, &r.Bucket, &r.Events, &sketch); err != nil {
 			return fmt.Errorf("store: rollups: %w", err)
 		}
+		r.Citizens = sketch
 		add(r)
 	}
 	return rows.Err()
