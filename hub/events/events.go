@@ -61,9 +61,10 @@ type Config struct {
 
 	// Group commit of posted events: the committer gathers for Window (2 ms) or MaxEvents
 	// (5,000). At most Queue events (50,000) wait, and no more than the committer is seen to
-	// commit in MaxWait (200 ms; but always a full group): beyond that posts are refused (429),
-	// so that an accepted batch is answered within about MaxWait and a commit, whatever the load,
-	// while the committer always has a full group to take.
+	// commit in MaxWait (200 ms; at least a batch, a full group until its rate is known): beyond
+	// that posts are refused (429), before they are read when the queue is at its bound already,
+	// and a submission that waited MaxWait under overload is refused rather than committed, so
+	// that an accepted batch is answered within about MaxWait and a commit, whatever the load.
 	Window    time.Duration
 	MaxEvents int
 	Queue     int

@@ -41,6 +41,7 @@ type pending struct {
 	news []bool
 	err  error
 	done chan struct{}
+	at   time.Time // when Submit began
 }
 
 // Submit validates a batch of events that o sent, stores the valid ones with group commit and
@@ -57,7 +58,7 @@ func (ev *Events) Submit(ctx context.Context, o Origin, raws []json.RawMessage) 
 		return res, &OverloadError{Reason: "rate_limited", RetryAfter: wait}
 	}
 	recv := ev.cfg.Now()
-	p := &pending{done: make(chan struct{})}
+	p := &pending{done: make(chan struct{}), at: time.Now()}
 	for i, raw := range raws {
 		e, f := ev.Decode(o, raw, recv)
 		if f != nil {
@@ -80,6 +81,9 @@ func (ev *Events) Submit(ctx context.Context, o Origin, raws []json.RawMessage) 
 		return res, ctx.Err() // the events are committed all the same; nobody waits for the answer
 	}
 	if p.err != nil {
+		if errors.As(p.err, new(*OverloadError)) {
+			ev.limits.refund(o.ClientID, len(raws))
+		}
 		return res, p.err
 	}
 	for _, isNew := range p.news {
@@ -103,6 +107,15 @@ func idOf(raw json.RawMessage) string {
 	return clip(e.ID)
 }
 
+// Admit refuses a batch before it is read (hub/httpapi's gate) when the queue is at its bound
+// already (see enqueue), so that what a spike sends beyond the hub's capacity is answered 429
+// without costing its reading and validation, and the batches that are taken get the CPU.
+func (ev *Events) Admit() error {
+	ev.qmu.Lock()
+	defer ev.qmu.Unlock()
+	return ev.overloaded(1)
+}
+
 // enqueue hands p to the committer unless that would hold more than Queue events, or more than
 // the committer commits in MaxWait (and a full group).
 func (ev *Events) enqueue(p *pending) error {
@@ -111,15 +124,8 @@ func (ev *Events) enqueue(p *pending) error {
 	if ev.closed {
 		return ErrClosed
 	}
-	if ev.queued+len(p.evs) > ev.cfg.Queue {
-		ev.m.overload.WithLabelValues("queue_full").Inc()
-		return &OverloadError{Reason: "queue_full", RetryAfter: time.Second}
-	}
-	// What waits beyond what the committer commits in MaxWait would wait longer than that:
-	// refused, to be sent again later.
-	if ev.queued+len(p.evs) > max(ev.cfg.MaxEvents, int(ev.rate*ev.cfg.MaxWait.Seconds())) {
-		ev.m.overload.WithLabelValues("behind").Inc()
-		return &OverloadError{Reason: "behind", RetryAfter: time.Second}
+	if err := ev.overloaded(len(p.evs)); err != nil {
+		return err
 	}
 	ev.queued += len(p.evs)
 	ev.q = append(ev.q, p)
@@ -132,11 +138,49 @@ func (ev *Events) enqueue(p *pending) error {
 	return nil
 }
 
+// overloaded returns the *OverloadError that refuses n more events, nil if the queue takes them.
+// ev.qmu is held.
+func (ev *Events) overloaded(n int) error {
+	if ev.queued+n > ev.cfg.Queue {
+		ev.m.overload.WithLabelValues("queue_full").Inc()
+		return &OverloadError{Reason: "queue_full", RetryAfter: time.Second}
+	}
+	// What waits beyond what the committer commits in MaxWait would wait longer than that:
+	// refused, to be sent again later.
+	if ev.queued+n > ev.bound() {
+		ev.m.overload.WithLabelValues("behind").Inc()
+		return &OverloadError{Reason: "behind", RetryAfter: time.Second}
+	}
+	return nil
+}
+
+// bound is how many events may wait for the committer: what it commits in MaxWait, at least a
+// batch; a full group while its rate is not known yet. ev.qmu is held.
+func (ev *Events) bound() int {
+	if ev.rate == 0 {
+		return ev.cfg.MaxEvents
+	}
+	return max(min(MaxBatch, ev.cfg.MaxEvents), int(ev.rate*ev.cfg.MaxWait.Seconds()))
+}
+
 // take removes up to MaxEvents events' worth of pending submissions from the queue (at least
-// one).
-func (ev *Events) take() []*pending {
+// one). Unless it drains the queue at the end, it first refuses what has waited MaxWait while
+// a group or the bound waits (overload: the committer's rate is lower than the queue's bound took
+// it to be): such a submission would be answered late, and is answered 429 at once instead,
+// nothing of it stored, so that what the hub accepts is answered within about MaxWait and a
+// commit.
+func (ev *Events) take(draining bool) []*pending {
 	ev.qmu.Lock()
 	defer ev.qmu.Unlock()
+	late := time.Now().Add(-ev.cfg.MaxWait)
+	for !draining && len(ev.q) > 0 && ev.queued >= min(ev.cfg.MaxEvents, ev.bound()) && ev.q[0].at.Before(late) {
+		p := ev.q[0]
+		ev.q = ev.q[1:]
+		ev.queued -= len(p.evs)
+		ev.m.overload.WithLabelValues("behind").Inc()
+		p.err = &OverloadError{Reason: "behind", RetryAfter: time.Second}
+		close(p.done)
+	}
 	n, i := 0, 0
 	for i < len(ev.q) && (i == 0 || n+len(ev.q[i].evs) <= ev.cfg.MaxEvents) {
 		n += len(ev.q[i].evs)
@@ -169,7 +213,7 @@ func (ev *Events) commitLoop(ctx context.Context) {
 			ev.closed = true
 			ev.qmu.Unlock()
 			for ev.queuedEvents() > 0 || ev.hasQueued() {
-				ev.commit(context.WithoutCancel(ctx), ev.take())
+				ev.commit(context.WithoutCancel(ctx), ev.take(true), time.Time{})
 			}
 			return
 		}
@@ -181,8 +225,11 @@ func (ev *Events) commitLoop(ctx context.Context) {
 			}
 			t.Stop()
 		}
+		// Back to back while submissions wait: each commit's rate counts the time since the one
+		// before ended (what it took to wake their submitters and take the group too).
+		var prev time.Time
 		for ev.hasQueued() {
-			ev.commit(context.WithoutCancel(ctx), ev.take())
+			prev = ev.commit(context.WithoutCancel(ctx), ev.take(false), prev)
 		}
 	}
 }
@@ -194,10 +241,11 @@ func (ev *Events) hasQueued() bool {
 }
 
 // commit stores a group in one transaction; when that fails, each submission alone, so that one
-// the store refuses does not fail the others.
-func (ev *Events) commit(ctx context.Context, group []*pending) {
+// the store refuses does not fail the others. prev is when the commit before ended if the
+// committer went on at once, else zero; commit returns when it ended.
+func (ev *Events) commit(ctx context.Context, group []*pending, prev time.Time) time.Time {
 	if len(group) == 0 {
-		return
+		return time.Time{}
 	}
 	var all []store.Event
 	for _, p := range group {
@@ -206,23 +254,27 @@ func (ev *Events) commit(ctx context.Context, group []*pending) {
 	start := time.Now()
 	news, err := ev.st.CommitEvents(ctx, all)
 	if err == nil {
-		took := time.Since(start)
-		ev.m.commitTime.Observe(took.Seconds())
-		ev.observeRate(len(all), took)
+		end := time.Now()
+		ev.m.commitTime.Observe(end.Sub(start).Seconds())
+		if prev.IsZero() {
+			prev = start
+		}
+		ev.observeRate(len(all), end.Sub(prev))
 		for _, p := range group {
 			p.news, news = news[:len(p.evs)], news[len(p.evs):]
 			ev.finish(p, nil)
 		}
-		return
+		return end
 	}
 	ev.log.Warn("event commit failed", "events", len(all), "submissions", len(group), "err", err)
 	if len(group) == 1 {
 		ev.finish(group[0], err)
-		return
+		return time.Time{}
 	}
 	for _, p := range group {
-		ev.commit(ctx, []*pending{p})
+		ev.commit(ctx, []*pending{p}, time.Time{})
 	}
+	return time.Time{}
 }
 
 func (ev *Events) finish(p *pending, err error) {
@@ -284,9 +336,9 @@ func (l *limiter) take(client string, n int, now time.Time) time.Duration {
 	return max(wait, time.Second).Truncate(time.Second)
 }
 
-// observeRate folds a commit of n events that took d into the committer's rate. Only groups of
-// at least a tenth of MaxEvents count: a small group's time is the disk's sync, not what the
-// committer can do.
+// observeRate folds a commit of n events that took d (since the commit before, when the
+// committer went on at once) into the committer's rate. Only groups of at least a tenth of
+// MaxEvents count: a small group's time is the disk's sync, not what the committer can do.
 func (ev *Events) observeRate(n int, d time.Duration) {
 	if n < ev.cfg.MaxEvents/10 || d <= 0 {
 		return

@@ -17,6 +17,9 @@ import (
 // EventIntake is the event room as the API serves it (hub/events).
 type EventIntake interface {
 	Submit(ctx context.Context, o events.Origin, raws []json.RawMessage) (api.EventsResult, error)
+	// Admit returns an *events.OverloadError when a batch would be refused for the load whatever
+	// it holds, before it is read.
+	Admit() error
 	Channel(clientID, named string) (string, error)
 	KioskOrigin(ctx context.Context, deviceID, account string) (events.Origin, error)
 }
@@ -48,6 +51,9 @@ func (a *API) eventRoutes() {
 		}
 		release := func() { <-inFlight }
 		o, err := a.eventOrigin(r)
+		if err == nil {
+			err = overloaded(a.cfg.Events.Admit())
+		}
 		if err != nil {
 			release()
 			return r, nil, err
@@ -75,7 +81,7 @@ func (a *API) postEvents(r *http.Request, req api.EventBatch) (api.EventsResult,
 	var over *events.OverloadError
 	switch {
 	case errors.As(err, &over):
-		return res, &api.Error{Status: http.StatusTooManyRequests, Code: "overloaded", Message: over.Error(), RetryAfter: over.RetryAfter}
+		return res, overloaded(over)
 	case errors.Is(err, events.ErrBatch):
 		return res, apiErr(http.StatusBadRequest, "bad_request", "events: at most %d events per batch", events.MaxBatch)
 	case err != nil && r.Context().Err() == nil:
@@ -95,6 +101,15 @@ func (a *API) postEvents(r *http.Request, req api.EventBatch) (api.EventsResult,
 		return res, &api.Error{Status: http.StatusBadRequest, Code: "bad_request", Message: "every event was refused", Fields: fields}
 	}
 	return res, nil
+}
+
+// overloaded answers an *events.OverloadError (or nil) with 429 and Retry-After.
+func overloaded(err error) error {
+	var over *events.OverloadError
+	if !errors.As(err, &over) {
+		return err
+	}
+	return &api.Error{Status: http.StatusTooManyRequests, Code: "overloaded", Message: over.Error(), RetryAfter: over.RetryAfter}
 }
 
 // originKey holds in a request's context the channel its gate authenticated (events.Origin).
