@@ -202,6 +202,11 @@ func (l *Link) Run(ctx context.Context) error {
 		}
 		wait := l.cfg.MinBackoff
 		if tried >= n {
+			if errors.Is(err, errBusy) {
+				// The hub is up and answering: retry within the busy range, whatever the
+				// backoff grew to while it was not listening (a restarting hub).
+				backoff = min(backoff, BusyBackoff*l.cfg.MinBackoff)
+			}
 			wait = backoff
 		}
 		// Full jitter (AWS architecture blog, "Exponential Backoff And Jitter"): spread a fleet's
@@ -238,19 +243,22 @@ func busy(err error) bool {
 		errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
-// BusyBackoff is as far as connects turned away for load raise the backoff, in MinBackoffs. In
-// a reconnect storm most connects are turned away at first (the hub admits handshakes a few
-// hundred at a time, its store lags): doubling on each would leave a tail of kiosks waiting
-// 15-45 s for a hub that has long caught up. Capped here, each kiosk retries every 1-3 s (with
-// the default MinBackoff), and a refused connect costs the hub little: an accept, or a resumed
-// handshake and one store lookup.
+// BusyBackoff is the most a connect turned away for load waits before the next, in
+// MinBackoffs (jittered as every wait). In a reconnect storm most connects are turned away at
+// first (the hub admits handshakes a few hundred at a time, its store lags): doubling on each
+// would leave a tail of kiosks waiting 15-45 s for a hub that has long caught up. And the
+// backoff a kiosk built up while the restarting hub was not listening (connection refused:
+// 0.5, 1, 2, 4, 8 s...) no longer applies once the hub answers, busy: kept, it had each busy
+// refusal cost that kiosk a wait of up to 1.5 times it. Capped here, each kiosk
+// retries every 1-3 s (with the default MinBackoff), and a refused connect costs the hub little:
+// an accept, or a resumed handshake and one store lookup.
 const BusyBackoff = 4
 
 // nextBackoff is the backoff after a failed attempt: twice the last, up to MaxBackoff; or, when
-// the hub was busy, up to BusyBackoff MinBackoffs (never lowered).
+// the hub was busy, up to BusyBackoff MinBackoffs (a longer one, from before, is cut to it).
 func (l *Link) nextBackoff(backoff time.Duration, err error) time.Duration {
 	if errors.Is(err, errBusy) {
-		return max(backoff, min(2*backoff, BusyBackoff*l.cfg.MinBackoff))
+		return min(2*backoff, BusyBackoff*l.cfg.MinBackoff)
 	}
 	return min(2*backoff, l.cfg.MaxBackoff)
 }
