@@ -221,6 +221,11 @@ func (l *Link) Run(ctx context.Context) error {
 		}
 		wait := l.cfg.MinBackoff
 		if tried >= n {
+			if errors.Is(err, errBusy) {
+				// The hub is up and answering: retry within the busy range, whatever the
+				// backoff grew to while it was not listening (a restarting hub).
+				backoff = min(backoff, BusyBackoff*l.cfg.MinBackoff)
+			}
 			wait = backoff
 		}
 		// Full jitter (AWS architecture blog, "Exponential Backoff And Jitter"): spread a fleet's
@@ -257,19 +262,22 @@ func busy(err error) bool {
 		errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
-// BusyBackoff is as far as connects turned away for load raise the backoff, in MinBackoffs. In
-// a reconnect storm most connects are turned away at first (the hub admits handshakes a few
-// hundred at a time, its store lags): doubling on each would leave a tail of kiosks waiting
-// 15-45 s for a hub that has long caught up. Capped here, each kiosk retries every 1-3 s (with
-// the default MinBackoff), and a refused connect costs the hub little: an accept, or a resumed
-// handshake and one store lookup.
+// BusyBackoff is the most a connect turned away for load waits before the next, in
+// MinBackoffs (jittered as every wait). In a reconnect storm most connects are turned away at
+// first (the hub admits handshakes a few hundred at a time, its store lags): doubling on each
+// would leave a tail of kiosks waiting 15-45 s for a hub that has long caught up. And the
+// backoff a kiosk built up while the restarting hub was not listening (connection refused:
+// 0.5, 1, 2, 4, 8 s...) no longer applies once the hub answers, busy: kept, it had each busy
+// refusal cost that kiosk a wait of up to 1.5 times it. Capped here, each kiosk
+// retries every 1-3 s (with the default MinBackoff), and a refused connect costs the hub little:
+// an accept, or a resumed handshake and one store lookup.
 const BusyBackoff = 4
 
 // nextBackoff is the backoff after a failed attempt: twice the last, up to MaxBackoff; or, when
-// the hub was busy, up to BusyBackoff MinBackoffs (never lowered).
+// the hub was busy, up to BusyBackoff MinBackoffs (a longer one, from before, is cut to it).
 func (l *Link) nextBackoff(backoff time.Duration, err error) time.Duration {
 	if errors.Is(err, errBusy) {
-		return max(backoff, min(2*backoff, BusyBackoff*l.cfg.MinBackoff))
+		return min(2*backoff, BusyBackoff*l.cfg.MinBackoff)
 	}
 	return min(2*backoff, l.cfg.MaxBackoff)
 }
@@ -297,7 +305,7 @@ func (l *Link) session(ctx context.Context, addr string) error {
 		SetConnectRetry(false).
 		SetKeepAlive(l.cfg.KeepAlive).
 		SetPingTimeout(l.cfg.KeepAlive).
-		SetConnectTimeout(10*time.Second).
+		SetConnectTimeout(ConnectTimeout).
 		SetWriteTimeout(10*time.Second).
 		SetOrderMatters(false).
 		SetBinaryWill(wire.Topic(id, wire.ChPresence), wire.Encode(wire.PresenceMsg{V: wire.Version, Online: false}), 1, true).
@@ -311,7 +319,7 @@ func (l *Link) session(ctx context.Context, addr string) error {
 		return l.dialTLS(ctx, uri.Host, o.ConnectTimeout)
 	})
 	c := mqtt.NewClient(opts)
-	if err := wait(ctx, c.Connect(), 15*time.Second); err != nil {
+	if err := wait(ctx, c.Connect(), ConnectTimeout+5*time.Second); err != nil {
 		if busy(err) {
 			err = fmt.Errorf("%w: %w", errBusy, err)
 		}
@@ -384,13 +392,28 @@ func (l *Link) session(ctx context.Context, addr string) error {
 	return l.upload(sctx, c, epoch, acks, lost)
 }
 
+// ConnectTimeout bounds a connect attempt: TCP, TLS and CONNACK. It is longer than the hub's own
+// bound on what it holds before a session (10 s from accepting the connection, of which at most
+// 5 s waiting for a handshake slot: hub/broker), so that the hub, which sees its load, decides
+// how an attempt ends: with a session, or refused busy. With 10 s, counted from the dial, a kiosk
+// gave up before the hub's bound, on a handshake the hub had started: in a 5,000-kiosk storm on
+// a loaded machine, 50,764 of 60,362 busy refusals were the kiosk's own TLS timeout, each
+// attempt's work on both sides (an ML-KEM key share, a handshake) lost, and done again.
+const ConnectTimeout = 20 * time.Second
+
+// DialTimeout bounds the TCP connect alone: an address that does not answer (a replica down,
+// packets dropped) is left for the next one as soon as before.
+const DialTimeout = 10 * time.Second
+
 // dialTLS opens a connection through cfg.Dial and completes the TLS handshake on it, as paho
 // does for a tls:// broker with its own dialer. The connection never ends with a close_notify
 // the hub cannot authenticate (paho closes it after a write that timed out): tlsconn.
 func (l *Link) dialTLS(ctx context.Context, addr string, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	raw, err := l.cfg.Dial(ctx, "tcp", addr)
+	dctx, dcancel := context.WithTimeout(ctx, DialTimeout)
+	raw, err := l.cfg.Dial(dctx, "tcp", addr)
+	dcancel()
 	if err != nil {
 		return nil, err
 	}

@@ -56,7 +56,7 @@ func TestNextBackoff(t *testing.T) {
 		{500 * time.Millisecond, busyErr, time.Second},
 		{time.Second, busyErr, 2 * time.Second},
 		{2 * time.Second, busyErr, 2 * time.Second}, // capped at BusyBackoff MinBackoffs
-		{8 * time.Second, busyErr, 8 * time.Second}, // never lowered
+		{8 * time.Second, busyErr, 2 * time.Second}, // the hub answers: what it grew to while it did not is dropped
 		{2 * time.Second, hard, 4 * time.Second},
 		{20 * time.Second, hard, 30 * time.Second},
 	} {

@@ -13,6 +13,7 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -103,7 +104,7 @@ Flags:
 		conns     = fs.String("connectors", "", "YAML file of upstream identity providers citizens may log in with (OIDC, wechat, alipay; see hub/identity/connector); register <public-url>/oidc/upstream/<id>/callback at each")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat = fs.String("log-format", "text", "text or json")
-		pprofAddr = fs.String("pprof-addr", "", "serve net/http/pprof on this (loopback) address, for profiling")
+		pprofAddr = fs.String("pprof-addr", "", "serve net/http/pprof on this (loopback) address, for profiling; its block and mutex profiles are then recorded too (at a small cost)")
 		retention = fs.Duration("event-retention", 180*24*time.Hour, "how long raw events (web, mobile, mini-program, kiosk) are kept; their rollups stay")
 		headroom  = fs.Int("gc-headroom-mib", 64, "bound the garbage collector's headroom to about this many MiB (or 2 s of allocation, if more) once the hub's memory in use is large (many connected kiosks); 0: GOGC alone decides")
 
@@ -171,6 +172,10 @@ Flags:
 			return fmt.Errorf("pprof: %w", err)
 		}
 		go func() { _ = http.Serve(ln, nil) }() // net/http/pprof registers on the default mux
+		// Where goroutines wait (handshake slots, the store's pool, the broker's locks): one
+		// event per 100 us blocked, one contended lock in 20.
+		runtime.SetBlockProfileRate(100_000)
+		runtime.SetMutexProfileFraction(20)
 		log.Info("pprof listening", "addr", ln.Addr().String())
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
