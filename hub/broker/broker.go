@@ -165,7 +165,7 @@ type Broker struct {
 	floodLog [len(reasons)]logging.Throttle
 	presence sync.Mutex // serializes OnSession calls
 	subID    atomic.Int64
-	hs       *slots // handshake slots
+	hs       chan struct{} // handshake slots
 }
 
 type session struct {
@@ -228,7 +228,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		waiting:  map[string]*guardConn{},
 		pending:  connlimit.New(cfg.Pending),
 		reload:   make(chan struct{}, 1),
-		hs:       newSlots(cmp.Or(cfg.MaxHandshakes, 256*runtime.GOMAXPROCS(0)), cfg.ConnectTimeout/2),
+		hs:       make(chan struct{}, cmp.Or(cfg.MaxHandshakes, 256*runtime.GOMAXPROCS(0))),
 		tlsCfg: &tls.Config{
 			Certificates: []tls.Certificate{cfg.Certificate},
 			ClientAuth:   tls.RequireAndVerifyClientCert, // expiry, chain and clientAuth usage
@@ -735,21 +735,24 @@ func (c *guardConn) handshake() error {
 	c.Conn.SetDeadline(time.Now().Add(c.b.cfg.ConnectTimeout))
 	// A slot, or give up before doing any work. Waiting for one takes at most half the connect
 	// timeout, so that the handshake and CONNECT have the other half: a kiosk gives up after its
-	// own connect timeout, and a slot spent on a connection it gave up on is lost to the others
-	// (hence newest first when the line does not move: slots.go).
-	if !c.b.hs.acquire(c.b.ctx) {
-		if err := c.b.ctx.Err(); err != nil {
-			return err
-		}
+	// own connect timeout, and a slot spent on a connection it gave up on is lost to the others.
+	wait := time.NewTimer(c.b.cfg.ConnectTimeout / 2)
+	select {
+	case c.b.hs <- struct{}{}:
+		wait.Stop()
+	case <-wait.C:
 		c.b.reject(ReasonUnavailable, "no handshake slot within half the connect timeout (overloaded)", "remote", c.RemoteAddr().String())
 		return errors.New("broker: handshake queue timeout")
+	case <-c.b.ctx.Done():
+		wait.Stop()
+		return c.b.ctx.Err()
 	}
 	// Bounded by the connect deadline, and ended at shutdown by closing the connection (every
 	// accepted one is in b.conns). Not by b.ctx: each HandshakeContext registers with its parent
 	// context and takes that one mutex, shared by every handshake in progress; in a storm's mutex
 	// profile a quarter of all contention (420 of 1,782 s) was there.
 	err := c.Handshake()
-	c.b.hs.release()
+	<-c.b.hs
 	if err != nil {
 		var v *Violation
 		switch {

@@ -50,7 +50,7 @@ func TestNoHandshakeSlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	for deadline := time.Now().Add(5 * time.Second); e.b.hs.inUse() == 0; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); len(e.b.hs) == 0; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the silent connection never took the handshake slot")
 		}
