@@ -136,6 +136,7 @@ func newFakeHub(t testing.TB) *fakeHub {
 	mux.HandleFunc("PUT /api/v1/devices/{id}/desired", h.auth(h.device(h.setDesired)))
 	mux.HandleFunc("GET /api/v1/devices/{id}/state", h.auth(h.device(h.getState)))
 	mux.HandleFunc("GET /api/v1/devices/{id}/records", h.auth(h.device(h.listRecords)))
+	mux.HandleFunc("GET /api/v1/security-events", h.auth(h.listSecurityEvents))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, http.StatusNotFound, "not_found", "no such endpoint "+r.Method+" "+r.URL.Path)
 	})

@@ -24,6 +24,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/server"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
+	"github.com/kioskfleet/kioskfleet/pkg/proctest"
 )
 
 // staffConsole is the console in login mode, served over HTTPS with secure cookies, in front of a
@@ -46,7 +47,8 @@ func newStaffConsole(t *testing.T) *staffConsole {
 		t.Fatal(err)
 	}
 	sc := &staffConsole{t: t, url: "https://" + ln.Addr().String(), certs: map[string]tls.Certificate{}}
-	sc.hub = serveHub(t, server.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", ConsoleURL: sc.url})
+	sc.hub = serveHub(t, server.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", ConsoleURL: sc.url,
+		SecurityFlush: 50 * time.Millisecond})
 	roots, err := api.LoadCA(sc.hub.CAFile)
 	if err != nil {
 		t.Fatal(err)
@@ -352,6 +354,20 @@ func TestStaffLogin(t *testing.T) {
 	}
 	if r := eng.get("/audit"); r.status != http.StatusForbidden {
 		t.Fatalf("audit page for the engineer: %d", r.status)
+	}
+
+	// The security page: the engineer's refused actions are security events, in the
+	// engineer's name, on the admin's page and on the engineer's own.
+	for _, b := range []*staffBrowser{adm, eng} {
+		var page string
+		proctest.Eventually(t, 10*time.Second, "the refused actions on the security page", func() bool {
+			r := b.get("/security?staff=nanshan1&lang=en")
+			page = r.body
+			return r.status == http.StatusOK && strings.Contains(r.body, "staff action refused (403)")
+		})
+		if !strings.Contains(page, `href="/security?staff=nanshan1&amp;within=24h"`) {
+			t.Errorf("the security page links no staff member: %.3000s", between(page, `id="security"`, "</table>"))
+		}
 	}
 
 	// An expired access token is refreshed on the next request.

@@ -104,6 +104,15 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// AlertChanged is told about each alert acknowledged or resolved through the API (nil: none).
 	AlertChanged AlertChanged
+	// Security counts the security events the API sees (hub/security): staff refused (403),
+	// kiosks revoked. Nil: none.
+	Security SecurityNoter
+}
+
+// SecurityNoter counts a security event: its kind, kiosk, staff member, client address and
+// detail (security.Recorder).
+type SecurityNoter interface {
+	Note(kind, device, staff, source, detail string)
 }
 
 // API is the HTTP API handler.
