@@ -356,6 +356,29 @@ func TestStaffLogin(t *testing.T) {
 		t.Fatalf("audit page for the engineer: %d", r.status)
 	}
 
+	// The overview's region hierarchy, from the hub's counts: the admin drills down from the
+	// provinces to Shenzhen's counties and to Nanshan's site; the engineer sees Nanshan only.
+	if r := adm.get("/?lang=en"); r.status != http.StatusOK || !strings.Contains(between(r.body, `id="hierarchy"`, "</table>"), `href="/?region=44"`) {
+		t.Fatalf("overview: %d %.3000s", r.status, r.body)
+	}
+	r = adm.get("/?region=4403&lang=en")
+	counties := between(r.body, `id="hierarchy"`, "</table>")
+	if r.status != http.StatusOK || !strings.Contains(counties, `href="/?region=440304"`) || !strings.Contains(counties, `href="/?region=440305"`) ||
+		!strings.Contains(r.body, `<a href="/?region=44">Province 44</a>`) || !strings.Contains(r.body, `aria-current="page">City 4403</b>`) {
+		t.Fatalf("overview of Shenzhen: %d %.3000s", r.status, r.body)
+	}
+	r = adm.get("/?region=440305&lang=en")
+	if sites := between(r.body, `id="hierarchy"`, "</table>"); !strings.Contains(sites, `href="/devices?site=nanshan-1"`) || strings.Contains(sites, "futian-1") ||
+		strings.Contains(between(r.body, `id="problems"`, "<h2>"), futian) {
+		t.Fatalf("overview of Nanshan: %.3000s", r.body)
+	}
+	if r := eng.get("/?region=4403&lang=en"); strings.Contains(r.body, "440304") || !strings.Contains(r.body, `href="/?region=440305"`) {
+		t.Fatalf("the engineer's overview of Shenzhen: %.3000s", r.body)
+	}
+	if r := adm.get("/?region=4x"); r.status != http.StatusBadRequest {
+		t.Fatalf("overview of a bad region: %d", r.status)
+	}
+
 	// The security page: the engineer's refused actions are security events, in the
 	// engineer's name, on the admin's page and on the engineer's own.
 	for _, b := range []*staffBrowser{adm, eng} {
