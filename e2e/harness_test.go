@@ -146,12 +146,18 @@ func newHub(t testing.TB, args ...string) *hub {
 	h := unstartedHub(t)
 	h.args = args
 	h.start()
+	h.readToken()
+	return h
+}
+
+// readToken gives the client the bootstrap token the started hub wrote.
+func (h *hub) readToken() {
+	h.t.Helper()
 	b, err := os.ReadFile(filepath.Join(h.dir, "bootstrap-token"))
 	if err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
 	h.client.Token = strings.TrimSpace(string(b))
-	return h
 }
 
 // unstartedHub returns a hub with its folder and addresses chosen, not yet started.
