@@ -153,6 +153,7 @@ func (a *API) retire(r *http.Request, req api.RetireDevices) (api.Retired, error
 	}
 	for _, id := range ids {
 		a.cfg.Sessions.Disconnect(id)
+		a.noteSecurity(r, principal(r), security.DeviceRevoked, id, "retired by staff")
 	}
 	a.cfg.Log.Info("devices retired", "count", len(ids))
 	if ids == nil {

@@ -90,3 +90,24 @@ func TestSecurityEventsView(t *testing.T) {
 		e.do(t, "GET", p+"/security-events?"+q, adminTok, nil, 400, nil)
 	}
 }
+
+// TestRetireIsASecurityEvent: each kiosk a staff member retires (revoked with it) is a
+// device.revoked event in their name (an admin: retiring is theirs).
+func TestRetireIsASecurityEvent(t *testing.T) {
+	e := newEnv(t)
+	e.site(t, "sz-a")
+	a, b := e.enroll(t, "sz-a").DeviceID, e.enroll(t, "sz-a").DeviceID
+	e.do(t, "POST", p+"/devices/retire", adminTok, api.RetireDevices{IDs: []string{a, b}}, 200, nil)
+	if err := e.sec.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var out api.SecurityEvents
+	e.do(t, "GET", p+"/security-events?kind=device.revoked&staff=bootstrap-admin", adminTok, nil, 200, &out)
+	got := map[string]bool{}
+	for _, ev := range out.Events {
+		got[ev.DeviceID] = true
+	}
+	if len(out.Events) != 2 || !got[a] || !got[b] {
+		t.Fatalf("revocations: %+v", out.Events)
+	}
+}

@@ -492,7 +492,8 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if h.rollouts, err = rollout.New(rollout.Config{Store: st, Dispatch: dispatch, Targets: h.repo, Log: log.With("component", "rollout")}); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
-	if h.bulk, err = bulk.New(bulk.Config{Store: st, Sessions: br, Dispatch: dispatch, Notify: h.feed.Publish, Log: log.With("component", "bulk")}); err != nil {
+	if h.bulk, err = bulk.New(bulk.Config{Store: st, Sessions: br, Dispatch: dispatch, Notify: h.feed.Publish, Security: h.sec,
+		Log: log.With("component", "bulk")}); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 	if h.lim, err = newHTTPLimits(cfg.Limits, reg, log.With("component", "http")); err != nil {
