@@ -162,6 +162,7 @@ var messages = map[string][2]string{
 	"bulk-status.offline":      {"离线", "Offline"},
 	"tag":                      {"标签", "Tag"},
 	"silence-2h":               {"静默 2 小时", "Silence 2 h"},
+	"silence-county-2h":        {"区县 %s 全部静默 2 小时", "Silence county %s 2 h"},
 	"silenced":                 {"已静默", "silenced"},
 	"workorder":                {"派单", "Work order"},
 	"workorders":               {"维修派单", "Work orders"},
