@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
 
 	"github.com/kioskfleet/kioskfleet/agent/localapi"
@@ -133,7 +135,15 @@ func (k *kioskShell) bindingQR(phone *identitytest.Browser) {
 	if code := shellCall(k.t, k.addr, "POST", "login/qr?purpose=bind", &q); code != 200 || q.UserCode == "" {
 		k.t.Fatalf("binding QR: %d", code)
 	}
-	p, err := phone.Get(q.VerificationURI + "?user_code=" + url.QueryEscape(q.UserCode))
+	k.approveBinding(phone, q.VerificationURI, q.UserCode)
+	waitFor(k.t, 30*time.Second, "the kiosk waiting for the card", func() bool { return k.state().QR == shell.QRTapCard })
+}
+
+// approveBinding approves the kiosk's QR code (its verification URI and user code) for
+// real-name binding on the phone.
+func (k *kioskShell) approveBinding(phone *identitytest.Browser, uri, code string) {
+	k.t.Helper()
+	p, err := phone.Get(uri + "?user_code=" + url.QueryEscape(code))
 	if err != nil || !strings.Contains(p.Body, `id="bind"`) {
 		k.t.Fatalf("the approval page offers no binding: %v %.400s", err, p.Body)
 	}
@@ -143,7 +153,6 @@ func (k *kioskShell) bindingQR(phone *identitytest.Browser) {
 	if p, err = phone.Submit(p, url.Values{"action": {"bind"}}); err != nil || p.Status != 200 {
 		k.t.Fatalf("bind approval: %v %+v", err, p)
 	}
-	waitFor(k.t, 30*time.Second, "the kiosk waiting for the card", func() bool { return k.state().QR == shell.QRTapCard })
 }
 
 // tapCard is the shell's page logging in with the card on the devsim reader (Login.IdCard).
@@ -237,5 +246,36 @@ func TestRealNameBindingAtKiosk(t *testing.T) {
 		if bytes.Contains(m, []byte(idcardsim.CanaryResident)) {
 			t.Errorf("the shell's page got the ID number: %s", m)
 		}
+	}
+}
+
+// The binding as the citizen sees it on the kiosk shell's page in Chromium: the 实名认证 button
+// shows the binding QR code; once she approves it on her phone, the page asks for her card
+// and, the card read, greets her (masked) in her own session.
+func TestRealNameBindingOnShellPage(t *testing.T) {
+	if _, err := os.Stat(chromium); err != nil {
+		t.Skipf("skipped: %s not found (Debian package chromium)", chromium)
+	}
+	sms := filepath.Join(t.TempDir(), "sms.txt")
+	k := startKioskAgentOn(t, passkeyHub(t, sms))
+	k.shots, k.ctx = t.TempDir(), browser(t)
+	phone, _ := passkeyCitizen(t, k.h, sms, "138 0013 8123")
+	if err := chromedp.Do(k.ctx, chromedp.Navigate("http://"+k.addr+"/")); err != nil {
+		t.Fatal(err)
+	}
+	k.until("the attract screen", `document.querySelector('#screen').dataset.view === 'attract' && !document.querySelector('#bind-qr').disabled`)
+	k.click("#bind-qr")
+	k.until("the binding QR code", `document.querySelector('#qr-code') !== null && text('#qr-user-code').length === 9 && text('#screen').includes('实名认证')`)
+	k.approveBinding(phone, k.eval(`document.querySelector('#qr-uri').textContent`), k.eval(`document.querySelector('#qr-user-code').textContent`))
+	k.until("her home screen, greeted masked", `document.querySelector('#screen').dataset.view === 'home' && text('#greeting').includes('张*丰')`)
+	if st := k.state(); st.Session == nil || st.Session.ACR != shell.ACRIDCard {
+		t.Fatalf("the session after the binding: %+v", st.Session)
+	}
+	if p, err := phone.Get(k.h.client.BaseURL + "/oidc/me"); err != nil || !strings.Contains(p.Body, `id="realname"`) {
+		t.Fatalf("her account page does not say she is verified: %v", err)
+	}
+	if page := k.eval(`document.documentElement.outerHTML + document.body.innerText`); strings.Contains(page, idcardsim.CanaryResident) ||
+		strings.Contains(page, "张三丰") {
+		t.Error("the page shows her ID number or her name unmasked")
 	}
 }

@@ -100,13 +100,12 @@ func (t *logTail) stream(ctx context.Context) {
 		dropped += int(gone)
 		if end || len(lines) > 0 || dropped > 0 || id != sentID || !until.Equal(sentUntil) {
 			b := wire.LogBatch{V: wire.Version, Tail: id, LeftMs: max(left.Milliseconds(), 0), Dropped: dropped, End: end}
-			last := after
+			last, size := after, 256 // the batch's own fields take less
 			for _, l := range lines {
-				b.Lines = append(b.Lines, l.LogLine)
-				if len(wire.Encode(b)) > tailBatchBytes { // rare: many lines near their 1 KiB bound
-					b.Lines = b.Lines[:len(b.Lines)-1]
-					break
+				if size += len(wire.Encode(l.LogLine)) + 1; size > tailBatchBytes {
+					break // many lines near their 1 KiB bound: the rest next time
 				}
+				b.Lines = append(b.Lines, l.LogLine)
 				last = l.N
 			}
 			if err := t.pub.PublishLog(wire.Encode(b)); err == nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/identity/sms/smstest"
 	"github.com/kioskfleet/kioskfleet/hub/ratelimit"
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/polltest"
 )
 
 // A canary number: it must never appear in the logs.
@@ -513,15 +514,10 @@ func TestAccountPageConsentsSessionsDeletion(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- e.P.Run(runCtx, 10*time.Millisecond) }()
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if pend, _ := e.Store.PendingDeletions(ctx); len(pend) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the deletion was not carried to the hook again")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	polltest.Until(t, 10*time.Second, "the deletion carried to the hook again", func() bool {
+		pend, _ := e.Store.PendingDeletions(ctx)
+		return len(pend) == 0
+	})
 	stop()
 	<-done
 	if h.n() != 2 || h.calls[1] != who {

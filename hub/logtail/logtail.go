@@ -10,6 +10,7 @@ package logtail
 
 import (
 	"container/list"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/logging"
 	"github.com/kioskfleet/kioskfleet/pkg/redact"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
@@ -50,6 +52,7 @@ type Room struct {
 
 	accepted, dropped prometheus.Counter
 	rejected          *prometheus.CounterVec
+	rejectLog         logging.Throttle // a kiosk can make refusals at will: at most one line a second
 }
 
 // device is one kiosk's tail.
@@ -126,7 +129,7 @@ func (r *Room) Receive(dev, topic string, payload []byte) {
 			reason = "bad_topic"
 		}
 		r.rejected.WithLabelValues(reason).Inc()
-		r.cfg.Log.Warn("log batch rejected", "device", dev, "reason", reason, "err", err)
+		r.rejectLog.Log(context.Background(), r.cfg.Log, slog.LevelWarn, "log batch rejected", "device", dev, "reason", reason, "err", redact.String(err.Error()))
 	}
 }
 

@@ -56,7 +56,7 @@ func DecodeLogBatch(b []byte) (LogBatch, error) {
 	for i, l := range m.Lines {
 		switch {
 		case !validLevel(l.Level):
-			return LogBatch{}, malformed("log: line %d: level %q is not one of %v", i, l.Level, LogLevels)
+			return LogBatch{}, malformed("log: line %d: level %.16q is not one of %v", i, l.Level, LogLevels)
 		case len(l.Text) > MaxLogLineBytes:
 			return LogBatch{}, malformed("log: line %d: %d bytes > %d", i, len(l.Text), MaxLogLineBytes)
 		case !utf8.ValidString(l.Text):
