@@ -185,7 +185,8 @@ list|show|send, state show|set, records list, clients list|show|create|delete,
 staff create|update, departments list|create, apps list|show|create|versions|audit|submit|
 approve|reject|publish|offer|delist|retire|transition, guides list|show|create|add-version|
 upload-template, keys generate|init|sign-bundle|sign-agent|status, rollouts create|list|show|
-devices|pause|resume|abort|rollback, devices tag, health, login.
+devices|pause|resume|abort|rollback, devices tag, alerts list, silences list|create|end,
+workorders list|create|close, security-events, health, login.
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 unauthorized/forbidden,
 5 command failed, expired or not done within --wait.`,
@@ -209,7 +210,7 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 unauthorized/forbidden,
 	group(root)
 	root.AddCommand(a.devicesCmd(), a.sitesCmd(), a.tokensCmd(), a.commandsCmd(), a.stateCmd(),
 		a.recordsCmd(), a.healthCmd(), a.loginCmd(), a.clientsCmd(), a.staffCmd(), a.departmentsCmd(), a.appsCmd(), a.guidesCmd(), a.keysCmd(), a.rolloutsCmd(), a.bulkCmd())
-	root.AddCommand(a.eventsCmd(), a.ratingsCmd())
+	root.AddCommand(a.eventsCmd(), a.ratingsCmd(), a.securityEventsCmd(), a.alertsCmd(), a.silencesCmd(), a.workOrdersCmd())
 	return root
 }
 

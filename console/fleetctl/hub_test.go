@@ -47,6 +47,9 @@ type fakeHub struct {
 	nextID   int
 
 	failPolls int // answer this many command polls with 503, as a hub restarting would
+
+	silences   []api.Silence
+	workOrders []api.WorkOrder
 }
 
 // commandScripts says how a command of a given name moves through its life cycle on the fake hub:
@@ -136,6 +139,14 @@ func newFakeHub(t testing.TB) *fakeHub {
 	mux.HandleFunc("PUT /api/v1/devices/{id}/desired", h.auth(h.device(h.setDesired)))
 	mux.HandleFunc("GET /api/v1/devices/{id}/state", h.auth(h.device(h.getState)))
 	mux.HandleFunc("GET /api/v1/devices/{id}/records", h.auth(h.device(h.listRecords)))
+	mux.HandleFunc("GET /api/v1/security-events", h.auth(h.listSecurityEvents))
+	mux.HandleFunc("GET /api/v1/alerts", h.auth(h.listAlerts))
+	mux.HandleFunc("POST /api/v1/silences", h.auth(h.createSilence))
+	mux.HandleFunc("GET /api/v1/silences", h.auth(h.listSilences))
+	mux.HandleFunc("POST /api/v1/silences/{id}/end", h.auth(h.endSilence))
+	mux.HandleFunc("POST /api/v1/alerts/{id}/workorders", h.auth(h.createWorkOrder))
+	mux.HandleFunc("GET /api/v1/workorders", h.auth(h.listWorkOrders))
+	mux.HandleFunc("POST /api/v1/workorders/{id}/close", h.auth(h.closeWorkOrder))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, http.StatusNotFound, "not_found", "no such endpoint "+r.Method+" "+r.URL.Path)
 	})

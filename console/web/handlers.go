@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,19 +17,94 @@ import (
 	"github.com/kioskfleet/kioskfleet/pkg/redact"
 )
 
-// overviewData is the overview page: counts per site and region, problem kiosks first.
+// overviewData is the overview page: counts per site and region, problem kiosks first, under a
+// region (?region=, a GB/T 2260 prefix) when one is chosen; with a hub that counts the region
+// hierarchy (overviewHub), the levels down to it (Trail) and the one below it (Below).
 type overviewData struct {
+	Region   string
 	Total    count
 	BySite   []count
 	ByRegion []count
 	Problems []row
+	Trail    []regionLink // the whole scope, then each level down to Region
+	Below    []regionRow  // the provinces, the cities or counties under Region, or its sites
+	BelowIs  string       // province, city, county or site
+}
+
+// overviewHub is a Hub that counts the kiosks of the region hierarchy itself (api.Client).
+type overviewHub interface {
+	Overview(ctx context.Context, region string) (api.Overview, error)
+}
+
+var _ overviewHub = (*api.Client)(nil)
+
+// regionLink is a level of the trail: a region prefix ("" for the whole scope).
+type regionLink struct{ Code, Level string }
+
+// regionRow is a region or a site under the chosen region, with its counts and where it leads:
+// the overview under it, or a site's kiosks.
+type regionRow struct {
+	Code, Name, Href string
+	api.Tally
+}
+
+// regionLevels names the levels of GB/T 2260 codes by their digits.
+var regionLevels = map[int]string{0: "all", 2: "province", 4: "city", 6: "county"}
+
+// hierarchy fills d's trail and the level below d.Region from the hub's counts.
+func hierarchy(d *overviewData, ov api.Overview) {
+	d.Trail = []regionLink{{"", "all"}}
+	for n := 2; n <= len(d.Region); n += 2 {
+		d.Trail = append(d.Trail, regionLink{d.Region[:n], regionLevels[n]})
+	}
+	if len(d.Region) >= 6 {
+		d.BelowIs = "site"
+		for _, st := range ov.Sites {
+			if strings.HasPrefix(st.Region, d.Region) {
+				d.Below = append(d.Below, regionRow{Code: st.ID, Name: st.Name, Href: "/devices?site=" + url.QueryEscape(st.ID), Tally: st.Tally})
+			}
+		}
+		return
+	}
+	next := len(d.Region) + 2
+	d.BelowIs = regionLevels[next]
+	for _, rt := range ov.Regions {
+		if len(rt.Code) == next && strings.HasPrefix(rt.Code, d.Region) {
+			d.Below = append(d.Below, regionRow{Code: rt.Code, Href: "/?region=" + rt.Code, Tally: rt.Tally})
+		}
+	}
+}
+
+// validRegion reports whether s is a region the overview can drill to: 2, 4 or 6 digits.
+func validRegion(s string) bool {
+	return (len(s) == 2 || len(s) == 4 || len(s) == 6) && strings.Trim(s, "0123456789") == ""
 }
 
 func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	l := s.lang(w, r)
 	p := &page{L: l, Title: l.T("overview"), Nav: "overview"}
-	rows, _, err := s.rows(r, api.DeviceQuery{})
-	d := overviewData{}
+	d := overviewData{Region: r.URL.Query().Get("region")}
+	if d.Region != "" && !validRegion(d.Region) {
+		p.Data = d
+		s.fail(w, r, http.StatusBadRequest, l.T("bad-region", d.Region), nil)
+		return
+	}
+	rows, _, err := s.rows(r, api.DeviceQuery{Region: d.Region})
+	if err == nil {
+		if oh, ok := s.hub(r).(overviewHub); ok {
+			ctx, cancel := s.ctx(r)
+			ov, oerr := oh.Overview(ctx, d.Region)
+			cancel()
+			var ae *api.Error
+			switch {
+			case oerr == nil:
+				hierarchy(&d, ov)
+			case errors.As(oerr, &ae) && ae.Status == http.StatusNotFound: // a hub without it: the tallies below do
+			default:
+				err = oerr
+			}
+		}
+	}
 	if err != nil {
 		var status int
 		p.Err, status = s.hubError(l, "list devices", err)

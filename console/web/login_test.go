@@ -24,6 +24,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/server"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
+	"github.com/kioskfleet/kioskfleet/pkg/proctest"
 )
 
 // staffConsole is the console in login mode, served over HTTPS with secure cookies, in front of a
@@ -46,7 +47,8 @@ func newStaffConsole(t *testing.T) *staffConsole {
 		t.Fatal(err)
 	}
 	sc := &staffConsole{t: t, url: "https://" + ln.Addr().String(), certs: map[string]tls.Certificate{}}
-	sc.hub = serveHub(t, server.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", ConsoleURL: sc.url})
+	sc.hub = serveHub(t, server.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", ConsoleURL: sc.url,
+		SecurityFlush: 50 * time.Millisecond})
 	roots, err := api.LoadCA(sc.hub.CAFile)
 	if err != nil {
 		t.Fatal(err)
@@ -352,6 +354,43 @@ func TestStaffLogin(t *testing.T) {
 	}
 	if r := eng.get("/audit"); r.status != http.StatusForbidden {
 		t.Fatalf("audit page for the engineer: %d", r.status)
+	}
+
+	// The overview's region hierarchy, from the hub's counts: the admin drills down from the
+	// provinces to Shenzhen's counties and to Nanshan's site; the engineer sees Nanshan only.
+	if r := adm.get("/?lang=en"); r.status != http.StatusOK || !strings.Contains(between(r.body, `id="hierarchy"`, "</table>"), `href="/?region=44"`) {
+		t.Fatalf("overview: %d %.3000s", r.status, r.body)
+	}
+	r = adm.get("/?region=4403&lang=en")
+	counties := between(r.body, `id="hierarchy"`, "</table>")
+	if r.status != http.StatusOK || !strings.Contains(counties, `href="/?region=440304"`) || !strings.Contains(counties, `href="/?region=440305"`) ||
+		!strings.Contains(r.body, `<a href="/?region=44">Province 44</a>`) || !strings.Contains(r.body, `aria-current="page">City 4403</b>`) {
+		t.Fatalf("overview of Shenzhen: %d %.3000s", r.status, r.body)
+	}
+	r = adm.get("/?region=440305&lang=en")
+	if sites := between(r.body, `id="hierarchy"`, "</table>"); !strings.Contains(sites, `href="/devices?site=nanshan-1"`) || strings.Contains(sites, "futian-1") ||
+		strings.Contains(between(r.body, `id="problems"`, "<h2>"), futian) {
+		t.Fatalf("overview of Nanshan: %.3000s", r.body)
+	}
+	if r := eng.get("/?region=4403&lang=en"); strings.Contains(r.body, "440304") || !strings.Contains(r.body, `href="/?region=440305"`) {
+		t.Fatalf("the engineer's overview of Shenzhen: %.3000s", r.body)
+	}
+	if r := adm.get("/?region=4x"); r.status != http.StatusBadRequest {
+		t.Fatalf("overview of a bad region: %d", r.status)
+	}
+
+	// The security page: the engineer's refused actions are security events, in the
+	// engineer's name, on the admin's page and on the engineer's own.
+	for _, b := range []*staffBrowser{adm, eng} {
+		var page string
+		proctest.Eventually(t, 10*time.Second, "the refused actions on the security page", func() bool {
+			r := b.get("/security?staff=nanshan1&lang=en")
+			page = r.body
+			return r.status == http.StatusOK && strings.Contains(r.body, "staff action refused (403)")
+		})
+		if !strings.Contains(page, `href="/security?staff=nanshan1&amp;within=24h"`) {
+			t.Errorf("the security page links no staff member: %.3000s", between(page, `id="security"`, "</table>"))
+		}
 	}
 
 	// An expired access token is refreshed on the next request.

@@ -128,6 +128,19 @@ func TestAgainstRealHub(t *testing.T) {
 		t.Fatalf("ack: %d %s", status, body)
 	}
 	readUntil(t, alertsWS, 3*time.Second, "acknowledged on the live alerts page", func(m string) bool { return strings.Contains(m, "处理中") })
+	// A maintenance window over the kiosk's whole county, from the alert's card; ended again.
+	if _, body := c.get("/alerts"); !strings.Contains(body, `name="region" value="`+as[0].Region+`"`) {
+		t.Fatalf("the alert's card offers no silence of county %s", as[0].Region)
+	}
+	if status, body, _ := c.post("/alerts/"+alertID+"/silence", url.Values{"csrf": {c.csrf(id)}, "region": {as[0].Region},
+		"rule": {"peripheral-fault"}, "for": {"2h"}}); status != http.StatusSeeOther {
+		t.Fatalf("silence the county: %d %s", status, body)
+	}
+	if ss, err := client.ListSilences(ctx); err != nil || len(ss) != 1 || ss[0].Region != as[0].Region || ss[0].DeviceID != "" {
+		t.Fatalf("silences after the county's: %+v %v", ss, err)
+	} else if _, err := client.EndSilence(ctx, ss[0].ID); err != nil {
+		t.Fatal(err)
+	}
 	if status, body, _ := c.post("/alerts/"+alertID+"/resolve", url.Values{"csrf": {c.csrf(id)}}); status != http.StatusSeeOther {
 		t.Fatalf("resolve: %d %s", status, body)
 	}

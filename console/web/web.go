@@ -162,7 +162,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range []string{"overview", "devices", "device", "apps", "app", "rollouts", "error", "heat", "funnel", "ratings", "recommendations", "login", "alerts", "audit", "bulk", "bulkjob", "workorder", "workorders"} {
+	for _, p := range []string{"overview", "devices", "device", "apps", "app", "rollouts", "error", "heat", "funnel", "ratings", "recommendations", "login", "alerts", "audit", "bulk", "bulkjob", "workorder", "workorders", "security"} {
 		t, err := template.Must(base.Clone()).ParseFS(assets, "templates/"+p+".html")
 		if err != nil {
 			return nil, err
@@ -182,6 +182,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("POST /bulk", s.startBulk)
 	s.mux.HandleFunc("GET /bulk/{id}", s.bulkJob)
 	s.mux.HandleFunc("GET /audit", s.audit)
+	s.mux.HandleFunc("GET /security", s.security)
 	s.mux.HandleFunc("POST /alerts/{id}/{action}", s.moveAlert)
 	s.mux.HandleFunc("POST /alerts/{id}/silence", s.silenceAlert)
 	s.mux.HandleFunc("GET /alerts/{id}/workorder", s.workOrderPage)

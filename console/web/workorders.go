@@ -73,11 +73,11 @@ func bring(l *L, p api.Peripheral, detail string) string {
 	return out
 }
 
-// silenceAlert serves POST /alerts/{id}/silence: the alert's kiosk and rule are silenced for the
-// time chosen (a maintenance window).
+// silenceAlert serves POST /alerts/{id}/silence: the alert's rule is silenced, on its kiosk or on
+// every kiosk of its region (county), for the time chosen (a maintenance window).
 func (s *Server) silenceAlert(w http.ResponseWriter, r *http.Request) {
 	s.visitAction(w, r, "alerts", func(ctx context.Context, vh visitHub, id int64) (string, error) {
-		_, err := vh.CreateSilence(ctx, api.CreateSilence{DeviceID: r.PostFormValue("device"), Rule: r.PostFormValue("rule"),
+		_, err := vh.CreateSilence(ctx, api.CreateSilence{DeviceID: r.PostFormValue("device"), Region: r.PostFormValue("region"), Rule: r.PostFormValue("rule"),
 			For: r.PostFormValue("for"), Reason: strings.TrimSpace(r.PostFormValue("reason"))})
 		return "/alerts#alert-" + strconv.FormatInt(id, 10), err
 	})

@@ -4,7 +4,8 @@
 // acknowledges and resolves, or that the hub resolves when the condition clears. It reacts to the
 // hub's change notices (hub/feed) within moments (at most CheckDelay), and sweeps the fleet every SweepEvery for
 // what no notice announces (time passing offline). Each opened and resolved alert goes to the
-// Notifier, unless a silence (a maintenance window, store.Silences) covers its kiosk and rule.
+// Notifier, unless a silence (a maintenance window, store.Silences) covers its rule and its kiosk,
+// or a region its kiosk is under.
 package alerts
 
 import (
@@ -305,7 +306,7 @@ func (e *Engine) apply(ctx context.Context, d store.Device, open []store.Alert) 
 		}
 		if created {
 			e.opened.WithLabelValues(c.rule).Inc()
-			quiet := e.silenced(ctx, d.ID, c.rule, now)
+			quiet := e.silenced(ctx, d, c.rule, now)
 			e.cfg.Log.Info("alert opened", "id", a.ID, "device", d.ID, "rule", c.rule, "subject", c.subject, "detail", c.detail, "silenced", quiet)
 			e.tell(d, a, !quiet)
 		}
@@ -323,19 +324,20 @@ func (e *Engine) apply(ctx context.Context, d store.Device, open []store.Alert) 
 		default:
 			e.resolved.WithLabelValues(a.Rule).Inc()
 			e.cfg.Log.Info("alert resolved: condition cleared", "id", a.ID, "device", d.ID, "rule", a.Rule)
-			e.tell(d, r, !e.silenced(ctx, d.ID, a.Rule, now))
+			e.tell(d, r, !e.silenced(ctx, d, a.Rule, now))
 		}
 	}
 }
 
-// silenced reports whether an active silence quiets the rule's alerts of a kiosk at now.
-func (e *Engine) silenced(ctx context.Context, device, rule string, now time.Time) bool {
+// silenced reports whether an active silence, of the kiosk or of a region it is under, quiets the
+// rule's alerts of d at now.
+func (e *Engine) silenced(ctx context.Context, d store.Device, rule string, now time.Time) bool {
 	ss, err := e.cfg.Store.ListSilences(ctx, now)
 	if err != nil {
 		e.cfg.Log.Warn("alert silences", "err", err) // notify rather than miss an alert
 		return false
 	}
-	return slices.ContainsFunc(ss, func(s store.Silence) bool { return s.Matches(device, rule, now) })
+	return slices.ContainsFunc(ss, func(s store.Silence) bool { return s.Matches(d.ID, d.Region, rule, now) })
 }
 
 // tell tells live viewers, and the notifier if notify, about an alert that opened or moved.

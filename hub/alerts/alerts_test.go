@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -196,9 +197,9 @@ func TestRules(t *testing.T) {
 	}
 }
 
-// TestSilence: an alert of a kiosk under a silence (its rule, while it lasts) is raised and shown
-// but not notified; the same kiosk's other rules, and the alerts after the silence ends, are.
-func TestSilence(t *testing.T) {
+// notifying runs an engine on a new store, notifying a webhook receiver, with the kiosks given
+// enrolled and online: "id" at a site of 440305, "id@region" at a site of that region.
+func notifying(t *testing.T, kiosks ...string) (*sqlite.Store, *clock, *receiver, *alerts.Engine) {
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "hub.db"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -211,9 +212,19 @@ func TestSilence(t *testing.T) {
 	t.Cleanup(hook.Close)
 	eng := alerts.New(alerts.Config{Store: st, Feed: feed.New(64, clk.Now), OfflineAfter: 5 * time.Minute, SweepEvery: time.Hour, Now: clk.Now,
 		Notify: &alerts.Webhook{URL: hook.URL, Backoff: 10 * time.Millisecond}})
-	storetest.Enroll(t, st, "sz", "k1")
-	if err := st.SetPresences(t.Context(), []store.PresenceUpdate{{DeviceID: "k1", Online: true, At: storetest.T0}}); err != nil {
-		t.Fatal(err)
+	for _, k := range kiosks {
+		id, region, ok := strings.Cut(k, "@")
+		site := "sz"
+		if ok {
+			site = "site-" + region
+			if err := st.CreateSite(t.Context(), store.Site{ID: site, Name: "Hall " + region, Region: region}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		storetest.Enroll(t, st, site, id)
+		if err := st.SetPresences(t.Context(), []store.PresenceUpdate{{DeviceID: id, Online: true, At: storetest.T0}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -222,6 +233,13 @@ func TestSilence(t *testing.T) {
 		cancel()
 		<-done
 	})
+	return st, clk, rc, eng
+}
+
+// TestSilence: an alert of a kiosk under a silence (its rule, while it lasts) is raised and shown
+// but not notified; the same kiosk's other rules, and the alerts after the silence ends, are.
+func TestSilence(t *testing.T) {
+	st, clk, rc, eng := notifying(t, "k1")
 	if _, err := st.CreateSilence(t.Context(), store.Silence{DeviceID: "k1", Rule: alerts.RulePeripheralFault, CreatedBy: "eng1",
 		StartsAt: storetest.T0, EndsAt: storetest.T0.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
@@ -244,6 +262,30 @@ func TestSilence(t *testing.T) {
 	defer rc.mu.Unlock()
 	if len(rc.order) != 2 || rc.got[rc.order[0]].Rule != alerts.RulePeripheralDegraded ||
 		rc.got[rc.order[1]].Rule != alerts.RulePeripheralFault || rc.got[rc.order[1]].State != "resolved" {
+		t.Fatalf("notified: %v", rc.got)
+	}
+}
+
+// TestRegionSilence: a silence of a region (a city's maintenance window) quiets the alerts of
+// every kiosk under it, and of no other.
+func TestRegionSilence(t *testing.T) {
+	st, clk, rc, eng := notifying(t, "k-shenzhen", "k-guangzhou@440106")
+	if _, err := st.CreateSilence(t.Context(), store.Silence{Region: "4403", CreatedBy: "admin", Reason: "Shenzhen network works",
+		StartsAt: storetest.T0, EndsAt: storetest.T0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	paperOut := `{"devices":[{"id":"receipt0","class":"receipt-printer","connected":true,"status":"fault","reasons":["paper-out"]}]}`
+	for _, id := range []string{"k-shenzhen", "k-guangzhou"} { // in this order: a wrongly sent Shenzhen alert comes first
+		commitPeripherals(t, st, id, 1, paperOut, clk.Now())
+		eng.Check(t.Context(), id)
+	}
+	if as, err := st.ListAlerts(t.Context(), store.AlertFilter{Unresolved: true}); err != nil || len(as) != 2 {
+		t.Fatalf("alerts: %+v %v (a silenced alert is still raised)", as, err)
+	}
+	eventually(t, "Guangzhou's alert notified", func() bool { return len(rc.keys()) >= 1 })
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.order) != 1 || rc.got[rc.order[0]].DeviceID != "k-guangzhou" {
 		t.Fatalf("notified: %v", rc.got)
 	}
 }

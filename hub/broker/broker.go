@@ -111,6 +111,10 @@ type Config struct {
 	// a queue). The online call comes after authentication and before the device receives
 	// CONNACK; a device's end comes before its next session's start.
 	OnSession func(SessionChange)
+	// OnReject, if set, is told of every refusal the rejection counter counts (hub/security
+	// keeps those for cause as security events). It is called on the refusing goroutine, by the
+	// thousand a second in a flood: it must be quick and must not block.
+	OnReject func(Rejection)
 
 	RecheckInterval  time.Duration // default 30s
 	ConnectTimeout   time.Duration // TLS handshake plus CONNECT; default 10s
@@ -445,6 +449,9 @@ func (b *Broker) Subscribe(filter string, handler func(deviceID, topic string, p
 // second per reason.
 func (b *Broker) reject(r Reason, detail string, attrs ...any) {
 	i := b.counts.inc(r)
+	if b.cfg.OnReject != nil {
+		b.cfg.OnReject(Rejection{Reason: r, Detail: detail, DeviceID: attr(attrs, "device"), Remote: attr(attrs, "remote")})
+	}
 	attrs = append([]any{"reason", string(r), "detail", detail}, attrs...)
 	if r.flood() && i >= 0 {
 		b.floodLog[i].Log(context.Background(), b.log, slog.LevelWarn, "mqtt refused", attrs...)

@@ -70,6 +70,26 @@ func violation(r Reason, format string, a ...any) *Violation {
 	return &Violation{Reason: r, Detail: fmt.Sprintf(format, a...)}
 }
 
+// Rejection is a refusal as Config.OnReject is told of it: why, of which device (when known),
+// from which client address ("host:port", when known).
+type Rejection struct {
+	Reason   Reason
+	DeviceID string
+	Remote   string
+	Detail   string
+}
+
+// attr returns the string value of key among slog-style attrs ("" if absent).
+func attr(attrs []any, key string) string {
+	for i := 0; i+1 < len(attrs); i += 2 {
+		if k, ok := attrs[i].(string); ok && k == key {
+			v, _ := attrs[i+1].(string)
+			return v
+		}
+	}
+	return ""
+}
+
 type counters [len(reasons)]atomic.Uint64
 
 // inc counts a refusal for r and returns r's index in reasons (-1 for none).

@@ -28,6 +28,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/hub/security"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
@@ -76,6 +77,10 @@ type Config struct {
 	// Tick is how often Run steps young jobs (default 1 s); older ones are stepped every
 	// SlowTick (default 15 s): a job waiting for kiosks that are offline costs little.
 	Tick, SlowTick time.Duration
+	// Security counts each kiosk a job revokes as a security event (hub/security); nil: none.
+	Security interface {
+		Note(kind, device, staff, source, detail string)
+	}
 }
 
 // Engine runs bulk jobs.
@@ -549,6 +554,9 @@ func (e *Engine) send(ctx context.Context, j store.BulkJob, sp spec, it store.Bu
 		if !d.Revoked {
 			if err := e.cfg.Store.RevokeDevice(ctx, d.ID, now); err != nil {
 				return it, err
+			}
+			if e.cfg.Security != nil {
+				e.cfg.Security.Note(security.DeviceRevoked, d.ID, j.CreatedBy, j.Source, "revoked by bulk job "+j.ID)
 			}
 		}
 		e.cfg.Sessions.Disconnect(d.ID)

@@ -48,7 +48,7 @@ func (a *API) listAlerts(r *http.Request, _ none) (api.Alerts, error) {
 		if region, ok := regions[al.DeviceID]; ok {
 			v := alerts.View(al, region)
 			v.Silenced = al.State != store.AlertResolved &&
-				slices.ContainsFunc(silences, func(s store.Silence) bool { return s.Matches(al.DeviceID, al.Rule, now) })
+				slices.ContainsFunc(silences, func(s store.Silence) bool { return s.Matches(al.DeviceID, region, al.Rule, now) })
 			out.Alerts = append(out.Alerts, v)
 		}
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"strconv"
@@ -33,6 +34,18 @@ func (a *API) audit(r *http.Request, p Principal, action string, status int, err
 	if _, err := a.cfg.Store.AppendAudit(context.WithoutCancel(r.Context()), e); err != nil {
 		a.cfg.Log.Error("audit entry lost", "actor", e.Actor, "action", action, "target", e.Target, "err", err)
 	}
+}
+
+// noteSecurity counts a security event of the caller p, from the request's client address.
+func (a *API) noteSecurity(r *http.Request, p Principal, kind, device, detail string) {
+	if a.cfg.Security == nil {
+		return
+	}
+	source := ""
+	if addr := ratelimit.ClientAddr(r, a.cfg.TrustedProxies); addr.IsValid() {
+		source = addr.String()
+	}
+	a.cfg.Security.Note(kind, device, cmp.Or(p.Username, p.Subject), source, detail)
 }
 
 // listAudit lists the audit log, newest first: ?actor=, ?target= (a path), ?before= (an ID),

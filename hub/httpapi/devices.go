@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kioskfleet/kioskfleet/hub/security"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
@@ -109,6 +110,7 @@ func (a *API) revoke(r *http.Request, _ none) (fleet.Device, error) {
 	}
 	a.cfg.Sessions.Disconnect(d.ID)
 	a.cfg.Log.Info("device revoked", "device", d.ID)
+	a.noteSecurity(r, principal(r), security.DeviceRevoked, d.ID, "revoked by staff")
 	d, err = a.cfg.Store.GetDevice(r.Context(), d.ID)
 	return apiDevice(d), err
 }
@@ -151,6 +153,7 @@ func (a *API) retire(r *http.Request, req api.RetireDevices) (api.Retired, error
 	}
 	for _, id := range ids {
 		a.cfg.Sessions.Disconnect(id)
+		a.noteSecurity(r, principal(r), security.DeviceRevoked, id, "retired by staff")
 	}
 	a.cfg.Log.Info("devices retired", "count", len(ids))
 	if ids == nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/catalog"
+	"github.com/kioskfleet/kioskfleet/hub/security"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/strictjson"
@@ -90,6 +91,9 @@ func route[Req, Resp any](a *API, pattern string, roles []string, status int, h 
 		}()
 		if who != nil && method != http.MethodGet {
 			a.audit(r, *who, method+" "+path, status, err)
+		}
+		if who != nil && err != nil && a.apiError(err).Status == http.StatusForbidden {
+			a.noteSecurity(r, *who, security.APIForbidden, "", method+" "+r.URL.Path)
 		}
 		switch {
 		case err != nil && r.Context().Err() != nil:

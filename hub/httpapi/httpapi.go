@@ -106,6 +106,15 @@ type Config struct {
 	AlertChanged AlertChanged
 	// Logs holds the kiosks' log tails (hub/logtail); nil: GET /devices/{id}/log is not served.
 	Logs LogRoom
+	// Security counts the security events the API sees (hub/security): staff refused (403),
+	// kiosks revoked. Nil: none.
+	Security SecurityNoter
+}
+
+// SecurityNoter counts a security event: its kind, kiosk, staff member, client address and
+// detail (security.Recorder).
+type SecurityNoter interface {
+	Note(kind, device, staff, source, detail string)
 }
 
 // API is the HTTP API handler.

@@ -27,6 +27,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/identity/identitytest"
 	"github.com/kioskfleet/kioskfleet/hub/logtail"
+	"github.com/kioskfleet/kioskfleet/hub/security"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
@@ -153,7 +154,8 @@ type env struct {
 	feed     *feed.Feed
 	bulk     *bulk.Engine
 	logs     *logtail.Room
-	inflight atomic.Int64 // requests inside the API handler
+	sec      *security.Recorder // what the API counts, written when a test flushes it
+	inflight atomic.Int64       // requests inside the API handler
 	kiosks   kioskVerifier
 }
 
@@ -199,8 +201,10 @@ func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 	if e.bulk, err = bulk.New(bulk.Config{Store: st, Sessions: e.sess, Dispatch: e.disp, Notify: e.feed.Publish, Now: e.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
+	e.sec = security.New(security.Config{Store: st, Now: e.clock.Now})
 	h := httpapi.New(httpapi.Config{
-		Store: st, CA: e.ca, Sessions: e.sess, Dispatch: e.disp, Catalog: cat, Bulk: e.bulk,
+		Security: e.sec,
+		Store:    st, CA: e.ca, Sessions: e.sess, Dispatch: e.disp, Catalog: cat, Bulk: e.bulk,
 		Auth: httpapi.AnyOf{httpapi.NewBootstrapToken(adminTok), tokens{
 			opsTok:      {Subject: "ops1", Roles: []string{"reviewer", "fieldops"}, Audience: fleetAPI},
 			reviewerTok: {Subject: "rev1", Roles: []string{"reviewer", "developer"}, Audience: fleetAPI},

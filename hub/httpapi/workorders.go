@@ -11,6 +11,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/alerts"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -40,11 +41,18 @@ func who(r *http.Request) string {
 
 func textOK(s string) bool { return len(s) <= maxText && utf8.ValidString(s) }
 
-// createSilence silences a kiosk's alerts (of one rule, or all) for a while, if the kiosk is in
-// the caller's scope.
+// createSilence silences the alerts (of one rule, or all) of a kiosk, or of every kiosk under a
+// region, for a while, if the kiosk or the whole region is in the caller's scope.
 func (a *API) createSilence(r *http.Request, req api.CreateSilence) (api.Silence, error) {
 	var iv invalid
-	iv.check(wire.ValidDeviceID(req.DeviceID), "deviceId", "%q is not a device id", req.DeviceID)
+	switch {
+	case req.DeviceID != "" && req.Region != "":
+		iv.check(false, "region", "a silence is of a kiosk (deviceId) or of a region, not both")
+	case req.Region != "":
+		iv.check(fleet.ValidScopePrefix(req.Region), "region", "want a GB/T 2260 prefix of 2, 4 or 6 digits, got %q", req.Region)
+	default:
+		iv.check(wire.ValidDeviceID(req.DeviceID), "deviceId", "%q is not a device id", req.DeviceID)
+	}
 	switch req.Rule {
 	case "", alerts.RuleOffline, alerts.RulePeripheralFault, alerts.RulePeripheralDegraded:
 	default:
@@ -56,16 +64,30 @@ func (a *API) createSilence(r *http.Request, req api.CreateSilence) (api.Silence
 	if err := iv.err(); err != nil {
 		return api.Silence{}, err
 	}
-	if _, err := a.scopedDevice(r, req.DeviceID); err != nil {
+	if err := a.silenceInScope(r, store.Silence{DeviceID: req.DeviceID, Region: req.Region}); err != nil {
 		return api.Silence{}, err
 	}
 	now := a.cfg.Now()
-	s, err := a.cfg.Store.CreateSilence(r.Context(), store.Silence{DeviceID: req.DeviceID, Rule: req.Rule, Reason: req.Reason,
+	s, err := a.cfg.Store.CreateSilence(r.Context(), store.Silence{DeviceID: req.DeviceID, Region: req.Region, Rule: req.Rule, Reason: req.Reason,
 		CreatedBy: who(r), StartsAt: now, EndsAt: now.Add(d)})
 	return api.Silence(s), err
 }
 
-// listSilences lists the silences active now on the kiosks in the caller's scope.
+// silenceInScope refuses a silence of a kiosk outside the caller's scope, or of a region not
+// wholly inside it.
+func (a *API) silenceInScope(r *http.Request, s store.Silence) error {
+	if s.Region == "" {
+		_, err := a.scopedDevice(r, s.DeviceID)
+		return err
+	}
+	if !principal(r).InScope(s.Region) {
+		return outOfScope("region", s.Region)
+	}
+	return nil
+}
+
+// listSilences lists the silences active now on the kiosks in the caller's scope: of its kiosks,
+// and of the regions that overlap it.
 func (a *API) listSilences(r *http.Request, _ none) (api.Silences, error) {
 	ss, err := a.cfg.Store.ListSilences(r.Context(), a.cfg.Now())
 	if err != nil {
@@ -76,8 +98,13 @@ func (a *API) listSilences(r *http.Request, _ none) (api.Silences, error) {
 		return api.Silences{}, err
 	}
 	out := api.Silences{Silences: []api.Silence{}}
+	scope := principal(r).Regions
 	for _, s := range ss {
-		if _, ok := regions[s.DeviceID]; ok {
+		_, ours := regions[s.DeviceID]
+		if s.Region != "" {
+			ours = fleet.InScope(s.Region, scope) || slices.ContainsFunc(scope, func(p string) bool { return strings.HasPrefix(p, s.Region) })
+		}
+		if ours {
 			out.Silences = append(out.Silences, api.Silence(s))
 		}
 	}
@@ -98,7 +125,7 @@ func (a *API) endSilence(r *http.Request, _ none) (api.Silence, error) {
 	if i < 0 {
 		return api.Silence{}, apiErr(http.StatusNotFound, "not_found", "no silence %d", id)
 	}
-	if _, err := a.scopedDevice(r, ss[i].DeviceID); err != nil {
+	if err := a.silenceInScope(r, ss[i]); err != nil {
 		return api.Silence{}, err
 	}
 	s, err := a.cfg.Store.EndSilence(r.Context(), id, who(r), a.cfg.Now())

@@ -92,3 +92,57 @@ func TestSilencesAndWorkOrders(t *testing.T) {
 		}
 	}
 }
+
+// TestRegionSilences: a silence of a region quiets the alerts of the kiosks under it; a county
+// engineer may silence their county, not the city around it nor another county, sees the
+// silences over their kiosks (the city's too) and ends only those within their scope.
+func TestRegionSilences(t *testing.T) {
+	e := newEnv(t)
+	e.do(t, "POST", p+"/sites", adminTok, fleet.Site{ID: "nanshan", Name: "南山", Region: "440305"}, 201, nil)
+	e.do(t, "POST", p+"/sites", adminTok, fleet.Site{ID: "futian", Name: "福田", Region: "440304"}, 201, nil)
+	ours, theirs := e.enroll(t, "nanshan").DeviceID, e.enroll(t, "futian").DeviceID
+	for _, id := range []string{ours, theirs} {
+		if _, _, err := e.st.RaiseAlert(t.Context(), store.Alert{DeviceID: id, Rule: "offline", OpenedAt: e.clock.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := e.do(t, "POST", p+"/silences", countyTok, api.CreateSilence{DeviceID: ours, Region: "440305", For: "1h"}, 400, nil).err(t); len(r.Fields) != 1 {
+		t.Fatalf("a silence of a kiosk and a region: %+v", r)
+	}
+	e.do(t, "POST", p+"/silences", countyTok, api.CreateSilence{Region: "44030", For: "1h"}, 400, nil)
+	e.do(t, "POST", p+"/silences", countyTok, api.CreateSilence{Region: "4403", For: "1h"}, 403, nil)
+	e.do(t, "POST", p+"/silences", countyTok, api.CreateSilence{Region: "440304", For: "1h"}, 403, nil)
+
+	var county, city api.Silence
+	e.do(t, "POST", p+"/silences", countyTok, api.CreateSilence{Region: "440305", For: "1h", Reason: "network works"}, 201, &county)
+	if county.Region != "440305" || county.DeviceID != "" || county.CreatedBy != "nanshan-eng" {
+		t.Fatalf("county silence: %+v", county)
+	}
+	silenced := func(tok string) map[string]bool {
+		var as api.Alerts
+		e.do(t, "GET", p+"/alerts", tok, nil, 200, &as)
+		m := map[string]bool{}
+		for _, a := range as.Alerts {
+			m[a.DeviceID] = a.Silenced
+		}
+		return m
+	}
+	if got := silenced(adminTok); !got[ours] || got[theirs] {
+		t.Fatalf("silenced under the county's silence: %v", got)
+	}
+	e.do(t, "POST", p+"/silences", adminTok, api.CreateSilence{Region: "4403", Rule: "offline", For: "1h"}, 201, &city)
+	if got := silenced(adminTok); !got[ours] || !got[theirs] {
+		t.Fatalf("silenced under the city's silence: %v", got)
+	}
+	var ss api.Silences
+	e.do(t, "GET", p+"/silences", countyTok, nil, 200, &ss)
+	if len(ss.Silences) != 2 {
+		t.Fatalf("the county engineer's silences: %+v", ss)
+	}
+	e.do(t, "POST", p+"/silences/"+itoa(city.ID)+"/end", countyTok, nil, 403, nil)
+	e.do(t, "POST", p+"/silences/"+itoa(county.ID)+"/end", countyTok, nil, 200, &county)
+	e.do(t, "POST", p+"/silences/"+itoa(city.ID)+"/end", adminTok, nil, 200, nil)
+	if got := silenced(adminTok); got[ours] || got[theirs] {
+		t.Fatalf("silenced after every silence ended: %v", got)
+	}
+}

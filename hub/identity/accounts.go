@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -21,6 +22,37 @@ import (
 // ErrLogin is the one answer to a failed password login, whatever the cause (unknown account,
 // wrong password, throttled, locked), so that it does not reveal whether an account exists.
 var ErrLogin = errors.New("identity: wrong username or password, or too many attempts; try again later")
+
+// Kinds of the refusals told to Config.OnRefused.
+const (
+	LoginFailed    = "login.failed"          // a wrong password for an account
+	LoginUnknown   = "login.unknown-account" // a password for no account
+	LoginThrottled = "login.throttled"       // refused unchecked: the account waits after failures
+	LoginLocked    = "login.locked"          // the account is locked (too many failures), or just was
+	RateLimited    = "identity.rate-limited" // a request refused for its address's rate (429)
+)
+
+type sourceKey struct{}
+
+// withSource keeps the client's address in ctx for the refusals told to Config.OnRefused.
+func withSource(ctx context.Context, addr netip.Addr) context.Context {
+	return context.WithValue(ctx, sourceKey{}, addr)
+}
+
+// refused tells Config.OnRefused of a refusal of a login to a (zero: no account).
+func (p *Provider) refused(ctx context.Context, kind string, a store.Account) {
+	if p.cfg.OnRefused == nil {
+		return
+	}
+	staff, source := "", ""
+	if a.Kind == "staff" {
+		staff = a.Username
+	}
+	if addr, ok := ctx.Value(sourceKey{}).(netip.Addr); ok && addr.IsValid() {
+		source = addr.String()
+	}
+	p.cfg.OnRefused(kind, staff, source)
+}
 
 // NewStaff describes a staff account to create (the admin API's api.StaffRequest).
 type NewStaff struct {
@@ -122,11 +154,20 @@ func (p *Provider) passwordLogin(ctx context.Context, username, password string)
 		if !errors.Is(err, store.ErrNotFound) {
 			return store.Account{}, err
 		}
+		p.refused(ctx, LoginUnknown, store.Account{})
 		return store.Account{}, ErrLogin
 	}
 	if a.PasswordHash == "" || p.throttled(a.Failures, a.LastFailure, now) {
 		p.compare(password, p.dummyHash)
 		p.log.Info("login refused (throttled or no password)", "account", a.ID, "failures", a.Failures)
+		kind := LoginFailed // no password to check against
+		switch {
+		case a.Failures >= p.cfg.LockAfter:
+			kind = LoginLocked
+		case a.PasswordHash != "":
+			kind = LoginThrottled
+		}
+		p.refused(ctx, kind, a)
 		return store.Account{}, ErrLogin
 	}
 	ok := p.compare(password, a.PasswordHash)
@@ -139,6 +180,10 @@ func (p *Provider) passwordLogin(ctx context.Context, username, password string)
 	}
 	if !ok {
 		p.log.Info("wrong password", "account", a.ID, "failures", n)
+		p.refused(ctx, LoginFailed, a)
+		if n >= p.cfg.LockAfter && a.Failures < p.cfg.LockAfter {
+			p.refused(ctx, LoginLocked, a)
+		}
 		return store.Account{}, ErrLogin
 	}
 	return a, nil

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -379,5 +380,50 @@ func TestStaffAdminAPI(t *testing.T) {
 	}
 	if st, _ := apiCall(t, e, "PUT", "/oidc/admin/staff/nobody", at, `{"roles":[]}`); st != 404 {
 		t.Errorf("unknown staff: %d", st)
+	}
+}
+
+// TestRefusalsTold: every refused password login is told (hub/security keeps them): a wrong
+// password with the staff member's name and the browser's address, an unknown account without
+// the name typed, a throttled attempt, the lock when it happens and each attempt after it.
+func TestRefusalsTold(t *testing.T) {
+	type told struct{ kind, staff, source string }
+	var mu sync.Mutex
+	var got []told
+	e := identitytest.New(t, func(c *identity.Config) {
+		c.ThrottleAfter, c.LockAfter = 2, 3
+		c.OnRefused = func(kind, staff, source string) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, told{kind, staff, source})
+		}
+	})
+	ctx := context.Background()
+	if _, err := e.P.CreateStaff(ctx, identity.NewStaff{Username: "bob", Password: "bobs password", Roles: []string{identity.RoleFieldOps}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.NewBrowser().Login(authURL(e, "rp", e.Callback, nil), "bob", "wrong"); err == nil {
+		t.Fatal("a wrong password logged in")
+	}
+	e.P.PasswordLogin(ctx, "secret-typed-as-username", "x")
+	e.P.PasswordLogin(ctx, "bob", "wrong") // the second failure: throttled from now on
+	e.P.PasswordLogin(ctx, "bob", "bobs password")
+	e.Clock.Advance(time.Minute)
+	e.P.PasswordLogin(ctx, "bob", "wrong") // the third: locked
+	e.Clock.Advance(time.Hour)
+	e.P.PasswordLogin(ctx, "bob", "bobs password")
+	want := []told{
+		{identity.LoginFailed, "bob", "127.0.0.1"},
+		{identity.LoginUnknown, "", ""},
+		{identity.LoginFailed, "bob", ""},
+		{identity.LoginThrottled, "bob", ""},
+		{identity.LoginFailed, "bob", ""},
+		{identity.LoginLocked, "bob", ""},
+		{identity.LoginLocked, "bob", ""},
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, want) {
+		t.Fatalf("told %+v\nwant %+v", got, want)
 	}
 }

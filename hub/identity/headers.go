@@ -105,9 +105,13 @@ func (p *Provider) limit(l *ratelimit.Limiter, endpoint string, next http.Handle
 			next(w, r)
 			return
 		}
-		ok, retry := l.Allow(ratelimit.ClientAddr(r, p.lim.trusted))
+		addr := ratelimit.ClientAddr(r, p.lim.trusted)
+		ok, retry := l.Allow(addr)
 		if !ok {
 			p.lim.refused.WithLabelValues(endpoint).Inc()
+			if p.cfg.OnRefused != nil {
+				p.cfg.OnRefused(RateLimited, "", addr.String())
+			}
 			secs := int64((retry + time.Second - 1) / time.Second)
 			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 			w.Header().Set("Cache-Control", "no-store")

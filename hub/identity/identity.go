@@ -134,6 +134,12 @@ type Config struct {
 	// FailureFloor is the least time a failed password login takes, so that the answer's
 	// timing does not tell an unknown account from a wrong password or a throttled account.
 	FailureFloor time.Duration // 250ms
+	// OnRefused, if set, is told of each password login refused, each account locked and each
+	// request refused for its address's rate (hub/security keeps them as security events): the
+	// kind (LoginFailed, ...), the staff account's username ("" for a citizen's account or none:
+	// a username typed is never kept, it may be a password typed in the wrong box), the client's
+	// address. It must be quick.
+	OnRefused func(kind, staff, source string)
 
 	// Limits per client address (ratelimit; the per-account throttling above still applies):
 	// password logins (POST /oidc/login), token requests, device authorization requests and the

@@ -18,6 +18,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	pagefs "github.com/kioskfleet/kioskfleet/hub/identity/pages"
+	"github.com/kioskfleet/kioskfleet/hub/ratelimit"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 )
 
@@ -415,7 +416,8 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 			p.authError(w, r, a, "unmet_authentication_requirements")
 			return
 		}
-		acct, err := p.PasswordLogin(r.Context(), r.PostForm.Get("username"), r.PostForm.Get("password"))
+		ctx := withSource(r.Context(), ratelimit.ClientAddr(r, p.lim.trusted))
+		acct, err := p.PasswordLogin(ctx, r.PostForm.Get("username"), r.PostForm.Get("password"))
 		if err != nil {
 			if !errors.Is(err, ErrLogin) {
 				p.log.Error("password login failed", "err", err)

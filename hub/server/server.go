@@ -49,6 +49,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/ratelimit"
 	"github.com/kioskfleet/kioskfleet/hub/ratings"
 	"github.com/kioskfleet/kioskfleet/hub/rollout"
+	"github.com/kioskfleet/kioskfleet/hub/security"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	_ "github.com/kioskfleet/kioskfleet/hub/store/postgres" // the shared backend, postgres://...
 	_ "github.com/kioskfleet/kioskfleet/hub/store/sqlite"   // the embedded backend, sqlite:PATH
@@ -94,6 +95,9 @@ type Config struct {
 	// (default 5 minutes).
 	AlertWebhook string
 	OfflineAfter time.Duration
+	// SecurityFlush is how often the refusals counted as security events are written (default
+	// 10 s; hub/security).
+	SecurityFlush time.Duration
 
 	// Ingest tuning (zero values: package defaults).
 	Ingest ingest.Config
@@ -248,7 +252,8 @@ type Hub struct {
 	jv     *journal.Verifier
 	feed   *feed.Feed // kiosk changes for live viewers (GET /api/v1/feed)
 	alerts *alerts.Engine
-	closer []func() error // in the order opened
+	sec    *security.Recorder // refusals at the hub's doors, counted into security events
+	closer []func() error     // in the order opened
 
 	repo     *updates.Repository // the update repository (signed bundles and agent binaries)
 	rollouts *rollout.Engine
@@ -342,7 +347,8 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		acfg.Notify = &alerts.Webhook{URL: cfg.AlertWebhook, Log: acfg.Log}
 	}
 	h.alerts = alerts.New(acfg)
-	if err := errors.Join(h.feed.Register(reg), h.alerts.Register(reg)); err != nil {
+	h.sec = security.New(security.Config{Store: st, FlushEvery: cfg.SecurityFlush, Log: log.With("component", "security")})
+	if err := errors.Join(h.feed.Register(reg), h.alerts.Register(reg), h.sec.Register(reg)); err != nil {
 		return nil, fmt.Errorf("hub: metrics: %w", err)
 	}
 	lbs, err := newBalancers(cfg.ProxyProtocolFrom, reg, log.With("component", "proxyproto"))
@@ -372,8 +378,9 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 			}
 			h.ing.EndSession(c.DeviceID, c.At, store.SessionEnd{StartedAt: c.Since, Reason: c.Reason, Detail: c.Detail})
 		},
-		Logger: log.With("component", "broker"),
-		Hold:   true, // until ingest listens: a hello nobody answers leaves its kiosk waiting
+		OnReject: h.sec.NoteBroker,
+		Logger:   log.With("component", "broker"),
+		Hold:     true, // until ingest listens: a hello nobody answers leaves its kiosk waiting
 	})
 	if err != nil {
 		mqttLn.Close()
@@ -428,7 +435,8 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	}
 	public := strings.TrimRight(cmp.Or(cfg.PublicURL, scheme+"://"+h.ln.Addr().String()), "/")
 	proxies, _ := ratelimit.ParsePrefixes(cfg.TrustedProxies)
-	icfg := identity.Config{Issuer: public, Secret: secret, Insecure: strings.HasPrefix(public, "http://"), TrustedProxies: proxies}
+	icfg := identity.Config{Issuer: public, Secret: secret, Insecure: strings.HasPrefix(public, "http://"), TrustedProxies: proxies,
+		OnRefused: func(kind, staff, source string) { h.sec.Note(kind, "", staff, source, "") }}
 	if err := cfg.Citizens.apply(&icfg); err != nil {
 		return nil, fmt.Errorf("hub: identity: %w", err)
 	}
@@ -484,7 +492,8 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if h.rollouts, err = rollout.New(rollout.Config{Store: st, Dispatch: dispatch, Targets: h.repo, Log: log.With("component", "rollout")}); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
-	if h.bulk, err = bulk.New(bulk.Config{Store: st, Sessions: br, Dispatch: dispatch, Notify: h.feed.Publish, Log: log.With("component", "bulk")}); err != nil {
+	if h.bulk, err = bulk.New(bulk.Config{Store: st, Sessions: br, Dispatch: dispatch, Notify: h.feed.Publish, Security: h.sec,
+		Log: log.With("component", "bulk")}); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 	if h.lim, err = newHTTPLimits(cfg.Limits, reg, log.With("component", "http")); err != nil {
@@ -497,7 +506,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		MQTTAddr: advertise[0], MQTTAddrs: advertise, Version: cfg.Version, Anchor: anchor, Feed: h.feed,
 		Events: h.ev, Clients: h.idp, Cases: caseRoom, Ratings: ratings.New(ratings.Config{}, st),
 		Analytics: h.ev, Outreach: outreach.New(outreach.Config{}, st, h.idp, h.ev.Pseudonyms()),
-		AlertChanged: h.alerts.Changed, TrustedProxies: proxies, Logs: logs,
+		AlertChanged: h.alerts.Changed, TrustedProxies: proxies, Logs: logs, Security: h.sec,
 	})
 	// Every body is bounded by its route: small where the hub reads it before it knows who sent
 	// it (enrollment, the OpenID Provider), larger only where it reads it after.
@@ -568,6 +577,7 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 		_ = h.jv.Run(runCtx)
 	})
 	wg.Go(func() { _ = h.alerts.Run(runCtx) })
+	wg.Go(func() { _ = h.sec.Run(runCtx) })
 	wg.Go(func() { h.repo.Run(runCtx, 10*time.Minute) })
 	wg.Go(func() { h.rollouts.Run(runCtx) })
 	wg.Go(func() { h.bulk.Run(runCtx) })
@@ -604,7 +614,10 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	// The sessions end with the broker; the devices it held are then offline here, not only
 	// when the lease runs out.
 	h.br.Close()
-	h.ing.FlushPresence(sctx) // the sessions the broker ended, with their reasons
+	h.ing.FlushPresence(sctx)                 // the sessions the broker ended, with their reasons
+	if err := h.sec.Flush(sctx); err != nil { // the refusals counted while the broker closed
+		h.log.Warn("security events not written at shutdown", "err", err)
+	}
 	if err := h.rep.Release(sctx); err != nil {
 		h.log.Warn("presence not released", "err", err)
 	}

@@ -17,6 +17,7 @@
 //	ratings.go   Ratings   ratings of services (好差评), aggregates, follow-ups of bad ones
 //	outreach.go  Outreach  citizens' opt-outs of recommendations (服务找人)
 //	journal.go   Journal   how far each kiosk's transaction journal is verified, and security events
+//	             SecurityEvents  security events of every source: journal breaks, refusals, counted per minute
 //	catalog.go   Catalog   departments, apps, versions, releases per channel, audit, guides
 //	blobs.go     Blobs     content-addressed bytes: bundles, agent binaries, guide templates
 //	updates.go   Updates   the update repository's signed metadata (The Update Framework)
@@ -62,6 +63,7 @@ type Store interface {
 	Ratings
 	Outreach
 	Journal
+	SecurityEvents
 	Alerts
 	StaffAudit
 	Catalog

@@ -2,15 +2,17 @@ package store
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
-// Silences keeps alert silences (hub/alerts): while one is active, the alerts of its kiosk (and
-// rule, if it names one) are still raised and shown, but nobody is notified: a maintenance
-// window.
+// Silences keeps alert silences (hub/alerts): while one is active, the alerts of its kiosk, or of
+// every kiosk under its region (and of its rule, if it names one) are still raised and shown, but
+// nobody is notified: a maintenance window.
 type Silences interface {
 	// CreateSilence stores a silence and returns it with its ID (ErrNotFound for an unknown
-	// device, ErrInvalid without a device, creator or an end after its start).
+	// device, ErrInvalid without a device or a region, or with both, without a creator or an end
+	// after its start).
 	CreateSilence(ctx context.Context, s Silence) (Silence, error)
 	// ListSilences lists the silences active at at (zero: every one), newest first.
 	ListSilences(ctx context.Context, at time.Time) ([]Silence, error)
@@ -18,10 +20,12 @@ type Silences interface {
 	EndSilence(ctx context.Context, id int64, by string, at time.Time) (Silence, error)
 }
 
-// Silence quiets the alerts of a kiosk, of one rule or all, from StartsAt until EndsAt.
+// Silence quiets the alerts of a kiosk, or of the kiosks under a region, of one rule or all, from
+// StartsAt until EndsAt.
 type Silence struct {
 	ID        int64
-	DeviceID  string
+	DeviceID  string // the kiosk, or "" for a region's
+	Region    string // a GB/T 2260 code prefix ("4403": Shenzhen), or "" for a kiosk's
 	Rule      string // "" for every rule
 	Reason    string
 	CreatedBy string
@@ -33,9 +37,13 @@ type Silence struct {
 // Active reports whether s is in force at t.
 func (s Silence) Active(t time.Time) bool { return !t.Before(s.StartsAt) && t.Before(s.EndsAt) }
 
-// Matches reports whether s quiets an alert of device and rule at t.
-func (s Silence) Matches(device, rule string, t time.Time) bool {
-	return s.Active(t) && s.DeviceID == device && (s.Rule == "" || s.Rule == rule)
+// Matches reports whether s quiets an alert of rule at t of device, whose region is region.
+func (s Silence) Matches(device, region, rule string, t time.Time) bool {
+	covers := s.DeviceID == device
+	if s.DeviceID == "" {
+		covers = s.Region != "" && strings.HasPrefix(region, s.Region)
+	}
+	return covers && s.Active(t) && (s.Rule == "" || s.Rule == rule)
 }
 
 // WorkOrders keeps work orders: a visit to a kiosk that an alert calls for, who goes and what to

@@ -8,19 +8,21 @@ import (
 	"time"
 )
 
-// CreateSilence is the body of POST /api/v1/silences: the alerts of a kiosk (of one rule, or all)
-// are not notified for a while (a maintenance window).
+// CreateSilence is the body of POST /api/v1/silences: the alerts (of one rule, or all) of a kiosk,
+// or of every kiosk under a region, are not notified for a while (a maintenance window).
 type CreateSilence struct {
-	DeviceID string `json:"deviceId"`
-	Rule     string `json:"rule,omitempty"` // offline, peripheral-fault, peripheral-degraded; empty: every rule
-	For      string `json:"for"`            // a Go duration from 1m to 168h
+	DeviceID string `json:"deviceId,omitempty"`
+	Region   string `json:"region,omitempty"` // instead of deviceId: a GB/T 2260 prefix of 2, 4 or 6 digits
+	Rule     string `json:"rule,omitempty"`   // offline, peripheral-fault, peripheral-degraded; empty: every rule
+	For      string `json:"for"`              // a Go duration from 1m to 168h
 	Reason   string `json:"reason,omitempty"`
 }
 
 // Silence is an alert silence.
 type Silence struct {
 	ID        int64     `json:"id"`
-	DeviceID  string    `json:"deviceId"`
+	DeviceID  string    `json:"deviceId,omitempty"` // the kiosk, or "" for a region's
+	Region    string    `json:"region,omitempty"`   // the region prefix, or "" for a kiosk's
 	Rule      string    `json:"rule,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
 	CreatedBy string    `json:"createdBy"`

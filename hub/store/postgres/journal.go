@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -46,7 +47,7 @@ func (s *Store) AdvanceJournal(ctx context.Context, h store.JournalHead, from in
 			return err
 		}
 		for _, e := range events {
-			if _, err := tx.Exec(ctx, `INSERT INTO security_events (device_id, kind, record_id, idx, detail, at) VALUES ($1, $2, $3, $4, $5, $6)`,
+			if _, err := tx.Exec(ctx, `INSERT INTO security_events (device_id, kind, record_id, idx, detail, at, last_at) VALUES ($1, $2, $3, $4, $5, $6, $6)`,
 				h.DeviceID, e.Kind, e.RecordID, int64(e.Index), e.Detail, ts(e.At)); err != nil {
 				return err
 			}
@@ -66,13 +67,41 @@ func (s *Store) AdvanceJournal(ctx context.Context, h store.JournalHead, from in
 	return err
 }
 
-// ListSecurityEvents lists security events, oldest first.
+// AddSecurityEvents merges counted events into their rows of the minute.
+func (s *Store) AddSecurityEvents(ctx context.Context, events []store.SecurityEvent) error {
+	events, err := sqlrow.CheckSecurityEvents(events)
+	if err != nil || len(events) == 0 {
+		return err
+	}
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, e := range events {
+			b.Queue(`INSERT INTO security_events (device_id, kind, detail, at, staff, source, hits, last_at, bucket)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+				ON CONFLICT (kind, device_id, staff, source, bucket) WHERE bucket <> 0 DO UPDATE SET hits = security_events.hits + excluded.hits,
+				at = LEAST(security_events.at, excluded.at), last_at = GREATEST(security_events.last_at, excluded.last_at), detail = excluded.detail`,
+				e.DeviceID, e.Kind, e.Detail, ts(e.At), e.Staff, e.Source, e.Count, ts(e.Last), store.SecurityMinute(e.At))
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return fmt.Errorf("store: security events: %w", err)
+	}
+	return nil
+}
+
+// ListSecurityEvents lists security events, oldest first (newest first with f.Newest).
 func (s *Store) ListSecurityEvents(ctx context.Context, f store.SecurityEventFilter) ([]store.SecurityEvent, error) {
 	if f.Limit <= 0 {
 		f.Limit = 1000
 	}
+	order := "id"
+	if f.Newest {
+		order = "id DESC"
+	}
 	rows, err := s.pool.Query(ctx, `SELECT `+sqlrow.SecurityEventCols+` FROM security_events
-		WHERE id > $1 AND ($2 = '' OR device_id = $2) ORDER BY id LIMIT $3`, f.AfterID, f.DeviceID, f.Limit)
+		WHERE id > $1 AND ($2 = '' OR device_id = $2) AND ($3 = '' OR staff = $3) AND ($4 = '' OR kind = $4 OR kind LIKE $5) AND last_at >= $6
+		ORDER BY `+order+` LIMIT $7`, f.AfterID, f.DeviceID, f.Staff, f.Kind, sqlrow.SecurityKindLike(f.Kind), ts(f.Since), f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: security events: %w", err)
 	}
@@ -86,4 +115,28 @@ func (s *Store) ListSecurityEvents(ctx context.Context, f store.SecurityEventFil
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// PruneSecurityEvents deletes counted rows last seen before before, and all but the newest keep.
+func (s *Store) PruneSecurityEvents(ctx context.Context, before time.Time, keep int) (int64, error) {
+	var n int64
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM security_events WHERE bucket <> 0 AND last_at < $1`, ts(before))
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		if keep > 0 {
+			if tag, err = tx.Exec(ctx, `DELETE FROM security_events WHERE bucket <> 0 AND id < (
+				SELECT id FROM security_events WHERE bucket <> 0 ORDER BY id DESC LIMIT 1 OFFSET $1)`, keep-1); err != nil {
+				return err
+			}
+			n += tag.RowsAffected()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: prune security events: %w", err)
+	}
+	return n, nil
 }

@@ -18,11 +18,13 @@ func (s *Store) CreateSilence(ctx context.Context, si store.Silence) (store.Sile
 	}
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		var one int
-		if err := tx.QueryRow(ctx, `SELECT 1 FROM devices WHERE id = $1`, si.DeviceID).Scan(&one); err != nil {
-			return notFound(err, "device", si.DeviceID)
+		if si.DeviceID != "" {
+			if err := tx.QueryRow(ctx, `SELECT 1 FROM devices WHERE id = $1`, si.DeviceID).Scan(&one); err != nil {
+				return notFound(err, "device", si.DeviceID)
+			}
 		}
-		return tx.QueryRow(ctx, `INSERT INTO alert_silences (device_id, rule, reason, created_by, starts_at, ends_at)
-			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, si.DeviceID, si.Rule, si.Reason, si.CreatedBy, ts(si.StartsAt), ts(si.EndsAt)).Scan(&si.ID)
+		return tx.QueryRow(ctx, `INSERT INTO alert_silences (device_id, region, rule, reason, created_by, starts_at, ends_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`, si.DeviceID, si.Region, si.Rule, si.Reason, si.CreatedBy, ts(si.StartsAt), ts(si.EndsAt)).Scan(&si.ID)
 	})
 	return si, err
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/internal/sqlrow"
@@ -47,8 +48,8 @@ func (s *Store) AdvanceJournal(ctx context.Context, h store.JournalHead, from in
 			return fmt.Errorf("store: journal of %s: %w", h.DeviceID, err)
 		}
 		for _, e := range events {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO security_events (device_id, kind, record_id, idx, detail, at) VALUES (?, ?, ?, ?, ?, ?)`,
-				h.DeviceID, e.Kind, e.RecordID, int64(e.Index), e.Detail, ts(e.At)); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO security_events (device_id, kind, record_id, idx, detail, at, last_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+				h.DeviceID, e.Kind, e.RecordID, int64(e.Index), e.Detail, ts(e.At), ts(e.At)); err != nil {
 				return fmt.Errorf("store: security event of %s: %w", h.DeviceID, err)
 			}
 		}
@@ -56,13 +57,39 @@ func (s *Store) AdvanceJournal(ctx context.Context, h store.JournalHead, from in
 	})
 }
 
-// ListSecurityEvents lists security events, oldest first.
+// AddSecurityEvents merges counted events into their rows of the minute.
+func (s *Store) AddSecurityEvents(ctx context.Context, events []store.SecurityEvent) error {
+	events, err := sqlrow.CheckSecurityEvents(events)
+	if err != nil || len(events) == 0 {
+		return err
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, e := range events {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO security_events (device_id, kind, detail, at, staff, source, hits, last_at, bucket)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+				ON CONFLICT (kind, device_id, staff, source, bucket) WHERE bucket <> 0 DO UPDATE SET hits = hits + excluded.hits,
+				at = min(at, excluded.at), last_at = max(last_at, excluded.last_at), detail = excluded.detail`,
+				e.DeviceID, e.Kind, e.Detail, ts(e.At), e.Staff, e.Source, e.Count, ts(e.Last), store.SecurityMinute(e.At)); err != nil {
+				return fmt.Errorf("store: security event %s: %w", e.Kind, err)
+			}
+		}
+		return nil
+	})
+}
+
+// ListSecurityEvents lists security events, oldest first (newest first with f.Newest).
 func (s *Store) ListSecurityEvents(ctx context.Context, f store.SecurityEventFilter) ([]store.SecurityEvent, error) {
 	if f.Limit <= 0 {
 		f.Limit = 1000
 	}
+	order := "id"
+	if f.Newest {
+		order = "id DESC"
+	}
 	rows, err := s.db.R.QueryContext(ctx, `SELECT `+sqlrow.SecurityEventCols+` FROM security_events
-		WHERE id > ? AND (? = '' OR device_id = ?) ORDER BY id LIMIT ?`, f.AfterID, f.DeviceID, f.DeviceID, f.Limit)
+		WHERE id > ? AND (? = '' OR device_id = ?) AND (? = '' OR staff = ?) AND (? = '' OR kind = ? OR kind LIKE ?) AND last_at >= ?
+		ORDER BY `+order+` LIMIT ?`, f.AfterID, f.DeviceID, f.DeviceID, f.Staff, f.Staff, f.Kind, f.Kind, sqlrow.SecurityKindLike(f.Kind),
+		ts(f.Since), f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: security events: %w", err)
 	}
@@ -76,4 +103,31 @@ func (s *Store) ListSecurityEvents(ctx context.Context, f store.SecurityEventFil
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// PruneSecurityEvents deletes counted rows last seen before before, and all but the newest keep.
+func (s *Store) PruneSecurityEvents(ctx context.Context, before time.Time, keep int) (int64, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		n = 0
+		res, err := tx.ExecContext(ctx, `DELETE FROM security_events WHERE bucket <> 0 AND last_at < ?`, ts(before))
+		if err != nil {
+			return err
+		}
+		d, _ := res.RowsAffected()
+		n += d
+		if keep > 0 {
+			if res, err = tx.ExecContext(ctx, `DELETE FROM security_events WHERE bucket <> 0 AND id < (
+				SELECT id FROM security_events WHERE bucket <> 0 ORDER BY id DESC LIMIT 1 OFFSET ?)`, keep-1); err != nil {
+				return err
+			}
+			d, _ = res.RowsAffected()
+			n += d
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: prune security events: %w", err)
+	}
+	return n, nil
 }

@@ -17,11 +17,13 @@ func (s *Store) CreateSilence(ctx context.Context, si store.Silence) (store.Sile
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var one int
-		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE id = ?`, si.DeviceID).Scan(&one); err != nil {
-			return notFound(err, "device", si.DeviceID)
+		if si.DeviceID != "" {
+			if err := tx.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE id = ?`, si.DeviceID).Scan(&one); err != nil {
+				return notFound(err, "device", si.DeviceID)
+			}
 		}
-		return tx.QueryRowContext(ctx, `INSERT INTO alert_silences (device_id, rule, reason, created_by, starts_at, ends_at)
-			VALUES (?, ?, ?, ?, ?, ?) RETURNING id`, si.DeviceID, si.Rule, si.Reason, si.CreatedBy, ts(si.StartsAt), ts(si.EndsAt)).Scan(&si.ID)
+		return tx.QueryRowContext(ctx, `INSERT INTO alert_silences (device_id, region, rule, reason, created_by, starts_at, ends_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, si.DeviceID, si.Region, si.Rule, si.Reason, si.CreatedBy, ts(si.StartsAt), ts(si.EndsAt)).Scan(&si.ID)
 	})
 	return si, err
 }

@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Ratings", func(t *testing.T) { RunRatings(t, as[store.Ratings](open)) })
 	t.Run("Outreach", func(t *testing.T) { RunOutreach(t, as[store.Outreach](open)) })
 	t.Run("Journal", func(t *testing.T) { RunJournal(t, as[JournalStore](open)) })
+	t.Run("SecurityEvents", func(t *testing.T) { RunSecurityEvents(t, as[SecurityEventStore](open)) })
 	t.Run("Alerts", func(t *testing.T) { RunAlerts(t, as[AlertStore](open)) })
 	t.Run("Audit", func(t *testing.T) { RunAudit(t, as[store.StaffAudit](open)) })
 	t.Run("Catalog", func(t *testing.T) { RunCatalog(t, as[store.Catalog](open)) })

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -72,9 +73,38 @@ func testSilences(t *testing.T, s WorkOrderStore) {
 	}
 	_, err = s.EndSilence(ctx, 999, "eng3", T0)
 	wantErr(t, "end an unknown silence", err, store.ErrNotFound)
-	if !b.Matches("k1", "offline", T0.Add(90*time.Minute)) || b.Matches("k2", "offline", T0.Add(90*time.Minute)) || b.Matches("k1", "offline", T0) ||
-		a.Matches("k1", "offline", T0.Add(time.Minute)) {
+	if !b.Matches("k1", "440305", "offline", T0.Add(90*time.Minute)) || b.Matches("k2", "440305", "offline", T0.Add(90*time.Minute)) ||
+		b.Matches("k1", "440305", "offline", T0) || a.Matches("k1", "440305", "offline", T0.Add(time.Minute)) {
 		t.Fatal("Silence.Matches")
+	}
+
+	// A region's silence: every kiosk under its prefix, none elsewhere; a device or a region,
+	// not both, and a prefix of a province, city or county.
+	for _, bad := range []store.Silence{
+		{DeviceID: "k1", Region: "4403"},
+		{},
+		{Region: "4"},
+		{Region: "44030x"},
+	} {
+		bad.CreatedBy, bad.StartsAt, bad.EndsAt = "eng1", T0, T0.Add(time.Hour)
+		_, err := s.CreateSilence(ctx, bad)
+		wantErr(t, fmt.Sprintf("silence of device %q, region %q", bad.DeviceID, bad.Region), err, store.ErrInvalid)
+	}
+	sz, err := s.CreateSilence(ctx, store.Silence{Region: "4403", Reason: "network works in Shenzhen", CreatedBy: "admin",
+		StartsAt: T0, EndsAt: T0.Add(time.Hour)})
+	if err != nil || sz.Region != "4403" || sz.DeviceID != "" {
+		t.Fatalf("CreateSilence of a region = %+v, %v", sz, err)
+	}
+	if ss, err := s.ListSilences(ctx, T0.Add(time.Minute)); err != nil || len(ss) != 1 || ss[0] != sz {
+		t.Fatalf("ListSilences = %+v, %v; want %+v", ss, err, sz)
+	}
+	at := T0.Add(time.Minute)
+	if !sz.Matches("k7", "440305", "offline", at) || !sz.Matches("k8", "440304", "peripheral-fault", at) ||
+		sz.Matches("k9", "440106", "offline", at) || sz.Matches("k7", "440305", "offline", T0.Add(time.Hour)) {
+		t.Fatal("Silence.Matches of a region")
+	}
+	if ended, err := s.EndSilence(ctx, sz.ID, "admin", at); err != nil || ended.Region != "4403" || !ended.EndsAt.Equal(at) {
+		t.Fatalf("EndSilence of a region = %+v, %v", ended, err)
 	}
 }
 

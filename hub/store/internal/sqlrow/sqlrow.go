@@ -7,6 +7,7 @@ package sqlrow
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
@@ -285,16 +286,37 @@ func JournalHeadArgs(h store.JournalHead) []any {
 }
 
 // SecurityEventCols are the columns of security_events that SecurityEvent scans.
-const SecurityEventCols = `id, device_id, kind, record_id, idx, detail, at`
+const SecurityEventCols = `id, device_id, kind, record_id, idx, detail, at, staff, source, hits, last_at`
 
 // SecurityEvent scans a row of SecurityEventCols.
 func SecurityEvent(sc Scanner) (store.SecurityEvent, error) {
 	var e store.SecurityEvent
-	var at int64
-	err := sc.Scan(&e.ID, &e.DeviceID, &e.Kind, &e.RecordID, &e.Index, &e.Detail, &at)
-	e.At = Time(at)
+	var at, last int64
+	err := sc.Scan(&e.ID, &e.DeviceID, &e.Kind, &e.RecordID, &e.Index, &e.Detail, &at, &e.Staff, &e.Source, &e.Count, &last)
+	e.At, e.Last = Time(at), Time(last)
 	return e, err
 }
+
+// CheckSecurityEvents reports what AddSecurityEvents must refuse (store.ErrInvalid), and
+// returns a copy of events with their defaults set: a Count of 1, Last at least At.
+func CheckSecurityEvents(events []store.SecurityEvent) ([]store.SecurityEvent, error) {
+	out := slices.Clone(events)
+	for i := range out {
+		e := &out[i]
+		if e.Kind == "" || e.At.IsZero() {
+			return nil, fmt.Errorf("%w: security event needs a kind and a time", store.ErrInvalid)
+		}
+		e.Count = max(e.Count, 1)
+		if e.Last.Before(e.At) {
+			e.Last = e.At
+		}
+	}
+	return out, nil
+}
+
+// SecurityKindLike is the LIKE pattern of a kind's family ("login" selects "login.failed"):
+// kinds are lowercase letters, digits, dots and dashes, so it holds no wildcard but its own.
+func SecurityKindLike(kind string) string { return kind + ".%" }
 
 // CheckJournal reports what AdvanceJournal must refuse (store.ErrInvalid).
 func CheckJournal(h store.JournalHead, events []store.SecurityEvent) error {

@@ -4,24 +4,28 @@ import (
 	"fmt"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/fleet"
 )
 
 // SilenceCols are the columns of alert_silences that Silence scans.
-const SilenceCols = `id, device_id, rule, reason, created_by, starts_at, ends_at, ended_by`
+const SilenceCols = `id, device_id, region, rule, reason, created_by, starts_at, ends_at, ended_by`
 
 // Silence scans a row of SilenceCols.
 func Silence(sc Scanner) (store.Silence, error) {
 	var s store.Silence
 	var starts, ends int64
-	err := sc.Scan(&s.ID, &s.DeviceID, &s.Rule, &s.Reason, &s.CreatedBy, &starts, &ends, &s.EndedBy)
+	err := sc.Scan(&s.ID, &s.DeviceID, &s.Region, &s.Rule, &s.Reason, &s.CreatedBy, &starts, &ends, &s.EndedBy)
 	s.StartsAt, s.EndsAt = Time(starts), Time(ends)
 	return s, err
 }
 
 // CheckSilence reports what CreateSilence must refuse (store.ErrInvalid).
 func CheckSilence(s store.Silence) error {
-	if s.DeviceID == "" || s.CreatedBy == "" || !s.EndsAt.After(s.StartsAt) {
-		return fmt.Errorf("%w: a silence needs a device, its creator and an end after its start", store.ErrInvalid)
+	if (s.DeviceID == "") == (s.Region == "") || s.CreatedBy == "" || !s.EndsAt.After(s.StartsAt) {
+		return fmt.Errorf("%w: a silence needs a device or a region (not both), its creator and an end after its start", store.ErrInvalid)
+	}
+	if s.Region != "" && !fleet.ValidScopePrefix(s.Region) {
+		return fmt.Errorf("%w: silence region %q is not a GB/T 2260 prefix of 2, 4 or 6 digits", store.ErrInvalid, s.Region)
 	}
 	return nil
 }
