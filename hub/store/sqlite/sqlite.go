@@ -76,7 +76,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if len(applied) > 0 {
 		log.Info("store migrated", "path", path, "applied", applied)
 	}
-	return &Store{db: db, log: log, identityStore: &identityStore{w: db.W, r: db.R, gc: &groupCommit{w: db.W}, logins: newLogins()}}, nil
+	return &Store{db: db, log: log, identityStore: &identityStore{w: db.W, r: db.R, gc: newGroupCommit(db.W), logins: newLogins()}}, nil
 }
 
 // Close closes the database.
