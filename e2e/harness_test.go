@@ -29,6 +29,9 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(probeEnv) != "" { // this binary run again as the soak's health prober
+		os.Exit(probeMain())
+	}
 	dir, err := os.MkdirTemp("", "kf-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -146,12 +149,18 @@ func newHub(t testing.TB, args ...string) *hub {
 	h := unstartedHub(t)
 	h.args = args
 	h.start()
+	h.readToken()
+	return h
+}
+
+// readToken gives the client the bootstrap token the started hub wrote.
+func (h *hub) readToken() {
+	h.t.Helper()
 	b, err := os.ReadFile(filepath.Join(h.dir, "bootstrap-token"))
 	if err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
 	h.client.Token = strings.TrimSpace(string(b))
-	return h
 }
 
 // unstartedHub returns a hub with its folder and addresses chosen, not yet started.

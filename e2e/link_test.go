@@ -91,6 +91,52 @@ func runLink(t *testing.T, cfg link.Config) *link.Link {
 	return l
 }
 
+// watchedOutbox watches the link look at it: looks counts the times its upload loop waits (it
+// takes the Notify channel each time it waits for an ack, an append or its ticker, every
+// AckTimeout/4); seen is the highest next seq the link read (NextSeq, or Pending: it then had
+// every record appended before).
+type watchedOutbox struct {
+	*outbox.Memory
+	looks atomic.Int64
+	seen  atomic.Uint64
+}
+
+func (o *watchedOutbox) Notify() <-chan struct{} {
+	o.looks.Add(1)
+	return o.Memory.Notify()
+}
+
+func (o *watchedOutbox) NextSeq() uint64 {
+	n := o.Memory.NextSeq()
+	o.saw(n)
+	return n
+}
+
+func (o *watchedOutbox) Pending(ctx context.Context, after uint64, n int) ([]wire.Record, error) {
+	o.saw(o.Memory.NextSeq())
+	return o.Memory.Pending(ctx, after, n)
+}
+
+func (o *watchedOutbox) saw(n uint64) {
+	for s := o.seen.Load(); n > s && !o.seen.CompareAndSwap(s, n); s = o.seen.Load() {
+	}
+}
+
+// waitSeen waits until the link has read what the outbox holds now: it sent what it would.
+func (o *watchedOutbox) waitSeen(t *testing.T) {
+	t.Helper()
+	want := o.Memory.NextSeq()
+	waitFor(t, 10*time.Second, fmt.Sprintf("the link to read its outbox up to seq %d", want-1), func() bool { return o.seen.Load() >= want })
+}
+
+// waitLooks waits until the link has waited n times more: with n >= 2, it has looked at the
+// outbox at least once after the call.
+func (o *watchedOutbox) waitLooks(t *testing.T, n int64) {
+	t.Helper()
+	want := o.looks.Load() + n
+	waitFor(t, 30*time.Second, fmt.Sprintf("the link to look at its outbox %d times", n), func() bool { return o.looks.Load() >= want })
+}
+
 func appendN(t *testing.T, ob outbox.Outbox, n int) {
 	t.Helper()
 	for range n {
@@ -202,10 +248,10 @@ func TestLinkIdleSessionNotDeaf(t *testing.T) {
 		gs = &gatedStore{Store: s}
 		return gs
 	})
-	ob := outbox.NewMemory(outbox.Options{})
+	ob := &watchedOutbox{Memory: outbox.NewMemory(outbox.Options{})}
 	appendN(t, ob, 1)
 	var deaf atomic.Int32
-	const dead = 2 * time.Second
+	const dead, check = 2 * time.Second, time.Second / 4 // the link checks every AckTimeout/4
 	l := runLink(t, link.Config{DeviceID: "k-idle", Brokers: []string{env.Broker.Addr()}, TLS: env.DeviceTLS(t, "k-idle"), Outbox: ob,
 		AckTimeout: time.Second, DeadSession: dead, MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 		OnEnd: func(err error) {
@@ -214,15 +260,19 @@ func TestLinkIdleSessionNotDeaf(t *testing.T) {
 			}
 		}})
 	waitFor(t, 10*time.Second, "the first record acked", func() bool { return l.Acked() == 1 })
-	time.Sleep(2 * dead) // idle, nothing outstanding, longer than DeadSession
+	// Idle, nothing outstanding: the link's ticker wakes it 2*dead/check times, over more than
+	// DeadSession.
+	ob.waitLooks(t, int64(2*dead/check)+1)
 	gate := make(chan struct{})
 	gs.mu.Lock()
 	gs.gate = gate
 	gs.mu.Unlock()
+	held := gs.calls.Load()
 	appendN(t, ob, 1)
-	// The link checks every AckTimeout/4 (250 ms): hold the commit past two checks, well
-	// within DeadSession from the send.
-	time.Sleep(600 * time.Millisecond)
+	// Hold the commit past two of the link's checks, well within DeadSession from the send (a
+	// link that waits from its last ack ends the session at the first).
+	waitFor(t, 10*time.Second, "the second record held in the commit", func() bool { return gs.calls.Load() > held })
+	ob.waitLooks(t, 3)
 	gs.mu.Lock()
 	gs.gate = nil
 	gs.mu.Unlock()
@@ -246,7 +296,7 @@ func TestLinkCoalescesWhileInFlight(t *testing.T) {
 		}}
 		return gs
 	})
-	ob := outbox.NewMemory(outbox.Options{})
+	ob := &watchedOutbox{Memory: outbox.NewMemory(outbox.Options{})}
 	l := runLink(t, link.Config{DeviceID: "k-nagle", Brokers: []string{env.Broker.Addr()}, TLS: env.DeviceTLS(t, "k-nagle"), Outbox: ob,
 		BatchRecords: 10, MaxInflight: 8, AckTimeout: time.Minute, MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
 	waitFor(t, 10*time.Second, "connected", l.Connected)
@@ -254,10 +304,10 @@ func TestLinkCoalescesWhileInFlight(t *testing.T) {
 	waitFor(t, 10*time.Second, "the first batch held in the commit", func() bool { return gs.calls.Load() >= 1 })
 	for range 5 { // records one at a time: they wait
 		appendN(t, ob, 1)
-		time.Sleep(50 * time.Millisecond) // give a wrong implementation time to send each alone
+		ob.waitSeen(t) // a wrong link sent it alone
 	}
-	appendN(t, ob, 20)                 // 25 waiting: two full batches go out at once, five wait
-	time.Sleep(300 * time.Millisecond) // give a wrong implementation time to send them
+	appendN(t, ob, 20) // 25 waiting: two full batches go out at once, five wait
+	ob.waitSeen(t)
 	gs.mu.Lock()
 	gs.gate = nil
 	gs.mu.Unlock()

@@ -83,14 +83,14 @@ scrape_configs:
 		}
 		return out
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for m := missing(); len(m) > 0; m = missing() {
-		if time.Now().After(deadline) {
+	var m []string
+	defer func() {
+		if t.Failed() {
 			log, _ := os.ReadFile(logf.Name())
-			t.Fatalf("after 60 s Prometheus still lacks:\n%s\nprometheus log:\n%s", strings.Join(m, "\n"), log)
+			t.Logf("Prometheus still lacks:\n%s\nprometheus log:\n%s", strings.Join(m, "\n"), log)
 		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	}()
+	waitFor(t, 60*time.Second, "every series in Prometheus", func() bool { m = missing(); return len(m) == 0 })
 }
 
 // promSeries runs an instant query on the Prometheus at addr and returns how many series it gave.

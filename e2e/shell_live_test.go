@@ -300,12 +300,20 @@ func TestKioskShellLiveData(t *testing.T) {
 	pageHolds("the attract screen", idcardsim.CanaryResident, senior)
 
 	// Neither number in any file or log of the agent or the hub (as text or as the card's UCS-2).
+	k.noCardNumber(idcardsim.CanaryResident, senior)
+}
+
+// noCardNumber checks that no file or log of the agent or the hub holds one of the ID numbers,
+// as text or as the card's UCS-2.
+func (k *kioskShell) noCardNumber(numbers ...string) {
+	t := k.t
+	t.Helper()
 	var needles [][]byte
-	for _, n := range []string{idcardsim.CanaryResident, senior} {
+	for _, n := range numbers {
 		needles = append(needles, []byte(n), ucs2(n))
 	}
 	files := 0
-	for _, root := range []string{k.dir, h.dir, filepath.Dir(k.agent.log), filepath.Dir(h.p.log)} {
+	for _, root := range []string{k.dir, k.h.dir, filepath.Dir(k.agent.log), filepath.Dir(k.h.p.log)} {
 		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return nil

@@ -60,7 +60,13 @@ func startKioskShell(t *testing.T, hubArgs ...string) *kioskShell {
 // a browser.
 func startKioskAgent(t *testing.T, hubArgs ...string) *kioskShell {
 	t.Helper()
-	k := &kioskShell{t: t, h: newHub(t, hubArgs...), simDir: t.TempDir()}
+	return startKioskAgentOn(t, newHub(t, hubArgs...))
+}
+
+// startKioskAgentOn starts devsim and the agent serving the shell, enrolled with the hub h.
+func startKioskAgentOn(t *testing.T, h *hub) *kioskShell {
+	t.Helper()
+	k := &kioskShell{t: t, h: h, simDir: t.TempDir()}
 	k.h.site("hall-1")
 	k.dir, k.id = k.h.enroll("hall-1")
 	start(t, "devsim", "devsim", "kiosk", "--dir", k.simDir)

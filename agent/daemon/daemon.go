@@ -25,6 +25,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/agent/inbox"
 	"github.com/kioskfleet/kioskfleet/agent/link"
 	"github.com/kioskfleet/kioskfleet/agent/localapi"
+	"github.com/kioskfleet/kioskfleet/agent/logring"
 	"github.com/kioskfleet/kioskfleet/agent/outbox"
 	"github.com/kioskfleet/kioskfleet/agent/shell"
 	"github.com/kioskfleet/kioskfleet/drivers/transport"
@@ -101,6 +102,8 @@ type Agent struct {
 	appsLn   net.Listener
 	prom     *http.Server // serves the metrics; nil when off
 	promLn   net.Listener
+	ring     *logring.Ring // the recent log lines, for the log tail
+	tail     *logTail
 	report   chan struct{}      // the installer changed: report the state
 	stop     context.CancelFunc // ends Run (the restart command, or to switch to a staged agent)
 	restart  atomic.Bool        // the restart command ran: Run returns, and the process starts again
@@ -122,7 +125,10 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	id.SetBrokers(cfg.MQTTOverride)
-	a := &Agent{cfg: cfg, id: id, log: cfg.Log.With("device", id.DeviceID), started: time.Now(),
+	// Every record the agent logs also goes to the ring the log tail streams from.
+	ring := logring.New(logRingLines, slog.LevelInfo)
+	cfg.Log = slog.New(ring.Handler(cfg.Log.Handler()))
+	a := &Agent{ring: ring, cfg: cfg, id: id, log: cfg.Log.With("device", id.DeviceID), started: time.Now(),
 		sampler: hoststat.Sampler{Disk: cfg.DataDir}, settings: DefaultSettings(),
 		work: make(chan wire.Command, 1024), kick: make(chan struct{}, 1), report: make(chan struct{}, 1)}
 	a.ob, err = outbox.Open(ctx, filepath.Join(cfg.DataDir, "outbox.db"), outbox.Options{MaxBytes: cfg.OutboxMaxBytes, Logger: a.log})
@@ -134,6 +140,7 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 		a.ob.Close()
 		return nil, err
 	}
+	a.tail = newLogTail(ring, a.log)
 	if err := a.loadState(); err != nil {
 		a.ob.Close()
 		return nil, err
@@ -169,6 +176,7 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 		a.Close()
 		return nil, err
 	}
+	a.tail.pub = a.link
 	return a, nil
 }
 
@@ -242,6 +250,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); _ = a.link.Run(ctx) }()
 	go func() { defer wg.Done(); a.heartbeats(ctx) }()
 	go func() { defer wg.Done(); a.runCommands(ctx) }()
+	wg.Go(func() { a.tail.run(ctx) })
 	wg.Wait()
 	return nil
 }
@@ -351,7 +360,7 @@ func (a *Agent) execute(ctx context.Context, c wire.Command) {
 		err = fmt.Errorf("unknown command %q", c.Name)
 	} else {
 		a.log.Info("running command", "command", c.ID, "name", c.Name)
-		out, err = h(ctx, c.Args)
+		out, err = h(context.WithValue(ctx, cmdIDKey{}, c.ID), c.Args)
 	}
 	if ctx.Err() != nil {
 		return // shutting down mid-command: reported interrupted at the next start
@@ -379,6 +388,7 @@ func (a *Agent) commandHandlers() map[string]Handler {
 		api.CmdPrintTestPage:  a.cmdPrintTestPage,
 		api.CmdIDCardSelfTest: a.cmdIDCardSelfTest,
 		api.CmdRestart:        a.cmdRestart,
+		api.CmdLogTail:        a.cmdLogTail,
 	}
 }
 

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -64,21 +65,7 @@ func (a *Agent) openLocalAPI() error {
 	hc := a.id.HTTPClient() // trusts only the hub CA pinned at enrollment
 	hc.Timeout = 15 * time.Second
 	if key := a.id.Signer(); key != nil && len(a.id.HubURLs) > 0 {
-		login = localapi.AuthenticatorFunc(func(ctx context.Context, card wire.IDCard) (kiosklogin.Session, error) {
-			// A hub of several replicas: the next URL when one does not answer at all.
-			urls := a.id.HubURLs
-			first := rand.IntN(len(urls))
-			var err error
-			for i := range urls {
-				var s kiosklogin.Session
-				s, err = kiosklogin.Login(ctx, hc, urls[(first+i)%len(urls)], a.id.DeviceID, key, card)
-				var unreachable *url.Error
-				if err == nil || !errors.As(err, &unreachable) || ctx.Err() != nil {
-					return s, err
-				}
-			}
-			return kiosklogin.Session{}, err
-		})
+		login = hubLogin{hc: hc, urls: a.id.HubURLs, deviceID: a.id.DeviceID, key: key}
 	}
 	devs, err := a.openShell(hc)
 	if err != nil {
@@ -105,6 +92,52 @@ func (a *Agent) openLocalAPI() error {
 	a.local = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	a.localLn, a.localAPI = ln, api
 	return nil
+}
+
+// hubLogin logs citizens in at the hub with the card read at the kiosk (agent/kiosklogin),
+// signed with the kiosk's device key.
+type hubLogin struct {
+	hc       *http.Client // trusts only the hub CA pinned at enrollment
+	urls     []string     // the hub's replicas
+	deviceID string
+	key      *ecdsa.PrivateKey
+}
+
+var (
+	_ localapi.Authenticator = hubLogin{}
+	_ shell.CardBinder       = hubLogin{}
+)
+
+// LoginIDCard implements localapi.Authenticator.
+func (l hubLogin) LoginIDCard(ctx context.Context, card wire.IDCard) (kiosklogin.Session, error) {
+	return l.login(ctx, card, "")
+}
+
+// BindIDCard implements shell.CardBinder: the login binds the card to the account that approved
+// the QR code of deviceCode (real-name binding).
+func (l hubLogin) BindIDCard(ctx context.Context, card wire.IDCard, deviceCode string) (kiosklogin.Session, error) {
+	return l.login(ctx, card, deviceCode)
+}
+
+// login tries the hub's URLs from a random one, going on to the next only when one does not
+// answer at all.
+func (l hubLogin) login(ctx context.Context, card wire.IDCard, deviceCode string) (kiosklogin.Session, error) {
+	first := rand.IntN(len(l.urls))
+	var err error
+	for i := range l.urls {
+		u := l.urls[(first+i)%len(l.urls)]
+		var s kiosklogin.Session
+		if deviceCode == "" {
+			s, err = kiosklogin.Login(ctx, l.hc, u, l.deviceID, l.key, card)
+		} else {
+			s, err = kiosklogin.Bind(ctx, l.hc, u, l.deviceID, l.key, card, deviceCode)
+		}
+		var unreachable *url.Error
+		if err == nil || !errors.As(err, &unreachable) || ctx.Err() != nil {
+			return s, err
+		}
+	}
+	return kiosklogin.Session{}, err
 }
 
 // LocalAPIAddr returns the address the local device API listens on ("" when off).

@@ -136,8 +136,27 @@ func (h Hub) SealedAssertion(key *ecdsa.PrivateKey, deviceID string, card wire.I
 	return sealed, nil
 }
 
+// ParamDeviceCode names, on an ID-card login, the device_code of the QR code the citizen
+// approved on her phone for real-name binding (hub/identity ParamDeviceCode).
+const ParamDeviceCode = "device_code"
+
 // Login discovers the hub and logs the citizen in.
 func Login(ctx context.Context, hc *http.Client, hubURL, deviceID string, key *ecdsa.PrivateKey, card wire.IDCard) (Session, error) {
+	return login(ctx, hc, hubURL, deviceID, key, card, nil)
+}
+
+// Bind logs the citizen in as Login does, with deviceCode, the device_code of this kiosk's QR
+// code that she approved on her phone for real-name binding: the hub binds the card, which the
+// kiosk's signed assertion proves was read here, to the account that approved, and the session
+// is of that account.
+func Bind(ctx context.Context, hc *http.Client, hubURL, deviceID string, key *ecdsa.PrivateKey, card wire.IDCard, deviceCode string) (Session, error) {
+	if deviceCode == "" {
+		return Session{}, errors.New("kiosklogin: binding without a device code")
+	}
+	return login(ctx, hc, hubURL, deviceID, key, card, url.Values{ParamDeviceCode: {deviceCode}})
+}
+
+func login(ctx context.Context, hc *http.Client, hubURL, deviceID string, key *ecdsa.PrivateKey, card wire.IDCard, extra url.Values) (Session, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
@@ -152,6 +171,9 @@ func Login(ctx context.Context, hc *http.Client, hubURL, deviceID string, key *e
 	// The session's token is for the citizens' API (RFC 8707 §2): her cases, recommendations.
 	form := url.Values{"grant_type": {GrantType}, "assertion": {a}, "client_id": {ClientID}, "scope": {"openid profile"},
 		"resource": {api.CitizenResource(hub.Issuer)}}
+	for k, v := range extra {
+		form[k] = v
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hub.TokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
 		return Session{}, fmt.Errorf("kiosklogin: %w", err)

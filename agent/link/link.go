@@ -141,7 +141,26 @@ type Link struct {
 	connected atomic.Bool
 	broker    atomic.Value // string: the address of the current or last session
 	sessions  atomic.Uint64
-	acked     atomic.Uint64 // highest seq the hub acked in this process
+	acked     atomic.Uint64               // highest seq the hub acked in this process
+	client    atomic.Pointer[mqtt.Client] // the session's, while one is up
+}
+
+// ErrNotConnected is returned by PublishLog without a session.
+var ErrNotConnected = errors.New("link: not connected")
+
+// PublishLog sends a log tail batch (wire.LogBatch) on the device's log topic at QoS 0: best
+// effort, not through the outbox, lost if the session is. It waits at most a few seconds for
+// the bytes to go out.
+func (l *Link) PublishLog(payload []byte) error {
+	c := l.client.Load()
+	if c == nil {
+		return ErrNotConnected
+	}
+	t := (*c).Publish(wire.Topic(l.cfg.DeviceID, wire.ChLog), 0, false, payload)
+	if !t.WaitTimeout(5 * time.Second) {
+		return errors.New("link: log batch not sent within 5s")
+	}
+	return t.Error()
 }
 
 // New validates cfg and returns a Link; start it with Run.
@@ -341,6 +360,8 @@ func (l *Link) session(ctx context.Context, addr string) error {
 		return fmt.Errorf("hello: %w", err)
 	}
 	l.connected.Store(true)
+	l.client.Store(&c)
+	defer l.client.Store(nil)
 	l.sessions.Add(1)
 	l.cfg.Log.Info("hub session up", "broker", addr, "epoch", epoch)
 

@@ -130,11 +130,33 @@ func (s *Shell) journal(ctx context.Context, e journal.Entry) {
 	}
 }
 
+// CardBinder is an optional capability of the Authenticator given to Shell.Authenticator: a
+// login that also binds the card to the account that approved this kiosk's QR code of
+// deviceCode for real-name binding (hub/identity realname.go).
+type CardBinder interface {
+	BindIDCard(ctx context.Context, card wire.IDCard, deviceCode string) (kiosklogin.Session, error)
+}
+
 // Authenticator wraps the hub login of Login.IdCard: a citizen whose card logs in begins a
-// session (acr idcard) whose token is revoked at its wipe.
+// session (acr idcard) whose token is revoked at its wipe. While a QR code approved for
+// real-name binding waits for the card (startQR), the card's login carries its device code, once,
+// and binds the card, if a is a CardBinder.
 func (s *Shell) Authenticator(a localapi.Authenticator) localapi.Authenticator {
+	binder, _ := a.(CardBinder)
+	s.mu.Lock()
+	s.binder = binder
+	s.mu.Unlock()
 	return localapi.AuthenticatorFunc(func(ctx context.Context, card wire.IDCard) (kiosklogin.Session, error) {
-		sess, err := a.LoginIDCard(ctx, card)
+		var sess kiosklogin.Session
+		var err error
+		if code := s.takeBinding(); code != "" && binder != nil {
+			sess, err = binder.BindIDCard(ctx, card, code)
+			if err == nil {
+				s.log.Info("shell: the citizen's ID card bound to her account")
+			}
+		} else {
+			sess, err = a.LoginIDCard(ctx, card)
+		}
 		if err != nil {
 			return sess, err
 		}

@@ -149,7 +149,7 @@ type State struct {
 	Hub         HubState      `json:"hub"`
 	Unavailable []string      `json:"unavailable"` // idcard-login, qr-login, cases, attach
 	Voice       VoiceState    `json:"voice"`
-	QR          string        `json:"qr,omitempty"` // a QR login: pending, expired, denied
+	QR          string        `json:"qr,omitempty"` // a QR login: pending, expired, denied, tap-card (binding)
 	Updating    bool          `json:"updating"`     // an app is being switched: no new session (Hold)
 	Wipes       int64         `json:"wipes"`        // since the agent started
 	LastWipe    *Attestation  `json:"lastWipe,omitempty"`
@@ -207,6 +207,9 @@ func (s *Shell) Snapshot() State {
 	}
 	if s.qr != nil {
 		st.QR = s.qr.state
+		if st.QR == QRTapCard && !s.cfg.Now().Before(s.qr.until) {
+			st.QR = QRExpired
+		}
 	}
 	st.Updating = s.held > 0
 	st.Wipes = s.wipes
@@ -245,8 +248,17 @@ func (s *Shell) apiEnd(w http.ResponseWriter, r *http.Request) (any, error) {
 	return map[string]any{"wiped": ok, "attestation": a}, nil
 }
 
+// apiStartQR shows a QR login; with ?purpose=bind, a QR code for real-name binding.
 func (s *Shell) apiStartQR(w http.ResponseWriter, r *http.Request) (any, error) {
-	dl, code, err := s.startQR(r.Context())
+	bind := false
+	switch p := r.URL.Query().Get("purpose"); p {
+	case "", "login":
+	case "bind":
+		bind = true
+	default:
+		return nil, fail(http.StatusBadRequest, "purpose %q: want login or bind", p)
+	}
+	dl, code, err := s.startQR(r.Context(), bind)
 	if err != nil {
 		return nil, fail(http.StatusServiceUnavailable, "QR login is unavailable: %v", err)
 	}

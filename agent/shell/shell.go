@@ -82,6 +82,7 @@ type Shell struct {
 	checked time.Time // of the last probe
 	pending []revocation
 	qr      *qrLogin
+	binder  CardBinder // nil: no real-name binding (Authenticator)
 }
 
 type revocation struct {
@@ -191,18 +192,38 @@ func (s *Shell) revoke(ctx context.Context, token string) bool {
 	return true
 }
 
+// QR login states, as State.QR says them.
+const (
+	QRPending  = "pending"
+	QRExpired  = "expired"
+	QRDenied   = "denied"
+	QRTapCard  = "tap-card" // approved for real-name binding: the citizen's card is awaited
+	qrApproved = "approved"
+)
+
 // qrLogin is a QR login in progress: the device code, polled until approved.
 type qrLogin struct {
 	cancel context.CancelFunc
 	done   chan struct{}
-	state  string // pending, expired, denied, error
+	state  string // a QR login state
+	bind   bool   // a QR code for real-name binding
+	code   string // the device code, once approved for binding (QRTapCard)
+	until  time.Time
 }
 
 // startQR asks the hub for a device code and polls it until the citizen approves on a phone
-// (the session then begins with acr device), it expires, or stopQR.
-func (s *Shell) startQR(ctx context.Context) (DeviceLogin, *qrcode.Code, error) {
+// (the session then begins with acr device), it expires, or stopQR. A QR code for real-name
+// binding (bind) begins no session when approved: it waits for the citizen's card
+// (QRTapCard), whose login carries the device code and binds the card (Authenticator).
+func (s *Shell) startQR(ctx context.Context, bind bool) (DeviceLogin, *qrcode.Code, error) {
 	if s.cfg.Hub == nil {
 		return DeviceLogin{}, nil, errors.New("this kiosk is not enrolled with a hub")
+	}
+	s.mu.Lock()
+	binder := s.binder
+	s.mu.Unlock()
+	if bind && binder == nil {
+		return DeviceLogin{}, nil, errors.New("this kiosk cannot bind ID cards: it does not log citizens in by card")
 	}
 	s.stopQR()
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -219,20 +240,34 @@ func (s *Shell) startQR(ctx context.Context) (DeviceLogin, *qrcode.Code, error) 
 	if err != nil {
 		return DeviceLogin{}, nil, err
 	}
-	pctx, pcancel := context.WithTimeout(context.Background(), time.Duration(max(dl.ExpiresIn, 1))*time.Second)
-	q := &qrLogin{cancel: pcancel, done: make(chan struct{}), state: "pending"}
+	life := time.Duration(max(dl.ExpiresIn, 1)) * time.Second
+	pctx, pcancel := context.WithTimeout(context.Background(), life)
+	q := &qrLogin{cancel: pcancel, done: make(chan struct{}), state: QRPending, bind: bind}
 	s.mu.Lock()
 	s.qr = q
 	s.mu.Unlock()
 	go func() {
 		defer close(q.done)
 		defer pcancel()
-		s.pollQR(pctx, q, dl)
+		s.pollQR(pctx, q, dl, life)
 	}()
 	return dl, code, nil
 }
 
-func (s *Shell) pollQR(ctx context.Context, q *qrLogin, dl DeviceLogin) {
+// takeBinding returns the device code of a QR code approved for real-name binding, once: ""
+// when none waits for a card.
+func (s *Shell) takeBinding() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.qr
+	if q == nil || q.state != QRTapCard || !s.cfg.Now().Before(q.until) {
+		return ""
+	}
+	s.qr = nil
+	return q.code
+}
+
+func (s *Shell) pollQR(ctx context.Context, q *qrLogin, dl DeviceLogin, life time.Duration) {
 	interval := time.Duration(max(dl.Interval, 1)) * time.Second
 	set := func(st string) {
 		s.mu.Lock()
@@ -243,7 +278,7 @@ func (s *Shell) pollQR(ctx context.Context, q *qrLogin, dl DeviceLogin) {
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				set("expired")
+				set(QRExpired)
 			}
 			return
 		case <-time.After(interval):
@@ -256,13 +291,22 @@ func (s *Shell) pollQR(ctx context.Context, q *qrLogin, dl DeviceLogin) {
 		case err != nil && ctx.Err() == nil:
 			var oe *oauthError
 			if errors.As(err, &oe) {
-				set("denied")
+				set(QRDenied)
 				s.log.Info("shell: QR login ended", "error", oe.Code)
 				return
 			}
 			s.log.Warn("shell: QR login poll failed; trying again", "err", err)
+		case err == nil && q.bind:
+			// The session begins with the card's login, which binds the card: this token of the
+			// QR code serves nothing.
+			s.revoke(context.WithoutCancel(ctx), tok)
+			s.mu.Lock()
+			q.state, q.code, q.until = QRTapCard, dl.DeviceCode, s.cfg.Now().Add(life)
+			s.mu.Unlock()
+			s.log.Info("shell: QR code approved for real-name binding; waiting for the card")
+			return
 		case err == nil:
-			set("approved")
+			set(qrApproved)
 			s.mu.Lock()
 			if s.qr == q {
 				s.qr = nil

@@ -324,6 +324,66 @@ func TestQRLogin(t *testing.T) {
 	}
 }
 
+// binder is an authenticator that can bind: it records which login each card had.
+type binder struct {
+	mu    sync.Mutex
+	calls []string // "login", or "bind <device code>"
+}
+
+func (b *binder) LoginIDCard(context.Context, wire.IDCard) (kiosklogin.Session, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls = append(b.calls, "login")
+	return kiosklogin.Session{AccessToken: "at-card", ExpiresIn: time.Minute}, nil
+}
+
+func (b *binder) BindIDCard(_ context.Context, _ wire.IDCard, code string) (kiosklogin.Session, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls = append(b.calls, "bind "+code)
+	return kiosklogin.Session{AccessToken: "at-bound", ExpiresIn: time.Minute}, nil
+}
+
+// A QR code for real-name binding: approved, it begins no session (its token is revoked) and
+// waits for the card; the card's login carries its device code, once.
+func TestQRBinding(t *testing.T) {
+	k := newKiosk(t, time.Minute)
+	k.hub.approve = 2
+	if code, b, _ := k.do(t, "POST", "/shell/api/login/qr?purpose=bind", nil); code != http.StatusServiceUnavailable {
+		t.Fatalf("binding without a card binder: %d %s", code, b)
+	}
+	b := &binder{}
+	a := k.s.Authenticator(b)
+	if code, _, _ := k.do(t, "POST", "/shell/api/login/qr?purpose=steal", nil); code != http.StatusBadRequest {
+		t.Errorf("unknown purpose: %d", code)
+	}
+	if code, b, _ := k.do(t, "POST", "/shell/api/login/qr?purpose=bind", nil); code != 200 {
+		t.Fatalf("binding QR: %d %s", code, b)
+	}
+	waitUntil(t, "the binding approved", func() bool { return k.state(t).QR == shell.QRTapCard })
+	if st := k.state(t); st.Session != nil {
+		t.Fatalf("a session began at the binding's approval: %+v", st.Session)
+	}
+	if r := k.hub.revocations(); len(r) != 1 || r[0] != "at-qr" {
+		t.Fatalf("the binding QR's token not revoked: %v", r)
+	}
+	card := wire.IDCard{Number: []byte("11010519491231002X"), Name: "张三"}
+	if _, err := a.LoginIDCard(context.Background(), card); err != nil {
+		t.Fatal(err)
+	}
+	if st := k.state(t); st.Session == nil || st.Session.ACR != shell.ACRIDCard || st.QR != "" {
+		t.Fatalf("after the card: %+v", st)
+	}
+	if _, err := a.LoginIDCard(context.Background(), card); err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if strings.Join(b.calls, ",") != "bind dc,login" {
+		t.Errorf("logins %v, want the binding once, then a plain login", b.calls)
+	}
+}
+
 // The shell's API only answers its own pages; the wipe page clears the origin; / goes home.
 func TestGuardsAndPages(t *testing.T) {
 	k := newKiosk(t, time.Minute)

@@ -17,9 +17,9 @@ func (a *app) devicesCmd() *cobra.Command {
 	cmd := group(&cobra.Command{
 		Use:     "devices",
 		Aliases: []string{"device", "dev"},
-		Short:   "List, show, revoke and retire kiosks",
+		Short:   "List, show, revoke and retire kiosks; tail their logs",
 	})
-	cmd.AddCommand(a.devicesListCmd(), a.devicesShowCmd(), a.devicesPresenceCmd(), a.devicesRevokeCmd(), a.devicesRetireCmd(), a.devicesTagCmd())
+	cmd.AddCommand(a.devicesListCmd(), a.devicesShowCmd(), a.devicesPresenceCmd(), a.devicesLogsCmd(), a.devicesRevokeCmd(), a.devicesRetireCmd(), a.devicesTagCmd())
 	return cmd
 }
 

@@ -67,6 +67,11 @@ func TestAgainstRealHub(t *testing.T) {
 	fc("commands", "send", dev.ID, "print-test-page", "--wait", "20s").want(t, ExitCommandFailed, nil, []string{"failed: print-test-page: this kiosk has no peripherals configured"})
 	fc("commands", "list", dev.ID, "--limit", "1").want(t, 0, []string{"print-test-page"}, nil)
 	fc("commands", "send", dev.ID, "diagnostics", "--wait", "20s").want(t, 0, []string{"succeeded", `"agentUptimeSeconds":`, `"oldestAgeSeconds":`, `"cpuPercent":`}, nil)
+	// A log tail: asked for, followed until it ends by itself at its deadline, read again later.
+	fc("devices", "logs", dev.ID, "--for", "3s", "-f").want(t, 0, []string{"INFO  log tail started"},
+		[]string{"log tail requested: command c-", "log tail of " + dev.ID + " ended"})
+	fc("devices", "logs", dev.ID).want(t, 0, []string{"log tail started"}, nil)
+	fc("devices", "logs", dev.ID, "--for", "1h").want(t, ExitUsage, nil, []string{"--for \"1h\": want a duration from 1s to 15m"})
 
 	fc("state", "set", dev.ID, "--doc", `{"heartbeatInterval":"20s"}`).want(t, 0, []string{"is now v1"}, nil)
 	proctest.Eventually(t, 20*time.Second, "state applied", func() bool {

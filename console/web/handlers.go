@@ -13,6 +13,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/console/internal/mask"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/fleet"
+	"github.com/kioskfleet/kioskfleet/pkg/redact"
 )
 
 // overviewData is the overview page: counts per site and region, problem kiosks first.
@@ -128,7 +129,19 @@ type deviceData struct {
 	Quick       []string
 	Sessions    []sessionView // the presence history, newest first
 	SessionsErr *shownError
+	Log         *api.DeviceLog // the log tail's latest lines; nil: the hub does not serve them
+	LogErr      *shownError
+	LogTails    []logTailButton
 }
+
+// logTailButton asks the kiosk to stream its log (the log-tail command) for a while, or stops it.
+type logTailButton struct {
+	Label string
+	Args  string
+}
+
+// logShown bounds the log lines the device page shows: the newest.
+const logShown = 200
 
 // sessionView is an ended session of the presence history, with its duration in words.
 type sessionView struct {
@@ -220,6 +233,21 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, l *L, status
 			}
 		}
 	}
+	if lh, ok := s.hub(r).(Logs); ok {
+		if lg, err := lh.DeviceLog(ctx, id, 0); err != nil {
+			d.LogErr, _ = s.hubError(l, "log", err)
+		} else {
+			lg.Lines = lg.Lines[max(0, len(lg.Lines)-logShown):]
+			for i := range lg.Lines { // the hub redacts them; so does the page, in depth
+				lg.Lines[i].Text = redact.String(lg.Lines[i].Text)
+			}
+			d.Log = &lg
+		}
+		for _, m := range []string{"5m", "15m"} {
+			d.LogTails = append(d.LogTails, logTailButton{Label: l.T("log-tail-for", m), Args: `{"for":"` + m + `"}`})
+		}
+		d.LogTails = append(d.LogTails, logTailButton{Label: l.T("log-tail-stop"), Args: `{"stop":true}`})
+	}
 	if edit != nil {
 		edit(d)
 	}
@@ -282,7 +310,11 @@ func (s *Server) sendCommand(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Log.Info("command sent", "device", c.DeviceID, "command", c.ID, "name", c.Name)
-	s.redirect(w, r, "sent", c.Name+" ("+c.ID+")", "commands")
+	anchor := "commands"
+	if c.Name == api.CmdLogTail {
+		anchor = "log"
+	}
+	s.redirect(w, r, "sent", c.Name+" ("+c.ID+")", anchor)
 }
 
 func (s *Server) setDesired(w http.ResponseWriter, r *http.Request) {

@@ -54,10 +54,17 @@ type Presences interface {
 	Presence(ctx context.Context, id string, limit int) (api.Presence, error)
 }
 
+// Logs is the part of the hub's API the device page's log tail uses: a Hub that has it shows
+// the lines the kiosk streamed, live.
+type Logs interface {
+	DeviceLog(ctx context.Context, id string, after uint64) (api.DeviceLog, error)
+}
+
 var (
 	_ Hub       = (*api.Client)(nil)
 	_ Catalog   = (*api.Client)(nil)
 	_ Presences = (*api.Client)(nil)
+	_ Logs      = (*api.Client)(nil)
 )
 
 // ErrNoHub is returned by New without a Hub or a Login.

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/alerts"
@@ -258,32 +259,47 @@ func (s *countingStore) GetDevice(ctx context.Context, id string) (store.Device,
 }
 
 // TestChecksGathered: a burst of notices (a kiosk's records in every group commit of a busy hub)
-// costs a check at once and then one per kiosk at the end of CheckDelay, not one per notice.
+// costs a check at once and then one per kiosk at the end of CheckDelay, not one per notice. The
+// engine runs on synctest's clock: "nothing more in the next CheckDelays" is checked exactly.
 func TestChecksGathered(t *testing.T) {
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "hub.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	storetest.Enroll(t, st, "sz", "k1")
-	storetest.Enroll(t, st, "sz", "k2")
-	cs := &countingStore{Store: st}
-	fd := feed.New(1024, time.Now)
-	eng := alerts.New(alerts.Config{Store: cs, Feed: fd, SweepEvery: time.Hour})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- eng.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
+	synctest.Test(t, func(t *testing.T) {
+		st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "hub.db"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		storetest.Enroll(t, st, "sz", "k1")
+		storetest.Enroll(t, st, "sz", "k2")
+		cs := &countingStore{Store: st}
+		fd := feed.New(1024, time.Now)
+		eng := alerts.New(alerts.Config{Store: cs, Feed: fd, SweepEvery: time.Hour})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- eng.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			<-done
+		})
+		synctest.Wait() // the engine subscribed, swept and waits
+		if fd.Subscribers() != 1 {
+			t.Fatal("the engine does not follow the feed")
+		}
+		for i := range 200 {
+			fd.Publish(api.Notice{Kind: api.NoticeRecords, DeviceID: fmt.Sprintf("k%d", 1+i%2), At: time.Now()})
+		}
+		synctest.Wait()
+		if n := cs.gets.Load(); n != 1 {
+			t.Fatalf("%d device reads before CheckDelay, want 1 (k1 at once)", n)
+		}
+		<-time.After(alerts.CheckDelay) // the bubble's clock: no real time passes
+		synctest.Wait()
+		if n := cs.gets.Load(); n != 3 {
+			t.Fatalf("%d device reads at the end of CheckDelay, want 3 (k1 at once, then k1 and k2)", n)
+		}
+		<-time.After(5 * alerts.CheckDelay)
+		synctest.Wait()
+		if n := cs.gets.Load(); n != 3 {
+			t.Fatalf("%d device reads for 200 notices of 2 kiosks, want 3 (k1 at once, then k1 and k2)", n)
+		}
 	})
-	eventually(t, "the engine following the feed", func() bool { return fd.Subscribers() == 1 })
-	for i := range 200 {
-		fd.Publish(api.Notice{Kind: api.NoticeRecords, DeviceID: fmt.Sprintf("k%d", 1+i%2), At: time.Now()})
-	}
-	eventually(t, "the gathered checks", func() bool { return cs.gets.Load() >= 3 })
-	time.Sleep(alerts.CheckDelay + 200*time.Millisecond) // give a wrong implementation time to check more
-	if n := cs.gets.Load(); n != 3 {
-		t.Fatalf("%d device reads for 200 notices of 2 kiosks, want 3 (k1 at once, then k1 and k2)", n)
-	}
 }

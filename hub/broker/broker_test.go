@@ -246,7 +246,7 @@ func TestIsolation(t *testing.T) {
 	aOpts := func(o *paho.ClientOptions) { o.SetDefaultPublishHandler(onA) }
 	ac := env.MustConnect(t, a, aOpts)
 	before := env.Broker.Stats()[broker.ReasonACLDenied]
-	filters := []string{"#", "+/#", "kf/v1/dev/+/ack", "kf/v1/dev/" + b + "/#", wire.Topic(b, wire.ChAck),
+	filters := []string{"#", "+/#", "kf/v1/dev/+/ack", "kf/v1/dev/" + b + "/#", wire.Topic(b, wire.ChAck), wire.Topic(b, wire.ChLog),
 		"$share/g/kf/v1/dev/" + b + "/ack", "$SYS/#"}
 	for _, f := range filters {
 		tok := ac.Subscribe(f, 1, onA)
@@ -273,7 +273,7 @@ func TestIsolation(t *testing.T) {
 		qos    byte
 		retain bool
 	}{{wire.Topic(b, wire.ChUp), 0, false}, {wire.Topic(b, wire.ChPresence), 0, true}, {wire.Topic(b, wire.ChAck), 0, false},
-		{wire.Topic(b, wire.ChUp), 1, false}, {wire.Topic(b, wire.ChPresence), 1, true}} {
+		{wire.Topic(b, wire.ChUp), 1, false}, {wire.Topic(b, wire.ChPresence), 1, true}, {wire.Topic(b, wire.ChLog), 0, false}} {
 		ac := env.MustConnect(t, a, aOpts)
 		ac.Publish(p.topic, p.qos, p.retain, "spoof").WaitTimeout(2 * time.Second)
 		brokertest.Eventually(t, 5*time.Second, "A cut after publishing to "+p.topic, func() bool { return !ac.IsConnectionOpen() })

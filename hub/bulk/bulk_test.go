@@ -20,6 +20,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/store/storetest"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/pgtest"
+	"github.com/kioskfleet/kioskfleet/pkg/polltest"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -406,16 +407,13 @@ func TestRun(t *testing.T) {
 	go func() { f.e.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	j := f.create(engineer, api.BulkRequest{Filter: api.BulkFilter{Status: "offline"}, Action: api.BulkRevoke, Expect: n(1), IdempotencyKey: "key-run-0001"})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		g, err := f.e.Get(t.Context(), nil, j.ID)
-		if err == nil && g.State == api.BulkDone && g.Counts.Acked == 1 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job not done: %+v %v", g, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var g api.BulkJob
+	var err error
+	if !polltest.Poll(10*time.Second, func() bool {
+		g, err = f.e.Get(t.Context(), nil, j.ID)
+		return err == nil && g.State == api.BulkDone && g.Counts.Acked == 1
+	}) {
+		t.Fatalf("job not done: %+v %v", g, err)
 	}
 }
 

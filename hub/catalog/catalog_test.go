@@ -19,6 +19,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/pkg/api"
 	"github.com/kioskfleet/kioskfleet/pkg/bundle"
 	"github.com/kioskfleet/kioskfleet/pkg/pgtest"
+	"github.com/kioskfleet/kioskfleet/pkg/polltest"
 )
 
 // TestMain runs the package on a PostgreSQL server of its own (pgtest) for the replica test.
@@ -437,13 +438,8 @@ func acrossReplicas(t *testing.T, here, there catalog.Store) {
 			t.Fatalf("%s: own change not shown at once", what)
 		}
 		start := time.Now()
-		for listed(other) != want {
-			// Bound: the refresh interval, with slack for a loaded machine.
-			if time.Since(start) > refresh+5*time.Second {
-				t.Fatalf("%s: the other replica still stale after %v", what, time.Since(start))
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		// Bound: the refresh interval, with slack for a loaded machine.
+		polltest.Until(t, refresh+5*time.Second, what+": the other replica healed", func() bool { return listed(other) == want })
 		t.Logf("%s: the other replica healed in %v", what, time.Since(start).Round(time.Millisecond))
 	}
 	drive(t, c, "1.0.0", api.StateListed)

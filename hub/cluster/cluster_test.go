@@ -296,7 +296,9 @@ func (s *told) Listen(ctx context.Context, onListen func(), onChange func(store.
 }
 
 // serial is a downlink that notes when two sendings to one device overlap, and which notice
-// (by number) each device's latest sending followed.
+// (by number) each device's latest sending followed. A sending lasts until the next notice is
+// pushed (or the last one was): notices always come while devices are being served, so that a
+// replica that let two workers serve one device would be seen doing it.
 type serial struct {
 	*node
 	gen atomic.Int64 // notices pushed so far
@@ -307,6 +309,17 @@ type serial struct {
 	served    map[string]int64
 	unnoticed int
 	sendings  int
+	next      chan struct{} // closed when the next notice is pushed
+	last      bool          // the last notice was pushed
+}
+
+// push counts a notice, to be pushed next, and ends the sendings under way.
+func (s *serial) push(last bool) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.next)
+	s.next, s.last = make(chan struct{}), last
+	return s.gen.Add(1)
 }
 
 func (s *serial) SendNoticed(_ context.Context, id string, noticed time.Time) {
@@ -320,8 +333,11 @@ func (s *serial) SendNoticed(_ context.Context, id string, noticed time.Time) {
 		s.unnoticed++
 	}
 	s.sendings++
+	next, last := s.next, s.last
 	s.mu.Unlock()
-	time.Sleep(time.Millisecond) // a fetch and a publish
+	if !last {
+		<-next // a fetch and a publish, while the next notice comes
+	}
 	s.mu.Lock()
 	s.busy[id] = false
 	s.served[id] = max(s.served[id], g)
@@ -343,7 +359,7 @@ func TestDownlinkOneWorkerPerDevice(t *testing.T) {
 	for _, id := range devices {
 		n.live[id] = true
 	}
-	s := &serial{node: n, busy: map[string]bool{}, served: map[string]int64{}}
+	s := &serial{node: n, busy: map[string]bool{}, served: map[string]int64{}, next: make(chan struct{})}
 	ts := &told{Store: st, changes: make(chan store.Change)}
 	rep, err := cluster.New(cluster.Config{Replica: "a", Lease: lease, Sweep: time.Hour, Workers: 4}, ts, n, s, nil)
 	if err != nil {
@@ -360,11 +376,8 @@ func TestDownlinkOneWorkerPerDevice(t *testing.T) {
 	const notices = 500
 	for i := range notices {
 		id := devices[(i*5+i/7)%len(devices)]
-		want[id] = s.gen.Add(1)
+		want[id] = s.push(i == notices-1)
 		ts.changes <- store.Change{Kind: store.ChangeCommand, ID: id}
-		if i%4 == 0 {
-			time.Sleep(500 * time.Microsecond) // notices also come while their devices are being served
-		}
 	}
 	eventually(t, 10*time.Second, "every device served after its last notice", func() bool {
 		s.mu.Lock()

@@ -55,6 +55,9 @@ type Config struct {
 	Retention time.Duration
 	// PurgeEvery is how often events beyond the retention are purged: 1 h.
 	PurgeEvery time.Duration
+	// FoldEvery is how often committed events are folded into the rollups, where the store
+	// does that apart from commits (RollupFolder): 250 ms.
+	FoldEvery time.Duration
 
 	// Group commit of posted events: the committer gathers for Window (2 ms) or MaxEvents
 	// (5,000). At most Queue events (50,000) wait, and no more than the committer is seen to
@@ -94,6 +97,9 @@ func (c *Config) defaults() error {
 	}
 	if c.PurgeEvery <= 0 {
 		c.PurgeEvery = time.Hour
+	}
+	if c.FoldEvery <= 0 {
+		c.FoldEvery = 250 * time.Millisecond
 	}
 	if c.Window <= 0 {
 		c.Window = 2 * time.Millisecond
@@ -164,23 +170,45 @@ func New(cfg Config, st Store, reg prometheus.Registerer) (*Events, error) {
 		limits: &limiter{rate: cfg.ClientRate, burst: cfg.ClientBurst, buckets: map[string]*bucket{}}}, nil
 }
 
-// Run commits submitted events and purges those beyond the retention until ctx ends; then it
-// refuses new submissions, commits what is queued and returns.
+// Run commits submitted events, folds them into the rollups where the store does that apart
+// (RollupFolder) and purges those beyond the retention until ctx ends; then it refuses new
+// submissions, commits what is queued and returns.
 func (ev *Events) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Go(func() { ev.purgeLoop(ctx) })
+	wg.Go(func() {
+		every(ctx, ev.cfg.PurgeEvery, func() {
+			if _, err := ev.Purge(ctx); err != nil && ctx.Err() == nil {
+				ev.log.Warn("event purge failed", "err", err)
+			}
+		})
+	})
+	if f, ok := ev.st.(RollupFolder); ok {
+		// Often, so that a query seldom waits for a fold.
+		wg.Go(func() {
+			every(ctx, ev.cfg.FoldEvery, func() {
+				if err := f.FoldRollups(ctx); err != nil && ctx.Err() == nil {
+					ev.log.Warn("event rollup fold failed", "err", err)
+				}
+			})
+		})
+	}
 	ev.commitLoop(ctx)
 	wg.Wait()
 	return nil
 }
 
-func (ev *Events) purgeLoop(ctx context.Context) {
-	t := time.NewTicker(ev.cfg.PurgeEvery)
+// RollupFolder is a store that folds committed events into the rollups apart from their commits,
+// many commits' events at once (SQLite), and whose queries fold what is pending before they read.
+type RollupFolder interface {
+	FoldRollups(ctx context.Context) error
+}
+
+// every runs fn at once and then every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
-		if _, err := ev.Purge(ctx); err != nil && ctx.Err() == nil {
-			ev.log.Warn("event purge failed", "err", err)
-		}
+		fn()
 		select {
 		case <-ctx.Done():
 			return

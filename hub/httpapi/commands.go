@@ -31,7 +31,13 @@ func (a *API) createCommand(r *http.Request, req api.CreateCommand) (fleet.Comma
 	iv.check(wire.ValidKind(req.Name), "name", "1-64 characters of a-z, 0-9, '.', '_', '-', starting with a letter")
 	iv.check(len(req.Args) == 0 || json.Valid(req.Args), "args", "must be JSON")
 	iv.check(len(req.Args) <= 32<<10, "args", "at most 32 KiB")
-	ttl := parseTTL(req.TTL, time.Hour, 7*24*time.Hour, &iv, "ttl")
+	defTTL := time.Hour
+	if req.Name == api.CmdLogTail {
+		_, err := api.ParseLogTail(req.Args)
+		iv.check(err == nil, "args", "%v", err)
+		defTTL = api.LogTailTTL
+	}
+	ttl := parseTTL(req.TTL, defTTL, 7*24*time.Hour, &iv, "ttl")
 	iv.check(!d.Revoked, "device", "device %s is revoked", d.ID)
 	if err := iv.err(); err != nil {
 		return fleet.Command{}, err

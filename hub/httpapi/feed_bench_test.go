@@ -17,6 +17,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/polltest"
 )
 
 // BenchmarkFeedViewersStorm: 100 live console viewers hold GET /api/v1/feed (server-sent events
@@ -86,9 +87,7 @@ func BenchmarkFeedViewersStorm(b *testing.B) {
 			})
 		})
 	}
-	for f.Subscribers() < viewers {
-		time.Sleep(10 * time.Millisecond)
-	}
+	polltest.Until(b, time.Minute, "every viewer subscribed", func() bool { return f.Subscribers() >= viewers })
 	perViewer := float64(heap()-min(before, heap())) / viewers
 	for b.Loop() {
 		r := round.Add(1)
@@ -105,12 +104,13 @@ func BenchmarkFeedViewersStorm(b *testing.B) {
 		}
 		stormEnd.Store(time.Now().UnixNano())
 		// A marker after the storm, again until every viewer saw it (a full viewer drops it).
-		for deadline := time.Now().Add(time.Minute); caughtUp.Load() < viewers; time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				b.Fatalf("%d of %d viewers caught up within a minute", caughtUp.Load(), viewers)
+		polltest.Until(b, time.Minute, "every viewer caught up", func() bool {
+			if caughtUp.Load() >= viewers {
+				return true
 			}
 			f.Publish(api.Notice{Kind: api.NoticePresence, DeviceID: fmt.Sprintf("marker-%d", r), At: time.Now()})
-		}
+			return false
+		})
 	}
 	b.StopTimer()
 	cancel()

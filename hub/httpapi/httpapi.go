@@ -1,7 +1,7 @@
 // Package httpapi serves the hub's JSON HTTP API under /api/v1 (documented in docs/api.md): sites,
 // enrollment, devices, commands, desired and reported state, records, journal verification and
-// security events, health, who the caller is (me), live events, alerts with their silences and
-// work orders, the audit log, the app catalog with its guides, the update repository's
+// security events, health, who the caller is (me), live events, kiosks' log tails, alerts with
+// their silences and work orders, the audit log, the app catalog with its guides, the update repository's
 // management, rollouts and bulk actions. A caller with a region scope sees and acts on the kiosks
 // and sites under it only. Every endpoint but enrollment (authorised by its one-time token) and
 // the channels' public reads of the catalog requires a bearer token with a staff role; a kiosk's
@@ -104,6 +104,8 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// AlertChanged is told about each alert acknowledged or resolved through the API (nil: none).
 	AlertChanged AlertChanged
+	// Logs holds the kiosks' log tails (hub/logtail); nil: GET /devices/{id}/log is not served.
+	Logs LogRoom
 }
 
 // API is the HTTP API handler.
@@ -176,6 +178,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.Bulk != nil {
 		a.bulkRoutes()
+	}
+	if cfg.Logs != nil {
+		a.logRoutes()
 	}
 	a.mux.HandleFunc(api.Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, apiErr(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))

@@ -26,6 +26,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/httpapi"
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/identity/identitytest"
+	"github.com/kioskfleet/kioskfleet/hub/logtail"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
@@ -151,6 +152,7 @@ type env struct {
 	srv      *httptest.Server
 	feed     *feed.Feed
 	bulk     *bulk.Engine
+	logs     *logtail.Room
 	inflight atomic.Int64 // requests inside the API handler
 	kiosks   kioskVerifier
 }
@@ -193,6 +195,7 @@ func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 		t.Fatal(err)
 	}
 	e.cat = cat
+	e.logs = logtail.New(logtail.Config{Now: e.clock.Now, Notify: e.feed.Publish})
 	if e.bulk, err = bulk.New(bulk.Config{Store: st, Sessions: e.sess, Dispatch: e.disp, Notify: e.feed.Publish, Now: e.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +211,7 @@ func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 			revTok:      {Subject: "rev2", Roles: []string{"reviewer"}, Audience: fleetAPI},
 			opTok:       {Subject: "op1", Roles: []string{"operator"}, Audience: fleetAPI},
 		}, httpapi.KioskAssertions{Verifier: &e.kiosks}},
-		MQTTAddr: "127.0.0.1:8883", Version: "0.1.0-test", Now: e.clock.Now, Feed: e.feed, FeedHold: 5 * time.Second,
+		MQTTAddr: "127.0.0.1:8883", Version: "0.1.0-test", Now: e.clock.Now, Feed: e.feed, FeedHold: 5 * time.Second, Logs: e.logs,
 	})
 	e.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.inflight.Add(1)

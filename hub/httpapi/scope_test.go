@@ -77,6 +77,7 @@ func TestRegionScope(t *testing.T) {
 		{"GET", "/devices/" + theirs + "/records", countyTok, nil},
 		{"GET", "/devices/" + theirs + "/journal", countyTok, nil},
 		{"GET", "/devices/" + theirs + "/presence", countyTok, nil},
+		{"GET", "/devices/" + theirs + "/log", countyTok, nil},
 		{"POST", "/devices/" + theirs + "/revoke", countyTok, nil},
 		{"GET", "/security-events?device=" + theirs, countyTok, nil},
 		{"POST", "/enrollment-tokens", countyTok, api.CreateToken{SiteID: "futian"}},

@@ -21,6 +21,8 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/identity/identitytest"
 	"github.com/kioskfleet/kioskfleet/hub/identity/sms/smstest"
 	"github.com/kioskfleet/kioskfleet/hub/ratelimit"
+	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/polltest"
 )
 
 // A canary number: it must never appear in the logs.
@@ -512,15 +514,10 @@ func TestAccountPageConsentsSessionsDeletion(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- e.P.Run(runCtx, 10*time.Millisecond) }()
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if pend, _ := e.Store.PendingDeletions(ctx); len(pend) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the deletion was not carried to the hook again")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	polltest.Until(t, 10*time.Second, "the deletion carried to the hook again", func() bool {
+		pend, _ := e.Store.PendingDeletions(ctx)
+		return len(pend) == 0
+	})
 	stop()
 	<-done
 	if h.n() != 2 || h.calls[1] != who {
@@ -618,6 +615,20 @@ func bindAtKiosk(t *testing.T, e *identitytest.Env, b *identitytest.Browser, app
 	return st, m
 }
 
+// realNameLogin logs in to the client with the passkey in a new browser, asking for the
+// real-name level: the ID token's acr.
+func realNameLogin(t *testing.T, e *identitytest.Env, r *rp, auth *identitytest.Authenticator) string {
+	t.Helper()
+	b := e.NewBrowser()
+	u, v := authorize(r, oauth2.SetAuthURLParam("acr_values", identity.ACRRealName))
+	p, err := b.PasskeyLogin(loginPage(t, b, u), auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acr, _, _ := tokenClaims(t, r, p, v)
+	return acr
+}
+
 func TestRealNameBindingAtKiosk(t *testing.T) {
 	e, file := citizenEnv(t)
 	ctx := context.Background()
@@ -685,13 +696,7 @@ func TestRealNameBindingAtKiosk(t *testing.T) {
 	}
 
 	// The account's passkey logins now reach the real-name level.
-	b3 := e.NewBrowser()
-	u, v := authorize(r, oauth2.SetAuthURLParam("acr_values", identity.ACRRealName))
-	p, err := b3.PasskeyLogin(loginPage(t, b3, u), auth)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if acr, _, _ := tokenClaims(t, r, p, v); acr != identity.ACRRealName {
+	if acr := realNameLogin(t, e, r, auth); acr != identity.ACRRealName {
 		t.Errorf("acr %q after binding, want %q", acr, identity.ACRRealName)
 	}
 
@@ -835,5 +840,105 @@ func TestLargeText(t *testing.T) {
 	}
 	if p, _ = b.Get(e.Issuer + "/oidc/me?text=normal"); strings.Contains(p.Body, `<body class="large">`) {
 		t.Error("normal type not restored")
+	}
+}
+
+// A card-only account (made by a citizen's ID-card login at a kiosk, no credential of its own)
+// is merged into the account that binds its card: the card moves, the consents it gave are
+// carried over, its kiosk session ends, it is gone, and the merge is audited. The card then
+// logs in to her account, whose passkey logins reach the real-name level. A card-only account
+// that has another credential (a phone) is not merged: its card stays bound to it.
+func TestRealNameBindingMergesCardOnlyAccount(t *testing.T) {
+	e, file := citizenEnv(t)
+	ctx := context.Background()
+	k := e.EnrollKiosk(t, "kiosk-ft-01")
+	cardLogin := func(n string) string {
+		t.Helper()
+		st, m, err := e.PostForm("/oidc/token", url.Values{"grant_type": {identity.GrantTypeJWTBearer},
+			"assertion": {k.Assertion(e.Issuer, card(n), e.Clock.Now(), time.Minute)},
+			"client_id": {identity.ClientKioskShell}, "scope": {"openid"}}, "", "")
+		if err != nil || st != 200 {
+			t.Fatalf("card login: %d %v %v", st, m, err)
+		}
+		return m["access_token"].(string)
+	}
+	subject := func(at string) string {
+		t.Helper()
+		pr, err := e.P.Authenticate(bearer(e, at))
+		if err != nil {
+			return ""
+		}
+		return pr.Subject
+	}
+	old := cardLogin(canary)
+	cardOnly := citizenID(t, e)
+	if err := e.Store.PutConsent(ctx, store.Consent{AccountID: cardOnly, ClientID: "dept-hukou", Scopes: []string{"openid", "profile"},
+		GrantedAt: e.Clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	b, auth := passkeyCitizen(t, e, file, canaryPhone)
+	var who string
+	as, _ := e.Store.ListAccounts(ctx, "citizen")
+	for _, a := range as {
+		if a.ID != cardOnly {
+			who = a.ID
+		}
+	}
+
+	st, tok := bindAtKiosk(t, e, b, k, k, canary)
+	if st != 200 {
+		t.Fatalf("binding the card of a card-only account: %d %v", st, tok)
+	}
+	if got := subject(tok["access_token"].(string)); got != who {
+		t.Fatalf("the binding's session is of %q, want %q", got, who)
+	}
+	if _, err := e.Store.GetAccount(ctx, cardOnly); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the card-only account is still there: %v", err)
+	}
+	if got := subject(old); got != "" {
+		t.Errorf("the card-only account's kiosk session lives on, of %q", got)
+	}
+	if c, err := e.Store.GetConsent(ctx, who, "dept-hukou"); err != nil || len(c.Scopes) != 2 {
+		t.Errorf("the consent not carried over: %+v %v", c, err)
+	}
+	if a, ok := e.Store.(store.StaffAudit); !ok {
+		t.Error("the test store keeps no audit log")
+	} else if l, err := a.ListAudit(ctx, store.StaffActionFilter{Actor: who}); err != nil || len(l) != 1 ||
+		l[0].Target != "/oidc/accounts/"+cardOnly {
+		t.Errorf("the merge's audit entries %+v %v", l, err)
+	}
+	if got := subject(cardLogin(canary)); got != who {
+		t.Errorf("the card logs in to %q, want her account %q", got, who)
+	}
+	if acr := realNameLogin(t, e, newRP(t, e, "rp", "rp-secret"), auth); acr != identity.ACRRealName {
+		t.Errorf("acr %q after the merge, want %q", acr, identity.ACRRealName)
+	}
+
+	// A card-only account that has since got a phone is a real account: not merged.
+	const second = "44010619900307124X"
+	cardLogin(second)
+	var withPhone string
+	as, _ = e.Store.ListAccounts(ctx, "citizen")
+	for _, a := range as {
+		if a.ID != who {
+			withPhone = a.ID
+		}
+	}
+	if err := e.Store.SetPhone(ctx, store.Phone{AccountID: withPhone, Hash: []byte("h"), Enc: []byte("e"), VerifiedAt: e.Clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	e.Clock.Advance(61 * time.Second)
+	other, _ := passkeyCitizen(t, e, file, "139 0013 9000")
+	if st, m := bindAtKiosk(t, e, other, k, k, second); st != 400 || m["error"] != "access_denied" {
+		t.Errorf("the card of an account with a phone bound elsewhere: %d %v", st, m)
+	}
+	if a, err := e.Store.GetAccount(ctx, withPhone); err != nil || len(a.IDNumberHash) == 0 {
+		t.Errorf("the account with a phone lost its card: %v", err)
+	}
+	logs := e.Logs.String()
+	for _, s := range []string{canary, second, "张三", "13800138000"} {
+		if strings.Contains(logs, s) {
+			t.Errorf("the logs hold %q", s)
+		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/identity/connector"
+	"github.com/kioskfleet/kioskfleet/hub/identity/connector/connectortest"
 	"github.com/kioskfleet/kioskfleet/hub/identity/identitytest"
 	"github.com/kioskfleet/kioskfleet/hub/store"
 )
@@ -284,5 +285,43 @@ func TestFederatedLinkNeedsStepUp(t *testing.T) {
 	_, _, sub := tokenClaims(t, r, end, v)
 	if sub != phoneAcct {
 		t.Errorf("alice's upstream login: subject %q, want the phone account %q", sub, phoneAcct)
+	}
+}
+
+// A citizen's login through the Alipay-shaped connector (scope auth_user) registers her with a
+// link named by her Alipay nickname, which the connector read with alipay.user.info.share.
+func TestFederatedAlipayLinkNamed(t *testing.T) {
+	fake := connectortest.NewAlipay(t, "2021000000000001")
+	e, _ := citizenEnv(t, func(c *identity.Config) {
+		conn, err := connector.Open(fake.Config(t, "alipay"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Upstreams = []identity.Upstream{{ID: "alipay", Name: "支付宝", Connector: conn}}
+	})
+	fake.Approve(connectortest.AlipayUser{UserID: "2088000000000001", NickName: "支付宝小二",
+		Avatar: "https://tfs.alipayobjects.com/images/partner/T1uIxXXbpXXXXXXXX"})
+	r := newRP(t, e, "rp", "rp-secret")
+	b := e.NewBrowser()
+	u, v := authorize(r)
+	m := regexp.MustCompile(`id="upstream-alipay" href="([^"]*)"`).FindStringSubmatch(loginPage(t, b, u).Body)
+	if m == nil {
+		t.Fatal("no Alipay button on the login page")
+	}
+	p, err := b.Get(e.Issuer + html.UnescapeString(m[1]))
+	if err != nil || !strings.HasPrefix(p.Loc, fake.Srv.URL) {
+		t.Fatalf("not sent to Alipay: %v %q", err, p.Loc)
+	}
+	back := connectortest.Authorize(t, fake.Srv, p.Loc)
+	end, err := b.Get(identity.UpstreamCallback(e.Issuer, "alipay") + "?" + back.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acr, _, _ := tokenClaims(t, r, end, v); acr != identity.ACRFederated {
+		t.Errorf("acr %q, want %q", acr, identity.ACRFederated)
+	}
+	links, err := e.Store.ListLinks(context.Background(), citizenID(t, e))
+	if err != nil || len(links) != 1 || links[0].Name != "支付宝小二" || strings.Contains(links[0].Subject, "2088000000000001") {
+		t.Errorf("links %+v %v, want one named by her nickname, its subject hashed", links, err)
 	}
 }

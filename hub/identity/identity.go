@@ -16,6 +16,21 @@
 // with acr_values. A citizen binds her ID card at a kiosk by approving its QR login for it
 // (realname.go).
 //
+// A card bound to a card-only account (made by an ID-card login at a kiosk, with no credential
+// of its own: no passkey, phone, upstream link or password) does not block its binding to the
+// holder's phone or passkey account: the binding, which proves she holds both the card (read by
+// the kiosk, whose signed assertion says so) and the account (her passkey session approved the
+// kiosk's QR code), merges the card-only account into hers in one store transaction
+// (store.MergeCardAccount): the card moves; the consents it gave departments are carried over
+// where her account has none for that department; its sessions and tokens end; it is deleted
+// as at her request, the AccountHooks told (a hook keeping what she must not lose, her cases,
+// implements AccountMerged and is told first); the merge is in the staff audit log. Its events'
+// pseudonym link is dropped, not carried: its events stay under a pseudonym no account maps to
+// any more, since joining her card-only kiosk history to her other account's is a processing she
+// did not ask for (PIPL art. 6, minimum necessary). A card bound to an account with any other
+// credential is another person's (or her other real) account: a second account binds it only
+// after that one unbinds it on its account page.
+//
 // Paths (all served by Provider.Handler; mount DiscoveryPath and PathPrefix):
 //
 //	GET  /.well-known/openid-configuration   discovery

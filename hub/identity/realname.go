@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
@@ -20,7 +21,7 @@ import (
 // that approved, if the assertion was signed by the very kiosk that showed the code. The
 // account's passkey logins then carry urn:kioskfleet:acr:realname. A card is bound to one
 // account at a time: another account binds it only after the first unbinds it on its account
-// page.
+// page, except a card-only account, which the binding merges (the package doc says why).
 
 // ParamDeviceCode names, on the ID-card login (JWT bearer grant), the device_code of the QR
 // login the citizen approved for real-name binding.
@@ -78,7 +79,12 @@ func (p *Provider) bindCard(ctx context.Context, claims *wire.KioskClaims, card 
 	}
 	enc := seal(p.sec.idAEAD, plain, []byte(b.AccountID)) // bound to the account, as citizenByCard's
 	clear(plain)
-	switch err := p.st.BindIDCard(ctx, b.AccountID, p.sec.idHash(string(card.Number)), enc); {
+	hash := p.sec.idHash(string(card.Number))
+	err = p.st.BindIDCard(ctx, b.AccountID, hash, enc)
+	if errors.Is(err, store.ErrExists) {
+		err = p.mergeCardOnly(ctx, hash, enc, b.AccountID)
+	}
+	switch {
 	case errors.Is(err, store.ErrExists):
 		p.log.Info("id card binding refused: bound to another account", "kiosk", claims.Issuer, "account", b.AccountID)
 		return store.Account{}, oidc.ErrAccessDenied().WithDescription("%v: unbind it there first", errCardBound)
@@ -93,4 +99,50 @@ func (p *Provider) bindCard(ctx context.Context, claims *wire.KioskClaims, card 
 	}
 	p.log.Info("id card bound", "kiosk", claims.Issuer, "account", acct.ID)
 	return acct, nil
+}
+
+// AccountMerged is an optional capability of an AccountDeleted hook: told that the card-only
+// account from was merged into the account into (realname.go), before it is told of from's
+// deletion, it carries over what the citizen must keep (her cases). It must be idempotent.
+type AccountMerged interface {
+	AccountMerged(ctx context.Context, from, into string, at time.Time) error
+}
+
+// mergeCardOnly merges the card-only account holding the card with hash into the account into,
+// the card bound to it (enc, encrypted for into). It returns store.ErrExists when the card is
+// held by an account that is not card-only.
+func (p *Provider) mergeCardOnly(ctx context.Context, hash, enc []byte, into string) error {
+	holder, err := p.st.AccountByIDHash(ctx, hash)
+	switch {
+	case errors.Is(err, store.ErrNotFound): // unbound since: bind it
+		return p.st.BindIDCard(ctx, into, hash, enc)
+	case err != nil:
+		return err
+	case holder.Kind != "citizen" || holder.Username != "" || holder.PasswordHash != "":
+		return store.ErrExists
+	}
+	now := p.now()
+	// The store checks again, in the merge's transaction, that the holder has no credential.
+	if err := p.st.MergeCardAccount(ctx, holder.ID, into, hash, enc, now); errors.Is(err, store.ErrConflict) {
+		return store.ErrExists
+	} else if err != nil {
+		return err
+	}
+	p.log.Info("card-only account merged into the account binding its card", "from", holder.ID, "into", into)
+	if a, ok := p.st.(store.StaffAudit); ok {
+		if _, err := a.AppendAudit(ctx, store.StaffAction{At: now, Actor: into, Roles: RoleCitizen,
+			Action: "real-name binding: card-only account merged", Target: "/oidc/accounts/" + holder.ID,
+			Status: 200, Result: "ok"}); err != nil {
+			p.log.Error("card-only account merge not audited", "from", holder.ID, "err", err)
+		}
+	}
+	for _, h := range p.cfg.AccountHooks {
+		if m, ok := h.(AccountMerged); ok {
+			if err := m.AccountMerged(ctx, holder.ID, into, now); err != nil {
+				p.log.Error("card-only account merge not carried", "from", holder.ID, "err", err)
+			}
+		}
+	}
+	p.finishDeletion(ctx, store.Deletion{AccountID: holder.ID, DeletedAt: now})
+	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
 	"github.com/kioskfleet/kioskfleet/hub/store/storetest"
+	"github.com/kioskfleet/kioskfleet/pkg/polltest"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -395,14 +396,12 @@ func command(t *testing.T, st store.Store, id string) store.Command {
 // off the sender's path) and returns it.
 func delivered(t *testing.T, st store.Store, id string) store.Command {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		c := command(t, st, id)
-		if c.State == wire.CmdDelivered || time.Now().After(deadline) {
-			return c
-		}
-		time.Sleep(time.Millisecond)
-	}
+	var c store.Command
+	polltest.Poll(wait, func() bool {
+		c = command(t, st, id)
+		return c.State == wire.CmdDelivered
+	})
+	return c
 }
 
 func TestHello(t *testing.T) {
@@ -454,12 +453,12 @@ func TestHello(t *testing.T) {
 		t.Fatalf("desired sent to an agent that runs its version: %+v", ds)
 	}
 	// Presence is written by its own writer, after the hello's commands went out: wait for it.
-	deadline := time.Now().Add(wait)
-	for d, _ := e.st.GetDevice(ctx, "k-001"); !d.Online || d.AgentVersion != "1.2.3"; d, _ = e.st.GetDevice(ctx, "k-001") {
-		if time.Now().After(deadline) {
-			t.Fatalf("after hello: online %v agent %q", d.Online, d.AgentVersion)
-		}
-		time.Sleep(time.Millisecond)
+	var d store.Device
+	if !polltest.Poll(wait, func() bool {
+		d, _ = e.st.GetDevice(ctx, "k-001")
+		return d.Online && d.AgentVersion == "1.2.3"
+	}) {
+		t.Fatalf("after hello: online %v agent %q", d.Online, d.AgentVersion)
 	}
 
 	// An agent on an older desired version gets the current one; commands are resent (still
@@ -555,16 +554,12 @@ func TestSendNoticedOrderAndMarks(t *testing.T) {
 			t.Fatalf("%s is %s, want delivered", id, c.State)
 		}
 	}
-	deadline := time.Now().Add(wait)
-	for {
-		n := e.downlinkCounts(t)
-		if n["taken"] == notices && n["fetched"] == notices && n["published"] == notices && n["marked"] == notices {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("kf_downlink_seconds counts %v, want %d notices measured at every stage (hellos are not notices)", n, notices)
-		}
-		time.Sleep(time.Millisecond)
+	var n map[string]int
+	if !polltest.Poll(wait, func() bool {
+		n = e.downlinkCounts(t)
+		return n["taken"] == notices && n["fetched"] == notices && n["published"] == notices && n["marked"] == notices
+	}) {
+		t.Fatalf("kf_downlink_seconds counts %v, want %d notices measured at every stage (hellos are not notices)", n, notices)
 	}
 }
 

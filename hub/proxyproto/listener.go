@@ -17,6 +17,8 @@ const (
 	// 3 s, to cover a TCP retransmit.
 	DefaultTimeout    = 5 * time.Second
 	DefaultMaxReading = 1024
+	// handOn is how many accepted connections may wait for Accept (with balancers).
+	handOn = 256
 )
 
 // Config configures a Listener.
@@ -60,6 +62,13 @@ var Reasons = []string{"untrusted", "missing", "malformed", "timeout", "read_err
 // gives (for LOCAL, a health check, the balancer's own); one without a valid header is refused.
 // Anyone else's is handed on at once, as it is; if its first bytes are a PROXY header (version
 // 1 or 2), its first Read refuses it. Create with Listen.
+//
+// With no balancer trusted (the default), Accept accepts on the caller's goroutine, as a plain
+// listener does. With balancers, an accept goroutine hands connections on through a queue
+// (handOn), so that it takes what the kernel has queued at each of its turns: through an
+// unbuffered channel it waited for the server's goroutine at every connection or two, and the
+// server's next `go serve(conn)` put it back at the end of the run queue, a turn of the whole
+// scheduler per connection on a hub busy with a flood's TLS handshakes.
 type Listener struct {
 	inner net.Listener
 	cfg   Config
@@ -89,14 +98,24 @@ func Listen(inner net.Listener, cfg Config) *Listener {
 	if cfg.MaxReading <= 0 {
 		cfg.MaxReading = DefaultMaxReading
 	}
-	l := &Listener{inner: inner, cfg: cfg, out: make(chan accepted), sem: make(chan struct{}, cfg.MaxReading),
+	l := &Listener{inner: inner, cfg: cfg, sem: make(chan struct{}, cfg.MaxReading),
 		done: make(chan struct{}), reading: map[net.Conn]struct{}{}}
-	l.wg.Go(l.run)
+	if len(cfg.Trusted) > 0 {
+		l.out = make(chan accepted, handOn)
+		l.wg.Go(l.run)
+	}
 	return l
 }
 
 // Accept returns the next connection, or the inner listener's error.
 func (l *Listener) Accept() (net.Conn, error) {
+	if l.out == nil { // no balancer: nobody's header is read
+		c, err := l.inner.Accept()
+		if err != nil {
+			return nil, err
+		}
+		return &sniffed{Conn: c, l: l}, nil
+	}
 	select {
 	case a := <-l.out:
 		return a.c, a.err
@@ -122,6 +141,17 @@ func (l *Listener) Close() error {
 		}
 		l.mu.Unlock()
 		l.wg.Wait()
+	drain: // what was handed on and never accepted
+		for {
+			select {
+			case a := <-l.out:
+				if a.c != nil {
+					a.c.Close()
+				}
+			default:
+				break drain
+			}
+		}
 	})
 	return err
 }

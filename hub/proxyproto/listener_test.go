@@ -7,12 +7,15 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/kioskfleet/kioskfleet/hub/proxyproto"
+	"github.com/kioskfleet/kioskfleet/pkg/polltest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -38,19 +41,16 @@ func (r *refusals) note(a net.Addr, err error) {
 
 func (r *refusals) wait(t *testing.T, n int) []error {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	var errs []error
+	if !polltest.Poll(5*time.Second, func() bool {
 		r.mu.Lock()
-		errs := append([]error(nil), r.errs...)
-		r.mu.Unlock()
-		if len(errs) >= n {
-			return errs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d refusals, want %d: %v", len(errs), n, errs)
-		}
-		time.Sleep(5 * time.Millisecond)
+		defer r.mu.Unlock()
+		errs = append([]error(nil), r.errs...)
+		return len(errs) >= n
+	}) {
+		t.Fatalf("%d refusals, want %d: %v", len(errs), n, errs)
 	}
+	return errs
 }
 
 func listen(t *testing.T, timeout time.Duration) (*proxyproto.Listener, *refusals) {
@@ -210,10 +210,78 @@ func TestStranger(t *testing.T) {
 func TestCloseWhileReading(t *testing.T) {
 	l, _ := listen(t, time.Minute)
 	dial(t, l, balancer, sig[:5])
-	time.Sleep(50 * time.Millisecond) // the header's reader waits for more
+	polltest.Until(t, 5*time.Second, "the header's reader waiting for more", func() bool { return proxyproto.Reading(l) == 1 })
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Accept after Close: %v", err)
+	}
+}
+
+// countingListener counts the connections its listener accepted.
+type countingListener struct {
+	net.Listener
+	n atomic.Int32
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
+}
+
+// The accept goroutine takes the connections the kernel queued without waiting for Accept at
+// each (a server whose goroutine is slow to come back still has them all at its next turn);
+// Close closes those never accepted.
+func TestAcceptsAhead(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &countingListener{Listener: inner}
+	l := proxyproto.Listen(cl, proxyproto.Config{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}})
+	var cs []net.Conn
+	for range 10 {
+		cs = append(cs, dial(t, l, stranger, nil))
+	}
+	polltest.Until(t, 5*time.Second, "10 connections accepted with nobody calling Accept", func() bool { return cl.n.Load() == 10 })
+	if _, err := l.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	for i, c := range cs[1:] {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("connection %d, queued at Close: read %v, want it closed", i+1, err)
+		}
+	}
+}
+
+// With no balancer trusted there is no accept goroutine (TestMain checks that none is left):
+// connections are handed on as they are, a PROXY header refused at the first Read.
+func TestNoBalancer(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &refusals{}
+	l := proxyproto.Listen(inner, proxyproto.Config{OnRefuse: r.note})
+	defer l.Close()
+	dial(t, l, stranger, []byte("hello"))
+	if got := readAll(t, accept(t, l), 5); got != "hello" {
+		t.Errorf("read %q", got)
+	}
+	dial(t, l, balancer, header(0x21, 0x11, tcp4(client4, hub4)))
+	c := accept(t, l)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 64)); !errors.Is(err, proxyproto.ErrUntrusted) {
+		t.Errorf("header with no balancer trusted: read %v, want ErrUntrusted", err)
+	}
+	r.wait(t, 1)
+	l.Close()
 	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Accept after Close: %v", err)
 	}

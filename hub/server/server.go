@@ -44,6 +44,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/identity"
 	"github.com/kioskfleet/kioskfleet/hub/ingest"
 	"github.com/kioskfleet/kioskfleet/hub/journal"
+	"github.com/kioskfleet/kioskfleet/hub/logtail"
 	"github.com/kioskfleet/kioskfleet/hub/outreach"
 	"github.com/kioskfleet/kioskfleet/hub/ratelimit"
 	"github.com/kioskfleet/kioskfleet/hub/ratings"
@@ -384,6 +385,10 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if err := reg.Register(br.Collector()); err != nil {
 		return nil, fmt.Errorf("hub: metrics: %w", err)
 	}
+	logs := logtail.New(logtail.Config{Notify: h.feed.Publish, Log: log.With("component", "logtail")})
+	if err := errors.Join(logs.Register(reg), logs.Subscribe(br)); err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
 	advertise := flagconf.List(cfg.AdvertiseMQTT)
 	if len(advertise) == 0 {
 		advertise = []string{br.Addr()}
@@ -492,7 +497,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		MQTTAddr: advertise[0], MQTTAddrs: advertise, Version: cfg.Version, Anchor: anchor, Feed: h.feed,
 		Events: h.ev, Clients: h.idp, Cases: caseRoom, Ratings: ratings.New(ratings.Config{}, st),
 		Analytics: h.ev, Outreach: outreach.New(outreach.Config{}, st, h.idp, h.ev.Pseudonyms()),
-		AlertChanged: h.alerts.Changed, TrustedProxies: proxies,
+		AlertChanged: h.alerts.Changed, TrustedProxies: proxies, Logs: logs,
 	})
 	// Every body is bounded by its route: small where the hub reads it before it knows who sent
 	// it (enrollment, the OpenID Provider), larger only where it reads it after.

@@ -27,6 +27,14 @@ type Citizens interface {
 	BindIDCard(ctx context.Context, accountID string, hash, enc []byte) error
 	// UnbindIDCard removes the account's card; ErrNotFound when it has none.
 	UnbindIDCard(ctx context.Context, accountID string) error
+	// MergeCardAccount binds the card with hash (and enc, its data encrypted for into) held by
+	// the card-only account from to the account into, and deletes from, in one transaction
+	// (hub/identity realname.go). from must be a citizen holding that card and no other
+	// credential (no username, password, passkey, phone or upstream link), and into must hold
+	// no card: ErrConflict otherwise; ErrNotFound when either is missing. from's consents are
+	// carried to into where into has none for the client; the rest of from goes as in
+	// DeleteAccount, its deletion pending until FinishDeletion.
+	MergeCardAccount(ctx context.Context, from, into string, hash, enc []byte, at time.Time) error
 
 	// ListBrowserSessions returns the account's live browser sessions at now, newest first.
 	ListBrowserSessions(ctx context.Context, userID string, now time.Time) ([]BrowserSession, error)

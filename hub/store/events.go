@@ -20,10 +20,12 @@ import (
 // Kiosk events arrive as the effect of a committed record (Effect.Event), applied in the same
 // transaction as the record, exactly once.
 type Events interface {
-	// CommitEvents stores every event whose (ClientID, ID) is not stored yet and folds those into
-	// the rollups, all in one transaction that is durable when it returns. It returns, for each
-	// event in order, whether it was new (a duplicate, in the store or earlier in evs, is false).
-	// Events that CheckEvents refuses make it return ErrInvalid without storing anything.
+	// CommitEvents stores every event whose (ClientID, ID) is not stored yet, in one transaction
+	// that is durable when it returns, and folds those into the rollups: in the same transaction,
+	// or later in bigger groups (exactly once, also across a crash), as long as every query below
+	// folds what is pending before it reads and PurgeEvents before it deletes. It returns, for
+	// each event in order, whether it was new (a duplicate, in the store or earlier in evs, is
+	// false). Events that CheckEvents refuses make it return ErrInvalid without storing anything.
 	CommitEvents(ctx context.Context, evs []Event) ([]bool, error)
 	// ListEvents returns stored events in insertion order.
 	ListEvents(ctx context.Context, f EventFilter) ([]Event, error)

@@ -32,6 +32,7 @@ const (
 	CmdPrintTestPage  = "print-test-page"
 	CmdIDCardSelfTest = "idcard-selftest"
 	CmdRestart        = "restart"
+	CmdLogTail        = "log-tail"
 )
 
 // CommandSpec describes a command the kiosk agent runs: the one list fleetctl's help and checks,
@@ -59,6 +60,8 @@ var CommandSpecs = []CommandSpec{
 		Args: `{"wait": "5m"}, default: refuse at once`},
 	{Name: CmdJournal, Summary: "write a business journal entry (to mark a visit, say); it answers the entry's sequence number",
 		Args: "a JSON object, the entry", ArgsRequired: true},
+	{Name: CmdLogTail, Summary: "stream the agent's log (personal data redacted) to the hub for a while: GET /devices/{id}/log shows it",
+		Args: `{"for": "5m"} (at most 15m), default 5m; {"stop": true} ends it`},
 }
 
 // LookupCommand returns the command named name.

@@ -9,7 +9,8 @@
 //	kf/v1/dev/{id}/ack       hub -> agent   QoS1  cumulative ack: every record of epoch up to seq is durable
 //	kf/v1/dev/{id}/cmd       hub -> agent   QoS1  one command
 //	kf/v1/dev/{id}/desired   hub -> agent   QoS1  desired state document
+//	kf/v1/dev/{id}/log       agent -> hub   QoS0  lines of a log tail the hub asked for (best effort)
 //
-// A device may publish only to its own hello, up and presence topics and subscribe only to its own
+// A device may publish only to its own hello, up, presence and log topics and subscribe only to its own
 // ack, cmd and desired topics; everything else is denied (see Allowed).
 package wire

@@ -25,6 +25,8 @@ func FuzzDecode(f *testing.F) {
 		`{"iss":"k-1","sub":"k-1","aud":["a","b"],"iat":1.5,"exp":2,"jti":"x","id_card":{"number":"11010519491231002X","name":"张三"}}`,
 		`{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","use":"enc","alg":"ECDH-ES","kid":"e1"}]}`,
 		`{"v":1,"chain":"0123456789abcdef","index":2,"prev":"` + strings.Repeat("a", 64) + `","ts":1,"type":"print","session":"s-1","counts":{"pages":2},"refs":{"document":"form-1"},"hash":"` + strings.Repeat("b", 64) + `","sig":"AA=="}`,
+		`{"v":1,"tail":"c-1","leftMs":5000,"dropped":2,"lines":[{"ts":1,"level":"INFO","text":"hello k=v"}]}`,
+		`{"v":1,"tail":"c-1","leftMs":0,"end":true,"lines":[]}`,
 		`{"v":2}`, `[]`, `{"v":1e400}`, "\x00",
 	} {
 		f.Add([]byte(s))
@@ -38,6 +40,11 @@ func FuzzDecode(f *testing.F) {
 		if m, err := DecodeHello(b); err == nil {
 			if _, err := DecodeHello(Encode(m)); err != nil {
 				t.Fatalf("re-encoded hello refused: %v", err)
+			}
+		}
+		if m, err := DecodeLogBatch(b); err == nil {
+			if _, err := DecodeLogBatch(Encode(m)); err != nil {
+				t.Fatalf("re-encoded log batch refused: %v", err)
 			}
 		}
 		_, _ = DecodeAck(b)

@@ -20,11 +20,14 @@ const (
 	ChAck      Channel = "ack"      // hub -> agent
 	ChCmd      Channel = "cmd"      // hub -> agent
 	ChDesired  Channel = "desired"  // hub -> agent
+	// ChLog carries a log tail the hub asked for (LogBatch): QoS 0, best effort, never through
+	// the outbox.
+	ChLog Channel = "log" // agent -> hub
 )
 
 // Uplink channels are the ones a device publishes to; downlink the ones it subscribes to.
 var (
-	UplinkChannels   = []Channel{ChHello, ChUp, ChPresence}
+	UplinkChannels   = []Channel{ChHello, ChUp, ChPresence, ChLog}
 	DownlinkChannels = []Channel{ChAck, ChCmd, ChDesired}
 )
 
@@ -73,7 +76,7 @@ func ParseTopic(topic string) (id string, ch Channel, err error) {
 		return "", "", fmt.Errorf("%w: %w: %q", ErrBadTopic, ErrBadDeviceID, id)
 	}
 	switch c := Channel(leaf); c {
-	case ChHello, ChUp, ChPresence, ChAck, ChCmd, ChDesired:
+	case ChHello, ChUp, ChPresence, ChLog, ChAck, ChCmd, ChDesired:
 		return id, c, nil
 	}
 	return "", "", fmt.Errorf("%w: unknown channel %q", ErrBadTopic, leaf)

@@ -17,7 +17,10 @@ func TestAllowed(t *testing.T) {
 		{"k-a", Topic("k-a", ChAck), false, true},
 		{"k-a", Topic("k-a", ChCmd), false, true},
 		{"k-a", Topic("k-a", ChDesired), false, true},
-		{"k-a", Topic("k-a", ChAck), true, false}, // a device cannot forge its own acks
+		{"k-a", Topic("k-a", ChLog), true, true},
+		{"k-a", Topic("k-a", ChLog), false, false}, // nobody reads a kiosk's log but the hub
+		{"k-a", Topic("k-b", ChLog), true, false},  // nor writes another's
+		{"k-a", Topic("k-a", ChAck), true, false},  // a device cannot forge its own acks
 		{"k-a", Topic("k-a", ChUp), false, false},
 		{"k-a", Topic("k-b", ChUp), true, false},
 		{"k-a", Topic("k-b", ChAck), false, false},
@@ -112,6 +115,36 @@ func TestParseTopic(t *testing.T) {
 	for _, bad := range []string{"", "kf/v1/dev/", "kf/v1/dev/k-1", "kf/v1/dev/k-1/nope", "x/k-1/up", "kf/v1/dev/+/up", "kf/v1/dev/k-1/up/x"} {
 		if _, _, err := ParseTopic(bad); !errors.Is(err, ErrBadTopic) {
 			t.Errorf("ParseTopic(%q) err = %v", bad, err)
+		}
+	}
+}
+
+func TestDecodeLogBatch(t *testing.T) {
+	good := `{"v":1,"tail":"c-1","leftMs":5000,"dropped":2,"lines":[{"ts":1,"level":"WARN","text":"paper low"}]}`
+	if b, err := DecodeLogBatch([]byte(good)); err != nil || b.Tail != "c-1" || b.LeftMs != 5000 || len(b.Lines) != 1 || b.Lines[0].Level != "WARN" {
+		t.Fatalf("DecodeLogBatch(good) = %+v, %v", b, err)
+	}
+	line := func(text string) string {
+		return `{"v":1,"tail":"c","leftMs":1,"lines":[{"ts":1,"level":"INFO","text":"` + text + `"}]}`
+	}
+	for name, tc := range map[string]struct {
+		in   string
+		want error
+		msg  string
+	}{
+		"no tail":     {`{"v":1,"tail":"","leftMs":1,"lines":[]}`, ErrMalformed, "tail must be"},
+		"negative":    {`{"v":1,"tail":"c","leftMs":-1,"lines":[]}`, ErrMalformed, "negative"},
+		"level":       {`{"v":1,"tail":"c","leftMs":1,"lines":[{"ts":1,"level":"TRACE","text":"x"}]}`, ErrMalformed, `level "TRACE"`},
+		"long line":   {line(strings.Repeat("a", MaxLogLineBytes+1)), ErrMalformed, "bytes >"},
+		"many lines":  {`{"v":1,"tail":"c","leftMs":1,"lines":[` + strings.TrimSuffix(strings.Repeat(`{"ts":1,"level":"INFO","text":""},`, MaxLogLines+1), ",") + `]}`, ErrMalformed, "lines >"},
+		"too large":   {`{"v":1,"tail":"c","leftMs":1,"lines":[]}` + strings.Repeat(" ", MaxLogBatchBytes), ErrMalformed, "log batch of"},
+		"version":     {`{"v":2,"tail":"c"}`, ErrUnknownVersion, "2"},
+		"dup key":     {`{"v":1,"tail":"c","tail":"d","leftMs":1,"lines":[]}`, ErrMalformed, "duplicate key"},
+		"unknown key": {`{"v":1,"tail":"c","leftMs":1,"lines":[],"x":1}`, ErrMalformed, "unknown field"},
+	} {
+		_, err := DecodeLogBatch([]byte(tc.in))
+		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: err = %v, want %v containing %q", name, err, tc.want, tc.msg)
 		}
 	}
 }

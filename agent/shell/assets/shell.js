@@ -138,12 +138,15 @@ function attract() {
       button('login-card', T('loginCard'), loginCard, cardOK ? 'primary' : 'primary off'),
       ui.care ? null : button('login-qr', T('loginQR'), loginQR, qrOK ? 'primary' : 'primary off'),
       button('guest', T('guest'), guest, 'secondary')),
-    el('p', { class: 'note' }, T('guestNote')));
-  for (const [id, ok] of [['#login-card', cardOK], ['#login-qr', qrOK]]) if ($(id)) $(id).disabled = !ok;
+    el('p', { class: 'note' }, T('guestNote')),
+    ui.care ? null : button('bind-qr', T('bindQR'), () => loginQR(true), qrOK && cardOK ? 'secondary' : 'secondary off'));
+  for (const [id, ok] of [['#login-card', cardOK], ['#login-qr', qrOK], ['#bind-qr', qrOK && cardOK]]) if ($(id)) $(id).disabled = !ok;
 }
 
-async function loginCard() {
-  show('card', el('h2', { class: 'big' }, T('cardPrompt')), el('p', { id: 'card-status' }, T('cardWaiting')),
+// loginCard logs in with the card; after a QR code approved for real-name binding (bind), the
+// agent's login of that card binds it to the citizen's account.
+async function loginCard(bind) {
+  show('card', el('h2', { class: 'big' }, T(bind === true ? 'bindCardPrompt' : 'cardPrompt')), el('p', { id: 'card-status' }, T('cardWaiting')),
     button('cancel', T('cancel'), () => { dev.cancelAll(); attract(); }, 'secondary'));
   const r = await dev.call('Login.IdCard', {}, 60000, () => {});
   if (ui.view !== 'card') return;
@@ -162,10 +165,11 @@ async function loginCard() {
   $('#card-status').className = 'error';
 }
 
-async function loginQR() {
+async function loginQR(bind) {
   let q;
-  try { q = await api('POST', 'login/qr'); } catch (e) { show('qr', el('p', { class: 'error' }, T('loginFailed', e.message)), button('cancel', T('cancel'), attract, 'secondary')); return; }
-  show('qr', el('h2', { class: 'big' }, T('qrPrompt')),
+  bind = bind === true;
+  try { q = await api('POST', 'login/qr' + (bind ? '?purpose=bind' : '')); } catch (e) { show('qr', el('p', { class: 'error' }, T('loginFailed', e.message)), button('cancel', T('cancel'), attract, 'secondary')); return; }
+  show('qr', el('h2', { class: 'big' }, T(bind ? 'bindQRPrompt' : 'qrPrompt')),
     el('img', { id: 'qr-code', alt: 'QR', src: 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(q.svg) }),
     el('p', {}, T('qrCode', q.userCode)),
     el('p', { id: 'qr-user-code', class: 'code' }, q.userCode),
@@ -359,6 +363,7 @@ async function refresh() {
   if (had && (!st.session || st.session.id !== had)) { wiped(); return; }
   ui.session = st.session ? st.session.id : null;
   if (!had && ui.session && (ui.view === 'qr' || ui.view === 'attract')) { home(); return; }
+  if (ui.view === 'qr' && st.qr === 'tap-card') { loginCard(true); return; }
   if (ui.view === 'qr' && st.qr && st.qr !== 'pending' && $('#qr-status')) {
     $('#qr-status').textContent = st.qr === 'denied' ? T('qrDenied') : T('qrExpired');
     $('#qr-status').className = 'error';

@@ -36,6 +36,13 @@ const (
 // AlipayTokenMethod is the OpenAPI method that exchanges an auth_code.
 const AlipayTokenMethod = "alipay.system.oauth.token"
 
+// AlipayUserInfoMethod is the OpenAPI method that reads the user's profile (scope auth_user),
+// with alipay.system.oauth.token's access_token as the common parameter auth_token.
+const AlipayUserInfoMethod = "alipay.user.info.share"
+
+// alipayOK is the code of a method's successful answer (alipay.user.info.share's).
+const alipayOK = "10000"
+
 // beijing is the time zone of Alipay's timestamp parameter.
 var beijing = time.FixedZone("CST", 8*3600)
 
@@ -92,6 +99,16 @@ type alipayToken struct {
 	AccessToken string `json:"access_token"`
 }
 
+// alipayUserInfo is the alipay_user_info_share_response member (the fields used): code 10000
+// with the profile, or another code with sub_code and sub_msg.
+type alipayUserInfo struct {
+	alipayError
+	UserID   string `json:"user_id"`
+	OpenID   string `json:"open_id"`
+	NickName string `json:"nick_name"`
+	Avatar   string `json:"avatar"`
+}
+
 // alipayError is the error_response member.
 type alipayError struct {
 	Code    string `json:"code"`
@@ -115,81 +132,124 @@ func (a *Alipay) Finish(ctx context.Context, pending []byte, q url.Values) (Iden
 	if code == "" {
 		return Identity{}, ErrRefused
 	}
-	params := url.Values{"app_id": {a.cfg.AppID}, "method": {AlipayTokenMethod}, "format": {"JSON"},
-		"charset": {"utf-8"}, "sign_type": {"RSA2"}, "timestamp": {a.now().In(beijing).Format(AlipayTimeFormat)},
-		"version": {"1.0"}, "grant_type": {"authorization_code"}, "code": {code}}
-	sig, err := SignAlipay(a.key, params)
+	body, err := a.call(ctx, AlipayTokenMethod, url.Values{"grant_type": {"authorization_code"}, "code": {code}})
 	if err != nil {
 		return Identity{}, err
+	}
+	var tok alipayToken
+	if err := a.answer(AlipayTokenMethod, body, &tok); err != nil {
+		return Identity{}, err
+	}
+	var id Identity
+	switch {
+	case tok.UserID != "":
+		id.Subject = "user_id:" + tok.UserID
+	case tok.OpenID != "":
+		id.Subject = "open_id:" + tok.OpenID
+	default:
+		return Identity{}, fmt.Errorf("%w: %s answer without user_id or open_id", ErrUpstream, AlipayTokenMethod)
+	}
+	if a.cfg.Scope == alipayScopeUser && tok.AccessToken != "" {
+		if id.Name, id.Picture, err = a.profile(ctx, tok); err != nil {
+			return Identity{}, err
+		}
+	}
+	return id, nil
+}
+
+// profile reads the user's nickname and avatar with alipay.user.info.share. An answer that is
+// not Alipay's (signature), or names another user, is an error; Alipay's refusal (the app lacks
+// the 获取会员信息 product, the user withheld it) leaves them empty: the login does not need them.
+func (a *Alipay) profile(ctx context.Context, tok alipayToken) (name, avatar string, err error) {
+	body, err := a.call(ctx, AlipayUserInfoMethod, url.Values{"auth_token": {tok.AccessToken}})
+	if err != nil {
+		return "", "", err
+	}
+	var info alipayUserInfo
+	err = a.answer(AlipayUserInfoMethod, body, &info)
+	var refused *Error
+	switch {
+	case errors.As(err, &refused):
+		return "", "", nil
+	case err != nil:
+		return "", "", err
+	case info.Code != alipayOK:
+		return "", "", nil
+	case info.UserID != "" && info.UserID != tok.UserID, info.OpenID != "" && info.OpenID != tok.OpenID:
+		return "", "", fmt.Errorf("%w: %s names another user than the token", ErrUpstream, AlipayUserInfoMethod)
+	}
+	return info.NickName, info.Avatar, nil
+}
+
+// call calls an OpenAPI method at the gateway with the common parameters and params, signed
+// (RSA2), and returns the answer's body.
+func (a *Alipay) call(ctx context.Context, method string, params url.Values) ([]byte, error) {
+	for k, v := range map[string]string{"app_id": a.cfg.AppID, "method": method, "format": "JSON", "charset": "utf-8",
+		"sign_type": "RSA2", "timestamp": a.now().In(beijing).Format(AlipayTimeFormat), "version": "1.0"} {
+		params.Set(k, v)
+	}
+	sig, err := SignAlipay(a.key, params)
+	if err != nil {
+		return nil, err
 	}
 	params.Set("sign", sig)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.cfg.Gateway, strings.NewReader(params.Encode()))
 	if err != nil {
-		return Identity{}, err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded;charset=utf-8")
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return Identity{}, fmt.Errorf("%w: %s: %w", ErrUpstream, AlipayTokenMethod, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrUpstream, method, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil || resp.StatusCode != http.StatusOK {
-		return Identity{}, fmt.Errorf("%w: %s: HTTP %d: %v", ErrUpstream, AlipayTokenMethod, resp.StatusCode, err)
+		return nil, fmt.Errorf("%w: %s: HTTP %d: %v", ErrUpstream, method, resp.StatusCode, err)
 	}
-	tok, err := a.answer(body)
-	if err != nil {
-		return Identity{}, err
-	}
-	switch {
-	case tok.UserID != "":
-		return Identity{Subject: "user_id:" + tok.UserID}, nil
-	case tok.OpenID != "":
-		return Identity{Subject: "open_id:" + tok.OpenID}, nil
-	}
-	return Identity{}, fmt.Errorf("%w: %s answer without user_id or open_id", ErrUpstream, AlipayTokenMethod)
+	return body, nil
 }
 
-// answer verifies the gateway's answer and returns its token member, or its error as *Error.
-func (a *Alipay) answer(body []byte) (alipayToken, error) {
+// answer verifies the gateway's answer to method and decodes its response member (method with
+// dots as underscores, then _response) into out, or returns its error_response as *Error.
+func (a *Alipay) answer(method string, body []byte, out any) error {
 	var env map[string]json.RawMessage // raw: the signature is over the member's exact text
 	if err := json.Unmarshal(body, &env); err != nil {
-		return alipayToken{}, fmt.Errorf("%w: %s: %w", ErrUpstream, AlipayTokenMethod, err)
+		return fmt.Errorf("%w: %s: %w", ErrUpstream, method, err)
 	}
 	var sign string
 	if s, ok := env["sign"]; ok {
 		if err := json.Unmarshal(s, &sign); err != nil {
-			return alipayToken{}, fmt.Errorf("%w: sign: %w", ErrUpstream, err)
+			return fmt.Errorf("%w: sign: %w", ErrUpstream, err)
 		}
 	}
 	if raw, ok := env["error_response"]; ok {
 		var e alipayError
 		if err := json.Unmarshal(raw, &e); err != nil {
-			return alipayToken{}, fmt.Errorf("%w: error_response: %w", ErrUpstream, err)
+			return fmt.Errorf("%w: error_response: %w", ErrUpstream, err)
 		}
 		if sign != "" {
 			if err := VerifyAlipay(a.alipayKey, raw, sign); err != nil {
-				return alipayToken{}, err
+				return err
 			}
 		}
 		code := e.SubCode
 		if code == "" {
 			code = e.Code
 		}
-		return alipayToken{}, &Error{Code: code, Description: strings.TrimSpace(e.Msg + " " + e.SubMsg)}
+		return &Error{Code: code, Description: strings.TrimSpace(e.Msg + " " + e.SubMsg)}
 	}
-	raw, ok := env[strings.ReplaceAll(AlipayTokenMethod, ".", "_")+"_response"]
+	raw, ok := env[strings.ReplaceAll(method, ".", "_")+"_response"]
 	if !ok {
-		return alipayToken{}, fmt.Errorf("%w: %s: no response member", ErrUpstream, AlipayTokenMethod)
+		return fmt.Errorf("%w: %s: no response member", ErrUpstream, method)
 	}
 	if err := VerifyAlipay(a.alipayKey, raw, sign); err != nil {
-		return alipayToken{}, err
+		return err
 	}
-	var tok alipayToken
-	if err := json.Unmarshal(raw, &tok); err != nil {
-		return alipayToken{}, fmt.Errorf("%w: %s: %w", ErrUpstream, AlipayTokenMethod, err)
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrUpstream, method, err)
 	}
-	return tok, nil
+	return nil
 }
 
 // AlipaySignContent is the content an Alipay request's signature covers: every parameter but

@@ -99,3 +99,56 @@ func TestAlipaySignContent(t *testing.T) {
 		t.Errorf("sign content %q, want %q", got, want)
 	}
 }
+
+// With scope auth_user the connector reads her nickname and avatar with alipay.user.info.share
+// (signed, its member alipay_user_info_share_response); with auth_base it does not call it.
+func TestAlipayProfile(t *testing.T) {
+	ctx := context.Background()
+	f := connectortest.NewAlipay(t, "2021000000000001")
+	conn := openConnector(t, f.Config(t, "alipay"))
+	const avatar = "https://tfs.alipayobjects.com/images/partner/T1uIxXXbpXXXXXXXX"
+	login := func(c connector.Connector, state string) (connector.Identity, error) {
+		t.Helper()
+		authURL, pending, err := c.Begin(ctx, redirect, state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Finish(ctx, pending, connectortest.Authorize(t, f.Srv, authURL))
+	}
+
+	f.Approve(connectortest.AlipayUser{UserID: "2088000000000001", NickName: "支付宝小二", Avatar: avatar})
+	id, err := login(conn, "state-1")
+	if err != nil || id.Subject != "user_id:2088000000000001" || id.Name != "支付宝小二" || id.Picture != avatar {
+		t.Fatalf("identity %+v %v", id, err)
+	}
+	if f.Calls() != 2 {
+		t.Errorf("%d gateway calls, want the token and the profile", f.Calls())
+	}
+	f.Approve(connectortest.AlipayUser{OpenID: "074a1CcTG1LelxKe4xQC0zgNdId0nxi95b5lsNpazWYoCo5", NickName: "小二"})
+	if id, err := login(conn, "state-2"); err != nil || id.Name != "小二" || id.Subject[:8] != "open_id:" {
+		t.Errorf("an open_id user's identity %+v %v", id, err)
+	}
+
+	// A profile changed after Alipay signed it fails the login.
+	f.Tamper(true)
+	if _, err := login(conn, "state-3"); !errors.Is(err, connector.ErrUpstream) {
+		t.Errorf("tampered profile: %v, want ErrUpstream", err)
+	}
+	f.Tamper(false)
+
+	// Alipay refuses the profile (the app lacks the product): logged in, without a name.
+	f.Withhold(true)
+	if id, err := login(conn, "state-4"); err != nil || id.Name != "" || id.Subject == "" {
+		t.Errorf("withheld profile: %+v %v, want the identity without a name", id, err)
+	}
+	f.Withhold(false)
+
+	// auth_base: the user's ID only, no profile call.
+	c := f.Config(t, "alipay")
+	c.Scope = "auth_base"
+	base := openConnector(t, c)
+	before := f.Calls()
+	if id, err := login(base, "state-5"); err != nil || id.Name != "" || f.Calls() != before+1 {
+		t.Errorf("auth_base: %+v %v, %d gateway calls", id, err, f.Calls()-before)
+	}
+}

@@ -56,7 +56,17 @@
 //   - there is no ID token: the token response names the user by user_id (2088..., per Alipay
 //     user) or, for apps created since 2024, open_id (per app);
 //   - errors come as HTTP 200 with error_response {code, msg, sub_code, sub_msg} (e.g. 40002
-//     isv.code-invalid), signed like a success.
+//     isv.code-invalid), signed like a success;
+//   - the nickname and avatar come from another OpenAPI method, alipay.user.info.share
+//     (https://opendocs.alipay.com/open/02aild; scope auth_user only), called at the same
+//     gateway with the same common parameters and signature, plus auth_token (the access_token
+//     of alipay.system.oauth.token) and no business parameter; its signed answer's member is
+//     alipay_user_info_share_response {code "10000", msg, user_id|open_id, nick_name, avatar,
+//     ...}, and a refusal comes in that same member with another code and sub_code (e.g. 20001
+//     aop.invalid-auth-token, 40006 isv.insufficient-isv-permissions), not in error_response.
+//     The connector takes nick_name as the link's name and avatar as Identity.Picture; a refusal
+//     leaves them empty (the login does not need them), an answer that does not verify or names
+//     another user than the token fails the login.
 //
 // The fakes in connectortest are written from the same documents; they speak the bytes above,
 // check the parameters and signatures the documents ask for, and answer as the documents show.
@@ -108,6 +118,9 @@ type Identity struct {
 	Subject string
 	// Name is what the citizen is called upstream (a nickname), for her to recognise the link.
 	Name string
+	// Picture is the URL of her avatar upstream (Alipay's avatar), informational: the provider
+	// does not keep it.
+	Picture string
 	// Email is informational. It is never used to find or link an account: an address (or a
 	// phone number) an upstream asserts proves nothing about an account here.
 	Email string

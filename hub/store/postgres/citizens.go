@@ -41,6 +41,60 @@ func (s *Store) UnbindIDCard(ctx context.Context, accountID string) error {
 	return idAffected("unbind id card", tag, err)
 }
 
+func (s *Store) MergeCardAccount(ctx context.Context, from, into string, hash, enc []byte, at time.Time) error {
+	return idErr("merge card account", s.tx(ctx, func(tx pgx.Tx) error {
+		// Both rows locked, in one order, so that two merges or a merge and a binding serialize.
+		rows, _ := tx.Query(ctx, `SELECT id, kind, COALESCE(username, ''), password_hash, id_number_hash FROM idp_accounts
+			WHERE id = ANY($1) ORDER BY id FOR UPDATE`, []string{from, into})
+		type row struct {
+			id, kind, user, password string
+			held                     []byte
+		}
+		got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+			var x row
+			err := r.Scan(&x.id, &x.kind, &x.user, &x.password, &x.held)
+			return x, err
+		})
+		if err != nil {
+			return err
+		}
+		var f, i *row
+		for k := range got {
+			switch got[k].id {
+			case from:
+				f = &got[k]
+			case into:
+				i = &got[k]
+			}
+		}
+		if f == nil || i == nil || from == into {
+			return pgx.ErrNoRows
+		}
+		var creds int
+		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM idp_passkeys WHERE account_id = $1) +
+			(SELECT count(*) FROM idp_phones WHERE account_id = $1) + (SELECT count(*) FROM idp_links WHERE account_id = $1)`,
+			from).Scan(&creds); err != nil {
+			return err
+		}
+		if f.kind != "citizen" || !bytes.Equal(f.held, hash) || f.user != "" || f.password != "" || creds > 0 {
+			return fmt.Errorf("%s is not a card-only account holding the card: %w", from, store.ErrConflict)
+		}
+		if len(i.held) > 0 {
+			return fmt.Errorf("account holds a card: %w", store.ErrConflict)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO idp_consents (account_id, client_id, scopes, granted_at)
+			SELECT $1, client_id, scopes, granted_at FROM idp_consents WHERE account_id = $2
+			ON CONFLICT (account_id, client_id) DO NOTHING`, into, from); err != nil {
+			return err
+		}
+		if err := deleteAccountTx(ctx, tx, from, at); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE idp_accounts SET id_number_hash = $2, id_number_enc = $3 WHERE id = $1`, into, hash, enc)
+		return err
+	}))
+}
+
 // --- browser sessions of an account
 
 func (s *Store) ListBrowserSessions(ctx context.Context, userID string, now time.Time) ([]store.BrowserSession, error) {
@@ -68,33 +122,37 @@ func (s *Store) DeleteBrowserSessions(ctx context.Context, userID string, except
 // --- account deletion
 
 func (s *Store) DeleteAccount(ctx context.Context, id string, at time.Time) error {
-	return idErr("delete account", s.tx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM idp_accounts WHERE id = $1`, id)
-		if err != nil {
+	return idErr("delete account", s.tx(ctx, func(tx pgx.Tx) error { return deleteAccountTx(ctx, tx, id, at) }))
+}
+
+// deleteAccountTx removes the account and all the identity store keeps of it, and records its
+// deletion as pending (DeleteAccount); pgx.ErrNoRows when there is no such account.
+func deleteAccountTx(ctx context.Context, tx pgx.Tx, id string, at time.Time) error {
+	tag, err := tx.Exec(ctx, `DELETE FROM idp_accounts WHERE id = $1`, id)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return pgx.ErrNoRows
+	}
+	for _, q := range []string{
+		`DELETE FROM idp_phone_codes WHERE key IN (SELECT hash FROM idp_phones WHERE account_id = $1)`,
+		`DELETE FROM idp_phones WHERE account_id = $1`,
+		`DELETE FROM idp_passkeys WHERE account_id = $1`,
+		`DELETE FROM idp_links WHERE account_id = $1`,
+		`DELETE FROM idp_consents WHERE account_id = $1`,
+		`DELETE FROM idp_browser_sessions WHERE user_id = $1`,
+		`DELETE FROM idp_tokens WHERE user_id = $1`,
+		`DELETE FROM idp_device_auths WHERE user_id = $1`,
+		`DELETE FROM idp_guesses WHERE user_id = $1`,
+	} {
+		if _, err := tx.Exec(ctx, q, id); err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return pgx.ErrNoRows
-		}
-		for _, q := range []string{
-			`DELETE FROM idp_phone_codes WHERE key IN (SELECT hash FROM idp_phones WHERE account_id = $1)`,
-			`DELETE FROM idp_phones WHERE account_id = $1`,
-			`DELETE FROM idp_passkeys WHERE account_id = $1`,
-			`DELETE FROM idp_links WHERE account_id = $1`,
-			`DELETE FROM idp_consents WHERE account_id = $1`,
-			`DELETE FROM idp_browser_sessions WHERE user_id = $1`,
-			`DELETE FROM idp_tokens WHERE user_id = $1`,
-			`DELETE FROM idp_device_auths WHERE user_id = $1`,
-			`DELETE FROM idp_guesses WHERE user_id = $1`,
-		} {
-			if _, err := tx.Exec(ctx, q, id); err != nil {
-				return err
-			}
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO idp_deletions (account_id, deleted_at) VALUES ($1, $2)
-			ON CONFLICT (account_id) DO NOTHING`, id, ts(at))
-		return err
-	}))
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO idp_deletions (account_id, deleted_at) VALUES ($1, $2)
+		ON CONFLICT (account_id) DO NOTHING`, id, ts(at))
+	return err
 }
 
 func (s *Store) PendingDeletions(ctx context.Context) ([]store.Deletion, error) {

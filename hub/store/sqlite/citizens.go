@@ -44,6 +44,45 @@ func (s *identityStore) UnbindIDCard(ctx context.Context, accountID string) erro
 	return idpAffected("unbind id card", res, err)
 }
 
+func (s *identityStore) MergeCardAccount(ctx context.Context, from, into string, hash, enc []byte, at time.Time) error {
+	const what = "merge card account"
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var kind, user, password string
+	var held []byte
+	var creds int
+	if err := tx.QueryRowContext(ctx, `SELECT kind, COALESCE(username,''), password_hash, id_number_hash,
+		(SELECT count(*) FROM idp_passkeys WHERE account_id=?1) + (SELECT count(*) FROM idp_phones WHERE account_id=?1) +
+		(SELECT count(*) FROM idp_links WHERE account_id=?1)
+		FROM idp_accounts WHERE id=?1`, from).Scan(&kind, &user, &password, &held, &creds); err != nil {
+		return idpErr(what, err)
+	}
+	if kind != "citizen" || !bytes.Equal(held, hash) || user != "" || password != "" || creds > 0 {
+		return fmt.Errorf("%s: %s is not a card-only account holding the card: %w", what, from, store.ErrConflict)
+	}
+	var intoHeld []byte
+	if err := tx.QueryRowContext(ctx, `SELECT id_number_hash FROM idp_accounts WHERE id=?`, into).Scan(&intoHeld); err != nil {
+		return idpErr(what, err)
+	}
+	if len(intoHeld) > 0 {
+		return fmt.Errorf("%s: account holds a card: %w", what, store.ErrConflict)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO idp_consents(account_id, client_id, scopes, granted_at)
+		SELECT ?, client_id, scopes, granted_at FROM idp_consents WHERE account_id=?`, into, from); err != nil {
+		return idpErr(what, err)
+	}
+	if err := deleteAccountTx(ctx, tx, from, at); err != nil {
+		return idpErr(what, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE idp_accounts SET id_number_hash=?, id_number_enc=? WHERE id=?`, hash, enc, into); err != nil {
+		return idpErr(what, err)
+	}
+	return idpErr(what, tx.Commit())
+}
+
 // --- browser sessions of an account
 
 func (s *identityStore) ListBrowserSessions(ctx context.Context, userID string, now time.Time) ([]store.BrowserSession, error) {
@@ -84,9 +123,21 @@ func (s *identityStore) DeleteAccount(ctx context.Context, id string, at time.Ti
 		return err
 	}
 	defer tx.Rollback()
+	if err := deleteAccountTx(ctx, tx, id, at); err != nil {
+		return idpErr("delete account", err)
+	}
+	return idpErr("delete account", tx.Commit())
+}
+
+// deleteAccountTx removes the account and all the identity store keeps of it, and records its
+// deletion as pending (DeleteAccount); sql.ErrNoRows when there is no such account.
+func deleteAccountTx(ctx context.Context, tx *sql.Tx, id string, at time.Time) error {
 	res, err := tx.ExecContext(ctx, `DELETE FROM idp_accounts WHERE id=?`, id)
-	if err := idpAffected("delete account", res, err); err != nil {
+	if err != nil {
 		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return sql.ErrNoRows
 	}
 	for _, q := range []string{
 		`DELETE FROM idp_phone_codes WHERE key IN (SELECT hash FROM idp_phones WHERE account_id=?)`,
@@ -100,14 +151,12 @@ func (s *identityStore) DeleteAccount(ctx context.Context, id string, at time.Ti
 		`DELETE FROM idp_guesses WHERE user_id=?`,
 	} {
 		if _, err := tx.ExecContext(ctx, q, id); err != nil {
-			return idpErr("delete account", err)
+			return err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO idp_deletions(account_id, deleted_at) VALUES(?,?)
-		ON CONFLICT(account_id) DO NOTHING`, id, idpTS(at)); err != nil {
-		return idpErr("delete account", err)
-	}
-	return idpErr("delete account", tx.Commit())
+	_, err = tx.ExecContext(ctx, `INSERT INTO idp_deletions(account_id, deleted_at) VALUES(?,?)
+		ON CONFLICT(account_id) DO NOTHING`, id, idpTS(at))
+	return err
 }
 
 func (s *identityStore) PendingDeletions(ctx context.Context) ([]store.Deletion, error) {

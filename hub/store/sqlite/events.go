@@ -14,7 +14,9 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/store/internal/sqlrow"
 )
 
-// CommitEvents stores new events and folds them into the rollups, in one transaction.
+// CommitEvents stores new events, in one transaction. The rollups fold them later, in bigger
+// groups (FoldRollups): a commit of a few events from a busy channel rewrote a dozen rollup rows
+// per event, and every query folds what is pending before it reads, so that none misses an event.
 func (s *Store) CommitEvents(ctx context.Context, evs []store.Event) ([]bool, error) {
 	if err := store.CheckEvents(evs); err != nil {
 		return nil, err
@@ -24,7 +26,7 @@ func (s *Store) CommitEvents(ctx context.Context, evs []store.Event) ([]bool, er
 		p := newStmts(tx)
 		defer p.close()
 		var err error
-		news, err = commitEvents(ctx, p, evs)
+		news, err = s.commitEvents(ctx, p, evs)
 		return err
 	})
 	if err != nil {
@@ -41,9 +43,9 @@ const eventChunk = 64
 // commitEvents is CommitEvents inside a transaction (also the effect of a kiosk's event record).
 // This process is the database's only writer, so what the lookup finds does not change before
 // the insert.
-func commitEvents(ctx context.Context, p *stmts, evs []store.Event) ([]bool, error) {
+func (s *Store) commitEvents(ctx context.Context, p *stmts, evs []store.Event) ([]bool, error) {
+	s.unfolded.Store(true) // inside the writer's transaction: a fold that clears it runs before or after this one
 	news := make([]bool, len(evs))
-	fresh := make([]store.Event, 0, len(evs))
 	type key struct{ client, id string }
 	for start := 0; start < len(evs); start += eventChunk {
 		part := evs[start:min(start+eventChunk, len(evs))]
@@ -78,7 +80,6 @@ func commitEvents(ctx context.Context, p *stmts, evs []store.Event) ([]bool, err
 			}
 			have[k] = true // a later event with the same key is a duplicate
 			news[start+i] = true
-			fresh = append(fresh, part[i])
 			args = append(args, sqlrow.EventArgs(&part[i])...)
 			n++
 		}
@@ -90,14 +91,70 @@ func commitEvents(ctx context.Context, p *stmts, evs []store.Event) ([]bool, err
 			return nil, fmt.Errorf("store: insert events: %w", err)
 		}
 	}
-	d := rollup.Of(fresh)
+	return news, nil
+}
+
+// foldChunk is how many events one fold transaction takes: a few milliseconds of the writer, so
+// that commits waiting for it are not held up long.
+const foldChunk = 4096
+
+// FoldRollups folds the events stored since the last fold into the rollups, a transaction per
+// foldChunk events, until none is left. Each transaction moves rollup_fold past the events it
+// folded, so that each event is folded exactly once, whatever fails or crashes (the next fold,
+// at the latest the first query after a restart, takes up what is left). A fold of many
+// events rewrites each rollup row once for all of them: the hub's event room runs it every few
+// hundred milliseconds.
+func (s *Store) FoldRollups(ctx context.Context) error {
+	// One fold at a time: a query must not read the rollups while another fold holds the events
+	// it waits for.
+	s.foldMu.Lock()
+	defer s.foldMu.Unlock()
+	for s.unfolded.Swap(false) {
+		var more bool
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			var err error
+			more, err = foldEvents(ctx, tx)
+			return err
+		})
+		if err != nil || more {
+			s.unfolded.Store(true)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// foldEvents folds up to foldChunk events past rollup_fold into the rollups and reports whether
+// there may be more.
+func foldEvents(ctx context.Context, tx *sql.Tx) (bool, error) {
+	var after int64
+	if err := tx.QueryRowContext(ctx, `SELECT seq FROM rollup_fold`).Scan(&after); err != nil {
+		return false, fmt.Errorf("store: fold events: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+sqlrow.EventCols+` FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, after, foldChunk)
+	if err != nil {
+		return false, fmt.Errorf("store: fold events: %w", err)
+	}
+	evs, err := sqlrow.Events(rows)
+	rows.Close()
+	if err != nil || len(evs) == 0 {
+		return false, err
+	}
+	p := newStmts(tx)
+	defer p.close()
+	d := rollup.Of(evs)
 	if err := mergeCells(ctx, p, d); err != nil {
-		return nil, err
+		return false, err
 	}
 	if err := addUses(ctx, p, d.Uses); err != nil {
-		return nil, err
+		return false, err
 	}
-	return news, nil
+	if _, err := tx.ExecContext(ctx, `UPDATE rollup_fold SET seq = ?`, evs[len(evs)-1].Seq); err != nil {
+		return false, fmt.Errorf("store: fold events: %w", err)
+	}
+	return len(evs) == foldChunk, nil
 }
 
 // marks returns n copies of group, comma-separated.
@@ -217,11 +274,17 @@ func servicesUsed(ctx context.Context, q querier, pseudonym string) ([]string, e
 
 // ServicesUsed returns the services a pseudonym used.
 func (s *Store) ServicesUsed(ctx context.Context, pseudonym string) ([]string, error) {
+	if err := s.FoldRollups(ctx); err != nil {
+		return nil, err
+	}
 	return servicesUsed(ctx, s.db.R, pseudonym)
 }
 
 // CoUsed returns the services most used by those who used one of used.
 func (s *Store) CoUsed(ctx context.Context, used []string, minCitizens, limit int) ([]store.CoUse, error) {
+	if err := s.FoldRollups(ctx); err != nil {
+		return nil, err
+	}
 	out := []store.CoUse{}
 	if len(used) == 0 {
 		return out, nil
@@ -277,6 +340,9 @@ const purgeChunk = 5000
 
 // PurgeEvents deletes raw events received before t, a chunk per transaction.
 func (s *Store) PurgeEvents(ctx context.Context, before time.Time) (int64, error) {
+	if err := s.FoldRollups(ctx); err != nil { // the rollups keep what is purged
+		return 0, err
+	}
 	var total int64
 	for {
 		var n int64
@@ -308,10 +374,12 @@ func (s *Store) scanRollups(ctx context.Context, sc rollup.Scan, add func(rollup
 	}
 	defer rows.Close()
 	r := rollup.Row{Key: rollup.Key{Kind: sc.Kind}}
+	var sketch sql.RawBytes // the driver's bytes, not a copy: add only reads them (rollup.ScanFunc)
 	for rows.Next() {
-		if err := rows.Scan(&r.K1, &r.K2, &r.K3, &r.Bucket, &r.Events, &r.Citizens); err != nil {
+		if err := rows.Scan(&r.K1, &r.K2, &r.K3, &r.Bucket, &r.Events, &sketch); err != nil {
 			return fmt.Errorf("store: rollups: %w", err)
 		}
+		r.Citizens = sketch
 		add(r)
 	}
 	return rows.Err()
@@ -319,15 +387,24 @@ func (s *Store) scanRollups(ctx context.Context, sc rollup.Scan, add func(rollup
 
 // Heat answers a heat query from the rollups.
 func (s *Store) Heat(ctx context.Context, q store.HeatQuery) ([]store.HeatCell, error) {
+	if err := s.FoldRollups(ctx); err != nil {
+		return nil, err
+	}
 	return rollup.QueryHeat(ctx, s.scanRollups, q)
 }
 
 // Funnel answers a funnel query from the rollups.
 func (s *Store) Funnel(ctx context.Context, q store.FunnelQuery) ([]store.FunnelStep, error) {
+	if err := s.FoldRollups(ctx); err != nil {
+		return nil, err
+	}
 	return rollup.QueryFunnel(ctx, s.scanRollups, q)
 }
 
 // SearchMisses answers a search-miss query from the rollups.
 func (s *Store) SearchMisses(ctx context.Context, q store.MissQuery) ([]store.SearchMiss, error) {
+	if err := s.FoldRollups(ctx); err != nil {
+		return nil, err
+	}
 	return rollup.QueryMisses(ctx, s.scanRollups, q)
 }

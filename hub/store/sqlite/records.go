@@ -215,7 +215,7 @@ func (s *Store) applyEffect(ctx context.Context, p *stmts, c *cursor, r *store.I
 		ev.RecvTS = fromTS(recv)
 		if err := store.CheckEvents([]store.Event{ev}); err != nil {
 			s.log.Warn("event record not stored as an event", "device", c.deviceID, "seq", r.Seq, "err", err)
-		} else if _, err := commitEvents(ctx, p, []store.Event{ev}); err != nil {
+		} else if _, err := s.commitEvents(ctx, p, []store.Event{ev}); err != nil {
 			return err
 		}
 	}

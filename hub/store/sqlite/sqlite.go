@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/internal/sqlrow"
@@ -39,6 +40,11 @@ type Store struct {
 	commitMu  sync.Mutex
 	cursors   map[epochKey]cursor
 	lastSeenW map[string]int64
+
+	// unfolded is set when events may have been stored that the rollups have not folded yet
+	// (events.go): at open, and by every transaction that stores events. foldMu serialises folds.
+	unfolded atomic.Bool
+	foldMu   sync.Mutex
 }
 
 var _ store.Store = (*Store)(nil)
@@ -76,7 +82,9 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if len(applied) > 0 {
 		log.Info("store migrated", "path", path, "applied", applied)
 	}
-	return &Store{db: db, log: log, identityStore: &identityStore{w: db.W, r: db.R, gc: newGroupCommit(db.W), logins: newLogins()}}, nil
+	s := &Store{db: db, log: log, identityStore: &identityStore{w: db.W, r: db.R, gc: newGroupCommit(db.W), logins: newLogins()}}
+	s.unfolded.Store(true) // the last process may have stored events it did not fold
+	return s, nil
 }
 
 // Close closes the database.

@@ -213,6 +213,61 @@ func testIDBindCard(t *testing.T, s store.Identity) {
 	idMust(t, s.BindIDCard(ctx, "c2", []byte("card"), []byte("x")))
 }
 
+func testIDMergeCardAccount(t *testing.T, s store.Identity) {
+	ctx := context.Background()
+	cardOnly := func(id, card string) {
+		t.Helper()
+		idMust(t, s.CreateAccount(ctx, store.Account{ID: id, Kind: "citizen", Roles: []string{"citizen"}, CreatedAt: T0,
+			IDNumberHash: []byte(card), IDNumberEnc: []byte("enc-" + id)}))
+	}
+	cardOnly("k1", "card1")
+	idCitizen(t, s, "c1")
+	idMust(t, s.PutConsent(ctx, store.Consent{AccountID: "k1", ClientID: "dept", Scopes: []string{"openid", "profile"}, GrantedAt: T0}))
+	idMust(t, s.PutConsent(ctx, store.Consent{AccountID: "k1", ClientID: "both", Scopes: []string{"openid", "phone"}, GrantedAt: T0}))
+	idMust(t, s.PutConsent(ctx, store.Consent{AccountID: "c1", ClientID: "both", Scopes: []string{"openid"}, GrantedAt: T0.Add(time.Hour)}))
+
+	idWantErr(t, s.MergeCardAccount(ctx, "k1", "c1", []byte("card9"), []byte("x"), T0), store.ErrConflict, "another card's hash")
+	idWantErr(t, s.MergeCardAccount(ctx, "nobody", "c1", []byte("card1"), []byte("x"), T0), store.ErrNotFound, "no account to merge")
+	idWantErr(t, s.MergeCardAccount(ctx, "k1", "nobody", []byte("card1"), []byte("x"), T0), store.ErrNotFound, "no account to merge into")
+	idMust(t, s.MergeCardAccount(ctx, "k1", "c1", []byte("card1"), []byte("enc-c1"), T0.Add(2*time.Hour)))
+	if _, err := s.GetAccount(ctx, "k1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the card-only account is still there: %v", err)
+	}
+	a, err := s.AccountByIDHash(ctx, []byte("card1"))
+	idMust(t, err)
+	if a.ID != "c1" || string(a.IDNumberEnc) != "enc-c1" {
+		t.Fatalf("the card is held by %+v", a)
+	}
+	cs, err := s.ListConsents(ctx, "c1")
+	idMust(t, err)
+	if len(cs) != 2 || cs[0].ClientID != "both" || len(cs[0].Scopes) != 1 || cs[1].ClientID != "dept" || len(cs[1].Scopes) != 2 {
+		t.Fatalf("consents after the merge (its own kept, the card-only one's carried): %+v", cs)
+	}
+	if cs, _ := s.ListConsents(ctx, "k1"); len(cs) != 0 {
+		t.Fatalf("the merged account's consents remain: %+v", cs)
+	}
+	ds, err := s.PendingDeletions(ctx)
+	idMust(t, err)
+	if len(ds) != 1 || ds[0].AccountID != "k1" || !ds[0].DeletedAt.Equal(T0.Add(2*time.Hour)) {
+		t.Fatalf("pending deletions %+v", ds)
+	}
+
+	// An account holding the card with another credential is not merged; nor into an account
+	// holding a card.
+	cardOnly("k2", "card2")
+	idCitizen(t, s, "c2")
+	idMust(t, s.AddPasskey(ctx, store.Passkey{ID: []byte("pk"), AccountID: "k2", Credential: []byte("{}"), CreatedAt: T0}))
+	idWantErr(t, s.MergeCardAccount(ctx, "k2", "c2", []byte("card2"), []byte("x"), T0), store.ErrConflict, "an account with a passkey")
+	idMust(t, s.DeletePasskey(ctx, "k2", []byte("pk")))
+	idMust(t, s.SetPhone(ctx, store.Phone{AccountID: "k2", Hash: []byte("n2"), Enc: []byte("e"), VerifiedAt: T0}))
+	idWantErr(t, s.MergeCardAccount(ctx, "k2", "c2", []byte("card2"), []byte("x"), T0), store.ErrConflict, "an account with a phone")
+	cardOnly("k3", "card3")
+	idWantErr(t, s.MergeCardAccount(ctx, "k3", "c1", []byte("card3"), []byte("x"), T0), store.ErrConflict, "into an account holding a card")
+	if a, err := s.GetAccount(ctx, "k3"); err != nil || string(a.IDNumberHash) != "card3" {
+		t.Fatalf("a refused merge changed the card-only account: %+v %v", a, err)
+	}
+}
+
 func testIDDeleteAccount(t *testing.T, s store.Identity) {
 	ctx := context.Background()
 	idCitizen(t, s, "c1")

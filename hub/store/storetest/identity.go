@@ -29,6 +29,7 @@ func RunIdentity(t *testing.T, open func(t *testing.T) store.Identity) {
 		{"PhoneCodeConcurrentUse", testIDPhoneCodeConcurrent},
 		{"LinksConsentsCeremonies", testIDLinksConsents},
 		{"BindIDCard", testIDBindCard},
+		{"MergeCardAccount", testIDMergeCardAccount},
 		{"DeleteAccount", testIDDeleteAccount},
 		{"Guesses", testIDGuesses},
 	}.run(t, open)

@@ -24,9 +24,11 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/identity/connector"
 )
 
-// AlipayUser is an Alipay user as an app sees her: user_id (2088...) or, for newer apps, open_id.
+// AlipayUser is an Alipay user as an app sees her: user_id (2088...) or, for newer apps, open_id,
+// and her profile (alipay.user.info.share).
 type AlipayUser struct {
-	UserID, OpenID string
+	UserID, OpenID   string
+	NickName, Avatar string
 }
 
 // Alipay is a fake of Alipay's user authorization page and of the OpenAPI gateway's
@@ -39,6 +41,11 @@ type AlipayUser struct {
 //	     -> {"alipay_system_oauth_token_response": {user_id|open_id, access_token, expires_in,
 //	        refresh_token, re_expires_in, auth_start}, "sign": "..."}
 //	     or {"error_response": {code, msg, sub_code, sub_msg}, "sign": "..."}
+//	POST /gateway.do   the same common parameters, method=alipay.user.info.share, auth_token
+//	     -> {"alipay_user_info_share_response": {code "10000", msg "Success", user_id|open_id,
+//	        nick_name, avatar}, "sign": "..."}; an unknown token (20001 aop.invalid-auth-token)
+//	        or a token of scope auth_base (40006 isv.insufficient-user-permissions) is refused
+//	        in that same member, signed.
 //
 // The request's sign is verified with the app's public key over its parameters but sign and
 // empty ones, sorted, joined as k=v with &; the answer is signed with the fake's own ("Alipay's")
@@ -52,16 +59,24 @@ type Alipay struct {
 	alipayKey *rsa.PrivateKey // signs answers
 	dir       string
 
-	mu     sync.Mutex
-	next   *AlipayUser
-	codes  map[string]*alipayCode
-	tamper bool
-	calls  int
+	mu       sync.Mutex
+	next     *AlipayUser
+	codes    map[string]*alipayCode
+	tokens   map[string]alipayGrant // access tokens issued
+	tamper   bool
+	withhold bool // alipay.user.info.share refuses (the app lacks the product)
+	calls    int
 }
 
 type alipayCode struct {
-	user AlipayUser
-	used bool
+	user  AlipayUser
+	scope string
+	used  bool
+}
+
+type alipayGrant struct {
+	user  AlipayUser
+	scope string
 }
 
 // NewAlipay starts a fake Alipay with an app whose RSA key it makes (PrivateKeyFile).
@@ -69,7 +84,7 @@ func NewAlipay(t testing.TB, appID string) *Alipay {
 	t.Helper()
 	appKey := rsaKey(t)
 	f := &Alipay{AppID: appID, appKey: &appKey.PublicKey, alipayKey: rsaKey(t), dir: t.TempDir(),
-		codes: map[string]*alipayCode{}}
+		codes: map[string]*alipayCode{}, tokens: map[string]alipayGrant{}}
 	der, _ := x509.MarshalPKCS8PrivateKey(appKey)
 	write(t, filepath.Join(f.dir, "app-key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 	pub, _ := x509.MarshalPKIXPublicKey(&f.alipayKey.PublicKey)
@@ -117,6 +132,10 @@ func (f *Alipay) Refuse()              { f.mu.Lock(); f.next = nil; f.mu.Unlock(
 func (f *Alipay) Tamper(on bool) { f.mu.Lock(); f.tamper = on; f.mu.Unlock() }
 
 // Calls is how often the gateway was called.
+// Withhold makes alipay.user.info.share refuse every profile (40006), as for an app without the
+// 获取会员信息 product.
+func (f *Alipay) Withhold(on bool) { f.mu.Lock(); f.withhold = on; f.mu.Unlock() }
+
 func (f *Alipay) Calls() int { f.mu.Lock(); defer f.mu.Unlock(); return f.calls }
 
 func (f *Alipay) authorize(w http.ResponseWriter, r *http.Request) {
@@ -135,7 +154,7 @@ func (f *Alipay) authorize(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	if f.next != nil {
 		code := token()
-		f.codes[code] = &alipayCode{user: *f.next}
+		f.codes[code] = &alipayCode{user: *f.next, scope: q.Get("scope")}
 		back.Set("auth_code", code)
 	}
 	f.mu.Unlock()
@@ -180,17 +199,27 @@ func (f *Alipay) gateway(w http.ResponseWriter, r *http.Request) {
 		f.answerError(w, "40002", "Invalid Arguments", "isv.invalid-timestamp", "非法的时间戳或版本参数")
 		return
 	}
-	if p.Get("method") != connector.AlipayTokenMethod {
+	switch p.Get("method") {
+	case connector.AlipayTokenMethod:
+		f.token(w, p)
+	case connector.AlipayUserInfoMethod:
+		f.userInfo(w, p)
+	default:
 		f.answerError(w, "40002", "Invalid Arguments", "isv.invalid-method", "不存在的方法名")
-		return
 	}
+}
+
+// token answers alipay.system.oauth.token.
+func (f *Alipay) token(w http.ResponseWriter, p url.Values) {
 	c, ok := f.codes[p.Get("code")]
 	if p.Get("grant_type") != "authorization_code" || !ok || c.used {
 		f.answerError(w, "40002", "Invalid Arguments", "isv.code-invalid", "授权码code无效")
 		return
 	}
 	c.used = true
-	m := map[string]any{"access_token": "authusrB" + token(), "expires_in": 1296000, "refresh_token": "authusrB" + token(),
+	at := "authusrB" + token()
+	f.tokens[at] = alipayGrant{user: c.user, scope: c.scope}
+	m := map[string]any{"access_token": at, "expires_in": 1296000, "refresh_token": "authusrB" + token(),
 		"re_expires_in": 2592000, "auth_start": time.Now().Format("2006-01-02 15:04:05")}
 	if c.user.UserID != "" {
 		m["user_id"] = c.user.UserID
@@ -200,6 +229,28 @@ func (f *Alipay) gateway(w http.ResponseWriter, r *http.Request) {
 	}
 	b, _ := json.Marshal(m)
 	f.answer(w, "alipay_system_oauth_token_response", string(b))
+}
+
+// userInfo answers alipay.user.info.share: the profile of the auth_token's user, or a refusal
+// in the method's own member.
+func (f *Alipay) userInfo(w http.ResponseWriter, p url.Values) {
+	const member = "alipay_user_info_share_response"
+	g, ok := f.tokens[p.Get("auth_token")]
+	m := map[string]string{"code": "10000", "msg": "Success"}
+	switch {
+	case !ok:
+		m = map[string]string{"code": "20001", "msg": "Insufficient Token Permissions", "sub_code": "aop.invalid-auth-token", "sub_msg": "无效的访问令牌"}
+	case g.scope != "auth_user" || f.withhold:
+		m = map[string]string{"code": "40006", "msg": "Insufficient Permissions", "sub_code": "isv.insufficient-user-permissions", "sub_msg": "用户未授权获取会员信息"}
+	default:
+		for k, v := range map[string]string{"user_id": g.user.UserID, "open_id": g.user.OpenID, "nick_name": g.user.NickName, "avatar": g.user.Avatar} {
+			if v != "" {
+				m[k] = v
+			}
+		}
+	}
+	b, _ := json.Marshal(m)
+	f.answer(w, member, string(b))
 }
 
 func (f *Alipay) answerError(w http.ResponseWriter, code, msg, subCode, subMsg string) {
@@ -217,6 +268,7 @@ func (f *Alipay) answer(w http.ResponseWriter, member, text string) {
 	}
 	if f.tamper {
 		text = strings.Replace(text, `"user_id":"2088`, `"user_id":"2099`, 1)
+		text = strings.Replace(text, `"nick_name":"`, `"nick_name":"假`, 1)
 	}
 	writeJSONText(w, fmt.Sprintf(`{%q:%s,"sign":%q}`, member, text, base64.StdEncoding.EncodeToString(sig)))
 }

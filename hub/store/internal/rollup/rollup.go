@@ -277,21 +277,20 @@ func newFolder[K comparable](key func(Row) K) *Folder[K] {
 	return &Folder[K]{key: key, groups: map[K]*group{}}
 }
 
-// Add folds a row in; a corrupt sketch is remembered and reported by Err.
+// Add folds a row in; a corrupt sketch is remembered and reported by Err. r.Citizens is only
+// read while Add runs (a backend may pass bytes it reuses).
 func (f *Folder[K]) Add(r Row) {
-	s, err := DecodeSketch(r.Citizens)
-	if err != nil {
-		f.err = err
-		return
-	}
 	k := f.key(r)
 	g := f.groups[k]
 	if g == nil {
 		g = &group{}
 		f.groups[k] = g
 	}
+	if err := g.citizens.MergeEncoded(r.Citizens); err != nil {
+		f.err = err
+		return
+	}
 	g.events += r.Events
-	g.citizens.Merge(s)
 }
 
 // Err is the first corrupt sketch met.
@@ -392,7 +391,8 @@ func CoUsePairs(old, added []string) [][2]string {
 	return out
 }
 
-// ScanFunc reads the rows of a Scan from a backend, calling add for each.
+// ScanFunc reads the rows of a Scan from a backend, calling add for each. A row's Citizens bytes
+// need only stay valid until add returns.
 type ScanFunc func(ctx context.Context, sc Scan, add func(Row)) error
 
 // QueryHeat answers a heat query with a backend's scan.

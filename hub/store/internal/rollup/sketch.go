@@ -144,6 +144,40 @@ func (s Sketch) Encode() []byte {
 	return b
 }
 
+// MergeEncoded merges the sketch that Encode wrote into b, as Merge(DecodeSketch(b)) would,
+// without copying it first: a heat query folds thousands of stored sketches. b is only read, and
+// may be reused by the caller when MergeEncoded returns. Corrupt bytes leave s unchanged.
+func (s *Sketch) MergeEncoded(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if len(b) < 2 || b[0] != version {
+		return ErrCorrupt
+	}
+	body := b[2:]
+	switch b[1] {
+	case modeDense:
+		if len(body) != registers {
+			return ErrCorrupt
+		}
+		if s.dense == nil {
+			s.densify()
+		}
+		for i, r := range body {
+			s.dense[i] = max(s.dense[i], r)
+		}
+		return nil
+	case modeSparse:
+		o, err := DecodeSketch(b) // at most SparseMax hashes
+		if err != nil {
+			return err
+		}
+		s.Merge(o)
+		return nil
+	}
+	return ErrCorrupt
+}
+
 // DecodeSketch reads what Encode wrote; empty bytes are the empty sketch.
 func DecodeSketch(b []byte) (Sketch, error) {
 	var s Sketch

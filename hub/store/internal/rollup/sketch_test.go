@@ -3,6 +3,7 @@ package rollup
 import (
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -60,6 +61,34 @@ func TestSketchLarge(t *testing.T) {
 	}
 }
 
+// MergeEncoded merges stored bytes as Merge merges the decoded sketch, sparse and dense alike.
+func TestMergeEncoded(t *testing.T) {
+	small, large := Sketch{}, Sketch{}
+	for i := range uint64(100) {
+		small.Add(i*0x9e3779b97f4a7c15 + 1)
+	}
+	for i := range uint64(5000) {
+		large.Add(i*0xbf58476d1ce4e5b9 + 3)
+	}
+	for _, into := range []Sketch{{}, small, large} {
+		for _, o := range []Sketch{{}, small, large} {
+			want, got := into, into
+			want.sparse, got.sparse = slices.Clone(into.sparse), slices.Clone(into.sparse)
+			want.dense, got.dense = slices.Clone(into.dense), slices.Clone(into.dense)
+			want.Merge(o)
+			if err := got.MergeEncoded(o.Encode()); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got.Encode(), want.Encode()) {
+				t.Errorf("%d into %d: MergeEncoded gave count %d, Merge %d", o.Count(), into.Count(), got.Count(), want.Count())
+			}
+		}
+	}
+	if err := small.MergeEncoded([]byte{1, 1, 0}); err != ErrCorrupt {
+		t.Errorf("corrupt dense bytes: %v, want ErrCorrupt", err)
+	}
+}
+
 func FuzzDecodeSketch(f *testing.F) {
 	var s Sketch
 	s.Add(1)
@@ -67,9 +96,24 @@ func FuzzDecodeSketch(f *testing.F) {
 	f.Add(s.Encode())
 	f.Add([]byte{1, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// MergeEncoded takes exactly the bytes DecodeSketch takes, and merges the same sketch.
+		var into Sketch
+		into.Add(7)
 		s, err := DecodeSketch(b)
+		if errM := into.MergeEncoded(b); (errM == nil) != (err == nil) {
+			t.Fatalf("MergeEncoded: %v, DecodeSketch: %v", errM, err)
+		}
 		if err != nil {
+			if into.Count() != 1 {
+				t.Fatalf("corrupt bytes changed the sketch: count %d", into.Count())
+			}
 			return
+		}
+		want := Sketch{}
+		want.Add(7)
+		want.Merge(s)
+		if into.Count() != want.Count() {
+			t.Fatalf("MergeEncoded count %d, Merge %d", into.Count(), want.Count())
 		}
 		s2, err := DecodeSketch(s.Encode())
 		if err != nil || s2.Count() != s.Count() {
