@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/identity/identitytest"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/pgtest"
 )
 
 // BenchmarkRefreshGrantHub: refresh-token grants against a real fleet-hub process over HTTPS
@@ -24,12 +27,33 @@ import (
 // The hub trusts the bench as a reverse proxy and every request names its own client address
 // (X-Forwarded-For), as when many clients reach the hub: the per-address token limit stays on
 // but is not what is measured. It reports tokens/s and the hub's CPU use (percent of one core).
-// KF_BENCH_CPUPROFILE=FILE saves a 10 s CPU profile of the hub during the run.
+// KF_BENCH_CPUPROFILE=FILE saves a 10 s CPU profile of the hub during the run. KF_BENCH_POSTGRES=1
+// runs the hub as a replica on a PostgreSQL server of the benchmark's own (fsync on), set up by
+// fleet-hub init, and reports that server's CPU too (pg-cpu-%): make bench's cluster scenario
+// compares it with the SQLite hub.
 func BenchmarkRefreshGrantHub(b *testing.B) {
 	const refreshWorkers = 16
 	h := unstartedHub(b)
 	pprofAddr := freeAddr(b)
 	h.args = []string{"--pprof-addr", pprofAddr, "--log-level", "warn", "--trusted-proxies", "127.0.0.1"}
+	var pg *pgtest.Server
+	if os.Getenv("KF_BENCH_POSTGRES") == "1" {
+		var err error
+		if pg, err = pgtest.Start(b.Context(), "fsync=on", "full_page_writes=on"); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { pg.Close() })
+		_, st, err := pg.CreateDatabase(b.Context())
+		if err != nil {
+			b.Fatal(err)
+		}
+		public := "https://" + h.httpAddr
+		if out, err := exec.Command(filepath.Join(binDir, "fleet-hub"), "init", "--data", h.dir, "--store", st, "--public-url", public,
+			"--log-level", "warn").CombinedOutput(); err != nil {
+			b.Fatalf("fleet-hub init: %v\n%s", err, out)
+		}
+		h.args = append(h.args, "--store", st, "--public-url", public)
+	}
 	h.start()
 	password := adminPassword(b, h)
 	secret := credential(b, h, `client secret fleet-console`)
@@ -92,6 +116,17 @@ func BenchmarkRefreshGrantHub(b *testing.B) {
 	}
 	pid := h.p.cmd.Process.Pid
 	cpu0 := procCPU(b, pid)
+	pgCPU := func() time.Duration {
+		if pg == nil {
+			return 0
+		}
+		d, err := pg.CPU()
+		if err != nil {
+			b.Fatal(err)
+		}
+		return d
+	}
+	pg0 := pgCPU()
 	b.ResetTimer()
 	start := time.Now()
 	var left atomic.Int64
@@ -114,6 +149,9 @@ func BenchmarkRefreshGrantHub(b *testing.B) {
 	cpu := procCPU(b, pid) - cpu0
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "tokens/s")
 	b.ReportMetric(100*cpu.Seconds()/elapsed.Seconds(), "hub-cpu-%")
+	if pg != nil {
+		b.ReportMetric(100*(pgCPU()-pg0).Seconds()/elapsed.Seconds(), "pg-cpu-%")
+	}
 	if profile != nil {
 		if err := <-profile; err != nil {
 			b.Log("cpu profile:", err)

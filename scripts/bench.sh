@@ -531,6 +531,15 @@ if ! skip cluster; then
       "p99 <= $(downlink_pct published 0.99 1 2) ms, max <= $(downlink_pct published 1 1 2) ms; marked: p99 <= $(downlink_pct marked 0.99 1 2) ms"
     stop_replicas
     kill -INT "$PGPID"; wait "$PGPID" 2>/dev/null || true; PGPID=
+
+    # Refresh grants over HTTPS against one replica (a fleet-hub process) on a PostgreSQL of the
+    # benchmark's own (fsync on), 16 clients: the SQLite hub's refresh row, like for like.
+    KF_BENCH_POSTGRES=1 go test -run '^$' -bench 'BenchmarkRefreshGrantHub' -benchtime 10000x -count 1 ./e2e/ 2>&1 \
+      | grep -E '^(Benchmark|ok|FAIL)' | tee "$RUN/refresh-pg.txt"
+    read -r tps hcpu pcpu < <(paste <(metric "$RUN/refresh-pg.txt" BenchmarkRefreshGrantHub tokens/s) \
+      <(metric "$RUN/refresh-pg.txt" BenchmarkRefreshGrantHub hub-cpu-%) <(metric "$RUN/refresh-pg.txt" BenchmarkRefreshGrantHub pg-cpu-%)) || true
+    row "refresh grant over HTTPS, a replica on PostgreSQL, 16 clients" ">= 2,000 tokens/s" \
+      "${tps:-see refresh-pg.txt} tokens/s; CPU per grant: replica $(awk -v t="${tps:-0}" -v c="${hcpu:-0}" 'BEGIN{if (t > 0) printf "%.0f", c * 1e4 / t}') us, PostgreSQL $(awk -v t="${tps:-0}" -v c="${pcpu:-0}" 'BEGIN{if (t > 0) printf "%.0f", c * 1e4 / t}') us"
   fi
 fi
 if ! skip go && [ -f "$RUN/go.txt" ]; then

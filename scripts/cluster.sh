@@ -35,6 +35,12 @@ mkdir -p "$LOGS"
 PROG=cluster
 # shellcheck source=scripts/procs.sh
 . "$ROOT/scripts/procs.sh"
+STOP_LAST=postgres # once the replicas have released their kiosks
+# Each child runs in a session of its own (setsid), so Ctrl-C reaches this script alone, which
+# stops them in order: a child that got the terminal's SIGINT too would stop on its own, PostgreSQL
+# before the replicas are done with it, and bash takes a child that stopped cleanly on SIGINT as
+# the one that handled it, so its INT trap would not run.
+own() { spawn "$1" setsid "${@:2}"; }
 
 for p in haproxy; do
   command -v "$p" >/dev/null || { echo "cluster: $p is missing: apt-get install haproxy (or make test-deps)" >&2; exit 1; }
@@ -57,9 +63,9 @@ if [ ! -f "$PGDATA/PG_VERSION" ]; then
 fi
 # Loopback only, trust authentication (no password on 127.0.0.1): a development cluster. Every
 # commit is durable (fsync and synchronous_commit on, the defaults).
-spawn postgres "${AS_PG[@]}" "$PGBIN/postgres" -D "$PGDATA" -p "${PG_ADDR##*:}" -c listen_addresses="${PG_ADDR%:*}" \
+own postgres "${AS_PG[@]}" "$PGBIN/postgres" -D "$PGDATA" -p "${PG_ADDR##*:}" -c listen_addresses="${PG_ADDR%:*}" \
   -c unix_socket_directories= -c max_connections=200
-await 30 "PostgreSQL accepting connections on $PG_ADDR" postgres "$PGBIN/pg_isready" -q -h "${PG_ADDR%:*}" -p "${PG_ADDR##*:}"
+await 30 "PostgreSQL accepting connections on $PG_ADDR" postgres "$PGBIN/pg_isready" -q -h "${PG_ADDR%:*}" -p "${PG_ADDR##*:}" -U kioskfleet -d postgres
 "$PGBIN/createdb" -h "${PG_ADDR%:*}" -p "${PG_ADDR##*:}" -U kioskfleet kioskfleet 2>/dev/null || true
 
 if [ ! -f "$DATA/identity.secret" ]; then
@@ -75,7 +81,7 @@ fi
 LB_SOURCE=127.0.0.2
 export KF_LB_MQTT=$LB_MQTT KF_LB_HTTP=$LB_HTTP KF_CA=$CA KF_LB_SOURCE=$LB_SOURCE
 replica() { # replica I: start replica rI
-  spawn "r$1" "$BIN/fleet-hub" --data "$DATA" --store "$STORE" --replica "r$1" \
+  own "r$1" "$BIN/fleet-hub" --data "$DATA" --store "$STORE" --replica "r$1" \
     --http-addr "127.0.0.1:${R_HTTP[$1]}" --mqtt-addr "127.0.0.1:${R_MQTT[$1]}" \
     --public-url "$HUB" --advertise-mqtt "$LB_MQTT" --proxy-protocol-from "$LB_SOURCE"
 }
@@ -87,7 +93,7 @@ healthy() { "$BIN/fleetctl" --hub "$1" --ca "$CA" --token-file "$TOKEN_FILE" hea
 for i in 0 1 2; do
   await 30 "replica r$i healthy" "r$i" healthy "https://127.0.0.1:${R_HTTP[$i]}"
 done
-spawn haproxy haproxy -db -f "$ROOT/scripts/haproxy.cfg"
+own haproxy haproxy -db -f "$ROOT/scripts/haproxy.cfg"
 await 15 "the load balancer answering at $HUB" haproxy healthy "$HUB"
 fleetctl() { "$BIN/fleetctl" --hub "$HUB" --ca "$CA" --token-file "$TOKEN_FILE" "$@"; }
 
@@ -98,10 +104,12 @@ if [ ! -f "$AGENT/identity.json" ]; then
   "$BIN/kiosk-agent" enroll --data "$AGENT" --hub "$HUB" --token "$ET" --model "demo-kiosk" >/dev/null
 fi
 DEV=$(sed -n 's/.*"deviceId": *"\([^"]*\)".*/\1/p' "$AGENT/identity.json")
-spawn agent "$BIN/kiosk-agent" run --data "$AGENT" --synthetic-rate 2
+own agent "$BIN/kiosk-agent" run --data "$AGENT" --synthetic-rate 2
 holder() { fleetctl devices show "$DEV" -o json 2>/dev/null | sed -n 's/.*"replica": *"\([^"]*\)".*/\1/p' | head -1; }
 online() { fleetctl devices show "$DEV" -o json 2>/dev/null | grep -q '"online": *true'; }
 await 30 "kiosk $DEV online" agent online
+H=$(holder)
+H=${H:-r0}
 
 cat <<MSG
 
@@ -116,16 +124,17 @@ kioskfleet is running scaled out: three hub replicas on PostgreSQL, behind HAPro
   hub CA         $CA   (curl --cacert $CA $HUB/healthz)
   admin token    $(cat "$TOKEN_FILE")
   staff login    user admin, password in $DATA/initial-credentials (written by fleet-hub init)
-  kiosk agent    $DEV, at replica $(holder)  (data: $AGENT)
+  kiosk agent    $DEV, at replica $H  (data: $AGENT)
   logs           $LOGS/
 
 Try, in another terminal:
   export KF_HUB=$HUB KF_CA=$CA KF_TOKEN_FILE=$TOKEN_FILE
-  ./bin/fleetctl devices show $DEV                   # "replica": which replica holds its session
-  kill -9 \$(pgrep -f -- '--replica $(holder) ')    # the kiosk moves to another replica; shown there
+  ./bin/fleetctl devices show $DEV -o json | grep '"replica"'   # which replica holds its session
+  kill -9 \$(pgrep -f -- '--replica $H --http-addr 127.0.0.1:${R_HTTP[${H#r}]} ')
+                                                     # the kiosk moves to another replica; shown there
   ./bin/fleetctl commands send $DEV ping --wait 30s  # written on any replica, sent by the holder
-  ./bin/fleetsim --hub $HUB --ca $CA --agents 300 --rate 5 --duration 60s --state $VAR/fleetsim
-                                                     # 300 more simulated kiosks, spread by HAProxy
+  ./bin/fleetsim --hub $HUB --ca $CA --token \$(cat $TOKEN_FILE) --agents 300 --rate 5 \\
+      --duration 60s --state $VAR/fleetsim           # 300 more simulated kiosks, spread by HAProxy
 
 A replica that stops is started again after 2 s, as a supervisor would. Ctrl-C stops everything.
 MSG
@@ -138,7 +147,8 @@ while :; do
   wait -n -p gone "${pids[@]}" || st=$?
   for i in "${!pids[@]}"; do
     if [ "${pids[$i]}" = "$gone" ] && [[ ${names[$i]} == r[0-9] ]]; then
-      echo "cluster: replica ${names[$i]} exited (status $st); starting it again in 2 s"
+      echo "cluster: replica ${names[$i]} exited (status $st); starting it again in 2 s (its log: $LOGS/${names[$i]}.log.1)"
+      mv -f "$LOGS/${names[$i]}.log" "$LOGS/${names[$i]}.log.1"
       n=${names[$i]#r}
       unset "pids[$i]" "names[$i]"
       sleep 2

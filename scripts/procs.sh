@@ -12,20 +12,26 @@ spawn() { # spawn NAME COMMAND...
 }
 
 # stop CODE: stop the children (SIGTERM, SIGKILL after 5 s) and exit with CODE, or 1 if one had
-# to be killed.
+# to be killed. The children named in STOP_LAST (space-separated: a database the others use) get
+# their SIGTERM once the others have ended, and 30 s (a database's shutdown checkpoint).
 stop() {
-  local code=$1 i k left keys=("${!pids[@]}") # newest first; a restarted child's index is new
-  trap - INT TERM EXIT
-  for ((k = ${#keys[@]} - 1; k >= 0; k--)); do kill -TERM "${pids[${keys[$k]}]}" 2>/dev/null || true; done
-  for _ in $(seq 50); do
-    left=0
-    for i in "${!pids[@]}"; do kill -0 "${pids[$i]}" 2>/dev/null && left=1; done
-    ((left)) || break
-    sleep 0.1
+  local code=$1 i k left last keys=("${!pids[@]}") # newest first; a restarted child's index is new
+  trap - INT TERM HUP EXIT
+  for last in 0 1; do # the others, then STOP_LAST
+    for ((k = ${#keys[@]} - 1; k >= 0; k--)); do
+      i=${keys[$k]}
+      if [ "$(stage "$i")" = "$last" ]; then kill -TERM "${pids[$i]}" 2>/dev/null || true; fi
+    done
+    for _ in $(seq $((last ? 300 : 50))); do
+      left=0
+      for i in "${!pids[@]}"; do [ "$(stage "$i")" -le "$last" ] && kill -0 "${pids[$i]}" 2>/dev/null && left=1; done
+      ((left)) || break
+      sleep 0.1
+    done
   done
   for i in "${!pids[@]}"; do
     if kill -KILL "${pids[$i]}" 2>/dev/null; then
-      echo "$PROG: ${names[$i]} did not stop within 5 s of SIGTERM; killed it (log: $LOGS/${names[$i]}.log)" >&2
+      echo "$PROG: ${names[$i]} did not stop within $(($(stage "$i") ? 30 : 5)) s of SIGTERM; killed it (log: $LOGS/${names[$i]}.log)" >&2
       code=1
     fi
   done
@@ -33,8 +39,11 @@ stop() {
   echo "stopped. Data kept in $VAR/ (delete it to start afresh)."
   exit "$code"
 }
-trap 'echo; echo "stopping..."; stop 0' INT TERM
+trap 'echo; echo "stopping..."; stop 0' INT TERM HUP
 trap 'stop $?' EXIT # a failed step (set -e) stops the children too
+
+# stage I: 1 if child I is named in STOP_LAST, else 0.
+stage() { if [[ " ${STOP_LAST:-} " == *" ${names[$1]} "* ]]; then echo 1; else echo 0; fi; }
 
 # show_log NAME: the end of a child's log, indented.
 show_log() { tail -n 20 "$LOGS/$1.log" | sed 's/^/  | /' >&2; }

@@ -6,11 +6,12 @@
 //
 // The hub decides which kiosks a job holds (the creator's scope, when it is created); the job's
 // kiosks are fixed from then on. Each kiosk acted on is an entry of the staff audit log, in the
-// creator's name. Sending is idempotent: a command's ID is derived from the job and the kiosk, a
-// desired document already in place is not set again, and a revoked kiosk stays revoked; so a
-// step repeated after a crash never acts twice. (Two hub replicas stepping one job at the same
-// moment may both set the same desired document, one version after the other, and audit the
-// kiosk twice; the kiosk runs the same settings.)
+// creator's name. Hub replicas step every job; a replica acts only on the kiosks it claimed in the
+// database (store.Bulk.ClaimBulkItems), so replicas stepping one job at the same moment act on
+// each kiosk once. A claim lasts claimFor: the kiosks of a replica that died while acting on them
+// are claimed again after that, and acting is idempotent: a command's ID is derived from the job
+// and the kiosk, a desired document already in place is not set again, and a revoked kiosk stays
+// revoked; so a step repeated after a crash never acts twice.
 package bulk
 
 import (
@@ -85,8 +86,9 @@ type Config struct {
 
 // Engine runs bulk jobs.
 type Engine struct {
-	cfg  Config
-	kick chan struct{}
+	cfg   Config
+	kick  chan struct{}
+	owner string // whose claims this engine's are
 }
 
 // young is how long after its creation a job is stepped every Tick.
@@ -109,7 +111,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.SlowTick <= 0 {
 		cfg.SlowTick = 15 * time.Second
 	}
-	return &Engine{cfg: cfg, kick: make(chan struct{}, 1)}, nil
+	return &Engine{cfg: cfg, kick: make(chan struct{}, 1), owner: randomHex(8)}, nil
 }
 
 func (e *Engine) now() time.Time { return e.cfg.Now().UTC() }
@@ -466,13 +468,21 @@ func (e *Engine) Run(ctx context.Context) {
 	}
 }
 
-// flushEvery is how many changed kiosks a step stores at once: a large job shows its progress
-// while it is being sent.
+// flushEvery is how many changed kiosks a step stores at once (a large job shows its progress
+// while it is being sent), and how many it claims at once.
 const flushEvery = 100
 
-// Step sends the job's action to its kiosks not yet acted on, follows the others' progress,
-// fails those not confirmed when the job expires, and finishes the job when every kiosk is
-// acked or failed.
+// A step acts on the kiosks it claimed for claimFor only within claimUse of claiming them: the
+// rest of the claim is the margin of the action under way and of the replicas' clocks. The
+// kiosks left are claimed again, by this replica or another.
+const (
+	claimFor = time.Minute
+	claimUse = claimFor / 2
+)
+
+// Step follows the progress of the job's kiosks acted on, claims those not yet acted on and acts
+// on them, fails those not confirmed when the job expires, and finishes the job when every kiosk
+// is acked or failed.
 func (e *Engine) Step(ctx context.Context, j store.BulkJob) error {
 	var sp spec
 	if err := json.Unmarshal(j.Request, &sp); err != nil {
@@ -500,37 +510,69 @@ func (e *Engine) Step(ctx context.Context, j store.BulkJob) error {
 		changed = changed[:0]
 		return nil
 	}
-	done := true
-	for _, it := range items {
-		if terminal(it.State) {
-			continue
-		}
+	// next acts on one kiosk (act) and records its new state, stored every flushEvery kiosks.
+	done, unsent := true, 0
+	next := func(it store.BulkItem, act func(store.BulkItem, time.Time) (store.BulkItem, error)) error {
 		now := e.now()
-		var next store.BulkItem
-		if it.Ref == "" {
-			next, err = e.send(ctx, j, sp, it, now)
-		} else {
-			next, err = e.progress(ctx, sp, it)
-		}
+		n, err := act(it, now)
 		if err != nil {
 			return errors.Join(err, flush())
 		}
-		if !terminal(next.State) && !now.Before(j.ExpiresAt) {
-			next.State, next.Error = api.BulkFailed, "not confirmed before the job expired"
+		if !terminal(n.State) && !now.Before(j.ExpiresAt) {
+			n.State, n.Error = api.BulkFailed, "not confirmed before the job expired"
 		}
-		if next.State != it.State || next.Ref != it.Ref || next.Error != it.Error {
-			next.UpdatedAt = now
-			changed = append(changed, next)
+		if n.State != it.State || n.Ref != it.Ref || n.Error != it.Error {
+			n.UpdatedAt = now
+			changed = append(changed, n)
 		}
-		done = done && terminal(next.State)
+		done = done && terminal(n.State)
 		if len(changed) >= flushEvery {
-			if err := flush(); err != nil {
+			return flush()
+		}
+		return nil
+	}
+	follow := func(it store.BulkItem, _ time.Time) (store.BulkItem, error) { return e.progress(ctx, sp, it) }
+	send := func(it store.BulkItem, now time.Time) (store.BulkItem, error) { return e.send(ctx, j, sp, it, now) }
+	for _, it := range items {
+		switch {
+		case terminal(it.State):
+		case it.Ref == "":
+			unsent++ // acted on below, by this replica or another
+		default:
+			if err := next(it, follow); err != nil {
 				return err
 			}
 		}
 	}
 	if err := flush(); err != nil {
 		return err
+	}
+	for unsent > 0 {
+		now := e.now()
+		claimed, err := e.cfg.Store.ClaimBulkItems(ctx, j.ID, store.BulkClaim{Owner: e.owner, State: api.BulkQueued,
+			Now: now, Until: now.Add(claimFor), N: flushEvery})
+		if err != nil {
+			return errors.Join(err, flush())
+		}
+		for i, it := range claimed {
+			if e.now().Sub(now) > claimUse {
+				claimed = claimed[:i] // claimed again at the next step
+				break
+			}
+			if err := next(it, send); err != nil {
+				return err
+			}
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		unsent -= len(claimed)
+		if len(claimed) < flushEvery {
+			break // the others are another replica's, or left for the next step
+		}
+	}
+	if unsent > 0 {
+		done = false
 	}
 	if done {
 		e.cfg.Log.Info("bulk job done", "job", j.ID, "action", j.Action, "kiosks", j.Count)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,12 +15,17 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/hub/bulk"
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/store/postgres"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
 	"github.com/kioskfleet/kioskfleet/hub/store/storetest"
 	"github.com/kioskfleet/kioskfleet/pkg/api"
+	"github.com/kioskfleet/kioskfleet/pkg/pgtest"
 	"github.com/kioskfleet/kioskfleet/pkg/polltest"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
+
+// TestMain runs the package on a PostgreSQL server of its own (pgtest) for TestTwoReplicas.
+func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
 
 // hub records what the engine pushed and cut.
 type hub struct {
@@ -61,7 +68,7 @@ func (c *clock) add(d time.Duration) {
 
 type fixture struct {
 	t     *testing.T
-	st    *sqlite.Store
+	st    store.Store
 	e     *bulk.Engine
 	hub   *hub
 	clock *clock
@@ -86,12 +93,14 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newFixtureOn(t, st)
+}
+
+// newFixtureOn is newFixture on st, which it closes when t ends.
+func newFixtureOn(t *testing.T, st store.Store) *fixture {
 	t.Cleanup(func() { st.Close() })
 	f := &fixture{t: t, st: st, hub: &hub{}, clock: &clock{t: storetest.T0}, seq: map[string]uint64{}}
-	f.e, err = bulk.New(bulk.Config{Store: st, Sessions: f.hub, Dispatch: f.hub, Notify: f.hub.Notify, Now: f.clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.e = f.engine(f.hub)
 	ctx := t.Context()
 	for _, s := range []store.Site{{ID: "ns", Name: "Nanshan", Region: "440305"}, {ID: "ft", Name: "Futian", Region: "440304"}, {ID: "gz", Name: "GZ", Region: "440104"}} {
 		if err := st.CreateSite(ctx, s); err != nil {
@@ -125,6 +134,16 @@ func (f *fixture) commit(id string, effect store.Effect) {
 	if _, err := f.st.CommitBatches(f.t.Context(), []store.Batch{b}); err != nil {
 		f.t.Fatal(err)
 	}
+}
+
+// engine returns another engine on the fixture's store and clock (a hub replica's), reporting to h.
+func (f *fixture) engine(h *hub) *bulk.Engine {
+	f.t.Helper()
+	e, err := bulk.New(bulk.Config{Store: f.st, Sessions: h, Dispatch: h, Notify: h.Notify, Now: f.clock.Now})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return e
 }
 
 func (f *fixture) create(who bulk.Actor, req api.BulkRequest) api.BulkJob {
@@ -395,6 +414,86 @@ func TestRun(t *testing.T) {
 		return err == nil && g.State == api.BulkDone && g.Counts.Acked == 1
 	}) {
 		t.Fatalf("job not done: %+v %v", g, err)
+	}
+}
+
+// TestClaimEnds: kiosks another replica claimed are left to it until its claim ends (the
+// replica died); then this one acts on them.
+func TestClaimEnds(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	j := f.create(engineer, api.BulkRequest{Action: api.BulkDesired, Desired: json.RawMessage(`{"a":1}`), Expect: n(3), IdempotencyKey: "key-claims-1"})
+	dead, err := f.st.ClaimBulkItems(ctx, j.ID, store.BulkClaim{Owner: "dead", State: api.BulkQueued, Now: storetest.T0,
+		Until: storetest.T0.Add(time.Minute), N: 2})
+	if err != nil || len(dead) != 2 {
+		t.Fatalf("claim = %+v, %v", dead, err)
+	}
+	want(t, "while another replica holds n1, n2", f.step(j.ID), []string{"n1=queued", "n2=queued", "n3=queued"})
+	want(t, "pushed", f.hub.pushed, []string{"n3"})
+	if g, _ := f.e.Get(ctx, nil, j.ID); g.State != api.BulkRunning {
+		t.Fatalf("job = %+v", g)
+	}
+	f.clock.add(time.Minute + time.Second)
+	want(t, "after its claim ended", f.step(j.ID), []string{"n1=delivered", "n2=delivered", "n3=queued"})
+	want(t, "pushed", f.hub.pushed, []string{"n3", "n1", "n2"})
+}
+
+// TestTwoReplicas: two engines (two hub replicas) on one PostgreSQL database step one job at
+// the same moment, several times: each kiosk's desired document is set once (version 1), pushed
+// once and audited once.
+func TestTwoReplicas(t *testing.T) {
+	st, err := postgres.Open(t.Context(), pgtest.DB(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureOn(t, st)
+	ctx := t.Context()
+	const kiosks = 250
+	for i := range kiosks {
+		storetest.Enroll(t, st, "ns", fmt.Sprintf("m%03d", i))
+	}
+	j := f.create(admin, api.BulkRequest{Filter: api.BulkFilter{Site: "ns"}, Action: api.BulkDesired, Desired: json.RawMessage(`{"volume":3}`),
+		Expect: n(kiosks + len(nanshan)), IdempotencyKey: "key-replicas-1"})
+	job, err := st.GetBulkJob(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubs := []*hub{{}, {}}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for _, h := range hubs {
+		e := f.engine(h)
+		wg.Go(func() {
+			<-start
+			for range 3 {
+				if err := e.Step(ctx, job); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	pushed := map[string]int{}
+	for i, h := range hubs {
+		t.Logf("replica %d pushed to %d kiosks", i, len(h.pushed))
+		for _, id := range h.pushed {
+			pushed[id]++
+		}
+	}
+	items, err := st.BulkItems(ctx, j.ID)
+	if err != nil || len(items) != j.Count {
+		t.Fatalf("items = %d, %v", len(items), err)
+	}
+	for _, it := range items {
+		d, err := st.GetDesired(ctx, it.DeviceID)
+		if err != nil || d.Version != 1 || pushed[it.DeviceID] != 1 || it.Ref != "1" {
+			t.Errorf("%s: desired version %d (%v), pushed %d times, item %+v; want set and pushed once", it.DeviceID, d.Version, err, pushed[it.DeviceID], it)
+		}
+	}
+	audit, err := st.ListAudit(ctx, store.StaffActionFilter{Actor: "admin", Limit: 1000})
+	if err != nil || len(audit) != j.Count {
+		t.Fatalf("audit: %d entries, %v; want %d", len(audit), err, j.Count)
 	}
 }
 

@@ -225,7 +225,7 @@ func openLoop(b *testing.B, what string, every time.Duration, op func(i int) err
 
 // BenchmarkRefreshGrantPostgres is BenchmarkRefreshGrant with the provider's store on
 // PostgreSQL (a server of the benchmark's own, fsync on, the store's default pool), as hub
-// replicas keep it.
+// replicas keep it. It reports PostgreSQL's CPU per grant (pg-cpu-us/op) beside this process's.
 func BenchmarkRefreshGrantPostgres(b *testing.B) {
 	ctx := context.Background()
 	srv, err := pgtest.Start(ctx, "fsync=on", "full_page_writes=on")
@@ -247,5 +247,16 @@ func BenchmarkRefreshGrantPostgres(b *testing.B) {
 	e := identitytest.NewOn(b, st)
 	toks := grantTokens(b, e, 32)
 	var next atomic.Int32
-	b.Run("loopback", func(b *testing.B) { benchRefresh(b, e, clients(e)["loopback"], toks, &next) })
+	b.Run("loopback", func(b *testing.B) {
+		cpu0, err := srv.CPU()
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchRefresh(b, e, clients(e)["loopback"], toks, &next)
+		cpu, err := srv.CPU()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64((cpu-cpu0).Microseconds())/float64(b.N), "pg-cpu-us/op")
+	})
 }

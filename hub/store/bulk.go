@@ -19,6 +19,12 @@ type Bulk interface {
 	ListBulkJobs(ctx context.Context, unfinished bool, limit int) ([]BulkJob, error)
 	// BulkItems lists a job's kiosks by ID.
 	BulkItems(ctx context.Context, id string) ([]BulkItem, error)
+	// ClaimBulkItems claims up to c.N of job id's kiosks in state c.State with no reference yet,
+	// for c.Owner until c.Until, and returns them by ID: those no one claimed, those c.Owner
+	// claimed before, and those whose claim ended before c.Now (its owner died). Of replicas
+	// stepping one job at once, each kiosk is claimed by one, which alone acts on it; storing its
+	// reference (UpdateBulkItems) makes it unclaimable for good.
+	ClaimBulkItems(ctx context.Context, id string, c BulkClaim) ([]BulkItem, error)
 	// UpdateBulkItems stores the new state, reference and error of some of a job's kiosks.
 	UpdateBulkItems(ctx context.Context, id string, items []BulkItem) error
 	// FinishBulkJob marks a job done at at (ErrNotFound for none).
@@ -39,6 +45,14 @@ type BulkJob struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	DoneAt    time.Time // zero while running
+}
+
+// BulkClaim is what ClaimBulkItems claims, for whom and until when.
+type BulkClaim struct {
+	Owner      string // the claiming engine (one per process)
+	State      string // the state of the kiosks to claim (hub/bulk: queued)
+	Now, Until time.Time
+	N          int
 }
 
 // BulkItem is one kiosk of a bulk job: Ref is "" until the action was done to it, then the

@@ -11,6 +11,7 @@
 package pgtest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -181,6 +183,49 @@ func (s *Server) signal(sig syscall.Signal, grace time.Duration) error {
 		<-done
 		return fmt.Errorf("pgtest: postgres did not stop within %v of %v; killed", grace, sig)
 	}
+}
+
+// CPU returns the CPU time (user and system) the server has used: its main process's, its live
+// processes' (backends, WAL writer...) and its ended processes', as Linux's /proc tells them. A
+// benchmark divides it by what it did: the database's share of the work, beside its own.
+func (s *Server) CPU() (time.Duration, error) {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		return 0, errors.New("pgtest: server not running")
+	}
+	main := cmd.Process.Pid
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, fmt.Errorf("pgtest: %w", err)
+	}
+	var ticks int64
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", p.Name(), "stat"))
+		if err != nil {
+			continue // ended meanwhile
+		}
+		// The fields after the command name, which is in parentheses and may hold spaces: state,
+		// ppid, ... utime (12th), stime, cutime, cstime.
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
+		if len(f) < 15 || pid != main && f[1] != strconv.Itoa(main) {
+			continue
+		}
+		n := 2
+		if pid == main {
+			n = 4 // and its children that ended
+		}
+		for _, v := range f[11 : 11+n] {
+			t, _ := strconv.ParseInt(v, 10, 64)
+			ticks += t
+		}
+	}
+	return time.Duration(ticks) * time.Second / 100, nil // USER_HZ
 }
 
 // Close stops the server and removes its folder.

@@ -77,3 +77,35 @@ func TestKillRestart(t *testing.T) {
 		t.Fatalf("after restart: %d, %v", n, err)
 	}
 }
+
+// TestCPU: the server's CPU time is counted, and grows with the work it is given.
+func TestCPU(t *testing.T) {
+	s, err := pgtest.Shared()
+	if errors.Is(err, pgtest.ErrNoPostgres) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.CPU()
+	if err != nil || before <= 0 {
+		t.Fatalf("CPU = %v, %v; want more than 0", before, err)
+	}
+	c := connect(t, pgtest.DB(t))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := c.Exec(t.Context(), `SELECT count(*) FROM generate_series(1, 200000)`); err != nil {
+			t.Fatal(err)
+		}
+		after, err := s.CPU()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after > before {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CPU stayed at %v while the server counted", after)
+		}
+	}
+}

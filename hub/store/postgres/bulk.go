@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -64,6 +66,19 @@ func (s *Store) ListBulkJobs(ctx context.Context, unfinished bool, limit int) ([
 // BulkItems lists a job's kiosks by ID.
 func (s *Store) BulkItems(ctx context.Context, id string) ([]store.BulkItem, error) {
 	return queryAll(ctx, s.pool, sqlrow.BulkItem, `SELECT `+sqlrow.BulkItemCols+` FROM bulk_items WHERE job_id = $1 ORDER BY device_id`, id)
+}
+
+// ClaimBulkItems claims kiosks of a job in one statement. The rows it takes are locked (SKIP
+// LOCKED passes over those another replica is claiming at this moment) and their claim checked
+// again once locked, so two replicas never both get one.
+func (s *Store) ClaimBulkItems(ctx context.Context, id string, c store.BulkClaim) ([]store.BulkItem, error) {
+	items, err := queryAll(ctx, s.pool, sqlrow.BulkItem, `UPDATE bulk_items SET claimed_by = $2, claimed_until = $5
+		WHERE job_id = $1 AND device_id IN (SELECT device_id FROM bulk_items
+			WHERE job_id = $1 AND state = $3 AND ref = '' AND (claimed_by = $2 OR claimed_until < $4)
+			ORDER BY device_id LIMIT $6 FOR UPDATE SKIP LOCKED)
+		RETURNING `+sqlrow.BulkItemCols, id, c.Owner, c.State, ts(c.Now), ts(c.Until), c.N)
+	slices.SortFunc(items, func(a, b store.BulkItem) int { return strings.Compare(a.DeviceID, b.DeviceID) })
+	return items, err
 }
 
 // UpdateBulkItems stores the new state of some of a job's kiosks.

@@ -280,23 +280,18 @@ func tokenRows(q *strings.Builder, first int, cast bool, sep string, toks []stor
 	return args
 }
 
-// insertTokens inserts tokens in one statement.
-func insertTokens(ctx context.Context, db interface {
-	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
-}, toks ...store.Token) error {
-	var q strings.Builder
-	q.WriteString(`INSERT INTO idp_tokens (` + tokenCols + `) VALUES (`)
-	args := tokenRows(&q, 1, false, "), (", toks)
-	q.WriteByte(')')
-	_, err := db.Exec(ctx, q.String(), args...)
-	return idErr("insert token", err)
-}
-
+// InsertTokens inserts in one statement, group-committed with the other token writes
+// (groupcommit.go).
 func (s *Store) InsertTokens(ctx context.Context, toks ...store.Token) error {
 	if len(toks) == 0 {
 		return nil
 	}
-	return insertTokens(ctx, s.pool, toks...)
+	var q strings.Builder
+	q.WriteString(`INSERT INTO idp_tokens (` + tokenCols + `) VALUES (`)
+	args := tokenRows(&q, 1, false, "), (", toks)
+	q.WriteByte(')')
+	_, err := s.writeTokens(ctx, q.String(), args)
+	return idErr("insert token", err)
 }
 
 func (s *Store) token(ctx context.Context, where string, arg any) (store.Token, error) {
@@ -322,32 +317,31 @@ func (s *Store) TokenByHash(ctx context.Context, h []byte) (store.Token, error) 
 	return s.token(ctx, "hash = $1", h)
 }
 
-// RotateRefresh rotates in one statement, one round trip: the UPDATE takes the old token's row
-// and the INSERT of the new tokens happens only if the UPDATE took it. Of concurrent rotations of
-// one token (a replayed refresh token, on any replica) the first wins; the others, finding it
-// rotated once they get the row, insert nothing and then revoke the family. Concurrent
-// rotations of different tokens commit side by side, and PostgreSQL flushes their commits
-// together.
+// RotateRefresh rotates in one statement, group-committed with the other token writes
+// (groupcommit.go): the UPDATE takes the old token's row and the INSERT of the new tokens happens
+// only if the UPDATE took it, so the statement's row count says whether it rotated. Of concurrent
+// rotations of one token (a replayed refresh token, on any replica) the first wins; the others,
+// finding it rotated once they get the row, insert nothing and then revoke the family.
 func (s *Store) RotateRefresh(ctx context.Context, oldID string, at time.Time, toks ...store.Token) error {
-	var q strings.Builder
-	q.WriteString(`WITH old AS (UPDATE idp_tokens SET rotated = true
-			WHERE id = $1 AND kind = 'refresh' AND NOT rotated AND NOT revoked RETURNING 1)`)
+	const update = `UPDATE idp_tokens SET rotated = true WHERE id = $1 AND kind = 'refresh' AND NOT rotated AND NOT revoked`
+	q := update
 	args := []any{oldID}
 	if len(toks) > 0 {
-		q.WriteString(`, ins AS (INSERT INTO idp_tokens (` + tokenCols + `) SELECT `)
-		args = append(args, tokenRows(&q, 2, true, " WHERE EXISTS (SELECT FROM old) UNION ALL SELECT ", toks)...)
-		q.WriteString(` WHERE EXISTS (SELECT FROM old) RETURNING 1)`)
+		var b strings.Builder
+		b.WriteString(`WITH old AS (` + update + ` RETURNING 1) INSERT INTO idp_tokens (` + tokenCols + `) SELECT `)
+		args = append(args, tokenRows(&b, 2, true, " WHERE EXISTS (SELECT FROM old) UNION ALL SELECT ", toks)...)
+		b.WriteString(` WHERE EXISTS (SELECT FROM old)`)
+		q = b.String()
 	}
-	q.WriteString(` SELECT count(*) FROM old`)
-	var rotated int
-	if err := s.pool.QueryRow(ctx, q.String(), args...).Scan(&rotated); err != nil {
+	tag, err := s.writeTokens(ctx, q, args)
+	if err != nil {
 		return idErr("rotate refresh", err)
 	}
-	if rotated == 1 {
+	if tag.RowsAffected() > 0 {
 		return nil
 	}
 	// Rotated or revoked before: a reuse. Revoke the family.
-	tag, err := s.pool.Exec(ctx, `UPDATE idp_tokens SET revoked = true
+	tag, err = s.pool.Exec(ctx, `UPDATE idp_tokens SET revoked = true
 		WHERE family_id = (SELECT family_id FROM idp_tokens WHERE id = $1)`, oldID)
 	if err == nil && tag.RowsAffected() == 0 {
 		err = pgx.ErrNoRows // no such token

@@ -36,6 +36,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/hub/store/internal/groupcommit"
 	"github.com/kioskfleet/kioskfleet/hub/store/internal/sqlrow"
 	"github.com/kioskfleet/kioskfleet/pkg/migrate"
 )
@@ -52,6 +53,8 @@ type Store struct {
 	// it at most once a second per device; the database keeps the greatest of all replicas').
 	lastSeenMu sync.Mutex
 	lastSeenW  map[string]int64
+
+	tokens *groupcommit.Group[*tokenWrite] // token writes, committed together (groupcommit.go)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -101,7 +104,9 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 	if len(applied) > 0 {
 		log.Info("store migrated", "database", where, "applied", applied)
 	}
-	return &Store{pool: pool, log: log, lastSeenW: map[string]int64{}}, nil
+	s := &Store{pool: pool, log: log, lastSeenW: map[string]int64{}}
+	s.tokens = groupcommit.New(s.commitTokens)
+	return s, nil
 }
 
 // migrateUp applies the migrations on one connection holding the migration lock, so that

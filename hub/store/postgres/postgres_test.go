@@ -49,6 +49,58 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t, pgtest.DB(t)) })
 }
 
+// TestReplicasRotateRefresh: two stores on one database (two hub replicas), each with eight
+// callers, rotate the same refresh tokens at once, each caller in its own order, so that each
+// replica group-commits rotations of several tokens together and the two replicas' batches
+// take the tokens' rows in different orders (PostgreSQL breaks the deadlocks that makes, and
+// the writes of a broken batch run again alone). Every token is rotated exactly once; every
+// other attempt is a reuse, which revokes its family; no attempt fails otherwise.
+func TestReplicasRotateRefresh(t *testing.T) {
+	url := pgtest.DB(t)
+	replicas := []*postgres.Store{open(t, url), open(t, url)}
+	ctx := t.Context()
+	const tokens, callers = 12, 8
+	tok := func(id string, kind store.TokenKind, family string) store.Token {
+		return store.Token{ID: id, Kind: kind, Hash: []byte("hash-" + id), FamilyID: family, UserID: "u", Subject: "s", ClientID: "c",
+			CreatedAt: storetest.T0, ExpiresAt: storetest.T0.Add(time.Hour)}
+	}
+	for i := range tokens {
+		if err := replicas[0].InsertTokens(ctx, tok(fmt.Sprint("r", i), store.TokenRefresh, fmt.Sprint("f", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var won, reused [tokens]atomic.Int32
+	var wg sync.WaitGroup
+	for r, s := range replicas {
+		for c := range callers {
+			wg.Go(func() {
+				for k := range tokens {
+					i := (k*[]int{1, 5}[r] + c) % tokens // another order for each caller and replica (1 and 5 are prime to 12)
+					err := s.RotateRefresh(ctx, fmt.Sprint("r", i), storetest.T0, tok(fmt.Sprintf("a%d-%d-%d", i, r, c), store.TokenAccess, fmt.Sprint("f", i)),
+						tok(fmt.Sprintf("n%d-%d-%d", i, r, c), store.TokenRefresh, fmt.Sprint("f", i)))
+					switch {
+					case err == nil:
+						won[i].Add(1)
+					case errors.Is(err, store.ErrTokenReused):
+						reused[i].Add(1)
+					default:
+						t.Errorf("replica %d, caller %d, token %d: %v", r, c, i, err)
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for i := range tokens {
+		if won[i].Load() != 1 || reused[i].Load() != 2*callers-1 {
+			t.Errorf("token %d: rotated %d times, %d reuses; want 1 and %d", i, won[i].Load(), reused[i].Load(), 2*callers-1)
+		}
+		if old, err := replicas[1].GetToken(ctx, fmt.Sprint("r", i)); err != nil || !old.Rotated || !old.Revoked {
+			t.Errorf("token %d after its reuse: %+v, %v; want rotated and revoked", i, old, err)
+		}
+	}
+}
+
 // TestReplicasCommitOneDevice: two stores on one database (two hub replicas) commit batches of
 // the same devices at once, as when kiosks move between replicas: overlapping ranges, in
 // different orders, with gaps that the other replica fills, in groups that list the devices in

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
@@ -65,6 +67,17 @@ func (s *Store) ListBulkJobs(ctx context.Context, unfinished bool, limit int) ([
 // BulkItems lists a job's kiosks by ID.
 func (s *Store) BulkItems(ctx context.Context, id string) ([]store.BulkItem, error) {
 	return queryAll(ctx, s.db.R, sqlrow.BulkItem, `SELECT `+sqlrow.BulkItemCols+` FROM bulk_items WHERE job_id = ? ORDER BY device_id`, id)
+}
+
+// ClaimBulkItems claims kiosks of a job in one statement (SQLite has one writer at a time).
+func (s *Store) ClaimBulkItems(ctx context.Context, id string, c store.BulkClaim) ([]store.BulkItem, error) {
+	items, err := queryAll(ctx, s.db.W, sqlrow.BulkItem, `UPDATE bulk_items SET claimed_by = ?2, claimed_until = ?5
+		WHERE job_id = ?1 AND device_id IN (SELECT device_id FROM bulk_items
+			WHERE job_id = ?1 AND state = ?3 AND ref = '' AND (claimed_by = ?2 OR claimed_until < ?4)
+			ORDER BY device_id LIMIT ?6)
+		RETURNING `+sqlrow.BulkItemCols, id, c.Owner, c.State, ts(c.Now), ts(c.Until), c.N)
+	slices.SortFunc(items, func(a, b store.BulkItem) int { return strings.Compare(a.DeviceID, b.DeviceID) })
+	return items, err
 }
 
 // UpdateBulkItems stores the new state of some of a job's kiosks.

@@ -3,23 +3,24 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"sync"
+
+	"github.com/kioskfleet/kioskfleet/hub/store/internal/groupcommit"
 )
 
 // groupCommit gathers concurrent writes of the identity store so that one transaction (one
-// fsync, synchronous=FULL) commits them all: a citizen's login writes several times (its
-// authorization request, the passkey ceremony, the passkey's signature counter, the browser
-// session, the code, the tokens), and a hub logging in a thousand citizens a second cannot pay an
-// fsync for each. Each write runs in its own savepoint, so that one failing leaves the others
-// whole, and returns only when the transaction holding it has committed: nothing is answered
-// before it is durable. The first caller leads: it commits what has gathered, a few batches at
-// most, then hands the lead to a waiting caller, so no caller waits long. No goroutine of its own.
+// fsync, synchronous=FULL) commits them all (hub/store/internal/groupcommit): a citizen's login
+// writes several times (its authorization request, the passkey ceremony, the passkey's signature
+// counter, the browser session, the code, the tokens). Each write runs in its own savepoint, so
+// that one failing leaves the others whole.
 type groupCommit struct {
 	w *sql.DB
+	g *groupcommit.Group[*groupWrite]
+}
 
-	mu      sync.Mutex
-	pending []*groupWrite
-	leading bool
+func newGroupCommit(w *sql.DB) *groupCommit {
+	gc := &groupCommit{w: w}
+	gc.g = groupcommit.New(gc.commit)
+	return gc
 }
 
 // groupWrite is one write waiting for its group commit.
@@ -29,46 +30,15 @@ type groupWrite struct {
 	// revokes the family and then reports the reuse).
 	keep func(error) bool
 	err  error
-	done chan struct{} // closed when committed (or failed)
-	lead chan struct{} // closed when this caller is to lead the next batches
 }
-
-const leadRounds = 2
 
 // write runs fn in the next group transaction and returns its error once that transaction has
 // committed (or the transaction's error). fn must use the context it is given, never the
 // caller's: a caller giving up must not interrupt (and so roll back) the others' transaction.
 // keep may be nil.
 func (g *groupCommit) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error, keep func(error) bool) error {
-	r := &groupWrite{fn: fn, keep: keep, done: make(chan struct{}), lead: make(chan struct{})}
-	g.mu.Lock()
-	g.pending = append(g.pending, r)
-	if g.leading {
-		g.mu.Unlock()
-		select {
-		case <-r.done:
-			return r.err
-		case <-r.lead:
-		}
-		g.mu.Lock()
-	}
-	g.leading = true
-	for round := 0; len(g.pending) > 0; round++ {
-		if round == leadRounds {
-			close(g.pending[0].lead) // hand over; g.leading stays true
-			g.mu.Unlock()
-			<-r.done
-			return r.err
-		}
-		batch := g.pending
-		g.pending = nil
-		g.mu.Unlock()
-		g.commit(context.WithoutCancel(ctx), batch)
-		g.mu.Lock()
-	}
-	g.leading = false
-	g.mu.Unlock()
-	<-r.done
+	r := &groupWrite{fn: fn, keep: keep}
+	g.g.Do(ctx, r)
 	return r.err
 }
 
@@ -95,10 +65,9 @@ func (g *groupCommit) commit(ctx context.Context, batch []*groupWrite) {
 		}
 		return tx.Commit()
 	}()
-	for _, r := range batch {
-		if err != nil {
+	if err != nil {
+		for _, r := range batch {
 			r.err = idpErr("group commit", err)
 		}
-		close(r.done)
 	}
 }

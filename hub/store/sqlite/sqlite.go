@@ -82,7 +82,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if len(applied) > 0 {
 		log.Info("store migrated", "path", path, "applied", applied)
 	}
-	s := &Store{db: db, log: log, identityStore: &identityStore{w: db.W, r: db.R, gc: &groupCommit{w: db.W}, logins: newLogins()}}
+	s := &Store{db: db, log: log, identityStore: &identityStore{w: db.W, r: db.R, gc: newGroupCommit(db.W), logins: newLogins()}}
 	s.unfolded.Store(true) // the last process may have stored events it did not fold
 	return s, nil
 }

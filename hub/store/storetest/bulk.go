@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ func RunBulk(t *testing.T, open func(t *testing.T) store.Bulk) {
 	suite[store.Bulk]{
 		{"Jobs", testBulkJobs},
 		{"Items", testBulkItems},
+		{"Claims", testBulkClaims},
 	}.run(t, open)
 }
 
@@ -88,5 +90,53 @@ func testBulkItems(t *testing.T, s store.Bulk) {
 	}
 	if none, err := s.BulkItems(ctx, "nope"); err != nil || len(none) != 0 {
 		t.Fatalf("BulkItems(unknown job) = %+v, %v", none, err)
+	}
+}
+
+// testBulkClaims: a kiosk not yet acted on is claimed by one owner at a time; its owner claims it
+// again, another owner once the claim ended; a kiosk with a reference, or in another state, is
+// never claimed.
+func testBulkClaims(t *testing.T, s store.Bulk) {
+	ctx := t.Context()
+	var items []store.BulkItem
+	for _, id := range []string{"k5", "k4", "k3", "k2", "k1"} {
+		items = append(items, store.BulkItem{DeviceID: id, State: "queued", UpdatedAt: T0})
+	}
+	must(t, s.CreateBulkJob(ctx, store.BulkJob{ID: "b1", Key: "key-0001", Action: "desired", Request: json.RawMessage(`{}`), CreatedBy: "eng1",
+		Count: 5, CreatedAt: T0, ExpiresAt: T0.Add(time.Hour)}, items))
+	must(t, s.UpdateBulkItems(ctx, "b1", []store.BulkItem{
+		{DeviceID: "k1", State: "delivered", Ref: "3", UpdatedAt: T0}, // acted on
+		{DeviceID: "k5", State: "failed", Error: "kiosk revoked", UpdatedAt: T0},
+	}))
+	claim := func(owner string, now time.Time, n int) []string {
+		t.Helper()
+		got, err := s.ClaimBulkItems(ctx, "b1", store.BulkClaim{Owner: owner, State: "queued", Now: now, Until: now.Add(time.Minute), N: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, it := range got {
+			if it.State != "queued" || it.Ref != "" || !it.UpdatedAt.Equal(T0) {
+				t.Fatalf("claimed %+v", it)
+			}
+			ids = append(ids, it.DeviceID)
+		}
+		return ids
+	}
+	check := func(what string, got []string, want ...string) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: claimed %v, want %v", what, got, want)
+		}
+	}
+	check("a claims 2", claim("a", T0, 2), "k2", "k3")
+	check("b claims the rest", claim("b", T0, 10), "k4")
+	check("a again, before its claim ends", claim("a", T0.Add(30*time.Second), 10), "k2", "k3")
+	check("c, before the claims end", claim("c", T0.Add(59*time.Second), 10))
+	must(t, s.UpdateBulkItems(ctx, "b1", []store.BulkItem{{DeviceID: "k2", State: "queued", Ref: "4", UpdatedAt: T0}}))
+	check("c, after b's claim ended", claim("c", T0.Add(61*time.Second), 10), "k4")
+	check("c, after a's claim ended (k2 has a reference), and its own", claim("c", T0.Add(91*time.Second), 10), "k3", "k4")
+	if got, err := s.ClaimBulkItems(ctx, "nope", store.BulkClaim{Owner: "a", State: "queued", Now: T0, Until: T0.Add(time.Minute), N: 10}); err != nil || len(got) != 0 {
+		t.Fatalf("ClaimBulkItems(unknown job) = %+v, %v", got, err)
 	}
 }
