@@ -429,6 +429,9 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	public := strings.TrimRight(cmp.Or(cfg.PublicURL, scheme+"://"+h.ln.Addr().String()), "/")
 	proxies, _ := ratelimit.ParsePrefixes(cfg.TrustedProxies)
 	icfg := identity.Config{Issuer: public, Secret: secret, Insecure: strings.HasPrefix(public, "http://"), TrustedProxies: proxies}
+	ratingRoom := ratings.New(ratings.Config{}, st)
+	// A deleted account reaches every room that keeps data under it (PIPL art. 47).
+	icfg.AccountHooks = []identity.AccountDeleted{caseRoom, h.ev, ratingRoom, outreach.OptOuts{Store: st}}
 	if err := cfg.Citizens.apply(&icfg); err != nil {
 		return nil, fmt.Errorf("hub: identity: %w", err)
 	}
@@ -495,7 +498,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), httpapi.OIDC{P: h.idp}, httpapi.KioskAssertions{Verifier: h.idp}},
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise[0], MQTTAddrs: advertise, Version: cfg.Version, Anchor: anchor, Feed: h.feed,
-		Events: h.ev, Clients: h.idp, Cases: caseRoom, Ratings: ratings.New(ratings.Config{}, st),
+		Events: h.ev, Clients: h.idp, Cases: caseRoom, Ratings: ratingRoom,
 		Analytics: h.ev, Outreach: outreach.New(outreach.Config{}, st, h.idp, h.ev.Pseudonyms()),
 		AlertChanged: h.alerts.Changed, TrustedProxies: proxies, Logs: logs,
 	})
