@@ -242,6 +242,7 @@ type Hub struct {
 	lim    *httpLimits
 	ing    *ingest.Ingest
 	br     *broker.Broker // held (Config.Hold) until Serve: a hello nobody answers leaves its kiosk waiting
+	st     store.Store
 	idp    *identity.Provider
 	ev     *events.Events
 	rep    *cluster.Replica
@@ -290,7 +291,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
-	h.closer = append(h.closer, st.Close)
+	h.st, h.closer = st, append(h.closer, st.Close)
 	_, shared := st.(store.Notifier)
 	if shared && !cfg.Init {
 		if err := secretsPresent(cfg.DataDir); err != nil {
