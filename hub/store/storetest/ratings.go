@@ -106,11 +106,14 @@ func testFollowUps(t *testing.T, s store.Ratings) {
 	}
 }
 
-// testReplaceRater: a replaced rater's ratings stay in the aggregates, under the new rater.
+// testReplaceRater: a replaced rater's ratings stay in the aggregates, under the new rater and
+// without their case.
 func testReplaceRater(t *testing.T, s store.Ratings) {
 	ctx := t.Context()
 	for i, acct := range []string{"c_alice", "c_alice", "c_bob"} {
-		if err := s.AddRating(ctx, NewRating(fmt.Sprint("r", i), acct, "svc", 1, time.Minute), T0.Add(72*time.Hour)); err != nil {
+		r := NewRating(fmt.Sprint("r", i), acct, "svc", 1, time.Minute)
+		r.CaseID = fmt.Sprint("case-", i) // the case would link her again
+		if err := s.AddRating(ctx, r, T0.Add(72*time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -126,6 +129,9 @@ func testReplaceRater(t *testing.T, s store.Ratings) {
 	raters := map[string]int{}
 	for _, f := range fs {
 		raters[f.Rating.Account]++
+		if f.Rating.Account == "gone-1" && f.Rating.CaseID != "" {
+			t.Errorf("a replaced rater's rating keeps its case %q", f.Rating.CaseID)
+		}
 	}
 	if raters["c_alice"] != 0 || raters["gone-1"] != 2 || raters["c_bob"] != 1 {
 		t.Fatalf("raters %v", raters)
