@@ -5,7 +5,8 @@
 // of their own, derived from the hub's master secret, bound to the case and document IDs) and
 // never logged. Every change notifies the citizen's subscribers (Notifier): web and mobile
 // stream them (server-sent events), and the kiosk shell, holding the citizen's session token,
-// reads the same stream and fetches a certificate to print as PDF.
+// reads the same stream and fetches a certificate to print as PDF. A deleted account's cases are
+// deleted here; a merged card-only account's cases move to the account it merged into.
 package cases
 
 import (

@@ -4,6 +4,7 @@
 // store.Events, whose rollups (heat, funnels, searches that found nothing, co-use) are kept up
 // to date in the same transaction. Queries suppress every cell of fewer than K distinct citizens,
 // wherever it is shown or exported. Raw events are purged after the retention; rollups stay.
+// A deleted account's events are re-keyed to a random pseudonym (AccountDeleted).
 //
 // Events come two ways:
 //   - web, mobile and mini-program pages post batches (Submit, served by hub/httpapi), answered

@@ -45,7 +45,24 @@ func (p *Pseudonyms) Domain(clientID string) string {
 
 // Citizen returns the pseudonym of an account in the client's analytics domain.
 func (p *Pseudonyms) Citizen(clientID, account string) string {
-	return p.mac("account", p.Domain(clientID), account)
+	return p.citizenIn(p.Domain(clientID), account)
+}
+
+func (p *Pseudonyms) citizenIn(domain, account string) string {
+	return p.mac("account", domain, account)
+}
+
+// all returns the pseudonyms of an account in every analytics domain.
+func (p *Pseudonyms) all(account string) []string {
+	ds := map[string]bool{DefaultDomain: true}
+	for _, d := range p.domains {
+		ds[d] = true
+	}
+	out := make([]string, 0, len(ds))
+	for d := range ds {
+		out = append(out, p.citizenIn(d, account))
+	}
+	return out
 }
 
 // Anonymous returns the pseudonym of an anonymous install of a client.

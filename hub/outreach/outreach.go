@@ -5,7 +5,7 @@
 // evaluated on an injectable clock with the birth date and card expiry the identity provider
 // derives from her real-name data (never the data itself); and co-use ("citizens who used X
 // often use Y"), over analytics pseudonyms, offered only when at least K citizens did. A citizen
-// who opts out gets nothing, on any channel.
+// who opts out gets nothing, on any channel. A deleted account's opt-out is forgotten (OptOuts).
 package outreach
 
 import (

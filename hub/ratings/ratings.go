@@ -2,7 +2,7 @@
 // with tags and a comment, on any channel; the room aggregates ratings per service, department,
 // channel and site (groups of fewer than K distinct citizens left out), and every bad rating (at
 // most store.BadScore) opens a follow-up due within FollowUpWithin, listed for staff until they
-// resolve it.
+// resolve it. A deleted account's ratings stay, under a random rater (AccountDeleted).
 package ratings
 
 import (

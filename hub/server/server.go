@@ -246,6 +246,7 @@ type Hub struct {
 	lim    *httpLimits
 	ing    *ingest.Ingest
 	br     *broker.Broker // held (Config.Hold) until Serve: a hello nobody answers leaves its kiosk waiting
+	st     store.Store
 	idp    *identity.Provider
 	ev     *events.Events
 	rep    *cluster.Replica
@@ -295,7 +296,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
-	h.closer = append(h.closer, st.Close)
+	h.st, h.closer = st, append(h.closer, st.Close)
 	_, shared := st.(store.Notifier)
 	if shared && !cfg.Init {
 		if err := secretsPresent(cfg.DataDir); err != nil {
@@ -437,6 +438,9 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	proxies, _ := ratelimit.ParsePrefixes(cfg.TrustedProxies)
 	icfg := identity.Config{Issuer: public, Secret: secret, Insecure: strings.HasPrefix(public, "http://"), TrustedProxies: proxies,
 		OnRefused: func(kind, staff, source string) { h.sec.Note(kind, "", staff, source, "") }}
+	ratingRoom := ratings.New(ratings.Config{}, st)
+	// A deleted account reaches every room that keeps data under it (PIPL art. 47).
+	icfg.AccountHooks = []identity.AccountDeleted{caseRoom, h.ev, ratingRoom, outreach.OptOuts{Store: st}}
 	if err := cfg.Citizens.apply(&icfg); err != nil {
 		return nil, fmt.Errorf("hub: identity: %w", err)
 	}
@@ -504,7 +508,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 		Auth:     httpapi.AnyOf{httpapi.NewBootstrapToken(token), httpapi.OIDC{P: h.idp}, httpapi.KioskAssertions{Verifier: h.idp}},
 		Log:      log.With("component", "api"),
 		MQTTAddr: advertise[0], MQTTAddrs: advertise, Version: cfg.Version, Anchor: anchor, Feed: h.feed,
-		Events: h.ev, Clients: h.idp, Cases: caseRoom, Ratings: ratings.New(ratings.Config{}, st),
+		Events: h.ev, Clients: h.idp, Cases: caseRoom, Ratings: ratingRoom,
 		Analytics: h.ev, Outreach: outreach.New(outreach.Config{}, st, h.idp, h.ev.Pseudonyms()),
 		AlertChanged: h.alerts.Changed, TrustedProxies: proxies, Logs: logs, Security: h.sec,
 	})

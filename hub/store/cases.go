@@ -31,6 +31,11 @@ type Cases interface {
 	ListCases(ctx context.Context, account string, limit int) ([]Case, error)
 	// CaseEventsAfter returns an account's case events after seq, in order.
 	CaseEventsAfter(ctx context.Context, account string, afterSeq int64, limit int) ([]CaseEvent, error)
+	// DeleteAccountCases deletes an account's cases with their timelines and documents; a second
+	// call finds nothing to do.
+	DeleteAccountCases(ctx context.Context, account string) error
+	// MoveAccountCases gives the account into the cases (and their events) of the account from.
+	MoveAccountCases(ctx context.Context, from, into string) error
 }
 
 // Case statuses, in their usual order.

@@ -46,6 +46,10 @@ type Events interface {
 	// CoUsed returns, for services other than those in used, how many citizens who used one of
 	// used also used them, most first, at least minCitizens, at most limit.
 	CoUsed(ctx context.Context, used []string, minCitizens, limit int) ([]CoUse, error)
+	// RekeyPseudonym gives the stored events of pseudonym old the pseudonym fresh and drops old's
+	// service use, after folding what is pending into the rollups (which stay): a deleted
+	// account's events no longer map to her. A second call finds nothing to do.
+	RekeyPseudonym(ctx context.Context, old, fresh string) error
 }
 
 // Channels an event comes from.

@@ -19,6 +19,9 @@ type Ratings interface {
 	ListFollowUps(ctx context.Context, f FollowUpFilter) ([]FollowUp, error)
 	// ResolveFollowUp closes an open follow-up; ErrNotFound if there is no open one with that ID.
 	ResolveFollowUp(ctx context.Context, id, by, note string, at time.Time) error
+	// ReplaceRater gives an account's ratings the rater anon instead and no case (a deleted
+	// account's ratings stay in the aggregates, linked to nobody).
+	ReplaceRater(ctx context.Context, account, anon string) error
 }
 
 // BadScore is the highest score that opens a follow-up.

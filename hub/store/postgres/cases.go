@@ -186,3 +186,37 @@ func (s *Store) CaseEventsAfter(ctx context.Context, account string, afterSeq in
 	}
 	return out, nil
 }
+
+// DeleteAccountCases deletes an account's cases, their events and documents.
+func (s *Store) DeleteAccountCases(ctx context.Context, account string) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		for _, q := range []string{
+			lockAccount,
+			`DELETE FROM case_documents WHERE case_id IN (SELECT id FROM cases WHERE account = $1)`,
+			`DELETE FROM case_events WHERE case_id IN (SELECT id FROM cases WHERE account = $1)`,
+			`DELETE FROM cases WHERE account = $1`,
+		} {
+			if _, err := tx.Exec(ctx, q, account); err != nil {
+				return fmt.Errorf("store: delete cases: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// MoveAccountCases gives one account's cases and their events to another.
+func (s *Store) MoveAccountCases(ctx context.Context, from, into string) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		for _, a := range []string{min(from, into), max(from, into)} { // locks in one order
+			if _, err := tx.Exec(ctx, lockAccount, a); err != nil {
+				return fmt.Errorf("store: move cases: %w", err)
+			}
+		}
+		for _, q := range []string{`UPDATE case_events SET account = $1 WHERE account = $2`, `UPDATE cases SET account = $1 WHERE account = $2`} {
+			if _, err := tx.Exec(ctx, q, into, from); err != nil {
+				return fmt.Errorf("store: move cases: %w", err)
+			}
+		}
+		return nil
+	})
+}

@@ -323,3 +323,16 @@ func (s *Store) Funnel(ctx context.Context, q store.FunnelQuery) ([]store.Funnel
 func (s *Store) SearchMisses(ctx context.Context, q store.MissQuery) ([]store.SearchMiss, error) {
 	return rollup.QueryMisses(ctx, s.scanRollups, q)
 }
+
+// RekeyPseudonym re-keys a pseudonym's events and drops its service use.
+func (s *Store) RekeyPseudonym(ctx context.Context, old, fresh string) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE events SET pseudonym = $1 WHERE pseudonym = $2`, fresh, old); err != nil {
+			return fmt.Errorf("store: rekey pseudonym: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM service_use WHERE pseudonym = $1`, old); err != nil {
+			return fmt.Errorf("store: rekey pseudonym: %w", err)
+		}
+		return nil
+	})
+}

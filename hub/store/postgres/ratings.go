@@ -78,3 +78,11 @@ func (s *Store) ResolveFollowUp(ctx context.Context, id, by, note string, at tim
 	}
 	return nil
 }
+
+// ReplaceRater gives an account's ratings another rater.
+func (s *Store) ReplaceRater(ctx context.Context, account, anon string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE ratings SET account = $1, case_id = '' WHERE account = $2`, anon, account); err != nil {
+		return fmt.Errorf("store: replace rater: %w", err)
+	}
+	return nil
+}

@@ -167,3 +167,31 @@ func (s *Store) CaseEventsAfter(ctx context.Context, account string, afterSeq in
 	}
 	return out, nil
 }
+
+// DeleteAccountCases deletes an account's cases, their events and documents.
+func (s *Store) DeleteAccountCases(ctx context.Context, account string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM case_documents WHERE case_id IN (SELECT id FROM cases WHERE account = ?)`,
+			`DELETE FROM case_events WHERE case_id IN (SELECT id FROM cases WHERE account = ?)`,
+			`DELETE FROM cases WHERE account = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, account); err != nil {
+				return fmt.Errorf("store: delete cases: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// MoveAccountCases gives one account's cases and their events to another.
+func (s *Store) MoveAccountCases(ctx context.Context, from, into string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{`UPDATE case_events SET account = ? WHERE account = ?`, `UPDATE cases SET account = ? WHERE account = ?`} {
+			if _, err := tx.ExecContext(ctx, q, into, from); err != nil {
+				return fmt.Errorf("store: move cases: %w", err)
+			}
+		}
+		return nil
+	})
+}

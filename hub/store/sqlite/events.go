@@ -408,3 +408,19 @@ func (s *Store) SearchMisses(ctx context.Context, q store.MissQuery) ([]store.Se
 	}
 	return rollup.QueryMisses(ctx, s.scanRollups, q)
 }
+
+// RekeyPseudonym re-keys a pseudonym's events and drops its service use.
+func (s *Store) RekeyPseudonym(ctx context.Context, old, fresh string) error {
+	if err := s.FoldRollups(ctx); err != nil { // the rollups keep what she did, under old
+		return err
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE events SET pseudonym = ? WHERE pseudonym = ?`, fresh, old); err != nil {
+			return fmt.Errorf("store: rekey pseudonym: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM service_use WHERE pseudonym = ?`, old); err != nil {
+			return fmt.Errorf("store: rekey pseudonym: %w", err)
+		}
+		return nil
+	})
+}

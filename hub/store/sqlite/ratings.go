@@ -78,3 +78,13 @@ func (s *Store) ResolveFollowUp(ctx context.Context, id, by, note string, at tim
 		return nil
 	})
 }
+
+// ReplaceRater gives an account's ratings another rater.
+func (s *Store) ReplaceRater(ctx context.Context, account, anon string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE ratings SET account = ?, case_id = '' WHERE account = ?`, anon, account); err != nil {
+			return fmt.Errorf("store: replace rater: %w", err)
+		}
+		return nil
+	})
+}

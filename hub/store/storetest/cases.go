@@ -16,6 +16,7 @@ func RunCases(t *testing.T, open func(t *testing.T) store.Cases) {
 		{"Timeline", testCaseTimeline},
 		{"Documents", testCaseDocuments},
 		{"EventsAfter", testCaseEventsAfter},
+		{"AccountDeletedMerged", testCasesOfDeletedAccount},
 	}.run(t, open)
 }
 
@@ -150,5 +151,46 @@ func testCaseEventsAfter(t *testing.T, s store.Cases) {
 		if e.Account != "c_alice" {
 			t.Fatalf("bob's event in alice's stream: %+v", e)
 		}
+	}
+}
+
+// testCasesOfDeletedAccount: a merged account's cases and events move to the other account; a
+// deleted account's cases, events and documents are gone, and no one else's.
+func testCasesOfDeletedAccount(t *testing.T, s store.Cases) {
+	ctx := t.Context()
+	for _, c := range []store.Case{NewCase("case-1", "R-1", "c_card", T0), NewCase("case-2", "R-2", "c_bob", T0)} {
+		if _, err := s.CreateCase(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.AddCaseDocument(ctx, store.CaseDocument{ID: "doc-1", CaseID: "case-1", Kind: store.DocCertificate, Name: "a.pdf",
+		ContentType: "application/pdf", Size: 1, Content: []byte("x"), CreatedAt: T0}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // idempotent
+		if err := s.MoveAccountCases(ctx, "c_card", "c_alice"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cs, _ := s.ListCases(ctx, "c_card", 10); len(cs) != 0 {
+		t.Fatalf("cases of the merged account: %+v", cs)
+	}
+	if evs, _ := s.CaseEventsAfter(ctx, "c_alice", 0, 10); len(evs) != 2 || evs[0].CaseID != "case-1" || evs[0].Account != "c_alice" {
+		t.Fatalf("events of the account merged into: %+v", evs)
+	}
+	for range 2 {
+		if err := s.DeleteAccountCases(ctx, "c_alice"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := s.GetCase(ctx, "case-1")
+	wantErr(t, "deleted case", err, store.ErrNotFound)
+	_, err = s.CaseDocument(ctx, "case-1", "doc-1")
+	wantErr(t, "deleted document", err, store.ErrNotFound)
+	if evs, _ := s.CaseEventsAfter(ctx, "c_alice", 0, 10); len(evs) != 0 {
+		t.Fatalf("events of the deleted account: %+v", evs)
+	}
+	if c, err := s.GetCase(ctx, "case-2"); err != nil || len(c.Timeline) != 1 {
+		t.Fatalf("another's case: %+v, %v", c, err)
 	}
 }

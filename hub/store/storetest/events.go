@@ -32,6 +32,7 @@ func RunEvents(t *testing.T, open func(t *testing.T) EventStore) {
 		{"CoUse", testCoUse},
 		{"KioskRecords", testEventRecords},
 		{"ConcurrentCells", testEventsConcurrent},
+		{"RekeyPseudonym", testRekeyPseudonym},
 	}.run(t, open)
 }
 
@@ -303,5 +304,38 @@ func testEventsConcurrent(t *testing.T, s EventStore) {
 	}
 	if got, _ := s.CoUsed(t.Context(), []string{"svc"}, 1, 5); len(got) != 1 || got[0].Citizens != workers*per {
 		t.Fatalf("co-use %+v", got)
+	}
+}
+
+// testRekeyPseudonym: a re-keyed pseudonym has no events nor service use left, its events are
+// under the fresh one, the rollups still count them, and others' events are untouched.
+func testRekeyPseudonym(t *testing.T, s EventStore) {
+	ctx := t.Context()
+	commitEvents(t, s, Ev("e1", "p-old", store.EventStart, "a", 0), Ev("e2", "p-old", store.EventSubmit, "b", time.Minute),
+		Ev("e3", "p-other", store.EventStart, "a", 0))
+	for range 2 { // idempotent
+		if err := s.RekeyPseudonym(ctx, "p-old", "p-fresh"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(p string) int {
+		t.Helper()
+		evs, err := s.ListEvents(ctx, store.EventFilter{Pseudonym: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(evs)
+	}
+	if o, f, x := count("p-old"), count("p-fresh"), count("p-other"); o != 0 || f != 2 || x != 1 {
+		t.Fatalf("events of old, fresh, other = %d, %d, %d; want 0, 2, 1", o, f, x)
+	}
+	if used, _ := s.ServicesUsed(ctx, "p-old"); len(used) != 0 {
+		t.Fatalf("ServicesUsed(old) = %v", used)
+	}
+	if used, _ := s.ServicesUsed(ctx, "p-other"); !slices.Equal(used, []string{"a"}) {
+		t.Fatalf("ServicesUsed(other) = %v", used)
+	}
+	if got, _ := s.CoUsed(ctx, []string{"a"}, 1, 5); !slices.Equal(got, []store.CoUse{{From: "a", To: "b", Citizens: 1}}) {
+		t.Fatalf("CoUsed(a) = %+v: the aggregates stay", got)
 	}
 }

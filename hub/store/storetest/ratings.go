@@ -14,6 +14,7 @@ func RunRatings(t *testing.T, open func(t *testing.T) store.Ratings) {
 	suite[store.Ratings]{
 		{"Summary", testRatingSummary},
 		{"FollowUps", testFollowUps},
+		{"ReplaceRater", testReplaceRater},
 	}.run(t, open)
 }
 
@@ -102,5 +103,41 @@ func testFollowUps(t *testing.T, s store.Ratings) {
 	all, _ := s.ListFollowUps(ctx, store.FollowUpFilter{All: true})
 	if len(all) != 2 || all[1].ResolvedBy != "ops1" || all[1].Note != "called back" || !all[1].ResolvedAt.Equal(T0.Add(time.Hour)) {
 		t.Fatalf("all follow-ups %+v", all)
+	}
+}
+
+// testReplaceRater: a replaced rater's ratings stay in the aggregates, under the new rater and
+// without their case.
+func testReplaceRater(t *testing.T, s store.Ratings) {
+	ctx := t.Context()
+	for i, acct := range []string{"c_alice", "c_alice", "c_bob"} {
+		r := NewRating(fmt.Sprint("r", i), acct, "svc", 1, time.Minute)
+		r.CaseID = fmt.Sprint("case-", i) // the case would link her again
+		if err := s.AddRating(ctx, r, T0.Add(72*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 { // idempotent
+		if err := s.ReplaceRater(ctx, "c_alice", "gone-1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs, err := s.ListFollowUps(ctx, store.FollowUpFilter{All: true})
+	if err != nil || len(fs) != 3 {
+		t.Fatalf("ListFollowUps = %+v, %v", fs, err)
+	}
+	raters := map[string]int{}
+	for _, f := range fs {
+		raters[f.Rating.Account]++
+		if f.Rating.Account == "gone-1" && f.Rating.CaseID != "" {
+			t.Errorf("a replaced rater's rating keeps its case %q", f.Rating.CaseID)
+		}
+	}
+	if raters["c_alice"] != 0 || raters["gone-1"] != 2 || raters["c_bob"] != 1 {
+		t.Fatalf("raters %v", raters)
+	}
+	g, err := s.RatingSummary(ctx, store.RatingQuery{By: store.RateByService, From: T0, To: T0.Add(time.Hour), MinCitizens: 2})
+	if err != nil || len(g) != 1 || g[0].Ratings != 3 || g[0].Citizens != 2 {
+		t.Fatalf("RatingSummary = %+v, %v", g, err)
 	}
 }
