@@ -543,9 +543,6 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	return h, nil
 }
 
-// journalPassDelay is how long after start the journal verifier begins (Serve).
-const journalPassDelay = time.Minute
-
 // Serve runs the hub until ctx is done, then shuts down gracefully: it stops taking requests, lets
 // ingest commit and ack what it holds, then closes the broker and the store. ready, if not nil,
 // is called once everything runs.
@@ -569,17 +566,7 @@ func (h *Hub) Serve(ctx context.Context, ready func(Info)) error {
 	wg.Go(func() { _ = h.idp.Run(runCtx, time.Minute) })
 	wg.Go(func() { _ = h.ev.Run(runCtx) })
 	wg.Go(func() { h.rep.Run(runCtx) })
-	wg.Go(func() {
-		// The verifier's pass over every kiosk's journal waits out a restart's reconnect storm,
-		// which is CPU-bound (TLS): in the storm's first 10 s the pass took 12-14% of the hub's
-		// CPU (2,000 kiosks). Records that arrive meanwhile are verified after it.
-		select {
-		case <-runCtx.Done():
-			return
-		case <-time.After(journalPassDelay):
-		}
-		_ = h.jv.Run(runCtx)
-	})
+	wg.Go(func() { _ = h.jv.Run(runCtx) })
 	wg.Go(func() { _ = h.alerts.Run(runCtx) })
 	wg.Go(func() { _ = h.sec.Run(runCtx) })
 	wg.Go(func() { h.repo.Run(runCtx, 10*time.Minute) })
