@@ -82,7 +82,7 @@ func TestSettingsHomeURL(t *testing.T) {
 // The metrics are served on loopback only; every bad address is refused with what is wrong.
 func TestCheckMetricsAddr(t *testing.T) {
 	for addr, want := range map[string]string{
-		"": "", "0": "", "127.0.0.1:9101": "", "[::1]:0": "", "localhost:9101": "",
+		"": "", "0": "", "127.0.0.1:0": "", "[::1]:0": "", "localhost:0": "",
 		"0.0.0.0:9101":  "loopback only",
 		"10.0.0.5:9101": "loopback only",
 		":9101":         "loopback only",

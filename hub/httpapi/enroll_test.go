@@ -51,7 +51,7 @@ func TestEnrollment(t *testing.T) {
 	}
 	var en api.Enrolled
 	e.do(t, "POST", p+"/enroll", "", api.Enroll{Token: tok.Secret, CSR: string(csr), Model: "KF-K200"}, 201, &en)
-	if !wire.ValidDeviceID(en.DeviceID) || en.MQTTAddr != "127.0.0.1:8883" || en.CACertificate != string(e.ca.CertPEM()) {
+	if !wire.ValidDeviceID(en.DeviceID) || en.MQTTAddr != "hub.kiosk.test:8883" || en.CACertificate != string(e.ca.CertPEM()) {
 		t.Fatalf("enrolled %+v", en)
 	}
 	blk, _ := pem.Decode([]byte(en.Certificate))

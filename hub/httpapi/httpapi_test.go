@@ -215,7 +215,7 @@ func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 			revTok:      {Subject: "rev2", Roles: []string{"reviewer"}, Audience: fleetAPI},
 			opTok:       {Subject: "op1", Roles: []string{"operator"}, Audience: fleetAPI},
 		}, httpapi.KioskAssertions{Verifier: &e.kiosks}},
-		MQTTAddr: "127.0.0.1:8883", Version: "0.1.0-test", Now: e.clock.Now, Feed: e.feed, FeedHold: 5 * time.Second, Logs: e.logs,
+		MQTTAddr: "hub.kiosk.test:8883", Version: "0.1.0-test", Now: e.clock.Now, Feed: e.feed, FeedHold: 5 * time.Second, Logs: e.logs,
 	})
 	e.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.inflight.Add(1)

@@ -13,7 +13,7 @@ func TestSitesAndHealth(t *testing.T) {
 	e := newEnv(t)
 	var h api.Health
 	e.do(t, "GET", p+"/health", opsTok, nil, 200, &h)
-	if h != (api.Health{Status: "ok", Version: "0.1.0-test", Store: "ok", Broker: "127.0.0.1:8883"}) {
+	if h != (api.Health{Status: "ok", Version: "0.1.0-test", Store: "ok", Broker: "hub.kiosk.test:8883"}) {
 		t.Fatalf("health %+v", h)
 	}
 	var sites api.Sites
