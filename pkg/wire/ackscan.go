@@ -11,52 +11,26 @@ func fastAck(b []byte) (m AckMsg, ok bool) {
 		return AckMsg{}, false
 	}
 	s := scanner{b: b}
-	var seen uint8
 	s.ws()
-	if !s.take('{') {
-		return AckMsg{}, false
-	}
-	for first := true; ; first = false {
-		s.ws()
-		if s.take('}') {
-			break
-		}
-		if !first && !(s.take(',') && s.wsThen()) {
-			return AckMsg{}, false
-		}
-		key, ok := s.key()
-		if !ok {
-			return AckMsg{}, false
-		}
-		var bit uint8
+	seen, ok := s.object(func(key []byte) (bit uint8, ok bool) {
 		switch string(key) {
 		case "v":
-			bit = 1
 			v, ok := s.uint()
-			if !ok || v != Version {
-				return AckMsg{}, false
-			}
 			m.V = Version
+			return 1, ok && v == Version
 		case "epoch":
-			bit = 2
 			e, ok := s.plainString()
-			if !ok {
-				return AckMsg{}, false
-			}
 			m.Epoch = string(e)
+			return 2, ok
 		case "upTo":
-			bit = 4
-			if m.UpTo, ok = s.uint(); !ok {
-				return AckMsg{}, false
-			}
-		default:
-			return AckMsg{}, false
+			m.UpTo, ok = s.uint()
+			return 4, ok
 		}
-		if seen&bit != 0 {
-			return AckMsg{}, false
-		}
-		seen |= bit
-	}
+		return 0, false
+	})
 	s.ws()
-	return m, s.i == len(s.b) && seen&1 != 0
+	if !ok || s.i != len(s.b) || seen&1 == 0 {
+		return AckMsg{}, false
+	}
+	return m, true
 }

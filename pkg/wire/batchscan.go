@@ -27,54 +27,28 @@ func fastBatch(b []byte) (m Batch, ok bool) {
 // share b's memory.
 func scanBatch(b []byte) (m Batch, ok bool) {
 	s := scanner{b: b}
-	var seen uint8
 	s.ws()
-	if !s.take('{') {
-		return Batch{}, false
-	}
-	for first := true; ; first = false {
-		s.ws()
-		if s.take('}') {
-			break
-		}
-		if !first && !(s.take(',') && s.wsThen()) {
-			return Batch{}, false
-		}
-		key, ok := s.key()
-		if !ok {
-			return Batch{}, false
-		}
-		var bit uint8
+	seen, ok := s.object(func(key []byte) (bit uint8, ok bool) {
 		switch string(key) {
 		case "v":
-			bit = 1
 			v, ok := s.uint()
-			if !ok || v != Version {
-				return Batch{}, false
-			}
 			m.V = Version
+			return 1, ok && v == Version
 		case "epoch":
-			bit = 2
 			e, ok := s.plainString()
-			if !ok {
-				return Batch{}, false
-			}
 			m.Epoch = string(e)
+			return 2, ok
 		case "records":
-			bit = 4
-			if m.Records, ok = s.records(); !ok {
-				return Batch{}, false
-			}
-		default:
-			return Batch{}, false
+			m.Records, ok = s.records()
+			return 4, ok
 		}
-		if seen&bit != 0 {
-			return Batch{}, false
-		}
-		seen |= bit
-	}
+		return 0, false
+	})
 	s.ws()
-	return m, s.i == len(s.b) && seen&1 != 0
+	if !ok || s.i != len(s.b) || seen&1 == 0 {
+		return Batch{}, false
+	}
+	return m, true
 }
 
 // scanner reads JSON from b at i; every method reports false rather than fail.
@@ -218,64 +192,67 @@ func (s *scanner) records() ([]Record, bool) {
 
 // record reads one record; prev are the records before it.
 func (s *scanner) record(prev []Record) (r Record, ok bool) {
-	if !s.take('{') {
-		return r, false
-	}
-	var seen uint8
-	for first := true; ; first = false {
-		s.ws()
-		if s.take('}') {
-			return r, true
-		}
-		if !first && !(s.take(',') && s.wsThen()) {
-			return r, false
-		}
-		key, ok := s.key()
-		if !ok {
-			return r, false
-		}
-		var bit uint8
+	_, ok = s.object(func(key []byte) (bit uint8, ok bool) {
 		switch string(key) {
 		case "seq":
-			bit = 1
 			r.Seq, ok = s.uint()
+			return 1, ok
 		case "ts":
-			bit = 2
 			r.TS, ok = s.int()
+			return 2, ok
 		case "kind":
-			bit = 4
-			var k []byte
-			if k, ok = s.plainString(); ok {
-				if n := len(prev); n > 0 && prev[n-1].Kind == string(k) {
-					r.Kind = prev[n-1].Kind // one string for a batch of one kind
-				} else {
-					r.Kind = string(k)
-				}
+			k, ok := s.plainString()
+			if n := len(prev); ok && n > 0 && prev[n-1].Kind == string(k) {
+				r.Kind = prev[n-1].Kind // one string for a batch of one kind
+			} else {
+				r.Kind = string(k)
 			}
+			return 4, ok
 		case "class":
-			bit = 8
-			var c []byte
-			if c, ok = s.plainString(); ok {
-				switch string(c) {
-				case string(Telemetry):
-					r.Class = Telemetry
-				case string(Business):
-					r.Class = Business
-				default:
-					r.Class = Class(c)
-				}
+			c, ok := s.plainString()
+			switch string(c) {
+			case string(Telemetry):
+				r.Class = Telemetry
+			case string(Business):
+				r.Class = Business
+			default:
+				r.Class = Class(c)
 			}
+			return 8, ok
 		case "body":
-			bit = 16
 			start := s.i
 			if ok = s.value(0); ok {
 				r.Body = s.b[start:s.i:s.i]
 			}
-		default:
-			return r, false
+			return 16, ok
 		}
+		return 0, false
+	})
+	return r, ok
+}
+
+// object reads a JSON object in the plain form: field reads the value of each key and returns
+// the key's bit (or false for a key it does not take or a value it cannot read); a key seen twice
+// is refused. It returns the bits of the keys seen.
+func (s *scanner) object(field func(key []byte) (bit uint8, ok bool)) (seen uint8, ok bool) {
+	if !s.take('{') {
+		return 0, false
+	}
+	for first := true; ; first = false {
+		s.ws()
+		if s.take('}') {
+			return seen, true
+		}
+		if !first && !(s.take(',') && s.wsThen()) {
+			return 0, false
+		}
+		key, ok := s.key()
+		if !ok {
+			return 0, false
+		}
+		bit, ok := field(key)
 		if !ok || seen&bit != 0 {
-			return r, false
+			return 0, false
 		}
 		seen |= bit
 	}
