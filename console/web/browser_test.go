@@ -147,6 +147,22 @@ func until(t *testing.T, ctx context.Context, what, expr string) {
 
 // click clicks the element sel with the mouse where the page shows it, as a person does. The
 // position is found in the page in one go, so a live refresh cannot remove the node in between.
+// setValues fills form fields, again while the page's live refresh replaces the nodes between
+// the lookup and the write ("No node with given id found"), until a deadline.
+func setValues(t *testing.T, ctx context.Context, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := chromedp.Do(ctx, actions...)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			t.Fatalf("filling the form: %v", err)
+		}
+	}
+}
+
 func click(t *testing.T, ctx context.Context, sel string) {
 	t.Helper()
 	pt, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](`(() => {
