@@ -3,6 +3,8 @@
 // SQLite one), and measures what the fleet sees: throughput of records acked by the hub, latency
 // from enqueue to ack, connect and drain times. Kiosks can lose their connection at random
 // (churn) and go offline for a while, buffering in their outbox, as kiosks on real networks do.
+// Beside the fleet, RunViewers follows the hub's change notices as live console viewers do and
+// measures how late they arrive (viewers.go), and RunMQTT offers plain MQTT load to any broker.
 package fleetsim
 
 import (

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -21,8 +22,8 @@ func TestReadEvents(t *testing.T) {
 		t.Fatalf("events %+v", got)
 	}
 	for _, bad := range []string{"data: {}\n\n", "data: [1]\n\n", "data: " + strings.Repeat("x", maxEventLine+1) + "\n\n"} {
-		if err := ReadFeed(strings.NewReader(bad), func(Notice) { t.Errorf("event from %.30q", bad) }); err == nil {
-			t.Errorf("%.30q: no error", bad)
+		if err := ReadFeed(strings.NewReader(bad), func(Notice) { t.Errorf("event from %.30q", bad) }); !errors.Is(err, ErrBadFeed) {
+			t.Errorf("%.30q: error %v, want ErrBadFeed", bad, err)
 		}
 	}
 }
