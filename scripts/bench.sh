@@ -5,7 +5,8 @@
 # Speed is never asserted in make test; this is where it is measured. Record results in
 # docs/benchmarks.md with the machine context the run prints (commit, CPU model, fsync latency,
 # load): all three values of a figure, not the best. Knobs: BENCH_RUNS (default 3),
-# BENCH_AGENTS_MAX (default 20000), BENCH_SECONDS (default 20), BENCH_SKIP (space-separated
+# BENCH_AGENTS_MAX (default 20000), BENCH_SECONDS (default 20), BENCH_STORM_VIEWERS (default 100:
+# live console viewers in the scale scenario's reconnect storm), BENCH_SKIP (space-separated
 # scenario names to skip: go overview viewers shell refresh events ingest latency churn drain drain1000
 # scale mosquitto idle cluster bundles). The cluster scenarios run fleet-hub replicas on a PostgreSQL of their own (Debian's,
 # in var/bench/pg, fsync on, as the postgres user when run as root), after the SQLite ones, in the
@@ -346,6 +347,18 @@ if ! skip scale; then
   fig mac "  bad record MAC on the agents" "<= 0" "errors"
   fig deaf "  deaf sessions found by the agents" "<= 0" "sessions"
   fig rssratio "  hub RSS after storm / before" "<= 1.2x" "x"
+  # Live console viewers in the real storm (BENCH_STORM_VIEWERS, default 100; 0: none, the storm
+  # as before they were added): fleetsim viewers hold GET /api/v1/feed over HTTPS, each on a
+  # connection of its own, from just before the kill -9 until 2 s after every agent resynced,
+  # reopening their streams when the hub is back; the lag of a notice is its arrival minus the
+  # hub's time of the change (one machine, one clock). Memory per viewer: the hub's RSS with them
+  # connected minus just before, over their number (RSS, not a heap after a collection: an estimate).
+  NV=${BENCH_STORM_VIEWERS:-100}
+  if [ "$NV" -gt 0 ]; then
+    fig stormviewers "$NV live viewers in the real reconnect storm: p99 lag of their notices" "<= 2000 ms" "ms"
+    fig stormviewersup "  until every viewer had each storm kiosk's latest presence change" "reported" "ms"
+    fig stormviewersmem "  hub RSS per viewer (with them minus without, the fleet connected)" "reported" "KiB"
+  fi
   # Every simulated kiosk enrolls from 127.0.0.1 (--connect-concurrency at once, besides the
   # admin client's calls): no per-address HTTP connection limit here, as for the bundles, or
   # the first run's enrollment of the fleet is refused (limit 256).
@@ -363,11 +376,40 @@ if ! skip scale; then
     sleep 3
     before=$(rss_kib "$HUBPID")
     val rssper "$(( (before - base) / MAXAG ))"
+    VIEW=
+    if [ "$NV" -gt 0 ]; then
+      rm -f "$RUN/viewers.ready"
+      "$BIN/fleetsim" viewers --hub "https://$HTTP" --ca "$HUBDIR/ca/ca.crt" --token "$TOKEN" --viewers "$NV" \
+          --ready "$RUN/viewers.ready" --json "$RUN/stormviewers.$r.json" >"$RUN/stormviewers.$r.txt" 2>&1 &
+      VIEW=$!
+      for _ in $(seq 1 600); do { [ -f "$RUN/viewers.ready" ] || ! kill -0 $VIEW 2>/dev/null; } && break; sleep 0.1; done
+      sleep 2
+      withv=$(rss_kib "$HUBPID")
+      vmem=$(awk -v a="$withv" -v b="$before" -v n="$NV" 'BEGIN{printf "%.1f", (a-b)/n}')
+      val stormviewersmem "$vmem"
+      before=$withv  # the viewers stay connected through the storm: the RSS ratio compares like with like
+    fi
     kill -9 "$HUBPID"; wait "$HUBPID" 2>/dev/null || true
     scale_hub
+    if [ -n "$VIEW" ]; then
+      # fleetsim adds "resynced" to the signal file when every agent is back; 2 s later (the
+      # target) the viewers stop and read the hub's presence, before the fleet's run ends.
+      while ! grep -q resynced "$RUN/storm.signal" 2>/dev/null && kill -0 $SIM 2>/dev/null; do sleep 0.2; done
+      sleep 2
+      kill -INT "$VIEW" 2>/dev/null || true; wait "$VIEW" || true
+    fi
     wait $SIM || true
     cat "$RUN/scale.$r.txt"
     after=$(rss_kib "$HUBPID")
+    if [ -n "$VIEW" ]; then
+      cat "$RUN/stormviewers.$r.txt"
+      f="$RUN/stormviewers.$r.json"
+      echo "  viewers during the real storm: p99 lag $(json "$f" stormLagP99Ms) ms, memory per viewer $vmem KiB"
+      val stormviewers "$(json "$f" stormLagP99Ms)"
+      note stormviewers "run $r: $(json "$f" stormUpdates) notices, $(json "$f" resyncs) resyncs, $(json "$f" reconnects) reopened, $(json "$f" errors) errors, max $(json "$f" stormLagMaxMs) ms"
+      val stormviewersup "$(json "$f" upToDateMaxMs)"
+      note stormviewersup "run $r: $(json "$f" notUpToDate) of $NV viewers not up to date with $(json "$f" stormKiosks) kiosks"
+    fi
     f="$RUN/scale.$r.json"
     val connected "$(json "$f" connected)"
     [ "$MAXAG" -lt 20000 ] && note connected "$MAXAG tried (open-file limit)"
