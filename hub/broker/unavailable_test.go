@@ -14,6 +14,7 @@ import (
 	pahopackets "github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/kioskfleet/kioskfleet/hub/ca/catest"
+	"github.com/kioskfleet/kioskfleet/pkg/polltest"
 )
 
 // TestRefusalForLoadIsRetryable: a CONNECT that gets no authorization verdict in time (the
@@ -99,11 +100,7 @@ func TestAcceptWaitsInLine(t *testing.T) {
 	}
 	waitAccepted := func(n uint64) {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); accepted() != n; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d connections accepted, want %d", accepted(), n)
-			}
-		}
+		polltest.Until(t, 5*time.Second, fmt.Sprintf("%d connections accepted", n), func() bool { return accepted() == n })
 	}
 	dial := func() net.Conn {
 		t.Helper()
