@@ -103,6 +103,8 @@ type Config struct {
 	// it wait in line instead of all burning CPU at once and timing out together. A handshake
 	// spends most of its time waiting for the kiosk's round trips, not computing, so the bound
 	// is wide: with 8 per CPU a 19,000-kiosk reconnect storm took 50-72 s, with 256 per CPU 30 s.
+	// As many again may wait in line, accepted; past that the broker stops accepting until one
+	// gets a slot, and further kiosks wait in the kernel's listen queue (see listener.Accept).
 	MaxHandshakes int
 
 	// OnSession, if set, is told when a device's session starts (online) and ends (offline,
@@ -170,6 +172,7 @@ type Broker struct {
 	presence sync.Mutex // serializes OnSession calls
 	subID    atomic.Int64
 	hs       chan struct{} // handshake slots
+	queue    chan struct{} // accepted connections waiting for a handshake slot (listener.Accept)
 }
 
 type session struct {
@@ -233,6 +236,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		pending:  connlimit.New(cfg.Pending),
 		reload:   make(chan struct{}, 1),
 		hs:       make(chan struct{}, cmp.Or(cfg.MaxHandshakes, 256*runtime.GOMAXPROCS(0))),
+		queue:    make(chan struct{}, cmp.Or(cfg.MaxHandshakes, 256*runtime.GOMAXPROCS(0))),
 		tlsCfg: &tls.Config{
 			Certificates: []tls.Certificate{cfg.Certificate},
 			ClientAuth:   tls.RequireAndVerifyClientCert, // expiry, chain and clientAuth usage
@@ -627,8 +631,21 @@ func (l *listener) Accept() (net.Conn, error) {
 		return nil, net.ErrClosed
 	}
 	for {
+		// A place in line first. When a handshake slot's worth of connections already wait for
+		// one, the broker stops accepting: further kiosks wait in the kernel's listen queue and,
+		// once it is full, their SYNs go unanswered and their kernels retry. Either way they
+		// cost nothing meanwhile, where accepting and then refusing them (pending limit, no slot
+		// in time) cost each a dial and a ClientHello -- a post-quantum key pair -- per attempt,
+		// and its next attempt 1-3 s later the same again: in a 19,000-kiosk storm on one
+		// machine, ~100,000 such attempts used more CPU than the handshakes that succeeded.
+		select {
+		case l.b.queue <- struct{}{}:
+		case <-l.b.ctx.Done():
+			return nil, net.ErrClosed
+		}
 		c, err := l.Listener.Accept()
 		if err != nil {
+			<-l.b.queue
 			if l.b.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil, err
 			}
@@ -650,9 +667,11 @@ func (l *listener) Accept() (net.Conn, error) {
 			}
 			l.b.reject(r, err.Error(), "remote", c.RemoteAddr().String())
 			c.Close()
+			<-l.b.queue
 			continue
 		}
 		gc := &guardConn{Conn: tlsconn.New(tls.Server(c, l.b.tlsCfg)), b: l.b, unpend: release}
+		gc.queued.Store(true)
 		gc.g = guard{r: gc.Conn, max: l.b.cfg.MaxPacketSize, maxConnect: l.b.cfg.MaxConnectSize}
 		l.b.mu.Lock()
 		closed := l.b.closed
@@ -664,6 +683,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		l.b.mu.Unlock()
 		if closed {
 			release()
+			gc.leaveQueue()
 			c.Close()
 			return nil, net.ErrClosed
 		}
@@ -681,9 +701,10 @@ type guardConn struct {
 	ready    bool   // handshake done
 	deviceID string // from the verified certificate
 	serial   string
-	seq      uint64 // accept order
-	counted  bool   // in b.devices (takeover.go), under b.mu
-	unpend   func() // gives back the connection's slot in b.pending, once admitted or closed
+	seq      uint64      // accept order
+	counted  bool        // in b.devices (takeover.go), under b.mu
+	unpend   func()      // gives back the connection's slot in b.pending, once admitted or closed
+	queued   atomic.Bool // holds a place in b.queue: accepted, not yet given a handshake slot
 	closed   atomic.Bool
 	cause    atomic.Pointer[closeCause] // why the broker closed it, if it did (closeFor)
 }
@@ -747,6 +768,7 @@ func (c *guardConn) handshake() error {
 	select {
 	case c.b.hs <- struct{}{}:
 		wait.Stop()
+		c.leaveQueue()
 	case <-wait.C:
 		c.b.reject(ReasonUnavailable, "no handshake slot within half the connect timeout (overloaded)", "remote", c.RemoteAddr().String())
 		return errors.New("broker: handshake queue timeout")
@@ -784,6 +806,14 @@ func (c *guardConn) handshake() error {
 	return nil
 }
 
+// leaveQueue gives back the connection's place in line (b.queue), once: when it gets a handshake
+// slot or is closed before.
+func (c *guardConn) leaveQueue() {
+	if c.queued.CompareAndSwap(true, false) {
+		<-c.b.queue
+	}
+}
+
 // refuseUnavailable answers a CONNECT with CONNACK 0x03, server unavailable, and closes the
 // connection [MQTT-3.2.2-5]; mochi's own CONNACK (0x05) after the hook then finds it closed.
 func (c *guardConn) refuseUnavailable() {
@@ -795,6 +825,7 @@ func (c *guardConn) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	c.leaveQueue()
 	c.b.admitted(c) // or closed: it is no longer waiting
 	c.b.mu.Lock()
 	delete(c.b.conns, c)

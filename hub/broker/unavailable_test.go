@@ -14,6 +14,7 @@ import (
 	pahopackets "github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/kioskfleet/kioskfleet/hub/ca/catest"
+	"github.com/kioskfleet/kioskfleet/pkg/polltest"
 )
 
 // TestRefusalForLoadIsRetryable: a CONNECT that gets no authorization verdict in time (the
@@ -85,4 +86,42 @@ func TestHoldUntilOpen(t *testing.T) {
 	e.b.Open()
 	c := e.dial(t, "kiosk-early", false)
 	connected(t, c, "kiosk-early")
+}
+
+// TestAcceptWaitsInLine: with every handshake slot taken and as many connections again waiting
+// for one, the broker accepts no more (the kiosk waits in the kernel's listen queue, at no cost
+// to either side) instead of accepting and refusing it; once a slot is free, it is accepted.
+func TestAcceptWaitsInLine(t *testing.T) {
+	e := startConnEnv(t, func(c *Config) { c.MaxHandshakes, c.ConnectTimeout = 1, 20*time.Second })
+	accepted := func() uint64 {
+		e.b.mu.Lock()
+		defer e.b.mu.Unlock()
+		return e.b.accepted
+	}
+	waitAccepted := func(n uint64) {
+		t.Helper()
+		polltest.Until(t, 5*time.Second, fmt.Sprintf("%d connections accepted", n), func() bool { return accepted() == n })
+	}
+	dial := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", e.b.Addr()) // silent: it sends no ClientHello
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	inSlot := dial()
+	waitAccepted(1)
+	dial() // in line for the slot
+	waitAccepted(2)
+	third := dial() // the kernel completes the TCP handshake; the broker does not accept it
+	if closedSoon(third, 300*time.Millisecond) || accepted() != 2 {
+		t.Fatalf("the third connection was accepted (%d in all) or closed while the line was full", accepted())
+	}
+	inSlot.Close() // its handshake fails at once: the slot goes to the second, the line to the third
+	waitAccepted(3)
+	if n := e.b.Stats()[ReasonUnavailable] + e.b.Stats()[ReasonPendingLimit]; n != 0 {
+		t.Fatalf("%d connections refused for load, want none", n)
+	}
 }

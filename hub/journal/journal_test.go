@@ -22,6 +22,7 @@ import (
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/sqlite"
 	"github.com/kioskfleet/kioskfleet/hub/store/storetest"
+	"github.com/kioskfleet/kioskfleet/pkg/polltest"
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
@@ -277,4 +278,30 @@ func TestThroughIngest(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	wantEvents(t, events(t, s, "k-1"), journal.EventGap+"@5")
+}
+
+// A verifier starting up verifies what was committed while none ran (JournalsBehind), and only
+// that: a kiosk already verified to its end is not read again.
+func TestRunCatchesUp(t *testing.T) {
+	s := openStore(t)
+	done, behind := enroll(t, s, "k-done"), enroll(t, s, "k-behind")
+	done.write(2)
+	behind.write(3)
+	verify(t, s, journal.New(s, nil), done, done.batch("e1", 1, done.at(1, 2)...))
+	if _, err := s.CommitBatches(context.Background(), []store.Batch{behind.batch("e1", 1, behind.at(1, 3)...)}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := s.JournalHead(context.Background(), "k-done")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	wg.Go(func() { _ = journal.New(s, nil).Run(ctx) })
+	polltest.Until(t, 10*time.Second, "the journal committed before the verifier started verified", func() bool {
+		h, err := s.JournalHead(context.Background(), "k-behind")
+		return err == nil && h.Index == 3
+	})
+	wantEvents(t, events(t, s, "k-behind"), journal.EventGap+"@3")
+	if after, _ := s.JournalHead(context.Background(), "k-done"); after != before {
+		t.Fatalf("a verified journal was written again: %+v -> %+v", before, after)
+	}
 }

@@ -2,18 +2,21 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
+	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
 // JournalStore is what the suite of store.Journal needs.
 type JournalStore interface {
 	store.Journal
 	store.Devices
+	store.Records
 }
 
 // RunJournal runs the suite of store.Journal.
@@ -21,6 +24,7 @@ func RunJournal(t *testing.T, open func(t *testing.T) JournalStore) {
 	suite[JournalStore]{
 		{"AdvanceAndEvents", testJournalAdvance},
 		{"ConcurrentAdvance", testJournalConcurrent},
+		{"Behind", testJournalsBehind},
 	}.run(t, open)
 }
 
@@ -110,6 +114,54 @@ func testJournalConcurrent(t *testing.T, s JournalStore) {
 	if evs, _ := s.ListSecurityEvents(ctx, store.SecurityEventFilter{}); len(evs) != 2 {
 		t.Fatalf("%d events written, want 2", len(evs))
 	}
+}
+
+// JournalsBehind names exactly the devices whose last journal record (of any epoch) is past their
+// cursor: not those with none, with other kinds only, or verified up to their last.
+func testJournalsBehind(t *testing.T, s JournalStore) {
+	ctx := t.Context()
+	for _, id := range []string{"k1", "k2", "k3", "k4"} {
+		Enroll(t, s, "sz", id)
+	}
+	behind := func(want ...string) {
+		t.Helper()
+		got, err := s.JournalsBehind(ctx)
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("JournalsBehind = %v, %v; want %v", got, err, want)
+		}
+	}
+	behind()
+	batch := func(dev, epoch string, seq uint64, kinds ...string) {
+		t.Helper()
+		b := store.Batch{DeviceID: dev, Epoch: epoch, RecvTS: T0}
+		for i, k := range kinds {
+			b.Records = append(b.Records, store.IncomingRecord{Record: wire.Record{Seq: seq + uint64(i), Kind: k, Class: wire.Business, TS: T0.UnixMilli(), Body: []byte(`{}`)}})
+		}
+		commit(t, s, b)
+	}
+	batch("k1", "e1", 1, wire.KindJournal, "heartbeat") // a journal record, then another kind
+	batch("k2", "e1", 1, "heartbeat")
+	batch("k3", "e1", 1, wire.KindJournal)
+	batch("k4", "e1", 1, wire.KindJournal)
+	behind("k1", "k3", "k4")
+
+	last := func(dev string) int64 {
+		recs, err := s.ListRecords(ctx, store.RecordFilter{DeviceID: dev, Kind: wire.KindJournal})
+		if err != nil || len(recs) == 0 {
+			t.Fatalf("ListRecords(%s) = %v, %v", dev, recs, err)
+		}
+		return recs[len(recs)-1].ID
+	}
+	if err := s.AdvanceJournal(ctx, head("k1", last("k1"), 1), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AdvanceJournal(ctx, head("k3", last("k3"), 1), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	behind("k4")
+	batch("k3", "e2", 1, wire.KindJournal) // a new epoch (the kiosk's data wiped)
+	batch("k1", "e1", 3, "heartbeat")
+	behind("k3", "k4")
 }
 
 func isConflict(err error) bool { return errors.Is(err, store.ErrConflict) }
