@@ -1,10 +1,12 @@
 package identity
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func FuzzNormalizeUserCode(f *testing.F) {
@@ -49,6 +51,26 @@ func TestCSPSource(t *testing.T) {
 	} {
 		if got := cspSource(in); got != want {
 			t.Errorf("cspSource(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestRefreshHashOrder: the store's keys of refresh tokens sort by the time the tokens were
+// made, and differ for tokens of the same nanosecond; a token of another form is keyed by its
+// SHA-256 alone.
+func TestRefreshHashOrder(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 19, 0, 0, 0, time.UTC)
+	a, b, c := refreshToken(t0), refreshToken(t0), refreshToken(t0.Add(time.Nanosecond))
+	ha, hb, hc := refreshHash(a), refreshHash(b), refreshHash(c)
+	if len(ha) != 8+32 || bytes.Equal(ha, hb) {
+		t.Fatalf("hashes %x, %x: want 40 bytes each, different", ha, hb)
+	}
+	if bytes.Compare(ha, hc) >= 0 || bytes.Compare(hb, hc) >= 0 {
+		t.Errorf("a later token's key %x sorts before an earlier one's %x, %x", hc, ha, hb)
+	}
+	for _, v := range []string{randomToken(32), "", strings.Repeat("z", refreshTokenLen), "+" + a[1:]} {
+		if got := refreshHash(v); !bytes.Equal(got, sha(v)) {
+			t.Errorf("refreshHash(%q) = %x, want its SHA-256", v, got)
 		}
 	}
 }

@@ -5,10 +5,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -183,6 +187,47 @@ func TestRefreshReuseRevokesFamily(t *testing.T) {
 	if st, _, _ := refresh(e, other["refresh_token"].(string)); st != 200 {
 		t.Errorf("refresh of another grant: %d", st)
 	}
+}
+
+// TestRefreshTokenOfBefore: a refresh token issued before refresh tokens began with their time
+// (the store keyed it by its SHA-256 alone) is still found, rotated to one of the new form, and
+// its reuse still revokes its family. New tokens are stored under their time and SHA-256.
+func TestRefreshTokenOfBefore(t *testing.T) {
+	e := identitytest.New(t)
+	verifier := oauth2.GenerateVerifier()
+	_, tok, err := exchange(e, codeFor(t, e, verifier), verifier, e.Callback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := tok["refresh_token"].(string)
+	at, err := strconv.ParseUint(rt[:16], 16, 64)
+	if len(rt) != 16+43 || err != nil {
+		t.Fatalf("refresh token %q: want 16 hexadecimal digits of time and 43 characters", rt)
+	}
+	sum := sha256.Sum256([]byte(rt))
+	row, err := e.Store.TokenByHash(t.Context(), append(binary.BigEndian.AppendUint64(nil, at), sum[:]...))
+	if err != nil {
+		t.Fatalf("new refresh token not stored under its time and SHA-256: %v", err)
+	}
+	// The same grant's token as the hub issued it before: 32 random bytes, keyed by their SHA-256.
+	old := make([]byte, 32)
+	rand.Read(old)
+	before := base64.RawURLEncoding.EncodeToString(old)
+	sum = sha256.Sum256([]byte(before))
+	row.ID, row.Hash = "before-"+row.ID, sum[:]
+	if err := e.Store.InsertTokens(t.Context(), row); err != nil {
+		t.Fatal(err)
+	}
+	st, tok2, err := refresh(e, before)
+	if err != nil || st != 200 || len(tok2["refresh_token"].(string)) != 16+43 {
+		t.Fatalf("refresh with a token of before: %d %v %v", st, tok2, err)
+	}
+	st, m, err := refresh(e, before) // reuse of the rotated token
+	oauthErr(t, st, m, err, 400, "invalid_grant")
+	st, m, err = refresh(e, tok2["refresh_token"].(string)) // the family is revoked
+	oauthErr(t, st, m, err, 400, "invalid_grant")
+	st, m, err = refresh(e, rt) // the grant's other token too
+	oauthErr(t, st, m, err, 400, "invalid_grant")
 }
 
 func TestExpiredCode(t *testing.T) {

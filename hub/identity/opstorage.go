@@ -218,9 +218,9 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	}
 	now := s.p.now()
 	at := g.access(now)
-	value := randomToken(32)
+	value := refreshToken(now)
 	rt := g.Token
-	rt.ID, rt.Kind, rt.Hash, rt.CreatedAt, rt.ExpiresAt = tokenID(now), store.TokenRefresh, sha(value), now, now.Add(s.p.cfg.RefreshTokenTTL)
+	rt.ID, rt.Kind, rt.Hash, rt.CreatedAt, rt.ExpiresAt = tokenID(now), store.TokenRefresh, refreshHash(value), now, now.Add(s.p.cfg.RefreshTokenTTL)
 	if rr, ok := req.(*refreshRequest); ok && current != "" {
 		// The new refresh token lives no longer than the family's first one would have.
 		rt.ExpiresAt = rr.ExpiresAt
@@ -239,7 +239,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 }
 
 func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, value string) (op.RefreshTokenRequest, error) {
-	t, err := s.p.st.TokenByHash(ctx, sha(value))
+	t, err := s.p.st.TokenByHash(ctx, refreshHash(value))
 	if err != nil || t.Kind != store.TokenRefresh {
 		return nil, errors.New("unknown refresh token")
 	}
@@ -276,7 +276,7 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID
 	if userID != "" {
 		t, err = s.p.st.GetToken(ctx, tokenOrID)
 	} else {
-		t, err = s.p.st.TokenByHash(ctx, sha(tokenOrID))
+		t, err = s.p.st.TokenByHash(ctx, refreshHash(tokenOrID))
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // RFC 7009 §2.2: an unknown token is answered with 200
@@ -299,7 +299,7 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID
 }
 
 func (s *opStorage) GetRefreshTokenInfo(ctx context.Context, clientID, value string) (string, string, error) {
-	t, err := s.p.st.TokenByHash(ctx, sha(value))
+	t, err := s.p.st.TokenByHash(ctx, refreshHash(value))
 	if err != nil || t.Kind != store.TokenRefresh || t.ClientID != clientID {
 		return "", "", op.ErrInvalidRefreshToken
 	}

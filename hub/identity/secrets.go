@@ -8,8 +8,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
@@ -118,6 +120,32 @@ func randomToken(n int) string {
 // it encrypted, a refresh token is a separate random value.
 func tokenID(now time.Time) string {
 	return fmt.Sprintf("%016x", uint64(now.UnixNano())) + randomToken(12)
+}
+
+// refreshToken returns a new refresh token: the time it is made (16 hexadecimal digits of
+// nanoseconds) and 32 random bytes, base64url-encoded. The time is no secret (the client got the
+// token then); the 256 random bits are the credential.
+func refreshToken(now time.Time) string {
+	return fmt.Sprintf("%016x", uint64(now.UnixNano())) + randomToken(32)
+}
+
+// refreshTokenLen is the length of refreshToken's values; those of before (the random part
+// alone) are shorter.
+const refreshTokenLen = 16 + 43
+
+// refreshHash is what the store keeps of a refresh token and finds it by: the time the token
+// carries (8 bytes, big-endian) and then the SHA-256 of the whole token. New tokens so land at
+// the end of the store's index of hashes instead of on a random page of it, which every rotation
+// would otherwise write (and checkpoint); the lookup is still an exact match on the SHA-256. A
+// token of before (the random part alone) is kept by its SHA-256 alone.
+func refreshHash(value string) []byte {
+	if len(value) == refreshTokenLen {
+		if t, err := strconv.ParseUint(value[:16], 16, 64); err == nil {
+			h := sha256.Sum256([]byte(value))
+			return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(h)), t), h[:]...)
+		}
+	}
+	return sha(value)
 }
 
 func sha(s string) []byte {
