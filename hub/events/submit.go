@@ -187,6 +187,9 @@ func (ev *Events) take(draining bool) []*pending {
 		i++
 	}
 	group := ev.q[:i:i]
+	for _, p := range group {
+		ev.m.queueWait.Observe(time.Since(p.at).Seconds())
+	}
 	ev.q = ev.q[i:]
 	ev.queued -= n
 	return group
