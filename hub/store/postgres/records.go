@@ -17,7 +17,7 @@ import (
 
 // CommitBatches commits batches in one transaction of two round trips (begin with lock and load,
 // then the writes with the commit, a pipelined transaction; one more when parked records move,
-// and one when kiosks' events are stored), whatever their number:
+// one when kiosks' events are stored, two for COPY in a large group), whatever their number:
 //
 //  1. It creates the epoch rows it has not seen, locks the rows of every (device, epoch) of the
 //     group in (device, epoch) order, and then reads their watermarks and parked seqs. The lock
@@ -29,8 +29,8 @@ import (
 //     in every parked record that is now contiguous, in seq order; a record beyond a gap is
 //     parked (a duplicate of a parked one is skipped). Effects are gathered for the records
 //     stored for the first time, each folded as if applied one by one.
-//  3. It writes it all in one round trip: the new records in one insert, in order, so that ids
-//     follow seqs (parked records that now move are first taken out of pending_records to take
+//  3. It writes it all in one round trip: the new records in one insert (COPY, before it, when
+//     they are many: copyRecords), in order, so that ids follow seqs (parked records that now move are first taken out of pending_records to take
 //     their place); the records parked now, the watermarks, the devices' last-seen, health and
 //     peripherals in one update of their rows (locked in ID order), reported states and
 //     command results; and the commit.
@@ -359,16 +359,30 @@ const (
 	updateCommand = `UPDATE commands SET state = $2, output = $3, error = $4, updated_at = $5 WHERE id = $1`
 )
 
-// write is step 3: after reading back the parked records that move, if any, everything in one
-// round trip that ends with the commit (after the kiosks' events, if any, in one more).
+// copyRecords is how many new records a commit stores with COPY (two round trips of its own)
+// rather than in its last round trip: for a large group (a fleet draining its backlogs) COPY
+// costs PostgreSQL less CPU than an insert from arrays; for the small groups of a fleet that is
+// keeping up, the round trips cost more than that.
+const copyRecords = 1000
+
+// write is step 3: after reading back the parked records that move, if any, and storing the
+// new records with COPY when they are many, everything in one round trip that ends with the
+// commit (after the kiosks' events, if any, in one more).
 func (c *commit) write(ctx context.Context, p *pipeline) error {
 	if c.moves > 0 {
 		if err := c.takeMoved(ctx, p.tx); err != nil {
 			return err
 		}
 	}
+	if len(c.records) >= copyRecords {
+		_, err := p.tx.CopyFrom(ctx, pgx.Identifier{"records"}, []string{"epoch_id", "seq", "kind", "class", "device_ts", "recv_ts", "body"},
+			&rowSource{rows: c.records})
+		if err != nil {
+			return fmt.Errorf("store: insert records: %w", err)
+		}
+	}
 	b := p.batch()
-	if len(c.records) > 0 {
+	if n := len(c.records); n > 0 && n < copyRecords {
 		b.Queue(insertRecords, columns(c.records)...)
 	}
 	var parked []row
@@ -470,6 +484,23 @@ func (c *commit) takeMoved(ctx context.Context, tx pgx.Tx) error {
 		return fmt.Errorf("store: move parked records: %d of %d found", n.RowsAffected(), len(eids))
 	}
 	return nil
+}
+
+// rowSource feeds rows to COPY.
+type rowSource struct {
+	rows []row
+	i    int
+	vals [7]any
+}
+
+func (s *rowSource) Next() bool { s.i++; return s.i <= len(s.rows) }
+func (s *rowSource) Err() error { return nil }
+
+// Values returns the current row's columns; COPY encodes them before it asks for the next row.
+func (s *rowSource) Values() ([]any, error) {
+	r := &s.rows[s.i-1]
+	s.vals = [7]any{r.epochID, int64(r.seq), r.kind, r.class, r.devTS, r.recv, r.body}
+	return s.vals[:], nil
 }
 
 // foldResults applies the group's command results, in order, to the states of the commands as
