@@ -171,8 +171,14 @@ const maxAttempts = 5
 // aborted by a deadlock or a serialization failure is run again (fn must do all its work, and
 // keep all its state, inside).
 func (s *Store) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return s.retry(ctx, func() error { return pgx.BeginFunc(ctx, s.pool, fn) })
+}
+
+// retry runs a transaction (once) again while PostgreSQL aborts it as a deadlock victim or a
+// serialization failure, up to maxAttempts times, after a short random pause.
+func (s *Store) retry(ctx context.Context, once func() error) error {
 	for attempt := 1; ; attempt++ {
-		err := pgx.BeginFunc(ctx, s.pool, fn)
+		err := once()
 		if err == nil || attempt == maxAttempts || !retryable(err) {
 			return err
 		}

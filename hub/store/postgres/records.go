@@ -15,8 +15,9 @@ import (
 	"github.com/kioskfleet/kioskfleet/pkg/wire"
 )
 
-// CommitBatches commits batches in one transaction of a few round trips (begin, lock and load,
-// copy, the rest, commit; one more when parked records move), whatever their number:
+// CommitBatches commits batches in one transaction of two round trips (begin with lock and load,
+// then the writes with the commit, a pipelined transaction; one more when parked records move,
+// one when kiosks' events are stored, two for COPY in a large group), whatever their number:
 //
 //  1. It creates the epoch rows it has not seen, locks the rows of every (device, epoch) of the
 //     group in (device, epoch) order, and then reads their watermarks and parked seqs. The lock
@@ -28,11 +29,11 @@ import (
 //     in every parked record that is now contiguous, in seq order; a record beyond a gap is
 //     parked (a duplicate of a parked one is skipped). Effects are gathered for the records
 //     stored for the first time, each folded as if applied one by one.
-//  3. It writes it all: the new records in one COPY, in order, so that ids follow seqs (parked
-//     records that now move are first taken out of pending_records to take their place); then,
-//     in one round trip, the records parked now, the watermarks, each device's last-seen, health
-//     and peripherals in one update of its row (devices in ID order), reported states and
-//     command results; then it commits.
+//  3. It writes it all in one round trip: the new records in one insert (COPY, before it, when
+//     they are many: copyRecords), in order, so that ids follow seqs (parked records that now move are first taken out of pending_records to take
+//     their place); the records parked now, the watermarks, the devices' last-seen, health and
+//     peripherals in one update of their rows (locked in ID order), reported states and
+//     command results; and the commit.
 //
 // Nothing is visible to others before the commit, and the commit returns once it is durable
 // (synchronous_commit, see the package comment).
@@ -44,13 +45,13 @@ func (s *Store) CommitBatches(ctx context.Context, batches []store.Batch) ([]sto
 		return []store.Watermark{}, nil
 	}
 	var c *commit
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.txPipelined(ctx, func(p *pipeline) error {
 		c = s.newCommit(batches)
-		if err := c.lockAndLoad(ctx, tx); err != nil {
+		if err := c.lockAndLoad(ctx, p); err != nil {
 			return err
 		}
 		c.apply()
-		return c.write(ctx, tx)
+		return c.write(ctx, p)
 	})
 	if err != nil {
 		return nil, err
@@ -203,14 +204,14 @@ const (
 	lockCommands = `SELECT id, device_id, state FROM commands WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`
 )
 
-// lockAndLoad is step 1, in one round trip.
-func (c *commit) lockAndLoad(ctx context.Context, tx pgx.Tx) error {
+// lockAndLoad is step 1, in the transaction's first round trip.
+func (c *commit) lockAndLoad(ctx context.Context, p *pipeline) error {
 	devs := make([]string, len(c.order))
 	epochs := make([]string, len(c.order))
 	for i, cur := range c.order {
 		devs[i], epochs[i] = cur.device, cur.epoch
 	}
-	b := &pgx.Batch{}
+	b := p.batch()
 	b.Queue(createEpochs, devs, epochs)
 	b.Queue(lockEpochs, devs, epochs)
 	b.Queue(loadEpochs, devs, epochs).Query(func(rows pgx.Rows) error {
@@ -241,7 +242,7 @@ func (c *commit) lockAndLoad(ctx context.Context, tx pgx.Tx) error {
 			return err
 		})
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	if err := p.send(ctx, b, false); err != nil {
 		return fmt.Errorf("store: lock epochs: %w", err)
 	}
 	for _, cur := range c.order {
@@ -320,24 +321,37 @@ func (c *commit) effect(cur *cursor, r *store.IncomingRecord, recv int64) {
 }
 
 const (
-	// takeMoved deletes parked records that are now contiguous and returns them, to be copied
+	// takeMoved deletes parked records that are now contiguous and returns them, to be inserted
 	// into records in their place.
 	takeMoved = `DELETE FROM pending_records p USING unnest($1::bigint[], $2::bigint[]) AS m(epoch_id, seq)
 		WHERE p.epoch_id = m.epoch_id AND p.seq = m.seq
 		RETURNING p.epoch_id, p.seq, p.kind, p.class, p.device_ts, p.recv_ts, p.body`
+	// insertRecords inserts in the order of the arrays (a function scan WITH ORDINALITY is
+	// ordered by its ordinal, so the sort costs nothing), so that ids follow seqs.
+	insertRecords = `INSERT INTO records (epoch_id, seq, kind, class, device_ts, recv_ts, body)
+		SELECT e, s, k, c, d, r, b FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bytea[])
+			WITH ORDINALITY AS u(e, s, k, c, d, r, b, n) ORDER BY n`
 	insertParked = `INSERT INTO pending_records (epoch_id, seq, kind, class, device_ts, recv_ts, body)
 		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bytea[])`
 	saveWatermarks = `UPDATE epochs e SET upto = u.upto FROM unnest($1::bigint[], $2::bigint[]) AS u(id, upto) WHERE e.id = u.id`
-	updateDevice   = `UPDATE devices SET last_seen = greatest(last_seen, $2),
-		health       = CASE WHEN $3::bytea IS NOT NULL AND (health_epoch, health_seq) < ($5, $6) THEN $3 ELSE health END,
-		health_at    = CASE WHEN $3::bytea IS NOT NULL AND (health_epoch, health_seq) < ($5, $6) THEN $4 ELSE health_at END,
-		health_epoch = CASE WHEN $3::bytea IS NOT NULL AND (health_epoch, health_seq) < ($5, $6) THEN $5 ELSE health_epoch END,
-		health_seq   = CASE WHEN $3::bytea IS NOT NULL AND (health_epoch, health_seq) < ($5, $6) THEN $6 ELSE health_seq END,
-		periph       = CASE WHEN $7::bytea IS NOT NULL AND (periph_epoch, periph_seq) < ($9, $10) THEN $7 ELSE periph END,
-		periph_at    = CASE WHEN $7::bytea IS NOT NULL AND (periph_epoch, periph_seq) < ($9, $10) THEN $8 ELSE periph_at END,
-		periph_epoch = CASE WHEN $7::bytea IS NOT NULL AND (periph_epoch, periph_seq) < ($9, $10) THEN $9 ELSE periph_epoch END,
-		periph_seq   = CASE WHEN $7::bytea IS NOT NULL AND (periph_epoch, periph_seq) < ($9, $10) THEN $10 ELSE periph_seq END
-		WHERE id = $1`
+	// lockDevices locks the rows updateDevices writes, in ID order (PostgreSQL's SELECT: the
+	// locking clause comes after the sort), as every writer of several devices does: the update's
+	// join would take them in whatever order its plan has.
+	lockDevices = `SELECT FROM devices WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE`
+	// updateDevices writes each device's last-seen, and its health and peripherals where the
+	// record that carried them is newer than the one that set them, in one statement for all.
+	updateDevices = `UPDATE devices d SET last_seen = greatest(d.last_seen, u.seen),
+		health       = CASE WHEN u.health IS NOT NULL AND (d.health_epoch, d.health_seq) < (u.he, u.hs) THEN u.health ELSE d.health END,
+		health_at    = CASE WHEN u.health IS NOT NULL AND (d.health_epoch, d.health_seq) < (u.he, u.hs) THEN u.ha ELSE d.health_at END,
+		health_epoch = CASE WHEN u.health IS NOT NULL AND (d.health_epoch, d.health_seq) < (u.he, u.hs) THEN u.he ELSE d.health_epoch END,
+		health_seq   = CASE WHEN u.health IS NOT NULL AND (d.health_epoch, d.health_seq) < (u.he, u.hs) THEN u.hs ELSE d.health_seq END,
+		periph       = CASE WHEN u.periph IS NOT NULL AND (d.periph_epoch, d.periph_seq) < (u.pe, u.ps) THEN u.periph ELSE d.periph END,
+		periph_at    = CASE WHEN u.periph IS NOT NULL AND (d.periph_epoch, d.periph_seq) < (u.pe, u.ps) THEN u.pa ELSE d.periph_at END,
+		periph_epoch = CASE WHEN u.periph IS NOT NULL AND (d.periph_epoch, d.periph_seq) < (u.pe, u.ps) THEN u.pe ELSE d.periph_epoch END,
+		periph_seq   = CASE WHEN u.periph IS NOT NULL AND (d.periph_epoch, d.periph_seq) < (u.pe, u.ps) THEN u.ps ELSE d.periph_seq END
+		FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bytea[], $8::bigint[], $9::bigint[], $10::bigint[])
+			AS u(id, seen, health, ha, he, hs, periph, pa, pe, ps)
+		WHERE d.id = u.id`
 	upsertReported = `INSERT INTO reported (device_id, version, doc, error, updated_at) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (device_id) DO UPDATE SET version = excluded.version, doc = excluded.doc,
 			error = excluded.error, updated_at = excluded.updated_at
@@ -345,22 +359,32 @@ const (
 	updateCommand = `UPDATE commands SET state = $2, output = $3, error = $4, updated_at = $5 WHERE id = $1`
 )
 
-// write is step 3: the records in one COPY (after reading back the parked ones that move, if
-// any), everything else in one round trip.
-func (c *commit) write(ctx context.Context, tx pgx.Tx) error {
+// copyRecords is how many new records a commit stores with COPY (two round trips of its own)
+// rather than in its last round trip: for a large group (a fleet draining its backlogs) COPY
+// costs PostgreSQL less CPU than an insert from arrays; for the small groups of a fleet that is
+// keeping up, the round trips cost more than that.
+const copyRecords = 1000
+
+// write is step 3: after reading back the parked records that move, if any, and storing the
+// new records with COPY when they are many, everything in one round trip that ends with the
+// commit (after the kiosks' events, if any, in one more).
+func (c *commit) write(ctx context.Context, p *pipeline) error {
 	if c.moves > 0 {
-		if err := c.takeMoved(ctx, tx); err != nil {
+		if err := c.takeMoved(ctx, p.tx); err != nil {
 			return err
 		}
 	}
-	if len(c.records) > 0 {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"records"}, []string{"epoch_id", "seq", "kind", "class", "device_ts", "recv_ts", "body"},
+	if len(c.records) >= copyRecords {
+		_, err := p.tx.CopyFrom(ctx, pgx.Identifier{"records"}, []string{"epoch_id", "seq", "kind", "class", "device_ts", "recv_ts", "body"},
 			&rowSource{rows: c.records})
 		if err != nil {
 			return fmt.Errorf("store: insert records: %w", err)
 		}
 	}
-	b := &pgx.Batch{}
+	b := p.batch()
+	if n := len(c.records); n > 0 && n < copyRecords {
+		b.Queue(insertRecords, columns(c.records)...)
+	}
 	var parked []row
 	var ids, uptos []int64
 	for _, cur := range c.order {
@@ -379,14 +403,9 @@ func (c *commit) write(ctx context.Context, tx pgx.Tx) error {
 	if len(ids) > 0 {
 		b.Queue(saveWatermarks, ids, uptos)
 	}
-	for _, id := range slices.Sorted(maps.Keys(c.devices)) {
-		d := c.devices[id]
-		if d.health == nil && d.periph == nil && d.seen-c.seenAt[id] < int64(time.Second) {
-			continue // last-seen was written less than a second ago
-		}
-		c.seenWrite[id] = d.seen
-		h, p := cmp.Or(d.health, &effect{}), cmp.Or(d.periph, &effect{})
-		b.Queue(updateDevice, id, d.seen, h.body, h.at, h.epochID, int64(h.seq), p.body, p.at, p.epochID, int64(p.seq))
+	if dev := c.deviceUpdates(); len(dev) > 0 {
+		b.Queue(lockDevices, dev[0])
+		b.Queue(updateDevices, dev...)
 	}
 	for _, id := range slices.Sorted(maps.Keys(c.reported)) {
 		r := c.reported[id]
@@ -396,15 +415,46 @@ func (c *commit) write(ctx context.Context, tx pgx.Tx) error {
 		r := c.cmdState[id]
 		b.Queue(updateCommand, id, string(r.state), orNull(r.output), r.err, r.at)
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	if len(c.events) == 0 {
+		if err := p.send(ctx, b, true); err != nil {
+			return fmt.Errorf("store: commit batches: %w", err)
+		}
+		return nil
+	}
+	if err := p.send(ctx, b, false); err != nil {
 		return fmt.Errorf("store: commit batches: %w", err)
 	}
-	if len(c.events) > 0 {
-		if _, err := commitEvents(ctx, tx, c.events); err != nil {
-			return err
-		}
+	if _, err := commitEvents(ctx, p.tx, c.events); err != nil {
+		return err
+	}
+	if err := p.send(ctx, p.batch(), true); err != nil {
+		return fmt.Errorf("store: commit batches: %w", err)
 	}
 	return nil
+}
+
+// deviceUpdates returns the parameters of updateDevices (the first, the IDs, sorted) for the
+// devices whose row the commit changes: those with a new health or peripherals body, and
+// those whose last-seen this process wrote a second or more ago.
+func (c *commit) deviceUpdates() []any {
+	var ids []string
+	var seen, hAt, hEpoch, hSeq, pAt, pEpoch, pSeq []int64
+	var health, periph [][]byte
+	for _, id := range slices.Sorted(maps.Keys(c.devices)) {
+		d := c.devices[id]
+		if d.health == nil && d.periph == nil && d.seen-c.seenAt[id] < int64(time.Second) {
+			continue // last-seen was written less than a second ago
+		}
+		c.seenWrite[id] = d.seen
+		h, p := cmp.Or(d.health, &effect{}), cmp.Or(d.periph, &effect{})
+		ids, seen = append(ids, id), append(seen, d.seen)
+		health, hAt, hEpoch, hSeq = append(health, h.body), append(hAt, h.at), append(hEpoch, h.epochID), append(hSeq, int64(h.seq))
+		periph, pAt, pEpoch, pSeq = append(periph, p.body), append(pAt, p.at), append(pEpoch, p.epochID), append(pSeq, int64(p.seq))
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	return []any{ids, seen, health, hAt, hEpoch, hSeq, periph, pAt, pEpoch, pSeq}
 }
 
 // takeMoved fills in the rows that move from pending_records, deleting them there.
