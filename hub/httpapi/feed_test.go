@@ -1,9 +1,16 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -80,5 +87,71 @@ func waitSubscribers(t *testing.T, e *env, n int) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d subscribers, want %d", e.feed.Subscribers(), n)
 		}
+	}
+}
+
+// TestEventStreamFlushesTogether: notices that queue for a viewer leave in one flush (one HTTP
+// chunk here, one TLS record and write in the hub), not one each; none is lost or reordered.
+func TestEventStreamFlushesTogether(t *testing.T) {
+	e := newEnv(t)
+	conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer %s\r\n\r\n", api.FeedPath, adminTok)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK || resp.TransferEncoding[0] != "chunked" {
+		t.Fatalf("feed: %v, %+v", err, resp)
+	}
+	waitSubscribers(t, e, 1)
+	const n = 200
+	var evs []api.Notice
+	for i := range n {
+		evs = append(evs, api.Notice{Kind: api.NoticePresence, DeviceID: fmt.Sprintf("k-%03d", i), Online: true, At: time.Now()})
+	}
+	e.feed.Publish(evs...)
+	// Read the chunks as the hub flushed them (RFC 9112 §7.1): size line, data, CRLF.
+	var got []string
+	var stream string // what came so far, from the last whole line on (chunks split lines)
+	chunks := 0
+	for len(got) < n {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %d notices in %d chunks: %v", len(got), chunks, err)
+		}
+		size, err := strconv.ParseInt(strings.TrimSpace(line), 16, 64)
+		if err != nil {
+			t.Fatalf("chunk size %q: %v", line, err)
+		}
+		data := make([]byte, size+2)
+		if _, err := io.ReadFull(br, data); err != nil {
+			t.Fatal(err)
+		}
+		chunks++
+		stream += string(data[:size])
+		lines := strings.Split(stream, "\n")
+		stream = lines[len(lines)-1]
+		for _, l := range lines[:len(lines)-1] {
+			if rest, ok := strings.CutPrefix(l, "data: "); ok {
+				var ev api.Notice
+				if err := json.Unmarshal([]byte(rest), &ev); err != nil {
+					t.Fatalf("notice %q: %v", rest, err)
+				}
+				got = append(got, ev.DeviceID)
+			}
+		}
+	}
+	for i, id := range got {
+		if want := fmt.Sprintf("k-%03d", i); id != want {
+			t.Fatalf("notice %d is %s, want %s", i, id, want)
+		}
+	}
+	// The retry line's flush, then the notices: a few flushes at most (the first notice may
+	// leave before the others are queued), never one each.
+	if chunks > n/10 {
+		t.Fatalf("%d notices came in %d chunks: flushed one by one", n, chunks)
 	}
 }

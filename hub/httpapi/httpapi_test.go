@@ -189,7 +189,7 @@ func newEnv(t testing.TB, adjust ...func(*http.Server)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &env{st: st, ca: catest.New(t), sess: &sessions{connected: map[string]bool{}}, clock: &clock{}, feed: feed.New(4, nil)}
+	e := &env{st: st, ca: catest.New(t), sess: &sessions{connected: map[string]bool{}}, clock: &clock{}, feed: feed.New(0, nil)}
 	e.clock.ns.Store(time.Now().UTC().Truncate(time.Millisecond).UnixNano())
 	e.disp = &dispatch{st: st, sess: e.sess, now: e.clock.Now}
 	cat, err := catalog.New(catalog.Config{Store: st, Now: e.clock.Now})
