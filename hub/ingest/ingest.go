@@ -266,6 +266,10 @@ func (g *Ingest) writePresence(ctx context.Context, batch []store.PresenceUpdate
 		}
 		return
 	}
+	now := g.cfg.Now()
+	for _, u := range batch {
+		g.m.presenceTime.Observe(now.Sub(u.At).Seconds())
+	}
 	for _, h := range g.hooks {
 		if ph, ok := h.(PresenceHook); ok {
 			ph.PresenceWritten(batch)

@@ -21,6 +21,9 @@ type metrics struct {
 	// From the notice that a device has new commands to each stage of sending them.
 	downlinkTime *prometheus.HistogramVec
 	downlinkBy   [stages]prometheus.Observer
+	// From a presence change seen by the hub to its write to the store (after which the feed
+	// tells live viewers): how stale the fleet's presence is, in a reconnect storm above all.
+	presenceTime prometheus.Histogram
 }
 
 // The stages of sending a device its commands after a notice (kf_downlink_seconds).
@@ -57,6 +60,9 @@ func newMetrics() *metrics {
 			Help: "Time from the notice that a device has new commands (from the database, or the API's call on a lone hub) " +
 				"to each stage of sending them: taken by a worker, fetched from the store, published, marked delivered.",
 			Buckets: prometheus.ExponentialBucketsRange(0.0005, 16, 31)}, []string{"stage"}),
+		presenceTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kf_presence_written_seconds",
+			Help: "Time from a presence change seen by the hub (a session starting or ending) to its write to the store, " +
+				"after which live viewers are told.", Buckets: prometheus.ExponentialBucketsRange(0.001, 64, 25)}),
 	}
 	for i, name := range stageNames {
 		m.downlinkBy[i] = m.downlinkTime.WithLabelValues(name)
@@ -68,7 +74,7 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.recordsC, m.commitsC, m.commitErrors, m.commitTime, m.rejectedC, m.queueTime, m.ackTime, m.downlinkTime} {
+	for _, c := range []prometheus.Collector{m.recordsC, m.commitsC, m.commitErrors, m.commitTime, m.rejectedC, m.queueTime, m.ackTime, m.downlinkTime, m.presenceTime} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
