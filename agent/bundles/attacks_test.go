@@ -2,6 +2,7 @@ package bundles_test
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,7 +36,7 @@ func attacked(t *testing.T, attack func(repo *bundlestest.Repo, archive []byte),
 	if s.Active != "1.0.0" || k.m.Active()["tax-print"].Version != "1.0.0" {
 		t.Fatalf("refused, but running %+v (status %+v)", k.m.Active()["tax-print"], s)
 	}
-	if !strings.Contains(s.Error, want) {
+	if !slices.ContainsFunc(strings.Split(want, "|"), func(w string) bool { return strings.Contains(s.Error, w) }) {
 		t.Fatalf("refusal %q does not say %q", s.Error, want)
 	}
 	var refused bool
@@ -105,7 +106,9 @@ func TestAttackMixAndMatch(t *testing.T) {
 		attacked(t, func(repo *bundlestest.Repo, _ []byte) {
 			v := repo.TimestampVersion() // timestamp N points at snapshot N: serve snapshot N-1 there
 			repo.Intercept(strconv.FormatInt(v, 10)+".snapshot.json", repo.Metadata(strconv.FormatInt(v-1, 10)+".snapshot.json"))
-		}, "hash verification failed")
+			// The timestamp gives the snapshot's length and hashes (TUF spec 5.5.2): the older one
+			// fails the length check when it is a byte longer or shorter, else the hash check.
+		}, "hash verification failed|length mismatch")
 	})
 	t.Run("targets", func(t *testing.T) {
 		attacked(t, func(repo *bundlestest.Repo, _ []byte) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kioskfleet/kioskfleet/drivers/ipp"
 	"github.com/kioskfleet/kioskfleet/drivers/ipp/ipptest"
+	"github.com/kioskfleet/kioskfleet/pkg/polltest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -119,6 +120,13 @@ func TestCancelJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Cancel it while it prints. ippeveprinter marks a job cancelled while it is still pending,
+	// but its job thread may already be starting, and it then prints it and reports it completed
+	// (seen once in CI on a loaded machine).
+	polltest.Until(t, 10*time.Second, "the job processing", func() bool {
+		j, err := c.JobAttributes(cx, id)
+		return err == nil && j.State == ipp.JobProcessing
+	})
 	if err := c.CancelJob(cx, id); err != nil {
 		t.Fatal(err)
 	}
