@@ -207,6 +207,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.MaxConnectSize <= 0 {
 		cfg.MaxConnectSize = DefaultMaxConnectSize
 	}
+	cfg.MaxHandshakes = cmp.Or(cfg.MaxHandshakes, 256*runtime.GOMAXPROCS(0))
 	cfg.Pending.PerAddr = cmp.Or(cfg.Pending.PerAddr, DefaultPendingPerAddr)
 	cfg.Pending.Total = cmp.Or(cfg.Pending.Total, DefaultPending)
 	if cfg.MaxClientWritesPending <= 0 {
@@ -235,8 +236,8 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		waiting:  map[string]*guardConn{},
 		pending:  connlimit.New(cfg.Pending),
 		reload:   make(chan struct{}, 1),
-		hs:       make(chan struct{}, cmp.Or(cfg.MaxHandshakes, 256*runtime.GOMAXPROCS(0))),
-		queue:    make(chan struct{}, cmp.Or(cfg.MaxHandshakes, 256*runtime.GOMAXPROCS(0))),
+		hs:       make(chan struct{}, cfg.MaxHandshakes),
+		queue:    make(chan struct{}, cfg.MaxHandshakes), // a line as long as the slots
 		tlsCfg: &tls.Config{
 			Certificates: []tls.Certificate{cfg.Certificate},
 			ClientAuth:   tls.RequireAndVerifyClientCert, // expiry, chain and clientAuth usage

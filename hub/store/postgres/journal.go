@@ -147,23 +147,12 @@ func (s *Store) PruneSecurityEvents(ctx context.Context, before time.Time, keep 
 // of migration 0480; the condition on kind written literally, as the index requires) is its
 // highest. One seek per epoch, all in the database.
 func (s *Store) JournalsBehind(ctx context.Context) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT e.device_id FROM epochs e LEFT JOIN journal_heads h ON h.device_id = e.device_id
+	rows, _ := s.pool.Query(ctx, `SELECT DISTINCT e.device_id FROM epochs e LEFT JOIN journal_heads h ON h.device_id = e.device_id
 		WHERE (SELECT r.id FROM records r WHERE r.epoch_id = e.id AND r.kind = '`+wire.KindJournal+`'
 			ORDER BY r.seq DESC LIMIT 1) > COALESCE(h.last_record, 0)
 		ORDER BY e.device_id`)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("store: journals behind: %w", err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("store: journals behind: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: journals behind: %w", err)
 	}
 	return ids, nil
