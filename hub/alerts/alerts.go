@@ -10,7 +10,6 @@ package alerts
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"maps"
 	"slices"
@@ -229,9 +228,9 @@ func (e *Engine) checkAll(ctx context.Context, f store.DeviceFilter) (checked fu
 	for _, a := range open {
 		byDevice[a.DeviceID] = append(byDevice[a.DeviceID], a)
 	}
+	e.apply(ctx, devs, byDevice)
 	seen := make(map[string]bool, len(devs))
 	for _, d := range devs {
-		e.apply(ctx, d, byDevice[d.ID])
 		seen[d.ID] = true
 	}
 	return func(id string) bool { return seen[id] }
@@ -249,7 +248,7 @@ func (e *Engine) Check(ctx context.Context, id string) {
 		e.cfg.Log.Warn("alert check", "device", id, "err", err)
 		return
 	}
-	e.apply(ctx, d, open)
+	e.apply(ctx, []store.Device{d}, map[string][]store.Alert{id: open})
 }
 
 // condition is an alert's key and what was seen.
@@ -294,50 +293,71 @@ func (e *Engine) conditions(d store.Device, now time.Time) ([]condition, bool) {
 	return cs, true
 }
 
-// apply raises d's conditions and resolves its unresolved alerts whose condition cleared.
-func (e *Engine) apply(ctx context.Context, d store.Device, open []store.Alert) {
+// apply raises the conditions of the kiosks devs and resolves their unresolved alerts (open, by
+// kiosk) whose condition cleared. It decides for every kiosk first, then writes all raises in
+// one call of the store and all resolutions in another, then counts, logs and tells what
+// changed. A region back after an outage resolves thousands of offline alerts in one sweep: in
+// a transaction each (on SQLite's single writer, which the ingest's group commit and the presence
+// writer need too), with the silences listed again for each, that was 39% of the hub's CPU while
+// 19,000 kiosks reconnected.
+func (e *Engine) apply(ctx context.Context, devs []store.Device, open map[string][]store.Alert) {
 	now := e.cfg.Now()
-	cs, peripheralsJudged := e.conditions(d, now)
-	for _, c := range cs {
-		a, created, err := e.cfg.Store.RaiseAlert(ctx, store.Alert{DeviceID: d.ID, Rule: c.rule, Subject: c.subject, Detail: c.detail, OpenedAt: now})
-		if err != nil {
-			e.cfg.Log.Warn("raise alert", "device", d.ID, "rule", c.rule, "err", err)
-			continue
+	byID := make(map[string]store.Device, len(devs))
+	var raise []store.Alert
+	var resolve []int64
+	for _, d := range devs {
+		byID[d.ID] = d
+		cs, peripheralsJudged := e.conditions(d, now)
+		for _, c := range cs {
+			raise = append(raise, store.Alert{DeviceID: d.ID, Rule: c.rule, Subject: c.subject, Detail: c.detail, OpenedAt: now})
 		}
-		if created {
-			e.opened.WithLabelValues(c.rule).Inc()
-			quiet := e.silenced(ctx, d, c.rule, now)
-			e.cfg.Log.Info("alert opened", "id", a.ID, "device", d.ID, "rule", c.rule, "subject", c.subject, "detail", c.detail, "silenced", quiet)
-			e.tell(d, a, !quiet)
+		for _, a := range open[d.ID] {
+			held := slices.ContainsFunc(cs, func(c condition) bool { return c.rule == a.Rule && c.subject == a.Subject })
+			if held || (a.Rule != RuleOffline && !peripheralsJudged) {
+				continue
+			}
+			resolve = append(resolve, a.ID)
 		}
 	}
-	for _, a := range open {
-		held := slices.ContainsFunc(cs, func(c condition) bool { return c.rule == a.Rule && c.subject == a.Subject })
-		if held || (a.Rule != RuleOffline && !peripheralsJudged) {
-			continue
-		}
-		r, err := e.cfg.Store.ResolveAlert(ctx, a.ID, "", now)
-		switch {
-		case errors.Is(err, store.ErrConflict): // a person resolved it meanwhile
-		case err != nil:
-			e.cfg.Log.Warn("resolve alert", "id", a.ID, "err", err)
-		default:
-			e.resolved.WithLabelValues(a.Rule).Inc()
-			e.cfg.Log.Info("alert resolved: condition cleared", "id", a.ID, "device", d.ID, "rule", a.Rule)
-			e.tell(d, r, !e.silenced(ctx, d, a.Rule, now))
-		}
+	opened, err := e.cfg.Store.RaiseAlerts(ctx, raise)
+	if err != nil {
+		e.cfg.Log.Warn("raise alerts", "alerts", len(raise), "err", err)
+	}
+	// Those a person resolved meanwhile are not among the resolved.
+	resolved, err := e.cfg.Store.ResolveAlerts(ctx, resolve, "", now)
+	if err != nil {
+		e.cfg.Log.Warn("resolve alerts", "alerts", len(resolve), "err", err)
+	}
+	if len(opened)+len(resolved) == 0 {
+		return
+	}
+	silenced := e.silencer(ctx, now)
+	for _, a := range opened {
+		d := byID[a.DeviceID]
+		e.opened.WithLabelValues(a.Rule).Inc()
+		quiet := silenced(d, a.Rule)
+		e.cfg.Log.Info("alert opened", "id", a.ID, "device", d.ID, "rule", a.Rule, "subject", a.Subject, "detail", a.Detail, "silenced", quiet)
+		e.tell(d, a, !quiet)
+	}
+	for _, a := range resolved {
+		d := byID[a.DeviceID]
+		e.resolved.WithLabelValues(a.Rule).Inc()
+		e.cfg.Log.Info("alert resolved: condition cleared", "id", a.ID, "device", d.ID, "rule", a.Rule)
+		e.tell(d, a, !silenced(d, a.Rule))
 	}
 }
 
-// silenced reports whether an active silence, of the kiosk or of a region it is under, quiets the
-// rule's alerts of d at now.
-func (e *Engine) silenced(ctx context.Context, d store.Device, rule string, now time.Time) bool {
+// silencer returns whether an active silence, of a kiosk or of a region it is under, quiets a
+// rule's alerts of the kiosk at now. It lists the silences once, for all the alerts of a check.
+func (e *Engine) silencer(ctx context.Context, now time.Time) func(d store.Device, rule string) bool {
 	ss, err := e.cfg.Store.ListSilences(ctx, now)
 	if err != nil {
-		e.cfg.Log.Warn("alert silences", "err", err) // notify rather than miss an alert
-		return false
+		e.cfg.Log.Warn("alert silences", "err", err)
+		ss = nil // notify rather than miss an alert
 	}
-	return slices.ContainsFunc(ss, func(s store.Silence) bool { return s.Matches(d.ID, d.Region, rule, now) })
+	return func(d store.Device, rule string) bool {
+		return slices.ContainsFunc(ss, func(s store.Silence) bool { return s.Matches(d.ID, d.Region, rule, now) })
+	}
 }
 
 // tell tells live viewers, and the notifier if notify, about an alert that opened or moved.
