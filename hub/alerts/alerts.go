@@ -54,8 +54,15 @@ type Config struct {
 	OfflineAfter time.Duration
 	// SweepEvery is how often the whole fleet is checked (default 30 s).
 	SweepEvery time.Duration
-	Now        func() time.Time
-	Log        *slog.Logger
+	// NotifyQueue is how many notifications wait for the notifier (default 4,096), and NotifyWait
+	// how long a check waits for room in that queue, in all, before it drops the rest (default
+	// 5 s). A region back after an outage resolves thousands of alerts in one check, told at
+	// memory speed: without the wait, all but the queue's worth were dropped even for a
+	// receiver that takes them at 13,000/s; with it, a receiver that is down costs a check 5 s.
+	NotifyQueue int
+	NotifyWait  time.Duration
+	Now         func() time.Time
+	Log         *slog.Logger
 }
 
 // Engine applies the rules. Create with New, run with Run.
@@ -66,6 +73,7 @@ type Engine struct {
 	opened, resolved *prometheus.CounterVec // by rule
 	notifyFailed     prometheus.Counter
 	silencedN        prometheus.Counter
+	dropped          prometheus.Counter
 }
 
 // New returns an engine.
@@ -76,13 +84,19 @@ func New(cfg Config) *Engine {
 	if cfg.SweepEvery <= 0 {
 		cfg.SweepEvery = 30 * time.Second
 	}
+	if cfg.NotifyQueue <= 0 {
+		cfg.NotifyQueue = 4096
+	}
+	if cfg.NotifyWait <= 0 {
+		cfg.NotifyWait = 5 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{cfg: cfg, notify: make(chan api.Alert, 4096),
+	return &Engine{cfg: cfg, notify: make(chan api.Alert, cfg.NotifyQueue),
 		opened: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kf_alerts_opened_total",
 			Help: "Alerts opened by the hub's rules, by rule."}, []string{"rule"}),
 		resolved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kf_alerts_resolved_total",
@@ -91,12 +105,14 @@ func New(cfg Config) *Engine {
 			Help: "Alert notifications given up after every attempt failed."}),
 		silencedN: prometheus.NewCounter(prometheus.CounterOpts{Name: "kf_alert_notifications_silenced_total",
 			Help: "Alert notifications not sent: a silence (maintenance window) covered the alert."}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "kf_alert_notifications_dropped_total",
+			Help: "Alert notifications dropped: the notifier was too far behind (its queue full for longer than a check waits)."}),
 	}
 }
 
 // Register registers the engine's metrics.
 func (e *Engine) Register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{e.opened, e.resolved, e.notifyFailed, e.silencedN} {
+	for _, c := range []prometheus.Collector{e.opened, e.resolved, e.notifyFailed, e.silencedN, e.dropped} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
@@ -332,18 +348,27 @@ func (e *Engine) apply(ctx context.Context, devs []store.Device, open map[string
 		return
 	}
 	silenced := e.silencer(ctx, now)
+	until, dropped := time.Now().Add(e.cfg.NotifyWait), 0
 	for _, a := range opened {
 		d := byID[a.DeviceID]
 		e.opened.WithLabelValues(a.Rule).Inc()
 		quiet := silenced(d, a.Rule)
 		e.cfg.Log.Info("alert opened", "id", a.ID, "device", d.ID, "rule", a.Rule, "subject", a.Subject, "detail", a.Detail, "silenced", quiet)
-		e.tell(d, a, !quiet)
+		if !e.tell(ctx, d, a, !quiet, until) {
+			dropped++
+		}
 	}
 	for _, a := range resolved {
 		d := byID[a.DeviceID]
 		e.resolved.WithLabelValues(a.Rule).Inc()
 		e.cfg.Log.Info("alert resolved: condition cleared", "id", a.ID, "device", d.ID, "rule", a.Rule)
-		e.tell(d, a, !silenced(d, a.Rule))
+		if !e.tell(ctx, d, a, !silenced(d, a.Rule), until) {
+			dropped++
+		}
+	}
+	if dropped > 0 {
+		e.cfg.Log.Error("alert notifications dropped: the notifier is too far behind", "dropped", dropped,
+			"opened", len(opened), "resolved", len(resolved))
 	}
 }
 
@@ -360,25 +385,45 @@ func (e *Engine) silencer(ctx context.Context, now time.Time) func(d store.Devic
 	}
 }
 
-// tell tells live viewers, and the notifier if notify, about an alert that opened or moved.
-func (e *Engine) tell(d store.Device, a store.Alert, notify bool) {
+// tell tells live viewers, and the notifier if notify, about an alert that opened or moved. When
+// the notifier's queue is full it waits for room until until, then drops the notification
+// (counted) and returns false.
+func (e *Engine) tell(ctx context.Context, d store.Device, a store.Alert, notify bool, until time.Time) bool {
 	e.cfg.Feed.Publish(api.Notice{Kind: api.NoticeAlert, DeviceID: d.ID, At: e.cfg.Now()})
 	if !notify {
 		e.silencedN.Inc()
-		return
+		return true
 	}
 	if e.cfg.Notify == nil {
-		return
+		return true
 	}
+	v := View(a, d.Region)
 	select {
-	case e.notify <- View(a, d.Region):
+	case e.notify <- v:
+		return true
 	default:
+	}
+	if wait := time.Until(until); wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case e.notify <- v:
+			return true
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+	e.dropped.Inc()
+	return false
+}
+
+// Changed is for the API: an alert a person acknowledged or resolved. It does not wait for room in
+// the notifier's queue (a person's request is not held up by a slow receiver).
+func (e *Engine) Changed(d store.Device, a store.Alert) {
+	if !e.tell(context.Background(), d, a, true, time.Time{}) {
 		e.cfg.Log.Error("alert notification dropped: the notifier is too far behind", "id", a.ID)
 	}
 }
-
-// Changed is for the API: an alert a person acknowledged or resolved.
-func (e *Engine) Changed(d store.Device, a store.Alert) { e.tell(d, a, true) }
 
 func (e *Engine) notifyLoop(ctx context.Context) {
 	for {

@@ -17,6 +17,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kioskfleet/kioskfleet/hub/alerts"
 	"github.com/kioskfleet/kioskfleet/hub/feed"
 	"github.com/kioskfleet/kioskfleet/hub/store"
@@ -530,5 +532,104 @@ func TestSweepWritesInBulk(t *testing.T) {
 				t.Fatalf("%s notified %d times, want once", k, got[k])
 			}
 		}
+	}
+}
+
+// stuck is a notifier whose receiver never answers: each Notify waits until the engine stops.
+type stuck struct{ calls atomic.Int32 }
+
+func (s *stuck) Notify(ctx context.Context, _ api.Alert) error {
+	s.calls.Add(1)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestNotifyBurst: a check that opens more alerts than the notifier's queue holds waits for room
+// (a receiver that keeps up gets every notification once), and when the receiver does not
+// answer it waits NotifyWait in all, then drops the rest, counted in
+// kf_alert_notifications_dropped_total.
+func TestNotifyBurst(t *testing.T) {
+	const n, queue = 40, 4
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "hub.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	down := make([]store.PresenceUpdate, n)
+	for i := range down {
+		id := fmt.Sprintf("k%03d", i)
+		storetest.Enroll(t, st, "sz", id)
+		down[i] = store.PresenceUpdate{DeviceID: id, Online: false, At: storetest.T0}
+	}
+	if err := st.SetPresences(t.Context(), down); err != nil {
+		t.Fatal(err)
+	}
+	burst := func(t *testing.T, notify alerts.Notifier, wait time.Duration) *prometheus.Registry {
+		clk := &clock{}
+		clk.Set(storetest.T0.Add(time.Minute)) // the sweep at start raises nothing
+		eng := alerts.New(alerts.Config{Store: st, Feed: feed.New(0, clk.Now), Notify: notify, OfflineAfter: 5 * time.Minute,
+			SweepEvery: time.Hour, Now: clk.Now, NotifyQueue: queue, NotifyWait: wait})
+		reg := prometheus.NewRegistry()
+		if err := eng.Register(reg); err != nil {
+			t.Fatal(err)
+		}
+		runUntilEnd(t, eng)
+		clk.Advance(time.Hour)
+		eng.Sweep(t.Context())
+		return reg
+	}
+	dropped := func(t *testing.T, reg *prometheus.Registry) float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "kf_alert_notifications_dropped_total" {
+				return mf.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		t.Fatal("kf_alert_notifications_dropped_total not registered")
+		return 0
+	}
+
+	t.Run("keeps up", func(t *testing.T) {
+		rec := &recorder{got: map[string]int{}}
+		reg := burst(t, rec, time.Minute)
+		eventually(t, "every alert notified", func() bool { return len(rec.counts()) == n })
+		for k, c := range rec.counts() {
+			if c != 1 || !strings.HasSuffix(k, "-open") {
+				t.Fatalf("%s notified %d times, want once", k, c)
+			}
+		}
+		if d := dropped(t, reg); d != 0 {
+			t.Fatalf("%v dropped", d)
+		}
+		resolveAll(t, st)
+	})
+	t.Run("receiver down", func(t *testing.T) {
+		s := &stuck{}
+		reg := burst(t, s, 50*time.Millisecond)
+		// One notification in the notifier's hands, a queue's worth waiting, the rest dropped
+		// (by the sweep of the test or the engine's own at its start, whichever raised them).
+		eventually(t, "the rest dropped", func() bool { return dropped(t, reg) >= n-queue-1 })
+		if d := dropped(t, reg); d > n-queue {
+			t.Fatalf("%v dropped (%d in the notifier's hands), want %d or %d", d, s.calls.Load(), n-queue-1, n-queue)
+		}
+	})
+}
+
+// resolveAll resolves every unresolved alert, as a person would.
+func resolveAll(t *testing.T, st *sqlite.Store) {
+	t.Helper()
+	open, err := st.ListAlerts(t.Context(), store.AlertFilter{Unresolved: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]int64, len(open))
+	for i, a := range open {
+		ids[i] = a.ID
+	}
+	if _, err := st.ResolveAlerts(t.Context(), ids, "ops", storetest.T0); err != nil {
+		t.Fatal(err)
 	}
 }
