@@ -376,16 +376,19 @@ func jsonArg(v any) string {
 }
 
 // trimHistory drops all but the newest store.HistoryKeep sessions of each device in ids, in one
-// statement.
+// statement: each device's cut-off found once (a subquery correlated with the rows to delete
+// would walk a device's history once per row of it: quadratic), then its older rows by the
+// (device_id, id) index.
 func trimHistory(ctx context.Context, tx *sql.Tx, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	if _, err := tx.ExecContext(ctx, `DELETE FROM presence_history AS h
-			WHERE h.device_id IN (SELECT value FROM json_each(?1)) AND h.id <= (SELECT id FROM presence_history
-				WHERE device_id = h.device_id ORDER BY id DESC LIMIT 1 OFFSET ?2)`, jsonArg(ids), store.HistoryKeep); err != nil {
+	if _, err := tx.ExecContext(ctx, `WITH cut AS MATERIALIZED (SELECT value AS device_id, (SELECT id FROM presence_history
+				WHERE device_id = value ORDER BY id DESC LIMIT 1 OFFSET ?2) AS upto FROM json_each(?1))
+			DELETE FROM presence_history WHERE id IN (SELECT h.id FROM cut JOIN presence_history AS h
+				ON h.device_id = cut.device_id AND h.id <= cut.upto)`, jsonArg(ids), store.HistoryKeep); err != nil {
 		return fmt.Errorf("store: trim presence history of %d devices: %w", len(ids), err)
 	}
 	return nil
