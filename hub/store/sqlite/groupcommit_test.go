@@ -84,3 +84,21 @@ func TestGroupCommitFailingWrite(t *testing.T) {
 		t.Errorf("committed %v, want %s", got, want)
 	}
 }
+
+// TestWriterTempStore: the writer keeps its statement journals in memory (Open), the readers do
+// not need to.
+func TestWriterTempStore(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "hub.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	var ts int
+	if err := s.db.W.QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&ts); err != nil {
+		t.Fatal(err)
+	}
+	if ts != 2 { // MEMORY
+		t.Errorf("writer's temp_store = %d, want 2 (MEMORY)", ts)
+	}
+}
