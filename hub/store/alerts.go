@@ -12,12 +12,21 @@ type Alerts interface {
 	// RaiseAlert opens an alert for a's device, rule and subject unless one is unresolved. It
 	// returns the unresolved alert and whether it is new. ErrNotFound for an unknown device.
 	RaiseAlert(ctx context.Context, a Alert) (Alert, bool, error)
+	// RaiseAlerts raises each of as as RaiseAlert does, all in one transaction (a sweep of the
+	// fleet), and returns those it created, by ID. An alert of an unknown device is skipped; so
+	// is one whose kiosk, rule and subject have an unresolved alert (in the store, or earlier
+	// in as). ErrInvalid, and nothing raised, if one lacks what RaiseAlert needs.
+	RaiseAlerts(ctx context.Context, as []Alert) ([]Alert, error)
 	// AckAlert acknowledges an open alert; an acknowledged one is returned as it is. ErrConflict
 	// for a resolved one, ErrNotFound for none.
 	AckAlert(ctx context.Context, id int64, by string, at time.Time) (Alert, error)
 	// ResolveAlert resolves an unresolved alert ("" by: the hub, its condition cleared).
 	// ErrConflict for a resolved one, ErrNotFound for none.
 	ResolveAlert(ctx context.Context, id int64, by string, at time.Time) (Alert, error)
+	// ResolveAlerts resolves the alerts of ids that are unresolved, in one transaction, and
+	// returns them as resolved, by ID. Resolved and unknown IDs are skipped (where ResolveAlert
+	// says ErrConflict or ErrNotFound).
+	ResolveAlerts(ctx context.Context, ids []int64, by string, at time.Time) ([]Alert, error)
 	// GetAlert returns an alert.
 	GetAlert(ctx context.Context, id int64) (Alert, error)
 	// ListAlerts lists alerts, newest first.

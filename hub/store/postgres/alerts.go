@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -38,6 +40,31 @@ func (s *Store) RaiseAlert(ctx context.Context, a store.Alert) (store.Alert, boo
 	return out, created, nil
 }
 
+// RaiseAlerts raises alerts in one statement over arrays of their fields (unnest), inserting in
+// the order of their keys: two replicas' sweeps raising the same conditions at once take the
+// unique index's entries in one order, and do not deadlock.
+func (s *Store) RaiseAlerts(ctx context.Context, as []store.Alert) ([]store.Alert, error) {
+	if len(as) == 0 {
+		return nil, nil
+	}
+	dev, rule, subject, detail, opened := make([]string, len(as)), make([]string, len(as)), make([]string, len(as)),
+		make([]string, len(as)), make([]int64, len(as))
+	for i, a := range as {
+		if err := sqlrow.CheckAlert(a); err != nil {
+			return nil, err
+		}
+		dev[i], rule[i], subject[i], detail[i], opened[i] = a.DeviceID, a.Rule, a.Subject, a.Detail, sqlrow.Nanos(a.OpenedAt)
+	}
+	out, err := s.alertsReturned(ctx, `INSERT INTO alerts (device_id, rule, subject, detail, state, opened_at)
+		SELECT u.d, u.r, u.s, u.dt, 'open', u.t FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) WITH ORDINALITY AS u (d, r, s, dt, t, n)
+		WHERE EXISTS (SELECT 1 FROM devices WHERE id = u.d) ORDER BY u.d, u.r, u.s, u.n
+		ON CONFLICT DO NOTHING RETURNING `+sqlrow.AlertCols, dev, rule, subject, detail, opened)
+	if err != nil {
+		return nil, fmt.Errorf("store: raise alerts: %w", err)
+	}
+	return out, nil
+}
+
 // AckAlert acknowledges an open alert.
 func (s *Store) AckAlert(ctx context.Context, id int64, by string, at time.Time) (store.Alert, error) {
 	return s.moveAlert(ctx, id, `UPDATE alerts SET state = 'acknowledged', ack_by = $1, ack_at = $2 WHERE id = $3 AND state = 'open'`, by, at)
@@ -46,6 +73,33 @@ func (s *Store) AckAlert(ctx context.Context, id int64, by string, at time.Time)
 // ResolveAlert resolves an unresolved alert.
 func (s *Store) ResolveAlert(ctx context.Context, id int64, by string, at time.Time) (store.Alert, error) {
 	return s.moveAlert(ctx, id, `UPDATE alerts SET state = 'resolved', resolved_by = $1, resolved_at = $2 WHERE id = $3 AND state <> 'resolved'`, by, at)
+}
+
+// ResolveAlerts resolves the unresolved alerts of ids in one statement.
+func (s *Store) ResolveAlerts(ctx context.Context, ids []int64, by string, at time.Time) ([]store.Alert, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	out, err := s.alertsReturned(ctx, `UPDATE alerts SET state = 'resolved', resolved_by = $2, resolved_at = $3
+		WHERE id = ANY($1) AND state <> 'resolved' RETURNING `+sqlrow.AlertCols, ids, by, sqlrow.Nanos(at))
+	if err != nil {
+		return nil, fmt.Errorf("store: resolve alerts: %w", err)
+	}
+	return out, nil
+}
+
+// alertsReturned runs a statement returning alerts in a transaction (what it changed is
+// committed only if every row was read), and returns them by ID (RETURNING's order is
+// arbitrary).
+func (s *Store) alertsReturned(ctx context.Context, q string, args ...any) ([]store.Alert, error) {
+	var out []store.Alert
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		out, err = queryAll(ctx, tx, sqlrow.Alert, q, args...)
+		return err
+	})
+	slices.SortFunc(out, func(a, b store.Alert) int { return cmp.Compare(a.ID, b.ID) })
+	return out, err
 }
 
 // moveAlert runs update ($1 by, $2 at, $3 id) and returns the alert: ErrConflict when it was

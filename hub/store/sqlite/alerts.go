@@ -1,9 +1,12 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
@@ -36,6 +39,32 @@ func (s *Store) RaiseAlert(ctx context.Context, a store.Alert) (store.Alert, boo
 	return out, created, err
 }
 
+// RaiseAlerts raises alerts in one transaction, in one statement over them all (json_each of one
+// parameter): a sweep's thousands of conditions cost SQLite's single writer one statement, not a
+// transaction each, and the hub a handful of cgo calls, not several per alert.
+func (s *Store) RaiseAlerts(ctx context.Context, as []store.Alert) ([]store.Alert, error) {
+	if len(as) == 0 {
+		return nil, nil
+	}
+	rows := make([][5]any, len(as)) // device, rule, subject, detail, opened_at
+	for i, a := range as {
+		if err := sqlrow.CheckAlert(a); err != nil {
+			return nil, err
+		}
+		rows[i] = [5]any{a.DeviceID, a.Rule, a.Subject, a.Detail, ts(a.OpenedAt)}
+	}
+	doc, err := json.Marshal(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: raise alerts: %w", err)
+	}
+	// The WHERE also keeps SQLite from reading ON CONFLICT as a join's ON (the upsert grammar
+	// asks for one after INSERT ... SELECT).
+	return s.alertsReturned(ctx, `INSERT INTO alerts (device_id, rule, subject, detail, state, opened_at)
+		SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, 'open', value ->> 4 FROM json_each(?)
+		WHERE EXISTS (SELECT 1 FROM devices WHERE id = value ->> 0)
+		ON CONFLICT DO NOTHING RETURNING `+sqlrow.AlertCols, string(doc))
+}
+
 // AckAlert acknowledges an open alert.
 func (s *Store) AckAlert(ctx context.Context, id int64, by string, at time.Time) (store.Alert, error) {
 	return s.moveAlert(ctx, id, `UPDATE alerts SET state = 'acknowledged', ack_by = ?, ack_at = ? WHERE id = ? AND state = 'open'`, by, at)
@@ -44,6 +73,36 @@ func (s *Store) AckAlert(ctx context.Context, id int64, by string, at time.Time)
 // ResolveAlert resolves an unresolved alert.
 func (s *Store) ResolveAlert(ctx context.Context, id int64, by string, at time.Time) (store.Alert, error) {
 	return s.moveAlert(ctx, id, `UPDATE alerts SET state = 'resolved', resolved_by = ?, resolved_at = ? WHERE id = ? AND state <> 'resolved'`, by, at)
+}
+
+// ResolveAlerts resolves the unresolved alerts of ids in one statement.
+func (s *Store) ResolveAlerts(ctx context.Context, ids []int64, by string, at time.Time) ([]store.Alert, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	doc, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("store: resolve alerts: %w", err)
+	}
+	return s.alertsReturned(ctx, `UPDATE alerts SET state = 'resolved', resolved_by = ?, resolved_at = ?
+		WHERE id IN (SELECT value FROM json_each(?)) AND state <> 'resolved' RETURNING `+sqlrow.AlertCols, by, ts(at), string(doc))
+}
+
+// alertsReturned runs a statement returning alerts in a transaction (what it changed is
+// committed only if every row was read), and returns them by ID (RETURNING's order is
+// arbitrary).
+func (s *Store) alertsReturned(ctx context.Context, q string, args ...any) ([]store.Alert, error) {
+	var out []store.Alert
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = queryAll(ctx, tx, sqlrow.Alert, q, args...)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b store.Alert) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
 }
 
 // moveAlert runs update (by, at, id) and returns the alert: ErrConflict when it was resolved.

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +22,9 @@ func RunAlerts(t *testing.T, open func(t *testing.T) AlertStore) {
 	suite[AlertStore]{
 		{"LifeCycle", testAlertLifeCycle},
 		{"ConcurrentRaise", testAlertConcurrentRaise},
+		{"BulkRaise", testAlertBulkRaise},
+		{"BulkResolve", testAlertBulkResolve},
+		{"BulkLarge", testAlertBulkLarge},
 	}.run(t, open)
 }
 
@@ -117,5 +122,165 @@ func testAlertConcurrentRaise(t *testing.T, s AlertStore) {
 	wg.Wait()
 	if created.Load() != 1 {
 		t.Fatalf("%d alerts created", created.Load())
+	}
+}
+
+// alertIDs returns the IDs of as.
+func alertIDs(as []store.Alert) []int64 {
+	out := make([]int64, len(as))
+	for i, a := range as {
+		out[i] = a.ID
+	}
+	return out
+}
+
+// testAlertBulkRaise: RaiseAlerts creates each condition once and returns those by ID: not one with an
+// unresolved alert in the store or earlier in the same call, nor one of an unknown device; an
+// invalid alert refuses the whole call; no alerts, nothing done.
+func testAlertBulkRaise(t *testing.T, s AlertStore) {
+	ctx := t.Context()
+	Enroll(t, s, "sz", "k1")
+	Enroll(t, s, "sz", "k2")
+	if got, err := s.RaiseAlerts(ctx, nil); err != nil || len(got) != 0 {
+		t.Fatalf("raise none: %+v %v", got, err)
+	}
+	off1 := store.Alert{DeviceID: "k1", Rule: "offline", Detail: "offline since 08:00", OpenedAt: T0}
+	_, err := s.RaiseAlerts(ctx, []store.Alert{off1, {DeviceID: "k2", OpenedAt: T0}})
+	wantErr(t, "RaiseAlerts with an alert without a rule", err, store.ErrInvalid)
+	if as, err := s.ListAlerts(ctx, store.AlertFilter{}); err != nil || len(as) != 0 {
+		t.Fatalf("after a refused RaiseAlerts: %+v %v", as, err)
+	}
+
+	open, _, err := s.RaiseAlert(ctx, off1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := T0.Add(time.Minute)
+	off2 := store.Alert{DeviceID: "k2", Rule: "offline", Detail: "offline since 08:01", OpenedAt: at}
+	paper := store.Alert{DeviceID: "k1", Rule: "peripheral-fault", Subject: "receipt0", Detail: "paper-out", OpenedAt: at}
+	reader := store.Alert{DeviceID: "k1", Rule: "peripheral-fault", Subject: "idreader0", Detail: "disconnected", OpenedAt: at}
+	again := off1
+	again.OpenedAt = at
+	unknown := store.Alert{DeviceID: "nope", Rule: "offline", OpenedAt: at}
+	twice := off2
+	twice.Detail = "the second of one call"
+	created, err := s.RaiseAlerts(ctx, []store.Alert{again, off2, unknown, paper, twice, reader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The order of IDs is the backend's (PostgreSQL inserts in the order of the keys).
+	want := []store.Alert{off2, paper, reader}
+	if len(created) != len(want) {
+		t.Fatalf("created %+v, want the alerts of k2 offline, k1's receipt0 and idreader0", created)
+	}
+	for _, a := range created {
+		i := slices.IndexFunc(want, func(w store.Alert) bool {
+			return w.DeviceID == a.DeviceID && w.Rule == a.Rule && w.Subject == a.Subject
+		})
+		if i < 0 {
+			t.Fatalf("created %+v, not asked for or twice", a)
+		}
+		w := want[i]
+		want = slices.Delete(want, i, i+1)
+		w.ID, w.State = a.ID, store.AlertOpen
+		if a != w || a.ID == 0 || a.ID == open.ID {
+			t.Errorf("created %+v, want %+v with a new ID (the first of one key in the call)", a, w)
+		}
+		if got, err := s.GetAlert(ctx, a.ID); err != nil || got != a {
+			t.Errorf("get created %d: %+v %v", a.ID, got, err)
+		}
+	}
+	if !slices.IsSorted(alertIDs(created)) {
+		t.Errorf("created not by ID: %v", alertIDs(created))
+	}
+	if as, err := s.ListAlerts(ctx, store.AlertFilter{Unresolved: true}); err != nil || len(as) != 4 {
+		t.Fatalf("unresolved after RaiseAlerts: %+v %v, want 4", as, err)
+	}
+	if got, err := s.GetAlert(ctx, open.ID); err != nil || got != open {
+		t.Fatalf("the alert that was open: %+v %v, want it unchanged %+v", got, err, open)
+	}
+	// All of them again: nothing new.
+	if again, err := s.RaiseAlerts(ctx, []store.Alert{again, off2, paper, reader}); err != nil || len(again) != 0 {
+		t.Fatalf("raise the open ones again: %+v %v", again, err)
+	}
+}
+
+// testAlertBulkResolve: ResolveAlerts resolves exactly the unresolved alerts of its IDs (open
+// or acknowledged, the acknowledgment kept) and returns those, by ID; resolved and unknown IDs
+// are skipped and left as they were; the condition raised again is a new alert.
+func testAlertBulkResolve(t *testing.T, s AlertStore) {
+	ctx := t.Context()
+	Enroll(t, s, "sz", "k1")
+	Enroll(t, s, "sz", "k2")
+	if got, err := s.ResolveAlerts(ctx, nil, "", T0); err != nil || len(got) != 0 {
+		t.Fatalf("resolve none: %+v %v", got, err)
+	}
+	raised, err := s.RaiseAlerts(ctx, []store.Alert{
+		{DeviceID: "k1", Rule: "offline", OpenedAt: T0},
+		{DeviceID: "k2", Rule: "offline", OpenedAt: T0},
+		{DeviceID: "k1", Rule: "peripheral-degraded", Subject: "receipt0", Detail: "paper-low", OpenedAt: T0},
+		{DeviceID: "k2", Rule: "peripheral-fault", Subject: "receipt0", Detail: "paper-out", OpenedAt: T0},
+	})
+	if err != nil || len(raised) != 4 {
+		t.Fatalf("raise: %+v %v", raised, err)
+	}
+	a, b, c, d := raised[0], raised[1], raised[2], raised[3]
+	byPerson, err := s.ResolveAlert(ctx, b.ID, "eng1", T0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked, err := s.AckAlert(ctx, c.ID, "eng2", T0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := T0.Add(2 * time.Minute)
+	got, err := s.ResolveAlerts(ctx, []int64{c.ID, b.ID, 999999, a.ID, c.ID}, "", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(alertIDs(got), []int64{a.ID, c.ID}) {
+		t.Fatalf("resolved %v, want %v (not %d, resolved before; not 999999, unknown)", alertIDs(got), []int64{a.ID, c.ID}, b.ID)
+	}
+	wantA, wantC := a, acked
+	for _, w := range []*store.Alert{&wantA, &wantC} {
+		w.State, w.ResolvedBy, w.ResolvedAt = store.AlertResolved, "", at
+	}
+	if got[0] != wantA || got[1] != wantC {
+		t.Fatalf("resolved %+v, want %+v", got, []store.Alert{wantA, wantC})
+	}
+	for _, w := range []store.Alert{wantA, byPerson, wantC, d} {
+		if st, err := s.GetAlert(ctx, w.ID); err != nil || st != w {
+			t.Errorf("alert %d stored as %+v %v, want %+v", w.ID, st, err, w)
+		}
+	}
+	if again, err := s.ResolveAlerts(ctx, []int64{a.ID, b.ID, c.ID}, "", at.Add(time.Minute)); err != nil || len(again) != 0 {
+		t.Fatalf("resolve the resolved again: %+v %v", again, err)
+	}
+	back, err := s.RaiseAlerts(ctx, []store.Alert{{DeviceID: "k1", Rule: "offline", OpenedAt: at}})
+	if err != nil || len(back) != 1 || back[0].ID == a.ID {
+		t.Fatalf("raise after a bulk resolve: %+v %v, want a new alert", back, err)
+	}
+}
+
+// testAlertBulkLarge: one call raises and resolves more alerts than a statement of one
+// parameter per field could bind (SQLite's limit is 32766 parameters).
+func testAlertBulkLarge(t *testing.T, s AlertStore) {
+	ctx := t.Context()
+	Enroll(t, s, "sz", "k1")
+	const n = 7000 // 35,000 fields
+	as := make([]store.Alert, n)
+	for i := range as {
+		as[i] = store.Alert{DeviceID: "k1", Rule: "peripheral-fault", Subject: fmt.Sprint("p", i), OpenedAt: T0}
+	}
+	raised, err := s.RaiseAlerts(ctx, as)
+	if err != nil || len(raised) != n {
+		t.Fatalf("raise %d: %d created, %v", n, len(raised), err)
+	}
+	resolved, err := s.ResolveAlerts(ctx, alertIDs(raised), "", T0.Add(time.Minute))
+	if err != nil || !slices.Equal(alertIDs(resolved), alertIDs(raised)) {
+		t.Fatalf("resolve %d: %d resolved, %v", n, len(resolved), err)
+	}
+	if open, err := s.ListAlerts(ctx, store.AlertFilter{Unresolved: true}); err != nil || len(open) != 0 {
+		t.Fatalf("%d unresolved after resolving all, %v", len(open), err)
 	}
 }
