@@ -82,6 +82,15 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if len(applied) > 0 {
 		log.Info("store migrated", "path", path, "applied", applied)
 	}
+	// The writer keeps its statement journals (the original of each page a statement changes, for
+	// undoing it) in memory: past 64 KiB SQLite spills one to a temporary file, which an insert into
+	// idp_tokens and its five indexes often reaches (page splits), and the rest of the transaction
+	// then writes each page it changes there too. Set after the migrations: it holds the writer's
+	// sorts in memory as well, which a CREATE INDEX on a large table should not be.
+	if _, err := db.W.ExecContext(ctx, `PRAGMA temp_store = MEMORY`); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
 	s := &Store{db: db, log: log, identityStore: &identityStore{w: db.W, r: db.R, gc: newGroupCommit(db.W), logins: newLogins()}}
 	s.unfolded.Store(true) // the last process may have stored events it did not fold
 	return s, nil
