@@ -106,6 +106,15 @@ type Config struct {
 	// As many again may wait in line, accepted; past that the broker stops accepting until one
 	// gets a slot, and further kiosks wait in the kernel's listen queue (see listener.Accept).
 	MaxHandshakes int
+	// HandshakeCompute bounds the handshakes computing at once (default GOMAXPROCS): a handshake
+	// holds one of these while it computes (key exchange, signature, certificate checks) and
+	// gives it back while it waits for the kiosk's bytes or writes its own. In a reconnect storm
+	// hundreds of handshakes in progress, all runnable at once, otherwise filled the Go
+	// scheduler's queue: every other goroutine of the hub (the presence writer, the feed's live
+	// viewers, each return from SQLite) waited behind them, and 100 console viewers saw their
+	// notices 10 s late (p99). Bounded, the cores stay as busy with handshakes, and the rest of
+	// the hub is served between them.
+	HandshakeCompute int
 
 	// OnSession, if set, is told when a device's session starts (online) and ends (offline,
 	// with why: SessionChange), also on a clean disconnect without Will. Calls are serialized
@@ -173,6 +182,7 @@ type Broker struct {
 	subID    atomic.Int64
 	hs       chan struct{} // handshake slots
 	queue    chan struct{} // accepted connections waiting for a handshake slot (listener.Accept)
+	compute  chan struct{} // handshakes computing (computeConn)
 }
 
 type session struct {
@@ -208,6 +218,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		cfg.MaxConnectSize = DefaultMaxConnectSize
 	}
 	cfg.MaxHandshakes = cmp.Or(cfg.MaxHandshakes, 256*runtime.GOMAXPROCS(0))
+	cfg.HandshakeCompute = cmp.Or(cfg.HandshakeCompute, runtime.GOMAXPROCS(0))
 	cfg.Pending.PerAddr = cmp.Or(cfg.Pending.PerAddr, DefaultPendingPerAddr)
 	cfg.Pending.Total = cmp.Or(cfg.Pending.Total, DefaultPending)
 	if cfg.MaxClientWritesPending <= 0 {
@@ -238,6 +249,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		reload:   make(chan struct{}, 1),
 		hs:       make(chan struct{}, cfg.MaxHandshakes),
 		queue:    make(chan struct{}, cfg.MaxHandshakes), // a line as long as the slots
+		compute:  make(chan struct{}, cfg.HandshakeCompute),
 		tlsCfg: &tls.Config{
 			Certificates: []tls.Certificate{cfg.Certificate},
 			ClientAuth:   tls.RequireAndVerifyClientCert, // expiry, chain and clientAuth usage
@@ -671,7 +683,8 @@ func (l *listener) Accept() (net.Conn, error) {
 			<-l.b.queue
 			continue
 		}
-		gc := &guardConn{Conn: tlsconn.New(tls.Server(c, l.b.tlsCfg)), b: l.b, unpend: release}
+		cc := &computeConn{Conn: c, tokens: l.b.compute, stop: l.b.ctx.Done()}
+		gc := &guardConn{Conn: tlsconn.New(tls.Server(cc, l.b.tlsCfg)), b: l.b, unpend: release, compute: cc}
 		gc.queued.Store(true)
 		gc.g = guard{r: gc.Conn, max: l.b.cfg.MaxPacketSize, maxConnect: l.b.cfg.MaxConnectSize}
 		l.b.mu.Lock()
@@ -705,6 +718,7 @@ type guardConn struct {
 	seq      uint64      // accept order
 	counted  bool        // in b.devices (takeover.go), under b.mu
 	unpend   func()      // gives back the connection's slot in b.pending, once admitted or closed
+	compute  *computeConn
 	queued   atomic.Bool // holds a place in b.queue: accepted, not yet given a handshake slot
 	closed   atomic.Bool
 	cause    atomic.Pointer[closeCause] // why the broker closed it, if it did (closeFor)
@@ -782,6 +796,7 @@ func (c *guardConn) handshake() error {
 	// context and takes that one mutex, shared by every handshake in progress; in a storm's mutex
 	// profile a quarter of all contention (420 of 1,782 s) was there.
 	err := c.Handshake()
+	c.compute.handshaken()
 	<-c.b.hs
 	if err != nil {
 		var v *Violation
