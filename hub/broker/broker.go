@@ -715,11 +715,11 @@ type guardConn struct {
 	ready    bool   // handshake done
 	deviceID string // from the verified certificate
 	serial   string
-	seq      uint64      // accept order
-	counted  bool        // in b.devices (takeover.go), under b.mu
-	unpend   func()      // gives back the connection's slot in b.pending, once admitted or closed
+	seq      uint64       // accept order
+	counted  bool         // in b.devices (takeover.go), under b.mu
+	unpend   func()       // gives back the connection's slot in b.pending, once admitted or closed
 	compute  *computeConn // the TCP connection under TLS, holding a compute token while its handshake computes
-	queued   atomic.Bool // holds a place in b.queue: accepted, not yet given a handshake slot
+	queued   atomic.Bool  // holds a place in b.queue: accepted, not yet given a handshake slot
 	closed   atomic.Bool
 	cause    atomic.Pointer[closeCause] // why the broker closed it, if it did (closeFor)
 }
