@@ -325,6 +325,12 @@ func (e *Engine) apply(ctx context.Context, devs []store.Device, open map[string
 		byID[d.ID] = d
 		cs, peripheralsJudged := e.conditions(d, now)
 		for _, c := range cs {
+			// Held and still unresolved: nothing to write. Re-raising every held condition at
+			// every sweep was one statement over all of them (19,000 offline kiosks of another
+			// fleet) holding SQLite's writer while the ingest's group commits waited.
+			if slices.ContainsFunc(open[d.ID], func(a store.Alert) bool { return a.Rule == c.rule && a.Subject == c.subject }) {
+				continue
+			}
 			raise = append(raise, store.Alert{DeviceID: d.ID, Rule: c.rule, Subject: c.subject, Detail: c.detail, OpenedAt: now})
 		}
 		for _, a := range open[d.ID] {
