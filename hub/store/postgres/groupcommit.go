@@ -32,6 +32,7 @@ func (s *Store) writeTokens(ctx context.Context, sql string, args []any) (pgconn
 // aborts the transaction (PostgreSQL says so; a deadlock with another replica's batch is one):
 // then each write runs again alone, so that one failing leaves the others whole. A batch whose
 // outcome is unknown (the connection broke) fails every write in it, as a lone statement would.
+// A lone write that is a deadlock victim runs again (Store.retry).
 func (s *Store) commitTokens(ctx context.Context, batch []*tokenWrite) {
 	if len(batch) > 1 {
 		b := &pgx.Batch{}
@@ -57,7 +58,13 @@ func (s *Store) commitTokens(ctx context.Context, batch []*tokenWrite) {
 			return
 		}
 	}
+	// Alone, a write can still be a deadlock victim (a family revoked by another replica's
+	// statement while this one rotates a token of it): PostgreSQL asks for it to be run again.
 	for _, w := range batch {
-		w.tag, w.err = s.pool.Exec(ctx, w.sql, w.args...)
+		w.err = s.retry(ctx, func() error {
+			var err error
+			w.tag, err = s.pool.Exec(ctx, w.sql, w.args...)
+			return err
+		})
 	}
 }

@@ -341,8 +341,11 @@ func (s *Store) RotateRefresh(ctx context.Context, oldID string, at time.Time, t
 		return nil
 	}
 	// Rotated or revoked before: a reuse. Revoke the family.
-	tag, err = s.pool.Exec(ctx, `UPDATE idp_tokens SET revoked = true
-		WHERE family_id = (SELECT family_id FROM idp_tokens WHERE id = $1)`, oldID)
+	err = s.retry(ctx, func() error { // a deadlock victim, with another replica's rotation: again
+		tag, err = s.pool.Exec(ctx, `UPDATE idp_tokens SET revoked = true
+			WHERE family_id = (SELECT family_id FROM idp_tokens WHERE id = $1)`, oldID)
+		return err
+	})
 	if err == nil && tag.RowsAffected() == 0 {
 		err = pgx.ErrNoRows // no such token
 	}
