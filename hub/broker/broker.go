@@ -113,7 +113,7 @@ type Config struct {
 	// scheduler's queue: every other goroutine of the hub (the presence writer, the feed's live
 	// viewers, each return from SQLite) waited behind them, and 100 console viewers saw their
 	// notices 10 s late (p99). Bounded, the cores stay as busy with handshakes, and the rest of
-	// the hub is served between them.
+	// the hub is served between them. Handshakes past their first flight get tokens first.
 	HandshakeCompute int
 
 	// OnSession, if set, is told when a device's session starts (online) and ends (offline,
@@ -180,9 +180,9 @@ type Broker struct {
 	floodLog [len(reasons)]logging.Throttle
 	presence sync.Mutex // serializes OnSession calls
 	subID    atomic.Int64
-	hs       chan struct{} // handshake slots
-	queue    chan struct{} // accepted connections waiting for a handshake slot (listener.Accept)
-	compute  chan struct{} // handshakes computing (computeConn)
+	hs       chan struct{}  // handshake slots
+	queue    chan struct{}  // accepted connections waiting for a handshake slot (listener.Accept)
+	compute  *computeTokens // handshakes computing (computeConn)
 }
 
 type session struct {
@@ -249,7 +249,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		reload:   make(chan struct{}, 1),
 		hs:       make(chan struct{}, cfg.MaxHandshakes),
 		queue:    make(chan struct{}, cfg.MaxHandshakes), // a line as long as the slots
-		compute:  make(chan struct{}, cfg.HandshakeCompute),
+		compute:  newComputeTokens(cfg.HandshakeCompute),
 		tlsCfg: &tls.Config{
 			Certificates: []tls.Certificate{cfg.Certificate},
 			ClientAuth:   tls.RequireAndVerifyClientCert, // expiry, chain and clientAuth usage

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"net"
+	"sync"
 	"sync/atomic"
 )
 
@@ -13,8 +14,9 @@ import (
 // connection's reader and writer as usual, without tokens.
 type computeConn struct {
 	net.Conn
-	tokens chan struct{}
+	tokens *computeTokens
 	stop   <-chan struct{} // the broker stopping: no token is waited for then
+	reads  int             // reads that brought bytes (the handshake's goroutine only)
 	held   bool            // a token held (the handshake's goroutine only)
 	done   atomic.Bool     // handshaken
 }
@@ -26,11 +28,11 @@ func (c *computeConn) Read(p []byte) (int, error) {
 	c.release()
 	n, err := c.Conn.Read(p)
 	if err == nil {
-		select {
-		case c.tokens <- struct{}{}:
-			c.held = true
-		case <-c.stop:
-		}
+		c.reads++
+		// Past the ClientHello, the kiosk has done its part of the handshake's work and waits
+		// for the rest of it: it goes first, so that handshakes end rather than all advancing
+		// together until the kiosks' connect timeouts pass.
+		c.held = c.tokens.acquire(c.reads > 1, c.stop)
 	}
 	return n, err
 }
@@ -51,6 +53,55 @@ func (c *computeConn) handshaken() {
 func (c *computeConn) release() {
 	if c.held {
 		c.held = false
-		<-c.tokens
+		c.tokens.release()
 	}
+}
+
+// computeTokens is a counting semaphore whose waiters are served in two classes, each first come
+// first served: handshakes past their first flight (urgent) before new ones.
+type computeTokens struct {
+	mu      sync.Mutex
+	free    int
+	waiting [2][]chan struct{} // urgent, new
+}
+
+func newComputeTokens(n int) *computeTokens { return &computeTokens{free: n} }
+
+// acquire takes a token, waiting for one; false if stop closed first (a token handed to the
+// abandoned wait later is lost: the broker is stopping).
+func (t *computeTokens) acquire(urgent bool, stop <-chan struct{}) bool {
+	class := 1
+	if urgent {
+		class = 0
+	}
+	t.mu.Lock()
+	if t.free > 0 && len(t.waiting[0]) == 0 && (urgent || len(t.waiting[1]) == 0) {
+		t.free--
+		t.mu.Unlock()
+		return true
+	}
+	ch := make(chan struct{}, 1)
+	t.waiting[class] = append(t.waiting[class], ch)
+	t.mu.Unlock()
+	select {
+	case <-ch:
+		return true
+	case <-stop:
+		return false
+	}
+}
+
+// release gives a token back: to the first urgent waiter, else the first new one, else free.
+func (t *computeTokens) release() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, q := range t.waiting {
+		if len(q) > 0 {
+			q[0] <- struct{}{}
+			q[0] = nil
+			t.waiting[i] = q[1:]
+			return
+		}
+	}
+	t.free++
 }

@@ -2,15 +2,23 @@ package broker
 
 import (
 	"net"
+	"runtime"
 	"testing"
 	"time"
 )
 
+// taken returns how many of n tokens are taken.
+func taken(t *computeTokens, n int) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return n - t.free
+}
+
 // TestComputeConn: a handshake holds a compute token from a read that brought bytes until its
-// next write or read, or until it is handshaken; a second handshake's read waits for the token;
-// once handshaken, reads and writes take none.
+// next write or read, or until it is handshaken; other handshakes' reads wait for the token, a
+// handshake past its first flight before a new one; once handshaken, reads take none.
 func TestComputeConn(t *testing.T) {
-	tokens := make(chan struct{}, 1)
+	tokens := newComputeTokens(1)
 	stop := make(chan struct{})
 	pipe := func() (*computeConn, net.Conn) {
 		a, b := net.Pipe()
@@ -28,45 +36,68 @@ func TestComputeConn(t *testing.T) {
 		}()
 		return done
 	}
+	waiting := func(class int) int {
+		tokens.mu.Lock()
+		defer tokens.mu.Unlock()
+		return len(tokens.waiting[class])
+	}
+	until := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !ok(); runtime.Gosched() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 5 s", what)
+			}
+		}
+	}
 
 	c1, p1 := pipe()
 	c2, p2 := pipe()
+	c3, p3 := pipe()
 	send(p1)
 	if err := <-read(c1); err != nil {
 		t.Fatal(err)
 	}
-	if len(tokens) != 1 || !c1.held {
-		t.Fatalf("after a read that brought bytes: %d tokens taken, held %v; want the one", len(tokens), c1.held)
+	if taken(tokens, 1) != 1 || !c1.held {
+		t.Fatalf("after a read that brought bytes: %d tokens taken, held %v; want the one", taken(tokens, 1), c1.held)
 	}
-	// c2's bytes come, but its read waits for c1's token.
+	// c3 is past its first flight (a read before); c2 is new. Both wait for c1's token.
+	c3.reads = 1
 	send(p2)
 	r2 := read(c2)
-	select {
-	case err := <-r2:
-		t.Fatalf("second handshake's read returned (%v) while the only token was held", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	// c1 writes its flight: the token goes to c2.
+	until("c2 waiting", func() bool { return waiting(1) == 1 })
+	send(p3)
+	r3 := read(c3)
+	until("c3 waiting", func() bool { return waiting(0) == 1 })
+	// c1 writes its flight: the token goes to c3, which came later but is further along.
 	go func() { p1.Read(make([]byte, 8)) }() //nolint:errcheck
 	if _, err := c1.Write([]byte("flight")); err != nil {
 		t.Fatal(err)
 	}
+	if err := <-r3; err != nil {
+		t.Fatal(err)
+	}
+	if c1.held || !c3.held || c2.held || taken(tokens, 1) != 1 {
+		t.Fatalf("after c1's write: c1 held %v, c3 held %v, c2 held %v, %d taken", c1.held, c3.held, c2.held, taken(tokens, 1))
+	}
+	c3.handshaken()
 	if err := <-r2; err != nil {
 		t.Fatal(err)
 	}
-	if c1.held || !c2.held || len(tokens) != 1 {
-		t.Fatalf("after c1's write: c1 held %v, c2 held %v, %d taken", c1.held, c2.held, len(tokens))
+	if c3.held || !c2.held || taken(tokens, 1) != 1 {
+		t.Fatalf("after c3 handshaken: c3 held %v, c2 held %v, %d taken", c3.held, c2.held, taken(tokens, 1))
 	}
 	c2.handshaken()
-	if len(tokens) != 0 || c2.held {
+	if taken(tokens, 1) != 0 {
 		t.Fatal("handshaken kept its token")
 	}
 	send(p2)
-	if err := <-read(c2); err != nil || len(tokens) != 0 {
-		t.Fatalf("a read after the handshake took a token (%d) or failed: %v", len(tokens), err)
+	if err := <-read(c2); err != nil || taken(tokens, 1) != 0 {
+		t.Fatalf("a read after the handshake took a token (%d) or failed: %v", taken(tokens, 1), err)
 	}
 	// The broker stopping: a read that brings bytes returns without waiting for a token.
-	tokens <- struct{}{} // all taken by someone else
+	if !tokens.acquire(false, stop) { // all taken by someone else
+		t.Fatal("a free token not taken")
+	}
 	close(stop)
 	send(p1)
 	if err := <-read(c1); err != nil || c1.held {
