@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -53,16 +52,12 @@ func (s *Store) RaiseAlerts(ctx context.Context, as []store.Alert) ([]store.Aler
 		}
 		rows[i] = [5]any{a.DeviceID, a.Rule, a.Subject, a.Detail, ts(a.OpenedAt)}
 	}
-	doc, err := json.Marshal(rows)
-	if err != nil {
-		return nil, fmt.Errorf("store: raise alerts: %w", err)
-	}
 	// The WHERE also keeps SQLite from reading ON CONFLICT as a join's ON (the upsert grammar
 	// asks for one after INSERT ... SELECT).
 	return s.alertsReturned(ctx, `INSERT INTO alerts (device_id, rule, subject, detail, state, opened_at)
 		SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, 'open', value ->> 4 FROM json_each(?)
 		WHERE EXISTS (SELECT 1 FROM devices WHERE id = value ->> 0)
-		ON CONFLICT DO NOTHING RETURNING `+sqlrow.AlertCols, string(doc))
+		ON CONFLICT DO NOTHING RETURNING `+sqlrow.AlertCols, jsonArg(rows))
 }
 
 // AckAlert acknowledges an open alert.
@@ -80,12 +75,8 @@ func (s *Store) ResolveAlerts(ctx context.Context, ids []int64, by string, at ti
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	doc, err := json.Marshal(ids)
-	if err != nil {
-		return nil, fmt.Errorf("store: resolve alerts: %w", err)
-	}
 	return s.alertsReturned(ctx, `UPDATE alerts SET state = 'resolved', resolved_by = ?, resolved_at = ?
-		WHERE id IN (SELECT value FROM json_each(?)) AND state <> 'resolved' RETURNING `+sqlrow.AlertCols, by, ts(at), string(doc))
+		WHERE id IN (SELECT value FROM json_each(?)) AND state <> 'resolved' RETURNING `+sqlrow.AlertCols, by, ts(at), jsonArg(ids))
 }
 
 // alertsReturned runs a statement returning alerts in a transaction (what it changed is

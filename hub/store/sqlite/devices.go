@@ -175,8 +175,7 @@ func deviceWhere(f store.DeviceFilter) (string, []any) {
 	}
 	if len(f.IDs) > 0 {
 		where = append(where, "id IN (SELECT value FROM json_each(?))")
-		ids, _ := json.Marshal(f.IDs)
-		args = append(args, string(ids))
+		args = append(args, jsonArg(f.IDs))
 	}
 	if f.SiteID != "" {
 		where, args = append(where, "site_id = ?"), append(args, f.SiteID)
@@ -366,7 +365,8 @@ const addSessionsSQL = `INSERT INTO presence_history (device_id, replica, starte
 	SELECT value->>'id', value->>'replica', value->>'started', value->>'ended', value->>'reason', value->>'detail'
 	FROM json_each(?1) WHERE EXISTS (SELECT 1 FROM devices WHERE id = value->>'id') ORDER BY key`
 
-// jsonArg encodes v (rows of plain fields, which cannot fail to encode) as a statement argument.
+// jsonArg encodes v (rows of plain fields, which cannot fail to encode) as a statement argument,
+// for json_each: one argument for any number of rows (no variable limit, one call into SQLite).
 func jsonArg(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {

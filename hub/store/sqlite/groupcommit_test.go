@@ -15,11 +15,7 @@ import (
 // without savepoints, then again with them: the writes run twice.
 func TestGroupCommitFailingWrite(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "hub.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := openInternal(t)
 	if _, err := s.db.W.ExecContext(ctx, `CREATE TABLE gc_test(k TEXT PRIMARY KEY)`); err != nil {
 		t.Fatal(err)
 	}
@@ -89,11 +85,7 @@ func TestGroupCommitFailingWrite(t *testing.T) {
 // not need to.
 func TestWriterTempStore(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "hub.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := openInternal(t)
 	var ts int
 	if err := s.db.W.QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&ts); err != nil {
 		t.Fatal(err)
@@ -101,4 +93,15 @@ func TestWriterTempStore(t *testing.T) {
 	if ts != 2 { // MEMORY
 		t.Errorf("writer's temp_store = %d, want 2 (MEMORY)", ts)
 	}
+}
+
+// openInternal opens a store in a temporary directory, closed when the test ends.
+func openInternal(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "hub.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
