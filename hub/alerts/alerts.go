@@ -235,7 +235,10 @@ func (e *Engine) checkAll(ctx context.Context, f store.DeviceFilter) (checked fu
 		e.cfg.Log.Warn("alert sweep: list devices", "err", err)
 		return nil
 	}
-	open, err := e.cfg.Store.ListAlerts(ctx, store.AlertFilter{Unresolved: true, Limit: 1 << 30})
+	// The open alerts of f's kiosks only: at 10,000 records/s the notices name ~1,000 kiosks
+	// every CheckDelay, and the whole fleet's open alerts (19,000 offline ones while another
+	// region was down) were read and decoded each time.
+	open, err := e.cfg.Store.ListAlerts(ctx, store.AlertFilter{DeviceIDs: f.IDs, Unresolved: true, Limit: 1 << 30})
 	if err != nil {
 		e.cfg.Log.Warn("alert sweep: list alerts", "err", err)
 		return nil

@@ -58,9 +58,10 @@ type Alert struct {
 	ResolvedAt time.Time
 }
 
-// AlertFilter selects alerts: of one device (or all); only unresolved ones.
+// AlertFilter selects alerts: of one device, or of some (or all); only unresolved ones.
 type AlertFilter struct {
 	DeviceID   string
+	DeviceIDs  []string // only these devices' alerts (with DeviceID: those of both)
 	Unresolved bool
 	Limit      int // 0: 1000
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -135,8 +137,20 @@ func (s *Store) ListAlerts(ctx context.Context, f store.AlertFilter) ([]store.Al
 	if f.Limit <= 0 {
 		f.Limit = 1000
 	}
+	var args []any
+	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	where := []string{"true"}
+	if f.DeviceID != "" {
+		where = append(where, "device_id = "+arg(f.DeviceID))
+	}
+	if len(f.DeviceIDs) > 0 {
+		where = append(where, "device_id = ANY("+arg(f.DeviceIDs)+")")
+	}
+	if f.Unresolved {
+		where = append(where, "state <> 'resolved'")
+	}
 	rows, err := s.pool.Query(ctx, `SELECT `+sqlrow.AlertCols+` FROM alerts
-		WHERE ($1 = '' OR device_id = $1) AND (NOT $2 OR state <> 'resolved') ORDER BY id DESC LIMIT $3`, f.DeviceID, f.Unresolved, f.Limit)
+		WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT `+arg(f.Limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: alerts: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
@@ -129,9 +130,19 @@ func (s *Store) ListAlerts(ctx context.Context, f store.AlertFilter) ([]store.Al
 	if f.Limit <= 0 {
 		f.Limit = 1000
 	}
+	where, args := []string{"1"}, []any{}
+	if f.DeviceID != "" {
+		where, args = append(where, "device_id = ?"), append(args, f.DeviceID)
+	}
+	if len(f.DeviceIDs) > 0 {
+		where = append(where, "device_id IN (SELECT value FROM json_each(?))")
+		args = append(args, jsonArg(f.DeviceIDs))
+	}
+	if f.Unresolved {
+		where = append(where, "state <> 'resolved'")
+	}
 	rows, err := s.db.R.QueryContext(ctx, `SELECT `+sqlrow.AlertCols+` FROM alerts
-		WHERE (? = '' OR device_id = ?) AND (? = 0 OR state <> 'resolved') ORDER BY id DESC LIMIT ?`,
-		f.DeviceID, f.DeviceID, f.Unresolved, f.Limit)
+		WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`, append(args, f.Limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("store: alerts: %w", err)
 	}

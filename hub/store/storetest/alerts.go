@@ -98,6 +98,15 @@ func testAlertLifeCycle(t *testing.T, s AlertStore) {
 	if got := ids(store.AlertFilter{Unresolved: true}); len(got) != 3 || got[0] != b.ID {
 		t.Errorf("unresolved alerts: %v", got)
 	}
+	if got := ids(store.AlertFilter{DeviceIDs: []string{"k2", "k3"}, Unresolved: true}); len(got) != 1 || got[0] != off.ID {
+		t.Errorf("unresolved alerts of k2 and k3: %v", got)
+	}
+	if got := ids(store.AlertFilter{DeviceIDs: []string{"k1", "k2"}}); len(got) != 4 || got[0] != b.ID {
+		t.Errorf("alerts of k1 and k2, newest first: %v", got)
+	}
+	if got := ids(store.AlertFilter{DeviceID: "k2", DeviceIDs: []string{"k1"}}); len(got) != 0 {
+		t.Errorf("alerts of k2 among k1's: %v", got)
+	}
 	if got := ids(store.AlertFilter{Limit: 1}); len(got) != 1 || got[0] != b.ID {
 		t.Errorf("limit 1: %v", got)
 	}
