@@ -951,7 +951,8 @@ func TestRunCommitsQueuedOnCancel(t *testing.T) {
 		}
 	}
 	// Run's goroutines are gone (the store's own stay until it is closed).
-	goleak.VerifyNone(t, goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"))
+	goleak.VerifyNone(t, goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"),
+		goleak.IgnoreTopFunction("github.com/kioskfleet/kioskfleet/pkg/sqlitex.(*DB).startCheckpoints.func1"))
 
 	// A batch offered after shutdown does not block its publisher.
 	done := make(chan struct{})

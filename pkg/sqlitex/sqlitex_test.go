@@ -217,3 +217,74 @@ func TestFilesPrivate(t *testing.T) {
 	}
 	check("legacy database")
 }
+
+// TestBackgroundCheckpoint: with CheckpointEvery the committed pages reach the database file
+// without a checkpoint of the writer's (its backstop is far off), and without it they stay in
+// the WAL (SQLite's own checkpoint waits for 1,000 pages): the database file's size tells.
+func TestBackgroundCheckpoint(t *testing.T) {
+	const rows, size = 200, 4000 // ~200 pages: under both the default and the backstop
+	write := func(t *testing.T, every time.Duration) (db *sqlitex.DB, path string) {
+		path = filepath.Join(t.TempDir(), "t.db")
+		db, err := sqlitex.Open(t.Context(), path, sqlitex.Options{CheckpointEvery: every})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		var auto int
+		if err := db.W.QueryRowContext(t.Context(), "PRAGMA wal_autocheckpoint").Scan(&auto); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]int{true: sqlitex.BackstopPages, false: 1000}[every > 0]; auto != want {
+			t.Fatalf("writer's wal_autocheckpoint %d, want %d", auto, want)
+		}
+		err = db.Tx(t.Context(), func(tx *sql.Tx) error {
+			if _, err := tx.Exec("CREATE TABLE t (b BLOB)"); err != nil {
+				return err
+			}
+			for range rows {
+				if _, err := tx.Exec("INSERT INTO t VALUES (zeroblob(?))", size); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db, path
+	}
+	fileSize := func(path string) int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+
+	t.Run("default", func(t *testing.T) {
+		_, path := write(t, 0)
+		if n := fileSize(path); n >= rows*size {
+			t.Fatalf("database file %d bytes right after the commit: checkpointed already", n)
+		}
+	})
+	t.Run("background", func(t *testing.T) {
+		db, path := write(t, 5*time.Millisecond)
+		poll := time.NewTicker(time.Millisecond)
+		defer poll.Stop()
+		for deadline := time.Now().Add(10 * time.Second); fileSize(path) < rows*size; <-poll.C {
+			if time.Now().After(deadline) {
+				t.Fatalf("database file still %d bytes: no checkpoint in 10 s", fileSize(path))
+			}
+		}
+		var n int
+		if err := db.R.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != rows {
+			t.Fatalf("rows after the checkpoints: %d %v", n, err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatalf("second close: %v", err)
+		}
+	})
+}

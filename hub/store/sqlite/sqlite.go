@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/kioskfleet/kioskfleet/hub/store"
 	"github.com/kioskfleet/kioskfleet/hub/store/internal/sqlrow"
@@ -60,12 +61,18 @@ func openURL(ctx context.Context, url string, log *slog.Logger) (store.Store, er
 	return s, nil
 }
 
+// CheckpointEvery is how often the store checkpoints its WAL in the background
+// (sqlitex.Options.CheckpointEvery). At 10,000 records/s the WAL grows by ~1,000 pages in 0.4 s:
+// every 50 ms keeps each checkpoint small.
+const CheckpointEvery = 50 * time.Millisecond
+
 // Open opens (creating if needed) the store at path and applies pending migrations.
 func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	db, err := sqlitex.Open(ctx, path, sqlitex.Options{})
+	// Checkpoints off the commits: the group commit's batches never wait for one (sqlitex).
+	db, err := sqlitex.Open(ctx, path, sqlitex.Options{CheckpointEvery: CheckpointEvery})
 	if err != nil {
 		return nil, err
 	}
