@@ -6,7 +6,7 @@
 # docs/benchmarks.md with the machine context the run prints (commit, CPU model, fsync latency,
 # load): all three values of a figure, not the best. Knobs: BENCH_RUNS (default 3),
 # BENCH_AGENTS_MAX (default 20000), BENCH_SECONDS (default 20), BENCH_STORM_VIEWERS (default 100:
-# live console viewers in the scale scenario's reconnect storm), BENCH_SKIP (space-separated
+# live console viewers in reconnect storms of their own, after the scale scenario's), BENCH_SKIP (space-separated
 # scenario names to skip: go overview viewers shell refresh events ingest latency churn drain drain1000
 # scale mosquitto idle cluster bundles). The cluster scenarios run fleet-hub replicas on a PostgreSQL of their own (Debian's,
 # in var/bench/pg, fsync on, as the postgres user when run as root), after the SQLite ones, in the
