@@ -2,7 +2,6 @@ package broker
 
 import (
 	"net"
-	"runtime"
 	"testing"
 	"time"
 )
@@ -43,7 +42,9 @@ func TestComputeConn(t *testing.T) {
 	}
 	until := func(what string, ok func() bool) {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); !ok(); runtime.Gosched() {
+		poll := time.NewTicker(time.Millisecond)
+		defer poll.Stop()
+		for deadline := time.Now().Add(5 * time.Second); !ok(); <-poll.C {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: not within 5 s", what)
 			}
