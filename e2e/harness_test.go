@@ -121,14 +121,33 @@ func (p *proc) exited() bool {
 	}
 }
 
+// handedOut holds every address freeAddr returned in this test binary.
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
+
+// freeAddr returns a loopback address free now and never returned before in this test binary: the
+// kernel may give a port just closed to the next listen on :0, and a hub once got the same one for
+// its HTTP and its MQTT listeners ("bind: address already in use").
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no loopback port that was not handed out before in 100 tries")
+	return ""
 }
 
 // hub is a fleet-hub process with fixed addresses, so it can be killed and restarted in place. It
