@@ -31,6 +31,37 @@ type Alerts interface {
 	GetAlert(ctx context.Context, id int64) (Alert, error)
 	// ListAlerts lists alerts, newest first.
 	ListAlerts(ctx context.Context, f AlertFilter) ([]Alert, error)
+	AlertNotices
+}
+
+// AlertNotices is the outbox of the alerts' notifier (hub/alerts): every alert opened,
+// acknowledged or resolved by the methods above owes one notice, written in the transaction of
+// the change, so that a hub killed between the change's commit and the notice's delivery still
+// delivers it when it is back (or another replica does). A notice is claimed by one deliverer at a
+// time, for a while (a lease: a deliverer that dies holding one only delays it), and deleted once
+// delivered. Notices of one alert are claimed in the order of its changes: one is not claimed
+// while an earlier one of its alert is still owed.
+type AlertNotices interface {
+	// ClaimAlertNotices claims for claimer, until until, up to limit owed notices, oldest first,
+	// that nobody holds at now (never claimed, or their claim has run out).
+	ClaimAlertNotices(ctx context.Context, claimer string, now, until time.Time, limit int) ([]AlertNotice, error)
+	// DeferAlertNotices holds the notices ids until until (a delivery that failed is tried again
+	// then), still owed.
+	DeferAlertNotices(ctx context.Context, ids []int64, until time.Time) error
+	// DoneAlertNotices deletes the notices ids: delivered, or not to be (silenced).
+	DoneAlertNotices(ctx context.Context, ids []int64) error
+	// ReleaseAlertNotices gives up claimer's claims: a hub back from a crash takes its notices
+	// back at once instead of waiting for their claims to run out.
+	ReleaseAlertNotices(ctx context.Context, claimer string) error
+}
+
+// AlertNotice is a change of an alert its notifier is owed.
+type AlertNotice struct {
+	ID    int64
+	State AlertState // what the alert became: open, acknowledged, resolved
+	At    time.Time  // when
+	// Alert is the alert as it was then: as it is now, without what happened to it since State.
+	Alert Alert
 }
 
 // AlertState is where an alert is in its life.
@@ -64,4 +95,28 @@ type AlertFilter struct {
 	DeviceIDs  []string // only these devices' alerts (with DeviceID: those of both)
 	Unresolved bool
 	Limit      int // 0: 1000
+}
+
+// ChangedAt is when the alert came into its state.
+func (a Alert) ChangedAt() time.Time {
+	switch a.State {
+	case AlertAcknowledged:
+		return a.AckAt
+	case AlertResolved:
+		return a.ResolvedAt
+	}
+	return a.OpenedAt
+}
+
+// AsOf returns the alert as it was when it came into state s (earlier in its life than its
+// state now, or the same): what happened to it after that is left out.
+func (a Alert) AsOf(s AlertState) Alert {
+	a.State = s
+	if s != AlertResolved {
+		a.ResolvedBy, a.ResolvedAt = "", time.Time{}
+	}
+	if s == AlertOpen {
+		a.AckBy, a.AckAt = "", time.Time{}
+	}
+	return a
 }

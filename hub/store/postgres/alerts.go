@@ -31,7 +31,10 @@ func (s *Store) RaiseAlert(ctx context.Context, a store.Alert) (store.Alert, boo
 		created = tag.RowsAffected() == 1
 		out, err = sqlrow.Alert(tx.QueryRow(ctx, `SELECT `+sqlrow.AlertCols+` FROM alerts
 			WHERE device_id = $1 AND rule = $2 AND subject = $3 AND state <> 'resolved'`, a.DeviceID, a.Rule, a.Subject))
-		return err
+		if err != nil || !created {
+			return err
+		}
+		return insertNotices(ctx, tx, []store.Alert{out})
 	})
 	if sqlState(err) == foreignKeyViolation {
 		return store.Alert{}, false, fmt.Errorf("%w: device %s", store.ErrNotFound, a.DeviceID)
@@ -91,14 +94,16 @@ func (s *Store) ResolveAlerts(ctx context.Context, ids []int64, by string, at ti
 }
 
 // alertsReturned runs a statement returning alerts in a transaction (what it changed is
-// committed only if every row was read), and returns them by ID (RETURNING's order is
+// committed only if every row was read), with their notices, and returns them by ID (RETURNING's order is
 // arbitrary).
 func (s *Store) alertsReturned(ctx context.Context, q string, args ...any) ([]store.Alert, error) {
 	var out []store.Alert
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		var err error
-		out, err = queryAll(ctx, tx, sqlrow.Alert, q, args...)
-		return err
+		if out, err = queryAll(ctx, tx, sqlrow.Alert, q, args...); err != nil {
+			return err
+		}
+		return insertNotices(ctx, tx, out)
 	})
 	slices.SortFunc(out, func(a, b store.Alert) int { return cmp.Compare(a.ID, b.ID) })
 	return out, err
@@ -118,9 +123,81 @@ func (s *Store) moveAlert(ctx context.Context, id int64, update, by string, at t
 			return notFound(err, "alert", id)
 		}
 		out = a
-		return sqlrow.CheckAlertMove(a, tag.RowsAffected() == 1)
+		moved := tag.RowsAffected() == 1
+		if err := sqlrow.CheckAlertMove(a, moved); err != nil || !moved {
+			return err
+		}
+		return insertNotices(ctx, tx, []store.Alert{a})
 	})
 	return out, err
+}
+
+// insertNotices owes the notifier a notice of each of as, in its state now (store.AlertNotices).
+func insertNotices(ctx context.Context, tx pgx.Tx, as []store.Alert) error {
+	if len(as) == 0 {
+		return nil
+	}
+	ids, states, at := make([]int64, len(as)), make([]string, len(as)), make([]int64, len(as))
+	for i, a := range as {
+		ids[i], states[i], at[i] = a.ID, string(a.State), sqlrow.Nanos(a.ChangedAt())
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO alert_notices (alert_id, state, at)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])`, ids, states, at); err != nil {
+		return fmt.Errorf("store: alert notices: %w", err)
+	}
+	return nil
+}
+
+// ClaimAlertNotices claims owed notices in one statement, skipping those another replica's
+// claim has locked, and reads their alerts.
+func (s *Store) ClaimAlertNotices(ctx context.Context, claimer string, now, until time.Time, limit int) ([]store.AlertNotice, error) {
+	var out []store.AlertNotice
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `UPDATE alert_notices SET claimer = $1, claim_until = $2
+			WHERE id IN (SELECT n.id FROM alert_notices n WHERE n.claim_until <= $3
+				AND NOT EXISTS (SELECT 1 FROM alert_notices p WHERE p.alert_id = n.alert_id AND p.id < n.id)
+				ORDER BY n.id LIMIT $4 FOR UPDATE SKIP LOCKED)
+			RETURNING id, alert_id, state, at`, claimer, sqlrow.Nanos(until), sqlrow.Nanos(now), limit)
+		if err != nil {
+			return err
+		}
+		out, err = sqlrow.AlertNotices(rows)
+		rows.Close()
+		if err != nil || len(out) == 0 {
+			return err
+		}
+		as, err := queryAll(ctx, tx, sqlrow.Alert, `SELECT `+sqlrow.AlertCols+` FROM alerts WHERE id = ANY($1)`, sqlrow.NoticeAlertIDs(out))
+		if err != nil {
+			return err
+		}
+		return sqlrow.JoinNotices(out, as)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: claim alert notices: %w", err)
+	}
+	return out, nil
+}
+
+// DeferAlertNotices holds notices until until.
+func (s *Store) DeferAlertNotices(ctx context.Context, ids []int64, until time.Time) error {
+	return s.noticesExec(ctx, `UPDATE alert_notices SET claim_until = $2 WHERE id = ANY($1)`, ids, sqlrow.Nanos(until))
+}
+
+// DoneAlertNotices deletes notices.
+func (s *Store) DoneAlertNotices(ctx context.Context, ids []int64) error {
+	return s.noticesExec(ctx, `DELETE FROM alert_notices WHERE id = ANY($1)`, ids)
+}
+
+// ReleaseAlertNotices gives up claimer's claims.
+func (s *Store) ReleaseAlertNotices(ctx context.Context, claimer string) error {
+	return s.noticesExec(ctx, `UPDATE alert_notices SET claimer = '', claim_until = 0 WHERE claimer = $1`, claimer)
+}
+
+func (s *Store) noticesExec(ctx context.Context, q string, args ...any) error {
+	if _, err := s.pool.Exec(ctx, q, args...); err != nil {
+		return fmt.Errorf("store: alert notices: %w", err)
+	}
+	return nil
 }
 
 // GetAlert returns an alert.

@@ -34,7 +34,10 @@ func (s *Store) RaiseAlert(ctx context.Context, a store.Alert) (store.Alert, boo
 		created = n == 1
 		out, err = sqlrow.Alert(tx.QueryRowContext(ctx, `SELECT `+sqlrow.AlertCols+` FROM alerts
 			WHERE device_id = ? AND rule = ? AND subject = ? AND state <> 'resolved'`, a.DeviceID, a.Rule, a.Subject))
-		return err
+		if err != nil || !created {
+			return err
+		}
+		return insertNotices(ctx, tx, []store.Alert{out})
 	})
 	return out, created, err
 }
@@ -81,14 +84,16 @@ func (s *Store) ResolveAlerts(ctx context.Context, ids []int64, by string, at ti
 }
 
 // alertsReturned runs a statement returning alerts in a transaction (what it changed is
-// committed only if every row was read), and returns them by ID (RETURNING's order is
+// committed only if every row was read), with their notices, and returns them by ID (RETURNING's order is
 // arbitrary).
 func (s *Store) alertsReturned(ctx context.Context, q string, args ...any) ([]store.Alert, error) {
 	var out []store.Alert
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		out, err = queryAll(ctx, tx, sqlrow.Alert, q, args...)
-		return err
+		if out, err = queryAll(ctx, tx, sqlrow.Alert, q, args...); err != nil {
+			return err
+		}
+		return insertNotices(ctx, tx, out)
 	})
 	if err != nil {
 		return nil, err
@@ -111,9 +116,84 @@ func (s *Store) moveAlert(ctx context.Context, id int64, update, by string, at t
 			return notFound(err, "alert", id)
 		}
 		out = a
-		return sqlrow.CheckAlertMove(a, n == 1)
+		if err := sqlrow.CheckAlertMove(a, n == 1); err != nil || n != 1 {
+			return err
+		}
+		return insertNotices(ctx, tx, []store.Alert{a})
 	})
 	return out, err
+}
+
+// insertNotices owes the notifier a notice of each of as, in its state now (store.AlertNotices).
+func insertNotices(ctx context.Context, tx *sql.Tx, as []store.Alert) error {
+	if len(as) == 0 {
+		return nil
+	}
+	rows := make([][3]any, len(as)) // alert, state, at
+	for i, a := range as {
+		rows[i] = [3]any{a.ID, a.State, ts(a.ChangedAt())}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO alert_notices (alert_id, state, at)
+		SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)`, jsonArg(rows)); err != nil {
+		return fmt.Errorf("store: alert notices: %w", err)
+	}
+	return nil
+}
+
+// ClaimAlertNotices claims owed notices in one statement, and reads their alerts.
+func (s *Store) ClaimAlertNotices(ctx context.Context, claimer string, now, until time.Time, limit int) ([]store.AlertNotice, error) {
+	var out []store.AlertNotice
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE alert_notices SET claimer = ?, claim_until = ?
+			WHERE id IN (SELECT n.id FROM alert_notices n WHERE n.claim_until <= ?
+				AND NOT EXISTS (SELECT 1 FROM alert_notices p WHERE p.alert_id = n.alert_id AND p.id < n.id)
+				ORDER BY n.id LIMIT ?)
+			RETURNING id, alert_id, state, at`, claimer, ts(until), ts(now), limit)
+		if err != nil {
+			return err
+		}
+		out, err = sqlrow.AlertNotices(rows)
+		rows.Close()
+		if err != nil || len(out) == 0 {
+			return err
+		}
+		as, err := queryAll(ctx, tx, sqlrow.Alert, `SELECT `+sqlrow.AlertCols+` FROM alerts
+			WHERE id IN (SELECT value FROM json_each(?))`, jsonArg(sqlrow.NoticeAlertIDs(out)))
+		if err != nil {
+			return err
+		}
+		return sqlrow.JoinNotices(out, as)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: claim alert notices: %w", err)
+	}
+	return out, nil
+}
+
+// DeferAlertNotices holds notices until until.
+func (s *Store) DeferAlertNotices(ctx context.Context, ids []int64, until time.Time) error {
+	return s.noticesExec(ctx, `UPDATE alert_notices SET claim_until = ? WHERE id IN (SELECT value FROM json_each(?))`, ts(until), jsonArg(ids))
+}
+
+// DoneAlertNotices deletes notices.
+func (s *Store) DoneAlertNotices(ctx context.Context, ids []int64) error {
+	return s.noticesExec(ctx, `DELETE FROM alert_notices WHERE id IN (SELECT value FROM json_each(?))`, jsonArg(ids))
+}
+
+// ReleaseAlertNotices gives up claimer's claims.
+func (s *Store) ReleaseAlertNotices(ctx context.Context, claimer string) error {
+	return s.noticesExec(ctx, `UPDATE alert_notices SET claimer = '', claim_until = 0 WHERE claimer = ?`, claimer)
+}
+
+func (s *Store) noticesExec(ctx context.Context, q string, args ...any) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, q, args...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: alert notices: %w", err)
+	}
+	return nil
 }
 
 // GetAlert returns an alert.

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sync"
@@ -25,6 +26,8 @@ func RunAlerts(t *testing.T, open func(t *testing.T) AlertStore) {
 		{"BulkRaise", testAlertBulkRaise},
 		{"BulkResolve", testAlertBulkResolve},
 		{"BulkLarge", testAlertBulkLarge},
+		{"Notices", testAlertNotices},
+		{"NoticesConcurrentClaims", testAlertNoticesConcurrentClaims},
 	}.run(t, open)
 }
 
@@ -291,5 +294,174 @@ func testAlertBulkLarge(t *testing.T, s AlertStore) {
 	}
 	if open, err := s.ListAlerts(ctx, store.AlertFilter{Unresolved: true}); err != nil || len(open) != 0 {
 		t.Fatalf("%d unresolved after resolving all, %v", len(open), err)
+	}
+}
+
+// testAlertNotices: every change of an alert owes one notice, written with it (raised one by one
+// or in bulk, acknowledged, resolved one by one or in bulk; not a raise of an alert already
+// unresolved, nor a move that did not happen). Notices are claimed oldest first, one at a time per
+// alert in the order of its changes, each with the alert as it was then; a claim holds a notice
+// from others until it runs out or its claimer releases it; a deferred one waits; a done one is
+// gone.
+func testAlertNotices(t *testing.T, s AlertStore) {
+	ctx := t.Context()
+	Enroll(t, s, "sz", "k1")
+	Enroll(t, s, "sz", "k2")
+	min := func(n int) time.Time { return T0.Add(time.Duration(n) * time.Minute) }
+	a, _, err := s.RaiseAlert(ctx, store.Alert{DeviceID: "k1", Rule: "peripheral-fault", Subject: "receipt0", OpenedAt: T0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, created, err := s.RaiseAlert(ctx, store.Alert{DeviceID: "k1", Rule: "peripheral-fault", Subject: "receipt0", OpenedAt: min(1)}); err != nil || created {
+		t.Fatalf("raise again: %v %v", created, err)
+	}
+	bulk, err := s.RaiseAlerts(ctx, []store.Alert{{DeviceID: "k2", Rule: "offline", OpenedAt: min(1)}, {DeviceID: "k1", Rule: "offline", OpenedAt: min(1)}})
+	if err != nil || len(bulk) != 2 {
+		t.Fatalf("raise in bulk: %v %v", bulk, err)
+	}
+	b, c := bulk[0], bulk[1]
+	if _, err := s.AckAlert(ctx, a.ID, "ops", min(2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AckAlert(ctx, a.ID, "ops", min(3)); err != nil { // already acknowledged: no move
+		t.Fatal(err)
+	}
+	if _, err := s.ResolveAlert(ctx, a.ID, "ops", min(4)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ResolveAlerts(ctx, []int64{b.ID, a.ID}, "", min(5)); err != nil || len(got) != 1 {
+		t.Fatalf("resolve in bulk: %v %v", got, err)
+	}
+
+	type key struct {
+		alert int64
+		state store.AlertState
+	}
+	claim := func(who string, now time.Time, limit int) ([]store.AlertNotice, []key) {
+		t.Helper()
+		ns, err := s.ClaimAlertNotices(ctx, who, now, now.Add(time.Hour), limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ks []key
+		for _, n := range ns {
+			ks = append(ks, key{n.Alert.ID, n.State})
+		}
+		return ns, ks
+	}
+	ids := func(ns []store.AlertNotice) []int64 {
+		var out []int64
+		for _, n := range ns {
+			out = append(out, n.ID)
+		}
+		return out
+	}
+	// The first change of each alert, in the order they were made.
+	first, got := claim("r1", T0, 10)
+	if want := []key{{a.ID, store.AlertOpen}, {b.ID, store.AlertOpen}, {c.ID, store.AlertOpen}}; !slices.Equal(got, want) {
+		t.Fatalf("first claim: %v, want %v", got, want)
+	}
+	if n := first[0]; n.Alert.State != store.AlertOpen || n.Alert.AckBy != "" || !n.Alert.AckAt.IsZero() || !n.Alert.ResolvedAt.IsZero() ||
+		!n.At.Equal(T0) || n.Alert.Subject != "receipt0" || n.Alert.DeviceID != "k1" {
+		t.Fatalf("a's first notice: %+v, want the alert as it was opened", n)
+	}
+	if _, got := claim("r2", min(30), 10); len(got) != 0 {
+		t.Fatalf("claimed by r1, and the next of each alert behind them: r2 claimed %v", got)
+	}
+	// a's open notice delivered: its acknowledgment is next, as it was then.
+	if err := s.DoneAlertNotices(ctx, ids(first[:1])); err != nil {
+		t.Fatal(err)
+	}
+	second, got := claim("r2", min(30), 10)
+	if want := []key{{a.ID, store.AlertAcknowledged}}; !slices.Equal(got, want) {
+		t.Fatalf("after a's open notice: %v, want %v", got, want)
+	}
+	if n := second[0]; n.Alert.AckBy != "ops" || !n.Alert.AckAt.Equal(min(2)) || !n.Alert.ResolvedAt.IsZero() || !n.At.Equal(min(2)) {
+		t.Fatalf("a's acknowledgment: %+v", n)
+	}
+	// b's open notice deferred past r1's claim: when that runs out, only c's is free.
+	if err := s.DeferAlertNotices(ctx, ids(first[1:2]), min(180)); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := claim("r3", min(61), 10); !slices.Equal(got, []key{{c.ID, store.AlertOpen}}) {
+		t.Fatalf("r1's claim ran out, b's deferred: %v", got)
+	}
+	// r2 released its claims (back from a crash): a's acknowledgment is free again at once.
+	if err := s.ReleaseAlertNotices(ctx, "r2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := claim("r2", min(62), 10); !slices.Equal(got, []key{{a.ID, store.AlertAcknowledged}}) {
+		t.Fatalf("after r2's release: %v", got)
+	}
+	// Delivering everything, in turn, gives each change once, in order per alert.
+	var delivered []key
+	now := min(200)
+	for round := 0; round < 10; round++ {
+		if err := s.ReleaseAlertNotices(ctx, "r2"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ReleaseAlertNotices(ctx, "r3"); err != nil {
+			t.Fatal(err)
+		}
+		ns, got := claim("r4", now, 1)
+		if len(ns) == 0 {
+			break
+		}
+		delivered = append(delivered, got...)
+		if err := s.DoneAlertNotices(ctx, ids(ns)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []key{{a.ID, store.AlertAcknowledged}, {a.ID, store.AlertResolved}, {b.ID, store.AlertOpen}, {b.ID, store.AlertResolved}, {c.ID, store.AlertOpen}}
+	slices.SortFunc(delivered, func(x, y key) int { return cmp.Or(cmp.Compare(x.alert, y.alert), cmp.Compare(x.state, y.state)) })
+	slices.SortFunc(want, func(x, y key) int { return cmp.Or(cmp.Compare(x.alert, y.alert), cmp.Compare(x.state, y.state)) })
+	if !slices.Equal(delivered, want) {
+		t.Fatalf("delivered %v, want %v", delivered, want)
+	}
+}
+
+// testAlertNoticesConcurrentClaims: deliverers claiming at once (replicas) never hold the same
+// notice, and between them claim every one.
+func testAlertNoticesConcurrentClaims(t *testing.T, s AlertStore) {
+	ctx := t.Context()
+	const n, claimers = 60, 4
+	var raise []store.Alert
+	for i := range n {
+		id := fmt.Sprintf("k%02d", i)
+		Enroll(t, s, "sz", id)
+		raise = append(raise, store.Alert{DeviceID: id, Rule: "offline", OpenedAt: T0})
+	}
+	if _, err := s.RaiseAlerts(ctx, raise); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	held := map[int64]string{}
+	var wg sync.WaitGroup
+	for c := range claimers {
+		who := fmt.Sprintf("r%d", c)
+		wg.Go(func() {
+			for {
+				ns, err := s.ClaimAlertNotices(ctx, who, T0, T0.Add(time.Hour), 5)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(ns) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, x := range ns {
+					if other, ok := held[x.ID]; ok {
+						t.Errorf("notice %d claimed by %s and %s", x.ID, other, who)
+					}
+					held[x.ID] = who
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(held) != n {
+		t.Fatalf("%d notices claimed, want %d", len(held), n)
 	}
 }

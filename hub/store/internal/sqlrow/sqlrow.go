@@ -5,6 +5,7 @@
 package sqlrow
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -341,6 +342,48 @@ func Alert(sc Scanner) (store.Alert, error) {
 	err := sc.Scan(&a.ID, &a.DeviceID, &a.Rule, &a.Subject, &a.Detail, &a.State, &opened, &a.AckBy, &ack, &a.ResolvedBy, &resolved)
 	a.OpenedAt, a.AckAt, a.ResolvedAt = Time(opened), Time(ack), Time(resolved)
 	return a, err
+}
+
+// AlertNotices scans rows of (id, alert_id, state, at) of alert_notices, the alert's ID in
+// Alert.ID until JoinNotices fills in the rest.
+func AlertNotices(rows Rows) ([]store.AlertNotice, error) {
+	var out []store.AlertNotice
+	for rows.Next() {
+		var n store.AlertNotice
+		var at int64
+		if err := rows.Scan(&n.ID, &n.Alert.ID, &n.State, &at); err != nil {
+			return nil, err
+		}
+		n.At = Time(at)
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// NoticeAlertIDs returns the IDs of the alerts of ns.
+func NoticeAlertIDs(ns []store.AlertNotice) []int64 {
+	ids := make([]int64, len(ns))
+	for i, n := range ns {
+		ids[i] = n.Alert.ID
+	}
+	return ids
+}
+
+// JoinNotices gives each of ns its alert from as, as of the notice's state, and sorts ns by ID.
+func JoinNotices(ns []store.AlertNotice, as []store.Alert) error {
+	byID := make(map[int64]store.Alert, len(as))
+	for _, a := range as {
+		byID[a.ID] = a
+	}
+	for i := range ns {
+		a, ok := byID[ns[i].Alert.ID]
+		if !ok {
+			return fmt.Errorf("alert notice %d: alert %d not found", ns[i].ID, ns[i].Alert.ID)
+		}
+		ns[i].Alert = a.AsOf(ns[i].State)
+	}
+	slices.SortFunc(ns, func(a, b store.AlertNotice) int { return cmp.Compare(a.ID, b.ID) })
+	return nil
 }
 
 // CheckAlert reports what RaiseAlert must refuse (store.ErrInvalid).
