@@ -3,9 +3,17 @@
 // degraded (paper low). Each condition is one alert (the store deduplicates) that a person
 // acknowledges and resolves, or that the hub resolves when the condition clears. It reacts to the
 // hub's change notices (hub/feed) within moments (at most CheckDelay), and sweeps the fleet every SweepEvery for
-// what no notice announces (time passing offline). Each opened and resolved alert goes to the
-// Notifier, unless a silence (a maintenance window, store.Silences) covers its rule and its kiosk,
-// or a region its kiosk is under.
+// what no notice announces (time passing offline). Each alert opened, acknowledged and resolved
+// goes to the Notifier, unless a silence (a maintenance window, store.Silences) covered its rule
+// and its kiosk, or a region its kiosk is under, when it changed.
+//
+// Delivery is at least once, and survives a crash: the store writes a notice of each change in
+// the change's transaction (store.AlertNotices), and the engine delivers the notices it claims,
+// oldest first and in order per alert, deleting each once the notifier took it. A notice whose
+// delivery failed is tried again after RetryAfter; one held by a hub that died is taken back when
+// that hub starts again (or, by another replica, when its claim runs out, NoticeLease). A notice
+// may so be delivered twice (a hub killed after the notifier took it and before it was deleted):
+// the webhook names each with an Idempotency-Key for its receiver to count it once.
 package alerts
 
 import (
@@ -39,8 +47,9 @@ type Store interface {
 	ListDevices(ctx context.Context, f store.DeviceFilter) ([]store.Device, error)
 }
 
-// Notifier is told about each alert opened or resolved (a webhook, a message gateway). Notify may
-// block; the engine calls it from its own goroutine, in order.
+// Notifier is told about each alert opened, acknowledged or resolved (a webhook, a message
+// gateway). Notify may block; the engine calls it from its own goroutine, in order. An error
+// means it was not delivered: it is tried again later.
 type Notifier interface {
 	Notify(ctx context.Context, a api.Alert) error
 }
@@ -54,26 +63,34 @@ type Config struct {
 	OfflineAfter time.Duration
 	// SweepEvery is how often the whole fleet is checked (default 30 s).
 	SweepEvery time.Duration
-	// NotifyQueue is how many notifications wait for the notifier (default 4,096), and NotifyWait
-	// how long a check waits for room in that queue, in all, before it drops the rest (default
-	// 5 s). A region back after an outage resolves thousands of alerts in one check, told at
-	// memory speed: without the wait, all but the queue's worth were dropped even for a
-	// receiver that takes them at 13,000/s; with it, a receiver that is down costs a check 5 s.
-	NotifyQueue int
-	NotifyWait  time.Duration
-	Now         func() time.Time
-	Log         *slog.Logger
+	// Claimer names this engine's claims on notices (store.AlertNotices): the replica's name,
+	// the same across its restarts (default "hub").
+	Claimer string
+	// RetryAfter is how long a notice whose delivery failed waits before it is tried again, and
+	// how often notices are looked for without a change to announce them: those another replica
+	// held when it died (default 1 minute).
+	RetryAfter time.Duration
+	Now        func() time.Time
+	Log        *slog.Logger
 }
+
+// NoticeLease is how long a claim on notices holds them from other replicas: longer than a
+// batch's delivery takes (the webhook's eight attempts of one notification take about three
+// minutes).
+const NoticeLease = 15 * time.Minute
+
+// NoticeBatch is how many notices are claimed at once: a region back after an outage resolves
+// thousands of alerts in one check, and each claim and each deletion is a write of the store.
+const NoticeBatch = 64
 
 // Engine applies the rules. Create with New, run with Run.
 type Engine struct {
-	cfg    Config
-	notify chan api.Alert
+	cfg  Config
+	wake chan struct{} // a change owes a notice: deliver
 
 	opened, resolved *prometheus.CounterVec // by rule
 	notifyFailed     prometheus.Counter
 	silencedN        prometheus.Counter
-	dropped          prometheus.Counter
 }
 
 // New returns an engine.
@@ -84,11 +101,11 @@ func New(cfg Config) *Engine {
 	if cfg.SweepEvery <= 0 {
 		cfg.SweepEvery = 30 * time.Second
 	}
-	if cfg.NotifyQueue <= 0 {
-		cfg.NotifyQueue = 4096
+	if cfg.Claimer == "" {
+		cfg.Claimer = "hub"
 	}
-	if cfg.NotifyWait <= 0 {
-		cfg.NotifyWait = 5 * time.Second
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = time.Minute
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -96,23 +113,21 @@ func New(cfg Config) *Engine {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{cfg: cfg, notify: make(chan api.Alert, cfg.NotifyQueue),
+	return &Engine{cfg: cfg, wake: make(chan struct{}, 1),
 		opened: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kf_alerts_opened_total",
 			Help: "Alerts opened by the hub's rules, by rule."}, []string{"rule"}),
 		resolved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kf_alerts_resolved_total",
 			Help: "Alerts resolved because their condition cleared, by rule."}, []string{"rule"}),
 		notifyFailed: prometheus.NewCounter(prometheus.CounterOpts{Name: "kf_alert_notifications_failed_total",
-			Help: "Alert notifications given up after every attempt failed."}),
+			Help: "Alert notification deliveries that failed (each is tried again after RetryAfter)."}),
 		silencedN: prometheus.NewCounter(prometheus.CounterOpts{Name: "kf_alert_notifications_silenced_total",
 			Help: "Alert notifications not sent: a silence (maintenance window) covered the alert."}),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "kf_alert_notifications_dropped_total",
-			Help: "Alert notifications dropped: the notifier was too far behind (its queue full for longer than a check waits)."}),
 	}
 }
 
 // Register registers the engine's metrics.
 func (e *Engine) Register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{e.opened, e.resolved, e.notifyFailed, e.silencedN, e.dropped} {
+	for _, c := range []prometheus.Collector{e.opened, e.resolved, e.notifyFailed, e.silencedN} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
@@ -145,7 +160,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		e.notifyLoop(ctx)
+		e.deliverLoop(ctx)
 	}()
 	defer func() { <-done }()
 	defer cancel()
@@ -321,11 +336,9 @@ func (e *Engine) conditions(d store.Device, now time.Time) ([]condition, bool) {
 // 19,000 kiosks reconnected.
 func (e *Engine) apply(ctx context.Context, devs []store.Device, open map[string][]store.Alert) {
 	now := e.cfg.Now()
-	byID := make(map[string]store.Device, len(devs))
 	var raise []store.Alert
 	var resolve []int64
 	for _, d := range devs {
-		byID[d.ID] = d
 		cs, peripheralsJudged := e.conditions(d, now)
 		for _, c := range cs {
 			// Held and still unresolved: nothing to write. Re-raising every held condition at
@@ -353,99 +366,162 @@ func (e *Engine) apply(ctx context.Context, devs []store.Device, open map[string
 	if err != nil {
 		e.cfg.Log.Warn("resolve alerts", "alerts", len(resolve), "err", err)
 	}
-	if len(opened)+len(resolved) == 0 {
-		return
-	}
-	silenced := e.silencer(ctx, now)
-	until, dropped := time.Now().Add(e.cfg.NotifyWait), 0
 	for _, a := range opened {
-		d := byID[a.DeviceID]
 		e.opened.WithLabelValues(a.Rule).Inc()
-		quiet := silenced(d, a.Rule)
-		e.cfg.Log.Info("alert opened", "id", a.ID, "device", d.ID, "rule", a.Rule, "subject", a.Subject, "detail", a.Detail, "silenced", quiet)
-		if !e.tell(ctx, d, a, !quiet, until) {
-			dropped++
-		}
+		e.cfg.Log.Info("alert opened", "id", a.ID, "device", a.DeviceID, "rule", a.Rule, "subject", a.Subject, "detail", a.Detail)
+		e.tell(a)
 	}
 	for _, a := range resolved {
-		d := byID[a.DeviceID]
 		e.resolved.WithLabelValues(a.Rule).Inc()
-		e.cfg.Log.Info("alert resolved: condition cleared", "id", a.ID, "device", d.ID, "rule", a.Rule)
-		if !e.tell(ctx, d, a, !silenced(d, a.Rule), until) {
-			dropped++
+		e.cfg.Log.Info("alert resolved: condition cleared", "id", a.ID, "device", a.DeviceID, "rule", a.Rule)
+		e.tell(a)
+	}
+}
+
+// silencer returns whether a silence, of a kiosk or of a region it is under, quieted a rule's
+// alerts of the kiosk at a time (a change is judged by the silences of its moment, not of its
+// delivery's). It lists the silences of each time once.
+func (e *Engine) silencer(ctx context.Context) func(d store.Device, rule string, at time.Time) bool {
+	active := map[int64][]store.Silence{}
+	return func(d store.Device, rule string, at time.Time) bool {
+		ss, ok := active[at.UnixNano()]
+		if !ok {
+			var err error
+			if ss, err = e.cfg.Store.ListSilences(ctx, at); err != nil {
+				e.cfg.Log.Warn("alert silences", "err", err)
+				ss = nil // notify rather than miss an alert
+			}
+			active[at.UnixNano()] = ss
 		}
-	}
-	if dropped > 0 {
-		e.cfg.Log.Error("alert notifications dropped: the notifier is too far behind", "dropped", dropped,
-			"opened", len(opened), "resolved", len(resolved))
+		return slices.ContainsFunc(ss, func(s store.Silence) bool { return s.Matches(d.ID, d.Region, rule, at) })
 	}
 }
 
-// silencer returns whether an active silence, of a kiosk or of a region it is under, quiets a
-// rule's alerts of the kiosk at now. It lists the silences once, for all the alerts of a check.
-func (e *Engine) silencer(ctx context.Context, now time.Time) func(d store.Device, rule string) bool {
-	ss, err := e.cfg.Store.ListSilences(ctx, now)
-	if err != nil {
-		e.cfg.Log.Warn("alert silences", "err", err)
-		ss = nil // notify rather than miss an alert
-	}
-	return func(d store.Device, rule string) bool {
-		return slices.ContainsFunc(ss, func(s store.Silence) bool { return s.Matches(d.ID, d.Region, rule, now) })
-	}
-}
-
-// tell tells live viewers, and the notifier if notify, about an alert that opened or moved. When
-// the notifier's queue is full it waits for room until until, then drops the notification
-// (counted) and returns false.
-func (e *Engine) tell(ctx context.Context, d store.Device, a store.Alert, notify bool, until time.Time) bool {
-	e.cfg.Feed.Publish(api.Notice{Kind: api.NoticeAlert, DeviceID: d.ID, At: e.cfg.Now()})
-	if !notify {
-		e.silencedN.Inc()
-		return true
-	}
-	if e.cfg.Notify == nil {
-		return true
-	}
-	v := View(a, d.Region)
+// tell tells live viewers about an alert that opened or moved, and the deliverer that a notice
+// of it is owed (the store wrote it with the change).
+func (e *Engine) tell(a store.Alert) {
+	e.cfg.Feed.Publish(api.Notice{Kind: api.NoticeAlert, DeviceID: a.DeviceID, At: e.cfg.Now()})
 	select {
-	case e.notify <- v:
-		return true
-	default:
+	case e.wake <- struct{}{}:
+	default: // the deliverer is already to look
 	}
-	if wait := time.Until(until); wait > 0 {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case e.notify <- v:
-			return true
-		case <-t.C:
-		case <-ctx.Done():
+}
+
+// Changed is for the API: an alert a person acknowledged or resolved.
+func (e *Engine) Changed(_ store.Device, a store.Alert) { e.tell(a) }
+
+// deliverLoop delivers the notices owed, when a change announces one and every RetryAfter, until
+// ctx ends. It takes back the notices this engine's claimer held when it last stopped (a crash),
+// and gives up those it holds when it stops.
+func (e *Engine) deliverLoop(ctx context.Context) {
+	if err := e.cfg.Store.ReleaseAlertNotices(ctx, e.cfg.Claimer); err != nil && ctx.Err() == nil {
+		e.cfg.Log.Warn("alert notices: release", "err", err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := e.cfg.Store.ReleaseAlertNotices(ctx, e.cfg.Claimer); err != nil {
+			e.cfg.Log.Warn("alert notices: release", "err", err)
 		}
-	}
-	e.dropped.Inc()
-	return false
-}
-
-// Changed is for the API: an alert a person acknowledged or resolved. It does not wait for room in
-// the notifier's queue (a person's request is not held up by a slow receiver).
-func (e *Engine) Changed(d store.Device, a store.Alert) {
-	if !e.tell(context.Background(), d, a, true, time.Time{}) {
-		e.cfg.Log.Error("alert notification dropped: the notifier is too far behind", "id", a.ID)
-	}
-}
-
-func (e *Engine) notifyLoop(ctx context.Context) {
+	}()
+	retry := time.NewTicker(e.cfg.RetryAfter)
+	defer retry.Stop()
 	for {
+		for e.deliver(ctx) {
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case a := <-e.notify:
-			if err := e.cfg.Notify.Notify(ctx, a); err != nil && ctx.Err() == nil {
-				e.notifyFailed.Inc()
-				e.cfg.Log.Error("alert notification failed", "id", a.ID, "state", a.State, "err", err)
-			}
+		case <-e.wake:
+		case <-retry.C:
 		}
 	}
+}
+
+// deliver claims a batch of notices and delivers them in order. When a delivery fails, it and
+// the rest of the batch wait RetryAfter (a receiver that is down is not called for each of a
+// thousand notices). It returns whether to claim again at once: a full batch went through.
+func (e *Engine) deliver(ctx context.Context) bool {
+	now := e.cfg.Now()
+	ns, err := e.cfg.Store.ClaimAlertNotices(ctx, e.cfg.Claimer, now, now.Add(NoticeLease), NoticeBatch)
+	if err != nil || len(ns) == 0 {
+		if err != nil && ctx.Err() == nil {
+			e.cfg.Log.Warn("alert notices: claim", "err", err)
+		}
+		return false
+	}
+	// What is done is marked so even when ctx ends meanwhile: else it is delivered again.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	var done []int64
+	defer func() {
+		if err := e.cfg.Store.DoneAlertNotices(wctx, done); err != nil {
+			e.cfg.Log.Warn("alert notices: done", "notices", len(done), "err", err)
+		}
+	}()
+	if e.cfg.Notify == nil { // nobody to tell: what changes now is not owed to a notifier set later
+		for _, n := range ns {
+			done = append(done, n.ID)
+		}
+		return len(ns) == NoticeBatch
+	}
+	devs := e.devices(ctx, ns)
+	silenced := e.silencer(ctx)
+	for i, n := range ns {
+		d := devs[n.Alert.DeviceID]
+		if silenced(d, n.Alert.Rule, n.At) {
+			e.silencedN.Inc()
+			done = append(done, n.ID)
+			continue
+		}
+		if err := e.cfg.Notify.Notify(ctx, View(n.Alert, d.Region)); err != nil {
+			if ctx.Err() != nil {
+				return false // stopping: the claim is given up, the notice is owed still
+			}
+			e.notifyFailed.Inc()
+			e.cfg.Log.Error("alert notification failed; tried again later", "id", n.Alert.ID, "state", n.State,
+				"in", e.cfg.RetryAfter, "waiting", len(ns)-i, "err", err)
+			rest := make([]int64, 0, len(ns)-i)
+			for _, m := range ns[i:] {
+				rest = append(rest, m.ID)
+			}
+			if err := e.cfg.Store.DeferAlertNotices(wctx, rest, e.cfg.Now().Add(e.cfg.RetryAfter)); err != nil {
+				e.cfg.Log.Warn("alert notices: defer", "err", err)
+			}
+			return false
+		}
+		done = append(done, n.ID)
+	}
+	return len(ns) == NoticeBatch
+}
+
+// devices returns the kiosks of ns's alerts by ID (for their regions), retired ones too; one
+// that cannot be read is a kiosk of no region.
+func (e *Engine) devices(ctx context.Context, ns []store.AlertNotice) map[string]store.Device {
+	ids := make([]string, 0, len(ns))
+	for _, n := range ns {
+		if !slices.Contains(ids, n.Alert.DeviceID) {
+			ids = append(ids, n.Alert.DeviceID)
+		}
+	}
+	out := make(map[string]store.Device, len(ids))
+	devs, err := e.cfg.Store.ListDevices(ctx, store.DeviceFilter{IDs: ids})
+	if err != nil {
+		e.cfg.Log.Warn("alert notices: list devices", "err", err)
+	}
+	for _, d := range devs {
+		out[d.ID] = d
+	}
+	for _, id := range ids {
+		if _, ok := out[id]; !ok {
+			d, err := e.cfg.Store.GetDevice(ctx, id) // retired
+			if err != nil {
+				d = store.Device{ID: id}
+			}
+			out[id] = d
+		}
+	}
+	return out
 }
 
 // View is an alert as the API shows it.

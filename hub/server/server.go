@@ -343,7 +343,7 @@ func Assemble(ctx context.Context, cfg Config) (h *Hub, err error) {
 	h.ing.AddHook(h.jv)
 	h.feed = feed.New(0, nil)
 	h.ing.AddHook(h.feed)
-	acfg := alerts.Config{Store: st, Feed: h.feed, OfflineAfter: cfg.OfflineAfter, Log: log.With("component", "alerts")}
+	acfg := alerts.Config{Store: st, Feed: h.feed, OfflineAfter: cfg.OfflineAfter, Claimer: cfg.Replica, Log: log.With("component", "alerts")}
 	if cfg.AlertWebhook != "" {
 		acfg.Notify = &alerts.Webhook{URL: cfg.AlertWebhook, Log: acfg.Log}
 	}
