@@ -18,6 +18,7 @@ package alerts
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -366,16 +367,49 @@ func (e *Engine) apply(ctx context.Context, devs []store.Device, open map[string
 	if err != nil {
 		e.cfg.Log.Warn("resolve alerts", "alerts", len(resolve), "err", err)
 	}
-	for _, a := range opened {
+	for i, a := range opened {
 		e.opened.WithLabelValues(a.Rule).Inc()
-		e.cfg.Log.Info("alert opened", "id", a.ID, "device", a.DeviceID, "rule", a.Rule, "subject", a.Subject, "detail", a.Detail)
+		if i < LogEach {
+			e.cfg.Log.Info("alert opened", "id", a.ID, "device", a.DeviceID, "rule", a.Rule, "subject", a.Subject, "detail", a.Detail)
+		}
 		e.tell(a)
+	}
+	for i, a := range resolved {
+		e.resolved.WithLabelValues(a.Rule).Inc()
+		if i < LogEach {
+			e.cfg.Log.Info("alert resolved: condition cleared", "id", a.ID, "device", a.DeviceID, "rule", a.Rule)
+		}
+		e.tell(a)
+	}
+	if len(opened) > LogEach || len(resolved) > LogEach {
+		e.cfg.Log.Info("alerts changed in one check: the first of each logged one by one", "opened", len(opened),
+			"resolved", len(resolved), "by_rule", byRule(opened, resolved))
+	}
+}
+
+// LogEach is how many alerts opened, and how many resolved, one check logs one by one: a region
+// back after an outage resolves thousands at once, and the rest are summed up in one line (the
+// alerts themselves are in the store, and their notices in its outbox).
+const LogEach = 20
+
+// byRule counts alerts opened and resolved by rule, as "rule: opened/resolved" (sorted).
+func byRule(opened, resolved []store.Alert) string {
+	n := map[string][2]int{}
+	for _, a := range opened {
+		c := n[a.Rule]
+		c[0]++
+		n[a.Rule] = c
 	}
 	for _, a := range resolved {
-		e.resolved.WithLabelValues(a.Rule).Inc()
-		e.cfg.Log.Info("alert resolved: condition cleared", "id", a.ID, "device", a.DeviceID, "rule", a.Rule)
-		e.tell(a)
+		c := n[a.Rule]
+		c[1]++
+		n[a.Rule] = c
 	}
+	var out []string
+	for _, r := range slices.Sorted(maps.Keys(n)) {
+		out = append(out, fmt.Sprintf("%s: %d/%d", r, n[r][0], n[r][1]))
+	}
+	return strings.Join(out, ", ")
 }
 
 // silencer returns whether a silence, of a kiosk or of a region it is under, quieted a rule's

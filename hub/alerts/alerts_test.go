@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -416,6 +417,28 @@ func (s *writeCounter) ListSilences(ctx context.Context, at time.Time) ([]store.
 	return s.Store.ListSilences(ctx, at)
 }
 
+// lineCounter is a slog handler counting records by message.
+type lineCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (l *lineCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (l *lineCounter) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *lineCounter) WithGroup(string) slog.Handler            { return l }
+func (l *lineCounter) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n[r.Message]++
+	return nil
+}
+
+func (l *lineCounter) count(msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n[msg]
+}
+
 // recorder is a notifier that counts what it is told, by webhook idempotency key.
 type recorder struct {
 	mu    sync.Mutex
@@ -476,7 +499,9 @@ func TestSweepWritesInBulk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := alerts.New(alerts.Config{Store: ws, Feed: fd, Notify: rec, OfflineAfter: 5 * time.Minute, SweepEvery: time.Hour, Now: clk.Now})
+	logs := &lineCounter{n: map[string]int{}}
+	eng := alerts.New(alerts.Config{Store: ws, Feed: fd, Notify: rec, OfflineAfter: 5 * time.Minute, SweepEvery: time.Hour, Now: clk.Now,
+		Log: slog.New(logs)})
 	runUntilEnd(t, eng)
 	// The sweep at start raises nothing and resolves nothing; resolving is its last call.
 	eventually(t, "the sweep at start", func() bool { return fd.Subscribers() == 2 && ws.resolveMany.Load() == 1 })
@@ -531,6 +556,11 @@ func TestSweepWritesInBulk(t *testing.T) {
 	all, err := st.ListAlerts(t.Context(), store.AlertFilter{Limit: 2 * n})
 	if err != nil || len(all) != n {
 		t.Fatalf("%d alerts in all, want %d (%v)", len(all), n, err)
+	}
+	// The log: the first LogEach of each kind one by one, the rest summed up, per sweep.
+	if o, r, sum := logs.count("alert opened"), logs.count("alert resolved: condition cleared"),
+		logs.count("alerts changed in one check: the first of each logged one by one"); o != alerts.LogEach || r != alerts.LogEach || sum != 2 {
+		t.Errorf("logged %d alerts opened, %d resolved, %d summaries; want %d, %d, 2", o, r, sum, alerts.LogEach, alerts.LogEach)
 	}
 	eventually(t, "every alert notified opened and resolved", func() bool { return len(rec.counts()) == 2*n })
 	got := rec.counts()
