@@ -2,6 +2,7 @@ package broker
 
 import (
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -68,7 +69,7 @@ type computeTokens struct {
 func newComputeTokens(n int) *computeTokens { return &computeTokens{free: n} }
 
 // acquire takes a token, waiting for one; false if stop closed first (a token handed to the
-// abandoned wait later is lost: the broker is stopping).
+// abandoned wait meanwhile is passed on).
 func (t *computeTokens) acquire(urgent bool, stop <-chan struct{}) bool {
 	class := 1
 	if urgent {
@@ -87,8 +88,17 @@ func (t *computeTokens) acquire(urgent bool, stop <-chan struct{}) bool {
 	case <-ch:
 		return true
 	case <-stop:
+	}
+	t.mu.Lock()
+	if i := slices.Index(t.waiting[class], ch); i >= 0 {
+		t.waiting[class] = slices.Delete(t.waiting[class], i, i+1)
+		t.mu.Unlock()
 		return false
 	}
+	t.mu.Unlock()
+	<-ch // release handed it a token (under mu, before dropping it from the queue): pass it on
+	t.release()
+	return false
 }
 
 // release gives a token back: to the first urgent waiter, else the first new one, else free.

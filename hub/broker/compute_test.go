@@ -105,3 +105,37 @@ func TestComputeConn(t *testing.T) {
 		t.Fatalf("read with the broker stopping: held %v, err %v", c1.held, err)
 	}
 }
+
+// TestComputeTokensAbandonedWait: a wait given up because the broker stops leaves the queue, and
+// a token handed to it as it gave up is passed on, not lost.
+func TestComputeTokensAbandonedWait(t *testing.T) {
+	tokens := newComputeTokens(1)
+	if !tokens.acquire(false, nil) {
+		t.Fatal("a free token not taken")
+	}
+	stop := make(chan struct{})
+	gaveUp := make(chan bool)
+	go func() { gaveUp <- tokens.acquire(true, stop) }()
+	waiting := func() int {
+		tokens.mu.Lock()
+		defer tokens.mu.Unlock()
+		return len(tokens.waiting[0])
+	}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(5 * time.Second); waiting() == 0; <-tick.C {
+		if time.Now().After(deadline) {
+			t.Fatal("the wait never queued")
+		}
+	}
+	// Give up while the token is being handed over: release sends it into the waiter's channel
+	// under the lock; close stop first so that the waiter may see either.
+	close(stop)
+	tokens.release()
+	if got := <-gaveUp; got {
+		tokens.release() // it took the token before seeing stop: fine, give it back
+	}
+	if waiting() != 0 || taken(tokens, 1) != 0 {
+		t.Fatalf("after the abandoned wait: %d waiting, %d of 1 taken; want none", waiting(), taken(tokens, 1))
+	}
+}
