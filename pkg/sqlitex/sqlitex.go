@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"runtime"
@@ -58,6 +59,9 @@ type Options struct {
 	// short by a crash is completed from the WAL at the next open. A PASSIVE checkpoint takes no
 	// lock that a writer or reader waits for.
 	CheckpointEvery time.Duration
+	// Log gets the background checkpoints' errors: the first, and then at most one a minute
+	// with the number since (nil: none).
+	Log *slog.Logger
 }
 
 // BackstopPages is the WAL size (pages) at which the writer checkpoints itself when
@@ -145,7 +149,7 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	}
 	d := &DB{W: w, R: r, stop: make(chan struct{})}
 	if o.CheckpointEvery > 0 {
-		if err := d.startCheckpoints(ctx, dsn, q, o.CheckpointEvery); err != nil {
+		if err := d.startCheckpoints(ctx, dsn, q, o.CheckpointEvery, o.Log); err != nil {
 			d.Close()
 			return nil, fmt.Errorf("sqlitex: open %s checkpointer: %w", path, err)
 		}
@@ -155,7 +159,7 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 
 // startCheckpoints sets the writer's automatic checkpoint to the backstop and starts the
 // goroutine that checkpoints every interval until Close.
-func (d *DB) startCheckpoints(ctx context.Context, dsn string, q url.Values, every time.Duration) error {
+func (d *DB) startCheckpoints(ctx context.Context, dsn string, q url.Values, every time.Duration, log *slog.Logger) error {
 	if _, err := d.W.ExecContext(ctx, fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", BackstopPages)); err != nil {
 		return err
 	}
@@ -176,14 +180,23 @@ func (d *DB) startCheckpoints(ctx context.Context, dsn string, q url.Values, eve
 	d.done.Go(func() {
 		t := time.NewTicker(every)
 		defer t.Stop()
+		var failed int
+		var reported time.Time
 		for {
 			select {
 			case <-d.stop:
 				return
 			case <-t.C:
 				// An error (I/O) is the writer's too, which reports it on its next commit; and
-				// the backstop keeps the WAL bounded meanwhile.
-				_, _ = ck.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+				// the backstop keeps the WAL bounded meanwhile. It is logged, not every 50 ms.
+				_, err := ck.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+				if err == nil || log == nil {
+					continue
+				}
+				if failed++; time.Since(reported) >= time.Minute {
+					log.Error("sqlitex: background checkpoint failed; the writer checkpoints at its backstop", "err", err, "failures", failed)
+					failed, reported = 0, time.Now()
+				}
 			}
 		}
 	})

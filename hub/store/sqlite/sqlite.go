@@ -72,7 +72,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	// Checkpoints off the commits: the group commit's batches never wait for one (sqlitex).
-	db, err := sqlitex.Open(ctx, path, sqlitex.Options{CheckpointEvery: CheckpointEvery})
+	db, err := sqlitex.Open(ctx, path, sqlitex.Options{CheckpointEvery: CheckpointEvery, Log: log})
 	if err != nil {
 		return nil, err
 	}
