@@ -80,6 +80,9 @@ type Config struct {
 // minutes).
 const NoticeLease = 15 * time.Minute
 
+// NoNotifierKeep is how long a hub without a notifier leaves notices before it drops them.
+const NoNotifierKeep = time.Hour
+
 // NoticeBatch is how many notices are claimed at once: a region back after an outage resolves
 // thousands of alerts in one check, and each claim and each deletion is a write of the store.
 const NoticeBatch = 64
@@ -477,6 +480,15 @@ func (e *Engine) deliverLoop(ctx context.Context) {
 // thousand notices). It returns whether to claim again at once: a full batch went through.
 func (e *Engine) deliver(ctx context.Context) bool {
 	now := e.cfg.Now()
+	if e.cfg.Notify == nil {
+		// Nobody to tell here: the notices are left an hour to a replica that has a notifier
+		// (replicas are configured alike, but not all at once), then dropped, so that a notifier
+		// set later is not sent the history.
+		if _, err := e.cfg.Store.DropAlertNotices(ctx, now.Add(-NoNotifierKeep), now); err != nil && ctx.Err() == nil {
+			e.cfg.Log.Warn("alert notices: drop", "err", err)
+		}
+		return false
+	}
 	ns, err := e.cfg.Store.ClaimAlertNotices(ctx, e.cfg.Claimer, now, now.Add(NoticeLease), NoticeBatch)
 	if err != nil || len(ns) == 0 {
 		if err != nil && ctx.Err() == nil {
@@ -493,12 +505,6 @@ func (e *Engine) deliver(ctx context.Context) bool {
 			e.cfg.Log.Warn("alert notices: done", "notices", len(done), "err", err)
 		}
 	}()
-	if e.cfg.Notify == nil { // nobody to tell: what changes now is not owed to a notifier set later
-		for _, n := range ns {
-			done = append(done, n.ID)
-		}
-		return len(ns) == NoticeBatch
-	}
 	devs := e.devices(ctx, ns)
 	silenced := e.silencer(ctx)
 	for i, n := range ns {

@@ -714,3 +714,43 @@ func resolveAll(t *testing.T, st *sqlite.Store) {
 		t.Fatal(err)
 	}
 }
+
+// TestNoNotifierKeepsThenDrops: a hub without a notifier leaves the notices owed for
+// NoNotifierKeep (a replica with one may deliver them), then drops them.
+func TestNoNotifierKeepsThenDrops(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "hub.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	storetest.Enroll(t, st, "sz", "k1")
+	if err := st.SetPresences(t.Context(), []store.PresenceUpdate{{DeviceID: "k1", Online: false, At: storetest.T0}}); err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{}
+	clk.Set(storetest.T0.Add(time.Hour)) // offline an hour: the sweep at start raises the alert
+	eng := alerts.New(alerts.Config{Store: st, Feed: feed.New(0, clk.Now), OfflineAfter: 5 * time.Minute, SweepEvery: time.Hour,
+		RetryAfter: 10 * time.Millisecond, Now: clk.Now})
+	runUntilEnd(t, eng)
+	eventually(t, "the alert raised", func() bool {
+		as, err := st.ListAlerts(t.Context(), store.AlertFilter{Unresolved: true})
+		return err == nil && len(as) == 1
+	})
+	owed := func() int { // probed by another claimer, then given back
+		ns, err := st.ClaimAlertNotices(t.Context(), "probe", clk.Now(), clk.Now().Add(time.Minute), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.ReleaseAlertNotices(t.Context(), "probe"); err != nil {
+			t.Fatal(err)
+		}
+		return len(ns)
+	}
+	for end := time.Now().Add(100 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if n := owed(); n != 1 {
+			t.Fatalf("%d notices owed within the hour, want 1", n)
+		}
+	}
+	clk.Advance(alerts.NoNotifierKeep + time.Minute)
+	eventually(t, "the notice dropped", func() bool { return owed() == 0 })
+}

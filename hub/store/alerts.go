@@ -53,6 +53,10 @@ type AlertNotices interface {
 	// ReleaseAlertNotices gives up claimer's claims: a hub back from a crash takes its notices
 	// back at once instead of waiting for their claims to run out.
 	ReleaseAlertNotices(ctx context.Context, claimer string) error
+	// DropAlertNotices deletes the notices of changes before before that nobody holds at now,
+	// and returns how many: owed to no notifier (none is configured), they are not kept for one
+	// configured later.
+	DropAlertNotices(ctx context.Context, before, now time.Time) (int, error)
 }
 
 // AlertNotice is a change of an alert its notifier is owed.

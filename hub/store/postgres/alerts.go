@@ -193,6 +193,15 @@ func (s *Store) ReleaseAlertNotices(ctx context.Context, claimer string) error {
 	return s.noticesExec(ctx, `UPDATE alert_notices SET claimer = '', claim_until = 0 WHERE claimer = $1`, claimer)
 }
 
+// DropAlertNotices deletes old notices nobody holds.
+func (s *Store) DropAlertNotices(ctx context.Context, before, now time.Time) (int, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM alert_notices WHERE at < $1 AND claim_until <= $2`, sqlrow.Nanos(before), sqlrow.Nanos(now))
+	if err != nil {
+		return 0, fmt.Errorf("store: alert notices: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 func (s *Store) noticesExec(ctx context.Context, q string, args ...any) error {
 	if _, err := s.pool.Exec(ctx, q, args...); err != nil {
 		return fmt.Errorf("store: alert notices: %w", err)

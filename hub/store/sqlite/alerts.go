@@ -185,6 +185,22 @@ func (s *Store) ReleaseAlertNotices(ctx context.Context, claimer string) error {
 	return s.noticesExec(ctx, `UPDATE alert_notices SET claimer = '', claim_until = 0 WHERE claimer = ?`, claimer)
 }
 
+// DropAlertNotices deletes old notices nobody holds.
+func (s *Store) DropAlertNotices(ctx context.Context, before, now time.Time) (int, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM alert_notices WHERE at < ? AND claim_until <= ?`, ts(before), ts(now))
+		if err == nil {
+			n, err = res.RowsAffected()
+		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: alert notices: %w", err)
+	}
+	return int(n), nil
+}
+
 func (s *Store) noticesExec(ctx context.Context, q string, args ...any) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, q, args...)

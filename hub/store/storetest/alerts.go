@@ -418,6 +418,31 @@ func testAlertNotices(t *testing.T, s AlertStore) {
 	if !slices.Equal(delivered, want) {
 		t.Fatalf("delivered %v, want %v", delivered, want)
 	}
+
+	// Dropped: the notices of changes before a time, unless someone holds them.
+	if again, err := s.RaiseAlerts(ctx, []store.Alert{{DeviceID: c.DeviceID, Rule: c.Rule, OpenedAt: min(300)}}); err != nil || len(again) != 0 {
+		t.Fatalf("c raised again while unresolved: %v %v", again, err) // and so no notice
+	}
+	d, _, err := s.RaiseAlert(ctx, store.Alert{DeviceID: "k2", Rule: "peripheral-fault", Subject: "a4", OpenedAt: min(300)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ResolveAlert(ctx, d.ID, "", min(400)); err != nil {
+		t.Fatal(err)
+	}
+	held, _ := claim("r5", min(400), 1) // d's open notice, held until min(460)
+	if len(held) != 1 || held[0].Alert.ID != d.ID {
+		t.Fatalf("claimed %v, want d's open notice", held)
+	}
+	if n, err := s.DropAlertNotices(ctx, min(500), min(401)); err != nil || n != 1 {
+		t.Fatalf("dropped %d (%v), want 1: d's resolution, not its held opening", n, err)
+	}
+	if n, err := s.DropAlertNotices(ctx, min(350), min(500)); err != nil || n != 1 {
+		t.Fatalf("dropped %d (%v), want 1: d's opening, its claim run out", n, err)
+	}
+	if ns, _ := claim("r6", min(600), 10); len(ns) != 0 {
+		t.Fatalf("notices left after dropping: %v", ns)
+	}
 }
 
 // testAlertNoticesConcurrentClaims: deliverers claiming at once (replicas) never hold the same
