@@ -95,6 +95,7 @@ type Engine struct {
 	opened, resolved *prometheus.CounterVec // by rule
 	notifyFailed     prometheus.Counter
 	silencedN        prometheus.Counter
+	owed             prometheus.Gauge
 }
 
 // New returns an engine.
@@ -126,12 +127,14 @@ func New(cfg Config) *Engine {
 			Help: "Alert notification deliveries that failed (each is tried again after RetryAfter)."}),
 		silencedN: prometheus.NewCounter(prometheus.CounterOpts{Name: "kf_alert_notifications_silenced_total",
 			Help: "Alert notifications not sent: a silence (maintenance window) covered the alert."}),
+		owed: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kf_alert_notifications_owed",
+			Help: "Alert notifications not yet delivered (the store's outbox, all replicas'): grows while the receiver is down."}),
 	}
 }
 
 // Register registers the engine's metrics.
 func (e *Engine) Register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{e.opened, e.resolved, e.notifyFailed, e.silencedN} {
+	for _, c := range []prometheus.Collector{e.opened, e.resolved, e.notifyFailed, e.silencedN, e.owed} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
@@ -465,6 +468,9 @@ func (e *Engine) deliverLoop(ctx context.Context) {
 	defer retry.Stop()
 	for {
 		for e.deliver(ctx) {
+		}
+		if n, err := e.cfg.Store.CountAlertNotices(ctx); err == nil {
+			e.owed.Set(float64(n))
 		}
 		select {
 		case <-ctx.Done():

@@ -20,6 +20,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kioskfleet/kioskfleet/hub/alerts"
 	"github.com/kioskfleet/kioskfleet/hub/feed"
 	"github.com/kioskfleet/kioskfleet/hub/store"
@@ -622,9 +624,14 @@ func TestNotifyDurable(t *testing.T) {
 	}
 	clk := &clock{}
 	clk.Set(storetest.T0.Add(time.Minute)) // the sweep at start raises nothing
+	var reg *prometheus.Registry
 	start := func(notify alerts.Notifier) (*alerts.Engine, func()) {
 		eng := alerts.New(alerts.Config{Store: st, Feed: feed.New(0, clk.Now), Notify: notify, OfflineAfter: 5 * time.Minute,
 			SweepEvery: time.Hour, RetryAfter: 20 * time.Millisecond, Now: clk.Now})
+		reg = prometheus.NewRegistry()
+		if err := eng.Register(reg); err != nil {
+			t.Fatal(err)
+		}
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
 		go func() { done <- eng.Run(ctx) }()
@@ -651,6 +658,7 @@ func TestNotifyDurable(t *testing.T) {
 	}
 	clk.Advance(time.Minute) // past the retry time: tried again, once
 	eventually(t, "tried again", func() bool { return f.calls.Load() >= 2 })
+	eventually(t, "the backlog in kf_alert_notifications_owed", func() bool { return gauge(t, reg, "kf_alert_notifications_owed") == n })
 	stop()
 
 	// The next hub, the receiver up, hangs on the 5th alert's delivery and is stopped there; the
@@ -680,6 +688,7 @@ func TestNotifyDurable(t *testing.T) {
 	f2.up.Store(1)
 	start(f2)
 	eventually(t, "every change delivered", func() bool { return len(first)+len(f2.counts()) == 2*n })
+	eventually(t, "no backlog", func() bool { return gauge(t, reg, "kf_alert_notifications_owed") == 0 })
 	for k := range first {
 		if f2.counts()[k] != 0 {
 			t.Errorf("%s delivered by both hubs", k)
@@ -697,6 +706,22 @@ func TestNotifyDurable(t *testing.T) {
 			t.Errorf("alert %d: resolved delivered before opened", a.ID)
 		}
 	}
+}
+
+// gauge returns the value of a gauge in reg.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) int {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return int(mf.GetMetric()[0].GetGauge().GetValue())
+		}
+	}
+	t.Fatalf("%s not registered", name)
+	return 0
 }
 
 // resolveAll resolves every unresolved alert, as a person would.

@@ -57,6 +57,8 @@ type AlertNotices interface {
 	// and returns how many: owed to no notifier (none is configured), they are not kept for one
 	// configured later.
 	DropAlertNotices(ctx context.Context, before, now time.Time) (int, error)
+	// CountAlertNotices returns how many notices are owed, held or not.
+	CountAlertNotices(ctx context.Context) (int, error)
 }
 
 // AlertNotice is a change of an alert its notifier is owed.

@@ -202,6 +202,15 @@ func (s *Store) DropAlertNotices(ctx context.Context, before, now time.Time) (in
 	return int(tag.RowsAffected()), nil
 }
 
+// CountAlertNotices counts the notices owed.
+func (s *Store) CountAlertNotices(ctx context.Context) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM alert_notices`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: alert notices: %w", err)
+	}
+	return n, nil
+}
+
 func (s *Store) noticesExec(ctx context.Context, q string, args ...any) error {
 	if _, err := s.pool.Exec(ctx, q, args...); err != nil {
 		return fmt.Errorf("store: alert notices: %w", err)

@@ -201,6 +201,15 @@ func (s *Store) DropAlertNotices(ctx context.Context, before, now time.Time) (in
 	return int(n), nil
 }
 
+// CountAlertNotices counts the notices owed.
+func (s *Store) CountAlertNotices(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.R.QueryRowContext(ctx, `SELECT count(*) FROM alert_notices`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: alert notices: %w", err)
+	}
+	return n, nil
+}
+
 func (s *Store) noticesExec(ctx context.Context, q string, args ...any) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, q, args...)

@@ -356,6 +356,9 @@ func testAlertNotices(t *testing.T, s AlertStore) {
 		}
 		return out
 	}
+	if n, err := s.CountAlertNotices(ctx); err != nil || n != 6 {
+		t.Fatalf("%d notices owed (%v), want 6: 3 opened, 1 acknowledged, 2 resolved", n, err)
+	}
 	// The first change of each alert, in the order they were made.
 	first, got := claim("r1", T0, 10)
 	if want := []key{{a.ID, store.AlertOpen}, {b.ID, store.AlertOpen}, {c.ID, store.AlertOpen}}; !slices.Equal(got, want) {
@@ -442,6 +445,9 @@ func testAlertNotices(t *testing.T, s AlertStore) {
 	}
 	if ns, _ := claim("r6", min(600), 10); len(ns) != 0 {
 		t.Fatalf("notices left after dropping: %v", ns)
+	}
+	if n, err := s.CountAlertNotices(ctx); err != nil || n != 0 {
+		t.Fatalf("%d notices owed at the end (%v), want 0", n, err)
 	}
 }
 
