@@ -62,7 +62,8 @@ type Config struct {
 	Notify Notifier   // nil: none
 	// OfflineAfter is how long a kiosk is offline before it is an alert (default 5 minutes).
 	OfflineAfter time.Duration
-	// SweepEvery is how often the whole fleet is checked (default 30 s).
+	// SweepEvery is how often the whole fleet is checked (default 30 s, or OfflineAfter if
+	// shorter: a kiosk offline that long is an alert within twice OfflineAfter).
 	SweepEvery time.Duration
 	// Claimer names this engine's claims on notices (store.AlertNotices): the replica's name,
 	// the same across its restarts (default "hub").
@@ -104,7 +105,7 @@ func New(cfg Config) *Engine {
 		cfg.OfflineAfter = 5 * time.Minute
 	}
 	if cfg.SweepEvery <= 0 {
-		cfg.SweepEvery = 30 * time.Second
+		cfg.SweepEvery = min(30*time.Second, cfg.OfflineAfter)
 	}
 	if cfg.Claimer == "" {
 		cfg.Claimer = "hub"

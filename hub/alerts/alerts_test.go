@@ -581,25 +581,48 @@ func TestSweepWritesInBulk(t *testing.T) {
 	}
 }
 
-// flaky is a notifier whose receiver is down until up is set, and then counts what it is told,
-// by webhook idempotency key; block makes it hang on the notification it names until the
-// engine stops, as a hub killed in the middle of a delivery.
-type flaky struct {
-	up, calls atomic.Int32
-	block     string
+// hanging is a notifier that counts what it is told, by webhook idempotency key, but hangs on
+// the notification block names until the engine stops, as a hub killed in the middle of a
+// delivery.
+type hanging struct {
+	block string
 	recorder
 }
 
-func (f *flaky) Notify(ctx context.Context, a api.Alert) error {
-	f.calls.Add(1)
-	if f.up.Load() == 0 {
-		return errors.New("503 Service Unavailable")
-	}
+func (f *hanging) Notify(ctx context.Context, a api.Alert) error {
 	if fmt.Sprintf("alert-%d-%s", a.ID, a.State) == f.block {
 		<-ctx.Done()
 		return ctx.Err()
 	}
 	return f.recorder.Notify(ctx, a)
+}
+
+// downReceiver is a notifier whose receiver is down: it reports each attempt, with the hub's time.
+type downReceiver struct {
+	clk   *clock
+	calls chan downCall
+}
+
+type downCall struct {
+	key string
+	at  time.Time
+}
+
+func (d *downReceiver) Notify(_ context.Context, a api.Alert) error {
+	d.calls <- downCall{fmt.Sprintf("alert-%d-%s", a.ID, a.State), d.clk.Now()}
+	return errors.New("503 Service Unavailable")
+}
+
+// next returns the next attempt, failing t if none comes within 10 s.
+func (d *downReceiver) next(t *testing.T) downCall {
+	t.Helper()
+	select {
+	case c := <-d.calls:
+		return c
+	case <-time.After(10 * time.Second):
+		t.Fatal("no delivery attempted within 10 s")
+		return downCall{}
+	}
 }
 
 // TestNotifyDurable: notices owed are never lost. While the receiver is down the engine tries
@@ -643,23 +666,23 @@ func TestNotifyDurable(t *testing.T) {
 		return eng, stop
 	}
 
-	// The receiver down: the 40 alerts raised, their notices owed, tried a few times only.
-	f := &flaky{recorder: recorder{got: map[string]int{}}}
-	eng, stop := start(f)
+	// The receiver down: the 40 alerts raised, their notices owed. The first notice is tried,
+	// and after the retry time (the hub's clock) the same one again: not the batch's next ones.
+	d := &downReceiver{clk: clk, calls: make(chan downCall, 4*n)}
+	eng, stop := start(d)
 	clk.Advance(time.Hour)
 	eng.Sweep(t.Context())
-	eventually(t, "a delivery tried", func() bool { return f.calls.Load() >= 1 })
-	// Five RetryAfters of the wall clock, the hub's clock standing: a deliverer that went on
-	// with the batch's other notices, or did not wait for the retry time, shows it at once.
-	for end := time.Now().Add(100 * time.Millisecond); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
-		if c := f.calls.Load(); c > 1 {
-			t.Fatalf("%d attempts with the receiver down, before the retry time: want 1", c)
-		}
+	tried := d.next(t)
+	clk.Advance(time.Minute) // past the retry time
+	second := d.next(t)
+	if second.key != tried.key || second.at.Before(tried.at.Add(time.Minute)) {
+		t.Fatalf("tried %s at %v, then %s at %v: want the same notice again, after the retry time", tried.key, tried.at, second.key, second.at)
 	}
-	clk.Advance(time.Minute) // past the retry time: tried again, once
-	eventually(t, "tried again", func() bool { return f.calls.Load() >= 2 })
 	eventually(t, "the backlog in kf_alert_notifications_owed", func() bool { return gauge(t, reg, "kf_alert_notifications_owed") == n })
 	stop()
+	if len(d.calls) != 0 {
+		t.Fatalf("%d more attempts before the next retry time, want none", len(d.calls))
+	}
 
 	// The next hub, the receiver up, hangs on the 5th alert's delivery and is stopped there; the
 	// alerts are resolved meanwhile.
@@ -667,8 +690,7 @@ func TestNotifyDurable(t *testing.T) {
 	if err != nil || len(open) != n {
 		t.Fatalf("%d alerts open (%v), want %d", len(open), err, n)
 	}
-	f = &flaky{recorder: recorder{got: map[string]int{}}}
-	f.up.Store(1)
+	f := &hanging{recorder: recorder{got: map[string]int{}}}
 	f.block = fmt.Sprintf("alert-%d-open", open[len(open)-5].ID) // newest first: the 5th raised
 	_, stop = start(f)
 	eventually(t, "four delivered", func() bool { return len(f.counts()) == 4 })
@@ -684,8 +706,7 @@ func TestNotifyDurable(t *testing.T) {
 	first := f.counts()
 
 	// The next hub delivers the rest: every change once, in all.
-	f2 := &flaky{recorder: recorder{got: map[string]int{}}}
-	f2.up.Store(1)
+	f2 := &hanging{recorder: recorder{got: map[string]int{}}}
 	start(f2)
 	eventually(t, "every change delivered", func() bool { return len(first)+len(f2.counts()) == 2*n })
 	eventually(t, "no backlog", func() bool { return gauge(t, reg, "kf_alert_notifications_owed") == 0 })
@@ -741,7 +762,9 @@ func resolveAll(t *testing.T, st *sqlite.Store) {
 }
 
 // TestNoNotifierKeepsThenDrops: a hub without a notifier leaves the notices owed for
-// NoNotifierKeep (a replica with one may deliver them), then drops them.
+// NoNotifierKeep (a replica with one may deliver them), then drops them: of two notices, the one
+// older than that goes and the younger stays (a hub that dropped at once, or all, never leaves
+// exactly the younger one).
 func TestNoNotifierKeepsThenDrops(t *testing.T) {
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "hub.db"), nil)
 	if err != nil {
@@ -749,33 +772,41 @@ func TestNoNotifierKeepsThenDrops(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	storetest.Enroll(t, st, "sz", "k1")
-	if err := st.SetPresences(t.Context(), []store.PresenceUpdate{{DeviceID: "k1", Online: false, At: storetest.T0}}); err != nil {
+	storetest.Enroll(t, st, "sz", "k2")
+	if err := st.SetPresences(t.Context(), []store.PresenceUpdate{{DeviceID: "k1", Online: false, At: storetest.T0},
+		{DeviceID: "k2", Online: true, At: storetest.T0}}); err != nil {
 		t.Fatal(err)
 	}
 	clk := &clock{}
-	clk.Set(storetest.T0.Add(time.Hour)) // offline an hour: the sweep at start raises the alert
+	clk.Set(storetest.T0.Add(time.Hour)) // k1 offline an hour: the sweep at start raises its alert
 	eng := alerts.New(alerts.Config{Store: st, Feed: feed.New(0, clk.Now), OfflineAfter: 5 * time.Minute, SweepEvery: time.Hour,
 		RetryAfter: 10 * time.Millisecond, Now: clk.Now})
 	runUntilEnd(t, eng)
-	eventually(t, "the alert raised", func() bool {
-		as, err := st.ListAlerts(t.Context(), store.AlertFilter{Unresolved: true})
-		return err == nil && len(as) == 1
-	})
-	owed := func() int { // probed by another claimer, then given back
-		ns, err := st.ClaimAlertNotices(t.Context(), "probe", clk.Now(), clk.Now().Add(time.Minute), 10)
+	unresolved := func(want int) func() bool {
+		return func() bool {
+			as, err := st.ListAlerts(t.Context(), store.AlertFilter{Unresolved: true})
+			return err == nil && len(as) == want
+		}
+	}
+	eventually(t, "k1's alert raised", unresolved(1))
+	clk.Advance(50 * time.Minute) // k2's paper out 50 minutes later
+	commitPeripherals(t, st, "k2", 1, `{"devices":[{"id":"receipt0","class":"receipt-printer","connected":true,"status":"fault","reasons":["paper-out"]}]}`, clk.Now())
+	eng.Check(t.Context(), "k2")
+	eventually(t, "k2's alert raised", unresolved(2))
+	owed := func() int {
+		n, err := st.CountAlertNotices(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := st.ReleaseAlertNotices(t.Context(), "probe"); err != nil {
-			t.Fatal(err)
-		}
-		return len(ns)
+		return n
 	}
-	for end := time.Now().Add(100 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		if n := owed(); n != 1 {
-			t.Fatalf("%d notices owed within the hour, want 1", n)
-		}
+	if n := owed(); n != 2 {
+		t.Fatalf("%d notices owed, want 2", n)
 	}
-	clk.Advance(alerts.NoNotifierKeep + time.Minute)
-	eventually(t, "the notice dropped", func() bool { return owed() == 0 })
+	clk.Advance(15 * time.Minute) // k1's notice 65 minutes old, k2's 15
+	eventually(t, "k1's notice dropped", func() bool { return owed() == 1 })
+	ns, err := st.ClaimAlertNotices(t.Context(), "probe", clk.Now(), clk.Now().Add(time.Minute), 10)
+	if err != nil || len(ns) != 1 || ns[0].Alert.DeviceID != "k2" {
+		t.Fatalf("notices left: %+v (%v), want k2's", ns, err)
+	}
 }
